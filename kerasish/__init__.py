@@ -1,0 +1,40 @@
+"""kerasish: Keras layers, models and training, running natively on PyTorch.
+
+    import kerasish as keras
+"""
+
+from kerasish import activations
+from kerasish import backend
+from kerasish import constraints
+from kerasish import dtype_policies
+from kerasish import initializers
+from kerasish import layers
+from kerasish import metrics
+from kerasish import mixed_precision
+from kerasish import regularizers
+from kerasish import saving
+from kerasish import utils
+from kerasish.dtype_policies import DTypePolicy
+from kerasish.layers import InputSpec
+from kerasish.layers import Layer
+from kerasish.variables import Variable
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DTypePolicy",
+    "InputSpec",
+    "Layer",
+    "Variable",
+    "activations",
+    "backend",
+    "constraints",
+    "dtype_policies",
+    "initializers",
+    "layers",
+    "metrics",
+    "mixed_precision",
+    "regularizers",
+    "saving",
+    "utils",
+]

@@ -1,0 +1,142 @@
+"""Dtype policies (`keras.mixed_precision.Policy` / `keras.DTypePolicy`).
+
+A policy has a variable dtype (weights are stored in it) and a compute dtype
+(inputs are cast to it, the computation and the outputs run in it).
+"mixed_float16" and "mixed_bfloat16" keep float32 weights and compute in half
+precision, as in Keras.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kerasish.backend import dtypes
+
+_MIXED = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
+
+
+class DTypePolicy:
+    """A dtype policy for a Keras layer.
+
+    Args:
+        name: "float32", "float64", "float16", "bfloat16", "mixed_float16" or
+            "mixed_bfloat16" (or any other float dtype name). Defaults to
+            `floatx()`.
+
+    Example:
+        >>> layer = keras.layers.Dense(4, dtype="mixed_bfloat16")
+        >>> layer.compute_dtype, layer.variable_dtype
+        ('bfloat16', 'float32')
+    """
+
+    def __init__(self, name: str | None = None):
+        if name is None:
+            name = dtypes.floatx()
+        if isinstance(name, torch.dtype):
+            name = dtypes.standardize_dtype(name)
+        if not isinstance(name, str):
+            raise TypeError(
+                "'name' must be a string, such as 'mixed_float16'. "
+                f"Received: name={name} (of type {type(name)})"
+            )
+        if name in _MIXED:
+            compute, variable = _MIXED[name], "float32"
+        else:
+            try:
+                compute = variable = dtypes.standardize_dtype(name)
+            except ValueError:
+                raise ValueError(
+                    f"Cannot convert '{name}' to a mixed precision DTypePolicy. "
+                    "Valid policies include 'mixed_float16', 'mixed_bfloat16', "
+                    "and the name of any float dtype such as 'float32'."
+                ) from None
+        self._name = name
+        self._compute_dtype = compute
+        self._variable_dtype = variable
+        self.compute_torch_dtype = dtypes.to_torch_dtype(compute)
+        self.variable_torch_dtype = dtypes.to_torch_dtype(variable)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def compute_dtype(self) -> str:
+        return self._compute_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        return self._variable_dtype
+
+    def get_config(self) -> dict:
+        return {"name": self._name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        if isinstance(other, DTypePolicy):
+            return self._name == other._name
+        if isinstance(other, str):
+            return self._name == other
+        return NotImplemented
+
+    def __hash__(self):
+        return hash(self._name)
+
+    def __repr__(self):
+        return f'<DTypePolicy "{self._name}">'
+
+
+Policy = DTypePolicy
+_global_policy: DTypePolicy | None = None
+
+
+def set_global_policy(policy) -> None:
+    """Sets the default policy of layers created afterwards."""
+    global _global_policy
+    if policy is None:
+        _global_policy = None
+        return
+    if isinstance(policy, str):
+        policy = DTypePolicy(policy)
+    if not isinstance(policy, DTypePolicy):
+        raise ValueError(
+            "Invalid `policy` argument. Expected the string name of a policy "
+            f"(such as 'mixed_float16') or a `DTypePolicy` instance. Received: policy={policy}"
+        )
+    if not dtypes.is_float_dtype(policy.compute_dtype):
+        raise ValueError(
+            "set_global_policy can only be used to set the global policy to "
+            f"floating-point policies, such as 'float32' and 'mixed_float16', but got policy: {policy.name}"
+        )
+    _global_policy = policy
+
+
+def global_policy() -> DTypePolicy:
+    """The global policy (float32, i.e. `floatx()`, unless set)."""
+    if _global_policy is None:
+        return DTypePolicy(dtypes.floatx())
+    return _global_policy
+
+
+def get(identifier) -> DTypePolicy:
+    """A policy from None (global), a name, a torch dtype, a config dict or a policy."""
+    if identifier is None:
+        return global_policy()
+    if isinstance(identifier, DTypePolicy):
+        return identifier
+    if isinstance(identifier, dict):
+        return DTypePolicy(**identifier.get("config", identifier))
+    if isinstance(identifier, (str, torch.dtype)):
+        return DTypePolicy(identifier)
+    raise ValueError(
+        "Cannot interpret `dtype` argument. Expected a string, a torch dtype or a "
+        f"DTypePolicy instance. Received: dtype={identifier}"
+    )
+
+
+def serialize(policy: DTypePolicy) -> dict:
+    """Keras 3's config form of a policy."""
+    return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}

@@ -1,0 +1,374 @@
+"""The weight half of `Layer`: `add_weight`, variable tracking, the Keras
+weight lists, `trainable`, `get_weights`/`set_weights`, `count_params`, and
+loading a `state_dict` into a layer that has not been built yet."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from kerasish.backend import dtypes
+from kerasish.layers import call_context as ctx
+from kerasish.layers.tracking import own_weights
+from kerasish.variables import NonTrainableVariable
+from kerasish.variables import TrainableVariable
+from kerasish.variables import Variable
+from kerasish.variables import VariableSynchronization
+from kerasish.variables import rewrap_like
+
+# Keras 2 `add_weight` kwargs that have no meaning here but are accepted.
+_LEGACY_ADD_WEIGHT_KWARGS = frozenset(
+    {"getter", "collections", "experimental_autocast", "caching_device", "partitioner", "use_resource"}
+)
+
+
+def rewrap_buffers(module: nn.Module, old_buffers: dict) -> None:
+    """After torch replaced buffers by converted copies, give them back their
+    Keras class and metadata."""
+    bufs = module._buffers
+    for key, buf in bufs.items():
+        old = old_buffers.get(key)
+        if buf is not old and isinstance(old, Variable) and not isinstance(buf, Variable):
+            bufs[key] = rewrap_like(buf, old)
+
+
+def _replace_key(registry: dict, old_key: str, new_key: str) -> None:
+    """Renames `old_key` to `new_key` in place, keeping its position."""
+    items = list(registry.items())
+    registry.clear()
+    for key, value in items:
+        registry[new_key if key == old_key else key] = value
+
+
+class LayerWeightsMixin:
+    """Weight creation and bookkeeping for `Layer` (see module docstring)."""
+
+    # ------------------------------------------------------------ creation
+    def add_weight(
+        self,
+        *args,
+        shape=None,
+        initializer=None,
+        dtype=None,
+        trainable=None,
+        autocast=True,
+        regularizer=None,
+        constraint=None,
+        aggregation=None,
+        synchronization=None,
+        overwrite_with_gradient=False,
+        name=None,
+        **kwargs,
+    ):
+        """Adds a new weight to the layer and returns it.
+
+        Accepts Keras 3's signature `add_weight(shape, initializer, dtype, ...)`
+        and Keras 2's `add_weight(name, shape, dtype, initializer, regularizer,
+        trainable, constraint, ...)`; the first positional argument decides
+        (a string is a name).
+
+        Args:
+            shape: Shape tuple. Defaults to a scalar.
+            initializer: Initializer instance, name or callable. Defaults to
+                "glorot_uniform" for floats and "zeros" for ints/bools.
+            dtype: Defaults to the layer's variable dtype.
+            trainable: Defaults to True. Trainable weights are `nn.Parameter`s,
+                non-trainable ones registered buffers.
+            regularizer: Added to `layer.losses` (trainable weights only).
+            constraint: Applied by kerasish optimizers after each step. In a
+                plain torch loop call `layer.apply_constraints()` after
+                `optimizer.step()`.
+            name: The weight's name and state_dict key (unless assigned to
+                an attribute, whose name then becomes the key).
+
+        Raises:
+            ValueError: no initializer for a dtype that has no default, or
+                `trainable=True` with `synchronization=ON_READ`.
+        """
+        if "_keras_init" not in self.__dict__:
+            from kerasish.layers.layer import _super_init_error
+
+            raise _super_init_error(type(self))
+        if args:
+            if isinstance(args[0], str):  # Keras 2 positional order
+                names = ["name", "shape", "dtype", "initializer", "regularizer", "trainable", "constraint"]
+            else:  # Keras 3 positional order
+                names = ["shape", "initializer", "dtype", "trainable", "autocast", "regularizer", "constraint"]
+            if len(args) > len(names):
+                raise TypeError(f"add_weight() takes at most {len(names)} positional arguments but {len(args)} were given.")
+            given = dict(zip(names, args))
+            local = {
+                "name": name, "shape": shape, "dtype": dtype, "initializer": initializer,
+                "regularizer": regularizer, "trainable": trainable, "constraint": constraint, "autocast": autocast,
+            }
+            for key, value in given.items():
+                default = True if key == "autocast" else None
+                if local[key] is not default:
+                    raise TypeError(f"add_weight() got multiple values for argument '{key}'")
+                local[key] = value
+            name, shape, dtype, initializer = local["name"], local["shape"], local["dtype"], local["initializer"]
+            regularizer, trainable, constraint, autocast = (
+                local["regularizer"], local["trainable"], local["constraint"], local["autocast"],
+            )
+        unknown = set(kwargs) - _LEGACY_ADD_WEIGHT_KWARGS
+        if unknown:
+            raise TypeError(f"Unknown keyword argument(s) passed to `add_weight`: {sorted(unknown)}")
+        shape = () if shape is None else (tuple(shape) if isinstance(shape, (list, tuple, torch.Size)) else (shape,))
+        if any(s is None or int(s) < 0 for s in shape):
+            raise ValueError(
+                f"Layer '{self.name}': the shape of weight '{name}' must be fully defined with non-negative "
+                f"sizes. Received: shape={shape}"
+            )
+        sync = getattr(synchronization, "name", synchronization)
+        on_read = isinstance(sync, str) and sync.lower() == VariableSynchronization.ON_READ
+        if on_read:
+            if trainable:
+                raise ValueError(
+                    "Synchronization value can be set to VariableSynchronization.ON_READ only for "
+                    "non-trainable variables. You have specified trainable=True and "
+                    "synchronization=VariableSynchronization.ON_READ."
+                )
+            trainable = False
+        if trainable is None:
+            trainable = True
+        try:
+            dtype = dtypes.standardize_dtype(dtype if dtype is not None else self.variable_dtype)
+        except ValueError:
+            if initializer is None:
+                raise ValueError(
+                    f"An initializer for variable {name} of type {dtype} is required for layer "
+                    f"{self.name}. Received: {initializer}."
+                ) from None
+            raise
+        if initializer is None:
+            if dtypes.is_float_dtype(dtype):
+                initializer = "glorot_uniform"
+            elif dtype.startswith(("int", "uint")) or dtype == "bool":
+                initializer = "zeros"
+            else:
+                raise ValueError(
+                    f"An initializer for variable {name} of type {dtype} is required for layer "
+                    f"{self.name}. Received: {initializer}."
+                )
+        from kerasish import constraints
+        from kerasish import initializers
+        from kerasish import regularizers
+
+        init = initializers.get(initializer)
+        value = init(shape, dtype=dtype)
+        if not isinstance(value, torch.Tensor):
+            value = torch.as_tensor(np.asarray(value))
+        value = value.to(dtypes.to_torch_dtype(dtype))
+        device = ctx.BUILD_DEVICE[0] or self.__dict__.get("_device_hint")
+        if device is not None and value.device != device:
+            value = value.to(device)
+        if not value.is_floating_point() and not value.is_complex():
+            trainable = False
+        cls = TrainableVariable if trainable else NonTrainableVariable
+        var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+        var.__dict__["regularizer"] = regularizers.get(regularizer)
+        var.__dict__["constraint"] = constraints.get(constraint)
+        var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
+        if not self._trainable and trainable:
+            var.requires_grad_(False)
+        key = self._unique_weight_key(name if name is not None else "variable")
+        self._register_weight(key, var)
+        var.__dict__["_auto_key"] = True
+        return var
+
+    def _unique_weight_key(self, base: str) -> str:
+        base = base.replace(".", "_").replace("/", "_") or "variable"
+        taken = set(self._parameters) | set(self._buffers) | set(self._modules) | set(self.__dict__)
+        key, i = base, 1
+        while key in taken or (hasattr(type(self), key)):
+            key = f"{base}_{i}"
+            i += 1
+        return key
+
+    def _register_weight(self, key: str, var: torch.Tensor) -> None:
+        if isinstance(var, nn.Parameter):
+            self.register_parameter(key, var)
+        else:
+            self.register_buffer(key, var)
+
+    def _track_variable_attr(self, name: str, value: torch.Tensor) -> bool:
+        """Handles `self.<name> = <Variable or Parameter>`. Returns True when
+        the assignment has been fully handled here."""
+        if not isinstance(value, Variable):
+            return False
+        d = self.__dict__
+        params, bufs = d["_parameters"], d["_buffers"]
+        registry, key = None, None
+        for reg in (params, bufs):
+            for k, v in reg.items():
+                if v is value:
+                    registry, key = reg, k
+                    break
+            if key is not None:
+                break
+        if key == name:
+            return True
+        if key is not None and value.__dict__.get("_auto_key"):
+            # created by add_weight under its name; the attribute names it
+            for reg in (params, bufs, d["_modules"]):
+                if name in reg and reg is not registry:
+                    del reg[name]
+            if name in registry:
+                del registry[name]
+            _replace_key(registry, key, name)
+            value.__dict__["_auto_key"] = False
+            return True
+        if key is not None:
+            # second attribute for an already-registered weight: an alias
+            object.__setattr__(self, name, value)
+            return True
+        for reg in (params, bufs, d["_modules"]):
+            reg.pop(name, None)
+        d.pop(name, None)
+        if not self._trainable and value.requires_grad:
+            value.requires_grad_(False)
+        self._register_weight(name, value)
+        return True
+
+    # --------------------------------------------------------- weight lists
+    @property
+    def trainable(self) -> bool:
+        return self.__dict__["_trainable"]
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        """Freezing a layer freezes its sublayers: `requires_grad` goes off on
+        every weight and they move to `non_trainable_weights`."""
+        value = bool(value)
+        for layer in self._flatten_layers(include_self=True):
+            layer.__dict__["_trainable"] = value
+            for p in layer._parameters.values():
+                if p is not None and (p.is_floating_point() or p.is_complex()):
+                    p.requires_grad_(value)
+
+    def _weights_of(self, module) -> list:
+        from kerasish.layers.layer import Layer
+
+        out = own_weights(module)
+        for child in module._modules.values():
+            if child is None or getattr(child, "_is_metric", False):
+                continue
+            out.extend(child.weights if isinstance(child, Layer) else self._weights_of(child))
+        return out
+
+    @property
+    def weights(self) -> list:
+        """All weights: own trainable, own non-trainable, then each sublayer's
+        (Keras 3 order), each once."""
+        seen, out = set(), []
+        for w in self._weights_of(self):
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+        return out
+
+    @property
+    def trainable_weights(self) -> list:
+        if not self.trainable:
+            return []
+        return [w for w in self.weights if w.requires_grad]
+
+    @property
+    def non_trainable_weights(self) -> list:
+        if not self.trainable:
+            return self.weights
+        return [w for w in self.weights if not w.requires_grad]
+
+    @property
+    def variables(self) -> list:
+        return self.weights
+
+    @property
+    def trainable_variables(self) -> list:
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self) -> list:
+        return self.non_trainable_weights
+
+    def count_params(self) -> int:
+        """Total number of scalars in the weights. ValueError if unbuilt."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't built. "
+                "You can build it manually via: `layer.build(input_shape)`."
+            )
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    def get_weights(self) -> list:
+        """The weights as NumPy arrays, in `weights` order."""
+        return [w.detach().cpu().numpy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Sets the weights from NumPy arrays (same order and shapes as
+        `get_weights()`). ValueError listing both when they do not match."""
+        own = self.weights
+        weights = list(weights)
+        if len(own) != len(weights):
+            raise ValueError(
+                f"You called `set_weights(weights)` on layer '{self.name}' with a weight list of "
+                f"length {len(weights)}, but the layer was expecting {len(own)} weights. "
+                f"Expected shapes: {[tuple(w.shape) for w in own]}; received shapes: "
+                f"{[tuple(np.shape(w)) for w in weights]}"
+            )
+        for target, value in zip(own, weights):
+            value_shape = tuple(np.shape(value))
+            if tuple(target.shape) != value_shape:
+                name = getattr(target, "path", "weight")
+                raise ValueError(
+                    f"Layer '{self.name}' weight shape {tuple(target.shape)} is not compatible with "
+                    f"provided weight shape {value_shape} (weight {name})."
+                )
+        with torch.no_grad():
+            for target, value in zip(own, weights):
+                if not isinstance(value, torch.Tensor):
+                    value = torch.as_tensor(np.asarray(value))
+                target.copy_(value.to(device=target.device, dtype=target.dtype))
+
+    def apply_constraints(self) -> None:
+        """Applies each weight's `constraint` in place (kerasish optimizers
+        do this after every step; call it yourself after a torch optimizer's
+        `step()`)."""
+        with torch.no_grad():
+            for w in self.weights:
+                c = w.__dict__.get("constraint") if isinstance(w, Variable) else None
+                if c is not None:
+                    w.copy_(c(w))
+
+    # ----------------------------------------------- lazy state_dict loading
+    def _infer_build_shape(self, weight_shapes: dict):
+        """Input shape to build with so that the weights get `weight_shapes`
+        (name -> shape). Built-in layers override this; None = unknown."""
+        return None
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
+        if not self.built:
+            own = {}
+            for key, value in state_dict.items():
+                if key.startswith(prefix):
+                    rest = key[len(prefix):]
+                    if "." not in rest and rest not in self._parameters and rest not in self._buffers:
+                        own[rest] = tuple(value.shape)
+            if own:
+                shape = self._infer_build_shape(own)
+                if shape is None:
+                    raise ValueError(
+                        f"Layer '{self.name}' ({type(self).__name__}) has not been built yet, so it has no "
+                        f"weights to load {sorted(own)} into, and their input shape cannot be inferred. "
+                        "Call `layer.build(input_shape)` (or call the layer on data) before `load_state_dict`."
+                    )
+                self.build(shape)
+        old_buffers = dict(self._buffers)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        rewrap_buffers(self, old_buffers)
+        for key, p in list(self._parameters.items()):
+            if p is not None and not isinstance(p, Variable) and isinstance(old_buffers.get(key), Variable):
+                self._parameters[key] = rewrap_like(p, old_buffers[key])

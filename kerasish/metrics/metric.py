@@ -1,0 +1,72 @@
+"""`Metric`: a stateful measurement. Here a Metric is a Layer whose state is
+non-trainable buffers, so it moves with `.to()` and appears in `state_dict`
+where it is an attribute; it is never part of a layer's `weights` (Keras 3)."""
+
+from __future__ import annotations
+
+import torch
+
+from kerasish.layers.layer import Layer
+
+
+class Metric(Layer):
+    """Base class of metrics: `update_state`, `result`, `reset_state`.
+
+    Calling a metric updates it and returns the current result.
+
+    Args:
+        name: Defaults to the snake_case class name.
+        dtype: Dtype of the state and result. Defaults to "float32".
+    """
+
+    _is_metric = True
+
+    def __init__(self, name=None, dtype=None, **kwargs):
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.__dict__["built"] = True
+        self.__dict__["_state_names"] = []
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
+        """Adds a state variable (a buffer) and remembers its initializer for
+        `reset_state`."""
+        var = self.add_weight(
+            shape=shape, initializer=initializer, dtype=dtype or self.dtype, trainable=False,
+            name=name, aggregation=aggregation,
+        )
+        var.__dict__["_initializer"] = initializer
+        self.__dict__["_state_names"].append(var)
+        return var
+
+    def update_state(self, *args, **kwargs):
+        raise NotImplementedError(f"Metric {type(self).__name__} must implement `update_state()`.")
+
+    def result(self):
+        raise NotImplementedError(f"Metric {type(self).__name__} must implement `result()`.")
+
+    def reset_state(self):
+        """Sets every state variable back to its initial value."""
+        from kerasish import initializers
+
+        for var in self.variables:
+            init = initializers.get(var.__dict__.get("_initializer", "zeros"))
+            var.assign(init(tuple(var.shape), dtype=var.dtype).to(var.device))
+
+    def reset_states(self):  # Keras 2 name
+        self.reset_state()
+
+    @property
+    def variables(self):
+        return list(self._buffers.values())
+
+    def forward(self, *args, **kwargs):
+        self.update_state(*args, **kwargs)
+        result = self.result()
+        if isinstance(result, torch.Tensor):
+            result._metric_obj = self
+        return result
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"

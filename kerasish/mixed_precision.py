@@ -1,0 +1,8 @@
+"""`keras.mixed_precision`: dtype policies for mixed-precision training."""
+
+from kerasish.dtype_policies import DTypePolicy
+from kerasish.dtype_policies import Policy
+from kerasish.dtype_policies import global_policy
+from kerasish.dtype_policies import set_global_policy
+
+__all__ = ["DTypePolicy", "Policy", "global_policy", "set_global_policy"]

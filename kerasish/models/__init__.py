@@ -1,0 +1,1 @@
+"""`keras.models`: functional, Sequential and subclassed models."""

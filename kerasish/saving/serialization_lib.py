@@ -1,0 +1,76 @@
+"""Keras 3's config format for objects: `{"module", "class_name", "config",
+"registered_name"}`; Keras 2's `{"class_name", "config"}` is accepted on input."""
+
+from __future__ import annotations
+
+import inspect
+
+from kerasish.saving.object_registration import get_registered_name
+from kerasish.saving.object_registration import get_registered_object
+
+
+def serialize_keras_object(obj):
+    """Serializes a Keras-style object (anything with `get_config`), a
+    registered function (to its name) or a plain value."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [serialize_keras_object(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: serialize_keras_object(v) for k, v in obj.items()}
+    if inspect.isfunction(obj) or inspect.isbuiltin(obj):
+        name = get_registered_name(obj)
+        return name
+    if hasattr(obj, "get_config"):
+        cls = type(obj)
+        registered = get_registered_name(cls)
+        module = cls.__module__
+        # public module name as Keras writes it: "keras.layers", "keras.initializers"
+        public_module = getattr(cls, "_keras_module", None) or module.replace("kerasish", "keras", 1)
+        return {
+            "module": public_module,
+            "class_name": cls.__name__,
+            "config": obj.get_config(),
+            "registered_name": registered if registered != cls.__name__ else None,
+        }
+    raise TypeError(f"Cannot serialize object {obj!r} of type {type(obj).__name__}")
+
+
+def deserialize_keras_object(config, module_objects=None, custom_objects=None, printable_module_name="object"):
+    """Inverse of `serialize_keras_object`. Looks class names up in custom
+    object scopes, `custom_objects`, the registry, then `module_objects`.
+
+    Raises `ValueError` for unknown names (never imports or runs code named
+    in the config)."""
+    if config is None:
+        return None
+    if isinstance(config, str):
+        obj = get_registered_object(config, custom_objects, module_objects)
+        if obj is None:
+            raise ValueError(f"Unknown {printable_module_name}: '{config}'")
+        return obj
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(
+            f"Could not interpret serialized {printable_module_name}: {config!r}"
+        )
+    class_name = config["class_name"]
+    inner = config.get("config", {})
+    registered = config.get("registered_name")
+    cls = None
+    if registered:
+        cls = get_registered_object(registered, custom_objects, module_objects)
+    if cls is None:
+        cls = get_registered_object(class_name, custom_objects, module_objects)
+    if cls is None:
+        raise ValueError(
+            f"Unknown {printable_module_name}: '{class_name}'. Please ensure you "
+            "are using a `keras.utils.custom_object_scope` and that this object "
+            "is included in the scope, or registered with "
+            "`keras.saving.register_keras_serializable`."
+        )
+    if inspect.isclass(cls):
+        if hasattr(cls, "from_config"):
+            return cls.from_config(inner)
+        return cls(**inner)
+    # a function serialized with a config: return it as is
+    return cls

@@ -1,0 +1,250 @@
+"""Keras variables that are real torch tensors.
+
+A trainable Keras weight is a `torch.nn.Parameter`; a non-trainable one is a
+tensor registered as a module buffer. Both are instances of `Variable`, a
+tensor subclass that adds the Keras variable API (`assign`, `assign_add`,
+`assign_sub`, `numpy()`, `value`, `name`, `path`, `trainable`, `regularizer`,
+`constraint`) without changing how torch computes with them: the subclass
+disables `__torch_function__`, so every op on a variable runs as on a plain
+tensor and returns a plain tensor.
+
+Differences from Keras worth knowing:
+- `variable.dtype` is the torch dtype (`torch.float32`), as torch code relies on.
+- `variable.name` follows Keras 3 ("kernel"); the Keras 2 form is
+  `variable.path + ":0"`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch._C import _disabled_torch_function_impl
+
+from kerasish.backend import dtypes
+from kerasish.utils import naming
+
+
+class VariableSynchronization:
+    """Accepted for `add_weight(synchronization=...)` compatibility."""
+
+    AUTO = "auto"
+    NONE = "none"
+    ON_WRITE = "on_write"
+    ON_READ = "on_read"
+
+
+class VariableAggregation:
+    """Accepted for `add_weight(aggregation=...)` compatibility."""
+
+    NONE = "none"
+    SUM = "sum"
+    MEAN = "mean"
+    ONLY_FIRST_REPLICA = "only_first_replica"
+
+
+def _initial_tensor(initial_value, shape, dtype) -> torch.Tensor:
+    if callable(initial_value) and not isinstance(initial_value, torch.Tensor):
+        if shape is None:
+            raise ValueError(
+                "When creating a Variable from an initializer, the `shape` "
+                f"argument should be specified. Received: initializer={initial_value} and shape={shape}"
+            )
+        value = initial_value(tuple(shape), dtype=dtype if dtype is not None else dtypes.floatx())
+    elif isinstance(initial_value, torch.Tensor):
+        value = initial_value.detach()
+    else:
+        value = torch.as_tensor(np.asarray(initial_value))
+        if dtype is None and value.is_floating_point():
+            value = value.to(dtypes.to_torch_dtype(dtypes.floatx()))
+    if dtype is not None:
+        value = value.to(dtypes.to_torch_dtype(dtype))
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise ValueError(
+            f"Initial value has shape {tuple(value.shape)}, which is incompatible "
+            f"with the requested shape={tuple(shape)}."
+        )
+    # own storage, never an alias of the caller's array
+    return value.clone() if value.data_ptr() != 0 else value
+
+
+class Variable(torch.Tensor):
+    """A Keras variable: `keras.Variable(initial_value, trainable=True, name=None, dtype=None)`.
+
+    Returns a `TrainableVariable` (an `nn.Parameter`) or a
+    `NonTrainableVariable` (a buffer-to-be). Set as an attribute of a Layer, it
+    is tracked as a weight, as in Keras.
+
+    Args:
+        initial_value: a tensor, array, number, or an initializer callable
+            (then `shape` is required).
+        trainable: whether gradients flow to it. Defaults to True.
+        name: the variable's name. Defaults to "variable".
+        dtype: its dtype. Defaults to the dtype of `initial_value` (floats:
+            `floatx()`).
+        shape: the shape, required when `initial_value` is a callable.
+
+    Example:
+        >>> v = keras.Variable(np.zeros((2,)), name="total", trainable=False)
+        >>> v.assign_add(torch.ones(2)).numpy()
+        array([1., 1.], dtype=float32)
+    """
+
+    __torch_function__ = _disabled_torch_function_impl
+
+    def __new__(
+        cls,
+        initial_value=None,
+        trainable=True,
+        name=None,
+        dtype=None,
+        shape=None,
+        *,
+        initializer=None,
+        regularizer=None,
+        constraint=None,
+        **kwargs,
+    ):
+        if initial_value is None:
+            initial_value = initializer
+        if initial_value is None:
+            raise ValueError("A Variable needs an `initial_value` (or `initializer` and `shape`).")
+        if cls is Variable:
+            cls = TrainableVariable if trainable else NonTrainableVariable
+        data = _initial_tensor(initial_value, shape, dtype)
+        if cls is NonTrainableVariable and trainable:
+            trainable = False
+        var = torch.Tensor._make_subclass(cls, data, bool(trainable) and data.is_floating_point())
+        d = var.__dict__
+        d["_kname"] = name if name is not None else "variable"
+        d["_kpath"] = naming.current_path(d["_kname"])
+        d["regularizer"] = regularizer
+        d["constraint"] = constraint
+        d["_auto_key"] = False
+        d["_autocast"] = kwargs.get("autocast", True)
+        return var
+
+    def __init__(self, *args, **kwargs):  # the work happens in __new__
+        pass
+
+    # -- Keras variable API -------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.__dict__.get("_kname", "variable")
+
+    @property
+    def path(self) -> str:
+        return self.__dict__.get("_kpath", self.name)
+
+    @property
+    def value(self) -> torch.Tensor:
+        """The current value (the tensor itself, for use in computations)."""
+        return self
+
+    @property
+    def trainable(self) -> bool:
+        return self.requires_grad
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if value and not isinstance(self, torch.nn.Parameter):
+            raise ValueError(
+                f"Variable '{self.path}' is non-trainable (a registered buffer) and cannot "
+                "become trainable; create it with `trainable=True` instead."
+            )
+        self.requires_grad_(bool(value))
+
+    def numpy(self) -> np.ndarray:
+        return self.detach().cpu().numpy()
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.detach().cpu().numpy()
+        return out.astype(dtype) if dtype is not None else out
+
+    def _check_assign(self, value) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor):
+            value = torch.as_tensor(np.asarray(value))
+        if value.shape != self.shape:
+            try:
+                value = value.expand(self.shape)
+            except RuntimeError:
+                raise ValueError(
+                    f"The shape of the target variable and the shape of the target value in "
+                    f"`variable.assign(value)` must match. variable.shape={tuple(self.shape)}, "
+                    f"Received: value.shape={tuple(value.shape)}. Target variable: {self.path}"
+                ) from None
+        return value
+
+    def assign(self, value):
+        """Sets the value in place (no gradient is recorded). Returns the variable."""
+        value = self._check_assign(value)
+        with torch.no_grad():
+            self.copy_(value)
+        return self
+
+    def assign_add(self, delta):
+        delta = self._check_assign(delta)
+        with torch.no_grad():
+            self.add_(delta.to(self.dtype))
+        return self
+
+    def assign_sub(self, delta):
+        delta = self._check_assign(delta)
+        with torch.no_grad():
+            self.sub_(delta.to(self.dtype))
+        return self
+
+    # -- copying and pickling keep the class and the Keras metadata ---------
+    def _keras_meta(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        new = _rebuild_variable(type(self), self.data.clone(memory_format=torch.preserve_format), self.requires_grad, {})
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self._keras_meta(), memo))
+        return new
+
+    def __reduce_ex__(self, proto):
+        return (_rebuild_variable, (type(self), self.data, self.requires_grad, self._keras_meta()))
+
+    def __repr__(self):
+        kind = "trainable" if self.requires_grad else "non-trainable"
+        return (
+            f"<Variable path={self.path}, shape={tuple(self.shape)}, dtype={dtypes.standardize_dtype(self.dtype)}, "
+            f"{kind}, value={self.detach().cpu().numpy()!r}>"
+        )
+
+
+def _rebuild_variable(cls, data, requires_grad, meta):
+    var = torch.Tensor._make_subclass(cls, data, requires_grad)
+    var.__dict__.update(meta)
+    return var
+
+
+class TrainableVariable(Variable, torch.nn.Parameter):
+    """A trainable Keras weight: an `nn.Parameter` with the Keras variable API."""
+
+    __torch_function__ = _disabled_torch_function_impl
+
+    def __new__(cls, initial_value=None, trainable=True, name=None, dtype=None, shape=None, **kwargs):
+        return Variable.__new__(cls, initial_value, trainable, name, dtype, shape, **kwargs)
+
+
+class NonTrainableVariable(Variable):
+    """A non-trainable Keras weight (stored as a module buffer)."""
+
+    def __new__(cls, initial_value=None, trainable=False, name=None, dtype=None, shape=None, **kwargs):
+        return Variable.__new__(cls, initial_value, False, name, dtype, shape, **kwargs)
+
+
+def rewrap_like(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """Re-attaches the Keras class and metadata of `old` to `new` (after torch
+    replaced a buffer by a converted copy, e.g. in `.to()` or `.half()`)."""
+    if not isinstance(old, Variable) or isinstance(new, Variable) or new is None:
+        return new
+    cls = type(old)
+    requires_grad = new.requires_grad if isinstance(old, torch.nn.Parameter) else False
+    return _rebuild_variable(cls, new.detach() if not requires_grad else new.data, requires_grad, old._keras_meta())
