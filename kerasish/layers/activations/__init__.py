@@ -1,0 +1,3 @@
+"""Keras activations layers."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Keras convolutional layers."""
+
+__all__: list[str] = []

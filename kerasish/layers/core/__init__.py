@@ -1,0 +1,3 @@
+"""Keras core layers."""
+
+__all__: list[str] = []

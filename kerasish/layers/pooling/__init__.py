@@ -1,0 +1,3 @@
+"""Keras pooling layers."""
+
+__all__: list[str] = []

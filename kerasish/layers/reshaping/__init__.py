@@ -1,0 +1,3 @@
+"""Keras reshaping layers."""
+
+__all__: list[str] = []

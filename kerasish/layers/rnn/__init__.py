@@ -1,0 +1,3 @@
+"""Keras rnn layers."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Training API (compile / fit / evaluate / predict) mixed into `keras.Model`."""

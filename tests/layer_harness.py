@@ -1,0 +1,194 @@
+"""One test harness for every layer (the `run_layer_test` idea from Keras,
+plus the torch-side checks kerasish promises).
+
+    run_layer_test(keras.layers.Dense, {"units": 3}, input_shape=(2, 4),
+                   expected_output_shape=(2, 3), expected_num_trainable_weights=2)
+
+checks, in order: build on first call and output shape; weight counts;
+`compute_output_shape` agrees with the real output (None batch too);
+get_config/from_config round trip gives a layer that computes the same
+function once weights are copied; state_dict round trip into a separately
+built copy; a backward pass reaching every trainable weight; deepcopy and
+pickle; `torch.compile(fullgraph=True)` with zero graph breaks; float16 /
+bfloat16 policies; and CUDA when available.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+
+
+def _make_input(shape, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    if dtype in ("int32", "int64"):
+        return torch.randint(0, 10, shape, generator=g, dtype=getattr(torch, dtype))
+    if dtype == "bool":
+        return torch.randint(0, 2, shape, generator=g).bool()
+    return torch.randn(shape, generator=g, dtype=getattr(torch, dtype))
+
+
+def _flat(x):
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in _flat(v)]
+    if isinstance(x, dict):
+        return [t for v in x.values() for t in _flat(v)]
+    return [x]
+
+
+def _shapes(x):
+    if isinstance(x, torch.Tensor):
+        return tuple(x.shape)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_shapes(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _shapes(v) for k, v in x.items()}
+    return x
+
+
+def _close(a, b, atol=1e-5, rtol=1e-4):
+    for x, y in zip(_flat(a), _flat(b)):
+        np.testing.assert_allclose(
+            x.detach().float().cpu().numpy(), y.detach().float().cpu().numpy(), atol=atol, rtol=rtol
+        )
+
+
+def run_layer_test(
+    layer_cls,
+    init_kwargs=None,
+    input_shape=None,
+    input_dtype="float32",
+    input_data=None,
+    call_kwargs=None,
+    expected_output_shape=None,
+    expected_num_trainable_weights=None,
+    expected_num_non_trainable_weights=None,
+    check_output_shape_inference=True,
+    check_config=True,
+    check_state_dict=True,
+    check_backward=True,
+    check_copy=True,
+    check_compile=True,
+    check_mixed_precision=True,
+    training=False,
+    atol=1e-5,
+    rtol=1e-4,
+):
+    """Runs the shared checks on `layer_cls(**init_kwargs)`; returns the layer."""
+    init_kwargs = init_kwargs or {}
+    call_kwargs = dict(call_kwargs or {})
+    if input_data is None:
+        if isinstance(input_shape, list):
+            input_data = [_make_input(s, input_dtype, i) for i, s in enumerate(input_shape)]
+        else:
+            input_data = _make_input(input_shape, input_dtype)
+    if training:
+        call_kwargs["training"] = True
+
+    # build on first call, output shape, weight counts
+    layer = layer_cls(**init_kwargs)
+    assert isinstance(layer, torch.nn.Module)
+    assert not layer.training, "Keras layers start in inference mode"
+    out = layer(input_data, **call_kwargs)
+    assert layer.built
+    if expected_output_shape is not None:
+        assert _shapes(out) == expected_output_shape, (_shapes(out), expected_output_shape)
+    if expected_num_trainable_weights is not None:
+        assert len(layer.trainable_weights) == expected_num_trainable_weights
+    if expected_num_non_trainable_weights is not None:
+        assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights
+    for w in layer.weights:
+        assert isinstance(w, keras.Variable), f"{w!r} is not a keras.Variable"
+        assert w.path.endswith(w.name)
+
+    # compute_output_shape agrees with the real output (also with None batch)
+    if check_output_shape_inference and isinstance(out, torch.Tensor) and not isinstance(input_data, (list, dict)):
+        shape = tuple(input_data.shape)
+        assert tuple(layer.compute_output_shape(shape)) == tuple(out.shape)
+        inferred = layer.compute_output_shape((None, *shape[1:]))
+        assert inferred[0] is None and tuple(inferred[1:]) == tuple(out.shape[1:])
+
+    # config round trip: a new layer computing the same function
+    if check_config:
+        config = layer.get_config()
+        for key, value in init_kwargs.items():
+            assert key in config or key in ("alpha",), f"config lacks {key}"
+        clone = layer_cls.from_config(config)
+        assert clone.get_config() == config
+        clone(input_data, **call_kwargs)
+        clone.set_weights(layer.get_weights())
+        if not training:
+            _close(clone(input_data, **call_kwargs), out, atol, rtol)
+
+    # state_dict round trip into a separately built copy
+    if check_state_dict and layer.weights:
+        other = layer_cls(**init_kwargs)
+        other(input_data, **call_kwargs)
+        other.load_state_dict(layer.state_dict())
+        for a, b in zip(layer.get_weights(), other.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        assert list(layer.state_dict()) == list(other.state_dict())
+
+    # backward pass reaches every trainable weight
+    if check_backward and layer.trainable_weights:
+        inputs = input_data
+        if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+            inputs = inputs.clone().requires_grad_(True)
+        layer.zero_grad()
+        result = layer(inputs, **call_kwargs)
+        sum(t.float().sum() for t in _flat(result) if isinstance(t, torch.Tensor) and t.is_floating_point()).backward()
+        for w in layer.trainable_weights:
+            assert w.grad is not None, f"no gradient reached {w.path}"
+
+    # deepcopy and pickle keep the weights, their class and the outputs
+    if check_copy:
+        for twin in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+            for w, v in zip(layer.weights, twin.weights):
+                assert type(w) is type(v) and w.path == v.path
+            if not training:
+                _close(twin(input_data, **call_kwargs), layer(input_data, **call_kwargs), atol, rtol)
+
+    # torch.compile(fullgraph=True): zero graph breaks, same numbers
+    if check_compile:
+        torch._dynamo.reset()
+        explanation = torch._dynamo.explain(layer)(input_data, **call_kwargs)
+        assert explanation.graph_break_count == 0, explanation.break_reasons
+        if not training:
+            compiled = torch.compile(layer, fullgraph=True, backend="eager")
+            _close(compiled(input_data, **call_kwargs), layer(input_data, **call_kwargs), atol, rtol)
+
+    # float16 / bfloat16 policies: weights in the variable dtype, outputs in the compute dtype
+    if check_mixed_precision and input_dtype == "float32":
+        for policy in ("mixed_bfloat16", "bfloat16"):
+            kwargs = dict(init_kwargs, dtype=policy)
+            half = layer_cls(**kwargs)
+            result = half(input_data, **call_kwargs)
+            want = torch.bfloat16
+            for t in _flat(result):
+                if isinstance(t, torch.Tensor) and t.is_floating_point():
+                    assert t.dtype == want, (policy, t.dtype)
+            for w in half.weights:
+                if w.is_floating_point():
+                    assert w.dtype == (torch.float32 if policy.startswith("mixed") else torch.bfloat16)
+
+    # CUDA, when there is one
+    if torch.cuda.is_available():
+        gpu = copy.deepcopy(layer).to("cuda")
+        moved = [t.to("cuda") if isinstance(t, torch.Tensor) else t for t in _flat(input_data)]
+        gpu_in = moved[0] if isinstance(input_data, torch.Tensor) else input_data
+        if isinstance(input_data, torch.Tensor):
+            result = gpu(gpu_in, **call_kwargs)
+            for t in _flat(result):
+                assert t.device.type == "cuda"
+            if not training:
+                _close(result, layer(input_data, **call_kwargs), 1e-3, 1e-3)
+    return layer
+
+
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
