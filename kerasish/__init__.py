@@ -9,14 +9,17 @@ from kerasish import constraints
 from kerasish import dtype_policies
 from kerasish import initializers
 from kerasish import layers
+from kerasish import losses
 from kerasish import metrics
 from kerasish import mixed_precision
+from kerasish import optimizers
 from kerasish import regularizers
 from kerasish import saving
 from kerasish import utils
 from kerasish.dtype_policies import DTypePolicy
 from kerasish.layers import InputSpec
 from kerasish.layers import Layer
+from kerasish.losses import Loss
 from kerasish.variables import Variable
 
 __version__ = "0.1.0"
@@ -25,6 +28,7 @@ __all__ = [
     "DTypePolicy",
     "InputSpec",
     "Layer",
+    "Loss",
     "Variable",
     "activations",
     "backend",
@@ -32,8 +36,10 @@ __all__ = [
     "dtype_policies",
     "initializers",
     "layers",
+    "losses",
     "metrics",
     "mixed_precision",
+    "optimizers",
     "regularizers",
     "saving",
     "utils",

@@ -1,0 +1,541 @@
+"""`keras.optimizers.Optimizer`: a `torch.optim.Optimizer` built the Keras way.
+
+An optimizer is constructed without parameters (`Adam(learning_rate=1e-3)`)
+and bound to them by `build(var_list)` or by the first
+`apply_gradients(zip(grads, vars))` / `apply(grads, vars)`. Once built it is a
+regular torch optimizer: `param_groups`, `state`, `state_dict()`,
+`load_state_dict()`, `zero_grad()` and torch LR schedulers all work, and
+`step()` applies each bound parameter's `.grad`.
+
+Every update follows Keras 3's order: divide by `loss_scale_factor`,
+(accumulate gradients), clip (`clipnorm` per tensor, `global_clipnorm` over
+all, or `clipvalue`), weight decay `var *= 1 - weight_decay * lr`, the
+optimizer's update rule, EMA of the weights, then each variable's
+`constraint`. Updates run as `torch._foreach_*` passes over the lists of
+parameters.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+import warnings
+from collections import defaultdict
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from kerasish.optimizers import schedules as lr_schedules
+from kerasish.saving.serialization_lib import (
+    deserialize_keras_object,
+    serialize_keras_object,
+)
+
+
+def _to_snake_case(name: str) -> str:
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of Keras optimizers on torch.
+
+    Subclasses set `_slot_names` (per-variable state created at build, in
+    Keras's order) and implement `_update(params, grads, slots, lr, step)`,
+    where `slots[name]` is the list of that slot's tensors aligned with
+    `params`, `lr` is a Python float and `step` the 1-based update count.
+
+    Args:
+        learning_rate: Float, a `schedules.LearningRateSchedule` (evaluated at
+            `iterations`), or a zero-argument callable.
+        weight_decay: If set, `var *= 1 - weight_decay * lr` before each update.
+        clipnorm: Clip each gradient to this L2 norm.
+        clipvalue: Clip each gradient element to `[-clipvalue, clipvalue]`.
+        global_clipnorm: Clip all gradients jointly to this global L2 norm.
+        use_ema: Keep an exponential moving average of the weights.
+        ema_momentum: EMA momentum.
+        ema_overwrite_frequency: Overwrite the weights with their EMA every
+            this many iterations.
+        loss_scale_factor: Gradients are divided by this factor.
+        gradient_accumulation_steps: Apply the mean of the gradients of
+            this many consecutive calls.
+        name: Optimizer name.
+
+    Example:
+        >>> opt = keras.optimizers.Adam(1e-3).build(model.parameters())
+        >>> loss.backward(); opt.step(); opt.zero_grad()
+    """
+
+    _keras_module = "keras.optimizers"
+    _slot_names: tuple[str, ...] = ()
+    _slot_initial_values: ClassVar[dict[str, float]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._keras_module = "keras.optimizers" if cls.__module__.startswith("kerasish.optimizers") else None
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name=None,
+        **kwargs,
+    ):
+        if kwargs.pop("decay", None) is not None:
+            warnings.warn("Argument `decay` is no longer supported and will be ignored.", stacklevel=2)
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        if gradient_accumulation_steps and not gradient_accumulation_steps >= 2:
+            raise ValueError(
+                "`gradient_accumulation_steps` must be an integer >= 2. "
+                f"Received: gradient_accumulation_steps={gradient_accumulation_steps}"
+            )
+        if use_ema:
+            if ema_momentum > 1 or ema_momentum < 0:
+                raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
+            if ema_overwrite_frequency and (
+                not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1
+            ):
+                raise ValueError(
+                    "`ema_overwrite_frequency` must be an integer >= 1 or None. "
+                    f"Received: ema_overwrite_frequency={ema_overwrite_frequency}"
+                )
+        if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                f"clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}"
+            )
+        self._schedule = None
+        lr_value = self._check_learning_rate(learning_rate)
+        # torch.optim.Optimizer refuses an empty parameter list: initialise its
+        # bookkeeping (hooks, step patching) on a placeholder, then drop it.
+        self._bootstrapping = True
+        torch.optim.Optimizer.__init__(self, [torch.zeros(0, requires_grad=True)], {"lr": lr_value})
+        self._bootstrapping = False
+        self.param_groups = []
+        self.state = defaultdict(dict)
+        self.name = name or _to_snake_case(self.__class__.__name__)
+        self._lr_value = lr_value
+        self.weight_decay = weight_decay
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        self.use_ema = use_ema
+        self.ema_momentum = ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.loss_scale_factor = loss_scale_factor
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self._iterations = torch.zeros((), dtype=torch.int64)
+        self._param_index: dict[int, tuple[int, int]] = {}
+        self._exclude_ids: set[int] = set()
+        self._exclude_pattern = None
+        self.built = False
+
+    # ------------------------------------------------------------ learning rate
+
+    def _check_learning_rate(self, learning_rate) -> float:
+        if isinstance(learning_rate, lr_schedules.LearningRateSchedule) or (
+            callable(learning_rate) and not isinstance(learning_rate, torch.Tensor)
+        ):
+            self._schedule = learning_rate
+            return 0.0
+        if isinstance(learning_rate, torch.Tensor | np.ndarray) and np.ndim(learning_rate) == 0:
+            learning_rate = float(learning_rate)
+        if not isinstance(learning_rate, numbers.Real) or isinstance(learning_rate, bool):
+            raise ValueError(  # noqa: TRY004 (Keras raises ValueError)
+                "Argument `learning_rate` should be float, or an instance of LearningRateSchedule, or a callable "
+                "(that takes in the current iteration value and returns the corresponding learning rate value). "
+                f"Received instead: learning_rate={learning_rate}"
+            )
+        self._schedule = None
+        return float(learning_rate)
+
+    def _current_lr(self, group: dict | None = None) -> float:
+        """The learning rate for this update as a Python float."""
+        if isinstance(self._schedule, lr_schedules.LearningRateSchedule):
+            return float(self._schedule(self._iterations))
+        if self._schedule is not None:
+            return float(self._schedule())
+        if group is not None:
+            return float(group["lr"])
+        return float(self.param_groups[0]["lr"]) if self.param_groups else self._lr_value
+
+    @property
+    def learning_rate(self) -> torch.Tensor:
+        """The current learning rate (a 0-d float32 tensor); settable to a float or a schedule."""
+        return torch.tensor(self._current_lr(), dtype=torch.float32)
+
+    @learning_rate.setter
+    def learning_rate(self, learning_rate) -> None:
+        if isinstance(self._schedule, lr_schedules.LearningRateSchedule) and not callable(learning_rate):
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
+                "constructor argument, hence its learning rate is not settable. If you need the learning rate "
+                "to be settable, you should instantiate the optimizer with a float `learning_rate` argument."
+            )
+        value = self._check_learning_rate(learning_rate)
+        if self._schedule is None:
+            self._lr_value = value
+            for group in self.param_groups:
+                group["lr"] = value
+
+    @property
+    def iterations(self) -> torch.Tensor:
+        """Number of updates applied (int64 tensor); counts accumulated steps when
+        `gradient_accumulation_steps` is set, as Keras does."""
+        if self.gradient_accumulation_steps:
+            return self._iterations // self.gradient_accumulation_steps
+        return self._iterations
+
+    @iterations.setter
+    def iterations(self, value) -> None:
+        self._iterations.fill_(int(value))
+
+    # ------------------------------------------------------------------- build
+
+    def build(self, var_list):
+        """Binds the optimizer to `var_list` and creates its state. Returns `self`.
+
+        Args:
+            var_list: Tensors/parameters (e.g. `model.parameters()`) or torch
+                param-group dicts (`{"params": [...], "lr": ...}`).
+        """
+        if self.built:
+            return self
+        var_list = list(var_list)
+        if var_list and isinstance(var_list[0], dict):
+            groups = var_list
+        else:
+            groups = [{"params": var_list}]
+        self.defaults["lr"] = self._lr_value
+        for group in groups:
+            self.add_param_group(dict(group))
+        self.built = True
+        return self
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Adds a torch param group and creates its Keras state."""
+        super().add_param_group(param_group)
+        if self._bootstrapping:
+            return
+        gi = len(self.param_groups) - 1
+        for pi, p in enumerate(self.param_groups[gi]["params"]):
+            self._param_index[id(p)] = (gi, pi)
+            self._init_state(p)
+
+    def _init_state(self, p: torch.Tensor) -> None:
+        state = self.state[p]
+        if self.use_ema and "average" not in state:
+            state["average"] = p.detach().clone(memory_format=torch.preserve_format).zero_()
+        if self.gradient_accumulation_steps and "gradient_accumulator" not in state:
+            state["gradient_accumulator"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        for name in self._slot_names:
+            if name not in state:
+                init = self._slot_initial_values.get(name, 0.0)
+                state[name] = torch.full_like(p, init, memory_format=torch.preserve_format)
+
+    @property
+    def _trainable_variables(self) -> list:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    @property
+    def variables(self) -> list:
+        """Optimizer state in Keras's order: iterations, learning rate (float
+        only), EMA averages, gradient accumulators, then per-variable slots."""
+        out = [self._iterations]
+        if self._schedule is None:
+            out.append(self.learning_rate)
+        params = self._trainable_variables
+        for key in ("average", "gradient_accumulator"):
+            out += [self.state[p][key] for p in params if key in self.state[p]]
+        for p in params:
+            out += [self.state[p][k] for k in self._slot_names if k in self.state[p]]
+        return out + self._extra_variables()
+
+    def _extra_variables(self) -> list:
+        return []
+
+    # ----------------------------------------------------------------- updates
+
+    def apply_gradients(self, grads_and_vars):
+        """Applies `(gradient, variable)` pairs; returns `iterations`."""
+        grads, variables = zip(*grads_and_vars)
+        self.apply(grads, variables)
+        return self._iterations
+
+    def apply(self, grads, trainable_variables=None) -> None:
+        """Applies `grads` to `trainable_variables` (or to the built variables).
+
+        `None` gradients are skipped with a warning; all `None` raises.
+        """
+        grads = list(grads)
+        if not grads:
+            return
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "When passing `grads` without `variables`, the optimizer must already be built on a list of "
+                    "variables. Call `optimizer.build(trainable_variables)` first."
+                )
+            variables = self._trainable_variables
+            if len(grads) != len(variables):
+                raise ValueError(
+                    f"When passing `grads` as a list of gradient tensors, the gradients must match "
+                    f"`optimizer.variables` one-to-one. Received a list of {len(grads)} gradients, but the "
+                    f"optimizer is tracking {len(variables)} trainable variables."
+                )
+        else:
+            variables = list(trainable_variables)
+            if not self.built:
+                self.build(variables)
+            for v in variables:
+                if id(v) not in self._param_index:
+                    raise ValueError(
+                        f"Unknown variable: {getattr(v, 'name', None) or tuple(v.shape)}. This optimizer can only be "
+                        "called for the variables it was originally built with. When working with a new set of "
+                        "variables, you should recreate a new optimizer instance."
+                    )
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        if not pairs:
+            raise ValueError("No gradients provided for any variable.")
+        if len(pairs) != len(variables):
+            missing = [getattr(v, "name", None) or f"#{i}" for i, (g, v) in enumerate(zip(grads, variables)) if g is None]
+            warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss.", stacklevel=2)
+        self._apply_pairs(pairs)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """torch-style update from each bound parameter's `.grad`.
+
+        Parameters whose `.grad` is None or with `requires_grad=False` are
+        skipped. Returns `closure()`'s loss when a closure is given.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        pairs = [
+            (p.grad, p) for g in self.param_groups for p in g["params"] if p.grad is not None and p.requires_grad
+        ]
+        if pairs:
+            self._apply_pairs(pairs)
+        return loss
+
+    @torch.no_grad()
+    def _apply_pairs(self, pairs) -> None:
+        pairs = [(g, v) for g, v in pairs if getattr(v, "requires_grad", True) or not isinstance(v, torch.nn.Parameter)]
+        if not pairs:
+            return
+        variables = [v for _, v in pairs]
+        grads = []
+        for g, v in pairs:
+            g = torch.as_tensor(g, device=v.device).detach()
+            if g.dtype != v.dtype:
+                g = g.to(v.dtype)
+            grads.append(g)
+        for v in variables:
+            if v not in self.state or not self.state[v]:
+                self._init_state(v)
+        if self.loss_scale_factor is not None:
+            grads = torch._foreach_div(grads, float(self.loss_scale_factor))
+        if self.gradient_accumulation_steps:
+            steps = self.gradient_accumulation_steps
+            accs = [self.state[v]["gradient_accumulator"] for v in variables]
+            if (int(self._iterations) + 1) % steps == 0:
+                grads = torch._foreach_div(torch._foreach_add(grads, accs), float(steps))
+                self._update_all(grads, variables)
+                torch._foreach_zero_(accs)
+            else:
+                torch._foreach_add_(accs, grads)
+        else:
+            self._update_all(grads, variables)
+        if self.use_ema:
+            self._update_ema()
+        for v in variables:
+            constraint = getattr(v, "constraint", None)
+            if callable(constraint):
+                v.copy_(constraint(v))
+        self._iterations += 1
+
+    def _update_all(self, grads, variables) -> None:
+        grads = self._clip_gradients(grads)
+        self._begin_step()
+        step = float(int(self.iterations) + 1)
+        by_group: dict[int, list[int]] = defaultdict(list)
+        for i, v in enumerate(variables):
+            by_group[self._param_index.get(id(v), (0, 0))[0]].append(i)
+        for gi, idx in by_group.items():
+            group = self.param_groups[gi] if self.param_groups else None
+            lr = self._current_lr(group)
+            params = [variables[i] for i in idx]
+            group_grads = [grads[i] for i in idx]
+            self._apply_weight_decay(params, lr, group)
+            slots = {name: [self.state[p][name] for p in params] for name in self._slot_names}
+            self._update(params, group_grads, slots, lr, step)
+
+    def _begin_step(self) -> None:
+        """Hook for per-step global state (Nadam's momentum product)."""
+
+    def _update(self, params, grads, slots, lr: float, step: float) -> None:
+        raise NotImplementedError
+
+    def _clip_gradients(self, grads):
+        if self.clipnorm and self.clipnorm > 0:
+            c = float(self.clipnorm)
+            norms = torch._foreach_norm(grads)
+            scales = [c / torch.clamp(n, min=c) for n in norms]
+            return torch._foreach_mul(grads, scales)
+        if self.global_clipnorm and self.global_clipnorm > 0:
+            c = float(self.global_clipnorm)
+            norms = torch._foreach_norm(grads)
+            devices = {g.device for g in grads}
+            dev = grads[0].device
+            norm = torch.sqrt(sum((torch.square(n.to(dev, torch.float32)) for n in norms), torch.zeros((), device=dev)))
+            scale = c * torch.minimum(1.0 / norm, torch.tensor(1.0 / c, device=dev)) + (norm - norm)
+            if len(devices) == 1:
+                return torch._foreach_mul(grads, scale.to(grads[0].dtype))
+            return [g * scale.to(g.device, g.dtype) for g in grads]
+        if self.clipvalue and self.clipvalue > 0:
+            c = float(self.clipvalue)
+            return torch._foreach_clamp_max(torch._foreach_clamp_min(grads, -c), c)
+        return grads
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
+        """Excludes variables (by identity, or by regex on their `name`/`path`) from weight decay."""
+        if self.built:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before the optimizer is built.")
+        self._exclude_ids = {id(v) for v in var_list} if var_list else set()
+        self._exclude_pattern = re.compile("|".join(set(var_names))) if var_names else None
+
+    def _use_weight_decay(self, variable) -> bool:
+        if id(variable) in self._exclude_ids:
+            return False
+        if self._exclude_pattern is not None:
+            name = getattr(variable, "path", None) or getattr(variable, "name", None)
+            if isinstance(name, str) and re.search(self._exclude_pattern, name) is not None:
+                return False
+        return True
+
+    def _apply_weight_decay(self, params, lr: float, group: dict | None) -> None:
+        wd = group.get("weight_decay", self.weight_decay) if group is not None else self.weight_decay
+        if wd is None:
+            return
+        decayed = [p for p in params if self._use_weight_decay(p)]
+        if decayed:
+            torch._foreach_mul_(decayed, 1.0 - float(wd) * lr)
+
+    def _update_ema(self) -> None:
+        params = self._trainable_variables
+        averages = [self.state[p]["average"] for p in params]
+        momentum = 0.0 if int(self.iterations) == 0 else float(self.ema_momentum)
+        torch._foreach_mul_(averages, momentum)
+        torch._foreach_add_(averages, params, alpha=1.0 - momentum)
+        if self.ema_overwrite_frequency and (int(self.iterations) + 1) % self.ema_overwrite_frequency == 0:
+            torch._foreach_copy_(params, averages)
+
+    @torch.no_grad()
+    def finalize_variable_values(self, var_list=None) -> None:
+        """Overwrites the variables with their EMA (when `use_ema=True`)."""
+        if self.use_ema:
+            params = self._trainable_variables if var_list is None else list(var_list)
+            for p in params:
+                p.copy_(self.state[p]["average"])
+
+    def scale_loss(self, loss):
+        """Multiplies `loss` by `loss_scale_factor` when set."""
+        return loss * self.loss_scale_factor if self.loss_scale_factor is not None else loss
+
+    # ------------------------------------------------------ state and configs
+
+    def state_dict(self) -> dict:
+        """torch's state dict plus a `"keras"` entry (iterations, global state)."""
+        sd = super().state_dict()
+        sd["keras"] = {"iterations": int(self._iterations), **self._extra_state()}
+        return sd
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restores `state_dict()`'s output (the optimizer must be built on matching parameters)."""
+        state_dict = dict(state_dict)
+        extra = dict(state_dict.pop("keras", {}))
+        super().load_state_dict(state_dict)
+        if "iterations" in extra:
+            self._iterations.fill_(int(extra.pop("iterations")))
+        self._load_extra_state(extra)
+        if self.param_groups:
+            self._lr_value = float(self.param_groups[0]["lr"])
+        self.built = True
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra_state(self, extra: dict) -> None:
+        pass
+
+    def save_own_variables(self, store) -> None:
+        """Writes `variables` to `store["0"], store["1"], ...` as NumPy arrays."""
+        for i, v in enumerate(self.variables):
+            store[str(i)] = v.detach().cpu().numpy()
+
+    @torch.no_grad()
+    def load_own_variables(self, store) -> None:
+        """Inverse of `save_own_variables` (skipped with a warning on a count mismatch)."""
+        variables = self.variables
+        if len(store.keys()) != len(variables):
+            warnings.warn(
+                f"Skipping variable loading for optimizer '{self.name}', because it has {len(variables)} variables "
+                f"whereas the saved optimizer has {len(store.keys())} variables.",
+                stacklevel=2,
+            )
+            return
+        offset = 1
+        self._iterations.fill_(int(np.asarray(store["0"])))
+        if self._schedule is None:
+            self.learning_rate = float(np.asarray(store["1"]))
+            offset = 2
+        for i, v in enumerate(variables[offset:], start=offset):
+            v.copy_(torch.as_tensor(np.asarray(store[str(i)]), device=v.device, dtype=v.dtype))
+
+    def get_config(self) -> dict:
+        """Keras config: learning rate (float or serialized schedule) and the common arguments."""
+        if isinstance(self._schedule, lr_schedules.LearningRateSchedule):
+            learning_rate = lr_schedules.serialize(self._schedule)
+        elif self._schedule is not None:
+            learning_rate = serialize_keras_object(self._schedule)
+        else:
+            learning_rate = self._current_lr()
+        return {
+            "name": self.name,
+            "learning_rate": learning_rate,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
+            "loss_scale_factor": self.loss_scale_factor,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None):
+        """Creates an optimizer from `get_config()`'s output."""
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = deserialize_keras_object(
+                config["learning_rate"], module_objects=lr_schedules._SCHEDULES, custom_objects=custom_objects
+            )
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} name={self.name!r} learning_rate={self._current_lr():g}>"

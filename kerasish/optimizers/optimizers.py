@@ -1,0 +1,415 @@
+"""Keras 3 optimizers with Keras's update maths, as `torch._foreach_*` passes.
+
+Where the maths differ from `torch.optim`'s optimizer of the same name, the
+class docstring says how; results match Keras 3 (torch backend), not torch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kerasish.optimizers.optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional (Nesterov) momentum.
+
+    Keras's momentum convention differs from `torch.optim.SGD`: Keras keeps a
+    velocity that already includes the learning rate, `m = momentum * m - lr * g;
+    var += m` (Nesterov: `var += momentum * m - lr * g`), whereas torch keeps
+    `b = momentum * b + g; var -= lr * b`. They agree only for a constant lr.
+
+    Args:
+        learning_rate: Float or schedule (default 0.01).
+        momentum: Float in [0, 1].
+        nesterov: Whether to use Nesterov momentum.
+        **kwargs: The common `Optimizer` arguments.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor, gradient_accumulation_steps=gradient_accumulation_steps,
+                         name=name, **kwargs)
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or momentum < 0 or momentum > 1:
+            raise ValueError("`momentum` must be a float between [0, 1].")
+        self.momentum = float(momentum)
+        self.nesterov = nesterov
+        self._slot_names = ("momentum",) if self.momentum != 0 else ()
+
+    def _update(self, params, grads, slots, lr, step):
+        if self.momentum != 0:
+            bufs = slots["momentum"]
+            torch._foreach_mul_(bufs, self.momentum)
+            torch._foreach_add_(bufs, grads, alpha=-lr)
+            if self.nesterov:
+                torch._foreach_add_(params, grads, alpha=-lr)
+                torch._foreach_add_(params, bufs, alpha=self.momentum)
+            else:
+                torch._foreach_add_(params, bufs)
+        else:
+            torch._foreach_add_(params, grads, alpha=-lr)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum, "nesterov": self.nesterov})
+        return config
+
+
+class Adam(Optimizer):
+    """Adam (optionally AMSGrad).
+
+    Keras puts epsilon outside the bias-corrected square root:
+    `alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t); var -= alpha * m / (sqrt(v) + eps)`,
+    whereas `torch.optim.Adam` uses `lr / (1 - beta_1^t) * m / (sqrt(v / (1 - beta_2^t)) + eps)`;
+    Keras's default epsilon is also 1e-7 (torch: 1e-8).
+
+    Args:
+        learning_rate: Float or schedule (default 0.001).
+        beta_1: Decay of the first moment.
+        beta_2: Decay of the second moment.
+        epsilon: Added to `sqrt(v)`.
+        amsgrad: Use the running maximum of `v`.
+        **kwargs: The common `Optimizer` arguments.
+    """
+
+    _slot_names = ("momentum", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, amsgrad=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+                 ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor, gradient_accumulation_steps=gradient_accumulation_steps,
+                         name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.amsgrad = amsgrad
+        if amsgrad:
+            self._slot_names = ("momentum", "velocity", "velocity_hat")
+
+    def _update(self, params, grads, slots, lr, step):
+        b1, b2 = self.beta_1, self.beta_2
+        alpha = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
+        m, v = slots["momentum"], slots["velocity"]
+        torch._foreach_mul_(m, b1)
+        torch._foreach_add_(m, grads, alpha=1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        if self.amsgrad:
+            torch._foreach_maximum_(slots["velocity_hat"], v)
+            v = slots["velocity_hat"]
+        denom = torch._foreach_sqrt(v)
+        torch._foreach_add_(denom, self.epsilon)
+        torch._foreach_addcdiv_(params, m, denom, value=-alpha)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "amsgrad": self.amsgrad})
+        return config
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (`var *= 1 - weight_decay * lr` before the Adam step).
+
+    Same as `torch.optim.AdamW`'s decay, with Keras's Adam epsilon placement
+    (see `Adam`) and default `weight_decay=0.004` (torch: 0.01).
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-07,
+                 amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+                 ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         amsgrad=amsgrad, weight_decay=weight_decay, clipnorm=clipnorm, clipvalue=clipvalue,
+                         global_clipnorm=global_clipnorm, use_ema=use_ema, ema_momentum=ema_momentum,
+                         ema_overwrite_frequency=ema_overwrite_frequency, loss_scale_factor=loss_scale_factor,
+                         gradient_accumulation_steps=gradient_accumulation_steps, name=name, **kwargs)
+        if self.weight_decay is None:
+            raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+
+
+class RMSprop(Optimizer):
+    """RMSprop (optionally centered, with momentum).
+
+    Keras adds epsilon inside the square root, `var -= lr * g / sqrt(v + eps)`
+    (centered: `sqrt(v - mean_g^2 + eps)`), and its momentum buffer holds
+    `lr * g / sqrt(...)`; `torch.optim.RMSprop` uses `sqrt(v) + eps` and applies
+    lr after the momentum buffer.
+
+    Args:
+        learning_rate: Float or schedule (default 0.001).
+        rho: Decay of the squared-gradient average.
+        momentum: Momentum factor.
+        epsilon: Added inside the square root.
+        centered: Normalise by the gradient variance estimate.
+        **kwargs: The common `Optimizer` arguments.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-07, centered=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+                 ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor, gradient_accumulation_steps=gradient_accumulation_steps,
+                         name=name, **kwargs)
+        self.rho = rho
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.centered = centered
+        names = ["velocity"]
+        if momentum > 0:
+            names.append("momentum")
+        if centered:
+            names.append("average_gradient")
+        self._slot_names = tuple(names)
+
+    def _update(self, params, grads, slots, lr, step):
+        rho = self.rho
+        v = slots["velocity"]
+        torch._foreach_mul_(v, rho)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - rho)
+        denom = torch._foreach_add(v, self.epsilon)
+        if self.centered:
+            avg = slots["average_gradient"]
+            torch._foreach_mul_(avg, rho)
+            torch._foreach_add_(avg, grads, alpha=1 - rho)
+            torch._foreach_addcmul_(denom, avg, avg, value=-1)
+        torch._foreach_sqrt_(denom)
+        increments = torch._foreach_div(torch._foreach_mul(grads, lr), denom)
+        if self.momentum > 0:
+            mom = slots["momentum"]
+            torch._foreach_mul_(mom, self.momentum)
+            torch._foreach_add_(mom, increments)
+            torch._foreach_sub_(params, mom)
+        else:
+            torch._foreach_sub_(params, increments)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon, "centered": self.centered})
+        return config
+
+
+class Adagrad(Optimizer):
+    """Adagrad: `acc += g^2; var -= lr * g / sqrt(acc + eps)`.
+
+    Differs from `torch.optim.Adagrad`: the accumulator starts at
+    `initial_accumulator_value=0.1` (torch: 0) and epsilon (1e-7) is inside
+    the square root (torch: `sqrt(acc) + 1e-10`).
+    """
+
+    _slot_names = ("accumulator",)
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-07, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None, name=None,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor, gradient_accumulation_steps=gradient_accumulation_steps,
+                         name=name, **kwargs)
+        self.initial_accumulator_value = initial_accumulator_value
+        self.epsilon = epsilon
+        self._slot_initial_values = {"accumulator": float(initial_accumulator_value)}
+
+    def _update(self, params, grads, slots, lr, step):
+        acc = slots["accumulator"]
+        torch._foreach_addcmul_(acc, grads, grads)
+        denom = torch._foreach_add(acc, self.epsilon)
+        torch._foreach_sqrt_(denom)
+        torch._foreach_addcdiv_(params, grads, denom, value=-lr)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon})
+        return config
+
+
+class Adadelta(Optimizer):
+    """Adadelta. Same maths as `torch.optim.Adadelta` (epsilon inside both
+    square roots) but Keras defaults: `learning_rate=0.001` (torch: 1.0),
+    `rho=0.95` (torch: 0.9), `epsilon=1e-7` (torch: 1e-6)."""
+
+    _slot_names = ("accumulated_grad", "accumulated_delta_var")
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-07, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor, gradient_accumulation_steps=gradient_accumulation_steps,
+                         name=name, **kwargs)
+        self.rho = rho
+        self.epsilon = epsilon
+
+    def _update(self, params, grads, slots, lr, step):
+        rho, eps = self.rho, self.epsilon
+        acc_g, acc_d = slots["accumulated_grad"], slots["accumulated_delta_var"]
+        torch._foreach_mul_(acc_g, rho)
+        torch._foreach_addcmul_(acc_g, grads, grads, value=1 - rho)
+        rms_d = torch._foreach_sqrt(torch._foreach_add(acc_d, eps))
+        rms_g = torch._foreach_sqrt(torch._foreach_add(acc_g, eps))
+        delta = torch._foreach_div(torch._foreach_mul(rms_d, grads), rms_g)
+        torch._foreach_neg_(delta)
+        torch._foreach_mul_(acc_d, rho)
+        torch._foreach_addcmul_(acc_d, delta, delta, value=1 - rho)
+        torch._foreach_add_(params, delta, alpha=lr)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rho": self.rho, "epsilon": self.epsilon})
+        return config
+
+
+class Adamax(Optimizer):
+    """Adamax: `u = max(beta_2 * u, |g|); var -= lr * m / ((u + eps) * (1 - beta_1^t))`.
+
+    `torch.optim.Adamax` adds epsilon to `|g|` inside the max instead.
+    """
+
+    _slot_names = ("momentum", "norm")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None, name=None,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor, gradient_accumulation_steps=gradient_accumulation_steps,
+                         name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def _update(self, params, grads, slots, lr, step):
+        m, u = slots["momentum"], slots["norm"]
+        torch._foreach_mul_(m, self.beta_1)
+        torch._foreach_add_(m, grads, alpha=1 - self.beta_1)
+        torch._foreach_mul_(u, self.beta_2)
+        torch._foreach_maximum_(u, torch._foreach_abs(grads))
+        denom = torch._foreach_add(u, self.epsilon)
+        torch._foreach_mul_(denom, 1 - self.beta_1**step)
+        torch._foreach_addcdiv_(params, m, denom, value=-lr)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
+
+
+class Nadam(Optimizer):
+    """Nesterov Adam with Keras's momentum schedule `u_t = beta_1 * (1 - 0.5 * 0.96^t)`.
+
+    `torch.optim.NAdam` uses `0.96^(t * momentum_decay)` with
+    `momentum_decay=0.004` and puts epsilon after bias-correcting `sqrt(v)` differently.
+    """
+
+    _slot_names = ("momentum", "velocity")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_decay=None,
+                 clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None, gradient_accumulation_steps=None, name=None,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor, gradient_accumulation_steps=gradient_accumulation_steps,
+                         name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self._u_product = 1.0
+        self._u_t = self._u_product_t = self._u_product_t1 = self._u_t1 = 1.0
+
+    def _begin_step(self):
+        step = int(self.iterations) + 1
+        b1 = self.beta_1
+        self._u_t = b1 * (1.0 - 0.5 * 0.96**step)
+        self._u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
+        self._u_product_t = self._u_product * self._u_t
+        self._u_product_t1 = self._u_product_t * self._u_t1
+        self._u_product = self._u_product_t
+
+    def _update(self, params, grads, slots, lr, step):
+        b1, b2 = self.beta_1, self.beta_2
+        m, v = slots["momentum"], slots["velocity"]
+        torch._foreach_mul_(m, b1)
+        torch._foreach_add_(m, grads, alpha=1 - b1)
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        m_hat = torch._foreach_mul(m, self._u_t1 / (1 - self._u_product_t1))
+        torch._foreach_add_(m_hat, grads, alpha=(1 - self._u_t) / (1 - self._u_product_t))
+        denom = torch._foreach_sqrt(torch._foreach_div(v, 1 - b2**step))
+        torch._foreach_add_(denom, self.epsilon)
+        torch._foreach_addcdiv_(params, m_hat, denom, value=-lr)
+
+    def _extra_variables(self):
+        return [torch.tensor(self._u_product, dtype=torch.float32)] if self.built else []
+
+    def _extra_state(self):
+        return {"u_product": self._u_product}
+
+    def _load_extra_state(self, extra):
+        if "u_product" in extra:
+            self._u_product = float(extra["u_product"])
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        last = str(len(store.keys()) - 1)
+        if self.built and last in store:
+            self._u_product = float(store[last])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config
+
+
+class Lion(Optimizer):
+    """Lion: `var -= lr * sign(beta_1 * m + (1 - beta_1) * g); m = beta_2 * m + (1 - beta_2) * g`."""
+
+    _slot_names = ("momentum",)
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, weight_decay=None, clipnorm=None,
+                 clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm,
+                         clipvalue=clipvalue, global_clipnorm=global_clipnorm, use_ema=use_ema,
+                         ema_momentum=ema_momentum, ema_overwrite_frequency=ema_overwrite_frequency,
+                         loss_scale_factor=loss_scale_factor, gradient_accumulation_steps=gradient_accumulation_steps,
+                         name=name, **kwargs)
+        if beta_1 <= 0 or beta_1 > 1:
+            raise ValueError(
+                "Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates to SignSGD. "
+                f"Received: beta_1={beta_1}."
+            )
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+
+    def _update(self, params, grads, slots, lr, step):
+        m = slots["momentum"]
+        c = torch._foreach_mul(m, self.beta_1)
+        torch._foreach_add_(c, grads, alpha=1 - self.beta_1)
+        torch._foreach_sign_(c)
+        torch._foreach_add_(params, c, alpha=-lr)
+        torch._foreach_mul_(m, self.beta_2)
+        torch._foreach_add_(m, grads, alpha=1 - self.beta_2)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2})
+        return config
