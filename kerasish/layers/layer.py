@@ -39,7 +39,7 @@ _ALLOWED_KWARGS = frozenset(
 # Attributes nn.Module.__call__ reads first: missing means __init__ was skipped.
 # Attributes that decide whether a call can take the hot path.
 _PLAIN_KEYS = frozenset({"built", "supports_masking", "activity_regularizer", "dynamic", "_initial_weights"})
-_MODULE_CALL_ATTRS = frozenset({"_compiled_call_impl", "_parameters", "_forward_hooks", "forward"})
+_MODULE_CALL_ATTRS = frozenset(nn.Module().__dict__) | {"_compiled_call_impl", "name"}
 
 
 class UnrecognizedKwargsError(TypeError, ValueError):
@@ -224,6 +224,10 @@ class Layer(LayerWeightsMixin, nn.Module):
                 if name in _MODULE_CALL_ATTRS:
                     raise _super_init_error(type(self)) from None
                 raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'") from None
+            prop = getattr(type(self), name, None)
+            if isinstance(prop, property) and prop.fget is not None:
+                # a property raised AttributeError: surface its own message
+                return prop.fget(self)
             return nn.Module.__getattr__(self, name)
         cast = d["_weight_cast"]
         if cast is not None and value is not None and value.dtype != cast and value.is_floating_point():

@@ -1,0 +1,447 @@
+"""The Layer base class beyond the spec's examples: Keras semantics of the
+call pipeline, weights, config and dtype policies, and Layer as a PyTorch
+citizen (state_dict, functional_call, deepcopy, pickle, compile)."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+from kerasish.layers import Layer
+
+
+class Linear(Layer):
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel", regularizer="l2")
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias", constraint="non_neg")
+
+    def call(self, x, training=None):
+        y = x @ self.kernel + self.bias
+        return y * 2 if training else y
+
+
+class Block(Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = Linear(4)
+        self.out = Linear(2)
+
+    def call(self, x):
+        self.add_loss(x.abs().mean())
+        return self.out(self.dense(x))
+
+
+# ------------------------------------------------------------ construction
+def test_unknown_kwarg_is_type_error_naming_it():
+    with pytest.raises(TypeError, match="foo"):
+        Layer(foo=1)
+    with pytest.raises(ValueError, match="foo"):  # Keras 3 raises ValueError: both work
+        Layer(foo=1)
+
+
+def test_keras_extra_kwargs_are_accepted_and_kept():
+    layer = Linear(3, input_shape=(5,), batch_size=8)
+    assert layer._batch_input_shape == (8, 5)
+    assert Linear(3, input_dim=7)._batch_input_shape == (None, 7)
+    assert Layer(batch_input_shape=(None, 2), autocast=False).autocast is False
+
+
+def test_names_are_snake_case_and_uniquified_until_clear_session():
+    assert [Linear().name for _ in range(3)] == ["linear", "linear_1", "linear_2"]
+    assert Linear(name="mine").name == "mine"
+    assert Linear().name == "linear_3"
+
+    class HTTPLayer2D(Layer):
+        pass
+
+    assert HTTPLayer2D().name == "http_layer2d"
+    keras.utils.clear_session()
+    assert Linear().name == "linear"
+
+
+# ---------------------------------------------------------------- the call
+def test_numpy_and_scalar_inputs_are_converted():
+    layer = Linear(2)
+    out = layer(np.ones((3, 4), dtype=np.float32))
+    assert isinstance(out, torch.Tensor) and out.shape == (3, 2)
+    assert Layer()(3.0).item() == 3.0
+
+
+def test_float64_inputs_are_cast_to_compute_dtype():
+    layer = Linear(2)
+    out = layer(np.ones((1, 4)))  # float64 NumPy
+    assert out.dtype == torch.float32
+    assert Layer(autocast=False)(torch.ones(2, dtype=torch.float64)).dtype == torch.float64
+    # integer inputs are not cast
+    assert Layer()(torch.ones(2, dtype=torch.int64)).dtype == torch.int64
+
+
+def test_build_receives_the_structure_of_shapes():
+    seen = {}
+
+    class Multi(Layer):
+        def build(self, input_shape):
+            seen["shape"] = input_shape
+
+        def call(self, inputs):
+            return inputs["a"] + inputs["b"][0]
+
+    Multi()({"a": torch.ones(2, 3), "b": [torch.ones(2, 3)]})
+    assert seen["shape"] == {"a": (2, 3), "b": [(2, 3)]}
+
+
+def test_explicit_build_with_unknown_dims_and_weights_in_init():
+    class InInit(Layer):
+        def __init__(self):
+            super().__init__()
+            self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+
+        def call(self, x):
+            return x * self.scale
+
+    layer = InInit()
+    assert len(layer.weights) == 1 and not layer.built
+    layer2 = Linear(3)
+    layer2.build((None, 5))
+    assert layer2.built and layer2.kernel.shape == (5, 3)
+    assert layer2.kernel.path == "linear/kernel"
+
+
+def test_input_spec_errors_name_layer_and_shapes():
+    layer = Linear(2, name="lin")
+    layer.input_spec = keras.InputSpec(ndim=2, axes={-1: 4})
+    with pytest.raises(ValueError, match=r"Input 0 of layer 'lin' is incompatible.*expected ndim=2, found ndim=3"):
+        layer(torch.ones(1, 2, 4))
+    with pytest.raises(ValueError, match=r"expected axis -1 of input shape to have value 4"):
+        layer(torch.ones(1, 5))
+    with pytest.raises(TypeError, match="InputSpec"):
+        layer.input_spec = "not a spec"
+
+
+def test_layers_start_in_inference_mode_and_follow_train_eval():
+    layer = Linear(2)
+    x = torch.ones(1, 4)
+    base = layer(x)
+    assert not layer.training
+    layer.train()
+    torch.testing.assert_close(layer(x), 2 * base)
+    layer.eval()
+    torch.testing.assert_close(layer(x), base)
+
+
+def test_explicit_training_wins_and_propagates_to_inner_layers():
+    class Outer(Layer):
+        def __init__(self):
+            super().__init__()
+            self.inner = Linear(2)
+
+        def call(self, x):
+            return self.inner(x)
+
+    outer = Outer()
+    x = torch.ones(1, 4)
+    base = outer(x)
+    torch.testing.assert_close(outer(x, training=True), 2 * base)  # propagated to inner
+    outer.train()
+    torch.testing.assert_close(outer(x), 2 * base)  # outer's mode reaches inner
+    torch.testing.assert_close(outer(x, training=False), base)  # explicit wins
+
+
+def test_mask_is_filled_from_inputs_and_attached_to_outputs():
+    class MakeMask(Layer):
+        def compute_mask(self, inputs, mask=None):
+            return inputs != 0
+
+    class UseMask(Layer):
+        def __init__(self):
+            super().__init__()
+            self.supports_masking = True
+
+        def call(self, inputs, mask=None):
+            return inputs * mask
+
+    x = torch.tensor([[1.0, 0.0, 2.0]])
+    y = MakeMask()(x)
+    torch.testing.assert_close(y._keras_mask, torch.tensor([[True, False, True]]))
+    z = UseMask()(y)
+    torch.testing.assert_close(z, x)
+    torch.testing.assert_close(z._keras_mask, y._keras_mask)  # passed through
+
+
+def test_activity_regularizer_adds_loss_divided_by_batch():
+    layer = Layer(activity_regularizer=keras.regularizers.L2(0.5))
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    layer(x)
+    expected = 0.5 * (x**2).sum() / 2  # Keras 3 divides by the batch size
+    assert len(layer.losses) == 1
+    torch.testing.assert_close(layer.losses[0], expected)
+
+
+def test_torch_hooks_fire():
+    layer = Linear(2)
+    seen = []
+    layer.register_forward_pre_hook(lambda m, args: seen.append("pre"))
+    layer.register_forward_hook(lambda m, args, out: seen.append(tuple(out.shape)))
+    layer(torch.ones(3, 4))
+    assert seen == ["pre", (3, 2)]
+
+
+# ----------------------------------------------------------------- weights
+def test_add_weight_keras2_and_keras3_signatures():
+    layer = Layer()
+    w2 = layer.add_weight("k2", (2, 3), "float32", "ones")  # Keras 2: name, shape, dtype, initializer
+    w3 = layer.add_weight((4,), "zeros", "float32", name="k3")  # Keras 3: shape, initializer, dtype
+    assert w2.name == "k2" and tuple(w2.shape) == (2, 3) and float(w2.sum()) == 6
+    assert w3.name == "k3" and tuple(w3.shape) == (4,) and float(w3.abs().sum()) == 0
+    scalar = layer.add_weight(name="s")
+    assert scalar.shape == () and scalar.dtype == torch.float32
+    ints = layer.add_weight(name="i", shape=(2,), dtype="int32")
+    assert ints.dtype == torch.int32 and not ints.trainable and int(ints.sum()) == 0
+    with pytest.raises(TypeError, match="Unknown keyword"):
+        layer.add_weight(name="bad", shape=(1,), bogus=True)
+
+
+def test_variable_api_survives_to_half_load_deepcopy_pickle():
+    block = Block()
+    x = torch.ones(2, 3)
+    block(x)
+    kernel = block.dense.kernel
+    assert kernel.path == "block/linear/kernel" and kernel.name == "kernel"
+    kernel.assign(torch.ones(3, 4))
+    kernel.assign_add(torch.ones(3, 4))
+    kernel.assign_sub(0.5 * torch.ones(3, 4))
+    np.testing.assert_array_equal(kernel.numpy(), 1.5 * np.ones((3, 4), np.float32))
+    assert kernel.value is kernel and kernel.trainable and kernel.shape == (3, 4)
+    with pytest.raises(ValueError, match="shape"):
+        kernel.assign(torch.ones(5))
+
+    for twin in (copy.deepcopy(block), pickle.loads(pickle.dumps(block))):
+        assert isinstance(twin.dense.kernel, keras.Variable) and twin.dense.kernel.path == kernel.path
+        torch.testing.assert_close(twin(x), block(x))
+    block.half()
+    assert isinstance(block.dense.kernel, keras.Variable) and block.dense.kernel.dtype == torch.float16
+    assert block(x).dtype == torch.float16  # .half() becomes the layer's dtype policy
+    block.float()
+    fresh = Block()
+    fresh(x)
+    fresh.load_state_dict(block.state_dict())
+    assert isinstance(fresh.dense.kernel, keras.Variable)
+    torch.testing.assert_close(fresh(x), block(x))
+
+
+def test_non_trainable_buffers_keep_their_class_after_to():
+    layer = Layer()
+    v = layer.add_weight(name="count", shape=(2,), initializer="zeros", trainable=False)
+    layer.to(torch.float64)
+    buf = layer._buffers["count"]
+    assert isinstance(buf, keras.Variable) and buf.path == v.path and buf.dtype == torch.float64
+    buf.assign_add(np.ones(2))
+    np.testing.assert_array_equal(buf.numpy(), [1.0, 1.0])
+
+
+def test_lists_and_dicts_of_layers_and_variables_are_tracked():
+    class Stack(Layer):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [Linear(2), Linear(2)]
+            self.heads = {"a": Linear(1)}
+            self.scales = [keras.Variable(torch.ones(()), name="s0"), keras.Variable(torch.ones(()), name="s1")]
+
+        def call(self, x):
+            for b in self.blocks:
+                x = b(x)
+            return self.heads["a"](x) * self.scales[0] * self.scales[1]
+
+    s = Stack()
+    s(torch.ones(1, 2))
+    keys = list(s.state_dict())
+    assert keys[:2] == ["blocks.0.kernel", "blocks.0.bias"]
+    assert "heads.a.kernel" in keys and "scales.0" in keys and "scales.1" in keys
+    assert len(s.weights) == 2 + 2 + 2 + 2
+
+
+def test_freezing_a_layer_freezes_sublayers():
+    block = Block()
+    block(torch.ones(1, 3))
+    assert len(block.trainable_weights) == 4
+    block.trainable = False
+    assert block.trainable_weights == [] and len(block.non_trainable_weights) == 4
+    assert not any(p.requires_grad for p in block.parameters())
+    block.trainable = True
+    assert all(p.requires_grad for p in block.parameters())
+    block.dense.trainable = False
+    assert len(block.trainable_weights) == 2
+
+
+def test_losses_callables_sublayers_and_regularizer_gradients():
+    block = Block()
+    x = torch.ones(2, 3)
+    block(x)
+    block.add_loss(lambda: block.dense.kernel.sum())
+    losses = block.losses
+    # call loss + callable + 2 L2 kernel regularizers (trainable weights only)
+    assert len(losses) == 4
+    total = sum(losses)
+    total.backward()
+    assert block.dense.kernel.grad is not None
+    expected_l2 = 0.01 * (block.out.kernel.detach() ** 2).sum()
+    torch.testing.assert_close(losses[-1], expected_l2)
+    block(2 * x)
+    assert float(block.losses[0]) == pytest.approx(2.0)
+
+
+def test_constraints_applied_by_apply_constraints():
+    layer = Linear(2)
+    layer(torch.ones(1, 2))
+    layer.bias.assign(torch.tensor([-1.0, 2.0]))
+    layer.apply_constraints()
+    np.testing.assert_array_equal(layer.bias.numpy(), [0.0, 2.0])
+    assert layer.bias.constraint is not None
+
+
+def test_compute_output_shape_without_real_compute():
+    layer = Linear(3)
+    assert layer.compute_output_shape((None, 7)) == (None, 3)
+    assert layer.built and layer.kernel.shape == (7, 3)
+    assert Layer().compute_output_shape((2, None, 5)) == (2, None, 5)
+
+
+# ------------------------------------------------------------------ config
+def test_get_config_auto_and_round_trip():
+    layer = Linear(5, name="lin", trainable=False)
+    config = layer.get_config()
+    assert config["units"] == 5 and config["name"] == "lin" and config["trainable"] is False
+    assert config["dtype"]["config"]["name"] == "float32"
+    clone = Linear.from_config(config)
+    assert clone.units == 5 and clone.name == "lin" and not clone.trainable
+
+
+def test_get_config_not_implemented_for_non_serializable_args():
+    class Holder(Layer):
+        def __init__(self, thing):
+            super().__init__()
+            self.thing = thing
+
+    with pytest.raises(NotImplementedError, match="must override `get_config\\(\\)`"):
+        Holder(object()).get_config()
+
+
+def test_register_keras_serializable():
+    @keras.saving.register_keras_serializable(package="Tests")
+    class Registered(Linear):
+        pass
+
+    config = keras.layers.serialize(Registered(2))
+    assert config["registered_name"] == "Tests>Registered"
+    restored = keras.layers.deserialize(config)
+    assert type(restored) is Registered and restored.units == 2
+    with pytest.raises(ValueError, match="Unknown layer"):
+        keras.layers.deserialize({"class_name": "NotAThing", "config": {}})
+
+
+# ----------------------------------------------------------- dtype policies
+@pytest.mark.parametrize(
+    "policy,compute,variable",
+    [
+        ("float32", torch.float32, torch.float32),
+        ("float64", torch.float64, torch.float64),
+        ("bfloat16", torch.bfloat16, torch.bfloat16),
+        ("float16", torch.float16, torch.float16),
+        ("mixed_float16", torch.float16, torch.float32),
+        ("mixed_bfloat16", torch.bfloat16, torch.float32),
+    ],
+)
+def test_policies(policy, compute, variable):
+    layer = Linear(3, dtype=policy)
+    x = torch.randn(2, 4)
+    out = layer(x)
+    assert out.dtype == compute and layer.kernel.dtype == variable
+    assert layer.compute_dtype == str(compute).split(".")[1]
+    assert layer.variable_dtype == layer.dtype == str(variable).split(".")[1]
+    if compute in (torch.float32, torch.float64):
+        expected = x.to(compute) @ layer.kernel + layer.bias
+        torch.testing.assert_close(out, expected)
+    out.float().sum().backward()
+    assert layer.kernel.grad is not None and layer.kernel.grad.dtype == variable
+
+
+def test_global_policy():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    layer = Linear(2)
+    assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
+    keras.mixed_precision.set_global_policy("float32")
+    assert Linear(2).compute_dtype == "float32"
+    with pytest.raises(ValueError):
+        keras.mixed_precision.Policy("int8x")
+
+
+def test_works_under_torch_autocast():
+    layer = Linear(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(torch.randn(2, 4))
+    assert out.dtype in (torch.bfloat16, torch.float32)
+    assert layer.kernel.dtype == torch.float32
+
+
+# --------------------------------------------------------- torch citizen
+def test_state_dict_keys_are_independent_of_creation_order():
+    for _ in range(3):
+        Linear()
+    a, b = Block(), Block()
+    x = torch.randn(2, 3)
+    a(x), b(x)
+    assert list(a.state_dict()) == list(b.state_dict()) == [
+        "dense.kernel", "dense.bias", "out.kernel", "out.bias",
+    ]
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(a(x), b(x))
+
+
+def test_load_state_dict_into_unbuilt_custom_layer_explains_build():
+    a = Block()
+    a(torch.ones(1, 3))
+    with pytest.raises(ValueError, match="build"):
+        Block().load_state_dict(a.state_dict())
+
+
+def test_functional_call_uses_registered_parameters():
+    layer = Linear(2)
+    x = torch.ones(1, 3)
+    layer(x)
+    params = {"kernel": torch.zeros(3, 2), "bias": torch.tensor([1.0, 2.0])}
+    torch.testing.assert_close(torch.func.functional_call(layer, params, (x,)), torch.tensor([[1.0, 2.0]]))
+
+
+def test_dynamic_layer_runs_eagerly_under_compile():
+    calls = []
+
+    class Eager(Layer):
+        def call(self, x):
+            calls.append(type(x))
+            return x + 1
+
+    layer = Eager(dynamic=True)
+    compiled = torch.compile(layer, backend="eager")
+    compiled(torch.ones(2))
+    compiled(torch.ones(2))
+    assert len(calls) == 2  # ran in Python each time: not traced away
+
+
+def test_compile_fullgraph_zero_graph_breaks():
+    block = Block()
+    x = torch.randn(2, 3)
+    block(x)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(block)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    compiled = torch.compile(block, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), block(x))
+    assert len(block.losses) == 3  # the add_loss from the compiled call is recorded

@@ -1,0 +1,227 @@
+"""Every example and every Raises entry of the `tf.keras.layers.Layer` page
+(../shared/spec/keras-layer-api.md), translated from `tf.*` to `torch.*`."""
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+from kerasish.layers import Layer
+
+
+class SimpleDenseVariables(Layer):
+    """The spec's first example: weights as `keras.Variable` attributes."""
+
+    def __init__(self, units=32):
+        super().__init__()
+        self.units = units
+
+    def build(self, input_shape):
+        w_init = keras.initializers.RandomNormal()
+        self.w = keras.Variable(initial_value=w_init(shape=(input_shape[-1], self.units), dtype="float32"), trainable=True)
+        b_init = keras.initializers.Zeros()
+        self.b = keras.Variable(initial_value=b_init(shape=(self.units,), dtype="float32"), trainable=True)
+
+    def call(self, inputs):
+        return torch.matmul(inputs, self.w) + self.b
+
+
+class SimpleDense(Layer):
+    """The spec's second example: `add_weight`."""
+
+    def __init__(self, units=32):
+        super().__init__()
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal", trainable=True)
+        self.b = self.add_weight(shape=(self.units,), initializer="random_normal", trainable=True)
+
+    def call(self, inputs):
+        return torch.matmul(inputs, self.w) + self.b
+
+
+class ComputeSum(Layer):
+    def __init__(self, input_dim):
+        super().__init__()
+        self.total = keras.Variable(initial_value=torch.zeros((input_dim,)), trainable=False)
+
+    def call(self, inputs):
+        self.total.assign_add(torch.sum(inputs, dim=0))
+        return self.total
+
+
+@pytest.mark.parametrize("cls", [SimpleDenseVariables, SimpleDense])
+def test_simple_dense_examples(cls):
+    linear_layer = cls(4)
+    y = linear_layer(torch.ones((2, 2)))
+    assert len(linear_layer.weights) == 2
+    assert len(linear_layer.trainable_weights) == 2
+    assert y.shape == (2, 4)
+    w, b = linear_layer.get_weights()
+    np.testing.assert_allclose(y.detach().numpy(), np.ones((2, 2)) @ w + b, rtol=1e-6)
+    assert isinstance(linear_layer.w, torch.nn.Parameter)
+    assert list(linear_layer.state_dict()) == ["w", "b"]
+
+
+def test_compute_sum_example():
+    my_sum = ComputeSum(2)
+    x = torch.ones((2, 2))
+    y = my_sum(x)
+    np.testing.assert_array_equal(y.numpy(), [2.0, 2.0])
+    y = my_sum(x)
+    np.testing.assert_array_equal(y.numpy(), [4.0, 4.0])
+    assert my_sum.weights == [my_sum.total]
+    assert my_sum.non_trainable_weights == [my_sum.total]
+    assert my_sum.trainable_weights == []
+    # a non-trainable weight is a registered buffer
+    assert "total" in dict(my_sum.named_buffers())
+
+
+def test_losses_example_add_loss_in_call():
+    class MyLayer(Layer):
+        def call(self, inputs):
+            self.add_loss(torch.abs(torch.mean(inputs)))
+            return inputs
+
+    layer = MyLayer()
+    layer(np.ones((10, 1)))
+    assert [float(v) for v in layer.losses] == [1.0]
+    # losses are reset at each outermost call
+    layer(-3 * np.ones((10, 1)))
+    assert [float(v) for v in layer.losses] == [3.0]
+
+
+def test_get_set_weights_example():
+    layer_a = keras.layers.Layer.__new__  # noqa: F841 (documentation of the API path)
+
+    class Dense1(Layer):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(
+                shape=(input_shape[-1], 1), initializer=keras.initializers.Constant(self.value), name="kernel"
+            )
+            self.bias = self.add_weight(shape=(1,), initializer="zeros", name="bias")
+
+        def call(self, x):
+            return x @ self.kernel + self.bias
+
+    layer_a = Dense1(1.0)
+    layer_a(torch.tensor([[1.0, 2.0, 3.0]]))
+    got = layer_a.get_weights()
+    np.testing.assert_array_equal(got[0], np.ones((3, 1), np.float32))
+    np.testing.assert_array_equal(got[1], np.zeros((1,), np.float32))
+    assert got[0].dtype == np.float32
+    layer_b = Dense1(2.0)
+    layer_b(torch.tensor([[10.0, 20.0, 30.0]]))
+    np.testing.assert_array_equal(layer_b.get_weights()[0], 2 * np.ones((3, 1), np.float32))
+    layer_b.set_weights(layer_a.get_weights())
+    np.testing.assert_array_equal(layer_b.get_weights()[0], np.ones((3, 1), np.float32))
+
+
+def test_add_metric_in_call_example():
+    class MyMetricLayer(Layer):
+        def __init__(self):
+            super().__init__(name="my_metric_layer")
+            self.mean = keras.metrics.Mean(name="metric_1")
+
+        def call(self, inputs):
+            self.add_metric(self.mean(inputs))
+            self.add_metric(torch.sum(inputs), name="metric_2")
+            return inputs
+
+    layer = MyMetricLayer()
+    layer(torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    layer(torch.tensor([[5.0, 6.0], [7.0, 8.0]]))
+    names = [m.name for m in layer.metrics]
+    assert names == ["metric_1", "metric_2"]
+    metrics = {m.name: float(m.result()) for m in layer.metrics}
+    assert metrics["metric_1"] == pytest.approx(4.5)  # mean of 1..8
+    assert metrics["metric_2"] == pytest.approx((10.0 + 26.0) / 2)  # mean of the two sums
+
+
+# ----------------------------------------------------------- Raises entries
+def test_add_weight_unsupported_dtype_without_initializer():
+    layer = Layer()
+    with pytest.raises(ValueError, match="initializer"):
+        layer.add_weight(shape=(2,), dtype="complex64")
+    with pytest.raises(ValueError):
+        layer.add_weight(shape=(2,), dtype="string")
+
+
+def test_add_weight_trainable_on_read():
+    layer = Layer()
+    with pytest.raises(ValueError, match="ON_READ"):
+        layer.add_weight(
+            name="x", shape=(2,), trainable=True, synchronization=keras.variables.VariableSynchronization.ON_READ
+        )
+    # without trainable=True, ON_READ makes a non-trainable weight
+    w = layer.add_weight(name="y", shape=(2,), synchronization="on_read")
+    assert not w.trainable and w in layer.non_trainable_weights
+
+
+def test_call_returning_none_raises():
+    class Bad(Layer):
+        def call(self, inputs):
+            return None
+
+    with pytest.raises(ValueError, match="returned None"):
+        Bad()(torch.ones(2))
+
+
+def test_forgot_super_init_raises_runtime_error():
+    class NoSuper(Layer):
+        def __init__(self):
+            self.units = 3
+
+        def call(self, inputs):
+            return inputs
+
+    layer = NoSuper()
+    with pytest.raises(RuntimeError, match="forgot to call `super\\(\\).__init__\\(\\)`"):
+        layer(torch.ones(2))
+
+    class NoSuperWeights(Layer):
+        def __init__(self):
+            self.w = keras.Variable(torch.ones(2))
+
+    with pytest.raises(RuntimeError, match="forgot to call"):
+        NoSuperWeights()
+
+
+def test_count_params_unbuilt_raises():
+    with pytest.raises(ValueError, match="isn't built"):
+        SimpleDense(3).count_params()
+    layer = SimpleDense(3)
+    layer.build((None, 5))
+    assert layer.count_params() == 5 * 3 + 3
+
+
+def test_set_weights_mismatch_lists_shapes():
+    layer = SimpleDense(3)
+    layer(torch.ones(1, 2))
+    with pytest.raises(ValueError, match=r"expecting 2 weights.*\(2, 3\).*\(3,\)"):
+        layer.set_weights([np.zeros((2, 3))])
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 3\)"):
+        layer.set_weights([np.zeros((4, 3)), np.zeros(3)])
+
+
+def test_compute_output_signature_rejects_non_specs():
+    from kerasish.backend.tensor_spec import TensorSpec
+
+    layer = SimpleDense(3)
+    with pytest.raises(TypeError, match="TensorSpec"):
+        layer.compute_output_signature([(None, 2)])
+    spec = layer.compute_output_signature(TensorSpec((None, 2), "float32"))
+    assert spec.shape == (None, 3) and spec.dtype == "float32"
+
+
+def test_input_output_attributes_before_connection():
+    layer = SimpleDense(3)
+    with pytest.raises(AttributeError, match="has never been called"):
+        _ = layer.input
+    with pytest.raises(AttributeError, match="has never been called"):
+        _ = layer.output
