@@ -3,9 +3,10 @@ and torch.compile traces them without graph breaks).
 
 - `CALL_STACK`: the resolved `training` value of every layer call in progress;
   an inner call with no explicit `training=` inherits the innermost one.
-- `CALL_GENERATION`: bumped at every outermost call; losses recorded by
-  `add_loss` belong to the generation they were added in, so each outermost
-  call starts from fresh losses without walking the layer tree.
+- `LOSS_LAYERS`: the layers holding tensor losses from `add_loss`; the next
+  outermost call clears them, so each outermost call starts from fresh losses
+  without walking the layer tree. (No call counter: torch.compile would
+  specialize on it and recompile on every call.)
 - `BUILD_DEVICE`: the device of the inputs while a layer builds on its first
   call, so that weights are created next to the data.
 """
@@ -13,7 +14,7 @@ and torch.compile traces them without graph breaks).
 from __future__ import annotations
 
 CALL_STACK: list = []
-CALL_GENERATION: list = [0]
+LOSS_LAYERS: list = []
 BUILD_DEVICE: list = [None]
 # True while shapes are being inferred (meta-device runs): `add_loss` and
 # `add_metric` record nothing then.
@@ -26,3 +27,9 @@ def in_call() -> bool:
 
 def current_training():
     return CALL_STACK[-1] if CALL_STACK else None
+
+
+def clear_call_losses() -> None:
+    for layer in LOSS_LAYERS:
+        layer.__dict__["_losses"] = []
+    LOSS_LAYERS.clear()

@@ -191,8 +191,7 @@ class Layer(LayerWeightsMixin, nn.Module):
         d["supports_masking"] = type(self)._has_compute_mask
         d["_input_spec"] = None
         d["_losses"] = []
-        d["_losses_gen"] = 0
-        d["_call_gen"] = 0
+        d["_callable_losses"] = []
         d["_metrics"] = []
         d["_inbound_nodes"] = []
         d["_device_hint"] = None
@@ -324,14 +323,17 @@ class Layer(LayerWeightsMixin, nn.Module):
                     kwargs["training"] = training
                 elif kwargs and "training" in kwargs:
                     del kwargs["training"]
-                if not stack:
-                    ctx.CALL_GENERATION[0] += 1
-                d["_call_gen"] = ctx.CALL_GENERATION[0]
-                stack.append(training)
-                try:
+                if not stack and ctx.LOSS_LAYERS:
+                    ctx.clear_call_losses()
+                if d["_modules"]:
+                    # sublayers inherit this call's training mode
+                    stack.append(training)
+                    try:
+                        outputs = self.call(*args, **kwargs)
+                    finally:
+                        stack.pop()
+                else:
                     outputs = self.call(*args, **kwargs)
-                finally:
-                    stack.pop()
                 if outputs is None:
                     self._raise_none_output()
                 return outputs
@@ -400,9 +402,8 @@ class Layer(LayerWeightsMixin, nn.Module):
             mask = tree.get_mask(inputs)
             if mask is not None:
                 kwargs["mask"] = mask
-        if not stack:
-            ctx.CALL_GENERATION[0] += 1
-        d["_call_gen"] = ctx.CALL_GENERATION[0]
+        if not stack and ctx.LOSS_LAYERS:
+            ctx.clear_call_losses()
         stack.append(training)
         if d["_mixed"]:
             d["_weight_cast"] = d["_compute_torch_dtype"]
@@ -470,17 +471,13 @@ class Layer(LayerWeightsMixin, nn.Module):
     def add_loss(self, losses, **kwargs):
         """Adds loss tensor(s) or zero-argument callables to `layer.losses`.
 
-        Inside `call` the losses belong to the current outermost call and are
-        replaced by the next one. Callables are evaluated when `losses` is read.
+        Tensors added during a call belong to the current outermost call: the
+        next outermost call starts without them. Zero-argument callables stay
+        and are evaluated each time `losses` is read.
         """
         if ctx.SYMBOLIC[0]:
             return
         d = self.__dict__
-        if ctx.CALL_STACK and d["_losses_gen"] != ctx.CALL_GENERATION[0]:
-            d["_losses"] = []
-            d["_losses_gen"] = ctx.CALL_GENERATION[0]
-        elif not ctx.CALL_STACK:
-            d["_losses_gen"] = d["_call_gen"]
         for loss in losses if isinstance(losses, (list, tuple)) else [losses]:
             if loss is None:
                 continue
@@ -489,33 +486,35 @@ class Layer(LayerWeightsMixin, nn.Module):
 
                 symbolic_ops.add_symbolic_loss(self, loss)
                 continue
-            if not callable(loss) and not isinstance(loss, torch.Tensor):
+            if callable(loss) and not isinstance(loss, torch.Tensor):
+                d["_callable_losses"].append(loss)
+                continue
+            if not isinstance(loss, torch.Tensor):
                 loss = torch.as_tensor(loss, dtype=torch.float32)
+            if not d["_losses"]:
+                ctx.LOSS_LAYERS.append(self)
             d["_losses"].append(loss)
 
     def _own_call_losses(self):
-        out = []
-        for loss in self.__dict__["_losses"]:
-            if callable(loss) and not isinstance(loss, torch.Tensor):
-                loss = loss()
-                if not isinstance(loss, torch.Tensor):
-                    loss = torch.as_tensor(loss, dtype=torch.float32)
+        d = self.__dict__
+        out = list(d["_losses"])
+        for fn in d["_callable_losses"]:
+            loss = fn()
+            if not isinstance(loss, torch.Tensor):
+                loss = torch.as_tensor(loss, dtype=torch.float32)
             out.append(loss)
         return out
 
     @property
     def losses(self) -> list:
-        """Losses from `add_loss` in the latest call (sublayers included), then
-        the weight-regularization losses, computed now so gradients flow."""
-        gen = self.__dict__["_call_gen"]
+        """Losses from `add_loss` (the latest call's tensors, sublayers
+        included, then the callables), then the weight-regularization losses of
+        trainable weights, computed now so gradients flow."""
         out = []
         for layer in self._flatten_layers(include_self=True):
-            if layer.__dict__["_losses_gen"] == gen or layer is self:
-                if layer is self and self.__dict__["_losses_gen"] != gen:
-                    continue
-                out.extend(layer._own_call_losses())
+            out.extend(layer._own_call_losses())
         for weight in self.trainable_weights:
-            reg = weight.__dict__.get("regularizer") if hasattr(weight, "__dict__") else None
+            reg = weight.__dict__.get("regularizer")
             if reg is not None:
                 out.append(reg(weight))
         return out
@@ -658,6 +657,10 @@ class Layer(LayerWeightsMixin, nn.Module):
         }
         if self._batch_input_shape is not None:
             config["batch_input_shape"] = self._batch_input_shape
+        if self.activity_regularizer is not None:  # Keras 3 writes it only when set
+            from kerasish import regularizers
+
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         cls_get_config = type(self).get_config
         if cls_get_config is not Layer.get_config or type(self) is Layer:
             if type(self) is Layer:

@@ -10,7 +10,7 @@ def clear_session(free_memory: bool = True) -> None:
 
     _reset_uids()
     call_context.CALL_STACK.clear()
-    call_context.CALL_GENERATION[0] = 0
+    call_context.clear_call_losses()
     call_context.SYMBOLIC[0] = False
     if free_memory:
         import gc

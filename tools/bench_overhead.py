@@ -1,0 +1,104 @@
+"""Per-call overhead of a kerasish Layer vs the same maths in a hand-written
+nn.Module (issue: foundation benchmark).
+
+Both compute `x @ w + b` with the same weights, in the same process, eager and
+under `torch.compile`, for a small (4x16) and a large (256x1024) input. The
+two are timed in interleaved rounds (A, B, A, B, ...) after a warm-up, and the
+reported ratio is the median of the per-round ratios, which is robust to a
+noisy shared machine.
+
+    python tools/bench_overhead.py [--threads 1] [--rounds 15] [--device cpu]
+
+Targets: small eager <= 1.3x, large eager <= 1.02x, compiled <= 1.05x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import kerasish as keras
+
+
+class KerasLinear(keras.layers.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal", name="w")
+        self.b = self.add_weight(shape=(self.units,), initializer="zeros", name="b")
+
+    def call(self, x):
+        return x @ self.w + self.b
+
+
+class TorchLinear(nn.Module):
+    def __init__(self, w, b):
+        super().__init__()
+        self.w = nn.Parameter(w.detach().clone())
+        self.b = nn.Parameter(b.detach().clone())
+
+    def forward(self, x):
+        return x @ self.w + self.b
+
+
+def _time(fn, x, iters, sync):
+    sync()
+    start = time.perf_counter()
+    for _ in range(iters):
+        fn(x)
+    sync()
+    return (time.perf_counter() - start) / iters
+
+
+def compare(a, b, x, rounds, iters, sync):
+    for _ in range(max(3, iters // 5)):  # warm-up (and compile)
+        a(x), b(x)
+    ratios, ta, tb = [], [], []
+    for _ in range(rounds):
+        t_b = _time(b, x, iters, sync)
+        t_a = _time(a, x, iters, sync)
+        ta.append(t_a)
+        tb.append(t_b)
+        ratios.append(t_a / t_b)
+    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    print(f"torch {torch.__version__}, device {device}"
+          + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f", {args.threads} thread(s)"))
+    print(f"{'case':<28}{'kerasish':>12}{'torch':>12}{'ratio':>8}  target")
+    rows = []
+    for (n, d), iters in (((4, 16), 2000), ((256, 1024), 40 if device.type == "cpu" else 500)):
+        x = torch.randn(n, d, device=device)
+        ours = KerasLinear(d).to(device)
+        ours(x)
+        ref = TorchLinear(ours.w, ours.b).to(device)
+        modes = [("eager", ours, ref, 1.3 if n == 4 else 1.02)]
+        if not args.no_compile:
+            modes.append(("compiled", torch.compile(ours, fullgraph=True), torch.compile(ref, fullgraph=True), 1.05))
+        for mode, a, b, target in modes:
+            ta, tb, ratio = compare(a, b, x, args.rounds, iters, sync)
+            name = f"{mode} {n}x{d}"
+            rows.append((name, ratio, target))
+            flag = "ok" if ratio <= target else "OVER"
+            print(f"{name:<28}{ta * 1e6:>10.1f}us{tb * 1e6:>10.1f}us{ratio:>8.3f}  <= {target} {flag}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
