@@ -162,6 +162,10 @@ def run_layer_test(
         if not training:
             compiled = torch.compile(layer, fullgraph=True, backend="eager")
             _close(compiled(input_data, **call_kwargs), layer(input_data, **call_kwargs), atol, rtol)
+            compiled(input_data, **call_kwargs)
+            with torch._dynamo.config.patch(error_on_recompile=True):  # no recompiling per call
+                for _ in range(3):
+                    compiled(input_data, **call_kwargs)
 
     # float16 / bfloat16 policies: weights in the variable dtype, outputs in the compute dtype
     if check_mixed_precision and input_dtype == "float32":

@@ -445,3 +445,17 @@ def test_compile_fullgraph_zero_graph_breaks():
     compiled = torch.compile(block, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(x), block(x))
     assert len(block.losses) == 3  # the add_loss from the compiled call is recorded
+
+
+def test_compiled_layer_does_not_recompile_on_each_call():
+    block = Block()
+    x = torch.randn(2, 3)
+    block(x)
+    torch._dynamo.reset()
+    compiled = torch.compile(block, fullgraph=True, backend="eager")
+    compiled(x)
+    compiled(x)  # second call may specialise once (losses recorded)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(5):
+            compiled(x)
+    assert len(block.losses) == 3
