@@ -192,6 +192,7 @@ class Layer(LayerWeightsMixin, nn.Module):
         d["_input_spec"] = None
         d["_losses"] = []
         d["_callable_losses"] = []
+        d["_no_autocast"] = set()  # weights created with add_weight(autocast=False)
         d["_metrics"] = []
         d["_inbound_nodes"] = []
         d["_device_hint"] = None
@@ -230,7 +231,7 @@ class Layer(LayerWeightsMixin, nn.Module):
             return nn.Module.__getattr__(self, name)
         cast = d["_weight_cast"]
         if cast is not None and value is not None and value.dtype != cast and value.is_floating_point():
-            if value.__dict__.get("_autocast", True):
+            if name not in d["_no_autocast"]:
                 return value.to(cast)
         return value
 

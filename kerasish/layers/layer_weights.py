@@ -175,6 +175,8 @@ class LayerWeightsMixin:
         key = self._unique_weight_key(name if name is not None else "variable")
         self._register_weight(key, var)
         var.__dict__["_auto_key"] = True
+        if not autocast:
+            self.__dict__["_no_autocast"].add(key)
         return var
 
     def _unique_weight_key(self, base: str) -> str:
@@ -199,6 +201,8 @@ class LayerWeightsMixin:
             return False
         d = self.__dict__
         params, bufs = d["_parameters"], d["_buffers"]
+        # a placeholder set in __init__ (`self.gamma = None`) would shadow the weight
+        d.pop(name, None)
         registry, key = None, None
         for reg in (params, bufs):
             for k, v in reg.items():
@@ -218,6 +222,10 @@ class LayerWeightsMixin:
                 del registry[name]
             _replace_key(registry, key, name)
             value.__dict__["_auto_key"] = False
+            no_cast = d["_no_autocast"]
+            if key in no_cast:
+                no_cast.discard(key)
+                no_cast.add(name)
             return True
         if key is not None:
             # second attribute for an already-registered weight: an alias

@@ -121,6 +121,8 @@ def first_device(x):
 
 def get_mask(x):
     if isinstance(x, torch.Tensor):
+        if torch.compiler.is_compiling():  # dynamo cannot trace `Tensor.__dict__`
+            return getattr(x, "_keras_mask", None)
         return x.__dict__.get("_keras_mask") if x.__dict__ else None
     if isinstance(x, (list, tuple)):
         masks = [get_mask(v) for v in x]

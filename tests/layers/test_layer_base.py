@@ -459,3 +459,45 @@ def test_compiled_layer_does_not_recompile_on_each_call():
         for _ in range(5):
             compiled(x)
     assert len(block.losses) == 3
+
+
+def test_mixed_policy_layer_compiles_without_graph_breaks():
+    layer = Linear(3, dtype="mixed_bfloat16")
+    x = torch.randn(2, 4)
+    eager = layer(x)
+    torch._dynamo.reset()
+    assert torch._dynamo.explain(layer)(x).graph_break_count == 0
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    out = compiled(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, eager)
+
+
+def test_masks_flow_under_compile():
+    class MakeMask(Layer):
+        def compute_mask(self, inputs, mask=None):
+            return inputs != 0
+
+    class UseMask(Layer):
+        def __init__(self):
+            super().__init__()
+            self.supports_masking = True
+
+        def call(self, inputs, mask=None):
+            return inputs * mask
+
+    class Both(Layer):
+        def __init__(self):
+            super().__init__()
+            self.make, self.use = MakeMask(), UseMask()
+
+        def call(self, x):
+            return self.use(self.make(x))
+
+    model = Both()
+    x = torch.tensor([[1.0, 0.0, 2.0]])
+    torch._dynamo.reset()
+    assert torch._dynamo.explain(model)(x).graph_break_count == 0
+    out = torch.compile(model, fullgraph=True, backend="eager")(x)
+    torch.testing.assert_close(out, x)
+    torch.testing.assert_close(out._keras_mask, torch.tensor([[True, False, True]]))
