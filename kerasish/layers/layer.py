@@ -316,6 +316,17 @@ class Layer(LayerWeightsMixin, nn.Module):
             # regularizer or mixed policy, called on a single tensor.
             x = args[0]
             if type(x) is torch.Tensor and (x.dtype is d["_compute_torch_dtype"] or not x.is_floating_point()):
+                spec = d["_fast_spec"]
+                if spec is not None:
+                    ndim, min_ndim, max_ndim, axes = spec
+                    n = x.dim()
+                    if (
+                        (ndim is not None and n != ndim)
+                        or (min_ndim is not None and n < min_ndim)
+                        or (max_ndim is not None and n > max_ndim)
+                        or (axes and not all(-n <= a < n and x.shape[a] == v for a, v in axes))
+                    ):
+                        assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
                 stack = ctx.CALL_STACK
                 training = kwargs.get("training") if kwargs else None
                 if training is None:
@@ -337,6 +348,10 @@ class Layer(LayerWeightsMixin, nn.Module):
                     outputs = self.call(*args, **kwargs)
                 if outputs is None:
                     self._raise_none_output()
+                if d["supports_masking"]:
+                    mask = tree.get_mask(x)
+                    if mask is not None:
+                        tree.set_mask(outputs, mask)
                 return outputs
         return self._keras_call(args, kwargs)
 
@@ -349,15 +364,21 @@ class Layer(LayerWeightsMixin, nn.Module):
     def _update_plain(self):
         """Recomputes whether calls can take the hot path in `forward`."""
         d = self.__dict__
+        spec = d.get("_input_spec")
+        fast_spec = None
+        if isinstance(spec, (list, tuple)) and len(spec) == 1:
+            spec = spec[0]
+        if isinstance(spec, InputSpec) and spec.dtype is None and spec.shape is None and not spec.name and not spec.allow_last_axis_squeeze:
+            fast_spec = (spec.ndim, spec.min_ndim, spec.max_ndim, tuple((a, v) for a, v in spec.axes.items() if v is not None))
+        d["_fast_spec"] = fast_spec
         d["_plain"] = bool(
             d.get("built")
-            and d.get("_input_spec") is None
+            and (spec is None or fast_spec is not None)
             and d.get("activity_regularizer") is None
             and not d.get("dynamic")
             and not d.get("_mixed")
             and not type(self)._has_compute_mask
             and not self._call_has_mask
-            and not d.get("supports_masking")
             and d.get("_initial_weights") is None
         )
 

@@ -1,3 +1,7 @@
 """Keras attention layers."""
 
-__all__: list[str] = []
+from kerasish.layers.attention.additive_attention import AdditiveAttention
+from kerasish.layers.attention.attention import Attention
+from kerasish.layers.attention.multi_head_attention import MultiHeadAttention
+
+__all__: list[str] = ["AdditiveAttention", "Attention", "MultiHeadAttention"]

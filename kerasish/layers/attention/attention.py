@@ -1,0 +1,167 @@
+"""`Attention`: dot-product (Luong-style) attention."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kerasish.layers.layer import Layer
+
+# Keras's `Attention._apply_scores`: masked scores are lowered by this much
+# (65504 in float16) before the softmax, so a fully-masked row attends uniformly.
+_MASK_PENALTY = {torch.float16: 65504.0}
+_MASK_PENALTY_DEFAULT = 1.0e9
+
+
+class Attention(Layer):
+    """Dot-product attention layer, a.k.a. Luong-style attention.
+
+    `scores = query @ key^T` (times `scale` when `use_scale`), or for
+    `score_mode="concat"` `concat_score_weight * sum(tanh(scale * (q + k)))`;
+    `output = softmax(scores) @ value`. Without scores or active dropout,
+    dot mode runs on `F.scaled_dot_product_attention` (the learned scale is
+    folded into the query).
+
+    Args:
+        use_scale: If True, a scalar `scale` weight scales the scores.
+            Defaults to False.
+        score_mode: "dot" or "concat". Defaults to "dot".
+        dropout: Dropout rate on the attention weights. Defaults to 0.0.
+        seed: Seed for dropout (kept in the config; torch's RNG is used).
+
+    Call arguments:
+        inputs: List `[query, value]` or `[query, value, key]`, shapes
+            `(B, Tq, dim)`, `(B, Tv, dim)`, `(B, Tv, dim)`.
+        mask: Optional list `[query_mask, value_mask]` of boolean `(B, Tq)`,
+            `(B, Tv)` masks; defaults to the inputs' `_keras_mask`.
+        training: Whether dropout is active.
+        return_attention_scores: Also return the `(B, Tq, Tv)` weights.
+        use_causal_mask: Apply a causal mask.
+
+    Output shape: `(B, Tq, dim)`.
+
+    Example:
+        >>> q, v = torch.randn(2, 3, 4), torch.randn(2, 5, 4)
+        >>> y = keras.layers.Attention()([q, v])
+    """
+
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.use_scale = use_scale
+        self.score_mode = score_mode
+        self.dropout = dropout
+        self.seed = seed
+        if self.score_mode not in ["dot", "concat"]:
+            raise ValueError(
+                "Invalid value for argument score_mode. Expected one of {'dot', 'concat'}. "
+                f"Received: score_mode={score_mode}"
+            )
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self._validate_inputs(input_shape)
+        self.scale = None
+        self.concat_score_weight = None
+        if self.use_scale:
+            self.scale = self.add_weight(name="scale", shape=(), initializer="ones", trainable=True)
+        if self.score_mode == "concat":
+            self.concat_score_weight = self.add_weight(
+                name="concat_score_weight", shape=(), initializer="ones", trainable=True
+            )
+
+    def _validate_inputs(self, inputs, mask=None):
+        name = type(self).__name__
+        if not isinstance(inputs, (list, tuple)):
+            raise ValueError(
+                f"{name} layer must be called on a list of inputs, namely [query, value] or "
+                f"[query, value, key]. Received: inputs={inputs}."
+            )
+        if len(inputs) < 2 or len(inputs) > 3:
+            raise ValueError(
+                f"{name} layer accepts inputs list of length 2 or 3, namely [query, value] or "
+                f"[query, value, key]. Received length: {len(inputs)}."
+            )
+        if mask is not None:
+            if not isinstance(mask, (list, tuple)):
+                raise ValueError(
+                    f"{name} layer mask must be a list, namely [query_mask, value_mask]. Received: mask={mask}."
+                )
+            if len(mask) < 2 or len(mask) > 3:
+                raise ValueError(f"{name} layer accepts mask list of length 2 or 3. Received: mask={mask}.")
+
+    def _calculate_scores(self, query, key):
+        if self.score_mode == "dot":
+            scores = torch.matmul(query, key.transpose(-2, -1))
+            if self.scale is not None:
+                scores = scores * self.scale
+            return scores
+        summed = query.unsqueeze(-2) + key.unsqueeze(-3)
+        if self.scale is not None:
+            summed = self.scale * summed
+        return self.concat_score_weight * torch.tanh(summed).sum(-1)
+
+    def _score_mask(self, tq, tv, v_mask, use_causal_mask, device):
+        if use_causal_mask:
+            causal = torch.ones(1, tq, tv, dtype=torch.bool, device=device).tril()
+            if v_mask is not None:
+                return v_mask.unsqueeze(-2) & causal
+            return causal
+        return v_mask
+
+    def call(self, inputs, mask=None, training=False, return_attention_scores=False, use_causal_mask=False):
+        self._validate_inputs(inputs, mask)
+        q, v = inputs[0], inputs[1]
+        k = inputs[2] if len(inputs) > 2 else v
+        q_mask = mask[0] if mask else None
+        v_mask = mask[1] if mask else None
+        if v_mask is not None:
+            v_mask = v_mask.to(torch.bool)
+        score_mask = self._score_mask(q.shape[-2], k.shape[-2], v_mask, use_causal_mask, q.device)
+        dropout_active = bool(training) and self.dropout > 0
+        if self.score_mode == "dot" and not return_attention_scores and not dropout_active:
+            out = self._sdpa(q, k, v, score_mask)
+            weights = None
+        else:
+            scores = self._calculate_scores(q, k)
+            if score_mask is not None:
+                if score_mask.ndim == 2:
+                    score_mask = score_mask.unsqueeze(-2)
+                penalty = _MASK_PENALTY.get(scores.dtype, _MASK_PENALTY_DEFAULT)
+                scores = torch.where(score_mask, scores, scores - penalty)
+            weights = torch.softmax(scores, dim=-1)
+            dropped = F.dropout(weights, self.dropout, training=True) if dropout_active else weights
+            out = torch.matmul(dropped, v)
+        if q_mask is not None:
+            out = torch.where(q_mask.to(torch.bool).unsqueeze(-1), out, 0.0)
+        if return_attention_scores:
+            return out, weights
+        return out
+
+    def _sdpa(self, q, k, v, score_mask):
+        if self.scale is not None:
+            q = q * self.scale
+        attn_mask = None
+        if score_mask is not None:
+            if score_mask.ndim == 2:
+                score_mask = score_mask.unsqueeze(-2)
+            # Keras subtracts the penalty from masked scores; adding it as an
+            # additive mask is the same computation
+            penalty = _MASK_PENALTY.get(q.dtype, _MASK_PENALTY_DEFAULT)
+            attn_mask = torch.where(score_mask, 0.0, -penalty).to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        self._validate_inputs(inputs, mask)
+        if mask is None or mask[0] is None:
+            return None
+        return mask[0]
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape[0])[:-1], tuple(input_shape[1])[-1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"use_scale": self.use_scale, "score_mode": self.score_mode, "dropout": self.dropout, "seed": self.seed}
+        )
+        return config

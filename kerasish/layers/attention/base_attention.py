@@ -1,0 +1,135 @@
+"""Pieces shared by the attention layers: the projection sublayer that holds
+Keras's EinsumDense weights, attention-equation building and masked softmax."""
+
+from __future__ import annotations
+
+import string
+
+import torch
+import torch.nn.functional as F
+
+from kerasish import constraints
+from kerasish import initializers
+from kerasish import regularizers
+from kerasish.layers.layer import Layer
+
+# Keras's torch `dot_product_attention` turns a boolean mask into an additive
+# one with this value (`-0.7 * 3.38953e38`, or `-0.7 * 65500` for float16).
+# A fully-masked row then gets uniform weights, as in Keras.
+_LARGE_NEGATIVE = {torch.float16: -0.7 * 65500.0}
+_LARGE_NEGATIVE_DEFAULT = -0.7 * 3.38953e38
+# Keras's `Softmax` layer fills masked scores with -1e9 (-3e4 in float16) and
+# zeroes the masked weights afterwards.
+_SOFTMAX_FILL = {torch.float16: -3e4}
+_SOFTMAX_FILL_DEFAULT = -1e9
+
+
+def clone_initializer(init):
+    """A fresh copy (new seed state) of a Keras initializer; others unchanged."""
+    if isinstance(init, initializers.Initializer):
+        return type(init).from_config(init.get_config())
+    return init
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Boolean mask (True = attend) -> additive float mask for SDPA."""
+    return torch.where(mask, 0.0, _LARGE_NEGATIVE.get(dtype, _LARGE_NEGATIVE_DEFAULT)).to(dtype)
+
+
+def masked_softmax(scores: torch.Tensor, mask, dims) -> torch.Tensor:
+    """Keras's `Softmax(axis=dims)(scores, mask)`: masked entries get weight 0."""
+    if mask is not None:
+        scores = torch.where(mask, scores, _SOFTMAX_FILL.get(scores.dtype, _SOFTMAX_FILL_DEFAULT))
+    if len(dims) == 1:
+        weights = torch.softmax(scores, dim=dims[0])
+    else:
+        weights = torch.exp(scores - torch.logsumexp(scores, dim=dims, keepdim=True))
+    if mask is not None:
+        weights = torch.where(mask, weights, 0.0)
+    return weights
+
+
+def attention_equations(rank: int, attn_axes: tuple) -> tuple[str, str, int]:
+    """Einsum equations for scores (`key, query -> scores`) and for combining
+    (`scores, value -> output`) of projected tensors of rank `rank` whose last
+    two axes are (heads, dim), attending over `attn_axes` (Keras's layout:
+    scores are batch axes, heads, query attention axes, key attention axes)."""
+    letters = string.ascii_lowercase
+    target = letters[:rank]
+    batch_dims = [i for i in range(rank) if i not in attn_axes and i != rank - 1]
+    source = list(target)
+    nxt = rank
+    for i in attn_axes:
+        source[i] = letters[nxt]
+        nxt += 1
+    source = "".join(source)
+    product = "".join([target[i] for i in batch_dims] + [target[i] for i in attn_axes] + [source[i] for i in attn_axes])
+    return f"{source},{target}->{product}", f"{product},{source}->{target}", len(product)
+
+
+class EinsumProjection(Layer):
+    """The weights of one Keras `EinsumDense` projection of `MultiHeadAttention`
+    (`query`, `key`, `value`, `gate`: kernel `(dim, heads, size)`, bias
+    `(heads, size)`; `attention_output`: kernel `(heads, size, *out)`, bias
+    `(*out)`), applied with `F.linear` over flat views of those weights."""
+
+    def __init__(self, kernel_shape, bias_shape, contracted, common, **kwargs):
+        super().__init__(**kwargs)
+        self._kernel_shape = tuple(kernel_shape)
+        self._bias_shape = tuple(bias_shape) if bias_shape is not None else None
+        self._contracted = contracted  # 1: input projection, 2: output projection
+        self._common = common
+        self._out_shape = self._kernel_shape[contracted:]
+        self._flat_in = 1
+        for n in self._kernel_shape[:contracted]:
+            self._flat_in *= n
+
+    def build(self, input_shape=None):
+        c = self._common
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=self._kernel_shape,
+            initializer=clone_initializer(c["kernel_initializer"]),
+            regularizer=c["kernel_regularizer"],
+            constraint=c["kernel_constraint"],
+        )
+        self.bias = None
+        if self._bias_shape is not None:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=self._bias_shape,
+                initializer=clone_initializer(c["bias_initializer"]),
+                regularizer=c["bias_regularizer"],
+                constraint=c["bias_constraint"],
+            )
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        kernel = self._parameters["kernel"]
+        bias = self._parameters.get("bias")
+        if kernel.dtype != x.dtype:
+            kernel = kernel.to(x.dtype)
+            bias = bias.to(x.dtype) if bias is not None else None
+        w = kernel.reshape(self._flat_in, -1).t()
+        b = bias.reshape(-1) if bias is not None else None
+        if self._contracted == 2:
+            x = x.flatten(-2)
+        return F.linear(x, w, b).unflatten(-1, self._out_shape)
+
+    def call(self, inputs):
+        return self.project(inputs)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable}
+
+
+def common_sublayer_args(
+    kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint
+) -> dict:
+    return {
+        "kernel_initializer": initializers.get(kernel_initializer),
+        "bias_initializer": initializers.get(bias_initializer),
+        "kernel_regularizer": regularizers.get(kernel_regularizer),
+        "bias_regularizer": regularizers.get(bias_regularizer),
+        "kernel_constraint": constraints.get(kernel_constraint),
+        "bias_constraint": constraints.get(bias_constraint),
+    }

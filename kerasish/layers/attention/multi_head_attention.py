@@ -1,0 +1,409 @@
+"""`MultiHeadAttention`, on `F.scaled_dot_product_attention`."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kerasish import constraints
+from kerasish import initializers
+from kerasish import regularizers
+from kerasish.layers.attention.base_attention import EinsumProjection
+from kerasish.layers.attention.base_attention import additive_mask
+from kerasish.layers.attention.base_attention import attention_equations
+from kerasish.layers.attention.base_attention import common_sublayer_args
+from kerasish.layers.attention.base_attention import masked_softmax
+from kerasish.layers.layer import Layer
+from kerasish.utils import tree
+
+
+def _positive_int(name, value, allow_none=False):
+    if allow_none and value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        extra = " or `None`" if allow_none else ""
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a positive integer{extra}. "
+            f"Received: {name}={value}"
+        )
+
+
+class MultiHeadAttention(Layer):
+    """Multi-head attention (Vaswani et al., 2017), Keras 3's layer.
+
+    `query`, `key` and `value` are projected by per-head `EinsumDense`-style
+    weights (sublayers `query`, `key`, `value`, `attention_output`, with
+    Keras's shapes so `get_weights()` matches Keras 1:1), attended with scale
+    `1 / sqrt(key_dim)`, and projected back.
+
+    The attention runs on `F.scaled_dot_product_attention` whenever no scores
+    are requested and dropout is inactive (masks become an additive mask, as in
+    Keras's torch backend: a fully-masked query row attends uniformly); other
+    cases use an explicit softmax (masked weights are 0).
+
+    Args:
+        num_heads: Number of attention heads.
+        key_dim: Size of each head for query and key.
+        value_dim: Size of each head for value. Defaults to `key_dim`.
+        dropout: Dropout rate on the attention weights. Defaults to 0.0.
+        use_bias: Whether the projections have biases. Defaults to True.
+        output_shape: Int or tuple, the output's trailing shape. Defaults to
+            the query's last dimension.
+        attention_axes: Axes over which attention is applied (not batch, not
+            features). Defaults to all axes between batch and features.
+        sliding_window: Optional int: only keys with `|i - j| < sliding_window`
+            are attended. Defaults to None.
+        flash_attention: Accepted for Keras compatibility; torch picks its
+            SDPA kernel itself. Defaults to None.
+        kernel_initializer, bias_initializer: Defaults to "glorot_uniform",
+            "zeros".
+        kernel_regularizer, bias_regularizer, activity_regularizer,
+            kernel_constraint, bias_constraint: Optional. Defaults to None.
+        use_gate: Whether to gate the attention output with
+            `sigmoid(gate(query))` (sublayer `gate`). Defaults to False.
+        seed: Seed for dropout (kept in the config; torch's RNG is used).
+
+    Call arguments:
+        query: `(B, T, dim)`; value: `(B, S, dim)`; key: optional `(B, S, dim)`
+            (defaults to `value`).
+        query_mask, value_mask, key_mask: Optional boolean `(B, T)` / `(B, S)`
+            masks; default to the inputs' `_keras_mask`. An explicit
+            `query_mask` is honoured (Keras 3 ignores it and uses only the
+            query's `_keras_mask`).
+        attention_mask: Optional boolean `(B, T, S)`, True = attend.
+        return_attention_scores: Also return `(B, heads, T, S)` scores.
+        training: Whether dropout is active.
+        use_causal_mask: Apply a causal mask.
+
+    Output shape: `(B, T, dim)` (or `(B, T, *output_shape)`).
+
+    Example:
+        >>> mha = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
+        >>> x = torch.randn(3, 5, 8)
+        >>> y = mha(x, x)  # (3, 5, 8)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        value_dim=None,
+        dropout=0.0,
+        use_bias=True,
+        output_shape=None,
+        attention_axes=None,
+        sliding_window=None,
+        flash_attention=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        use_gate=False,
+        seed=None,
+        **kwargs,
+    ):
+        _positive_int("num_heads", num_heads)
+        _positive_int("key_dim", key_dim)
+        _positive_int("value_dim", value_dim, allow_none=True)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(
+                f"Invalid value received for argument `dropout`, expected a float in [0, 1). Received: dropout={dropout}"
+            )
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self._num_heads = num_heads
+        self._key_dim = key_dim
+        self._value_dim = value_dim if value_dim else key_dim
+        self._dropout = dropout
+        self._use_bias = use_bias
+        self._use_gate = use_gate
+        if output_shape:
+            if isinstance(output_shape, int):
+                output_shape = (output_shape,)
+            try:
+                output_shape = tuple(output_shape)
+            except TypeError:
+                raise ValueError(
+                    f"Invalid `output_shape`: {output_shape}. When specified, the `output_shape` should be "
+                    "of type tuple, list, or int."
+                ) from None
+        self._output_shape = output_shape
+        if flash_attention and dropout > 0.0:
+            raise ValueError(
+                "Dropout is not supported when flash attention is enabled. Please set dropout to 0.0 to use "
+                "flash attention."
+            )
+        self._flash_attention = flash_attention
+        if isinstance(attention_axes, int):
+            attention_axes = (attention_axes,)
+        elif attention_axes and not isinstance(attention_axes, (list, tuple)):
+            raise ValueError(
+                f"`attention_axes` must be an int, list, or tuple.Received: attention_axes={attention_axes}"
+            )
+        self._attention_axes = attention_axes
+        if sliding_window is not None and (not isinstance(sliding_window, int) or sliding_window <= 0):
+            raise ValueError(
+                f"`sliding_window` must be `None` or a positive integer. Received: sliding_window={sliding_window}"
+            )
+        self._sliding_window = sliding_window
+        self.seed = seed
+        self._common = common_sublayer_args(
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            kernel_constraint,
+            bias_constraint,
+        )
+        self._activity_regularizer = regularizers.get(activity_regularizer)
+        self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(self._key_dim))
+        self._projections_built = False
+
+    # Keras's accessors for the projection sublayers
+    query_dense = _query_dense = property(lambda self: self._modules["query"])
+    key_dense = _key_dense = property(lambda self: self._modules["key"])
+    value_dense = _value_dense = property(lambda self: self._modules["value"])
+    output_dense = _output_dense = property(lambda self: self._modules["attention_output"])
+    _gate_dense = property(lambda self: self._modules["gate"])
+    num_heads = property(lambda self: self._num_heads)
+    key_dim = property(lambda self: self._key_dim)
+    value_dim = property(lambda self: self._value_dim)
+    dropout = property(lambda self: self._dropout)
+    use_bias = property(lambda self: self._use_bias)
+    attention_axes = property(lambda self: self._attention_axes)
+
+    # ----------------------------------------------------------------- build
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        if value_shape is None:
+            # automatic build from the query alone: the projections are
+            # created on the first call, which sees value and key too
+            return
+        key_shape = value_shape if key_shape is None else key_shape
+        if tuple(value_shape[1:-1]) != tuple(key_shape[1:-1]):
+            raise ValueError(
+                "All dimensions of `value` and `key`, except the last one, must be equal. "
+                f"Received: value_shape={tuple(value_shape)} and key_shape={tuple(key_shape)}"
+            )
+        h, kd, vd = self._num_heads, self._key_dim, self._value_dim
+        bias = self._use_bias
+
+        def proj(name, dim, size):
+            return EinsumProjection(
+                (dim, h, size), (h, size) if bias else None, 1, self._common, name=name, dtype=self.dtype_policy
+            )
+
+        # registered under Keras's sublayer names, in Keras's creation order
+        # (so `weights` / `get_weights()` line up and state_dict keys read
+        # `query.kernel`, `attention_output.bias`, ...)
+        self.query = proj("query", query_shape[-1], kd)
+        self.query.build(query_shape)
+        self.key = proj("key", key_shape[-1], kd)
+        self.key.build(key_shape)
+        if self._use_gate:
+            self.gate = proj("gate", query_shape[-1], vd)
+            self.gate.build(query_shape)
+        self.value = proj("value", value_shape[-1], vd)
+        self.value.build(value_shape)
+        out = tuple(self._output_shape) if self._output_shape else (query_shape[-1],)
+        self.attention_output = EinsumProjection(
+            (h, vd, *out), out if bias else None, 2, self._common, name="attention_output", dtype=self.dtype_policy
+        )
+        self.attention_output.build(None)
+        rank = len(query_shape) + 1  # projected rank: (..., heads, size)
+        if self._attention_axes is None:
+            self._attention_axes = tuple(range(1, rank - 2))
+        else:
+            self._attention_axes = tuple(a if a >= 0 else (rank - 1) + a for a in self._attention_axes)
+        self._dot_eq, self._combine_eq, scores_rank = attention_equations(rank, self._attention_axes)
+        n = len(self._attention_axes)
+        self._norm_axes = tuple(range(scores_rank - n, scores_rank))
+        self._mask_axis = -2 * n - 1
+        self._standard = rank == 4 and self._attention_axes == (1,)
+        self._projections_built = True
+
+    def _build_from_call(self, query, value, key):
+        from kerasish.layers import call_context as ctx
+
+        # inside `call` the layer's name scope is already open: build unwrapped
+        d = self.__dict__
+        previous = ctx.BUILD_DEVICE[0]
+        ctx.BUILD_DEVICE[0] = query.device
+        d["_in_build"] = True
+        try:
+            self.build(tuple(query.shape), tuple(value.shape), None if key is None else tuple(key.shape))
+        finally:
+            ctx.BUILD_DEVICE[0] = previous
+            d["_in_build"] = False
+        self._update_plain()
+
+    # ------------------------------------------------------------------ call
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+    ):
+        if not self._projections_built:
+            self._build_from_call(query, value, key)
+        if key is None:
+            key = value
+        if value.dtype != query.dtype:  # only the first argument is autocast
+            value = value.to(query.dtype)
+        if key.dtype != query.dtype:
+            key = key.to(query.dtype)
+        if query_mask is None:
+            query_mask = tree.get_mask(query)
+        if value_mask is None:
+            value_mask = tree.get_mask(value)
+        if key_mask is None:
+            key_mask = tree.get_mask(key)
+        causal_only = (
+            use_causal_mask
+            and query_mask is None
+            and value_mask is None
+            and key_mask is None
+            and attention_mask is None
+            and self._sliding_window is None
+        )
+        if causal_only:
+            mask = None
+        else:
+            mask = self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
+        if self._use_gate:
+            gate = torch.sigmoid(self._project(self._modules["gate"], query))
+        m = self._modules
+        q = self._project(m["query"], query)
+        k = self._project(m["key"], key)
+        v = self._project(m["value"], value)
+        dropout_active = bool(training) and self._dropout > 0.0
+        if self._standard and not return_attention_scores and not dropout_active:
+            out, scores = self._sdpa(q, k, v, mask, causal_only), None
+        else:
+            out, scores = self._explicit(q, k, v, mask, causal_only, dropout_active)
+        if self._use_gate:
+            out = out * gate
+        out = self._project(m["attention_output"], out)
+        if return_attention_scores:
+            return out, scores
+        return out
+
+    def _project(self, dense, x):
+        y = dense.project(x)
+        if self._activity_regularizer is not None:
+            self.add_loss(self._activity_regularizer(y) / y.shape[0])
+        return y
+
+    def _attention_mask(self, query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask):
+        """Keras's combined (B, T, S) boolean mask, or None."""
+        auto = None
+
+        def _and(a, b):
+            return b if a is None else a & b
+
+        if query_mask is not None:
+            auto = query_mask.to(torch.bool).unsqueeze(-1)
+        if value_mask is not None:
+            auto = _and(auto, value_mask.to(torch.bool).unsqueeze(-2))
+        if key_mask is not None:
+            auto = _and(auto, key_mask.to(torch.bool).unsqueeze(-2))
+        t, s = query.shape[1], value.shape[1]
+        if use_causal_mask:
+            auto = _and(auto, torch.ones(t, s, dtype=torch.bool, device=query.device).tril().unsqueeze(0))
+        if self._sliding_window is not None:
+            rows = torch.arange(t, device=query.device).view(1, t, 1)
+            cols = torch.arange(s, device=query.device).view(1, 1, s)
+            auto = _and(auto, (rows - cols).abs() < self._sliding_window)
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(torch.bool)
+            return attention_mask if auto is None else attention_mask & auto
+        return auto
+
+    def _sdpa(self, q, k, v, mask, causal_only):
+        # (B, T, H, D) -> (B, H, T, D): views, last dim stays contiguous
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        attn_mask = None
+        if mask is not None:
+            while mask.ndim < 4:
+                mask = mask.unsqueeze(self._mask_axis)
+            attn_mask = additive_mask(mask, q.dtype)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=causal_only, scale=self._inverse_sqrt_key_dim
+        )
+        out = out.transpose(1, 2)
+        if mask is not None and self._dropout > 0.0:
+            # Keras runs this case through its masked softmax: rows with no
+            # attended key give 0, not the uniform average SDPA gives
+            out = out * mask.any(-1, keepdim=True).transpose(1, 2).to(out.dtype)
+        return out
+
+    def _explicit(self, q, k, v, mask, causal_only, dropout_active):
+        if causal_only:
+            t, s = q.shape[1], k.shape[1]
+            mask = torch.ones(t, s, dtype=torch.bool, device=q.device).tril().unsqueeze(0)
+        q = q * self._inverse_sqrt_key_dim
+        if self._standard:
+            scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1))
+        else:
+            scores = torch.einsum(self._dot_eq, k, q)
+        if mask is not None:
+            while mask.ndim < scores.ndim:
+                mask = mask.unsqueeze(self._mask_axis)
+        scores = masked_softmax(scores, mask, self._norm_axes)
+        weights = F.dropout(scores, self._dropout, training=True) if dropout_active else scores
+        if self._standard:
+            out = torch.matmul(weights, v.transpose(1, 2)).transpose(1, 2)
+        else:
+            out = torch.einsum(self._combine_eq, weights, v)
+        return out, scores
+
+    # ---------------------------------------------------------------- shapes
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        query_shape = tuple(query_shape)
+        value_shape = query_shape if value_shape is None else tuple(value_shape)
+        key_shape = value_shape if key_shape is None else tuple(key_shape)
+        if value_shape[1:-1] != key_shape[1:-1]:
+            raise ValueError(
+                "All dimensions of `value` and `key`, except the last one, must be equal. "
+                f"Received: value_shape={value_shape} and key_shape={key_shape}"
+            )
+        if self._output_shape:
+            return query_shape[:-1] + tuple(self._output_shape)
+        return query_shape
+
+    def get_config(self):
+        config = super().get_config()
+        c = self._common
+        config.update(
+            {
+                "num_heads": self._num_heads,
+                "key_dim": self._key_dim,
+                "value_dim": self._value_dim,
+                "dropout": self._dropout,
+                "use_bias": self._use_bias,
+                "use_gate": self._use_gate,
+                "output_shape": self._output_shape,
+                "attention_axes": self._attention_axes,
+                "sliding_window": self._sliding_window,
+                "kernel_initializer": initializers.serialize(c["kernel_initializer"]),
+                "bias_initializer": initializers.serialize(c["bias_initializer"]),
+                "kernel_regularizer": regularizers.serialize(c["kernel_regularizer"]),
+                "bias_regularizer": regularizers.serialize(c["bias_regularizer"]),
+                "activity_regularizer": regularizers.serialize(self._activity_regularizer),
+                "kernel_constraint": constraints.serialize(c["kernel_constraint"]),
+                "bias_constraint": constraints.serialize(c["bias_constraint"]),
+                "seed": self.seed,
+            }
+        )
+        return config

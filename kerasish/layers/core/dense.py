@@ -1,0 +1,166 @@
+"""`Dense`: the regular densely-connected layer, on `F.linear`."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from kerasish import activations
+from kerasish import constraints
+from kerasish import initializers
+from kerasish import regularizers
+from kerasish.layers.input_spec import InputSpec
+from kerasish.layers.layer import Layer
+
+
+def check_lora_and_quantization(layer_name: str, lora_rank, quantization_config) -> None:
+    """LoRA and quantization are Keras 3 features kerasish does not have yet:
+    accepted as arguments (so configs load) but refused when switched on."""
+    if lora_rank:
+        raise NotImplementedError(
+            f"`{layer_name}`: LoRA is not supported by kerasish yet. Received: lora_rank={lora_rank}"
+        )
+    if quantization_config is not None:
+        raise NotImplementedError(
+            f"`{layer_name}`: quantization is not supported by kerasish yet. "
+            f"Received: quantization_config={quantization_config}"
+        )
+
+
+class Dense(Layer):
+    """Just your regular densely-connected NN layer.
+
+    `output = activation(dot(input, kernel) + bias)`, applied on the last axis
+    of an input of any rank >= 2.
+
+    Args:
+        units: Positive integer, dimensionality of the output space.
+        activation: Activation function (name or callable). Defaults to
+            `None` (linear).
+        use_bias: Whether the layer uses a bias vector. Defaults to `True`.
+        kernel_initializer: Initializer for the kernel. Defaults to
+            `"glorot_uniform"`.
+        bias_initializer: Initializer for the bias. Defaults to `"zeros"`.
+        kernel_regularizer: Regularizer for the kernel. Defaults to `None`.
+        bias_regularizer: Regularizer for the bias. Defaults to `None`.
+        activity_regularizer: Regularizer for the output. Defaults to `None`.
+        kernel_constraint: Constraint for the kernel. Defaults to `None`.
+        bias_constraint: Constraint for the bias. Defaults to `None`.
+        lora_rank: Accepted for Keras 3 compatibility; a non-zero value raises
+            `NotImplementedError` (LoRA is not implemented).
+        lora_alpha: Accepted, see `lora_rank`.
+        quantization_config: Accepted; anything but `None` raises
+            `NotImplementedError`.
+
+    Input shape:
+        `(batch_size, ..., input_dim)`.
+
+    Output shape:
+        `(batch_size, ..., units)`.
+
+    Unlike `torch.nn.Linear`, the kernel has Keras's layout `(input_dim,
+    units)` (so `get_weights()` matches Keras); the forward pass is one
+    `F.linear` over a transposed *view* of it (no copy per call).
+
+    Example:
+        >>> layer = keras.layers.Dense(4, activation="relu")
+        >>> layer(torch.ones(2, 3)).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
+        quantization_config=None,
+        **kwargs,
+    ):
+        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
+            raise ValueError(
+                "Received an invalid value for `units`, expected a positive integer. "
+                f"Received: units={units}"
+            )
+        check_lora_and_quantization("Dense", lora_rank, quantization_config)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.units = units
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+        self.lora_enabled = False
+        self.quantization_config = None
+        # None for "linear": the call then skips the activation entirely
+        self._act = None if self.activation is activations.linear else self.activation
+        self._input_dim = None
+        self.input_spec = InputSpec(min_ndim=2)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(input_dim, self.units),
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(self.units,),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+        self._input_dim = input_dim
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
+
+    def _infer_build_shape(self, weight_shapes):
+        kernel = weight_shapes.get("kernel")
+        return None if kernel is None or len(kernel) != 2 else (None, kernel[0])
+
+    def call(self, inputs):
+        # kernel.T is a view: F.linear runs addmm/matmul on the (in, out)
+        # kernel directly, without materializing the transpose.
+        x = F.linear(inputs, self.kernel.T, self.bias)
+        if self._act is not None:
+            x = self._act(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:-1], self.units)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "quantization_config": None,
+            }
+        )
+        return config

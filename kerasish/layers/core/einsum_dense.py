@@ -1,0 +1,230 @@
+"""`EinsumDense`: a dense layer of any rank, written as an einsum equation."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from kerasish import activations
+from kerasish import constraints
+from kerasish import initializers
+from kerasish import regularizers
+from kerasish.initializers.random_initializers import VarianceScaling
+from kerasish.layers.core.dense import check_lora_and_quantization
+from kerasish.layers.input_spec import InputSpec
+from kerasish.layers.layer import Layer
+
+# The three equation forms Keras accepts ("..." is rewritten to "0" first):
+# "ab,bc->ac", "...b,bc->...c" (left-elided), "ab...,bc->ac..." (right-elided).
+_FORMS = (
+    (re.compile(r"([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)"), False),
+    (re.compile(r"0([a-zA-Z]+),([a-zA-Z]+)->0([a-zA-Z]+)"), True),
+    (re.compile(r"([a-zA-Z]{2,})0,([a-zA-Z]+)->([a-zA-Z]+)0"), False),
+)
+
+
+def _parse_equation(equation: str):
+    dotted = equation.replace("...", "0")
+    for pattern, left_elided in _FORMS:
+        match = pattern.match(dotted)
+        if match:
+            return match.group(1), match.group(2), match.group(3), left_elided
+    raise ValueError(
+        f"Invalid einsum equation '{equation}'. Equations must be in the form "
+        "[X],[Y]->[Z], ...[X],[Y]->...[Z], or [X]...,[Y]->[Z]...."
+    )
+
+
+def analyze_einsum(equation, bias_axes, input_shape, partial_output_shape):
+    """Keras's shape analysis of an EinsumDense equation.
+
+    Returns `(kernel_shape, bias_shape or None, full_output_shape,
+    input_axes, output_axes)`; the axes index the kernel dims that come from
+    the input / the output (used for the initializer's fans).
+    """
+    in_spec, w_spec, out_spec, left_elided = _parse_equation(equation)
+    input_shape = tuple(input_shape)
+    elided = len(input_shape) - len(in_spec)
+    output_shape = [input_shape[0], *partial_output_shape]
+    if elided > 0 and left_elided:
+        output_shape[1:1] = input_shape[1:elided]
+    elif elided > 0:
+        output_shape.extend(input_shape[len(input_shape) - elided:])
+    if left_elided:
+        in_index = {d: i + elided - len(input_shape) for i, d in enumerate(in_spec)}
+        out_index = {d: i + elided for i, d in enumerate(out_spec)}
+    else:
+        in_index = {d: i for i, d in enumerate(in_spec)}
+        out_index = {d: i for i, d in enumerate(out_spec)}
+    for d in in_spec:
+        if d in out_index:
+            want, have = output_shape[out_index[d]], input_shape[in_index[d]]
+            if want is not None and want != have:
+                raise ValueError(
+                    f"Input shape and output shape do not match at shared dimension '{d}'. "
+                    f"Input shape is {have}, and output shape is {want}."
+                )
+            # unlike Keras, a None output dim shared with the input is filled in
+            output_shape[out_index[d]] = have
+    for d in out_spec:
+        if d not in in_spec and d not in w_spec:
+            raise ValueError(
+                f"Dimension '{d}' was specified in the output '{out_spec}' but has no corresponding "
+                f"dim in the input spec '{in_spec}' or weight spec '{out_spec}'"
+            )
+    kernel_shape, input_axes, output_axes = [], [], []
+    for i, d in enumerate(w_spec):
+        if d in out_index:
+            kernel_shape.append(output_shape[out_index[d]])
+            output_axes.append(i)
+        elif d in in_index:
+            kernel_shape.append(input_shape[in_index[d]])
+            input_axes.append(i)
+        else:
+            raise ValueError(
+                f"Weight dimension '{d}' did not have a match in either the input spec '{in_spec}' "
+                f"or the output spec '{out_spec}'. For this layer, the weight must be fully specified."
+            )
+    bias_shape = None
+    if bias_axes is not None:
+        for c in bias_axes:
+            if c not in out_spec:
+                raise ValueError(f"Bias dimension '{c}' was requested, but is not part of the output spec '{out_spec}'")
+        offset = elided if left_elided else 0
+        first = min(out_spec.find(c) for c in bias_axes)
+        bias_shape = [output_shape[first + i + offset] if c in bias_axes else 1 for i, c in enumerate(out_spec[first:])]
+        if not left_elided:
+            bias_shape.extend([1] * max(elided, 0))
+    return kernel_shape, bias_shape, output_shape, input_axes, output_axes
+
+
+class EinsumDense(Layer):
+    """A layer that uses `einsum` as the backing computation.
+
+    Computes `activation(einsum(equation, inputs, kernel) + bias)`.
+
+    Args:
+        equation: Einsum equation `"[input],[kernel]->[output]"`, optionally
+            with `...` on the left of input and output, or on their right.
+        output_shape: Expected output shape without the batch dim (an int or
+            a tuple; `None` for dims inferred from the input).
+        activation: Activation function. Defaults to `None` (linear).
+        bias_axes: Letters of the output axes that get a bias. Defaults to
+            `None` (no bias).
+        kernel_initializer: Defaults to `"glorot_uniform"` (its fans are
+            taken from the kernel axes that match the input/output, as Keras).
+        bias_initializer: Defaults to `"zeros"`.
+        kernel_regularizer, bias_regularizer, kernel_constraint,
+            bias_constraint: Defaults to `None`.
+        lora_rank, lora_alpha, gptq_unpacked_column_size, quantization_config:
+            Accepted for Keras 3 compatibility; LoRA and quantization raise
+            `NotImplementedError`.
+
+    Example:
+        >>> layer = keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 64), bias_axes="d")
+        >>> layer(torch.ones(2, 32, 128)).shape
+        torch.Size([2, 32, 64])
+    """
+
+    def __init__(
+        self,
+        equation,
+        output_shape,
+        activation=None,
+        bias_axes=None,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        lora_rank=None,
+        lora_alpha=None,
+        gptq_unpacked_column_size=None,
+        quantization_config=None,
+        **kwargs,
+    ):
+        check_lora_and_quantization("EinsumDense", lora_rank, quantization_config)
+        super().__init__(**kwargs)
+        _parse_equation(equation)  # fail early on a malformed equation
+        self.equation = equation
+        if isinstance(output_shape, int):
+            self.partial_output_shape = (output_shape,)
+        else:
+            self.partial_output_shape = tuple(output_shape)
+        self.bias_axes = bias_axes
+        self.activation = activations.get(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+        self.lora_enabled = False
+        self.gptq_unpacked_column_size = gptq_unpacked_column_size
+        self.quantization_config = None
+        self._act = None if self.activation is activations.linear else self.activation
+
+    def build(self, input_shape):
+        kernel_shape, bias_shape, _, input_axes, output_axes = analyze_einsum(
+            self.equation, self.bias_axes, input_shape, self.partial_output_shape
+        )
+        self.input_spec = InputSpec(ndim=len(input_shape))
+        init = self.kernel_initializer
+        if isinstance(init, VarianceScaling) and (init.input_axes is None or init.output_axes is None):
+            # Keras: the fans come from the kernel axes matched to input/output
+            config = dict(init.get_config(), input_axes=input_axes, output_axes=output_axes)
+            init = type(init).from_config(config)
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=tuple(kernel_shape),
+            initializer=init,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        if bias_shape is not None:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=tuple(bias_shape),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+
+    def call(self, inputs):
+        x = torch.einsum(self.equation, inputs, self.kernel)
+        if self.bias is not None:
+            x = x + self.bias
+        if self._act is not None:
+            x = self._act(x)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return tuple(analyze_einsum(self.equation, self.bias_axes, input_shape, self.partial_output_shape)[2])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "output_shape": self.partial_output_shape,
+                "equation": self.equation,
+                "activation": activations.serialize(self.activation),
+                "bias_axes": self.bias_axes,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "quantization_config": None,
+            }
+        )
+        if self.gptq_unpacked_column_size:
+            config["gptq_unpacked_column_size"] = self.gptq_unpacked_column_size
+        return config

@@ -1,0 +1,140 @@
+"""`Embedding`: turns integer indices into dense vectors, on `F.embedding`."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from kerasish import constraints
+from kerasish import initializers
+from kerasish import regularizers
+from kerasish.layers.core.dense import check_lora_and_quantization
+from kerasish.layers.layer import Layer
+
+
+def _check_positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value} (of type {type(value).__name__})."
+        )
+
+
+class Embedding(Layer):
+    """Turns non-negative integers (indices) into dense vectors of fixed size.
+
+    Args:
+        input_dim: Size of the vocabulary (maximum index + 1).
+        output_dim: Dimension of the dense embedding.
+        embeddings_initializer: Defaults to `"uniform"` (uniform in
+            [-0.05, 0.05], as Keras).
+        embeddings_regularizer: Defaults to `None`.
+        embeddings_constraint: Defaults to `None`.
+        mask_zero: Whether index 0 is padding to be masked out: the output
+            then carries the mask `inputs != 0`. Defaults to `False`.
+        weights: Optional initial embedding matrix (array of shape
+            `(input_dim, output_dim)`, or a one-element list of it); the
+            layer is then built at construction.
+        lora_rank, lora_alpha, quantization_config: Accepted for Keras 3
+            compatibility; LoRA and quantization raise `NotImplementedError`.
+        input_length: Keras 2 argument, accepted and ignored (with Keras 3's
+            deprecation warning).
+
+    Input shape: `(batch_size, ...)` integer indices (other dtypes are cast).
+    Output shape: `(batch_size, ..., output_dim)`, in the compute dtype.
+
+    Inputs are never autocast (float indices are not rounded through
+    float16), as in Keras.
+
+    Example:
+        >>> layer = keras.layers.Embedding(1000, 64, mask_zero=True)
+        >>> y = layer(torch.tensor([[4, 2, 0]]))
+        >>> y.shape, y._keras_mask
+        (torch.Size([1, 3, 64]), tensor([[ True,  True, False]]))
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        embeddings_constraint=None,
+        mask_zero=False,
+        weights=None,
+        lora_rank=None,
+        lora_alpha=None,
+        quantization_config=None,
+        **kwargs,
+    ):
+        _check_positive_int("input_dim", input_dim)
+        _check_positive_int("output_dim", output_dim)
+        check_lora_and_quantization("Embedding", lora_rank, quantization_config)
+        if kwargs.pop("input_length", None) is not None:
+            warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
+        kwargs.pop("autocast", None)
+        super().__init__(autocast=False, **kwargs)
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+        self.lora_enabled = False
+        self.quantization_config = None
+        if weights is not None:
+            self.build()
+            if not (isinstance(weights, list) and len(weights) == 1):
+                weights = [weights]
+            self.set_weights(weights)
+
+    def build(self, input_shape=None):
+        if "embeddings" in self._parameters:
+            return
+        self.embeddings = self.add_weight(
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+            name="embeddings",
+            regularizer=self.embeddings_regularizer,
+            constraint=self.embeddings_constraint,
+            trainable=True,
+        )
+
+    def _infer_build_shape(self, weight_shapes):
+        return (None,) if "embeddings" in weight_shapes else None
+
+    def call(self, inputs):
+        if inputs.dtype is not torch.int64 and inputs.dtype is not torch.int32:
+            inputs = inputs.to(torch.int32)
+        out = F.embedding(inputs, self.embeddings)
+        if out.dtype is not self._compute_torch_dtype:
+            out = out.to(self._compute_torch_dtype)
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return inputs != 0
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape), self.output_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "input_dim": self.input_dim,
+                "output_dim": self.output_dim,
+                "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+                "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
+                "mask_zero": self.mask_zero,
+                "quantization_config": None,
+            }
+        )
+        return config

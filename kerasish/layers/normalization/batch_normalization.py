@@ -1,0 +1,376 @@
+"""`BatchNormalization`, on torch's fused batch-norm kernels."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kerasish import initializers
+from kerasish.layers.input_spec import InputSpec
+from kerasish.layers.layer import Layer
+from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSILON
+from kerasish.layers.normalization.base_normalization import GammaBetaMixin
+from kerasish.layers.normalization.base_normalization import as_float32
+from kerasish.layers.normalization.base_normalization import canonical_axes
+
+# Keras's moving averages: `moving = moving * momentum + batch * (1 - momentum)`
+# with the *biased* batch variance. torch's `momentum` is Keras's `1 - momentum`
+# and torch updates `running_var` with the *unbiased* variance, so the running
+# statistics are updated here, not by `F.batch_norm`.
+
+
+def _sqrt_initializer(initializer):
+    """`sqrt(initializer(shape))`: renorm's stddev weights start at the square
+    root of the moving-variance initializer (Keras behaviour)."""
+
+    def init(shape, dtype=None):
+        return torch.sqrt(torch.as_tensor(initializer(shape, dtype=dtype)))
+
+    return init
+
+
+class BatchNormalization(GammaBetaMixin, Layer):
+    """Layer that normalizes its inputs (Ioffe and Szegedy, 2015).
+
+    Training (`training=True`): normalizes with the batch mean and *biased*
+    variance and updates `moving = moving * momentum + batch * (1 - momentum)`.
+    Inference: normalizes with `moving_mean` / `moving_variance`. A frozen layer
+    (`layer.trainable = False`) always runs in inference mode, as in Keras.
+
+    Differs from `torch.nn.BatchNorm*d`: momentum 0.99 means "keep 99%" (torch's
+    0.01), epsilon defaults to 1e-3, the moving variance uses the biased batch
+    variance, the channel axis is the last one by default, and layers start in
+    inference mode.
+
+    Args:
+        axis: Integer, the features axis. Defaults to -1. A one-element list
+            (as Keras 2 configs write it) is accepted.
+        momentum: Momentum of the moving averages. Defaults to 0.99.
+        epsilon: Small float added to the variance. Defaults to 1e-3.
+        center: Whether to add the `beta` offset. Defaults to True.
+        scale: Whether to multiply by `gamma`. Defaults to True.
+        beta_initializer, gamma_initializer, moving_mean_initializer,
+            moving_variance_initializer: Defaults to zeros, ones, zeros, ones.
+        beta_regularizer, gamma_regularizer, beta_constraint,
+            gamma_constraint: Optional. Defaults to None.
+        renorm: Whether to use Batch Renormalization. Defaults to False.
+        renorm_clipping: Dict with optional keys "rmax", "rmin", "dmax".
+        renorm_momentum: Momentum of renorm's moving averages. Defaults to 0.99.
+        synchronized: Accepted (Keras raises on non-TensorFlow backends); here
+            the batch statistics are all-reduced over the default
+            `torch.distributed` process group when one is initialized.
+        **kwargs: Base layer arguments. Keras 2's `fused` is accepted and ignored.
+
+    Call arguments:
+        inputs: Tensor of any rank.
+        training: Python bool, training or inference mode.
+        mask: Optional, rank one less than `inputs`; `True` marks the positions
+            used for the batch statistics (training mode only).
+
+    Input shape: arbitrary. Output shape: same as input.
+
+    Example:
+        >>> bn = keras.layers.BatchNormalization()
+        >>> y = bn(torch.randn(8, 4), training=True)  # updates the moving stats
+    """
+
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        beta_initializer="zeros",
+        gamma_initializer="ones",
+        moving_mean_initializer="zeros",
+        moving_variance_initializer="ones",
+        beta_regularizer=None,
+        gamma_regularizer=None,
+        beta_constraint=None,
+        gamma_constraint=None,
+        renorm=False,
+        renorm_clipping=None,
+        renorm_momentum=0.99,
+        synchronized=False,
+        **kwargs,
+    ):
+        kwargs.pop("fused", None)  # Keras 2: kernel choice, meaningless here
+        for legacy in ("virtual_batch_size", "adjustment"):
+            if kwargs.pop(legacy, None) is not None:
+                raise NotImplementedError(f"`BatchNormalization`: `{legacy}` (Keras 2) is not supported.")
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            if len(axis) != 1:
+                raise ValueError(f"`BatchNormalization` normalizes a single axis (Keras 3). Received: axis={axis}")
+            axis = axis[0]
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"`BatchNormalization`: expected an integer `axis`. Received: axis={axis!r}")
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        if self.epsilon <= 0:
+            raise ValueError(f"`BatchNormalization`: `epsilon` must be positive. Received: epsilon={epsilon}")
+        self.center = center
+        self.scale = scale
+        self.synchronized = synchronized
+        self._set_gamma_beta_args(
+            beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint
+        )
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.supports_masking = True
+        if renorm:
+            renorm_clipping = renorm_clipping or {}
+            keys = ["rmax", "rmin", "dmax"]
+            if set(renorm_clipping) - set(keys):
+                raise ValueError(
+                    f"Received invalid keys for `renorm_clipping` argument: {renorm_clipping}. "
+                    f"Supported values: {keys}."
+                )
+            rmax, rmin, dmax = (renorm_clipping.get(k) for k in ("rmax", "rmin", "dmax"))
+            if rmax is not None and rmin is not None and rmax < rmin:
+                raise ValueError(
+                    "rmax should be greater than rmin in the `renorm_clipping` argument. "
+                    f"Received: rmax={rmax}, rmin={rmin}."
+                )
+            if dmax is not None and dmax < 0:
+                raise ValueError(
+                    f"dmax should be non-negative in the `renorm_clipping` argument. Received: dmax={dmax}."
+                )
+        self.renorm = renorm
+        self.renorm_clipping = renorm_clipping
+        self.renorm_momentum = renorm_momentum
+        self.gamma = None
+        self.beta = None
+        self.moving_mean = None
+        self.moving_variance = None
+        self._rank_free = False
+
+    def build(self, input_shape):
+        axis = canonical_axes("BatchNormalization", self.axis, input_shape)[0]
+        rank = len(input_shape)
+        dim = input_shape[axis]
+        if dim is None:
+            raise ValueError(
+                f"`BatchNormalization`: axis {self.axis} of the input must have a known size. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        shape = (dim,)
+        self._add_gamma_beta(shape, self.scale, self.center)
+        self.moving_mean = self.add_weight(
+            shape=shape, name="moving_mean", initializer=self.moving_mean_initializer, trainable=False, autocast=False
+        )
+        self.moving_variance = self.add_weight(
+            shape=shape,
+            name="moving_variance",
+            initializer=self.moving_variance_initializer,
+            trainable=False,
+            autocast=False,
+        )
+        if self.renorm:
+            stddev_init = _sqrt_initializer(self.moving_variance_initializer)
+            for name, init in (
+                ("moving_stddev", stddev_init),
+                ("renorm_mean", self.moving_mean_initializer),
+                ("renorm_stddev", stddev_init),
+            ):
+                setattr(
+                    self,
+                    name,
+                    self.add_weight(shape=shape, name=name, initializer=init, trainable=False, autocast=False),
+                )
+        if self._rank_free:  # built from a state_dict: rank unknown
+            self.input_spec = InputSpec(
+                min_ndim=max(2, -self.axis if self.axis < 0 else self.axis + 1), axes={self.axis: dim}
+            )
+        else:
+            self.input_spec = InputSpec(ndim=rank, axes={self.axis: dim})
+        # constant per-call facts: channels-last data is viewed as (N, C)
+        # (a free view, and the layout torch's channels-last kernels want)
+        self._channels_last = self.axis == -1 or axis == rank - 1
+        self._caxis = -1 if self._channels_last else axis
+        self._reduce_dims = tuple(i for i in range(rank) if i != axis)
+
+    def _infer_build_shape(self, weight_shapes):
+        shape = weight_shapes.get("moving_mean") or weight_shapes.get("gamma") or weight_shapes.get("beta")
+        if shape is None or self.axis not in (-1, 1):
+            return None
+        self._rank_free = self.axis == -1
+        return (None, shape[0]) if self.axis == -1 else (None, shape[0], None)
+
+    # ------------------------------------------------------------------ call
+    def call(self, inputs, training=None, mask=None):
+        if mask is not None and mask.ndim != inputs.ndim - 1:
+            raise ValueError(
+                "The mask provided should be one dimension less than the inputs. "
+                f"Received: mask.shape={tuple(mask.shape)}, inputs.shape={tuple(inputs.shape)}"
+            )
+        out_dtype = inputs.dtype
+        x = as_float32(inputs)
+        gamma = as_float32(self.gamma)
+        beta = as_float32(self.beta)
+        if training and self._trainable:
+            if mask is None and not self.renorm and not self.synchronized:
+                out = self._fused_training(x, gamma, beta)
+            else:
+                out = self._explicit_training(x, gamma, beta, mask)
+        else:
+            out = self._inference(x, gamma, beta)
+        return out.to(out_dtype)
+
+    def _to_channel_dim1(self, x):
+        """(view, restore) with the channels at dim 1, as torch's kernels want."""
+        if self._channels_last:
+            return x.reshape(-1, x.shape[-1]), x.shape
+        if self._caxis == 1:
+            return x, None
+        return x.movedim(self._caxis, 1), None
+
+    def _from_channel_dim1(self, y, shape):
+        if self._channels_last:
+            return y.view(shape)
+        if self._caxis == 1:
+            return y
+        return y.movedim(1, self._caxis)
+
+    def _inference(self, x, gamma, beta):
+        xt, shape = self._to_channel_dim1(x)
+        mean = as_float32(self.moving_mean)
+        var = as_float32(self.moving_variance)
+        y = F.batch_norm(xt, mean, var, gamma, beta, False, 0.0, self.epsilon)
+        return self._from_channel_dim1(y, shape)
+
+    def _fused_training(self, x, gamma, beta):
+        # One fused kernel normalizes with the batch moments and hands them back
+        # (mean and 1/sqrt(var + eps)); its backward is torch's fused one too.
+        xt, shape = self._to_channel_dim1(x)
+        y, mean, invstd = torch.native_batch_norm(xt, gamma, beta, None, None, True, 0.0, self.epsilon)
+        var = (invstd.detach().pow(-2) - self.epsilon).clamp_min(0.0)
+        self._update_moving(mean.detach(), var)
+        return self._from_channel_dim1(y, shape)
+
+    def _update_moving(self, mean, var):
+        """Keras's rule, in place (buffers, detached operands: no autograd and
+        no Python side effect, so it compiles)."""
+        m = self.momentum
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+            moving.copy_(moving.float() * m + batch * (1.0 - m))
+
+    def _moments(self, x, mask):
+        dims = self._reduce_dims
+        if mask is None:
+            var, mean = torch.var_mean(x, dim=dims, correction=0)
+            count = None
+        else:
+            m = mask.unsqueeze(-1).to(torch.bool).expand(x.shape)
+            w = m.to(x.dtype)
+            count = w.sum(dim=dims) + KERAS_BACKEND_EPSILON
+            mean = torch.where(m, x, 0.0).sum(dim=dims) / count
+            diff = torch.where(m, x - self._bcast(mean, x), 0.0)
+            var = diff.square().sum(dim=dims) / count
+        if self.synchronized and torch.distributed.is_available() and torch.distributed.is_initialized():
+            mean, var = _all_reduce_moments(x, mean, var, count, dims)
+        return mean, var
+
+    def _bcast(self, v, x):
+        if self._channels_last:
+            return v
+        shape = [1] * x.ndim
+        shape[self._caxis] = -1
+        return v.view(shape)
+
+    def _explicit_training(self, x, gamma, beta, mask):
+        mean, var = self._moments(x, mask)
+        if self.renorm:
+            gamma, beta = self._renorm(mean, var, gamma, beta, x.dtype)
+        else:
+            self._update_moving(mean.detach(), var.detach())
+        inv = torch.rsqrt(var + self.epsilon)
+        if gamma is not None:
+            inv = inv * gamma
+        shift = -mean * inv
+        if beta is not None:
+            shift = shift + beta
+        return torch.addcmul(self._bcast(shift, x), x, self._bcast(inv, x))
+
+    def _renorm(self, mean, var, gamma, beta, dtype):
+        """Batch Renormalization (Keras's rule): returns the corrected
+        (gamma, beta) and updates the renorm and moving statistics."""
+        eps = self.epsilon
+        stddev = torch.sqrt(var + eps)
+        renorm_mean = self.renorm_mean.float()
+        renorm_stddev = torch.clamp_min(self.renorm_stddev.float(), math.sqrt(eps))
+        r = (stddev / renorm_stddev).detach()
+        d = ((mean - renorm_mean) / renorm_stddev).detach()
+        clip = self.renorm_clipping
+        if clip.get("rmin") is not None:
+            r = torch.clamp_min(r, clip["rmin"])
+        if clip.get("rmax") is not None:
+            r = torch.clamp_max(r, clip["rmax"])
+        if clip.get("dmax") is not None:
+            d = torch.clamp(d, -clip["dmax"], clip["dmax"])
+        new_gamma = r if gamma is None else r * gamma
+        new_beta = d if gamma is None else d * gamma
+        if beta is not None:
+            new_beta = new_beta + beta
+        mean_d, stddev_d = mean.detach(), stddev.detach()
+        rm, m = self.renorm_momentum, self.momentum
+        self.renorm_mean.copy_(self.renorm_mean.float() * rm + mean_d * (1.0 - rm))
+        self.renorm_stddev.copy_(self.renorm_stddev.float() * rm + stddev_d * (1.0 - rm))
+        self.moving_mean.copy_(self.moving_mean.float() * m + mean_d * (1.0 - m))
+        new_stddev = self.moving_stddev.float() * m + stddev_d * (1.0 - m)
+        self.moving_stddev.copy_(new_stddev)
+        self.moving_variance.copy_(torch.relu(new_stddev * new_stddev - eps))
+        return new_gamma.to(dtype), new_beta.to(dtype)
+
+    def compute_output_shape(self, input_shape):
+        canonical_axes("BatchNormalization", self.axis, input_shape)
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "axis": self.axis,
+                "momentum": self.momentum,
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "beta_initializer": initializers.serialize(self.beta_initializer),
+                "gamma_initializer": initializers.serialize(self.gamma_initializer),
+                "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
+                "moving_variance_initializer": initializers.serialize(self.moving_variance_initializer),
+            }
+        )
+        gb = self._gamma_beta_config()
+        for key in ("beta_regularizer", "gamma_regularizer", "beta_constraint", "gamma_constraint"):
+            config[key] = gb[key]
+        config.update(
+            {
+                "synchronized": self.synchronized,
+                "renorm": self.renorm,
+                "renorm_clipping": self.renorm_clipping,
+                "renorm_momentum": self.renorm_momentum,
+            }
+        )
+        return config
+
+
+def _all_reduce_moments(x, mean, var, count, dims):
+    """Global moments over every process of the default group (SyncBatchNorm
+    semantics), differentiable through `torch.distributed.nn`."""
+    import torch.distributed as dist
+    from torch.distributed.nn import functional as dist_f
+
+    if dist.get_world_size() == 1:
+        return mean, var
+    n = count if count is not None else torch.full_like(mean, x.numel() / mean.numel())
+    stats = torch.stack([mean * n, (var + mean.square()) * n, n])
+    stats = dist_f.all_reduce(stats)
+    total = stats[2]
+    g_mean = stats[0] / total
+    g_var = stats[1] / total - g_mean.square()
+    return g_mean, g_var
