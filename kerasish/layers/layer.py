@@ -324,7 +324,7 @@ class Layer(LayerWeightsMixin, nn.Module):
                         (ndim is not None and n != ndim)
                         or (min_ndim is not None and n < min_ndim)
                         or (max_ndim is not None and n > max_ndim)
-                        or (axes and not all(-n <= a < n and x.shape[a] == v for a, v in axes))
+                        or (axes and not _axes_match(x, n, axes))
                     ):
                         assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
                 stack = ctx.CALL_STACK
@@ -765,6 +765,14 @@ class Layer(LayerWeightsMixin, nn.Module):
 
 
 Layer.build = _wrap_build(Layer.__dict__["build"])
+
+
+def _axes_match(x, n, axes) -> bool:
+    shape = x.shape
+    for axis, value in axes:
+        if not -n <= axis < n or shape[axis] != value:
+            return False
+    return True
 
 
 def _eager_call(layer, args, kwargs):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
 from kerasish import activations
@@ -137,9 +138,14 @@ class Dense(Layer):
         return None if kernel is None or len(kernel) != 2 else (None, kernel[0])
 
     def call(self, inputs):
-        # kernel.T is a view: F.linear runs addmm/matmul on the (in, out)
-        # kernel directly, without materializing the transpose.
-        x = F.linear(inputs, self.kernel.T, self.bias)
+        kernel, bias = self.kernel, self.bias
+        if inputs.dim() == 2 and bias is not None:
+            # one fused op on the Keras (in, out) kernel, no transpose view
+            x = torch.addmm(bias, inputs, kernel)
+        else:
+            # kernel.T is a view: F.linear runs on the (in, out) kernel
+            # directly, without materializing the transpose.
+            x = F.linear(inputs, kernel.T, bias)
         if self._act is not None:
             x = self._act(x)
         return x
