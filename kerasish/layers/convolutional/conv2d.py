@@ -1,0 +1,86 @@
+"""`Conv2D`: 2D convolution (spatial convolution over images)."""
+
+from __future__ import annotations
+
+from kerasish.layers.convolutional.base_conv import BaseConv
+
+
+class Conv2D(BaseConv):
+    """2D convolution layer (`keras.layers.Conv2D`, alias `Convolution2D`).
+
+    Creates a kernel of shape `(kh, kw, in_channels // groups, filters)`
+    (Keras layout) convolved with the input, adds a bias and applies
+    `activation`. Runs on torch's `F.conv2d`; channels_last
+    inputs reach it as a channels-last view, not a copy.
+
+    Args:
+        filters: Number of output channels.
+        kernel_size: Int or tuple of 2 ints, the window size.
+        strides: Int or tuple of 2 ints. Defaults to (1, 1).
+        padding: "valid" or "same" (TF split: an odd total puts the extra pixel at the end). Defaults to "valid".
+        data_format: "channels_last" `(batch, height, width, channels)` or "channels_first" `(batch, channels, height, width)`.
+            Defaults to "channels_last".
+        dilation_rate: Int or tuple of 2 ints. Defaults to (1, 1).
+        groups: Channel groups; input channels and `filters` must be divisible
+            by it. Defaults to 1.
+        activation: Output activation. Defaults to None (linear).
+        use_bias: Whether to add a bias. Defaults to True.
+        kernel_initializer: Defaults to "glorot_uniform".
+        bias_initializer: Defaults to "zeros".
+        kernel_regularizer: Defaults to None.
+        bias_regularizer: Defaults to None.
+        activity_regularizer: Defaults to None.
+        kernel_constraint: Defaults to None.
+        bias_constraint: Defaults to None.
+        **kwargs: Base layer arguments (`name`, `dtype`, ...). `lora_rank`
+            must stay None: LoRA is not implemented in kerasish.
+
+    Input shape: `(batch, height, width, channels)` (channels_last) or `(batch, channels, height, width)` (channels_first).
+    Output shape: `(batch, new_height, new_width, filters)` or `(batch, filters, new_height, new_width)`.
+
+    Example:
+        >>> x = torch.randn(2, 8, 8, 3)
+        >>> keras.layers.Conv2D(4, 3)(x).shape
+        torch.Size(([2, 6, 6, 4]))
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(
+            rank=2,
+            filters=filters,
+            kernel_size=kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            **kwargs,
+        )

@@ -1,0 +1,148 @@
+"""`BasePooling`: max and average pooling over 1, 2 or 3 spatial dimensions.
+
+"same" padding follows TF/Keras: the total padding of a dimension is
+`max(0, (ceil(n / s) - 1) * s + k - n)`, split with the extra pixel at the
+end; padded positions never win a max and are EXCLUDED from an average (the
+mean is over the valid elements of each window, as TF and Keras 2 define it;
+Keras 3's torch backend counts them, a known bug that kerasish does not copy).
+
+Both run on torch's pooling kernels with no extra copy of the input: torch's
+symmetric `padding=` is set to the *leading* pad, and `ceil_mode=True` adds
+the trailing window that TF's extra end pixel makes (torch then averages over
+the valid elements only, with `count_include_pad=False`). A stride-1
+dimension with an even window pads one pixel more at the end than at the
+start: there torch pads the larger amount on both sides and the first output
+(whose window starts one pixel too early) is dropped with a slice view.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kerasish.layers.convolutional.conv_utils import SpatialLayout
+from kerasish.layers.convolutional.conv_utils import check_output_shape
+from kerasish.layers.convolutional.conv_utils import same_padding
+from kerasish.layers.convolutional.conv_utils import standardize_data_format
+from kerasish.layers.convolutional.conv_utils import standardize_padding
+from kerasish.layers.convolutional.conv_utils import standardize_tuple
+from kerasish.layers.input_spec import InputSpec
+from kerasish.layers.layer import Layer
+
+# torch has no CPU float16/bfloat16 kernel for avg_pool3d: such inputs are
+# pooled in float32 there and cast back
+_CPU_UPCAST = frozenset({torch.float16, torch.bfloat16})
+
+_POOL_OPS = {
+    ("max", 2): F.max_pool2d,
+    ("max", 3): F.max_pool3d,
+    ("average", 2): F.avg_pool2d,
+    ("average", 3): F.avg_pool3d,
+}
+
+
+class BasePooling(Layer):
+    """Abstract N-D pooling layer; see `MaxPooling2D` / `AveragePooling2D`.
+
+    Args:
+        pool_size: Int or tuple of `pool_dimensions` ints.
+        strides: Int, tuple or None (= `pool_size`).
+        pool_dimensions: 1, 2 or 3.
+        pool_mode: "max" or "average".
+        padding: "valid" or "same". Defaults to "valid".
+        data_format: "channels_last" or "channels_first". Defaults to
+            "channels_last".
+    """
+
+    def __init__(self, pool_size, strides, pool_dimensions, pool_mode="max", padding="valid", data_format=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        rank = pool_dimensions
+        self.pool_size = standardize_tuple(pool_size, rank, "pool_size")
+        self.strides = standardize_tuple(pool_size if strides is None else strides, rank, "strides")
+        if pool_mode not in ("max", "average"):
+            raise ValueError(f"`pool_mode` must be either 'max' or 'average'. Received: {pool_mode}.")
+        self.pool_mode = pool_mode
+        self.padding = standardize_padding(padding)
+        self.data_format = standardize_data_format(data_format)
+        self.input_spec = InputSpec(ndim=rank + 2)
+        self._rank = rank
+        layout = self._layout = SpatialLayout(rank, self.data_format)
+        op_rank = 2 if layout.lift else rank
+        self._pool = (pool_mode, op_rank)
+        self._op_pool = layout.op_tuple(self.pool_size)
+        self._op_strides = layout.op_tuple(self.strides)
+        self._same = self.padding == "same"
+        self._is_avg = pool_mode == "average"
+        self._cpu_upcast = self._pool == ("average", 3)
+        # stride-1 dimensions with an even window: pad the larger (trailing)
+        # amount on both sides, then drop the first output
+        self._s1_pad = tuple(
+            (k // 2) if s == 1 else None for k, s in zip(self._op_pool, self._op_strides)
+        )
+        drop = [s == 1 and k % 2 == 0 for k, s in zip(self._op_pool, self._op_strides)]
+        self._drop_first = None
+        if self._same and any(drop):
+            self._drop_first = (slice(None), slice(None)) + tuple(slice(1, None) if d else slice(None) for d in drop)
+        self.built = True
+
+    def _same_padding(self, x):
+        """torch's padding for TF "same": the leading pad (the trailing one
+        for stride-1 dimensions; see module docstring)."""
+        return tuple(
+            fixed if fixed is not None else same_padding(int(n), k, s)[0]
+            for n, k, s, fixed in zip(x.shape[2:], self._op_pool, self._op_strides, self._s1_pad)
+        )
+
+    def call(self, inputs):
+        if self._cpu_upcast and inputs.dtype in _CPU_UPCAST and inputs.device.type == "cpu":
+            return self._pool_call(inputs.float()).to(inputs.dtype)
+        return self._pool_call(inputs)
+
+    def _pool_call(self, inputs):
+        x = self._layout.to_torch(inputs)
+        op = _POOL_OPS[self._pool]
+        if self._same:
+            padding = self._same_padding(x)
+            if self._is_avg:
+                y = op(x, self._op_pool, self._op_strides, padding, True, False)
+            else:
+                y = op(x, self._op_pool, self._op_strides, padding, 1, True)
+            if self._drop_first is not None:
+                y = y[self._drop_first]
+        else:
+            y = op(x, self._op_pool, self._op_strides)
+        return self._layout.from_torch(y)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if len(input_shape) != self._rank + 2:
+            raise ValueError(
+                f"Input 0 of layer '{self.name}' is incompatible with the layer: expected "
+                f"ndim={self._rank + 2}, found ndim={len(input_shape)}. Full shape received: {input_shape}"
+            )
+        channels_last = self.data_format == "channels_last"
+        spatial = input_shape[1:-1] if channels_last else input_shape[2:]
+        out = []
+        for n, k, s in zip(spatial, self.pool_size, self.strides):
+            if n is None:
+                out.append(None)
+            elif self.padding == "valid":
+                out.append((n - k) // s + 1)
+            else:
+                out.append((n - 1) // s + 1)
+        check_output_shape(self, input_shape, out, self.pool_size)
+        if channels_last:
+            return (input_shape[0], *out, input_shape[-1])
+        return (input_shape[0], input_shape[1], *out)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pool_size": self.pool_size,
+                "padding": self.padding,
+                "strides": self.strides,
+                "data_format": self.data_format,
+            }
+        )
+        return config

@@ -1,0 +1,49 @@
+"""`MaxPooling1D`: max pooling over 1D temporal data."""
+
+from __future__ import annotations
+
+from kerasish.layers.pooling.base_pooling import BasePooling
+
+
+class MaxPooling1D(BasePooling):
+    """Max pooling for 1D temporal data (`keras.layers.MaxPooling1D`, alias `MaxPool1D`).
+
+    Takes the maximum over windows of `pool_size`, moved by `strides`.
+
+    Args:
+        pool_size: Int or tuple of 1 ints. Defaults to 2.
+        strides: Int, tuple of 1 ints or None (= `pool_size`). Defaults to None.
+        padding: "valid" or "same" (TF/Keras "same": the extra pixel of an odd
+            total goes at the end). Defaults to "valid".
+        data_format: "channels_last" or "channels_first". Defaults to
+            "channels_last".
+
+    Input shape: `(batch, steps, channels)` or `(batch, channels, steps)`.
+    Output shape: the same with pooled spatial sizes:
+    "valid": `(n - pool_size) // strides + 1`; "same": `(n - 1) // strides + 1`.
+
+    Example:
+        >>> x = torch.randn(2, 6, 3)
+        >>> keras.layers.MaxPooling1D()(x).shape
+        torch.Size(([2, 3, 3]))
+    """
+
+    def __init__(
+        self,
+        pool_size=2,
+        strides=None,
+        padding="valid",
+        data_format=None,
+        name=None,
+        **kwargs,
+    ):
+        super().__init__(
+            pool_size,
+            strides,
+            pool_dimensions=1,
+            pool_mode="max",
+            padding=padding,
+            data_format=data_format,
+            name=name,
+            **kwargs,
+        )
