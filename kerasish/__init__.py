@@ -5,6 +5,7 @@
 
 from kerasish import activations
 from kerasish import backend
+from kerasish import config
 from kerasish import constraints
 from kerasish import dtype_policies
 from kerasish import initializers
@@ -32,6 +33,7 @@ __all__ = [
     "Variable",
     "activations",
     "backend",
+    "config",
     "constraints",
     "dtype_policies",
     "initializers",

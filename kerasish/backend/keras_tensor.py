@@ -4,6 +4,8 @@ name) that layers can be called on without real compute. The functional API
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from kerasish.backend import dtypes
@@ -12,14 +14,28 @@ from kerasish.backend import dtypes
 class KerasTensor:
     """A symbolic tensor: `shape` (tuple, None for unknown), `dtype` (Keras
     name), `name`, `sparse`, and `_keras_history` (layer, node index, tensor
-    index) once produced by a layer."""
+    index) once produced by a layer.
 
-    def __init__(self, shape, dtype="float32", sparse=False, name=None, record_history=None):
+    Torch functions (`torch.abs(x)`, `F.relu(x)`), Python operators (`x + 1`,
+    `x[:, 0]`) and tensor methods (`x.sum(dim=1)`) applied to a KerasTensor
+    are recorded as steps of the functional graph.
+
+    Args:
+        shape: Shape tuple, None for unknown dimensions.
+        dtype: Dtype name or torch dtype. Defaults to "float32".
+        sparse: Whether the tensor is sparse. Defaults to False.
+        name: Optional name.
+        record_history: Whether layers called on this tensor record graph
+            nodes (Keras 3 argument). Defaults to True.
+    """
+
+    def __init__(self, shape, dtype="float32", sparse=False, name=None, record_history=True):
         self._shape = tuple(None if d is None else int(d) for d in shape)
         self._dtype = dtypes.standardize_dtype(dtype)
         self.sparse = bool(sparse)
         self.name = name
-        self._keras_history = record_history
+        self.record_history = bool(record_history) if record_history is not None else True
+        self._keras_history = None
         self._keras_mask = None
 
     @property
@@ -49,6 +65,15 @@ class KerasTensor:
     def __iter__(self):
         raise TypeError("A symbolic KerasTensor cannot be iterated.")
 
+    def __getattr__(self, name):
+        # Tensor methods (`x.sum(dim=1)`, `x.view(-1, 4)`) become graph ops.
+        if name.startswith("_"):
+            raise AttributeError(f"'KerasTensor' object has no attribute '{name}'")
+        method = getattr(torch.Tensor, name, None)
+        if method is None or not callable(method) or isinstance(method, type):
+            raise AttributeError(f"'KerasTensor' object has no attribute '{name}'")
+        return functools.partial(_tensor_method, method, self)
+
     def numpy(self):
         raise ValueError(
             "A KerasTensor is symbolic: it's a placeholder for a shape and a dtype. It doesn't "
@@ -62,6 +87,10 @@ class KerasTensor:
         from kerasish.models import symbolic_ops
 
         return symbolic_ops.torch_function_call(func, args, kwargs or {})
+
+
+def _tensor_method(method, self, *args, **kwargs):
+    return KerasTensor.__torch_function__(method, (KerasTensor,), (self, *args), kwargs)
 
 
 def _binary(name, reflected=False):

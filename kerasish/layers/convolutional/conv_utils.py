@@ -18,37 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def standardize_tuple(value, n: int, name: str, allow_zero: bool = False) -> tuple:
-    """An int or an iterable of `n` ints -> a tuple of `n` ints (Keras's
-    `standardize_tuple`: ValueError naming the argument otherwise)."""
-    error_msg = f"The `{name}` argument must be a tuple of {n} integers. Received {name}={value}"
-    if isinstance(value, bool):
-        raise ValueError(error_msg)
-    if isinstance(value, int):
-        value_tuple = (value,) * n
-    else:
-        try:
-            value_tuple = tuple(value)
-        except TypeError:
-            raise ValueError(error_msg) from None
-        if len(value_tuple) != n:
-            raise ValueError(error_msg)
-        for single in value_tuple:
-            if isinstance(single, bool) or not isinstance(single, int):
-                try:
-                    if int(single) != single:
-                        raise ValueError
-                except (ValueError, TypeError):
-                    raise ValueError(
-                        f"{error_msg}including element {single} of type {type(single)}"
-                    ) from None
-        value_tuple = tuple(int(v) for v in value_tuple)
-    bad = {v for v in value_tuple if (v < 0 if allow_zero else v <= 0)}
-    if bad:
-        req = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{error_msg}, including values {bad} that do not satisfy `value {req}`")
-    return value_tuple
+from kerasish.utils.argument_validation import standardize_data_format  # noqa: F401  (re-exported)
+from kerasish.utils.argument_validation import standardize_tuple  # noqa: F401  (re-exported)
 
 
 def standardize_padding(value, allow_causal: bool = False) -> str:
@@ -60,22 +31,6 @@ def standardize_padding(value, allow_causal: bool = False) -> str:
             f"The `padding` argument must be a list/tuple or one of {allowed}. Received: {value}"
         )
     return padding
-
-
-def standardize_data_format(data_format) -> str:
-    """None -> the global image data format ("channels_last" unless set)."""
-    if data_format is None:
-        from kerasish import backend
-
-        getter = getattr(backend, "image_data_format", None)
-        return getter() if getter is not None else "channels_last"
-    value = str(data_format).lower()
-    if value not in {"channels_first", "channels_last"}:
-        raise ValueError(
-            "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
-            f"Received: data_format={data_format}"
-        )
-    return value
 
 
 def same_padding(length: int, kernel: int, stride: int) -> tuple[int, int]:

@@ -1,0 +1,21 @@
+"""`keras.config`: global settings."""
+
+from kerasish.backend.config import enable_unsafe_deserialization
+from kerasish.backend.config import epsilon
+from kerasish.backend.config import image_data_format
+from kerasish.backend.config import is_unsafe_deserialization_enabled
+from kerasish.backend.config import set_epsilon
+from kerasish.backend.config import set_image_data_format
+from kerasish.backend.dtypes import floatx
+from kerasish.backend.dtypes import set_floatx
+
+__all__ = [
+    "enable_unsafe_deserialization",
+    "epsilon",
+    "floatx",
+    "image_data_format",
+    "is_unsafe_deserialization_enabled",
+    "set_epsilon",
+    "set_floatx",
+    "set_image_data_format",
+]

@@ -1,0 +1,52 @@
+"""Keras's argument validation helpers, shared by every layer family."""
+
+from __future__ import annotations
+
+from kerasish.backend import config
+
+
+def standardize_tuple(value, n: int, name: str, allow_zero: bool = False) -> tuple:
+    """An int or an iterable of `n` ints -> a tuple of `n` ints (Keras's
+    `standardize_tuple`: ValueError naming the argument otherwise)."""
+    error_msg = f"The `{name}` argument must be a tuple of {n} integers. Received {name}={value}"
+    if isinstance(value, bool):
+        raise ValueError(error_msg)
+    if isinstance(value, int):
+        value_tuple = (value,) * n
+    else:
+        try:
+            value_tuple = tuple(value)
+        except TypeError:
+            raise ValueError(error_msg) from None
+        if len(value_tuple) != n:
+            raise ValueError(error_msg)
+        for single in value_tuple:
+            if isinstance(single, bool) or not isinstance(single, int):
+                try:
+                    if int(single) != single:
+                        raise ValueError
+                except (ValueError, TypeError):
+                    raise ValueError(
+                        f"{error_msg}including element {single} of type {type(single)}"
+                    ) from None
+        value_tuple = tuple(int(v) for v in value_tuple)
+    bad = {v for v in value_tuple if (v < 0 if allow_zero else v <= 0)}
+    if bad:
+        req = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{error_msg}, including values {bad} that do not satisfy `value {req}`")
+    return value_tuple
+
+
+
+def standardize_data_format(data_format) -> str:
+    """None -> the global image data format ("channels_last" unless set
+    with `keras.config.set_image_data_format`); ValueError otherwise."""
+    if data_format is None:
+        return config.image_data_format()
+    value = str(data_format).lower()
+    if value not in {"channels_first", "channels_last"}:
+        raise ValueError(
+            "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
+            f"Received: data_format={data_format}"
+        )
+    return value
