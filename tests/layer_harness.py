@@ -158,7 +158,10 @@ def run_layer_test(
     if check_compile:
         torch._dynamo.reset()
         explanation = torch._dynamo.explain(layer)(input_data, **call_kwargs)
-        assert explanation.graph_break_count == 0, explanation.break_reasons
+        # a layer that returns its input unchanged records no graph at all
+        # (explain then reports -1 breaks); fullgraph compile below still runs it
+        if explanation.graph_count > 0:
+            assert explanation.graph_break_count == 0, explanation.break_reasons
         if not training:
             compiled = torch.compile(layer, fullgraph=True, backend="eager")
             _close(compiled(input_data, **call_kwargs), layer(input_data, **call_kwargs), atol, rtol)
