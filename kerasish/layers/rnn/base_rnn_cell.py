@@ -1,0 +1,200 @@
+"""Shared machinery of the recurrent cells: argument checks, the weight
+arguments every cell takes, and Keras's per-sequence dropout masks.
+
+Keras's dropout for recurrent cells (`DropoutRNNCell`): one random mask is
+drawn per sequence (per `RNN` call) and reused at every time step. While an
+`RNN` layer runs its time loop the masks are cached on the cell; a cell called
+on its own draws fresh masks on every call (Keras keeps the first mask until
+`reset_dropout_mask()`; kerasish does not cache outside an `RNN` call).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kerasish import activations
+from kerasish import constraints
+from kerasish import initializers
+from kerasish import regularizers
+from kerasish.layers.layer import Layer
+
+
+def check_units(units, name: str = "units"):
+    """Keras's check for `units`/`filters`: a positive integer."""
+    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+        raise ValueError(
+            f"Received an invalid value for argument `{name}`, expected a positive integer, got {units}."
+        )
+    return units
+
+
+def clip_rate(rate) -> float:
+    """Keras clips dropout rates into [0, 1]."""
+    return min(1.0, max(0.0, float(rate)))
+
+
+def dropout_mask(like: torch.Tensor, rate: float, count: int | None, seed: int | None, calls: int) -> torch.Tensor:
+    """A Keras dropout mask of ones scaled by 1/(1 - rate), with `count`
+    independent masks stacked first when `count` is not None."""
+    shape = tuple(like.shape) if count is None else (count, *like.shape)
+    keep = 1.0 - rate
+    if keep <= 0.0:
+        return torch.zeros(shape, dtype=like.dtype, device=like.device)
+    mask = torch.empty(shape, dtype=like.dtype, device=like.device)
+    if seed is None:
+        mask.bernoulli_(keep)
+    else:
+        gen = torch.Generator(device=like.device).manual_seed(int(seed) + calls)
+        mask.bernoulli_(keep, generator=gen)
+    return mask / keep
+
+
+class DropoutRNNCell:
+    """Mixin giving a cell Keras's cached dropout masks (`get_dropout_mask`,
+    `get_recurrent_dropout_mask`, `reset_dropout_mask`,
+    `reset_recurrent_dropout_mask`). Needs `dropout`, `recurrent_dropout`,
+    `seed` attributes; `dropout_mask_count` (None or an int) says how many
+    independent masks one call draws."""
+
+    dropout_mask_count = None
+
+    def _new_mask(self, like, rate):
+        d = self.__dict__
+        calls = d.get("_dropout_calls", 0)
+        d["_dropout_calls"] = calls + 1
+        return dropout_mask(like, rate, self.dropout_mask_count, self.seed, calls)
+
+    def get_dropout_mask(self, step_input):
+        d = self.__dict__
+        mask = d.get("_dropout_mask")
+        if mask is None and self.dropout > 0:
+            mask = self._new_mask(step_input, self.dropout)
+            if d.get("_cache_masks"):
+                d["_dropout_mask"] = mask
+        return mask
+
+    def get_recurrent_dropout_mask(self, step_input):
+        d = self.__dict__
+        mask = d.get("_recurrent_dropout_mask")
+        if mask is None and self.recurrent_dropout > 0:
+            mask = self._new_mask(step_input, self.recurrent_dropout)
+            if d.get("_cache_masks"):
+                d["_recurrent_dropout_mask"] = mask
+        return mask
+
+    def reset_dropout_mask(self):
+        self.__dict__["_dropout_mask"] = None
+
+    def reset_recurrent_dropout_mask(self):
+        self.__dict__["_recurrent_dropout_mask"] = None
+
+
+class BaseRNNCell(Layer, DropoutRNNCell):
+    """Base of `SimpleRNNCell`, `LSTMCell` and `GRUCell`: the arguments they
+    share, their validation and their config."""
+
+    _keras_module = "keras.layers"
+    _gates = 1
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        check_units(units)
+        implementation = kwargs.pop("implementation", 2)
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.dropout = clip_rate(dropout)
+        self.recurrent_dropout = clip_rate(recurrent_dropout)
+        self.seed = seed
+        # Keras: recurrent dropout switches LSTM/GRU cells to the per-gate
+        # "implementation 1", which draws one dropout mask per gate.
+        self.implementation = 1 if self.recurrent_dropout != 0.0 else implementation
+        self.state_size = self.units
+        self.output_size = self.units
+
+    def _add_kernels(self, input_dim: int):
+        n = self.units * self._gates
+        self.kernel = self.add_weight(
+            shape=(input_dim, n),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, n),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+
+    def _add_bias(self, shape, initializer):
+        self.bias = self.add_weight(
+            shape=shape,
+            name="bias",
+            initializer=initializer,
+            regularizer=self.bias_regularizer,
+            constraint=self.bias_constraint,
+        )
+
+    def _infer_build_shape(self, weight_shapes: dict):
+        kernel = weight_shapes.get("kernel")
+        return None if kernel is None else (None, kernel[0])
+
+    def get_initial_state(self, batch_size=None):
+        """Zero states, one `(batch_size, size)` tensor per state."""
+        sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
+        device = self.kernel.device if self.built else None
+        return [torch.zeros((batch_size, s), dtype=self._compute_torch_dtype, device=device) for s in sizes]
+
+    def get_config(self) -> dict:
+        config = {
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        if self._gates > 1:
+            config["recurrent_activation"] = activations.serialize(self.recurrent_activation)
+        return {**super().get_config(), **config}

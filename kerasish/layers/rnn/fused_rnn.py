@@ -1,0 +1,170 @@
+"""Whole-sequence fused kernels (`torch._VF.lstm/gru/rnn_tanh/rnn_relu`, the
+calls `nn.LSTM`/`nn.GRU`/`nn.RNN` make) for the Keras cells.
+
+Keras <-> torch conventions, all here:
+
+- Kernels: Keras `(in, G * units)` is torch's `weight_ih` `(G * units, in)`
+  transposed; same for the recurrent kernel.
+- LSTM gate order: Keras i, f, c, o == torch i, f, g, o. Keras has one bias;
+  torch's `b_hh` is zeros.
+- GRU gate order: Keras z, r, h; torch r, z, n (columns reordered here).
+  Keras `reset_after=True` (bias `(2, 3u)` = input bias, recurrent bias) is
+  torch's formulation; `reset_after=False` has no torch kernel (loop path).
+- The weights are re-laid out on every call into one contiguous buffer
+  (O(weights), keeps gradients flowing to the Keras-layout parameters and
+  lets cuDNN use the buffer without compacting it).
+- Masks: Keras carries states through masked steps. In processing order, a
+  mask that is a run of valid steps followed by padding ("prefix") or padding
+  followed by valid steps ("suffix", e.g. right padding with go_backwards or
+  left padding) is computed exactly with packed sequences; any other mask
+  (holes) goes to the time loop.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pad_packed_sequence
+
+from kerasish import activations
+from kerasish.layers.rnn.gru_cell import GRUCell
+from kerasish.layers.rnn.lstm_cell import LSTMCell
+from kerasish.layers.rnn.simple_rnn_cell import SimpleRNNCell
+
+_TANH = (activations.tanh, torch.tanh)
+_SIGMOID = (activations.sigmoid, torch.sigmoid)
+_RELU = (activations.relu, torch.relu)
+
+# counts whole-sequence fused calls (tests check the fast path is taken)
+FUSED_CALLS = [0]
+
+
+def fused_mode(cell) -> str | None:
+    """The `torch._VF` kernel that computes `cell` exactly, or None. Only the
+    exact kerasish cell classes qualify (a subclass may change `call`)."""
+    kind = type(cell)
+    if kind is LSTMCell:
+        ok = cell.activation in _TANH and cell.recurrent_activation in _SIGMOID
+        return "lstm" if ok else None
+    if kind is GRUCell:
+        ok = cell.reset_after and cell.activation in _TANH and cell.recurrent_activation in _SIGMOID
+        return "gru" if ok else None
+    if kind is SimpleRNNCell:
+        if cell.activation in _TANH:
+            return "rnn_tanh"
+        if cell.activation in _RELU:
+            return "rnn_relu"
+    return None
+
+
+def input_dropout_active(cell, training) -> bool:
+    if not training or cell.dropout <= 0:
+        return False
+    return type(cell) is SimpleRNNCell or cell.dropout < 1.0
+
+
+def can_fuse(cell, training) -> bool:
+    """Recurrent dropout and per-gate input dropout masks need the loop."""
+    if training and cell.recurrent_dropout > 0:
+        return False
+    if input_dropout_active(cell, training) and cell.dropout_mask_count is not None:
+        return False
+    return True
+
+
+def _gru_order(w: torch.Tensor, u: int) -> torch.Tensor:
+    """Keras z, r, h columns -> torch r, z, n."""
+    return torch.cat((w[..., u : 2 * u], w[..., :u], w[..., 2 * u :]), dim=-1)
+
+
+def flat_weights(mode: str, cell, dtype: torch.dtype) -> list:
+    """`[w_ih, w_hh(, b_ih, b_hh)]` in torch's layout, views of one buffer."""
+    k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
+    if mode == "gru":
+        u = cell.units
+        k, rk = _gru_order(k, u), _gru_order(rk, u)
+        biases = [] if b is None else [_gru_order(b[0], u), _gru_order(b[1], u)]
+    else:
+        biases = [] if b is None else [b, torch.zeros_like(b)]
+    parts = [k.t(), rk.t(), *biases]
+    flat = torch.cat([p.reshape(-1).to(dtype) for p in parts])
+    out, offset = [], 0
+    for p in parts:
+        n = p.numel()
+        out.append(flat[offset : offset + n].view(p.shape))
+        offset += n
+    return out
+
+
+def _run(mode, x, states, weights, batch_sizes=None):
+    """One `torch._VF` call; `states` are `(batch, units)` tensors."""
+    if not torch.compiler.is_compiling():
+        FUSED_CALLS[0] += 1
+    has_bias = len(weights) == 4
+    train = torch.is_grad_enabled()  # cuDNN keeps what backward needs only in train mode
+    hx = [s.unsqueeze(0).contiguous() for s in states]
+    if mode == "lstm":
+        if batch_sizes is None:
+            out, h, c = torch._VF.lstm(x, (hx[0], hx[1]), weights, has_bias, 1, 0.0, train, False, True)
+        else:
+            out, h, c = torch._VF.lstm(x, batch_sizes, (hx[0], hx[1]), weights, has_bias, 1, 0.0, train, False)
+        return out, [h[0], c[0]]
+    fn = {"gru": torch._VF.gru, "rnn_tanh": torch._VF.rnn_tanh, "rnn_relu": torch._VF.rnn_relu}[mode]
+    if batch_sizes is None:
+        out, h = fn(x, hx[0], weights, has_bias, 1, 0.0, train, False, True)
+    else:
+        out, h = fn(x, batch_sizes, hx[0], weights, has_bias, 1, 0.0, train, False)
+    return out, [h[0]]
+
+
+def mask_layout(mask: torch.Tensor):
+    """("full" | "prefix" | "suffix" | None, lengths) for a `(batch, time)`
+    bool mask in processing order. One host sync."""
+    steps = mask.shape[1]
+    lengths = mask.sum(dim=1)
+    ar = torch.arange(steps, device=mask.device)
+    prefix = ((ar < lengths[:, None]) == mask).all()
+    suffix = ((ar >= (steps - lengths)[:, None]) == mask).all()
+    full = (lengths == steps).all()
+    is_full, is_prefix, is_suffix = torch.stack([full, prefix, suffix]).tolist()
+    if is_full:
+        return "full", lengths
+    if is_prefix:
+        return "prefix", lengths
+    if is_suffix:
+        return "suffix", lengths
+    return None, lengths
+
+
+def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    return x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
+
+
+def run_sequence(mode, cell, x, states, mask=None, layout=None, lengths=None, zero_output_for_mask=False):
+    """Runs the whole (processing-order) sequence `x` `(batch, time, features)`
+    from the flat `states`. Returns `(outputs, final_states)` with Keras's
+    masking semantics (see the module docstring)."""
+    weights = flat_weights(mode, cell, x.dtype)
+    if mask is None or layout == "full":
+        return _run(mode, x, states, weights)
+    steps = x.shape[1]
+    ar = torch.arange(steps, device=x.device)
+    if layout == "suffix":  # move the valid steps first
+        x = _gather_time(x, (ar[None] + (steps - lengths)[:, None]) % steps)
+    clamped = lengths.clamp(min=1)
+    packed = pack_padded_sequence(x, clamped.cpu(), batch_first=True, enforce_sorted=False)
+    sorted_states = [s.index_select(0, packed.sorted_indices) for s in states]
+    out, final = _run(mode, packed.data, sorted_states, weights, packed.batch_sizes)
+    out = PackedSequence(out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
+    final = [s.index_select(0, packed.unsorted_indices) for s in final]
+    if layout == "suffix":  # and back
+        out = _gather_time(out, (ar[None] + lengths[:, None]) % steps)
+    valid = mask[..., None]
+    out = torch.where(valid, out, torch.zeros_like(out))
+    if layout == "prefix" and not zero_output_for_mask:  # masked steps repeat the last valid output
+        out = torch.where(valid, out, _gather_time(out, (clamped - 1)[:, None]))
+    nonempty = (lengths > 0)[:, None]
+    final = [torch.where(nonempty, s, s0) for s, s0 in zip(final, states)]
+    return out, final

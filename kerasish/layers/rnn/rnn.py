@@ -1,0 +1,341 @@
+"""`RNN`: runs a cell over the time axis (fused `torch._VF` kernel when the
+cell allows it, else a Python time loop with Keras's masking semantics)."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+
+from kerasish.layers import call_context as ctx
+from kerasish.layers.layer import Layer
+from kerasish.layers.rnn import fused_rnn
+from kerasish.layers.rnn.base_rnn_cell import DropoutRNNCell
+from kerasish.layers.rnn.rnn_loop import rnn_loop
+from kerasish.layers.rnn.stacked_rnn_cells import StackedRNNCells
+from kerasish.layers.rnn.stacked_rnn_cells import deserialize_layer
+from kerasish.utils import tree
+
+
+def _dropout_cells(cell) -> list:
+    if isinstance(cell, DropoutRNNCell):
+        return [cell]
+    if isinstance(cell, StackedRNNCells):
+        return [c for sub in cell.cells for c in _dropout_cells(sub)]
+    return []
+
+
+class RNN(Layer):
+    """Base class for recurrent layers: applies `cell` along the time axis.
+
+    Args:
+        cell: An RNN cell (an object with `call(input_t, states)` returning
+            `(output_t, new_states)` and a `state_size`), or a list of cells
+            (stacked with `StackedRNNCells`).
+        return_sequences: Return the full output sequence instead of the
+            last output. Defaults to False.
+        return_state: Also return the final states. Defaults to False.
+        go_backwards: Process the sequence backwards and return the outputs
+            in processing (reversed) order. Defaults to False.
+        stateful: Reuse the last states of each batch as the initial states
+            of the next one (fixed batch size). `reset_state()` zeroes them.
+            Defaults to False.
+        unroll: Accepted for compatibility; the Python time loop is always
+            unrolled. Defaults to False.
+        zero_output_for_mask: Masked steps output zeros instead of the
+            previous output. Defaults to False.
+
+    Call arguments:
+        sequences: `(batch, timesteps, ...)`.
+        initial_state: Tensor or list of initial state tensors.
+        mask: `(batch, timesteps)` boolean mask (True = valid step).
+        training: Passed to the cell (dropout).
+
+    Output shape: `(batch, units)`, `(batch, timesteps, units)` with
+    `return_sequences`; with `return_state` a tuple `(output, *states)`.
+
+    Speed: the exact kerasish `SimpleRNNCell` (tanh/relu), `LSTMCell`
+    (tanh/sigmoid) and `GRUCell` (tanh/sigmoid, `reset_after=True`) run the
+    whole sequence in one `torch._VF` call, also with masks that are a valid
+    prefix or suffix of each sequence (right/left padding; eager mode only).
+    Masks with holes, recurrent dropout, other activations and custom cells
+    run a Python loop over time steps calling the cell.
+
+    Example:
+        >>> layer = keras.layers.RNN(keras.layers.LSTMCell(4), return_sequences=True)
+        >>> layer(torch.randn(2, 10, 8)).shape
+        torch.Size([2, 10, 4])
+    """
+
+    _keras_module = "keras.layers"
+
+    def __init__(
+        self,
+        cell,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        **kwargs,
+    ):
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell, dtype=kwargs.get("dtype"))
+        if "call" not in dir(cell):
+            raise ValueError(f"Argument `cell` should have a `call` method. Received: cell={cell}")
+        if "state_size" not in dir(cell):
+            raise ValueError(
+                "The RNN cell should have a `state_size` attribute (single integer or list of integers, "
+                f"one integer per RNN state). Received: cell={cell}"
+            )
+        super().__init__(**kwargs)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.supports_masking = True
+        state_size = getattr(cell, "state_size", None)
+        if state_size is None:
+            raise ValueError("state_size must be specified as property on the RNN cell.")
+        if not isinstance(state_size, (list, tuple, int)):
+            raise ValueError("state_size must be an integer, or a list/tuple of integers (one for each state tensor).")
+        self.single_state = isinstance(state_size, int)
+        self.state_size = [state_size] if self.single_state else list(state_size)
+        # top-level structure of the states: None = one tensor, n = a list of n
+        self._state_structure = [None if isinstance(s, int) else len(tree.flatten(s)) for s in self.state_size]
+        self._fused_mode = fused_rnn.fused_mode(cell)
+        self._allow_fused = True
+        if isinstance(cell, Layer):
+            self._cell_training = cell._call_has_training
+        else:
+            params = inspect.signature(cell.call).parameters
+            self._cell_training = "training" in params
+        self._state_keys: list[str] = []
+        self._expected_batch_size = None
+
+    # ------------------------------------------------------------- shapes
+    def build(self, sequences_shape, initial_state_shape=None):
+        if self.stateful and sequences_shape[0] is None:
+            raise ValueError(
+                "When using `stateful=True` in a RNN, the batch size must be static. "
+                f"Found dynamic batch size: sequence.shape={tuple(sequences_shape)}"
+            )
+        if isinstance(self.cell, Layer) and not self.cell.built:
+            self.cell.build((sequences_shape[0], *sequences_shape[2:]))
+
+    def _infer_build_shape(self, weight_shapes: dict):
+        return None
+
+    def compute_output_shape(self, sequences_shape, initial_state_shape=None):
+        batch, length = sequences_shape[0], sequences_shape[1]
+        states = []
+        for size in self.state_size:
+            if isinstance(size, int):
+                states.append((batch, size))
+            else:
+                states.append([(batch, s) for s in size])
+        output_size = getattr(self.cell, "output_size", None)
+        if output_size is None:
+            output_size = self.state_size[0]
+        out = (batch, length, output_size) if self.return_sequences else (batch, output_size)
+        return (out, *states) if self.return_state else out
+
+    def compute_mask(self, inputs, mask=None):
+        mask = tree.flatten(mask)[0] if isinstance(mask, (list, tuple)) else mask
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self._state_structure)
+        return output_mask
+
+    # ------------------------------------------------------------- states
+    def get_initial_state(self, batch_size):
+        """The cell's initial states (zeros) for `batch_size`, as a list."""
+        fn = getattr(self.cell, "get_initial_state", None)
+        if fn is None:
+            return [torch.zeros((batch_size, d), dtype=self._compute_torch_dtype) for d in self.state_size]
+        state = fn(batch_size=batch_size)
+        return list(state) if isinstance(state, (list, tuple)) else [state]
+
+    def _state_dtype(self, like):
+        """Keras converts the states to the cell's compute dtype."""
+        cell = self.cell
+        return cell._compute_torch_dtype if isinstance(cell, Layer) else like.dtype
+
+    def _zero_states(self, batch_size, like) -> list:
+        dtype = self._state_dtype(like)
+        return [s.to(device=like.device, dtype=dtype) for s in tree.flatten(self.get_initial_state(batch_size))]
+
+    def _pack_states(self, flat: list) -> list:
+        out, i = [], 0
+        for count in self._state_structure:
+            if count is None:
+                out.append(flat[i])
+                i += 1
+            else:
+                out.append(list(flat[i : i + count]))
+                i += count
+        return out
+
+    def _check_initial_state(self, initial_state, batch_size, like) -> list:
+        flat = [torch.as_tensor(s) for s in tree.flatten(initial_state)]
+        expected = [tuple(s.shape) for s in self._zero_states(batch_size, like)]
+        received = [tuple(s.shape) for s in flat]
+        if received != expected:
+            raise ValueError(
+                f"Layer '{self.name}': an `initial_state` was passed that is not compatible with "
+                f"`cell.state_size`. Expected state shapes {expected} (cell.state_size={self.cell.state_size}). "
+                f"Received: initial_state shapes={received}"
+            )
+        dtype = self._state_dtype(like)
+        return [s.to(device=like.device, dtype=dtype) for s in flat]
+
+    @property
+    def states(self):
+        """The stateful layer's current states (None until the first call)."""
+        if not self._state_keys:
+            return None
+        return self._pack_states([self._buffers[k] for k in self._state_keys])
+
+    def _stateful_states(self, sequences) -> list:
+        batch = sequences.shape[0]
+        if not self._state_keys:
+            for i, s in enumerate(self._zero_states(batch, sequences)):
+                key = f"_rnn_state_{i}"
+                self.register_buffer(key, s, persistent=False)
+                self._state_keys.append(key)
+            self._expected_batch_size = batch
+        elif batch != self._expected_batch_size:
+            raise ValueError(
+                "If an RNN is stateful, the batch size of the input sequences must be the same as the batch "
+                f"size of the initial state. \n- Expected batch size: {self._expected_batch_size}\n"
+                f"- Received batch size: {batch}"
+            )
+        return [self._buffers[k].to(self._state_dtype(sequences)) for k in self._state_keys]
+
+    def reset_state(self):
+        """Zeroes the states of a stateful layer."""
+        for key in self._state_keys:
+            self._buffers[key] = torch.zeros_like(self._buffers[key])
+
+    def reset_states(self):
+        """Keras 2 name of `reset_state`."""
+        self.reset_state()
+
+    # --------------------------------------------------------------- call
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        if sequences.ndim < 3:
+            raise ValueError(
+                f"Layer '{self.name}' expects inputs of rank >= 3 (batch, timesteps, features). "
+                f"Received: inputs.shape={tuple(sequences.shape)}"
+            )
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        batch = sequences.shape[0]
+        symbolic = ctx.SYMBOLIC[0]
+        if initial_state is not None:
+            states = self._check_initial_state(initial_state, batch, sequences)
+        elif self.stateful and not symbolic:
+            states = self._stateful_states(sequences)
+        else:
+            states = self._zero_states(batch, sequences)
+        result = None
+        if self._fused_mode is not None and self._allow_fused:
+            result = self._fused_call(sequences, states, mask, training)
+        if result is None:
+            self._check_loop_allowed()
+            result = self._loop_call(sequences, states, mask, training)
+        last_output, outputs, new_states = result
+        dtype = sequences.dtype
+        if outputs.dtype != dtype:  # a cell with another dtype policy
+            last_output, outputs = last_output.to(dtype), outputs.to(dtype)
+            new_states = [s.to(dtype) for s in new_states]
+        if self.stateful and not symbolic:
+            if not self._state_keys:
+                self._stateful_states(sequences)
+            for key, s in zip(self._state_keys, new_states):
+                self._buffers[key] = s.detach()
+        output = outputs if self.return_sequences else last_output
+        if self.return_state:
+            return (output, *self._pack_states(new_states))
+        return output
+
+    def _check_loop_allowed(self):
+        """Hook: LSTM/GRU with `use_cudnn=True` refuse the loop path."""
+
+    def _fused_call(self, sequences, states, mask, training):
+        cell = self.cell
+        if not fused_rnn.can_fuse(cell, training):
+            return None
+        layout = lengths = None
+        if mask is not None:
+            if torch.compiler.is_compiling() or ctx.SYMBOLIC[0] or sequences.device.type == "meta":
+                return None
+            mask = mask.to(torch.bool)
+            if self.go_backwards:
+                mask = mask.flip(1)
+            layout, lengths = fused_rnn.mask_layout(mask)
+            if layout is None:
+                return None
+        x = sequences
+        if fused_rnn.input_dropout_active(cell, training):
+            x = x * cell.get_dropout_mask(x[:, 0])[:, None]
+        if self.go_backwards:
+            x = x.flip(1)
+        states = [s.to(x.dtype) for s in states]
+        outputs, new_states = fused_rnn.run_sequence(
+            self._fused_mode, cell, x, states, mask, layout, lengths, self.zero_output_for_mask
+        )
+        return outputs[:, -1], outputs, new_states
+
+    def _loop_call(self, sequences, states, mask, training):
+        cell = self.cell
+        kwargs = {"training": training} if self._cell_training else {}
+        pack = self._pack_states
+
+        def step(x_t, flat):
+            output, new = cell(x_t, tuple(pack(flat)), **kwargs)
+            return output, tree.flatten(new)
+
+        dropout_cells = _dropout_cells(cell)
+        for c in dropout_cells:
+            c.__dict__["_cache_masks"] = True
+        try:
+            return rnn_loop(
+                step,
+                sequences,
+                states,
+                mask=mask,
+                go_backwards=self.go_backwards,
+                zero_output_for_mask=self.zero_output_for_mask,
+                return_all_outputs=self.return_sequences,
+            )
+        finally:
+            for c in dropout_cells:
+                c.__dict__["_cache_masks"] = False
+                c.reset_dropout_mask()
+                c.reset_recurrent_dropout_mask()
+
+    # ------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        from kerasish.saving import serialize_keras_object
+
+        config = {
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "cell": serialize_keras_object(self.cell),
+        }
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        cell = deserialize_layer(config.pop("cell"))
+        return cls(cell, **config)
