@@ -12,24 +12,31 @@ from kerasish import initializers
 from kerasish import layers
 from kerasish import losses
 from kerasish import metrics
+from kerasish import models
 from kerasish import mixed_precision
 from kerasish import optimizers
 from kerasish import regularizers
 from kerasish import saving
 from kerasish import utils
 from kerasish.dtype_policies import DTypePolicy
+from kerasish.layers import Input
 from kerasish.layers import InputSpec
 from kerasish.layers import Layer
 from kerasish.losses import Loss
+from kerasish.models import Model
+from kerasish.models import Sequential
 from kerasish.variables import Variable
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DTypePolicy",
+    "Input",
     "InputSpec",
     "Layer",
     "Loss",
+    "Model",
+    "Sequential",
     "Variable",
     "activations",
     "backend",
@@ -40,6 +47,7 @@ __all__ = [
     "layers",
     "losses",
     "metrics",
+    "models",
     "mixed_precision",
     "optimizers",
     "regularizers",

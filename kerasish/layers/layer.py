@@ -183,6 +183,7 @@ class Layer(LayerWeightsMixin, nn.Module):
         if name is not None and not isinstance(name, str):
             raise TypeError(f"Argument `name` must be a string. Received: name={name!r}")
         d["name"] = name if name else naming.auto_name(type(self).__name__)
+        d["_auto_named"] = not name
         d["_dtype_policy"] = dtype_policies.get(dtype)
         d["_trainable"] = bool(trainable)
         d["dynamic"] = bool(dynamic)

@@ -161,6 +161,8 @@ class LayerWeightsMixin:
             value = torch.as_tensor(np.asarray(value))
         value = value.to(dtypes.to_torch_dtype(dtype))
         device = ctx.BUILD_DEVICE[0] or self.__dict__.get("_device_hint")
+        if device is not None and torch.device(device).type == "meta":
+            device = None  # built while shapes are inferred: real weights, never meta ones
         if device is not None and value.device != device:
             value = value.to(device)
         if not value.is_floating_point() and not value.is_complex():
@@ -310,8 +312,8 @@ class LayerWeightsMixin:
         return int(sum(int(np.prod(w.shape)) for w in self.weights))
 
     def get_weights(self) -> list:
-        """The weights as NumPy arrays, in `weights` order."""
-        return [w.detach().cpu().numpy() for w in self.weights]
+        """The weights as NumPy arrays (copies, as in Keras), in `weights` order."""
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
 
     def set_weights(self, weights) -> None:
         """Sets the weights from NumPy arrays (same order and shapes as

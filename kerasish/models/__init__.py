@@ -1,1 +1,9 @@
 """`keras.models`: functional, Sequential and subclassed models."""
+
+from kerasish.models.model import Model
+from kerasish.models.model import model_from_json
+from kerasish.models.functional import Functional
+from kerasish.models.sequential import Sequential
+from kerasish.models.cloning import clone_model
+
+__all__ = ["Functional", "Model", "Sequential", "clone_model", "model_from_json"]

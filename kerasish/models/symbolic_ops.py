@@ -1,20 +1,108 @@
 """Layer calls and torch ops on KerasTensors: they build the functional graph.
 
-Placeholder until the functional API lands: every entry point raises a clear
-error instead of silently computing nothing.
+`Layer._keras_call` sends a call whose inputs hold a KerasTensor to
+`symbolic_layer_call`; `KerasTensor.__torch_function__` sends torch functions
+and operators to `torch_function_call`; `Layer.add_loss` / `add_metric` with a
+KerasTensor land in `add_symbolic_loss` / `add_symbolic_metric`.
 """
 
 from __future__ import annotations
 
+from kerasish.backend.keras_tensor import KerasTensor
+from kerasish.layers.input_spec import assert_input_compatibility
+from kerasish.models.node import Node
+from kerasish.utils import naming
+from kerasish.utils import tree
 
-def _not_yet(*args, **kwargs):
-    raise NotImplementedError(
-        "Calling layers or torch ops on symbolic KerasTensors needs kerasish's functional API, "
-        "which this build does not include yet."
-    )
+
+def _fresh_outputs(outputs, inputs):
+    """New KerasTensors where a layer returned one of its inputs (a node must
+    own its outputs), named like Keras 3 names them."""
+    input_ids = {id(x) for x in tree.flatten(inputs)}
+
+    def one(t):
+        if isinstance(t, KerasTensor):
+            if id(t) in input_ids or t._keras_history is not None:
+                t = KerasTensor(t.shape, dtype=t.dtype, sparse=t.sparse)
+            if t.name is None:
+                t.name = naming.auto_name("keras_tensor")
+        return t
+
+    return tree.map_structure(one, outputs)
 
 
-symbolic_layer_call = _not_yet
-torch_function_call = _not_yet
-add_symbolic_loss = _not_yet
-add_symbolic_metric = _not_yet
+def symbolic_layer_call(layer, args, kwargs):
+    """`layer(*args, **kwargs)` on KerasTensors: builds the layer if needed,
+    checks its `input_spec`, infers the outputs and records a `Node`."""
+    inputs = args[0] if args else None
+    if not layer.built:
+        layer._build_on_first_call(inputs)
+    spec = layer.input_spec
+    if spec is not None and inputs is not None:
+        assert_input_compatibility(spec, inputs, layer.name)
+    outputs = layer.compute_output_spec(*args, **kwargs)
+    outputs = _fresh_outputs(outputs, [list(args), kwargs])
+    if not tree.flatten(outputs) or not all(isinstance(t, KerasTensor) for t in tree.flatten(outputs)):
+        return outputs
+    Node(layer, args, kwargs, outputs)
+    return outputs
+
+
+def torch_function_call(func, args, kwargs):
+    """A torch function or operator on KerasTensors: recorded as a
+    `TorchOpLambda` node (constants computed on the spot are returned as is)."""
+    from kerasish.models.torch_op_layer import TorchOpLambda
+    from kerasish.models.torch_op_layer import op_output_spec
+
+    outputs = op_output_spec(func, args, kwargs)
+    flat = tree.flatten(outputs)
+    if not any(isinstance(t, KerasTensor) for t in flat):
+        return outputs  # e.g. `x.dim()`: a constant
+    if not all(isinstance(t, KerasTensor) for t in flat):
+        raise TypeError(
+            f"The torch function {getattr(func, '__name__', func)} returned a mix of tensors and Python "
+            "values on a KerasTensor; a functional graph can only record tensor outputs."
+        )
+    layer = TorchOpLambda(func)
+    outputs = _fresh_outputs(outputs, [list(args), kwargs])
+    Node(layer, args, kwargs, outputs)
+    return outputs
+
+
+def add_symbolic_loss(layer, tensor):
+    """`layer.add_loss(<KerasTensor>)`: on a functional model the loss joins
+    the graph (computed at every call and added to `model.losses`); on any
+    other layer it is kept and picked up by the functional models built
+    afterwards whose inputs it can be traced back to."""
+    from kerasish.models.functional import Functional
+
+    if isinstance(layer, Functional):
+        layer._add_symbolic_aux("loss", tensor, None)
+        return
+    layer.__dict__.setdefault("_symbolic_losses", []).append(tensor)
+
+
+def add_symbolic_metric(layer, tensor, name=None, **kwargs):
+    """`layer.add_metric(<KerasTensor>, name=...)`: creates a `Mean` metric
+    called `name` (listed in `layer.metrics` right away) that tracks the
+    value at every call of a functional model holding the tensor's graph."""
+    from kerasish.metrics import Mean
+    from kerasish.models.functional import Functional
+
+    if name is None:
+        raise ValueError(
+            "Please provide a name for your metric like `self.add_metric(tf.reduce_sum(inputs), "
+            f"name='mean_activation')`. Received: name={name}"
+        )
+    metric = None
+    for existing in layer.__dict__["_metrics"]:
+        if existing.name == name:
+            metric = existing
+    if metric is None:
+        metric = Mean(name=name)
+        layer.__dict__["_metrics"].append(metric)
+    if isinstance(layer, Functional):
+        layer._add_symbolic_aux("metric", tensor, metric)
+    else:
+        layer.__dict__.setdefault("_symbolic_metrics", []).append((tensor, metric))
+    return None

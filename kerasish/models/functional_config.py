@@ -1,0 +1,290 @@
+"""Functional model configs in Keras 3's layout, both ways.
+
+    {"name": ..., "trainable": ...,
+     "layers": [{"module", "class_name", "config", "registered_name",
+                 "build_config", "name", "inbound_nodes": [{"args", "kwargs"}]}],
+     "input_layers": [name, node_index, tensor_index] (or a structure of them),
+     "output_layers": ...}
+
+KerasTensors inside node arguments are written as
+`{"class_name": "__keras_tensor__", "config": {"shape", "dtype", "keras_history"}}`.
+Keras 2's node lists (`[[layer_name, node_index, tensor_index, kwargs], ...]`)
+are read too. Only kerasish classes and registered custom objects are ever
+instantiated; no code from a config is run.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+
+from kerasish.backend import dtypes
+from kerasish.backend.keras_tensor import KerasTensor
+from kerasish.models import graph
+from kerasish.utils import tree
+
+
+# ----------------------------------------------------------- class lookup
+def module_objects() -> dict:
+    """Classes a model config may name: kerasish layers and models."""
+    import kerasish.layers as layers_module
+    from kerasish.layers.input_layer import InputLayer
+    from kerasish.models.functional import Functional
+    from kerasish.models.model import Model
+    from kerasish.models.sequential import Sequential
+    from kerasish.models.torch_op_layer import TorchOpLambda
+
+    objs = {k: v for k, v in vars(layers_module).items() if inspect.isclass(v)}
+    objs.update(
+        Functional=Functional, Model=Model, Sequential=Sequential, InputLayer=InputLayer, TorchOpLambda=TorchOpLambda
+    )
+    return objs
+
+
+def deserialize_layer(config, custom_objects=None):
+    """A layer or model from its serialized config (Keras 3 or Keras 2 form)."""
+    from kerasish.saving import CustomObjectScope
+    from kerasish.saving import deserialize_keras_object
+
+    with CustomObjectScope(custom_objects or {}):
+        layer = deserialize_keras_object(
+            config, module_objects=module_objects(), custom_objects=custom_objects, printable_module_name="layer"
+        )
+    build_config = config.get("build_config") if isinstance(config, dict) else None
+    if build_config and hasattr(layer, "built") and not layer.built:
+        layer.build_from_config(build_config)
+    return layer
+
+
+# ---------------------------------------------------------- node values
+def serialize_value(x):
+    """A constant call argument in Keras 3's config form."""
+    if x is None or isinstance(x, (str, bool, int, float)):
+        return x
+    if isinstance(x, torch.Size):
+        return tuple(x)
+    if isinstance(x, list):
+        return [serialize_value(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(serialize_value(v) for v in x)
+    if isinstance(x, dict):
+        return {k: serialize_value(v) for k, v in x.items()}
+    if isinstance(x, slice):
+        return {
+            "class_name": "__slice__",
+            "config": {"start": serialize_value(x.start), "stop": serialize_value(x.stop), "step": serialize_value(x.step)},
+        }
+    if x is Ellipsis:
+        return {"class_name": "__ellipsis__", "config": {}}
+    if isinstance(x, torch.dtype):
+        return {"class_name": "__torch_dtype__", "config": {"name": dtypes.standardize_dtype(x)}}
+    if isinstance(x, torch.Tensor):
+        return {
+            "class_name": "__tensor__",
+            "config": {"value": x.detach().cpu().tolist(), "dtype": dtypes.standardize_dtype(x.dtype)},
+        }
+    if isinstance(x, np.ndarray):
+        if x.ndim == 0:
+            return x.item()
+        return {"class_name": "__numpy__", "config": {"value": x.tolist(), "dtype": str(x.dtype)}}
+    if isinstance(x, np.generic):
+        return x.item()
+    from kerasish.saving import serialize_keras_object
+
+    return serialize_keras_object(x)
+
+
+def _serialize_node(node, own_nodes):
+    if not node.input_tensors:
+        return None
+
+    def one(x):
+        if isinstance(x, KerasTensor):
+            op, node_index, tensor_index = x._keras_history
+            skipped = sum(1 for i in range(node_index) if graph.node_key(op, i) not in own_nodes)
+            return {
+                "class_name": "__keras_tensor__",
+                "config": {"shape": x.shape, "dtype": x.dtype, "keras_history": [op.name, node_index - skipped, tensor_index]},
+            }
+        if isinstance(x, list):
+            return [one(v) for v in x]
+        if isinstance(x, tuple):
+            return tuple(one(v) for v in x)
+        if isinstance(x, dict):
+            return {k: one(v) for k, v in x.items()}
+        return serialize_value(x)
+
+    return {"args": tuple(one(a) for a in node.call_args), "kwargs": {k: one(v) for k, v in node.call_kwargs.items()}}
+
+
+def functional_config(model) -> dict:
+    """`model.get_config()` of a functional model (Keras 3 layout)."""
+    from kerasish.layers.input_layer import InputLayer
+    from kerasish.models.functional import Functional
+    from kerasish.saving import serialize_keras_object
+
+    own = model._nodes
+    reindex = {}
+    for op in model._operations:
+        kept = 1 if isinstance(op, Functional) else 0  # Keras counts a nested model's own graph as node 0
+        for i in range(len(op._inbound_nodes)):
+            key = graph.node_key(op, i)
+            if key in own:
+                reindex[key] = kept
+                kept += 1
+    layer_configs = []
+    for op in model._operations:
+        nodes = []
+        for i, node in enumerate(op._inbound_nodes):
+            if graph.node_key(op, i) in own:
+                data = _serialize_node(node, own)
+                if data is not None:
+                    nodes.append(data)
+        layer_config = serialize_keras_object(op)
+        if not isinstance(op, InputLayer):
+            build_config = op.get_build_config()
+            if build_config is not None:
+                layer_config["build_config"] = build_config
+        layer_config["name"] = op.name
+        layer_config["inbound_nodes"] = nodes
+        layer_configs.append(layer_config)
+
+    def tensor_config(t):
+        op, node_index, tensor_index = t._keras_history
+        return [op.name, reindex[graph.node_key(op, node_index)], tensor_index]
+
+    return {
+        "name": model.name,
+        "trainable": model.trainable,
+        "layers": layer_configs,
+        "input_layers": tree.map_structure(tensor_config, model._inputs_struct),
+        "output_layers": tree.map_structure(tensor_config, model._outputs_struct),
+    }
+
+
+# -------------------------------------------------------------- reading
+def _history_tensor(history, created):
+    name, node_index, tensor_index = history[0], history[1], history[2]
+    layer = created.get(name)
+    if layer is None:
+        raise ValueError(f"Invalid Functional model configuration. Unknown layer: {name}")
+    if len(layer._inbound_nodes) <= node_index:
+        raise IndexError(f"Layer node index out of bounds: layer {name} has no node {node_index} yet.")
+    return layer._inbound_nodes[node_index].outputs[tensor_index]
+
+
+def deserialize_value(x, created):
+    """Inverse of `serialize_value`, with KerasTensor references resolved
+    against the layers created so far (IndexError: node not made yet)."""
+    if isinstance(x, list):
+        return [deserialize_value(v, created) for v in x]
+    if isinstance(x, tuple):
+        return tuple(deserialize_value(v, created) for v in x)
+    if not isinstance(x, dict):
+        return x
+    name = x.get("class_name")
+    inner = x.get("config") or {}
+    if name == "__keras_tensor__":
+        return _history_tensor(inner["keras_history"], created)
+    if name == "__slice__":
+        return slice(*(deserialize_value(inner.get(k), created) for k in ("start", "stop", "step")))
+    if name == "__ellipsis__":
+        return Ellipsis
+    if name == "__torch_dtype__":
+        return dtypes.to_torch_dtype(inner["name"])
+    if name == "__tensor__":
+        return torch.tensor(inner["value"], dtype=dtypes.to_torch_dtype(inner["dtype"]))
+    if name == "__numpy__":
+        return np.array(inner["value"], dtype=inner["dtype"])
+    if name == "__tuple__":
+        return tuple(deserialize_value(v, created) for v in inner["value"])
+    if name is not None and "config" in x:
+        return deserialize_layer(x)
+    return {k: deserialize_value(v, created) for k, v in x.items()}
+
+
+def _deserialize_node(node_data, created):
+    if not node_data:
+        return [], {}
+    if isinstance(node_data, list):  # Keras 2: [[layer_name, node_index, tensor_index, kwargs], ...]
+        tensors, kwargs = [], {}
+        for entry in node_data:
+            if len(entry) not in (3, 4):
+                raise ValueError("Cannot deserialize the model (invalid config data?)")
+            tensors.append(_history_tensor(entry, created))
+            if len(entry) == 4:
+                kwargs = deserialize_value(entry[3], created)
+        return [tensors[0] if len(tensors) == 1 else tensors], kwargs
+    args = deserialize_value(list(node_data.get("args", ())), created)
+    kwargs = deserialize_value(dict(node_data.get("kwargs", {})), created)
+    return args, kwargs
+
+
+def functional_from_config(cls, config, custom_objects=None):
+    """Rebuilds a functional model: creates every layer, then replays the
+    layer calls recorded in `inbound_nodes` in dependency order."""
+    from kerasish.models import symbolic_ops
+    from kerasish.models.functional import Functional
+    from kerasish.models.torch_op_layer import TorchOpLambda
+    from kerasish.saving import CustomObjectScope
+
+    config = dict(config)
+    layer_configs = config.pop("layers")
+    input_layers = config.pop("input_layers")
+    output_layers = config.pop("output_layers")
+    name = config.pop("name", None)
+    trainable = config.pop("trainable", None)
+    created, order, pending = {}, [], {}
+    with CustomObjectScope(custom_objects or {}):
+        for layer_data in layer_configs:
+            layer = deserialize_layer(layer_data, custom_objects=custom_objects)
+            layer_name = layer_data.get("name") or layer.name
+            created[layer_name] = layer
+            order.append(layer)
+            pending[id(layer)] = list(layer_data.get("inbound_nodes", []))
+        while any(pending.values()):
+            progressed = False
+            for layer in order:
+                queue = pending[id(layer)]
+                while queue:
+                    try:
+                        args, kwargs = _deserialize_node(queue[0], created)
+                    except IndexError:
+                        break
+                    if isinstance(layer, TorchOpLambda):
+                        symbolic_ops.symbolic_layer_call(layer, args, kwargs)
+                    else:
+                        layer(*args, **kwargs)
+                    queue.pop(0)
+                    progressed = True
+            if not progressed:
+                raise ValueError(
+                    "Invalid Functional model configuration. The graph of the Functional model either has "
+                    "loops or disconnected nodes. The following nodes failed to be resolved: "
+                    f"{ {layer.name: pending[id(layer)] for layer in order if pending[id(layer)]} }"
+                )
+
+    def get_tensor(layer_name, node_index, tensor_index):
+        layer = created.get(layer_name)
+        if layer is None:
+            raise ValueError(f"Invalid Functional model configuration. Unknown layer: {layer_name}")
+        if isinstance(layer, Functional):
+            node_index -= 1  # see `functional_config`
+        return layer._inbound_nodes[node_index].outputs[tensor_index]
+
+    def map_tensors(t):
+        if isinstance(t, (list, tuple)) and len(t) in (3, 4) and isinstance(t[0], str) and isinstance(t[1], int):
+            return get_tensor(t[0], t[1], t[2])
+        if isinstance(t, dict):
+            return {k: map_tensors(v) for k, v in t.items()}
+        return [map_tensors(v) for v in t]
+
+    inputs = map_tensors(input_layers)
+    outputs = map_tensors(output_layers)
+    from kerasish.models.model import Model
+
+    if cls is Model:
+        cls = Functional
+    return cls(inputs=inputs, outputs=outputs, name=name, trainable=trainable, **config)

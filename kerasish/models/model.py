@@ -1,0 +1,286 @@
+"""`keras.Model`: a `Layer` with training (`Trainer`), summaries and configs.
+
+`Model(inputs, outputs)` returns a `Functional` model (as in Keras, `__new__`
+dispatches on the arguments); subclassing `Model` with `__init__` / `call`
+gives a subclassed model; a subclass whose `__init__` calls
+`super().__init__(inputs, outputs)` becomes a functional subclass.
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from kerasish.layers import call_context as ctx
+from kerasish.layers.layer import Layer
+from kerasish.trainers.trainer import Trainer
+from kerasish.utils import tree
+
+
+def functional_init_arguments(args, kwargs) -> bool:
+    return (
+        len(args) == 2
+        or (len(args) == 1 and "outputs" in kwargs)
+        or ("inputs" in kwargs and "outputs" in kwargs)
+    )
+
+
+def inject_functional_model_class(cls):
+    """Puts `Functional` in place of `Model` among the bases of `cls` (a
+    `Model` subclass whose `__init__` builds a graph), as Keras does."""
+    from kerasish.models.functional import Functional
+
+    if cls is Model:
+        return Functional
+    if cls is Functional or not issubclass(cls, Model) or issubclass(cls, Functional):
+        return cls
+    cls.__bases__ = tuple(inject_functional_model_class(base) for base in cls.__bases__)
+    # per-class call flags now come from the new bases
+    Layer.__dict__["__init_subclass__"].__func__(cls)
+    return cls
+
+
+class Model(Trainer, Layer):
+    """A model: layers grouped into an object with training and inference
+    features (`keras.Model`).
+
+    Three ways to make one:
+
+    - Functional: `keras.Model(inputs, outputs, name=None)` from
+      `keras.Input` tensors (returns a `Functional` model).
+    - Subclassing: define layers in `__init__` and the forward pass in
+      `call(self, inputs, training=None)`.
+    - `keras.Sequential([...])`.
+
+    Models are `torch.nn.Module`s; they start in inference mode like every
+    layer (`model.train()` or `fit()` switches to training).
+
+    Example:
+        >>> class MyModel(keras.Model):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.dense1 = keras.layers.Dense(32, activation="relu")
+        ...         self.dense2 = keras.layers.Dense(5, activation="softmax")
+        ...     def call(self, inputs):
+        ...         return self.dense2(self.dense1(inputs))
+        >>> model = MyModel()
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and functional_init_arguments(args, kwargs):
+            from kerasish.models.functional import Functional
+
+            return Functional.__new__(Functional, *args, **kwargs)
+        return super().__new__(cls, *args, **kwargs)
+
+    def __init__(self, *args, **kwargs):
+        if functional_init_arguments(args, kwargs):
+            from kerasish.models.functional import Functional
+
+            if not isinstance(self, Functional):
+                inject_functional_model_class(type(self))
+            Functional.__init__(self, *args, **kwargs)
+        else:
+            Layer.__init__(self, *args, **kwargs)
+
+    def call(self, *args, **kwargs):
+        raise NotImplementedError(f"Model {type(self).__name__} does not have a `call()` method implemented.")
+
+    # ------------------------------------------------------------- building
+    def build(self, input_shape=None):
+        """Creates the weights of a subclassed model for `input_shape` by
+        running `call` once on zeros (unknown dimensions taken as 1)."""
+        if input_shape is None:
+            return
+        dtype = self._compute_torch_dtype
+
+        def zeros(shape):
+            return torch.zeros(tuple(1 if s is None else s for s in shape), dtype=dtype, device=self._device_hint)
+
+        def is_shape(s):
+            return isinstance(s, tuple) and all(v is None or isinstance(v, int) for v in s)
+
+        def make(s):
+            if is_shape(s):
+                return zeros(s)
+            if isinstance(s, dict):
+                return {k: make(v) for k, v in s.items()}
+            return [make(v) for v in s]
+
+        x = make(input_shape)
+        kwargs = {"training": False} if self._call_has_training else {}
+        ctx.SYMBOLIC[0] = True  # no losses or metrics from this dry run
+        try:
+            with torch.no_grad():
+                self.call(x, **kwargs)
+        finally:
+            ctx.SYMBOLIC[0] = False
+
+    def _build_on_first_call(self, inputs):
+        if type(self).build is Model.build:
+            # the real call is about to create the weights: no dry run
+            d = self.__dict__
+            d["built"] = True
+            if d["_build_input_shape"] is None:
+                d["_build_input_shape"] = tree.map_shapes(inputs)
+            self._update_plain()
+            return
+        Layer._build_on_first_call(self, inputs)
+
+    # ----------------------------------------------------------- structure
+    @property
+    def layers(self) -> list:
+        """The model's direct sublayers, in the order they were set."""
+        return list(self._flatten_layers(include_self=False, recursive=False))
+
+    @layers.setter
+    def layers(self, _):
+        raise AttributeError(
+            "`Model.layers` attribute is reserved and should not be used. Please use another name."
+        )
+
+    def get_layer(self, name=None, index=None):
+        """Retrieves a layer by its (unique) `name` or its `index` in `layers`."""
+        if index is not None and name is not None:
+            raise ValueError(
+                f"Provide only a layer name or a layer index. Received: index={index}, name={name}."
+            )
+        layers = self.layers
+        if index is not None:
+            if len(layers) <= index:
+                raise ValueError(
+                    f"Was asked to retrieve layer at index {index} but model only has {len(layers)} layers."
+                )
+            return layers[index]
+        if name is not None:
+            for layer in layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in layers]}.")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+
+    def summary(
+        self,
+        line_length=None,
+        positions=None,
+        print_fn=None,
+        expand_nested=False,
+        show_trainable=False,
+        layer_range=None,
+    ):
+        """Prints Keras's summary table: layers, output shapes, parameter
+        counts (and "Connected to" for non-sequential graphs), then the
+        total / trainable / non-trainable parameter counts and sizes.
+
+        Args:
+            line_length: Total width of the table. Defaults to Keras's width
+                (88, or 108 with the "Connected to" column), capped by the
+                terminal width.
+            positions: Relative or absolute column ends.
+            print_fn: Called with the whole summary text. Defaults to `print`.
+            expand_nested: Whether to list the layers of nested models.
+            show_trainable: Whether to add a "Trainable" column.
+            layer_range: `[first_name, last_name]` (regexes) to print a slice.
+        """
+        from kerasish.models.summary_utils import print_summary
+
+        print_summary(
+            self,
+            line_length=line_length,
+            positions=positions,
+            print_fn=print_fn,
+            expand_nested=expand_nested,
+            show_trainable=show_trainable,
+            layer_range=layer_range,
+        )
+
+    # ------------------------------------------------------------- losses
+    @property
+    def losses(self) -> list:
+        """Losses of the latest call (sublayers included), the callables
+        added with `add_loss`, then weight regularization. Before its first
+        call, a functional model lists its symbolic losses as KerasTensors
+        (they get values once the model runs)."""
+        out = Layer.losses.fget(self)
+        d = self.__dict__
+        if d.get("_aux") and not d.get("_aux_called"):
+            out = [t for kind, t, _ in d["_aux"] if kind == "loss"] + out
+        return out
+
+    # ------------------------------------------------------------- config
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Revives a functional config (`layers`, `input_layers`,
+        `output_layers`) as a functional model, anything else as
+        `cls(**config)`."""
+        from kerasish.models.functional import functional_like_constructor
+
+        is_functional = all(k in config for k in ("name", "layers", "input_layers", "output_layers"))
+        if is_functional and (cls is Model or functional_like_constructor(cls) or _is_functional_class(cls)):
+            from kerasish.models.functional_config import functional_from_config
+
+            target = cls
+            if cls is Model:
+                from kerasish.models.functional import Functional
+
+                target = Functional
+            return functional_from_config(target, config, custom_objects=custom_objects)
+        try:
+            return cls(**config)
+        except TypeError as e:
+            raise TypeError(
+                "Unable to revive model from config. When overriding the `get_config()` method, make sure "
+                "that the returned config contains all items used as arguments in the constructor to "
+                f"{cls}, which is the default behavior. You can override this default behavior by defining "
+                "a `from_config(cls, config)` class method to specify how to create an instance of "
+                f"{cls.__name__} from its config.\n\nReceived config={config}\n\nError encountered during "
+                f"deserialization: {e}"
+            ) from e
+
+    def to_json(self, **kwargs) -> str:
+        """The model's serialized config as a JSON string."""
+        from kerasish.saving import serialize_keras_object
+
+        return json.dumps(serialize_keras_object(self), default=_json_default, **kwargs)
+
+    # -------------------------------------------------------------- saving
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
+        """Saves the model as a Keras 3 `.keras` archive (see `keras.saving.save_model`)."""
+        from kerasish.saving import saving_api
+
+        return saving_api.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
+        """Saves the weights: `.weights.h5` (Keras 3 layout) or `.pt`/`.pth` (torch state_dict)."""
+        from kerasish.saving import saving_api
+
+        return saving_api.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """Loads weights from `.weights.h5`, `.keras` or `.pt`/`.pth` (see `keras.saving.load_weights`)."""
+        from kerasish.saving import saving_api
+
+        return saving_api.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+
+def _is_functional_class(cls) -> bool:
+    from kerasish.models.functional import Functional
+
+    return cls is Functional
+
+
+def _json_default(obj):
+    if isinstance(obj, tuple):
+        return list(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def model_from_json(json_string: str, custom_objects=None):
+    """Rebuilds a model from `model.to_json()` (only kerasish classes and
+    registered custom objects are instantiated)."""
+    from kerasish.models.functional_config import deserialize_layer
+
+    return deserialize_layer(json.loads(json_string), custom_objects=custom_objects)

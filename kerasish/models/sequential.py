@@ -1,0 +1,328 @@
+"""`keras.Sequential`: a plain stack of single-input, single-output layers."""
+
+from __future__ import annotations
+
+import torch
+
+from kerasish.backend.keras_tensor import KerasTensor
+from kerasish.layers.input_layer import InputLayer
+from kerasish.layers.input_layer import standardize_shape
+from kerasish.layers.layer import Layer
+from kerasish.models.model import Model
+from kerasish.utils import naming
+
+
+class Sequential(Model):
+    """A stack of layers, each feeding the next (`keras.Sequential`).
+
+    Args:
+        layers: Optional list of layers (a `keras.Input(...)` tensor or an
+            `InputLayer` may come first).
+        trainable: Whether the model's weights are trainable. Defaults to True.
+        name: Model name. Defaults to "sequential" (made unique).
+
+    With an input shape (`keras.Input` first, or `input_shape=` on the first
+    layer, Keras 2 style) the model is built at once: weights exist, and
+    `output_shape`, `summary()` and `layer.output` are known. Without one the
+    build is deferred to the first call or to `model.build(input_shape)`.
+    A call runs the layers in a plain loop (masks travel with the tensors).
+    Each layer is a submodule under its name (`state_dict` keys like
+    `dense.kernel`).
+
+    Example:
+        >>> model = keras.Sequential([keras.Input(shape=(8,)), keras.layers.Dense(4)])
+        >>> model.add(keras.layers.Dense(1))
+        >>> model(torch.ones(2, 8)).shape
+        torch.Size([2, 1])
+    """
+
+    _keras_module = "keras"  # as Keras 3 serializes it
+
+    def __init__(self, layers=None, trainable=True, name=None, **kwargs):
+        Model.__init__(self, trainable=trainable, name=name, autocast=False, **kwargs)
+        d = self.__dict__
+        d["_seq_layers"] = []
+        d["_call_layers"] = ()
+        d["_layer_keys"] = {}
+        self._reset_graph()
+        if layers:
+            for layer in layers:
+                self.add(layer, rebuild=False)
+            self._maybe_rebuild()
+
+    def _reset_graph(self):
+        d = self.__dict__
+        d["_graph_inputs"] = None
+        d["_graph_outputs"] = None
+        d["_input_check"] = None
+
+    # ------------------------------------------------------------ editing
+    def add(self, layer, rebuild=True):
+        """Adds a layer (or a `keras.Input` tensor) on top of the stack."""
+        d = self.__dict__
+        if not d["_seq_layers"] and isinstance(layer, Layer) and not isinstance(layer, InputLayer):
+            batch_shape = layer.__dict__.get("_batch_input_shape")
+            if batch_shape is not None:
+                self.add(InputLayer(batch_shape=batch_shape), rebuild=False)
+        if isinstance(layer, KerasTensor) and layer._keras_history is not None:
+            origin = layer._keras_history.operation
+            if isinstance(origin, InputLayer):
+                layer = origin
+        if not isinstance(layer, Layer):
+            raise ValueError(
+                f"Only instances of `keras.Layer` can be added to a Sequential model. Received: {layer} "
+                f"(of type {type(layer)})"
+            )
+        for ref in d["_seq_layers"]:
+            if ref.name == layer.name and ref is not layer:
+                raise ValueError(
+                    "All layers added to a Sequential model should have unique names. Name "
+                    f"'{layer.name}' is already the name of a layer in this model. Update the `name` "
+                    "argument to pass a unique name."
+                )
+        if isinstance(layer, InputLayer) and d["_seq_layers"] and isinstance(d["_seq_layers"][0], InputLayer):
+            raise ValueError(
+                f"Sequential model '{self.name}' has already been configured to use input shape "
+                f"{d['_seq_layers'][0].batch_shape}. You cannot add a different Input layer to it."
+            )
+        d["_seq_layers"].append(layer)
+        if not isinstance(layer, InputLayer):
+            from kerasish.models.functional import _module_key
+
+            key = _module_key(self, layer)
+            self.add_module(key, layer)
+            d["_layer_keys"][id(layer)] = key
+        self._refresh_call_layers()
+        if rebuild:
+            self._maybe_rebuild()
+        else:
+            self.built = False
+            self._reset_graph()
+
+    def pop(self, rebuild=True):
+        """Removes the last layer and returns it."""
+        d = self.__dict__
+        if not self.layers:
+            raise TypeError("There are no layers in the model.")
+        layer = d["_seq_layers"].pop()
+        key = d["_layer_keys"].pop(id(layer), None)
+        if key is not None:
+            del self._modules[key]
+        self._refresh_call_layers()
+        self.built = False
+        self._reset_graph()
+        if rebuild:
+            self._maybe_rebuild()
+        return layer
+
+    def _refresh_call_layers(self):
+        d = self.__dict__
+        d["_call_layers"] = tuple(layer for layer in d["_seq_layers"] if not isinstance(layer, InputLayer))
+
+    def _maybe_rebuild(self):
+        self.built = False
+        self._reset_graph()
+        layers = self.__dict__["_seq_layers"]
+        if not layers or len(layers) < 2:
+            return
+        first = layers[0]
+        if isinstance(first, InputLayer):
+            self.build(first.batch_shape)
+        elif first.__dict__.get("_inbound_nodes") and _has_attr(first, "input_shape"):
+            self.build(first.input_shape)
+
+    # ----------------------------------------------------------- building
+    def build(self, input_shape=None):
+        """Builds the stack for `input_shape` (batch dimension included):
+        creates the weights and the symbolic graph."""
+        try:
+            input_shape = standardize_shape(input_shape)
+        except (ValueError, TypeError):
+            return  # not a single input shape: built on the first call instead
+        d = self.__dict__
+        if not d["_seq_layers"]:
+            raise ValueError(
+                f"Sequential model {self.name} cannot be built because it has no layers. Call `model.add(layer)`."
+            )
+        first = d["_seq_layers"][0]
+        if isinstance(first, InputLayer):
+            if first.batch_shape != input_shape:
+                raise ValueError(
+                    f"Sequential model '{self.name}' has already been configured to use input shape "
+                    f"{first.batch_shape}. You cannot build it with input_shape {input_shape}"
+                )
+        else:
+            dtype = d.get("_first_call_dtype") or first.compute_dtype
+            first = InputLayer(batch_shape=input_shape, dtype=dtype)
+            d["_seq_layers"].insert(0, first)
+        inputs = first.output
+        x = inputs
+        for layer in d["_call_layers"]:
+            try:
+                x = layer(x)
+            except (NotImplementedError, RuntimeError):
+                # no shape inference for this layer (or not for this input
+                # dtype): the remaining layers build on the first call
+                return
+        d["_graph_inputs"] = inputs
+        d["_graph_outputs"] = x
+        # Keras builds an inner Functional model here, which takes a name:
+        # take it too, so later models get the same auto names as in Keras
+        naming.auto_name("Functional")
+        fixed = tuple((axis, size) for axis, size in enumerate(inputs.shape) if axis > 0 and size is not None)
+        d["_input_check"] = (len(inputs.shape), fixed)
+
+    def _build_on_first_call(self, inputs):
+        d = self.__dict__
+        d["_first_call_dtype"] = inputs.dtype if isinstance(inputs, torch.Tensor) else None
+        try:
+            Layer._build_on_first_call(self, inputs)
+        finally:
+            d["_first_call_dtype"] = None
+
+    # --------------------------------------------------------------- call
+    def call(self, inputs, training=None, **kwargs):
+        """Runs the layers one after the other."""
+        d = self.__dict__
+        check = d["_input_check"]
+        if check is not None and isinstance(inputs, torch.Tensor):
+            ndim, fixed = check
+            if inputs.ndim != ndim:
+                self._raise_shape(inputs)
+            for axis, size in fixed:
+                if inputs.shape[axis] != size:
+                    self._raise_shape(inputs)
+        mask = kwargs.get("mask")
+        if mask is not None:
+            inputs._keras_mask = mask
+        for layer in d["_call_layers"]:
+            inputs = layer(inputs)
+        return inputs
+
+    def _raise_shape(self, x):
+        ref = self.__dict__["_graph_inputs"]
+        expected = (None, *ref.shape[1:])
+        raise ValueError(
+            f"Input 0 with name '{self._seq_layers[0].name}' of layer '{self.name}' is incompatible with the "
+            f"layer: expected shape={expected}, found shape={tuple(x.shape)}"
+        )
+
+    def compute_output_spec(self, inputs, training=None, mask=None, **kwargs):
+        d = self.__dict__
+        ref = d["_graph_inputs"]
+        if ref is not None and isinstance(inputs, KerasTensor) and inputs.shape[1:] == ref.shape[1:]:
+            out = d["_graph_outputs"]
+            return KerasTensor((inputs.shape[0], *out.shape[1:]), dtype=out.dtype, sparse=out.sparse)
+        for layer in d["_call_layers"]:
+            inputs = layer.compute_output_spec(inputs)
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        for layer in self.__dict__["_call_layers"]:
+            input_shape = layer.compute_output_shape(input_shape)
+        return input_shape
+
+    # ---------------------------------------------------------- structure
+    @property
+    def layers(self) -> list:
+        """The layers added, without the InputLayer (Keras behaviour)."""
+        layers = self.__dict__["_seq_layers"]
+        if layers and isinstance(layers[0], InputLayer):
+            return layers[1:]
+        return list(layers)
+
+    @layers.setter
+    def layers(self, _):
+        raise AttributeError(
+            "`Sequential.layers` attribute is reserved and should not be used. Use `add()` and `pop()` to "
+            "change the layers in this model."
+        )
+
+    def _graph_attr(self, key, what):
+        value = self.__dict__[key]
+        if value is None:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined {what} yet.")
+        return value
+
+    @property
+    def inputs(self) -> list:
+        return [self._graph_attr("_graph_inputs", "inputs")]
+
+    @property
+    def outputs(self) -> list:
+        return [self._graph_attr("_graph_outputs", "outputs")]
+
+    @property
+    def input(self):
+        return self._graph_attr("_graph_inputs", "input")
+
+    @property
+    def output(self):
+        return self._graph_attr("_graph_outputs", "output")
+
+    @property
+    def input_shape(self):
+        return self._graph_attr("_graph_inputs", "input shape").shape
+
+    @property
+    def output_shape(self):
+        return self._graph_attr("_graph_outputs", "output shape").shape
+
+    @property
+    def input_dtype(self):
+        layers = self.__dict__["_seq_layers"]
+        if layers and isinstance(layers[0], InputLayer):
+            return layers[0].dtype
+        return self.compute_dtype
+
+    def extra_repr(self) -> str:
+        ref = self.__dict__["_graph_inputs"]
+        return f"name={self.name!r}, input_shape={ref.shape if ref is not None else '?'}"
+
+    # ------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        """Keras 3's Sequential config: `name`, `trainable`, `dtype`,
+        `layers` (InputLayer included) and `build_input_shape`."""
+        from kerasish.saving import serialize_keras_object
+
+        layer_configs = []
+        for layer in self.__dict__["_seq_layers"]:
+            layer_config = serialize_keras_object(layer)
+            if not isinstance(layer, InputLayer):
+                build_config = layer.get_build_config()
+                if build_config is not None:
+                    layer_config["build_config"] = build_config
+            layer_configs.append(layer_config)
+        config = Layer.get_config(self)
+        config["name"] = self.name
+        config["layers"] = layer_configs
+        if self.__dict__["_graph_inputs"] is not None:
+            config["build_input_shape"] = self._seq_layers[0].batch_shape
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from kerasish.models.functional_config import deserialize_layer
+
+        if "name" not in config or "layers" not in config:
+            raise ValueError(
+                "A Sequential model configuration must be a dictionary containing the 'name' and 'layers' "
+                f"keys. Received: config={config}"
+            )
+        model = cls(name=config["name"])
+        for layer_config in config["layers"]:
+            model.add(deserialize_layer(layer_config, custom_objects=custom_objects))
+        build_input_shape = config.get("build_input_shape")
+        if model.__dict__["_graph_inputs"] is None and isinstance(build_input_shape, (tuple, list)) and build_input_shape:
+            model.build(build_input_shape)
+        if config.get("trainable") is False:
+            model.trainable = False
+        return model
+
+
+def _has_attr(obj, name) -> bool:
+    try:
+        getattr(obj, name)
+        return True
+    except (AttributeError, ValueError):
+        return False

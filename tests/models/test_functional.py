@@ -1,0 +1,562 @@
+"""Functional models: `keras.Input`, `keras.Model(inputs, outputs)`, graphs of
+layers and torch ops, symbolic losses and metrics, configs and cloning."""
+
+import copy
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import kerasish as keras
+from kerasish.backend.keras_tensor import KerasTensor
+from kerasish.models import Functional
+from kerasish.models import Model
+from kerasish.models import clone_model
+
+L = keras.layers
+Input = L.Input
+
+
+def _close(a, b, atol=1e-6):
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=atol, rtol=1e-5)
+
+
+def _two_branch():
+    inp = Input((8,), name="x")
+    d1 = L.Dense(4, name="d1")
+    d2 = L.Dense(4, activation="relu", name="d2")
+    out = L.Add()([d1(inp), d2(inp)])
+    return Model(inp, out), d1, d2
+
+
+# ------------------------------------------------------------------ Input
+def test_input_makes_keras_tensor():
+    x = Input(shape=(8,), batch_size=4, dtype="int32", name="ids")
+    assert isinstance(x, KerasTensor)
+    assert x.shape == (4, 8) and x.dtype == "int32" and x.name == "ids"
+    layer = x._keras_history.operation
+    assert isinstance(layer, L.InputLayer) and layer.name == "ids"
+    assert layer.batch_shape == (4, 8) and layer.output is x
+    assert Input((None, 3)).shape == (None, None, 3)
+    assert Input(batch_shape=(2, 3)).shape == (2, 3)
+    wrapped = Input(tensor=x)
+    assert wrapped.shape == (4, 8)
+
+
+def test_input_layer_config_round_trip():
+    layer = L.InputLayer(shape=(5,), name="inp")
+    config = layer.get_config()
+    assert config == {"batch_shape": (None, 5), "dtype": "float32", "sparse": False, "ragged": False,
+                      "name": "inp", "optional": False}
+    clone = L.InputLayer.from_config(config)
+    assert clone.batch_shape == (None, 5) and clone.name == "inp"
+    # Keras 2 spellings
+    with pytest.warns(UserWarning, match="`input_shape` is deprecated"):
+        assert L.InputLayer(input_shape=(3,)).batch_shape == (None, 3)
+    assert L.InputLayer(batch_input_shape=(2, 3)).batch_shape == (2, 3)
+
+
+def test_input_errors():
+    with pytest.raises(ValueError, match="must pass a `shape`"):
+        Input()
+    with pytest.raises(ValueError, match="both `shape` and `batch_shape`"):
+        Input(shape=(2,), batch_shape=(None, 2))
+    with pytest.raises(ValueError, match="Cannot convert"):
+        Input(shape=8)
+    with pytest.raises(ValueError, match="ragged"):
+        Input(shape=(2,), ragged=True)
+    with pytest.raises(ValueError, match="must be a KerasTensor"):
+        Input(tensor=torch.ones(2))
+
+
+# ------------------------------------------------------------ construction
+def test_model_returns_functional_and_matches_manual_composition():
+    model, d1, d2 = _two_branch()
+    assert type(model) is Functional and isinstance(model, Model)
+    assert model.name == "functional"
+    x = torch.randn(3, 8)
+    _close(model(x), d1(x) + d2(x))
+    assert [layer.name for layer in model.layers] == ["x", "d1", "d2", "add"]
+    assert model.get_layer("d2") is d2 and model.get_layer(index=1) is d1
+    assert model.inputs[0].shape == (None, 8) and model.outputs[0].shape == (None, 4)
+    assert model.input_shape == (None, 8) and model.output_shape == (None, 4)
+    # numpy inputs are converted, float64 cast to the Input dtype
+    out = model(np.ones((2, 8)))
+    assert out.dtype == torch.float32
+    _close(out, model(torch.ones(2, 8)))
+
+
+def test_get_layer_errors():
+    model, _, _ = _two_branch()
+    with pytest.raises(ValueError, match="No such layer: nope"):
+        model.get_layer("nope")
+    with pytest.raises(ValueError, match="only has 4 layers"):
+        model.get_layer(index=10)
+    with pytest.raises(ValueError, match="Provide only a layer name or a layer index"):
+        model.get_layer("d1", 1)
+    with pytest.raises(ValueError, match="Provide either a layer name or layer index"):
+        model.get_layer()
+    with pytest.raises(AttributeError, match="reserved"):
+        model.layers = []
+
+
+def test_state_dict_keys_follow_layer_names_and_load():
+    model, d1, d2 = _two_branch()
+    assert list(model.state_dict()) == ["d1.kernel", "d1.bias", "d2.kernel", "d2.bias"]
+    inp = Input((8,), name="x")
+    twin = Model(inp, L.Add()([L.Dense(4, name="d1")(inp), L.Dense(4, activation="relu", name="d2")(inp)]))
+    twin.load_state_dict(model.state_dict())
+    x = torch.randn(2, 8)
+    _close(twin(x), model(x))
+    assert [tuple(w.shape) for w in model.weights] == [(8, 4), (4,), (8, 4), (4,)]
+
+
+def test_multiple_inputs_and_outputs_as_lists_and_dicts():
+    a, b = Input((4,), name="a"), Input((4,), name="b")
+    da, db = L.Dense(3), L.Dense(3)
+    ya, yb = da(a), db(b)
+    concat = L.Concatenate()([ya, yb])
+    xa, xb = torch.randn(2, 4), torch.randn(2, 4)
+    listed = Model([a, b], [concat, ya])
+    out = listed([xa, xb])
+    assert isinstance(out, list) and len(out) == 2
+    _close(out[0], torch.cat([da(xa), db(xb)], -1))
+    _close(out[1], da(xa))
+    # a dict keyed by Input names also feeds a list-input model
+    _close(listed({"a": xa, "b": xb})[0], out[0])
+    named = Model({"a": a, "b": b}, {"sum": L.Add()([ya, yb]), "a_proj": ya})
+    res = named({"b": xb, "a": xa})
+    assert set(res) == {"sum", "a_proj"}
+    _close(res["sum"], da(xa) + db(xb))
+    # a single-output list is unpacked, as in Keras
+    assert isinstance(Model(a, [ya])(xa), torch.Tensor)
+
+
+def test_input_structure_and_shape_errors():
+    a, b = Input((4,), name="a"), Input((4,), name="b")
+    model = Model([a, b], L.Add()([a, b]))
+    with pytest.raises(ValueError, match="structure of `inputs`"):
+        model([torch.ones(2, 4)])
+    with pytest.raises(ValueError, match="structure of `inputs`"):
+        model({"a": torch.ones(2, 4)})
+    single = Model(a, L.Dense(2)(a))
+    with pytest.raises(ValueError, match=r"Input 0 with name 'a' of layer 'functional_1' is incompatible.*"
+                                         r"expected shape=\(None, 4\), found shape=\(2, 5\)"):
+        single(torch.ones(2, 5))
+    with pytest.raises(ValueError, match="incompatible with the layer"):
+        single(torch.ones(2, 4, 3))
+    # Keras's rank adjustment: a trailing axis of size 1 is squeezed / added
+    col = Input((1,))
+    m = Model(col, col * 2.0)
+    _close(m(torch.ones(3)), torch.full((3, 1), 2.0))
+
+
+def test_construction_errors():
+    a = Input((4,))
+    with pytest.raises(ValueError, match="All `inputs` values must be KerasTensors"):
+        Model(torch.ones(2), L.Dense(2)(a))
+    with pytest.raises(ValueError, match="All `outputs` values must be KerasTensors"):
+        Model(a, torch.ones(2))
+    other = Input((4,))
+    with pytest.raises(ValueError, match="Graph disconnected"):
+        Model(a, L.Add()([a, other]))
+    with pytest.raises(ValueError, match='The name "twin" is used 2 times'):
+        Model(a, L.Dense(2, name="twin")(L.Dense(4, name="twin")(a)))
+
+
+def test_symbolic_call_checks_input_spec():
+    dense = L.Dense(3)
+    dense(Input((4,)))
+    with pytest.raises(ValueError, match="expected axis -1 of input shape to have value 4"):
+        dense(Input((5,)))
+
+
+# ---------------------------------------------------- shared and nested
+def test_shared_layer_has_two_nodes():
+    a, b = Input((4,), name="a"), Input((4,), name="b")
+    shared = L.Dense(3, name="shared")
+    model = Model([a, b], L.Subtract()([shared(a), shared(b)]))
+    assert len(shared._inbound_nodes) == 2
+    assert list(model.state_dict()) == ["shared.kernel", "shared.bias"]
+    xa, xb = torch.randn(2, 4), torch.randn(2, 4)
+    _close(model([xa, xb]), shared(xa) - shared(xb))
+    with pytest.raises(AttributeError, match="multiple inbound nodes"):
+        _ = shared.output
+    with pytest.raises(AttributeError, match="multiple inbound nodes"):
+        _ = shared.input_shape
+    assert shared.get_output_at(1).shape == (None, 3)
+
+
+def test_layer_input_output_once_connected():
+    inp = Input((6,))
+    dense = L.Dense(2)
+    with pytest.raises(AttributeError, match="never been called"):
+        _ = dense.output
+    out = dense(inp)
+    assert dense.input is inp and dense.output is out
+    assert dense.input_shape == (None, 6) and dense.output_shape == (None, 2)
+    add = L.Add()
+    s = add([out, out])
+    assert add.input == [out, out] and add.output is s
+
+
+def test_nested_model_used_as_layer():
+    inner_in = Input((3,))
+    inner = Model(inner_in, L.Dense(2, name="inner_d")(inner_in), name="inner")
+    a = Input((4,))
+    pre = L.Dense(3, name="pre")
+    out = inner(pre(a))
+    outer = Model(a, L.Dense(1, name="head")(out))
+    assert [layer.name for layer in outer.layers][1:] == ["pre", "inner", "head"]
+    assert list(outer.state_dict()) == [
+        "pre.kernel", "pre.bias", "inner.inner_d.kernel", "inner.inner_d.bias", "head.kernel", "head.bias"
+    ]
+    x = torch.randn(5, 4)
+    _close(outer(x), outer.get_layer("head")(inner(pre(x))))
+    # the nested model's input/output stay its own graph
+    assert inner.input is inner_in
+    cfg = json.loads(json.dumps(outer.get_config()))
+    rebuilt = Model.from_config(cfg)
+    rebuilt.set_weights(outer.get_weights())
+    _close(rebuilt(x), outer(x))
+
+
+def test_model_from_intermediate_tensors():
+    inp = Input((4,))
+    h = L.Dense(5, name="h")(inp)
+    out = L.Dense(2, name="o")(h)
+    full = Model(inp, out)
+    head = Model(h, out)
+    assert isinstance(head.inputs[0]._keras_history.operation, L.InputLayer)
+    x = torch.randn(3, 5)
+    _close(head(x), full.get_layer("o")(x))
+    # the original model is untouched
+    _close(full(torch.ones(1, 4)), full.get_layer("o")(full.get_layer("h")(torch.ones(1, 4))))
+
+
+def test_masks_flow_through_the_graph():
+    ids = Input((5,), dtype="int64")
+    emb = L.Embedding(10, 4, mask_zero=True)
+    lstm = L.LSTM(3)
+    model = Model(ids, lstm(emb(ids)))
+    x = torch.tensor([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0]])
+    out = model(x)
+    _close(out, lstm(emb(x)))
+    # the mask matters: the same sequences without padding steps
+    _close(out[:1], lstm(emb(x[:1, :3])))
+    unmasked = lstm(emb.embeddings[x].detach())
+    assert not torch.allclose(out, unmasked)
+
+
+def test_training_flag_reaches_inner_layers():
+    inp = Input((100,))
+    model = Model(inp, L.Dropout(0.5)(inp))
+    x = torch.ones(4, 100)
+    assert torch.equal(model(x), x)  # inference mode by default
+    assert (model(x, training=True) == 0).any()
+    model.train()
+    assert (model(x) == 0).any()
+    model.eval()
+    always = Input((100,))
+    fixed = Model(always, L.Dropout(0.5)(always, training=True))
+    assert (fixed(x) == 0).any()
+
+
+# ----------------------------------------------------------- torch ops
+def test_torch_ops_and_operators_are_recorded():
+    a = Input((4, 6))
+    y = F.relu(a[:, 0]) * 2.0 + 1
+    z = torch.cat([y, a.sum(dim=1), 1 - a.mean(1)], dim=-1).reshape(-1, 3, 6)
+    assert isinstance(z, KerasTensor) and z.shape == (None, 3, 6)
+    model = Model(a, z)
+    x = torch.randn(2, 4, 6)
+    ref = torch.cat([F.relu(x[:, 0]) * 2 + 1, x.sum(1), 1 - x.mean(1)], -1).reshape(-1, 3, 6)
+    _close(model(x), ref)
+    assert [layer.name for layer in model.layers] == [model.layers[0].name]  # ops are not layers (Keras 3)
+    # config round trip through JSON recreates the torch functions by name
+    rebuilt = Model.from_config(json.loads(json.dumps(model.get_config())))
+    _close(rebuilt(x), ref)
+    assert a.ndim == 3 and a.dim() == 3  # constants stay constants
+
+
+def test_torch_op_names_are_resolved_safely():
+    from kerasish.models.torch_op_layer import TorchOpLambda
+
+    with pytest.raises(ValueError, match="Unknown torch function"):
+        TorchOpLambda("os.system")
+    with pytest.raises(ValueError, match="Unknown torch function"):
+        TorchOpLambda("torch.load")
+    with pytest.raises(ValueError, match="Unknown torch function"):
+        TorchOpLambda("torch.Tensor.__setstate__")
+    assert TorchOpLambda("torch.nn.functional.relu").function is F.relu
+
+
+def test_from_config_only_instantiates_known_classes():
+    model, _, _ = _two_branch()
+    config = model.get_config()
+    config["layers"][1]["class_name"] = "NotALayer"
+    with pytest.raises(ValueError, match="Unknown layer: 'NotALayer'"):
+        Model.from_config(config)
+
+
+# ------------------------------------------------ losses and metrics (spec)
+def test_spec_activity_regularization_loss():
+    inputs = Input(shape=(10,))
+    x = L.Dense(10)(inputs)
+    outputs = L.Dense(1)(x)
+    model = Model(inputs, outputs)
+    assert len(model.losses) == 0
+    model.add_loss(torch.abs(torch.mean(x)))
+    assert len(model.losses) == 1
+    data = torch.randn(4, 10)
+    model(data)
+    (loss,) = model.losses
+    expected = torch.abs(torch.mean(model.layers[1](data)))
+    _close(loss, expected)
+    loss.backward()  # gradients reach the weights
+    assert model.layers[1].kernel.grad is not None
+    model(torch.zeros(4, 10))
+    assert len(model.losses) == 1  # replaced, not accumulated
+
+
+def test_spec_weight_regularization_loss():
+    inputs = Input(shape=(10,))
+    d = L.Dense(10, kernel_initializer="ones")
+    x = d(inputs)
+    outputs = L.Dense(1)(x)
+    model = Model(inputs, outputs)
+    model.add_loss(lambda: torch.mean(d.kernel))
+    (loss,) = model.losses
+    assert float(loss.detach()) == 1.0
+    model(torch.ones(2, 10))
+    assert [float(v.detach()) for v in model.losses] == [1.0]
+
+
+def test_symbolic_loss_must_trace_back_to_inputs():
+    inputs = Input(shape=(3,))
+    model = Model(inputs, L.Dense(1)(inputs))
+    stray = Input(shape=(3,))
+    with pytest.raises(ValueError, match="cannot be traced back"):
+        model.add_loss(torch.mean(stray))
+
+
+def test_spec_add_metric_on_model_and_layer():
+    inputs = Input(shape=(10,))
+    x = L.Dense(10)(inputs)
+    model = Model(inputs, L.Dense(1)(x))
+    model.add_metric(torch.sum(x), name="metric_1")
+    data = torch.randn(3, 10)
+    model(data)
+    (metric,) = [m for m in model.metrics if m.name == "metric_1"]
+    _close(metric.result(), torch.sum(model.layers[1](data)).detach())
+
+    inp = Input(shape=(3,))
+    d = L.Dense(2)
+    output = d(inp)
+    d.add_metric(torch.max(output), name="max")
+    d.add_metric(torch.min(output), name="min")
+    assert [m.name for m in d.metrics] == ["max", "min"]
+    m2 = Model(inp, output)
+    y = m2(torch.randn(5, 3)).detach()
+    assert float(d.metrics[0].result()) == pytest.approx(float(y.max()))
+    assert float(d.metrics[1].result()) == pytest.approx(float(y.min()))
+    with pytest.raises(ValueError, match="provide a name"):
+        d.add_metric(torch.max(output))
+
+
+# ------------------------------------------------------- config, cloning
+def test_get_config_layout_and_round_trip():
+    model, _, _ = _two_branch()
+    config = model.get_config()
+    assert set(config) == {"name", "trainable", "layers", "input_layers", "output_layers"}
+    assert config["input_layers"] == ["x", 0, 0] and config["output_layers"] == ["add", 0, 0]
+    dense = config["layers"][1]
+    assert dense["class_name"] == "Dense" and dense["name"] == "d1"
+    arg = dense["inbound_nodes"][0]["args"][0]
+    assert arg["class_name"] == "__keras_tensor__" and arg["config"]["keras_history"] == ["x", 0, 0]
+    rebuilt = Model.from_config(json.loads(json.dumps(config)))
+    assert [layer.name for layer in rebuilt.layers] == ["x", "d1", "d2", "add"]
+    rebuilt.set_weights(model.get_weights())
+    x = torch.randn(3, 8)
+    _close(rebuilt(x), model(x))
+    restored = keras.models.model_from_json(model.to_json())
+    restored.set_weights(model.get_weights())
+    _close(restored(x), model(x))
+
+
+def test_config_matches_keras(keras_ref):
+    def build(lib):
+        lib.utils.clear_session()
+        a, b = lib.layers.Input((4,), name="a"), lib.layers.Input((4,), name="b")
+        shared = lib.layers.Dense(3, name="shared")
+        return lib.models.Model([a, b], [lib.layers.Add()([shared(a), shared(b)]), shared(b)])
+
+    def normalize(c):
+        c = json.loads(json.dumps(c))
+        for layer in c["layers"]:
+            layer.pop("module", None)
+            layer["config"].pop("dtype", None)
+            layer["config"].get("kernel_initializer", {}).pop("module", None)
+            layer["config"].get("bias_initializer", {}).pop("module", None)
+        return c
+
+    ours = normalize(build(keras).get_config())
+    theirs = normalize(build(keras_ref).get_config())
+    assert ours == theirs
+
+
+def test_loads_keras_config_and_computes_the_same(keras_ref):
+    keras_ref.utils.clear_session()
+    a = keras_ref.layers.Input((4,))
+    h = keras_ref.layers.Dense(5, activation="tanh")(a)
+    ref = keras_ref.Model(a, keras_ref.layers.Concatenate()([h, keras_ref.layers.Dense(2)(h)]))
+    model = Model.from_config(json.loads(json.dumps(ref.get_config())))
+    model.set_weights(ref.get_weights())
+    x = np.random.default_rng(0).random((3, 4)).astype("float32")
+    expected = keras_ref.ops.convert_to_numpy(ref(x))
+    np.testing.assert_allclose(model(x).detach().numpy(), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_clone_model_functional():
+    a, b = Input((4,), name="a"), Input((4,), name="b")
+    shared = L.Dense(3)
+    model = Model([a, b], L.Add()([shared(a), shared(b)]))
+    clone = clone_model(model)
+    assert clone is not model and len(clone.weights) == 2  # sharing kept
+    assert clone.layers[2] is not shared
+    xa, xb = torch.randn(2, 4), torch.randn(2, 4)
+    assert not torch.allclose(clone([xa, xb]), model([xa, xb]))  # new weights
+    clone.set_weights(model.get_weights())
+    _close(clone([xa, xb]), model([xa, xb]))
+    ops = Input((3,))
+    with_ops = Model(ops, torch.tanh(L.Dense(2)(ops)) * 3)
+    op_clone = clone_model(with_ops)
+    op_clone.set_weights(with_ops.get_weights())
+    x = torch.randn(2, 3)
+    _close(op_clone(x), with_ops(x))
+    custom = clone_model(model, clone_function=lambda layer: layer)
+    assert custom.layers[2] is shared
+
+
+# ---------------------------------------------------------- torch side
+def test_compile_fullgraph_zero_graph_breaks():
+    import torch._dynamo as dynamo
+
+    a, b = Input((4,), name="a"), Input((4,), name="b")
+    h = L.Dense(8, activation="relu")(L.Concatenate()([a, b]))
+    model = Model({"a": a, "b": b}, L.Dense(2)(h) + torch.sigmoid(h).sum(-1, keepdim=True))
+    x = {"a": torch.randn(3, 4), "b": torch.randn(3, 4)}
+    dynamo.reset()
+    explained = dynamo.explain(model)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    compiled = torch.compile(model, fullgraph=True)
+    _close(compiled(x), model(x), atol=1e-5)
+
+
+def test_deepcopy_pickle_and_functional_call():
+    model, _, _ = _two_branch()
+    x = torch.randn(2, 8)
+    ref = model(x)
+    _close(copy.deepcopy(model)(x), ref)
+    _close(pickle.loads(pickle.dumps(model))(x), ref)
+    params = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
+    assert torch.count_nonzero(torch.func.functional_call(model, params, (x,))) == 0
+
+
+def test_execution_plan_is_flat_and_precomputed():
+    model, d1, d2 = _two_branch()
+    steps = model._steps
+    assert [step[1] for step in steps] == [d1, d2, model.get_layer("add")]
+    assert steps[0][0] == 0 and steps[2][0] == 1  # one-tensor and list steps
+
+
+def test_multi_output_layers_and_multi_argument_calls():
+    q, v = Input((5, 8)), Input((7, 8))
+    mha = L.MultiHeadAttention(2, 4)
+    attended = mha(q, v)
+    lstm = L.LSTM(3, return_state=True)
+    seq, h, c = lstm(attended)
+    model = Model([q, v], [seq, c, L.Attention()([attended, v])])
+    for w in model.weights:
+        assert w.device.type == "cpu"  # weights built during shape inference are real
+    xq, xv = torch.randn(2, 5, 8), torch.randn(2, 7, 8)
+    out = model([xq, xv])
+    ref_seq, _, ref_c = lstm(mha(xq, xv))
+    _close(out[0], ref_seq)
+    _close(out[1], ref_c)
+    rebuilt = Model.from_config(json.loads(json.dumps(model.get_config())))
+    rebuilt.set_weights(model.get_weights())
+    for a, b in zip(rebuilt([xq, xv]), out):
+        _close(a, b, atol=1e-5)
+
+
+def test_identity_nested_inputs_and_subclassed_layer_in_graph():
+    a = Input((3,))
+    identity = Model(a, a)
+    x = torch.randn(2, 3)
+    assert torch.equal(identity(x), x)
+    b, c = Input((3,)), Input((3,))
+    nested = Model([[a, b], c], L.Add()([a, b, c]))
+    _close(nested([[x, x], x]), 3 * x)
+
+    class Scale(Model):
+        def __init__(self):
+            super().__init__()
+            self.d = L.Dense(2)
+
+        def call(self, inputs):
+            return self.d(inputs) * 2
+
+    scale = Scale()
+    inp = Input((3,))
+    model = Model(inp, scale(inp))
+    assert model.output_shape == (None, 2)
+    assert scale.d.kernel.device.type == "cpu"
+    _close(model(x), scale.d(x) * 2)
+
+
+def test_keras2_config_format_loads():
+    config = {
+        "name": "model",
+        "layers": [
+            {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+             "config": {"batch_input_shape": [None, 3], "dtype": "float32", "sparse": False, "ragged": False,
+                        "name": "input_1"}},
+            {"class_name": "InputLayer", "name": "input_2", "inbound_nodes": [],
+             "config": {"batch_input_shape": [None, 3], "dtype": "float32", "sparse": False, "ragged": False,
+                        "name": "input_2"}},
+            {"class_name": "Add", "name": "add", "config": {"name": "add", "trainable": True, "dtype": "float32"},
+             "inbound_nodes": [[["input_1", 0, 0, {}], ["input_2", 0, 0, {}]]]},
+        ],
+        "input_layers": [["input_1", 0, 0], ["input_2", 0, 0]],
+        "output_layers": [["add", 0, 0]],
+    }
+    model = Model.from_config(config)
+    assert [layer.name for layer in model.layers] == ["input_1", "input_2", "add"]
+    x = torch.randn(2, 3)
+    _close(model([x, x]), 2 * x)
+
+
+def test_inputs_must_come_from_input():
+    with pytest.raises(ValueError, match="must come from `keras.Input`"):
+        Model(KerasTensor((None, 3)), L.Dense(2)(Input((3,))))
+
+
+def test_state_dict_keys_are_stable_across_copies_built_in_one_process():
+    import kerasish as keras
+
+    def make():
+        inp = keras.Input((4,))
+        x = keras.layers.Dense(3)(inp)
+        out = keras.layers.Dense(2, name="head")(x)
+        return keras.Model(inp, out)
+
+    a, b = make(), make()  # the second copy's layers are auto-named dense_2, ...
+    assert a.layers[1].name != b.layers[1].name
+    assert list(a.state_dict()) == list(b.state_dict()) == ["dense.kernel", "dense.bias", "head.kernel", "head.bias"]
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(a(x), b(x))

@@ -1,0 +1,160 @@
+"""Subclassed `keras.Model`s and the `Model` base class."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+from kerasish.models import Functional
+from kerasish.models import Model
+from kerasish.models import clone_model
+
+L = keras.layers
+
+
+def _close(a, b, atol=1e-6):
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=atol, rtol=1e-5)
+
+
+class TwoLayer(Model):
+    def __init__(self, units=3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = L.Dense(8, activation="relu")
+        self.out = L.Dense(units)
+
+    def call(self, inputs, training=None):
+        return self.out(self.hidden(inputs))
+
+
+def test_subclassed_model_builds_on_first_call():
+    model = TwoLayer(units=4)
+    assert model.name == "two_layer" and not model.built and not model.training
+    x = torch.randn(2, 5)
+    y = model(x)
+    assert model.built and y.shape == (2, 4)
+    _close(y, model.out(model.hidden(x)))
+    assert model.layers == [model.hidden, model.out]
+    assert model.get_layer("dense") is model.hidden
+    assert list(model.state_dict()) == ["hidden.kernel", "hidden.bias", "out.kernel", "out.bias"]
+
+
+def test_explicit_build_creates_weights_once():
+    model = TwoLayer()
+    model.build((None, 6))
+    assert model.built
+    assert [tuple(w.shape) for w in model.weights] == [(6, 8), (8,), (8, 3), (3,)]
+    kernel = model.hidden.kernel.detach().clone()
+    model(torch.randn(1, 6))
+    assert torch.equal(model.hidden.kernel.detach(), kernel)
+
+
+def test_subclass_get_config_and_from_config():
+    model = TwoLayer(units=7, name="net")
+    config = model.get_config()
+    assert config["units"] == 7 and config["name"] == "net"
+    clone = TwoLayer.from_config(config)
+    assert clone.units == 7 and clone.name == "net"
+    x = torch.randn(2, 3)
+    model(x)
+    twin = clone_model(model)
+    assert isinstance(twin, TwoLayer) and twin.units == 7
+    twin(x)
+    twin.set_weights(model.get_weights())
+    _close(twin(x), model(x))
+
+    class NoConfig(Model):
+        def __init__(self, layer):
+            super().__init__()
+            self.layer = layer
+
+        def call(self, x):
+            return self.layer(x)
+
+    with pytest.raises(NotImplementedError, match="get_config"):
+        NoConfig(L.Dense(2)).get_config()
+    with pytest.raises(TypeError, match="Unable to revive model from config"):
+        TwoLayer.from_config({"units": 2, "bogus": 1})
+
+
+def test_model_without_call_raises():
+    with pytest.raises(NotImplementedError, match="does not have a `call\\(\\)` method"):
+        Model()(torch.ones(1, 2))
+
+
+def test_model_dispatches_to_functional():
+    inp = L.Input((3,))
+    out = L.Dense(2)(inp)
+    for model in (Model(inp, out), Model(inputs=inp, outputs=out), Model(inp, outputs=out)):
+        assert type(model) is Functional
+    assert type(TwoLayer()) is TwoLayer
+
+
+def test_functional_subclass():
+    class Net(Model):
+        def __init__(self, **kwargs):
+            inp = L.Input((4,))
+            out = L.Dense(2, name="proj")(inp)
+            super().__init__(inp, out, **kwargs)
+
+        def extra(self):
+            return "extra"
+
+    net = Net(name="net")
+    assert isinstance(net, Functional) and isinstance(net, Net)
+    assert net.extra() == "extra" and net.name == "net"
+    x = torch.randn(3, 4)
+    _close(net(x), net.get_layer("proj")(x))
+    assert list(net.state_dict()) == ["proj.kernel", "proj.bias"]
+
+
+def test_nested_functional_inside_subclass_and_training_mode():
+    class Wrapper(Model):
+        def __init__(self):
+            super().__init__()
+            inp = L.Input((6,))
+            self.body = Model(inp, L.Dropout(0.5)(L.Dense(6)(inp)))
+
+        def call(self, x, training=None):
+            return self.body(x, training=training)
+
+    model = Wrapper()
+    x = torch.ones(4, 6)
+    assert torch.equal(model(x), model(x))  # inference by default
+    model.train()
+    assert model.body.training
+    out = model(x)
+    assert (out == 0).any()
+    model.eval()
+    assert list(model.state_dict()) == ["body.dense.kernel", "body.dense.bias"]
+
+
+def test_losses_from_sublayers_and_regularizers():
+    class Reg(Model):
+        def __init__(self):
+            super().__init__()
+            self.d = L.Dense(2, kernel_regularizer=keras.regularizers.L2(0.5), kernel_initializer="ones")
+
+        def call(self, x):
+            self.add_loss(torch.sum(x))
+            return self.d(x)
+
+    model = Reg()
+    model(torch.ones(1, 3))
+    losses = [float(v.detach()) for v in model.losses]
+    assert losses == [3.0, pytest.approx(0.5 * 6)]
+    model(torch.zeros(1, 3))
+    assert [float(v.detach()) for v in model.losses] == [0.0, pytest.approx(3.0)]
+
+
+def test_to_json_and_model_from_json_for_functional():
+    inp = L.Input((3,), name="i")
+    model = Model(inp, L.Dense(2)(inp))
+    text = model.to_json()
+    assert json.loads(text)["class_name"] == "Functional"
+    again = keras.models.model_from_json(text)
+    again.set_weights(model.get_weights())
+    x = torch.randn(1, 3)
+    _close(again(x), model(x))

@@ -1,0 +1,194 @@
+"""`keras.Sequential`: construction, add/pop, deferred build, configs, cloning."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+from kerasish.models import Sequential
+from kerasish.models import clone_model
+
+L = keras.layers
+
+
+def _close(a, b, atol=1e-6):
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=atol, rtol=1e-5)
+
+
+def test_sequential_with_input_is_built_and_computes_the_stack():
+    d1, d2 = L.Dense(16, activation="relu"), L.Dense(3)
+    model = Sequential([L.Input((8,)), d1, d2])
+    assert model.built and model.name == "sequential"
+    assert model.layers == [d1, d2]
+    assert model.input_shape == (None, 8) and model.output_shape == (None, 3)
+    assert d2.output_shape == (None, 3)
+    assert [tuple(w.shape) for w in model.weights] == [(8, 16), (16,), (16, 3), (3,)]
+    assert list(model.state_dict()) == ["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"]
+    x = torch.randn(4, 8)
+    _close(model(x), d2(d1(x)))
+    assert model.count_params() == 8 * 16 + 16 + 16 * 3 + 3
+
+
+def test_keras2_input_shape_on_first_layer():
+    model = Sequential([L.Dense(4, input_shape=(8,)), L.Dense(2)])
+    assert model.built and model.input_shape == (None, 8)
+    assert len(model.weights) == 4
+    assert model.get_config()["layers"][0]["class_name"] == "InputLayer"
+
+
+def test_deferred_build_on_first_call_and_explicit_build():
+    model = Sequential([L.Dense(4), L.Dense(2)])
+    assert not model.built and model.weights == []
+    with pytest.raises(AttributeError, match="no defined input shape yet"):
+        _ = model.input_shape
+    x = torch.randn(3, 5)
+    out = model(x)
+    assert model.built and out.shape == (3, 2)
+    assert model.layers[0].kernel.shape == (5, 4)
+    _close(out, model.layers[1](model.layers[0](x)))
+    other = Sequential([L.Dense(4), L.Dense(2)])
+    other.build((None, 5))
+    assert other.built and other.output_shape == (None, 2)
+    other.set_weights(model.get_weights())
+    _close(other(x), out)
+
+
+def test_deferred_build_with_integer_inputs():
+    model = Sequential([L.Embedding(10, 4), L.GlobalAveragePooling1D(), L.Dense(1)])
+    ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
+    assert model(ids).shape == (2, 1)
+
+
+def test_add_and_pop():
+    model = Sequential()
+    assert model.layers == [] and not model.built
+    model.add(L.Input((6,)))
+    first = L.Dense(4)
+    model.add(first)
+    assert model.built and model.output_shape == (None, 4)
+    model.add(L.Dense(2, name="head"))
+    assert model.output_shape == (None, 2)
+    assert list(model.state_dict())[-1] == "head.bias"
+    popped = model.pop()
+    assert popped.name == "head" and model.output_shape == (None, 4)
+    assert "head.kernel" not in model.state_dict()
+    x = torch.randn(2, 6)
+    _close(model(x), first(x))
+
+
+def test_add_errors():
+    model = Sequential([L.Input((3,)), L.Dense(2, name="same")])
+    with pytest.raises(ValueError, match="Only instances of `keras.Layer`"):
+        model.add(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="should have unique names. Name 'same'"):
+        model.add(L.Dense(2, name="same"))
+    with pytest.raises(ValueError, match="already been configured to use input shape"):
+        model.add(L.Input((3,)))
+    with pytest.raises(TypeError, match="no layers in the model"):
+        Sequential().pop()
+    with pytest.raises(ValueError, match="cannot be built because it has no layers"):
+        Sequential().build((None, 3))
+    built = Sequential([L.Input((3,)), L.Dense(1)])
+    with pytest.raises(ValueError, match="You cannot build it with input_shape"):
+        built.build((None, 4))
+    with pytest.raises(AttributeError, match="reserved"):
+        built.layers = []
+
+
+def test_wrong_input_shape_names_model_and_input():
+    model = Sequential([L.Input((4,), name="feats"), L.Dense(2)], name="clf")
+    with pytest.raises(ValueError, match=r"Input 0 with name 'feats' of layer 'clf' is incompatible.*"
+                                         r"expected shape=\(None, 4\), found shape=\(2, 5\)"):
+        model(torch.ones(2, 5))
+
+
+def test_masks_and_training_flow():
+    model = Sequential([L.Input((4,), dtype="int64"), L.Embedding(8, 3, mask_zero=True), L.LSTM(2)])
+    x = torch.tensor([[1, 2, 0, 0]])
+    _close(model(x), model.layers[1](model.layers[0](x[:, :2])))
+    drop = Sequential([L.Input((50,)), L.Dropout(0.5)])
+    ones = torch.ones(2, 50)
+    assert torch.equal(drop(ones), ones)
+    assert (drop(ones, training=True) == 0).any()
+
+
+def test_config_round_trip_and_keras_parity(keras_ref):
+    model = Sequential([L.Input((8,)), L.Dense(4, activation="relu"), L.Dense(2)], name="stack")
+    config = model.get_config()
+    assert set(config) == {"name", "trainable", "dtype", "layers", "build_input_shape"}
+    assert config["build_input_shape"] == (None, 8)
+    assert [c["class_name"] for c in config["layers"]] == ["InputLayer", "Dense", "Dense"]
+    rebuilt = Sequential.from_config(json.loads(json.dumps(config)))
+    assert rebuilt.built and rebuilt.name == "stack"
+    rebuilt.set_weights(model.get_weights())
+    x = torch.randn(3, 8)
+    _close(rebuilt(x), model(x))
+    # a config written by Keras loads and computes the same
+    keras_ref.utils.clear_session()
+    ref = keras_ref.Sequential([keras_ref.Input((8,)), keras_ref.layers.Dense(4, activation="relu"),
+                                keras_ref.layers.Dense(2)])
+    loaded = Sequential.from_config(json.loads(json.dumps(ref.get_config())))
+    loaded.set_weights(ref.get_weights())
+    xn = x.numpy()
+    np.testing.assert_allclose(loaded(xn).detach().numpy(), keras_ref.ops.convert_to_numpy(ref(xn)),
+                               atol=1e-5, rtol=1e-4)
+    keras.utils.clear_session()
+    keras_ref.utils.clear_session()
+    ours = Sequential([L.Input((8,)), L.Dense(4), L.Dense(2)]).get_config()
+    theirs = keras_ref.Sequential([keras_ref.Input((8,)), keras_ref.layers.Dense(4), keras_ref.layers.Dense(2)])
+    theirs = json.loads(json.dumps(theirs.get_config()))
+    ours = json.loads(json.dumps(ours))
+    assert ours["name"] == theirs["name"] and ours["build_input_shape"] == theirs["build_input_shape"]
+    assert [c["config"]["name"] for c in ours["layers"]] == [c["config"]["name"] for c in theirs["layers"]]
+    assert ours["layers"][0]["config"] == theirs["layers"][0]["config"]
+
+
+def test_names_follow_keras_counters(keras_ref):
+    def names(lib):
+        lib.utils.clear_session()
+        seq = lib.models.Sequential([lib.layers.Input((3,)), lib.layers.Dense(2)])
+        inp = lib.layers.Input((3,))
+        fun = lib.models.Model(inp, lib.layers.Dense(2)(inp))
+        return [seq.name, fun.name, inp._keras_history[0].name, seq.layers[0].name]
+
+    assert names(keras) == names(keras_ref)
+
+
+def test_nested_sequential_and_clone():
+    inner = Sequential([L.Dense(4), L.Dense(3)], name="inner")
+    model = Sequential([L.Input((5,)), inner, L.Dense(1)])
+    assert list(model.state_dict())[:2] == ["inner.dense.kernel", "inner.dense.bias"]
+    x = torch.randn(2, 5)
+    _close(model(x), model.layers[1](inner(x)))
+    clone = clone_model(model)
+    assert isinstance(clone, Sequential) and clone.layers[0] is not inner
+    clone.set_weights(model.get_weights())
+    _close(clone(x), model(x))
+    deep = clone_model(model, recursive=True)
+    assert isinstance(deep.layers[0], Sequential) and deep.layers[0] is not inner
+    with pytest.raises(ValueError, match="`call_function` argument is not supported"):
+        clone_model(model, call_function=lambda layer, *a: layer(*a))
+
+
+def test_compile_fullgraph_and_copy():
+    import torch._dynamo as dynamo
+
+    model = Sequential([L.Input((8,)), L.Dense(16, activation="relu"), L.Dense(16), L.Dense(2)])
+    x = torch.randn(4, 8)
+    dynamo.reset()
+    explained = dynamo.explain(model)(x)
+    assert explained.graph_break_count == 0, explained.break_reasons
+    _close(torch.compile(model, fullgraph=True)(x), model(x), atol=1e-5)
+    _close(copy.deepcopy(model)(x), model(x))
+
+
+def test_load_state_dict_into_unbuilt_sequential():
+    source = Sequential([L.Input((5,)), L.Dense(4), L.Dense(2)])
+    keras.utils.clear_session()  # same layer names, so the same state_dict keys
+    target = Sequential([L.Dense(4), L.Dense(2)])
+    target.load_state_dict(source.state_dict())
+    x = torch.randn(2, 5)
+    _close(target(x), source(x))
