@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 
-import numpy as np
 import torch
 from torch import nn
 
 from kerasish import dtype_policies
-from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers import call_context as ctx
 from kerasish.layers import layer_weights
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.input_spec import assert_input_compatibility
+from kerasish.layers.layer_config import LayerConfigMixin
+from kerasish.layers.layer_graph import LayerGraphMixin
+from kerasish.layers.layer_losses import LayerLossesMixin
 from kerasish.layers.layer_weights import LayerWeightsMixin
 from kerasish.utils import naming
 from kerasish.utils import tree
@@ -90,7 +90,7 @@ def _wrap_build(build):
     return wrapped
 
 
-class Layer(LayerWeightsMixin, nn.Module):
+class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMixin, nn.Module):
     """This is the class from which all layers inherit (`keras.layers.Layer`).
 
     A layer is a callable object that takes one or more tensors and returns
@@ -293,7 +293,7 @@ class Layer(LayerWeightsMixin, nn.Module):
         for spec in tree.flatten(value):
             if spec is not None and not isinstance(spec, InputSpec):
                 raise TypeError(
-                    "Layer input_spec must be an instance of InputSpec. Got: {}".format(spec)
+                    f"Layer input_spec must be an instance of InputSpec. Got: {spec}"
                 )
         self.__dict__["_input_spec"] = value
         self._update_plain()
@@ -473,15 +473,6 @@ class Layer(LayerWeightsMixin, nn.Module):
             d["_initial_weights"] = None
         self._update_plain()
 
-    def _add_activity_loss(self, outputs):
-        reg = self.__dict__["activity_regularizer"]
-        for out in tree.flatten(outputs):
-            if isinstance(out, torch.Tensor):
-                loss = reg(out)
-                if out.ndim > 0 and out.shape[0] > 0:
-                    loss = loss / out.shape[0]
-                self.add_loss(loss)
-
     # ----------------------------------------------------------- masking
     def compute_mask(self, inputs, mask=None):
         """Computes an output mask. The base class passes `mask` through when
@@ -489,98 +480,6 @@ class Layer(LayerWeightsMixin, nn.Module):
         if not self.supports_masking:
             return None
         return mask
-
-    # -------------------------------------------------------- losses/metrics
-    def add_loss(self, losses, **kwargs):
-        """Adds loss tensor(s) or zero-argument callables to `layer.losses`.
-
-        Tensors added during a call belong to the current outermost call: the
-        next outermost call starts without them. Zero-argument callables stay
-        and are evaluated each time `losses` is read.
-        """
-        if ctx.SYMBOLIC[0]:
-            return
-        d = self.__dict__
-        for loss in losses if isinstance(losses, (list, tuple)) else [losses]:
-            if loss is None:
-                continue
-            if isinstance(loss, KerasTensor):
-                from kerasish.models import symbolic_ops
-
-                symbolic_ops.add_symbolic_loss(self, loss)
-                continue
-            if callable(loss) and not isinstance(loss, torch.Tensor):
-                d["_callable_losses"].append(loss)
-                continue
-            if not isinstance(loss, torch.Tensor):
-                loss = torch.as_tensor(loss, dtype=torch.float32)
-            if not d["_losses"]:
-                ctx.LOSS_LAYERS.append(self)
-            d["_losses"].append(loss)
-
-    def _own_call_losses(self):
-        d = self.__dict__
-        out = list(d["_losses"])
-        for fn in d["_callable_losses"]:
-            loss = fn()
-            if not isinstance(loss, torch.Tensor):
-                loss = torch.as_tensor(loss, dtype=torch.float32)
-            out.append(loss)
-        return out
-
-    @property
-    def losses(self) -> list:
-        """Losses from `add_loss` (the latest call's tensors, sublayers
-        included, then the callables), then the weight-regularization losses of
-        trainable weights, computed now so gradients flow."""
-        out = []
-        for layer in self._flatten_layers(include_self=True):
-            out.extend(layer._own_call_losses())
-        for weight in self.trainable_weights:
-            reg = weight.__dict__.get("regularizer")
-            if reg is not None:
-                out.append(reg(weight))
-        return out
-
-    def add_metric(self, value, name=None, **kwargs):
-        """Tracks the mean of `value` (or a `Metric` result) under `name`."""
-        from kerasish.metrics import Mean
-        from kerasish.metrics import Metric
-
-        if ctx.SYMBOLIC[0]:
-            return
-        if isinstance(value, KerasTensor):
-            from kerasish.models import symbolic_ops
-
-            return symbolic_ops.add_symbolic_metric(self, value, name, **kwargs)
-        metric = getattr(value, "_metric_obj", None)
-        if isinstance(metric, Metric):
-            if metric not in self._metrics:
-                self._metrics.append(metric)
-            return
-        if name is None:
-            raise ValueError(
-                "Please provide a name for your metric like `self.add_metric(tf.reduce_sum(inputs), "
-                f"name='mean_activation')`. Received: name={name}"
-            )
-        for existing in self._metrics:
-            if existing.name == name:
-                existing.update_state(value)
-                return
-        metric = Mean(name=name)
-        metric.update_state(value)
-        self._metrics.append(metric)
-
-    @property
-    def metrics(self) -> list:
-        """Metrics added with `add_metric` and Metric attributes, sublayers included."""
-        from kerasish.metrics import Metric
-
-        out = []
-        for layer in self._flatten_layers(include_self=True):
-            out.extend(layer._metrics)
-            out.extend(m for m in layer._modules.values() if isinstance(m, Metric) and m not in out)
-        return out
 
     # ---------------------------------------------------- layer traversal
     def _flatten_layers(self, include_self=True, recursive=True):
@@ -607,119 +506,6 @@ class Layer(LayerWeightsMixin, nn.Module):
     @property
     def _layers(self):
         return list(self._flatten_layers(include_self=False, recursive=False))
-
-    # ---------------------------------------------------- shape inference
-    def compute_output_shape(self, input_shape):
-        """Output shape(s) for `input_shape` (tuples, None for unknown dims),
-        inferred by running `call` on the meta device (no real compute)."""
-        from kerasish.layers import shape_inference
-
-        return shape_inference.compute_output_shape(self, input_shape)
-
-    def compute_output_spec(self, *args, **kwargs):
-        from kerasish.layers import shape_inference
-
-        return shape_inference.compute_output_spec(self, *args, **kwargs)
-
-    def compute_output_signature(self, input_signature):
-        """Output TensorSpec(s) (shape and dtype) for TensorSpec-like inputs."""
-        from kerasish.layers import shape_inference
-
-        return shape_inference.compute_output_signature(self, input_signature)
-
-    # -------------------------------------------------------- connectivity
-    def _single_node_attr(self, attr, what):
-        nodes = self.__dict__["_inbound_nodes"]
-        if not nodes:
-            raise AttributeError(
-                f"The layer {self.name} has never been called and thus has no defined {what}."
-            )
-        if len(nodes) > 1:
-            raise AttributeError(
-                f"The layer {self.name} has multiple inbound nodes, hence the notion of \"layer {what}\" "
-                f"is ill-defined. Use `get_{what}_at(node_index)` instead."
-            )
-        return getattr(nodes[0], attr)
-
-    @property
-    def input(self):
-        """The input KerasTensor(s) of a layer connected to exactly one node."""
-        return self._single_node_attr("input_tensors_structure", "input")
-
-    @property
-    def output(self):
-        """The output KerasTensor(s) of a layer connected to exactly one node."""
-        return self._single_node_attr("output_tensors_structure", "output")
-
-    @property
-    def input_shape(self):
-        return tree.map_structure(lambda t: t.shape, self.input)
-
-    @property
-    def output_shape(self):
-        return tree.map_structure(lambda t: t.shape, self.output)
-
-    def get_input_at(self, node_index):
-        return self.__dict__["_inbound_nodes"][node_index].input_tensors_structure
-
-    def get_output_at(self, node_index):
-        return self.__dict__["_inbound_nodes"][node_index].output_tensors_structure
-
-    # -------------------------------------------------------------- config
-    def get_config(self) -> dict:
-        """The layer's constructor arguments as a JSON-friendly dict.
-
-        A subclass that adds `__init__` arguments and does not override
-        `get_config` gets them captured automatically when they are plain
-        JSON values (Keras 3 behaviour); otherwise `NotImplementedError`.
-        """
-        config = {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": dtype_policies.serialize(self._dtype_policy),
-        }
-        if self._batch_input_shape is not None:
-            config["batch_input_shape"] = self._batch_input_shape
-        if self.activity_regularizer is not None:  # Keras 3 writes it only when set
-            from kerasish import regularizers
-
-            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
-        cls_get_config = type(self).get_config
-        if cls_get_config is not Layer.get_config or type(self) is Layer:
-            if type(self) is Layer:
-                config["autocast"] = self.autocast
-            return config
-        extra = _captured_init_args(self)
-        try:
-            json.dumps(extra)
-        except TypeError:
-            raise NotImplementedError(_GET_CONFIG_HELP.format(name=type(self).__name__)) from None
-        accepts_kwargs = _init_accepts_kwargs(type(self))
-        if not accepts_kwargs:
-            params = inspect.signature(type(self).__init__).parameters
-            config = {k: v for k, v in config.items() if k in params}
-        config.update(extra)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        """Creates a layer from its config (`cls(**config)`)."""
-        config = dict(config)
-        try:
-            return cls(**config)
-        except Exception as e:
-            raise TypeError(
-                f"Error when deserializing class '{cls.__name__}' using config={config}.\n\nException encountered: {e}"
-            ) from e
-
-    def get_build_config(self):
-        if self._build_input_shape is not None:
-            return {"input_shape": self._build_input_shape}
-        return None
-
-    def build_from_config(self, config):
-        if config and not self.built:
-            self.build(config["input_shape"])
 
     # ---------------------------------------------------------- torch side
     def _apply(self, fn, recurse=True):
@@ -785,60 +571,3 @@ try:
     _eager_call = torch._dynamo.disable(_eager_call, recursive=True)  # noqa: F811
 except Exception:  # pragma: no cover - dynamo missing on exotic builds
     pass
-
-
-def _captured_init_args(layer) -> dict:
-    args, kwargs = layer.__dict__.get("_init_call_args", ((), {}))
-    cls = type(layer)
-    sig = cls._init_signature
-    if sig is None:
-        sig = inspect.signature(cls.__init__)
-        cls._init_signature = sig
-    try:
-        bound = sig.bind(None, *args, **kwargs)
-    except TypeError:
-        return dict(kwargs)
-    out = {}
-    for key, value in list(bound.arguments.items())[1:]:
-        param = sig.parameters[key]
-        if param.kind == param.VAR_KEYWORD:
-            out.update(value)
-        elif param.kind == param.VAR_POSITIONAL:
-            continue
-        else:
-            out[key] = value
-    for key, param in list(sig.parameters.items())[1:]:
-        if key not in out and param.default is not param.empty and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
-            out[key] = param.default
-    for key in ("name", "trainable", "dtype"):
-        out.pop(key, None)
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items() if not isinstance(v, np.ndarray)}
-
-
-def _init_accepts_kwargs(cls) -> bool:
-    return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
-
-
-_GET_CONFIG_HELP = """
-Object {name} was created by passing
-non-serializable argument values in `__init__()`,
-and therefore the object must override `get_config()` in
-order to be serializable. Please implement `get_config()`.
-
-Example:
-
-
-class CustomLayer(keras.layers.Layer):
-    def __init__(self, arg1, arg2, **kwargs):
-        super().__init__(**kwargs)
-        self.arg1 = arg1
-        self.arg2 = arg2
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({{
-            "arg1": self.arg1,
-            "arg2": self.arg2,
-        }})
-        return config
-"""

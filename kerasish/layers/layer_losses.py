@@ -1,0 +1,116 @@
+"""The loss and metric half of `Layer`: `add_loss` / `losses` (tensors from
+the latest call, zero-argument callables, weight regularization computed on
+access), activity regularization, `add_metric` / `metrics`."""
+
+from __future__ import annotations
+
+import torch
+
+from kerasish.backend.keras_tensor import KerasTensor
+from kerasish.layers import call_context as ctx
+from kerasish.utils import tree
+
+
+class LayerLossesMixin:
+    """Losses and metrics for `Layer` (see module docstring)."""
+
+    def _add_activity_loss(self, outputs):
+        reg = self.__dict__["activity_regularizer"]
+        for out in tree.flatten(outputs):
+            if isinstance(out, torch.Tensor):
+                loss = reg(out)
+                if out.ndim > 0 and out.shape[0] > 0:
+                    loss = loss / out.shape[0]
+                self.add_loss(loss)
+
+    # -------------------------------------------------------- losses/metrics
+    def add_loss(self, losses, **kwargs):
+        """Adds loss tensor(s) or zero-argument callables to `layer.losses`.
+
+        Tensors added during a call belong to the current outermost call: the
+        next outermost call starts without them. Zero-argument callables stay
+        and are evaluated each time `losses` is read.
+        """
+        if ctx.SYMBOLIC[0]:
+            return
+        d = self.__dict__
+        for loss in losses if isinstance(losses, (list, tuple)) else [losses]:
+            if loss is None:
+                continue
+            if isinstance(loss, KerasTensor):
+                from kerasish.models import symbolic_ops
+
+                symbolic_ops.add_symbolic_loss(self, loss)
+                continue
+            if callable(loss) and not isinstance(loss, torch.Tensor):
+                d["_callable_losses"].append(loss)
+                continue
+            if not isinstance(loss, torch.Tensor):
+                loss = torch.as_tensor(loss, dtype=torch.float32)
+            if not d["_losses"]:
+                ctx.LOSS_LAYERS.append(self)
+            d["_losses"].append(loss)
+
+    def _own_call_losses(self):
+        d = self.__dict__
+        out = list(d["_losses"])
+        for fn in d["_callable_losses"]:
+            loss = fn()
+            if not isinstance(loss, torch.Tensor):
+                loss = torch.as_tensor(loss, dtype=torch.float32)
+            out.append(loss)
+        return out
+
+    @property
+    def losses(self) -> list:
+        """Losses from `add_loss` (the latest call's tensors, sublayers
+        included, then the callables), then the weight-regularization losses of
+        trainable weights, computed now so gradients flow."""
+        out = []
+        for layer in self._flatten_layers(include_self=True):
+            out.extend(layer._own_call_losses())
+        for weight in self.trainable_weights:
+            reg = weight.__dict__.get("regularizer")
+            if reg is not None:
+                out.append(reg(weight))
+        return out
+
+    def add_metric(self, value, name=None, **kwargs):
+        """Tracks the mean of `value` (or a `Metric` result) under `name`."""
+        from kerasish.metrics import Mean
+        from kerasish.metrics import Metric
+
+        if ctx.SYMBOLIC[0]:
+            return
+        if isinstance(value, KerasTensor):
+            from kerasish.models import symbolic_ops
+
+            return symbolic_ops.add_symbolic_metric(self, value, name, **kwargs)
+        metric = getattr(value, "_metric_obj", None)
+        if isinstance(metric, Metric):
+            if metric not in self._metrics:
+                self._metrics.append(metric)
+            return
+        if name is None:
+            raise ValueError(
+                "Please provide a name for your metric like `self.add_metric(tf.reduce_sum(inputs), "
+                f"name='mean_activation')`. Received: name={name}"
+            )
+        for existing in self._metrics:
+            if existing.name == name:
+                existing.update_state(value)
+                return
+        metric = Mean(name=name)
+        metric.update_state(value)
+        self._metrics.append(metric)
+
+    @property
+    def metrics(self) -> list:
+        """Metrics added with `add_metric` and Metric attributes, sublayers included."""
+        from kerasish.metrics import Metric
+
+        out = []
+        for layer in self._flatten_layers(include_self=True):
+            out.extend(layer._metrics)
+            out.extend(m for m in layer._modules.values() if isinstance(m, Metric) and m not in out)
+        return out
