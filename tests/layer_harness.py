@@ -117,7 +117,7 @@ def run_layer_test(
     # config round trip: a new layer computing the same function
     if check_config:
         config = layer.get_config()
-        for key, value in init_kwargs.items():
+        for key in init_kwargs:
             assert key in config or key in ("alpha",), f"config lacks {key}"
         clone = layer_cls.from_config(config)
         assert clone.get_config() == config

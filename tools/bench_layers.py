@@ -171,19 +171,19 @@ def main(argv=None):
             xb = x_ref.detach().requires_grad_(training)
 
             if training:
-                def fa():
-                    ours_fn(xa).sum().backward()
+                def fa(f=ours_fn, x=xa):
+                    f(x).sum().backward()
 
-                def fb():
-                    ref_fn(xb).sum().backward()
+                def fb(f=ref_fn, x=xb):
+                    f(x).sum().backward()
             else:
-                def fa():
+                def fa(f=ours_fn, x=xa):
                     with torch.no_grad():
-                        ours_fn(xa)
+                        f(x)
 
-                def fb():
+                def fb(f=ref_fn, x=xb):
                     with torch.no_grad():
-                        ref_fn(xb)
+                        f(x)
 
             ta, tb, ratio = bench_pair(fa, fb, args.rounds, sync)
             rows.append((name, mode, ta, tb, ratio))

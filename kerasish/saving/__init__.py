@@ -20,3 +20,10 @@ from kerasish.saving.serialization_lib import deserialize_keras_object  # noqa: 
 from kerasish.saving.serialization_lib import serialize_keras_object  # noqa: E402
 
 __all__ += ["deserialize_keras_object", "serialize_keras_object"]
+
+from kerasish.saving.saving_api import load_model  # noqa: E402
+from kerasish.saving.saving_api import load_weights  # noqa: E402
+from kerasish.saving.saving_api import save_model  # noqa: E402
+from kerasish.saving.saving_api import save_weights  # noqa: E402
+
+__all__ += ["load_model", "load_weights", "save_model", "save_weights"]

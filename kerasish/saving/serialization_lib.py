@@ -9,6 +9,16 @@ from kerasish.saving.object_registration import get_registered_name
 from kerasish.saving.object_registration import get_registered_object
 
 
+def _public_module(module: str) -> str:
+    """The module Keras writes for a class: `keras.<package>` for kerasish's
+    own classes (`kerasish.layers.core.dense` -> `keras.layers`, which real
+    Keras can import), the real module for user classes."""
+    parts = module.split(".")
+    if parts[0] == "kerasish" and len(parts) > 1:
+        return "keras." + parts[1]
+    return module
+
+
 def serialize_keras_object(obj):
     """Serializes a Keras-style object (anything with `get_config`), a
     registered function (to its name) or a plain value."""
@@ -26,7 +36,7 @@ def serialize_keras_object(obj):
         registered = get_registered_name(cls)
         module = cls.__module__
         # public module name as Keras writes it: "keras.layers", "keras.initializers"
-        public_module = getattr(cls, "_keras_module", None) or module.replace("kerasish", "keras", 1)
+        public_module = getattr(cls, "_keras_module", None) or _public_module(module)
         return {
             "module": public_module,
             "class_name": cls.__name__,

@@ -1,0 +1,220 @@
+"""`keras.saving.save_model / load_model / save_weights / load_weights`.
+
+Formats, chosen by the file name:
+
+- `.keras`: Keras 3's model archive (config + weights), readable and
+  writable by real Keras 3.
+- `.weights.h5`: Keras 3's weights file (h5py needed: `pip install h5py`).
+- `.pt` / `.pth`: a plain torch `state_dict` (`torch.save`), loaded with
+  `torch.load(weights_only=True)`, so loading never unpickles code.
+
+`Model.save`, `Model.save_weights` and `Model.load_weights` call these.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+
+import torch
+
+from kerasish.saving import saving_lib
+
+_TORCH_SUFFIXES = (".pt", ".pth")
+
+
+def _path_str(filepath) -> str:
+    return os.fspath(filepath) if isinstance(filepath, (str, os.PathLike)) else ""
+
+
+def _check_overwrite(filepath: str, overwrite: bool) -> None:
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(
+            f"The file {filepath} already exists and `overwrite=False` was passed; nothing was written."
+        )
+
+
+def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = None, **kwargs) -> None:
+    """Saves a model as a `.keras` archive (Keras 3's format).
+
+    Args:
+        model: A kerasish `Model` (or layer with a config).
+        filepath: A path ending in `.keras`, or a writable binary file object.
+        overwrite: Whether to replace an existing file. Defaults to True
+            (with False an existing file raises `FileExistsError`; Keras asks
+            interactively instead).
+        zipped: Only True (the default zip archive) is supported.
+
+    The file is written to a temporary file and moved into place, so a failure
+    mid-save leaves any previous file intact.
+
+    Example:
+        >>> model.save("model.keras")
+        >>> restored = keras.saving.load_model("model.keras")
+    """
+    include_optimizer = kwargs.pop("include_optimizer", True)
+    kwargs.pop("save_format", None)
+    if kwargs:
+        raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
+    if zipped is False:
+        raise ValueError("Only the zipped `.keras` format is supported. Received: zipped=False")
+    path = _path_str(filepath)
+    if path:
+        if path.endswith(".h5") or path.endswith(".hdf5"):
+            raise ValueError(
+                "The legacy Keras 2 HDF5 model format is not supported. Save as a `.keras` archive "
+                f"(`model.save('model.keras')`) or only the weights (`.weights.h5`). Received: filepath={path}"
+            )
+        if not path.endswith(".keras"):
+            raise ValueError(
+                "Invalid filepath extension for saving. Please add a `.keras` extension for the native Keras "
+                f"format. Received: filepath={path}"
+            )
+        _check_overwrite(path, overwrite)
+        filepath = path
+    if not include_optimizer:
+        raise ValueError("`include_optimizer=False` is not supported by the `.keras` format.")
+    saving_lib.save_model(model, filepath)
+
+
+def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: bool = True):
+    """Loads a model saved with `save_model` / `Model.save` or by Keras 3.
+
+    Args:
+        filepath: A `.keras` path or a readable binary file object.
+        custom_objects: Dict of names to custom classes or functions.
+        compile: Whether to compile the model from its saved compile config.
+            Defaults to True.
+        safe_mode: Refuse Python-lambda bytecode (Lambda layers). Defaults
+            to True; pass False only for files you trust.
+
+    Raises:
+        ValueError: a damaged or unsafe file, an unknown class (only kerasish
+            classes and registered custom objects are ever created), or
+            weights that do not fit the model.
+    """
+    path = _path_str(filepath)
+    if path:
+        if not path.endswith(".keras"):
+            raise ValueError(f"Invalid filename: expected a `.keras` extension. Received: filepath={path}")
+        filepath = path
+    return saving_lib.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+
+
+def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+    """Saves the weights of a model or layer.
+
+    Args:
+        model: A kerasish model or layer.
+        filepath: `*.weights.h5` (Keras 3's layout, loadable by
+            `keras.Model.load_weights`) or `*.pt` / `*.pth` (a torch
+            `state_dict`).
+        overwrite: Whether to replace an existing file. Defaults to True.
+
+    The file is written atomically (temporary file, fsync, `os.replace`).
+    """
+    if max_shard_size is not None:
+        raise ValueError("Sharded weight files (`max_shard_size`) are not supported.")
+    path = os.fspath(filepath)
+    if path.endswith(_TORCH_SUFFIXES):
+        _check_overwrite(path, overwrite)
+        state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
+        # plain tensors only: `torch.load(weights_only=True)` reads them back
+        state = {k: v.as_subclass(torch.Tensor) if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+        with saving_lib.atomic_path(path) as tmp:
+            torch.save(state, tmp)
+        return
+    if not path.endswith(".weights.h5"):
+        raise ValueError(
+            "The filename must end in `.weights.h5` (or `.pt` / `.pth` for a torch state_dict). "
+            f"Received: filepath={path}"
+        )
+    if not getattr(model, "built", True):
+        raise ValueError(
+            "You are saving a model that has not yet been built. Try building the model first by calling it on "
+            "some data or by using `build()`."
+        )
+    _check_overwrite(path, overwrite)
+    saving_lib.save_weights_h5(model, path)
+
+
+def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None:
+    """Loads weights saved by `save_weights`, `save_model` or Keras 3.
+
+    Args:
+        model: The kerasish model or layer to load into (built, for h5 files).
+        filepath: `*.weights.h5`, `*.keras` (its weights), or `*.pt` / `*.pth`.
+        skip_mismatch: Skip (with a warning) objects whose variable counts or
+            shapes do not match, instead of raising. Defaults to False.
+
+    Raises:
+        ValueError: naming the layer and the shapes when the file does not
+            match the model; a damaged file or a pickle that is not plain
+            tensors.
+    """
+    if kwargs:
+        raise ValueError(f"Invalid keyword arguments: {kwargs}")
+    path = os.fspath(filepath)
+    if path.endswith(_TORCH_SUFFIXES):
+        _load_torch_state(model, path, skip_mismatch)
+        return
+    if not path.endswith((".weights.h5", ".h5", ".keras")):
+        raise ValueError(
+            f"File format not supported: filepath={path}. Keras 3 weight files end in `.weights.h5` (or `.keras`); "
+            "torch state_dicts in `.pt` / `.pth`."
+        )
+    if not os.path.exists(path):
+        raise ValueError(f"File not found: filepath={path}.")
+    if not getattr(model, "built", True):
+        raise ValueError(
+            "You are loading weights into a model that has not yet been built. Try building the model first by "
+            "calling it on some data or by using `build()`."
+        )
+    if path.endswith(".keras"):
+        saving_lib.load_weights_from_keras_archive(model, path, skip_mismatch)
+    else:
+        saving_lib.load_weights_h5(model, path, skip_mismatch)
+
+
+def _load_torch_state(model, path: str, skip_mismatch: bool) -> None:
+    if not os.path.exists(path):
+        raise ValueError(f"File not found: filepath={path}.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"Refusing to load '{path}': it is not a plain tensor state_dict (only `weights_only=True` "
+            f"loading is allowed, so no code from the file runs). {str(e).splitlines()[0]}"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
+        raise ValueError(f"The file '{path}' is not a valid torch weights file: {e}") from e
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        raise ValueError(
+            f"The file '{path}' does not hold a state_dict (a dict of name -> tensor). Got {type(state).__name__}."
+        )
+    own = model.state_dict()
+    mismatched = [
+        (k, tuple(own[k].shape), tuple(v.shape))
+        for k, v in state.items()
+        if k in own and isinstance(v, torch.Tensor) and tuple(own[k].shape) != tuple(v.shape)
+    ]
+    if mismatched:
+        lines = [
+            f"'{k}' (layer '{k.rsplit('.', 1)[0] or k}'): model has shape {a}, file has {b}" for k, a, b in mismatched
+        ]
+        if not skip_mismatch:
+            raise ValueError(f"Shape mismatch loading '{path}':\n  " + "\n  ".join(lines))
+        warnings.warn("Skipping mismatched weights:\n  " + "\n  ".join(lines), stacklevel=3)
+        state = {k: v for k, v in state.items() if k not in {m[0] for m in mismatched}}
+    try:
+        result = model.load_state_dict(state, strict=not skip_mismatch)
+    except RuntimeError as e:
+        raise ValueError(
+            f"Could not load '{path}' into {type(model).__name__} '{getattr(model, 'name', '')}': {e}"
+        ) from e
+    if skip_mismatch and (result.missing_keys or result.unexpected_keys):
+        warnings.warn(
+            f"Weights not loaded from '{path}': missing {result.missing_keys}, unexpected {result.unexpected_keys}",
+            stacklevel=3,
+        )
