@@ -245,7 +245,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         if isinstance(value, (list, tuple, dict)) and not name.startswith("_"):
             from kerasish.layers.tracking import track_container
 
-            value = track_container(value)
+            modules = d.get("_modules")
+            if modules is not None and type(modules.get(name)).__name__ == "_ListSlots":
+                del modules[name]  # the attribute is being replaced
+            value = track_container(value, self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, value)  # a list; its layers live in _modules[name]
+                return
         nn.Module.__setattr__(self, name, value)
         if name in _PLAIN_KEYS:
             self._update_plain()

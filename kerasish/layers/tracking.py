@@ -53,9 +53,69 @@ class VariableList(nn.Module):
         return self
 
 
-def track_container(value):
+class _ListSlots(nn.Module):
+    """The torch-side mirror of a `TrackedList`: its layers and variables
+    registered under "0", "1", ... (so state_dict keys read `blocks.0.kernel`)."""
+
+
+class TrackedList(list):
+    """A Python list set as a Layer attribute. Layers and variables put into
+    it at any time (`self.blocks = []` then `self.blocks.append(Dense(4))`, as
+    Keras code often does) are registered with torch, so they are in
+    `parameters()`, `state_dict()`, `weights` and move with `.to()`."""
+
+    def __init__(self, items=(), owner=None, name=None):
+        super().__init__(items)
+        self._owner = owner
+        self._name = name
+        self._sync()
+
+    def _sync(self):
+        owner = self.__dict__.get("_owner")
+        # (while deepcopy/pickle rebuild the owner, its modules come with it)
+        if owner is None or "_modules" not in owner.__dict__:
+            return
+        slots = None
+        for i, item in enumerate(self):
+            if isinstance(item, nn.Module):
+                slots = slots or _ListSlots()
+                slots.add_module(str(i), item)
+            elif isinstance(item, Variable):
+                slots = slots or _ListSlots()
+                if isinstance(item, nn.Parameter):
+                    slots.register_parameter(str(i), item)
+                else:
+                    slots.register_buffer(str(i), item)
+        modules = owner.__dict__["_modules"]
+        if slots is not None:
+            modules[self._name] = slots
+        elif isinstance(modules.get(self._name), _ListSlots):
+            del modules[self._name]
+
+
+def _mutator(name):
+    method = getattr(list, name)
+
+    def wrapped(self, *args, **kwargs):
+        out = method(self, *args, **kwargs)
+        self._sync()
+        return self if name == "__iadd__" else out
+
+    wrapped.__name__ = name
+    return wrapped
+
+
+for _name in ("append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse",
+              "__setitem__", "__delitem__", "__iadd__"):
+    setattr(TrackedList, _name, _mutator(_name))
+
+
+def track_container(value, owner=None, name=None):
     """Wraps a non-empty list/tuple/dict of layers (modules) or of variables so
-    torch registers its contents. Anything else is returned unchanged."""
+    torch registers its contents; any other list becomes a `TrackedList`
+    (registering what is appended later). Anything else is returned unchanged."""
+    if type(value) is list and not (value and all(isinstance(v, (nn.Module, Variable)) for v in value)):
+        return TrackedList(value, owner, name) if owner is not None else value
     if isinstance(value, (list, tuple)) and value and not isinstance(value, nn.Module):
         if all(isinstance(v, nn.Module) for v in value):
             return nn.ModuleList(value)

@@ -501,3 +501,36 @@ def test_masks_flow_under_compile():
     out = torch.compile(model, fullgraph=True, backend="eager")(x)
     torch.testing.assert_close(out, x)
     torch.testing.assert_close(out._keras_mask, torch.tensor([[True, False, True]]))
+
+
+def test_layers_appended_to_a_list_attribute_later_are_tracked():
+    class Tower(Layer):
+        def __init__(self, depth=3):
+            super().__init__()
+            self.blocks = []  # filled later, as Keras code often does
+            for _ in range(depth):
+                self.blocks.append(Linear(2))
+            self.extras = [Linear(2), "not a layer"]
+
+        def call(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return self.extras[0](x)
+
+    tower = Tower()
+    x = torch.ones(1, 2)
+    tower(x)
+    assert isinstance(tower.blocks, list) and len(tower.blocks) == 3
+    keys = list(tower.state_dict())
+    assert keys[:2] == ["blocks.0.kernel", "blocks.0.bias"] and "extras.0.kernel" in keys
+    assert len(tower.weights) == 8 and len(list(tower.parameters())) == 8
+    tower.blocks.pop()
+    assert len(tower.weights) == 6
+    copy_ = copy.deepcopy(tower)
+    torch.testing.assert_close(copy_(x), tower(x))
+    copy_.blocks.append(Linear(2))
+    assert len(copy_.weights) == 6  # the new block is unbuilt: no weights yet
+    copy_(x)
+    assert len(copy_.weights) == 8 and len(tower.weights) == 6
+    tower.blocks = None  # replacing the attribute drops its registration
+    assert "blocks.0.kernel" not in tower.state_dict()
