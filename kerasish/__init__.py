@@ -5,6 +5,7 @@
 
 from kerasish import activations
 from kerasish import backend
+from kerasish import callbacks
 from kerasish import config
 from kerasish import constraints
 from kerasish import dtype_policies
@@ -40,6 +41,7 @@ __all__ = [
     "Variable",
     "activations",
     "backend",
+    "callbacks",
     "config",
     "constraints",
     "dtype_policies",

@@ -20,6 +20,12 @@ class Metric(Layer):
     """
 
     _is_metric = True
+    _keras_module = "keras.metrics"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # built-ins serialize as module "keras.metrics"; user subclasses keep theirs
+        cls._keras_module = "keras.metrics" if cls.__module__.startswith("kerasish.metrics") else None
 
     def __init__(self, name=None, dtype=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)

@@ -1,8 +1,541 @@
-"""`Trainer`: compile / fit / evaluate / predict for `keras.Model`.
+"""`Trainer`: compile / fit / evaluate / predict for `keras.Model` (Keras 3
+semantics on torch).
 
-Placeholder base so `Model` can be defined; filled in by the training work.
+`Trainer` is a mixin with no `__init__`: `Model(Trainer, Layer)` keeps its
+constructor, and the training state lives in the instance `__dict__` (never
+registered as torch submodules, so `state_dict()` holds only the model's own
+weights and buffers).
+
+The default train step is Keras 3's torch step: forward with
+`training=True`, `zero_grad`, `loss = compiled loss + sum(model.losses)`,
+`backward`, `optimizer.apply(grads, trainable_weights)` (a plain
+`torch.optim.Optimizer` gets `step()`), then the metric updates. Metric
+values stay device tensors: they are read back (one sync) only when a
+callback or the progress bar needs them, at most every 50 ms for the bar, and
+at the end of each epoch.
 """
 
+from __future__ import annotations
 
-class Trainer:
-    """Mixin holding the Keras training API."""
+import warnings
+
+import torch
+
+from kerasish.layers import call_context
+from kerasish.layers.layer import Layer
+from kerasish.trainers import data_adapters
+from kerasish.trainers.loops import TrainerLoops
+from kerasish.trainers.compile_utils import CompileLoss
+from kerasish.trainers.compile_utils import CompileMetrics
+from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
+
+
+class NotCompiledError(RuntimeError, ValueError):
+    """`fit`/`evaluate` before `compile()`: a RuntimeError (Keras 2, torch
+    users) and a ValueError (what Keras 3 raises)."""
+
+
+def _batch_size_of(x) -> int:
+    for leaf in data_adapters._flatten(x):
+        if leaf is not None and hasattr(leaf, "shape") and len(leaf.shape):
+            return int(leaf.shape[0])
+    return 1
+
+
+def _builtin_losses(cls) -> bool:
+    """Whether `cls.losses` is the Layer (or Model) property that
+    `_additional_losses` may shortcut."""
+    prop = cls.losses
+    if prop is Layer.losses:
+        return True
+    try:
+        from kerasish.models.model import Model
+    except ImportError:  # pragma: no cover - during package init
+        return False
+    return prop is Model.losses
+
+
+def _compiled_after_first_call(fn):
+    """`torch.compile(fn)`, except that the first call runs eagerly: it
+    builds the model, the optimizer state and the metrics (Keras builds
+    them symbolically before compiling), which must not happen under
+    tracing."""
+    compiled = torch.compile(fn)
+    state = {"first": True}
+
+    def step(data):
+        if state["first"]:
+            state["first"] = False
+            return fn(data)
+        return compiled(data)
+
+    return step
+
+
+class Trainer(TrainerLoops):
+    """The Keras training API, mixed into `keras.Model` (the loops live in
+    `kerasish/trainers/loops.py`)."""
+
+    # --------------------------------------------------------------- state
+    @property
+    def compiled(self) -> bool:
+        return self.__dict__.get("_compiled", False)
+
+    @property
+    def optimizer(self):
+        return self.__dict__.get("_optimizer")
+
+    @optimizer.setter
+    def optimizer(self, value):
+        self.__dict__["_optimizer"] = value
+
+    @property
+    def loss(self):
+        return self.__dict__.get("_loss")
+
+    @loss.setter
+    def loss(self, value):
+        self.__dict__["_loss"] = value
+
+    @property
+    def stop_training(self) -> bool:
+        return self.__dict__.get("_stop_training", False)
+
+    @stop_training.setter
+    def stop_training(self, value):
+        self.__dict__["_stop_training"] = bool(value)
+
+    @property
+    def history(self):
+        return self.__dict__.get("_history")
+
+    @history.setter
+    def history(self, value):
+        self.__dict__["_history"] = value
+
+    @property
+    def jit_compile(self) -> bool:
+        return self.__dict__.get("_jit_compile", False)
+
+    @jit_compile.setter
+    def jit_compile(self, value):
+        self.__dict__["_jit_compile"] = bool(value)
+        self.__dict__["_step_fns"] = {}
+
+    @property
+    def run_eagerly(self) -> bool:
+        return self.__dict__.get("_run_eagerly", False)
+
+    @run_eagerly.setter
+    def run_eagerly(self, value):
+        self.__dict__["_run_eagerly"] = bool(value)
+
+    @property
+    def steps_per_execution(self) -> int:
+        return self.__dict__.get("_steps_per_execution", 1)
+
+    # ------------------------------------------------------------- compile
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+        """Configures the model for training.
+
+        Args:
+            optimizer: Name, `keras.optimizers.Optimizer` or any
+                `torch.optim.Optimizer` (already bound to the model's
+                parameters). Defaults to "rmsprop".
+            loss: Name, `keras.losses.Loss`, function `fn(y_true, y_pred)`,
+                or a list/dict of them (one per output).
+            loss_weights: Float, or list/dict of floats (one per output).
+            metrics: List (or per-output list/dict) of names, `Metric`s or
+                functions, computed without sample weights. "accuracy"/"acc"
+                and "crossentropy"/"ce" are resolved from the shapes.
+            weighted_metrics: Metrics computed with the sample/class weights.
+            run_eagerly: Never `torch.compile` the steps. Defaults to False.
+            steps_per_execution: Batches per step call; callbacks' batch
+                hooks run once per group (Keras's torch backend refuses >1;
+                here it is supported).
+            jit_compile: True wraps the train/test/predict steps in
+                `torch.compile`; "auto" (default) means False, as Keras on torch.
+            auto_scale_loss: With a "mixed_float16" model, scale the loss
+                dynamically (`torch.amp.GradScaler`, Keras's
+                `LossScaleOptimizer` defaults: initial scale 2**15, growth
+                every 2000 steps). Defaults to True.
+
+        Raises:
+            ValueError: unknown optimizer, loss or metric names (checked now,
+                Keras finds out at the first batch), bad `loss_weights`.
+        """
+        from kerasish import optimizers
+        from kerasish.metrics import Mean
+
+        if isinstance(optimizer, torch.optim.Optimizer):
+            opt = optimizer
+        else:
+            opt = optimizers.get(optimizer)
+        try:
+            output_names = getattr(self, "output_names", None)
+        except Exception:
+            output_names = None
+        compile_loss = CompileLoss(loss, loss_weights, output_names=output_names) if loss is not None else None
+        compile_metrics = (
+            CompileMetrics(metrics, weighted_metrics, output_names=output_names)
+            if metrics is not None or weighted_metrics is not None else None
+        )
+        if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+            raise ValueError(
+                f"`steps_per_execution` must be a positive integer. Received: steps_per_execution={steps_per_execution}"
+            )
+        if jit_compile == "auto":
+            jit_compile = False
+        if jit_compile and run_eagerly:
+            warnings.warn(
+                "If `run_eagerly` is True, then `jit_compile` cannot also be True. Disabling `jit_compile`.",
+                stacklevel=2,
+            )
+            jit_compile = False
+        d = self.__dict__
+        d["_optimizer"] = opt
+        d["_loss"] = loss
+        d["_compile_loss"] = compile_loss
+        d["_compile_metrics"] = compile_metrics
+        d["_loss_tracker"] = Mean(name="loss")
+        d["_jit_compile"] = bool(jit_compile)
+        d["_run_eagerly"] = bool(run_eagerly)
+        d["_steps_per_execution"] = steps_per_execution
+        d["_auto_scale_loss"] = auto_scale_loss
+        d["_grad_scaler"] = None
+        d["_step_fns"] = {}
+        d["_train_vars"] = None
+        d["_zero_grad_params"] = None
+        d["_loss_sources"] = None
+        d["_stop_training"] = False
+        d["_compile_config"] = {
+            "optimizer": opt, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+            "weighted_metrics": weighted_metrics, "run_eagerly": run_eagerly,
+            "steps_per_execution": steps_per_execution, "jit_compile": jit_compile,
+        }
+        d["_compiled"] = True
+
+    def get_compile_config(self) -> dict:
+        """The `compile()` arguments, serialized (empty before compile)."""
+        from kerasish.saving import serialize_keras_object
+
+        if not self.compiled:
+            return {}
+        out = {}
+        for key, value in self.__dict__["_compile_config"].items():
+            if isinstance(value, torch.optim.Optimizer) and not hasattr(value, "get_config"):
+                value = None  # a plain torch optimizer has no Keras config
+            try:
+                out[key] = serialize_keras_object(value)
+            except TypeError:
+                out[key] = None
+        return out
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compiles the model from `get_compile_config()`'s output."""
+        from kerasish import losses, metrics, optimizers
+
+        config = dict(config)
+        if isinstance(config.get("optimizer"), (dict, str)):
+            config["optimizer"] = optimizers.get(config["optimizer"])
+        elif config.get("optimizer") is None:
+            config.pop("optimizer", None)
+
+        def de(value, getter):
+            if isinstance(value, dict) and "class_name" in value:
+                return getter(value)
+            if isinstance(value, dict):
+                return {k: de(v, getter) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return [de(v, getter) for v in value]
+            return value
+
+        config["loss"] = de(config.get("loss"), losses.get)
+        config["metrics"] = de(config.get("metrics"), metrics.get)
+        config["weighted_metrics"] = de(config.get("weighted_metrics"), metrics.get)
+        self.compile(**config)
+
+    def _assert_compile_called(self, method_name=None):
+        if not self.compiled:
+            raise NotCompiledError("You must call `compile()` before using the model.")
+
+    # ------------------------------------------------------------- metrics
+    @property
+    def metrics(self) -> list:
+        """[loss tracker, compile metrics, per-output loss trackers, then the
+        metrics of `add_metric` and Metric attributes] (Keras 3)."""
+        d = self.__dict__
+        out = []
+        if d.get("_compiled"):
+            out.append(d["_loss_tracker"])
+            if d["_compile_metrics"] is not None:
+                out.append(d["_compile_metrics"])
+            if d["_compile_loss"] is not None:
+                out.extend(d["_compile_loss"].metrics)
+        for m in super().metrics:
+            if not any(m is o for o in out):
+                out.append(m)
+        return out
+
+    @property
+    def metrics_names(self) -> list:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self):
+        """Resets the state of every metric in `metrics`."""
+        for m in self.metrics:
+            m.reset_state()
+
+    def get_metrics_result(self) -> dict:
+        """`{name: value}` of every metric (the compile metrics' dict merged
+        in); values are tensors."""
+        out = {}
+        for m in self.metrics:
+            if isinstance(m, CompileMetrics) and not m.built:
+                continue
+            result = m.result()
+            if isinstance(result, dict):
+                out.update(result)
+            else:
+                out[m.name] = result
+        return out
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
+        """Updates the compiled metrics and returns `get_metrics_result()`."""
+        cm = self.__dict__.get("_compile_metrics")
+        if cm is not None:
+            cm.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def _get_metrics_result_or_logs(self, logs):
+        metric_logs = self.get_metrics_result()
+        if logs is None or (isinstance(logs, dict) and set(logs) == set(metric_logs)):
+            return metric_logs
+        return logs
+
+    def _flatten_metrics_in_order(self, logs):
+        names = []
+        for m in self.metrics:
+            if isinstance(m, CompileMetrics):
+                names += [sub.name for sub in m.metrics]
+            else:
+                names.append(m.name)
+        results = [logs[n] for n in names if n in logs]
+        results += [logs[k] for k in sorted(logs) if k not in names]
+        return results[0] if len(results) == 1 else results
+
+    # ---------------------------------------------------------------- loss
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Total loss: the compiled loss plus `model.losses` (regularization
+        and `add_loss` terms). Override it for a custom loss.
+
+        Raises:
+            ValueError: when there is no loss at all.
+        """
+        total = None
+        cl = self.__dict__.get("_compile_loss")
+        if cl is not None:
+            total = cl(y, y_pred, sample_weight)
+        for extra in self._additional_losses():
+            if not extra.is_floating_point():
+                extra = extra.float()
+            extra = extra.sum()
+            total = extra if total is None else total + extra
+        if total is None:
+            raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
+        return total
+
+    def _additional_losses(self) -> list:
+        """`self.losses`, with a shortcut for the common case: when no layer
+        holds `add_loss` tensors or callables, the list is just the
+        regularization terms of the weights collected once per compile (so
+        the layer tree is not walked at every step). Overridden `losses`
+        properties are always called."""
+        if not _builtin_losses(type(self)):
+            return self.losses
+        d = self.__dict__
+        sources = d.get("_loss_sources")
+        if sources is None:
+            layers = list(self._flatten_layers(include_self=True))
+            has_callables = any(layer.__dict__.get("_callable_losses") for layer in layers)
+            regs = [(w, w.__dict__["regularizer"]) for w in self.trainable_weights
+                    if getattr(w, "__dict__", {}).get("regularizer") is not None]
+            sources = (has_callables, regs)
+            if self.built:
+                d["_loss_sources"] = sources
+        has_callables, regs = sources
+        loss_layers = getattr(call_context, "LOSS_LAYERS", None)
+        if has_callables or loss_layers is None or loss_layers or d.get("_persistent_losses"):
+            return self.losses
+        return [reg(w) for w, reg in regs]
+
+    def _compute_loss_compat(self, x, y, y_pred, sample_weight, training):
+        try:
+            return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+        except TypeError as e:
+            if "training" not in str(e):
+                raise
+            return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+
+    def _track_loss(self, x, loss):
+        tracker = self.__dict__["_loss_tracker"]
+        if loss.ndim == 0:
+            tracker._update_scalar(loss, _batch_size_of(x))
+        else:
+            tracker.update_state(loss, sample_weight=_batch_size_of(x))
+
+    # --------------------------------------------------------------- steps
+    def _trainable_variables_cached(self) -> list:
+        d = self.__dict__
+        train_vars = d.get("_train_vars")
+        if train_vars is None:
+            train_vars = list(self.trainable_weights)
+            if self.built:
+                d["_train_vars"] = train_vars
+        return train_vars
+
+    def _grad_params(self) -> list:
+        """The parameters `nn.Module.zero_grad` would reset (cached once built)."""
+        d = self.__dict__
+        params = d.get("_zero_grad_params")
+        if params is None:
+            params = [p for p in self.parameters() if p.requires_grad]
+            if self.built:
+                d["_zero_grad_params"] = params
+        return params
+
+    def _apply_gradients(self, loss):
+        """backward + optimizer update (with dynamic loss scaling under mixed_float16)."""
+        from kerasish.optimizers import Optimizer as KerasOptimizer
+
+        opt = self.optimizer
+        weights = self._trainable_variables_cached()
+        if not weights:
+            warnings.warn("The model does not have any trainable weights.", stacklevel=3)
+            return
+        scaler = self._grad_scaler_for(loss)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if isinstance(opt, KerasOptimizer) and not opt.built:
+                opt.build(weights)
+            scaler.step(opt)
+            scaler.update()
+            return
+        if hasattr(opt, "scale_loss"):
+            loss = opt.scale_loss(loss)
+        loss.backward()
+        if isinstance(opt, KerasOptimizer):
+            with torch.no_grad():
+                opt.apply([w.grad for w in weights], weights)
+        else:
+            opt.step()
+
+    def _grad_scaler_for(self, loss):
+        d = self.__dict__
+        scaler = d.get("_grad_scaler")
+        if scaler is None and d.get("_auto_scale_loss"):
+            policy = getattr(self, "dtype_policy", None)
+            if getattr(policy, "name", None) == "mixed_float16":
+                scaler = d["_grad_scaler"] = torch.amp.GradScaler(
+                    loss.device.type, init_scale=2.0**15, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000
+                )
+        return scaler
+
+    def _train_step_impl(self, data, want_logs=True):
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=True)
+        for p in self._grad_params():  # `self.zero_grad()` without walking the module tree
+            p.grad = None
+        loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=True)
+        self._track_loss(x, loss)
+        if self.optimizer is None:
+            raise ValueError("The model was compiled without an optimizer; `fit` needs one.")
+        self._apply_gradients(loss)
+        with torch.no_grad():
+            if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
+                return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+            cm = self.__dict__["_compile_metrics"]
+            if cm is not None:
+                cm.update_state(y, y_pred, sample_weight)
+        return None
+
+    def train_step(self, data):
+        """One training step on a batch `data` = `x`, `(x, y)` or
+        `(x, y, sample_weight)`; returns the metric logs. Override it for a
+        custom step (see the Keras 3 torch guide: use `self.zero_grad()`,
+        `self.compute_loss(...)`, `loss.backward()`, `self.optimizer.apply(...)`
+        or `self.optimizer.step()`, and `self.metrics`)."""
+        return self._train_step_impl(data, want_logs=True)
+
+    def _test_step_impl(self, data, want_logs=True):
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y_pred = self(x, training=False)
+        loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=False)
+        self._track_loss(x, loss)
+        if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
+            return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        cm = self.__dict__["_compile_metrics"]
+        if cm is not None:
+            cm.update_state(y, y_pred, sample_weight)
+        return None
+
+    def test_step(self, data):
+        """One evaluation step (no gradients); returns the metric logs."""
+        return self._test_step_impl(data, want_logs=True)
+
+    def predict_step(self, data):
+        """One prediction step: `self(x, training=False)`."""
+        x, _, _ = unpack_x_y_sample_weight(data)
+        return self(x, training=False)
+
+    def _step_function(self, kind: str):
+        """The function the loops call per batch (`torch.compile`d when
+        `jit_compile=True`). Returns `(fn, lazy)`: `lazy` means `fn` returns
+        None and the logs are `get_metrics_result()`."""
+        d = self.__dict__
+        fns = d.setdefault("_step_fns", {})
+        if kind in fns:
+            return fns[kind]
+        cls = type(self)
+        if kind == "train":
+            lazy = cls.train_step is Trainer.train_step and cls.get_metrics_result is Trainer.get_metrics_result
+
+            def fn(data):
+                return self._train_step_impl(data, want_logs=False) if lazy else self.train_step(data)
+        elif kind == "test":
+            lazy = cls.test_step is Trainer.test_step and cls.get_metrics_result is Trainer.get_metrics_result
+
+            def fn(data):
+                with torch.no_grad():
+                    return self._test_step_impl(data, want_logs=False) if lazy else self.test_step(data)
+        else:
+            lazy = False
+
+            def fn(data):
+                with torch.no_grad():
+                    return self.predict_step(data)
+        if self.jit_compile and not self.run_eagerly:
+            fn = _compiled_after_first_call(fn)
+        fns[kind] = (fn, lazy)
+        return fns[kind]
+
+    # ------------------------------------------------------------- helpers
+    def _model_device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return self.__dict__.get("_device_hint") or torch.device("cpu")
+
+    def _metrics_to(self, device):
+        d = self.__dict__
+        metrics = list(self.metrics)
+        cl = d.get("_compile_loss")
+        if cl is not None:
+            metrics += cl.metrics
+        for m in metrics:
+            first = next(iter(m.variables), None) if not isinstance(m, CompileMetrics) else None
+            if isinstance(m, CompileMetrics) or first is None or first.device != device:
+                m.to(device)
+                m.__dict__["_device_hint"] = device

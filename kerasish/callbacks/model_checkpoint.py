@@ -1,0 +1,161 @@
+"""`keras.callbacks.ModelCheckpoint`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+
+import numpy as np
+import torch
+
+from kerasish.callbacks.callback import _default
+from kerasish.callbacks.monitor_callback import MonitorCallback
+
+
+def atomic_save(write, filepath: str) -> None:
+    """Calls `write(tmp_path)` then renames the temporary file over
+    `filepath` (`os.replace`), so a crash never leaves a half-written file."""
+    dirname, basename = os.path.split(filepath)
+    tmp = os.path.join(dirname, f".tmp-{uuid.uuid4().hex[:8]}-{basename}")
+    try:
+        write(tmp)
+        os.replace(tmp, filepath)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class ModelCheckpoint(MonitorCallback):
+    """Saves the model or its weights at some frequency.
+
+    Args:
+        filepath: Path, formatted with `epoch` (1-based), `batch` and the
+            log values: `"ckpt/{epoch:02d}-{val_loss:.2f}.pt"`.
+        monitor: Metric for `save_best_only`. Defaults to "val_loss".
+        verbose: 1 prints a message per save. Defaults to 0.
+        save_best_only: Save only when the monitored value improves.
+        save_weights_only: Save only the weights.
+        mode: "auto", "min" or "max". Defaults to "auto".
+        save_freq: "epoch" or an integer number of batches.
+        initial_value_threshold: Initial best value for `save_best_only`.
+
+    Format: weights are written with `torch.save(model.state_dict())`
+    (load them with `model.load_state_dict(torch.load(path))`), or with
+    `model.save_weights(path)` when the model has it and the path ends in
+    ".weights.h5"; the full model with `model.save(path)` when the model has
+    a `save` method, otherwise its `state_dict` too. Unlike Keras, any file
+    extension is accepted. Every write goes to a temporary file renamed over
+    the target (`os.replace`), so the checkpoint is never half-written.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__(monitor, mode, initial_value_threshold)
+        self.verbose = verbose
+        self.filepath = os.fspath(filepath)
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.save_freq = save_freq
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen = None
+        self._current_epoch = 0
+        if save_freq != "epoch" and not isinstance(save_freq, int):
+            raise ValueError(f"Unrecognized save_freq: {save_freq}. Expected save_freq are 'epoch' or integer values")
+        if save_freq == "epoch":
+            # no batch hook: batch logs are then never synced to Python for us
+            self.on_train_batch_end = self._no_batch_hook
+
+    @_default
+    def _no_batch_hook(self, batch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._should_save_on_batch(batch):
+            self._save_model(epoch=self._current_epoch, batch=batch, logs=logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        if self.save_freq == "epoch":
+            self._save_model(epoch=epoch, batch=None, logs=logs)
+
+    def _should_save_on_batch(self, batch) -> bool:
+        if self.save_freq == "epoch":
+            return False
+        if self._last_batch_seen is None or batch <= self._last_batch_seen:
+            add = batch + 1
+        else:
+            add = batch - self._last_batch_seen
+        self._batches_seen_since_last_saving += add
+        self._last_batch_seen = batch
+        if self._batches_seen_since_last_saving >= self.save_freq:
+            self._batches_seen_since_last_saving = 0
+            return True
+        return False
+
+    def _should_save_model(self, epoch, logs, filepath) -> bool:
+        if not self.save_best_only:
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+            return True
+        current = (logs or {}).get(self.monitor)
+        if current is None:
+            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=2)
+            return True
+        if isinstance(current, (np.ndarray, torch.Tensor)) and np.ndim(current) > 0:
+            warnings.warn(
+                f"Can save best model only when `monitor` is a scalar value. Received: {current}. "
+                "Falling back to `save_best_only=False`.",
+                stacklevel=2,
+            )
+            return True
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        best_str = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, "
+                      f"saving model to {filepath}")
+            self.best = current
+            return True
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
+        return False
+
+    def _write(self, filepath):
+        model = self.model
+        if self.save_weights_only:
+            if filepath.endswith(".weights.h5") and callable(getattr(model, "save_weights", None)):
+                atomic_save(lambda p: model.save_weights(p, overwrite=True), filepath)
+            else:
+                atomic_save(lambda p: torch.save(model.state_dict(), p), filepath)
+        elif callable(getattr(model, "save", None)):
+            atomic_save(lambda p: model.save(p, overwrite=True), filepath)
+        else:
+            atomic_save(lambda p: torch.save(model.state_dict(), p), filepath)
+
+    def _save_model(self, epoch, batch, logs):
+        logs = logs or {}
+        filepath = self._get_file_path(epoch, batch, logs)
+        if os.path.isdir(filepath):
+            raise OSError(
+                f"Please specify a non-directory filepath for ModelCheckpoint. Filepath used is an existing "
+                f"directory: {filepath}"
+            )
+        if self._should_save_model(epoch, logs, filepath):
+            dirname = os.path.dirname(filepath)
+            if dirname:
+                os.makedirs(dirname, exist_ok=True)
+            self._write(filepath)
+
+    def _get_file_path(self, epoch, batch, logs):
+        try:
+            if batch is None or "batch" in logs:
+                return self.filepath.format(epoch=epoch + 1, **logs)
+            return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except KeyError as e:
+            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {e}') from e

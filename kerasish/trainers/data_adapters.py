@@ -1,0 +1,415 @@
+"""Turning what users pass to `fit`/`evaluate`/`predict` into batches.
+
+Supported inputs (Keras 3 semantics):
+
+- NumPy arrays, torch tensors, lists/tuples/dicts of them (multi-input and
+  multi-output models), with `y`, `sample_weight`, `class_weight`,
+  `batch_size` and `shuffle` (True, False or "batch");
+- `torch.utils.data.DataLoader` (or any re-iterable of batches) and
+  Python generators yielding `x`, `(x, y)` or `(x, y, sample_weight)`;
+- a map-style or iterable `torch.utils.data.Dataset`, batched here with a
+  `DataLoader(batch_size, shuffle)`.
+
+Arrays become torch tensors once (float64 NumPy arrays become `floatx()`,
+as Keras's data adapters do), batches are gathered with one `index_select`
+per array, and each batch is moved to the model's device. When the model is
+on an accelerator and the arrays are small (`_DEVICE_RESIDENT_BYTES`), the
+whole dataset is moved there once, so batching costs no host-to-device copy.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import math
+import types
+import warnings
+
+import numpy as np
+import torch
+
+from kerasish.backend.dtypes import floatx
+from kerasish.backend.dtypes import to_torch_dtype
+
+# Arrays up to this many bytes in total live on the accelerator for the whole fit.
+_DEVICE_RESIDENT_BYTES = 256 * 2**20
+
+
+# ----------------------------------------------------------------- packing
+def unpack_x_y_sample_weight(data):
+    """`x`, `(x,)`, `(x, y)` or `(x, y, sample_weight)` -> `(x, y, sample_weight)`."""
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) == 1:
+        return data[0], None, None
+    if len(data) == 2:
+        return data[0], data[1], None
+    if len(data) == 3:
+        return data[0], data[1], data[2]
+    raise ValueError(
+        f"Data is expected to be in format `x`, `(x,)`, `(x, y)`, or `(x, y, sample_weight)`, found: {data}"
+    )
+
+
+def pack_x_y_sample_weight(x, y=None, sample_weight=None):
+    """Inverse of `unpack_x_y_sample_weight`."""
+    if y is None:
+        return x if not isinstance(x, (list, tuple)) else (x,)
+    if sample_weight is None:
+        return (x, y)
+    return (x, y, sample_weight)
+
+
+# -------------------------------------------------------------- structures
+def _flatten(x) -> list:
+    if isinstance(x, (list, tuple)):
+        return [leaf for item in x for leaf in _flatten(item)]
+    if isinstance(x, dict):
+        return [leaf for key in x for leaf in _flatten(x[key])]
+    return [x]
+
+
+def _pack(structure, flat):
+    """Rebuilds `structure` from `flat` leaves (same order as `_flatten`)."""
+    it = iter(flat)
+
+    def build(s):
+        if isinstance(s, (list, tuple)):
+            return type(s)(build(v) for v in s)
+        if isinstance(s, dict):
+            return {k: build(s[k]) for k in s}
+        return next(it)
+
+    return build(structure)
+
+
+def map_structure(fn, x):
+    if isinstance(x, (list, tuple)):
+        return type(x)(map_structure(fn, v) for v in x)
+    if isinstance(x, dict):
+        return {k: map_structure(fn, v) for k, v in x.items()}
+    return fn(x)
+
+
+def _is_array_like(x) -> bool:
+    return x is None or isinstance(x, (np.ndarray, torch.Tensor)) or hasattr(x, "__array__") or np.isscalar(x)
+
+
+def can_convert_arrays(data) -> bool:
+    """True when every leaf of `data` is an array, a tensor or None."""
+    leaves = _flatten(data)
+    return all(
+        leaf is None or isinstance(leaf, (np.ndarray, torch.Tensor)) or (hasattr(leaf, "__array__") and not callable(leaf))
+        for leaf in leaves
+    )
+
+
+def to_tensor(x):
+    """An array-like as a torch tensor (float64 NumPy -> floatx, like Keras)."""
+    if x is None or isinstance(x, torch.Tensor):
+        return x
+    if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray):  # pandas
+        x = x.to_numpy()
+    arr = np.asarray(x)
+    if arr.dtype == np.float64:
+        arr = arr.astype(floatx())
+    if arr.dtype == object:
+        raise ValueError(f"Cannot convert an array of dtype object to a tensor. Received: {type(x).__name__}")
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def move_to_device(batch, device):
+    """Moves every tensor of a nested batch to `device` (NumPy leaves are
+    converted first)."""
+    if isinstance(batch, torch.Tensor):
+        return batch if batch.device == device else batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: move_to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, np.ndarray):
+        return move_to_device(to_tensor(batch), device)
+    return batch
+
+
+def check_data_cardinality(data) -> None:
+    """ValueError (Keras's message) when `x`, `y` and `sample_weight` do not
+    hold the same number of samples."""
+    sizes = {int(t.shape[0]) for t in _flatten(data) if t is not None}
+    if len(sizes) > 1:
+        msg = "Data cardinality is ambiguous. Make sure all arrays contain the same number of samples."
+        for label, single in zip(["x", "y", "sample_weight"], data if isinstance(data, tuple) else (data,)):
+            shown = ", ".join(str(int(t.shape[0])) for t in _flatten(single) if t is not None)
+            msg += f"'{label}' sizes: {shown}\n"
+        raise ValueError(msg)
+
+
+def class_weight_to_sample_weights(y, class_weight: dict) -> torch.Tensor:
+    """Per-sample weights from a `{class_index: weight}` dict (one-hot,
+    `(N, 1)` and `(N,)` labels; unlisted classes weigh 1)."""
+    y = to_tensor(y)
+    if y.ndim > 1:
+        y = y.argmax(dim=-1) if y.shape[-1] != 1 else y.squeeze(-1)
+    labels = torch.round(y.double()).to(torch.int64).cpu()
+    if len(labels) == 0:
+        return torch.ones(0, dtype=to_torch_dtype(floatx()))
+    size = max(int(labels.max()) + 1, max((int(k) for k in class_weight), default=0) + 1)
+    table = torch.ones(size, dtype=to_torch_dtype(floatx()))
+    for k, w in class_weight.items():
+        if int(k) >= 0:
+            table[int(k)] = float(w)
+    return table[labels.clamp(min=0)]
+
+
+def train_validation_split(arrays, validation_split: float):
+    """Splits the last `validation_split` fraction off (before shuffling), as Keras."""
+    flat = _flatten(arrays)
+    bad = [type(t) for t in flat if t is not None and not isinstance(t, (np.ndarray, torch.Tensor))]
+    if bad:
+        raise ValueError(
+            "Argument `validation_split` is only supported for tensors or NumPy arrays."
+            f"Found incompatible type in the input: {bad}"
+        )
+    if all(t is None for t in flat):
+        return arrays, arrays
+    n = int(next(t for t in flat if t is not None).shape[0])
+    split_at = int(math.floor(n * (1.0 - validation_split)))
+    if split_at in (0, n):
+        raise ValueError(
+            f"Training data contains {n} samples, which is not sufficient to split it into a validation and "
+            f"training set as specified by `validation_split={validation_split}`. Either provide more data, or a "
+            "different value for the `validation_split` argument."
+        )
+    train = map_structure(lambda t: None if t is None else t[:split_at], arrays)
+    val = map_structure(lambda t: None if t is None else t[split_at:], arrays)
+    return train, val
+
+
+# ---------------------------------------------------------------- adapters
+class DataAdapter:
+    """Yields batches (nested structures of tensors on `device`) for one epoch."""
+
+    num_batches: int | None = None
+
+    def __iter__(self):
+        raise NotImplementedError
+
+
+class ArrayDataAdapter(DataAdapter):
+    """Batches of in-memory arrays/tensors (any nesting of lists/tuples/dicts)."""
+
+    def __init__(self, x, y=None, sample_weight=None, batch_size=None, steps=None, shuffle=False,
+                 class_weight=None, device=None):
+        if sample_weight is not None:
+            if class_weight is not None:
+                raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
+            if isinstance(y, (list, tuple, dict)) and not isinstance(sample_weight, (list, tuple, dict)):
+                sw = to_tensor(sample_weight)
+                if not (sw.ndim == 1 or (sw.ndim == 2 and sw.shape[1] == 1)):
+                    raise ValueError(
+                        "For a model with multiple outputs, when providing a single `sample_weight` array, it "
+                        "should only have one scalar score per sample (i.e. shape `(num_samples,)`). If you want "
+                        "to use non-scalar sample weights, pass a `sample_weight` argument with one array per "
+                        "model output."
+                    )
+                sample_weight = map_structure(lambda _: sw, y)
+        if class_weight is not None:
+            if isinstance(y, (list, tuple, dict)):
+                raise ValueError("`class_weight` is only supported for Models with a single output.")
+            if y is None:
+                raise ValueError("`class_weight` requires targets `y`.")
+            sample_weight = class_weight_to_sample_weights(y, class_weight)
+        data = pack_x_y_sample_weight(x, y, sample_weight)
+        data = map_structure(to_tensor, data)
+        check_data_cardinality(data if isinstance(data, tuple) else (data,))
+        leaves = [t for t in _flatten(data) if t is not None]
+        if not leaves:
+            raise ValueError("Unexpected value for `x`: it holds no arrays.")
+        for t in leaves:
+            if t.ndim == 0:
+                raise ValueError(
+                    f"Expected arrays with a batch dimension, received a scalar (shape {tuple(t.shape)})."
+                )
+        self._num_samples = n = int(leaves[0].shape[0])
+        if not batch_size:
+            batch_size = int(math.ceil(n / steps)) if steps else 32
+        self.batch_size = int(batch_size)
+        self.num_batches = int(math.ceil(n / self.batch_size)) if n else 0
+        if shuffle not in (True, False, "batch"):
+            raise ValueError(f'`shuffle` must be a bool or "batch". Received: shuffle={shuffle}')
+        self._shuffle = shuffle
+        self._device = torch.device(device) if device is not None else None
+        if self._device is not None and self._device.type != "cpu":
+            total = sum(t.numel() * t.element_size() for t in leaves)
+            if total <= _DEVICE_RESIDENT_BYTES:
+                data = map_structure(lambda t: None if t is None else t.to(self._device), data)
+        self._structure = data
+        self._flat = _flatten(data)
+        self._packer = _make_packer(data)
+
+    def __iter__(self):
+        n, bs, flat = self._num_samples, self.batch_size, self._flat
+        pack = self._packer
+        device = self._device
+        move = device is not None and any(t is not None and t.device != device for t in flat)
+        if self._shuffle is True:
+            perm = torch.randperm(n)
+            by_device = {}
+            for t in flat:
+                if t is not None and t.device not in by_device:
+                    by_device[t.device] = perm.to(t.device)
+            pairs = [(t, None if t is None else by_device[t.device]) for t in flat]
+            for start in range(0, n, bs):
+                stop = start + bs
+                batch = pack([None if t is None else t.index_select(0, p[start:stop]) for t, p in pairs])
+                yield move_to_device(batch, device) if move else batch
+            return
+        starts = list(range(0, n, bs))
+        if self._shuffle == "batch":
+            starts = [starts[i] for i in torch.randperm(len(starts)).tolist()]
+        for start in starts:
+            out = [None if t is None else t[start:start + bs] for t in flat]
+            if self._shuffle == "batch":
+                within = torch.randperm(min(bs, n - start))
+                out = [None if t is None else t.index_select(0, within.to(t.device)) for t in out]
+            batch = pack(out)
+            yield move_to_device(batch, device) if move else batch
+
+
+def _make_packer(structure):
+    """A function rebuilding `structure` from its flat leaves, specialized
+    for the common single-tensor and flat-tuple cases."""
+    if not isinstance(structure, (list, tuple, dict)):
+        return lambda flat: flat[0]
+    if isinstance(structure, tuple) and not any(isinstance(s, (list, tuple, dict)) for s in structure):
+        return tuple
+    return lambda flat: _pack(structure, flat)
+
+
+class IterableDataAdapter(DataAdapter):
+    """Batches from a DataLoader / re-iterable (new pass each epoch) or a
+    generator (consumed once, continued across epochs)."""
+
+    def __init__(self, data, device=None):
+        self._data = data
+        self._device = torch.device(device) if device is not None else None
+        self._is_generator = isinstance(data, (types.GeneratorType, collections.abc.Iterator))
+        try:
+            self.num_batches = None if self._is_generator else len(data)
+        except TypeError:
+            self.num_batches = None
+
+    def __iter__(self):
+        source = self._data if self._is_generator else iter(self._data)
+        for batch in source:
+            if isinstance(batch, list):
+                batch = tuple(batch)
+            if self._device is not None:
+                batch = move_to_device(batch, self._device)
+            else:
+                batch = move_to_device(batch, torch.device("cpu")) if _has_numpy(batch) else batch
+            yield batch
+
+
+def _has_numpy(batch) -> bool:
+    return any(isinstance(leaf, np.ndarray) for leaf in _flatten(batch))
+
+
+def _unsupported(arg, what, kind):
+    return ValueError(
+        f"When providing `x` as a {kind}, `{arg}` should not be passed. Instead, {what} should be included "
+        f"as part of the {kind}."
+    )
+
+
+def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_epoch=None, shuffle=False,
+                     class_weight=None, device=None) -> DataAdapter:
+    """Picks the adapter for `x` (see the module docstring)."""
+    if isinstance(x, DataAdapter):
+        return x
+    if x is None:
+        raise ValueError("Unexpected value for `x`: None. Pass arrays, tensors, a DataLoader or a generator.")
+    if can_convert_arrays((x, y, sample_weight)):
+        return ArrayDataAdapter(
+            x, y, sample_weight=sample_weight, batch_size=batch_size, steps=steps_per_epoch, shuffle=shuffle,
+            class_weight=class_weight, device=device,
+        )
+    if isinstance(x, torch.utils.data.Dataset) and not isinstance(x, torch.utils.data.DataLoader):
+        if y is not None:
+            raise _unsupported("y", "the targets", "torch Dataset")
+        if sample_weight is not None:
+            raise _unsupported("sample_weights", "the sample weights", "torch Dataset")
+        is_iterable = isinstance(x, torch.utils.data.IterableDataset)
+        loader = torch.utils.data.DataLoader(
+            x, batch_size=batch_size or 32, shuffle=bool(shuffle) and not is_iterable
+        )
+        return IterableDataAdapter(loader, device=device)
+    kind = "torch DataLoader" if isinstance(x, torch.utils.data.DataLoader) else "generator"
+    if isinstance(x, torch.utils.data.DataLoader) or isinstance(x, types.GeneratorType) or hasattr(x, "__iter__"):
+        if y is not None:
+            raise _unsupported("y", "the targets", kind)
+        if sample_weight is not None:
+            raise _unsupported("sample_weights", "the sample weights", kind)
+        if class_weight is not None:
+            raise ValueError(
+                f"Argument `class_weight` is not supported for {kind} inputs. Return `(x, y, sample_weight)` "
+                f"batches instead. Received: class_weight={class_weight}"
+            )
+        if shuffle and isinstance(x, torch.utils.data.DataLoader):
+            pass  # Keras warns here; fit's default shuffle=True would make it noise
+        return IterableDataAdapter(x, device=device)
+    raise ValueError(f"Unrecognized data type: x={x} (of type {type(x)})")
+
+
+class EpochIterator:
+    """Yields `(step, batch)` for one epoch, honouring `steps_per_epoch` (a
+    generator/finite source then continues across epochs, as Keras)."""
+
+    def __init__(self, adapter: DataAdapter, steps_per_epoch=None):
+        self.adapter = adapter
+        self.steps_per_epoch = steps_per_epoch
+        self._current = None
+        self._seen = 0
+        self.exhausted = False
+        self._num_batches = adapter.num_batches
+
+    @property
+    def num_batches(self):
+        return self.steps_per_epoch or self._num_batches
+
+    def _warn_ran_out(self):
+        warnings.warn(
+            "Your input ran out of data; interrupting training. Make sure that your dataset or generator can "
+            "generate at least `steps_per_epoch * epochs` batches.",
+            stacklevel=3,
+        )
+
+    def __iter__(self):
+        steps = self.steps_per_epoch
+        if steps is None:
+            step = -1
+            for step, batch in enumerate(self.adapter):
+                yield step, batch
+            if step < 0 and getattr(self.adapter, "_is_generator", False):
+                self.exhausted = True
+            self._num_batches = step + 1 if self._num_batches is None else self._num_batches
+            return
+        if self._current is None:
+            self._current = iter(self.adapter)
+            self._seen = 0
+        for step in range(steps):
+            if self._num_batches and self._seen >= self._num_batches:
+                self._warn_ran_out()
+                break
+            try:
+                batch = next(self._current)
+            except StopIteration:
+                self._current = None
+                self.exhausted = True
+                self._warn_ran_out()
+                return
+            self._seen += 1
+            yield step, batch
+        if self._num_batches and self._seen >= self._num_batches:
+            self._current = None  # a finite source starts over next epoch

@@ -1,0 +1,303 @@
+"""The loops of the training API: `fit`, `evaluate`, `predict` and the
+`*_on_batch` methods (the `TrainerLoops` half of `Trainer`).
+
+Each loop turns its data into an `EpochIterator` of device batches, builds
+a `CallbackList`, and calls the step function of `Trainer._step_function`
+per batch. With the default steps, metric values are not even computed per
+batch unless a callback or the progress bar asks for them (lazy logs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kerasish.callbacks.progbar_logger import materialize_logs
+from kerasish.trainers import data_adapters
+from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
+
+
+def _chunks(iterator, size):
+    """`(first_step, last_step, [batches])` groups of `steps_per_execution`."""
+    if size == 1:
+        for step, batch in iterator:
+            yield step, step, (batch,)
+        return
+    group, first = [], None
+    for step, batch in iterator:
+        if first is None:
+            first = step
+        group.append(batch)
+        if len(group) == size:
+            yield first, step, group
+            group, first = [], None
+    if group:
+        yield first, first + len(group) - 1, group
+
+
+def _to_numpy(t):
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+class TrainerLoops:
+    """fit / evaluate / predict; mixed into `Trainer` (no `__init__`)."""
+
+    def _epoch_iterator(self, x, y=None, sample_weight=None, batch_size=None, steps=None, shuffle=False,
+                        class_weight=None, device=None):
+        adapter = data_adapters.get_data_adapter(
+            x, y, sample_weight=sample_weight, batch_size=batch_size, steps_per_epoch=steps, shuffle=shuffle,
+            class_weight=class_weight, device=device,
+        )
+        return data_adapters.EpochIterator(adapter, steps)
+
+    @staticmethod
+    def _should_eval(epoch, validation_freq) -> bool:
+        epoch += 1
+        if isinstance(validation_freq, int):
+            return epoch % validation_freq == 0
+        if isinstance(validation_freq, list):
+            return epoch in validation_freq
+        raise ValueError(
+            "Expected `validation_freq` to be a list or int. "
+            f"Received: validation_freq={validation_freq} of the type {type(validation_freq)}."
+        )
+
+    def _callback_list(self, callbacks, verbose, epochs, steps, add_history=False):
+        from kerasish.callbacks import CallbackList
+
+        if isinstance(callbacks, CallbackList):
+            return callbacks
+        return CallbackList(callbacks, add_history=add_history, add_progbar=verbose != 0, verbose=verbose,
+                            epochs=epochs, steps=steps, model=self)
+
+    # ---------------------------------------------------------------- loops
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+        """Trains the model for `epochs` epochs; returns a `History`.
+
+        Args:
+            x: Arrays/tensors (or lists/dicts of them), a torch `Dataset` or
+                `DataLoader`, or a generator yielding `(x, y[, sample_weight])`.
+            y: Targets (arrays/tensors) when `x` is arrays.
+            batch_size: Defaults to 32 for arrays.
+            epochs: Index of the last epoch (with `initial_epoch`).
+            verbose: "auto" (=1), 0 silent, 1 progress bar, 2 one line per epoch.
+            callbacks: List of `keras.callbacks.Callback`.
+            validation_split: Fraction of the (array) data, taken from the
+                end before shuffling, used for validation.
+            validation_data: `(x_val, y_val[, sw_val])` or a DataLoader/generator.
+            shuffle: True, False or "batch" (array data only).
+            class_weight: `{class: weight}` turned into sample weights.
+            sample_weight: Per-sample (or per-timestep) weights.
+            initial_epoch: Epoch to start from.
+            steps_per_epoch: Batches per epoch (required for infinite generators).
+            validation_steps: Batches per validation run.
+            validation_batch_size: Defaults to `batch_size`.
+            validation_freq: Validate every N epochs (int) or at listed epochs.
+
+        Batches go to the model's device; `model.train()` is set for the
+        training steps and `model.eval()` for validation (and after `fit`).
+        """
+        self._assert_compile_called("fit")
+        d = self.__dict__
+        if validation_split and validation_data is None:
+            (x, y, sample_weight), validation_data = data_adapters.train_validation_split(
+                (x, y, sample_weight), validation_split
+            )
+        val_x = val_y = val_sw = None
+        if validation_data is not None:
+            if isinstance(validation_data, (list, tuple)):
+                val_x, val_y, val_sw = unpack_x_y_sample_weight(validation_data)
+            else:
+                val_x = validation_data
+        device = self._model_device()
+        iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight,
+                                        device)
+        cbs = self._callback_list(callbacks, verbose, epochs, iterator.num_batches, add_history=True)
+        self._metrics_to(device)
+        self.stop_training = False
+        d["_eval_epoch_iterator"] = None
+        step_fn, lazy = self._step_function("train")
+        lazy_logs = self.get_metrics_result
+        spe = self.steps_per_execution
+        cbs.on_train_begin()
+        training_logs = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            cbs.on_epoch_begin(epoch)
+            self.train()
+            logs, steps_run = None, 0
+            for begin, end, batches in _chunks(iterator, spe):
+                cbs.on_train_batch_begin(begin)
+                for batch in batches:
+                    logs = step_fn(batch)
+                steps_run += len(batches)
+                cbs.on_train_batch_end(end, lazy_logs if lazy else logs)
+                if self.stop_training:
+                    break
+            self.eval()
+            if steps_run == 0 and iterator.exhausted:
+                if iterator.steps_per_epoch is None:
+                    iterator._warn_ran_out()
+                self.stop_training = True
+                break
+            epoch_logs = materialize_logs(self._get_metrics_result_or_logs(None if lazy else logs))
+            if val_x is not None and self._should_eval(epoch, validation_freq):
+                if d.get("_eval_epoch_iterator") is None:
+                    d["_eval_epoch_iterator"] = self._epoch_iterator(
+                        val_x, val_y, val_sw, validation_batch_size or batch_size, validation_steps, False, None,
+                        device,
+                    )
+                val_logs = self.evaluate(callbacks=cbs, return_dict=True, _use_cached_eval_dataset=True)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            cbs.on_epoch_end(epoch, epoch_logs)
+            training_logs = epoch_logs
+            if self.stop_training:
+                break
+        from kerasish.optimizers import Optimizer as KerasOptimizer
+
+        if isinstance(self.optimizer, KerasOptimizer) and epochs > 0 and self.optimizer.built:
+            self.optimizer.finalize_variable_values(self._trainable_variables_cached())
+        d["_eval_epoch_iterator"] = None
+        cbs.on_train_end(logs=training_logs)
+        return self.history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False, **kwargs):
+        """Returns the loss and metric values on the data (in eval mode, no
+        gradients): a scalar, a list in `metrics_names` order, or a dict
+        with `return_dict=True`."""
+        use_cached = kwargs.pop("_use_cached_eval_dataset", False)
+        if kwargs:
+            raise ValueError(f"Arguments not recognized: {kwargs}")
+        self._assert_compile_called("evaluate")
+        device = self._model_device()
+        if use_cached:
+            iterator = self.__dict__["_eval_epoch_iterator"]
+        else:
+            iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps, False, None, device)
+        cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
+        self._metrics_to(device)
+        was_training = self.training
+        self.eval()
+        step_fn, lazy = self._step_function("test")
+        self.__dict__["_stop_evaluating"] = False
+        cbs.on_test_begin()
+        self.reset_metrics()
+        logs = None
+        for begin, end, batches in _chunks(iterator, self.steps_per_execution):
+            cbs.on_test_batch_begin(begin)
+            for batch in batches:
+                logs = step_fn(batch)
+            cbs.on_test_batch_end(end, self.get_metrics_result if lazy else logs)
+            if self.__dict__.get("_stop_evaluating"):
+                break
+        logs = materialize_logs(self._get_metrics_result_or_logs(None if lazy else logs))
+        cbs.on_test_end(logs)
+        if was_training and not use_cached:
+            self.train()
+        if return_dict:
+            return logs
+        return self._flatten_metrics_in_order(logs)
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Predictions for the input samples, batched, in eval mode, as NumPy
+        arrays (the model's output structure for multi-output models)."""
+        device = self._model_device()
+        iterator = self._epoch_iterator(x, None, None, batch_size, steps, False, None, device)
+        cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
+        was_training = self.training
+        self.eval()
+        step_fn, _ = self._step_function("predict")
+        self.__dict__["_stop_predicting"] = False
+        cbs.on_predict_begin()
+        outputs, structure = None, None
+        for begin, end, batches in _chunks(iterator, self.steps_per_execution):
+            cbs.on_predict_batch_begin(begin)
+            for batch in batches:
+                out = step_fn(batch)
+                flat = data_adapters._flatten(out)
+                if outputs is None:
+                    structure, outputs = out, [[t] for t in flat]
+                else:
+                    for acc, t in zip(outputs, flat):
+                        acc.append(t)
+            cbs.on_predict_batch_end(end, {"outputs": out})
+            if self.__dict__.get("_stop_predicting"):
+                break
+        cbs.on_predict_end()
+        if was_training:
+            self.train()
+        if outputs is None:
+            raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs). Please use "
+                             "`Model.compile(..., run_eagerly=True)`, or `tf.config.run_functions_eagerly(True)` "
+                             "for more information of where went wrong, or file a issue/bug to `keras`.")
+        arrays = [_to_numpy(torch.cat(parts)) if isinstance(parts[0], torch.Tensor)
+                  else np.concatenate([_to_numpy(p) for p in parts]) for parts in outputs]
+        return data_adapters._pack(structure, arrays)
+
+    # ------------------------------------------------------ single batches
+    def _single_batch(self, x, y=None, sample_weight=None):
+        device = self._model_device()
+
+        def conv(t):
+            return data_adapters.to_tensor(t) if isinstance(t, np.ndarray) or hasattr(t, "__array__") else t
+
+        data = (data_adapters.map_structure(conv, x), data_adapters.map_structure(conv, y),
+                data_adapters.map_structure(conv, sample_weight))
+        return data_adapters.move_to_device(data, device), device
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient update on one batch (metrics are reset first, as in
+        Keras 3); returns the loss/metrics like `evaluate`."""
+        self._assert_compile_called("train_on_batch")
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError(
+                    "Arguments `sample_weight` and `class_weight` cannot be specified at the same time. "
+                    f"Received: sample_weight={sample_weight}, class_weight={class_weight}"
+                )
+            sample_weight = data_adapters.class_weight_to_sample_weights(y, class_weight)
+        data, device = self._single_batch(x, y, sample_weight)
+        self._metrics_to(device)
+        self.reset_metrics()
+        was_training = self.training
+        self.train()
+        try:
+            step_fn, lazy = self._step_function("train")
+            logs = step_fn(data)
+        finally:
+            self.train(was_training)
+        return self._single_batch_logs(None if lazy else logs, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Evaluates one batch (metrics reset first); returns like `evaluate`."""
+        self._assert_compile_called("test_on_batch")
+        data, device = self._single_batch(x, y, sample_weight)
+        self._metrics_to(device)
+        self.reset_metrics()
+        was_training = self.training
+        self.eval()
+        try:
+            step_fn, lazy = self._step_function("test")
+            logs = step_fn(data)
+        finally:
+            self.train(was_training)
+        return self._single_batch_logs(None if lazy else logs, return_dict)
+
+    def _single_batch_logs(self, logs, return_dict):
+        logs = materialize_logs(self._get_metrics_result_or_logs(logs))
+        return logs if return_dict else self._flatten_metrics_in_order(logs)
+
+    def predict_on_batch(self, x):
+        """Predictions for one batch, as NumPy arrays."""
+        data, _ = self._single_batch(x)
+        was_training = self.training
+        self.eval()
+        try:
+            step_fn, _ = self._step_function("predict")
+            out = step_fn((data[0],))
+        finally:
+            self.train(was_training)
+        return data_adapters.map_structure(_to_numpy, out)
