@@ -25,3 +25,6 @@ def test_demo_trains_and_reloads(tmp_path, capsys):
     assert result["reload_identical"] and pathlib.Path(result["weights_path"]).exists()
     out = capsys.readouterr().out
     assert "Epoch 4/4" in out and "test accuracy" in out and "identical predictions: True" in out
+    # h5py is a test dependency: the Keras archive round trip ran too
+    assert pathlib.Path(result["keras_path"]).exists()
+    assert out.count("identical predictions: True") == 2

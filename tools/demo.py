@@ -5,9 +5,13 @@
 Builds a functional model (`keras.Input` -> the custom `SimpleDense` layer of
 the Layer spec -> Dense layers), compiles it, trains it with the Keras
 progress bar on a small classification problem it makes (points inside or
-outside a circle), evaluates and predicts, saves the weights
-(`torch.save(model.state_dict())`, a plain PyTorch file), reloads them into a
-freshly built model and checks that the predictions are identical.
+outside a circle), evaluates and predicts, then saves it twice and checks that
+each reload predicts identically:
+
+- `model.save("circle_classifier.keras")`: Keras 3's `.keras` archive (config +
+  weights), reloaded with `keras.saving.load_model` (needs h5py);
+- `torch.save(model.state_dict())`: a plain PyTorch checkpoint, loaded into a
+  freshly built model.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ import numpy as np
 import torch
 
 import kerasish as keras
-import kerasish.callbacks  # noqa: F401  (keras.callbacks)
-import kerasish.models
 
 
+@keras.saving.register_keras_serializable(package="demo")
 class SimpleDense(keras.layers.Layer):
     """The custom layer of the Keras Layer API page: `inputs @ w + b`."""
 
@@ -46,14 +49,12 @@ class SimpleDense(keras.layers.Layer):
 
 def build_model():
     """Input(2) -> SimpleDense(32) -> Dense(32, relu) -> Dense(1, sigmoid), functional."""
-    Input = getattr(keras, "Input", None) or keras.layers.Input
-    Model = getattr(keras, "Model", None) or kerasish.models.Model
-    inputs = Input(shape=(2,), name="point")
+    inputs = keras.Input(shape=(2,), name="point")
     # explicit names: state_dict keys are layer names, so a fresh model matches
     x = SimpleDense(32, name="features")(inputs)
     x = keras.layers.Dense(32, activation="relu", name="hidden")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="inside")(x)
-    return Model(inputs, outputs, name="circle_classifier")
+    return keras.Model(inputs, outputs, name="circle_classifier")
 
 
 def make_data(n=2000, seed=0):
@@ -71,7 +72,7 @@ def main(epochs: int = 20, verbose: int = 1, workdir: str | None = None) -> dict
     say = print if verbose else (lambda *a, **k: None)
 
     model = build_model()
-    if verbose and hasattr(model, "summary"):
+    if verbose:
         model.summary()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="binary_crossentropy",
                   metrics=["accuracy"])
@@ -85,16 +86,35 @@ def main(epochs: int = 20, verbose: int = 1, workdir: str | None = None) -> dict
         say(f"  point ({point[0]:+.2f}, {point[1]:+.2f}): p(inside)={p:.3f}  label={int(label)}")
 
     workdir = workdir or tempfile.mkdtemp(prefix="kerasish-demo-")
+    expected = model.predict(x_test, verbose=0)
+    results = {"history": history.history, "test_loss": loss, "test_accuracy": accuracy}
+
+    # 1. the Keras way: a .keras archive (architecture + weights + optimizer)
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        say("h5py is not installed: skipping the .keras archive (pip install h5py)")
+    else:
+        keras_path = os.path.join(workdir, "circle_classifier.keras")
+        model.save(keras_path)
+        restored = keras.saving.load_model(keras_path)
+        same = np.array_equal(restored.predict(x_test, verbose=0), expected)
+        say(f"saved {keras_path}; keras.saving.load_model -> identical predictions: {same}")
+        if not same:
+            raise SystemExit("the reloaded .keras model predicts differently")
+        results["keras_path"] = keras_path
+
+    # 2. the PyTorch way: a state_dict checkpoint into a freshly built model
     path = os.path.join(workdir, "circle_classifier.pt")
     torch.save(model.state_dict(), path)
     fresh = build_model()
-    fresh.load_state_dict(torch.load(path))
-    same = np.array_equal(fresh.predict(x_test, verbose=0), model.predict(x_test, verbose=0))
-    say(f"weights saved to {path} and reloaded into a fresh model: identical predictions: {same}")
+    fresh.load_state_dict(torch.load(path, weights_only=True))
+    same = np.array_equal(fresh.predict(x_test, verbose=0), expected)
+    say(f"saved {path}; load_state_dict into a fresh model -> identical predictions: {same}")
     if not same:
         raise SystemExit("reloaded model predicts differently")
-    return {"history": history.history, "test_loss": loss, "test_accuracy": accuracy, "weights_path": path,
-            "reload_identical": same}
+    results.update(weights_path=path, reload_identical=same)
+    return results
 
 
 if __name__ == "__main__":
