@@ -12,7 +12,8 @@ Keras <-> torch conventions, all here:
   torch's formulation; `reset_after=False` has no torch kernel (loop path).
 - The weights are re-laid out on every call into one contiguous buffer
   (O(weights), keeps gradients flowing to the Keras-layout parameters and
-  lets cuDNN use the buffer without compacting it).
+  lets cuDNN use the buffer without compacting it); in inference the buffer
+  is cached until a weight changes.
 - Masks: Keras carries states through masked steps. In processing order, a
   mask that is a run of valid steps followed by padding ("prefix") or padding
   followed by valid steps ("suffix", e.g. right padding with go_backwards or
@@ -79,7 +80,24 @@ def _gru_order(w: torch.Tensor, u: int) -> torch.Tensor:
 
 
 def flat_weights(mode: str, cell, dtype: torch.dtype) -> list:
-    """`[w_ih, w_hh(, b_ih, b_hh)]` in torch's layout, views of one buffer."""
+    """`[w_ih, w_hh(, b_ih, b_hh)]` in torch's layout, views of one buffer.
+
+    When no gradient is recorded (inference), the buffer is cached on the cell
+    and reused until a weight changes (its version counter or storage moves),
+    so repeated inference calls skip the re-layout."""
+    if torch.is_grad_enabled() or torch.compiler.is_compiling():
+        return _flat_weights(mode, cell, dtype)
+    params = [p for p in (cell.kernel, cell.recurrent_kernel, cell.bias) if p is not None]
+    key = (mode, dtype, *((p.data_ptr(), p._version) for p in params))
+    cached = cell.__dict__.get("_flat_weight_cache")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    out = _flat_weights(mode, cell, dtype)
+    cell.__dict__["_flat_weight_cache"] = (key, out)
+    return out
+
+
+def _flat_weights(mode: str, cell, dtype: torch.dtype) -> list:
     k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
     if mode == "gru":
         u = cell.units

@@ -439,3 +439,22 @@ def test_custom_cell_loop_path():
         assert_close(seq[:, t], h)
     assert_close(state, h)
     assert list(layer.state_dict()) == ["cell.kernel", "cell.recurrent_kernel"]
+
+
+def test_inference_reuses_the_relaid_weights_until_they_change():
+    import torch
+
+    import kerasish as keras
+
+    layer = keras.layers.LSTM(4)
+    x = torch.randn(2, 3, 5)
+    with torch.no_grad():
+        first = layer(x)
+        cache = layer.cell.__dict__["_flat_weight_cache"]
+        torch.testing.assert_close(layer(x), first)
+        assert layer.cell.__dict__["_flat_weight_cache"] is cache  # reused
+        layer.cell.kernel.assign(layer.cell.kernel * 2)  # in place: version bumps
+        changed = layer(x)
+    assert layer.cell.__dict__["_flat_weight_cache"] is not cache
+    assert not torch.allclose(changed, first)
+    torch.testing.assert_close(changed, layer(x).detach())  # grad-enabled path agrees
