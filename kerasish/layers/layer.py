@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import types
 
 import torch
 from torch import nn
@@ -146,6 +147,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__ and not getattr(cls.__dict__["build"], "_kerasish_build_wrapper", False):
             cls.build = _wrap_build(cls.__dict__["build"])
+        if "forward" not in cls.__dict__ and cls.forward is Layer.forward:
+            cls.forward = _forward_for(cls)
         call = cls.call
         params = inspect.signature(call).parameters
         names = list(params)[1:]
@@ -558,6 +561,27 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
 
 Layer.build = _wrap_build(Layer.__dict__["build"])
+
+
+def _forward_for(cls):
+    """`Layer.forward` with a code object of the class's own.
+
+    torch.compile keys its caches and its automatic-dynamic-shape memory by
+    code object. Sharing `Layer.forward`'s code across every layer class would
+    make the compiled code of one model count against another's recompile
+    limit and mark dimensions dynamic because *another* model saw other
+    shapes; hand-written torch modules each have their own `forward`, and so
+    does every kerasish layer class.
+    """
+    base = Layer.forward
+    # unique per class object (classes defined in a function share a qualname)
+    name = f"{cls.__qualname__}.forward@{id(cls):x}"
+    code = base.__code__.replace(co_name=name, co_qualname=name)
+    fn = types.FunctionType(code, base.__globals__, "forward", base.__defaults__, base.__closure__)
+    fn.__doc__ = base.__doc__
+    fn.__qualname__ = f"{cls.__qualname__}.forward"
+    fn.__kwdefaults__ = base.__kwdefaults__
+    return fn
 
 
 def _axes_match(x, n, axes) -> bool:

@@ -60,7 +60,10 @@ def _compiled_after_first_call(fn):
     builds the model, the optimizer state and the metrics (Keras builds
     them symbolically before compiling), which must not happen under
     tracing."""
-    compiled = torch.compile(fn)
+    # dynamic=False: a static graph per batch shape (the last, smaller batch
+    # gets its own), rather than symbolic shapes, which inductor does not
+    # support for every conv/pool configuration
+    compiled = torch.compile(fn, dynamic=False)
     state = {"first": True}
 
     def step(data):
