@@ -534,3 +534,15 @@ def test_layers_appended_to_a_list_attribute_later_are_tracked():
     assert len(copy_.weights) == 8 and len(tower.weights) == 6
     tower.blocks = None  # replacing the attribute drops its registration
     assert "blocks.0.kernel" not in tower.state_dict()
+
+
+def test_each_layer_class_has_its_own_forward_code_for_torch_compile():
+    classes = [type(f"Scale{i}", (Layer,), {"call": lambda self, x, i=i: x * (i + 1)}) for i in range(10)]
+    codes = {cls.forward.__code__ for cls in classes}
+    assert len(codes) == 10  # one compile cache per class, as for hand-written modules
+    torch._dynamo.reset()
+    x = torch.ones(3)
+    with torch._dynamo.config.patch(recompile_limit=2):
+        for i, cls in enumerate(classes):  # 10 classes > the recompile limit: no failure
+            out = torch.compile(cls(), fullgraph=True, backend="eager")(x)
+            torch.testing.assert_close(out, x * (i + 1))
