@@ -141,9 +141,29 @@ class STFT(Initializer):
         return {"side": self.side, "window": window, "periodic": self.periodic, "scaling": self.scaling}
 
 
-def _get_window(name: str, length: int, periodic: bool):
-    import scipy.signal
+# torch implements the common windows with scipy.signal.get_window's
+# definitions (`periodic=True` is scipy's `fftbins=True`); other names need
+# SciPy, an optional dependency.
+_TORCH_WINDOWS = {
+    "hann": torch.hann_window,
+    "hanning": torch.hann_window,
+    "hamming": torch.hamming_window,
+    "blackman": torch.blackman_window,
+    "bartlett": torch.bartlett_window,
+}
 
+
+def _get_window(name: str, length: int, periodic: bool):
+    fn = _TORCH_WINDOWS.get(name)
+    if fn is not None:
+        return fn(length, periodic=periodic, dtype=torch.float64).numpy()
+    try:
+        import scipy.signal
+    except ImportError:
+        raise ImportError(
+            f"The STFT window {name!r} needs SciPy (`pip install scipy`); without it the windows "
+            f"{sorted(_TORCH_WINDOWS)} are available."
+        ) from None
     return scipy.signal.get_window(name, length, periodic)
 
 
