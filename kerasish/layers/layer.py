@@ -345,6 +345,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                     kwargs["training"] = training
                 elif kwargs and "training" in kwargs:
                     del kwargs["training"]
+                if kwargs and "mask" in kwargs:  # this class's call takes no mask
+                    del kwargs["mask"]
                 if not stack and ctx.LOSS_LAYERS:
                     ctx.clear_call_losses()
                 if d["_modules"]:
@@ -430,6 +432,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             kwargs["training"] = training
         elif "training" in kwargs:
             del kwargs["training"]
+        if not self._call_has_mask and "mask" in kwargs:
+            # Keras drops `mask=` for a call() that does not take it
+            kwargs.pop("mask")
         if self._call_has_mask and kwargs.get("mask") is None:
             mask = tree.get_mask(inputs)
             if mask is not None:

@@ -546,3 +546,9 @@ def test_each_layer_class_has_its_own_forward_code_for_torch_compile():
         for i, cls in enumerate(classes):  # 10 classes > the recompile limit: no failure
             out = torch.compile(cls(), fullgraph=True, backend="eager")(x)
             torch.testing.assert_close(out, x * (i + 1))
+
+
+def test_mask_argument_is_dropped_for_a_call_without_mask():
+    layer = Linear(2)
+    x = torch.ones(1, 3)
+    torch.testing.assert_close(layer(x, mask=torch.ones(1, dtype=torch.bool)), layer(x))
