@@ -363,22 +363,31 @@ class LayerWeightsMixin:
             for key, value in state_dict.items():
                 if key.startswith(prefix):
                     rest = key[len(prefix):]
-                    if "." not in rest and rest not in self._parameters and rest not in self._buffers:
+                    head = rest.split(".", 1)[0]
+                    # own weights, and those of sublayers that `build` creates
+                    # ("query.kernel" of a MultiHeadAttention)
+                    if head not in self._parameters and head not in self._buffers and head not in self._modules:
                         own[rest] = tuple(value.shape)
             if own:
                 shape = self._infer_build_shape(own)
-                if shape is None:
+                if shape is not None:
+                    self.build(shape)
+                elif not all("." in k for k in own):  # (else torch reports unexpected keys)
                     raise ValueError(
                         f"Layer '{self.name}' ({type(self).__name__}) has not been built yet, so it has no "
                         f"weights to load {sorted(own)} into, and their input shape cannot be inferred. "
                         "Call `layer.build(input_shape)` (or call the layer on data) before `load_state_dict`."
                     )
-                self.build(shape)
         old_buffers = dict(self._buffers)
+        old_params = dict(self._parameters)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
         rewrap_buffers(self, old_buffers)
         for key, p in list(self._parameters.items()):
-            if p is not None and not isinstance(p, Variable) and isinstance(old_buffers.get(key), Variable):
-                self._parameters[key] = rewrap_like(p, old_buffers[key])
+            if p is not None and not isinstance(p, Variable):
+                # `load_state_dict(assign=True)` puts plain Parameters in place
+                old = old_params.get(key)
+                old = old if isinstance(old, Variable) else old_buffers.get(key)
+                if isinstance(old, Variable):
+                    self._parameters[key] = rewrap_like(p, old)

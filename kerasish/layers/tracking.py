@@ -58,6 +58,12 @@ class _ListSlots(nn.Module):
     registered under "0", "1", ... (so state_dict keys read `blocks.0.kernel`)."""
 
 
+def _new_slots(owner):
+    slots = _ListSlots()
+    slots.training = owner.training  # follow the layer, not torch's default
+    return slots
+
+
 class TrackedList(list):
     """A Python list set as a Layer attribute. Layers and variables put into
     it at any time (`self.blocks = []` then `self.blocks.append(Dense(4))`, as
@@ -78,10 +84,10 @@ class TrackedList(list):
         slots = None
         for i, item in enumerate(self):
             if isinstance(item, nn.Module):
-                slots = slots or _ListSlots()
+                slots = slots or _new_slots(owner)
                 slots.add_module(str(i), item)
             elif isinstance(item, Variable):
-                slots = slots or _ListSlots()
+                slots = slots or _new_slots(owner)
                 if isinstance(item, nn.Parameter):
                     slots.register_parameter(str(i), item)
                 else:
@@ -116,17 +122,22 @@ def track_container(value, owner=None, name=None):
     (registering what is appended later). Anything else is returned unchanged."""
     if type(value) is list and not (value and all(isinstance(v, (nn.Module, Variable)) for v in value)):
         return TrackedList(value, owner, name) if owner is not None else value
+    container = value
     if isinstance(value, (list, tuple)) and value and not isinstance(value, nn.Module):
         if all(isinstance(v, nn.Module) for v in value):
-            return nn.ModuleList(value)
-        if all(isinstance(v, Variable) for v in value):
-            return VariableList(value)
+            container = nn.ModuleList(value)
+        elif all(isinstance(v, Variable) for v in value):
+            container = VariableList(value)
     elif isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
         if all(isinstance(v, nn.Module) for v in value.values()):
-            return nn.ModuleDict(value)
-        if all(isinstance(v, nn.Parameter) for v in value.values()):
-            return nn.ParameterDict(value)
-    return value
+            container = nn.ModuleDict(value)
+        elif all(isinstance(v, nn.Parameter) for v in value.values()):
+            container = nn.ParameterDict(value)
+    if container is not value:
+        # torch containers start in training mode; a layer's follow the layer
+        # (Keras layers start in inference mode)
+        container.training = bool(getattr(owner, "training", False))
+    return container
 
 
 def own_weights(module: nn.Module) -> list[torch.Tensor]:

@@ -42,6 +42,10 @@ class AdditiveAttention(Attention):
                 name="scale", shape=(input_shape[0][-1],), initializer="glorot_uniform", trainable=True
             )
 
+    def _infer_build_shape(self, weight_shapes):
+        scale = weight_shapes.get("scale")
+        return None if scale is None else [(None, None, scale[0]), (None, None, scale[0])]
+
     def _calculate_scores(self, query, key):
         t = torch.tanh(query.unsqueeze(-2) + key.unsqueeze(-3))
         if self.scale is not None:

@@ -69,6 +69,10 @@ class Attention(Layer):
                 name="concat_score_weight", shape=(), initializer="ones", trainable=True
             )
 
+    def _infer_build_shape(self, weight_shapes):
+        # the weights are scalars: any [query, value] shapes build them
+        return [(None, None, None), (None, None, None)]
+
     def _validate_inputs(self, inputs, mask=None):
         name = type(self).__name__
         if not isinstance(inputs, (list, tuple)):

@@ -179,6 +179,8 @@ class MultiHeadAttention(Layer):
 
     # ----------------------------------------------------------------- build
     def build(self, query_shape, value_shape=None, key_shape=None):
+        if value_shape is None and "_inferred_shapes" in self.__dict__:
+            value_shape, key_shape = self.__dict__.pop("_inferred_shapes")
         if value_shape is None:
             # automatic build from the query alone: the projections are
             # created on the first call, which sees value and key too
@@ -225,6 +227,16 @@ class MultiHeadAttention(Layer):
         self._mask_axis = -2 * n - 1
         self._standard = rank == 4 and self._attention_axes == (1,)
         self._projections_built = True
+
+    def _infer_build_shape(self, weight_shapes):
+        """Shapes from a state_dict's `query.kernel`, `key.kernel`,
+        `value.kernel` (rank-3 inputs, unless `attention_axes` says otherwise)."""
+        dims = [weight_shapes.get(f"{n}.kernel") for n in ("query", "value", "key")]
+        if any(d is None for d in dims) or self._attention_axes is not None:
+            return None
+        query_shape, value_shape, key_shape = ((None, None, d[0]) for d in dims)
+        self.__dict__["_inferred_shapes"] = (value_shape, key_shape)
+        return query_shape
 
     def _build_from_call(self, query, value, key):
         from kerasish.layers import call_context as ctx

@@ -196,6 +196,16 @@ class EinsumDense(Layer):
         else:
             self.bias = None
 
+    def _infer_build_shape(self, weight_shapes):
+        kernel = weight_shapes.get("kernel")
+        if kernel is None or "..." in self.equation:
+            return None  # (the elided rank is not in the weights)
+        in_spec, w_spec, _, _ = _parse_equation(self.equation)
+        if len(kernel) != len(w_spec):
+            return None
+        # input dims the kernel shares; the others (batch, ...) stay unknown
+        return tuple(kernel[w_spec.index(d)] if d in w_spec else None for d in in_spec)
+
     def call(self, inputs):
         x = torch.einsum(self.equation, inputs, self.kernel)
         if self.bias is not None:

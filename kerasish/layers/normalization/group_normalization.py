@@ -92,7 +92,14 @@ class GroupNormalization(GammaBetaMixin, Layer):
             raise ValueError(f"Number of groups ({self.groups}) must be a multiple of the number of channels ({dim}).")
         self.input_spec = InputSpec(ndim=len(input_shape), axes={self.axis: dim})
         self._add_gamma_beta((dim,), self.scale, self.center)
-        rank = len(input_shape)
+        self._set_rank(len(input_shape), axis, dim)
+        if self.__dict__.pop("_rank_unknown", False):
+            # built from a state_dict: the rank is the first call's
+            self.input_spec = InputSpec(min_ndim=2, axes={self.axis: dim})
+            self._rank = None
+
+    def _set_rank(self, rank, axis, dim):
+        self._rank = rank
         self._caxis = axis
         self._torch_native = axis == 1
         # grouped view: the channel axis split into (groups, dim // groups)
@@ -106,10 +113,13 @@ class GroupNormalization(GammaBetaMixin, Layer):
         shape = weight_shapes.get("gamma") or weight_shapes.get("beta")
         if shape is None or self.axis != -1:
             return None
+        self._rank_unknown = True  # the weights do not tell the input rank
         return (None, shape[0])
 
     def call(self, inputs):
         x = as_float32(inputs)
+        if self._rank is None:
+            self._set_rank(x.dim(), x.dim() - 1, self._split[0] * self._split[1])
         gamma = as_float32(self.gamma)
         beta = as_float32(self.beta)
         if self._torch_native:
