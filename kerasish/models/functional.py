@@ -54,6 +54,17 @@ def _module_key(model, layer) -> str:
     return key
 
 
+def _flatten_sorted(x) -> list:
+    """Flattens like Keras 3's `tree.flatten`: a plain dict's values in sorted
+    key order (so `model.inputs`/`outputs`, `output_names` and the layer
+    order, hence `get_weights()`, match Keras for dict inputs/outputs)."""
+    if type(x) is dict:
+        return [t for k in sorted(x) for t in _flatten_sorted(x[k])]
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in _flatten_sorted(v)]
+    return [x]
+
+
 def is_input_keras_tensor(x) -> bool:
     history = x._keras_history
     if history is None:
@@ -119,8 +130,8 @@ class Functional(Model):
         d = self.__dict__
         d["_inputs_struct"] = tree.map_structure(lambda x: x, inputs)
         d["_outputs_struct"] = tree.map_structure(lambda x: x, outputs)
-        d["_inputs"] = tree.flatten(inputs)
-        d["_outputs"] = tree.flatten(outputs)
+        d["_inputs"] = _flatten_sorted(inputs)
+        d["_outputs"] = _flatten_sorted(outputs)
         keys, nodes_by_depth, operations = graph.map_graph(d["_inputs"], d["_outputs"])
         d["_nodes"] = keys
         d["_nodes_by_depth"] = nodes_by_depth
@@ -169,7 +180,7 @@ class Functional(Model):
             d["_input_mode"] = "single"
         elif isinstance(struct, dict):
             d["_input_mode"] = "dict"
-            d["_input_keys"] = tuple(struct.keys())
+            d["_input_keys"] = tuple(sorted(struct))  # the order of d["_inputs"]
         else:
             d["_input_mode"] = "list"
         outputs = d["_outputs_struct"]

@@ -43,11 +43,52 @@ def module_objects() -> dict:
     return objs
 
 
+# Keras 3 records `keras.ops` calls on KerasTensors as graph operations
+# (`{"module": "keras.src.ops.numpy", "class_name": "NotEqual"}`); e.g. every
+# `Embedding(mask_zero=True)` feeding a layer that takes a mask writes a
+# `NotEqual` node. These ops take only tensors/scalars and have no config
+# beyond their name, so they map 1:1 to the torch function.
+_KERAS_OPS = {
+    "NotEqual": "torch.not_equal", "Equal": "torch.eq", "Greater": "torch.greater",
+    "GreaterEqual": "torch.greater_equal", "Less": "torch.less", "LessEqual": "torch.less_equal",
+    "Add": "torch.add", "Subtract": "torch.subtract", "Multiply": "torch.multiply",
+    "Divide": "torch.true_divide", "LogicalAnd": "torch.logical_and", "LogicalOr": "torch.logical_or",
+    "LogicalNot": "torch.logical_not", "Negative": "torch.negative", "Abs": "torch.abs",
+    "Exp": "torch.exp", "Log": "torch.log", "Sqrt": "torch.sqrt", "Square": "torch.square",
+    "Tanh": "torch.tanh", "Sigmoid": "torch.sigmoid", "Absolute": "torch.abs",
+}
+# and back, so a model loaded from Keras saves in a form Keras reads again
+_TORCH_TO_KERAS_OPS = {fn: name for name, fn in _KERAS_OPS.items() if name not in ("Sigmoid", "Abs")}
+_TORCH_TO_KERAS_OPS.update({
+    f"torch.Tensor.__{dunder}__": name for dunder, name in (
+        ("add", "Add"), ("radd", "Add"), ("sub", "Subtract"), ("mul", "Multiply"), ("rmul", "Multiply"),
+        ("truediv", "Divide"), ("neg", "Negative"), ("ne", "NotEqual"), ("eq", "Equal"),
+        ("gt", "Greater"), ("ge", "GreaterEqual"), ("lt", "Less"), ("le", "LessEqual"),
+    )
+})
+
+
+def _keras_op_config(config):
+    """A Keras 3 `keras.src.ops` operation config as a TorchOpLambda config,
+    or the config unchanged."""
+    module = config.get("module")
+    if not (isinstance(module, str) and module.startswith("keras.src.ops.")):
+        return config
+    function = _KERAS_OPS.get(config.get("class_name"))
+    inner = config.get("config") or {}
+    if function is None or set(inner) - {"name"}:
+        return config
+    return {**config, "module": None, "class_name": "TorchOpLambda", "registered_name": None,
+            "config": {"name": inner.get("name", config.get("name")), "function": function}}
+
+
 def deserialize_layer(config, custom_objects=None):
     """A layer or model from its serialized config (Keras 3 or Keras 2 form)."""
     from kerasish.saving import CustomObjectScope
     from kerasish.saving import deserialize_keras_object
 
+    if isinstance(config, dict):
+        config = _keras_op_config(config)
     with CustomObjectScope(custom_objects or {}):
         layer = deserialize_keras_object(
             config, module_objects=module_objects(), custom_objects=custom_objects, printable_module_name="layer"
@@ -143,6 +184,10 @@ def functional_config(model) -> dict:
                 if data is not None:
                     nodes.append(data)
         layer_config = serialize_keras_object(op)
+        keras_op = _TORCH_TO_KERAS_OPS.get(layer_config.get("config", {}).get("function"))
+        if keras_op is not None and layer_config.get("class_name") == "TorchOpLambda":
+            layer_config = {"module": "keras.src.ops.numpy", "class_name": keras_op,
+                            "config": {"name": op.name}, "registered_name": keras_op}
         if not isinstance(op, InputLayer):
             build_config = op.get_build_config()
             if build_config is not None:

@@ -212,6 +212,11 @@ class CompileLoss:
             fn = get_loss(ident, targets[i], preds[i])
             if fn is not None:
                 self._entries.append((i, fn, None if w is None else float(w)))
+        if isinstance(loss, dict) and isinstance(y_pred, dict) and n > 1:
+            # Keras walks a loss dict in its own key order when the outputs
+            # are a dict too (per-output loss trackers, logs, sum order)
+            order = {k: j for j, k in enumerate(loss)}
+            self._entries.sort(key=lambda e: order[names[e[0]]])
         if len(self._entries) > 1:
             self.metrics = []
             for i, fn, _ in self._entries:

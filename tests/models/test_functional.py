@@ -560,3 +560,24 @@ def test_state_dict_keys_are_stable_across_copies_built_in_one_process():
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 4)
     torch.testing.assert_close(a(x), b(x))
+
+
+def test_dict_inputs_and_outputs_flatten_in_sorted_key_order_like_keras(keras_ref):
+    def build(k):
+        t_in, b_in = k.Input((6,), name="title"), k.Input((4,), name="body")
+        h = k.layers.Concatenate()([k.layers.Dense(3)(t_in), k.layers.Dense(2)(b_in)])
+        return k.Model(
+            {"title": t_in, "body": b_in},
+            {"priority": k.layers.Dense(1, name="priority")(h), "department": k.layers.Dense(4, name="department")(h)},
+        )
+
+    ref, ours = build(keras_ref), build(keras)
+    assert [type(layer).__name__ for layer in ours.layers] == [type(layer).__name__ for layer in ref.layers]
+    assert [w.shape for w in ours.get_weights()] == [w.shape for w in ref.get_weights()]
+    assert ours.output_names == ref.output_names == ["department", "priority"]
+    assert [t.name for t in ours.inputs] == [t.name for t in ref.inputs] == ["body", "title"]
+    ours.set_weights(ref.get_weights())
+    x = {"title": np.ones((2, 6), "float32"), "body": np.full((2, 4), 0.5, "float32")}
+    theirs, mine = ref.predict(x, verbose=0), ours.predict(x, verbose=0)
+    for key in theirs:
+        np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, atol=1e-6)

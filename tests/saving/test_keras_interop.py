@@ -189,3 +189,39 @@ def test_bfloat16_weights_both_ways(keras_ref, tmp_path):
     k2.load_weights(str(tmp_path / "q.weights.h5"))
     for w, e in zip(k2.weights, expected):
         np.testing.assert_array_equal(np.asarray(w.numpy(), "float32"), e)
+
+
+def test_keras_archive_with_mask_zero_functional_loads(keras_ref, tmp_path):
+    # Keras records the Embedding mask as a `keras.src.ops.numpy.NotEqual`
+    # graph operation feeding the LSTM's `mask=`; it loads as torch.not_equal
+    def build(k):
+        L, Input, _, M = _api(k)
+        inp = Input((None,), dtype="int64")
+        h = L.Embedding(20, 5, mask_zero=True)(inp)
+        h = L.Bidirectional(L.LSTM(4, return_sequences=True))(h)
+        return M(inp, L.Dense(2)(L.LSTM(3)(h)))
+
+    k = build(keras_ref)
+    x = X_TOK.copy()
+    x[:, 5:] = 0
+    x[0, 2:] = 0
+    path = str(tmp_path / "k.keras")
+    k.save(path)
+    q = kerasish.saving.load_model(path)
+    np.testing.assert_allclose(_q_out(q, x), _k_out(k, x), rtol=1e-5, atol=1e-6)
+    # re-saved by kerasish, the op is written back as Keras's NotEqual
+    kerasish.saving.save_model(q, str(tmp_path / "again.keras"))
+    k2 = keras_ref.saving.load_model(str(tmp_path / "again.keras"))
+    np.testing.assert_allclose(_k_out(k2, x), _k_out(k, x), rtol=1e-5, atol=1e-6)
+
+
+def test_torch_ops_in_graph_save_as_keras_ops(keras_ref, tmp_path):
+    a, b = kerasish.layers.Input((3,)), kerasish.layers.Input((3,))
+    h = torch.exp(torch.add(kerasish.layers.Dense(3)(a), b)) + 1
+    q = Model([a, b], torch.multiply(h, 2.0))
+    assert [c["class_name"] for c in q.get_config()["layers"]][3:] == ["Add", "Exp", "Add", "Multiply"]
+    x = [X_DENSE[:, :3], X_DENSE[:, 3:]]
+    path = str(tmp_path / "q.keras")
+    kerasish.saving.save_model(q, path)
+    np.testing.assert_allclose(_k_out(keras_ref.saving.load_model(path), x), q.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(kerasish.saving.load_model(path).predict(x, verbose=0), q.predict(x, verbose=0))

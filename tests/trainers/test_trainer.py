@@ -108,6 +108,25 @@ def test_fit_matches_real_keras(keras_ref):
     np.testing.assert_allclose(model.predict(x, verbose=0), ref.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+def test_dict_loss_order_follows_the_loss_dict_like_keras(keras_ref):
+    """Dict outputs + dict loss: Keras orders the per-output losses (logs,
+    `evaluate()` list, `metrics_names`) by the loss dict, not by output name."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype("float32")
+    y = {"b_out": rng.normal(size=(8, 1)).astype("float32"), "a_out": rng.normal(size=(8, 2)).astype("float32")}
+
+    def build(k):
+        inp = k.Input((3,))
+        return k.Model(inp, {"b_out": k.layers.Dense(1, name="b_out")(inp), "a_out": k.layers.Dense(2, name="a_out")(inp)})
+
+    ref, model = build(keras_ref), build(keras)
+    model.set_weights(ref.get_weights())
+    for m in (ref, model):
+        m.compile(optimizer="sgd", loss={"b_out": "mse", "a_out": "mae"}, loss_weights={"b_out": 2.0, "a_out": 0.5})
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), ref.evaluate(x, y, verbose=0), rtol=1e-5)
+    assert model.metrics_names == ref.metrics_names == ["loss", "b_out_loss", "a_out_loss"]
+
+
 def test_fit_with_torch_optimizer_and_adam_decreases_loss():
     x, y = classification_data()
     model = built(mlp(out=3), x)

@@ -119,6 +119,11 @@ def _run(mode, x, states, weights, batch_sizes=None):
     """One `torch._VF` call; `states` are `(batch, units)` tensors."""
     if not torch.compiler.is_compiling():
         FUSED_CALLS[0] += 1
+    if x.device.type == "meta" and batch_sizes is None:
+        # shape inference (keras.Input graphs): the meta torch._VF kernels
+        # decompose into a per-step Python loop (~0.25 s per call at the
+        # probe lengths); the shapes are known without running them
+        return x.new_empty((*x.shape[:-1], states[0].shape[-1])), [s.new_empty(s.shape) for s in states]
     has_bias = len(weights) == 4
     train = torch.is_grad_enabled()  # cuDNN keeps what backward needs only in train mode
     hx = [s.unsqueeze(0).contiguous() for s in states]
