@@ -1,5 +1,9 @@
 """`keras.utils`."""
 
+from kerasish.utils.data_utils import normalize
+from kerasish.utils.data_utils import pad_sequences
+from kerasish.utils.data_utils import set_random_seed
+from kerasish.utils.data_utils import to_categorical
 from kerasish.utils.naming import reset_uids as _reset_uids
 
 
@@ -18,4 +22,34 @@ def clear_session(free_memory: bool = True) -> None:
         gc.collect()
 
 
-__all__ = ["clear_session"]
+def get_custom_objects():
+    """The global custom-object registry (`keras.utils.get_custom_objects`)."""
+    from kerasish.saving import get_custom_objects as _get
+
+    return _get()
+
+
+def custom_object_scope(*args):
+    """`keras.utils.custom_object_scope` (alias of `keras.saving.CustomObjectScope`)."""
+    from kerasish.saving import CustomObjectScope
+
+    return CustomObjectScope(*args)
+
+
+def register_keras_serializable(package: str = "Custom", name: str | None = None):
+    """Alias of `keras.saving.register_keras_serializable`."""
+    from kerasish.saving import register_keras_serializable as _register
+
+    return _register(package, name)
+
+
+__all__ = [
+    "clear_session",
+    "custom_object_scope",
+    "get_custom_objects",
+    "normalize",
+    "pad_sequences",
+    "register_keras_serializable",
+    "set_random_seed",
+    "to_categorical",
+]
