@@ -28,6 +28,9 @@ from kerasish.metrics.confusion_metrics import (
     TrueNegatives,
     TruePositives,
 )
+from kerasish.metrics.f_score_metrics import F1Score, FBetaScore
+from kerasish.metrics.hinge_metrics import CategoricalHinge, Hinge, SquaredHinge
+from kerasish.metrics.iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from kerasish.metrics.metric import Metric
 from kerasish.metrics.probabilistic_metrics import (
     BinaryCrossentropy,
@@ -46,9 +49,12 @@ from kerasish.metrics.regression_metrics import (
     MeanSquaredLogarithmicError,
     RootMeanSquaredError,
 )
+from kerasish.metrics.regression_metrics_extra import R2Score
 from kerasish.losses.losses import (
     binary_crossentropy,
     categorical_crossentropy,
+    categorical_hinge,
+    hinge,
     kl_divergence,
     mean_absolute_error,
     mean_absolute_percentage_error,
@@ -56,6 +62,7 @@ from kerasish.losses.losses import (
     mean_squared_logarithmic_error,
     poisson,
     sparse_categorical_crossentropy,
+    squared_hinge,
 )
 from kerasish.saving.serialization_lib import deserialize_keras_object, serialize_keras_object
 
@@ -67,6 +74,8 @@ ALL_OBJECTS = (
     KLDivergence, Poisson, BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy,
     Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
+    F1Score, FBetaScore, R2Score, IoU, MeanIoU, BinaryIoU, OneHotIoU, OneHotMeanIoU,
+    Hinge, SquaredHinge, CategoricalHinge,
 )
 # Keras 3 resolves names to classes: "MeanSquaredError", "mean_squared_error", "mse"...
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
@@ -129,13 +138,15 @@ def get(identifier):
 
 
 __all__ = [
-    "AUC", "Accuracy", "BinaryAccuracy", "BinaryCrossentropy", "CategoricalAccuracy", "CategoricalCrossentropy",
+    "AUC", "Accuracy", "BinaryAccuracy", "BinaryCrossentropy", "BinaryIoU", "CategoricalHinge",
+    "F1Score", "FBetaScore", "Hinge", "IoU", "MeanIoU", "OneHotIoU", "OneHotMeanIoU", "R2Score", "SquaredHinge", "CategoricalAccuracy", "CategoricalCrossentropy",
     "CosineSimilarity", "FalseNegatives", "FalsePositives", "KLDivergence", "LogCoshError", "Mean",
     "MeanAbsoluteError", "MeanAbsolutePercentageError", "MeanMetricWrapper", "MeanSquaredError",
     "MeanSquaredLogarithmicError", "Metric", "Poisson", "Precision", "Recall", "RootMeanSquaredError",
     "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy", "SparseTopKCategoricalAccuracy", "Sum",
     "TopKCategoricalAccuracy", "TrueNegatives", "TruePositives",
     "accuracy", "binary_accuracy", "binary_crossentropy", "categorical_accuracy", "categorical_crossentropy",
+    "categorical_hinge", "hinge", "squared_hinge",
     "deserialize", "get", "kl_divergence", "mean_absolute_error", "mean_absolute_percentage_error",
     "mean_squared_error", "mean_squared_logarithmic_error", "poisson", "serialize",
     "sparse_categorical_accuracy", "sparse_categorical_crossentropy", "sparse_top_k_categorical_accuracy",
