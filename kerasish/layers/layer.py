@@ -544,9 +544,18 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             config = self.get_config()
         except NotImplementedError:
             config = {"name": self.name}
-        config = {k: v for k, v in config.items() if k not in ("dtype", "trainable") and not isinstance(v, dict)}
-        parts = [f"{k}={v!r}" for k, v in config.items()]
-        parts.append("built" if self.built else "unbuilt (shapes ?)")
+        skip = ("dtype", "trainable", "quantization_config")
+        parts = [f"{k}={v!r}" for k, v in config.items() if k not in skip and v is not None and not isinstance(v, dict)]
+        if self.compute_dtype != "float32":
+            parts.append(f"dtype_policy={self._dtype_policy.name!r}")
+        if not self.built:
+            parts.append("input_shape=?")
+            return ", ".join(parts)
+        shape = self._build_input_shape
+        if shape is not None:
+            parts.append(f"input_shape={shape}")
+        own = [(k, v) for k, v in list(self._parameters.items()) + list(self._buffers.items()) if v is not None]
+        parts.extend(f"{k}={tuple(v.shape)}" for k, v in own)
         return ", ".join(parts)
 
     def __repr__(self):

@@ -552,3 +552,12 @@ def test_mask_argument_is_dropped_for_a_call_without_mask():
     layer = Linear(2)
     x = torch.ones(1, 3)
     torch.testing.assert_close(layer(x, mask=torch.ones(1, dtype=torch.bool)), layer(x))
+
+
+def test_print_shows_config_and_question_marks_until_built():
+    layer = Linear(3, name="lin")
+    text = repr(layer)
+    assert "name='lin'" in text and "units=3" in text and "input_shape=?" in text
+    layer(torch.ones(2, 5))
+    text = repr(layer)
+    assert "input_shape=(2, 5)" in text and "kernel=(5, 3)" in text and "bias=(3,)" in text
