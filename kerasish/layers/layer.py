@@ -142,6 +142,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
     _call_first_arg = "inputs"
     _has_compute_mask = False
     _init_signature = None
+    # True on layers whose math needs floats (Dense, Conv, RNN, norms): an
+    # integer/bool input tensor is cast to the compute dtype, as Keras's ops promote it
+    _float_inputs = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -325,7 +328,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             # Hot path: a built layer with no input_spec, masking, activity
             # regularizer or mixed policy, called on a single tensor.
             x = args[0]
-            if type(x) is torch.Tensor and (x.dtype is d["_compute_torch_dtype"] or not x.is_floating_point()):
+            if type(x) is torch.Tensor and (
+                x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs)
+            ):
                 spec = d["_fast_spec"]
                 if spec is not None:
                     ndim, min_ndim, max_ndim, axes = spec
@@ -423,6 +428,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             if cast is not inputs:
                 inputs = cast
                 args = (inputs, *args[1:])
+        if self._float_inputs and type(inputs) is torch.Tensor and not inputs.is_floating_point():
+            inputs = _cast_int_input(inputs, d["_compute_torch_dtype"])
+            args = (inputs, *args[1:])
         # training: explicit argument > the outer call > module.training
         stack = ctx.CALL_STACK
         training = kwargs.get("training")
@@ -596,6 +604,15 @@ def _forward_for(cls):
     fn.__qualname__ = f"{cls.__qualname__}.forward"
     fn.__kwdefaults__ = base.__kwdefaults__
     return fn
+
+
+def _cast_int_input(x, dtype):
+    """An integer/bool tensor as `dtype`, keeping its Keras mask."""
+    mask = getattr(x, "_keras_mask", None)
+    x = x.to(dtype)
+    if mask is not None:
+        x._keras_mask = mask
+    return x
 
 
 def _axes_match(x, n, axes) -> bool:

@@ -60,9 +60,9 @@ class PReLU(Layer):
             regularizer=self.alpha_regularizer,
             constraint=self.alpha_constraint,
         )
-        axes = {}
-        if self.shared_axes:
-            axes = {i: input_shape[i] for i in range(1, len(input_shape)) if i not in self.shared_axes}
+        # alpha fixes every non-shared, non-batch axis (Keras checks only with shared_axes)
+        shared = self.shared_axes or ()
+        axes = {i: input_shape[i] for i in range(1, len(input_shape)) if i not in shared}
         self.input_spec = InputSpec(ndim=len(input_shape), axes=axes)
 
     def _infer_build_shape(self, weight_shapes):

@@ -35,6 +35,7 @@ class AdditiveAttention(Attention):
 
     def build(self, input_shape):
         self._validate_inputs(input_shape)
+        self._check_shapes(input_shape)
         self.scale = None
         self.concat_score_weight = None
         if self.use_scale:

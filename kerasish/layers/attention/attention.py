@@ -60,6 +60,7 @@ class Attention(Layer):
 
     def build(self, input_shape):
         self._validate_inputs(input_shape)
+        self._check_shapes(input_shape)
         self.scale = None
         self.concat_score_weight = None
         if self.use_scale:
@@ -75,10 +76,11 @@ class Attention(Layer):
 
     def _validate_inputs(self, inputs, mask=None):
         name = type(self).__name__
-        if not isinstance(inputs, (list, tuple)):
+        if not isinstance(inputs, (list, tuple)) or (inputs and isinstance(inputs[0], (int, type(None)))):
+            received = tuple(inputs.shape) if hasattr(inputs, "shape") else inputs
             raise ValueError(
                 f"{name} layer must be called on a list of inputs, namely [query, value] or "
-                f"[query, value, key]. Received: inputs={inputs}."
+                f"[query, value, key]. Received: inputs={received}."
             )
         if len(inputs) < 2 or len(inputs) > 3:
             raise ValueError(
@@ -92,6 +94,27 @@ class Attention(Layer):
                 )
             if len(mask) < 2 or len(mask) > 3:
                 raise ValueError(f"{name} layer accepts mask list of length 2 or 3. Received: mask={mask}.")
+
+    def _check_shapes(self, input_shape):
+        """Build-time check that query, value and key fit together."""
+        query, value = tuple(input_shape[0]), tuple(input_shape[1])
+        key = tuple(input_shape[2]) if len(input_shape) > 2 else value
+        received = f"Received: query.shape={query}, value.shape={value}, key.shape={key}"
+
+        def differ(a, b):
+            return a is not None and b is not None and a != b
+
+        if differ(query[0], value[0]) or differ(value[0], key[0]):
+            raise ValueError(f"Layer '{self.name}': query, value and key must have the same batch size. {received}")
+        if len(value) > 1 and len(key) > 1 and differ(value[-2], key[-2]):
+            raise ValueError(
+                f"Layer '{self.name}': value and key must have the same sequence length (axis -2). {received}"
+            )
+        if differ(query[-1], key[-1]):
+            raise ValueError(
+                f"Layer '{self.name}': query and key must have the same last dimension to be scored "
+                f"against each other. {received}"
+            )
 
     def _calculate_scores(self, query, key):
         if self.score_mode == "dot":
@@ -122,19 +145,24 @@ class Attention(Layer):
             v_mask = v_mask.to(torch.bool)
         score_mask = self._score_mask(q.shape[-2], k.shape[-2], v_mask, use_causal_mask, q.device)
         dropout_active = bool(training) and self.dropout > 0
-        if self.score_mode == "dot" and not return_attention_scores and not dropout_active:
-            out = self._sdpa(q, k, v, score_mask)
-            weights = None
-        else:
-            scores = self._calculate_scores(q, k)
-            if score_mask is not None:
-                if score_mask.ndim == 2:
-                    score_mask = score_mask.unsqueeze(-2)
-                penalty = _MASK_PENALTY.get(scores.dtype, _MASK_PENALTY_DEFAULT)
-                scores = torch.where(score_mask, scores, scores - penalty)
-            weights = torch.softmax(scores, dim=-1)
-            dropped = F.dropout(weights, self.dropout, training=True) if dropout_active else weights
-            out = torch.matmul(dropped, v)
+        try:
+            if self.score_mode == "dot" and not return_attention_scores and not dropout_active:
+                out = self._sdpa(q, k, v, score_mask)
+                weights = None
+            else:
+                scores = self._calculate_scores(q, k)
+                if score_mask is not None:
+                    if score_mask.ndim == 2:
+                        score_mask = score_mask.unsqueeze(-2)
+                    penalty = _MASK_PENALTY.get(scores.dtype, _MASK_PENALTY_DEFAULT)
+                    scores = torch.where(score_mask, scores, scores - penalty)
+                weights = torch.softmax(scores, dim=-1)
+                dropped = F.dropout(weights, self.dropout, training=True) if dropout_active else weights
+                out = torch.matmul(dropped, v)
+        except RuntimeError:
+            # a built layer called on shapes that do not fit: say so, naming the layer
+            self._check_shapes([tuple(q.shape), tuple(v.shape), tuple(k.shape)])
+            raise
         if q_mask is not None:
             out = torch.where(q_mask.to(torch.bool).unsqueeze(-1), out, 0.0)
         if return_attention_scores:

@@ -113,7 +113,15 @@ class EinsumProjection(Layer):
         b = bias.reshape(-1) if bias is not None else None
         if self._contracted == 2:
             x = x.flatten(-2)
-        return F.linear(x, w, b).unflatten(-1, self._out_shape)
+        try:
+            return F.linear(x, w, b).unflatten(-1, self._out_shape)
+        except RuntimeError:
+            if x.shape[-1] != self._flat_in:
+                raise ValueError(
+                    f"Layer '{self.name}': the projection was built for inputs whose last axis has size "
+                    f"{self._flat_in}. Received an input with shape {tuple(x.shape)}"
+                ) from None
+            raise
 
     def call(self, inputs):
         return self.project(inputs)

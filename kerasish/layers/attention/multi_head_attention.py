@@ -15,6 +15,7 @@ from kerasish.layers.attention.base_attention import additive_mask
 from kerasish.layers.attention.base_attention import attention_equations
 from kerasish.layers.attention.base_attention import common_sublayer_args
 from kerasish.layers.attention.base_attention import masked_softmax
+from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.utils import tree
 
@@ -186,6 +187,12 @@ class MultiHeadAttention(Layer):
             # created on the first call, which sees value and key too
             return
         key_shape = value_shape if key_shape is None else key_shape
+        batches = {s[0] for s in (query_shape, value_shape, key_shape) if s and s[0] is not None}
+        if len(batches) > 1:
+            raise ValueError(
+                f"Layer '{self.name}': `query`, `value` and `key` must have the same batch size. Received: "
+                f"query_shape={tuple(query_shape)}, value_shape={tuple(value_shape)}, key_shape={tuple(key_shape)}"
+            )
         if tuple(value_shape[1:-1]) != tuple(key_shape[1:-1]):
             raise ValueError(
                 "All dimensions of `value` and `key`, except the last one, must be equal. "
@@ -227,6 +234,8 @@ class MultiHeadAttention(Layer):
         self._mask_axis = -2 * n - 1
         self._standard = rank == 4 and self._attention_axes == (1,)
         self._projections_built = True
+        # the query projection fixes the query's rank and feature size (checked on every call)
+        self.input_spec = InputSpec(ndim=len(query_shape), axes={-1: query_shape[-1]})
 
     def _infer_build_shape(self, weight_shapes):
         """Shapes from a state_dict's `query.kernel`, `key.kernel`,
@@ -267,6 +276,10 @@ class MultiHeadAttention(Layer):
         training=None,
         use_causal_mask=False,
     ):
+        if not isinstance(value, torch.Tensor):  # Keras converts array arguments too
+            value = torch.as_tensor(value, device=query.device)
+        if key is not None and not isinstance(key, torch.Tensor):
+            key = torch.as_tensor(key, device=query.device)
         if not self._projections_built:
             self._build_from_call(query, value, key)
         if key is None:

@@ -47,6 +47,8 @@ class ConvSetupMixin:
     """Argument standardization, padding plans and the call helpers shared by
     every convolution family (see module docstring)."""
 
+    _float_inputs = True  # integer inputs are cast to the compute dtype
+
     def _setup_conv(self, rank, kernel_size, strides, padding, data_format, dilation_rate, activation, allow_causal=False):
         self.rank = rank
         self.kernel_size = standardize_tuple(kernel_size, rank, "kernel_size")
@@ -69,6 +71,11 @@ class ConvSetupMixin:
             self.padding, dilated, self._op_strides, causal_dim=self._op_rank - 1
         )
         self.input_spec = InputSpec(min_ndim=rank + 2)
+
+    def _raise_if_too_small(self, inputs):
+        """After a torch error: Keras's "computed output size would be zero or
+        negative" ValueError when the input is smaller than the kernel."""
+        self._spatial_output_shape(tuple(inputs.shape), None)
 
     def _check_strides_dilation(self):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
@@ -242,7 +249,11 @@ class BaseConv(ConvSetupMixin, Layer):
 
     def call(self, inputs):
         x, padding = self._torch_input(inputs)
-        y = CONV_OPS[self._op_rank](x, self._torch_kernel(self.kernel), self.bias, self._op_strides, padding, self._op_dilation, self.groups)
+        try:
+            y = CONV_OPS[self._op_rank](x, self._torch_kernel(self.kernel), self.bias, self._op_strides, padding, self._op_dilation, self.groups)
+        except RuntimeError:
+            self._raise_if_too_small(inputs)  # a torch size error, explained
+            raise
         y = self._layout.from_torch(y)
         return self.activation(y) if self._apply_activation else y
 

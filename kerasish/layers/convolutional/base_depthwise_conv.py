@@ -106,7 +106,11 @@ class BaseDepthwiseConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
 
     def call(self, inputs):
         x, padding = self._torch_input(inputs)
-        y = self._layout.from_torch(self._depthwise(x, self.kernel, self.bias, padding))
+        try:
+            y = self._layout.from_torch(self._depthwise(x, self.kernel, self.bias, padding))
+        except RuntimeError:
+            self._raise_if_too_small(inputs)  # a torch size error, explained
+            raise
         return self.activation(y) if self._apply_activation else y
 
     def compute_output_shape(self, input_shape):

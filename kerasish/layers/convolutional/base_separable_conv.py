@@ -101,7 +101,11 @@ class BaseSeparableConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
 
     def call(self, inputs):
         x, padding = self._torch_input(inputs)
-        y = self._depthwise(x, self.depthwise_kernel, None, padding)
+        try:
+            y = self._depthwise(x, self.depthwise_kernel, None, padding)
+        except RuntimeError:
+            self._raise_if_too_small(inputs)  # a torch size error, explained
+            raise
         unit = self._unit
         y = CONV_OPS[self._op_rank](y, self._torch_kernel(self.pointwise_kernel), self.bias, unit, 0, unit, 1)
         y = self._layout.from_torch(y)

@@ -68,6 +68,8 @@ class Dense(Layer):
         torch.Size([2, 4])
     """
 
+    _float_inputs = True  # integer inputs are cast to the compute dtype
+
     def __init__(
         self,
         units,

@@ -127,6 +127,8 @@ class EinsumDense(Layer):
         torch.Size([2, 32, 64])
     """
 
+    _float_inputs = True  # integer inputs are cast to the compute dtype
+
     def __init__(
         self,
         equation,
@@ -172,7 +174,7 @@ class EinsumDense(Layer):
         kernel_shape, bias_shape, _, input_axes, output_axes = analyze_einsum(
             self.equation, self.bias_axes, input_shape, self.partial_output_shape
         )
-        self.input_spec = InputSpec(ndim=len(input_shape))
+        self.input_spec = InputSpec(ndim=len(input_shape), axes=_kernel_input_axes(self.equation, input_shape))
         init = self.kernel_initializer
         if isinstance(init, VarianceScaling) and (init.input_axes is None or init.output_axes is None):
             # Keras: the fans come from the kernel axes matched to input/output
@@ -238,3 +240,14 @@ class EinsumDense(Layer):
         if self.gptq_unpacked_column_size:
             config["gptq_unpacked_column_size"] = self.gptq_unpacked_column_size
         return config
+
+
+def _kernel_input_axes(equation, input_shape) -> dict:
+    """{axis: size} of the input axes contracted with (or shared by) the kernel."""
+    in_sub, kernel_sub = equation.split("->")[0].split(",")
+    rank = len(input_shape)
+    head, _, tail = in_sub.partition("...")
+    positions = {c: i for i, c in enumerate(head)}
+    if "..." in in_sub:
+        positions.update({c: rank - len(tail) + j for j, c in enumerate(tail)})
+    return {i: input_shape[i] for c, i in positions.items() if c in kernel_sub and input_shape[i] is not None}

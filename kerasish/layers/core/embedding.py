@@ -110,7 +110,15 @@ class Embedding(Layer):
     def call(self, inputs):
         if inputs.dtype is not torch.int64 and inputs.dtype is not torch.int32:
             inputs = inputs.to(torch.int32)
-        out = F.embedding(inputs, self.embeddings)
+        # Keras (torch backend) reads negative ids from the end: -1 is the last row
+        inputs = torch.where(inputs < 0, inputs + self.input_dim, inputs)
+        try:
+            out = F.embedding(inputs, self.embeddings)
+        except IndexError:
+            raise IndexError(
+                f"Layer '{self.name}': Embedding ids must be smaller than input_dim={self.input_dim} "
+                f"(and >= -input_dim). Received ids out of that range in inputs of shape {tuple(inputs.shape)}"
+            ) from None
         if out.dtype is not self._compute_torch_dtype:
             out = out.to(self._compute_torch_dtype)
         return out

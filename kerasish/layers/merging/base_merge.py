@@ -103,7 +103,22 @@ class Merge(Layer):
             # different ranks: insert size-1 axes after the batch axis (Keras)
             max_ndim = max(x.ndim for x in inputs)
             inputs = [x.reshape(x.shape[:1] + (1,) * (max_ndim - x.ndim) + x.shape[1:]) for x in inputs]
-        return self._merge_function(list(inputs), mask)
+        try:
+            return self._merge_function(list(inputs), mask)
+        except RuntimeError:
+            self._raise_if_incompatible(inputs)
+            raise
+
+    def _raise_if_incompatible(self, inputs):
+        """After a torch error: Keras's ValueError, naming the layer, when the
+        shapes of a built layer's new inputs do not fit together."""
+        reshape_required = self._reshape_required
+        try:
+            self.build([tuple(x.shape) for x in inputs])  # validation only: merge layers have no weights
+        except ValueError as e:
+            raise ValueError(f"Layer '{self.name}': {e}") from None
+        finally:
+            self._reshape_required = reshape_required
 
     def compute_output_shape(self, input_shape):
         out = None if input_shape[0] is None else tuple(input_shape[0][1:])

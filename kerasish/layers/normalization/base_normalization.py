@@ -46,6 +46,8 @@ class GammaBetaMixin:
     """Stores the initializers/regularizers/constraints of `gamma` and `beta`
     and writes them into the config exactly as Keras 3 does."""
 
+    _float_inputs = True  # integer inputs are cast to the compute dtype
+
     def _set_gamma_beta_args(
         self,
         beta_initializer,

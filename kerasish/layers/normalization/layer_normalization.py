@@ -7,6 +7,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import GammaBetaMixin
 from kerasish.layers.normalization.base_normalization import as_float32
@@ -84,6 +85,8 @@ class LayerNormalization(GammaBetaMixin, Layer):
         shape = tuple(input_shape[a] for a in axes)
         self._add_gamma_beta(shape, self.scale or self.rms_scaling, self.center and not self.rms_scaling)
         rank = len(input_shape)
+        # the weights fix the normalized sizes (counted from the end: any leading rank works)
+        self.input_spec = InputSpec(axes={a - rank: input_shape[a] for a in axes})
         self._norm_dims = tuple(axes)
         self._trailing = axes == list(range(rank - len(axes), rank))
         self._normalized_shape = shape

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
@@ -29,6 +30,8 @@ class RMSNormalization(Layer):
         >>> y = keras.layers.RMSNormalization()(torch.randn(2, 5, 8))
     """
 
+    _float_inputs = True  # integer inputs are cast to the compute dtype
+
     def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
         self.axis = check_axis_arg("RMSNormalization", axis)
@@ -40,6 +43,8 @@ class RMSNormalization(Layer):
         shape = tuple(input_shape[a] for a in axes)
         self.scale = self.add_weight(name="scale", shape=shape, initializer="ones")
         rank = len(input_shape)
+        # the weights fix the normalized sizes (counted from the end: any leading rank works)
+        self.input_spec = InputSpec(axes={a - rank: input_shape[a] for a in axes})
         self._norm_dims = tuple(axes)
         self._trailing = axes == list(range(rank - len(axes), rank))
         self._normalized_shape = shape

@@ -26,6 +26,8 @@ class UnitNormalization(Layer):
         >>> y = keras.layers.UnitNormalization()(torch.randn(2, 3))
     """
 
+    _float_inputs = True  # integer inputs are cast to the compute dtype
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
         if not (isinstance(axis, (list, tuple, int)) and not isinstance(axis, bool)):

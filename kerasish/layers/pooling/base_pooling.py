@@ -96,7 +96,12 @@ class BasePooling(Layer):
     def call(self, inputs):
         if self._cpu_upcast and inputs.dtype in _CPU_UPCAST and inputs.device.type == "cpu":
             return self._pool_call(inputs.float()).to(inputs.dtype)
-        return self._pool_call(inputs)
+        try:
+            return self._pool_call(inputs)
+        except RuntimeError:
+            # a torch size error, explained: Keras's "output size would be zero or negative"
+            self.compute_output_shape(tuple(inputs.shape))
+            raise
 
     def _pool_call(self, inputs):
         x = self._layout.to_torch(inputs)

@@ -59,7 +59,14 @@ class CategoryEncoding(Layer):
 
     def _one_hot(self, inputs, dtype):
         x = inputs.long()
-        out = F.one_hot(x.clamp(min=0), self.num_tokens)
+        try:
+            out = F.one_hot(x.clamp(min=0), self.num_tokens)
+        except RuntimeError:
+            raise RuntimeError(
+                f"Layer '{self.name}': CategoryEncoding input values must be in the range "
+                f"0 <= values < num_tokens with num_tokens={self.num_tokens}. "
+                f"Received values out of that range in inputs of shape {tuple(inputs.shape)}"
+            ) from None
         return (out * (x >= 0).unsqueeze(-1)).to(dtype)
 
     def call(self, inputs, count_weights=None):

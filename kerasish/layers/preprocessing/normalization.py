@@ -8,6 +8,7 @@ import math
 import numpy as np
 import torch
 
+from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 
 # Keras's `backend.epsilon()`: the floor of the standard deviation.
@@ -49,6 +50,8 @@ class Normalization(Layer):
         >>> layer.adapt(np.array([[0.0, 10.0], [2.0, 30.0]]))
         >>> layer(torch.tensor([[1.0, 20.0]]))  # tensor([[0., 0.]])
     """
+
+    _float_inputs = True  # integer inputs are cast to the compute dtype
 
     def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
         super().__init__(**kwargs)
@@ -100,6 +103,8 @@ class Normalization(Layer):
         self._broadcast_shape = tuple(input_shape[d] if d in self._keep_axis else 1 for d in range(ndim))
         self._mean_and_var_shape = tuple(input_shape[d] for d in self._keep_axis)
         self._build_input_shape = input_shape
+        # the statistics fix the kept axes' sizes (counted from the end)
+        self.input_spec = InputSpec(axes={d - ndim: input_shape[d] for d in self._keep_axis})
         if self.input_mean is None:
             self.adapt_mean = self.add_weight(
                 name="mean", shape=self._mean_and_var_shape, initializer="zeros", trainable=False

@@ -8,6 +8,7 @@ import inspect
 import torch
 
 from kerasish.layers import call_context as ctx
+from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.rnn import fused_rnn
 from kerasish.layers.rnn.base_rnn_cell import DropoutRNNCell
@@ -66,6 +67,8 @@ class RNN(Layer):
         >>> layer(torch.randn(2, 10, 8)).shape
         torch.Size([2, 10, 4])
     """
+
+    _float_inputs = True  # integer inputs are cast to the compute dtype
 
     _keras_module = "keras.layers"
 
@@ -126,6 +129,12 @@ class RNN(Layer):
             )
         if isinstance(self.cell, Layer) and not self.cell.built:
             self.cell.build((sequences_shape[0], *sequences_shape[2:]))
+        spec = self.input_spec
+        if isinstance(spec, InputSpec) and spec.ndim is not None and not spec.axes:
+            # a built cell has weights for this feature size: later calls must match it
+            axis = 2 if getattr(self.cell, "data_format", None) == "channels_first" else -1
+            if sequences_shape[axis] is not None:
+                self.input_spec = InputSpec(ndim=spec.ndim, axes={axis: sequences_shape[axis]})
 
     def _infer_build_shape(self, weight_shapes: dict):
         return None
@@ -234,6 +243,14 @@ class RNN(Layer):
             )
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
+        if mask is not None:
+            if not isinstance(mask, torch.Tensor):  # Keras converts array masks
+                mask = torch.as_tensor(mask, device=sequences.device)
+            if mask.shape != sequences.shape[:2]:
+                raise ValueError(
+                    f"Layer '{self.name}': the mask must have shape (batch_size, timesteps) = "
+                    f"{tuple(sequences.shape[:2])}. Received: mask.shape={tuple(mask.shape)}"
+                )
         batch = sequences.shape[0]
         symbolic = ctx.SYMBOLIC[0]
         if initial_state is not None:
