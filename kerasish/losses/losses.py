@@ -385,44 +385,40 @@ class LossFunctionWrapper(Loss):
         return f"<LossFunctionWrapper({self.fn}, kwargs={self._fn_kwargs})>"
 
 
-class MeanSquaredError(LossFunctionWrapper):
+class _ConfiglessWrapper(LossFunctionWrapper):
+    """A wrapper whose only config is Loss's (name, reduction, dtype), as the
+    Keras classes without extra arguments write it."""
+
+    def get_config(self):
+        return Loss.get_config(self)
+
+
+class MeanSquaredError(_ConfiglessWrapper):
     """Mean of squares of errors between labels and predictions."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
         super().__init__(mean_squared_error, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class MeanAbsoluteError(LossFunctionWrapper):
+class MeanAbsoluteError(_ConfiglessWrapper):
     """Mean of absolute errors between labels and predictions."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
         super().__init__(mean_absolute_error, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class MeanAbsolutePercentageError(LossFunctionWrapper):
+class MeanAbsolutePercentageError(_ConfiglessWrapper):
     """Mean absolute percentage error."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_percentage_error", dtype=None):
         super().__init__(mean_absolute_percentage_error, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class MeanSquaredLogarithmicError(LossFunctionWrapper):
+class MeanSquaredLogarithmicError(_ConfiglessWrapper):
     """Mean squared logarithmic error."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_logarithmic_error", dtype=None):
         super().__init__(mean_squared_logarithmic_error, name=name, reduction=reduction, dtype=dtype)
-
-    def get_config(self):
-        return Loss.get_config(self)
 
 
 class CosineSimilarity(LossFunctionWrapper):
@@ -449,64 +445,46 @@ class Huber(LossFunctionWrapper):
         return {**Loss.get_config(self), "delta": self.delta}
 
 
-class LogCosh(LossFunctionWrapper):
+class LogCosh(_ConfiglessWrapper):
     """Logarithm of the hyperbolic cosine of the prediction error."""
 
     def __init__(self, reduction="sum_over_batch_size", name="log_cosh", dtype=None):
         super().__init__(log_cosh, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class Hinge(LossFunctionWrapper):
+class Hinge(_ConfiglessWrapper):
     """Hinge loss; 0/1 labels are converted to -1/1."""
 
     def __init__(self, reduction="sum_over_batch_size", name="hinge", dtype=None):
         super().__init__(hinge, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class SquaredHinge(LossFunctionWrapper):
+class SquaredHinge(_ConfiglessWrapper):
     """Squared hinge loss; 0/1 labels are converted to -1/1."""
 
     def __init__(self, reduction="sum_over_batch_size", name="squared_hinge", dtype=None):
         super().__init__(squared_hinge, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class CategoricalHinge(LossFunctionWrapper):
+class CategoricalHinge(_ConfiglessWrapper):
     """Categorical hinge loss."""
 
     def __init__(self, reduction="sum_over_batch_size", name="categorical_hinge", dtype=None):
         super().__init__(categorical_hinge, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class KLDivergence(LossFunctionWrapper):
+class KLDivergence(_ConfiglessWrapper):
     """Kullback-Leibler divergence."""
 
     def __init__(self, reduction="sum_over_batch_size", name="kl_divergence", dtype=None):
         super().__init__(kl_divergence, name=name, reduction=reduction, dtype=dtype)
 
-    def get_config(self):
-        return Loss.get_config(self)
 
-
-class Poisson(LossFunctionWrapper):
+class Poisson(_ConfiglessWrapper):
     """Poisson loss `y_pred - y_true * log(y_pred)`."""
 
     def __init__(self, reduction="sum_over_batch_size", name="poisson", dtype=None):
         super().__init__(poisson, name=name, reduction=reduction, dtype=dtype)
-
-    def get_config(self):
-        return Loss.get_config(self)
 
 
 class BinaryCrossentropy(LossFunctionWrapper):
