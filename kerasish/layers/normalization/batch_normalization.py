@@ -237,9 +237,14 @@ class BatchNormalization(GammaBetaMixin, Layer):
         return y.movedim(1, self._caxis)
 
     def _inference(self, x, gamma, beta):
-        xt, shape = self._to_channel_dim1(x)
         mean = as_float32(self.moving_mean)
         var = as_float32(self.moving_variance)
+        if self._channels_last and x.dim() == 4:
+            # NHWC data as an NCHW channels_last view: torch's channels-last
+            # batch-norm kernel, the one nn.BatchNorm2d uses, no copy
+            y = F.batch_norm(x.permute(0, 3, 1, 2), mean, var, gamma, beta, False, 0.0, self.epsilon)
+            return y.permute(0, 2, 3, 1)
+        xt, shape = self._to_channel_dim1(x)
         y = F.batch_norm(xt, mean, var, gamma, beta, False, 0.0, self.epsilon)
         return self._from_channel_dim1(y, shape)
 
