@@ -88,6 +88,9 @@ def _divide_no_nan(x, y):
     return torch.where(y == 0, torch.zeros_like(x), x / safe)
 
 
+_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
+
+
 def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
     """Reduces (already weighted) per-sample losses as Keras does."""
     if reduction is None or reduction == "none" or tuple(values.shape) in ((), (0,)):
@@ -96,9 +99,9 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
     if reduction in ("sum_over_batch_size", "mean", "mean_with_sample_weight"):
         if reduction == "mean_with_sample_weight" and sample_weight is not None:
             divisor = sample_weight.sum().to(loss.dtype)
-        else:
-            divisor = torch.tensor(values.numel(), dtype=loss.dtype, device=loss.device)
-        loss = _divide_no_nan(loss, divisor)
+            return _divide_no_nan(loss, divisor)
+        n = values.numel()  # a Python int: no tensor to build per call
+        return loss / n if n else torch.zeros_like(loss)
     return loss
 
 
@@ -193,6 +196,10 @@ class Loss:
             y_pred: Predictions.
             sample_weight: Optional per-sample or per-element weights.
         """
+        if sample_weight is None and type(y_pred) is torch.Tensor and self.reduction in _MEAN_REDUCTIONS:
+            fast = self._mean_without_weights(y_true, y_pred)
+            if fast is not None:
+                return fast
         in_mask = get_keras_mask(y_pred)
         device = y_pred.device if isinstance(y_pred, torch.Tensor) else None
         y_pred = _map(lambda x: to_tensor(x, dtype=self.dtype, device=device), y_pred)
@@ -208,6 +215,25 @@ class Loss:
         return reduce_weighted_values(
             losses, sample_weight=sample_weight, mask=mask, reduction=self.reduction, dtype=self.dtype
         )
+
+    def _mean_without_weights(self, y_true, y_pred):
+        """The common case (mean reduction, no sample weights, no masks) in a
+        few ops: the same conversions and the same `sum / count` as the
+        general path. Returns None when a mask turns up (general path)."""
+        if getattr(y_pred, "_keras_mask", None) is not None:
+            return None
+        dtype = self.__dict__.get("_torch_dtype")
+        if dtype is None:
+            dtype = self.__dict__["_torch_dtype"] = to_torch_dtype(self._dtype)
+        if y_pred.dtype != dtype:
+            y_pred = y_pred.to(dtype)
+        y_true = _map(lambda x: to_tensor(x, dtype=dtype, device=y_pred.device), y_true)
+        values = self.call(y_true, y_pred)
+        if isinstance(values, torch.Tensor) and values.ndim > 0 and getattr(values, "_keras_mask", None) is None:
+            n = values.numel()
+            if n:
+                return (values if values.dtype == dtype else values.to(dtype)).sum() / n
+        return reduce_weighted_values(values, mask=get_keras_mask(values), reduction=self.reduction, dtype=self._dtype)
 
     def call(self, y_true, y_pred):
         """Per-sample losses; to be implemented by subclasses."""

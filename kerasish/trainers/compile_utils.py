@@ -17,8 +17,6 @@ from __future__ import annotations
 import torch
 
 from kerasish import losses as losses_module
-from kerasish.backend.dtypes import to_torch_dtype
-from kerasish.losses.loss import to_tensor as loss_to_tensor
 from kerasish import metrics as metrics_module
 from kerasish.metrics.metric import Metric
 from kerasish.metrics.reduction_metrics import Mean
@@ -260,38 +258,9 @@ class CompileLoss:
         return total
 
 
-_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
-
-
 def call_loss(fn, y_true, y_pred, sample_weight=None):
-    """`fn(y_true, y_pred, sample_weight)`, with a shortcut for the common
-    case (a `Loss` with a mean reduction, no sample weights, no masks): the
-    same conversions and the same `sum / count` as `Loss.__call__`, without
-    the general weighting/masking machinery (a handful of small tensor ops
-    per step)."""
-    if (
-        sample_weight is None
-        and type(fn).__call__ is losses_module.Loss.__call__
-        and fn.reduction in _MEAN_REDUCTIONS
-        and type(y_pred) is torch.Tensor
-        and getattr(y_pred, "_keras_mask", None) is None
-    ):
-        dtype = fn.__dict__.get("_torch_dtype")
-        if dtype is None:
-            dtype = fn.__dict__["_torch_dtype"] = to_torch_dtype(fn.dtype)
-        if y_pred.dtype != dtype:
-            y_pred = y_pred.to(dtype)
-        y_true = loss_to_tensor(y_true, dtype=dtype, device=y_pred.device)
-        values = fn.call(y_true, y_pred)
-        if isinstance(values, torch.Tensor) and values.ndim > 0 and getattr(values, "_keras_mask", None) is None:
-            n = values.numel()
-            if n:
-                if values.dtype != dtype:
-                    values = values.to(dtype)
-                return values.sum() / n
-        return losses_module.reduce_weighted_values(
-            values, mask=getattr(values, "_keras_mask", None), reduction=fn.reduction, dtype=fn.dtype
-        )
+    """`fn(y_true, y_pred, sample_weight)` (`Loss.__call__` has the fast
+    path for the common unweighted, unmasked mean)."""
     return fn(y_true, y_pred, sample_weight)
 
 
