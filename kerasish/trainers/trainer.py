@@ -368,8 +368,9 @@ class Trainer(TrainerLoops):
             if self.built:
                 d["_loss_sources"] = sources
         has_callables, regs = sources
-        loss_layers = getattr(call_context, "LOSS_LAYERS", None)
-        if has_callables or loss_layers is None or loss_layers or d.get("_persistent_losses"):
+        # like Keras, what trains is fixed at compile time (re-compile after
+        # changing `trainable`); add_loss tensors of the last call are live
+        if has_callables or call_context.LOSS_LAYERS or d.get("_persistent_losses"):
             return self.losses
         return [reg(w) for w, reg in regs]
 
