@@ -1,4 +1,15 @@
-"""Small backend helpers shared by the whole package (dtypes, floatx, devices)."""
+"""`keras.backend`: Keras 3's backend API, plus Keras 2's tensor functions.
+
+Keras 3 names: `backend()` (always "torch"), `floatx` / `set_floatx`,
+`epsilon` / `set_epsilon`, `image_data_format` / `set_image_data_format`,
+`standardize_dtype`, `is_float_dtype`, `is_int_dtype`, `is_keras_tensor`,
+`get_uid`, `clear_session`.
+
+Keras 2 programs use this module as `K` (`from keras import backend as K`):
+`K.mean`, `K.square`, `K.batch_dot`, `K.int_shape`, `K.set_value`, ... live in
+`kerasish.backend.keras2` and are re-exported here (see that module's
+docstring for the few deliberate differences).
+"""
 
 from kerasish.backend.config import epsilon
 from kerasish.backend.config import image_data_format
@@ -9,5 +20,37 @@ from kerasish.backend.dtypes import is_float_dtype
 from kerasish.backend.dtypes import set_floatx
 from kerasish.backend.dtypes import standardize_dtype
 from kerasish.backend.dtypes import to_torch_dtype
+from kerasish.backend.keras2 import *  # noqa: F401,F403 - Keras 2's K functions
+from kerasish.backend.keras2 import __all__ as _keras2_names
+from kerasish.backend.keras2 import backend
+from kerasish.backend.keras2 import is_keras_tensor
 
-__all__ = ["epsilon", "image_data_format", "set_epsilon", "set_image_data_format", "floatx", "is_float_dtype", "set_floatx", "standardize_dtype", "to_torch_dtype"]
+
+def is_int_dtype(dtype) -> bool:
+    """True for signed and unsigned integer dtypes (any spelling)."""
+    name = standardize_dtype(dtype)
+    return name.startswith("int") or name.startswith("uint")
+
+
+def get_uid(prefix: str = "") -> int:
+    """1, 2, 3, ... per `prefix`, shared with layer auto-naming (Keras 3's `get_uid`)."""
+    from kerasish.utils import naming
+
+    naming._name_uids[prefix] += 1
+    return naming._name_uids[prefix]
+
+
+def clear_session(free_memory: bool = True) -> None:
+    """Resets layer-name counters and call state (`keras.backend.clear_session`)."""
+    from kerasish.utils import clear_session as _clear
+
+    _clear(free_memory=free_memory)
+
+
+__all__ = sorted(
+    {
+        "backend", "clear_session", "epsilon", "floatx", "get_uid", "image_data_format", "is_float_dtype",
+        "is_int_dtype", "is_keras_tensor", "set_epsilon", "set_floatx", "set_image_data_format",
+        "standardize_dtype", "to_torch_dtype", *_keras2_names,
+    }
+)

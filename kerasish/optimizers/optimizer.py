@@ -172,8 +172,13 @@ class Optimizer(torch.optim.Optimizer):
 
     @property
     def learning_rate(self) -> torch.Tensor:
-        """The current learning rate (a 0-d float32 tensor); settable to a float or a schedule."""
-        return torch.tensor(self._current_lr(), dtype=torch.float32)
+        """The current learning rate (a 0-d float32 tensor); settable to a float or a schedule.
+
+        The tensor is a snapshot; `keras.backend.set_value(optimizer.learning_rate, v)`
+        (Keras 2) writes through to the optimizer."""
+        value = torch.tensor(self._current_lr(), dtype=torch.float32)
+        value._kerasish_lr_owner = self  # lets K.set_value write the learning rate back
+        return value
 
     @learning_rate.setter
     def learning_rate(self, learning_rate) -> None:
