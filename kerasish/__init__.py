@@ -16,6 +16,7 @@ from kerasish import metrics
 from kerasish import models
 from kerasish import mixed_precision
 from kerasish import optimizers
+from kerasish import preprocessing
 from kerasish import regularizers
 from kerasish import saving
 from kerasish import utils
@@ -52,6 +53,7 @@ __all__ = [
     "models",
     "mixed_precision",
     "optimizers",
+    "preprocessing",
     "regularizers",
     "saving",
     "utils",

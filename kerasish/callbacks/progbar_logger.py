@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 
 import numpy as np
 
 from kerasish.callbacks.callback import Callback
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _print(message: str) -> None:
@@ -77,9 +81,13 @@ class Progbar:
             self.stateful_metrics, self.stateless_metrics = None, set(stateless_metrics)
         else:
             self.stateful_metrics, self.stateless_metrics = set(), None
+        # A terminal or notebook redraws one line in place. Anything else (a log
+        # file, a pipe, CI) gets one line per bar, written when it finishes:
+        # Keras's own test here (`"posix" in sys.modules`, always true on Linux)
+        # would fill log files with carriage-return redraws.
         self._dynamic_display = (
             (hasattr(sys.stdout, "isatty") and sys.stdout.isatty())
-            or "ipykernel" in sys.modules or "posix" in sys.modules or "PYCHARM_HOSTED" in os.environ
+            or "ipykernel" in sys.modules or "PYCHARM_HOSTED" in os.environ
         )
         self._seen_so_far = 0
         self._values = {}
@@ -108,9 +116,10 @@ class Progbar:
             finalize = False if self.target is None else current >= self.target
         now = time.time()
         time_per_unit = self._estimate_step_duration(current, now)
-        redraw = (self.verbose == 1 and (finalize or now - self._last_update >= self.interval)) or (
-            self.verbose == 2 and finalize
-        )
+        redraw = (
+            self.verbose == 1
+            and (finalize or (self._dynamic_display and now - self._last_update >= self.interval))
+        ) or (self.verbose == 2 and finalize)
         lazy = callable(values) or isinstance(values, dict)
         if redraw or not lazy:
             if lazy:
@@ -152,7 +161,7 @@ class Progbar:
         return info
 
     def _draw_bar(self, current, now, time_per_unit, finalize):
-        message = ("\b" * self._prev_total_width + "\r") if self._dynamic_display else "\n"
+        message = ("\b" * self._prev_total_width + "\r") if self._dynamic_display else ""
         special = 0
         if self.target is not None and self.target > 0:
             digits = int(math.log10(self.target)) + 1
@@ -186,6 +195,9 @@ class Progbar:
             message += " " * (self._prev_total_width - total_width)
         if finalize:
             message += "\n"
+        if not self._dynamic_display:  # a log file: no colours, no redraw padding
+            message = _ANSI.sub("", message).rstrip(" ")
+            message = message if message.endswith("\n") else message + "\n"
         _print(message)
         self._prev_total_width = total_width
 

@@ -330,6 +330,15 @@ def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_e
         return x
     if x is None:
         raise ValueError("Unexpected value for `x`: None. Pass arrays, tensors, a DataLoader or a generator.")
+    from kerasish.utils.py_dataset import PyDataset
+
+    if isinstance(x, PyDataset):
+        from kerasish.trainers.py_dataset_adapter import PyDatasetAdapter
+
+        for arg, value, what in (("y", y, "the targets"), ("sample_weights", sample_weight, "the sample weights")):
+            if value is not None:
+                raise _unsupported(arg, what, "PyDataset")
+        return PyDatasetAdapter(x, shuffle=shuffle, class_weight=class_weight, device=device)
     if can_convert_arrays((x, y, sample_weight)):
         return ArrayDataAdapter(
             x, y, sample_weight=sample_weight, batch_size=batch_size, steps=steps_per_epoch, shuffle=shuffle,

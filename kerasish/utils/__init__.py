@@ -1,10 +1,14 @@
 """`keras.utils`."""
 
+from kerasish.callbacks.progbar_logger import Progbar
 from kerasish.utils.data_utils import normalize
 from kerasish.utils.data_utils import pad_sequences
 from kerasish.utils.data_utils import set_random_seed
 from kerasish.utils.data_utils import to_categorical
 from kerasish.utils.naming import reset_uids as _reset_uids
+from kerasish.utils.py_dataset import PyDataset
+from kerasish.utils.py_dataset import Sequence
+from kerasish.utils.timeseries import timeseries_dataset_from_array
 
 
 def clear_session(free_memory: bool = True) -> None:
@@ -44,6 +48,9 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 
 
 __all__ = [
+    "Progbar",
+    "PyDataset",
+    "Sequence",
     "clear_session",
     "custom_object_scope",
     "get_custom_objects",
@@ -51,5 +58,6 @@ __all__ = [
     "pad_sequences",
     "register_keras_serializable",
     "set_random_seed",
+    "timeseries_dataset_from_array",
     "to_categorical",
 ]

@@ -1,0 +1,101 @@
+"""Batches from a `keras.utils.PyDataset` / `Sequence` for fit, evaluate and predict.
+
+Keras 3 semantics: `on_epoch_begin` / `on_epoch_end` around every epoch, the
+order of batch indices shuffled each epoch when `shuffle=True`, batches
+prepared by `workers` threads (or processes with `use_multiprocessing`)
+while keeping index order, `class_weight` turned into sample weights, and an
+infinite dataset (`num_batches` None) read until `steps_per_epoch`.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import multiprocessing
+import random
+
+import numpy as np
+import torch
+
+from kerasish.trainers import data_adapters
+
+
+def _get_item(dataset, index):
+    return dataset[index]
+
+
+class PyDatasetAdapter(data_adapters.DataAdapter):
+    def __init__(self, dataset, shuffle=False, class_weight=None, device=None):
+        self._dataset = dataset
+        self._shuffle = bool(shuffle)  # True or "batch": the order of batch indices
+        self._class_weight = class_weight
+        self._device = torch.device(device) if device is not None else None
+        self.num_batches = dataset.num_batches
+
+    def _standardize(self, batch):
+        if isinstance(batch, list):
+            batch = tuple(batch)
+        if not isinstance(batch, (tuple, dict, np.ndarray, torch.Tensor)):
+            raise ValueError(
+                f"{type(self._dataset).__name__}.__getitem__ must return a batch: `x`, `(x,)`, `(x, y)` or "
+                f"`(x, y, sample_weight)` of arrays or tensors. Received: {type(batch).__name__}"
+            )
+        if self._class_weight is not None:
+            x, y, sw = data_adapters.unpack_x_y_sample_weight(batch)
+            if y is None:
+                raise ValueError("`class_weight` needs targets: the PyDataset's batches have no `y`.")
+            if sw is None:
+                sw = data_adapters.class_weight_to_sample_weights(data_adapters.to_tensor(y), self._class_weight)
+            batch = (x, y, sw)
+        batch = data_adapters.map_structure(
+            lambda v: data_adapters.to_tensor(v) if isinstance(v, np.ndarray) else v, batch
+        )
+        device = self._device if self._device is not None else torch.device("cpu")
+        return data_adapters.move_to_device(batch, device)
+
+    def _indices(self):
+        n = self.num_batches
+        if n is None:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        order = list(range(n))
+        if self._shuffle:
+            random.shuffle(order)
+        yield from order
+
+    def _executor(self):
+        ds = self._dataset
+        workers = max(1, ds.workers)
+        if ds.use_multiprocessing:
+            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+            return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        return concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+
+    def __iter__(self):
+        ds = self._dataset
+        ds.on_epoch_begin()
+        if ds.workers > 1 or (ds.workers > 0 and ds.use_multiprocessing):
+            yield from self._parallel()
+        else:
+            for i in self._indices():
+                yield self._standardize(ds[i])
+        ds.on_epoch_end()
+
+    def _parallel(self):
+        ds = self._dataset
+        ahead = max(1, ds.max_queue_size)
+        pending = collections.deque()
+        with self._executor() as pool:
+            indices = self._indices()
+            for i in indices:
+                pending.append(pool.submit(_get_item, ds, i))
+                if len(pending) >= ahead:
+                    break
+            while pending:
+                batch = pending.popleft().result()
+                nxt = next(indices, None)
+                if nxt is not None:
+                    pending.append(pool.submit(_get_item, ds, nxt))
+                yield self._standardize(batch)
