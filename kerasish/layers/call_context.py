@@ -1,35 +1,107 @@
-"""State shared by nested layer calls, kept as module globals (cheap to read,
-and torch.compile traces them without graph breaks).
+"""The state of the layer calls in progress, one copy per thread.
 
-- `CALL_STACK`: the resolved `training` value of every layer call in progress;
-  an inner call with no explicit `training=` inherits the innermost one.
-- `LOSS_LAYERS`: the layers holding tensor losses from `add_loss`; the next
-  outermost call clears them, so each outermost call starts from fresh losses
-  without walking the layer tree. (No call counter: torch.compile would
-  specialize on it and recompile on every call.)
-- `BUILD_DEVICE`: the device of the inputs while a layer builds on its first
+Everything here belongs to a call, never to the process: a thread training a
+model and another one running inference (or building a model) at the same
+time each see their own training mode, losses, build device, name scope and
+weight casts. The state lives in a `threading.local` subclass rather than in
+`contextvars`: `torch.compile` traces attribute reads of a `threading.local`
+(and guards on them per thread) with no graph break, while `ContextVar.get`
+is a graph break. Layer calls never span an `await`, so asyncio tasks in one
+thread share a state that is balanced (empty call stack) at every switch.
+
+`STATE` attributes:
+
+- `stack`: the resolved `training` value of every layer call in progress; an
+  inner call with no explicit `training=` inherits the innermost one.
+- `entry`: the layer whose call is outermost right now (set by composite
+  calls; a leaf layer called on its own is its own entry).
+- `losses`: `{layer: (entry, [tensors])}` for the `add_loss` tensors of this
+  thread's calls. A layer's tensors are dropped when an outermost call of the
+  layer itself or of a layer containing it starts (Keras 3 clears a layer's
+  losses, sublayers included, at the start of its own outermost call only);
+  calling an unrelated layer keeps them.
+- `build_device`: the device of the inputs while a layer builds on its first
   call, so that weights are created next to the data.
+- `symbolic`: True while shapes are being inferred (meta-device runs):
+  `add_loss` and `add_metric` record nothing then.
+- `scope`: the names of the layers being called or built, so that weights
+  know their Keras path (`"outer/dense/kernel"`).
+- `casts`: `{layer: dtype}` for the mixed-precision layers whose call is in
+  progress: their float weights read as `dtype` (see `Layer.__getattr__`).
+- `cast_cache`: `{(layer, name): tensor}`, each weight cast once per outermost
+  call (an RNN cell called 40 times in a time loop casts its kernel once).
 """
 
 from __future__ import annotations
 
-CALL_STACK: list = []
-LOSS_LAYERS: list = []
-BUILD_DEVICE: list = [None]
-# True while shapes are being inferred (meta-device runs): `add_loss` and
-# `add_metric` record nothing then.
-SYMBOLIC: list = [False]
+import threading
+
+
+class _CallState(threading.local):
+    """Per-thread call state (see the module docstring)."""
+
+    def __init__(self):
+        self.stack = []
+        self.entry = None
+        self.losses = {}
+        self.build_device = None
+        self.symbolic = False
+        self.scope = []
+        self.casts = {}
+        self.cast_cache = {}
+
+
+STATE = _CallState()
 
 
 def in_call() -> bool:
-    return bool(CALL_STACK)
+    return bool(STATE.stack)
 
 
 def current_training():
-    return CALL_STACK[-1] if CALL_STACK else None
+    stack = STATE.stack
+    return stack[-1] if stack else None
 
 
-def clear_call_losses() -> None:
-    for layer in LOSS_LAYERS:
-        layer.__dict__["_losses"] = []
-    LOSS_LAYERS.clear()
+def begin_outermost(layer) -> None:
+    """Runs when `layer`'s call starts with no other call in progress (in this
+    thread): drops the loss tensors that this call replaces and the weight
+    casts of the previous call. The callers check `STATE.losses or
+    STATE.cast_cache` first, so that a call with nothing to drop pays nothing."""
+    state = STATE
+    state.cast_cache.clear()
+    losses = state.losses
+    if not losses:
+        return
+    below = None
+    for holder in list(losses):
+        entry = losses[holder][0]
+        if holder is layer or entry is layer:
+            del losses[holder]
+            continue
+        if below is None:
+            below = {id(m) for m in layer._flatten_layers(include_self=False)}
+        if id(holder) in below:
+            del losses[holder]
+
+
+def record_loss(layer, loss) -> None:
+    """Keeps `loss` (a tensor added by `layer.add_loss` during a call)."""
+    state = STATE
+    entry = state.entry if state.stack else layer
+    held = state.losses.get(layer)
+    if held is None or held[0] is not entry:
+        held = (entry, held[1] if held is not None else [])
+        state.losses[layer] = held
+    held[1].append(loss)
+
+
+def call_losses(layer) -> list:
+    """The loss tensors `layer` added during this thread's latest call."""
+    held = STATE.losses.get(layer)
+    return list(held[1]) if held is not None else []
+
+
+def reset() -> None:
+    """Forgets this thread's call state (`keras.utils.clear_session()`)."""
+    STATE.__init__()

@@ -70,16 +70,15 @@ def _wrap_build(build):
             return build(self, *args, **kwargs)
         d["_in_build"] = True
         args = tuple(tree.to_shape_tuples(a) for a in args)
-        device = ctx.BUILD_DEVICE[0]
-        if device is None:
-            device = d.get("_device_hint")
-        previous_device = ctx.BUILD_DEVICE[0]
-        ctx.BUILD_DEVICE[0] = device
+        state = ctx.STATE
+        previous_device = state.build_device
+        if previous_device is None:
+            state.build_device = d.get("_device_hint")
         try:
             with naming.name_scope(self.name):
                 out = build(self, *args, **kwargs)
         finally:
-            ctx.BUILD_DEVICE[0] = previous_device
+            state.build_device = previous_device
             d["_in_build"] = False
         d["built"] = True
         if args:
@@ -203,7 +202,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["_metrics"] = []
         d["_inbound_nodes"] = []
         d["_device_hint"] = None
-        d["_weight_cast"] = None
         d["_build_input_shape"] = None
         d["_plain"] = False
         from kerasish import regularizers
@@ -236,11 +234,27 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 # a property raised AttributeError: surface its own message
                 return prop.fget(self)
             return nn.Module.__getattr__(self, name)
-        cast = d["_weight_cast"]
-        if cast is not None and value is not None and value.dtype != cast and value.is_floating_point():
-            if name not in d["_no_autocast"]:
-                return value.to(cast)
+        if d.get("_mixed") and value is not None:
+            return self._cast_weight(name, value)
         return value
+
+    def _cast_weight(self, name, value):
+        """A mixed-precision layer's float weight, as its compute dtype while
+        the layer's call runs in this thread; cast once per outermost call
+        (and grad mode), however often `call` reads it."""
+        state = ctx.STATE
+        cast = state.casts.get(id(self))
+        if cast is None or value.dtype is cast or not value.is_floating_point():
+            return value
+        if name in self.__dict__["_no_autocast"]:
+            return value
+        if torch.compiler.is_compiling():  # the compiler merges repeated casts itself
+            return value.to(cast)
+        key = (id(self), name, torch.is_grad_enabled())
+        cached = state.cast_cache.get(key)
+        if cached is None or cached.dtype is not cast:
+            cached = state.cast_cache[key] = value.to(cast)
+        return cached
 
     def __setattr__(self, name, value):
         d = self.__dict__
@@ -342,18 +356,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                         or (axes and not _axes_match(x, n, axes))
                     ):
                         assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
-                stack = ctx.CALL_STACK
-                training = kwargs.get("training") if kwargs else None
-                if training is None:
-                    training = stack[-1] if stack else d["training"]
-                if self._call_has_training:
-                    kwargs["training"] = training
-                elif kwargs and "training" in kwargs:
-                    del kwargs["training"]
-                if kwargs and "mask" in kwargs:  # this class's call takes no mask
-                    del kwargs["mask"]
-                if not stack and ctx.LOSS_LAYERS:
-                    ctx.clear_call_losses()
+                stack, training = self._enter_call(kwargs)
                 if d["_modules"]:
                     # sublayers inherit this call's training mode
                     stack.append(training)
@@ -371,6 +374,38 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                         tree.set_mask(outputs, mask)
                 return outputs
         return self._keras_call(args, kwargs)
+
+    def _enter_call(self, kwargs):
+        """The rules every call follows, whichever path `forward` takes.
+
+        Training: an explicit `training=` wins, then the call in progress
+        (this thread's), then `module.training`; `kwargs` gets it only when
+        `call` takes it, and loses `mask=` when `call` does not take one (as
+        Keras drops it). An outermost call is the entry of the calls below it
+        and drops the losses and weight casts it replaces.
+        Returns this thread's call stack and the resolved training value.
+        """
+        state = ctx.STATE
+        stack = state.stack
+        if kwargs:
+            training = kwargs.get("training")
+            if training is None:
+                training = stack[-1] if stack else self.__dict__["training"]
+            if self._call_has_training:
+                kwargs["training"] = training
+            elif "training" in kwargs:
+                del kwargs["training"]
+            if "mask" in kwargs and not self._call_has_mask:
+                del kwargs["mask"]
+        else:
+            training = stack[-1] if stack else self.__dict__["training"]
+            if self._call_has_training:
+                kwargs["training"] = training
+        if not stack:
+            state.entry = self
+            if state.losses or state.cast_cache:
+                ctx.begin_outermost(self)
+        return stack, training
 
     def _raise_none_output(self):
         raise ValueError(
@@ -423,7 +458,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             self._build_on_first_call(inputs)
         if d["_input_spec"] is not None:
             assert_input_compatibility(d["_input_spec"], inputs, d["name"])
-        if d["_cast_inputs"]:
+        autocast = _torch_autocast_on(inputs) if d["_cast_inputs"] or d["_mixed"] else False
+        if d["_cast_inputs"] and not autocast:
+            # under the user's torch.autocast the ops choose their dtypes
             cast = tree.cast_floating(inputs, d["_compute_torch_dtype"])
             if cast is not inputs:
                 inputs = cast
@@ -431,38 +468,34 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         if self._float_inputs and type(inputs) is torch.Tensor and not inputs.is_floating_point():
             inputs = _cast_int_input(inputs, d["_compute_torch_dtype"])
             args = (inputs, *args[1:])
-        # training: explicit argument > the outer call > module.training
-        stack = ctx.CALL_STACK
-        training = kwargs.get("training")
-        if training is None:
-            training = stack[-1] if stack else d["training"]
-        if self._call_has_training:
-            kwargs["training"] = training
-        elif "training" in kwargs:
-            del kwargs["training"]
-        if not self._call_has_mask and "mask" in kwargs:
-            # Keras drops `mask=` for a call() that does not take it
-            kwargs.pop("mask")
+        stack, training = self._enter_call(kwargs)
         if self._call_has_mask and kwargs.get("mask") is None:
             mask = tree.get_mask(inputs)
             if mask is not None:
                 kwargs["mask"] = mask
-        if not stack and ctx.LOSS_LAYERS:
-            ctx.clear_call_losses()
-        stack.append(training)
-        if d["_mixed"]:
-            d["_weight_cast"] = d["_compute_torch_dtype"]
-        scope = naming._name_scope
+        state = ctx.STATE
+        casts = state.casts
+        key = id(self)
+        previous_cast = casts.get(key)
+        if d["_mixed"] and not autocast:
+            casts[key] = d["_compute_torch_dtype"]
+        scope = state.scope
         scope.append(d["name"])  # sublayers built inside get "outer/inner/kernel" paths
+        stack.append(training)
         try:
             if d["dynamic"]:
                 outputs = _eager_call(self, args, kwargs)
             else:
                 outputs = self.call(*args, **kwargs)
         finally:
-            scope.pop()
             stack.pop()
-            d["_weight_cast"] = None
+            scope.pop()
+            if previous_cast is None:
+                casts.pop(key, None)
+            else:
+                casts[key] = previous_cast
+            if not stack and state.cast_cache:
+                state.cast_cache.clear()  # free this call's weight copies now
         if outputs is None:
             self._raise_none_output()
         if d["activity_regularizer"] is not None:
@@ -479,13 +512,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     def _build_on_first_call(self, inputs):
         shapes = tree.map_shapes(inputs)
-        device = tree.first_device(inputs)
-        previous = ctx.BUILD_DEVICE[0]
-        ctx.BUILD_DEVICE[0] = device
+        state = ctx.STATE
+        previous = state.build_device
+        state.build_device = tree.first_device(inputs)
         try:
             self.build(shapes)
         finally:
-            ctx.BUILD_DEVICE[0] = previous
+            state.build_device = previous
         d = self.__dict__
         d["built"] = True
         if d["_build_input_shape"] is None:
@@ -613,6 +646,12 @@ def _cast_int_input(x, dtype):
     if mask is not None:
         x._keras_mask = mask
     return x
+
+
+def _torch_autocast_on(inputs) -> bool:
+    """Whether the user's `torch.autocast` is on for the inputs' device."""
+    device = inputs.device if type(inputs) is torch.Tensor else tree.first_device(inputs)
+    return device is not None and torch.is_autocast_enabled(device.type)
 
 
 def _axes_match(x, n, axes) -> bool:

@@ -110,12 +110,12 @@ class Model(Trainer, Layer):
 
         x = make(input_shape)
         kwargs = {"training": False} if self._call_has_training else {}
-        ctx.SYMBOLIC[0] = True  # no losses or metrics from this dry run
+        ctx.STATE.symbolic = True  # no losses or metrics from this dry run
         try:
             with torch.no_grad():
                 self.call(x, **kwargs)
         finally:
-            ctx.SYMBOLIC[0] = False
+            ctx.STATE.symbolic = False
 
     def _build_on_first_call(self, inputs):
         if type(self).build is Model.build:
