@@ -13,13 +13,14 @@ thread share a state that is balanced (empty call stack) at every switch.
 
 - `stack`: the resolved `training` value of every layer call in progress; an
   inner call with no explicit `training=` inherits the innermost one.
-- `entry`: the layer whose call is outermost right now (set by composite
-  calls; a leaf layer called on its own is its own entry).
-- `losses`: `{layer: (entry, [tensors])}` for the `add_loss` tensors of this
-  thread's calls. A layer's tensors are dropped when an outermost call of the
-  layer itself or of a layer containing it starts (Keras 3 clears a layer's
-  losses, sublayers included, at the start of its own outermost call only);
-  calling an unrelated layer keeps them.
+- `entry`: `id()` of the layer whose call is outermost right now (set by
+  every outermost call; an id, so that a deleted model is not kept alive).
+- `losses`: `{id(layer): [weakref(layer), entry id, [tensors]]}` for the
+  `add_loss` tensors of this thread's calls. A layer's tensors are dropped
+  when an outermost call of the layer itself or of a layer containing it
+  starts (Keras 3 clears a layer's losses, sublayers included, at the start
+  of its own outermost call only); calling an unrelated layer keeps them.
+  They are also dropped when the layer is garbage collected.
 - `build_device`: the device of the inputs while a layer builds on its first
   call, so that weights are created next to the data.
 - `symbolic`: True while shapes are being inferred (meta-device runs):
@@ -35,6 +36,7 @@ thread share a state that is balanced (empty call stack) at every switch.
 from __future__ import annotations
 
 import threading
+import weakref
 
 
 class _CallState(threading.local):
@@ -73,33 +75,47 @@ def begin_outermost(layer) -> None:
     losses = state.losses
     if not losses:
         return
+    own = id(layer)
     below = None
-    for holder in list(losses):
-        entry = losses[holder][0]
-        if holder is layer or entry is layer:
-            del losses[holder]
+    for key, held in list(losses.items()):
+        if key == own or held[1] == own:
+            del losses[key]
             continue
         if below is None:
             below = {id(m) for m in layer._flatten_layers(include_self=False)}
-        if id(holder) in below:
-            del losses[holder]
+        if key in below:
+            del losses[key]
 
 
 def record_loss(layer, loss) -> None:
     """Keeps `loss` (a tensor added by `layer.add_loss` during a call)."""
     state = STATE
-    entry = state.entry if state.stack else layer
-    held = state.losses.get(layer)
-    if held is None or held[0] is not entry:
-        held = (entry, held[1] if held is not None else [])
-        state.losses[layer] = held
-    held[1].append(loss)
+    key = id(layer)
+    entry = state.entry if state.stack else key
+    losses = state.losses
+    held = losses.get(key)
+    if held is None:
+        losses[key] = [_dropper(layer, losses, key), entry, [loss]]
+        return
+    held[1] = entry
+    held[2].append(loss)
+
+
+def _dropper(layer, losses, key):
+    """A weak reference to `layer` that drops its entry when it is collected."""
+
+    def drop(ref):
+        held = losses.get(key)
+        if held is not None and held[0] is ref:
+            del losses[key]
+
+    return weakref.ref(layer, drop)
 
 
 def call_losses(layer) -> list:
     """The loss tensors `layer` added during this thread's latest call."""
-    held = STATE.losses.get(layer)
-    return list(held[1]) if held is not None else []
+    held = STATE.losses.get(id(layer))
+    return list(held[2]) if held is not None else []
 
 
 def reset() -> None:

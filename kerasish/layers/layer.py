@@ -402,7 +402,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             if self._call_has_training:
                 kwargs["training"] = training
         if not stack:
-            state.entry = self
+            state.entry = id(self)
             if state.losses or state.cast_cache:
                 ctx.begin_outermost(self)
         return stack, training

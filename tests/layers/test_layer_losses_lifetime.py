@@ -136,3 +136,16 @@ def test_losses_dropped(via):
     else:
         layer(torch.zeros(1, 2))
         assert _values(layer.losses) == [0.0]
+
+
+def test_losses_do_not_keep_a_deleted_layer_alive():
+    import gc
+    import weakref
+
+    layer = keras.layers.Dense(2, activity_regularizer="l2")
+    layer(torch.ones(1, 3))
+    assert len(layer.losses) == 1
+    ref = weakref.ref(layer)
+    del layer
+    gc.collect()
+    assert ref() is None
