@@ -1,4 +1,5 @@
-"""The state of the layer calls in progress, one copy per thread.
+"""The state of the layer calls in progress, one copy per thread
+(`call_context.state()`, or `LOCAL.state` on the per-call path).
 
 Everything here belongs to a call, never to the process: a thread training a
 model and another one running inference (or building a model) at the same
@@ -9,7 +10,9 @@ weight casts. The state lives in a `threading.local` subclass rather than in
 is a graph break. Layer calls never span an `await`, so asyncio tasks in one
 thread share a state that is balanced (empty call stack) at every switch.
 
-`STATE` attributes:
+One `threading.local` read gives the thread's `_CallState` (a plain
+`__slots__` object, so that the per-call path pays one thread-local lookup,
+not one per field). Its attributes:
 
 - `stack`: the resolved `training` value of every layer call in progress; an
   inner call with no explicit `training=` inherits the innermost one.
@@ -29,8 +32,11 @@ thread share a state that is balanced (empty call stack) at every switch.
   know their Keras path (`"outer/dense/kernel"`).
 - `casts`: `{layer: dtype}` for the mixed-precision layers whose call is in
   progress: their float weights read as `dtype` (see `Layer.__getattr__`).
-- `cast_cache`: `{(layer, name): tensor}`, each weight cast once per outermost
-  call (an RNN cell called 40 times in a time loop casts its kernel once).
+- `cast_cache`: `{(id(layer), name, grad mode): tensor}`, each weight cast
+  once per outermost call (an RNN cell called 40 times in a time loop casts
+  its kernel once).
+- `dirty`: True when `losses` or `cast_cache` may hold something, so that an
+  outermost call with nothing to drop reads one flag.
 """
 
 from __future__ import annotations
@@ -39,8 +45,10 @@ import threading
 import weakref
 
 
-class _CallState(threading.local):
-    """Per-thread call state (see the module docstring)."""
+class _CallState:
+    """One thread's call state (see the module docstring)."""
+
+    __slots__ = ("stack", "entry", "losses", "build_device", "symbolic", "scope", "casts", "cast_cache", "dirty")
 
     def __init__(self):
         self.stack = []
@@ -51,28 +59,40 @@ class _CallState(threading.local):
         self.scope = []
         self.casts = {}
         self.cast_cache = {}
+        self.dirty = False
 
 
-STATE = _CallState()
+class _ThreadState(threading.local):
+    def __init__(self):
+        self.state = _CallState()
+
+
+LOCAL = _ThreadState()
+
+
+def state() -> _CallState:
+    """This thread's call state."""
+    return LOCAL.state
 
 
 def in_call() -> bool:
-    return bool(STATE.stack)
+    return bool(LOCAL.state.stack)
 
 
 def current_training():
-    stack = STATE.stack
+    stack = LOCAL.state.stack
     return stack[-1] if stack else None
 
 
 def begin_outermost(layer) -> None:
     """Runs when `layer`'s call starts with no other call in progress (in this
     thread): drops the loss tensors that this call replaces and the weight
-    casts of the previous call. The callers check `STATE.losses or
-    STATE.cast_cache` first, so that a call with nothing to drop pays nothing."""
-    state = STATE
+    casts of the previous call. Callers check `dirty` first, so that a call
+    with nothing to drop pays nothing."""
+    state = LOCAL.state
     state.cast_cache.clear()
     losses = state.losses
+    state.dirty = False
     if not losses:
         return
     own = id(layer)
@@ -85,14 +105,16 @@ def begin_outermost(layer) -> None:
             below = {id(m) for m in layer._flatten_layers(include_self=False)}
         if key in below:
             del losses[key]
+    state.dirty = bool(losses)
 
 
 def record_loss(layer, loss) -> None:
     """Keeps `loss` (a tensor added by `layer.add_loss` during a call)."""
-    state = STATE
+    state = LOCAL.state
     key = id(layer)
     entry = state.entry if state.stack else key
     losses = state.losses
+    state.dirty = True
     held = losses.get(key)
     if held is None:
         losses[key] = [_dropper(layer, losses, key), entry, [loss]]
@@ -114,10 +136,10 @@ def _dropper(layer, losses, key):
 
 def call_losses(layer) -> list:
     """The loss tensors `layer` added during this thread's latest call."""
-    held = STATE.losses.get(id(layer))
+    held = LOCAL.state.losses.get(id(layer))
     return list(held[2]) if held is not None else []
 
 
 def reset() -> None:
     """Forgets this thread's call state (`keras.utils.clear_session()`)."""
-    STATE.__init__()
+    LOCAL.state = _CallState()

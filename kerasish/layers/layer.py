@@ -23,6 +23,7 @@ from torch import nn
 
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
+from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import layer_weights
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.input_spec import assert_input_compatibility
@@ -70,7 +71,7 @@ def _wrap_build(build):
             return build(self, *args, **kwargs)
         d["_in_build"] = True
         args = tuple(tree.to_shape_tuples(a) for a in args)
-        state = ctx.STATE
+        state = ctx.state()
         previous_device = state.build_device
         if previous_device is None:
             state.build_device = d.get("_device_hint")
@@ -242,7 +243,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         """A mixed-precision layer's float weight, as its compute dtype while
         the layer's call runs in this thread; cast once per outermost call
         (and grad mode), however often `call` reads it."""
-        state = ctx.STATE
+        state = _LOCAL.state
         cast = state.casts.get(id(self))
         if cast is None or value.dtype is cast or not value.is_floating_point():
             return value
@@ -254,6 +255,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         cached = state.cast_cache.get(key)
         if cached is None or cached.dtype is not cast:
             cached = state.cast_cache[key] = value.to(cast)
+            state.dirty = True
         return cached
 
     def __setattr__(self, name, value):
@@ -385,7 +387,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         and drops the losses and weight casts it replaces.
         Returns this thread's call stack and the resolved training value.
         """
-        state = ctx.STATE
+        state = _LOCAL.state
         stack = state.stack
         if kwargs:
             training = kwargs.get("training")
@@ -403,7 +405,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 kwargs["training"] = training
         if not stack:
             state.entry = id(self)
-            if state.losses or state.cast_cache:
+            if state.dirty:
                 ctx.begin_outermost(self)
         return stack, training
 
@@ -473,7 +475,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             mask = tree.get_mask(inputs)
             if mask is not None:
                 kwargs["mask"] = mask
-        state = ctx.STATE
+        state = _LOCAL.state
         casts = state.casts
         key = id(self)
         previous_cast = casts.get(key)
@@ -512,7 +514,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     def _build_on_first_call(self, inputs):
         shapes = tree.map_shapes(inputs)
-        state = ctx.STATE
+        state = ctx.state()
         previous = state.build_device
         state.build_device = tree.first_device(inputs)
         try:

@@ -33,7 +33,7 @@ class LayerLossesMixin:
         them (Keras 3 behaviour). Zero-argument callables stay and are
         evaluated each time `losses` is read.
         """
-        if ctx.STATE.symbolic:
+        if ctx.state().symbolic:
             return
         d = self.__dict__
         for loss in losses if isinstance(losses, (list, tuple)) else [losses]:
@@ -79,7 +79,7 @@ class LayerLossesMixin:
         from kerasish.metrics import Mean
         from kerasish.metrics import Metric
 
-        if ctx.STATE.symbolic:
+        if ctx.state().symbolic:
             return
         if isinstance(value, KerasTensor):
             from kerasish.models import symbolic_ops

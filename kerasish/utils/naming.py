@@ -38,12 +38,12 @@ def reset_uids() -> None:
 
 
 # The names of the layers being called or built (per thread, in
-# `call_context.STATE.scope`), so that weights know their Keras path
+# `call_context.state().scope`), so that weights know their Keras path
 # ("outer/dense/kernel") from where they were created.
 
 
 def current_path(name: str) -> str:
-    return "/".join([*ctx.STATE.scope, name])
+    return "/".join([*ctx.state().scope, name])
 
 
 class name_scope:
@@ -55,7 +55,7 @@ class name_scope:
         self.name = name
 
     def __enter__(self):
-        ctx.STATE.scope.append(self.name)
+        ctx.state().scope.append(self.name)
 
     def __exit__(self, *exc):
-        ctx.STATE.scope.pop()
+        ctx.state().scope.pop()
