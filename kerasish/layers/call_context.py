@@ -16,8 +16,9 @@ not one per field). Its attributes:
 
 - `stack`: the resolved `training` value of every layer call in progress; an
   inner call with no explicit `training=` inherits the innermost one.
-- `entry`: `id()` of the layer whose call is outermost right now (set by
-  every outermost call; an id, so that a deleted model is not kept alive).
+- `entry`: `id()` of the layer whose call pushed the bottom of `stack` (an
+  id, so that a deleted model is not kept alive). While `stack` is empty no
+  one is below a call: a loss added then belongs to its own layer.
 - `losses`: `{id(layer): [weakref(layer), entry id, [tensors]]}` for the
   `add_loss` tensors of this thread's calls. A layer's tensors are dropped
   when an outermost call of the layer itself or of a layer containing it

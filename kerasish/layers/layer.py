@@ -235,7 +235,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 # a property raised AttributeError: surface its own message
                 return prop.fget(self)
             return nn.Module.__getattr__(self, name)
-        if d.get("_mixed") and value is not None:
+        if d["_mixed"] and value is not None:
             return self._cast_weight(name, value)
         return value
 
@@ -338,61 +338,50 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         self.built = True
 
     def forward(self, *args, **kwargs):
-        """The Keras `__call__` pipeline (see the module docstring)."""
-        d = self.__dict__
-        if d["_plain"] and args:
-            # Hot path: a built layer with no input_spec, masking, activity
-            # regularizer or mixed policy, called on a single tensor.
-            x = args[0]
-            if type(x) is torch.Tensor and (
-                x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs)
-            ):
-                spec = d["_fast_spec"]
-                if spec is not None:
-                    ndim, min_ndim, max_ndim, axes = spec
-                    n = x.dim()
-                    if (
-                        (ndim is not None and n != ndim)
-                        or (min_ndim is not None and n < min_ndim)
-                        or (max_ndim is not None and n > max_ndim)
-                        or (axes and not _axes_match(x, n, axes))
-                    ):
-                        assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
-                stack, training = self._enter_call(kwargs)
-                if d["_modules"]:
-                    # sublayers inherit this call's training mode
-                    stack.append(training)
-                    try:
-                        outputs = self.call(*args, **kwargs)
-                    finally:
-                        stack.pop()
-                else:
-                    outputs = self.call(*args, **kwargs)
-                if outputs is None:
-                    self._raise_none_output()
-                if d["supports_masking"]:
-                    mask = tree.get_mask(x)
-                    if mask is not None:
-                        tree.set_mask(outputs, mask)
-                return outputs
-        return self._keras_call(args, kwargs)
+        """The Keras `__call__` pipeline (see the module docstring).
 
-    def _enter_call(self, kwargs):
-        """The rules every call follows, whichever path `forward` takes.
-
-        Training: an explicit `training=` wins, then the call in progress
-        (this thread's), then `module.training`; `kwargs` gets it only when
-        `call` takes it, and loses `mask=` when `call` does not take one (as
-        Keras drops it). An outermost call is the entry of the calls below it
-        and drops the losses and weight casts it replaces.
-        Returns this thread's call stack and the resolved training value.
+        One pipeline with one shortcut: a layer whose `_plain` flag is set
+        (built, no activity regularizer, no masking, not mixed, not dynamic,
+        at most a simple input_spec) called on one tensor already of its
+        compute dtype skips input conversion, building and casting, and its
+        call opens no name scope (nothing is built inside) and no weight cast.
+        Every rule both kinds of call follow (training, arguments, outermost
+        call, outputs) is written once, below.
         """
+        d = self.__dict__
+        x = args[0] if args else None
+        if (
+            d["_plain"]
+            and type(x) is torch.Tensor
+            and (x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs))
+        ):
+            fast = True
+            spec = d["_fast_spec"]
+            if spec is not None:
+                ndim, min_ndim, max_ndim, axes = spec
+                n = x.dim()
+                if (
+                    (ndim is not None and n != ndim)
+                    or (min_ndim is not None and n < min_ndim)
+                    or (max_ndim is not None and n > max_ndim)
+                    or (axes and not _axes_match(x, n, axes))
+                ):
+                    assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
+        else:
+            fast = False
+            args, x, cast_weights = self._prepare_inputs(args, kwargs)
+            if args is None:
+                return x  # a symbolic call: the output KerasTensors
+
+        # training: an explicit `training=` wins, then the call in progress
+        # (this thread's), then `module.training`; `call` gets it only when it
+        # takes it, and loses `mask=` when it takes none (Keras drops it)
         state = _LOCAL.state
         stack = state.stack
         if kwargs:
             training = kwargs.get("training")
             if training is None:
-                training = stack[-1] if stack else self.__dict__["training"]
+                training = stack[-1] if stack else d["training"]
             if self._call_has_training:
                 kwargs["training"] = training
             elif "training" in kwargs:
@@ -400,14 +389,119 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             if "mask" in kwargs and not self._call_has_mask:
                 del kwargs["mask"]
         else:
-            training = stack[-1] if stack else self.__dict__["training"]
+            training = stack[-1] if stack else d["training"]
             if self._call_has_training:
                 kwargs["training"] = training
+        if not stack and state.dirty:
+            ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
+
+        if fast:
+            if d["_modules"]:
+                if not stack:
+                    state.entry = id(self)  # the outermost call of the calls below
+                stack.append(training)  # sublayers inherit this call's training mode
+                try:
+                    outputs = self.call(*args, **kwargs)
+                finally:
+                    stack.pop()
+            else:
+                outputs = self.call(*args, **kwargs)
+        else:
+            outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
+
+        if outputs is None:
+            self._raise_none_output()
+        if d["activity_regularizer"] is not None:
+            self._add_activity_loss(outputs)
+        if d["supports_masking"] or self._has_compute_mask:
+            self._attach_mask(outputs, x, kwargs)
+        return outputs
+
+    def _prepare_inputs(self, args, kwargs):
+        """Converts the inputs, builds on the first call, checks input_spec and
+        casts floating inputs to the compute dtype. Returns `(args, inputs,
+        cast_weights)`, or `(None, outputs, None)` for a symbolic call."""
+        d = self.__dict__
+        if args:
+            inputs = args[0]
+        else:
+            first = self._call_first_arg
+            if first not in kwargs:
+                raise ValueError(
+                    f"Layer '{d['name']}': the first argument to `Layer.call` must always be passed "
+                    f"(as a positional argument or as `{first}=`)."
+                )
+            inputs = kwargs.pop(first)
+            args = (inputs,)
+        if type(inputs) is not torch.Tensor:
+            if tree.any_symbolic(inputs) or tree.any_symbolic_args(args, kwargs):
+                from kerasish.models import symbolic_ops
+
+                return None, symbolic_ops.symbolic_layer_call(self, args, kwargs), None
+            inputs = tree.convert_inputs(inputs)
+            args = (inputs, *args[1:])
+        if not d["built"]:
+            self._build_on_first_call(inputs)
+        if d["_input_spec"] is not None:
+            assert_input_compatibility(d["_input_spec"], inputs, d["name"])
+        # under the user's torch.autocast the ops choose their dtypes: no
+        # input cast, no weight cast
+        autocast = _torch_autocast_on(inputs) if d["_cast_inputs"] or d["_mixed"] else False
+        if d["_cast_inputs"] and not autocast:
+            cast = tree.cast_floating(inputs, d["_compute_torch_dtype"])
+            if cast is not inputs:
+                inputs = cast
+                args = (inputs, *args[1:])
+        if self._float_inputs and type(inputs) is torch.Tensor and not inputs.is_floating_point():
+            inputs = _cast_int_input(inputs, d["_compute_torch_dtype"])
+            args = (inputs, *args[1:])
+        return args, inputs, d["_mixed"] and not autocast
+
+    def _full_call(self, d, state, args, kwargs, inputs, training, cast_weights):
+        """`call` with what the shortcut skips: the input mask passed as
+        `mask=`, the layer's name scope (weights built inside get
+        "outer/inner/kernel" paths), the mixed-precision weight cast, and
+        `dynamic=True`."""
+        if self._call_has_mask and kwargs.get("mask") is None:
+            mask = tree.get_mask(inputs)
+            if mask is not None:
+                kwargs["mask"] = mask
+        stack = state.stack
+        casts = state.casts
+        key = id(self)
+        previous_cast = casts.get(key)
+        if cast_weights:
+            casts[key] = d["_compute_torch_dtype"]
+        scope = state.scope
+        scope.append(d["name"])
         if not stack:
-            state.entry = id(self)
-            if state.dirty:
-                ctx.begin_outermost(self)
-        return stack, training
+            state.entry = key  # the outermost call of the calls below
+        stack.append(training)
+        try:
+            if d["dynamic"]:
+                return _eager_call(self, args, kwargs)
+            return self.call(*args, **kwargs)
+        finally:
+            stack.pop()
+            scope.pop()
+            if previous_cast is None:
+                casts.pop(key, None)
+            else:
+                casts[key] = previous_cast
+            if not stack and state.cast_cache:
+                state.cast_cache.clear()  # free this call's weight copies now
+
+    def _attach_mask(self, outputs, inputs, kwargs):
+        """The output mask: `compute_mask` when the class overrides it (or
+        takes `mask=` in `call`), else the input mask passed through."""
+        if self._has_compute_mask or self._call_has_mask:
+            previous = kwargs.get("mask") if self._call_has_mask else tree.get_mask(inputs)
+            if self._has_compute_mask or previous is not None:
+                tree.set_mask(outputs, self.compute_mask(inputs, previous))
+        else:
+            previous = tree.get_mask(inputs)
+            if previous is not None:
+                tree.set_mask(outputs, previous)
 
     def _raise_none_output(self):
         raise ValueError(
@@ -435,82 +529,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             and not self._call_has_mask
             and d.get("_initial_weights") is None
         )
-
-    def _keras_call(self, args, kwargs):
-        d = self.__dict__
-        if args:
-            inputs = args[0]
-        else:
-            first = self._call_first_arg
-            if first not in kwargs:
-                raise ValueError(
-                    f"Layer '{d['name']}': the first argument to `Layer.call` must always be passed "
-                    f"(as a positional argument or as `{first}=`)."
-                )
-            inputs = kwargs.pop(first)
-            args = (inputs,)
-        if type(inputs) is not torch.Tensor:
-            if tree.any_symbolic(inputs) or tree.any_symbolic_args(args, kwargs):
-                from kerasish.models import symbolic_ops
-
-                return symbolic_ops.symbolic_layer_call(self, args, kwargs)
-            inputs = tree.convert_inputs(inputs)
-            args = (inputs, *args[1:])
-        if not d["built"]:
-            self._build_on_first_call(inputs)
-        if d["_input_spec"] is not None:
-            assert_input_compatibility(d["_input_spec"], inputs, d["name"])
-        autocast = _torch_autocast_on(inputs) if d["_cast_inputs"] or d["_mixed"] else False
-        if d["_cast_inputs"] and not autocast:
-            # under the user's torch.autocast the ops choose their dtypes
-            cast = tree.cast_floating(inputs, d["_compute_torch_dtype"])
-            if cast is not inputs:
-                inputs = cast
-                args = (inputs, *args[1:])
-        if self._float_inputs and type(inputs) is torch.Tensor and not inputs.is_floating_point():
-            inputs = _cast_int_input(inputs, d["_compute_torch_dtype"])
-            args = (inputs, *args[1:])
-        stack, training = self._enter_call(kwargs)
-        if self._call_has_mask and kwargs.get("mask") is None:
-            mask = tree.get_mask(inputs)
-            if mask is not None:
-                kwargs["mask"] = mask
-        state = _LOCAL.state
-        casts = state.casts
-        key = id(self)
-        previous_cast = casts.get(key)
-        if d["_mixed"] and not autocast:
-            casts[key] = d["_compute_torch_dtype"]
-        scope = state.scope
-        scope.append(d["name"])  # sublayers built inside get "outer/inner/kernel" paths
-        stack.append(training)
-        try:
-            if d["dynamic"]:
-                outputs = _eager_call(self, args, kwargs)
-            else:
-                outputs = self.call(*args, **kwargs)
-        finally:
-            stack.pop()
-            scope.pop()
-            if previous_cast is None:
-                casts.pop(key, None)
-            else:
-                casts[key] = previous_cast
-            if not stack and state.cast_cache:
-                state.cast_cache.clear()  # free this call's weight copies now
-        if outputs is None:
-            self._raise_none_output()
-        if d["activity_regularizer"] is not None:
-            self._add_activity_loss(outputs)
-        if self._has_compute_mask or (d["supports_masking"] and self._call_has_mask):
-            previous = kwargs.get("mask") if self._call_has_mask else tree.get_mask(inputs)
-            if self._has_compute_mask or previous is not None:
-                tree.set_mask(outputs, self.compute_mask(inputs, previous))
-        elif d["supports_masking"]:
-            previous = tree.get_mask(inputs)
-            if previous is not None:
-                tree.set_mask(outputs, previous)
-        return outputs
 
     def _build_on_first_call(self, inputs):
         shapes = tree.map_shapes(inputs)
