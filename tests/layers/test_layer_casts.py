@@ -113,3 +113,35 @@ def test_without_autocast_float32_layers_still_cast_inputs():
     layer = keras.layers.Dense(2)
     out = layer(torch.ones(1, 3, dtype=torch.bfloat16))
     assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("make", "n_losses"),
+    [
+        (lambda: keras.layers.Dense(4, dtype="mixed_bfloat16"), 0),
+        (lambda: keras.layers.Dense(4, activity_regularizer="l2"), 1),
+        (
+            lambda: keras.Sequential(
+                [keras.Input((8,)), keras.layers.Dense(4, dtype="mixed_bfloat16", activity_regularizer="l2"),
+                 keras.layers.Dense(2)]
+            ),
+            1,
+        ),
+    ],
+    ids=["mixed", "activity_regularizer", "nested"],
+)
+def test_per_thread_state_compiles_without_breaks_or_recompiles(make, n_losses):
+    """Reading the thread-local call state, the per-call weight cast and the
+    loss bookkeeping trace with fullgraph=True and settle after warm-up."""
+    torch._dynamo.reset()
+    layer = make()
+    x = torch.randn(4, 8)
+    expected = layer(x)
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    compiled(x)
+    compiled(x)  # second call: losses from the first are now held
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        out = compiled(x)
+        out = compiled(x)
+    torch.testing.assert_close(out, expected)
+    assert len(layer.losses) == n_losses  # the latest compiled call's, not an accumulation
