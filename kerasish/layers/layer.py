@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import types
 
 import torch
 from torch import nn
@@ -25,6 +24,11 @@ from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import layer_weights
+from kerasish.layers.layer_call import axes_match
+from kerasish.layers.layer_call import cast_int_input
+from kerasish.layers.layer_call import eager_call
+from kerasish.layers.layer_call import forward_for
+from kerasish.layers.layer_call import torch_autocast_on
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.input_spec import assert_input_compatibility
 from kerasish.layers.layer_config import LayerConfigMixin
@@ -151,7 +155,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         if "build" in cls.__dict__ and not getattr(cls.__dict__["build"], "_kerasish_build_wrapper", False):
             cls.build = _wrap_build(cls.__dict__["build"])
         if "forward" not in cls.__dict__ and cls.forward is Layer.forward:
-            cls.forward = _forward_for(cls)
+            cls.forward = forward_for(cls, Layer.forward)
         call = cls.call
         params = inspect.signature(call).parameters
         names = list(params)[1:]
@@ -364,7 +368,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                     (ndim is not None and n != ndim)
                     or (min_ndim is not None and n < min_ndim)
                     or (max_ndim is not None and n > max_ndim)
-                    or (axes and not _axes_match(x, n, axes))
+                    or (axes and not axes_match(x, n, axes))
                 ):
                     assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
         else:
@@ -446,14 +450,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             assert_input_compatibility(d["_input_spec"], inputs, d["name"])
         # under the user's torch.autocast the ops choose their dtypes: no
         # input cast, no weight cast
-        autocast = _torch_autocast_on(inputs) if d["_cast_inputs"] or d["_mixed"] else False
+        autocast = torch_autocast_on(inputs) if d["_cast_inputs"] or d["_mixed"] else False
         if d["_cast_inputs"] and not autocast:
             cast = tree.cast_floating(inputs, d["_compute_torch_dtype"])
             if cast is not inputs:
                 inputs = cast
                 args = (inputs, *args[1:])
         if self._float_inputs and type(inputs) is torch.Tensor and not inputs.is_floating_point():
-            inputs = _cast_int_input(inputs, d["_compute_torch_dtype"])
+            inputs = cast_int_input(inputs, d["_compute_torch_dtype"])
             args = (inputs, *args[1:])
         return args, inputs, d["_mixed"] and not autocast
 
@@ -479,7 +483,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         stack.append(training)
         try:
             if d["dynamic"]:
-                return _eager_call(self, args, kwargs)
+                return eager_call(self, args, kwargs)
             return self.call(*args, **kwargs)
         finally:
             stack.pop()
@@ -636,58 +640,3 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
 
 Layer.build = _wrap_build(Layer.__dict__["build"])
-
-
-def _forward_for(cls):
-    """`Layer.forward` with a code object of the class's own.
-
-    torch.compile keys its caches and its automatic-dynamic-shape memory by
-    code object. Sharing `Layer.forward`'s code across every layer class would
-    make the compiled code of one model count against another's recompile
-    limit and mark dimensions dynamic because *another* model saw other
-    shapes; hand-written torch modules each have their own `forward`, and so
-    does every kerasish layer class.
-    """
-    base = Layer.forward
-    # unique per class object (classes defined in a function share a qualname)
-    name = f"{cls.__qualname__}.forward@{id(cls):x}"
-    code = base.__code__.replace(co_name=name, co_qualname=name)
-    fn = types.FunctionType(code, base.__globals__, "forward", base.__defaults__, base.__closure__)
-    fn.__doc__ = base.__doc__
-    fn.__qualname__ = f"{cls.__qualname__}.forward"
-    fn.__kwdefaults__ = base.__kwdefaults__
-    return fn
-
-
-def _cast_int_input(x, dtype):
-    """An integer/bool tensor as `dtype`, keeping its Keras mask."""
-    mask = getattr(x, "_keras_mask", None)
-    x = x.to(dtype)
-    if mask is not None:
-        x._keras_mask = mask
-    return x
-
-
-def _torch_autocast_on(inputs) -> bool:
-    """Whether the user's `torch.autocast` is on for the inputs' device."""
-    device = inputs.device if type(inputs) is torch.Tensor else tree.first_device(inputs)
-    return device is not None and torch.is_autocast_enabled(device.type)
-
-
-def _axes_match(x, n, axes) -> bool:
-    shape = x.shape
-    for axis, value in axes:
-        if not -n <= axis < n or shape[axis] != value:
-            return False
-    return True
-
-
-def _eager_call(layer, args, kwargs):
-    return layer.call(*args, **kwargs)
-
-
-# `dynamic=True`: the layer's call is never traced by torch.compile.
-try:
-    _eager_call = torch._dynamo.disable(_eager_call, recursive=True)  # noqa: F811
-except Exception:  # pragma: no cover - dynamo missing on exotic builds
-    pass
