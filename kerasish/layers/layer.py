@@ -417,8 +417,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             self._raise_none_output()
         if d["activity_regularizer"] is not None:
             self._add_activity_loss(outputs)
+        # the output mask: `compute_mask` when the class overrides it (or
+        # its `call` takes `mask=`), else the input mask passed through
         if d["supports_masking"] or self._has_compute_mask:
-            self._attach_mask(outputs, x, kwargs)
+            if self._has_compute_mask or self._call_has_mask:
+                previous = kwargs.get("mask") if self._call_has_mask else tree.get_mask(x)
+                if self._has_compute_mask or previous is not None:
+                    tree.set_mask(outputs, self.compute_mask(x, previous))
+            else:
+                previous = tree.get_mask(x)
+                if previous is not None:
+                    tree.set_mask(outputs, previous)
         return outputs
 
     def _prepare_inputs(self, args, kwargs):
@@ -494,18 +503,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 casts[key] = previous_cast
             if not stack and state.cast_cache:
                 state.cast_cache.clear()  # free this call's weight copies now
-
-    def _attach_mask(self, outputs, inputs, kwargs):
-        """The output mask: `compute_mask` when the class overrides it (or
-        takes `mask=` in `call`), else the input mask passed through."""
-        if self._has_compute_mask or self._call_has_mask:
-            previous = kwargs.get("mask") if self._call_has_mask else tree.get_mask(inputs)
-            if self._has_compute_mask or previous is not None:
-                tree.set_mask(outputs, self.compute_mask(inputs, previous))
-        else:
-            previous = tree.get_mask(inputs)
-            if previous is not None:
-                tree.set_mask(outputs, previous)
 
     def _raise_none_output(self):
         raise ValueError(
