@@ -201,7 +201,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["built"] = False
         d["supports_masking"] = type(self)._has_compute_mask
         d["_input_spec"] = None
-        d["_losses"] = []
         d["_callable_losses"] = []
         d["_no_autocast"] = set()  # weights created with add_weight(autocast=False)
         d["_metrics"] = []
