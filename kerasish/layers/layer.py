@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import functools
 import inspect
-import types
 
 import torch
 from torch import nn
 
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
+from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import layer_weights
+from kerasish.layers.layer_call import axes_match
+from kerasish.layers.layer_call import cast_int_input
+from kerasish.layers.layer_call import eager_call
+from kerasish.layers.layer_call import forward_for
+from kerasish.layers.layer_call import torch_autocast_on
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.input_spec import assert_input_compatibility
 from kerasish.layers.layer_config import LayerConfigMixin
@@ -70,16 +75,15 @@ def _wrap_build(build):
             return build(self, *args, **kwargs)
         d["_in_build"] = True
         args = tuple(tree.to_shape_tuples(a) for a in args)
-        device = ctx.BUILD_DEVICE[0]
-        if device is None:
-            device = d.get("_device_hint")
-        previous_device = ctx.BUILD_DEVICE[0]
-        ctx.BUILD_DEVICE[0] = device
+        state = ctx.state()
+        previous_device = state.build_device
+        if previous_device is None:
+            state.build_device = d.get("_device_hint")
         try:
             with naming.name_scope(self.name):
                 out = build(self, *args, **kwargs)
         finally:
-            ctx.BUILD_DEVICE[0] = previous_device
+            state.build_device = previous_device
             d["_in_build"] = False
         d["built"] = True
         if args:
@@ -151,7 +155,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         if "build" in cls.__dict__ and not getattr(cls.__dict__["build"], "_kerasish_build_wrapper", False):
             cls.build = _wrap_build(cls.__dict__["build"])
         if "forward" not in cls.__dict__ and cls.forward is Layer.forward:
-            cls.forward = _forward_for(cls)
+            cls.forward = forward_for(cls, Layer.forward)
         call = cls.call
         params = inspect.signature(call).parameters
         names = list(params)[1:]
@@ -197,13 +201,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["built"] = False
         d["supports_masking"] = type(self)._has_compute_mask
         d["_input_spec"] = None
-        d["_losses"] = []
         d["_callable_losses"] = []
         d["_no_autocast"] = set()  # weights created with add_weight(autocast=False)
         d["_metrics"] = []
         d["_inbound_nodes"] = []
         d["_device_hint"] = None
-        d["_weight_cast"] = None
         d["_build_input_shape"] = None
         d["_plain"] = False
         from kerasish import regularizers
@@ -236,11 +238,28 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 # a property raised AttributeError: surface its own message
                 return prop.fget(self)
             return nn.Module.__getattr__(self, name)
-        cast = d["_weight_cast"]
-        if cast is not None and value is not None and value.dtype != cast and value.is_floating_point():
-            if name not in d["_no_autocast"]:
-                return value.to(cast)
+        if d["_mixed"] and value is not None:
+            return self._cast_weight(name, value)
         return value
+
+    def _cast_weight(self, name, value):
+        """A mixed-precision layer's float weight, as its compute dtype while
+        the layer's call runs in this thread; cast once per outermost call
+        (and grad mode), however often `call` reads it."""
+        state = _LOCAL.state
+        cast = state.casts.get(id(self))
+        if cast is None or value.dtype is cast or not value.is_floating_point():
+            return value
+        if name in self.__dict__["_no_autocast"]:
+            return value
+        if torch.compiler.is_compiling():  # the compiler merges repeated casts itself
+            return value.to(cast)
+        key = (id(self), name, torch.is_grad_enabled())
+        cached = state.cast_cache.get(key)
+        if cached is None or cached.dtype is not cast:
+            cached = state.cast_cache[key] = value.to(cast)
+            state.dirty = True
+        return cached
 
     def __setattr__(self, name, value):
         d = self.__dict__
@@ -322,55 +341,167 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         self.built = True
 
     def forward(self, *args, **kwargs):
-        """The Keras `__call__` pipeline (see the module docstring)."""
+        """The Keras `__call__` pipeline (see the module docstring).
+
+        One pipeline with one shortcut: a layer whose `_plain` flag is set
+        (built, no activity regularizer, no masking, not mixed, not dynamic,
+        at most a simple input_spec) called on one tensor already of its
+        compute dtype skips input conversion, building and casting, and its
+        call opens no name scope (nothing is built inside) and no weight cast.
+        Every rule both kinds of call follow (training, arguments, outermost
+        call, outputs) is written once, below.
+        """
         d = self.__dict__
-        if d["_plain"] and args:
-            # Hot path: a built layer with no input_spec, masking, activity
-            # regularizer or mixed policy, called on a single tensor.
-            x = args[0]
-            if type(x) is torch.Tensor and (
-                x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs)
-            ):
-                spec = d["_fast_spec"]
-                if spec is not None:
-                    ndim, min_ndim, max_ndim, axes = spec
-                    n = x.dim()
-                    if (
-                        (ndim is not None and n != ndim)
-                        or (min_ndim is not None and n < min_ndim)
-                        or (max_ndim is not None and n > max_ndim)
-                        or (axes and not _axes_match(x, n, axes))
-                    ):
-                        assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
-                stack = ctx.CALL_STACK
-                training = kwargs.get("training") if kwargs else None
-                if training is None:
-                    training = stack[-1] if stack else d["training"]
-                if self._call_has_training:
-                    kwargs["training"] = training
-                elif kwargs and "training" in kwargs:
-                    del kwargs["training"]
-                if kwargs and "mask" in kwargs:  # this class's call takes no mask
-                    del kwargs["mask"]
-                if not stack and ctx.LOSS_LAYERS:
-                    ctx.clear_call_losses()
-                if d["_modules"]:
-                    # sublayers inherit this call's training mode
-                    stack.append(training)
-                    try:
-                        outputs = self.call(*args, **kwargs)
-                    finally:
-                        stack.pop()
-                else:
+        x = args[0] if args else None
+        if (
+            d["_plain"]
+            and type(x) is torch.Tensor
+            and (x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs))
+        ):
+            fast = True
+            spec = d["_fast_spec"]
+            if spec is not None:
+                ndim, min_ndim, max_ndim, axes = spec
+                n = x.dim()
+                if (
+                    (ndim is not None and n != ndim)
+                    or (min_ndim is not None and n < min_ndim)
+                    or (max_ndim is not None and n > max_ndim)
+                    or (axes and not axes_match(x, n, axes))
+                ):
+                    assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
+        else:
+            fast = False
+            args, x, cast_weights = self._prepare_inputs(args, kwargs)
+            if args is None:
+                return x  # a symbolic call: the output KerasTensors
+
+        # training: an explicit `training=` wins, then the call in progress
+        # (this thread's), then `module.training`; `call` gets it only when it
+        # takes it, and loses `mask=` when it takes none (Keras drops it)
+        state = _LOCAL.state
+        stack = state.stack
+        if kwargs:
+            training = kwargs.get("training")
+            if training is None:
+                training = stack[-1] if stack else d["training"]
+            if self._call_has_training:
+                kwargs["training"] = training
+            elif "training" in kwargs:
+                del kwargs["training"]
+            if "mask" in kwargs and not self._call_has_mask:
+                del kwargs["mask"]
+        else:
+            training = stack[-1] if stack else d["training"]
+            if self._call_has_training:
+                kwargs["training"] = training
+        if not stack and state.dirty:
+            ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
+
+        if fast:
+            if d["_modules"]:
+                if not stack:
+                    state.entry = id(self)  # the outermost call of the calls below
+                stack.append(training)  # sublayers inherit this call's training mode
+                try:
                     outputs = self.call(*args, **kwargs)
-                if outputs is None:
-                    self._raise_none_output()
-                if d["supports_masking"]:
-                    mask = tree.get_mask(x)
-                    if mask is not None:
-                        tree.set_mask(outputs, mask)
-                return outputs
-        return self._keras_call(args, kwargs)
+                finally:
+                    stack.pop()
+            else:
+                outputs = self.call(*args, **kwargs)
+        else:
+            outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
+
+        if outputs is None:
+            self._raise_none_output()
+        if d["activity_regularizer"] is not None:
+            self._add_activity_loss(outputs)
+        # the output mask: `compute_mask` when the class overrides it (or
+        # its `call` takes `mask=`), else the input mask passed through
+        if d["supports_masking"] or self._has_compute_mask:
+            if self._has_compute_mask or self._call_has_mask:
+                previous = kwargs.get("mask") if self._call_has_mask else tree.get_mask(x)
+                if self._has_compute_mask or previous is not None:
+                    tree.set_mask(outputs, self.compute_mask(x, previous))
+            else:
+                previous = tree.get_mask(x)
+                if previous is not None:
+                    tree.set_mask(outputs, previous)
+        return outputs
+
+    def _prepare_inputs(self, args, kwargs):
+        """Converts the inputs, builds on the first call, checks input_spec and
+        casts floating inputs to the compute dtype. Returns `(args, inputs,
+        cast_weights)`, or `(None, outputs, None)` for a symbolic call."""
+        d = self.__dict__
+        if args:
+            inputs = args[0]
+        else:
+            first = self._call_first_arg
+            if first not in kwargs:
+                raise ValueError(
+                    f"Layer '{d['name']}': the first argument to `Layer.call` must always be passed "
+                    f"(as a positional argument or as `{first}=`)."
+                )
+            inputs = kwargs.pop(first)
+            args = (inputs,)
+        if type(inputs) is not torch.Tensor:
+            if tree.any_symbolic(inputs) or tree.any_symbolic_args(args, kwargs):
+                from kerasish.models import symbolic_ops
+
+                return None, symbolic_ops.symbolic_layer_call(self, args, kwargs), None
+            inputs = tree.convert_inputs(inputs)
+            args = (inputs, *args[1:])
+        if not d["built"]:
+            self._build_on_first_call(inputs)
+        if d["_input_spec"] is not None:
+            assert_input_compatibility(d["_input_spec"], inputs, d["name"])
+        # under the user's torch.autocast the ops choose their dtypes: no
+        # input cast, no weight cast
+        autocast = torch_autocast_on(inputs) if d["_cast_inputs"] or d["_mixed"] else False
+        if d["_cast_inputs"] and not autocast:
+            cast = tree.cast_floating(inputs, d["_compute_torch_dtype"])
+            if cast is not inputs:
+                inputs = cast
+                args = (inputs, *args[1:])
+        if self._float_inputs and type(inputs) is torch.Tensor and not inputs.is_floating_point():
+            inputs = cast_int_input(inputs, d["_compute_torch_dtype"])
+            args = (inputs, *args[1:])
+        return args, inputs, d["_mixed"] and not autocast
+
+    def _full_call(self, d, state, args, kwargs, inputs, training, cast_weights):
+        """`call` with what the shortcut skips: the input mask passed as
+        `mask=`, the layer's name scope (weights built inside get
+        "outer/inner/kernel" paths), the mixed-precision weight cast, and
+        `dynamic=True`."""
+        if self._call_has_mask and kwargs.get("mask") is None:
+            mask = tree.get_mask(inputs)
+            if mask is not None:
+                kwargs["mask"] = mask
+        stack = state.stack
+        casts = state.casts
+        key = id(self)
+        previous_cast = casts.get(key)
+        if cast_weights:
+            casts[key] = d["_compute_torch_dtype"]
+        scope = state.scope
+        scope.append(d["name"])
+        if not stack:
+            state.entry = key  # the outermost call of the calls below
+        stack.append(training)
+        try:
+            if d["dynamic"]:
+                return eager_call(self, args, kwargs)
+            return self.call(*args, **kwargs)
+        finally:
+            stack.pop()
+            scope.pop()
+            if previous_cast is None:
+                casts.pop(key, None)
+            else:
+                casts[key] = previous_cast
+            if not stack and state.cast_cache:
+                state.cast_cache.clear()  # free this call's weight copies now
 
     def _raise_none_output(self):
         raise ValueError(
@@ -399,93 +530,15 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             and d.get("_initial_weights") is None
         )
 
-    def _keras_call(self, args, kwargs):
-        d = self.__dict__
-        if args:
-            inputs = args[0]
-        else:
-            first = self._call_first_arg
-            if first not in kwargs:
-                raise ValueError(
-                    f"Layer '{d['name']}': the first argument to `Layer.call` must always be passed "
-                    f"(as a positional argument or as `{first}=`)."
-                )
-            inputs = kwargs.pop(first)
-            args = (inputs,)
-        if type(inputs) is not torch.Tensor:
-            if tree.any_symbolic(inputs) or tree.any_symbolic_args(args, kwargs):
-                from kerasish.models import symbolic_ops
-
-                return symbolic_ops.symbolic_layer_call(self, args, kwargs)
-            inputs = tree.convert_inputs(inputs)
-            args = (inputs, *args[1:])
-        if not d["built"]:
-            self._build_on_first_call(inputs)
-        if d["_input_spec"] is not None:
-            assert_input_compatibility(d["_input_spec"], inputs, d["name"])
-        if d["_cast_inputs"]:
-            cast = tree.cast_floating(inputs, d["_compute_torch_dtype"])
-            if cast is not inputs:
-                inputs = cast
-                args = (inputs, *args[1:])
-        if self._float_inputs and type(inputs) is torch.Tensor and not inputs.is_floating_point():
-            inputs = _cast_int_input(inputs, d["_compute_torch_dtype"])
-            args = (inputs, *args[1:])
-        # training: explicit argument > the outer call > module.training
-        stack = ctx.CALL_STACK
-        training = kwargs.get("training")
-        if training is None:
-            training = stack[-1] if stack else d["training"]
-        if self._call_has_training:
-            kwargs["training"] = training
-        elif "training" in kwargs:
-            del kwargs["training"]
-        if not self._call_has_mask and "mask" in kwargs:
-            # Keras drops `mask=` for a call() that does not take it
-            kwargs.pop("mask")
-        if self._call_has_mask and kwargs.get("mask") is None:
-            mask = tree.get_mask(inputs)
-            if mask is not None:
-                kwargs["mask"] = mask
-        if not stack and ctx.LOSS_LAYERS:
-            ctx.clear_call_losses()
-        stack.append(training)
-        if d["_mixed"]:
-            d["_weight_cast"] = d["_compute_torch_dtype"]
-        scope = naming._name_scope
-        scope.append(d["name"])  # sublayers built inside get "outer/inner/kernel" paths
-        try:
-            if d["dynamic"]:
-                outputs = _eager_call(self, args, kwargs)
-            else:
-                outputs = self.call(*args, **kwargs)
-        finally:
-            scope.pop()
-            stack.pop()
-            d["_weight_cast"] = None
-        if outputs is None:
-            self._raise_none_output()
-        if d["activity_regularizer"] is not None:
-            self._add_activity_loss(outputs)
-        if self._has_compute_mask or (d["supports_masking"] and self._call_has_mask):
-            previous = kwargs.get("mask") if self._call_has_mask else tree.get_mask(inputs)
-            if self._has_compute_mask or previous is not None:
-                tree.set_mask(outputs, self.compute_mask(inputs, previous))
-        elif d["supports_masking"]:
-            previous = tree.get_mask(inputs)
-            if previous is not None:
-                tree.set_mask(outputs, previous)
-        return outputs
-
     def _build_on_first_call(self, inputs):
         shapes = tree.map_shapes(inputs)
-        device = tree.first_device(inputs)
-        previous = ctx.BUILD_DEVICE[0]
-        ctx.BUILD_DEVICE[0] = device
+        state = ctx.state()
+        previous = state.build_device
+        state.build_device = tree.first_device(inputs)
         try:
             self.build(shapes)
         finally:
-            ctx.BUILD_DEVICE[0] = previous
+            state.build_device = previous
         d = self.__dict__
         d["built"] = True
         if d["_build_input_shape"] is None:
@@ -583,52 +636,3 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
 
 Layer.build = _wrap_build(Layer.__dict__["build"])
-
-
-def _forward_for(cls):
-    """`Layer.forward` with a code object of the class's own.
-
-    torch.compile keys its caches and its automatic-dynamic-shape memory by
-    code object. Sharing `Layer.forward`'s code across every layer class would
-    make the compiled code of one model count against another's recompile
-    limit and mark dimensions dynamic because *another* model saw other
-    shapes; hand-written torch modules each have their own `forward`, and so
-    does every kerasish layer class.
-    """
-    base = Layer.forward
-    # unique per class object (classes defined in a function share a qualname)
-    name = f"{cls.__qualname__}.forward@{id(cls):x}"
-    code = base.__code__.replace(co_name=name, co_qualname=name)
-    fn = types.FunctionType(code, base.__globals__, "forward", base.__defaults__, base.__closure__)
-    fn.__doc__ = base.__doc__
-    fn.__qualname__ = f"{cls.__qualname__}.forward"
-    fn.__kwdefaults__ = base.__kwdefaults__
-    return fn
-
-
-def _cast_int_input(x, dtype):
-    """An integer/bool tensor as `dtype`, keeping its Keras mask."""
-    mask = getattr(x, "_keras_mask", None)
-    x = x.to(dtype)
-    if mask is not None:
-        x._keras_mask = mask
-    return x
-
-
-def _axes_match(x, n, axes) -> bool:
-    shape = x.shape
-    for axis, value in axes:
-        if not -n <= axis < n or shape[axis] != value:
-            return False
-    return True
-
-
-def _eager_call(layer, args, kwargs):
-    return layer.call(*args, **kwargs)
-
-
-# `dynamic=True`: the layer's call is never traced by torch.compile.
-try:
-    _eager_call = torch._dynamo.disable(_eager_call, recursive=True)  # noqa: F811
-except Exception:  # pragma: no cover - dynamo missing on exotic builds
-    pass

@@ -27,11 +27,13 @@ class LayerLossesMixin:
     def add_loss(self, losses, **kwargs):
         """Adds loss tensor(s) or zero-argument callables to `layer.losses`.
 
-        Tensors added during a call belong to the current outermost call: the
-        next outermost call starts without them. Zero-argument callables stay
-        and are evaluated each time `losses` is read.
+        Tensors added during a call belong to that call (and to the calling
+        thread): they are dropped when the next outermost call of this layer,
+        or of a layer containing it, starts; calling an unrelated layer keeps
+        them (Keras 3 behaviour). Zero-argument callables stay and are
+        evaluated each time `losses` is read.
         """
-        if ctx.SYMBOLIC[0]:
+        if ctx.state().symbolic:
             return
         d = self.__dict__
         for loss in losses if isinstance(losses, (list, tuple)) else [losses]:
@@ -47,14 +49,11 @@ class LayerLossesMixin:
                 continue
             if not isinstance(loss, torch.Tensor):
                 loss = torch.as_tensor(loss, dtype=torch.float32)
-            if not d["_losses"]:
-                ctx.LOSS_LAYERS.append(self)
-            d["_losses"].append(loss)
+            ctx.record_loss(self, loss)
 
     def _own_call_losses(self):
-        d = self.__dict__
-        out = list(d["_losses"])
-        for fn in d["_callable_losses"]:
+        out = ctx.call_losses(self)
+        for fn in self.__dict__["_callable_losses"]:
             loss = fn()
             if not isinstance(loss, torch.Tensor):
                 loss = torch.as_tensor(loss, dtype=torch.float32)
@@ -63,8 +62,8 @@ class LayerLossesMixin:
 
     @property
     def losses(self) -> list:
-        """Losses from `add_loss` (the latest call's tensors, sublayers
-        included, then the callables), then the weight-regularization losses of
+        """Losses from `add_loss` (the tensors of this thread's latest call,
+        sublayers included, then the callables), then the weight-regularization losses of
         trainable weights, computed now so gradients flow."""
         out = []
         for layer in self._flatten_layers(include_self=True):
@@ -80,7 +79,7 @@ class LayerLossesMixin:
         from kerasish.metrics import Mean
         from kerasish.metrics import Metric
 
-        if ctx.SYMBOLIC[0]:
+        if ctx.state().symbolic:
             return
         if isinstance(value, KerasTensor):
             from kerasish.models import symbolic_ops

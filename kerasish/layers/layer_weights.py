@@ -160,7 +160,7 @@ class LayerWeightsMixin:
         if not isinstance(value, torch.Tensor):
             value = torch.as_tensor(np.asarray(value))
         value = value.to(dtypes.to_torch_dtype(dtype))
-        device = ctx.BUILD_DEVICE[0] or self.__dict__.get("_device_hint")
+        device = ctx.state().build_device or self.__dict__.get("_device_hint")
         if device is not None and torch.device(device).type == "meta":
             device = None  # built while shapes are inferred: real weights, never meta ones
         if device is not None and value.device != device:

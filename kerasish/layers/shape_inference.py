@@ -49,13 +49,14 @@ def _run(layer, args, kwargs, size, device):
     for name, t in list(layer.named_parameters(remove_duplicate=False)) + list(layer.named_buffers(remove_duplicate=False)):
         if t.device != torch.device(device):
             state[name] = torch.zeros_like(t, device=device) if device == "meta" else t.detach().to(device)
-    ctx.SYMBOLIC[0] = True
+    previous_symbolic = ctx.state().symbolic
+    ctx.state().symbolic = True
     try:
         if state:
             return torch.func.functional_call(layer, state, tuple(margs), mkwargs, strict=False, tie_weights=True)
         return layer(*margs, **mkwargs)
     finally:
-        ctx.SYMBOLIC[0] = False
+        ctx.state().symbolic = previous_symbolic
 
 
 def _merge(a, b):

@@ -110,12 +110,13 @@ class Model(Trainer, Layer):
 
         x = make(input_shape)
         kwargs = {"training": False} if self._call_has_training else {}
-        ctx.SYMBOLIC[0] = True  # no losses or metrics from this dry run
+        previous_symbolic = ctx.state().symbolic
+        ctx.state().symbolic = True  # no losses or metrics from this dry run
         try:
             with torch.no_grad():
                 self.call(x, **kwargs)
         finally:
-            ctx.SYMBOLIC[0] = False
+            ctx.state().symbolic = previous_symbolic
 
     def _build_on_first_call(self, inputs):
         if type(self).build is Model.build:

@@ -1,6 +1,6 @@
 """Layer calls and torch ops on KerasTensors: they build the functional graph.
 
-`Layer._keras_call` sends a call whose inputs hold a KerasTensor to
+`Layer.forward` sends a call whose inputs hold a KerasTensor to
 `symbolic_layer_call`; `KerasTensor.__torch_function__` sends torch functions
 and operators to `torch_function_call`; `Layer.add_loss` / `add_metric` with a
 KerasTensor land in `add_symbolic_loss` / `add_symbolic_metric`.

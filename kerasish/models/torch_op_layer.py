@@ -203,7 +203,8 @@ def op_output_spec(fn, args, kwargs):
     for device, sizes in (("meta", _PROBE_SIZES), ("cpu", _FALLBACK_SIZES)):
         try:
             outs = []
-            ctx.SYMBOLIC[0] = True
+            previous_symbolic = ctx.state().symbolic
+            ctx.state().symbolic = True
             try:
                 with torch.no_grad():
                     for size in sizes:
@@ -212,7 +213,7 @@ def op_output_spec(fn, args, kwargs):
 
                         outs.append(fn(*tree.map_structure(one, list(args)), **tree.map_structure(one, dict(kwargs))))
             finally:
-                ctx.SYMBOLIC[0] = False
+                ctx.state().symbolic = previous_symbolic
             return _merge(outs[0], outs[1])
         except TypeError as e:
             if "probe sizes" in str(e):

@@ -370,7 +370,7 @@ class Trainer(TrainerLoops):
         has_callables, regs = sources
         # like Keras, what trains is fixed at compile time (re-compile after
         # changing `trainable`); add_loss tensors of the last call are live
-        if has_callables or call_context.LOSS_LAYERS or d.get("_persistent_losses"):
+        if has_callables or call_context.state().losses or d.get("_persistent_losses"):
             return self.losses
         return [reg(w) for w, reg in regs]
 

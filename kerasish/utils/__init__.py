@@ -13,13 +13,11 @@ from kerasish.utils.timeseries import timeseries_dataset_from_array
 
 def clear_session(free_memory: bool = True) -> None:
     """Resets the layer-name counters (so the next Dense is `dense` again)
-    and kerasish's global call state, as `keras.utils.clear_session()`."""
+    and the calling thread's call state, as `keras.utils.clear_session()`."""
     from kerasish.layers import call_context
 
     _reset_uids()
-    call_context.CALL_STACK.clear()
-    call_context.clear_call_losses()
-    call_context.SYMBOLIC[0] = False
+    call_context.reset()
     if free_memory:
         import gc
 

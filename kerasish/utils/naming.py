@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import collections
 import re
+import threading
+
+from kerasish.layers import call_context as ctx
 
 _name_uids: collections.defaultdict[str, int] = collections.defaultdict(int)
+# threads building layers at once must not hand out the same name twice
+_uid_lock = threading.Lock()
 
 
 def to_snake_case(name: str) -> str:
@@ -17,8 +22,9 @@ def to_snake_case(name: str) -> str:
 
 def uniquify(name: str) -> str:
     """`name` the first time, then `name_1`, `name_2`, ..."""
-    count = _name_uids[name]
-    _name_uids[name] = count + 1
+    with _uid_lock:
+        count = _name_uids[name]
+        _name_uids[name] = count + 1
     return name if count == 0 else f"{name}_{count}"
 
 
@@ -27,16 +33,17 @@ def auto_name(prefix: str) -> str:
 
 
 def reset_uids() -> None:
-    _name_uids.clear()
+    with _uid_lock:
+        _name_uids.clear()
 
 
-# A stack of layer names, so that weights know their Keras path
+# The names of the layers being called or built (per thread, in
+# `call_context.state().scope`), so that weights know their Keras path
 # ("outer/dense/kernel") from where they were created.
-_name_scope: list[str] = []
 
 
 def current_path(name: str) -> str:
-    return "/".join([*_name_scope, name])
+    return "/".join([*ctx.state().scope, name])
 
 
 class name_scope:
@@ -48,7 +55,7 @@ class name_scope:
         self.name = name
 
     def __enter__(self):
-        _name_scope.append(self.name)
+        ctx.state().scope.append(self.name)
 
     def __exit__(self, *exc):
-        _name_scope.pop()
+        ctx.state().scope.pop()

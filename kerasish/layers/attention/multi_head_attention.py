@@ -252,13 +252,13 @@ class MultiHeadAttention(Layer):
 
         # inside `call` the layer's name scope is already open: build unwrapped
         d = self.__dict__
-        previous = ctx.BUILD_DEVICE[0]
-        ctx.BUILD_DEVICE[0] = query.device
+        previous = ctx.state().build_device
+        ctx.state().build_device = query.device
         d["_in_build"] = True
         try:
             self.build(tuple(query.shape), tuple(value.shape), None if key is None else tuple(key.shape))
         finally:
-            ctx.BUILD_DEVICE[0] = previous
+            ctx.state().build_device = previous
             d["_in_build"] = False
         self._update_plain()
 

@@ -252,7 +252,7 @@ class RNN(Layer):
                     f"{tuple(sequences.shape[:2])}. Received: mask.shape={tuple(mask.shape)}"
                 )
         batch = sequences.shape[0]
-        symbolic = ctx.SYMBOLIC[0]
+        symbolic = ctx.state().symbolic
         if initial_state is not None:
             states = self._check_initial_state(initial_state, batch, sequences)
         elif self.stateful and not symbolic:
@@ -289,7 +289,7 @@ class RNN(Layer):
             return None
         layout = lengths = None
         if mask is not None:
-            if torch.compiler.is_compiling() or ctx.SYMBOLIC[0] or sequences.device.type == "meta":
+            if torch.compiler.is_compiling() or ctx.state().symbolic or sequences.device.type == "meta":
                 return None
             mask = mask.to(torch.bool)
             if self.go_backwards:

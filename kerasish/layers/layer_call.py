@@ -1,0 +1,65 @@
+"""Helpers of the layer call pipeline (`Layer.forward`): per-class copies of
+`forward`, input casts, the input-spec shortcut and the untraced call of
+`dynamic=True` layers."""
+
+from __future__ import annotations
+
+import types
+
+import torch
+
+from kerasish.utils import tree
+
+
+def forward_for(cls, base):
+    """`base` (`Layer.forward`) with a code object of the class's own.
+
+    torch.compile keys its caches and its automatic-dynamic-shape memory by
+    code object. Sharing `Layer.forward`'s code across every layer class would
+    make the compiled code of one model count against another's recompile
+    limit and mark dimensions dynamic because *another* model saw other
+    shapes; hand-written torch modules each have their own `forward`, and so
+    does every kerasish layer class.
+    """
+    # unique per class object (classes defined in a function share a qualname)
+    name = f"{cls.__qualname__}.forward@{id(cls):x}"
+    code = base.__code__.replace(co_name=name, co_qualname=name)
+    fn = types.FunctionType(code, base.__globals__, "forward", base.__defaults__, base.__closure__)
+    fn.__doc__ = base.__doc__
+    fn.__qualname__ = f"{cls.__qualname__}.forward"
+    fn.__kwdefaults__ = base.__kwdefaults__
+    return fn
+
+
+def cast_int_input(x, dtype):
+    """An integer/bool tensor as `dtype`, keeping its Keras mask."""
+    mask = getattr(x, "_keras_mask", None)
+    x = x.to(dtype)
+    if mask is not None:
+        x._keras_mask = mask
+    return x
+
+
+def torch_autocast_on(inputs) -> bool:
+    """Whether the user's `torch.autocast` is on for the inputs' device."""
+    device = inputs.device if type(inputs) is torch.Tensor else tree.first_device(inputs)
+    return device is not None and torch.is_autocast_enabled(device.type)
+
+
+def axes_match(x, n, axes) -> bool:
+    shape = x.shape
+    for axis, value in axes:
+        if not -n <= axis < n or shape[axis] != value:
+            return False
+    return True
+
+
+def eager_call(layer, args, kwargs):
+    return layer.call(*args, **kwargs)
+
+
+# `dynamic=True`: the layer's call is never traced by torch.compile.
+try:
+    eager_call = torch._dynamo.disable(eager_call, recursive=True)  # noqa: F811
+except Exception:  # pragma: no cover - dynamo missing on exotic builds
+    pass
