@@ -15,6 +15,7 @@ from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
 from kerasish.variables import Variable
 from kerasish.variables import VariableSynchronization
+from kerasish.variables import _is_live_variable
 from kerasish.variables import rewrap_like
 
 # Keras 2 `add_weight` kwargs that have no meaning here but are accepted.
@@ -29,7 +30,7 @@ def rewrap_buffers(module: nn.Module, old_buffers: dict) -> None:
     bufs = module._buffers
     for key, buf in bufs.items():
         old = old_buffers.get(key)
-        if buf is not old and isinstance(old, Variable) and not isinstance(buf, Variable):
+        if buf is not old and isinstance(old, Variable) and not _is_live_variable(buf):
             bufs[key] = rewrap_like(buf, old)
 
 
@@ -385,8 +386,9 @@ class LayerWeightsMixin:
         )
         rewrap_buffers(self, old_buffers)
         for key, p in list(self._parameters.items()):
-            if p is not None and not isinstance(p, Variable):
-                # `load_state_dict(assign=True)` puts plain Parameters in place
+            if p is not None and not _is_live_variable(p):
+                # `load_state_dict(assign=True)` puts plain Parameters (or the
+                # state_dict's detached views) in place
                 old = old_params.get(key)
                 old = old if isinstance(old, Variable) else old_buffers.get(key)
                 if isinstance(old, Variable):
