@@ -30,6 +30,8 @@ from kerasish.layers.layer_config import LayerConfigMixin
 from kerasish.layers.layer_graph import LayerGraphMixin
 from kerasish.layers.layer_losses import LayerLossesMixin
 from kerasish.layers.layer_weights import LayerWeightsMixin
+from kerasish.layers import tracking
+from kerasish.layers.tracking import own_weights
 from kerasish.utils import naming
 from kerasish.utils import tree
 
@@ -206,6 +208,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["_weight_cast"] = None
         d["_build_input_shape"] = None
         d["_plain"] = False
+        d["_container_attrs"] = set()  # attributes holding tracked Python containers
         from kerasish import regularizers
 
         d["activity_regularizer"] = regularizers.get(activity_regularizer)
@@ -244,26 +247,47 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     def __setattr__(self, name, value):
         d = self.__dict__
-        if "_keras_init" not in d and isinstance(value, (nn.Module, torch.Tensor)):
-            raise _super_init_error(type(self))
+        if "_keras_init" not in d:
+            if isinstance(value, (nn.Module, torch.Tensor)):
+                raise _super_init_error(type(self))
+            return nn.Module.__setattr__(self, name, value)
+        if name in d["_container_attrs"]:
+            self._forget_container(name)  # the attribute is being replaced
         if isinstance(value, torch.Tensor) and self._track_variable_attr(name, value):
             return
-        if isinstance(value, (list, tuple, dict)) and not name.startswith("_"):
-            from kerasish.layers.tracking import track_container
-
-            modules = d.get("_modules")
-            if modules is not None and type(modules.get(name)).__name__ == "_ListSlots":
-                del modules[name]  # the attribute is being replaced
-            value = track_container(value, self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, value)  # a list; its layers live in _modules[name]
+        if isinstance(value, (list, tuple, dict)) and name not in _MODULE_CALL_ATTRS:
+            # Keras tracks layers and variables in containers under any name
+            value = tracking.track_container(value, self, name)
+            if not isinstance(value, nn.Module):
+                for registry in (d["_parameters"], d["_buffers"], d["_modules"]):
+                    registry.pop(name, None)
+                object.__setattr__(self, name, value)
+                d["_container_attrs"].add(name)
+                tracking.sync_mirror(self, name)  # its layers/variables live in _modules[name]
                 return
         nn.Module.__setattr__(self, name, value)
         if name in _PLAIN_KEYS:
             self._update_plain()
 
     def __delattr__(self, name):
+        d = self.__dict__
+        if name in d.get("_container_attrs", ()):
+            self._forget_container(name)
+            return
+        if name in d.get("_no_autocast", ()):
+            d["_no_autocast"].discard(name)
         nn.Module.__delattr__(self, name)
+
+    def _forget_container(self, name):
+        """Drops the container attribute `name` and its torch mirror."""
+        d = self.__dict__
+        d["_container_attrs"].discard(name)
+        old = d.pop(name, None)
+        if isinstance(old, tracking._TrackedMixin):
+            old.__dict__["_owner"] = None  # its later mutations concern nobody
+        modules = d["_modules"]
+        if isinstance(modules.get(name), tracking._Slots):
+            del modules[name]
 
     # ---------------------------------------------------------------- dtypes
     def _set_dtype_fast_path(self):
@@ -417,7 +441,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 from kerasish.models import symbolic_ops
 
                 return symbolic_ops.symbolic_layer_call(self, args, kwargs)
-            inputs = tree.convert_inputs(inputs)
+            inputs = tree.convert_inputs(inputs, d["_device_hint"])
             args = (inputs, *args[1:])
         if not d["built"]:
             self._build_on_first_call(inputs)
@@ -480,6 +504,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
     def _build_on_first_call(self, inputs):
         shapes = tree.map_shapes(inputs)
         device = tree.first_device(inputs)
+        hint = self.__dict__["_device_hint"]
+        if hint is not None and device is not None and device.type != "meta" and not _same_device(device, hint):
+            raise ValueError(
+                f"Layer '{self.name}' was moved to device {hint} before it was built, so it builds its "
+                f"weights there, but its first call received inputs on device {device}. Move the inputs "
+                f"to {hint} (`x.to({str(hint)!r})`) or the layer to {device} (`layer.to({str(device)!r})`)."
+            )
         previous = ctx.BUILD_DEVICE[0]
         ctx.BUILD_DEVICE[0] = device
         try:
@@ -531,20 +562,38 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     # ---------------------------------------------------------- torch side
     def _apply(self, fn, recurse=True):
-        """`.to()`, `.half()`, `.cuda()`...: buffers keep their Keras class, and
-        a float dtype change (`.half()`, `.to(torch.bfloat16)`) becomes the
-        layer's dtype policy so inputs are cast to match the weights."""
+        """`.to()`, `.half()`, `.cuda()`...: buffers keep their Keras class, a
+        float dtype change of the weights (`.half()`, `.to(torch.bfloat16)`)
+        becomes the layer's dtype policy so inputs are cast to match them, and
+        the device is remembered so that an unbuilt layer builds there.
+
+        The new dtype and device are read from the layer's own weights; a
+        layer without any (unbuilt, or a container) converts an empty probe
+        tensor of its variable dtype on its current device. So a pure device
+        move (`.to("cpu")`, `.cuda()`) never touches the policy, whatever the
+        weights' dtype."""
+        d = self.__dict__
         old_buffers = dict(self._buffers)
+        before = _float_dtypes(self)
         super()._apply(fn, recurse)
         layer_weights.rewrap_buffers(self, old_buffers)
-        probe = fn(torch.empty(0))
-        d = self.__dict__
-        d["_device_hint"] = probe.device
-        if probe.dtype != torch.float32 and probe.dtype.is_floating_point:
-            if self._dtype_policy.variable_torch_dtype != probe.dtype:
-                self.dtype_policy = dtype_policies.DTypePolicy(probe.dtype)
-        elif probe.dtype == torch.float32 and self._dtype_policy.variable_torch_dtype != torch.float32:
-            self.dtype_policy = dtype_policies.DTypePolicy("float32")
+        weights = own_weights(self)
+        policy = d["_dtype_policy"]
+        changed = {dtype for key, dtype in _float_dtypes(self).items() if before.get(key, dtype) != dtype}
+        if not changed and not before:
+            probe = fn(torch.empty(0, dtype=policy.variable_torch_dtype))
+            if probe.dtype != policy.variable_torch_dtype and probe.dtype.is_floating_point:
+                changed = {probe.dtype}
+            if probe.device.type != "cpu":
+                d["_device_hint"] = probe.device
+            elif d["_device_hint"] is not None and _moves_to_cpu(fn):
+                d["_device_hint"] = probe.device
+        if weights:
+            d["_device_hint"] = weights[0].device
+        if len(changed) == 1:
+            (dtype,) = changed
+            if dtype != policy.variable_torch_dtype or dtype != policy.compute_torch_dtype:
+                self.dtype_policy = dtype_policies.DTypePolicy(dtype)
         return self
 
     def extra_repr(self) -> str:
@@ -604,6 +653,30 @@ def _forward_for(cls):
     fn.__qualname__ = f"{cls.__qualname__}.forward"
     fn.__kwdefaults__ = base.__kwdefaults__
     return fn
+
+
+def _moves_to_cpu(fn) -> bool:
+    """Whether a `_apply` function that keeps CPU tensors on the CPU is a
+    move to the CPU (`.to("cpu")`, `.cpu()`) rather than a cast alone: a
+    cast leaves a meta tensor on the meta device, a move cannot copy it."""
+    try:
+        return fn(torch.empty(0, device="meta")).device.type != "meta"
+    except (NotImplementedError, RuntimeError):
+        return True
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """`cuda` and `cuda:0` name the same device (an absent index means the current one)."""
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _float_dtypes(layer) -> dict:
+    """(registry, key) -> dtype of the layer's own floating weights."""
+    out = {("p", k): v.dtype for k, v in layer._parameters.items() if v is not None and v.is_floating_point()}
+    for k, v in layer._buffers.items():
+        if v is not None and v.is_floating_point():
+            out[("b", k)] = v.dtype
+    return out
 
 
 def _cast_int_input(x, dtype):

@@ -10,6 +10,7 @@ from torch import nn
 
 from kerasish.backend import dtypes
 from kerasish.layers import call_context as ctx
+from kerasish.layers.tracking import split_holders
 from kerasish.layers.tracking import own_weights
 from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
@@ -254,16 +255,27 @@ class LayerWeightsMixin:
         value = bool(value)
         for layer in self._flatten_layers(include_self=True):
             layer.__dict__["_trainable"] = value
-            for p in layer._parameters.values():
-                if p is not None and (p.is_floating_point() or p.is_complex()):
-                    p.requires_grad_(value)
+            for holder in split_holders(layer)[0]:  # (variables in its containers too)
+                for p in holder._parameters.values():
+                    if p is not None and (p.is_floating_point() or p.is_complex()):
+                        p.requires_grad_(value)
 
     def _weights_of(self, module) -> list:
+        """Keras order: the module's own variables (with those it holds in
+        container attributes), trainable ones first, then each sublayer's."""
         from kerasish.layers.layer import Layer
 
-        out = own_weights(module)
-        for child in module._modules.values():
-            if child is None or getattr(child, "_is_metric", False):
+        holders, children = split_holders(module)
+        if len(holders) == 1:
+            out = own_weights(module)
+        else:
+            out = [p for h in holders for p in h._parameters.values() if p is not None]
+            out.extend(
+                b for h in holders for k, b in h._buffers.items()
+                if b is not None and k not in h._non_persistent_buffers_set
+            )
+        for child in children:
+            if getattr(child, "_is_metric", False):
                 continue
             out.extend(child.weights if isinstance(child, Layer) else self._weights_of(child))
         return out
