@@ -24,6 +24,8 @@ from torch import nn
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.layers import layer_weights
+from kerasish.layers import layer_moves
+from kerasish.layers import lazy_weights
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.input_spec import assert_input_compatibility
 from kerasish.layers.layer_config import LayerConfigMixin
@@ -31,7 +33,6 @@ from kerasish.layers.layer_graph import LayerGraphMixin
 from kerasish.layers.layer_losses import LayerLossesMixin
 from kerasish.layers.layer_weights import LayerWeightsMixin
 from kerasish.layers import tracking
-from kerasish.layers.tracking import own_weights
 from kerasish.utils import naming
 from kerasish.utils import tree
 
@@ -86,10 +87,32 @@ def _wrap_build(build):
         d["built"] = True
         if args:
             d["_build_input_shape"] = args[0]
+        lazy_weights.drop_unused(self)
         self._update_plain()
         return out
 
     wrapped._kerasish_build_wrapper = True
+    return wrapped
+
+
+def _wrap_init(init):
+    """Wraps a subclass's `__init__`: when the outermost one returns, the
+    trainable weights the class declares get uninitialized parameters (see
+    `lazy_weights`), so optimizers made before the first call hold them."""
+
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        d = self.__dict__
+        depth = d.get("_init_depth", 0)
+        d["_init_depth"] = depth + 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            d["_init_depth"] = depth
+        if depth == 0 and "_keras_init" in d and not d.get("built"):
+            lazy_weights.add_placeholders(self)
+
+    wrapped._kerasish_init_wrapper = True
     return wrapped
 
 
@@ -152,6 +175,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__ and not getattr(cls.__dict__["build"], "_kerasish_build_wrapper", False):
             cls.build = _wrap_build(cls.__dict__["build"])
+        if "__init__" in cls.__dict__ and not getattr(cls.__dict__["__init__"], "_kerasish_init_wrapper", False):
+            cls.__init__ = _wrap_init(cls.__dict__["__init__"])
         if "forward" not in cls.__dict__ and cls.forward is Layer.forward:
             cls.forward = _forward_for(cls)
         call = cls.call
@@ -255,6 +280,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             self._forget_container(name)  # the attribute is being replaced
         if isinstance(value, torch.Tensor) and self._track_variable_attr(name, value):
             return
+        if value is None and lazy_weights.is_lazy(d["_parameters"].get(name)):
+            return  # (`self.gamma = None` before `add_weight`: the placeholder stays until build ends)
         if isinstance(value, (list, tuple, dict)) and name not in _MODULE_CALL_ATTRS:
             # Keras tracks layers and variables in containers under any name
             value = tracking.track_container(value, self, name)
@@ -505,7 +532,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         shapes = tree.map_shapes(inputs)
         device = tree.first_device(inputs)
         hint = self.__dict__["_device_hint"]
-        if hint is not None and device is not None and device.type != "meta" and not _same_device(device, hint):
+        if hint is not None and device is not None and device.type != "meta" and not layer_moves.same_device(device, hint):
             raise ValueError(
                 f"Layer '{self.name}' was moved to device {hint} before it was built, so it builds its "
                 f"weights there, but its first call received inputs on device {device}. Move the inputs "
@@ -561,40 +588,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         return list(self._flatten_layers(include_self=False, recursive=False))
 
     # ---------------------------------------------------------- torch side
-    def _apply(self, fn, recurse=True):
-        """`.to()`, `.half()`, `.cuda()`...: buffers keep their Keras class, a
-        float dtype change of the weights (`.half()`, `.to(torch.bfloat16)`)
-        becomes the layer's dtype policy so inputs are cast to match them, and
-        the device is remembered so that an unbuilt layer builds there.
+    def parameters(self, recurse: bool = True):
+        """torch's `parameters()`. Built-in layers not built yet contribute
+        uninitialized parameters that their build fills in place; an unbuilt
+        custom layer cannot, and a `UserWarning` says the list is partial."""
+        if recurse and not self.__dict__.get("built"):  # (built: nothing to walk per step)
+            lazy_weights.warn_if_partial(self)
+        return nn.Module.parameters(self, recurse)
 
-        The new dtype and device are read from the layer's own weights; a
-        layer without any (unbuilt, or a container) converts an empty probe
-        tensor of its variable dtype on its current device. So a pure device
-        move (`.to("cpu")`, `.cuda()`) never touches the policy, whatever the
-        weights' dtype."""
-        d = self.__dict__
-        old_buffers = dict(self._buffers)
-        before = _float_dtypes(self)
-        super()._apply(fn, recurse)
-        layer_weights.rewrap_buffers(self, old_buffers)
-        weights = own_weights(self)
-        policy = d["_dtype_policy"]
-        changed = {dtype for key, dtype in _float_dtypes(self).items() if before.get(key, dtype) != dtype}
-        if not changed and not before:
-            probe = fn(torch.empty(0, dtype=policy.variable_torch_dtype))
-            if probe.dtype != policy.variable_torch_dtype and probe.dtype.is_floating_point:
-                changed = {probe.dtype}
-            if probe.device.type != "cpu":
-                d["_device_hint"] = probe.device
-            elif d["_device_hint"] is not None and _moves_to_cpu(fn):
-                d["_device_hint"] = probe.device
-        if weights:
-            d["_device_hint"] = weights[0].device
-        if len(changed) == 1:
-            (dtype,) = changed
-            if dtype != policy.variable_torch_dtype or dtype != policy.compute_torch_dtype:
-                self.dtype_policy = dtype_policies.DTypePolicy(dtype)
-        return self
+    def _apply(self, fn, recurse=True):
+        """`.to()`, `.half()`, `.cuda()`...: see `layer_moves.apply`."""
+        return layer_moves.apply(self, fn, recurse, super()._apply)
 
     def extra_repr(self) -> str:
         try:
@@ -653,30 +657,6 @@ def _forward_for(cls):
     fn.__qualname__ = f"{cls.__qualname__}.forward"
     fn.__kwdefaults__ = base.__kwdefaults__
     return fn
-
-
-def _moves_to_cpu(fn) -> bool:
-    """Whether a `_apply` function that keeps CPU tensors on the CPU is a
-    move to the CPU (`.to("cpu")`, `.cpu()`) rather than a cast alone: a
-    cast leaves a meta tensor on the meta device, a move cannot copy it."""
-    try:
-        return fn(torch.empty(0, device="meta")).device.type != "meta"
-    except (NotImplementedError, RuntimeError):
-        return True
-
-
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    """`cuda` and `cuda:0` name the same device (an absent index means the current one)."""
-    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
-
-
-def _float_dtypes(layer) -> dict:
-    """(registry, key) -> dtype of the layer's own floating weights."""
-    out = {("p", k): v.dtype for k, v in layer._parameters.items() if v is not None and v.is_floating_point()}
-    for k, v in layer._buffers.items():
-        if v is not None and v.is_floating_point():
-            out[("b", k)] = v.dtype
-    return out
 
 
 def _cast_int_input(x, dtype):

@@ -10,6 +10,9 @@ from torch import nn
 
 from kerasish.backend import dtypes
 from kerasish.layers import call_context as ctx
+from kerasish.layers.lazy_weights import is_lazy
+from kerasish.layers.lazy_weights import materialize
+from kerasish.layers.lazy_weights import save_without_placeholders
 from kerasish.layers.tracking import split_holders
 from kerasish.layers.tracking import own_weights
 from kerasish.variables import NonTrainableVariable
@@ -176,8 +179,21 @@ class LayerWeightsMixin:
         var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
         if not self._trainable and trainable:
             var.requires_grad_(False)
-        key = self._unique_weight_key(name if name is not None else "variable")
-        self._register_weight(key, var)
+        base = (name if name is not None else "variable").replace(".", "_").replace("/", "_") or "variable"
+        placeholder = self._parameters.get(base)
+        if is_lazy(placeholder):
+            if isinstance(var, nn.Parameter):
+                # in place: an optimizer made before the build holds this object
+                var = materialize(placeholder, var)
+                key = base
+            else:
+                self._parameters[base] = None
+                del self._parameters[base]
+                key = self._unique_weight_key(base)
+                self._register_weight(key, var)
+        else:
+            key = self._unique_weight_key(name if name is not None else "variable")
+            self._register_weight(key, var)
         var.__dict__["_auto_key"] = True
         if not autocast:
             self.__dict__["_no_autocast"].add(key)
@@ -258,7 +274,10 @@ class LayerWeightsMixin:
             for holder in split_holders(layer)[0]:  # (variables in its containers too)
                 for p in holder._parameters.values():
                     if p is not None and (p.is_floating_point() or p.is_complex()):
-                        p.requires_grad_(value)
+                        if is_lazy(p):
+                            p.requires_grad = value
+                        else:
+                            p.requires_grad_(value)
 
     def _weights_of(self, module) -> list:
         """Keras order: the module's own variables (with those it holds in
@@ -269,7 +288,7 @@ class LayerWeightsMixin:
         if len(holders) == 1:
             out = own_weights(module)
         else:
-            out = [p for h in holders for p in h._parameters.values() if p is not None]
+            out = [p for h in holders for p in h._parameters.values() if p is not None and not is_lazy(p)]
             out.extend(
                 b for h in holders for k, b in h._buffers.items()
                 if b is not None and k not in h._non_persistent_buffers_set
@@ -370,6 +389,9 @@ class LayerWeightsMixin:
         (name -> shape). Built-in layers override this; None = unknown."""
         return None
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        save_without_placeholders(self, super()._save_to_state_dict, destination, prefix, keep_vars)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         if not self.built:
             own = {}
@@ -379,7 +401,9 @@ class LayerWeightsMixin:
                     head = rest.split(".", 1)[0]
                     # own weights, and those of sublayers that `build` creates
                     # ("query.kernel" of a MultiHeadAttention)
-                    if head not in self._parameters and head not in self._buffers and head not in self._modules:
+                    if (head not in self._parameters or is_lazy(self._parameters[head])) and (
+                        head not in self._buffers and head not in self._modules
+                    ):
                         own[rest] = tuple(value.shape)
             if own:
                 shape = self._infer_build_shape(own)

@@ -10,6 +10,7 @@ import collections
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedParameter
 
 from kerasish.variables import Variable
 
@@ -354,8 +355,9 @@ def split_holders(module):
 
 
 def own_weights(module: nn.Module) -> list[torch.Tensor]:
-    """Parameters then persistent buffers registered directly on `module`."""
-    out = [p for p in module._parameters.values() if p is not None]
+    """Parameters then persistent buffers registered directly on `module`
+    (uninitialized parameters of an unbuilt layer are not weights yet)."""
+    out = [p for p in module._parameters.values() if p is not None and not isinstance(p, UninitializedParameter)]
     skip = module._non_persistent_buffers_set
     out.extend(b for k, b in module._buffers.items() if b is not None and k not in skip)
     return out

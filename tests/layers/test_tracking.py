@@ -82,6 +82,7 @@ def _holder(k, fill):
     for sub in layer._flatten_layers(include_self=False):
         if not sub.built:
             sub.build((None, 3))
+    layer.build((None, 3))  # (creates nothing; marks the holder built)
     return layer
 
 
