@@ -212,3 +212,36 @@ def test_moves_before_build_keep_the_placeholder_objects():
     opt.step()
     # d(sum(x @ K + b))/dK = x^T @ ones: every entry equals the batch size
     torch.testing.assert_close(layer.kernel.detach(), kernel0 - 0.5 * 2.0)
+
+
+_DECLARED = [
+    (lambda: L.Dense(3), (2, 4)),
+    (lambda: L.Dense(3, use_bias=False), (2, 4)),
+    (lambda: L.Conv1D(2, 3), (2, 5, 3)),
+    (lambda: L.Conv2D(2, 3), (2, 5, 5, 3)),
+    (lambda: L.Conv2DTranspose(2, 3), (2, 5, 5, 3)),
+    (lambda: L.DepthwiseConv2D(3), (2, 5, 5, 3)),
+    (lambda: L.SeparableConv2D(2, 3), (2, 5, 5, 3)),
+    (lambda: L.BatchNormalization(), (2, 3)),
+    (lambda: L.LayerNormalization(rms_scaling=True), (2, 3)),
+    (lambda: L.GroupNormalization(groups=2), (2, 4)),
+    (lambda: L.PReLU(), (2, 3)),
+    (lambda: L.Embedding(7, 3), None),
+    (lambda: L.SimpleRNN(3), (2, 4, 3)),
+    (lambda: L.LSTM(3), (2, 4, 3)),
+    (lambda: L.GRU(3), (2, 4, 3)),
+]
+
+
+@pytest.mark.parametrize("index", range(len(_DECLARED)))
+def test_declared_placeholders_become_exactly_the_trainable_weights(index):
+    make, shape = _DECLARED[index]
+    layer = make()
+    held = list(layer.parameters())
+    assert held and all(isinstance(p, UninitializedParameter) for p in held)
+    x = torch.tensor([[1, 2, 3], [4, 5, 6]]) if shape is None else torch.randn(*shape)
+    layer(x)
+    after = list(layer.parameters())
+    assert [id(p) for p in after] == [id(p) for p in held]
+    assert {id(w) for w in layer.trainable_weights} == {id(p) for p in held}
+    assert all(isinstance(p, keras.Variable) for p in after)
