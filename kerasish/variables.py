@@ -155,8 +155,30 @@ class Variable(torch.Tensor):
             )
         self.requires_grad_(bool(value))
 
-    def numpy(self) -> np.ndarray:
-        return self.detach().cpu().numpy()
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The value as a NumPy array (torch's signature, `force` accepted).
+
+        Unlike `torch.Tensor.numpy`, a variable that requires grad or lives
+        on an accelerator converts without `force=True` (Keras semantics:
+        `variable.numpy()` always works); on the CPU the array shares memory
+        with the variable, as torch's does.
+        """
+        out = torch.Tensor.detach(self).cpu()
+        if force:
+            out = out.resolve_conj().resolve_neg()
+        return out.numpy()
+
+    def detach(self):
+        """A view of the same storage, cut from the autograd graph, of the
+        same Keras class (torch requires this of tensor subclasses: an
+        `nn.Parameter(variable)`, as `weight_norm` and other parametrizations
+        make, goes through `detach()`). Pickled, the view is a plain tensor,
+        so a `state_dict()` loads with `torch.load(weights_only=True)`."""
+        out = torch.Tensor._make_subclass(type(self), torch.Tensor.detach(self), False)
+        out.__dict__.update(self.__dict__)
+        out.__dict__.pop("_is_param", None)
+        out.__dict__["_detached"] = True
+        return out
 
     def __array__(self, dtype=None, copy=None):
         out = self.detach().cpu().numpy()
@@ -208,9 +230,13 @@ class Variable(torch.Tensor):
         return new
 
     def __reduce_ex__(self, proto):
+        d = self.__dict__
+        if d.get("_detached") and not d.get("_is_param"):
+            # a detached view (e.g. a `state_dict()` value): a plain tensor
+            return torch.Tensor._make_subclass(torch.Tensor, self, False).__reduce_ex__(proto)
         return (_rebuild_variable, (type(self), self.data, self.requires_grad, self._keras_meta()))
 
-    def __repr__(self):
+    def __repr__(self, *, tensor_contents=None):
         kind = "trainable" if self.requires_grad else "non-trainable"
         return (
             f"<Variable path={self.path}, shape={tuple(self.shape)}, dtype={dtypes.standardize_dtype(self.dtype)}, "
@@ -230,6 +256,12 @@ class TrainableVariable(Variable, torch.nn.Parameter):
     __torch_function__ = _disabled_torch_function_impl
 
     def __new__(cls, initial_value=None, trainable=True, name=None, dtype=None, shape=None, **kwargs):
+        # `nn.Parameter`'s keywords, as torch code rebuilding a parameter
+        # by its class (`type(p)(data=..., requires_grad=...)`) passes them
+        if initial_value is None and "data" in kwargs:
+            initial_value = kwargs.pop("data")
+        if "requires_grad" in kwargs:
+            trainable = kwargs.pop("requires_grad")
         return Variable.__new__(cls, initial_value, trainable, name, dtype, shape, **kwargs)
 
 
@@ -240,10 +272,15 @@ class NonTrainableVariable(Variable):
         return Variable.__new__(cls, initial_value, False, name, dtype, shape, **kwargs)
 
 
+def _is_live_variable(t) -> bool:
+    """A Variable that is some layer's weight (not a `detach()` view)."""
+    return isinstance(t, Variable) and not t.__dict__.get("_detached")
+
+
 def rewrap_like(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     """Re-attaches the Keras class and metadata of `old` to `new` (after torch
     replaced a buffer by a converted copy, e.g. in `.to()` or `.half()`)."""
-    if not isinstance(old, Variable) or isinstance(new, Variable) or new is None:
+    if not isinstance(old, Variable) or new is None or new is old or _is_live_variable(new):
         return new
     cls = type(old)
     requires_grad = new.requires_grad if isinstance(old, torch.nn.Parameter) else False

@@ -29,12 +29,15 @@ from kerasish.layers.layer_call import cast_int_input
 from kerasish.layers.layer_call import eager_call
 from kerasish.layers.layer_call import forward_for
 from kerasish.layers.layer_call import torch_autocast_on
+from kerasish.layers import layer_moves
+from kerasish.layers import lazy_weights
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.input_spec import assert_input_compatibility
 from kerasish.layers.layer_config import LayerConfigMixin
 from kerasish.layers.layer_graph import LayerGraphMixin
 from kerasish.layers.layer_losses import LayerLossesMixin
 from kerasish.layers.layer_weights import LayerWeightsMixin
+from kerasish.layers import tracking
 from kerasish.utils import naming
 from kerasish.utils import tree
 
@@ -88,10 +91,32 @@ def _wrap_build(build):
         d["built"] = True
         if args:
             d["_build_input_shape"] = args[0]
+        lazy_weights.drop_unused(self)
         self._update_plain()
         return out
 
     wrapped._kerasish_build_wrapper = True
+    return wrapped
+
+
+def _wrap_init(init):
+    """Wraps a subclass's `__init__`: when the outermost one returns, the
+    trainable weights the class declares get uninitialized parameters (see
+    `lazy_weights`), so optimizers made before the first call hold them."""
+
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        d = self.__dict__
+        depth = d.get("_init_depth", 0)
+        d["_init_depth"] = depth + 1
+        try:
+            init(self, *args, **kwargs)
+        finally:
+            d["_init_depth"] = depth
+        if depth == 0 and "_keras_init" in d and not d.get("built"):
+            lazy_weights.add_placeholders(self)
+
+    wrapped._kerasish_init_wrapper = True
     return wrapped
 
 
@@ -154,6 +179,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         super().__init_subclass__(**kwargs)
         if "build" in cls.__dict__ and not getattr(cls.__dict__["build"], "_kerasish_build_wrapper", False):
             cls.build = _wrap_build(cls.__dict__["build"])
+        if "__init__" in cls.__dict__ and not getattr(cls.__dict__["__init__"], "_kerasish_init_wrapper", False):
+            cls.__init__ = _wrap_init(cls.__dict__["__init__"])
         if "forward" not in cls.__dict__ and cls.forward is Layer.forward:
             cls.forward = forward_for(cls, Layer.forward)
         call = cls.call
@@ -208,6 +235,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["_device_hint"] = None
         d["_build_input_shape"] = None
         d["_plain"] = False
+        d["_container_attrs"] = set()  # attributes holding tracked Python containers
         from kerasish import regularizers
 
         d["activity_regularizer"] = regularizers.get(activity_regularizer)
@@ -263,26 +291,49 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     def __setattr__(self, name, value):
         d = self.__dict__
-        if "_keras_init" not in d and isinstance(value, (nn.Module, torch.Tensor)):
-            raise _super_init_error(type(self))
+        if "_keras_init" not in d:
+            if isinstance(value, (nn.Module, torch.Tensor)):
+                raise _super_init_error(type(self))
+            return nn.Module.__setattr__(self, name, value)
+        if name in d["_container_attrs"]:
+            self._forget_container(name)  # the attribute is being replaced
         if isinstance(value, torch.Tensor) and self._track_variable_attr(name, value):
             return
-        if isinstance(value, (list, tuple, dict)) and not name.startswith("_"):
-            from kerasish.layers.tracking import track_container
-
-            modules = d.get("_modules")
-            if modules is not None and type(modules.get(name)).__name__ == "_ListSlots":
-                del modules[name]  # the attribute is being replaced
-            value = track_container(value, self, name)
-            if isinstance(value, list):
-                object.__setattr__(self, name, value)  # a list; its layers live in _modules[name]
+        if value is None and lazy_weights.is_lazy(d["_parameters"].get(name)):
+            return  # (`self.gamma = None` before `add_weight`: the placeholder stays until build ends)
+        if isinstance(value, (list, tuple, dict)) and name not in _MODULE_CALL_ATTRS:
+            # Keras tracks layers and variables in containers under any name
+            value = tracking.track_container(value, self, name)
+            if not isinstance(value, nn.Module):
+                for registry in (d["_parameters"], d["_buffers"], d["_modules"]):
+                    registry.pop(name, None)
+                object.__setattr__(self, name, value)
+                d["_container_attrs"].add(name)
+                tracking.sync_mirror(self, name)  # its layers/variables live in _modules[name]
                 return
         nn.Module.__setattr__(self, name, value)
         if name in _PLAIN_KEYS:
             self._update_plain()
 
     def __delattr__(self, name):
+        d = self.__dict__
+        if name in d.get("_container_attrs", ()):
+            self._forget_container(name)
+            return
+        if name in d.get("_no_autocast", ()):
+            d["_no_autocast"].discard(name)
         nn.Module.__delattr__(self, name)
+
+    def _forget_container(self, name):
+        """Drops the container attribute `name` and its torch mirror."""
+        d = self.__dict__
+        d["_container_attrs"].discard(name)
+        old = d.pop(name, None)
+        if isinstance(old, tracking._TrackedMixin):
+            old.__dict__["_owner"] = None  # its later mutations concern nobody
+        modules = d["_modules"]
+        if isinstance(modules.get(name), tracking._Slots):
+            del modules[name]
 
     # ---------------------------------------------------------------- dtypes
     def _set_dtype_fast_path(self):
@@ -450,7 +501,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 from kerasish.models import symbolic_ops
 
                 return None, symbolic_ops.symbolic_layer_call(self, args, kwargs), None
-            inputs = tree.convert_inputs(inputs)
+            inputs = tree.convert_inputs(inputs, d["_device_hint"])
             args = (inputs, *args[1:])
         if not d["built"]:
             self._build_on_first_call(inputs)
@@ -532,9 +583,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     def _build_on_first_call(self, inputs):
         shapes = tree.map_shapes(inputs)
+        device = tree.first_device(inputs)
+        hint = self.__dict__["_device_hint"]
+        if hint is not None and device is not None and device.type != "meta" and not layer_moves.same_device(device, hint):
+            raise ValueError(
+                f"Layer '{self.name}' was moved to device {hint} before it was built, so it builds its "
+                f"weights there, but its first call received inputs on device {device}. Move the inputs "
+                f"to {hint} (`x.to({str(hint)!r})`) or the layer to {device} (`layer.to({str(device)!r})`)."
+            )
         state = ctx.state()
         previous = state.build_device
-        state.build_device = tree.first_device(inputs)
+        state.build_device = device
         try:
             self.build(shapes)
         finally:
@@ -583,22 +642,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         return list(self._flatten_layers(include_self=False, recursive=False))
 
     # ---------------------------------------------------------- torch side
+    def parameters(self, recurse: bool = True):
+        """torch's `parameters()`. Built-in layers not built yet contribute
+        uninitialized parameters that their build fills in place; an unbuilt
+        custom layer cannot, and a `UserWarning` says the list is partial."""
+        if recurse and not self.__dict__.get("built"):  # (built: nothing to walk per step)
+            lazy_weights.warn_if_partial(self)
+        return nn.Module.parameters(self, recurse)
+
     def _apply(self, fn, recurse=True):
-        """`.to()`, `.half()`, `.cuda()`...: buffers keep their Keras class, and
-        a float dtype change (`.half()`, `.to(torch.bfloat16)`) becomes the
-        layer's dtype policy so inputs are cast to match the weights."""
-        old_buffers = dict(self._buffers)
-        super()._apply(fn, recurse)
-        layer_weights.rewrap_buffers(self, old_buffers)
-        probe = fn(torch.empty(0))
-        d = self.__dict__
-        d["_device_hint"] = probe.device
-        if probe.dtype != torch.float32 and probe.dtype.is_floating_point:
-            if self._dtype_policy.variable_torch_dtype != probe.dtype:
-                self.dtype_policy = dtype_policies.DTypePolicy(probe.dtype)
-        elif probe.dtype == torch.float32 and self._dtype_policy.variable_torch_dtype != torch.float32:
-            self.dtype_policy = dtype_policies.DTypePolicy("float32")
-        return self
+        """`.to()`, `.half()`, `.cuda()`...: see `layer_moves.apply`."""
+        return layer_moves.apply(self, fn, recurse, super()._apply)
 
     def extra_repr(self) -> str:
         try:

@@ -10,11 +10,16 @@ from torch import nn
 
 from kerasish.backend import dtypes
 from kerasish.layers import call_context as ctx
+from kerasish.layers.lazy_weights import is_lazy
+from kerasish.layers.lazy_weights import materialize
+from kerasish.layers.lazy_weights import save_without_placeholders
+from kerasish.layers.tracking import split_holders
 from kerasish.layers.tracking import own_weights
 from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
 from kerasish.variables import Variable
 from kerasish.variables import VariableSynchronization
+from kerasish.variables import _is_live_variable
 from kerasish.variables import rewrap_like
 
 # Keras 2 `add_weight` kwargs that have no meaning here but are accepted.
@@ -29,7 +34,7 @@ def rewrap_buffers(module: nn.Module, old_buffers: dict) -> None:
     bufs = module._buffers
     for key, buf in bufs.items():
         old = old_buffers.get(key)
-        if buf is not old and isinstance(old, Variable) and not isinstance(buf, Variable):
+        if buf is not old and isinstance(old, Variable) and not _is_live_variable(buf):
             bufs[key] = rewrap_like(buf, old)
 
 
@@ -174,8 +179,21 @@ class LayerWeightsMixin:
         var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
         if not self._trainable and trainable:
             var.requires_grad_(False)
-        key = self._unique_weight_key(name if name is not None else "variable")
-        self._register_weight(key, var)
+        base = (name if name is not None else "variable").replace(".", "_").replace("/", "_") or "variable"
+        placeholder = self._parameters.get(base)
+        if is_lazy(placeholder):
+            if isinstance(var, nn.Parameter):
+                # in place: an optimizer made before the build holds this object
+                var = materialize(placeholder, var)
+                key = base
+            else:
+                self._parameters[base] = None
+                del self._parameters[base]
+                key = self._unique_weight_key(base)
+                self._register_weight(key, var)
+        else:
+            key = self._unique_weight_key(name if name is not None else "variable")
+            self._register_weight(key, var)
         var.__dict__["_auto_key"] = True
         if not autocast:
             self.__dict__["_no_autocast"].add(key)
@@ -253,16 +271,30 @@ class LayerWeightsMixin:
         value = bool(value)
         for layer in self._flatten_layers(include_self=True):
             layer.__dict__["_trainable"] = value
-            for p in layer._parameters.values():
-                if p is not None and (p.is_floating_point() or p.is_complex()):
-                    p.requires_grad_(value)
+            for holder in split_holders(layer)[0]:  # (variables in its containers too)
+                for p in holder._parameters.values():
+                    if p is not None and (p.is_floating_point() or p.is_complex()):
+                        if is_lazy(p):
+                            p.requires_grad = value
+                        else:
+                            p.requires_grad_(value)
 
     def _weights_of(self, module) -> list:
+        """Keras order: the module's own variables (with those it holds in
+        container attributes), trainable ones first, then each sublayer's."""
         from kerasish.layers.layer import Layer
 
-        out = own_weights(module)
-        for child in module._modules.values():
-            if child is None or getattr(child, "_is_metric", False):
+        holders, children = split_holders(module)
+        if len(holders) == 1:
+            out = own_weights(module)
+        else:
+            out = [p for h in holders for p in h._parameters.values() if p is not None and not is_lazy(p)]
+            out.extend(
+                b for h in holders for k, b in h._buffers.items()
+                if b is not None and k not in h._non_persistent_buffers_set
+            )
+        for child in children:
+            if getattr(child, "_is_metric", False):
                 continue
             out.extend(child.weights if isinstance(child, Layer) else self._weights_of(child))
         return out
@@ -357,6 +389,9 @@ class LayerWeightsMixin:
         (name -> shape). Built-in layers override this; None = unknown."""
         return None
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        save_without_placeholders(self, super()._save_to_state_dict, destination, prefix, keep_vars)
+
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):
         if not self.built:
             own = {}
@@ -366,7 +401,9 @@ class LayerWeightsMixin:
                     head = rest.split(".", 1)[0]
                     # own weights, and those of sublayers that `build` creates
                     # ("query.kernel" of a MultiHeadAttention)
-                    if head not in self._parameters and head not in self._buffers and head not in self._modules:
+                    if (head not in self._parameters or is_lazy(self._parameters[head])) and (
+                        head not in self._buffers and head not in self._modules
+                    ):
                         own[rest] = tuple(value.shape)
             if own:
                 shape = self._infer_build_shape(own)
@@ -385,8 +422,9 @@ class LayerWeightsMixin:
         )
         rewrap_buffers(self, old_buffers)
         for key, p in list(self._parameters.items()):
-            if p is not None and not isinstance(p, Variable):
-                # `load_state_dict(assign=True)` puts plain Parameters in place
+            if p is not None and not _is_live_variable(p):
+                # `load_state_dict(assign=True)` puts plain Parameters (or the
+                # state_dict's detached views) in place
                 old = old_params.get(key)
                 old = old if isinstance(old, Variable) else old_buffers.get(key)
                 if isinstance(old, Variable):

@@ -60,11 +60,17 @@ def _convert_one(x):
     return x
 
 
-def convert_inputs(x):
-    """NumPy arrays and Python scalars in `x` become tensors."""
+def convert_inputs(x, device=None):
+    """NumPy arrays and Python scalars in `x` become tensors (on `device`
+    when given: the device a layer was moved to)."""
+    convert = _convert_one
+    if device is not None:
+        def convert(v):
+            out = _convert_one(v)
+            return out.to(device) if out is not v and isinstance(out, torch.Tensor) else out
     if isinstance(x, (list, tuple, dict)):
-        return map_structure(_convert_one, x)
-    return _convert_one(x)
+        return map_structure(convert, x)
+    return convert(x)
 
 
 def cast_floating(x, dtype: torch.dtype):

@@ -49,6 +49,10 @@ class PReLU(Layer):
         else:
             self.shared_axes = list(shared_axes)
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("alpha",)
+
     def build(self, input_shape):
         param_shape = list(input_shape[1:])
         for i in self.shared_axes or ():

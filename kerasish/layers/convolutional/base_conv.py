@@ -218,6 +218,10 @@ class BaseConv(ConvSetupMixin, Layer):
         # Keras (*k, in // groups, filters) -> torch (filters, in // groups, *k)
         self._kernel_perm = (rank + 1, rank, *range(rank))
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "bias") if self.use_bias else ("kernel",)
+
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         if channels % self.groups != 0:

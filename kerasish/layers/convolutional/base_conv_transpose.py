@@ -143,6 +143,10 @@ class BaseConvTranspose(ConvSetupMixin, Layer):
                 flat.extend((0, max(-b, 0)))
             self._t_tail_pad = flat
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "bias") if self.use_bias else ("kernel",)
+
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         self.compute_output_shape(input_shape)

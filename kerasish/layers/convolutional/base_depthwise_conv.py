@@ -80,6 +80,10 @@ class BaseDepthwiseConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
         self.depthwise_constraint = constraints.get(depthwise_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "bias") if self.use_bias else ("kernel",)
+
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         self.compute_output_shape(input_shape)

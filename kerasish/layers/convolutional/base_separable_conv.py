@@ -67,6 +67,11 @@ class BaseSeparableConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
         self._kernel_perm = (rank + 1, rank, *range(rank))
         self._unit = (1,) * self._op_rank
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        names = ("depthwise_kernel", "pointwise_kernel")
+        return (*names, "bias") if self.use_bias else names
+
     def build(self, input_shape):
         channels = self._input_channels(input_shape)
         self.compute_output_shape(input_shape)

@@ -113,6 +113,10 @@ class Dense(Layer):
         self.input_spec = InputSpec(min_ndim=2)
         self.supports_masking = True
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "bias") if self.use_bias else ("kernel",)
+
     def build(self, input_shape):
         input_dim = input_shape[-1]
         self.kernel = self.add_weight(

@@ -12,6 +12,7 @@ from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers.core.dense import check_lora_and_quantization
 from kerasish.layers.layer import Layer
+from kerasish.layers.lazy_weights import is_lazy
 
 
 def _check_positive_int(name: str, value) -> None:
@@ -92,8 +93,12 @@ class Embedding(Layer):
                 weights = [weights]
             self.set_weights(weights)
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("embeddings",)
+
     def build(self, input_shape=None):
-        if "embeddings" in self._parameters:
+        if self._parameters.get("embeddings") is not None and not is_lazy(self._parameters["embeddings"]):
             return
         self.embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim),

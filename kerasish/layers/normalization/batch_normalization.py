@@ -149,6 +149,10 @@ class BatchNormalization(GammaBetaMixin, Layer):
         self.moving_variance = None
         self._rank_free = False
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return tuple(n for n, on in (("gamma", self.scale), ("beta", self.center)) if on)
+
     def build(self, input_shape):
         axis = canonical_axes("BatchNormalization", self.axis, input_shape)[0]
         rank = len(input_shape)

@@ -76,6 +76,10 @@ class GroupNormalization(GammaBetaMixin, Layer):
             beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint
         )
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return tuple(n for n, on in (("gamma", self.scale), ("beta", self.center)) if on)
+
     def build(self, input_shape):
         axis = canonical_axes("GroupNormalization", self.axis, input_shape)[0]
         dim = input_shape[axis]

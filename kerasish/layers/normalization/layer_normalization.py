@@ -79,6 +79,12 @@ class LayerNormalization(GammaBetaMixin, Layer):
         )
         self.supports_masking = True
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        gamma = self.scale or self.rms_scaling
+        beta = self.center and not self.rms_scaling
+        return tuple(n for n, on in (("gamma", gamma), ("beta", beta)) if on)
+
     def build(self, input_shape):
         axes = canonical_axes("LayerNormalization", self.axis, input_shape)
         self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]

@@ -89,6 +89,10 @@ class GRUCell(BaseRNNCell):
         if self.implementation == 1:
             self.dropout_mask_count = 3
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "recurrent_kernel", "bias") if self.use_bias else ("kernel", "recurrent_kernel")
+
     def build(self, input_shape):
         self._add_kernels(input_shape[-1])
         if self.use_bias:

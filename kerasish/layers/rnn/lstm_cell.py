@@ -104,6 +104,10 @@ class LSTMCell(BaseRNNCell):
             self.dropout_mask_count = 4
         self.state_size = [self.units, self.units]
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "recurrent_kernel", "bias") if self.use_bias else ("kernel", "recurrent_kernel")
+
     def build(self, input_shape):
         self._add_kernels(input_shape[-1])
         if self.use_bias:

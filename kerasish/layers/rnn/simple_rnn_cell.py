@@ -81,6 +81,10 @@ class SimpleRNNCell(BaseRNNCell):
             **kwargs,
         )
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "recurrent_kernel", "bias") if self.use_bias else ("kernel", "recurrent_kernel")
+
     def build(self, input_shape):
         self._add_kernels(input_shape[-1])
         if self.use_bias:

@@ -1,0 +1,93 @@
+"""How a layer follows `.to()`, `.half()`, `.cuda()`, `.double()`: its
+buffers keep their Keras class, its uninitialized parameters keep their
+identity, its dtype policy follows the real dtype of its weights, and an
+unbuilt layer remembers the device it was moved to."""
+
+from __future__ import annotations
+
+import torch
+
+from kerasish import dtype_policies
+from kerasish.layers import lazy_weights
+from kerasish.layers.layer_weights import rewrap_buffers
+from kerasish.layers.tracking import own_weights
+
+
+def apply(layer, fn, recurse, super_apply):
+    """`.to()`, `.half()`, `.cuda()`...: buffers keep their Keras class, a
+    float dtype change of the weights (`.half()`, `.to(torch.bfloat16)`)
+    becomes the layer's dtype policy so inputs are cast to match them, and
+    the device is remembered so that an unbuilt layer builds there.
+
+    The new dtype and device are read from the layer's own weights; a
+    layer without any (unbuilt, or a container) converts an empty probe
+    tensor of its variable dtype (and, for the device, a meta one). So a pure device
+    move (`.to("cpu")`, `.cuda()`) never touches the policy, whatever the
+    weights' dtype."""
+    d = layer.__dict__
+    old_buffers = dict(layer._buffers)
+    before = _float_dtypes(layer)
+    lazy = {k: p for k, p in layer._parameters.items() if lazy_weights.is_lazy(p)}
+    if lazy:
+        # placeholders have no data to convert: give them the converted
+        # empty tensor, keeping each object (an optimizer may hold it)
+        order = list(layer._parameters)
+        for key in lazy:
+            del layer._parameters[key]
+        try:
+            super_apply(fn, recurse)
+        finally:
+            converted = dict(layer._parameters)
+            layer._parameters.clear()
+            layer._parameters.update((k, lazy[k] if k in lazy else converted[k]) for k in order)
+        for p in lazy.values():
+            lazy_weights.convert_placeholder(p, fn)
+    else:
+        super_apply(fn, recurse)
+    rewrap_buffers(layer, old_buffers)
+    weights = own_weights(layer)
+    policy = d["_dtype_policy"]
+    changed = {dtype for key, dtype in _float_dtypes(layer).items() if before.get(key, dtype) != dtype}
+    if not changed and not before:
+        probe = fn(torch.empty(0, dtype=policy.variable_torch_dtype))
+        if probe.dtype != policy.variable_torch_dtype and probe.dtype.is_floating_point:
+            changed = {probe.dtype}
+        if probe.device.type != "cpu":
+            d["_device_hint"] = probe.device
+        elif d["_device_hint"] is not None and _moves_to_cpu(fn):
+            d["_device_hint"] = probe.device
+    if weights:
+        d["_device_hint"] = weights[0].device
+    if len(changed) == 1:
+        (dtype,) = changed
+        if dtype != policy.variable_torch_dtype or dtype != policy.compute_torch_dtype:
+            layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
+    return layer
+
+
+def _moves_to_cpu(fn) -> bool:
+    """Whether a `_apply` function that keeps CPU tensors on the CPU is a
+    move to the CPU (`.to("cpu")`, `.cpu()`) rather than a cast alone: a
+    cast leaves a meta tensor on the meta device, a move cannot copy it."""
+    try:
+        return fn(torch.empty(0, device="meta")).device.type != "meta"
+    except (NotImplementedError, RuntimeError):
+        return True
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """`cuda` and `cuda:0` name the same device (an absent index means the current one)."""
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _float_dtypes(layer) -> dict:
+    """(registry, key) -> dtype of the layer's own floating weights."""
+    out = {
+        ("p", k): v.dtype
+        for k, v in layer._parameters.items()
+        if v is not None and not lazy_weights.is_lazy(v) and v.is_floating_point()
+    }
+    for k, v in layer._buffers.items():
+        if v is not None and v.is_floating_point():
+            out[("b", k)] = v.dtype
+    return out

@@ -1,0 +1,140 @@
+"""Deferred build through torch's lazy-parameter machinery.
+
+A built-in layer whose trainable weight names are known from its config
+(`Dense`: `kernel`, `bias`) registers them as `nn.UninitializedParameter`s
+when it is constructed, as `nn.LazyLinear` does. `build` materializes each
+one *in place* into a `TrainableVariable` (the same Python object gets its
+data and its class), so an optimizer made before the first call holds the
+real weights, and DDP wrapped before it gives torch's own refusal
+("Modules with uninitialized parameters can't be used with
+`DistributedDataParallel`").
+
+Keras semantics are kept: an unbuilt layer has no `weights`, no
+`state_dict()` entries and `count_params()` raises; placeholders a build
+did not use are dropped. A layer whose weights cannot exist before `build`
+(a custom layer, or a built-in one with input-dependent sublayers) has no
+placeholders; `Layer.parameters()` then warns that the list is partial.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch.nn.parameter import UninitializedParameter
+
+from kerasish.variables import TrainableVariable
+
+
+def is_lazy(value) -> bool:
+    return isinstance(value, UninitializedParameter)
+
+
+def _defining_class(cls, attr):
+    for klass in cls.__mro__:
+        if attr in klass.__dict__:
+            return klass
+    return None
+
+
+def declared_names(layer):
+    """The trainable weight names `layer.build` will create, or None when
+    unknown. A declaration counts only when made by the class whose `build`
+    runs (a subclass with its own `build` may create other weights)."""
+    cls = type(layer)
+    declaring = _defining_class(cls, "_lazy_trainable_weights")
+    if declaring is None or declaring is not _defining_class(cls, "build"):
+        return None
+    return tuple(layer._lazy_trainable_weights())
+
+
+def add_placeholders(layer) -> None:
+    """Registers an uninitialized parameter per declared trainable weight."""
+    names = declared_names(layer)
+    if not names or not layer.__dict__["_trainable"]:
+        return
+    params = layer._parameters
+    dtype = layer._dtype_policy.variable_torch_dtype
+    if not dtype.is_floating_point:
+        return
+    for name in names:
+        if params.get(name) is None and name not in layer._buffers and name not in layer._modules:
+            layer.__dict__.pop(name, None)  # a `self.bias = None`-style placeholder attribute
+            params[name] = UninitializedParameter(requires_grad=True, device=layer.__dict__["_device_hint"], dtype=dtype)
+
+
+def convert_placeholder(placeholder, fn) -> None:
+    """Applies a `Module._apply` function (`.to()`, `.double()`...) to an
+    uninitialized parameter: only its device and dtype can change."""
+    try:
+        new = fn(torch.empty(0, dtype=placeholder.dtype, device=placeholder.device))
+    except (NotImplementedError, RuntimeError):  # e.g. out of the meta device
+        new = fn(torch.empty(0, dtype=placeholder.dtype))
+    try:
+        placeholder.data = torch.empty(0, dtype=new.dtype, device=new.device)
+    except RuntimeError:  # another tensor type (meta -> cpu): swap, keeping the object
+        fresh = UninitializedParameter(placeholder.requires_grad, device=new.device, dtype=new.dtype)
+        torch.utils.swap_tensors(placeholder, fresh)
+
+
+def materialize(placeholder, var: TrainableVariable) -> TrainableVariable:
+    """Turns `placeholder` into `var` in place: the object an optimizer or
+    a hook already holds becomes the Keras variable."""
+    try:
+        placeholder.data = var.data
+    except RuntimeError:  # another tensor type (placeholder left on meta): swap, keeping the object
+        torch.utils.swap_tensors(placeholder, var)
+        return placeholder
+    placeholder.__class__ = type(var)
+    placeholder.__dict__.update(var.__dict__)
+    placeholder.requires_grad_(var.requires_grad)
+    return placeholder
+
+
+def drop_unused(layer) -> None:
+    """After `build`: placeholders no weight materialized become None
+    entries (as `self.bias = None` registers them)."""
+    params = layer._parameters
+    for key, value in list(params.items()):
+        if is_lazy(value):
+            params[key] = None
+
+
+def has_placeholders(module) -> bool:
+    return any(is_lazy(p) for p in module._parameters.values())
+
+
+def warn_if_partial(layer) -> None:
+    """Warns when `layer.parameters()` misses weights that unbuilt custom
+    layers below it will only create in `build`."""
+    from kerasish.layers.layer import Layer
+
+    for sub in layer._flatten_layers(include_self=True):
+        d = sub.__dict__
+        if d.get("built") or has_placeholders(sub):
+            continue
+        build_owner = _defining_class(type(sub), "build")
+        if build_owner is Layer or build_owner.__module__.startswith("kerasish."):
+            continue
+        warnings.warn(
+            f"Layer '{sub.name}' ({type(sub).__name__}) is not built yet: the weights its `build()` creates "
+            "do not exist, so they are missing from this `parameters()` list (an optimizer or DDP made "
+            "from it would never train them). Call `build(input_shape)` on the model or run one batch "
+            "through it first.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return
+
+
+def save_without_placeholders(module, save, destination, prefix, keep_vars) -> None:
+    """`_save_to_state_dict` that skips uninitialized parameters (an unbuilt
+    layer has no weights to save, as in Keras)."""
+    d = module.__dict__
+    params = d["_parameters"]
+    d["_parameters"] = {k: v for k, v in params.items() if not is_lazy(v)}
+    try:
+        save(destination, prefix, keep_vars)
+    finally:
+        d["_parameters"] = params
+
