@@ -430,7 +430,7 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
         raise ValueError(errors[0] + extra)
     with torch.no_grad():
         for target, value in assignments:
-            src = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+            src = value if isinstance(value, torch.Tensor) else torch.from_numpy(_contiguous(value))
             target.copy_(src.to(device=target.device, dtype=target.dtype))
     for obj, store, path in hooks:
         if not len(store):
@@ -443,6 +443,13 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
                 raise ValueError(f"{_describe(obj, path)} could not be loaded: {e}") from e
             errors.append(str(e))
     return errors
+
+
+def _contiguous(value) -> np.ndarray:
+    """A C-contiguous array of the same shape (`np.ascontiguousarray` would
+    turn a scalar, e.g. Normalization's `count`, into shape `(1,)`)."""
+    array = np.asarray(value)
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def _maybe_build_optimizer(root, obj, store) -> None:

@@ -260,6 +260,11 @@ class MultiHeadAttention(Layer):
         finally:
             ctx.BUILD_DEVICE[0] = previous
             d["_in_build"] = False
+        # Keras 3's build config for this layer (what `build_from_config` replays)
+        shapes = {"query_shape": tuple(query.shape), "value_shape": tuple(value.shape)}
+        if key is not None:
+            shapes["key_shape"] = tuple(key.shape)
+        d["_build_shapes_dict"] = shapes
         self._update_plain()
 
     # ------------------------------------------------------------------ call
