@@ -39,8 +39,9 @@ VARS_FILENAME = "model.weights.h5"
 # The Keras version whose format this writes (the metadata Keras writes).
 KERAS_FORMAT_VERSION = "3.15.1"
 # A zip member larger than this and more than 100x its stored size is a
-# decompression bomb (Keras 3 applies the same guard).
-_BOMB_FLOOR_BYTES = 1 << 32
+# decompression bomb (Keras 3 applies the same guard above 4 GiB; 256 MiB
+# here, so a crafted member never makes the loader allocate gigabytes).
+_BOMB_FLOOR_BYTES = 1 << 28
 _BOMB_MAX_EXPANSION = 100
 
 
