@@ -92,8 +92,22 @@ def _wrap_build(build):
         if args:
             d["_build_input_shape"] = args[0]
         lazy_weights.drop_unused(self)
+        if len(args) + len(kwargs) > 1:
+            # several shapes (MultiHeadAttention's query/value/key): Keras 3
+            # writes them as a `shapes_dict` build config
+            named = dict(zip(param_names, args))
+            named.update(kwargs)
+            shapes = {k: tree.to_shape_tuples(v) for k, v in named.items() if v is not None}
+            if len(shapes) > 1:
+                d["_build_shapes_dict"] = shapes
         self._update_plain()
         return out
+
+    param_names = [
+        p.name
+        for p in list(inspect.signature(build).parameters.values())[1:]
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
 
     wrapped._kerasish_build_wrapper = True
     return wrapped

@@ -69,13 +69,34 @@ class LayerConfigMixin:
             ) from e
 
     def get_build_config(self):
+        """`{"input_shape": shape}`, or Keras 3's `{"shapes_dict":
+        {"query_shape": ..., "value_shape": ...}}` for a layer built from
+        several shapes (MultiHeadAttention); None before the build."""
+        shapes_dict = self.__dict__.get("_build_shapes_dict")
+        if shapes_dict:
+            return {"shapes_dict": dict(shapes_dict)}
         if self._build_input_shape is not None:
             return {"input_shape": self._build_input_shape}
         return None
 
     def build_from_config(self, config):
-        if config and not self.built:
+        """Builds the layer from `get_build_config()`'s output (either form)."""
+        if not config or self.built:
+            return
+        if "input_shape" in config:
             self.build(config["input_shape"])
+            return
+        shapes_dict = config.get("shapes_dict")
+        if not isinstance(shapes_dict, dict):
+            raise ValueError(
+                f"Layer '{self.name}': invalid `build_config`, expected an `input_shape` or a `shapes_dict`. "
+                f"Received: build_config={config}"
+            )
+        params = inspect.signature(self.build).parameters
+        if all(k in params for k in shapes_dict):
+            self.build(**shapes_dict)
+        else:  # names from another layer version: pass them in their order
+            self.build(*shapes_dict.values())
 
 
 def _captured_init_args(layer) -> dict:

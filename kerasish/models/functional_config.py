@@ -184,7 +184,10 @@ def functional_config(model) -> dict:
                 if data is not None:
                     nodes.append(data)
         layer_config = serialize_keras_object(op)
-        keras_op = _TORCH_TO_KERAS_OPS.get(layer_config.get("config", {}).get("function"))
+        function = layer_config.get("config", {}).get("function")
+        # only a TorchOpLambda's `function` is a plain name; a Lambda's is a
+        # `__lambda__` / `function` config dict
+        keras_op = _TORCH_TO_KERAS_OPS.get(function) if isinstance(function, str) else None
         if keras_op is not None and layer_config.get("class_name") == "TorchOpLambda":
             layer_config = {"module": "keras.src.ops.numpy", "class_name": keras_op,
                             "config": {"name": op.name}, "registered_name": keras_op}

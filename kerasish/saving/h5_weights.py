@@ -419,6 +419,13 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
     for path, obj in iter_saveables(root):
         store = _store_for(h5py, h5file, path)
         if hasattr(obj, "load_own_variables"):
+            if len(store):
+                _maybe_build_optimizer(root, obj, store)
+                try:
+                    _check_hook_shapes(obj, store, path)
+                except ValueError as e:
+                    errors.append(str(e))
+                    continue
             hooks.append((obj, store, path))
             continue
         try:
@@ -430,12 +437,11 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
         raise ValueError(errors[0] + extra)
     with torch.no_grad():
         for target, value in assignments:
-            src = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+            src = value if isinstance(value, torch.Tensor) else torch.from_numpy(_contiguous(value))
             target.copy_(src.to(device=target.device, dtype=target.dtype))
     for obj, store, path in hooks:
         if not len(store):
             continue
-        _maybe_build_optimizer(root, obj, store)
         try:
             obj.load_own_variables(store)
         except (ValueError, KeyError, TypeError) as e:
@@ -443,6 +449,29 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
                 raise ValueError(f"{_describe(obj, path)} could not be loaded: {e}") from e
             errors.append(str(e))
     return errors
+
+
+def _check_hook_shapes(obj, store, path) -> None:
+    """For an object that loads itself (an optimizer), checks the stored
+    shapes against its `variables` before anything is read, so a hostile
+    file cannot make it allocate a huge array (or half-load a model)."""
+    variables = getattr(obj, "variables", None)
+    if not isinstance(variables, (list, tuple)) or len(store) != len(variables):
+        return  # the object decides (optimizers skip with a warning)
+    for i, v in enumerate(variables):
+        key = str(i)
+        if key in store and store.shape(key) != tuple(np.shape(v)):
+            raise ValueError(
+                f"{_describe(obj, path)}: variable {i} has shape {tuple(np.shape(v))}, "
+                f"but the weights file holds shape {store.shape(key)}."
+            )
+
+
+def _contiguous(value) -> np.ndarray:
+    """A C-contiguous array of the same shape (`np.ascontiguousarray` would
+    turn a scalar, e.g. Normalization's `count`, into shape `(1,)`)."""
+    array = np.asarray(value)
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def _maybe_build_optimizer(root, obj, store) -> None:

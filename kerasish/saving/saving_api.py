@@ -44,10 +44,13 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
         overwrite: Whether to replace an existing file. Defaults to True
             (with False an existing file raises `FileExistsError`; Keras asks
             interactively instead).
-        zipped: Only True (the default zip archive) is supported.
+        zipped: True (default) writes a zip archive to a `.keras` path;
+            False writes Keras 3's unzipped layout, a directory (whose name
+            must not end in `.keras`) holding `config.json`,
+            `metadata.json` and `model.weights.h5`.
 
-    The file is written to a temporary file and moved into place, so a failure
-    mid-save leaves any previous file intact.
+    The file (or directory) is written next to the target and moved into
+    place, so a failure mid-save leaves any previous one intact.
 
     Example:
         >>> model.save("model.keras")
@@ -57,9 +60,19 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
     kwargs.pop("save_format", None)
     if kwargs:
         raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
-    if zipped is False:
-        raise ValueError("Only the zipped `.keras` format is supported. Received: zipped=False")
     path = _path_str(filepath)
+    if not include_optimizer:
+        raise ValueError("`include_optimizer=False` is not supported by the `.keras` format.")
+    if zipped is False:
+        if not path:
+            raise ValueError(f"`zipped=False` needs a directory path. Received: filepath={filepath!r}")
+        if path.endswith(".keras"):
+            raise ValueError(
+                f"When using `zipped=False`, the `filepath` argument should not end in `.keras`. Received: filepath={path}"
+            )
+        _check_overwrite(path, overwrite)
+        saving_lib.save_model_to_dir(model, path)
+        return
     if path:
         if path.endswith(".h5") or path.endswith(".hdf5"):
             raise ValueError(
@@ -73,8 +86,6 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
             )
         _check_overwrite(path, overwrite)
         filepath = path
-    if not include_optimizer:
-        raise ValueError("`include_optimizer=False` is not supported by the `.keras` format.")
     saving_lib.save_model(model, filepath)
 
 
@@ -82,7 +93,8 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
     """Loads a model saved with `save_model` / `Model.save` or by Keras 3.
 
     Args:
-        filepath: A `.keras` path or a readable binary file object.
+        filepath: A `.keras` path, a directory saved with `zipped=False`, or
+            a readable binary file object.
         custom_objects: Dict of names to custom classes or functions.
         compile: Whether to compile the model from its saved compile config.
             Defaults to True.
@@ -95,6 +107,8 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
             weights that do not fit the model.
     """
     path = _path_str(filepath)
+    if path and saving_lib.is_model_dir(path):
+        return saving_lib.load_model_from_dir(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
     if path:
         if not path.endswith(".keras"):
             raise ValueError(f"Invalid filename: expected a `.keras` extension. Received: filepath={path}")

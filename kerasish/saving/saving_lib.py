@@ -26,6 +26,7 @@ import importlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import warnings
 import zipfile
@@ -38,8 +39,9 @@ VARS_FILENAME = "model.weights.h5"
 # The Keras version whose format this writes (the metadata Keras writes).
 KERAS_FORMAT_VERSION = "3.15.1"
 # A zip member larger than this and more than 100x its stored size is a
-# decompression bomb (Keras 3 applies the same guard).
-_BOMB_FLOOR_BYTES = 1 << 32
+# decompression bomb (Keras 3 applies the same guard above 4 GiB; 256 MiB
+# here, so a crafted member never makes the loader allocate gigabytes).
+_BOMB_FLOOR_BYTES = 1 << 28
 _BOMB_MAX_EXPANSION = 100
 
 
@@ -189,6 +191,49 @@ def save_model(model, filepath) -> None:
         _write_archive(model, f)
 
 
+def save_model_to_dir(model, dirpath) -> None:
+    """Writes Keras 3's unzipped layout (`save_model(..., zipped=False)`):
+    a directory holding `config.json`, `metadata.json` and
+    `model.weights.h5`. The directory is assembled next to the target and
+    renamed into place, so readers never see a half-written one."""
+    h5_weights.require_h5py()
+    dirpath = os.path.abspath(os.fspath(dirpath))
+    if os.path.exists(dirpath) and not os.path.isdir(dirpath):
+        raise ValueError(f"Cannot save the model directory: '{dirpath}' exists and is not a directory.")
+    parent = os.path.dirname(dirpath)
+    os.makedirs(parent, exist_ok=True)
+    config_json = json.dumps(serialize_model(model), default=_json_default)
+    tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(dirpath) + ".", suffix=".tmp")
+    try:
+        with open(os.path.join(tmp, METADATA_FILENAME), "w") as f:
+            f.write(json.dumps(_metadata()))
+        with open(os.path.join(tmp, CONFIG_FILENAME), "w") as f:
+            f.write(config_json)
+        with open(os.path.join(tmp, VARS_FILENAME), "wb") as f:
+            f.write(_weights_bytes(model))
+        for name in (METADATA_FILENAME, CONFIG_FILENAME, VARS_FILENAME):
+            with open(os.path.join(tmp, name), "rb+") as f:
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = None
+        if os.path.isdir(dirpath):
+            old = tmp + ".old"
+            os.rename(dirpath, old)
+        os.rename(tmp, dirpath)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(parent)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def save_weights_h5(model, filepath) -> None:
     """Writes the weights of `model` to a Keras 3 `.weights.h5` file, atomically."""
     h5py = h5_weights.require_h5py()
@@ -303,21 +348,44 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
     return model
 
 
+def _parse_config(raw: bytes, where: str):
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"The file '{where}' has an invalid '{CONFIG_FILENAME}': {e}") from e
+
+
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Reads a `.keras` archive (a path or a binary file object)."""
     h5py = h5_weights.require_h5py()
     zf, where = _open_zip(filepath)
     with zf:
-        raw = _read_member(zf, CONFIG_FILENAME, where)
-        try:
-            config = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"The file '{where}' has an invalid '{CONFIG_FILENAME}': {e}") from e
+        config = _parse_config(_read_member(zf, CONFIG_FILENAME, where), where)
         model = model_from_config(config, custom_objects, compile, safe_mode, where=f"{where}:{CONFIG_FILENAME}")
         if VARS_FILENAME not in zf.namelist():
             raise ValueError(f"The file '{where}' is not a valid `.keras` archive: it has no '{VARS_FILENAME}'.")
         weights = _read_member(zf, VARS_FILENAME, where)
     load_weights_h5(model, io.BytesIO(weights), where=f"{where}:{VARS_FILENAME}", h5py=h5py)
+    return model
+
+
+def is_model_dir(path) -> bool:
+    """Whether `path` is Keras 3's unzipped model layout (a directory with a
+    `config.json`)."""
+    return isinstance(path, str) and os.path.isdir(path) and os.path.isfile(os.path.join(path, CONFIG_FILENAME))
+
+
+def load_model_from_dir(dirpath, custom_objects=None, compile=True, safe_mode=True):
+    """Reads Keras 3's unzipped layout (written with `zipped=False`)."""
+    h5py = h5_weights.require_h5py()
+    config_path = os.path.join(dirpath, CONFIG_FILENAME)
+    with open(config_path, "rb") as f:
+        config = _parse_config(f.read(), config_path)
+    model = model_from_config(config, custom_objects, compile, safe_mode, where=config_path)
+    weights_path = os.path.join(dirpath, VARS_FILENAME)
+    if not os.path.isfile(weights_path):
+        raise ValueError(f"The model directory '{dirpath}' has no '{VARS_FILENAME}' (Keras 3's unzipped layout).")
+    load_weights_h5(model, weights_path, where=weights_path, h5py=h5py)
     return model
 
 

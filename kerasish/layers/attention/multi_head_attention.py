@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
+from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.attention.base_attention import EinsumProjection
 from kerasish.layers.attention.base_attention import additive_mask
 from kerasish.layers.attention.base_attention import attention_equations
@@ -17,6 +18,7 @@ from kerasish.layers.attention.base_attention import common_sublayer_args
 from kerasish.layers.attention.base_attention import masked_softmax
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.utils import naming
 from kerasish.utils import tree
 
 
@@ -248,19 +250,39 @@ class MultiHeadAttention(Layer):
         return query_shape
 
     def _build_from_call(self, query, value, key):
+        # inside `call` the layer's name scope is already open: build unwrapped
+        self._build_from_shapes(query.shape, value.shape, None if key is None else key.shape, query.device)
+
+    def _build_from_shapes(self, query_shape, value_shape, key_shape, device):
         from kerasish.layers import call_context as ctx
 
-        # inside `call` the layer's name scope is already open: build unwrapped
         d = self.__dict__
+        query_shape, value_shape = tuple(query_shape), tuple(value_shape)
+        key_shape = None if key_shape is None else tuple(key_shape)
         previous = ctx.state().build_device
-        ctx.state().build_device = query.device
+        ctx.state().build_device = device
         d["_in_build"] = True
         try:
-            self.build(tuple(query.shape), tuple(value.shape), None if key is None else tuple(key.shape))
+            self.build(query_shape, value_shape, key_shape)
         finally:
             ctx.state().build_device = previous
             d["_in_build"] = False
+        # Keras 3's build config for this layer (what `build_from_config` replays)
+        shapes = {"query_shape": query_shape, "value_shape": value_shape}
+        if key_shape is not None:
+            shapes["key_shape"] = key_shape
+        d["_build_shapes_dict"] = shapes
         self._update_plain()
+
+    def compute_output_spec(self, query, value, key=None, *args, **kwargs):
+        # A symbolic (functional) call builds from the KerasTensors' shapes,
+        # so unknown dimensions stay None in the build config, as in Keras.
+        if not self._projections_built and isinstance(value, KerasTensor):
+            with naming.name_scope(self.name):
+                self._build_from_shapes(
+                    query.shape, value.shape, key.shape if isinstance(key, KerasTensor) else None, torch.device("cpu")
+                )
+        return super().compute_output_spec(query, value, key, *args, **kwargs)
 
     # ------------------------------------------------------------------ call
     def call(
