@@ -35,6 +35,17 @@ def _check_overwrite(filepath: str, overwrite: bool) -> None:
         )
 
 
+def _is_legacy_h5_name(path: str) -> bool:
+    """`m.h5` / `m.hdf5` / `m.keras.h5` (but not Keras 3's `.weights.h5`): Keras 2's HDF5 format."""
+    return path.endswith((".h5", ".hdf5")) and not path.endswith(".weights.h5")
+
+
+def _is_legacy_h5_file(path: str) -> bool:
+    from kerasish.saving import legacy_h5_format
+
+    return os.path.exists(path) and legacy_h5_format.is_legacy_h5(path)
+
+
 def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = None, **kwargs) -> None:
     """Saves a model as a `.keras` archive (Keras 3's format).
 
@@ -61,11 +72,12 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
         raise ValueError("Only the zipped `.keras` format is supported. Received: zipped=False")
     path = _path_str(filepath)
     if path:
-        if path.endswith(".h5") or path.endswith(".hdf5"):
-            raise ValueError(
-                "The legacy Keras 2 HDF5 model format is not supported. Save as a `.keras` archive "
-                f"(`model.save('model.keras')`) or only the weights (`.weights.h5`). Received: filepath={path}"
-            )
+        if _is_legacy_h5_name(path):
+            _check_overwrite(path, overwrite)
+            from kerasish.saving import legacy_h5_format
+
+            legacy_h5_format.save_model(model, path, include_optimizer=include_optimizer)
+            return
         if not path.endswith(".keras"):
             raise ValueError(
                 "Invalid filepath extension for saving. Please add a `.keras` extension for the native Keras "
@@ -95,6 +107,10 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
             weights that do not fit the model.
     """
     path = _path_str(filepath)
+    if path and (_is_legacy_h5_name(path) or (path.endswith(".weights.h5") and _is_legacy_h5_file(path))):
+        from kerasish.saving import legacy_h5_format
+
+        return legacy_h5_format.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
     if path:
         if not path.endswith(".keras"):
             raise ValueError(f"Invalid filename: expected a `.keras` extension. Received: filepath={path}")
@@ -117,6 +133,12 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
     if max_shard_size is not None:
         raise ValueError("Sharded weight files (`max_shard_size`) are not supported.")
     path = os.fspath(filepath)
+    if _is_legacy_h5_name(path):
+        _check_overwrite(path, overwrite)
+        from kerasish.saving import legacy_h5_format
+
+        legacy_h5_format.save_weights(model, path)
+        return
     if path.endswith(_TORCH_SUFFIXES):
         _check_overwrite(path, overwrite)
         state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
@@ -153,9 +175,18 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
             match the model; a damaged file or a pickle that is not plain
             tensors.
     """
+    by_name = kwargs.pop("by_name", False)
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
     path = os.fspath(filepath)
+    if path.endswith((".h5", ".hdf5")) and _is_legacy_h5_file(path):
+        from kerasish.saving import legacy_h5_format
+
+        legacy_h5_format.load_weights(model, path, by_name=by_name, skip_mismatch=skip_mismatch)
+        return
+    if by_name:
+        raise ValueError("`by_name=True` is only supported for Keras 2 (legacy) HDF5 weight files. "
+                         f"Received: filepath={path}")
     if path.endswith(_TORCH_SUFFIXES):
         _load_torch_state(model, path, skip_mismatch)
         return

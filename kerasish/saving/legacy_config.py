@@ -1,0 +1,527 @@
+"""The Keras 2 / tf.keras config dialect, both ways.
+
+`upgrade_model_config` turns a `model_config` written by tf.keras 2.x or
+multi-backend Keras 2.2-2.3 into the form kerasish's deserializers read;
+`downgrade_model_config` turns a kerasish model config into what tf.keras 2
+reads (for writing legacy HDF5). What the Keras 2 dialect differs in:
+
+- `batch_input_shape` on InputLayer (Keras 3: `batch_shape`) and on the first
+  layer of a Sequential (Keras <= 2.2 wrote no InputLayer at all);
+- class names `Model` (= `Functional`), `TFOpLambda` / `SlicingOpLambda`
+  (TensorFlow ops recorded as layers, see `tf_op_mapping`);
+- arguments Keras 3 dropped: `time_major`, `implementation`,
+  `input_length`, MultiHeadAttention's `query_shape` / `key_shape` /
+  `value_shape`, BatchNormalization's `fused`, InputLayer's `ragged` /
+  `sparse`: dropped when they hold a value kerasish reproduces, a
+  `ValueError` naming the layer otherwise (`time_major=True`, ...);
+- dtype policies written as `{"class_name": "Policy", "config": {"name"}}`;
+- `axis=[3]` lists on BatchNormalization;
+- Lambda functions as `[code, defaults, closure]` lists;
+- node indices: a nested Keras 2 model's node 0 is its own graph, so calls
+  of it start at node 1.
+
+Names that Keras 2 and Keras 3 define differently (Keras 2 meaning kept for
+models loaded from Keras 2 files, and written back under the Keras 2 name):
+
+- activation `hard_sigmoid`: Keras 2 `clip(0.2 * x + 0.5, 0, 1)`, Keras 3
+  `relu6(x + 3) / 6` = `clip(x / 6 + 0.5, 0, 1)`. (This is also the default
+  `recurrent_activation` of Keras <= 2.2 LSTM/GRU.)
+- optimizer `decay` (`lr / (1 + decay * iterations)`): Keras 3 removed it;
+  it becomes an `InverseTimeDecay` schedule with the same values.
+- losses `logcosh`, `kld` / `kullback_leibler_divergence`, `huber_loss`
+  (Keras 3 spells them `log_cosh`, `kl_divergence`, `huber`).
+
+Every other activation, loss and layer name used in Keras 2 files means the
+same in Keras 3 (compared against tf-keras 2.21 and Keras 3.15 sources;
+`gelu` defaults to `approximate=False` in both).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from kerasish.saving.object_registration import register_keras_serializable
+
+
+@register_keras_serializable(package="kerasish")
+def keras2_hard_sigmoid(x):
+    """Keras 2's `hard_sigmoid`: `clip(0.2 * x + 0.5, 0, 1)` (Keras 3's
+    `hard_sigmoid` uses slope 1/6 instead)."""
+    return torch.clamp(x * 0.2 + 0.5, 0.0, 1.0)
+
+
+# Keras 2 activation name -> the kerasish function with the Keras 2 meaning.
+_KERAS2_ACTIVATIONS = {"hard_sigmoid": "kerasish>keras2_hard_sigmoid"}
+_KERAS2_ACTIVATION_NAMES = {v: k for k, v in _KERAS2_ACTIVATIONS.items()}
+# Keras 3 activations whose name means something else in Keras 2 (writing
+# them to a Keras 2 file would change the model silently).
+_KERAS3_ONLY_MEANING = {"hard_sigmoid"}
+_ACTIVATION_KEYS = ("activation", "recurrent_activation")
+_MODEL_CLASSES = {"Functional", "Model", "Sequential"}
+_WRAPPER_KEYS = ("layer", "backward_layer", "cell")
+
+# Keras 2 arguments Keras 3 removed: name -> values that mean "the behaviour
+# kerasish has anyway" (dropped); any other value is refused.
+_DROPPED_ARGS = {
+    "time_major": (False, None),
+    "implementation": (0, 1, 2, None),  # a speed hint only; the maths is the same
+    "input_length": None,  # any value: a shape hint only
+    "query_shape": None,
+    "key_shape": None,
+    "value_shape": None,
+    "fused": (None, True, False),
+    "virtual_batch_size": (None,),
+    "adjustment": (None,),
+    "ragged": (False, None),
+    "sparse": (False, None),
+    "optional": (False, None),
+    "softmax_robust_masking": (False,),  # tf-keras 2.13+ MultiHeadAttention
+}
+# Conv arguments Keras 2's separable/depthwise convolutions inherit and write,
+# which are meaningless for them (their kernels have their own arguments).
+_INHERITED_CONV_ARGS = {"groups": (1,), "kernel_initializer": None, "kernel_regularizer": (None,),
+                        "kernel_constraint": (None,)}
+_NO_PLAIN_KERNEL = {"SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D",
+                    "DepthwiseConv1D", "DepthwiseConv2D"}
+_LOSS_NAMES = {"logcosh": "log_cosh", "kld": "kl_divergence", "kullback_leibler_divergence": "kl_divergence",
+               "huber_loss": "huber"}
+
+
+def _error(layer_name, message):
+    return ValueError(f"Cannot load layer '{layer_name}' from a Keras 2 file: {message}")
+
+
+# ------------------------------------------------------------------ upgrade
+def upgrade_model_config(config: dict) -> dict:
+    """A Keras 2 `model_config` in the form kerasish reads (a new dict)."""
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise ValueError(f"Invalid Keras 2 model config: expected an object with a `class_name`. Received: "
+                         f"{str(config)[:200]}")
+    return _upgrade_layer(copy.deepcopy(config))
+
+
+def _upgrade_activation(value):
+    if isinstance(value, str) and value in _KERAS2_ACTIVATIONS:
+        return _KERAS2_ACTIVATIONS[value]
+    if isinstance(value, dict) and value.get("class_name") == "function" and value.get("config") in _KERAS2_ACTIVATIONS:
+        return _KERAS2_ACTIVATIONS[value["config"]]
+    return value
+
+
+def _upgrade_layer(layer: dict) -> dict:
+    class_name = layer["class_name"]
+    config = layer.get("config")
+    if class_name == "Model":
+        layer["class_name"] = class_name = "Functional"
+    if class_name in ("TFOpLambda", "SlicingOpLambda"):
+        from kerasish.saving import tf_op_mapping
+
+        tf_op_mapping.check_supported(config, layer.get("name"))
+        return layer
+    if class_name == "Sequential":
+        if isinstance(config, list):  # Keras <= 2.2.2: the config is the layer list
+            config = layer["config"] = {"name": "sequential", "layers": config}
+        config["layers"] = _sequential_layers([_upgrade_layer(x) for x in config.get("layers", [])])
+        return layer
+    if class_name == "Functional":
+        _upgrade_functional(config)
+        return layer
+    if not isinstance(config, dict):
+        return layer
+    name = config.get("name", class_name)
+    batch_input_shape = config.pop("batch_input_shape", None)
+    if class_name == "InputLayer":
+        if batch_input_shape is not None:
+            config["batch_shape"] = batch_input_shape
+        if "input_shape" in config and "batch_shape" not in config:  # Keras 2.2 wrote both
+            config["batch_shape"] = config.pop("input_shape")
+    elif batch_input_shape is not None:
+        layer["_batch_input_shape"] = batch_input_shape  # consumed by _sequential_layers
+    dropped = {**_DROPPED_ARGS, **(_INHERITED_CONV_ARGS if class_name in _NO_PLAIN_KERNEL else {})}
+    for key, allowed in dropped.items():
+        if key in config:
+            value = config.pop(key)
+            if allowed is not None and value not in allowed:
+                raise _error(name, f"`{key}={value!r}` (a Keras 2 option) is not supported by kerasish.")
+    if isinstance(config.get("dtype"), dict):
+        config["dtype"] = _policy_name(config["dtype"])
+    if class_name == "BatchNormalization" and isinstance(config.get("axis"), list) and len(config["axis"]) == 1:
+        config["axis"] = int(config["axis"][0])
+    for key in _ACTIVATION_KEYS:
+        if key in config:
+            config[key] = _upgrade_activation(config[key])
+    if class_name == "Lambda":
+        _upgrade_lambda(config)
+    for key in _WRAPPER_KEYS:
+        if isinstance(config.get(key), dict) and "class_name" in config[key]:
+            config[key] = _upgrade_layer(config[key])
+    if class_name == "StackedRNNCells" and isinstance(config.get("cells"), list):
+        config["cells"] = [_upgrade_layer(c) for c in config["cells"]]
+    return layer
+
+
+def _policy_name(dtype):
+    inner = dtype.get("config") or {}
+    return inner.get("name", "float32")
+
+
+def _upgrade_lambda(config):
+    fn = config.get("function")
+    if isinstance(fn, (list, tuple)) and config.get("function_type", "lambda") == "lambda":
+        code, defaults, closure = (list(fn) + [None, None])[:3]
+        config["function"] = {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults,
+                                                                     "closure": closure}}
+    elif config.get("function_type") == "function" and isinstance(fn, str):
+        config["function"] = {"module": "builtins", "class_name": "function", "config": fn,
+                              "registered_name": "function"}
+    for key in ("function_type", "module", "output_shape_type", "output_shape_module"):
+        config.pop(key, None)
+    if isinstance(config.get("output_shape"), list) and config["output_shape"] and isinstance(
+            config["output_shape"][0], str):
+        raise _error(config.get("name"), "a Lambda `output_shape` given as a function is not supported.")
+
+
+def _sequential_layers(layers):
+    """Adds the InputLayer Keras <= 2.2 left implicit; drops the per-layer
+    `batch_input_shape` the InputLayer now carries."""
+    out = []
+    for i, layer in enumerate(layers):
+        shape = layer.pop("_batch_input_shape", None)
+        if i == 0 and shape is not None and layer.get("class_name") != "InputLayer":
+            dtype = layer.get("config", {}).get("dtype", "float32")
+            out.append({"class_name": "InputLayer",
+                        "config": {"batch_shape": shape, "dtype": dtype if isinstance(dtype, str) else "float32",
+                                   "name": f"{layer.get('config', {}).get('name', 'layer')}_input"}})
+        out.append(layer)
+    return out
+
+
+def _upgrade_functional(config):
+    layers = config.get("layers", [])
+    nested = set()
+    for i, layer in enumerate(layers):
+        layer_name = layer.get("name")
+        upgraded = _upgrade_layer(layer)
+        upgraded.pop("_batch_input_shape", None)
+        layers[i] = upgraded
+        if upgraded["class_name"] in _MODEL_CLASSES:
+            nested.add(layer_name)
+    # A Keras 2 model has its own graph as node 0: its calls start at 1.
+    names = {x.get("name") for x in layers}
+    for layer in layers:
+        layer["inbound_nodes"] = [_keras3_node(node, nested, names) for node in layer.get("inbound_nodes", [])]
+    seq = {x.get("name") for x in layers if x["class_name"] == "Sequential"}
+    for key in ("input_layers", "output_layers"):  # the reader already shifts Functional references
+        if key in config:
+            config[key] = _shift_refs(config[key], seq)
+
+
+_CONSTANT_VALUE = "_CONSTANT_VALUE"  # Keras 2's marker for a constant call input
+
+
+def _is_ref(x, names):
+    return (isinstance(x, list) and len(x) == 3 and isinstance(x[0], str) and x[0] in names
+            and isinstance(x[1], int) and isinstance(x[2], int))
+
+
+def _tensor_ref(entry, nested):
+    name, node, tensor = _shift_entry(list(entry[:3]), nested)
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": [name, node, tensor]}}
+
+
+def _refs_in(value, nested, names):
+    """Keras 2 writes tensors inside call kwargs as `[layer, node, tensor]`."""
+    if _is_ref(value, names):
+        return _tensor_ref(value, nested)
+    if isinstance(value, list):
+        return [_refs_in(v, nested, names) for v in value]
+    if isinstance(value, dict):
+        return {k: _refs_in(v, nested, names) for k, v in value.items()}
+    return value
+
+
+def _keras3_node(node, nested, names):
+    """A Keras 2 node (`[[layer, node, tensor, kwargs], ...]`, or one entry
+    alone for TFOpLambda) as Keras 3's `{"args", "kwargs"}`."""
+    if isinstance(node, dict):
+        return node
+    if not isinstance(node, list) or not node:
+        raise ValueError(f"Invalid Keras 2 node data in the model config: {str(node)[:200]}")
+    entries = [node] if isinstance(node[0], str) else node
+    inputs, kwargs = [], {}
+    for entry in entries:
+        if not isinstance(entry, list) or len(entry) not in (3, 4):
+            raise ValueError(f"Invalid Keras 2 node entry in the model config: {str(entry)[:200]}")
+        inputs.append(entry[2] if entry[0] == _CONSTANT_VALUE else _tensor_ref(entry, nested))
+        if len(entry) == 4 and entry[3]:
+            kwargs = _refs_in(entry[3], nested, names)
+    return {"args": [inputs[0] if len(inputs) == 1 else inputs], "kwargs": kwargs}
+
+
+def _shift_entry(entry, nested):
+    if isinstance(entry, list) and len(entry) >= 3 and entry[0] in nested and isinstance(entry[1], int):
+        return [entry[0], max(entry[1] - 1, 0), *entry[2:]]
+    return entry
+
+
+def _shift_refs(refs, names):
+    if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str) and isinstance(refs[1], int):
+        return _shift_entry(refs, names)
+    if isinstance(refs, list):
+        return [_shift_refs(r, names) for r in refs]
+    if isinstance(refs, dict):
+        return {k: _shift_refs(v, names) for k, v in refs.items()}
+    return refs
+
+
+# ---------------------------------------------------------------- downgrade
+def downgrade_model_config(config: dict, model_name: str = "model") -> dict:
+    """A kerasish (Keras 3 form) model config in the Keras 2 dialect tf.keras
+    2.x reads. Raises ValueError for what Keras 2 would read differently."""
+    return _downgrade(copy.deepcopy(config), model_name)
+
+
+def _downgrade(obj, where):
+    if isinstance(obj, list):
+        return [_downgrade(x, where) for x in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "class_name" in obj and "config" in obj:
+        class_name = obj["class_name"]
+        config = obj["config"]
+        if isinstance(config, dict):
+            where = config.get("name", where)
+            for key in _ACTIVATION_KEYS:
+                value = config.get(key)
+                if isinstance(value, str) and value in _KERAS3_ONLY_MEANING:
+                    raise ValueError(
+                        f"Cannot save layer '{where}' as Keras 2 HDF5: its `{key}='{value}'` is Keras 3's "
+                        f"definition, which Keras 2 defines differently (Keras 2: clip(0.2 * x + 0.5, 0, 1)). "
+                        "Save as `.keras` instead."
+                    )
+                if isinstance(value, dict) and value.get("config") in _KERAS2_ACTIVATION_NAMES:
+                    config[key] = _KERAS2_ACTIVATION_NAMES[value["config"]]
+                elif isinstance(value, str) and value in _KERAS2_ACTIVATION_NAMES:
+                    config[key] = _KERAS2_ACTIVATION_NAMES[value]
+            if class_name == "InputLayer" and "batch_shape" in config:
+                config["batch_input_shape"] = config.pop("batch_shape")
+                config.setdefault("sparse", False)
+                config.setdefault("ragged", False)
+            if class_name == "Lambda" and isinstance(config.get("function"), dict):
+                fn = config["function"]
+                if fn.get("class_name") == "__lambda__":
+                    inner = fn["config"]
+                    config["function"] = [inner.get("code"), inner.get("defaults"), inner.get("closure")]
+                    config["function_type"] = "lambda"
+                elif fn.get("class_name") == "function":
+                    config["function"] = fn.get("config")
+                    config["function_type"] = "function"
+                config.setdefault("module", "builtins")
+                config.setdefault("output_shape_type", "raw")
+                config.setdefault("output_shape_module", None)
+        out = {k: _downgrade(v, where) for k, v in obj.items() if k not in ("build_config", "compile_config")}
+        if class_name == "Functional" and isinstance(out.get("config"), dict):
+            _downgrade_nodes(out["config"])
+        out.pop("registered_name", None) if out.get("registered_name") is None else None
+        return out
+    return {k: _downgrade(v, where) for k, v in obj.items()}
+
+
+def _downgrade_nodes(config):
+    """Keras 3 `{"args", "kwargs"}` nodes -> Keras 2 `[[name, node, tensor, kwargs]]`
+    lists; nested models' calls shifted up by one (their node 0)."""
+    layers = config.get("layers", [])
+    nested = {x.get("name") for x in layers if x.get("class_name") in _MODEL_CLASSES}
+    seq = {x.get("name") for x in layers if x.get("class_name") == "Sequential"}
+    for layer in layers:
+        nodes = []
+        for node in layer.get("inbound_nodes", []):
+            nodes.append(_keras2_node(node, nested, layer.get("name")) if isinstance(node, dict) else node)
+        layer["inbound_nodes"] = nodes
+    for key in ("input_layers", "output_layers"):
+        if key in config:
+            config[key] = _unshift(config[key], seq)
+            if isinstance(config[key], list) and len(config[key]) == 3 and isinstance(config[key][0], str):
+                config[key] = [config[key]]
+
+
+def _unshift(refs, names):
+    if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str) and isinstance(refs[1], int):
+        return [refs[0], refs[1] + 1, refs[2]] if refs[0] in names else refs
+    if isinstance(refs, list):
+        return [_unshift(r, names) for r in refs]
+    return refs
+
+
+def _tensor_entry(value, nested):
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        name, node, tensor = value["config"]["keras_history"]
+        return [name, node + 1 if name in nested else node, tensor]
+    return None
+
+
+def _keras2_node(node, nested, layer_name):
+    args = list(node.get("args", ()))
+    kwargs = dict(node.get("kwargs", {}))
+    if not args:
+        raise ValueError(f"Cannot save layer '{layer_name}' as Keras 2 HDF5: a call without positional inputs.")
+    first, rest = args[0], args[1:]
+    items = first if isinstance(first, (list, tuple)) else [first]
+    entries = [_tensor_entry(v, nested) for v in items]
+    if any(e is None for e in entries) or rest or any(_tensor_entry(v, nested) for v in kwargs.values()):
+        raise ValueError(
+            f"Cannot save layer '{layer_name}' as Keras 2 HDF5: its call passes tensors the Keras 2 node format "
+            "cannot describe (several positional arguments or tensor keyword arguments). Save as `.keras` instead."
+        )
+    return [[*e, kwargs] for e in entries]
+
+
+# ---------------------------------------------------------- training config
+def compile_args_from_training_config(training_config: dict, custom_objects=None) -> dict:
+    """`model.compile` arguments from a Keras 2 `training_config`."""
+    from kerasish import optimizers
+
+    opt_config = training_config.get("optimizer_config")
+    optimizer = None
+    if opt_config is not None:
+        optimizer = optimizer_from_keras2(opt_config, custom_objects)
+    loss = _map_losses(training_config.get("loss"))
+    metrics = _metrics(training_config.get("metrics"))
+    weighted = _metrics(training_config.get("weighted_metrics"))
+    args = {"optimizer": optimizer or optimizers.get("rmsprop"), "loss": loss,
+            "loss_weights": training_config.get("loss_weights")}
+    if metrics:
+        args["metrics"] = metrics
+    if weighted:
+        args["weighted_metrics"] = weighted
+    return args
+
+
+def _map_losses(loss):
+    if isinstance(loss, str):
+        return _LOSS_NAMES.get(loss, loss)
+    if isinstance(loss, list):
+        return [_map_losses(x) for x in loss]
+    if isinstance(loss, dict) and "class_name" not in loss:
+        return {k: _map_losses(v) for k, v in loss.items()}
+    if isinstance(loss, dict):
+        from kerasish import losses
+
+        inner = dict(loss.get("config") or {})
+        name = loss["class_name"]
+        if name == "LossFunctionWrapper" or "fn" in inner:
+            return _LOSS_NAMES.get(inner.get("fn"), inner.get("fn"))
+        inner.pop("reduction", None) if inner.get("reduction") in ("auto", "sum_over_batch_size") else None
+        return losses.deserialize({"class_name": name, "config": inner})
+    return loss
+
+
+def _metrics(metrics):
+    """Keras 2 nests metrics per output (`[[m1, m2], [m3]]`) or flat; a
+    `MeanMetricWrapper` becomes its function name (`categorical_accuracy`)."""
+    if metrics is None:
+        return None
+    if isinstance(metrics, dict):
+        return {k: _metrics(v) for k, v in metrics.items()}
+    if isinstance(metrics, list):
+        if len(metrics) == 1 and isinstance(metrics[0], list):
+            return _metrics(metrics[0])
+        return [_metrics(m) if isinstance(m, list) else _metric(m) for m in metrics]
+    return _metric(metrics)
+
+
+def _metric(metric):
+    if isinstance(metric, dict) and metric.get("class_name") == "MeanMetricWrapper":
+        inner = metric.get("config") or {}
+        return inner.get("fn") if inner.get("name") in (None, inner.get("fn")) else inner.get("name")
+    if isinstance(metric, dict):
+        from kerasish import metrics
+
+        return metrics.deserialize(metric)
+    return metric
+
+
+def optimizer_from_keras2(opt_config: dict, custom_objects=None):
+    """A kerasish optimizer from a Keras 2 optimizer config (legacy `lr`,
+    `decay`, the `Custom>` prefix tf-keras writes, `is_legacy_optimizer`)."""
+    from kerasish import optimizers
+    from kerasish.optimizers import schedules
+
+    class_name = str(opt_config.get("class_name", ""))
+    class_name = class_name.split(">", 1)[-1]
+    inner = dict(opt_config.get("config") or {})
+    if "lr" in inner:
+        inner["learning_rate"] = inner.pop("lr")
+    decay = inner.pop("decay", 0.0) or 0.0
+    for key in ("jit_compile", "is_legacy_optimizer"):
+        inner.pop(key, None)
+    if isinstance(inner.get("name"), str):
+        inner["name"] = inner["name"].lower() if inner["name"] == class_name else inner["name"]
+    lr = inner.get("learning_rate")
+    if isinstance(lr, dict):
+        inner["learning_rate"] = schedules.deserialize(lr)
+    if decay:
+        if isinstance(inner.get("learning_rate"), dict) or not isinstance(lr, (int, float)):
+            raise ValueError(f"Cannot combine Keras 2 optimizer `decay={decay}` with a learning-rate schedule.")
+        # Keras 2: lr_t = lr / (1 + decay * iterations)
+        inner["learning_rate"] = schedules.InverseTimeDecay(float(lr), decay_steps=1, decay_rate=float(decay))
+    cls = getattr(optimizers, class_name, None)
+    if cls is None and custom_objects:
+        cls = custom_objects.get(class_name)
+    if not isinstance(cls, type):
+        raise ValueError(f"Unknown optimizer in the Keras 2 training config: '{opt_config.get('class_name')}'.")
+    try:
+        return cls.from_config(inner)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Could not rebuild the Keras 2 optimizer '{class_name}' from {inner}: {e}") from e
+
+
+# Keras 3 optimizer arguments tf.keras 2 does not take (dropped at their defaults).
+_KERAS3_ONLY_OPTIMIZER_ARGS = {"loss_scale_factor": None, "gradient_accumulation_steps": None}
+
+
+def _keras2_object(value, what):
+    """A name stays a name; an object becomes Keras 2's `{"class_name", "config"}`."""
+    from kerasish.saving import serialize_keras_object
+
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_keras2_object(v, what) for v in value]
+    if isinstance(value, dict):
+        return {k: _keras2_object(v, what) for k, v in value.items()}
+    data = serialize_keras_object(value)
+    if isinstance(data, str):
+        return data
+    return _downgrade({"class_name": data.get("registered_name") or data["class_name"],
+                       "config": data.get("config")}, what)
+
+
+def training_config_from_model(model):
+    """Keras 2's `training_config` for a compiled kerasish model (None if not compiled)."""
+    if not getattr(model, "compiled", False):
+        return None
+    compile_config = model.__dict__.get("_compile_config") or {}
+    opt = compile_config.get("optimizer")
+    optimizer_config = None
+    if hasattr(opt, "get_config"):
+        inner = dict(opt.get_config())
+        for key, default in _KERAS3_ONLY_OPTIMIZER_ARGS.items():
+            if key in inner and inner[key] != default:
+                raise ValueError(f"Cannot save the optimizer as Keras 2 HDF5: `{key}={inner[key]!r}` has no Keras 2 "
+                                 "equivalent. Save as `.keras` instead.")
+            inner.pop(key, None)
+        if isinstance(inner.get("learning_rate"), dict):
+            lr = inner["learning_rate"]
+            inner["learning_rate"] = {"class_name": lr.get("class_name"), "config": lr.get("config")}
+        inner["is_legacy_optimizer"] = False
+        optimizer_config = {"class_name": type(opt).__name__, "config": inner}
+    return {
+        "loss": _keras2_object(compile_config.get("loss"), "loss"),
+        "metrics": _keras2_object(compile_config.get("metrics"), "metrics"),
+        "weighted_metrics": _keras2_object(compile_config.get("weighted_metrics"), "weighted_metrics"),
+        "loss_weights": compile_config.get("loss_weights"),
+        "optimizer_config": optimizer_config,
+    }
