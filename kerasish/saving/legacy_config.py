@@ -60,6 +60,7 @@ _KERAS2_ACTIVATION_NAMES = {v: k for k, v in _KERAS2_ACTIVATIONS.items()}
 _KERAS3_ONLY_MEANING = {"hard_sigmoid"}
 _ACTIVATION_KEYS = ("activation", "recurrent_activation")
 _MODEL_CLASSES = {"Functional", "Model", "Sequential"}
+_TF_OP_CLASSES = {"TFOpLambda", "SlicingOpLambda"}
 _WRAPPER_KEYS = ("layer", "backward_layer", "cell")
 
 # Keras 2 arguments Keras 3 removed: name -> values that mean "the behaviour
@@ -277,6 +278,25 @@ def _shift_refs(refs, names):
 
 
 # ---------------------------------------------------------------- downgrade
+# Keras 3 arguments tf.keras 2 does not take: dropped at these values, refused
+# otherwise (None: dropped whatever the value, it only seeds randomness).
+_KERAS3_ONLY_ARGS = {
+    "quantization_config": (None,), "lora_rank": (None,), "lora_alpha": (None,), "rms_scaling": (False,),
+    "sliding_window": (None,), "use_gate": (False,), "input_axes": (None,), "output_axes": (None,),
+    "flash_attention": (None,),
+}
+_SEEDED_WITHOUT_SEED_IN_KERAS2 = {"GRU", "LSTM", "SimpleRNN", "GRUCell", "LSTMCell", "SimpleRNNCell",
+                                  "MultiHeadAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+
+
+def _keras2_dtype(dtype):
+    """Keras 3's `DTypePolicy` dict -> Keras 2's dtype string / `Policy` dict."""
+    if isinstance(dtype, dict):
+        name = (dtype.get("config") or {}).get("name", "float32")
+        return {"class_name": "Policy", "config": {"name": name}} if name.startswith("mixed_") else name
+    return dtype
+
+
 def downgrade_model_config(config: dict, model_name: str = "model") -> dict:
     """A kerasish (Keras 3 form) model config in the Keras 2 dialect tf.keras
     2.x reads. Raises ValueError for what Keras 2 would read differently."""
@@ -293,6 +313,16 @@ def _downgrade(obj, where):
         config = obj["config"]
         if isinstance(config, dict):
             where = config.get("name", where)
+            if "dtype" in config:
+                config["dtype"] = _keras2_dtype(config["dtype"])
+            for key, defaults in _KERAS3_ONLY_ARGS.items():
+                if key in config:
+                    if config[key] not in defaults:
+                        raise ValueError(f"Cannot save '{where}' ({class_name}) as Keras 2 HDF5: `{key}="
+                                         f"{config[key]!r}` has no Keras 2 equivalent. Save as `.keras` instead.")
+                    config.pop(key)
+            if class_name in _SEEDED_WITHOUT_SEED_IN_KERAS2:
+                config.pop("seed", None)
             for key in _ACTIVATION_KEYS:
                 value = config.get(key)
                 if isinstance(value, str) and value in _KERAS3_ONLY_MEANING:
@@ -305,6 +335,9 @@ def _downgrade(obj, where):
                     config[key] = _KERAS2_ACTIVATION_NAMES[value["config"]]
                 elif isinstance(value, str) and value in _KERAS2_ACTIVATION_NAMES:
                     config[key] = _KERAS2_ACTIVATION_NAMES[value]
+            if class_name == "MultiHeadAttention":  # tf-keras's from_config reads these keys
+                for key in ("query_shape", "key_shape", "value_shape"):
+                    config.setdefault(key, None)
             if class_name == "InputLayer" and "batch_shape" in config:
                 config["batch_input_shape"] = config.pop("batch_shape")
                 config.setdefault("sparse", False)
@@ -318,6 +351,8 @@ def _downgrade(obj, where):
                 elif fn.get("class_name") == "function":
                     config["function"] = fn.get("config")
                     config["function_type"] = "function"
+                config.setdefault("output_shape", None)
+                config.setdefault("arguments", {})
                 config.setdefault("module", "builtins")
                 config.setdefault("output_shape_type", "raw")
                 config.setdefault("output_shape_module", None)
@@ -338,7 +373,8 @@ def _downgrade_nodes(config):
     for layer in layers:
         nodes = []
         for node in layer.get("inbound_nodes", []):
-            nodes.append(_keras2_node(node, nested, layer.get("name")) if isinstance(node, dict) else node)
+            nodes.append(_keras2_node(node, nested, layer.get("name"), layer.get("class_name"))
+                         if isinstance(node, dict) else node)
         layer["inbound_nodes"] = nodes
     for key in ("input_layers", "output_layers"):
         if key in config:
@@ -362,19 +398,51 @@ def _tensor_entry(value, nested):
     return None
 
 
-def _keras2_node(node, nested, layer_name):
+def _call_arg_names(class_name):
+    import inspect
+
+    from kerasish.models.functional_config import module_objects
+
+    cls = module_objects().get(class_name)
+    call = getattr(cls, "call", None)
+    if call is None:
+        return []
+    return [n for n, p in inspect.signature(call).parameters.items()
+            if n != "self" and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _kwarg_value(value, nested):
+    entry = _tensor_entry(value, nested)
+    if entry is not None:
+        return entry  # Keras 2 writes tensors in kwargs as [layer, node, tensor]
+    if isinstance(value, list):
+        return [_kwarg_value(v, nested) for v in value]
+    if isinstance(value, dict) and "class_name" not in value:
+        return {k: _kwarg_value(v, nested) for k, v in value.items()}
+    return value
+
+
+def _keras2_node(node, nested, layer_name, class_name=None):
     args = list(node.get("args", ()))
-    kwargs = dict(node.get("kwargs", {}))
+    kwargs = {k: _kwarg_value(v, nested) for k, v in dict(node.get("kwargs", {})).items()}
     if not args:
         raise ValueError(f"Cannot save layer '{layer_name}' as Keras 2 HDF5: a call without positional inputs.")
     first, rest = args[0], args[1:]
+    if rest:  # Keras 2 nodes hold one positional input; the others go by name (MultiHeadAttention's `value`)
+        names = _call_arg_names(class_name)[1:]
+        if len(names) < len(rest):
+            raise ValueError(f"Cannot save layer '{layer_name}' as Keras 2 HDF5: its call takes {len(rest) + 1} "
+                             "positional inputs that cannot be named. Save as `.keras` instead.")
+        kwargs.update({n: _kwarg_value(v, nested) for n, v in zip(names, rest)})
     items = first if isinstance(first, (list, tuple)) else [first]
     entries = [_tensor_entry(v, nested) for v in items]
-    if any(e is None for e in entries) or rest or any(_tensor_entry(v, nested) for v in kwargs.values()):
+    if any(e is None for e in entries):
         raise ValueError(
-            f"Cannot save layer '{layer_name}' as Keras 2 HDF5: its call passes tensors the Keras 2 node format "
-            "cannot describe (several positional arguments or tensor keyword arguments). Save as `.keras` instead."
+            f"Cannot save layer '{layer_name}' as Keras 2 HDF5: its first input mixes tensors and constants, "
+            "which the Keras 2 node format cannot describe. Save as `.keras` instead."
         )
+    if class_name in _TF_OP_CLASSES and not isinstance(first, (list, tuple)):
+        return [*entries[0], kwargs]  # tf.keras keeps a TFOpLambda's input structure: one tensor, not a list
     return [[*e, kwargs] for e in entries]
 
 
