@@ -20,9 +20,10 @@ Full-model file layout (tf.keras 2.x, multi-backend Keras 2.2-2.3):
 
 Safety: loading never runs code (no pickle; Lambda bytecode only with
 `safe_mode=False`); external links, soft links and virtual datasets are
-refused; attributes and datasets are size-checked before they are read, and
-a dataset is read only when its shape is the one the model expects, so a
-hostile file cannot make us allocate gigabytes. Every write goes to a
+refused; fixed-size attributes are size-checked before they are read
+(variable-length ones cannot be larger than the file itself), and a dataset
+is read only when its dtype is numeric and its shape is the one the model
+expects, so a small hostile file cannot make us allocate gigabytes. Every write goes to a
 temporary file moved into place (`saving_lib.atomic_path`).
 """
 
