@@ -134,6 +134,11 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
         raise ValueError("Sharded weight files (`max_shard_size`) are not supported.")
     path = os.fspath(filepath)
     if _is_legacy_h5_name(path):
+        if not getattr(model, "built", True):
+            raise ValueError(
+                "You are saving a model that has not yet been built. Try building the model first by calling it "
+                "on some data or by using `build()`."
+            )
         _check_overwrite(path, overwrite)
         from kerasish.saving import legacy_h5_format
 
