@@ -78,6 +78,13 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
 
             legacy_h5_format.save_model(model, path, include_optimizer=include_optimizer)
             return
+        if not os.path.splitext(path)[1] and not path.endswith(".keras"):
+            raise ValueError(
+                f"`model.save('{path}')` without an extension is tf.keras's TensorFlow SavedModel format, which "
+                "needs TensorFlow. Save as `model.save('" + path + ".keras')` (Keras 3 archive) or "
+                "`model.save('" + path + ".h5')` (Keras 2 HDF5, loadable by tf.keras). "
+                f"Received: filepath={path}"
+            )
         if not path.endswith(".keras"):
             raise ValueError(
                 "Invalid filepath extension for saving. Please add a `.keras` extension for the native Keras "
@@ -111,6 +118,12 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
         from kerasish.saving import legacy_h5_format
 
         return legacy_h5_format.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+    if path and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(
+            f"'{path}' is a TensorFlow SavedModel directory, which needs TensorFlow to read. In an environment with "
+            "TensorFlow run `tf.keras.models.load_model(path).save('model.h5')` (or `.keras`), then load that file "
+            "with kerasish."
+        )
     if path:
         if not path.endswith(".keras"):
             raise ValueError(f"Invalid filename: expected a `.keras` extension. Received: filepath={path}")

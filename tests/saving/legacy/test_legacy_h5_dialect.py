@@ -163,3 +163,14 @@ def test_keras22_list_config_and_policy_dicts():
     model = deserialize_layer(legacy_config.upgrade_model_config(config))
     assert model.built and tuple(model.input_shape) == (None, 3)
     assert model.layers[-1].dtype_policy.name == "float32"
+
+
+def test_savedmodel_idiom_says_what_to_do(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), L.Dense(2)])
+    with pytest.raises(ValueError, match=r"SavedModel.*needs TensorFlow.*\.keras.*\.h5"):
+        model.save(tmp_path / "my_model")
+    saved = tmp_path / "exported"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    with pytest.raises(ValueError, match=r"SavedModel directory.*save\('model.h5'\)"):
+        keras.models.load_model(saved)
