@@ -7,6 +7,10 @@ Formats, chosen by the file name:
 - `.weights.h5`: Keras 3's weights file (h5py needed: `pip install h5py`).
 - `.pt` / `.pth`: a plain torch `state_dict` (`torch.save`), loaded with
   `torch.load(weights_only=True)`, so loading never unpickles code.
+- `.h5` / `.hdf5` (not `.weights.h5`): Keras 2 / tf.keras legacy HDF5, full
+  model or weights only (`legacy_h5_format`).
+- no extension: tf.keras's SavedModel idiom, which needs TensorFlow; a
+  `ValueError` says to save `.keras` or `.h5` instead.
 
 `Model.save`, `Model.save_weights` and `Model.load_weights` call these.
 """
