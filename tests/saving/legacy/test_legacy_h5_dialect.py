@@ -174,3 +174,20 @@ def test_savedmodel_idiom_says_what_to_do(tmp_path):
     (saved / "saved_model.pb").write_bytes(b"\x08\x01")
     with pytest.raises(ValueError, match=r"SavedModel directory.*save\('model.h5'\)"):
         keras.models.load_model(saved)
+
+
+def test_keras2_hard_sigmoid_survives_a_keras_archive_in_a_fresh_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    model = keras.models.load_model(path("mlp.h5"), compile=False)
+    out = tmp_path / "m.keras"
+    model.save(out)
+    code = ("import kerasish as k, torch; m = k.models.load_model(r'%s'); "
+            "print(float(m.get_layer('dense_1').activation(torch.tensor(2.0))))" % out)
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": repo})
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(0.9)  # 0.2 * 2 + 0.5 (Keras 3: 0.8333)
