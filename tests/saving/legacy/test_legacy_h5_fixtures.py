@@ -20,7 +20,7 @@ def _load(name, **kwargs):
 
 def test_fixture_set_covers_the_brief():
     assert {"mlp", "cnn_bn", "lstm_mask", "gru", "bidirectional", "multi_io", "mha", "sepconv", "causal_conv1d",
-            "nested", "custom", "tf_ops", "lambda"} <= set(NAMES)
+            "nested", "custom", "tf_ops", "lambda", "frozen"} <= set(NAMES)
     assert META["tf_keras"].startswith("2.")
 
 
