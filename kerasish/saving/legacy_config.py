@@ -38,6 +38,7 @@ same in Keras 3 (compared against tf-keras 2.21 and Keras 3.15 sources;
 
 from __future__ import annotations
 
+import contextvars
 import copy
 
 import torch
@@ -95,15 +96,30 @@ def _error(layer_name, message):
 
 
 # ------------------------------------------------------------------ upgrade
-def upgrade_model_config(config: dict) -> dict:
-    """A Keras 2 `model_config` in the form kerasish reads (a new dict)."""
+def upgrade_model_config(config: dict, keras_version: str | None = None) -> dict:
+    """A legacy-HDF5 `model_config` in the form kerasish reads (a new dict).
+
+    `keras_version` is the file's attribute: Keras 3 also writes this format
+    (with Keras 3 meanings, e.g. its own `hard_sigmoid`), Keras 1/2 wrote it
+    with Keras 2 meanings (the default when the version is unknown).
+    """
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ValueError(f"Invalid Keras 2 model config: expected an object with a `class_name`. Received: "
                          f"{str(config)[:200]}")
-    return _upgrade_layer(copy.deepcopy(config))
+    token = _KERAS3_FILE.set(str(keras_version or "").split(".")[0].isdigit()
+                             and int(str(keras_version).split(".")[0]) >= 3)
+    try:
+        return _upgrade_layer(copy.deepcopy(config))
+    finally:
+        _KERAS3_FILE.reset(token)
+
+
+_KERAS3_FILE = contextvars.ContextVar("kerasish_legacy_h5_from_keras3", default=False)
 
 
 def _upgrade_activation(value):
+    if _KERAS3_FILE.get():
+        return value
     if isinstance(value, str) and value in _KERAS2_ACTIVATIONS:
         return _KERAS2_ACTIVATIONS[value]
     if isinstance(value, dict) and value.get("class_name") == "function" and value.get("config") in _KERAS2_ACTIVATIONS:

@@ -290,7 +290,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if config is None:
             raise ValueError(f"No model config found in the file at '{where}': it holds weights only; build the "
                              "model in code and call `model.load_weights(...)`.")
-        config = legacy_config.upgrade_model_config(config)
+        config = legacy_config.upgrade_model_config(config, _attr(f, "keras_version", where))
         objects = {"TFOpLambda": tf_op_mapping.TFOpLambda, "SlicingOpLambda": tf_op_mapping.SlicingOpLambda,
                    **(custom_objects or {})}
         model = saving_lib.model_from_config(config, objects, compile=False, safe_mode=safe_mode,
@@ -334,7 +334,11 @@ def _load_optimizer_weights(model, group, training_config, where):
     names = [n for n, _ in datasets]
     slots = list(opt._slot_names)
     n, k = len(params), len(slots)
-    legacy = not (names and names[0].split("/")[-1].startswith("iteration:"))
+    legacy = not (names and names[0].split("/")[-1].split(":")[0] == "iteration")
+    lr_value = None
+    if len(names) > 1 and names[1].split("/")[-1].split(":")[0] == "learning_rate":  # Keras 3 writes it second
+        lr_value = _read_dataset(datasets[1][1], (), where, "optimizer learning rate")
+        datasets = [datasets[0], *datasets[2:]]
     extra = len(datasets) - 1 - n * k
     if datasets and legacy and extra == n and all(tuple(d.shape) == (1,) for _, d in datasets[-n:]):
         datasets, extra = datasets[:-n], 0  # multi-backend Keras Adam's unused `vhat`s
@@ -360,6 +364,8 @@ def _load_optimizer_weights(model, group, training_config, where):
         target.copy_(torch.as_tensor(value, dtype=target.dtype))
     if iterations is not None:
         opt.iterations = int(iterations)
+    if lr_value is not None and getattr(opt, "_schedule", None) is None:
+        opt.learning_rate = float(lr_value)
 
 
 # ------------------------------------------------------------------ writing
