@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import warnings
 
 import torch
 
@@ -87,6 +88,8 @@ _INHERITED_CONV_ARGS = {"groups": (1,), "kernel_initializer": None, "kernel_regu
                         "kernel_constraint": (None,)}
 _NO_PLAIN_KERNEL = {"SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D",
                     "DepthwiseConv1D", "DepthwiseConv2D"}
+# Legacy (Keras 2 / `optimizers.legacy`) optimizers whose update equals Keras 3's.
+_SAME_UPDATE_AS_KERAS3 = {"SGD", "Adam"}
 _LOSS_NAMES = {"logcosh": "log_cosh", "kld": "kl_divergence", "kullback_leibler_divergence": "kl_divergence",
                "huber_loss": "huber"}
 
@@ -536,6 +539,12 @@ def optimizer_from_keras2(opt_config: dict, custom_objects=None):
     class_name = str(opt_config.get("class_name", ""))
     class_name = class_name.split(">", 1)[-1]
     inner = dict(opt_config.get("config") or {})
+    legacy = inner.get("is_legacy_optimizer", "lr" in inner or "decay" in inner)
+    if legacy and class_name not in _SAME_UPDATE_AS_KERAS3:
+        warnings.warn(
+            f"The Keras 2 file's optimizer is the legacy `{class_name}`, whose update rule differs from Keras 3's "
+            "(e.g. epsilon outside the square root); kerasish continues training with Keras 3's rule, so steps "
+            "after loading are close to, not equal to, the original framework's.", stacklevel=4)
     if "lr" in inner:
         inner["learning_rate"] = inner.pop("lr")
     decay = inner.pop("decay", 0.0) or 0.0

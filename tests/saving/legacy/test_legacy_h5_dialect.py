@@ -191,3 +191,32 @@ def test_keras2_hard_sigmoid_survives_a_keras_archive_in_a_fresh_process(tmp_pat
                           env={**os.environ, "PYTHONPATH": repo})
     assert proc.returncode == 0, proc.stderr
     assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(0.9)  # 0.2 * 2 + 0.5 (Keras 3: 0.8333)
+
+
+def test_legacy_rmsprop_warns_that_its_update_rule_differs():
+    with pytest.warns(UserWarning, match="legacy `RMSprop`.*differs"):
+        opt = legacy_config.optimizer_from_keras2(
+            {"class_name": "RMSprop", "config": {"lr": 0.01, "rho": 0.9, "decay": 0.0, "epsilon": 1e-7}})
+    assert isinstance(opt, keras.optimizers.RMSprop)
+    assert float(opt.learning_rate) == pytest.approx(0.01)
+
+
+def test_keras22_functional_model_class_and_shared_layer():
+    """Keras 2.2's functional config: class `Model`, `[[name, node, tensor, kwargs]]` nodes, a shared layer."""
+    def layer(cls, name, nodes, **config):
+        return {"class_name": cls, "name": name, "config": {"name": name, **config}, "inbound_nodes": nodes}
+
+    config = {"class_name": "Model", "config": {"name": "model_1", "layers": [
+        layer("InputLayer", "a", [], batch_input_shape=[None, 3], dtype="float32", sparse=False),
+        layer("InputLayer", "b", [], batch_input_shape=[None, 3], dtype="float32", sparse=False),
+        layer("Dense", "shared", [[["a", 0, 0, {}]], [["b", 0, 0, {}]]], units=2, activation="hard_sigmoid"),
+        layer("Add", "add", [[["shared", 0, 0, {}], ["shared", 1, 0, {}]]]),
+    ], "input_layers": [["a", 0, 0], ["b", 0, 0]], "output_layers": [["add", 0, 0]]}}
+    from kerasish.models.functional_config import deserialize_layer
+
+    model = deserialize_layer(legacy_config.upgrade_model_config(config, "2.2.4"))
+    kernel = np.array([[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]], "float32")
+    model.get_layer("shared").set_weights([kernel, np.zeros(2, "float32")])
+    xa, xb = np.ones((1, 3), "float32"), np.full((1, 3), 2.0, "float32")
+    expected = _keras2_hard_sigmoid(xa @ kernel) + _keras2_hard_sigmoid(xb @ kernel)
+    np.testing.assert_allclose(model.predict([xa, xb], verbose=0), expected, rtol=1e-6, atol=1e-6)
