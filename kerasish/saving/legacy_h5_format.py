@@ -38,6 +38,7 @@ import torch
 
 from kerasish.saving import h5_weights
 from kerasish.saving import legacy_config
+from kerasish.saving import legacy_training_config
 
 # The Keras version whose legacy HDF5 layout kerasish writes (tf.keras 2.x reads it).
 LEGACY_KERAS_VERSION = "2.15.0"
@@ -201,7 +202,7 @@ def _weight_datasets(group, where):
 
 
 @torch.no_grad()
-def _assign(layer, weights, datasets, where, skip_mismatch, by_name=False):
+def _assign(layer, weights, datasets, where, skip_mismatch):
     """Assigns `datasets` to `weights` (Keras order); returns the problems
     skipped under `skip_mismatch`, raises otherwise."""
     label = f"layer '{layer.name}' ({type(layer).__name__})"
@@ -236,12 +237,12 @@ def load_weights_from_group(model, group, where, by_name=False, skip_mismatch=Fa
     problems = []
     if by_name:
         by = {}
-        for layer in _all_named_layers(model):
+        for layer in _legacy_layers(model):
             by.setdefault(layer.name, layer)
         for name, datasets in file_layers:
             layer = by.get(name)
             if layer is not None and datasets:
-                problems += _assign(layer, legacy_weights(layer), datasets, where, skip_mismatch, by_name=True)
+                problems += _assign(layer, legacy_weights(layer), datasets, where, skip_mismatch)
         return problems
     layers = [x for x in _legacy_layers(model) if legacy_weights(x)]
     file_layers = [(n, d) for n, d in file_layers if d]
@@ -258,10 +259,6 @@ def load_weights_from_group(model, group, where, by_name=False, skip_mismatch=Fa
         if top:
             raise ValueError(f"The file '{where}' has top-level model weights, which kerasish models do not have.")
     return problems
-
-
-def _all_named_layers(model):
-    yield from _legacy_layers(model)
 
 
 def load_weights(model, filepath, by_name=False, skip_mismatch=False) -> None:
@@ -304,16 +301,14 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         for p in problems:
             warnings.warn(p, stacklevel=2)
         training_config = _json_attr(f, "training_config", where) if compile else None
-        if training_config is not None:
+        if training_config is not None:  # without one the model loads uncompiled, as in Keras 2
             _compile(model, training_config, f, where, custom_objects)
-        elif compile and "training_config" not in f.attrs:
-            pass  # Keras 2 warns "No training configuration found"; the model loads uncompiled
     return model
 
 
 def _compile(model, training_config, f, where, custom_objects):
     try:
-        args = legacy_config.compile_args_from_training_config(training_config, custom_objects)
+        args = legacy_training_config.compile_args_from_training_config(training_config, custom_objects)
         model.compile(**args)
     except (ValueError, TypeError, KeyError) as e:
         warnings.warn(f"The model from '{where}' loads uncompiled: its Keras 2 training configuration could not "
@@ -452,7 +447,7 @@ def save_model(model, filepath, include_optimizer=True) -> None:
         raise ValueError("You are saving a model that has not yet been built. Build it first by calling it on "
                          "some data or by using `build()`.")
     config_json = json.dumps(model_config_for_keras2(model), default=saving_lib._json_default)
-    training = legacy_config.training_config_from_model(model) if include_optimizer else None
+    training = legacy_training_config.training_config_from_model(model) if include_optimizer else None
     with saving_lib.atomic_path(os.fspath(filepath)) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["keras_version"] = LEGACY_KERAS_VERSION.encode()
         f.attrs["kerasish_version"] = str(getattr(kerasish, "__version__", "unknown")).encode()

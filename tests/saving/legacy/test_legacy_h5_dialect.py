@@ -20,6 +20,7 @@ import torch
 
 import kerasish as keras
 from kerasish.saving import legacy_config
+from kerasish.saving import legacy_training_config
 from legacy_fixtures import path
 
 L = keras.layers
@@ -195,7 +196,7 @@ def test_keras2_hard_sigmoid_survives_a_keras_archive_in_a_fresh_process(tmp_pat
 
 def test_legacy_rmsprop_warns_that_its_update_rule_differs():
     with pytest.warns(UserWarning, match="legacy `RMSprop`.*differs"):
-        opt = legacy_config.optimizer_from_keras2(
+        opt = legacy_training_config.optimizer_from_keras2(
             {"class_name": "RMSprop", "config": {"lr": 0.01, "rho": 0.9, "decay": 0.0, "epsilon": 1e-7}})
     assert isinstance(opt, keras.optimizers.RMSprop)
     assert float(opt.learning_rate) == pytest.approx(0.01)
