@@ -27,3 +27,7 @@ from kerasish.saving.saving_api import save_model  # noqa: E402
 from kerasish.saving.saving_api import save_weights  # noqa: E402
 
 __all__ += ["load_model", "load_weights", "save_model", "save_weights"]
+
+# Registers `kerasish>keras2_hard_sigmoid` (Keras 2's hard_sigmoid, kept by
+# models loaded from Keras 2 files) so a `.keras` file holding it reloads.
+from kerasish.saving import legacy_config as _legacy_config  # noqa: E402,F401

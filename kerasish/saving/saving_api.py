@@ -7,6 +7,10 @@ Formats, chosen by the file name:
 - `.weights.h5`: Keras 3's weights file (h5py needed: `pip install h5py`).
 - `.pt` / `.pth`: a plain torch `state_dict` (`torch.save`), loaded with
   `torch.load(weights_only=True)`, so loading never unpickles code.
+- `.h5` / `.hdf5` (not `.weights.h5`): Keras 2 / tf.keras legacy HDF5, full
+  model or weights only (`legacy_h5_format`).
+- no extension: tf.keras's SavedModel idiom, which needs TensorFlow; a
+  `ValueError` says to save `.keras` or `.h5` instead.
 
 `Model.save`, `Model.save_weights` and `Model.load_weights` call these.
 """
@@ -35,6 +39,17 @@ def _check_overwrite(filepath: str, overwrite: bool) -> None:
         )
 
 
+def _is_legacy_h5_name(path: str) -> bool:
+    """`m.h5` / `m.hdf5` / `m.keras.h5` (but not Keras 3's `.weights.h5`): Keras 2's HDF5 format."""
+    return path.endswith((".h5", ".hdf5")) and not path.endswith(".weights.h5")
+
+
+def _is_legacy_h5_file(path: str) -> bool:
+    from kerasish.saving import legacy_h5_format
+
+    return os.path.exists(path) and legacy_h5_format.is_legacy_h5(path)
+
+
 def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = None, **kwargs) -> None:
     """Saves a model as a `.keras` archive (Keras 3's format).
 
@@ -61,7 +76,8 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
     if kwargs:
         raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
     path = _path_str(filepath)
-    if not include_optimizer:
+    legacy = bool(path) and _is_legacy_h5_name(path) and zipped is not False
+    if not include_optimizer and not legacy:
         raise ValueError("`include_optimizer=False` is not supported by the `.keras` format.")
     if zipped is False:
         if not path:
@@ -74,10 +90,18 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
         saving_lib.save_model_to_dir(model, path)
         return
     if path:
-        if path.endswith(".h5") or path.endswith(".hdf5"):
+        if _is_legacy_h5_name(path):
+            _check_overwrite(path, overwrite)
+            from kerasish.saving import legacy_h5_format
+
+            legacy_h5_format.save_model(model, path, include_optimizer=include_optimizer)
+            return
+        if not os.path.splitext(path)[1] and not path.endswith(".keras"):
             raise ValueError(
-                "The legacy Keras 2 HDF5 model format is not supported. Save as a `.keras` archive "
-                f"(`model.save('model.keras')`) or only the weights (`.weights.h5`). Received: filepath={path}"
+                f"`model.save('{path}')` without an extension is tf.keras's TensorFlow SavedModel format, which "
+                "needs TensorFlow. Save as `model.save('" + path + ".keras')` (Keras 3 archive) or "
+                "`model.save('" + path + ".h5')` (Keras 2 HDF5, loadable by tf.keras). "
+                f"Received: filepath={path}"
             )
         if not path.endswith(".keras"):
             raise ValueError(
@@ -107,6 +131,16 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
             weights that do not fit the model.
     """
     path = _path_str(filepath)
+    if path and (_is_legacy_h5_name(path) or (path.endswith(".weights.h5") and _is_legacy_h5_file(path))):
+        from kerasish.saving import legacy_h5_format
+
+        return legacy_h5_format.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
+    if path and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(
+            f"'{path}' is a TensorFlow SavedModel directory, which needs TensorFlow to read. In an environment with "
+            "TensorFlow run `tf.keras.models.load_model(path).save('model.h5')` (or `.keras`), then load that file "
+            "with kerasish."
+        )
     if path and saving_lib.is_model_dir(path):
         return saving_lib.load_model_from_dir(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
     if path:
@@ -131,6 +165,17 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
     if max_shard_size is not None:
         raise ValueError("Sharded weight files (`max_shard_size`) are not supported.")
     path = os.fspath(filepath)
+    if _is_legacy_h5_name(path):
+        if not getattr(model, "built", True):
+            raise ValueError(
+                "You are saving a model that has not yet been built. Try building the model first by calling it "
+                "on some data or by using `build()`."
+            )
+        _check_overwrite(path, overwrite)
+        from kerasish.saving import legacy_h5_format
+
+        legacy_h5_format.save_weights(model, path)
+        return
     if path.endswith(_TORCH_SUFFIXES):
         _check_overwrite(path, overwrite)
         state = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in model.state_dict().items()}
@@ -167,9 +212,18 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
             match the model; a damaged file or a pickle that is not plain
             tensors.
     """
+    by_name = kwargs.pop("by_name", False)
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
     path = os.fspath(filepath)
+    if path.endswith((".h5", ".hdf5")) and _is_legacy_h5_file(path):
+        from kerasish.saving import legacy_h5_format
+
+        legacy_h5_format.load_weights(model, path, by_name=by_name, skip_mismatch=skip_mismatch)
+        return
+    if by_name:
+        raise ValueError("`by_name=True` is only supported for Keras 2 (legacy) HDF5 weight files. "
+                         f"Received: filepath={path}")
     if path.endswith(_TORCH_SUFFIXES):
         _load_torch_state(model, path, skip_mismatch)
         return

@@ -149,8 +149,10 @@ def test_unbuilt_and_bad_names(tmp_path):
     a = Sequential([keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="not yet been built"):
         keras.saving.save_weights(a, tmp_path / "a.weights.h5")
+    with pytest.raises(ValueError, match="not yet been built"):
+        keras.saving.save_weights(a, tmp_path / "a.h5")  # Keras 2 legacy HDF5
     with pytest.raises(ValueError, match="must end in `.weights.h5`"):
-        keras.saving.save_weights(a, tmp_path / "a.h5")
+        keras.saving.save_weights(a, tmp_path / "a.txt")
     with pytest.raises(ValueError, match="expected a `.keras` extension"):
         keras.saving.load_model(tmp_path / "a.zip")
     with pytest.raises(ValueError, match="Invalid filepath extension"):

@@ -1,0 +1,474 @@
+"""Keras 2 / tf.keras legacy HDF5 files (`model.save("m.h5")`,
+`save_weights("w.h5")`), read and written with h5py only.
+
+Full-model file layout (tf.keras 2.x, multi-backend Keras 2.2-2.3):
+
+- root attributes `model_config` (JSON, Keras 2 dialect, see
+  `legacy_config`), `training_config` (JSON: loss, metrics, loss_weights,
+  optimizer_config), `keras_version`, `backend`;
+- group `model_weights` (the weights-only file has this at its root):
+  attribute `layer_names` (every layer of the top model, Sequential without
+  its InputLayer), then per layer a group with attribute `weight_names` and
+  one dataset per name (`"dense/kernel:0"`, slashes making subgroups).
+  A layer's weights are Keras 2's `layer.weights` order: all trainable ones
+  (sublayers included), then all non-trainable ones; a frozen layer lists
+  each sublayer's weights in turn. A nested model is one entry.
+- group `optimizer_weights` with attribute `weight_names`: `iteration`, then
+  the slots. tf-keras's optimizer (TF >= 2.11) interleaves them per variable
+  (`m0, v0, m1, v1`); the legacy one (`optimizers.legacy`, multi-backend
+  Keras) groups them per slot (`m0, m1, ..., v0, v1, ...`, plus `vhat`s).
+
+Safety: loading never runs code (no pickle; Lambda bytecode only with
+`safe_mode=False`); external links, soft links and virtual datasets are
+refused; fixed-size attributes are size-checked before they are read
+(variable-length ones cannot be larger than the file itself), and a dataset
+is read only when its dtype is numeric and its shape is the one the model
+expects, so a small hostile file cannot make us allocate gigabytes. Every write goes to a
+temporary file moved into place (`saving_lib.atomic_path`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import torch
+
+from kerasish.saving import h5_weights
+from kerasish.saving import legacy_config
+from kerasish.saving import legacy_training_config
+
+# The Keras version whose legacy HDF5 layout kerasish writes (tf.keras 2.x reads it).
+LEGACY_KERAS_VERSION = "2.15.0"
+# HDF5 object headers hold at most 64 KiB; Keras splits longer lists into
+# `name0`, `name1`, ... attributes (as `save_attributes_to_hdf5_group` does).
+_HEADER_LIMIT = 64512
+_MAX_ATTR_BYTES = 64 << 20  # a model_config larger than this is not a real model
+_NUMERIC_KINDS = "fiub"
+
+
+# ------------------------------------------------------------------ opening
+def _where(source) -> str:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<file>")
+
+
+def open_file(source, mode="r"):
+    """Opens an HDF5 file for reading, with a `ValueError` naming the file
+    when it is missing, truncated or not HDF5, and refuses files holding
+    external links, soft links or virtual datasets."""
+    h5py = h5_weights.require_h5py()
+    where = _where(source)
+    if isinstance(source, (str, os.PathLike)) and not os.path.exists(source):
+        raise ValueError(f"File not found: filepath={where}.")
+    try:
+        f = h5py.File(source, mode)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"The file '{where}' is not a valid HDF5 file (truncated or damaged?): {e}") from e
+    try:
+        _check_links(f, f, where, h5py)
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def _check_links(group, root, where, h5py, depth=0):
+    if depth > 64:
+        raise ValueError(f"The file '{where}' nests groups deeper than any Keras file ({group.name}).")
+    for name in group:
+        link = group.get(name, getlink=True)
+        path = f"{group.name.rstrip('/')}/{name}"
+        if isinstance(link, h5py.ExternalLink):
+            raise ValueError(f"Refusing to load '{where}': '{path}' is an external link to "
+                             f"'{link.filename}:{link.path}' (Keras files never contain links).")
+        if isinstance(link, h5py.SoftLink):
+            raise ValueError(f"Refusing to load '{where}': '{path}' is a soft link to '{link.path}' "
+                             "(Keras files never contain links).")
+        try:
+            obj = group[name]
+        except (KeyError, OSError) as e:
+            raise ValueError(f"The file '{where}' is damaged: cannot read '{path}' ({e}).") from e
+        if isinstance(obj, h5py.Group):
+            _check_links(obj, root, where, h5py, depth + 1)
+        elif isinstance(obj, h5py.Dataset) and obj.is_virtual:
+            raise ValueError(f"Refusing to load '{where}': '{path}' is a virtual dataset (it reads other files).")
+
+
+def _attr(obj, name, where, default=None):
+    """An attribute as Python text / list, size-checked before reading."""
+    if name not in obj.attrs:
+        return default
+    try:
+        size = obj.attrs.get_id(name).get_storage_size()
+    except (KeyError, OSError, RuntimeError):  # h5py raises RuntimeError for an empty attribute
+        size = 0
+    if size > _MAX_ATTR_BYTES:
+        raise ValueError(f"The file '{where}' has an attribute '{name}' of {size} bytes on '{obj.name}'; "
+                         "refusing to read it (no Keras file has one that large).")
+    try:
+        value = obj.attrs[name]
+    except (OSError, TypeError, ValueError) as e:
+        raise ValueError(f"The file '{where}' is damaged: cannot read attribute '{name}' of '{obj.name}' "
+                         f"({e}).") from e
+    return _decode(value)
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray):
+        return [_decode(v) for v in value.tolist()]
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _list_attr(obj, name, where):
+    """A list attribute, also when split into `name0`, `name1`, ..."""
+    if name in obj.attrs:
+        value = _attr(obj, name, where)
+        return value if isinstance(value, list) else [value]
+    out, i = [], 0
+    while f"{name}{i}" in obj.attrs:
+        out += _attr(obj, f"{name}{i}", where)
+        i += 1
+    return out if i else None
+
+
+def _json_attr(f, name, where):
+    text = _attr(f, name, where)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"The file '{where}' has an invalid '{name}' attribute (not JSON): {e}") from e
+
+
+def is_legacy_h5(source) -> bool:
+    """Whether `source` is a Keras 2 HDF5 model or weights file (by its
+    contents, not its name)."""
+    h5py = h5_weights.require_h5py()
+    try:
+        with h5py.File(source, "r") as f:
+            return "model_config" in f.attrs or "layer_names" in f.attrs or (
+                "model_weights" in f and "layer_names" in f["model_weights"].attrs)
+    except (OSError, ValueError):
+        return False
+
+
+# ------------------------------------------------------------ weights order
+def legacy_weights(layer) -> list:
+    """A layer's weights in Keras 2's `layer.weights` order (see module doc)."""
+    if getattr(layer, "trainable", True):
+        return list(layer.trainable_weights) + list(layer.non_trainable_weights)
+    return list(layer.weights)
+
+
+def _legacy_layers(model) -> list:
+    from kerasish.layers.input_layer import InputLayer
+    from kerasish.models.sequential import Sequential
+
+    layers = list(model.layers)
+    if isinstance(model, Sequential):  # Keras 2 Sequential.layers hides its InputLayer
+        layers = [x for x in layers if not isinstance(x, InputLayer)]
+    return layers
+
+
+def _read_dataset(ds, expected_shape, where, what):
+    """Reads a dataset after checking its dtype and that its shape is the
+    expected one (nothing is allocated for a wrong or absurd shape)."""
+    if ds.dtype.kind not in _NUMERIC_KINDS:
+        raise ValueError(f"The file '{where}' stores {what} as {ds.dtype}, not a numeric array.")
+    if tuple(ds.shape) != tuple(expected_shape):
+        return None
+    try:
+        return ds[()]
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"The file '{where}' is damaged: cannot read {what} ({e}).") from e
+
+
+def _weight_datasets(group, where):
+    names = _list_attr(group, "weight_names", where) or []
+    out = []
+    for n in names:
+        if n not in group:
+            raise ValueError(f"The file '{where}' is damaged: '{group.name}' lists weight '{n}' but has no such "
+                             "dataset.")
+        out.append((n, group[n]))
+    return out
+
+
+@torch.no_grad()
+def _assign(layer, weights, datasets, where, skip_mismatch):
+    """Assigns `datasets` to `weights` (Keras order); returns the problems
+    skipped under `skip_mismatch`, raises otherwise."""
+    label = f"layer '{layer.name}' ({type(layer).__name__})"
+    if len(weights) != len(datasets):
+        msg = (f"{label} expects {len(weights)} weights, but the saved weights have {len(datasets)} elements "
+               f"(file '{where}').")
+        if skip_mismatch:
+            return [msg]
+        raise ValueError(f"Weight count mismatch for {msg}")
+    values = []
+    for w, (name, ds) in zip(weights, datasets):
+        shape = tuple(w.shape)
+        value = _read_dataset(ds, shape, where, f"weight '{name}' of {label}")
+        if value is None:
+            msg = (f"{label}: weight '{name}' has shape {tuple(ds.shape)} in the file '{where}' but the model "
+                   f"expects {shape}.")
+            if skip_mismatch:
+                return [msg]
+            raise ValueError(f"Shape mismatch in {msg}")
+        values.append(value)
+    for w, value in zip(weights, values):
+        w.assign(value)
+    return []
+
+
+def load_weights_from_group(model, group, where, by_name=False, skip_mismatch=False) -> list:
+    """Loads a legacy `model_weights` group into `model`; returns skipped problems."""
+    layer_names = _list_attr(group, "layer_names", where)
+    if layer_names is None:
+        raise ValueError(f"The file '{where}' is not a Keras 2 weights file: '{group.name}' has no `layer_names`.")
+    file_layers = [(n, _weight_datasets(group[n], where)) for n in layer_names if n in group]
+    problems = []
+    if by_name:
+        by = {}
+        for layer in _legacy_layers(model):
+            by.setdefault(layer.name, layer)
+        for name, datasets in file_layers:
+            layer = by.get(name)
+            if layer is not None and datasets:
+                problems += _assign(layer, legacy_weights(layer), datasets, where, skip_mismatch)
+        return problems
+    layers = [x for x in _legacy_layers(model) if legacy_weights(x)]
+    file_layers = [(n, d) for n, d in file_layers if d]
+    if len(layers) != len(file_layers):
+        raise ValueError(
+            f"Layer count mismatch when loading weights from file '{where}'. Model expects {len(layers)} layers "
+            f"with weights ({[x.name for x in layers]}), but the file has {len(file_layers)} "
+            f"({[n for n, _ in file_layers]})."
+        )
+    for layer, (_, datasets) in zip(layers, file_layers):
+        problems += _assign(layer, legacy_weights(layer), datasets, where, skip_mismatch)
+    if "top_level_model_weights" in group:
+        top = _weight_datasets(group["top_level_model_weights"], where)
+        if top:
+            raise ValueError(f"The file '{where}' has top-level model weights, which kerasish models do not have.")
+    return problems
+
+
+def load_weights(model, filepath, by_name=False, skip_mismatch=False) -> None:
+    """`model.load_weights("w.h5")` for a Keras 2 weights or full-model file."""
+    where = _where(filepath)
+    with open_file(filepath) as f:
+        group = f["model_weights"] if "model_weights" in f and "layer_names" not in f.attrs else f
+        try:
+            problems = load_weights_from_group(model, group, where, by_name, skip_mismatch)
+        except (KeyError, OSError, TypeError) as e:
+            raise ValueError(f"The Keras 2 weights file '{where}' is damaged: {e}") from e
+    for p in problems:
+        warnings.warn(f"Skipping loading weights for {p}", stacklevel=3)
+
+
+# ------------------------------------------------------------ full models
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Rebuilds, fills and (when it was compiled) compiles a model saved by
+    tf.keras 2.x / Keras 2 with `model.save("m.h5")`."""
+    from kerasish.saving import saving_lib
+    from kerasish.saving import tf_op_mapping
+
+    where = _where(filepath)
+    with open_file(filepath) as f:
+        config = _json_attr(f, "model_config", where)
+        if config is None:
+            raise ValueError(f"No model config found in the file at '{where}': it holds weights only; build the "
+                             "model in code and call `model.load_weights(...)`.")
+        config = legacy_config.upgrade_model_config(config, _attr(f, "keras_version", where))
+        objects = {"TFOpLambda": tf_op_mapping.TFOpLambda, "SlicingOpLambda": tf_op_mapping.SlicingOpLambda,
+                   **(custom_objects or {})}
+        model = saving_lib.model_from_config(config, objects, compile=False, safe_mode=safe_mode,
+                                             where=f"{where}:model_config")
+        if "model_weights" not in f:
+            raise ValueError(f"The file '{where}' has a model config but no `model_weights` group.")
+        try:
+            problems = load_weights_from_group(model, f["model_weights"], where)
+        except (KeyError, OSError, TypeError) as e:
+            raise ValueError(f"The Keras 2 model file '{where}' is damaged: {e}") from e
+        for p in problems:
+            warnings.warn(p, stacklevel=2)
+        training_config = _json_attr(f, "training_config", where) if compile else None
+        if training_config is not None:  # without one the model loads uncompiled, as in Keras 2
+            _compile(model, training_config, f, where, custom_objects)
+    return model
+
+
+def _compile(model, training_config, f, where, custom_objects):
+    try:
+        args = legacy_training_config.compile_args_from_training_config(training_config, custom_objects)
+        model.compile(**args)
+    except (ValueError, TypeError, KeyError) as e:
+        warnings.warn(f"The model from '{where}' loads uncompiled: its Keras 2 training configuration could not "
+                      f"be restored ({e}).", stacklevel=3)
+        return
+    if "optimizer_weights" in f:
+        _load_optimizer_weights(model, f["optimizer_weights"], training_config, where)
+
+
+@torch.no_grad()
+def _load_optimizer_weights(model, group, training_config, where):
+    opt = model.optimizer
+    if not hasattr(opt, "_slot_names"):
+        return
+    params = list(model.trainable_weights)
+    opt.build(params)
+    datasets = _weight_datasets(group, where)
+    names = [n for n, _ in datasets]
+    slots = list(opt._slot_names)
+    n, k = len(params), len(slots)
+    legacy = not (names and names[0].split("/")[-1].split(":")[0] == "iteration")
+    lr_value = None
+    if len(names) > 1 and names[1].split("/")[-1].split(":")[0] == "learning_rate":  # Keras 3 writes it second
+        lr_value = _read_dataset(datasets[1][1], (), where, "optimizer learning rate")
+        datasets = [datasets[0], *datasets[2:]]
+    extra = len(datasets) - 1 - n * k
+    if datasets and legacy and extra == n and all(tuple(d.shape) == (1,) for _, d in datasets[-n:]):
+        datasets, extra = datasets[:-n], 0  # multi-backend Keras Adam's unused `vhat`s
+    if not datasets or extra != 0:
+        warnings.warn(
+            f"Skipping loading optimizer weights from '{where}': the optimizer '{opt.name}' has {n * k + 1} "
+            f"state variables for {n} trainable weights, the file has {len(datasets)}. The optimizer starts "
+            "fresh.", stacklevel=4)
+        return
+    values = []
+    for j, p in enumerate(params):
+        for s, slot in enumerate(slots):
+            i = 1 + (s * n + j if legacy else j * k + s)
+            name, ds = datasets[i]
+            value = _read_dataset(ds, tuple(p.shape), where, f"optimizer weight '{name}'")
+            if value is None:
+                warnings.warn(f"Skipping loading optimizer weights from '{where}': '{name}' has shape "
+                              f"{tuple(ds.shape)}, the weight it belongs to {tuple(p.shape)}.", stacklevel=4)
+                return
+            values.append((opt.state[p][slot], value))
+    iterations = _read_dataset(datasets[0][1], (), where, "optimizer iterations")
+    for target, value in values:
+        target.copy_(torch.as_tensor(value, dtype=target.dtype))
+    if iterations is not None:
+        opt.iterations = int(iterations)
+    if lr_value is not None and getattr(opt, "_schedule", None) is None:
+        opt.learning_rate = float(lr_value)
+
+
+# ------------------------------------------------------------------ writing
+def _write_list_attr(group, name, items):
+    data = [x.encode("utf8") if isinstance(x, str) else x for x in items]
+    if any(len(x) > _HEADER_LIMIT for x in data):
+        raise ValueError(f"Cannot save: a name in '{name}' is longer than {_HEADER_LIMIT} bytes.")
+    arr = np.asarray(data) if data else np.asarray([], dtype="S1")
+    chunks = 1
+    parts = np.array_split(arr, chunks)
+    while any(p.nbytes > _HEADER_LIMIT for p in parts):
+        chunks += 1
+        parts = np.array_split(arr, chunks)
+    if chunks > 1:
+        for i, part in enumerate(parts):
+            group.attrs[f"{name}{i}"] = part
+    else:
+        group.attrs[name] = arr
+
+
+def _weight_name(layer, w, seen):
+    path = getattr(w, "path", None) or f"{layer.name}/{getattr(w, 'name', 'weight')}"
+    name = f"{path}:0"
+    i = 0
+    while name in seen:
+        i += 1
+        name = f"{path}_{i}:0"
+    seen.add(name)
+    return name
+
+
+def _write_weights_group(group, weights_with_names):
+    _write_list_attr(group, "weight_names", [n for n, _ in weights_with_names])
+    for name, value in weights_with_names:
+        group.create_dataset(name, data=value)
+
+
+def save_weights_to_group(model, group) -> None:
+    import kerasish
+
+    layers = _legacy_layers(model)
+    _write_list_attr(group, "layer_names", [x.name for x in layers])
+    group.attrs["backend"] = b"torch"
+    group.attrs["keras_version"] = LEGACY_KERAS_VERSION.encode()
+    group.attrs["kerasish_version"] = str(getattr(kerasish, "__version__", "unknown")).encode()
+    for layer in sorted(layers, key=lambda x: x.name):
+        seen = set()
+        pairs = [(_weight_name(layer, w, seen), _numpy(w)) for w in legacy_weights(layer)]
+        _write_weights_group(group.create_group(layer.name), pairs)
+    _write_weights_group(group.create_group("top_level_model_weights"), [])
+
+
+def _numpy(w):
+    t = w.value if hasattr(w, "value") and isinstance(getattr(w, "value"), torch.Tensor) else w
+    return t.detach().cpu().numpy()
+
+
+def save_weights(model, filepath) -> None:
+    """Writes `model`'s weights in Keras 2's weights-only HDF5 layout, atomically."""
+    from kerasish.saving import saving_lib
+
+    h5py = h5_weights.require_h5py()
+    with saving_lib.atomic_path(os.fspath(filepath)) as tmp, h5py.File(tmp, "w") as f:
+        save_weights_to_group(model, f)
+
+
+def model_config_for_keras2(model) -> dict:
+    """`{"class_name", "config"}` of `model` in the Keras 2 dialect."""
+    from kerasish.saving import saving_lib
+
+    serialized = saving_lib.serialize_model(model)
+    return legacy_config.downgrade_model_config(
+        {"class_name": serialized["class_name"], "config": serialized["config"]}, getattr(model, "name", "model"))
+
+
+def save_model(model, filepath, include_optimizer=True) -> None:
+    """Writes `model` as a Keras 2 full-model HDF5 file (config, weights,
+    training config and optimizer state), atomically."""
+    import kerasish
+    from kerasish.saving import saving_lib
+
+    h5py = h5_weights.require_h5py()
+    if not getattr(model, "built", True):
+        raise ValueError("You are saving a model that has not yet been built. Build it first by calling it on "
+                         "some data or by using `build()`.")
+    config_json = json.dumps(model_config_for_keras2(model), default=saving_lib._json_default)
+    training = legacy_training_config.training_config_from_model(model) if include_optimizer else None
+    with saving_lib.atomic_path(os.fspath(filepath)) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["keras_version"] = LEGACY_KERAS_VERSION.encode()
+        f.attrs["kerasish_version"] = str(getattr(kerasish, "__version__", "unknown")).encode()
+        f.attrs["backend"] = b"torch"
+        f.attrs["model_config"] = config_json.encode("utf8")
+        save_weights_to_group(model, f.create_group("model_weights"))
+        if training is not None:
+            f.attrs["training_config"] = json.dumps(training, default=saving_lib._json_default).encode("utf8")
+            _save_optimizer_weights(model, f)
+
+
+def _save_optimizer_weights(model, f):
+    opt = model.optimizer
+    if not getattr(opt, "built", False) or not hasattr(opt, "_slot_names"):
+        return
+    params = list(model.trainable_weights)
+    state = [("iteration:0", np.asarray(int(opt.iterations), dtype=np.int64))]
+    prefix = type(opt).__name__
+    for p in params:
+        for slot in opt._slot_names:
+            if p not in opt.state or slot not in opt.state[p]:
+                return
+            state.append((f"{prefix}/{slot}/{getattr(p, 'path', 'var')}:0", opt.state[p][slot].detach().cpu().numpy()))
+    _write_weights_group(f.create_group("optimizer_weights"), state)

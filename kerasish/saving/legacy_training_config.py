@@ -1,0 +1,180 @@
+"""Keras 2's `training_config` (loss, metrics, optimizer), both ways.
+
+Where Keras 2 and Keras 3 differ:
+
+- optimizer `lr` is `learning_rate`; `decay` (`lr / (1 + decay * iterations)`)
+  was removed in Keras 3 and becomes an `InverseTimeDecay` schedule with the
+  same values; tf-keras writes `Custom>Adam` class names and
+  `is_legacy_optimizer`;
+- legacy RMSprop / Adagrad / Adadelta / Adamax / Nadam update differently from
+  Keras 3 (epsilon outside the square root, Nadam's momentum schedule): they
+  load with Keras 3's rule and a warning (SGD and Adam are the same);
+- losses `logcosh`, `kld` / `kullback_leibler_divergence`, `huber_loss`
+  (Keras 3 spells them `log_cosh`, `kl_divergence`, `huber`);
+- metrics are nested per output and written as `MeanMetricWrapper`s.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from kerasish.saving.legacy_config import _downgrade
+
+# Legacy (Keras 2 / `optimizers.legacy`) optimizers whose update equals Keras 3's.
+_SAME_UPDATE_AS_KERAS3 = {"SGD", "Adam"}
+_LOSS_NAMES = {"logcosh": "log_cosh", "kld": "kl_divergence", "kullback_leibler_divergence": "kl_divergence",
+               "huber_loss": "huber"}
+
+
+def compile_args_from_training_config(training_config: dict, custom_objects=None) -> dict:
+    """`model.compile` arguments from a Keras 2 `training_config`."""
+    from kerasish import optimizers
+
+    opt_config = training_config.get("optimizer_config")
+    optimizer = None
+    if opt_config is not None:
+        optimizer = optimizer_from_keras2(opt_config, custom_objects)
+    loss = _map_losses(training_config.get("loss"))
+    metrics = _metrics(training_config.get("metrics"))
+    weighted = _metrics(training_config.get("weighted_metrics"))
+    args = {"optimizer": optimizer or optimizers.get("rmsprop"), "loss": loss,
+            "loss_weights": training_config.get("loss_weights")}
+    if metrics:
+        args["metrics"] = metrics
+    if weighted:
+        args["weighted_metrics"] = weighted
+    return args
+
+
+def _map_losses(loss):
+    if isinstance(loss, str):
+        return _LOSS_NAMES.get(loss, loss)
+    if isinstance(loss, list):
+        return [_map_losses(x) for x in loss]
+    if isinstance(loss, dict) and "class_name" not in loss:
+        return {k: _map_losses(v) for k, v in loss.items()}
+    if isinstance(loss, dict):
+        from kerasish import losses
+
+        inner = dict(loss.get("config") or {})
+        name = loss["class_name"]
+        if name == "LossFunctionWrapper" or "fn" in inner:
+            return _LOSS_NAMES.get(inner.get("fn"), inner.get("fn"))
+        inner.pop("reduction", None) if inner.get("reduction") in ("auto", "sum_over_batch_size") else None
+        return losses.deserialize({"class_name": name, "config": inner})
+    return loss
+
+
+def _metrics(metrics):
+    """Keras 2 nests metrics per output (`[[m1, m2], [m3]]`) or flat; a
+    `MeanMetricWrapper` becomes its function name (`categorical_accuracy`)."""
+    if metrics is None:
+        return None
+    if isinstance(metrics, dict):
+        return {k: _metrics(v) for k, v in metrics.items()}
+    if isinstance(metrics, list):
+        if len(metrics) == 1 and isinstance(metrics[0], list):
+            return _metrics(metrics[0])
+        return [_metrics(m) if isinstance(m, list) else _metric(m) for m in metrics]
+    return _metric(metrics)
+
+
+def _metric(metric):
+    if isinstance(metric, dict) and metric.get("class_name") == "MeanMetricWrapper":
+        inner = metric.get("config") or {}
+        return inner.get("fn") if inner.get("name") in (None, inner.get("fn")) else inner.get("name")
+    if isinstance(metric, dict):
+        from kerasish import metrics
+
+        return metrics.deserialize(metric)
+    return metric
+
+
+def optimizer_from_keras2(opt_config: dict, custom_objects=None):
+    """A kerasish optimizer from a Keras 2 optimizer config (legacy `lr`,
+    `decay`, the `Custom>` prefix tf-keras writes, `is_legacy_optimizer`)."""
+    from kerasish import optimizers
+    from kerasish.optimizers import schedules
+
+    class_name = str(opt_config.get("class_name", ""))
+    class_name = class_name.split(">", 1)[-1]
+    inner = dict(opt_config.get("config") or {})
+    legacy = inner.get("is_legacy_optimizer", "lr" in inner or "decay" in inner)
+    if legacy and class_name not in _SAME_UPDATE_AS_KERAS3:
+        warnings.warn(
+            f"The Keras 2 file's optimizer is the legacy `{class_name}`, whose update rule differs from Keras 3's "
+            "(e.g. epsilon outside the square root); kerasish continues training with Keras 3's rule, so steps "
+            "after loading are close to, not equal to, the original framework's.", stacklevel=4)
+    if "lr" in inner:
+        inner["learning_rate"] = inner.pop("lr")
+    decay = inner.pop("decay", 0.0) or 0.0
+    for key in ("jit_compile", "is_legacy_optimizer"):
+        inner.pop(key, None)
+    if isinstance(inner.get("name"), str):
+        inner["name"] = inner["name"].lower() if inner["name"] == class_name else inner["name"]
+    lr = inner.get("learning_rate")
+    if isinstance(lr, dict):
+        inner["learning_rate"] = schedules.deserialize(lr)
+    if decay:
+        if isinstance(inner.get("learning_rate"), dict) or not isinstance(lr, (int, float)):
+            raise ValueError(f"Cannot combine Keras 2 optimizer `decay={decay}` with a learning-rate schedule.")
+        # Keras 2: lr_t = lr / (1 + decay * iterations)
+        inner["learning_rate"] = schedules.InverseTimeDecay(float(lr), decay_steps=1, decay_rate=float(decay))
+    cls = getattr(optimizers, class_name, None)
+    if cls is None and custom_objects:
+        cls = custom_objects.get(class_name)
+    if not isinstance(cls, type):
+        raise ValueError(f"Unknown optimizer in the Keras 2 training config: '{opt_config.get('class_name')}'.")
+    try:
+        return cls.from_config(inner)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Could not rebuild the Keras 2 optimizer '{class_name}' from {inner}: {e}") from e
+
+
+# Keras 3 optimizer arguments tf.keras 2 does not take (dropped at their defaults).
+_KERAS3_ONLY_OPTIMIZER_ARGS = {"loss_scale_factor": None, "gradient_accumulation_steps": None}
+
+
+def _keras2_object(value, what):
+    """A name stays a name; an object becomes Keras 2's `{"class_name", "config"}`."""
+    from kerasish.saving import serialize_keras_object
+
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_keras2_object(v, what) for v in value]
+    if isinstance(value, dict):
+        return {k: _keras2_object(v, what) for k, v in value.items()}
+    data = serialize_keras_object(value)
+    if isinstance(data, str):
+        return data
+    return _downgrade({"class_name": data.get("registered_name") or data["class_name"],
+                       "config": data.get("config")}, what)
+
+
+def training_config_from_model(model):
+    """Keras 2's `training_config` for a compiled kerasish model (None if not compiled)."""
+    if not getattr(model, "compiled", False):
+        return None
+    compile_config = model.__dict__.get("_compile_config") or {}
+    opt = compile_config.get("optimizer")
+    optimizer_config = None
+    if hasattr(opt, "get_config"):
+        inner = dict(opt.get_config())
+        for key, default in _KERAS3_ONLY_OPTIMIZER_ARGS.items():
+            if key in inner and inner[key] != default:
+                raise ValueError(f"Cannot save the optimizer as Keras 2 HDF5: `{key}={inner[key]!r}` has no Keras 2 "
+                                 "equivalent. Save as `.keras` instead.")
+            inner.pop(key, None)
+        if isinstance(inner.get("learning_rate"), dict):
+            lr = inner["learning_rate"]
+            inner["learning_rate"] = {"class_name": lr.get("class_name"), "config": lr.get("config")}
+        inner["is_legacy_optimizer"] = False
+        optimizer_config = {"class_name": type(opt).__name__, "config": inner}
+    return {
+        "loss": _keras2_object(compile_config.get("loss"), "loss"),
+        "metrics": _keras2_object(compile_config.get("metrics"), "metrics"),
+        "weighted_metrics": _keras2_object(compile_config.get("weighted_metrics"), "weighted_metrics"),
+        "loss_weights": compile_config.get("loss_weights"),
+        "optimizer_config": optimizer_config,
+    }

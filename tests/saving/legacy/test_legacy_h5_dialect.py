@@ -1,0 +1,223 @@
+"""The Keras 2 config dialect and the names Keras 2 and Keras 3 define
+differently, including a file in multi-backend Keras 2.2.4's layout.
+
+Multi-backend Keras 2.2 needs Python <= 3.7 and TensorFlow 1.x, which cannot
+be installed here, so `_write_keras224_file` writes that layout by hand with
+h5py, following Keras 2.2.4's `saving.save_model` exactly: root attributes
+`keras_version`, `backend`, `model_config` (a Sequential without InputLayer,
+`batch_input_shape` on its first layer), `training_config` (optimizer config
+with `lr` / `decay`, no `epsilon`); `model_weights` without the InputLayer;
+`optimizer_weights` = `[iterations] + ms + vs + vhats` (the `vhat`s are
+`(1,)` placeholders when `amsgrad=False`).
+"""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+from kerasish.saving import legacy_config
+from kerasish.saving import legacy_training_config
+from legacy_fixtures import path
+
+L = keras.layers
+RNG = np.random.default_rng(3)
+W1 = RNG.normal(size=(4, 3)).astype("float32")
+B1 = RNG.normal(size=(3,)).astype("float32")
+W2 = RNG.normal(size=(3, 2)).astype("float32")
+B2 = RNG.normal(size=(2,)).astype("float32")
+PARAMS = [W1, B1, W2, B2]
+M = [RNG.normal(scale=0.1, size=p.shape).astype("float32") for p in PARAMS]
+V = [np.abs(RNG.normal(scale=0.1, size=p.shape)).astype("float32") for p in PARAMS]
+ITERATIONS = 5
+
+
+def _dense(name, units, activation, first=False):
+    config = {"name": name, "trainable": True, "units": units, "activation": activation, "use_bias": True,
+              "kernel_initializer": {"class_name": "VarianceScaling",
+                                     "config": {"scale": 1.0, "mode": "fan_avg", "distribution": "uniform",
+                                                "seed": None}},
+              "bias_initializer": {"class_name": "Zeros", "config": {}}, "kernel_regularizer": None,
+              "bias_regularizer": None, "activity_regularizer": None, "kernel_constraint": None,
+              "bias_constraint": None}
+    if first:
+        config.update(batch_input_shape=[None, 4], dtype="float32")
+    return {"class_name": "Dense", "config": config}
+
+
+def _write_keras224_file(target):
+    model_config = {"class_name": "Sequential", "config": {"name": "sequential_1", "layers": [
+        _dense("dense_1", 3, "hard_sigmoid", first=True), _dense("dense_2", 2, "linear")]}}
+    training_config = {"optimizer_config": {"class_name": "Adam", "config": {
+        "lr": 0.0010000000474974513, "beta_1": 0.8999999761581421, "beta_2": 0.9990000128746033, "decay": 0.0,
+        "amsgrad": False}}, "loss": "mean_squared_error", "metrics": [], "sample_weight_mode": None,
+        "loss_weights": None}
+    with h5py.File(target, "w") as f:
+        f.attrs["keras_version"] = b"2.2.4"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps(model_config).encode()
+        f.attrs["training_config"] = json.dumps(training_config).encode()
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [b"dense_1", b"dense_2"]
+        g.attrs["keras_version"] = b"2.2.4"
+        g.attrs["backend"] = b"tensorflow"
+        for layer, (k, b) in (("dense_1", (W1, B1)), ("dense_2", (W2, B2))):
+            lg = g.create_group(layer)
+            lg.attrs["weight_names"] = [f"{layer}/kernel:0".encode(), f"{layer}/bias:0".encode()]
+            lg[f"{layer}/kernel:0"] = k
+            lg[f"{layer}/bias:0"] = b
+        og = f.create_group("optimizer_weights")
+        names, values = ["Adam/iterations:0"], [np.array(ITERATIONS, dtype="int64")]
+        for i, arr in enumerate(M + V + [np.zeros((1,), "float32")] * 4):
+            names.append(f"training/Adam/Variable{'' if i == 0 else f'_{i}'}:0")
+            values.append(arr)
+        og.attrs["weight_names"] = [n.encode() for n in names]
+        for n, v in zip(names, values):
+            og[n] = v
+
+
+def _keras2_hard_sigmoid(x):
+    return np.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def test_keras224_file_predicts_with_keras2_hard_sigmoid(tmp_path):
+    target = tmp_path / "k224.h5"
+    _write_keras224_file(target)
+    model = keras.models.load_model(target)
+    x = RNG.normal(size=(5, 4)).astype("float32") * 4
+    expected = _keras2_hard_sigmoid(x @ W1 + B1) @ W2 + B2
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    # Keras 3's hard_sigmoid (slope 1/6) would give something else on these inputs
+    keras3 = np.clip((x @ W1 + B1) / 6 + 0.5, 0, 1) @ W2 + B2
+    assert np.abs(keras3 - expected).max() > 1e-2
+
+
+def test_keras224_file_next_adam_step_equals_keras2_maths(tmp_path):
+    target = tmp_path / "k224.h5"
+    _write_keras224_file(target)
+    model = keras.models.load_model(target)
+    assert int(model.optimizer.iterations) == ITERATIONS
+    x = RNG.normal(size=(6, 4)).astype("float32")
+    y = RNG.normal(size=(6, 2)).astype("float32")
+    model.train_on_batch(x, y)
+    # reference: gradients of Keras 2's forward pass (torch autograd on the formula), Keras 2.2.4's Adam update
+    ps = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in PARAMS]
+    h = torch.clamp(0.2 * (torch.tensor(x, dtype=torch.float64) @ ps[0] + ps[1]) + 0.5, 0, 1)
+    loss = torch.mean((h @ ps[2] + ps[3] - torch.tensor(y, dtype=torch.float64)) ** 2)
+    grads = torch.autograd.grad(loss, ps)
+    t = ITERATIONS + 1
+    lr, b1, b2, eps = 0.001, 0.9, 0.999, 1e-7
+    lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+    for got, p, g, m, v in zip(model.get_weights(), PARAMS, grads, M, V):
+        g = g.numpy()
+        m_t = b1 * m + (1 - b1) * g
+        v_t = b2 * v + (1 - b2) * g * g
+        np.testing.assert_allclose(got, p - lr_t * m_t / (np.sqrt(v_t) + eps), rtol=1e-5, atol=1e-6)
+
+
+def test_keras2_hard_sigmoid_is_written_back_as_keras2_name(tmp_path):
+    model = keras.models.load_model(path("mlp.h5"), compile=False)
+    assert model.get_layer("dense_1").get_config()["activation"] != "hard_sigmoid"  # not Keras 3's
+    out = tmp_path / "again.h5"
+    model.save(out)
+    with h5py.File(out, "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    assert config["config"]["layers"][2]["config"]["activation"] == "hard_sigmoid"
+
+
+def test_keras3_hard_sigmoid_refuses_keras2_file(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), L.Dense(2, activation="hard_sigmoid")])
+    with pytest.raises(ValueError, match=r"hard_sigmoid.*Keras 2 defines differently.*\.keras"):
+        model.save(tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_unknown_tf_op_names_the_op():
+    config = {"class_name": "Functional", "config": {"name": "m", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 3], "name": "in"}, "name": "in",
+         "inbound_nodes": []},
+        {"class_name": "TFOpLambda", "config": {"name": "tf.signal.rfft", "function": "signal.rfft"},
+         "name": "tf.signal.rfft", "inbound_nodes": [["in", 0, 0, {}]]}],
+        "input_layers": [["in", 0, 0]], "output_layers": [["tf.signal.rfft", 0, 0]]}}
+    with pytest.raises(ValueError, match=r"tf\.signal\.rfft.*no torch mapping"):
+        legacy_config.upgrade_model_config(config)
+
+
+@pytest.mark.parametrize("key,value", [("time_major", True), ("virtual_batch_size", 4)])
+def test_unsupported_keras2_options_name_the_layer(key, value):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "LSTM", "config": {"name": "my_rnn", "units": 2, "batch_input_shape": [None, 3, 2],
+                                          key: value}}]}}
+    with pytest.raises(ValueError, match=rf"my_rnn.*{key}={value}"):
+        legacy_config.upgrade_model_config(config)
+
+
+def test_keras22_list_config_and_policy_dicts():
+    config = {"class_name": "Sequential", "config": [
+        {"class_name": "Dense", "config": {"name": "d", "units": 2, "batch_input_shape": [None, 3],
+                                           "dtype": {"class_name": "Policy", "config": {"name": "float32"}}}}]}
+    from kerasish.models.functional_config import deserialize_layer
+
+    model = deserialize_layer(legacy_config.upgrade_model_config(config))
+    assert model.built and tuple(model.input_shape) == (None, 3)
+    assert model.layers[-1].dtype_policy.name == "float32"
+
+
+def test_savedmodel_idiom_says_what_to_do(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), L.Dense(2)])
+    with pytest.raises(ValueError, match=r"SavedModel.*needs TensorFlow.*\.keras.*\.h5"):
+        model.save(tmp_path / "my_model")
+    saved = tmp_path / "exported"
+    saved.mkdir()
+    (saved / "saved_model.pb").write_bytes(b"\x08\x01")
+    with pytest.raises(ValueError, match=r"SavedModel directory.*save\('model.h5'\)"):
+        keras.models.load_model(saved)
+
+
+def test_keras2_hard_sigmoid_survives_a_keras_archive_in_a_fresh_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    model = keras.models.load_model(path("mlp.h5"), compile=False)
+    out = tmp_path / "m.keras"
+    model.save(out)
+    code = ("import kerasish as k, torch; m = k.models.load_model(r'%s'); "
+            "print(float(m.get_layer('dense_1').activation(torch.tensor(2.0))))" % out)
+    repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": repo})
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(0.9)  # 0.2 * 2 + 0.5 (Keras 3: 0.8333)
+
+
+def test_legacy_rmsprop_warns_that_its_update_rule_differs():
+    with pytest.warns(UserWarning, match="legacy `RMSprop`.*differs"):
+        opt = legacy_training_config.optimizer_from_keras2(
+            {"class_name": "RMSprop", "config": {"lr": 0.01, "rho": 0.9, "decay": 0.0, "epsilon": 1e-7}})
+    assert isinstance(opt, keras.optimizers.RMSprop)
+    assert float(opt.learning_rate) == pytest.approx(0.01)
+
+
+def test_keras22_functional_model_class_and_shared_layer():
+    """Keras 2.2's functional config: class `Model`, `[[name, node, tensor, kwargs]]` nodes, a shared layer."""
+    def layer(cls, name, nodes, **config):
+        return {"class_name": cls, "name": name, "config": {"name": name, **config}, "inbound_nodes": nodes}
+
+    config = {"class_name": "Model", "config": {"name": "model_1", "layers": [
+        layer("InputLayer", "a", [], batch_input_shape=[None, 3], dtype="float32", sparse=False),
+        layer("InputLayer", "b", [], batch_input_shape=[None, 3], dtype="float32", sparse=False),
+        layer("Dense", "shared", [[["a", 0, 0, {}]], [["b", 0, 0, {}]]], units=2, activation="hard_sigmoid"),
+        layer("Add", "add", [[["shared", 0, 0, {}], ["shared", 1, 0, {}]]]),
+    ], "input_layers": [["a", 0, 0], ["b", 0, 0]], "output_layers": [["add", 0, 0]]}}
+    from kerasish.models.functional_config import deserialize_layer
+
+    model = deserialize_layer(legacy_config.upgrade_model_config(config, "2.2.4"))
+    kernel = np.array([[1.0, -1.0], [0.5, 2.0], [-1.0, 0.0]], "float32")
+    model.get_layer("shared").set_weights([kernel, np.zeros(2, "float32")])
+    xa, xb = np.ones((1, 3), "float32"), np.full((1, 3), 2.0, "float32")
+    expected = _keras2_hard_sigmoid(xa @ kernel) + _keras2_hard_sigmoid(xb @ kernel)
+    np.testing.assert_allclose(model.predict([xa, xb], verbose=0), expected, rtol=1e-6, atol=1e-6)
