@@ -225,7 +225,8 @@ def hsv_to_rgb(images, data_format=None):
 
 @keras_op(name="image.gaussian_blur")
 def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None):
-    """Separable Gaussian blur with reflect padding ("same" size output)."""
+    """Gaussian blur with zero padding of `kernel_size // 2` ("same" size
+    output for odd kernels), as Keras does on torch."""
     data_format = _fmt(data_format)
     x, squeeze = _batched(images)
     dtype = x.dtype
@@ -238,10 +239,11 @@ def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None
         g = torch.exp(-(t**2) / (2 * float(s) ** 2))
         return g / g.sum()
 
-    ky, kx = kernel1d(ks[0], sg[0]), kernel1d(ks[1], sg[1])
+    # Keras (torch backend) builds the 2-D kernel as outer(k[1], k[0]): the
+    # second entry of `kernel_size`/`sigma` runs along rows
+    ky, kx = kernel1d(ks[1], sg[1]), kernel1d(ks[0], sg[0])
     k2 = torch.outer(ky, kx)
     c = x.shape[1]
-    pad = (ks[1] // 2, (ks[1] - 1) // 2, ks[0] // 2, (ks[0] - 1) // 2)
-    y = F.conv2d(F.pad(x, pad, mode="reflect"), k2.expand(c, 1, *k2.shape), groups=c)
+    y = F.conv2d(x, k2.expand(c, 1, *k2.shape), padding=(ks[1] // 2, ks[0] // 2), groups=c)
     return _back(y.to(dtype), data_format, squeeze)
 

@@ -72,7 +72,7 @@ def top_k(x, k, sorted=True):  # noqa: A002 - Keras name
     """The `k` largest values along the last axis and their indices."""
     x = to_tensor(x)
     values, indices = torch.topk(x, k, dim=-1, largest=True, sorted=sorted)
-    return values, indices.to(torch.int32)
+    return values, indices  # int64 indices, as Keras returns on torch
 
 
 @keras_op
@@ -184,12 +184,15 @@ def stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=
     w = _window(window, sequence_length, x.dtype)
     if w is None:
         w = torch.ones(sequence_length, dtype=x.dtype)
+    # frames are `fft_length` long; the window sits centred inside them
+    pad_l = (fft_length - sequence_length) // 2
+    w = torch.nn.functional.pad(w, (pad_l, fft_length - sequence_length - pad_l))
     lead = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
     if center:
         pad = fft_length // 2
         flat = torch.nn.functional.pad(flat.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-    frames = flat.unfold(-1, sequence_length, sequence_stride) * w
+    frames = flat.unfold(-1, fft_length, sequence_stride) * w
     spec = torch.fft.rfft(frames, n=fft_length)
     return _pair(spec.reshape(lead + spec.shape[1:]))
 

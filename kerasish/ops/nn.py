@@ -40,8 +40,6 @@ def _activation(name, fn, doc):
     return wrapped
 
 
-_activation("relu", torch.relu, "`max(x, 0)`.")
-_activation("relu6", lambda x: torch.clamp(x, 0.0, 6.0), "`min(max(x, 0), 6)`.")
 _activation("sigmoid", torch.sigmoid, "`1 / (1 + exp(-x))`.")
 _activation("softplus", F.softplus, "`log(1 + exp(x))`.")
 _activation("softsign", F.softsign, "`x / (1 + |x|)`.")
@@ -58,6 +56,18 @@ _activation("sparse_plus", lambda x: torch.where(x <= -1, torch.zeros_like(x), t
     x >= 1, x, (x + 1) ** 2 / 4)), "0 for `x <= -1`, `(x + 1)**2 / 4` inside, `x` for `x >= 1`.")
 _activation("sparse_sigmoid", lambda x: torch.clamp(0.5 * (x + 1), 0.0, 1.0),
             "0 for `x <= -1`, `(x + 1) / 2` inside, 1 for `x >= 1`.")
+
+
+@keras_op
+def relu(x):
+    """`max(x, 0)`; integer inputs stay integer."""
+    return torch.relu(to_tensor(x))
+
+
+@keras_op
+def relu6(x):
+    """`min(max(x, 0), 6)`; integer inputs stay integer."""
+    return torch.clamp(to_tensor(x), 0, 6)
 
 
 @keras_op
@@ -378,18 +388,29 @@ def psnr(x1, x2, max_val):
 def depth_to_space(x, block_size, data_format="channels_last"):
     """Moves channel blocks into `block_size x block_size` spatial tiles."""
     x = to_tensor(x)
+    b = block_size
+    # TF's "DCR" order: channel = (row_in_block * b + col_in_block) * C + c
     if data_format == "channels_last":
-        return F.pixel_shuffle(x.permute(0, 3, 1, 2), block_size).permute(0, 2, 3, 1)
-    return F.pixel_shuffle(x, block_size)
+        n, h, w, c = x.shape
+        x = x.reshape(n, h, w, b, b, c // (b * b)).permute(0, 1, 3, 2, 4, 5)
+        return x.reshape(n, h * b, w * b, c // (b * b))
+    n, c, h, w = x.shape
+    x = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
+    return x.reshape(n, c // (b * b), h * b, w * b)
 
 
 @keras_op
 def space_to_depth(x, block_size, data_format="channels_last"):
     """Moves `block_size x block_size` spatial tiles into channels."""
     x = to_tensor(x)
+    b = block_size
     if data_format == "channels_last":
-        return F.pixel_unshuffle(x.permute(0, 3, 1, 2), block_size).permute(0, 2, 3, 1)
-    return F.pixel_unshuffle(x, block_size)
+        n, h, w, c = x.shape
+        x = x.reshape(n, h // b, b, w // b, b, c).permute(0, 1, 3, 2, 4, 5)
+        return x.reshape(n, h // b, w // b, b * b * c)
+    n, c, h, w = x.shape
+    x = x.reshape(n, c, h // b, b, w // b, b).permute(0, 3, 5, 1, 2, 4)
+    return x.reshape(n, b * b * c, h // b, w // b)
 
 
 @keras_op

@@ -222,8 +222,9 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
 @keras_op
 def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_paths=1, merge_repeated=True,
                mask_index=0):
-    """Greedy CTC decoding: returns `(decoded, log_probability)` where
-    `decoded` is `(1, batch, time)` int32 padded with -1."""
+    """Greedy CTC decoding: returns `(decoded, scores)` where `decoded` is
+    `(1, batch, time)` int32 padded with -1 and `scores` is minus the sum of
+    the best input value per valid step (Keras's convention)."""
     if strategy != "greedy":
         raise NotImplementedError(
             f"kerasish `ctc_decode` implements strategy='greedy' only. Received: strategy={strategy}"
@@ -232,8 +233,8 @@ def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_
     if not x.is_floating_point():
         x = x.to(torch.float32)
     lengths = to_tensor(sequence_lengths).to(torch.int64)
-    log_probs = torch.log_softmax(x, dim=-1)
-    best, idx = torch.max(log_probs, dim=-1)
+    # the score is minus the summed best input values, as Keras computes it
+    best, idx = torch.max(x, dim=-1)
     t = torch.arange(x.shape[1], device=x.device)
     valid = t[None, :] < lengths[:, None]
     score = -torch.sum(torch.where(valid, best, torch.zeros_like(best)), dim=1, keepdim=True)

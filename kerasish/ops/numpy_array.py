@@ -66,9 +66,7 @@ def empty(shape, dtype=None):
 
 @keras_op
 def full(shape, fill_value, dtype=None):
-    """A tensor filled with `fill_value`; its Keras type by default."""
-    if dtype is None:
-        dtype = result_type(dtype_of(fill_value)) if not isinstance(fill_value, torch.Tensor) else fill_value.dtype
+    """A tensor filled with `fill_value`; `floatx()` by default."""
     fill = to_tensor(fill_value).to(_td(dtype))
     return fill.expand(_shape(shape)).clone()
 
@@ -494,8 +492,8 @@ def ndim(x):
 
 @keras_op
 def size(x):
-    """Number of elements of `x` (an int)."""
-    return to_tensor(x).numel()
+    """Number of elements of `x`, as a 0-d int64 tensor (Keras on torch)."""
+    return torch.tensor(to_tensor(x).numel())
 
 
 @keras_op

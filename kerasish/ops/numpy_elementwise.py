@@ -207,10 +207,11 @@ def allclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
 @keras_op
 def where(condition, x1=None, x2=None):
     """`x1` where `condition` else `x2`; with only `condition`, the indices
-    of its non-zero elements (a tuple of int32 tensors)."""
+    of its non-zero elements as one `(ndim, n)` tensor (Keras on torch)."""
     condition = to_tensor(condition).to(torch.bool)
     if x1 is None and x2 is None:
-        return tuple(i.to(torch.int32) for i in torch.nonzero(condition, as_tuple=True))
+        # Keras on torch: one (ndim, n) int64 tensor, not NumPy's tuple
+        return torch.nonzero(condition).T
     if x1 is None or x2 is None:
         raise ValueError("`x1` and `x2` either both should be `None` or both should have non-None value.")
     dt = _dtypes.to_torch_dtype(result_type(dtype_of(x1), dtype_of(x2)))

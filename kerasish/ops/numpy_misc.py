@@ -120,8 +120,9 @@ def cross(x1, x2, axisa=-1, axisb=-1, axisc=-1, axis=None):
 
 @keras_op
 def nonzero(x):
-    """Indices (int32) of the non-zero elements, one tensor per axis."""
-    return tuple(i.to(torch.int32) for i in torch.nonzero(to_tensor(x), as_tuple=True))
+    """Indices (int32) of the non-zero elements as one `(ndim, n)` tensor
+    (what Keras returns on torch; NumPy returns a tuple)."""
+    return torch.nonzero(to_tensor(x)).T.to(torch.int32)
 
 
 @keras_op
@@ -196,14 +197,15 @@ def bincount(x, weights=None, minlength=0, sparse=False):
 
 @keras_op
 def histogram(x, bins=10, range=None):  # noqa: A002 - Keras name
-    """Counts (int32) of `x` in `bins` equal bins over `range`, and the edges."""
+    """Counts (float32, as Keras returns) of `x` in `bins` equal bins over
+    `range`, and the bin edges."""
     x = to_tensor(x).to(torch.float32)
     lo, hi = (x.min().item(), x.max().item()) if range is None else range
     edges = torch.linspace(lo, hi, bins + 1)
     idx = torch.clamp(torch.bucketize(x, edges, right=True) - 1, 0, bins - 1)
     inside = (x >= lo) & (x <= hi)
-    counts = torch.zeros(bins, dtype=torch.int32).index_add(0, idx[inside], torch.ones_like(idx[inside],
-                                                                                           dtype=torch.int32))
+    counts = torch.zeros(bins, dtype=torch.float32).index_add(0, idx[inside], torch.ones_like(idx[inside],
+                                                                                             dtype=torch.float32))
     return counts, edges
 
 
@@ -219,7 +221,7 @@ def isin(x1, x2, assume_unique=False, invert=False):
 def unravel_index(indices, shape):
     """Flat `indices` as a tuple of coordinate tensors for `shape`."""
     idx = to_tensor(indices)
-    return tuple(torch.unravel_index(idx.to(torch.int64), tuple(shape)))
+    return tuple(i.to(idx.dtype) for i in torch.unravel_index(idx.to(torch.int64), tuple(shape)))
 
 
 @keras_op

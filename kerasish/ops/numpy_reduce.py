@@ -60,13 +60,14 @@ def prod(x, axis=None, keepdims=False, dtype=None):
         x = x.to(_dtypes.to_torch_dtype(dtype))
     elif x.dtype in _SMALL_INTS:
         x = x.to(torch.int32)
+    out_dtype = torch.int32 if x.dtype == torch.int64 and dtype is None else x.dtype
     dims = _dims(axis)
     if dims is None:
         out = torch.prod(x)
-        return out.reshape((1,) * x.ndim) if keepdims else out
+        return (out.reshape((1,) * x.ndim) if keepdims else out).to(out_dtype)
     for d in sorted((d % x.ndim for d in dims), reverse=True):
         x = torch.prod(x, dim=d, keepdim=keepdims)
-    return x
+    return x.to(out_dtype)
 
 
 @keras_op
@@ -228,11 +229,11 @@ def _cum(fn, x, axis, dtype):
     x = to_tensor(x)
     if dtype is not None:
         x = x.to(_dtypes.to_torch_dtype(dtype))
-    elif x.dtype in _SMALL_INTS:
+    elif x.dtype == torch.bool:
         x = x.to(torch.int32)
     if axis is None:
         x, axis = x.reshape(-1), 0
-    return fn(x, dim=axis)
+    return fn(x, dim=axis).to(x.dtype)
 
 
 @keras_op
@@ -415,4 +416,4 @@ def trace(x, offset=0, axis1=0, axis2=1):
     x = to_tensor(x)
     if x.dtype in _SMALL_INTS:
         x = x.to(torch.int32)
-    return torch.sum(torch.diagonal(x, offset=offset, dim1=axis1, dim2=axis2), dim=-1)
+    return torch.sum(torch.diagonal(x, offset=offset, dim1=axis1, dim2=axis2), dim=-1).to(x.dtype)
