@@ -15,7 +15,9 @@ from kerasish import losses
 from kerasish import metrics
 from kerasish import models
 from kerasish import mixed_precision
+from kerasish import ops
 from kerasish import optimizers
+from kerasish import random
 from kerasish import regularizers
 from kerasish import saving
 from kerasish import utils
@@ -51,7 +53,9 @@ __all__ = [
     "metrics",
     "models",
     "mixed_precision",
+    "ops",
     "optimizers",
+    "random",
     "regularizers",
     "saving",
     "utils",

@@ -262,7 +262,8 @@ class LayerWeightsMixin:
 
         out = own_weights(module)
         for child in module._modules.values():
-            if child is None or getattr(child, "_is_metric", False):
+            # metrics and random-seed state are not Keras weights
+            if child is None or getattr(child, "_is_metric", False) or getattr(child, "_is_seed_generator", False):
                 continue
             out.extend(child.weights if isinstance(child, Layer) else self._weights_of(child))
         return out
