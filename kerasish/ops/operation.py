@@ -71,6 +71,7 @@ def _split(op_name, signature, args, kwargs):
     """The call's arguments as (graph call args, graph call kwargs, config),
     split as the Keras operation class splits them."""
     bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()  # Keras's op configs list every argument
     values = dict(bound.arguments)
     entry = KERAS_OP_CLASSES.get(op_name)
     call_params = entry[2] if entry is not None else tuple(
@@ -103,7 +104,14 @@ def symbolic_call(op_name, fn, signature, args, kwargs):
 
     call_args, call_kwargs, config = _split(op_name, signature, args, kwargs)
     layer = KerasOpLayer(op_name, config)
-    outputs = layer.compute_output_spec(*call_args, **call_kwargs)
+    try:
+        outputs = layer.compute_output_spec(*call_args, **call_kwargs)
+    except (RuntimeError, IndexError) as e:  # torch's shape errors, said as Keras says them
+        shapes = [getattr(a, "shape", a) for a in tree.flatten(call_args)]
+        raise ValueError(
+            f"Invalid arguments for op `{op_name}` on symbolic inputs with shapes {shapes} and "
+            f"arguments {config}: {e}"
+        ) from e
     flat = tree.flatten(outputs)
     if not flat or not all(isinstance(t, KerasTensor) for t in flat):
         return outputs
