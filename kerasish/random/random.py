@@ -17,13 +17,24 @@ import torch
 import torch.nn.functional as F
 
 from kerasish.backend import dtypes as _dtypes
+from kerasish.layers import call_context as ctx
 from kerasish.ops.promotion import to_tensor
 from kerasish.random.seed_generator import SeedGenerator
 from kerasish.random.seed_generator import draw_seed
 
 
+def _dry_run() -> bool:
+    # shape inference of a symbolic call runs the layer on probe tensors;
+    # like Keras (which draws on the meta device there), no seed is consumed
+    return ctx.SYMBOLIC[0]
+
+
 def _generator(seed):
     """A CPU generator for this draw, or None under torch.compile."""
+    if _dry_run():
+        if not isinstance(seed, (int, SeedGenerator, type(None))) or isinstance(seed, bool):
+            draw_seed(seed)  # the same error as a real call
+        return None
     state = draw_seed(seed)
     if torch.compiler.is_compiling():
         return None
@@ -135,6 +146,8 @@ def shuffle(x, axis=0, seed=None):
 def _distribution_sample(dist_fn, seed, dtype):
     """Sample a torch distribution reproducibly (Keras seeds torch's global
     RNG for these; here the global state is forked and restored)."""
+    if _dry_run():
+        return dist_fn().sample().to(dtype)
     state = draw_seed(seed)
     if torch.compiler.is_compiling():
         return dist_fn().sample().to(dtype)
