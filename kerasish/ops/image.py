@@ -247,3 +247,11 @@ def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None
     y = F.conv2d(x, k2.expand(c, 1, *k2.shape), padding=(ks[1] // 2, ks[0] // 2), groups=c)
     return _back(y.to(dtype), data_format, squeeze)
 
+
+
+# resampling, similarity and 3-D patches live in image_sampling.py
+from kerasish.ops.image_sampling import affine_transform  # noqa: E402
+from kerasish.ops.image_sampling import extract_patches_3d  # noqa: E402
+from kerasish.ops.image_sampling import map_coordinates  # noqa: E402
+from kerasish.ops.image_sampling import sobel_edges  # noqa: E402
+from kerasish.ops.image_sampling import ssim  # noqa: E402

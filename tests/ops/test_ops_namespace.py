@@ -14,14 +14,9 @@ import kerasish.ops as kops
 
 # Names kerasish does not provide yet, with the reason. Shrink, never grow.
 MISSING = {
-    "image.affine_transform": "not implemented yet (projective sampling with five fill modes)",
     "image.elastic_transform": "not implemented yet (random displacement fields + map_coordinates)",
-    "image.map_coordinates": "not implemented yet (N-D spline sampling)",
     "image.perspective_transform": "not implemented yet (homography sampling)",
     "image.scale_and_translate": "not implemented yet (JAX's kernel-weight resampling)",
-    "image.ssim": "not implemented yet",
-    "image.sobel_edges": "not implemented yet",
-    "image.extract_patches_3d": "not implemented yet (3-D variant of extract_patches)",
 }
 
 # Names kerasish adds on purpose (none today).
