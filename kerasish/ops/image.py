@@ -253,5 +253,6 @@ def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None
 from kerasish.ops.image_sampling import affine_transform  # noqa: E402
 from kerasish.ops.image_sampling import extract_patches_3d  # noqa: E402
 from kerasish.ops.image_sampling import map_coordinates  # noqa: E402
+from kerasish.ops.image_sampling import perspective_transform  # noqa: E402
 from kerasish.ops.image_sampling import sobel_edges  # noqa: E402
 from kerasish.ops.image_sampling import ssim  # noqa: E402

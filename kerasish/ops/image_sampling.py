@@ -134,6 +134,44 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     return y.squeeze(0) if squeeze else y
 
 
+def _homography(start, end):
+    """The 8 projective coefficients mapping each `end` point (output pixel)
+    to its `start` point (input pixel): per pair, `sx * (a6 ex + a7 ey + 1)
+    = a0 ex + a1 ey + a2` and the same for y, solved as an 8 x 8 system."""
+    ex, ey, sx, sy = end[..., 0], end[..., 1], start[..., 0], start[..., 1]
+    zero, one = torch.zeros_like(ex), torch.ones_like(ex)
+    rows_x = torch.stack([ex, ey, one, zero, zero, zero, -sx * ex, -sx * ey], dim=-1)
+    rows_y = torch.stack([zero, zero, zero, ex, ey, one, -sy * ex, -sy * ey], dim=-1)
+    system = torch.stack([rows_x, rows_y], dim=-2).reshape(end.shape[0], 8, 8)
+    target = torch.stack([sx, sy], dim=-1).reshape(end.shape[0], 8, 1)
+    return torch.linalg.solve(system, target).squeeze(-1)
+
+
+@keras_op(name="image.perspective_transform")
+def perspective_transform(images, start_points, end_points, interpolation="bilinear", fill_value=0,
+                          data_format=None):
+    """Warps images so that the four `start_points` `(x, y)` land on the
+    four `end_points` (areas outside the input get `fill_value`)."""
+    x = to_tensor(images)
+    dt = x.dtype if x.is_floating_point() else torch.float32
+    start, end = to_tensor(start_points).to(dt), to_tensor(end_points).to(dt)
+    for name, pts in (("start_points", start), ("end_points", end)):
+        if pts.shape[-2:] != (4, 2) or pts.ndim not in (2, 3):
+            raise ValueError(f"Invalid {name} shape: expected (4,2) for a single image or (N,4,2) for a batch. "
+                             f"Received shape: {tuple(pts.shape)}")
+    if start.shape != end.shape:
+        raise ValueError("start_points and end_points must have the same shape.")
+    if start.ndim == 2:
+        start, end = start.unsqueeze(0), end.unsqueeze(0)
+    compute = torch.float64 if dt == torch.float64 else torch.float32
+    coeffs = _homography(start.to(compute), end.to(compute)).to(dt)
+    batch = x.shape[0] if x.ndim == 4 else 1
+    if coeffs.shape[0] == 1 and batch > 1:
+        coeffs = coeffs.expand(batch, 8)
+    return affine_transform.__wrapped_op__(images, coeffs if x.ndim == 4 else coeffs[0], interpolation,
+                                           "constant", fill_value, data_format)
+
+
 @keras_op(name="image.sobel_edges")
 def sobel_edges(images, data_format=None):
     """Sobel gradients `(dy, dx)` per channel, stacked on a new last axis

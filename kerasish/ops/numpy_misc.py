@@ -18,7 +18,7 @@ def _product_pair(x1, x2):
     """Both operands in their promoted dtype; integer products are computed
     in float on devices without integer matmul kernels, then cast back."""
     a, b = to_tensor(x1), to_tensor(x2)
-    dt = _td(result_type(a.dtype, b.dtype))
+    dt = a.dtype if a.dtype == b.dtype else _td(result_type(a.dtype, b.dtype))
     if dt == torch.bool:
         dt = torch.int32
     return a.to(dt), b.to(dt), dt

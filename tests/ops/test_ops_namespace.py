@@ -15,7 +15,6 @@ import kerasish.ops as kops
 # Names kerasish does not provide yet, with the reason. Shrink, never grow.
 MISSING = {
     "image.elastic_transform": "not implemented yet (random displacement fields + map_coordinates)",
-    "image.perspective_transform": "not implemented yet (homography sampling)",
     "image.scale_and_translate": "not implemented yet (JAX's kernel-weight resampling)",
 }
 

@@ -248,6 +248,11 @@ CASES = (
         # Keras 3.15 on torch reads data_format=None as channels_first here
         case("gaussian_blur", IMG, data_format="channels_last", ns="image"),
         case("sobel_edges", IMG, data_format="channels_last", ns="image"),
+        case("perspective_transform", IMG, t([[0, 0], [7, 0], [0, 7], [7, 7]], torch.float32),
+             t([[1, 0.5], [6, 1], [0, 7], [7.5, 6]], torch.float32), ns="image"),
+        case("perspective_transform", IMG[0], t([[0, 0], [7, 0], [0, 7], [7, 7]], torch.float32),
+             t([[0, 1], [7, 0], [1, 7], [6, 7]], torch.float32), interpolation="nearest", fill_value=0.5,
+             ns="image"),
         case("sobel_edges", IMG.permute(0, 3, 1, 2), data_format="channels_first", ns="image"),
         case("ssim", IMG, IMG.flip(1), filter_size=5, ns="image"),
         case("ssim", IMG[0], IMG[1], max_val=2.0, filter_size=3, filter_sigma=0.8, ns="image"),
