@@ -256,3 +256,5 @@ from kerasish.ops.image_sampling import map_coordinates  # noqa: E402
 from kerasish.ops.image_sampling import perspective_transform  # noqa: E402
 from kerasish.ops.image_sampling import sobel_edges  # noqa: E402
 from kerasish.ops.image_sampling import ssim  # noqa: E402
+from kerasish.ops.image_resample import elastic_transform  # noqa: E402
+from kerasish.ops.image_resample import scale_and_translate  # noqa: E402

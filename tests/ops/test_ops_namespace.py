@@ -13,10 +13,7 @@ import kerasish
 import kerasish.ops as kops
 
 # Names kerasish does not provide yet, with the reason. Shrink, never grow.
-MISSING = {
-    "image.elastic_transform": "not implemented yet (random displacement fields + map_coordinates)",
-    "image.scale_and_translate": "not implemented yet (JAX's kernel-weight resampling)",
-}
+MISSING: dict = {}
 
 # Names kerasish adds on purpose (none today).
 EXTRA: dict = {}

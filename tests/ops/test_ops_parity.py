@@ -248,6 +248,11 @@ CASES = (
         # Keras 3.15 on torch reads data_format=None as channels_first here
         case("gaussian_blur", IMG, data_format="channels_last", ns="image"),
         case("sobel_edges", IMG, data_format="channels_last", ns="image"),
+        *[case("scale_and_translate", IMG, (2, 13, 5, 3), t([13 / 8, 5 / 8], torch.float32),
+               t([0.5, -0.25], torch.float32), (1, 2), method, antialias=aa, ns="image")
+          for method in ("linear", "cubic", "lanczos3", "lanczos5") for aa in (True, False)],
+        case("scale_and_translate", (IMG * 255).to(torch.uint8), (2, 4, 4, 3), t([0.5, 0.5], torch.float32),
+             t([0.0, 0.0], torch.float32), (1, 2), "bilinear", ns="image"),
         case("perspective_transform", IMG, t([[0, 0], [7, 0], [0, 7], [7, 7]], torch.float32),
              t([[1, 0.5], [6, 1], [0, 7], [7.5, 6]], torch.float32), ns="image"),
         case("perspective_transform", IMG[0], t([[0, 0], [7, 0], [0, 7], [7, 7]], torch.float32),
@@ -377,3 +382,24 @@ def test_cross_of_2_vectors_matches_numpy():
     an, bn = a.numpy(), b.numpy()
     z = an[:, 0] * bn[:, 1] - an[:, 1] * bn[:, 0]
     np.testing.assert_allclose(kops.cross(a, b).numpy(), z, rtol=1e-5, atol=1e-6)
+
+
+def test_elastic_transform(keras_ref):
+    img = f32(2, 10, 12, 3, lo=0, hi=1)
+    out = kops.image.elastic_transform(img, seed=3)
+    ref = keras_ref.ops.image.elastic_transform(img.clone())
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    # seeded: reproducible, and a different seed gives another field
+    assert torch.equal(kops.image.elastic_transform(img, seed=3), out)
+    assert not torch.equal(kops.image.elastic_transform(img, seed=4), out)
+    # no displacement: the image itself
+    same = kops.image.elastic_transform(img, alpha=0.0, seed=3)
+    np.testing.assert_allclose(same.numpy(), img.numpy(), rtol=1e-6, atol=1e-6)
+    # the field is smooth: neighbouring displacements agree far more than
+    # independent noise would (blurred with sigma = 5)
+    ramp = torch.arange(12.0).expand(1, 10, 12).unsqueeze(-1)
+    moved = kops.image.elastic_transform(ramp, alpha=1.0, sigma=3.0, fill_mode="nearest", seed=0)[0, ..., 0] - ramp[
+        0, ..., 0]
+    inner = moved[2:-2, 2:-2]
+    assert inner.abs().max() > 0
+    assert (inner[:, 1:] - inner[:, :-1]).abs().mean() < 0.5 * inner.abs().mean() + 1e-6
