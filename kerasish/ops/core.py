@@ -141,6 +141,9 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):
     """
     is_seq = isinstance(loop_vars, (tuple, list))
     current = tuple(loop_vars) if is_seq else (loop_vars,)
+    # Python numbers become tensors, as Keras converts its loop variables
+    current = tuple(tree.map_structure(lambda v: to_tensor(v) if isinstance(v, (int, float)) else v, c)
+                    for c in current)
     i = 0
     while bool(cond(*current)) and (maximum_iterations is None or i < maximum_iterations):
         out = body(*current)
