@@ -235,7 +235,7 @@ def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None
     sg = (sigma, sigma) if isinstance(sigma, (int, float)) else tuple(sigma)
 
     def kernel1d(k, s):
-        t = torch.arange(k, dtype=x.dtype) - (k - 1) / 2
+        t = torch.arange(k, dtype=x.dtype, device=x.device) - (k - 1) / 2
         g = torch.exp(-(t**2) / (2 * float(s) ** 2))
         return g / g.sum()
 

@@ -44,11 +44,11 @@ _KERNELS = {"linear": _triangle, "bilinear": _triangle, "trilinear": _triangle, 
             "lanczos3": _lanczos(3.0), "lanczos5": _lanczos(5.0)}
 
 
-def _weights(in_size, out_size, scale, translation, kernel, antialias, dtype):
+def _weights(in_size, out_size, scale, translation, kernel, antialias, dtype, device):
     inv = 1.0 / scale
     widen = torch.clamp(inv, min=1.0) if antialias else torch.ones_like(inv)
-    sample = (torch.arange(out_size, dtype=dtype) + 0.5) * inv - translation * inv - 0.5
-    dist = torch.abs(sample[None, :] - torch.arange(in_size, dtype=dtype)[:, None]) / widen
+    sample = (torch.arange(out_size, dtype=dtype, device=device) + 0.5) * inv - translation * inv - 0.5
+    dist = torch.abs(sample[None, :] - torch.arange(in_size, dtype=dtype, device=device)[:, None]) / widen
     w = kernel(dist)
     total = w.sum(dim=0, keepdim=True)
     w = torch.where(torch.abs(total) > 1000.0 * torch.finfo(torch.float32).eps,
@@ -68,16 +68,16 @@ def scale_and_translate(images, output_shape, scale, translation, spatial_dims, 
     scale, translation = to_tensor(scale), to_tensor(translation)
     dt = result_type(scale.dtype, translation.dtype)
     compute = torch.float64 if dt == "float64" else torch.float32
-    scale, translation = scale.to(compute), translation.to(compute)
+    scale, translation = scale.to(compute).to(x.device), translation.to(compute).to(x.device)
     rounding = not x.is_floating_point()
     out = x.to(torch.float32) if rounding else x.clone()
     for i, d in enumerate(spatial_dims):
         d = d % x.ndim
         w = _weights(x.shape[d], int(output_shape[d]), scale[i], translation[i], _KERNELS[method], antialias,
-                     compute).to(out.dtype)
+                     compute, x.device).to(out.dtype)
         out = torch.movedim(torch.tensordot(out, w, dims=([d], [0])), -1, d)
     if rounding:
-        out = torch.clamp(torch.round(out), x.min().item(), x.max().item()).to(x.dtype)
+        out = torch.clamp(torch.round(out), x.min().to(out.dtype), x.max().to(out.dtype)).to(x.dtype)
     return out
 
 
@@ -117,7 +117,8 @@ def elastic_transform(images, alpha=20.0, sigma=5.0, interpolation="bilinear", f
         noise = normal((b, h, w, 1), dtype=dt, seed=gen_seed) * sigma
         fields.append(gaussian_blur.__wrapped_op__(noise, (size, size), (sigma, sigma), "channels_last")[..., 0])
     dx, dy = fields
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=dt), torch.arange(w, dtype=dt), indexing="ij")
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=dt, device=x.device), torch.arange(w, dtype=dt, device=x.device),
+                            indexing="ij")
     order = 0 if interpolation == "nearest" else 1
     out = torch.stack([
         torch.stack([map_coordinates.__wrapped_op__(x[i, ..., ch], [yy + alpha * dy[i], xx + alpha * dx[i]], order,

@@ -118,8 +118,9 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
         x = x.permute(0, 2, 3, 1)
     t = t.to(torch.float32 if not t.is_floating_point() else t.dtype)
     _, h, w, c = x.shape
-    yy, xx, cc = torch.meshgrid(torch.arange(h, dtype=t.dtype), torch.arange(w, dtype=t.dtype),
-                                torch.arange(c, dtype=t.dtype), indexing="ij")
+    t = t.to(x.device)
+    yy, xx, cc = torch.meshgrid(*(torch.arange(n, dtype=t.dtype, device=x.device) for n in (h, w, c)),
+                                indexing="ij")
     outs = []
     for i in range(x.shape[0]):
         a0, a1, a2, b0, b1, b2, c0, c1 = t[i]
@@ -164,7 +165,7 @@ def perspective_transform(images, start_points, end_points, interpolation="bilin
     if start.ndim == 2:
         start, end = start.unsqueeze(0), end.unsqueeze(0)
     compute = torch.float64 if dt == torch.float64 else torch.float32
-    coeffs = _homography(start.to(compute), end.to(compute)).to(dt)
+    coeffs = _homography(start.to(compute), end.to(compute)).to(dt).to(x.device)
     batch = x.shape[0] if x.ndim == 4 else 1
     if coeffs.shape[0] == 1 and batch > 1:
         coeffs = coeffs.expand(batch, 8)
@@ -180,8 +181,8 @@ def sobel_edges(images, data_format=None):
     x = to_tensor(images)
     x = x.permute(0, 3, 1, 2) if data_format == "channels_last" else x
     c = x.shape[1]
-    smooth = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype)
-    diff = torch.tensor([-1.0, 0.0, 1.0], dtype=x.dtype)
+    smooth = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
+    diff = torch.tensor([-1.0, 0.0, 1.0], dtype=x.dtype, device=x.device)
     ky, kx = torch.outer(diff, smooth), torch.outer(smooth, diff)
     dy = F.conv2d(x, ky.expand(c, 1, 3, 3), padding=1, groups=c)
     dx = F.conv2d(x, kx.expand(c, 1, 3, 3), padding=1, groups=c)
@@ -208,7 +209,7 @@ def ssim(image1, image2, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
     if data_format == "channels_last":
         a, b = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)
     n, c = a.shape[:2]
-    g = torch.arange(filter_size, dtype=compute) - (filter_size - 1) / 2.0
+    g = torch.arange(filter_size, dtype=compute, device=a.device) - (filter_size - 1) / 2.0
     g = torch.exp(-(g**2) / (2.0 * filter_sigma**2))
     g = g / g.sum()
     kernel = torch.outer(g, g).expand(c, 1, filter_size, filter_size)
@@ -252,7 +253,7 @@ def extract_patches_3d(volumes, size, strides=None, dilation_rate=1, padding="va
     c = x.shape[1]
     # one-hot kernels pick each (kd, kh, kw, c) tap into its own channel
     taps = size[0] * size[1] * size[2] * c
-    eye = torch.eye(taps, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    eye = torch.eye(taps, dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
     kernel = eye.reshape(taps, size[0], size[1], size[2], c).permute(0, 4, 1, 2, 3)
     y = F.conv3d(x.to(kernel.dtype), kernel, stride=strides, dilation=dil).to(x.dtype)
     y = y.permute(0, 2, 3, 4, 1) if data_format == "channels_last" else y

@@ -154,17 +154,17 @@ def irfft(x, fft_length=None):
     return torch.fft.irfft(_complex(x), n=fft_length)
 
 
-def _window(window, length, dtype):
+def _window(window, length, dtype, device):
     if window is None:
         return None
     if isinstance(window, str):
         if window == "hann":
-            return torch.hann_window(length, periodic=True, dtype=dtype)
+            return torch.hann_window(length, periodic=True, dtype=dtype, device=device)
         if window == "hamming":
-            return torch.hamming_window(length, periodic=True, dtype=dtype)
+            return torch.hamming_window(length, periodic=True, dtype=dtype, device=device)
         raise ValueError(f"If a string is passed to `window`, it must be one of 'hann', 'hamming'. Received: "
                          f"window={window}")
-    w = to_tensor(window).to(dtype)
+    w = to_tensor(window).to(dtype=dtype, device=device)
     if w.ndim != 1 or w.shape[0] != length:
         raise ValueError(f"The shape of `window` must be equal to [sequence_length]. Received: "
                          f"window shape={tuple(w.shape)}")
@@ -181,9 +181,9 @@ def stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=
     if fft_length < sequence_length:
         raise ValueError(f"`fft_length` must equal or larger than `sequence_length`. Received: "
                          f"sequence_length={sequence_length}, fft_length={fft_length}")
-    w = _window(window, sequence_length, x.dtype)
+    w = _window(window, sequence_length, x.dtype, x.device)
     if w is None:
-        w = torch.ones(sequence_length, dtype=x.dtype)
+        w = torch.ones(sequence_length, dtype=x.dtype, device=x.device)
     # frames are `fft_length` long; the window sits centred inside them
     pad_l = (fft_length - sequence_length) // 2
     w = torch.nn.functional.pad(w, (pad_l, fft_length - sequence_length - pad_l))
@@ -201,9 +201,9 @@ def stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=
 def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="hann", center=True):
     """Inverse short-time Fourier transform of `(real, imag)`."""
     z = _complex(x)
-    w = _window(window, sequence_length, z.real.dtype)
+    w = _window(window, sequence_length, z.real.dtype, z.device)
     if w is None:
-        w = torch.ones(sequence_length, dtype=z.real.dtype)
+        w = torch.ones(sequence_length, dtype=z.real.dtype, device=z.device)
     pad_l = (fft_length - sequence_length) // 2
     w_full = torch.nn.functional.pad(w, (pad_l, fft_length - sequence_length - pad_l))
     lead = z.shape[:-2]

@@ -101,7 +101,7 @@ def full_like(x, fill_value, dtype=None):
     """`fill_value` with the shape (and by default the dtype) of `x`."""
     x = to_tensor(x)
     dt = _like_dtype(x, dtype)
-    return to_tensor(fill_value).to(dt).expand(x.shape).clone()
+    return to_tensor(fill_value).to(dtype=dt, device=x.device).expand(x.shape).clone()
 
 
 @keras_op
@@ -493,7 +493,8 @@ def ndim(x):
 @keras_op
 def size(x):
     """Number of elements of `x`, as a 0-d int64 tensor (Keras on torch)."""
-    return torch.tensor(to_tensor(x).numel())
+    x = to_tensor(x)
+    return torch.tensor(x.numel(), device=x.device)
 
 
 @keras_op

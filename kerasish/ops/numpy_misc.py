@@ -136,8 +136,9 @@ def unique(x, sorted=True, return_index=False, return_inverse=False, return_coun
     outs = [vals]
     if return_index:
         n = flat.shape[0] if axis is None else flat.shape[axis]
-        first = torch.full((vals.shape[0] if axis is None else vals.shape[axis],), n, dtype=torch.int64)
-        first = first.scatter_reduce(0, inverse.reshape(-1), torch.arange(n), reduce="amin")
+        first = torch.full((vals.shape[0] if axis is None else vals.shape[axis],), n, dtype=torch.int64,
+                           device=x.device)
+        first = first.scatter_reduce(0, inverse.reshape(-1), torch.arange(n, device=x.device), reduce="amin")
         outs.append(first.to(torch.int32))
     if return_inverse:
         outs.append(inverse.reshape(x.shape if axis is None else inverse.shape).to(torch.int32))
@@ -149,7 +150,7 @@ def unique(x, sorted=True, return_index=False, return_inverse=False, return_coun
         if length >= size:
             outs[0] = outs[0][:size]
         else:
-            outs[0] = torch.cat([outs[0], torch.full((size - length,), fill, dtype=vals.dtype)])
+            outs[0] = torch.cat([outs[0], torch.full((size - length,), fill, dtype=vals.dtype, device=x.device)])
         if return_counts:
             c = outs[-1]
             outs[-1] = c[:size] if c.shape[0] >= size else torch.cat([c, c.new_zeros(size - c.shape[0])])
@@ -188,9 +189,9 @@ def bincount(x, weights=None, minlength=0, sparse=False):
     if x.ndim == 1:
         if w is None:
             return torch.bincount(x, minlength=length).to(torch.int32)
-        return torch.zeros(length, dtype=w.dtype).index_add(0, x, w)
+        return torch.zeros(length, dtype=w.dtype, device=x.device).index_add(0, x, w)
     dt = torch.int32 if w is None else w.dtype
-    out = torch.zeros(x.shape[0], length, dtype=dt)
+    out = torch.zeros(x.shape[0], length, dtype=dt, device=x.device)
     src = torch.ones_like(x, dtype=dt) if w is None else w.to(dt)
     return out.scatter_add(1, x, src)
 
@@ -201,10 +202,10 @@ def histogram(x, bins=10, range=None):  # noqa: A002 - Keras name
     `range`, and the bin edges."""
     x = to_tensor(x).to(torch.float32)
     lo, hi = (x.min().item(), x.max().item()) if range is None else range
-    edges = torch.linspace(lo, hi, bins + 1)
+    edges = torch.linspace(lo, hi, bins + 1, device=x.device)
     idx = torch.clamp(torch.bucketize(x, edges, right=True) - 1, 0, bins - 1)
     inside = (x >= lo) & (x <= hi)
-    counts = torch.zeros(bins, dtype=torch.float32).index_add(0, idx[inside], torch.ones_like(idx[inside],
+    counts = torch.zeros(bins, dtype=torch.float32, device=x.device).index_add(0, idx[inside], torch.ones_like(idx[inside],
                                                                                              dtype=torch.float32))
     return counts, edges
 

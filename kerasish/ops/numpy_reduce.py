@@ -274,7 +274,7 @@ def argpartition(x, kth, axis=-1):
 
 def _quantile(x, q, axis, method, keepdims, nan):
     x = _as_float(to_tensor(x))
-    q = to_tensor(q).to(x.dtype)
+    q = to_tensor(q).to(dtype=x.dtype, device=x.device)
     fn = torch.nanquantile if nan else torch.quantile
     dims = _dims(axis)
     if dims is None:

@@ -492,3 +492,40 @@ def test_vectorize_and_empty_match_keras(keras_ref):
     for name, args in (("empty", ((2, 3),)), ("empty_like", (XI,)), ("empty", ((2,), "int32"))):
         o, k = getattr(kops, name)(*args), getattr(keras_ref.ops, name)(*args)
         assert o.shape == k.shape and o.dtype == k.dtype
+
+
+# Ops whose output size or control flow depends on tensor values: they read
+# values on the host, so they cannot run on the data-less meta device.
+_DATA_DEPENDENT = {"where", "nonzero", "unique", "bincount", "histogram", "corrcoef", "ctc_loss", "ctc_decode",
+                   "segment_sum", "segment_max", "segment_min", "segment_prod", "cond", "while_loop",
+                   "convert_to_numpy", "lstsq", "switch", "scatter_update", "matrix_rank", "eig", "istft"}
+
+
+def _to_meta(x):
+    if isinstance(x, torch.Tensor):
+        return x.to("meta")
+    if isinstance(x, (list, tuple)) and not isinstance(x, torch.Size):
+        return type(x)(_to_meta(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _to_meta(v) for k, v in x.items()}
+    return x
+
+
+def test_ops_follow_the_input_device():
+    """Every op run on meta tensors (a stand-in for CUDA: any tensor the op
+    creates on the CPU by mistake makes torch raise) returns meta tensors."""
+    failures = []
+    for c in CASES:
+        name, args, kwargs, ns, _ = c.values
+        tensors = [a for a in _leaves([list(args), list(kwargs.values())]) if isinstance(a, torch.Tensor)]
+        if not tensors or name in _DATA_DEPENDENT:
+            continue
+        try:
+            out = _call(kops, name, _to_meta(args), _to_meta(kwargs), ns)
+        except Exception as e:  # noqa: BLE001 - collected and reported below
+            failures.append((name, str(e).splitlines()[0][:100]))
+            continue
+        for leaf in _leaves(out):
+            if isinstance(leaf, torch.Tensor) and leaf.device.type != "meta":
+                failures.append((name, f"output on {leaf.device}"))
+    assert not failures, failures
