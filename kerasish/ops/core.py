@@ -3,9 +3,9 @@ and scatter.
 
 Control flow (`cond`, `while_loop`, `fori_loop`, `scan`, `map`, `switch`)
 runs as Python on tensors, as the Keras torch backend does, so it traces
-into one graph under `torch.compile` when the predicate or trip count is
-static (a data-dependent `cond`/`while_loop` is a graph break there, as in
-Keras on torch).
+into one graph under `torch.compile` when the trip count is static. A
+tensor predicate of `cond` becomes `torch.cond` under compile (no graph
+break); a data-dependent `while_loop` is still a graph break there.
 """
 
 from __future__ import annotations
@@ -128,6 +128,10 @@ def cond(pred, true_fn, false_fn):
     if isinstance(pred, torch.Tensor):
         if pred.numel() != 1:
             raise ValueError(f"`pred` must be a scalar boolean. Received: pred shape={tuple(pred.shape)}")
+        if torch.compiler.is_compiling():
+            # a data-dependent branch stays in the graph (both branches must
+            # return tensors of the same shapes and dtypes)
+            return torch.cond(pred.reshape(()).to(torch.bool), lambda: true_fn(), lambda: false_fn(), ())
         pred = bool(pred)
     return true_fn() if pred else false_fn()
 

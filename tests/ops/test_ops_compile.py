@@ -49,3 +49,13 @@ def test_ops_compile_fullgraph_matches_eager(fn, args):
     for a, b in zip(eager, compiled):
         assert a.dtype == b.dtype
         np.testing.assert_allclose(b.detach().numpy(), a.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_cond_on_a_tensor_predicate_compiles_without_graph_break():
+    def f(x):
+        return ops.cond(ops.sum(x) > 0, lambda: ops.exp(x), lambda: ops.negative(x))
+
+    torch._dynamo.reset()
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager")
+    for x in (torch.ones(3), -torch.ones(3)):
+        np.testing.assert_allclose(compiled(x).numpy(), f(x).numpy(), rtol=1e-6)
