@@ -83,7 +83,14 @@ def test_transformer_text_classification(keras_ref):
     copy_weights(ours, ref)
     h_ref = ref.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(x[:8], y[:8]))
     h_ours = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(x[:8], y[:8]))
-    assert_history(h_ours, h_ref, rtol=1e-3, atol=1e-4)  # 8 Adam steps through attention: float32 drift
+    # 8 Adam steps through attention: float32 drift in the losses; an
+    # accuracy may differ by one sample whose probability sits at 0.5
+    losses = {k: v for k, v in h_ref.history.items() if "accuracy" not in k}
+    assert sorted(h_ours.history) == sorted(h_ref.history)
+    for key, values in losses.items():
+        np.testing.assert_allclose(h_ours.history[key], values, rtol=1e-3, atol=1e-4, err_msg=key)
+    for key, step in (("accuracy", 1 / 32), ("val_accuracy", 1 / 8)):
+        np.testing.assert_allclose(h_ours.history[key], h_ref.history[key], atol=step + 1e-6, err_msg=key)
     assert_weights(ours, ref, rtol=1e-3, atol=1e-4)
     assert_same(ours.predict(x, verbose=0), ref.predict(x, verbose=0), rtol=1e-3, atol=1e-4)
 
