@@ -14,7 +14,6 @@ from kerasish.ops import math as _math  # noqa: F401
 from kerasish.ops import nn
 from kerasish.ops import numpy
 from kerasish.ops.operation import PUBLIC as _PUBLIC
-from kerasish.ops.promotion import result_type
 
 # ops that take no tensors to record (control flow, conversions to Python)
 _PLAIN = ("convert_to_numpy", "is_tensor", "shape", "dtype", "cond", "while_loop", "fori_loop", "scan",

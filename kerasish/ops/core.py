@@ -18,7 +18,7 @@ import torch
 from kerasish.backend import dtypes as _dtypes
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 from kerasish.utils import tree
 
 

@@ -7,7 +7,7 @@ import math
 import re
 
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 
 
 def _parse(side):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from kerasish.backend import config as _config
 from kerasish.layers.convolutional.conv_utils import same_padding
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 
 _MODES = {"bilinear": "bilinear", "nearest": "nearest-exact", "bicubic": "bicubic", "area": "area"}
 

@@ -16,8 +16,8 @@ from kerasish.ops.image import _fmt
 from kerasish.ops.image import gaussian_blur
 from kerasish.ops.image_sampling import map_coordinates
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import result_type
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import result_type
+from kerasish.backend.promotion import to_tensor
 
 
 def _triangle(x):

@@ -20,7 +20,7 @@ from kerasish.layers.convolutional.conv_utils import same_padding
 from kerasish.ops.image import _batched
 from kerasish.ops.image import _fmt
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 
 
 def _fold_mirror(index, size):

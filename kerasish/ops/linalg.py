@@ -11,7 +11,7 @@ import torch
 
 from kerasish.backend import dtypes as _dtypes
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 
 
 def _float(x):

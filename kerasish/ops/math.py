@@ -10,7 +10,7 @@ import torch
 
 from kerasish.backend import dtypes as _dtypes
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 
 
 def _segment(data, segment_ids, num_segments, reduce):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from kerasish.backend import config as _config
 from kerasish.backend import dtypes as _dtypes
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 
 
 def _float(x):

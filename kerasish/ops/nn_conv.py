@@ -19,7 +19,7 @@ from kerasish.backend import dtypes as _dtypes
 from kerasish.layers.convolutional.base_conv_transpose import transpose_plan
 from kerasish.layers.convolutional.conv_utils import same_padding
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}

@@ -13,9 +13,9 @@ import torch
 
 from kerasish.backend import dtypes as _dtypes
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import dtype_of
-from kerasish.ops.promotion import result_type
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import dtype_of
+from kerasish.backend.promotion import result_type
+from kerasish.backend.promotion import to_tensor
 
 
 def _td(dtype):

@@ -12,7 +12,7 @@ import torch
 
 from kerasish.backend import dtypes as _dtypes
 from kerasish.ops.operation import keras_op
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 
 _SMALL_INTS = (torch.bool, torch.uint8, torch.int8, torch.int16)
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from kerasish.backend import dtypes as _dtypes
 from kerasish.layers import call_context as ctx
-from kerasish.ops.promotion import to_tensor
+from kerasish.backend.promotion import to_tensor
 from kerasish.random.seed_generator import SeedGenerator
 from kerasish.random.seed_generator import draw_seed
 

@@ -79,7 +79,7 @@ def _dtype_and_weak(value):
     if value is int:
         return "int32", True
     if value is float:
-        return _dtypes.floatx(), True
+        return "float32", True
     if value is bool:
         return "bool", False
     return _dtypes.standardize_dtype(value), False
@@ -96,7 +96,7 @@ def _weak_name(dtype):
 
 
 @functools.lru_cache(maxsize=1024)
-def _result_type(*args) -> str:
+def _result_type(precision, *args) -> str:
     pairs = [_dtype_and_weak(a) for a in args]
     names = [p[0] for p in pairs]
     weak = [p[1] for p in pairs]
@@ -110,7 +110,6 @@ def _result_type(*args) -> str:
         out = _least_upper_bound(frozenset(_weak_name(n) if w else n for n, w in zip(names, weak)))
         out_weak = out in ("int", "float")
     if out_weak and out != "bool":
-        precision = _dtypes.floatx()[-2:]
         kind = "f" if out == "bfloat16" else out[0]
         out = {"i": f"int{precision}", "u": f"uint{precision}"}.get(kind, f"float{precision}")
     return _NARROW.get(out, out)
@@ -128,7 +127,8 @@ def result_type(*dtypes) -> str:
     """
     if not dtypes:
         return _dtypes.floatx()
-    return _result_type(*(_dtypes.floatx() if d is None else d for d in dtypes))
+    floatx = _dtypes.floatx()
+    return _result_type(floatx[-2:], *(floatx if d is None else d for d in dtypes))
 
 
 def dtype_of(x) -> str:
