@@ -138,7 +138,7 @@ class KerasOpLayer(TorchOpLambda):
         super().__init__(fn, name=name or naming.auto_name(short), **kwargs)
         self.__dict__["op"] = op
         self.__dict__["op_config"] = op_config
-        self.__dict__["function"] = functools.partial(fn, **op_config) if op_config else fn
+        self.__dict__["function"] = _bind_config(fn, op_config)
 
     def get_config(self) -> dict:
         return {"name": self.name, **self.op_config}
@@ -165,6 +165,23 @@ class KerasOpLayer(TorchOpLambda):
             if key not in params:
                 config.pop(key)  # e.g. a Keras-only `sparse=False`
         return cls(op, config, name=name)
+
+
+def _bind_config(fn, config):
+    """`fn` with its configuration arguments fixed. Configuration that comes
+    before a `*args` parameter (`einsum(subscripts, *operands)`) is passed
+    positionally, the rest by keyword."""
+    if not config:
+        return fn
+    params = inspect.signature(fn).parameters.values()
+    if not any(p.kind is p.VAR_POSITIONAL for p in params):
+        return functools.partial(fn, **config)
+    lead = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if not all(name in config for name in lead):
+        return functools.partial(fn, **config)
+    first = [config[name] for name in lead]
+    rest = {k: v for k, v in config.items() if k not in lead}
+    return functools.partial(fn, *first, **rest)
 
 
 def _jsonable(v):
