@@ -205,8 +205,9 @@ def histogram(x, bins=10, range=None):  # noqa: A002 - Keras name
     edges = torch.linspace(lo, hi, bins + 1, device=x.device)
     idx = torch.clamp(torch.bucketize(x, edges, right=True) - 1, 0, bins - 1)
     inside = (x >= lo) & (x <= hi)
-    counts = torch.zeros(bins, dtype=torch.float32, device=x.device).index_add(0, idx[inside], torch.ones_like(idx[inside],
-                                                                                             dtype=torch.float32))
+    hits = idx[inside]
+    counts = torch.zeros(bins, dtype=torch.float32, device=x.device)
+    counts = counts.index_add(0, hits, torch.ones_like(hits, dtype=torch.float32))
     return counts, edges
 
 

@@ -17,7 +17,6 @@ import inspect
 
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.models.torch_op_layer import TorchOpLambda
-from kerasish.models.torch_op_layer import op_output_spec
 from kerasish.ops.keras_op_classes import KERAS_OP_CLASSES
 from kerasish.utils import naming
 from kerasish.utils import tree
