@@ -15,8 +15,10 @@ from kerasish import losses
 from kerasish import metrics
 from kerasish import models
 from kerasish import mixed_precision
+from kerasish import ops
 from kerasish import optimizers
 from kerasish import preprocessing
+from kerasish import random
 from kerasish import regularizers
 from kerasish import saving
 from kerasish import utils
@@ -52,8 +54,10 @@ __all__ = [
     "metrics",
     "models",
     "mixed_precision",
+    "ops",
     "optimizers",
     "preprocessing",
+    "random",
     "regularizers",
     "saving",
     "utils",

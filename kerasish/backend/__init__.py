@@ -3,7 +3,7 @@
 Keras 3 names: `backend()` (always "torch"), `floatx` / `set_floatx`,
 `epsilon` / `set_epsilon`, `image_data_format` / `set_image_data_format`,
 `standardize_dtype`, `is_float_dtype`, `is_int_dtype`, `is_keras_tensor`,
-`get_uid`, `clear_session`.
+`get_uid`, `clear_session`, `result_type` (Keras 3's dtype promotion).
 
 Keras 2 programs use this module as `K` (`from keras import backend as K`):
 `K.mean`, `K.square`, `K.batch_dot`, `K.int_shape`, `K.set_value`, ... live in
@@ -24,6 +24,7 @@ from kerasish.backend.keras2 import *  # noqa: F401,F403 - Keras 2's K functions
 from kerasish.backend.keras2 import __all__ as _keras2_names
 from kerasish.backend.keras2 import backend
 from kerasish.backend.keras2 import is_keras_tensor
+from kerasish.backend.promotion import result_type
 
 
 def is_int_dtype(dtype) -> bool:
@@ -50,7 +51,7 @@ def clear_session(free_memory: bool = True) -> None:
 __all__ = sorted(
     {
         "backend", "clear_session", "epsilon", "floatx", "get_uid", "image_data_format", "is_float_dtype",
-        "is_int_dtype", "is_keras_tensor", "set_epsilon", "set_floatx", "set_image_data_format",
+        "is_int_dtype", "is_keras_tensor", "result_type", "set_epsilon", "set_floatx", "set_image_data_format",
         "standardize_dtype", "to_torch_dtype", *_keras2_names,
     }
 )

@@ -294,7 +294,7 @@ class LayerWeightsMixin:
                 if b is not None and k not in h._non_persistent_buffers_set
             )
         for child in children:
-            if getattr(child, "_is_metric", False):
+            if getattr(child, "_is_metric", False) or getattr(child, "_is_seed_generator", False):  # not Keras weights
                 continue
             out.extend(child.weights if isinstance(child, Layer) else self._weights_of(child))
         return out

@@ -82,12 +82,25 @@ def _keras_op_config(config):
             "config": {"name": inner.get("name", config.get("name")), "function": function}}
 
 
+def _kerasish_op_layer(config):
+    """A `keras.src.ops` operation entry as a kerasish op layer, or None."""
+    module = config.get("module")
+    if not (isinstance(module, str) and module.startswith("keras.src.ops.")):
+        return None
+    from kerasish.ops.operation import KerasOpLayer
+
+    return KerasOpLayer.from_keras_config(module, config.get("class_name"), config.get("config"))
+
+
 def deserialize_layer(config, custom_objects=None):
     """A layer or model from its serialized config (Keras 3 or Keras 2 form)."""
     from kerasish.saving import CustomObjectScope
     from kerasish.saving import deserialize_keras_object
 
     if isinstance(config, dict):
+        op_layer = _kerasish_op_layer(config)
+        if op_layer is not None:
+            return op_layer
         config = _keras_op_config(config)
     with CustomObjectScope(custom_objects or {}):
         layer = deserialize_keras_object(
@@ -183,7 +196,7 @@ def functional_config(model) -> dict:
                 data = _serialize_node(node, own)
                 if data is not None:
                     nodes.append(data)
-        layer_config = serialize_keras_object(op)
+        layer_config = op.keras_serialize() if hasattr(op, "keras_serialize") else serialize_keras_object(op)
         function = layer_config.get("config", {}).get("function")
         # only a TorchOpLambda's `function` is a plain name; a Lambda's is a
         # `__lambda__` / `function` config dict

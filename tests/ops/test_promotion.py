@@ -1,0 +1,56 @@
+"""`kerasish.backend.result_type` against `keras.backend.result_type`
+(Keras 3's promotion lattice with weak Python types) for every pair of
+dtypes, Python scalar types, and under float16/float64 `floatx`."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+import kerasish
+from kerasish.backend import dtypes
+
+DTYPES = ["bool", "uint8", "uint16", "uint32", "int8", "int16", "int32", "int64", "bfloat16", "float16",
+          "float32", "float64", "complex64", "complex128", int, float, bool, None]
+
+
+def _ref(keras_ref, *args):
+    try:
+        return keras_ref.backend.result_type(*args)
+    except ValueError:
+        return ValueError
+
+
+def _ours(*args):
+    try:
+        return kerasish.backend.result_type(*args)
+    except ValueError:
+        return ValueError
+
+
+def test_every_pair_matches_keras(keras_ref):
+    mismatches = []
+    for a, b in itertools.product(DTYPES, repeat=2):
+        if _ours(a, b) != _ref(keras_ref, a, b):
+            mismatches.append((a, b, _ours(a, b), _ref(keras_ref, a, b)))
+    assert not mismatches, mismatches
+
+
+@pytest.mark.parametrize("args", [(), ("int8",), (int,), (float,), ("int8", "uint8", float), (int, float),
+                                  ("bfloat16", "float16"), ("uint64", "int64"), ("int16", "uint32", int)])
+def test_other_arities_match_keras(keras_ref, args):
+    assert _ours(*args) == _ref(keras_ref, *args)
+
+
+@pytest.mark.parametrize("floatx", ["float16", "float64"])
+def test_weak_types_follow_floatx(keras_ref, floatx):
+    old_ours, old_ref = dtypes.floatx(), keras_ref.backend.floatx()
+    try:
+        dtypes.set_floatx(floatx)
+        keras_ref.backend.set_floatx(floatx)
+        for args in ((int, float), ("int32", float), (float,), (None,), ("uint8", int)):
+            assert _ours(*args) == _ref(keras_ref, *args), args
+    finally:
+        dtypes.set_floatx(old_ours)
+        keras_ref.backend.set_floatx(old_ref)
