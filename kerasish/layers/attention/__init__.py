@@ -3,5 +3,6 @@
 from kerasish.layers.attention.additive_attention import AdditiveAttention
 from kerasish.layers.attention.attention import Attention
 from kerasish.layers.attention.multi_head_attention import MultiHeadAttention
+from kerasish.layers.attention.grouped_query_attention import GroupedQueryAttention, GroupQueryAttention
 
-__all__: list[str] = ["AdditiveAttention", "Attention", "MultiHeadAttention"]
+__all__: list[str] = ["AdditiveAttention", "Attention", "MultiHeadAttention", "GroupQueryAttention", "GroupedQueryAttention"]
