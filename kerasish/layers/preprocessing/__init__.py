@@ -3,6 +3,7 @@ category encoding, resizing and center cropping; random image augmentation."""
 
 from kerasish.layers.preprocessing.category_encoding import CategoryEncoding
 from kerasish.layers.preprocessing.center_crop import CenterCrop
+from kerasish.layers.preprocessing.discretization import Discretization
 from kerasish.layers.preprocessing.normalization import Normalization
 from kerasish.layers.preprocessing.rescaling import Rescaling
 from kerasish.layers.preprocessing.resizing import Resizing
@@ -15,4 +16,5 @@ from kerasish.layers.preprocessing.random_translation import RandomTranslation
 from kerasish.layers.preprocessing.random_zoom import RandomZoom
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
+__all__ += ["Discretization"]
 __all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
