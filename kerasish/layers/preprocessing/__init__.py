@@ -4,6 +4,10 @@ category encoding, resizing and center cropping; random image augmentation."""
 from kerasish.layers.preprocessing.category_encoding import CategoryEncoding
 from kerasish.layers.preprocessing.center_crop import CenterCrop
 from kerasish.layers.preprocessing.discretization import Discretization
+from kerasish.layers.preprocessing.hashed_crossing import HashedCrossing
+from kerasish.layers.preprocessing.hashing import Hashing
+from kerasish.layers.preprocessing.integer_lookup import IntegerLookup
+from kerasish.layers.preprocessing.string_lookup import StringLookup
 from kerasish.layers.preprocessing.normalization import Normalization
 from kerasish.layers.preprocessing.rescaling import Rescaling
 from kerasish.layers.preprocessing.resizing import Resizing
@@ -16,5 +20,5 @@ from kerasish.layers.preprocessing.random_translation import RandomTranslation
 from kerasish.layers.preprocessing.random_zoom import RandomZoom
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
-__all__ += ["Discretization"]
+__all__ += ["Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup"]
 __all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
