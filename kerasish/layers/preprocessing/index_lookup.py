@@ -114,6 +114,7 @@ class IndexLookup(HostInputLayer):
         self._frozen_vocab_size = frozen_size
         self._tokens: list = []
         self._index: dict = {}
+        self._sorted_keys = self._sorted_ids = torch.zeros(0, dtype=torch.int64)
         self.idf_weights = None
         self._counts = collections.Counter()
         self._doc_counts = collections.Counter()

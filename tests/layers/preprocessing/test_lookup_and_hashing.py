@@ -240,3 +240,22 @@ def test_lookup_errors():
     with pytest.raises(TypeError, match="string inputs"):
         L.StringLookup(vocabulary=["a"])(np.array([1.5]))
     assert not os.path.exists("vocabulary.txt")
+
+
+def test_adapted_vocabulary_saved_as_keras_asset(tmp_path):
+    """`.keras` archives carry an adapted vocabulary as Keras's
+    `assets/<layer path>/vocabulary.txt`, and load it back."""
+    import zipfile
+
+    inputs = keras.Input((3,), dtype="int64")
+    lookup = L.IntegerLookup()
+    lookup.adapt(np.array([5, 7, 7, 9]))
+    model = keras.Model(inputs, L.Embedding(10, 2)(lookup(inputs)))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read("assets/layers/integer_lookup/vocabulary.txt").decode().splitlines() == ["-1", "7", "9", "5"]
+    loaded = keras.saving.load_model(path)
+    x = torch.tensor([[5, 7, 8]])
+    assert loaded.layers[1].get_vocabulary() == [-1, 7, 9, 5]
+    torch.testing.assert_close(loaded(x), model(x))
