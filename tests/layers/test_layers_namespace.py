@@ -19,7 +19,6 @@ NOT_APPLICABLE = {
 NOT_YET = {
     "TextVectorization": "string standardization/splitting/ngrams + vocabulary not written yet",
     "TorchModuleWrapper": "not written yet (every kerasish layer already is a torch module)",
-    "Pipeline": "not written yet",
     "ReversibleEmbedding": "not written yet",
     "MelSpectrogram": "audio preprocessing not written yet",
     "STFTSpectrogram": "audio preprocessing not written yet",
@@ -36,9 +35,7 @@ NOT_YET = {
     "RandomElasticTransform": "image augmentation not written yet",
     "RandomErasing": "image augmentation not written yet",
     "RandomGaussianBlur": "image augmentation not written yet",
-    "RandomGrayscale": "image augmentation not written yet",
     "RandomHue": "image augmentation not written yet",
-    "RandomInvert": "image augmentation not written yet",
     "RandomPerspective": "image augmentation not written yet",
     "RandomPosterization": "image augmentation not written yet",
     "RandomSaturation": "image augmentation not written yet",

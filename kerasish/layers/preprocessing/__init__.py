@@ -9,6 +9,9 @@ from kerasish.layers.preprocessing.hashing import Hashing
 from kerasish.layers.preprocessing.integer_lookup import IntegerLookup
 from kerasish.layers.preprocessing.string_lookup import StringLookup
 from kerasish.layers.preprocessing.normalization import Normalization
+from kerasish.layers.preprocessing.pipeline import Pipeline
+from kerasish.layers.preprocessing.random_grayscale import RandomGrayscale
+from kerasish.layers.preprocessing.random_invert import RandomInvert
 from kerasish.layers.preprocessing.rescaling import Rescaling
 from kerasish.layers.preprocessing.resizing import Resizing
 from kerasish.layers.preprocessing.random_brightness import RandomBrightness
@@ -20,5 +23,6 @@ from kerasish.layers.preprocessing.random_translation import RandomTranslation
 from kerasish.layers.preprocessing.random_zoom import RandomZoom
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
+__all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
 __all__ += ["Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup"]
 __all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
