@@ -87,6 +87,8 @@ class GroupedQueryAttention(MultiHeadAttention):
                 f"Layer '{self.name}' expects a rank-3 `query` (batch, seq, features). "
                 f"Received: query_shape={tuple(query_shape)}"
             )
+        if value_shape is None and "_inferred_shapes" in self.__dict__:  # from a state_dict
+            value_shape, key_shape = self.__dict__.pop("_inferred_shapes")
         super().build(query_shape, value_shape, key_shape)
         if value_shape is None and not self._projections_built:
             return

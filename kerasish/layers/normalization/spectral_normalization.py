@@ -70,6 +70,17 @@ class SpectralNormalization(Wrapper):
             dtype=kernel.dtype,
         )
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # an unbuilt wrapper builds from the wrapped layer's weights (its input
+        # shape is the wrapped layer's, e.g. `layer.kernel` of a Dense)
+        if not self.built:
+            inner_prefix = prefix + "layer."
+            inner = {k[len(inner_prefix):]: tuple(v.shape) for k, v in state_dict.items() if k.startswith(inner_prefix)}
+            shape = self.layer._infer_build_shape(inner) if inner else None
+            if shape is not None:
+                self.build(shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _target(self):
         """The wrapped layer's kernel (or embeddings) variable, or None."""
         for name in ("kernel", "embeddings"):

@@ -16,7 +16,8 @@ class AdaptiveAveragePooling2D(BaseAdaptivePooling):
     Args:
         output_size: Integer or tuple of 2 integers `(height, width)`, the output
             size of the spatial dimension(s).
-        data_format: "channels_last" `(batch, height, width, channels)` or "channels_first" `(batch, channels, height, width)`.
+        data_format: "channels_last" `(batch, height, width, channels)`
+            or "channels_first" `(batch, channels, height, width)`.
             Defaults to "channels_last".
 
     Output shape: `(batch, out_height, out_width, channels)` for channels_last.

@@ -16,7 +16,8 @@ class AdaptiveMaxPooling1D(BaseAdaptivePooling):
     Args:
         output_size: Integer or tuple of 1 integers `(length,)`, the output
             size of the spatial dimension(s).
-        data_format: "channels_last" `(batch, steps, features)` or "channels_first" `(batch, features, steps)`.
+        data_format: "channels_last" `(batch, steps, features)`
+            or "channels_first" `(batch, features, steps)`.
             Defaults to "channels_last".
 
     Output shape: `(batch, output_length, features)` for channels_last.

@@ -16,7 +16,8 @@ class AdaptiveMaxPooling3D(BaseAdaptivePooling):
     Args:
         output_size: Integer or tuple of 3 integers `(depth, height, width)`, the output
             size of the spatial dimension(s).
-        data_format: "channels_last" `(batch, depth, height, width, channels)` or "channels_first" `(batch, channels, depth, height, width)`.
+        data_format: "channels_last" `(batch, depth, height, width, channels)`
+            or "channels_first" `(batch, channels, depth, height, width)`.
             Defaults to "channels_last".
 
     Output shape: `(batch, out_depth, out_height, out_width, channels)` for channels_last.

@@ -25,4 +25,5 @@ from kerasish.layers.preprocessing.random_zoom import RandomZoom
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
 __all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
 __all__ += ["Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup"]
-__all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom"]
+__all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip"]
+__all__ += ["RandomRotation", "RandomTranslation", "RandomZoom"]

@@ -33,7 +33,7 @@ class Pipeline(Layer):
             if not isinstance(layer, Layer):
                 raise ValueError(f"`Pipeline` expects a list of layers. Received an item of type {type(layer)}: {layer}")
         # a registered ModuleList: the layers' weights, state_dict entries and torch mode follow the pipeline's
-        self.pipeline_layers = torch.nn.ModuleList(layers)
+        self.pipeline_layers = torch.nn.ModuleList(layers).train(False)  # Keras layers start in inference mode
         self.built = True
 
     @property

@@ -59,16 +59,18 @@ class RandomCrop(BaseImageAugmentation):
     def _crop(self, images, training):
         in_h, in_w = images.shape[self._h_axis], images.shape[self._w_axis]
         if training and in_h > self.height and in_w > self.width:
+            # one random window for the batch; offsets stay tensors (index_select)
+            # so torch.compile traces this without a data-dependent graph break
             gen = self._generator(images.device)
-            h0 = int(torch.randint(0, in_h - self.height + 1, (), generator=gen, device=images.device))
-            w0 = int(torch.randint(0, in_w - self.width + 1, (), generator=gen, device=images.device))
-            crop = images.narrow(self._h_axis, h0, self.height).narrow(self._w_axis, w0, self.width)
-            return crop
+            h0 = torch.randint(0, in_h - self.height + 1, (1,), generator=gen, device=images.device)
+            w0 = torch.randint(0, in_w - self.width + 1, (1,), generator=gen, device=images.device)
+            rows = h0 + torch.arange(self.height, device=images.device)
+            cols = w0 + torch.arange(self.width, device=images.device)
+            return images.index_select(self._h_axis, rows).index_select(self._w_axis, cols)
         h0, w0, ch, cw = aspect_crop_box(in_h, in_w, self.height, self.width)
-        if not training:
-            ch, cw = ch, cw  # the aspect-ratio window, resized below
-        else:  # Keras's training fallback slices `height x width` from the aspect box's corner
+        if training:  # Keras's training fallback slices `height x width` from the aspect box's corner
             ch, cw = min(self.height, in_h - h0), min(self.width, in_w - w0)
+        # (inference: the aspect-ratio window itself, resized below)
         crop = images.narrow(self._h_axis, h0, ch).narrow(self._w_axis, w0, cw)
         if (ch, cw) == (self.height, self.width):
             return crop
