@@ -257,6 +257,7 @@ SKIPPED = {
     "InputLayer": "a graph placeholder with no call of its own",
     "StringLookup": "runs on Python strings (host side): not a tensor function torch can trace or cast",
     "Hashing": "hashes values on the host (pure-Python FarmHash): not traceable by torch.compile",
+    "TextVectorization": "runs on Python strings (host side): not a tensor function torch can trace or cast",
     "HashedCrossing": "hashes values on the host (pure-Python FarmHash): not traceable by torch.compile",
 }
 

@@ -8,6 +8,7 @@ from kerasish.layers.preprocessing.hashed_crossing import HashedCrossing
 from kerasish.layers.preprocessing.hashing import Hashing
 from kerasish.layers.preprocessing.integer_lookup import IntegerLookup
 from kerasish.layers.preprocessing.string_lookup import StringLookup
+from kerasish.layers.preprocessing.text_vectorization import TextVectorization
 from kerasish.layers.preprocessing.normalization import Normalization
 from kerasish.layers.preprocessing.pipeline import Pipeline
 from kerasish.layers.preprocessing.random_grayscale import RandomGrayscale
@@ -24,6 +25,6 @@ from kerasish.layers.preprocessing.random_zoom import RandomZoom
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
 __all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
-__all__ += ["Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup"]
+__all__ += ["Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization"]
 __all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip"]
 __all__ += ["RandomRotation", "RandomTranslation", "RandomZoom"]

@@ -259,7 +259,12 @@ class IndexLookup(HostInputLayer):
         arr = to_host_array(data)
         if arr.ndim < 2:
             arr = arr.reshape(1, -1)
-        rows = [[self._norm(t) for t in row] for row in arr.reshape(arr.shape[0], -1).tolist()]
+        self._update_rows(arr.reshape(arr.shape[0], -1).tolist())
+
+    def _update_rows(self, rows):
+        """Counts the tokens of `rows` (lists of tokens, possibly ragged);
+        each row is one document for "tf_idf"."""
+        rows = [[self._norm(t) for t in row] for row in rows]
         for row in rows:
             self._counts.update(row)
         if self.output_mode == "tf_idf":
