@@ -215,6 +215,35 @@ CASES = [
     Case("SimpleRNNCell", lambda: L.SimpleRNNCell(3), _cell_inputs(3)),
     Case("StackedRNNCells", lambda: L.StackedRNNCells([L.SimpleRNNCell(3), L.SimpleRNNCell(2)]), _cell_inputs(3, 2)),
     Case("TimeDistributed", lambda: L.TimeDistributed(L.Dense(3)), one(2, 5, 4)),
+    # preprocessing: image augmentation, lookups, pipeline
+    Case("RandomFlip", lambda: L.RandomFlip(), one(16, 4, 4, 3), random=True),
+    Case("RandomRotation", lambda: L.RandomRotation(0.2), one(4, 6, 6, 3), random=True),
+    Case("RandomZoom", lambda: L.RandomZoom(0.3), one(4, 6, 6, 3), random=True),
+    Case("RandomTranslation", lambda: L.RandomTranslation(0.3, 0.3), one(4, 6, 6, 3), random=True),
+    Case("RandomCrop", lambda: L.RandomCrop(2, 2), one(2, 12, 12, 3), random=True),
+    Case("RandomContrast", lambda: L.RandomContrast(0.5, value_range=(-9, 9)), one(4, 4, 4, 3), random=True),
+    Case("RandomBrightness", lambda: L.RandomBrightness(0.5, value_range=(-9, 9)), one(4, 4, 4, 3), random=True),
+    Case("RandomInvert", lambda: L.RandomInvert(value_range=(0, 1)), one(16, 4, 4, 3), random=True),
+    Case("RandomGrayscale", lambda: L.RandomGrayscale(), one(16, 4, 4, 3), random=True),
+    Case("Discretization", lambda: L.Discretization(bin_boundaries=[-1.0, 0.0, 1.0]), one(2, 4)),
+    Case("IntegerLookup", lambda: L.IntegerLookup(vocabulary=[3, 1, 7]), ints(2, 5)),
+    Case("Pipeline", lambda: L.Pipeline([L.Rescaling(0.5), L.Dense(3)]), one(2, 4)),
+    # pooling (adaptive)
+    Case("AdaptiveAveragePooling1D", lambda: L.AdaptiveAveragePooling1D(3), one(2, 7, 3)),
+    Case("AdaptiveAveragePooling2D", lambda: L.AdaptiveAveragePooling2D((2, 3)), one(2, 5, 7, 3)),
+    Case("AdaptiveAveragePooling3D", lambda: L.AdaptiveAveragePooling3D(2), one(1, 5, 4, 3, 2)),
+    Case("AdaptiveMaxPooling1D", lambda: L.AdaptiveMaxPooling1D(3), one(2, 7, 3)),
+    Case("AdaptiveMaxPooling2D", lambda: L.AdaptiveMaxPooling2D((2, 3)), one(2, 5, 7, 3)),
+    Case("AdaptiveMaxPooling3D", lambda: L.AdaptiveMaxPooling3D(2), one(1, 5, 4, 3, 2)),
+    # attention, wrappers
+    Case(
+        "GroupQueryAttention",
+        lambda: L.GroupQueryAttention(head_dim=3, num_query_heads=4, num_key_value_heads=2, dropout=0.5),
+        lambda dt: (_randn(2, 3, 4, dtype=dt), _randn(2, 5, 4, seed=1, dtype=dt)),
+        random=True,
+    ),
+    Case("SpectralNormalization", lambda: L.SpectralNormalization(L.Dense(3)), one(2, 4), train_differs=True),
+    Case("Wrapper", lambda: L.Wrapper(L.Dense(3)), one(2, 4)),
     # models
     Case("model:functional", _functional_model, one(4, 4), random=True),
     Case("model:sequential", _sequential_model, one(4, 4), train_differs=True),
@@ -226,6 +255,10 @@ SKIPPED = {
     "Layer": "the abstract base class",
     "Input": "a function returning a symbolic KerasTensor, not a layer",
     "InputLayer": "a graph placeholder with no call of its own",
+    "StringLookup": "runs on Python strings (host side): not a tensor function torch can trace or cast",
+    "Hashing": "hashes values on the host (pure-Python FarmHash): not traceable by torch.compile",
+    "TextVectorization": "runs on Python strings (host side): not a tensor function torch can trace or cast",
+    "HashedCrossing": "hashes values on the host (pure-Python FarmHash): not traceable by torch.compile",
 }
 
 

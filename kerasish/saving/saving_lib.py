@@ -172,6 +172,50 @@ def _write_archive(model, fileobj) -> None:
         zf.writestr(METADATA_FILENAME, metadata_json)
         zf.writestr(CONFIG_FILENAME, config_json)
         zf.writestr(VARS_FILENAME, weights)
+        _write_assets(model, zf)
+
+
+ASSETS_DIRNAME = "assets"
+
+
+def _write_assets(model, zf) -> None:
+    """Files an object writes with `save_assets(dir)` (e.g. a lookup layer's
+    adapted `vocabulary.txt`) go under `assets/<object path>/`, as in Keras."""
+    import tempfile
+
+    for path, obj in h5_weights.iter_saveables(model):
+        if not hasattr(obj, "save_assets"):
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            obj.save_assets(tmp)
+            for name in sorted(os.listdir(tmp)):
+                with open(os.path.join(tmp, name), "rb") as f:
+                    zf.writestr("/".join(p for p in (ASSETS_DIRNAME, path, name) if p), f.read())
+
+
+def _read_assets(model, zf) -> None:
+    """Hands each object with `load_assets` its `assets/<path>/` files (plain
+    file names only: nothing is extracted outside a temporary directory)."""
+    import tempfile
+
+    names = [n for n in zf.namelist() if n.startswith(ASSETS_DIRNAME + "/") and not n.endswith("/")]
+    if not names:
+        return
+    for path, obj in h5_weights.iter_saveables(model):
+        if not hasattr(obj, "load_assets"):
+            continue
+        prefix = "/".join(p for p in (ASSETS_DIRNAME, path) if p) + "/"
+        mine = [n for n in names if n.startswith(prefix) and "/" not in n[len(prefix):]]
+        if not mine:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in mine:
+                base = name[len(prefix):]
+                if base in ("", ".", "..") or os.sep in base:
+                    continue
+                with open(os.path.join(tmp, base), "wb") as f:
+                    f.write(zf.read(name))
+            obj.load_assets(tmp)
 
 
 def save_model(model, filepath) -> None:
@@ -365,6 +409,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if VARS_FILENAME not in zf.namelist():
             raise ValueError(f"The file '{where}' is not a valid `.keras` archive: it has no '{VARS_FILENAME}'.")
         weights = _read_member(zf, VARS_FILENAME, where)
+        _read_assets(model, zf)
     load_weights_h5(model, io.BytesIO(weights), where=f"{where}:{VARS_FILENAME}", h5py=h5py)
     return model
 

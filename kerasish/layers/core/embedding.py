@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +38,11 @@ class Embedding(Layer):
             layer is then built at construction.
         lora_rank, lora_alpha, quantization_config: Accepted for Keras 3
             compatibility; LoRA and quantization raise `NotImplementedError`.
-        input_length: Keras 2 argument, accepted and ignored (with Keras 3's
-            deprecation warning).
+        input_length: Keras 2 argument: the length of input sequences (an
+            int, None, or a tuple). As in Keras 2 it becomes the layer's
+            `input_shape`, so a `Sequential` starting with this layer is
+            built with input shape `(None, input_length)`. (Keras 3 ignores
+            it with a deprecation warning.)
 
     Input shape: `(batch_size, ...)` integer indices (other dtypes are cast).
     Output shape: `(batch_size, ..., output_dim)`, in the compute dtype.
@@ -72,8 +74,12 @@ class Embedding(Layer):
         _check_positive_int("input_dim", input_dim)
         _check_positive_int("output_dim", output_dim)
         check_lora_and_quantization("Embedding", lora_rank, quantization_config)
-        if kwargs.pop("input_length", None) is not None:
-            warnings.warn("Argument `input_length` is deprecated. Just remove it.", stacklevel=2)
+        input_length = kwargs.pop("input_length", None)
+        if input_length is not None and kwargs.get("input_shape") is None and kwargs.get("batch_input_shape") is None:
+            # Keras 2: the sequence length is this layer's input shape, so a
+            # Sequential starting with it knows its input (Keras 3 dropped it)
+            length = tuple(input_length) if isinstance(input_length, (list, tuple)) else (input_length,)
+            kwargs["input_shape"] = length
         kwargs.pop("autocast", None)
         super().__init__(autocast=False, **kwargs)
         self.input_dim = input_dim

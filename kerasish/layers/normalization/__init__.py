@@ -5,6 +5,7 @@ from kerasish.layers.normalization.group_normalization import GroupNormalization
 from kerasish.layers.normalization.layer_normalization import LayerNormalization
 from kerasish.layers.normalization.rms_normalization import RMSNormalization
 from kerasish.layers.normalization.unit_normalization import UnitNormalization
+from kerasish.layers.normalization.spectral_normalization import SpectralNormalization
 
 __all__: list[str] = [
     "BatchNormalization",
@@ -12,4 +13,5 @@ __all__: list[str] = [
     "LayerNormalization",
     "RMSNormalization",
     "UnitNormalization",
+    "SpectralNormalization",
 ]

@@ -12,6 +12,12 @@ from kerasish.layers.pooling.global_max_pooling3d import GlobalMaxPooling3D
 from kerasish.layers.pooling.global_average_pooling1d import GlobalAveragePooling1D
 from kerasish.layers.pooling.global_average_pooling2d import GlobalAveragePooling2D
 from kerasish.layers.pooling.global_average_pooling3d import GlobalAveragePooling3D
+from kerasish.layers.pooling.adaptive_average_pooling1d import AdaptiveAveragePooling1D
+from kerasish.layers.pooling.adaptive_average_pooling2d import AdaptiveAveragePooling2D
+from kerasish.layers.pooling.adaptive_average_pooling3d import AdaptiveAveragePooling3D
+from kerasish.layers.pooling.adaptive_max_pooling1d import AdaptiveMaxPooling1D
+from kerasish.layers.pooling.adaptive_max_pooling2d import AdaptiveMaxPooling2D
+from kerasish.layers.pooling.adaptive_max_pooling3d import AdaptiveMaxPooling3D
 
 # Keras aliases
 MaxPool1D = MaxPooling1D
@@ -28,6 +34,12 @@ GlobalMaxPool3D = GlobalMaxPooling3D
 GlobalAvgPool3D = GlobalAveragePooling3D
 
 __all__: list[str] = [
+    "AdaptiveAveragePooling1D",
+    "AdaptiveAveragePooling2D",
+    "AdaptiveAveragePooling3D",
+    "AdaptiveMaxPooling1D",
+    "AdaptiveMaxPooling2D",
+    "AdaptiveMaxPooling3D",
     "AveragePooling1D",
     "AveragePooling2D",
     "AveragePooling3D",

@@ -1,10 +1,30 @@
 """Keras preprocessing layers that models contain: rescaling, normalization,
-category encoding, resizing and center cropping."""
+category encoding, resizing and center cropping; random image augmentation."""
 
 from kerasish.layers.preprocessing.category_encoding import CategoryEncoding
 from kerasish.layers.preprocessing.center_crop import CenterCrop
+from kerasish.layers.preprocessing.discretization import Discretization
+from kerasish.layers.preprocessing.hashed_crossing import HashedCrossing
+from kerasish.layers.preprocessing.hashing import Hashing
+from kerasish.layers.preprocessing.integer_lookup import IntegerLookup
+from kerasish.layers.preprocessing.string_lookup import StringLookup
+from kerasish.layers.preprocessing.text_vectorization import TextVectorization
 from kerasish.layers.preprocessing.normalization import Normalization
+from kerasish.layers.preprocessing.pipeline import Pipeline
+from kerasish.layers.preprocessing.random_grayscale import RandomGrayscale
+from kerasish.layers.preprocessing.random_invert import RandomInvert
 from kerasish.layers.preprocessing.rescaling import Rescaling
 from kerasish.layers.preprocessing.resizing import Resizing
+from kerasish.layers.preprocessing.random_brightness import RandomBrightness
+from kerasish.layers.preprocessing.random_contrast import RandomContrast
+from kerasish.layers.preprocessing.random_crop import RandomCrop
+from kerasish.layers.preprocessing.random_flip import RandomFlip
+from kerasish.layers.preprocessing.random_rotation import RandomRotation
+from kerasish.layers.preprocessing.random_translation import RandomTranslation
+from kerasish.layers.preprocessing.random_zoom import RandomZoom
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
+__all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
+__all__ += ["Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization"]
+__all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip"]
+__all__ += ["RandomRotation", "RandomTranslation", "RandomZoom"]

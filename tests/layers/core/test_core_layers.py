@@ -198,8 +198,7 @@ def test_embedding_defaults_and_weights_arg():
     torch.testing.assert_close(layer(torch.tensor([3])), torch.tensor([[6.0, 7.0]]))
     # float indices are cast, never autocast through a half dtype
     torch.testing.assert_close(layer(torch.tensor([3.0])), torch.tensor([[6.0, 7.0]]))
-    with pytest.warns(UserWarning, match="input_length"):
-        L.Embedding(5, 2, input_length=7)
+    assert L.Embedding(5, 2, input_length=7).__dict__["_batch_input_shape"] == (None, 7)  # Keras 2 meaning
     src = L.Embedding(5, 2)
     src.build()
     dst = L.Embedding(5, 2)
@@ -296,3 +295,24 @@ def test_identity(keras_ref):
     y = L.Identity()(x)
     assert torch.equal(y, x) and torch.equal(y._keras_mask, x._keras_mask)
     _config_matches(L.Identity(), keras_ref.layers.Identity())
+
+
+def test_embedding_input_length_shapes_a_sequential():
+    """Keras 2's `input_length` builds a Sequential; layer `input_shape` /
+    `output_shape` read as tf.keras reports them (batch dimension None)."""
+    model = keras.Sequential([L.Embedding(10, 4, input_length=5), L.Flatten(), L.Dense(2)])
+    assert model.built and len(model.weights) == 3
+    emb, flat, dense = model.layers
+    assert emb.input_shape == (None, 5) and emb.output_shape == (None, 5, 4)
+    assert flat.output_shape == (None, 20) and dense.output_shape == (None, 2)
+    assert model.input_shape == (None, 5) and model.output_shape == (None, 2)
+    assert model(torch.randint(0, 10, (3, 5))).shape == (3, 2)
+    # an explicit input_shape wins, as in Keras 2
+    assert L.Embedding(10, 4, input_length=5, input_shape=(7,)).__dict__["_batch_input_shape"] == (None, 7)
+    with pytest.raises(AttributeError, match="never been called"):
+        L.Dense(3).output_shape
+    shared = L.Dense(3)
+    a, b = keras.Input((4,)), keras.Input((4,))
+    shared(a), shared(b)
+    with pytest.raises(AttributeError, match="multiple inbound nodes"):
+        shared.output_shape

@@ -1,0 +1,128 @@
+"""`SpectralNormalization`."""
+
+from __future__ import annotations
+
+import torch
+
+from kerasish import initializers
+from kerasish.layers.core.wrapper import Wrapper
+from kerasish.layers.input_spec import InputSpec
+
+# Keras's `ops.normalize` (order 2): x * min(rsqrt(sum(x**2)), 1 / epsilon), epsilon = backend.epsilon()
+_EPSILON = 1e-7
+
+
+def _l2_normalize(x: torch.Tensor) -> torch.Tensor:
+    inv_norm = torch.rsqrt(x.square().sum()).clamp(max=1.0 / _EPSILON)
+    return x * inv_norm
+
+
+class SpectralNormalization(Wrapper):
+    """Spectral normalization of a layer's kernel (`keras.layers.SpectralNormalization`).
+
+    In training mode, before the wrapped layer runs, its kernel (reshaped to
+    `(-1, out)`) is divided by an estimate of its largest singular value,
+    computed by `power_iterations` steps of the power method from the stored
+    vector `vector_u`; the kernel and `vector_u` are overwritten with the new
+    values, as Keras does (so gradients reach the stored kernel directly, not
+    through the normalization). An all-zero kernel is left unchanged. In
+    inference mode the wrapped layer runs with its current kernel.
+
+    Args:
+        layer: A layer with a `kernel` (Dense, Conv*, ...) or `embeddings`
+            (Embedding) weight.
+        power_iterations: Positive int, power-method steps per training call.
+            Defaults to 1.
+
+    Weights: the wrapped layer's, plus the non-trainable `vector_u` of shape
+    `(1, out)`; `weights` order is Keras's (kernel, vector_u, the rest).
+
+    Example:
+        >>> sn = keras.layers.SpectralNormalization(keras.layers.Dense(8))
+        >>> y = sn(torch.rand(4, 3), training=True)
+
+    Differs from torch: `torch.nn.utils.parametrizations.spectral_norm`
+    differentiates through the normalization; this layer follows Keras and
+    rewrites the kernel in place instead.
+    """
+
+    def __init__(self, layer, power_iterations=1, **kwargs):
+        super().__init__(layer, **kwargs)
+        if isinstance(power_iterations, bool) or not isinstance(power_iterations, int) or power_iterations <= 0:
+            raise ValueError(
+                "`power_iterations` should be greater than zero. "
+                f"Received: `power_iterations={power_iterations}`"
+            )
+        self.power_iterations = power_iterations
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.input_spec = InputSpec(min_ndim=1, axes={-1: input_shape[-1]})
+        if self._target() is None:
+            raise ValueError(f"{type(self.layer).__name__} object has no attribute 'kernel' nor 'embeddings'")
+        kernel = self._target()
+        self.kernel_shape = tuple(kernel.shape)
+        self.vector_u = self.add_weight(
+            shape=(1, self.kernel_shape[-1]),
+            initializer=initializers.TruncatedNormal(stddev=0.02),
+            trainable=False,
+            name="vector_u",
+            dtype=kernel.dtype,
+        )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # an unbuilt wrapper builds from the wrapped layer's weights (its input
+        # shape is the wrapped layer's, e.g. `layer.kernel` of a Dense)
+        if not self.built:
+            inner_prefix = prefix + "layer."
+            inner = {k[len(inner_prefix):]: tuple(v.shape) for k, v in state_dict.items() if k.startswith(inner_prefix)}
+            shape = self.layer._infer_build_shape(inner) if inner else None
+            if shape is not None:
+                self.build(shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _target(self):
+        """The wrapped layer's kernel (or embeddings) variable, or None."""
+        for name in ("kernel", "embeddings"):
+            weight = getattr(self.layer, name, None)
+            if isinstance(weight, torch.Tensor):
+                return weight
+        return None
+
+    @property
+    def kernel(self):
+        return self._target()
+
+    @property
+    def weights(self) -> list:
+        # Keras tracks `self.kernel = layer.kernel` first, then vector_u, then the rest
+        weights = super().weights
+        kernel = self._target()
+        if kernel is None:
+            return weights
+        return [kernel] + [w for w in weights if w is not kernel]
+
+    def normalized_weights(self):
+        """(new vector_u, new kernel) by Keras's power iteration (no gradients)."""
+        kernel = self._target()
+        w = kernel.detach().reshape(-1, self.kernel_shape[-1])
+        u = self.vector_u.detach()
+        for _ in range(self.power_iterations):
+            v = _l2_normalize(u @ w.T)
+            u = _l2_normalize(v @ w)
+        sigma = (v @ w) @ u.T
+        return u.to(self.vector_u.dtype), (kernel.detach() / sigma).reshape(self.kernel_shape).to(kernel.dtype)
+
+    def call(self, inputs, training=False):
+        if training:
+            kernel = self._target()
+            with torch.no_grad():
+                new_u, new_kernel = self.normalized_weights()
+                keep = torch.all(kernel == 0)  # Keras leaves an all-zero kernel (and u) alone
+                self.vector_u.copy_(torch.where(keep, self.vector_u, new_u))
+                kernel.copy_(torch.where(keep, kernel, new_kernel))
+        output = self.layer(inputs)
+        return output.to(inputs.dtype) if inputs.is_floating_point() else output
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations}
