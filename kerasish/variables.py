@@ -174,6 +174,9 @@ class Variable(torch.Tensor):
         `nn.Parameter(variable)`, as `weight_norm` and other parametrizations
         make, goes through `detach()`). Pickled, the view is a plain tensor,
         so a `state_dict()` loads with `torch.load(weights_only=True)`."""
+        if torch.compiler.is_compiling():
+            # traced code only computes with the view: keep it a plain tensor (no graph break)
+            return torch.Tensor.detach(self)
         out = torch.Tensor._make_subclass(type(self), torch.Tensor.detach(self), False)
         out.__dict__.update(self.__dict__)
         out.__dict__.pop("_is_param", None)

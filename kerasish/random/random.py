@@ -26,7 +26,7 @@ from kerasish.random.seed_generator import draw_seed
 def _dry_run() -> bool:
     # shape inference of a symbolic call runs the layer on probe tensors;
     # like Keras (which draws on the meta device there), no seed is consumed
-    return ctx.SYMBOLIC[0]
+    return ctx.state().symbolic
 
 
 def _generator(seed):
