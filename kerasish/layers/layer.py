@@ -23,6 +23,7 @@ from torch import nn
 
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
+from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.input_spec import assert_input_compatibility
@@ -329,7 +330,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             # regularizer or mixed policy, called on a single tensor.
             x = args[0]
             if type(x) is torch.Tensor and (
-                x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs)
+                x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs or x.is_complex())
             ):
                 spec = d["_fast_spec"]
                 if spec is not None:
@@ -417,8 +418,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 from kerasish.models import symbolic_ops
 
                 return symbolic_ops.symbolic_layer_call(self, args, kwargs)
+            input_checks.check_raw_inputs(self, inputs)
             inputs = tree.convert_inputs(inputs)
             args = (inputs, *args[1:])
+            input_checks.check_complex(self, inputs)
+        elif inputs.dtype.is_complex:
+            input_checks.check_complex(self, inputs)
         if not d["built"]:
             self._build_on_first_call(inputs)
         if d["_input_spec"] is not None:

@@ -60,6 +60,11 @@ class LayerConfigMixin:
     @classmethod
     def from_config(cls, config):
         """Creates a layer from its config (`cls(**config)`)."""
+        if not isinstance(config, dict):
+            raise TypeError(
+                f"`{cls.__name__}.from_config` expects a config dict (as returned by `get_config()`). "
+                f"Received: config={config!r} (of type {type(config).__name__})"
+            )
         config = dict(config)
         try:
             return cls(**config)

@@ -110,14 +110,17 @@ class Embedding(Layer):
     def call(self, inputs):
         if inputs.dtype is not torch.int64 and inputs.dtype is not torch.int32:
             inputs = inputs.to(torch.int32)
-        # Keras (torch backend) reads negative ids from the end: -1 is the last row
-        inputs = torch.where(inputs < 0, inputs + self.input_dim, inputs)
+        # Ids outside [0, input_dim) raise IndexError (F.embedding's own
+        # bounds check, so no extra work per call). Keras's backends disagree
+        # on negative ids (TensorFlow rejects them, torch wraps -1 to the last
+        # row, JAX clamps); kerasish rejects them like TensorFlow.
         try:
             out = F.embedding(inputs, self.embeddings)
         except IndexError:
             raise IndexError(
-                f"Layer '{self.name}': Embedding ids must be smaller than input_dim={self.input_dim} "
-                f"(and >= -input_dim). Received ids out of that range in inputs of shape {tuple(inputs.shape)}"
+                f"Layer '{self.name}': Embedding ids must be in the range 0 <= id < input_dim with "
+                f"input_dim={self.input_dim}. Received: ids from {int(inputs.min())} to {int(inputs.max())} "
+                f"in inputs of shape {tuple(inputs.shape)}"
             ) from None
         if out.dtype is not self._compute_torch_dtype:
             out = out.to(self._compute_torch_dtype)
