@@ -213,3 +213,61 @@ def test_generated_layer_cases(name, data, keras_ref):
                 out.detach().numpy(), np.asarray(ref.detach().cpu() if hasattr(ref, "detach") else ref),
                 rtol=1e-4, atol=1e-5, err_msg=context,
             )
+
+
+# ------------------------------------------------------------ from_config
+JUNK = st.one_of(
+    st.sampled_from([None, -1, 0, 1.5, "x", "", True, [], {}, [None], {"class_name": "Nope", "config": {}}]),
+    st.integers(-3, 3),
+    st.text(max_size=4),
+)
+CONFIG_LAYERS = [
+    ("Dense", {"units": 3}, (2, 4)),
+    ("Conv1D", {"filters": 2, "kernel_size": 2}, (1, 5, 3)),
+    ("LSTM", {"units": 2}, (2, 3, 4)),
+    ("Embedding", {"input_dim": 5, "output_dim": 2}, None),
+    ("LayerNormalization", {}, (2, 4)),
+    ("BatchNormalization", {}, (2, 4)),
+    ("Dropout", {"rate": 0.5}, (2, 4)),
+    ("Reshape", {"target_shape": (2, 2)}, (2, 4)),
+    ("MaxPooling1D", {}, (1, 4, 2)),
+    ("MultiHeadAttention", {"num_heads": 2, "key_dim": 2}, (2, 3, 4)),
+]
+
+
+@st.composite
+def broken_config(draw, config):
+    config = dict(config)
+    for _ in range(draw(st.integers(1, 3))):
+        how = draw(st.sampled_from(["set", "drop", "add", "nest"]))
+        key = draw(st.sampled_from(sorted(config))) if config else "units"
+        if how == "set":
+            config[key] = draw(JUNK)
+        elif how == "drop":
+            config.pop(key, None)
+        elif how == "add":
+            config[draw(st.sampled_from(["bogus", "input_shape", "batch_input_shape", "trainable", "dtype"]))] = draw(JUNK)
+        elif isinstance(config.get(key), dict):
+            config[key] = dict(config[key], config=draw(JUNK))
+    event(how)
+    return config
+
+
+@pytest.mark.parametrize("name, kwargs, shape", CONFIG_LAYERS, ids=[c[0] for c in CONFIG_LAYERS])
+@FUZZ
+@given(data=st.data())
+def test_from_config_with_broken_configs(name, kwargs, shape, data):
+    cls = getattr(keras.layers, name)
+    config = data.draw(broken_config(cls(**kwargs).get_config()), label="config")
+    ok, layer = attempt(lambda: cls.from_config(config), f"{name}.from_config({config})")
+    if not ok:
+        return
+    ok, layer2 = attempt(
+        lambda: keras.layers.deserialize({"class_name": name, "config": config}), f"deserialize {name} {config}"
+    )
+    x = np.ones(shape, "float32") if shape else np.array([[1, 2]])
+    call = (lambda: layer(x, x)) if name == "MultiHeadAttention" else (lambda: layer(x))
+    ok, out = attempt(call, f"{name} from {config} [call]")
+    if ok and isinstance(out, torch.Tensor):  # (a truthy `return_state` gives a list)
+        expected = layer.compute_output_shape(x.shape, x.shape) if name == "MultiHeadAttention" else layer.compute_output_shape(x.shape)
+        assert tuple(out.shape) == tuple(expected), (config, tuple(out.shape), expected)
