@@ -154,9 +154,9 @@ class BatchNormalization(GammaBetaMixin, Layer):
         axis = canonical_axes("BatchNormalization", self.axis, input_shape)[0]
         rank = len(input_shape)
         dim = input_shape[axis]
-        if dim is None:
+        if dim is None or dim == 0:
             raise ValueError(
-                f"`BatchNormalization`: axis {self.axis} of the input must have a known size. "
+                f"`BatchNormalization`: axis {self.axis} of the input must have a known, non-zero size. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
         shape = (dim,)
