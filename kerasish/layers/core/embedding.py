@@ -41,7 +41,10 @@ class Embedding(Layer):
         input_length: Keras 2 argument, accepted and ignored (with Keras 3's
             deprecation warning).
 
-    Input shape: `(batch_size, ...)` integer indices (other dtypes are cast).
+    Input shape: `(batch_size, ...)` integer indices (other dtypes are cast),
+        each in `[0, input_dim)`: others raise `IndexError` (negative ids too,
+        as TensorFlow Keras does; Keras 3 on torch would wrap `-1` to the
+        last row).
     Output shape: `(batch_size, ..., output_dim)`, in the compute dtype.
 
     Inputs are never autocast (float indices are not rounded through
@@ -114,6 +117,14 @@ class Embedding(Layer):
         # bounds check, so no extra work per call). Keras's backends disagree
         # on negative ids (TensorFlow rejects them, torch wraps -1 to the last
         # row, JAX clamps); kerasish rejects them like TensorFlow.
+        if torch.compiler.is_compiling():
+            # compiled kernels do not bounds-check gracefully (an out-of-range id
+            # aborts the process on CPU): check here, in the graph, no break
+            torch._assert_async(
+                ((inputs >= 0) & (inputs < self.input_dim)).all(),
+                f"Layer '{self.name}': Embedding ids must be in the range 0 <= id < input_dim with "
+                f"input_dim={self.input_dim}",
+            )
         try:
             out = F.embedding(inputs, self.embeddings)
         except IndexError:
