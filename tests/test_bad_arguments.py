@@ -67,6 +67,7 @@ CASES = [
     ("mha_attention_axes_out_of_range", lambda: L.MultiHeadAttention(2, 4, attention_axes=5)(f32(2, 3, 4), f32(2, 3, 4)), ValueError, r"'multi_head_attention'.*`attention_axes`.*\[1, 1\].*\(2, 3, 4\).*\(5,\)"),
     ("mha_attention_axes_batch", lambda: L.MultiHeadAttention(2, 4, attention_axes=0)(f32(2, 3, 4), f32(2, 3, 4)), ValueError, r"attention_axes.*batch axis"),
     ("mha_attention_axes_string", lambda: L.MultiHeadAttention(2, 4, attention_axes=["x"]), TypeError, r"`attention_axes` must hold integers.*\['x'\]"),
+    ("layer_norm_axis_empty", lambda: L.LayerNormalization(axis=()), ValueError, r"LayerNormalization.*at least one axis.*axis=\(\)"),
     ("layer_norm_axis_string", lambda: L.LayerNormalization(axis="x")(f32(2, 3)), TypeError, r"axis"),
     # --- None, strings, Python lists
     ("none_input_unbuilt", lambda: L.Dense(3)(None), ValueError, r"Inputs to a layer should be tensors.*None.*'dense'"),
