@@ -33,22 +33,34 @@ def _walk(x):
 
 
 def check_raw_inputs(layer, inputs) -> None:
-    """Inputs that are not tensors yet: None, and string/object arrays.
+    """Inputs that are not one tensor: None, strings/objects, nested Python
+    numbers, complex values. A list of real tensors (merge layers) costs one
+    pass over the list.
 
     Raises:
         ValueError: `inputs` is None (built-in layers; a user's layer may
-            accept None), or holds strings or Python objects (Keras:
-            "Inputs to a layer should be tensors" / "Invalid dtype").
+            accept None), holds strings or Python objects, or Python numbers
+            inside a list (Keras: "Inputs to a layer should be tensors" /
+            "Invalid dtype" / "Only input tensors may be passed").
+        TypeError: a complex tensor or array reached a built-in layer.
     """
-    if inputs is None and type(layer).__module__.startswith("kerasish."):
+    if type(inputs) in (list, tuple) and all(type(x) is torch.Tensor and not x.dtype.is_complex for x in inputs):
+        return
+    builtin = type(layer).__module__.startswith("kerasish.")
+    if inputs is None and builtin:
         raise ValueError(
             f"Inputs to a layer should be tensors. Got 'None' (of type {type(None)}) "
             f"as input for layer '{layer.name}'."
         )
-    if getattr(type(layer), "_string_inputs", False):
-        return
     nested = isinstance(inputs, (list, tuple, dict))
+    strings_ok = getattr(type(layer), "_string_inputs", False)
     for x in _walk(inputs):
+        if builtin and (
+            (isinstance(x, torch.Tensor) and x.dtype.is_complex) or (isinstance(x, np.ndarray) and x.dtype.kind == "c")
+        ):
+            raise _complex_error(layer, x)
+        if strings_ok:
+            continue
         if nested and isinstance(x, (bool, int, float, complex)):
             raise ValueError(
                 f"Only input tensors may be passed as positional arguments. Layer '{layer.name}' "
@@ -80,8 +92,12 @@ def check_complex(layer, inputs) -> None:
         return
     for x in _walk(inputs):
         if isinstance(x, torch.Tensor) and x.is_complex():
-            raise TypeError(
-                f"Layer '{layer.name}' ({type(layer).__name__}) does not support complex inputs: it computes in "
-                f"{layer.compute_dtype} and casting would drop the imaginary part. Received: inputs with "
-                f"{_describe(x)}. Pass `x.real`, `x.abs()` or `torch.view_as_real(x)` explicitly."
-            )
+            raise _complex_error(layer, x)
+
+
+def _complex_error(layer, x) -> TypeError:
+    return TypeError(
+        f"Layer '{layer.name}' ({type(layer).__name__}) does not support complex inputs: it computes in "
+        f"{layer.compute_dtype} and casting would drop the imaginary part. Received: inputs with "
+        f"{_describe(x)}. Pass `x.real`, `x.abs()` or `torch.view_as_real(x)` explicitly."
+    )

@@ -421,7 +421,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             input_checks.check_raw_inputs(self, inputs)
             inputs = tree.convert_inputs(inputs)
             args = (inputs, *args[1:])
-            input_checks.check_complex(self, inputs)
         elif inputs.dtype.is_complex:
             input_checks.check_complex(self, inputs)
         if not d["built"]:
