@@ -67,6 +67,8 @@ CASES = [
     ("mha_attention_axes_out_of_range", lambda: L.MultiHeadAttention(2, 4, attention_axes=5)(f32(2, 3, 4), f32(2, 3, 4)), ValueError, r"'multi_head_attention'.*`attention_axes`.*\[1, 1\].*\(2, 3, 4\).*\(5,\)"),
     ("mha_attention_axes_batch", lambda: L.MultiHeadAttention(2, 4, attention_axes=0)(f32(2, 3, 4), f32(2, 3, 4)), ValueError, r"attention_axes.*batch axis"),
     ("mha_attention_axes_string", lambda: L.MultiHeadAttention(2, 4, attention_axes=["x"]), TypeError, r"`attention_axes` must hold integers.*\['x'\]"),
+    ("relu_threshold_bool", lambda: L.ReLU(threshold=True), TypeError, r"`ReLU`: `threshold` must be a number.*True"),
+    ("mha_inner_axis_mismatch", lambda: L.MultiHeadAttention(1, 1, attention_axes=2)(f32(1, 1, 1, 1), f32(1, 2, 1, 1)), ValueError, r"'multi_head_attention'.*not attended.*\(1, 1, 1, 1\).*\(1, 2, 1, 1\)"),
     ("layer_norm_axis_empty", lambda: L.LayerNormalization(axis=()), ValueError, r"LayerNormalization.*at least one axis.*axis=\(\)"),
     ("layer_norm_axis_string", lambda: L.LayerNormalization(axis="x")(f32(2, 3)), TypeError, r"axis"),
     # --- None, strings, Python lists

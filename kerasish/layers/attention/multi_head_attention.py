@@ -243,6 +243,19 @@ class MultiHeadAttention(Layer):
                     f"of shape {tuple(query_shape)}. Received: attention_axes={self._attention_axes}"
                 )
             self._attention_axes = axes
+        # axes that are neither batch, attended nor features pair query with value one to one
+        inner = [i for i in range(1, len(query_shape) - 1) if i not in self._attention_axes]
+        for other, label in ((value_shape, "value"), (key_shape, "key")):
+            if other is None:
+                continue
+            if len(other) != len(query_shape) or any(
+                query_shape[i] is not None and other[i] is not None and query_shape[i] != other[i] for i in inner
+            ):
+                raise ValueError(
+                    f"Layer '{self.name}': query and {label} must have the same rank and the same size on every "
+                    f"axis that is not attended over (attention_axes={self._attention_axes}). Received: "
+                    f"query_shape={tuple(query_shape)}, {label}_shape={tuple(other)}"
+                )
         self._dot_eq, self._combine_eq, scores_rank = attention_equations(rank, self._attention_axes)
         n = len(self._attention_axes)
         self._norm_axes = tuple(range(scores_rank - n, scores_rank))
