@@ -69,6 +69,7 @@ CASES = [
     ("mha_attention_axes_string", lambda: L.MultiHeadAttention(2, 4, attention_axes=["x"]), TypeError, r"`attention_axes` must hold integers.*\['x'\]"),
     ("relu_threshold_bool", lambda: L.ReLU(threshold=True), TypeError, r"`ReLU`: `threshold` must be a number.*True"),
     ("mha_inner_axis_mismatch", lambda: L.MultiHeadAttention(1, 1, attention_axes=2)(f32(1, 1, 1, 1), f32(1, 2, 1, 1)), ValueError, r"'multi_head_attention'.*not attended.*\(1, 1, 1, 1\).*\(1, 2, 1, 1\)"),
+    ("mha_output_shape_bool", lambda: L.MultiHeadAttention(2, 2, output_shape=True), ValueError, r"Invalid `output_shape`: expected positive integers.*\(True,\)"),
     ("layer_norm_axis_empty", lambda: L.LayerNormalization(axis=()), ValueError, r"LayerNormalization.*at least one axis.*axis=\(\)"),
     ("layer_norm_axis_string", lambda: L.LayerNormalization(axis="x")(f32(2, 3)), TypeError, r"axis"),
     # --- None, strings, Python lists

@@ -135,6 +135,10 @@ class MultiHeadAttention(Layer):
                     f"Invalid `output_shape`: {output_shape}. When specified, the `output_shape` should be "
                     "of type tuple, list, or int."
                 ) from None
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in output_shape):
+                raise ValueError(
+                    f"Invalid `output_shape`: expected positive integers. Received: output_shape={output_shape}"
+                )
         self._output_shape = output_shape
         if flash_attention and dropout > 0.0:
             raise ValueError(
