@@ -4,7 +4,7 @@
     python tools/fuzz.py --examples 20000 -k Embedding
     python tools/fuzz.py --files-only
 
-CI runs the same tests with a dozen derandomized examples each; this script
+CI runs the same tests with 30 derandomized examples each; this script
 raises `KERASISH_FUZZ_EXAMPLES` (which also makes the runs random, so every
 run explores new cases) and prints the falsifying examples hypothesis finds.
 Exit status is pytest's: 0 when nothing was found.

@@ -31,7 +31,7 @@ HANG_SECONDS = int(os.environ.get("KERASISH_FUZZ_HANG_SECONDS", "20"))
 _LONG_RUN = "KERASISH_FUZZ_EXAMPLES" in os.environ
 settings.register_profile(
     "kerasish-fuzz",
-    max_examples=int(os.environ.get("KERASISH_FUZZ_EXAMPLES", "12")),
+    max_examples=int(os.environ.get("KERASISH_FUZZ_EXAMPLES", "30")),
     deadline=None,
     derandomize=not _LONG_RUN,  # CI: the same cases every run; long runs explore
     database=None,
