@@ -10,7 +10,9 @@ get_config/from_config round trip gives a layer that computes the same
 function once weights are copied; state_dict round trip into a separately
 built copy; a backward pass reaching every trainable weight; deepcopy and
 pickle; `torch.compile(fullgraph=True)` with zero graph breaks; float16 /
-bfloat16 policies; and CUDA when available.
+bfloat16 policies. The CUDA check is `run_cuda_check`, run by
+tests/layers/test_cuda_layers.py under `requires_cuda` (an explicit skip
+with a reason on machines without a GPU, never a silent no-op).
 """
 
 from __future__ import annotations
@@ -184,18 +186,42 @@ def run_layer_test(
                 if w.is_floating_point():
                     assert w.dtype == (torch.float32 if policy.startswith("mixed") else torch.bfloat16)
 
-    # CUDA, when there is one
-    if torch.cuda.is_available():
-        gpu = copy.deepcopy(layer).to("cuda")
-        moved = [t.to("cuda") if isinstance(t, torch.Tensor) else t for t in _flat(input_data)]
-        gpu_in = moved[0] if isinstance(input_data, torch.Tensor) else input_data
-        if isinstance(input_data, torch.Tensor):
-            result = gpu(gpu_in, **call_kwargs)
-            for t in _flat(result):
-                assert t.device.type == "cuda"
-            if not training:
-                _close(result, layer(input_data, **call_kwargs), 1e-3, 1e-3)
     return layer
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _to_cuda(x):
+    if isinstance(x, torch.Tensor):
+        return x.to("cuda")
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_cuda(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _to_cuda(v) for k, v in x.items()}
+    return x
+
+
+def run_cuda_check(layer_cls, init_kwargs=None, input_shape=None, input_dtype="float32", input_data=None,
+                   call_kwargs=None, atol=1e-3, rtol=1e-3):
+    """Builds the layer on CPU, moves a copy to CUDA and checks that every
+    output lives on the GPU and equals the CPU numbers (TF32-level tolerance).
+    Skips with a reason when there is no GPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    call_kwargs = dict(call_kwargs or {})
+    if input_data is None:
+        if isinstance(input_shape, list):
+            input_data = [_make_input(s, input_dtype, i) for i, s in enumerate(input_shape)]
+        else:
+            input_data = _make_input(input_shape, input_dtype)
+    layer = layer_cls(**(init_kwargs or {}))
+    expected = layer(input_data, **call_kwargs)
+    gpu = copy.deepcopy(layer).to("cuda")
+    result = gpu(_to_cuda(input_data), **call_kwargs)
+    for t in _flat(result):
+        assert t.device.type == "cuda", t.device
+    for w in gpu.weights:
+        assert w.device.type == "cuda", w.path
+    _close(result, expected, atol, rtol)
+    return gpu

@@ -396,13 +396,13 @@ CASES = [
     (
         "category_encoding_one_hot_range",
         lambda: L.CategoryEncoding(5, output_mode="one_hot")(np.array([1, 7])),
-        RuntimeError,
+        IndexError,
         r"'category_encoding'.*num_tokens=5",
     ),
     (
         "category_encoding_multi_hot_range",
         lambda: L.CategoryEncoding(5, output_mode="multi_hot")(np.array([[1, 7]])),
-        RuntimeError,
+        IndexError,
         r"'category_encoding'.*num_tokens=5",
     ),
     # --- models: wrong number of inputs, wrong keys, wrong shapes
@@ -530,15 +530,21 @@ def test_float_ids_to_embedding_and_category_encoding():
     torch.testing.assert_close(enc(np.array([1.0, 2.0], "float32")), enc(np.array([1, 2])))
 
 
-def test_embedding_negative_ids_match_keras(keras_ref):
-    """Keras (torch backend) reads id -k as row input_dim - k."""
-    ids = np.array([[1, -1, -10]])
+def test_embedding_negative_ids_are_rejected_where_keras_backends_disagree(keras_ref):
+    """Keras on torch reads id -1 as the last row, TensorFlow rejects it, JAX
+    clamps: kerasish raises IndexError (as for ids >= input_dim). In-range ids
+    give Keras's numbers."""
+    ids = np.array([[1, 9, 0]])
     ref = keras_ref.layers.Embedding(10, 3)
     expected = ref(ids).detach().numpy()
     layer = L.Embedding(10, 3)
     layer(ids)
     layer.set_weights(ref.get_weights())
     np.testing.assert_allclose(layer(ids).detach().numpy(), expected, rtol=0, atol=0)
+    wrapped = ref(np.array([[-1]])).detach().numpy()  # the torch backend's wrap-around
+    np.testing.assert_array_equal(wrapped, expected[:, 1:2])
+    with pytest.raises(IndexError, match=r"'embedding'.*0 <= id < input_dim.*input_dim=10.*from -1 to -1"):
+        layer(np.array([[-1]]))
 
 
 def test_array_value_and_mask_arguments_are_converted():

@@ -301,9 +301,27 @@ def _built(case, seed=0):
     return layer, out
 
 
-def _cases(check):
+_WEIGHT_COUNTS = {}
+
+
+def _weight_counts(case):
+    """(weights, trainable weights) of the built layer, computed once per
+    case at collection so that checks which need weights are only generated
+    for layers that have them (no not-applicable cells shown as skips)."""
+    if case.name not in _WEIGHT_COUNTS:
+        layer = case.make()
+        layer(*case.inputs(torch.float32))
+        _WEIGHT_COUNTS[case.name] = (len(layer.weights), len(layer.trainable_weights))
+    return _WEIGHT_COUNTS[case.name]
+
+
+def _cases(check, needs=None):
     params = []
     for c in CASES:
+        if needs == "weights" and not _weight_counts(c)[0]:
+            continue
+        if needs == "trainable" and not (_weight_counts(c)[1] and c.grad):
+            continue
         marks = [pytest.mark.xfail(strict=True, reason=c.xfail[check])] if check in c.xfail else []
         params.append(pytest.param(c, id=c.name, marks=marks))
     return params
@@ -379,11 +397,9 @@ def test_state_dict_round_trips(case):
     _same(twin(*case.inputs(torch.float32)), out)
 
 
-@pytest.mark.parametrize("case", _cases("state_dict_unbuilt"))
+@pytest.mark.parametrize("case", _cases("state_dict_unbuilt", needs="weights"))
 def test_state_dict_loads_into_never_called_twin(case):
     layer, out = _built(case, seed=0)
-    if not layer.weights:
-        pytest.skip("no weights")
     torch.manual_seed(1)
     twin = case.make()
     twin.load_state_dict(layer.state_dict())
@@ -524,13 +540,10 @@ def test_compile_fullgraph_no_breaks_no_recompile(case):
         assert explanation.graph_count > 0 and explanation.graph_break_count == 0, explanation.break_reasons
 
 
-@pytest.mark.parametrize("case", _cases("grad"))
+@pytest.mark.parametrize("case", _cases("grad", needs="trainable"))
 def test_gradients_reach_every_trainable_weight(case):
     layer, _ = _built(case)
-    if not layer.trainable_weights:
-        pytest.skip("no trainable weights")
-    if not case.grad:
-        pytest.skip("weights off the differentiable path")
+    assert layer.trainable_weights
     layer.zero_grad()
     out = layer(*case.inputs(torch.float32))
     sum(t.sum() for t in _floats(out)).backward()
@@ -563,3 +576,10 @@ def test_group_normalization_built_from_state_dict_takes_the_first_call_rank():
     twin = L.GroupNormalization(groups=2)
     twin.load_state_dict(layer.state_dict())  # the rank is not in the weights
     _same(twin(x), out, rtol=1e-6, atol=1e-6)
+
+
+def test_weight_filters_keep_both_kinds_of_layer():
+    """The collection-time filters above drop only layers without weights."""
+    counts = [_weight_counts(c) for c in CASES]
+    assert any(w for w, _ in counts) and any(not w for w, _ in counts)
+    assert len(_cases("grad", needs="trainable")) == sum(1 for c, (w, t) in zip(CASES, counts) if t and c.grad)

@@ -23,6 +23,7 @@ from torch import nn
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.layers.call_context import LOCAL as _LOCAL
+from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
 from kerasish.layers.layer_call import axes_match
 from kerasish.layers.layer_call import cast_int_input
@@ -421,7 +422,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         if (
             d["_plain"]
             and type(x) is torch.Tensor
-            and (x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs))
+            and (x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs or x.is_complex()))
         ):
             fast = True
             spec = d["_fast_spec"]
@@ -515,8 +516,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 from kerasish.models import symbolic_ops
 
                 return None, symbolic_ops.symbolic_layer_call(self, args, kwargs), None
+            input_checks.check_raw_inputs(self, inputs)
             inputs = tree.convert_inputs(inputs, d["_device_hint"])
             args = (inputs, *args[1:])
+        elif inputs.dtype.is_complex:
+            input_checks.check_complex(self, inputs)
         if not d["built"]:
             self._build_on_first_call(inputs)
         if d["_input_spec"] is not None:

@@ -3,6 +3,8 @@ capture of plain `__init__` arguments), `from_config`, build configs."""
 
 from __future__ import annotations
 
+import functools
+
 import inspect
 import json
 
@@ -17,8 +19,36 @@ def _layer_class():
     return Layer
 
 
+def _check_config_dict(cls, config) -> None:
+    if not isinstance(config, dict):
+        raise TypeError(
+            f"`{cls.__name__}.from_config` expects a config dict (as returned by `get_config()`). "
+            f"Received: config={config!r} (of type {type(config).__name__})"
+        )
+
+
+def _checked_from_config(method):
+    """Wraps a subclass's own `from_config` so that a non-dict config is a
+    TypeError naming the class, not an error from inside `cls(**config)`."""
+    func = method.__func__
+
+    @functools.wraps(func)
+    def from_config(cls, config, *args, **kwargs):
+        _check_config_dict(cls, config)
+        return func(cls, config, *args, **kwargs)
+
+    from_config._kerasish_checked = True
+    return classmethod(from_config)
+
+
 class LayerConfigMixin:
     """Configs for `Layer` (see module docstring)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("from_config")
+        if isinstance(own, classmethod) and not getattr(own.__func__, "_kerasish_checked", False):
+            cls.from_config = _checked_from_config(own)
 
     # -------------------------------------------------------------- config
     def get_config(self) -> dict:
@@ -60,6 +90,7 @@ class LayerConfigMixin:
     @classmethod
     def from_config(cls, config):
         """Creates a layer from its config (`cls(**config)`)."""
+        _check_config_dict(cls, config)
         config = dict(config)
         try:
             return cls(**config)

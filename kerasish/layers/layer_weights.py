@@ -351,6 +351,11 @@ class LayerWeightsMixin:
         """Sets the weights from NumPy arrays (same order and shapes as
         `get_weights()`). ValueError listing both when they do not match."""
         own = self.weights
+        if weights is None or isinstance(weights, (str, bytes, dict)) or not hasattr(weights, "__iter__"):
+            raise TypeError(
+                f"Layer '{self.name}': `set_weights` expects a list of arrays (as returned by `get_weights()`). "
+                f"Received: weights={weights!r} (of type {type(weights).__name__})"
+            )
         weights = list(weights)
         if len(own) != len(weights):
             raise ValueError(
@@ -360,6 +365,7 @@ class LayerWeightsMixin:
                 f"{[tuple(np.shape(w)) for w in weights]}"
             )
         for target, value in zip(own, weights):
+            _check_weight_value(self.name, target, value)
             value_shape = tuple(np.shape(value))
             if tuple(target.shape) != value_shape:
                 name = getattr(target, "path", "weight")
@@ -429,3 +435,23 @@ class LayerWeightsMixin:
                 old = old if isinstance(old, Variable) else old_buffers.get(key)
                 if isinstance(old, Variable):
                     self._parameters[key] = rewrap_like(p, old)
+
+
+def _check_weight_value(layer_name, target, value) -> None:
+    """A value for `set_weights` must be a real numeric array: complex values
+    would lose their imaginary part, strings and objects cannot be copied."""
+    if isinstance(value, torch.Tensor):
+        bad = value.is_complex()
+        dtype = value.dtype
+    else:
+        try:
+            dtype = np.asarray(value).dtype
+        except (ValueError, TypeError):  # ragged nested lists
+            dtype = np.dtype(object)
+        bad = dtype.kind in "cSUOV"
+    if bad:
+        name = getattr(target, "path", "weight")
+        raise TypeError(
+            f"Layer '{layer_name}': `set_weights` expects real numeric arrays; weight {name} is "
+            f"{target.dtype} of shape {tuple(target.shape)}. Received: an array of dtype {dtype}"
+        )

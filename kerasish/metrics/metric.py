@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.utils import tree
+
 from kerasish.layers.layer import Layer
 
 
@@ -65,6 +67,13 @@ class Metric(Layer):
         return list(self._buffers.values())
 
     def forward(self, *args, **kwargs):
+        if tree.any_symbolic(args) or tree.any_symbolic(list(kwargs.values())):
+            raise ValueError(
+                f"Metric '{self.name}' ({type(self).__name__}) was called on a KerasTensor: metrics compute on "
+                "real data, a KerasTensor is a symbolic placeholder with no values. Pass the metric to "
+                "`model.compile(metrics=[...])`, or call it on tensors. Received: "
+                f"{[getattr(a, 'shape', a) for a in args]}"
+            )
         self.update_state(*args, **kwargs)
         result = self.result()
         if isinstance(result, torch.Tensor):

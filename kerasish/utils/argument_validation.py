@@ -50,3 +50,36 @@ def standardize_data_format(data_format) -> str:
             f"Received: data_format={data_format}"
         )
     return value
+
+
+def check_axis_type(value, arg: str, layer: str, allow_list: bool = True) -> None:
+    """TypeError unless `value` is an int (or, with `allow_list`, a non-empty
+    list/tuple of ints); bools are not axes."""
+    items = value if allow_list and isinstance(value, (list, tuple)) else (value,)
+    if not items or not all(isinstance(a, int) and not isinstance(a, bool) for a in items):
+        expected = "an integer or a list of integers" if allow_list else "an integer"
+        raise TypeError(f"`{layer}`: `{arg}` must be {expected}. Received: {arg}={value!r}")
+
+
+def check_axis_range(value, arg: str, rank: int, layer_name: str, shape) -> None:
+    """ValueError unless every axis in `value` lies in [-rank, rank)."""
+    items = value if isinstance(value, (list, tuple)) else (value,)
+    for a in items:
+        if not -rank <= a < rank:
+            raise ValueError(
+                f"Layer '{layer_name}': `{arg}` is out of range for inputs of rank {rank} (shape {tuple(shape)}); "
+                f"expected values in [{-rank}, {rank - 1}]. Received: {arg}={value!r}"
+            )
+
+
+def check_number(value, arg: str, layer: str, minimum=None, maximum=None) -> float:
+    """`value` as a float: TypeError unless a real number (not a bool or a
+    string), ValueError outside [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{layer}`: `{arg}` must be a number. Received: {arg}={value!r} (of type {type(value).__name__})")
+    value = float(value)
+    if (minimum is not None and not value >= minimum) or (maximum is not None and not value <= maximum):
+        low = "-inf" if minimum is None else minimum
+        high = "inf" if maximum is None else maximum
+        raise ValueError(f"`{layer}`: `{arg}` must be in [{low}, {high}]. Received: {arg}={value!r}")
+    return value

@@ -22,6 +22,8 @@ class ELU(Layer):
         tensor([0., 1.])
     """
 
+    _float_inputs = True  # integer/bool inputs are cast to the compute dtype (torch's kernels take floats)
+
     def __init__(self, alpha=1.0, **kwargs):
         super().__init__(**kwargs)
         self.alpha = alpha

@@ -28,6 +28,8 @@ class LeakyReLU(Layer):
         tensor([-3.,  1.])
     """
 
+    _float_inputs = True  # integer/bool inputs are cast to the compute dtype (torch's kernels take floats)
+
     def __init__(self, negative_slope=0.3, **kwargs):
         if "alpha" in kwargs:
             negative_slope = kwargs.pop("alpha")

@@ -36,6 +36,8 @@ class PReLU(Layer):
         torch.Size([2, 5, 3])
     """
 
+    _float_inputs = True  # integer/bool inputs are cast to the compute dtype (torch's kernels take floats)
+
     def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True

@@ -25,8 +25,13 @@ class ReLU(Layer):
         tensor([0.0000, 0.5000, 1.0000])
     """
 
+    _float_inputs = True  # integer/bool inputs are cast to the compute dtype (torch's kernels take floats)
+
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
+        for arg, value in (("max_value", max_value), ("negative_slope", negative_slope), ("threshold", threshold)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise TypeError(f"`ReLU`: `{arg}` must be a number. Received: {arg}={value!r}")
         if max_value is not None and max_value < 0.0:
             raise ValueError(f"max_value of a ReLU layer cannot be a negative value. Received: max_value={max_value}")
         if negative_slope is None or negative_slope < 0.0:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.utils.argument_validation import check_axis_range
+from kerasish.utils.argument_validation import check_axis_type
+
 from kerasish import activations
 from kerasish.layers.layer import Layer
 
@@ -35,8 +38,11 @@ class Softmax(Layer):
         tensor([1., 0.])
     """
 
+    _float_inputs = True  # integer/bool inputs are cast to the compute dtype (torch's kernels take floats)
+
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
+        check_axis_type(axis, "axis", "Softmax")
         self.axis = axis
         self.supports_masking = True
         self.built = True
@@ -58,11 +64,21 @@ class Softmax(Layer):
             if mask.dtype != torch.bool:
                 mask = mask > 0.5
             inputs = torch.where(mask, inputs, large_negative_number(inputs.dtype))
-        if isinstance(self.axis, (tuple, list)) and len(self.axis) > 1:
-            outputs = torch.exp(inputs - torch.logsumexp(inputs, dim=tuple(self.axis), keepdim=True))
-        else:
-            axis = self.axis[0] if isinstance(self.axis, (tuple, list)) else self.axis
-            outputs = activations.softmax(inputs, axis=axis)
+        try:
+            if isinstance(self.axis, (tuple, list)) and len(self.axis) > 1:
+                outputs = torch.exp(inputs - torch.logsumexp(inputs, dim=tuple(self.axis), keepdim=True))
+            else:
+                axis = self.axis[0] if isinstance(self.axis, (tuple, list)) else self.axis
+                outputs = activations.softmax(inputs, axis=axis)
+        except (IndexError, RuntimeError):  # torch's "Dimension out of range" / repeated dim
+            check_axis_range(self.axis, "axis", inputs.ndim, self.name, inputs.shape)
+            axes = [a % inputs.ndim for a in self.axis] if isinstance(self.axis, (list, tuple)) else []
+            if len(set(axes)) != len(axes):
+                raise ValueError(
+                    f"Layer '{self.name}': `axis` names the same axis twice for inputs of shape "
+                    f"{tuple(inputs.shape)}. Received: axis={self.axis}"
+                ) from None
+            raise
         if mask is not None:
             outputs = torch.where(mask, outputs, 0.0)
         return outputs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -95,6 +96,23 @@ class Attention(Layer):
             if len(mask) < 2 or len(mask) > 3:
                 raise ValueError(f"{name} layer accepts mask list of length 2 or 3. Received: mask={mask}.")
 
+    def _check_masks(self, q, v, q_mask, v_mask):
+        """Masks as tensors (Keras converts arrays), of shape `(batch, Tq)`
+        and `(batch, Tv)`; ValueError naming the layer otherwise."""
+        out = []
+        for label, m, x in (("query_mask", q_mask, q), ("value_mask", v_mask, v)):
+            if m is not None:
+                if not isinstance(m, torch.Tensor):
+                    m = torch.as_tensor(np.asarray(m), device=x.device)
+                if tuple(m.shape) != tuple(x.shape[:-1]):
+                    raise ValueError(
+                        f"Layer '{self.name}' ({type(self).__name__}): `mask` must be [query_mask, value_mask] "
+                        f"with {label} of shape {tuple(x.shape[:-1])} (the input's shape without its last axis). "
+                        f"Received: {label}.shape={tuple(m.shape)}"
+                    )
+            out.append(m)
+        return out
+
     def _check_shapes(self, input_shape):
         """Build-time check that query, value and key fit together."""
         query, value = tuple(input_shape[0]), tuple(input_shape[1])
@@ -106,6 +124,16 @@ class Attention(Layer):
 
         if differ(query[0], value[0]) or differ(value[0], key[0]):
             raise ValueError(f"Layer '{self.name}': query, value and key must have the same batch size. {received}")
+        if len(query) != len(value) or len(value) != len(key) or len(query) < 3:
+            raise ValueError(
+                f"Layer '{self.name}': query, value and key must have the same rank, at least 3 "
+                f"(batch, ..., steps, features). {received}"
+            )
+        if any(differ(a, b) or differ(b, c) for a, b, c in zip(query[1:-2], value[1:-2], key[1:-2])):
+            raise ValueError(
+                f"Layer '{self.name}': query, value and key must agree on every axis before the sequence "
+                f"axis. {received}"
+            )
         if len(value) > 1 and len(key) > 1 and differ(value[-2], key[-2]):
             raise ValueError(
                 f"Layer '{self.name}': value and key must have the same sequence length (axis -2). {received}"
@@ -139,8 +167,14 @@ class Attention(Layer):
         self._validate_inputs(inputs, mask)
         q, v = inputs[0], inputs[1]
         k = inputs[2] if len(inputs) > 2 else v
+        if not (q.is_floating_point() and v.is_floating_point() and k.is_floating_point()):
+            # integer/bool inputs: cast to the compute dtype, as single-input layers do
+            dtype = self._compute_torch_dtype
+            q, v, k = (t if t.is_floating_point() else t.to(dtype) for t in (q, v, k))
         q_mask = mask[0] if mask else None
         v_mask = mask[1] if mask else None
+        if q_mask is not None or v_mask is not None:
+            q_mask, v_mask = self._check_masks(q, v, q_mask, v_mask)
         if v_mask is not None:
             v_mask = v_mask.to(torch.bool)
         score_mask = self._score_mask(q.shape[-2], k.shape[-2], v_mask, use_causal_mask, q.device)

@@ -88,6 +88,8 @@ class MultiHeadAttention(Layer):
         >>> y = mha(x, x)  # (3, 5, 8)
     """
 
+    _float_inputs = True  # an integer/bool query is cast to the compute dtype (value/key follow it)
+
     def __init__(
         self,
         num_heads,
@@ -135,6 +137,10 @@ class MultiHeadAttention(Layer):
                     f"Invalid `output_shape`: {output_shape}. When specified, the `output_shape` should be "
                     "of type tuple, list, or int."
                 ) from None
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in output_shape):
+                raise ValueError(
+                    f"Invalid `output_shape`: expected positive integers. Received: output_shape={output_shape}"
+                )
         self._output_shape = output_shape
         if flash_attention and dropout > 0.0:
             raise ValueError(
@@ -147,6 +153,12 @@ class MultiHeadAttention(Layer):
         elif attention_axes and not isinstance(attention_axes, (list, tuple)):
             raise ValueError(
                 f"`attention_axes` must be an int, list, or tuple.Received: attention_axes={attention_axes}"
+            )
+        if attention_axes is not None and not all(
+            isinstance(a, int) and not isinstance(a, bool) for a in attention_axes
+        ):
+            raise TypeError(
+                f"`attention_axes` must hold integers (axes of the query). Received: attention_axes={attention_axes}"
             )
         self._attention_axes = attention_axes
         if sliding_window is not None and (not isinstance(sliding_window, int) or sliding_window <= 0):
@@ -229,7 +241,27 @@ class MultiHeadAttention(Layer):
         if self._attention_axes is None:
             self._attention_axes = tuple(range(1, rank - 2))
         else:
-            self._attention_axes = tuple(a if a >= 0 else (rank - 1) + a for a in self._attention_axes)
+            axes = tuple(a if a >= 0 else (rank - 1) + a for a in self._attention_axes)
+            if not axes or any(not 1 <= a <= rank - 3 for a in axes) or len(set(axes)) != len(axes):
+                raise ValueError(
+                    f"Layer '{self.name}': `attention_axes` must be distinct axes of the query other than the "
+                    f"batch axis and the feature axis, i.e. in [1, {rank - 3}] (or [{2 - rank}, -2]) for a query "
+                    f"of shape {tuple(query_shape)}. Received: attention_axes={self._attention_axes}"
+                )
+            self._attention_axes = axes
+        # axes that are neither batch, attended nor features pair query with value one to one
+        inner = [i for i in range(1, len(query_shape) - 1) if i not in self._attention_axes]
+        for other, label in ((value_shape, "value"), (key_shape, "key")):
+            if other is None:
+                continue
+            if len(other) != len(query_shape) or any(
+                query_shape[i] is not None and other[i] is not None and query_shape[i] != other[i] for i in inner
+            ):
+                raise ValueError(
+                    f"Layer '{self.name}': query and {label} must have the same rank and the same size on every "
+                    f"axis that is not attended over (attention_axes={self._attention_axes}). Received: "
+                    f"query_shape={tuple(query_shape)}, {label}_shape={tuple(other)}"
+                )
         self._dot_eq, self._combine_eq, scores_rank = attention_equations(rank, self._attention_axes)
         n = len(self._attention_axes)
         self._norm_axes = tuple(range(scores_rank - n, scores_rank))
@@ -373,9 +405,24 @@ class MultiHeadAttention(Layer):
             cols = torch.arange(s, device=query.device).view(1, 1, s)
             auto = _and(auto, (rows - cols).abs() < self._sliding_window)
         if attention_mask is not None:
-            attention_mask = attention_mask.to(torch.bool)
+            attention_mask = self._check_attention_mask(attention_mask, query, value)
             return attention_mask if auto is None else attention_mask & auto
         return auto
+
+    def _check_attention_mask(self, mask, query, value):
+        """`attention_mask` as a bool tensor (Keras converts arrays) that
+        broadcasts to `(B, T, S)`; ValueError naming the layer otherwise."""
+        if not isinstance(mask, torch.Tensor):
+            mask = torch.as_tensor(mask, device=query.device)
+        if self._standard:
+            target = (query.shape[0], query.shape[1], value.shape[1])
+            shape = tuple(mask.shape)
+            if len(shape) > 3 or any(m != 1 and m != t for m, t in zip(reversed(shape), reversed(target))):
+                raise ValueError(
+                    f"Layer '{self.name}': `attention_mask` must broadcast to (batch, target length, source length) "
+                    f"= {target}. Received: attention_mask.shape={shape}"
+                )
+        return mask.to(torch.bool)
 
     def _sdpa(self, q, k, v, mask, causal_only):
         # (B, T, H, D) -> (B, H, T, D): views, last dim stays contiguous

@@ -21,6 +21,8 @@ class Activation(Layer):
         tensor([0., 0., 2.])
     """
 
+    _float_inputs = True  # integer/bool inputs are cast to the compute dtype (torch's kernels take floats)
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True

@@ -44,7 +44,10 @@ class Embedding(Layer):
             built with input shape `(None, input_length)`. (Keras 3 ignores
             it with a deprecation warning.)
 
-    Input shape: `(batch_size, ...)` integer indices (other dtypes are cast).
+    Input shape: `(batch_size, ...)` integer indices (other dtypes are cast),
+        each in `[0, input_dim)`: others raise `IndexError` (negative ids too,
+        as TensorFlow Keras does; Keras 3 on torch would wrap `-1` to the
+        last row).
     Output shape: `(batch_size, ..., output_dim)`, in the compute dtype.
 
     Inputs are never autocast (float indices are not rounded through
@@ -121,14 +124,25 @@ class Embedding(Layer):
     def call(self, inputs):
         if inputs.dtype is not torch.int64 and inputs.dtype is not torch.int32:
             inputs = inputs.to(torch.int32)
-        # Keras (torch backend) reads negative ids from the end: -1 is the last row
-        inputs = torch.where(inputs < 0, inputs + self.input_dim, inputs)
+        # Ids outside [0, input_dim) raise IndexError (F.embedding's own
+        # bounds check, so no extra work per call). Keras's backends disagree
+        # on negative ids (TensorFlow rejects them, torch wraps -1 to the last
+        # row, JAX clamps); kerasish rejects them like TensorFlow.
+        if torch.compiler.is_compiling():
+            # compiled kernels do not bounds-check gracefully (an out-of-range id
+            # aborts the process on CPU): check here, in the graph, no break
+            torch._assert_async(
+                ((inputs >= 0) & (inputs < self.input_dim)).all(),
+                f"Layer '{self.name}': Embedding ids must be in the range 0 <= id < input_dim with "
+                f"input_dim={self.input_dim}",
+            )
         try:
             out = F.embedding(inputs, self.embeddings)
         except IndexError:
             raise IndexError(
-                f"Layer '{self.name}': Embedding ids must be smaller than input_dim={self.input_dim} "
-                f"(and >= -input_dim). Received ids out of that range in inputs of shape {tuple(inputs.shape)}"
+                f"Layer '{self.name}': Embedding ids must be in the range 0 <= id < input_dim with "
+                f"input_dim={self.input_dim}. Received: ids from {int(inputs.min())} to {int(inputs.max())} "
+                f"in inputs of shape {tuple(inputs.shape)}"
             ) from None
         if out.dtype is not self._compute_torch_dtype:
             out = out.to(self._compute_torch_dtype)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.utils.argument_validation import check_axis_range
+from kerasish.utils.argument_validation import check_axis_type
+
 from kerasish.layers.merging.base_merge import Merge
 
 
@@ -27,6 +30,7 @@ class Concatenate(Merge):
     """
 
     def __init__(self, axis=-1, **kwargs):
+        check_axis_type(axis, "axis", "Concatenate", allow_list=False)
         super().__init__(**kwargs)
         self.axis = axis
 
@@ -37,6 +41,9 @@ class Concatenate(Merge):
             )
         if all(shape is None for shape in input_shape):
             return
+        for shape in input_shape:
+            if shape is not None:
+                check_axis_range(self.axis, "axis", len(shape), self.name, shape)
         reduced = set()
         for shape in input_shape:
             shape = list(shape)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kerasish.utils.argument_validation import check_axis_range
+
 from kerasish.layers.merging.base_merge import Merge
 
 # Keras normalizes with `x * min(rsqrt(sum(x**2)), 1 / epsilon)`, epsilon =
@@ -96,6 +98,9 @@ class Dot(Merge):
         shape1, shape2 = input_shape
         if shape1 is None or shape2 is None:
             return
+        axes = (self.axes, self.axes) if isinstance(self.axes, int) else self.axes
+        check_axis_range(axes[0], "axes", len(shape1), self.name, shape1)
+        check_axis_range(axes[1], "axes", len(shape2), self.name, shape2)
         a1, a2 = self._resolve_axes(len(shape1), len(shape2))
         if shape1[a1] != shape2[a2]:
             raise ValueError(

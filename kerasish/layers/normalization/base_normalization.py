@@ -18,6 +18,8 @@ def check_axis_arg(layer_name: str, axis):
     """An int, or a list of ints (tuples become lists, as Keras stores them).
     TypeError for anything else."""
     if isinstance(axis, (list, tuple)) and all(isinstance(a, int) and not isinstance(a, bool) for a in axis):
+        if not axis:
+            raise ValueError(f"`{layer_name}`: `axis` must name at least one axis. Received: axis={axis!r}")
         return list(axis)
     if isinstance(axis, int) and not isinstance(axis, bool):
         return axis

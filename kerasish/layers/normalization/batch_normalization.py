@@ -14,6 +14,7 @@ from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSIL
 from kerasish.layers.normalization.base_normalization import GammaBetaMixin
 from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
+from kerasish.utils.argument_validation import check_number
 
 # Keras's moving averages: `moving = moving * momentum + batch * (1 - momentum)`
 # with the *biased* batch variance. torch's `momentum` is Keras's `1 - momentum`
@@ -109,8 +110,8 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(f"`BatchNormalization`: expected an integer `axis`. Received: axis={axis!r}")
         self.axis = int(axis)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.momentum = check_number(momentum, "momentum", "BatchNormalization", 0.0, 1.0)
+        self.epsilon = check_number(epsilon, "epsilon", "BatchNormalization", 0.0)
         if self.epsilon <= 0:
             raise ValueError(f"`BatchNormalization`: `epsilon` must be positive. Received: epsilon={epsilon}")
         self.center = center
@@ -157,9 +158,9 @@ class BatchNormalization(GammaBetaMixin, Layer):
         axis = canonical_axes("BatchNormalization", self.axis, input_shape)[0]
         rank = len(input_shape)
         dim = input_shape[axis]
-        if dim is None:
+        if dim is None or dim == 0:
             raise ValueError(
-                f"`BatchNormalization`: axis {self.axis} of the input must have a known size. "
+                f"`BatchNormalization`: axis {self.axis} of the input must have a known, non-zero size. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
         shape = (dim,)

@@ -11,6 +11,7 @@ from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import GammaBetaMixin
 from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
+from kerasish.utils.argument_validation import check_number
 
 
 class GroupNormalization(GammaBetaMixin, Layer):
@@ -69,7 +70,7 @@ class GroupNormalization(GammaBetaMixin, Layer):
         self.supports_masking = True
         self.groups = groups
         self.axis = axis
-        self.epsilon = epsilon
+        self.epsilon = check_number(epsilon, "epsilon", "GroupNormalization", 0.0)
         self.center = center
         self.scale = scale
         self._set_gamma_beta_args(
@@ -127,6 +128,9 @@ class GroupNormalization(GammaBetaMixin, Layer):
         gamma = as_float32(self.gamma)
         beta = as_float32(self.beta)
         if self._torch_native:
+            if x.dtype is torch.float64:  # F.group_norm needs one dtype; Keras promotes to float64 here
+                gamma = gamma.double() if gamma is not None else None
+                beta = beta.double() if beta is not None else None
             out = F.group_norm(x, self.groups, gamma, beta, self.epsilon)
         else:
             a = self._caxis

@@ -13,6 +13,7 @@ from kerasish.layers.normalization.base_normalization import GammaBetaMixin
 from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
 from kerasish.layers.normalization.base_normalization import check_axis_arg
+from kerasish.utils.argument_validation import check_number
 
 
 class LayerNormalization(GammaBetaMixin, Layer):
@@ -70,7 +71,7 @@ class LayerNormalization(GammaBetaMixin, Layer):
         kwargs["autocast"] = False  # Keras: inputs are not cast, stats run in float32
         super().__init__(**kwargs)
         self.axis = check_axis_arg("LayerNormalization", axis)
-        self.epsilon = epsilon
+        self.epsilon = check_number(epsilon, "epsilon", "LayerNormalization", 0.0)
         self.center = center
         self.scale = scale
         self.rms_scaling = rms_scaling
@@ -125,6 +126,9 @@ class LayerNormalization(GammaBetaMixin, Layer):
             if gamma is not None:
                 out = out * gamma.view(self._bshape)
         elif self._trailing:
+            if x.dtype is torch.float64:  # F.layer_norm needs one dtype; Keras promotes to float64 here
+                gamma = gamma.double() if gamma is not None else None
+                beta = beta.double() if beta is not None else None
             out = F.layer_norm(x, self._normalized_shape, gamma, beta, eps)
         else:
             var, mean = torch.var_mean(x, dim=self._norm_dims, correction=0, keepdim=True)

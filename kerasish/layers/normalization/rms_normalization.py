@@ -10,6 +10,7 @@ from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
 from kerasish.layers.normalization.base_normalization import check_axis_arg
+from kerasish.utils.argument_validation import check_number
 
 
 class RMSNormalization(Layer):
@@ -35,7 +36,7 @@ class RMSNormalization(Layer):
     def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
         super().__init__(**kwargs)
         self.axis = check_axis_arg("RMSNormalization", axis)
-        self.epsilon = epsilon
+        self.epsilon = check_number(epsilon, "epsilon", "RMSNormalization", 0.0)
 
     def build(self, input_shape):
         axes = canonical_axes("RMSNormalization", self.axis, input_shape)

@@ -20,6 +20,8 @@ class BaseGlobalPooling(Layer):
             to False.
     """
 
+    _float_inputs = True  # integer/bool inputs are cast to the compute dtype (torch pools floats)
+
     def __init__(self, pool_dimensions, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
         self.data_format = standardize_data_format(data_format)

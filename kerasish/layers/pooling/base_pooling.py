@@ -54,6 +54,8 @@ class BasePooling(Layer):
             "channels_last".
     """
 
+    _float_inputs = True  # integer/bool inputs are cast to the compute dtype (torch pools floats)
+
     def __init__(self, pool_size, strides, pool_dimensions, pool_mode="max", padding="valid", data_format=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         rank = pool_dimensions

@@ -60,12 +60,14 @@ class CategoryEncoding(Layer):
     def _one_hot(self, inputs, dtype):
         x = inputs.long()
         try:
+            # negative values give an all-zero row, as in Keras
             out = F.one_hot(x.clamp(min=0), self.num_tokens)
         except RuntimeError:
-            raise RuntimeError(
+            # out-of-range ids are IndexError in kerasish, as for Embedding
+            raise IndexError(
                 f"Layer '{self.name}': CategoryEncoding input values must be in the range "
                 f"0 <= values < num_tokens with num_tokens={self.num_tokens}. "
-                f"Received values out of that range in inputs of shape {tuple(inputs.shape)}"
+                f"Received: values from {int(x.min())} to {int(x.max())} in inputs of shape {tuple(inputs.shape)}"
             ) from None
         return (out * (x >= 0).unsqueeze(-1)).to(dtype)
 
@@ -95,7 +97,8 @@ class CategoryEncoding(Layer):
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
         if len(input_shape) == 0:
-            return (self.num_tokens,)
+            # a scalar is read as one id: one_hot gives (1, num_tokens) (as Keras's call does)
+            return (1, self.num_tokens) if self.output_mode == "one_hot" else (self.num_tokens,)
         if self.output_mode == "one_hot" and (input_shape[-1] != 1 or len(input_shape) == 1):
             return input_shape + (self.num_tokens,)
         return input_shape[:-1] + (self.num_tokens,)

@@ -13,8 +13,8 @@ def standardize_pairs(value, n: int, arg: str, layer: str) -> tuple:
     ints (symmetric) or a tuple of `n` pairs -> `n` (before, after) pairs."""
     ordinals = ("1st", "2nd", "3rd")
     if isinstance(value, int):
-        if value < 0 and arg == "cropping":
-            raise ValueError(f"`cropping` cannot be negative. Received: cropping={value}.")
+        if value < 0:  # Keras checks only `cropping` here; negative padding would crop silently
+            raise ValueError(f"`{arg}` cannot be negative (in `{layer}`). Received: {arg}={value}.")
         return ((value, value),) * n
     if hasattr(value, "__len__"):
         if len(value) != n:

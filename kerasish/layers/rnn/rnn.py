@@ -122,6 +122,14 @@ class RNN(Layer):
 
     # ------------------------------------------------------------- shapes
     def build(self, sequences_shape, initial_state_shape=None):
+        spec = self.input_spec
+        min_rank = spec.ndim if isinstance(spec, InputSpec) and spec.ndim is not None else 3
+        if not isinstance(sequences_shape, (tuple, list)) or len(sequences_shape) < min_rank:
+            raise ValueError(
+                f"Layer '{self.name}' ({type(self).__name__}) expects sequences of rank {min_rank} (batch, timesteps, ...features): "
+                f"expected ndim={min_rank}, found ndim={len(sequences_shape) if isinstance(sequences_shape, (tuple, list)) else None}. "
+                f"Received: sequences_shape={sequences_shape}"
+            )
         if self.stateful and sequences_shape[0] is None:
             raise ValueError(
                 "When using `stateful=True` in a RNN, the batch size must be static. "
