@@ -8,6 +8,7 @@ from kerasish import backend
 from kerasish import callbacks
 from kerasish import config
 from kerasish import constraints
+from kerasish import distribution
 from kerasish import dtype_policies
 from kerasish import initializers
 from kerasish import layers
@@ -44,6 +45,7 @@ __all__ = [
     "callbacks",
     "config",
     "constraints",
+    "distribution",
     "dtype_policies",
     "initializers",
     "layers",

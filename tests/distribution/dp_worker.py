@@ -1,0 +1,86 @@
+"""Per-rank program of tests/distribution/test_data_parallel.py.
+
+Launched once per rank with torchrun's environment (RANK, WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT, LOCAL_RANK). Reads the shared inputs from
+`<out>/inputs.npz`, trains under `DataParallel`, and writes what it saw to
+`<out>/rank<r>.npz`.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+import kerasish as keras
+from kerasish.trainers.distributed import DataParallelRun  # noqa: F401 (import check)
+
+
+def build_model():
+    return keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(8, activation="relu"),
+        keras.layers.BatchNormalization(synchronized=True),
+        keras.layers.Dense(3),
+    ])
+
+
+def main(out):
+    keras.distribution.initialize()
+    rank = torch.distributed.get_rank()
+    torch.manual_seed(100 + rank)  # ranks start from different random weights
+    data = np.load(os.path.join(out, "inputs.npz"))
+    x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
+    result = {}
+
+    # 1. no distribution set: a clear error, not silently diverging ranks
+    model = build_model()
+    model.compile(optimizer="sgd", loss="mse")
+    try:
+        model.fit(x, y, epochs=1, verbose=0)
+        result["no_dist_error"] = ""
+    except RuntimeError as e:
+        result["no_dist_error"] = str(e)
+
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+
+    # 2. DataParallel fit / evaluate / predict (uneven: the last global batch has 1 sample)
+    model = build_model()
+    if rank == 0:
+        model.set_weights([data[f"w{i}"] for i in range(len(model.get_weights()))])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+    history = model.fit(
+        x, y, batch_size=8, epochs=3, shuffle=False, verbose=1, validation_data=(xv, yv),
+        callbacks=[keras.callbacks.CSVLogger(os.path.join(out, "log.csv")),
+                   keras.callbacks.ModelCheckpoint(os.path.join(out, "ckpt.weights.h5"), save_weights_only=True),
+                   keras.callbacks.EarlyStopping(monitor="val_loss", mode="max", patience=0)],
+    )
+    for i, w in enumerate(model.get_weights()):
+        result[f"fit_w{i}"] = w
+    result["history"] = json.dumps(history.history)
+    result["evaluate"] = np.array(model.evaluate(xv, yv, batch_size=4, verbose=0))
+    result["predict"] = model.predict(x, batch_size=8, verbose=0)
+
+    # 3. a shuffled DataLoader: every rank must draw the same order (weights stay equal)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=6, shuffle=True
+    )
+    model.fit(loader, epochs=2, verbose=0)
+    for i, w in enumerate(model.get_weights()):
+        result[f"loader_w{i}"] = w
+
+    # 4. per-rank data of different lengths (auto_shard_dataset=False) must not hang
+    keras.distribution.set_distribution(keras.distribution.DataParallel(auto_shard_dataset=False))
+    n = 10 if rank == 0 else 17
+    h = model.fit(x[:n], y[:n], batch_size=4, epochs=2, shuffle=True, verbose=0)
+    result["own_shard_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(model.get_weights()):
+        result[f"own_w{i}"] = w
+
+    np.savez(os.path.join(out, f"rank{rank}.npz"), **result)
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
