@@ -127,6 +127,15 @@ class ModelCheckpoint(MonitorCallback):
         return False
 
     def _write(self, filepath):
+        """Writes on rank 0 only (every rank reaches the same decision, the
+        logs being all-reduced); the others wait for the file at a barrier."""
+        from kerasish.trainers.distributed import barrier, is_rank_zero
+
+        if is_rank_zero():
+            self._write_file(filepath)
+        barrier()
+
+    def _write_file(self, filepath):
         model = self.model
         if self.save_weights_only:
             if filepath.endswith(".weights.h5") and callable(getattr(model, "save_weights", None)):

@@ -53,6 +53,7 @@ def main(out):
     history = model.fit(
         x, y, batch_size=8, epochs=3, shuffle=False, verbose=1, validation_data=(xv, yv),
         callbacks=[keras.callbacks.CSVLogger(os.path.join(out, "log.csv")),
+                   keras.callbacks.CSVLogger(os.path.join(out, f"log_rank{rank}.csv")),
                    keras.callbacks.ModelCheckpoint(os.path.join(out, "ckpt.weights.h5"), save_weights_only=True),
                    keras.callbacks.EarlyStopping(monitor="val_loss", mode="max", patience=0)],
     )

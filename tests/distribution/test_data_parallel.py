@@ -134,6 +134,8 @@ def test_rank_zero_writes_logs_and_checkpoints(job):
     ckpt.load_weights(str(out / "ckpt.weights.h5"))
     for got, want in zip(ckpt.get_weights(), reference["weights"]):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert (out / "log_rank0.csv").exists()
+    assert not (out / "log_rank1.csv").exists()  # rank 1 never writes
     # one progress bar per job: only rank 0 prints epoch lines
     assert "Epoch 1/3" in logs[0]
     assert "Epoch 1/3" not in logs[1]
