@@ -84,7 +84,13 @@ def current_run(model):
             f"`DataParallel` needs one device per process: the device mesh has {replicas} devices but the process "
             f"group has {world} ranks. Build it with `keras.distribution.list_devices()` (the default)."
         )
-    return DataParallelRun(model, dist)
+    run = DataParallelRun(model, dist)
+    if run.device.type == "cuda" and model._model_device().type != "cuda":
+        raise ValueError(
+            f"The process group uses NCCL, which reduces CUDA tensors only, but the model is on "
+            f"{model._model_device()}. Move it to this rank's GPU first: `model.to('cuda:{run.device.index}')`."
+        )
+    return run
 
 
 def _flat_leaves(x) -> list:
@@ -104,6 +110,9 @@ class DataParallelRun:
         self.world = distribution_lib.num_processes()
         self.auto_shard = bool(dist.auto_shard_dataset)
         self.pending_sync = True
+        # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
+        nccl = torch.distributed.get_backend() == "nccl"
+        self.device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
 
     # ------------------------------------------------------------- weights
     def sync_model(self, x) -> None:
@@ -184,7 +193,7 @@ class DataParallelRun:
         """`logs` with the listed float entries averaged over ranks."""
         keys = [k for k in keys if isinstance(logs.get(k), (int, float, np.floating))]
         if keys:
-            t = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64)
+            t = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64, device=self.device)
             torch.distributed.all_reduce(t)
             logs = dict(logs)
             for k, v in zip(keys, (t / self.world).tolist()):
@@ -193,12 +202,12 @@ class DataParallelRun:
 
     def any(self, flag: bool) -> bool:
         """True when `flag` is true on any rank."""
-        t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return bool(t.item())
 
     def all(self, flag: bool) -> bool:
-        t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
         return bool(t.item())
 
@@ -207,6 +216,7 @@ class DataParallelRun:
         """A random seed drawn on rank 0 (from torch's global RNG) and
         broadcast, so every rank shuffles the same way."""
         t = torch.randint(0, 2**62, (1,), dtype=torch.int64) if self.rank == 0 else torch.zeros(1, dtype=torch.int64)
+        t = t.to(self.device)
         torch.distributed.broadcast(t, src=0)
         return int(t.item())
 
