@@ -1,4 +1,23 @@
-"""`keras.distribution` on `torch.distributed` (see `distribution_lib`)."""
+"""`keras.distribution` on `torch.distributed` (see `distribution_lib`).
+
+    # train.py, launched with: torchrun --nproc_per_node=2 train.py
+    import kerasish as keras
+
+    keras.distribution.initialize()
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    model = ...  # on GPUs: model.to(f"cuda:{LOCAL_RANK}")
+    model.compile(...)
+    model.fit(x, y, batch_size=256)  # 256 is the global batch
+
+Combining `fit` with your own wrapping: `fit` drives the kerasish model
+itself, so a `DistributedDataParallel(model)` or `fully_shard(model)` wrapper
+is bypassed by it. Supported ways: (1) `DataParallel` above and no wrapper;
+(2) your own training loop around `DDP(model)` / `fully_shard(model)` (every
+kerasish layer is an `nn.Module`), using `model.compute_loss` if you like.
+`fit` in a multi-rank process group with no distribution set raises a
+RuntimeError saying so, and a custom `train_step` under `DataParallel` raises
+NotImplementedError (its gradients would not be averaged).
+"""
 
 from kerasish.distribution.distribution_lib import DataParallel
 from kerasish.distribution.distribution_lib import DeviceMesh
