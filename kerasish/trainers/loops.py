@@ -9,6 +9,8 @@ batch unless a callback or the progress bar asks for them (lazy logs).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -43,6 +45,15 @@ def trainer_batch_size(batch) -> int:
         if hasattr(leaf, "shape") and len(leaf.shape):
             return int(leaf.shape[0])
     return 1
+
+
+def _deprecated(old, new):
+    warnings.warn(
+        f"`Model.{old}` is deprecated and will be removed in a future version. Please use `Model.{new}`, which "
+        "supports generators.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def _to_numpy(t):
@@ -309,6 +320,22 @@ class TrainerLoops:
         arrays = [_to_numpy(torch.cat(parts)) if isinstance(parts[0], torch.Tensor)
                   else np.concatenate([_to_numpy(p) for p in parts]) for parts in outputs]
         return data_adapters._pack(structure, arrays)
+
+    # ------------------------------------------------- Keras 2 aliases
+    def fit_generator(self, generator, *args, **kwargs):
+        """Deprecated Keras 2 alias of `fit` (which accepts generators)."""
+        _deprecated("fit_generator", "fit")
+        return self.fit(generator, *args, **kwargs)
+
+    def evaluate_generator(self, generator, *args, **kwargs):
+        """Deprecated Keras 2 alias of `evaluate`."""
+        _deprecated("evaluate_generator", "evaluate")
+        return self.evaluate(generator, *args, **kwargs)
+
+    def predict_generator(self, generator, *args, **kwargs):
+        """Deprecated Keras 2 alias of `predict`."""
+        _deprecated("predict_generator", "predict")
+        return self.predict(generator, *args, **kwargs)
 
     # ---------------------------------------------------------- distributed
     def _check_distributed_train_step(self):
