@@ -15,8 +15,10 @@ is bypassed by it. Supported ways: (1) `DataParallel` above and no wrapper;
 (2) your own training loop around `DDP(model)` / `fully_shard(model)` (every
 kerasish layer is an `nn.Module`), using `model.compute_loss` if you like.
 `fit` in a multi-rank process group with no distribution set raises a
-RuntimeError saying so, and a custom `train_step` under `DataParallel` raises
-NotImplementedError (its gradients would not be averaged).
+RuntimeError saying so. A custom `train_step` under `DataParallel` gets its
+gradients averaged by per-parameter hooks as they are accumulated
+(unweighted, as DDP does: exact when every rank's share of each batch has
+the same size; the default step weights ranks by their samples).
 """
 
 from kerasish.distribution.distribution_lib import DataParallel

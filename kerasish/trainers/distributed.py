@@ -110,6 +110,8 @@ class DataParallelRun:
         self.world = distribution_lib.num_processes()
         self.auto_shard = bool(dist.auto_shard_dataset)
         self.pending_sync = True
+        self.hook_grads = False  # a custom train_step: average gradients as they are accumulated
+        self._hooks = []
         # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
         nccl = torch.distributed.get_backend() == "nccl"
         self.device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
@@ -126,6 +128,21 @@ class DataParallelRun:
         with torch.no_grad():
             for t in [*model.parameters(), *model.buffers()]:
                 torch.distributed.broadcast(t.data, src=0)
+        if self.hook_grads and not self._hooks:
+            world = self.world
+
+            def average(p):
+                torch.distributed.all_reduce(p.grad)
+                p.grad.div_(world)
+
+            self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
+                           if p.requires_grad]
+
+    def close(self) -> None:
+        """Removes the gradient hooks of a custom `train_step`."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
 
     def all_reduce_grads(self, weights, n_local: int) -> None:
         """Replaces each weight's `.grad` by the sample-weighted mean of the

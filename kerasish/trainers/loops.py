@@ -175,7 +175,7 @@ class TrainerLoops:
         self._eval_epoch_iterator = None
         step_fn, lazy = self._step_function("train")
         if run is not None:
-            self._check_distributed_train_step()
+            run.hook_grads = self._custom_train_step()
             self._dist_run = run
             step_fn = self._synced_step(step_fn, run)
             # a callback reading batch logs may stop training on one rank: agree on it every batch
@@ -185,6 +185,8 @@ class TrainerLoops:
                                     initial_epoch, val_x, val_y, val_sw, device, run, iterator, cbs, step_fn, lazy,
                                     run is not None and sync_stop)
         finally:
+            if run is not None:
+                run.close()
             self._dist_run = None
             self._eval_epoch_iterator = None
 
@@ -338,15 +340,14 @@ class TrainerLoops:
         return self.predict(generator, *args, **kwargs)
 
     # ---------------------------------------------------------- distributed
-    def _check_distributed_train_step(self):
+    def _custom_train_step(self) -> bool:
+        """Whether `train_step` is overridden: under `DataParallel` its
+        gradients are then averaged (unweighted, as DDP does) by hooks run
+        as each gradient is accumulated, since the step calls the
+        optimizer itself."""
         from kerasish.trainers.trainer import Trainer
 
-        if type(self).train_step is not Trainer.train_step:
-            raise NotImplementedError(
-                f"`{type(self).__name__}` overrides `train_step`; kerasish cannot yet average the gradients of a "
-                "custom `train_step` under `keras.distribution.DataParallel`. Override `compute_loss` instead, "
-                "or train with your own loop around `DistributedDataParallel(model)`."
-            )
+        return type(self).train_step is not Trainer.train_step
 
     def _skip_empty(self, step_fn, lazy):
         """`step_fn`, doing nothing on a rank whose share of the (last,

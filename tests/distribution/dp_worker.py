@@ -26,6 +26,17 @@ def build_model():
     ])
 
 
+class Keras2Step(keras.Model):
+    def train_step(self, data):
+        x, y = data
+        y_pred = self(x, training=True)
+        loss = self.compiled_loss(y, y_pred, regularization_losses=self.losses)
+        self.zero_grad()
+        loss.backward()
+        self.optimizer.apply([w.grad for w in self.trainable_weights], self.trainable_weights)
+        return {m.name: m.result() for m in self.metrics}
+
+
 def main(out):
     keras.distribution.initialize()
     rank = torch.distributed.get_rank()
@@ -78,6 +89,18 @@ def main(out):
     result["own_shard_loss"] = np.array(h.history["loss"])
     for i, w in enumerate(model.get_weights()):
         result[f"own_w{i}"] = w
+
+    # 5. a Keras 2-style custom train_step (gradients averaged by hooks), even batches
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    inp = keras.Input((5,))
+    custom = Keras2Step(inp, keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inp)))
+    if rank == 0:
+        custom.set_weights([data[f"c{i}"] for i in range(4)])
+    custom.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h = custom.fit(x[:32], y[:32], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    result["custom_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(custom.get_weights()):
+        result[f"custom_w{i}"] = w
 
     np.savez(os.path.join(out, f"rank{rank}.npz"), **result)
     torch.distributed.destroy_process_group()

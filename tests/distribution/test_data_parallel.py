@@ -74,7 +74,11 @@ def job(tmp_path_factory):
     xv = rng.normal(size=(11, 5)).astype("float32")
     yv = rng.normal(size=(11, 3)).astype("float32")
     init = build_model().get_weights()
-    np.savez(out / "inputs.npz", x=x, y=y, xv=xv, yv=yv, **{f"w{i}": w for i, w in enumerate(init)})
+    inp = keras.Input((5,))
+    plain = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inp)))
+    init_c = plain.get_weights()
+    np.savez(out / "inputs.npz", x=x, y=y, xv=xv, yv=yv, **{f"w{i}": w for i, w in enumerate(init)},
+             **{f"c{i}": w for i, w in enumerate(init_c)})
     logs = run_ranks(WORKER, out)
     ranks = [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
 
@@ -84,7 +88,10 @@ def job(tmp_path_factory):
     ref.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
     hist = ref.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, validation_data=(xv, yv),
                    callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", mode="max", patience=0)])
+    plain.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h_plain = plain.fit(x[:32], y[:32], batch_size=8, epochs=2, shuffle=False, verbose=0)
     reference = {
+        "custom_weights": plain.get_weights(), "custom_loss": h_plain.history["loss"],
         "weights": ref.get_weights(), "history": hist.history,
         "evaluate": np.array(ref.evaluate(xv, yv, batch_size=4, verbose=0)),
         "predict": ref.predict(x, batch_size=8, verbose=0),
@@ -150,3 +157,11 @@ def test_shuffled_loader_and_per_rank_data_keep_ranks_identical(job):
     # per-rank arrays of 10 and 17 samples: both ranks ran 2 epochs in lockstep, same logged loss
     np.testing.assert_allclose(ranks[0]["own_shard_loss"], ranks[1]["own_shard_loss"], rtol=1e-6)
     assert len(ranks[0]["own_shard_loss"]) == 2
+
+
+def test_custom_train_step_gradients_are_averaged(job):
+    _, ranks, reference, _ = job
+    for r in ranks:
+        for i, w in enumerate(reference["custom_weights"]):
+            np.testing.assert_allclose(r[f"custom_w{i}"], w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(r["custom_loss"], reference["custom_loss"], rtol=1e-4, atol=1e-5)
