@@ -60,14 +60,18 @@ def current_run(model):
     """
     dist = distribution_lib.distribution()
     world = distribution_lib.num_processes()
+    if world > 1 and _is_fully_sharded(model):
+        if dist is not None and not isinstance(dist, distribution_lib.DataParallel):
+            raise ValueError(f"A `fully_shard`ed model trains under no distribution or `DataParallel`. Received: {dist}")
+        return DataParallelRun(model, dist, managed=True)
     if dist is None:
         if world > 1:
             raise RuntimeError(
                 f"This process is one of {world} ranks of a torch.distributed process group, but no "
                 "`keras.distribution` is set: each rank would train its own model and they would silently "
                 "diverge. Call `keras.distribution.set_distribution(keras.distribution.DataParallel())` (or use "
-                "`with keras.distribution.DataParallel().scope():`) before `fit`, or train the model with your "
-                "own loop around `DistributedDataParallel(model)` / `fully_shard(model)`."
+                "`with keras.distribution.DataParallel().scope():`) before `fit`, apply FSDP2's "
+                "`fully_shard(model)`, or train the model with your own loop around `DistributedDataParallel(model)`."
             )
         return None
     if isinstance(dist, distribution_lib.ModelParallel):
@@ -93,6 +97,15 @@ def current_run(model):
     return run
 
 
+def _is_fully_sharded(model) -> bool:
+    """Whether FSDP2's `fully_shard` was applied to `model` or a submodule."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover - torch without FSDP2
+        return False
+    return any(isinstance(m, FSDPModule) for m in model.modules())
+
+
 def _flat_leaves(x) -> list:
     if isinstance(x, (list, tuple)):
         return [leaf for item in x for leaf in _flat_leaves(item)]
@@ -104,12 +117,15 @@ def _flat_leaves(x) -> list:
 class DataParallelRun:
     """Collectives of one data-parallel `fit`/`evaluate`/`predict` call."""
 
-    def __init__(self, model, dist):
+    def __init__(self, model, dist, managed=False):
         self.model = model
         self.rank = distribution_lib.process_id()
         self.world = distribution_lib.num_processes()
-        self.auto_shard = bool(dist.auto_shard_dataset)
-        self.pending_sync = True
+        # without a distribution (a `fully_shard`ed model) each rank feeds its own data
+        self.auto_shard = dist is not None and bool(dist.auto_shard_dataset)
+        # `managed`: FSDP2 owns the weights and reduce-scatters (averages) the gradients itself
+        self.managed = managed
+        self.pending_sync = not managed
         self.hook_grads = False  # a custom train_step: average gradients as they are accumulated
         self._hooks = []
         # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
@@ -128,7 +144,7 @@ class DataParallelRun:
         with torch.no_grad():
             for t in [*model.parameters(), *model.buffers()]:
                 torch.distributed.broadcast(t.data, src=0)
-        if self.hook_grads and not self._hooks:
+        if self.hook_grads and not self._hooks and not self.managed:
             world = self.world
 
             def average(p):
@@ -146,7 +162,10 @@ class DataParallelRun:
 
     def all_reduce_grads(self, weights, n_local: int) -> None:
         """Replaces each weight's `.grad` by the sample-weighted mean of the
-        ranks' gradients (missing gradients count as zeros)."""
+        ranks' gradients (missing gradients count as zeros); nothing for a
+        `fully_shard`ed model, whose gradients FSDP2 already averaged."""
+        if self.managed:
+            return
         by_kind = {}
         for w in weights:
             by_kind.setdefault((w.dtype, w.device), []).append(w)

@@ -542,6 +542,7 @@ class Trainer(TrainerLoops):
         scaler = self._grad_scaler_for(loss)
         if scaler is not None:
             scaler.scale(loss).backward()
+            weights = self._trainable_variables_cached()
             if run is not None:
                 run.all_reduce_grads(weights, n_samples)
             if isinstance(opt, KerasOptimizer) and not opt.built:
@@ -552,6 +553,8 @@ class Trainer(TrainerLoops):
         if hasattr(opt, "scale_loss"):
             loss = opt.scale_loss(loss)
         loss.backward()
+        # fetched again: FSDP2 registers unsharded parameters between its forward and backward
+        weights = self._trainable_variables_cached()
         if run is not None:
             run.all_reduce_grads(weights, n_samples)
         if isinstance(opt, KerasOptimizer):
@@ -572,9 +575,11 @@ class Trainer(TrainerLoops):
 
     def _train_step_impl(self, data, want_logs=True):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        y_pred = self(x, training=True)
-        for p in self._grad_params():  # `self.zero_grad()` without walking the module tree
+        # `self.zero_grad()` without walking the module tree; before the forward, while FSDP2's
+        # sharded parameters (which receive the gradients) are the registered ones
+        for p in self._grad_params():
             p.grad = None
+        y_pred = self(x, training=True)
         loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=True)
         self._track_loss(x, loss)
         if self.optimizer is None:

@@ -102,6 +102,21 @@ def main(out):
     for i, w in enumerate(custom.get_weights()):
         result[f"custom_w{i}"] = w
 
+    # 6. FSDP2: `fully_shard(model)` + fit, no distribution set, each rank feeding its own 16 samples
+    keras.distribution.set_distribution(None)
+    from torch.distributed.fsdp import fully_shard
+
+    inp = keras.Input((5,))
+    sharded = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inp)))
+    sharded.set_weights([data[f"c{i}"] for i in range(4)])
+    fully_shard(sharded)
+    sharded.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    mine = slice(16 * rank, 16 * rank + 16)
+    h = sharded.fit(x[mine], y[mine], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    result["fsdp_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(sharded.trainable_weights):
+        result[f"fsdp_w{i}"] = w.full_tensor().detach().numpy()
+
     np.savez(os.path.join(out, f"rank{rank}.npz"), **result)
     torch.distributed.destroy_process_group()
 

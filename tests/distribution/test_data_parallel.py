@@ -90,7 +90,14 @@ def job(tmp_path_factory):
                    callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", mode="max", patience=0)])
     plain.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     h_plain = plain.fit(x[:32], y[:32], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    # FSDP2 reference: the global batch of step i is rank 0's batch i then rank 1's batch i
+    fsdp_ref = keras.Model.from_config(plain.get_config())
+    fsdp_ref.set_weights(init_c)
+    fsdp_ref.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    order = np.concatenate([np.r_[8 * i:8 * i + 8, 16 + 8 * i:16 + 8 * i + 8] for i in range(2)])
+    h_fsdp = fsdp_ref.fit(x[order], y[order], batch_size=16, epochs=2, shuffle=False, verbose=0)
     reference = {
+        "fsdp_weights": fsdp_ref.get_weights(), "fsdp_loss": h_fsdp.history["loss"],
         "custom_weights": plain.get_weights(), "custom_loss": h_plain.history["loss"],
         "weights": ref.get_weights(), "history": hist.history,
         "evaluate": np.array(ref.evaluate(xv, yv, batch_size=4, verbose=0)),
@@ -165,3 +172,12 @@ def test_custom_train_step_gradients_are_averaged(job):
         for i, w in enumerate(reference["custom_weights"]):
             np.testing.assert_allclose(r[f"custom_w{i}"], w, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(r["custom_loss"], reference["custom_loss"], rtol=1e-4, atol=1e-5)
+
+
+def test_fully_shard_fit_equals_one_process(job):
+    """FSDP2 (`fully_shard`, DTensor parameters on gloo/CPU) under plain `fit`."""
+    _, ranks, reference, _ = job
+    for r in ranks:
+        for i, w in enumerate(reference["fsdp_weights"]):
+            np.testing.assert_allclose(r[f"fsdp_w{i}"], w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(r["fsdp_loss"], reference["fsdp_loss"], rtol=1e-4, atol=1e-5)
