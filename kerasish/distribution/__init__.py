@@ -9,11 +9,13 @@
     model.compile(...)
     model.fit(x, y, batch_size=256)  # 256 is the global batch
 
-Combining `fit` with your own wrapping: `fit` drives the kerasish model
-itself, so a `DistributedDataParallel(model)` or `fully_shard(model)` wrapper
-is bypassed by it. Supported ways: (1) `DataParallel` above and no wrapper;
-(2) your own training loop around `DDP(model)` / `fully_shard(model)` (every
-kerasish layer is an `nn.Module`), using `model.compute_loss` if you like.
+Combining `fit` with your own wrapping. Supported: (1) `DataParallel` above
+and no wrapper; (2) FSDP2: `fully_shard(model)` (in place) then `model.fit`
+with no distribution set: each rank feeds its own data, FSDP2 averages the
+gradients, metric states are summed over ranks (tested on CPU/gloo);
+(3) your own training loop around `DDP(model)` / `fully_shard(model)` (every
+kerasish layer is an `nn.Module`). Not supported: `DDP(model)` then
+`model.fit` (fit calls the inner model, so DDP would never sync: use (1)).
 `fit` in a multi-rank process group with no distribution set raises a
 RuntimeError saying so. A custom `train_step` under `DataParallel` gets its
 gradients averaged by per-parameter hooks as they are accumulated
