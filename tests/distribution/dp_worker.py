@@ -116,6 +116,11 @@ def main(out):
     result["fsdp_loss"] = np.array(h.history["loss"])
     for i, w in enumerate(sharded.trainable_weights):
         result[f"fsdp_w{i}"] = w.full_tensor().detach().numpy()
+    for i, w in enumerate(sharded.get_weights()):  # gathered from the shards
+        result[f"fsdp_gw{i}"] = w
+    sharded.set_weights([w * 2 for w in sharded.get_weights()])  # scattered back to the shards
+    for i, w in enumerate(sharded.trainable_weights):
+        result[f"fsdp_sw{i}"] = w.full_tensor().detach().numpy()
 
     np.savez(os.path.join(out, f"rank{rank}.npz"), **result)
     torch.distributed.destroy_process_group()

@@ -181,3 +181,11 @@ def test_fully_shard_fit_equals_one_process(job):
         for i, w in enumerate(reference["fsdp_weights"]):
             np.testing.assert_allclose(r[f"fsdp_w{i}"], w, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(r["fsdp_loss"], reference["fsdp_loss"], rtol=1e-4, atol=1e-5)
+
+
+def test_get_and_set_weights_on_sharded_weights(job):
+    _, ranks, _, _ = job
+    for r in ranks:
+        for i in range(4):
+            np.testing.assert_array_equal(r[f"fsdp_gw{i}"], r[f"fsdp_w{i}"])
+            np.testing.assert_array_equal(r[f"fsdp_sw{i}"], 2 * r[f"fsdp_w{i}"])
