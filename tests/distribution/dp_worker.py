@@ -106,19 +106,39 @@ def main(out):
     keras.distribution.set_distribution(None)
     from torch.distributed.fsdp import fully_shard
 
-    inp = keras.Input((5,))
-    sharded = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inp)))
+    def named_model():
+        inp = keras.Input((5,))
+        hidden = keras.layers.Dense(8, activation="relu", name="hidden")(inp)
+        return keras.Model(inp, keras.layers.Dense(3, name="out")(hidden))
+
+    sharded = named_model()
     sharded.set_weights([data[f"c{i}"] for i in range(4)])
     fully_shard(sharded)
     sharded.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     mine = slice(16 * rank, 16 * rank + 16)
-    h = sharded.fit(x[mine], y[mine], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    ckpt_dir = os.path.join(out, "sharded_ckpt")
+    h = sharded.fit(x[mine], y[mine], batch_size=8, epochs=2, shuffle=False, verbose=0,
+                    callbacks=[keras.callbacks.ModelCheckpoint(ckpt_dir, save_weights_only=True)])
+    # resume: a fresh sharded model reads the sharded checkpoint, then both take the same next epoch
+    import torch.distributed.checkpoint as dcp
+
+    resumed = named_model()
+    fully_shard(resumed)
+    state = {"model": resumed.state_dict()}
+    dcp.load(state, checkpoint_id=ckpt_dir)
+    resumed.load_state_dict(state["model"])
+    resumed.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     result["fsdp_loss"] = np.array(h.history["loss"])
     for i, w in enumerate(sharded.trainable_weights):
         result[f"fsdp_w{i}"] = w.full_tensor().detach().numpy()
-    for i, w in enumerate(sharded.get_weights()):  # gathered from the shards
+    fsdp_gw = sharded.get_weights()  # gathered from the shards
+    for i, w in enumerate(fsdp_gw):
         result[f"fsdp_gw{i}"] = w
-    sharded.set_weights([w * 2 for w in sharded.get_weights()])  # scattered back to the shards
+    for model_ in (sharded, resumed):
+        model_.fit(x[mine], y[mine], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for i, (a, b) in enumerate(zip(sharded.get_weights(), resumed.get_weights())):
+        result[f"resume_a{i}"], result[f"resume_b{i}"] = a, b
+    sharded.set_weights([w * 2 for w in fsdp_gw])  # scattered back to the shards
     for i, w in enumerate(sharded.trainable_weights):
         result[f"fsdp_sw{i}"] = w.full_tensor().detach().numpy()
 
