@@ -27,6 +27,7 @@ import torch
 from kerasish.layers import call_context
 from kerasish.layers.layer import Layer
 from kerasish.trainers import data_adapters
+from kerasish.trainers.keras2_compat import Keras2TrainerAPI
 from kerasish.trainers.loops import TrainerLoops
 from kerasish.trainers.compile_utils import CompileLoss
 from kerasish.trainers.compile_utils import CompileMetrics
@@ -88,43 +89,7 @@ def _accepts_training(fn) -> bool:
     return any(p.name == "training" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-class _CompiledLoss:
-    """What Keras 2's `model.compiled_loss` was, over the Keras 3 pieces."""
-
-    def __init__(self, model):
-        self._model = model
-
-    def __call__(self, y_true, y_pred, sample_weight=None, regularization_losses=None):
-        model = self._model
-        total = None
-        if model._compile_loss is not None:
-            total = model._compile_loss(y_true, y_pred, sample_weight)
-        for extra in regularization_losses or ():
-            extra = torch.as_tensor(extra).float().sum()
-            total = extra if total is None else total + extra
-        if total is None:
-            raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
-        if model._loss_tracker is not None:
-            model._track_loss(y_pred, total.detach())
-        return total
-
-    @property
-    def metrics(self):
-        model = self._model
-        return [model._loss_tracker] if model._loss_tracker is not None else []
-
-
-class _NoMetrics:
-    metrics = []
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        return None
-
-    def reset_state(self):
-        return None
-
-
-class Trainer(TrainerLoops):
+class Trainer(TrainerLoops, Keras2TrainerAPI):
     """The Keras training API, mixed into `keras.Model` (the loops live in
     `kerasish/trainers/loops.py`)."""
 
@@ -403,28 +368,6 @@ class Trainer(TrainerLoops):
         results = [logs[n] for n in names if n in logs]
         results += [logs[k] for k in sorted(logs) if k not in names]
         return results[0] if len(results) == 1 else results
-
-    # ------------------------------------------------- Keras 2 step helpers
-    @property
-    def compiled_loss(self):
-        """Keras 2's `self.compiled_loss(y, y_pred, sample_weight=None,
-        regularization_losses=None)` for custom `train_step`s: the compiled
-        loss plus the given regularization losses; it also updates the
-        "loss" metric, as Keras 2 did."""
-        return _CompiledLoss(self)
-
-    @property
-    def compiled_metrics(self):
-        """Keras 2's `self.compiled_metrics`: `update_state(y, y_pred,
-        sample_weight=None)` updates the compiled metrics."""
-        return self._compile_metrics if self._compile_metrics is not None else _NoMetrics()
-
-    def reset_states(self):
-        """Resets the state of every stateful layer (Keras 2's
-        `Model.reset_states`: RNNs with `stateful=True`)."""
-        for layer in self._flatten_layers(include_self=False):
-            if callable(getattr(type(layer), "reset_states", None)) and getattr(layer, "stateful", False):
-                layer.reset_states()
 
     # ---------------------------------------------------------------- loss
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
