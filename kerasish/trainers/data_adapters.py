@@ -368,6 +368,35 @@ class IterableDataAdapter(DataAdapter):
             yield batch
 
 
+class PyDatasetAdapter(DataAdapter):
+    """Batches of a `keras.utils.PyDataset` / `Sequence` (`dataset[i]`),
+    in a shuffled batch order when `shuffle` (as Keras 3), fetched by the
+    dataset's `workers` threads; `on_epoch_end()` runs after each epoch."""
+
+    def __init__(self, dataset, shuffle=False, device=None, shard=None):
+        self._dataset = dataset
+        self._shuffle = bool(shuffle)
+        self._device = torch.device(device) if device is not None else None
+        self._shard = shard
+        self.num_batches = len(dataset)
+        if shard is not None:
+            self._seed, self._epoch = shard.shared_seed(), 0
+
+    def __iter__(self):
+        from kerasish.utils.py_dataset import iterate_py_dataset
+
+        gen = None
+        if self._shard is not None:  # the same batch order on every rank
+            gen = torch.Generator().manual_seed(self._seed + self._epoch)
+            self._epoch += 1
+        for batch in iterate_py_dataset(self._dataset, shuffle=self._shuffle, generator=gen):
+            if isinstance(batch, list):
+                batch = tuple(batch)
+            if self._shard is not None:
+                batch = _slice_batch(batch, self._shard)
+            yield move_to_device(batch, self._device if self._device is not None else torch.device("cpu"))
+
+
 def _has_numpy(batch) -> bool:
     return any(isinstance(leaf, np.ndarray) for leaf in _flatten(batch))
 
@@ -395,6 +424,18 @@ def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_e
             x, y, sample_weight=sample_weight, batch_size=batch_size, steps=steps_per_epoch, shuffle=shuffle,
             class_weight=class_weight, device=device, shard=shard,
         )
+    from kerasish.utils.py_dataset import PyDataset
+
+    if isinstance(x, PyDataset):
+        for arg, what, value in (("y", "the targets", y), ("sample_weights", "the sample weights", sample_weight)):
+            if value is not None:
+                raise _unsupported(arg, what, "PyDataset")
+        if class_weight is not None:
+            raise ValueError(
+                "Argument `class_weight` is not supported for PyDataset inputs. Return `(x, y, sample_weight)` "
+                f"batches instead. Received: class_weight={class_weight}"
+            )
+        return PyDatasetAdapter(x, shuffle=shuffle, device=device, shard=shard)
     if isinstance(x, torch.utils.data.Dataset) and not isinstance(x, torch.utils.data.DataLoader):
         if y is not None:
             raise _unsupported("y", "the targets", "torch Dataset")

@@ -5,6 +5,8 @@ from kerasish.utils.data_utils import pad_sequences
 from kerasish.utils.data_utils import set_random_seed
 from kerasish.utils.data_utils import to_categorical
 from kerasish.utils.naming import reset_uids as _reset_uids
+from kerasish.utils.py_dataset import PyDataset
+from kerasish.utils.py_dataset import Sequence
 
 
 def clear_session(free_memory: bool = True) -> None:
@@ -44,6 +46,8 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 
 
 __all__ = [
+    "PyDataset",
+    "Sequence",
     "clear_session",
     "custom_object_scope",
     "get_custom_objects",

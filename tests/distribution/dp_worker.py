@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 import kerasish as keras
-from kerasish.trainers.distributed import DataParallelRun  # noqa: F401 (import check)
 
 
 def build_model():
