@@ -73,6 +73,15 @@ def main(out):
     result["evaluate"] = np.array(model.evaluate(xv, yv, batch_size=4, verbose=0))
     result["predict"] = model.predict(x, batch_size=8, verbose=0)
 
+    # 2b. resume from rank 0's checkpoint: the same next epoch as the model that wrote it
+    resumed = build_model()
+    resumed.load_weights(os.path.join(out, "ckpt.weights.h5"))
+    for m in (model, resumed):
+        m.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for i, (a, b) in enumerate(zip(model.get_weights(), resumed.get_weights())):
+        result[f"r0resume_a{i}"], result[f"r0resume_b{i}"] = a, b
+
     # 3. a shuffled DataLoader: every rank must draw the same order (weights stay equal)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=6, shuffle=True
@@ -142,7 +151,12 @@ def main(out):
         result[f"fsdp_sw{i}"] = w.full_tensor().detach().numpy()
 
     np.savez(os.path.join(out, f"rank{rank}.npz"), **result)
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
+    # torch 2.13 + gloo sometimes aborts in interpreter teardown after torch.distributed.checkpoint
+    # ("terminate called without an active exception"); the results are written, so leave now
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

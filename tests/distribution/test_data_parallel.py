@@ -198,3 +198,12 @@ def test_sharded_checkpoint_resumes_to_the_same_next_step(job):
         for i in range(4):
             np.testing.assert_array_equal(r[f"resume_a{i}"], r[f"resume_b{i}"])
         assert not np.array_equal(r["resume_a0"], r["fsdp_w0"])  # the next epoch did train
+
+
+def test_rank_zero_checkpoint_resumes_to_the_same_next_step(job):
+    _, ranks, reference, _ = job
+    for r in ranks:
+        n = len(reference["weights"])
+        for i in range(n):
+            np.testing.assert_allclose(r[f"r0resume_b{i}"], r[f"r0resume_a{i}"], rtol=1e-6, atol=1e-7)
+        assert not np.allclose(r["r0resume_a0"], r["fit_w0"])  # the next epoch did train
