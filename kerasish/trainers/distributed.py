@@ -154,6 +154,17 @@ class DataParallelRun:
             self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
                            if p.requires_grad]
 
+    def after_inference(self) -> None:
+        """Reshards a `fully_shard`ed model after `evaluate`/`predict`: their
+        no-grad forwards leave the root's parameters gathered (FSDP2
+        reshards the root only after a backward)."""
+        if self.managed:
+            from torch.distributed.fsdp import FSDPModule
+
+            for m in self.model.modules():
+                if isinstance(m, FSDPModule):
+                    m.reshard()
+
     def close(self) -> None:
         """Removes the gradient hooks of a custom `train_step`."""
         for handle in self._hooks:

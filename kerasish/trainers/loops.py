@@ -278,6 +278,8 @@ class TrainerLoops:
                 break
         logs = self._reduced_logs(logs, lazy, run)
         cbs.on_test_end(logs)
+        if run is not None:
+            run.after_inference()
         if was_training and not use_cached:
             self.train()
         if return_dict:
@@ -362,7 +364,9 @@ class TrainerLoops:
 
     def _predict_distributed(self, iterator, cbs, step_fn, run, was_training):
         """`predict` on this rank's share of every batch; the outputs of all
-        ranks are gathered back into the global order."""
+        ranks are gathered back into the global order (with per-rank data,
+        `auto_shard_dataset=False` or a `fully_shard`ed model, each rank
+        returns its own predictions)."""
         self._stop_predicting = False
         cbs.on_predict_begin()
         parts, sizes, structure = None, [], None
@@ -385,9 +389,14 @@ class TrainerLoops:
             if run.any(self._stop_predicting):
                 break
         cbs.on_predict_end()
+        run.after_inference()
         if was_training:
             self.train()
         local = [np.concatenate(p) for p in parts] if parts is not None else []
+        if not run.auto_shard:  # each rank fed its own data: it gets its own predictions
+            if parts is None:
+                raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs).")
+            return data_adapters._pack(structure, local)
         arrays = run.gather_predictions(local, sizes)
         if structure is None:  # this rank had no rows; rebuild the structure from rank 0's leaves
             structure = arrays if len(arrays) != 1 else arrays[0]

@@ -139,6 +139,7 @@ def main(out):
     result["fsdp_loss"] = np.array(h.history["loss"])
     for i, w in enumerate(sharded.trainable_weights):
         result[f"fsdp_w{i}"] = w.full_tensor().detach().numpy()
+    result["fsdp_predict"] = sharded.predict(x[mine], batch_size=8, verbose=0)  # this rank's own rows
     fsdp_gw = sharded.get_weights()  # gathered from the shards
     for i, w in enumerate(fsdp_gw):
         result[f"fsdp_gw{i}"] = w

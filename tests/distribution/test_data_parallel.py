@@ -51,7 +51,7 @@ def run_ranks(script, out, world=2, timeout=90):
             p.kill()
         pytest.fail(f"the {world} ranks did not finish within {timeout} s (a collective hung)")
     failed = [rank for rank, p in enumerate(procs) if p.returncode != 0]
-    assert not failed, "\n".join(f"rank {r} failed:\n{outputs[r][-3000:]}" for r in failed)
+    assert not failed, "\n".join(f"rank {r} failed:\n{outputs[r][-12000:]}" for r in failed)
     return outputs
 
 
@@ -186,7 +186,13 @@ def test_fully_shard_fit_equals_one_process(job):
 
 def test_get_and_set_weights_on_sharded_weights(job):
     _, ranks, _, _ = job
-    for r in ranks:
+    x = np.load(job[0] / "inputs.npz")["x"]
+    for rank, r in enumerate(ranks):
+        # predict on a sharded model: each rank's own rows, computed with the gathered weights
+        w = [r[f"fsdp_gw{i}"] for i in range(4)]
+        rows = x[16 * rank:16 * rank + 16]
+        expected = np.maximum(rows @ w[0] + w[1], 0) @ w[2] + w[3]
+        np.testing.assert_allclose(r["fsdp_predict"], expected, rtol=1e-4, atol=1e-5)
         for i in range(4):
             np.testing.assert_array_equal(r[f"fsdp_gw{i}"], r[f"fsdp_w{i}"])
             np.testing.assert_array_equal(r[f"fsdp_sw{i}"], 2 * r[f"fsdp_w{i}"])
