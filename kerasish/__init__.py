@@ -8,6 +8,7 @@ from kerasish import backend
 from kerasish import callbacks
 from kerasish import config
 from kerasish import constraints
+from kerasish import distribution
 from kerasish import dtype_policies
 from kerasish import initializers
 from kerasish import layers
@@ -47,6 +48,7 @@ __all__ = [
     "callbacks",
     "config",
     "constraints",
+    "distribution",
     "dtype_policies",
     "initializers",
     "layers",

@@ -35,6 +35,11 @@ class CSVLogger(Callback):
         self.csv_file = None
 
     def on_train_begin(self, logs=None):
+        from kerasish.trainers.distributed import is_rank_zero
+
+        self._writes = is_rank_zero()  # under a distribution, rank 0 alone writes the (identical) logs
+        if not self._writes:
+            return
         if self.append:
             if os.path.exists(self.filename):
                 with open(self.filename) as f:
@@ -49,6 +54,8 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_epoch_end(self, epoch, logs=None):
+        if not getattr(self, "_writes", True):
+            return
         logs = logs or {}
 
         def handle_value(k):

@@ -127,6 +127,27 @@ class ModelCheckpoint(MonitorCallback):
         return False
 
     def _write(self, filepath):
+        """Writes on rank 0 only (every rank reaches the same decision, the
+        logs being all-reduced); the others wait for the file at a barrier."""
+        from kerasish.trainers.distributed import _is_fully_sharded, barrier, is_rank_zero
+
+        if _is_fully_sharded(self.model) and torch.distributed.is_initialized():
+            # FSDP2 weights: every rank writes its own shards (torch.distributed.checkpoint, a directory);
+            # read back with `torch.distributed.checkpoint.load({"model": model.state_dict()}, checkpoint_id=...)`
+            import torch.distributed.checkpoint as dcp
+
+            dcp.save({"model": self.model.state_dict()}, checkpoint_id=filepath)
+            return
+        if is_rank_zero():
+            self._write_file(filepath)
+        barrier()
+
+    def _sharded(self) -> bool:
+        from kerasish.trainers.distributed import _is_fully_sharded
+
+        return _is_fully_sharded(self.model) and torch.distributed.is_initialized()
+
+    def _write_file(self, filepath):
         model = self.model
         if self.save_weights_only:
             if filepath.endswith(".weights.h5") and callable(getattr(model, "save_weights", None)):
@@ -141,7 +162,7 @@ class ModelCheckpoint(MonitorCallback):
     def _save_model(self, epoch, batch, logs):
         logs = logs or {}
         filepath = self._get_file_path(epoch, batch, logs)
-        if os.path.isdir(filepath):
+        if os.path.isdir(filepath) and not self._sharded():
             raise OSError(
                 f"Please specify a non-directory filepath for ModelCheckpoint. Filepath used is an existing "
                 f"directory: {filepath}"

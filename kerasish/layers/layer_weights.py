@@ -345,7 +345,7 @@ class LayerWeightsMixin:
 
     def get_weights(self) -> list:
         """The weights as NumPy arrays (copies, as in Keras), in `weights` order."""
-        return [w.detach().cpu().numpy().copy() for w in self.weights]
+        return [_full(w).cpu().numpy().copy() for w in self.weights]
 
     def set_weights(self, weights) -> None:
         """Sets the weights from NumPy arrays (same order and shapes as
@@ -377,7 +377,12 @@ class LayerWeightsMixin:
             for target, value in zip(own, weights):
                 if not isinstance(value, torch.Tensor):
                     value = torch.as_tensor(np.asarray(value))
-                target.copy_(value.to(device=target.device, dtype=target.dtype))
+                value = value.to(device=target.device, dtype=target.dtype)
+                if _is_dtensor(target):  # a sharded weight (FSDP2 / DTensor): each rank keeps its shard
+                    from torch.distributed.tensor import distribute_tensor
+
+                    value = distribute_tensor(value, target.device_mesh, target.placements)
+                target.copy_(value)
 
     def apply_constraints(self) -> None:
         """Applies each weight's `constraint` in place (kerasish optimizers
@@ -455,3 +460,12 @@ def _check_weight_value(layer_name, target, value) -> None:
             f"Layer '{layer_name}': `set_weights` expects real numeric arrays; weight {name} is "
             f"{target.dtype} of shape {tuple(target.shape)}. Received: an array of dtype {dtype}"
         )
+
+def _is_dtensor(t) -> bool:
+    return type(t.data).__name__ == "DTensor" or type(t).__name__ == "DTensor"
+
+
+def _full(w) -> torch.Tensor:
+    """`w` detached, gathered whole when it is a sharded DTensor (FSDP2)."""
+    w = w.detach()
+    return w.full_tensor() if hasattr(w, "full_tensor") else w

@@ -200,7 +200,7 @@ class ArrayDataAdapter(DataAdapter):
     """Batches of in-memory arrays/tensors (any nesting of lists/tuples/dicts)."""
 
     def __init__(self, x, y=None, sample_weight=None, batch_size=None, steps=None, shuffle=False,
-                 class_weight=None, device=None):
+                 class_weight=None, device=None, shard=None):
         if sample_weight is not None:
             if class_weight is not None:
                 raise ValueError("You cannot `class_weight` and `sample_weight` at the same time.")
@@ -247,12 +247,18 @@ class ArrayDataAdapter(DataAdapter):
         self._structure = data
         self._flat = _flatten(data)
         self._packer = _make_packer(data)
+        self._shard = shard
+        if shard is not None:
+            self._seed, self._epoch = shard.shared_seed(), 0
 
     def __iter__(self):
         n, bs, flat = self._num_samples, self.batch_size, self._flat
         pack = self._packer
         device = self._device
         move = device is not None and any(t is not None and t.device != device for t in flat)
+        if self._shard is not None:
+            yield from self._iter_shard(move)
+            return
         if self._shuffle is True:
             perm = torch.randperm(n)
             by_device = {}
@@ -276,6 +282,44 @@ class ArrayDataAdapter(DataAdapter):
             batch = pack(out)
             yield move_to_device(batch, device) if move else batch
 
+    def _iter_shard(self, move):
+        """This rank's share of each global batch: the global batches are
+        those of one process (same order, the permutation drawn from a seed
+        shared by all ranks and the epoch), each split in `world` parts."""
+        from kerasish.trainers.distributed import shard_bounds
+
+        n, bs, flat, run = self._num_samples, self.batch_size, self._flat, self._shard
+        gen = torch.Generator().manual_seed(self._seed + self._epoch)
+        self._epoch += 1
+        perm = torch.randperm(n, generator=gen) if self._shuffle is True else None
+        starts = list(range(0, n, bs))
+        if self._shuffle == "batch":
+            starts = [starts[i] for i in torch.randperm(len(starts), generator=gen).tolist()]
+        for start in starts:
+            m = min(bs, n - start)
+            lo, hi = shard_bounds(m, run.rank, run.world)
+            if perm is not None:
+                idx = perm[start + lo:start + hi]
+            elif self._shuffle == "batch":
+                idx = torch.randperm(m, generator=gen)[lo:hi] + start
+            else:
+                idx = None
+            out = [None if t is None else (t[start + lo:start + hi] if idx is None else t.index_select(0, idx.to(t.device)))
+                   for t in flat]
+            batch = self._packer(out)
+            yield move_to_device(batch, self._device) if move else batch
+
+
+def _slice_batch(batch, run):
+    """This rank's rows of a global batch (every leaf split along dim 0)."""
+    from kerasish.trainers.distributed import shard_bounds
+
+    leaves = [leaf for leaf in _flatten(batch) if hasattr(leaf, "shape") and len(leaf.shape)]
+    if not leaves:
+        return batch
+    lo, hi = shard_bounds(int(leaves[0].shape[0]), run.rank, run.world)
+    return map_structure(lambda t: t[lo:hi] if hasattr(t, "shape") and len(t.shape) else t, batch)
+
 
 def _make_packer(structure):
     """A function rebuilding `structure` from its flat leaves, specialized
@@ -291,9 +335,15 @@ class IterableDataAdapter(DataAdapter):
     """Batches from a DataLoader / re-iterable (new pass each epoch) or a
     generator (consumed once, continued across epochs)."""
 
-    def __init__(self, data, device=None):
+    def __init__(self, data, device=None, shard=None):
         self._data = data
         self._device = torch.device(device) if device is not None else None
+        self._shard = shard
+        sampler = getattr(data, "sampler", None)
+        # a DataLoader's RandomSampler must draw the same order on every rank
+        self._sampler = sampler if shard is not None and isinstance(sampler, torch.utils.data.RandomSampler) else None
+        if shard is not None:
+            self._seed, self._epoch = shard.shared_seed(), 0
         self._is_generator = isinstance(data, (types.GeneratorType, collections.abc.Iterator))
         try:
             self.num_batches = None if self._is_generator else len(data)
@@ -301,10 +351,16 @@ class IterableDataAdapter(DataAdapter):
             self.num_batches = None
 
     def __iter__(self):
+        if self._sampler is not None:
+            self._sampler.generator = torch.Generator().manual_seed(self._seed + self._epoch)
+            self._epoch += 1
         source = self._data if self._is_generator else iter(self._data)
+        shard = self._shard
         for batch in source:
             if isinstance(batch, list):
                 batch = tuple(batch)
+            if shard is not None:
+                batch = _slice_batch(batch, shard)
             if self._device is not None:
                 batch = move_to_device(batch, self._device)
             else:
@@ -324,8 +380,12 @@ def _unsupported(arg, what, kind):
 
 
 def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_epoch=None, shuffle=False,
-                     class_weight=None, device=None) -> DataAdapter:
-    """Picks the adapter for `x` (see the module docstring)."""
+                     class_weight=None, device=None, shard=None) -> DataAdapter:
+    """Picks the adapter for `x` (see the module docstring). `shard` (a
+    `DataParallelRun`) makes every batch this rank's share of a global
+    batch: arrays are split per global batch; DataLoaders, Datasets and
+    generators are read whole on every rank and each batch is sliced (a
+    DataLoader's RandomSampler is reseeded identically on all ranks)."""
     if isinstance(x, DataAdapter):
         return x
     if x is None:
@@ -338,11 +398,11 @@ def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_e
         for arg, value, what in (("y", y, "the targets"), ("sample_weights", sample_weight, "the sample weights")):
             if value is not None:
                 raise _unsupported(arg, what, "PyDataset")
-        return PyDatasetAdapter(x, shuffle=shuffle, class_weight=class_weight, device=device)
+        return PyDatasetAdapter(x, shuffle=shuffle, class_weight=class_weight, device=device, shard=shard)
     if can_convert_arrays((x, y, sample_weight)):
         return ArrayDataAdapter(
             x, y, sample_weight=sample_weight, batch_size=batch_size, steps=steps_per_epoch, shuffle=shuffle,
-            class_weight=class_weight, device=device,
+            class_weight=class_weight, device=device, shard=shard,
         )
     if isinstance(x, torch.utils.data.Dataset) and not isinstance(x, torch.utils.data.DataLoader):
         if y is not None:
@@ -353,7 +413,7 @@ def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_e
         loader = torch.utils.data.DataLoader(
             x, batch_size=batch_size or 32, shuffle=bool(shuffle) and not is_iterable
         )
-        return IterableDataAdapter(loader, device=device)
+        return IterableDataAdapter(loader, device=device, shard=shard)
     kind = "torch DataLoader" if isinstance(x, torch.utils.data.DataLoader) else "generator"
     if isinstance(x, torch.utils.data.DataLoader) or isinstance(x, types.GeneratorType) or hasattr(x, "__iter__"):
         if y is not None:
@@ -367,7 +427,7 @@ def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_e
             )
         if shuffle and isinstance(x, torch.utils.data.DataLoader):
             pass  # Keras warns here; fit's default shuffle=True would make it noise
-        return IterableDataAdapter(x, device=device)
+        return IterableDataAdapter(x, device=device, shard=shard)
     raise ValueError(f"Unrecognized data type: x={x} (of type {type(x)})")
 
 

@@ -9,11 +9,14 @@ batch unless a callback or the progress bar asks for them (lazy logs).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
 from kerasish.callbacks.progbar_logger import materialize_logs
 from kerasish.trainers import data_adapters
+from kerasish.trainers import distributed
 from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
 
 
@@ -35,6 +38,24 @@ def _chunks(iterator, size):
         yield first, first + len(group) - 1, group
 
 
+def trainer_batch_size(batch) -> int:
+    """Rows in a batch `x` / `(x, y[, sw])` (0 for an empty share)."""
+    x = unpack_x_y_sample_weight(batch)[0]
+    for leaf in data_adapters._flatten(x):
+        if hasattr(leaf, "shape") and len(leaf.shape):
+            return int(leaf.shape[0])
+    return 1
+
+
+def _deprecated(old, new):
+    warnings.warn(
+        f"`Model.{old}` is deprecated and will be removed in a future version. Please use `Model.{new}`, which "
+        "supports generators.",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
 def _to_numpy(t):
     return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
@@ -43,12 +64,44 @@ class TrainerLoops:
     """fit / evaluate / predict; mixed into `Trainer` (no `__init__`)."""
 
     def _epoch_iterator(self, x, y=None, sample_weight=None, batch_size=None, steps=None, shuffle=False,
-                        class_weight=None, device=None):
+                        class_weight=None, device=None, run=None):
         adapter = data_adapters.get_data_adapter(
             x, y, sample_weight=sample_weight, batch_size=batch_size, steps_per_epoch=steps, shuffle=shuffle,
-            class_weight=class_weight, device=device,
+            class_weight=class_weight, device=device, shard=run if run is not None and run.auto_shard else None,
         )
         return data_adapters.EpochIterator(adapter, steps)
+
+    @staticmethod
+    def _batches(iterator, run):
+        """The `(step, batch)` pairs of one epoch; with per-rank data
+        (`auto_shard_dataset=False`) they stop when any rank runs out."""
+        if run is not None and not run.auto_shard:
+            return run.steps_in_lockstep(iterator)
+        return iterator
+
+    @staticmethod
+    def _synced_step(step_fn, run):
+        """`step_fn`, broadcasting rank 0's weights before the first batch."""
+        if run is None:
+            return step_fn
+
+        def step(batch):
+            if run.pending_sync:
+                run.sync_model(unpack_x_y_sample_weight(batch)[0])
+            return step_fn(batch)
+
+        return step
+
+    def _reduced_logs(self, logs, lazy, run):
+        """The materialized logs; under a distribution, the metric states
+        are summed over ranks first (and other float entries averaged), so
+        every rank gets the same numbers."""
+        if run is None:
+            return materialize_logs(self._get_metrics_result_or_logs(None if lazy else logs))
+        with run.reduced_metrics(self.metrics):
+            metric_logs = materialize_logs(self.get_metrics_result())
+            out = metric_logs if lazy else materialize_logs(self._get_metrics_result_or_logs(logs))
+        return run.mean_of(out, sorted(k for k in out if k not in metric_logs))
 
     @staticmethod
     def _should_eval(epoch, validation_freq) -> bool:
@@ -67,6 +120,8 @@ class TrainerLoops:
 
         if isinstance(callbacks, CallbackList):
             return callbacks
+        if not distributed.is_rank_zero():
+            verbose = 0  # one progress bar per job, on rank 0
         return CallbackList(callbacks, add_history=add_history, add_progbar=verbose != 0, verbose=verbose,
                             epochs=epochs, steps=steps, model=self)
 
@@ -100,7 +155,6 @@ class TrainerLoops:
         training steps and `model.eval()` for validation (and after `fit`).
         """
         self._assert_compile_called("fit")
-        d = self.__dict__
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = data_adapters.train_validation_split(
                 (x, y, sample_weight), validation_split
@@ -112,13 +166,32 @@ class TrainerLoops:
             else:
                 val_x = validation_data
         device = self._model_device()
+        run = distributed.current_run(self)
         iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight,
-                                        device)
+                                        device, run)
         cbs = self._callback_list(callbacks, verbose, epochs, iterator.num_batches, add_history=True)
         self._metrics_to(device)
         self.stop_training = False
-        d["_eval_epoch_iterator"] = None
+        self._eval_epoch_iterator = None
         step_fn, lazy = self._step_function("train")
+        if run is not None:
+            run.hook_grads = self._custom_train_step()
+            self._dist_run = run
+            step_fn = self._synced_step(step_fn, run)
+            # a callback reading batch logs may stop training on one rank: agree on it every batch
+            sync_stop = bool(cbs._targets("on_train_batch_end")[0]) if hasattr(cbs, "_targets") else True
+        try:
+            return self._fit_epochs(batch_size, epochs, validation_freq, validation_steps, validation_batch_size,
+                                    initial_epoch, val_x, val_y, val_sw, device, run, iterator, cbs, step_fn, lazy,
+                                    run is not None and sync_stop)
+        finally:
+            if run is not None:
+                run.close()
+            self._dist_run = None
+            self._eval_epoch_iterator = None
+
+    def _fit_epochs(self, batch_size, epochs, validation_freq, validation_steps, validation_batch_size,
+                    initial_epoch, val_x, val_y, val_sw, device, run, iterator, cbs, step_fn, lazy, sync_stop):
         lazy_logs = self.get_metrics_result
         spe = self.steps_per_execution
         cbs.on_train_begin()
@@ -128,12 +201,14 @@ class TrainerLoops:
             cbs.on_epoch_begin(epoch)
             self.train()
             logs, steps_run = None, 0
-            for begin, end, batches in _chunks(iterator, spe):
+            for begin, end, batches in _chunks(self._batches(iterator, run), spe):
                 cbs.on_train_batch_begin(begin)
                 for batch in batches:
                     logs = step_fn(batch)
                 steps_run += len(batches)
                 cbs.on_train_batch_end(end, lazy_logs if lazy else logs)
+                if sync_stop:
+                    self.stop_training = run.any(self.stop_training)
                 if self.stop_training:
                     break
             self.eval()
@@ -142,24 +217,25 @@ class TrainerLoops:
                     iterator._warn_ran_out()
                 self.stop_training = True
                 break
-            epoch_logs = materialize_logs(self._get_metrics_result_or_logs(None if lazy else logs))
+            epoch_logs = self._reduced_logs(logs, lazy, run)
             if val_x is not None and self._should_eval(epoch, validation_freq):
-                if d.get("_eval_epoch_iterator") is None:
-                    d["_eval_epoch_iterator"] = self._epoch_iterator(
+                if self._eval_epoch_iterator is None:
+                    self._eval_epoch_iterator = self._epoch_iterator(
                         val_x, val_y, val_sw, validation_batch_size or batch_size, validation_steps, False, None,
-                        device,
+                        device, run,
                     )
                 val_logs = self.evaluate(callbacks=cbs, return_dict=True, _use_cached_eval_dataset=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, epoch_logs)
             training_logs = epoch_logs
+            if run is not None:
+                self.stop_training = run.any(self.stop_training)
             if self.stop_training:
                 break
         from kerasish.optimizers import Optimizer as KerasOptimizer
 
         if isinstance(self.optimizer, KerasOptimizer) and epochs > 0 and self.optimizer.built:
             self.optimizer.finalize_variable_values(self._trainable_variables_cached())
-        d["_eval_epoch_iterator"] = None
         cbs.on_train_end(logs=training_logs)
         return self.history
 
@@ -174,27 +250,36 @@ class TrainerLoops:
         self._assert_compile_called("evaluate")
         device = self._model_device()
         if use_cached:
-            iterator = self.__dict__["_eval_epoch_iterator"]
+            run = self._dist_run
+            iterator = self._eval_epoch_iterator
         else:
-            iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps, False, None, device)
+            run = distributed.current_run(self)
+            iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps, False, None, device, run)
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         self._metrics_to(device)
         was_training = self.training
         self.eval()
         step_fn, lazy = self._step_function("test")
-        self.__dict__["_stop_evaluating"] = False
+        if run is not None:
+            step_fn = self._synced_step(self._skip_empty(step_fn, lazy), run)
+        self._stop_evaluating = False
         cbs.on_test_begin()
         self.reset_metrics()
         logs = None
-        for begin, end, batches in _chunks(iterator, self.steps_per_execution):
+        for begin, end, batches in _chunks(self._batches(iterator, run), self.steps_per_execution):
             cbs.on_test_batch_begin(begin)
             for batch in batches:
                 logs = step_fn(batch)
             cbs.on_test_batch_end(end, self.get_metrics_result if lazy else logs)
-            if self.__dict__.get("_stop_evaluating"):
+            stop = self._stop_evaluating
+            if run is not None:
+                stop = run.any(stop)
+            if stop:
                 break
-        logs = materialize_logs(self._get_metrics_result_or_logs(None if lazy else logs))
+        logs = self._reduced_logs(logs, lazy, run)
         cbs.on_test_end(logs)
+        if run is not None:
+            run.after_inference()
         if was_training and not use_cached:
             self.train()
         if return_dict:
@@ -205,12 +290,15 @@ class TrainerLoops:
         """Predictions for the input samples, batched, in eval mode, as NumPy
         arrays (the model's output structure for multi-output models)."""
         device = self._model_device()
-        iterator = self._epoch_iterator(x, None, None, batch_size, steps, False, None, device)
+        run = distributed.current_run(self)
+        iterator = self._epoch_iterator(x, None, None, batch_size, steps, False, None, device, run)
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         was_training = self.training
         self.eval()
         step_fn, _ = self._step_function("predict")
-        self.__dict__["_stop_predicting"] = False
+        if run is not None:
+            return self._predict_distributed(iterator, cbs, self._synced_step(step_fn, run), run, was_training)
+        self._stop_predicting = False
         cbs.on_predict_begin()
         outputs, structure = None, None
         for begin, end, batches in _chunks(iterator, self.steps_per_execution):
@@ -224,7 +312,7 @@ class TrainerLoops:
                     for acc, t in zip(outputs, flat):
                         acc.append(t)
             cbs.on_predict_batch_end(end, {"outputs": out})
-            if self.__dict__.get("_stop_predicting"):
+            if self._stop_predicting:
                 break
         cbs.on_predict_end()
         if was_training:
@@ -235,6 +323,85 @@ class TrainerLoops:
                              "for more information of where went wrong, or file a issue/bug to `keras`.")
         arrays = [_to_numpy(torch.cat(parts)) if isinstance(parts[0], torch.Tensor)
                   else np.concatenate([_to_numpy(p) for p in parts]) for parts in outputs]
+        return data_adapters._pack(structure, arrays)
+
+    # ------------------------------------------------- Keras 2 aliases
+    def fit_generator(self, generator, *args, **kwargs):
+        """Deprecated Keras 2 alias of `fit` (which accepts generators)."""
+        _deprecated("fit_generator", "fit")
+        return self.fit(generator, *args, **kwargs)
+
+    def evaluate_generator(self, generator, *args, **kwargs):
+        """Deprecated Keras 2 alias of `evaluate`."""
+        _deprecated("evaluate_generator", "evaluate")
+        return self.evaluate(generator, *args, **kwargs)
+
+    def predict_generator(self, generator, *args, **kwargs):
+        """Deprecated Keras 2 alias of `predict`."""
+        _deprecated("predict_generator", "predict")
+        return self.predict(generator, *args, **kwargs)
+
+    # ---------------------------------------------------------- distributed
+    def _custom_train_step(self) -> bool:
+        """Whether `train_step` is overridden: under `DataParallel` its
+        gradients are then averaged (unweighted, as DDP does) by hooks run
+        as each gradient is accumulated, since the step calls the
+        optimizer itself."""
+        from kerasish.trainers.trainer import Trainer
+
+        return type(self).train_step is not Trainer.train_step
+
+    def _skip_empty(self, step_fn, lazy):
+        """`step_fn`, doing nothing on a rank whose share of the (last,
+        small) global batch is empty."""
+
+        def step(batch):
+            if trainer_batch_size(batch) == 0:
+                return None if lazy else self.get_metrics_result()
+            return step_fn(batch)
+
+        return step
+
+    def _predict_distributed(self, iterator, cbs, step_fn, run, was_training):
+        """`predict` on this rank's share of every batch; the outputs of all
+        ranks are gathered back into the global order (with per-rank data,
+        `auto_shard_dataset=False` or a `fully_shard`ed model, each rank
+        returns its own predictions)."""
+        self._stop_predicting = False
+        cbs.on_predict_begin()
+        parts, sizes, structure = None, [], None
+        for begin, end, batches in _chunks(self._batches(iterator, run), self.steps_per_execution):
+            cbs.on_predict_batch_begin(begin)
+            out = None
+            for batch in batches:
+                n = trainer_batch_size(batch)
+                sizes.append(n)
+                if n == 0:
+                    continue
+                out = step_fn(batch)
+                flat = [_to_numpy(t) for t in data_adapters._flatten(out)]
+                if parts is None:
+                    structure, parts = out, [[t] for t in flat]
+                else:
+                    for acc, t in zip(parts, flat):
+                        acc.append(t)
+            cbs.on_predict_batch_end(end, {"outputs": out})
+            if run.any(self._stop_predicting):
+                break
+        cbs.on_predict_end()
+        run.after_inference()
+        if was_training:
+            self.train()
+        local = [np.concatenate(p) for p in parts] if parts is not None else []
+        if not run.auto_shard:  # each rank fed its own data: it gets its own predictions
+            if parts is None:
+                raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs).")
+            return data_adapters._pack(structure, local)
+        arrays = run.gather_predictions(local, sizes)
+        if structure is None:  # this rank had no rows; rebuild the structure from rank 0's leaves
+            structure = arrays if len(arrays) != 1 else arrays[0]
+        if not arrays:
+            raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs).")
         return data_adapters._pack(structure, arrays)
 
     # ------------------------------------------------------ single batches

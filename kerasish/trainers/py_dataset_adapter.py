@@ -25,8 +25,14 @@ def _get_item(dataset, index):
 
 
 class PyDatasetAdapter(data_adapters.DataAdapter):
-    def __init__(self, dataset, shuffle=False, class_weight=None, device=None):
+    def __init__(self, dataset, shuffle=False, class_weight=None, device=None, shard=None):
         self._dataset = dataset
+        # `shard` (a DataParallelRun): every rank reads the same batch order
+        # (drawn from a seed shared by the ranks and the epoch) and keeps its
+        # rows of each global batch
+        self._shard = shard
+        if shard is not None:
+            self._seed, self._epoch = shard.shared_seed(), 0
         self._shuffle = bool(shuffle)  # True or "batch": the order of batch indices
         self._class_weight = class_weight
         self._device = torch.device(device) if device is not None else None
@@ -47,6 +53,8 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
             if sw is None:
                 sw = data_adapters.class_weight_to_sample_weights(data_adapters.to_tensor(y), self._class_weight)
             batch = (x, y, sw)
+        if self._shard is not None:
+            batch = data_adapters._slice_batch(batch, self._shard)
         batch = data_adapters.map_structure(
             lambda v: data_adapters.to_tensor(v) if isinstance(v, np.ndarray) else v, batch
         )
@@ -62,7 +70,12 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
                 i += 1
         order = list(range(n))
         if self._shuffle:
-            random.shuffle(order)
+            if self._shard is not None:
+                gen = torch.Generator().manual_seed(self._seed + self._epoch)
+                self._epoch += 1
+                order = torch.randperm(n, generator=gen).tolist()
+            else:
+                random.shuffle(order)
         yield from order
 
     def _executor(self):

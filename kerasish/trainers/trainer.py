@@ -2,9 +2,11 @@
 semantics on torch).
 
 `Trainer` is a mixin with no `__init__`: `Model(Trainer, Layer)` keeps its
-constructor, and the training state lives in the instance `__dict__` (never
-registered as torch submodules, so `state_dict()` holds only the model's own
-weights and buffers).
+constructor. The training state has class-level defaults and is read as plain
+attributes; the objects that are themselves modules (the loss tracker, the
+compiled loss and metrics, a Keras optimizer) are stored with
+`_set_untracked`, so they are never registered as torch submodules and
+`state_dict()` holds only the model's own weights and buffers.
 
 The default train step is Keras 3's torch step: forward with
 `training=True`, `zero_grad`, `loss = compiled loss + sum(model.losses)`,
@@ -17,6 +19,7 @@ at the end of each epoch.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import torch
@@ -24,6 +27,7 @@ import torch
 from kerasish.layers import call_context
 from kerasish.layers.layer import Layer
 from kerasish.trainers import data_adapters
+from kerasish.trainers.keras2_compat import Keras2TrainerAPI
 from kerasish.trainers.loops import TrainerLoops
 from kerasish.trainers.compile_utils import CompileLoss
 from kerasish.trainers.compile_utils import CompileMetrics
@@ -75,67 +79,107 @@ def _compiled_after_first_call(fn):
     return step
 
 
-class Trainer(TrainerLoops):
+def _accepts_training(fn) -> bool:
+    """Whether `fn` (a bound `compute_loss`) takes a `training` argument
+    (Keras 3 added it; Keras 2-era overrides do not have it)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - builtins / C callables
+        return True
+    return any(p.name == "training" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+class Trainer(TrainerLoops, Keras2TrainerAPI):
     """The Keras training API, mixed into `keras.Model` (the loops live in
     `kerasish/trainers/loops.py`)."""
 
-    # --------------------------------------------------------------- state
+    # ------------------------------------------- state (class-level defaults)
+    _compiled = False
+    _optimizer = None
+    _loss = None
+    _compile_loss = None
+    _compile_metrics = None
+    _loss_tracker = None
+    _compile_config = None
+    _stop_training = False
+    _history = None
+    _jit_compile = False
+    _run_eagerly = False
+    _steps_per_execution = 1
+    _auto_scale_loss = True
+    _grad_scaler = None
+    _step_fns = None
+    _train_vars = None
+    _zero_grad_params = None
+    _loss_sources = None
+    _loss_takes_training = None
+    _dist_run = None
+    _eval_epoch_iterator = None
+    _stop_evaluating = False
+    _stop_predicting = False
+
+    def _set_untracked(self, name, value):
+        """Sets an attribute without `nn.Module`'s registration (for module
+        values such as metrics and optimizers, which must not become
+        submodules of the model or enter its `state_dict`)."""
+        object.__setattr__(self, name, value)
+
     @property
     def compiled(self) -> bool:
-        return self.__dict__.get("_compiled", False)
+        return self._compiled
 
     @property
     def optimizer(self):
-        return self.__dict__.get("_optimizer")
+        return self._optimizer
 
     @optimizer.setter
     def optimizer(self, value):
-        self.__dict__["_optimizer"] = value
+        self._set_untracked("_optimizer", value)
 
     @property
     def loss(self):
-        return self.__dict__.get("_loss")
+        return self._loss
 
     @loss.setter
     def loss(self, value):
-        self.__dict__["_loss"] = value
+        self._set_untracked("_loss", value)
 
     @property
     def stop_training(self) -> bool:
-        return self.__dict__.get("_stop_training", False)
+        return self._stop_training
 
     @stop_training.setter
     def stop_training(self, value):
-        self.__dict__["_stop_training"] = bool(value)
+        self._stop_training = bool(value)
 
     @property
     def history(self):
-        return self.__dict__.get("_history")
+        return self._history
 
     @history.setter
     def history(self, value):
-        self.__dict__["_history"] = value
+        self._set_untracked("_history", value)
 
     @property
     def jit_compile(self) -> bool:
-        return self.__dict__.get("_jit_compile", False)
+        return self._jit_compile
 
     @jit_compile.setter
     def jit_compile(self, value):
-        self.__dict__["_jit_compile"] = bool(value)
-        self.__dict__["_step_fns"] = {}
+        self._jit_compile = bool(value)
+        self._step_fns = {}
 
     @property
     def run_eagerly(self) -> bool:
-        return self.__dict__.get("_run_eagerly", False)
+        return self._run_eagerly
 
     @run_eagerly.setter
     def run_eagerly(self, value):
-        self.__dict__["_run_eagerly"] = bool(value)
+        self._run_eagerly = bool(value)
 
     @property
     def steps_per_execution(self) -> int:
-        return self.__dict__.get("_steps_per_execution", 1)
+        return self._steps_per_execution
 
     # ------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
@@ -196,28 +240,26 @@ class Trainer(TrainerLoops):
                 stacklevel=2,
             )
             jit_compile = False
-        d = self.__dict__
-        d["_optimizer"] = opt
-        d["_loss"] = loss
-        d["_compile_loss"] = compile_loss
-        d["_compile_metrics"] = compile_metrics
-        d["_loss_tracker"] = Mean(name="loss")
-        d["_jit_compile"] = bool(jit_compile)
-        d["_run_eagerly"] = bool(run_eagerly)
-        d["_steps_per_execution"] = steps_per_execution
-        d["_auto_scale_loss"] = auto_scale_loss
-        d["_grad_scaler"] = None
-        d["_step_fns"] = {}
-        d["_train_vars"] = None
-        d["_zero_grad_params"] = None
-        d["_loss_sources"] = None
-        d["_stop_training"] = False
-        d["_compile_config"] = {
+        for name, value in (("_optimizer", opt), ("_loss", loss), ("_compile_loss", compile_loss),
+                            ("_compile_metrics", compile_metrics), ("_loss_tracker", Mean(name="loss"))):
+            self._set_untracked(name, value)
+        self._jit_compile = bool(jit_compile)
+        self._run_eagerly = bool(run_eagerly)
+        self._steps_per_execution = steps_per_execution
+        self._auto_scale_loss = auto_scale_loss
+        self._grad_scaler = None
+        self._step_fns = {}
+        self._train_vars = None
+        self._zero_grad_params = None
+        self._loss_sources = None
+        self._loss_takes_training = None
+        self._stop_training = False
+        self._set_untracked("_compile_config", {
             "optimizer": opt, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
             "weighted_metrics": weighted_metrics, "run_eagerly": run_eagerly,
             "steps_per_execution": steps_per_execution, "jit_compile": jit_compile,
-        }
-        d["_compiled"] = True
+        })
+        self._compiled = True
 
     def get_compile_config(self) -> dict:
         """The `compile()` arguments, serialized (empty before compile)."""
@@ -226,7 +268,7 @@ class Trainer(TrainerLoops):
         if not self.compiled:
             return {}
         out = {}
-        for key, value in self.__dict__["_compile_config"].items():
+        for key, value in self._compile_config.items():
             if isinstance(value, torch.optim.Optimizer) and not hasattr(value, "get_config"):
                 value = None  # a plain torch optimizer has no Keras config
             try:
@@ -268,14 +310,13 @@ class Trainer(TrainerLoops):
     def metrics(self) -> list:
         """[loss tracker, compile metrics, per-output loss trackers, then the
         metrics of `add_metric` and Metric attributes] (Keras 3)."""
-        d = self.__dict__
         out = []
-        if d.get("_compiled"):
-            out.append(d["_loss_tracker"])
-            if d["_compile_metrics"] is not None:
-                out.append(d["_compile_metrics"])
-            if d["_compile_loss"] is not None:
-                out.extend(d["_compile_loss"].metrics)
+        if self._compiled:
+            out.append(self._loss_tracker)
+            if self._compile_metrics is not None:
+                out.append(self._compile_metrics)
+            if self._compile_loss is not None:
+                out.extend(self._compile_loss.metrics)
         for m in super().metrics:
             if not any(m is o for o in out):
                 out.append(m)
@@ -306,7 +347,7 @@ class Trainer(TrainerLoops):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None) -> dict:
         """Updates the compiled metrics and returns `get_metrics_result()`."""
-        cm = self.__dict__.get("_compile_metrics")
+        cm = self._compile_metrics
         if cm is not None:
             cm.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
@@ -337,7 +378,7 @@ class Trainer(TrainerLoops):
             ValueError: when there is no loss at all.
         """
         total = None
-        cl = self.__dict__.get("_compile_loss")
+        cl = self._compile_loss
         if cl is not None:
             total = cl(y, y_pred, sample_weight)
         for extra in self._additional_losses():
@@ -357,60 +398,79 @@ class Trainer(TrainerLoops):
         properties are always called."""
         if not _builtin_losses(type(self)):
             return self.losses
-        d = self.__dict__
-        sources = d.get("_loss_sources")
+        sources = self._loss_sources
         if sources is None:
             layers = list(self._flatten_layers(include_self=True))
-            has_callables = any(layer.__dict__.get("_callable_losses") for layer in layers)
-            regs = [(w, w.__dict__["regularizer"]) for w in self.trainable_weights
-                    if getattr(w, "__dict__", {}).get("regularizer") is not None]
+            has_callables = any(getattr(layer, "_callable_losses", None) for layer in layers)
+            regs = [(w, w.regularizer) for w in self.trainable_weights if getattr(w, "regularizer", None) is not None]
             sources = (has_callables, regs)
             if self.built:
-                d["_loss_sources"] = sources
+                self._loss_sources = sources
         has_callables, regs = sources
         # like Keras, what trains is fixed at compile time (re-compile after
         # changing `trainable`); add_loss tensors of the last call are live
-        if has_callables or call_context.state().losses or d.get("_persistent_losses"):
+        # (`__dict__`: Layer.__getattr__'s miss path is slow on this per-step read)
+        if has_callables or call_context.state().losses or self.__dict__.get("_persistent_losses"):
             return self.losses
         return [reg(w) for w, reg in regs]
 
     def _compute_loss_compat(self, x, y, y_pred, sample_weight, training):
-        try:
+        """`compute_loss`, without `training` for overrides written before
+        Keras 3 added it (decided once from the signature, so a TypeError
+        raised inside a user's `compute_loss` is never swallowed)."""
+        takes_training = self._loss_takes_training
+        if takes_training is None:
+            takes_training = self._loss_takes_training = _accepts_training(self.compute_loss)
+        if takes_training:
             return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-        except TypeError as e:
-            if "training" not in str(e):
-                raise
-            return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
+        return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
 
     def _track_loss(self, x, loss):
-        tracker = self.__dict__["_loss_tracker"]
+        tracker = self._loss_tracker
+        n = _batch_size_of(x)
+        if n == 0:
+            return  # an empty share of a data-parallel batch: its loss is empty/NaN and weighs nothing
         if loss.ndim == 0:
-            tracker._update_scalar(loss, _batch_size_of(x))
+            tracker._update_scalar(loss, n)
         else:
-            tracker.update_state(loss, sample_weight=_batch_size_of(x))
+            tracker.update_state(loss, sample_weight=n)
 
     # --------------------------------------------------------------- steps
-    def _trainable_variables_cached(self) -> list:
-        d = self.__dict__
-        train_vars = d.get("_train_vars")
-        if train_vars is None:
-            train_vars = list(self.trainable_weights)
-            if self.built:
-                d["_train_vars"] = train_vars
-        return train_vars
+    def _param_slots(self) -> list:
+        """`(owner._parameters, name, parameter)` of every registered
+        parameter: a cached list stays valid while each slot still holds
+        the same object (FSDP2's `fully_shard`, re-building or swapping a
+        weight replaces it, and the caches are rebuilt)."""
+        return [(m._parameters, name, p) for m in self.modules() for name, p in m._parameters.items() if p is not None]
 
-    def _grad_params(self) -> list:
-        """The parameters `nn.Module.zero_grad` would reset (cached once built)."""
-        d = self.__dict__
-        params = d.get("_zero_grad_params")
-        if params is None:
-            params = [p for p in self.parameters() if p.requires_grad]
-            if self.built:
-                d["_zero_grad_params"] = params
+    def _cached_params(self, attr, collect) -> list:
+        cached = getattr(self, attr)
+        if cached is not None:
+            params, slots = cached
+            for owner, name, p in slots:
+                if owner.get(name) is not p:
+                    break
+            else:
+                return params
+        params = collect()
+        if self.built:
+            mine = {id(p) for p in params}
+            slots = [s for s in self._param_slots() if id(s[2]) in mine]
+            self._set_untracked(attr, (params, slots))
         return params
 
-    def _apply_gradients(self, loss):
-        """backward + optimizer update (with dynamic loss scaling under mixed_float16)."""
+    def _trainable_variables_cached(self) -> list:
+        return self._cached_params("_train_vars", lambda: list(self.trainable_weights))
+
+    def _grad_params(self) -> list:
+        """The parameters `nn.Module.zero_grad` would reset."""
+        return self._cached_params("_zero_grad_params", lambda: [p for p in self.parameters() if p.requires_grad])
+
+    def _apply_gradients(self, loss, n_samples=1):
+        """backward + optimizer update (with dynamic loss scaling under
+        mixed_float16); under `DataParallel` the gradients are averaged over
+        the ranks in between, `n_samples` weighting this rank's share (an
+        empty share, `n_samples=0`, contributes nothing)."""
         from kerasish.optimizers import Optimizer as KerasOptimizer
 
         opt = self.optimizer
@@ -418,9 +478,16 @@ class Trainer(TrainerLoops):
         if not weights:
             warnings.warn("The model does not have any trainable weights.", stacklevel=3)
             return
+        run = self._dist_run
+        if run is not None and n_samples == 0:
+            # an empty share still runs backward (SyncBN's collectives live there); its gradients weigh 0
+            loss = loss.sum() * 0.0
         scaler = self._grad_scaler_for(loss)
         if scaler is not None:
             scaler.scale(loss).backward()
+            weights = self._trainable_variables_cached()
+            if run is not None:
+                run.all_reduce_grads(weights, n_samples)
             if isinstance(opt, KerasOptimizer) and not opt.built:
                 opt.build(weights)
             scaler.step(opt)
@@ -429,6 +496,10 @@ class Trainer(TrainerLoops):
         if hasattr(opt, "scale_loss"):
             loss = opt.scale_loss(loss)
         loss.backward()
+        # fetched again: FSDP2 registers unsharded parameters between its forward and backward
+        weights = self._trainable_variables_cached()
+        if run is not None:
+            run.all_reduce_grads(weights, n_samples)
         if isinstance(opt, KerasOptimizer):
             with torch.no_grad():
                 opt.apply([w.grad for w in weights], weights)
@@ -436,30 +507,31 @@ class Trainer(TrainerLoops):
             opt.step()
 
     def _grad_scaler_for(self, loss):
-        d = self.__dict__
-        scaler = d.get("_grad_scaler")
-        if scaler is None and d.get("_auto_scale_loss"):
+        scaler = self._grad_scaler
+        if scaler is None and self._auto_scale_loss:
             policy = getattr(self, "dtype_policy", None)
             if getattr(policy, "name", None) == "mixed_float16":
-                scaler = d["_grad_scaler"] = torch.amp.GradScaler(
+                scaler = self._grad_scaler = torch.amp.GradScaler(
                     loss.device.type, init_scale=2.0**15, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000
                 )
         return scaler
 
     def _train_step_impl(self, data, want_logs=True):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        y_pred = self(x, training=True)
-        for p in self._grad_params():  # `self.zero_grad()` without walking the module tree
+        # `self.zero_grad()` without walking the module tree; before the forward, while FSDP2's
+        # sharded parameters (which receive the gradients) are the registered ones
+        for p in self._grad_params():
             p.grad = None
+        y_pred = self(x, training=True)
         loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=True)
         self._track_loss(x, loss)
         if self.optimizer is None:
             raise ValueError("The model was compiled without an optimizer; `fit` needs one.")
-        self._apply_gradients(loss)
+        self._apply_gradients(loss, _batch_size_of(x))
         with torch.no_grad():
             if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
                 return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-            cm = self.__dict__["_compile_metrics"]
+            cm = self._compile_metrics
             if cm is not None:
                 cm.update_state(y, y_pred, sample_weight)
         return None
@@ -479,7 +551,7 @@ class Trainer(TrainerLoops):
         self._track_loss(x, loss)
         if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
             return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        cm = self.__dict__["_compile_metrics"]
+        cm = self._compile_metrics
         if cm is not None:
             cm.update_state(y, y_pred, sample_weight)
         return None
@@ -497,8 +569,9 @@ class Trainer(TrainerLoops):
         """The function the loops call per batch (`torch.compile`d when
         `jit_compile=True`). Returns `(fn, lazy)`: `lazy` means `fn` returns
         None and the logs are `get_metrics_result()`."""
-        d = self.__dict__
-        fns = d.setdefault("_step_fns", {})
+        fns = self._step_fns
+        if fns is None:
+            fns = self._step_fns = {}
         if kind in fns:
             return fns[kind]
         cls = type(self)
@@ -530,16 +603,15 @@ class Trainer(TrainerLoops):
             return p.device
         for b in self.buffers():
             return b.device
-        return self.__dict__.get("_device_hint") or torch.device("cpu")
+        return self._device_hint or torch.device("cpu")
 
     def _metrics_to(self, device):
-        d = self.__dict__
         metrics = list(self.metrics)
-        cl = d.get("_compile_loss")
+        cl = self._compile_loss
         if cl is not None:
             metrics += cl.metrics
         for m in metrics:
             first = next(iter(m.variables), None) if not isinstance(m, CompileMetrics) else None
             if isinstance(m, CompileMetrics) or first is None or first.device != device:
                 m.to(device)
-                m.__dict__["_device_hint"] = device
+                m._device_hint = device

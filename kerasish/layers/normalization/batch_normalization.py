@@ -378,6 +378,11 @@ def _all_reduce_moments(x, mean, var, count, dims):
     if dist.get_world_size() == 1:
         return mean, var
     n = count if count is not None else torch.full_like(mean, x.numel() / mean.numel())
+    if x.numel() == 0:
+        # an empty share of the batch (the last, small batch of a data-parallel
+        # fit) takes part in the collective with zero weight instead of NaNs
+        # (nan_to_num keeps the autograd path: the backward all-reduce must run on every rank)
+        mean, var = torch.nan_to_num(mean), torch.nan_to_num(var)
     stats = torch.stack([mean * n, (var + mean.square()) * n, n])
     stats = dist_f.all_reduce(stats)
     total = stats[2]

@@ -1,0 +1,52 @@
+"""`keras.distribution` on `torch.distributed` (see `distribution_lib`).
+
+    # train.py, launched with: torchrun --nproc_per_node=2 train.py
+    import kerasish as keras
+
+    keras.distribution.initialize()
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    model = ...  # on GPUs: model.to(f"cuda:{LOCAL_RANK}")
+    model.compile(...)
+    model.fit(x, y, batch_size=256)  # 256 is the global batch
+
+Combining `fit` with your own wrapping. Supported: (1) `DataParallel` above
+and no wrapper; (2) FSDP2: `fully_shard(model)` (in place) then `model.fit`
+with no distribution set: each rank feeds its own data, FSDP2 averages the
+gradients, metric states are summed over ranks (tested on CPU/gloo);
+(3) your own training loop around `DDP(model)` / `fully_shard(model)` (every
+kerasish layer is an `nn.Module`). Not supported: `DDP(model)` then
+`model.fit` (fit calls the inner model, so DDP would never sync: use (1)).
+`fit` in a multi-rank process group with no distribution set raises a
+RuntimeError saying so. A custom `train_step` under `DataParallel` gets its
+gradients averaged by per-parameter hooks as they are accumulated
+(unweighted, as DDP does: exact when every rank's share of each batch has
+the same size; the default step weights ranks by their samples).
+"""
+
+from kerasish.distribution.distribution_lib import DataParallel
+from kerasish.distribution.distribution_lib import DeviceMesh
+from kerasish.distribution.distribution_lib import Distribution
+from kerasish.distribution.distribution_lib import LayoutMap
+from kerasish.distribution.distribution_lib import ModelParallel
+from kerasish.distribution.distribution_lib import TensorLayout
+from kerasish.distribution.distribution_lib import distribute_tensor
+from kerasish.distribution.distribution_lib import distribution
+from kerasish.distribution.distribution_lib import get_device_count
+from kerasish.distribution.distribution_lib import initialize
+from kerasish.distribution.distribution_lib import list_devices
+from kerasish.distribution.distribution_lib import set_distribution
+
+__all__ = [
+    "DataParallel",
+    "DeviceMesh",
+    "Distribution",
+    "LayoutMap",
+    "ModelParallel",
+    "TensorLayout",
+    "distribute_tensor",
+    "distribution",
+    "get_device_count",
+    "initialize",
+    "list_devices",
+    "set_distribution",
+]

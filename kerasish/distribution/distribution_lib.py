@@ -1,0 +1,476 @@
+"""`keras.distribution` on `torch.distributed`.
+
+Keras 3 implements this namespace on JAX only. Here the same names map onto
+PyTorch's own engine, launched by `torchrun` (one process per device):
+
+- `initialize()` creates the default process group from torchrun's
+  environment (`RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`,
+  `LOCAL_RANK`): NCCL on CUDA, gloo on CPU.
+- `list_devices()` lists one device per process of the group
+  (`"cuda:<rank>"` / `"cpu:<rank>"`), as JAX lists its global devices.
+- `DataParallel` replicates the weights: they are broadcast from rank 0 when
+  `fit` starts, gradients are averaged over the ranks (weighted by each
+  rank's share of the global batch, so a fit on N processes equals one
+  process on the global batch), and data is split across ranks.
+- `ModelParallel` and `LayoutMap` are accepted and validated with Keras's
+  names and meanings; `fit` does not yet map them onto FSDP2/DTensor and
+  raises `NotImplementedError` instead of training unsharded silently.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import os
+import re
+
+import numpy as np
+import torch
+
+DEFAULT_BATCH_DIM_NAME = "batch"
+
+_STATE = {"distribution": None}
+
+
+# ------------------------------------------------------------- processes
+def _dist_ready() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def num_processes() -> int:
+    """Processes in the default process group (1 without one)."""
+    return torch.distributed.get_world_size() if _dist_ready() else 1
+
+
+def process_id() -> int:
+    """This process's rank in the default process group (0 without one)."""
+    return torch.distributed.get_rank() if _dist_ready() else 0
+
+
+def _local_device_type(device_type=None) -> str:
+    if device_type is not None:
+        device_type = device_type.lower()
+        if device_type == "gpu":
+            device_type = "cuda"
+        if device_type not in ("cpu", "cuda"):
+            raise ValueError(
+                f"Invalid value for argument `device_type`. Expected one of 'cpu', 'gpu', 'cuda' or None. "
+                f"Received: device_type={device_type}"
+            )
+        return device_type
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def list_devices(device_type=None) -> list:
+    """All devices available for computation, as strings.
+
+    Inside a process group this is one device per process (`"cpu:<rank>"`,
+    or `"cuda:<rank>"` when the group runs on GPUs), the global view JAX
+    gives; outside one, the local devices (`"cuda:0"`... or `"cpu:0"`).
+
+    Args:
+        device_type: "cpu", "gpu" (or "cuda"), or None for the default
+            (GPU when available).
+
+    Returns:
+        List of device strings.
+    """
+    kind = _local_device_type(device_type)
+    if _dist_ready():
+        return [f"{kind}:{i}" for i in range(num_processes())]
+    if kind == "cuda":
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu:0"]
+
+
+def get_device_count(device_type=None) -> int:
+    """`len(list_devices(device_type))`."""
+    return len(list_devices(device_type))
+
+
+def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:
+    """Creates the default `torch.distributed` process group.
+
+    Under `torchrun` no argument is needed: the rank, world size and
+    coordinator address come from the environment. Does nothing when a
+    process group already exists, or when this is a single process with no
+    coordinator to join.
+
+    Args:
+        job_addresses: Comma-separated `host:port` addresses (or a list);
+            the first is the coordinator (`MASTER_ADDR:MASTER_PORT`).
+            Defaults to the `MASTER_ADDR`/`MASTER_PORT` environment.
+        num_processes: World size. Defaults to `WORLD_SIZE`.
+        process_id: This process's rank. Defaults to `RANK`.
+    """
+    if _dist_ready():
+        return
+    if not torch.distributed.is_available():
+        raise RuntimeError("`keras.distribution.initialize()` needs a PyTorch build with torch.distributed.")
+    env = os.environ
+    if job_addresses:
+        first = job_addresses.split(",")[0] if isinstance(job_addresses, str) else job_addresses[0]
+        host, _, port = first.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(
+                f"Expected `job_addresses` as 'host:port[,host:port...]'. Received: job_addresses={job_addresses}"
+            )
+        env["MASTER_ADDR"], env["MASTER_PORT"] = host, port
+    world = int(num_processes if num_processes is not None else env.get("WORLD_SIZE", 1))
+    rank = int(process_id if process_id is not None else env.get("RANK", 0))
+    if world <= 1 and "MASTER_ADDR" not in env:
+        return  # a single process with no coordinator: nothing to join
+    if not 0 <= rank < world:
+        raise ValueError(f"`process_id` must be in [0, {world}). Received: process_id={rank}")
+    env.setdefault("MASTER_ADDR", "127.0.0.1")
+    env.setdefault("MASTER_PORT", "29500")
+    use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(int(env.get("LOCAL_RANK", rank % torch.cuda.device_count())))
+    torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world)
+
+
+# ------------------------------------------------------------------ mesh
+class DeviceMesh:
+    """A named N-D grid of the devices (one per process) that compute.
+
+    Args:
+        shape: Tuple of ints, e.g. `(8,)` for data parallel, `(4, 2)` for
+            data x model parallel.
+        axis_names: One name per axis of `shape`.
+        devices: Defaults to `list_devices()`.
+    """
+
+    def __init__(self, shape, axis_names, devices=None):
+        if not shape or not axis_names:
+            raise ValueError(f"Shape and axis_names cannot be empty. Received: shape={shape}, axis_names={axis_names}")
+        if len(shape) != len(axis_names):
+            raise ValueError(
+                f"Shape and axis_names should have same size. Received: shape={shape}, axis_names={axis_names}"
+            )
+        devices = np.array(list_devices() if devices is None else devices)
+        if math.prod(shape) != devices.size:
+            raise ValueError(
+                f"Shape does not match the number of devices. Received: shape={shape}; devices.shape={devices.shape}"
+            )
+        self._shape = tuple(shape)
+        self._axis_names = list(axis_names)
+        self._devices = devices.reshape(shape)
+
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def axis_names(self):
+        return self._axis_names
+
+    @property
+    def devices(self):
+        return self._devices
+
+    @property
+    def backend_mesh(self):
+        """The equivalent `torch.distributed.device_mesh.DeviceMesh` (needs a
+        process group whose size is the mesh size)."""
+        from torch.distributed.device_mesh import init_device_mesh
+
+        kind = str(self._devices.flat[0]).split(":")[0]
+        return init_device_mesh(kind, self._shape, mesh_dim_names=tuple(self._axis_names))
+
+    def __repr__(self):
+        return f"<DeviceMesh shape={self.shape}, axis_names={self.axis_names}>"
+
+
+class TensorLayout:
+    """How a tensor is laid out on a `DeviceMesh`: one mesh axis name (or
+    None, replicated) per tensor dimension.
+
+    Args:
+        axes: Tuple of axis names or None.
+        device_mesh: Optional `DeviceMesh`.
+    """
+
+    def __init__(self, axes, device_mesh=None):
+        self._axes = tuple(axes)
+        self._device_mesh = device_mesh
+        self._validate_axes()
+
+    @property
+    def axes(self):
+        return self._axes
+
+    @property
+    def device_mesh(self):
+        return self._device_mesh
+
+    @device_mesh.setter
+    def device_mesh(self, device_mesh):
+        if self._device_mesh is not None:
+            raise ValueError(
+                f"Cannot override device mesh value. Existing value is {self._device_mesh}"
+            )
+        self._device_mesh = device_mesh
+        self._validate_axes()
+
+    def _validate_axes(self):
+        if self._device_mesh is not None:
+            valid = set(self._device_mesh.axis_names)
+            bad = set(self._axes) - valid - {None}
+            if bad:
+                raise ValueError(
+                    f"Invalid axis names for Layout. Valid axis names: {sorted(valid)}, Got {sorted(bad)}"
+                )
+
+    def __repr__(self):
+        return f"<TensorLayout axes={self.axes}, device_mesh={self.device_mesh}>"
+
+
+class LayoutMap(collections.abc.MutableMapping):
+    """Maps variable paths (regexes, e.g. `".*dense.*kernel"`) to
+    `TensorLayout`s. Tuples of axis names are accepted as layouts.
+
+    Kernels use Keras's layouts: a Dense kernel is `(in, out)`, so
+    `(None, "model")` shards the output units.
+
+    Args:
+        device_mesh: The `DeviceMesh` the layouts refer to.
+    """
+
+    def __init__(self, device_mesh):
+        self._layout_map = collections.OrderedDict()
+        self._device_mesh = device_mesh
+
+    def __getitem__(self, key):
+        if key in self._layout_map:
+            return self._layout_map[key]
+        matches = [pattern for pattern in self._layout_map if re.fullmatch(pattern, key)]
+        if len(matches) > 1:
+            raise ValueError(
+                f"Path '{key}' matches multiple layout specification keys: {matches}. Please make sure each "
+                "tensor/variable path only matches at most one layout specification key in the LayoutMap."
+            )
+        return self._layout_map[matches[0]] if matches else None
+
+    def __setitem__(self, key, layout):
+        if key in self._layout_map:
+            raise ValueError(
+                f"{key} already exist in the LayoutMap with value {self._layout_map[key]}. Please make sure to not "
+                "use duplicated keys."
+            )
+        if isinstance(layout, tuple):
+            layout = TensorLayout(axes=layout)
+        if not isinstance(layout, TensorLayout):
+            raise ValueError(f"{layout} should be a TensorLayout type, got {type(layout)}")
+        if layout.device_mesh is None and self._device_mesh is not None:
+            layout.device_mesh = self._device_mesh
+        self._layout_map[key] = layout
+
+    def __delitem__(self, key):
+        return self._layout_map.pop(key)
+
+    def __len__(self):
+        return len(self._layout_map)
+
+    def __iter__(self):
+        return iter(self._layout_map)
+
+    @property
+    def device_mesh(self):
+        return self._device_mesh
+
+
+# ---------------------------------------------------------- distributions
+class Distribution:
+    """Base class of distribution strategies (Keras 3).
+
+    Args:
+        device_mesh: A `DeviceMesh`.
+        batch_dim_name: Mesh axis the batch is split along.
+        auto_shard_dataset: Split the data passed to `fit`/`evaluate`/
+            `predict` across processes (True, default), or feed each
+            process its own data as given (False).
+    """
+
+    def __init__(self, device_mesh, batch_dim_name=None, auto_shard_dataset=True):
+        self._device_mesh = device_mesh
+        self._batch_dim_name = batch_dim_name
+        self._auto_shard_dataset = auto_shard_dataset
+        self._num_processes = num_processes()
+        self._process_id = process_id()
+        self._is_multi_process = self._num_processes > 1
+
+    @property
+    def num_processes(self):
+        return self._num_processes
+
+    @property
+    def num_model_replicas(self):
+        raise NotImplementedError()
+
+    @property
+    def data_shard_id(self):
+        replicas = self.num_model_replicas
+        if replicas >= self.num_processes:
+            return self._process_id
+        return self._process_id // (self.num_processes // replicas)
+
+    @property
+    def device_mesh(self):
+        return self._device_mesh
+
+    @property
+    def batch_dim_name(self):
+        return self._batch_dim_name
+
+    @property
+    def auto_shard_dataset(self):
+        return self._auto_shard_dataset
+
+    @auto_shard_dataset.setter
+    def auto_shard_dataset(self, value):
+        self._auto_shard_dataset = value
+
+    def get_data_layout(self, data_shape):
+        spec = [None] * len(data_shape)
+        spec[0] = self.batch_dim_name
+        return TensorLayout(spec, self.device_mesh)
+
+    def get_variable_layout(self, variable):
+        raise NotImplementedError()
+
+    def get_tensor_layout(self, path):
+        raise NotImplementedError()
+
+    @contextlib.contextmanager
+    def scope(self):
+        """Makes this distribution current inside the `with` block."""
+        previous = distribution()
+        set_distribution(self)
+        try:
+            yield
+        finally:
+            set_distribution(previous)
+
+    def distribute_dataset(self, dataset):
+        """The dataset unchanged: `fit`/`evaluate`/`predict` split it per
+        rank themselves (see `DataParallel`)."""
+        return dataset
+
+    def __repr__(self):
+        return f"<{type(self).__name__} device_mesh={self.device_mesh}>"
+
+
+class DataParallel(Distribution):
+    """Data parallelism: every process holds the whole model.
+
+    In `fit`, the weights are broadcast from rank 0 before the first step
+    and gradients are averaged across ranks (each rank weighted by its
+    share of the global batch); `batch_size` is the global batch, split
+    across ranks per step; every rank runs the same number of steps. Metric
+    states are summed over ranks before logs are read at epoch end, so
+    History, EarlyStopping and ReduceLROnPlateau agree everywhere.
+
+    Args:
+        device_mesh: Optional 1-D `DeviceMesh` (one device per process).
+        devices: Optional list of devices (instead of `device_mesh`).
+        auto_shard_dataset: Defaults to True (see `Distribution`).
+    """
+
+    def __init__(self, device_mesh=None, devices=None, auto_shard_dataset=True):
+        if device_mesh is not None:
+            if not isinstance(device_mesh, DeviceMesh):
+                raise ValueError(
+                    f"Expect `mesh` to be an instance of `DeviceMesh`. Received: mesh={device_mesh} "
+                    f"(of type {type(device_mesh)})"
+                )
+            if len(device_mesh.shape) != 1:
+                raise ValueError(
+                    "`DataParallel` needs a 1-D `DeviceMesh` here (one replica per process). "
+                    f"Received: device_mesh.shape={device_mesh.shape}"
+                )
+            super().__init__(device_mesh, device_mesh.axis_names[0], auto_shard_dataset)
+            return
+        devices = np.array(list_devices() if not devices else devices)
+        mesh = DeviceMesh(shape=devices.shape, axis_names=[DEFAULT_BATCH_DIM_NAME], devices=devices)
+        super().__init__(mesh, DEFAULT_BATCH_DIM_NAME, auto_shard_dataset)
+
+    @property
+    def num_model_replicas(self):
+        return self.device_mesh.devices.size
+
+    def get_variable_layout(self, variable):
+        layout = getattr(variable, "_layout", None)
+        if layout is not None:
+            return layout
+        return TensorLayout([None] * len(variable.shape), self.device_mesh)
+
+    def get_tensor_layout(self, path):
+        return None
+
+
+class ModelParallel(Distribution):
+    """Shards weights according to a `LayoutMap` (Keras 3 names).
+
+    Accepted and validated; `fit` raises `NotImplementedError` under it for
+    now (the FSDP2/DTensor mapping is not implemented yet).
+
+    Args:
+        layout_map: A `LayoutMap`.
+        batch_dim_name: Mesh axis for the batch; defaults to the first.
+        auto_shard_dataset: Defaults to True.
+    """
+
+    def __init__(self, *, layout_map=None, batch_dim_name=None, auto_shard_dataset=True, **kwargs):
+        kwargs.pop("device_mesh", None)
+        if layout_map is None:
+            raise ValueError("You must specify a layout_map argument.")
+        if not isinstance(layout_map, LayoutMap):
+            raise ValueError(f"Argument `layout_map` must be a `LayoutMap` instance. Received: layout_map={layout_map}")
+        mesh = layout_map.device_mesh
+        super().__init__(mesh, batch_dim_name or mesh.axis_names[0], auto_shard_dataset)
+        self._layout_map = layout_map
+        if (self._is_multi_process and self.num_processes > self.num_model_replicas
+                and self.num_processes % self.num_model_replicas != 0):
+            raise ValueError(
+                "If `num_processes` is greater than `num_model_replicas`, `num_processes` must be divisible by "
+                f"`num_model_replicas`. Got num_processes={self.num_processes}, "
+                f"num_model_replicas={self.num_model_replicas}."
+            )
+
+    @property
+    def num_model_replicas(self):
+        return self.device_mesh.shape[self.device_mesh.axis_names.index(self.batch_dim_name)]
+
+    def get_variable_layout(self, variable):
+        layout = getattr(variable, "_layout", None)
+        if layout is not None:
+            return layout
+        layout = self._layout_map[variable.path]
+        if layout is not None:
+            return layout
+        return TensorLayout([None] * len(variable.shape), self.device_mesh)
+
+    def get_tensor_layout(self, path):
+        return self._layout_map[path]
+
+
+def distribute_tensor(tensor, layout):
+    """`tensor` unchanged: tensors are not relaid out inside steps here
+    (DataParallel keeps full replicas)."""
+    return tensor
+
+
+def distribution():
+    """The current global `Distribution` (None when unset)."""
+    return _STATE["distribution"]
+
+
+def set_distribution(value) -> None:
+    """Sets the global distribution (a `Distribution` or None)."""
+    if value is not None and not isinstance(value, Distribution):
+        raise ValueError(
+            f"Expected a `keras.distribution.Distribution` instance or None. Received: value={value!r}"
+        )
+    _STATE["distribution"] = value

@@ -1,0 +1,303 @@
+"""What `fit`/`evaluate`/`predict` do under a `keras.distribution` strategy.
+
+`DataParallelRun` is created per loop when `keras.distribution.DataParallel`
+is set and the process group has more than one rank. It
+
+- broadcasts the weights (parameters and buffers) from rank 0 before the
+  first step, after building an unbuilt model on that step's batch;
+- averages gradients across ranks after `backward`, each rank weighted by
+  its number of samples, with one coalesced all-reduce per dtype (the
+  sample count rides along in the same buffer), so N processes on a global
+  batch compute the gradient of one process on that batch;
+- sums metric states across ranks whenever logs are materialized at the end
+  of an epoch / evaluation (Keras metric variables aggregate by "sum"), and
+  ORs `stop_training`, so every decision agrees on every rank;
+- gathers `predict` outputs from all ranks back into the global order.
+
+Every collective here is issued the same number of times on every rank:
+data is split per global batch (every rank runs every step, possibly with
+an empty share), and nothing depends on wall-clock time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from kerasish.distribution import distribution_lib
+
+
+def shard_bounds(size: int, rank: int, world: int) -> tuple:
+    """`[lo, hi)` of rank `rank`'s share of `size` items (the first
+    `size % world` ranks get one more, like `torch.tensor_split`)."""
+    base, extra = divmod(size, world)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (1 if rank < extra else 0)
+
+
+def is_rank_zero() -> bool:
+    """True outside a process group, and on rank 0 inside one."""
+    return distribution_lib.process_id() == 0
+
+
+def barrier() -> None:
+    """`torch.distributed.barrier()` when a process group exists."""
+    if distribution_lib.num_processes() > 1:
+        torch.distributed.barrier()
+
+
+def current_run(model):
+    """The `DataParallelRun` for `model` in the current setting, or None.
+
+    Raises:
+        RuntimeError: `fit`/`evaluate`/`predict` in a process group of more
+            than one rank with no distribution set (ranks would silently
+            train different models).
+        NotImplementedError: under `ModelParallel`.
+        ValueError: the mesh does not have one device per process.
+    """
+    dist = distribution_lib.distribution()
+    world = distribution_lib.num_processes()
+    if world > 1 and _is_fully_sharded(model):
+        if dist is not None and not isinstance(dist, distribution_lib.DataParallel):
+            raise ValueError(f"A `fully_shard`ed model trains under no distribution or `DataParallel`. Received: {dist}")
+        return DataParallelRun(model, dist, managed=True)
+    if dist is None:
+        if world > 1:
+            raise RuntimeError(
+                f"This process is one of {world} ranks of a torch.distributed process group, but no "
+                "`keras.distribution` is set: each rank would train its own model and they would silently "
+                "diverge. Call `keras.distribution.set_distribution(keras.distribution.DataParallel())` (or use "
+                "`with keras.distribution.DataParallel().scope():`) before `fit`, apply FSDP2's "
+                "`fully_shard(model)`, or train the model with your own loop around `DistributedDataParallel(model)`."
+            )
+        return None
+    if isinstance(dist, distribution_lib.ModelParallel):
+        raise NotImplementedError(
+            "`fit`/`evaluate`/`predict` under `keras.distribution.ModelParallel` are not implemented yet in "
+            "kerasish (the LayoutMap -> FSDP2/DTensor mapping). Use `DataParallel`, or shard the model yourself "
+            "with `fully_shard` and a hand-written loop."
+        )
+    if world <= 1:
+        return None
+    replicas = dist.num_model_replicas
+    if replicas != world:
+        raise ValueError(
+            f"`DataParallel` needs one device per process: the device mesh has {replicas} devices but the process "
+            f"group has {world} ranks. Build it with `keras.distribution.list_devices()` (the default)."
+        )
+    run = DataParallelRun(model, dist)
+    if run.device.type == "cuda" and model._model_device().type != "cuda":
+        raise ValueError(
+            f"The process group uses NCCL, which reduces CUDA tensors only, but the model is on "
+            f"{model._model_device()}. Move it to this rank's GPU first: `model.to('cuda:{run.device.index}')`."
+        )
+    return run
+
+
+def _is_fully_sharded(model) -> bool:
+    """Whether FSDP2's `fully_shard` was applied to `model` or a submodule."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # pragma: no cover - torch without FSDP2
+        return False
+    return any(isinstance(m, FSDPModule) for m in model.modules())
+
+
+def _flat_leaves(x) -> list:
+    if isinstance(x, (list, tuple)):
+        return [leaf for item in x for leaf in _flat_leaves(item)]
+    if isinstance(x, dict):
+        return [leaf for key in x for leaf in _flat_leaves(x[key])]
+    return [x]
+
+
+class DataParallelRun:
+    """Collectives of one data-parallel `fit`/`evaluate`/`predict` call."""
+
+    def __init__(self, model, dist, managed=False):
+        self.model = model
+        self.rank = distribution_lib.process_id()
+        self.world = distribution_lib.num_processes()
+        # without a distribution (a `fully_shard`ed model) each rank feeds its own data
+        self.auto_shard = dist is not None and bool(dist.auto_shard_dataset)
+        # `managed`: FSDP2 owns the weights and reduce-scatters (averages) the gradients itself
+        self.managed = managed
+        self.pending_sync = not managed
+        self.hook_grads = False  # a custom train_step: average gradients as they are accumulated
+        self._hooks = []
+        # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
+        nccl = torch.distributed.get_backend() == "nccl"
+        self.device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+
+    # ------------------------------------------------------------- weights
+    def sync_model(self, x) -> None:
+        """Builds the model on `x` if needed, then broadcasts every
+        parameter and buffer from rank 0 (once per loop)."""
+        model = self.model
+        self.pending_sync = False
+        if not model.built:
+            with torch.no_grad():
+                model(x, training=False)
+        with torch.no_grad():
+            for t in [*model.parameters(), *model.buffers()]:
+                torch.distributed.broadcast(t.data, src=0)
+        if self.hook_grads and not self._hooks and not self.managed:
+            world = self.world
+
+            def average(p):
+                torch.distributed.all_reduce(p.grad)
+                p.grad.div_(world)
+
+            self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
+                           if p.requires_grad]
+
+    def after_inference(self) -> None:
+        """Reshards a `fully_shard`ed model after `evaluate`/`predict`: their
+        no-grad forwards leave the root's parameters gathered (FSDP2
+        reshards the root only after a backward)."""
+        if self.managed:
+            from torch.distributed.fsdp import FSDPModule
+
+            for m in self.model.modules():
+                if isinstance(m, FSDPModule):
+                    m.reshard()
+
+    def close(self) -> None:
+        """Removes the gradient hooks of a custom `train_step`."""
+        for handle in self._hooks:
+            handle.remove()
+        self._hooks = []
+
+    def all_reduce_grads(self, weights, n_local: int) -> None:
+        """Replaces each weight's `.grad` by the sample-weighted mean of the
+        ranks' gradients (missing gradients count as zeros); nothing for a
+        `fully_shard`ed model, whose gradients FSDP2 already averaged."""
+        if self.managed:
+            return
+        by_kind = {}
+        for w in weights:
+            by_kind.setdefault((w.dtype, w.device), []).append(w)
+        for (dtype, device), group in by_kind.items():
+            flat = torch.empty(sum(w.numel() for w in group) + 1, dtype=torch.float32 if dtype in
+                               (torch.float16, torch.bfloat16) else dtype, device=device)
+            offset = 0
+            for w in group:
+                n = w.numel()
+                if w.grad is None or n_local == 0:
+                    flat[offset:offset + n].zero_()
+                else:
+                    flat[offset:offset + n].copy_(w.grad.reshape(-1)).mul_(n_local)
+                offset += n
+            flat[-1] = n_local
+            torch.distributed.all_reduce(flat)
+            flat[:-1].div_(flat[-1].clamp(min=1))
+            offset = 0
+            for w in group:
+                n = w.numel()
+                g = flat[offset:offset + n].view(w.shape).to(w.dtype)
+                if w.grad is None:
+                    w.grad = g.clone()
+                else:
+                    w.grad.copy_(g)
+                offset += n
+
+    # ------------------------------------------------------------- metrics
+    @contextlib.contextmanager
+    def reduced_metrics(self, metrics):
+        """Inside the block, every metric state holds its sum over ranks
+        (restored afterwards, so local accumulation can go on)."""
+        states = []
+        seen = set()
+        for m in metrics:
+            for v in m.variables:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    states.append(v)
+        saved = [v.detach().clone() for v in states]
+        if states:
+            by_kind = {}
+            for v in states:
+                by_kind.setdefault((v.dtype, v.device), []).append(v)
+            for group in by_kind.values():
+                flat = torch.cat([v.detach().reshape(-1) for v in group])
+                torch.distributed.all_reduce(flat)
+                offset = 0
+                with torch.no_grad():
+                    for v in group:
+                        v.copy_(flat[offset:offset + v.numel()].view(v.shape))
+                        offset += v.numel()
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for v, s in zip(states, saved):
+                    v.copy_(s)
+
+    def mean_of(self, logs: dict, keys) -> dict:
+        """`logs` with the listed float entries averaged over ranks."""
+        keys = [k for k in keys if isinstance(logs.get(k), (int, float, np.floating))]
+        if keys:
+            t = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(t)
+            logs = dict(logs)
+            for k, v in zip(keys, (t / self.world).tolist()):
+                logs[k] = v
+        return logs
+
+    def any(self, flag: bool) -> bool:
+        """True when `flag` is true on any rank."""
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item())
+
+    def all(self, flag: bool) -> bool:
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        return bool(t.item())
+
+    # ---------------------------------------------------------------- data
+    def shared_seed(self) -> int:
+        """A random seed drawn on rank 0 (from torch's global RNG) and
+        broadcast, so every rank shuffles the same way."""
+        t = torch.randint(0, 2**62, (1,), dtype=torch.int64) if self.rank == 0 else torch.zeros(1, dtype=torch.int64)
+        t = t.to(self.device)
+        torch.distributed.broadcast(t, src=0)
+        return int(t.item())
+
+    def steps_in_lockstep(self, iterator):
+        """`(step, batch)` of `iterator` while every rank still has a batch
+        (for per-rank data, `auto_shard_dataset=False`): ranks with more
+        batches stop with the others instead of hanging in a collective."""
+        it = iter(iterator)
+        while True:
+            item = next(it, None)
+            if not self.all(item is not None):
+                return
+            yield item
+
+    def gather_predictions(self, local_parts, local_sizes):
+        """Reassembles the global order from every rank's per-leaf arrays.
+
+        Args:
+            local_parts: One NumPy array per output leaf (this rank's rows,
+                its batches concatenated).
+            local_sizes: This rank's number of rows in each batch.
+        """
+        gathered = [None] * self.world
+        torch.distributed.all_gather_object(gathered, (local_parts, local_sizes))
+        ranks_parts = [g[0] for g in gathered]
+        ranks_sizes = [g[1] for g in gathered]
+        n_leaves = max(len(p) for p in ranks_parts)
+        offsets = [0] * self.world
+        pieces = [[] for _ in range(n_leaves)]
+        for b in range(len(ranks_sizes[0])):
+            for r in range(self.world):
+                size = ranks_sizes[r][b]
+                if size:
+                    for leaf in range(n_leaves):
+                        pieces[leaf].append(ranks_parts[r][leaf][offsets[r]:offsets[r] + size])
+                offsets[r] += size
+        return [np.concatenate(p) for p in pieces]

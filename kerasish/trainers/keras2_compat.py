@@ -1,0 +1,68 @@
+"""Keras 2's training API, kept for ported programs (the `Keras2TrainerAPI`
+half of `Trainer`): `compiled_loss` and `compiled_metrics` for custom
+`train_step`s, and `Model.reset_states`."""
+
+from __future__ import annotations
+
+import torch
+
+
+class _CompiledLoss:
+    """What Keras 2's `model.compiled_loss` was, over the Keras 3 pieces."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __call__(self, y_true, y_pred, sample_weight=None, regularization_losses=None):
+        model = self._model
+        total = None
+        if model._compile_loss is not None:
+            total = model._compile_loss(y_true, y_pred, sample_weight)
+        for extra in regularization_losses or ():
+            extra = torch.as_tensor(extra).float().sum()
+            total = extra if total is None else total + extra
+        if total is None:
+            raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
+        if model._loss_tracker is not None:
+            model._track_loss(y_pred, total.detach())
+        return total
+
+    @property
+    def metrics(self):
+        model = self._model
+        return [model._loss_tracker] if model._loss_tracker is not None else []
+
+
+class _NoMetrics:
+    metrics = []
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return None
+
+    def reset_state(self):
+        return None
+
+
+class Keras2TrainerAPI:
+    """Mixed into `Trainer` (no `__init__`)."""
+
+    @property
+    def compiled_loss(self):
+        """Keras 2's `self.compiled_loss(y, y_pred, sample_weight=None,
+        regularization_losses=None)` for custom `train_step`s: the compiled
+        loss plus the given regularization losses; it also updates the
+        "loss" metric, as Keras 2 did."""
+        return _CompiledLoss(self)
+
+    @property
+    def compiled_metrics(self):
+        """Keras 2's `self.compiled_metrics`: `update_state(y, y_pred,
+        sample_weight=None)` updates the compiled metrics."""
+        return self._compile_metrics if self._compile_metrics is not None else _NoMetrics()
+
+    def reset_states(self):
+        """Resets the state of every stateful layer (Keras 2's
+        `Model.reset_states`: RNNs with `stateful=True`)."""
+        for layer in self._flatten_layers(include_self=False):
+            if callable(getattr(type(layer), "reset_states", None)) and getattr(layer, "stateful", False):
+                layer.reset_states()

@@ -1,0 +1,215 @@
+"""`keras.distribution.DataParallel` with `fit`/`evaluate`/`predict` on two
+CPU processes (gloo), compared with one process on the global batch.
+
+The per-rank program is `dp_worker.py`; it is started twice with the
+environment torchrun gives each rank, so `keras.distribution.initialize()`
+is exercised as under `torchrun --nproc_per_node=2`.
+"""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+
+WORKER = os.path.join(os.path.dirname(__file__), "dp_worker.py")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_ranks(script, out, world=2, timeout=90):
+    """Runs `script out` once per rank with torchrun's environment; fails
+    (and kills every rank) when one fails or the job hangs."""
+    port = _free_port()
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                   LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                   OMP_NUM_THREADS="1", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        procs.append(subprocess.Popen([sys.executable, script, str(out)], env=env, cwd=REPO,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = []
+    try:
+        for p in procs:
+            outputs.append(p.communicate(timeout=timeout)[0])
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            p.kill()
+        pytest.fail(f"the {world} ranks did not finish within {timeout} s (a collective hung)")
+    failed = [rank for rank, p in enumerate(procs) if p.returncode != 0]
+    assert not failed, "\n".join(f"rank {r} failed:\n{outputs[r][-12000:]}" for r in failed)
+    return outputs
+
+
+def build_model():
+    return keras.Sequential([
+        keras.Input((5,)),
+        keras.layers.Dense(8, activation="relu"),
+        keras.layers.BatchNormalization(),
+        keras.layers.Dense(3),
+    ])
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dp")
+    rng = np.random.default_rng(0)
+    # 33 samples at global batch 8: the last batch has 1 sample, so rank 1's share is empty
+    x = rng.normal(size=(33, 5)).astype("float32")
+    y = rng.normal(size=(33, 3)).astype("float32")
+    xv = rng.normal(size=(11, 5)).astype("float32")
+    yv = rng.normal(size=(11, 3)).astype("float32")
+    torch.manual_seed(0)  # fixed initial weights: with them EarlyStopping ends the run after 2 epochs
+    init = build_model().get_weights()
+    inp = keras.Input((5,))
+    plain = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inp)))
+    init_c = plain.get_weights()
+    np.savez(out / "inputs.npz", x=x, y=y, xv=xv, yv=yv, **{f"w{i}": w for i, w in enumerate(init)},
+             **{f"c{i}": w for i, w in enumerate(init_c)})
+    logs = run_ranks(WORKER, out)
+    ranks = [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
+
+    # the single-process reference on the global batch
+    ref = build_model()
+    ref.set_weights(init)
+    ref.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+    hist = ref.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, validation_data=(xv, yv),
+                   callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", mode="max", patience=0)])
+    plain.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h_plain = plain.fit(x[:32], y[:32], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    # FSDP2 reference: the global batch of step i is rank 0's batch i then rank 1's batch i
+    fsdp_ref = keras.Model.from_config(plain.get_config())
+    fsdp_ref.set_weights(init_c)
+    fsdp_ref.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    order = np.concatenate([np.r_[8 * i:8 * i + 8, 16 + 8 * i:16 + 8 * i + 8] for i in range(2)])
+    h_fsdp = fsdp_ref.fit(x[order], y[order], batch_size=16, epochs=2, shuffle=False, verbose=0)
+    reference = {
+        "fsdp_weights": fsdp_ref.get_weights(), "fsdp_loss": h_fsdp.history["loss"],
+        "custom_weights": plain.get_weights(), "custom_loss": h_plain.history["loss"],
+        "weights": ref.get_weights(), "history": hist.history,
+        "evaluate": np.array(ref.evaluate(xv, yv, batch_size=4, verbose=0)),
+        "predict": ref.predict(x, batch_size=8, verbose=0),
+    }
+    return out, ranks, reference, logs
+
+
+def test_fit_without_distribution_in_a_process_group_raises(job):
+    _, ranks, _, _ = job
+    for r in ranks:
+        assert "no `keras.distribution` is set" in str(r["no_dist_error"])
+
+
+def test_fit_equals_one_process_on_the_global_batch(job):
+    _, ranks, reference, _ = job
+    for r in ranks:
+        for i, w in enumerate(reference["weights"]):  # includes the SyncBN moving statistics
+            np.testing.assert_allclose(r[f"fit_w{i}"], w, rtol=1e-4, atol=1e-5)
+
+
+def test_history_and_early_stopping_agree_with_one_process(job):
+    _, ranks, reference, _ = job
+    expected = reference["history"]
+    assert len(expected["loss"]) == 2  # EarlyStopping stopped after 2 of 3 epochs
+    for r in ranks:
+        got = json.loads(str(r["history"]))
+        assert sorted(got) == sorted(expected)
+        for key in expected:
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+def test_evaluate_and_predict_equal_one_process(job):
+    _, ranks, reference, _ = job
+    for r in ranks:
+        np.testing.assert_allclose(r["evaluate"], reference["evaluate"], rtol=1e-4, atol=1e-5)
+        assert r["predict"].shape == reference["predict"].shape
+        np.testing.assert_allclose(r["predict"], reference["predict"], rtol=1e-4, atol=1e-5)
+
+
+def test_rank_zero_writes_logs_and_checkpoints(job):
+    out, _, reference, logs = job
+    with open(out / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["epoch"]) for row in rows] == [0, 1]
+    np.testing.assert_allclose([float(row["loss"]) for row in rows], reference["history"]["loss"], rtol=1e-4)
+    ckpt = build_model()
+    ckpt.load_weights(str(out / "ckpt.weights.h5"))
+    for got, want in zip(ckpt.get_weights(), reference["weights"]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert (out / "log_rank0.csv").exists()
+    assert not (out / "log_rank1.csv").exists()  # rank 1 never writes
+    # one progress bar per job: only rank 0 prints epoch lines
+    assert "Epoch 1/3" in logs[0]
+    assert "Epoch 1/3" not in logs[1]
+
+
+def test_shuffled_loader_and_per_rank_data_keep_ranks_identical(job):
+    _, ranks, _, _ = job
+    names = sorted(k for k in ranks[0] if k.startswith(("loader_w", "own_w")))
+    assert names
+    for name in names:
+        np.testing.assert_array_equal(ranks[0][name], ranks[1][name], err_msg=name)
+    # per-rank arrays of 10 and 17 samples: both ranks ran 2 epochs in lockstep, same logged loss
+    np.testing.assert_allclose(ranks[0]["own_shard_loss"], ranks[1]["own_shard_loss"], rtol=1e-6)
+    assert len(ranks[0]["own_shard_loss"]) == 2
+
+
+def test_custom_train_step_gradients_are_averaged(job):
+    _, ranks, reference, _ = job
+    for r in ranks:
+        for i, w in enumerate(reference["custom_weights"]):
+            np.testing.assert_allclose(r[f"custom_w{i}"], w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(r["custom_loss"], reference["custom_loss"], rtol=1e-4, atol=1e-5)
+
+
+def test_fully_shard_fit_equals_one_process(job):
+    """FSDP2 (`fully_shard`, DTensor parameters on gloo/CPU) under plain `fit`."""
+    _, ranks, reference, _ = job
+    for r in ranks:
+        for i, w in enumerate(reference["fsdp_weights"]):
+            np.testing.assert_allclose(r[f"fsdp_w{i}"], w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(r["fsdp_loss"], reference["fsdp_loss"], rtol=1e-4, atol=1e-5)
+
+
+def test_get_and_set_weights_on_sharded_weights(job):
+    _, ranks, _, _ = job
+    x = np.load(job[0] / "inputs.npz")["x"]
+    for rank, r in enumerate(ranks):
+        # predict on a sharded model: each rank's own rows, computed with the gathered weights
+        w = [r[f"fsdp_gw{i}"] for i in range(4)]
+        rows = x[16 * rank:16 * rank + 16]
+        expected = np.maximum(rows @ w[0] + w[1], 0) @ w[2] + w[3]
+        np.testing.assert_allclose(r["fsdp_predict"], expected, rtol=1e-4, atol=1e-5)
+        for i in range(4):
+            np.testing.assert_array_equal(r[f"fsdp_gw{i}"], r[f"fsdp_w{i}"])
+            np.testing.assert_array_equal(r[f"fsdp_sw{i}"], 2 * r[f"fsdp_w{i}"])
+
+
+def test_sharded_checkpoint_resumes_to_the_same_next_step(job):
+    _, ranks, reference, _ = job
+    for r in ranks:
+        for i in range(4):
+            np.testing.assert_array_equal(r[f"resume_a{i}"], r[f"resume_b{i}"])
+        assert not np.array_equal(r["resume_a0"], r["fsdp_w0"])  # the next epoch did train
+
+
+def test_rank_zero_checkpoint_resumes_to_the_same_next_step(job):
+    _, ranks, reference, _ = job
+    for r in ranks:
+        n = len(reference["weights"])
+        for i in range(n):
+            np.testing.assert_allclose(r[f"r0resume_b{i}"], r[f"r0resume_a{i}"], rtol=1e-6, atol=1e-7)
+        assert not np.allclose(r["r0resume_a0"], r["fit_w0"])  # the next epoch did train

@@ -1,0 +1,99 @@
+"""`keras.distribution` names and validation (single process)."""
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+from kerasish.trainers.distributed import shard_bounds
+
+dist = keras.distribution
+
+
+@pytest.fixture(autouse=True)
+def _no_distribution():
+    yield
+    dist.set_distribution(None)
+
+
+def test_single_process_devices_and_data_parallel():
+    assert dist.list_devices("cpu") == ["cpu:0"]
+    dp = dist.DataParallel()
+    assert dp.num_model_replicas == len(dist.list_devices())
+    assert dp.batch_dim_name == "batch"
+    assert dp.auto_shard_dataset is True
+    assert dp.get_data_layout((8, 3)).axes == ("batch", None)
+
+
+def test_scope_sets_and_restores_the_global_distribution():
+    dp = dist.DataParallel()
+    assert dist.distribution() is None
+    with dp.scope():
+        assert dist.distribution() is dp
+    assert dist.distribution() is None
+    with pytest.raises(ValueError, match="Distribution"):
+        dist.set_distribution("data_parallel")
+
+
+def test_device_mesh_and_layout_validation():
+    with pytest.raises(ValueError, match="same size"):
+        dist.DeviceMesh((2,), ["a", "b"], devices=["cpu:0", "cpu:1"])
+    with pytest.raises(ValueError, match="does not match the number of devices"):
+        dist.DeviceMesh((4,), ["batch"], devices=["cpu:0", "cpu:1"])
+    mesh = dist.DeviceMesh((1, 2), ["batch", "model"], devices=["cpu:0", "cpu:1"])
+    with pytest.raises(ValueError, match="Invalid axis names"):
+        dist.TensorLayout(("model", "oops"), mesh)
+
+
+def test_layout_map_regex_lookup():
+    mesh = dist.DeviceMesh((1, 2), ["batch", "model"], devices=["cpu:0", "cpu:1"])
+    layout_map = dist.LayoutMap(mesh)
+    layout_map[".*dense.*kernel"] = (None, "model")
+    layout_map[".*dense.*bias"] = ("model",)
+    assert layout_map["dense_1/kernel"].axes == (None, "model")
+    assert layout_map["dense_1/kernel"].device_mesh is mesh
+    assert layout_map["dense_1/bias"].axes == ("model",)
+    assert layout_map["conv2d/kernel"] is None
+    layout_map[".*kernel"] = (None, None)
+    with pytest.raises(ValueError, match="matches multiple layout"):
+        layout_map["dense_1/kernel"]
+    with pytest.raises(ValueError, match="already exist"):
+        layout_map[".*kernel"] = (None, None)
+
+
+def test_model_parallel_fit_refuses_instead_of_training_unsharded():
+    mesh = dist.DeviceMesh((1,), ["batch"], devices=["cpu:0"])
+    layout_map = dist.LayoutMap(mesh)
+    layout_map[".*kernel"] = (None, "batch")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    with dist.ModelParallel(layout_map=layout_map).scope():
+        with pytest.raises(NotImplementedError, match="ModelParallel"):
+            model.fit(np.zeros((4, 3), "float32"), np.zeros((4, 2), "float32"), verbose=0)
+
+
+def test_data_parallel_on_one_process_is_plain_fit():
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = x @ np.ones((3, 1), "float32")
+    a = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    b = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer="sgd", loss="mse")
+    a.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    with dist.DataParallel().scope():
+        b.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("size,world", [(8, 2), (5, 2), (1, 2), (0, 3), (7, 3)])
+def test_shard_bounds_partition_the_batch_in_order(size, world):
+    bounds = [shard_bounds(size, r, world) for r in range(world)]
+    assert bounds[0][0] == 0 and bounds[-1][1] == size
+    for (lo, hi), (lo2, _) in zip(bounds, bounds[1:]):
+        assert hi == lo2
+    sizes = [hi - lo for lo, hi in bounds]
+    assert max(sizes) - min(sizes) <= 1
+    # same split as torch.tensor_split
+    assert sizes == [len(t) for t in torch.tensor_split(torch.arange(size), world)]

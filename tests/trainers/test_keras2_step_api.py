@@ -1,0 +1,80 @@
+"""Keras 2 training API kept for ported programs: `compiled_loss` /
+`compiled_metrics` in custom `train_step`s, the `*_generator` aliases and
+`Model.reset_states`."""
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 4)).astype("float32")
+    return x, (x @ rng.normal(size=(4, 2))).astype("float32")
+
+
+def _model(cls=keras.Model):
+    inp = keras.Input((4,))
+    hidden = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(0.01))(inp)
+    return cls(inp, keras.layers.Dense(2)(hidden))
+
+
+class Keras2Step(keras.Model):
+    def train_step(self, data):
+        x, y = data
+        y_pred = self(x, training=True)
+        loss = self.compiled_loss(y, y_pred, regularization_losses=self.losses)
+        self.zero_grad()
+        loss.backward()
+        self.optimizer.apply([w.grad for w in self.trainable_weights], self.trainable_weights)
+        self.compiled_metrics.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def test_keras2_custom_train_step_equals_the_default_step():
+    x, y = _data()
+    ref, custom = _model(), _model(Keras2Step)
+    custom.set_weights(ref.get_weights())
+    for m in (ref, custom):
+        m.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse", metrics=["mae"])
+    h_ref = ref.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    h_custom = custom.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(ref.get_weights(), custom.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for key in ("loss", "mae"):
+        np.testing.assert_allclose(h_custom.history[key], h_ref.history[key], rtol=1e-5, err_msg=key)
+    assert custom.metrics_names == ref.metrics_names
+
+
+def test_generator_aliases_warn_and_delegate():
+    x, y = _data()
+    model = _model()
+    model.compile(optimizer="sgd", loss="mse")
+
+    def gen():
+        while True:
+            for i in range(0, 24, 8):
+                yield x[i:i + 8], y[i:i + 8]
+
+    with pytest.warns(DeprecationWarning, match="fit_generator` is deprecated"):
+        history = model.fit_generator(gen(), steps_per_epoch=3, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    with pytest.warns(DeprecationWarning, match="evaluate_generator"):
+        loss = model.evaluate_generator(gen(), steps=3, verbose=0)
+    np.testing.assert_allclose(loss, model.evaluate(x, y, batch_size=8, verbose=0), rtol=1e-5)
+    with pytest.warns(DeprecationWarning, match="predict_generator"):
+        pred = model.predict_generator((x[i:i + 8] for i in range(0, 24, 8)), verbose=0)
+    np.testing.assert_allclose(pred, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_reset_states_resets_stateful_rnns():
+    inp = keras.Input((3, 2), batch_size=4)
+    model = keras.Model(inp, keras.layers.SimpleRNN(5, stateful=True)(inp))
+    x = torch.ones(4, 3, 2)
+    first = model(x).detach().clone()
+    second = model(x).detach().clone()
+    assert not torch.allclose(first, second)  # the state carried over
+    model.reset_states()
+    np.testing.assert_allclose(model(x).detach().numpy(), first.numpy(), rtol=1e-6)

@@ -1,0 +1,81 @@
+"""`keras.utils.PyDataset` / `Sequence` in `fit`, `evaluate` and `predict`."""
+
+import threading
+
+import numpy as np
+import pytest
+
+import kerasish as keras
+
+
+class Batches(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.epochs_ended = 0
+        self.threads = set()
+
+    def __len__(self):
+        return int(np.ceil(len(self.x) / self.batch_size))
+
+    def __getitem__(self, i):
+        self.threads.add(threading.get_ident())
+        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return (self.x[s], self.y[s]) if self.y is not None else self.x[s]
+
+    def on_epoch_end(self):
+        self.epochs_ended += 1
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3)).astype("float32")
+    return x, (x @ rng.normal(size=(3, 1))).astype("float32")
+
+
+def _pair():
+    a = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    b = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+    return a, b
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_fit_on_a_py_dataset_equals_fit_on_arrays(workers):
+    x, y = _data()
+    ref, model = _pair()
+    h_ref = ref.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0)
+    ds = Batches(x, y, 6, workers=workers, use_multiprocessing=False)
+    h = model.fit(ds, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(ref.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h.history["loss"], h_ref.history["loss"], rtol=1e-6)
+    assert ds.epochs_ended == 2
+    if workers > 1:
+        assert threading.get_ident() not in ds.threads  # fetched by the worker threads
+    np.testing.assert_allclose(model.evaluate(ds, verbose=0), ref.evaluate(x, y, batch_size=6, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(model.predict(Batches(x, None, 6), verbose=0), ref.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_shuffled_py_dataset_visits_every_batch_once_per_epoch():
+    x, y = _data()
+    seen = []
+
+    class Recording(Batches):
+        def __getitem__(self, i):
+            seen.append(i)
+            return super().__getitem__(i)
+
+    model, _ = _pair()
+    model.fit(Recording(x, y, 6), epochs=1, shuffle=True, verbose=0)
+    assert sorted(seen) == [0, 1, 2, 3]
+
+
+def test_sequence_is_the_keras2_name_and_targets_are_refused():
+    assert keras.utils.Sequence is keras.utils.PyDataset
+    x, y = _data()
+    model, _ = _pair()
+    with pytest.raises(ValueError, match="`y` should not be passed"):
+        model.fit(Batches(x, y, 6), y, verbose=0)

@@ -1,0 +1,66 @@
+"""Trainer internals that users can observe: the `compute_loss`
+compatibility path and the parameter caches."""
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype("float32")
+    return x, (x @ np.ones((3, 2), "float32"))
+
+
+def test_compute_loss_without_training_argument_is_called_without_it():
+    seen = []
+
+    class Old(keras.Model):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):  # Keras 2-era signature
+            seen.append(True)
+            return torch.mean((y_pred - y) ** 2)
+
+    inp = keras.Input((3,))
+    model = Old(inp, keras.layers.Dense(2)(inp))
+    model.compile(optimizer="sgd")
+    x, y = _data()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert seen
+
+
+def test_type_error_inside_compute_loss_is_not_swallowed():
+    calls = []
+
+    class Broken(keras.Model):
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            calls.append(training)
+            raise TypeError("bad training data")  # mentions "training": must still surface, once
+
+    inp = keras.Input((3,))
+    model = Broken(inp, keras.layers.Dense(2)(inp))
+    model.compile(optimizer="sgd")
+    x, y = _data()
+    with pytest.raises(TypeError, match="bad training data"):
+        model.fit(x, y, epochs=1, verbose=0)
+    assert calls == [True]
+
+
+def test_replaced_parameter_is_trained_after_the_caches_were_built():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = _data()
+    model.fit(x, y, epochs=1, verbose=0)  # caches the trainable parameter list
+    dense = model.layers[0]
+    new = torch.nn.Parameter(torch.zeros(2))
+    dense._parameters["bias"] = new  # what FSDP2's fully_shard does to every parameter
+    # the optimizer built for the old parameter now sees the new one: Keras's clear error, not silent
+    # training of a parameter that left the model
+    with pytest.raises(ValueError, match="Unknown variable"):
+        model.fit(x, y, epochs=1, verbose=0)
+    model.optimizer = keras.optimizers.SGD(0.1)  # no re-compile: the trainer's caches are kept
+    before = new.detach().clone()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert not torch.equal(new.detach(), before), "the new parameter was not updated"
+    assert any(p is new for p in model.trainable_weights)
