@@ -15,6 +15,8 @@ as Keras's data adapters do), batches are gathered with one `index_select`
 per array, and each batch is moved to the model's device. When the model is
 on an accelerator and the arrays are small (`_DEVICE_RESIDENT_BYTES`), the
 whole dataset is moved there once, so batching costs no host-to-device copy.
+Otherwise (and for DataLoaders) batches bound for CUDA are copied from pinned
+memory without blocking, one batch ahead (`device_feed.Prefetcher`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ import torch
 
 from kerasish.backend.dtypes import floatx
 from kerasish.backend.dtypes import to_torch_dtype
+from kerasish.trainers.device_feed import Prefetcher
+from kerasish.trainers.device_feed import host_to_device
 
 # Arrays up to this many bytes in total live on the accelerator for the whole fit.
 _DEVICE_RESIDENT_BYTES = 256 * 2**20
@@ -123,7 +127,7 @@ def move_to_device(batch, device):
     """Moves every tensor of a nested batch to `device` (NumPy leaves are
     converted first)."""
     if isinstance(batch, torch.Tensor):
-        return batch if batch.device == device else batch.to(device, non_blocking=True)
+        return host_to_device(batch, device)
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to_device(b, device) for b in batch)
     if isinstance(batch, dict):
@@ -252,10 +256,15 @@ class ArrayDataAdapter(DataAdapter):
             self._seed, self._epoch = shard.shared_seed(), 0
 
     def __iter__(self):
+        device = self._device
+        move = device is not None and any(t is not None and t.device != device for t in self._flat)
+        # batches gathered on the host go to the accelerator one step ahead (a no-op on the CPU)
+        return iter(Prefetcher(self._batches(move), device if move else None))
+
+    def _batches(self, move):
         n, bs, flat = self._num_samples, self.batch_size, self._flat
         pack = self._packer
         device = self._device
-        move = device is not None and any(t is not None and t.device != device for t in flat)
         if self._shard is not None:
             yield from self._iter_shard(move)
             return
@@ -351,6 +360,12 @@ class IterableDataAdapter(DataAdapter):
             self.num_batches = None
 
     def __iter__(self):
+        if self._is_generator or self._device is None:
+            # one batch ahead of a generator would take a batch of the next epoch
+            return self._batches()
+        return iter(Prefetcher(self._batches(), self._device))
+
+    def _batches(self):
         if self._sampler is not None:
             self._sampler.generator = torch.Generator().manual_seed(self._seed + self._epoch)
             self._epoch += 1

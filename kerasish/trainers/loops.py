@@ -18,6 +18,7 @@ from kerasish.callbacks.progbar_logger import materialize_logs
 from kerasish.trainers import data_adapters
 from kerasish.trainers import distributed
 from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
+from kerasish.trainers.device_feed import DeviceToHost
 
 
 def _chunks(iterator, size):
@@ -301,11 +302,12 @@ class TrainerLoops:
         self._stop_predicting = False
         cbs.on_predict_begin()
         outputs, structure = None, None
+        to_host = DeviceToHost()  # each batch's outputs leave the device as it ends: memory stays flat
         for begin, end, batches in _chunks(iterator, self.steps_per_execution):
             cbs.on_predict_batch_begin(begin)
             for batch in batches:
                 out = step_fn(batch)
-                flat = data_adapters._flatten(out)
+                flat = [to_host(t) for t in data_adapters._flatten(out)]
                 if outputs is None:
                     structure, outputs = out, [[t] for t in flat]
                 else:
@@ -321,8 +323,8 @@ class TrainerLoops:
             raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs). Please use "
                              "`Model.compile(..., run_eagerly=True)`, or `tf.config.run_functions_eagerly(True)` "
                              "for more information of where went wrong, or file a issue/bug to `keras`.")
-        arrays = [_to_numpy(torch.cat(parts)) if isinstance(parts[0], torch.Tensor)
-                  else np.concatenate([_to_numpy(p) for p in parts]) for parts in outputs]
+        to_host.wait()
+        arrays = [DeviceToHost.concatenate(parts) for parts in outputs]
         return data_adapters._pack(structure, arrays)
 
     # ------------------------------------------------- Keras 2 aliases
