@@ -17,6 +17,7 @@ parameters.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 import warnings
@@ -31,6 +32,19 @@ from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
 )
+
+
+def _sqrt(x):
+    """`math.sqrt` for floats (eager), `Tensor.sqrt` for the traced 0-d step."""
+    return x.sqrt() if isinstance(x, torch.Tensor) else math.sqrt(x)
+
+
+def _addcdiv_(params, tensor1, tensor2, value) -> None:
+    """`params += value * tensor1 / tensor2`, `value` a number or a 0-d tensor."""
+    if isinstance(value, torch.Tensor):
+        torch._foreach_add_(params, torch._foreach_mul(torch._foreach_div(tensor1, tensor2), value))
+    else:
+        torch._foreach_addcdiv_(params, tensor1, tensor2, value=value)
 
 
 def _to_snake_case(name: str) -> str:
@@ -375,7 +389,7 @@ class Optimizer(torch.optim.Optimizer):
     def _update_all(self, grads, variables) -> None:
         grads = self._clip_gradients(grads)
         self._begin_step()
-        step = float(int(self.iterations) + 1)
+        step = self._step_number(variables)
         by_group: dict[int, list[int]] = defaultdict(list)
         for i, v in enumerate(variables):
             by_group[self._param_index.get(id(v), (0, 0))[0]].append(i)
@@ -387,6 +401,17 @@ class Optimizer(torch.optim.Optimizer):
             self._apply_weight_decay(params, lr, group)
             slots = {name: [self.state[p][name] for p in params] for name in self._slot_names}
             self._update(params, group_grads, slots, lr, step)
+
+    def _step_number(self, variables):
+        """The 1-based number of this update: a Python float in eager mode
+        (read from the host-side `iterations` counter: no device sync), a
+        0-d float32 tensor on the variables' device under `torch.compile`,
+        so that the bias corrections are traced instead of breaking the
+        graph on `int(iterations)` (and the compiled step is not
+        specialized on, and recompiled for, every step number)."""
+        if torch.compiler.is_compiling():
+            return (self.iterations + 1).to(device=variables[0].device, dtype=torch.float32)
+        return float(int(self.iterations) + 1)
 
     def _begin_step(self) -> None:
         """Hook for per-step global state (Nadam's momentum product)."""

@@ -6,11 +6,12 @@ class docstring says how; results match Keras 3 (torch backend), not torch.
 
 from __future__ import annotations
 
-import math
 
 import torch
 
 from kerasish.optimizers.optimizer import Optimizer
+from kerasish.optimizers.optimizer import _addcdiv_
+from kerasish.optimizers.optimizer import _sqrt
 
 
 class SGD(Optimizer):
@@ -98,7 +99,7 @@ class Adam(Optimizer):
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
-        alpha = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
+        alpha = lr * _sqrt(1 - b2**step) / (1 - b1**step)
         m, v = slots["momentum"], slots["velocity"]
         torch._foreach_mul_(m, b1)
         torch._foreach_add_(m, grads, alpha=1 - b1)
@@ -109,7 +110,7 @@ class Adam(Optimizer):
             v = slots["velocity_hat"]
         denom = torch._foreach_sqrt(v)
         torch._foreach_add_(denom, self.epsilon)
-        torch._foreach_addcdiv_(params, m, denom, value=-alpha)
+        _addcdiv_(params, m, denom, -alpha)
 
     def get_config(self):
         config = super().get_config()
