@@ -59,22 +59,64 @@ def _builtin_losses(cls) -> bool:
     return prop is Model.losses
 
 
+# A dim of a batch tensor that has taken this many distinct sizes is marked
+# dynamic: the full and the last, smaller batch keep static graphs, while
+# sizes that vary from batch to batch (sequence lengths, bucketed data)
+# share one symbolic graph instead of recompiling until dynamo's
+# `recompile_limit` (8) sends the step back to eager mode.
+_STATIC_SIZES_PER_DIM = 2
+
+
+def _compile_backend():
+    """The `torch.compile` backend of `jit_compile=True` (tests count graphs with their own)."""
+    return "inductor"
+
+
+class _DynamicDims:
+    """Marks the dims of a step's input tensors that keep changing size as
+    dynamic (`torch._dynamo.maybe_mark_dynamic`: a dim the model needs
+    static, such as a feature size, stays specialized without an error)."""
+
+    def __init__(self):
+        self._seen = {}  # (leaf index, dim) -> distinct sizes (up to the limit)
+        self._dynamic = set()
+
+    def __call__(self, data):
+        for i, leaf in enumerate(data_adapters._flatten(data)):
+            if not isinstance(leaf, torch.Tensor):
+                continue
+            for dim, size in enumerate(leaf.shape):
+                key = (i, dim)
+                if key not in self._dynamic:
+                    sizes = self._seen.setdefault(key, set())
+                    sizes.add(int(size))
+                    if len(sizes) > _STATIC_SIZES_PER_DIM:
+                        self._dynamic.add(key)
+                        del self._seen[key]
+                if key in self._dynamic:
+                    torch._dynamo.maybe_mark_dynamic(leaf, dim)
+        return data
+
+
 def _compiled_after_first_call(fn):
     """`torch.compile(fn)`, except that the first call runs eagerly: it
     builds the model, the optimizer state and the metrics (Keras builds
     them symbolically before compiling), which must not happen under
     tracing."""
     # dynamic=False: a static graph per batch shape (the last, smaller batch
-    # gets its own), rather than symbolic shapes, which inductor does not
-    # support for every conv/pool configuration
-    compiled = torch.compile(fn, dynamic=False)
+    # gets its own), rather than symbolic shapes everywhere, which inductor
+    # does not support for every conv/pool configuration; dims that keep
+    # varying are marked dynamic by `_DynamicDims`
+    compiled = torch.compile(fn, dynamic=False, backend=_compile_backend())
+    mark = _DynamicDims()
     state = {"first": True}
 
     def step(data):
         if state["first"]:
             state["first"] = False
+            mark(data)
             return fn(data)
-        return compiled(data)
+        return compiled(mark(data))
 
     return step
 
