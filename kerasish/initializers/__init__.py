@@ -172,7 +172,7 @@ def _from_values(values):
                 f"Expected `shape` to be {tuple(values.shape)} for direct "
                 f"tensor as initializer. Received shape={shape}"
             )
-        return values.detach().to(device="cpu", dtype=to_torch_dtype(dtype)).clone()
+        return values.detach().to(device=torch.get_default_device(), dtype=to_torch_dtype(dtype)).clone()
 
     return initialize_fn
 

@@ -26,7 +26,8 @@ class Constant(Initializer):
         if isinstance(self.value, (bool, int, float)):
             return torch.full(shape, self.value, dtype=dtype)
         value = torch.as_tensor(np.asarray(self.value) if not torch.is_tensor(self.value) else self.value)
-        return value.to(device="cpu", dtype=dtype) * torch.ones(shape, dtype=dtype)
+        ones = torch.ones(shape, dtype=dtype)  # on the default device (the weight's, in add_weight)
+        return value.to(device=ones.device, dtype=dtype) * ones
 
     def get_config(self) -> dict:
         value = self.value

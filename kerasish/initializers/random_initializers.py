@@ -22,9 +22,16 @@ _TRUNCATION_STDDEV = 0.87962566103423978
 
 
 def _generator(seed: int | None) -> torch.Generator | None:
+    """A seeded generator on the default device: a weight built for CUDA
+    (`add_weight` runs its initializer under `torch.device(device)`) is
+    drawn there, as Keras's torch backend does, never on the CPU and then
+    copied; CPU draws match Keras bit for bit."""
     if seed is None:
         return None
-    generator = torch.Generator(device="cpu")
+    device = torch.get_default_device()
+    if device.type == "meta":
+        return None  # shapes only: no values to seed
+    generator = torch.Generator(device=device)
     generator.manual_seed(int(seed) & 0xFFFFFFFF)
     return generator
 
@@ -38,7 +45,8 @@ def _as_float(dtype: torch.dtype) -> torch.dtype:
 def random_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None) -> torch.Tensor:
     """Normal samples; seeded as Keras's torch backend seeds them."""
     dtype = _as_float(_dtype(dtype))
-    return torch.normal(float(mean), float(stddev), size=_shape(shape), generator=_generator(seed), dtype=dtype)
+    return torch.normal(float(mean), float(stddev), size=_shape(shape), generator=_generator(seed), dtype=dtype,
+                        device=torch.get_default_device())
 
 
 def random_uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None) -> torch.Tensor:
@@ -58,12 +66,12 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None) -> torc
     """
     shape, dtype = _shape(shape), _as_float(_dtype(dtype))
     generator = _generator(seed)
-    x = torch.normal(0.0, 1.0, size=shape + (4,), generator=generator, dtype=dtype)
+    x = torch.normal(0.0, 1.0, size=shape + (4,), generator=generator, dtype=dtype, device=torch.get_default_device())
     valid = (x > -2) & (x < 2)
     first = valid.to(torch.uint8).argmax(-1, keepdim=True)
     out = x.gather(-1, first).squeeze(-1)
     missing = ~valid.any(-1)
-    if bool(missing.any()):
+    if x.device.type != "meta" and bool(missing.any()):
         n = int(missing.sum())
         lo, hi = 0.5 * math.erfc(2 / math.sqrt(2)), 0.5 * math.erfc(-2 / math.sqrt(2))
         u = lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)

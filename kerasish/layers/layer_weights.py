@@ -161,13 +161,18 @@ class LayerWeightsMixin:
         from kerasish import regularizers
 
         init = initializers.get(initializer)
-        value = init(shape, dtype=dtype)
-        if not isinstance(value, torch.Tensor):
-            value = torch.as_tensor(np.asarray(value))
-        value = value.to(dtypes.to_torch_dtype(dtype))
         device = ctx.state().build_device or self.__dict__.get("_device_hint")
         if device is not None and torch.device(device).type == "meta":
             device = None  # built while shapes are inferred: real weights, never meta ones
+        if device is not None and torch.device(device).type != "cpu":
+            # drawn where the weight lives: no large CPU draw and copy per weight on a GPU
+            with torch.device(device):
+                value = init(shape, dtype=dtype)
+        else:
+            value = init(shape, dtype=dtype)
+        if not isinstance(value, torch.Tensor):
+            value = torch.as_tensor(np.asarray(value))
+        value = value.to(dtypes.to_torch_dtype(dtype))
         if device is not None and value.device != device:
             value = value.to(device)
         if not value.is_floating_point() and not value.is_complex():
