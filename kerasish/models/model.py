@@ -252,6 +252,31 @@ class Model(Trainer, Layer):
 
         return saving_api.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Exports the model for inference (Keras 3's `Model.export` signature).
+
+        Args:
+            filepath: Path of the artifact (`.pt2` for "torch", e.g. `.onnx` for "onnx").
+            format: "torch" (a `torch.export` program, `torch.export.load(path).module()`)
+                or "onnx" (`torch.onnx.export(dynamo=True)`; needs onnx and onnxscript).
+                "tf_saved_model" (Keras's default), "openvino" and "litert" raise a
+                ValueError: they need TensorFlow or other toolchains.
+            verbose: Print where the artifact went. Defaults to True.
+            input_signature: `keras.InputSpec`s or tensors (a list for several inputs);
+                defaults to the model's inputs. `None` dims are exported as dynamic.
+            **kwargs: "torch": arguments of `torch.export.export` (`strict`,
+                `dynamic_shapes`, ...; non-strict by default). "onnx": `opset_version`.
+
+        Example:
+            >>> model.export("model.pt2", format="torch")
+            >>> program = torch.export.load("model.pt2")
+            >>> y = program.module()(x)
+        """
+        from kerasish.models.model_export import export_model
+
+        return export_model(self, filepath, format=format, verbose=verbose, input_signature=input_signature,
+                            **kwargs)
+
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
         """Saves the weights: `.weights.h5` (Keras 3 layout) or `.pt`/`.pth` (torch state_dict)."""
         from kerasish.saving import saving_api
