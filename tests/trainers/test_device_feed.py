@@ -201,3 +201,26 @@ def test_cuda_fit_with_prefetch_equals_resident_data(monkeypatch):
     np.testing.assert_allclose(ha.history["loss"], hb.history["loss"], rtol=1e-6)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=1e-6)
+
+
+@CUDA
+def test_cuda_fit_steps_do_not_sync_the_host_every_batch():
+    """With torch's sync debug mode, a fit epoch of 16 batches (data resident
+    on the GPU, no progress bar) must not synchronize once per batch."""
+    import warnings
+
+    x = np.random.default_rng(3).normal(size=(512, 4)).astype(np.float32)
+    y = x[:, :2].copy()
+    model = _model().to("cuda")
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)  # builds the optimizer and metrics
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) < 16, f"{len(syncs)} host syncs in 16 steps: {[str(w.message)[:80] for w in syncs[:3]]}"
