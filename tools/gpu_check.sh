@@ -45,7 +45,8 @@ if [ "$QUICK" = 1 ]; then
     FIT_ARGS="--quick"
     OVERHEAD_ARGS="--rounds 3 --no-compile"
 else
-    TEST_S="${TEST_S:-150}"; LAYERS_S="${LAYERS_S:-100}"; FIT_S="${FIT_S:-150}"; OVERHEAD_S="${OVERHEAD_S:-60}"
+    # 110 + 90 + 200 + 60 = 460 s at most (bench_fit compiles 4 graphs for its jit rows)
+    TEST_S="${TEST_S:-110}"; LAYERS_S="${LAYERS_S:-90}"; FIT_S="${FIT_S:-200}"; OVERHEAD_S="${OVERHEAD_S:-60}"
     LAYERS_ARGS="--rounds 5"
     FIT_ARGS="--rounds 3"
     OVERHEAD_ARGS="--rounds 7"
