@@ -10,7 +10,7 @@ from torch._dynamo.testing import CompileCounter
 
 import kerasish as keras
 
-FULLGRAPH = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "lion", "adadelta"]
+FULLGRAPH = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "lion", "adadelta", "nadam"]
 
 
 def _setup(name, **kwargs):

@@ -47,6 +47,14 @@ def _addcdiv_(params, tensor1, tensor2, value) -> None:
         torch._foreach_addcdiv_(params, tensor1, tensor2, value=value)
 
 
+def _scaled_add_(tensors, others, scale) -> None:
+    """`tensors += scale * others`, `scale` a number or a 0-d tensor."""
+    if isinstance(scale, torch.Tensor):
+        torch._foreach_add_(tensors, torch._foreach_mul(others, scale))
+    else:
+        torch._foreach_add_(tensors, others, alpha=scale)
+
+
 def _to_snake_case(name: str) -> str:
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -388,8 +396,8 @@ class Optimizer(torch.optim.Optimizer):
 
     def _update_all(self, grads, variables) -> None:
         grads = self._clip_gradients(grads)
-        self._begin_step()
         step = self._step_number(variables)
+        self._begin_step(step)
         by_group: dict[int, list[int]] = defaultdict(list)
         for i, v in enumerate(variables):
             by_group[self._param_index.get(id(v), (0, 0))[0]].append(i)
@@ -413,7 +421,7 @@ class Optimizer(torch.optim.Optimizer):
             return (self.iterations + 1).to(device=variables[0].device, dtype=torch.float32)
         return float(int(self.iterations) + 1)
 
-    def _begin_step(self) -> None:
+    def _begin_step(self, step) -> None:
         """Hook for per-step global state (Nadam's momentum product)."""
 
     def _update(self, params, grads, slots, lr: float, step: float) -> None:

@@ -11,6 +11,7 @@ import torch
 
 from kerasish.optimizers.optimizer import Optimizer
 from kerasish.optimizers.optimizer import _addcdiv_
+from kerasish.optimizers.optimizer import _scaled_add_
 from kerasish.optimizers.optimizer import _sqrt
 
 
@@ -333,17 +334,27 @@ class Nadam(Optimizer):
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
-        self._u_product = 1.0
+        self._u_product = torch.ones((), dtype=torch.float64)
         self._u_t = self._u_product_t = self._u_product_t1 = self._u_t1 = 1.0
 
-    def _begin_step(self):
-        step = int(self.iterations) + 1
+    def _begin_step(self, step):
+        # the running product of the momentum schedule is a float64 0-d tensor updated in place: read
+        # on the host in eager mode (no device sync), traced under torch.compile (not a constant the
+        # graph would be specialized on), where `step` is a 0-d tensor on the weights' device
         b1 = self.beta_1
-        self._u_t = b1 * (1.0 - 0.5 * 0.96**step)
-        self._u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
-        self._u_product_t = self._u_product * self._u_t
-        self._u_product_t1 = self._u_product_t * self._u_t1
-        self._u_product = self._u_product_t
+        if isinstance(step, torch.Tensor):
+            step = step.double()
+            u_t = b1 * (1.0 - 0.5 * 0.96**step)
+            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
+            prod = self._u_product.to(step.device) * u_t
+            self._u_product.copy_(prod)
+        else:
+            u_t = b1 * (1.0 - 0.5 * 0.96**step)
+            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
+            prod = float(self._u_product) * u_t
+            self._u_product.fill_(prod)
+        self._u_t, self._u_t1 = u_t, u_t1
+        self._u_product_t, self._u_product_t1 = prod, prod * u_t1
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
@@ -353,26 +364,26 @@ class Nadam(Optimizer):
         torch._foreach_mul_(v, b2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
         m_hat = torch._foreach_mul(m, self._u_t1 / (1 - self._u_product_t1))
-        torch._foreach_add_(m_hat, grads, alpha=(1 - self._u_t) / (1 - self._u_product_t))
+        _scaled_add_(m_hat, grads, (1 - self._u_t) / (1 - self._u_product_t))
         denom = torch._foreach_sqrt(torch._foreach_div(v, 1 - b2**step))
         torch._foreach_add_(denom, self.epsilon)
         torch._foreach_addcdiv_(params, m_hat, denom, value=-lr)
 
     def _extra_variables(self):
-        return [torch.tensor(self._u_product, dtype=torch.float32)] if self.built else []
+        return [torch.tensor(float(self._u_product), dtype=torch.float32)] if self.built else []
 
     def _extra_state(self):
-        return {"u_product": self._u_product}
+        return {"u_product": float(self._u_product)}
 
     def _load_extra_state(self, extra):
         if "u_product" in extra:
-            self._u_product = float(extra["u_product"])
+            self._u_product.fill_(float(extra["u_product"]))
 
     def load_own_variables(self, store):
         super().load_own_variables(store)
         last = str(len(store.keys()) - 1)
         if self.built and last in store:
-            self._u_product = float(store[last])
+            self._u_product.fill_(float(store[last]))
 
     def get_config(self):
         config = super().get_config()
