@@ -22,6 +22,7 @@ Keras <-> torch conventions, all here:
 - Under `torch.compile` the kernel is one opaque custom op
   (`kerasish::fused_rnn`, see `rnn_op.py`): inductor would otherwise unroll
   the time loop into per-step ops (a minute of compile time, slower steps).
+  `torch.export` keeps torch's own op, so exported programs stay portable.
 - Masks: Keras carries states through masked steps. In processing order, a
   mask that is a run of valid steps followed by padding ("prefix") or padding
   followed by valid steps ("suffix", e.g. right padding with go_backwards or
@@ -167,7 +168,8 @@ def _run(mode, x, states, weights, batch_sizes=None):
     has_bias = len(weights) == 4
     train = torch.is_grad_enabled()  # cuDNN keeps what backward needs only in train mode
     hx = [s.unsqueeze(0).contiguous() for s in states]
-    if batch_sizes is None and torch.compiler.is_compiling():
+    if batch_sizes is None and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+        # (torch.export keeps torch's own op: exported programs and ONNX must not need kerasish)
         out, *final = rnn_op.fused_rnn(mode, x, hx, weights, has_bias, train)
         return out, [h[0] for h in final]
     if mode == "lstm":

@@ -156,3 +156,15 @@ def test_fused_op_passes_opcheck():
     for t in (x, *weights):
         t.requires_grad_()
     torch.library.opcheck(torch.ops.kerasish.fused_rnn, ("lstm", x, hx, weights, True, True))
+
+
+@pytest.mark.parametrize("name, op", [("LSTM", "aten.lstm.input"), ("GRU", "aten.gru.input")])
+def test_export_keeps_torchs_own_op(name, op):
+    """Exported programs (and ONNX) must not depend on kerasish's op."""
+    layer = getattr(keras.layers, name)(4, return_sequences=True)
+    x = _x(2, 5, 3)
+    layer(x)
+    program = torch.export.export(layer, (x,))
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    assert op in targets and not any("kerasish" in t for t in targets), targets
+    torch.testing.assert_close(program.module()(x), layer(x))
