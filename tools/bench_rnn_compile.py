@@ -17,6 +17,8 @@ import statistics
 import time
 
 import torch
+import torch._functorch.config
+import torch._inductor.config
 
 import kerasish as keras
 
@@ -29,6 +31,9 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # compile time from scratch: no inductor/AOT caches from earlier runs
+    torch._inductor.config.fx_graph_cache = False
+    torch._functorch.config.enable_autograd_cache = False
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     print(f"torch {torch.__version__}, device {device}, {args.threads} thread(s), {args.steps} time steps")
