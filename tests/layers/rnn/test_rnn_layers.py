@@ -446,7 +446,7 @@ def test_inference_reuses_the_relaid_weights_until_they_change():
 
     import kerasish as keras
 
-    layer = keras.layers.GRU(4)  # (LSTM/SimpleRNN on the CPU pass views: nothing to cache)
+    layer = keras.layers.LSTM(4)
     x = torch.randn(2, 3, 5)
     with torch.no_grad():
         first = layer(x)
