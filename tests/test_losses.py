@@ -211,3 +211,24 @@ def test_custom_loss_subclass():
     assert loss.name == "my_loss" and loss.dtype == "float32"
     assert float(loss(torch.zeros(2, 3), torch.ones(2, 3), sample_weight=[1.0, 0.0])) == pytest.approx(0.5)
     assert losses.serialize(loss)["module"] == __name__
+
+
+def test_sparse_cce_fused_mean_matches_keras_and_the_general_path(keras_ref, rng):
+    """Logits (batch, classes) with int labels take one fused op; the value
+    and the gradient equal the per-sample path's and Keras's."""
+    loss = losses.SparseCategoricalCrossentropy(from_logits=True)
+    logits = torch.tensor(rng.normal(size=(16, 5)).astype("float32"))
+    y = torch.tensor(rng.integers(0, 5, 16))
+    want = keras_ref.losses.SparseCategoricalCrossentropy(from_logits=True)(y.numpy(), logits.numpy())
+    for labels in (y, y.int()):
+        a = logits.clone().requires_grad_()
+        b = logits.clone().requires_grad_()
+        loss(labels, a)
+        fused = loss(labels, a)
+        assert type(fused.grad_fn).__name__.startswith("NllLoss")  # one op, no sum/div
+        general = loss(labels, b, sample_weight=torch.ones(16))  # the per-sample path
+        np.testing.assert_allclose(_np(fused), keras_ref.ops.convert_to_numpy(want), rtol=RTOL, atol=ATOL)
+        torch.testing.assert_close(fused, general)
+        fused.backward()
+        general.backward()
+        torch.testing.assert_close(a.grad, b.grad)

@@ -46,9 +46,14 @@ from kerasish.utils import tree
 _ALLOWED_KWARGS = frozenset(
     {"input_shape", "input_dim", "batch_size", "batch_input_shape", "weights", "implementation", "input_dtype"}
 )
+# The attributes whose values decide whether a call can take the hot path
+# (see `Layer._derive_plain`). Setting any of them is the one event that
+# invalidates the decision (`Layer.__setattr__`); `dtype_policy` and
+# `input_spec` are properties, so their setters pass through there too.
+_PLAIN_KEYS = frozenset(
+    {"built", "supports_masking", "activity_regularizer", "dynamic", "autocast", "dtype_policy", "input_spec"}
+)
 # Attributes nn.Module.__call__ reads first: missing means __init__ was skipped.
-# Attributes that decide whether a call can take the hot path.
-_PLAIN_KEYS = frozenset({"built", "supports_masking", "activity_regularizer", "dynamic", "_initial_weights"})
 _MODULE_CALL_ATTRS = frozenset(nn.Module().__dict__) | {"_compiled_call_impl", "name"}
 
 
@@ -89,7 +94,7 @@ def _wrap_build(build):
         finally:
             state.build_device = previous_device
             d["_in_build"] = False
-        d["built"] = True
+        self.built = True
         if args:
             d["_build_input_shape"] = args[0]
         lazy_weights.drop_unused(self)
@@ -101,7 +106,6 @@ def _wrap_build(build):
             shapes = {k: tree.to_shape_tuples(v) for k, v in named.items() if v is not None}
             if len(shapes) > 1:
                 d["_build_shapes_dict"] = shapes
-        self._update_plain()
         return out
 
     param_names = [
@@ -249,7 +253,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["_inbound_nodes"] = []
         d["_device_hint"] = None
         d["_build_input_shape"] = None
-        d["_plain"] = False
+        d["_plain"] = None  # derived on the first call (`_derive_plain`)
+        d["_fast_spec"] = None
         d["_container_attrs"] = set()  # attributes holding tracked Python containers
         from kerasish import regularizers
 
@@ -305,6 +310,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         return cached
 
     def __setattr__(self, name, value):
+        self._set_attribute(name, value)
+        if name in _PLAIN_KEYS:
+            # the one place the hot-path decision is invalidated: the next
+            # call takes the full path and derives it again
+            self.__dict__["_plain"] = None
+
+    def _set_attribute(self, name, value):
         d = self.__dict__
         if "_keras_init" not in d:
             if isinstance(value, (nn.Module, torch.Tensor)):
@@ -327,8 +339,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 tracking.sync_mirror(self, name)  # its layers/variables live in _modules[name]
                 return
         nn.Module.__setattr__(self, name, value)
-        if name in _PLAIN_KEYS:
-            self._update_plain()
 
     def __delattr__(self, name):
         d = self.__dict__
@@ -357,7 +367,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["_compute_torch_dtype"] = policy.compute_torch_dtype
         d["_cast_inputs"] = d["autocast"] and policy.compute_torch_dtype.is_floating_point
         d["_mixed"] = policy.compute_torch_dtype != policy.variable_torch_dtype
-        self._update_plain()
 
     @property
     def dtype_policy(self):
@@ -393,7 +402,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                     f"Layer input_spec must be an instance of InputSpec. Got: {spec}"
                 )
         self.__dict__["_input_spec"] = value
-        self._update_plain()
 
     # ------------------------------------------------------------ the call
     def call(self, inputs, *args, **kwargs):
@@ -411,7 +419,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
         One pipeline with one shortcut: a layer whose `_plain` flag is set
         (built, no activity regularizer, no masking, not mixed, not dynamic,
-        at most a simple input_spec) called on one tensor already of its
+        at most a simple input_spec; see `_derive_plain`) called on one tensor already of its
         compute dtype skips input conversion, building and casting, and its
         call opens no name scope (nothing is built inside) and no weight cast.
         Every rule both kinds of call follow (training, arguments, outermost
@@ -536,6 +544,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         if self._float_inputs and type(inputs) is torch.Tensor and not inputs.is_floating_point():
             inputs = cast_int_input(inputs, d["_compute_torch_dtype"])
             args = (inputs, *args[1:])
+        if d["_plain"] is None:
+            self._derive_plain()
         return args, inputs, d["_mixed"] and not autocast
 
     def _full_call(self, d, state, args, kwargs, inputs, training, cast_weights):
@@ -578,8 +588,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             "an invalid value. It must return a tensor or a nested structure of tensors."
         )
 
-    def _update_plain(self):
-        """Recomputes whether calls can take the hot path in `forward`."""
+    def _derive_plain(self):
+        """Decides whether calls can take the hot path in `forward`, from the
+        attributes in `_PLAIN_KEYS` and the class's call signature. Run by
+        the first full-path call after any of those attributes was set
+        (`__setattr__` resets `_plain` to None, "unknown", which the hot path
+        reads as False)."""
         d = self.__dict__
         spec = d.get("_input_spec")
         fast_spec = None
@@ -617,13 +631,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         finally:
             state.build_device = previous
         d = self.__dict__
-        d["built"] = True
+        self.built = True
         if d["_build_input_shape"] is None:
             d["_build_input_shape"] = shapes
         if d["_initial_weights"] is not None:
             self.set_weights(d["_initial_weights"])
             d["_initial_weights"] = None
-        self._update_plain()
 
     # ----------------------------------------------------------- masking
     def compute_mask(self, inputs, mask=None):

@@ -577,6 +577,28 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         self.from_logits = from_logits
         self.ignore_class = ignore_class
 
+    def _mean_without_weights(self, y_true, y_pred):
+        """The most common training loss in one op: logits `(batch, classes)`
+        and integer labels `(batch,)` give torch's fused mean cross entropy
+        (the same maths as the per-sample losses' `sum / count`, without two
+        more ops and their backward nodes at every step)."""
+        if (
+            self.from_logits
+            and self.ignore_class is None
+            and type(y_true) is torch.Tensor
+            and y_pred.dim() == 2
+            and y_true.dim() == 1
+            and y_pred.shape[0] == y_true.shape[0] > 0
+            and not y_true.is_floating_point()
+            and y_true.dtype is not torch.bool
+            and y_true.device == y_pred.device
+            and self._fn_kwargs["axis"] in (-1, 1)
+            and y_pred.dtype is self.__dict__.get("_torch_dtype")
+            and getattr(y_pred, "_keras_mask", None) is None
+        ):
+            return F.cross_entropy(y_pred, y_true if y_true.dtype is torch.int64 else y_true.long())
+        return super()._mean_without_weights(y_true, y_pred)
+
     def get_config(self):
         config = Loss.get_config(self)
         config.update({"from_logits": self.from_logits, "ignore_class": self.ignore_class})

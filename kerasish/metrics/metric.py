@@ -31,7 +31,7 @@ class Metric(Layer):
 
     def __init__(self, name=None, dtype=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
-        self.__dict__["built"] = True
+        self.built = True
         self.__dict__["_state_names"] = []
 
     def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):

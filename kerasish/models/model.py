@@ -122,10 +122,9 @@ class Model(Trainer, Layer):
         if type(self).build is Model.build:
             # the real call is about to create the weights: no dry run
             d = self.__dict__
-            d["built"] = True
+            self.built = True
             if d["_build_input_shape"] is None:
                 d["_build_input_shape"] = tree.map_shapes(inputs)
-            self._update_plain()
             return
         Layer._build_on_first_call(self, inputs)
 

@@ -329,7 +329,7 @@ class CompileMetrics(Metric):
         d["_flat_metrics"] = []
         d["_flat_weighted_metrics"] = []
         d["_names"] = None
-        d["built"] = False
+        self.built = False
 
     @property
     def metrics(self) -> list:
@@ -367,7 +367,7 @@ class CompileMetrics(Metric):
         d["_names"] = names
         d["_flat_metrics"] = self._build_set(self._user_metrics, names, targets, preds)
         d["_flat_weighted_metrics"] = self._build_set(self._user_weighted_metrics, names, targets, preds)
-        d["built"] = True
+        self.built = True
         device = getattr(preds[0], "device", None)
         if device is not None and device.type != "cpu":
             for m in self.metrics:  # state next to the predictions (no per-step copies)

@@ -40,15 +40,27 @@ class NotCompiledError(RuntimeError, ValueError):
 
 
 def _batch_size_of(x) -> int:
+    if type(x) is torch.Tensor:  # (per step: skip the generic flatten)
+        return int(x.shape[0]) if x.dim() else 1
     for leaf in data_adapters._flatten(x):
         if leaf is not None and hasattr(leaf, "shape") and len(leaf.shape):
             return int(leaf.shape[0])
     return 1
 
 
+_BUILTIN_LOSSES: dict = {}
+
+
 def _builtin_losses(cls) -> bool:
     """Whether `cls.losses` is the Layer (or Model) property that
-    `_additional_losses` may shortcut."""
+    `_additional_losses` may shortcut (decided once per class)."""
+    found = _BUILTIN_LOSSES.get(cls)
+    if found is None:
+        found = _BUILTIN_LOSSES[cls] = _is_builtin_losses(cls)
+    return found
+
+
+def _is_builtin_losses(cls) -> bool:
     prop = cls.losses
     if prop is Layer.losses:
         return True
@@ -96,6 +108,20 @@ class _DynamicDims:
                 if key in self._dynamic:
                     torch._dynamo.maybe_mark_dynamic(leaf, dim)
         return data
+
+
+def _keras_optimizer_class():
+    """`kerasish.optimizers.Optimizer` (imported on first use: the optimizers
+    package imports the trainers)."""
+    global _KERAS_OPTIMIZER
+    if _KERAS_OPTIMIZER is None:
+        from kerasish.optimizers import Optimizer
+
+        _KERAS_OPTIMIZER = Optimizer
+    return _KERAS_OPTIMIZER
+
+
+_KERAS_OPTIMIZER = None
 
 
 def _compiled_after_first_call(fn):
@@ -513,8 +539,6 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         mixed_float16); under `DataParallel` the gradients are averaged over
         the ranks in between, `n_samples` weighting this rank's share (an
         empty share, `n_samples=0`, contributes nothing)."""
-        from kerasish.optimizers import Optimizer as KerasOptimizer
-
         opt = self.optimizer
         weights = self._trainable_variables_cached()
         if not weights:
@@ -530,7 +554,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             weights = self._trainable_variables_cached()
             if run is not None:
                 run.all_reduce_grads(weights, n_samples)
-            if isinstance(opt, KerasOptimizer) and not opt.built:
+            if isinstance(opt, _keras_optimizer_class()) and not opt.built:
                 opt.build(weights)
             scaler.step(opt)
             scaler.update()
@@ -542,7 +566,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         weights = self._trainable_variables_cached()
         if run is not None:
             run.all_reduce_grads(weights, n_samples)
-        if isinstance(opt, KerasOptimizer):
+        if isinstance(opt, _keras_optimizer_class()):
             with torch.no_grad():
                 opt.apply([w.grad for w in weights], weights)
         else:

@@ -304,7 +304,6 @@ class MultiHeadAttention(Layer):
         if key_shape is not None:
             shapes["key_shape"] = key_shape
         d["_build_shapes_dict"] = shapes
-        self._update_plain()
 
     def compute_output_spec(self, query, value, key=None, *args, **kwargs):
         # A symbolic (functional) call builds from the KerasTensors' shapes,

@@ -10,25 +10,36 @@ Keras <-> torch conventions, all here:
 - GRU gate order: Keras z, r, h; torch r, z, n (columns reordered here).
   Keras `reset_after=True` (bias `(2, 3u)` = input bias, recurrent bias) is
   torch's formulation; `reset_after=False` has no torch kernel (loop path).
-- The weights are re-laid out on every call into one contiguous buffer
-  (O(weights), keeps gradients flowing to the Keras-layout parameters and
-  lets cuDNN use the buffer without compacting it); in inference the buffer
-  is cached until a weight changes.
+- Weight layout: the Keras-layout parameters stay the source of truth (what
+  `get_weights`, saving and the optimizer see). Training on the CPU, LSTM
+  and SimpleRNN hand the kernel one transposed copy of each weight: the
+  oneDNN kernel reads torch's `(G * units, in)` layout fastest (measured:
+  same step time as nn.LSTM; transposed views +2%, the former flat `cat`
+  +3.5-5%). GRU's copy also reorders its gates. On CUDA, cuDNN wants one contiguous buffer (it would
+  otherwise compact the weights itself, with a warning), so the weights are
+  laid out into one buffer per call there. Without autograd (inference)
+  every re-laid layout is cached until a weight changes (version counter).
+- Under `torch.compile` the kernel is one opaque custom op
+  (`kerasish::fused_rnn`, see `rnn_op.py`): inductor would otherwise unroll
+  the time loop into per-step ops (a minute of compile time, slower steps).
+  `torch.export` keeps torch's own op, so exported programs stay portable.
 - Masks: Keras carries states through masked steps. In processing order, a
   mask that is a run of valid steps followed by padding ("prefix") or padding
   followed by valid steps ("suffix", e.g. right padding with go_backwards or
   left padding) is computed exactly with packed sequences; any other mask
-  (holes) goes to the time loop.
+  (holes) goes to the time loop. Deciding which, and the lengths packed
+  sequences take on the host (torch's `batch_sizes` API), cost one
+  device-to-host transfer per masked call (`mask_layout`); everything else
+  stays on the device.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.nn.utils.rnn import PackedSequence
 from torch.nn.utils.rnn import pack_padded_sequence
-from torch.nn.utils.rnn import pad_packed_sequence
 
 from kerasish import activations
+from kerasish.layers.rnn import rnn_op
 from kerasish.layers.rnn.gru_cell import GRUCell
 from kerasish.layers.rnn.lstm_cell import LSTMCell
 from kerasish.layers.rnn.simple_rnn_cell import SimpleRNNCell
@@ -79,33 +90,64 @@ def _gru_order(w: torch.Tensor, u: int) -> torch.Tensor:
     return torch.cat((w[..., u : 2 * u], w[..., :u], w[..., 2 * u :]), dim=-1)
 
 
-def flat_weights(mode: str, cell, dtype: torch.dtype) -> list:
-    """`[w_ih, w_hh(, b_ih, b_hh)]` in torch's layout, views of one buffer.
+def flat_weights(mode: str, cell, like: torch.Tensor) -> list:
+    """`[w_ih, w_hh(, b_ih, b_hh)]` in torch's layout for inputs `like`.
 
-    When no gradient is recorded (inference), the buffer is cached on the cell
-    and reused until a weight changes (its version counter or storage moves),
-    so repeated inference calls skip the re-layout."""
+    Training (autograd on) on the CPU: one transposed copy per weight (no
+    flat buffer, whose slicing backward costs more than it saves); on CUDA
+    one contiguous buffer. Inference: the same layout, cached on the cell
+    until a weight changes (its version counter or storage moves)."""
+    dtype = like.dtype
     if torch.is_grad_enabled() or torch.compiler.is_compiling():
-        return _flat_weights(mode, cell, dtype)
+        if mode != "gru" and like.device.type == "cpu":
+            return _torch_layout_weights(cell, dtype)
+        return _relaid_weights(mode, cell, dtype)
     params = [p for p in (cell.kernel, cell.recurrent_kernel, cell.bias) if p is not None]
     key = (mode, dtype, *((p.data_ptr(), p._version) for p in params))
     cached = cell.__dict__.get("_flat_weight_cache")
     if cached is not None and cached[0] == key:
         return cached[1]
-    out = _flat_weights(mode, cell, dtype)
+    out = _relaid_weights(mode, cell, dtype)
     cell.__dict__["_flat_weight_cache"] = (key, out)
     return out
 
 
-def _flat_weights(mode: str, cell, dtype: torch.dtype) -> list:
+def _torch_layout_weights(cell, dtype: torch.dtype) -> list:
+    """LSTM/SimpleRNN weights as torch lays them out: Keras's
+    `(in, G * units)` kernel transposed (one copy) is torch's
+    `(G * units, in)`; Keras's one bias is torch's `b_ih` and `b_hh` is
+    zeros (kept on the cell)."""
     k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
+    out = [k.t().contiguous().to(dtype), rk.t().contiguous().to(dtype)]
+    if b is None:
+        return out
+    b = b.to(dtype)
+    if torch.compiler.is_compiling():
+        return [*out, b, torch.zeros_like(b)]
+    zeros = cell.__dict__.get("_zero_bias")
+    if zeros is None or zeros.dtype != b.dtype or zeros.device != b.device or zeros.shape != b.shape:
+        zeros = cell.__dict__["_zero_bias"] = torch.zeros(b.shape, dtype=b.dtype, device=b.device)
+    return [*out, b, zeros]
+
+
+def _gru_weights(cell) -> list:
+    u = cell.units
+    k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
+    parts = [_gru_order(k, u).t(), _gru_order(rk, u).t()]
+    if b is not None:
+        parts += [_gru_order(b[0], u), _gru_order(b[1], u)]
+    return parts
+
+
+def _relaid_weights(mode: str, cell, dtype: torch.dtype) -> list:
     if mode == "gru":
-        u = cell.units
-        k, rk = _gru_order(k, u), _gru_order(rk, u)
-        biases = [] if b is None else [_gru_order(b[0], u), _gru_order(b[1], u)]
+        parts = _gru_weights(cell)
+        if cell.kernel.device.type != "cuda":
+            return [p.to(dtype) for p in parts]  # one copy each (the reorder)
     else:
-        biases = [] if b is None else [b, torch.zeros_like(b)]
-    parts = [k.t(), rk.t(), *biases]
+        k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
+        parts = [k.t(), rk.t(), *([] if b is None else [b, torch.zeros_like(b)])]
+    # one contiguous buffer, as cuDNN wants it
     flat = torch.cat([p.reshape(-1).to(dtype) for p in parts])
     out, offset = [], 0
     for p in parts:
@@ -127,6 +169,10 @@ def _run(mode, x, states, weights, batch_sizes=None):
     has_bias = len(weights) == 4
     train = torch.is_grad_enabled()  # cuDNN keeps what backward needs only in train mode
     hx = [s.unsqueeze(0).contiguous() for s in states]
+    if batch_sizes is None and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+        # (torch.export keeps torch's own op: exported programs and ONNX must not need kerasish)
+        out, *final = rnn_op.fused_rnn(mode, x, hx, weights, has_bias, train)
+        return out, [h[0] for h in final]
     if mode == "lstm":
         if batch_sizes is None:
             out, h, c = torch._VF.lstm(x, (hx[0], hx[1]), weights, has_bias, 1, 0.0, train, False, True)
@@ -142,33 +188,44 @@ def _run(mode, x, states, weights, batch_sizes=None):
 
 
 def mask_layout(mask: torch.Tensor):
-    """("full" | "prefix" | "suffix" | None, lengths) for a `(batch, time)`
-    bool mask in processing order. One host sync."""
+    """`("full" | "prefix" | "suffix" | None, lengths, host_lengths)` for a
+    `(batch, time)` bool mask in processing order.
+
+    The one device-to-host transfer of a masked fused call: the layout picks
+    the kernel (holes need the time loop) and packed sequences take their
+    lengths on the host, so both travel in one small tensor (`.cpu()`, a
+    no-op for CPU data); `lengths` stays on the mask's device for the
+    device-side gathers."""
     steps = mask.shape[1]
     lengths = mask.sum(dim=1)
     ar = torch.arange(steps, device=mask.device)
     prefix = ((ar < lengths[:, None]) == mask).all()
     suffix = ((ar >= (steps - lengths)[:, None]) == mask).all()
     full = (lengths == steps).all()
-    is_full, is_prefix, is_suffix = torch.stack([full, prefix, suffix]).tolist()
+    host = torch.cat([torch.stack([full, prefix, suffix]).to(lengths.dtype), lengths]).cpu().numpy()
+    is_full, is_prefix, is_suffix = host[:3]
+    host_lengths = torch.from_numpy(host[3:])
     if is_full:
-        return "full", lengths
+        return "full", lengths, host_lengths
     if is_prefix:
-        return "prefix", lengths
+        return "prefix", lengths, host_lengths
     if is_suffix:
-        return "suffix", lengths
-    return None, lengths
+        return "suffix", lengths, host_lengths
+    return None, lengths, host_lengths
 
 
 def _gather_time(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index[..., None].expand(-1, -1, x.shape[-1]))
 
 
-def run_sequence(mode, cell, x, states, mask=None, layout=None, lengths=None, zero_output_for_mask=False):
+def run_sequence(
+    mode, cell, x, states, mask=None, layout=None, lengths=None, zero_output_for_mask=False, host_lengths=None
+):
     """Runs the whole (processing-order) sequence `x` `(batch, time, features)`
     from the flat `states`. Returns `(outputs, final_states)` with Keras's
-    masking semantics (see the module docstring)."""
-    weights = flat_weights(mode, cell, x.dtype)
+    masking semantics (see the module docstring). `lengths` (on the device)
+    and `host_lengths` come from `mask_layout`."""
+    weights = flat_weights(mode, cell, x)
     if mask is None or layout == "full":
         return _run(mode, x, states, weights)
     steps = x.shape[1]
@@ -176,11 +233,14 @@ def run_sequence(mode, cell, x, states, mask=None, layout=None, lengths=None, ze
     if layout == "suffix":  # move the valid steps first
         x = _gather_time(x, (ar[None] + (steps - lengths)[:, None]) % steps)
     clamped = lengths.clamp(min=1)
-    packed = pack_padded_sequence(x, clamped.cpu(), batch_first=True, enforce_sorted=False)
+    if host_lengths is None:
+        host_lengths = lengths.cpu()
+    packed = pack_padded_sequence(x, host_lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
     sorted_states = [s.index_select(0, packed.sorted_indices) for s in states]
     out, final = _run(mode, packed.data, sorted_states, weights, packed.batch_sizes)
-    out = PackedSequence(out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
-    out, _ = pad_packed_sequence(out, batch_first=True, total_length=steps)
+    # (not `pad_packed_sequence`: it copies `unsorted_indices` to the host, a second sync)
+    out, _ = torch._VF._pad_packed_sequence(out, packed.batch_sizes, True, 0.0, steps)
+    out = out.index_select(0, packed.unsorted_indices)
     final = [s.index_select(0, packed.unsorted_indices) for s in final]
     if layout == "suffix":  # and back
         out = _gather_time(out, (ar[None] + lengths[:, None]) % steps)

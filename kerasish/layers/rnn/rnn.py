@@ -295,14 +295,14 @@ class RNN(Layer):
         cell = self.cell
         if not fused_rnn.can_fuse(cell, training):
             return None
-        layout = lengths = None
+        layout = lengths = host_lengths = None
         if mask is not None:
             if torch.compiler.is_compiling() or ctx.state().symbolic or sequences.device.type == "meta":
                 return None
             mask = mask.to(torch.bool)
             if self.go_backwards:
                 mask = mask.flip(1)
-            layout, lengths = fused_rnn.mask_layout(mask)
+            layout, lengths, host_lengths = fused_rnn.mask_layout(mask)
             if layout is None:
                 return None
         x = sequences
@@ -312,7 +312,7 @@ class RNN(Layer):
             x = x.flip(1)
         states = [s.to(x.dtype) for s in states]
         outputs, new_states = fused_rnn.run_sequence(
-            self._fused_mode, cell, x, states, mask, layout, lengths, self.zero_output_for_mask
+            self._fused_mode, cell, x, states, mask, layout, lengths, self.zero_output_for_mask, host_lengths
         )
         return outputs[:, -1], outputs, new_states
 

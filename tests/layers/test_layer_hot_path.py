@@ -1,0 +1,56 @@
+"""The call pipeline's hot-path decision (`Layer._plain`) is derived from the
+attributes that matter and invalidated by setting any of them: a change
+made after calls already took the hot path is honoured by the next call."""
+
+import pytest
+import torch
+
+import kerasish as keras
+
+
+def _hot_dense():
+    layer = keras.layers.Dense(3)
+    x = torch.ones(2, 4)
+    layer(x)
+    layer(x)
+    assert layer.__dict__["_plain"] is True  # calls take the hot path
+    return layer, x
+
+
+def test_activity_regularizer_set_after_hot_calls_adds_its_loss():
+    layer, x = _hot_dense()
+    layer.activity_regularizer = keras.regularizers.L2(0.1)
+    assert layer.__dict__["_plain"] is None
+    y = layer(x)
+    assert len(layer.losses) == 1
+    torch.testing.assert_close(layer.losses[0], 0.1 * y.pow(2).sum() / 2)
+    assert layer.__dict__["_plain"] is False
+
+
+def test_input_spec_set_after_hot_calls_is_checked():
+    layer, x = _hot_dense()
+    layer.input_spec = keras.InputSpec(ndim=3)
+    with pytest.raises(ValueError, match="expected ndim=3"):
+        layer(x)
+
+
+def test_mixed_policy_set_after_hot_calls_casts():
+    layer, x = _hot_dense()
+    layer.dtype_policy = "mixed_bfloat16"
+    assert layer(x).dtype == torch.bfloat16
+
+
+def test_supports_masking_set_after_hot_calls_passes_the_mask():
+    layer, x = _hot_dense()
+    layer.supports_masking = True
+    x = x.clone()
+    x._keras_mask = torch.tensor([True, False])
+    assert torch.equal(layer(x)._keras_mask, x._keras_mask)
+
+
+def test_unbuilt_again_rebuilds_on_the_next_call():
+    layer, x = _hot_dense()
+    layer.built = False
+    assert layer.__dict__["_plain"] is None
+    layer(torch.ones(2, 4))
+    assert layer.built and layer.__dict__["_plain"] is True
