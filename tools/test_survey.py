@@ -10,7 +10,9 @@ together with the module-level helpers, tables and fixtures it names
 modules), and lands in the first category whose signal it contains:
 
   keras       real Keras 3 runs in the test: the `keras_ref` fixture, or a
-              name bound by `importorskip("keras")` / `import keras`
+              name bound by `importorskip("keras")` / `import keras` (also in
+              a helper it calls: `run_layer_test`'s Keras-parity step, which
+              has no oracle for the few layers Keras lacks or runs only on TF)
   recorded    files or values recorded from real (tf.)keras: fixture paths
               (tests/fixtures, legacy_h5, metadata.json, *_keras2*.json)
   torch       a torch.nn / torch.nn.functional / torch.optim reference
@@ -169,6 +171,8 @@ def _signals(module: _Module, node: ast.AST, seen: set) -> set[str]:
                 parts[2] not in _NOT_TORCH_REFERENCE
             ):
                 out.add("torch")
+        elif isinstance(n, ast.Import) and any(a.name == "keras" for a in n.names):
+            out.add("keras")  # (a helper importing real Keras: tests/layer_harness.py's parity step)
         elif isinstance(n, ast.Constant) and isinstance(n.value, str) and _RECORDED.search(n.value):
             out.add("recorded")
         elif isinstance(n, ast.Call) and _dotted(n.func) in ("pytest.raises", "pytest.warns", "pytest.deprecated_call"):
@@ -178,9 +182,15 @@ def _signals(module: _Module, node: ast.AST, seen: set) -> set[str]:
     return out
 
 
-def _is_maths(module: _Module, n) -> bool:
+def _is_maths(module: _Module, n, depth: int = 0) -> bool:
     if isinstance(n, ast.BinOp) and isinstance(n.op, ast.MatMult):
         return True
+    if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and depth < 2:
+        # a module-level reference helper (`_sparsemax_reference(x)`)
+        helper = module.defs.get(n.func.id)
+        if isinstance(helper, ast.FunctionDef):
+            return any(_is_maths(module, m, depth + 1) for m in ast.walk(helper) if m is not helper)
+        return False
     if not isinstance(n, ast.Attribute):
         return False
     dotted = _dotted(n)
