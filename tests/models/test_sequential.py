@@ -21,6 +21,7 @@ def _close(a, b, atol=1e-6):
 def test_sequential_with_input_is_built_and_computes_the_stack(keras_ref):
     d1, d2 = L.Dense(16, activation="relu"), L.Dense(3)
     model = Sequential([L.Input((8,)), d1, d2])
+    keras_ref.utils.clear_session()  # (Keras's name counters: fresh, as kerasish's are per test)
     ref = keras_ref.Sequential([keras_ref.Input((8,)), keras_ref.layers.Dense(16, activation="relu"),
                                 keras_ref.layers.Dense(3)])
     assert model.built and ref.built and model.name == ref.name == "sequential"
