@@ -10,7 +10,11 @@ get_config/from_config round trip gives a layer that computes the same
 function once weights are copied; state_dict round trip into a separately
 built copy; a backward pass reaching every trainable weight; deepcopy and
 pickle; `torch.compile(fullgraph=True)` with zero graph breaks; float16 /
-bfloat16 policies. The CUDA check is `run_cuda_check`, run by
+bfloat16 policies; and, where real Keras 3 (torch backend) is installed
+and has the class, the same layer built in Keras from the same arguments,
+given kerasish's weights with `set_weights`, must give the same output
+shapes, weight counts and (in inference) the same outputs (`keras_parity`).
+The CUDA check is `run_cuda_check`, run by
 tests/layers/test_cuda_layers.py under `requires_cuda` (an explicit skip
 with a reason on machines without a GPU, never a silent no-op).
 """
@@ -81,8 +85,13 @@ def run_layer_test(
     training=False,
     atol=1e-5,
     rtol=1e-4,
+    keras_parity=True,
 ):
-    """Runs the shared checks on `layer_cls(**init_kwargs)`; returns the layer."""
+    """Runs the shared checks on `layer_cls(**init_kwargs)`; returns the layer.
+
+    `keras_parity`: True compares with the Keras 3 class of the same name
+    (skipped, for this step only, when Keras is not installed or has no such
+    class); False (say why at the call) leaves it out."""
     init_kwargs = init_kwargs or {}
     call_kwargs = dict(call_kwargs or {})
     if input_data is None:
@@ -108,6 +117,9 @@ def run_layer_test(
     for w in layer.weights:
         assert isinstance(w, keras.Variable), f"{w!r} is not a keras.Variable"
         assert w.path.endswith(w.name)
+
+    if keras_parity:
+        _check_keras_parity(layer, layer_cls, init_kwargs, input_data, call_kwargs, out, training, atol, rtol)
 
     # compute_output_shape agrees with the real output (also with None batch)
     if check_output_shape_inference and isinstance(out, torch.Tensor) and not isinstance(input_data, (list, dict)):
@@ -187,6 +199,53 @@ def run_layer_test(
                     assert w.dtype == (torch.float32 if policy.startswith("mixed") else torch.bfloat16)
 
     return layer
+
+
+def _real_keras():
+    try:
+        import keras as real
+    except ImportError:
+        return None
+    return real if real.backend.backend() == "torch" else None
+
+
+def _to_keras_arg(real, value):
+    """A kerasish object in the constructor arguments (a wrapped layer, an
+    initializer...) becomes the Keras object of the same config."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_keras_arg(real, v) for v in value)
+    if isinstance(value, keras.layers.Layer):
+        return real.layers.deserialize(keras.layers.serialize(value))
+    if type(value).__module__.startswith("kerasish."):
+        return real.saving.deserialize_keras_object(keras.saving.serialize_keras_object(value))
+    return value
+
+
+def _check_keras_parity(layer, layer_cls, init_kwargs, input_data, call_kwargs, out, training, atol, rtol):
+    real = _real_keras()
+    ref_cls = getattr(real.layers, layer_cls.__name__, None) if real is not None else None
+    if ref_cls is None:
+        return  # no oracle here: the other checks still run
+    try:
+        ref = ref_cls(**{k: _to_keras_arg(real, v) for k, v in init_kwargs.items()})
+    except ImportError:
+        return  # Keras needs TensorFlow for this layer (its lookup layers): no oracle here
+    # explicit `training`: a plain Keras call of an augmentation layer
+    # defaults to training=True, kerasish follows the torch mode (inference)
+    call_kwargs = {"training": bool(training), **call_kwargs}
+    ref_out = ref(input_data, **call_kwargs)
+    assert _shapes(ref_out) == _shapes(out), ("Keras output shapes", _shapes(ref_out), _shapes(out))
+    assert len(ref.trainable_weights) == len(layer.trainable_weights), "trainable weight count differs from Keras"
+    assert len(ref.non_trainable_weights) == len(layer.non_trainable_weights), "weight count differs from Keras"
+    if training:
+        return  # (random or batch-dependent: outputs are compared in inference only)
+    ref.set_weights(layer.get_weights())
+    ref_out = ref(input_data, **call_kwargs)
+    for x, y in zip(_flat(out), _flat(ref_out)):
+        if isinstance(x, torch.Tensor):
+            y = real.ops.convert_to_numpy(y)
+            np.testing.assert_allclose(x.detach().float().cpu().numpy(), np.asarray(y, dtype="float32"),
+                                       atol=atol, rtol=rtol, err_msg=f"{layer_cls.__name__} vs Keras")
 
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -34,15 +34,28 @@ def test_projection_matches_keras(keras_ref, rng):
         np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-5, atol=1e-6, err_msg=f"{name} {kwargs}")
 
 
-def test_norm_bounds_hold():
-    w = torch.randn(20, 8) * 5
-    norms = constraints.MaxNorm(1.5)(w).norm(dim=0)
-    assert (norms <= 1.5 + 1e-5).all()
-    norms = constraints.MinMaxNorm(2.0, 3.0)(w * 1e-2).norm(dim=0)
-    assert (norms >= 2.0 - 1e-4).all()
-    torch.testing.assert_close(constraints.UnitNorm(axis=1)(w).norm(dim=1), torch.ones(20))
-    assert (constraints.NonNeg()(w) >= 0).all()
+def test_norm_bounds_hold_and_match_keras(keras_ref):
+    """The bounds each constraint promises, on weights far outside them, and
+    the projected values equal Keras's on the same weights."""
+    w = torch.randn(20, 8, generator=torch.Generator().manual_seed(0)) * 5
+    cases = [
+        (constraints.MaxNorm(1.5), keras_ref.constraints.MaxNorm(1.5), w),
+        (constraints.MinMaxNorm(2.0, 3.0), keras_ref.constraints.MinMaxNorm(2.0, 3.0), w * 1e-2),
+        (constraints.UnitNorm(axis=1), keras_ref.constraints.UnitNorm(axis=1), w),
+        (constraints.NonNeg(), keras_ref.constraints.NonNeg(), w),
+    ]
+    outs = []
+    for ours, theirs, value in cases:
+        out = ours(value)
+        ref = keras_ref.ops.convert_to_numpy(theirs(value.numpy()))
+        np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-6, err_msg=type(ours).__name__)
+        outs.append(out)
+    assert (outs[0].norm(dim=0) <= 1.5 + 1e-5).all()
+    assert (outs[1].norm(dim=0) >= 2.0 - 1e-4).all()
+    torch.testing.assert_close(outs[2].norm(dim=1), torch.ones(20))
+    assert (outs[3] >= 0).all()
     assert constraints.Constraint()(w) is w
+    assert keras_ref.constraints.Constraint()(w) is w  # Keras's base is the identity too
 
 
 def _radial_reference(kernel):

@@ -27,3 +27,19 @@ def test_harness_on_custom_layer():
     )
     assert list(layer.state_dict()) == ["kernel", "bias"]
     assert isinstance(layer.kernel, torch.nn.Parameter)
+
+
+class Dense(keras.layers.Dense):
+    """Named like Keras's Dense, but off by one: the harness's Keras-parity
+    step must catch it."""
+
+    def call(self, x):
+        return super().call(x) + 1.0
+
+
+def test_harness_keras_parity_catches_a_wrong_layer(keras_ref):
+    import pytest
+
+    with pytest.raises(AssertionError, match="Dense vs Keras"):
+        run_layer_test(Dense, {"units": 3}, input_shape=(2, 4), check_config=False)
+    run_layer_test(Dense, {"units": 3}, input_shape=(2, 4), check_config=False, keras_parity=False)

@@ -17,6 +17,7 @@ import copy
 import io
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable
@@ -583,3 +584,52 @@ def test_weight_filters_keep_both_kinds_of_layer():
     counts = [_weight_counts(c) for c in CASES]
     assert any(w for w, _ in counts) and any(not w for w, _ in counts)
     assert len(_cases("grad", needs="trainable")) == sum(1 for c, (w, t) in zip(CASES, counts) if t and c.grad)
+
+
+class _TorchHolder(torch.nn.Module):
+    """A plain torch module around a kerasish layer: the early `parameters()`
+    call below walks into the layer from torch's side, not through
+    `Layer.parameters`."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.inner = layer
+
+    def forward(self, *args):
+        return self.inner(*args)
+
+
+_PARTIAL = "not built yet"
+
+
+@pytest.mark.parametrize("case", _cases("early_optimizer", needs="trainable"))
+def test_optimizer_made_before_first_call_trains_every_weight(case):
+    """Issue #7: an optimizer built from `parameters()` before the first call
+    holds every weight the built layer has (uninitialized parameters filled in
+    place on build), or the early `parameters()` call warned that the list is
+    partial. A complete list must not warn."""
+    torch.manual_seed(0)
+    holder = _TorchHolder(case.make())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        early = list(holder.parameters())
+    warned = [w for w in caught if _PARTIAL in str(w.message)]
+    opt = torch.optim.SGD(early, lr=0.5) if early else None  # (torch refuses an empty list)
+    x = case.inputs(torch.float32)
+    out = holder(*x)  # builds
+    layer = holder.inner
+    trainable = layer.trainable_weights
+    held = {id(p) for p in early}
+    missing = [w.path for w in trainable if id(w) not in held]
+    if missing:
+        assert warned, f"early parameters() silently missed {missing}"
+        return
+    assert not warned, f"complete early list, yet it warned: {warned[0].message}"
+    before = [w.detach().clone() for w in trainable]
+    g = torch.Generator().manual_seed(3)
+    loss = sum((t * torch.rand(t.shape, generator=g)).sum() for t in _floats(out))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for w, w0 in zip(trainable, before):
+        assert not torch.equal(w.detach(), w0), f"{w.path} did not change in the step"

@@ -673,13 +673,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         return list(self._flatten_layers(include_self=False, recursive=False))
 
     # ---------------------------------------------------------- torch side
-    def parameters(self, recurse: bool = True):
-        """torch's `parameters()`. Built-in layers not built yet contribute
-        uninitialized parameters that their build fills in place; an unbuilt
-        custom layer cannot, and a `UserWarning` says the list is partial."""
-        if recurse and not self.__dict__.get("built"):  # (built: nothing to walk per step)
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """torch's `named_modules()`. It is also the walk behind every
+        `parameters()` / `named_parameters()` call, including one made on a
+        plain torch module holding this layer: built-in layers not built yet
+        contribute uninitialized parameters that their build fills in place;
+        an unbuilt custom layer cannot, and a `UserWarning` then says the
+        parameter list is partial (see `lazy_weights.warn_if_partial`)."""
+        if not self.__dict__.get("built"):  # (built: nothing to check per step)
             lazy_weights.warn_if_partial(self)
-        return nn.Module.parameters(self, recurse)
+        return nn.Module.named_modules(self, memo, prefix, remove_duplicate)
 
     def _apply(self, fn, recurse=True):
         """`.to()`, `.half()`, `.cuda()`...: see `layer_moves.apply`."""

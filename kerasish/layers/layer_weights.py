@@ -417,8 +417,10 @@ class LayerWeightsMixin:
                     head = rest.split(".", 1)[0]
                     # own weights, and those of sublayers that `build` creates
                     # ("query.kernel" of a MultiHeadAttention)
+                    sub = self._modules.get(head)
                     if (head not in self._parameters or is_lazy(self._parameters[head])) and (
-                        head not in self._buffers and head not in self._modules
+                        head not in self._buffers
+                        and (sub is None or (getattr(sub, "_built_by_owner", False) and not sub.built))
                     ):
                         own[rest] = tuple(value.shape)
             if own:

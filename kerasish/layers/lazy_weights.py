@@ -18,9 +18,12 @@ placeholders; `Layer.parameters()` then warns that the list is partial.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import torch
+from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
 from kerasish.variables import TrainableVariable
@@ -104,11 +107,41 @@ def has_placeholders(module) -> bool:
     return any(is_lazy(p) for p in module._parameters.values())
 
 
-def warn_if_partial(layer) -> None:
-    """Warns when `layer.parameters()` misses weights that unbuilt custom
-    layers below it will only create in `build`."""
+def _parameter_walk_caller(layer):
+    """When `layer.named_modules()` runs as part of a `parameters()` /
+    `named_parameters()` walk (torch's `_named_members`) whose outermost
+    kerasish layer is `layer`, the frame to attribute a warning to; else
+    None (a `modules()` walk, or an outer kerasish layer checks instead)."""
     from kerasish.layers.layer import Layer
 
+    frame = sys._getframe(3)  # (1: warn_if_partial, 2: Layer.named_modules)
+    while frame is not None and frame.f_code.co_name == "named_modules":
+        if isinstance(frame.f_locals.get("self"), Layer):
+            return None  # an outer kerasish layer's walk: it checked its whole tree
+        frame = frame.f_back
+    if frame is None or frame.f_code is not _NAMED_MEMBERS:
+        return None
+    if frame.f_back is None or frame.f_back.f_code.co_name != "named_parameters":
+        return None  # named_buffers()
+    frame = frame.f_back
+    while frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR):
+        frame = frame.f_back  # (parameters(), torch.optim, DDP...: point at the user's line)
+    return frame
+
+
+_NAMED_MEMBERS = nn.Module._named_members.__code__
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+
+
+def warn_if_partial(layer) -> None:
+    """Warns when a `parameters()` walk over `layer` (called on it, or on a
+    torch module holding it) misses weights that unbuilt custom layers below
+    it will only create in `build`."""
+    from kerasish.layers.layer import Layer
+
+    caller = _parameter_walk_caller(layer)
+    if caller is None:
+        return
     for sub in layer._flatten_layers(include_self=True):
         d = sub.__dict__
         if d.get("built") or has_placeholders(sub):
@@ -116,13 +149,16 @@ def warn_if_partial(layer) -> None:
         build_owner = _defining_class(type(sub), "build")
         if build_owner is Layer or build_owner.__module__.startswith("kerasish."):
             continue
-        warnings.warn(
+        warnings.warn_explicit(
             f"Layer '{sub.name}' ({type(sub).__name__}) is not built yet: the weights its `build()` creates "
             "do not exist, so they are missing from this `parameters()` list (an optimizer or DDP made "
             "from it would never train them). Call `build(input_shape)` on the model or run one batch "
             "through it first.",
             UserWarning,
-            stacklevel=3,
+            caller.f_code.co_filename,
+            caller.f_lineno,
+            module=caller.f_globals.get("__name__"),
+            registry=caller.f_globals.setdefault("__warningregistry__", {}),
         )
         return
 

@@ -175,7 +175,7 @@ class _CustomDense(L.Dense):
 def test_unbuilt_custom_layer_warns_that_parameters_are_partial(cls):
     model = keras.Sequential([L.Dense(3), cls()])
     with pytest.warns(UserWarning, match=r"not built yet.*build\(input_shape\).*one batch"):
-        model.parameters()
+        list(model.parameters())  # (warns when the walk runs, as an optimizer consumes it)
     model(torch.ones(1, 4))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -245,3 +245,110 @@ def test_declared_placeholders_become_exactly_the_trainable_weights(index):
     assert [id(p) for p in after] == [id(p) for p in held]
     assert {id(w) for w in layer.trainable_weights} == {id(p) for p in held}
     assert all(isinstance(p, keras.Variable) for p in after)
+
+
+class _UserModule(nn.Module):
+    """A user's torch module holding a kerasish model with a custom layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = keras.Sequential([L.Dense(3), _Custom()])
+        self.head = nn.Linear(2, 1)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+_NESTED = [
+    ("nn.Sequential", lambda: nn.Sequential(_Custom(), nn.Linear(2, 2))),
+    ("user nn.Module", _UserModule),
+]
+
+
+@pytest.mark.parametrize("make", [m for _, m in _NESTED], ids=[n for n, _ in _NESTED])
+def test_unbuilt_custom_layer_inside_torch_module_warns(make):
+    """The partial-list warning fires for a kerasish layer or model nested in
+    a plain torch module (torch walks into it without `Layer.parameters`),
+    at the user's line, including through `torch.optim`."""
+    module = make()
+    with pytest.warns(UserWarning, match=r"not built yet.*build\(input_shape\).*one batch") as record:
+        torch.optim.Adam(module.parameters())
+    assert any(w.filename == __file__ for w in record), [w.filename for w in record]
+    with pytest.warns(UserWarning, match="not built yet"):
+        dict(module.named_parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # walks that are not about parameters stay quiet
+        list(module.modules())
+        list(module.buffers())
+        module.state_dict()
+    module(torch.ones(1, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        params = list(module.parameters())
+    assert len(params) == len({id(p) for p in params}) >= 3
+
+
+def test_built_in_layers_inside_torch_module_do_not_warn():
+    module = nn.Sequential(L.Dense(4), L.MultiHeadAttention(2, 2), nn.Linear(4, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert all(isinstance(p, UninitializedParameter) for p in list(module.parameters())[:10])
+
+
+def test_ddp_before_first_call_of_nested_layers(tmp_path):
+    dist = pytest.importorskip("torch.distributed", reason="needs torch.distributed")
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available in this build")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        # built-in layers: torch's own refusal (uninitialized parameters)
+        with pytest.raises(RuntimeError, match="uninitialized parameters"):
+            nn.parallel.DistributedDataParallel(nn.Sequential(L.Dense(3), nn.Linear(3, 1)))
+        # a custom layer, whose weights cannot exist yet: the partial-list warning
+        with pytest.warns(UserWarning, match="not built yet"):
+            nn.parallel.DistributedDataParallel(nn.Sequential(_Custom(), nn.Linear(2, 1)))
+    finally:
+        dist.destroy_process_group()
+
+
+def _r(*shape):
+    return torch.randn(*shape)
+
+
+# options that change which weights `build` creates (the catalogue walks the defaults)
+_VARIANTS = {
+    "Attention-concat": (lambda: L.Attention(use_scale=True, score_mode="concat"), lambda: ([_r(2, 3, 4), _r(2, 5, 4)],)),
+    "AdditiveAttention-noscale": (lambda: L.AdditiveAttention(use_scale=False), lambda: ([_r(2, 3, 4), _r(2, 5, 4)],)),
+    "MHA-gate-nobias-outshape": (
+        lambda: L.MultiHeadAttention(2, 3, use_gate=True, use_bias=False, output_shape=(2, 3)),
+        lambda: (_r(2, 3, 4), _r(2, 5, 4)),
+    ),
+    "MHA-4d": (lambda: L.MultiHeadAttention(2, 3, attention_axes=(1, 2)), lambda: (_r(2, 3, 3, 4), _r(2, 3, 3, 4))),
+    "MHA-key": (lambda: L.MultiHeadAttention(2, 3), lambda: (_r(2, 3, 4), _r(2, 5, 6), _r(2, 5, 2))),
+    "GQA-gate": (lambda: L.GroupQueryAttention(3, 4, 2, use_gate=True), lambda: (_r(2, 3, 4), _r(2, 5, 4))),
+    "EinsumDense-nobias": (lambda: L.EinsumDense("ab,bc->ac", 3), lambda: (_r(2, 4),)),
+    "Bidirectional-backward_layer": (
+        lambda: L.Bidirectional(
+            L.GRU(3, return_sequences=True), backward_layer=L.GRU(3, return_sequences=True, go_backwards=True)
+        ),
+        lambda: (_r(2, 5, 4),),
+    ),
+    "TimeDistributed-Conv2D": (lambda: L.TimeDistributed(L.Conv2D(2, 2)), lambda: (_r(2, 3, 4, 4, 2),)),
+    "RNN-StackedRNNCells": (lambda: L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)])), lambda: (_r(2, 5, 4),)),
+    "ConvLSTM2D-nobias": (lambda: L.ConvLSTM2D(2, 2, use_bias=False), lambda: (_r(1, 3, 4, 4, 2),)),
+    "SpectralNormalization-Conv2D": (lambda: L.SpectralNormalization(L.Conv2D(2, 2)), lambda: (_r(1, 4, 4, 2),)),
+    "GroupNormalization-nocenter": (lambda: L.GroupNormalization(2, center=False), lambda: (_r(2, 4),)),
+    "PReLU-shared": (lambda: L.PReLU(shared_axes=[1]), lambda: (_r(2, 3, 4),)),
+}
+
+
+@pytest.mark.parametrize("name", list(_VARIANTS))
+def test_option_variants_hold_every_weight_before_build(name):
+    make, inputs = _VARIANTS[name]
+    layer = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        held = list(layer.parameters())
+    layer(*inputs())
+    assert [id(p) for p in layer.parameters()] == [id(p) for p in held]
+    assert {id(w) for w in layer.trainable_weights} == {id(p) for p in held}

@@ -142,11 +142,15 @@ def test_default_names_and_lookups(keras_ref):
     keras.metrics.OneHotMeanIoU(4, ignore_class=1),
     keras.metrics.SquaredHinge(name="sh"),
 ], ids=lambda m: type(m).__name__)
-def test_serialize_round_trip(metric):
+def test_serialize_round_trip(metric, keras_ref):
     config = keras.metrics.serialize(metric)
     assert config["module"] == "keras.metrics" and config["class_name"] == type(metric).__name__
     back = keras.metrics.deserialize(config)
     assert type(back) is type(metric) and back.get_config() == metric.get_config()
+    # the same config in real Keras: it deserializes there and serializes back to the same dict
+    theirs = keras_ref.metrics.deserialize(config)
+    assert type(theirs).__name__ == type(metric).__name__
+    assert keras_ref.metrics.serialize(theirs)["config"] == config["config"]
 
 
 def test_state_is_buffers_and_call_returns_result():

@@ -114,25 +114,42 @@ def test_state_dict_keys_follow_layer_names_and_load():
     assert [tuple(w.shape) for w in model.weights] == [(8, 4), (4,), (8, 4), (4,)]
 
 
-def test_multiple_inputs_and_outputs_as_lists_and_dicts():
-    a, b = Input((4,), name="a"), Input((4,), name="b")
-    da, db = L.Dense(3), L.Dense(3)
-    ya, yb = da(a), db(b)
-    concat = L.Concatenate()([ya, yb])
+def test_multiple_inputs_and_outputs_as_lists_and_dicts(keras_ref):
+    def build(lib):
+        a, b = lib.Input((4,), name="a"), lib.Input((4,), name="b")
+        da, db = lib.layers.Dense(3, name="da"), lib.layers.Dense(3, name="db")
+        ya, yb = da(a), db(b)
+        listed = lib.Model([a, b], [lib.layers.Concatenate()([ya, yb]), ya])
+        named = lib.Model({"a": a, "b": b}, {"sum": lib.layers.Add()([ya, yb]), "a_proj": ya})
+        return listed, named, lib.Model(a, [ya]), (da, db)
+
+    listed, named, single, (da, db) = build(keras)
+    r_listed, r_named, r_single, _ = build(keras_ref)
+    r_listed.set_weights(listed.get_weights())  # (da, db: shared by the three models)
     xa, xb = torch.randn(2, 4), torch.randn(2, 4)
-    listed = Model([a, b], [concat, ya])
+
+    def same(ours, theirs):
+        assert type(ours) is type(theirs) or (isinstance(ours, torch.Tensor) and isinstance(theirs, torch.Tensor))
+        if isinstance(ours, dict):
+            assert set(ours) == set(theirs)
+            for k in ours:
+                same(ours[k], theirs[k])
+        elif isinstance(ours, (list, tuple)):
+            assert len(ours) == len(theirs)
+            for a, b in zip(ours, theirs):
+                same(a, b)
+        else:
+            np.testing.assert_allclose(ours.detach().numpy(), keras_ref.ops.convert_to_numpy(theirs), rtol=1e-5,
+                                       atol=1e-6)
+
     out = listed([xa, xb])
-    assert isinstance(out, list) and len(out) == 2
+    same(out, r_listed([xa, xb]))
     _close(out[0], torch.cat([da(xa), db(xb)], -1))
-    _close(out[1], da(xa))
     # a dict keyed by Input names also feeds a list-input model
-    _close(listed({"a": xa, "b": xb})[0], out[0])
-    named = Model({"a": a, "b": b}, {"sum": L.Add()([ya, yb]), "a_proj": ya})
-    res = named({"b": xb, "a": xa})
-    assert set(res) == {"sum", "a_proj"}
-    _close(res["sum"], da(xa) + db(xb))
+    same(listed({"a": xa, "b": xb}), r_listed({"a": xa, "b": xb}))
+    same(named({"b": xb, "a": xa}), r_named({"b": xb, "a": xa}))
     # a single-output list is unpacked, as in Keras
-    assert isinstance(Model(a, [ya])(xa), torch.Tensor)
+    same(single(xa), r_single(xa))
 
 
 def test_input_structure_and_shape_errors():
@@ -237,13 +254,19 @@ def test_model_from_intermediate_tensors():
     _close(full(torch.ones(1, 4)), full.get_layer("o")(full.get_layer("h")(torch.ones(1, 4))))
 
 
-def test_masks_flow_through_the_graph():
-    ids = Input((5,), dtype="int64")
-    emb = L.Embedding(10, 4, mask_zero=True)
-    lstm = L.LSTM(3)
-    model = Model(ids, lstm(emb(ids)))
+def test_masks_flow_through_the_graph(keras_ref):
+    def build(lib):
+        ids = lib.Input((5,), dtype="int64")
+        emb = lib.layers.Embedding(10, 4, mask_zero=True)
+        lstm = lib.layers.LSTM(3)
+        return lib.Model(ids, lstm(emb(ids))), emb, lstm
+
+    model, emb, lstm = build(keras)
+    ref, _, _ = build(keras_ref)
+    ref.set_weights(model.get_weights())
     x = torch.tensor([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0]])
     out = model(x)
+    np.testing.assert_allclose(out.detach().numpy(), keras_ref.ops.convert_to_numpy(ref(x)), rtol=1e-5, atol=1e-6)
     _close(out, lstm(emb(x)))
     # the mask matters: the same sequences without padding steps
     _close(out[:1], lstm(emb(x[:1, :3])))

@@ -18,18 +18,25 @@ def _close(a, b, atol=1e-6):
     np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=atol, rtol=1e-5)
 
 
-def test_sequential_with_input_is_built_and_computes_the_stack():
+def test_sequential_with_input_is_built_and_computes_the_stack(keras_ref):
     d1, d2 = L.Dense(16, activation="relu"), L.Dense(3)
     model = Sequential([L.Input((8,)), d1, d2])
-    assert model.built and model.name == "sequential"
+    keras_ref.utils.clear_session()  # (Keras's name counters: fresh, as kerasish's are per test)
+    ref = keras_ref.Sequential([keras_ref.Input((8,)), keras_ref.layers.Dense(16, activation="relu"),
+                                keras_ref.layers.Dense(3)])
+    assert model.built and ref.built and model.name == ref.name == "sequential"
     assert model.layers == [d1, d2]
-    assert model.input_shape == (None, 8) and model.output_shape == (None, 3)
-    assert d2.output_shape == (None, 3)
-    assert [tuple(w.shape) for w in model.weights] == [(8, 16), (16,), (16, 3), (3,)]
+    assert (model.input_shape, model.output_shape) == (ref.input_shape, ref.output_shape)
+    assert d2.output_shape == tuple(ref.layers[1].output.shape)
+    assert [tuple(w.shape) for w in model.weights] == [tuple(w.shape) for w in ref.weights]
+    assert [w.path for w in model.weights] == [w.path for w in ref.weights]
     assert list(model.state_dict()) == ["dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"]
+    ref.set_weights(model.get_weights())
     x = torch.randn(4, 8)
+    np.testing.assert_allclose(model(x).detach().numpy(), keras_ref.ops.convert_to_numpy(ref(x)), rtol=1e-5,
+                               atol=1e-6)
     _close(model(x), d2(d1(x)))
-    assert model.count_params() == 8 * 16 + 16 + 16 * 3 + 3
+    assert model.count_params() == ref.count_params()
 
 
 def test_keras2_input_shape_on_first_layer():

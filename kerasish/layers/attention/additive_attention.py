@@ -33,6 +33,10 @@ class AdditiveAttention(Attention):
         super().__init__(use_scale=use_scale, dropout=dropout, **kwargs)
         self.score_mode = "additive"
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("scale",) if self.use_scale else ()
+
     def build(self, input_shape):
         self._validate_inputs(input_shape)
         self._check_shapes(input_shape)

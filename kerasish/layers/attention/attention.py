@@ -59,6 +59,11 @@ class Attention(Layer):
             )
         self.supports_masking = True
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        names = ("scale",) if self.use_scale else ()
+        return names + ("concat_score_weight",) if self.score_mode == "concat" else names
+
     def build(self, input_shape):
         self._validate_inputs(input_shape)
         self._check_shapes(input_shape)

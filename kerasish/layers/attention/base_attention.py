@@ -71,18 +71,35 @@ class EinsumProjection(Layer):
     """The weights of one Keras `EinsumDense` projection of `MultiHeadAttention`
     (`query`, `key`, `value`, `gate`: kernel `(dim, heads, size)`, bias
     `(heads, size)`; `attention_output`: kernel `(heads, size, *out)`, bias
-    `(*out)`), applied with `F.linear` over flat views of those weights."""
+    `(*out)`), applied with `F.linear` over flat views of those weights.
 
-    def __init__(self, kernel_shape, bias_shape, contracted, common, **kwargs):
+    Created unbuilt with its owner (so its weights are uninitialized
+    parameters an early optimizer holds); the owner's `build` gives it the
+    kernel shape (`configure`) and builds it. The bias has the kernel's
+    trailing `kernel_shape[contracted:]` shape."""
+
+    _built_by_owner = True  # (an unbuilt owner's `load_state_dict` builds it)
+
+    def __init__(self, contracted, common, use_bias=True, kernel_shape=None, **kwargs):
         super().__init__(**kwargs)
-        self._kernel_shape = tuple(kernel_shape)
-        self._bias_shape = tuple(bias_shape) if bias_shape is not None else None
         self._contracted = contracted  # 1: input projection, 2: output projection
         self._common = common
-        self._out_shape = self._kernel_shape[contracted:]
+        self._use_bias = bool(use_bias)
+        if kernel_shape is not None:
+            self.configure(kernel_shape)
+
+    def configure(self, kernel_shape) -> None:
+        """Sets the kernel shape `build` will create (before `build`)."""
+        self._kernel_shape = tuple(kernel_shape)
+        self._out_shape = self._kernel_shape[self._contracted:]
+        self._bias_shape = self._out_shape if self._use_bias else None
         self._flat_in = 1
-        for n in self._kernel_shape[:contracted]:
+        for n in self._kernel_shape[: self._contracted]:
             self._flat_in *= n
+
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "bias") if self._use_bias else ("kernel",)
 
     def build(self, input_shape=None):
         c = self._common

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kerasish.layers.attention.base_attention import EinsumProjection
 from kerasish.layers.attention.multi_head_attention import MultiHeadAttention
 from kerasish.layers.attention.multi_head_attention import _positive_int
 
@@ -89,24 +88,18 @@ class GroupedQueryAttention(MultiHeadAttention):
             )
         if value_shape is None and "_inferred_shapes" in self.__dict__:  # from a state_dict
             value_shape, key_shape = self.__dict__.pop("_inferred_shapes")
-        super().build(query_shape, value_shape, key_shape)
-        if value_shape is None and not self._projections_built:
-            return
-        if query_shape[-1] != value_shape[-1]:
+        if value_shape is not None and query_shape[-1] != value_shape[-1]:
             raise ValueError(
                 "The last dimension of `query_shape` and `value_shape` must be equal, but are "
                 f"{query_shape[-1]}, {value_shape[-1]}. Received: query_shape={tuple(query_shape)}, "
                 f"value_shape={tuple(value_shape)}"
             )
-        key_shape = value_shape if key_shape is None else key_shape
-        kvh, hd, bias = self.num_key_value_heads, self.head_dim, self._use_bias
-        # key / value with fewer heads, replacing MultiHeadAttention's in place
-        # (module order, hence weight order, stays Keras's: query, key, gate, value, output)
-        for name, shape in (("key", key_shape), ("value", value_shape)):
-            proj = EinsumProjection((shape[-1], kvh, hd), (kvh, hd) if bias else None, 1, self._common, name=name,
-                                    dtype=self.dtype_policy)
-            proj.build(shape)
-            setattr(self, name, proj)
+        super().build(query_shape, value_shape, key_shape)
+
+    def _projection_heads(self, name) -> int:
+        # key / value with fewer heads (module order, hence weight order,
+        # stays Keras's: query, key, gate, value, output)
+        return self.num_key_value_heads if name in ("key", "value") else self.num_query_heads
 
     def _project(self, dense, x):
         y = super()._project(dense, x)

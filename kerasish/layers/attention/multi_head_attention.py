@@ -178,6 +178,23 @@ class MultiHeadAttention(Layer):
         self._activity_regularizer = regularizers.get(activity_regularizer)
         self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(self._key_dim))
         self._projections_built = False
+        self._make_projections()
+
+    def _make_projections(self):
+        """The projection sublayers, unbuilt: registered under Keras's names
+        in Keras's creation order (state_dict keys read `query.kernel`,
+        `attention_output.bias`, ...), their weights uninitialized parameters
+        until `build`, so an optimizer made before the first call holds them."""
+        names = ("query", "key", "gate", "value") if self._use_gate else ("query", "key", "value")
+        for name in names:
+            setattr(self, name, EinsumProjection(1, self._common, self._use_bias, name=name, dtype=self.dtype_policy))
+        self.attention_output = EinsumProjection(
+            2, self._common, self._use_bias, name="attention_output", dtype=self.dtype_policy
+        )
+
+    def _projection_heads(self, name) -> int:
+        """Heads of projection `name` (GroupedQueryAttention: fewer for key/value)."""
+        return self._num_heads
 
     # Keras's accessors for the projection sublayers
     query_dense = _query_dense = property(lambda self: self._modules["query"])
@@ -213,30 +230,17 @@ class MultiHeadAttention(Layer):
                 f"Received: value_shape={tuple(value_shape)} and key_shape={tuple(key_shape)}"
             )
         h, kd, vd = self._num_heads, self._key_dim, self._value_dim
-        bias = self._use_bias
-
-        def proj(name, dim, size):
-            return EinsumProjection(
-                (dim, h, size), (h, size) if bias else None, 1, self._common, name=name, dtype=self.dtype_policy
-            )
-
-        # registered under Keras's sublayer names, in Keras's creation order
-        # (so `weights` / `get_weights()` line up and state_dict keys read
-        # `query.kernel`, `attention_output.bias`, ...)
-        self.query = proj("query", query_shape[-1], kd)
-        self.query.build(query_shape)
-        self.key = proj("key", key_shape[-1], kd)
-        self.key.build(key_shape)
-        if self._use_gate:
-            self.gate = proj("gate", query_shape[-1], vd)
-            self.gate.build(query_shape)
-        self.value = proj("value", value_shape[-1], vd)
-        self.value.build(value_shape)
+        # the projections exist since `__init__` (see `_make_projections`):
+        # built here in Keras's creation order, so `weights` / `get_weights()` line up
+        for name, shape, size in (("query", query_shape, kd), ("key", key_shape, kd), ("gate", query_shape, vd),
+                                  ("value", value_shape, vd)):
+            proj = self._modules.get(name)
+            if proj is not None:
+                proj.configure((shape[-1], self._projection_heads(name), size))
+                proj.build(shape)
         out = tuple(self._output_shape) if self._output_shape else (query_shape[-1],)
-        self.attention_output = EinsumProjection(
-            (h, vd, *out), out if bias else None, 2, self._common, name="attention_output", dtype=self.dtype_policy
-        )
-        self.attention_output.build(None)
+        self._modules["attention_output"].configure((h, vd, *out))
+        self._modules["attention_output"].build(None)
         rank = len(query_shape) + 1  # projected rank: (..., heads, size)
         if self._attention_axes is None:
             self._attention_axes = tuple(range(1, rank - 2))

@@ -170,6 +170,10 @@ class EinsumDense(Layer):
         self.quantization_config = None
         self._act = None if self.activation is activations.linear else self.activation
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "bias") if self.bias_axes is not None else ("kernel",)
+
     def build(self, input_shape):
         kernel_shape, bias_shape, _, input_axes, output_axes = analyze_einsum(
             self.equation, self.bias_axes, input_shape, self.partial_output_shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -45,7 +47,10 @@ def batch_dot(x: torch.Tensor, y: torch.Tensor, axes) -> torch.Tensor:
     x = torch.movedim(x, ax, -1)  # (b, *x_rest, k)
     y = torch.movedim(y, ay, 1)  # (b, k, *y_rest)
     x_rest, y_rest = x.shape[1:-1], y.shape[2:]
-    out = torch.bmm(x.reshape(x.shape[0], -1, x.shape[-1]), y.reshape(y.shape[0], y.shape[1], -1))
+    # explicit sizes, not -1: torch cannot infer a -1 next to a 0 (an empty batch)
+    out = torch.bmm(
+        x.reshape(x.shape[0], math.prod(x_rest), x.shape[-1]), y.reshape(y.shape[0], y.shape[1], math.prod(y_rest))
+    )
     out = out.reshape(out.shape[0], *x_rest, *y_rest)
     if out.ndim == 1:
         out = out.unsqueeze(1)

@@ -38,6 +38,10 @@ class RMSNormalization(Layer):
         self.axis = check_axis_arg("RMSNormalization", axis)
         self.epsilon = check_number(epsilon, "epsilon", "RMSNormalization", 0.0)
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("scale",)
+
     def build(self, input_shape):
         axes = canonical_axes("RMSNormalization", self.axis, input_shape)
         self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]

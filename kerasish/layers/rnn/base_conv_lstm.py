@@ -107,6 +107,10 @@ class ConvLSTMCell(BaseRNNCell):
         # kernel (*k, in, out) -> (out, in, *k)
         self._w_perm = (rank + 1, rank, *range(rank))
 
+    def _lazy_trainable_weights(self):
+        """Trainable weights `build` creates (uninitialized parameters until then)."""
+        return ("kernel", "recurrent_kernel", "bias") if self.use_bias else ("kernel", "recurrent_kernel")
+
     def build(self, inputs_shape, states_shape=None):
         inputs_shape = tuple(inputs_shape)
         if self.data_format == "channels_first":

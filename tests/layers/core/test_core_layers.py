@@ -82,10 +82,15 @@ def test_dense_load_state_dict_unbuilt():
     torch.testing.assert_close(dst(_x(2, 4)), src(_x(2, 4)))
 
 
-def test_dense_mask_passthrough():
+def test_dense_mask_passthrough(keras_ref):
     x = _x(2, 3, 4)
-    x._keras_mask = torch.tensor([[True, False, True], [True, True, False]])
-    assert torch.equal(L.Dense(2)(x)._keras_mask, x._keras_mask)
+    mask = torch.tensor([[True, False, True], [True, True, False]])
+    x._keras_mask = mask
+    ours = L.Dense(2)(x)._keras_mask
+    xr = _x(2, 3, 4)
+    xr._keras_mask = mask  # (Keras 3 on torch keeps masks in the same attribute)
+    theirs = getattr(keras_ref.layers.Dense(2)(xr), "_keras_mask", None)
+    assert theirs is not None and torch.equal(ours, theirs)
 
 
 def test_dense_errors():
@@ -189,15 +194,21 @@ def test_embedding_parity(keras_ref, mask_zero):
         assert getattr(our_out, "_keras_mask", None) is None and their_mask is None
 
 
-def test_embedding_defaults_and_weights_arg():
+def test_embedding_defaults_and_weights_arg(keras_ref):
     layer = L.Embedding(5, 2)
-    assert layer.get_config()["embeddings_initializer"]["config"] == {"seed": None, "minval": -0.05, "maxval": 0.05}
+    theirs = keras_ref.layers.Embedding(5, 2)
+    assert layer.get_config()["embeddings_initializer"] == keras_ref.initializers.serialize(
+        theirs.embeddings_initializer
+    )
     weights = np.arange(10, dtype="float32").reshape(5, 2)
     layer = L.Embedding(5, 2, weights=weights)
-    assert layer.built
-    torch.testing.assert_close(layer(torch.tensor([3])), torch.tensor([[6.0, 7.0]]))
+    theirs = keras_ref.layers.Embedding(5, 2, weights=weights)
+    assert layer.built and theirs.built
+    ids = torch.tensor([3, 0, 4])
+    torch.testing.assert_close(layer(ids), theirs(ids))
+    torch.testing.assert_close(layer(ids), torch.from_numpy(weights[ids.numpy()]))  # a row lookup
     # float indices are cast, never autocast through a half dtype
-    torch.testing.assert_close(layer(torch.tensor([3.0])), torch.tensor([[6.0, 7.0]]))
+    torch.testing.assert_close(layer(ids.float()), torch.from_numpy(weights[ids.numpy()]))
     assert L.Embedding(5, 2, input_length=7).__dict__["_batch_input_shape"] == (None, 7)  # Keras 2 meaning
     src = L.Embedding(5, 2)
     src.build()
@@ -226,10 +237,13 @@ def test_masking(keras_ref):
     _config_matches(ours, theirs)
 
 
-def test_masking_feeds_mask_downstream():
-    x = torch.tensor([[[1.0, 2.0], [-1.0, -1.0]]])
-    y = L.Dense(2)(L.Masking(mask_value=-1.0)(x))
-    assert y._keras_mask.tolist() == [[True, False]]
+def test_masking_feeds_mask_downstream(keras_ref):
+    x = np.array([[[1.0, 2.0], [-1.0, -1.0], [0.0, -1.0]], [[-1.0, -1.0], [3.0, 3.0], [-1.0, -1.0]]], "float32")
+    ours = L.Dense(2)(L.Masking(mask_value=-1.0)(torch.from_numpy(x)))._keras_mask
+    theirs = keras_ref.layers.Dense(2)(keras_ref.layers.Masking(mask_value=-1.0)(torch.from_numpy(x)))
+    theirs = theirs._keras_mask
+    assert torch.equal(ours, theirs)
+    assert ours.tolist() == np.any(x != -1.0, axis=-1).tolist()  # a step is kept unless all of it is mask_value
 
 
 # ------------------------------------------------------------------ Lambda
@@ -248,9 +262,11 @@ def test_lambda_harness_and_named_function_config(keras_ref):
     assert clone.compute_output_shape((None, 3)) == (None, 3)
 
 
-def test_lambda_builtin_activation_by_name():
+def test_lambda_builtin_activation_by_name(keras_ref):
     layer = L.Lambda(keras.activations.relu)
-    clone = L.Lambda.from_config(layer.get_config())
+    config = layer.get_config()
+    assert config["function"] == keras_ref.layers.Lambda(keras_ref.activations.relu).get_config()["function"]
+    clone = L.Lambda.from_config(config)
     assert clone.function is keras.activations.relu
 
 
