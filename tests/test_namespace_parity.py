@@ -1,0 +1,204 @@
+"""Every public name of Keras 3.15's namespaces exists in kerasish, or is on
+an explicit allow-list with a reason.
+
+The test fails when Keras has a name kerasish lacks that is not allowed,
+and when an allowed name exists in kerasish (so the list only shrinks).
+`keras.layers` is checked by tests/layers/test_layers_namespace.py.
+Run this file with `-s` to print the counts.
+"""
+
+import importlib
+from collections import Counter
+
+import pytest
+
+import kerasish
+
+# Reasons, as categories (the report counts by category)
+NOT_WRITTEN = "not written yet"
+DOWNLOADS = "downloads data or pretrained weights from the internet"
+OTHER_BACKEND = "belongs to another backend (TensorFlow / JAX / Orbax)"
+TORCH_ONLY = "kerasish is torch-only by design"
+NEEDS_DEPS = "needs third-party packages kerasish does not depend on"
+PRIVATE = "Keras's private implementation package"
+
+# namespaces compared name by name (relative to `keras`)
+NAMESPACES = [
+    "", "ops", "ops.nn", "ops.image", "ops.linalg", "ops.numpy", "random", "utils", "callbacks", "losses",
+    "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
+    "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
+    "preprocessing", "preprocessing.image", "preprocessing.sequence",
+]
+
+# whole Keras submodules kerasish does not provide (each of their names counts as allowed)
+MODULES_ALLOWED = {
+    "applications": (DOWNLOADS, "the model zoo is only useful with its pretrained ImageNet weights"),
+    "datasets": (DOWNLOADS, "mnist, cifar10, imdb, ... download their data"),
+    "quantizers": (NOT_WRITTEN, "int8/int4/float8/GPTQ/AWQ quantization"),
+    "export": (OTHER_BACKEND, "ExportArchive writes TensorFlow SavedModels"),
+    "legacy": (OTHER_BACKEND, "keras.legacy.saving is tf.keras's SavedModel-era serialization"),
+    "tree": (NOT_WRITTEN, "the public keras.tree API (kerasish.utils.tree is internal)"),
+    "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
+    "wrappers": (NEEDS_DEPS, "SKLearn* wrappers need scikit-learn"),
+    "distillation": (NOT_WRITTEN, "knowledge-distillation models"),
+    "utils.legacy": (NOT_WRITTEN, "Keras 2 serialize/deserialize_keras_object"),
+}
+
+ALLOWED = {
+    "": {
+        "Function": (NOT_WRITTEN, "keras.Function (a symbolic graph callable)"),
+        "Operation": (NOT_WRITTEN, "keras.Operation base class of ops (kerasish ops are functions)"),
+        "Quantizer": (NOT_WRITTEN, "quantization"),
+        "RematScope": (NOT_WRITTEN, "rematerialization scopes"),
+        "remat": (NOT_WRITTEN, "rematerialization"),
+        "StatelessScope": (NOT_WRITTEN, "stateless variable scopes (JAX-style functional calls)"),
+        "SymbolicScope": (NOT_WRITTEN, "public symbolic scope"),
+        "device": (NOT_WRITTEN, "keras.device context manager"),
+        "name_scope": (NOT_WRITTEN, "kerasish's internal name scope lacks caller/deduplicate/override_parent"),
+        "src": (PRIVATE, "keras.src"),
+        **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
+    },
+    "utils": {
+        "Config": (NOT_WRITTEN, "keras.utils.Config"),
+        "FeatureSpace": (NOT_WRITTEN, "structured-data preprocessing"),
+        "audio_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
+        "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
+        "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
+        "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
+        "bounding_boxes": (NOT_WRITTEN, "bounding-box format conversions"),
+        "disable_interactive_logging": (NOT_WRITTEN, "the progress bar has no logging-module route"),
+        "enable_interactive_logging": (NOT_WRITTEN, "the progress bar has no logging-module route"),
+        "is_interactive_logging_enabled": (NOT_WRITTEN, "the progress bar has no logging-module route"),
+        "get_file": (DOWNLOADS, "downloads files"),
+        "get_source_inputs": (NOT_WRITTEN, "graph walk from a KerasTensor to its Inputs"),
+        "legacy": MODULES_ALLOWED["utils.legacy"],
+        "model_to_dot": (NEEDS_DEPS, "needs pydot and graphviz"),
+        "plot_model": (NEEDS_DEPS, "needs pydot and graphviz"),
+    },
+    "callbacks": {
+        "OrbaxCheckpoint": (OTHER_BACKEND, "Orbax (JAX) checkpoints"),
+        "RemoteMonitor": (NOT_WRITTEN, "posts logs to an HTTP server (needs requests)"),
+    },
+    "optimizers": {
+        "Adafactor": (NOT_WRITTEN, "optimizer"),
+        "Ftrl": (NOT_WRITTEN, "optimizer"),
+        "Lamb": (NOT_WRITTEN, "optimizer"),
+        "Muon": (NOT_WRITTEN, "optimizer"),
+        "ScheduleFreeAdamW": (NOT_WRITTEN, "optimizer"),
+        "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),
+        "MultiOptimizer": (NOT_WRITTEN, "per-variable optimizers"),
+        "OptimizerMap": (NOT_WRITTEN, "per-variable optimizers"),
+        "legacy": (OTHER_BACKEND, "tf.keras legacy optimizers (Keras 3 raises there too)"),
+    },
+    "saving": {"KerasFileEditor": (NOT_WRITTEN, ".keras file editor")},
+    "mixed_precision": {
+        "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),
+    },
+    "config": {
+        "disable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
+        "enable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
+        "is_flash_attention_enabled": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
+        "disable_interactive_logging": (NOT_WRITTEN, "the progress bar has no logging-module route"),
+        "enable_interactive_logging": (NOT_WRITTEN, "the progress bar has no logging-module route"),
+        "is_interactive_logging_enabled": (NOT_WRITTEN, "the progress bar has no logging-module route"),
+        "disable_traceback_filtering": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
+        "enable_traceback_filtering": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
+        "is_traceback_filtering_enabled": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
+        "is_nnx_enabled": (OTHER_BACKEND, "Flax NNX (JAX)"),
+        "set_backend": (TORCH_ONLY, "there is no other backend to switch to"),
+        "max_epochs": (NOT_WRITTEN, "fit would have to honour the global cap"),
+        "set_max_epochs": (NOT_WRITTEN, "fit would have to honour the global cap"),
+        "max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
+        "set_max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
+    },
+    "dtype_policies": {
+        name: (NOT_WRITTEN, "quantized dtype policies")
+        for name in ("AWQDTypePolicy", "GPTQDTypePolicy", "Int4DTypePolicy", "QuantizedDTypePolicy",
+                     "QuantizedFloat8DTypePolicy", "DTypePolicyMap")
+    },
+    "preprocessing": {
+        "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
+        "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
+    },
+    "preprocessing.image": {"smart_resize": (NOT_WRITTEN, "aspect-preserving resize")},
+}
+
+
+def _public(module):
+    return sorted(n for n in dir(module) if not n.startswith("_"))
+
+
+def _import(prefix, ns):
+    return importlib.import_module(prefix + ("." + ns if ns else ""))
+
+
+@pytest.fixture(scope="module")
+def keras_mod(keras_ref):
+    return keras_ref
+
+
+@pytest.mark.parametrize("ns", NAMESPACES, ids=lambda n: n or "keras")
+def test_namespace_has_every_keras_name(keras_mod, ns):
+    ref = _import("keras", ns)
+    ours = _import("kerasish", ns)
+    allowed = ALLOWED.get(ns, {})
+    missing = [n for n in _public(ref) if not hasattr(ours, n) and n not in allowed]
+    assert not missing, f"keras{'.' + ns if ns else ''} names kerasish lacks (implement or allow-list): {missing}"
+    present = [n for n in allowed if hasattr(ours, n)]
+    assert not present, f"allow-listed names that kerasish now has (remove them from ALLOWED): {present}"
+    stale = [n for n in allowed if not hasattr(ref, n)]
+    assert not stale, f"allow-listed names Keras does not have: {stale}"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES_ALLOWED))
+def test_allowed_modules_are_still_missing(keras_mod, module):
+    _import("keras", module)  # Keras has it
+    with pytest.raises(ImportError):
+        _import("kerasish", module)
+
+
+def test_report_counts(keras_mod, capsys):
+    checked = missing = 0
+    by_reason = Counter()
+    for ns in NAMESPACES:
+        ref, ours = _import("keras", ns), _import("kerasish", ns)
+        names = _public(ref)
+        checked += len(names)
+        for n in names:
+            if not hasattr(ours, n):
+                missing += 1
+                by_reason[ALLOWED[ns][n][0]] += 1
+    for module, (reason, _) in MODULES_ALLOWED.items():
+        names = _public(_import("keras", module))
+        checked += len(names)
+        missing += len(names)
+        by_reason[reason] += len(names)
+    with capsys.disabled():
+        print(f"\nnamespace parity: {checked} Keras names checked, {missing} missing, all allow-listed: "
+              + ", ".join(f"{r}: {c}" for r, c in by_reason.most_common()))
+    assert missing == sum(by_reason.values())
+    assert checked > 1000
+
+
+def test_new_aliases_behave_like_keras(keras_mod):
+    import numpy as np
+
+    assert kerasish.config.backend() == keras_mod.config.backend() == "torch"
+    assert isinstance(kerasish.version(), str)
+    policy = kerasish.dtype_policies.deserialize(keras_mod.dtype_policies.serialize(
+        keras_mod.dtype_policies.DTypePolicy("mixed_bfloat16")))
+    assert (policy.compute_dtype, policy.variable_dtype) == ("bfloat16", "float32")
+    assert isinstance(kerasish.FloatDTypePolicy("float16"), kerasish.DTypePolicy)
+    kerasish.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        assert kerasish.config.dtype_policy().name == "mixed_float16"
+    finally:
+        kerasish.mixed_precision.set_dtype_policy("float32")
+    x, y = np.ones(2), np.zeros(2)
+    assert kerasish.utils.pack_x_y_sample_weight(x, y)[1] is y
+    assert kerasish.utils.unpack_x_y_sample_weight((x, y))[2] is None
+    assert kerasish.utils.standardize_dtype("float64") == keras_mod.utils.standardize_dtype("float64")
+    assert kerasish.utils.is_keras_tensor(kerasish.Input((2,)))
+    assert kerasish.Optimizer is kerasish.optimizers.Optimizer and kerasish.Metric is kerasish.metrics.Metric
+    with kerasish.utils.CustomObjectScope({"foo": len}):
+        assert kerasish.utils.get_registered_object("foo") is len
