@@ -120,7 +120,6 @@ ALLOWED = {
         "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
     },
-    "preprocessing.image": {"smart_resize": (NOT_WRITTEN, "aspect-preserving resize")},
 }
 
 
@@ -202,3 +201,22 @@ def test_new_aliases_behave_like_keras(keras_mod):
     assert kerasish.Optimizer is kerasish.optimizers.Optimizer and kerasish.Metric is kerasish.metrics.Metric
     with kerasish.utils.CustomObjectScope({"foo": len}):
         assert kerasish.utils.get_registered_object("foo") is len
+
+
+@pytest.mark.parametrize(("shape", "size", "data_format"), [
+    ((37, 50, 3), (20, 20), "channels_last"),
+    ((2, 30, 17, 1), (16, 24), "channels_last"),
+    ((3, 41, 29), (10, 31), "channels_first"),
+    ((2, 3, 9, 40), (12, 8), "channels_first"),
+])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_smart_resize_matches_keras(keras_mod, shape, size, data_format, interpolation):
+    import numpy as np
+
+    x = np.random.default_rng(0).random(shape).astype("float32")
+    ref = keras_mod.preprocessing.image.smart_resize(x, size, interpolation=interpolation, data_format=data_format)
+    got = kerasish.preprocessing.image.smart_resize(x, size, interpolation=interpolation, data_format=data_format)
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="incorrect rank"):
+        kerasish.preprocessing.image.smart_resize(x[0, 0], size)
