@@ -147,3 +147,17 @@ def test_keras2_h5_training_config_writes_legacy_optimizer_with_decay():
     assert "weight_decay" not in opt_config["config"]
     again = optimizer_from_keras2(opt_config)
     assert again.decay == pytest.approx(0.1) and float(again.lr) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"learning_rate": 0.01, "beta_1": 0.8, "epsilon": 1e-5},
+                                    {"weight_decay": 0.1, "clipnorm": 1.0}])
+def test_lamb_matches_keras(keras_ref, kwargs):
+    from test_optimizers import _compare
+
+    to, ko = _compare(keras_ref, "Lamb", kwargs)
+    ours, theirs = to.get_config(), ko.get_config()
+    # Keras reads its learning rate back from a float32 variable; names carry session counters
+    assert ours.pop("learning_rate") == pytest.approx(theirs.pop("learning_rate"), rel=1e-6)
+    ours.pop("name"), theirs.pop("name")
+    assert ours == theirs
+    assert type(optimizers.get("lamb")) is optimizers.Lamb

@@ -23,7 +23,9 @@ class _SensitivitySpecificityBase(Metric):
                 f"Argument `{self._value_name}` must be in the range [0, 1]. Received: {self._value_name}={value}"
             )
         if num_thresholds <= 0:
-            raise ValueError(f"Argument `num_thresholds` must be an integer > 0. Received: num_thresholds={num_thresholds}")
+            raise ValueError(
+                f"Argument `num_thresholds` must be an integer > 0. Received: num_thresholds={num_thresholds}"
+            )
         super().__init__(name=name, dtype=dtype)
         d = self.__dict__
         d["_direction"] = "up"
