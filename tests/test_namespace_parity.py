@@ -66,9 +66,6 @@ ALLOWED = {
         "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
         "bounding_boxes": (NOT_WRITTEN, "bounding-box format conversions"),
-        "disable_interactive_logging": (NOT_WRITTEN, "the progress bar has no logging-module route"),
-        "enable_interactive_logging": (NOT_WRITTEN, "the progress bar has no logging-module route"),
-        "is_interactive_logging_enabled": (NOT_WRITTEN, "the progress bar has no logging-module route"),
         "get_file": (DOWNLOADS, "downloads files"),
         "get_source_inputs": (NOT_WRITTEN, "graph walk from a KerasTensor to its Inputs"),
         "legacy": MODULES_ALLOWED["utils.legacy"],
@@ -97,9 +94,6 @@ ALLOWED = {
         "disable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
         "enable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
         "is_flash_attention_enabled": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
-        "disable_interactive_logging": (NOT_WRITTEN, "the progress bar has no logging-module route"),
-        "enable_interactive_logging": (NOT_WRITTEN, "the progress bar has no logging-module route"),
-        "is_interactive_logging_enabled": (NOT_WRITTEN, "the progress bar has no logging-module route"),
         "disable_traceback_filtering": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
         "enable_traceback_filtering": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
         "is_traceback_filtering_enabled": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
@@ -219,3 +213,25 @@ def test_smart_resize_matches_keras(keras_mod, shape, size, data_format, interpo
     np.testing.assert_allclose(got, np.asarray(ref), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="incorrect rank"):
         kerasish.preprocessing.image.smart_resize(x[0, 0], size)
+
+
+def test_interactive_logging_switch_routes_progress_to_logging(keras_mod, capsys, caplog):
+    import logging
+
+    import numpy as np
+
+    assert kerasish.config.is_interactive_logging_enabled() is keras_mod.config.is_interactive_logging_enabled()
+    model = kerasish.Sequential([kerasish.Input((2,)), kerasish.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 2), "float32"), np.ones((4, 1), "float32")
+    kerasish.config.disable_interactive_logging()
+    try:
+        assert not kerasish.utils.is_interactive_logging_enabled()
+        with caplog.at_level(logging.INFO, logger="kerasish"):
+            model.fit(x, y, epochs=2, verbose=1)
+        assert capsys.readouterr().out == ""
+        assert any("Epoch 2/2" in r.getMessage() for r in caplog.records)
+    finally:
+        kerasish.config.enable_interactive_logging()
+    model.fit(x, y, epochs=2, verbose=1)
+    assert "Epoch 2/2" in capsys.readouterr().out

@@ -48,6 +48,9 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 # Keras re-exports these in `keras.utils`; they live elsewhere in kerasish and
 # are resolved on first access (importing them here would be circular).
 _LAZY = {
+    "disable_interactive_logging": ("kerasish.utils.io_utils", "disable_interactive_logging"),
+    "enable_interactive_logging": ("kerasish.utils.io_utils", "enable_interactive_logging"),
+    "is_interactive_logging_enabled": ("kerasish.utils.io_utils", "is_interactive_logging_enabled"),
     "CustomObjectScope": ("kerasish.saving.object_registration", "CustomObjectScope"),
     "get_registered_name": ("kerasish.saving.object_registration", "get_registered_name"),
     "get_registered_object": ("kerasish.saving.object_registration", "get_registered_object"),
