@@ -67,7 +67,6 @@ ALLOWED = {
         "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
         "bounding_boxes": (NOT_WRITTEN, "bounding-box format conversions"),
         "get_file": (DOWNLOADS, "downloads files"),
-        "get_source_inputs": (NOT_WRITTEN, "graph walk from a KerasTensor to its Inputs"),
         "legacy": MODULES_ALLOWED["utils.legacy"],
         "model_to_dot": (NEEDS_DEPS, "needs pydot and graphviz"),
         "plot_model": (NEEDS_DEPS, "needs pydot and graphviz"),
@@ -235,3 +234,14 @@ def test_interactive_logging_switch_routes_progress_to_logging(keras_mod, capsys
         kerasish.config.enable_interactive_logging()
     model.fit(x, y, epochs=2, verbose=1)
     assert "Epoch 2/2" in capsys.readouterr().out
+
+
+def test_get_source_inputs_matches_keras(keras_mod):
+    names = []
+    for lib in (keras_mod, kerasish):
+        a, b, c = lib.Input((3,), name="a"), lib.Input((3,), name="b"), lib.Input((3,), name="c")
+        shared = lib.layers.Dense(3, name="shared")
+        ab = lib.layers.Add(name="add")([shared(b), shared(a)])
+        out = lib.layers.Concatenate(name="cat")([ab, lib.layers.Dense(2, name="d")(b)])
+        names.append([[t.name for t in lib.utils.get_source_inputs(x)] for x in (out, ab, a, shared(c))])
+    assert names[1] == names[0] == [["b", "a"], ["b", "a"], ["a"], ["c"]]
