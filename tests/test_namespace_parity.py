@@ -77,7 +77,6 @@ ALLOWED = {
     },
     "optimizers": {
         "Adafactor": (NOT_WRITTEN, "optimizer"),
-        "Ftrl": (NOT_WRITTEN, "optimizer"),
         "Muon": (NOT_WRITTEN, "optimizer"),
         "ScheduleFreeAdamW": (NOT_WRITTEN, "optimizer"),
         "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),

@@ -149,15 +149,28 @@ def test_keras2_h5_training_config_writes_legacy_optimizer_with_decay():
     assert again.decay == pytest.approx(0.1) and float(again.lr) == pytest.approx(0.01)
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"learning_rate": 0.01, "beta_1": 0.8, "epsilon": 1e-5},
-                                    {"weight_decay": 0.1, "clipnorm": 1.0}])
-def test_lamb_matches_keras(keras_ref, kwargs):
+@pytest.mark.parametrize(("name", "kwargs"), [
+    ("Lamb", {}), ("Lamb", {"learning_rate": 0.01, "beta_1": 0.8, "epsilon": 1e-5}),
+    ("Lamb", {"weight_decay": 0.1, "clipnorm": 1.0}),
+    ("Ftrl", {}), ("Ftrl", {"learning_rate": 0.1, "learning_rate_power": -0.7, "initial_accumulator_value": 0.3}),
+    ("Ftrl", {"learning_rate": 0.05, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02,
+              "l2_shrinkage_regularization_strength": 0.03, "beta": 0.5}),
+    ("Ftrl", {"learning_rate": 0.05, "learning_rate_power": 0.0, "use_ema": True}),
+])
+def test_new_optimizers_match_keras(keras_ref, name, kwargs):
     from test_optimizers import _compare
 
-    to, ko = _compare(keras_ref, "Lamb", kwargs)
+    to, ko = _compare(keras_ref, name, kwargs)
     ours, theirs = to.get_config(), ko.get_config()
     # Keras reads its learning rate back from a float32 variable; names carry session counters
     assert ours.pop("learning_rate") == pytest.approx(theirs.pop("learning_rate"), rel=1e-6)
     ours.pop("name"), theirs.pop("name")
     assert ours == theirs
-    assert type(optimizers.get("lamb")) is optimizers.Lamb
+    assert type(optimizers.get(name.lower())) is getattr(optimizers, name)
+
+
+def test_ftrl_bad_arguments():
+    with pytest.raises(ValueError, match="learning_rate_power"):
+        optimizers.Ftrl(learning_rate_power=0.5)
+    with pytest.raises(ValueError, match="l1_regularization_strength"):
+        optimizers.Ftrl(l1_regularization_strength=-1.0)
