@@ -185,3 +185,27 @@ def test_swap_ema_weights_needs_use_ema():
     model = _model(keras)
     with pytest.raises(ValueError, match="use_ema"):
         model.evaluate(x, y, verbose=0, callbacks=[keras.callbacks.SwapEMAWeights()])
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # probes load weights only
+def test_swap_ema_weights_checkpoints_ema_weights_like_keras(keras_ref, tmp_path):
+    x, y = _data()
+    saved = []
+    init = None
+    for lib in (keras_ref, keras):
+        model = _model(lib, init, optimizer=lib.optimizers.SGD(0.05, use_ema=True, ema_momentum=0.7))
+        init = model.get_weights() if init is None else init
+        path = str(tmp_path / f"{lib.__name__}-{{epoch}}.weights.h5")
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[
+            lib.callbacks.SwapEMAWeights(swap_on_epoch=True),
+            lib.callbacks.ModelCheckpoint(path, save_weights_only=True),
+        ])
+        per_epoch = []
+        for epoch in (1, 2):
+            probe = _model(lib, init)
+            probe.load_weights(path.format(epoch=epoch))
+            per_epoch.append(probe.get_weights())
+        saved.append(per_epoch)
+    for ref_epoch, got_epoch in zip(*saved):
+        for a, b in zip(got_epoch, ref_epoch):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
