@@ -76,7 +76,6 @@ ALLOWED = {
         "RemoteMonitor": (NOT_WRITTEN, "posts logs to an HTTP server (needs requests)"),
     },
     "optimizers": {
-        "Adafactor": (NOT_WRITTEN, "optimizer"),
         "Muon": (NOT_WRITTEN, "optimizer"),
         "ScheduleFreeAdamW": (NOT_WRITTEN, "optimizer"),
         "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),

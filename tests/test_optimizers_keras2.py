@@ -156,6 +156,8 @@ def test_keras2_h5_training_config_writes_legacy_optimizer_with_decay():
     ("Ftrl", {"learning_rate": 0.05, "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.02,
               "l2_shrinkage_regularization_strength": 0.03, "beta": 0.5}),
     ("Ftrl", {"learning_rate": 0.05, "learning_rate_power": 0.0, "use_ema": True}),
+    ("Adafactor", {}), ("Adafactor", {"learning_rate": 0.5, "clip_threshold": 0.5, "beta_2_decay": -0.6}),
+    ("Adafactor", {"learning_rate": 0.5, "relative_step": False, "epsilon_2": 0.1}),
 ])
 def test_new_optimizers_match_keras(keras_ref, name, kwargs):
     from test_optimizers import _compare
@@ -174,3 +176,12 @@ def test_ftrl_bad_arguments():
         optimizers.Ftrl(learning_rate_power=0.5)
     with pytest.raises(ValueError, match="l1_regularization_strength"):
         optimizers.Ftrl(l1_regularization_strength=-1.0)
+
+
+def test_adafactor_state_layout_matches_keras(keras_ref):
+    from test_optimizers import _compare
+
+    to, ko = _compare(keras_ref, "Adafactor", {"learning_rate": 0.1})
+    ours = [tuple(v.shape) for v in to.variables]
+    theirs = [tuple(v.shape) for v in ko.variables]
+    assert ours == theirs
