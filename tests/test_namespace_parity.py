@@ -59,7 +59,6 @@ ALLOWED = {
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
     },
     "utils": {
-        "Config": (NOT_WRITTEN, "keras.utils.Config"),
         "FeatureSpace": (NOT_WRITTEN, "structured-data preprocessing"),
         "audio_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
@@ -243,3 +242,25 @@ def test_get_source_inputs_matches_keras(keras_mod):
         out = lib.layers.Concatenate(name="cat")([ab, lib.layers.Dense(2, name="d")(b)])
         names.append([[t.name for t in lib.utils.get_source_inputs(x)] for x in (out, ab, a, shared(c))])
     assert names[1] == names[0] == [["b", "a"], ["b", "a"], ["a"], ["c"]]
+
+
+def test_utils_config_behaves_like_keras(keras_mod):
+    outcomes = []
+    for lib in (keras_mod, kerasish):
+        config = lib.utils.Config(learning_rate=0.1, layers=[2, 3])
+        config.batch_size = 32
+        config["momentum"] = 0.9
+        record = [config.as_dict(), config.to_json(), list(config), len(config), "momentum" in config,
+                  config.get("nope", 5), repr(config), config.frozen]
+        config.freeze()
+        for mutate in (lambda c: setattr(c, "x", 1), lambda c: c.__setitem__("x", 1), lambda c: c.pop("momentum"),
+                       lambda c: c.update(x=1), lambda c: c.__delitem__("batch_size")):
+            with pytest.raises(ValueError, match="frozen"):
+                mutate(config)
+        with pytest.raises(AttributeError, match="Did you mean 'batch_size'"):
+            config.batch_sise  # noqa: B018
+        config.unfreeze()
+        del config["layers"]
+        record += [config.frozen, config.learning_rate, sorted(config.items())]
+        outcomes.append(record)
+    assert outcomes[1] == outcomes[0]
