@@ -34,7 +34,39 @@ from kerasish.variables import Variable
 
 __version__ = "0.1.0"
 
+# Keras's top-level aliases of classes that live in submodules (resolved lazily)
+_LAZY = {
+    "FloatDTypePolicy": ("kerasish.dtype_policies", "FloatDTypePolicy"),
+    "Initializer": ("kerasish.initializers", "Initializer"),
+    "KerasTensor": ("kerasish.backend.keras_tensor", "KerasTensor"),
+    "Metric": ("kerasish.metrics", "Metric"),
+    "Optimizer": ("kerasish.optimizers", "Optimizer"),
+    "Regularizer": ("kerasish.regularizers", "Regularizer"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kerasish' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def version() -> str:
+    """kerasish's version string (`keras.version()`)."""
+    return __version__
+
 __all__ = [
+    *_LAZY,
+    "version",
     "DTypePolicy",
     "Input",
     "InputSpec",

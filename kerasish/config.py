@@ -8,8 +8,24 @@ from kerasish.backend.config import set_epsilon
 from kerasish.backend.config import set_image_data_format
 from kerasish.backend.dtypes import floatx
 from kerasish.backend.dtypes import set_floatx
+from kerasish.dtype_policies import global_policy as dtype_policy
+from kerasish.utils.io_utils import disable_interactive_logging
+from kerasish.utils.io_utils import enable_interactive_logging
+from kerasish.utils.io_utils import is_interactive_logging_enabled
+from kerasish.dtype_policies import set_global_policy as set_dtype_policy
+
+
+def backend() -> str:
+    """The backend name: always "torch" (`keras.config.backend()`)."""
+    return "torch"
 
 __all__ = [
+    "disable_interactive_logging",
+    "enable_interactive_logging",
+    "is_interactive_logging_enabled",
+    "backend",
+    "dtype_policy",
+    "set_dtype_policy",
     "enable_unsafe_deserialization",
     "epsilon",
     "floatx",

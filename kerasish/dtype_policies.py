@@ -140,3 +140,14 @@ def get(identifier) -> DTypePolicy:
 def serialize(policy: DTypePolicy) -> dict:
     """Keras 3's config form of a policy."""
     return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}
+
+
+class FloatDTypePolicy(DTypePolicy):
+    """Keras 3's legacy name of the float `DTypePolicy` (kept for old code and configs)."""
+
+
+def deserialize(config, custom_objects=None) -> DTypePolicy:
+    """A policy from `serialize`'s output (or a name): the inverse of `serialize`."""
+    if isinstance(config, dict) and config.get("class_name") not in (None, "DTypePolicy", "FloatDTypePolicy"):
+        raise ValueError(f"Unknown dtype policy class: {config.get('class_name')!r}. Received: config={config}")
+    return get(config)

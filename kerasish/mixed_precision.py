@@ -5,4 +5,8 @@ from kerasish.dtype_policies import Policy
 from kerasish.dtype_policies import global_policy
 from kerasish.dtype_policies import set_global_policy
 
-__all__ = ["DTypePolicy", "Policy", "global_policy", "set_global_policy"]
+# Keras 3 names of the same two functions
+dtype_policy = global_policy
+set_dtype_policy = set_global_policy
+
+__all__ = ["DTypePolicy", "Policy", "dtype_policy", "global_policy", "set_dtype_policy", "set_global_policy"]

@@ -25,8 +25,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _print(message: str) -> None:
-    sys.stdout.write(message)
-    sys.stdout.flush()
+    from kerasish.utils.io_utils import print_msg
+
+    print_msg(message, line_break=False)  # stdout, or logging when interactive logging is off
 
 
 def _to_float(v):

@@ -60,6 +60,14 @@ from kerasish.losses.losses import (
     squared_hinge,
     tversky,
 )
+from kerasish.losses.losses_extra import (
+    CTC,
+    CategoricalGeneralizedCrossEntropy,
+    Circle,
+    categorical_generalized_cross_entropy,
+    circle,
+    ctc,
+)
 from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
@@ -75,6 +83,7 @@ ALL_OBJECTS = (
     categorical_focal_crossentropy, sparse_categorical_crossentropy, mean_squared_error, mean_absolute_error,
     mean_absolute_percentage_error, mean_squared_logarithmic_error, cosine_similarity, log_cosh, huber,
     hinge, squared_hinge, categorical_hinge, dice, tversky,
+    CTC, Circle, CategoricalGeneralizedCrossEntropy, ctc, circle, categorical_generalized_cross_entropy,
 )
 ALL_OBJECTS_DICT = {obj.__name__: obj for obj in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update({
@@ -145,4 +154,5 @@ __all__ = [
     "mape", "mean_absolute_error", "mean_absolute_percentage_error", "mean_squared_error",
     "mean_squared_logarithmic_error", "mse", "msle", "poisson", "reduce_weighted_values", "serialize",
     "sparse_categorical_crossentropy", "squared_hinge", "tversky",
+    "CTC", "CategoricalGeneralizedCrossEntropy", "Circle", "categorical_generalized_cross_entropy", "circle", "ctc",
 ]

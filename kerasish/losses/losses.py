@@ -66,7 +66,10 @@ def mean_squared_logarithmic_error(y_true, y_pred):
 
 def _l2_normalize(x, axis):
     inv_norm = torch.rsqrt(torch.sum(torch.square(x), dim=axis, keepdim=True))
-    return x * torch.clamp(inv_norm, max=1.0 / EPSILON)
+    # Keras: minimum(inv_norm, 1 / epsilon); 1 / epsilon is inf in float16 (no cap)
+    if 1.0 / EPSILON <= torch.finfo(inv_norm.dtype).max:
+        inv_norm = torch.clamp(inv_norm, max=1.0 / EPSILON)
+    return x * inv_norm
 
 
 def cosine_similarity(y_true, y_pred, axis: int = -1):

@@ -28,6 +28,12 @@ from kerasish.metrics.confusion_metrics import (
     TrueNegatives,
     TruePositives,
 )
+from kerasish.metrics.correlation_metrics import (
+    ConcordanceCorrelation,
+    PearsonCorrelation,
+    concordance_correlation,
+    pearson_correlation,
+)
 from kerasish.metrics.f_score_metrics import F1Score, FBetaScore
 from kerasish.metrics.hinge_metrics import CategoricalHinge, Hinge, SquaredHinge
 from kerasish.metrics.iou_metrics import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
@@ -50,8 +56,18 @@ from kerasish.metrics.regression_metrics import (
     RootMeanSquaredError,
 )
 from kerasish.metrics.regression_metrics_extra import R2Score
+from kerasish.metrics.sensitivity_metrics import (
+    PrecisionAtRecall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+)
 from kerasish.losses.losses import (
     binary_crossentropy,
+    binary_focal_crossentropy,
+    categorical_focal_crossentropy,
+    huber,
+    log_cosh,
     categorical_crossentropy,
     categorical_hinge,
     hinge,
@@ -76,6 +92,8 @@ ALL_OBJECTS = (
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy,
     F1Score, FBetaScore, R2Score, IoU, MeanIoU, BinaryIoU, OneHotIoU, OneHotMeanIoU,
     Hinge, SquaredHinge, CategoricalHinge,
+    PrecisionAtRecall, RecallAtPrecision, SensitivityAtSpecificity, SpecificityAtSensitivity,
+    PearsonCorrelation, ConcordanceCorrelation,
 )
 # Keras 3 resolves names to classes: "MeanSquaredError", "mean_squared_error", "mse"...
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
@@ -151,4 +169,7 @@ __all__ = [
     "mean_squared_error", "mean_squared_logarithmic_error", "poisson", "serialize",
     "sparse_categorical_accuracy", "sparse_categorical_crossentropy", "sparse_top_k_categorical_accuracy",
     "top_k_categorical_accuracy",
+    "ConcordanceCorrelation", "PearsonCorrelation", "PrecisionAtRecall", "RecallAtPrecision",
+    "SensitivityAtSpecificity", "SpecificityAtSensitivity", "binary_focal_crossentropy",
+    "categorical_focal_crossentropy", "concordance_correlation", "huber", "log_cosh", "pearson_correlation",
 ]

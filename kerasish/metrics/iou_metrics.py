@@ -49,10 +49,11 @@ class _IoUBase(Metric):
         dtype, device = cm.dtype, cm.device
         y_true = torch.as_tensor(y_true).detach()
         y_pred = torch.as_tensor(y_pred).detach()
+        # Keras casts boolean one-hot tensors to uint8 before the argmax
         if not self.sparse_y_true:
-            y_true = torch.argmax(y_true, dim=self.axis)
+            y_true = torch.argmax(y_true.to(torch.uint8) if y_true.dtype == torch.bool else y_true, dim=self.axis)
         if not self.sparse_y_pred:
-            y_pred = torch.argmax(y_pred, dim=self.axis)
+            y_pred = torch.argmax(y_pred.to(torch.uint8) if y_pred.dtype == torch.bool else y_pred, dim=self.axis)
         y_true = y_true.to(device=device, dtype=dtype).reshape(-1)
         y_pred = y_pred.to(device=device, dtype=dtype).reshape(-1)
         if sample_weight is None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 
 from kerasish.optimizers import schedules
+from kerasish.optimizers.adafactor import Adafactor
+from kerasish.optimizers.ftrl import Ftrl
+from kerasish.optimizers.lamb import Lamb
 from kerasish.optimizers.optimizer import Optimizer
 from kerasish.optimizers.optimizers import (
     SGD,
@@ -22,7 +25,7 @@ from kerasish.saving.serialization_lib import (
     serialize_keras_object,
 )
 
-ALL_OBJECTS = (Optimizer, Adam, SGD, RMSprop, Adadelta, AdamW, Adagrad, Adamax, Nadam, Lion)
+ALL_OBJECTS = (Optimizer, Adam, SGD, RMSprop, Adadelta, AdamW, Adagrad, Adamax, Nadam, Lion, Lamb, Ftrl, Adafactor)
 ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in ALL_OBJECTS}
 
 
@@ -69,6 +72,6 @@ def get(identifier):
 
 
 __all__ = [
-    "SGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Nadam", "Optimizer", "RMSprop",
+    "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "Nadam", "Optimizer", "RMSprop",
     "deserialize", "get", "schedules", "serialize",
 ]

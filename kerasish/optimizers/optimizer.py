@@ -61,6 +61,41 @@ def _to_snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def _stacklevel_outside_kerasish() -> int:
+    """`warnings.warn`'s stacklevel of the first caller outside kerasish (subclass
+    constructors nest to different depths)."""
+    import sys
+
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("kerasish"):
+        level += 1
+        frame = frame.f_back
+    return level
+
+
+def _keras2_lr_and_decay(learning_rate, kwargs: dict):
+    """Pops Keras 2's `lr` and `decay` from `kwargs`: returns `(learning_rate, decay)`.
+
+    tf.keras 2 took `lr` as the learning rate (it won over `learning_rate`)
+    and `decay` as time-based decay; Keras 3 refuses `lr` and ignores `decay`.
+    """
+    if "lr" in kwargs:
+        lr = kwargs.pop("lr")
+        warnings.warn(
+            "The `lr` argument is deprecated, use `learning_rate` instead.", UserWarning,
+            stacklevel=_stacklevel_outside_kerasish(),
+        )
+        if lr is not None:
+            learning_rate = lr
+    decay = kwargs.pop("decay", None)
+    decay = 0.0 if decay is None else decay
+    if isinstance(decay, torch.Tensor | np.ndarray) and np.ndim(decay) == 0:
+        decay = float(decay)
+    if not isinstance(decay, numbers.Real) or isinstance(decay, bool) or decay < 0:
+        raise ValueError(f"Argument `decay` must be a float >= 0 (Keras 2 time-based decay). Received: decay={decay}")
+    return learning_rate, float(decay)
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base class of Keras optimizers on torch.
 
@@ -84,6 +119,13 @@ class Optimizer(torch.optim.Optimizer):
         gradient_accumulation_steps: Apply the mean of the gradients of
             this many consecutive calls.
         name: Optimizer name.
+        lr: Keras 2 spelling of `learning_rate` (deprecated; warns). When
+            given it wins over `learning_rate`, as in tf.keras 2.
+        decay: Keras 2 time-based decay, `lr_t = lr / (1 + decay * iterations)`
+            applied on top of the (float or scheduled) learning rate, as the
+            tf.keras 2 legacy optimizers did. Keras 3 ignores `decay`;
+            kerasish honours it so ported programs train the same. Defaults
+            to 0 (no decay).
 
     Example:
         >>> opt = keras.optimizers.Adam(1e-3).build(model.parameters())
@@ -113,8 +155,7 @@ class Optimizer(torch.optim.Optimizer):
         name=None,
         **kwargs,
     ):
-        if kwargs.pop("decay", None) is not None:
-            warnings.warn("Argument `decay` is no longer supported and will be ignored.", stacklevel=2)
+        learning_rate, decay = _keras2_lr_and_decay(learning_rate, kwargs)
         if kwargs:
             raise ValueError(f"Argument(s) not recognized: {kwargs}")
         if gradient_accumulation_steps and not gradient_accumulation_steps >= 2:
@@ -148,6 +189,7 @@ class Optimizer(torch.optim.Optimizer):
         self.state = defaultdict(dict)
         self.name = name or _to_snake_case(self.__class__.__name__)
         self._lr_value = lr_value
+        self.decay = decay
         self.weight_decay = weight_decay
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
@@ -215,6 +257,22 @@ class Optimizer(torch.optim.Optimizer):
             self._lr_value = value
             for group in self.param_groups:
                 group["lr"] = value
+
+    @property
+    def lr(self) -> torch.Tensor:
+        """Keras 2 alias of `learning_rate` (readable, settable, and usable with
+        `K.get_value` / `K.set_value`)."""
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self.learning_rate = value
+
+    def _decayed_lr(self, lr: float) -> float:
+        """Keras 2's time-based decay: `lr / (1 + decay * iterations)` (iterations before this update)."""
+        if not self.decay:
+            return lr
+        return lr / (1.0 + self.decay * float(int(self.iterations)))
 
     @property
     def iterations(self) -> torch.Tensor:
@@ -403,7 +461,7 @@ class Optimizer(torch.optim.Optimizer):
             by_group[self._param_index.get(id(v), (0, 0))[0]].append(i)
         for gi, idx in by_group.items():
             group = self.param_groups[gi] if self.param_groups else None
-            lr = self._current_lr(group)
+            lr = self._decayed_lr(self._current_lr(group))
             params = [variables[i] for i in idx]
             group_grads = [grads[i] for i in idx]
             self._apply_weight_decay(params, lr, group)
@@ -563,11 +621,13 @@ class Optimizer(torch.optim.Optimizer):
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "loss_scale_factor": self.loss_scale_factor,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            # Keras 2's `decay` only when set (Keras 3 configs have no such key)
+            **({"decay": self.decay} if self.decay else {}),
         }
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None):
-        """Creates an optimizer from `get_config()`'s output."""
+        """Creates an optimizer from `get_config()`'s output (Keras 2's `lr` / `decay` keys too)."""
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = deserialize_keras_object(

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from kerasish.backend import config as _config
+from kerasish.preprocessing.image_resize import smart_resize  # noqa: F401 (public name)
 from kerasish.utils.py_dataset import PyDataset
 
 
@@ -578,5 +579,5 @@ class NumpyArrayIterator(PyDataset):
 __all__ = [
     "ImageDataGenerator", "NumpyArrayIterator", "apply_affine_transform", "apply_brightness_shift",
     "apply_channel_shift", "array_to_img", "flip_axis", "img_to_array", "load_img", "save_img",
-    "transform_matrix_offset_center",
+    "smart_resize", "transform_matrix_offset_center",
 ]

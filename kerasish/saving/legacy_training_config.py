@@ -3,8 +3,8 @@
 Where Keras 2 and Keras 3 differ:
 
 - optimizer `lr` is `learning_rate`; `decay` (`lr / (1 + decay * iterations)`)
-  was removed in Keras 3 and becomes an `InverseTimeDecay` schedule with the
-  same values; tf-keras writes `Custom>Adam` class names and
+  was removed in Keras 3; kerasish optimizers take it as an argument and
+  apply it as tf.keras 2 did (written back as a legacy optimizer); tf-keras writes `Custom>Adam` class names and
   `is_legacy_optimizer`;
 - legacy RMSprop / Adagrad / Adadelta / Adamax / Nadam update differently from
   Keras 3 (epsilon outside the square root, Nadam's momentum schedule): they
@@ -107,19 +107,16 @@ def optimizer_from_keras2(opt_config: dict, custom_objects=None):
             "after loading are close to, not equal to, the original framework's.", stacklevel=4)
     if "lr" in inner:
         inner["learning_rate"] = inner.pop("lr")
-    decay = inner.pop("decay", 0.0) or 0.0
+    if not inner.get("decay"):
+        inner.pop("decay", None)
     for key in ("jit_compile", "is_legacy_optimizer"):
         inner.pop(key, None)
     if isinstance(inner.get("name"), str):
         inner["name"] = inner["name"].lower() if inner["name"] == class_name else inner["name"]
-    lr = inner.get("learning_rate")
-    if isinstance(lr, dict):
-        inner["learning_rate"] = schedules.deserialize(lr)
-    if decay:
-        if isinstance(inner.get("learning_rate"), dict) or not isinstance(lr, (int, float)):
-            raise ValueError(f"Cannot combine Keras 2 optimizer `decay={decay}` with a learning-rate schedule.")
-        # Keras 2: lr_t = lr / (1 + decay * iterations)
-        inner["learning_rate"] = schedules.InverseTimeDecay(float(lr), decay_steps=1, decay_rate=float(decay))
+    if isinstance(inner.get("learning_rate"), dict):
+        inner["learning_rate"] = schedules.deserialize(inner["learning_rate"])
+    # `decay` (Keras 2's lr / (1 + decay * iterations)) goes to the optimizer,
+    # which applies it the way tf.keras 2's legacy optimizers did.
     cls = getattr(optimizers, class_name, None)
     if cls is None and custom_objects:
         cls = custom_objects.get(class_name)
@@ -133,6 +130,7 @@ def optimizer_from_keras2(opt_config: dict, custom_objects=None):
 
 # Keras 3 optimizer arguments tf.keras 2 does not take (dropped at their defaults).
 _KERAS3_ONLY_OPTIMIZER_ARGS = {"loss_scale_factor": None, "gradient_accumulation_steps": None}
+_KERAS3_ONLY_LEGACY_ARGS = {"weight_decay": None, "use_ema": False}
 
 
 def _keras2_object(value, what):
@@ -169,7 +167,17 @@ def training_config_from_model(model):
         if isinstance(inner.get("learning_rate"), dict):
             lr = inner["learning_rate"]
             inner["learning_rate"] = {"class_name": lr.get("class_name"), "config": lr.get("config")}
-        inner["is_legacy_optimizer"] = False
+        inner["is_legacy_optimizer"] = bool(inner.get("decay"))
+        if inner["is_legacy_optimizer"]:
+            # tf.keras 2's legacy optimizers (the only ones taking `decay`) refuse Keras 3's arguments.
+            for key, default in _KERAS3_ONLY_LEGACY_ARGS.items():
+                if inner.get(key, default) != default:
+                    raise ValueError(f"Cannot save the optimizer as Keras 2 HDF5: `decay` with `{key}="
+                                     f"{inner[key]!r}` has no Keras 2 equivalent. Save as `.keras` instead.")
+                inner.pop(key, None)
+            if not inner.get("use_ema"):
+                for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency"):
+                    inner.pop(key, None)
         optimizer_config = {"class_name": type(opt).__name__, "config": inner}
     return {
         "loss": _keras2_object(compile_config.get("loss"), "loss"),

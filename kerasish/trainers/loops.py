@@ -196,6 +196,9 @@ class TrainerLoops:
         lazy_logs = self.get_metrics_result
         spe = self.steps_per_execution
         cbs.on_train_begin()
+        # BackupAndRestore sets where a resumed fit starts (Keras's `_initial_epoch`; the step is kerasish's)
+        initial_epoch = self.__dict__.pop("_initial_epoch", None) or initial_epoch
+        skip_steps = self.__dict__.pop("_initial_step", 0)
         training_logs = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
@@ -203,6 +206,9 @@ class TrainerLoops:
             self.train()
             logs, steps_run = None, 0
             for begin, end, batches in _chunks(self._batches(iterator, run), spe):
+                if end < skip_steps:  # trained before the interruption
+                    steps_run += len(batches)
+                    continue
                 cbs.on_train_batch_begin(begin)
                 for batch in batches:
                     logs = step_fn(batch)
@@ -212,6 +218,7 @@ class TrainerLoops:
                     self.stop_training = run.any(self.stop_training)
                 if self.stop_training:
                     break
+            skip_steps = 0
             self.eval()
             if steps_run == 0 and iterator.exhausted:
                 if iterator.steps_per_epoch is None:

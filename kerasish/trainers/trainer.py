@@ -294,7 +294,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         compile_loss = CompileLoss(loss, loss_weights, output_names=output_names) if loss is not None else None
         compile_metrics = (
             CompileMetrics(metrics, weighted_metrics, output_names=output_names)
-            if metrics is not None or weighted_metrics is not None else None
+            if metrics is not None or weighted_metrics is not None
+            # Keras 3 keeps the previous compile's metrics when recompiling without any
+            else self.__dict__.get("_compile_metrics")
         )
         if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
             raise ValueError(

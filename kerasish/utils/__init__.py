@@ -45,7 +45,47 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
     return _register(package, name)
 
 
+# Keras re-exports these in `keras.utils`; they live elsewhere in kerasish and
+# are resolved on first access (importing them here would be circular).
+_LAZY = {
+    "Config": ("kerasish.utils.config", "Config"),
+    "get_source_inputs": ("kerasish.utils.graph_utils", "get_source_inputs"),
+    "disable_interactive_logging": ("kerasish.utils.io_utils", "disable_interactive_logging"),
+    "enable_interactive_logging": ("kerasish.utils.io_utils", "enable_interactive_logging"),
+    "is_interactive_logging_enabled": ("kerasish.utils.io_utils", "is_interactive_logging_enabled"),
+    "CustomObjectScope": ("kerasish.saving.object_registration", "CustomObjectScope"),
+    "get_registered_name": ("kerasish.saving.object_registration", "get_registered_name"),
+    "get_registered_object": ("kerasish.saving.object_registration", "get_registered_object"),
+    "serialize_keras_object": ("kerasish.saving.serialization_lib", "serialize_keras_object"),
+    "deserialize_keras_object": ("kerasish.saving.serialization_lib", "deserialize_keras_object"),
+    "is_keras_tensor": ("kerasish.backend.keras_tensor", "is_keras_tensor"),
+    "standardize_dtype": ("kerasish.backend.dtypes", "standardize_dtype"),
+    "pack_x_y_sample_weight": ("kerasish.trainers.data_adapters", "pack_x_y_sample_weight"),
+    "unpack_x_y_sample_weight": ("kerasish.trainers.data_adapters", "unpack_x_y_sample_weight"),
+    "array_to_img": ("kerasish.preprocessing.image", "array_to_img"),
+    "img_to_array": ("kerasish.preprocessing.image", "img_to_array"),
+    "load_img": ("kerasish.preprocessing.image", "load_img"),
+    "save_img": ("kerasish.preprocessing.image", "save_img"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kerasish.utils' has no attribute '{name}'")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
+    *_LAZY,
     "Progbar",
     "PyDataset",
     "Sequence",
