@@ -18,8 +18,6 @@ NOT_APPLICABLE = {
 # exists and works or is listed here: no stubs.
 NOT_YET = {
     "TorchModuleWrapper": "not written yet (every kerasish layer already is a torch module)",
-    "MelSpectrogram": "audio preprocessing not written yet",
-    "STFTSpectrogram": "audio preprocessing not written yet",
     "AugMix": "image augmentation not written yet",
     "AutoContrast": "image augmentation not written yet",
     "ContrastLimitedAdaptiveHistogramEqualization": "image augmentation not written yet",
