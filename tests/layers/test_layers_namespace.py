@@ -23,7 +23,6 @@ NOT_YET = {
     "ContrastLimitedAdaptiveHistogramEqualization": "image augmentation not written yet",
     "CutMix": "image augmentation not written yet",
     "Equalization": "image augmentation not written yet",
-    "MaxNumBoundingBoxes": "bounding-box preprocessing not supported yet",
     "MixUp": "image augmentation not written yet",
     "RandAugment": "image augmentation not written yet",
     "RandomColorDegeneration": "image augmentation not written yet",

@@ -34,3 +34,8 @@ from kerasish.layers.preprocessing.mel_spectrogram import MelSpectrogram  # noqa
 from kerasish.layers.preprocessing.stft_spectrogram import STFTSpectrogram  # noqa: E402
 
 __all__ += ["MelSpectrogram", "STFTSpectrogram"]
+
+# bounding-box preprocessing
+from kerasish.layers.preprocessing.max_num_bounding_boxes import MaxNumBoundingBoxes  # noqa: E402
+
+__all__ += ["MaxNumBoundingBoxes"]
