@@ -17,7 +17,6 @@ NOT_APPLICABLE = {
 # Keras 3.15 names not implemented yet (issue #9, remaining part). A layer
 # exists and works or is listed here: no stubs.
 NOT_YET = {
-    "TorchModuleWrapper": "not written yet (every kerasish layer already is a torch module)",
     "AugMix": "image augmentation not written yet",
     "AutoContrast": "image augmentation not written yet",
     "ContrastLimitedAdaptiveHistogramEqualization": "image augmentation not written yet",
