@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from kerasish import constraints
+from kerasish.backend.keras_tensor import KerasTensor
 from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers.core.dense import check_lora_and_quantization
@@ -160,6 +161,10 @@ class Embedding(Layer):
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
             return None
+        if isinstance(inputs, KerasTensor):  # a graph node, as Keras's `ops.not_equal`
+            from kerasish import ops
+
+            return ops.not_equal(inputs, 0)
         return inputs != 0
 
     def compute_output_shape(self, input_shape):
