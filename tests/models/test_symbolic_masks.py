@@ -4,7 +4,6 @@ passed as `mask=` to the layers that take it, and configs / summaries equal
 to Keras's. Also: a Keras 3 config's recorded `training=False` no longer
 switches Dropout off for good."""
 
-import io
 import json
 
 import numpy as np
