@@ -208,3 +208,16 @@ def test_load_state_dict_into_unbuilt_sequential():
     target.load_state_dict(source.state_dict())
     x = torch.randn(2, 5)
     _close(target(x), source(x))
+
+
+def test_layer_shapes_as_tf_keras_reports_them():
+    """`layer.input_shape` / `output_shape` in Sequential models, as
+    recorded from tf-keras 2.21: a model built by its first call reports
+    that call's batch size; a declared input reports None."""
+    model = Sequential([L.Dense(3), L.Dense(2)])
+    model(torch.ones(4, 5))
+    first, second = model.layers
+    assert (first.input_shape, first.output_shape, second.output_shape) == ((4, 5), (4, 3), (4, 2))
+    assert (model.input_shape, model.output_shape) == ((4, 5), (4, 2))
+    declared = Sequential([L.Dense(3, input_dim=5), L.Dense(2)])
+    assert (declared.layers[0].input_shape, declared.layers[0].output_shape) == ((None, 5), (None, 3))
