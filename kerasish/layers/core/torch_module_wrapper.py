@@ -84,6 +84,7 @@ class TorchModuleWrapper(Layer):
         self.module = module
         self.output_shape = output_shape
         self._track_module_parameters()
+        self.register_load_state_dict_post_hook(TorchModuleWrapper._track_module_parameters)
 
     @property
     def output_shape(self):
@@ -96,12 +97,15 @@ class TorchModuleWrapper(Layer):
     def output_shape(self, value):
         self.__dict__["_output_shape_arg"] = tuple(value) if isinstance(value, list) else value
 
-    def _track_module_parameters(self):
+    def _track_module_parameters(self, *_):
+        """Makes every parameter of the module a Keras variable named by its
+        `state_dict` key (again after `load_state_dict(assign=True)`, which
+        puts the loaded tensors in place)."""
         for key, param in self.module.named_parameters():
-            if isinstance(param, TrainableVariable):
-                continue
-            var = TrainableVariable(param.detach(), trainable=param.requires_grad, name=key, dtype=param.dtype)
-            materialize(param, var)
+            if not isinstance(param, TrainableVariable):
+                var = TrainableVariable(param.detach(), trainable=param.requires_grad, name=key, dtype=param.dtype)
+                materialize(param, var)
+            param.__dict__["_kname"] = key
             param.__dict__["_kpath"] = f"{self.name}/{key}"
         self.built = True
 

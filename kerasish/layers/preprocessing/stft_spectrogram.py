@@ -19,7 +19,9 @@ from kerasish.layers.lazy_weights import is_lazy
 from kerasish.utils.argument_validation import standardize_data_format
 
 _MODES = ("log", "magnitude", "psd", "real", "imag", "angle", "stft")
-_FLOAT_TYPES = (torch.float16, torch.float32, torch.float64)
+# Keras accepts float16/32/64; bfloat16 is accepted too (a torch dtype Keras's
+# check predates), computed as is by F.conv1d
+_FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 class STFTSpectrogram(Layer):
@@ -152,7 +154,7 @@ class STFTSpectrogram(Layer):
     def call(self, inputs):
         if inputs.dtype not in _FLOAT_TYPES:
             raise TypeError(
-                f"Layer '{self.name}': invalid input type. Expected `float16`, `float32` or `float64`. "
+                f"Layer '{self.name}': invalid input type. Expected `float16`, `bfloat16`, `float32` or `float64`. "
                 f"Received: input type={inputs.dtype}"
             )
         if self.data_format == "channels_last":
