@@ -22,6 +22,7 @@ from kerasish.layers.input_layer import Input
 from kerasish.layers.input_layer import InputLayer
 from kerasish.layers.layer import Layer
 from kerasish.models import graph
+from kerasish.models.shape_mismatch import warn_incompatible_shape
 from kerasish.models.model import Model
 from kerasish.models.node import KerasHistory
 from kerasish.models.node import Node
@@ -265,7 +266,8 @@ class Functional(Model):
             x = self._adjust_rank(x, i, ndim)
         for axis, size in fixed:
             if x.shape[axis] != size:
-                self._raise_shape(x, i)
+                warn_incompatible_shape(self, self._inputs[i], x)
+                break
         return x
 
     def _adjust_rank(self, x, i, ndim):

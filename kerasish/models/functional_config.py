@@ -170,7 +170,51 @@ def _serialize_node(node, own_nodes):
             return {k: one(v) for k, v in x.items()}
         return serialize_value(x)
 
-    return {"args": tuple(one(a) for a in node.call_args), "kwargs": {k: one(v) for k, v in node.call_kwargs.items()}}
+    kwargs = {k: one(v) for k, v in node.call_kwargs.items() if k != "mask"}
+    kwargs.update(_resolved_call_context(node))
+    if "mask" in node.call_kwargs:
+        kwargs["mask"] = one(node.call_kwargs["mask"])
+    return {"args": tuple(one(a) for a in node.call_args), "kwargs": kwargs}
+
+
+def _training_default(layer):
+    cls = type(layer)
+    cache = cls.__dict__.get("_training_default_cache")
+    if cache is None:
+        param = inspect.signature(cls.call).parameters.get("training")
+        cache = (param.default if param is not None and param.default is not inspect.Parameter.empty else None,)
+        cls._training_default_cache = cache
+    return cache[0]
+
+
+def _resolved_call_context(node) -> dict:
+    """The call arguments Keras 3 resolves and records in a symbolic layer
+    call though the user did not pass them: `training` (its `call` default
+    when not None) and `mask` (the input's mask, None when it has none) for
+    a layer whose `call` takes them and that got one tensor argument.
+    Written into configs so they read as Keras's; on loading, `training` is
+    dropped again (the model's training mode decides, as in Keras 3)."""
+    from kerasish.layers.layer import Layer
+    from kerasish.models.torch_op_layer import TorchOpLambda
+
+    op = node.operation
+    if not isinstance(op, Layer) or isinstance(op, TorchOpLambda) or type(op).__module__.startswith("kerasish.ops"):
+        return {}
+    out = {}
+    if op._call_has_training and "training" not in node.call_kwargs:
+        default = _training_default(op)
+        if default is not None:
+            out["training"] = default
+    tensor_args = [a for a in node.call_args if any(isinstance(t, KerasTensor) for t in tree.flatten(a))]
+    tensor_args += [v for k, v in node.call_kwargs.items() if any(isinstance(t, KerasTensor) for t in tree.flatten(v))]
+    if (
+        op._call_has_mask
+        and getattr(op, "_symbolic_mask_kwarg", True)
+        and "mask" not in node.call_kwargs
+        and len(tensor_args) == 1
+    ):
+        out["mask"] = tree.map_structure(lambda _: None, tensor_args[0])
+    return out
 
 
 def functional_config(model) -> dict:
@@ -280,6 +324,14 @@ def _deserialize_node(node_data, created):
         return [tensors[0] if len(tensors) == 1 else tensors], kwargs
     args = deserialize_value(list(node_data.get("args", ())), created)
     kwargs = deserialize_value(dict(node_data.get("kwargs", {})), created)
+    # Keras 3 records the training flag it resolved while building the graph
+    # (Dropout: False, random augmentation: True) and overrides it at run
+    # time with the model's: dropped here, so the model's mode decides (kept,
+    # it would switch Dropout off in `fit` for good). A mask that was None
+    # (no mask then) is dropped too: the input's mask, if any, is used.
+    kwargs.pop("training", None)
+    if "mask" in kwargs and not any(m is not None for m in tree.flatten(kwargs["mask"])):
+        del kwargs["mask"]
     return args, kwargs
 
 

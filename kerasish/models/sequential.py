@@ -9,6 +9,7 @@ from kerasish.layers.input_layer import InputLayer
 from kerasish.layers.input_layer import standardize_shape
 from kerasish.layers.layer import Layer
 from kerasish.models.model import Model
+from kerasish.models.shape_mismatch import warn_incompatible_shape
 from kerasish.utils import naming
 
 
@@ -191,7 +192,8 @@ class Sequential(Model):
                 self._raise_shape(inputs)
             for axis, size in fixed:
                 if inputs.shape[axis] != size:
-                    self._raise_shape(inputs)
+                    warn_incompatible_shape(self, d["_graph_inputs"], inputs)
+                    break
         mask = kwargs.get("mask")
         if mask is not None:
             inputs._keras_mask = mask

@@ -239,7 +239,7 @@ def summary_text(model, line_length=None, positions=None, expand_nested=False, s
             params = "0 (unbuilt)"
         else:
             params = f"{layer.count_params():,}"
-        row = [f"{prefix}{layer.name} ({type(layer).__name__})", format_layer_shape(layer), params]
+        row = [f"{prefix}{layer.name} ({_class_name(layer)})", format_layer_shape(layer), params]
         if not sequential_like:
             row.append(connections(layer))
         if show_trainable:
@@ -297,3 +297,16 @@ def print_summary(
 
 
 __all__ = ["count_params", "print_summary", "readable_memory_size", "summary_text"]
+
+
+def _class_name(layer) -> str:
+    """The class name Keras prints: a `kerasish.ops` node shows its Keras 3
+    operation class (`NotEqual`, `Any`), as Keras's own op nodes do."""
+    op = layer.__dict__.get("op") if type(layer).__name__ == "KerasOpLayer" else None
+    if op is not None:
+        from kerasish.ops.keras_op_classes import KERAS_OP_CLASSES
+
+        entry = KERAS_OP_CLASSES.get(op)
+        if entry is not None:
+            return entry[1]
+    return type(layer).__name__

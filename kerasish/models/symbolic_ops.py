@@ -40,12 +40,63 @@ def symbolic_layer_call(layer, args, kwargs):
     spec = layer.input_spec
     if spec is not None and inputs is not None:
         assert_input_compatibility(spec, inputs, layer.name)
+    input_masks = _masks_of(inputs)
+    if (
+        layer._call_has_mask
+        and getattr(layer, "_symbolic_mask_kwarg", True)
+        and kwargs.get("mask") is None
+        and _any_mask(input_masks)
+    ):
+        # as Keras: the input's mask becomes the `mask=` argument of the
+        # recorded call, a graph value computed at every run
+        kwargs = {**kwargs, "mask": input_masks}
     outputs = layer.compute_output_spec(*args, **kwargs)
     outputs = _fresh_outputs(outputs, [list(args), kwargs])
     if not tree.flatten(outputs) or not all(isinstance(t, KerasTensor) for t in tree.flatten(outputs)):
         return outputs
     Node(layer, args, kwargs, outputs)
+    previous = kwargs.get("mask") if kwargs.get("mask") is not None else input_masks
+    _attach_output_masks(layer, inputs, outputs, previous)
     return outputs
+
+
+def _masks_of(inputs):
+    return tree.map_structure(lambda t: t.__dict__.get("_keras_mask") if isinstance(t, KerasTensor) else None, inputs)
+
+
+def _any_mask(masks) -> bool:
+    return any(isinstance(m, KerasTensor) for m in tree.flatten(masks))
+
+
+def _attach_output_masks(layer, inputs, outputs, previous):
+    """`x._keras_mask` on the output KerasTensors, as Keras 3 sets it: the
+    layer's `compute_mask` run on the KerasTensors (its ops become graph
+    nodes, e.g. Embedding's `NotEqual`), or the input mask passed through by
+    a layer that supports masking. Masks that cannot be expressed in the
+    graph (a compute_mask that does not run symbolically) are left out; the
+    eager call still computes them."""
+    d = layer.__dict__
+    if not (d.get("supports_masking") or layer._has_compute_mask):
+        return
+    if layer._has_compute_mask:
+        try:
+            masks = layer.compute_mask(inputs, previous if _any_mask(previous) else None)
+        except (TypeError, ValueError, RuntimeError, AttributeError, NotImplementedError, IndexError):
+            return  # a mask rule written for real tensors only
+    else:
+        masks = previous
+    if masks is None:
+        return
+    flat_out = tree.flatten(outputs)
+    if isinstance(masks, (list, tuple)):
+        flat_masks = tree.flatten(masks)
+        if len(flat_masks) != len(flat_out):
+            flat_masks = [flat_masks[0]] * len(flat_out) if len(flat_masks) == 1 else []
+    else:
+        flat_masks = [masks] * len(flat_out)
+    for out, mask in zip(flat_out, flat_masks):
+        if isinstance(mask, KerasTensor) and mask._keras_history is not None:
+            out._keras_mask = mask
 
 
 def torch_function_call(func, args, kwargs):

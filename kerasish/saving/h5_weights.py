@@ -130,8 +130,8 @@ def walk_children(obj):
     graph_model = hasattr(type(obj), "layers") and (hasattr(obj, "_nodes_by_depth") or hasattr(obj, "_seq_layers"))
     if graph_model:
         out.append(("layers", list(obj.layers)))
-    if not isinstance(obj, nn.Module):
-        return out
+    if not isinstance(obj, nn.Module) or getattr(obj, "_saves_own_subtree", False):
+        return out  # e.g. TorchModuleWrapper: its state_dict is its whole subtree
     renames = {}
     for klass in type(obj).__mro__:
         renames.update(_KERAS_ATTR_NAMES.get(klass.__name__, {}))

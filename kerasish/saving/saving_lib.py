@@ -355,6 +355,17 @@ class _UnsafeLambda:
         return Lambda.from_config(config, safe_mode=False)
 
 
+class _UnsafeTorchModuleWrapper:
+    """Stands in for `TorchModuleWrapper` during `load_model(..., safe_mode=False)`
+    (its config holds a pickled torch module)."""
+
+    @classmethod
+    def from_config(cls, config):
+        from kerasish.layers import TorchModuleWrapper
+
+        return TorchModuleWrapper.from_config(config, safe_mode=False)
+
+
 def model_from_config(config, custom_objects=None, compile=True, safe_mode=True, where="config.json"):
     """Rebuilds a model from a parsed `config.json` (kerasish classes and
     registered/custom objects only), then compiles it from `compile_config`."""
@@ -372,7 +383,7 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
             "trust the source of the artifact, you can override this error by passing `safe_mode=False` to the "
             "loading function."
         )
-    scope = {} if safe_mode else {"Lambda": _UnsafeLambda}
+    scope = {} if safe_mode else {"Lambda": _UnsafeLambda, "TorchModuleWrapper": _UnsafeTorchModuleWrapper}
     compile_config = config.get("compile_config")
     try:
         with CustomObjectScope(scope):

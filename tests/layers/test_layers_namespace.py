@@ -17,16 +17,11 @@ NOT_APPLICABLE = {
 # Keras 3.15 names not implemented yet (issue #9, remaining part). A layer
 # exists and works or is listed here: no stubs.
 NOT_YET = {
-    "TorchModuleWrapper": "not written yet (every kerasish layer already is a torch module)",
-    "ReversibleEmbedding": "not written yet",
-    "MelSpectrogram": "audio preprocessing not written yet",
-    "STFTSpectrogram": "audio preprocessing not written yet",
     "AugMix": "image augmentation not written yet",
     "AutoContrast": "image augmentation not written yet",
     "ContrastLimitedAdaptiveHistogramEqualization": "image augmentation not written yet",
     "CutMix": "image augmentation not written yet",
     "Equalization": "image augmentation not written yet",
-    "MaxNumBoundingBoxes": "bounding-box preprocessing not supported yet",
     "MixUp": "image augmentation not written yet",
     "RandAugment": "image augmentation not written yet",
     "RandomColorDegeneration": "image augmentation not written yet",

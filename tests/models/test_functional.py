@@ -160,9 +160,10 @@ def test_input_structure_and_shape_errors():
     with pytest.raises(ValueError, match="structure of `inputs`"):
         model({"a": torch.ones(2, 4)})
     single = Model(a, L.Dense(2)(a))
-    with pytest.raises(ValueError, match=r"Input 0 with name 'a' of layer 'functional_1' is incompatible.*"
-                                         r"expected shape=\(None, 4\), found shape=\(2, 5\)"):
-        single(torch.ones(2, 5))
+    # other feature size: the model warns and runs; the Dense refuses it
+    with pytest.warns(UserWarning, match=r"constructed with shape \(None, 4\).*incompatible shape \(2, 5\)"):
+        with pytest.raises(ValueError, match=r"layer 'dense'.*value 4.*\(2, 5\)"):
+            single(torch.ones(2, 5))
     with pytest.raises(ValueError, match="incompatible with the layer"):
         single(torch.ones(2, 4, 3))
     # Keras's rank adjustment: a trailing axis of size 1 is squeezed / added
@@ -604,3 +605,31 @@ def test_dict_inputs_and_outputs_flatten_in_sorted_key_order_like_keras(keras_re
     theirs, mine = ref.predict(x, verbose=0), ours.predict(x, verbose=0)
     for key in theirs:
         np.testing.assert_allclose(mine[key], theirs[key], rtol=1e-5, atol=1e-6)
+
+
+def test_other_non_batch_dims_run_with_a_warning(keras_ref):
+    """A functional model called on a longer sequence runs its layers (the
+    LSTM can), warning once per shape as tf.keras 2 did; the outputs equal
+    Keras 3 running the same layers on that input (Keras 3 itself refuses
+    the call on the functional model, so its layers are compared)."""
+    inp = Input((5, 4), name="seq")
+    lstm = L.LSTM(3)
+    model = Model(inp, lstm(inp))
+    x = np.random.default_rng(3).normal(size=(2, 7, 4)).astype("float32")
+    with pytest.warns(UserWarning) as record:
+        y = model(torch.as_tensor(x))
+        model(torch.as_tensor(x))  # the same shape again: no second warning
+    messages = [str(w.message) for w in record if "constructed with shape" in str(w.message)]
+    assert len(messages) == 1
+    assert messages[0].startswith("Model 'functional' was constructed with shape (None, 5, 4) for input <KerasTensor")
+    assert messages[0].endswith("but it was called on an input with incompatible shape (2, 7, 4).")
+    ref = keras_ref.layers.LSTM(3)
+    ref.build((None, 5, 4))
+    ref.set_weights(lstm.get_weights())
+    np.testing.assert_allclose(y.detach().numpy(), keras_ref.ops.convert_to_numpy(ref(x)), rtol=1e-5, atol=1e-6)
+    ki = keras_ref.Input((5, 4))
+    with pytest.raises(ValueError, match="incompatible"):  # Keras 3's functional call refuses it
+        keras_ref.Model(ki, keras_ref.layers.LSTM(3)(ki))(x)
+    # a different rank stays an error
+    with pytest.raises(ValueError, match="incompatible"):
+        model(torch.ones(2, 7))

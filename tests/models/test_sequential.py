@@ -107,9 +107,25 @@ def test_add_errors():
 
 def test_wrong_input_shape_names_model_and_input():
     model = Sequential([L.Input((4,), name="feats"), L.Dense(2)], name="clf")
-    with pytest.raises(ValueError, match=r"Input 0 with name 'feats' of layer 'clf' is incompatible.*"
-                                         r"expected shape=\(None, 4\), found shape=\(2, 5\)"):
-        model(torch.ones(2, 5))
+    with pytest.warns(UserWarning, match=r"'clf' was constructed with shape \(None, 4\) for input .*feats.*"
+                                         r"incompatible shape \(2, 5\)"):
+        with pytest.raises(ValueError, match=r"layer 'dense'.*value 4.*\(2, 5\)"):
+            model(torch.ones(2, 5))
+    with pytest.raises(ValueError, match=r"'clf' is incompatible.*expected shape=\(None, 4\), found shape=\(2, 5, 1\)"):
+        model(torch.ones(2, 5, 1))  # another rank: still refused
+
+
+def test_other_non_batch_dims_run_as_keras_sequential_does(keras_ref):
+    """Keras 3 runs a Sequential on inputs of another length or image size
+    (silently); kerasish runs it too and warns as tf.keras 2 did."""
+    x = np.random.default_rng(4).normal(size=(3, 10, 12, 1)).astype("float32")
+    ours = Sequential([L.Input((8, 8, 1)), L.Conv2D(2, 3), L.GlobalAveragePooling2D()])
+    theirs = keras_ref.Sequential([keras_ref.Input((8, 8, 1)), keras_ref.layers.Conv2D(2, 3),
+                                   keras_ref.layers.GlobalAveragePooling2D()])
+    theirs.set_weights(ours.get_weights())
+    with pytest.warns(UserWarning, match=r"constructed with shape \(None, 8, 8, 1\).*\(3, 10, 12, 1\)"):
+        y = ours.predict(x, verbose=0)
+    np.testing.assert_allclose(y, theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 def test_masks_and_training_flow():
@@ -199,3 +215,16 @@ def test_load_state_dict_into_unbuilt_sequential():
     target.load_state_dict(source.state_dict())
     x = torch.randn(2, 5)
     _close(target(x), source(x))
+
+
+def test_layer_shapes_as_tf_keras_reports_them():
+    """`layer.input_shape` / `output_shape` in Sequential models, as
+    recorded from tf-keras 2.21: a model built by its first call reports
+    that call's batch size; a declared input reports None."""
+    model = Sequential([L.Dense(3), L.Dense(2)])
+    model(torch.ones(4, 5))
+    first, second = model.layers
+    assert (first.input_shape, first.output_shape, second.output_shape) == ((4, 5), (4, 3), (4, 2))
+    assert (model.input_shape, model.output_shape) == ((4, 5), (4, 2))
+    declared = Sequential([L.Dense(3, input_dim=5), L.Dense(2)])
+    assert (declared.layers[0].input_shape, declared.layers[0].output_shape) == ((None, 5), (None, 3))

@@ -274,3 +274,46 @@ def test_damaged_directory_names_what_is_wrong(tmp_path):
     (tmp_path / "d" / "config.json").write_text("[" * 100_000)
     with pytest.raises(ValueError, match="invalid 'config.json'"):
         kerasish.saving.load_model(tmp_path / "d")
+
+
+@pytest.mark.parametrize("optimizer", ["Nadam", "Adam", "SGD", "Adadelta", "Lion"])
+def test_scalar_siblings_reload_from_own_weights_file(keras_ref, tmp_path, optimizer):
+    """Every 0-d variable in a compiled, trained model's `.weights.h5`
+    (Normalization's `count`, the optimizer's `iterations`, learning rate
+    and Nadam's `u_product`) reloads 0-d into kerasish and into Keras 3."""
+
+    def build(lib):
+        inp = lib.layers.Input((6,))
+        norm = lib.layers.Normalization()
+        norm.adapt(X)
+        model = lib.Model(inp, lib.layers.Dense(2)(norm(inp)))
+        model.compile(getattr(lib.optimizers, optimizer)(), "mse", metrics=["mae"])
+        return model
+
+    model = build(kerasish)
+    model.fit(X, Y, epochs=2, batch_size=2, verbose=0)
+    model.save_weights(tmp_path / "m.weights.h5")
+    with h5py.File(tmp_path / "m.weights.h5") as f:
+        scalars = []
+        f.visititems(lambda name, obj: scalars.append(name) if getattr(obj, "shape", None) == () else None)
+    assert "optimizer/vars/0" in scalars and "layers/normalization/vars/2" in scalars
+
+    twin = build(kerasish)
+    twin.optimizer.build(twin.trainable_variables)
+    twin.load_weights(tmp_path / "m.weights.h5")
+    assert int(twin.optimizer.iterations) == int(model.optimizer.iterations) == 4
+    for a, b in zip(twin.optimizer.variables, model.optimizer.variables):
+        assert tuple(a.shape) == tuple(b.shape)
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), **TOL)
+    saved_out = _out(model, X)
+    np.testing.assert_allclose(_out(twin, X), saved_out, **TOL)
+    # training continues identically after the reload
+    model.train_on_batch(X, Y)
+    twin.train_on_batch(X, Y)
+    np.testing.assert_allclose(_out(twin, X), _out(model, X), **TOL)
+
+    theirs = build(keras_ref)
+    theirs.optimizer.build(theirs.trainable_variables)
+    theirs.load_weights(tmp_path / "m.weights.h5")
+    assert int(keras_ref.ops.convert_to_numpy(theirs.optimizer.iterations)) == 4
+    np.testing.assert_allclose(_out(theirs, X), saved_out, **TOL)

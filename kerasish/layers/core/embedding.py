@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 
 import torch
 import torch.nn.functional as F
 
 from kerasish import constraints
+from kerasish.backend.keras_tensor import KerasTensor
 from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers.core.dense import check_lora_and_quantization
@@ -78,6 +80,14 @@ class Embedding(Layer):
         _check_positive_int("output_dim", output_dim)
         check_lora_and_quantization("Embedding", lora_rank, quantization_config)
         input_length = kwargs.pop("input_length", None)
+        if input_length is not None:
+            warnings.warn(
+                "Argument `input_length` is deprecated (Keras 3 ignores it). kerasish follows Keras 2 and "
+                f"uses it as the layer's input shape (None, {input_length}); pass `keras.Input(shape=...)` "
+                "to the model instead.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         if input_length is not None and kwargs.get("input_shape") is None and kwargs.get("batch_input_shape") is None:
             # Keras 2: the sequence length is this layer's input shape, so a
             # Sequential starting with it knows its input (Keras 3 dropped it)
@@ -151,6 +161,10 @@ class Embedding(Layer):
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
             return None
+        if isinstance(inputs, KerasTensor):  # a graph node, as Keras's `ops.not_equal`
+            from kerasish import ops
+
+            return ops.not_equal(inputs, 0)
         return inputs != 0
 
     def compute_output_shape(self, input_shape):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.layer import Layer
 
 
@@ -38,6 +39,10 @@ class Masking(Layer):
         self.built = True
 
     def compute_mask(self, inputs, mask=None):
+        if isinstance(inputs, KerasTensor):  # graph nodes, as Keras's `ops.any(ops.not_equal(...))`
+            from kerasish import ops
+
+            return ops.any(ops.not_equal(inputs, self.mask_value), axis=-1)
         return torch.any(inputs != self.mask_value, dim=-1)
 
     def call(self, inputs):

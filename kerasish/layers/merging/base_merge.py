@@ -75,6 +75,10 @@ class Merge(Layer):
     a list with one mask (or None) per input.
     """
 
+    # Keras's merge layers take no `mask=` argument (they read the inputs'
+    # masks): a functional graph records no mask argument for them either
+    _symbolic_mask_kwarg = False
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True

@@ -28,3 +28,14 @@ __all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
 __all__ += ["Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization"]
 __all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip"]
 __all__ += ["RandomRotation", "RandomTranslation", "RandomZoom"]
+
+# audio preprocessing
+from kerasish.layers.preprocessing.mel_spectrogram import MelSpectrogram  # noqa: E402
+from kerasish.layers.preprocessing.stft_spectrogram import STFTSpectrogram  # noqa: E402
+
+__all__ += ["MelSpectrogram", "STFTSpectrogram"]
+
+# bounding-box preprocessing
+from kerasish.layers.preprocessing.max_num_bounding_boxes import MaxNumBoundingBoxes  # noqa: E402
+
+__all__ += ["MaxNumBoundingBoxes"]

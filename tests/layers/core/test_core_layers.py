@@ -209,7 +209,8 @@ def test_embedding_defaults_and_weights_arg(keras_ref):
     torch.testing.assert_close(layer(ids), torch.from_numpy(weights[ids.numpy()]))  # a row lookup
     # float indices are cast, never autocast through a half dtype
     torch.testing.assert_close(layer(ids.float()), torch.from_numpy(weights[ids.numpy()]))
-    assert L.Embedding(5, 2, input_length=7).__dict__["_batch_input_shape"] == (None, 7)  # Keras 2 meaning
+    with pytest.warns(DeprecationWarning, match="input_length"):
+        assert L.Embedding(5, 2, input_length=7).__dict__["_batch_input_shape"] == (None, 7)  # Keras 2 meaning
     src = L.Embedding(5, 2)
     src.build()
     dst = L.Embedding(5, 2)
@@ -316,7 +317,8 @@ def test_identity(keras_ref):
 def test_embedding_input_length_shapes_a_sequential():
     """Keras 2's `input_length` builds a Sequential; layer `input_shape` /
     `output_shape` read as tf.keras reports them (batch dimension None)."""
-    model = keras.Sequential([L.Embedding(10, 4, input_length=5), L.Flatten(), L.Dense(2)])
+    with pytest.warns(DeprecationWarning, match=r"`input_length` is deprecated.*\(None, 5\)"):
+        model = keras.Sequential([L.Embedding(10, 4, input_length=5), L.Flatten(), L.Dense(2)])
     assert model.built and len(model.weights) == 3
     emb, flat, dense = model.layers
     assert emb.input_shape == (None, 5) and emb.output_shape == (None, 5, 4)
@@ -324,7 +326,8 @@ def test_embedding_input_length_shapes_a_sequential():
     assert model.input_shape == (None, 5) and model.output_shape == (None, 2)
     assert model(torch.randint(0, 10, (3, 5))).shape == (3, 2)
     # an explicit input_shape wins, as in Keras 2
-    assert L.Embedding(10, 4, input_length=5, input_shape=(7,)).__dict__["_batch_input_shape"] == (None, 7)
+    with pytest.warns(DeprecationWarning):
+        assert L.Embedding(10, 4, input_length=5, input_shape=(7,)).__dict__["_batch_input_shape"] == (None, 7)
     with pytest.raises(AttributeError, match="never been called"):
         L.Dense(3).output_shape
     shared = L.Dense(3)
