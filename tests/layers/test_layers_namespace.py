@@ -22,10 +22,7 @@ NOT_YET = {
     "MelSpectrogram": "audio preprocessing not written yet",
     "STFTSpectrogram": "audio preprocessing not written yet",
     "AugMix": "image augmentation not written yet",
-    "AutoContrast": "image augmentation not written yet",
-    "ContrastLimitedAdaptiveHistogramEqualization": "image augmentation not written yet",
     "CutMix": "image augmentation not written yet",
-    "Equalization": "image augmentation not written yet",
     "MaxNumBoundingBoxes": "bounding-box preprocessing not supported yet",
     "MixUp": "image augmentation not written yet",
     "RandAugment": "image augmentation not written yet",
@@ -36,11 +33,9 @@ NOT_YET = {
     "RandomGaussianBlur": "image augmentation not written yet",
     "RandomHue": "image augmentation not written yet",
     "RandomPerspective": "image augmentation not written yet",
-    "RandomPosterization": "image augmentation not written yet",
     "RandomSaturation": "image augmentation not written yet",
     "RandomSharpness": "image augmentation not written yet",
     "RandomShear": "image augmentation not written yet",
-    "Solarization": "image augmentation not written yet",
 }
 
 

@@ -22,9 +22,16 @@ from kerasish.layers.preprocessing.random_flip import RandomFlip
 from kerasish.layers.preprocessing.random_rotation import RandomRotation
 from kerasish.layers.preprocessing.random_translation import RandomTranslation
 from kerasish.layers.preprocessing.random_zoom import RandomZoom
+from kerasish.layers.preprocessing.auto_contrast import AutoContrast
+from kerasish.layers.preprocessing.clahe import ContrastLimitedAdaptiveHistogramEqualization
+from kerasish.layers.preprocessing.equalization import Equalization
+from kerasish.layers.preprocessing.random_posterization import RandomPosterization
+from kerasish.layers.preprocessing.solarization import Solarization
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
 __all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
 __all__ += ["Discretization", "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization"]
 __all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip"]
 __all__ += ["RandomRotation", "RandomTranslation", "RandomZoom"]
+__all__ += ["AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "Equalization", "RandomPosterization"]
+__all__ += ["Solarization"]
