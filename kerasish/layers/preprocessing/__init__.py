@@ -27,6 +27,14 @@ from kerasish.layers.preprocessing.clahe import ContrastLimitedAdaptiveHistogram
 from kerasish.layers.preprocessing.equalization import Equalization
 from kerasish.layers.preprocessing.random_posterization import RandomPosterization
 from kerasish.layers.preprocessing.solarization import Solarization
+from kerasish.layers.preprocessing.random_color_degeneration import RandomColorDegeneration
+from kerasish.layers.preprocessing.random_saturation import RandomSaturation
+from kerasish.layers.preprocessing.random_hue import RandomHue
+from kerasish.layers.preprocessing.random_sharpness import RandomSharpness
+from kerasish.layers.preprocessing.random_gaussian_blur import RandomGaussianBlur
+from kerasish.layers.preprocessing.random_erasing import RandomErasing
+from kerasish.layers.preprocessing.mix_up import MixUp
+from kerasish.layers.preprocessing.cut_mix import CutMix
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
 __all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
@@ -35,3 +43,5 @@ __all__ += ["RandomBrightness", "RandomContrast", "RandomCrop", "RandomFlip"]
 __all__ += ["RandomRotation", "RandomTranslation", "RandomZoom"]
 __all__ += ["AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "Equalization", "RandomPosterization"]
 __all__ += ["Solarization"]
+__all__ += ["CutMix", "MixUp", "RandomColorDegeneration", "RandomErasing", "RandomGaussianBlur", "RandomHue"]
+__all__ += ["RandomSaturation", "RandomSharpness"]

@@ -148,9 +148,10 @@ class BaseTransformAugmentation(BaseImageAugmentation):
             return distribution.sample()
 
     def _beta(self, shape, alpha, like: torch.Tensor) -> torch.Tensor:
-        a = torch.full(shape, float(alpha), device=like.device)
+        """Beta(alpha, alpha) draws; `alpha` a number or a 0-d tensor."""
+        a = torch.as_tensor(alpha, dtype=torch.float32, device=like.device).expand(shape)
         return self._sample(torch.distributions.Beta(a, a), like)
 
     def _gamma(self, shape, alpha, like: torch.Tensor) -> torch.Tensor:
-        a = torch.full(shape, float(alpha), device=like.device)
+        a = torch.as_tensor(alpha, dtype=torch.float32, device=like.device).expand(shape)
         return self._sample(torch.distributions.Gamma(a, torch.ones_like(a)), like)
