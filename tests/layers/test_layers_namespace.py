@@ -25,9 +25,6 @@ NOT_YET = {
     "MaxNumBoundingBoxes": "bounding-box preprocessing not supported yet",
     "RandAugment": "image augmentation not written yet",
     "RandomColorJitter": "image augmentation not written yet",
-    "RandomElasticTransform": "image augmentation not written yet",
-    "RandomPerspective": "image augmentation not written yet",
-    "RandomShear": "image augmentation not written yet",
 }
 
 

@@ -35,6 +35,9 @@ from kerasish.layers.preprocessing.random_gaussian_blur import RandomGaussianBlu
 from kerasish.layers.preprocessing.random_erasing import RandomErasing
 from kerasish.layers.preprocessing.mix_up import MixUp
 from kerasish.layers.preprocessing.cut_mix import CutMix
+from kerasish.layers.preprocessing.random_shear import RandomShear
+from kerasish.layers.preprocessing.random_perspective import RandomPerspective
+from kerasish.layers.preprocessing.random_elastic_transform import RandomElasticTransform
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
 __all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
@@ -45,3 +48,4 @@ __all__ += ["AutoContrast", "ContrastLimitedAdaptiveHistogramEqualization", "Equ
 __all__ += ["Solarization"]
 __all__ += ["CutMix", "MixUp", "RandomColorDegeneration", "RandomErasing", "RandomGaussianBlur", "RandomHue"]
 __all__ += ["RandomSaturation", "RandomSharpness"]
+__all__ += ["RandomElasticTransform", "RandomPerspective", "RandomShear"]
