@@ -21,10 +21,7 @@ NOT_YET = {
     "ReversibleEmbedding": "not written yet",
     "MelSpectrogram": "audio preprocessing not written yet",
     "STFTSpectrogram": "audio preprocessing not written yet",
-    "AugMix": "image augmentation not written yet",
     "MaxNumBoundingBoxes": "bounding-box preprocessing not supported yet",
-    "RandAugment": "image augmentation not written yet",
-    "RandomColorJitter": "image augmentation not written yet",
 }
 
 

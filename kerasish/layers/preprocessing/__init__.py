@@ -38,6 +38,9 @@ from kerasish.layers.preprocessing.cut_mix import CutMix
 from kerasish.layers.preprocessing.random_shear import RandomShear
 from kerasish.layers.preprocessing.random_perspective import RandomPerspective
 from kerasish.layers.preprocessing.random_elastic_transform import RandomElasticTransform
+from kerasish.layers.preprocessing.random_color_jitter import RandomColorJitter
+from kerasish.layers.preprocessing.aug_mix import AugMix
+from kerasish.layers.preprocessing.rand_augment import RandAugment
 
 __all__ = ["CategoryEncoding", "CenterCrop", "Normalization", "Rescaling", "Resizing"]
 __all__ += ["Pipeline", "RandomGrayscale", "RandomInvert"]
@@ -49,3 +52,4 @@ __all__ += ["Solarization"]
 __all__ += ["CutMix", "MixUp", "RandomColorDegeneration", "RandomErasing", "RandomGaussianBlur", "RandomHue"]
 __all__ += ["RandomSaturation", "RandomSharpness"]
 __all__ += ["RandomElasticTransform", "RandomPerspective", "RandomShear"]
+__all__ += ["AugMix", "RandAugment", "RandomColorJitter"]
