@@ -13,8 +13,10 @@ _FACTOR_ERROR = "The `factor` argument should be a number (or a list of two numb
 
 
 def check_shear_factor(factor, name: str) -> tuple:
-    """Keras's shear rule: a number `f` in `[0, 1]` -> `(-f, f)`; a pair of
-    numbers in `[0, 1]` -> sorted."""
+    """Keras's shear rule: a number `f` in `[0, 1]` -> `(-f, f)`; a pair ->
+    sorted. Keras 3.15 wants a pair's numbers in `[0, 1]`, which rejects its
+    own configs (`x_factor=0.3` is stored as `(-0.3, 0.3)`); kerasish accepts
+    pairs in `[-1, 1]` so that configs round-trip."""
     if isinstance(factor, (tuple, list)):
         if len(factor) != 2:
             raise ValueError(_FACTOR_ERROR + f"Received: {name}={factor}")
@@ -23,8 +25,9 @@ def check_shear_factor(factor, name: str) -> tuple:
         values = [factor]
     else:
         raise ValueError(_FACTOR_ERROR + f"Received: {name}={factor}")
+    low = -1.0 if len(values) == 2 else 0.0
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v > 1.0 or v < 0.0:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v > 1.0 or v < low:
             raise ValueError(_FACTOR_ERROR + f"Received: {name}={factor}")
     if len(values) == 2:
         return tuple(sorted(values))
@@ -42,8 +45,9 @@ class RandomShear(BaseTransformAugmentation):
     the compute dtype.
 
     Args:
-        x_factor: A float `f` (the range `(-f, f)`) or a pair in `[0, 1]`.
-            Defaults to 0.
+        x_factor: A float `f` in `[0, 1]` (the range `(-f, f)`) or a pair
+            (Keras: in `[0, 1]`; kerasish also takes negative bounds, so
+            that configs round-trip). Defaults to 0.
         y_factor: Same for the vertical shear. Defaults to 0.
         interpolation: "bilinear" or "nearest". Defaults to "bilinear".
         fill_mode: "reflect", "wrap", "constant" or "nearest". Defaults to
