@@ -39,7 +39,9 @@ def clahe(images: torch.Tensor, clip_limit: float, grid: tuple) -> torch.Tensor:
     tiles = pixels.reshape(batch, grid_h, tile_h, grid_w, tile_w, channels).permute(0, 1, 3, 5, 2, 4)
     n_hist = batch * grid_h * grid_w * channels
     keys = tiles.reshape(n_hist, -1) + torch.arange(n_hist, device=images.device).unsqueeze(1) * 256
-    hists = torch.bincount(keys.reshape(-1), minlength=n_hist * 256).reshape(batch, grid_h, grid_w, channels, 256)
+    keys = keys.reshape(-1)  # a fixed-size scatter rather than bincount: static shapes under torch.compile
+    hists = torch.zeros(n_hist * 256, dtype=torch.int64, device=images.device).scatter_add(0, keys, torch.ones_like(keys))
+    hists = hists.reshape(batch, grid_h, grid_w, channels, 256)
     area = tile_h * tile_w
     if clip_limit > 0:
         # Keras on torch counts in int64 and casts the limit to it: the limit

@@ -23,7 +23,10 @@ def equalize(images: torch.Tensor, bins: int, channel_axis: int) -> torch.Tensor
     flat = x.reshape(channels, -1)
     offsets = torch.arange(channels, device=x.device).unsqueeze(1) * bins
     index = (flat.to(torch.float32) * (bins - 1) / 255.0).to(torch.int32).clamp(0, bins - 1)
-    hist = torch.bincount((index + offsets).reshape(-1), minlength=channels * bins).reshape(channels, bins)
+    # a fixed-size scatter rather than bincount: static shapes under torch.compile
+    keys = (index + offsets).reshape(-1).to(torch.int64)
+    hist = torch.zeros(channels * bins, dtype=torch.int64, device=x.device)
+    hist = hist.scatter_add(0, keys, torch.ones_like(keys)).reshape(channels, bins)
     cdf = hist.cumsum(1)
     cdf_min = cdf.gather(1, (cdf > 0).to(torch.int8).argmax(1, keepdim=True))
     denominator = cdf[:, -1:] - cdf_min
