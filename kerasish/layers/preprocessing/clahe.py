@@ -40,7 +40,8 @@ def clahe(images: torch.Tensor, clip_limit: float, grid: tuple) -> torch.Tensor:
     n_hist = batch * grid_h * grid_w * channels
     keys = tiles.reshape(n_hist, -1) + torch.arange(n_hist, device=images.device).unsqueeze(1) * 256
     keys = keys.reshape(-1)  # a fixed-size scatter rather than bincount: static shapes under torch.compile
-    hists = torch.zeros(n_hist * 256, dtype=torch.int64, device=images.device).scatter_add(0, keys, torch.ones_like(keys))
+    hists = torch.zeros(n_hist * 256, dtype=torch.int64, device=images.device)
+    hists = hists.scatter_add(0, keys, torch.ones_like(keys))
     hists = hists.reshape(batch, grid_h, grid_w, channels, 256)
     area = tile_h * tile_w
     if clip_limit > 0:
