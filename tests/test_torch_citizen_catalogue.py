@@ -103,6 +103,10 @@ class _Subclassed(keras.Model):
         return self.out(self.drop(self.hidden(inputs), training=training))
 
 
+# AugMix / RandAugment pick their operations per call on the host (Keras uses
+# Python's `random`): training mode breaks the graph there.
+_HOST_PICKS = {"compile": "the operations of a call are picked on the host: a graph break in training mode"}
+
 # ConvLSTM builds for one static spatial size (Keras refuses None spatial
 # dims), and the size is not in the weights: load_state_dict needs a built layer.
 _CONV_LSTM_UNBUILT = {
@@ -232,6 +236,35 @@ CASES = [
     Case("RandomBrightness", lambda: L.RandomBrightness(0.5, value_range=(-9, 9)), one(4, 4, 4, 3), random=True),
     Case("RandomInvert", lambda: L.RandomInvert(value_range=(0, 1)), one(16, 4, 4, 3), random=True),
     Case("RandomGrayscale", lambda: L.RandomGrayscale(), one(16, 4, 4, 3), random=True),
+    Case("AugMix", lambda: L.AugMix(value_range=(-3, 3)), one(4, 8, 8, 3), random=True, xfail=_HOST_PICKS),
+    Case("AutoContrast", lambda: L.AutoContrast(value_range=(-3, 3)), one(2, 6, 6, 3)),
+    Case(
+        "ContrastLimitedAdaptiveHistogramEqualization",
+        lambda: L.ContrastLimitedAdaptiveHistogramEqualization(value_range=(-3, 3), tile_grid_size=(2, 2)),
+        one(2, 6, 6, 3),
+    ),
+    Case("CutMix", lambda: L.CutMix(), one(8, 6, 6, 3), random=True),
+    Case("Equalization", lambda: L.Equalization(value_range=(-3, 3)), one(2, 6, 6, 3), train_differs=True),
+    Case("MixUp", lambda: L.MixUp(), one(8, 4, 4, 3), random=True),
+    Case("RandAugment", lambda: L.RandAugment(value_range=(-3, 3)), one(4, 8, 8, 3), random=True, xfail=_HOST_PICKS),
+    Case("RandomColorDegeneration", lambda: L.RandomColorDegeneration(0.5, value_range=(-3, 3)), one(4, 4, 4, 3),
+         random=True),
+    Case("RandomColorJitter", lambda: L.RandomColorJitter((-3, 3), brightness_factor=0.3), one(4, 4, 4, 3),
+         random=True),
+    Case("RandomElasticTransform", lambda: L.RandomElasticTransform((1, 1), value_range=(-3, 3)), one(2, 8, 8, 3),
+         random=True, xfail={"compile": "the blur kernel size follows the drawn distortion (a host int): a graph "
+                                        "break in training mode"}),
+    Case("RandomErasing", lambda: L.RandomErasing((1, 1), value_range=(-3, 3)), one(4, 8, 8, 3), random=True),
+    Case("RandomGaussianBlur", lambda: L.RandomGaussianBlur((1, 1), value_range=(-3, 3)), one(4, 6, 6, 3),
+         random=True),
+    Case("RandomHue", lambda: L.RandomHue(0.5, value_range=(-3, 3)), one(4, 4, 4, 3), random=True),
+    Case("RandomPerspective", lambda: L.RandomPerspective((1, 1), scale=0.5), one(2, 6, 6, 3), random=True),
+    Case("RandomPosterization", lambda: L.RandomPosterization(6, value_range=(-3, 3)), one(8, 4, 4, 3), random=True),
+    Case("RandomSaturation", lambda: L.RandomSaturation((0.2, 0.8), value_range=(-3, 3)), one(4, 4, 4, 3),
+         random=True),
+    Case("RandomSharpness", lambda: L.RandomSharpness(0.9, value_range=(-3, 3)), one(4, 4, 4, 3), random=True),
+    Case("RandomShear", lambda: L.RandomShear(0.3, 0.3), one(4, 6, 6, 3), random=True),
+    Case("Solarization", lambda: L.Solarization(0.5, 0.5, value_range=(-3, 3)), one(4, 4, 4, 3), random=True),
     Case("Discretization", lambda: L.Discretization(bin_boundaries=[-1.0, 0.0, 1.0]), one(2, 4)),
     Case("IntegerLookup", lambda: L.IntegerLookup(vocabulary=[3, 1, 7]), ints(2, 5)),
     Case("Pipeline", lambda: L.Pipeline([L.Rescaling(0.5), L.Dense(3)]), one(2, 4)),

@@ -17,25 +17,6 @@ NOT_APPLICABLE = {
 # Keras 3.15 names not implemented yet (issue #9, remaining part). A layer
 # exists and works or is listed here: no stubs.
 NOT_YET = {
-    "AugMix": "image augmentation not written yet",
-    "AutoContrast": "image augmentation not written yet",
-    "ContrastLimitedAdaptiveHistogramEqualization": "image augmentation not written yet",
-    "CutMix": "image augmentation not written yet",
-    "Equalization": "image augmentation not written yet",
-    "MixUp": "image augmentation not written yet",
-    "RandAugment": "image augmentation not written yet",
-    "RandomColorDegeneration": "image augmentation not written yet",
-    "RandomColorJitter": "image augmentation not written yet",
-    "RandomElasticTransform": "image augmentation not written yet",
-    "RandomErasing": "image augmentation not written yet",
-    "RandomGaussianBlur": "image augmentation not written yet",
-    "RandomHue": "image augmentation not written yet",
-    "RandomPerspective": "image augmentation not written yet",
-    "RandomPosterization": "image augmentation not written yet",
-    "RandomSaturation": "image augmentation not written yet",
-    "RandomSharpness": "image augmentation not written yet",
-    "RandomShear": "image augmentation not written yet",
-    "Solarization": "image augmentation not written yet",
 }
 
 

@@ -182,6 +182,9 @@ ROWS = [
     Row("STFTSpectrogram", {"mode": "magnitude", "frame_length": 16, "frame_step": 8}, (((64, 2), "float32"),)),
     Row("MelSpectrogram", {"fft_length": 64, "sequence_stride": 16, "num_mel_bins": 8, "sampling_rate": 4000},
         (((256,), "float32"),)),
+    # image layers Keras applies in inference too
+    Row("AutoContrast", {"value_range": (-3, 3)}, IMG),
+    Row("ContrastLimitedAdaptiveHistogramEqualization", {"value_range": (-3, 3), "tile_grid_size": (2, 2)}, IMG),
 ]
 
 # Shared classes that get no row of their own, and why.
@@ -206,6 +209,18 @@ _PENDING = (
 _NEEDS_TF_IN_KERAS = "Discretization HashedCrossing Hashing IntegerLookup StringLookup TextVectorization".split()
 NOT_ROWS.update({name: "interop row not written yet (open work)" for name in _PENDING})
 NOT_ROWS.update({name: "Keras 3 needs TensorFlow for this layer, even on the torch backend" for name in _NEEDS_TF_IN_KERAS})
+# The training-only image layers of branch `augment`: Keras records `training=True` in their
+# functional nodes (their `call` defaults to it) and overrides it with the model's `training`
+# when it runs the graph; kerasish's functional replay keeps the recorded flag, so a model
+# loaded from Keras augments even in inference. Open work in kerasish/models (graph replay).
+_RECORDED_TRAINING = (
+    "AugMix CutMix MixUp RandAugment RandomColorDegeneration RandomColorJitter RandomElasticTransform "
+    "RandomErasing RandomGaussianBlur RandomHue RandomPerspective RandomPosterization RandomSaturation "
+    "RandomSharpness Solarization"
+).split()
+NOT_ROWS.update({name: "functional replay keeps Keras's recorded training=True (open work)" for name in _RECORDED_TRAINING})
+NOT_ROWS["Equalization"] = "Keras 3.15 cannot put it in a functional model (compute_output_spec returns its input: a cycle)"
+NOT_ROWS["RandomShear"] = "Keras 3.15 cannot load its own config (x_factor=f is saved as (-f, f), which it rejects)"
 
 
 def _layer_kwargs(row, L):
