@@ -25,6 +25,12 @@ def _t(x, dtype=None, like=None) -> torch.Tensor:
     return x
 
 
+def _argmax(x: torch.Tensor) -> torch.Tensor:
+    # Keras's torch `ops.argmax` casts bool to uint8 (torch.argmax rejects
+    # bool): boolean one-hot targets, as keras.io examples build them
+    return (x.to(torch.uint8) if x.dtype == torch.bool else x).argmax(dim=-1)
+
+
 def _floatx():
     return to_torch_dtype(floatx())
 
@@ -49,13 +55,13 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
 def categorical_accuracy(y_true, y_pred):
     """1.0 where the argmax of one-hot `y_true` equals the argmax of `y_pred`."""
     y_pred = _t(y_pred)
-    y_true = _t(y_true, like=y_pred).argmax(dim=-1)
+    y_true = _argmax(_t(y_true, like=y_pred))
     reshape_matches = False
     y_true_shape = y_true.shape
     if y_true.ndim == y_pred.ndim:
         y_true = y_true.squeeze(-1)
         reshape_matches = True
-    matches = (y_true == y_pred.argmax(dim=-1)).to(_floatx())
+    matches = (y_true == _argmax(y_pred)).to(_floatx())
     if reshape_matches:
         matches = matches.reshape(y_true_shape)
     return matches
