@@ -185,13 +185,12 @@ class Sequential(Model):
         """Runs the layers one after the other."""
         d = self.__dict__
         check = d["_input_check"]
-        if check is not None and isinstance(inputs, torch.Tensor):
-            ndim, fixed = check
-            if inputs.ndim != ndim:
-                self._raise_shape(inputs)
-            for axis, size in fixed:
-                if inputs.shape[axis] != size:
-                    self._raise_shape(inputs)
+        # Keras 3 checks the rank only: other sizes may differ from the
+        # build shape (a Sequential inside a custom layer builds on its first,
+        # possibly probing, call and then runs on other sequence lengths);
+        # the layers themselves reject the sizes they cannot take
+        if check is not None and isinstance(inputs, torch.Tensor) and inputs.ndim != check[0]:
+            self._raise_shape(inputs)
         mask = kwargs.get("mask")
         if mask is not None:
             inputs._keras_mask = mask

@@ -100,9 +100,25 @@ def test_add_errors():
 
 def test_wrong_input_shape_names_model_and_input():
     model = Sequential([L.Input((4,), name="feats"), L.Dense(2)], name="clf")
-    with pytest.raises(ValueError, match=r"Input 0 with name 'feats' of layer 'clf' is incompatible.*"
-                                         r"expected shape=\(None, 4\), found shape=\(2, 5\)"):
+    # Keras 3: the Sequential checks the rank, its layers check the sizes
+    with pytest.raises(ValueError, match=r"layer 'dense' is incompatible.*expected axis -1 of input shape to have "
+                                         r"value 4, but received input with shape \(2, 5\)"):
         model(torch.ones(2, 5))
+    with pytest.raises(ValueError, match=r"Input 0 with name 'feats' of layer 'clf' is incompatible.*"
+                                         r"expected shape=\(None, 4\), found shape=\(2, 4, 3\)"):
+        model(torch.ones(2, 4, 3))
+
+
+def test_other_sizes_than_the_build_shape_run_as_in_keras(keras_ref):
+    """Keras 3's Sequential checks only the rank: one built on its first
+    call (here inside a custom layer, on probing sizes) runs on other
+    sequence lengths (keras.io's Transformer examples rely on it)."""
+    for K in (keras_ref, keras):
+        seq = K.Sequential([K.layers.Dense(3)])
+        seq.build((None, 5, 4))
+        assert tuple(seq(np.ones((2, 7, 4), "float32")).shape) == (2, 7, 3)
+        declared = K.Sequential([K.Input((3, 8)), K.layers.Activation("relu")])
+        assert tuple(declared(np.ones((2, 5, 8), "float32")).shape) == (2, 5, 8)
 
 
 def test_masks_and_training_flow():
