@@ -274,7 +274,10 @@ def test_denoising_autoencoder(keras_ref):
         histories.append(model.fit(x=noisy_train_data, y=train_data, epochs=2, batch_size=8, shuffle=False,
                                    validation_data=(noisy_test_data, test_data), verbose=0))
     assert_history(histories[1], histories[0], rtol=1e-4, atol=1e-5)
-    assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
+    # Adam divides by sqrt(v): a weight whose gradient is ~0 (dead ReLUs)
+    # moves by float32 noise / sqrt(noise), up to lr per step; seen once in
+    # many runs at 2e-5 on the first kernel
+    assert_weights(ours, ref, rtol=1e-3, atol=1e-4)
     assert_same(ours.evaluate(noisy_test_data, test_data, verbose=0),
                 ref.evaluate(noisy_test_data, test_data, verbose=0), rtol=1e-4, atol=1e-5)
     assert_same(ours.predict(noisy_test_data, verbose=0), ref.predict(noisy_test_data, verbose=0),
