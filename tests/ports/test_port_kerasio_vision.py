@@ -762,3 +762,210 @@ def test_gan_custom_train_step_torch(keras_ref):
     assert_weights(ours.generator, ref.generator, rtol=1e-4, atol=1e-5)
     z = rng.normal(size=(4, 4)).astype("float32")
     assert_same(ours.generator.predict(z, verbose=0), ref.generator.predict(z, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------ 8. "MixUp augmentation for image classification"
+def _mixup_fns(keras, seed):
+    seed_generator = keras.random.SeedGenerator(seed)
+
+    def sample_beta_distribution(size, concentration_0=0.2, concentration_1=0.2):
+        # (the example draws unseeded; a SeedGenerator makes the runs comparable)
+        gamma_1_sample = keras.random.gamma(shape=[size], alpha=concentration_1, seed=seed_generator)
+        gamma_2_sample = keras.random.gamma(shape=[size], alpha=concentration_0, seed=seed_generator)
+        return gamma_1_sample / (gamma_1_sample + gamma_2_sample)
+
+    def mix_up(ds_one, ds_two, alpha=0.2):
+        # Unpack two datasets
+        images_one, labels_one = ds_one
+        images_two, labels_two = ds_two
+        batch_size = keras.ops.shape(images_one)[0]
+
+        # Sample lambda and reshape it to do the mixup
+        l = sample_beta_distribution(batch_size, alpha, alpha)  # noqa: E741
+        x_l = keras.ops.reshape(l, (batch_size, 1, 1, 1))
+        y_l = keras.ops.reshape(l, (batch_size, 1))
+
+        # Perform mixup on both images and labels by combining a pair of images/labels
+        # (one from each dataset) into one image/label
+        images = images_one * x_l + images_two * (1 - x_l)
+        labels = labels_one * y_l + labels_two * (1 - y_l)
+        return (images, labels)
+
+    def get_training_model():
+        layers = keras.layers
+        model = keras.Sequential(
+            [
+                layers.Input(shape=(12, 12, 1)),
+                layers.Conv2D(4, (3, 3), activation="relu"),
+                layers.MaxPooling2D(pool_size=(2, 2)),
+                layers.Conv2D(8, (3, 3), activation="relu"),
+                layers.MaxPooling2D(pool_size=(2, 2)),
+                layers.Dropout(0.2),
+                layers.GlobalAvgPool2D(),
+                layers.Dense(16, activation="relu"),
+                layers.Dense(10, activation="softmax"),
+            ]
+        )
+        return model
+
+    return mix_up, get_training_model
+
+
+def test_mixup(keras_ref, tmp_path):
+    rng = np.random.default_rng(11)
+    x_train = rng.random((16, 12, 12, 1)).astype("float32")
+    y_train = keras_ref.utils.to_categorical(rng.integers(0, 10, 16), 10).astype("float32")
+    np.testing.assert_array_equal(kerasish.utils.to_categorical(np.argmax(y_train, -1), 10), y_train)
+
+    results = {}
+    for name, keras in (("ref", keras_ref), ("ours", kerasish)):
+        mix_up, get_training_model = _mixup_fns(keras, seed=42)
+        # two shuffled copies of the training set, one batch of 8 at a time
+        order = np.random.default_rng(3).permutation(16)
+        batches = []
+        for start in (0, 8):
+            one = (keras.ops.convert_to_tensor(x_train[start:start + 8]),
+                   keras.ops.convert_to_tensor(y_train[start:start + 8]))
+            two = (keras.ops.convert_to_tensor(x_train[order][start:start + 8]),
+                   keras.ops.convert_to_tensor(y_train[order][start:start + 8]))
+            batches.append(mix_up(one, two, alpha=0.2))
+        images = np.concatenate([keras.ops.convert_to_numpy(b[0]) for b in batches])
+        labels = np.concatenate([keras.ops.convert_to_numpy(b[1]) for b in batches])
+
+        path = str(tmp_path / "initial_weights.weights.h5")
+        if name == "ref":
+            initial_model = get_training_model()
+            initial_model.save_weights(path)  # the Keras file, read by both
+        model = get_training_model()
+        model.load_weights(path)
+        assert type(model.layers[4]).__name__ == "Dropout"
+        model.layers[4].rate = 0.0  # Dropout(0.2): deterministic training comparison
+        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        history = model.fit(images, labels, batch_size=8, epochs=2, validation_data=(x_train, y_train),
+                            shuffle=False, verbose=0)
+        results[name] = (images, labels, history, model)
+
+    # keras.random.gamma from a seeded SeedGenerator: Keras's own draws
+    assert_same(results["ours"][0], results["ref"][0], rtol=1e-5, atol=1e-6)
+    assert_same(results["ours"][1], results["ref"][1], rtol=1e-5, atol=1e-6)
+    ref, ours = results["ref"][3], results["ours"][3]
+    assert_history(results["ours"][2], results["ref"][2], rtol=1e-4, atol=1e-5)
+    assert_weights(ours, ref, rtol=1e-3, atol=1e-4)  # Adam on dead-ReLU gradients (see the autoencoder)
+    assert_same(ours.evaluate(x_train, y_train, verbose=0), ref.evaluate(x_train, y_train, verbose=0),
+                rtol=1e-4, atol=1e-5)
+    assert_same(ours.predict(x_train, verbose=0), ref.predict(x_train, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------- 9. "Point cloud classification with PointNet"
+def _pointnet(keras, num_points, num_classes):
+    ops, layers = keras.ops, keras.layers
+
+    def conv_bn(x, filters):
+        x = layers.Conv1D(filters, kernel_size=1, padding="valid")(x)
+        x = layers.BatchNormalization(momentum=0.0)(x)
+        return layers.Activation("relu")(x)
+
+    def dense_bn(x, filters):
+        x = layers.Dense(filters)(x)
+        x = layers.BatchNormalization(momentum=0.0)(x)
+        return layers.Activation("relu")(x)
+
+    class OrthogonalRegularizer(keras.regularizers.Regularizer):
+        def __init__(self, num_features, l2reg=0.001):
+            self.num_features = num_features
+            self.l2reg = l2reg
+            self.eye = ops.eye(num_features)
+
+        def __call__(self, x):
+            x = ops.reshape(x, (-1, self.num_features, self.num_features))
+            xxt = ops.tensordot(x, x, axes=(2, 2))
+            xxt = ops.reshape(xxt, (-1, self.num_features, self.num_features))
+            return ops.sum(self.l2reg * ops.square(xxt - self.eye))
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({"num_features": self.num_features, "l2reg_strength": self.l2reg})
+            return config
+
+    def tnet(inputs, num_features):
+        # Initialise bias as the identity matrix
+        bias = keras.initializers.Constant(np.eye(num_features).flatten())
+        reg = OrthogonalRegularizer(num_features)
+
+        x = conv_bn(inputs, 4)
+        x = conv_bn(x, 8)
+        x = layers.GlobalMaxPooling1D()(x)
+        x = dense_bn(x, 8)
+        x = layers.Dense(
+            num_features * num_features,
+            kernel_initializer="zeros",
+            bias_initializer=bias,
+            activity_regularizer=reg,
+        )(x)
+        feat_T = layers.Reshape((num_features, num_features))(x)
+        # Apply affine transformation to input features
+        return layers.Dot(axes=(2, 1))([inputs, feat_T])
+
+    inputs = keras.Input(shape=(num_points, 3))
+
+    x = tnet(inputs, 3)
+    x = conv_bn(x, 4)
+    x = tnet(x, 4)
+    x = conv_bn(x, 8)
+    x = layers.GlobalMaxPooling1D()(x)
+    x = dense_bn(x, 8)
+    x = layers.Dropout(0.3)(x)
+
+    outputs = layers.Dense(num_classes, activation="softmax")(x)
+
+    model = keras.Model(inputs=inputs, outputs=outputs, name="pointnet")
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        optimizer=keras.optimizers.Adam(learning_rate=0.001),
+        metrics=["sparse_categorical_accuracy"],
+    )
+    return model
+
+
+def test_pointnet(keras_ref):
+    rng = np.random.default_rng(12)
+    num_points, num_classes = 16, 3
+    points = rng.normal(size=(24, num_points, 3)).astype("float32")
+    labels = rng.integers(0, num_classes, 24)
+
+    # the example's augment(): jitter and shuffle points, drawn once here
+    points = points + rng.uniform(-0.005, 0.005, points.shape).astype("float32")
+
+    ref, ours = _pointnet(keras_ref, num_points, num_classes), _pointnet(kerasish, num_points, num_classes)
+    copy_weights(ours, ref)
+    # Dropout(0.3) as written: inference agrees (and the activity
+    # regularizers' losses enter evaluate())
+    assert_same(ours.evaluate(points, labels, verbose=0), ref.evaluate(points, labels, verbose=0),
+                rtol=1e-4, atol=1e-5)
+    assert_same(ours.predict(points, verbose=0), ref.predict(points, verbose=0), rtol=1e-4, atol=1e-5)
+    for model in (ref, ours):
+        [lyr for lyr in model.layers if type(lyr).__name__ == "Dropout"][0].rate = 0.0
+
+    # one plain SGD step (no Adam normalisation of tiny gradients): the
+    # gradients of the loss and of both OrthogonalRegularizers agree
+    sgd_ref, sgd_ours = _pointnet(keras_ref, num_points, num_classes), _pointnet(kerasish, num_points, num_classes)
+    copy_weights(sgd_ours, sgd_ref)
+    for keras, model in ((keras_ref, sgd_ref), (kerasish, sgd_ours)):
+        [lyr for lyr in model.layers if type(lyr).__name__ == "Dropout"][0].rate = 0.0
+        model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.SGD(1.0),
+                      metrics=["sparse_categorical_accuracy"])
+    assert_same(sgd_ours.train_on_batch(points[:8], labels[:8]), sgd_ref.train_on_batch(points[:8], labels[:8]),
+                rtol=1e-5, atol=1e-6)
+    assert_weights(sgd_ours, sgd_ref, rtol=1e-4, atol=1e-5)
+
+    h_ref = ref.fit(points, labels, epochs=2, batch_size=8, validation_data=(points, labels), shuffle=False,
+                    verbose=0)
+    h_ours = ours.fit(points, labels, epochs=2, batch_size=8, validation_data=(points, labels), shuffle=False,
+                      verbose=0)
+    # BatchNorm(momentum=0.0): inference uses the last batch's statistics
+    assert_history(h_ours, h_ref, rtol=1e-3, atol=1e-5)
+    # Adam: a weight whose gradient is ~0 (conv/dense biases feeding
+    # BatchNorm, BatchNorm betas before dead ReLUs and max pooling) moves by
+    # up to lr per step on float32 noise: 6 steps of lr 1e-3
+    assert_weights(ours, ref, rtol=1e-3, atol=6e-3)
+    assert_same(ours.predict(points, verbose=0), ref.predict(points, verbose=0), rtol=1e-3, atol=1e-3)
