@@ -242,7 +242,9 @@ def test_addition_rnn(keras_ref):
     rng = np.random.default_rng(8)
     questions, expected, seen = [], [], set()
     while len(questions) < TRAINING_SIZE:
-        f = lambda: int("".join(rng.choice(list("0123456789")) for i in range(rng.integers(1, DIGITS + 1))))  # noqa: E731
+        f = lambda: int(  # noqa: E731
+            "".join(rng.choice(list("0123456789")) for i in range(rng.integers(1, DIGITS + 1)))
+        )
         a, b = f(), f()
         key = tuple(sorted((a, b)))
         if key in seen:
@@ -492,7 +494,8 @@ def test_nmt_transformer_with_causal_mask(keras_ref):
     # training: Dropout set to 0 so that both runs are deterministic
     for model in (ref, ours):
         [lyr for lyr in model.layers[-1].layers if type(lyr).__name__ == "Dropout"][0].rate = 0.0
-    h_ref = ref.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(inputs, targets))
+    h_ref = ref.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                    validation_data=(inputs, targets))
     h_ours = ours.fit(inputs, targets, batch_size=8, epochs=2, shuffle=False, verbose=0,
                       validation_data=(inputs, targets))
     # attention + RMSprop over 4 steps; accuracies are on 80-odd tokens

@@ -363,7 +363,8 @@ def test_siamese_contrastive(keras_ref):
     ref, ours = _siamese(keras_ref), _siamese(kerasish)
     copy_weights(ours, ref)
     histories = [
-        m.fit([x_train_1, x_train_2], labels_train, validation_data=([x_train_1[:16], x_train_2[:16]], labels_train[:16]),
+        m.fit([x_train_1, x_train_2], labels_train,
+              validation_data=([x_train_1[:16], x_train_2[:16]], labels_train[:16]),
               batch_size=16, epochs=2, shuffle=False, verbose=0)
         for m in (ref, ours)
     ]
