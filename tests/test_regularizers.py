@@ -172,3 +172,23 @@ def test_custom_regularizer_through_scope():
         assert isinstance(regularizers.get("Sum"), Sum)
     with pytest.raises(ValueError):
         regularizers.get(config)
+
+
+def test_repr_of_a_subclass_whose_get_config_calls_the_base():
+    """keras.io's PointNet `OrthogonalRegularizer.get_config` calls
+    `super().get_config()`, which raises (as in Keras); printing the model
+    (or the regularizer) must not recurse through `__repr__`."""
+
+    class Orthogonal(regularizers.Regularizer):
+        def __call__(self, x):
+            return x.sum()
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({"l2reg": 0.001})
+            return config
+
+    reg = Orthogonal()
+    assert repr(reg) == "<Orthogonal>"
+    with pytest.raises(NotImplementedError, match="does not implement get_config"):
+        reg.get_config()

@@ -146,7 +146,8 @@ class Sequential(Model):
                 f"Sequential model {self.name} cannot be built because it has no layers. Call `model.add(layer)`."
             )
         first = d["_seq_layers"][0]
-        if isinstance(first, InputLayer):
+        declared = isinstance(first, InputLayer)
+        if declared:
             if first.batch_shape != input_shape:
                 raise ValueError(
                     f"Sequential model '{self.name}' has already been configured to use input shape "
@@ -170,7 +171,9 @@ class Sequential(Model):
         # Keras builds an inner Functional model here, which takes a name:
         # take it too, so later models get the same auto names as in Keras
         naming.auto_name("Functional")
-        fixed = tuple((axis, size) for axis, size in enumerate(inputs.shape) if axis > 0 and size is not None)
+        fixed = () if not declared else tuple(
+            (axis, size) for axis, size in enumerate(inputs.shape) if axis > 0 and size is not None
+        )
         d["_input_check"] = (len(inputs.shape), fixed)
 
     def _build_on_first_call(self, inputs):
@@ -186,6 +189,12 @@ class Sequential(Model):
         """Runs the layers one after the other."""
         d = self.__dict__
         check = d["_input_check"]
+        # A rank other than the build rank is an error. Other sizes run: the
+        # layers reject the sizes they cannot take. Keras 3 runs them
+        # silently; for a declared input (`Input`, `input_shape=`) kerasish
+        # warns as tf.keras 2 did, while a stack built on its first call
+        # (inside a custom layer, on probing sizes, as keras.io's
+        # Transformer examples do) stays silent like Keras 3.
         if check is not None and isinstance(inputs, torch.Tensor):
             ndim, fixed = check
             if inputs.ndim != ndim:

@@ -475,7 +475,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             regs = [(w, w.regularizer) for w in self.trainable_weights if getattr(w, "regularizer", None) is not None]
             sources = (has_callables, regs)
             if self.built:
-                self._loss_sources = sources
+                # untracked: a tracked tuple of weights would become a child
+                # module, reorder `weights` and add `state_dict` keys
+                self._set_untracked("_loss_sources", sources)
         has_callables, regs = sources
         # like Keras, what trains is fixed at compile time (re-compile after
         # changing `trainable`); add_loss tensors of the last call are live

@@ -146,8 +146,12 @@ def set_mask(outputs, mask):
     if mask is None:
         return
     if isinstance(outputs, torch.Tensor):
-        if isinstance(mask, (list, tuple)):
-            mask = mask[0] if len(mask) == 1 else None
+        if isinstance(mask, (list, tuple, dict)):
+            # Keras zips the flat outputs with the flat masks: one output
+            # takes the first mask (a layer called on `[x, y]` that supports
+            # masking passes `x`'s mask on)
+            flat = flatten(mask)
+            mask = flat[0] if flat else None
         if mask is not None:
             outputs._keras_mask = mask
         return

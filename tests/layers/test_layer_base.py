@@ -561,3 +561,28 @@ def test_print_shows_config_and_question_marks_until_built():
     layer(torch.ones(2, 5))
     text = repr(layer)
     assert "input_shape=(2, 5)" in text and "kernel=(5, 3)" in text and "bias=(3,)" in text
+
+
+def test_masking_layer_called_on_a_list_passes_the_first_mask_on(keras_ref):
+    """Keras zips a layer's flat outputs with its flat input masks: a
+    `supports_masking` layer called on `[x, y]` gives its one output `x`'s
+    mask (keras.io's TransformerDecoder relies on it for masked metrics)."""
+    x = np.ones((2, 4, 3), "float32")
+    mask = np.array([[1, 1, 0, 0], [1, 0, 0, 0]], bool)
+    for K in (keras_ref, keras):
+
+        class Pair(K.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.supports_masking = True
+
+            def call(self, inputs, mask=None):
+                return inputs[0] + inputs[1]
+
+        a, b = torch.tensor(x), torch.tensor(x)
+        a._keras_mask = torch.tensor(mask)
+        out = Pair()([a, b])
+        np.testing.assert_array_equal(np.asarray(out._keras_mask), mask)
+        a2, b2 = torch.tensor(x), torch.tensor(x)
+        b2._keras_mask = torch.tensor(mask)
+        assert getattr(Pair()([a2, b2]), "_keras_mask", None) is None  # first mask None: none

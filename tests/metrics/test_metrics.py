@@ -165,3 +165,20 @@ def test_bad_arguments():
         keras.metrics.AUC(num_labels=3)
     with pytest.raises(ValueError, match="class_id"):
         keras.metrics.Recall(class_id=0).update_state([1, 0], [0.3, 0.9])
+
+
+@pytest.mark.parametrize("name, kwargs", [("CategoricalAccuracy", {}), ("TopKCategoricalAccuracy", {"k": 2})])
+def test_boolean_one_hot_targets_match_keras(keras_ref, name, kwargs):
+    """keras.io's addition-RNN example trains on `dtype=bool` one-hot arrays
+    with metrics=["accuracy"] (torch.argmax rejects bool)."""
+    rng = np.random.default_rng(0)
+    y_true = np.eye(4, dtype=bool)[rng.integers(0, 4, (6, 3))]
+    y_pred = rng.random((6, 3, 4)).astype("float32")
+    ref, ours = getattr(keras_ref.metrics, name)(**kwargs), getattr(keras.metrics, name)(**kwargs)
+    ref.update_state(y_true, y_pred)
+    ours.update_state(y_true, y_pred)
+    np.testing.assert_allclose(float(ours.result()), float(ref.result()), rtol=1e-6)
+    np.testing.assert_array_equal(
+        np.asarray(keras.metrics.categorical_accuracy(y_true, y_pred)),
+        keras_ref.metrics.categorical_accuracy(y_true, y_pred).cpu().numpy(),
+    )

@@ -1,5 +1,6 @@
 """`keras.Sequential`: construction, add/pop, deferred build, configs, cloning."""
 
+import warnings
 import copy
 import json
 
@@ -126,6 +127,20 @@ def test_other_non_batch_dims_run_as_keras_sequential_does(keras_ref):
     with pytest.warns(UserWarning, match=r"constructed with shape \(None, 8, 8, 1\).*\(3, 10, 12, 1\)"):
         y = ours.predict(x, verbose=0)
     np.testing.assert_allclose(y, theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_other_sizes_than_the_build_shape_run_as_in_keras(keras_ref):
+    """Keras 3's Sequential checks only the rank: one built on its first
+    call (here inside a custom layer, on probing sizes) runs on other
+    sequence lengths (keras.io's Transformer examples rely on it)."""
+    for K in (keras_ref, keras):
+        seq = K.Sequential([K.layers.Dense(3)])
+        seq.build((None, 5, 4))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # built on a call or build(): silent, as in Keras 3
+            assert tuple(seq(np.ones((2, 7, 4), "float32")).shape) == (2, 7, 3)
+        declared = K.Sequential([K.Input((3, 8)), K.layers.Activation("relu")])
+        assert tuple(declared(np.ones((2, 5, 8), "float32")).shape) == (2, 5, 8)
 
 
 def test_masks_and_training_flow():

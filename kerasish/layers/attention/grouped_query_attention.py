@@ -54,6 +54,8 @@ class GroupedQueryAttention(MultiHeadAttention):
         torch.Size([2, 5, 16])
     """
 
+    _explicit_query_mask = True  # Keras's GroupedQueryAttention honours `query_mask=`
+
     def __init__(self, head_dim, num_query_heads, num_key_value_heads, dropout=0.0, use_bias=True,
                  sliding_window=None, flash_attention=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -72,9 +73,10 @@ class MultiHeadAttention(Layer):
         query: `(B, T, dim)`; value: `(B, S, dim)`; key: optional `(B, S, dim)`
             (defaults to `value`).
         query_mask, value_mask, key_mask: Optional boolean `(B, T)` / `(B, S)`
-            masks; default to the inputs' `_keras_mask`. An explicit
-            `query_mask` is honoured (Keras 3 ignores it and uses only the
-            query's `_keras_mask`).
+            masks; default to the inputs' `_keras_mask`. As in Keras 3, the
+            query mask is always the query's own `_keras_mask`: an explicit
+            `query_mask` is ignored (with a warning, once per layer; Keras
+            ignores it silently). Use `attention_mask` to mask query rows.
         attention_mask: Optional boolean `(B, T, S)`, True = attend.
         return_attention_scores: Also return `(B, heads, T, S)` scores.
         training: Whether dropout is active.
@@ -319,6 +321,8 @@ class MultiHeadAttention(Layer):
                 )
         return super().compute_output_spec(query, value, key, *args, **kwargs)
 
+    _explicit_query_mask = False  # see `call`
+
     # ------------------------------------------------------------------ call
     def call(
         self,
@@ -345,6 +349,21 @@ class MultiHeadAttention(Layer):
             value = value.to(query.dtype)
         if key.dtype != query.dtype:
             key = key.to(query.dtype)
+        # Keras 3's MultiHeadAttention.call reads the query's mask from the
+        # query tensor only (`query._keras_mask`): an explicit `query_mask=`
+        # is overwritten, so a query without a Keras mask attends with no
+        # query mask (keras.io's Transformer decoder passes one on plain
+        # tensors; matching numbers need the same rule)
+        # (GroupedQueryAttention honours it, as Keras's does)
+        if not self._explicit_query_mask:
+            if query_mask is not None and not self.__dict__.get("_warned_query_mask"):
+                self.__dict__["_warned_query_mask"] = True
+                warnings.warn(
+                    f"Layer '{self.name}': `query_mask` is ignored, as in Keras 3; the query mask comes from the "
+                    "query tensor's Keras mask (`query._keras_mask`). Pass `attention_mask` to mask query rows.",
+                    stacklevel=2,
+                )
+            query_mask = None
         if query_mask is None:
             query_mask = tree.get_mask(query)
         if value_mask is None:

@@ -120,6 +120,22 @@ def test_mha_key_and_query_mask_parity(keras_ref):
     np.testing.assert_array_equal(to_numpy(out._keras_mask), QMASK)
 
 
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_mha_explicit_query_mask_follows_keras(keras_ref, dropout):
+    """Keras 3 reads the query mask from the query tensor only: an explicit
+    `query_mask=` is ignored (keras.io's Transformer decoder passes one on
+    plain tensors). kerasish does the same, and says so once."""
+    ours, theirs = _mha_pair(keras_ref, {"num_heads": 2, "key_dim": 3, "dropout": dropout})
+    with pytest.warns(UserWarning, match="`query_mask` is ignored"):
+        out = ours(_t(Q), _t(V), query_mask=_t(QMASK), value_mask=_t(VMASK))
+    assert_close(out, theirs(Q, V, query_mask=QMASK, value_mask=VMASK))
+    # a query that carries a Keras mask: that mask is used
+    q_ours, q_theirs = torch.tensor(Q), torch.tensor(Q)
+    q_ours._keras_mask = torch.tensor(QMASK)
+    q_theirs._keras_mask = torch.tensor(QMASK)
+    assert_close(ours(q_ours, _t(V), query_mask=_t(~QMASK)), theirs(q_theirs, V, query_mask=~QMASK))
+
 @pytest.mark.parametrize("axes", [None, (2,), (1, 2)])
 def test_mha_attention_axes_parity(keras_ref, axes):
     x = RS.randn(2, 3, 4, 6).astype("float32")
