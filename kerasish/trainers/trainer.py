@@ -405,7 +405,11 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             regs = [(w, w.regularizer) for w in self.trainable_weights if getattr(w, "regularizer", None) is not None]
             sources = (has_callables, regs)
             if self.built:
-                self._loss_sources = sources
+                # past Layer.__setattr__: its tracking would turn the list of
+                # (weight, regularizer) pairs into a weight holder, so the
+                # regularized weights would move to the front of `weights`
+                # and appear again in `state_dict()` as `_loss_sources.*`
+                self.__dict__["_loss_sources"] = sources
         has_callables, regs = sources
         # like Keras, what trains is fixed at compile time (re-compile after
         # changing `trainable`); add_loss tensors of the last call are live
