@@ -1,0 +1,1076 @@
+"""Classic Keras 2 example programs (keras-team/keras `examples/`, Keras 2.x),
+ported to kerasish the way a user would: the import changed, nothing else.
+
+The same programs, run with tf.keras 2 (tf-keras 2.21) by
+tools/fixtures/make_keras2_program_records.py, left their initial weights,
+History, final weights and what they evaluate and predict in
+tests/fixtures/keras2_programs/; each port loads those initial weights where
+the program has built its model, runs, and must leave the same record.
+
+What is shrunk or fixed for the comparison (identically in both): the data
+(tests/fixtures/keras2_programs/data.py, synthetic), layer sizes and epochs;
+Dropout rates are `DROP` (0.0) and the VAE's sampling noise `EPSILON_STD`
+(0.0), since random numbers cannot agree across TensorFlow and torch;
+`shuffle=False`; no downloads, plots, prints or saved files.
+
+Other changes, each commented where made: `predict_classes` (gone since
+tf.keras 2.6) is `argmax(predict(...))`; mnist_siamese's labels are float32
+(Keras 2.2 fed targets through floatx placeholders); imdb_fasttext enumerates
+`sorted(ngram_set)` (set order is a hashing accident); conv_lstm names
+`recurrent_activation="sigmoid"` (Keras 2's default was hard_sigmoid, Keras 3's
+and kerasish's is sigmoid, and Keras 3 redefined hard_sigmoid); the record of
+cifar10_cnn uses tf-keras's `optimizers.legacy.RMSprop`, where Keras 2's
+`decay=` now lives (the port keeps `keras.optimizers.RMSprop(..., decay=1e-6)`).
+
+Tolerances. float32 kernels of TensorFlow (Eigen/oneDNN) and torch sum in
+different orders, so one forward pass agrees to ~1e-7..1e-6 relative; two
+epochs of a few steps carry that along without visible amplification, hence
+rtol=1e-4, atol=1e-5 on every History entry, weight and output. Measured
+here (x86 CPU, torch 2.13 vs TensorFlow 2.21): at most 3e-6 absolute on
+weights and outputs (the VAE's and conv_lstm's), 2e-7 relative on History; the
+tolerance leaves a factor >= 10 for other CPUs and BLAS builds. Accuracy-style metrics
+get the same tolerance: one flipped prediction shows as a 1/n difference and
+fails. Two programs need more on named weights, explained at their tests:
+RMSprop/Adam turn a gradient as small as their epsilon, or an exactly-zero
+gradient's rounding noise, into steps of ~lr of either sign.
+"""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+import kerasish as keras
+from kerasish import backend as K
+from kerasish import layers
+
+HERE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "keras2_programs")
+
+
+def _load_data():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("k2data", os.path.join(HERE, "data.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+data = _load_data()
+
+DROP = 0.0  # the programs' Dropout rates, 0 so that training is deterministic
+EPSILON_STD = 0.0  # the VAE's sampling noise, 0 for the same reason
+
+PROGRAMS = {}
+
+# tf.keras 2 logs the learning rate of LearningRateScheduler / ReduceLROnPlateau
+# as "lr"; Keras 3 (which kerasish follows) logs it as "learning_rate".
+HISTORY_RENAMES = {"lr": "learning_rate"}
+
+
+def program(fn):
+    PROGRAMS[fn.__name__] = fn
+    return fn
+
+
+class Record:
+    """Runs beside a ported program: loads the tf.keras 2 initial weights into
+    its model, collects what it leaves, and compares with the stored record."""
+
+    def __init__(self, name):
+        self.name = name
+        with np.load(os.path.join(HERE, name + ".npz")) as f:
+            self.expected = dict(f)
+        with open(os.path.join(HERE, name + ".json")) as f:
+            self.expected_meta = json.load(f)
+        self.arrays, self.meta = {}, {}
+
+    def _list(self, key):
+        return [self.expected[f"{key}.{i}"] for i in range(self.expected_meta[key + "#len"])]
+
+    def start(self, model):
+        init = self._list("init")
+        assert [tuple(w.shape) for w in model.get_weights()] == [w.shape for w in init]
+        model.set_weights(init)
+        self.model = model
+
+    def put(self, key, value):
+        if isinstance(value, (list, tuple)):
+            self.meta[key + "#len"] = len(value)
+            for i, v in enumerate(value):
+                self.put(f"{key}.{i}", v)
+        else:
+            self.arrays[key] = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+
+    def history(self, history):
+        self.meta["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+
+    def check(self, rtol=1e-4, atol=1e-5, skip=(), overrides=None):
+        """Every array and History entry the tf.keras 2 run left, within
+        rtol/atol (`overrides`: {array name: {"atol": ...}} for named arrays)."""
+        overrides = overrides or {}
+        expected_history = self.expected_meta.get("history")
+        if expected_history is not None:
+            expected_history = {HISTORY_RENAMES.get(k, k): v for k, v in expected_history.items()}
+            ours = self.meta["history"]
+            assert sorted(ours) == sorted(expected_history)
+            for key, values in expected_history.items():
+                np.testing.assert_allclose(ours[key], values, rtol=rtol, atol=atol, err_msg=f"history[{key!r}]")
+        for key, value in self.expected_meta.items():
+            if key.endswith("#len"):
+                assert self.meta.get(key) == value or key.startswith("init"), key
+            elif key not in ("history", "tf_keras", "tensorflow") and key not in skip:
+                assert self.meta.get(key) == value, key
+        for key, value in self.expected.items():
+            if key.startswith("init") or key.split(".")[0] in skip:
+                continue
+            assert key in self.arrays, key
+            got = self.arrays[key]
+            assert got.shape == value.shape, (key, got.shape, value.shape)
+            if value.dtype.kind in "fc":
+                tol = {"rtol": rtol, "atol": atol, **overrides.get(key, overrides.get(key.split(".")[0], {}))}
+                np.testing.assert_allclose(got, value, err_msg=key, **tol)
+            else:
+                np.testing.assert_array_equal(got, value, err_msg=key)
+
+
+# ---------------------------------------------------------------- programs
+@program
+def mnist_mlp(rec):
+    from kerasish.layers import Dense, Dropout
+    from kerasish.models import Sequential
+    from kerasish.optimizers import RMSprop
+
+    batch_size, num_classes, epochs = 16, 10, 2
+    (x_train, y_train), (x_test, y_test) = data.mnist()
+    x_train = x_train.reshape(48, 64).astype("float32") / 255
+    x_test = x_test.reshape(16, 64).astype("float32") / 255
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+
+    model = Sequential()
+    model.add(Dense(32, activation="relu", input_shape=(64,)))
+    model.add(Dropout(DROP))
+    model.add(Dense(32, activation="relu"))
+    model.add(Dropout(DROP))
+    model.add(Dense(num_classes, activation="softmax"))
+    rec.start(model)
+    model.compile(loss="categorical_crossentropy", optimizer=RMSprop(), metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
+                        validation_data=(x_test, y_test), shuffle=False)
+    score = model.evaluate(x_test, y_test, verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("score", score)
+    rec.put("predict", model.predict(x_test, verbose=0))
+
+
+@program
+def mnist_cnn(rec):
+    from kerasish.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from kerasish.models import Sequential
+
+    batch_size, num_classes, epochs = 16, 10, 2
+    img_rows, img_cols = 8, 8
+    (x_train, y_train), (x_test, y_test) = data.mnist()
+    if K.image_data_format() == "channels_first":
+        x_train = x_train.reshape(x_train.shape[0], 1, img_rows, img_cols)
+        x_test = x_test.reshape(x_test.shape[0], 1, img_rows, img_cols)
+        input_shape = (1, img_rows, img_cols)
+    else:
+        x_train = x_train.reshape(x_train.shape[0], img_rows, img_cols, 1)
+        x_test = x_test.reshape(x_test.shape[0], img_rows, img_cols, 1)
+        input_shape = (img_rows, img_cols, 1)
+    x_train = x_train.astype("float32") / 255
+    x_test = x_test.astype("float32") / 255
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+
+    model = Sequential()
+    model.add(Conv2D(4, kernel_size=(3, 3), activation="relu", input_shape=input_shape))
+    model.add(Conv2D(8, (3, 3), activation="relu"))
+    model.add(MaxPooling2D(pool_size=(2, 2)))
+    model.add(Dropout(DROP))
+    model.add(Flatten())
+    model.add(Dense(16, activation="relu"))
+    model.add(Dropout(DROP))
+    model.add(Dense(num_classes, activation="softmax"))
+    rec.start(model)
+    model.compile(loss=keras.losses.categorical_crossentropy, optimizer=keras.optimizers.Adadelta(),
+                  metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
+                        validation_data=(x_test, y_test), shuffle=False)
+    score = model.evaluate(x_test, y_test, verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("score", score)
+    rec.put("predict", model.predict(x_test, verbose=0))
+
+
+@program
+def imdb_lstm(rec):
+    from kerasish.layers import LSTM, Dense, Embedding
+    from kerasish.models import Sequential
+    from kerasish.preprocessing import sequence
+
+    max_features, maxlen, batch_size = 50, 10, 8
+    (x_train, y_train), (x_test, y_test) = data.imdb(num_words=max_features)
+    x_train = sequence.pad_sequences(x_train, maxlen=maxlen)
+    x_test = sequence.pad_sequences(x_test, maxlen=maxlen)
+    rec.put("x_train", x_train)
+
+    model = Sequential()
+    model.add(Embedding(max_features, 8))
+    model.add(LSTM(8, dropout=DROP, recurrent_dropout=DROP))
+    model.add(Dense(1, activation="sigmoid"))
+    model.build((None, maxlen))  # the port loads the initial weights here; the original builds on fit
+    rec.start(model)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=2, verbose=0,
+                        validation_data=(x_test, y_test), shuffle=False)
+    score, acc = model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("score", [score, acc])
+    rec.put("predict", model.predict(x_test, verbose=0))
+
+
+@program
+def imdb_cnn(rec):
+    from kerasish.layers import Activation, Conv1D, Dense, Dropout, Embedding, GlobalMaxPooling1D
+    from kerasish.models import Sequential
+    from kerasish.preprocessing import sequence
+
+    max_features, maxlen, batch_size = 50, 12, 8
+    embedding_dims, filters, kernel_size, hidden_dims, epochs = 8, 6, 3, 10, 2
+    (x_train, y_train), (x_test, y_test) = data.imdb(num_words=max_features)
+    x_train = sequence.pad_sequences(x_train, maxlen=maxlen)
+    x_test = sequence.pad_sequences(x_test, maxlen=maxlen)
+
+    model = Sequential()
+    model.add(Embedding(max_features, embedding_dims, input_length=maxlen))
+    model.add(Dropout(DROP))
+    model.add(Conv1D(filters, kernel_size, padding="valid", activation="relu", strides=1))
+    model.add(GlobalMaxPooling1D())
+    model.add(Dense(hidden_dims))
+    model.add(Dropout(DROP))
+    model.add(Activation("relu"))
+    model.add(Dense(1))
+    model.add(Activation("sigmoid"))
+    rec.start(model)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
+                        validation_data=(x_test, y_test), shuffle=False)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("predict", model.predict(x_test, verbose=0))
+
+
+@program
+def imdb_bidirectional_lstm(rec):
+    from kerasish.layers import LSTM, Bidirectional, Dense, Dropout, Embedding
+    from kerasish.models import Sequential
+    from kerasish.preprocessing import sequence
+
+    max_features, maxlen, batch_size = 50, 10, 8
+    (x_train, y_train), (x_test, y_test) = data.imdb(num_words=max_features)
+    x_train = sequence.pad_sequences(x_train, maxlen=maxlen)
+    x_test = sequence.pad_sequences(x_test, maxlen=maxlen)
+    y_train = np.array(y_train)
+    y_test = np.array(y_test)
+
+    model = Sequential()
+    model.add(Embedding(max_features, 8, input_length=maxlen))
+    model.add(Bidirectional(LSTM(4)))
+    model.add(Dropout(DROP))
+    model.add(Dense(1, activation="sigmoid"))
+    rec.start(model)
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=2, verbose=0,
+                        validation_data=[x_test, y_test], shuffle=False)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("predict", model.predict(x_test, verbose=0))
+
+
+def create_ngram_set(input_list, ngram_value=2):
+    return set(zip(*[input_list[i:] for i in range(ngram_value)]))
+
+
+def add_ngram(sequences, token_indice, ngram_range=2):
+    new_sequences = []
+    for input_list in sequences:
+        new_list = input_list[:]
+        for ngram_value in range(2, ngram_range + 1):
+            for i in range(len(new_list) - ngram_value + 1):
+                ngram = tuple(new_list[i:i + ngram_value])
+                if ngram in token_indice:
+                    new_list.append(token_indice[ngram])
+        new_sequences.append(new_list)
+    return new_sequences
+
+
+@program
+def imdb_fasttext(rec):
+    from kerasish.layers import Dense, Embedding, GlobalAveragePooling1D
+    from kerasish.models import Sequential
+    from kerasish.preprocessing import sequence
+
+    ngram_range, max_features, maxlen, batch_size, embedding_dims, epochs = 2, 50, 20, 8, 6, 2
+    (x_train, y_train), (x_test, y_test) = data.imdb(num_words=max_features)
+    if ngram_range > 1:
+        ngram_set = set()
+        for input_list in x_train:
+            for i in range(2, ngram_range + 1):
+                ngram_set.update(create_ngram_set(input_list, ngram_value=i))
+        start_index = max_features + 1
+        # sorted(): the original enumerates the set itself, whose order is an accident of hashing
+        token_indice = {v: k + start_index for k, v in enumerate(sorted(ngram_set))}
+        indice_token = {token_indice[k]: k for k in token_indice}
+        max_features = np.max(list(indice_token.keys())) + 1
+        x_train = add_ngram(x_train, token_indice, ngram_range)
+        x_test = add_ngram(x_test, token_indice, ngram_range)
+    x_train = sequence.pad_sequences(x_train, maxlen=maxlen)
+    x_test = sequence.pad_sequences(x_test, maxlen=maxlen)
+    rec.meta["max_features"] = int(max_features)
+
+    model = Sequential()
+    model.add(Embedding(max_features, embedding_dims, input_length=maxlen))
+    model.add(GlobalAveragePooling1D())
+    model.add(Dense(1, activation="sigmoid"))
+    rec.start(model)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
+                        validation_data=(x_test, y_test), shuffle=False)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("predict", model.predict(x_test, verbose=0))
+
+
+class CharacterTable(object):
+    def __init__(self, chars):
+        self.chars = sorted(set(chars))
+        self.char_indices = dict((c, i) for i, c in enumerate(self.chars))
+        self.indices_char = dict((i, c) for i, c in enumerate(self.chars))
+
+    def encode(self, C, num_rows):
+        x = np.zeros((num_rows, len(self.chars)))
+        for i, c in enumerate(C):
+            x[i, self.char_indices[c]] = 1
+        return x
+
+    def decode(self, x, calc_argmax=True):
+        if calc_argmax:
+            x = x.argmax(axis=-1)
+        return "".join(self.indices_char[x] for x in x)
+
+
+@program
+def addition_rnn(rec):
+    from kerasish.models import Sequential
+
+    DIGITS, REVERSE = 2, True
+    MAXLEN = DIGITS + 1 + DIGITS
+    chars = "0123456789+ "
+    ctable = CharacterTable(chars)
+    questions, expected, indices = data.addition_questions(40, DIGITS, REVERSE)
+    x = np.zeros((len(questions), MAXLEN, len(chars)), dtype=bool)
+    y = np.zeros((len(questions), DIGITS + 1, len(chars)), dtype=bool)
+    for i, sentence in enumerate(questions):
+        x[i] = ctable.encode(sentence, MAXLEN)
+    for i, sentence in enumerate(expected):
+        y[i] = ctable.encode(sentence, DIGITS + 1)
+    x, y = x[indices], y[indices]
+    split_at = len(x) - len(x) // 10
+    (x_train, x_val), (y_train, y_val) = (x[:split_at], x[split_at:]), (y[:split_at], y[split_at:])
+
+    RNN, HIDDEN_SIZE, BATCH_SIZE, LAYERS = layers.LSTM, 16, 8, 1
+    model = Sequential()
+    model.add(RNN(HIDDEN_SIZE, input_shape=(MAXLEN, len(chars))))
+    model.add(layers.RepeatVector(DIGITS + 1))
+    for _ in range(LAYERS):
+        model.add(RNN(HIDDEN_SIZE, return_sequences=True))
+    model.add(layers.TimeDistributed(layers.Dense(len(chars), activation="softmax")))
+    rec.start(model)
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    histories, guesses = {}, []
+    for iteration in range(1, 3):
+        h = model.fit(x_train, y_train, batch_size=BATCH_SIZE, epochs=1, validation_data=(x_val, y_val),
+                      shuffle=False, verbose=0)
+        for k, v in h.history.items():
+            histories.setdefault(k, []).extend(v)
+        for ind in range(len(x_val)):
+            rowx = x_val[np.array([ind])]
+            preds = np.argmax(model.predict(rowx, verbose=0), axis=-1)  # predict_classes left tf.keras in 2.6
+            guesses.append(ctable.decode(preds[0], calc_argmax=False))
+    rec.meta["history"] = histories
+    rec.meta["guesses"] = guesses
+    rec.put("final", model.get_weights())
+    rec.put("predict", model.predict(x_val, verbose=0))
+
+
+@program
+def mnist_siamese(rec):
+    from kerasish.layers import Dense, Dropout, Flatten, Input, Lambda
+    from kerasish.models import Model
+    from kerasish.optimizers import RMSprop
+
+    num_classes, epochs = 10, 2
+
+    def euclidean_distance(vects):
+        x, y = vects
+        sum_square = K.sum(K.square(x - y), axis=1, keepdims=True)
+        return K.sqrt(K.maximum(sum_square, K.epsilon()))
+
+    def eucl_dist_output_shape(shapes):
+        shape1, shape2 = shapes
+        return (shape1[0], 1)
+
+    def contrastive_loss(y_true, y_pred):
+        margin = 1
+        square_pred = K.square(y_pred)
+        margin_square = K.square(K.maximum(margin - y_pred, 0))
+        return K.mean(y_true * square_pred + (1 - y_true) * margin_square)
+
+    def create_base_network(input_shape):
+        input = Input(shape=input_shape)
+        x = Flatten()(input)
+        x = Dense(16, activation="relu")(x)
+        x = Dropout(DROP)(x)
+        x = Dense(16, activation="relu")(x)
+        x = Dropout(DROP)(x)
+        x = Dense(16, activation="relu")(x)
+        return Model(input, x)
+
+    def compute_accuracy(y_true, y_pred):
+        pred = y_pred.ravel() < 0.5
+        return np.mean(pred == y_true)
+
+    def accuracy(y_true, y_pred):
+        return K.mean(K.equal(y_true, K.cast(y_pred < 0.5, y_true.dtype)))
+
+    (x_train, y_train), (x_test, y_test) = data.mnist(n_train=100, n_test=60)
+    x_train = x_train.astype("float32") / 255
+    x_test = x_test.astype("float32") / 255
+    input_shape = x_train.shape[1:]
+    tr_pairs, tr_y = data.siamese_pairs(x_train, y_train)
+    te_pairs, te_y = data.siamese_pairs(x_test, y_test)
+    # Keras 2.2 fed targets through floatx placeholders; tf.keras 2 passes int64 labels to the loss as they are
+    tr_y, te_y = tr_y.astype("float32"), te_y.astype("float32")
+
+    base_network = create_base_network(input_shape)
+    input_a = Input(shape=input_shape)
+    input_b = Input(shape=input_shape)
+    processed_a = base_network(input_a)
+    processed_b = base_network(input_b)
+    distance = Lambda(euclidean_distance, output_shape=eucl_dist_output_shape)([processed_a, processed_b])
+    model = Model([input_a, input_b], distance)
+    rec.start(model)
+    rms = RMSprop()
+    model.compile(loss=contrastive_loss, optimizer=rms, metrics=[accuracy])
+    history = model.fit([tr_pairs[:, 0], tr_pairs[:, 1]], tr_y, batch_size=16, epochs=epochs, verbose=0,
+                        validation_data=([te_pairs[:, 0], te_pairs[:, 1]], te_y), shuffle=False)
+    y_pred = model.predict([tr_pairs[:, 0], tr_pairs[:, 1]], verbose=0)
+    tr_acc = compute_accuracy(tr_y, y_pred)
+    y_pred_te = model.predict([te_pairs[:, 0], te_pairs[:, 1]], verbose=0)
+    te_acc = compute_accuracy(te_y, y_pred_te)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("predict", [y_pred, y_pred_te])
+    rec.put("acc", [tr_acc, te_acc])
+
+
+@program
+def variational_autoencoder(rec):
+    from kerasish.layers import Dense, Input, Lambda
+    from kerasish.losses import binary_crossentropy
+    from kerasish.models import Model
+
+    def sampling(args):
+        z_mean, z_log_var = args
+        batch = K.shape(z_mean)[0]
+        dim = K.int_shape(z_mean)[1]
+        epsilon = K.random_normal(shape=(batch, dim), stddev=EPSILON_STD)
+        return z_mean + K.exp(0.5 * z_log_var) * epsilon
+
+    (x_train, y_train), (x_test, y_test) = data.mnist()
+    image_size = x_train.shape[1]
+    original_dim = image_size * image_size
+    x_train = np.reshape(x_train, [-1, original_dim]).astype("float32") / 255
+    x_test = np.reshape(x_test, [-1, original_dim]).astype("float32") / 255
+    input_shape = (original_dim,)
+    intermediate_dim, batch_size, latent_dim, epochs = 16, 16, 2, 2
+
+    inputs = Input(shape=input_shape, name="encoder_input")
+    x = Dense(intermediate_dim, activation="relu")(inputs)
+    z_mean = Dense(latent_dim, name="z_mean")(x)
+    z_log_var = Dense(latent_dim, name="z_log_var")(x)
+    z = Lambda(sampling, output_shape=(latent_dim,), name="z")([z_mean, z_log_var])
+    encoder = Model(inputs, [z_mean, z_log_var, z], name="encoder")
+    latent_inputs = Input(shape=(latent_dim,), name="z_sampling")
+    x = Dense(intermediate_dim, activation="relu")(latent_inputs)
+    outputs = Dense(original_dim, activation="sigmoid")(x)
+    decoder = Model(latent_inputs, outputs, name="decoder")
+    outputs = decoder(encoder(inputs)[2])
+    vae = Model(inputs, outputs, name="vae_mlp")
+    rec.start(vae)
+
+    reconstruction_loss = binary_crossentropy(inputs, outputs)
+    reconstruction_loss *= original_dim
+    kl_loss = 1 + z_log_var - K.square(z_mean) - K.exp(z_log_var)
+    kl_loss = K.sum(kl_loss, axis=-1)
+    kl_loss *= -0.5
+    vae_loss = K.mean(reconstruction_loss + kl_loss)
+    vae.add_loss(vae_loss)
+    vae.compile(optimizer="adam")
+    history = vae.fit(x_train, epochs=epochs, batch_size=batch_size, validation_data=(x_test, None),
+                      shuffle=False, verbose=0)
+    rec.history(history)
+    rec.put("final", vae.get_weights())
+    rec.put("encoded", encoder.predict(x_test, batch_size=batch_size, verbose=0))
+    grid = np.array([[xi, yi] for yi in np.linspace(-4, 4, 3)[::-1] for xi in np.linspace(-4, 4, 3)])
+    rec.put("decoded", decoder.predict(grid, verbose=0))
+
+
+@program
+def antirectifier(rec):
+    from kerasish.models import Sequential
+
+    class Antirectifier(layers.Layer):
+        def compute_output_shape(self, input_shape):
+            shape = list(input_shape)
+            assert len(shape) == 2  # only valid for 2D tensors
+            shape[-1] *= 2
+            return tuple(shape)
+
+        def call(self, inputs):
+            inputs -= K.mean(inputs, axis=1, keepdims=True)
+            inputs = K.l2_normalize(inputs, axis=1)
+            pos = K.relu(inputs)
+            neg = K.relu(-inputs)
+            return K.concatenate([pos, neg], axis=1)
+
+    batch_size, num_classes, epochs = 16, 10, 2
+    (x_train, y_train), (x_test, y_test) = data.mnist()
+    x_train = x_train.reshape(48, 64).astype("float32") / 255
+    x_test = x_test.reshape(16, 64).astype("float32") / 255
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+
+    model = Sequential()
+    model.add(layers.Dense(16, input_shape=(64,)))
+    model.add(Antirectifier())
+    model.add(layers.Dropout(DROP))
+    model.add(layers.Dense(16))
+    model.add(Antirectifier())
+    model.add(layers.Dropout(DROP))
+    model.add(layers.Dense(num_classes))
+    model.add(layers.Activation("softmax"))
+    rec.start(model)
+    model.compile(loss="categorical_crossentropy", optimizer="rmsprop", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
+                        validation_data=(x_test, y_test), shuffle=False)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("predict", model.predict(x_test, verbose=0))
+    rec.meta["output_shape"] = list(model.output_shape)
+
+
+@program
+def reuters_mlp(rec):
+    from kerasish.layers import Activation, Dense, Dropout
+    from kerasish.models import Sequential
+    from kerasish.preprocessing.text import Tokenizer
+
+    max_words, batch_size, epochs = 60, 8, 2
+    (x_train, y_train), (x_test, y_test) = data.reuters(num_words=max_words, test_split=0.2)
+    num_classes = np.max(y_train) + 1
+    tokenizer = Tokenizer(num_words=max_words)
+    x_train = tokenizer.sequences_to_matrix(x_train, mode="binary")
+    x_test = tokenizer.sequences_to_matrix(x_test, mode="binary")
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+
+    model = Sequential()
+    model.add(Dense(32, input_shape=(max_words,)))
+    model.add(Activation("relu"))
+    model.add(Dropout(DROP))
+    model.add(Dense(num_classes))
+    model.add(Activation("softmax"))
+    rec.start(model)
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0, validation_split=0.1,
+                        shuffle=False)
+    score = model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("score", score)
+    rec.put("x_train", x_train)
+
+
+@program
+def mnist_hierarchical_rnn(rec):
+    from kerasish.layers import LSTM, Dense, Input, TimeDistributed
+    from kerasish.models import Model
+
+    batch_size, num_classes, epochs, row_hidden, col_hidden = 8, 10, 2, 4, 4
+    (x_train, y_train), (x_test, y_test) = data.mnist(n_train=24, n_test=8, size=6)
+    x_train = x_train.reshape(x_train.shape[0], 6, 6, 1).astype("float32") / 255
+    x_test = x_test.reshape(x_test.shape[0], 6, 6, 1).astype("float32") / 255
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+    row, col, pixel = x_train.shape[1:]
+
+    x = Input(shape=(row, col, pixel))
+    encoded_rows = TimeDistributed(LSTM(row_hidden))(x)
+    encoded_columns = LSTM(col_hidden)(encoded_rows)
+    prediction = Dense(num_classes, activation="softmax")(encoded_columns)
+    model = Model(x, prediction)
+    rec.start(model)
+    model.compile(loss="categorical_crossentropy", optimizer="rmsprop", metrics=["accuracy"])
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=0,
+                        validation_data=(x_test, y_test), shuffle=False)
+    scores = model.evaluate(x_test, y_test, verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("score", scores)
+
+
+@program
+def mnist_denoising_autoencoder(rec):
+    from kerasish.layers import Activation, Conv2D, Conv2DTranspose, Dense, Flatten, Input, Reshape
+    from kerasish.models import Model
+
+    (x_train, _), (x_test, _) = data.mnist(n_train=32, n_test=8)
+    image_size = x_train.shape[1]
+    x_train = np.reshape(x_train, [-1, image_size, image_size, 1]).astype("float32") / 255
+    x_test = np.reshape(x_test, [-1, image_size, image_size, 1]).astype("float32") / 255
+    x_train_noisy = np.clip(x_train + data.noise(x_train.shape, seed=6), 0.0, 1.0)
+    x_test_noisy = np.clip(x_test + data.noise(x_test.shape, seed=7), 0.0, 1.0)
+    input_shape = (image_size, image_size, 1)
+    batch_size, kernel_size, latent_dim, layer_filters = 8, 3, 4, [4, 8]
+
+    inputs = Input(shape=input_shape, name="encoder_input")
+    x = inputs
+    for filters in layer_filters:
+        x = Conv2D(filters=filters, kernel_size=kernel_size, strides=2, activation="relu", padding="same")(x)
+    shape = K.int_shape(x)
+    x = Flatten()(x)
+    latent = Dense(latent_dim, name="latent_vector")(x)
+    encoder = Model(inputs, latent, name="encoder")
+    latent_inputs = Input(shape=(latent_dim,), name="decoder_input")
+    x = Dense(shape[1] * shape[2] * shape[3])(latent_inputs)
+    x = Reshape((shape[1], shape[2], shape[3]))(x)
+    for filters in layer_filters[::-1]:
+        x = Conv2DTranspose(filters=filters, kernel_size=kernel_size, strides=2, activation="relu", padding="same")(x)
+    x = Conv2DTranspose(filters=1, kernel_size=kernel_size, padding="same")(x)
+    outputs = Activation("sigmoid", name="decoder_output")(x)
+    decoder = Model(latent_inputs, outputs, name="decoder")
+    autoencoder = Model(inputs, decoder(encoder(inputs)), name="autoencoder")
+    rec.start(autoencoder)
+    autoencoder.compile(loss="mse", optimizer="adam")
+    history = autoencoder.fit(x_train_noisy, x_train, validation_data=(x_test_noisy, x_test), epochs=2,
+                              batch_size=batch_size, shuffle=False, verbose=0)
+    rec.history(history)
+    rec.put("final", autoencoder.get_weights())
+    rec.put("predict", autoencoder.predict(x_test_noisy, verbose=0))
+    rec.meta["shape"] = list(shape[1:])
+
+
+@program
+def lstm_seq2seq(rec):
+    from kerasish.layers import LSTM, Dense, Input
+    from kerasish.models import Model
+
+    batch_size, epochs, latent_dim, num_samples = 4, 2, 8, 12
+    input_texts, target_texts = [], []
+    input_characters, target_characters = set(), set()
+    lines = data.translation_pairs(num_samples).split("\n")
+    for line in lines[: min(num_samples, len(lines) - 1)]:
+        input_text, target_text, _ = line.split("\t")
+        target_text = "\t" + target_text + "\n"
+        input_texts.append(input_text)
+        target_texts.append(target_text)
+        for char in input_text:
+            if char not in input_characters:
+                input_characters.add(char)
+        for char in target_text:
+            if char not in target_characters:
+                target_characters.add(char)
+    input_characters = sorted(list(input_characters)) + [" "]  # the corpus pads inputs with spaces
+    target_characters = sorted(list(target_characters)) + [" "]
+    num_encoder_tokens, num_decoder_tokens = len(input_characters), len(target_characters)
+    max_encoder_seq_length = max([len(txt) for txt in input_texts])
+    max_decoder_seq_length = max([len(txt) for txt in target_texts])
+    input_token_index = dict([(char, i) for i, char in enumerate(input_characters)])
+    target_token_index = dict([(char, i) for i, char in enumerate(target_characters)])
+    encoder_input_data = np.zeros((len(input_texts), max_encoder_seq_length, num_encoder_tokens), dtype="float32")
+    decoder_input_data = np.zeros((len(input_texts), max_decoder_seq_length, num_decoder_tokens), dtype="float32")
+    decoder_target_data = np.zeros((len(input_texts), max_decoder_seq_length, num_decoder_tokens), dtype="float32")
+    for i, (input_text, target_text) in enumerate(zip(input_texts, target_texts)):
+        for t, char in enumerate(input_text):
+            encoder_input_data[i, t, input_token_index[char]] = 1.0
+        encoder_input_data[i, t + 1:, input_token_index[" "]] = 1.0
+        for t, char in enumerate(target_text):
+            decoder_input_data[i, t, target_token_index[char]] = 1.0
+            if t > 0:
+                decoder_target_data[i, t - 1, target_token_index[char]] = 1.0
+        decoder_input_data[i, t + 1:, target_token_index[" "]] = 1.0
+        decoder_target_data[i, t:, target_token_index[" "]] = 1.0
+
+    encoder_inputs = Input(shape=(None, num_encoder_tokens))
+    encoder = LSTM(latent_dim, return_state=True)
+    encoder_outputs, state_h, state_c = encoder(encoder_inputs)
+    encoder_states = [state_h, state_c]
+    decoder_inputs = Input(shape=(None, num_decoder_tokens))
+    decoder_lstm = LSTM(latent_dim, return_sequences=True, return_state=True)
+    decoder_outputs, _, _ = decoder_lstm(decoder_inputs, initial_state=encoder_states)
+    decoder_dense = Dense(num_decoder_tokens, activation="softmax")
+    decoder_outputs = decoder_dense(decoder_outputs)
+    model = Model([encoder_inputs, decoder_inputs], decoder_outputs)
+    rec.start(model)
+    model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit([encoder_input_data, decoder_input_data], decoder_target_data, batch_size=batch_size,
+                        epochs=epochs, validation_split=0.2, shuffle=False, verbose=0)
+
+    encoder_model = Model(encoder_inputs, encoder_states)
+    decoder_state_input_h = Input(shape=(latent_dim,))
+    decoder_state_input_c = Input(shape=(latent_dim,))
+    decoder_states_inputs = [decoder_state_input_h, decoder_state_input_c]
+    decoder_outputs, state_h, state_c = decoder_lstm(decoder_inputs, initial_state=decoder_states_inputs)
+    decoder_states = [state_h, state_c]
+    decoder_outputs = decoder_dense(decoder_outputs)
+    decoder_model = Model([decoder_inputs] + decoder_states_inputs, [decoder_outputs] + decoder_states)
+    reverse_target_char_index = dict((i, char) for char, i in target_token_index.items())
+
+    def decode_sequence(input_seq):
+        states_value = encoder_model.predict(input_seq, verbose=0)
+        target_seq = np.zeros((1, 1, num_decoder_tokens))
+        target_seq[0, 0, target_token_index["\t"]] = 1.0
+        stop_condition, decoded_sentence, probs = False, "", []
+        while not stop_condition:
+            output_tokens, h, c = decoder_model.predict([target_seq] + states_value, verbose=0)
+            probs.append(output_tokens[0, -1, :])
+            sampled_token_index = np.argmax(output_tokens[0, -1, :])
+            sampled_char = reverse_target_char_index[sampled_token_index]
+            decoded_sentence += sampled_char
+            if sampled_char == "\n" or len(decoded_sentence) > max_decoder_seq_length:
+                stop_condition = True
+            target_seq = np.zeros((1, 1, num_decoder_tokens))
+            target_seq[0, 0, sampled_token_index] = 1.0
+            states_value = [h, c]
+        return decoded_sentence, np.stack(probs)
+
+    decoded = [decode_sequence(encoder_input_data[i: i + 1]) for i in range(2)]
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.meta["decoded"] = [d[0] for d in decoded]
+    rec.put("decode_probs", [d[1] for d in decoded])
+
+
+@program
+def cifar10_cnn(rec):
+    from kerasish.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+    from kerasish.models import Sequential
+    from kerasish.preprocessing.image import ImageDataGenerator
+
+    batch_size, num_classes, epochs = 8, 10, 2
+    (x_train, y_train), (x_test, y_test) = data.cifar10()
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+
+    model = Sequential()
+    model.add(Conv2D(4, (3, 3), padding="same", input_shape=x_train.shape[1:]))
+    model.add(Activation("relu"))
+    model.add(Conv2D(4, (3, 3)))
+    model.add(Activation("relu"))
+    model.add(MaxPooling2D(pool_size=(2, 2)))
+    model.add(Dropout(DROP))
+    model.add(Flatten())
+    model.add(Dense(16))
+    model.add(Activation("relu"))
+    model.add(Dropout(DROP))
+    model.add(Dense(num_classes))
+    model.add(Activation("softmax"))
+    rec.start(model)
+    opt = keras.optimizers.RMSprop(learning_rate=0.0001, decay=1e-6)
+    model.compile(loss="categorical_crossentropy", optimizer=opt, metrics=["accuracy"])
+    x_train = x_train.astype("float32") / 255
+    x_test = x_test.astype("float32") / 255
+    datagen = ImageDataGenerator(
+        featurewise_center=True, samplewise_center=False, featurewise_std_normalization=True,
+        samplewise_std_normalization=False, zca_whitening=False, zca_epsilon=1e-06, rotation_range=0,
+        width_shift_range=0.0, height_shift_range=0.0, shear_range=0.0, zoom_range=0.0,
+        channel_shift_range=0.0, fill_mode="nearest", cval=0.0, horizontal_flip=False, vertical_flip=False,
+        rescale=None, preprocessing_function=None, data_format=None, validation_split=0.0)
+    datagen.fit(x_train)
+    history = model.fit_generator(datagen.flow(x_train, y_train, batch_size=batch_size, shuffle=False),
+                                  epochs=epochs, validation_data=(x_test, y_test), workers=4, shuffle=False,
+                                  verbose=0)
+    scores = model.evaluate(x_test, y_test, verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("score", scores)
+    rec.put("mean_std", [datagen.mean, datagen.std])
+
+
+@program
+def cifar10_resnet(rec):
+    from kerasish.callbacks import LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau
+    from kerasish.layers import Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Flatten, Input
+    from kerasish.models import Model
+    from kerasish.optimizers import Adam
+    from kerasish.regularizers import l2
+
+    batch_size, epochs, num_classes, n = 4, 3, 10, 1
+    depth = n * 6 + 2
+    (x_train, y_train), (x_test, y_test) = data.cifar10(n_train=8, n_test=4, size=32)
+    input_shape = x_train.shape[1:]
+    x_train = x_train.astype("float32") / 255
+    x_test = x_test.astype("float32") / 255
+    x_train_mean = np.mean(x_train, axis=0)
+    x_train -= x_train_mean
+    x_test -= x_train_mean
+    y_train = keras.utils.to_categorical(y_train, num_classes)
+    y_test = keras.utils.to_categorical(y_test, num_classes)
+
+    def lr_schedule(epoch):
+        lr = 1e-3
+        if epoch > 1:  # the original: 180, 160, 120, 80
+            lr *= 1e-1
+        return lr
+
+    def resnet_layer(inputs, num_filters=16, kernel_size=3, strides=1, activation="relu",
+                     batch_normalization=True, conv_first=True):
+        conv = Conv2D(num_filters, kernel_size=kernel_size, strides=strides, padding="same",
+                      kernel_initializer="he_normal", kernel_regularizer=l2(1e-4))
+        x = inputs
+        if conv_first:
+            x = conv(x)
+            if batch_normalization:
+                x = BatchNormalization()(x)
+            if activation is not None:
+                x = Activation(activation)(x)
+        else:
+            if batch_normalization:
+                x = BatchNormalization()(x)
+            if activation is not None:
+                x = Activation(activation)(x)
+            x = conv(x)
+        return x
+
+    def resnet_v1(input_shape, depth, num_classes=10):
+        num_filters = 4  # the original: 16
+        num_res_blocks = int((depth - 2) / 6)
+        inputs = Input(shape=input_shape)
+        x = resnet_layer(inputs=inputs, num_filters=num_filters)
+        for stack in range(3):
+            for res_block in range(num_res_blocks):
+                strides = 1
+                if stack > 0 and res_block == 0:
+                    strides = 2
+                y = resnet_layer(inputs=x, num_filters=num_filters, strides=strides)
+                y = resnet_layer(inputs=y, num_filters=num_filters, activation=None)
+                if stack > 0 and res_block == 0:
+                    x = resnet_layer(inputs=x, num_filters=num_filters, kernel_size=1, strides=strides,
+                                     activation=None, batch_normalization=False)
+                x = keras.layers.add([x, y])
+                x = Activation("relu")(x)
+            num_filters *= 2
+        x = AveragePooling2D(pool_size=8)(x)
+        y = Flatten()(x)
+        outputs = Dense(num_classes, activation="softmax", kernel_initializer="he_normal")(y)
+        return Model(inputs=inputs, outputs=outputs)
+
+    model = resnet_v1(input_shape=input_shape, depth=depth)
+    rec.start(model)
+    model.compile(loss="categorical_crossentropy", optimizer=Adam(learning_rate=lr_schedule(0)), metrics=["accuracy"])
+    with tempfile.TemporaryDirectory() as save_dir:
+        filepath = os.path.join(save_dir, "cifar10_ResNet8v1_model.{epoch:03d}.h5")
+        checkpoint = ModelCheckpoint(filepath=filepath, monitor="val_acc", verbose=0, save_best_only=True)
+        lr_scheduler = LearningRateScheduler(lr_schedule)
+        lr_reducer = ReduceLROnPlateau(factor=np.sqrt(0.1), cooldown=0, patience=5, min_lr=0.5e-6)
+        callbacks = [checkpoint, lr_reducer, lr_scheduler]
+        history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_test, y_test),
+                            shuffle=False, callbacks=callbacks, verbose=0)
+        rec.meta["saved"] = sorted(os.listdir(save_dir))
+    scores = model.evaluate(x_test, y_test, verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("score", scores)
+
+
+@program
+def conv_lstm(rec):
+    from kerasish.layers import BatchNormalization, Conv3D, ConvLSTM2D
+    from kerasish.models import Sequential
+
+    # Keras 2's ConvLSTM2D defaults to recurrent_activation="hard_sigmoid" (0.2 * x + 0.5),
+    # Keras 3's (and kerasish's) to "sigmoid"; Keras 3 also redefined hard_sigmoid (x / 6 + 0.5).
+    # Named here so that both runs compute the same function.
+    ra = "sigmoid"
+    seq = Sequential()
+    seq.add(ConvLSTM2D(filters=3, kernel_size=(3, 3), input_shape=(None, 8, 8, 1), padding="same",
+                       return_sequences=True, recurrent_activation=ra))
+    seq.add(BatchNormalization())
+    seq.add(ConvLSTM2D(filters=3, kernel_size=(3, 3), padding="same", return_sequences=True,
+                       recurrent_activation=ra))
+    seq.add(BatchNormalization())
+    seq.add(Conv3D(filters=1, kernel_size=(3, 3, 3), activation="sigmoid", padding="same",
+                   data_format="channels_last"))
+    rec.start(seq)
+    seq.compile(loss="binary_crossentropy", optimizer="adadelta")
+    noisy_movies, shifted_movies = data.movies(n_samples=6, n_frames=4, size=8)
+    history = seq.fit(noisy_movies[:4], shifted_movies[:4], batch_size=2, epochs=2, validation_split=0.25,
+                      shuffle=False, verbose=0)
+    which = 5
+    track = noisy_movies[which][:2, ::, ::, ::]
+    for j in range(2):
+        new_pos = seq.predict(track[np.newaxis, ::, ::, ::, ::], verbose=0)
+        new = new_pos[::, -1, ::, ::, ::]
+        track = np.concatenate((track, new), axis=0)
+    rec.history(history)
+    rec.put("final", seq.get_weights())
+    rec.put("track", track)
+
+
+@program
+def lstm_text_generation(rec):
+    from kerasish.callbacks import LambdaCallback
+    from kerasish.layers import LSTM, Dense
+    from kerasish.models import Sequential
+    from kerasish.optimizers import RMSprop
+
+    text = data.nietzsche()
+    chars = sorted(list(set(text)))
+    char_indices = dict((c, i) for i, c in enumerate(chars))
+    indices_char = dict((i, c) for i, c in enumerate(chars))
+    maxlen, step = 10, 3
+    sentences, next_chars = [], []
+    for i in range(0, len(text) - maxlen, step):
+        sentences.append(text[i: i + maxlen])
+        next_chars.append(text[i + maxlen])
+    x = np.zeros((len(sentences), maxlen, len(chars)), dtype=bool)
+    y = np.zeros((len(sentences), len(chars)), dtype=bool)
+    for i, sentence in enumerate(sentences):
+        for t, char in enumerate(sentence):
+            x[i, t, char_indices[char]] = 1
+        y[i, char_indices[next_chars[i]]] = 1
+
+    model = Sequential()
+    model.add(LSTM(16, input_shape=(maxlen, len(chars))))
+    model.add(Dense(len(chars), activation="softmax"))
+    rec.start(model)
+    optimizer = RMSprop(learning_rate=0.01)
+    model.compile(loss="categorical_crossentropy", optimizer=optimizer)
+    rs = np.random.RandomState(10)
+    generated_texts = []
+
+    def sample(preds, temperature=1.0):
+        preds = np.asarray(preds).astype("float64")
+        preds = np.log(preds) / temperature
+        exp_preds = np.exp(preds)
+        preds = exp_preds / np.sum(exp_preds)
+        probas = rs.multinomial(1, preds, 1)
+        return np.argmax(probas)
+
+    def on_epoch_end(epoch, _):
+        start_index = rs.randint(0, len(text) - maxlen - 1)
+        for diversity in [0.2, 1.0]:
+            generated = ""
+            sentence = text[start_index: start_index + maxlen]
+            for i in range(8):
+                x_pred = np.zeros((1, maxlen, len(chars)))
+                for t, char in enumerate(sentence):
+                    x_pred[0, t, char_indices[char]] = 1.0
+                preds = model.predict(x_pred, verbose=0)[0]
+                next_char = indices_char[sample(preds, diversity)]
+                sentence = sentence[1:] + next_char
+                generated += next_char
+            generated_texts.append(generated)
+
+    print_callback = LambdaCallback(on_epoch_end=on_epoch_end)
+    history = model.fit(x, y, batch_size=16, epochs=2, callbacks=[print_callback], shuffle=False, verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.meta["generated"] = generated_texts
+
+
+
+
+def run(name, **tol):
+    keras.utils.clear_session()
+    rec = Record(name)
+    PROGRAMS[name](rec)
+    rec.check(**tol)
+    return rec
+
+
+BOOL_TARGETS = pytest.mark.xfail(
+    strict=True, reason="categorical accuracy with boolean one-hot targets (`argmax(): does not support bool "
+    "input`): reserved for the Keras 2 idioms work of issue 9")
+
+CASES = [
+    "mnist_mlp", "mnist_cnn", "imdb_lstm", "imdb_cnn", "imdb_bidirectional_lstm", "imdb_fasttext",
+    pytest.param("addition_rnn", marks=BOOL_TARGETS), "mnist_siamese", "variational_autoencoder",
+    "antirectifier", "reuters_mlp", "mnist_hierarchical_rnn", "mnist_denoising_autoencoder", "lstm_seq2seq",
+    "cifar10_cnn", "cifar10_resnet", "conv_lstm", "lstm_text_generation",
+]
+
+
+@pytest.mark.parametrize("name", [c for c in CASES if c not in ("cifar10_cnn", "cifar10_resnet")])
+def test_keras2_program_matches_tf_keras_record(name):
+    run(name)
+
+
+def test_cifar10_cnn_image_data_generator_fit_generator():
+    """ImageDataGenerator.fit/flow + fit_generator(workers=4) + RMSprop(decay=).
+    Final weights get atol 5e-4: RMSprop's first steps move every weight by
+    about lr / sqrt(1 - rho) = 3.2e-4 whatever the gradient's size, and a
+    gradient of ~1e-7 (as small as RMSprop's epsilon) lands anywhere in
+    [0, 3.2e-4] depending on the last bits. Losses and outputs keep 1e-4/1e-5.
+    (decay=1e-6 changes the rate by < 1e-5 over these 6 steps: this program
+    does not tell whether `decay` is honoured.)"""
+    run("cifar10_cnn", overrides={"final": {"atol": 5e-4}})
+
+
+def test_cifar10_resnet_callbacks():
+    """LearningRateScheduler + ReduceLROnPlateau (logged as "lr" by tf.keras 2,
+    "learning_rate" by Keras 3 and kerasish), l2 regularizers, BatchNormalization
+    in training, he_normal, `keras.layers.add`.
+
+    ModelCheckpoint(monitor="val_acc", save_best_only=True): the metric is
+    logged as "val_accuracy" by both, so "val_acc" never appears. tf.keras 2
+    then skips saving; Keras 3 (and kerasish, which follows it) warns and
+    saves every epoch. Keras 3 itself stops earlier with a ValueError (it cannot
+    tell whether "val_acc" is to be maximized); kerasish keeps Keras 2's rule
+    that a name containing "acc" is maximized, so the program runs."""
+    keras.utils.clear_session()
+    rec = Record("cifar10_resnet")
+    with pytest.warns(UserWarning, match="only with val_acc available"):
+        PROGRAMS["cifar10_resnet"](rec)
+    assert rec.meta["saved"] == [f"cifar10_ResNet8v1_model.{e:03d}.h5" for e in (1, 2, 3)]
+    # The bias of a convolution that feeds a BatchNormalization has a gradient
+    # of exactly 0 (BN subtracts the batch mean); what reaches Adam is rounding
+    # noise of either framework, which Adam scales up to steps of ~lr. Those
+    # biases are compared with atol = lr * steps (1e-3 * 6); all else as usual.
+    model = rec.model
+    paths = [w.path for w in model.weights]
+    zero_grad = {}
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    for bn in model.layers:
+        if isinstance(bn, keras.layers.BatchNormalization):
+            conv = next(c for c in convs if bn.input is c.output)
+            zero_grad[f"final.{paths.index(conv.bias.path)}"] = {"atol": 6e-3}
+            # the BN's moving mean averages those biases in: over 6 steps with
+            # momentum 0.99 it holds (1 - 0.99 ** 6) = 6% of them
+            zero_grad[f"final.{paths.index(bn.moving_mean.path)}"] = {"atol": 0.06 * 6e-3}
+            # tf.keras 2's fused batch norm moves moving_variance towards the
+            # unbiased batch variance (n / (n - 1)), Keras 3 and kerasish towards
+            # the biased one: after 6 steps with momentum 0.99 that is
+            # 0.06 * var / (n - 1), n = 4 * 8 * 8 at the smallest feature map
+            zero_grad[f"final.{paths.index(bn.moving_variance.path)}"] = {"rtol": 0.06 * 4 / 255}
+    assert len(zero_grad) == 3 * 7  # every resnet_layer with batch_normalization=True
+    rec.check(skip=("saved",), overrides=zero_grad)
