@@ -1309,3 +1309,43 @@ def test_cifar10_resnet_callbacks():
             zero_grad[f"final.{paths.index(bn.moving_variance.path)}"] = {"rtol": 0.06 * 4 / 255}
     assert len(zero_grad) == 3 * 7  # every resnet_layer with batch_normalization=True
     rec.check(skip=("saved",), overrides=zero_grad)
+
+
+# ------------------------------------------------------ (b) against Keras 3
+# The same port run by real Keras 3 (torch backend), for the programs Keras 3
+# can run: no `K.*` tensor functions (Keras 3's backend has none), no
+# `Embedding(input_length=)` (Keras 3 ignores it, so the Sequential is not
+# built where the program loads weights), no Tokenizer, no `batch_size=` layer
+# argument (lstm_stateful). Both run on torch, so
+# they must agree far more tightly than with TensorFlow.
+KERAS3_PROGRAMS = ["mnist_mlp", "mnist_cnn", "imdb_lstm", "mnist_hierarchical_rnn", "lstm_seq2seq",
+                   "lstm_text_generation"]
+
+
+def _as_keras3(name, keras3):
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(PROGRAMS[name])).replace("kerasish", "keras")
+    namespace = {"keras": keras3, "layers": keras3.layers, "K": keras3.backend, "np": np, "data": data, "DROP": DROP,
+                 "os": os, "tempfile": tempfile, "program": lambda fn: fn}
+    exec(compile(source, f"<keras3 port of {name}>", "exec"), namespace)  # noqa: S102 - our own source
+    return namespace[name]
+
+
+@pytest.mark.parametrize("name", KERAS3_PROGRAMS)
+def test_keras2_program_matches_keras3(name, keras_ref):
+    keras.utils.clear_session()
+    ours = Record(name)
+    PROGRAMS[name](ours)
+    keras_ref.utils.clear_session()
+    theirs = Record(name)
+    _as_keras3(name, keras_ref)(theirs)
+    assert sorted(ours.meta["history"]) == sorted(theirs.meta["history"])
+    for key, values in theirs.meta["history"].items():
+        np.testing.assert_allclose(ours.meta["history"][key], values, rtol=1e-5, atol=1e-7, err_msg=key)
+    assert sorted(ours.arrays) == sorted(theirs.arrays)
+    for key, value in theirs.arrays.items():
+        np.testing.assert_allclose(ours.arrays[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert {k: v for k, v in ours.meta.items() if k != "history"} == \
+        {k: v for k, v in theirs.meta.items() if k != "history"}
