@@ -1231,6 +1231,157 @@ def variational_autoencoder_deconv(rec):
     rec.meta["shape"] = list(shape[1:])
 
 
+@program
+def babi_memnn(rec):
+    import re
+    from functools import reduce
+
+    from kerasish.layers import LSTM, Activation, Dense, Dropout, Embedding, Input, Permute, add, concatenate, dot
+    from kerasish.models import Model, Sequential
+    from kerasish.preprocessing.sequence import pad_sequences
+
+    def tokenize(sent):
+        # the original splits on '(\W+)?', which Python >= 3.7 also splits at empty matches
+        return [x.strip() for x in re.split(r"(\W+)", sent) if x.strip()]
+
+    def parse_stories(lines, only_supporting=False):
+        data, story = [], []
+        for line in lines:
+            line = line.decode("utf-8").strip()
+            nid, line = line.split(" ", 1)
+            nid = int(nid)
+            if nid == 1:
+                story = []
+            if "\t" in line:
+                q, a, supporting = line.split("\t")
+                q = tokenize(q)
+                substory = [x for x in story if x]
+                data.append((substory, q, a))
+                story.append("")
+            else:
+                story.append(tokenize(line))
+        return data
+
+    def get_stories(lines, only_supporting=False, max_length=None):
+        data = parse_stories(lines, only_supporting=only_supporting)
+        flatten = lambda data: reduce(lambda x, y: x + y, data)  # noqa: E731
+        return [(flatten(story), q, answer) for story, q, answer in data
+                if not max_length or len(flatten(story)) < max_length]
+
+    def vectorize_stories(data):
+        inputs, queries, answers = [], [], []
+        for story, query, answer in data:
+            inputs.append([word_idx[w] for w in story])
+            queries.append([word_idx[w] for w in query])
+            answers.append(word_idx[answer])
+        return (pad_sequences(inputs, maxlen=story_maxlen), pad_sequences(queries, maxlen=query_maxlen),
+                np.array(answers))
+
+    train_stories = get_stories(data.babi_lines(16, seed=10))
+    test_stories = get_stories(data.babi_lines(6, seed=13))
+    vocab = set()
+    for story, q, answer in train_stories + test_stories:
+        vocab |= set(story + q + [answer])
+    vocab = sorted(vocab)
+    vocab_size = len(vocab) + 1
+    story_maxlen = max(map(len, (x for x, _, _ in train_stories + test_stories)))
+    query_maxlen = max(map(len, (x for _, x, _ in train_stories + test_stories)))
+    word_idx = dict((c, i + 1) for i, c in enumerate(vocab))
+    inputs_train, queries_train, answers_train = vectorize_stories(train_stories)
+    inputs_test, queries_test, answers_test = vectorize_stories(test_stories)
+
+    input_sequence = Input((story_maxlen,))
+    question = Input((query_maxlen,))
+    input_encoder_m = Sequential()
+    input_encoder_m.add(Embedding(input_dim=vocab_size, output_dim=8))
+    input_encoder_m.add(Dropout(DROP))
+    input_encoder_c = Sequential()
+    input_encoder_c.add(Embedding(input_dim=vocab_size, output_dim=query_maxlen))
+    input_encoder_c.add(Dropout(DROP))
+    question_encoder = Sequential()
+    question_encoder.add(Embedding(input_dim=vocab_size, output_dim=8, input_length=query_maxlen))
+    question_encoder.add(Dropout(DROP))
+    input_encoded_m = input_encoder_m(input_sequence)
+    input_encoded_c = input_encoder_c(input_sequence)
+    question_encoded = question_encoder(question)
+    match = dot([input_encoded_m, question_encoded], axes=(2, 2))
+    match = Activation("softmax")(match)
+    response = add([match, input_encoded_c])
+    response = Permute((2, 1))(response)
+    answer = concatenate([response, question_encoded])
+    answer = LSTM(8)(answer)
+    answer = Dropout(DROP)(answer)
+    answer = Dense(vocab_size)(answer)
+    answer = Activation("softmax")(answer)
+    model = Model([input_sequence, question], answer)
+    rec.start(model)
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit([inputs_train, queries_train], answers_train, batch_size=8, epochs=2, verbose=0,
+                        validation_data=([inputs_test, queries_test], answers_test), shuffle=False)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("predict", model.predict([inputs_test, queries_test], verbose=0))
+    rec.meta["sizes"] = [vocab_size, story_maxlen, query_maxlen]
+
+
+@program
+def pretrained_word_embeddings(rec):
+    from kerasish.initializers import Constant
+    from kerasish.layers import Conv1D, Dense, Embedding, GlobalMaxPooling1D, Input, MaxPooling1D
+    from kerasish.models import Model
+    from kerasish.preprocessing.sequence import pad_sequences
+    from kerasish.preprocessing.text import Tokenizer
+    from kerasish.utils import to_categorical
+
+    MAX_SEQUENCE_LENGTH, MAX_NUM_WORDS, EMBEDDING_DIM, VALIDATION_SPLIT = 24, 30, 6, 0.2
+    embeddings_index = data.glove(EMBEDDING_DIM)
+    texts, labels, labels_names = data.newsgroups()
+    labels_index = {name: i for i, name in enumerate(labels_names)}
+    tokenizer = Tokenizer(num_words=MAX_NUM_WORDS)
+    tokenizer.fit_on_texts(texts)
+    sequences = tokenizer.texts_to_sequences(texts)
+    word_index = tokenizer.word_index
+    data_ = pad_sequences(sequences, maxlen=MAX_SEQUENCE_LENGTH)  # the original: `data`
+    labels = to_categorical(np.asarray(labels))
+    indices = np.random.RandomState(14).permutation(data_.shape[0])  # the original: np.random.shuffle
+    data_, labels = data_[indices], labels[indices]
+    num_validation_samples = int(VALIDATION_SPLIT * data_.shape[0])
+    x_train, y_train = data_[:-num_validation_samples], labels[:-num_validation_samples]
+    x_val, y_val = data_[-num_validation_samples:], labels[-num_validation_samples:]
+
+    num_words = min(MAX_NUM_WORDS, len(word_index)) + 1
+    embedding_matrix = np.zeros((num_words, EMBEDDING_DIM))
+    for word, i in word_index.items():
+        if i > MAX_NUM_WORDS:
+            continue
+        embedding_vector = embeddings_index.get(word)
+        if embedding_vector is not None:
+            embedding_matrix[i] = embedding_vector
+    embedding_layer = Embedding(num_words, EMBEDDING_DIM, embeddings_initializer=Constant(embedding_matrix),
+                                input_length=MAX_SEQUENCE_LENGTH, trainable=False)
+    sequence_input = Input(shape=(MAX_SEQUENCE_LENGTH,), dtype="int32")
+    embedded_sequences = embedding_layer(sequence_input)
+    x = Conv1D(8, 3, activation="relu")(embedded_sequences)
+    x = MaxPooling1D(2)(x)
+    x = Conv1D(8, 3, activation="relu")(x)
+    x = MaxPooling1D(2)(x)
+    x = Conv1D(8, 3, activation="relu")(x)
+    x = GlobalMaxPooling1D()(x)
+    x = Dense(8, activation="relu")(x)
+    preds = Dense(len(labels_index), activation="softmax")(x)
+    model = Model(sequence_input, preds)
+    rec.put("embedding_init", embedding_layer.get_weights()[0])  # Constant(embedding_matrix), not reloaded
+    rec.start(model)
+    model.compile(loss="categorical_crossentropy", optimizer="rmsprop", metrics=["acc"])
+    history = model.fit(x_train, y_train, batch_size=8, epochs=2, validation_data=(x_val, y_val), shuffle=False,
+                        verbose=0)
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("x_train", x_train)
+    rec.meta["word_index"] = dict(sorted(word_index.items())[:10])
+    rec.meta["trainable_weights"] = len(model.trainable_weights)
+
+
 def run(name, **tol):
     keras.utils.clear_session()
     rec = Record(name)
@@ -1252,6 +1403,7 @@ CASES = [
         strict=True, raises=ValueError, reason="Keras 2's `RMSprop(lr=...)` (kerasish raises 'Argument(s) not "
         "recognized') and then `model.metrics_names`: reserved for the Keras 2 idioms work of issue 9")),
     "lstm_stateful", "mnist_transfer_cnn", "imdb_cnn_lstm", "variational_autoencoder_deconv",
+    "babi_memnn", "pretrained_word_embeddings",
 ]
 
 
