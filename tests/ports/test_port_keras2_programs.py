@@ -23,7 +23,10 @@ keeps Keras 2's `lr=` / `decay=` (mnist_irnn, cifar10_cnn), the record spells
 the optimizer as tf-keras 2.21 accepts it (`learning_rate=`, no decay): its
 `optimizers.legacy` would take them but computes RMSprop as Keras 2 did
 (epsilon added after the square root; Keras 3, tf-keras and kerasish add it
-under the root), a 1% difference in mnist_irnn's loss.
+under the root), a 1% difference in mnist_irnn's loss. mnist_acgan toggles
+`discriminator.trainable` around the discriminator's step: tf.keras 2 fixed
+what trains at compile time, Keras 3 and kerasish read `trainable` at every
+step (without the toggle the discriminator never trains, in Keras 3 too).
 
 Tolerances. float32 kernels of TensorFlow (Eigen/oneDNN) and torch sum in
 different orders, so one forward pass agrees to ~1e-7..1e-6 relative; two
@@ -1382,6 +1385,134 @@ def pretrained_word_embeddings(rec):
     rec.meta["trainable_weights"] = len(model.trainable_weights)
 
 
+@program
+def mnist_acgan(rec):
+    from collections import defaultdict
+
+    from kerasish import layers
+    from kerasish.layers import (BatchNormalization, Conv2D, Conv2DTranspose, Dense, Dropout, Embedding, Flatten,
+                                 Input, LeakyReLU, Reshape)
+    from kerasish.models import Model, Sequential
+    from kerasish.optimizers import Adam
+
+    num_classes = 10
+    rs = np.random.RandomState(42)  # the original draws from the global np.random
+
+    def build_generator(latent_size):
+        cnn = Sequential()
+        cnn.add(Dense(3 * 3 * 16, input_dim=latent_size, activation="relu"))
+        cnn.add(Reshape((3, 3, 16)))
+        cnn.add(Conv2DTranspose(8, 5, strides=1, padding="valid", activation="relu",
+                                kernel_initializer="glorot_normal"))
+        cnn.add(BatchNormalization())
+        cnn.add(Conv2DTranspose(4, 5, strides=2, padding="same", activation="relu",
+                                kernel_initializer="glorot_normal"))
+        cnn.add(BatchNormalization())
+        cnn.add(Conv2DTranspose(1, 5, strides=2, padding="same", activation="tanh",
+                                kernel_initializer="glorot_normal"))
+        latent = Input(shape=(latent_size,))
+        image_class = Input(shape=(1,), dtype="int32")
+        # Keras 2.2.4's line; the last revision drops the Flatten, which tf.keras 2.21 rejects too
+        cls = Flatten()(Embedding(num_classes, latent_size, embeddings_initializer="glorot_normal")(image_class))
+        h = layers.multiply([latent, cls])
+        fake_image = cnn(h)
+        return Model([latent, image_class], fake_image)
+
+    def build_discriminator():
+        cnn = Sequential()
+        cnn.add(Conv2D(4, 3, padding="same", strides=2, input_shape=(28, 28, 1)))
+        cnn.add(LeakyReLU(0.2))
+        cnn.add(Dropout(DROP))
+        cnn.add(Conv2D(8, 3, padding="same", strides=1))
+        cnn.add(LeakyReLU(0.2))
+        cnn.add(Dropout(DROP))
+        cnn.add(Conv2D(8, 3, padding="same", strides=2))
+        cnn.add(LeakyReLU(0.2))
+        cnn.add(Dropout(DROP))
+        cnn.add(Conv2D(8, 3, padding="same", strides=1))
+        cnn.add(LeakyReLU(0.2))
+        cnn.add(Dropout(DROP))
+        cnn.add(Flatten())
+        image = Input(shape=(28, 28, 1))
+        features = cnn(image)
+        fake = Dense(1, activation="sigmoid", name="generation")(features)
+        aux = Dense(num_classes, activation="softmax", name="auxiliary")(features)
+        return Model(image, [fake, aux])
+
+    epochs, batch_size, latent_size, adam_lr, adam_beta_1 = 2, 8, 6, 0.0002, 0.5
+    discriminator = build_discriminator()
+    discriminator.compile(optimizer=Adam(learning_rate=adam_lr, beta_1=adam_beta_1),
+                          loss=["binary_crossentropy", "sparse_categorical_crossentropy"])
+    generator = build_generator(latent_size)
+    latent = Input(shape=(latent_size,))
+    image_class = Input(shape=(1,), dtype="int32")
+    fake = generator([latent, image_class])
+    discriminator.trainable = False
+    fake, aux = discriminator(fake)
+    combined = Model([latent, image_class], [fake, aux])
+    rec.start(combined)  # the generator's weights, then the discriminator's
+    combined.compile(optimizer=Adam(learning_rate=adam_lr, beta_1=adam_beta_1),
+                     loss=["binary_crossentropy", "sparse_categorical_crossentropy"])
+
+    (x_train, y_train), (x_test, y_test) = data.mnist(n_train=16, n_test=8, size=28)
+    x_train = np.expand_dims((x_train.astype(np.float32) - 127.5) / 127.5, axis=-1)
+    x_test = np.expand_dims((x_test.astype(np.float32) - 127.5) / 127.5, axis=-1)
+    num_train, num_test = x_train.shape[0], x_test.shape[0]
+    train_history, test_history = defaultdict(list), defaultdict(list)
+    for epoch in range(1, epochs + 1):
+        num_batches = int(np.ceil(x_train.shape[0] / float(batch_size)))
+        epoch_gen_loss, epoch_disc_loss = [], []
+        for index in range(num_batches):
+            image_batch = x_train[index * batch_size:(index + 1) * batch_size]
+            label_batch = y_train[index * batch_size:(index + 1) * batch_size]
+            noise = rs.uniform(-1, 1, (len(image_batch), latent_size))
+            sampled_labels = rs.randint(0, num_classes, len(image_batch))
+            generated_images = generator.predict([noise, sampled_labels.reshape((-1, 1))], verbose=0)
+            x = np.concatenate((image_batch, generated_images))
+            soft_zero, soft_one = 0, 0.95
+            y = np.array([soft_one] * len(image_batch) + [soft_zero] * len(image_batch))
+            aux_y = np.concatenate((label_batch, sampled_labels), axis=0)
+            disc_sample_weight = [np.ones(2 * len(image_batch)),
+                                  np.concatenate((np.ones(len(image_batch)) * 2, np.zeros(len(image_batch))))]
+            # The one change beyond the import: tf.keras 2 fixes what trains when a model is compiled,
+            # Keras 3 (and kerasish) reads `trainable` at every step, so the discriminator frozen for
+            # `combined` would never train. Keras 3's migration notes: toggle it around each step.
+            discriminator.trainable = True
+            epoch_disc_loss.append(discriminator.train_on_batch(x, [y, aux_y], sample_weight=disc_sample_weight))
+            discriminator.trainable = False
+            noise = rs.uniform(-1, 1, (2 * len(image_batch), latent_size))
+            sampled_labels = rs.randint(0, num_classes, 2 * len(image_batch))
+            trick = np.ones(2 * len(image_batch)) * soft_one
+            epoch_gen_loss.append(combined.train_on_batch([noise, sampled_labels.reshape((-1, 1))],
+                                                          [trick, sampled_labels]))
+        noise = rs.uniform(-1, 1, (num_test, latent_size))
+        sampled_labels = rs.randint(0, num_classes, num_test)
+        generated_images = generator.predict([noise, sampled_labels.reshape((-1, 1))], verbose=False)
+        x = np.concatenate((x_test, generated_images))
+        y = np.array([1] * num_test + [0] * num_test)
+        aux_y = np.concatenate((y_test, sampled_labels), axis=0)
+        discriminator_test_loss = discriminator.evaluate(x, [y, aux_y], verbose=False)
+        discriminator_train_loss = np.mean(np.array(epoch_disc_loss), axis=0)
+        noise = rs.uniform(-1, 1, (2 * num_test, latent_size))
+        sampled_labels = rs.randint(0, num_classes, 2 * num_test)
+        trick = np.ones(2 * num_test)
+        generator_test_loss = combined.evaluate([noise, sampled_labels.reshape((-1, 1))], [trick, sampled_labels],
+                                                verbose=False)
+        generator_train_loss = np.mean(np.array(epoch_gen_loss), axis=0)
+        train_history["generator"].append(generator_train_loss)
+        train_history["discriminator"].append(discriminator_train_loss)
+        test_history["generator"].append(generator_test_loss)
+        test_history["discriminator"].append(discriminator_test_loss)
+        rec.meta["metrics_names"] = list(discriminator.metrics_names)
+    rec.put("train_generator", train_history["generator"])
+    rec.put("train_discriminator", train_history["discriminator"])
+    rec.put("test_generator", test_history["generator"])
+    rec.put("test_discriminator", test_history["discriminator"])
+    rec.put("final", combined.get_weights())
+    rec.meta["discriminator_trainable_weights"] = len(discriminator.trainable_weights)
+    rec.meta["combined_trainable_weights"] = len(combined.trainable_weights)
+
+
 def run(name, **tol):
     keras.utils.clear_session()
     rec = Record(name)
@@ -1403,7 +1534,7 @@ CASES = [
         strict=True, raises=ValueError, reason="Keras 2's `RMSprop(lr=...)` (kerasish raises 'Argument(s) not "
         "recognized') and then `model.metrics_names`: reserved for the Keras 2 idioms work of issue 9")),
     "lstm_stateful", "mnist_transfer_cnn", "imdb_cnn_lstm", "variational_autoencoder_deconv",
-    "babi_memnn", "pretrained_word_embeddings",
+    "babi_memnn", "pretrained_word_embeddings", "mnist_acgan",
 ]
 
 
