@@ -1564,6 +1564,156 @@ def mnist_acgan(rec):
     rec.meta["combined_trainable_weights"] = len(combined.trainable_weights)
 
 
+@program
+def mnist_net2net(rec):
+    from kerasish.layers import Conv2D, Dense, Flatten, MaxPooling2D
+    from kerasish.models import Sequential
+    from kerasish.optimizers import SGD
+
+    rs = np.random.RandomState(2)  # the original draws from the global np.random
+    if K.image_data_format() == "channels_first":
+        input_shape = (1, 8, 8)
+    else:
+        input_shape = (8, 8, 1)
+    num_classes, epochs = 10, 2
+
+    def preprocess_input(x):
+        return x.astype("float32").reshape((-1,) + input_shape) / 255
+
+    def preprocess_output(y):
+        return keras.utils.to_categorical(y)
+
+    (x_train, y_train), (x_test, y_test) = data.mnist(n_train=32, n_test=16)
+    y_train[0], y_test[0] = 9, 9  # to_categorical(y) sizes the one-hot by the largest label
+    x_train, x_test = map(preprocess_input, [x_train, x_test])
+    y_train, y_test = map(preprocess_output, [y_train, y_test])
+
+    def wider2net_conv2d(teacher_w1, teacher_b1, teacher_w2, new_width, init):
+        n = new_width - teacher_w1.shape[3]
+        if init == "random-pad":
+            new_w1 = rs.normal(0, 0.1, size=teacher_w1.shape[:3] + (n,))
+            new_b1 = np.ones(n) * 0.1
+            new_w2 = rs.normal(0, 0.1, size=teacher_w2.shape[:2] + (n, teacher_w2.shape[3]))
+        elif init == "net2wider":
+            index = rs.randint(teacher_w1.shape[3], size=n)
+            factors = np.bincount(index)[index] + 1.0
+            new_w1 = teacher_w1[:, :, :, index]
+            new_b1 = teacher_b1[index]
+            new_w2 = teacher_w2[:, :, index, :] / factors.reshape((1, 1, -1, 1))
+        student_w1 = np.concatenate((teacher_w1, new_w1), axis=3)
+        if init == "random-pad":
+            student_w2 = np.concatenate((teacher_w2, new_w2), axis=2)
+        elif init == "net2wider":
+            noise = rs.normal(0, 5e-2 * new_w2.std(), size=new_w2.shape)
+            student_w2 = np.concatenate((teacher_w2, new_w2 + noise), axis=2)
+            student_w2[:, :, index, :] = new_w2
+        student_b1 = np.concatenate((teacher_b1, new_b1), axis=0)
+        return student_w1, student_b1, student_w2
+
+    def wider2net_fc(teacher_w1, teacher_b1, teacher_w2, new_width, init):
+        n = new_width - teacher_w1.shape[1]
+        if init == "random-pad":
+            new_w1 = rs.normal(0, 0.1, size=(teacher_w1.shape[0], n))
+            new_b1 = np.ones(n) * 0.1
+            new_w2 = rs.normal(0, 0.1, size=(n, teacher_w2.shape[1]))
+        elif init == "net2wider":
+            index = rs.randint(teacher_w1.shape[1], size=n)
+            factors = np.bincount(index)[index] + 1.0
+            new_w1 = teacher_w1[:, index]
+            new_b1 = teacher_b1[index]
+            new_w2 = teacher_w2[index, :] / factors[:, np.newaxis]
+        student_w1 = np.concatenate((teacher_w1, new_w1), axis=1)
+        if init == "random-pad":
+            student_w2 = np.concatenate((teacher_w2, new_w2), axis=0)
+        elif init == "net2wider":
+            noise = rs.normal(0, 5e-2 * new_w2.std(), size=new_w2.shape)
+            student_w2 = np.concatenate((teacher_w2, new_w2 + noise), axis=0)
+            student_w2[index, :] = new_w2
+        student_b1 = np.concatenate((teacher_b1, new_b1), axis=0)
+        return student_w1, student_b1, student_w2
+
+    def deeper2net_conv2d(teacher_w):
+        kh, kw, num_channel, filters = teacher_w.shape
+        student_w = np.zeros_like(teacher_w)
+        for i in range(filters):
+            student_w[(kh - 1) // 2, (kw - 1) // 2, i, i] = 1.0
+        student_b = np.zeros(filters)
+        return student_w, student_b
+
+    def copy_weights(teacher_model, student_model, layer_names):
+        for name in layer_names:
+            weights = teacher_model.get_layer(name=name).get_weights()
+            student_model.get_layer(name=name).set_weights(weights)
+
+    def fit(tag, model):
+        h = model.fit(x_train, y_train, epochs=epochs, validation_data=(x_test, y_test), shuffle=False, verbose=0)
+        rec.meta.setdefault("history", {}).update({f"{tag}_{k}": [float(v) for v in vals]
+                                                   for k, vals in h.history.items()})
+        rec.put(f"{tag}_final", model.get_weights())
+
+    def make_teacher_model(x_train, y_train, x_test, y_test, epochs):
+        model = Sequential()
+        model.add(Conv2D(4, 3, input_shape=input_shape, padding="same", name="conv1"))
+        model.add(MaxPooling2D(2, name="pool1"))
+        model.add(Conv2D(4, 3, padding="same", name="conv2"))
+        model.add(MaxPooling2D(2, name="pool2"))
+        model.add(Flatten(name="flatten"))
+        model.add(Dense(8, activation="relu", name="fc1"))
+        model.add(Dense(num_classes, activation="softmax", name="fc2"))
+        rec.start(model)
+        model.compile(loss="categorical_crossentropy", optimizer=SGD(learning_rate=0.01, momentum=0.9),
+                      metrics=["accuracy"])
+        fit("teacher", model)
+        return model
+
+    def make_wider_student_model(teacher_model, x_train, y_train, x_test, y_test, init, epochs):
+        new_conv1_width, new_fc1_width = 6, 12
+        model = Sequential()
+        model.add(Conv2D(new_conv1_width, 3, input_shape=input_shape, padding="same", name="conv1"))
+        model.add(MaxPooling2D(2, name="pool1"))
+        model.add(Conv2D(4, 3, padding="same", name="conv2"))
+        model.add(MaxPooling2D(2, name="pool2"))
+        model.add(Flatten(name="flatten"))
+        model.add(Dense(new_fc1_width, activation="relu", name="fc1"))
+        model.add(Dense(num_classes, activation="softmax", name="fc2"))
+        w_conv1, b_conv1 = teacher_model.get_layer("conv1").get_weights()
+        w_conv2, b_conv2 = teacher_model.get_layer("conv2").get_weights()
+        new_w_conv1, new_b_conv1, new_w_conv2 = wider2net_conv2d(w_conv1, b_conv1, w_conv2, new_conv1_width, init)
+        model.get_layer("conv1").set_weights([new_w_conv1, new_b_conv1])
+        model.get_layer("conv2").set_weights([new_w_conv2, b_conv2])
+        w_fc1, b_fc1 = teacher_model.get_layer("fc1").get_weights()
+        w_fc2, b_fc2 = teacher_model.get_layer("fc2").get_weights()
+        new_w_fc1, new_b_fc1, new_w_fc2 = wider2net_fc(w_fc1, b_fc1, w_fc2, new_fc1_width, init)
+        model.get_layer("fc1").set_weights([new_w_fc1, new_b_fc1])
+        model.get_layer("fc2").set_weights([new_w_fc2, b_fc2])
+        model.compile(loss="categorical_crossentropy", optimizer=SGD(learning_rate=0.001, momentum=0.9),
+                      metrics=["accuracy"])
+        fit(f"wider_{init}", model)
+
+    def make_deeper_student_model(teacher_model, x_train, y_train, x_test, y_test, init, epochs):
+        model = Sequential()
+        model.add(Conv2D(4, 3, input_shape=input_shape, padding="same", name="conv1"))
+        model.add(MaxPooling2D(2, name="pool1"))
+        model.add(Conv2D(4, 3, padding="same", name="conv2"))
+        prev_w, _ = model.get_layer("conv2").get_weights()
+        new_weights = deeper2net_conv2d(prev_w)
+        model.add(Conv2D(4, 3, padding="same", name="conv2-deeper", weights=new_weights))
+        model.add(MaxPooling2D(2, name="pool2"))
+        model.add(Flatten(name="flatten"))
+        model.add(Dense(8, activation="relu", name="fc1"))
+        model.add(Dense(8, kernel_initializer="identity", activation="relu", name="fc1-deeper"))
+        model.add(Dense(num_classes, activation="softmax", name="fc2"))
+        copy_weights(teacher_model, model, layer_names=["conv1", "conv2", "fc1", "fc2"])
+        model.compile(loss="categorical_crossentropy", optimizer=SGD(learning_rate=0.001, momentum=0.9),
+                      metrics=["accuracy"])
+        fit(f"deeper_{init}", model)
+
+    teacher_model = make_teacher_model(x_train, y_train, x_test, y_test, epochs=epochs)
+    make_wider_student_model(teacher_model, x_train, y_train, x_test, y_test, init="random-pad", epochs=epochs)
+    make_wider_student_model(teacher_model, x_train, y_train, x_test, y_test, init="net2wider", epochs=epochs)
+    make_deeper_student_model(teacher_model, x_train, y_train, x_test, y_test, init="net2deeper", epochs=epochs)
+
+
 def run(name, **tol):
     keras.utils.clear_session()
     rec = Record(name)
@@ -1585,7 +1735,7 @@ CASES = [
         strict=True, raises=ValueError, reason="Keras 2's `RMSprop(lr=...)` (kerasish raises 'Argument(s) not "
         "recognized') and then `model.metrics_names`: reserved for the Keras 2 idioms work of issue 9")),
     "lstm_stateful", "mnist_transfer_cnn", "imdb_cnn_lstm", "variational_autoencoder_deconv",
-    "babi_memnn", "pretrained_word_embeddings", "mnist_acgan",
+    "babi_memnn", "pretrained_word_embeddings", "mnist_acgan", "mnist_net2net",
 ]
 
 
