@@ -1714,6 +1714,95 @@ def mnist_net2net(rec):
     make_deeper_student_model(teacher_model, x_train, y_train, x_test, y_test, init="net2deeper", epochs=epochs)
 
 
+@program
+def image_ocr(rec):
+    import itertools
+
+    from kerasish.layers import GRU, Activation, Conv2D, Dense, Input, Lambda, MaxPooling2D, Reshape, add, concatenate
+    from kerasish.models import Model
+    from kerasish.optimizers import SGD
+
+    alphabet = "abcd"  # the original: lowercase letters and space, rendered with cairo
+
+    def labels_to_text(labels):
+        return "".join(alphabet[c] for c in labels if c < len(alphabet))
+
+    def ctc_lambda_func(args):
+        y_pred, labels, input_length, label_length = args
+        y_pred = y_pred[:, 2:, :]
+        return K.ctc_batch_cost(labels, y_pred, input_length, label_length)
+
+    def decode_batch(test_func, word_batch):
+        out = test_func([word_batch])[0]
+        ret = []
+        for j in range(out.shape[0]):
+            out_best = list(np.argmax(out[j, 2:], 1))
+            out_best = [k for k, g in itertools.groupby(out_best)]
+            ret.append(labels_to_text(out_best))
+        return ret
+
+    img_w, img_h, conv_filters, kernel_size, pool_size = 32, 8, 2, (3, 3), 2
+    time_dense_size, rnn_size, minibatch_size, absolute_max_string_len = 4, 4, 4, 2
+    if K.image_data_format() == "channels_first":
+        input_shape = (1, img_w, img_h)
+    else:
+        input_shape = (img_w, img_h, 1)
+
+    def next_batch(rs):  # TextImageGenerator.get_batch on synthetic "images"
+        while True:
+            X_data = rs.random_sample((minibatch_size,) + input_shape).astype("float32")
+            labels = np.ones([minibatch_size, absolute_max_string_len]) * -1
+            label_length = np.zeros([minibatch_size, 1])
+            for i in range(minibatch_size):
+                n = rs.randint(1, absolute_max_string_len + 1)
+                labels[i, :n] = rs.randint(0, len(alphabet), n)
+                label_length[i] = n
+            input_length = np.ones([minibatch_size, 1]) * (img_w // (pool_size ** 2) - 2)
+            inputs = {"the_input": X_data, "the_labels": labels, "input_length": input_length,
+                      "label_length": label_length}
+            outputs = {"ctc": np.zeros([minibatch_size])}
+            yield (inputs, outputs)
+
+    act = "relu"
+    input_data = Input(name="the_input", shape=input_shape, dtype="float32")
+    inner = Conv2D(conv_filters, kernel_size, padding="same", activation=act, kernel_initializer="he_normal",
+                   name="conv1")(input_data)
+    inner = MaxPooling2D(pool_size=(pool_size, pool_size), name="max1")(inner)
+    inner = Conv2D(conv_filters, kernel_size, padding="same", activation=act, kernel_initializer="he_normal",
+                   name="conv2")(inner)
+    inner = MaxPooling2D(pool_size=(pool_size, pool_size), name="max2")(inner)
+    conv_to_rnn_dims = (img_w // (pool_size ** 2), (img_h // (pool_size ** 2)) * conv_filters)
+    inner = Reshape(target_shape=conv_to_rnn_dims, name="reshape")(inner)
+    inner = Dense(time_dense_size, activation=act, name="dense1")(inner)
+    gru_1 = GRU(rnn_size, return_sequences=True, kernel_initializer="he_normal", name="gru1")(inner)
+    gru_1b = GRU(rnn_size, return_sequences=True, go_backwards=True, kernel_initializer="he_normal",
+                 name="gru1_b")(inner)
+    gru1_merged = add([gru_1, gru_1b])
+    gru_2 = GRU(rnn_size, return_sequences=True, kernel_initializer="he_normal", name="gru2")(gru1_merged)
+    gru_2b = GRU(rnn_size, return_sequences=True, go_backwards=True, kernel_initializer="he_normal",
+                 name="gru2_b")(gru1_merged)
+    inner = Dense(len(alphabet) + 1, kernel_initializer="he_normal", name="dense2")(concatenate([gru_2, gru_2b]))
+    y_pred = Activation("softmax", name="softmax")(inner)
+    labels = Input(name="the_labels", shape=[absolute_max_string_len], dtype="float32")
+    input_length = Input(name="input_length", shape=[1], dtype="int64")
+    label_length = Input(name="label_length", shape=[1], dtype="int64")
+    loss_out = Lambda(ctc_lambda_func, output_shape=(1,), name="ctc")([y_pred, labels, input_length, label_length])
+    # the original's SGD; tf-keras's SGD rejects decay= (its record has none): < 1e-5 of the rate here
+    sgd = SGD(learning_rate=0.02, decay=1e-6, momentum=0.9, nesterov=True)
+    model = Model(inputs=[input_data, labels, input_length, label_length], outputs=loss_out)
+    rec.start(model)
+    model.compile(loss={"ctc": lambda y_true, y_pred: y_pred}, optimizer=sgd)
+    test_func = K.function([input_data], [y_pred])
+    history = model.fit_generator(generator=next_batch(np.random.RandomState(5)), steps_per_epoch=2, epochs=2,
+                                  validation_data=next_batch(np.random.RandomState(6)), validation_steps=1,
+                                  verbose=0)
+    words = next(next_batch(np.random.RandomState(7)))[0]["the_input"]
+    rec.history(history)
+    rec.put("final", model.get_weights())
+    rec.put("y_pred", test_func([words])[0])
+    rec.meta["decoded"] = decode_batch(test_func, words)
+
+
 def run(name, **tol):
     keras.utils.clear_session()
     rec = Record(name)
@@ -1735,7 +1824,7 @@ CASES = [
         strict=True, raises=ValueError, reason="Keras 2's `RMSprop(lr=...)` (kerasish raises 'Argument(s) not "
         "recognized') and then `model.metrics_names`: reserved for the Keras 2 idioms work of issue 9")),
     "lstm_stateful", "mnist_transfer_cnn", "imdb_cnn_lstm", "variational_autoencoder_deconv",
-    "babi_memnn", "pretrained_word_embeddings", "mnist_acgan", "mnist_net2net",
+    "babi_memnn", "pretrained_word_embeddings", "mnist_acgan", "mnist_net2net", "image_ocr",
 ]
 
 
