@@ -1891,17 +1891,17 @@ def test_cifar10_resnet_callbacks():
 # built where the program loads weights), no Tokenizer, no `batch_size=` layer
 # argument (lstm_stateful). Both run on torch, so
 # they must agree far more tightly than with TensorFlow.
-KERAS3_PROGRAMS = ["mnist_mlp", "mnist_cnn", "imdb_lstm", "mnist_hierarchical_rnn", "lstm_seq2seq",
-                   "lstm_text_generation"]
+# lstm_seq2seq and lstm_text_generation also run in Keras 3 and agree, but call
+# `predict` some 40 times, which costs Keras 3 several seconds on a loaded CI
+# machine; they are left to the tf.keras 2 records.
+KERAS3_PROGRAMS = ["mnist_mlp", "mnist_cnn", "imdb_lstm", "mnist_hierarchical_rnn"]
 
 
 def _as_keras3(name, keras3):
     import inspect
     import textwrap
 
-    helpers = [lstm_seq2seq_restore] if name == "lstm_seq2seq" else []
-    source = "\n\n".join(textwrap.dedent(inspect.getsource(fn)).replace("kerasish", "keras")
-                         for fn in [*helpers, PROGRAMS[name]])
+    source = textwrap.dedent(inspect.getsource(PROGRAMS[name])).replace("kerasish", "keras")
     namespace = {"keras": keras3, "layers": keras3.layers, "K": keras3.backend, "np": np, "data": data, "DROP": DROP,
                  "os": os, "tempfile": tempfile, "program": lambda fn: fn}
     exec(compile(source, f"<keras3 port of {name}>", "exec"), namespace)  # noqa: S102 - our own source
