@@ -36,7 +36,8 @@ class MonitorCallback(Callback):
     Args:
         monitor: Name of the log entry to watch. Defaults to "val_loss".
         mode: "min", "max" or "auto" (from the metric's direction; losses
-            are minimized). Defaults to "auto".
+            are minimized; as in Keras 2, a name containing "acc" that is no
+            compiled metric, e.g. "val_acc", is maximized). Defaults to "auto".
         baseline: Initial best value. Defaults to None.
         min_delta: Smallest change that counts as an improvement.
     """
@@ -66,6 +67,10 @@ class MonitorCallback(Callback):
                     direction = m.__dict__.get("_direction")
                     if direction is not None:
                         self.monitor_op = operator.gt if direction == "up" else operator.lt
+            if self.monitor_op is None and ("acc" in self.monitor or self.monitor.startswith("fmeasure")):
+                # Keras 2's "auto" rule, kept so that Keras 2 programs monitoring
+                # "val_acc" run (Keras 3 raises below for names it cannot resolve).
+                self.monitor_op = operator.gt
             if self.monitor_op is None:
                 raise ValueError(
                     f"{type(self).__name__} callback received monitor={self.monitor}, but Keras isn't able to "

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from kerasish.backend.dtypes import floatx, standardize_dtype, to_torch_dtype
+from kerasish.backend.keras_tensor import KerasTensor
 
 EPSILON = 1e-7
 _ALLOWED_REDUCTIONS = ("sum_over_batch_size", "sum", None, "none", "mean", "mean_with_sample_weight")
@@ -29,6 +30,7 @@ def to_snake_case(name: str) -> str:
 
 def to_tensor(x, dtype=None, device=None) -> torch.Tensor:
     """Converts arrays, lists and scalars to a tensor (floats default to floatx).
+    KerasTensors stay symbolic (cast to `dtype` if given).
 
     Args:
         x: A tensor, NumPy array, list or Python scalar.
@@ -36,6 +38,10 @@ def to_tensor(x, dtype=None, device=None) -> torch.Tensor:
         device: Optional target device.
     """
     tdtype = None if dtype is None else to_torch_dtype(dtype)
+    if isinstance(x, KerasTensor):
+        # symbolic (a loss function on a functional model's tensors, for
+        # `add_loss`): the cast is recorded as a graph op, devices come later
+        return x if tdtype is None or to_torch_dtype(x.dtype) == tdtype else x.to(dtype=tdtype)
     if isinstance(x, torch.Tensor):
         if (tdtype is not None and x.dtype != tdtype) or (device is not None and x.device != torch.device(device)):
             return x.to(device=device, dtype=tdtype)

@@ -14,6 +14,8 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from kerasish.backend.dtypes import to_torch_dtype
+from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.losses.loss import (
     EPSILON,
     Loss,
@@ -23,10 +25,15 @@ from kerasish.losses.loss import (
 from kerasish.saving.serialization_lib import serialize_keras_object
 
 
+def _device(x):
+    """`x.device`, or None for a KerasTensor (symbolic: no device yet)."""
+    return None if isinstance(x, KerasTensor) else x.device
+
+
 def _pair(y_true, y_pred, dtype_from_pred: bool = True):
     """Converts both to tensors; `y_true` takes `y_pred`'s dtype and device."""
     y_pred = to_tensor(y_pred)
-    y_true = to_tensor(y_true, dtype=y_pred.dtype if dtype_from_pred else None, device=y_pred.device)
+    y_true = to_tensor(y_true, dtype=y_pred.dtype if dtype_from_pred else None, device=_device(y_pred))
     return y_true, y_pred
 
 
@@ -83,7 +90,7 @@ def huber(y_true, y_pred, delta: float = 1.0):
     """Huber loss: quadratic for `|error| <= delta`, linear beyond."""
     y_true, y_pred = _pair(y_true, y_pred)
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
-    delta = torch.as_tensor(delta, dtype=y_pred.dtype, device=y_pred.device)
+    delta = torch.as_tensor(delta, dtype=to_torch_dtype(y_pred.dtype), device=_device(y_pred))
     error = y_pred - y_true
     abs_error = torch.abs(error)
     half = 0.5
@@ -117,7 +124,7 @@ def poisson(y_true, y_pred):
 
 def _convert_binary_labels_to_hinge(y_true):
     """Maps {0, 1} labels to {-1, 1}; other labels are left unchanged."""
-    is_binary = torch.all((y_true == 0) | (y_true == 1))
+    is_binary = torch.all(torch.eq(y_true, 0) | torch.eq(y_true, 1))  # torch.eq: also on KerasTensors
     return torch.where(is_binary, 2.0 * y_true - 1.0, y_true)
 
 
@@ -169,7 +176,8 @@ def _binary_crossentropy_op(target, output, from_logits):
     if from_logits:
         return F.binary_cross_entropy_with_logits(output, target, reduction="none")
     output = torch.clamp(output, EPSILON, 1.0 - EPSILON)
-    if target.requires_grad:  # torch's fused BCE has no gradient w.r.t. the target
+    # torch's fused BCE has no gradient w.r.t. the target (which a symbolic target may need)
+    if isinstance(target, KerasTensor) or target.requires_grad:
         return -(target * torch.log(output) + (1.0 - target) * torch.log1p(-output))
     return F.binary_cross_entropy(output, target, reduction="none")
 
@@ -203,7 +211,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_sm
     """
     _check_axis(axis)
     y_pred = to_tensor(y_pred)
-    y_true = to_tensor(y_true, dtype=y_pred.dtype, device=y_pred.device)
+    y_true = to_tensor(y_true, dtype=y_pred.dtype, device=_device(y_pred))
     _warn_single_class("categorical_crossentropy", y_pred)
     if label_smoothing:
         num_classes = y_true.shape[-1]
@@ -218,7 +226,7 @@ def categorical_focal_crossentropy(
     """Focal loss on one-hot targets: `sum(alpha * (1 - p) ** gamma * CE)`."""
     _check_axis(axis)
     y_pred = to_tensor(y_pred)
-    y_true = to_tensor(y_true, dtype=y_pred.dtype, device=y_pred.device)
+    y_true = to_tensor(y_true, dtype=y_pred.dtype, device=_device(y_pred))
     _warn_single_class("categorical_focal_crossentropy", y_pred)
     if label_smoothing:
         num_classes = y_true.shape[-1]
@@ -273,7 +281,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False, i
         axis: The class axis.
     """
     y_pred = to_tensor(y_pred)
-    y_true = to_tensor(y_true, device=y_pred.device)
+    y_true = to_tensor(y_true, device=_device(y_pred))
     if y_true.dim() == y_pred.dim() and y_true.shape[axis] == 1:
         y_true = y_true.squeeze(axis)
     valid_mask = None
@@ -299,7 +307,7 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothi
     `binary_cross_entropy_with_logits`.
     """
     y_pred = to_tensor(y_pred)
-    y_true = to_tensor(y_true, dtype=y_pred.dtype, device=y_pred.device)
+    y_true = to_tensor(y_true, dtype=y_pred.dtype, device=_device(y_pred))
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     return torch.mean(_binary_crossentropy_op(y_true, y_pred, from_logits), dim=axis)
@@ -312,7 +320,7 @@ def binary_focal_crossentropy(
     """Binary focal crossentropy: `(1 - p_t) ** gamma * BCE`, optionally
     weighted by `alpha` / `1 - alpha` for positives / negatives."""
     y_pred = to_tensor(y_pred)
-    y_true = to_tensor(y_true, dtype=y_pred.dtype, device=y_pred.device)
+    y_true = to_tensor(y_true, dtype=y_pred.dtype, device=_device(y_pred))
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:

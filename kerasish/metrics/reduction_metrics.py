@@ -134,6 +134,10 @@ class MeanMetricWrapper(Mean):
     """Wraps a stateless function `fn(y_true, y_pred, **kwargs)` returning
     per-sample values into a `Mean` metric.
 
+    As in Keras 2, `y_true` and `y_pred` whose ranks differ by a trailing
+    dimension of size 1 are brought to the same rank before `fn` sees them
+    (Keras 3 skips this and lets a custom `fn` broadcast).
+
     Args:
         fn: The metric function.
         name: Defaults to the auto name of the class.
@@ -165,6 +169,11 @@ class MeanMetricWrapper(Mean):
             y_true = y_true.to(y_pred.device)
         if not y_pred.is_floating_point():
             y_pred = y_pred.to(self.total.dtype)
+        # Keras 2 (tf.keras `MeanMetricWrapper`) aligns ranks that differ by a
+        # trailing 1 before calling `fn`, so a custom metric sees labels (batch,)
+        # as (batch, 1) like predictions (batch, 1); Keras 3 passes them as they
+        # are and the metric silently broadcasts to (batch, batch).
+        y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         with torch.no_grad():
             values = self._fn(y_true, y_pred, **self._fn_kwargs)
         if mask is not None:

@@ -102,6 +102,22 @@ def get_loss(identifier, y_true, y_pred):
     return fn
 
 
+def _unique_labels(labels):
+    """Per-output loss labels made unique as tf.keras 2 uniquifies output
+    names ("model", "model_1", ...). Two outputs of one nested model (a GAN's
+    `combined = Model(z, discriminator(generator(z)))`) share a name; Keras 3
+    keeps both and the second tracker's value is logged for both."""
+    seen, counts, out = set(), {}, []
+    for label in labels:
+        proposal = label
+        while proposal in seen:
+            counts[label] = counts.get(label, 0) + 1
+            proposal = f"{label}_{counts[label]}"
+        seen.add(proposal)
+        out.append(proposal)
+    return out
+
+
 def _flat_outputs(y, output_names):
     """`(names, values)` of a model output structure; names may be None."""
     if isinstance(y, dict):
@@ -217,8 +233,8 @@ class CompileLoss:
             self._entries.sort(key=lambda e: order[names[e[0]]])
         if len(self._entries) > 1:
             self.metrics = []
-            for i, fn, _ in self._entries:
-                label = names[i] if names[i] is not None else fn.name
+            labels = _unique_labels([names[i] if names[i] is not None else fn.name for i, fn, _ in self._entries])
+            for (i, fn, _), label in zip(self._entries, labels):
                 tracker = Mean(name=f"{label}_loss")
                 device = getattr(preds[i], "device", None)
                 if device is not None and device.type != "cpu":

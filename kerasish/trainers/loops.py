@@ -335,20 +335,32 @@ class TrainerLoops:
         return data_adapters._pack(structure, arrays)
 
     # ------------------------------------------------- Keras 2 aliases
-    def fit_generator(self, generator, *args, **kwargs):
+    # Keras 2's signatures (positional order and defaults: `verbose=0` for
+    # evaluate/predict), not `fit`'s: `fit_generator(gen, 10, 2)` means
+    # steps_per_epoch=10, epochs=2. `max_queue_size`, `workers` and
+    # `use_multiprocessing` are accepted and the batches are read in order in
+    # this process, which gives the same batches Keras 2's ordered enqueuer does.
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
+                      validation_data=None, validation_steps=None, validation_freq=1, class_weight=None,
+                      max_queue_size=10, workers=1, use_multiprocessing=False, shuffle=True, initial_epoch=0):
         """Deprecated Keras 2 alias of `fit` (which accepts generators)."""
         _deprecated("fit_generator", "fit")
-        return self.fit(generator, *args, **kwargs)
+        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
+                        callbacks=callbacks, validation_data=validation_data, validation_steps=validation_steps,
+                        validation_freq=validation_freq, class_weight=class_weight, shuffle=shuffle,
+                        initial_epoch=initial_epoch)
 
-    def evaluate_generator(self, generator, *args, **kwargs):
+    def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
+                           use_multiprocessing=False, verbose=0):
         """Deprecated Keras 2 alias of `evaluate`."""
         _deprecated("evaluate_generator", "evaluate")
-        return self.evaluate(generator, *args, **kwargs)
+        return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
 
-    def predict_generator(self, generator, *args, **kwargs):
+    def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
+                          use_multiprocessing=False, verbose=0):
         """Deprecated Keras 2 alias of `predict`."""
         _deprecated("predict_generator", "predict")
-        return self.predict(generator, *args, **kwargs)
+        return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
 
     # ---------------------------------------------------------- distributed
     def _custom_train_step(self) -> bool:

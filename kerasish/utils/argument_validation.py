@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import numbers
+
 from kerasish.backend import config
+
+
+def as_int(value):
+    """`value` as a Python int when it is an integer of any kind (NumPy's
+    `np.int64` included: Keras 2 programs size layers with
+    `np.max(y) + 1`, which tf.keras accepts and Keras 3 rejects), else
+    `value` unchanged for the caller's own check. Bools stay bools."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    return value
+
 
 
 def standardize_tuple(value, n: int, name: str, allow_zero: bool = False) -> tuple:

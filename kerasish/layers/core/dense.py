@@ -11,6 +11,7 @@ from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.utils.argument_validation import as_int
 
 
 def check_lora_and_quantization(layer_name: str, lora_rank, quantization_config) -> None:
@@ -87,6 +88,7 @@ class Dense(Layer):
         quantization_config=None,
         **kwargs,
     ):
+        units = as_int(units)
         if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
             raise ValueError(
                 "Received an invalid value for `units`, expected a positive integer. "

@@ -13,6 +13,7 @@ from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers.core.dense import check_lora_and_quantization
 from kerasish.layers.layer import Layer
+from kerasish.utils.argument_validation import as_int
 from kerasish.layers.lazy_weights import is_lazy
 
 
@@ -76,6 +77,7 @@ class Embedding(Layer):
         quantization_config=None,
         **kwargs,
     ):
+        input_dim, output_dim = as_int(input_dim), as_int(output_dim)
         _check_positive_int("input_dim", input_dim)
         _check_positive_int("output_dim", output_dim)
         check_lora_and_quantization("Embedding", lora_rank, quantization_config)

@@ -57,7 +57,7 @@ class ConvLSTMCell(BaseRNNCell):
     ):
         if rank > 3:
             raise ValueError(f"Rank {rank} convolutions are not currently implemented. Received: rank={rank}")
-        check_units(filters, "filters")
+        filters = check_units(filters, "filters")
         super().__init__(
             filters,
             activation=activation,

@@ -17,10 +17,13 @@ from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers.layer import Layer
+from kerasish.utils.argument_validation import as_int
 
 
 def check_units(units, name: str = "units"):
-    """Keras's check for `units`/`filters`: a positive integer."""
+    """Keras's check for `units`/`filters`: a positive integer (NumPy
+    integers are accepted as tf.keras does, and returned as int)."""
+    units = as_int(units)
     if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
         raise ValueError(
             f"Received an invalid value for argument `{name}`, expected a positive integer, got {units}."
@@ -116,7 +119,7 @@ class BaseRNNCell(Layer, DropoutRNNCell):
         seed=None,
         **kwargs,
     ):
-        check_units(units)
+        units = check_units(units)
         implementation = kwargs.pop("implementation", 2)
         super().__init__(**kwargs)
         self.units = units

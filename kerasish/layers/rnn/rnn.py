@@ -7,6 +7,7 @@ import inspect
 
 import torch
 
+from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers import call_context as ctx
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
@@ -47,7 +48,9 @@ class RNN(Layer):
             previous output. Defaults to False.
 
     Call arguments:
-        sequences: `(batch, timesteps, ...)`.
+        sequences: `(batch, timesteps, ...)`. Keras 2's spelling
+            `layer([sequences, *initial_state])` (and the configs tf.keras 2
+            saves for it) is also accepted.
         initial_state: Tensor or list of initial state tensors.
         mask: `(batch, timesteps)` boolean mask (True = valid step).
         training: Passed to the cell (dropout).
@@ -119,6 +122,20 @@ class RNN(Layer):
             self._cell_training = "training" in params
         self._state_keys: list[str] = []
         self._expected_batch_size = None
+
+    # ------------------------------------------------------ Keras 2 calls
+    def _prepare_inputs(self, args, kwargs):
+        # Keras 2 (RNN.__call__ / standardize_args) takes the initial states
+        # as the tail of a list input: `lstm([x, h, c])`; tf.keras 2 also
+        # saves a call `lstm(x, initial_state=[h, c])` that way in its
+        # configs. Keras 3 has no list form, so the split is unambiguous.
+        seq = args[0] if args else kwargs.get("sequences")
+        if type(seq) in (list, tuple) and seq and kwargs.get("initial_state") is None and _is_tensor(seq[0]):
+            if len(seq) > 1:
+                kwargs["initial_state"] = list(seq[1:])
+            kwargs.pop("sequences", None)
+            args = (seq[0], *args[1:])
+        return super()._prepare_inputs(args, kwargs)
 
     # ------------------------------------------------------------- shapes
     def build(self, sequences_shape, initial_state_shape=None):
@@ -364,3 +381,7 @@ class RNN(Layer):
         config = dict(config)
         cell = deserialize_layer(config.pop("cell"))
         return cls(cell, **config)
+
+
+def _is_tensor(x) -> bool:
+    return isinstance(x, (torch.Tensor, KerasTensor)) or hasattr(x, "__array__")
