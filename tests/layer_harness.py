@@ -101,6 +101,10 @@ def run_layer_test(
             input_data = _make_input(input_shape, input_dtype)
     if training:
         call_kwargs["training"] = True
+    elif getattr(layer_cls, "_call_training_default", None) is True:
+        # a call of its own defaults to training=True (augmentation layers, as
+        # in Keras): the inference checks below pass training=False explicitly
+        call_kwargs.setdefault("training", False)
 
     # build on first call, output shape, weight counts
     layer = layer_cls(**init_kwargs)
@@ -230,8 +234,7 @@ def _check_keras_parity(layer, layer_cls, init_kwargs, input_data, call_kwargs, 
         ref = ref_cls(**{k: _to_keras_arg(real, v) for k, v in init_kwargs.items()})
     except ImportError:
         return  # Keras needs TensorFlow for this layer (its lookup layers): no oracle here
-    # explicit `training`: a plain Keras call of an augmentation layer
-    # defaults to training=True, kerasish follows the torch mode (inference)
+    # explicit `training` for both (augmentation layers default to True)
     call_kwargs = {"training": bool(training), **call_kwargs}
     ref_out = ref(input_data, **call_kwargs)
     assert _shapes(ref_out) == _shapes(out), ("Keras output shapes", _shapes(ref_out), _shapes(out))

@@ -338,7 +338,10 @@ def _same(a, b, rtol=0.0, atol=0.0):
 
 def _built(case, seed=0):
     torch.manual_seed(seed)
-    layer = case.make()
+    # eval(): the torch user's inference mode (an augmentation layer called
+    # before train()/eval() augments, as Keras's call default says; see
+    # tests/layers/test_training_default.py)
+    layer = case.make().eval()
     out = layer(*case.inputs(torch.float32))
     return layer, out
 

@@ -168,8 +168,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     Training mode: an explicit `training=` argument wins and propagates to
     inner layers for that call; otherwise an inner layer follows the outer
-    call; otherwise `module.training`. Layers start in inference mode, as in
-    Keras (unlike torch modules, which start in training mode).
+    call; otherwise `module.training` once `train()`/`eval()` set it;
+    otherwise, as in Keras, the `training` default of the layer's `call`
+    (image augmentation layers augment, Dropout does not). `training` is
+    False until `train()` (layers start in inference mode, as in Keras,
+    unlike torch modules); `fit`/`evaluate`/`predict` restore every
+    module's mode when they end.
 
     Example:
         >>> class SimpleDense(keras.layers.Layer):
@@ -186,6 +190,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     # decided per class in __init_subclass__
     _call_has_training = False
+    _call_training_default = None
+    _call_training_unset = False
     _call_has_mask = False
     _call_first_arg = "inputs"
     _has_compute_mask = False
@@ -207,6 +213,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         names = list(params)[1:]
         var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
         cls._call_has_training = "training" in params or var_kw
+        # Keras's last resort for `training` (no explicit value, no outer
+        # call, mode never set): the call signature's default. `call` then
+        # gets that default; kerasish's own layers get a bool.
+        param = params.get("training")
+        default = None if param is None or param.default is inspect.Parameter.empty else param.default
+        cls._call_training_default = default
+        cls._call_training_unset = bool(default) if cls.__module__.startswith("kerasish.") else default
         cls._call_has_mask = "mask" in params
         cls._call_first_arg = names[0] if names else "inputs"
         cls._has_compute_mask = cls.compute_mask is not Layer.compute_mask
@@ -267,8 +280,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             batch_input_shape = (kwargs.get("batch_size"), *tuple(input_shape))
         d["_batch_input_shape"] = tuple(batch_input_shape) if batch_input_shape is not None else None
         d["_initial_weights"] = kwargs.get("weights")
-        # Keras layers start in inference mode
+        # Keras layers start in inference mode; until `train()`/`eval()` (or
+        # an assignment) sets it, an outermost call follows Keras's rule:
+        # the call signature's `training` default (augmentation layers
+        # augment, Dropout does not)
         self.training = False
+        d["_training_set"] = False
         self._set_dtype_fast_path()
 
     # ------------------------------------------------------------------ attrs
@@ -311,6 +328,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     def __setattr__(self, name, value):
         self._set_attribute(name, value)
+        if name == "training":
+            self.__dict__["_training_set"] = True  # train()/eval(): the mode decides from now on
         if name in _PLAIN_KEYS:
             # the one place the hot-path decision is invalidated: the next
             # call takes the full path and derives it again
@@ -451,24 +470,30 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
                 return x  # a symbolic call: the output KerasTensors
 
         # training: an explicit `training=` wins, then the call in progress
-        # (this thread's), then `module.training`; `call` gets it only when it
-        # takes it, and loses `mask=` when it takes none (Keras drops it)
+        # (this thread's), then `module.training` once train()/eval() set
+        # it, then the call signature's default (None passes on: inner
+        # layers apply their own defaults, as in Keras). `call` gets it only
+        # when it takes it, and loses `mask=` when it takes none (Keras drops it)
         state = _LOCAL.state
         stack = state.stack
         if kwargs:
             training = kwargs.get("training")
             if training is None:
-                training = stack[-1] if stack else d["training"]
+                training = stack[-1] if stack else (d["training"] if d.get("_training_set") else None)
+                if training is None:
+                    training = self._call_training_default
             if self._call_has_training:
-                kwargs["training"] = training
+                kwargs["training"] = self._call_training_unset if training is None else training
             elif "training" in kwargs:
                 del kwargs["training"]
             if "mask" in kwargs and not self._call_has_mask:
                 del kwargs["mask"]
         else:
-            training = stack[-1] if stack else d["training"]
+            training = stack[-1] if stack else (d["training"] if d.get("_training_set") else None)
+            if training is None:
+                training = self._call_training_default
             if self._call_has_training:
-                kwargs["training"] = training
+                kwargs["training"] = self._call_training_unset if training is None else training
         if not stack and state.dirty:
             ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
 

@@ -43,7 +43,8 @@ def cast_int_input(x, dtype):
 def torch_autocast_on(inputs) -> bool:
     """Whether the user's `torch.autocast` is on for the inputs' device."""
     device = inputs.device if type(inputs) is torch.Tensor else tree.first_device(inputs)
-    return device is not None and torch.is_autocast_enabled(device.type)
+    # meta tensors (shape inference) have no autocast state: torch raises
+    return device is not None and device.type != "meta" and torch.is_autocast_enabled(device.type)
 
 
 def axes_match(x, n, axes) -> bool:

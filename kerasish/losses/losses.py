@@ -74,7 +74,8 @@ def mean_squared_logarithmic_error(y_true, y_pred):
 def _l2_normalize(x, axis):
     inv_norm = torch.rsqrt(torch.sum(torch.square(x), dim=axis, keepdim=True))
     # Keras: minimum(inv_norm, 1 / epsilon); 1 / epsilon is inf in float16 (no cap)
-    if 1.0 / EPSILON <= torch.finfo(inv_norm.dtype).max:
+    # (on a KerasTensor the dtype is its Keras name)
+    if 1.0 / EPSILON <= torch.finfo(to_torch_dtype(inv_norm.dtype)).max:
         inv_norm = torch.clamp(inv_norm, max=1.0 / EPSILON)
     return x * inv_norm
 

@@ -19,6 +19,7 @@ from kerasish.trainers import data_adapters
 from kerasish.trainers import distributed
 from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
 from kerasish.trainers.device_feed import DeviceToHost
+from kerasish.trainers.modes import ModeSnapshot
 
 
 def _chunks(iterator, size):
@@ -153,7 +154,8 @@ class TrainerLoops:
             validation_freq: Validate every N epochs (int) or at listed epochs.
 
         Batches go to the model's device; `model.train()` is set for the
-        training steps and `model.eval()` for validation (and after `fit`).
+        training steps and `model.eval()` for validation; when `fit` ends
+        every submodule has its mode from before `fit` again.
         """
         self._assert_compile_called("fit")
         if validation_split and validation_data is None:
@@ -181,11 +183,13 @@ class TrainerLoops:
             step_fn = self._synced_step(step_fn, run)
             # a callback reading batch logs may stop training on one rank: agree on it every batch
             sync_stop = bool(cbs._targets("on_train_batch_end")[0]) if hasattr(cbs, "_targets") else True
+        modes = ModeSnapshot(self)
         try:
             return self._fit_epochs(batch_size, epochs, validation_freq, validation_steps, validation_batch_size,
                                     initial_epoch, val_x, val_y, val_sw, device, run, iterator, cbs, step_fn, lazy,
                                     run is not None and sync_stop)
         finally:
+            modes.restore()
             if run is not None:
                 run.close()
             self._dist_run = None
@@ -265,7 +269,7 @@ class TrainerLoops:
             iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps, False, None, device, run)
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         self._metrics_to(device)
-        was_training = self.training
+        modes = ModeSnapshot(self)
         self.eval()
         step_fn, lazy = self._step_function("test")
         if run is not None:
@@ -288,8 +292,8 @@ class TrainerLoops:
         cbs.on_test_end(logs)
         if run is not None:
             run.after_inference()
-        if was_training and not use_cached:
-            self.train()
+        if not use_cached:  # (inside fit, fit sets the modes)
+            modes.restore()
         if return_dict:
             return logs
         return self._flatten_metrics_in_order(logs)
@@ -301,11 +305,11 @@ class TrainerLoops:
         run = distributed.current_run(self)
         iterator = self._epoch_iterator(x, None, None, batch_size, steps, False, None, device, run)
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
-        was_training = self.training
+        modes = ModeSnapshot(self)
         self.eval()
         step_fn, _ = self._step_function("predict")
         if run is not None:
-            return self._predict_distributed(iterator, cbs, self._synced_step(step_fn, run), run, was_training)
+            return self._predict_distributed(iterator, cbs, self._synced_step(step_fn, run), run, modes)
         self._stop_predicting = False
         cbs.on_predict_begin()
         outputs, structure = None, None
@@ -324,8 +328,7 @@ class TrainerLoops:
             if self._stop_predicting:
                 break
         cbs.on_predict_end()
-        if was_training:
-            self.train()
+        modes.restore()
         if outputs is None:
             raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs). Please use "
                              "`Model.compile(..., run_eagerly=True)`, or `tf.config.run_functions_eagerly(True)` "
@@ -383,7 +386,7 @@ class TrainerLoops:
 
         return step
 
-    def _predict_distributed(self, iterator, cbs, step_fn, run, was_training):
+    def _predict_distributed(self, iterator, cbs, step_fn, run, modes):
         """`predict` on this rank's share of every batch; the outputs of all
         ranks are gathered back into the global order (with per-rank data,
         `auto_shard_dataset=False` or a `fully_shard`ed model, each rank
@@ -411,8 +414,7 @@ class TrainerLoops:
                 break
         cbs.on_predict_end()
         run.after_inference()
-        if was_training:
-            self.train()
+        modes.restore()
         local = [np.concatenate(p) for p in parts] if parts is not None else []
         if not run.auto_shard:  # each rank fed its own data: it gets its own predictions
             if parts is None:
@@ -450,13 +452,13 @@ class TrainerLoops:
         data, device = self._single_batch(x, y, sample_weight)
         self._metrics_to(device)
         self.reset_metrics()
-        was_training = self.training
+        modes = ModeSnapshot(self)
         self.train()
         try:
             step_fn, lazy = self._step_function("train")
             logs = step_fn(data)
         finally:
-            self.train(was_training)
+            modes.restore()
         return self._single_batch_logs(None if lazy else logs, return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
@@ -465,13 +467,13 @@ class TrainerLoops:
         data, device = self._single_batch(x, y, sample_weight)
         self._metrics_to(device)
         self.reset_metrics()
-        was_training = self.training
+        modes = ModeSnapshot(self)
         self.eval()
         try:
             step_fn, lazy = self._step_function("test")
             logs = step_fn(data)
         finally:
-            self.train(was_training)
+            modes.restore()
         return self._single_batch_logs(None if lazy else logs, return_dict)
 
     def _single_batch_logs(self, logs, return_dict):
@@ -481,11 +483,11 @@ class TrainerLoops:
     def predict_on_batch(self, x):
         """Predictions for one batch, as NumPy arrays."""
         data, _ = self._single_batch(x)
-        was_training = self.training
+        modes = ModeSnapshot(self)
         self.eval()
         try:
             step_fn, _ = self._step_function("predict")
             out = step_fn((data[0],))
         finally:
-            self.train(was_training)
+            modes.restore()
         return data_adapters.map_structure(_to_numpy, out)

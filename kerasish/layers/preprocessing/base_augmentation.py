@@ -79,7 +79,7 @@ class BaseImageAugmentation(BaseRandomLayer):
                 f"Received: inputs.shape={tuple(inputs.shape)}"
             )
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=True):
         self._check_rank(inputs)
         images = inputs.to(self._compute_torch_dtype)
         if not training:

@@ -65,7 +65,7 @@ class BaseTransformAugmentation(BaseImageAugmentation):
 
     _ALWAYS_ACTIVE = False  # True: applied in inference mode too (Keras ignores `training`)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=True):
         if isinstance(inputs, dict):
             return self._call_dict(inputs, training)
         self._check_rank(inputs)

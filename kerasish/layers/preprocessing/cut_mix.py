@@ -42,7 +42,7 @@ class CutMix(BaseTransformAugmentation):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = check_factor_pair(factor, "factor", (0, 1))
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=True):
         images = inputs["images"] if isinstance(inputs, dict) else inputs
         if getattr(images, "ndim", 4) == 3:  # Keras draws no transformation for a single image
             training = False

@@ -40,7 +40,7 @@ class Pipeline(Layer):
     def layers(self):
         return list(self.pipeline_layers)
 
-    def call(self, inputs, training=None, mask=None):
+    def call(self, inputs, training=True, mask=None):
         outputs = inputs
         for layer in self.pipeline_layers:
             kwargs = {}

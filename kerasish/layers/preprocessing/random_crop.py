@@ -47,7 +47,7 @@ class RandomCrop(BaseImageAugmentation):
         self.height = height
         self.width = width
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=True):
         self._check_rank(inputs)
         images = inputs.to(self._compute_torch_dtype)
         squeeze = images.ndim == 3

@@ -58,8 +58,8 @@ def test_harness_and_inference_identity(keras_ref, name, kwargs):
     for data_format in ("channels_last", "channels_first"):
         kw = dict(kwargs, data_format=data_format)
         layer = getattr(L, name)(**kw)
-        assert torch.equal(layer(x), x)  # inference: identity (Keras too)
-        assert_close(layer(x), _keras(keras_ref, name, kw, x, training=False))
+        assert torch.equal(layer(x, training=False), x)  # inference: identity (Keras too)
+        assert_close(layer(x, training=False), _keras(keras_ref, name, kw, x, training=False))
         assert layer(x[0]).shape == x[0].shape
 
 
@@ -158,8 +158,8 @@ def test_random_crop(keras_ref):
     # inference: the documented behaviour, the largest centred window with the
     # target aspect ratio resized to the target (Keras's resize(crop_to_aspect_ratio=True))
     theirs = keras_ref.ops.image.resize(x.numpy(), (4, 5), crop_to_aspect_ratio=True)
-    assert_close(layer(x), theirs, atol=1e-3)
-    cf = L.RandomCrop(4, 5, data_format="channels_first")(x.permute(0, 3, 1, 2))
+    assert_close(layer(x, training=False), theirs, atol=1e-3)
+    cf = L.RandomCrop(4, 5, data_format="channels_first")(x.permute(0, 3, 1, 2), training=False)
     assert_close(cf.permute(0, 2, 3, 1), theirs, atol=1e-3)
 
 

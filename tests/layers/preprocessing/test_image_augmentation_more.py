@@ -84,7 +84,7 @@ def test_config_and_inference_match_keras(keras_ref, name):
     for data_format in ("channels_last", "channels_first"):
         x = X if data_format == "channels_last" else _cf(X)
         layer = getattr(L, name)(**dict(kwargs, data_format=data_format))
-        y = layer(x)  # kerasish layers start in inference mode
+        y = layer(x, training=False)  # (called on its own it augments: training defaults to True, as in Keras)
         assert y.shape == x.shape and y.dtype == torch.float32
         if name not in ALWAYS_ACTIVE:
             assert torch.equal(y, x)
