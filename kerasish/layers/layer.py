@@ -476,24 +476,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         # when it takes it, and loses `mask=` when it takes none (Keras drops it)
         state = _LOCAL.state
         stack = state.stack
-        if kwargs:
-            training = kwargs.get("training")
-            if training is None:
-                training = stack[-1] if stack else (d["training"] if d.get("_training_set") else None)
-                if training is None:
-                    training = self._call_training_default
-            if self._call_has_training:
-                kwargs["training"] = self._call_training_unset if training is None else training
-            elif "training" in kwargs:
-                del kwargs["training"]
-            if "mask" in kwargs and not self._call_has_mask:
-                del kwargs["mask"]
-        else:
+        training = kwargs.get("training") if kwargs else None
+        if training is None:
             training = stack[-1] if stack else (d["training"] if d.get("_training_set") else None)
             if training is None:
                 training = self._call_training_default
-            if self._call_has_training:
-                kwargs["training"] = self._call_training_unset if training is None else training
+        if self._call_has_training:
+            kwargs["training"] = self._call_training_unset if training is None else training
+        elif kwargs:
+            kwargs.pop("training", None)
+        if kwargs and "mask" in kwargs and not self._call_has_mask:
+            del kwargs["mask"]
         if not stack and state.dirty:
             ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
 

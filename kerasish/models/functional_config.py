@@ -177,16 +177,6 @@ def _serialize_node(node, own_nodes):
     return {"args": tuple(one(a) for a in node.call_args), "kwargs": kwargs}
 
 
-def _training_default(layer):
-    cls = type(layer)
-    cache = cls.__dict__.get("_training_default_cache")
-    if cache is None:
-        param = inspect.signature(cls.call).parameters.get("training")
-        cache = (param.default if param is not None and param.default is not inspect.Parameter.empty else None,)
-        cls._training_default_cache = cache
-    return cache[0]
-
-
 def _resolved_call_context(node) -> dict:
     """The call arguments Keras 3 resolves and records in a symbolic layer
     call though the user did not pass them: `training` (its `call` default
@@ -202,7 +192,7 @@ def _resolved_call_context(node) -> dict:
         return {}
     out = {}
     if op._call_has_training and "training" not in node.call_kwargs:
-        default = _training_default(op)
+        default = op._call_training_default  # (read once per class by Layer.__init_subclass__)
         if default is not None:
             out["training"] = default
     tensor_args = [a for a in node.call_args if any(isinstance(t, KerasTensor) for t in tree.flatten(a))]
