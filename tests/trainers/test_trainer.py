@@ -327,11 +327,12 @@ def test_dict_inputs_and_multi_output_losses():
     "y_shape,out,expected",
     [((10, 1), 1, "BinaryAccuracy"), ((10,), 3, "SparseCategoricalAccuracy"), ((10, 3), 3, "CategoricalAccuracy")],
 )
-def test_accuracy_string_resolved_from_shapes(y_shape, out, expected):
+def test_accuracy_string_resolved_from_shapes(y_shape, out, expected, keras_ref):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(10, 4)).astype("float32")
     y = rng.integers(0, 2, y_shape).astype("float32") if expected != "SparseCategoricalAccuracy" else rng.integers(0, 3, 10)
-    model = built(mlp(out=out, activation="sigmoid" if out == 1 else "softmax"), x)
+    activation = "sigmoid" if out == 1 else "softmax"
+    model = built(mlp(out=out, activation=activation), x)
     loss = {"BinaryAccuracy": "binary_crossentropy", "SparseCategoricalAccuracy": "sparse_categorical_crossentropy",
             "CategoricalAccuracy": "categorical_crossentropy"}[expected]
     model.compile(optimizer="sgd", loss=loss, metrics=["acc"])
@@ -339,6 +340,15 @@ def test_accuracy_string_resolved_from_shapes(y_shape, out, expected):
     assert "acc" in logs
     (metric,) = model.metrics[1].metrics
     assert type(metric).__name__ == expected and metric.name == "acc"
+    # real Keras 3 resolves "acc" from the same shapes: the same logs
+    ref = keras_ref.Sequential([keras_ref.Input((4,)), keras_ref.layers.Dense(8, activation="tanh"),
+                                keras_ref.layers.Dense(out, activation=activation)])
+    ref.set_weights(model.get_weights())
+    ref.compile(optimizer="sgd", loss=loss, metrics=["acc"])
+    ref_logs = ref.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(logs) == set(ref_logs)
+    for key in logs:
+        np.testing.assert_allclose(logs[key], ref_logs[key], rtol=1e-5, err_msg=key)
 
 
 def test_steps_per_execution_groups_batch_callbacks():
