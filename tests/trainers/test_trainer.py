@@ -140,7 +140,27 @@ def test_fit_with_torch_optimizer_and_adam_decreases_loss():
     assert set(model2.fit(x, y, verbose=0).history) == {"loss"}
 
 
-def test_training_flag_reaches_layers_only_in_fit():
+def test_training_flag_reaches_layers_only_in_fit(keras_ref):
+    x, y = regression_data(n=8)
+    modes = {}
+    for lib in (keras_ref, keras):  # the same program in real Keras 3
+        seen = []
+
+        class Probe(lib.layers.Layer):
+            def call(self, x, training=None):
+                if x.device.type != "meta":  # (Keras traces the model on meta tensors first)
+                    seen.append(bool(training))
+                return x
+
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1), Probe()])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y))
+        in_fit = list(seen)
+        seen.clear()
+        model.evaluate(x, y, verbose=0)
+        model.predict(x, verbose=0)
+        modes[lib] = (in_fit, list(seen))
+    assert modes[keras] == modes[keras_ref] == ([True, False], [False, False])
     seen = []
 
     class Probe(keras.layers.Layer):
@@ -148,8 +168,7 @@ def test_training_flag_reaches_layers_only_in_fit():
             seen.append(bool(training))
             return x
 
-    x, y = regression_data(n=8)
-    model = Net([keras.layers.Dense(1), Probe()])
+    model = Net([keras.layers.Dense(1), Probe()])  # a subclassed model (kerasish's Trainer on a Layer)
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y))
     assert seen == [True, False]
