@@ -522,19 +522,8 @@ def test_fit_on_cuda_moves_batches():
 
 
 # ------------------------------------------------- through keras.models
-def _models_or_skip():
-    import kerasish.models as models
-
-    Sequential = getattr(keras, "Sequential", None) or getattr(models, "Sequential", None)
-    Model = getattr(keras, "Model", None) or getattr(models, "Model", None)
-    Input = getattr(keras, "Input", None) or getattr(keras.layers, "Input", None)
-    if Sequential is None or Model is None or Input is None:
-        pytest.skip("keras.Sequential / keras.Model / keras.Input are not available yet")
-    return Sequential, Model, Input
-
-
 def test_sequential_and_functional_models_train():
-    Sequential, Model, Input = _models_or_skip()
+    Sequential, Model, Input = keras.Sequential, keras.Model, keras.Input
     x, y = classification_data()
     seq = Sequential([keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3, activation="softmax")])
     seq.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
