@@ -228,7 +228,6 @@ def test_parity_time_distributed(keras_ref):
     assert ours.compute_output_shape((None, 3, 4, 5)) == (None, 3, 4, 3)
 
 
-@pytest.mark.skipif(not hasattr(keras.layers, "Dense"), reason="needs keras.layers.Dense")
 def test_parity_time_distributed_dense_with_mask(keras_ref):
     x = _x(2, 4, 5)
     theirs = keras_ref.layers.TimeDistributed(keras_ref.layers.Dense(3))
