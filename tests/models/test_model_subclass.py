@@ -141,19 +141,28 @@ def test_functional_subclass(keras_ref):
     assert list(net.state_dict()) == ["proj.kernel", "proj.bias"]
 
 
-def test_nested_functional_inside_subclass_and_training_mode():
-    class Wrapper(Model):
-        def __init__(self):
-            super().__init__()
-            inp = L.Input((6,))
-            self.body = Model(inp, L.Dropout(0.5)(L.Dense(6)(inp)))
+def test_nested_functional_inside_subclass_and_training_mode(keras_ref):
+    def make(lib):
+        class Wrapper(lib.Model):
+            def __init__(self):
+                super().__init__()
+                inp = lib.Input((6,))
+                self.body = lib.Model(inp, lib.layers.Dropout(0.5)(lib.layers.Dense(6)(inp)))
 
-        def call(self, x, training=None):
-            return self.body(x, training=training)
+            def call(self, x, training=None):
+                return self.body(x, training=training)
 
-    model = Wrapper()
+        return Wrapper()
+
+    ref = make(keras_ref)
+    model = make(keras)
     x = torch.ones(4, 6)
+    ref(x)
+    ref.set_weights(model.get_weights())
     assert torch.equal(model(x), model(x))  # inference by default
+    _close_ref(model(x), ref(x))  # real Keras 3: the same inference output
+    for net in (ref, model):  # training=True reaches the nested functional's dropout
+        assert (net(x, training=True) == 0).any()
     model.train()
     assert model.body.training
     out = model(x)
