@@ -605,7 +605,7 @@ def test_identity_nested_inputs_and_subclassed_layer_in_graph(keras_ref):
     _close_ref(results[keras][2], results[keras_ref][2])
 
 
-def test_keras2_config_format_loads():
+def test_keras2_config_format_loads(keras_ref):
     config = {
         "name": "model",
         "layers": [
@@ -623,8 +623,11 @@ def test_keras2_config_format_loads():
     }
     model = Model.from_config(config)
     assert [layer.name for layer in model.layers] == ["input_1", "input_2", "add"]
-    x = torch.randn(2, 3)
-    _close(model([x, x]), 2 * x)
+    x, y = torch.randn(2, 3), torch.randn(2, 3)
+    _close(model([x, y]), x + y)
+    ref = keras_ref.Model.from_config(json.loads(json.dumps(config)))  # real Keras 3 reads the Keras 2 format too
+    assert [layer.name for layer in ref.layers] == ["input_1", "input_2", "add"]
+    _close_ref(model([x, y]), ref([x, y]))
 
 
 def test_inputs_must_come_from_input():
