@@ -31,9 +31,13 @@ def _row(text, start):
     raise AssertionError(f"no row for {start!r} in:\n{text}")
 
 
-def test_sequential_summary_counts_and_sizes():
+def test_sequential_summary_counts_and_sizes(keras_ref):
     model = Sequential([L.Input((8,)), L.Dense(4), L.BatchNormalization(), L.Dense(2)], name="seq")
     text = _text(model)
+    keras_ref.utils.clear_session()
+    K = keras_ref
+    ref = K.Sequential([K.Input((8,)), K.layers.Dense(4), K.layers.BatchNormalization(), K.layers.Dense(2)], name="seq")
+    assert text == _keras_text(ref)  # real Keras 3's table
     lines = text.splitlines()
     assert lines[0] == 'Model: "seq"'
     assert "Layer (type)" in lines[2] and "Output Shape" in lines[2] and "Param #" in lines[2]
@@ -50,11 +54,15 @@ def test_sequential_summary_counts_and_sizes():
     assert all(len(line) == 76 for line in lines[1:-3])
 
 
-def test_functional_summary_has_connections():
-    a, b = L.Input((4,), name="a"), L.Input((4,), name="b")
-    shared = L.Dense(3, name="shared")
-    model = Model([a, b], L.Add(name="sum")([shared(a), shared(b)]))
-    text = _text(model)
+def test_functional_summary_has_connections(keras_ref):
+    def make(lib):
+        a, b = lib.layers.Input((4,), name="a"), lib.layers.Input((4,), name="b")
+        shared = lib.layers.Dense(3, name="shared")
+        return lib.Model([a, b], lib.layers.Add(name="sum")([shared(a), shared(b)]))
+
+    keras_ref.utils.clear_session()
+    text = _text(make(keras))
+    assert text == _keras_text(make(keras_ref))  # real Keras 3's table
     assert "Connected to" in text
     assert _row(text, "shared (Dense)") == ["shared (Dense)", "(None, 3)", str(4 * 3 + 3), "a[0][0], b[0][0]"]
     assert _row(text, "sum (Add)") == ["sum (Add)", "(None, 3)", "0", "shared[0][0],"]
