@@ -490,13 +490,22 @@ def test_loads_keras_config_and_computes_the_same(keras_ref):
     np.testing.assert_allclose(model(x).detach().numpy(), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_clone_model_functional():
+def test_clone_model_functional(keras_ref):
     a, b = Input((4,), name="a"), Input((4,), name="b")
     shared = L.Dense(3)
     model = Model([a, b], L.Add()([shared(a), shared(b)]))
     clone = clone_model(model)
     assert clone is not model and len(clone.weights) == 2  # sharing kept
     assert clone.layers[2] is not shared
+    # real Keras 3's clone of the same graph: the same layers and weights (sharing kept)
+    ra, rb = keras_ref.Input((4,), name="a"), keras_ref.Input((4,), name="b")
+    rshared = keras_ref.layers.Dense(3)
+    ref_clone = keras_ref.models.clone_model(keras_ref.Model([ra, rb], keras_ref.layers.Add()([rshared(ra), rshared(rb)])))
+    assert [type(layer).__name__ for layer in clone.layers] == [type(layer).__name__ for layer in ref_clone.layers]
+    assert [tuple(w.shape) for w in clone.weights] == [tuple(w.shape) for w in ref_clone.weights]
+    ref_clone.set_weights(model.get_weights())
+    xa, xb = torch.randn(2, 4), torch.randn(2, 4)
+    _close_ref(model([xa, xb]), ref_clone([xa, xb]))
     xa, xb = torch.randn(2, 4), torch.randn(2, 4)
     assert not torch.allclose(clone([xa, xb]), model([xa, xb]))  # new weights
     clone.set_weights(model.get_weights())
