@@ -175,13 +175,22 @@ def test_complex_inputs_still_reach_user_layers():
     torch.testing.assert_close(Conj()(z), torch.conj(z))
 
 
-def test_attention_masks_as_arrays_match_tensor_masks():
+def test_attention_masks_as_arrays_match_tensor_masks(keras_ref):
     """Array masks were passed to `.to()` (AttributeError); now converted."""
     q, v = f32(2, 3, 4), f32(2, 5, 4)
     vm = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
     att = L.Attention()
-    torch.testing.assert_close(att([q, v], mask=[None, vm]), att([q, v], mask=[None, torch.from_numpy(vm)]))
+    out = att([q, v], mask=[None, vm])
+    torch.testing.assert_close(out, att([q, v], mask=[None, torch.from_numpy(vm)]))
+    theirs = keras_ref.layers.Attention()([q, v], mask=[None, vm])  # real Keras 3, the same array mask
+    np.testing.assert_allclose(out.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
     mha = L.MultiHeadAttention(2, 4)
     am = np.ones((2, 3, 5), bool)
     am[:, :, -1] = False
-    torch.testing.assert_close(mha(q, v, attention_mask=am), mha(q, v, attention_mask=torch.from_numpy(am)))
+    out = mha(q, v, attention_mask=am)
+    torch.testing.assert_close(out, mha(q, v, attention_mask=torch.from_numpy(am)))
+    ref = keras_ref.layers.MultiHeadAttention(2, 4)
+    ref(q, v)
+    ref.set_weights(mha.get_weights())
+    np.testing.assert_allclose(out.detach().numpy(), ref(q, v, attention_mask=am).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)

@@ -237,15 +237,29 @@ def test_get_serialize_deserialize():
     assert clone.fn is losses.huber and clone._fn_kwargs == {"delta": 0.5}
 
 
-def test_custom_loss_subclass():
-    class MyLoss(losses.Loss):
-        def call(self, y_true, y_pred):
-            return (y_pred - y_true).abs().mean(-1)
+def test_custom_loss_subclass(keras_ref):
+    def make(L):
+        class MyLoss(L.Loss):
+            def call(self, y_true, y_pred):
+                return (y_pred - y_true).abs().mean(-1)
 
-    loss = MyLoss()
+        return MyLoss
+
+    loss = make(losses)()
     assert loss.name == "my_loss" and loss.dtype == "float32"
     assert float(loss(torch.zeros(2, 3), torch.ones(2, 3), sample_weight=[1.0, 0.0])) == pytest.approx(0.5)
     assert losses.serialize(loss)["module"] == __name__
+    # the same subclass in real Keras 3: name, dtype and every reduction agree
+    rng = np.random.default_rng(5)
+    y_true, y_pred = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(4, 3)).astype("float32")
+    weights = np.array([1.0, 0.0, 0.5, 2.0], "float32")
+    ref_cls, our_cls = make(keras_ref.losses), make(losses)
+    assert (ref_cls().name, ref_cls().dtype) == (loss.name, loss.dtype)
+    for reduction in ("sum_over_batch_size", "sum", "mean", "none"):
+        ours = our_cls(reduction=reduction)(torch.tensor(y_true), torch.tensor(y_pred), sample_weight=weights)
+        theirs = ref_cls(reduction=reduction)(y_true, y_pred, sample_weight=weights)
+        np.testing.assert_allclose(np.asarray(ours.detach()), keras_ref.ops.convert_to_numpy(theirs), rtol=1e-6,
+                                   err_msg=reduction)
 
 
 def test_sparse_cce_fused_mean_matches_keras_and_the_general_path(keras_ref, rng):

@@ -132,11 +132,21 @@ def test_ddp_single_process_gloo():
             dist.destroy_process_group()
 
 
-def test_get_weights_match_keras_layouts_for_torch_users():
+def test_get_weights_match_keras_layouts_for_torch_users(keras_ref):
     layer = keras.layers.Dense(3)
     layer(torch.zeros(1, 5))
     kernel, bias = layer.get_weights()
-    assert kernel.shape == (5, 3) and bias.shape == (3,)
+    ref = keras_ref.layers.Dense(3)
+    ref(np.zeros((1, 5), "float32"))
+    assert [w.shape for w in ref.get_weights()] == [kernel.shape, bias.shape] == [(5, 3), (3,)]  # Keras's layout
     np.testing.assert_array_equal(kernel, layer.kernel.detach().numpy())
     # the Parameter torch sees is the Keras-layout kernel itself
     assert dict(layer.named_parameters())["kernel"] is layer.kernel
+    # a torch user moving the weights by hand: nn.Linear takes the kernel transposed
+    linear = nn.Linear(5, 3)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(kernel.T))
+        linear.bias.copy_(torch.from_numpy(bias + 0.5))
+    layer.set_weights([kernel, bias + 0.5])
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(layer(x), linear(x))

@@ -381,7 +381,10 @@ class LayerWeightsMixin:
         with torch.no_grad():
             for target, value in zip(own, weights):
                 if not isinstance(value, torch.Tensor):
-                    value = torch.as_tensor(np.asarray(value))
+                    value = np.asarray(value)
+                    if _is_ml_dtypes_float(value.dtype):  # NumPy has no bfloat16: via float32, exactly
+                        value = value.astype(np.float32)
+                    value = torch.as_tensor(value)
                 value = value.to(device=target.device, dtype=target.dtype)
                 if _is_dtensor(target):  # a sharded weight (FSDP2 / DTensor): each rank keeps its shard
                     from torch.distributed.tensor import distribute_tensor
@@ -449,6 +452,13 @@ class LayerWeightsMixin:
                     self._parameters[key] = rewrap_like(p, old)
 
 
+def _is_ml_dtypes_float(dtype) -> bool:
+    """A NumPy dtype from ml_dtypes (`bfloat16`, `float8_*`): what Keras 3's
+    `get_weights()` returns for a bfloat16 layer. Kind 'V' to NumPy, yet a
+    real float that converts to float32 exactly."""
+    return dtype.kind == "V" and dtype.names is None and (dtype.name == "bfloat16" or dtype.name.startswith("float8"))
+
+
 def _check_weight_value(layer_name, target, value) -> None:
     """A value for `set_weights` must be a real numeric array: complex values
     would lose their imaginary part, strings and objects cannot be copied."""
@@ -460,7 +470,7 @@ def _check_weight_value(layer_name, target, value) -> None:
             dtype = np.asarray(value).dtype
         except (ValueError, TypeError):  # ragged nested lists
             dtype = np.dtype(object)
-        bad = dtype.kind in "cSUOV"
+        bad = dtype.kind in "cSUOV" and not _is_ml_dtypes_float(dtype)
     if bad:
         name = getattr(target, "path", "weight")
         raise TypeError(

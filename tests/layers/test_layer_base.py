@@ -38,6 +38,44 @@ class Block(Layer):
         return self.out(self.dense(x))
 
 
+def _classes(K):
+    """`Linear` and `Block` above, written on `K.layers.Layer`: the same
+    user code run by real Keras 3 (the reference) and by kerasish."""
+    if K is keras:
+        return Linear, Block
+
+    class KLinear(K.layers.Layer):
+        def __init__(self, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel", regularizer="l2")
+            self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias", constraint="non_neg")
+
+        def call(self, x, training=None):
+            y = x @ self.kernel + self.bias
+            return y * 2 if training else y
+
+    class KBlock(K.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = KLinear(4)
+            self.out = KLinear(2)
+
+        def call(self, x):
+            self.add_loss(x.abs().mean())
+            return self.out(self.dense(x))
+
+    KLinear.__name__ = KLinear.__qualname__ = "Linear"  # the same auto names as kerasish's
+    KBlock.__name__ = KBlock.__qualname__ = "Block"
+    return KLinear, KBlock
+
+
+def _np(x):
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
 # ------------------------------------------------------------ construction
 def test_unknown_kwarg_is_type_error_naming_it():
     with pytest.raises(TypeError, match="foo"):
@@ -53,65 +91,86 @@ def test_keras_extra_kwargs_are_accepted_and_kept():
     assert Layer(batch_input_shape=(None, 2), autocast=False).autocast is False
 
 
-def test_names_are_snake_case_and_uniquified_until_clear_session():
-    assert [Linear().name for _ in range(3)] == ["linear", "linear_1", "linear_2"]
-    assert Linear(name="mine").name == "mine"
-    assert Linear().name == "linear_3"
+def test_names_are_snake_case_and_uniquified_until_clear_session(keras_ref):
+    names = {}
+    for K in (keras_ref, keras):
+        K.utils.clear_session()
+        Lin, _ = _classes(K)
 
-    class HTTPLayer2D(Layer):
-        pass
+        class HTTPLayer2D(K.layers.Layer):
+            pass
 
-    assert HTTPLayer2D().name == "http_layer2d"
-    keras.utils.clear_session()
-    assert Linear().name == "linear"
+        seen = [Lin().name for _ in range(3)] + [Lin(name="mine").name, Lin().name, HTTPLayer2D().name]
+        K.utils.clear_session()
+        names[K] = seen + [Lin().name]
+    assert names[keras] == names[keras_ref]
+    assert names[keras] == ["linear", "linear_1", "linear_2", "mine", "linear_3", "http_layer2d", "linear"]
 
 
 # ---------------------------------------------------------------- the call
-def test_numpy_and_scalar_inputs_are_converted():
+def test_numpy_and_scalar_inputs_are_converted(keras_ref):
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    ref = _classes(keras_ref)[0](2)
+    ref_out = ref(x)
     layer = Linear(2)
-    out = layer(np.ones((3, 4), dtype=np.float32))
+    layer.build((None, 4))
+    layer.set_weights(ref.get_weights())
+    out = layer(x)
     assert isinstance(out, torch.Tensor) and out.shape == (3, 2)
+    np.testing.assert_allclose(_np(out), _np(ref_out), rtol=1e-6, atol=1e-6)
+    # kerasish extension (DESIGN.md: Python scalars are converted); Keras 3
+    # raises "Only input tensors may be passed as positional arguments"
     assert Layer()(3.0).item() == 3.0
 
 
-def test_float64_inputs_are_cast_to_compute_dtype():
-    layer = Linear(2)
-    out = layer(np.ones((1, 4)))  # float64 NumPy
-    assert out.dtype == torch.float32
-    assert Layer(autocast=False)(torch.ones(2, dtype=torch.float64)).dtype == torch.float64
-    # integer inputs are not cast
-    assert Layer()(torch.ones(2, dtype=torch.int64)).dtype == torch.int64
+def test_float64_inputs_are_cast_to_compute_dtype(keras_ref):
+    dtypes = {}
+    for K in (keras_ref, keras):
+
+        class Identity(K.layers.Layer):
+            def call(self, x):
+                return x
+
+        dtypes[K] = [
+            _classes(K)[0](2)(np.ones((1, 4))).dtype,  # float64 NumPy
+            Identity(autocast=False)(torch.ones(2, dtype=torch.float64)).dtype,
+            Identity()(torch.ones(2, dtype=torch.float64)).dtype,
+            Identity()(torch.ones(2, dtype=torch.int64)).dtype,  # integer inputs are not cast
+        ]
+    assert dtypes[keras] == dtypes[keras_ref] == [torch.float32, torch.float64, torch.float32, torch.int64]
 
 
-def test_build_receives_the_structure_of_shapes():
+def test_build_receives_the_structure_of_shapes(keras_ref):
     seen = {}
+    for K in (keras_ref, keras):
 
-    class Multi(Layer):
-        def build(self, input_shape):
-            seen["shape"] = input_shape
+        class Multi(K.layers.Layer):
+            def build(self, input_shape):
+                seen[K] = input_shape
 
-        def call(self, inputs):
-            return inputs["a"] + inputs["b"][0]
+            def call(self, inputs):
+                return inputs["a"] + inputs["b"][0]
 
-    Multi()({"a": torch.ones(2, 3), "b": [torch.ones(2, 3)]})
-    assert seen["shape"] == {"a": (2, 3), "b": [(2, 3)]}
+        Multi()({"a": torch.ones(2, 3), "b": [torch.ones(2, 3)]})
+    assert seen[keras] == seen[keras_ref] == {"a": (2, 3), "b": [(2, 3)]}
+    assert type(seen[keras]["b"]) is type(seen[keras_ref]["b"])
 
 
-def test_explicit_build_with_unknown_dims_and_weights_in_init():
-    class InInit(Layer):
-        def __init__(self):
-            super().__init__()
-            self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
+def test_explicit_build_with_unknown_dims_and_weights_in_init(keras_ref):
+    got = {}
+    for K in (keras_ref, keras):
+        K.utils.clear_session()
 
-        def call(self, x):
-            return x * self.scale
+        class InInit(K.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.scale = self.add_weight(shape=(), initializer="ones", name="scale")
 
-    layer = InInit()
-    assert len(layer.weights) == 1 and not layer.built
-    layer2 = Linear(3)
-    layer2.build((None, 5))
-    assert layer2.built and layer2.kernel.shape == (5, 3)
-    assert layer2.kernel.path == "linear/kernel"
+        layer = InInit()
+        layer2 = _classes(K)[0](3)
+        layer2.build((None, 5))
+        got[K] = (len(layer.weights), layer.built, layer2.built, tuple(layer2.kernel.shape), layer2.kernel.path)
+    assert got[keras] == got[keras_ref] == (1, False, True, (5, 3), "linear/kernel")
 
 
 def test_input_spec_errors_name_layer_and_shapes():
@@ -136,52 +195,77 @@ def test_layers_start_in_inference_mode_and_follow_train_eval():
     torch.testing.assert_close(layer(x), base)
 
 
-def test_explicit_training_wins_and_propagates_to_inner_layers():
-    class Outer(Layer):
-        def __init__(self):
-            super().__init__()
-            self.inner = Linear(2)
+def test_explicit_training_wins_and_propagates_to_inner_layers(keras_ref):
+    x = np.random.default_rng(1).normal(size=(2, 4)).astype(np.float32)
+    outs = {}
+    for K in (keras_ref, keras):
+        Lin, _ = _classes(K)
 
-        def call(self, x):
-            return self.inner(x)
+        class Outer(K.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.inner = Lin(2)
 
-    outer = Outer()
-    x = torch.ones(1, 4)
-    base = outer(x)
-    torch.testing.assert_close(outer(x, training=True), 2 * base)  # propagated to inner
+            def call(self, x):
+                return self.inner(x)
+
+        outer = Outer()
+        outer(x)
+        if K is keras_ref:
+            weights = outer.inner.get_weights()
+        else:
+            outer.inner.set_weights(weights)
+        outs[K] = [_np(outer(x)), _np(outer(x, training=True)), _np(outer(x, training=False))]
+    for a, b in zip(outs[keras], outs[keras_ref]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(outs[keras][1], 2 * outs[keras][0], rtol=1e-6)
+    # torch's mode (kerasish only: a Keras layer has no train()/eval() meaning)
     outer.train()
-    torch.testing.assert_close(outer(x), 2 * base)  # outer's mode reaches inner
-    torch.testing.assert_close(outer(x, training=False), base)  # explicit wins
+    np.testing.assert_allclose(_np(outer(x)), outs[keras][1], rtol=1e-6)  # outer's mode reaches inner
+    np.testing.assert_allclose(_np(outer(x, training=False)), outs[keras][0], rtol=1e-6)  # explicit wins
 
 
-def test_mask_is_filled_from_inputs_and_attached_to_outputs():
-    class MakeMask(Layer):
-        def compute_mask(self, inputs, mask=None):
-            return inputs != 0
-
-    class UseMask(Layer):
-        def __init__(self):
-            super().__init__()
-            self.supports_masking = True
-
-        def call(self, inputs, mask=None):
-            return inputs * mask
-
+def test_mask_is_filled_from_inputs_and_attached_to_outputs(keras_ref):
     x = torch.tensor([[1.0, 0.0, 2.0]])
-    y = MakeMask()(x)
-    torch.testing.assert_close(y._keras_mask, torch.tensor([[True, False, True]]))
-    z = UseMask()(y)
-    torch.testing.assert_close(z, x)
-    torch.testing.assert_close(z._keras_mask, y._keras_mask)  # passed through
+    for K in (keras_ref, keras):
+
+        class MakeMask(K.layers.Layer):
+            def compute_mask(self, inputs, mask=None):
+                return inputs != 0
+
+            def call(self, inputs):
+                return inputs
+
+        class UseMask(K.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.supports_masking = True
+
+            def call(self, inputs, mask=None):
+                return inputs * mask
+
+        y = MakeMask()(x)
+        torch.testing.assert_close(y._keras_mask, torch.tensor([[True, False, True]]), msg=K.__name__)
+        z = UseMask()(y)
+        torch.testing.assert_close(z, x, msg=K.__name__)
+        torch.testing.assert_close(z._keras_mask, y._keras_mask, msg=K.__name__)  # passed through
 
 
-def test_activity_regularizer_adds_loss_divided_by_batch():
-    layer = Layer(activity_regularizer=keras.regularizers.L2(0.5))
-    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
-    layer(x)
-    expected = 0.5 * (x**2).sum() / 2  # Keras 3 divides by the batch size
-    assert len(layer.losses) == 1
-    torch.testing.assert_close(layer.losses[0], expected)
+def test_activity_regularizer_adds_loss_divided_by_batch(keras_ref):
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]])
+    losses = {}
+    for K in (keras_ref, keras):
+
+        class Identity(K.layers.Layer):
+            def call(self, inputs):
+                return inputs
+
+        layer = Identity(activity_regularizer=K.regularizers.L2(0.5))
+        layer(x)
+        losses[K] = [_np(v) for v in layer.losses]
+    assert len(losses[keras]) == len(losses[keras_ref]) == 1
+    np.testing.assert_allclose(losses[keras][0], losses[keras_ref][0], rtol=1e-6)
+    np.testing.assert_allclose(losses[keras][0], 0.5 * float((x**2).sum()) / 3, rtol=1e-6)  # / batch size
 
 
 def test_torch_hooks_fire():
@@ -194,33 +278,52 @@ def test_torch_hooks_fire():
 
 
 # ----------------------------------------------------------------- weights
-def test_add_weight_keras2_and_keras3_signatures():
+def test_add_weight_keras2_and_keras3_signatures(keras_ref):
     layer = Layer()
     w2 = layer.add_weight("k2", (2, 3), "float32", "ones")  # Keras 2: name, shape, dtype, initializer
-    w3 = layer.add_weight((4,), "zeros", "float32", name="k3")  # Keras 3: shape, initializer, dtype
     assert w2.name == "k2" and tuple(w2.shape) == (2, 3) and float(w2.detach().sum()) == 6
-    assert w3.name == "k3" and tuple(w3.shape) == (4,) and float(w3.detach().abs().sum()) == 0
-    scalar = layer.add_weight(name="s")
-    assert scalar.shape == () and scalar.dtype == torch.float32
+    got = {}
+    for K in (keras_ref, keras):  # Keras 3's signature: real Keras is the reference
+        lay = K.layers.Layer()
+        w3 = lay.add_weight((4,), "zeros", "float32", name="k3")  # shape, initializer, dtype
+        scalar = lay.add_weight(name="s")
+        ints = lay.add_weight(name="i", shape=(2,), dtype="int32", trainable=False)
+        got[K] = [
+            (w3.name, tuple(w3.shape), _np(w3).tolist()),
+            (tuple(scalar.shape), str(scalar.dtype).removeprefix("torch.")),
+            (str(ints.dtype).removeprefix("torch."), ints.trainable, np.asarray(ints.numpy()).tolist()),
+        ]
+        with pytest.raises(TypeError, match="bogus"):
+            lay.add_weight(name="bad", shape=(1,), bogus=True)
+    assert got[keras] == got[keras_ref]
+    # Keras 3 on torch fails on a trainable int weight (torch cannot grad an int
+    # tensor); kerasish makes it non-trainable, as Keras 2 did
     ints = layer.add_weight(name="i", shape=(2,), dtype="int32")
     assert ints.dtype == torch.int32 and not ints.trainable and int(ints.sum()) == 0
     with pytest.raises(TypeError, match="Unknown keyword"):
         layer.add_weight(name="bad", shape=(1,), bogus=True)
 
 
-def test_variable_api_survives_to_half_load_deepcopy_pickle():
+def test_variable_api_survives_to_half_load_deepcopy_pickle(keras_ref):
     block = Block()
     x = torch.ones(2, 3)
     block(x)
     kernel = block.dense.kernel
     assert kernel.path == "block/linear/kernel" and kernel.name == "kernel"
-    kernel.assign(torch.ones(3, 4))
-    kernel.assign_add(torch.ones(3, 4))
-    kernel.assign_sub(0.5 * torch.ones(3, 4))
-    np.testing.assert_array_equal(kernel.numpy(), 1.5 * np.ones((3, 4), np.float32))
-    assert kernel.value is kernel and kernel.trainable and kernel.shape == (3, 4)
-    with pytest.raises(ValueError, match="shape"):
-        kernel.assign(torch.ones(5))
+    ref_block = _classes(keras_ref)[1]()
+    ref_block(x)
+    values = np.random.default_rng(2).normal(size=(3, 3, 4)).astype(np.float32)
+    for var in (ref_block.dense.kernel, kernel):  # the same updates in real Keras and kerasish
+        var.assign(values[0])
+        var.assign_add(values[1])
+        var.assign_sub(values[2])
+        with pytest.raises(ValueError, match="shape"):
+            var.assign(torch.ones(5))
+    np.testing.assert_allclose(kernel.numpy(), _np(ref_block.dense.kernel), rtol=0, atol=0)
+    np.testing.assert_allclose(kernel.numpy(), values[0] + values[1] - values[2], rtol=1e-6)
+    assert (kernel.name, tuple(kernel.shape), kernel.trainable) == (
+        ref_block.dense.kernel.name, tuple(ref_block.dense.kernel.shape), ref_block.dense.kernel.trainable)
+    assert kernel.value is kernel
 
     for twin in (copy.deepcopy(block), pickle.loads(pickle.dumps(block))):
         assert isinstance(twin.dense.kernel, keras.Variable) and twin.dense.kernel.path == kernel.path
@@ -246,41 +349,54 @@ def test_non_trainable_buffers_keep_their_class_after_to():
     np.testing.assert_array_equal(buf.numpy(), [1.0, 1.0])
 
 
-def test_lists_and_dicts_of_layers_and_variables_are_tracked():
-    class Stack(Layer):
-        def __init__(self):
-            super().__init__()
-            self.blocks = [Linear(2), Linear(2)]
-            self.heads = {"a": Linear(1)}
-            self.scales = [keras.Variable(torch.ones(()), name="s0"), keras.Variable(torch.ones(()), name="s1")]
+def test_lists_and_dicts_of_layers_and_variables_are_tracked(keras_ref):
+    paths = {}
+    for K in (keras_ref, keras):
+        K.utils.clear_session()
+        Lin, _ = _classes(K)
 
-        def call(self, x):
-            for b in self.blocks:
-                x = b(x)
-            return self.heads["a"](x) * self.scales[0] * self.scales[1]
+        class Stack(K.layers.Layer):
+            def __init__(self):
+                super().__init__()
+                self.blocks = [Lin(2), Lin(2)]
+                self.heads = {"a": Lin(1)}
+                self.scales = [K.Variable(np.ones(()), name="s0"), K.Variable(np.ones(()), name="s1")]
 
-    s = Stack()
-    s(torch.ones(1, 2))
-    keys = list(s.state_dict())
+            def call(self, x):
+                for b in self.blocks:
+                    x = b(x)
+                return self.heads["a"](x) * self.scales[0] * self.scales[1]
+
+        s = Stack()
+        s(torch.ones(1, 2))
+        paths[K] = [w.path for w in s.weights]
+    assert paths[keras] == paths[keras_ref]  # the same weights in the same order as Keras
+    assert len(paths[keras]) == 2 + 2 + 2 + 2
+    keys = list(s.state_dict())  # torch's view (kerasish only)
     assert keys[:2] == ["blocks.0.kernel", "blocks.0.bias"]
     assert "heads.a.kernel" in keys and "scales.0" in keys and "scales.1" in keys
-    assert len(s.weights) == 2 + 2 + 2 + 2
 
 
-def test_freezing_a_layer_freezes_sublayers():
-    block = Block()
-    block(torch.ones(1, 3))
-    assert len(block.trainable_weights) == 4
-    block.trainable = False
-    assert block.trainable_weights == [] and len(block.non_trainable_weights) == 4
-    assert not any(p.requires_grad for p in block.parameters())
-    block.trainable = True
-    assert all(p.requires_grad for p in block.parameters())
-    block.dense.trainable = False
-    assert len(block.trainable_weights) == 2
+def test_freezing_a_layer_freezes_sublayers(keras_ref):
+    counts = {}
+    for K in (keras_ref, keras):
+        block = _classes(K)[1]()
+        block(torch.ones(1, 3))
+        seen = [(len(block.trainable_weights), len(block.non_trainable_weights))]
+        block.trainable = False
+        seen.append((len(block.trainable_weights), len(block.non_trainable_weights)))
+        if K is keras:
+            assert not any(p.requires_grad for p in block.parameters())
+        block.trainable = True
+        if K is keras:
+            assert all(p.requires_grad for p in block.parameters())
+        block.dense.trainable = False
+        seen.append((len(block.trainable_weights), len(block.non_trainable_weights)))
+        counts[K] = seen
+    assert counts[keras] == counts[keras_ref] == [(4, 0), (0, 4), (2, 2)]
 
 
-def test_losses_callables_sublayers_and_regularizer_gradients():
+def test_losses_callables_sublayers_and_regularizer_gradients(keras_ref):
     block = Block()
     x = torch.ones(2, 3)
     block(x)
@@ -291,32 +407,51 @@ def test_losses_callables_sublayers_and_regularizer_gradients():
     total = sum(losses)
     total.backward()
     assert block.dense.kernel.grad is not None
-    expected_l2 = 0.01 * (block.out.kernel.detach() ** 2).sum()
-    torch.testing.assert_close(losses[-1], expected_l2)
+    # the values against real Keras's own L2 regularizer and call loss
+    ref = _classes(keras_ref)[1]()
+    ref(x)
+    ref.dense.set_weights(block.dense.get_weights())
+    ref.out.set_weights(block.out.get_weights())
+    ref(x)
+    ref_losses = [_np(v) for v in ref.losses]  # Keras 3 has no callable losses
+    assert len(ref_losses) == 3
+    np.testing.assert_allclose([_np(v) for v in (losses[0], *losses[2:])], ref_losses, rtol=1e-6)
+    np.testing.assert_allclose(_np(losses[-1]), _np(keras_ref.regularizers.L2(0.01)(ref.out.kernel)), rtol=1e-6)
     block(2 * x)
-    assert float(block.losses[0]) == pytest.approx(2.0)
+    ref(2 * x)
+    assert float(block.losses[0]) == pytest.approx(float(ref.losses[0])) == pytest.approx(2.0)
 
 
-def test_constraints_applied_by_apply_constraints():
+def test_constraints_applied_by_apply_constraints(keras_ref):
     layer = Linear(2)
     layer(torch.ones(1, 2))
-    layer.bias.assign(torch.tensor([-1.0, 2.0]))
+    value = torch.tensor([-1.0, 2.0])
+    layer.bias.assign(value)
     layer.apply_constraints()
-    np.testing.assert_array_equal(layer.bias.numpy(), [0.0, 2.0])
+    np.testing.assert_array_equal(layer.bias.numpy(), _np(keras_ref.constraints.NonNeg()(value)))
     assert layer.bias.constraint is not None
 
 
-def test_compute_output_shape_without_real_compute():
+def test_compute_output_shape_without_real_compute(keras_ref):
+    # Keras 3's `compute_output_shape` raises NotImplementedError for a layer
+    # that defines none; its symbolic call infers the shape: kerasish answers
+    # the same shape through compute_output_shape
+    ref = _classes(keras_ref)[0](3)
+    ref_shape = tuple(ref(keras_ref.KerasTensor((None, 7))).shape)
     layer = Linear(3)
-    assert layer.compute_output_shape((None, 7)) == (None, 3)
-    assert layer.built and layer.kernel.shape == (7, 3)
+    assert layer.compute_output_shape((None, 7)) == ref_shape == (None, 3)
+    assert layer.built and layer.kernel.shape == (7, 3) == tuple(ref.kernel.shape)
     assert Layer().compute_output_shape((2, None, 5)) == (2, None, 5)
 
 
 # ------------------------------------------------------------------ config
-def test_get_config_auto_and_round_trip():
+def test_get_config_auto_and_round_trip(keras_ref):
     layer = Linear(5, name="lin", trainable=False)
     config = layer.get_config()
+    ref_config = _classes(keras_ref)[0](5, name="lin", trainable=False).get_config()
+    assert {k: v for k, v in config.items() if k != "dtype"} == {k: v for k, v in ref_config.items() if k != "dtype"}
+    assert config["dtype"]["class_name"] == ref_config["dtype"]["class_name"]
+    assert config["dtype"]["config"] == ref_config["dtype"]["config"]
     assert config["units"] == 5 and config["name"] == "lin" and config["trainable"] is False
     assert config["dtype"]["config"]["name"] == "float32"
     clone = Linear.from_config(config)
@@ -358,29 +493,37 @@ def test_register_keras_serializable():
         ("mixed_bfloat16", torch.bfloat16, torch.float32),
     ],
 )
-def test_policies(policy, compute, variable):
-    layer = Linear(3, dtype=policy)
+def test_policies(policy, compute, variable, keras_ref):
     x = torch.randn(2, 4)
+    ref = _classes(keras_ref)[0](3, dtype=policy)
+    ref_out = ref(x)
+    layer = Linear(3, dtype=policy)
+    layer.build((None, 4))
+    layer.set_weights(ref.get_weights())
     out = layer(x)
-    assert out.dtype == compute and layer.kernel.dtype == variable
-    assert layer.compute_dtype == str(compute).split(".")[1]
-    assert layer.variable_dtype == layer.dtype == str(variable).split(".")[1]
-    if compute in (torch.float32, torch.float64):
-        expected = x.to(compute) @ layer.kernel + layer.bias
-        torch.testing.assert_close(out, expected)
+    assert out.dtype == ref_out.dtype == compute and layer.kernel.dtype == variable
+    assert layer.compute_dtype == ref.compute_dtype == str(compute).split(".")[1]
+    assert layer.variable_dtype == layer.dtype == ref.variable_dtype == ref.dtype == str(variable).split(".")[1]
+    tol = {torch.float64: 1e-12, torch.float32: 1e-6}.get(compute, 1e-2)
+    np.testing.assert_allclose(_np(out), _np(ref_out), rtol=tol, atol=tol)
     out.float().sum().backward()
     assert layer.kernel.grad is not None and layer.kernel.grad.dtype == variable
 
 
-def test_global_policy():
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-    layer = Linear(2)
-    assert layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32"
-    keras.mixed_precision.set_global_policy("float32")
-    assert Linear(2).compute_dtype == "float32"
-    with pytest.raises(ValueError):
-        keras.mixed_precision.Policy("int8x")
+def test_global_policy(keras_ref):
+    got = {}
+    for K in (keras_ref, keras):
+        Lin = _classes(K)[0]
+        K.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            layer = Lin(2)
+            seen = [K.mixed_precision.global_policy().name, layer.compute_dtype, layer.variable_dtype]
+        finally:
+            K.mixed_precision.set_global_policy("float32")
+        got[K] = seen + [Lin(2).compute_dtype]
+        with pytest.raises(ValueError, match="int8x"):
+            K.mixed_precision.Policy("int8x")
+    assert got[keras] == got[keras_ref] == ["mixed_bfloat16", "bfloat16", "float32", "float32"]
 
 
 def test_works_under_torch_autocast():
@@ -549,9 +692,27 @@ def test_each_layer_class_has_its_own_forward_code_for_torch_compile():
 
 
 def test_mask_argument_is_dropped_for_a_call_without_mask():
+    # kerasish's current behaviour (commit be42f93 "as Keras does"); Keras 3.15
+    # raises instead: see the strict xfail below
     layer = Linear(2)
     x = torch.ones(1, 3)
     torch.testing.assert_close(layer(x, mask=torch.ones(1, dtype=torch.bool)), layer(x))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Keras 3.15 raises TypeError \"got an unexpected keyword argument 'mask'\" for an explicit mask= "
+    "(even mask=None) to a layer whose call() takes no mask (Dense, Activation, user layers); kerasish "
+    "drops it silently (kerasish/layers/layer.py, `del kwargs['mask']`). Not changed here: internal callers "
+    "may rely on the drop; needs a decision on Keras 2 ports.",
+)
+def test_explicit_mask_to_a_call_without_mask_raises_as_in_keras(keras_ref):
+    x = torch.ones(2, 3)
+    mask = torch.ones(2, dtype=torch.bool)
+    with pytest.raises(TypeError, match="mask"):
+        _classes(keras_ref)[0](2)(x, mask=mask)  # the reference behaviour
+    with pytest.raises(TypeError, match="mask"):
+        Linear(2)(x, mask=mask)
 
 
 def test_print_shows_config_and_question_marks_until_built():

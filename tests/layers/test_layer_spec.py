@@ -64,11 +64,27 @@ def test_simple_dense_examples(cls):
     assert list(linear_layer.state_dict()) == ["w", "b"]
 
 
-def test_compute_sum_example():
+def test_compute_sum_example(keras_ref):
+    class RefComputeSum(keras_ref.layers.Layer):  # the same example in real Keras 3
+        def __init__(self, input_dim):
+            super().__init__()
+            self.total = keras_ref.Variable(np.zeros((input_dim,), "float32"), trainable=False)
+
+        def call(self, inputs):
+            self.total.assign_add(torch.sum(inputs, dim=0))
+            return self.total
+
+    x = torch.tensor([[1.0, 2.0], [3.0, -0.5], [0.25, 4.0]])
+    ref, my_sum = RefComputeSum(2), ComputeSum(2)
+    for _ in range(2):
+        y, y_ref = my_sum(x), ref(x)
+        np.testing.assert_allclose(np.asarray(y.numpy()), np.asarray(keras_ref.ops.convert_to_numpy(y_ref)), rtol=1e-6)
+    np.testing.assert_allclose(y.numpy(), 2 * x.sum(0).numpy(), rtol=1e-6)
+    assert (len(ref.weights), len(ref.non_trainable_weights), len(ref.trainable_weights)) == (1, 1, 0)
     my_sum = ComputeSum(2)
     x = torch.ones((2, 2))
     y = my_sum(x)
-    np.testing.assert_array_equal(y.numpy(), [2.0, 2.0])
+    np.testing.assert_array_equal(y.numpy(), [2.0, 2.0])  # the spec's printed values
     y = my_sum(x)
     np.testing.assert_array_equal(y.numpy(), [4.0, 4.0])
     assert my_sum.weights == [my_sum.total]
@@ -78,48 +94,60 @@ def test_compute_sum_example():
     assert "total" in dict(my_sum.named_buffers())
 
 
-def test_losses_example_add_loss_in_call():
-    class MyLayer(Layer):
-        def call(self, inputs):
-            self.add_loss(torch.abs(torch.mean(inputs)))
-            return inputs
+def test_losses_example_add_loss_in_call(keras_ref):
+    seen = {}
+    for K in (keras_ref, keras):  # the spec's example, in real Keras 3 and kerasish
 
-    layer = MyLayer()
-    layer(np.ones((10, 1)))
-    assert [float(v) for v in layer.losses] == [1.0]
-    # losses are reset at each outermost call
-    layer(-3 * np.ones((10, 1)))
-    assert [float(v) for v in layer.losses] == [3.0]
+        class MyLayer(K.layers.Layer):
+            def call(self, inputs):
+                self.add_loss(torch.abs(torch.mean(inputs)))
+                return inputs
+
+        layer = MyLayer()
+        layer(np.ones((10, 1)))
+        first = [float(v) for v in layer.losses]
+        # losses are reset at each outermost call
+        layer(-3 * np.ones((10, 1)))
+        seen[K] = (first, [float(v) for v in layer.losses])
+    assert seen[keras] == seen[keras_ref] == ([1.0], [3.0])
 
 
-def test_get_set_weights_example():
-    layer_a = keras.layers.Layer.__new__  # noqa: F841 (documentation of the API path)
+def test_get_set_weights_example(keras_ref):
+    def dense1(K):
+        class Dense1(K.layers.Layer):
+            def __init__(self, value):
+                super().__init__()
+                self.value = value
 
-    class Dense1(Layer):
-        def __init__(self, value):
-            super().__init__()
-            self.value = value
+            def build(self, input_shape):
+                self.kernel = self.add_weight(
+                    shape=(input_shape[-1], 1), initializer=K.initializers.Constant(self.value), name="kernel"
+                )
+                self.bias = self.add_weight(shape=(1,), initializer="zeros", name="bias")
 
-        def build(self, input_shape):
-            self.kernel = self.add_weight(
-                shape=(input_shape[-1], 1), initializer=keras.initializers.Constant(self.value), name="kernel"
-            )
-            self.bias = self.add_weight(shape=(1,), initializer="zeros", name="bias")
+            def call(self, x):
+                return x @ self.kernel + self.bias
 
-        def call(self, x):
-            return x @ self.kernel + self.bias
+        return Dense1
 
-    layer_a = Dense1(1.0)
+    ref_a = dense1(keras_ref)(1.0)
+    ref_a(torch.tensor([[1.0, 2.0, 3.0]]))
+    layer_a = dense1(keras)(1.0)
     layer_a(torch.tensor([[1.0, 2.0, 3.0]]))
     got = layer_a.get_weights()
-    np.testing.assert_array_equal(got[0], np.ones((3, 1), np.float32))
+    expected = ref_a.get_weights()  # real Keras 3's arrays for the same example
+    assert [(w.dtype, w.shape) for w in got] == [(w.dtype, w.shape) for w in expected]
+    for ours, theirs in zip(got, expected):
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(got[0], np.ones((3, 1), np.float32))  # the spec's printed values
     np.testing.assert_array_equal(got[1], np.zeros((1,), np.float32))
-    assert got[0].dtype == np.float32
-    layer_b = Dense1(2.0)
+    layer_b = dense1(keras)(2.0)
     layer_b(torch.tensor([[10.0, 20.0, 30.0]]))
     np.testing.assert_array_equal(layer_b.get_weights()[0], 2 * np.ones((3, 1), np.float32))
-    layer_b.set_weights(layer_a.get_weights())
+    layer_b.set_weights(ref_a.get_weights())  # weights straight from real Keras
     np.testing.assert_array_equal(layer_b.get_weights()[0], np.ones((3, 1), np.float32))
+    x = torch.tensor([[10.0, 20.0, 30.0]])
+    np.testing.assert_allclose(layer_b(x).detach().numpy(), keras_ref.ops.convert_to_numpy(ref_a(x)), rtol=1e-6)
 
 
 def test_add_metric_in_call_example():

@@ -114,13 +114,20 @@ def test_unbuilt_layer_keeps_keras_semantics():
     assert layer.count_params() == 4 * 3 + 3
 
 
-def test_placeholders_follow_config_and_unused_ones_are_dropped():
+def test_placeholders_follow_config_and_unused_ones_are_dropped(keras_ref):
     assert [n for n, _ in L.Dense(2, use_bias=False).named_parameters()] == ["kernel"]
     bn = L.BatchNormalization(center=False)
     assert [n for n, _ in bn.named_parameters()] == ["gamma"]
     bn.build((None, 3))
-    assert [w.name for w in bn.weights] == ["gamma", "moving_mean", "moving_variance"]
-    assert bn.beta is None
+    ref = keras_ref.layers.BatchNormalization(center=False)
+    ref.build((None, 3))
+    assert [w.name for w in bn.weights] == [w.name for w in ref.weights] == ["gamma", "moving_mean", "moving_variance"]
+    assert bn.beta is None and ref.beta is None
+    dense = L.Dense(2, use_bias=False)
+    dense.build((None, 4))
+    ref_dense = keras_ref.layers.Dense(2, use_bias=False)
+    ref_dense.build((None, 4))
+    assert [w.name for w in dense.weights] == [w.name for w in ref_dense.weights] == ["kernel"]
 
 
 def test_load_state_dict_into_unbuilt_layer_materializes_in_place():

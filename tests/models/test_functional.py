@@ -24,26 +24,40 @@ def _close(a, b, atol=1e-6):
     np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=atol, rtol=1e-5)
 
 
-def _two_branch():
-    inp = Input((8,), name="x")
-    d1 = L.Dense(4, name="d1")
-    d2 = L.Dense(4, activation="relu", name="d2")
-    out = L.Add()([d1(inp), d2(inp)])
-    return Model(inp, out), d1, d2
+def _two_branch(lib=keras):
+    inp = lib.Input((8,), name="x")
+    d1 = lib.layers.Dense(4, name="d1")
+    d2 = lib.layers.Dense(4, activation="relu", name="d2")
+    out = lib.layers.Add()([d1(inp), d2(inp)])
+    return lib.Model(inp, out), d1, d2
+
+
+def _np(x):
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _close_ref(ours, theirs, atol=1e-6):
+    """kerasish's output against real Keras's (same weights)."""
+    np.testing.assert_allclose(_np(ours), _np(theirs), atol=atol, rtol=1e-5)
 
 
 # ------------------------------------------------------------------ Input
-def test_input_makes_keras_tensor():
+def test_input_makes_keras_tensor(keras_ref):
     x = Input(shape=(8,), batch_size=4, dtype="int32", name="ids")
     assert isinstance(x, KerasTensor)
-    assert x.shape == (4, 8) and x.dtype == "int32" and x.name == "ids"
     layer = x._keras_history.operation
-    assert isinstance(layer, L.InputLayer) and layer.name == "ids"
-    assert layer.batch_shape == (4, 8) and layer.output is x
-    assert Input((None, 3)).shape == (None, None, 3)
-    assert Input(batch_shape=(2, 3)).shape == (2, 3)
-    wrapped = Input(tensor=x)
-    assert wrapped.shape == (4, 8)
+    assert isinstance(layer, L.InputLayer)
+    got = {}
+    for lib in (keras_ref, keras):
+        t = lib.Input(shape=(8,), batch_size=4, dtype="int32", name="ids")
+        op = t._keras_history.operation
+        got[lib] = [
+            tuple(t.shape), t.dtype, t.name, type(op).__name__, op.name, tuple(op.batch_shape), op.output is t,
+            tuple(lib.Input((None, 3)).shape), tuple(lib.Input(batch_shape=(2, 3)).shape),
+            tuple(lib.Input(tensor=t).shape),
+        ]
+    assert got[keras] == got[keras_ref]
+    assert got[keras][:3] == [(4, 8), "int32", "ids"]
 
 
 def test_input_layer_config_round_trip():
@@ -73,20 +87,26 @@ def test_input_errors():
 
 
 # ------------------------------------------------------------ construction
-def test_model_returns_functional_and_matches_manual_composition():
+def test_model_returns_functional_and_matches_manual_composition(keras_ref):
+    keras_ref.utils.clear_session()
+    ref, _, _ = _two_branch(keras_ref)
     model, d1, d2 = _two_branch()
+    ref.set_weights(model.get_weights())
     assert type(model) is Functional and isinstance(model, Model)
-    assert model.name == "functional"
+    assert model.name == ref.name == "functional"
     x = torch.randn(3, 8)
     _close(model(x), d1(x) + d2(x))
-    assert [layer.name for layer in model.layers] == ["x", "d1", "d2", "add"]
+    _close_ref(model(x), ref(x))
+    assert [layer.name for layer in model.layers] == [layer.name for layer in ref.layers] == ["x", "d1", "d2", "add"]
     assert model.get_layer("d2") is d2 and model.get_layer(index=1) is d1
-    assert model.inputs[0].shape == (None, 8) and model.outputs[0].shape == (None, 4)
-    assert model.input_shape == (None, 8) and model.output_shape == (None, 4)
+    assert model.inputs[0].shape == tuple(ref.inputs[0].shape) == (None, 8)
+    assert model.outputs[0].shape == tuple(ref.outputs[0].shape) == (None, 4)
+    assert model.input_shape == ref.input_shape == (None, 8) and model.output_shape == ref.output_shape == (None, 4)
     # numpy inputs are converted, float64 cast to the Input dtype
     out = model(np.ones((2, 8)))
-    assert out.dtype == torch.float32
-    _close(out, model(torch.ones(2, 8)))
+    ref_out = ref(np.ones((2, 8)))
+    assert out.dtype == ref_out.dtype == torch.float32
+    _close_ref(out, ref_out)
 
 
 def test_get_layer_errors():
@@ -103,8 +123,10 @@ def test_get_layer_errors():
         model.layers = []
 
 
-def test_state_dict_keys_follow_layer_names_and_load():
+def test_state_dict_keys_follow_layer_names_and_load(keras_ref):
     model, d1, d2 = _two_branch()
+    ref, _, _ = _two_branch(keras_ref)
+    assert [w.path for w in model.weights] == [w.path for w in ref.weights]  # Keras's names for the same weights
     assert list(model.state_dict()) == ["d1.kernel", "d1.bias", "d2.kernel", "d2.bias"]
     inp = Input((8,), name="x")
     twin = Model(inp, L.Add()([L.Dense(4, name="d1")(inp), L.Dense(4, activation="relu", name="d2")(inp)]))
@@ -221,14 +243,22 @@ def test_layer_input_output_once_connected():
     assert add.input == [out, out] and add.output is s
 
 
-def test_nested_model_used_as_layer():
-    inner_in = Input((3,))
-    inner = Model(inner_in, L.Dense(2, name="inner_d")(inner_in), name="inner")
-    a = Input((4,))
-    pre = L.Dense(3, name="pre")
-    out = inner(pre(a))
-    outer = Model(a, L.Dense(1, name="head")(out))
-    assert [layer.name for layer in outer.layers][1:] == ["pre", "inner", "head"]
+def test_nested_model_used_as_layer(keras_ref):
+    def build(lib):
+        inner_in = lib.Input((3,))
+        inner = lib.Model(inner_in, lib.layers.Dense(2, name="inner_d")(inner_in), name="inner")
+        a = lib.Input((4,))
+        pre = lib.layers.Dense(3, name="pre")
+        out = inner(pre(a))
+        return lib.Model(a, lib.layers.Dense(1, name="head")(out)), inner, inner_in, pre
+
+    ref, _, _, _ = build(keras_ref)
+    outer, inner, inner_in, pre = build(keras)
+    ref.set_weights(outer.get_weights())
+    assert [layer.name for layer in outer.layers][1:] == [layer.name for layer in ref.layers][1:] == [
+        "pre", "inner", "head"]
+    assert [w.path for w in outer.weights] == [w.path for w in ref.weights]
+    _close_ref(outer(torch.ones(2, 4)), ref(torch.ones(2, 4)))
     assert list(outer.state_dict()) == [
         "pre.kernel", "pre.bias", "inner.inner_d.kernel", "inner.inner_d.bias", "head.kernel", "head.bias"
     ]
@@ -240,17 +270,26 @@ def test_nested_model_used_as_layer():
     rebuilt = Model.from_config(cfg)
     rebuilt.set_weights(outer.get_weights())
     _close(rebuilt(x), outer(x))
+    ref_rebuilt = keras_ref.Model.from_config(cfg)  # real Keras reads kerasish's nested config
+    ref_rebuilt.set_weights(outer.get_weights())
+    _close_ref(outer(x), ref_rebuilt(x))
 
 
-def test_model_from_intermediate_tensors():
-    inp = Input((4,))
-    h = L.Dense(5, name="h")(inp)
-    out = L.Dense(2, name="o")(h)
-    full = Model(inp, out)
-    head = Model(h, out)
+def test_model_from_intermediate_tensors(keras_ref):
+    def build(lib):
+        inp = lib.Input((4,))
+        h = lib.layers.Dense(5, name="h")(inp)
+        out = lib.layers.Dense(2, name="o")(h)
+        return lib.Model(inp, out), lib.Model(h, out)
+
+    ref_full, ref_head = build(keras_ref)
+    full, head = build(keras)
+    ref_full.set_weights(full.get_weights())
     assert isinstance(head.inputs[0]._keras_history.operation, L.InputLayer)
+    assert [type(layer).__name__ for layer in head.layers] == [type(layer).__name__ for layer in ref_head.layers]
     x = torch.randn(3, 5)
     _close(head(x), full.get_layer("o")(x))
+    _close_ref(head(x), ref_head(x))
     # the original model is untouched
     _close(full(torch.ones(1, 4)), full.get_layer("o")(full.get_layer("h")(torch.ones(1, 4))))
 
@@ -275,18 +314,21 @@ def test_masks_flow_through_the_graph(keras_ref):
     assert not torch.allclose(out, unmasked)
 
 
-def test_training_flag_reaches_inner_layers():
-    inp = Input((100,))
-    model = Model(inp, L.Dropout(0.5)(inp))
+def test_training_flag_reaches_inner_layers(keras_ref):
     x = torch.ones(4, 100)
-    assert torch.equal(model(x), x)  # inference mode by default
-    assert (model(x, training=True) == 0).any()
-    model.train()
+    for lib in (keras_ref, keras):  # the same modes in real Keras
+        inp = lib.Input((100,))
+        model = lib.Model(inp, lib.layers.Dropout(0.5)(inp))
+        assert torch.equal(model(x), x), lib.__name__  # inference mode by default
+        dropped = model(x, training=True)
+        assert (dropped == 0).any() and set(dropped.unique().tolist()) == {0.0, 2.0}, lib.__name__  # kept / (1 - rate)
+        always = lib.Input((100,))
+        fixed = lib.Model(always, lib.layers.Dropout(0.5)(always, training=True))
+        assert (fixed(x) == 0).any(), lib.__name__
+    model.train()  # torch's mode (kerasish only)
     assert (model(x) == 0).any()
     model.eval()
-    always = Input((100,))
-    fixed = Model(always, L.Dropout(0.5)(always, training=True))
-    assert (fixed(x) == 0).any()
+    assert torch.equal(model(x), x)
 
 
 # ----------------------------------------------------------- torch ops
@@ -392,7 +434,7 @@ def test_spec_add_metric_on_model_and_layer():
 
 
 # ------------------------------------------------------- config, cloning
-def test_get_config_layout_and_round_trip():
+def test_get_config_layout_and_round_trip(keras_ref):
     model, _, _ = _two_branch()
     config = model.get_config()
     assert set(config) == {"name", "trainable", "layers", "input_layers", "output_layers"}
@@ -406,6 +448,10 @@ def test_get_config_layout_and_round_trip():
     rebuilt.set_weights(model.get_weights())
     x = torch.randn(3, 8)
     _close(rebuilt(x), model(x))
+    ref = keras_ref.Model.from_config(json.loads(json.dumps(config)))  # real Keras reads the same config
+    assert [layer.name for layer in ref.layers] == ["x", "d1", "d2", "add"]
+    ref.set_weights(model.get_weights())
+    _close_ref(model(x), ref(x))
     restored = keras.models.model_from_json(model.to_json())
     restored.set_weights(model.get_weights())
     _close(restored(x), model(x))
@@ -444,13 +490,22 @@ def test_loads_keras_config_and_computes_the_same(keras_ref):
     np.testing.assert_allclose(model(x).detach().numpy(), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_clone_model_functional():
+def test_clone_model_functional(keras_ref):
     a, b = Input((4,), name="a"), Input((4,), name="b")
     shared = L.Dense(3)
     model = Model([a, b], L.Add()([shared(a), shared(b)]))
     clone = clone_model(model)
     assert clone is not model and len(clone.weights) == 2  # sharing kept
     assert clone.layers[2] is not shared
+    # real Keras 3's clone of the same graph: the same layers and weights (sharing kept)
+    ra, rb = keras_ref.Input((4,), name="a"), keras_ref.Input((4,), name="b")
+    rshared = keras_ref.layers.Dense(3)
+    ref_clone = keras_ref.models.clone_model(keras_ref.Model([ra, rb], keras_ref.layers.Add()([rshared(ra), rshared(rb)])))
+    assert [type(layer).__name__ for layer in clone.layers] == [type(layer).__name__ for layer in ref_clone.layers]
+    assert [tuple(w.shape) for w in clone.weights] == [tuple(w.shape) for w in ref_clone.weights]
+    ref_clone.set_weights(model.get_weights())
+    xa, xb = torch.randn(2, 4), torch.randn(2, 4)
+    _close_ref(model([xa, xb]), ref_clone([xa, xb]))
     xa, xb = torch.randn(2, 4), torch.randn(2, 4)
     assert not torch.allclose(clone([xa, xb]), model([xa, xb]))  # new weights
     clone.set_weights(model.get_weights())
@@ -497,13 +552,18 @@ def test_execution_plan_is_flat_and_precomputed():
     assert steps[0][0] == 0 and steps[2][0] == 1  # one-tensor and list steps
 
 
-def test_multi_output_layers_and_multi_argument_calls():
-    q, v = Input((5, 8)), Input((7, 8))
-    mha = L.MultiHeadAttention(2, 4)
-    attended = mha(q, v)
-    lstm = L.LSTM(3, return_state=True)
-    seq, h, c = lstm(attended)
-    model = Model([q, v], [seq, c, L.Attention()([attended, v])])
+def test_multi_output_layers_and_multi_argument_calls(keras_ref):
+    def build(lib):
+        q, v = lib.Input((5, 8)), lib.Input((7, 8))
+        mha = lib.layers.MultiHeadAttention(2, 4)
+        attended = mha(q, v)
+        lstm = lib.layers.LSTM(3, return_state=True)
+        seq, h, c = lstm(attended)
+        return lib.Model([q, v], [seq, c, lib.layers.Attention()([attended, v])]), mha, lstm
+
+    ref, _, _ = build(keras_ref)
+    model, mha, lstm = build(keras)
+    ref.set_weights(model.get_weights())
     for w in model.weights:
         assert w.device.type == "cpu"  # weights built during shape inference are real
     xq, xv = torch.randn(2, 5, 8), torch.randn(2, 7, 8)
@@ -511,38 +571,50 @@ def test_multi_output_layers_and_multi_argument_calls():
     ref_seq, _, ref_c = lstm(mha(xq, xv))
     _close(out[0], ref_seq)
     _close(out[1], ref_c)
+    for ours, theirs in zip(out, ref([xq, xv])):  # real Keras, same weights
+        _close_ref(ours, theirs, atol=1e-5)
     rebuilt = Model.from_config(json.loads(json.dumps(model.get_config())))
     rebuilt.set_weights(model.get_weights())
     for a, b in zip(rebuilt([xq, xv]), out):
         _close(a, b, atol=1e-5)
 
 
-def test_identity_nested_inputs_and_subclassed_layer_in_graph():
-    a = Input((3,))
-    identity = Model(a, a)
+def test_identity_nested_inputs_and_subclassed_layer_in_graph(keras_ref):
     x = torch.randn(2, 3)
-    assert torch.equal(identity(x), x)
-    b, c = Input((3,)), Input((3,))
-    nested = Model([[a, b], c], L.Add()([a, b, c]))
-    _close(nested([[x, x], x]), 3 * x)
+    y = torch.randn(2, 3)
+    results = {}
+    for lib in (keras_ref, keras):  # the same program in real Keras and kerasish
+        a = lib.Input((3,))
+        identity = lib.Model(a, a)
+        assert torch.equal(identity(x), x), lib.__name__
+        b, c = lib.Input((3,)), lib.Input((3,))
+        nested = lib.Model([[a, b], c], lib.layers.Add()([a, b, c]))
 
-    class Scale(Model):
-        def __init__(self):
-            super().__init__()
-            self.d = L.Dense(2)
+        class Scale(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.d = lib.layers.Dense(2)
 
-        def call(self, inputs):
-            return self.d(inputs) * 2
+            def call(self, inputs):
+                return self.d(inputs) * 2
 
-    scale = Scale()
-    inp = Input((3,))
-    model = Model(inp, scale(inp))
-    assert model.output_shape == (None, 2)
+        scale = Scale()
+        inp = lib.Input((3,))
+        model = lib.Model(inp, scale(inp))
+        if lib is keras_ref:
+            weights = scale.d.get_weights()
+        else:
+            scale.d.set_weights(weights)
+        results[lib] = (nested([[x, y], x]), model.output_shape, model(x))
+    _close(results[keras][0], 2 * x + y)
+    _close_ref(results[keras][0], results[keras_ref][0])
+    assert results[keras][1] == results[keras_ref][1] == (None, 2)
     assert scale.d.kernel.device.type == "cpu"
-    _close(model(x), scale.d(x) * 2)
+    _close(results[keras][2], scale.d(x) * 2)
+    _close_ref(results[keras][2], results[keras_ref][2])
 
 
-def test_keras2_config_format_loads():
+def test_keras2_config_format_loads(keras_ref):
     config = {
         "name": "model",
         "layers": [
@@ -560,8 +632,11 @@ def test_keras2_config_format_loads():
     }
     model = Model.from_config(config)
     assert [layer.name for layer in model.layers] == ["input_1", "input_2", "add"]
-    x = torch.randn(2, 3)
-    _close(model([x, x]), 2 * x)
+    x, y = torch.randn(2, 3), torch.randn(2, 3)
+    _close(model([x, y]), x + y)
+    ref = keras_ref.Model.from_config(json.loads(json.dumps(config)))  # real Keras 3 reads the Keras 2 format too
+    assert [layer.name for layer in ref.layers] == ["input_1", "input_2", "add"]
+    _close_ref(model([x, y]), ref([x, y]))
 
 
 def test_inputs_must_come_from_input():

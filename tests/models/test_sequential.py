@@ -40,11 +40,16 @@ def test_sequential_with_input_is_built_and_computes_the_stack(keras_ref):
     assert model.count_params() == ref.count_params()
 
 
-def test_keras2_input_shape_on_first_layer():
-    model = Sequential([L.Dense(4, input_shape=(8,)), L.Dense(2)])
-    assert model.built and model.input_shape == (None, 8)
-    assert len(model.weights) == 4
-    assert model.get_config()["layers"][0]["class_name"] == "InputLayer"
+def test_keras2_input_shape_on_first_layer(keras_ref):
+    got = {}
+    for lib in (keras_ref, keras):  # Keras 3 still accepts the Keras 2 spelling (with a warning)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            model = lib.Sequential([lib.layers.Dense(4, input_shape=(8,)), lib.layers.Dense(2)])
+        got[lib] = (model.built, model.input_shape, model.output_shape, [tuple(w.shape) for w in model.weights],
+                    [c["class_name"] for c in model.get_config()["layers"]])
+    assert got[keras] == got[keras_ref]
+    assert got[keras][:2] == (True, (None, 8)) and got[keras][4] == ["InputLayer", "Dense", "Dense"]
 
 
 def test_deferred_build_on_first_call_and_explicit_build():
@@ -64,27 +69,41 @@ def test_deferred_build_on_first_call_and_explicit_build():
     _close(other(x), out)
 
 
-def test_deferred_build_with_integer_inputs():
+def test_deferred_build_with_integer_inputs(keras_ref):
     model = Sequential([L.Embedding(10, 4), L.GlobalAveragePooling1D(), L.Dense(1)])
+    ref = keras_ref.Sequential([keras_ref.layers.Embedding(10, 4), keras_ref.layers.GlobalAveragePooling1D(),
+                                keras_ref.layers.Dense(1)])
     ids = torch.tensor([[1, 2, 3], [4, 5, 6]])
-    assert model(ids).shape == (2, 1)
+    out = model(ids)
+    ref(ids)
+    ref.set_weights(model.get_weights())
+    assert out.shape == (2, 1)
+    np.testing.assert_allclose(out.detach().numpy(), keras_ref.ops.convert_to_numpy(ref(ids)), rtol=1e-5, atol=1e-6)
 
 
-def test_add_and_pop():
-    model = Sequential()
-    assert model.layers == [] and not model.built
-    model.add(L.Input((6,)))
-    first = L.Dense(4)
-    model.add(first)
-    assert model.built and model.output_shape == (None, 4)
-    model.add(L.Dense(2, name="head"))
-    assert model.output_shape == (None, 2)
-    assert list(model.state_dict())[-1] == "head.bias"
-    popped = model.pop()
-    assert popped.name == "head" and model.output_shape == (None, 4)
-    assert "head.kernel" not in model.state_dict()
+def test_add_and_pop(keras_ref):
     x = torch.randn(2, 6)
+    seen = {}
+    for lib in (keras_ref, keras):  # the same steps in real Keras 3
+        model = lib.Sequential()
+        steps = [(len(model.layers), model.built)]
+        model.add(lib.Input((6,)))
+        first = lib.layers.Dense(4)
+        model.add(first)
+        steps.append((model.built, model.output_shape))
+        model.add(lib.layers.Dense(2, name="head"))
+        steps.append(model.output_shape)
+        popped = model.pop()
+        steps.append((popped.name, model.output_shape, len(model.weights)))
+        seen[lib] = steps
+        if lib is keras_ref:
+            ref, ref_first = model, first
+    assert seen[keras] == seen[keras_ref]
+    assert seen[keras][-1] == ("head", (None, 4), 2)
+    assert "head.kernel" not in model.state_dict()
+    ref_first.set_weights(first.get_weights())
     _close(model(x), first(x))
+    np.testing.assert_allclose(model(x).detach().numpy(), keras_ref.ops.convert_to_numpy(ref(x)), rtol=1e-5, atol=1e-6)
 
 
 def test_add_errors():
@@ -143,14 +162,19 @@ def test_other_sizes_than_the_build_shape_run_as_in_keras(keras_ref):
         assert tuple(declared(np.ones((2, 5, 8), "float32")).shape) == (2, 5, 8)
 
 
-def test_masks_and_training_flow():
+def test_masks_and_training_flow(keras_ref):
     model = Sequential([L.Input((4,), dtype="int64"), L.Embedding(8, 3, mask_zero=True), L.LSTM(2)])
-    x = torch.tensor([[1, 2, 0, 0]])
-    _close(model(x), model.layers[1](model.layers[0](x[:, :2])))
-    drop = Sequential([L.Input((50,)), L.Dropout(0.5)])
+    ref = keras_ref.Sequential([keras_ref.Input((4,), dtype="int64"), keras_ref.layers.Embedding(8, 3, mask_zero=True),
+                                keras_ref.layers.LSTM(2)])
+    ref.set_weights(model.get_weights())
+    x = torch.tensor([[1, 2, 0, 0], [3, 0, 0, 0]])
+    _close(model(x[:1]), model.layers[1](model.layers[0](x[:1, :2])))
+    np.testing.assert_allclose(model(x).detach().numpy(), keras_ref.ops.convert_to_numpy(ref(x)), rtol=1e-5, atol=1e-6)
     ones = torch.ones(2, 50)
-    assert torch.equal(drop(ones), ones)
-    assert (drop(ones, training=True) == 0).any()
+    for lib in (keras_ref, keras):
+        drop = lib.Sequential([lib.Input((50,)), lib.layers.Dropout(0.5)])
+        assert torch.equal(drop(ones), ones), lib.__name__
+        assert (drop(ones, training=True) == 0).any(), lib.__name__
 
 
 def test_config_round_trip_and_keras_parity(keras_ref):

@@ -31,9 +31,13 @@ def _row(text, start):
     raise AssertionError(f"no row for {start!r} in:\n{text}")
 
 
-def test_sequential_summary_counts_and_sizes():
+def test_sequential_summary_counts_and_sizes(keras_ref):
     model = Sequential([L.Input((8,)), L.Dense(4), L.BatchNormalization(), L.Dense(2)], name="seq")
     text = _text(model)
+    keras_ref.utils.clear_session()
+    K = keras_ref
+    ref = K.Sequential([K.Input((8,)), K.layers.Dense(4), K.layers.BatchNormalization(), K.layers.Dense(2)], name="seq")
+    assert text == _keras_text(ref)  # real Keras 3's table
     lines = text.splitlines()
     assert lines[0] == 'Model: "seq"'
     assert "Layer (type)" in lines[2] and "Output Shape" in lines[2] and "Param #" in lines[2]
@@ -50,31 +54,51 @@ def test_sequential_summary_counts_and_sizes():
     assert all(len(line) == 76 for line in lines[1:-3])
 
 
-def test_functional_summary_has_connections():
-    a, b = L.Input((4,), name="a"), L.Input((4,), name="b")
-    shared = L.Dense(3, name="shared")
-    model = Model([a, b], L.Add(name="sum")([shared(a), shared(b)]))
-    text = _text(model)
+def test_functional_summary_has_connections(keras_ref):
+    def make(lib):
+        a, b = lib.layers.Input((4,), name="a"), lib.layers.Input((4,), name="b")
+        shared = lib.layers.Dense(3, name="shared")
+        return lib.Model([a, b], lib.layers.Add(name="sum")([shared(a), shared(b)]))
+
+    keras_ref.utils.clear_session()
+    text = _text(make(keras))
+    assert text == _keras_text(make(keras_ref))  # real Keras 3's table
     assert "Connected to" in text
     assert _row(text, "shared (Dense)") == ["shared (Dense)", "(None, 3)", str(4 * 3 + 3), "a[0][0], b[0][0]"]
     assert _row(text, "sum (Add)") == ["sum (Add)", "(None, 3)", "0", "shared[0][0],"]
     assert "│ shared[1][0]      │" in text  # wrapped onto the next line
 
 
-def test_unbuilt_and_trainable_column():
-    model = Sequential([L.Dense(3)])
-    text = _text(model)
+def _keras_text(model, **kwargs):
+    out = []
+    model.summary(print_fn=lambda text, **_: out.append(text), **kwargs)
+    return out[0]
+
+
+def test_unbuilt_and_trainable_column(keras_ref):
+    keras_ref.utils.clear_session()
+    texts = {}
+    for lib, render in ((keras_ref, _keras_text), (keras, _text)):
+        model = lib.Sequential([lib.layers.Dense(3)])
+        built = lib.Sequential([lib.Input((2,)), lib.layers.Dense(3)])
+        built.layers[0].trainable = False
+        texts[lib] = (render(model), render(built, show_trainable=True))
+    assert texts[keras] == texts[keras_ref]  # real Keras 3's tables, character for character
+    text, trainable = texts[keras]
     assert _row(text, "dense (Dense)") == ["dense (Dense)", "?", "0 (unbuilt)"]
-    built = Sequential([L.Input((2,)), L.Dense(3)])
-    built.layers[0].trainable = False
-    text = _text(built, show_trainable=True)
-    assert "Trai…" in text and _row(text, "dense_1 (Dense)")[-1] == "N"
-    assert " Non-trainable params: 9 (36.00 B)" in text
+    assert "Trai…" in trainable and _row(trainable, "dense_1 (Dense)")[-1] == "N"
+    assert " Non-trainable params: 9 (36.00 B)" in trainable
 
 
-def test_summary_prints_to_stdout(capsys):
+def test_summary_prints_to_stdout(capsys, keras_ref):
     Sequential([L.Input((2,)), L.Dense(1)]).summary()
-    assert 'Model: "sequential"' in capsys.readouterr().out
+    ours = capsys.readouterr().out
+    assert 'Model: "sequential"' in ours
+    keras_ref.utils.clear_session()
+    keras_ref.Sequential([keras_ref.Input((2,)), keras_ref.layers.Dense(1)]).summary()
+    theirs = capsys.readouterr().out
+    strip = lambda text: [line.rstrip() for line in text.splitlines() if line.strip()]  # noqa: E731
+    assert strip(ours) == strip(theirs)  # real Keras 3 prints the same table to stdout
 
 
 def test_layer_range_and_errors():
@@ -123,17 +147,23 @@ def test_summary_text_matches_keras(keras_ref, kwargs):
         assert _text(ours[name], **kwargs) == expected[0], name
 
 
-def test_summary_after_subclass_call():
-    class Net(Model):
-        def __init__(self):
-            super().__init__()
-            self.d = L.Dense(2)
+def test_summary_after_subclass_call(keras_ref):
+    def make(lib):
+        class Net(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.d = lib.layers.Dense(2)
 
-        def call(self, x):
-            return self.d(x)
+            def call(self, x):
+                return self.d(x)
 
-    net = Net()
-    net(torch.ones(1, 3))
-    text = _text(net)
+        net = Net()
+        net(torch.ones(1, 3))
+        return net
+
+    keras_ref.utils.clear_session()
+    expected = _keras_text(make(keras_ref))
+    text = _text(make(keras))
+    assert text == expected  # real Keras 3's table for the same subclassed model
     assert 'Model: "net"' in text and "dense (Dense)" in text and "(1, 2)" in text
     assert " Total params: 8 (32.00 B)" in text

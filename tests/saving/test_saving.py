@@ -25,11 +25,17 @@ def _randomize(model, seed=0):
     model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(w.dtype) for w in model.get_weights()])
 
 
-def _functional(units=3):
-    inp = Input((4,))
-    x = keras.layers.Dense(units)(inp)
-    x = keras.layers.BatchNormalization()(x)
-    return Model(inp, keras.layers.Dense(2)(x))
+def _functional(units=3, lib=keras):
+    inp = lib.Input((4,))
+    x = lib.layers.Dense(units)(inp)
+    x = lib.layers.BatchNormalization()(x)
+    return lib.Model(inp, lib.layers.Dense(2)(x))
+
+
+def _ref_out(model, x):
+    """A real Keras model's output as NumPy."""
+    with torch.no_grad():
+        return model(torch.as_tensor(x)).detach().cpu().numpy()
 
 
 def _out(model, x):
@@ -47,29 +53,46 @@ def _datasets(path):
 X = np.random.default_rng(1).normal(size=(3, 4)).astype("float32")
 
 
-class Block(keras.layers.Layer):
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.proj = keras.layers.Dense(3)
-        self.stack = [keras.layers.Dense(3), keras.layers.Dense(3)]
-        self._priv = keras.layers.Dense(2)
+def _block_class(lib):
+    class Block(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.proj = lib.layers.Dense(3)
+            self.stack = [lib.layers.Dense(3), lib.layers.Dense(3)]
+            self._priv = lib.layers.Dense(2)
 
-    def build(self, input_shape):
-        self.w = self.add_weight(shape=(2,), name="w")
-        self.v = self.add_weight(shape=(1,), name="v", trainable=False, initializer="ones")
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(2,), name="w")
+            self.v = self.add_weight(shape=(1,), name="v", trainable=False, initializer="ones")
 
-    def call(self, x):
-        for layer in self.stack:
-            x = layer(x)
-        return self._priv(self.proj(x)) * self.w + self.v
+        def call(self, x):
+            for layer in self.stack:
+                x = layer(x)
+            return self._priv(self.proj(x)) * self.w + self.v
+
+    return Block
 
 
-def test_weights_h5_roundtrip_and_keras_layout(tmp_path):
+Block = _block_class(keras)
+
+
+def test_weights_h5_roundtrip_and_keras_layout(tmp_path, keras_ref):
+    keras_ref.utils.clear_session()
+    ref = _functional(lib=keras_ref)
+    ref(torch.as_tensor(X))
+    ref.save_weights(tmp_path / "ref.weights.h5")
     a, b = _functional(), _functional()
     a(torch.as_tensor(X)), b(torch.as_tensor(X))
     _randomize(a)
     path = tmp_path / "m.weights.h5"
     a.save_weights(path)  # Model.save_weights
+    assert _datasets(path) == _datasets(tmp_path / "ref.weights.h5")  # real Keras's layout
+    with h5py.File(tmp_path / "ref.weights.h5") as f:
+        ref_attrs = (f["layers/dense_1/vars"].attrs["name"], f["vars"].attrs["name"])
+    with h5py.File(path) as f:
+        assert (f["layers/dense_1/vars"].attrs["name"], f["vars"].attrs["name"]) == ref_attrs
+    ref.load_weights(path)  # real Keras reads kerasish's file
+    np.testing.assert_allclose(_ref_out(ref, X), _out(a, X), rtol=1e-6, atol=1e-6)
     assert _datasets(path) == {
         "layers/dense/vars/0": (4, 3),
         "layers/dense/vars/1": (3,),
@@ -88,9 +111,20 @@ def test_weights_h5_roundtrip_and_keras_layout(tmp_path):
     np.testing.assert_array_equal(_out(a, X), _out(b, X))
 
 
-def test_nested_layer_layout_walks_attributes_lists_and_private():
+def test_nested_layer_layout_walks_attributes_lists_and_private(tmp_path, keras_ref):
+    from keras.src.saving import saving_lib  # Keras's writer for a bare layer (no Layer.save_weights)
+
+    keras_ref.utils.clear_session()
+    ref = _block_class(keras_ref)()
+    ref(torch.ones(2, 4))
+    saving_lib.save_weights_only(ref, str(tmp_path / "ref.weights.h5"))
     layer = Block()
     layer(torch.ones(2, 4))
+    _randomize(layer)
+    keras.saving.save_weights(layer, tmp_path / "ours.weights.h5")
+    assert _datasets(tmp_path / "ours.weights.h5") == _datasets(tmp_path / "ref.weights.h5")
+    saving_lib.load_weights_only(ref, str(tmp_path / "ours.weights.h5"))  # real Keras reads it back
+    np.testing.assert_allclose(_ref_out(ref, X), _out(layer, X), rtol=1e-6, atol=1e-6)
     paths = {p: [tuple(v.shape) for v in h5_weights.own_variables(o)] for p, o in h5_weights.iter_saveables(layer)}
     assert paths == {
         "": [(2,), (1,)],
@@ -203,13 +237,34 @@ class Scale(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor}
 
 
-def test_custom_registered_layer_roundtrip(tmp_path):
+def test_custom_registered_layer_roundtrip(tmp_path, keras_ref):
     inp = Input((4,))
     model = Model(inp, Scale(3.0)(keras.layers.Dense(4)(inp)))
     _randomize(model)
     keras.saving.save_model(model, tmp_path / "c.keras")
     restored = keras.saving.load_model(tmp_path / "c.keras")
     np.testing.assert_array_equal(_out(restored, X), _out(model, X))
+
+    # the same user layer, written for real Keras; same class name, as Keras
+    # files a layer held in a list under its class's snake_case name
+    class RefScale(keras_ref.layers.Layer):
+        def __init__(self, factor=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def build(self, input_shape):
+            self.s = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="s")
+
+        def call(self, x):
+            return x * self.s * self.factor
+
+        def get_config(self):
+            return {**super().get_config(), "factor": self.factor}
+
+    RefScale.__name__ = RefScale.__qualname__ = "Scale"
+    ref = keras_ref.saving.load_model(tmp_path / "c.keras", custom_objects={"SavingTest>Scale": RefScale})
+    assert ref.layers[-1].factor == 3.0
+    np.testing.assert_allclose(_ref_out(ref, X), _out(model, X), rtol=1e-6, atol=1e-6)
 
 
 def test_failed_save_keeps_previous_file(tmp_path, monkeypatch):

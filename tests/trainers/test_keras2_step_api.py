@@ -69,7 +69,7 @@ def test_generator_aliases_warn_and_delegate():
     np.testing.assert_allclose(pred, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
-def test_reset_states_resets_stateful_rnns():
+def test_reset_states_resets_stateful_rnns(keras_ref):
     inp = keras.Input((3, 2), batch_size=4)
     model = keras.Model(inp, keras.layers.SimpleRNN(5, stateful=True)(inp))
     x = torch.ones(4, 3, 2)
@@ -78,3 +78,13 @@ def test_reset_states_resets_stateful_rnns():
     assert not torch.allclose(first, second)  # the state carried over
     model.reset_states()
     np.testing.assert_allclose(model(x).detach().numpy(), first.numpy(), rtol=1e-6)
+    # real Keras 3's stateful SimpleRNN, same weights: the same two steps, and reset_state()
+    rin = keras_ref.Input((3, 2), batch_size=4)
+    rnn = keras_ref.layers.SimpleRNN(5, stateful=True)
+    ref = keras_ref.Model(rin, rnn(rin))
+    ref.set_weights(model.get_weights())
+    rnn.reset_state()
+    for ours in (first, second):
+        np.testing.assert_allclose(ours.numpy(), ref(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+    rnn.reset_state()
+    np.testing.assert_allclose(first.numpy(), ref(x).detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -72,14 +72,16 @@ def test_scaled_step_equals_the_unscaled_step():
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)
 
 
-def test_scaler_uses_keras_loss_scale_optimizer_defaults():
+def test_scaler_uses_keras_loss_scale_optimizer_defaults(keras_ref):
     model = _model("mixed_float16")
     model.compile(optimizer="sgd", loss="mse")
     x, y = _data()
     model.train_on_batch(x, y * 0.01)
     scaler = model.__dict__["_grad_scaler"]
     # keras.optimizers.LossScaleOptimizer: initial_scale=2**15, dynamic_growth_steps=2000, x2 / x0.5
-    assert (scaler.get_scale(), scaler.get_growth_interval()) == (2.0**15, 2000)
+    ref = keras_ref.optimizers.LossScaleOptimizer(keras_ref.optimizers.SGD())
+    assert (scaler.get_scale(), scaler.get_growth_interval()) == (
+        float(ref.initial_scale), ref.dynamic_growth_steps) == (2.0**15, 2000)
     assert (scaler.get_growth_factor(), scaler.get_backoff_factor()) == (2.0, 0.5)
 
 

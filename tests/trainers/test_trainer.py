@@ -140,7 +140,27 @@ def test_fit_with_torch_optimizer_and_adam_decreases_loss():
     assert set(model2.fit(x, y, verbose=0).history) == {"loss"}
 
 
-def test_training_flag_reaches_layers_only_in_fit():
+def test_training_flag_reaches_layers_only_in_fit(keras_ref):
+    x, y = regression_data(n=8)
+    modes = {}
+    for lib in (keras_ref, keras):  # the same program in real Keras 3
+        seen = []
+
+        class Probe(lib.layers.Layer):
+            def call(self, x, training=None):
+                if x.device.type != "meta":  # (Keras traces the model on meta tensors first)
+                    seen.append(bool(training))
+                return x
+
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1), Probe()])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y))
+        in_fit = list(seen)
+        seen.clear()
+        model.evaluate(x, y, verbose=0)
+        model.predict(x, verbose=0)
+        modes[lib] = (in_fit, list(seen))
+    assert modes[keras] == modes[keras_ref] == ([True, False], [False, False])
     seen = []
 
     class Probe(keras.layers.Layer):
@@ -148,8 +168,7 @@ def test_training_flag_reaches_layers_only_in_fit():
             seen.append(bool(training))
             return x
 
-    x, y = regression_data(n=8)
-    model = Net([keras.layers.Dense(1), Probe()])
+    model = Net([keras.layers.Dense(1), Probe()])  # a subclassed model (kerasish's Trainer on a Layer)
     model.compile(optimizer="sgd", loss="mse")
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y))
     assert seen == [True, False]
@@ -327,11 +346,12 @@ def test_dict_inputs_and_multi_output_losses():
     "y_shape,out,expected",
     [((10, 1), 1, "BinaryAccuracy"), ((10,), 3, "SparseCategoricalAccuracy"), ((10, 3), 3, "CategoricalAccuracy")],
 )
-def test_accuracy_string_resolved_from_shapes(y_shape, out, expected):
+def test_accuracy_string_resolved_from_shapes(y_shape, out, expected, keras_ref):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(10, 4)).astype("float32")
     y = rng.integers(0, 2, y_shape).astype("float32") if expected != "SparseCategoricalAccuracy" else rng.integers(0, 3, 10)
-    model = built(mlp(out=out, activation="sigmoid" if out == 1 else "softmax"), x)
+    activation = "sigmoid" if out == 1 else "softmax"
+    model = built(mlp(out=out, activation=activation), x)
     loss = {"BinaryAccuracy": "binary_crossentropy", "SparseCategoricalAccuracy": "sparse_categorical_crossentropy",
             "CategoricalAccuracy": "categorical_crossentropy"}[expected]
     model.compile(optimizer="sgd", loss=loss, metrics=["acc"])
@@ -339,6 +359,15 @@ def test_accuracy_string_resolved_from_shapes(y_shape, out, expected):
     assert "acc" in logs
     (metric,) = model.metrics[1].metrics
     assert type(metric).__name__ == expected and metric.name == "acc"
+    # real Keras 3 resolves "acc" from the same shapes: the same logs
+    ref = keras_ref.Sequential([keras_ref.Input((4,)), keras_ref.layers.Dense(8, activation="tanh"),
+                                keras_ref.layers.Dense(out, activation=activation)])
+    ref.set_weights(model.get_weights())
+    ref.compile(optimizer="sgd", loss=loss, metrics=["acc"])
+    ref_logs = ref.evaluate(x, y, verbose=0, return_dict=True)
+    assert set(logs) == set(ref_logs)
+    for key in logs:
+        np.testing.assert_allclose(logs[key], ref_logs[key], rtol=1e-5, err_msg=key)
 
 
 def test_steps_per_execution_groups_batch_callbacks():
@@ -493,19 +522,8 @@ def test_fit_on_cuda_moves_batches():
 
 
 # ------------------------------------------------- through keras.models
-def _models_or_skip():
-    import kerasish.models as models
-
-    Sequential = getattr(keras, "Sequential", None) or getattr(models, "Sequential", None)
-    Model = getattr(keras, "Model", None) or getattr(models, "Model", None)
-    Input = getattr(keras, "Input", None) or getattr(keras.layers, "Input", None)
-    if Sequential is None or Model is None or Input is None:
-        pytest.skip("keras.Sequential / keras.Model / keras.Input are not available yet")
-    return Sequential, Model, Input
-
-
 def test_sequential_and_functional_models_train():
-    Sequential, Model, Input = _models_or_skip()
+    Sequential, Model, Input = keras.Sequential, keras.Model, keras.Input
     x, y = classification_data()
     seq = Sequential([keras.layers.Dense(16, activation="relu"), keras.layers.Dense(3, activation="softmax")])
     seq.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])

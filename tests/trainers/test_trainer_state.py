@@ -66,26 +66,35 @@ def test_replaced_parameter_is_trained_after_the_caches_were_built():
     assert any(p is new for p in model.trainable_weights)
 
 
-def test_fit_with_regularizers_keeps_weight_order_and_state_dict_keys():
+def test_fit_with_regularizers_keeps_weight_order_and_state_dict_keys(keras_ref):
     """The trainer's cache of regularized weights is not tracked: `weights`
     (and so get_weights/set_weights) keep Keras order after fit, and the
     state_dict gains no keys (keras.io "Collaborative Filtering" port)."""
 
-    class Net(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.first = keras.layers.Dense(2)
-            self.second = keras.layers.Dense(3, kernel_regularizer=keras.regularizers.L2(1e-3))
-            self.third = keras.layers.Dense(1)
+    def make(lib):
+        class Net(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.first = lib.layers.Dense(2)
+                self.second = lib.layers.Dense(3, kernel_regularizer=lib.regularizers.L2(1e-3))
+                self.third = lib.layers.Dense(1)
 
-        def call(self, x):
-            return self.third(self.second(self.first(x)))
+            def call(self, x):
+                return self.third(self.second(self.first(x)))
 
-    model = Net()
+        return Net()
+
     x = np.ones((4, 5), "float32")
-    model(x)
-    paths, keys = [w.path for w in model.weights], list(model.state_dict())
-    model.compile("sgd", "mse")
-    model.fit(x, np.ones((4, 1), "float32"), verbose=0)
-    assert [w.path for w in model.weights] == paths
+    paths = {}
+    for lib in (keras_ref, keras):  # the same program in real Keras 3
+        lib.utils.clear_session()
+        model = make(lib)
+        model(x)
+        before = [w.path for w in model.weights]
+        keys = list(model.state_dict())
+        model.compile("sgd", "mse")
+        model.fit(x, np.ones((4, 1), "float32"), verbose=0)
+        paths[lib] = (before, [w.path for w in model.weights])
+    assert paths[keras] == paths[keras_ref]  # Keras's order, before and after fit
+    assert paths[keras][0] == paths[keras][1]
     assert list(model.state_dict()) == keys

@@ -81,11 +81,20 @@ def test_softmax_mask_parity(keras_ref, mask_dtype):
     assert probs[0, 1] == 0.0 and np.isclose(float(probs.sum()), 1.0)
 
 
-def test_softmax_float16_uses_minus_3e4():
+def test_softmax_float16_uses_minus_3e4(keras_ref):
     from kerasish.layers.activations.softmax import large_negative_number
 
     assert large_negative_number(torch.float16) == -3e4
     assert large_negative_number(torch.float32) == -1e9
+    # masked float16 softmax: real Keras 3 (which adds -3e4 to masked logits in float16)
+    x = torch.tensor(np.random.default_rng(3).normal(size=(3, 5)) * 4, dtype=torch.float16)
+    mask = torch.tensor([[1, 1, 0, 1, 0], [1, 0, 0, 0, 0], [0, 0, 0, 0, 1]], dtype=torch.bool)
+    for dtype in ("float16", "float32"):
+        xi = x.to(getattr(torch, dtype))
+        ours = L.Softmax(dtype=dtype)(xi, mask=mask)
+        theirs = keras_ref.layers.Softmax(dtype=dtype)(xi, mask=mask)
+        assert ours.dtype == theirs.dtype == xi.dtype
+        np.testing.assert_allclose(ours.float().numpy(), theirs.float().numpy(), rtol=1e-3, atol=1e-4)
 
 
 def test_errors():

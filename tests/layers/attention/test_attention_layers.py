@@ -145,12 +145,17 @@ def test_mha_attention_axes_parity(keras_ref, axes):
     _config_equal(ours, theirs)
 
 
-def test_mha_explicit_build_and_state_dict():
+def test_mha_explicit_build_and_state_dict(keras_ref):
     layer = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3)
     layer.build((None, 4, 6), (None, 5, 6))
-    assert [tuple(w.shape) for w in layer.get_weights()] == [(6, 2, 3), (2, 3)] * 3 + [(2, 3, 6), (6,)]
+    ref = keras_ref.layers.MultiHeadAttention(num_heads=2, key_dim=3)
+    ref.build((None, 4, 6), (None, 5, 6))
+    assert [tuple(w.shape) for w in layer.get_weights()] == [tuple(w.shape) for w in ref.get_weights()] == [
+        (6, 2, 3), (2, 3)] * 3 + [(2, 3, 6), (6,)]
+    assert [w.path.split("/", 1)[1] for w in layer.weights] == [w.path.split("/", 1)[1] for w in ref.weights]
     assert list(layer.state_dict())[:2] == ["query.kernel", "query.bias"]
-    assert layer.compute_output_shape((None, 4, 6), (None, 5, 6)) == (None, 4, 6)
+    assert layer.compute_output_shape((None, 4, 6), (None, 5, 6)) == tuple(
+        ref.compute_output_shape((None, 4, 6), (None, 5, 6))) == (None, 4, 6)
 
 
 def test_mha_compile_with_masks():

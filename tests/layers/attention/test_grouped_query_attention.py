@@ -83,7 +83,7 @@ def test_gqa_key_and_masks_parity(keras_ref):
                  theirs(Q, V, query_mask=qm, value_mask=vm))
 
 
-def test_gqa_sharing_is_keras_repeat():
+def test_gqa_sharing_is_keras_repeat(keras_ref):
     """Query head i uses key/value head i // (num_query_heads // num_kv_heads):
     a GQA with duplicated kv kernels equals MultiHeadAttention with those heads."""
     gqa = keras.layers.GroupQueryAttention(head_dim=3, num_query_heads=4, num_key_value_heads=2)
@@ -93,6 +93,11 @@ def test_gqa_sharing_is_keras_repeat():
     expanded = [w if i not in (2, 3, 4, 5) else np.repeat(w, 2, axis=-2) for i, w in enumerate(weights)]
     mha.set_weights(expanded)
     assert_close(gqa(_t(Q), _t(V)), mha(_t(Q), _t(V)))
+    # and real Keras 3's GroupQueryAttention, same weights
+    ref = keras_ref.layers.GroupQueryAttention(head_dim=3, num_query_heads=4, num_key_value_heads=2)
+    ref(_t(Q), _t(V))
+    ref.set_weights(weights)
+    assert_close(gqa(_t(Q), _t(V)), ref(_t(Q), _t(V)))
 
 
 def test_gqa_bad_args():

@@ -312,7 +312,7 @@ def test_bad_inputs():
         L.Conv2D(4, 3, lora_rank=2)
 
 
-def test_mixed_precision_outputs_match_float32():
+def test_mixed_precision_outputs_match_float32(keras_ref):
     x = _x((2, 6, 6, 3))
     ref = L.Conv2D(4, 3, padding="same")
     y = ref(x)
@@ -322,3 +322,10 @@ def test_mixed_precision_outputs_match_float32():
     out = half(x)
     assert out.dtype == torch.bfloat16
     np.testing.assert_allclose(out.float().detach().numpy(), y.detach().numpy(), atol=5e-2, rtol=5e-2)
+    # real Keras 3 under the same policy and weights: the same bfloat16 result
+    keras_half = keras_ref.layers.Conv2D(4, 3, padding="same", dtype="mixed_bfloat16")
+    keras_half(x.numpy())
+    keras_half.set_weights(ref.get_weights())
+    theirs = keras_half(x.numpy())
+    assert theirs.dtype == torch.bfloat16
+    np.testing.assert_allclose(out.float().detach().numpy(), theirs.detach().float().cpu().numpy(), atol=2e-2, rtol=2e-2)

@@ -103,23 +103,33 @@ def test_batch_norm_gradients_match_keras(keras_ref):
     assert_close(ours.gamma.grad, theirs.gamma.value.grad, rtol=1e-3, atol=1e-4)
 
 
-def test_batch_norm_moving_variance_is_biased():
+def test_batch_norm_moving_variance_is_biased(keras_ref):
     layer = keras.layers.BatchNormalization(momentum=0.0)
+    ref = keras_ref.layers.BatchNormalization(momentum=0.0)
     x = torch.randn(5, 3)
     layer(x, training=True)
+    ref(x, training=True)
     np.testing.assert_allclose(layer.moving_variance.numpy(), x.var(0, unbiased=False).numpy(), rtol=1e-5)
     np.testing.assert_allclose(layer.moving_mean.numpy(), x.mean(0).numpy(), rtol=1e-5, atol=1e-6)
+    assert_close(layer.get_weights(), ref.get_weights())  # real Keras 3 keeps the same statistics
 
 
-def test_batch_norm_frozen_runs_inference():
+def test_batch_norm_frozen_runs_inference(keras_ref):
     layer = keras.layers.BatchNormalization()
+    ref = keras_ref.layers.BatchNormalization()
     x = torch.randn(8, 3) * 3 + 2
     layer(x)
+    ref(x)
+    layer.set_weights([np.random.default_rng(i).uniform(0.5, 1.5, 3).astype("float32") for i in range(4)])
+    ref.set_weights(layer.get_weights())
     layer.trainable = False
+    ref.trainable = False
     before = [w.copy() for w in layer.get_weights()]
     out = layer(x, training=True)
     assert_close(out, layer(x, training=False))
     assert_close(layer.get_weights(), before)
+    assert_close(out, ref(x, training=True))  # real Keras 3: a frozen BatchNormalization runs inference
+    assert_close(ref.get_weights(), before)
 
 
 def test_batch_norm_compile_training_updates_stats():

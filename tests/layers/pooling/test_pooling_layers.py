@@ -129,9 +129,13 @@ def test_pooling_keras_parity(keras_ref, rank, data_format, padding, k, s, n):
 def test_same_average_excludes_padding():
     x = torch.ones(1, 3, 3, 1)
     y = L.AveragePooling2D(2, strides=2, padding="same")(x)
+    want = tf_pool_reference(x.numpy(), (2, 2), (2, 2), "same", "average", "channels_last")
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-6)
     torch.testing.assert_close(y, torch.ones(1, 2, 2, 1))  # counting the zeros would give 0.5 / 0.25
-    y = L.AveragePooling1D(4, strides=1, padding="same")(torch.ones(1, 5, 1))
-    torch.testing.assert_close(y, torch.ones(1, 5, 1))
+    x = torch.arange(1.0, 6.0).reshape(1, 5, 1)  # not constant: a wrong divisor shows at the edges
+    y = L.AveragePooling1D(4, strides=1, padding="same")(x)
+    want = tf_pool_reference(x.numpy(), (4,), (1,), "same", "average", "channels_last")
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("rank", [1, 2, 3])

@@ -98,16 +98,21 @@ def test_normalization_weights_state_dict_and_harness(keras_ref):
     torch.testing.assert_close(layer(torch.tensor([[1.0, 3.0, 4.0]])), torch.zeros(1, 3))
 
 
-def test_normalization_dataloader_and_epsilon():
+def test_normalization_dataloader_and_epsilon(keras_ref):
     data = torch.arange(12.0).reshape(6, 2)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data, data), batch_size=4)
     layer = L.Normalization()
     layer.adapt(loader)
     torch.testing.assert_close(layer.mean, data.mean(0, keepdim=True))
     torch.testing.assert_close(layer.variance, data.var(0, correction=0, keepdim=True))
+    ref = keras_ref.layers.Normalization()
+    ref.adapt(data.numpy())  # real Keras 3 adapted on the same data (as one array)
+    np.testing.assert_allclose(to_numpy(layer(data)), to_numpy(ref(data.numpy())), rtol=1e-5, atol=1e-6)
     const = L.Normalization(mean=1.0, variance=0.0)
     # the standard deviation is floored at Keras's epsilon, 1e-7
     torch.testing.assert_close(const(torch.tensor([[1.5]])), torch.tensor([[0.5]]) / torch.tensor(1e-7))
+    theirs = keras_ref.layers.Normalization(mean=1.0, variance=0.0)(np.array([[1.5]], "float32"))
+    np.testing.assert_allclose(to_numpy(const(torch.tensor([[1.5]]))), to_numpy(theirs), rtol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -250,10 +255,12 @@ def test_center_crop_single_image_int_and_errors(keras_ref):
         L.CenterCrop(2, 2)(torch.ones(2, 3))
 
 
-def test_preprocessing_in_a_sequential_model():
-    if not hasattr(keras, "Sequential"):
-        pytest.skip("keras.Sequential not available yet")
-    norm = L.Normalization(mean=[0.5], variance=[0.25])
-    model = keras.Sequential([L.Rescaling(1 / 255.0), norm])
-    out = model(torch.full((1, 2, 1), 255.0))
-    assert to_numpy(out).shape == (1, 2, 1)
+def test_preprocessing_in_a_sequential_model(keras_ref):
+    x = torch.tensor([[[255.0], [51.0]]])
+    outs = []
+    for lib in (keras_ref, keras):  # the same pipeline in real Keras 3
+        model = lib.Sequential([lib.layers.Rescaling(1 / 255.0), lib.layers.Normalization(mean=[0.5], variance=[0.25])])
+        outs.append(to_numpy(model(x)))
+    assert outs[1].shape == (1, 2, 1)
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6)
+    np.testing.assert_allclose(outs[1], (x.numpy() / 255.0 - 0.5) / 0.5, rtol=1e-6)

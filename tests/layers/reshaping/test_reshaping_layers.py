@@ -85,12 +85,17 @@ def test_output_shape_with_unknown_dims(keras_ref):
         assert tuple(ours) == tuple(theirs), (name, ours, theirs)
 
 
-def test_flatten_channels_first_order_and_zero_batch():
+def test_flatten_channels_first_order_and_zero_batch(keras_ref):
     x = _x(2, 3, 4, 5)
     y = L.Flatten(data_format="channels_first")(x)
     torch.testing.assert_close(y, x.permute(0, 2, 3, 1).reshape(2, -1))
-    assert L.Flatten()(torch.zeros(0, 3, 4)).shape == (0, 12)
-    assert L.Reshape((-1, 2))(torch.zeros(0, 3, 4)).shape == (0, 6, 2)
+    theirs = keras_ref.layers.Flatten(data_format="channels_first")(x.numpy())
+    np.testing.assert_array_equal(y.numpy(), keras_ref.ops.convert_to_numpy(theirs))  # real Keras 3's order
+    empty = torch.zeros(0, 3, 4)
+    for ours, ref in ((L.Flatten(), keras_ref.layers.Flatten()), (L.Reshape((-1, 2)), keras_ref.layers.Reshape((-1, 2)))):
+        assert tuple(ours(empty).shape) == tuple(ref(empty).shape)
+    assert L.Flatten()(empty).shape == (0, 12)
+    assert L.Reshape((-1, 2))(empty).shape == (0, 6, 2)
 
 
 def test_repeat_vector_output_is_writable_copy():
@@ -100,10 +105,11 @@ def test_repeat_vector_output_is_writable_copy():
     torch.testing.assert_close(y[:, 0], x + 1)
 
 
-def test_masks_not_propagated_like_keras():
-    x = _x(2, 3, 4)
-    x._keras_mask = torch.ones(2, 3, dtype=torch.bool)
-    assert getattr(L.Flatten()(x), "_keras_mask", None) is None
+def test_masks_not_propagated_like_keras(keras_ref):
+    for K in (keras_ref, keras):
+        x = _x(2, 3, 4)
+        x._keras_mask = torch.ones(2, 3, dtype=torch.bool)
+        assert getattr(K.layers.Flatten()(x), "_keras_mask", None) is None, K.__name__
 
 
 @pytest.mark.parametrize("cls,kwargs,err,match", [

@@ -228,7 +228,6 @@ def test_parity_time_distributed(keras_ref):
     assert ours.compute_output_shape((None, 3, 4, 5)) == (None, 3, 4, 3)
 
 
-@pytest.mark.skipif(not hasattr(keras.layers, "Dense"), reason="needs keras.layers.Dense")
 def test_parity_time_distributed_dense_with_mask(keras_ref):
     x = _x(2, 4, 5)
     theirs = keras_ref.layers.TimeDistributed(keras_ref.layers.Dense(3))
@@ -240,7 +239,7 @@ def test_parity_time_distributed_dense_with_mask(keras_ref):
 
 
 # ------------------------------------------------------------ fused path
-def test_fused_path_equals_loop_path():
+def test_fused_path_equals_loop_path(keras_ref):
     x = _x(3, 6, 5)
     for name, kw in (("LSTM", {}), ("GRU", {}), ("SimpleRNN", {}), ("SimpleRNN", {"activation": "relu"})):
         for mask in (None, RIGHT, LEFT):
@@ -261,6 +260,12 @@ def test_fused_path_equals_loop_path():
                 b = slow(x, mask=mask)
                 assert fused_rnn.FUSED_CALLS[0] == before + 1
                 assert_close(a, b)
+                ref = getattr(keras_ref.layers, name)(**kwargs)  # and both equal real Keras 3's layer
+                ref(to_numpy(x))
+                ref.set_weights(fast.get_weights())
+                theirs = ref(to_numpy(x), mask=None if mask is None else to_numpy(mask))
+                for ours, want in zip(a, theirs):
+                    assert_close(ours, want)
 
 
 def test_fused_path_calls_torch_vf(monkeypatch):
@@ -404,15 +409,22 @@ def test_bad_arguments():
         keras.layers.ConvLSTM2D(2, 3, strides=2, dilation_rate=2)
 
 
-def test_masking_propagates_and_compute_output_shape():
-    x = _x(3, 6, 5)
-    x._keras_mask = RIGHT
-    seq = keras.layers.LSTM(4, return_sequences=True)(x)
-    assert torch.equal(seq._keras_mask, RIGHT)
-    last = keras.layers.GRU(4)(x)
-    assert getattr(last, "_keras_mask", None) is None
-    layer = keras.layers.LSTM(4, return_sequences=True, return_state=True)
-    assert layer.compute_output_shape((None, 6, 5)) == ((None, 6, 4), (None, 4), (None, 4))
+def test_masking_propagates_and_compute_output_shape(keras_ref):
+    seen = {}
+    for K in (keras_ref, keras):  # the same calls in real Keras 3
+        x = _x(3, 6, 5)
+        x._keras_mask = RIGHT
+        seq = K.layers.LSTM(4, return_sequences=True)(x)
+        last = K.layers.GRU(4)(x)
+        layer = K.layers.LSTM(4, return_sequences=True, return_state=True)
+        shapes = layer.compute_output_shape((None, 6, 5))
+        seen[K] = (
+            to_numpy(seq._keras_mask).tolist(),
+            getattr(last, "_keras_mask", None) is None,
+            tuple(tuple(s) for s in shapes),
+        )
+    assert seen[keras] == seen[keras_ref]
+    assert seen[keras] == (RIGHT.tolist(), True, ((None, 6, 4), (None, 4), (None, 4)))
 
 
 def test_custom_cell_loop_path():

@@ -80,7 +80,7 @@ def test_layer_count_mismatch_is_a_clear_error():
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".hdf5"])
-def test_save_weights_h5_round_trip_and_layout(tmp_path, suffix):
+def test_save_weights_h5_round_trip_and_layout(tmp_path, suffix, keras_ref):
     model = _mlp()
     target = tmp_path / f"w{suffix}"
     model.save_weights(target)
@@ -91,6 +91,15 @@ def test_save_weights_h5_round_trip_and_layout(tmp_path, suffix):
     other.load_weights(target)
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # real Keras 3 reads the legacy file too (its Keras 2 HDF5 weights loader)
+    K = keras_ref
+    ref = K.Sequential([K.Input((8,)), K.layers.Dense(16, activation="relu"), K.layers.Dense(6, activation="sigmoid"),
+                        K.layers.Dense(3, activation="softmax")])
+    ref.load_weights(target)
+    for a, b in zip(model.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), ref.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
 
 
 def test_model_checkpoint_writes_legacy_h5(tmp_path):
