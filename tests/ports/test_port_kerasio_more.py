@@ -266,12 +266,6 @@ def test_text_classification_from_scratch(keras_ref):
     return vectorize_layer, ours, texts, labels, ref.predict(x, verbose=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kerasish's functional API has no string KerasTensors: keras.Input(shape=(1,), dtype='string') raises "
-    "ValueError: Invalid dtype: 'string', so the example's end-to-end model (TextVectorization inside the "
-    "graph, raw strings in) cannot be built; the strings stay on the Python side of TextVectorization",
-)
 def test_text_classification_from_scratch_end_to_end(keras_ref):
     vectorize_layer, model, texts, labels, expected = test_text_classification_from_scratch(keras_ref)
     keras = kerasish

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.utils import tree
+
 from kerasish.layers.preprocessing.encoding import encode
 from kerasish.layers.preprocessing.host_inputs import HostInputLayer
 from kerasish.layers.preprocessing.host_inputs import to_host_array
@@ -81,6 +83,8 @@ class HashedCrossing(HostInputLayer):
         self.built = True
 
     def forward(self, inputs, *args, **kwargs):
+        if tree.any_symbolic(inputs):
+            return super().forward(inputs, *args, **kwargs)
         kwargs.pop("training", None)
         return self.call(inputs)
 

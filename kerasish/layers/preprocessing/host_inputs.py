@@ -5,7 +5,10 @@
 or integer tensors. Strings cannot become torch tensors, so these layers skip
 the tensor-conversion part of the Keras call pipeline: a non-tensor first
 argument goes straight to `call` (the numeric results are torch tensors).
-Symbolic (functional-API) inputs still take the normal path.
+Symbolic (functional-API) inputs still take the normal path; a symbolic
+"string" input (`keras.Input(dtype="string")`) cannot be probed on the meta
+device, so the layer's output spec comes from its `compute_output_shape` and
+`_symbolic_output_dtype` instead.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kerasish.backend import dtypes
+from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.layer import Layer
 from kerasish.utils import tree
 
@@ -56,3 +61,22 @@ class HostInputLayer(Layer):
                 self.built = True
             return self.call(*args, **kwargs)
         return super().forward(*args, **kwargs)
+
+    def compute_output_spec(self, *args, **kwargs):
+        inputs = args[0] if args else next(iter(kwargs.values()), None)
+        if not has_string_input(inputs):
+            return super().compute_output_spec(*args, **kwargs)
+        shapes = tree.map_structure(lambda t: tuple(t.shape), inputs)
+        return KerasTensor(self.compute_output_shape(shapes), dtype=self._symbolic_output_dtype())
+
+    def _symbolic_output_dtype(self) -> str:
+        """The dtype of the output KerasTensor for symbolic string inputs:
+        "int64" indices in "int" mode, the compute dtype otherwise (Keras)."""
+        if getattr(self, "output_mode", None) == "int":
+            return "int64"
+        return self.compute_dtype
+
+
+def has_string_input(inputs) -> bool:
+    """Whether `inputs` holds a symbolic tensor of dtype "string"."""
+    return any(isinstance(t, KerasTensor) and t.dtype == dtypes.STRING for t in tree.flatten(inputs))

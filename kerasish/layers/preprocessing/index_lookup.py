@@ -411,6 +411,11 @@ class IndexLookup(HostInputLayer):
             return counts * self.idf_weights.to(counts.device)
         return encode(indices if indices.ndim else indices.reshape(1), self.output_mode, depth, torch.float32)
 
+    def _symbolic_output_dtype(self) -> str:
+        if self.invert:
+            return self.vocabulary_dtype
+        return "int64" if self.output_mode == "int" else "float32"
+
     def compute_output_shape(self, input_shape):
         if self.output_mode == "int":
             return tuple(input_shape)
