@@ -59,7 +59,6 @@ ALLOWED = {
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
     },
     "utils": {
-        "FeatureSpace": (NOT_WRITTEN, "structured-data preprocessing"),
         "audio_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),

@@ -48,6 +48,7 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 # Keras re-exports these in `keras.utils`; they live elsewhere in kerasish and
 # are resolved on first access (importing them here would be circular).
 _LAZY = {
+    "FeatureSpace": ("kerasish.layers.preprocessing.feature_space", "FeatureSpace"),
     "Config": ("kerasish.utils.config", "Config"),
     "get_source_inputs": ("kerasish.utils.graph_utils", "get_source_inputs"),
     "disable_interactive_logging": ("kerasish.utils.io_utils", "disable_interactive_logging"),

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from kerasish.utils import tree
-
 from kerasish.layers.preprocessing.encoding import encode
 from kerasish.layers.preprocessing.host_inputs import HostInputLayer
 from kerasish.layers.preprocessing.host_inputs import to_host_array
 from kerasish.layers.preprocessing.string_hashing import fingerprint64
+from kerasish.utils import tree
 
 _MASK = (1 << 64) - 1
 # TensorFlow's `sparse.cross_hashed` defaults (sparse_ops.py / sparse_cross_op.cc)

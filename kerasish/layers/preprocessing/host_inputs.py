@@ -64,7 +64,7 @@ class HostInputLayer(Layer):
 
     def compute_output_spec(self, *args, **kwargs):
         inputs = args[0] if args else next(iter(kwargs.values()), None)
-        if not has_string_input(inputs):
+        if not has_string_input(inputs) and self._symbolic_output_dtype() != dtypes.STRING:
             return super().compute_output_spec(*args, **kwargs)
         shapes = tree.map_structure(lambda t: tuple(t.shape), inputs)
         return KerasTensor(self.compute_output_shape(shapes), dtype=self._symbolic_output_dtype())
