@@ -196,3 +196,47 @@ def test_errors_name_the_problem(record):
         fs([1, 2])
     with pytest.raises(ValueError, match="concatenate"):
         FS({"s": FS.string_categorical(output_mode="int")}).adapt({"s": ["a", "b"]})
+
+
+TFENV = os.environ.get("KERASISH_TF_PYTHON", "/work/tfenv/bin/python")
+
+
+@pytest.mark.skipif(not os.path.exists(TFENV), reason="needs a Python with TensorFlow + Keras 3 (KERASISH_TF_PYTHON): "
+                    "Keras's FeatureSpace and StringLookup cannot load without TensorFlow")
+def test_keras_reads_kerasish_files(record, tmp_path):
+    """Keras 3 (TF backend, in a subprocess) loads kerasish's FeatureSpace,
+    string-input model and FeatureSpace inference model and computes what
+    kerasish computes."""
+    import subprocess
+
+    rec, _ = record
+    model = keras.models.load_model(os.path.join(FIXTURES, "string_model.keras"))
+    model.save(str(tmp_path / "string_model.keras"))
+    fs = _concat_space()
+    fs.adapt(_data(rec))
+    fs.save(str(tmp_path / "fs.keras"))
+    inference = keras.Model(fs.get_inputs(), keras.layers.Dense(1)(fs.get_encoded_features()))
+    inference.save(str(tmp_path / "inf.keras"))
+    query = _query(rec)
+    np.save(tmp_path / "inf_pred.npy", inference.predict({k: v[:, None] for k, v in query.items()}, verbose=0))
+    np.save(tmp_path / "fs_out.npy", fs(query).numpy())
+    script = f"""
+import os; os.environ["KERAS_BACKEND"] = "tensorflow"
+import keras, numpy as np, tensorflow as tf
+r = np.load({os.path.join(FIXTURES, "record.npz")!r}); d = {str(tmp_path)!r}
+xs = {{"color": r["x_color"], "city": r["x_city"], "num": r["x_num"], "text": r["x_text"]}}
+m = keras.models.load_model(d + "/string_model.keras")
+np.testing.assert_allclose(m.predict(tf.data.Dataset.from_tensor_slices(xs).batch(8), verbose=0),
+                           r["string_model_pred"], rtol=1e-5, atol=1e-6)
+q = {{k: r["fs_" + k][:7] for k in {NAMES!r}}}
+fs = keras.models.load_model(d + "/fs.keras")
+np.testing.assert_allclose(np.asarray(fs(q)), np.load(d + "/fs_out.npy"), rtol=1e-5, atol=1e-6)
+inf = keras.models.load_model(d + "/inf.keras")
+p = inf.predict(tf.data.Dataset.from_tensor_slices({{k: v[:, None] for k, v in q.items()}}).batch(8), verbose=0)
+np.testing.assert_allclose(p, np.load(d + "/inf_pred.npy"), rtol=1e-5, atol=1e-6)
+print("KERAS-OK")
+"""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([TFENV, "-c", script], capture_output=True, text=True, timeout=240, env=env)
+    assert "KERAS-OK" in done.stdout, done.stderr[-3000:]

@@ -104,6 +104,13 @@ class Feature:
         return cls(**config)
 
 
+def _data_layer_config(layer) -> dict:
+    """The config Keras's `DataLayer`s write (no `dynamic`/`autocast`/
+    `activity_regularizer`: Keras's TFDIdentity/TFDConcat refuse them)."""
+    config = Layer.get_config(layer)
+    return {k: config[k] for k in ("name", "trainable", "dtype") if k in config}
+
+
 class TFDIdentity(Layer):
     """The preprocessor of a "float" feature: the input, cast to float32."""
 
@@ -111,6 +118,9 @@ class TFDIdentity(Layer):
 
     def call(self, x):
         return x
+
+    def get_config(self):
+        return _data_layer_config(self)
 
 
 class TFDConcat(Layer):
@@ -127,7 +137,7 @@ class TFDConcat(Layer):
         return torch.cat([x.to(dtype) for x in xs], dim=self.axis)
 
     def get_config(self):
-        return {**super().get_config(), "axis": self.axis}
+        return {**_data_layer_config(self), "axis": self.axis}
 
 
 class FeatureSpace(Layer):
