@@ -1,6 +1,7 @@
 """`keras.utils`."""
 
 from kerasish.callbacks.progbar_logger import Progbar
+from kerasish.utils import bounding_boxes
 from kerasish.utils.data_utils import normalize
 from kerasish.utils.data_utils import pad_sequences
 from kerasish.utils.data_utils import set_random_seed
@@ -87,6 +88,7 @@ def __dir__():
 
 __all__ = [
     *_LAZY,
+    "bounding_boxes",
     "Progbar",
     "PyDataset",
     "Sequence",
