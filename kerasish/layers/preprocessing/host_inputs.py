@@ -5,10 +5,10 @@
 or integer tensors. Strings cannot become torch tensors, so these layers skip
 the tensor-conversion part of the Keras call pipeline: a non-tensor first
 argument goes straight to `call` (the numeric results are torch tensors).
-Symbolic (functional-API) inputs still take the normal path; a symbolic
-"string" input (`keras.Input(dtype="string")`) cannot be probed on the meta
-device, so the layer's output spec comes from its `compute_output_shape` and
-`_symbolic_output_dtype` instead.
+Symbolic (functional-API) inputs still take the normal path, except that the
+output spec comes from `compute_output_shape` and `_symbolic_output_dtype`
+instead of a probe run: a "string" input (`keras.Input(dtype="string")`) has
+no tensor to probe with.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kerasish.backend import dtypes
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.layer import Layer
 from kerasish.utils import tree
@@ -63,20 +62,15 @@ class HostInputLayer(Layer):
         return super().forward(*args, **kwargs)
 
     def compute_output_spec(self, *args, **kwargs):
+        # never a probe run: string inputs have no tensor to probe with, and a
+        # lookup rebuilt from a config has no vocabulary until its assets load
         inputs = args[0] if args else next(iter(kwargs.values()), None)
-        if not has_string_input(inputs) and self._symbolic_output_dtype() != dtypes.STRING:
-            return super().compute_output_spec(*args, **kwargs)
         shapes = tree.map_structure(lambda t: tuple(t.shape), inputs)
         return KerasTensor(self.compute_output_shape(shapes), dtype=self._symbolic_output_dtype())
 
     def _symbolic_output_dtype(self) -> str:
-        """The dtype of the output KerasTensor for symbolic string inputs:
-        "int64" indices in "int" mode, the compute dtype otherwise (Keras)."""
-        if getattr(self, "output_mode", None) == "int":
-            return "int64"
+        """The dtype of the symbolic output: the compute dtype (Hashing and
+        HashedCrossing compute in "int64" in "int" mode); lookups and
+        TextVectorization override it."""
         return self.compute_dtype
 
-
-def has_string_input(inputs) -> bool:
-    """Whether `inputs` holds a symbolic tensor of dtype "string"."""
-    return any(isinstance(t, KerasTensor) and t.dtype == dtypes.STRING for t in tree.flatten(inputs))
