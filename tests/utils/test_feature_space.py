@@ -194,6 +194,12 @@ def test_errors_name_the_problem(record):
     fs.adapt(_data(rec))
     with pytest.raises(ValueError, match="only be called with a dict"):
         fs([1, 2])
+    with pytest.raises(ValueError, match=r"without the feature\(s\) \['f'\]"):
+        fs({k: v for k, v in _query(rec).items() if k != "f"})
+    with pytest.raises(ValueError, match="no feature"):
+        fs({**_query(rec), "extra": np.zeros(7)})
+    with pytest.raises(ValueError, match="yield dicts"):
+        _concat_space().adapt([1, 2, 3])
     with pytest.raises(ValueError, match="concatenate"):
         FS({"s": FS.string_categorical(output_mode="int")}).adapt({"s": ["a", "b"]})
 
@@ -240,3 +246,33 @@ print("KERAS-OK")
     env.pop("PYTHONPATH", None)
     done = subprocess.run([TFENV, "-c", script], capture_output=True, text=True, timeout=240, env=env)
     assert "KERAS-OK" in done.stdout, done.stderr[-3000:]
+
+
+def test_keras_io_heart_feature_space(record):
+    """keras.io's "Structured data classification with FeatureSpace" space:
+    `num_oov_indices=0` lookups, a 30-bin discretized age crossed with sex,
+    adapted by Keras on a batched tf.data dataset, by kerasish on a
+    DataLoader of rows; the example's one-sample inference dict too."""
+    rec, meta = record
+    heart = {k[len("heart_"):]: rec[k] for k in rec.files
+             if k.startswith("heart_") and k not in ("heart_encoded", "heart_sample_encoded")}
+    fs = FS(
+        features={
+            "sex": FS.integer_categorical(num_oov_indices=0), "cp": FS.integer_categorical(num_oov_indices=0),
+            "fbs": FS.integer_categorical(num_oov_indices=0), "restecg": FS.integer_categorical(num_oov_indices=0),
+            "exang": FS.integer_categorical(num_oov_indices=0), "ca": FS.integer_categorical(num_oov_indices=0),
+            "thal": FS.string_categorical(num_oov_indices=0), "age": FS.float_discretized(num_bins=30),
+            "trestbps": FS.float_normalized(), "chol": FS.float_normalized(), "thalach": FS.float_normalized(),
+            "oldpeak": FS.float_normalized(), "slope": FS.float_normalized(),
+        },
+        crosses=[FS.cross(feature_names=("sex", "age"), crossing_dim=64),
+                 FS.cross(feature_names=("thal", "ca"), crossing_dim=16)],
+        output_mode="concat",
+    )
+    n = len(heart["age"])
+    rows = [{k: (str(v[i]) if v.dtype.kind == "U" else v[i]) for k, v in heart.items()} for i in range(n)]
+    fs.adapt(torch.utils.data.DataLoader(rows, batch_size=32))
+    out = fs({k: v[:10] for k, v in heart.items()})
+    np.testing.assert_allclose(out.numpy(), rec["heart_encoded"], rtol=1e-5, atol=1e-6)
+    sample = {k: np.asarray([v]) for k, v in meta["heart_sample"].items()}
+    np.testing.assert_allclose(fs(sample).numpy(), rec["heart_sample_encoded"], rtol=1e-5, atol=1e-6)

@@ -443,6 +443,10 @@ class FeatureSpace(Layer):
         if unknown:
             raise ValueError(f"FeatureSpace '{self.name}' has no feature(s) {unknown}. Expected the keys "
                              f"{sorted(self.features)}.")
+        missing = [k for k in self.features if k not in data]
+        if missing:
+            raise ValueError(f"FeatureSpace '{self.name}' was called without the feature(s) {missing}. Expected "
+                             f"the keys {sorted(self.features)}.")
         data = {key: _column(value, self.features[key].dtype) for key, value in data.items()}
         rebatched = False
         for key, x in data.items():
@@ -528,6 +532,9 @@ def _collect_columns(dataset, keys) -> dict:
             f"Dataset/DataLoader (an iterable) yielding dicts. Received instead: {dataset} (of type {type(dataset)})"
         )
     parts = {k: [] for k in keys}
+    if (isinstance(dataset, torch.utils.data.Dataset) and not isinstance(dataset, torch.utils.data.IterableDataset)
+            and hasattr(dataset, "__len__")):
+        dataset = [dataset[i] for i in range(len(dataset))]  # a map-style Dataset: its rows by index
     for element in dataset:
         if isinstance(element, (tuple, list)) and element and isinstance(element[0], dict):
             element = element[0]  # (features, label) pairs
