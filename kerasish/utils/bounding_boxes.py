@@ -395,8 +395,8 @@ def decode_deltas_to_boxes(anchors, boxes_delta, anchor_format, box_format, enco
         delta = _tensor(delta)
         if variance is not None:
             delta = delta * variance.to(delta.device)
-        box = torch.cat([delta[..., :2] * anchor[..., 2:] + anchor[..., :2], torch.exp(delta[..., 2:]) * anchor[..., 2:]],
-                        dim=-1)
+        center = delta[..., :2] * anchor[..., 2:] + anchor[..., :2]
+        box = torch.cat([center, torch.exp(delta[..., 2:]) * anchor[..., 2:]], dim=-1)
         return convert_format(box, encoded_format, box_format, height=height, width=width)
 
     if isinstance(anchors, dict) and isinstance(boxes_delta, dict):

@@ -119,3 +119,27 @@ def test_bad_string_inputs_raise():
     with pytest.raises(ValueError, match="Invalid dtype"):
         keras.Input(shape=(1,), dtype="str")
     assert torch.is_tensor(model(np.array([["a"]])))
+
+
+def test_sequential_with_string_input(record, tmp_path):
+    """A Sequential stack on a `dtype="string"` Input, and one whose first
+    layer is a lookup (built on its first call on strings): the same
+    numbers as the functional path through Keras's adapted StringLookup."""
+    rec, meta = record
+    loaded = _load()
+    colors = rec["x_color"].astype(object)
+    want = loaded.get_layer("color_lookup")(colors).numpy()
+    assert want.max() < len(meta["color_vocab"])
+    declared = keras.Sequential([keras.Input(shape=(1,), dtype="string"),
+                                 keras.layers.StringLookup(vocabulary=meta["color_vocab"][1:])])
+    np.testing.assert_array_equal(declared(colors).numpy(), want)
+    np.testing.assert_array_equal(declared.predict(rec["x_color"], verbose=0), want)  # a NumPy str array
+    on_call = keras.Sequential([keras.layers.StringLookup(vocabulary=meta["color_vocab"][1:]),
+                                keras.layers.Embedding(len(meta["color_vocab"]), 2)])
+    out = on_call(colors)
+    assert on_call.inputs[0].dtype == "string" and tuple(out.shape) == (len(colors), 1, 2)
+    path = str(tmp_path / "seq.keras")
+    declared.save(path)
+    np.testing.assert_array_equal(keras.models.load_model(path)(colors).numpy(), want)
+    with pytest.raises(ValueError, match="numeric inputs"):
+        keras.Sequential([keras.layers.Dense(2)])(np.array([["a"]]))
