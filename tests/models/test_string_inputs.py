@@ -143,3 +143,39 @@ def test_sequential_with_string_input(record, tmp_path):
     np.testing.assert_array_equal(keras.models.load_model(path)(colors).numpy(), want)
     with pytest.raises(ValueError, match="numeric inputs"):
         keras.Sequential([keras.layers.Dense(2)])(np.array([["a"]]))
+
+
+def _device_model():
+    inp = keras.Input(shape=(1,), dtype="string")
+    hashed = keras.layers.Hashing(num_bins=4, output_mode="one_hot")(inp)
+    looked = keras.layers.StringLookup(vocabulary=["a", "b"], output_mode="one_hot")(inp)
+    crossed = keras.layers.HashedCrossing(num_bins=3, output_mode="one_hot")([inp, inp])
+    tokens = keras.layers.TextVectorization(vocabulary=["a", "b"], output_sequence_length=3)(inp)
+    dense = keras.layers.Dense(1)(keras.layers.concatenate([hashed, looked, crossed]))
+    return keras.Model(inp, [dense, tokens])
+
+
+def test_string_layers_follow_the_model_device():
+    """Strings live on the host; the indices the lookup/hashing layers make
+    go to the device the model was moved to (meta here: no data, same rule)."""
+    model = _device_model()
+    expected = [o.shape for o in model(np.array([["a"], ["b c"]]))]
+    model.to("meta")
+    out = model(np.array([["a"], ["b c"]]))
+    assert [o.device.type for o in out] == ["meta", "meta"]
+    assert [o.shape for o in out] == expected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_string_model_fits_on_cuda():
+    inp = keras.Input(shape=(1,), dtype="string")
+    x = keras.layers.StringLookup(vocabulary=["a", "b"], output_mode="one_hot")(inp)
+    model = keras.Model(inp, keras.layers.Dense(1)(x))
+    cpu = keras.models.clone_model(model)
+    cpu.set_weights(model.get_weights())
+    model.to("cuda")
+    x_data, y = np.array([["a"], ["b"], ["z"], ["a"]]), np.ones((4, 1), "float32")
+    for m in (model, cpu):
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        m.fit(x_data, y, batch_size=2, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(model.predict(x_data, verbose=0), cpu.predict(x_data, verbose=0), rtol=1e-5, atol=1e-6)

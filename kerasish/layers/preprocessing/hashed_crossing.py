@@ -92,7 +92,7 @@ class HashedCrossing(HostInputLayer):
             raise ValueError(f"`HashedCrossing` should be called on a list or tuple of inputs. Received: inputs={inputs}")
         if len(inputs) < 2:
             raise ValueError(f"`HashedCrossing` should be called on at least two inputs. Received: inputs={inputs}")
-        device = next((x.device for x in inputs if isinstance(x, torch.Tensor)), None)
+        device = self._output_device(inputs)
         arrays = [to_host_array(x) for x in inputs]
         shape = arrays[0].shape
         if len(shape) > 2 or (len(shape) == 2 and shape[-1] != 1):

@@ -61,6 +61,18 @@ class HostInputLayer(Layer):
             return self.call(*args, **kwargs)
         return super().forward(*args, **kwargs)
 
+    def _output_device(self, inputs):
+        """Where the numeric results go: the input tensor's device, else (for
+        strings and NumPy data) the device the layer was moved to, so a model
+        moved to CUDA gets its lookups' indices there."""
+        if isinstance(inputs, torch.Tensor):
+            return inputs.device
+        if isinstance(inputs, (list, tuple)):
+            found = next((x.device for x in inputs if isinstance(x, torch.Tensor)), None)
+            if found is not None:
+                return found
+        return self.__dict__.get("_device_hint")
+
     def compute_output_spec(self, *args, **kwargs):
         # never a probe run: string inputs have no tensor to probe with, and a
         # lookup rebuilt from a config has no vocabulary until its assets load
