@@ -276,3 +276,17 @@ def test_keras_io_heart_feature_space(record):
     np.testing.assert_allclose(out.numpy(), rec["heart_encoded"], rtol=1e-5, atol=1e-6)
     sample = {k: np.asarray([v]) for k, v in meta["heart_sample"].items()}
     np.testing.assert_allclose(fs(sample).numpy(), rec["heart_sample_encoded"], rtol=1e-5, atol=1e-6)
+
+
+def test_outputs_follow_the_space_device(record):
+    """NumPy columns go to the device the FeatureSpace was moved to (meta
+    here: shapes only; HashedCrossing hashes on the host, so no crosses)."""
+    rec, _ = record
+    keys = ("f", "fn", "fd", "ic", "sc", "sh")
+    fs = FS({"f": "float", "fn": "float_normalized", "fd": FS.float_discretized(num_bins=4),
+             "ic": "integer_categorical", "sc": "string_categorical", "sh": "string_hashed"})
+    fs.adapt({k: rec["fs_" + k] for k in keys})
+    expected = fs(_query(rec, keys)).shape
+    fs.to("meta")
+    out = fs(_query(rec, keys))
+    assert out.device.type == "meta" and out.shape == expected

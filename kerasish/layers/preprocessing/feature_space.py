@@ -447,7 +447,8 @@ class FeatureSpace(Layer):
         if missing:
             raise ValueError(f"FeatureSpace '{self.name}' was called without the feature(s) {missing}. Expected "
                              f"the keys {sorted(self.features)}.")
-        data = {key: _column(value, self.features[key].dtype) for key, value in data.items()}
+        device = self.__dict__.get("_device_hint")  # numeric columns go where the space was moved
+        data = {key: _column(value, self.features[key].dtype, device) for key, value in data.items()}
         rebatched = False
         for key, x in data.items():
             if x.ndim == 0:
@@ -506,9 +507,9 @@ class FeatureSpace(Layer):
         return
 
 
-def _column(value, dtype):
+def _column(value, dtype, device=None):
     """One column for a call: strings as a NumPy object array, numbers as a
-    torch tensor (float features as float32)."""
+    torch tensor (float features as float32; NumPy data on `device`)."""
     if isinstance(value, KerasTensor):
         return value
     if isinstance(value, torch.Tensor):
@@ -518,7 +519,8 @@ def _column(value, dtype):
         return arr
     if dtype == "float32" and arr.dtype != np.float32:
         arr = arr.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(arr))
+    t = torch.from_numpy(np.ascontiguousarray(arr))
+    return t if device is None else t.to(device)
 
 
 def _collect_columns(dataset, keys) -> dict:
