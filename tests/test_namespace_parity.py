@@ -27,7 +27,7 @@ NAMESPACES = [
     "", "ops", "ops.nn", "ops.image", "ops.linalg", "ops.numpy", "random", "utils", "callbacks", "losses",
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
-    "preprocessing", "preprocessing.image", "preprocessing.sequence",
+    "preprocessing", "preprocessing.image", "preprocessing.sequence", "utils.bounding_boxes",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -59,12 +59,10 @@ ALLOWED = {
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
     },
     "utils": {
-        "FeatureSpace": (NOT_WRITTEN, "structured-data preprocessing"),
         "audio_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
-        "bounding_boxes": (NOT_WRITTEN, "bounding-box format conversions"),
         "get_file": (DOWNLOADS, "downloads files"),
         "legacy": MODULES_ALLOWED["utils.legacy"],
         "model_to_dot": (NEEDS_DEPS, "needs pydot and graphviz"),

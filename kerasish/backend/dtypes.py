@@ -30,6 +30,11 @@ _STR_TO_TORCH = {
 _TORCH_TO_STR = {v: k for k, v in _STR_TO_TORCH.items()}
 _ALIASES = {"float": "float32", "double": "float64", "half": "float16", "int": "int64"}
 _FLOAT = {"float16", "bfloat16", "float32", "float64"}
+# Keras's "string" dtype: torch has no string tensors, so only symbolic
+# tensors (`keras.Input(dtype="string")`) carry it; their values stay on the
+# Python side (NumPy object/str arrays, lists of str) and only the layers
+# that take strings (lookup, hashing, TextVectorization) consume them.
+STRING = "string"
 
 _floatx = "float32"
 
@@ -74,6 +79,8 @@ def standardize_dtype(dtype) -> str:
         dtype = _ALIASES.get(dtype, dtype)
         if dtype in _STR_TO_TORCH:
             return dtype
+        if dtype == STRING:  # only this spelling, as Keras (not "str", not NumPy's "<U5"/object)
+            return STRING
     raise ValueError(f"Invalid dtype: {dtype!r}")
 
 
@@ -81,7 +88,13 @@ def to_torch_dtype(dtype) -> torch.dtype:
     """Returns the torch dtype for a dtype given in any spelling."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    return _STR_TO_TORCH[standardize_dtype(dtype)]
+    name = standardize_dtype(dtype)
+    if name == STRING:
+        raise ValueError(
+            "Invalid dtype: 'string' has no torch equivalent (torch has no string tensors); string values "
+            "stay on the Python side as NumPy object/str arrays or lists of str."
+        )
+    return _STR_TO_TORCH[name]
 
 
 def is_float_dtype(dtype) -> bool:

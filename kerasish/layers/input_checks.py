@@ -53,7 +53,9 @@ def check_raw_inputs(layer, inputs) -> None:
             f"as input for layer '{layer.name}'."
         )
     nested = isinstance(inputs, (list, tuple, dict))
-    strings_ok = getattr(type(layer), "_string_inputs", False)
+    # string-taking layers set it on the class; a functional model with a
+    # `dtype="string"` input on the instance
+    strings_ok = layer.__dict__.get("_string_inputs", getattr(type(layer), "_string_inputs", False))
     for x in _walk(inputs):
         if builtin and (
             (isinstance(x, torch.Tensor) and x.dtype.is_complex) or (isinstance(x, np.ndarray) and x.dtype.kind == "c")

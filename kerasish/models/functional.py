@@ -170,12 +170,14 @@ class Functional(Model):
         d["_aux_slots"] = tuple((kind, slot_of[id(t)], metric) for kind, t, metric in d["_aux"])
         checks = []
         for i, (x, slot) in enumerate(zip(d["_inputs"], input_slots)):
-            torch_dtype = dtypes.to_torch_dtype(x.dtype)
+            # a "string" input stays a NumPy object array (torch has no strings)
+            torch_dtype = None if x.dtype == dtypes.STRING else dtypes.to_torch_dtype(x.dtype)
             fixed = tuple((axis, size) for axis, size in enumerate(x.shape) if axis > 0 and size is not None)
             layer = x._keras_history.operation
             optional = isinstance(layer, InputLayer) and layer.optional
             checks.append((slot, i, torch_dtype, len(x.shape), fixed, optional))
         d["_input_checks"] = tuple(checks)
+        d["_string_inputs"] = any(check[2] is None for check in checks)
         struct = d["_inputs_struct"]
         if isinstance(struct, KerasTensor) or (isinstance(struct, (list, tuple)) and len(struct) == 1):
             d["_input_mode"] = "single"
@@ -247,6 +249,8 @@ class Functional(Model):
 
     def _check_input(self, x, check):
         slot, i, torch_dtype, ndim, fixed, optional = check
+        if torch_dtype is None:
+            return self._check_string_input(x, i, ndim, fixed, optional)
         if type(x) is not torch.Tensor and not isinstance(x, torch.Tensor):
             if x is None:
                 if optional:
@@ -269,6 +273,39 @@ class Functional(Model):
                 warn_incompatible_shape(self, self._inputs[i], x)
                 break
         return x
+
+    def _check_string_input(self, x, i, ndim, fixed, optional):
+        """A value for a `dtype="string"` input: a NumPy object array of str
+        (bytes decoded as UTF-8), rank-adjusted like tensor inputs."""
+        from kerasish.layers.preprocessing.host_inputs import is_string_array
+        from kerasish.layers.preprocessing.host_inputs import to_host_array
+
+        if x is None:
+            if optional:
+                return None
+            raise ValueError(
+                f"The input '{self._inputs[i].name}' is not optional, but None was passed. Please provide "
+                "a valid tensor."
+            )
+        arr = to_host_array(x)
+        if not is_string_array(arr):
+            raise TypeError(
+                f"Input {i} with name '{self._inputs[i].name}' of model '{self.name}' has dtype \"string\": "
+                f"expected str values (a NumPy str/object array or a list of str). Received: values of dtype "
+                f"{getattr(x, 'dtype', type(x).__name__)}"
+            )
+        if arr.ndim != ndim:
+            ref = self._inputs[i].shape
+            if arr.ndim == ndim + 1 and arr.shape[-1] == 1:
+                arr = arr.reshape(arr.shape[:-1])
+            elif arr.ndim == ndim - 1 and ref and ref[-1] == 1:
+                arr = arr.reshape(arr.shape + (1,))
+            else:
+                self._raise_shape(arr, i)
+        for axis, size in fixed:
+            if arr.shape[axis] != size:
+                self._raise_shape(arr, i)
+        return arr
 
     def _adjust_rank(self, x, i, ndim):
         ref = self._inputs[i].shape

@@ -36,7 +36,12 @@ def module_objects() -> dict:
     from kerasish.models.sequential import Sequential
     from kerasish.models.torch_op_layer import TorchOpLambda
 
+    from kerasish.layers.preprocessing import feature_space
+
     objs = {k: v for k, v in vars(layers_module).items() if inspect.isclass(v)}
+    # FeatureSpace and its helpers (Keras writes them in `.keras` files)
+    objs.update({c.__name__: c for c in (feature_space.FeatureSpace, feature_space.Feature, feature_space.Cross,
+                                         feature_space.TFDIdentity, feature_space.TFDConcat)})
     objs.update(
         Functional=Functional, Model=Model, Sequential=Sequential, InputLayer=InputLayer, TorchOpLambda=TorchOpLambda
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from kerasish.backend import dtypes
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.input_layer import InputLayer
 from kerasish.layers.input_layer import standardize_shape
@@ -119,6 +121,13 @@ class Sequential(Model):
     def _refresh_call_layers(self):
         d = self.__dict__
         d["_call_layers"] = tuple(layer for layer in d["_seq_layers"] if not isinstance(layer, InputLayer))
+        # string values (NumPy str/object arrays) pass the input checks when the
+        # stack starts with a `dtype="string"` Input or a string-taking layer
+        from kerasish.layers.preprocessing.host_inputs import HostInputLayer
+
+        first = d["_seq_layers"][0] if d["_seq_layers"] else None
+        d["_string_inputs"] = (isinstance(first, InputLayer) and first.dtype == dtypes.STRING) or (
+            bool(d["_call_layers"]) and isinstance(d["_call_layers"][0], HostInputLayer))
 
     def _maybe_rebuild(self):
         self.built = False
@@ -178,7 +187,12 @@ class Sequential(Model):
 
     def _build_on_first_call(self, inputs):
         d = self.__dict__
-        d["_first_call_dtype"] = inputs.dtype if isinstance(inputs, torch.Tensor) else None
+        if isinstance(inputs, torch.Tensor):
+            d["_first_call_dtype"] = inputs.dtype
+        elif isinstance(inputs, np.ndarray) and inputs.dtype.kind in "USO":
+            d["_first_call_dtype"] = dtypes.STRING  # strings: the built graph gets a "string" Input
+        else:
+            d["_first_call_dtype"] = None
         try:
             Layer._build_on_first_call(self, inputs)
         finally:

@@ -118,9 +118,31 @@ def to_tensor(x):
     arr = np.asarray(x)
     if arr.dtype == np.float64:
         arr = arr.astype(floatx())
-    if arr.dtype == object:
+    if arr.dtype.kind in "USO":
+        strings = host_strings(arr)
+        if strings is not None:
+            return strings  # for `dtype="string"` model inputs: torch has no string tensors
         raise ValueError(f"Cannot convert an array of dtype object to a tensor. Received: {type(x).__name__}")
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def host_strings(arr: np.ndarray):
+    """A NumPy str/bytes/object-of-str array as an object array of `str`
+    (bytes decoded as UTF-8), kept on the host; None when it holds anything
+    else."""
+    flat = arr.reshape(-1).tolist()
+    if not all(isinstance(v, (str, bytes)) for v in flat):
+        return None
+    out = np.empty(len(flat), dtype=object)
+    out[:] = [v.decode("utf-8") if isinstance(v, bytes) else v for v in flat]
+    return out.reshape(arr.shape)
+
+
+def _take(t, idx):
+    """Rows `idx` (a CPU index tensor) of a tensor or a host string array."""
+    if isinstance(t, np.ndarray):
+        return t[idx.numpy()]
+    return t.index_select(0, idx.to(t.device))
 
 
 def move_to_device(batch, device):
@@ -133,7 +155,8 @@ def move_to_device(batch, device):
     if isinstance(batch, dict):
         return {k: move_to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, np.ndarray):
-        return move_to_device(to_tensor(batch), device)
+        converted = to_tensor(batch)
+        return move_to_device(converted, device) if isinstance(converted, torch.Tensor) else converted
     return batch
 
 
@@ -245,9 +268,9 @@ class ArrayDataAdapter(DataAdapter):
         self._shuffle = shuffle
         self._device = torch.device(device) if device is not None else None
         if self._device is not None and self._device.type != "cpu":
-            total = sum(t.numel() * t.element_size() for t in leaves)
+            total = sum(t.numel() * t.element_size() for t in leaves if isinstance(t, torch.Tensor))
             if total <= _DEVICE_RESIDENT_BYTES:
-                data = map_structure(lambda t: None if t is None else t.to(self._device), data)
+                data = map_structure(lambda t: t.to(self._device) if isinstance(t, torch.Tensor) else t, data)
         self._structure = data
         self._flat = _flatten(data)
         self._packer = _make_packer(data)
@@ -257,7 +280,7 @@ class ArrayDataAdapter(DataAdapter):
 
     def __iter__(self):
         device = self._device
-        move = device is not None and any(t is not None and t.device != device for t in self._flat)
+        move = device is not None and any(isinstance(t, torch.Tensor) and t.device != device for t in self._flat)
         # batches gathered on the host go to the accelerator one step ahead (a no-op on the CPU)
         return iter(Prefetcher(self._batches(move), device if move else None))
 
@@ -272,12 +295,12 @@ class ArrayDataAdapter(DataAdapter):
             perm = torch.randperm(n)
             by_device = {}
             for t in flat:
-                if t is not None and t.device not in by_device:
+                if isinstance(t, torch.Tensor) and t.device not in by_device:
                     by_device[t.device] = perm.to(t.device)
-            pairs = [(t, None if t is None else by_device[t.device]) for t in flat]
+            pairs = [(t, by_device[t.device] if isinstance(t, torch.Tensor) else perm) for t in flat]
             for start in range(0, n, bs):
                 stop = start + bs
-                batch = pack([None if t is None else t.index_select(0, p[start:stop]) for t, p in pairs])
+                batch = pack([None if t is None else _take(t, p[start:stop]) for t, p in pairs])
                 yield move_to_device(batch, device) if move else batch
             return
         starts = list(range(0, n, bs))
@@ -287,7 +310,7 @@ class ArrayDataAdapter(DataAdapter):
             out = [None if t is None else t[start:start + bs] for t in flat]
             if self._shuffle == "batch":
                 within = torch.randperm(min(bs, n - start))
-                out = [None if t is None else t.index_select(0, within.to(t.device)) for t in out]
+                out = [None if t is None else _take(t, within) for t in out]
             batch = pack(out)
             yield move_to_device(batch, device) if move else batch
 
@@ -313,8 +336,7 @@ class ArrayDataAdapter(DataAdapter):
                 idx = torch.randperm(m, generator=gen)[lo:hi] + start
             else:
                 idx = None
-            out = [None if t is None else (t[start + lo:start + hi] if idx is None else t.index_select(0, idx.to(t.device)))
-                   for t in flat]
+            out = [None if t is None else (t[start + lo:start + hi] if idx is None else _take(t, idx)) for t in flat]
             batch = self._packer(out)
             yield move_to_device(batch, self._device) if move else batch
 

@@ -1,6 +1,7 @@
 """`keras.utils`."""
 
 from kerasish.callbacks.progbar_logger import Progbar
+from kerasish.utils import bounding_boxes
 from kerasish.utils.data_utils import normalize
 from kerasish.utils.data_utils import pad_sequences
 from kerasish.utils.data_utils import set_random_seed
@@ -48,6 +49,7 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 # Keras re-exports these in `keras.utils`; they live elsewhere in kerasish and
 # are resolved on first access (importing them here would be circular).
 _LAZY = {
+    "FeatureSpace": ("kerasish.layers.preprocessing.feature_space", "FeatureSpace"),
     "Config": ("kerasish.utils.config", "Config"),
     "get_source_inputs": ("kerasish.utils.graph_utils", "get_source_inputs"),
     "disable_interactive_logging": ("kerasish.utils.io_utils", "disable_interactive_logging"),
@@ -86,6 +88,7 @@ def __dir__():
 
 __all__ = [
     *_LAZY,
+    "bounding_boxes",
     "Progbar",
     "PyDataset",
     "Sequence",

@@ -52,6 +52,8 @@ def _convert_one(x):
     if isinstance(x, torch.Tensor) or x is None:
         return x
     if isinstance(x, np.ndarray):
+        if x.dtype.kind in "USO":
+            return x  # strings stay on the Python side (torch has no string tensors)
         # (np.ascontiguousarray would turn a 0-d array into shape (1,))
         t = torch.from_numpy(x if x.flags.c_contiguous else np.ascontiguousarray(x))
         # Keras converts float64 NumPy data to floatx on input

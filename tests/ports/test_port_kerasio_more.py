@@ -266,13 +266,10 @@ def test_text_classification_from_scratch(keras_ref):
     return vectorize_layer, ours, texts, labels, ref.predict(x, verbose=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kerasish's functional API has no string KerasTensors: keras.Input(shape=(1,), dtype='string') raises "
-    "ValueError: Invalid dtype: 'string', so the example's end-to-end model (TextVectorization inside the "
-    "graph, raw strings in) cannot be built; the strings stay on the Python side of TextVectorization",
-)
-def test_text_classification_from_scratch_end_to_end(keras_ref):
+def test_text_classification_from_scratch_end_to_end(keras_ref, tmp_path):
+    """The example's end-to-end export model: raw strings in, TextVectorization
+    inside the graph; it predicts and evaluates what Keras's integer model
+    does on the vectorized text, and survives a `.keras` round trip."""
     vectorize_layer, model, texts, labels, expected = test_text_classification_from_scratch(keras_ref)
     keras = kerasish
     # A string input
@@ -287,3 +284,116 @@ def test_text_classification_from_scratch_end_to_end(keras_ref):
     end_to_end_model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
     raw = np.asarray(texts, dtype=object)[:, None]
     assert_same(end_to_end_model.predict(raw, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    # Test it with `raw_test_ds`, which yields raw strings
+    loss, accuracy = end_to_end_model.evaluate(np.asarray(texts)[:, None], labels, verbose=0)  # a NumPy str array too
+    p = np.clip(expected[:, 0].astype("float64"), 1e-7, 1 - 1e-7)
+    bce = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    np.testing.assert_allclose(loss, bce, rtol=1e-4)
+    np.testing.assert_allclose(accuracy, np.mean((expected[:, 0] > 0.5) == (labels > 0.5)), rtol=1e-6)
+    path = str(tmp_path / "end_to_end.keras")
+    end_to_end_model.save(path)
+    reloaded = keras.models.load_model(path)
+    assert_same(reloaded.predict(raw, verbose=0), expected, rtol=1e-4, atol=1e-6)
+
+
+# ------------------- 20. "Structured data classification from scratch" (2020 version)
+def test_structured_data_classification_from_scratch(keras_ref, tmp_path):
+    """The example's end-to-end model: raw features (ints, floats and the
+    string `thal`) into `keras.Input`s, IntegerLookup/StringLookup
+    (`output_mode="binary"`) and Normalization adapted inside the model.
+    Keras's lookups need TensorFlow, so the Keras run gets the encoded
+    features (kerasish's lookups are checked against Keras in
+    tests/models/test_string_inputs.py) and the two models train and predict
+    alike; the example's single-sample inference and a `.keras` round trip
+    run on the string model."""
+    rng = np.random.default_rng(20)
+    n = 48
+    thal_values = np.array(["fixed", "normal", "reversible", "1", "2"], dtype=object)
+    columns = {
+        "sex": rng.integers(0, 2, n), "cp": rng.integers(0, 5, n), "fbs": rng.integers(0, 2, n),
+        "restecg": rng.integers(0, 3, n), "exang": rng.integers(0, 2, n), "ca": rng.integers(0, 4, n),
+        "thal": thal_values[rng.integers(0, 5, n)],
+        "age": rng.uniform(29, 77, n), "trestbps": rng.uniform(94, 200, n), "chol": rng.uniform(126, 564, n),
+        "thalach": rng.uniform(71, 202, n), "oldpeak": rng.uniform(0, 6.2, n), "slope": rng.integers(1, 4, n),
+    }
+    target = ((columns["age"] > 55) ^ (columns["thal"] == "reversible")).astype("float32")[:, None]
+    dataset = {k: v[:, None] for k, v in columns.items()}  # tf.data's expand_dims(x, -1), one column each
+    keras = kerasish
+    layers = keras.layers
+
+    def encode_numerical_feature(feature, name, dataset):
+        # Create a Normalization layer for our feature
+        normalizer = layers.Normalization()
+        # Learn the statistics of the data
+        normalizer.adapt(dataset[name].astype("float32"))
+        # Normalize the input feature
+        encoded_feature = normalizer(feature)
+        return encoded_feature
+
+    def encode_categorical_feature(feature, name, dataset, is_string):
+        lookup_class = layers.StringLookup if is_string else layers.IntegerLookup
+        # Create a lookup layer which will turn strings into integer indices
+        lookup = lookup_class(output_mode="binary")
+        # Learn the set of possible string values and assign them a fixed integer index
+        lookup.adapt(dataset[name])
+        # Turn the string input into integer indices
+        encoded_feature = lookup(feature)
+        return encoded_feature
+
+    # Categorical features encoded as integers
+    int_names = ["sex", "cp", "fbs", "restecg", "exang", "ca"]
+    int_inputs = [keras.Input(shape=(1,), name=name, dtype="int64") for name in int_names]
+    # Categorical feature encoded as string
+    thal = keras.Input(shape=(1,), name="thal", dtype="string")
+    # Numerical features
+    num_names = ["age", "trestbps", "chol", "oldpeak", "slope"]
+    num_inputs = [keras.Input(shape=(1,), name=name) for name in num_names]
+    all_inputs = int_inputs + [thal] + num_inputs
+    encoded = [encode_categorical_feature(x, name, dataset, False) for x, name in zip(int_inputs, int_names)]
+    encoded.append(encode_categorical_feature(thal, "thal", dataset, True))
+    encoded += [encode_numerical_feature(x, name, dataset) for x, name in zip(num_inputs, num_names)]
+    all_features = layers.concatenate(encoded)
+
+    def head(keras, features):
+        x = keras.layers.Dense(32, activation="relu")(features)
+        x = keras.layers.Dropout(0.0)(x)  # the example's 0.5, off for a deterministic comparison
+        output = keras.layers.Dense(1, activation="sigmoid")(x)
+        return output
+
+    model = keras.Model(all_inputs, head(keras, all_features))
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    assert {t.name: t.dtype for t in model.inputs}["thal"] == "string"
+
+    # the Keras reference: the same head on the encoded features
+    encoder = keras.Model(all_inputs, all_features)
+    x_raw = {name: dataset[name] for name in int_names + ["thal"] + num_names}
+    x_encoded = encoder.predict(x_raw, verbose=0)
+    assert x_encoded.shape == (n, all_features.shape[-1])
+    feats = keras_ref.Input(shape=(x_encoded.shape[1],))
+    ref = keras_ref.Model(feats, head(keras_ref, feats))
+    ref.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    ours_dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
+    ref_dense = [layer for layer in ref.layers if type(layer).__name__ == "Dense"]
+    for mine, theirs in zip(ours_dense, ref_dense):
+        mine.set_weights(theirs.get_weights())
+
+    h_ref = ref.fit(x_encoded, target, epochs=3, batch_size=16, shuffle=False, verbose=0,
+                    validation_data=(x_encoded[:16], target[:16]))
+    x_val = {k: v[:16] for k, v in x_raw.items()}
+    h_ours = model.fit(x_raw, target, epochs=3, batch_size=16, shuffle=False, verbose=0,
+                       validation_data=(x_val, target[:16]))
+    assert_history(h_ours, h_ref, rtol=1e-4, atol=1e-6)
+    assert_same(model.predict(x_raw, verbose=0), ref.predict(x_encoded, verbose=0), rtol=1e-4, atol=1e-5)
+
+    # Inference on new data: one sample, scalars wrapped in a batch of one
+    sample = {
+        "age": 60, "sex": 1, "cp": 1, "trestbps": 145, "chol": 233, "fbs": 1, "restecg": 2, "thalach": 150,
+        "exang": 0, "oldpeak": 2.3, "slope": 3, "ca": 0, "thal": "fixed",
+    }
+    input_dict = {name: np.asarray([value]) for name, value in sample.items() if name != "thalach"}
+    predictions = model.predict(input_dict, verbose=0)
+    sample_encoded = encoder.predict(input_dict, verbose=0)
+    assert_same(predictions, ref.predict(sample_encoded, verbose=0), rtol=1e-4, atol=1e-6)
+    path = str(tmp_path / "structured.keras")
+    model.save(path)
+    assert_same(keras.models.load_model(path).predict(input_dict, verbose=0), predictions, rtol=1e-6, atol=1e-7)

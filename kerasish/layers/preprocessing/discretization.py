@@ -155,6 +155,7 @@ class Discretization(Layer):
 
     def get_config(self):
         config = super().get_config()
+        config.pop("trainable", None)  # Keras 3's Discretization config has none and its __init__ refuses it
         config.update({"bin_boundaries": self.bin_boundaries, "num_bins": self.num_bins, "epsilon": self.epsilon,
                        "output_mode": self.output_mode, "sparse": self.sparse})
         return config

@@ -8,6 +8,7 @@ from kerasish.layers.preprocessing.encoding import encode
 from kerasish.layers.preprocessing.host_inputs import HostInputLayer
 from kerasish.layers.preprocessing.host_inputs import to_host_array
 from kerasish.layers.preprocessing.string_hashing import fingerprint64
+from kerasish.utils import tree
 
 _MASK = (1 << 64) - 1
 # TensorFlow's `sparse.cross_hashed` defaults (sparse_ops.py / sparse_cross_op.cc)
@@ -81,6 +82,8 @@ class HashedCrossing(HostInputLayer):
         self.built = True
 
     def forward(self, inputs, *args, **kwargs):
+        if tree.any_symbolic(inputs):
+            return super().forward(inputs, *args, **kwargs)
         kwargs.pop("training", None)
         return self.call(inputs)
 
@@ -89,7 +92,7 @@ class HashedCrossing(HostInputLayer):
             raise ValueError(f"`HashedCrossing` should be called on a list or tuple of inputs. Received: inputs={inputs}")
         if len(inputs) < 2:
             raise ValueError(f"`HashedCrossing` should be called on at least two inputs. Received: inputs={inputs}")
-        device = next((x.device for x in inputs if isinstance(x, torch.Tensor)), None)
+        device = self._output_device(inputs)
         arrays = [to_host_array(x) for x in inputs]
         shape = arrays[0].shape
         if len(shape) > 2 or (len(shape) == 2 and shape[-1] != 1):

@@ -93,7 +93,7 @@ class Hashing(HostInputLayer):
         return h % bins
 
     def call(self, inputs):
-        device = inputs.device if isinstance(inputs, torch.Tensor) else None
+        device = self._output_device(inputs)
         arr = to_host_array(inputs)
         if arr.dtype.kind == "f":
             arr = arr.astype(np.int64)  # Keras casts floats to int64 before hashing

@@ -5,7 +5,10 @@
 or integer tensors. Strings cannot become torch tensors, so these layers skip
 the tensor-conversion part of the Keras call pipeline: a non-tensor first
 argument goes straight to `call` (the numeric results are torch tensors).
-Symbolic (functional-API) inputs still take the normal path.
+Symbolic (functional-API) inputs still take the normal path, except that the
+output spec comes from `compute_output_shape` and `_symbolic_output_dtype`
+instead of a probe run: a "string" input (`keras.Input(dtype="string")`) has
+no tensor to probe with.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.layer import Layer
 from kerasish.utils import tree
 
@@ -56,3 +60,29 @@ class HostInputLayer(Layer):
                 self.built = True
             return self.call(*args, **kwargs)
         return super().forward(*args, **kwargs)
+
+    def _output_device(self, inputs):
+        """Where the numeric results go: the input tensor's device, else (for
+        strings and NumPy data) the device the layer was moved to, so a model
+        moved to CUDA gets its lookups' indices there."""
+        if isinstance(inputs, torch.Tensor):
+            return inputs.device
+        if isinstance(inputs, (list, tuple)):
+            found = next((x.device for x in inputs if isinstance(x, torch.Tensor)), None)
+            if found is not None:
+                return found
+        return self.__dict__.get("_device_hint")
+
+    def compute_output_spec(self, *args, **kwargs):
+        # never a probe run: string inputs have no tensor to probe with, and a
+        # lookup rebuilt from a config has no vocabulary until its assets load
+        inputs = args[0] if args else next(iter(kwargs.values()), None)
+        shapes = tree.map_structure(lambda t: tuple(t.shape), inputs)
+        return KerasTensor(self.compute_output_shape(shapes), dtype=self._symbolic_output_dtype())
+
+    def _symbolic_output_dtype(self) -> str:
+        """The dtype of the symbolic output: the compute dtype (Hashing and
+        HashedCrossing compute in "int64" in "int" mode); lookups and
+        TextVectorization override it."""
+        return self.compute_dtype
+

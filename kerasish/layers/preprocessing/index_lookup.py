@@ -380,7 +380,7 @@ class IndexLookup(HostInputLayer):
             out = np.empty(len(flat), dtype=object)
             out[:] = flat
             return out.reshape(arr.shape)
-        device = inputs.device if isinstance(inputs, torch.Tensor) else None
+        device = self._output_device(inputs)
         return torch.tensor(flat, dtype=torch.int64, device=device).reshape(arr.shape)
 
     def call(self, inputs):
@@ -401,7 +401,7 @@ class IndexLookup(HostInputLayer):
                     f"Layer '{self.name}' ({type(self).__name__}) expects string inputs. "
                     f"Received values of dtype {arr.dtype}"
                 )
-            device = inputs.device if isinstance(inputs, torch.Tensor) else None
+            device = self._output_device(inputs)
             indices = torch.as_tensor(self._lookup_host(arr), device=device)
         if self.output_mode == "int":
             return indices
@@ -410,6 +410,11 @@ class IndexLookup(HostInputLayer):
             counts = encode(indices if indices.ndim else indices.reshape(1), "count", depth, torch.float32)
             return counts * self.idf_weights.to(counts.device)
         return encode(indices if indices.ndim else indices.reshape(1), self.output_mode, depth, torch.float32)
+
+    def _symbolic_output_dtype(self) -> str:
+        if self.invert:
+            return self.vocabulary_dtype
+        return "int64" if self.output_mode == "int" else "float32"
 
     def compute_output_shape(self, input_shape):
         if self.output_mode == "int":

@@ -212,6 +212,9 @@ class TextVectorization(HostInputLayer):
             return out.contiguous()
         return out
 
+    def _symbolic_output_dtype(self) -> str:
+        return "int64" if self._output_mode == "int" else self.compute_dtype
+
     def compute_output_shape(self, input_shape):
         batch = input_shape[0] if len(input_shape) else None
         if self._output_mode == "int":
