@@ -465,7 +465,8 @@ class Optimizer(torch.optim.Optimizer):
             params = [variables[i] for i in idx]
             group_grads = [grads[i] for i in idx]
             self._apply_weight_decay(params, lr, group)
-            slots = {name: [self.state[p][name] for p in params] for name in self._slot_names}
+            # a slot a variable does not have (Muon: no velocity on its Muon-updated matrices) reads None
+            slots = {name: [self.state[p].get(name) for p in params] for name in self._slot_names}
             self._update(params, group_grads, slots, lr, step)
 
     def _step_number(self, variables):
