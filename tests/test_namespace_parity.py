@@ -75,17 +75,9 @@ ALLOWED = {
         "RemoteMonitor": (NOT_WRITTEN, "posts logs to an HTTP server (needs requests)"),
     },
     "optimizers": {
-        "Muon": (NOT_WRITTEN, "optimizer"),
-        "ScheduleFreeAdamW": (NOT_WRITTEN, "optimizer"),
-        "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),
-        "MultiOptimizer": (NOT_WRITTEN, "per-variable optimizers"),
-        "OptimizerMap": (NOT_WRITTEN, "per-variable optimizers"),
         "legacy": (OTHER_BACKEND, "tf.keras legacy optimizers (Keras 3 raises there too)"),
     },
     "saving": {"KerasFileEditor": (NOT_WRITTEN, ".keras file editor")},
-    "mixed_precision": {
-        "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),
-    },
     "config": {
         "disable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
         "enable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
