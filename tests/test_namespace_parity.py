@@ -27,7 +27,7 @@ NAMESPACES = [
     "", "ops", "ops.nn", "ops.image", "ops.linalg", "ops.numpy", "random", "utils", "callbacks", "losses",
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
-    "preprocessing", "preprocessing.image", "preprocessing.sequence",
+    "preprocessing", "preprocessing.image", "preprocessing.sequence", "distillation",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -40,7 +40,6 @@ MODULES_ALLOWED = {
     "tree": (NOT_WRITTEN, "the public keras.tree API (kerasish.utils.tree is internal)"),
     "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
     "wrappers": (NEEDS_DEPS, "SKLearn* wrappers need scikit-learn"),
-    "distillation": (NOT_WRITTEN, "knowledge-distillation models"),
     "utils.legacy": (NOT_WRITTEN, "Keras 2 serialize/deserialize_keras_object"),
 }
 
