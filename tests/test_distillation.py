@@ -224,3 +224,43 @@ def test_distiller_config_round_trip():
     assert [type(x).__name__ for x in d2.distillation_losses] == ["LogitsDistillation", "FeatureDistillation"]
     assert d2.get_config()["distillation_losses"] == cfg["distillation_losses"]
     assert kerasish.distillation.Distiller is Distiller
+
+
+def test_keras_files_both_ways(keras_ref, tmp_path):
+    """A kerasish Distiller file loads in kerasish (recompiled, optimizer state included) and in Keras;
+    a Keras one loads in kerasish with the same predictions (Keras records no student loss: not recompiled)."""
+    pytest.importorskip("h5py")
+    import warnings
+
+    tq, sq, tk, sk = _models(keras_ref)
+
+    def losses(k):
+        return [k.distillation.LogitsDistillation(loss=k.losses.KLDivergence()),
+                k.distillation.FeatureDistillation(teacher_layer_name="h", student_layer_name="h")]
+
+    dq = Distiller(tq, sq, losses(kerasish))
+    dq.compile(optimizer="adam", loss=kerasish.losses.SparseCategoricalCrossentropy(from_logits=True))
+    dq.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    dk = keras_ref.distillation.Distiller(tk, sk, losses(keras_ref))
+    dk.compile(optimizer="adam", loss=keras_ref.losses.SparseCategoricalCrossentropy(from_logits=True))
+    dk.fit(X, Y, batch_size=8, epochs=1, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kerasish.saving.save_model(dq, str(tmp_path / "q.keras"))
+        dk.save(str(tmp_path / "k.keras"))
+        q_in_q = kerasish.saving.load_model(str(tmp_path / "q.keras"))
+        q_in_k = keras_ref.saving.load_model(str(tmp_path / "q.keras"))
+        k_in_q = kerasish.saving.load_model(str(tmp_path / "k.keras"))
+    expected = dq.predict(X, verbose=0)
+    for loaded in (q_in_q, q_in_k):
+        assert type(loaded).__name__ == "Distiller"
+        np.testing.assert_allclose(np.asarray(loaded.predict(X, verbose=0)), expected, rtol=1e-6, atol=1e-6)
+    # Keras never recompiles a model with an overridden `compile` (it warns); kerasish does, state included
+    assert int(q_in_q.optimizer.iterations) == 2
+    for a, b in zip(dq.optimizer.variables, q_in_q.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a.detach()), np.asarray(b.detach()))
+    assert [type(x).__name__ for x in q_in_k.distillation_losses] == ["LogitsDistillation", "FeatureDistillation"]
+    assert q_in_q.compiled and q_in_q.student_loss_weight == 0.5
+    q_in_q.fit(X, Y, batch_size=8, epochs=1, verbose=0)  # recompiled: trains on
+    assert isinstance(k_in_q, Distiller)
+    np.testing.assert_allclose(k_in_q.predict(X, verbose=0), np.asarray(dk.predict(X, verbose=0)), rtol=1e-6, atol=1e-6)

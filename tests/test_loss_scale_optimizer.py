@@ -198,3 +198,21 @@ def test_state_dict_round_trip():
     opt.apply([g * float(opt.dynamic_scale)], [w])
     opt2.apply([g * float(opt2.dynamic_scale)], [w2])
     torch.testing.assert_close(w, w2, rtol=0, atol=0)
+
+
+def test_fit_with_jit_compile_equals_eager():
+    """The skip-or-apply decision runs eagerly inside a compiled train step: same numbers."""
+    rng = np.random.default_rng(4)
+    x, y = rng.random((32, 4)).astype("float32"), rng.random((32, 1)).astype("float32")
+    histories, weights = [], []
+    for jit in (False, True):
+        torch.manual_seed(0)
+        m = kerasish.Sequential([kerasish.Input((4,)), kerasish.layers.Dense(1)])
+        m.compile(optimizer=optimizers.LossScaleOptimizer(optimizers.Adam(0.01), dynamic_growth_steps=2), loss="mse",
+                  jit_compile=jit)
+        histories.append(m.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history["loss"])
+        weights.append(m.get_weights())
+        assert float(m.optimizer.dynamic_scale) == 2.0**15 * 2**4  # 8 finite steps, doubling every 2
+    np.testing.assert_allclose(histories[0], histories[1], rtol=1e-6)
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -223,6 +223,9 @@ class Distiller(Model):
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise ValueError(f"metrics must be a list or tuple, got {type(metrics)}")
         super().compile(optimizer=optimizer, loss=None, metrics=metrics, **kwargs)
+        # saved files record the student's loss, so that kerasish's loader recompiles the Distiller (Keras
+        # 3.15 writes loss=None, and its loader never recompiles a model whose `compile` is overridden)
+        self._compile_config["loss"] = loss
 
     def call(self, inputs, training=None, **kwargs):
         """The student's predictions."""

@@ -164,9 +164,15 @@ class LossScaleOptimizer(Optimizer):
         self.apply(grads, variables)
         return self.iterations
 
+    # the skip-or-apply decision reads the finiteness on the host: under `torch.compile` (fit's
+    # jit_compile=True) the update runs eagerly instead of breaking the graph with warnings
+    @torch.compiler.disable
     @torch.no_grad()
     def apply(self, grads, trainable_variables=None) -> None:
-        """Unscales and applies `grads` when all are finite; otherwise skips the step. Updates the scale."""
+        """Unscales and applies `grads` when all are finite; otherwise skips the step. Updates the scale.
+
+        Not traceable by `torch.compile` (it runs eagerly inside a compiled function).
+        """
         grads = list(grads)
         if not grads:
             return
