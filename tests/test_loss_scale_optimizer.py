@@ -97,6 +97,7 @@ def test_fit_mixed_float16_uses_it_and_matches_keras(keras_ref):
         finally:
             k.mixed_precision.set_global_policy("float32")
 
+    torch.manual_seed(0)
     q, k = build(kerasish), build(keras_ref)
     k.set_weights(q.get_weights())
     q.compile(optimizer=optimizers.LossScaleOptimizer(optimizers.SGD(0.01), dynamic_growth_steps=3), loss="mse")

@@ -33,6 +33,7 @@ def _callable_make(o):
 
 @pytest.mark.parametrize("make", [_map_make, _callable_make], ids=["map", "callable"])
 def test_apply_matches_keras(keras_ref, make):
+    torch.manual_seed(0)
     q, k = _model(kerasish), _model(keras_ref)
     k.set_weights(q.get_weights())
     qo, ko = _both(keras_ref, make)
@@ -117,6 +118,7 @@ def test_fit_and_keras_file_both_ways(keras_ref, tmp_path):
     pytest.importorskip("h5py")
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((16, 4)).astype("float32"), rng.standard_normal((16, 2)).astype("float32")
+    torch.manual_seed(0)
     q, k = _model(kerasish), _model(keras_ref)
     k.set_weights(q.get_weights())
     q.compile(optimizer=_map_make(optimizers), loss="mse")
