@@ -264,3 +264,48 @@ def test_keras_files_both_ways(keras_ref, tmp_path):
     q_in_q.fit(X, Y, batch_size=8, epochs=1, verbose=0)  # recompiled: trains on
     assert isinstance(k_in_q, Distiller)
     np.testing.assert_allclose(k_in_q.predict(X, verbose=0), np.asarray(dk.predict(X, verbose=0)), rtol=1e-6, atol=1e-6)
+
+
+def _two_outputs(k, name):
+    i = k.Input((4,), name="x")
+    h = k.layers.Dense(8, activation="relu", name="h")(i)
+    return k.Model(i, [k.layers.Dense(3, name="cls")(h), k.layers.Dense(2, name="reg")(h)], name=name)
+
+
+def test_multi_output_distillation_matches_keras(keras_ref):
+    """Per-output distillation losses (Keras 3.15 cannot apply a list of *student* losses, its TrackedList
+    does not match the list of outputs: student_loss_weight=0 there; kerasish's is checked by hand below)."""
+    torch.manual_seed(0)
+    tq, sq = _two_outputs(kerasish, "teacher"), _two_outputs(kerasish, "student")
+    tk, sk = _two_outputs(keras_ref, "teacher"), _two_outputs(keras_ref, "student")
+    tk.set_weights(tq.get_weights())
+    sk.set_weights(sq.get_weights())
+
+    def losses(k):
+        return [k.distillation.LogitsDistillation(temperature=2.0, loss=[k.losses.KLDivergence(), "mse"]),
+                k.distillation.FeatureDistillation(loss="mse", teacher_layer_name="h", student_layer_name="h")]
+
+    dq = Distiller(tq, sq, losses(kerasish), distillation_loss_weights=[1.0, 0.3], student_loss_weight=0.0)
+    dk = keras_ref.distillation.Distiller(tk, sk, losses(keras_ref), distillation_loss_weights=[1.0, 0.3],
+                                          student_loss_weight=0.0)
+    dq.compile(optimizer="sgd", loss=[kerasish.losses.SparseCategoricalCrossentropy(from_logits=True), "mse"])
+    dk.compile(optimizer="sgd", loss=[keras_ref.losses.SparseCategoricalCrossentropy(from_logits=True), "mse"])
+    rng = np.random.default_rng(3)
+    y = [rng.integers(0, 3, 16), rng.random((16, 2)).astype("float32")]
+    hq = dq.fit(X, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+    hk = dk.fit(X, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+    for key in hk:
+        np.testing.assert_allclose(hq[key], hk[key], rtol=1e-5, atol=1e-6, err_msg=key)
+    for a, b in zip(sq.get_weights(), sk.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    # the student's per-output losses: the sum of each output's mean loss
+    d = Distiller(tq, sq, losses(kerasish)[0], student_loss_weight=0.5)
+    d.compile(loss=[kerasish.losses.SparseCategoricalCrossentropy(from_logits=True), "mse"])
+    x, yq = torch.tensor(X), [torch.tensor(y[0]), torch.tensor(y[1])]
+    cls, reg = sq(x)
+    t_cls, t_reg = tq(x)
+    student = float(torch.nn.functional.cross_entropy(cls, yq[0]) + ((reg - yq[1]) ** 2).mean())
+    distill = _kl_reference(t_cls.detach().numpy(), cls.detach().numpy(), 2.0) + float(
+        (((t_reg - reg) / 2.0) ** 2).mean())
+    np.testing.assert_allclose(float(d.compute_loss(x, yq, [cls, reg])), 0.5 * student + 0.5 * distill, rtol=1e-5)

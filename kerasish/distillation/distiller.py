@@ -239,9 +239,10 @@ class Distiller(Model):
         if self.student_loss_weight > 0.0 and y is not None:
             values = []
             _map_student_loss(self._student_loss, y, y_pred, values)
-            student_loss = torch.stack(values).sum(0) if len(values) > 1 else values[0]
-            if student_loss.ndim > 0:
-                student_loss = student_loss.mean()
+            # each output's loss reduced to its mean, then summed: Keras sums the per-sample values first,
+            # the same number when every entry has the same shape (the mean is linear), and this also
+            # accepts a mix of reduced (`Loss` instances) and per-sample (functions) entries
+            student_loss = torch.stack([v.float().mean() for v in values]).sum()
         distillation_loss = torch.zeros(())
         if self.student_loss_weight < 1.0:
             teacher_features = self._teacher_features(x)
