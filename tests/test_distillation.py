@@ -57,7 +57,8 @@ def test_fit_matches_keras(keras_ref, student_loss_weight):
                                           student_loss_weight=student_loss_weight)
     # the student outputs logits: a from_logits loss (with probabilities' clipping on raw logits, gradients
     # jump where a value crosses the clip, and float32 noise between the libraries is amplified)
-    dq.compile(optimizer="sgd", loss=kerasish.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    dq.compile(optimizer="sgd", loss=kerasish.losses.SparseCategoricalCrossentropy(from_logits=True),
+               metrics=["accuracy"])
     dk.compile(optimizer="sgd", loss=keras_ref.losses.SparseCategoricalCrossentropy(from_logits=True),
                metrics=["accuracy"])
     hq = dq.fit(X, Y, batch_size=8, epochs=3, verbose=0, shuffle=False).history

@@ -100,7 +100,8 @@ def test_weight_decay_exclusion_matches_keras(keras_ref, name):
 def test_muon_splits_variables_like_keras(keras_ref):
     """Which variables get a velocity (the Adam ones) follows Keras exactly."""
     to, ko = _compare(keras_ref, "Muon", {"exclude_layers": ["conv"]})
-    with_velocity = sorted(v.path.split("/")[-1][: -len("_velocity")] for v in ko.variables if v.path.endswith("_velocity"))
+    suffix = "_velocity"
+    with_velocity = sorted(v.path.split("/")[-1][: -len(suffix)] for v in ko.variables if v.path.endswith(suffix))
     assert with_velocity == sorted(p.path for p in to._trainable_variables if "velocity" in to.state[p])
     # Muon matrices: dense/kernel and out/kernel; the embedding, bias and 3-D kernel are Adam's
     assert [bool(to._should_use_adamw(p)) for p in to._trainable_variables] == [False, True, False, True, True]

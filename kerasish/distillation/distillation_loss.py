@@ -20,7 +20,8 @@ def _convert_loss(loss_item):
         return fn
     if not callable(loss_item):
         raise TypeError(
-            f"A distillation loss must be a loss name, a `keras.losses.Loss`, a callable or None. Received: {loss_item!r}"
+            "A distillation loss must be a loss name, a `keras.losses.Loss`, a callable or None. "
+            f"Received: {loss_item!r}"
         )
     return loss_item
 

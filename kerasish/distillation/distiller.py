@@ -57,6 +57,8 @@ class Distiller(Model):
     extractor runs with the step's `training` flag (Keras always passes
     `training=True`, so `evaluate` updates the student's BatchNormalization
     statistics). See `LogitsDistillation` for its KL-divergence spelling.
+    A list or dict of student losses in `compile` applies per output and
+    sums the outputs' mean losses (Keras 3.15 fails on a list there).
 
     Args:
         teacher: The trained `keras.Model` providing knowledge.
@@ -178,7 +180,9 @@ class Distiller(Model):
         if not layer_names:
             return None
         if getattr(model, "inputs", None) is None:
-            raise ValueError(f"Cannot create feature extractor for {model.name}. The model has no symbolic inputs attribute.")
+            raise ValueError(
+                f"Cannot create feature extractor for {model.name}. The model has no symbolic inputs attribute."
+            )
         from kerasish.models.graph import build_map
 
         # a layer's output *in this model's graph* (a layer called elsewhere too, or a Sequential rebuilt

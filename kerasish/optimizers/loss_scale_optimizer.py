@@ -82,7 +82,8 @@ class LossScaleOptimizer(Optimizer):
                 "Argument `inner_optimizer` of LossScaleOptimizer must be a `keras.optimizers.Optimizer` "
                 f"instance. Received: inner_optimizer={inner_optimizer!r}"
             )
-        if isinstance(dynamic_growth_steps, bool) or not isinstance(dynamic_growth_steps, int) or dynamic_growth_steps < 1:
+        steps = dynamic_growth_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(
                 "Argument `dynamic_growth_steps` of LossScaleOptimizer must be an integer >= 1. "
                 f"Received: dynamic_growth_steps={dynamic_growth_steps}"
@@ -270,4 +271,5 @@ class LossScaleOptimizer(Optimizer):
         return cls(inner, **config)
 
     def __repr__(self) -> str:
-        return f"<LossScaleOptimizer name={self.name!r} inner={self.inner_optimizer!r} scale={float(self.dynamic_scale):g}>"
+        scale = float(self.dynamic_scale)
+        return f"<LossScaleOptimizer name={self.name!r} inner={self.inner_optimizer!r} scale={scale:g}>"

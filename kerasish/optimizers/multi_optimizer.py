@@ -155,7 +155,8 @@ class MultiOptimizer(Optimizer):
     @learning_rate.setter
     def learning_rate(self, value):
         raise AttributeError(
-            "Learning rate cannot be set on a MultiOptimizer. Set the learning rate on the individual sub-optimizers instead."
+            "Learning rate cannot be set on a MultiOptimizer. "
+            "Set the learning rate on the individual sub-optimizers instead."
         )
 
     def _current_lr(self, group=None) -> float:

@@ -20,7 +20,9 @@ def zeropower_via_newtonschulz5(x: torch.Tensor, steps: int, a: float, b: float,
     orientation (the transpose when `rows > cols`) and the result has `x`'s shape.
     """
     if x.ndim < 2:
-        raise ValueError(f"Expected gradient or momentum to have at least 2 dimensions. Received: shape={tuple(x.shape)}")
+        raise ValueError(
+            f"Expected gradient or momentum to have at least 2 dimensions. Received: shape={tuple(x.shape)}"
+        )
     tall = x.shape[-2] > x.shape[-1]
     if tall:
         x = x.transpose(-2, -1)

@@ -53,7 +53,8 @@ class ScheduleFreeAdamW(Optimizer):
                          name=name, **kwargs)
         if not isinstance(warmup_steps, int) or isinstance(warmup_steps, bool) or warmup_steps < 0:
             raise ValueError(
-                f"Argument `warmup_steps` of ScheduleFreeAdamW must be an integer >= 0. Received: warmup_steps={warmup_steps}"
+                "Argument `warmup_steps` of ScheduleFreeAdamW must be an integer >= 0. "
+                f"Received: warmup_steps={warmup_steps}"
             )
         if beta_1 == 0:
             raise ValueError("Argument `beta_1` of ScheduleFreeAdamW must be non-zero (the average is recovered "
