@@ -310,3 +310,24 @@ def test_multi_output_distillation_matches_keras(keras_ref):
     distill = _kl_reference(t_cls.detach().numpy(), cls.detach().numpy(), 2.0) + float(
         (((t_reg - reg) / 2.0) ** 2).mean())
     np.testing.assert_allclose(float(d.compute_loss(x, yq, [cls, reg])), 0.5 * student + 0.5 * distill, rtol=1e-5)
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_on_device_equals_cpu(device):
+    histories = []
+    for dev in ("cpu", device):
+        torch.manual_seed(0)
+        tq, sq = _pair(kerasish, "teacher"), _pair(kerasish, "student")
+        d = Distiller(tq, sq, [LogitsDistillation(temperature=2.0),
+                               FeatureDistillation(teacher_layer_name="h", student_layer_name="h")],
+                      student_loss_weight=0.3)
+        d.to(dev)
+        d.compile(optimizer="adam", loss=kerasish.losses.SparseCategoricalCrossentropy(from_logits=True))
+        histories.append(d.fit(X, Y, batch_size=8, epochs=2, verbose=0, shuffle=False).history)
+        assert sq.get_layer("h").kernel.device.type == dev
+    for key in histories[0]:
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4, atol=1e-6, err_msg=key)

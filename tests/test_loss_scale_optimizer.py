@@ -253,3 +253,43 @@ def test_keras_mixed_float16_checkpoint_resumes_optimizer_state(keras_ref, tmp_p
     assert len(inner) == len(q.optimizer.variables)
     for a, b in zip(inner, q.optimizer.variables):
         np.testing.assert_allclose(np.asarray(b.detach()), keras_ref.ops.convert_to_numpy(a), rtol=1e-6, err_msg=a.path)
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_loop_and_mixed_float16_fit_on_device(device):
+    """Scale and counter stay host tensors; gradients on `device` are checked and unscaled there;
+    the same numbers as on the CPU."""
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 4), torch.randn(16, 2)
+    results = []
+    for dev in ("cpu", device):
+        torch.manual_seed(1)
+        net = torch.nn.Linear(4, 2).to(dev)
+        opt = optimizers.LossScaleOptimizer(optimizers.Adam(0.05), initial_scale=2.0**8, dynamic_growth_steps=2)
+        opt.build(net.parameters())
+        for i in range(5):
+            opt.zero_grad()
+            poison = float("nan") if i == 2 else 1.0
+            opt.scale_loss(torch.nn.functional.mse_loss(net(x.to(dev)), y.to(dev)) * poison).backward()
+            opt.step()
+        results.append(([p.detach().cpu() for p in net.parameters()], float(opt.dynamic_scale), int(opt.iterations)))
+    for a, b in zip(results[0][0], results[1][0]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # 256: finite, finite (x2 = 512), nan (/2 = 256, skipped), finite, finite (x2 = 512); 4 applied
+    assert results[0][1:] == results[1][1:] == (2.0**9, 4)
+
+    kerasish.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = kerasish.Sequential([kerasish.Input((4,)), kerasish.layers.Dense(8, activation="relu"),
+                                     kerasish.layers.Dense(2)])
+    finally:
+        kerasish.mixed_precision.set_global_policy("float32")
+    model.to(device)
+    model.compile(optimizer=optimizers.LossScaleOptimizer(optimizers.Adam(0.01)), loss="mse")
+    history = model.fit(x.numpy(), y.numpy(), batch_size=4, epochs=4, verbose=0).history["loss"]
+    assert model.__dict__["_grad_scaler"] is None and model.layers[0].kernel.device.type == device
+    assert int(model.optimizer.iterations) > 0 and history[-1] < history[0]

@@ -215,3 +215,26 @@ def test_torch_loop_equals_apply_and_state_dict_resumes(name):
             ref.load_state_dict(sd)
     for a, b in zip(net.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["Muon", "ScheduleFreeAdamW"])
+def test_update_on_device_equals_cpu(name, device):
+    """State is created on the weights' device; a device update equals the CPU one (NS5 matmuls included)."""
+    w0, grads = _data(steps=4)
+    results = []
+    for dev in ("cpu", device):
+        ws = [torch.nn.Parameter(torch.tensor(w, device=dev)) for w in w0.values()]
+        for p, k in zip(ws, w0):
+            p.path = k
+        opt = getattr(optimizers, name)(learning_rate=0.01, weight_decay=0.01).build(ws)
+        for g in grads:
+            opt.apply([torch.tensor(g[k], device=dev) for k in w0], ws)
+        assert all(s.device.type == dev for p in ws for s in opt.state[p].values())
+        results.append([p.detach().cpu() for p in ws])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
