@@ -177,3 +177,27 @@ def test_torch_loop_step_zero_grad_and_state_dict():
     fresh.load_state_dict(sd)
     assert int(fresh.iterations) == 3 and [int(o.iterations) for o in fresh.optimizers] == [3, 3]
     assert sum(len(g["params"]) for g in fresh.param_groups) == 4
+
+
+def test_update_compiles_fullgraph_once_and_equals_eager():
+    from torch._dynamo.testing import CompileCounter
+
+    def setup():
+        torch.manual_seed(0)
+        ws = [torch.nn.Parameter(torch.randn(3, 4)), torch.nn.Parameter(torch.randn(4))]
+        adam, sgd = optimizers.Adam(0.01), optimizers.SGD(0.1, momentum=0.9)
+        first = id(ws[0])
+        return ws, optimizers.MultiOptimizer(lambda v: adam if id(v) == first else sgd).build(ws)
+
+    ws, opt = setup()
+    ref_ws, ref = setup()
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    step = torch.compile(lambda g: opt.apply(g, ws), backend=counter, fullgraph=True)
+    for i in range(4):
+        g = [torch.randn(w.shape, generator=torch.Generator().manual_seed(i)) for w in ws]
+        step(g)
+        ref.apply([x.clone() for x in g], ref_ws)
+    assert counter.frame_count == 1 and int(opt.iterations) == 4
+    for a, b in zip(ws, ref_ws):
+        torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-5, atol=1e-6)
