@@ -293,3 +293,13 @@ def test_torch_loop_and_mixed_float16_fit_on_device(device):
     history = model.fit(x.numpy(), y.numpy(), batch_size=4, epochs=4, verbose=0).history["loss"]
     assert model.__dict__["_grad_scaler"] is None and model.layers[0].kernel.device.type == device
     assert int(model.optimizer.iterations) > 0 and history[-1] < history[0]
+
+
+def test_float16_gradients_unscale_in_float32():
+    """Float16 (scaled) gradients of float32 weights are unscaled in float32, as Keras's type promotion
+    does: 2**-11 / 2**15 = 2**-26 underflows to 0 in float16 (smallest subnormal 2**-24)."""
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = optimizers.LossScaleOptimizer(optimizers.SGD(2.0**20)).build([w])
+    g = torch.tensor([2.0**-26, 2.0**-25]) * 2.0**15  # scaled gradients, normal float16 numbers
+    opt.apply([g.half()], [w])
+    torch.testing.assert_close(w.detach(), torch.tensor([-(2.0**-6), -(2.0**-5)]), rtol=0, atol=0)

@@ -190,14 +190,20 @@ class LossScaleOptimizer(Optimizer):
             self.step_counter.zero_()
             self.dynamic_scale.mul_(0.5)
             return
-        scale = self.dynamic_scale
-        unscaled = [None if g is None else torch.as_tensor(g) / scale.to(torch.as_tensor(g).device) for g in grads]
-        self.inner_optimizer.apply(unscaled, trainable_variables)
+        self.inner_optimizer.apply([None if g is None else self._unscale(g) for g in grads], trainable_variables)
         if int(self.step_counter) == self.dynamic_growth_steps - 1:
             self.step_counter.zero_()
             self.dynamic_scale.mul_(2.0)
         else:
             self.step_counter += 1
+
+    def _unscale(self, grad) -> torch.Tensor:
+        """`grad / scale`, in float32 at least (as Keras's promotion: a float16 gradient divided by
+        2**15 in float16 would underflow, which is what scaling prevents)."""
+        grad = torch.as_tensor(grad)
+        if grad.dtype in (torch.float16, torch.bfloat16):
+            grad = grad.float()
+        return grad / self.dynamic_scale.to(grad.device)
 
     @torch.no_grad()
     def step(self, closure=None):
