@@ -11,4 +11,6 @@ dtype_policy = global_policy
 set_dtype_policy = set_global_policy
 
 __all__ = [
-    "DTypePolicy", "LossScaleOptimizer", "Policy", "dtype_policy", "global_policy", "set_dtype_policy", "set_global_policy"]
+    "DTypePolicy", "LossScaleOptimizer", "Policy", "dtype_policy", "global_policy", "set_dtype_policy",
+    "set_global_policy",
+]

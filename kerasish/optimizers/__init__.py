@@ -30,8 +30,10 @@ from kerasish.saving.serialization_lib import (
     serialize_keras_object,
 )
 
-ALL_OBJECTS = (Optimizer, Adam, SGD, RMSprop, Adadelta, AdamW, Adagrad, Adamax, Nadam, Lion, Lamb, Ftrl, Adafactor, Muon,
-               ScheduleFreeAdamW, LossScaleOptimizer, MultiOptimizer, OptimizerMap)
+ALL_OBJECTS = (
+    Optimizer, Adam, SGD, RMSprop, Adadelta, AdamW, Adagrad, Adamax, Nadam, Lion, Lamb, Ftrl, Adafactor, Muon,
+    ScheduleFreeAdamW, LossScaleOptimizer, MultiOptimizer, OptimizerMap,
+)
 ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in ALL_OBJECTS}
 
 
@@ -78,7 +80,7 @@ def get(identifier):
 
 
 __all__ = [
-    "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "LossScaleOptimizer", "MultiOptimizer", "Muon", "Nadam", "Optimizer", "OptimizerMap", "RMSprop",
-    "ScheduleFreeAdamW",
+    "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "LossScaleOptimizer",
+    "MultiOptimizer", "Muon", "Nadam", "Optimizer", "OptimizerMap", "RMSprop", "ScheduleFreeAdamW",
     "deserialize", "get", "schedules", "serialize",
 ]
