@@ -13,7 +13,6 @@ from kerasish.optimizers.multi_optimizer import MultiOptimizer
 from kerasish.optimizers.multi_optimizer import OptimizerMap
 from kerasish.optimizers.muon import Muon
 from kerasish.optimizers.optimizer import Optimizer
-from kerasish.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 from kerasish.optimizers.optimizers import (
     SGD,
     Adadelta,
@@ -25,6 +24,7 @@ from kerasish.optimizers.optimizers import (
     Nadam,
     RMSprop,
 )
+from kerasish.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
