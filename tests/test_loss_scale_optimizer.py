@@ -303,3 +303,17 @@ def test_float16_gradients_unscale_in_float32():
     g = torch.tensor([2.0**-26, 2.0**-25]) * 2.0**15  # scaled gradients, normal float16 numbers
     opt.apply([g.half()], [w])
     torch.testing.assert_close(w.detach(), torch.tensor([-(2.0**-6), -(2.0**-5)]), rtol=0, atol=0)
+
+
+def test_tf_keras2_spellings():
+    opt = optimizers.LossScaleOptimizer(optimizers.SGD(1.0), initial_scale=4.0, dynamic_growth_steps=1)
+    w = torch.nn.Parameter(torch.zeros(1))
+    loss = (w - 1.0).pow(2).sum()
+    scaled = opt.get_scaled_loss(loss)  # tf.keras 2 name of scale_loss
+    torch.testing.assert_close(scaled, loss * 4.0)
+    (g,) = torch.autograd.grad(scaled, [w])
+    with pytest.raises(NotImplementedError, match="scaled"):
+        opt.get_unscaled_gradients([g])  # would divide twice with Keras 3's apply_gradients
+    opt.apply_gradients([(g, w)])
+    torch.testing.assert_close(w.detach(), torch.tensor([2.0]))  # -lr * (-2) after unscaling by 4
+    assert opt.dynamic and float(opt.loss_scale) == 8.0 and int(opt.dynamic_counter) == 0

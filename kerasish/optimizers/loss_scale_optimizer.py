@@ -160,6 +160,37 @@ class LossScaleOptimizer(Optimizer):
             return loss * scale.to(loss.device)
         return loss * float(scale)
 
+    # ------------------------------------------------ tf.keras 2 spellings
+
+    @property
+    def dynamic(self) -> bool:
+        """tf.keras 2: whether the scale is dynamic (always True; Keras 3 removed `dynamic=False`)."""
+        return True
+
+    @property
+    def loss_scale(self) -> torch.Tensor:
+        """tf.keras 2 name of `dynamic_scale` (the current loss scale)."""
+        return self.dynamic_scale
+
+    @property
+    def dynamic_counter(self) -> torch.Tensor:
+        """tf.keras 2 name of `step_counter` (finite steps since the scale last changed)."""
+        return self.step_counter
+
+    def get_scaled_loss(self, loss):
+        """tf.keras 2 name of `scale_loss`."""
+        return self.scale_loss(loss)
+
+    def get_unscaled_gradients(self, grads):
+        """Refused: tf.keras 2's custom loop unscaled the gradients here and passed the *unscaled* ones
+        to `apply_gradients`; Keras 3's (and kerasish's) `apply_gradients` takes the *scaled* gradients
+        and unscales them itself, so honouring both would divide twice."""
+        raise NotImplementedError(
+            "LossScaleOptimizer.get_unscaled_gradients is tf.keras 2 API. In Keras 3 (and kerasish), "
+            "`apply_gradients` / `apply` / `step` take the *scaled* gradients (of `scale_loss(loss)`) and "
+            "unscale them, skipping non-finite steps: pass the scaled gradients to `apply_gradients` directly."
+        )
+
     def apply_gradients(self, grads_and_vars):
         grads, variables = zip(*grads_and_vars)
         self.apply(grads, variables)
