@@ -8,6 +8,7 @@ from kerasish import backend
 from kerasish import callbacks
 from kerasish import config
 from kerasish import constraints
+from kerasish import distillation
 from kerasish import distribution
 from kerasish import dtype_policies
 from kerasish import initializers
@@ -80,6 +81,7 @@ __all__ = [
     "callbacks",
     "config",
     "constraints",
+    "distillation",
     "distribution",
     "dtype_policies",
     "initializers",

@@ -27,7 +27,7 @@ NAMESPACES = [
     "", "ops", "ops.nn", "ops.image", "ops.linalg", "ops.numpy", "random", "utils", "callbacks", "losses",
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
-    "preprocessing", "preprocessing.image", "preprocessing.sequence", "utils.bounding_boxes",
+    "preprocessing", "preprocessing.image", "preprocessing.sequence", "utils.bounding_boxes", "distillation",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -40,7 +40,6 @@ MODULES_ALLOWED = {
     "tree": (NOT_WRITTEN, "the public keras.tree API (kerasish.utils.tree is internal)"),
     "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
     "wrappers": (NEEDS_DEPS, "SKLearn* wrappers need scikit-learn"),
-    "distillation": (NOT_WRITTEN, "knowledge-distillation models"),
     "utils.legacy": (NOT_WRITTEN, "Keras 2 serialize/deserialize_keras_object"),
 }
 
@@ -73,17 +72,9 @@ ALLOWED = {
         "RemoteMonitor": (NOT_WRITTEN, "posts logs to an HTTP server (needs requests)"),
     },
     "optimizers": {
-        "Muon": (NOT_WRITTEN, "optimizer"),
-        "ScheduleFreeAdamW": (NOT_WRITTEN, "optimizer"),
-        "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),
-        "MultiOptimizer": (NOT_WRITTEN, "per-variable optimizers"),
-        "OptimizerMap": (NOT_WRITTEN, "per-variable optimizers"),
         "legacy": (OTHER_BACKEND, "tf.keras legacy optimizers (Keras 3 raises there too)"),
     },
     "saving": {"KerasFileEditor": (NOT_WRITTEN, ".keras file editor")},
-    "mixed_precision": {
-        "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),
-    },
     "config": {
         "disable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
         "enable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),

@@ -10,7 +10,8 @@ from torch._dynamo.testing import CompileCounter
 
 import kerasish as keras
 
-FULLGRAPH = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "lion", "adadelta", "nadam"]
+FULLGRAPH = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "lion", "adadelta", "nadam", "muon",
+             "schedulefreeadamw"]
 
 
 def _setup(name, **kwargs):

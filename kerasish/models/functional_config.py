@@ -45,6 +45,9 @@ def module_objects() -> dict:
     objs.update(
         Functional=Functional, Model=Model, Sequential=Sequential, InputLayer=InputLayer, TorchOpLambda=TorchOpLambda
     )
+    from kerasish.distillation import Distiller
+
+    objs["Distiller"] = Distiller
     return objs
 
 

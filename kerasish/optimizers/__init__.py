@@ -8,6 +8,10 @@ from kerasish.optimizers import schedules
 from kerasish.optimizers.adafactor import Adafactor
 from kerasish.optimizers.ftrl import Ftrl
 from kerasish.optimizers.lamb import Lamb
+from kerasish.optimizers.loss_scale_optimizer import LossScaleOptimizer
+from kerasish.optimizers.multi_optimizer import MultiOptimizer
+from kerasish.optimizers.multi_optimizer import OptimizerMap
+from kerasish.optimizers.muon import Muon
 from kerasish.optimizers.optimizer import Optimizer
 from kerasish.optimizers.optimizers import (
     SGD,
@@ -20,12 +24,16 @@ from kerasish.optimizers.optimizers import (
     Nadam,
     RMSprop,
 )
+from kerasish.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
 )
 
-ALL_OBJECTS = (Optimizer, Adam, SGD, RMSprop, Adadelta, AdamW, Adagrad, Adamax, Nadam, Lion, Lamb, Ftrl, Adafactor)
+ALL_OBJECTS = (
+    Optimizer, Adam, SGD, RMSprop, Adadelta, AdamW, Adagrad, Adamax, Nadam, Lion, Lamb, Ftrl, Adafactor, Muon,
+    ScheduleFreeAdamW, LossScaleOptimizer, MultiOptimizer, OptimizerMap,
+)
 ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in ALL_OBJECTS}
 
 
@@ -72,6 +80,7 @@ def get(identifier):
 
 
 __all__ = [
-    "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "Nadam", "Optimizer", "RMSprop",
+    "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Ftrl", "Lamb", "Lion", "LossScaleOptimizer",
+    "MultiOptimizer", "Muon", "Nadam", "Optimizer", "OptimizerMap", "RMSprop", "ScheduleFreeAdamW",
     "deserialize", "get", "schedules", "serialize",
 ]

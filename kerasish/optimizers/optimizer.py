@@ -96,6 +96,17 @@ def _keras2_lr_and_decay(learning_rate, kwargs: dict):
     return learning_rate, float(decay)
 
 
+def _loss_scale_layout(store, variables) -> bool:
+    """Whether `store` is Keras's LossScaleOptimizer layout around optimizer `variables`: 4 scalars,
+    then arrays shaped exactly like `variables`."""
+    def shape(key):
+        return tuple(np.shape(np.asarray(store[key])))
+
+    if any(shape(str(i)) != () for i in range(4)):
+        return False
+    return all(shape(str(i + 4)) == tuple(v.shape) for i, v in enumerate(variables))
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base class of Keras optimizers on torch.
 
@@ -465,7 +476,8 @@ class Optimizer(torch.optim.Optimizer):
             params = [variables[i] for i in idx]
             group_grads = [grads[i] for i in idx]
             self._apply_weight_decay(params, lr, group)
-            slots = {name: [self.state[p][name] for p in params] for name in self._slot_names}
+            # a slot a variable does not have (Muon: no velocity on its Muon-updated matrices) reads None
+            slots = {name: [self.state[p].get(name) for p in params] for name in self._slot_names}
             self._update(params, group_grads, slots, lr, step)
 
     def _step_number(self, variables):
@@ -586,6 +598,11 @@ class Optimizer(torch.optim.Optimizer):
     def load_own_variables(self, store) -> None:
         """Inverse of `save_own_variables` (skipped with a warning on a count mismatch)."""
         variables = self.variables
+        if len(store.keys()) == len(variables) + 4 and _loss_scale_layout(store, variables):
+            # Keras wraps the optimizer of a "mixed_float16" model in a LossScaleOptimizer and saves its 4
+            # own variables (iteration, learning rate, step counter, scale) before this optimizer's; kerasish's
+            # fit scales with a GradScaler (which starts again from 2**15): load this optimizer's part
+            store = {str(i): store[str(i + 4)] for i in range(len(variables))}
         if len(store.keys()) != len(variables):
             warnings.warn(
                 f"Skipping variable loading for optimizer '{self.name}', because it has {len(variables)} variables "

@@ -110,6 +110,13 @@ class _DynamicDims:
         return data
 
 
+def _is_loss_scale_optimizer(opt) -> bool:
+    """A `LossScaleOptimizer` scales the loss itself: fit then needs no GradScaler."""
+    from kerasish.optimizers.loss_scale_optimizer import LossScaleOptimizer
+
+    return isinstance(opt, LossScaleOptimizer)
+
+
 def _keras_optimizer_class():
     """`kerasish.optimizers.Optimizer` (imported on first use: the optimizers
     package imports the trainers)."""
@@ -578,7 +585,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
     def _grad_scaler_for(self, loss):
         scaler = self._grad_scaler
-        if scaler is None and self._auto_scale_loss:
+        if scaler is None and self._auto_scale_loss and not _is_loss_scale_optimizer(self.optimizer):
             policy = getattr(self, "dtype_policy", None)
             if getattr(policy, "name", None) == "mixed_float16":
                 scaler = self._grad_scaler = torch.amp.GradScaler(

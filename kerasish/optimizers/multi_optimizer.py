@@ -1,0 +1,344 @@
+"""`keras.optimizers.OptimizerMap` and `MultiOptimizer`: different optimizers for different variables."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import MutableMapping
+
+import numpy as np
+import torch
+
+from kerasish.optimizers.loss_scale_optimizer import LossScaleOptimizer
+from kerasish.optimizers.optimizer import Optimizer
+
+
+def _variable_path(variable) -> str:
+    """A Keras variable's `path`; a plain torch parameter's `name`, or ""."""
+    path = getattr(variable, "path", None) or getattr(variable, "name", None)
+    return path if isinstance(path, str) else ""
+
+
+class OptimizerMap(MutableMapping):
+    """Maps variable paths (exact, else `re.fullmatch` patterns) to optimizers.
+
+    `optimizer_map[path]` returns the optimizer of the exact key, else of the
+    one pattern that fully matches `path` (two matching patterns raise a
+    `ValueError`), else `default_optimizer`. Paths are full variable paths
+    such as `"sequential/dense/kernel"`: to catch every variable of a layer
+    use a pattern such as `".*dense/.*"`.
+
+    Args:
+        default_optimizer: Optimizer for the variables no key matches.
+        optimizer_map: Optional dict `{path or pattern: optimizer}`.
+    """
+
+    def __init__(self, default_optimizer, optimizer_map=None):
+        if not isinstance(default_optimizer, Optimizer):
+            raise TypeError(f"default_optimizer must be a Keras Optimizer instance. Received: {default_optimizer}")
+        if optimizer_map is not None and not isinstance(optimizer_map, dict):
+            raise TypeError(f"optimizer_map must be a dictionary. Received: {optimizer_map}")
+        self._default_optimizer = default_optimizer
+        self._optimizer_map = {}
+        for key, opt in (optimizer_map or {}).items():
+            self[key] = opt
+
+    @property
+    def default_optimizer(self):
+        return self._default_optimizer
+
+    def __getitem__(self, key):
+        if key in self._optimizer_map:
+            return self._optimizer_map[key]
+        matching = [pattern for pattern in self._optimizer_map if re.fullmatch(pattern, key)]
+        if len(matching) > 1:
+            raise ValueError(f"Multiple optimizers assigned to variable {key}: patterns {matching} all match.")
+        if matching:
+            return self._optimizer_map[matching[0]]
+        return self._default_optimizer
+
+    def __setitem__(self, key, optimizer):
+        if key in self._optimizer_map:
+            raise ValueError(
+                f"'{key}' already exists in the OptimizerMap with value {self._optimizer_map[key]}. "
+                "Please make sure to not use duplicated keys."
+            )
+        if not isinstance(key, str):
+            raise ValueError(f"key must be a string. Received: {key}")
+        if not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be a Keras Optimizer instance. Received: {optimizer}")
+        if isinstance(optimizer, LossScaleOptimizer):
+            raise ValueError("optimizer cannot be LossScaleOptimizer.")
+        if isinstance(optimizer, MultiOptimizer):
+            raise ValueError("optimizer cannot be MultiOptimizer.")
+        self._optimizer_map[key] = optimizer
+
+    def __delitem__(self, key):
+        del self._optimizer_map[key]
+
+    def __len__(self):
+        return len(self._optimizer_map)
+
+    def __iter__(self):
+        return iter(self._optimizer_map)
+
+    def __call__(self, variable):
+        return self[_variable_path(variable)]
+
+    def get_config(self) -> dict:
+        from kerasish.saving.serialization_lib import serialize_keras_object
+
+        return {
+            "default_optimizer": serialize_keras_object(self._default_optimizer),
+            "optimizer_map": serialize_keras_object(self._optimizer_map),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None):
+        from kerasish import optimizers
+
+        default = optimizers.deserialize(config["default_optimizer"], custom_objects=custom_objects)
+        mapping = {k: optimizers.deserialize(v, custom_objects=custom_objects)
+                   for k, v in (config.get("optimizer_map") or {}).items()}
+        return cls(default, mapping)
+
+
+class MultiOptimizer(Optimizer):
+    """Delegates each variable to the optimizer an `OptimizerMap` (or a
+    callable `fn(variable) -> Optimizer`) picks for it.
+
+    `iterations` counts this optimizer's applies; each inner optimizer keeps
+    its own `iterations`, learning rate and slots (reach them through
+    `.optimizers`). `learning_rate` is not defined on a MultiOptimizer
+    (reading or setting it raises `AttributeError`, as in Keras). As a torch
+    optimizer, `param_groups` lists the inner optimizers' groups, so
+    `zero_grad()` and `step()` cover every variable.
+
+    Args:
+        optimizer_map: An `OptimizerMap` or a callable returning an optimizer per variable.
+        loss_scale_factor: Set on every inner optimizer (overrides theirs).
+        name: Optimizer name. Defaults to "multi_optimizer".
+    """
+
+    def __init__(self, optimizer_map, loss_scale_factor=None, name=None):
+        if not callable(optimizer_map):
+            raise TypeError(
+                "Argument `optimizer_map` of MultiOptimizer must be an OptimizerMap or a callable returning an "
+                f"optimizer for a variable. Received: optimizer_map={optimizer_map!r}"
+            )
+        self._inner_optimizers = []
+        super().__init__(learning_rate=0.0, loss_scale_factor=loss_scale_factor, name=name)
+        self._optimizer_map = optimizer_map
+        candidates = list(optimizer_map.values()) if hasattr(optimizer_map, "values") else []
+        default = getattr(optimizer_map, "default_optimizer", None)
+        if default is not None:
+            candidates.append(default)
+        for opt in candidates:
+            if not any(opt is o for o in self._inner_optimizers):
+                opt.loss_scale_factor = loss_scale_factor
+                self._inner_optimizers.append(opt)
+        self._var_to_optimizer_idx: dict[int, int] = {}
+
+    # --------------------------------------------------------- properties
+
+    @property
+    def optimizers(self) -> list:
+        return self._inner_optimizers
+
+    @property
+    def learning_rate(self):
+        raise AttributeError(
+            "Learning rate cannot be accessed on a MultiOptimizer. "
+            "Access the learning rate on the individual sub-optimizers instead."
+        )
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        raise AttributeError(
+            "Learning rate cannot be set on a MultiOptimizer. "
+            "Set the learning rate on the individual sub-optimizers instead."
+        )
+
+    def _current_lr(self, group=None) -> float:
+        return 0.0
+
+    @property
+    def loss_scale_factor(self):
+        return self.__dict__.get("_loss_scale_factor")
+
+    @loss_scale_factor.setter
+    def loss_scale_factor(self, value):
+        self.__dict__["_loss_scale_factor"] = value
+        for opt in self.__dict__.get("_inner_optimizers", ()):
+            opt.loss_scale_factor = value
+
+    @property
+    def variables(self) -> list:
+        """Its own iteration and (unused) learning rate, then each inner optimizer's variables, as Keras."""
+        out = [self._iterations, torch.zeros((), dtype=torch.float32)]
+        for opt in self._inner_optimizers:
+            out += opt.variables
+        return out
+
+    @property
+    def _trainable_variables(self) -> list:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    # --------------------------------------------------------------- build
+
+    def build(self, var_list):
+        """Assigns each variable its optimizer and builds those. Returns `self`."""
+        if self.built:
+            return self
+        var_list = list(var_list)
+        per_optimizer = [[] for _ in self._inner_optimizers]
+        for var in var_list:
+            opt = self._optimizer_map(var)
+            if not isinstance(opt, Optimizer):
+                raise ValueError(
+                    f"Optimizer for variable {_variable_path(var) or tuple(var.shape)} is not an Optimizer instance. "
+                    f"Received: {opt!r}"
+                )
+            if isinstance(opt, LossScaleOptimizer):
+                raise ValueError("LossScaleOptimizer cannot be used inside an MultiOptimizer.")
+            if isinstance(opt, MultiOptimizer):
+                raise ValueError("MultiOptimizer cannot be used inside an MultiOptimizer.")
+            idx = next((i for i, o in enumerate(self._inner_optimizers) if o is opt), None)
+            if idx is None:
+                opt.loss_scale_factor = self.loss_scale_factor
+                self._inner_optimizers.append(opt)
+                per_optimizer.append([])
+                idx = len(self._inner_optimizers) - 1
+            self._var_to_optimizer_idx[id(var)] = idx
+            per_optimizer[idx].append(var)
+        self.param_groups = []
+        for opt, variables in zip(self._inner_optimizers, per_optimizer):
+            if variables:
+                opt.build(variables)
+                self.param_groups += opt.param_groups
+        self.built = True
+        return self
+
+    # ------------------------------------------------------------- updates
+
+    def apply_gradients(self, grads_and_vars):
+        grads, variables = zip(*grads_and_vars)
+        self.apply(grads, variables)
+        return self._iterations
+
+    @torch.no_grad()
+    def apply(self, grads, trainable_variables=None) -> None:
+        """Hands each `(gradient, variable)` pair to its variable's optimizer."""
+        grads = list(grads)
+        if not grads:
+            return
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "When passing `grads` without `variables`, the optimizer must already be built on a list of "
+                    "variables. Call `optimizer.build(trainable_variables)` first."
+                )
+            trainable_variables = self._trainable_variables
+        trainable_variables = list(trainable_variables)
+        if not self.built:
+            self.build(trainable_variables)
+        if len(grads) != len(self._var_to_optimizer_idx):
+            raise ValueError(
+                "Gradients must match trainable variables one-to-one. "
+                f"Received {len(grads)} gradients and {len(self._var_to_optimizer_idx)} variables."
+            )
+        self._dispatch(zip(grads, trainable_variables))
+
+    def _dispatch(self, pairs) -> None:
+        per_optimizer = [[] for _ in self._inner_optimizers]
+        for grad, var in pairs:
+            idx = self._var_to_optimizer_idx.get(id(var))
+            if idx is None:
+                raise ValueError(
+                    f"Unknown variable: {_variable_path(var) or tuple(var.shape)}. This optimizer can only be called "
+                    "for the variables it was originally built with."
+                )
+            per_optimizer[idx].append((grad, var))
+        for opt, sub in zip(self._inner_optimizers, per_optimizer):
+            if sub:
+                opt.apply([g for g, _ in sub], [v for _, v in sub])
+        self._iterations += 1
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """torch-style step: each bound parameter's `.grad` goes to its optimizer."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        pairs = [(p.grad, p) for g in self.param_groups for p in g["params"] if p.grad is not None and p.requires_grad]
+        if pairs:
+            self._dispatch(pairs)
+        return loss
+
+    def finalize_variable_values(self, var_list=None) -> None:
+        var_list = self._trainable_variables if var_list is None else list(var_list)
+        per_optimizer = [[] for _ in self._inner_optimizers]
+        for var in var_list:
+            per_optimizer[self._var_to_optimizer_idx[id(var)]].append(var)
+        for opt, variables in zip(self._inner_optimizers, per_optimizer):
+            if variables:
+                opt.finalize_variable_values(variables)
+
+    # --------------------------------------------------- state and configs
+
+    def state_dict(self) -> dict:
+        """`{"optimizers": [each inner optimizer's state dict], "keras": {"iterations": ...}}`."""
+        return {"optimizers": [opt.state_dict() for opt in self._inner_optimizers],
+                "keras": {"iterations": int(self._iterations)}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        states = state_dict.get("optimizers", [])
+        if len(states) != len(self._inner_optimizers):
+            raise ValueError(
+                f"MultiOptimizer '{self.name}' has {len(self._inner_optimizers)} optimizers, the state dict "
+                f"holds {len(states)}."
+            )
+        for opt, sd in zip(self._inner_optimizers, states):
+            if opt.built or sd.get("state"):
+                opt.load_state_dict(sd)
+        self._iterations.fill_(int(state_dict.get("keras", {}).get("iterations", 0)))
+        # torch's load_state_dict replaces each inner `param_groups` list: list the new groups
+        self.param_groups = [g for opt in self._inner_optimizers if opt.built for g in opt.param_groups]
+
+    @torch.no_grad()
+    def load_own_variables(self, store) -> None:
+        counts = [len(opt.variables) for opt in self._inner_optimizers]
+        if len(store.keys()) != 2 + sum(counts):
+            warnings.warn(
+                f"Skipping variable loading for optimizer '{self.name}', because it has {2 + sum(counts)} variables "
+                f"whereas the saved optimizer has {len(store.keys())} variables.",
+                stacklevel=2,
+            )
+            return
+        self._iterations.fill_(int(np.asarray(store["0"])))
+        offset = 2
+        for opt, n in zip(self._inner_optimizers, counts):
+            opt.load_own_variables({str(i): store[str(offset + i)] for i in range(n)})
+            offset += n
+
+    def get_config(self) -> dict:
+        from kerasish.saving.serialization_lib import serialize_keras_object
+
+        return {
+            "optimizer_map": serialize_keras_object(self._optimizer_map),
+            "loss_scale_factor": self.loss_scale_factor,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: dict | None = None):
+        from kerasish import optimizers
+
+        config = dict(config)
+        if isinstance(config.get("optimizer_map"), (dict, str)):
+            config["optimizer_map"] = optimizers.deserialize(config["optimizer_map"], custom_objects=custom_objects)
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<MultiOptimizer name={self.name!r} optimizers={[o.name for o in self._inner_optimizers]}>"
