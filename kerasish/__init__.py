@@ -22,6 +22,7 @@ from kerasish import preprocessing
 from kerasish import random
 from kerasish import regularizers
 from kerasish import saving
+from kerasish import tree
 from kerasish import utils
 from kerasish.dtype_policies import DTypePolicy
 from kerasish.layers import Input
@@ -94,5 +95,6 @@ __all__ = [
     "random",
     "regularizers",
     "saving",
+    "tree",
     "utils",
 ]

@@ -27,7 +27,7 @@ NAMESPACES = [
     "", "ops", "ops.nn", "ops.image", "ops.linalg", "ops.numpy", "random", "utils", "callbacks", "losses",
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
-    "preprocessing", "preprocessing.image", "preprocessing.sequence",
+    "preprocessing", "preprocessing.image", "preprocessing.sequence", "tree",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -37,7 +37,6 @@ MODULES_ALLOWED = {
     "quantizers": (NOT_WRITTEN, "int8/int4/float8/GPTQ/AWQ quantization"),
     "export": (OTHER_BACKEND, "ExportArchive writes TensorFlow SavedModels"),
     "legacy": (OTHER_BACKEND, "keras.legacy.saving is tf.keras's SavedModel-era serialization"),
-    "tree": (NOT_WRITTEN, "the public keras.tree API (kerasish.utils.tree is internal)"),
     "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
     "wrappers": (NEEDS_DEPS, "SKLearn* wrappers need scikit-learn"),
     "distillation": (NOT_WRITTEN, "knowledge-distillation models"),
