@@ -86,18 +86,8 @@ ALLOWED = {
         "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),
     },
     "config": {
-        "disable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
-        "enable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
-        "is_flash_attention_enabled": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
-        "disable_traceback_filtering": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
-        "enable_traceback_filtering": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
-        "is_traceback_filtering_enabled": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
         "is_nnx_enabled": (OTHER_BACKEND, "Flax NNX (JAX)"),
         "set_backend": (TORCH_ONLY, "there is no other backend to switch to"),
-        "max_epochs": (NOT_WRITTEN, "fit would have to honour the global cap"),
-        "set_max_epochs": (NOT_WRITTEN, "fit would have to honour the global cap"),
-        "max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
-        "set_max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
     },
     "dtype_policies": {
         name: (NOT_WRITTEN, "quantized dtype policies")
