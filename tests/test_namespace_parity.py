@@ -71,7 +71,6 @@ ALLOWED = {
     },
     "callbacks": {
         "OrbaxCheckpoint": (OTHER_BACKEND, "Orbax (JAX) checkpoints"),
-        "RemoteMonitor": (NOT_WRITTEN, "posts logs to an HTTP server (needs requests)"),
     },
     "optimizers": {
         "Muon": (NOT_WRITTEN, "optimizer"),
