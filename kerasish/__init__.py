@@ -43,6 +43,14 @@ _LAZY = {
     "Metric": ("kerasish.metrics", "Metric"),
     "Optimizer": ("kerasish.optimizers", "Optimizer"),
     "Regularizer": ("kerasish.regularizers", "Regularizer"),
+    "Function": ("kerasish.ops.base_operation", "Function"),
+    "Operation": ("kerasish.ops.base_operation", "Operation"),
+    "RematScope": ("kerasish.backend.remat", "RematScope"),
+    "remat": ("kerasish.backend.remat", "remat"),
+    "StatelessScope": ("kerasish.backend.stateless_scope", "StatelessScope"),
+    "SymbolicScope": ("kerasish.backend.stateless_scope", "SymbolicScope"),
+    "device": ("kerasish.backend.device_scope", "device"),
+    "name_scope": ("kerasish.utils.naming", "NameScope"),
 }
 
 

@@ -45,15 +45,7 @@ MODULES_ALLOWED = {
 
 ALLOWED = {
     "": {
-        "Function": (NOT_WRITTEN, "keras.Function (a symbolic graph callable)"),
-        "Operation": (NOT_WRITTEN, "keras.Operation base class of ops (kerasish ops are functions)"),
         "Quantizer": (NOT_WRITTEN, "quantization"),
-        "RematScope": (NOT_WRITTEN, "rematerialization scopes"),
-        "remat": (NOT_WRITTEN, "rematerialization"),
-        "StatelessScope": (NOT_WRITTEN, "stateless variable scopes (JAX-style functional calls)"),
-        "SymbolicScope": (NOT_WRITTEN, "public symbolic scope"),
-        "device": (NOT_WRITTEN, "keras.device context manager"),
-        "name_scope": (NOT_WRITTEN, "kerasish's internal name scope lacks caller/deduplicate/override_parent"),
         "src": (PRIVATE, "keras.src"),
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
     },

@@ -22,6 +22,7 @@ from torch import nn
 
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
+from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
@@ -269,6 +270,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["_plain"] = None  # derived on the first call (`_derive_plain`)
         d["_fast_spec"] = None
         d["_container_attrs"] = set()  # attributes holding tracked Python containers
+        d["_remat_mode"] = remat.get_current_remat_mode()  # `keras.RematScope` open at creation
         from kerasish import regularizers
 
         d["activity_regularizer"] = regularizers.get(activity_regularizer)
@@ -543,7 +545,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
                 return None, symbolic_ops.symbolic_layer_call(self, args, kwargs), None
             input_checks.check_raw_inputs(self, inputs)
-            inputs = tree.convert_inputs(inputs, d["_device_hint"])
+            inputs = tree.convert_inputs(inputs, d["_device_hint"] or _LOCAL.state.device)
             args = (inputs, *args[1:])
         elif inputs.dtype.is_complex:
             input_checks.check_complex(self, inputs)
@@ -589,6 +591,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         try:
             if d["dynamic"]:
                 return eager_call(self, args, kwargs)
+            if d.get("_remat_mode") is not None:  # created inside a `keras.RematScope`
+                return remat.layer_call(self, self.call, args, kwargs, training,
+                                        d["_compute_torch_dtype"] if cast_weights else None)
             return self.call(*args, **kwargs)
         finally:
             stack.pop()
@@ -629,6 +634,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             and not type(self)._has_compute_mask
             and not self._call_has_mask
             and d.get("_initial_weights") is None
+            and d.get("_remat_mode") is None
         )
 
     def _build_on_first_call(self, inputs):
