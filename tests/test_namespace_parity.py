@@ -27,7 +27,7 @@ NAMESPACES = [
     "", "ops", "ops.nn", "ops.image", "ops.linalg", "ops.numpy", "random", "utils", "callbacks", "losses",
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
-    "preprocessing", "preprocessing.image", "preprocessing.sequence", "tree",
+    "preprocessing", "preprocessing.image", "preprocessing.sequence", "tree", "utils.legacy",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -40,7 +40,6 @@ MODULES_ALLOWED = {
     "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
     "wrappers": (NEEDS_DEPS, "SKLearn* wrappers need scikit-learn"),
     "distillation": (NOT_WRITTEN, "knowledge-distillation models"),
-    "utils.legacy": (NOT_WRITTEN, "Keras 2 serialize/deserialize_keras_object"),
 }
 
 ALLOWED = {
@@ -57,7 +56,6 @@ ALLOWED = {
         "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
         "bounding_boxes": (NOT_WRITTEN, "bounding-box format conversions"),
         "get_file": (DOWNLOADS, "downloads files"),
-        "legacy": MODULES_ALLOWED["utils.legacy"],
         "model_to_dot": (NEEDS_DEPS, "needs pydot and graphviz"),
         "plot_model": (NEEDS_DEPS, "needs pydot and graphviz"),
     },
