@@ -70,7 +70,6 @@ ALLOWED = {
         "OptimizerMap": (NOT_WRITTEN, "per-variable optimizers"),
         "legacy": (OTHER_BACKEND, "tf.keras legacy optimizers (Keras 3 raises there too)"),
     },
-    "saving": {"KerasFileEditor": (NOT_WRITTEN, ".keras file editor")},
     "mixed_precision": {
         "LossScaleOptimizer": (NOT_WRITTEN, "dynamic loss scaling wrapper (kerasish uses torch's GradScaler)"),
     },
