@@ -279,3 +279,43 @@ def test_function_matches_keras(keras_ref):
     np.testing.assert_allclose(ours[0], ref[0], rtol=1e-6)
     np.testing.assert_allclose(ours[1], ref[1])
     assert ours[2:] == ref[2:]
+
+
+def _bn_model(lib):
+    return lib.Sequential([
+        lib.Input((4,)),
+        lib.layers.Dense(5, activity_regularizer=lib.regularizers.L2(0.1)),
+        lib.layers.BatchNormalization(),
+        lib.layers.Dense(2),
+    ])
+
+
+def test_stateless_call_matches_keras(keras_ref, rng):
+    ours, ref = _bn_model(kerasish), _bn_model(keras_ref)
+    ours.set_weights([np.asarray(w) for w in ref.get_weights()])
+    x = rng.standard_normal((6, 4)).astype("float32")
+    trainable = [rng.standard_normal(tuple(v.shape)).astype("float32") for v in ref.trainable_variables]
+    non_trainable = [rng.random(tuple(v.shape)).astype("float32") + 0.5 for v in ref.non_trainable_variables]
+    before = [np.asarray(w) for w in ours.get_weights()]
+    results = []
+    for lib, model in ((keras_ref, ref), (kerasish, ours)):
+        conv = lib.ops.convert_to_tensor
+        out, new_nt, losses = model.stateless_call([conv(v) for v in trainable], [conv(v) for v in non_trainable],
+                                                   conv(x), training=True, return_losses=True)
+        results.append((np.asarray(out.detach().cpu()), [np.asarray(v.cpu()) for v in new_nt],
+                        [float(v) for v in losses]))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-4, atol=1e-5)
+    for a, b in zip(results[1][1], results[0][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[1][2], results[0][2], rtol=1e-4)
+    for w, w0 in zip(ours.get_weights(), before):
+        np.testing.assert_array_equal(w, w0)
+    # gradients reach the given values
+    values = [torch.tensor(v, requires_grad=True) for v in trainable]
+    out, _ = ours.stateless_call(values, [torch.tensor(v) for v in non_trainable], torch.as_tensor(x))
+    out.sum().backward()
+    assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in values)
+    with pytest.raises(ValueError, match="must be a list of tensors corresponding 1:1"):
+        ours.stateless_call(values[:1], [], torch.as_tensor(x))
+    with pytest.raises(ValueError, match="must be built"):
+        kerasish.layers.Dense(2).stateless_call([], [], torch.ones(1, 2))

@@ -179,3 +179,34 @@ class SymbolicScope:
 
 def in_symbolic_scope() -> bool:
     return bool(ctx.state().symbolic)
+
+
+def stateless_call(layer, trainable_variables, non_trainable_variables, *args, return_losses=False, **kwargs):
+    """`layer.call(*args, **kwargs)` with the given variable values, in a
+    `StatelessScope` (see `Layer.stateless_call`)."""
+    name = type(layer).__name__
+    if not layer.built:
+        raise ValueError(
+            f"To call stateless_call, {name} must be built (i.e. its variables must have been already created). "
+            "You can build it by calling it on some data."
+        )
+    for kind, given, own in (("trainable_variables", trainable_variables, layer.trainable_variables),
+                             ("non_trainable_variables", non_trainable_variables, layer.non_trainable_variables)):
+        if len(given) != len(own):
+            raise ValueError(
+                f"Argument `{kind}` must be a list of tensors corresponding 1:1 to {name}().{kind}. "
+                f"Received list with length {len(given)}, but expected {len(own)} variables."
+            )
+    own_non_trainable = layer.non_trainable_variables
+    mapping = [*zip(layer.trainable_variables, trainable_variables), *zip(own_non_trainable, non_trainable_variables)]
+    losses = None
+    with StatelessScope(state_mapping=mapping, collect_losses=return_losses) as scope:
+        # through the layer pipeline (not `call` alone, as Keras does): the
+        # training mode and weight casts reach the sublayers the kerasish way
+        outputs = layer(*args, **kwargs)
+        if return_losses:
+            losses = list(scope.losses)
+    new_non_trainable = [scope.get_current_value(v) for v in own_non_trainable]
+    if return_losses:
+        return outputs, new_non_trainable, losses
+    return outputs, new_non_trainable

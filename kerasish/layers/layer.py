@@ -568,6 +568,30 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             self._derive_plain()
         return args, inputs, d["_mixed"] and not autocast
 
+    def stateless_call(self, trainable_variables, non_trainable_variables, *args, return_losses=False, **kwargs):
+        """Runs `call` with the given variable values, changing no variable
+        (Keras 3; JAX-style training loops).
+
+        Args:
+            trainable_variables: Values matching `self.trainable_variables`
+                1:1 (gradients flow to them).
+            non_trainable_variables: Values matching
+                `self.non_trainable_variables` 1:1.
+            *args, **kwargs: The arguments of `call`.
+            return_losses: Also return the losses added during the call.
+
+        Returns:
+            `(outputs, non_trainable_variables)`, with the updated
+            non-trainable values (e.g. BatchNormalization's moving
+            statistics), plus `losses` when `return_losses=True`. The call
+            goes through the layer's usual pipeline (`layer(*args)`), so
+            `training=` reaches the sublayers.
+        """
+        from kerasish.backend import stateless_scope
+
+        return stateless_scope.stateless_call(self, trainable_variables, non_trainable_variables, *args,
+                                              return_losses=return_losses, **kwargs)
+
     def _full_call(self, d, state, args, kwargs, inputs, training, cast_weights):
         """`call` with what the shortcut skips: the input mask passed as
         `mask=`, the layer's name scope (weights built inside get
