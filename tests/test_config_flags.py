@@ -129,3 +129,16 @@ def test_flash_attention_switch_drives_sdpa_kernel(keras_ref):
     np.testing.assert_allclose(off(x, x).detach().numpy(), auto(x, x).detach().numpy(), rtol=1e-5, atol=1e-6)
     gqa = kerasish.layers.GroupedQueryAttention(4, 4, 2, flash_attention=False)
     assert _sdpa_kernels(gqa, x, x) <= {"aten::_scaled_dot_product_attention_math"}
+
+
+def test_dot_product_attention_flash_argument():
+    q = torch.randn(2, 5, 2, 4)
+    kernels = {}
+    for flag in (None, False, True):
+        with torch.profiler.profile() as prof:
+            out = kerasish.ops.dot_product_attention(q, q, q, flash_attention=flag)
+        kernels[flag] = {e.name for e in prof.events() if e.name.startswith("aten::_scaled_dot_product")}
+        kernels[(flag, "out")] = out
+    assert kernels[False] == {"aten::_scaled_dot_product_attention_math"}
+    assert kernels[True] == kernels[None] == {"aten::_scaled_dot_product_flash_attention_for_cpu"}
+    torch.testing.assert_close(kernels[(False, "out")], kernels[(None, "out")], rtol=1e-5, atol=1e-6)
