@@ -36,6 +36,14 @@ def _is_inplace(func) -> bool:
     return name.endswith("_") and not name.endswith("__")
 
 
+# attributes of the variable object itself, not of its value
+_OWN_ATTRIBUTES = {
+    getattr(torch.Tensor, name).__get__
+    for name in ("requires_grad", "grad", "is_leaf", "grad_fn", "_version", "_base", "_cdata")
+    if hasattr(getattr(torch.Tensor, name, None), "__get__")
+}
+
+
 class _StatelessMode(TorchFunctionMode):
     def __init__(self, scope):
         super().__init__()
@@ -48,6 +56,8 @@ class _StatelessMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func in _OWN_ATTRIBUTES:
+            return func(*args, **kwargs)
         variable = self.variable
         if args and _is_inplace(func):
             target = args[0]
