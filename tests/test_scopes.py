@@ -319,3 +319,10 @@ def test_stateless_call_matches_keras(keras_ref, rng):
         ours.stateless_call(values[:1], [], torch.as_tensor(x))
     with pytest.raises(ValueError, match="must be built"):
         kerasish.layers.Dense(2).stateless_call([], [], torch.ones(1, 2))
+
+
+def test_model_with_operation_refuses_to_serialize_clearly(tmp_path):
+    inp = kerasish.Input((3,))
+    model = kerasish.Model(inp, _scale_op(kerasish)(2.0)(inp))
+    with pytest.raises(NotImplementedError, match="custom Operation nodes"):
+        model.save(str(tmp_path / "m.keras"))

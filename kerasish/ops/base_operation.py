@@ -27,13 +27,11 @@ class _OperationNode(TorchOpLambda):
         return self.operation.compute_output_spec(*args, **kwargs)
 
     def get_config(self) -> dict:
-        config = self.operation.get_config()
-        if config is None:
-            raise NotImplementedError(
-                f"Operation '{self.operation.name}' ({type(self.operation).__name__}) has no `get_config`, so a "
-                "model using it cannot be serialized."
-            )
-        return config
+        raise NotImplementedError(
+            f"The model holds the `keras.Operation` '{self.operation.name}' ({type(self.operation).__name__}); "
+            "kerasish cannot serialize models with custom Operation nodes yet. Wrap the computation in a custom "
+            "Layer (with `get_config`) to save the model."
+        )
 
 
 class Operation:
