@@ -271,7 +271,9 @@ def _read_group(h5py, group, metadata, inner_path):
         if value.external or value.is_virtual:
             raise ValueError(f"Not allowed: H5 file Dataset with external or virtual storage at {path}")
         if int(np.prod(value.shape, dtype=np.int64)) * value.dtype.itemsize > _MAX_DATASET_BYTES:
-            raise ValueError(f"HDF5 dataset at {path} is too large to load safely (limit is {_MAX_DATASET_BYTES} bytes).")
+            raise ValueError(
+                f"HDF5 dataset at {path} is too large to load safely (limit is {_MAX_DATASET_BYTES} bytes)."
+            )
         out[key] = value[()]
     return out, metadata
 
