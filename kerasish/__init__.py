@@ -23,6 +23,7 @@ from kerasish import preprocessing
 from kerasish import random
 from kerasish import regularizers
 from kerasish import saving
+from kerasish import tree
 from kerasish import utils
 from kerasish.dtype_policies import DTypePolicy
 from kerasish.layers import Input
@@ -43,6 +44,14 @@ _LAZY = {
     "Metric": ("kerasish.metrics", "Metric"),
     "Optimizer": ("kerasish.optimizers", "Optimizer"),
     "Regularizer": ("kerasish.regularizers", "Regularizer"),
+    "Function": ("kerasish.ops.base_operation", "Function"),
+    "Operation": ("kerasish.ops.base_operation", "Operation"),
+    "RematScope": ("kerasish.backend.remat", "RematScope"),
+    "remat": ("kerasish.backend.remat", "remat"),
+    "StatelessScope": ("kerasish.backend.stateless_scope", "StatelessScope"),
+    "SymbolicScope": ("kerasish.backend.stateless_scope", "SymbolicScope"),
+    "device": ("kerasish.backend.device_scope", "device"),
+    "name_scope": ("kerasish.utils.naming", "NameScope"),
 }
 
 
@@ -96,5 +105,6 @@ __all__ = [
     "random",
     "regularizers",
     "saving",
+    "tree",
     "utils",
 ]

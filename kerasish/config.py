@@ -1,6 +1,16 @@
 """`keras.config`: global settings."""
 
 from kerasish.backend.config import enable_unsafe_deserialization
+from kerasish.backend.config import enable_flash_attention
+from kerasish.backend.config import disable_flash_attention
+from kerasish.backend.config import is_flash_attention_enabled
+from kerasish.backend.config import enable_traceback_filtering
+from kerasish.backend.config import disable_traceback_filtering
+from kerasish.backend.config import is_traceback_filtering_enabled
+from kerasish.backend.config import max_epochs
+from kerasish.backend.config import set_max_epochs
+from kerasish.backend.config import max_steps_per_epoch
+from kerasish.backend.config import set_max_steps_per_epoch
 from kerasish.backend.config import epsilon
 from kerasish.backend.config import image_data_format
 from kerasish.backend.config import is_unsafe_deserialization_enabled
@@ -20,6 +30,16 @@ def backend() -> str:
     return "torch"
 
 __all__ = [
+    "enable_flash_attention",
+    "disable_flash_attention",
+    "is_flash_attention_enabled",
+    "enable_traceback_filtering",
+    "disable_traceback_filtering",
+    "is_traceback_filtering_enabled",
+    "max_epochs",
+    "set_max_epochs",
+    "max_steps_per_epoch",
+    "set_max_steps_per_epoch",
     "disable_interactive_logging",
     "enable_interactive_logging",
     "is_interactive_logging_enabled",

@@ -23,6 +23,7 @@ import torch
 from torch._C import _disabled_torch_function_impl
 
 from kerasish.backend import dtypes
+from kerasish.layers import call_context as ctx
 from kerasish.utils import naming
 
 
@@ -115,6 +116,9 @@ class Variable(torch.Tensor):
         data = _initial_tensor(initial_value, shape, dtype)
         if cls is NonTrainableVariable and trainable:
             trainable = False
+        scope_device = ctx.state().device  # `keras.device(...)`
+        if scope_device is not None and data.device != scope_device:
+            data = data.to(scope_device)
         var = torch.Tensor._make_subclass(cls, data, bool(trainable) and data.is_floating_point())
         d = var.__dict__
         d["_kname"] = name if name is not None else "variable"

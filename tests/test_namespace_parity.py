@@ -28,6 +28,7 @@ NAMESPACES = [
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
     "preprocessing", "preprocessing.image", "preprocessing.sequence", "utils.bounding_boxes", "distillation",
+    "tree", "utils.legacy",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -37,23 +38,13 @@ MODULES_ALLOWED = {
     "quantizers": (NOT_WRITTEN, "int8/int4/float8/GPTQ/AWQ quantization"),
     "export": (OTHER_BACKEND, "ExportArchive writes TensorFlow SavedModels"),
     "legacy": (OTHER_BACKEND, "keras.legacy.saving is tf.keras's SavedModel-era serialization"),
-    "tree": (NOT_WRITTEN, "the public keras.tree API (kerasish.utils.tree is internal)"),
     "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
     "wrappers": (NEEDS_DEPS, "SKLearn* wrappers need scikit-learn"),
-    "utils.legacy": (NOT_WRITTEN, "Keras 2 serialize/deserialize_keras_object"),
 }
 
 ALLOWED = {
     "": {
-        "Function": (NOT_WRITTEN, "keras.Function (a symbolic graph callable)"),
-        "Operation": (NOT_WRITTEN, "keras.Operation base class of ops (kerasish ops are functions)"),
         "Quantizer": (NOT_WRITTEN, "quantization"),
-        "RematScope": (NOT_WRITTEN, "rematerialization scopes"),
-        "remat": (NOT_WRITTEN, "rematerialization"),
-        "StatelessScope": (NOT_WRITTEN, "stateless variable scopes (JAX-style functional calls)"),
-        "SymbolicScope": (NOT_WRITTEN, "public symbolic scope"),
-        "device": (NOT_WRITTEN, "keras.device context manager"),
-        "name_scope": (NOT_WRITTEN, "kerasish's internal name scope lacks caller/deduplicate/override_parent"),
         "src": (PRIVATE, "keras.src"),
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
     },
@@ -63,31 +54,18 @@ ALLOWED = {
         "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
         "get_file": (DOWNLOADS, "downloads files"),
-        "legacy": MODULES_ALLOWED["utils.legacy"],
         "model_to_dot": (NEEDS_DEPS, "needs pydot and graphviz"),
         "plot_model": (NEEDS_DEPS, "needs pydot and graphviz"),
     },
     "callbacks": {
         "OrbaxCheckpoint": (OTHER_BACKEND, "Orbax (JAX) checkpoints"),
-        "RemoteMonitor": (NOT_WRITTEN, "posts logs to an HTTP server (needs requests)"),
     },
     "optimizers": {
         "legacy": (OTHER_BACKEND, "tf.keras legacy optimizers (Keras 3 raises there too)"),
     },
-    "saving": {"KerasFileEditor": (NOT_WRITTEN, ".keras file editor")},
     "config": {
-        "disable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
-        "enable_flash_attention": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
-        "is_flash_attention_enabled": (NOT_WRITTEN, "torch's SDPA picks its kernel itself"),
-        "disable_traceback_filtering": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
-        "enable_traceback_filtering": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
-        "is_traceback_filtering_enabled": (NOT_WRITTEN, "kerasish does not filter tracebacks"),
         "is_nnx_enabled": (OTHER_BACKEND, "Flax NNX (JAX)"),
         "set_backend": (TORCH_ONLY, "there is no other backend to switch to"),
-        "max_epochs": (NOT_WRITTEN, "fit would have to honour the global cap"),
-        "set_max_epochs": (NOT_WRITTEN, "fit would have to honour the global cap"),
-        "max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
-        "set_max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
     },
     "dtype_policies": {
         name: (NOT_WRITTEN, "quantized dtype policies")

@@ -12,12 +12,13 @@ from kerasish.callbacks.model_checkpoint import ModelCheckpoint
 from kerasish.callbacks.progbar_logger import Progbar
 from kerasish.callbacks.progbar_logger import ProgbarLogger
 from kerasish.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
+from kerasish.callbacks.remote_monitor import RemoteMonitor
 from kerasish.callbacks.swap_ema_weights import SwapEMAWeights
 from kerasish.callbacks.tensorboard import TensorBoard
 from kerasish.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
     "BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History", "LambdaCallback",
-    "LearningRateScheduler", "ModelCheckpoint", "Progbar", "ProgbarLogger", "ReduceLROnPlateau",
+    "LearningRateScheduler", "ModelCheckpoint", "Progbar", "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor",
     "SwapEMAWeights", "TensorBoard", "TerminateOnNaN",
 ]

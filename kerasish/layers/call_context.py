@@ -36,6 +36,11 @@ not one per field). Its attributes:
 - `cast_cache`: `{(id(layer), name, grad mode): tensor}`, each weight cast
   once per outermost call (an RNN cell called 40 times in a time loop casts
   its kernel once).
+- `device`: the torch device of the innermost `keras.device(...)` scope
+  (weights and variables created inside go there), or None.
+- `stateless`: the innermost active `keras.StatelessScope`, or None.
+- `remat`: the stack of open `keras.RematScope`s (layers created inside
+  record the innermost one).
 - `dirty`: True when `losses` or `cast_cache` may hold something, so that an
   outermost call with nothing to drop reads one flag.
 """
@@ -49,7 +54,8 @@ import weakref
 class _CallState:
     """One thread's call state (see the module docstring)."""
 
-    __slots__ = ("stack", "entry", "losses", "build_device", "symbolic", "scope", "casts", "cast_cache", "dirty")
+    __slots__ = ("stack", "entry", "losses", "build_device", "symbolic", "scope", "casts", "cast_cache", "dirty",
+                 "device", "stateless", "remat")
 
     def __init__(self):
         self.stack = []
@@ -61,6 +67,9 @@ class _CallState:
         self.casts = {}
         self.cast_cache = {}
         self.dirty = False
+        self.device = None
+        self.stateless = None
+        self.remat = []
 
 
 class _ThreadState(threading.local):

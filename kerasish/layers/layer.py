@@ -22,6 +22,7 @@ from torch import nn
 
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
+from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
@@ -269,6 +270,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         d["_plain"] = None  # derived on the first call (`_derive_plain`)
         d["_fast_spec"] = None
         d["_container_attrs"] = set()  # attributes holding tracked Python containers
+        d["_remat_mode"] = remat.get_current_remat_mode()  # `keras.RematScope` open at creation
         from kerasish import regularizers
 
         d["activity_regularizer"] = regularizers.get(activity_regularizer)
@@ -543,7 +545,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
                 return None, symbolic_ops.symbolic_layer_call(self, args, kwargs), None
             input_checks.check_raw_inputs(self, inputs)
-            inputs = tree.convert_inputs(inputs, d["_device_hint"])
+            inputs = tree.convert_inputs(inputs, d["_device_hint"] or _LOCAL.state.device)
             args = (inputs, *args[1:])
         elif inputs.dtype.is_complex:
             input_checks.check_complex(self, inputs)
@@ -565,6 +567,30 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         if d["_plain"] is None:
             self._derive_plain()
         return args, inputs, d["_mixed"] and not autocast
+
+    def stateless_call(self, trainable_variables, non_trainable_variables, *args, return_losses=False, **kwargs):
+        """Runs `call` with the given variable values, changing no variable
+        (Keras 3; JAX-style training loops).
+
+        Args:
+            trainable_variables: Values matching `self.trainable_variables`
+                1:1 (gradients flow to them).
+            non_trainable_variables: Values matching
+                `self.non_trainable_variables` 1:1.
+            *args, **kwargs: The arguments of `call`.
+            return_losses: Also return the losses added during the call.
+
+        Returns:
+            `(outputs, non_trainable_variables)`, with the updated
+            non-trainable values (e.g. BatchNormalization's moving
+            statistics), plus `losses` when `return_losses=True`. The call
+            goes through the layer's usual pipeline (`layer(*args)`), so
+            `training=` reaches the sublayers.
+        """
+        from kerasish.backend import stateless_scope
+
+        return stateless_scope.stateless_call(self, trainable_variables, non_trainable_variables, *args,
+                                              return_losses=return_losses, **kwargs)
 
     def _full_call(self, d, state, args, kwargs, inputs, training, cast_weights):
         """`call` with what the shortcut skips: the input mask passed as
@@ -589,6 +615,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
         try:
             if d["dynamic"]:
                 return eager_call(self, args, kwargs)
+            if d.get("_remat_mode") is not None:  # created inside a `keras.RematScope`
+                return remat.layer_call(self, self.call, args, kwargs, training,
+                                        d["_compute_torch_dtype"] if cast_weights else None)
             return self.call(*args, **kwargs)
         finally:
             stack.pop()
@@ -629,6 +658,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
             and not type(self)._has_compute_mask
             and not self._call_has_mask
             and d.get("_initial_weights") is None
+            and d.get("_remat_mode") is None
         )
 
     def _build_on_first_call(self, inputs):

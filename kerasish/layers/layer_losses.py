@@ -50,6 +50,9 @@ class LayerLossesMixin:
             if not isinstance(loss, torch.Tensor):
                 loss = torch.as_tensor(loss, dtype=torch.float32)
             ctx.record_loss(self, loss)
+            scope = ctx.state().stateless
+            if scope is not None and scope.collect_losses:
+                scope.add_loss(loss)  # `keras.StatelessScope(collect_losses=True)`
 
     def _own_call_losses(self):
         out = ctx.call_losses(self)

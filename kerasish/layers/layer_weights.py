@@ -161,7 +161,9 @@ class LayerWeightsMixin:
         from kerasish import regularizers
 
         init = initializers.get(initializer)
-        device = ctx.state().build_device or self.__dict__.get("_device_hint")
+        state = ctx.state()
+        # a `keras.device` scope wins, as in Keras; else where the inputs were
+        device = state.device or state.build_device or self.__dict__.get("_device_hint")
         if device is not None and torch.device(device).type == "meta":
             device = None  # built while shapes are inferred: real weights, never meta ones
         if device is not None and torch.device(device).type != "cpu":

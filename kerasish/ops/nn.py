@@ -338,7 +338,9 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
 
     `mask` is boolean (True = attend), `bias` is added to the logits,
     `scale` defaults to `1 / sqrt(dim)`. Uses torch's fused kernel when no
-    soft cap is requested.
+    soft cap is requested; `flash_attention=False` keeps it off the flash
+    kernel, `True` allows only the flash kernel (torch raises when it cannot
+    run), `None` lets torch choose.
     """
     q, k, v = (_float(t) for t in (query, key, value))
     if q.ndim != 4:
@@ -360,7 +362,15 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
             attn_mask = (attn_mask & causal) if attn_mask.dtype == torch.bool else attn_mask.masked_fill(
                 ~causal, float("-inf"))
             is_causal = False
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale)
+        if flash_attention is None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale)
+        else:
+            from torch.nn.attention import sdpa_kernel
+
+            from kerasish.backend.config import sdpa_backends
+
+            with sdpa_kernel(sdpa_backends(flash_attention)):
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal, scale=scale)
         return out.transpose(1, 2)
     logits = torch.matmul(q, k.transpose(-1, -2)) * scale
     logits = torch.tanh(logits / attn_logits_soft_cap) * attn_logits_soft_cap

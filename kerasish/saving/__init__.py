@@ -28,6 +28,10 @@ from kerasish.saving.saving_api import save_weights  # noqa: E402
 
 __all__ += ["load_model", "load_weights", "save_model", "save_weights"]
 
+from kerasish.saving.file_editor import KerasFileEditor  # noqa: E402
+
+__all__ += ["KerasFileEditor"]
+
 # Registers `kerasish>keras2_hard_sigmoid` (Keras 2's hard_sigmoid, kept by
 # models loaded from Keras 2 files) so a `.keras` file holding it reloads.
 from kerasish.saving import legacy_config as _legacy_config  # noqa: E402,F401

@@ -484,6 +484,12 @@ class EpochIterator:
     def num_batches(self):
         return self.steps_per_epoch or self._num_batches
 
+    def reset(self):
+        """Starts the next pass from a fresh iterator (Keras resets fit's
+        cached validation iterator before every evaluation)."""
+        self._current = None
+        self._seen = 0
+
     def _warn_ran_out(self):
         warnings.warn(
             "Your input ran out of data; interrupting training. Make sure that your dataset or generator can "

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import torch
 
+from kerasish.backend import config as backend_config
 from kerasish.callbacks.progbar_logger import materialize_logs
 from kerasish.trainers import data_adapters
 from kerasish.trainers import distributed
@@ -67,6 +68,13 @@ class TrainerLoops:
 
     def _epoch_iterator(self, x, y=None, sample_weight=None, batch_size=None, steps=None, shuffle=False,
                         class_weight=None, device=None, run=None):
+        # `keras.config.set_max_steps_per_epoch`: Keras's epoch iterator
+        # replaces `steps` by the cap before building the adapter (fit,
+        # validation, evaluate and predict alike)
+        cap = backend_config.max_steps_per_epoch()
+        if cap and (not steps or cap < steps):
+            warnings.warn(f"Limiting steps_per_epoch to {cap}", stacklevel=3)
+            steps = cap
         adapter = data_adapters.get_data_adapter(
             x, y, sample_weight=sample_weight, batch_size=batch_size, steps_per_epoch=steps, shuffle=shuffle,
             class_weight=class_weight, device=device, shard=run if run is not None and run.auto_shard else None,
@@ -158,6 +166,10 @@ class TrainerLoops:
         every submodule has its mode from before `fit` again.
         """
         self._assert_compile_called("fit")
+        cap = backend_config.max_epochs()
+        if cap and cap < epochs:  # `keras.config.set_max_epochs`, as Keras's trainer
+            warnings.warn(f"Limiting epochs to {cap}", stacklevel=2)
+            epochs = cap
         if validation_split and validation_data is None:
             (x, y, sample_weight), validation_data = data_adapters.train_validation_split(
                 (x, y, sample_weight), validation_split
@@ -264,6 +276,7 @@ class TrainerLoops:
         if use_cached:
             run = self._dist_run
             iterator = self._eval_epoch_iterator
+            iterator.reset()
         else:
             run = distributed.current_run(self)
             iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps, False, None, device, run)

@@ -6,6 +6,7 @@ from kerasish.utils.data_utils import normalize
 from kerasish.utils.data_utils import pad_sequences
 from kerasish.utils.data_utils import set_random_seed
 from kerasish.utils.data_utils import to_categorical
+from kerasish.utils import legacy
 from kerasish.utils.naming import reset_uids as _reset_uids
 from kerasish.utils.py_dataset import PyDataset
 from kerasish.utils.py_dataset import Sequence
@@ -90,6 +91,7 @@ __all__ = [
     *_LAZY,
     "bounding_boxes",
     "Progbar",
+    "legacy",
     "PyDataset",
     "Sequence",
     "clear_session",

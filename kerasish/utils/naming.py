@@ -43,7 +43,72 @@ def reset_uids() -> None:
 
 
 def current_path(name: str) -> str:
-    return "/".join([*ctx.state().scope, name])
+    """`name` under the open scopes. Entries are layer names (strings, the
+    per-call path) or public `NameScope`s, whose `override_parent` replaces
+    everything opened before them."""
+    scope = ctx.state().scope
+    parts = []
+    for entry in scope:
+        if type(entry) is str:
+            parts.append(entry)
+        else:
+            if entry.override_parent is not None:
+                parts = [p for p in entry.override_parent.split("/") if p]
+            parts.append(entry.name)
+    parts.append(name)
+    return "/".join(parts)
+
+
+class NameScope:
+    """`keras.name_scope`: a sub-namespace for the paths of the variables
+    (and layer weights) created inside.
+
+    >>> with keras.name_scope("block"):
+    ...     v = keras.Variable(1.0, name="w")
+    >>> v.path
+    'block/w'
+
+    Args:
+        name: The scope's name: a string without "/".
+        caller: Optional object opening the scope (a layer).
+        deduplicate: When `True` (default) and the innermost open scope has
+            the same `name` and the same `caller`, no new level is opened;
+            and a `caller` with a `_parent_path` reopens its scope under that
+            path.
+        override_parent: An absolute path that replaces the scopes opened
+            before this one.
+    """
+
+    __slots__ = ("name", "caller", "deduplicate", "override_parent", "_pushed")
+
+    def __init__(self, name, caller=None, deduplicate=True, override_parent=None):
+        if not isinstance(name, str) or "/" in name:
+            raise ValueError(
+                "Argument `name` must be a string and cannot contain character `/`. "
+                f"Received: name={name}"
+            )
+        self.name = name
+        self.caller = caller
+        self.deduplicate = deduplicate
+        if override_parent is None and deduplicate and getattr(caller, "_parent_path", None) is not None:
+            override_parent = caller._parent_path
+        self.override_parent = override_parent
+        self._pushed = False
+
+    def __enter__(self):
+        scope = ctx.state().scope
+        if self.deduplicate and scope and self.caller is not None:
+            top = scope[-1]
+            if type(top) is NameScope and top.caller is self.caller and top.name == self.name:
+                return self
+        scope.append(self)
+        self._pushed = True
+        return self
+
+    def __exit__(self, *exc):
+        if self._pushed:
+            self._pushed = False
+            ctx.state().scope.pop()
 
 
 class name_scope:

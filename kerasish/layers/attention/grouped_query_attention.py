@@ -31,8 +31,9 @@ class GroupedQueryAttention(MultiHeadAttention):
         use_bias: Whether the projections have biases. Defaults to True.
         sliding_window: None or a positive int: each query attends only to
             keys less than this many positions away. Defaults to None.
-        flash_attention: Accepted for Keras compatibility (torch chooses the
-            SDPA kernel). Defaults to None.
+        flash_attention: The SDPA kernel choice, as in `MultiHeadAttention`
+            (`None`: torch decides, or off the flash kernel after
+            `keras.config.disable_flash_attention()`). Defaults to None.
         kernel_initializer, bias_initializer, kernel_regularizer,
         bias_regularizer, activity_regularizer, kernel_constraint,
         bias_constraint: As in `Dense`, for every projection.

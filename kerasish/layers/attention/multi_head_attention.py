@@ -7,10 +7,12 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import sdpa_kernel
 
 from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
+from kerasish.backend import config as backend_config
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.attention.base_attention import EinsumProjection
 from kerasish.layers.attention.base_attention import additive_mask
@@ -59,8 +61,14 @@ class MultiHeadAttention(Layer):
             features). Defaults to all axes between batch and features.
         sliding_window: Optional int: only keys with `|i - j| < sliding_window`
             are attended. Defaults to None.
-        flash_attention: Accepted for Keras compatibility; torch picks its
-            SDPA kernel itself. Defaults to None.
+        flash_attention: `None` lets torch's `F.scaled_dot_product_attention`
+            pick its kernel; `False` keeps it off the flash kernel
+            (`sdpa_kernel` with the other backends: math on CPU); `True`
+            allows only the flash kernel (torch raises when it cannot run).
+            As in Keras, `None` takes `keras.config.disable_flash_attention()`
+            into account when the layer is created (an explicit `False` is
+            honoured even while the global setting is enabled, where Keras
+            3.15 lets torch decide). Defaults to None.
         kernel_initializer, bias_initializer: Defaults to "glorot_uniform",
             "zeros".
         kernel_regularizer, bias_regularizer, activity_regularizer,
@@ -149,6 +157,10 @@ class MultiHeadAttention(Layer):
                 "Dropout is not supported when flash attention is enabled. Please set dropout to 0.0 to use "
                 "flash attention."
             )
+        # read once, as Keras does; unlike Keras's `flash_attention or
+        # is_flash_attention_enabled()`, an explicit False is honoured
+        if flash_attention is None:
+            flash_attention = backend_config.is_flash_attention_enabled()
         self._flash_attention = flash_attention
         if isinstance(attention_axes, int):
             attention_axes = (attention_axes,)
@@ -454,9 +466,15 @@ class MultiHeadAttention(Layer):
             while mask.ndim < 4:
                 mask = mask.unsqueeze(self._mask_axis)
             attn_mask = additive_mask(mask, q.dtype)
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=causal_only, scale=self._inverse_sqrt_key_dim
-        )
+        if self._flash_attention is None:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=attn_mask, is_causal=causal_only, scale=self._inverse_sqrt_key_dim
+            )
+        else:
+            with sdpa_kernel(backend_config.sdpa_backends(self._flash_attention)):
+                out = F.scaled_dot_product_attention(
+                    q, k, v, attn_mask=attn_mask, is_causal=causal_only, scale=self._inverse_sqrt_key_dim
+                )
         out = out.transpose(1, 2)
         if mask is not None and self._dropout > 0.0:
             # Keras runs this case through its masked softmax: rows with no
