@@ -76,7 +76,9 @@ def abs_max_quantize(inputs, axis, value_range=(-127, 127), dtype="int8", epsilo
     if not x.is_floating_point():
         x = x.to(dtypes.to_torch_dtype(dtypes.floatx()))
     axes = _axes(axis, x.dim())
-    scale = value_range[1] / (torch.amax(x.abs(), dim=axes, keepdim=True) + epsilon)
+    # a true division (torch's `scalar / tensor` multiplies by a reciprocal: 1 ulp off Keras)
+    amax = torch.amax(x.abs(), dim=axes, keepdim=True) + epsilon
+    scale = torch.div(torch.tensor(value_range[1], dtype=amax.dtype, device=amax.device), amax)
     scale = scale.to(x.dtype)
     outputs = torch.clamp(torch.round(x * scale), value_range[0], value_range[1])
     return outputs.to(dtypes.to_torch_dtype(dtype)), scale
@@ -160,7 +162,7 @@ def abs_max_quantize_grouped_with_zero_point(
     if to_numpy:
         min_val = groups.amin(dim=1, keepdim=True)
         max_val = groups.amax(dim=1, keepdim=True)
-        scale = (max_val - min_val + epsilon) / (qmax - qmin)
+        scale = torch.div(max_val - min_val + epsilon, torch.tensor(qmax - qmin, dtype=max_val.dtype))
         zero = torch.clamp(torch.round(-min_val / scale) + qmin, qmin, qmax)
     else:
         bits = int(math.log2(qmax - qmin + 1))
@@ -215,8 +217,8 @@ def _adjust_and_nudge(min_range, max_range, num_bits, narrow_range):
     quant_max = (1 << num_bits) - 1
     quant_min = 1 if narrow_range else 0
     diff = max_range - min_range
-    scale = diff / (quant_max - quant_min)
-    inv_scale = (quant_max - quant_min) / diff
+    scale = torch.div(diff, torch.tensor(quant_max - quant_min, dtype=diff.dtype, device=diff.device))
+    inv_scale = torch.div(torch.tensor(quant_max - quant_min, dtype=diff.dtype, device=diff.device), diff)
     zero_point = torch.clamp(quant_min - min_range / scale, quant_min, quant_max)
     nudged_zero = torch.round(zero_point)
     return (quant_min - nudged_zero) * scale, (quant_max - nudged_zero) * scale, scale, inv_scale
