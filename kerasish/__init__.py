@@ -19,6 +19,7 @@ from kerasish import mixed_precision
 from kerasish import ops
 from kerasish import optimizers
 from kerasish import preprocessing
+from kerasish import quantizers
 from kerasish import random
 from kerasish import regularizers
 from kerasish import saving
@@ -41,6 +42,7 @@ _LAZY = {
     "KerasTensor": ("kerasish.backend.keras_tensor", "KerasTensor"),
     "Metric": ("kerasish.metrics", "Metric"),
     "Optimizer": ("kerasish.optimizers", "Optimizer"),
+    "Quantizer": ("kerasish.quantizers", "Quantizer"),
     "Regularizer": ("kerasish.regularizers", "Regularizer"),
 }
 
@@ -91,6 +93,7 @@ __all__ = [
     "ops",
     "optimizers",
     "preprocessing",
+    "quantizers",
     "random",
     "regularizers",
     "saving",

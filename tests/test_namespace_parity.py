@@ -27,14 +27,13 @@ NAMESPACES = [
     "", "ops", "ops.nn", "ops.image", "ops.linalg", "ops.numpy", "random", "utils", "callbacks", "losses",
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
-    "preprocessing", "preprocessing.image", "preprocessing.sequence",
+    "preprocessing", "preprocessing.image", "preprocessing.sequence", "quantizers",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
 MODULES_ALLOWED = {
     "applications": (DOWNLOADS, "the model zoo is only useful with its pretrained ImageNet weights"),
     "datasets": (DOWNLOADS, "mnist, cifar10, imdb, ... download their data"),
-    "quantizers": (NOT_WRITTEN, "int8/int4/float8/GPTQ/AWQ quantization"),
     "export": (OTHER_BACKEND, "ExportArchive writes TensorFlow SavedModels"),
     "legacy": (OTHER_BACKEND, "keras.legacy.saving is tf.keras's SavedModel-era serialization"),
     "tree": (NOT_WRITTEN, "the public keras.tree API (kerasish.utils.tree is internal)"),
@@ -48,7 +47,6 @@ ALLOWED = {
     "": {
         "Function": (NOT_WRITTEN, "keras.Function (a symbolic graph callable)"),
         "Operation": (NOT_WRITTEN, "keras.Operation base class of ops (kerasish ops are functions)"),
-        "Quantizer": (NOT_WRITTEN, "quantization"),
         "RematScope": (NOT_WRITTEN, "rematerialization scopes"),
         "remat": (NOT_WRITTEN, "rematerialization"),
         "StatelessScope": (NOT_WRITTEN, "stateless variable scopes (JAX-style functional calls)"),
@@ -101,9 +99,12 @@ ALLOWED = {
         "set_max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
     },
     "dtype_policies": {
-        name: (NOT_WRITTEN, "quantized dtype policies")
-        for name in ("AWQDTypePolicy", "GPTQDTypePolicy", "Int4DTypePolicy", "QuantizedDTypePolicy",
-                     "QuantizedFloat8DTypePolicy", "DTypePolicyMap")
+        "AWQDTypePolicy": (NOT_WRITTEN, "AWQ quantization (activation-aware calibration) is not implemented"),
+        "GPTQDTypePolicy": (NOT_WRITTEN, "GPTQ quantization (Hessian-based calibration) is not implemented"),
+    },
+    "quantizers": {
+        "AWQConfig": (NOT_WRITTEN, "AWQ quantization (activation-aware calibration) is not implemented"),
+        "GPTQConfig": (NOT_WRITTEN, "GPTQ quantization (Hessian-based calibration) is not implemented"),
     },
     "preprocessing": {
         "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
