@@ -1,0 +1,46 @@
+"""`Model.quantize`: quantize every leaf layer that supports it."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+
+def should_quantize_layer(layer, filters) -> bool:
+    """Keras's filter rule: a regex (or list of regexes) searched in the
+    layer's name, or a callable on the layer; None lets every layer through."""
+    if filters is None:
+        return True
+    if isinstance(filters, str):
+        return bool(re.search(filters, layer.name))
+    if isinstance(filters, (list, tuple)):
+        return any(re.search(pattern, layer.name) for pattern in filters)
+    if callable(filters):
+        return filters(layer)
+    return True
+
+
+def quantize_model(model, mode, config, filters, **kwargs) -> None:
+    type_check = kwargs.pop("type_check", True)
+    if kwargs:
+        raise ValueError(f"Unrecognized keyword arguments passed to {type(model).__name__}: {kwargs}")
+    if filters is not None and not isinstance(filters, (str, list, tuple)) and not callable(filters):
+        raise ValueError(
+            f"The `filters` argument must be a regex string, a list of regex strings, or a callable. Received: "
+            f"{type(filters)}"
+        )
+    if mode in ("gptq", "awq") or type(config).__name__ in ("GPTQConfig", "AWQConfig"):
+        raise NotImplementedError(
+            f"kerasish does not implement {str(mode or type(config).__name__).upper()} quantization. "
+            f"Received: mode={mode}"
+        )
+    for layer in model._flatten_layers():
+        if not should_quantize_layer(layer, filters):
+            continue
+        if len(list(layer._flatten_layers())) == 1:
+            try:
+                layer.quantize(mode, type_check=type_check, config=config)
+            except NotImplementedError as e:
+                warnings.warn(str(e), stacklevel=3)
+            except AttributeError:
+                pass
