@@ -105,13 +105,16 @@ class _QDQInputs(torch.autograd.Function):
 
 class _QDQOutputsGrad(torch.autograd.Function):
     """Identity forward; the incoming gradient is quantize-dequantized to
-    float8_e5m2 and the scale / amax history variables are overwritten with
-    their updates."""
+    float8_e5m2 and, in training, the scale / amax history variables are
+    overwritten with their updates. (Keras hands the updates to its optimizer
+    as "gradients"; kerasish writes them in the backward pass, so a custom
+    torch loop needs no optimizer support for them.)"""
 
     @staticmethod
-    def forward(ctx, x, scale_var, amax_var, compute_dtype):
+    def forward(ctx, x, scale_var, amax_var, compute_dtype, training):
         ctx.vars = (scale_var, amax_var)
         ctx.compute_dtype = compute_dtype
+        ctx.training = training
         return x.view_as(x)
 
     @staticmethod
@@ -120,14 +123,15 @@ class _QDQOutputsGrad(torch.autograd.Function):
         with torch.no_grad():
             scale, history = scale_var.detach().clone(), amax_var.detach().clone()
             qdq = quantize_and_dequantize(upstream, scale, "float8_e5m2", ctx.compute_dtype)
-            for var, value in zip(ctx.vars, _float8_updates(upstream, scale, history, "float8_e5m2")):
-                var.copy_(value)
-        return qdq, None, None, None
+            if ctx.training:
+                for var, value in zip(ctx.vars, _float8_updates(upstream, scale, history, "float8_e5m2")):
+                    var.copy_(value)
+        return qdq, None, None, None, None
 
 
 def float8_qdq_inputs(x, scale_var, amax_var, compute_dtype, training):
     return _QDQInputs.apply(x, scale_var, amax_var, compute_dtype, bool(training))
 
 
-def float8_qdq_outputs_grad(x, scale_var, amax_var, compute_dtype):
-    return _QDQOutputsGrad.apply(x, scale_var, amax_var, compute_dtype)
+def float8_qdq_outputs_grad(x, scale_var, amax_var, compute_dtype, training):
+    return _QDQOutputsGrad.apply(x, scale_var, amax_var, compute_dtype, bool(training))

@@ -16,20 +16,6 @@ from kerasish.saving.serialization_lib import serialize_keras_object
 from kerasish.utils.argument_validation import as_int
 
 
-def check_lora_and_quantization(layer_name: str, lora_rank, quantization_config) -> None:
-    """LoRA and quantization are Keras 3 features kerasish does not have yet:
-    accepted as arguments (so configs load) but refused when switched on."""
-    if lora_rank:
-        raise NotImplementedError(
-            f"`{layer_name}`: LoRA is not supported by kerasish yet. Received: lora_rank={lora_rank}"
-        )
-    if quantization_config is not None:
-        raise NotImplementedError(
-            f"`{layer_name}`: quantization is not supported by kerasish yet. "
-            f"Received: quantization_config={quantization_config}"
-        )
-
-
 class Dense(DenseQuantization, Layer):
     """Just your regular densely-connected NN layer.
 

@@ -197,7 +197,8 @@ class DenseQuantization:
             quantized_ops.float8_qdq_inputs(inputs, self.inputs_scale, self.inputs_amax_history, compute, training),
             quantized_ops.float8_qdq_inputs(self.kernel, self.kernel_scale, self.kernel_amax_history, compute, training),
         )
-        x = quantized_ops.float8_qdq_outputs_grad(x, self.outputs_grad_scale, self.outputs_grad_amax_history, compute)
+        x = quantized_ops.float8_qdq_outputs_grad(x, self.outputs_grad_scale, self.outputs_grad_amax_history, compute,
+                                                  training)
         if self.bias is not None:
             x = x + float8_bias(self, self.bias)
         if self._act is not None:
