@@ -167,15 +167,17 @@ class DenseQuantization:
         compute = self.compute_dtype
         if mode == "float8":
             return self._float8_call(inputs, training)
+        # float variables are autocast to the compute dtype, as Keras does
+        scale = self.kernel_scale.to(self._compute_torch_dtype)
         if mode == "int8":
-            x = quantized_ops.quantized_matmul(inputs, self.kernel, self.kernel_scale, self.inputs_quantizer, compute)
+            x = quantized_ops.quantized_matmul(inputs, self.kernel, scale, self.inputs_quantizer, compute)
         elif mode == "int4":
             unpacked = self._unpacked_kernel()
             if self._int4_block_size is None or self._int4_block_size == -1:
-                x = quantized_ops.quantized_matmul(inputs, unpacked, self.kernel_scale, self.inputs_quantizer, compute)
+                x = quantized_ops.quantized_matmul(inputs, unpacked, scale, self.inputs_quantizer, compute)
             else:
                 float_kernel = quantizers.quantizers.dequantize_with_sz_map(
-                    unpacked, self.kernel_scale, self.kernel_zero, self.g_idx, group_axis=0).to(self._compute_torch_dtype)
+                    unpacked, scale, self.kernel_zero, self.g_idx, group_axis=0).to(self._compute_torch_dtype)
                 x = torch.matmul(inputs, float_kernel)
         else:
             raise self._quantization_mode_error(mode)

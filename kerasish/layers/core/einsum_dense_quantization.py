@@ -236,13 +236,14 @@ class EinsumDenseQuantization:
     # ----------------------------------------------------------------- calls
     def _dequantized_kernel(self):
         compute = self._compute_torch_dtype
+        scale = self.kernel_scale.to(compute)  # autocast, as Keras
         if self.quantization_mode == "int8":
-            return self.kernel.to(compute) / scale_for_kernel(self.kernel_scale, self._quant_info()["kernel"])
+            return self.kernel.to(compute) / scale_for_kernel(scale, self._quant_info()["kernel"])
         unpacked = quantizers.unpack_int4(self.kernel, self._int4_columns, axis=-1)
         if self._int4_block_size is None:
-            float_kernel = unpacked.to(compute) / self.kernel_scale
+            float_kernel = unpacked.to(compute) / scale
         else:
-            float_kernel = dequantize_with_sz_map(unpacked, self.kernel_scale, self.kernel_zero, self.g_idx,
+            float_kernel = dequantize_with_sz_map(unpacked, scale, self.kernel_zero, self.g_idx,
                                                   group_axis=0).to(compute)
         return float_kernel.reshape(self.original_kernel_shape)
 
@@ -261,7 +262,7 @@ class EinsumDenseQuantization:
                 xq, inputs_scale = quantizer(x, axis=tuple(info["input"]["reduced"]))
                 inputs_scale = scale_for_output(inputs_scale, info["input"])
                 y = _einsum_int8(equation, xq, self.kernel).to(compute)
-                return y / (inputs_scale * self.kernel_scale)
+                return y / (inputs_scale * self.kernel_scale.to(compute))
             if mode == "int4" and quantizer and self._int4_block_size is None:
                 xq, inputs_scale = quantizer(x, axis=tuple(info["input"]["reduced"]))
                 inputs_scale = scale_for_output(inputs_scale, info["input"])

@@ -117,12 +117,13 @@ class EmbeddingQuantization:
     def _dequantized_rows(self, ids):
         """The float embedding rows of `ids` (int32/int64)."""
         compute = self._compute_torch_dtype
+        table_scale = self.embeddings_scale.to(compute)  # autocast, as Keras
         if self.quantization_mode == "int8":
             out = F.embedding(ids, self.embeddings).to(compute)
-            return out / F.embedding(ids, self.embeddings_scale[:, None])
+            return out / F.embedding(ids, table_scale[:, None])
         unpacked = quantizers.unpack_int4(self.embeddings, self._orig_output_dim, axis=-1)
         out = F.embedding(ids, unpacked)
-        scale = F.embedding(ids, self.embeddings_scale.reshape(self.input_dim, -1))
+        scale = F.embedding(ids, table_scale.reshape(self.input_dim, -1))
         block = self._int4_block_size
         if block is None or block == -1:
             return out.to(compute) / scale
