@@ -105,7 +105,7 @@ def set_global_policy(policy) -> None:
         _global_policy = None
         return
     if isinstance(policy, str):
-        policy = DTypePolicy(policy)
+        policy = get(policy)  # (quantized names such as "int8_from_float32" too, as Keras)
     if not isinstance(policy, DTypePolicy):
         raise ValueError(
             "Invalid `policy` argument. Expected the string name of a policy "

@@ -88,3 +88,19 @@ def test_map_without_default_serializes_like_keras(keras_ref):
     assert configs[1] == configs[0]
     back = dp.deserialize(configs[0])
     assert back["a"].quantization_mode == "int8" and back["a"].name == "int8_from_float32"
+
+
+def test_global_quantized_policy_builds_quantized_layers_like_keras(keras_ref):
+    built = []
+    for lib in (keras_ref, kerasish):
+        lib.config.set_dtype_policy("int8_from_float32")
+        try:
+            dense, embedding = lib.layers.Dense(3), lib.layers.Embedding(5, 3)
+            dense.build((None, 4))
+            embedding.build()
+            built.append([(w.name, str(w.dtype).replace("torch.", "")) for w in dense.weights + embedding.weights]
+                         + [dense.dtype_policy.name, dense.quantization_mode])
+        finally:
+            lib.config.set_dtype_policy("float32")
+    assert built[1] == built[0]
+    assert built[0][-2:] == ["int8_from_float32", "int8"]
