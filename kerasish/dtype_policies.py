@@ -169,6 +169,11 @@ def deserialize(config, custom_objects=None) -> DTypePolicy:
         from kerasish.dtype_policies_quantized import POLICY_CLASSES
 
         cls = (custom_objects or {}).get(name) or POLICY_CLASSES.get(name)
+        if cls is None and name in ("GPTQDTypePolicy", "AWQDTypePolicy"):
+            raise NotImplementedError(
+                f"kerasish does not implement {name[:-len('DTypePolicy')]} quantization, so it cannot load a layer "
+                f"quantized with it. Received: config={config}"
+            )
         if cls is None:
             raise ValueError(f"Unknown dtype policy class: {name!r}. Received: config={config}")
         if name == "DTypePolicyMap":

@@ -104,3 +104,12 @@ def test_global_quantized_policy_builds_quantized_layers_like_keras(keras_ref):
             lib.config.set_dtype_policy("float32")
     assert built[1] == built[0]
     assert built[0][-2:] == ["int8_from_float32", "int8"]
+
+
+def test_gptq_and_awq_policies_are_refused_clearly(keras_ref):
+    for name in ("gptq/4/128_from_float32", "awq/4/128_from_float32"):
+        config = keras_ref.dtype_policies.serialize(keras_ref.dtype_policies.get(name))
+        with pytest.raises(NotImplementedError, match="kerasish does not implement (GPTQ|AWQ) quantization"):
+            dp.deserialize(config)
+        with pytest.raises(NotImplementedError, match="does not implement (GPTQ|AWQ)"):
+            dp.get(name)

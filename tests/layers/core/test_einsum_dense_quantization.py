@@ -138,3 +138,23 @@ def test_einsum_lora_rank_argument_matches_keras(keras_ref):
     ours.build((None, 3))
     assert (ours.lora_rank, ours.lora_alpha) == (ref.lora_rank, ref.lora_alpha) == (2, 8)
     assert [w.name for w in ours.trainable_weights] == [w.name for w in ref.trainable_weights]
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4", "float8"])
+def test_ellipsis_equation_equals_quantized_dense(mode):
+    # Keras 3.15 cannot quantize "...b,bc->...c" (its axis analysis fails on
+    # the elided rank); the reference here is the Keras-verified Dense
+    rng = np.random.default_rng(6)
+    weights = [rng.standard_normal((12, 6)).astype("float32"), rng.standard_normal(6).astype("float32")]
+    einsum = kerasish.layers.EinsumDense("...b,bc->...c", (6,), bias_axes="c")
+    einsum.build((None, 3, 12))
+    dense = kerasish.layers.Dense(6)
+    dense.build((None, 12))
+    for layer in (einsum, dense):
+        layer.set_weights(weights)
+        layer.quantize(mode)
+    for w_e, w_d in zip(einsum.get_weights(), dense.get_weights()):
+        np.testing.assert_array_equal(w_e.reshape(w_d.shape), w_d)  # (an int8 scale keeps the elided axes as 1s)
+    x = torch.tensor(rng.standard_normal((2, 3, 12)).astype("float32"))
+    # int8 quantizes the inputs per (batch, position) row in both layers
+    np.testing.assert_allclose(_np(einsum(x)), _np(dense(x)), rtol=1e-6, atol=1e-6)
