@@ -31,6 +31,10 @@ SERIALIZATION_SPEC = {
 class EmbeddingQuantization:
     """Quantization and LoRA for `Embedding` (mixed into the layer)."""
 
+    def _serialization_spec(self):
+        """Keras's save order of this mode's variables."""
+        return SERIALIZATION_SPEC[self.quantization_mode]
+
     def _quantization_mode_error(self, mode):
         return NotImplementedError(
             f"Invalid quantization mode. Expected one of ('int8', 'int4'). Received: quantization_mode={mode}"
@@ -65,15 +69,18 @@ class EmbeddingQuantization:
             raise self._quantization_mode_error(mode)
         self.__dict__["_is_quantized"] = True
 
+    def _quantizable_class(self):
+        from kerasish.layers.core.embedding import Embedding
+
+        return Embedding  # subclasses are refused unless `type_check=False`, as in Keras
+
     def quantize(self, mode=None, type_check=True, config=None):
         """Quantizes the built layer's embeddings in place ("int8" or
         "int4") and switches its dtype policy, as Keras does."""
         from kerasish import dtype_policies
-        from kerasish.layers.core.embedding import Embedding
-        from kerasish.quantizers.quantization_config import Int4QuantizationConfig
         from kerasish.quantizers.quantization_config import validate_and_resolve_config
 
-        if type_check and type(self) is not Embedding:
+        if type_check and type(self) is not self._quantizable_class():
             raise self._not_implemented_error(self.quantize)
         config = validate_and_resolve_config(mode, config)
         mode = config.mode
@@ -81,30 +88,7 @@ class EmbeddingQuantization:
         if mode not in ("int8", "int4"):
             raise self._quantization_mode_error(mode)
         self.quantization_config = config
-        table = self.embeddings.detach()
-        shape = tuple(table.shape)
-        zero = None
-        if mode == "int8":
-            quantizer = QuantizationConfig.weight_quantizer_or_default(config, quantizers.AbsMaxQuantizer(axis=-1))
-            values, scale = quantizer(table, to_numpy=True)
-            scale = scale.squeeze(-1)
-        else:
-            block = config.block_size if isinstance(config, Int4QuantizationConfig) else None
-            if block is None or block == -1:
-                quantizer = QuantizationConfig.weight_quantizer_or_default(
-                    config, quantizers.AbsMaxQuantizer(axis=-1, value_range=(-8, 7), output_dtype="int8"))
-                values, scale = quantizer(table, to_numpy=True)
-                scale = scale.squeeze(-1)
-            else:
-                values, scale, zero = _grouped_rows(table, block)
-            values = quantizers.pack_int4(values, axis=-1)[0]
-        del self.embeddings
-        self._quantized_build(shape, mode, config)
-        with torch.no_grad():
-            self.embeddings.copy_(values)
-            self.embeddings_scale.copy_(scale)
-            if zero is not None:
-                self.embeddings_zero.copy_(zero)
+        self._quantize_variables(mode, config)
         if self.dtype_policy.quantization_mode is None:
             name = mode
             if mode == "int4":
@@ -113,6 +97,41 @@ class EmbeddingQuantization:
             self.__dict__["_dtype_policy"] = dtype_policies.get(f"{name}_from_{self.dtype_policy.name}")
             self._set_dtype_fast_path()
         self.__dict__["_plain"] = None
+
+    def _quantize_variables(self, mode, config):
+        table = self.embeddings.detach()
+        shape = tuple(table.shape)
+        values, scale, zero = self._quantize_table(table, mode, config)
+        del self.embeddings
+        self._quantized_build(shape, mode, config)
+        with torch.no_grad():
+            self.embeddings.copy_(values)
+            self.embeddings_scale.copy_(scale)
+            if zero is not None:
+                self.embeddings_zero.copy_(zero)
+
+    @staticmethod
+    def _quantize_table(table, mode, config):
+        """`(values, scale, zero)` of an `(input_dim, output_dim)` table: one
+        scale per row (int8, int4 per-channel) or per row and group of
+        `block_size` columns (int4 sub-channel); int4 values packed along
+        the columns."""
+        from kerasish.quantizers.quantization_config import Int4QuantizationConfig
+
+        zero = None
+        if mode == "int8":
+            quantizer = QuantizationConfig.weight_quantizer_or_default(config, quantizers.AbsMaxQuantizer(axis=-1))
+            values, scale = quantizer(table, to_numpy=True)
+            return values, scale.squeeze(-1), None
+        block = config.block_size if isinstance(config, Int4QuantizationConfig) else None
+        if block is None or block == -1:
+            quantizer = QuantizationConfig.weight_quantizer_or_default(
+                config, quantizers.AbsMaxQuantizer(axis=-1, value_range=(-8, 7), output_dtype="int8"))
+            values, scale = quantizer(table, to_numpy=True)
+            scale = scale.squeeze(-1)
+        else:
+            values, scale, zero = _grouped_rows(table, block)
+        return quantizers.pack_int4(values, axis=-1)[0], scale, zero
 
     def _dequantized_rows(self, ids):
         """The float embedding rows of `ids` (int32/int64)."""
@@ -198,7 +217,7 @@ class EmbeddingQuantization:
         table, scale, zero = self._table_for_saving()
         values = {"embeddings": table, "embeddings_scale": scale, "embeddings_zero": zero}
         out = []
-        for name in SERIALIZATION_SPEC[self.quantization_mode]:
+        for name in self._serialization_spec():
             value = values[name] if name in values else getattr(self, name, None)
             if value is not None:
                 out.append(value)
@@ -207,8 +226,7 @@ class EmbeddingQuantization:
     def _keras_loaded_variables(self):
         if not self.built or (self.quantization_mode is None and not self.lora_enabled):
             return None
-        return [getattr(self, n) for n in SERIALIZATION_SPEC[self.quantization_mode]
-                if getattr(self, n, None) is not None]
+        return [getattr(self, n) for n in self._serialization_spec() if getattr(self, n, None) is not None]
 
     def _after_keras_load(self):
         if self.lora_enabled:
