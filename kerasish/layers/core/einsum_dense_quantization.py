@@ -19,7 +19,6 @@ import torch
 
 from kerasish import initializers
 from kerasish import quantizers
-from kerasish.backend import dtypes
 from kerasish.layers.core.dense_quantization import SERIALIZATION_SPEC
 from kerasish.layers.core.dense_quantization import float8_bias
 from kerasish.layers.core.dense_quantization import float8_build
@@ -383,5 +382,3 @@ class EinsumDenseQuantization:
                 self.lora_kernel_a.zero_()
                 self.lora_kernel_b.zero_()
 
-
-__all__ = ["EinsumDenseQuantization", "quantization_info", "dtypes"]
