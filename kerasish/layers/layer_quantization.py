@@ -8,7 +8,11 @@ from __future__ import annotations
 class LayerQuantizationMixin:
     @property
     def quantization_mode(self):
-        """The quantization mode of this layer, `None` if not quantized."""
+        """The quantization mode of this layer, `None` if not quantized.
+
+        With a `DTypePolicyMap` as dtype, the entry for the layer's name is
+        used (Keras looks up the layer's `path`, which for a top-level layer
+        is its name; kerasish does not track nested name-scope paths)."""
         policy = self._dtype_policy
         from kerasish.dtype_policies import DTypePolicyMap
 

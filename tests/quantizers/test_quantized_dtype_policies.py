@@ -113,3 +113,26 @@ def test_gptq_and_awq_policies_are_refused_clearly(keras_ref):
             dp.deserialize(config)
         with pytest.raises(NotImplementedError, match="does not implement (GPTQ|AWQ)"):
             dp.get(name)
+
+
+def test_layer_with_a_policy_map_takes_its_entry():
+    import numpy as np
+    import torch
+
+    policy_map = dp.DTypePolicyMap(default_policy="float32", policy_map={"proj": "int8_from_float32"})
+    mapped = kerasish.layers.Dense(3, name="proj", dtype=policy_map)
+    mapped.build((None, 4))
+    other = kerasish.layers.Dense(3, name="other", dtype=policy_map)
+    other.build((None, 4))
+    assert mapped.quantization_mode == "int8" and str(mapped.kernel.dtype) == "torch.int8"
+    assert other.quantization_mode is None and other.kernel.dtype == torch.float32
+    # the same values as a float layer quantized in place (the Keras-checked path)
+    reference = kerasish.layers.Dense(3)
+    reference.build((None, 4))
+    reference.quantize("int8")
+    mapped.set_weights(reference.get_weights())
+    x = torch.tensor(np.random.default_rng(0).standard_normal((2, 4)).astype("float32"))
+    torch.testing.assert_close(mapped(x), reference(x), rtol=0, atol=0)
+    clone = kerasish.layers.Dense.from_config(mapped.get_config())
+    clone.build((None, 4))
+    assert isinstance(clone.dtype_policy, dp.DTypePolicyMap) and clone.quantization_mode == "int8"
