@@ -20,7 +20,7 @@ class LayerQuantizationMixin:
             policy = policy[self.name]
         return policy.quantization_mode
 
-    def quantize(self, mode=None, type_check=True, config=None):
+    def quantize(self, mode=None, config=None, type_check=True):
         raise self._not_implemented_error(self.quantize)
 
     def _check_quantize_args(self, mode, compute_dtype):

@@ -100,7 +100,7 @@ class DenseQuantization:
         self.__dict__["_orig_output_dim"] = output_dim
 
     # ------------------------------------------------------------- quantize()
-    def quantize(self, mode=None, type_check=True, config=None):
+    def quantize(self, mode=None, config=None, type_check=True):
         """Quantizes the built layer's kernel in place ("int8", "int4" or
         "float8"; or pass a `QuantizationConfig` as `config`) and switches
         its dtype policy to `"<mode>_from_<policy>"`, as Keras does."""
@@ -109,11 +109,11 @@ class DenseQuantization:
         from kerasish.quantizers.quantization_config import Int4QuantizationConfig
         from kerasish.quantizers.quantization_config import validate_and_resolve_config
 
-        if type_check and type(self) is not Dense:
-            raise self._not_implemented_error(self.quantize)
         config = validate_and_resolve_config(mode, config)
         mode = config.mode
         self._check_quantize_args(mode, self.compute_dtype)
+        if type_check and type(self) is not Dense:
+            raise self._not_implemented_error(self.quantize)
         self.quantization_config = config
         kernel = self.kernel.detach()
         kernel_shape = tuple(kernel.shape)

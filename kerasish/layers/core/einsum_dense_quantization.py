@@ -179,7 +179,7 @@ class EinsumDenseQuantization:
             raise self._quantization_mode_error(mode)
         self.__dict__["_is_quantized"] = True
 
-    def quantize(self, mode=None, type_check=True, config=None):
+    def quantize(self, mode=None, config=None, type_check=True):
         """Quantizes the built layer's kernel in place ("int8", "int4" or
         "float8") and switches its dtype policy, as Keras does."""
         from kerasish import dtype_policies
@@ -187,11 +187,11 @@ class EinsumDenseQuantization:
         from kerasish.quantizers.quantization_config import Int4QuantizationConfig
         from kerasish.quantizers.quantization_config import validate_and_resolve_config
 
-        if type_check and type(self) is not EinsumDense:
-            raise self._not_implemented_error(self.quantize)
         config = validate_and_resolve_config(mode, config)
         mode = config.mode
         self._check_quantize_args(mode, self.compute_dtype)
+        if type_check and type(self) is not EinsumDense:
+            raise self._not_implemented_error(self.quantize)
         self.quantization_config = config
         kernel = self.kernel.detach()
         kernel_shape = tuple(kernel.shape)

@@ -74,17 +74,17 @@ class EmbeddingQuantization:
 
         return Embedding  # subclasses are refused unless `type_check=False`, as in Keras
 
-    def quantize(self, mode=None, type_check=True, config=None):
+    def quantize(self, mode=None, config=None, type_check=True):
         """Quantizes the built layer's embeddings in place ("int8" or
         "int4") and switches its dtype policy, as Keras does."""
         from kerasish import dtype_policies
         from kerasish.quantizers.quantization_config import validate_and_resolve_config
 
-        if type_check and type(self) is not self._quantizable_class():
-            raise self._not_implemented_error(self.quantize)
         config = validate_and_resolve_config(mode, config)
         mode = config.mode
         self._check_quantize_args(mode, self.compute_dtype)
+        if type_check and type(self) is not self._quantizable_class():
+            raise self._not_implemented_error(self.quantize)
         if mode not in ("int8", "int4"):
             raise self._quantization_mode_error(mode)
         self.quantization_config = config
