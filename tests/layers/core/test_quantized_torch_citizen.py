@@ -51,3 +51,24 @@ def test_compile_fullgraph(kind, mode):
     layer, x = _make(kind, mode)
     compiled = torch.compile(layer, fullgraph=True)
     torch.testing.assert_close(compiled(x), layer(x), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4", "float8"])
+def test_dtype_moves_keep_the_quantization(mode):
+    layer, x = _make("Dense", mode)
+    layer.to(torch.bfloat16)
+    assert layer.dtype_policy.name.endswith("_from_bfloat16")
+    assert layer.quantization_mode == mode
+    expected = layer(x)
+    assert expected.dtype == torch.bfloat16
+    layer.to(torch.float32)
+    assert layer.dtype_policy.name.endswith("_from_float32") and layer(x).dtype == torch.float32
+    layer.to("cpu")
+    assert layer.dtype_policy.name.endswith("_from_float32")
+
+
+def test_int8_half_is_refused_before_any_cast():
+    layer, _ = _make("Dense", "int8")
+    with pytest.raises(ValueError, match="doesn't work well with compute_dtype='float16'"):
+        layer.half()
+    assert layer.kernel_scale.dtype == torch.float32 and layer.bias.dtype == torch.float32
