@@ -169,7 +169,7 @@ def deserialize(config, custom_objects=None) -> DTypePolicy:
         from kerasish.dtype_policies_quantized import POLICY_CLASSES
 
         cls = (custom_objects or {}).get(name) or POLICY_CLASSES.get(name)
-        if cls is None and name in ("GPTQDTypePolicy", "AWQDTypePolicy"):
+        if cls is None and name == "AWQDTypePolicy":
             raise NotImplementedError(
                 f"kerasish does not implement {name[:-len('DTypePolicy')]} quantization, so it cannot load a layer "
                 f"quantized with it. Received: config={config}"
@@ -193,6 +193,7 @@ def _quantized_policy_from_name(name):
 
 
 from kerasish.dtype_policies_quantized import DTypePolicyMap  # noqa: E402  (they subclass DTypePolicy)
+from kerasish.dtype_policies_quantized import GPTQDTypePolicy  # noqa: E402
 from kerasish.dtype_policies_quantized import Int4DTypePolicy  # noqa: E402
 from kerasish.dtype_policies_quantized import QuantizedDTypePolicy  # noqa: E402
 from kerasish.dtype_policies_quantized import QuantizedFloat8DTypePolicy  # noqa: E402

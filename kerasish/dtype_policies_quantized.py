@@ -115,6 +115,41 @@ class Int4DTypePolicy(QuantizedDTypePolicy):
         return {"mode": f"int4/{self.block_size}", "source_name": self._source_name}
 
 
+class GPTQDTypePolicy(QuantizedDTypePolicy):
+    """The GPTQ policy: `mode` is `"gptq/<weight_bits>/<group_size>"` (bits
+    2, 3, 4 or 8; group size -1 or positive)."""
+
+    def __init__(self, mode, source_name=None):
+        parts = mode.split("/") if isinstance(mode, str) else []
+        expected = "'gptq/<weight_bits>/<group_size>'"
+        if len(parts) != 3 or parts[0] != "gptq":
+            raise ValueError(f"Invalid mode for GPTQDTypePolicy. Expected format {expected}, but got '{mode}'.")
+        try:
+            weight_bits, group_size = int(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError(
+                "Invalid mode for GPTQDTypePolicy. <weight_bits> and <group_size> must be integers. "
+                f"Expected format {expected}, but got '{mode}'."
+            ) from None
+        if weight_bits not in [2, 3, 4, 8]:
+            raise ValueError(
+                f"Invalid weight_bits in mode. Supported values are 2, 3, 4, and 8, but got {weight_bits} from '{mode}'."
+            )
+        if group_size < -1 or group_size == 0:
+            raise ValueError(
+                "Invalid group_size in mode. Supported values are -1 (whole-tensor) or a positive integer, "
+                f"but got {group_size} from '{mode}'."
+            )
+        super().__init__(mode="gptq", source_name=source_name)
+        self._name = f"{mode}_from_{self._source_name}"
+        self.mode = "gptq"
+        self.weight_bits = weight_bits
+        self.group_size = group_size
+
+    def get_config(self):
+        return {"mode": f"gptq/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
+
+
 def quantized_policy_from_name(policy):
     """`"int8_from_float32"` -> `QuantizedDTypePolicy("int8", "float32")`, etc."""
     if not isinstance(policy, str):
@@ -132,7 +167,9 @@ def quantized_policy_from_name(policy):
         return Int4DTypePolicy(mode, source_name)
     if mode.startswith("float8"):
         return QuantizedFloat8DTypePolicy(mode, source_name)
-    if mode.startswith(("gptq", "awq")):
+    if mode.startswith("gptq"):
+        return GPTQDTypePolicy(mode, source_name)
+    if mode.startswith("awq"):
         raise NotImplementedError(f"kerasish does not implement {mode.split('/')[0].upper()} quantization. "
                                   f"Received: policy={policy}")
     return QuantizedDTypePolicy(mode, source_name)
@@ -285,5 +322,6 @@ POLICY_CLASSES = {
     "QuantizedDTypePolicy": QuantizedDTypePolicy,
     "QuantizedFloat8DTypePolicy": QuantizedFloat8DTypePolicy,
     "Int4DTypePolicy": Int4DTypePolicy,
+    "GPTQDTypePolicy": GPTQDTypePolicy,
     "DTypePolicyMap": DTypePolicyMap,
 }

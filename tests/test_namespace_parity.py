@@ -100,11 +100,9 @@ ALLOWED = {
     },
     "dtype_policies": {
         "AWQDTypePolicy": (NOT_WRITTEN, "AWQ quantization (activation-aware calibration) is not implemented"),
-        "GPTQDTypePolicy": (NOT_WRITTEN, "GPTQ quantization (Hessian-based calibration) is not implemented"),
     },
     "quantizers": {
         "AWQConfig": (NOT_WRITTEN, "AWQ quantization (activation-aware calibration) is not implemented"),
-        "GPTQConfig": (NOT_WRITTEN, "GPTQ quantization (Hessian-based calibration) is not implemented"),
     },
     "preprocessing": {
         "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),

@@ -38,9 +38,9 @@ class LayerQuantizationMixin:
             )
         if mode not in QUANTIZATION_MODES:
             raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. Received: mode={mode}")
-        if mode in ("gptq", "awq"):
+        if mode == "awq":
             raise NotImplementedError(
-                f"Layer '{self.name}': {mode.upper()} quantization is not implemented in kerasish. Received: mode={mode}"
+                f"Layer '{self.name}': AWQ quantization is not implemented in kerasish. Received: mode={mode}"
             )
         if mode == "int8" and compute_dtype == "float16":
             raise ValueError(

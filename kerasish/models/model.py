@@ -263,6 +263,13 @@ class Model(Trainer, Layer):
 
         quantize_model(self, mode, config, filters, **kwargs)
 
+    def get_quantization_layer_structure(self, mode=None):
+        """The topology structure-aware quantization ("gptq") walks:
+        `{"pre_block_layers": [...], "sequential_blocks": [...]}`, or None
+        (the default; override it, or pass the structure in the config)."""
+        del mode
+        return None
+
     # -------------------------------------------------------------- saving
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Saves the model as a Keras 3 `.keras` archive (see `keras.saving.save_model`)."""

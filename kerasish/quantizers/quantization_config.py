@@ -190,6 +190,13 @@ def validate_and_resolve_config(mode, config):
     if mode is not None and config.mode != mode:
         raise ValueError(f"Contradictory arguments: mode='{mode}' but config.mode='{config.mode}'")
     _validate_mode(config.mode)
+    if config.mode == "gptq":
+        from kerasish.quantizers.gptq_config import GPTQConfig
+
+        if not isinstance(config, GPTQConfig):
+            raise ValueError(
+                f"Mode 'gptq' requires a valid `config` argument of type `GPTQConfig`. Received: {type(config)}"
+            )
     return config
 
 

@@ -29,6 +29,7 @@ SERIALIZATION_SPEC = {
     None: ("kernel", "bias"),
     "int8": ("kernel", "bias", "kernel_scale"),
     "int4": ("kernel", "bias", "kernel_scale", "kernel_zero", "g_idx"),
+    "gptq": ("bias", "quantized_kernel", "kernel_scale", "kernel_zero", "g_idx"),
     "float8": (
         "kernel", "bias", "inputs_scale", "inputs_amax_history", "kernel_scale", "kernel_amax_history",
         "outputs_grad_scale", "outputs_grad_amax_history",
@@ -67,9 +68,53 @@ class DenseQuantization:
             self._int4_build(kernel_shape, config)
         elif mode == "float8":
             float8_build(self)
+        elif mode == "gptq":
+            self._gptq_build(kernel_shape, config)
         else:
             raise self._quantization_mode_error(mode)
         self.__dict__["_is_quantized"] = True
+
+    def _gptq_build(self, kernel_shape, config):
+        """GPTQ variables (Keras's layout): the `(units, in)` uint8 kernel
+        (`(ceil(units / 2), in)` packed for 4 bits), `(units, n_groups)`
+        scales and uint8 zero points, and `g_idx`. Until calibration
+        (`model.quantize("gptq", ...)`) the layer computes with its float kernel."""
+        from kerasish.quantizers import gptq_core
+
+        bits = gptq_core.get_weight_bits_for_layer(self, config)
+        group_size = gptq_core.get_group_size_for_layer(self, config)
+        in_dim = kernel_shape[0]
+        rows = (kernel_shape[1] + 1) // 2 if bits == 4 else kernel_shape[1]
+        n_groups = 1 if group_size == -1 else math.ceil(in_dim / group_size)
+        self.__dict__.update(_gptq_bits=bits, _gptq_pending=True)
+        self.quantized_kernel = self.add_weight(name="kernel", shape=(rows, in_dim), initializer="zeros",
+                                                dtype="uint8", trainable=False)
+        self.kernel_scale = self.add_weight(name="kernel_scale", shape=(self.units, n_groups), initializer="ones",
+                                            trainable=False)
+        self.kernel_zero = self.add_weight(name="kernel_zero", shape=(self.units, n_groups), initializer="zeros",
+                                           dtype="uint8", trainable=False)
+        self.g_idx = self.add_weight(name="g_idx", shape=(in_dim,), initializer="zeros", dtype="float32",
+                                     trainable=False)
+
+    def _finish_gptq(self, quantized, scale, zero, g_idx):
+        """Stores GPTQ's result and drops the float kernel (calibrated)."""
+        with torch.no_grad():
+            self.quantized_kernel.copy_(quantized)
+            self.kernel_scale.copy_(scale)
+            self.kernel_zero.copy_(zero)
+            self.g_idx.copy_(g_idx)
+        if "kernel" in self._parameters or "kernel" in self._buffers:
+            del self.kernel
+        self.__dict__["_gptq_pending"] = False
+        self.__dict__["_plain"] = None
+
+    def _gptq_kernel(self):
+        """The dequantized `(in, units)` kernel of a calibrated GPTQ layer."""
+        kernel = self.quantized_kernel
+        if self._gptq_bits == 4:
+            kernel = quantizers.unpack_int4(kernel, self.units, axis=0, dtype="uint8")
+        scale = self.kernel_scale.to(self._compute_torch_dtype)
+        return quantizers.quantizers.dequantize_with_sz_map(kernel, scale, self.kernel_zero, self.g_idx).T
 
     def _int8_build(self, kernel_shape, config=None):
         self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(config, quantizers.AbsMaxQuantizer())
@@ -140,10 +185,14 @@ class DenseQuantization:
             self._assign_quantized(packed, scale, zero)
         elif mode == "float8":
             self._quantized_build(kernel_shape, mode)
+        elif mode == "gptq":
+            if self.lora_enabled:
+                raise NotImplementedError("lora is not currently supported with GPTQ quantization.")
+            self._quantized_build(kernel_shape, mode, config)
         else:
             raise self._quantization_mode_error(mode)
         if self.dtype_policy.quantization_mode is None:
-            name = mode
+            name = config.dtype_policy_string() if mode == "gptq" else mode
             if mode == "int4":
                 block = get_block_size_for_layer(self, config)
                 name = f"int4/{-1 if block is None else block}"
@@ -167,6 +216,14 @@ class DenseQuantization:
         compute = self.compute_dtype
         if mode == "float8":
             return self._float8_call(inputs, training)
+        if mode == "gptq":
+            # the float kernel until calibration (a layer loaded from a file has none)
+            kernel = self._parameters.get("kernel")
+            kernel = self._gptq_kernel() if kernel is None else kernel
+            x = torch.matmul(inputs, kernel)
+            if self.bias is not None:
+                x = x + self.bias
+            return self._act(x) if self._act is not None else x
         # float variables are autocast to the compute dtype, as Keras does
         scale = self.kernel_scale.to(self._compute_torch_dtype)
         if mode == "int8":
@@ -284,6 +341,8 @@ class DenseQuantization:
         when the layer is not built."""
         if not self.built or (self.quantization_mode is None and not self.lora_enabled):
             return None  # the plain order (kernel, bias)
+        if self.quantization_mode == "gptq":
+            return self._keras_loaded_variables()
         kernel, scale, zero = self._kernel_for_saving()
         values = {"kernel": kernel, "kernel_scale": scale, "kernel_zero": zero}
         out = []
@@ -302,6 +361,8 @@ class DenseQuantization:
                 if getattr(self, n, None) is not None]
 
     def _after_keras_load(self):
+        if self.quantization_mode == "gptq":  # a saved GPTQ layer is calibrated
+            self._finish_gptq(self.quantized_kernel, self.kernel_scale, self.kernel_zero, self.g_idx)
         if self.lora_enabled:  # the file holds the merged kernel, as Keras
             with torch.no_grad():
                 self.lora_kernel_a.zero_()

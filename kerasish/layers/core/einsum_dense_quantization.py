@@ -192,6 +192,11 @@ class EinsumDenseQuantization:
         self._check_quantize_args(mode, self.compute_dtype)
         if type_check and type(self) is not EinsumDense:
             raise self._not_implemented_error(self.quantize)
+        if mode == "gptq":
+            raise NotImplementedError(
+                f"Layer '{self.name}': GPTQ quantization of EinsumDense is not implemented in kerasish (Dense layers "
+                "only); `model.quantize('gptq')` leaves this layer in float with this warning."
+            )
         self.quantization_config = config
         kernel = self.kernel.detach()
         kernel_shape = tuple(kernel.shape)

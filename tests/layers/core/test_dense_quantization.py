@@ -238,8 +238,10 @@ def test_model_quantize_filters_and_policy_setter(keras_ref):
     assert modes[1] == modes[0] == ["int8_from_float32", "int4/128_from_float32", "float8_from_float32"]
     with pytest.raises(ValueError, match="filters"):
         _model(kerasish).quantize("int8", filters=3)
-    with pytest.raises(NotImplementedError, match="GPTQ"):
+    with pytest.raises(ValueError, match="For GPTQ, you must pass a `GPTQConfig`"):
         _model(kerasish).quantize("gptq")
+    with pytest.raises(NotImplementedError, match="AWQ"):
+        _model(kerasish).quantize("awq")
 
 
 def test_custom_int8_quantizers_match_keras(keras_ref):
