@@ -120,6 +120,9 @@ class GPTQ:
                                                per_channel=c.per_channel, group_size=c.group_size,
                                                compute_dtype=self.compute_dtype)
 
+    def observe(self, batch):
+        self.update_hessian_with_batch(batch)
+
     def update_hessian_with_batch(self, batch):
         if batch is None:
             raise ValueError("Input tensor cannot be None.")

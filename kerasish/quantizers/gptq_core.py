@@ -17,13 +17,15 @@ from kerasish.quantizers.gptq import GPTQ
 
 
 @contextmanager
-def stream_hessians(layers_map, gptq_objects):
+def stream_inputs(layers_map, objects):
+    """Wraps each layer's `call` so that `objects[name].observe(inputs)`
+    sees every input (as 2D rows) while the block runs."""
     originals = {}
 
     def make_hook(name, original):
         def hook(*args, **kwargs):
             inputs = args[0] if args else kwargs["inputs"]
-            gptq_objects[name].update_hessian_with_batch(inputs.reshape(-1, gptq_objects[name].rows))
+            objects[name].observe(inputs.reshape(-1, objects[name].rows))
             return original(*args, **kwargs)
 
         return hook
@@ -89,16 +91,22 @@ def get_dataloader(tokenizer, sequence_length, dataset, num_samples=128, *, stra
 
 
 def find_layers_in_block(block):
-    """The block's leaf layers set up for GPTQ (`Dense` quantized with
-    mode "gptq"), by name."""
+    """The block's leaf layers waiting for calibration (`Dense` quantized
+    with mode "gptq" or "awq"), by name."""
     found = {}
     for layer in block._flatten_layers():
-        if len(list(layer._flatten_layers())) == 1 and getattr(layer, "_gptq_pending", False):
+        if len(list(layer._flatten_layers())) == 1 and getattr(layer, "_calibration_pending", False):
             found[layer.name] = layer
     return found
 
 
 def apply_gptq_layerwise(dataloader, config, structure, filters=None):
+    apply_layerwise(dataloader, config, structure, filters, lambda layer: GPTQ(layer, config),
+                    lambda obj: obj.quantize_and_correct_layer())
+
+
+def apply_layerwise(dataloader, config, structure, filters, make, finish):
+    """Keras's block-by-block calibration loop (GPTQ and AWQ)."""
     from kerasish.models.model_quantization import should_quantize_layer
 
     num_samples = config.num_samples
@@ -117,13 +125,13 @@ def apply_gptq_layerwise(dataloader, config, structure, filters=None):
         for index, block in enumerate(blocks):
             layers = {n: l for n, l in find_layers_in_block(block).items() if should_quantize_layer(l, filters)}
             if layers:
-                gptq_objects = {name: GPTQ(layer, config) for name, layer in layers.items()}
-                with stream_hessians(layers, gptq_objects):
+                objects = {name: make(layer) for name, layer in layers.items()}
+                with stream_inputs(layers, objects):
                     for i in range(num_samples):
                         x = inputs[i]
                         block(x[None] if x.dim() == 2 else x)
-                for gptq_object in gptq_objects.values():
-                    gptq_object.quantize_and_correct_layer()
+                for obj in objects.values():
+                    finish(obj)
             if index < len(blocks) - 1:
                 outputs = []
                 for i in range(num_samples):

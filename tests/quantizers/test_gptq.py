@@ -132,7 +132,7 @@ def test_kerasish_gptq_uses_its_calibration_data(monkeypatch):
         DATA, Tokenizer(), num_samples=6, sequence_length=10, quantization_layer_structure=structure))
     assert seen == [("b1a", 60, True), ("b1b", 60, True), ("b2a", 60, True)]  # 6 windows x 10 tokens each
     assert "call" not in model.get_layer("block1").layers[0].__dict__  # the hooks are gone
-    assert model.get_layer("head").quantization_mode == "gptq" and model.get_layer("head")._gptq_pending
+    assert model.get_layer("head").quantization_mode == "gptq" and model.get_layer("head")._calibration_pending
 
 
 @pytest.mark.parametrize("settings", [{}, {"weight_bits": 8, "group_size": -1}])

@@ -86,7 +86,7 @@ class DenseQuantization:
         in_dim = kernel_shape[0]
         rows = (kernel_shape[1] + 1) // 2 if bits == 4 else kernel_shape[1]
         n_groups = 1 if group_size == -1 else math.ceil(in_dim / group_size)
-        self.__dict__.update(_gptq_bits=bits, _gptq_pending=True)
+        self.__dict__.update(_gptq_bits=bits, _calibration_pending=True)
         self.quantized_kernel = self.add_weight(name="kernel", shape=(rows, in_dim), initializer="zeros",
                                                 dtype="uint8", trainable=False)
         self.kernel_scale = self.add_weight(name="kernel_scale", shape=(self.units, n_groups), initializer="ones",
@@ -105,7 +105,7 @@ class DenseQuantization:
             self.g_idx.copy_(g_idx)
         if "kernel" in self._parameters or "kernel" in self._buffers:
             del self.kernel
-        self.__dict__["_gptq_pending"] = False
+        self.__dict__["_calibration_pending"] = False
         self.__dict__["_plain"] = None
 
     def _gptq_kernel(self):
