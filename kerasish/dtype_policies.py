@@ -169,11 +169,6 @@ def deserialize(config, custom_objects=None) -> DTypePolicy:
         from kerasish.dtype_policies_quantized import POLICY_CLASSES
 
         cls = (custom_objects or {}).get(name) or POLICY_CLASSES.get(name)
-        if cls is None and name == "AWQDTypePolicy":
-            raise NotImplementedError(
-                f"kerasish does not implement {name[:-len('DTypePolicy')]} quantization, so it cannot load a layer "
-                f"quantized with it. Received: config={config}"
-            )
         if cls is None:
             raise ValueError(f"Unknown dtype policy class: {name!r}. Received: config={config}")
         if name == "DTypePolicyMap":
@@ -193,6 +188,7 @@ def _quantized_policy_from_name(name):
 
 
 from kerasish.dtype_policies_quantized import DTypePolicyMap  # noqa: E402  (they subclass DTypePolicy)
+from kerasish.dtype_policies_quantized import AWQDTypePolicy  # noqa: E402
 from kerasish.dtype_policies_quantized import GPTQDTypePolicy  # noqa: E402
 from kerasish.dtype_policies_quantized import Int4DTypePolicy  # noqa: E402
 from kerasish.dtype_policies_quantized import QuantizedDTypePolicy  # noqa: E402

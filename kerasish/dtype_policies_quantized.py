@@ -150,6 +150,41 @@ class GPTQDTypePolicy(QuantizedDTypePolicy):
         return {"mode": f"gptq/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
 
 
+class AWQDTypePolicy(QuantizedDTypePolicy):
+    """The AWQ policy: `mode` is `"awq/<weight_bits>/<group_size>"` (4 bits
+    only; group size -1 or positive)."""
+
+    def __init__(self, mode, source_name=None):
+        parts = mode.split("/") if isinstance(mode, str) else []
+        expected = "'awq/<weight_bits>/<group_size>'"
+        if len(parts) != 3 or parts[0] != "awq":
+            raise ValueError(f"Invalid mode for AWQDTypePolicy. Expected format {expected}, but got '{mode}'.")
+        try:
+            weight_bits, group_size = int(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError(
+                "Invalid mode for AWQDTypePolicy. <weight_bits> and <group_size> must be integers. "
+                f"Expected format {expected}, but got '{mode}'."
+            ) from None
+        if weight_bits != 4:
+            raise ValueError(
+                f"Invalid weight_bits in mode. AWQ only supports 4-bit quantization, but got {weight_bits} from '{mode}'."
+            )
+        if group_size < -1 or group_size == 0:
+            raise ValueError(
+                "Invalid group_size in mode. Supported values are -1 (per-channel) or a positive integer, "
+                f"but got {group_size} from '{mode}'."
+            )
+        super().__init__(mode="awq", source_name=source_name)
+        self._name = f"{mode}_from_{self._source_name}"
+        self.mode = "awq"
+        self.weight_bits = weight_bits
+        self.group_size = group_size
+
+    def get_config(self):
+        return {"mode": f"awq/{self.weight_bits}/{self.group_size}", "source_name": self._source_name}
+
+
 def quantized_policy_from_name(policy):
     """`"int8_from_float32"` -> `QuantizedDTypePolicy("int8", "float32")`, etc."""
     if not isinstance(policy, str):
@@ -170,8 +205,7 @@ def quantized_policy_from_name(policy):
     if mode.startswith("gptq"):
         return GPTQDTypePolicy(mode, source_name)
     if mode.startswith("awq"):
-        raise NotImplementedError(f"kerasish does not implement {mode.split('/')[0].upper()} quantization. "
-                                  f"Received: policy={policy}")
+        return AWQDTypePolicy(mode, source_name)
     return QuantizedDTypePolicy(mode, source_name)
 
 
@@ -323,5 +357,6 @@ POLICY_CLASSES = {
     "QuantizedFloat8DTypePolicy": QuantizedFloat8DTypePolicy,
     "Int4DTypePolicy": Int4DTypePolicy,
     "GPTQDTypePolicy": GPTQDTypePolicy,
+    "AWQDTypePolicy": AWQDTypePolicy,
     "DTypePolicyMap": DTypePolicyMap,
 }

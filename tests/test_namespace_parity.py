@@ -98,12 +98,6 @@ ALLOWED = {
         "max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
         "set_max_steps_per_epoch": (NOT_WRITTEN, "fit would have to honour the global cap"),
     },
-    "dtype_policies": {
-        "AWQDTypePolicy": (NOT_WRITTEN, "AWQ quantization (activation-aware calibration) is not implemented"),
-    },
-    "quantizers": {
-        "AWQConfig": (NOT_WRITTEN, "AWQ quantization (activation-aware calibration) is not implemented"),
-    },
     "preprocessing": {
         "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),

@@ -38,10 +38,6 @@ class LayerQuantizationMixin:
             )
         if mode not in QUANTIZATION_MODES:
             raise ValueError(f"Invalid quantization mode. Expected one of {QUANTIZATION_MODES}. Received: mode={mode}")
-        if mode == "awq":
-            raise NotImplementedError(
-                f"Layer '{self.name}': AWQ quantization is not implemented in kerasish. Received: mode={mode}"
-            )
         if mode == "int8" and compute_dtype == "float16":
             raise ValueError(
                 f"Quantization mode='{mode}' doesn't work well with compute_dtype='float16'. Consider loading "

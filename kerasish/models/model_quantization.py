@@ -29,8 +29,6 @@ def quantize_model(model, mode, config, filters, **kwargs) -> None:
             f"The `filters` argument must be a regex string, a list of regex strings, or a callable. Received: "
             f"{type(filters)}"
         )
-    if mode == "awq" or type(config).__name__ == "AWQConfig":
-        raise NotImplementedError(f"kerasish does not implement AWQ quantization. Received: mode={mode}")
     for layer in model._flatten_layers():
         if not should_quantize_layer(layer, filters):
             continue
@@ -41,16 +39,20 @@ def quantize_model(model, mode, config, filters, **kwargs) -> None:
                 warnings.warn(str(e), stacklevel=3)
             except AttributeError:
                 pass
-    if mode == "gptq" or getattr(config, "mode", None) == "gptq":
-        from kerasish.quantizers.gptq_core import gptq_quantize
+    calibrated = mode if mode in ("gptq", "awq") else getattr(config, "mode", None)
+    if calibrated in ("gptq", "awq"):
+        from kerasish.quantizers import gptq_core
 
         structure = config.quantization_layer_structure if config is not None else None
         if structure is None:
-            structure = model.get_quantization_layer_structure("gptq")
+            structure = model.get_quantization_layer_structure(calibrated)
         if structure is None:
             raise ValueError(
-                "For mode='gptq', a valid quantization structure must be provided either via "
+                f"For mode='{calibrated}', a valid quantization structure must be provided either via "
                 "`config.quantization_layer_structure` or by overriding `model.get_quantization_layer_structure(mode)`. "
                 "The structure should be a dictionary with keys 'pre_block_layers' and 'sequential_blocks'."
             )
-        gptq_quantize(config, structure, filters=filters)
+        if calibrated == "gptq":
+            gptq_core.gptq_quantize(config, structure, filters=filters)
+        else:
+            gptq_core.awq_quantize(config, structure, filters=filters)

@@ -1,6 +1,6 @@
 """`keras.quantizers`: quantizer functions, quantizers and quantization configs.
 
-GPTQ is implemented for `Dense` layers; AWQ (`AWQConfig`) is not.
+GPTQ and AWQ are implemented for `Dense` layers (not `EinsumDense`).
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import re
 
+from kerasish.quantizers.awq_config import AWQConfig
 from kerasish.quantizers.gptq_config import GPTQConfig
 from kerasish.quantizers.quantization_config import Float8QuantizationConfig
 from kerasish.quantizers.quantization_config import Int4QuantizationConfig
@@ -27,7 +28,7 @@ from kerasish.saving import serialization_lib
 
 _CLASSES = (
     Quantizer, AbsMaxQuantizer, QuantizationConfig, Int8QuantizationConfig, Int4QuantizationConfig,
-    Float8QuantizationConfig, GPTQConfig,
+    Float8QuantizationConfig, GPTQConfig, AWQConfig,
 )
 
 
@@ -68,7 +69,7 @@ def get(identifier, **kwargs):
 
 
 __all__ = [
-    "AbsMaxQuantizer", "Float8QuantizationConfig", "GPTQConfig", "Int4QuantizationConfig", "Int8QuantizationConfig",
+    "AWQConfig", "AbsMaxQuantizer", "Float8QuantizationConfig", "GPTQConfig", "Int4QuantizationConfig", "Int8QuantizationConfig",
     "QuantizationConfig", "Quantizer", "abs_max_quantize", "abs_max_quantize_grouped_with_zero_point",
     "compute_float8_amax_history", "compute_float8_scale", "deserialize", "fake_quant_with_min_max_vars", "get",
     "pack_int4", "quantize_and_dequantize", "serialize", "unpack_int4",

@@ -157,4 +157,4 @@ class GPTQ:
         quantized = quantized.to(torch.uint8)
         if self.config.weight_bits == 4:
             quantized = quantizers.pack_int4(quantized, axis=0, dtype="uint8")[0]
-        layer._finish_gptq(quantized, scale.to(dtypes.to_torch_dtype(self.compute_dtype)), zero, g_idx)
+        layer._finish_calibration(quantized, scale.to(dtypes.to_torch_dtype(self.compute_dtype)), zero, g_idx)

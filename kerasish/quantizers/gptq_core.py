@@ -153,26 +153,42 @@ def gptq_quantize(config, structure, filters=None):
     apply_gptq_layerwise(loader[: config.num_samples], config, structure, filters=filters)
 
 
-def _gptq_policy(layer):
+def _gptq_policy(layer, mode="gptq"):
+    from kerasish.dtype_policies import AWQDTypePolicy
     from kerasish.dtype_policies import DTypePolicyMap
     from kerasish.dtype_policies import GPTQDTypePolicy
 
     policy = layer.dtype_policy
     if isinstance(policy, DTypePolicyMap):
         policy = policy[layer.name]
-    return policy if isinstance(policy, GPTQDTypePolicy) else None
+    return policy if isinstance(policy, GPTQDTypePolicy if mode == "gptq" else AWQDTypePolicy) else None
 
 
-def get_group_size_for_layer(layer, config):
-    from kerasish.quantizers.gptq_config import GPTQConfig
-
-    if isinstance(config, GPTQConfig):
+def get_group_size_for_layer(layer, config, mode="gptq"):
+    """The group size from a `GPTQConfig`/`AWQConfig`, else from the layer's policy."""
+    if getattr(config, "mode", None) == mode and hasattr(config, "group_size"):
         return config.group_size
-    policy = _gptq_policy(layer)
+    policy = _gptq_policy(layer, mode)
     if policy is None:
-        raise ValueError("For GPTQ quantization, the group_size must be specified either through a `dtype_policy` of "
-                         "type `GPTQDTypePolicy` or the `config` argument.")
+        raise ValueError(f"For {mode.upper()} quantization, the group_size must be specified either through a "
+                         f"`dtype_policy` of type `{mode.upper()}DTypePolicy` or the `config` argument.")
     return policy.group_size
+
+
+def awq_quantize(config, structure, filters=None):
+    from kerasish.quantizers.awq import AWQ
+
+    if config.dataset is None or config.tokenizer is None:
+        raise ValueError("AWQ quantization requires a dataset and tokenizer. Please provide them in the AWQConfig.")
+    if structure is None:
+        raise ValueError(
+            "For 'awq' mode, a valid quantization structure must be provided either via "
+            "`config.quantization_layer_structure` or by overriding `model.get_quantization_layer_structure(mode)`. "
+            "The structure should be a dictionary with keys 'pre_block_layers' and 'sequential_blocks'."
+        )
+    loader = get_dataloader(config.tokenizer, config.sequence_length, config.dataset, num_samples=config.num_samples)
+    apply_layerwise(loader[: config.num_samples], config, structure, filters, lambda layer: AWQ(layer, config),
+                    lambda obj: obj.quantize_layer())
 
 
 def get_weight_bits_for_layer(layer, config):

@@ -197,6 +197,11 @@ def validate_and_resolve_config(mode, config):
             raise ValueError(
                 f"Mode 'gptq' requires a valid `config` argument of type `GPTQConfig`. Received: {type(config)}"
             )
+    if config.mode == "awq":
+        from kerasish.quantizers.awq_config import AWQConfig
+
+        if not isinstance(config, AWQConfig):
+            raise ValueError(f"Mode 'awq' requires a valid `config` argument of type `AWQConfig`. Received: {type(config)}")
     return config
 
 

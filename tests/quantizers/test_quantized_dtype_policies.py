@@ -106,13 +106,19 @@ def test_global_quantized_policy_builds_quantized_layers_like_keras(keras_ref):
     assert built[0][-2:] == ["int8_from_float32", "int8"]
 
 
-def test_awq_policies_are_refused_clearly(keras_ref):
-    for name in ("awq/4/128_from_float32",):
-        config = keras_ref.dtype_policies.serialize(keras_ref.dtype_policies.get(name))
-        with pytest.raises(NotImplementedError, match="kerasish does not implement AWQ quantization"):
-            dp.deserialize(config)
-        with pytest.raises(NotImplementedError, match="does not implement AWQ"):
-            dp.get(name)
+def test_gptq_and_awq_policies_match_keras(keras_ref):
+    for name in ("gptq/4/128_from_float32", "gptq/3/-1_from_mixed_bfloat16", "awq/4/64_from_float32"):
+        ref, ours = keras_ref.dtype_policies.get(name), dp.get(name)
+        assert type(ours).__name__ == type(ref).__name__
+        assert dp.serialize(ours) == keras_ref.dtype_policies.serialize(ref)
+        assert (ours.weight_bits, ours.group_size, ours.quantization_mode) == (
+            ref.weight_bits, ref.group_size, ref.quantization_mode)
+        assert dp.deserialize(keras_ref.dtype_policies.serialize(ref)) == ours
+    for lib in (keras_ref, kerasish):
+        with pytest.raises(ValueError, match="AWQ only supports 4-bit"):
+            lib.dtype_policies.get("awq/8/128_from_float32")
+        with pytest.raises(ValueError, match="Supported values are 2, 3, 4, and 8"):
+            lib.dtype_policies.get("gptq/5/128_from_float32")
 
 
 def test_layer_with_a_policy_map_takes_its_entry():

@@ -109,7 +109,7 @@ class Dense(DenseQuantization, Layer):
 
     def _lazy_trainable_weights(self):
         """Trainable weights `build` creates (uninitialized parameters until then)."""
-        if self.quantization_mode in ("int8", "int4", "gptq"):  # the kernel is an integer buffer
+        if self.quantization_mode in ("int8", "int4", "gptq", "awq"):  # the kernel is an integer buffer
             return ("bias",) if self.use_bias else ()
         return ("kernel", "bias") if self.use_bias else ("kernel",)
 
@@ -118,7 +118,7 @@ class Dense(DenseQuantization, Layer):
         mode = self.quantization_mode
         if mode:  # a quantized layer being loaded: its quantized variables
             self._quantized_build((input_dim, self.units), mode, self.quantization_config)
-        if mode not in ("int8", "int4", "gptq"):
+        if mode not in ("int8", "int4", "gptq", "awq"):
             self.kernel = self.add_weight(
                 name="kernel",
                 shape=(input_dim, self.units),

@@ -30,6 +30,7 @@ SERIALIZATION_SPEC = {
     "int8": ("kernel", "bias", "kernel_scale"),
     "int4": ("kernel", "bias", "kernel_scale", "kernel_zero", "g_idx"),
     "gptq": ("bias", "quantized_kernel", "kernel_scale", "kernel_zero", "g_idx"),
+    "awq": ("bias", "quantized_kernel", "kernel_scale", "kernel_zero", "awq_scales", "g_idx"),
     "float8": (
         "kernel", "bias", "inputs_scale", "inputs_amax_history", "kernel_scale", "kernel_amax_history",
         "outputs_grad_scale", "outputs_grad_amax_history",
@@ -70,6 +71,8 @@ class DenseQuantization:
             float8_build(self)
         elif mode == "gptq":
             self._gptq_build(kernel_shape, config)
+        elif mode == "awq":
+            self._awq_build(kernel_shape, config)
         else:
             raise self._quantization_mode_error(mode)
         self.__dict__["_is_quantized"] = True
@@ -96,13 +99,34 @@ class DenseQuantization:
         self.g_idx = self.add_weight(name="g_idx", shape=(in_dim,), initializer="zeros", dtype="float32",
                                      trainable=False)
 
-    def _finish_gptq(self, quantized, scale, zero, g_idx):
-        """Stores GPTQ's result and drops the float kernel (calibrated)."""
+    def _awq_build(self, kernel_shape, config):
+        """AWQ variables (Keras's layout): as GPTQ's with 4-bit packing, plus
+        the per-input-channel `awq_scales` the kernel is divided by."""
+        from kerasish.quantizers import gptq_core
+
+        group_size = gptq_core.get_group_size_for_layer(self, config, mode="awq")
+        in_dim = kernel_shape[0]
+        n_groups = 1 if group_size == -1 else math.ceil(in_dim / group_size)
+        self.__dict__.update(_gptq_bits=4, _calibration_pending=True)
+        self.quantized_kernel = self.add_weight(name="kernel", shape=((kernel_shape[1] + 1) // 2, in_dim),
+                                                initializer="zeros", dtype="uint8", trainable=False)
+        self.kernel_scale = self.add_weight(name="kernel_scale", shape=(self.units, n_groups), initializer="ones",
+                                            trainable=False)
+        self.kernel_zero = self.add_weight(name="kernel_zero", shape=(self.units, n_groups), initializer="zeros",
+                                           dtype="uint8", trainable=False)
+        self.awq_scales = self.add_weight(name="awq_scales", shape=(in_dim,), initializer="ones", trainable=False)
+        self.g_idx = self.add_weight(name="g_idx", shape=(in_dim,), initializer="zeros", dtype="float32",
+                                     trainable=False)
+
+    def _finish_calibration(self, quantized, scale, zero, g_idx, awq_scales=None):
+        """Stores GPTQ's / AWQ's result and drops the float kernel."""
         with torch.no_grad():
             self.quantized_kernel.copy_(quantized)
             self.kernel_scale.copy_(scale)
             self.kernel_zero.copy_(zero)
             self.g_idx.copy_(g_idx)
+            if awq_scales is not None:
+                self.awq_scales.copy_(awq_scales)
         if "kernel" in self._parameters or "kernel" in self._buffers:
             del self.kernel
         self.__dict__["_calibration_pending"] = False
@@ -114,7 +138,10 @@ class DenseQuantization:
         if self._gptq_bits == 4:
             kernel = quantizers.unpack_int4(kernel, self.units, axis=0, dtype="uint8")
         scale = self.kernel_scale.to(self._compute_torch_dtype)
-        return quantizers.quantizers.dequantize_with_sz_map(kernel, scale, self.kernel_zero, self.g_idx).T
+        kernel = quantizers.quantizers.dequantize_with_sz_map(kernel, scale, self.kernel_zero, self.g_idx).T
+        if self.quantization_mode == "awq":
+            kernel = kernel / self.awq_scales.to(self._compute_torch_dtype)[:, None]
+        return kernel
 
     def _int8_build(self, kernel_shape, config=None):
         self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(config, quantizers.AbsMaxQuantizer())
@@ -185,14 +212,14 @@ class DenseQuantization:
             self._assign_quantized(packed, scale, zero)
         elif mode == "float8":
             self._quantized_build(kernel_shape, mode)
-        elif mode == "gptq":
+        elif mode in ("gptq", "awq"):
             if self.lora_enabled:
-                raise NotImplementedError("lora is not currently supported with GPTQ quantization.")
+                raise NotImplementedError(f"lora is not currently supported with {mode.upper()} quantization.")
             self._quantized_build(kernel_shape, mode, config)
         else:
             raise self._quantization_mode_error(mode)
         if self.dtype_policy.quantization_mode is None:
-            name = config.dtype_policy_string() if mode == "gptq" else mode
+            name = config.dtype_policy_string() if mode in ("gptq", "awq") else mode
             if mode == "int4":
                 block = get_block_size_for_layer(self, config)
                 name = f"int4/{-1 if block is None else block}"
@@ -216,7 +243,7 @@ class DenseQuantization:
         compute = self.compute_dtype
         if mode == "float8":
             return self._float8_call(inputs, training)
-        if mode == "gptq":
+        if mode in ("gptq", "awq"):
             # the float kernel until calibration (a layer loaded from a file has none)
             kernel = self._parameters.get("kernel")
             kernel = self._gptq_kernel() if kernel is None else kernel
@@ -341,7 +368,7 @@ class DenseQuantization:
         when the layer is not built."""
         if not self.built or (self.quantization_mode is None and not self.lora_enabled):
             return None  # the plain order (kernel, bias)
-        if self.quantization_mode == "gptq":
+        if self.quantization_mode in ("gptq", "awq"):
             return self._keras_loaded_variables()
         kernel, scale, zero = self._kernel_for_saving()
         values = {"kernel": kernel, "kernel_scale": scale, "kernel_zero": zero}
@@ -361,8 +388,8 @@ class DenseQuantization:
                 if getattr(self, n, None) is not None]
 
     def _after_keras_load(self):
-        if self.quantization_mode == "gptq":  # a saved GPTQ layer is calibrated
-            self._finish_gptq(self.quantized_kernel, self.kernel_scale, self.kernel_zero, self.g_idx)
+        if self.quantization_mode in ("gptq", "awq"):  # a saved GPTQ/AWQ layer is calibrated
+            self._finish_calibration(self.quantized_kernel, self.kernel_scale, self.kernel_zero, self.g_idx)
         if self.lora_enabled:  # the file holds the merged kernel, as Keras
             with torch.no_grad():
                 self.lora_kernel_a.zero_()

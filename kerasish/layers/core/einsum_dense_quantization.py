@@ -192,10 +192,10 @@ class EinsumDenseQuantization:
         self._check_quantize_args(mode, self.compute_dtype)
         if type_check and type(self) is not EinsumDense:
             raise self._not_implemented_error(self.quantize)
-        if mode == "gptq":
+        if mode in ("gptq", "awq"):
             raise NotImplementedError(
-                f"Layer '{self.name}': GPTQ quantization of EinsumDense is not implemented in kerasish (Dense layers "
-                "only); `model.quantize('gptq')` leaves this layer in float with this warning."
+                f"Layer '{self.name}': {mode.upper()} quantization of EinsumDense is not implemented in kerasish "
+                f"(Dense layers only); `model.quantize('{mode}')` leaves this layer in float with this warning."
             )
         self.quantization_config = config
         kernel = self.kernel.detach()

@@ -240,7 +240,7 @@ def test_model_quantize_filters_and_policy_setter(keras_ref):
         _model(kerasish).quantize("int8", filters=3)
     with pytest.raises(ValueError, match="For GPTQ, you must pass a `GPTQConfig`"):
         _model(kerasish).quantize("gptq")
-    with pytest.raises(NotImplementedError, match="AWQ"):
+    with pytest.raises(ValueError, match="For AWQ, you must pass an `AWQConfig`"):
         _model(kerasish).quantize("awq")
 
 
