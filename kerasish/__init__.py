@@ -20,6 +20,7 @@ from kerasish import mixed_precision
 from kerasish import ops
 from kerasish import optimizers
 from kerasish import preprocessing
+from kerasish import quantizers
 from kerasish import random
 from kerasish import regularizers
 from kerasish import saving
@@ -43,6 +44,7 @@ _LAZY = {
     "KerasTensor": ("kerasish.backend.keras_tensor", "KerasTensor"),
     "Metric": ("kerasish.metrics", "Metric"),
     "Optimizer": ("kerasish.optimizers", "Optimizer"),
+    "Quantizer": ("kerasish.quantizers", "Quantizer"),
     "Regularizer": ("kerasish.regularizers", "Regularizer"),
     "Function": ("kerasish.ops.base_operation", "Function"),
     "Operation": ("kerasish.ops.base_operation", "Operation"),
@@ -102,6 +104,7 @@ __all__ = [
     "ops",
     "optimizers",
     "preprocessing",
+    "quantizers",
     "random",
     "regularizers",
     "saving",

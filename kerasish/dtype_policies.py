@@ -68,6 +68,11 @@ class DTypePolicy:
     def variable_dtype(self) -> str:
         return self._variable_dtype
 
+    @property
+    def quantization_mode(self):
+        """The quantization mode ("int8", "int4", "float8"...), None when not quantized."""
+        return None
+
     def get_config(self) -> dict:
         return {"name": self._name}
 
@@ -100,7 +105,7 @@ def set_global_policy(policy) -> None:
         _global_policy = None
         return
     if isinstance(policy, str):
-        policy = DTypePolicy(policy)
+        policy = get(policy)  # (quantized names such as "int8_from_float32" too, as Keras)
     if not isinstance(policy, DTypePolicy):
         raise ValueError(
             "Invalid `policy` argument. Expected the string name of a policy "
@@ -128,7 +133,11 @@ def get(identifier) -> DTypePolicy:
     if isinstance(identifier, DTypePolicy):
         return identifier
     if isinstance(identifier, dict):
+        if "class_name" in identifier:
+            return deserialize(identifier)
         return DTypePolicy(**identifier.get("config", identifier))
+    if isinstance(identifier, str) and identifier.startswith(QUANTIZATION_MODES):
+        return _quantized_policy_from_name(identifier)
     if isinstance(identifier, (str, torch.dtype)):
         return DTypePolicy(identifier)
     raise ValueError(
@@ -139,7 +148,12 @@ def get(identifier) -> DTypePolicy:
 
 def serialize(policy: DTypePolicy) -> dict:
     """Keras 3's config form of a policy."""
-    return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}
+    if type(policy) in (DTypePolicy, FloatDTypePolicy):
+        return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}
+    return {
+        "module": "keras.dtype_policies", "class_name": type(policy).__name__, "config": policy.get_config(),
+        "registered_name": None,
+    }
 
 
 class FloatDTypePolicy(DTypePolicy):
@@ -148,6 +162,34 @@ class FloatDTypePolicy(DTypePolicy):
 
 def deserialize(config, custom_objects=None) -> DTypePolicy:
     """A policy from `serialize`'s output (or a name): the inverse of `serialize`."""
-    if isinstance(config, dict) and config.get("class_name") not in (None, "DTypePolicy", "FloatDTypePolicy"):
-        raise ValueError(f"Unknown dtype policy class: {config.get('class_name')!r}. Received: config={config}")
+    if isinstance(config, dict) and "class_name" in config:
+        name = config["class_name"]
+        if name in (None, "DTypePolicy", "FloatDTypePolicy"):
+            return DTypePolicy(**config.get("config", {}))
+        from kerasish.dtype_policies_quantized import POLICY_CLASSES
+
+        cls = (custom_objects or {}).get(name) or POLICY_CLASSES.get(name)
+        if cls is None:
+            raise ValueError(f"Unknown dtype policy class: {name!r}. Received: config={config}")
+        if name == "DTypePolicyMap":
+            return cls.from_config(config.get("config", {}), custom_objects=custom_objects)
+        return cls.from_config(config.get("config", {}))
     return get(config)
+
+
+QUANTIZATION_MODES = ("int8", "float8", "int4", "gptq", "awq")
+
+
+def _quantized_policy_from_name(name):
+    from kerasish.dtype_policies_quantized import quantized_policy_from_name
+
+    return quantized_policy_from_name(name)
+
+
+
+from kerasish.dtype_policies_quantized import DTypePolicyMap  # noqa: E402  (they subclass DTypePolicy)
+from kerasish.dtype_policies_quantized import AWQDTypePolicy  # noqa: E402
+from kerasish.dtype_policies_quantized import GPTQDTypePolicy  # noqa: E402
+from kerasish.dtype_policies_quantized import Int4DTypePolicy  # noqa: E402
+from kerasish.dtype_policies_quantized import QuantizedDTypePolicy  # noqa: E402
+from kerasish.dtype_policies_quantized import QuantizedFloat8DTypePolicy  # noqa: E402

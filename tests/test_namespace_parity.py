@@ -28,14 +28,13 @@ NAMESPACES = [
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
     "preprocessing", "preprocessing.image", "preprocessing.sequence", "utils.bounding_boxes", "distillation",
-    "tree", "utils.legacy",
+    "tree", "utils.legacy", "quantizers",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
 MODULES_ALLOWED = {
     "applications": (DOWNLOADS, "the model zoo is only useful with its pretrained ImageNet weights"),
     "datasets": (DOWNLOADS, "mnist, cifar10, imdb, ... download their data"),
-    "quantizers": (NOT_WRITTEN, "int8/int4/float8/GPTQ/AWQ quantization"),
     "export": (OTHER_BACKEND, "ExportArchive writes TensorFlow SavedModels"),
     "legacy": (OTHER_BACKEND, "keras.legacy.saving is tf.keras's SavedModel-era serialization"),
     "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
@@ -44,7 +43,6 @@ MODULES_ALLOWED = {
 
 ALLOWED = {
     "": {
-        "Quantizer": (NOT_WRITTEN, "quantization"),
         "src": (PRIVATE, "keras.src"),
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
     },
@@ -66,11 +64,6 @@ ALLOWED = {
     "config": {
         "is_nnx_enabled": (OTHER_BACKEND, "Flax NNX (JAX)"),
         "set_backend": (TORCH_ONLY, "there is no other backend to switch to"),
-    },
-    "dtype_policies": {
-        name: (NOT_WRITTEN, "quantized dtype policies")
-        for name in ("AWQDTypePolicy", "GPTQDTypePolicy", "Int4DTypePolicy", "QuantizedDTypePolicy",
-                     "QuantizedFloat8DTypePolicy", "DTypePolicyMap")
     },
     "preprocessing": {
         "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),

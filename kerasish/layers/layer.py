@@ -38,6 +38,7 @@ from kerasish.layers.input_spec import assert_input_compatibility
 from kerasish.layers.layer_config import LayerConfigMixin
 from kerasish.layers.layer_graph import LayerGraphMixin
 from kerasish.layers.layer_losses import LayerLossesMixin
+from kerasish.layers.layer_quantization import LayerQuantizationMixin
 from kerasish.layers.layer_weights import LayerWeightsMixin
 from kerasish.layers import tracking
 from kerasish.utils import naming
@@ -140,7 +141,7 @@ def _wrap_init(init):
     return wrapped
 
 
-class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMixin, nn.Module):
+class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGraphMixin, LayerConfigMixin, nn.Module):
     """This is the class from which all layers inherit (`keras.layers.Layer`).
 
     A layer is a callable object that takes one or more tensors and returns
@@ -395,8 +396,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerGraphMixin, LayerConfigMix
 
     @dtype_policy.setter
     def dtype_policy(self, value):
-        self.__dict__["_dtype_policy"] = dtype_policies.get(value)
+        policy = dtype_policies.get(value)
+        self.__dict__["_dtype_policy"] = policy
         self._set_dtype_fast_path()
+        if policy.quantization_mode is not None and self.built and not self.__dict__.get("_is_quantized", False):
+            # Keras: a quantized policy on a built layer quantizes it
+            self.quantize(policy.quantization_mode)
 
     @property
     def dtype(self) -> str:

@@ -25,6 +25,7 @@ def apply(layer, fn, recurse, super_apply):
     move (`.to("cpu")`, `.cuda()`) never touches the policy, whatever the
     weights' dtype."""
     d = layer.__dict__
+    quantized_target = _quantized_policy_after(d["_dtype_policy"], fn)  # (checked before anything is cast)
     old_buffers = dict(layer._buffers)
     before = _float_dtypes(layer)
     lazy = {k: p for k, p in layer._parameters.items() if lazy_weights.is_lazy(p)}
@@ -61,8 +62,34 @@ def apply(layer, fn, recurse, super_apply):
     if len(changed) == 1:
         (dtype,) = changed
         if dtype != policy.variable_torch_dtype or dtype != policy.compute_torch_dtype:
-            layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
+            if policy.quantization_mode is not None:
+                # a quantized layer keeps its mode: "int8_from_float32" -> "int8_from_bfloat16"
+                d["_dtype_policy"] = quantized_target
+                layer._set_dtype_fast_path()
+            else:
+                layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
     return layer
+
+
+def _quantized_policy_after(policy, fn):
+    """The quantized policy a cast leads to (`None` for other policies or a
+    pure device move); a cast Keras refuses (int8 with float16) raises
+    before any tensor changes."""
+    if policy.quantization_mode is None or isinstance(policy, dtype_policies.DTypePolicyMap):
+        return None
+    try:
+        probe = fn(torch.empty(0, dtype=policy.variable_torch_dtype, device="meta"))
+    except (NotImplementedError, RuntimeError):
+        probe = fn(torch.empty(0, dtype=policy.variable_torch_dtype))
+    if not probe.dtype.is_floating_point or probe.dtype == policy.variable_torch_dtype:
+        return None
+    from kerasish.backend import dtypes
+
+    mode = policy.name.split("_from_")[0]
+    config = dict(policy.get_config(), source_name=dtypes.standardize_dtype(probe.dtype))
+    if "/" in mode:
+        config["mode"] = mode
+    return type(policy).from_config(config)
 
 
 def _moves_to_cpu(fn) -> bool:

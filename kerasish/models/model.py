@@ -244,6 +244,32 @@ class Model(Trainer, Layer):
 
         return json.dumps(serialize_keras_object(self), default=_json_default, **kwargs)
 
+    # -------------------------------------------------------- quantization
+    def quantize(self, mode=None, config=None, filters=None, **kwargs):
+        """Quantizes every layer that supports it (`Dense`, `EinsumDense`,
+        `Embedding`), as Keras's `Model.quantize`.
+
+        Args:
+            mode: "int8", "int4" or "float8" (optional when `config` is
+                given). GPTQ and AWQ are not implemented in kerasish.
+            config: A `keras.quantizers.QuantizationConfig`.
+            filters: A regex (or list of them) searched in layer names, or a
+                callable `layer -> bool`: only matching layers are quantized.
+
+        Layers without a `quantize` method are skipped with a warning, as
+        in Keras. The model must be built.
+        """
+        from kerasish.models.model_quantization import quantize_model
+
+        quantize_model(self, mode, config, filters, **kwargs)
+
+    def get_quantization_layer_structure(self, mode=None):
+        """The topology structure-aware quantization ("gptq") walks:
+        `{"pre_block_layers": [...], "sequential_blocks": [...]}`, or None
+        (the default; override it, or pass the structure in the config)."""
+        del mode
+        return None
+
     # -------------------------------------------------------------- saving
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Saves the model as a Keras 3 `.keras` archive (see `keras.saving.save_model`)."""

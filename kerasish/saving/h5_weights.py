@@ -274,8 +274,23 @@ def write_weights(root, h5file) -> None:
         if hasattr(obj, "save_own_variables"):  # optimizers, custom layers
             obj.save_own_variables(store)
             continue
-        for i, v in enumerate(own_variables(obj)):
+        for i, v in enumerate(_values_to_save(obj)):
             store[str(i)] = v
+
+
+def _values_to_save(obj) -> list:
+    """What `obj` writes in its `vars` group: a layer whose Keras file order
+    (or values) differs from its variables' (a quantized or LoRA layer)
+    says so through `_keras_saved_variables`."""
+    hook = getattr(obj, "_keras_saved_variables", None)
+    values = hook() if hook is not None else None
+    return own_variables(obj) if values is None else values
+
+
+def _variables_to_load(obj) -> list:
+    hook = getattr(obj, "_keras_loaded_variables", None)
+    values = hook() if hook is not None else None
+    return own_variables(obj) if values is None else values
 
 
 # ----------------------------------------------------------------- reading
@@ -364,7 +379,7 @@ def _describe(obj, path) -> str:
 def _plan_assignments(obj, store, path):
     """Checks `store` against `obj`'s own variables; returns the (variable,
     value) pairs or raises ValueError naming the layer and the shapes."""
-    targets = own_variables(obj)
+    targets = _variables_to_load(obj)
     keys = store.keys()
     if len(keys) != len(targets):
         if not targets and not getattr(obj, "built", True):
@@ -439,6 +454,10 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
         for target, value in assignments:
             src = value if isinstance(value, torch.Tensor) else torch.from_numpy(_contiguous(value))
             target.copy_(src.to(device=target.device, dtype=target.dtype))
+    for path, obj in iter_saveables(root):
+        after = getattr(obj, "_after_keras_load", None)
+        if after is not None:
+            after()
     for obj, store, path in hooks:
         if not len(store):
             continue

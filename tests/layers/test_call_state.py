@@ -198,8 +198,8 @@ def test_mixed_precision_cast_does_not_leak_to_other_threads():
     hold = Hold()
     original_call = layer.call
 
-    def slow_call(x):
-        out = original_call(x)
+    def slow_call(x, **kwargs):  # (Dense.call takes Keras's `training` argument)
+        out = original_call(x, **kwargs)
         seen["inside"] = layer.kernel.dtype
         hold(x)
         return out

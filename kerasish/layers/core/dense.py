@@ -9,26 +9,14 @@ from kerasish import activations
 from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
+from kerasish.layers.core.dense_quantization import DenseQuantization
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.saving.serialization_lib import serialize_keras_object
 from kerasish.utils.argument_validation import as_int
 
 
-def check_lora_and_quantization(layer_name: str, lora_rank, quantization_config) -> None:
-    """LoRA and quantization are Keras 3 features kerasish does not have yet:
-    accepted as arguments (so configs load) but refused when switched on."""
-    if lora_rank:
-        raise NotImplementedError(
-            f"`{layer_name}`: LoRA is not supported by kerasish yet. Received: lora_rank={lora_rank}"
-        )
-    if quantization_config is not None:
-        raise NotImplementedError(
-            f"`{layer_name}`: quantization is not supported by kerasish yet. "
-            f"Received: quantization_config={quantization_config}"
-        )
-
-
-class Dense(Layer):
+class Dense(DenseQuantization, Layer):
     """Just your regular densely-connected NN layer.
 
     `output = activation(dot(input, kernel) + bias)`, applied on the last axis
@@ -47,11 +35,15 @@ class Dense(Layer):
         activity_regularizer: Regularizer for the output. Defaults to `None`.
         kernel_constraint: Constraint for the kernel. Defaults to `None`.
         bias_constraint: Constraint for the bias. Defaults to `None`.
-        lora_rank: Accepted for Keras 3 compatibility; a non-zero value raises
-            `NotImplementedError` (LoRA is not implemented).
-        lora_alpha: Accepted, see `lora_rank`.
-        quantization_config: Accepted; anything but `None` raises
-            `NotImplementedError`.
+        lora_rank: If set, the layer is built with LoRA enabled at this rank
+            (`enable_lora`): the kernel is frozen and a trainable low-rank
+            update `lora_kernel_a @ lora_kernel_b` is added. Defaults to
+            `None`.
+        lora_alpha: LoRA scale numerator (the update is scaled by
+            `lora_alpha / lora_rank`). Defaults to `lora_rank`.
+        quantization_config: A `keras.quantizers.QuantizationConfig` a
+            quantized layer is built with (set by `quantize`). Defaults to
+            `None`.
 
     Input shape:
         `(batch_size, ..., input_dim)`.
@@ -94,7 +86,6 @@ class Dense(Layer):
                 "Received an invalid value for `units`, expected a positive integer. "
                 f"Received: units={units}"
             )
-        check_lora_and_quantization("Dense", lora_rank, quantization_config)
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = units
         self.activation = activations.get(activation)
@@ -108,7 +99,8 @@ class Dense(Layer):
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
         self.lora_enabled = False
-        self.quantization_config = None
+        self.quantization_config = quantization_config
+        self.__dict__["_is_quantized"] = False
         # None for "linear": the call then skips the activation entirely
         self._act = None if self.activation is activations.linear else self.activation
         self._input_dim = None
@@ -117,17 +109,23 @@ class Dense(Layer):
 
     def _lazy_trainable_weights(self):
         """Trainable weights `build` creates (uninitialized parameters until then)."""
+        if self.quantization_mode in ("int8", "int4", "gptq", "awq"):  # the kernel is an integer buffer
+            return ("bias",) if self.use_bias else ()
         return ("kernel", "bias") if self.use_bias else ("kernel",)
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=(input_dim, self.units),
-            initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
+        mode = self.quantization_mode
+        if mode:  # a quantized layer being loaded: its quantized variables
+            self._quantized_build((input_dim, self.units), mode, self.quantization_config)
+        if mode not in ("int8", "int4", "gptq", "awq"):
+            self.kernel = self.add_weight(
+                name="kernel",
+                shape=(input_dim, self.units),
+                initializer=self.kernel_initializer,
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
@@ -140,13 +138,21 @@ class Dense(Layer):
             self.bias = None
         self._input_dim = input_dim
         self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
+        if self.lora_rank:
+            self.built = True
+            self.enable_lora(self.lora_rank)  # (as Keras: lora_alpha becomes the rank)
 
     def _infer_build_shape(self, weight_shapes):
         kernel = weight_shapes.get("kernel")
         return None if kernel is None or len(kernel) != 2 else (None, kernel[0])
 
-    def call(self, inputs):
-        kernel, bias = self.kernel, self.bias
+    def call(self, inputs, training=None):
+        if self.lora_enabled or self._is_quantized:
+            if self._is_quantized:
+                return self._quantized_call(inputs, training)
+            kernel, bias = self._merged_kernel(), self.bias
+        else:
+            kernel, bias = self.kernel, self.bias
         if inputs.dim() == 2 and bias is not None:
             # one fused op on the Keras (in, out) kernel, no transpose view
             x = torch.addmm(bias, inputs, kernel)
@@ -174,7 +180,25 @@ class Dense(Layer):
                 "bias_regularizer": regularizers.serialize(self.bias_regularizer),
                 "kernel_constraint": constraints.serialize(self.kernel_constraint),
                 "bias_constraint": constraints.serialize(self.bias_constraint),
-                "quantization_config": None,
+                "quantization_config": serialize_keras_object(self.quantization_config),
             }
         )
+        if self.lora_rank:
+            config["lora_rank"] = self.lora_rank
+            config["lora_alpha"] = self.lora_alpha
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = deserialize_quantization_config(config)
+        return super().from_config(config)
+
+
+def deserialize_quantization_config(config: dict) -> dict:
+    """A layer config with its `quantization_config` dict turned back into
+    a `QuantizationConfig` (as Keras's `from_config`)."""
+    if isinstance(config.get("quantization_config"), dict):
+        from kerasish import quantizers
+
+        config = dict(config, quantization_config=quantizers.deserialize(config["quantization_config"]))
+    return config

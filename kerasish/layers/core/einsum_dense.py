@@ -11,9 +11,11 @@ from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
 from kerasish.initializers.random_initializers import VarianceScaling
-from kerasish.layers.core.dense import check_lora_and_quantization
+from kerasish.layers.core.dense import deserialize_quantization_config
+from kerasish.layers.core.einsum_dense_quantization import EinsumDenseQuantization
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.saving.serialization_lib import serialize_keras_object
 
 # The three equation forms Keras accepts ("..." is rewritten to "0" first):
 # "ab,bc->ac", "...b,bc->...c" (left-elided), "ab...,bc->ac..." (right-elided).
@@ -99,7 +101,7 @@ def analyze_einsum(equation, bias_axes, input_shape, partial_output_shape):
     return kernel_shape, bias_shape, output_shape, input_axes, output_axes
 
 
-class EinsumDense(Layer):
+class EinsumDense(EinsumDenseQuantization, Layer):
     """A layer that uses `einsum` as the backing computation.
 
     Computes `activation(einsum(equation, inputs, kernel) + bias)`.
@@ -117,9 +119,13 @@ class EinsumDense(Layer):
         bias_initializer: Defaults to `"zeros"`.
         kernel_regularizer, bias_regularizer, kernel_constraint,
             bias_constraint: Defaults to `None`.
-        lora_rank, lora_alpha, gptq_unpacked_column_size, quantization_config:
-            Accepted for Keras 3 compatibility; LoRA and quantization raise
-            `NotImplementedError`.
+        lora_rank: If set, the layer is built with LoRA enabled at this rank
+            (`enable_lora`). Defaults to `None`.
+        lora_alpha: LoRA scale numerator. Defaults to `lora_rank`.
+        quantization_config: The `QuantizationConfig` of a quantized layer
+            (set by `quantize`). Defaults to `None`.
+        gptq_unpacked_column_size: Accepted and kept in the config (GPTQ is
+            not implemented in kerasish).
 
     Example:
         >>> layer = keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 64), bias_axes="d")
@@ -147,7 +153,6 @@ class EinsumDense(Layer):
         quantization_config=None,
         **kwargs,
     ):
-        check_lora_and_quantization("EinsumDense", lora_rank, quantization_config)
         super().__init__(**kwargs)
         _parse_equation(equation)  # fail early on a malformed equation
         self.equation = equation
@@ -167,11 +172,14 @@ class EinsumDense(Layer):
         self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
         self.lora_enabled = False
         self.gptq_unpacked_column_size = gptq_unpacked_column_size
-        self.quantization_config = None
+        self.quantization_config = quantization_config
+        self.__dict__["_is_quantized"] = False
         self._act = None if self.activation is activations.linear else self.activation
 
     def _lazy_trainable_weights(self):
         """Trainable weights `build` creates (uninitialized parameters until then)."""
+        if self.quantization_mode in ("int8", "int4"):  # the kernel is an int8 buffer
+            return ("bias",) if self.bias_axes is not None else ()
         return ("kernel", "bias") if self.bias_axes is not None else ("kernel",)
 
     def build(self, input_shape):
@@ -184,13 +192,17 @@ class EinsumDense(Layer):
             # Keras: the fans come from the kernel axes matched to input/output
             config = dict(init.get_config(), input_axes=input_axes, output_axes=output_axes)
             init = type(init).from_config(config)
-        self.kernel = self.add_weight(
-            name="kernel",
-            shape=tuple(kernel_shape),
-            initializer=init,
-            regularizer=self.kernel_regularizer,
-            constraint=self.kernel_constraint,
-        )
+        mode = self.quantization_mode
+        if mode:  # a quantized layer being loaded: its quantized variables
+            self._quantized_build(kernel_shape, mode, self.quantization_config)
+        if mode not in ("int8", "int4"):
+            self.kernel = self.add_weight(
+                name="kernel",
+                shape=tuple(kernel_shape),
+                initializer=init,
+                regularizer=self.kernel_regularizer,
+                constraint=self.kernel_constraint,
+            )
         if bias_shape is not None:
             self.bias = self.add_weight(
                 name="bias",
@@ -201,6 +213,9 @@ class EinsumDense(Layer):
             )
         else:
             self.bias = None
+        if self.lora_rank:
+            self.built = True
+            self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
 
     def _infer_build_shape(self, weight_shapes):
         kernel = weight_shapes.get("kernel")
@@ -212,8 +227,10 @@ class EinsumDense(Layer):
         # input dims the kernel shares; the others (batch, ...) stay unknown
         return tuple(kernel[w_spec.index(d)] if d in w_spec else None for d in in_spec)
 
-    def call(self, inputs):
-        x = torch.einsum(self.equation, inputs, self.kernel)
+    def call(self, inputs, training=None):
+        if self._is_quantized:
+            return self._quantized_call(inputs, training)
+        x = torch.einsum(self.equation, inputs, self._merged_kernel() if self.lora_enabled else self.kernel)
         if self.bias is not None:
             x = x + self.bias
         if self._act is not None:
@@ -238,12 +255,19 @@ class EinsumDense(Layer):
                 "activity_regularizer": regularizers.serialize(self.activity_regularizer),
                 "kernel_constraint": constraints.serialize(self.kernel_constraint),
                 "bias_constraint": constraints.serialize(self.bias_constraint),
-                "quantization_config": None,
+                "quantization_config": serialize_keras_object(self.quantization_config),
             }
         )
+        if self.lora_rank:
+            config["lora_rank"] = self.lora_rank
+            config["lora_alpha"] = self.lora_alpha
         if self.gptq_unpacked_column_size:
             config["gptq_unpacked_column_size"] = self.gptq_unpacked_column_size
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(deserialize_quantization_config(config))
 
 
 def _kernel_input_axes(equation, input_shape) -> dict:

@@ -11,8 +11,10 @@ from kerasish import constraints
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish import initializers
 from kerasish import regularizers
-from kerasish.layers.core.dense import check_lora_and_quantization
+from kerasish.layers.core.dense import deserialize_quantization_config
+from kerasish.layers.core.embedding_quantization import EmbeddingQuantization
 from kerasish.layers.layer import Layer
+from kerasish.saving.serialization_lib import serialize_keras_object
 from kerasish.utils.argument_validation import as_int
 from kerasish.layers.lazy_weights import is_lazy
 
@@ -24,7 +26,7 @@ def _check_positive_int(name: str, value) -> None:
         )
 
 
-class Embedding(Layer):
+class Embedding(EmbeddingQuantization, Layer):
     """Turns non-negative integers (indices) into dense vectors of fixed size.
 
     Args:
@@ -39,8 +41,11 @@ class Embedding(Layer):
         weights: Optional initial embedding matrix (array of shape
             `(input_dim, output_dim)`, or a one-element list of it); the
             layer is then built at construction.
-        lora_rank, lora_alpha, quantization_config: Accepted for Keras 3
-            compatibility; LoRA and quantization raise `NotImplementedError`.
+        lora_rank: If set, the layer is built with LoRA enabled at this rank
+            (`enable_lora`). Defaults to `None`.
+        lora_alpha: LoRA scale numerator. Defaults to `lora_rank`.
+        quantization_config: The `QuantizationConfig` of a quantized layer
+            (set by `quantize("int8" | "int4")`). Defaults to `None`.
         input_length: Keras 2 argument: the length of input sequences (an
             int, None, or a tuple). As in Keras 2 it becomes the layer's
             `input_shape`, so a `Sequential` starting with this layer is
@@ -80,7 +85,6 @@ class Embedding(Layer):
         input_dim, output_dim = as_int(input_dim), as_int(output_dim)
         _check_positive_int("input_dim", input_dim)
         _check_positive_int("output_dim", output_dim)
-        check_lora_and_quantization("Embedding", lora_rank, quantization_config)
         input_length = kwargs.pop("input_length", None)
         if input_length is not None:
             warnings.warn(
@@ -107,7 +111,8 @@ class Embedding(Layer):
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
         self.lora_enabled = False
-        self.quantization_config = None
+        self.quantization_config = quantization_config
+        self.__dict__["_is_quantized"] = False
         if weights is not None:
             self.build()
             if not (isinstance(weights, list) and len(weights) == 1):
@@ -116,11 +121,23 @@ class Embedding(Layer):
 
     def _lazy_trainable_weights(self):
         """Trainable weights `build` creates (uninitialized parameters until then)."""
-        return ("embeddings",)
+        return () if self.quantization_mode in ("int8", "int4") else ("embeddings",)
 
     def build(self, input_shape=None):
-        if self._parameters.get("embeddings") is not None and not is_lazy(self._parameters["embeddings"]):
+        if self._is_quantized or (
+            self._parameters.get("embeddings") is not None and not is_lazy(self._parameters["embeddings"])
+        ):
             return
+        mode = self.quantization_mode
+        if mode:  # a quantized layer being loaded
+            self._quantized_build((self.input_dim, self.output_dim), mode, self.quantization_config)
+        else:
+            self._build_float_table()
+        if self.lora_rank:
+            self.built = True
+            self.enable_lora(self.lora_rank)  # (as Keras: lora_alpha becomes the rank)
+
+    def _build_float_table(self):
         self.embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
@@ -149,7 +166,10 @@ class Embedding(Layer):
                 f"input_dim={self.input_dim}",
             )
         try:
-            out = F.embedding(inputs, self.embeddings)
+            if self._is_quantized or self.lora_enabled:
+                out = self._quantized_call(inputs) if self._is_quantized else F.embedding(inputs, self._merged_table())
+            else:
+                out = F.embedding(inputs, self.embeddings)
         except IndexError:
             raise IndexError(
                 f"Layer '{self.name}': Embedding ids must be in the range 0 <= id < input_dim with "
@@ -183,7 +203,14 @@ class Embedding(Layer):
                 "activity_regularizer": regularizers.serialize(self.activity_regularizer),
                 "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
                 "mask_zero": self.mask_zero,
-                "quantization_config": None,
+                "quantization_config": serialize_keras_object(self.quantization_config),
             }
         )
+        if self.lora_rank:
+            config["lora_rank"] = self.lora_rank
+            config["lora_alpha"] = self.lora_alpha
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(deserialize_quantization_config(config))

@@ -7,10 +7,11 @@ import torch
 
 from kerasish.backend import dtypes
 from kerasish.layers.core.embedding import Embedding
+from kerasish.layers.core.reversible_embedding_quantization import ReversibleEmbeddingQuantization
 from kerasish.layers.lazy_weights import is_lazy
 
 
-class ReversibleEmbedding(Embedding):
+class ReversibleEmbedding(ReversibleEmbeddingQuantization, Embedding):
     """An embedding layer which can also project back to the input dim.
 
     Called normally it is an `Embedding`. Called with `reverse=True` it maps
@@ -80,16 +81,20 @@ class ReversibleEmbedding(Embedding):
         self.logit_soft_cap = logit_soft_cap
 
     def _lazy_trainable_weights(self):
+        if self.quantization_mode in ("int8", "int4"):
+            return ()
         return ("embeddings",) if self.tie_weights else ("embeddings", "reverse_embeddings")
 
     def build(self, input_shape=None):
+        if self._is_quantized:
+            return
         reverse = self._parameters.get("reverse_embeddings")
         if (self.tie_weights or (reverse is not None and not is_lazy(reverse))) and (
             self._parameters.get("embeddings") is not None and not is_lazy(self._parameters["embeddings"])
         ):
             return
         Embedding.build(self, input_shape)
-        if not self.tie_weights:
+        if not self.tie_weights and not self._is_quantized:  # (a quantized build made its own)
             self.reverse_embeddings = self.add_weight(
                 shape=(self.output_dim, self.input_dim),
                 initializer=self.embeddings_initializer,
@@ -103,13 +108,15 @@ class ReversibleEmbedding(Embedding):
             if self.mask_zero:
                 out._keras_mask = inputs != 0
             return out
-        kernel = self.embeddings.t() if self.tie_weights else self.reverse_embeddings
-        dtype = dtypes.to_torch_dtype(self.reverse_dtype) if self.reverse_dtype else self._compute_torch_dtype
         if inputs.shape[-1] != self.output_dim:
             raise ValueError(
                 f"Layer '{self.name}': with `reverse=True` the inputs' last dimension must equal "
                 f"output_dim={self.output_dim}. Received: inputs.shape={tuple(inputs.shape)}"
             )
+        if self._is_quantized:
+            return self._quantized_reverse(inputs)  # (reverse_dtype does not apply, as in Keras)
+        kernel = self.embeddings.t() if self.tie_weights else self.reverse_embeddings
+        dtype = dtypes.to_torch_dtype(self.reverse_dtype) if self.reverse_dtype else self._compute_torch_dtype
         logits = torch.matmul(inputs.to(dtype), kernel.to(dtype))
         if self.logit_soft_cap is not None:
             logits = torch.tanh(logits / self.logit_soft_cap) * self.logit_soft_cap

@@ -98,8 +98,8 @@ def test_dense_errors():
         L.Dense(0)
     with pytest.raises(ValueError, match=r"expected a positive integer"):
         L.Dense(2.5)
-    with pytest.raises(NotImplementedError, match="lora_rank=4"):
-        L.Dense(3, lora_rank=4)
+    with pytest.raises(ValueError, match="Lora is incompatible with kernel constraints"):
+        L.Dense(3, lora_rank=4, kernel_constraint="non_neg").build((None, 2))  # (LoRA: tests/layers/core/test_dense_quantization.py)
     layer = L.Dense(3)
     with pytest.raises(ValueError, match="min_ndim=2"):
         layer(torch.ones(4))

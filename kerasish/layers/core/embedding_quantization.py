@@ -1,0 +1,243 @@
+"""`Embedding.quantize("int8" | "int4")` and LoRA, as in Keras 3.15.
+
+Keras's variables: int8 `embeddings` `(input_dim, output_dim)` with one
+`embeddings_scale` per row `(input_dim,)`; int4 packs two values per byte
+along the output axis, `(input_dim, ceil(output_dim / 2))`, with per-row
+scales or, for sub-channel (`block_size`), `(input_dim, ceil(output_dim /
+block_size))` scales and int8 `embeddings_zero` plus a float32 `g_idx`
+`(output_dim,)`. Embeddings have no float8 mode (Keras raises too).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from kerasish import initializers
+from kerasish import quantizers
+from kerasish.quantizers.quantization_config import QuantizationConfig
+from kerasish.quantizers.quantization_config import get_block_size_for_layer
+from kerasish.quantizers.quantizers import dequantize_with_sz_map
+
+SERIALIZATION_SPEC = {
+    None: ("embeddings",),
+    "int8": ("embeddings", "embeddings_scale"),
+    "int4": ("embeddings", "embeddings_scale", "embeddings_zero", "g_idx"),
+}
+
+
+class EmbeddingQuantization:
+    """Quantization and LoRA for `Embedding` (mixed into the layer)."""
+
+    def _serialization_spec(self):
+        """Keras's save order of this mode's variables."""
+        return SERIALIZATION_SPEC[self.quantization_mode]
+
+    def _quantization_mode_error(self, mode):
+        return NotImplementedError(
+            f"Invalid quantization mode. Expected one of ('int8', 'int4'). Received: quantization_mode={mode}"
+        )
+
+    def _quantized_build(self, shape, mode, config=None):
+        input_dim, output_dim = shape
+        if mode == "int8":
+            self.embeddings = self.add_weight(name="embeddings", shape=shape, initializer="zeros", dtype="int8",
+                                              trainable=False)
+            self.embeddings_scale = self.add_weight(name="embeddings_scale", shape=(input_dim,), initializer="ones",
+                                                    trainable=False)
+        elif mode == "int4":
+            self.embeddings = self.add_weight(name="embeddings", shape=(input_dim, (output_dim + 1) // 2),
+                                              initializer="zeros", dtype="int8", trainable=False)
+            block = get_block_size_for_layer(self, config)
+            self.__dict__["_int4_block_size"] = block
+            sub_channel = block is not None and block > 0
+            scale_shape = (input_dim, math.ceil(output_dim / block)) if sub_channel else (input_dim,)
+            self.embeddings_scale = self.add_weight(name="embeddings_scale", shape=scale_shape, initializer="ones",
+                                                    trainable=False)
+            if sub_channel:
+                self.embeddings_zero = self.add_weight(name="embeddings_zero", shape=scale_shape,
+                                                       initializer="zeros", dtype="int8", trainable=False)
+                self.g_idx = self.add_weight(
+                    name="g_idx", shape=(output_dim,), dtype="float32", trainable=False,
+                    initializer=lambda s, dtype=None: torch.div(
+                        torch.arange(output_dim, dtype=torch.float32), block, rounding_mode="floor"),
+                )
+            self.__dict__["_orig_output_dim"] = output_dim
+        else:
+            raise self._quantization_mode_error(mode)
+        self.__dict__["_is_quantized"] = True
+
+    def _quantizable_class(self):
+        from kerasish.layers.core.embedding import Embedding
+
+        return Embedding  # subclasses are refused unless `type_check=False`, as in Keras
+
+    def quantize(self, mode=None, config=None, type_check=True):
+        """Quantizes the built layer's embeddings in place ("int8" or
+        "int4") and switches its dtype policy, as Keras does."""
+        from kerasish import dtype_policies
+        from kerasish.quantizers.quantization_config import validate_and_resolve_config
+
+        config = validate_and_resolve_config(mode, config)
+        mode = config.mode
+        self._check_quantize_args(mode, self.compute_dtype)
+        if type_check and type(self) is not self._quantizable_class():
+            raise self._not_implemented_error(self.quantize)
+        if mode not in ("int8", "int4"):
+            raise self._quantization_mode_error(mode)
+        self.quantization_config = config
+        self._quantize_variables(mode, config)
+        if self.dtype_policy.quantization_mode is None:
+            name = mode
+            if mode == "int4":
+                block = get_block_size_for_layer(self, config)
+                name = f"int4/{-1 if block is None else block}"
+            self.__dict__["_dtype_policy"] = dtype_policies.get(f"{name}_from_{self.dtype_policy.name}")
+            self._set_dtype_fast_path()
+        self.__dict__["_plain"] = None
+
+    def _quantize_variables(self, mode, config):
+        table = self.embeddings.detach()
+        shape = tuple(table.shape)
+        values, scale, zero = self._quantize_table(table, mode, config)
+        del self.embeddings
+        self._quantized_build(shape, mode, config)
+        with torch.no_grad():
+            self.embeddings.copy_(values)
+            self.embeddings_scale.copy_(scale)
+            if zero is not None:
+                self.embeddings_zero.copy_(zero)
+
+    @staticmethod
+    def _quantize_table(table, mode, config):
+        """`(values, scale, zero)` of an `(input_dim, output_dim)` table: one
+        scale per row (int8, int4 per-channel) or per row and group of
+        `block_size` columns (int4 sub-channel); int4 values packed along
+        the columns."""
+        from kerasish.quantizers.quantization_config import Int4QuantizationConfig
+
+        zero = None
+        if mode == "int8":
+            quantizer = QuantizationConfig.weight_quantizer_or_default(config, quantizers.AbsMaxQuantizer(axis=-1))
+            values, scale = quantizer(table, to_numpy=True)
+            return values, scale.squeeze(-1), None
+        block = config.block_size if isinstance(config, Int4QuantizationConfig) else None
+        if block is None or block == -1:
+            quantizer = QuantizationConfig.weight_quantizer_or_default(
+                config, quantizers.AbsMaxQuantizer(axis=-1, value_range=(-8, 7), output_dtype="int8"))
+            values, scale = quantizer(table, to_numpy=True)
+            scale = scale.squeeze(-1)
+        else:
+            values, scale, zero = _grouped_rows(table, block)
+        return quantizers.pack_int4(values, axis=-1)[0], scale, zero
+
+    def _dequantized_rows(self, ids):
+        """The float embedding rows of `ids` (int32/int64)."""
+        compute = self._compute_torch_dtype
+        table_scale = self.embeddings_scale.to(compute)  # autocast, as Keras
+        if self.quantization_mode == "int8":
+            out = F.embedding(ids, self.embeddings).to(compute)
+            return out / F.embedding(ids, table_scale[:, None])
+        unpacked = quantizers.unpack_int4(self.embeddings, self._orig_output_dim, axis=-1)
+        out = F.embedding(ids, unpacked)
+        scale = F.embedding(ids, table_scale.reshape(self.input_dim, -1))
+        block = self._int4_block_size
+        if block is None or block == -1:
+            return out.to(compute) / scale
+        zero = F.embedding(ids, self.embeddings_zero.reshape(self.input_dim, -1))
+        return dequantize_with_sz_map(out.to(compute), scale, zero, self.g_idx, group_axis=-1)
+
+    def _quantized_call(self, ids):
+        out = self._dequantized_rows(ids)
+        if self.lora_enabled:
+            out = out + (self.lora_alpha / self.lora_rank) * torch.matmul(
+                F.embedding(ids, self.lora_embeddings_a), self.lora_embeddings_b)
+            out = out.to(self._compute_torch_dtype)
+        return out
+
+    # ------------------------------------------------------------------ LoRA
+    def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform", b_initializer="zeros"):
+        """Freezes the embeddings and adds the trainable low-rank update
+        `(lora_alpha / rank) * lora_embeddings_a @ lora_embeddings_b`."""
+        if self.embeddings_constraint:
+            raise ValueError(
+                "Lora is incompatible with embedding constraints. In order to enable lora on this layer, remove the "
+                "`embeddings_constraint` argument."
+            )
+        if not self.built:
+            raise ValueError("Cannot enable lora on a layer that isn't yet built.")
+        if self.lora_enabled:
+            raise ValueError("lora is already enabled. This can only be done once per layer.")
+        self.lora_embeddings_a = self.add_weight(name="lora_embeddings_a", shape=(self.input_dim, rank),
+                                                 initializer=initializers.get(a_initializer), dtype="float32",
+                                                 regularizer=self.embeddings_regularizer)
+        self.lora_embeddings_b = self.add_weight(name="lora_embeddings_b", shape=(rank, self.output_dim),
+                                                 initializer=initializers.get(b_initializer), dtype="float32",
+                                                 regularizer=self.embeddings_regularizer)
+        self.embeddings.trainable = False
+        self.lora_enabled = True
+        self.lora_rank = rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
+        self.__dict__["_plain"] = None
+
+    def _merged_table(self):
+        table = self.embeddings
+        if self.lora_enabled:
+            delta = (self.lora_alpha / self.lora_rank) * torch.matmul(self.lora_embeddings_a, self.lora_embeddings_b)
+            table = (table + delta).to(self._compute_torch_dtype)
+        return table
+
+    def _table_for_saving(self):
+        mode = self.quantization_mode
+        if mode is None:
+            return self._merged_table().detach(), None, None
+        zero = getattr(self, "embeddings_zero", None)
+        if not self.lora_enabled:
+            return self.embeddings, self.embeddings_scale, zero
+        with torch.no_grad():
+            ids = torch.arange(self.input_dim, device=self.embeddings.device)
+            merged = self._dequantized_rows(ids) + (self.lora_alpha / self.lora_rank) * torch.matmul(
+                self.lora_embeddings_a, self.lora_embeddings_b)
+            block = getattr(self, "_int4_block_size", None)
+            if mode == "int4" and block is not None and block != -1:
+                values, scale, zero = _grouped_rows(merged, block)
+            else:
+                value_range = (-8, 7) if mode == "int4" else (-127, 127)
+                values, scale = quantizers.abs_max_quantize(merged, axis=-1, value_range=value_range, to_numpy=True)
+                scale, zero = scale.squeeze(-1), None
+            if mode == "int4":
+                values = quantizers.pack_int4(values, axis=-1)[0]
+        return values, scale, zero
+
+    def _keras_saved_variables(self):
+        if not self.built or (self.quantization_mode is None and not self.lora_enabled):
+            return None
+        table, scale, zero = self._table_for_saving()
+        values = {"embeddings": table, "embeddings_scale": scale, "embeddings_zero": zero}
+        out = []
+        for name in self._serialization_spec():
+            value = values[name] if name in values else getattr(self, name, None)
+            if value is not None:
+                out.append(value)
+        return out
+
+    def _keras_loaded_variables(self):
+        if not self.built or (self.quantization_mode is None and not self.lora_enabled):
+            return None
+        return [getattr(self, n) for n in self._serialization_spec() if getattr(self, n, None) is not None]
+
+    def _after_keras_load(self):
+        if self.lora_enabled:
+            with torch.no_grad():
+                self.lora_embeddings_a.zero_()
+                self.lora_embeddings_b.zero_()
+
+
+def _grouped_rows(table, block):
+    """Keras's sub-channel int4 of an embedding table: groups of `block`
+    values along each row (the grouped quantizer on the transpose)."""
+    values_t, scale_t, zero_t = quantizers.abs_max_quantize_grouped_with_zero_point(
+        table.T, block_size=block, value_range=(-8, 7), dtype="int8", to_numpy=True)
+    return values_t.T, scale_t.T, zero_t.T
