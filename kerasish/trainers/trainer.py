@@ -278,7 +278,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 here it is supported).
             jit_compile: True wraps the train/test/predict steps in
                 `torch.compile`; "auto" (default) means False, as Keras on torch.
-            auto_scale_loss: With a "mixed_float16" model, scale the loss
+            auto_scale_loss: With a "mixed_float16" model (or a model with
+                "mixed_float16" layers, e.g. a Keras mixed_float16 file
+                loaded under a float32 global policy), scale the loss
                 dynamically (`torch.amp.GradScaler`, Keras's
                 `LossScaleOptimizer` defaults: initial scale 2**15, growth
                 every 2000 steps). Defaults to True.
@@ -586,8 +588,11 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
     def _grad_scaler_for(self, loss):
         scaler = self._grad_scaler
         if scaler is None and self._auto_scale_loss and not _is_loss_scale_optimizer(self.optimizer):
-            policy = getattr(self, "dtype_policy", None)
-            if getattr(policy, "name", None) == "mixed_float16":
+            # the model's policy (Keras's rule), or any sublayer's: a Keras mixed_float16 model loaded
+            # under a float32 global policy has mixed layers inside a float32 model, and its float16
+            # gradients would otherwise underflow unscaled
+            if any(getattr(getattr(m, "dtype_policy", None), "name", None) == "mixed_float16"
+                   for m in self.modules()):
                 scaler = self._grad_scaler = torch.amp.GradScaler(
                     loss.device.type, init_scale=2.0**15, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000
                 )
