@@ -451,6 +451,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         Every rule both kinds of call follow (training, arguments, outermost
         call, outputs) is written once, below.
         """
+        if kwargs and "mask" in kwargs and not self._call_has_mask:
+            raise TypeError(
+                f"{type(self).__name__}.call() got an unexpected keyword argument 'mask' (layer "
+                f"'{self.name}'): its `call` takes no `mask`, so an explicit mask would be ignored. Keras "
+                "raises here too; masks set on the inputs (`_keras_mask`) propagate without `mask=`.")
         d = self.__dict__
         x = args[0] if args else None
         if (
@@ -480,7 +485,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         # (this thread's), then `module.training` once train()/eval() set
         # it, then the call signature's default (None passes on: inner
         # layers apply their own defaults, as in Keras). `call` gets it only
-        # when it takes it, and loses `mask=` when it takes none (Keras drops it)
+        # when it takes it; an explicit `mask=` to a call without one is a TypeError (as Keras)
         state = _LOCAL.state
         stack = state.stack
         training = kwargs.get("training") if kwargs else None
@@ -492,8 +497,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             kwargs["training"] = self._call_training_unset if training is None else training
         elif kwargs:
             kwargs.pop("training", None)
-        if kwargs and "mask" in kwargs and not self._call_has_mask:
-            del kwargs["mask"]
         if not stack and state.dirty:
             ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
 

@@ -691,28 +691,22 @@ def test_each_layer_class_has_its_own_forward_code_for_torch_compile():
             torch.testing.assert_close(out, x * (i + 1))
 
 
-def test_mask_argument_is_dropped_for_a_call_without_mask():
-    # kerasish's current behaviour (commit be42f93 "as Keras does"); Keras 3.15
-    # raises instead: see the strict xfail below
-    layer = Linear(2)
-    x = torch.ones(1, 3)
-    torch.testing.assert_close(layer(x, mask=torch.ones(1, dtype=torch.bool)), layer(x))
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras 3.15 raises TypeError \"got an unexpected keyword argument 'mask'\" for an explicit mask= "
-    "(even mask=None) to a layer whose call() takes no mask (Dense, Activation, user layers); kerasish "
-    "drops it silently (kerasish/layers/layer.py, `del kwargs['mask']`). Not changed here: internal callers "
-    "may rely on the drop; needs a decision on Keras 2 ports.",
-)
 def test_explicit_mask_to_a_call_without_mask_raises_as_in_keras(keras_ref):
     x = torch.ones(2, 3)
     mask = torch.ones(2, dtype=torch.bool)
     with pytest.raises(TypeError, match="mask"):
         _classes(keras_ref)[0](2)(x, mask=mask)  # the reference behaviour
-    with pytest.raises(TypeError, match="mask"):
-        Linear(2)(x, mask=mask)
+    for m in (mask, None):
+        with pytest.raises(TypeError, match="mask"):
+            _classes(keras_ref)[0](2)(x, mask=m)
+        with pytest.raises(TypeError, match="mask"):
+            Linear(2)(x, mask=m)
+    # built-in layers and symbolic calls too
+    for K in (keras_ref, keras):
+        with pytest.raises(TypeError, match="mask"):
+            K.layers.Dense(2)(K.Input((3,)), mask=None)
+        with pytest.raises(TypeError, match="mask"):
+            K.layers.Dense(2)(np.ones((2, 3), "float32"), mask=np.ones((2,), bool))
 
 
 def test_print_shows_config_and_question_marks_until_built():
