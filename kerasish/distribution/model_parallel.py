@@ -174,7 +174,8 @@ def _make_sharded_variable_class():
             return self.requires_grad
 
         def numpy(self, *, force: bool = False):
-            return self.full_tensor().detach().cpu().numpy()
+            """The whole value, gathered (a copy: every process calls it)."""
+            return self.full_tensor().detach().cpu().numpy().copy()
 
         def __array__(self, dtype=None, copy=None):
             out = self.numpy()
@@ -373,12 +374,16 @@ def _gather_hooks(holders):
 
 @contextlib.contextmanager
 def whole_weights(model, write_back=False):
-    """Inside the block, every DTensor weight of `model` is a plain Keras
-    variable holding the whole value (gathered on every rank); with
+    """Inside the block, every DTensor weight of `model` (and optimizer
+    slot) is a plain Keras variable holding the whole value (gathered on
+    every rank, in the same order); with
     `write_back`, values changed inside (loaded weights) are laid out
     again afterwards."""
     from kerasish.variables import _rebuild_variable
 
+    if model.__dict__.get("_mp_whole"):  # nested (a checkpoint callback calling `save`)
+        yield
+        return
     swapped = []
     for module in model.modules():
         for registry in (module._parameters, module._buffers):
@@ -390,9 +395,20 @@ def whole_weights(model, write_back=False):
                     plain = _rebuild_variable(cls, full, w.requires_grad, meta) if cls is not None else full
                     swapped.append((registry, key, w, plain))
                     registry[key] = plain
+    # the optimizer's slots (Adam's moments, ...) are laid out like their weights
+    state = getattr(getattr(model, "optimizer", None), "state", None)
+    for slots in (state.values() if isinstance(state, dict) else ()):
+        if isinstance(slots, dict):
+            for key, v in list(slots.items()):
+                if is_dtensor(v):
+                    plain = v.full_tensor().detach().clone()
+                    swapped.append((slots, key, v, plain))
+                    slots[key] = plain
+    model.__dict__["_mp_whole"] = True
     try:
         yield
     finally:
+        model.__dict__.pop("_mp_whole", None)
         for registry, key, w, plain in swapped:
             registry[key] = w
             if write_back:
@@ -407,6 +423,8 @@ def save_on_rank_zero(model, write):
     from kerasish.trainers.distributed import barrier
     from kerasish.trainers.distributed import is_rank_zero
 
+    if model.__dict__.get("_mp_whole"):
+        return write()
     with whole_weights(model):
         result = write() if is_rank_zero() else None
     barrier()

@@ -1,0 +1,45 @@
+"""Models and layouts shared by `mp_worker.py` (each rank) and
+`test_model_parallel.py` (the single-process reference)."""
+
+import kerasish as keras
+
+
+def mlp():
+    inp = keras.Input((5,))
+    h = keras.layers.Dense(16, activation="relu", name="col")(inp)
+    h = keras.layers.Dense(8, activation="tanh", name="row")(h)
+    return keras.Model(inp, keras.layers.Dense(3, name="out")(h), name="mlp")
+
+
+def mlp_layout(mesh):
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*col/kernel"] = (None, "model")  # Keras (in, out): output units sharded, column parallel
+    layout_map[".*col/bias"] = ("model",)
+    layout_map[".*row/kernel"] = ("model", None)  # input units sharded, row parallel
+    return layout_map  # "out" matches nothing: replicated
+
+
+def compile_mlp(model):
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+
+
+def cnn():
+    inp = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="conv2d")(inp)
+    h = keras.layers.Flatten()(h)
+    return keras.Model(inp, keras.layers.Dense(2, name="head")(h), name="cnn")
+
+
+def emb():
+    inp = keras.Input((5,), dtype="int32")
+    h = keras.layers.Embedding(12, 6, name="embedding")(inp)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    return keras.Model(inp, keras.layers.Dense(2, name="head")(h), name="emb")
+
+
+def other_distribution(mesh):
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*conv2d/kernel"] = (None, None, None, "model")  # (kh, kw, in, out): output channels
+    layout_map[".*conv2d/bias"] = ("model",)
+    layout_map[".*embedding/embeddings"] = ("model", None)  # vocabulary rows
+    return keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
