@@ -174,10 +174,9 @@ class DeviceMesh:
     def backend_mesh(self):
         """The equivalent `torch.distributed.device_mesh.DeviceMesh` (needs a
         process group whose size is the mesh size)."""
-        from torch.distributed.device_mesh import init_device_mesh
+        from kerasish.distribution import model_parallel
 
-        kind = str(self._devices.flat[0]).split(":")[0]
-        return init_device_mesh(kind, self._shape, mesh_dim_names=tuple(self._axis_names))
+        return model_parallel.torch_mesh(self)
 
     def __repr__(self):
         return f"<DeviceMesh shape={self.shape}, axis_names={self.axis_names}>"
@@ -455,11 +454,52 @@ class ModelParallel(Distribution):
     def get_tensor_layout(self, path):
         return self._layout_map[path]
 
+    def distribute_dataset(self, dataset):
+        """The dataset unchanged: `fit`/`evaluate`/`predict` split each
+        global batch along the batch axis themselves (processes that differ
+        only along the model axes get the same rows)."""
+        return dataset
+
 
 def distribute_tensor(tensor, layout):
-    """`tensor` unchanged: tensors are not relaid out inside steps here
-    (DataParallel keeps full replicas)."""
-    return tensor
+    """Lays `tensor` out as `layout` says.
+
+    In a process group whose size is the layout's mesh size, a
+    `torch.distributed.tensor.DTensor` on that mesh: each dimension named by
+    a mesh axis is sharded along it (`Shard(dim)`), the other axes hold
+    replicas; every process passes the whole tensor and rank 0's values are
+    used. In a single process (a one-device mesh) the tensor is returned
+    unchanged, as there is nothing to lay out.
+
+    Args:
+        tensor: A tensor (or array) holding the whole value.
+        layout: A `TensorLayout` with a `device_mesh`.
+
+    Raises:
+        ValueError: `layout` is not a `TensorLayout` with a mesh, or does
+            not fit the tensor (rank, unknown axis, a dimension not
+            divisible by its axis size).
+    """
+    if not isinstance(layout, TensorLayout) or layout.device_mesh is None:
+        raise ValueError(
+            "`distribute_tensor` expects a `keras.distribution.TensorLayout` with a `device_mesh`. "
+            f"Received: layout={layout}"
+        )
+    from kerasish.distribution import model_parallel
+
+    if not isinstance(tensor, torch.Tensor):
+        tensor = torch.as_tensor(np.asarray(tensor))
+    placements = model_parallel.mesh_placements(layout.device_mesh, "tensor", tensor.shape, layout.axes)
+    if not _dist_ready() or layout.device_mesh.devices.size == 1:
+        return tensor
+    if layout.device_mesh.devices.size != num_processes():
+        raise ValueError(
+            f"The layout's mesh has {layout.device_mesh.devices.size} devices but the process group has "
+            f"{num_processes()} ranks. Received: layout={layout}"
+        )
+    from torch.distributed.tensor import distribute_tensor as torch_distribute_tensor
+
+    return torch_distribute_tensor(tensor, layout.device_mesh.backend_mesh, placements)
 
 
 def distribution():

@@ -38,16 +38,17 @@ import torch
 # -------------------------------------------------------------------- mesh
 
 
-def torch_mesh(dist):
-    """The torch `DeviceMesh` of `dist` (created once, on every rank)."""
-    mesh = dist.__dict__.get("_torch_mesh")
+def torch_mesh(dist_or_mesh):
+    """The torch `DeviceMesh` of a distribution or a Keras `DeviceMesh`
+    (created once per Keras mesh, on every rank: it makes process groups)."""
+    keras_mesh = getattr(dist_or_mesh, "device_mesh", dist_or_mesh)
+    mesh = keras_mesh.__dict__.get("_torch_mesh")
     if mesh is None:
         from torch.distributed.device_mesh import init_device_mesh
 
-        keras_mesh = dist.device_mesh
         kind = "cuda" if torch.distributed.get_backend() == "nccl" else "cpu"
         mesh = init_device_mesh(kind, tuple(keras_mesh.shape), mesh_dim_names=tuple(keras_mesh.axis_names))
-        dist.__dict__["_torch_mesh"] = mesh
+        keras_mesh.__dict__["_torch_mesh"] = mesh
     return mesh
 
 
@@ -63,21 +64,9 @@ def _sub_mesh(mesh, names):
 # ----------------------------------------------------------------- layouts
 
 
-def placements_for(dist, path: str, shape, layout) -> list | None:
-    """Torch placements (one per model axis) of a weight with `layout`, or
-    None when the layout shards nothing.
-
-    Raises:
-        ValueError: the layout's rank is not the weight's, it names an axis
-            the mesh does not have, uses one axis for two dimensions, or a
-            sharded dimension is not divisible by the axis size.
-        NotImplementedError: the layout shards a weight along the batch axis.
-    """
-    from torch.distributed.tensor import Replicate
-    from torch.distributed.tensor import Shard
-
-    mesh = dist.device_mesh
-    axes = tuple(layout.axes)
+def check_layout(mesh, path: str, shape, axes) -> dict:
+    """`{mesh axis: tensor dimension}` of a layout that fits a tensor of
+    `shape` on the Keras `mesh`; raises ValueError otherwise."""
     shape = tuple(shape)
     if len(axes) != len(shape):
         raise ValueError(
@@ -105,6 +94,36 @@ def placements_for(dist, path: str, shape, layout) -> list | None:
                 f"Variable '{path}' of shape {shape} cannot be sharded with layout {axes}: dimension {dim} "
                 f"(size {shape[dim]}) is not divisible by the size of mesh axis {name!r} ({sizes[name]})."
             )
+    return seen
+
+
+def mesh_placements(mesh, path: str, shape, axes) -> list:
+    """Torch placements over every axis of the Keras `mesh` (for
+    `keras.distribution.distribute_tensor`)."""
+    from torch.distributed.tensor import Replicate
+    from torch.distributed.tensor import Shard
+
+    seen = check_layout(mesh, path, shape, tuple(axes))
+    return [Shard(seen[name]) if name in seen else Replicate() for name in mesh.axis_names]
+
+
+def placements_for(dist, path: str, shape, layout) -> list | None:
+    """Torch placements (one per model axis) of a weight with `layout`, or
+    None when the layout shards nothing.
+
+    Raises:
+        ValueError: the layout's rank is not the weight's, it names an axis
+            the mesh does not have, uses one axis for two dimensions, or a
+            sharded dimension is not divisible by the axis size.
+        NotImplementedError: the layout shards a weight along the batch axis.
+    """
+    from torch.distributed.tensor import Replicate
+    from torch.distributed.tensor import Shard
+
+    mesh = dist.device_mesh
+    axes = tuple(layout.axes)
+    sizes = dict(zip(mesh.axis_names, mesh.shape))
+    seen = check_layout(mesh, path, shape, axes)
     if dist.batch_dim_name in seen and sizes[dist.batch_dim_name] > 1:
         raise NotImplementedError(
             f"The layout of variable '{path}' shards it along the batch axis {dist.batch_dim_name!r} ({axes}). "
@@ -290,6 +309,8 @@ def shard_model(model, dist) -> None:
             hooks.append(layer.register_forward_hook(post, always_call=True))
     model.__dict__["_mp_hooks"] = hooks
     model.__dict__["_mp_dist"] = dist
+    if getattr(model, "_loss_sources", None) is not None:  # regularization terms cached on the old weights
+        model._set_untracked("_loss_sources", None)
 
 
 # ------------------------------------------------------------- the hooks

@@ -7,7 +7,7 @@ import kerasish as keras
 def mlp():
     inp = keras.Input((5,))
     h = keras.layers.Dense(16, activation="relu", name="col")(inp)
-    h = keras.layers.Dense(8, activation="tanh", name="row")(h)
+    h = keras.layers.Dense(8, activation="tanh", name="row", kernel_regularizer=keras.regularizers.L2(0.01))(h)
     return keras.Model(inp, keras.layers.Dense(3, name="out")(h), name="mlp")
 
 

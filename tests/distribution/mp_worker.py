@@ -99,7 +99,15 @@ def main(out):
         result[f"{name}_predict"] = model.predict(data[f"{name}_x"], verbose=0)
         result[f"{name}_placements"] = json.dumps([str(getattr(w, "placements", None)) for w in model.weights])
 
-    # 4. a layout that does not fit: the same error on every rank, before any step
+    # 4. keras.distribution.distribute_tensor: a DTensor sharded as the layout says
+    mesh = dist.DeviceMesh((1, 2), ["batch", "model"])
+    t = dist.distribute_tensor(np.arange(8, dtype="float32").reshape(2, 4), dist.TensorLayout((None, "model"), mesh))
+    result["dt_local"] = t.to_local().numpy().copy()
+    result["dt_full"] = t.full_tensor().numpy().copy()
+    result["data_layout"] = json.dumps(mp.get_data_layout((8, 5)).axes)
+    result["var_layout"] = json.dumps([mp.get_variable_layout(w).axes for w in mp_models.mlp().weights])
+
+    # 5. a layout that does not fit: the same error on every rank, before any step
     bad = dist.LayoutMap(dist.DeviceMesh((1, 2), ["batch", "model"]))
     bad[".*kernel"] = (None, "model")
     dist.set_distribution(dist.ModelParallel(layout_map=bad))

@@ -160,6 +160,19 @@ def test_checkpoint_resumes_into_a_sharded_model(job):
 
 
 @needs_dist
+def test_distribute_tensor_and_layout_queries(job):
+    _, _, ranks, _ = job
+    whole = np.arange(8, dtype="float32").reshape(2, 4)
+    for rank, r in enumerate(ranks):
+        np.testing.assert_array_equal(r["dt_local"], whole[:, 2 * rank:2 * rank + 2])
+        np.testing.assert_array_equal(r["dt_full"], whole)
+        assert json.loads(str(r["data_layout"])) == ["batch", None]
+        # kernels and biases of col, row (matched) then out (replicated), as in Keras
+        assert json.loads(str(r["var_layout"])) == [[None, "model"], ["model"], ["model", None], [None],
+                                                    [None, None], [None]]
+
+
+@needs_dist
 def test_a_layout_that_does_not_fit_raises_on_every_rank(job):
     _, _, ranks, _ = job
     for r in ranks:
