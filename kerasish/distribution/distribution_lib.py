@@ -12,9 +12,16 @@ PyTorch's own engine, launched by `torchrun` (one process per device):
   `fit` starts, gradients are averaged over the ranks (weighted by each
   rank's share of the global batch, so a fit on N processes equals one
   process on the global batch), and data is split across ranks.
-- `ModelParallel` and `LayoutMap` are accepted and validated with Keras's
-  names and meanings; `fit` does not yet map them onto FSDP2/DTensor and
-  raises `NotImplementedError` instead of training unsharded silently.
+- `ModelParallel` maps a `LayoutMap` onto DTensor (see `model_parallel`):
+  weights it matches are sharded on the mesh axes other than the batch
+  axis (`Shard(dim)`, Keras's kernel layouts: `(None, "model")` on a Dense
+  kernel shards its output units), other weights are replicated, and the
+  batch axis is data parallel. `fit`/`evaluate`/`predict` on N processes
+  equal one process on the global batch; whole weights are read and written
+  through `get_weights`/`set_weights`, `variable.numpy()`, `save` (rank 0
+  writes), `save_weights`/`load_weights`. Not supported: sharding a weight
+  along the batch axis (use FSDP2's `fully_shard`), layouts for activations
+  (`get_tensor_layout` is answered, nothing relays activations out).
 """
 
 from __future__ import annotations
@@ -412,8 +419,26 @@ class DataParallel(Distribution):
 class ModelParallel(Distribution):
     """Shards weights according to a `LayoutMap` (Keras 3 names).
 
-    Accepted and validated; `fit` raises `NotImplementedError` under it for
-    now (the FSDP2/DTensor mapping is not implemented yet).
+    Launch one process per mesh device (`torchrun --nproc_per_node=N`). When
+    `fit`/`evaluate`/`predict` first run, the model is built, rank 0's
+    weights are taken, and each weight whose `variable.path` matches a key
+    becomes a DTensor laid out on the mesh axes other than
+    `batch_dim_name`; the rest are replicated. Data is split along the
+    batch axis (`batch_size` is the global batch). Processes along the
+    model axes must feed the same data and get the same random state: the
+    global torch RNG is reseeded from rank 0 when a loop starts.
+
+        mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"])
+        layout_map = keras.distribution.LayoutMap(mesh)
+        layout_map[".*dense.*kernel"] = (None, "model")  # (in, out): column parallel
+        layout_map[".*dense.*bias"] = ("model",)
+        keras.distribution.set_distribution(
+            keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch"))
+
+    A layout whose rank differs from the weight's, that names an unknown
+    axis, uses one axis twice, or shards a dimension not divisible by the
+    axis size raises `ValueError`; sharding along the batch axis raises
+    `NotImplementedError`.
 
     Args:
         layout_map: A `LayoutMap`.
