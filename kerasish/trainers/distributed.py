@@ -338,6 +338,15 @@ class DataParallelRun:
         return [np.concatenate(p) for p in pieces]
 
 
+def _align_grad(w) -> None:
+    """Lays a DTensor gradient out like its weight: DTensor may hand back a
+    gradient sharded (or pending a sum) where the weight is replicated, e.g.
+    the bias of a column-parallel Dense."""
+    g = w.grad
+    if g is not None and hasattr(g, "placements") and tuple(g.placements) != tuple(w.placements):
+        w.grad = g.redistribute(w.device_mesh, w.placements)
+
+
 class ModelParallelRun(DataParallelRun):
     """Collectives of one `fit`/`evaluate`/`predict` under `ModelParallel`.
 
@@ -387,6 +396,7 @@ class ModelParallelRun(DataParallelRun):
             world, group = self.world, self.group
 
             def average(p):
+                _align_grad(p)
                 g = _local(p.grad)
                 if group is not None:
                     torch.distributed.all_reduce(g, group=group)
@@ -394,6 +404,11 @@ class ModelParallelRun(DataParallelRun):
 
             self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
                            if p.requires_grad]
+
+    def all_reduce_grads(self, weights, n_local: int) -> None:
+        for w in weights:
+            _align_grad(w)
+        super().all_reduce_grads(weights, n_local)
 
     def shared_seed(self) -> int:
         t = torch.randint(0, 2**62, (1,), dtype=torch.int64) if self.global_rank == 0 else torch.zeros(

@@ -14,9 +14,8 @@ def mlp():
 def mlp_layout(mesh):
     layout_map = keras.distribution.LayoutMap(mesh)
     layout_map[".*col/kernel"] = (None, "model")  # Keras (in, out): output units sharded, column parallel
-    layout_map[".*col/bias"] = ("model",)
     layout_map[".*row/kernel"] = ("model", None)  # input units sharded, row parallel
-    return layout_map  # "out" matches nothing: replicated
+    return layout_map  # "col/bias" and "out" match nothing: replicated
 
 
 def compile_mlp(model):

@@ -44,6 +44,10 @@ def main(out):
     history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
                         callbacks=[keras.callbacks.ModelCheckpoint(os.path.join(out, "ckpt.weights.h5"),
                                                                    save_weights_only=True)])
+    # gradients come back laid out like their weights (col/bias is replicated, DTensor hands its gradient
+    # back sharded like col's output: it is gathered before the optimizer and the batch-axis all-reduce)
+    result["tp_grad_layouts"] = json.dumps([[repr(w.placements), repr(w.grad.placements)]
+                                            for w in model.trainable_weights])
     result["tp_history"] = json.dumps(history.history)
     for i, w in enumerate(model.get_weights()):
         result[f"tp_w{i}"] = w
