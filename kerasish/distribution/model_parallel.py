@@ -287,6 +287,7 @@ def shard_model(model, dist) -> None:
 
     replicated = [Replicate()] * len(model_axes(dist))
     weights = {id(w) for w in model.weights}
+    replaced = {}
     hooks = []
     for layer, holders in _owners(model):
         any_sharded = False
@@ -299,6 +300,7 @@ def shard_model(model, dist) -> None:
                     placements = placements_for(dist, w.path, w.shape, layout) if hasattr(w, "path") else None
                     any_sharded = any_sharded or placements is not None
                     registry[key] = _shard_weight(w, mesh, placements or replicated)
+                    replaced[id(w)] = registry[key]
         native = any_sharded and type(layer) in _native_layer_types()
         if native:
             hooks.append(layer.register_forward_pre_hook(_to_dtensor_inputs(mesh), with_kwargs=True))
@@ -307,10 +309,39 @@ def shard_model(model, dist) -> None:
             pre, post = _gather_hooks(holders)
             hooks.append(layer.register_forward_pre_hook(pre))
             hooks.append(layer.register_forward_hook(post, always_call=True))
+    _move_optimizer_state(getattr(model, "optimizer", None), replaced)
     model.__dict__["_mp_hooks"] = hooks
     model.__dict__["_mp_dist"] = dist
     if getattr(model, "_loss_sources", None) is not None:  # regularization terms cached on the old weights
         model._set_untracked("_loss_sources", None)
+
+
+def _move_optimizer_state(opt, replaced) -> None:
+    """Points an optimizer already built on the model's weights (e.g. by
+    `load_weights` of a checkpoint with optimizer state) at their DTensor
+    replacements, its slots laid out like them."""
+    from torch.distributed.tensor import distribute_tensor
+
+    groups = getattr(opt, "param_groups", None)
+    if not groups or not any(id(p) in replaced for g in groups for p in g["params"]):
+        return
+    index = getattr(opt, "_param_index", None)
+    for gi, group in enumerate(groups):
+        for pi, old in enumerate(group["params"]):
+            new = replaced.get(id(old))
+            if new is None:
+                continue
+            group["params"][pi] = new
+            if isinstance(index, dict):
+                index.pop(id(old), None)
+                index[id(new)] = (gi, pi)
+            slots = opt.state.pop(old, None)
+            if slots is not None:
+                opt.state[new] = {
+                    k: distribute_tensor(torch.Tensor.detach(v).contiguous(), new.device_mesh, new.placements)
+                    if isinstance(v, torch.Tensor) and tuple(v.shape) == tuple(new.shape) and v.dim() > 0 else v
+                    for k, v in slots.items()
+                }
 
 
 # ------------------------------------------------------------- the hooks

@@ -69,10 +69,11 @@ def main(out):
     result["tp_loaded_w0"] = model.get_weights()[0]
     col.assign(np.ones(tuple(col.shape), "float32"))
     result["tp_assign_local"] = col.to_local().detach().numpy().copy()
-    # a fresh sharded model resumes from rank 0's checkpoint
+    # a fresh model resumes from rank 0's checkpoint, optimizer state included (compiled first, so the
+    # optimizer is built on the unsharded weights and moves to the DTensors when fit lays them out)
     resumed = mp_models.mlp()
-    resumed.load_weights(os.path.join(out, "ckpt.weights.h5"))
     mp_models.compile_mlp(resumed)
+    resumed.load_weights(os.path.join(out, "ckpt.weights.h5"))
     resumed.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     for i, w in enumerate(resumed.get_weights()):
         result[f"resumed_w{i}"] = w

@@ -151,13 +151,20 @@ def test_saved_files_hold_whole_weights_and_load_in_one_process(job, keras_ref):
 
 @needs_dist
 def test_checkpoint_resumes_into_a_sharded_model(job):
-    _, _, ranks, ref = job
+    out, arrays, ranks, ref = job
+    # one process resumes from the same file (weights and Adam's moments) for one more epoch
+    plain = mp_models.mlp()
+    mp_models.compile_mlp(plain)
+    plain.load_weights(str(out / "ckpt.weights.h5"))
+    for i, w in enumerate(plain.get_weights()):
+        np.testing.assert_array_equal(w, ranks[0][f"tp_w{i}"])  # the checkpoint holds epoch 2's weights
+    plain.fit(arrays["x"], arrays["y"], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    fresh = mp_models.mlp()
+    fresh.set_weights([ranks[0][f"tp_w{i}"] for i in range(len(ref["mlp"]))])
+    mp_models.compile_mlp(fresh)
+    fresh.fit(arrays["x"], arrays["y"], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert not np.allclose(fresh.get_weights()[0], plain.get_weights()[0], atol=1e-6)  # the moments matter
     for r in ranks:
-        # the checkpoint holds epoch 2's weights; one more epoch with a fresh Adam
-        plain = mp_models.mlp()
-        plain.set_weights([r[f"tp_w{i}"] for i in range(len(ref["mlp"]))])
-        mp_models.compile_mlp(plain)
-        plain.fit(job[1]["x"], job[1]["y"], batch_size=8, epochs=1, shuffle=False, verbose=0)
         for i, w in enumerate(plain.get_weights()):
             _close(r[f"resumed_w{i}"], w, err_msg=f"weight {i}")
 
