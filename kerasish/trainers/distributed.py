@@ -60,6 +60,12 @@ def current_run(model):
     """
     dist = distribution_lib.distribution()
     world = distribution_lib.num_processes()
+    laid_out = model.__dict__.get("_mp_dist")
+    if laid_out is not None and dist is not laid_out:
+        raise ValueError(
+            f"Model '{model.name}' was laid out by {laid_out} (its weights are DTensors); run it under that "
+            f"distribution. Received: distribution={dist}"
+        )
     if world > 1 and _is_fully_sharded(model):
         if dist is not None and not isinstance(dist, distribution_lib.DataParallel):
             raise ValueError(f"A `fully_shard`ed model trains under no distribution or `DataParallel`. Received: {dist}")
@@ -104,8 +110,17 @@ def _model_parallel_run(model, dist, world):
                 f"shape {dist.device_mesh.shape}), launched with `torchrun --nproc_per_node={size}`; this is a "
                 "single process."
             )
-        if model.built:  # one device: every layout is the whole weight, but a bad one still raises
+        # one device: every layout is the whole weight, but a bad one still raises (after the first
+        # forward of an unbuilt model, before any update)
+        if model.built:
             model_parallel.validate_layouts(model, dist)
+        else:
+            def check(module, args, output):
+                handle.remove()
+                if distribution_lib.distribution() is dist:
+                    model_parallel.validate_layouts(model, dist)
+
+            handle = model.register_forward_hook(check)
         return None
     if size != world:
         raise ValueError(

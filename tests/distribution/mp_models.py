@@ -25,14 +25,15 @@ def compile_mlp(model):
 def cnn():
     inp = keras.Input((6, 6, 2))
     h = keras.layers.Conv2D(4, 3, activation="relu", name="conv2d")(inp)
+    h = keras.layers.BatchNormalization(name="bn")(h)
     h = keras.layers.Flatten()(h)
     return keras.Model(inp, keras.layers.Dense(2, name="head")(h), name="cnn")
 
 
 def emb():
     inp = keras.Input((5,), dtype="int32")
-    h = keras.layers.Embedding(12, 6, name="embedding")(inp)
-    h = keras.layers.GlobalAveragePooling1D()(h)
+    h = keras.layers.Embedding(12, 6, mask_zero=True, name="embedding")(inp)
+    h = keras.layers.GlobalAveragePooling1D()(h)  # averages the unmasked steps only
     return keras.Model(inp, keras.layers.Dense(2, name="head")(h), name="emb")
 
 
@@ -40,5 +41,6 @@ def other_distribution(mesh):
     layout_map = keras.distribution.LayoutMap(mesh)
     layout_map[".*conv2d/kernel"] = (None, None, None, "model")  # (kh, kw, in, out): output channels
     layout_map[".*conv2d/bias"] = ("model",)
+    layout_map[".*bn/.*"] = ("model",)  # gamma, beta and the moving statistics, per channel
     layout_map[".*embedding/embeddings"] = ("model", None)  # vocabulary rows
     return keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")

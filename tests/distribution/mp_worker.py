@@ -48,6 +48,7 @@ def main(out):
     # back sharded like col's output: it is gathered before the optimizer and the batch-axis all-reduce)
     result["tp_grad_layouts"] = json.dumps([[repr(w.placements), repr(w.grad.placements)]
                                             for w in model.trainable_weights])
+    tp_model = model
     result["tp_history"] = json.dumps(history.history)
     for i, w in enumerate(model.get_weights()):
         result[f"tp_w{i}"] = w
@@ -123,6 +124,13 @@ def main(out):
         result["bad_error"] = ""
     except ValueError as e:
         result["bad_error"] = str(e)
+
+    # a model laid out by one ModelParallel refuses to run under another
+    try:
+        tp_model.predict(x, verbose=0)
+        result["other_dist_error"] = ""
+    except ValueError as e:
+        result["other_dist_error"] = str(e)
 
     np.savez(os.path.join(out, f"rank{rank}.npz"), **result)
     torch.distributed.barrier()

@@ -117,6 +117,8 @@ def test_conv2d_and_embedding_shards_equal_one_process(job, name):
     for r in ranks:
         placements = json.loads(str(r[f"{name}_placements"]))
         assert placements[0] == ("(Shard(dim=3),)" if name == "cnn" else "(Shard(dim=0),)")
+        if name == "cnn":  # conv kernel, bias, then BatchNormalization's four per-channel weights
+            assert placements[1:6] == ["(Shard(dim=0),)"] * 5
         _close(r[f"{name}_loss"], ref[f"{name}_loss"])
         for i, w in enumerate(ref[name]):
             _close(r[f"{name}_w{i}"], w, err_msg=f"weight {i}")
@@ -187,6 +189,7 @@ def test_a_layout_that_does_not_fit_raises_on_every_rank(job):
     _, _, ranks, _ = job
     for r in ranks:
         assert "not divisible by the size of mesh axis 'model' (2)" in str(r["bad_error"])
+        assert "was laid out by <ModelParallel" in str(r["other_dist_error"])
 
 
 # ---------------------------------------------------------------- single process
@@ -240,6 +243,11 @@ def test_single_process_model_parallel_is_plain_fit_and_checks_layouts():
         np.testing.assert_array_equal(wa, wb)
     bad = dist.LayoutMap(mesh)
     bad[".*dense.*kernel"] = ("model",)
+    unbuilt = keras.Sequential([keras.layers.Dense(2)])
+    unbuilt.compile(optimizer="sgd", loss="mse")
     with dist.ModelParallel(layout_map=bad).scope():
         with pytest.raises(ValueError, match="does not match its rank"):
             b.fit(x, y, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match="does not match its rank"):
+            unbuilt.fit(x, y, epochs=1, verbose=0)  # checked once the first call built it
+    assert not unbuilt._forward_hooks
