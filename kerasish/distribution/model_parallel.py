@@ -249,23 +249,31 @@ def _native_layer_types():
     return (Dense, Embedding)
 
 
-def _owners(model):
-    """`(layer, holders)` for every layer owning weights directly (a layer's
-    weights held in its container attributes belong to it)."""
-    from kerasish.layers.layer import Layer
+def _units(container):
+    """`(layer, modules)` pairs to hook: each layer of a model (nested
+    models are walked into) with every module below it, whose weights it
+    may use without calling them (an LSTM runs its cell's weights in one
+    fused op); a model owning weights itself comes with just its own."""
     from kerasish.layers.tracking import split_holders
+    from kerasish.models.model import Model
 
-    out = []
-    for layer in model._flatten_layers(include_self=True):
-        holders = split_holders(layer)[0]
-        if any(h._parameters or h._buffers for h in holders):
-            out.append((layer, holders))
-    for m in model.modules():  # plain torch modules inside (TorchModuleWrapper)
-        if not isinstance(m, Layer) and (m._parameters or m._buffers) and not any(
-            m in holders for _, holders in out
-        ):
-            out.append((m, [m]))
-    return out
+    own = split_holders(container)[0]
+    if any(h._parameters or h._buffers for h in own):
+        yield container, own
+    for layer in container._flatten_layers(include_self=False, recursive=False):
+        if isinstance(layer, Model):
+            yield from _units(layer)
+        else:
+            yield layer, list(layer.modules())
+
+
+def _is_split(w) -> bool:
+    """A DTensor weight sharded over some mesh axis of more than one device."""
+    from torch.distributed.tensor import Shard
+
+    return is_dtensor(w) and any(
+        isinstance(p, Shard) and n > 1 for p, n in zip(w.placements, w.device_mesh.shape)
+    )
 
 
 def is_sharded(model) -> bool:
@@ -288,25 +296,27 @@ def shard_model(model, dist) -> None:
     replicated = [Replicate()] * len(model_axes(dist))
     weights = {id(w) for w in model.weights}
     replaced = {}
+    for module in model.modules():
+        for registry in (module._parameters, module._buffers):
+            for key, w in list(registry.items()):
+                if w is None or id(w) not in weights or is_dtensor(w):
+                    continue
+                if id(w) in replaced:  # one weight set on two layers (tied): one DTensor
+                    registry[key] = replaced[id(w)]
+                    continue
+                layout = dist.get_variable_layout(w)
+                placements = placements_for(dist, w.path, w.shape, layout) if hasattr(w, "path") else None
+                registry[key] = replaced[id(w)] = _shard_weight(w, mesh, placements or replicated)
     hooks = []
-    for layer, holders in _owners(model):
-        any_sharded = False
-        for h in holders:
-            for registry in (h._parameters, h._buffers):
-                for key, w in list(registry.items()):
-                    if w is None or id(w) not in weights or is_dtensor(w):
-                        continue
-                    layout = dist.get_variable_layout(w)
-                    placements = placements_for(dist, w.path, w.shape, layout) if hasattr(w, "path") else None
-                    any_sharded = any_sharded or placements is not None
-                    registry[key] = _shard_weight(w, mesh, placements or replicated)
-                    replaced[id(w)] = registry[key]
-        native = any_sharded and type(layer) in _native_layer_types()
-        if native:
+    native_types = _native_layer_types()
+    for layer, modules in _units(model):
+        if not any(is_dtensor(w) for m in modules for w in (*m._parameters.values(), *m._buffers.values())):
+            continue
+        if type(layer) in native_types and any(_is_split(w) for w in layer._parameters.values()):
             hooks.append(layer.register_forward_pre_hook(_to_dtensor_inputs(mesh), with_kwargs=True))
             hooks.append(layer.register_forward_hook(_to_plain_outputs, always_call=True))
         else:
-            pre, post = _gather_hooks(holders)
+            pre, post = _gather_hooks(modules)
             hooks.append(layer.register_forward_pre_hook(pre))
             hooks.append(layer.register_forward_hook(post, always_call=True))
     _move_optimizer_state(getattr(model, "optimizer", None), replaced)
@@ -390,13 +400,14 @@ def _to_plain_outputs(module, args, output):
     return _map(_plain, output)
 
 
-def _gather_hooks(holders):
-    """Forward hooks swapping a layer's DTensor weights for whole tensors
-    during its call (non-trainable ones are written back afterwards)."""
+def _gather_hooks(modules):
+    """Forward hooks swapping the DTensor weights of `modules` (a layer and
+    those below it) for whole tensors during its call (non-trainable ones
+    are written back afterwards)."""
     saved = []
 
     def pre(module, args):
-        for h in holders:
+        for h in modules:
             for registry in (h._parameters, h._buffers):
                 for key, w in list(registry.items()):
                     if is_dtensor(w):

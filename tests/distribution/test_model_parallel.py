@@ -113,12 +113,16 @@ def test_batch_axis_is_data_parallel(job):
 @needs_dist
 @pytest.mark.parametrize("name", ["cnn", "emb"])
 def test_conv2d_and_embedding_shards_equal_one_process(job, name):
+    """Conv2D + BatchNormalization (gathered per call) and a masked
+    Embedding (computed on its row shards) feeding an LSTM."""
     _, _, ranks, ref = job
     for r in ranks:
         placements = json.loads(str(r[f"{name}_placements"]))
         assert placements[0] == ("(Shard(dim=3),)" if name == "cnn" else "(Shard(dim=0),)")
         if name == "cnn":  # conv kernel, bias, then BatchNormalization's four per-channel weights
             assert placements[1:6] == ["(Shard(dim=0),)"] * 5
+        else:  # the LSTM kernel's columns; recurrent kernel and bias replicated
+            assert placements[1:4] == ["(Shard(dim=1),)", "(Replicate(),)", "(Replicate(),)"]
         _close(r[f"{name}_loss"], ref[f"{name}_loss"])
         for i, w in enumerate(ref[name]):
             _close(r[f"{name}_w{i}"], w, err_msg=f"weight {i}")
