@@ -309,12 +309,30 @@ def shard_model(model, dist) -> None:
                 registry[key] = replaced[id(w)] = _shard_weight(w, mesh, placements or replicated)
     hooks = []
     native_types = _native_layer_types()
-    for layer, modules in _units(model):
-        if not any(is_dtensor(w) for m in modules for w in (*m._parameters.values(), *m._buffers.values())):
-            continue
-        if type(layer) in native_types and any(_is_split(w) for w in layer._parameters.values()):
+    units = [(layer, modules) for layer, modules in _units(model) if any(
+        is_dtensor(w) for m in modules for w in (*m._parameters.values(), *m._buffers.values()))]
+    native = {id(layer) for layer, _ in units
+              if type(layer) in native_types and any(_is_split(w) for w in layer._parameters.values())}
+    handoffs = _handoffs(model, native)
+    running = [0]  # depth of `model` calls in progress: hand-offs happen inside them only
+    if handoffs:
+        def enter(module, args):
+            running[0] += 1
+
+        def leave(module, args, output):
+            running[0] -= 1
+
+        hooks.append(model.register_forward_pre_hook(enter))
+        hooks.append(model.register_forward_hook(leave, always_call=True))
+
+        def plain_unless_handed_off(module, args, output):
+            return output if running[0] else _map(_plain, output)
+
+    for layer, modules in units:
+        if id(layer) in native:
             hooks.append(layer.register_forward_pre_hook(_to_dtensor_inputs(mesh), with_kwargs=True))
-            hooks.append(layer.register_forward_hook(_to_plain_outputs, always_call=True))
+            post = plain_unless_handed_off if id(layer) in handoffs else _to_plain_outputs
+            hooks.append(layer.register_forward_hook(post, always_call=True))
         else:
             pre, post = _gather_hooks(modules)
             hooks.append(layer.register_forward_pre_hook(pre))
@@ -324,6 +342,62 @@ def shard_model(model, dist) -> None:
     model.__dict__["_mp_dist"] = dist
     if getattr(model, "_loss_sources", None) is not None:  # regularization terms cached on the old weights
         model._set_untracked("_loss_sources", None)
+
+
+def _handoffs(model, native) -> set:
+    """Ids of the layers in `native` that may hand their output on as a
+    DTensor: each is called once, by a Sequential or functional `model`,
+    and every consumer of its output is in `native` too (so a
+    column-parallel Dense feeding a row-parallel one skips the all-gather
+    in between, as in Megatron-LM). Any other layer gets whole tensors."""
+    import collections
+
+    from kerasish.models import graph
+    from kerasish.models.functional import Functional
+    from kerasish.models.sequential import Sequential
+
+    d = model.__dict__
+    if isinstance(model, Sequential) and not isinstance(model, Functional):
+        layers = list(d.get("_call_layers") or ())
+        if len(layers) != len({id(layer) for layer in layers}):
+            return set()
+        return {id(a) for a, b in zip(layers, layers[1:]) if id(a) in native and id(b) in native}
+    if not isinstance(model, Functional) or d.get("_steps") is None or d.get("_output_slot") is None:
+        return set()
+    calls = collections.Counter()
+    produced = {}
+    consumers = collections.defaultdict(list)
+    for kind, fn, a, kw, out, _ in d["_steps"]:
+        calls[id(fn)] += 1
+        if type(out) is int:
+            produced[out] = fn
+        if kind == graph.ONE:
+            consumers[a].append(fn)
+        else:  # a list or general arguments: those consumers get whole tensors
+            for i in _slots_in((a, kw)):
+                consumers[i].append(None)
+    kept = {d["_output_slot"], *(slot for _, slot, _ in d.get("_aux_slots", ()))}
+    out = set()
+    for slot, fn in produced.items():
+        users = consumers.get(slot, [])
+        if (id(fn) in native and calls[id(fn)] == 1 and slot not in kept and users
+                and all(u is not None and id(u) in native for u in users)):
+            out.add(id(fn))
+    return out
+
+
+def _slots_in(template) -> list:
+    from kerasish.models.graph import Slot
+
+    if isinstance(template, Slot):
+        return [template.i]
+    if isinstance(template, int):
+        return [template]
+    if isinstance(template, (list, tuple)):
+        return [i for t in template for i in _slots_in(t)]
+    if isinstance(template, dict):
+        return [i for t in template.values() for i in _slots_in(t)]
+    return []
 
 
 def _move_optimizer_state(opt, replaced) -> None:

@@ -49,6 +49,15 @@ def main(out):
     result["tp_grad_layouts"] = json.dumps([[repr(w.placements), repr(w.grad.placements)]
                                             for w in model.trainable_weights])
     tp_model = model
+    # inside the model the column-parallel output reaches the row-parallel layer still sharded (no
+    # all-gather in between); called alone, a layer returns a whole plain tensor
+    seen = []
+    probe = model.get_layer("row").register_forward_pre_hook(lambda m, a: seen.append(repr(a[0].placements) if hasattr(
+        a[0], "placements") else "plain"), prepend=True)
+    model.predict(x[:4], verbose=0)
+    probe.remove()
+    result["row_input"] = seen[0]
+    result["col_alone"] = type(model.get_layer("col")(torch.from_numpy(x[:4]))).__name__
     result["tp_history"] = json.dumps(history.history)
     for i, w in enumerate(model.get_weights()):
         result[f"tp_w{i}"] = w

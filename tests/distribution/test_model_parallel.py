@@ -85,6 +85,8 @@ def test_tensor_parallel_mlp_equals_one_process(job):
     for r in ranks:
         assert json.loads(str(r["tp_placements"])) == ["(Shard(dim=1),)", "(Shard(dim=0),)", "(Replicate(),)"]
         assert tuple(r["tp_local_shape"]) == (5, 8)  # each rank holds half of the (5, 16) kernel's columns
+        assert str(r["row_input"]) == "(Shard(dim=1),)"  # col hands its output on sharded (relu kept it so)
+        assert str(r["col_alone"]) == "Tensor"
         for weight_layout, grad_layout in json.loads(str(r["tp_grad_layouts"])):
             assert grad_layout == weight_layout
         for i, w in enumerate(ref["mlp"]):
