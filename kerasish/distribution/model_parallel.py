@@ -17,12 +17,22 @@ How a Keras layout becomes torch (one process per device, `torchrun`):
   The other weights of a layer that owns a sharded weight (and the weights
   of every other layer) are replicated DTensors, so one optimizer step
   updates them all alike.
-- Compute: `Dense` and `Embedding` run on the DTensors themselves (each
-  process multiplies by its shard; torch inserts the all-gather or
-  all-reduce), and hand the next layer a plain tensor that is the whole
-  output. Any other layer owning a sharded weight (Conv2D, ...) gathers its
-  weights for the call (`full_tensor`, whose backward keeps each process's
-  slice of the gradient), so its numbers are those of one process.
+- Compute: `Dense` and `Embedding` with a sharded weight run on the
+  DTensors themselves (each process multiplies by its shard; torch inserts
+  the all-gather or all-reduce). Inside a Sequential or functional model,
+  one whose consumers are all such layers hands its output on still
+  sharded (a column-parallel Dense feeding a row-parallel one needs no
+  all-gather in between, as in Megatron-LM); any other consumer, and a
+  layer called on its own, gets the whole output as a plain tensor. Every
+  other layer owning DTensor weights (Conv2D, BatchNormalization, LSTM,
+  Dense inside a custom layer, ...) gathers them, and those of the modules
+  below it, for its call (`full_tensor`, whose backward keeps each
+  process's slice of the gradient), so its numbers are those of one
+  process; non-trainable weights it updates (moving statistics) are
+  written back to their shards.
+- Gradients are laid out like their weights before the batch-axis
+  all-reduce and the optimizer step; an optimizer built before the layout
+  (compile + `load_weights`) has its state moved onto the DTensors.
 - Outside a step the weights keep the Keras variable API: `numpy()`,
   `assign`, `path`; `get_weights`/`set_weights`, `save`, `save_weights` and
   `load_weights` see whole weights (gathered on every process; rank 0
