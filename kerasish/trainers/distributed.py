@@ -188,12 +188,9 @@ class DataParallelRun:
         if self.hook_grads and not self._hooks and not self.managed:
             world = self.world
 
-            group = self.group
-
             def average(p):
-                g = p.grad._local_tensor if hasattr(p.grad, "_local_tensor") else p.grad
-                torch.distributed.all_reduce(g, group=group)
-                g.div_(world)
+                torch.distributed.all_reduce(p.grad)
+                p.grad.div_(world)
 
             self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
                            if p.requires_grad]
