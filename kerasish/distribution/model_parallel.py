@@ -565,6 +565,12 @@ def whole_weights(model, write_back=False):
                     w.copy_(distribute_tensor(torch.Tensor.detach(plain), w.device_mesh, w.placements))
 
 
+def whole_weights_if_sharded(model):
+    """`whole_weights(model)` for a model laid out by `ModelParallel` (every
+    rank must enter it), else a no-op context."""
+    return whole_weights(model) if is_sharded(model) else contextlib.nullcontext()
+
+
 def save_on_rank_zero(model, write):
     """Runs `write()` on rank 0 with whole weights (every rank gathers)."""
     from kerasish.trainers.distributed import barrier

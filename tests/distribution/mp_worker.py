@@ -43,7 +43,10 @@ def main(out):
     mp_models.compile_mlp(model)
     history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
                         callbacks=[keras.callbacks.ModelCheckpoint(os.path.join(out, "ckpt.weights.h5"),
-                                                                   save_weights_only=True)])
+                                                                   save_weights_only=True),
+                                   keras.callbacks.BackupAndRestore(os.path.join(out, "backup"),
+                                                                    delete_checkpoint=False),
+                                   keras.callbacks.TensorBoard(os.path.join(out, "tb"), histogram_freq=1)])
     # gradients come back laid out like their weights (col/bias is replicated, DTensor hands its gradient
     # back sharded like col's output: it is gathered before the optimizer and the batch-axis all-reduce)
     result["tp_grad_layouts"] = json.dumps([[repr(w.placements), repr(w.grad.placements)]
