@@ -129,6 +129,13 @@ def _model_parallel_run(model, dist, world):
         )
     if _is_fully_sharded(model):
         raise ValueError("A `fully_shard`ed model cannot also be laid out by `ModelParallel`.")
+    if not dist.auto_shard_dataset and dist.num_model_replicas != world:
+        # processes along a model axis must see the same rows; per-process data cannot promise that
+        raise NotImplementedError(
+            "`ModelParallel(auto_shard_dataset=False)` with a model axis of more than one device is not "
+            "supported: the processes of a model-parallel group must compute on the same rows. Pass the global "
+            f"data to every process with `auto_shard_dataset=True`. Received: mesh shape {dist.device_mesh.shape}"
+        )
     return ModelParallelRun(model, dist)
 
 

@@ -137,6 +137,17 @@ def main(out):
     except ValueError as e:
         result["bad_error"] = str(e)
 
+    # per-process data cannot promise the same rows along the model axis: refused
+    own = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((1, 2), ["batch", "model"])),
+                             auto_shard_dataset=False)
+    dist.set_distribution(own)
+    try:
+        mp_models.mlp().predict(x, verbose=0)
+        result["own_data_error"] = ""
+    except NotImplementedError as e:
+        result["own_data_error"] = str(e)
+    dist.set_distribution(dist.ModelParallel(layout_map=bad))
+
     # a model laid out by one ModelParallel refuses to run under another
     try:
         tp_model.predict(x, verbose=0)

@@ -200,6 +200,7 @@ def test_a_layout_that_does_not_fit_raises_on_every_rank(job):
     for r in ranks:
         assert "not divisible by the size of mesh axis 'model' (2)" in str(r["bad_error"])
         assert "was laid out by <ModelParallel" in str(r["other_dist_error"])
+        assert "auto_shard_dataset=False" in str(r["own_data_error"])
 
 
 # ---------------------------------------------------------------- single process
