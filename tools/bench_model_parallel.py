@@ -4,8 +4,10 @@ A wide MLP, 256 -> Dense(4096, relu) -> Dense(256) -> Dense(10), whose two
 big kernels are column- and row-sharded over the "model" axis: each process
 holds half of them and does half of their multiplications, at the price of
 one all-gather and one all-reduce of activations per layer and step. The same
-global batch runs once in one process and once on `--nproc` processes (one
-thread each); prints step time and the weight bytes each process holds.
+global batch runs once in one process and on `--nproc` processes (one thread
+each), with and without the column -> row hand-off (without it the wide
+layer's output is all-gathered); prints step time and the weight bytes each
+process holds.
 
     python tools/bench_model_parallel.py [--nproc 2] [--batch 256] [--steps 20]
 
@@ -25,11 +27,16 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def worker(batch, steps, nproc):
+def worker(batch, steps, nproc, no_handoff=False):
     import numpy as np
     import torch
 
     import kerasish as keras
+
+    if no_handoff:  # for comparison: every sharded Dense gathers its output (no column -> row hand-off)
+        from kerasish.distribution import model_parallel
+
+        model_parallel._handoffs = lambda model, native: set()
 
     torch.set_num_threads(1)
     keras.distribution.initialize()
@@ -56,7 +63,7 @@ def worker(batch, steps, nproc):
         print(f"RESULT {1000 * elapsed / steps:.1f} {local / 2**20:.2f}")
 
 
-def launch(nproc, args):
+def launch(nproc, args, no_handoff=False):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -68,7 +75,7 @@ def launch(nproc, args):
                        MASTER_PORT=str(port))
         procs.append(subprocess.Popen(
             [sys.executable, __file__, "--worker", "--batch", str(args.batch), "--steps", str(args.steps),
-             "--nproc", str(nproc)], env=env, stdout=subprocess.PIPE, text=True))
+             "--nproc", str(nproc)] + (["--no-handoff"] if no_handoff else []), env=env, stdout=subprocess.PIPE, text=True))
     out = [p.communicate()[0] for p in procs]
     line = next(line for o in out for line in o.splitlines() if line.startswith("RESULT"))
     ms, mib = line.split()[1:]
@@ -81,14 +88,18 @@ def main():
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--worker", action="store_true")
+    parser.add_argument("--no-handoff", action="store_true")
     args = parser.parse_args()
     if args.worker:
-        worker(args.batch, args.steps, args.nproc)
+        worker(args.batch, args.steps, args.nproc, args.no_handoff)
         return
     one = launch(1, args)
     many = launch(args.nproc, args)
-    print(f"1 process:            {one[0]:7.1f} ms/step, weights {one[1]:.2f} MiB")
-    print(f"{args.nproc} processes, (1, {args.nproc}): {many[0]:7.1f} ms/step, weights {many[1]:.2f} MiB per process")
+    gathered = launch(args.nproc, args, no_handoff=True)
+    print(f"1 process:                           {one[0]:7.1f} ms/step, weights {one[1]:.2f} MiB")
+    print(f"{args.nproc} processes, (1, {args.nproc}):              {many[0]:7.1f} ms/step, weights {many[1]:.2f} MiB "
+          "per process")
+    print(f"{args.nproc} processes, (1, {args.nproc}), no hand-off: {gathered[0]:7.1f} ms/step")
 
 
 if __name__ == "__main__":
