@@ -117,10 +117,18 @@ class BackupAndRestore(Callback):
         return False
 
     def _save_model(self):
+        from kerasish.distribution.model_parallel import is_sharded
+        from kerasish.distribution.model_parallel import whole_weights_if_sharded
+        from kerasish.trainers.distributed import barrier
         from kerasish.trainers.distributed import is_rank_zero
 
-        if not is_rank_zero():
-            return
+        with whole_weights_if_sharded(self.model):  # ModelParallel: every rank gathers, rank 0 writes
+            if is_rank_zero():
+                self._write_backup()
+        if is_sharded(self.model):
+            barrier()
+
+    def _write_backup(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self._weights_path):
             shutil.copy(self._weights_path, self._prev_weights_path)

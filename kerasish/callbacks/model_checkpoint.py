@@ -138,6 +138,15 @@ class ModelCheckpoint(MonitorCallback):
 
             dcp.save({"model": self.model.state_dict()}, checkpoint_id=filepath)
             return
+        if self.model.__dict__.get("_mp_hooks"):
+            # ModelParallel: every rank gathers the sharded weights, rank 0 writes them whole
+            from kerasish.distribution import model_parallel
+
+            with model_parallel.whole_weights(self.model):
+                if is_rank_zero():
+                    self._write_file(filepath)
+            barrier()
+            return
         if is_rank_zero():
             self._write_file(filepath)
         barrier()

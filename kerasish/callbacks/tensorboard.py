@@ -165,10 +165,14 @@ class TensorBoard(Callback):
             self._scalars("validation", values, "", int(optimizer.iterations))
 
     def _log_weights(self, epoch):
-        writer = self._writer("train")
-        if writer is None:
-            return
-        for layer in getattr(self.model, "layers", []):
-            for weight in layer.weights:
-                name = str(getattr(weight, "path", None) or getattr(weight, "name", "weight")).replace(":", "_")
-                writer.add_histogram(f"{name}/histogram", weight.detach().float().cpu().numpy(), global_step=epoch)
+        from kerasish.distribution.model_parallel import whole_weights_if_sharded
+
+        with whole_weights_if_sharded(self.model):  # ModelParallel: every rank gathers, rank 0 writes
+            writer = self._writer("train")
+            if writer is None:
+                return
+            for layer in getattr(self.model, "layers", []):
+                for weight in layer.weights:
+                    name = str(getattr(weight, "path", None) or getattr(weight, "name", "weight")).replace(":", "_")
+                    writer.add_histogram(f"{name}/histogram", weight.detach().float().cpu().numpy(),
+                                         global_step=epoch)

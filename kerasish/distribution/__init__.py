@@ -16,7 +16,9 @@ gradients, metric states are summed over ranks (tested on CPU/gloo);
 (3) your own training loop around `DDP(model)` / `fully_shard(model)` (every
 kerasish layer is an `nn.Module`). Not supported: `DDP(model)` then
 `model.fit` (fit calls the inner model, so DDP would never sync: use (1)).
-`fit` in a multi-rank process group with no distribution set raises a
+`ModelParallel(layout_map=...)`: LayoutMap weights become DTensors
+sharded on the mesh's non-batch axes (see `model_parallel`), the batch axis
+is data parallel. `fit` in a multi-rank process group with no distribution set raises a
 RuntimeError saying so. A custom `train_step` under `DataParallel` gets its
 gradients averaged by per-parameter hooks as they are accumulated
 (unweighted, as DDP does: exact when every rank's share of each batch has

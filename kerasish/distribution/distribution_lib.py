@@ -12,9 +12,16 @@ PyTorch's own engine, launched by `torchrun` (one process per device):
   `fit` starts, gradients are averaged over the ranks (weighted by each
   rank's share of the global batch, so a fit on N processes equals one
   process on the global batch), and data is split across ranks.
-- `ModelParallel` and `LayoutMap` are accepted and validated with Keras's
-  names and meanings; `fit` does not yet map them onto FSDP2/DTensor and
-  raises `NotImplementedError` instead of training unsharded silently.
+- `ModelParallel` maps a `LayoutMap` onto DTensor (see `model_parallel`):
+  weights it matches are sharded on the mesh axes other than the batch
+  axis (`Shard(dim)`, Keras's kernel layouts: `(None, "model")` on a Dense
+  kernel shards its output units), other weights are replicated, and the
+  batch axis is data parallel. `fit`/`evaluate`/`predict` on N processes
+  equal one process on the global batch; whole weights are read and written
+  through `get_weights`/`set_weights`, `variable.numpy()`, `save` (rank 0
+  writes), `save_weights`/`load_weights`. Not supported: sharding a weight
+  along the batch axis (use FSDP2's `fully_shard`), layouts for activations
+  (`get_tensor_layout` is answered, nothing relays activations out).
 """
 
 from __future__ import annotations
@@ -174,10 +181,9 @@ class DeviceMesh:
     def backend_mesh(self):
         """The equivalent `torch.distributed.device_mesh.DeviceMesh` (needs a
         process group whose size is the mesh size)."""
-        from torch.distributed.device_mesh import init_device_mesh
+        from kerasish.distribution import model_parallel
 
-        kind = str(self._devices.flat[0]).split(":")[0]
-        return init_device_mesh(kind, self._shape, mesh_dim_names=tuple(self._axis_names))
+        return model_parallel.torch_mesh(self)
 
     def __repr__(self):
         return f"<DeviceMesh shape={self.shape}, axis_names={self.axis_names}>"
@@ -413,8 +419,26 @@ class DataParallel(Distribution):
 class ModelParallel(Distribution):
     """Shards weights according to a `LayoutMap` (Keras 3 names).
 
-    Accepted and validated; `fit` raises `NotImplementedError` under it for
-    now (the FSDP2/DTensor mapping is not implemented yet).
+    Launch one process per mesh device (`torchrun --nproc_per_node=N`). When
+    `fit`/`evaluate`/`predict` first run, the model is built, rank 0's
+    weights are taken, and each weight whose `variable.path` matches a key
+    becomes a DTensor laid out on the mesh axes other than
+    `batch_dim_name`; the rest are replicated. Data is split along the
+    batch axis (`batch_size` is the global batch). Processes along the
+    model axes must feed the same data and get the same random state: the
+    global torch RNG is reseeded from rank 0 when a loop starts.
+
+        mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"])
+        layout_map = keras.distribution.LayoutMap(mesh)
+        layout_map[".*dense.*kernel"] = (None, "model")  # (in, out): column parallel
+        layout_map[".*dense.*bias"] = ("model",)
+        keras.distribution.set_distribution(
+            keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch"))
+
+    A layout whose rank differs from the weight's, that names an unknown
+    axis, uses one axis twice, or shards a dimension not divisible by the
+    axis size raises `ValueError`; sharding along the batch axis raises
+    `NotImplementedError`.
 
     Args:
         layout_map: A `LayoutMap`.
@@ -455,11 +479,52 @@ class ModelParallel(Distribution):
     def get_tensor_layout(self, path):
         return self._layout_map[path]
 
+    def distribute_dataset(self, dataset):
+        """The dataset unchanged: `fit`/`evaluate`/`predict` split each
+        global batch along the batch axis themselves (processes that differ
+        only along the model axes get the same rows)."""
+        return dataset
+
 
 def distribute_tensor(tensor, layout):
-    """`tensor` unchanged: tensors are not relaid out inside steps here
-    (DataParallel keeps full replicas)."""
-    return tensor
+    """Lays `tensor` out as `layout` says.
+
+    In a process group whose size is the layout's mesh size, a
+    `torch.distributed.tensor.DTensor` on that mesh: each dimension named by
+    a mesh axis is sharded along it (`Shard(dim)`), the other axes hold
+    replicas; every process passes the whole tensor and rank 0's values are
+    used. In a single process (a one-device mesh) the tensor is returned
+    unchanged, as there is nothing to lay out.
+
+    Args:
+        tensor: A tensor (or array) holding the whole value.
+        layout: A `TensorLayout` with a `device_mesh`.
+
+    Raises:
+        ValueError: `layout` is not a `TensorLayout` with a mesh, or does
+            not fit the tensor (rank, unknown axis, a dimension not
+            divisible by its axis size).
+    """
+    if not isinstance(layout, TensorLayout) or layout.device_mesh is None:
+        raise ValueError(
+            "`distribute_tensor` expects a `keras.distribution.TensorLayout` with a `device_mesh`. "
+            f"Received: layout={layout}"
+        )
+    from kerasish.distribution import model_parallel
+
+    if not isinstance(tensor, torch.Tensor):
+        tensor = torch.as_tensor(np.asarray(tensor))
+    placements = model_parallel.mesh_placements(layout.device_mesh, "tensor", tensor.shape, layout.axes)
+    if not _dist_ready() or layout.device_mesh.devices.size == 1:
+        return tensor
+    if layout.device_mesh.devices.size != num_processes():
+        raise ValueError(
+            f"The layout's mesh has {layout.device_mesh.devices.size} devices but the process group has "
+            f"{num_processes()} ranks. Received: layout={layout}"
+        )
+    from torch.distributed.tensor import distribute_tensor as torch_distribute_tensor
+
+    return torch_distribute_tensor(tensor, layout.device_mesh.backend_mesh, placements)
 
 
 def distribution():

@@ -74,7 +74,9 @@ class LayerLossesMixin:
         for weight in self.trainable_weights:
             reg = weight.__dict__.get("regularizer")
             if reg is not None:
-                out.append(reg(weight))
+                loss = reg(weight)
+                # a sharded weight (ModelParallel) gives a DTensor: its whole value joins the plain losses
+                out.append(loss.full_tensor() if hasattr(loss, "full_tensor") else loss)
         return out
 
     def add_metric(self, value, name=None, **kwargs):

@@ -275,6 +275,11 @@ class Model(Trainer, Layer):
         """Saves the model as a Keras 3 `.keras` archive (see `keras.saving.save_model`)."""
         from kerasish.saving import saving_api
 
+        if _model_parallel(self):  # sharded weights: gathered on every rank, rank 0 writes
+            from kerasish.distribution import model_parallel
+
+            return model_parallel.save_on_rank_zero(
+                self, lambda: saving_api.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs))
         return saving_api.save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
     def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
@@ -306,13 +311,28 @@ class Model(Trainer, Layer):
         """Saves the weights: `.weights.h5` (Keras 3 layout) or `.pt`/`.pth` (torch state_dict)."""
         from kerasish.saving import saving_api
 
+        if _model_parallel(self):
+            from kerasish.distribution import model_parallel
+
+            return model_parallel.save_on_rank_zero(
+                self, lambda: saving_api.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size))
         return saving_api.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
         """Loads weights from `.weights.h5`, `.keras` or `.pt`/`.pth` (see `keras.saving.load_weights`)."""
         from kerasish.saving import saving_api
 
+        if _model_parallel(self):  # every rank reads the file; each keeps its shards
+            from kerasish.distribution import model_parallel
+
+            with model_parallel.whole_weights(self, write_back=True):
+                return saving_api.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
         return saving_api.load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+
+def _model_parallel(model) -> bool:
+    """Whether `keras.distribution.ModelParallel` laid out this model's weights."""
+    return bool(model.__dict__.get("_mp_hooks"))
 
 
 def _is_functional_class(cls) -> bool:

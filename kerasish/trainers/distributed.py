@@ -55,11 +55,17 @@ def current_run(model):
         RuntimeError: `fit`/`evaluate`/`predict` in a process group of more
             than one rank with no distribution set (ranks would silently
             train different models).
-        NotImplementedError: under `ModelParallel`.
-        ValueError: the mesh does not have one device per process.
+        ValueError: the mesh does not have one device per process, or a
+            `ModelParallel` layout does not fit a weight.
     """
     dist = distribution_lib.distribution()
     world = distribution_lib.num_processes()
+    laid_out = model.__dict__.get("_mp_dist")
+    if laid_out is not None and dist is not laid_out:
+        raise ValueError(
+            f"Model '{model.name}' was laid out by {laid_out} (its weights are DTensors); run it under that "
+            f"distribution. Received: distribution={dist}"
+        )
     if world > 1 and _is_fully_sharded(model):
         if dist is not None and not isinstance(dist, distribution_lib.DataParallel):
             raise ValueError(f"A `fully_shard`ed model trains under no distribution or `DataParallel`. Received: {dist}")
@@ -75,11 +81,7 @@ def current_run(model):
             )
         return None
     if isinstance(dist, distribution_lib.ModelParallel):
-        raise NotImplementedError(
-            "`fit`/`evaluate`/`predict` under `keras.distribution.ModelParallel` are not implemented yet in "
-            "kerasish (the LayoutMap -> FSDP2/DTensor mapping). Use `DataParallel`, or shard the model yourself "
-            "with `fully_shard` and a hand-written loop."
-        )
+        return _model_parallel_run(model, dist, world)
     if world <= 1:
         return None
     replicas = dist.num_model_replicas
@@ -97,6 +99,46 @@ def current_run(model):
     return run
 
 
+def _model_parallel_run(model, dist, world):
+    from kerasish.distribution import model_parallel
+
+    size = dist.device_mesh.devices.size
+    if world <= 1:
+        if size != 1:
+            raise ValueError(
+                f"`ModelParallel` needs one process per device of its mesh ({size} devices, "
+                f"shape {dist.device_mesh.shape}), launched with `torchrun --nproc_per_node={size}`; this is a "
+                "single process."
+            )
+        # one device: every layout is the whole weight, but a bad one still raises (after the first
+        # forward of an unbuilt model, before any update)
+        if model.built:
+            model_parallel.validate_layouts(model, dist)
+        else:
+            def check(module, args, output):
+                handle.remove()
+                if distribution_lib.distribution() is dist:
+                    model_parallel.validate_layouts(model, dist)
+
+            handle = model.register_forward_hook(check)
+        return None
+    if size != world:
+        raise ValueError(
+            f"`ModelParallel` needs one device per process: the device mesh has {size} devices but the process "
+            f"group has {world} ranks."
+        )
+    if _is_fully_sharded(model):
+        raise ValueError("A `fully_shard`ed model cannot also be laid out by `ModelParallel`.")
+    if not dist.auto_shard_dataset and dist.num_model_replicas != world:
+        # processes along a model axis must see the same rows; per-process data cannot promise that
+        raise NotImplementedError(
+            "`ModelParallel(auto_shard_dataset=False)` with a model axis of more than one device is not "
+            "supported: the processes of a model-parallel group must compute on the same rows. Pass the global "
+            f"data to every process with `auto_shard_dataset=True`. Received: mesh shape {dist.device_mesh.shape}"
+        )
+    return ModelParallelRun(model, dist)
+
+
 def _is_fully_sharded(model) -> bool:
     """Whether FSDP2's `fully_shard` was applied to `model` or a submodule."""
     try:
@@ -104,6 +146,11 @@ def _is_fully_sharded(model) -> bool:
     except ImportError:  # pragma: no cover - torch without FSDP2
         return False
     return any(isinstance(m, FSDPModule) for m in model.modules())
+
+
+def _local(t):
+    """This process's part of `t` (its shard when `t` is a DTensor)."""
+    return t._local_tensor if hasattr(t, "_local_tensor") else t
 
 
 def _flat_leaves(x) -> list:
@@ -128,6 +175,7 @@ class DataParallelRun:
         self.pending_sync = not managed
         self.hook_grads = False  # a custom train_step: average gradients as they are accumulated
         self._hooks = []
+        self.group = None  # the process group data is split over (None: all ranks)
         # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
         nccl = torch.distributed.get_backend() == "nccl"
         self.device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
@@ -175,33 +223,39 @@ class DataParallelRun:
         """Replaces each weight's `.grad` by the sample-weighted mean of the
         ranks' gradients (missing gradients count as zeros); nothing for a
         `fully_shard`ed model, whose gradients FSDP2 already averaged."""
-        if self.managed:
+        if self.managed or self.world == 1:
             return
         by_kind = {}
         for w in weights:
-            by_kind.setdefault((w.dtype, w.device), []).append(w)
+            by_kind.setdefault((w.dtype, _local(w).device), []).append(w)
         for (dtype, device), group in by_kind.items():
-            flat = torch.empty(sum(w.numel() for w in group) + 1, dtype=torch.float32 if dtype in
+            flat = torch.empty(sum(_local(w).numel() for w in group) + 1, dtype=torch.float32 if dtype in
                                (torch.float16, torch.bfloat16) else dtype, device=device)
             offset = 0
             for w in group:
-                n = w.numel()
+                n = _local(w).numel()
                 if w.grad is None or n_local == 0:
                     flat[offset:offset + n].zero_()
                 else:
-                    flat[offset:offset + n].copy_(w.grad.reshape(-1)).mul_(n_local)
+                    flat[offset:offset + n].copy_(_local(w.grad).reshape(-1)).mul_(n_local)
                 offset += n
             flat[-1] = n_local
-            torch.distributed.all_reduce(flat)
+            torch.distributed.all_reduce(flat, group=self.group)
             flat[:-1].div_(flat[-1].clamp(min=1))
             offset = 0
             for w in group:
-                n = w.numel()
-                g = flat[offset:offset + n].view(w.shape).to(w.dtype)
+                local = _local(w)
+                n = local.numel()
+                g = flat[offset:offset + n].view(local.shape).to(w.dtype)
                 if w.grad is None:
-                    w.grad = g.clone()
+                    if local is not w:  # a DTensor weight (ModelParallel): a gradient laid out like it
+                        from torch.distributed.tensor import DTensor
+
+                        w.grad = DTensor.from_local(g.clone(), w.device_mesh, w.placements, run_check=False)
+                    else:
+                        w.grad = g.clone()
                 else:
-                    w.grad.copy_(g)
+                    _local(w.grad).copy_(g)
                 offset += n
 
     # ------------------------------------------------------------- metrics
@@ -223,7 +277,7 @@ class DataParallelRun:
                 by_kind.setdefault((v.dtype, v.device), []).append(v)
             for group in by_kind.values():
                 flat = torch.cat([v.detach().reshape(-1) for v in group])
-                torch.distributed.all_reduce(flat)
+                torch.distributed.all_reduce(flat, group=self.group)
                 offset = 0
                 with torch.no_grad():
                     for v in group:
@@ -241,7 +295,7 @@ class DataParallelRun:
         keys = [k for k in keys if isinstance(logs.get(k), (int, float, np.floating))]
         if keys:
             t = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64, device=self.device)
-            torch.distributed.all_reduce(t)
+            torch.distributed.all_reduce(t, group=self.group)
             logs = dict(logs)
             for k, v in zip(keys, (t / self.world).tolist()):
                 logs[k] = v
@@ -287,7 +341,7 @@ class DataParallelRun:
             local_sizes: This rank's number of rows in each batch.
         """
         gathered = [None] * self.world
-        torch.distributed.all_gather_object(gathered, (local_parts, local_sizes))
+        torch.distributed.all_gather_object(gathered, (local_parts, local_sizes), group=self.group)
         ranks_parts = [g[0] for g in gathered]
         ranks_sizes = [g[1] for g in gathered]
         n_leaves = max(len(p) for p in ranks_parts)
@@ -301,3 +355,102 @@ class DataParallelRun:
                         pieces[leaf].append(ranks_parts[r][leaf][offsets[r]:offsets[r] + size])
                 offsets[r] += size
         return [np.concatenate(p) for p in pieces]
+
+
+def _align_grad(w) -> None:
+    """Lays a DTensor gradient out like its weight: DTensor may hand back a
+    gradient sharded (or pending a sum) where the weight is replicated, e.g.
+    the bias of a column-parallel Dense."""
+    g = w.grad
+    if g is not None and hasattr(g, "placements") and tuple(g.placements) != tuple(w.placements):
+        w.grad = g.redistribute(w.device_mesh, w.placements)
+
+
+class ModelParallelRun(DataParallelRun):
+    """Collectives of one `fit`/`evaluate`/`predict` under `ModelParallel`.
+
+    The weights are laid out once per model (see
+    `kerasish.distribution.model_parallel`) before the first step. Data is
+    split along the batch axis only: `rank`/`world` here are this process's
+    coordinate on that axis and its size, and gradients, metric states and
+    predictions are reduced over the processes of that axis (the processes
+    along the model axes hold the same batch and compute the same losses).
+    """
+
+    def __init__(self, model, dist):
+        super().__init__(model, dist)
+        from kerasish.distribution import model_parallel
+
+        self.dist = dist
+        mesh = model_parallel.torch_mesh(dist)
+        axis = dist.device_mesh.axis_names.index(dist.batch_dim_name)
+        self.global_rank = self.rank
+        self.rank = mesh.get_coordinate()[axis]
+        self.world = dist.device_mesh.shape[axis]
+        self.group = mesh.get_group(dist.batch_dim_name) if self.world > 1 else None
+
+    def sync_model(self, x) -> None:
+        """Builds the model on `x` if needed, broadcasts rank 0's weights,
+        lays them out per the LayoutMap, and gives every process of a
+        model-parallel group the same random state (dropout masks must
+        agree where they compute the same activations)."""
+        from kerasish.distribution import model_parallel
+
+        model = self.model
+        self.pending_sync = False
+        if not model.built:
+            with torch.no_grad():
+                model(x, training=False)
+        model_parallel.validate_layouts(model, self.dist)
+        seed = self.shared_seed()
+        if not model_parallel.is_sharded(model):
+            # (distribute_tensor takes rank 0's values too; plain buffers outside layouts included)
+            with torch.no_grad():
+                for t in [*model.parameters(), *model.buffers()]:
+                    if not model_parallel.is_dtensor(t):
+                        torch.distributed.broadcast(t.data, src=0)
+            model_parallel.shard_model(model, self.dist)
+        torch.manual_seed((seed + self.rank) % (2**63))
+        if self.hook_grads and not self._hooks:
+            world, group = self.world, self.group
+
+            def average(p):
+                _align_grad(p)
+                g = _local(p.grad)
+                if group is not None:
+                    torch.distributed.all_reduce(g, group=group)
+                    g.div_(world)
+
+            self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
+                           if p.requires_grad]
+
+    def all_reduce_grads(self, weights, n_local: int) -> None:
+        for w in weights:
+            _align_grad(w)
+        super().all_reduce_grads(weights, n_local)
+
+    def shared_seed(self) -> int:
+        t = torch.randint(0, 2**62, (1,), dtype=torch.int64) if self.global_rank == 0 else torch.zeros(
+            1, dtype=torch.int64)
+        t = t.to(self.device)
+        torch.distributed.broadcast(t, src=0)
+        return int(t.item())
+
+    @contextlib.contextmanager
+    def reduced_metrics(self, metrics):
+        if self.group is None:
+            yield
+            return
+        with super().reduced_metrics(metrics):
+            yield
+
+    def mean_of(self, logs: dict, keys) -> dict:
+        return logs if self.group is None else super().mean_of(logs, keys)
+
+    def gather_predictions(self, local_parts, local_sizes):
+        if self.group is None:
+            return local_parts
+        return super().gather_predictions(local_parts, local_sizes)
+
+    def after_inference(self) -> None:
+        return None

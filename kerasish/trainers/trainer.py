@@ -493,7 +493,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         # (`__dict__`: Layer.__getattr__'s miss path is slow on this per-step read)
         if has_callables or call_context.state().losses or self.__dict__.get("_persistent_losses"):
             return self.losses
-        return [reg(w) for w, reg in regs]
+        out = [reg(w) for w, reg in regs]
+        # a sharded weight's (ModelParallel) term is a DTensor: its whole value joins the plain losses
+        return [t.full_tensor() if hasattr(t, "full_tensor") else t for t in out]
 
     def _compute_loss_compat(self, x, y, y_pred, sample_weight, training):
         """`compute_loss`, without `training` for overrides written before

@@ -61,17 +61,6 @@ def test_layout_map_regex_lookup():
         layout_map[".*kernel"] = (None, None)
 
 
-def test_model_parallel_fit_refuses_instead_of_training_unsharded():
-    mesh = dist.DeviceMesh((1,), ["batch"], devices=["cpu:0"])
-    layout_map = dist.LayoutMap(mesh)
-    layout_map[".*kernel"] = (None, "batch")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    model.compile(optimizer="sgd", loss="mse")
-    with dist.ModelParallel(layout_map=layout_map).scope():
-        with pytest.raises(NotImplementedError, match="ModelParallel"):
-            model.fit(np.zeros((4, 3), "float32"), np.zeros((4, 2), "float32"), verbose=0)
-
-
 def test_data_parallel_on_one_process_is_plain_fit():
     x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
     y = x @ np.ones((3, 1), "float32")

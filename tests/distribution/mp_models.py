@@ -1,0 +1,47 @@
+"""Models and layouts shared by `mp_worker.py` (each rank) and
+`test_model_parallel.py` (the single-process reference)."""
+
+import kerasish as keras
+
+
+def mlp():
+    inp = keras.Input((5,))
+    h = keras.layers.Dense(16, activation="relu", name="col")(inp)
+    h = keras.layers.Dense(8, activation="tanh", name="row", kernel_regularizer=keras.regularizers.L2(0.01))(h)
+    return keras.Model(inp, keras.layers.Dense(3, name="out")(h), name="mlp")
+
+
+def mlp_layout(mesh):
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*col/kernel"] = (None, "model")  # Keras (in, out): output units sharded, column parallel
+    layout_map[".*row/kernel"] = ("model", None)  # input units sharded, row parallel
+    return layout_map  # "col/bias" and "out" match nothing: replicated
+
+
+def compile_mlp(model):
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
+
+
+def cnn():
+    inp = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="conv2d")(inp)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.Flatten()(h)
+    return keras.Model(inp, keras.layers.Dense(2, name="head")(h), name="cnn")
+
+
+def emb():
+    inp = keras.Input((5,), dtype="int32")
+    h = keras.layers.Embedding(12, 6, mask_zero=True, name="embedding")(inp)
+    h = keras.layers.LSTM(4, name="lstm")(h)  # skips the masked steps; its cell's weights run fused
+    return keras.Model(inp, keras.layers.Dense(2, name="head")(h), name="emb")
+
+
+def other_distribution(mesh):
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*conv2d/kernel"] = (None, None, None, "model")  # (kh, kw, in, out): output channels
+    layout_map[".*conv2d/bias"] = ("model",)
+    layout_map[".*bn/.*"] = ("model",)  # gamma, beta and the moving statistics, per channel
+    layout_map[".*embedding/embeddings"] = ("model", None)  # vocabulary rows
+    layout_map[".*lstm.*/kernel"] = (None, "model")  # the 4 gates' columns
+    return keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")

@@ -1,0 +1,166 @@
+"""Per-rank program of tests/distribution/test_model_parallel.py.
+
+Launched once per rank with torchrun's environment. Reads the shared inputs
+and initial weights from `<out>/inputs.npz`, trains under `ModelParallel`
+and writes what it saw to `<out>/rank<r>.npz` (models are built by
+`mp_models.py`, shared with the single-process reference).
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import mp_models  # noqa: E402
+
+import kerasish as keras  # noqa: E402
+
+dist = keras.distribution
+
+
+def weights_of(data, prefix):
+    return [data[k] for k in sorted((k for k in data if k.startswith(prefix + "_w")), key=lambda k: int(k.split("_w")[1]))]
+
+
+def main(out):
+    dist.initialize()
+    rank = torch.distributed.get_rank()
+    torch.manual_seed(100 + rank)  # ranks start from different random weights: rank 0's must win
+    data = dict(np.load(os.path.join(out, "inputs.npz")))
+    x, y, xv, yv = data["x"], data["y"], data["xv"], data["yv"]
+    result = {}
+
+    # 1. an MLP, column- then row-sharded Dense kernels, on a (1, 2) mesh (tensor parallel)
+    mp = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((1, 2), ["batch", "model"])),
+                            batch_dim_name="batch")
+    dist.set_distribution(mp)
+    model = mp_models.mlp()
+    model.set_weights(weights_of(data, "mlp"))
+    mp_models.compile_mlp(model)
+    history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
+                        callbacks=[keras.callbacks.ModelCheckpoint(os.path.join(out, "ckpt.weights.h5"),
+                                                                   save_weights_only=True),
+                                   keras.callbacks.BackupAndRestore(os.path.join(out, "backup"),
+                                                                    delete_checkpoint=False),
+                                   keras.callbacks.TensorBoard(os.path.join(out, "tb"), histogram_freq=1)])
+    # gradients come back laid out like their weights (col/bias is replicated, DTensor hands its gradient
+    # back sharded like col's output: it is gathered before the optimizer and the batch-axis all-reduce)
+    result["tp_grad_layouts"] = json.dumps([[repr(w.placements), repr(w.grad.placements)]
+                                            for w in model.trainable_weights])
+    tp_model = model
+    # inside the model the column-parallel output reaches the row-parallel layer still sharded (no
+    # all-gather in between); called alone, a layer returns a whole plain tensor
+    seen = []
+    probe = model.get_layer("row").register_forward_pre_hook(lambda m, a: seen.append(repr(a[0].placements) if hasattr(
+        a[0], "placements") else "plain"), prepend=True)
+    model.predict(x[:4], verbose=0)
+    probe.remove()
+    result["row_input"] = seen[0]
+    result["col_alone"] = type(model.get_layer("col")(torch.from_numpy(x[:4]))).__name__
+    result["tp_history"] = json.dumps(history.history)
+    for i, w in enumerate(model.get_weights()):
+        result[f"tp_w{i}"] = w
+    result["tp_evaluate"] = np.array(model.evaluate(xv, yv, batch_size=4, verbose=0))
+    result["tp_predict"] = model.predict(x, batch_size=8, verbose=0)
+    col = model.get_layer("col").kernel
+    result["tp_placements"] = json.dumps([str(model.get_layer(n).kernel.placements) for n in ("col", "row", "out")])
+    result["tp_local_shape"] = np.array(col.to_local().shape)
+    result["tp_col_numpy"] = col.numpy()  # the whole kernel
+    result["tp_col_path"] = col.path
+    model.save(os.path.join(out, "mlp.keras"))
+    model.save_weights(os.path.join(out, "mlp.weights.h5"))
+    # set_weights / load_weights on sharded weights: each rank keeps its slice of the whole value
+    before = model.get_weights()
+    model.set_weights([w * 2 for w in before])
+    result["tp_set_w0"] = model.get_weights()[0]
+    result["tp_set_local"] = col.to_local().detach().numpy().copy()
+    model.load_weights(os.path.join(out, "mlp.weights.h5"))
+    result["tp_loaded_w0"] = model.get_weights()[0]
+    col.assign(np.ones(tuple(col.shape), "float32"))
+    result["tp_assign_local"] = col.to_local().detach().numpy().copy()
+    # a fresh model resumes from rank 0's checkpoint, optimizer state included (compiled first, so the
+    # optimizer is built on the unsharded weights and moves to the DTensors when fit lays them out)
+    resumed = mp_models.mlp()
+    mp_models.compile_mlp(resumed)
+    resumed.load_weights(os.path.join(out, "ckpt.weights.h5"))
+    resumed.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for i, w in enumerate(resumed.get_weights()):
+        result[f"resumed_w{i}"] = w
+
+    # 2. the same MLP on a (2, 1) mesh: data parallel along "batch"
+    dp = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((2, 1), ["batch", "model"])),
+                            batch_dim_name="batch")
+    dist.set_distribution(dp)
+    model = mp_models.mlp()
+    model.set_weights(weights_of(data, "mlp"))
+    mp_models.compile_mlp(model)
+    history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv))
+    result["dp_history"] = json.dumps(history.history)
+    for i, w in enumerate(model.get_weights()):
+        result[f"dp_w{i}"] = w
+    result["dp_predict"] = model.predict(x, batch_size=8, verbose=0)
+
+    # 3. Conv2D (output channels sharded) and Embedding (rows sharded) on the (1, 2) mesh
+    dist.set_distribution(mp_models.other_distribution(dist.DeviceMesh((1, 2), ["batch", "model"])))
+    for name in ("cnn", "emb"):
+        model = getattr(mp_models, name)()
+        model.set_weights(weights_of(data, name))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        h = model.fit(data[f"{name}_x"], data[f"{name}_y"], batch_size=4, epochs=2, shuffle=False, verbose=0)
+        result[f"{name}_loss"] = np.array(h.history["loss"])
+        for i, w in enumerate(model.get_weights()):
+            result[f"{name}_w{i}"] = w
+        result[f"{name}_predict"] = model.predict(data[f"{name}_x"], verbose=0)
+        result[f"{name}_placements"] = json.dumps([str(getattr(w, "placements", None)) for w in model.weights])
+
+    # 4. keras.distribution.distribute_tensor: a DTensor sharded as the layout says
+    mesh = dist.DeviceMesh((1, 2), ["batch", "model"])
+    t = dist.distribute_tensor(np.arange(8, dtype="float32").reshape(2, 4), dist.TensorLayout((None, "model"), mesh))
+    result["dt_local"] = t.to_local().numpy().copy()
+    result["dt_full"] = t.full_tensor().numpy().copy()
+    result["data_layout"] = json.dumps(mp.get_data_layout((8, 5)).axes)
+    result["var_layout"] = json.dumps([mp.get_variable_layout(w).axes for w in mp_models.mlp().weights])
+
+    # 5. a layout that does not fit: the same error on every rank, before any step
+    bad = dist.LayoutMap(dist.DeviceMesh((1, 2), ["batch", "model"]))
+    bad[".*kernel"] = (None, "model")
+    dist.set_distribution(dist.ModelParallel(layout_map=bad))
+    odd = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    odd.compile(optimizer="sgd", loss="mse")
+    try:
+        odd.fit(x, y, epochs=1, verbose=0)
+        result["bad_error"] = ""
+    except ValueError as e:
+        result["bad_error"] = str(e)
+
+    # per-process data cannot promise the same rows along the model axis: refused
+    own = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((1, 2), ["batch", "model"])),
+                             auto_shard_dataset=False)
+    dist.set_distribution(own)
+    try:
+        mp_models.mlp().predict(x, verbose=0)
+        result["own_data_error"] = ""
+    except NotImplementedError as e:
+        result["own_data_error"] = str(e)
+    dist.set_distribution(dist.ModelParallel(layout_map=bad))
+
+    # a model laid out by one ModelParallel refuses to run under another
+    try:
+        tp_model.predict(x, verbose=0)
+        result["other_dist_error"] = ""
+    except ValueError as e:
+        result["other_dist_error"] = str(e)
+
+    np.savez(os.path.join(out, f"rank{rank}.npz"), **result)
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,264 @@
+"""`keras.distribution.ModelParallel` on two CPU processes (gloo): sharded
+(DTensor) weights train, evaluate, predict, save and load like one process
+on the global batch.
+
+The per-rank program is `mp_worker.py` (started twice with torchrun's
+environment, as in test_data_parallel.py); the models and layouts are in
+`mp_models.py`. Single-process checks of the layout errors are here too.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+from kerasish.distribution import model_parallel
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import mp_models  # noqa: E402
+from test_data_parallel import run_ranks  # noqa: E402
+
+WORKER = os.path.join(os.path.dirname(__file__), "mp_worker.py")
+dist = keras.distribution
+
+needs_dist = pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
+
+
+@pytest.fixture(autouse=True)
+def _no_distribution():
+    yield
+    dist.set_distribution(None)
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mp")
+    rng = np.random.default_rng(0)
+    arrays = {
+        # 33 samples at global batch 8: on the (2, 1) mesh the last batch leaves rank 1 an empty share
+        "x": rng.normal(size=(33, 5)).astype("float32"), "y": rng.normal(size=(33, 3)).astype("float32"),
+        "xv": rng.normal(size=(12, 5)).astype("float32"), "yv": rng.normal(size=(12, 3)).astype("float32"),
+        "cnn_x": rng.normal(size=(8, 6, 6, 2)).astype("float32"), "cnn_y": rng.normal(size=(8, 2)).astype("float32"),
+        "emb_x": rng.integers(0, 12, size=(8, 5)).astype("int32"), "emb_y": rng.normal(size=(8, 2)).astype("float32"),
+    }
+    torch.manual_seed(0)
+    init = {name: getattr(mp_models, name)().get_weights() for name in ("mlp", "cnn", "emb")}
+    for name, ws in init.items():
+        arrays.update({f"{name}_w{i}": w for i, w in enumerate(ws)})
+    np.savez(out / "inputs.npz", **arrays)
+    run_ranks(WORKER, out, timeout=120)
+    ranks = [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
+
+    # the single-process references, on the global batch
+    ref = {}
+    model = mp_models.mlp()
+    model.set_weights(init["mlp"])
+    mp_models.compile_mlp(model)
+    ref["history"] = model.fit(arrays["x"], arrays["y"], batch_size=8, epochs=2, shuffle=False, verbose=0,
+                               validation_data=(arrays["xv"], arrays["yv"])).history
+    ref["mlp"] = model.get_weights()
+    ref["evaluate"] = np.array(model.evaluate(arrays["xv"], arrays["yv"], batch_size=4, verbose=0))
+    ref["predict"] = model.predict(arrays["x"], batch_size=8, verbose=0)
+    for name in ("cnn", "emb"):
+        m = getattr(mp_models, name)()
+        m.set_weights(init[name])
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        ref[f"{name}_loss"] = m.fit(arrays[f"{name}_x"], arrays[f"{name}_y"], batch_size=4, epochs=2,
+                                    shuffle=False, verbose=0).history["loss"]
+        ref[name] = m.get_weights()
+        ref[f"{name}_predict"] = m.predict(arrays[f"{name}_x"], verbose=0)
+    return out, arrays, ranks, ref
+
+
+def _close(a, b, **kw):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, **kw)
+
+
+@needs_dist
+def test_tensor_parallel_mlp_equals_one_process(job):
+    _, _, ranks, ref = job
+    for r in ranks:
+        assert json.loads(str(r["tp_placements"])) == ["(Shard(dim=1),)", "(Shard(dim=0),)", "(Replicate(),)"]
+        assert tuple(r["tp_local_shape"]) == (5, 8)  # each rank holds half of the (5, 16) kernel's columns
+        assert str(r["row_input"]) == "(Shard(dim=1),)"  # col hands its output on sharded (relu kept it so)
+        assert str(r["col_alone"]) == "Tensor"
+        for weight_layout, grad_layout in json.loads(str(r["tp_grad_layouts"])):
+            assert grad_layout == weight_layout
+        for i, w in enumerate(ref["mlp"]):
+            _close(r[f"tp_w{i}"], w, err_msg=f"weight {i}")
+        history = json.loads(str(r["tp_history"]))
+        assert sorted(history) == sorted(ref["history"])
+        for key, values in ref["history"].items():
+            _close(history[key], values, err_msg=key)
+        _close(r["tp_evaluate"], ref["evaluate"])
+        _close(r["tp_predict"], ref["predict"])
+
+
+@needs_dist
+def test_batch_axis_is_data_parallel(job):
+    _, _, ranks, ref = job
+    for r in ranks:
+        for i, w in enumerate(ref["mlp"]):
+            _close(r[f"dp_w{i}"], w, err_msg=f"weight {i}")
+        history = json.loads(str(r["dp_history"]))
+        for key, values in ref["history"].items():
+            _close(history[key], values, err_msg=key)
+        assert r["dp_predict"].shape == ref["predict"].shape
+        _close(r["dp_predict"], ref["predict"])
+
+
+@needs_dist
+@pytest.mark.parametrize("name", ["cnn", "emb"])
+def test_conv2d_and_embedding_shards_equal_one_process(job, name):
+    """Conv2D + BatchNormalization (gathered per call) and a masked
+    Embedding (computed on its row shards) feeding an LSTM."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        placements = json.loads(str(r[f"{name}_placements"]))
+        assert placements[0] == ("(Shard(dim=3),)" if name == "cnn" else "(Shard(dim=0),)")
+        if name == "cnn":  # conv kernel, bias, then BatchNormalization's four per-channel weights
+            assert placements[1:6] == ["(Shard(dim=0),)"] * 5
+        else:  # the LSTM kernel's columns; recurrent kernel and bias replicated
+            assert placements[1:4] == ["(Shard(dim=1),)", "(Replicate(),)", "(Replicate(),)"]
+        _close(r[f"{name}_loss"], ref[f"{name}_loss"])
+        for i, w in enumerate(ref[name]):
+            _close(r[f"{name}_w{i}"], w, err_msg=f"weight {i}")
+        _close(r[f"{name}_predict"], ref[f"{name}_predict"])
+
+
+@needs_dist
+def test_sharded_variable_api_and_set_weights(job):
+    _, _, ranks, ref = job
+    for rank, r in enumerate(ranks):
+        assert str(r["tp_col_path"]) == "col/kernel"  # Keras's path for a functional model's layer
+        _close(r["tp_col_numpy"], ref["mlp"][0])
+        np.testing.assert_array_equal(r["tp_set_w0"], 2 * r["tp_w0"])
+        np.testing.assert_array_equal(r["tp_set_local"], 2 * r["tp_w0"][:, 8 * rank:8 * rank + 8])
+        np.testing.assert_array_equal(r["tp_loaded_w0"], r["tp_w0"])
+        np.testing.assert_array_equal(r["tp_assign_local"], np.ones((5, 8), "float32"))
+
+
+@needs_dist
+def test_saved_files_hold_whole_weights_and_load_in_one_process(job, keras_ref):
+    out, arrays, ranks, ref = job
+    loaded = keras.saving.load_model(str(out / "mlp.keras"))
+    for i, w in enumerate(loaded.get_weights()):
+        np.testing.assert_array_equal(w, ranks[0][f"tp_w{i}"])
+    real = keras_ref.saving.load_model(str(out / "mlp.keras"))
+    _close(keras_ref.ops.convert_to_numpy(real.predict(arrays["x"], verbose=0)), ref["predict"])
+    # save_weights, and the callbacks writing weights during fit (ModelCheckpoint is checked below)
+    for path in ("mlp.weights.h5", "backup/latest.weights.h5"):
+        plain = mp_models.mlp()
+        plain.load_weights(str(out / path))
+        for i, w in enumerate(plain.get_weights()):
+            np.testing.assert_array_equal(w, ranks[0][f"tp_w{i}"], err_msg=path)
+    events = [f for f in os.listdir(out / "tb" / "train") if f.startswith("events")]
+    assert len(events) == 1  # rank 0's TensorBoard writer (weight histograms gathered on every rank)
+
+
+@needs_dist
+def test_checkpoint_resumes_into_a_sharded_model(job):
+    out, arrays, ranks, ref = job
+    # one process resumes from the same file (weights and Adam's moments) for one more epoch
+    plain = mp_models.mlp()
+    mp_models.compile_mlp(plain)
+    plain.load_weights(str(out / "ckpt.weights.h5"))
+    for i, w in enumerate(plain.get_weights()):
+        np.testing.assert_array_equal(w, ranks[0][f"tp_w{i}"])  # the checkpoint holds epoch 2's weights
+    plain.fit(arrays["x"], arrays["y"], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    fresh = mp_models.mlp()
+    fresh.set_weights([ranks[0][f"tp_w{i}"] for i in range(len(ref["mlp"]))])
+    mp_models.compile_mlp(fresh)
+    fresh.fit(arrays["x"], arrays["y"], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert not np.allclose(fresh.get_weights()[0], plain.get_weights()[0], atol=1e-6)  # the moments matter
+    for r in ranks:
+        for i, w in enumerate(plain.get_weights()):
+            _close(r[f"resumed_w{i}"], w, err_msg=f"weight {i}")
+
+
+@needs_dist
+def test_distribute_tensor_and_layout_queries(job):
+    _, _, ranks, _ = job
+    whole = np.arange(8, dtype="float32").reshape(2, 4)
+    for rank, r in enumerate(ranks):
+        np.testing.assert_array_equal(r["dt_local"], whole[:, 2 * rank:2 * rank + 2])
+        np.testing.assert_array_equal(r["dt_full"], whole)
+        assert json.loads(str(r["data_layout"])) == ["batch", None]
+        # kernels and biases of col, row (matched) then out (replicated), as in Keras
+        assert json.loads(str(r["var_layout"])) == [[None, "model"], [None], ["model", None], [None],
+                                                    [None, None], [None]]
+
+
+@needs_dist
+def test_a_layout_that_does_not_fit_raises_on_every_rank(job):
+    _, _, ranks, _ = job
+    for r in ranks:
+        assert "not divisible by the size of mesh axis 'model' (2)" in str(r["bad_error"])
+        assert "was laid out by <ModelParallel" in str(r["other_dist_error"])
+        assert "auto_shard_dataset=False" in str(r["own_data_error"])
+
+
+# ---------------------------------------------------------------- single process
+def _two_device_mp(**layouts):
+    mesh = dist.DeviceMesh((1, 2), ["batch", "model"], devices=["cpu:0", "cpu:1"])
+    layout_map = dist.LayoutMap(mesh)
+    for key, value in layouts.items():
+        layout_map[key] = value
+    return dist.ModelParallel(layout_map=layout_map)
+
+
+def test_layout_placements_follow_keras_kernel_layout():
+    mp = _two_device_mp()
+    mp._layout_map["k"] = (None, "model")
+    placements = model_parallel.placements_for(mp, "d/kernel", (4, 6), mp._layout_map["k"])
+    assert [repr(p) for p in placements] == ["Shard(dim=1)"]  # (in, out): the output units
+    assert model_parallel.placements_for(mp, "d/bias", (6,), dist.TensorLayout((None,), mp.device_mesh)) is None
+
+
+@pytest.mark.parametrize("axes,shape,match", [
+    ((None, "model"), (4, 5), "dimension 1 \\(size 5\\) is not divisible by the size of mesh axis 'model' \\(2\\)"),
+    ((None,), (4, 6), "does not match its rank"),
+    (("model", "model"), (4, 6), "at most one dimension"),
+])
+def test_bad_layouts_raise_value_error(axes, shape, match):
+    mp = _two_device_mp()
+    with pytest.raises(ValueError, match=match):
+        model_parallel.placements_for(mp, "d/kernel", shape, dist.TensorLayout(axes, mp.device_mesh))
+
+
+def test_unknown_mesh_axis_raises():
+    with pytest.raises(ValueError, match="Invalid axis names"):
+        _two_device_mp(**{".*kernel": (None, "tensor")})
+
+
+def test_single_process_model_parallel_is_plain_fit_and_checks_layouts():
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = x @ np.ones((3, 2), "float32")
+    mesh = dist.DeviceMesh((1, 1), ["batch", "model"], devices=["cpu:0"])
+    layout_map = dist.LayoutMap(mesh)
+    layout_map[".*dense.*kernel"] = (None, "model")
+    a = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    b = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    b.set_weights(a.get_weights())
+    for m in (a, b):
+        m.compile(optimizer="sgd", loss="mse")
+    a.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    with dist.ModelParallel(layout_map=layout_map).scope():
+        b.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    bad = dist.LayoutMap(mesh)
+    bad[".*dense.*kernel"] = ("model",)
+    unbuilt = keras.Sequential([keras.layers.Dense(2)])
+    unbuilt.compile(optimizer="sgd", loss="mse")
+    with dist.ModelParallel(layout_map=bad).scope():
+        with pytest.raises(ValueError, match="does not match its rank"):
+            b.fit(x, y, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match="does not match its rank"):
+            unbuilt.fit(x, y, epochs=1, verbose=0)  # checked once the first call built it
+    assert not unbuilt._forward_hooks
