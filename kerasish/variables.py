@@ -26,6 +26,20 @@ from kerasish.backend import dtypes
 from kerasish.utils import naming
 
 
+def forget_autocast_casts() -> None:
+    """Drops `torch.autocast`'s cached low-precision copies of the weights.
+
+    Inside one autocast region torch casts each trainable parameter once and
+    reuses that copy until the region exits, so an in-place write (an
+    optimizer step, `assign`, `set_weights`) made inside the region would be
+    invisible to every later forward in it: a `fit` wrapped in
+    `torch.autocast` trained on its first step's weights forever. Keras 3
+    reads the new values; every kerasish weight write calls this.
+    """
+    if not torch.compiler.is_compiling():
+        torch.clear_autocast_cache()
+
+
 class VariableSynchronization:
     """Accepted for `add_weight(synchronization=...)` compatibility."""
 
@@ -206,18 +220,24 @@ class Variable(torch.Tensor):
         value = self._check_assign(value)
         with torch.no_grad():
             self.copy_(value)
+        if self.requires_grad:
+            forget_autocast_casts()
         return self
 
     def assign_add(self, delta):
         delta = self._check_assign(delta)
         with torch.no_grad():
             self.add_(delta.to(self.dtype))
+        if self.requires_grad:
+            forget_autocast_casts()
         return self
 
     def assign_sub(self, delta):
         delta = self._check_assign(delta)
         with torch.no_grad():
             self.sub_(delta.to(self.dtype))
+        if self.requires_grad:
+            forget_autocast_casts()
         return self
 
     # -- copying and pickling keep the class and the Keras metadata ---------

@@ -20,6 +20,7 @@ from kerasish.variables import TrainableVariable
 from kerasish.variables import Variable
 from kerasish.variables import VariableSynchronization
 from kerasish.variables import _is_live_variable
+from kerasish.variables import forget_autocast_casts
 from kerasish.variables import rewrap_like
 
 # Keras 2 `add_weight` kwargs that have no meaning here but are accepted.
@@ -388,6 +389,7 @@ class LayerWeightsMixin:
 
                     value = distribute_tensor(value, target.device_mesh, target.placements)
                 target.copy_(value)
+        forget_autocast_casts()
 
     def apply_constraints(self) -> None:
         """Applies each weight's `constraint` in place (kerasish optimizers
@@ -398,6 +400,7 @@ class LayerWeightsMixin:
                 c = w.__dict__.get("constraint") if isinstance(w, Variable) else None
                 if c is not None:
                     w.copy_(c(w))
+        forget_autocast_casts()
 
     # ----------------------------------------------- lazy state_dict loading
     def _infer_build_shape(self, weight_shapes: dict):

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from kerasish.optimizers import schedules as lr_schedules
+from kerasish.variables import forget_autocast_casts
 from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
@@ -451,6 +452,7 @@ class Optimizer(torch.optim.Optimizer):
             if callable(constraint):
                 v.copy_(constraint(v))
         self._iterations += 1
+        forget_autocast_casts()
 
     def _update_all(self, grads, variables) -> None:
         grads = self._clip_gradients(grads)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from kerasish.utils import naming
+from kerasish.variables import forget_autocast_casts
 
 _H5PY_HELP = (
     "Saving or loading Keras weight files (`.weights.h5`, `.keras`) requires h5py, "
@@ -439,6 +440,7 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
         for target, value in assignments:
             src = value if isinstance(value, torch.Tensor) else torch.from_numpy(_contiguous(value))
             target.copy_(src.to(device=target.device, dtype=target.dtype))
+    forget_autocast_casts()
     for obj, store, path in hooks:
         if not len(store):
             continue

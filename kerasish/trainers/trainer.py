@@ -32,6 +32,7 @@ from kerasish.trainers.loops import TrainerLoops
 from kerasish.trainers.compile_utils import CompileLoss
 from kerasish.trainers.compile_utils import CompileMetrics
 from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
+from kerasish.variables import forget_autocast_casts
 
 
 class NotCompiledError(RuntimeError, ValueError):
@@ -562,6 +563,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 opt.build(weights)
             scaler.step(opt)
             scaler.update()
+            forget_autocast_casts()
             return
         if hasattr(opt, "scale_loss"):
             loss = opt.scale_loss(loss)
@@ -575,6 +577,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 opt.apply([w.grad for w in weights], weights)
         else:
             opt.step()
+            forget_autocast_casts()  # a torch optimizer wrote the weights in place
 
     def _grad_scaler_for(self, loss):
         scaler = self._grad_scaler
