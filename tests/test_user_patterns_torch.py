@@ -7,6 +7,8 @@ import torch
 
 import kerasish as keras
 
+BF16_RTOL = 1e-2  # bfloat16 keeps ~3 significant digits
+
 def _data(rng, n=32):
     return rng.normal(size=(n, 5)).astype("float32"), rng.normal(size=(n, 2)).astype("float32")
 
@@ -52,14 +54,16 @@ def test_fit_inside_torch_autocast_trains_like_torch(rng):
         got_loss = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
         got_pred = model.predict(x, verbose=0)
     assert want_loss[0] - want_loss[-1] > 0.05  # the reference does train
-    np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
+    # bfloat16 CPU matmuls may round differently run to run (thread split);
+    # stale weights leave the loss flat, tens of percent off by epoch 3
+    np.testing.assert_allclose(got_loss, want_loss, rtol=BF16_RTOL)
     for got, want in zip(model.get_weights(), want_weights):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got, want, rtol=BF16_RTOL, atol=BF16_RTOL)
     fresh = _mlp(keras)
     fresh.set_weights(want_weights)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         want_pred = fresh.predict(x, verbose=0)
-    np.testing.assert_allclose(got_pred, want_pred, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got_pred, want_pred, rtol=BF16_RTOL, atol=BF16_RTOL)
 
 
 def test_custom_loop_inside_one_autocast_region_matches_per_step_regions(rng):
@@ -88,9 +92,10 @@ def test_custom_loop_inside_one_autocast_region_matches_per_step_regions(rng):
         opt_b.apply([w.grad for w in b.trainable_weights], b.trainable_weights)
         losses_b.append(loss.item())
     assert losses_b[0] - losses_b[-1] > 0.01
-    np.testing.assert_allclose(losses_a, losses_b, rtol=1e-6)
+    # stale casts would leave losses_a flat: > 0.01 off at the last step
+    np.testing.assert_allclose(losses_a, losses_b, rtol=2e-3)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
-        np.testing.assert_allclose(wa, wb, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(wa, wb, rtol=2e-3, atol=2e-3)
 
 
 @pytest.mark.parametrize("how", ["set_weights", "assign", "assign_add"])
@@ -124,3 +129,60 @@ def test_load_weights_inside_autocast_is_seen_by_the_next_call(rng, tmp_path):
         model(x)  # fills the cast cache with the old weights
         model.load_weights(tmp_path / "w.weights.h5")
         torch.testing.assert_close(model(x), saved(x), rtol=0, atol=0)
+
+
+def _bn_model(lib):
+    return lib.Sequential([lib.Input((5,)), lib.layers.Dense(4, activation="tanh"), lib.layers.BatchNormalization(), lib.layers.Dense(2)])
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle", "torch.save"])
+def test_a_copy_of_a_fitted_model_trains_on_like_keras(keras_ref, rng, how):
+    # after fit, deepcopy raised (a metric kept the first batch's y_pred with
+    # its autograd graph), pickle raised (the step closures), and the copy's
+    # optimizer lost every Keras setting (torch pickles only param_groups)
+    import copy
+    import io
+    import pickle
+
+    x, y = _data(rng)
+    ref, ours = _bn_model(keras_ref), _bn_model(keras)
+    ours.set_weights(ref.get_weights())
+    for lib, model in ((keras_ref, ref), (keras, ours)):
+        model.compile(lib.optimizers.Adam(0.05, clipnorm=0.5), "mse", metrics=["mae"])
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    before = [w.copy() for w in ours.get_weights()]
+    if how == "deepcopy":
+        copied = copy.deepcopy(ours)
+    else:
+        buf = io.BytesIO()
+        pickle.dump(ours, buf) if how == "pickle" else torch.save(ours, buf)
+        buf.seek(0)
+        copied = pickle.load(buf) if how == "pickle" else torch.load(buf, weights_only=False)
+    ref_copy = copy.deepcopy(ref)
+    assert copied.optimizer.clipnorm == 0.5 and int(copied.optimizer.iterations) == 4
+    got = copied.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    want = ref_copy.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    for key in ("loss", "mae"):
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5)
+    for g, w in zip(copied.get_weights(), ref_copy.get_weights()):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+    for b, a in zip(before, ours.get_weights()):  # training the copy left the original alone
+        np.testing.assert_array_equal(a, b)
+    assert int(ours.optimizer.iterations) == 4
+
+
+def test_a_copied_optimizer_keeps_its_weight_decay_exclusions(rng):
+    x, y = (torch.tensor(a) for a in _data(rng))
+    import copy
+
+    model = _mlp(keras)
+    opt = keras.optimizers.AdamW(0.1, weight_decay=0.5)
+    opt.exclude_from_weight_decay(var_list=[model.layers[0].bias, model.layers[1].bias])
+    model.compile(opt, "mse")
+    twin = copy.deepcopy(model)
+    for m in (model, twin):
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert twin.optimizer._use_weight_decay(twin.layers[0].kernel)
+    assert not twin.optimizer._use_weight_decay(twin.layers[0].bias)

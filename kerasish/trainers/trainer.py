@@ -638,6 +638,14 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         x, _, _ = unpack_x_y_sample_weight(data)
         return self(x, training=False)
 
+    def __getstate__(self):
+        # the per-batch step functions are closures over this very model: a
+        # copy (deepcopy, pickle, torch.save) builds its own on its first step
+        # instead of training the original through them
+        state = dict(self.__dict__)
+        state["_step_fns"] = None
+        return state
+
     def _step_function(self, kind: str):
         """The function the loops call per batch (`torch.compile`d when
         `jit_compile=True`). Returns `(fn, lazy)`: `lazy` means `fn` returns
