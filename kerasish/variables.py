@@ -180,7 +180,7 @@ class Variable(torch.Tensor):
         out = torch.Tensor.detach(self).cpu()
         if force:
             out = out.resolve_conj().resolve_neg()
-        return out.numpy()
+        return dtypes.tensor_to_numpy(out)  # bfloat16: ml_dtypes.bfloat16, as Keras
 
     def detach(self):
         """A view of the same storage, cut from the autograd graph, of the
@@ -202,7 +202,9 @@ class Variable(torch.Tensor):
         return out.astype(dtype) if dtype is not None else out
 
     def _check_assign(self, value) -> torch.Tensor:
-        if not isinstance(value, torch.Tensor):
+        if dtypes.is_bfloat16_array(value):
+            value = dtypes.bfloat16_array_to_tensor(value)
+        elif not isinstance(value, torch.Tensor):
             value = torch.as_tensor(np.asarray(value))
         if value.shape != self.shape:
             try:

@@ -85,3 +85,33 @@ def test_callback_calling_a_layer_during_fit_gets_its_call_default(keras_ref, rn
     for ours, theirs in zip(outputs["ours"], outputs["theirs"]):
         np.testing.assert_array_equal(theirs, probe)  # Keras: Dropout's default is inference
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_bfloat16_weights_and_predictions_move_both_ways(keras_ref, rng):
+    # kerasish's get_weights()/predict()/variable.numpy() raised torch's
+    # "unsupported ScalarType BFloat16" on a bfloat16 model, and set_weights
+    # refused the ml_dtypes.bfloat16 arrays Keras's get_weights() returns
+    x = rng.normal(size=(6, 3)).astype("float32")
+
+    def build(K):
+        return K.Sequential([K.Input((3,)), K.layers.Dense(4, activation="relu", dtype="bfloat16"),
+                             K.layers.Dense(2, dtype="bfloat16")])
+
+    ref, ours = build(keras_ref), build(kerasish)
+    theirs_w = ref.get_weights()
+    ours.set_weights(theirs_w)
+    ours_w = ours.get_weights()
+    assert [w.dtype for w in ours_w] == [w.dtype for w in theirs_w]
+    for a, b in zip(ours_w, theirs_w):
+        np.testing.assert_array_equal(a.view(np.uint16), b.view(np.uint16))  # bit-exact
+    want, got = ref.predict(x, verbose=0), ours.predict(x, verbose=0)
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got.astype("float32"), want.astype("float32"), rtol=1e-2, atol=1e-2)
+    back = build(keras_ref)
+    back.set_weights(ours_w)
+    np.testing.assert_array_equal(back.predict(x, verbose=0).view(np.uint16), want.view(np.uint16))
+    kernel = ours.layers[0].kernel
+    kernel.assign(theirs_w[0] * 2)
+    np.testing.assert_array_equal(kernel.numpy().astype("float32"), theirs_w[0].astype("float32") * 2)
+    np.testing.assert_array_equal(kerasish.ops.convert_to_numpy(kernel).view(np.uint16),
+                                  keras_ref.ops.convert_to_numpy(ref.layers[0].kernel * 2).view(np.uint16))

@@ -351,7 +351,7 @@ class LayerWeightsMixin:
 
     def get_weights(self) -> list:
         """The weights as NumPy arrays (copies, as in Keras), in `weights` order."""
-        return [_full(w).cpu().numpy().copy() for w in self.weights]
+        return [dtypes.tensor_to_numpy(_full(w)).copy() for w in self.weights]
 
     def set_weights(self, weights) -> None:
         """Sets the weights from NumPy arrays (same order and shapes as
@@ -381,7 +381,9 @@ class LayerWeightsMixin:
                 )
         with torch.no_grad():
             for target, value in zip(own, weights):
-                if not isinstance(value, torch.Tensor):
+                if dtypes.is_bfloat16_array(value):
+                    value = dtypes.bfloat16_array_to_tensor(value)
+                elif not isinstance(value, torch.Tensor):
                     value = torch.as_tensor(np.asarray(value))
                 value = value.to(device=target.device, dtype=target.dtype)
                 if _is_dtensor(target):  # a sharded weight (FSDP2 / DTensor): each rank keeps its shard
@@ -463,7 +465,7 @@ def _check_weight_value(layer_name, target, value) -> None:
             dtype = np.asarray(value).dtype
         except (ValueError, TypeError):  # ragged nested lists
             dtype = np.dtype(object)
-        bad = dtype.kind in "cSUOV"
+        bad = dtype.kind in "cSUOV" and not dtypes.is_bfloat16_array(np.asarray(value))
     if bad:
         name = getattr(target, "path", "weight")
         raise TypeError(

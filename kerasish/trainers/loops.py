@@ -14,6 +14,8 @@ import warnings
 import numpy as np
 import torch
 
+from kerasish.backend import dtypes
+
 from kerasish.callbacks.progbar_logger import materialize_logs
 from kerasish.trainers import data_adapters
 from kerasish.trainers import distributed
@@ -60,7 +62,7 @@ def _deprecated(old, new):
 
 
 def _to_numpy(t):
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    return dtypes.tensor_to_numpy(t) if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
 class TrainerLoops:
