@@ -115,3 +115,27 @@ def test_bfloat16_weights_and_predictions_move_both_ways(keras_ref, rng):
     np.testing.assert_array_equal(kernel.numpy().astype("float32"), theirs_w[0].astype("float32") * 2)
     np.testing.assert_array_equal(kerasish.ops.convert_to_numpy(kernel).view(np.uint16),
                                   keras_ref.ops.convert_to_numpy(ref.layers[0].kernel * 2).view(np.uint16))
+
+
+def test_weights_made_in_init_carry_the_layer_path(keras_ref):
+    # add_weight in __init__ gave the path "early" where Keras 3 gives
+    # "blk/early" (paths are what var_names in exclude_from_weight_decay match)
+    def build(K):
+        class Block(K.layers.Layer):
+            def __init__(self, **kw):
+                super().__init__(**kw)
+                self.early = self.add_weight(shape=(2,), initializer="ones", name="early")
+                self.inner = K.layers.Dense(2)
+
+            def build(self, shape):
+                self.inner.build(shape)
+                self.late = self.add_weight(shape=(2,), initializer="ones", name="late")
+
+            def call(self, x):
+                return self.inner(x) * self.early * self.late
+
+        layer = Block(name="blk")
+        layer(np.ones((1, 2), "float32"))
+        return sorted(w.path for w in layer.weights)
+
+    assert build(kerasish) == build(keras_ref) == ["blk/dense/bias", "blk/dense/kernel", "blk/early", "blk/late"]

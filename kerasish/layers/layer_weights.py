@@ -15,6 +15,7 @@ from kerasish.layers.lazy_weights import materialize
 from kerasish.layers.lazy_weights import save_without_placeholders
 from kerasish.layers.tracking import split_holders
 from kerasish.layers.tracking import own_weights
+from kerasish.utils import naming
 from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
 from kerasish.variables import Variable
@@ -179,7 +180,12 @@ class LayerWeightsMixin:
         if not value.is_floating_point() and not value.is_complex():
             trainable = False
         cls = TrainableVariable if trainable else NonTrainableVariable
-        var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+        if self.__dict__.get("_in_build"):
+            var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+        else:
+            # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w")
+            with naming.name_scope(self.name):
+                var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
         var.__dict__["regularizer"] = regularizers.get(regularizer)
         var.__dict__["constraint"] = constraints.get(constraint)
         var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
