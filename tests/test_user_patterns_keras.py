@@ -125,7 +125,7 @@ def test_weights_made_in_init_carry_the_layer_path(keras_ref):
             def __init__(self, **kw):
                 super().__init__(**kw)
                 self.early = self.add_weight(shape=(2,), initializer="ones", name="early")
-                self.inner = K.layers.Dense(2)
+                self.inner = K.layers.Dense(2, name="proj")
 
             def build(self, shape):
                 self.inner.build(shape)
@@ -138,4 +138,4 @@ def test_weights_made_in_init_carry_the_layer_path(keras_ref):
         layer(np.ones((1, 2), "float32"))
         return sorted(w.path for w in layer.weights)
 
-    assert build(kerasish) == build(keras_ref) == ["blk/dense/bias", "blk/dense/kernel", "blk/early", "blk/late"]
+    assert build(kerasish) == build(keras_ref) == ["blk/early", "blk/late", "blk/proj/bias", "blk/proj/kernel"]
