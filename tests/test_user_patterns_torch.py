@@ -132,7 +132,9 @@ def test_load_weights_inside_autocast_is_seen_by_the_next_call(rng, tmp_path):
 
 
 def _bn_model(lib):
-    return lib.Sequential([lib.Input((5,)), lib.layers.Dense(4, activation="tanh"), lib.layers.BatchNormalization(), lib.layers.Dense(2)])
+    return lib.Sequential(
+        [lib.Input((5,)), lib.layers.Dense(4, activation="tanh"), lib.layers.BatchNormalization(), lib.layers.Dense(2)]
+    )
 
 
 @pytest.mark.parametrize("how", ["deepcopy", "pickle", "torch.save"])
@@ -155,7 +157,10 @@ def test_a_copy_of_a_fitted_model_trains_on_like_keras(keras_ref, rng, how):
         copied = copy.deepcopy(ours)
     else:
         buf = io.BytesIO()
-        pickle.dump(ours, buf) if how == "pickle" else torch.save(ours, buf)
+        if how == "pickle":
+            pickle.dump(ours, buf)
+        else:
+            torch.save(ours, buf)
         buf.seek(0)
         copied = pickle.load(buf) if how == "pickle" else torch.load(buf, weights_only=False)
     ref_copy = copy.deepcopy(ref)

@@ -331,7 +331,9 @@ class Optimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        self._param_index = {id(p): (gi, pi) for gi, g in enumerate(self.param_groups) for pi, p in enumerate(g["params"])}
+        self._param_index = {
+            id(p): (gi, pi) for gi, g in enumerate(self.param_groups) for pi, p in enumerate(g["params"])
+        }
         self._exclude_ids = {id(v) for v in self.__dict__.get("_exclude_vars", ())}
 
     def _init_state(self, p: torch.Tensor) -> None:
