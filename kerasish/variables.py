@@ -27,6 +27,20 @@ from kerasish.layers import call_context as ctx
 from kerasish.utils import naming
 
 
+def forget_autocast_casts() -> None:
+    """Drops `torch.autocast`'s cached low-precision copies of the weights.
+
+    Inside one autocast region torch casts each trainable parameter once and
+    reuses that copy until the region exits, so an in-place write (an
+    optimizer step, `assign`, `set_weights`) made inside the region would be
+    invisible to every later forward in it: a `fit` wrapped in
+    `torch.autocast` trained on its first step's weights forever. Keras 3
+    reads the new values; every kerasish weight write calls this.
+    """
+    if not torch.compiler.is_compiling():
+        torch.clear_autocast_cache()
+
+
 class VariableSynchronization:
     """Accepted for `add_weight(synchronization=...)` compatibility."""
 
@@ -170,7 +184,7 @@ class Variable(torch.Tensor):
         out = torch.Tensor.detach(self).cpu()
         if force:
             out = out.resolve_conj().resolve_neg()
-        return out.numpy()
+        return dtypes.tensor_to_numpy(out)  # bfloat16: ml_dtypes.bfloat16, as Keras
 
     def detach(self):
         """A view of the same storage, cut from the autograd graph, of the
@@ -192,7 +206,9 @@ class Variable(torch.Tensor):
         return out.astype(dtype) if dtype is not None else out
 
     def _check_assign(self, value) -> torch.Tensor:
-        if not isinstance(value, torch.Tensor):
+        if dtypes.is_bfloat16_array(value):
+            value = dtypes.bfloat16_array_to_tensor(value)
+        elif not isinstance(value, torch.Tensor):
             value = torch.as_tensor(np.asarray(value))
         if value.shape != self.shape:
             try:
@@ -210,18 +226,24 @@ class Variable(torch.Tensor):
         value = self._check_assign(value)
         with torch.no_grad():
             self.copy_(value)
+        if self.requires_grad:
+            forget_autocast_casts()
         return self
 
     def assign_add(self, delta):
         delta = self._check_assign(delta)
         with torch.no_grad():
             self.add_(delta.to(self.dtype))
+        if self.requires_grad:
+            forget_autocast_casts()
         return self
 
     def assign_sub(self, delta):
         delta = self._check_assign(delta)
         with torch.no_grad():
             self.sub_(delta.to(self.dtype))
+        if self.requires_grad:
+            forget_autocast_casts()
         return self
 
     # -- copying and pickling keep the class and the Keras metadata ---------

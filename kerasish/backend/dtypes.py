@@ -99,3 +99,32 @@ def to_torch_dtype(dtype) -> torch.dtype:
 
 def is_float_dtype(dtype) -> bool:
     return standardize_dtype(dtype) in _FLOAT
+
+
+# NumPy has no bfloat16; Keras hands out and accepts `ml_dtypes.bfloat16`
+# arrays (its `get_weights()`, `predict`, `convert_to_numpy` on bfloat16).
+# kerasish does the same when ml_dtypes is installed (it comes with Keras;
+# imported lazily, not a dependency) and gives float32 arrays otherwise.
+
+
+def tensor_to_numpy(t: torch.Tensor) -> np.ndarray:
+    """`t` (detached) as a NumPy array; bfloat16 as `ml_dtypes.bfloat16`
+    (bit-exact) like Keras, or as float32 without ml_dtypes."""
+    t = t.detach().cpu()
+    if t.dtype == torch.bfloat16:
+        try:
+            import ml_dtypes
+        except ImportError:
+            return t.float().numpy()
+        return t.contiguous().view(torch.uint16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def is_bfloat16_array(x) -> bool:
+    """Whether `x` is a NumPy array of `ml_dtypes.bfloat16`."""
+    return isinstance(x, np.ndarray) and x.dtype.kind == "V" and x.dtype.name == "bfloat16"
+
+
+def bfloat16_array_to_tensor(x: np.ndarray) -> torch.Tensor:
+    """An `ml_dtypes.bfloat16` array as a bfloat16 tensor (same bits, a copy)."""
+    return torch.from_numpy(np.ascontiguousarray(x).view(np.uint16).copy()).view(torch.bfloat16)

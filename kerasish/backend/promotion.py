@@ -175,6 +175,9 @@ def to_tensor(x, dtype=None) -> torch.Tensor:
                     dtype = torch.int32
                 elif not flat:
                     dtype = _dtypes.to_torch_dtype(_dtypes.floatx())
+    if _dtypes.is_bfloat16_array(x):
+        x = _dtypes.bfloat16_array_to_tensor(x)
+        return x if dtype is None else x.to(dtype)
     if isinstance(x, np.ndarray) and not x.flags.writeable:
         x = x.copy()
     return torch.as_tensor(x, dtype=dtype)

@@ -75,6 +75,17 @@ def _default_build(self, input_shape):
     self.built = True
 
 
+def _shapes_of(value):
+    """`value` with every tensor replaced by its shape tuple."""
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_shapes_of(v) for v in value) if type(value) in (list, tuple) else value
+    if isinstance(value, dict):
+        return {k: _shapes_of(v) for k, v in value.items()}
+    return value
+
+
 def _wrap_build(build):
     """Wraps a subclass's `build` so that an explicit `layer.build(shape)` gets
     the same name scope, device and `built = True` as the automatic build."""
@@ -97,15 +108,17 @@ def _wrap_build(build):
             state.build_device = previous_device
             d["_in_build"] = False
         self.built = True
+        # shapes only: a build given tensors (CompileMetrics gets y_true and
+        # y_pred) must not keep them, nor the autograd graph behind them
         if args:
-            d["_build_input_shape"] = args[0]
+            d["_build_input_shape"] = _shapes_of(args[0])
         lazy_weights.drop_unused(self)
         if len(args) + len(kwargs) > 1:
             # several shapes (MultiHeadAttention's query/value/key): Keras 3
             # writes them as a `shapes_dict` build config
             named = dict(zip(param_names, args))
             named.update(kwargs)
-            shapes = {k: tree.to_shape_tuples(v) for k, v in named.items() if v is not None}
+            shapes = {k: _shapes_of(tree.to_shape_tuples(v)) for k, v in named.items() if v is not None}
             if len(shapes) > 1:
                 d["_build_shapes_dict"] = shapes
         return out

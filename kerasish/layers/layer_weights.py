@@ -15,11 +15,13 @@ from kerasish.layers.lazy_weights import materialize
 from kerasish.layers.lazy_weights import save_without_placeholders
 from kerasish.layers.tracking import split_holders
 from kerasish.layers.tracking import own_weights
+from kerasish.utils import naming
 from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
 from kerasish.variables import Variable
 from kerasish.variables import VariableSynchronization
 from kerasish.variables import _is_live_variable
+from kerasish.variables import forget_autocast_casts
 from kerasish.variables import rewrap_like
 
 # Keras 2 `add_weight` kwargs that have no meaning here but are accepted.
@@ -180,7 +182,12 @@ class LayerWeightsMixin:
         if not value.is_floating_point() and not value.is_complex():
             trainable = False
         cls = TrainableVariable if trainable else NonTrainableVariable
-        var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+        if self.__dict__.get("_in_build"):
+            var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+        else:
+            # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w")
+            with naming.name_scope(self.name):
+                var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
         var.__dict__["regularizer"] = regularizers.get(regularizer)
         var.__dict__["constraint"] = constraints.get(constraint)
         var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
@@ -352,7 +359,7 @@ class LayerWeightsMixin:
 
     def get_weights(self) -> list:
         """The weights as NumPy arrays (copies, as in Keras), in `weights` order."""
-        return [_full(w).cpu().numpy().copy() for w in self.weights]
+        return [dtypes.tensor_to_numpy(_full(w)).copy() for w in self.weights]
 
     def set_weights(self, weights) -> None:
         """Sets the weights from NumPy arrays (same order and shapes as
@@ -382,9 +389,11 @@ class LayerWeightsMixin:
                 )
         with torch.no_grad():
             for target, value in zip(own, weights):
-                if not isinstance(value, torch.Tensor):
+                if dtypes.is_bfloat16_array(value):
+                    value = dtypes.bfloat16_array_to_tensor(value)
+                elif not isinstance(value, torch.Tensor):
                     value = np.asarray(value)
-                    if _is_ml_dtypes_float(value.dtype):  # NumPy has no bfloat16: via float32, exactly
+                    if _is_ml_dtypes_float(value.dtype):  # NumPy has no such float: via float32, exactly
                         value = value.astype(np.float32)
                     value = torch.as_tensor(value)
                 value = value.to(device=target.device, dtype=target.dtype)
@@ -393,6 +402,7 @@ class LayerWeightsMixin:
 
                     value = distribute_tensor(value, target.device_mesh, target.placements)
                 target.copy_(value)
+        forget_autocast_casts()
 
     def apply_constraints(self) -> None:
         """Applies each weight's `constraint` in place (kerasish optimizers
@@ -403,6 +413,7 @@ class LayerWeightsMixin:
                 c = w.__dict__.get("constraint") if isinstance(w, Variable) else None
                 if c is not None:
                     w.copy_(c(w))
+        forget_autocast_casts()
 
     # ----------------------------------------------- lazy state_dict loading
     def _infer_build_shape(self, weight_shapes: dict):

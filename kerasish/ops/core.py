@@ -63,10 +63,7 @@ def convert_to_numpy(x):
     if isinstance(x, KerasTensor):
         raise ValueError("A KerasTensor is symbolic: it has no value to convert to NumPy.")
     if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
-        if x.dtype == torch.bfloat16:
-            return x.float().numpy().astype("bfloat16") if hasattr(np, "bfloat16") else x.float().numpy()
-        return x.numpy()
+        return _dtypes.tensor_to_numpy(x)
     return np.asarray(x)
 
 

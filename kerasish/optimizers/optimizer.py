@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from kerasish.optimizers import schedules as lr_schedules
+from kerasish.variables import forget_autocast_casts
 from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
@@ -329,6 +330,23 @@ class Optimizer(torch.optim.Optimizer):
             self._param_index[id(p)] = (gi, pi)
             self._init_state(p)
 
+    def __getstate__(self) -> dict:
+        # torch's Optimizer pickles only defaults/state/param_groups: the
+        # Keras settings (clipping, EMA, schedule, iterations...) went missing
+        # in a deepcopy, a pickle or a torch.save of a compiled model. The
+        # tables keyed by id() are rebuilt for the copy's own tensors.
+        state = {k: v for k, v in self.__dict__.items() if not (k.startswith("_optimizer_") and k.endswith("_hooks"))}
+        state.pop("_param_index", None)
+        state.pop("_exclude_ids", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._param_index = {
+            id(p): (gi, pi) for gi, g in enumerate(self.param_groups) for pi, p in enumerate(g["params"])
+        }
+        self._exclude_ids = {id(v) for v in self.__dict__.get("_exclude_vars", ())}
+
     def _init_state(self, p: torch.Tensor) -> None:
         state = self.state[p]
         if self.use_ema and "average" not in state:
@@ -462,6 +480,7 @@ class Optimizer(torch.optim.Optimizer):
             if callable(constraint):
                 v.copy_(constraint(v))
         self._iterations += 1
+        forget_autocast_casts()
 
     def _update_all(self, grads, variables) -> None:
         grads = self._clip_gradients(grads)
@@ -522,7 +541,8 @@ class Optimizer(torch.optim.Optimizer):
         """Excludes variables (by identity, or by regex on their `name`/`path`) from weight decay."""
         if self.built:
             raise ValueError("`exclude_from_weight_decay()` can only be configured before the optimizer is built.")
-        self._exclude_ids = {id(v) for v in var_list} if var_list else set()
+        self._exclude_vars = list(var_list) if var_list else []  # kept so that a copy can find them again
+        self._exclude_ids = {id(v) for v in self._exclude_vars}
         self._exclude_pattern = re.compile("|".join(set(var_names))) if var_names else None
 
     def _use_weight_decay(self, variable) -> bool:

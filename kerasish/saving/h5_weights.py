@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from kerasish.utils import naming
+from kerasish.variables import forget_autocast_casts
 
 _H5PY_HELP = (
     "Saving or loading Keras weight files (`.weights.h5`, `.keras`) requires h5py, "
@@ -458,6 +459,7 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
         after = getattr(obj, "_after_keras_load", None)
         if after is not None:
             after()
+    forget_autocast_casts()
     for obj, store, path in hooks:
         if not len(store):
             continue

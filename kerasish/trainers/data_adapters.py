@@ -29,6 +29,7 @@ import warnings
 import numpy as np
 import torch
 
+from kerasish.backend import dtypes
 from kerasish.backend.dtypes import floatx
 from kerasish.backend.dtypes import to_torch_dtype
 from kerasish.trainers.device_feed import Prefetcher
@@ -116,6 +117,8 @@ def to_tensor(x):
     if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray):  # pandas
         x = x.to_numpy()
     arr = np.asarray(x)
+    if dtypes.is_bfloat16_array(arr):
+        return dtypes.bfloat16_array_to_tensor(arr)
     if arr.dtype == np.float64:
         arr = arr.astype(floatx())
     if arr.dtype.kind in "USO":

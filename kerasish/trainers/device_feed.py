@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kerasish.backend import dtypes
+
 
 def is_cuda(device) -> bool:
     return device is not None and torch.device(device).type == "cuda"
@@ -130,5 +132,5 @@ class DeviceToHost:
     def concatenate(parts):
         if isinstance(parts[0], torch.Tensor):
             out = torch.cat(parts) if len(parts) > 1 else parts[0]
-            return out.numpy() if out.dtype != torch.bfloat16 else out.float().numpy()
+            return dtypes.tensor_to_numpy(out)  # bfloat16: ml_dtypes.bfloat16, as Keras
         return np.concatenate([np.asarray(p) for p in parts])

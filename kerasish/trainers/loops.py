@@ -15,12 +15,15 @@ import numpy as np
 import torch
 
 from kerasish.backend import config as backend_config
+from kerasish.backend import dtypes
+
 from kerasish.callbacks.progbar_logger import materialize_logs
 from kerasish.trainers import data_adapters
 from kerasish.trainers import distributed
 from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
 from kerasish.trainers.device_feed import DeviceToHost
 from kerasish.trainers.modes import ModeSnapshot
+from kerasish.trainers.modes import switch_mode
 
 
 def _chunks(iterator, size):
@@ -60,7 +63,7 @@ def _deprecated(old, new):
 
 
 def _to_numpy(t):
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    return dtypes.tensor_to_numpy(t) if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
 class TrainerLoops:
@@ -219,7 +222,7 @@ class TrainerLoops:
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
-            self.train()
+            switch_mode(self, True)
             logs, steps_run = None, 0
             for begin, end, batches in _chunks(self._batches(iterator, run), spe):
                 if end < skip_steps:  # trained before the interruption
@@ -235,7 +238,7 @@ class TrainerLoops:
                 if self.stop_training:
                     break
             skip_steps = 0
-            self.eval()
+            switch_mode(self, False)
             if steps_run == 0 and iterator.exhausted:
                 if iterator.steps_per_epoch is None:
                     iterator._warn_ran_out()
@@ -283,7 +286,7 @@ class TrainerLoops:
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         self._metrics_to(device)
         modes = ModeSnapshot(self)
-        self.eval()
+        switch_mode(self, False)
         step_fn, lazy = self._step_function("test")
         if run is not None:
             step_fn = self._synced_step(self._skip_empty(step_fn, lazy), run)
@@ -319,7 +322,7 @@ class TrainerLoops:
         iterator = self._epoch_iterator(x, None, None, batch_size, steps, False, None, device, run)
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         modes = ModeSnapshot(self)
-        self.eval()
+        switch_mode(self, False)
         step_fn, _ = self._step_function("predict")
         if run is not None:
             return self._predict_distributed(iterator, cbs, self._synced_step(step_fn, run), run, modes)
@@ -466,7 +469,7 @@ class TrainerLoops:
         self._metrics_to(device)
         self.reset_metrics()
         modes = ModeSnapshot(self)
-        self.train()
+        switch_mode(self, True)
         try:
             step_fn, lazy = self._step_function("train")
             logs = step_fn(data)
@@ -481,7 +484,7 @@ class TrainerLoops:
         self._metrics_to(device)
         self.reset_metrics()
         modes = ModeSnapshot(self)
-        self.eval()
+        switch_mode(self, False)
         try:
             step_fn, lazy = self._step_function("test")
             logs = step_fn(data)
@@ -497,7 +500,7 @@ class TrainerLoops:
         """Predictions for one batch, as NumPy arrays."""
         data, _ = self._single_batch(x)
         modes = ModeSnapshot(self)
-        self.eval()
+        switch_mode(self, False)
         try:
             step_fn, _ = self._step_function("predict")
             out = step_fn((data[0],))

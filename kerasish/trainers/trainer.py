@@ -32,6 +32,7 @@ from kerasish.trainers.loops import TrainerLoops
 from kerasish.trainers.compile_utils import CompileLoss
 from kerasish.trainers.compile_utils import CompileMetrics
 from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
+from kerasish.variables import forget_autocast_casts
 
 
 class NotCompiledError(RuntimeError, ValueError):
@@ -573,6 +574,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 opt.build(weights)
             scaler.step(opt)
             scaler.update()
+            forget_autocast_casts()
             return
         if hasattr(opt, "scale_loss"):
             loss = opt.scale_loss(loss)
@@ -586,6 +588,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 opt.apply([w.grad for w in weights], weights)
         else:
             opt.step()
+            forget_autocast_casts()  # a torch optimizer wrote the weights in place
 
     def _grad_scaler_for(self, loss):
         scaler = self._grad_scaler
@@ -648,6 +651,14 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         """One prediction step: `self(x, training=False)`."""
         x, _, _ = unpack_x_y_sample_weight(data)
         return self(x, training=False)
+
+    def __getstate__(self):
+        # the per-batch step functions are closures over this very model: a
+        # copy (deepcopy, pickle, torch.save) builds its own on its first step
+        # instead of training the original through them
+        state = dict(self.__dict__)
+        state["_step_fns"] = None
+        return state
 
     def _step_function(self, kind: str):
         """The function the loops call per batch (`torch.compile`d when
