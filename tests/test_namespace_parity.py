@@ -15,7 +15,6 @@ import pytest
 import kerasish
 
 # Reasons, as categories (the report counts by category)
-NOT_WRITTEN = "not written yet"
 DOWNLOADS = "downloads data or pretrained weights from the internet"
 OTHER_BACKEND = "belongs to another backend (TensorFlow / JAX / Orbax)"
 TORCH_ONLY = "kerasish is torch-only by design"
