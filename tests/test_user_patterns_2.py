@@ -86,3 +86,43 @@ def test_per_sample_weight_when_batch_equals_timesteps_is_refused_not_misread():
     w = torch.tensor([0.5])
     per = kerasish.losses.SparseCategoricalCrossentropy(reduction="none")(y[:1], p[:1])
     np.testing.assert_allclose(float(loss(y[:1], p[:1], sample_weight=w)), float((per * 0.5).mean()), rtol=1e-6)
+
+
+def _adam_numpy(w, grads, lr, b1=0.9, b2=0.999, eps=1e-7):
+    """Keras's Adam update (epsilon outside the bias-corrected root) in float32."""
+    w = w.astype(np.float32).copy()
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        alpha = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+        w = w - np.float32(alpha) * m / (np.sqrt(v) + eps)
+    return w
+
+
+def test_adam_moves_bfloat16_weights_like_float32_adam(keras_ref):
+    # Keras 3 casts beta_2=0.999 to bfloat16 (1.0): 1 - beta_2**t == 0, so its
+    # Adam never moves bfloat16 weights. kerasish follows the float32 maths
+    # (documented in Adam's docstring).
+    ml_dtypes = pytest.importorskip("ml_dtypes", reason="bfloat16 arrays for the reference need ml_dtypes")
+    rng = np.random.default_rng(3)
+    bf16 = lambda a: np.asarray(a, np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)  # noqa: E731
+    w0 = bf16(rng.uniform(-0.1, 0.1, (3, 4)))
+    grads = [bf16(rng.normal(size=(3, 4))) for _ in range(5)]
+    lr = 1e-2
+
+    ours_var = kerasish.Variable(w0, dtype="bfloat16")
+    ours = kerasish.optimizers.Adam(lr)
+    ref_var = keras_ref.Variable(w0, dtype="bfloat16")
+    ref = keras_ref.optimizers.Adam(lr)
+    for g in grads:
+        ours.apply([torch.tensor(g, dtype=torch.bfloat16)], [ours_var])
+        ref.apply([torch.tensor(g, dtype=torch.bfloat16)], [ref_var])
+
+    want = _adam_numpy(w0, grads, lr)
+    got = np.asarray(ours_var.numpy(), np.float32)
+    assert np.abs(want - w0).min() > 0.005  # every weight moved by 10+ bfloat16 spacings
+    # bfloat16 rounding of the weight and both moments at each of 5 steps
+    np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-3)
+    assert ours_var.dtype == torch.bfloat16  # a torch Parameter: torch dtypes (Keras: the string)
+    np.testing.assert_array_equal(np.asarray(ref_var.numpy(), np.float32), w0)  # Keras 3.15: no step
