@@ -126,3 +126,65 @@ def test_adam_moves_bfloat16_weights_like_float32_adam(keras_ref):
     np.testing.assert_allclose(got, want, rtol=1e-2, atol=1e-3)
     assert ours_var.dtype == torch.bfloat16  # a torch Parameter: torch dtypes (Keras: the string)
     np.testing.assert_array_equal(np.asarray(ref_var.numpy(), np.float32), w0)  # Keras 3.15: no step
+
+
+def _counting_gen(n, seen, tag):
+    for i in range(n):
+        seen.append(f"{tag}{i}")
+        yield np.full((2, 1), float(i), "float32"), np.full((2, 1), 0.5, "float32")
+
+
+def _fit_with_generators(K, weights, **kw):
+    model = K.Sequential([K.Input((1,)), K.layers.Dense(1)])
+    model.set_weights(weights)
+    model.compile(K.optimizers.SGD(0.01), "mse")
+    seen = []
+    kw = {k: (_counting_gen(*v, seen, k[0]) if isinstance(v, tuple) else v) for k, v in kw.items()}
+    history = model.fit(epochs=3, verbose=0, shuffle=False, **kw)
+    return seen, history.history
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_X = np.linspace(-1, 1, 4, dtype="float32")[:, None]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"x": _X, "y": _X, "batch_size": 2, "validation_data": (100,), "validation_steps": 2},
+        {"x": _X, "y": _X, "batch_size": 2, "validation_data": (100,), "validation_steps": 3},
+        {"x": _X, "y": _X, "batch_size": 2, "validation_data": (3,)},  # runs out after epoch 1
+        {"x": (5,)},  # a training generator that runs out after epoch 1
+        {"x": (3,), "steps_per_epoch": 2},  # runs out in epoch 2
+    ],
+    ids=["val_steps_2", "val_steps_3", "finite_val", "finite_train", "finite_train_steps"],
+)
+def test_generators_across_epochs_match_keras(keras_ref, kwargs):
+    # Keras 3 peeks at a generator's first two batches and replays them at the
+    # start of every new pass: fit's validation restarts on them each epoch
+    # (later batches continue the generator); an exhausted generator yields
+    # them again instead of nothing (kerasish logged val_loss 0.0 there).
+    weights = [np.array([[0.7]], "float32"), np.array([0.1], "float32")]
+    seen_ref, hist_ref = _fit_with_generators(keras_ref, weights, **kwargs)
+    ran_out = kwargs["x"] is not _X  # Keras warns when a training generator runs out
+    with pytest.warns(UserWarning, match="ran out of data") if ran_out else _nullcontext():
+        seen, hist = _fit_with_generators(kerasish, weights, **kwargs)
+    assert seen == seen_ref
+    assert hist.keys() == hist_ref.keys()
+    for key in hist_ref:
+        np.testing.assert_allclose(hist[key], hist_ref[key], rtol=1e-5, atol=1e-7)
+
+
+def test_empty_generator_raises_as_keras(keras_ref):
+    for K, err in ((keras_ref, ValueError), (kerasish, ValueError)):
+        model = K.Sequential([K.Input((1,)), K.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        with pytest.raises(err, match="at least one batch"):
+            model.evaluate((b for b in ()), verbose=0)
