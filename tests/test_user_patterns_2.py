@@ -3,6 +3,8 @@ sample weights on masked sequence outputs, torch schedulers and gradient
 clipping on kerasish parameters and optimizers. References: real Keras 3
 (same weights), real torch, NumPy."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -188,3 +190,105 @@ def test_empty_generator_raises_as_keras(keras_ref):
         model.compile("sgd", "mse")
         with pytest.raises(err, match="at least one batch"):
             model.evaluate((b for b in ()), verbose=0)
+
+
+def test_ddp_loop_with_distributed_sampler_clipping_and_steplr(tmp_path):
+    # torchrun-style: 2 gloo ranks, DDP around a built kerasish model, a
+    # DistributedSampler, clip_grad_norm_, StepLR on a kerasish Adam, rank 0
+    # saves state_dict; loaded in one process it equals one process training
+    # on each step's global batch (DDP averages the ranks' mean gradients).
+    pytest.importorskip("torch.distributed")
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed not built")
+    from torch.utils.data import DistributedSampler, TensorDataset
+
+    from tests.distribution.test_data_parallel import run_ranks
+
+    def build():
+        return kerasish.Sequential(
+            [kerasish.Input((5,)), kerasish.layers.Dense(8, activation="relu"), kerasish.layers.Dense(2)]
+        )
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 5, generator=g), torch.randn(16, 2, generator=g)
+    ref = build()
+    torch.save({"weights": [torch.from_numpy(w) for w in ref.get_weights()], "x": x, "y": y}, tmp_path / "init.pt")
+    run_ranks(os.path.join(os.path.dirname(__file__), "distribution", "ddp_user_worker.py"), tmp_path, timeout=120)
+
+    # the reference: plain torch maths on the same global batches
+    ds = TensorDataset(x, y)
+    opt = kerasish.optimizers.Adam(0.05)
+    opt.build(ref.trainable_variables)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    lrs = []
+    for epoch in range(2):
+        orders = []
+        for rank in range(2):
+            sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=0)
+            sampler.set_epoch(epoch)
+            orders.append(list(sampler))
+        for step in range(2):
+            idx = [i for order in orders for i in order[step * 4:(step + 1) * 4]]
+            opt.zero_grad()
+            pred = ref(x[idx])
+            # each rank's mean loss, gradients averaged over the ranks
+            loss = sum(torch.nn.functional.mse_loss(pred[r * 4:(r + 1) * 4], y[idx][r * 4:(r + 1) * 4]) for r in range(2)) / 2
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5)
+            opt.step()
+            lrs.append(float(opt.learning_rate))
+            sched.step()
+    assert lrs == pytest.approx([0.05, 0.05, 0.025, 0.025])  # StepLR moved Keras's learning_rate
+
+    loaded = build()
+    loaded.load_state_dict(torch.load(tmp_path / "final.pt"))
+    for a, b in zip(loaded.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(loaded.get_weights()[0], torch.load(tmp_path / "init.pt")["weights"][0].numpy())
+    np.testing.assert_allclose(loaded.predict(x.numpy(), verbose=0), ref(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method, arg, want", [("assign", 0.02, 0.02), ("assign_add", 0.05, 0.15), ("assign_sub", 0.04, 0.06)])
+def test_learning_rate_assign_writes_through_like_keras(keras_ref, method, arg, want):
+    # Keras 3 callbacks and loops write `optimizer.learning_rate.assign(v)`
+    # (kerasish's snapshot tensor had no `assign`: AttributeError)
+    w0, g = np.array([1.0, -2.0], "float32"), np.array([0.5, 1.5], "float32")
+    got = []
+    for K in (keras_ref, kerasish):
+        opt = K.optimizers.SGD(0.1)
+        var = K.Variable(w0)
+        opt.build([var])
+        lr = opt.learning_rate
+        getattr(lr, method)(arg)
+        np.testing.assert_allclose(float(lr), want, rtol=1e-6)
+        np.testing.assert_allclose(float(opt.learning_rate), want, rtol=1e-6)
+        opt.apply([torch.tensor(g)], [var])
+        got.append(np.asarray(var.numpy()))
+    np.testing.assert_allclose(got[1], got[0], rtol=1e-6)
+    np.testing.assert_allclose(got[1], w0 - want * g, rtol=1e-6)
+
+
+def test_torch_one_cycle_lr_drives_a_kerasish_optimizer():
+    # torch's schedulers write param_groups' "lr": Keras's learning_rate and
+    # the step size follow. Momentum cycling needs torch's "momentum"/"betas"
+    # group keys, which Keras optimizers do not have: torch refuses it clearly.
+    model = kerasish.Sequential([kerasish.Input((3,)), kerasish.layers.Dense(1, use_bias=False)])
+    opt = kerasish.optimizers.SGD(0.1)
+    opt.build(model.trainable_variables)
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=6)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=6, cycle_momentum=False)
+    x = torch.ones(2, 3)
+    seen = []
+    for _ in range(5):
+        expected_lr = opt.param_groups[0]["lr"]
+        seen.append(expected_lr)
+        assert float(opt.learning_rate) == pytest.approx(expected_lr)
+        w = model.get_weights()[0].copy()
+        opt.zero_grad()
+        model(x).sum().backward()
+        grad = model.layers[0].kernel.grad.detach().numpy().copy()
+        opt.step()
+        np.testing.assert_allclose(model.get_weights()[0], w - expected_lr * grad, rtol=1e-5)
+        sched.step()
+    assert max(seen) > 0.9 and seen[0] < 0.1 and seen[-1] < max(seen)  # warm-up to max_lr, then decay
