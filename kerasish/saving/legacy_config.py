@@ -379,6 +379,7 @@ def _downgrade(obj, where):
 def _downgrade_nodes(config):
     """Keras 3 `{"args", "kwargs"}` nodes -> Keras 2 `[[name, node, tensor, kwargs]]`
     lists; nested models' calls shifted up by one (their node 0)."""
+    _drop_embedding_masks(config)
     layers = config.get("layers", [])
     nested = {x.get("name") for x in layers if x.get("class_name") in _MODEL_CLASSES}
     seq = {x.get("name") for x in layers if x.get("class_name") == "Sequential"}
@@ -393,6 +394,84 @@ def _downgrade_nodes(config):
             config[key] = _unshift(config[key], seq)
             if isinstance(config[key], list) and len(config[key]) == 3 and isinstance(config[key][0], str):
                 config[key] = [config[key]]
+
+
+def _history(value):
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return tuple(value["config"]["keras_history"])
+    return None
+
+
+def _drop_embedding_masks(config):
+    """Drops the `NotEqual(ids, 0)` nodes of `Embedding(mask_zero=True)` masks.
+
+    A Keras 3 config spells the propagated mask out: the embedding's
+    `compute_mask` is a `NotEqual` op node and downstream layers get
+    `mask=<that tensor>`. Keras 2 has no op nodes (the file could not be
+    written) and propagates the mask itself, so the node and the `mask`
+    arguments go when the layer's input comes (through single-input layers)
+    from an `Embedding(mask_zero=True)` called on the same `ids`: Keras 2
+    recomputes exactly that mask."""
+    layers = config.get("layers", [])
+    by_name = {x.get("name"): x for x in layers}
+
+    def embedding_input(history, depth=0):
+        """The ids tensor of the mask_zero Embedding `history` comes from, or None."""
+        layer = by_name.get(history[0]) if history else None
+        if layer is None or depth > 64:
+            return None
+        nodes = layer.get("inbound_nodes") or []
+        if history[1] >= len(nodes) or not isinstance(nodes[history[1]], dict):
+            return None
+        args = nodes[history[1]].get("args") or ()
+        if len(args) != 1:
+            return None
+        source = _history(args[0])
+        if layer.get("class_name") == "Embedding":
+            return source if (layer.get("config") or {}).get("mask_zero") else None
+        return embedding_input(source, depth + 1)
+
+    dropped = set()
+    for layer in layers:
+        for node in layer.get("inbound_nodes") or []:
+            if not isinstance(node, dict):
+                continue
+            mask = _history((node.get("kwargs") or {}).get("mask"))
+            op = by_name.get(mask[0]) if mask else None
+            if op is None or op.get("class_name") != "NotEqual" or len(op.get("inbound_nodes") or []) != 1:
+                continue
+            op_args = list(op["inbound_nodes"][0].get("args") or ())
+            if len(op_args) != 2 or op_args[1] != 0:
+                continue
+            ids = _history(op_args[0])
+            first = _history((node.get("args") or (None,))[0])
+            if ids is not None and embedding_input(first) == ids:
+                node["kwargs"] = {k: v for k, v in node["kwargs"].items() if k != "mask"}
+                dropped.add(op.get("name"))
+    if dropped:
+        still_used = {h[0] for x in layers if x.get("name") not in dropped
+                      for h in _histories(x.get("inbound_nodes"))}
+        still_used |= {r[0] for r in _flat_refs(config.get("output_layers"))}
+        config["layers"] = [x for x in layers if x.get("name") not in dropped - still_used]
+
+
+def _histories(value):
+    if isinstance(value, dict):
+        found = _history(value)
+        if found is not None:
+            return [found]
+        return [h for v in value.values() for h in _histories(v)]
+    if isinstance(value, (list, tuple)):
+        return [h for v in value for h in _histories(v)]
+    return []
+
+
+def _flat_refs(refs):
+    if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str):
+        return [refs]
+    if isinstance(refs, list):
+        return [r for x in refs for r in _flat_refs(x)]
+    return []
 
 
 def _unshift(refs, names):
