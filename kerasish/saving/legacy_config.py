@@ -379,7 +379,7 @@ def _downgrade(obj, where):
 def _downgrade_nodes(config):
     """Keras 3 `{"args", "kwargs"}` nodes -> Keras 2 `[[name, node, tensor, kwargs]]`
     lists; nested models' calls shifted up by one (their node 0)."""
-    _drop_embedding_masks(config)
+    _drop_propagated_masks(config)
     layers = config.get("layers", [])
     nested = {x.get("name") for x in layers if x.get("class_name") in _MODEL_CLASSES}
     seq = {x.get("name") for x in layers if x.get("class_name") == "Sequential"}
@@ -402,21 +402,42 @@ def _history(value):
     return None
 
 
-def _drop_embedding_masks(config):
-    """Drops the `NotEqual(ids, 0)` nodes of `Embedding(mask_zero=True)` masks.
+def _drop_propagated_masks(config):
+    """Drops the op nodes of masks Keras 2 propagates by itself.
 
-    A Keras 3 config spells the propagated mask out: the embedding's
-    `compute_mask` is a `NotEqual` op node and downstream layers get
-    `mask=<that tensor>`. Keras 2 has no op nodes (the file could not be
-    written) and propagates the mask itself, so the node and the `mask`
-    arguments go when the layer's input comes (through single-input layers)
-    from an `Embedding(mask_zero=True)` called on the same `ids`: Keras 2
-    recomputes exactly that mask."""
+    A Keras 3 config spells a propagated mask out: `Embedding(mask_zero=True)`
+    adds a `NotEqual(ids, 0)` op node, `Masking(v)` an
+    `Any(NotEqual(x, v), axis=-1)`, and downstream layers get `mask=<that
+    tensor>`. Keras 2 has no op nodes (the file could not be written) and
+    propagates such masks itself, so the nodes and the `mask` arguments go
+    when the layer's input comes (through single-input layers) from that very
+    Embedding/Masking call: Keras 2 recomputes exactly that mask. Any other
+    explicit mask is kept (and refused by the writer)."""
     layers = config.get("layers", [])
     by_name = {x.get("name"): x for x in layers}
 
-    def embedding_input(history, depth=0):
-        """The ids tensor of the mask_zero Embedding `history` comes from, or None."""
+    def only_node(layer):
+        nodes = (layer or {}).get("inbound_nodes") or []
+        return nodes[0] if len(nodes) == 1 and isinstance(nodes[0], dict) else None
+
+    def mask_op(history):
+        """`(kind, source, value)` for a NotEqual / Any(NotEqual) mask tensor, else None."""
+        layer = by_name.get(history[0]) if history else None
+        node = only_node(layer)
+        if node is None:
+            return None, ()
+        kind = layer.get("class_name")
+        args = list(node.get("args") or ())
+        if kind == "Any" and len(args) == 1 and (layer.get("config") or {}).get("axis") in (-1, [-1], (-1,)):
+            inner, ops = mask_op(_history(args[0]))
+            return (("Masking", *inner[1:]) if inner and inner[0] == "Embedding" else None), (*ops, history[0])
+        if kind == "NotEqual" and len(args) == 2 and isinstance(args[1], (int, float)):
+            source = _history(args[0])
+            return (("Embedding", source, args[1]) if source else None), (history[0],)
+        return None, ()
+
+    def origin(history, depth=0):
+        """`(kind, input, value)` of the Embedding/Masking call `history` derives from."""
         layer = by_name.get(history[0]) if history else None
         if layer is None or depth > 64:
             return None
@@ -426,10 +447,12 @@ def _drop_embedding_masks(config):
         args = nodes[history[1]].get("args") or ()
         if len(args) != 1:
             return None
-        source = _history(args[0])
+        source, cfg = _history(args[0]), layer.get("config") or {}
         if layer.get("class_name") == "Embedding":
-            return source if (layer.get("config") or {}).get("mask_zero") else None
-        return embedding_input(source, depth + 1)
+            return ("Embedding", source, 0) if cfg.get("mask_zero") else None
+        if layer.get("class_name") == "Masking":
+            return ("Masking", source, cfg.get("mask_value", 0.0))
+        return origin(source, depth + 1)
 
     dropped = set()
     for layer in layers:
@@ -437,17 +460,14 @@ def _drop_embedding_masks(config):
             if not isinstance(node, dict):
                 continue
             mask = _history((node.get("kwargs") or {}).get("mask"))
-            op = by_name.get(mask[0]) if mask else None
-            if op is None or op.get("class_name") != "NotEqual" or len(op.get("inbound_nodes") or []) != 1:
+            found, ops = mask_op(mask) if mask else (None, ())
+            if found is None:
                 continue
-            op_args = list(op["inbound_nodes"][0].get("args") or ())
-            if len(op_args) != 2 or op_args[1] != 0:
-                continue
-            ids = _history(op_args[0])
             first = _history((node.get("args") or (None,))[0])
-            if ids is not None and embedding_input(first) == ids:
+            here = origin(first)
+            if here is not None and here[:2] == found[:2] and float(here[2]) == float(found[2]):
                 node["kwargs"] = {k: v for k, v in node["kwargs"].items() if k != "mask"}
-                dropped.add(op.get("name"))
+                dropped.update(ops)
     if dropped:
         still_used = {h[0] for x in layers if x.get("name") not in dropped
                       for h in _histories(x.get("inbound_nodes"))}

@@ -75,34 +75,43 @@ def test_kerasish_resaves_the_file_and_reloads_it_identically(name, tmp_path):
     assert int(again.optimizer.iterations) == int(model.optimizer.iterations)
 
 
-def _masked_functional(mask_zero=True):
-    ids = keras.Input((6,), dtype="int32")
-    h = keras.layers.Embedding(12, 4, mask_zero=mask_zero, name="emb")(ids)
+def _masked_functional(kind, masked=True):
+    if kind == "embedding":
+        inp = keras.Input((6,), dtype="int32")
+        h = keras.layers.Embedding(12, 4, mask_zero=masked, name="emb")(inp)
+    else:
+        inp = keras.Input((6, 4))
+        h = keras.layers.Masking(mask_value=2.0)(inp) if masked else keras.layers.Activation("linear")(inp)
     h = keras.layers.Dropout(0.1)(h)
     h = keras.layers.LSTM(3, name="lstm")(h)
-    return keras.Model(ids, keras.layers.Dense(2, name="head")(h))
+    return keras.Model(inp, keras.layers.Dense(2, name="head")(h))
 
 
-def test_functional_model_with_embedding_mask_saves_as_keras2_h5(tmp_path):
-    # kerasish's functional graph (like Keras 3's) holds the embedding mask
-    # as a NotEqual op node feeding `mask=`; Keras 2 HDF5 refused the node.
+@pytest.mark.parametrize("kind", ["embedding", "masking"])
+def test_functional_model_with_propagated_mask_saves_as_keras2_h5(tmp_path, kind):
+    # kerasish's functional graph (like Keras 3's) holds the Embedding /
+    # Masking mask as op nodes feeding `mask=`; Keras 2 HDF5 refused them.
     # Keras 2 propagates the mask itself: the node is dropped on writing and
     # the reloaded model still masks (tf.keras loads these files too:
     # checked by hand with tools/fixtures/make_keras2_user_h5.py's env).
     import h5py
 
-    model = _masked_functional()
-    ids = np.array([[3, 5, 7, 0, 0, 0], [1, 2, 3, 4, 5, 6]], "int32")
+    model = _masked_functional(kind)
+    if kind == "embedding":
+        x = np.array([[3, 5, 7, 0, 0, 0], [1, 2, 3, 4, 5, 6]], "int32")
+    else:
+        x = np.random.default_rng(0).normal(size=(2, 6, 4)).astype("float32")
+        x[0, 3:] = 2.0
     path = str(tmp_path / "masked.h5")
     model.save(path)
     with h5py.File(path, "r") as f:
         classes = [x["class_name"] for x in json.loads(f.attrs["model_config"])["config"]["layers"]]
-    assert "NotEqual" not in classes and classes.count("Embedding") == 1
+    assert not {"NotEqual", "Any"} & set(classes)
     again = keras.models.load_model(path)
-    np.testing.assert_allclose(again.predict(ids, verbose=0), model.predict(ids, verbose=0), rtol=1e-6, atol=1e-7)
-    unmasked = _masked_functional(mask_zero=False)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
+    unmasked = _masked_functional(kind, masked=False)
     unmasked.set_weights(model.get_weights())
-    assert np.abs(unmasked.predict(ids, verbose=0)[0] - model.predict(ids, verbose=0)[0]).max() > 1e-4
+    assert np.abs(unmasked.predict(x, verbose=0)[0] - model.predict(x, verbose=0)[0]).max() > 1e-4
 
 
 def test_an_explicit_mask_from_elsewhere_is_still_refused(tmp_path):
