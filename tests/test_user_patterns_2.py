@@ -312,3 +312,24 @@ def test_swa_update_bn_recomputes_kerasish_batchnorm_statistics():
     # update_bn's contract: the exact mean of the batch statistics (momentum=None)
     want = torch.stack([h[i:i + 8].mean(0) for i in range(0, 32, 8)]).mean(0)
     torch.testing.assert_close(swa.module.layers[1].moving_mean.detach(), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [8, 3])
+def test_weighted_accuracy_on_masked_sequence_is_the_weighted_mean_of_valid_steps(keras_ref, batch_size):
+    # NumPy reference: sum(acc * w * mask) / sum(w * mask) over every step.
+    # kerasish gives it at every batch size; Keras 3.15 on torch agrees at
+    # batch_size=8 (one batch) but not with a partial last batch (noted in
+    # the issue), so the reference here is NumPy, not Keras.
+    ref, ours, x, y = _tagger_pair(keras_ref)
+    for model in (ref, ours):
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy"])
+    sw = np.random.default_rng(1).uniform(0.2, 2.0, (8, 6)).astype("float32")
+    pred = ref.predict(x, verbose=0)
+    mask = (x != 0).astype("float64")
+    acc = (pred.argmax(-1) == y).astype("float64")
+    want = (acc * sw * mask).sum() / (sw * mask).sum()
+    got = ours.evaluate(x, y, sample_weight=sw, verbose=0, batch_size=batch_size, return_dict=True)
+    np.testing.assert_allclose(got["weighted_accuracy"], want, rtol=1e-6)
+    if batch_size == 8:
+        one_batch = ref.evaluate(x, y, sample_weight=sw, verbose=0, batch_size=8, return_dict=True)
+        np.testing.assert_allclose(got["weighted_accuracy"], one_batch["weighted_accuracy"], rtol=1e-6)
