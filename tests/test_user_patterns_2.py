@@ -333,3 +333,31 @@ def test_weighted_accuracy_on_masked_sequence_is_the_weighted_mean_of_valid_step
     if batch_size == 8:
         one_batch = ref.evaluate(x, y, sample_weight=sw, verbose=0, batch_size=8, return_dict=True)
         np.testing.assert_allclose(got["weighted_accuracy"], one_batch["weighted_accuracy"], rtol=1e-6)
+
+
+def test_class_weight_with_one_hot_sequence_targets_weighs_each_step(keras_ref):
+    # Keras 3.15 raises TypeError here (it converts a row of labels with
+    # int()); kerasish weighs each step by its class: checked against NumPy.
+    def tagger(K):
+        inp = K.Input((6,))
+        h = K.layers.LSTM(5, return_sequences=True)(K.layers.Embedding(10, 4, mask_zero=True)(inp))
+        model = K.Model(inp, K.layers.Dense(3, activation="softmax")(h))
+        model.compile("sgd", "categorical_crossentropy")
+        return model
+
+    ref, ours = tagger(keras_ref), tagger(kerasish)
+    ours.set_weights(ref.get_weights())
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 10, (8, 6))
+    x[:, 4:] = 0
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, (8, 6))]
+    cw = {0: 1.0, 1: 2.0, 2: 0.5}
+    with pytest.raises(TypeError):
+        ref.fit(x, y, class_weight=cw, verbose=0, batch_size=8)
+    p = ref.predict(x, verbose=0)
+    w = np.vectorize(cw.get)(y.argmax(-1))
+    valid = x != 0
+    per_step = -(y * np.log(np.clip(p, 1e-7, 1.0))).sum(-1)
+    want = (per_step * w * valid).sum() / valid.sum()  # masked mean of the weighted step losses
+    got = ours.fit(x, y, class_weight=cw, verbose=0, batch_size=8, epochs=1).history["loss"][0]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
