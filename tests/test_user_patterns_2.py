@@ -362,3 +362,41 @@ def test_class_weight_with_one_hot_sequence_targets_weighs_each_step(keras_ref):
     want = (per_step * w * valid).sum() / valid.sum()  # masked mean of the weighted step losses
     got = ours.fit(x, y, class_weight=cw, verbose=0, batch_size=8, epochs=1).history["loss"][0]
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["Dense", "Conv2D", "LSTM", "GRU"])
+def test_torch_parametrizations_and_pruning_reach_the_computation(kind):
+    # torch habits: prune.l1_unstructured on a kernel, an AWD-LSTM-style
+    # parametrization of the recurrent kernel. Reference: a copy whose
+    # weight holds the same effective values.
+    import copy
+
+    import torch.nn.utils.prune as prune
+    from torch.nn.utils import parametrize
+
+    if kind in ("LSTM", "GRU"):
+        layer, x = getattr(kerasish.layers, kind)(4), torch.randn(2, 5, 3)
+    elif kind == "Conv2D":
+        layer, x = kerasish.layers.Conv2D(2, 3), torch.randn(1, 5, 5, 3)
+    else:
+        layer, x = kerasish.layers.Dense(3), torch.randn(4, 5)
+    layer(x)
+    ref = copy.deepcopy(layer)
+    if kind in ("LSTM", "GRU"):
+        class Half(torch.nn.Module):
+            def forward(self, w):
+                return w * 0.5
+
+        parametrize.register_parametrization(layer.cell, "recurrent_kernel", Half())
+        with torch.no_grad():
+            ref.cell.recurrent_kernel.mul_(0.5)
+    else:
+        prune.l1_unstructured(layer, "kernel", amount=0.5)
+        with torch.no_grad():
+            ref.kernel.copy_(layer.kernel)
+        assert int((layer.kernel == 0).sum()) >= layer.kernel.numel() // 2
+    out = layer(x)
+    torch.testing.assert_close(out, ref(x), rtol=1e-6, atol=1e-6)
+    out.sum().backward()
+    original = layer.cell.parametrizations.recurrent_kernel.original if kind in ("LSTM", "GRU") else layer.kernel_orig
+    assert original.grad is not None and torch.isfinite(original.grad).all()
