@@ -46,7 +46,8 @@ class BatchNormalization(GammaBetaMixin, Layer):
     inference mode. It is not a `torch.nn.modules.batchnorm._BatchNorm`, so
     torch helpers that look for those skip it silently: after
     `torch.optim.swa_utils.update_bn` its moving statistics are unchanged
-    (recompute them by running the SWA model over the data in training mode).
+    (running the SWA model over the data in training mode refreshes them as
+    an exponential average with `momentum`, not `update_bn`'s exact mean).
 
     Args:
         axis: Integer, the features axis. Defaults to -1. A one-element list
