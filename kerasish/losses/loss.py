@@ -132,6 +132,46 @@ def apply_mask(sample_weight, mask, dtype, reduction):
     return sample_weight
 
 
+def check_sample_weight_shape(name: str, values: torch.Tensor, sample_weight) -> None:
+    """Raises a `ValueError` naming the loss when `sample_weight` cannot weigh
+    `values` (the per-sample or per-element losses).
+
+    Keras 3 multiplies the two after squeezing/expanding a last axis of size 1
+    and lets the backend broadcast: a `(batch,)` weight on a sequence model's
+    `(batch, timesteps)` losses crashes inside torch, or, when `batch ==
+    timesteps`, silently weighs time steps instead of samples. Both are refused
+    here with the shapes and the two shapes that work.
+    """
+    given = tuple(getattr(sample_weight, "shape", np.shape(sample_weight)))
+    shape, vshape = given, tuple(values.shape)
+    if not vshape:
+        return
+    # the same last-axis squeeze/expand as `squeeze_or_expand_to_same_rank`
+    if len(shape) == len(vshape) + 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    elif len(vshape) == len(shape) + 1 and vshape[-1] == 1:
+        shape, vshape = (shape + (1,), vshape) if len(shape) == 1 else (shape, vshape[:-1])
+    per_sample_on_steps = len(shape) == 1 and len(vshape) >= 2 and shape[0] == vshape[0] != 1
+    if not per_sample_on_steps and _broadcasts_to(shape, vshape):
+        return
+    per_sample = (vshape[0],) + (1,) * (len(vshape) - 1)
+    raise ValueError(
+        f"Loss `{name}`: `sample_weight` (or the weights made from `class_weight`) of shape "
+        f"{given} does not fit the loss values of shape "
+        f"{vshape} (one value per sample and time step/position). Pass one weight per value, shape {vshape}, "
+        f"or one per sample, shape {per_sample}. (`class_weight` makes one weight per sample from the "
+        "targets' last axis; for per-step class weights build `sample_weight` from the labels.)"
+    )
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    """Whether `shape` broadcasts to exactly `target`."""
+    try:
+        return tuple(torch.broadcast_shapes(shape, target)) == tuple(target)
+    except RuntimeError:
+        return False
+
+
 def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum_over_batch_size", dtype=None):
     """Applies `sample_weight` and `mask` to `values`, then reduces them.
 
@@ -218,6 +258,8 @@ class Loss:
             mask = in_mask.bool() & out_mask.bool()
         else:
             mask = in_mask if in_mask is not None else out_mask
+        if sample_weight is not None and isinstance(losses, torch.Tensor):
+            check_sample_weight_shape(self.name, losses, sample_weight)
         return reduce_weighted_values(
             losses, sample_weight=sample_weight, mask=mask, reduction=self.reduction, dtype=self.dtype
         )

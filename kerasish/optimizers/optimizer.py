@@ -17,7 +17,9 @@ parameters.
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import numbers
 import re
 import warnings
@@ -106,6 +108,17 @@ def _loss_scale_layout(store, variables) -> bool:
     if any(shape(str(i)) != () for i in range(4)):
         return False
     return all(shape(str(i + 4)) == tuple(v.shape) for i, v in enumerate(variables))
+
+
+
+def _assign_learning_rate(optimizer, snapshot: torch.Tensor, op, value) -> torch.Tensor:
+    """`optimizer.learning_rate.assign*(value)`: sets the optimizer's rate (and
+    every param group's `lr`) and updates the snapshot tensor in place."""
+    new = float(value) if op is None else op(float(snapshot), float(value))
+    optimizer.learning_rate = new
+    with torch.no_grad():
+        snapshot.fill_(new)
+    return snapshot
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -250,10 +263,17 @@ class Optimizer(torch.optim.Optimizer):
     def learning_rate(self) -> torch.Tensor:
         """The current learning rate (a 0-d float32 tensor); settable to a float or a schedule.
 
-        The tensor is a snapshot; `keras.backend.set_value(optimizer.learning_rate, v)`
-        (Keras 2) writes through to the optimizer."""
+        The tensor is a snapshot; its `assign`/`assign_add`/`assign_sub` (Keras 3's
+        variable methods, for a float learning rate) and
+        `keras.backend.set_value(optimizer.learning_rate, v)` (Keras 2) write
+        through to the optimizer and its `param_groups`."""
         value = torch.tensor(self._current_lr(), dtype=torch.float32)
         value._kerasish_lr_owner = self  # lets K.set_value write the learning rate back
+        if self._schedule is None:
+            # Keras 3 returns its `learning_rate` Variable here: user code and
+            # callbacks write it with `optimizer.learning_rate.assign(v)`
+            for name, op in (("assign", None), ("assign_add", operator.add), ("assign_sub", operator.sub)):
+                setattr(value, name, functools.partial(_assign_learning_rate, self, value, op))
         return value
 
     @learning_rate.setter

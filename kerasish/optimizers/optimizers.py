@@ -71,6 +71,14 @@ class Adam(Optimizer):
     whereas `torch.optim.Adam` uses `lr / (1 - beta_1^t) * m / (sqrt(v / (1 - beta_2^t)) + eps)`;
     Keras's default epsilon is also 1e-7 (torch: 1e-8).
 
+    bfloat16 weights (a `"bfloat16"` dtype policy) differ from Keras 3 on
+    purpose: kerasish computes `alpha` from the Python-float hyperparameters and
+    keeps the moments in the weight's dtype, so bfloat16 weights train. Keras 3
+    casts `beta_2` (and `learning_rate`, the step count) to the weight's dtype
+    first; 0.999 rounds to 1.0 in bfloat16, so `1 - beta_2**t` is 0, `alpha`
+    is 0 and Keras's Adam/AdamW never move a bfloat16 weight (no error, no
+    warning). Keras's numbers are a rounding artefact, not documented behaviour.
+
     Args:
         learning_rate: Float or schedule (default 0.001).
         beta_1: Decay of the first moment.

@@ -379,6 +379,7 @@ def _downgrade(obj, where):
 def _downgrade_nodes(config):
     """Keras 3 `{"args", "kwargs"}` nodes -> Keras 2 `[[name, node, tensor, kwargs]]`
     lists; nested models' calls shifted up by one (their node 0)."""
+    _drop_propagated_masks(config)
     layers = config.get("layers", [])
     nested = {x.get("name") for x in layers if x.get("class_name") in _MODEL_CLASSES}
     seq = {x.get("name") for x in layers if x.get("class_name") == "Sequential"}
@@ -393,6 +394,104 @@ def _downgrade_nodes(config):
             config[key] = _unshift(config[key], seq)
             if isinstance(config[key], list) and len(config[key]) == 3 and isinstance(config[key][0], str):
                 config[key] = [config[key]]
+
+
+def _history(value):
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return tuple(value["config"]["keras_history"])
+    return None
+
+
+def _drop_propagated_masks(config):
+    """Drops the op nodes of masks Keras 2 propagates by itself.
+
+    A Keras 3 config spells a propagated mask out: `Embedding(mask_zero=True)`
+    adds a `NotEqual(ids, 0)` op node, `Masking(v)` an
+    `Any(NotEqual(x, v), axis=-1)`, and downstream layers get `mask=<that
+    tensor>`. Keras 2 has no op nodes (the file could not be written) and
+    propagates such masks itself, so the nodes and the `mask` arguments go
+    when the layer's input comes (through single-input layers) from that very
+    Embedding/Masking call: Keras 2 recomputes exactly that mask. Any other
+    explicit mask is kept (and refused by the writer)."""
+    layers = config.get("layers", [])
+    by_name = {x.get("name"): x for x in layers}
+
+    def only_node(layer):
+        nodes = (layer or {}).get("inbound_nodes") or []
+        return nodes[0] if len(nodes) == 1 and isinstance(nodes[0], dict) else None
+
+    def mask_op(history):
+        """`(kind, source, value)` for a NotEqual / Any(NotEqual) mask tensor, else None."""
+        layer = by_name.get(history[0]) if history else None
+        node = only_node(layer)
+        if node is None:
+            return None, ()
+        kind = layer.get("class_name")
+        args = list(node.get("args") or ())
+        if kind == "Any" and len(args) == 1 and (layer.get("config") or {}).get("axis") in (-1, [-1], (-1,)):
+            inner, ops = mask_op(_history(args[0]))
+            return (("Masking", *inner[1:]) if inner and inner[0] == "Embedding" else None), (*ops, history[0])
+        if kind == "NotEqual" and len(args) == 2 and isinstance(args[1], (int, float)):
+            source = _history(args[0])
+            return (("Embedding", source, args[1]) if source else None), (history[0],)
+        return None, ()
+
+    def origin(history, depth=0):
+        """`(kind, input, value)` of the Embedding/Masking call `history` derives from."""
+        layer = by_name.get(history[0]) if history else None
+        if layer is None or depth > 64:
+            return None
+        nodes = layer.get("inbound_nodes") or []
+        if history[1] >= len(nodes) or not isinstance(nodes[history[1]], dict):
+            return None
+        args = nodes[history[1]].get("args") or ()
+        if len(args) != 1:
+            return None
+        source, cfg = _history(args[0]), layer.get("config") or {}
+        if layer.get("class_name") == "Embedding":
+            return ("Embedding", source, 0) if cfg.get("mask_zero") else None
+        if layer.get("class_name") == "Masking":
+            return ("Masking", source, cfg.get("mask_value", 0.0))
+        return origin(source, depth + 1)
+
+    dropped = set()
+    for layer in layers:
+        for node in layer.get("inbound_nodes") or []:
+            if not isinstance(node, dict):
+                continue
+            mask = _history((node.get("kwargs") or {}).get("mask"))
+            found, ops = mask_op(mask) if mask else (None, ())
+            if found is None:
+                continue
+            first = _history((node.get("args") or (None,))[0])
+            here = origin(first)
+            if here is not None and here[:2] == found[:2] and float(here[2]) == float(found[2]):
+                node["kwargs"] = {k: v for k, v in node["kwargs"].items() if k != "mask"}
+                dropped.update(ops)
+    if dropped:
+        still_used = {h[0] for x in layers if x.get("name") not in dropped
+                      for h in _histories(x.get("inbound_nodes"))}
+        still_used |= {r[0] for r in _flat_refs(config.get("output_layers"))}
+        config["layers"] = [x for x in layers if x.get("name") not in dropped - still_used]
+
+
+def _histories(value):
+    if isinstance(value, dict):
+        found = _history(value)
+        if found is not None:
+            return [found]
+        return [h for v in value.values() for h in _histories(v)]
+    if isinstance(value, (list, tuple)):
+        return [h for v in value for h in _histories(v)]
+    return []
+
+
+def _flat_refs(refs):
+    if isinstance(refs, list) and len(refs) == 3 and isinstance(refs[0], str):
+        return [refs]
+    if isinstance(refs, list):
+        return [r for x in refs for r in _flat_refs(x)]
+    return []
 
 
 def _unshift(refs, names):

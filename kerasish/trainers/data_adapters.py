@@ -22,6 +22,9 @@ memory without blocking, one batch ahead (`device_feed.Prefetcher`).
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import contextvars
+import itertools
 import math
 import types
 import warnings
@@ -365,9 +368,17 @@ def _make_packer(structure):
     return lambda flat: _pack(structure, flat)
 
 
+# Keras's NUM_BATCHES_FOR_TENSOR_SPEC: the batches a generator adapter peeks at and replays
+_GENERATOR_PEEK_BATCHES = 2
+# False inside Keras 2's `fit_generator`/`evaluate_generator`/`predict_generator`
+# (absent from Keras 3): tf.keras 2 continues a generator, never replays it
+_REPLAY_GENERATOR_START = contextvars.ContextVar("kerasish_replay_generator_start", default=True)
+
+
 class IterableDataAdapter(DataAdapter):
     """Batches from a DataLoader / re-iterable (new pass each epoch) or a
-    generator (consumed once, continued across epochs)."""
+    generator (continued across epochs; every new pass first replays the
+    generator's first two batches, as Keras 3's generator adapter does)."""
 
     def __init__(self, data, device=None, shard=None):
         self._data = data
@@ -379,6 +390,18 @@ class IterableDataAdapter(DataAdapter):
         if shard is not None:
             self._seed, self._epoch = shard.shared_seed(), 0
         self._is_generator = isinstance(data, (types.GeneratorType, collections.abc.Iterator))
+        self._first_batches = []
+        if self._is_generator and _REPLAY_GENERATOR_START.get():
+            # Keras 3 reads a generator's first batches up front (its tensor
+            # spec) and replays them at the start of every new pass: fit's
+            # validation restarts on them each epoch, and a generator that ran
+            # out yields them again rather than nothing.
+            self._first_batches = list(itertools.islice(data, _GENERATOR_PEEK_BATCHES))
+            if not self._first_batches:
+                raise ValueError(
+                    "When passing a Python generator to a Keras model, the generator must yield at least one "
+                    "batch. Received an empty generator."
+                )
         try:
             self.num_batches = None if self._is_generator else len(data)
         except TypeError:
@@ -394,7 +417,7 @@ class IterableDataAdapter(DataAdapter):
         if self._sampler is not None:
             self._sampler.generator = torch.Generator().manual_seed(self._seed + self._epoch)
             self._epoch += 1
-        source = self._data if self._is_generator else iter(self._data)
+        source = itertools.chain(self._first_batches, self._data) if self._is_generator else iter(self._data)
         shard = self._shard
         for batch in source:
             if isinstance(batch, list):
@@ -508,6 +531,8 @@ class EpochIterator:
                 yield step, batch
             if step < 0 and getattr(self.adapter, "_is_generator", False):
                 self.exhausted = True
+            elif self._num_batches and step + 1 < self._num_batches:
+                self._warn_ran_out()  # a generator that ran out: only its replayed first batches
             self._num_batches = step + 1 if self._num_batches is None else self._num_batches
             return
         if self._current is None:
@@ -528,3 +553,14 @@ class EpochIterator:
             yield step, batch
         if self._num_batches and self._seen >= self._num_batches:
             self._current = None  # a finite source starts over next epoch
+
+
+@contextlib.contextmanager
+def keras2_generators():
+    """Generators read inside are continued, never replayed: Keras 2's
+    `fit_generator` semantics (tf.keras 2 has no peek-and-replay)."""
+    token = _REPLAY_GENERATOR_START.set(False)
+    try:
+        yield
+    finally:
+        _REPLAY_GENERATOR_START.reset(token)

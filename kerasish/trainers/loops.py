@@ -364,22 +364,25 @@ class TrainerLoops:
                       max_queue_size=10, workers=1, use_multiprocessing=False, shuffle=True, initial_epoch=0):
         """Deprecated Keras 2 alias of `fit` (which accepts generators)."""
         _deprecated("fit_generator", "fit")
-        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
-                        callbacks=callbacks, validation_data=validation_data, validation_steps=validation_steps,
-                        validation_freq=validation_freq, class_weight=class_weight, shuffle=shuffle,
-                        initial_epoch=initial_epoch)
+        with data_adapters.keras2_generators():
+            return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
+                            callbacks=callbacks, validation_data=validation_data, validation_steps=validation_steps,
+                            validation_freq=validation_freq, class_weight=class_weight, shuffle=shuffle,
+                            initial_epoch=initial_epoch)
 
     def evaluate_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
                            use_multiprocessing=False, verbose=0):
         """Deprecated Keras 2 alias of `evaluate`."""
         _deprecated("evaluate_generator", "evaluate")
-        return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
+        with data_adapters.keras2_generators():
+            return self.evaluate(generator, steps=steps, callbacks=callbacks, verbose=verbose)
 
     def predict_generator(self, generator, steps=None, callbacks=None, max_queue_size=10, workers=1,
                           use_multiprocessing=False, verbose=0):
         """Deprecated Keras 2 alias of `predict`."""
         _deprecated("predict_generator", "predict")
-        return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
+        with data_adapters.keras2_generators():
+            return self.predict(generator, steps=steps, callbacks=callbacks, verbose=verbose)
 
     # ---------------------------------------------------------- distributed
     def _custom_train_step(self) -> bool:

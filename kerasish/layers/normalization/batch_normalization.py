@@ -43,7 +43,11 @@ class BatchNormalization(GammaBetaMixin, Layer):
     Differs from `torch.nn.BatchNorm*d`: momentum 0.99 means "keep 99%" (torch's
     0.01), epsilon defaults to 1e-3, the moving variance uses the biased batch
     variance, the channel axis is the last one by default, and layers start in
-    inference mode.
+    inference mode. It is not a `torch.nn.modules.batchnorm._BatchNorm`, so
+    torch helpers that look for those skip it silently: after
+    `torch.optim.swa_utils.update_bn` its moving statistics are unchanged
+    (running the SWA model over the data in training mode refreshes them as
+    an exponential average with `momentum`, not `update_bn`'s exact mean).
 
     Args:
         axis: Integer, the features axis. Defaults to -1. A one-element list
