@@ -199,12 +199,14 @@ class TrainerLoops:
             # a callback reading batch logs may stop training on one rank: agree on it every batch
             sync_stop = bool(cbs._targets("on_train_batch_end")[0]) if hasattr(cbs, "_targets") else True
         modes = ModeSnapshot(self)
+        self._in_fit = True
         try:
             return self._fit_epochs(batch_size, epochs, validation_freq, validation_steps, validation_batch_size,
                                     initial_epoch, val_x, val_y, val_sw, device, run, iterator, cbs, step_fn, lazy,
                                     run is not None and sync_stop)
         finally:
             modes.restore()
+            self._in_fit = self._no_fp16_layers = False
             if run is not None:
                 run.close()
             self._dist_run = None

@@ -184,6 +184,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
     _steps_per_execution = 1
     _auto_scale_loss = True
     _grad_scaler = None
+    _in_fit = False
+    _no_fp16_layers = False  # during one `fit`: no sublayer was mixed_float16 at its first step
     _step_fns = None
     _train_vars = None
     _zero_grad_params = None
@@ -592,7 +594,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
     def _grad_scaler_for(self, loss):
         scaler = self._grad_scaler
-        if scaler is None and self._auto_scale_loss and not _is_loss_scale_optimizer(self.optimizer):
+        if (scaler is None and self._auto_scale_loss and not self._no_fp16_layers
+                and not _is_loss_scale_optimizer(self.optimizer)):
             # the model's policy (Keras's rule), or any sublayer's: a Keras mixed_float16 model loaded
             # under a float32 global policy has mixed layers inside a float32 model, and its float16
             # gradients would otherwise underflow unscaled
@@ -601,6 +604,10 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 scaler = self._grad_scaler = torch.amp.GradScaler(
                     loss.device.type, init_scale=2.0**15, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000
                 )
+            elif self._in_fit:
+                # decided once per `fit` call (Keras decides once, at compile): the module walk
+                # cost ~3 us a step, a few percent of a small model's step
+                self._no_fp16_layers = True
         return scaler
 
     def _train_step_impl(self, data, want_logs=True):

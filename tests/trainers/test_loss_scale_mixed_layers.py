@@ -44,3 +44,23 @@ def test_mixed_layers_in_float32_model_get_loss_scaling():
     got = _fit(mixed, weights, x, y) - start
     assert np.abs(ref).max() > 1e-4  # the float32 reference does train d1
     np.testing.assert_allclose(got, ref, rtol=2e-2, atol=1e-5)
+
+
+def test_policy_changed_between_fits_gets_loss_scaling():
+    """fit decides once per call that no layer is mixed_float16 (to skip a
+    module walk per step); a layer made mixed_float16 before the next fit
+    call is seen by that call."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.5, 1.0, (8, 4)).astype("float32")
+    y = np.zeros((8, 1), "float32")
+    ref_model = _model("float32")
+    weights = [rng.normal(size=w.shape).astype("float32") * 0.5 for w in ref_model.get_weights()]
+    ref = _fit(ref_model, weights, x, y) - weights[0]
+    model = _model("float32")
+    _fit(model, weights, x, y)
+    assert model._grad_scaler is None and not model._no_fp16_layers  # the per-fit decision is dropped
+    for name in ("d1", "d2"):
+        model.get_layer(name).dtype_policy = "mixed_float16"
+    got = _fit(model, weights, x, y) - weights[0]
+    assert model._grad_scaler is not None
+    np.testing.assert_allclose(got, ref, rtol=2e-2, atol=1e-5)
