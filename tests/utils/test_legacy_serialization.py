@@ -71,7 +71,7 @@ def test_deserialized_layer_computes_like_keras(keras_ref):
     np.testing.assert_allclose(ours(x).detach().numpy(), np.asarray(ref(x).detach().cpu()), rtol=1e-6)
 
 
-def test_names_custom_objects_and_errors(keras_ref):
+def test_names_custom_objects_and_bad_identifiers(keras_ref):
     legacy = kerasish.utils.legacy
 
     def my_act(x):

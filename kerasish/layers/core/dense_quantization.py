@@ -295,37 +295,16 @@ class DenseQuantization:
     def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform", b_initializer="zeros"):
         """Freezes the kernel and adds the trainable low-rank update
         `(lora_alpha / rank) * lora_kernel_a @ lora_kernel_b` (float32)."""
-        if self.kernel_constraint:
-            raise ValueError(
-                "Lora is incompatible with kernel constraints. In order to enable lora on this layer, remove the "
-                "`kernel_constraint` argument."
-            )
-        if not self.built:
-            raise ValueError("Cannot enable lora on a layer that isn't yet built.")
-        if self.lora_enabled:
-            raise ValueError("lora is already enabled. This can only be done once per layer.")
+        check_lora_allowed(self, self.kernel_constraint, "kernel")
         input_dim = getattr(self, "_orig_input_dim", None) if self.quantization_mode == "int4" else None
         if input_dim is None:
             input_dim = self.kernel.shape[0]
-        self.lora_kernel_a = self.add_weight(name="lora_kernel_a", shape=(input_dim, rank),
-                                             initializer=initializers.get(a_initializer), dtype="float32",
-                                             regularizer=self.kernel_regularizer)
-        self.lora_kernel_b = self.add_weight(name="lora_kernel_b", shape=(rank, self.units),
-                                             initializer=initializers.get(b_initializer), dtype="float32",
-                                             regularizer=self.kernel_regularizer)
-        _freeze(self, "kernel")
-        self.lora_enabled = True
-        self.lora_rank = rank
-        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
-        self.__dict__["_plain"] = None
+        add_lora(self, "kernel", "lora_kernel", (input_dim, rank), (rank, self.units), rank, lora_alpha,
+                 a_initializer, b_initializer, self.kernel_regularizer)
 
     def _merged_kernel(self):
         """The float kernel with the LoRA update merged (the float path)."""
-        kernel = self.kernel
-        if self.lora_enabled:
-            delta = (self.lora_alpha / self.lora_rank) * torch.matmul(self.lora_kernel_a, self.lora_kernel_b)
-            kernel = (kernel + delta).to(self._compute_torch_dtype)
-        return kernel
+        return lora_merged(self, self.kernel, "lora_kernel")
 
     def _kernel_for_saving(self):
         """`(kernel, scale, zero)` as Keras saves them: with LoRA enabled, the
@@ -396,6 +375,38 @@ class DenseQuantization:
                 self.lora_kernel_b.zero_()
 
 
-def _freeze(layer, name):
-    """Keras's `variable.trainable = False` on a built weight."""
-    getattr(layer, name).trainable = False
+def check_lora_allowed(layer, constraint, what):
+    """Keras's refusals for `enable_lora`: a constrained `what`, an unbuilt
+    layer, LoRA already on."""
+    if constraint:
+        raise ValueError(
+            f"Lora is incompatible with {what} constraints. In order to enable lora on this layer, remove the "
+            f"`{'kernel' if what == 'kernel' else 'embeddings'}_constraint` argument."
+        )
+    if not layer.built:
+        raise ValueError("Cannot enable lora on a layer that isn't yet built.")
+    if layer.lora_enabled:
+        raise ValueError("lora is already enabled. This can only be done once per layer.")
+
+
+def add_lora(layer, base, prefix, a_shape, b_shape, rank, lora_alpha, a_initializer, b_initializer, regularizer):
+    """Freezes `layer.<base>` and adds the float32 factors `<prefix>_a` /
+    `<prefix>_b` of the update `(lora_alpha / rank) * a @ b`, as Keras."""
+    for suffix, shape, init in (("a", a_shape, a_initializer), ("b", b_shape, b_initializer)):
+        setattr(layer, f"{prefix}_{suffix}", layer.add_weight(
+            name=f"{prefix}_{suffix}", shape=shape, initializer=initializers.get(init), dtype="float32",
+            regularizer=regularizer))
+    getattr(layer, base).trainable = False
+    layer.lora_enabled = True
+    layer.lora_rank = rank
+    layer.lora_alpha = lora_alpha if lora_alpha is not None else rank
+    layer.__dict__["_plain"] = None
+
+
+def lora_merged(layer, base, prefix):
+    """`base` plus the LoRA update `<prefix>_a @ <prefix>_b` in the compute
+    dtype (`base` itself when LoRA is off)."""
+    if not layer.lora_enabled:
+        return base
+    a, b = getattr(layer, prefix + "_a"), getattr(layer, prefix + "_b")
+    return (base + (layer.lora_alpha / layer.lora_rank) * torch.matmul(a, b)).to(layer._compute_torch_dtype)

@@ -17,11 +17,13 @@ import string
 import numpy as np
 import torch
 
-from kerasish import initializers
 from kerasish import quantizers
 from kerasish.layers.core.dense_quantization import SERIALIZATION_SPEC
+from kerasish.layers.core.dense_quantization import add_lora
+from kerasish.layers.core.dense_quantization import check_lora_allowed
 from kerasish.layers.core.dense_quantization import float8_bias
 from kerasish.layers.core.dense_quantization import float8_build
+from kerasish.layers.core.dense_quantization import lora_merged
 from kerasish.quantizers import quantized_ops
 from kerasish.quantizers.quantization_config import QuantizationConfig
 from kerasish.quantizers.quantization_config import get_block_size_for_layer
@@ -306,34 +308,13 @@ class EinsumDenseQuantization:
         """Freezes the kernel and adds `(lora_alpha / rank) * lora_kernel_a @
         lora_kernel_b`, with `lora_kernel_a` of shape `kernel.shape[:-1] +
         (rank,)`."""
-        if self.kernel_constraint:
-            raise ValueError(
-                "Lora is incompatible with kernel constraints. In order to enable lora on this layer, remove the "
-                "`kernel_constraint` argument."
-            )
-        if not self.built:
-            raise ValueError("Cannot enable lora on a layer that isn't yet built.")
-        if self.lora_enabled:
-            raise ValueError("lora is already enabled. This can only be done once per layer.")
+        check_lora_allowed(self, self.kernel_constraint, "kernel")
         shape = tuple(self.original_kernel_shape) if self.quantization_mode == "int4" else tuple(self.kernel.shape)
-        self.lora_kernel_a = self.add_weight(name="lora_kernel_a", shape=shape[:-1] + (rank,),
-                                             initializer=initializers.get(a_initializer), dtype="float32",
-                                             regularizer=self.kernel_regularizer)
-        self.lora_kernel_b = self.add_weight(name="lora_kernel_b", shape=(rank, shape[-1]),
-                                             initializer=initializers.get(b_initializer), dtype="float32",
-                                             regularizer=self.kernel_regularizer)
-        self.kernel.trainable = False
-        self.lora_enabled = True
-        self.lora_rank = rank
-        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
-        self.__dict__["_plain"] = None
+        add_lora(self, "kernel", "lora_kernel", shape[:-1] + (rank,), (rank, shape[-1]), rank, lora_alpha,
+                 a_initializer, b_initializer, self.kernel_regularizer)
 
     def _merged_kernel(self):
-        kernel = self.kernel
-        if self.lora_enabled:
-            delta = (self.lora_alpha / self.lora_rank) * torch.matmul(self.lora_kernel_a, self.lora_kernel_b)
-            kernel = (kernel + delta).to(self._compute_torch_dtype)
-        return kernel
+        return lora_merged(self, self.kernel, "lora_kernel")
 
     def _kernel_for_saving(self):
         mode = self.quantization_mode

@@ -15,8 +15,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from kerasish import initializers
 from kerasish import quantizers
+from kerasish.layers.core.dense_quantization import add_lora
+from kerasish.layers.core.dense_quantization import check_lora_allowed
+from kerasish.layers.core.dense_quantization import lora_merged
 from kerasish.quantizers.quantization_config import QuantizationConfig
 from kerasish.quantizers.quantization_config import get_block_size_for_layer
 from kerasish.quantizers.quantizers import dequantize_with_sz_map
@@ -161,33 +163,12 @@ class EmbeddingQuantization:
     def enable_lora(self, rank, lora_alpha=None, a_initializer="he_uniform", b_initializer="zeros"):
         """Freezes the embeddings and adds the trainable low-rank update
         `(lora_alpha / rank) * lora_embeddings_a @ lora_embeddings_b`."""
-        if self.embeddings_constraint:
-            raise ValueError(
-                "Lora is incompatible with embedding constraints. In order to enable lora on this layer, remove the "
-                "`embeddings_constraint` argument."
-            )
-        if not self.built:
-            raise ValueError("Cannot enable lora on a layer that isn't yet built.")
-        if self.lora_enabled:
-            raise ValueError("lora is already enabled. This can only be done once per layer.")
-        self.lora_embeddings_a = self.add_weight(name="lora_embeddings_a", shape=(self.input_dim, rank),
-                                                 initializer=initializers.get(a_initializer), dtype="float32",
-                                                 regularizer=self.embeddings_regularizer)
-        self.lora_embeddings_b = self.add_weight(name="lora_embeddings_b", shape=(rank, self.output_dim),
-                                                 initializer=initializers.get(b_initializer), dtype="float32",
-                                                 regularizer=self.embeddings_regularizer)
-        self.embeddings.trainable = False
-        self.lora_enabled = True
-        self.lora_rank = rank
-        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
-        self.__dict__["_plain"] = None
+        check_lora_allowed(self, self.embeddings_constraint, "embedding")
+        add_lora(self, "embeddings", "lora_embeddings", (self.input_dim, rank), (rank, self.output_dim), rank,
+                 lora_alpha, a_initializer, b_initializer, self.embeddings_regularizer)
 
     def _merged_table(self):
-        table = self.embeddings
-        if self.lora_enabled:
-            delta = (self.lora_alpha / self.lora_rank) * torch.matmul(self.lora_embeddings_a, self.lora_embeddings_b)
-            table = (table + delta).to(self._compute_torch_dtype)
-        return table
+        return lora_merged(self, self.embeddings, "lora_embeddings")
 
     def _table_for_saving(self):
         mode = self.quantization_mode
