@@ -345,3 +345,18 @@ def test_custom_initializers_resolve_through_registry_and_scopes():
         assert isinstance(initializers.get(config), Halves)
         assert isinstance(initializers.get("Halves"), Halves)
     assert isinstance(initializers.deserialize(config, custom_objects={"Halves": Halves}), Halves)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (4, 4), (2, 3, 4, 5)])
+def test_initializers_return_contiguous_tensors(shape):
+    # FSDP2's fully_shard, parameters_to_vector and safetensors refuse strided
+    # weights: Orthogonal returned QR's transposed factor as a view.
+    for name in sorted(n for n in dir(initializers) if n[:1].isupper()):
+        cls = getattr(initializers, name)
+        if not isinstance(cls, type) or not issubclass(cls, initializers.Initializer) or name in (
+                "Initializer", "RandomInitializer", "Constant", "Identity", "IdentityInitializer", "STFT", "STFTInitializer"):
+            continue
+        value = cls()(shape)
+        assert value.is_contiguous(), (name, shape, value.stride())
+    weight = torch.nn.Parameter(initializers.Orthogonal(seed=1)(shape))
+    torch.nn.utils.parameters_to_vector([weight])  # raises on a strided weight

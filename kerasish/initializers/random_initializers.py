@@ -378,7 +378,7 @@ class Orthogonal(RandomInitializer):
         q = q * torch.sign(torch.diagonal(r))
         if num_rows < num_cols:
             q = q.T
-        return (self.gain * q.reshape(shape)).to(dtype)
+        return (self.gain * q.reshape(shape)).to(dtype).contiguous()  # q.T is a strided view
 
     def get_config(self) -> dict:
         return {**super().get_config(), "gain": self.gain}
