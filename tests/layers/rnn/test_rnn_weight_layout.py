@@ -56,7 +56,8 @@ def test_kernels_keep_keras_shapes_in_torch_storage():
     kernel, recurrent = _kernels(layer)
     assert tuple(kernel.shape) == (3, 16) and tuple(recurrent.shape) == (4, 16)
     assert _torch_layout(kernel) and _torch_layout(recurrent)
-    assert [w.path for w in layer.weights] == ["lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel", "lstm/lstm_cell/bias"]
+    paths = ["lstm/lstm_cell/kernel", "lstm/lstm_cell/recurrent_kernel", "lstm/lstm_cell/bias"]
+    assert [w.path for w in layer.weights] == paths
     assert list(layer.state_dict()) == ["cell.kernel", "cell.recurrent_kernel", "cell.bias"]
     assert [tuple(v.shape) for v in layer.state_dict().values()] == [(3, 16), (4, 16), (16,)]
     # get_weights: C-ordered copies, as Keras returns them
