@@ -170,3 +170,32 @@ def test_export_keeps_torchs_own_op(name, op):
     targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
     assert op in targets and not any("kerasish" in t for t in targets), targets
     torch.testing.assert_close(program.module()(x), layer(x))
+
+
+def test_gru_inference_projects_the_inputs_in_one_matmul():
+    """CPU inference: the GRU's input projection is one (add)mm over all
+    steps, as nn.GRU's, not a bmm per time step (torch folds a batch-first
+    input only for weights that require grad; the inference weights do not).
+    Outputs and final state equal nn.GRU's."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    layer = keras.layers.GRU(4, return_sequences=True, return_state=True)
+    x = _x(3, 6, 2)
+    layer(x)
+    ref = _torch_twin(layer)
+    with torch.no_grad():
+        with Ops() as ops:
+            out, h = layer(x)
+        expected, expected_h = ref(x)
+    assert "aten.bmm.default" not in ops.seen, sorted(set(ops.seen))
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(h, expected_h[0])
