@@ -280,9 +280,10 @@ def test_contiguous_kernels_restores_keras_storage():
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
-def test_fully_shard_after_contiguous_kernels_equals_one_process(tmp_path):
-    """FSDP2 (one gloo rank) refuses non-contiguous parameters; after
-    `contiguous_kernels` a sharded LSTM trains as the plain model."""
+def test_ddp_and_fully_shard_train_as_one_process(tmp_path):
+    """One gloo rank: DDP trains the torch-layout kernels (its buckets follow
+    the parameters' strides); FSDP2 refuses non-contiguous parameters, and
+    after `contiguous_kernels` a sharded LSTM trains as the plain model."""
     import torch.distributed as dist
     from torch.distributed.fsdp import fully_shard
 
@@ -294,18 +295,28 @@ def test_fully_shard_after_contiguous_kernels_equals_one_process(tmp_path):
     def make():
         return keras.Sequential([keras.Input((5, 3)), keras.layers.LSTM(4), keras.layers.Dense(2)])
 
+    def train(pairs):
+        optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m, _ in pairs]
+        for _ in range(2):
+            for (model, call), optimizer in zip(pairs, optimizers):
+                optimizer.zero_grad()
+                call(x, training=True).pow(2).sum().backward()
+                optimizer.step()
+
     x = _x(4, 5, 3)
-    sharded, plain = make(), make()
-    plain.set_weights(sharded.get_weights())
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
+        wrapped, plain = make(), make()
+        plain.set_weights(wrapped.get_weights())
+        ddp = torch.nn.parallel.DistributedDataParallel(wrapped)
+        train([(wrapped, ddp), (plain, plain)])
+        assert _torch_layout(wrapped.layers[0].cell.kernel)
+        torch.testing.assert_close(wrapped(x), plain(x))
+
+        sharded, plain = make(), make()
+        plain.set_weights(sharded.get_weights())
         fully_shard(contiguous_kernels(sharded))
-        optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (sharded, plain)]
-        for _ in range(2):
-            for model, optimizer in zip((sharded, plain), optimizers):
-                optimizer.zero_grad()
-                model(x, training=True).pow(2).sum().backward()
-                optimizer.step()
+        train([(sharded, sharded), (plain, plain)])
         torch.testing.assert_close(sharded(x), plain(x))
     finally:
         dist.destroy_process_group()
