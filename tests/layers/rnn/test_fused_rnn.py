@@ -38,7 +38,9 @@ def _torch_twin(layer):
 
 
 @pytest.mark.parametrize("name", ["LSTM", "SimpleRNN"])
-def test_cpu_training_weights_are_torch_layout_copies_without_a_flat_buffer(name):
+def test_cpu_training_weights_are_torch_layout_without_a_flat_buffer(name):
+    """LSTM: views of its torch-layout storage; SimpleRNN: one transposed
+    copy per weight of its Keras-layout storage."""
     layer = getattr(keras.layers, name)(4)
     x = _x(2, 3, 5)
     layer(x)
@@ -46,6 +48,8 @@ def test_cpu_training_weights_are_torch_layout_copies_without_a_flat_buffer(name
     weights = fused_rnn.flat_weights(fused_rnn.fused_mode(cell), cell, x)
     assert weights[0].is_contiguous() and torch.equal(weights[0], cell.kernel.detach().t())
     assert weights[1].is_contiguous() and torch.equal(weights[1], cell.recurrent_kernel.detach().t())
+    views = [w.data_ptr() == v.data_ptr() for w, v in zip(weights, (cell.kernel, cell.recurrent_kernel))]
+    assert views == ([True, True] if name == "LSTM" else [False, False])
     assert weights[2].data_ptr() == cell.bias.data_ptr()  # the bias as is
     assert weights[0].untyped_storage().data_ptr() != weights[1].untyped_storage().data_ptr()  # no flat cat
     assert weights[0].grad_fn is not None  # gradients reach the Keras-layout parameters
