@@ -68,11 +68,13 @@ def store_transposed(var: torch.Tensor) -> None:
 
 
 def contiguous_kernels(module):
-    """Lays the kernels of every recurrent cell in `module` (LSTM's) back
-    into Keras's contiguous `(in, G * units)` storage, in place, and keeps
-    later builds of those cells so. Values, shapes, names and `state_dict`
-    are unchanged; CPU training pays ~4% more (a transposed copy of each
-    kernel per call and strided gradient adds).
+    """Lays the kernels of every recurrent cell in `module` back into
+    Keras's contiguous `(in, G * units)` storage, in place: LSTM's torch-layout
+    kernels (later builds of those cells stay contiguous too), and any other
+    kernel that is not contiguous (the orthogonal initializer returns square
+    matrices transposed, e.g. SimpleRNN's recurrent kernel). Values, shapes,
+    names and `state_dict` are unchanged; LSTM's CPU training pays ~3% more
+    (a transposed copy of each kernel per call and strided gradient adds).
 
     For torch tools that refuse non-contiguous parameters: FSDP2's
     `fully_shard` ("FSDP does not support non-contiguous parameters"),
@@ -83,13 +85,14 @@ def contiguous_kernels(module):
         >>> fully_shard(contiguous_kernels(model))  # doctest: +SKIP
     """
     for cell in module.modules():
-        if isinstance(cell, BaseRNNCell) and cell._torch_layout_kernels:
-            cell.__dict__["_torch_layout_kernels"] = False
-            for name in ("kernel", "recurrent_kernel"):
-                var = getattr(cell, name, None)
-                if isinstance(var, torch.Tensor) and not lazy_weights.is_lazy(var):
-                    with torch.no_grad():
-                        var.data = var.data.contiguous()
+        if not isinstance(cell, BaseRNNCell):
+            continue
+        cell.__dict__["_torch_layout_kernels"] = False
+        for name in ("kernel", "recurrent_kernel"):
+            var = getattr(cell, name, None)
+            if isinstance(var, torch.Tensor) and not lazy_weights.is_lazy(var) and not var.is_contiguous():
+                with torch.no_grad():
+                    var.data = var.data.contiguous()
     return module
 
 

@@ -278,6 +278,24 @@ def test_contiguous_kernels_restores_keras_storage():
     lazy(x)
     assert lazy.cell.kernel.is_contiguous() and lazy.cell.recurrent_kernel.is_contiguous()
 
+    # every recurrent cell of a model, also kernels that were not contiguous
+    # for another reason (the orthogonal initializer's square matrices)
+    model = keras.Sequential(
+        [
+            keras.Input((5, 3)),
+            keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)),
+            keras.layers.SimpleRNN(4),
+        ]
+    )
+    values = model.get_weights()
+    expected = model(x)
+    assert not all(p.is_contiguous() for p in model.parameters())
+    contiguous_kernels(model)
+    assert all(p.is_contiguous() for p in model.parameters())
+    for a, b in zip(model.get_weights(), values):
+        np.testing.assert_array_equal(a, b)
+    torch.testing.assert_close(model(x), expected)
+
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
 def test_ddp_and_fully_shard_train_as_one_process(tmp_path):
