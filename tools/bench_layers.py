@@ -9,7 +9,13 @@ Both sides see the same bytes: kerasish gets channels-last (NHWC) data, the
 torch module gets the same memory viewed as NCHW (torch's channels_last
 memory format), so neither pays for a layout copy the other avoids.
 
-    python tools/bench_layers.py [--threads 2] [--rounds 7] [--device cpu] [--small]
+    python tools/bench_layers.py [--threads 2] [--rounds 7] [--device cpu] [--small] [--clock cpu]
+
+`--clock cpu` (with `--threads 1` on the CPU) times the calling thread's CPU
+time (`time.thread_time`) instead of wall time: on a shared machine another
+process's load then does not count as ours (wall-time ratios moved by +-5%
+between runs on the shared 2-core development machine, CPU-time ratios by
+about 1%). Only valid when all the work runs on the calling thread.
 
 Target: ratio <= 1.05 for every row at realistic sizes.
 """
@@ -112,24 +118,24 @@ def _split(obj):
     return obj if isinstance(obj, tuple) else (obj, obj)
 
 
-def _timeit(fn, iters, sync):
+def _timeit(fn, iters, sync, clock=time.perf_counter):
     sync()
-    start = time.perf_counter()
+    start = clock()
     for _ in range(iters):
         fn()
     sync()
-    return (time.perf_counter() - start) / iters
+    return (clock() - start) / iters
 
 
-def bench_pair(fa, fb, rounds, sync):
+def bench_pair(fa, fb, rounds, sync, clock=time.perf_counter):
     fa(), fb()  # warm-up
-    probe = _timeit(fb, 1, sync)
+    probe = _timeit(fb, 1, sync, clock)
     iters = max(1, min(50, int(0.2 / max(probe, 1e-6))))
     fa(), fb()
     ratios, ta, tb = [], [], []
     for _ in range(rounds):
-        b = _timeit(fb, iters, sync)
-        a = _timeit(fa, iters, sync)
+        b = _timeit(fb, iters, sync, clock)
+        a = _timeit(fa, iters, sync, clock)
         ta.append(a)
         tb.append(b)
         ratios.append(a / b)
@@ -143,13 +149,19 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--small", action="store_true", help="smaller sizes (quick check)")
     parser.add_argument("--only", default=None, help="comma-separated layer names")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: the calling thread's CPU time (needs --threads 1 on the CPU)")
     args = parser.parse_args(argv)
+    if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
+        parser.error(f"--clock cpu times only the calling thread: it needs --threads 1 --device cpu. "
+                     f"Received: --threads {args.threads} --device {args.device}")
+    clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
-    print(f"torch {torch.__version__} on {where}")
+    print(f"torch {torch.__version__} on {where}, {args.clock} clock")
     print(f"{'layer':<20}{'pass':<10}{'kerasish':>11}{'torch':>11}{'ratio':>8}")
     rows = []
     only = set(args.only.split(",")) if args.only else None
@@ -185,7 +197,7 @@ def main(argv=None):
                     with torch.no_grad():
                         f(x)
 
-            ta, tb, ratio = bench_pair(fa, fb, args.rounds, sync)
+            ta, tb, ratio = bench_pair(fa, fb, args.rounds, sync, clock)
             rows.append((name, mode, ta, tb, ratio))
             print(f"{name:<20}{mode:<10}{ta * 1e3:>9.3f}ms{tb * 1e3:>9.3f}ms{ratio:>8.3f}", flush=True)
     return rows

@@ -10,12 +10,17 @@ Keras <-> torch conventions, all here:
 - GRU gate order: Keras z, r, h; torch r, z, n (columns reordered here).
   Keras `reset_after=True` (bias `(2, 3u)` = input bias, recurrent bias) is
   torch's formulation; `reset_after=False` has no torch kernel (loop path).
-- Weight layout: the Keras-layout parameters stay the source of truth (what
-  `get_weights`, saving and the optimizer see). Training on the CPU, LSTM
-  and SimpleRNN hand the kernel one transposed copy of each weight: the
-  oneDNN kernel reads torch's `(G * units, in)` layout fastest (measured:
-  same step time as nn.LSTM; transposed views +2%, the former flat `cat`
-  +3.5-5%). GRU's copy also reorders its gates. On CUDA, cuDNN wants one contiguous buffer (it would
+- Weight layout: the Keras-shaped parameters stay the source of truth (what
+  `get_weights`, saving and the optimizer see). LSTM stores its kernels in
+  torch's layout (`base_rnn_cell.store_transposed`: shape `(in, 4 * units)`,
+  storage `(4 * units, in)` contiguous), so training on the CPU hands the
+  oneDNN kernel `kernel.t()` with no copy and the gradients come back in the
+  parameters' own layout (measured, 1 thread: fwd+bwd 1.04x nn.LSTM with a
+  transposed copy per call and strided gradient adds, 1.01x without).
+  SimpleRNN (contiguous Keras storage) gets one transposed copy per weight:
+  the oneDNN kernel reads torch's `(G * units, in)` layout fastest
+  (transposed views +2%, the former flat `cat` +3.5-5%). GRU's copy also
+  reorders its gates. On CUDA, cuDNN wants one contiguous buffer (it would
   otherwise compact the weights itself, with a warning), so the weights are
   laid out into one buffer per call there. Without autograd (inference)
   every re-laid layout is cached until a weight changes (version counter).
@@ -114,9 +119,10 @@ def flat_weights(mode: str, cell, like: torch.Tensor) -> list:
 
 def _torch_layout_weights(cell, dtype: torch.dtype) -> list:
     """LSTM/SimpleRNN weights as torch lays them out: Keras's
-    `(in, G * units)` kernel transposed (one copy) is torch's
-    `(G * units, in)`; Keras's one bias is torch's `b_ih` and `b_hh` is
-    zeros (kept on the cell)."""
+    `(in, G * units)` kernel transposed is torch's `(G * units, in)` (a view
+    of LSTM's torch-layout storage; one copy of SimpleRNN's contiguous Keras
+    storage); Keras's one bias is torch's `b_ih` and `b_hh` is zeros (kept on
+    the cell)."""
     k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
     out = [k.t().contiguous().to(dtype), rk.t().contiguous().to(dtype)]
     if b is None:
@@ -180,6 +186,17 @@ def _run(mode, x, states, weights, batch_sizes=None):
             out, h, c = torch._VF.lstm(x, batch_sizes, (hx[0], hx[1]), weights, has_bias, 1, 0.0, train, False)
         return out, [h[0], c[0]]
     fn = {"gru": torch._VF.gru, "rnn_tanh": torch._VF.rnn_tanh, "rnn_relu": torch._VF.rnn_relu}[mode]
+    cpu_inference = not train and x.device.type == "cpu" and not torch.compiler.is_compiling()
+    if mode == "gru" and batch_sizes is None and cpu_inference:
+        # torch's CPU GRU projects all inputs at once with `matmul`, which
+        # folds a batch-first (transposed) input into one `mm` only when the
+        # weight requires grad (nn.GRU's parameters); the detached inference
+        # weights got a `bmm` over the time steps (measured, 1 thread: 1.06x
+        # nn.GRU; time-major: 1.01x). A time-major contiguous copy of the
+        # input (the copy torch's fold makes) is one `mm`. (SimpleRNN
+        # measured no better this way: not used.)
+        out, h = fn(x.transpose(0, 1).contiguous(), hx[0], weights, has_bias, 1, 0.0, False, False, False)
+        return out.transpose(0, 1), [h[0]]
     if batch_sizes is None:
         out, h = fn(x, hx[0], weights, has_bias, 1, 0.0, train, False, True)
     else:

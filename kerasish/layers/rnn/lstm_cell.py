@@ -27,7 +27,12 @@ class LSTMCell(BaseRNNCell):
 
     Weights (Keras layout): `kernel` `(input_dim, 4 * units)`,
     `recurrent_kernel` `(units, 4 * units)`, `bias` `(4 * units,)`, gates in
-    the order input, forget, cell, output.
+    the order input, forget, cell, output. The two kernels are stored in
+    torch's layout (`nn.LSTM`'s `(4 * units, in)`, contiguous; the variables
+    are its transposed views, strides `(1, in)`), which the fused kernel
+    reads without a copy. Torch tools that refuse non-contiguous parameters
+    (FSDP2's `fully_shard`, safetensors) need
+    `kerasish.layers.rnn.base_rnn_cell.contiguous_kernels(model)` first.
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -58,6 +63,7 @@ class LSTMCell(BaseRNNCell):
     """
 
     _gates = 4
+    _torch_layout_kernels = True
 
     def __init__(
         self,

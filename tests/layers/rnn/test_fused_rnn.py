@@ -38,7 +38,10 @@ def _torch_twin(layer):
 
 
 @pytest.mark.parametrize("name", ["LSTM", "SimpleRNN"])
-def test_cpu_training_weights_are_torch_layout_copies_without_a_flat_buffer(name):
+def test_cpu_training_weights_are_torch_layout_without_a_flat_buffer(name):
+    """LSTM: views of its torch-layout storage; SimpleRNN: a transposed
+    copy of its Keras-layout kernel (its square orthogonal-initialized
+    recurrent kernel happens to be stored transposed already, so it is a view)."""
     layer = getattr(keras.layers, name)(4)
     x = _x(2, 3, 5)
     layer(x)
@@ -46,6 +49,8 @@ def test_cpu_training_weights_are_torch_layout_copies_without_a_flat_buffer(name
     weights = fused_rnn.flat_weights(fused_rnn.fused_mode(cell), cell, x)
     assert weights[0].is_contiguous() and torch.equal(weights[0], cell.kernel.detach().t())
     assert weights[1].is_contiguous() and torch.equal(weights[1], cell.recurrent_kernel.detach().t())
+    views = [w.data_ptr() == v.data_ptr() for w, v in zip(weights, (cell.kernel, cell.recurrent_kernel))]
+    assert views == ([True, True] if name == "LSTM" else [False, True])
     assert weights[2].data_ptr() == cell.bias.data_ptr()  # the bias as is
     assert weights[0].untyped_storage().data_ptr() != weights[1].untyped_storage().data_ptr()  # no flat cat
     assert weights[0].grad_fn is not None  # gradients reach the Keras-layout parameters
@@ -170,3 +175,32 @@ def test_export_keeps_torchs_own_op(name, op):
     targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
     assert op in targets and not any("kerasish" in t for t in targets), targets
     torch.testing.assert_close(program.module()(x), layer(x))
+
+
+def test_gru_inference_projects_the_inputs_in_one_matmul():
+    """CPU inference: the GRU's input projection is one (add)mm over all
+    steps, as nn.GRU's, not a bmm per time step (torch folds a batch-first
+    input only for weights that require grad; the inference weights do not).
+    Outputs and final state equal nn.GRU's."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    layer = keras.layers.GRU(4, return_sequences=True, return_state=True)
+    x = _x(3, 6, 2)
+    layer(x)
+    ref = _torch_twin(layer)
+    with torch.no_grad():
+        with Ops() as ops:
+            out, h = layer(x)
+        expected, expected_h = ref(x)
+    assert "aten.bmm.default" not in ops.seen, sorted(set(ops.seen))
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(h, expected_h[0])
