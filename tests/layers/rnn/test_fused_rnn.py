@@ -39,9 +39,8 @@ def _torch_twin(layer):
 
 @pytest.mark.parametrize("name", ["LSTM", "SimpleRNN"])
 def test_cpu_training_weights_are_torch_layout_without_a_flat_buffer(name):
-    """LSTM: views of its torch-layout storage; SimpleRNN: a transposed
-    copy of its Keras-layout kernel (its square orthogonal-initialized
-    recurrent kernel happens to be stored transposed already, so it is a view)."""
+    """LSTM: views of its torch-layout storage; SimpleRNN: transposed
+    copies of its contiguous Keras-layout kernels."""
     layer = getattr(keras.layers, name)(4)
     x = _x(2, 3, 5)
     layer(x)
@@ -50,7 +49,7 @@ def test_cpu_training_weights_are_torch_layout_without_a_flat_buffer(name):
     assert weights[0].is_contiguous() and torch.equal(weights[0], cell.kernel.detach().t())
     assert weights[1].is_contiguous() and torch.equal(weights[1], cell.recurrent_kernel.detach().t())
     views = [w.data_ptr() == v.data_ptr() for w, v in zip(weights, (cell.kernel, cell.recurrent_kernel))]
-    assert views == ([True, True] if name == "LSTM" else [False, True])
+    assert views == ([True, True] if name == "LSTM" else [False, False])
     assert weights[2].data_ptr() == cell.bias.data_ptr()  # the bias as is
     assert weights[0].untyped_storage().data_ptr() != weights[1].untyped_storage().data_ptr()  # no flat cat
     assert weights[0].grad_fn is not None  # gradients reach the Keras-layout parameters
