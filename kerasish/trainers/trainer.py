@@ -496,6 +496,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         # (`__dict__`: Layer.__getattr__'s miss path is slow on this per-step read)
         if has_callables or call_context.state().losses or self.__dict__.get("_persistent_losses"):
             return self.losses
+        if not regs:
+            return []
         out = [reg(w) for w, reg in regs]
         # a sharded weight's (ModelParallel) term is a DTensor: its whole value joins the plain losses
         return [t.full_tensor() if hasattr(t, "full_tensor") else t for t in out]
