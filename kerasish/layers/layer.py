@@ -501,13 +501,20 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         # when it takes it; an explicit `mask=` to a call without one is a TypeError (as Keras)
         state = _LOCAL.state
         stack = state.stack
-        training = kwargs.get("training") if kwargs else None
-        if training is None:
-            training = stack[-1] if stack else (d["training"] if d.get("_training_set") else None)
+        cls = type(self)  # (class-level flags read from the class: fewer guards under torch.compile)
+        takes_training = cls._call_has_training
+        # the resolved mode goes to `call`, to sublayers (the stack) or to the full path; a hot
+        # call of a leaf layer whose `call` takes no `training` has no use for it
+        if takes_training or not fast or d["_modules"]:
+            training = kwargs.get("training") if kwargs else None
             if training is None:
-                training = self._call_training_default
-        if self._call_has_training:
-            kwargs["training"] = self._call_training_unset if training is None else training
+                training = stack[-1] if stack else (d["training"] if d.get("_training_set") else None)
+                if training is None:
+                    training = cls._call_training_default
+            if takes_training:
+                kwargs["training"] = cls._call_training_unset if training is None else training
+            elif kwargs:
+                kwargs.pop("training", None)
         elif kwargs:
             kwargs.pop("training", None)
         if not stack and state.dirty:
@@ -524,8 +531,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                     stack.pop()
             else:
                 outputs = self.call(*args, **kwargs)
-        else:
-            outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
+            if outputs is None:
+                self._raise_none_output()
+            # a hot-path layer has no activity regularizer, no `compute_mask` and no `mask=`
+            # (`_derive_plain`): at most the input mask passes through
+            if d["supports_masking"]:
+                previous = tree.get_mask(x)
+                if previous is not None:
+                    tree.set_mask(outputs, previous)
+            return outputs
+        outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
 
         if outputs is None:
             self._raise_none_output()

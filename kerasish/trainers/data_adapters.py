@@ -36,6 +36,7 @@ from kerasish.backend import dtypes
 from kerasish.backend.dtypes import floatx
 from kerasish.backend.dtypes import to_torch_dtype
 from kerasish.trainers.device_feed import Prefetcher
+from kerasish.trainers.device_feed import is_cuda
 from kerasish.trainers.device_feed import host_to_device
 
 # Arrays up to this many bytes in total live on the accelerator for the whole fit.
@@ -287,8 +288,10 @@ class ArrayDataAdapter(DataAdapter):
     def __iter__(self):
         device = self._device
         move = device is not None and any(isinstance(t, torch.Tensor) and t.device != device for t in self._flat)
-        # batches gathered on the host go to the accelerator one step ahead (a no-op on the CPU)
-        return iter(Prefetcher(self._batches(move), device if move else None))
+        if not (move and is_cuda(device)):
+            return self._batches(move)  # (what the Prefetcher would be: one generator level less per batch)
+        # batches gathered on the host go to the accelerator one step ahead
+        return iter(Prefetcher(self._batches(move), device))
 
     def _batches(self, move):
         n, bs, flat = self._num_samples, self.batch_size, self._flat
@@ -303,6 +306,15 @@ class ArrayDataAdapter(DataAdapter):
             for t in flat:
                 if isinstance(t, torch.Tensor) and t.device not in by_device:
                     by_device[t.device] = perm.to(t.device)
+            if len(by_device) == 1 and all(type(t) is torch.Tensor for t in flat):
+                # the common case (every leaf a tensor on one device): one
+                # index slice per batch, no per-leaf dispatch
+                (perm,) = by_device.values()
+                for start in range(0, n, bs):
+                    idx = perm[start:start + bs]
+                    batch = pack([t.index_select(0, idx) for t in flat])
+                    yield move_to_device(batch, device) if move else batch
+                return
             pairs = [(t, by_device[t.device] if isinstance(t, torch.Tensor) else perm) for t in flat]
             for start in range(0, n, bs):
                 stop = start + bs

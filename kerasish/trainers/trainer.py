@@ -496,6 +496,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         # (`__dict__`: Layer.__getattr__'s miss path is slow on this per-step read)
         if has_callables or call_context.state().losses or self.__dict__.get("_persistent_losses"):
             return self.losses
+        if not regs:
+            return []
         out = [reg(w) for w, reg in regs]
         # a sharded weight's (ModelParallel) term is a DTensor: its whole value joins the plain losses
         return [t.full_tensor() if hasattr(t, "full_tensor") else t for t in out]
@@ -504,6 +506,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         """`compute_loss`, without `training` for overrides written before
         Keras 3 added it (decided once from the signature, so a TypeError
         raised inside a user's `compute_loss` is never swallowed)."""
+        if type(self).compute_loss is _COMPUTE_LOSS and "compute_loss" not in self.__dict__:
+            # not overridden (per step: no keyword call, no signature check)
+            return _COMPUTE_LOSS(self, x, y, y_pred, sample_weight, training)
         takes_training = self._loss_takes_training
         if takes_training is None:
             takes_training = self._loss_takes_training = _accepts_training(self.compute_loss)
@@ -511,9 +516,10 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
         return self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight)
 
-    def _track_loss(self, x, loss):
+    def _track_loss(self, x, loss, n=None):
         tracker = self._loss_tracker
-        n = _batch_size_of(x)
+        if n is None:
+            n = _batch_size_of(x)
         if n == 0:
             return  # an empty share of a data-parallel batch: its loss is empty/NaN and weighs nothing
         if loss.ndim == 0:
@@ -578,14 +584,17 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             scaler.update()
             forget_autocast_casts()
             return
-        if hasattr(opt, "scale_loss"):
+        keras_opt = isinstance(opt, _keras_optimizer_class())
+        if keras_opt:  # (`scale_loss` is the Keras optimizers' hook; a torch optimizer has none)
+            loss = opt.scale_loss(loss)
+        elif hasattr(opt, "scale_loss"):
             loss = opt.scale_loss(loss)
         loss.backward()
         # fetched again: FSDP2 registers unsharded parameters between its forward and backward
         weights = self._trainable_variables_cached()
         if run is not None:
             run.all_reduce_grads(weights, n_samples)
-        if isinstance(opt, _keras_optimizer_class()):
+        if keras_opt:
             with torch.no_grad():
                 opt.apply([w.grad for w in weights], weights)
         else:
@@ -618,15 +627,17 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             p.grad = None
         y_pred = self(x, training=True)
         loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=True)
-        self._track_loss(x, loss)
+        n = _batch_size_of(x)
+        self._track_loss(x, loss, n)
         if self.optimizer is None:
             raise ValueError("The model was compiled without an optimizer; `fit` needs one.")
-        self._apply_gradients(loss, _batch_size_of(x))
-        with torch.no_grad():
-            if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
+        self._apply_gradients(loss, n)
+        if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
+            with torch.no_grad():
                 return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-            cm = self._compile_metrics
-            if cm is not None:
+        cm = self._compile_metrics
+        if cm is not None:
+            with torch.no_grad():
                 cm.update_state(y, y_pred, sample_weight)
         return None
 
@@ -679,9 +690,14 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         cls = type(self)
         if kind == "train":
             lazy = cls.train_step is Trainer.train_step and cls.get_metrics_result is Trainer.get_metrics_result
+            if lazy:
 
-            def fn(data):
-                return self._train_step_impl(data, want_logs=False) if lazy else self.train_step(data)
+                def fn(data):
+                    return self._train_step_impl(data, False)
+            else:
+
+                def fn(data):
+                    return self.train_step(data)
         elif kind == "test":
             lazy = cls.test_step is Trainer.test_step and cls.get_metrics_result is Trainer.get_metrics_result
 
@@ -717,3 +733,6 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             if isinstance(m, CompileMetrics) or first is None or first.device != device:
                 m.to(device)
                 m._device_hint = device
+
+
+_COMPUTE_LOSS = Trainer.compute_loss

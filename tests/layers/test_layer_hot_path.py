@@ -54,3 +54,54 @@ def test_unbuilt_again_rebuilds_on_the_next_call():
     assert layer.__dict__["_plain"] is None
     layer(torch.ones(2, 4))
     assert layer.built and layer.__dict__["_plain"] is True
+
+
+class _Outer(keras.layers.Layer):
+    """A hot-path container whose own `call` takes no `training`."""
+
+    def __init__(self, rate):
+        super().__init__()
+        self.drop = keras.layers.Dropout(rate)
+
+    def call(self, x):
+        return self.drop(x)
+
+
+def test_hot_container_without_training_argument_passes_the_mode_to_sublayers():
+    outer = _Outer(0.5)
+    x = torch.ones(64, 32)
+    outer(x)
+    outer(x)
+    assert outer.__dict__["_plain"] is True
+    # the explicit mode reaches Dropout through the call stack (Keras rule), on the hot path too
+    torch.manual_seed(0)
+    y = outer(x, training=True)
+    assert (y == 0).any() and torch.allclose(y[y != 0], torch.full_like(y[y != 0], 2.0))
+    torch.testing.assert_close(outer(x, training=False), x)
+    outer.train()  # then the torch mode, when no explicit value is given
+    assert (outer(x) == 0).any()
+    outer.eval()
+    torch.testing.assert_close(outer(x), x)
+
+
+def test_hot_leaf_layer_accepts_and_drops_an_explicit_training_argument():
+    layer, x = _hot_dense()
+    expected = layer(x)
+    # Dense.call takes no `training`: the keyword is consumed, as in Keras, not passed on
+    torch.testing.assert_close(layer(x, training=True), expected)
+    torch.testing.assert_close(layer(x, training=False), expected)
+    inner = keras.layers.Dropout(0.5)
+
+    class Wrap(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.dense, self.drop = layer, inner
+
+        def call(self, x, training=None):
+            return self.drop(self.dense(x))
+
+    wrap = Wrap()
+    wrap(x)
+    torch.manual_seed(0)
+    out = wrap(torch.ones(64, 4), training=True)  # the hot leaf inside a training call leaves the stack intact
+    assert (out == 0).any()
