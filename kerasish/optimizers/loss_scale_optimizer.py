@@ -153,6 +153,7 @@ class LossScaleOptimizer(Optimizer):
 
     def scale_loss(self, loss):
         """`loss * scale` (in float32 at least, so a float16 loss cannot overflow)."""
+        self._loss_scaled = True
         scale = self.dynamic_scale if self.built else torch.tensor(float(self.initial_scale))
         if isinstance(loss, torch.Tensor):
             if loss.dtype in (torch.float16, torch.bfloat16):
@@ -216,6 +217,9 @@ class LossScaleOptimizer(Optimizer):
                 )
             trainable_variables = list(trainable_variables)
             self.build(trainable_variables)
+        if not self.__dict__.get("_loss_scaled", False) and self.__dict__.get("_made_by_compile"):
+            self._warn_unscaled_loss()
+        self._loss_scaled = False
         present = [torch.as_tensor(g) for g in grads if g is not None]
         if present and not _all_finite(present):
             self.step_counter.zero_()
@@ -227,6 +231,23 @@ class LossScaleOptimizer(Optimizer):
             self.dynamic_scale.mul_(2.0)
         else:
             self.step_counter += 1
+
+    def _warn_unscaled_loss(self) -> None:
+        """Once per optimizer that `compile` wrapped around the user's (who may not know it is there):
+        gradients arrived without `scale_loss` having been called since the last step. Keras divides them by the scale all the same (a custom `train_step` under "mixed_float16"
+        that calls `loss.backward()` on the plain loss trains with gradients 2**15 times too small);
+        kerasish does what Keras does, and says so."""
+        if self.__dict__.get("_warned_unscaled"):
+            return
+        self._warned_unscaled = True
+        import warnings
+
+        warnings.warn(
+            f"LossScaleOptimizer '{self.name}' received gradients but `scale_loss` was not called since the "
+            f"last step: they are divided by the loss scale ({float(self.dynamic_scale):g}) as in Keras, so "
+            "gradients of an unscaled loss come out that many times too small. In a custom `train_step` "
+            "(a \"mixed_float16\" model's optimizer is a LossScaleOptimizer), backpropagate "
+            "`self.optimizer.scale_loss(loss)`.", stacklevel=3)
 
     def _unscale(self, grad) -> torch.Tensor:
         """`grad / scale`, in float32 at least (as Keras's promotion: a float16 gradient divided by
