@@ -295,12 +295,6 @@ def test_torch_one_cycle_lr_drives_a_kerasish_optimizer():
     assert max(seen) > 0.9 and seen[0] < 0.1 and seen[-1] < max(seen)  # warm-up to max_lr, then decay
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch.optim.swa_utils.update_bn only recomputes modules that are torch _BatchNorm instances; "
-    "kerasish BatchNormalization is not one, so update_bn silently leaves its moving statistics alone "
-    "(needs BatchNormalization to speak torch's _BatchNorm protocol; not done in this round)",
-)
 def test_swa_update_bn_recomputes_kerasish_batchnorm_statistics():
     from torch.optim.swa_utils import AveragedModel, update_bn
 
