@@ -313,8 +313,10 @@ def test_swa_update_bn_recomputes_kerasish_batchnorm_statistics():
 def test_weighted_accuracy_on_masked_sequence_is_the_weighted_mean_of_valid_steps(keras_ref, batch_size):
     # NumPy reference: sum(acc * w * mask) / sum(w * mask) over every step.
     # kerasish gives it at every batch size; Keras 3.15 on torch agrees at
-    # batch_size=8 (one batch) but not with a partial last batch (noted in
-    # the issue), so the reference here is NumPy, not Keras.
+    # batch_size=8 (one batch) but not over several batches: its loss scales
+    # the batch's sample-weight tensor in place (a Keras bug, see
+    # test_user_patterns_3.test_keras_masked_loss_rescales_sample_weight_in_place),
+    # so the reference here is NumPy, not Keras.
     ref, ours, x, y = _tagger_pair(keras_ref)
     for model in (ref, ours):
         model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy"])

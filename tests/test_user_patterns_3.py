@@ -98,3 +98,47 @@ def test_batchnorm_torch_protocol_and_other_walks_unchanged():
     assert list(model.modules())[-1] is bn
     assert torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).layers[0] is bn
     assert copy.deepcopy(model).layers[0].momentum == pytest.approx(0.8)
+
+
+# ------------------------------------- weighted metrics on masked sequences
+def test_keras_masked_loss_rescales_sample_weight_in_place(keras_ref):
+    """Why Keras 3.15 (torch backend) reports a different `weighted_accuracy` than the NumPy weighted
+    mean when a masked sequence model is evaluated in several batches: its loss's `apply_mask` does
+    `sample_weight *= mask * (total / valid)` on the batch's own tensor (`ops.cast` returns the same
+    torch tensor), so the weighted metrics computed after the loss see each batch's weights scaled by
+    that batch's `total / valid`. Within one batch the factor cancels (one batch agrees); across batches
+    it reweights them. That is a Keras bug (TF and JAX tensors are immutable, so there it does not
+    happen); kerasish keeps the NumPy weighted mean and never writes into the caller's weights."""
+    from test_user_patterns_2 import _tagger_pair
+
+    ref, ours, x, y = _tagger_pair(keras_ref)
+    for model in (ref, ours):
+        model.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"], weighted_metrics=["accuracy"])
+    sw = np.random.default_rng(1).uniform(0.2, 2.0, (8, 6)).astype("float32")
+    mask = (x != 0).astype("float64")
+    acc = (ref.predict(x, verbose=0).argmax(-1) == y).astype("float64")
+    numpy_mean = (acc * sw * mask).sum() / (sw * mask).sum()
+    # Keras's number, reproduced from the in-place rescaling: batch b's weights times T*B/valid_b
+    scaled = [(acc[b:b + 4] * sw[b:b + 4] * mask[b:b + 4], sw[b:b + 4] * mask[b:b + 4],
+               mask[b:b + 4].size / mask[b:b + 4].sum()) for b in (0, 4)]
+    keras_formula = sum(n.sum() * f for n, _, f in scaled) / sum(d.sum() * f for _, d, f in scaled)
+    assert abs(keras_formula - numpy_mean) > 1e-4  # the two readings differ on this data
+
+    got = ours.evaluate(x, y, sample_weight=sw, batch_size=4, verbose=0, return_dict=True)["weighted_accuracy"]
+    np.testing.assert_allclose(got, numpy_mean, rtol=1e-6)
+    theirs = ref.evaluate(x, y, sample_weight=sw, batch_size=4, verbose=0, return_dict=True)["weighted_accuracy"]
+
+    # the mechanism, on the loss objects directly
+    y_pred = ref(x[:4])
+    weights = keras_ref.ops.convert_to_tensor(sw[:4])
+    before = keras_ref.ops.convert_to_numpy(weights).copy()
+    keras_ref.losses.SparseCategoricalCrossentropy()(y[:4], y_pred, sample_weight=weights)
+    keras_mutates = not np.array_equal(keras_ref.ops.convert_to_numpy(weights), before)
+    if keras_mutates:  # Keras 3.15.1
+        np.testing.assert_allclose(theirs, keras_formula, rtol=1e-5)
+    else:  # a Keras without the bug must agree with kerasish
+        np.testing.assert_allclose(theirs, numpy_mean, rtol=1e-5)
+    y_ours = ours(torch.as_tensor(x[:4]))
+    mine = torch.as_tensor(sw[:4]).clone()
+    kerasish.losses.SparseCategoricalCrossentropy()(torch.as_tensor(y[:4]), y_ours, sample_weight=mine)
+    torch.testing.assert_close(mine, torch.as_tensor(sw[:4]), rtol=0, atol=0)
