@@ -163,3 +163,191 @@ def test_int4_dense_kernel_reads_unpacked_like_keras(keras_ref):
     want = keras_ref.ops.convert_to_numpy(ref.kernel)
     assert want.shape == (4, 5)
     np.testing.assert_array_equal(np.asarray(ours.kernel.detach()), want)
+
+
+# --------------------------------------------------------------- torch habits
+def _mlp_and_torch_twin():
+    torch.manual_seed(0)
+    ours = kerasish.Sequential([kerasish.Input((4,)), kerasish.layers.Dense(8, activation="relu"),
+                                kerasish.layers.Dense(2)])
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    with torch.no_grad():
+        for lin, dense in ((twin[0], ours.layers[0]), (twin[2], ours.layers[1])):
+            lin.weight.copy_(dense.kernel.T)
+            lin.bias.copy_(dense.bias)
+    return ours, twin
+
+
+def test_weight_norm_trains_like_torch_and_keras_files_refuse_it_clearly(tmp_path):
+    """`weight_norm` on a Dense kernel `(in, out)` along `dim=1` is torch's on the Linear weight
+    `(out, in)` along `dim=0`: same outputs and gradients of g and v. Keras files cannot hold the
+    parametrization: saving says so and names `remove_parametrizations`; after it, the file holds
+    the effective kernel."""
+    from torch.nn.utils import parametrizations
+    from torch.nn.utils import parametrize
+
+    ours, twin = _mlp_and_torch_twin()
+    parametrizations.weight_norm(ours.layers[0], name="kernel", dim=1)
+    parametrizations.weight_norm(twin[0], name="weight", dim=0)
+    x = torch.randn(6, 4)
+    torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-6)
+    ours(x).square().sum().backward()
+    twin(x).square().sum().backward()
+    g, v = ours.layers[0].parametrizations.kernel.original0, ours.layers[0].parametrizations.kernel.original1
+    tg, tv = twin[0].parametrizations.weight.original0, twin[0].parametrizations.weight.original1
+    torch.testing.assert_close(g.grad.reshape(-1), tg.grad.reshape(-1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(v.grad, tv.grad.T, rtol=1e-5, atol=1e-6)
+    for action in (lambda: ours.save(str(tmp_path / "m.keras")), lambda: ours.save_weights(str(tmp_path / "w.weights.h5")),
+                   lambda: ours.save(str(tmp_path / "m.h5"))):
+        with pytest.raises(ValueError, match="remove_parametrizations"):
+            action()
+    ours.save_weights(str(tmp_path / "w.pt"))  # a torch state_dict holds them
+    parametrize.remove_parametrizations(ours.layers[0], "kernel")
+    kernel = ours.layers[0].kernel  # back in Keras's place (before the bias) and a Keras variable again
+    assert [w.shape for w in ours.get_weights()] == [(4, 8), (8,), (8, 2), (2,)]
+    assert kernel.path.endswith("dense/kernel") and ours.weights[0] is kernel
+    ours.save(str(tmp_path / "m.keras"))
+    loaded = kerasish.saving.load_model(str(tmp_path / "m.keras"))
+    torch.testing.assert_close(loaded(x), twin(x), rtol=1e-5, atol=1e-6)
+
+
+def test_spectral_norm_on_a_dense_kernel_bounds_its_spectral_norm():
+    from torch.nn.utils import parametrizations
+
+    ours, _ = _mlp_and_torch_twin()
+    parametrizations.spectral_norm(ours.layers[0], name="kernel", n_power_iterations=20)
+    ours.train()
+    for _ in range(5):
+        ours(torch.randn(6, 4))
+    sigma = torch.linalg.matrix_norm(ours.layers[0].kernel.detach(), ord=2)
+    torch.testing.assert_close(sigma, torch.tensor(1.0), rtol=1e-4, atol=1e-4)
+
+
+def test_functional_call_maml_inner_loop_matches_torch_nn():
+    """A MAML step with `torch.func.functional_call` + `torch.func.grad`: the adapted loss and the
+    meta-gradients equal those of the same torch.nn model."""
+    from torch.func import functional_call
+    from torch.func import grad
+
+    ours, twin = _mlp_and_torch_twin()
+    x, y = torch.randn(6, 4), torch.randn(6, 2)
+    results = []
+    for model in (ours, twin):
+        params = dict(model.named_parameters())
+
+        def loss(p, model=model):
+            return torch.nn.functional.mse_loss(functional_call(model, p, (x,)), y)
+
+        inner = grad(loss)(params)
+        outer = loss({k: v - 0.1 * inner[k] for k, v in params.items()})
+        outer.backward()
+        results.append((outer.detach(), [p.grad for p in model.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+    k0, b0, k1, b1 = results[0][1]
+    w0, c0, w1, c1 = results[1][1]
+    for a, b in ((k0, w0.T), (b0, c0), (k1, w1.T), (b1, c1)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_apply_reinitialisation_is_seen_by_the_keras_views(tmp_path):
+    ours, _ = _mlp_and_torch_twin()
+
+    def init(module):
+        if isinstance(module, kerasish.layers.Dense):
+            torch.nn.init.constant_(module.kernel, 0.25)
+            torch.nn.init.zeros_(module.bias)
+
+    ours.apply(init)
+    assert all(np.all(w == 0.25) for w in ours.get_weights()[0::2])
+    assert float(ours.layers[0].kernel.numpy().mean()) == 0.25 and float(ours.weights[1].numpy().sum()) == 0
+    ours.save_weights(str(tmp_path / "w.weights.h5"))
+    fresh, _ = _mlp_and_torch_twin()
+    fresh.load_weights(str(tmp_path / "w.weights.h5"))
+    assert np.all(fresh.get_weights()[2] == 0.25)
+
+
+def test_forward_and_full_backward_hooks_see_what_torch_nn_sees():
+    ours, twin = _mlp_and_torch_twin()
+    seen = {}
+
+    def fwd(tag):
+        def hook(module, args, output):
+            seen[(tag, "out")] = output.detach().clone()
+        return hook
+
+    def bwd(tag):
+        def hook(module, grad_input, grad_output):
+            seen[(tag, "gin")] = grad_input[0].detach().clone()
+            seen[(tag, "gout")] = grad_output[0].detach().clone()
+        return hook
+
+    for tag, module in (("ours", ours.layers[0]), ("twin", twin[0])):
+        module.register_forward_hook(fwd(tag))
+        module.register_full_backward_hook(bwd(tag))
+    x = torch.randn(6, 4)
+    for tag, model in (("ours", ours), ("twin", twin)):
+        xx = x.clone().requires_grad_()
+        model(xx).square().sum().backward()
+    # ours' Dense applies its relu inside the layer: compare the forward after the activation
+    torch.testing.assert_close(seen[("ours", "out")], torch.relu(seen[("twin", "out")]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(seen[("ours", "gin")], seen[("twin", "gin")], rtol=1e-5, atol=1e-6)
+    # a hook replacing the output changes fit's and predict's numbers, as in torch
+    ours.layers[1].register_forward_hook(lambda module, args, output: output * 0)
+    assert np.all(ours.predict(x.numpy(), verbose=0) == 0)
+
+
+def test_torch_jit_script_says_what_to_use_and_trace_works():
+    ours, twin = _mlp_and_torch_twin()
+    with pytest.raises(RuntimeError, match="torch.jit.script cannot compile the kerasish layer"):
+        torch.jit.script(ours)
+    with pytest.raises(RuntimeError, match="torch.jit.script cannot compile the kerasish layer"):
+        torch.jit.script(torch.nn.Sequential(torch.nn.Identity(), ours))
+    x = torch.randn(3, 4)
+    traced = torch.jit.trace(ours, x)
+    torch.testing.assert_close(traced(torch.randn(5, 4) * 0 + x[0]), twin(torch.randn(5, 4) * 0 + x[0]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_memory_format_keeps_outputs():
+    torch.manual_seed(0)
+    model = kerasish.Sequential([kerasish.Input((8, 8, 3)), kerasish.layers.Conv2D(4, 3),
+                                 kerasish.layers.BatchNormalization(), kerasish.layers.GlobalAveragePooling2D(),
+                                 kerasish.layers.Dense(2)])
+    x = torch.randn(2, 8, 8, 3)
+    before = model(x)
+    model.to(memory_format=torch.channels_last)
+    torch.testing.assert_close(model(x), before, rtol=1e-6, atol=1e-6)
+    assert model.get_weights()[0].shape == (3, 3, 3, 4)  # Keras layout unchanged
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_fit_under_a_no_grad_block_says_why(mode):
+    """Keras on torch fails deep in `backward()` ("element 0 of tensors does not require grad");
+    kerasish names the block. predict and evaluate work inside it."""
+    ours, _ = _mlp_and_torch_twin()
+    ours.compile("sgd", "mse")
+    x, y = np.random.rand(8, 4).astype("float32"), np.random.rand(8, 2).astype("float32")
+    with getattr(torch, mode)():
+        with pytest.raises(RuntimeError, match=f"`fit` was called under torch.{mode}"):
+            ours.fit(x, y, verbose=0)
+        with pytest.raises(RuntimeError, match="`train_on_batch` was called under"):
+            ours.train_on_batch(x, y)
+        ours.predict(x, verbose=0)
+        ours.evaluate(x, y, verbose=0)
+    ours.fit(x, y, verbose=0)
+
+
+def test_requires_grad_false_freezes_like_trainable_false_for_fit():
+    ours, _ = _mlp_and_torch_twin()
+    ours.layers[0].requires_grad_(False)
+    assert len(ours.trainable_weights) == 2 and len(ours.non_trainable_weights) == 2
+    ours.compile("sgd", "mse")
+    before = ours.get_weights()
+    ours.fit(np.random.rand(8, 4).astype("float32"), np.random.rand(8, 2).astype("float32"), verbose=0)
+    after = ours.get_weights()
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+    assert not np.array_equal(after[2], before[2])
+    other, _ = _mlp_and_torch_twin()
+    other.layers[0].trainable = False
+    assert [p.requires_grad for p in other.parameters()] == [False, False, True, True]

@@ -48,6 +48,31 @@ def _replace_key(registry: dict, old_key: str, new_key: str) -> None:
         registry[new_key if key == old_key else key] = value
 
 
+def deleted_by_parametrization(frame) -> bool:
+    """Whether the `delattr` being run was called by `torch.nn.utils.parametrize.register_parametrization`."""
+    code = frame.f_code if frame is not None else None
+    return code is not None and code.co_name == "register_parametrization" and code.co_filename.endswith(
+        "parametrize.py")
+
+
+def restore_vacated_weight(layer, registry: dict, name: str) -> None:
+    """A weight taken away by a torch parametrization (`register_parametrization` deletes it) comes back
+    under its name (`remove_parametrizations` registers a plain tensor holding the current value): give
+    it back its place in Keras's weight order (what `get_weights` and the saved files follow) and its
+    Keras variable identity (`path`, `assign`, regularizer, constraint)."""
+    old, keys = layer.__dict__["_vacated_weights"].pop(name)
+    value = registry[name]
+    if value is not None and not isinstance(value, Variable) and value.shape == old.shape:
+        registry[name] = rewrap_like(value, old)
+    if name in keys:
+        items = dict(registry)
+        position = {k: i for i, k in enumerate(keys)}
+        registry.clear()
+        order = sorted(items, key=lambda k: (position.get(k, len(keys)), 0))
+        for k in order:
+            registry[k] = items[k]
+
+
 class LayerWeightsMixin:
     """Weight creation and bookkeeping for `Layer` (see module docstring)."""
 

@@ -408,6 +408,21 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         if not self.compiled:
             raise NotCompiledError("You must call `compile()` before using the model.")
 
+    def _assert_grad_enabled(self, method_name):
+        """The built-in training step needs autograd: under `torch.no_grad()` / `torch.inference_mode()`
+        its `backward()` would fail deep inside torch ("element 0 of tensors does not require grad", as
+        in Keras on torch); say why up front. A custom `train_step` decides for itself."""
+        if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+            return
+        if type(self).train_step is not Trainer.train_step:
+            return
+        mode = "torch.inference_mode()" if torch.is_inference_mode_enabled() else "torch.no_grad()"
+        raise RuntimeError(
+            f"`{method_name}` was called under {mode}: training computes gradients with autograd, which is "
+            f"switched off there. Call `{method_name}` outside that block (`predict` and `evaluate` may stay "
+            "inside it)."
+        )
+
     # ------------------------------------------------------------- metrics
     @property
     def metrics(self) -> list:
