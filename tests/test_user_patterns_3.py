@@ -351,3 +351,74 @@ def test_requires_grad_false_freezes_like_trainable_false_for_fit():
     other, _ = _mlp_and_torch_twin()
     other.layers[0].trainable = False
     assert [p.requires_grad for p in other.parameters()] == [False, False, True, True]
+
+
+# ------------------------------------------------- Keras-side graph habits
+def _interleaved(lib):
+    class Blocks(lib.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.encoders, self.projectors = [], []
+            for units in (3, 4, 5):
+                self.encoders.append(lib.layers.Dense(units))
+                self.projectors.append(lib.layers.Dense(2))
+            self.head = lib.layers.Dense(1)
+
+        def call(self, x):
+            outs = [self.head(x)] + [proj(enc(x)) for enc, proj in zip(self.encoders, self.projectors)]
+            return lib.ops.concatenate(outs, axis=-1)
+
+    return Blocks()
+
+
+def test_sublayer_weight_order_follows_keras_tracking_order(keras_ref):
+    """Keras orders a layer's weights by when each sublayer was tracked (list appends interleave);
+    kerasish did it by attribute, so `get_weights` / `set_weights` between the two misplaced arrays."""
+    ours, ref = _interleaved(kerasish), _interleaved(keras_ref)
+    x = np.ones((2, 6), "float32")
+    ours(x)
+    ref(x)
+    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in ref.weights]
+    assert [w.path.split("/", 1)[1] for w in ours.weights][:4] == ["dense/kernel", "dense/bias",
+                                                                   "dense_1/kernel", "dense_1/bias"]
+    copied = copy.deepcopy(ours)  # the order travels with the layers
+    assert [tuple(w.shape) for w in copied.weights] == [tuple(w.shape) for w in ours.weights]
+    ours.set_weights([np.asarray(keras_ref.ops.convert_to_numpy(w)) for w in ref.weights])
+    np.testing.assert_allclose(ours(x).detach().numpy(), keras_ref.ops.convert_to_numpy(ref(x)), rtol=1e-6)
+
+
+def test_custom_layer_on_string_inputs_in_a_functional_model(keras_ref):
+    """A user layer whose call starts with a StringLookup, called on a `dtype="string"` Input: its output
+    spec comes from placeholder strings (no OOV error for `num_oov_indices=0`); the model then computes
+    the lookup's documented mapping (vocabulary position + num_oov_indices)."""
+    vocab = ["a", "b", "c"]
+
+    class Lookup2(kerasish.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.lookup = kerasish.layers.StringLookup(vocabulary=vocab, mask_token=None, num_oov_indices=0)
+
+        def call(self, x):
+            return kerasish.ops.cast(self.lookup(x), "float32") * 2.0
+
+    inp = kerasish.Input(shape=(), dtype="string")
+    out = kerasish.activations.sigmoid(Lookup2()(inp))
+    model = kerasish.Model(inp, out)
+    got = model.predict(np.asarray(["c", "a", "b"], dtype=object), verbose=0)
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-2.0 * np.asarray([2, 0, 1]))), rtol=1e-6)
+    with pytest.raises(ValueError, match="all inputs should be in vocabulary"):
+        model.predict(np.asarray(["z"], dtype=object), verbose=0)  # real values still checked
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "sigmoid", "relu", "gelu", "sparsemax"])
+def test_activation_functions_on_keras_tensors(keras_ref, name):
+    """`keras.activations.<fn>(KerasTensor)` builds a graph node (Keras's activations are ops);
+    kerasish's converted the KerasTensor with torch.as_tensor and failed."""
+    inp = kerasish.Input((5,))
+    model = kerasish.Model(inp, getattr(kerasish.activations, name)(inp))
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype("float32")
+    want = getattr(kerasish.activations, name)(torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-6, atol=1e-6)
+    if name != "sparsemax":  # (kerasish's sparsemax is the exact simplex projection; Keras 3.15's is not)
+        ref = keras_ref.ops.convert_to_numpy(getattr(keras_ref.activations, name)(keras_ref.ops.convert_to_tensor(x)))
+        np.testing.assert_allclose(want, ref, rtol=1e-5, atol=1e-6)

@@ -362,6 +362,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             self._forget_container(name)  # the attribute is being replaced
         if isinstance(value, torch.Tensor) and self._track_variable_attr(name, value):
             return
+        if isinstance(value, nn.Module):
+            tracking.note_tracked(value)  # Keras's sublayer (and weight) order: when first tracked
         if value is None and lazy_weights.is_lazy(d["_parameters"].get(name)):
             return  # (`self.gamma = None` before `add_weight`: the placeholder stays until build ends)
         if isinstance(value, (list, tuple, dict)) and name not in _MODULE_CALL_ATTRS:

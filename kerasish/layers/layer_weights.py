@@ -13,6 +13,7 @@ from kerasish.layers import call_context as ctx
 from kerasish.layers.lazy_weights import is_lazy
 from kerasish.layers.lazy_weights import materialize
 from kerasish.layers.lazy_weights import save_without_placeholders
+from kerasish.layers.tracking import keras_child_order
 from kerasish.layers.tracking import split_holders
 from kerasish.layers.tracking import own_weights
 from kerasish.utils import naming
@@ -332,7 +333,7 @@ class LayerWeightsMixin:
                 b for h in holders for k, b in h._buffers.items()
                 if b is not None and k not in h._non_persistent_buffers_set
             )
-        for child in children:
+        for child in keras_child_order(children):
             if getattr(child, "_is_metric", False) or getattr(child, "_is_seed_generator", False):  # not Keras weights
                 continue
             out.extend(child.weights if isinstance(child, Layer) else self._weights_of(child))

@@ -214,3 +214,119 @@ def test_standardized_conv2d_convolution_op(keras_ref):
     h_ref = ref.fit(x, y, batch_size=16, epochs=2, validation_split=0.25, shuffle=False, verbose=0)
     assert_history(h_ours, h_ref)
     assert_weights(ours, ref)
+
+
+# ------------------------------------------ 4. Memory-efficient embeddings
+# Keras 3's StringLookup needs TensorFlow (not installed with the torch backend), so the reference runs
+# the same program on integer ids with the lookups replaced by their tables (StringLookup's documented
+# mapping: vocabulary position + num_oov_indices, OOV -> 0), and kerasish runs the string program.
+USERS = [f"user_{i}" for i in range(40)]
+MOVIES = [f"movie_{i}" for i in range(30)]
+BASE_DIM = 8
+
+
+def _lookup(keras, vocabulary, num_oov_indices, universe, strings):
+    if strings:
+        return keras.layers.StringLookup(vocabulary=vocabulary, mask_token=None, num_oov_indices=num_oov_indices)
+    position = {v: i + num_oov_indices for i, v in enumerate(vocabulary)}
+    assert num_oov_indices or all(u in position for u in universe)
+    table = np.asarray([position.get(u, 0) for u in universe], dtype="int32")
+
+    class TableLookup(keras.layers.Layer):
+        def call(self, ids):
+            return keras.ops.take(keras.ops.convert_to_tensor(table), ids)
+
+    return TableLookup()
+
+
+def _memory_efficient_model(keras, strings):
+    layers, ops = keras.layers, keras.ops
+
+    def embedding_encoder(vocabulary, embedding_dim, universe, num_oov_indices=0, name=None):
+        return keras.Sequential([
+            _lookup(keras, vocabulary, num_oov_indices, universe, strings),
+            layers.Embedding(input_dim=len(vocabulary) + num_oov_indices, output_dim=embedding_dim),
+        ], name=f"{name}_embedding" if name else None)
+
+    class QREmbedding(layers.Layer):
+        def __init__(self, vocabulary, embedding_dim, num_buckets, name=None):
+            super().__init__(name=name)
+            self.num_buckets = num_buckets
+            self.index_lookup = _lookup(keras, vocabulary, 0, USERS, strings)
+            self.q_embeddings = layers.Embedding(num_buckets, embedding_dim)
+            self.r_embeddings = layers.Embedding(num_buckets, embedding_dim)
+
+        def call(self, inputs):
+            embedding_index = self.index_lookup(inputs)
+            quotient_index = ops.floor_divide(embedding_index, self.num_buckets)
+            remainder_index = ops.mod(embedding_index, self.num_buckets)
+            return self.q_embeddings(quotient_index) * self.r_embeddings(remainder_index)
+
+    class MDEmbedding(layers.Layer):
+        def __init__(self, blocks_vocabulary, blocks_embedding_dims, base_embedding_dim, name=None):
+            super().__init__(name=name)
+            self.num_blocks = len(blocks_vocabulary)
+            keys, values = [], []
+            for block_idx, block_vocab in enumerate(blocks_vocabulary):
+                keys.extend(block_vocab)
+                values.extend([block_idx] * len(block_vocab))
+            # (tf.lookup.StaticHashTable in the TF original): index 0 is the OOV token -> block -1
+            self.vocab_index = _lookup(keras, keys, 1, MOVIES, strings)
+            self.block_of_index = np.asarray([-1] + values, dtype="int32")
+            self.block_embedding_encoders = []
+            self.block_embedding_projectors = []
+            for idx in range(self.num_blocks):
+                self.block_embedding_encoders.append(embedding_encoder(
+                    blocks_vocabulary[idx], blocks_embedding_dims[idx], MOVIES, num_oov_indices=1))
+                if blocks_embedding_dims[idx] == base_embedding_dim:
+                    self.block_embedding_projectors.append(layers.Lambda(lambda x: x))
+                else:
+                    self.block_embedding_projectors.append(layers.Dense(units=base_embedding_dim))
+
+        def call(self, inputs):
+            block_indices = ops.take(ops.convert_to_tensor(self.block_of_index), self.vocab_index(inputs))
+            embeddings = None
+            for idx in range(self.num_blocks):
+                block_embeddings = self.block_embedding_projectors[idx](self.block_embedding_encoders[idx](inputs))
+                mask = ops.expand_dims(ops.cast(block_indices == idx, "float32"), 1)
+                block_embeddings = block_embeddings * mask
+                embeddings = block_embeddings if embeddings is None else embeddings + block_embeddings
+            return embeddings
+
+    dtype = "string" if strings else "int32"
+    user_input = layers.Input(name="user_id", shape=(), dtype=dtype)
+    user_embedding = QREmbedding(USERS, BASE_DIM, num_buckets=len(USERS) // 5, name="user_embedding")(user_input)
+    movie_input = layers.Input(name="movie_id", shape=(), dtype=dtype)
+    blocks = [MOVIES[:6], MOVIES[6:18], MOVIES[18:]]
+    movie_embedding = MDEmbedding(blocks, [8, 4, 2], BASE_DIM, name="movie_embedding")(movie_input)
+    logits = layers.Dot(axes=1, name="dot_similarity")([user_embedding, movie_embedding])
+    prediction = keras.activations.sigmoid(logits) * 5
+    return keras.Model(inputs=[user_input, movie_input], outputs=prediction, name="memory_efficient_model")
+
+
+def test_memory_efficient_embeddings(keras_ref, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 96
+    users, movies = rng.integers(0, len(USERS), n), rng.integers(0, len(MOVIES), n)
+    strings = {"user_id": np.asarray([USERS[i] for i in users], dtype=object),
+               "movie_id": np.asarray([MOVIES[i] for i in movies], dtype=object)}
+    ids = {"user_id": users.astype("int32"), "movie_id": movies.astype("int32")}
+    ratings = rng.integers(1, 6, n).astype("float32")
+    ours, ref = _memory_efficient_model(kerasish, True), _memory_efficient_model(keras_ref, False)
+    copy_weights(ours, ref)
+    assert ours.count_params() == ref.count_params()
+    for m, lib in ((ours, kerasish), (ref, keras_ref)):
+        m.compile(optimizer=lib.optimizers.Adam(0.01), loss=lib.losses.MeanSquaredError(),
+                  metrics=[lib.metrics.MeanAbsoluteError(name="mae")])
+    split = 72
+
+    def part(d, sl):
+        return {k: v[sl] for k, v in d.items()}
+
+    h_ours = ours.fit(part(strings, slice(None, split)), ratings[:split], batch_size=24, epochs=2, shuffle=False,
+                      validation_data=(part(strings, slice(split, None)), ratings[split:]), verbose=0)
+    h_ref = ref.fit(part(ids, slice(None, split)), ratings[:split], batch_size=24, epochs=2, shuffle=False,
+                    validation_data=(part(ids, slice(split, None)), ratings[split:]), verbose=0)
+    assert_history(h_ours, h_ref)
+    assert_weights(ours, ref)
+    np.testing.assert_allclose(ours.predict(strings, verbose=0), ref.predict(ids, verbose=0), rtol=1e-5, atol=1e-5)
