@@ -187,6 +187,7 @@ def test_custom_train_step_on_compile_wrapped_optimizer_matches_keras(keras_ref,
     weights) and warns once; with `scale_loss` both train normally and nothing is said."""
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((16, 5)).astype("float32"), rng.standard_normal((16, 1)).astype("float32") * 0.1
+    torch.manual_seed(3)
     q, k = _guide_model(kerasish, scale), _guide_model(keras_ref, scale)
     k.set_weights(q.get_weights())
     start = q.get_weights()
@@ -201,7 +202,7 @@ def test_custom_train_step_on_compile_wrapped_optimizer_matches_keras(keras_ref,
     moved = max(np.abs(a - b).max() for a, b in zip(q.get_weights(), start))
     assert (moved > 1e-3) if scale else (moved < 1e-3)  # 2**15 times too small a step without scaling
     for a, b in zip(q.get_weights(), k.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5)
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)  # float16 forwards: a few float16 ulps
 
 
 def test_float16_loss_is_scaled_in_float32():

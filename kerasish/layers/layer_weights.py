@@ -333,7 +333,8 @@ class LayerWeightsMixin:
                 b for h in holders for k, b in h._buffers.items()
                 if b is not None and k not in h._non_persistent_buffers_set
             )
-        for child in keras_child_order(children):
+        # (only a layer holding list/dict attributes can interleave; others keep registration order)
+        for child in keras_child_order(children) if module.__dict__.get("_container_attrs") else children:
             if getattr(child, "_is_metric", False) or getattr(child, "_is_seed_generator", False):  # not Keras weights
                 continue
             out.extend(child.weights if isinstance(child, Layer) else self._weights_of(child))

@@ -149,7 +149,8 @@ def note_tracked(value) -> None:
 
 def keras_child_order(children: list) -> list:
     """`children` in Keras's tracking order when every one of them carries a stamp (see `note_tracked`),
-    else unchanged."""
+    else unchanged. (A stamp is the first tracking anywhere: a sublayer shared with, and tracked earlier
+    by, another layer sorts by that earlier moment, where Keras would use this layer's own append order.)"""
     seqs = [c.__dict__.get("_keras_track_seq") for c in children]
     if len(children) < 2 or any(q is None for q in seqs):
         return children
