@@ -285,7 +285,7 @@ def test_forward_and_full_backward_hooks_see_what_torch_nn_sees():
         module.register_forward_hook(fwd(tag))
         module.register_full_backward_hook(bwd(tag))
     x = torch.randn(6, 4)
-    for tag, model in (("ours", ours), ("twin", twin)):
+    for model in (ours, twin):
         xx = x.clone().requires_grad_()
         model(xx).square().sum().backward()
     # ours' Dense applies its relu inside the layer: compare the forward after the activation

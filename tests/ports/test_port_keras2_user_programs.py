@@ -10,7 +10,6 @@ import json
 import os
 
 import numpy as np
-import pytest
 
 import kerasish as keras
 from kerasish import backend as K

@@ -19,7 +19,6 @@ and must give the same History, weights and predictions.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 import kerasish
 from tests.ports.test_port_programs import assert_history
