@@ -12,9 +12,11 @@ counter as optimizer variables (saved in `.keras` files, loadable by Keras),
 and divides the gradients by the scale (GradScaler multiplies by its
 inverse; the same numbers for the power-of-two scales both use).
 
-`Model.fit` under the "mixed_float16" policy scales the loss with a
-GradScaler by itself (`compile(auto_scale_loss=True)`); when the compiled
-optimizer is a LossScaleOptimizer, fit uses it instead of the GradScaler.
+`Model.compile` wraps the Keras optimizer of a "mixed_float16" model in a
+LossScaleOptimizer, as Keras 3 does (`compile(auto_scale_loss=True)`), and
+fit scales the loss with it; fit falls back to a GradScaler of the same
+policy only where there is no LossScaleOptimizer to do it (a `torch.optim`
+optimizer, or a float32 model holding mixed_float16 layers).
 """
 
 from __future__ import annotations
