@@ -116,6 +116,95 @@ def test_fit_mixed_float16_uses_it_and_matches_keras(keras_ref):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_compile_wraps_mixed_float16_optimizer_and_fit_matches_keras(keras_ref, optimizer):
+    """`compile(optimizer="sgd")` on a mixed_float16 model: both wrap it in a LossScaleOptimizer; fit
+    skips the same overflowing steps, halves and regrows the scale the same way, ends on the same
+    weights; the inner optimizer counts only the applied steps."""
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((48, 5)).astype("float32"), rng.standard_normal((48, 1)).astype("float32")
+
+    def build(k):
+        k.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            return k.Sequential([k.Input((5,)), k.layers.Dense(8, activation="relu"), k.layers.Dense(1)])
+        finally:
+            k.mixed_precision.set_global_policy("float32")
+
+    torch.manual_seed(0)
+    q, k = build(kerasish), build(keras_ref)
+    k.set_weights(q.get_weights())
+    q.compile(optimizer=optimizer, loss="mse")
+    k.compile(optimizer=optimizer, loss="mse")
+    assert type(q.optimizer).__name__ == type(k.optimizer).__name__ == "LossScaleOptimizer"
+    assert type(q.optimizer.inner_optimizer).__name__ == type(k.optimizer.inner_optimizer).__name__
+    for m in (q, k):  # regrow within the test (the default is 2000 steps)
+        m.optimizer.dynamic_growth_steps = 2
+    hq = q.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
+    hk = k.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0).history["loss"]
+    assert q.__dict__["_grad_scaler"] is None  # scaled once, by the optimizer
+    np.testing.assert_allclose(hq, hk, rtol=2e-3)
+
+    def num(v):
+        return float(keras_ref.ops.convert_to_numpy(v))
+
+    applied = int(q.optimizer.inner_optimizer.iterations)
+    assert 0 < applied == int(num(k.optimizer.iterations)) < 18  # some of the 18 steps were skipped
+    assert float(q.optimizer.dynamic_scale) == num(k.optimizer.dynamic_scale)
+    assert int(q.optimizer.step_counter) == int(num(k.optimizer.step_counter))
+    for a, b in zip(q.get_weights(), k.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)
+
+
+def _guide_model(k, scale):
+    """The Keras 3 torch guide's custom `train_step`, optionally backpropagating `scale_loss(loss)`."""
+
+    class GuideModel(k.Model):
+        def train_step(self, data):
+            x, y = data
+            self.zero_grad()
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+            (self.optimizer.scale_loss(loss) if scale else loss).backward()
+            weights = list(self.trainable_weights)
+            grads = [v.value.grad for v in weights]
+            with torch.no_grad():
+                self.optimizer.apply(grads, weights)
+            return {}
+
+    k.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inp = k.Input((5,))
+        return GuideModel(inp, k.layers.Dense(1)(k.layers.Dense(4, activation="relu")(inp)))
+    finally:
+        k.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("scale", [False, True], ids=["plain_backward", "scale_loss"])
+def test_custom_train_step_on_compile_wrapped_optimizer_matches_keras(keras_ref, scale):
+    """A custom train_step that backpropagates the plain loss hands the LossScaleOptimizer unscaled
+    gradients, which it divides by 2**15 all the same: Keras does it, kerasish does it too (same
+    weights) and warns once; with `scale_loss` both train normally and nothing is said."""
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((16, 5)).astype("float32"), rng.standard_normal((16, 1)).astype("float32") * 0.1
+    torch.manual_seed(3)
+    q, k = _guide_model(kerasish, scale), _guide_model(keras_ref, scale)
+    k.set_weights(q.get_weights())
+    start = q.get_weights()
+    q.compile(optimizer=optimizers.SGD(0.5), loss="mse")
+    k.compile(optimizer=keras_ref.optimizers.SGD(0.5), loss="mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        q.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    k.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    said = [w for w in caught if "`scale_loss` was not called" in str(w.message)]
+    assert len(said) == (0 if scale else 1)
+    moved = max(np.abs(a - b).max() for a, b in zip(q.get_weights(), start))
+    assert (moved > 1e-3) if scale else (moved < 1e-3)  # 2**15 times too small a step without scaling
+    for a, b in zip(q.get_weights(), k.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)  # float16 forwards: a few float16 ulps
+
+
 def test_float16_loss_is_scaled_in_float32():
     opt = optimizers.LossScaleOptimizer(optimizers.SGD())
     loss = torch.tensor(4.0, dtype=torch.float16)

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 
 
 def _t(x) -> torch.Tensor:
-    return x if torch.is_tensor(x) else torch.as_tensor(x)
+    if torch.is_tensor(x) or hasattr(x, "_keras_history"):
+        return x  # (a KerasTensor: the torch functions below record graph ops on it, as Keras's ops do)
+    return torch.as_tensor(x)
 
 
 def relu(x, negative_slope: float = 0.0, max_value: float | None = None, threshold: float = 0.0) -> torch.Tensor:
@@ -85,7 +87,15 @@ def _over_axes(fn, x: torch.Tensor, axis) -> torch.Tensor:
     return out.permute(*inverse)
 
 
+def _symbolic(x) -> bool:
+    return hasattr(x, "_keras_history") and not torch.is_tensor(x)
+
+
 def _softmax_like(x, axis, fn) -> torch.Tensor:
+    if _symbolic(x):  # a KerasTensor: the `keras.ops` node Keras records
+        from kerasish import ops
+
+        return (ops.softmax if fn is F.softmax else ops.log_softmax)(x, axis=axis)
     x = _t(x)
     if isinstance(axis, int) and -x.ndim <= axis < x.ndim and x.shape[axis] == 1:
         warnings.warn(
@@ -378,6 +388,10 @@ def sparsemax(x, axis: int = -1) -> torch.Tensor:
         x: Input tensor.
         axis: The axis to normalize. Defaults to `-1`.
     """
+    if _symbolic(x):
+        from kerasish import ops
+
+        return ops.sparsemax(x, axis=axis)
     x = _t(x)
     z = x.movedim(axis, -1)
     z_sorted = torch.sort(z, dim=-1, descending=True).values

@@ -63,6 +63,8 @@ def check_raw_inputs(layer, inputs) -> None:
             raise _complex_error(layer, x)
         if strings_ok:
             continue
+        if not builtin and (isinstance(x, str) or (isinstance(x, np.ndarray) and x.dtype.kind in "OUS")):
+            continue  # a user's layer may take strings (e.g. a StringLookup inside its call), as in Keras
         if nested and isinstance(x, (bool, int, float, complex)):
             raise ValueError(
                 f"Only input tensors may be passed as positional arguments. Layer '{layer.name}' "

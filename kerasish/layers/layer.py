@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 
 import torch
 from torch import nn
@@ -361,6 +362,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             self._forget_container(name)  # the attribute is being replaced
         if isinstance(value, torch.Tensor) and self._track_variable_attr(name, value):
             return
+        if isinstance(value, nn.Module):
+            tracking.note_tracked(value)  # Keras's sublayer (and weight) order: when first tracked
         if value is None and lazy_weights.is_lazy(d["_parameters"].get(name)):
             return  # (`self.gamma = None` before `add_weight`: the placeholder stays until build ends)
         if isinstance(value, (list, tuple, dict)) and name not in _MODULE_CALL_ATTRS:
@@ -382,7 +385,23 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             return
         if name in d.get("_no_autocast", ()):
             d["_no_autocast"].discard(name)
+        if layer_weights.deleted_by_parametrization(sys._getframe(1)):
+            # torch's register_parametrization takes the weight away (and `remove_parametrizations` puts a
+            # plain tensor back under the same name): remember its place and Keras identity
+            for registry in (d.get("_parameters"), d.get("_buffers")):
+                if registry is not None and isinstance(registry.get(name), layer_weights.Variable):
+                    d.setdefault("_vacated_weights", {})[name] = (registry[name], list(registry))
         nn.Module.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        nn.Module.register_parameter(self, name, param)
+        if name in self.__dict__.get("_vacated_weights", ()):
+            layer_weights.restore_vacated_weight(self, self._parameters, name)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        nn.Module.register_buffer(self, name, tensor, persistent)
+        if name in self.__dict__.get("_vacated_weights", ()):
+            layer_weights.restore_vacated_weight(self, self._buffers, name)
 
     def _forget_container(self, name):
         """Drops the container attribute `name` and its torch mirror."""
@@ -767,6 +786,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         if not self.__dict__.get("built"):  # (built: nothing to check per step)
             lazy_weights.warn_if_partial(self)
         return nn.Module.named_modules(self, memo, prefix, remove_duplicate)
+
+    def __prepare_scriptable__(self):
+        """`torch.jit.script` calls this first: say plainly that TorchScript cannot compile a Keras layer
+        (its call is the Keras pipeline: `*args, **kwargs`, masks, Python objects) instead of a
+        TorchScript frontend error inside kerasish's code."""
+        raise RuntimeError(
+            f"torch.jit.script cannot compile the kerasish layer '{self.name}' ({type(self).__name__}). "
+            "Use torch.compile(model), torch.export.export / model.export(path, format=\"torch\"), or "
+            "torch.jit.trace(model, example_inputs) for a TorchScript module."
+        )
 
     def _apply(self, fn, recurse=True):
         """`.to()`, `.half()`, `.cuda()`...: see `layer_moves.apply`."""

@@ -155,6 +155,9 @@ def _captured_init_args(layer) -> dict:
             out[key] = param.default
     for key in ("name", "trainable", "dtype"):
         out.pop(key, None)
+    if out.get("dynamic") is False and "dynamic" not in kwargs:
+        # Keras 3's Layer has no `dynamic` argument (its from_config refuses it): only an explicit one is kept
+        out.pop("dynamic")
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items() if not isinstance(v, np.ndarray)}
 
 

@@ -13,6 +13,7 @@ from kerasish.layers import call_context as ctx
 from kerasish.layers.lazy_weights import is_lazy
 from kerasish.layers.lazy_weights import materialize
 from kerasish.layers.lazy_weights import save_without_placeholders
+from kerasish.layers.tracking import keras_child_order
 from kerasish.layers.tracking import split_holders
 from kerasish.layers.tracking import own_weights
 from kerasish.utils import naming
@@ -46,6 +47,31 @@ def _replace_key(registry: dict, old_key: str, new_key: str) -> None:
     registry.clear()
     for key, value in items:
         registry[new_key if key == old_key else key] = value
+
+
+def deleted_by_parametrization(frame) -> bool:
+    """Whether the `delattr` being run was called by `torch.nn.utils.parametrize.register_parametrization`."""
+    code = frame.f_code if frame is not None else None
+    return code is not None and code.co_name == "register_parametrization" and code.co_filename.endswith(
+        "parametrize.py")
+
+
+def restore_vacated_weight(layer, registry: dict, name: str) -> None:
+    """A weight taken away by a torch parametrization (`register_parametrization` deletes it) comes back
+    under its name (`remove_parametrizations` registers a plain tensor holding the current value): give
+    it back its place in Keras's weight order (what `get_weights` and the saved files follow) and its
+    Keras variable identity (`path`, `assign`, regularizer, constraint)."""
+    old, keys = layer.__dict__["_vacated_weights"].pop(name)
+    value = registry[name]
+    if value is not None and not isinstance(value, Variable) and value.shape == old.shape:
+        registry[name] = rewrap_like(value, old)
+    if name in keys:
+        items = dict(registry)
+        position = {k: i for i, k in enumerate(keys)}
+        registry.clear()
+        order = sorted(items, key=lambda k: (position.get(k, len(keys)), 0))
+        for k in order:
+            registry[k] = items[k]
 
 
 class LayerWeightsMixin:
@@ -307,7 +333,8 @@ class LayerWeightsMixin:
                 b for h in holders for k, b in h._buffers.items()
                 if b is not None and k not in h._non_persistent_buffers_set
             )
-        for child in children:
+        # (only a layer holding list/dict attributes can interleave; others keep registration order)
+        for child in keras_child_order(children) if module.__dict__.get("_container_attrs") else children:
             if getattr(child, "_is_metric", False) or getattr(child, "_is_seed_generator", False):  # not Keras weights
                 continue
             out.extend(child.weights if isinstance(child, Layer) else self._weights_of(child))

@@ -9,6 +9,7 @@ kernel, the same is done with small real zero tensors on the CPU.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from kerasish.backend import dtypes
@@ -41,6 +42,10 @@ def _shapes_to_keras_tensors(shape, dtype):
 def _materialize(x, size, device):
     if isinstance(x, KerasTensor):
         shape = tuple(size if d is None else d for d in x.shape)
+        if dtypes.standardize_dtype(x.dtype) == dtypes.STRING:
+            # strings stay NumPy object arrays (torch has none): a custom layer whose call starts with a
+            # StringLookup / Hashing sees empty strings (out of vocabulary)
+            return np.full(shape, "", dtype=object)
         return torch.zeros(shape, dtype=dtypes.to_torch_dtype(x.dtype), device=device)
     return x
 

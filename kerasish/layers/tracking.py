@@ -6,6 +6,8 @@ through later mutation (append, `d[k] = layer`, pop, del)."""
 
 from __future__ import annotations
 
+import itertools
+
 import collections
 
 import torch
@@ -127,6 +129,34 @@ def build_mirror(value, training: bool):
     return slots
 
 
+_TRACK_SEQ = itertools.count()
+
+
+def note_tracked(value) -> None:
+    """Stamps each module in `value` (a module, or a container of them, nested at will) with when it was
+    first tracked by a layer. Keras orders a layer's sublayers, hence its `weights` and `get_weights`, by
+    that moment (its `_layers` list grows as attributes are set and tracked lists are appended to), not
+    by attribute: `self.encoders = []; self.projectors = []` then appending to each in turn interleaves
+    them. The stamp travels with the module (deepcopy, pickle), so copies keep the order."""
+    if isinstance(value, nn.Module):
+        if "_keras_track_seq" not in value.__dict__:
+            value.__dict__["_keras_track_seq"] = next(_TRACK_SEQ)
+        return
+    if isinstance(value, (list, tuple, dict)):
+        for _, item in _items(value):
+            note_tracked(item)
+
+
+def keras_child_order(children: list) -> list:
+    """`children` in Keras's tracking order when every one of them carries a stamp (see `note_tracked`),
+    else unchanged. (A stamp is the first tracking anywhere: a sublayer shared with, and tracked earlier
+    by, another layer sorts by that earlier moment, where Keras would use this layer's own append order.)"""
+    seqs = [c.__dict__.get("_keras_track_seq") for c in children]
+    if len(children) < 2 or any(q is None for q in seqs):
+        return children
+    return [c for _, c in sorted(zip(seqs, children), key=lambda pair: pair[0])]
+
+
 def sync_mirror(owner, name) -> None:
     """(Re)registers the mirror of the container attribute `owner.<name>`
     in `owner._modules[name]`, or removes it when the container holds no
@@ -136,6 +166,7 @@ def sync_mirror(owner, name) -> None:
     if "_modules" not in d or name not in d:
         return
     modules = d["_modules"]
+    note_tracked(d[name])
     slots = build_mirror(d[name], bool(d.get("training", False)))
     if slots is not None:
         modules[name] = slots

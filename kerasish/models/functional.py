@@ -410,7 +410,8 @@ class Functional(Model):
 
     @property
     def operations(self) -> list:
-        return list(self.__dict__["_operations"])
+        """The graph's layers and operations in execution order (a user `keras.Operation` as itself)."""
+        return [op.__dict__.get("operation", op) for op in self.__dict__["_operations"]]
 
     @property
     def inputs(self) -> list:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from kerasish.backend import remat as remat_lib
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.models.torch_op_layer import TorchOpLambda
@@ -17,7 +19,8 @@ def _symbolic(args, kwargs) -> bool:
 
 class _OperationNode(TorchOpLambda):
     """The graph node of an `Operation` called on KerasTensors: a functional
-    model runs `op.call` at that place."""
+    model runs `op.call` at that place. One per Operation (its calls are this
+    node's inbound nodes); it saves as the Operation itself, as Keras does."""
 
     def __init__(self, op):
         super().__init__(op.call, name=op.name)
@@ -27,11 +30,20 @@ class _OperationNode(TorchOpLambda):
         return self.operation.compute_output_spec(*args, **kwargs)
 
     def get_config(self) -> dict:
-        raise NotImplementedError(
-            f"The model holds the `keras.Operation` '{self.operation.name}' ({type(self.operation).__name__}); "
-            "kerasish cannot serialize models with custom Operation nodes yet. Wrap the computation in a custom "
-            "Layer (with `get_config`) to save the model."
-        )
+        return self.operation.get_config()
+
+    def keras_serialize(self) -> dict:
+        """Keras 3's entry: the Operation's class, config and registered name (no build config)."""
+        from kerasish.saving.serialization_lib import serialize_keras_object
+
+        return serialize_keras_object(self.operation)
+
+    def get_build_config(self):
+        return None
+
+
+# what Keras's auto-config keeps (constructor values it can write as JSON)
+_AUTO_CONFIG_TYPES = (str, int, float, bool, type(None))
 
 
 class Operation:
@@ -58,6 +70,12 @@ class Operation:
         name: A string without "/". Defaults to the snake-case class name,
             made unique.
     """
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        # kept for the automatic `get_config` (Keras 3's auto-config)
+        obj.__dict__["_init_call_args"] = (args, kwargs)
+        return obj
 
     def __init__(self, name=None):
         if name is None:
@@ -103,10 +121,24 @@ class Operation:
         if not flat or not all(isinstance(t, KerasTensor) for t in flat):
             return outputs
         outputs = _fresh_outputs(outputs, [list(args), kwargs])
-        node_layer = _OperationNode(self)
-        Node(node_layer, list(args), kwargs, outputs)
-        self._inbound_nodes.append(node_layer)
+        Node(self._graph_node(), list(args), kwargs, outputs)
         return outputs
+
+    def _graph_node(self) -> _OperationNode:
+        node_layer = self.__dict__.get("_node_layer")
+        if node_layer is None:
+            node_layer = self.__dict__["_node_layer"] = _OperationNode(self)
+        return node_layer
+
+    @property
+    def _inbound_nodes(self) -> list:
+        """The graph nodes of this operation's symbolic calls (Keras's `_inbound_nodes`)."""
+        node_layer = self.__dict__.get("_node_layer")
+        return [] if node_layer is None else node_layer._inbound_nodes
+
+    @_inbound_nodes.setter
+    def _inbound_nodes(self, value) -> None:
+        pass  # (set by the constructor; the graph node keeps the nodes)
 
     def call(self, *args, **kwargs):
         raise NotImplementedError(f"Operation {type(self).__name__} must implement `call()`.")
@@ -123,9 +155,32 @@ class Operation:
             ) from e
 
     def get_config(self):
-        """`{"name": ...}`; subclasses with more constructor arguments add
-        them (as in Keras)."""
-        return {"name": self.name}
+        """`{"name": ...}`; a subclass that does not override `get_config` gets
+        its constructor arguments too when they are plain JSON values
+        (strings, numbers, booleans, None, lists and dicts of them), as in
+        Keras 3; otherwise it must implement `get_config` to be saved.
+
+        Raises:
+            NotImplementedError: the subclass relies on the automatic config
+                but was built with other values (Keras's error).
+        """
+        config = {"name": self.name}
+        if type(self).get_config is not Operation.get_config:
+            return config  # a subclass's own get_config calls this for the name
+        if type(self) is Operation:
+            return config
+        extra = _auto_config(self)
+        if extra is None:
+            raise NotImplementedError(
+                f"Object {type(self).__name__} was created by passing non-serializable argument values in "
+                "`__init__()`, and therefore the object must override `get_config()` in order to be "
+                "serializable. Please implement `get_config()`."
+            )
+        config.update(extra)
+        params = inspect.signature(type(self).__init__).parameters
+        if "name" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            config.pop("name")  # `name` cannot go back into this __init__
+        return config
 
     @classmethod
     def from_config(cls, config):
@@ -133,6 +188,39 @@ class Operation:
 
     def __repr__(self):
         return f"<Operation name={self.name}>"
+
+
+def _auto_config(op) -> dict | None:
+    """The constructor arguments (defaults included, `name` left out) when every value is a plain JSON
+    value, else None (Keras's rule)."""
+    args, kwargs = op.__dict__.get("_init_call_args", ((), {}))
+    sig = inspect.signature(type(op).__init__)
+    try:
+        bound = sig.bind(None, *args, **kwargs)
+    except TypeError:
+        return None
+    params = list(sig.parameters.values())[1:]
+    if any(p.kind == p.POSITIONAL_ONLY for p in params):
+        return None
+    bound.apply_defaults()
+    out = {}
+    for key, value in list(bound.arguments.items())[1:]:
+        kind = sig.parameters[key].kind
+        if kind == inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind == inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+        else:
+            out[key] = value
+    out.pop("name", None)
+    try:
+        leaves = tree.flatten(out)
+    except TypeError:
+        return None
+    if not all(isinstance(v, _AUTO_CONFIG_TYPES) for v in leaves):
+        return None
+    return out
 
 
 class Function(Operation):

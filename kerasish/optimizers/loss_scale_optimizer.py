@@ -12,9 +12,11 @@ counter as optimizer variables (saved in `.keras` files, loadable by Keras),
 and divides the gradients by the scale (GradScaler multiplies by its
 inverse; the same numbers for the power-of-two scales both use).
 
-`Model.fit` under the "mixed_float16" policy scales the loss with a
-GradScaler by itself (`compile(auto_scale_loss=True)`); when the compiled
-optimizer is a LossScaleOptimizer, fit uses it instead of the GradScaler.
+`Model.compile` wraps the Keras optimizer of a "mixed_float16" model in a
+LossScaleOptimizer, as Keras 3 does (`compile(auto_scale_loss=True)`), and
+fit scales the loss with it; fit falls back to a GradScaler of the same
+policy only where there is no LossScaleOptimizer to do it (a `torch.optim`
+optimizer, or a float32 model holding mixed_float16 layers).
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ class LossScaleOptimizer(Optimizer):
 
     def scale_loss(self, loss):
         """`loss * scale` (in float32 at least, so a float16 loss cannot overflow)."""
+        self._loss_scaled = True
         scale = self.dynamic_scale if self.built else torch.tensor(float(self.initial_scale))
         if isinstance(loss, torch.Tensor):
             if loss.dtype in (torch.float16, torch.bfloat16):
@@ -216,6 +219,9 @@ class LossScaleOptimizer(Optimizer):
                 )
             trainable_variables = list(trainable_variables)
             self.build(trainable_variables)
+        if not self.__dict__.get("_loss_scaled", False) and self.__dict__.get("_made_by_compile"):
+            self._warn_unscaled_loss()
+        self._loss_scaled = False
         present = [torch.as_tensor(g) for g in grads if g is not None]
         if present and not _all_finite(present):
             self.step_counter.zero_()
@@ -227,6 +233,23 @@ class LossScaleOptimizer(Optimizer):
             self.dynamic_scale.mul_(2.0)
         else:
             self.step_counter += 1
+
+    def _warn_unscaled_loss(self) -> None:
+        """Once per optimizer that `compile` wrapped around the user's (who may not know it is there):
+        gradients arrived without `scale_loss` having been called since the last step. Keras divides them by the scale all the same (a custom `train_step` under "mixed_float16"
+        that calls `loss.backward()` on the plain loss trains with gradients 2**15 times too small);
+        kerasish does what Keras does, and says so."""
+        if self.__dict__.get("_warned_unscaled"):
+            return
+        self._warned_unscaled = True
+        import warnings
+
+        warnings.warn(
+            f"LossScaleOptimizer '{self.name}' received gradients but `scale_loss` was not called since the "
+            f"last step: they are divided by the loss scale ({float(self.dynamic_scale):g}) as in Keras, so "
+            "gradients of an unscaled loss come out that many times too small. In a custom `train_step` "
+            "(a \"mixed_float16\" model's optimizer is a LossScaleOptimizer), backpropagate "
+            "`self.optimizer.scale_loss(loss)`.", stacklevel=3)
 
     def _unscale(self, grad) -> torch.Tensor:
         """`grad / scale`, in float32 at least (as Keras's promotion: a float16 gradient divided by

@@ -320,7 +320,8 @@ def _compile(model, training_config, f, where, custom_objects):
 
 @torch.no_grad()
 def _load_optimizer_weights(model, group, training_config, where):
-    opt = model.optimizer
+    # tf.keras 2 saves a LossScaleOptimizer's inner optimizer state only (the scale starts again)
+    opt = getattr(model.optimizer, "inner_optimizer", model.optimizer)
     if not hasattr(opt, "_slot_names"):
         return
     params = list(model.trainable_weights)
@@ -460,7 +461,7 @@ def save_model(model, filepath, include_optimizer=True) -> None:
 
 
 def _save_optimizer_weights(model, f):
-    opt = model.optimizer
+    opt = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # tf.keras 2's LossScaleOptimizer layout
     if not getattr(opt, "built", False) or not hasattr(opt, "_slot_names"):
         return
     params = list(model.trainable_weights)

@@ -99,6 +99,8 @@ def optimizer_from_keras2(opt_config: dict, custom_objects=None):
     class_name = str(opt_config.get("class_name", ""))
     class_name = class_name.split(">", 1)[-1]
     inner = dict(opt_config.get("config") or {})
+    if class_name in _KERAS2_LOSS_SCALE_OPTIMIZERS:
+        return _loss_scale_optimizer_from_keras2(class_name, inner, custom_objects)
     legacy = inner.get("is_legacy_optimizer", "lr" in inner or "decay" in inner)
     if legacy and class_name not in _SAME_UPDATE_AS_KERAS3:
         warnings.warn(
@@ -126,6 +128,39 @@ def optimizer_from_keras2(opt_config: dict, custom_objects=None):
         return cls.from_config(inner)
     except (TypeError, ValueError) as e:
         raise ValueError(f"Could not rebuild the Keras 2 optimizer '{class_name}' from {inner}: {e}") from e
+
+
+# tf.keras 2 wraps a mixed_float16 model's optimizer in one of these (`LossScaleOptimizerV3` around the
+# TF >= 2.11 optimizers, `LossScaleOptimizer` around the legacy ones; TF 2.1-2.3's experimental one wrote
+# `{"optimizer": ..., "loss_scale": ...}`).
+_KERAS2_LOSS_SCALE_OPTIMIZERS = {"LossScaleOptimizer", "LossScaleOptimizerV3", "LossScaleOptimizerV1"}
+
+
+def _loss_scale_optimizer_from_keras2(class_name, config, custom_objects):
+    """kerasish's `LossScaleOptimizer` around the Keras 2 inner optimizer (dynamic scaling only)."""
+    from kerasish.optimizers import LossScaleOptimizer
+
+    inner = config.get("inner_optimizer", config.get("optimizer"))
+    if not isinstance(inner, dict):
+        raise ValueError(f"The Keras 2 `{class_name}` config has no inner optimizer. Received: {config}")
+    loss_scale = config.get("loss_scale")  # TF 2.1-2.3's experimental API
+    initial_scale, growth = config.get("initial_scale", 2.0**15), config.get("dynamic_growth_steps", 2000)
+    dynamic, fixed = config.get("dynamic", True), config.get("initial_scale")
+    if isinstance(loss_scale, dict):  # {"class_name": "DynamicLossScale" | "FixedLossScale", "config": ...}
+        ls = loss_scale.get("config") or {}
+        dynamic = loss_scale.get("class_name") == "DynamicLossScale"
+        initial_scale = ls.get("initial_loss_scale", initial_scale)
+        growth = ls.get("increment_period", growth)
+        fixed = ls.get("loss_scale_value")
+    elif loss_scale is not None:  # "dynamic" or a number
+        dynamic, fixed = loss_scale == "dynamic", loss_scale
+    inner_optimizer = optimizer_from_keras2(inner, custom_objects)
+    if not dynamic:
+        # Keras 3 removed the fixed scale: it is the inner optimizer's `loss_scale_factor` (the loss is
+        # multiplied and the gradients divided by it), the same numbers
+        inner_optimizer.loss_scale_factor = float(fixed)
+        return inner_optimizer
+    return LossScaleOptimizer(inner_optimizer, initial_scale=float(initial_scale), dynamic_growth_steps=int(growth))
 
 
 # Keras 3 optimizer arguments tf.keras 2 does not take (dropped at their defaults).
@@ -157,6 +192,10 @@ def training_config_from_model(model):
     compile_config = model.__dict__.get("_compile_config") or {}
     opt = compile_config.get("optimizer")
     optimizer_config = None
+    lso = opt if hasattr(opt, "inner_optimizer") else getattr(model, "optimizer", None)
+    if getattr(lso, "inner_optimizer", None) is None or lso.inner_optimizer is not getattr(opt, "inner_optimizer", opt):
+        lso = None
+    opt = getattr(opt, "inner_optimizer", opt)
     if hasattr(opt, "get_config"):
         inner = dict(opt.get_config())
         for key, default in _KERAS3_ONLY_OPTIMIZER_ARGS.items():
@@ -179,6 +218,11 @@ def training_config_from_model(model):
                 for key in ("use_ema", "ema_momentum", "ema_overwrite_frequency"):
                     inner.pop(key, None)
         optimizer_config = {"class_name": type(opt).__name__, "config": inner}
+        if lso is not None:  # a LossScaleOptimizer (compile's or the user's): tf.keras 2's layout
+            optimizer_config = {"class_name": "LossScaleOptimizerV3", "config": {
+                "inner_optimizer": {"module": "keras.optimizers", "registered_name": None, **optimizer_config},
+                "dynamic": True, "initial_scale": float(lso.initial_scale),
+                "dynamic_growth_steps": int(lso.dynamic_growth_steps)}}
     return {
         "loss": _keras2_object(compile_config.get("loss"), "loss"),
         "metrics": _keras2_object(compile_config.get("metrics"), "metrics"),

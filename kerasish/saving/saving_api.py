@@ -50,6 +50,27 @@ def _is_legacy_h5_file(path: str) -> bool:
     return os.path.exists(path) and legacy_h5_format.is_legacy_h5(path)
 
 
+def _refuse_parametrized(model, action: str) -> None:
+    """Keras files have no place for torch parametrizations (`weight_norm`, `spectral_norm`, ...): the
+    layer's `kernel` is then computed from other tensors (`parametrizations.kernel.original0/1`) and the
+    layer's class is torch's `Parametrized<Class>`; writing or reading them as Keras weights would
+    misplace them. Refuse, naming the way out."""
+    if not isinstance(model, torch.nn.Module):
+        return
+    from torch.nn.utils import parametrize
+
+    for name, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            tensors = sorted(module.parametrizations.keys())
+            raise ValueError(
+                f"Cannot {action} in a Keras format: the layer '{getattr(module, 'name', name)}' has torch "
+                f"parametrizations on {tensors} (e.g. `weight_norm` / `spectral_norm`), which Keras files "
+                "cannot hold. Fold them into plain weights first with "
+                f"`torch.nn.utils.parametrize.remove_parametrizations(layer, {tensors[0]!r})` (it keeps the "
+                "current values), or save a torch `state_dict` (`save_weights('w.pt')`)."
+            )
+
+
 def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = None, **kwargs) -> None:
     """Saves a model as a `.keras` archive (Keras 3's format).
 
@@ -73,6 +94,7 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
     """
     include_optimizer = kwargs.pop("include_optimizer", True)
     kwargs.pop("save_format", None)
+    _refuse_parametrized(model, "save the model")
     if kwargs:
         raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
     path = _path_str(filepath)
@@ -166,6 +188,7 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
         raise ValueError("Sharded weight files (`max_shard_size`) are not supported.")
     path = os.fspath(filepath)
     if _is_legacy_h5_name(path):
+        _refuse_parametrized(model, "save the weights")
         if not getattr(model, "built", True):
             raise ValueError(
                 "You are saving a model that has not yet been built. Try building the model first by calling it "
@@ -184,6 +207,7 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
         with saving_lib.atomic_path(path) as tmp:
             torch.save(state, tmp)
         return
+    _refuse_parametrized(model, "save the weights")
     if not path.endswith(".weights.h5"):
         raise ValueError(
             "The filename must end in `.weights.h5` (or `.pt` / `.pth` for a torch state_dict). "
@@ -216,6 +240,8 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
     path = os.fspath(filepath)
+    if not path.endswith(_TORCH_SUFFIXES):
+        _refuse_parametrized(model, "load the weights")
     if path.endswith((".h5", ".hdf5")) and _is_legacy_h5_file(path):
         from kerasish.saving import legacy_h5_format
 

@@ -37,6 +37,11 @@ def serialize_keras_object(obj):
         module = cls.__module__
         # public module name as Keras writes it: "keras.layers", "keras.initializers"
         public_module = getattr(cls, "_keras_module", None) or _public_module(module)
+        if not public_module.startswith("keras"):
+            # a user class, as Keras writes it: its module (None for "__main__") and its registered name
+            # (the class name when not registered), by which Keras finds it in `custom_objects`
+            return {"module": None if module == "__main__" else module, "class_name": cls.__name__,
+                    "config": obj.get_config(), "registered_name": registered}
         return {
             "module": public_module,
             "class_name": cls.__name__,

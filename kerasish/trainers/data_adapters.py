@@ -196,6 +196,25 @@ def class_weight_to_sample_weights(y, class_weight: dict) -> torch.Tensor:
     return table[labels.clamp(min=0)]
 
 
+def _class_weighted_batches(batches, class_weight):
+    """tf.keras 2's class weights on a generator: each `(x, y[, sample_weight])` batch gets the weights of
+    its targets' classes (times its own sample weights)."""
+    for batch in batches:
+        x, y, sample_weight = unpack_x_y_sample_weight(batch)
+        if y is None:
+            raise ValueError("Argument `class_weight` needs targets: the generator yielded batches without `y`.")
+        if isinstance(y, (list, tuple, dict)):
+            raise ValueError(
+                "`class_weight` is only supported for Models with a single output. "
+                f"Received: class_weight={class_weight} and a batch with {len(y)} targets."
+            )
+        weights = class_weight_to_sample_weights(y, class_weight)
+        if sample_weight is not None:
+            weights = to_tensor(sample_weight).to(weights.dtype) * weights.reshape(
+                (-1,) + (1,) * (to_tensor(sample_weight).ndim - 1))
+        yield x, y, weights
+
+
 def train_validation_split(arrays, validation_split: float):
     """Splits the last `validation_split` fraction off (before shuffling), as Keras."""
     flat = _flatten(arrays)
@@ -495,7 +514,11 @@ def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_e
             raise _unsupported("y", "the targets", kind)
         if sample_weight is not None:
             raise _unsupported("sample_weights", "the sample weights", kind)
-        if class_weight is not None:
+        if class_weight is not None and isinstance(x, types.GeneratorType):
+            # Keras 3 refuses this; tf.keras 2 weighted each batch's targets (the Keras 2 idiom
+            # `fit(gen(), steps_per_epoch=..., class_weight=...)`): unambiguous, so accepted
+            x = _class_weighted_batches(x, class_weight)
+        elif class_weight is not None:
             raise ValueError(
                 f"Argument `class_weight` is not supported for {kind} inputs. Return `(x, y, sample_weight)` "
                 f"batches instead. Received: class_weight={class_weight}"

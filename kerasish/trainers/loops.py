@@ -169,6 +169,7 @@ class TrainerLoops:
         every submodule has its mode from before `fit` again.
         """
         self._assert_compile_called("fit")
+        self._assert_grad_enabled("fit")
         cap = backend_config.max_epochs()
         if cap and cap < epochs:  # `keras.config.set_max_epochs`, as Keras's trainer
             warnings.warn(f"Limiting epochs to {cap}", stacklevel=2)
@@ -463,6 +464,7 @@ class TrainerLoops:
         """One gradient update on one batch (metrics are reset first, as in
         Keras 3); returns the loss/metrics like `evaluate`."""
         self._assert_compile_called("train_on_batch")
+        self._assert_grad_enabled("train_on_batch")
         if class_weight is not None:
             if sample_weight is not None:
                 raise ValueError(

@@ -281,12 +281,15 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 here it is supported).
             jit_compile: True wraps the train/test/predict steps in
                 `torch.compile`; "auto" (default) means False, as Keras on torch.
-            auto_scale_loss: With a "mixed_float16" model (or a model with
-                "mixed_float16" layers, e.g. a Keras mixed_float16 file
-                loaded under a float32 global policy), scale the loss
-                dynamically (`torch.amp.GradScaler`, Keras's
-                `LossScaleOptimizer` defaults: initial scale 2**15, growth
-                every 2000 steps). Defaults to True.
+            auto_scale_loss: With a "mixed_float16" model, wrap a Keras
+                optimizer in a `LossScaleOptimizer` as Keras 3 does
+                (`model.optimizer.inner_optimizer` is the one passed; initial
+                scale 2**15, growth every 2000 steps). A `torch.optim`
+                optimizer, or a float32 model with "mixed_float16" layers
+                (e.g. a Keras mixed_float16 file loaded under a float32
+                global policy; Keras would not scale), is scaled by fit with
+                a `torch.amp.GradScaler` of the same policy instead.
+                Defaults to True.
 
         Raises:
             ValueError: unknown optimizer, loss or metric names (checked now,
@@ -322,6 +325,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 stacklevel=2,
             )
             jit_compile = False
+        user_opt = opt
+        opt = self._wrap_for_loss_scaling(opt, auto_scale_loss)
         for name, value in (("_optimizer", opt), ("_loss", loss), ("_compile_loss", compile_loss),
                             ("_compile_metrics", compile_metrics), ("_loss_tracker", Mean(name="loss"))):
             self._set_untracked(name, value)
@@ -337,11 +342,27 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         self._loss_takes_training = None
         self._stop_training = False
         self._set_untracked("_compile_config", {
-            "optimizer": opt, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+            "optimizer": user_opt, "loss": loss, "loss_weights": loss_weights, "metrics": metrics,
             "weighted_metrics": weighted_metrics, "run_eagerly": run_eagerly,
             "steps_per_execution": steps_per_execution, "jit_compile": jit_compile,
         })
         self._compiled = True
+
+    def _wrap_for_loss_scaling(self, opt, auto_scale_loss):
+        """Keras 3's `compile` rule: a model whose own policy is "mixed_float16" gets its Keras optimizer
+        wrapped in a `LossScaleOptimizer` (`model.optimizer.inner_optimizer` is the one passed). A plain
+        `torch.optim.Optimizer` is not wrapped (fit scales it with a `torch.amp.GradScaler`, the same
+        numbers), nor is the optimizer of a float32 model with mixed_float16 layers (Keras does not scale
+        those at all; fit's GradScaler keeps their float16 gradients from underflowing)."""
+        if not (auto_scale_loss and opt is not None
+                and getattr(getattr(self, "dtype_policy", None), "name", None) == "mixed_float16"
+                and isinstance(opt, _keras_optimizer_class()) and not _is_loss_scale_optimizer(opt)):
+            return opt
+        from kerasish.optimizers.loss_scale_optimizer import LossScaleOptimizer
+
+        wrapped = LossScaleOptimizer(opt, name="loss_scale_optimizer")
+        wrapped._made_by_compile = True  # warns when a custom train_step never calls `scale_loss`
+        return wrapped
 
     def get_compile_config(self) -> dict:
         """The `compile()` arguments, serialized (empty before compile)."""
@@ -386,6 +407,21 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
     def _assert_compile_called(self, method_name=None):
         if not self.compiled:
             raise NotCompiledError("You must call `compile()` before using the model.")
+
+    def _assert_grad_enabled(self, method_name):
+        """The built-in training step needs autograd: under `torch.no_grad()` / `torch.inference_mode()`
+        its `backward()` would fail deep inside torch ("element 0 of tensors does not require grad", as
+        in Keras on torch); say why up front. A custom `train_step` decides for itself."""
+        if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+            return
+        if type(self).train_step is not Trainer.train_step:
+            return
+        mode = "torch.inference_mode()" if torch.is_inference_mode_enabled() else "torch.no_grad()"
+        raise RuntimeError(
+            f"`{method_name}` was called under {mode}: training computes gradients with autograd, which is "
+            f"switched off there. Call `{method_name}` outside that block (`predict` and `evaluate` may stay "
+            "inside it)."
+        )
 
     # ------------------------------------------------------------- metrics
     @property

@@ -252,6 +252,8 @@ class BaseConv(ConvSetupMixin, Layer):
             self.bias = None
 
     def call(self, inputs):
+        if type(self).convolution_op is not BaseConv.convolution_op:
+            return self._call_custom_convolution_op(inputs)
         x, padding = self._torch_input(inputs)
         try:
             y = CONV_OPS[self._op_rank](x, self._torch_kernel(self.kernel), self.bias, self._op_strides, padding, self._op_dilation, self.groups)
@@ -260,6 +262,29 @@ class BaseConv(ConvSetupMixin, Layer):
             raise
         y = self._layout.from_torch(y)
         return self.activation(y) if self._apply_activation else y
+
+    def convolution_op(self, inputs, kernel):
+        """Keras 3's hook: `inputs` convolved with a Keras-layout `kernel`
+        `(*kernel_size, in_channels // groups, filters)` with the layer's
+        strides, padding, dilation and data format; no bias, no activation.
+        A subclass may override it (e.g. to standardize the kernel): `call`
+        then runs `convolution_op(inputs, self.kernel)`, adds the bias and
+        applies the activation, as Keras's does."""
+        x, padding = self._torch_input(inputs)
+        try:
+            y = CONV_OPS[self._op_rank](x, self._torch_kernel(kernel), None, self._op_strides, padding, self._op_dilation, self.groups)
+        except RuntimeError:
+            self._raise_if_too_small(inputs)
+            raise
+        return self._layout.from_torch(y)
+
+    def _call_custom_convolution_op(self, inputs):
+        y = self.convolution_op(inputs, self.kernel)
+        if self.use_bias:
+            shape = [1] * y.ndim
+            shape[self._channel_axis] = self.filters
+            y = y + self.bias.reshape(shape)
+        return self.activation(y) if self.activation is not None else y
 
     def compute_output_shape(self, input_shape):
         return self._spatial_output_shape(input_shape, self.filters)

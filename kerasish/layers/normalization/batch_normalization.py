@@ -12,6 +12,7 @@ from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSILON
 from kerasish.layers.normalization.base_normalization import GammaBetaMixin
+from kerasish.layers.normalization import swa_update_bn
 from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
 from kerasish.utils.argument_validation import check_number
@@ -43,11 +44,13 @@ class BatchNormalization(GammaBetaMixin, Layer):
     Differs from `torch.nn.BatchNorm*d`: momentum 0.99 means "keep 99%" (torch's
     0.01), epsilon defaults to 1e-3, the moving variance uses the biased batch
     variance, the channel axis is the last one by default, and layers start in
-    inference mode. It is not a `torch.nn.modules.batchnorm._BatchNorm`, so
-    torch helpers that look for those skip it silently: after
-    `torch.optim.swa_utils.update_bn` its moving statistics are unchanged
-    (running the SWA model over the data in training mode refreshes them as
-    an exponential average with `momentum`, not `update_bn`'s exact mean).
+    inference mode. It is not a `torch.nn.modules.batchnorm._BatchNorm` (torch
+    helpers such as `SyncBatchNorm.convert_sync_batchnorm` leave it alone), but
+    `torch.optim.swa_utils.update_bn` does recompute its moving statistics:
+    the mean of the batch means and biased batch variances, see
+    `swa_update_bn.py`. torch's protocol for that is here too:
+    `reset_running_stats()` and `torch_momentum` (torch's convention,
+    `1 - momentum`; `None` is the cumulative average).
 
     Args:
         axis: Integer, the features axis. Defaults to -1. A one-element list
@@ -266,10 +269,60 @@ class BatchNormalization(GammaBetaMixin, Layer):
         self._update_moving(mean.detach(), var)
         return self._from_channel_dim1(y, shape)
 
+    # ------------------------------------------- torch's _BatchNorm protocol
+    def reset_running_stats(self) -> None:
+        """As torch's BatchNorm: `moving_mean` to 0, `moving_variance` to 1."""
+        swa_update_bn.reset_running_stats(self)
+
+    @property
+    def torch_momentum(self):
+        """The momentum in torch's convention (`1 - momentum`), or None while
+        the layer averages cumulatively (torch's `momentum=None`: the k-th
+        batch since `reset_running_stats()` enters with weight 1/k). Setting a
+        number sets `momentum = 1 - value`; setting None starts the cumulative
+        average; setting back the value read before restores `momentum`."""
+        if self.__dict__.get("_cumulative_batches") is not None:
+            return None
+        return 1.0 - self.momentum
+
+    @torch_momentum.setter
+    def torch_momentum(self, value) -> None:
+        if value is None:
+            if self.__dict__.get("_cumulative_batches") is None:
+                self._keras_momentum_before_cumulative = self.momentum
+            self._cumulative_batches = 0
+            return
+        saved = self.__dict__.pop("_keras_momentum_before_cumulative", None)
+        self._cumulative_batches = None
+        self.momentum = saved if saved is not None and value == 1.0 - saved else 1.0 - float(value)
+
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """torch's walk; inside `torch.optim.swa_utils.update_bn` it lists a `_BatchNorm` view of this layer
+        instead (see `swa_update_bn.py`)."""
+        if not swa_update_bn.called_from_update_bn():
+            return super().named_modules(memo, prefix, remove_duplicate)
+        return self._update_bn_walk(memo, prefix, remove_duplicate)
+
+    def _update_bn_walk(self, memo, prefix, remove_duplicate):
+        if memo is None:
+            memo = set()
+        if remove_duplicate and self in memo:
+            return
+        memo.add(self)
+        yield prefix, swa_update_bn.BatchNormUpdateView(self)
+
+    def _momentum_now(self) -> float:
+        """`momentum`, or the cumulative average's `1 - 1/k` for the k-th batch (update_bn)."""
+        n = self.__dict__.get("_cumulative_batches")
+        if n is None:
+            return self.momentum
+        self._cumulative_batches = n + 1
+        return 1.0 - 1.0 / (n + 1)
+
     def _update_moving(self, mean, var):
         """Keras's rule, in place (buffers, detached operands: no autograd and
         no Python side effect, so it compiles)."""
-        m = self.momentum
+        m = self._momentum_now()
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
             moving.copy_(moving.float() * m + batch * (1.0 - m))
 
@@ -331,7 +384,7 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if beta is not None:
             new_beta = new_beta + beta
         mean_d, stddev_d = mean.detach(), stddev.detach()
-        rm, m = self.renorm_momentum, self.momentum
+        rm, m = self.renorm_momentum, self._momentum_now()
         self.renorm_mean.copy_(self.renorm_mean.float() * rm + mean_d * (1.0 - rm))
         self.renorm_stddev.copy_(self.renorm_stddev.float() * rm + stddev_d * (1.0 - rm))
         self.moving_mean.copy_(self.moving_mean.float() * m + mean_d * (1.0 - m))

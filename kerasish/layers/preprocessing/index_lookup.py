@@ -19,6 +19,7 @@ import os
 import numpy as np
 import torch
 
+from kerasish.layers import call_context
 from kerasish.layers.preprocessing.encoding import encode
 from kerasish.layers.preprocessing.encoding import encoded_shape
 from kerasish.layers.preprocessing.host_inputs import HostInputLayer
@@ -26,6 +27,12 @@ from kerasish.layers.preprocessing.host_inputs import to_host_array
 from kerasish.layers.preprocessing.string_hashing import as_hash_bytes
 from kerasish.layers.preprocessing.string_hashing import fingerprint64
 from kerasish.layers.preprocessing.string_hashing import siphash24
+
+
+def _shape_probe() -> bool:
+    """Whether this call is kerasish's shape inference running a user layer on placeholder inputs (zeros,
+    empty strings): values out of a `num_oov_indices=0` vocabulary are expected there, not an error."""
+    return call_context.state().symbolic
 
 _MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
 VOCABULARY_FILE = "vocabulary.txt"  # Keras's asset name in .keras archives
@@ -331,7 +338,9 @@ class IndexLookup(HostInputLayer):
             return hit
 
         flat = [one(v) for v in arr.reshape(-1).tolist()]
-        if oov:
+        if oov and _shape_probe():
+            flat = [0 if v == -1 else v for v in flat]  # placeholder values of a shape probe: any index will do
+        elif oov:
             raise ValueError(
                 "When `num_oov_indices=0` all inputs should be in vocabulary, found OOV values "
                 f"{sorted(set(oov), key=str)}, consider setting `num_oov_indices=1`."
@@ -353,6 +362,8 @@ class IndexLookup(HostInputLayer):
             out = torch.where(found, out, torch.full_like(x, self._oov_start_index()))
         elif self.num_oov_indices > 1:
             out = torch.where(found, out, torch.remainder(x, self.num_oov_indices) + self._oov_start_index())
+        elif _shape_probe():
+            out = out.clamp_min(0)  # placeholder values of a shape probe: any index will do
         elif not bool(found.all()):
             raise ValueError(
                 "When `num_oov_indices=0` all inputs should be in vocabulary, found OOV values "
