@@ -1,6 +1,7 @@
 """Keras rnn layers: cells, `RNN`, `SimpleRNN`, `LSTM`, `GRU`, `ConvLSTM*D`
 and the `Bidirectional` / `TimeDistributed` wrappers."""
 
+from kerasish.layers.rnn.base_rnn_cell import contiguous_kernels
 from kerasish.layers.rnn.bidirectional import Bidirectional
 from kerasish.layers.rnn.conv_lstm1d import ConvLSTM1D
 from kerasish.layers.rnn.conv_lstm2d import ConvLSTM2D
@@ -28,5 +29,6 @@ __all__: list[str] = [
     "SimpleRNN",
     "SimpleRNNCell",
     "StackedRNNCells",
+    "contiguous_kernels",
     "TimeDistributed",
 ]

@@ -13,8 +13,8 @@ class LSTM(BaseRNNLayer):
     `(features, 4 * units)`, `cell.recurrent_kernel` `(units, 4 * units)`,
     `cell.bias` `(4 * units,)`; gate order i, f, c, o (torch's i, f, g, o).
     The kernels' storage is torch's layout (see `LSTMCell`): they are not
-    contiguous tensors; `contiguous_kernels(model)` in
-    `kerasish.layers.rnn.base_rnn_cell` lays them back for FSDP2/safetensors.
+    contiguous tensors; `kerasish.layers.rnn.contiguous_kernels(model)` lays
+    them back for FSDP2/safetensors.
 
     Args:
         units: Positive integer, dimensionality of the output space.
