@@ -12,6 +12,7 @@ from kerasish.layers import call_context as ctx
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.rnn import fused_rnn
+from kerasish.layers.rnn import rnn_scan
 from kerasish.layers.rnn.base_rnn_cell import DropoutRNNCell
 from kerasish.layers.rnn.rnn_loop import rnn_loop
 from kerasish.layers.rnn.stacked_rnn_cells import StackedRNNCells
@@ -63,7 +64,9 @@ class RNN(Layer):
     whole sequence in one `torch._VF` call, also with masks that are a valid
     prefix or suffix of each sequence (right/left padding; eager mode only).
     Masks with holes, recurrent dropout, other activations and custom cells
-    run a Python loop over time steps calling the cell.
+    run a Python loop over time steps calling the cell. Under `torch.export`
+    (and so ONNX export) the time loop is one `scan` over the cell's step,
+    so exported programs take any number of time steps.
 
     Example:
         >>> layer = keras.layers.RNN(keras.layers.LSTMCell(4), return_sequences=True)
@@ -285,7 +288,10 @@ class RNN(Layer):
         else:
             states = self._zero_states(batch, sequences)
         result = None
-        if self._fused_mode is not None and self._allow_fused:
+        scan_size = self._scan_output_size(sequences, symbolic)
+        if scan_size is not None:  # exporting with a dynamic number of time steps
+            result = self._loop_call(sequences, states, mask, training, scan_size)
+        elif self._fused_mode is not None and self._allow_fused:
             result = self._fused_call(sequences, states, mask, training)
         if result is None:
             self._check_loop_allowed()
@@ -333,7 +339,23 @@ class RNN(Layer):
         )
         return outputs[:, -1], outputs, new_states
 
-    def _loop_call(self, sequences, states, mask, training):
+    def _scan_output_size(self, sequences, symbolic):
+        """The step output size when the time loop should be one `scan`
+        (see `rnn_scan`), else None."""
+        if symbolic or self.stateful or not rnn_scan.wanted(sequences):
+            return None
+        cell = self.cell
+        if isinstance(cell, Layer):
+            if cell.__dict__.get("_plain") is None:
+                cell._derive_plain()  # (a cache the traced step may not write)
+            if not cell.__dict__.get("_plain"):
+                return None  # its calls keep per-call state (mixed precision casts, ...): the unrolled loop
+        size = getattr(cell, "output_size", None)
+        if size is None:
+            size = self.state_size[0]
+        return size if isinstance(size, int) else None
+
+    def _loop_call(self, sequences, states, mask, training, scan_size=None):
         cell = self.cell
         kwargs = {"training": training} if self._cell_training else {}
         pack = self._pack_states
@@ -345,16 +367,18 @@ class RNN(Layer):
         dropout_cells = _dropout_cells(cell)
         for c in dropout_cells:
             c.__dict__["_cache_masks"] = True
+        options = {
+            "mask": mask,
+            "go_backwards": self.go_backwards,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "return_all_outputs": self.return_sequences,
+        }
         try:
-            return rnn_loop(
-                step,
-                sequences,
-                states,
-                mask=mask,
-                go_backwards=self.go_backwards,
-                zero_output_for_mask=self.zero_output_for_mask,
-                return_all_outputs=self.return_sequences,
-            )
+            if scan_size is not None:
+                return rnn_scan.rnn_scan(
+                    step, sequences, states, scan_size, training=bool(training), weights_of=cell, **options
+                )
+            return rnn_loop(step, sequences, states, **options)
         finally:
             for c in dropout_cells:
                 c.__dict__["_cache_masks"] = False
