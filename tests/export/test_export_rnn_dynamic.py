@@ -186,15 +186,21 @@ def test_model_export_input_signature_with_none_time_steps(tmp_path):
         _assert_all_close(_flat(program.module()(x)), _eager(model, x), rtol=1e-5, atol=1e-6)
 
 
-def test_exported_program_does_not_change_the_model():
+@pytest.mark.parametrize("strict", [False, True], ids=["nonstrict", "strict"])
+def test_exported_program_does_not_change_the_model(strict):
     """Export swaps the weights for detached copies while tracing: the model
-    keeps its own Parameters (same objects, still trainable) afterwards."""
+    keeps its own Parameters (same objects, still trainable) afterwards, and
+    the program computes with them."""
     model = _make("gru_masked_state")
     before = {n: p for n, p in model.named_parameters()}
-    torch.export.export(_Call(model), (_data("gru_masked_state", 2, 5),), dynamic_shapes=_dims())
+    program = torch.export.export(_Call(model), (_data("gru_masked_state", 2, 5),), dynamic_shapes=_dims(),
+                                  strict=strict)
     after = dict(model.named_parameters())
     assert after.keys() == before.keys()
     assert all(after[n] is p and p.requires_grad for n, p in before.items())
+    assert not any(isinstance(model.__dict__.get(n.rsplit(".", 1)[-1]), torch.Tensor) for n in before)
+    x = _data("gru_masked_state", 3, 4, seed=6)
+    _assert_all_close(_flat(program.module()(x)), _eager(model, x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("case", list(CASES))
