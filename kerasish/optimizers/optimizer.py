@@ -508,7 +508,9 @@ class Optimizer(torch.optim.Optimizer):
         if self.gradient_accumulation_steps:
             steps = self.gradient_accumulation_steps
             accs = [self.state[v]["gradient_accumulator"] for v in variables]
-            if (int(self._iterations) + 1) % steps == 0:
+            if torch.compiler.is_compiling():
+                self._accumulate_or_update_traced(grads, variables, accs, steps)
+            elif (int(self._iterations) + 1) % steps == 0:
                 grads = torch._foreach_div(torch._foreach_add(grads, accs), float(steps))
                 self._update_all(grads, variables)
                 torch._foreach_zero_(accs)
@@ -524,6 +526,28 @@ class Optimizer(torch.optim.Optimizer):
                 v.copy_(constraint(v))
         self._iterations += 1
         forget_autocast_casts()
+
+    def _accumulate_or_update_traced(self, grads, variables, accs, steps) -> None:
+        """Keras's `ops.cond(is_update_step, update, accumulate)` under
+        `torch.compile`, as selects on the `iterations` tensor: the update
+        runs at every step and what it writes (the variables, their slots,
+        `_step_state_tensors`) is put back on the accumulation steps. No
+        `int(iterations)` graph break; one graph for both kinds of step."""
+        update = ((self._iterations + 1) % steps == 0).to(variables[0].device)
+        touched = list(variables) + [
+            t for v in variables for t in (self.state[v].get(k) for k in self._slot_names) if t is not None
+        ]
+        touched += self._step_state_tensors()
+        saved = [t.clone() for t in touched]
+        self._update_all(torch._foreach_div(torch._foreach_add(grads, accs), float(steps)), variables)
+        torch._foreach_copy_(touched, [torch.where(update.to(t.device), t, old) for t, old in zip(touched, saved)])
+        summed = torch._foreach_add(accs, grads)
+        torch._foreach_copy_(accs, [torch.where(update, torch.zeros_like(a), a) for a in summed])
+
+    def _step_state_tensors(self) -> list:
+        """Optimizer-wide tensors the update writes in place (Nadam's
+        momentum product), besides the variables and their slots."""
+        return []
 
     def _update_all(self, grads, variables) -> None:
         grads = self._clip_gradients(grads)

@@ -380,6 +380,9 @@ class Nadam(Optimizer):
     def _extra_variables(self):
         return [torch.tensor(float(self._u_product), dtype=torch.float32)] if self.built else []
 
+    def _step_state_tensors(self):
+        return [self._u_product]
+
     def _extra_state(self):
         return {"u_product": float(self._u_product)}
 

@@ -1,12 +1,13 @@
-"""A compiled optimizer step with learning-rate schedules, EMA, clipping and
-weight decay: one graph (no graph break, no recompile as the step number
-and the scheduled rate change), and Keras 3's numbers at every step.
+"""A compiled optimizer step with learning-rate schedules, EMA, clipping,
+weight decay and gradient accumulation: one graph (no graph break, no
+recompile as the step number and the scheduled rate change), and Keras 3's
+numbers at every step.
 
 The reference is real Keras 3 on its torch backend, fed the same initial
 weights and the same gradients. Before: the schedule's value was read with
-`float()`, EMA's and Keras 2 decay's decisions with `int(iterations)`, each a
-graph break, and the Python floats read there made dynamo recompile the
-rest of the step for every new value."""
+`float()`, EMA's, gradient accumulation's and Keras 2 decay's decisions
+with `int(iterations)`, each a graph break, and the Python values read there
+made dynamo recompile the rest of the step for every new value."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ CASES = {
     "nadam_cosine_weight_decay": ("Nadam", "cosine", {"weight_decay": 0.01}),
     "adamax_piecewise": ("Adamax", "piecewise", {}),
     "adagrad_constant_ema": ("Adagrad", "constant", {"use_ema": True, "ema_overwrite_frequency": 3}),
+    "adam_accumulate_ema": ("Adam", "exponential_staircase", {"gradient_accumulation_steps": 2, "use_ema": True}),
+    "nadam_accumulate_clipnorm": ("Nadam", "constant", {"gradient_accumulation_steps": 3, "clipnorm": 0.5}),
 }
 
 
@@ -103,7 +106,7 @@ def test_compiled_step_is_one_graph_with_keras_numbers(case, via, keras_ref):
         for w, k in zip(weights, want[i]):
             np.testing.assert_allclose(w.detach().numpy(), k, rtol=1e-5, atol=1e-6, err_msg=f"step {i + 1}")
     assert counter.frame_count == 1, counter.frame_count  # one graph for every step number and rate
-    assert int(opt.iterations) == STEPS
+    assert int(opt.iterations) == STEPS // (CASES[case][2].get("gradient_accumulation_steps") or 1)
 
 
 @pytest.mark.parametrize("case", ["adam_polynomial_ema_global_clipnorm", "adamw_cosine_warmup"])
