@@ -218,3 +218,40 @@ def test_eager_reference_equals_keras(case, keras_ref):
 
 def _as_list(out):
     return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+class _MinimalRNNCell(keras.layers.Layer):
+    """The custom cell of Keras's RNN guide."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="uniform",
+                                                name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        output = inputs @ self.kernel + states[0] @ self.recurrent_kernel
+        return output, [output]
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["nonstrict", "strict"])
+@pytest.mark.parametrize("cell", ["stacked", "custom"])
+def test_torch_export_stacked_and_custom_cells(cell, strict):
+    """`RNN` over `StackedRNNCells` (a cell made of cells) and over a user's
+    cell, masked: also one scan, any length."""
+    keras.utils.set_random_seed(0)
+    cells = [L.LSTMCell(4), L.GRUCell(3)] if cell == "stacked" else _MinimalRNNCell(3)
+    inputs = keras.Input((None,), dtype="int64")
+    x = L.Embedding(VOCAB, FEATURES, mask_zero=True)(inputs)
+    model = keras.Model(inputs, L.RNN(cells, return_sequences=True)(x))
+    model.eval()
+    program = torch.export.export(_Call(model), (_data("gru_masked_state", 2, 5),), dynamic_shapes=_dims(),
+                                  strict=strict)
+    assert any(n.target is torch.ops.higher_order.scan for n in program.graph.nodes)
+    for batch, steps in SIZES:
+        x = _data("gru_masked_state", batch, steps, seed=7)
+        _assert_all_close(_flat(program.module()(x)), _eager(model, x), rtol=1e-5, atol=1e-6)

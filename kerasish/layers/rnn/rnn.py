@@ -346,10 +346,16 @@ class RNN(Layer):
             return None
         cell = self.cell
         if isinstance(cell, Layer):
-            if cell.__dict__.get("_plain") is None:
-                cell._derive_plain()  # (a cache the traced step may not write)
-            if not cell.__dict__.get("_plain"):
-                return None  # its calls keep per-call state (mixed precision casts, ...): the unrolled loop
+            # the traced step calls `cell.call`, whose (leaf) cells may not
+            # write per-call state: their lazily derived "plain" flag, or
+            # mixed precision weight casts (those keep the unrolled loop)
+            for layer in cell.modules():
+                if not isinstance(layer, Layer) or any(isinstance(m, Layer) for m in layer.children()):
+                    continue
+                if layer.__dict__.get("_plain") is None:
+                    layer._derive_plain()
+                if not layer.__dict__.get("_plain"):
+                    return None
         size = getattr(cell, "output_size", None)
         if size is None:
             size = self.state_size[0]
@@ -360,8 +366,13 @@ class RNN(Layer):
         kwargs = {"training": training} if self._cell_training else {}
         pack = self._pack_states
 
+        # the scan's traced step skips the Layer call pipeline of the cell
+        # (its call-stack bookkeeping is a side effect a scan body may not
+        # have; `_scan_output_size` checked there is nothing else to do)
+        call = cell.call if scan_size is not None and isinstance(cell, Layer) else cell
+
         def step(x_t, flat):
-            output, new = cell(x_t, tuple(pack(flat)), **kwargs)
+            output, new = call(x_t, tuple(pack(flat)), **kwargs)
             return output, tree.flatten(new)
 
         dropout_cells = _dropout_cells(cell)
