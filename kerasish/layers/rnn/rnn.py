@@ -12,6 +12,7 @@ from kerasish.layers import call_context as ctx
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.rnn import fused_rnn
+from kerasish.layers.rnn import masked_rnn_op
 from kerasish.layers.rnn import rnn_scan
 from kerasish.layers.rnn.base_rnn_cell import DropoutRNNCell
 from kerasish.layers.rnn.rnn_loop import rnn_loop
@@ -62,7 +63,8 @@ class RNN(Layer):
     Speed: the exact kerasish `SimpleRNNCell` (tanh/relu), `LSTMCell`
     (tanh/sigmoid) and `GRUCell` (tanh/sigmoid, `reset_after=True`) run the
     whole sequence in one `torch._VF` call, also with masks that are a valid
-    prefix or suffix of each sequence (right/left padding; eager mode only).
+    prefix or suffix of each sequence (right/left padding; under
+    `torch.compile` any mask, as one op: `masked_rnn_op`).
     Masks with holes, recurrent dropout, other activations and custom cells
     run a Python loop over time steps calling the cell. Under `torch.export`
     (and so ONNX export) the time loop is one `scan` over the cell's step,
@@ -320,6 +322,8 @@ class RNN(Layer):
             return None
         layout = lengths = host_lengths = None
         if mask is not None:
+            if torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not ctx.state().symbolic:
+                return self._compiled_masked_call(sequences, states, mask, training)
             if torch.compiler.is_compiling() or ctx.state().symbolic or sequences.device.type == "meta":
                 return None
             mask = mask.to(torch.bool)
@@ -338,6 +342,26 @@ class RNN(Layer):
             self._fused_mode, cell, x, states, mask, layout, lengths, self.zero_output_for_mask, host_lengths
         )
         return outputs[:, -1], outputs, new_states
+
+    def _compiled_masked_call(self, sequences, states, mask, training):
+        """Under `torch.compile`: the masked sequence as one opaque op with
+        a symbolic length (`masked_rnn_op`), instead of the time loop, which
+        unrolls into a graph per sequence length."""
+        cell = self.cell
+        x = sequences
+        if fused_rnn.input_dropout_active(cell, training):
+            x = x * cell.get_dropout_mask(x[:, 0])[:, None]
+        mask = mask.to(torch.bool)
+        if self.go_backwards:
+            x, mask = x.flip(1), mask.flip(1)
+        weights = fused_rnn.flat_weights(self._fused_mode, cell, x)
+        hx = [s.to(x.dtype).unsqueeze(0).contiguous() for s in states]
+        outputs, *final = masked_rnn_op.fused_rnn_masked(
+            self._fused_mode, x, mask, hx, weights, len(weights) == 4, torch.is_grad_enabled(), self.zero_output_for_mask
+        )
+        # (a view: dynamo cannot set `_keras_mask` on a list-returning custom op's own output)
+        outputs = outputs.view_as(outputs)
+        return outputs[:, -1], outputs, [h[0] for h in final]
 
     def _scan_output_size(self, sequences, symbolic):
         """The step output size when the time loop should be one `scan`
