@@ -255,3 +255,19 @@ def test_torch_export_stacked_and_custom_cells(cell, strict):
     for batch, steps in SIZES:
         x = _data("gru_masked_state", batch, steps, seed=7)
         _assert_all_close(_flat(program.module()(x)), _eager(model, x), rtol=1e-5, atol=1e-6)
+
+
+@needs_onnx
+def test_onnx_export_with_a_fixed_length_keeps_the_lstm_op():
+    """Without a dynamic time axis (non-strict export, the ONNX exporter's
+    default) the fused kernel stays torch's `aten.lstm`, which becomes one
+    ONNX `LSTM` node, not a `Scan`."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, FEATURES)), L.LSTM(5, return_sequences=True)])
+    model.eval()
+    x = _data("lstm", 2, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(_Call(model), (x,), dynamo=True, verbose=False)
+    ops = {n.op_type for n in program.model_proto.graph.node}
+    assert "LSTM" in ops and "Scan" not in ops, ops
