@@ -271,3 +271,32 @@ def test_onnx_export_with_a_fixed_length_keeps_the_lstm_op():
         program = torch.onnx.export(_Call(model), (x,), dynamo=True, verbose=False)
     ops = {n.op_type for n in program.model_proto.graph.node}
     assert "LSTM" in ops and "Scan" not in ops, ops
+
+
+@pytest.mark.parametrize("fmt", ["strict", pytest.param("onnx", marks=needs_onnx)])
+def test_training_mode_export_under_no_grad(fmt):
+    """A model left in training mode (`model.train()`), exported under
+    `torch.no_grad()`: the loop needs no autograd, so it exports as an
+    inference loop. (With autograd on, a training-mode GRU with a dynamic
+    batch hits torch's scan-autograd limitation in strict export and ONNX.)"""
+    model = _make("gru_masked_state")
+    model.train()
+    x = _data("gru_masked_state", 2, 5)
+    with torch.no_grad():
+        if fmt == "strict":
+            run = torch.export.export(_Call(model), (x,), dynamic_shapes=_dims(), strict=True).module()
+        else:
+            import onnxruntime as ort
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(_Call(model), (x,), dynamo=True, dynamic_shapes=_dims(), verbose=False)
+            session = ort.InferenceSession(program.model_proto.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+
+            def run(inputs):
+                return session.run(None, {session.get_inputs()[0].name: inputs.numpy()})
+
+    for batch, steps in SIZES:
+        x = _data("gru_masked_state", batch, steps, seed=8)
+        _assert_all_close(_flat(run(x)), _eager(model, x), rtol=1e-4, atol=1e-5)

@@ -410,8 +410,9 @@ class RNN(Layer):
         }
         try:
             if scan_size is not None:
+                keep_grad = bool(training) and torch.is_grad_enabled()
                 return rnn_scan.rnn_scan(
-                    step, sequences, states, scan_size, training=bool(training), weights_of=cell, **options
+                    step, sequences, states, scan_size, training=keep_grad, weights_of=cell, **options
                 )
             return rnn_loop(step, sequences, states, **options)
         finally:

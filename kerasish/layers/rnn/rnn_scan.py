@@ -59,13 +59,17 @@ def rnn_scan(
             output carried through masked steps starts as zeros of it).
         mask, go_backwards, zero_output_for_mask, return_all_outputs: As
             `rnn_loop`.
-        training: Keep autograd through the loop. An inference export
-            (False) runs the loop under `torch.no_grad()` on detached inputs,
-            states and weights (those of `weights_of`, the cell): torch's scan autograd
-            fails on symbolic batch sizes (it stacks the SymInt sizes a
-            step's backward saves) under strict export, and in the ONNX
-            exporter's passes, which re-run the exported graph with
-            autograd on (detached weights are in the graph; `no_grad` is not).
+        training: Keep autograd through the loop (a model in training
+            mode exported with autograd on). An inference export (False)
+            runs the loop under `torch.no_grad()` on detached inputs,
+            states and weights (those of `weights_of`, the cell): torch's
+            scan autograd fails on symbolic batch sizes (it stacks the
+            SymInt sizes a step's backward saves) under strict export, and
+            in the ONNX exporter's passes, which re-run the exported graph
+            with autograd on (detached weights are in the graph; `no_grad`
+            is not). That failure remains for training-mode exports of
+            some cells (GRU) with a dynamic batch: export in eval mode (as
+            `Model.export` does) or under `torch.no_grad()`.
         weights_of: The module whose parameters the step reads.
 
     Returns:
