@@ -11,9 +11,11 @@ exporters.
 
 Unlike Keras on torch, dims that are `None` in the input signature (the
 batch, variable sequence lengths) are exported as dynamic
-(`torch.export.Dim.AUTO`: a dim the model needs fixed stays fixed) in both
-formats; the sample inputs use 2 for them, since torch specializes dims of
-size 1. Formats that need TensorFlow ("tf_saved_model", and "litert" /
+(`torch.export.Dim.AUTO`: a dim the model needs fixed stays fixed, with a
+warning) in both formats; the sample inputs use 2 for them, since torch
+specializes dims of size 1. Recurrent layers export their time loop as one
+`scan` (see `kerasish/layers/rnn/rnn_scan.py`), so their time axis stays
+dynamic too. Formats that need TensorFlow ("tf_saved_model", and "litert" /
 "openvino", which need their own toolchains) raise a ValueError: kerasish
 never depends on TensorFlow.
 """
@@ -127,7 +129,7 @@ def _is_fixed(program, size) -> bool:
 
 def _warn_specialized(program, specs) -> None:
     """Warns when a `None` dim of the signature came out fixed (the model's
-    code needed a concrete size there, e.g. a masked RNN's time steps):
+    code needed a concrete size there, e.g. a Python branch on it):
     the artifact then accepts only the sample size, 2."""
     if program is None:
         return

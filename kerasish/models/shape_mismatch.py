@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import warnings
 
+import torch
+
 
 def warn_incompatible_shape(model, reference, x, stacklevel: int = 4) -> None:
     """Warns once per model and input shape that `x` differs from the
-    `reference` KerasTensor the model was built from."""
+    `reference` KerasTensor the model was built from. Not while tracing
+    (`torch.compile` / `torch.export`): the dims may be symbolic, and
+    exporting a dynamic axis is the point there."""
+    if torch.compiler.is_compiling():
+        return
     shape = tuple(x.shape)
     seen = model.__dict__.setdefault("_shape_mismatch_warned", set())
     key = (id(reference), shape[1:])

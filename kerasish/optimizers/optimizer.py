@@ -127,7 +127,10 @@ class Optimizer(torch.optim.Optimizer):
     Subclasses set `_slot_names` (per-variable state created at build, in
     Keras's order) and implement `_update(params, grads, slots, lr, step)`,
     where `slots[name]` is the list of that slot's tensors aligned with
-    `params`, `lr` is a Python float and `step` the 1-based update count.
+    `params`, `lr` is the learning rate and `step` the 1-based update count:
+    Python floats in eager mode; under `torch.compile` either may be a 0-d
+    float32 tensor (`_update_lr`, `_step_number`), so updates scale with
+    `_scaled_add_` / `_addcdiv_` rather than `alpha=` / `value=`.
 
     Args:
         learning_rate: Float, a `schedules.LearningRateSchedule` (evaluated at
@@ -305,6 +308,26 @@ class Optimizer(torch.optim.Optimizer):
         if not self.decay:
             return lr
         return lr / (1.0 + self.decay * float(int(self.iterations)))
+
+    def _update_lr(self, group: dict | None, device: torch.device):
+        """The learning rate of this update: a Python float in eager mode;
+        under `torch.compile` a 0-d float32 tensor on `device` when it
+        depends on the step (a `LearningRateSchedule` evaluated on the
+        `iterations` tensor, Keras 2's `decay`), so that the compiled step
+        reads it from the graph: no `float()` graph break, no recompile per
+        new value. A constant rate stays a Python float either way."""
+        if not torch.compiler.is_compiling():
+            return self._decayed_lr(self._current_lr(group))
+        if isinstance(self._schedule, lr_schedules.LearningRateSchedule):
+            lr = torch.as_tensor(self._schedule(self._iterations)).to(device=device, dtype=torch.float32)
+        elif self._schedule is not None:
+            lr = self._schedule()
+            lr = lr.to(device=device, dtype=torch.float32) if isinstance(lr, torch.Tensor) else float(lr)
+        else:
+            lr = self._current_lr(group)
+        if self.decay:
+            lr = lr / (1.0 + self.decay * self.iterations.to(device=device, dtype=torch.float32))
+        return lr
 
     @property
     def iterations(self) -> torch.Tensor:
@@ -485,7 +508,9 @@ class Optimizer(torch.optim.Optimizer):
         if self.gradient_accumulation_steps:
             steps = self.gradient_accumulation_steps
             accs = [self.state[v]["gradient_accumulator"] for v in variables]
-            if (int(self._iterations) + 1) % steps == 0:
+            if torch.compiler.is_compiling():
+                self._accumulate_or_update_traced(grads, variables, accs, steps)
+            elif (int(self._iterations) + 1) % steps == 0:
                 grads = torch._foreach_div(torch._foreach_add(grads, accs), float(steps))
                 self._update_all(grads, variables)
                 torch._foreach_zero_(accs)
@@ -502,6 +527,28 @@ class Optimizer(torch.optim.Optimizer):
         self._iterations += 1
         forget_autocast_casts()
 
+    def _accumulate_or_update_traced(self, grads, variables, accs, steps) -> None:
+        """Keras's `ops.cond(is_update_step, update, accumulate)` under
+        `torch.compile`, as selects on the `iterations` tensor: the update
+        runs at every step and what it writes (the variables, their slots,
+        `_step_state_tensors`) is put back on the accumulation steps. No
+        `int(iterations)` graph break; one graph for both kinds of step."""
+        update = ((self._iterations + 1) % steps == 0).to(variables[0].device)
+        touched = list(variables) + [
+            t for v in variables for t in (self.state[v].get(k) for k in self._slot_names) if t is not None
+        ]
+        touched += self._step_state_tensors()
+        saved = [t.clone() for t in touched]
+        self._update_all(torch._foreach_div(torch._foreach_add(grads, accs), float(steps)), variables)
+        torch._foreach_copy_(touched, [torch.where(update.to(t.device), t, old) for t, old in zip(touched, saved)])
+        summed = torch._foreach_add(accs, grads)
+        torch._foreach_copy_(accs, [torch.where(update, torch.zeros_like(a), a) for a in summed])
+
+    def _step_state_tensors(self) -> list:
+        """Optimizer-wide tensors the update writes in place (Nadam's
+        momentum product), besides the variables and their slots."""
+        return []
+
     def _update_all(self, grads, variables) -> None:
         grads = self._clip_gradients(grads)
         step = self._step_number(variables)
@@ -511,7 +558,7 @@ class Optimizer(torch.optim.Optimizer):
             by_group[self._param_index.get(id(v), (0, 0))[0]].append(i)
         for gi, idx in by_group.items():
             group = self.param_groups[gi] if self.param_groups else None
-            lr = self._decayed_lr(self._current_lr(group))
+            lr = self._update_lr(group, variables[0].device)
             params = [variables[i] for i in idx]
             group_grads = [grads[i] for i in idx]
             self._apply_weight_decay(params, lr, group)
@@ -583,12 +630,28 @@ class Optimizer(torch.optim.Optimizer):
             torch._foreach_mul_(decayed, 1.0 - float(wd) * lr)
 
     def _update_ema(self) -> None:
+        """Keras's EMA of the weights: `average = m * average + (1 - m) * var`
+        with `m = 0` at the first update (the average starts at the weights),
+        then every `ema_overwrite_frequency` updates the weights take their
+        average. Under `torch.compile` both decisions are tensor ops on the
+        `iterations` tensor (no `int()` graph break, one graph for every
+        step)."""
         params = self._trainable_variables
         averages = [self.state[p]["average"] for p in params]
+        freq = self.ema_overwrite_frequency
+        if torch.compiler.is_compiling():
+            iterations = self.iterations.to(params[0].device)
+            momentum = (iterations != 0).to(torch.float32) * float(self.ema_momentum)
+            torch._foreach_mul_(averages, momentum)
+            torch._foreach_add_(averages, torch._foreach_mul(params, 1.0 - momentum))
+            if freq:
+                overwrite = (iterations + 1) % freq == 0
+                torch._foreach_copy_(params, [torch.where(overwrite, a, p) for a, p in zip(averages, params)])
+            return
         momentum = 0.0 if int(self.iterations) == 0 else float(self.ema_momentum)
         torch._foreach_mul_(averages, momentum)
         torch._foreach_add_(averages, params, alpha=1.0 - momentum)
-        if self.ema_overwrite_frequency and (int(self.iterations) + 1) % self.ema_overwrite_frequency == 0:
+        if freq and (int(self.iterations) + 1) % freq == 0:
             torch._foreach_copy_(params, averages)
 
     @torch.no_grad()

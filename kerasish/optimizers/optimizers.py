@@ -48,14 +48,14 @@ class SGD(Optimizer):
         if self.momentum != 0:
             bufs = slots["momentum"]
             torch._foreach_mul_(bufs, self.momentum)
-            torch._foreach_add_(bufs, grads, alpha=-lr)
+            _scaled_add_(bufs, grads, -lr)
             if self.nesterov:
-                torch._foreach_add_(params, grads, alpha=-lr)
+                _scaled_add_(params, grads, -lr)
                 torch._foreach_add_(params, bufs, alpha=self.momentum)
             else:
                 torch._foreach_add_(params, bufs)
         else:
-            torch._foreach_add_(params, grads, alpha=-lr)
+            _scaled_add_(params, grads, -lr)
 
     def get_config(self):
         config = super().get_config()
@@ -239,7 +239,7 @@ class Adagrad(Optimizer):
         torch._foreach_addcmul_(acc, grads, grads)
         denom = torch._foreach_add(acc, self.epsilon)
         torch._foreach_sqrt_(denom)
-        torch._foreach_addcdiv_(params, grads, denom, value=-lr)
+        _addcdiv_(params, grads, denom, -lr)
 
     def get_config(self):
         config = super().get_config()
@@ -276,7 +276,7 @@ class Adadelta(Optimizer):
         torch._foreach_neg_(delta)
         torch._foreach_mul_(acc_d, rho)
         torch._foreach_addcmul_(acc_d, delta, delta, value=1 - rho)
-        torch._foreach_add_(params, delta, alpha=lr)
+        _scaled_add_(params, delta, lr)
 
     def get_config(self):
         config = super().get_config()
@@ -313,7 +313,7 @@ class Adamax(Optimizer):
         torch._foreach_maximum_(u, torch._foreach_abs(grads))
         denom = torch._foreach_add(u, self.epsilon)
         torch._foreach_mul_(denom, 1 - self.beta_1**step)
-        torch._foreach_addcdiv_(params, m, denom, value=-lr)
+        _addcdiv_(params, m, denom, -lr)
 
     def get_config(self):
         config = super().get_config()
@@ -375,10 +375,13 @@ class Nadam(Optimizer):
         _scaled_add_(m_hat, grads, (1 - self._u_t) / (1 - self._u_product_t))
         denom = torch._foreach_sqrt(torch._foreach_div(v, 1 - b2**step))
         torch._foreach_add_(denom, self.epsilon)
-        torch._foreach_addcdiv_(params, m_hat, denom, value=-lr)
+        _addcdiv_(params, m_hat, denom, -lr)
 
     def _extra_variables(self):
         return [torch.tensor(float(self._u_product), dtype=torch.float32)] if self.built else []
+
+    def _step_state_tensors(self):
+        return [self._u_product]
 
     def _extra_state(self):
         return {"u_product": float(self._u_product)}
@@ -425,7 +428,7 @@ class Lion(Optimizer):
         c = torch._foreach_mul(m, self.beta_1)
         torch._foreach_add_(c, grads, alpha=1 - self.beta_1)
         torch._foreach_sign_(c)
-        torch._foreach_add_(params, c, alpha=-lr)
+        _scaled_add_(params, c, -lr)
         torch._foreach_mul_(m, self.beta_2)
         torch._foreach_add_(m, grads, alpha=1 - self.beta_2)
 

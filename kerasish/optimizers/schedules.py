@@ -2,6 +2,9 @@
 
 Each schedule maps a step (int or tensor) to a 0-d float32 tensor, computed in
 the dtype of `initial_learning_rate` as a tensor (float32), as Keras does.
+Only tensor ops on the step, no Python branch on its value: a compiled
+optimizer step evaluates the schedule on its `iterations` tensor inside the
+graph.
 """
 
 from __future__ import annotations
@@ -204,9 +207,9 @@ class CosineDecay(LearningRateSchedule):
         target = _t(self.warmup_target)
         warmup_steps = _t(self.warmup_steps)
         step = torch.minimum(step, decay_steps + warmup_steps)
-        if bool(step < warmup_steps):
-            return (target - lr) * (step / warmup_steps) + lr
-        return self._decay(step - warmup_steps, decay_steps, target)
+        # Keras's `ops.cond` as a select: no host sync, one traced graph for every step
+        warmup = (target - lr) * (step / warmup_steps) + lr
+        return torch.where(step < warmup_steps, warmup, self._decay(step - warmup_steps, decay_steps, target))
 
     def get_config(self) -> dict:
         return {
@@ -234,7 +237,7 @@ class CosineDecayRestarts(LearningRateSchedule):
         t_mul = _t(self._t_mul)
         m_mul = _t(self._m_mul)
         fraction = _t(step) / _t(self.first_decay_steps)
-        if float(t_mul) == 1.0:
+        if float(self._t_mul) == 1.0:  # (the Python value: no tensor read)
             i_restart = torch.floor(fraction)
             fraction = fraction - i_restart
         else:

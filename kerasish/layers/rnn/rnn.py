@@ -12,6 +12,8 @@ from kerasish.layers import call_context as ctx
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.rnn import fused_rnn
+from kerasish.layers.rnn import masked_rnn_op
+from kerasish.layers.rnn import rnn_scan
 from kerasish.layers.rnn.base_rnn_cell import DropoutRNNCell
 from kerasish.layers.rnn.rnn_loop import rnn_loop
 from kerasish.layers.rnn.stacked_rnn_cells import StackedRNNCells
@@ -61,9 +63,12 @@ class RNN(Layer):
     Speed: the exact kerasish `SimpleRNNCell` (tanh/relu), `LSTMCell`
     (tanh/sigmoid) and `GRUCell` (tanh/sigmoid, `reset_after=True`) run the
     whole sequence in one `torch._VF` call, also with masks that are a valid
-    prefix or suffix of each sequence (right/left padding; eager mode only).
+    prefix or suffix of each sequence (right/left padding; under
+    `torch.compile` any mask, as one op: `masked_rnn_op`).
     Masks with holes, recurrent dropout, other activations and custom cells
-    run a Python loop over time steps calling the cell.
+    run a Python loop over time steps calling the cell. Under `torch.export`
+    (and so ONNX export) the time loop is one `scan` over the cell's step,
+    so exported programs take any number of time steps.
 
     Example:
         >>> layer = keras.layers.RNN(keras.layers.LSTMCell(4), return_sequences=True)
@@ -285,7 +290,10 @@ class RNN(Layer):
         else:
             states = self._zero_states(batch, sequences)
         result = None
-        if self._fused_mode is not None and self._allow_fused:
+        scan_size = self._scan_output_size(sequences, symbolic)
+        if scan_size is not None:  # exporting with a dynamic number of time steps
+            result = self._loop_call(sequences, states, mask, training, scan_size)
+        elif self._fused_mode is not None and self._allow_fused:
             result = self._fused_call(sequences, states, mask, training)
         if result is None:
             self._check_loop_allowed()
@@ -314,6 +322,8 @@ class RNN(Layer):
             return None
         layout = lengths = host_lengths = None
         if mask is not None:
+            if torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not ctx.state().symbolic:
+                return self._compiled_masked_call(sequences, states, mask, training)
             if torch.compiler.is_compiling() or ctx.state().symbolic or sequences.device.type == "meta":
                 return None
             mask = mask.to(torch.bool)
@@ -333,28 +343,78 @@ class RNN(Layer):
         )
         return outputs[:, -1], outputs, new_states
 
-    def _loop_call(self, sequences, states, mask, training):
+    def _compiled_masked_call(self, sequences, states, mask, training):
+        """Under `torch.compile`: the masked sequence as one opaque op with
+        a symbolic length (`masked_rnn_op`), instead of the time loop, which
+        unrolls into a graph per sequence length."""
+        cell = self.cell
+        x = sequences
+        if fused_rnn.input_dropout_active(cell, training):
+            x = x * cell.get_dropout_mask(x[:, 0])[:, None]
+        mask = mask.to(torch.bool)
+        if self.go_backwards:
+            x, mask = x.flip(1), mask.flip(1)
+        weights = fused_rnn.flat_weights(self._fused_mode, cell, x)
+        hx = [s.to(x.dtype).unsqueeze(0).contiguous() for s in states]
+        outputs, *final = masked_rnn_op.fused_rnn_masked(
+            self._fused_mode, x, mask, hx, weights, len(weights) == 4, torch.is_grad_enabled(), self.zero_output_for_mask
+        )
+        # (a view: dynamo cannot set `_keras_mask` on a list-returning custom op's own output)
+        outputs = outputs.view_as(outputs)
+        return outputs[:, -1], outputs, [h[0] for h in final]
+
+    def _scan_output_size(self, sequences, symbolic):
+        """The step output size when the time loop should be one `scan`
+        (see `rnn_scan`), else None."""
+        if symbolic or self.stateful or not rnn_scan.wanted(sequences):
+            return None
+        cell = self.cell
+        if isinstance(cell, Layer):
+            # the traced step calls `cell.call`, whose (leaf) cells may not
+            # write per-call state: their lazily derived "plain" flag, or
+            # mixed precision weight casts (those keep the unrolled loop)
+            for layer in cell.modules():
+                if not isinstance(layer, Layer) or any(isinstance(m, Layer) for m in layer.children()):
+                    continue
+                if layer.__dict__.get("_plain") is None:
+                    layer._derive_plain()
+                if not layer.__dict__.get("_plain"):
+                    return None
+        size = getattr(cell, "output_size", None)
+        if size is None:
+            size = self.state_size[0]
+        return size if isinstance(size, int) else None
+
+    def _loop_call(self, sequences, states, mask, training, scan_size=None):
         cell = self.cell
         kwargs = {"training": training} if self._cell_training else {}
         pack = self._pack_states
 
+        # the scan's traced step skips the Layer call pipeline of the cell
+        # (its call-stack bookkeeping is a side effect a scan body may not
+        # have; `_scan_output_size` checked there is nothing else to do)
+        call = cell.call if scan_size is not None and isinstance(cell, Layer) else cell
+
         def step(x_t, flat):
-            output, new = cell(x_t, tuple(pack(flat)), **kwargs)
+            output, new = call(x_t, tuple(pack(flat)), **kwargs)
             return output, tree.flatten(new)
 
         dropout_cells = _dropout_cells(cell)
         for c in dropout_cells:
             c.__dict__["_cache_masks"] = True
+        options = {
+            "mask": mask,
+            "go_backwards": self.go_backwards,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "return_all_outputs": self.return_sequences,
+        }
         try:
-            return rnn_loop(
-                step,
-                sequences,
-                states,
-                mask=mask,
-                go_backwards=self.go_backwards,
-                zero_output_for_mask=self.zero_output_for_mask,
-                return_all_outputs=self.return_sequences,
-            )
+            if scan_size is not None:
+                keep_grad = bool(training) and torch.is_grad_enabled()
+                return rnn_scan.rnn_scan(
+                    step, sequences, states, scan_size, training=keep_grad, weights_of=cell, **options
+                )
+            return rnn_loop(step, sequences, states, **options)
         finally:
             for c in dropout_cells:
                 c.__dict__["_cache_masks"] = False
