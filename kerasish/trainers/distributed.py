@@ -161,6 +161,144 @@ def _flat_leaves(x) -> list:
     return [x]
 
 
+# DDP's bucket sizes: a small first bucket starts communicating early in backward
+_FIRST_BUCKET_BYTES = 1 << 20
+_BUCKET_BYTES = 25 << 20
+
+
+class _Bucket:
+    """Some parameters of one dtype and device whose gradients travel in one
+    all-reduce: `[grad_0 ... grad_k, n_local, had_grad_0 ... had_grad_k]`."""
+
+    __slots__ = ("params", "offsets", "size", "buffer", "ready", "work")
+
+    def __init__(self, params, dtype, device):
+        self.params = params
+        self.offsets = []
+        offset = 0
+        for p in params:
+            self.offsets.append(offset)
+            offset += p.numel()
+        self.size = offset
+        self.buffer = torch.zeros(offset + 1 + len(params), dtype=dtype, device=device)
+        self.ready = set()  # indices of the parameters whose gradient arrived in this backward
+        self.work = None
+
+
+class GradientBuckets:
+    """Averages gradients over the ranks as backward produces them, as
+    DDP's reducer does: parameters are grouped in buckets (reverse
+    registration order, which is roughly the order backward reaches them;
+    1 MiB first bucket, then 25 MiB), a bucket's all-reduce starts
+    (asynchronously) as soon as its last gradient is accumulated, and
+    buckets start strictly in order, so every rank issues the same
+    collectives in the same order even when some parameters get no
+    gradient. When backward ends (an autograd callback) the remaining
+    buckets start with zeros for the missing gradients, all are waited
+    for, and each gradient becomes the mean over the ranks weighted by
+    their samples (`n_local`; 1 each = DDP's unweighted mean). A parameter
+    no rank had a gradient for keeps `grad=None`, as in one process.
+    """
+
+    def __init__(self, params, group=None):
+        self.group = group
+        self.n_local = 1
+        self.buckets = []
+        self.where = {}
+        by_kind = {}
+        for p in reversed(params):
+            by_kind.setdefault((p.dtype, p.device), []).append(p)
+        for (dtype, device), group_params in by_kind.items():
+            reduce_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+            cap, current, size = _FIRST_BUCKET_BYTES, [], 0
+            for p in group_params:
+                current.append(p)
+                size += p.numel() * p.element_size()
+                if size >= cap:
+                    self.buckets.append(_Bucket(current, reduce_dtype, device))
+                    cap, current, size = _BUCKET_BYTES, [], 0
+            if current:
+                self.buckets.append(_Bucket(current, reduce_dtype, device))
+        for b, bucket in enumerate(self.buckets):
+            for i, p in enumerate(bucket.params):
+                self.where[p] = (b, i)
+        self.next = 0  # the next bucket to start
+        self.active = False  # a backward is filling the buckets
+        self.pending = False  # the default step announced a backward (`expect`)
+        self.hooks = [p.register_post_accumulate_grad_hook(self._on_grad) for p in params]
+
+    def remove(self) -> None:
+        for h in self.hooks:
+            h.remove()
+        self.hooks = []
+
+    def _on_grad(self, p) -> None:
+        if not self.active:
+            self.active = True
+            torch.autograd.Variable._execution_engine.queue_callback(self.finish)
+        b, i = self.where[p]
+        bucket = self.buckets[b]
+        bucket.ready.add(i)
+        offset = bucket.offsets[i]
+        bucket.buffer[offset:offset + p.numel()].copy_(p.grad.reshape(-1))
+        if len(bucket.ready) == len(bucket.params):
+            while self.next < len(self.buckets) and len(self.buckets[self.next].ready) == len(
+                    self.buckets[self.next].params):
+                self._start(self.buckets[self.next])
+                self.next += 1
+
+    def _start(self, bucket) -> None:
+        buf, n, k = bucket.buffer, bucket.size, len(bucket.params)
+        if len(bucket.ready) != k:  # missing gradients count as zeros
+            for i, p in enumerate(bucket.params):
+                if i not in bucket.ready:
+                    buf[bucket.offsets[i]:bucket.offsets[i] + p.numel()].zero_()
+            buf[n + 1:].copy_(torch.tensor([1.0 if i in bucket.ready else 0.0 for i in range(k)]))
+        else:
+            buf[n + 1:].fill_(1.0)
+        if self.n_local != 1:
+            buf[:n].mul_(self.n_local)
+        buf[n] = self.n_local
+        bucket.work = torch.distributed.all_reduce(buf, group=self.group, async_op=True)
+
+    def expect(self, n_local: int) -> None:
+        """Before a backward of the default train step: this rank's samples."""
+        self.n_local = n_local
+        self.pending = True
+
+    def flush(self) -> None:
+        """After that backward: finishes it even if it reached no parameter
+        on this rank (the other ranks' collectives still need this one's)."""
+        if self.pending:
+            self.finish()
+
+    def finish(self) -> None:
+        """Starts the buckets not started yet, waits for all, and writes the
+        averaged gradients back (the end-of-backward callback)."""
+        while self.next < len(self.buckets):
+            self._start(self.buckets[self.next])
+            self.next += 1
+        for bucket in self.buckets:
+            bucket.work.wait()
+            buf, n, k = bucket.buffer, bucket.size, len(bucket.params)
+            buf[:n].div_(buf[n].clamp(min=1))
+            had = None
+            for i, p in enumerate(bucket.params):
+                g = buf[bucket.offsets[i]:bucket.offsets[i] + p.numel()].view(p.shape)
+                if i in bucket.ready:
+                    p.grad.copy_(g)
+                    continue
+                if had is None:  # a host sync, only when this rank missed a gradient
+                    had = buf[n + 1:].tolist()
+                if had[i] and p.grad is None:
+                    p.grad = g.to(p.dtype).clone()
+            bucket.ready.clear()
+            bucket.work = None
+        self.next = 0
+        self.active = self.pending = False
+        self.n_local = 1
+
+
 class DataParallelRun:
     """Collectives of one data-parallel `fit`/`evaluate`/`predict` call."""
 
@@ -174,7 +312,9 @@ class DataParallelRun:
         self.managed = managed
         self.pending_sync = not managed
         self.hook_grads = False  # a custom train_step: average gradients as they are accumulated
+        self.trains = False  # set by `fit`: gradients are averaged (evaluate/predict install no hooks)
         self._hooks = []
+        self._buckets = None  # `GradientBuckets` (plain DataParallel): gradients averaged during backward
         self.group = None  # the process group data is split over (None: all ranks)
         # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
         nccl = torch.distributed.get_backend() == "nccl"
@@ -192,15 +332,8 @@ class DataParallelRun:
         with torch.no_grad():
             for t in [*model.parameters(), *model.buffers()]:
                 torch.distributed.broadcast(t.data, src=0)
-        if self.hook_grads and not self._hooks and not self.managed:
-            world = self.world
-
-            def average(p):
-                torch.distributed.all_reduce(p.grad)
-                p.grad.div_(world)
-
-            self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
-                           if p.requires_grad]
+        if self.trains and self._buckets is None and not self.managed:
+            self._buckets = GradientBuckets([p for p in model.parameters() if p.requires_grad], self.group)
 
     def after_inference(self) -> None:
         """Reshards a `fully_shard`ed model after `evaluate`/`predict`: their
@@ -214,16 +347,30 @@ class DataParallelRun:
                     m.reshard()
 
     def close(self) -> None:
-        """Removes the gradient hooks of a custom `train_step`."""
+        """Removes the gradient hooks."""
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
+        if self._buckets is not None:
+            self._buckets.remove()
+            self._buckets = None
+
+    def before_backward(self, n_local: int) -> None:
+        """The default train step is about to run backward on `n_local`
+        samples (its weight in the gradient mean)."""
+        if self._buckets is not None:
+            self._buckets.expect(n_local)
 
     def all_reduce_grads(self, weights, n_local: int) -> None:
-        """Replaces each weight's `.grad` by the sample-weighted mean of the
-        ranks' gradients (missing gradients count as zeros); nothing for a
-        `fully_shard`ed model, whose gradients FSDP2 already averaged."""
+        """After backward: each weight's `.grad` is the sample-weighted mean
+        of the ranks' gradients. Under plain `DataParallel` the buckets
+        already did it during backward (this only finishes a backward that
+        reached no parameter here); nothing for a `fully_shard`ed model,
+        whose gradients FSDP2 already averaged."""
         if self.managed or self.world == 1:
+            return
+        if self._buckets is not None:
+            self._buckets.flush()
             return
         by_kind = {}
         for w in weights:

@@ -194,6 +194,7 @@ class TrainerLoops:
         step_fn, lazy = self._step_function("train")
         if run is not None:
             run.hook_grads = self._custom_train_step()
+            run.trains = True
             self._dist_run = run
             step_fn = self._synced_step(step_fn, run)
             # a callback reading batch logs may stop training on one rank: agree on it every batch

@@ -566,6 +566,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         if run is not None and n_samples == 0:
             # an empty share still runs backward (SyncBN's collectives live there); its gradients weigh 0
             loss = loss.sum() * 0.0
+        if run is not None:
+            run.before_backward(n_samples)
         scaler = self._grad_scaler_for(loss)
         if scaler is not None:
             scaler.scale(loss).backward()
