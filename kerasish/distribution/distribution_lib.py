@@ -37,7 +37,14 @@ import torch
 
 DEFAULT_BATCH_DIM_NAME = "batch"
 
-_STATE = {"distribution": None}
+_STATE = {"distribution": None, "sync_batch_stats": False}
+
+
+def sync_batch_stats() -> bool:
+    """Whether a data-parallel `fit` is training on several processes right
+    now: `BatchNormalization` then uses the global batch's statistics (all
+    ranks' rows), as Keras's data-parallel step on JAX does."""
+    return _STATE["sync_batch_stats"]
 
 
 # ------------------------------------------------------------- processes

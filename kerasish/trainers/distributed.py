@@ -315,6 +315,7 @@ class DataParallelRun:
         self.trains = False  # set by `fit`: gradients are averaged (evaluate/predict install no hooks)
         self._hooks = []
         self._buckets = None  # `GradientBuckets` (plain DataParallel): gradients averaged during backward
+        self._synced_bn = False
         self.group = None  # the process group data is split over (None: all ranks)
         # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
         nccl = torch.distributed.get_backend() == "nccl"
@@ -334,6 +335,7 @@ class DataParallelRun:
                 torch.distributed.broadcast(t.data, src=0)
         if self.trains and self._buckets is None and not self.managed:
             self._buckets = GradientBuckets([p for p in model.parameters() if p.requires_grad], self.group)
+            self._global_batch_stats()
 
     def after_inference(self) -> None:
         """Reshards a `fully_shard`ed model after `evaluate`/`predict`: their
@@ -354,6 +356,15 @@ class DataParallelRun:
         if self._buckets is not None:
             self._buckets.remove()
             self._buckets = None
+        if self._synced_bn:
+            distribution_lib._STATE["sync_batch_stats"] = self._synced_bn = False
+
+    def _global_batch_stats(self) -> None:
+        """While this `fit` trains, BatchNormalization normalizes with the
+        global batch's statistics (all-reduced over the default group), as
+        Keras's data-parallel step on JAX does: N processes equal one, and
+        a rank's empty share of the last batch takes part with weight 0."""
+        distribution_lib._STATE["sync_batch_stats"] = self._synced_bn = True
 
     def before_backward(self, n_local: int) -> None:
         """The default train step is about to run backward on `n_local`
@@ -558,6 +569,8 @@ class ModelParallelRun(DataParallelRun):
                         torch.distributed.broadcast(t.data, src=0)
             model_parallel.shard_model(model, self.dist)
         torch.manual_seed((seed + self.rank) % (2**63))
+        if self.trains and self.group is not None and self.world == distribution_lib.num_processes():
+            self._global_batch_stats()  # data parallel only (a model axis of one device)
         if self.hook_grads and not self._hooks:
             world, group = self.world, self.group
 

@@ -13,7 +13,12 @@ import sys
 import numpy as np
 import torch
 
-import kerasish as keras
+sys.path.insert(0, os.path.dirname(__file__))
+
+import dp_models  # noqa: E402
+
+import kerasish as keras  # noqa: E402
+from kerasish.trainers import distributed  # noqa: E402
 
 
 def build_model():
@@ -72,6 +77,19 @@ def main(out):
     result["history"] = json.dumps(history.history)
     result["evaluate"] = np.array(model.evaluate(xv, yv, batch_size=4, verbose=0))
     result["predict"] = model.predict(x, batch_size=8, verbose=0)
+
+    # 2a. a non-synchronized BatchNormalization (global batch statistics, as Keras on JAX), the last
+    # global batch leaving rank 1 an empty share, a weight with no gradient, one bucket per weight
+    distributed._FIRST_BUCKET_BYTES = distributed._BUCKET_BYTES = 1
+    bn_model = dp_models.local_bn_model()
+    if rank == 0:
+        bn_model.set_weights([data[f"b{i}"] for i in range(len(bn_model.get_weights()))])
+    bn_model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    h = bn_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    result["bn_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(bn_model.get_weights()):
+        result[f"bn_w{i}"] = w
+    distributed._FIRST_BUCKET_BYTES, distributed._BUCKET_BYTES = 1 << 20, 25 << 20
 
     # 2b. resume from rank 0's checkpoint: the same next epoch as the model that wrote it
     resumed = build_model()
