@@ -66,7 +66,7 @@ def current_run(model):
             f"Model '{model.name}' was laid out by {laid_out} (its weights are DTensors); run it under that "
             f"distribution. Received: distribution={dist}"
         )
-    if world > 1 and _is_fully_sharded(model):
+    if world > 1 and _is_fully_sharded(model) and laid_out is None:
         if dist is not None and not isinstance(dist, distribution_lib.DataParallel):
             raise ValueError(f"A `fully_shard`ed model trains under no distribution or `DataParallel`. Received: {dist}")
         return DataParallelRun(model, dist, managed=True)
@@ -127,7 +127,7 @@ def _model_parallel_run(model, dist, world):
             f"`ModelParallel` needs one device per process: the device mesh has {size} devices but the process "
             f"group has {world} ranks."
         )
-    if _is_fully_sharded(model):
+    if _is_fully_sharded(model) and not model_parallel.is_fully_sharded_by(model, dist):
         raise ValueError("A `fully_shard`ed model cannot also be laid out by `ModelParallel`.")
     if not dist.auto_shard_dataset and dist.num_model_replicas != world:
         # processes along a model axis must see the same rows; per-process data cannot promise that
@@ -366,11 +366,15 @@ class DataParallelRun:
         a rank's empty share of the last batch takes part with weight 0."""
         distribution_lib._STATE["sync_batch_stats"] = self._synced_bn = True
 
-    def before_backward(self, n_local: int) -> None:
-        """The default train step is about to run backward on `n_local`
-        samples (its weight in the gradient mean)."""
+    def before_backward(self, loss, n_local: int):
+        """The default train step is about to run backward of `loss` on
+        `n_local` samples (its weight in the gradient mean); returns the
+        loss to differentiate (an empty share's weighs 0)."""
         if self._buckets is not None:
             self._buckets.expect(n_local)
+        if n_local == 0 and not self.managed:
+            return loss.sum() * 0.0
+        return loss
 
     def all_reduce_grads(self, weights, n_local: int) -> None:
         """After backward: each weight's `.grad` is the sample-weighted mean
@@ -561,17 +565,26 @@ class ModelParallelRun(DataParallelRun):
                 model(x, training=False)
         model_parallel.validate_layouts(model, self.dist)
         seed = self.shared_seed()
-        if not model_parallel.is_sharded(model):
+        if not model_parallel.is_sharded(model) and not model_parallel.is_fully_sharded_by(model, self.dist):
             # (distribute_tensor takes rank 0's values too; plain buffers outside layouts included)
             with torch.no_grad():
                 for t in [*model.parameters(), *model.buffers()]:
                     if not model_parallel.is_dtensor(t):
                         torch.distributed.broadcast(t.data, src=0)
-            model_parallel.shard_model(model, self.dist)
+            dims = model_parallel.batch_sharded_dims(model, self.dist)
+            if dims:
+                model_parallel.fully_shard_model(model, self.dist, dims)
+            else:
+                model_parallel.shard_model(model, self.dist)
+        # weights sharded along the batch axis: FSDP2 gathers them and reduce-scatters the gradients
+        self.managed = model_parallel.is_fully_sharded_by(model, self.dist)
+        self._step_rows = float("inf")  # rows of this step's global batch (FSDP2 training)
+        if self.managed and self.trains and self.group is not None:
+            self._weigh_fsdp_gradients()
         torch.manual_seed((seed + self.rank) % (2**63))
         if self.trains and self.group is not None and self.world == distribution_lib.num_processes():
             self._global_batch_stats()  # data parallel only (a model axis of one device)
-        if self.hook_grads and not self._hooks:
+        if self.hook_grads and not self._hooks and not self.managed:
             world, group = self.world, self.group
 
             def average(p):
@@ -585,9 +598,50 @@ class ModelParallelRun(DataParallelRun):
                            if p.requires_grad]
 
     def all_reduce_grads(self, weights, n_local: int) -> None:
+        if self.managed:
+            return
         for w in weights:
             _align_grad(w)
         super().all_reduce_grads(weights, n_local)
+
+    def before_backward(self, loss, n_local: int):
+        """Under FSDP2 an empty share keeps its weight-regularization terms:
+        their gradients land on this rank's shards directly (FSDP2 averages
+        only what flows through the gathered weights)."""
+        if self.managed and self._step_rows < self.world:
+            # some rank's share is empty (every rank knows: the forward counted the rows); all gather the
+            # regularization terms (collectives), the empty one differentiates just them
+            extra = self.model._additional_losses()
+            if n_local == 0:
+                return loss.sum() * 0.0 + (sum(extra) if extra else 0.0)
+        return super().before_backward(loss, n_local)
+
+    def _weigh_fsdp_gradients(self) -> None:
+        """Under FSDP2 (weights sharded along the batch axis), which averages
+        the ranks' gradients unweighted, the gradient flowing into the
+        model's outputs is scaled by `n_local * ranks / global_batch`, so the
+        mean is weighted by each rank's rows (exact for uneven and empty
+        shares); terms that do not depend on the outputs (weight
+        regularizers, the same on every rank) are left alone."""
+        world, group, device = self.world, self.group, self.device
+
+        def weigh(module, args, output):
+            if not torch.is_grad_enabled() or not module.training:
+                return output
+            leaves = [t for t in _flat_leaves(output) if isinstance(t, torch.Tensor) and t.requires_grad]
+            if not leaves:
+                return output
+            n_local = leaves[0].shape[0] if leaves[0].dim() else 1
+            total = torch.tensor([float(n_local)], device=device)
+            torch.distributed.all_reduce(total, group=group)
+            self._step_rows = total.item()
+            scale = n_local * world / max(self._step_rows, 1.0)
+            if scale != 1.0:
+                for t in leaves:
+                    t.register_hook(lambda g, s=scale: g * s)
+            return output
+
+        self._hooks.append(self.model.register_forward_hook(weigh))
 
     def shared_seed(self) -> int:
         t = torch.randint(0, 2**62, (1,), dtype=torch.int64) if self.global_rank == 0 else torch.zeros(
@@ -613,4 +667,5 @@ class ModelParallelRun(DataParallelRun):
         return super().gather_predictions(local_parts, local_sizes)
 
     def after_inference(self) -> None:
-        return None
+        if self.managed:
+            super().after_inference()

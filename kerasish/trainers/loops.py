@@ -292,7 +292,7 @@ class TrainerLoops:
         switch_mode(self, False)
         step_fn, lazy = self._step_function("test")
         if run is not None:
-            step_fn = self._synced_step(self._skip_empty(step_fn, lazy), run)
+            step_fn = self._synced_step(self._skip_empty(step_fn, lazy, run), run)
         self._stop_evaluating = False
         cbs.on_test_begin()
         self.reset_metrics()
@@ -397,16 +397,26 @@ class TrainerLoops:
 
         return type(self).train_step is not Trainer.train_step
 
-    def _skip_empty(self, step_fn, lazy):
+    def _skip_empty(self, step_fn, lazy, run=None):
         """`step_fn`, doing nothing on a rank whose share of the (last,
-        small) global batch is empty."""
+        small) global batch is empty (but the forward pass, when FSDP2's
+        collectives live in it)."""
 
         def step(batch):
             if trainer_batch_size(batch) == 0:
+                self._empty_forward(batch, run)
                 return None if lazy else self.get_metrics_result()
             return step_fn(batch)
 
         return step
+
+    def _empty_forward(self, batch, run) -> None:
+        """The forward pass of an empty share, outputs dropped, when the
+        model is `fully_shard`ed by a `ModelParallel` LayoutMap: each
+        layer's all-gather must run on every rank of the batch axis."""
+        if run is not None and run.managed and run.auto_shard:
+            with torch.no_grad():
+                self(unpack_x_y_sample_weight(batch)[0], training=False)
 
     def _predict_distributed(self, iterator, cbs, step_fn, run, modes):
         """`predict` on this rank's share of every batch; the outputs of all
@@ -423,6 +433,7 @@ class TrainerLoops:
                 n = trainer_batch_size(batch)
                 sizes.append(n)
                 if n == 0:
+                    self._empty_forward(batch, run)
                     continue
                 out = step_fn(batch)
                 flat = [_to_numpy(t) for t in data_adapters._flatten(out)]

@@ -104,6 +104,23 @@ def main(out):
         result[f"dp_w{i}"] = w
     result["dp_predict"] = model.predict(x, batch_size=8, verbose=0)
 
+    # 2b. kernels sharded along the batch axis of a (2, 1) mesh: FSDP2, same numbers as one process
+    fsdp = dist.ModelParallel(layout_map=mp_models.fsdp_layout(dist.DeviceMesh((2, 1), ["batch", "model"])),
+                              batch_dim_name="batch")
+    dist.set_distribution(fsdp)
+    model = mp_models.mlp()
+    model.set_weights(weights_of(data, "mlp"))
+    mp_models.compile_mlp(model)
+    history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv))
+    result["fsdp_history"] = json.dumps(history.history)
+    col = model.get_layer("col").kernel
+    result["fsdp_placements"] = json.dumps([str(col.placements), str(model.get_layer("row").kernel.placements)])
+    result["fsdp_local_shape"] = np.array(col.to_local().shape)
+    for i, w in enumerate(model.get_weights()):
+        result[f"fsdp_w{i}"] = w
+    result["fsdp_evaluate"] = np.array(model.evaluate(xv, yv, batch_size=4, verbose=0))
+    result["fsdp_predict"] = model.predict(x, batch_size=8, verbose=0)
+
     # 3. Conv2D (output channels sharded) and Embedding (rows sharded) on the (1, 2) mesh
     dist.set_distribution(mp_models.other_distribution(dist.DeviceMesh((1, 2), ["batch", "model"])))
     for name in ("cnn", "emb"):

@@ -113,6 +113,26 @@ def test_batch_axis_is_data_parallel(job):
 
 
 @needs_dist
+def test_weights_sharded_along_the_batch_axis_equal_one_process(job):
+    """A LayoutMap putting kernels on "batch" of a (2, 1) mesh: FSDP2
+    shards them (each rank holds half), gathers them per layer, and the
+    fit (uneven last batch: rank 1's share is empty; an L2-regularized
+    sharded kernel), evaluate and predict equal one process."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        assert json.loads(str(r["fsdp_placements"])) == ["(Shard(dim=1),)", "(Shard(dim=0),)"]
+        assert tuple(r["fsdp_local_shape"]) == (5, 8)  # half of the (5, 16) kernel's columns
+        history = json.loads(str(r["fsdp_history"]))
+        assert sorted(history) == sorted(ref["history"])
+        for key, values in ref["history"].items():
+            _close(history[key], values, err_msg=key)
+        for i, w in enumerate(ref["mlp"]):
+            _close(r[f"fsdp_w{i}"], w, err_msg=f"weight {i}")
+        _close(r["fsdp_evaluate"], ref["evaluate"])
+        _close(r["fsdp_predict"], ref["predict"])
+
+
+@needs_dist
 @pytest.mark.parametrize("name", ["cnn", "emb"])
 def test_conv2d_and_embedding_shards_equal_one_process(job, name):
     """Conv2D + BatchNormalization (gathered per call) and a masked
@@ -262,3 +282,15 @@ def test_single_process_model_parallel_is_plain_fit_and_checks_layouts():
         with pytest.raises(ValueError, match="does not match its rank"):
             unbuilt.fit(x, y, epochs=1, verbose=0)  # checked once the first call built it
     assert not unbuilt._forward_hooks
+
+
+def test_batch_axis_sharding_with_a_model_axis_raises():
+    mesh = dist.DeviceMesh((2, 2), ["batch", "model"], devices=[f"cpu:{i}" for i in range(4)])
+    mp = dist.ModelParallel(layout_map=dist.LayoutMap(mesh))
+    layout = dist.TensorLayout(("batch", None), mesh)
+    with pytest.raises(NotImplementedError, match="batch axis 'batch' .* also has a model axis"):
+        model_parallel.placements_for(mp, "d/kernel", (4, 6), layout)
+    one = dist.DeviceMesh((2, 1), ["batch", "model"], devices=["cpu:0", "cpu:1"])
+    fsdp = dist.ModelParallel(layout_map=dist.LayoutMap(one))
+    # FSDP2's job (`fully_shard_model`), no tensor-parallel placements
+    assert model_parallel.placements_for(fsdp, "d/kernel", (4, 6), dist.TensorLayout(("batch", None), one)) is None
