@@ -22,6 +22,7 @@ an empty share), and nothing depends on wall-clock time.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import torch
@@ -129,13 +130,6 @@ def _model_parallel_run(model, dist, world):
         )
     if _is_fully_sharded(model) and not model_parallel.is_fully_sharded_by(model, dist):
         raise ValueError("A `fully_shard`ed model cannot also be laid out by `ModelParallel`.")
-    if not dist.auto_shard_dataset and dist.num_model_replicas != world:
-        # processes along a model axis must see the same rows; per-process data cannot promise that
-        raise NotImplementedError(
-            "`ModelParallel(auto_shard_dataset=False)` with a model axis of more than one device is not "
-            "supported: the processes of a model-parallel group must compute on the same rows. Pass the global "
-            f"data to every process with `auto_shard_dataset=True`. Received: mesh shape {dist.device_mesh.shape}"
-        )
     return ModelParallelRun(model, dist)
 
 
@@ -550,6 +544,11 @@ class ModelParallelRun(DataParallelRun):
         self.rank = mesh.get_coordinate()[axis]
         self.world = dist.device_mesh.shape[axis]
         self.group = mesh.get_group(dist.batch_dim_name) if self.world > 1 else None
+        self.check_feed = not self.auto_shard and self.world < distribution_lib.num_processes()
+        if self.check_feed:
+            # per-process data (Keras's `auto_shard_dataset=False`): the processes of one batch shard
+            # (along the model axes) must draw the same shuffles, so their RNG starts alike
+            torch.manual_seed((self.shared_seed() + self.rank) % (2**63))
 
     def sync_model(self, x) -> None:
         """Builds the model on `x` if needed, broadcasts rank 0's weights,
@@ -564,6 +563,8 @@ class ModelParallelRun(DataParallelRun):
             with torch.no_grad():
                 model(x, training=False)
         model_parallel.validate_layouts(model, self.dist)
+        if self.check_feed:
+            self._check_same_rows(x)
         seed = self.shared_seed()
         if not model_parallel.is_sharded(model) and not model_parallel.is_fully_sharded_by(model, self.dist):
             # (distribute_tensor takes rank 0's values too; plain buffers outside layouts included)
@@ -596,6 +597,32 @@ class ModelParallelRun(DataParallelRun):
 
             self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
                            if p.requires_grad]
+
+    def _check_same_rows(self, x) -> None:
+        """With per-process data, the processes that differ only along the
+        model axes compute on the same rows: compares a fingerprint (rows,
+        sum) of each process's first batch, on every rank (one small
+        all-gather per loop), and raises the same ValueError everywhere."""
+        leaves = [t for t in _flat_leaves(x) if isinstance(t, torch.Tensor)]
+        rows = int(leaves[0].shape[0]) if leaves and leaves[0].dim() else 0
+        total = float(sum(t.detach().double().sum().item() for t in leaves))
+        gathered = [None] * distribution_lib.num_processes()
+        torch.distributed.all_gather_object(gathered, (self.rank, rows, total))
+        by_shard = {}
+        for rank, (shard, n, s) in enumerate(gathered):
+            by_shard.setdefault(shard, []).append((rank, n, s))
+        for shard, feeds in by_shard.items():
+            n0, s0 = feeds[0][1], feeds[0][2]
+            if any(n != n0 or not math.isclose(s, s0, rel_tol=1e-6, abs_tol=1e-6) for _, n, s in feeds):
+                raise ValueError(
+                    "With `ModelParallel(auto_shard_dataset=False)` each process feeds its own part of the global "
+                    "batch, and the processes of one batch shard (those that differ only along the model axes, "
+                    "which compute on the same rows) must feed the same data in the same order. Processes "
+                    f"{[r for r, _, _ in feeds]} (batch shard {shard} of axis {self.dist.batch_dim_name!r}) fed "
+                    f"different first batches: (rows, sum) = {[(n, s) for _, n, s in feeds]}. Feed them the same "
+                    "data (shuffles drawn by kerasish agree), or pass the global data to every process with "
+                    "`auto_shard_dataset=True`."
+                )
 
     def all_reduce_grads(self, weights, n_local: int) -> None:
         if self.managed:

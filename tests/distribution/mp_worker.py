@@ -154,15 +154,29 @@ def main(out):
     except ValueError as e:
         result["bad_error"] = str(e)
 
-    # per-process data cannot promise the same rows along the model axis: refused
+    # per-process data (auto_shard_dataset=False) on a model axis of 2: both processes are one batch
+    # shard and feed the same rows: one process's numbers; shuffles drawn by kerasish agree
     own = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((1, 2), ["batch", "model"])),
                              auto_shard_dataset=False)
     dist.set_distribution(own)
+    model = mp_models.mlp()
+    model.set_weights(weights_of(data, "mlp"))
+    mp_models.compile_mlp(model)
+    history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv))
+    result["own_history"] = json.dumps(history.history)
+    for i, w in enumerate(model.get_weights()):
+        result[f"own_w{i}"] = w
+    torch.manual_seed(rank)  # the processes' own random states differ
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=True, verbose=0)
+    for i, w in enumerate(model.get_weights()):
+        result[f"own_shuffled_w{i}"] = w
+    # ... and feeding them different rows is a clear error on every rank, before any update
     try:
-        mp_models.mlp().predict(x, verbose=0)
+        model.fit(x * (1 + rank), y, batch_size=8, epochs=1, verbose=0)
         result["own_data_error"] = ""
-    except NotImplementedError as e:
+    except ValueError as e:
         result["own_data_error"] = str(e)
+    result["own_after_error_w0"] = model.get_weights()[0]
     dist.set_distribution(dist.ModelParallel(layout_map=bad))
 
     # a model laid out by one ModelParallel refuses to run under another

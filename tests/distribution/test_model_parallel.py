@@ -220,7 +220,26 @@ def test_a_layout_that_does_not_fit_raises_on_every_rank(job):
     for r in ranks:
         assert "not divisible by the size of mesh axis 'model' (2)" in str(r["bad_error"])
         assert "was laid out by <ModelParallel" in str(r["other_dist_error"])
-        assert "auto_shard_dataset=False" in str(r["own_data_error"])
+        assert "fed different first batches" in str(r["own_data_error"])
+        assert "Processes [0, 1] (batch shard 0 of axis 'batch')" in str(r["own_data_error"])
+
+
+@needs_dist
+def test_per_process_data_along_a_model_axis(job):
+    """`auto_shard_dataset=False` on a (1, 2) mesh: the two processes form
+    one batch shard and feed the same rows (Keras's rule), which equals one
+    process; their shuffles agree; different rows raise before any update."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        history = json.loads(str(r["own_history"]))
+        for key, values in ref["history"].items():
+            _close(history[key], values, err_msg=key)
+        for i, w in enumerate(ref["mlp"]):
+            _close(r[f"own_w{i}"], w, err_msg=f"weight {i}")
+        np.testing.assert_array_equal(r["own_after_error_w0"], r["own_shuffled_w0"])
+    for i in range(len(ref["mlp"])):
+        np.testing.assert_array_equal(ranks[0][f"own_shuffled_w{i}"], ranks[1][f"own_shuffled_w{i}"])
+    assert not np.allclose(ranks[0]["own_shuffled_w0"], ranks[0]["own_w0"])  # the shuffled epoch trained
 
 
 # ---------------------------------------------------------------- single process
