@@ -91,6 +91,24 @@ def main(out):
     for i, w in enumerate(resumed.get_weights()):
         result[f"resumed_w{i}"] = w
 
+    # 1b. a sharded checkpoint (torch.distributed.checkpoint: each rank writes its shards, Adam's moments
+    # and step count included) resumes to the same next step, into a fresh model (whole values, laid out
+    # by its fit) and into one already laid out
+    from kerasish.distribution import model_parallel
+
+    sharded_dir = os.path.join(out, "tp_sharded")
+    model_parallel.save_sharded_checkpoint(tp_model, sharded_dir)
+    fresh = mp_models.mlp()
+    mp_models.compile_mlp(fresh)
+    fresh.build((None, 5))
+    model_parallel.load_sharded_checkpoint(fresh, sharded_dir)
+    laid_out = resumed  # laid out and trained above, holding other values
+    model_parallel.load_sharded_checkpoint(laid_out, sharded_dir)
+    for name, m in (("cont", tp_model), ("fresh", fresh), ("laid", laid_out)):
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        for i, w in enumerate(m.get_weights()):
+            result[f"dcp_{name}_w{i}"] = w
+
     # 2. the same MLP on a (2, 1) mesh: data parallel along "batch"
     dp = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((2, 1), ["batch", "model"])),
                             batch_dim_name="batch")
@@ -120,6 +138,16 @@ def main(out):
         result[f"fsdp_w{i}"] = w
     result["fsdp_evaluate"] = np.array(model.evaluate(xv, yv, batch_size=4, verbose=0))
     result["fsdp_predict"] = model.predict(x, batch_size=8, verbose=0)
+    fsdp_dir = os.path.join(out, "fsdp_sharded")
+    model_parallel.save_sharded_checkpoint(model, fsdp_dir)
+    fresh = mp_models.mlp()
+    mp_models.compile_mlp(fresh)
+    fresh.build((None, 5))
+    model_parallel.load_sharded_checkpoint(fresh, fsdp_dir)
+    for name, m in (("cont", model), ("fresh", fresh)):
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        for i, w in enumerate(m.get_weights()):
+            result[f"fsdp_dcp_{name}_w{i}"] = w
 
     # 3. Conv2D (output channels sharded) and Embedding (rows sharded) on the (1, 2) mesh
     dist.set_distribution(mp_models.other_distribution(dist.DeviceMesh((1, 2), ["batch", "model"])))

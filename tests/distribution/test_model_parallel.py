@@ -133,6 +133,24 @@ def test_weights_sharded_along_the_batch_axis_equal_one_process(job):
 
 
 @needs_dist
+def test_sharded_checkpoint_resumes_to_the_same_next_step(job):
+    """`save_sharded_checkpoint` (torch.distributed.checkpoint, each rank
+    its shards, Adam's moments and step count included), read back into a
+    fresh model and into one already laid out, on the tensor-parallel
+    (1, 2) mesh and with kernels sharded along the batch axis (FSDP2): the
+    next epoch equals the model that wrote it."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        for i in range(len(ref["mlp"])):
+            for name in ("fresh", "laid"):
+                np.testing.assert_allclose(r[f"dcp_{name}_w{i}"], r[f"dcp_cont_w{i}"], rtol=1e-6, atol=1e-7,
+                                           err_msg=f"{name} weight {i}")
+            np.testing.assert_allclose(r[f"fsdp_dcp_fresh_w{i}"], r[f"fsdp_dcp_cont_w{i}"], rtol=1e-6, atol=1e-7,
+                                       err_msg=f"fsdp weight {i}")
+        assert not np.allclose(r["fsdp_dcp_cont_w0"], r["fsdp_w0"])  # the next epoch did train
+
+
+@needs_dist
 @pytest.mark.parametrize("name", ["cnn", "emb"])
 def test_conv2d_and_embedding_shards_equal_one_process(job, name):
     """Conv2D + BatchNormalization (gathered per call) and a masked
