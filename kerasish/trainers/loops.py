@@ -235,7 +235,10 @@ class TrainerLoops:
                 for batch in batches:
                     logs = step_fn(batch)
                 steps_run += len(batches)
-                cbs.on_train_batch_end(end, lazy_logs if lazy else logs)
+                if sync_stop:  # a callback reads batch logs: the global batch's values, as in one process
+                    cbs.on_train_batch_end(end, self._reduced_logs(logs, lazy, run))
+                else:
+                    cbs.on_train_batch_end(end, lazy_logs if lazy else logs)
                 if sync_stop:
                     self.stop_training = run.any(self.stop_training)
                 if self.stop_training:
@@ -301,7 +304,10 @@ class TrainerLoops:
             cbs.on_test_batch_begin(begin)
             for batch in batches:
                 logs = step_fn(batch)
-            cbs.on_test_batch_end(end, self.get_metrics_result if lazy else logs)
+            if run is not None and (not hasattr(cbs, "_targets") or cbs._targets("on_test_batch_end")[0]):
+                cbs.on_test_batch_end(end, self._reduced_logs(logs, lazy, run))  # global values, every rank
+            else:
+                cbs.on_test_batch_end(end, self.get_metrics_result if lazy else logs)
             stop = self._stop_evaluating
             if run is not None:
                 stop = run.any(stop)

@@ -24,3 +24,17 @@ def local_bn_model():
         WithSpareWeight(),
         keras.layers.Dense(3),
     ])
+
+
+class BatchLogs(keras.callbacks.Callback):
+    """Records the loss every train and test batch reports to callbacks."""
+
+    def __init__(self):
+        super().__init__()
+        self.train, self.test = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.train.append(float(logs["loss"]))
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.test.append(float(logs["loss"]))

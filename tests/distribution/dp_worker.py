@@ -85,8 +85,11 @@ def main(out):
     if rank == 0:
         bn_model.set_weights([data[f"b{i}"] for i in range(len(bn_model.get_weights()))])
     bn_model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    h = bn_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    batch_logs = dp_models.BatchLogs()
+    h = bn_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
+                     callbacks=[batch_logs])
     result["bn_loss"] = np.array(h.history["loss"])
+    result["bn_batch_train"], result["bn_batch_test"] = np.array(batch_logs.train), np.array(batch_logs.test)
     for i, w in enumerate(bn_model.get_weights()):
         result[f"bn_w{i}"] = w
     distributed._FIRST_BUCKET_BYTES, distributed._BUCKET_BYTES = 1 << 20, 25 << 20

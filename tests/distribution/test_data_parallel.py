@@ -105,8 +105,11 @@ def job(tmp_path_factory):
     bn_ref = dp_models.local_bn_model()
     bn_ref.set_weights(init_b)
     bn_ref.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
-    h_bn = bn_ref.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    batch_logs = dp_models.BatchLogs()
+    h_bn = bn_ref.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
+                      callbacks=[batch_logs])
     reference = {
+        "bn_batch_train": batch_logs.train, "bn_batch_test": batch_logs.test,
         "bn_weights": bn_ref.get_weights(), "bn_loss": h_bn.history["loss"], "bn_init": init_b,
         "fsdp_weights": fsdp_ref.get_weights(), "fsdp_loss": h_fsdp.history["loss"],
         "custom_weights": plain.get_weights(), "custom_loss": h_plain.history["loss"],
@@ -240,3 +243,14 @@ def test_local_batch_norm_uses_the_global_batch_and_an_empty_share_is_fine(job):
     spare = len(reference["bn_weights"]) - 3  # Dense(3)'s kernel and bias follow it
     np.testing.assert_array_equal(reference["bn_weights"][spare], reference["bn_init"][spare])
     np.testing.assert_array_equal(ranks[1][f"bn_w{spare}"], reference["bn_init"][spare])
+
+
+def test_callbacks_reading_batch_logs_get_the_global_batch_values(job):
+    """A callback reading `logs` in `on_train_batch_end` / `on_test_batch_end`
+    gets what one process logs (metric states summed over the ranks for
+    that batch), the same on every rank, so batch-level decisions agree."""
+    _, ranks, reference, _ = job
+    assert len(reference["bn_batch_train"]) == 10 and len(reference["bn_batch_test"]) == 4
+    for r in ranks:
+        np.testing.assert_allclose(r["bn_batch_train"], reference["bn_batch_train"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(r["bn_batch_test"], reference["bn_batch_test"], rtol=1e-4, atol=1e-5)
