@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import dp_models  # noqa: E402
 
 import kerasish as keras  # noqa: E402
-from kerasish.trainers import distributed  # noqa: E402
+from kerasish.distribution import grad_buckets  # noqa: E402
 
 
 def build_model():
@@ -80,7 +80,7 @@ def main(out):
 
     # 2a. a non-synchronized BatchNormalization (global batch statistics, as Keras on JAX), the last
     # global batch leaving rank 1 an empty share, a weight with no gradient, one bucket per weight
-    distributed._FIRST_BUCKET_BYTES = distributed._BUCKET_BYTES = 1
+    grad_buckets._FIRST_BUCKET_BYTES = grad_buckets._BUCKET_BYTES = 1
     bn_model = dp_models.local_bn_model()
     if rank == 0:
         bn_model.set_weights([data[f"b{i}"] for i in range(len(bn_model.get_weights()))])
@@ -92,7 +92,7 @@ def main(out):
     result["bn_batch_train"], result["bn_batch_test"] = np.array(batch_logs.train), np.array(batch_logs.test)
     for i, w in enumerate(bn_model.get_weights()):
         result[f"bn_w{i}"] = w
-    distributed._FIRST_BUCKET_BYTES, distributed._BUCKET_BYTES = 1 << 20, 25 << 20
+    grad_buckets._FIRST_BUCKET_BYTES, grad_buckets._BUCKET_BYTES = 1 << 20, 25 << 20
 
     # 2b. resume from rank 0's checkpoint: the same next epoch as the model that wrote it
     resumed = build_model()
