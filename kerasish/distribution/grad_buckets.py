@@ -67,6 +67,7 @@ class GradientBuckets:
         for b, bucket in enumerate(self.buckets):
             for i, p in enumerate(bucket.params):
                 self.where[p] = (b, i)
+        self.backwards = 0  # backward passes averaged so far
         self.next = 0  # the next bucket to start
         self.active = False  # a backward is filling the buckets
         self.pending = False  # the default step announced a backward (`expect`)
@@ -142,3 +143,4 @@ class GradientBuckets:
         self.next = 0
         self.active = self.pending = False
         self.n_local = 1
+        self.backwards += 1

@@ -229,6 +229,32 @@ class DataParallelRun:
         a rank's empty share of the last batch takes part with weight 0."""
         distribution_lib._STATE["sync_batch_stats"] = self._synced_bn = True
 
+    def guard_custom_step(self, step_fn):
+        """`step_fn` (a custom `train_step`), raising when a step updated the
+        weights (the Keras optimizer's step count moved) without a backward
+        pass through the gradient buckets, e.g. gradients taken with
+        `torch.autograd.grad`: those were never averaged and the ranks
+        would silently diverge."""
+
+        def step(batch):
+            opt = getattr(self.model, "optimizer", None)
+            steps = getattr(opt, "_iterations", None)
+            before = int(steps) if isinstance(steps, torch.Tensor) else None
+            done = self._buckets.backwards if self._buckets is not None else None
+            out = step_fn(batch)
+            if (before is not None and done is not None and self._buckets is not None
+                    and self._buckets.backwards == done and int(opt._iterations) != before):
+                raise RuntimeError(
+                    f"The custom `train_step` of model '{self.model.name}' updated the weights without calling "
+                    "`backward()` on a loss: under `keras.distribution.DataParallel` gradients are averaged over "
+                    "the ranks as `backward` accumulates them into `.grad`, so these were not, and the ranks "
+                    "would diverge. Use `loss.backward()` and the weights' `.grad` (e.g. `self.optimizer.apply("
+                    "[w.grad for w in self.trainable_weights], self.trainable_weights)`)."
+                )
+            return out
+
+        return step
+
     def before_backward(self, loss, n_local: int):
         """The default train step is about to run backward of `loss` on
         `n_local` samples (its weight in the gradient mean); returns the

@@ -196,6 +196,8 @@ class TrainerLoops:
             run.hook_grads = self._custom_train_step()
             run.trains = True
             self._dist_run = run
+            if run.hook_grads:
+                step_fn = run.guard_custom_step(step_fn)
             step_fn = self._synced_step(step_fn, run)
             # a callback reading batch logs may stop training on one rank: agree on it every batch
             sync_stop = bool(cbs._targets("on_train_batch_end")[0]) if hasattr(cbs, "_targets") else True

@@ -30,6 +30,17 @@ def build_model():
     ])
 
 
+class GradStep(keras.Model):
+    """Takes gradients with `torch.autograd.grad` (never reaches `.grad`)."""
+
+    def train_step(self, data):
+        x, y = data
+        loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+        grads = torch.autograd.grad(loss, self.trainable_weights)
+        self.optimizer.apply(list(grads), self.trainable_weights)
+        return {"loss": loss.detach()}
+
+
 class Keras2Step(keras.Model):
     def train_step(self, data):
         x, y = data
@@ -130,6 +141,15 @@ def main(out):
     result["custom_loss"] = np.array(h.history["loss"])
     for i, w in enumerate(custom.get_weights()):
         result[f"custom_w{i}"] = w
+
+    # 5b. a custom step whose gradients never reach `.grad` would not be averaged: refused
+    grad_model = GradStep(inp, keras.layers.Dense(3)(inp))
+    grad_model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    try:
+        grad_model.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0)
+        result["autograd_grad_error"] = ""
+    except RuntimeError as e:
+        result["autograd_grad_error"] = str(e)
 
     # 6. FSDP2: `fully_shard(model)` + fit, no distribution set, each rank feeding its own 16 samples
     keras.distribution.set_distribution(None)

@@ -254,3 +254,9 @@ def test_callbacks_reading_batch_logs_get_the_global_batch_values(job):
     for r in ranks:
         np.testing.assert_allclose(r["bn_batch_train"], reference["bn_batch_train"], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(r["bn_batch_test"], reference["bn_batch_test"], rtol=1e-4, atol=1e-5)
+
+
+def test_custom_step_without_backward_raises_instead_of_diverging(job):
+    _, ranks, _, _ = job
+    for r in ranks:
+        assert "updated the weights without calling `backward()`" in str(r["autograd_grad_error"])
