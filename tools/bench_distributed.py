@@ -17,7 +17,10 @@ Both run in the same processes, alternately (`--repeats` timed rounds
 each, best kept), so they see the same machine load. It prints samples/s
 per rank, the per-rank scaling (distributed / one process, same
 implementation) and kerasish / DDP (per-rank throughput of kerasish
-DataParallel over that of DDP, and the ratio of the two scalings).
+DataParallel over that of DDP, and the ratio of the two scalings), then
+the CPU time per step of each process (all its threads, gloo's included;
+the lowest of the rounds): the work each implementation does per step,
+which a busy shared machine disturbs much less than wall-clock rates.
 
     python tools/bench_distributed.py [--nproc 2] [--batches 64,512,2048] [--repeats 3]
 
@@ -93,18 +96,22 @@ def worker(batch, epochs, rounds):
                 loss_fn(net(xt[rows]), yt[rows]).backward()
                 opt.step()
 
-    best = {}
+    best, cpu = {}, {}
     for name, fn in (("kerasish", kerasish_epochs), ("torch", torch_epochs)):
         fn(1)  # warm-up
     for _ in range(rounds):
         for name, fn in (("kerasish", kerasish_epochs), ("torch", torch_epochs)):
             if world > 1:
                 torch.distributed.barrier()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn(epochs)
             rate = batch * steps * epochs / (time.perf_counter() - start)
             best[name] = max(best.get(name, 0.0), rate)
-    return best
+            # CPU time of this process (all its threads, gloo's included) per step: the work done,
+            # which other load on a shared machine changes much less than wall time
+            per_step = 1e3 * (time.process_time() - start_cpu) / (steps * epochs)
+            cpu[name] = min(cpu.get(name, float("inf")), per_step)
+    return best, cpu
 
 
 def launch(nproc, batch, epochs, rounds):
@@ -130,8 +137,8 @@ def launch(nproc, batch, epochs, rounds):
         if p.returncode != 0:
             raise RuntimeError(f"rank {rank} of {nproc} failed (exit {p.returncode})")
     line = next(line for line in outs[0].splitlines() if line.startswith("RESULT"))
-    _, k, t = line.split()
-    return {"kerasish": float(k), "torch": float(t)}
+    _, k, t, kc, tc = line.split()
+    return {"kerasish": float(k), "torch": float(t), "kerasish_cpu": float(kc), "torch_cpu": float(tc)}
 
 
 def main():
@@ -144,9 +151,9 @@ def main():
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     if args.worker:
-        best = worker(batches[0], args.epochs, args.repeats)
+        best, cpu = worker(batches[0], args.epochs, args.repeats)
         if os.environ.get("RANK", "0") == "0":
-            print(f"RESULT {best['kerasish']:.1f} {best['torch']:.1f}")
+            print(f"RESULT {best['kerasish']:.1f} {best['torch']:.1f} {cpu['kerasish']:.4f} {cpu['torch']:.4f}")
         if "RANK" in os.environ:
             import torch
 
@@ -159,6 +166,10 @@ def main():
         print(f"batch {batch:5d}/rank: kerasish 1p {k1:8.0f}  DP {kn:8.0f} samples/s/rank  scaling {kn / k1:.2f} | "
               f"torch 1p {t1:8.0f}  DDP {tn:8.0f}  scaling {tn / t1:.2f} | kerasish/DDP throughput {kn / tn:.2f}, "
               f"scaling {(kn / k1) / (tn / t1):.2f}", flush=True)
+        print(f"            CPU ms/step/rank: kerasish 1p {one['kerasish_cpu']:.3f}  DP {many['kerasish_cpu']:.3f} | "
+              f"torch 1p {one['torch_cpu']:.3f}  DDP {many['torch_cpu']:.3f} | DP - DDP "
+              f"{many['kerasish_cpu'] - many['torch_cpu']:+.3f} ms (1p difference "
+              f"{one['kerasish_cpu'] - one['torch_cpu']:+.3f} ms)", flush=True)
     print(f"(per-rank samples/s, {args.nproc} processes vs 1, one thread each; goal: scaling >= 0.8; kerasish and "
           f"torch alternate in the same processes, best of {args.repeats} rounds)")
 
