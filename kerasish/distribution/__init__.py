@@ -12,7 +12,9 @@
 Combining `fit` with your own wrapping. Supported: (1) `DataParallel` above
 and no wrapper; (2) FSDP2: `fully_shard(model)` (in place) then `model.fit`
 with no distribution set: each rank feeds its own data, FSDP2 averages the
-gradients, metric states are summed over ranks (tested on CPU/gloo);
+gradients, metric states are summed over ranks, the weights' Keras
+regularizers and constraints (which `fully_shard` drops) are restored
+(tested on CPU/gloo);
 (3) your own training loop around `DDP(model)` / `fully_shard(model)` (every
 kerasish layer is an `nn.Module`). Not supported: `DDP(model)` then
 `model.fit` (fit calls the inner model, so DDP would never sync: use (1)).

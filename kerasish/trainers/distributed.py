@@ -77,6 +77,7 @@ def current_run(model):
     if world > 1 and _is_fully_sharded(model) and laid_out is None:
         if dist is not None and not isinstance(dist, distribution_lib.DataParallel):
             raise ValueError(f"A `fully_shard`ed model trains under no distribution or `DataParallel`. Received: {dist}")
+        restore_weight_metadata(model)
         return DataParallelRun(model, dist, managed=True)
     if dist is None:
         if world > 1:
@@ -138,6 +139,69 @@ def _model_parallel_run(model, dist, world):
     if _is_fully_sharded(model) and not model_parallel.is_fully_sharded_by(model, dist):
         raise ValueError("A `fully_shard`ed model cannot also be laid out by `ModelParallel`.")
     return ModelParallelRun(model, dist)
+
+
+def restore_weight_metadata(model) -> None:
+    """Gives FSDP2's parameters of a `fully_shard`ed model their Keras
+    regularizer and constraint back: `fully_shard` replaces each weight by
+    a new parameter without them, and `fit` would silently train without
+    the penalty or the projection. A parameter `name` of a layer gets the
+    layer's `{name}_regularizer` / `{name}_constraint` (for
+    `depthwise_kernel`, `depthwise_...`: Keras's argument names).
+
+    Raises:
+        ValueError: a layer has a regularizer or constraint that matches
+            none of its parameters while some parameter matched none
+            (kerasish cannot tell where it belongs).
+    """
+    from kerasish.variables import Variable
+
+    if model.__dict__.get("_fsdp_metadata_hooks"):
+        return
+    hooks = []
+    for module in model.modules():
+        attrs = {k: v for k, v in vars(module).items()
+                 if v is not None and k != "activity_regularizer" and k.endswith(("_regularizer", "_constraint"))}
+        replaced = {name: p for name, p in module._parameters.items() if p is not None and not isinstance(p, Variable)}
+        if not attrs or not replaced:
+            continue
+        used, bare, meta = set(), [], {}
+        for name, p in replaced.items():
+            stem = name[:-len("_kernel")] if name.endswith("_kernel") else name
+            # (DepthwiseConv's weight is `kernel`, its arguments `depthwise_*`)
+            alias = "depthwise" if name == "kernel" else stem
+            found = False
+            for kind in ("regularizer", "constraint"):
+                key = next((k for k in (f"{name}_{kind}", f"{stem}_{kind}", f"{alias}_{kind}") if k in attrs), None)
+                if key is not None:
+                    meta.setdefault(name, {})[kind] = attrs[key]
+                    used.add(key)
+                    found = True
+            if not found:
+                bare.append(name)
+        missing = sorted(set(attrs) - used)
+        if missing and bare:
+            raise ValueError(
+                f"`fully_shard` replaced the weights {bare} of layer "
+                f"'{getattr(module, 'name', type(module).__name__)}' without their Keras metadata, and kerasish "
+                f"cannot tell which of them {missing} belong to, so `fit` would silently train without them. "
+                "Shard the model through `keras.distribution.ModelParallel` with a LayoutMap on the batch axis "
+                "(it keeps them), or drop those arguments."
+            )
+        if meta:
+            _set_metadata(module, meta)
+            # FSDP2 registers the gathered parameters during a forward (and keeps the root's until
+            # backward): the losses read after the call see those, which need the metadata too
+            hooks.append(module.register_forward_hook(lambda m, a, o, meta=meta: _set_metadata(m, meta)))
+    model.__dict__["_fsdp_metadata_hooks"] = hooks
+
+
+def _set_metadata(module, meta) -> None:
+    params = module._parameters
+    for name, values in meta.items():
+        p = params.get(name)
+        if p is not None and "regularizer" not in p.__dict__ and "constraint" not in p.__dict__:
+            p.__dict__.update(values)
 
 
 def _is_fully_sharded(model) -> bool:

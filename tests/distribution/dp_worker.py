@@ -188,6 +188,16 @@ def main(out):
         model_.fit(x[mine], y[mine], batch_size=8, epochs=1, shuffle=False, verbose=0)
     for i, (a, b) in enumerate(zip(sharded.get_weights(), resumed.get_weights())):
         result[f"resume_a{i}"], result[f"resume_b{i}"] = a, b
+    # a regularizer and a constraint survive `fully_shard` (its new parameters lack them: restored)
+    reg = keras.Sequential([keras.Input((5,)), keras.layers.Dense(
+        3, kernel_regularizer=keras.regularizers.L2(0.5), kernel_constraint=keras.constraints.NonNeg())])
+    reg.set_weights([data["c2"][:5], data["c3"]])
+    fully_shard(reg)
+    reg.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h = reg.fit(x[mine], y[mine], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    result["fsdp_reg_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(reg.get_weights()):
+        result[f"fsdp_reg_w{i}"] = w
     sharded.set_weights([w * 2 for w in fsdp_gw])  # scattered back to the shards
     for i, w in enumerate(sharded.trainable_weights):
         result[f"fsdp_sw{i}"] = w.full_tensor().detach().numpy()

@@ -108,7 +108,13 @@ def job(tmp_path_factory):
     batch_logs = dp_models.BatchLogs()
     h_bn = bn_ref.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
                       callbacks=[batch_logs])
+    reg_ref = keras.Sequential([keras.Input((5,)), keras.layers.Dense(
+        3, kernel_regularizer=keras.regularizers.L2(0.5), kernel_constraint=keras.constraints.NonNeg())])
+    reg_ref.set_weights([init_c[2][:5], init_c[3]])
+    reg_ref.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h_reg = reg_ref.fit(x[order], y[order], batch_size=16, epochs=2, shuffle=False, verbose=0)
     reference = {
+        "fsdp_reg_weights": reg_ref.get_weights(), "fsdp_reg_loss": h_reg.history["loss"],
         "bn_batch_train": batch_logs.train, "bn_batch_test": batch_logs.test,
         "bn_weights": bn_ref.get_weights(), "bn_loss": h_bn.history["loss"], "bn_init": init_b,
         "fsdp_weights": fsdp_ref.get_weights(), "fsdp_loss": h_fsdp.history["loss"],
@@ -195,6 +201,18 @@ def test_fully_shard_fit_equals_one_process(job):
         for i, w in enumerate(reference["fsdp_weights"]):
             np.testing.assert_allclose(r[f"fsdp_w{i}"], w, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(r["fsdp_loss"], reference["fsdp_loss"], rtol=1e-4, atol=1e-5)
+
+
+def test_fully_shard_keeps_regularizers_and_constraints(job):
+    """`fully_shard` replaces the weights by parameters without the Keras
+    regularizer and constraint; `fit` restores them (L2 in the loss,
+    NonNeg applied), so the numbers equal one process."""
+    _, ranks, reference, _ = job
+    assert (reference["fsdp_reg_weights"][0] == 0).any()  # the constraint clipped something
+    for r in ranks:
+        np.testing.assert_allclose(r["fsdp_reg_loss"], reference["fsdp_reg_loss"], rtol=1e-4, atol=1e-5)
+        for i, w in enumerate(reference["fsdp_reg_weights"]):
+            np.testing.assert_allclose(r[f"fsdp_reg_w{i}"], w, rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")
 
 
 def test_get_and_set_weights_on_sharded_weights(job):
