@@ -199,8 +199,9 @@ class TrainerLoops:
             if run.hook_grads:
                 step_fn = run.guard_custom_step(step_fn)
             step_fn = self._synced_step(step_fn, run)
-            # a callback reading batch logs may stop training on one rank: agree on it every batch
-            sync_stop = bool(cbs._targets("on_train_batch_end")[0]) if hasattr(cbs, "_targets") else True
+            # a callback reading batch logs may stop training on one rank: agree on it every batch (decided
+            # by all ranks together: callbacks given to rank 0 only must not leave it alone in a collective)
+            sync_stop = run.any(bool(cbs._targets("on_train_batch_end")[0]) if hasattr(cbs, "_targets") else True)
         modes = ModeSnapshot(self)
         self._in_fit = True
         try:
@@ -299,6 +300,9 @@ class TrainerLoops:
         if run is not None:
             step_fn = self._synced_step(self._skip_empty(step_fn, lazy, run), run)
         self._stop_evaluating = False
+        # a callback reading batch logs gets the global batch's values (decided by all ranks together)
+        batch_logs_synced = run is not None and run.any(
+            not hasattr(cbs, "_targets") or bool(cbs._targets("on_test_batch_end")[0]))
         cbs.on_test_begin()
         self.reset_metrics()
         logs = None
@@ -306,7 +310,7 @@ class TrainerLoops:
             cbs.on_test_batch_begin(begin)
             for batch in batches:
                 logs = step_fn(batch)
-            if run is not None and (not hasattr(cbs, "_targets") or cbs._targets("on_test_batch_end")[0]):
+            if batch_logs_synced:
                 cbs.on_test_batch_end(end, self._reduced_logs(logs, lazy, run))  # global values, every rank
             else:
                 cbs.on_test_batch_end(end, self.get_metrics_result if lazy else logs)

@@ -104,6 +104,12 @@ def main(out):
     for i, w in enumerate(bn_model.get_weights()):
         result[f"bn_w{i}"] = w
     grad_buckets._FIRST_BUCKET_BYTES, grad_buckets._BUCKET_BYTES = 1 << 20, 25 << 20
+    # a batch-log callback given to rank 0 only: every rank still joins the per-batch reductions
+    rank0_logs = dp_models.BatchLogs()
+    bn_model.evaluate(xv, yv, batch_size=4, verbose=0, callbacks=[rank0_logs] if rank == 0 else [])
+    bn_model.fit(x[:16], y[:16], batch_size=8, epochs=1, shuffle=False, verbose=0,
+                 callbacks=[rank0_logs] if rank == 0 else [])
+    result["rank0_only_logs"] = np.array([len(rank0_logs.test), len(rank0_logs.train)])
 
     # 2b. resume from rank 0's checkpoint: the same next epoch as the model that wrote it
     resumed = build_model()

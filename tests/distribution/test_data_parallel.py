@@ -263,6 +263,12 @@ def test_local_batch_norm_uses_the_global_batch_and_an_empty_share_is_fine(job):
     np.testing.assert_array_equal(ranks[1][f"bn_w{spare}"], reference["bn_init"][spare])
 
 
+def test_batch_log_callbacks_on_rank_zero_only_do_not_hang(job):
+    _, ranks, _, _ = job
+    np.testing.assert_array_equal(ranks[0]["rank0_only_logs"], [3, 2])  # 11 rows / 4, 16 rows / 8
+    np.testing.assert_array_equal(ranks[1]["rank0_only_logs"], [0, 0])
+
+
 def test_callbacks_reading_batch_logs_get_the_global_batch_values(job):
     """A callback reading `logs` in `on_train_batch_end` / `on_test_batch_end`
     gets what one process logs (metric states summed over the ranks for
