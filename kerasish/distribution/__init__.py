@@ -12,17 +12,24 @@
 Combining `fit` with your own wrapping. Supported: (1) `DataParallel` above
 and no wrapper; (2) FSDP2: `fully_shard(model)` (in place) then `model.fit`
 with no distribution set: each rank feeds its own data, FSDP2 averages the
-gradients, metric states are summed over ranks (tested on CPU/gloo);
+gradients, metric states are summed over ranks, the weights' Keras
+regularizers and constraints (which `fully_shard` drops) are restored
+(tested on CPU/gloo);
 (3) your own training loop around `DDP(model)` / `fully_shard(model)` (every
 kerasish layer is an `nn.Module`). Not supported: `DDP(model)` then
 `model.fit` (fit calls the inner model, so DDP would never sync: use (1)).
 `ModelParallel(layout_map=...)`: LayoutMap weights become DTensors
 sharded on the mesh's non-batch axes (see `model_parallel`), the batch axis
-is data parallel. `fit` in a multi-rank process group with no distribution set raises a
-RuntimeError saying so. A custom `train_step` under `DataParallel` gets its
-gradients averaged by per-parameter hooks as they are accumulated
-(unweighted, as DDP does: exact when every rank's share of each batch has
-the same size; the default step weights ranks by their samples).
+is data parallel; a layout that shards weights along the batch axis runs on
+FSDP2 (`fully_shard`). Sharded checkpoints:
+`model_parallel.save_sharded_checkpoint` / `load_sharded_checkpoint`.
+`fit` in a multi-rank process group with no distribution set raises a
+RuntimeError saying so. Gradients are averaged in DDP-style buckets while
+backward runs; a custom `train_step` (calling `backward`) gets them averaged
+unweighted, as DDP does (exact when every rank's share of each batch has
+the same size; the default step weights ranks by their samples). A custom
+step that takes gradients with `torch.autograd.grad` instead of `backward`
+is not averaged.
 """
 
 from kerasish.distribution.distribution_lib import DataParallel

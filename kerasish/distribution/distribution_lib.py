@@ -11,16 +11,23 @@ PyTorch's own engine, launched by `torchrun` (one process per device):
 - `DataParallel` replicates the weights: they are broadcast from rank 0 when
   `fit` starts, gradients are averaged over the ranks (weighted by each
   rank's share of the global batch, so a fit on N processes equals one
-  process on the global batch), and data is split across ranks.
+  process on the global batch; DDP-style buckets all-reduced while backward
+  runs), BatchNormalization normalizes with the global batch's statistics
+  (as Keras's data-parallel step on JAX does), and data is split across
+  ranks.
 - `ModelParallel` maps a `LayoutMap` onto DTensor (see `model_parallel`):
   weights it matches are sharded on the mesh axes other than the batch
   axis (`Shard(dim)`, Keras's kernel layouts: `(None, "model")` on a Dense
   kernel shards its output units), other weights are replicated, and the
-  batch axis is data parallel. `fit`/`evaluate`/`predict` on N processes
-  equal one process on the global batch; whole weights are read and written
-  through `get_weights`/`set_weights`, `variable.numpy()`, `save` (rank 0
-  writes), `save_weights`/`load_weights`. Not supported: sharding a weight
-  along the batch axis (use FSDP2's `fully_shard`), layouts for activations
+  batch axis is data parallel. A layout naming the batch axis (e.g.
+  `("batch", None)` on a `(n,)` or `(n, 1)` mesh) shards those weights
+  along it with FSDP2 (ZeRO-3; every model axis must then have one
+  device). `fit`/`evaluate`/`predict` on N processes equal one process on
+  the global batch; whole weights are read and written through
+  `get_weights`/`set_weights`, `variable.numpy()`, `save` (rank 0 writes),
+  `save_weights`/`load_weights`; sharded checkpoints through
+  `model_parallel.save_sharded_checkpoint` (`sharded_checkpoint`). Not supported: batch-axis and
+  model-axis sharding at once, layouts for activations
   (`get_tensor_layout` is answered, nothing relays activations out).
 """
 
@@ -37,7 +44,14 @@ import torch
 
 DEFAULT_BATCH_DIM_NAME = "batch"
 
-_STATE = {"distribution": None}
+_STATE = {"distribution": None, "sync_batch_stats": False}
+
+
+def sync_batch_stats() -> bool:
+    """Whether a data-parallel `fit` is training on several processes right
+    now: `BatchNormalization` then uses the global batch's statistics (all
+    ranks' rows), as Keras's data-parallel step on JAX does."""
+    return _STATE["sync_batch_stats"]
 
 
 # ------------------------------------------------------------- processes
@@ -373,10 +387,17 @@ class DataParallel(Distribution):
 
     In `fit`, the weights are broadcast from rank 0 before the first step
     and gradients are averaged across ranks (each rank weighted by its
-    share of the global batch); `batch_size` is the global batch, split
-    across ranks per step; every rank runs the same number of steps. Metric
-    states are summed over ranks before logs are read at epoch end, so
-    History, EarlyStopping and ReduceLROnPlateau agree everywhere.
+    share of the global batch) in buckets that start all-reducing while
+    backward runs, as DDP's; `batch_size` is the global batch, split
+    across ranks per step; every rank runs the same number of steps.
+    BatchNormalization layers normalize with the global batch's statistics
+    while `fit` trains (Keras on JAX computes them on the whole batch), so
+    they equal one process, also when the last batch leaves a rank no rows.
+    Metric states are summed over ranks before logs are read at epoch end
+    (and per batch when a callback reads batch logs), so History,
+    EarlyStopping, ReduceLROnPlateau and batch-level callbacks agree
+    everywhere; the rank-0 progress bar shows rank 0's running values
+    within an epoch.
 
     Args:
         device_mesh: Optional 1-D `DeviceMesh` (one device per process).
@@ -425,8 +446,24 @@ class ModelParallel(Distribution):
     becomes a DTensor laid out on the mesh axes other than
     `batch_dim_name`; the rest are replicated. Data is split along the
     batch axis (`batch_size` is the global batch). Processes along the
-    model axes must feed the same data and get the same random state: the
+    model axes compute on the same rows and get the same random state: the
     global torch RNG is reseeded from rank 0 when a loop starts.
+
+    A layout that puts a weight's dimension on the batch axis (FSDP /
+    ZeRO-3; Keras's common `DeviceMesh((n, 1), ["batch", "model"])` with
+    kernels on "batch") is run by FSDP2: `fully_shard` on each layer, that
+    dimension `Shard(dim)` over the batch axis, each layer's weights
+    all-gathered for its call and gradients reduce-scattered (weighted by
+    each rank's rows). FSDP2 shards every parameter of the model (the
+    others on their first dimension); the numbers are those of one process.
+    Every model axis must then have one device.
+
+    With `auto_shard_dataset=False` each process feeds its own part of the
+    global batch (Keras's rule): the processes of one batch shard (those
+    that differ only along the model axes) must feed the same rows in the
+    same order; kerasish gives them the same shuffle seed and compares a
+    fingerprint of each loop's first batch, raising the same ValueError on
+    every rank when they differ.
 
         mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"])
         layout_map = keras.distribution.LayoutMap(mesh)
@@ -437,8 +474,8 @@ class ModelParallel(Distribution):
 
     A layout whose rank differs from the weight's, that names an unknown
     axis, uses one axis twice, or shards a dimension not divisible by the
-    axis size raises `ValueError`; sharding along the batch axis raises
-    `NotImplementedError`.
+    axis size raises `ValueError`; sharding along the batch axis on a mesh
+    with a model axis of more than one device raises `NotImplementedError`.
 
     Args:
         layout_map: A `LayoutMap`.

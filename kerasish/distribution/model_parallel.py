@@ -37,6 +37,14 @@ How a Keras layout becomes torch (one process per device, `torchrun`):
   `assign`, `path`; `get_weights`/`set_weights`, `save`, `save_weights` and
   `load_weights` see whole weights (gathered on every process; rank 0
   writes).
+- A layout naming the batch axis (FSDP / ZeRO-3) is handed to FSDP2
+  instead (`fully_shard_model`): `fully_shard` per layer over the batch
+  axis, `Shard(dim)` where the layout puts the batch axis; the Keras
+  metadata (regularizer, constraint, path) moves to FSDP2's parameters.
+- Sharded checkpoints: `save_sharded_checkpoint` / `load_sharded_checkpoint`
+  (from `sharded_checkpoint`; torch.distributed.checkpoint: every process
+  writes and reads its own shards; the optimizer's moments and step count
+  included).
 """
 
 from __future__ import annotations
@@ -125,7 +133,8 @@ def placements_for(dist, path: str, shape, layout) -> list | None:
         ValueError: the layout's rank is not the weight's, it names an axis
             the mesh does not have, uses one axis for two dimensions, or a
             sharded dimension is not divisible by the axis size.
-        NotImplementedError: the layout shards a weight along the batch axis.
+        NotImplementedError: the layout shards a weight along the batch
+            axis on a mesh whose model axes are not all of size 1.
     """
     from torch.distributed.tensor import Replicate
     from torch.distributed.tensor import Shard
@@ -134,13 +143,17 @@ def placements_for(dist, path: str, shape, layout) -> list | None:
     axes = tuple(layout.axes)
     sizes = dict(zip(mesh.axis_names, mesh.shape))
     seen = check_layout(mesh, path, shape, axes)
-    if dist.batch_dim_name in seen and sizes[dist.batch_dim_name] > 1:
-        raise NotImplementedError(
-            f"The layout of variable '{path}' shards it along the batch axis {dist.batch_dim_name!r} ({axes}). "
-            "kerasish's ModelParallel shards weights along the other mesh axes only (the batch axis is data "
-            "parallel); shard the model with FSDP2's `fully_shard` for that."
-        )
     names = model_axes(dist)
+    if dist.batch_dim_name in seen and sizes[dist.batch_dim_name] > 1:
+        if any(sizes[n] > 1 for n in names):
+            raise NotImplementedError(
+                f"The layout of variable '{path}' shards it along the batch axis {dist.batch_dim_name!r} "
+                f"({axes}) on a mesh that also has a model axis of more than one device "
+                f"(shape {tuple(mesh.shape)}, axes {list(mesh.axis_names)}). kerasish shards weights along the "
+                "batch axis (FSDP) or along model axes (tensor parallel), not both at once: give the model axes "
+                "one device, or lay this weight out on a model axis."
+            )
+        return None  # sharded along the batch axis by FSDP2 (`fully_shard_model`), no tensor parallelism
     placements = [Shard(seen[name]) if name in seen else Replicate() for name in names]
     if not any(isinstance(p, Shard) and sizes[n] > 1 for p, n in zip(placements, names)):
         return None
@@ -154,6 +167,69 @@ def validate_layouts(model, dist) -> None:
         layout = dist._layout_map[w.path] if hasattr(w, "path") else None
         if layout is not None:
             placements_for(dist, w.path, w.shape, layout)
+
+
+# ------------------------------------------------- the batch axis: FSDP2
+
+
+def batch_sharded_dims(model, dist) -> dict:
+    """`{id(weight): dim}` of the weights whose layout shards them along the
+    batch axis (of more than one device)."""
+    mesh = dist.device_mesh
+    if dict(zip(mesh.axis_names, mesh.shape))[dist.batch_dim_name] <= 1:
+        return {}
+    out = {}
+    for w in model.weights:
+        layout = dist._layout_map[w.path] if hasattr(w, "path") else None
+        if layout is not None and dist.batch_dim_name in layout.axes:
+            out[id(w)] = tuple(layout.axes).index(dist.batch_dim_name)
+    return out
+
+
+def is_fully_sharded_by(model, dist) -> bool:
+    return model.__dict__.get("_mp_fsdp") is dist
+
+
+def fully_shard_model(model, dist, dims) -> None:
+    """FSDP2 for a LayoutMap sharding weights along the batch axis (ZeRO-3):
+    `fully_shard` on every layer owning weights, then on the model, over
+    the batch axis's processes. Each weight the LayoutMap names is sharded
+    on the dimension its layout puts on the batch axis (`Shard(dim)`), the
+    other parameters on their first dimension (FSDP2 shards every parameter
+    it manages; this changes where values live, not a single number).
+    Forward and backward all-gather each layer's weights for its call,
+    gradients are reduce-scattered (averaged) over the batch axis; buffers
+    (moving statistics) stay whole on every process.
+    """
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import Shard
+
+    mesh = torch_mesh(dist)
+    if mesh.ndim > 1:
+        mesh = mesh[dist.batch_dim_name]
+
+    def placement(param):
+        dim = dims.get(id(param))
+        return Shard(dim) if dim is not None else None
+
+    # FSDP2 registers new (DTensor) parameters: the Keras metadata (regularizer, constraint, name,
+    # path) of each weight moves onto its replacement
+    before = {(id(m), name): p for m in model.modules() for name, p in m._parameters.items() if p is not None}
+    for layer, modules in list(_units(model)):
+        if layer is not model and any(p is not None for m in modules for p in m._parameters.values()):
+            fully_shard(layer, mesh=mesh, shard_placement_fn=placement)
+    fully_shard(model, mesh=mesh, shard_placement_fn=placement)
+    replaced = {}
+    for m in model.modules():
+        for name, p in m._parameters.items():
+            old = before.get((id(m), name))
+            if p is not None and old is not None and p is not old:
+                p.__dict__.update({k: v for k, v in old.__dict__.items() if k not in p.__dict__})
+                replaced[id(old)] = p
+    _move_optimizer_state(getattr(model, "optimizer", None), replaced)
+    model.__dict__["_mp_fsdp"] = model.__dict__["_mp_dist"] = dist
+    if getattr(model, "_loss_sources", None) is not None:  # regularization terms cached on the old weights
+        model._set_untracked("_loss_sources", None)
 
 
 # --------------------------------------------------------- sharded weights
@@ -582,3 +658,8 @@ def save_on_rank_zero(model, write):
         result = write() if is_rank_zero() else None
     barrier()
     return result
+
+
+# (re-exported: `model_parallel.save_sharded_checkpoint` / `load_sharded_checkpoint`)
+from kerasish.distribution.sharded_checkpoint import load_sharded_checkpoint  # noqa: E402
+from kerasish.distribution.sharded_checkpoint import save_sharded_checkpoint  # noqa: E402

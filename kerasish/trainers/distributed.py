@@ -5,13 +5,19 @@ is set and the process group has more than one rank. It
 
 - broadcasts the weights (parameters and buffers) from rank 0 before the
   first step, after building an unbuilt model on that step's batch;
-- averages gradients across ranks after `backward`, each rank weighted by
-  its number of samples, with one coalesced all-reduce per dtype (the
-  sample count rides along in the same buffer), so N processes on a global
-  batch compute the gradient of one process on that batch;
+- averages gradients across ranks during `backward` (`GradientBuckets`:
+  DDP-style buckets, each all-reduced asynchronously as soon as its
+  gradients are in, in the same order on every rank), each rank weighted by
+  its number of samples (the count rides along in each bucket), so N
+  processes on a global batch compute the gradient of one process on that
+  batch;
+- makes BatchNormalization use the global batch's statistics while `fit`
+  trains (Keras's data-parallel step on JAX sees the whole batch);
 - sums metric states across ranks whenever logs are materialized at the end
-  of an epoch / evaluation (Keras metric variables aggregate by "sum"), and
-  ORs `stop_training`, so every decision agrees on every rank;
+  of an epoch / evaluation, and per batch only when a callback reads batch
+  logs (Keras metric variables aggregate by "sum"), and ORs
+  `stop_training`, so every decision agrees on every rank; nothing else is
+  synchronized per step;
 - gathers `predict` outputs from all ranks back into the global order.
 
 Every collective here is issued the same number of times on every rank:
@@ -22,11 +28,13 @@ an empty share), and nothing depends on wall-clock time.
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import torch
 
 from kerasish.distribution import distribution_lib
+from kerasish.distribution.grad_buckets import GradientBuckets
 
 
 def shard_bounds(size: int, rank: int, world: int) -> tuple:
@@ -66,9 +74,10 @@ def current_run(model):
             f"Model '{model.name}' was laid out by {laid_out} (its weights are DTensors); run it under that "
             f"distribution. Received: distribution={dist}"
         )
-    if world > 1 and _is_fully_sharded(model):
+    if world > 1 and _is_fully_sharded(model) and laid_out is None:
         if dist is not None and not isinstance(dist, distribution_lib.DataParallel):
             raise ValueError(f"A `fully_shard`ed model trains under no distribution or `DataParallel`. Received: {dist}")
+        restore_weight_metadata(model)
         return DataParallelRun(model, dist, managed=True)
     if dist is None:
         if world > 1:
@@ -127,16 +136,72 @@ def _model_parallel_run(model, dist, world):
             f"`ModelParallel` needs one device per process: the device mesh has {size} devices but the process "
             f"group has {world} ranks."
         )
-    if _is_fully_sharded(model):
+    if _is_fully_sharded(model) and not model_parallel.is_fully_sharded_by(model, dist):
         raise ValueError("A `fully_shard`ed model cannot also be laid out by `ModelParallel`.")
-    if not dist.auto_shard_dataset and dist.num_model_replicas != world:
-        # processes along a model axis must see the same rows; per-process data cannot promise that
-        raise NotImplementedError(
-            "`ModelParallel(auto_shard_dataset=False)` with a model axis of more than one device is not "
-            "supported: the processes of a model-parallel group must compute on the same rows. Pass the global "
-            f"data to every process with `auto_shard_dataset=True`. Received: mesh shape {dist.device_mesh.shape}"
-        )
     return ModelParallelRun(model, dist)
+
+
+def restore_weight_metadata(model) -> None:
+    """Gives FSDP2's parameters of a `fully_shard`ed model their Keras
+    regularizer and constraint back: `fully_shard` replaces each weight by
+    a new parameter without them, and `fit` would silently train without
+    the penalty or the projection. A parameter `name` of a layer gets the
+    layer's `{name}_regularizer` / `{name}_constraint` (for
+    `depthwise_kernel`, `depthwise_...`: Keras's argument names).
+
+    Raises:
+        ValueError: a layer has a regularizer or constraint that matches
+            none of its parameters while some parameter matched none
+            (kerasish cannot tell where it belongs).
+    """
+    from kerasish.variables import Variable
+
+    if model.__dict__.get("_fsdp_metadata_hooks"):
+        return
+    hooks = []
+    for module in model.modules():
+        attrs = {k: v for k, v in vars(module).items()
+                 if v is not None and k != "activity_regularizer" and k.endswith(("_regularizer", "_constraint"))}
+        replaced = {name: p for name, p in module._parameters.items() if p is not None and not isinstance(p, Variable)}
+        if not attrs or not replaced:
+            continue
+        used, bare, meta = set(), [], {}
+        for name, p in replaced.items():
+            stem = name[:-len("_kernel")] if name.endswith("_kernel") else name
+            # (DepthwiseConv's weight is `kernel`, its arguments `depthwise_*`)
+            alias = "depthwise" if name == "kernel" else stem
+            found = False
+            for kind in ("regularizer", "constraint"):
+                key = next((k for k in (f"{name}_{kind}", f"{stem}_{kind}", f"{alias}_{kind}") if k in attrs), None)
+                if key is not None:
+                    meta.setdefault(name, {})[kind] = attrs[key]
+                    used.add(key)
+                    found = True
+            if not found:
+                bare.append(name)
+        missing = sorted(set(attrs) - used)
+        if missing and bare:
+            raise ValueError(
+                f"`fully_shard` replaced the weights {bare} of layer "
+                f"'{getattr(module, 'name', type(module).__name__)}' without their Keras metadata, and kerasish "
+                f"cannot tell which of them {missing} belong to, so `fit` would silently train without them. "
+                "Shard the model through `keras.distribution.ModelParallel` with a LayoutMap on the batch axis "
+                "(it keeps them), or drop those arguments."
+            )
+        if meta:
+            _set_metadata(module, meta)
+            # FSDP2 registers the gathered parameters during a forward (and keeps the root's until
+            # backward): the losses read after the call see those, which need the metadata too
+            hooks.append(module.register_forward_hook(lambda m, a, o, meta=meta: _set_metadata(m, meta)))
+    model.__dict__["_fsdp_metadata_hooks"] = hooks
+
+
+def _set_metadata(module, meta) -> None:
+    params = module._parameters
+    for name, values in meta.items():
+        p = params.get(name)
+        if p is not None and "regularizer" not in p.__dict__ and "constraint" not in p.__dict__:
+            p.__dict__.update(values)
 
 
 def _is_fully_sharded(model) -> bool:
@@ -174,7 +239,10 @@ class DataParallelRun:
         self.managed = managed
         self.pending_sync = not managed
         self.hook_grads = False  # a custom train_step: average gradients as they are accumulated
+        self.trains = False  # set by `fit`: gradients are averaged (evaluate/predict install no hooks)
         self._hooks = []
+        self._buckets = None  # `GradientBuckets` (plain DataParallel): gradients averaged during backward
+        self._synced_bn = False
         self.group = None  # the process group data is split over (None: all ranks)
         # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
         nccl = torch.distributed.get_backend() == "nccl"
@@ -192,15 +260,9 @@ class DataParallelRun:
         with torch.no_grad():
             for t in [*model.parameters(), *model.buffers()]:
                 torch.distributed.broadcast(t.data, src=0)
-        if self.hook_grads and not self._hooks and not self.managed:
-            world = self.world
-
-            def average(p):
-                torch.distributed.all_reduce(p.grad)
-                p.grad.div_(world)
-
-            self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
-                           if p.requires_grad]
+        if self.trains and self._buckets is None and not self.managed:
+            self._buckets = GradientBuckets([p for p in model.parameters() if p.requires_grad], self.group)
+            self._global_batch_stats()
 
     def after_inference(self) -> None:
         """Reshards a `fully_shard`ed model after `evaluate`/`predict`: their
@@ -214,16 +276,69 @@ class DataParallelRun:
                     m.reshard()
 
     def close(self) -> None:
-        """Removes the gradient hooks of a custom `train_step`."""
+        """Removes the gradient hooks."""
         for handle in self._hooks:
             handle.remove()
         self._hooks = []
+        if self._buckets is not None:
+            self._buckets.remove()
+            self._buckets = None
+        if self._synced_bn:
+            distribution_lib._STATE["sync_batch_stats"] = self._synced_bn = False
+
+    def _global_batch_stats(self) -> None:
+        """While this `fit` trains, BatchNormalization normalizes with the
+        global batch's statistics (all-reduced over the default group), as
+        Keras's data-parallel step on JAX does: N processes equal one, and
+        a rank's empty share of the last batch takes part with weight 0."""
+        distribution_lib._STATE["sync_batch_stats"] = self._synced_bn = True
+
+    def guard_custom_step(self, step_fn):
+        """`step_fn` (a custom `train_step`), raising when a step updated the
+        weights (the Keras optimizer's step count moved) without a backward
+        pass through the gradient buckets, e.g. gradients taken with
+        `torch.autograd.grad`: those were never averaged and the ranks
+        would silently diverge."""
+
+        def step(batch):
+            opt = getattr(self.model, "optimizer", None)
+            steps = getattr(opt, "_iterations", None)
+            before = int(steps) if isinstance(steps, torch.Tensor) else None
+            done = self._buckets.backwards if self._buckets is not None else None
+            out = step_fn(batch)
+            if (before is not None and done is not None and self._buckets is not None
+                    and self._buckets.backwards == done and int(opt._iterations) != before):
+                raise RuntimeError(
+                    f"The custom `train_step` of model '{self.model.name}' updated the weights without calling "
+                    "`backward()` on a loss: under `keras.distribution.DataParallel` gradients are averaged over "
+                    "the ranks as `backward` accumulates them into `.grad`, so these were not, and the ranks "
+                    "would diverge. Use `loss.backward()` and the weights' `.grad` (e.g. `self.optimizer.apply("
+                    "[w.grad for w in self.trainable_weights], self.trainable_weights)`)."
+                )
+            return out
+
+        return step
+
+    def before_backward(self, loss, n_local: int):
+        """The default train step is about to run backward of `loss` on
+        `n_local` samples (its weight in the gradient mean); returns the
+        loss to differentiate (an empty share's weighs 0)."""
+        if self._buckets is not None:
+            self._buckets.expect(n_local)
+        if n_local == 0 and not self.managed:
+            return loss.sum() * 0.0
+        return loss
 
     def all_reduce_grads(self, weights, n_local: int) -> None:
-        """Replaces each weight's `.grad` by the sample-weighted mean of the
-        ranks' gradients (missing gradients count as zeros); nothing for a
-        `fully_shard`ed model, whose gradients FSDP2 already averaged."""
+        """After backward: each weight's `.grad` is the sample-weighted mean
+        of the ranks' gradients. Under plain `DataParallel` the buckets
+        already did it during backward (this only finishes a backward that
+        reached no parameter here); nothing for a `fully_shard`ed model,
+        whose gradients FSDP2 already averaged."""
         if self.managed or self.world == 1:
+            return
+        if self._buckets is not None:
+            self._buckets.flush()
             return
         by_kind = {}
         for w in weights:
@@ -388,6 +503,11 @@ class ModelParallelRun(DataParallelRun):
         self.rank = mesh.get_coordinate()[axis]
         self.world = dist.device_mesh.shape[axis]
         self.group = mesh.get_group(dist.batch_dim_name) if self.world > 1 else None
+        self.check_feed = not self.auto_shard and self.world < distribution_lib.num_processes()
+        if self.check_feed:
+            # per-process data (Keras's `auto_shard_dataset=False`): the processes of one batch shard
+            # (along the model axes) must draw the same shuffles, so their RNG starts alike
+            torch.manual_seed((self.shared_seed() + self.rank) % (2**63))
 
     def sync_model(self, x) -> None:
         """Builds the model on `x` if needed, broadcasts rank 0's weights,
@@ -402,16 +522,29 @@ class ModelParallelRun(DataParallelRun):
             with torch.no_grad():
                 model(x, training=False)
         model_parallel.validate_layouts(model, self.dist)
+        if self.check_feed:
+            self._check_same_rows(x)
         seed = self.shared_seed()
-        if not model_parallel.is_sharded(model):
+        if not model_parallel.is_sharded(model) and not model_parallel.is_fully_sharded_by(model, self.dist):
             # (distribute_tensor takes rank 0's values too; plain buffers outside layouts included)
             with torch.no_grad():
                 for t in [*model.parameters(), *model.buffers()]:
                     if not model_parallel.is_dtensor(t):
                         torch.distributed.broadcast(t.data, src=0)
-            model_parallel.shard_model(model, self.dist)
+            dims = model_parallel.batch_sharded_dims(model, self.dist)
+            if dims:
+                model_parallel.fully_shard_model(model, self.dist, dims)
+            else:
+                model_parallel.shard_model(model, self.dist)
+        # weights sharded along the batch axis: FSDP2 gathers them and reduce-scatters the gradients
+        self.managed = model_parallel.is_fully_sharded_by(model, self.dist)
+        self._step_rows = float("inf")  # rows of this step's global batch (FSDP2 training)
+        if self.managed and self.trains and self.group is not None:
+            self._weigh_fsdp_gradients()
         torch.manual_seed((seed + self.rank) % (2**63))
-        if self.hook_grads and not self._hooks:
+        if self.trains and self.group is not None and self.world == distribution_lib.num_processes():
+            self._global_batch_stats()  # data parallel only (a model axis of one device)
+        if self.hook_grads and not self._hooks and not self.managed:
             world, group = self.world, self.group
 
             def average(p):
@@ -424,10 +557,77 @@ class ModelParallelRun(DataParallelRun):
             self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
                            if p.requires_grad]
 
+    def _check_same_rows(self, x) -> None:
+        """With per-process data, the processes that differ only along the
+        model axes compute on the same rows: compares a fingerprint (rows,
+        sum) of each process's first batch, on every rank (one small
+        all-gather per loop), and raises the same ValueError everywhere."""
+        leaves = [t for t in _flat_leaves(x) if isinstance(t, torch.Tensor)]
+        rows = int(leaves[0].shape[0]) if leaves and leaves[0].dim() else 0
+        total = float(sum(t.detach().double().sum().item() for t in leaves))
+        gathered = [None] * distribution_lib.num_processes()
+        torch.distributed.all_gather_object(gathered, (self.rank, rows, total))
+        by_shard = {}
+        for rank, (shard, n, s) in enumerate(gathered):
+            by_shard.setdefault(shard, []).append((rank, n, s))
+        for shard, feeds in by_shard.items():
+            n0, s0 = feeds[0][1], feeds[0][2]
+            if any(n != n0 or not math.isclose(s, s0, rel_tol=1e-6, abs_tol=1e-6) for _, n, s in feeds):
+                raise ValueError(
+                    "With `ModelParallel(auto_shard_dataset=False)` each process feeds its own part of the global "
+                    "batch, and the processes of one batch shard (those that differ only along the model axes, "
+                    "which compute on the same rows) must feed the same data in the same order. Processes "
+                    f"{[r for r, _, _ in feeds]} (batch shard {shard} of axis {self.dist.batch_dim_name!r}) fed "
+                    f"different first batches: (rows, sum) = {[(n, s) for _, n, s in feeds]}. Feed them the same "
+                    "data (shuffles drawn by kerasish agree), or pass the global data to every process with "
+                    "`auto_shard_dataset=True`."
+                )
+
     def all_reduce_grads(self, weights, n_local: int) -> None:
+        if self.managed:
+            return
         for w in weights:
             _align_grad(w)
         super().all_reduce_grads(weights, n_local)
+
+    def before_backward(self, loss, n_local: int):
+        """Under FSDP2 an empty share keeps its weight-regularization terms:
+        their gradients land on this rank's shards directly (FSDP2 averages
+        only what flows through the gathered weights)."""
+        if self.managed and self._step_rows < self.world:
+            # some rank's share is empty (every rank knows: the forward counted the rows); all gather the
+            # regularization terms (collectives), the empty one differentiates just them
+            extra = self.model._additional_losses()
+            if n_local == 0:
+                return loss.sum() * 0.0 + (sum(extra) if extra else 0.0)
+        return super().before_backward(loss, n_local)
+
+    def _weigh_fsdp_gradients(self) -> None:
+        """Under FSDP2 (weights sharded along the batch axis), which averages
+        the ranks' gradients unweighted, the gradient flowing into the
+        model's outputs is scaled by `n_local * ranks / global_batch`, so the
+        mean is weighted by each rank's rows (exact for uneven and empty
+        shares); terms that do not depend on the outputs (weight
+        regularizers, the same on every rank) are left alone."""
+        world, group, device = self.world, self.group, self.device
+
+        def weigh(module, args, output):
+            if not torch.is_grad_enabled() or not module.training:
+                return output
+            leaves = [t for t in _flat_leaves(output) if isinstance(t, torch.Tensor) and t.requires_grad]
+            if not leaves:
+                return output
+            n_local = leaves[0].shape[0] if leaves[0].dim() else 1
+            total = torch.tensor([float(n_local)], device=device)
+            torch.distributed.all_reduce(total, group=group)
+            self._step_rows = total.item()
+            scale = n_local * world / max(self._step_rows, 1.0)
+            if scale != 1.0:
+                for t in leaves:
+                    t.register_hook(lambda g, s=scale: g * s)
+            return output
+
+        self._hooks.append(self.model.register_forward_hook(weigh))
 
     def shared_seed(self) -> int:
         t = torch.randint(0, 2**62, (1,), dtype=torch.int64) if self.global_rank == 0 else torch.zeros(
@@ -453,4 +653,5 @@ class ModelParallelRun(DataParallelRun):
         return super().gather_predictions(local_parts, local_sizes)
 
     def after_inference(self) -> None:
-        return None
+        if self.managed:
+            super().after_inference()

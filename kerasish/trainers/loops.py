@@ -195,10 +195,14 @@ class TrainerLoops:
         step_fn, lazy = self._step_function("train")
         if run is not None:
             run.hook_grads = self._custom_train_step()
+            run.trains = True
             self._dist_run = run
+            if run.hook_grads:
+                step_fn = run.guard_custom_step(step_fn)
             step_fn = self._synced_step(step_fn, run)
-            # a callback reading batch logs may stop training on one rank: agree on it every batch
-            sync_stop = bool(cbs._targets("on_train_batch_end")[0]) if hasattr(cbs, "_targets") else True
+            # a callback reading batch logs may stop training on one rank: agree on it every batch (decided
+            # by all ranks together: callbacks given to rank 0 only must not leave it alone in a collective)
+            sync_stop = run.any(bool(cbs._targets("on_train_batch_end")[0]) if hasattr(cbs, "_targets") else True)
         modes = ModeSnapshot(self)
         self._in_fit = True
         try:
@@ -235,7 +239,10 @@ class TrainerLoops:
                 for batch in batches:
                     logs = step_fn(batch)
                 steps_run += len(batches)
-                cbs.on_train_batch_end(end, lazy_logs if lazy else logs)
+                if sync_stop:  # a callback reads batch logs: the global batch's values, as in one process
+                    cbs.on_train_batch_end(end, self._reduced_logs(logs, lazy, run))
+                else:
+                    cbs.on_train_batch_end(end, lazy_logs if lazy else logs)
                 if sync_stop:
                     self.stop_training = run.any(self.stop_training)
                 if self.stop_training:
@@ -292,8 +299,11 @@ class TrainerLoops:
         switch_mode(self, False)
         step_fn, lazy = self._step_function("test")
         if run is not None:
-            step_fn = self._synced_step(self._skip_empty(step_fn, lazy), run)
+            step_fn = self._synced_step(self._skip_empty(step_fn, lazy, run), run)
         self._stop_evaluating = False
+        # a callback reading batch logs gets the global batch's values (decided by all ranks together)
+        batch_logs_synced = run is not None and run.any(
+            not hasattr(cbs, "_targets") or bool(cbs._targets("on_test_batch_end")[0]))
         cbs.on_test_begin()
         self.reset_metrics()
         logs = None
@@ -301,7 +311,10 @@ class TrainerLoops:
             cbs.on_test_batch_begin(begin)
             for batch in batches:
                 logs = step_fn(batch)
-            cbs.on_test_batch_end(end, self.get_metrics_result if lazy else logs)
+            if batch_logs_synced:
+                cbs.on_test_batch_end(end, self._reduced_logs(logs, lazy, run))  # global values, every rank
+            else:
+                cbs.on_test_batch_end(end, self.get_metrics_result if lazy else logs)
             stop = self._stop_evaluating
             if run is not None:
                 stop = run.any(stop)
@@ -397,16 +410,26 @@ class TrainerLoops:
 
         return type(self).train_step is not Trainer.train_step
 
-    def _skip_empty(self, step_fn, lazy):
+    def _skip_empty(self, step_fn, lazy, run=None):
         """`step_fn`, doing nothing on a rank whose share of the (last,
-        small) global batch is empty."""
+        small) global batch is empty (but the forward pass, when FSDP2's
+        collectives live in it)."""
 
         def step(batch):
             if trainer_batch_size(batch) == 0:
+                self._empty_forward(batch, run)
                 return None if lazy else self.get_metrics_result()
             return step_fn(batch)
 
         return step
+
+    def _empty_forward(self, batch, run) -> None:
+        """The forward pass of an empty share, outputs dropped, when the
+        model is `fully_shard`ed by a `ModelParallel` LayoutMap: each
+        layer's all-gather must run on every rank of the batch axis."""
+        if run is not None and run.managed and run.auto_shard:
+            with torch.no_grad():
+                self(unpack_x_y_sample_weight(batch)[0], training=False)
 
     def _predict_distributed(self, iterator, cbs, step_fn, run, modes):
         """`predict` on this rank's share of every batch; the outputs of all
@@ -423,6 +446,7 @@ class TrainerLoops:
                 n = trainer_batch_size(batch)
                 sizes.append(n)
                 if n == 0:
+                    self._empty_forward(batch, run)
                     continue
                 out = step_fn(batch)
                 flat = [_to_numpy(t) for t in data_adapters._flatten(out)]

@@ -605,9 +605,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             warnings.warn("The model does not have any trainable weights.", stacklevel=3)
             return
         run = self._dist_run
-        if run is not None and n_samples == 0:
-            # an empty share still runs backward (SyncBN's collectives live there); its gradients weigh 0
-            loss = loss.sum() * 0.0
+        if run is not None:
+            # (an empty share still runs backward: SyncBN's and FSDP2's collectives live there)
+            loss = run.before_backward(loss, n_samples)
         scaler = self._grad_scaler_for(loss)
         if scaler is not None:
             scaler.scale(loss).backward()

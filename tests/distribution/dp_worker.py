@@ -13,7 +13,12 @@ import sys
 import numpy as np
 import torch
 
-import kerasish as keras
+sys.path.insert(0, os.path.dirname(__file__))
+
+import dp_models  # noqa: E402
+
+import kerasish as keras  # noqa: E402
+from kerasish.distribution import grad_buckets  # noqa: E402
 
 
 def build_model():
@@ -23,6 +28,17 @@ def build_model():
         keras.layers.BatchNormalization(synchronized=True),
         keras.layers.Dense(3),
     ])
+
+
+class GradStep(keras.Model):
+    """Takes gradients with `torch.autograd.grad` (never reaches `.grad`)."""
+
+    def train_step(self, data):
+        x, y = data
+        loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True))
+        grads = torch.autograd.grad(loss, self.trainable_weights)
+        self.optimizer.apply(list(grads), self.trainable_weights)
+        return {"loss": loss.detach()}
 
 
 class Keras2Step(keras.Model):
@@ -73,6 +89,28 @@ def main(out):
     result["evaluate"] = np.array(model.evaluate(xv, yv, batch_size=4, verbose=0))
     result["predict"] = model.predict(x, batch_size=8, verbose=0)
 
+    # 2a. a non-synchronized BatchNormalization (global batch statistics, as Keras on JAX), the last
+    # global batch leaving rank 1 an empty share, a weight with no gradient, one bucket per weight
+    grad_buckets._FIRST_BUCKET_BYTES = grad_buckets._BUCKET_BYTES = 1
+    bn_model = dp_models.local_bn_model()
+    if rank == 0:
+        bn_model.set_weights([data[f"b{i}"] for i in range(len(bn_model.get_weights()))])
+    bn_model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    batch_logs = dp_models.BatchLogs()
+    h = bn_model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
+                     callbacks=[batch_logs])
+    result["bn_loss"] = np.array(h.history["loss"])
+    result["bn_batch_train"], result["bn_batch_test"] = np.array(batch_logs.train), np.array(batch_logs.test)
+    for i, w in enumerate(bn_model.get_weights()):
+        result[f"bn_w{i}"] = w
+    grad_buckets._FIRST_BUCKET_BYTES, grad_buckets._BUCKET_BYTES = 1 << 20, 25 << 20
+    # a batch-log callback given to rank 0 only: every rank still joins the per-batch reductions
+    rank0_logs = dp_models.BatchLogs()
+    bn_model.evaluate(xv, yv, batch_size=4, verbose=0, callbacks=[rank0_logs] if rank == 0 else [])
+    bn_model.fit(x[:16], y[:16], batch_size=8, epochs=1, shuffle=False, verbose=0,
+                 callbacks=[rank0_logs] if rank == 0 else [])
+    result["rank0_only_logs"] = np.array([len(rank0_logs.test), len(rank0_logs.train)])
+
     # 2b. resume from rank 0's checkpoint: the same next epoch as the model that wrote it
     resumed = build_model()
     resumed.load_weights(os.path.join(out, "ckpt.weights.h5"))
@@ -109,6 +147,15 @@ def main(out):
     result["custom_loss"] = np.array(h.history["loss"])
     for i, w in enumerate(custom.get_weights()):
         result[f"custom_w{i}"] = w
+
+    # 5b. a custom step whose gradients never reach `.grad` would not be averaged: refused
+    grad_model = GradStep(inp, keras.layers.Dense(3)(inp))
+    grad_model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    try:
+        grad_model.fit(x[:16], y[:16], batch_size=8, epochs=1, verbose=0)
+        result["autograd_grad_error"] = ""
+    except RuntimeError as e:
+        result["autograd_grad_error"] = str(e)
 
     # 6. FSDP2: `fully_shard(model)` + fit, no distribution set, each rank feeding its own 16 samples
     keras.distribution.set_distribution(None)
@@ -147,6 +194,16 @@ def main(out):
         model_.fit(x[mine], y[mine], batch_size=8, epochs=1, shuffle=False, verbose=0)
     for i, (a, b) in enumerate(zip(sharded.get_weights(), resumed.get_weights())):
         result[f"resume_a{i}"], result[f"resume_b{i}"] = a, b
+    # a regularizer and a constraint survive `fully_shard` (its new parameters lack them: restored)
+    reg = keras.Sequential([keras.Input((5,)), keras.layers.Dense(
+        3, kernel_regularizer=keras.regularizers.L2(0.5), kernel_constraint=keras.constraints.NonNeg())])
+    reg.set_weights([data["c2"][:5], data["c3"]])
+    fully_shard(reg)
+    reg.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h = reg.fit(x[mine], y[mine], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    result["fsdp_reg_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(reg.get_weights()):
+        result[f"fsdp_reg_w{i}"] = w
     sharded.set_weights([w * 2 for w in fsdp_gw])  # scattered back to the shards
     for i, w in enumerate(sharded.trainable_weights):
         result[f"fsdp_sw{i}"] = w.full_tensor().detach().numpy()

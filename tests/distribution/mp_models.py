@@ -18,6 +18,15 @@ def mlp_layout(mesh):
     return layout_map  # "col/bias" and "out" match nothing: replicated
 
 
+def fsdp_layout(mesh):
+    """Kernels sharded along the batch axis (FSDP / ZeRO-3, as Keras lays
+    weights out on "batch" of a `(n, 1)` ["batch", "model"] mesh)."""
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*col/kernel"] = (None, "batch")
+    layout_map[".*row/kernel"] = ("batch", None)
+    return layout_map
+
+
 def compile_mlp(model):
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
 

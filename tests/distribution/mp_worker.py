@@ -91,6 +91,24 @@ def main(out):
     for i, w in enumerate(resumed.get_weights()):
         result[f"resumed_w{i}"] = w
 
+    # 1b. a sharded checkpoint (torch.distributed.checkpoint: each rank writes its shards, Adam's moments
+    # and step count included) resumes to the same next step, into a fresh model (whole values, laid out
+    # by its fit) and into one already laid out
+    from kerasish.distribution import model_parallel
+
+    sharded_dir = os.path.join(out, "tp_sharded")
+    model_parallel.save_sharded_checkpoint(tp_model, sharded_dir)
+    fresh = mp_models.mlp()
+    mp_models.compile_mlp(fresh)
+    fresh.build((None, 5))
+    model_parallel.load_sharded_checkpoint(fresh, sharded_dir)
+    laid_out = resumed  # laid out and trained above, holding other values
+    model_parallel.load_sharded_checkpoint(laid_out, sharded_dir)
+    for name, m in (("cont", tp_model), ("fresh", fresh), ("laid", laid_out)):
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        for i, w in enumerate(m.get_weights()):
+            result[f"dcp_{name}_w{i}"] = w
+
     # 2. the same MLP on a (2, 1) mesh: data parallel along "batch"
     dp = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((2, 1), ["batch", "model"])),
                             batch_dim_name="batch")
@@ -103,6 +121,33 @@ def main(out):
     for i, w in enumerate(model.get_weights()):
         result[f"dp_w{i}"] = w
     result["dp_predict"] = model.predict(x, batch_size=8, verbose=0)
+
+    # 2b. kernels sharded along the batch axis of a (2, 1) mesh: FSDP2, same numbers as one process
+    fsdp = dist.ModelParallel(layout_map=mp_models.fsdp_layout(dist.DeviceMesh((2, 1), ["batch", "model"])),
+                              batch_dim_name="batch")
+    dist.set_distribution(fsdp)
+    model = mp_models.mlp()
+    model.set_weights(weights_of(data, "mlp"))
+    mp_models.compile_mlp(model)
+    history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv))
+    result["fsdp_history"] = json.dumps(history.history)
+    col = model.get_layer("col").kernel
+    result["fsdp_placements"] = json.dumps([str(col.placements), str(model.get_layer("row").kernel.placements)])
+    result["fsdp_local_shape"] = np.array(col.to_local().shape)
+    for i, w in enumerate(model.get_weights()):
+        result[f"fsdp_w{i}"] = w
+    result["fsdp_evaluate"] = np.array(model.evaluate(xv, yv, batch_size=4, verbose=0))
+    result["fsdp_predict"] = model.predict(x, batch_size=8, verbose=0)
+    fsdp_dir = os.path.join(out, "fsdp_sharded")
+    model_parallel.save_sharded_checkpoint(model, fsdp_dir)
+    fresh = mp_models.mlp()
+    mp_models.compile_mlp(fresh)
+    fresh.build((None, 5))
+    model_parallel.load_sharded_checkpoint(fresh, fsdp_dir)
+    for name, m in (("cont", model), ("fresh", fresh)):
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        for i, w in enumerate(m.get_weights()):
+            result[f"fsdp_dcp_{name}_w{i}"] = w
 
     # 3. Conv2D (output channels sharded) and Embedding (rows sharded) on the (1, 2) mesh
     dist.set_distribution(mp_models.other_distribution(dist.DeviceMesh((1, 2), ["batch", "model"])))
@@ -137,15 +182,29 @@ def main(out):
     except ValueError as e:
         result["bad_error"] = str(e)
 
-    # per-process data cannot promise the same rows along the model axis: refused
+    # per-process data (auto_shard_dataset=False) on a model axis of 2: both processes are one batch
+    # shard and feed the same rows: one process's numbers; shuffles drawn by kerasish agree
     own = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((1, 2), ["batch", "model"])),
                              auto_shard_dataset=False)
     dist.set_distribution(own)
+    model = mp_models.mlp()
+    model.set_weights(weights_of(data, "mlp"))
+    mp_models.compile_mlp(model)
+    history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv))
+    result["own_history"] = json.dumps(history.history)
+    for i, w in enumerate(model.get_weights()):
+        result[f"own_w{i}"] = w
+    torch.manual_seed(rank)  # the processes' own random states differ
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=True, verbose=0)
+    for i, w in enumerate(model.get_weights()):
+        result[f"own_shuffled_w{i}"] = w
+    # ... and feeding them different rows is a clear error on every rank, before any update
     try:
-        mp_models.mlp().predict(x, verbose=0)
+        model.fit(x * (1 + rank), y, batch_size=8, epochs=1, verbose=0)
         result["own_data_error"] = ""
-    except NotImplementedError as e:
+    except ValueError as e:
         result["own_data_error"] = str(e)
+    result["own_after_error_w0"] = model.get_weights()[0]
     dist.set_distribution(dist.ModelParallel(layout_map=bad))
 
     # a model laid out by one ModelParallel refuses to run under another

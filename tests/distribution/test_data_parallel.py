@@ -19,6 +19,10 @@ import torch
 
 import kerasish as keras
 
+sys.path.insert(0, os.path.dirname(__file__))
+
+import dp_models  # noqa: E402
+
 WORKER = os.path.join(os.path.dirname(__file__), "dp_worker.py")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -78,8 +82,9 @@ def job(tmp_path_factory):
     inp = keras.Input((5,))
     plain = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inp)))
     init_c = plain.get_weights()
+    init_b = dp_models.local_bn_model().get_weights()
     np.savez(out / "inputs.npz", x=x, y=y, xv=xv, yv=yv, **{f"w{i}": w for i, w in enumerate(init)},
-             **{f"c{i}": w for i, w in enumerate(init_c)})
+             **{f"c{i}": w for i, w in enumerate(init_c)}, **{f"b{i}": w for i, w in enumerate(init_b)})
     logs = run_ranks(WORKER, out)
     ranks = [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
 
@@ -97,7 +102,21 @@ def job(tmp_path_factory):
     fsdp_ref.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     order = np.concatenate([np.r_[8 * i:8 * i + 8, 16 + 8 * i:16 + 8 * i + 8] for i in range(2)])
     h_fsdp = fsdp_ref.fit(x[order], y[order], batch_size=16, epochs=2, shuffle=False, verbose=0)
+    bn_ref = dp_models.local_bn_model()
+    bn_ref.set_weights(init_b)
+    bn_ref.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    batch_logs = dp_models.BatchLogs()
+    h_bn = bn_ref.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
+                      callbacks=[batch_logs])
+    reg_ref = keras.Sequential([keras.Input((5,)), keras.layers.Dense(
+        3, kernel_regularizer=keras.regularizers.L2(0.5), kernel_constraint=keras.constraints.NonNeg())])
+    reg_ref.set_weights([init_c[2][:5], init_c[3]])
+    reg_ref.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h_reg = reg_ref.fit(x[order], y[order], batch_size=16, epochs=2, shuffle=False, verbose=0)
     reference = {
+        "fsdp_reg_weights": reg_ref.get_weights(), "fsdp_reg_loss": h_reg.history["loss"],
+        "bn_batch_train": batch_logs.train, "bn_batch_test": batch_logs.test,
+        "bn_weights": bn_ref.get_weights(), "bn_loss": h_bn.history["loss"], "bn_init": init_b,
         "fsdp_weights": fsdp_ref.get_weights(), "fsdp_loss": h_fsdp.history["loss"],
         "custom_weights": plain.get_weights(), "custom_loss": h_plain.history["loss"],
         "weights": ref.get_weights(), "history": hist.history,
@@ -184,6 +203,18 @@ def test_fully_shard_fit_equals_one_process(job):
         np.testing.assert_allclose(r["fsdp_loss"], reference["fsdp_loss"], rtol=1e-4, atol=1e-5)
 
 
+def test_fully_shard_keeps_regularizers_and_constraints(job):
+    """`fully_shard` replaces the weights by parameters without the Keras
+    regularizer and constraint; `fit` restores them (L2 in the loss,
+    NonNeg applied), so the numbers equal one process."""
+    _, ranks, reference, _ = job
+    assert (reference["fsdp_reg_weights"][0] == 0).any()  # the constraint clipped something
+    for r in ranks:
+        np.testing.assert_allclose(r["fsdp_reg_loss"], reference["fsdp_reg_loss"], rtol=1e-4, atol=1e-5)
+        for i, w in enumerate(reference["fsdp_reg_weights"]):
+            np.testing.assert_allclose(r[f"fsdp_reg_w{i}"], w, rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")
+
+
 def test_get_and_set_weights_on_sharded_weights(job):
     _, ranks, _, _ = job
     x = np.load(job[0] / "inputs.npz")["x"]
@@ -213,3 +244,43 @@ def test_rank_zero_checkpoint_resumes_to_the_same_next_step(job):
         for i in range(n):
             np.testing.assert_allclose(r[f"r0resume_b{i}"], r[f"r0resume_a{i}"], rtol=1e-6, atol=1e-7)
         assert not np.allclose(r["r0resume_a0"], r["fit_w0"])  # the next epoch did train
+
+
+def test_local_batch_norm_uses_the_global_batch_and_an_empty_share_is_fine(job):
+    """A non-synchronized BatchNormalization normalizes with the global
+    batch's moments (Keras's data-parallel step on JAX sees the whole
+    batch), so its moving statistics and every weight equal one process,
+    also when the last global batch leaves rank 1 no rows; a weight no loss
+    depends on keeps its value (its gradient stays None). Gradients
+    travel one bucket per weight here (buckets start in order)."""
+    _, ranks, reference, _ = job
+    for r in ranks:
+        np.testing.assert_allclose(r["bn_loss"], reference["bn_loss"], rtol=1e-4, atol=1e-5)
+        for i, w in enumerate(reference["bn_weights"]):  # kernels, gamma/beta, moving stats, spare
+            np.testing.assert_allclose(r[f"bn_w{i}"], w, rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")
+    spare = len(reference["bn_weights"]) - 3  # Dense(3)'s kernel and bias follow it
+    np.testing.assert_array_equal(reference["bn_weights"][spare], reference["bn_init"][spare])
+    np.testing.assert_array_equal(ranks[1][f"bn_w{spare}"], reference["bn_init"][spare])
+
+
+def test_batch_log_callbacks_on_rank_zero_only_do_not_hang(job):
+    _, ranks, _, _ = job
+    np.testing.assert_array_equal(ranks[0]["rank0_only_logs"], [3, 2])  # 11 rows / 4, 16 rows / 8
+    np.testing.assert_array_equal(ranks[1]["rank0_only_logs"], [0, 0])
+
+
+def test_callbacks_reading_batch_logs_get_the_global_batch_values(job):
+    """A callback reading `logs` in `on_train_batch_end` / `on_test_batch_end`
+    gets what one process logs (metric states summed over the ranks for
+    that batch), the same on every rank, so batch-level decisions agree."""
+    _, ranks, reference, _ = job
+    assert len(reference["bn_batch_train"]) == 10 and len(reference["bn_batch_test"]) == 4
+    for r in ranks:
+        np.testing.assert_allclose(r["bn_batch_train"], reference["bn_batch_train"], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(r["bn_batch_test"], reference["bn_batch_test"], rtol=1e-4, atol=1e-5)
+
+
+def test_custom_step_without_backward_raises_instead_of_diverging(job):
+    _, ranks, _, _ = job
+    for r in ranks:
+        assert "updated the weights without calling `backward()`" in str(r["autograd_grad_error"])

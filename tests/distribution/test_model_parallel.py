@@ -113,6 +113,44 @@ def test_batch_axis_is_data_parallel(job):
 
 
 @needs_dist
+def test_weights_sharded_along_the_batch_axis_equal_one_process(job):
+    """A LayoutMap putting kernels on "batch" of a (2, 1) mesh: FSDP2
+    shards them (each rank holds half), gathers them per layer, and the
+    fit (uneven last batch: rank 1's share is empty; an L2-regularized
+    sharded kernel), evaluate and predict equal one process."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        assert json.loads(str(r["fsdp_placements"])) == ["(Shard(dim=1),)", "(Shard(dim=0),)"]
+        assert tuple(r["fsdp_local_shape"]) == (5, 8)  # half of the (5, 16) kernel's columns
+        history = json.loads(str(r["fsdp_history"]))
+        assert sorted(history) == sorted(ref["history"])
+        for key, values in ref["history"].items():
+            _close(history[key], values, err_msg=key)
+        for i, w in enumerate(ref["mlp"]):
+            _close(r[f"fsdp_w{i}"], w, err_msg=f"weight {i}")
+        _close(r["fsdp_evaluate"], ref["evaluate"])
+        _close(r["fsdp_predict"], ref["predict"])
+
+
+@needs_dist
+def test_sharded_checkpoint_resumes_to_the_same_next_step(job):
+    """`save_sharded_checkpoint` (torch.distributed.checkpoint, each rank
+    its shards, Adam's moments and step count included), read back into a
+    fresh model and into one already laid out, on the tensor-parallel
+    (1, 2) mesh and with kernels sharded along the batch axis (FSDP2): the
+    next epoch equals the model that wrote it."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        for i in range(len(ref["mlp"])):
+            for name in ("fresh", "laid"):
+                np.testing.assert_allclose(r[f"dcp_{name}_w{i}"], r[f"dcp_cont_w{i}"], rtol=1e-6, atol=1e-7,
+                                           err_msg=f"{name} weight {i}")
+            np.testing.assert_allclose(r[f"fsdp_dcp_fresh_w{i}"], r[f"fsdp_dcp_cont_w{i}"], rtol=1e-6, atol=1e-7,
+                                       err_msg=f"fsdp weight {i}")
+        assert not np.allclose(r["fsdp_dcp_cont_w0"], r["fsdp_w0"])  # the next epoch did train
+
+
+@needs_dist
 @pytest.mark.parametrize("name", ["cnn", "emb"])
 def test_conv2d_and_embedding_shards_equal_one_process(job, name):
     """Conv2D + BatchNormalization (gathered per call) and a masked
@@ -200,7 +238,26 @@ def test_a_layout_that_does_not_fit_raises_on_every_rank(job):
     for r in ranks:
         assert "not divisible by the size of mesh axis 'model' (2)" in str(r["bad_error"])
         assert "was laid out by <ModelParallel" in str(r["other_dist_error"])
-        assert "auto_shard_dataset=False" in str(r["own_data_error"])
+        assert "fed different first batches" in str(r["own_data_error"])
+        assert "Processes [0, 1] (batch shard 0 of axis 'batch')" in str(r["own_data_error"])
+
+
+@needs_dist
+def test_per_process_data_along_a_model_axis(job):
+    """`auto_shard_dataset=False` on a (1, 2) mesh: the two processes form
+    one batch shard and feed the same rows (Keras's rule), which equals one
+    process; their shuffles agree; different rows raise before any update."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        history = json.loads(str(r["own_history"]))
+        for key, values in ref["history"].items():
+            _close(history[key], values, err_msg=key)
+        for i, w in enumerate(ref["mlp"]):
+            _close(r[f"own_w{i}"], w, err_msg=f"weight {i}")
+        np.testing.assert_array_equal(r["own_after_error_w0"], r["own_shuffled_w0"])
+    for i in range(len(ref["mlp"])):
+        np.testing.assert_array_equal(ranks[0][f"own_shuffled_w{i}"], ranks[1][f"own_shuffled_w{i}"])
+    assert not np.allclose(ranks[0]["own_shuffled_w0"], ranks[0]["own_w0"])  # the shuffled epoch trained
 
 
 # ---------------------------------------------------------------- single process
@@ -262,3 +319,15 @@ def test_single_process_model_parallel_is_plain_fit_and_checks_layouts():
         with pytest.raises(ValueError, match="does not match its rank"):
             unbuilt.fit(x, y, epochs=1, verbose=0)  # checked once the first call built it
     assert not unbuilt._forward_hooks
+
+
+def test_batch_axis_sharding_with_a_model_axis_raises():
+    mesh = dist.DeviceMesh((2, 2), ["batch", "model"], devices=[f"cpu:{i}" for i in range(4)])
+    mp = dist.ModelParallel(layout_map=dist.LayoutMap(mesh))
+    layout = dist.TensorLayout(("batch", None), mesh)
+    with pytest.raises(NotImplementedError, match="batch axis 'batch' .* also has a model axis"):
+        model_parallel.placements_for(mp, "d/kernel", (4, 6), layout)
+    one = dist.DeviceMesh((2, 1), ["batch", "model"], devices=["cpu:0", "cpu:1"])
+    fsdp = dist.ModelParallel(layout_map=dist.LayoutMap(one))
+    # FSDP2's job (`fully_shard_model`), no tensor-parallel placements
+    assert model_parallel.placements_for(fsdp, "d/kernel", (4, 6), dist.TensorLayout(("batch", None), one)) is None

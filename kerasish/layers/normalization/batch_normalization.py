@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from kerasish import initializers
+from kerasish.distribution import distribution_lib
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSILON
@@ -69,6 +70,10 @@ class BatchNormalization(GammaBetaMixin, Layer):
         synchronized: Accepted (Keras raises on non-TensorFlow backends); here
             the batch statistics are all-reduced over the default
             `torch.distributed` process group when one is initialized.
+            While `fit` trains under `keras.distribution.DataParallel` on
+            several processes the statistics are those of the global batch
+            either way, as Keras computes them on JAX (its data-parallel
+            step sees the whole batch): N processes equal one.
         **kwargs: Base layer arguments. Keras 2's `fused` is accepted and ignored.
 
     Call arguments:
@@ -225,7 +230,7 @@ class BatchNormalization(GammaBetaMixin, Layer):
         gamma = as_float32(self.gamma)
         beta = as_float32(self.beta)
         if training and self._trainable:
-            if mask is None and not self.renorm and not self.synchronized:
+            if mask is None and not self.renorm and not self.synchronized and not distribution_lib.sync_batch_stats():
                 out = self._fused_training(x, gamma, beta)
             else:
                 out = self._explicit_training(x, gamma, beta, mask)
@@ -328,7 +333,12 @@ class BatchNormalization(GammaBetaMixin, Layer):
 
     def _moments(self, x, mask):
         dims = self._reduce_dims
-        if mask is None:
+        if mask is None and x.numel() == 0:
+            # a rank's empty share of a data-parallel batch: zero moments of zero rows (no NaN, no
+            # warning), still on the autograd path, weighted 0 by the all-reduce below
+            mean = x.sum(dim=dims)
+            var, count = mean * 0.0, None
+        elif mask is None:
             var, mean = torch.var_mean(x, dim=dims, correction=0)
             count = None
         else:
@@ -338,7 +348,8 @@ class BatchNormalization(GammaBetaMixin, Layer):
             mean = torch.where(m, x, 0.0).sum(dim=dims) / count
             diff = torch.where(m, x - self._bcast(mean, x), 0.0)
             var = diff.square().sum(dim=dims) / count
-        if self.synchronized and torch.distributed.is_available() and torch.distributed.is_initialized():
+        if ((self.synchronized or distribution_lib.sync_batch_stats()) and torch.distributed.is_available()
+                and torch.distributed.is_initialized()):
             mean, var = _all_reduce_moments(x, mean, var, count, dims)
         return mean, var
 
