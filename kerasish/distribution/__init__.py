@@ -10,7 +10,8 @@
     model.fit(x, y, batch_size=256)  # 256 is the global batch
 
 Combining `fit` with your own wrapping. Supported: (1) `DataParallel` above
-and no wrapper; (2) FSDP2: `fully_shard(model)` (in place) then `model.fit`
+and no wrapper; (2) FSDP2: `fully_shard(model)` (in place; a model with LSTM
+layers needs `kerasish.layers.rnn.contiguous_kernels(model)` first) then `model.fit`
 with no distribution set: each rank feeds its own data, FSDP2 averages the
 gradients, metric states are summed over ranks, the weights' Keras
 regularizers and constraints (which `fully_shard` drops) are restored

@@ -162,6 +162,20 @@ def main(out):
         result[f"{name}_predict"] = model.predict(data[f"{name}_x"], verbose=0)
         result[f"{name}_placements"] = json.dumps([str(getattr(w, "placements", None)) for w in model.weights])
 
+    # 3b. the masked Embedding + LSTM with weights sharded along the batch axis (FSDP2): LSTM's
+    # torch-layout kernels are laid back contiguous for fully_shard; the numbers are one process's
+    layout_map = dist.LayoutMap(dist.DeviceMesh((2, 1), ["batch", "model"]))
+    layout_map[".*embedding/embeddings"] = ("batch", None)
+    layout_map[".*lstm.*/kernel"] = (None, "batch")
+    dist.set_distribution(dist.ModelParallel(layout_map=layout_map, batch_dim_name="batch"))
+    model = mp_models.emb()
+    model.set_weights(weights_of(data, "emb"))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h = model.fit(data["emb_x"], data["emb_y"], batch_size=4, epochs=2, shuffle=False, verbose=0)
+    result["emb_fsdp_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(model.get_weights()):
+        result[f"emb_fsdp_w{i}"] = w
+
     # 4. keras.distribution.distribute_tensor: a DTensor sharded as the layout says
     mesh = dist.DeviceMesh((1, 2), ["batch", "model"])
     t = dist.distribute_tensor(np.arange(8, dtype="float32").reshape(2, 4), dist.TensorLayout((None, "model"), mesh))

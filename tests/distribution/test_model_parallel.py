@@ -133,6 +133,18 @@ def test_weights_sharded_along_the_batch_axis_equal_one_process(job):
 
 
 @needs_dist
+def test_lstm_weights_sharded_along_the_batch_axis_equal_one_process(job):
+    """FSDP2 refuses strided parameters, and LSTM keeps its kernels in
+    torch's layout (transposed views): the batch-axis layout lays them
+    back contiguous first; the masked Embedding + LSTM trains as one process."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        _close(r["emb_fsdp_loss"], ref["emb_loss"])
+        for i, w in enumerate(ref["emb"]):
+            _close(r[f"emb_fsdp_w{i}"], w, err_msg=f"weight {i}")
+
+
+@needs_dist
 def test_sharded_checkpoint_resumes_to_the_same_next_step(job):
     """`save_sharded_checkpoint` (torch.distributed.checkpoint, each rank
     its shards, Adam's moments and step count included), read back into a

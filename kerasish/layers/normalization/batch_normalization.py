@@ -437,11 +437,29 @@ class BatchNormalization(GammaBetaMixin, Layer):
         return config
 
 
+class _SumOverProcesses(torch.autograd.Function):
+    """Sum of a tensor over the processes of the default group; the gradient
+    of every process's input is the sum of the output gradients (each process
+    uses the sum). torch's own `torch.distributed.nn.functional.all_reduce` is
+    deprecated and warns on every call."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        import torch.distributed as dist
+
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _SumOverProcesses.apply(grad)
+
+
 def _all_reduce_moments(x, mean, var, count, dims):
     """Global moments over every process of the default group (SyncBatchNorm
-    semantics), differentiable through `torch.distributed.nn`."""
+    semantics), differentiable (the backward sums the gradients over processes)."""
     import torch.distributed as dist
-    from torch.distributed.nn import functional as dist_f
 
     if dist.get_world_size() == 1:
         return mean, var
@@ -452,7 +470,7 @@ def _all_reduce_moments(x, mean, var, count, dims):
         # (nan_to_num keeps the autograd path: the backward all-reduce must run on every rank)
         mean, var = torch.nan_to_num(mean), torch.nan_to_num(var)
     stats = torch.stack([mean * n, (var + mean.square()) * n, n])
-    stats = dist_f.all_reduce(stats)
+    stats = _SumOverProcesses.apply(stats)
     total = stats[2]
     g_mean = stats[0] / total
     g_var = stats[1] / total - g_mean.square()
