@@ -27,7 +27,9 @@ Keras <-> torch conventions, all here:
 - Under `torch.compile` the kernel is one opaque custom op
   (`kerasish::fused_rnn`, see `rnn_op.py`): inductor would otherwise unroll
   the time loop into per-step ops (a minute of compile time, slower steps).
-  `torch.export` keeps torch's own op, so exported programs stay portable.
+  `torch.export` keeps torch's own op when the time length is fixed
+  (non-strict); a symbolic length runs the loop as one `scan` over the
+  cell's step (`rnn_scan.py`). Either way exported programs need no kerasish.
 - Masks: Keras carries states through masked steps. In processing order, a
   mask that is a run of valid steps followed by padding ("prefix") or padding
   followed by valid steps ("suffix", e.g. right padding with go_backwards or
