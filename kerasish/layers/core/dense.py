@@ -10,6 +10,7 @@ from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers.core.dense_quantization import DenseQuantization
+from kerasish.layers.core.stored_weights import stored_weight
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.saving.serialization_lib import serialize_keras_object
@@ -119,7 +120,7 @@ class Dense(DenseQuantization, Layer):
         if mode:  # a quantized layer being loaded: its quantized variables
             self._quantized_build((input_dim, self.units), mode, self.quantization_config)
         if mode not in ("int8", "int4", "gptq", "awq"):
-            self.kernel = self.add_weight(
+            self._kernel = self.add_weight(
                 name="kernel",
                 shape=(input_dim, self.units),
                 initializer=self.kernel_initializer,
@@ -147,12 +148,17 @@ class Dense(DenseQuantization, Layer):
         return None if kernel is None or len(kernel) != 2 else (None, kernel[0])
 
     def call(self, inputs, training=None):
-        if self.lora_enabled or self._is_quantized:
-            if self._is_quantized:
+        d = self.__dict__
+        if d["lora_enabled"] or d["_is_quantized"]:
+            if d["_is_quantized"]:
                 return self._quantized_call(inputs, training)
-            kernel, bias = self._merged_kernel(), self.bias
+            kernel = self._merged_kernel()
         else:
-            kernel, bias = self.kernel, self.bias
+            # the stored kernel, read without the `kernel` property (the hot path)
+            kernel = d["_parameters"].get("kernel")
+            if kernel is None or d["_mixed"]:
+                kernel = stored_weight(self, "kernel")
+        bias = self.bias
         if inputs.dim() == 2 and bias is not None:
             # one fused op on the Keras (in, out) kernel, no transpose view
             x = torch.addmm(bias, inputs, kernel)
