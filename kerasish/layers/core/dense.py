@@ -56,6 +56,11 @@ class Dense(DenseQuantization, Layer):
     units)` (so `get_weights()` matches Keras); the forward pass is one
     `F.linear` over a transposed *view* of it (no copy per call).
 
+    As in Keras 3, `layer.kernel` is computed: the variable itself for a
+    plain layer, the base plus the LoRA update with LoRA enabled, the
+    unpacked values of an int4 layer. The stored variable is `layer._kernel`
+    (state_dict key `kernel`); see `kerasish.layers.core.stored_weights`.
+
     Example:
         >>> layer = keras.layers.Dense(4, activation="relu")
         >>> layer(torch.ones(2, 3)).shape

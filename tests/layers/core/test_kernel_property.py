@@ -223,3 +223,19 @@ def test_torch_pruning_still_reaches_the_kernel():
     prune.remove(layer, "kernel")
     assert sorted(layer.state_dict()) == ["bias", "kernel"]
     assert (layer._kernel == 0).sum() == 15
+
+
+def test_enable_lora_on_a_gptq_dense_is_refused_like_keras(keras_ref):
+    class Tokenizer:
+        def tokenize(self, text):
+            return np.array([ord(c) % 50 for c in text], dtype="int32")
+
+    errors = []
+    for lib in (keras_ref, kerasish):
+        layer = lib.layers.Dense(4)
+        layer.build((None, 8))
+        layer.quantize("gptq", config=lib.quantizers.GPTQConfig(["some calibration text " * 3], Tokenizer()))
+        with pytest.raises(NotImplementedError) as info:
+            layer.enable_lora(2)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
