@@ -86,7 +86,8 @@ class DenseQuantization:
                 kernel = self._unpacked_kernel()
         return lora_merged(self, kernel, "lora_kernel")
 
-    kernel = property(_get_kernel, *plain_attribute("kernel"), doc="""The kernel `(input_dim, units)`, as Keras 3 reads it.
+    kernel = property(_get_kernel, *plain_attribute("kernel"))
+    kernel.__doc__ = """The kernel `(input_dim, units)`, as Keras 3 reads it.
 
         The stored variable itself when the layer is neither LoRA-enabled nor
         quantized (and for int8 / float8 without LoRA); an int4 layer's
@@ -94,7 +95,7 @@ class DenseQuantization:
         `quantized_kernel` (unpacked when 4-bit); plus the LoRA update
         `(lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b` in the
         compute dtype when LoRA is enabled. The stored variable is
-        `layer._kernel` (state_dict key `kernel`). Assigning it stores the variable (see `stored_weights`).""")
+        `layer._kernel` (state_dict key `kernel`). Assigning it stores the variable (see `stored_weights`)."""
 
     # --------------------------------------------------------------- building
     def _quantized_build(self, kernel_shape, mode, config=None):
@@ -316,7 +317,8 @@ class DenseQuantization:
         training = bool(training) and self.trainable
         x = torch.matmul(
             quantized_ops.float8_qdq_inputs(inputs, self.inputs_scale, self.inputs_amax_history, compute, training),
-            quantized_ops.float8_qdq_inputs(self._kernel, self.kernel_scale, self.kernel_amax_history, compute, training),
+            quantized_ops.float8_qdq_inputs(self._kernel, self.kernel_scale, self.kernel_amax_history, compute,
+                                            training),
         )
         x = quantized_ops.float8_qdq_outputs_grad(x, self.outputs_grad_scale, self.outputs_grad_amax_history, compute,
                                                   training)

@@ -139,14 +139,15 @@ class EinsumDenseQuantization:
             kernel = quantizers.unpack_int4(kernel, self._int4_columns, axis=-1).reshape(self.original_kernel_shape)
         return lora_merged(self, kernel, "lora_kernel")
 
-    kernel = property(_get_kernel, *plain_attribute("kernel"), doc="""The kernel, as Keras 3 reads it.
+    kernel = property(_get_kernel, *plain_attribute("kernel"))
+    kernel.__doc__ = """The kernel, as Keras 3 reads it.
 
         The stored variable itself when the layer is neither LoRA-enabled nor
         quantized (and for int8 / float8 without LoRA); an int4 layer's
         unpacked int8 values in the original kernel shape; plus the LoRA
         update `(lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b` in
         the compute dtype when LoRA is enabled. The stored variable is
-        `layer._kernel` (state_dict key `kernel`). Assigning it stores the variable (see `stored_weights`).""")
+        `layer._kernel` (state_dict key `kernel`). Assigning it stores the variable (see `stored_weights`)."""
 
     def _quant_info(self):
         info = self.__dict__.get("_qinfo")
@@ -319,7 +320,8 @@ class EinsumDenseQuantization:
         x = torch.einsum(
             self.equation,
             quantized_ops.float8_qdq_inputs(inputs, self.inputs_scale, self.inputs_amax_history, compute, training),
-            quantized_ops.float8_qdq_inputs(self._kernel, self.kernel_scale, self.kernel_amax_history, compute, training),
+            quantized_ops.float8_qdq_inputs(self._kernel, self.kernel_scale, self.kernel_amax_history, compute,
+                                            training),
         )
         x = quantized_ops.float8_qdq_outputs_grad(x, self.outputs_grad_scale, self.outputs_grad_amax_history, compute,
                                                   training)

@@ -50,14 +50,15 @@ class EmbeddingQuantization:
             table = quantizers.unpack_int4(table, self._orig_output_dim, axis=-1)
         return lora_merged(self, table, "lora_embeddings")
 
-    embeddings = property(_get_embeddings, *plain_attribute("embeddings"), doc="""The table `(input_dim, output_dim)`, as Keras 3 reads it.
+    embeddings = property(_get_embeddings, *plain_attribute("embeddings"))
+    embeddings.__doc__ = """The table `(input_dim, output_dim)`, as Keras 3 reads it.
 
         The stored variable itself when the layer is neither LoRA-enabled nor
         quantized (and for int8 without LoRA); an int4 layer's unpacked int8
         values; plus the LoRA update `(lora_alpha / lora_rank) *
         lora_embeddings_a @ lora_embeddings_b` in the compute dtype when LoRA
         is enabled. The stored variable is `layer._embeddings` (state_dict key
-        `embeddings`). Assigning it stores the variable (see `stored_weights`).""")
+        `embeddings`). Assigning it stores the variable (see `stored_weights`)."""
 
     def _serialization_spec(self):
         """Keras's save order of this mode's variables."""
