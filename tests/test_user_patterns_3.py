@@ -145,14 +145,6 @@ def test_keras_masked_loss_rescales_sample_weight_in_place(keras_ref):
 
 
 # ------------------------------------------------------------ int4 kernels
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keras's `Dense.kernel` / `EinsumDense.kernel` / `Embedding.embeddings` are properties that unpack "
-    "an int4 layer's packed `_kernel` (and add the LoRA delta); kerasish's `kernel` is the stored torch "
-    "buffer itself (packed, `(in, ceil(units/2))`), read as such by ~50 internal sites (quantized calls, "
-    "GPTQ/AWQ, saving). Making it a property needs those moved to the stored variable first: not done "
-    "this round. The unpacked kernel is `layer._unpacked_kernel()`.",
-)
 def test_int4_dense_kernel_reads_unpacked_like_keras(keras_ref):
     ours, ref = kerasish.layers.Dense(5), keras_ref.layers.Dense(5)
     ours.build((None, 4))
@@ -163,6 +155,8 @@ def test_int4_dense_kernel_reads_unpacked_like_keras(keras_ref):
     want = keras_ref.ops.convert_to_numpy(ref.kernel)
     assert want.shape == (4, 5)
     np.testing.assert_array_equal(np.asarray(ours.kernel.detach()), want)
+    # the stored variable stays the packed buffer, as Keras's `_kernel`
+    np.testing.assert_array_equal(np.asarray(ours._kernel), keras_ref.ops.convert_to_numpy(ref._kernel))
 
 
 # --------------------------------------------------------------- torch habits

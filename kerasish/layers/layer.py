@@ -343,7 +343,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             state.dirty = True
         return cached
 
+    # Keras 3's computed weights (`Dense.kernel`, `Embedding.embeddings`; see
+    # `core/stored_weights.py`): properties over the stored variable `_<name>`,
+    # which stays registered under `<name>` (the state_dict key)
+    _computed_weights: frozenset = frozenset()
+
     def __setattr__(self, name, value):
+        if name[:1] == "_" and name[1:] in type(self)._computed_weights:
+            name = name[1:]  # `self._kernel = v`: the stored variable, under `kernel`
         self._set_attribute(name, value)
         if name == "training":
             self.__dict__["_training_set"] = True  # train()/eval(): the mode decides from now on
@@ -380,6 +387,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def __delattr__(self, name):
         d = self.__dict__
+        if name[:1] == "_" and name[1:] in type(self)._computed_weights:
+            name = name[1:]  # `del self._kernel`: the stored variable
         if name in d.get("_container_attrs", ()):
             self._forget_container(name)
             return

@@ -83,7 +83,7 @@ class AWQ:
         self.layer = layer
         self.config = config
         self.num_samples = 0
-        self.rows, self.columns = layer.kernel.shape
+        self.rows, self.columns = layer._kernel.shape
         self.activation_magnitudes = torch.zeros((self.rows,), dtype=torch.float32)
 
     def observe(self, batch):
@@ -101,7 +101,7 @@ class AWQ:
 
         layer = self.layer
         quantized, scale, zero, awq_scales, g_idx = awq_quantize_matrix(
-            layer.kernel.detach().cpu().T, self.activation_magnitudes, num_grid_points=self.config.num_grid_points,
+            layer._kernel.detach().cpu().T, self.activation_magnitudes, num_grid_points=self.config.num_grid_points,
             group_size=self.config.group_size)
         packed = quantizers.pack_int4(quantized.to(torch.uint8), axis=0, dtype="uint8")[0]
         layer._finish_calibration(packed, scale, zero, g_idx, awq_scales=awq_scales)

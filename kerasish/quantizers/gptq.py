@@ -111,7 +111,7 @@ class GPTQ:
         self.config = config
         self.num_samples = 0
         self.compute_dtype = layer.variable_dtype
-        self.rows, self.columns = layer.kernel.shape
+        self.rows, self.columns = layer._kernel.shape
         self.hessian = torch.zeros((self.rows, self.rows), dtype=torch.float32)
 
     def find_params(self, x):
@@ -142,7 +142,7 @@ class GPTQ:
         from kerasish import quantizers
 
         layer = self.layer
-        weights = layer.kernel.detach().cpu().T
+        weights = layer._kernel.detach().cpu().T
         diag = torch.diagonal(self.hessian)
         dead = diag == 0.0
         diag = torch.where(dead, torch.tensor(1.0), diag)

@@ -10,6 +10,7 @@ from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers.core.dense_quantization import DenseQuantization
+from kerasish.layers.core.stored_weights import stored_weight
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.saving.serialization_lib import serialize_keras_object
@@ -54,6 +55,11 @@ class Dense(DenseQuantization, Layer):
     Unlike `torch.nn.Linear`, the kernel has Keras's layout `(input_dim,
     units)` (so `get_weights()` matches Keras); the forward pass is one
     `F.linear` over a transposed *view* of it (no copy per call).
+
+    As in Keras 3, `layer.kernel` is computed: the variable itself for a
+    plain layer, the base plus the LoRA update with LoRA enabled, the
+    unpacked values of an int4 layer. The stored variable is `layer._kernel`
+    (state_dict key `kernel`); see `kerasish.layers.core.stored_weights`.
 
     Example:
         >>> layer = keras.layers.Dense(4, activation="relu")
@@ -119,7 +125,7 @@ class Dense(DenseQuantization, Layer):
         if mode:  # a quantized layer being loaded: its quantized variables
             self._quantized_build((input_dim, self.units), mode, self.quantization_config)
         if mode not in ("int8", "int4", "gptq", "awq"):
-            self.kernel = self.add_weight(
+            self._kernel = self.add_weight(
                 name="kernel",
                 shape=(input_dim, self.units),
                 initializer=self.kernel_initializer,
@@ -147,12 +153,17 @@ class Dense(DenseQuantization, Layer):
         return None if kernel is None or len(kernel) != 2 else (None, kernel[0])
 
     def call(self, inputs, training=None):
-        if self.lora_enabled or self._is_quantized:
-            if self._is_quantized:
+        d = self.__dict__
+        if d["lora_enabled"] or d["_is_quantized"]:
+            if d["_is_quantized"]:
                 return self._quantized_call(inputs, training)
-            kernel, bias = self._merged_kernel(), self.bias
+            kernel = self._merged_kernel()
         else:
-            kernel, bias = self.kernel, self.bias
+            # the stored kernel, read without the `kernel` property (the hot path)
+            kernel = d["_parameters"].get("kernel")
+            if kernel is None or d["_mixed"]:
+                kernel = stored_weight(self, "kernel")
+        bias = self.bias
         if inputs.dim() == 2 and bias is not None:
             # one fused op on the Keras (in, out) kernel, no transpose view
             x = torch.addmm(bias, inputs, kernel)

@@ -20,6 +20,11 @@ import torch
 
 from kerasish import initializers
 from kerasish import quantizers
+from kerasish.layers.core.stored_weights import lora_merged
+from kerasish.layers.core.stored_weights import plain_attribute
+from kerasish.layers.core.stored_weights import stored_property
+from kerasish.layers.core.stored_weights import stored_weight
+from kerasish.layers.core.stored_weights import variable
 from kerasish.quantizers import quantized_ops
 from kerasish.quantizers.quantization_config import QuantizationConfig
 from kerasish.quantizers.quantization_config import get_block_size_for_layer
@@ -60,6 +65,37 @@ def float8_bias(layer, bias):
 
 class DenseQuantization:
     """Quantization and LoRA for `Dense` (mixed into the layer)."""
+
+    # ------------------------------------------------- the computed `kernel`
+    _computed_weights = frozenset({"kernel"})
+    _kernel = stored_property("kernel")
+
+    def _get_kernel(self):
+        d = self.__dict__
+        if not (d.get("lora_enabled") or d.get("_is_quantized")):
+            return stored_weight(self, "kernel")  # the variable itself
+        mode = self.quantization_mode
+        if mode in ("gptq", "awq") and not d.get("_calibration_pending", True):
+            # calibrated: the stored uint8 `(units, in)` values, unpacked when 4-bit (not dequantized)
+            kernel = self.quantized_kernel
+            if d.get("_gptq_bits") == 4:
+                kernel = quantizers.unpack_int4(kernel, self.units, axis=0, dtype="uint8")
+        else:
+            kernel = stored_weight(self, "kernel")
+            if mode == "int4":
+                kernel = self._unpacked_kernel()
+        return lora_merged(self, kernel, "lora_kernel")
+
+    kernel = property(_get_kernel, *plain_attribute("kernel"))
+    kernel.__doc__ = """The kernel `(input_dim, units)`, as Keras 3 reads it.
+
+        The stored variable itself when the layer is neither LoRA-enabled nor
+        quantized (and for int8 / float8 without LoRA); an int4 layer's
+        unpacked int8 values; a calibrated GPTQ/AWQ layer's uint8
+        `quantized_kernel` (unpacked when 4-bit); plus the LoRA update
+        `(lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b` in the
+        compute dtype when LoRA is enabled. The stored variable is
+        `layer._kernel` (state_dict key `kernel`). Assigning it stores the variable (see `stored_weights`)."""
 
     # --------------------------------------------------------------- building
     def _quantized_build(self, kernel_shape, mode, config=None):
@@ -128,7 +164,7 @@ class DenseQuantization:
             if awq_scales is not None:
                 self.awq_scales.copy_(awq_scales)
         if "kernel" in self._parameters or "kernel" in self._buffers:
-            del self.kernel
+            del self._kernel
         self.__dict__["_calibration_pending"] = False
         self.__dict__["_plain"] = None
 
@@ -145,16 +181,16 @@ class DenseQuantization:
 
     def _int8_build(self, kernel_shape, config=None):
         self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(config, quantizers.AbsMaxQuantizer())
-        self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer="zeros", dtype="int8",
-                                      trainable=False)
+        self._kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer="zeros", dtype="int8",
+                                       trainable=False)
         self.kernel_scale = self.add_weight(name="kernel_scale", shape=(self.units,), initializer="ones",
                                             trainable=False)
 
     def _int4_build(self, kernel_shape, config=None):
         self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(config, None)
         input_dim, output_dim = kernel_shape
-        self.kernel = self.add_weight(name="kernel", shape=(input_dim, (output_dim + 1) // 2), initializer="zeros",
-                                      dtype="int8", trainable=False)
+        self._kernel = self.add_weight(name="kernel", shape=(input_dim, (output_dim + 1) // 2), initializer="zeros",
+                                       dtype="int8", trainable=False)
         block_size = get_block_size_for_layer(self, config)
         self.__dict__["_int4_block_size"] = block_size
         sub_channel = block_size is not None and block_size > 0
@@ -187,12 +223,12 @@ class DenseQuantization:
         if type_check and type(self) is not Dense:
             raise self._not_implemented_error(self.quantize)
         self.quantization_config = config
-        kernel = self.kernel.detach()
+        kernel = self._kernel.detach()  # the stored float kernel (without the LoRA update, as Keras)
         kernel_shape = tuple(kernel.shape)
         if mode == "int8":
             quantizer = QuantizationConfig.weight_quantizer_or_default(config, quantizers.AbsMaxQuantizer(axis=0))
             values, scale = quantizer(kernel, to_numpy=True)
-            del self.kernel
+            del self._kernel
             self._quantized_build(kernel_shape, mode, config)
             self._assign_quantized(values, scale.squeeze(0))
         elif mode == "int4":
@@ -207,7 +243,7 @@ class DenseQuantization:
                 values, scale, zero = quantizers.abs_max_quantize_grouped_with_zero_point(
                     kernel, block_size=block_size, to_numpy=True)
             packed, _, _ = quantizers.pack_int4(values, axis=-1)
-            del self.kernel
+            del self._kernel
             self._quantized_build(kernel_shape, mode, config)
             self._assign_quantized(packed, scale, zero)
         elif mode == "float8":
@@ -229,14 +265,14 @@ class DenseQuantization:
 
     def _assign_quantized(self, kernel, scale, zero=None):
         with torch.no_grad():
-            self.kernel.copy_(kernel.to(self.kernel.device))
+            self._kernel.copy_(kernel.to(self._kernel.device))
             self.kernel_scale.copy_(scale.to(self.kernel_scale.device))
             if zero is not None:
                 self.kernel_zero.copy_(zero.to(self.kernel_zero.device))
 
     # ----------------------------------------------------------------- calls
     def _unpacked_kernel(self):
-        return quantizers.unpack_int4(self.kernel, self._orig_output_dim, axis=-1)
+        return quantizers.unpack_int4(self._kernel, self._orig_output_dim, axis=-1)
 
     def _quantized_call(self, inputs, training=None):
         mode = self.quantization_mode
@@ -254,7 +290,7 @@ class DenseQuantization:
         # float variables are autocast to the compute dtype, as Keras does
         scale = self.kernel_scale.to(self._compute_torch_dtype)
         if mode == "int8":
-            x = quantized_ops.quantized_matmul(inputs, self.kernel, scale, self.inputs_quantizer, compute)
+            x = quantized_ops.quantized_matmul(inputs, self._kernel, scale, self.inputs_quantizer, compute)
         elif mode == "int4":
             unpacked = self._unpacked_kernel()
             if self._int4_block_size is None or self._int4_block_size == -1:
@@ -281,7 +317,8 @@ class DenseQuantization:
         training = bool(training) and self.trainable
         x = torch.matmul(
             quantized_ops.float8_qdq_inputs(inputs, self.inputs_scale, self.inputs_amax_history, compute, training),
-            quantized_ops.float8_qdq_inputs(self.kernel, self.kernel_scale, self.kernel_amax_history, compute, training),
+            quantized_ops.float8_qdq_inputs(self._kernel, self.kernel_scale, self.kernel_amax_history, compute,
+                                            training),
         )
         x = quantized_ops.float8_qdq_outputs_grad(x, self.outputs_grad_scale, self.outputs_grad_amax_history, compute,
                                                   training)
@@ -296,15 +333,17 @@ class DenseQuantization:
         """Freezes the kernel and adds the trainable low-rank update
         `(lora_alpha / rank) * lora_kernel_a @ lora_kernel_b` (float32)."""
         check_lora_allowed(self, self.kernel_constraint, "kernel")
+        if self.quantization_mode == "gptq":
+            raise NotImplementedError("lora is not currently supported with GPTQ quantization.")
         input_dim = getattr(self, "_orig_input_dim", None) if self.quantization_mode == "int4" else None
         if input_dim is None:
-            input_dim = self.kernel.shape[0]
+            input_dim = self._kernel.shape[0]
         add_lora(self, "kernel", "lora_kernel", (input_dim, rank), (rank, self.units), rank, lora_alpha,
                  a_initializer, b_initializer, self.kernel_regularizer)
 
     def _merged_kernel(self):
         """The float kernel with the LoRA update merged (the float path)."""
-        return lora_merged(self, self.kernel, "lora_kernel")
+        return lora_merged(self, self._kernel, "lora_kernel")
 
     def _kernel_for_saving(self):
         """`(kernel, scale, zero)` as Keras saves them: with LoRA enabled, the
@@ -314,7 +353,7 @@ class DenseQuantization:
             return self._merged_kernel().detach(), None, None
         zero = getattr(self, "kernel_zero", None)
         if not self.lora_enabled:
-            return self.kernel, self.kernel_scale, zero
+            return self._kernel, self.kernel_scale, zero
         compute = self._compute_torch_dtype
         block = getattr(self, "_int4_block_size", None)
         sub_channel = mode == "int4" and block is not None and block != -1
@@ -327,7 +366,7 @@ class DenseQuantization:
                 else:
                     float_kernel = unpacked.to(compute) / self.kernel_scale
             else:
-                float_kernel = self.kernel.to(compute) / self.kernel_scale
+                float_kernel = self._kernel.to(compute) / self.kernel_scale
             merged = float_kernel + (self.lora_alpha / self.lora_rank) * torch.matmul(
                 self.lora_kernel_a, self.lora_kernel_b)
             if sub_channel:
@@ -354,7 +393,7 @@ class DenseQuantization:
         out = []
         for name in SERIALIZATION_SPEC[self.quantization_mode]:
             value = values.get(name) if name in values and (name != "kernel_scale" or scale is not None) \
-                else getattr(self, name, None)
+                else variable(self, name)
             if value is not None:
                 out.append(value)
         return out
@@ -363,8 +402,7 @@ class DenseQuantization:
         """The variables a Keras weights file assigns, in its order."""
         if not self.built or (self.quantization_mode is None and not self.lora_enabled):
             return None
-        return [getattr(self, n) for n in SERIALIZATION_SPEC[self.quantization_mode]
-                if getattr(self, n, None) is not None]
+        return [v for v in (variable(self, n) for n in SERIALIZATION_SPEC[self.quantization_mode]) if v is not None]
 
     def _after_keras_load(self):
         if self.quantization_mode in ("gptq", "awq"):  # a saved GPTQ/AWQ layer is calibrated
@@ -402,11 +440,3 @@ def add_lora(layer, base, prefix, a_shape, b_shape, rank, lora_alpha, a_initiali
     layer.lora_alpha = lora_alpha if lora_alpha is not None else rank
     layer.__dict__["_plain"] = None
 
-
-def lora_merged(layer, base, prefix):
-    """`base` plus the LoRA update `<prefix>_a @ <prefix>_b` in the compute
-    dtype (`base` itself when LoRA is off)."""
-    if not layer.lora_enabled:
-        return base
-    a, b = getattr(layer, prefix + "_a"), getattr(layer, prefix + "_b")
-    return (base + (layer.lora_alpha / layer.lora_rank) * torch.matmul(a, b)).to(layer._compute_torch_dtype)

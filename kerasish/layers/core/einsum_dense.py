@@ -196,7 +196,7 @@ class EinsumDense(EinsumDenseQuantization, Layer):
         if mode:  # a quantized layer being loaded: its quantized variables
             self._quantized_build(kernel_shape, mode, self.quantization_config)
         if mode not in ("int8", "int4"):
-            self.kernel = self.add_weight(
+            self._kernel = self.add_weight(
                 name="kernel",
                 shape=tuple(kernel_shape),
                 initializer=init,
@@ -230,7 +230,7 @@ class EinsumDense(EinsumDenseQuantization, Layer):
     def call(self, inputs, training=None):
         if self._is_quantized:
             return self._quantized_call(inputs, training)
-        x = torch.einsum(self.equation, inputs, self._merged_kernel() if self.lora_enabled else self.kernel)
+        x = torch.einsum(self.equation, inputs, self._merged_kernel() if self.lora_enabled else self._kernel)
         if self.bias is not None:
             x = x + self.bias
         if self._act is not None:

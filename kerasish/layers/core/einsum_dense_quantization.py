@@ -23,7 +23,11 @@ from kerasish.layers.core.dense_quantization import add_lora
 from kerasish.layers.core.dense_quantization import check_lora_allowed
 from kerasish.layers.core.dense_quantization import float8_bias
 from kerasish.layers.core.dense_quantization import float8_build
-from kerasish.layers.core.dense_quantization import lora_merged
+from kerasish.layers.core.stored_weights import lora_merged
+from kerasish.layers.core.stored_weights import plain_attribute
+from kerasish.layers.core.stored_weights import stored_property
+from kerasish.layers.core.stored_weights import stored_weight
+from kerasish.layers.core.stored_weights import variable
 from kerasish.quantizers import quantized_ops
 from kerasish.quantizers.quantization_config import QuantizationConfig
 from kerasish.quantizers.quantization_config import get_block_size_for_layer
@@ -122,6 +126,29 @@ def _einsum_int8(equation, a, b):
 class EinsumDenseQuantization:
     """Quantization and LoRA for `EinsumDense` (mixed into the layer)."""
 
+    # ------------------------------------------------- the computed `kernel`
+    _computed_weights = frozenset({"kernel"})
+    _kernel = stored_property("kernel")
+
+    def _get_kernel(self):
+        d = self.__dict__
+        kernel = stored_weight(self, "kernel")
+        if not (d.get("lora_enabled") or d.get("_is_quantized")):
+            return kernel  # the variable itself
+        if self.quantization_mode == "int4":  # unpacked (not dequantized), in the kernel's own shape
+            kernel = quantizers.unpack_int4(kernel, self._int4_columns, axis=-1).reshape(self.original_kernel_shape)
+        return lora_merged(self, kernel, "lora_kernel")
+
+    kernel = property(_get_kernel, *plain_attribute("kernel"))
+    kernel.__doc__ = """The kernel, as Keras 3 reads it.
+
+        The stored variable itself when the layer is neither LoRA-enabled nor
+        quantized (and for int8 / float8 without LoRA); an int4 layer's
+        unpacked int8 values in the original kernel shape; plus the LoRA
+        update `(lora_alpha / lora_rank) * lora_kernel_a @ lora_kernel_b` in
+        the compute dtype when LoRA is enabled. The stored variable is
+        `layer._kernel` (state_dict key `kernel`). Assigning it stores the variable (see `stored_weights`)."""
+
     def _quant_info(self):
         info = self.__dict__.get("_qinfo")
         if info is None:
@@ -151,8 +178,8 @@ class EinsumDenseQuantization:
         if mode == "int8":
             self.inputs_quantizer = QuantizationConfig.activation_quantizer_or_default(
                 config, quantizers.AbsMaxQuantizer())
-            self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer="zeros", dtype="int8",
-                                          trainable=False)
+            self._kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer="zeros", dtype="int8",
+                                           trainable=False)
             self.kernel_scale = self.add_weight(name="kernel_scale", shape=self._kernel_scale_shape(kernel_shape),
                                                 initializer="ones", trainable=False)
         elif mode == "int4":
@@ -162,8 +189,8 @@ class EinsumDenseQuantization:
             grouped = block is not None and block != -1
             self.__dict__.update(_int4_block_size=block if grouped else None, _int4_rows=rows,
                                  _int4_columns=columns, original_kernel_shape=kernel_shape)
-            self.kernel = self.add_weight(name="kernel", shape=(rows, (columns + 1) // 2), initializer="zeros",
-                                          dtype="int8", trainable=False)
+            self._kernel = self.add_weight(name="kernel", shape=(rows, (columns + 1) // 2), initializer="zeros",
+                                           dtype="int8", trainable=False)
             scale_shape = (math.ceil(rows / block), columns) if grouped else (columns,)
             self.kernel_scale = self.add_weight(name="kernel_scale", shape=scale_shape, initializer="ones",
                                                 trainable=False)
@@ -200,7 +227,7 @@ class EinsumDenseQuantization:
                 f"(Dense layers only); `model.quantize('{mode}')` leaves this layer in float with this warning."
             )
         self.quantization_config = config
-        kernel = self.kernel.detach()
+        kernel = self._kernel.detach()  # the stored float kernel (without the LoRA update, as Keras)
         kernel_shape = tuple(kernel.shape)
         values = scale = zero = None
         if mode == "int8":
@@ -222,11 +249,11 @@ class EinsumDenseQuantization:
         elif mode != "float8":
             raise self._quantization_mode_error(mode)
         if mode != "float8":
-            del self.kernel
+            del self._kernel
         self._quantized_build(kernel_shape, mode, config)
         if values is not None:
             with torch.no_grad():
-                self.kernel.copy_(values)
+                self._kernel.copy_(values)
                 self.kernel_scale.copy_(scale)
                 if zero is not None:
                     self.kernel_zero.copy_(zero)
@@ -244,8 +271,8 @@ class EinsumDenseQuantization:
         compute = self._compute_torch_dtype
         scale = self.kernel_scale.to(compute)  # autocast, as Keras
         if self.quantization_mode == "int8":
-            return self.kernel.to(compute) / scale_for_kernel(scale, self._quant_info()["kernel"])
-        unpacked = quantizers.unpack_int4(self.kernel, self._int4_columns, axis=-1)
+            return self._kernel.to(compute) / scale_for_kernel(scale, self._quant_info()["kernel"])
+        unpacked = quantizers.unpack_int4(self._kernel, self._int4_columns, axis=-1)
         if self._int4_block_size is None:
             float_kernel = unpacked.to(compute) / scale
         else:
@@ -267,7 +294,7 @@ class EinsumDenseQuantization:
             if mode == "int8" and quantizer:
                 xq, inputs_scale = quantizer(x, axis=tuple(info["input"]["reduced"]))
                 inputs_scale = scale_for_output(inputs_scale, info["input"])
-                y = _einsum_int8(equation, xq, self.kernel).to(compute)
+                y = _einsum_int8(equation, xq, self._kernel).to(compute)
                 return y / (inputs_scale * self.kernel_scale.to(compute))
             if mode == "int4" and quantizer and self._int4_block_size is None:
                 xq, inputs_scale = quantizer(x, axis=tuple(info["input"]["reduced"]))
@@ -293,7 +320,8 @@ class EinsumDenseQuantization:
         x = torch.einsum(
             self.equation,
             quantized_ops.float8_qdq_inputs(inputs, self.inputs_scale, self.inputs_amax_history, compute, training),
-            quantized_ops.float8_qdq_inputs(self.kernel, self.kernel_scale, self.kernel_amax_history, compute, training),
+            quantized_ops.float8_qdq_inputs(self._kernel, self.kernel_scale, self.kernel_amax_history, compute,
+                                            training),
         )
         x = quantized_ops.float8_qdq_outputs_grad(x, self.outputs_grad_scale, self.outputs_grad_amax_history, compute,
                                                   training)
@@ -309,12 +337,12 @@ class EinsumDenseQuantization:
         lora_kernel_b`, with `lora_kernel_a` of shape `kernel.shape[:-1] +
         (rank,)`."""
         check_lora_allowed(self, self.kernel_constraint, "kernel")
-        shape = tuple(self.original_kernel_shape) if self.quantization_mode == "int4" else tuple(self.kernel.shape)
+        shape = tuple(self.original_kernel_shape) if self.quantization_mode == "int4" else tuple(self._kernel.shape)
         add_lora(self, "kernel", "lora_kernel", shape[:-1] + (rank,), (rank, shape[-1]), rank, lora_alpha,
                  a_initializer, b_initializer, self.kernel_regularizer)
 
     def _merged_kernel(self):
-        return lora_merged(self, self.kernel, "lora_kernel")
+        return lora_merged(self, self._kernel, "lora_kernel")
 
     def _kernel_for_saving(self):
         mode = self.quantization_mode
@@ -322,10 +350,10 @@ class EinsumDenseQuantization:
             return self._merged_kernel().detach(), None, None
         zero = getattr(self, "kernel_zero", None)
         if not self.lora_enabled:
-            return self.kernel, self.kernel_scale, zero
+            return self._kernel, self.kernel_scale, zero
         with torch.no_grad():
             if mode == "int8":
-                float_kernel = self.kernel / scale_for_kernel(self.kernel_scale, self._quant_info()["kernel"])
+                float_kernel = self._kernel / scale_for_kernel(self.kernel_scale, self._quant_info()["kernel"])
             else:
                 float_kernel = self._dequantized_kernel()
             merged = float_kernel + (self.lora_alpha / self.lora_rank) * torch.matmul(
@@ -351,7 +379,7 @@ class EinsumDenseQuantization:
         out = []
         for name in SERIALIZATION_SPEC[self.quantization_mode]:
             value = values[name] if name in values and (name != "kernel_scale" or scale is not None) \
-                else getattr(self, name, None)
+                else variable(self, name)
             if value is not None:
                 out.append(value)
         return out
@@ -359,8 +387,7 @@ class EinsumDenseQuantization:
     def _keras_loaded_variables(self):
         if not self.built or (self.quantization_mode is None and not self.lora_enabled):
             return None
-        return [getattr(self, n) for n in SERIALIZATION_SPEC[self.quantization_mode]
-                if getattr(self, n, None) is not None]
+        return [v for v in (variable(self, n) for n in SERIALIZATION_SPEC[self.quantization_mode]) if v is not None]
 
     def _after_keras_load(self):
         if self.lora_enabled:

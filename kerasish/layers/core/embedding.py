@@ -138,7 +138,7 @@ class Embedding(EmbeddingQuantization, Layer):
             self.enable_lora(self.lora_rank)  # (as Keras: lora_alpha becomes the rank)
 
     def _build_float_table(self):
-        self.embeddings = self.add_weight(
+        self._embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
             name="embeddings",
@@ -169,7 +169,7 @@ class Embedding(EmbeddingQuantization, Layer):
             if self._is_quantized or self.lora_enabled:
                 out = self._quantized_call(inputs) if self._is_quantized else F.embedding(inputs, self._merged_table())
             else:
-                out = F.embedding(inputs, self.embeddings)
+                out = F.embedding(inputs, self._embeddings)
         except IndexError:
             raise IndexError(
                 f"Layer '{self.name}': Embedding ids must be in the range 0 <= id < input_dim with "

@@ -18,7 +18,11 @@ import torch.nn.functional as F
 from kerasish import quantizers
 from kerasish.layers.core.dense_quantization import add_lora
 from kerasish.layers.core.dense_quantization import check_lora_allowed
-from kerasish.layers.core.dense_quantization import lora_merged
+from kerasish.layers.core.stored_weights import lora_merged
+from kerasish.layers.core.stored_weights import plain_attribute
+from kerasish.layers.core.stored_weights import stored_property
+from kerasish.layers.core.stored_weights import stored_weight
+from kerasish.layers.core.stored_weights import variable
 from kerasish.quantizers.quantization_config import QuantizationConfig
 from kerasish.quantizers.quantization_config import get_block_size_for_layer
 from kerasish.quantizers.quantizers import dequantize_with_sz_map
@@ -33,6 +37,29 @@ SERIALIZATION_SPEC = {
 class EmbeddingQuantization:
     """Quantization and LoRA for `Embedding` (mixed into the layer)."""
 
+    # --------------------------------------------- the computed `embeddings`
+    _computed_weights = frozenset({"embeddings"})
+    _embeddings = stored_property("embeddings")
+
+    def _get_embeddings(self):
+        d = self.__dict__
+        table = stored_weight(self, "embeddings")
+        if not (d.get("lora_enabled") or d.get("_is_quantized")):
+            return table  # the variable itself
+        if self.quantization_mode == "int4":  # unpacked (not dequantized)
+            table = quantizers.unpack_int4(table, self._orig_output_dim, axis=-1)
+        return lora_merged(self, table, "lora_embeddings")
+
+    embeddings = property(_get_embeddings, *plain_attribute("embeddings"))
+    embeddings.__doc__ = """The table `(input_dim, output_dim)`, as Keras 3 reads it.
+
+        The stored variable itself when the layer is neither LoRA-enabled nor
+        quantized (and for int8 without LoRA); an int4 layer's unpacked int8
+        values; plus the LoRA update `(lora_alpha / lora_rank) *
+        lora_embeddings_a @ lora_embeddings_b` in the compute dtype when LoRA
+        is enabled. The stored variable is `layer._embeddings` (state_dict key
+        `embeddings`). Assigning it stores the variable (see `stored_weights`)."""
+
     def _serialization_spec(self):
         """Keras's save order of this mode's variables."""
         return SERIALIZATION_SPEC[self.quantization_mode]
@@ -45,13 +72,13 @@ class EmbeddingQuantization:
     def _quantized_build(self, shape, mode, config=None):
         input_dim, output_dim = shape
         if mode == "int8":
-            self.embeddings = self.add_weight(name="embeddings", shape=shape, initializer="zeros", dtype="int8",
-                                              trainable=False)
+            self._embeddings = self.add_weight(name="embeddings", shape=shape, initializer="zeros", dtype="int8",
+                                               trainable=False)
             self.embeddings_scale = self.add_weight(name="embeddings_scale", shape=(input_dim,), initializer="ones",
                                                     trainable=False)
         elif mode == "int4":
-            self.embeddings = self.add_weight(name="embeddings", shape=(input_dim, (output_dim + 1) // 2),
-                                              initializer="zeros", dtype="int8", trainable=False)
+            self._embeddings = self.add_weight(name="embeddings", shape=(input_dim, (output_dim + 1) // 2),
+                                               initializer="zeros", dtype="int8", trainable=False)
             block = get_block_size_for_layer(self, config)
             self.__dict__["_int4_block_size"] = block
             sub_channel = block is not None and block > 0
@@ -101,13 +128,13 @@ class EmbeddingQuantization:
         self.__dict__["_plain"] = None
 
     def _quantize_variables(self, mode, config):
-        table = self.embeddings.detach()
+        table = self._embeddings.detach()  # the stored float table (without the LoRA update, as Keras)
         shape = tuple(table.shape)
         values, scale, zero = self._quantize_table(table, mode, config)
-        del self.embeddings
+        del self._embeddings
         self._quantized_build(shape, mode, config)
         with torch.no_grad():
-            self.embeddings.copy_(values)
+            self._embeddings.copy_(values)
             self.embeddings_scale.copy_(scale)
             if zero is not None:
                 self.embeddings_zero.copy_(zero)
@@ -140,9 +167,9 @@ class EmbeddingQuantization:
         compute = self._compute_torch_dtype
         table_scale = self.embeddings_scale.to(compute)  # autocast, as Keras
         if self.quantization_mode == "int8":
-            out = F.embedding(ids, self.embeddings).to(compute)
+            out = F.embedding(ids, self._embeddings).to(compute)
             return out / F.embedding(ids, table_scale[:, None])
-        unpacked = quantizers.unpack_int4(self.embeddings, self._orig_output_dim, axis=-1)
+        unpacked = quantizers.unpack_int4(self._embeddings, self._orig_output_dim, axis=-1)
         out = F.embedding(ids, unpacked)
         scale = F.embedding(ids, table_scale.reshape(self.input_dim, -1))
         block = self._int4_block_size
@@ -168,7 +195,7 @@ class EmbeddingQuantization:
                  lora_alpha, a_initializer, b_initializer, self.embeddings_regularizer)
 
     def _merged_table(self):
-        return lora_merged(self, self.embeddings, "lora_embeddings")
+        return lora_merged(self, self._embeddings, "lora_embeddings")
 
     def _table_for_saving(self):
         mode = self.quantization_mode
@@ -176,9 +203,9 @@ class EmbeddingQuantization:
             return self._merged_table().detach(), None, None
         zero = getattr(self, "embeddings_zero", None)
         if not self.lora_enabled:
-            return self.embeddings, self.embeddings_scale, zero
+            return self._embeddings, self.embeddings_scale, zero
         with torch.no_grad():
-            ids = torch.arange(self.input_dim, device=self.embeddings.device)
+            ids = torch.arange(self.input_dim, device=self._embeddings.device)
             merged = self._dequantized_rows(ids) + (self.lora_alpha / self.lora_rank) * torch.matmul(
                 self.lora_embeddings_a, self.lora_embeddings_b)
             block = getattr(self, "_int4_block_size", None)
@@ -199,7 +226,7 @@ class EmbeddingQuantization:
         values = {"embeddings": table, "embeddings_scale": scale, "embeddings_zero": zero}
         out = []
         for name in self._serialization_spec():
-            value = values[name] if name in values else getattr(self, name, None)
+            value = values[name] if name in values else variable(self, name)
             if value is not None:
                 out.append(value)
         return out
@@ -207,7 +234,7 @@ class EmbeddingQuantization:
     def _keras_loaded_variables(self):
         if not self.built or (self.quantization_mode is None and not self.lora_enabled):
             return None
-        return [getattr(self, n) for n in self._serialization_spec() if getattr(self, n, None) is not None]
+        return [v for v in (variable(self, n) for n in self._serialization_spec()) if v is not None]
 
     def _after_keras_load(self):
         if self.lora_enabled:

@@ -115,7 +115,8 @@ class ReversibleEmbedding(ReversibleEmbeddingQuantization, Embedding):
             )
         if self._is_quantized:
             return self._quantized_reverse(inputs)  # (reverse_dtype does not apply, as in Keras)
-        kernel = self.embeddings.t() if self.tie_weights else self.reverse_embeddings
+        # tied: Keras's `embeddings` (with the LoRA update when LoRA is on)
+        kernel = self._merged_table().t() if self.tie_weights else self.reverse_embeddings
         dtype = dtypes.to_torch_dtype(self.reverse_dtype) if self.reverse_dtype else self._compute_torch_dtype
         logits = torch.matmul(inputs.to(dtype), kernel.to(dtype))
         if self.logit_soft_cap is not None:

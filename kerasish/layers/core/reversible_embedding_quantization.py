@@ -99,7 +99,7 @@ class ReversibleEmbeddingQuantization:
         compute = self._compute_torch_dtype
         block = self._int4_block_size if self.quantization_mode == "int4" else None
         if self.tie_weights:
-            kernel, scale = self.embeddings.t(), self.embeddings_scale
+            kernel, scale = self._embeddings.t(), self.embeddings_scale  # (the stored, packed table)
         else:
             kernel, scale = self.reverse_embeddings, self.reverse_embeddings_scale
         scale = scale.to(compute)  # autocast, as Keras

@@ -82,9 +82,11 @@ class SpectralNormalization(Wrapper):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _target(self):
-        """The wrapped layer's kernel (or embeddings) variable, or None."""
+        """The wrapped layer's kernel (or embeddings) variable, or None (the
+        stored variable of a Keras 3 computed `kernel`: `Dense._kernel`)."""
         for name in ("kernel", "embeddings"):
-            weight = getattr(self.layer, name, None)
+            weight = getattr(self.layer, "_" + name if name in getattr(type(self.layer), "_computed_weights", ())
+                             else name, None)
             if isinstance(weight, torch.Tensor):
                 return weight
         return None

@@ -184,7 +184,7 @@ def test_lora_rank_config_round_trip(keras_ref):
     assert (ours.lora_rank, ours.lora_alpha) == (ref.lora_rank, ref.lora_alpha)
     rc, oc = ref.get_config(), ours.get_config()
     assert (oc["lora_rank"], oc["lora_alpha"]) == (rc["lora_rank"], rc["lora_alpha"])
-    assert not ours.kernel.requires_grad
+    assert not ours._kernel.requires_grad  # the stored kernel is frozen (`kernel` is computed)
 
 
 def test_quantize_errors_match_keras(keras_ref):
