@@ -41,6 +41,7 @@ def main(out):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
             opt.step()
             sched.step()
+    del ddp  # (its reducer talks to the process group: release it while the group is alive)
     if dist.get_rank() == 0:
         torch.save(model.state_dict(), os.path.join(out, "final.pt"))
     dist.barrier()
