@@ -76,10 +76,7 @@ class DenseQuantization:
             return stored_weight(self, "kernel")  # the variable itself
         mode = self.quantization_mode
         if mode in ("gptq", "awq") and not d.get("_calibration_pending", True):
-            # calibrated: the stored uint8 `(units, in)` values, unpacked when 4-bit (not dequantized)
-            kernel = self.quantized_kernel
-            if d.get("_gptq_bits") == 4:
-                kernel = quantizers.unpack_int4(kernel, self.units, axis=0, dtype="uint8")
+            kernel = self._gptq_values()  # calibrated: not dequantized
         else:
             kernel = stored_weight(self, "kernel")
             if mode == "int4":
@@ -168,11 +165,16 @@ class DenseQuantization:
         self.__dict__["_calibration_pending"] = False
         self.__dict__["_plain"] = None
 
+    def _gptq_values(self):
+        """A calibrated GPTQ/AWQ layer's stored uint8 `(units, in)` values, unpacked when 4-bit."""
+        kernel = self.quantized_kernel
+        if self.__dict__.get("_gptq_bits") == 4:
+            kernel = quantizers.unpack_int4(kernel, self.units, axis=0, dtype="uint8")
+        return kernel
+
     def _gptq_kernel(self):
         """The dequantized `(in, units)` kernel of a calibrated GPTQ layer."""
-        kernel = self.quantized_kernel
-        if self._gptq_bits == 4:
-            kernel = quantizers.unpack_int4(kernel, self.units, axis=0, dtype="uint8")
+        kernel = self._gptq_values()
         scale = self.kernel_scale.to(self._compute_torch_dtype)
         kernel = quantizers.quantizers.dequantize_with_sz_map(kernel, scale, self.kernel_zero, self.g_idx).T
         if self.quantization_mode == "awq":

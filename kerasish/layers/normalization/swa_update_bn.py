@@ -36,14 +36,22 @@ from torch.nn.modules.batchnorm import _BatchNorm
 _MAX_DEPTH = 32  # module nesting (plus update_bn's own two frames) searched for update_bn
 
 
+_CODE = []  # update_bn's code object, looked up once (module walks ask on every walked BatchNormalization)
+
+
 def _update_bn_code():
     """The code of update_bn's own body (torch wraps it in `@torch.no_grad()`, whose wrapper's code is
-    shared by every function so decorated)."""
+    shared by every function so decorated); None until torch.optim.swa_utils is imported."""
+    if _CODE:
+        return _CODE[0]
     swa = sys.modules.get("torch.optim.swa_utils")
     fn = getattr(swa, "update_bn", None)
     while hasattr(fn, "__wrapped__"):
         fn = fn.__wrapped__
-    return getattr(fn, "__code__", None)
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        _CODE.append(code)
+    return code
 
 
 _WALK_FRAMES = frozenset({"named_modules", "modules"})
