@@ -26,6 +26,11 @@ def local_bn_model():
     ])
 
 
+def lstm_model():
+    """An LSTM (its kernels stored in torch's layout: strided gradients) and a Dense head."""
+    return keras.Sequential([keras.Input((5, 1)), keras.layers.LSTM(4), keras.layers.Dense(3)])
+
+
 class BatchLogs(keras.callbacks.Callback):
     """Records the loss every train and test batch reports to callbacks."""
 

@@ -103,6 +103,15 @@ def main(out):
     result["bn_batch_train"], result["bn_batch_test"] = np.array(batch_logs.train), np.array(batch_logs.test)
     for i, w in enumerate(bn_model.get_weights()):
         result[f"bn_w{i}"] = w
+    # 2b. an LSTM, whose strided (torch-layout) kernel gradients go through the buckets too
+    lstm_model = dp_models.lstm_model()
+    if rank == 0:
+        lstm_model.set_weights([data[f"l{i}"] for i in range(len(lstm_model.get_weights()))])
+    lstm_model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    h = lstm_model.fit(x[..., None], y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    result["lstm_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(lstm_model.get_weights()):
+        result[f"lstm_w{i}"] = w
     grad_buckets._FIRST_BUCKET_BYTES, grad_buckets._BUCKET_BYTES = 1 << 20, 25 << 20
     # a batch-log callback given to rank 0 only: every rank still joins the per-batch reductions
     rank0_logs = dp_models.BatchLogs()

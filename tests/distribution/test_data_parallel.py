@@ -83,7 +83,9 @@ def job(tmp_path_factory):
     plain = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(inp)))
     init_c = plain.get_weights()
     init_b = dp_models.local_bn_model().get_weights()
+    init_l = dp_models.lstm_model().get_weights()
     np.savez(out / "inputs.npz", x=x, y=y, xv=xv, yv=yv, **{f"w{i}": w for i, w in enumerate(init)},
+             **{f"l{i}": w for i, w in enumerate(init_l)},
              **{f"c{i}": w for i, w in enumerate(init_c)}, **{f"b{i}": w for i, w in enumerate(init_b)})
     logs = run_ranks(WORKER, out)
     ranks = [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
@@ -113,7 +115,12 @@ def job(tmp_path_factory):
     reg_ref.set_weights([init_c[2][:5], init_c[3]])
     reg_ref.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     h_reg = reg_ref.fit(x[order], y[order], batch_size=16, epochs=2, shuffle=False, verbose=0)
+    lstm_ref = dp_models.lstm_model()
+    lstm_ref.set_weights(init_l)
+    lstm_ref.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    h_lstm = lstm_ref.fit(x[..., None], y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     reference = {
+        "lstm_weights": lstm_ref.get_weights(), "lstm_loss": h_lstm.history["loss"],
         "fsdp_reg_weights": reg_ref.get_weights(), "fsdp_reg_loss": h_reg.history["loss"],
         "bn_batch_train": batch_logs.train, "bn_batch_test": batch_logs.test,
         "bn_weights": bn_ref.get_weights(), "bn_loss": h_bn.history["loss"], "bn_init": init_b,
@@ -137,6 +144,16 @@ def test_fit_equals_one_process_on_the_global_batch(job):
     for r in ranks:
         for i, w in enumerate(reference["weights"]):  # includes the SyncBN moving statistics
             np.testing.assert_allclose(r[f"fit_w{i}"], w, rtol=1e-4, atol=1e-5)
+
+
+def test_lstm_fit_equals_one_process(job):
+    """LSTM kernels live in torch's layout (transposed views): their strided
+    gradients are bucketed and averaged like any other."""
+    _, ranks, reference, _ = job
+    for r in ranks:
+        np.testing.assert_allclose(r["lstm_loss"], reference["lstm_loss"], rtol=1e-5, atol=1e-6)
+        for i, w in enumerate(reference["lstm_weights"]):
+            np.testing.assert_allclose(r[f"lstm_w{i}"], w, rtol=1e-4, atol=1e-5, err_msg=f"weight {i}")
 
 
 def test_history_and_early_stopping_agree_with_one_process(job):
