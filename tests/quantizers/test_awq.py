@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 import kerasish
 from tests.quantizers.calibration_common import DATA
