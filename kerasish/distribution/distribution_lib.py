@@ -38,20 +38,27 @@ import contextlib
 import math
 import os
 import re
+import threading
 
 import numpy as np
 import torch
 
 DEFAULT_BATCH_DIM_NAME = "batch"
 
-_STATE = {"distribution": None, "sync_batch_stats": False}
+_STATE = {"distribution": None}
+_FIT = threading.local()  # per thread: another thread's model never joins this fit's collectives
 
 
 def sync_batch_stats() -> bool:
-    """Whether a data-parallel `fit` is training on several processes right
-    now: `BatchNormalization` then uses the global batch's statistics (all
-    ranks' rows), as Keras's data-parallel step on JAX does."""
-    return _STATE["sync_batch_stats"]
+    """Whether this thread is running a data-parallel `fit` on several
+    processes: `BatchNormalization` then uses the global batch's statistics
+    (all ranks' rows), as Keras's data-parallel step on JAX does."""
+    return getattr(_FIT, "sync_batch_stats", False)
+
+
+def set_sync_batch_stats(value: bool) -> None:
+    """Set by the data-parallel `fit` of this thread for its duration."""
+    _FIT.sync_batch_stats = value
 
 
 # ------------------------------------------------------------- processes

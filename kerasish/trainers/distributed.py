@@ -284,14 +284,16 @@ class DataParallelRun:
             self._buckets.remove()
             self._buckets = None
         if self._synced_bn:
-            distribution_lib._STATE["sync_batch_stats"] = self._synced_bn = False
+            distribution_lib.set_sync_batch_stats(False)
+            self._synced_bn = False
 
     def _global_batch_stats(self) -> None:
         """While this `fit` trains, BatchNormalization normalizes with the
         global batch's statistics (all-reduced over the default group), as
         Keras's data-parallel step on JAX does: N processes equal one, and
         a rank's empty share of the last batch takes part with weight 0."""
-        distribution_lib._STATE["sync_batch_stats"] = self._synced_bn = True
+        distribution_lib.set_sync_batch_stats(True)
+        self._synced_bn = True
 
     def guard_custom_step(self, step_fn):
         """`step_fn` (a custom `train_step`), raising when a step updated the

@@ -86,3 +86,30 @@ def test_shard_bounds_partition_the_batch_in_order(size, world):
     assert max(sizes) - min(sizes) <= 1
     # same split as torch.tensor_split
     assert sizes == [len(t) for t in torch.tensor_split(torch.arange(size), world)]
+
+
+def test_global_batch_statistics_flag_is_per_thread():
+    """A data-parallel fit turns on global BatchNormalization statistics for
+    its own thread only: a model trained in another thread meanwhile must not
+    join its collectives."""
+    import threading
+
+    from kerasish.distribution import distribution_lib
+
+    seen = {}
+
+    def fit_thread():
+        distribution_lib.set_sync_batch_stats(True)
+        seen["fit"] = distribution_lib.sync_batch_stats()
+        started.set()
+        done.wait()
+        distribution_lib.set_sync_batch_stats(False)
+
+    started, done = threading.Event(), threading.Event()
+    t = threading.Thread(target=fit_thread)
+    t.start()
+    started.wait(10)
+    seen["other"] = distribution_lib.sync_batch_stats()
+    done.set()
+    t.join()
+    assert seen == {"fit": True, "other": False}
