@@ -27,8 +27,16 @@ PyTorch's own engine, launched by `torchrun` (one process per device):
   `get_weights`/`set_weights`, `variable.numpy()`, `save` (rank 0 writes),
   `save_weights`/`load_weights`; sharded checkpoints through
   `model_parallel.save_sharded_checkpoint` (`sharded_checkpoint`). Not supported: batch-axis and
-  model-axis sharding at once, layouts for activations
-  (`get_tensor_layout` is answered, nothing relays activations out).
+  model-axis sharding at once. Layouts for activations (Keras's
+  `layout_map["d2/output"]`) are accepted and answered by
+  `get_tensor_layout`; on JAX they only constrain where XLA keeps the
+  values, and here the activations stay where each layer computes them:
+  no number changes either way.
+
+Keras 3's distribution guide (keras-io `guides/distribution.py`) runs
+unchanged but for `import kerasish as keras` and a torch `DataLoader` in
+place of `tf.data`, under `torchrun --nproc_per_node=N`
+(tests/distribution/test_guide.py).
 """
 
 from __future__ import annotations
@@ -121,36 +129,72 @@ def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:
     """Creates the default `torch.distributed` process group.
 
     Under `torchrun` no argument is needed: the rank, world size and
-    coordinator address come from the environment. Does nothing when a
-    process group already exists, or when this is a single process with no
-    coordinator to join.
+    coordinator address come from the environment. Started some other way
+    (one process per host, as with Keras on JAX), each process names the
+    job as Keras does, with arguments or with Keras's environment variables
+    `KERAS_DISTRIBUTION_JOB_ADDRESSES`, `KERAS_DISTRIBUTION_NUM_PROCESSES`
+    and `KERAS_DISTRIBUTION_PROCESS_ID` (arguments win, then those, then
+    torchrun's `MASTER_ADDR`/`MASTER_PORT`/`WORLD_SIZE`/`RANK`):
+
+        keras.distribution.initialize(
+            job_addresses="10.0.0.1:1234,10.0.0.2:2345", num_processes=2, process_id=0)
+
+    Does nothing when a process group already exists, or when this is a
+    single process with no coordinator to join (Keras on JAX raises there;
+    a one-process program runs unchanged here).
 
     Args:
-        job_addresses: Comma-separated `host:port` addresses (or a list);
-            the first is the coordinator (`MASTER_ADDR:MASTER_PORT`).
-            Defaults to the `MASTER_ADDR`/`MASTER_PORT` environment.
+        job_addresses: Comma-separated `host:port` addresses (or a list),
+            one per process, or just the coordinator's; the first is the
+            coordinator (`MASTER_ADDR:MASTER_PORT` of torch's rendezvous).
         num_processes: World size. Defaults to `WORLD_SIZE`.
-        process_id: This process's rank. Defaults to `RANK`.
+        process_id: This process's rank, in `[0, num_processes)`. Defaults
+            to `RANK`.
+
+    Raises:
+        ValueError: an address is not `host:port`, the number of addresses
+            is neither 1 nor `num_processes` (Keras's check), or
+            `process_id` is out of range.
     """
     if _dist_ready():
         return
     if not torch.distributed.is_available():
         raise RuntimeError("`keras.distribution.initialize()` needs a PyTorch build with torch.distributed.")
     env = os.environ
+    # Keras's own environment variables (`keras.distribution.initialize`'s documented alternative)
+    if job_addresses is None and env.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        job_addresses = env["KERAS_DISTRIBUTION_JOB_ADDRESSES"]
+    if num_processes is None and env.get("KERAS_DISTRIBUTION_NUM_PROCESSES"):
+        num_processes = int(env["KERAS_DISTRIBUTION_NUM_PROCESSES"])
+    if process_id is None and env.get("KERAS_DISTRIBUTION_PROCESS_ID"):
+        process_id = int(env["KERAS_DISTRIBUTION_PROCESS_ID"])
     if job_addresses:
-        first = job_addresses.split(",")[0] if isinstance(job_addresses, str) else job_addresses[0]
-        host, _, port = first.strip().rpartition(":")
+        addresses = job_addresses.split(",") if isinstance(job_addresses, str) else list(job_addresses)
+        addresses = [a.strip() for a in addresses if a.strip()]
+        if num_processes is not None and len(addresses) > 1 and len(addresses) != int(num_processes):
+            raise ValueError(
+                f"The provided job_addresses {addresses} has {len(addresses)} jobs, but num_processes is "
+                f"{num_processes}"
+            )
+        host, _, port = addresses[0].rpartition(":") if addresses else ("", "", "")
         if not host or not port.isdigit():
             raise ValueError(
                 f"Expected `job_addresses` as 'host:port[,host:port...]'. Received: job_addresses={job_addresses}"
             )
-        env["MASTER_ADDR"], env["MASTER_PORT"] = host, port
+        coordinator = (host.strip("[]"), port)
+    else:
+        coordinator = None
     world = int(num_processes if num_processes is not None else env.get("WORLD_SIZE", 1))
     rank = int(process_id if process_id is not None else env.get("RANK", 0))
-    if world <= 1 and "MASTER_ADDR" not in env:
+    if world <= 1 and coordinator is None and "MASTER_ADDR" not in env:
         return  # a single process with no coordinator: nothing to join
+    if world < 1:
+        raise ValueError(f"`num_processes` must be a positive integer. Received: num_processes={world}")
     if not 0 <= rank < world:
         raise ValueError(f"`process_id` must be in [0, {world}). Received: process_id={rank}")
+    # (the environment is written only once the arguments are known to be good)
+    if coordinator is not None:
+        env["MASTER_ADDR"], env["MASTER_PORT"] = coordinator
     env.setdefault("MASTER_ADDR", "127.0.0.1")
     env.setdefault("MASTER_PORT", "29500")
     use_cuda = torch.cuda.is_available()

@@ -113,3 +113,29 @@ def test_global_batch_statistics_flag_is_per_thread():
     done.set()
     t.join()
     assert seen == {"fit": True, "other": False}
+
+
+def test_initialize_checks_its_arguments_like_keras(monkeypatch):
+    """Keras's checks of `initialize` arguments (and its environment
+    variables), raised before anything is written to the environment or a
+    process group is created."""
+    import os
+
+    for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match=r"has 2 jobs, but num_processes is 3"):
+        dist.initialize(job_addresses="10.0.0.1:1234,10.0.0.2:2345", num_processes=3, process_id=0)
+    with pytest.raises(ValueError, match=r"'host:port.*Received: job_addresses=10.0.0.1"):
+        dist.initialize(job_addresses="10.0.0.1", num_processes=2, process_id=0)
+    monkeypatch.setenv("KERAS_DISTRIBUTION_JOB_ADDRESSES", "10.0.0.1:1234,10.0.0.2:2345")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "2")
+    monkeypatch.setenv("KERAS_DISTRIBUTION_PROCESS_ID", "2")
+    with pytest.raises(ValueError, match=r"`process_id` must be in \[0, 2\)\. Received: process_id=2"):
+        dist.initialize()
+    assert "MASTER_ADDR" not in os.environ and not torch.distributed.is_initialized()
+    # a single process with no coordinator: nothing to join (Keras on JAX raises; the program runs on)
+    for name in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                 "KERAS_DISTRIBUTION_PROCESS_ID"):
+        monkeypatch.delenv(name)
+    dist.initialize()
+    assert not torch.distributed.is_initialized()
