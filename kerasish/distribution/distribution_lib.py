@@ -60,13 +60,39 @@ _FIT = threading.local()  # per thread: another thread's model never joins this 
 def sync_batch_stats() -> bool:
     """Whether this thread is running a data-parallel `fit` on several
     processes: `BatchNormalization` then uses the global batch's statistics
-    (all ranks' rows), as Keras's data-parallel step on JAX does."""
+    (all rows of the batch group), as Keras's data-parallel step on JAX does."""
     return getattr(_FIT, "sync_batch_stats", False)
 
 
-def set_sync_batch_stats(value: bool) -> None:
-    """Set by the data-parallel `fit` of this thread for its duration."""
+def batch_stats_group():
+    """The process group `BatchNormalization`'s global statistics are summed
+    over in this thread (None: the default group). Under `ModelParallel` it
+    is the batch axis's group: the processes along the model axes hold the
+    same rows, which must count once."""
+    return getattr(_FIT, "batch_stats_group", None)
+
+
+def mark_batch_stats_synced() -> None:
+    """Called by a BatchNormalization that summed its statistics over
+    several processes in this thread's forward: the ranks' losses are then
+    coupled, and the step weighs each rank's loss by its rows before
+    backward (see `DataParallelRun.before_backward`)."""
+    _FIT.stats_synced = True
+
+
+def take_batch_stats_synced() -> bool:
+    """Whether a forward since the last call summed BatchNormalization
+    statistics over processes (and clears it)."""
+    synced = getattr(_FIT, "stats_synced", False)
+    _FIT.stats_synced = False
+    return synced
+
+
+def set_sync_batch_stats(value: bool, group=None) -> None:
+    """Set by the data-parallel `fit` of this thread for its duration
+    (`group`: the processes holding distinct rows; None for all)."""
     _FIT.sync_batch_stats = value
+    _FIT.batch_stats_group = group if value else None
 
 
 # ------------------------------------------------------------- processes

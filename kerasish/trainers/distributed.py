@@ -243,6 +243,7 @@ class DataParallelRun:
         self._hooks = []
         self._buckets = None  # `GradientBuckets` (plain DataParallel): gradients averaged during backward
         self._synced_bn = False
+        self._weight = None  # this step's gradient weight, chosen by `before_backward`
         self.group = None  # the process group data is split over (None: all ranks)
         # where small control tensors (flags, seeds, counts) live: NCCL reduces CUDA tensors only
         nccl = torch.distributed.get_backend() == "nccl"
@@ -284,15 +285,17 @@ class DataParallelRun:
             self._buckets.remove()
             self._buckets = None
         if self._synced_bn:
+            distribution_lib.take_batch_stats_synced()
             distribution_lib.set_sync_batch_stats(False)
             self._synced_bn = False
 
-    def _global_batch_stats(self) -> None:
+    def _global_batch_stats(self, group=None) -> None:
         """While this `fit` trains, BatchNormalization normalizes with the
-        global batch's statistics (all-reduced over the default group), as
-        Keras's data-parallel step on JAX does: N processes equal one, and
-        a rank's empty share of the last batch takes part with weight 0."""
-        distribution_lib.set_sync_batch_stats(True)
+        global batch's statistics (all-reduced over `group`, the processes
+        holding distinct rows; None: the default group), as Keras's
+        data-parallel step on JAX does: N processes equal one, and a rank's
+        empty share of the last batch takes part with weight 0."""
+        distribution_lib.set_sync_batch_stats(True, group)
         self._synced_bn = True
 
     def guard_custom_step(self, step_fn):
@@ -324,9 +327,26 @@ class DataParallelRun:
     def before_backward(self, loss, n_local: int):
         """The default train step is about to run backward of `loss` on
         `n_local` samples (its weight in the gradient mean); returns the
-        loss to differentiate (an empty share's weighs 0)."""
+        loss to differentiate (an empty share's weighs 0).
+
+        Usually the gradients are weighted by `n_local` in the all-reduce.
+        When BatchNormalization summed its statistics over the ranks in this
+        forward, every rank's gradient also flows into the other ranks'
+        rows (through the statistics), so weights applied afterwards would
+        mix the ranks' losses unweighted: the loss itself is scaled by
+        `n_local * ranks / global_rows` instead (one 1-element all-reduce
+        for the global rows) and the gradients are then averaged
+        unweighted, which equals one process on the global batch also
+        for uneven shares."""
+        weight = n_local
+        if not self.managed and distribution_lib.take_batch_stats_synced() and self.world > 1:
+            rows = torch.tensor([float(n_local)], device=self.device)
+            torch.distributed.all_reduce(rows, group=self.group)
+            loss = loss * (n_local * self.world / max(rows.item(), 1.0)) if n_local else loss.sum() * 0.0
+            weight = 1
+        self._weight = weight
         if self._buckets is not None:
-            self._buckets.expect(n_local)
+            self._buckets.expect(weight)
         if n_local == 0 and not self.managed:
             return loss.sum() * 0.0
         return loss
@@ -342,6 +362,8 @@ class DataParallelRun:
         if self._buckets is not None:
             self._buckets.flush()
             return
+        if self._weight is not None:  # the weight `before_backward` chose (1: the loss is already weighted)
+            n_local, self._weight = self._weight, None
         by_kind = {}
         for w in weights:
             by_kind.setdefault((w.dtype, _local(w).device), []).append(w)
@@ -474,6 +496,23 @@ class DataParallelRun:
         return [np.concatenate(p) for p in pieces]
 
 
+def _total(tensors):
+    """The sum of every element of `tensors` (0.0 for none)."""
+    out = 0.0
+    for t in tensors:
+        t = t.full_tensor() if hasattr(t, "full_tensor") else t
+        out = out + (t.float() if not t.is_floating_point() else t).sum()
+    return out
+
+
+def mesh_group(dist):
+    """The process group of `dist`'s batch axis (this process's row of the
+    mesh along it; one process when the axis has one device)."""
+    from kerasish.distribution import model_parallel
+
+    return model_parallel.torch_mesh(dist).get_group(dist.batch_dim_name)
+
+
 def _align_grad(w) -> None:
     """Lays a DTensor gradient out like its weight: DTensor may hand back a
     gradient sharded (or pending a sum) where the weight is replicated, e.g.
@@ -540,12 +579,17 @@ class ModelParallelRun(DataParallelRun):
                 model_parallel.shard_model(model, self.dist)
         # weights sharded along the batch axis: FSDP2 gathers them and reduce-scatters the gradients
         self.managed = model_parallel.is_fully_sharded_by(model, self.dist)
-        self._step_rows = float("inf")  # rows of this step's global batch (FSDP2 training)
+        self._step_rows = 0.0  # rows of this step's global batch (FSDP2 training)
+        self._row_scale = self._out_scale = 1.0  # this rank's weight `n_local * ranks / global rows`
+        self._uneven = False  # this step's shares differ (every rank knows)
         if self.managed and self.trains and self.group is not None:
             self._weigh_fsdp_gradients()
         torch.manual_seed((seed + self.rank) % (2**63))
-        if self.trains and self.group is not None and self.world == distribution_lib.num_processes():
-            self._global_batch_stats()  # data parallel only (a model axis of one device)
+        if self.trains:
+            # BatchNormalization sums its statistics over the batch axis's group only (the processes
+            # along the model axes hold the same rows: counting them again would double the gradient
+            # of a `synchronized=True` layer); a group of one process keeps its local statistics
+            self._global_batch_stats(self.group if self.group is not None else mesh_group(self.dist))
         if self.hook_grads and not self._hooks and not self.managed:
             world, group = self.world, self.group
 
@@ -593,24 +637,38 @@ class ModelParallelRun(DataParallelRun):
         super().all_reduce_grads(weights, n_local)
 
     def before_backward(self, loss, n_local: int):
-        """Under FSDP2 an empty share keeps its weight-regularization terms:
-        their gradients land on this rank's shards directly (FSDP2 averages
-        only what flows through the gathered weights)."""
-        if self.managed and self._step_rows < self.world:
-            # some rank's share is empty (every rank knows: the forward counted the rows); all gather the
-            # regularization terms (collectives), the empty one differentiates just them
-            extra = self.model._additional_losses()
-            if n_local == 0:
-                return loss.sum() * 0.0 + (sum(extra) if extra else 0.0)
-        return super().before_backward(loss, n_local)
+        """Under FSDP2 (which averages the ranks' gradients unweighted) on an
+        uneven step, the default step weighs the loss by its rows itself:
+        the compiled loss and the per-call `add_loss` terms (activity
+        regularizers: means over the rows, as Keras divides them by the
+        batch size) are scaled by `n_local * ranks / global_rows`, so their
+        mean is the global batch's, as Keras on JAX computes it; the weight
+        regularization terms (and `add_loss` callables) are not: their
+        gradients land on this rank's shards directly, unaveraged. An
+        empty share keeps just those."""
+        if not self.managed or not self._uneven:
+            return super().before_backward(loss, n_local)
+        # every rank knows the step is uneven (the forward counted the global rows): all compute the
+        # regularization terms (collectives on sharded weights)
+        from kerasish.layers import call_context
+
+        scale, self._out_scale = self._row_scale, 1.0  # weighed here, not by the output hooks
+        extra = self.model._additional_losses()
+        rows = [t for layer in self.model._flatten_layers(include_self=True) for t in call_context.call_losses(layer)]
+        fixed = _total(extra) - _total(rows)  # the terms that do not depend on the rows
+        if n_local == 0:
+            return loss.sum() * 0.0 + fixed
+        return loss * scale + fixed * (1.0 - scale)
 
     def _weigh_fsdp_gradients(self) -> None:
         """Under FSDP2 (weights sharded along the batch axis), which averages
         the ranks' gradients unweighted, the gradient flowing into the
         model's outputs is scaled by `n_local * ranks / global_batch`, so the
         mean is weighted by each rank's rows (exact for uneven and empty
-        shares); terms that do not depend on the outputs (weight
-        regularizers, the same on every rank) are left alone."""
+        shares). The default step then weighs its loss itself instead
+        (`before_backward`, which also weighs `add_loss` terms); a custom
+        `train_step` keeps this scaling of the outputs' gradient, and its
+        terms that do not flow through the outputs are averaged unweighted."""
         world, group, device = self.world, self.group, self.device
 
         def weigh(module, args, output):
@@ -620,13 +678,15 @@ class ModelParallelRun(DataParallelRun):
             if not leaves:
                 return output
             n_local = leaves[0].shape[0] if leaves[0].dim() else 1
-            total = torch.tensor([float(n_local)], device=device)
+            # (the sum of squares tells every rank whether the shares are uneven: Cauchy-Schwarz)
+            total = torch.tensor([float(n_local), float(n_local) ** 2], device=device, dtype=torch.float64)
             torch.distributed.all_reduce(total, group=group)
-            self._step_rows = total.item()
-            scale = n_local * world / max(self._step_rows, 1.0)
-            if scale != 1.0:
+            self._step_rows, squares = total.tolist()
+            self._uneven = squares * world != self._step_rows ** 2
+            self._row_scale = self._out_scale = n_local * world / max(self._step_rows, 1.0)
+            if self._row_scale != 1.0:
                 for t in leaves:
-                    t.register_hook(lambda g, s=scale: g * s)
+                    t.register_hook(lambda g: g * self._out_scale)  # read when backward runs
             return output
 
         self._hooks.append(self.model.register_forward_hook(weigh))

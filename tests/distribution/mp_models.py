@@ -1,6 +1,8 @@
 """Models and layouts shared by `mp_worker.py` (each rank) and
 `test_model_parallel.py` (the single-process reference)."""
 
+import torch
+
 import kerasish as keras
 
 
@@ -31,10 +33,10 @@ def compile_mlp(model):
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
 
 
-def cnn():
+def cnn(synchronized=False):
     inp = keras.Input((6, 6, 2))
     h = keras.layers.Conv2D(4, 3, activation="relu", name="conv2d")(inp)
-    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.BatchNormalization(name="bn", synchronized=synchronized)(h)
     h = keras.layers.Flatten()(h)
     return keras.Model(inp, keras.layers.Dense(2, name="head")(h), name="cnn")
 
@@ -54,3 +56,28 @@ def other_distribution(mesh):
     layout_map[".*embedding/embeddings"] = ("model", None)  # vocabulary rows
     layout_map[".*lstm.*/kernel"] = (None, "model")  # the 4 gates' columns
     return keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
+
+
+class MeanPenalty(keras.layers.Layer):
+    """Identity adding `rate * mean(x ** 2)` with `add_loss` (a mean over
+    the rows, as Keras's activity regularizer divided by the batch size)."""
+
+    def __init__(self, rate=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, inputs):
+        self.add_loss(self.rate * torch.mean(torch.square(inputs)))
+        return inputs
+
+
+def act_mlp():
+    """`mlp` (same weights, same LayoutMap keys) with activity regularizers
+    on every Dense and an `add_loss` layer between them."""
+    inp = keras.Input((5,))
+    h = keras.layers.Dense(16, activation="relu", name="col", activity_regularizer=keras.regularizers.L2(0.05))(inp)
+    h = MeanPenalty()(h)
+    h = keras.layers.Dense(8, activation="tanh", name="row", kernel_regularizer=keras.regularizers.L2(0.01),
+                           activity_regularizer=keras.regularizers.L1(0.02))(h)
+    out = keras.layers.Dense(3, name="out", activity_regularizer=keras.regularizers.L2(0.01))(h)
+    return keras.Model(inp, out, name="act_mlp")

@@ -228,6 +228,72 @@ def main(out):
     except ValueError as e:
         result["other_dist_error"] = str(e)
 
+    # 6. BatchNormalization's global statistics are summed over the batch axis's group only. Conv2D + BN on
+    # a (2, 1) mesh (uneven batches of 7: the last leaves rank 1 no rows) through the mesh's batch group...
+    dist.set_distribution(mp_models.other_distribution(dist.DeviceMesh((2, 1), ["batch", "model"])))
+    model = mp_models.cnn()
+    model.set_weights(weights_of(data, "cnn"))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h = model.fit(data["cnn_x"], data["cnn_y"], batch_size=7, epochs=2, shuffle=False, verbose=0)
+    result["cnn_dp_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(model.get_weights()):
+        result[f"cnn_dp_w{i}"] = w
+    # ... and `synchronized=True` on the (1, 2) mesh (batch group of one: the two processes hold the same
+    # rows, which must not count twice)
+    dist.set_distribution(mp_models.other_distribution(dist.DeviceMesh((1, 2), ["batch", "model"])))
+    model = mp_models.cnn(synchronized=True)
+    model.set_weights(weights_of(data, "cnn"))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h = model.fit(data["cnn_x"], data["cnn_y"], batch_size=4, epochs=2, shuffle=False, verbose=0)
+    result["cnn_sync_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(model.get_weights()):
+        result[f"cnn_sync_w{i}"] = w
+    # the group is honoured: each process its own group of one (local moments) vs the default group
+    from kerasish.distribution import distribution_lib
+
+    singles = [torch.distributed.new_group([0]), torch.distributed.new_group([1])]
+    rows = torch.from_numpy(x[6 * rank:6 * rank + 6])
+    for name, group in (("bn_own_group", singles[rank]), ("bn_default_group", None)):
+        bn = keras.layers.BatchNormalization(momentum=0.0)
+        distribution_lib.set_sync_batch_stats(True, group)
+        try:
+            bn(rows, training=True)
+        finally:
+            distribution_lib.set_sync_batch_stats(False)
+        result[f"{name}_mean"] = bn.moving_mean.numpy()
+        result[f"{name}_var"] = bn.moving_variance.numpy()
+    dist.set_distribution(None)
+
+    # 7. activity regularizers and `add_loss` terms are means over the rows: on an uneven step (batches of
+    # 7: shares of 4 and 3) and with an empty share (batches of 8: the last leaves rank 1 no rows) the loss
+    # and the gradients equal one process on the global batch, under DataParallel and under FSDP2
+    # (ModelParallel with the kernels on the batch axis), as Keras on JAX computes them
+    fsdp_act = dist.ModelParallel(layout_map=mp_models.fsdp_layout(dist.DeviceMesh((2, 1), ["batch", "model"])),
+                                  batch_dim_name="batch")
+    for name, distribution in (("dp", dist.DataParallel()), ("fsdp", fsdp_act)):
+        dist.set_distribution(distribution)
+        for batch_size in (7, 8):
+            model = mp_models.act_mlp()
+            model.set_weights(weights_of(data, "mlp"))
+            mp_models.compile_mlp(model)
+            h = model.fit(x, y, batch_size=batch_size, epochs=2, shuffle=False, verbose=0)
+            result[f"act_{name}{batch_size}_history"] = json.dumps(h.history)
+            for i, w in enumerate(model.get_weights()):
+                result[f"act_{name}{batch_size}_w{i}"] = w
+    # ... and BatchNormalization's global statistics under plain DataParallel on uneven shares (its
+    # gradient flows into every rank's rows: the losses are weighted before backward)
+    import dp_models
+
+    dist.set_distribution(dist.DataParallel())
+    model = dp_models.local_bn_model()
+    model.set_weights(weights_of(data, "bn"))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    h = model.fit(x, y, batch_size=7, epochs=2, shuffle=False, verbose=0)
+    result["bn_dp7_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(model.get_weights()):
+        result[f"bn_dp7_w{i}"] = w
+    dist.set_distribution(None)
+
     np.savez(os.path.join(out, f"rank{rank}.npz"), **result)
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -20,6 +20,7 @@ from kerasish.distribution import model_parallel
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import dp_models  # noqa: E402
 import mp_models  # noqa: E402
 from test_data_parallel import run_ranks  # noqa: E402
 
@@ -48,6 +49,7 @@ def job(tmp_path_factory):
     }
     torch.manual_seed(0)
     init = {name: getattr(mp_models, name)().get_weights() for name in ("mlp", "cnn", "emb")}
+    init["bn"] = dp_models.local_bn_model().get_weights()
     for name, ws in init.items():
         arrays.update({f"{name}_w{i}": w for i, w in enumerate(ws)})
     np.savez(out / "inputs.npz", **arrays)
@@ -72,6 +74,25 @@ def job(tmp_path_factory):
                                     shuffle=False, verbose=0).history["loss"]
         ref[name] = m.get_weights()
         ref[f"{name}_predict"] = m.predict(arrays[f"{name}_x"], verbose=0)
+    m = mp_models.cnn()
+    m.set_weights(init["cnn"])
+    m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    ref["cnn_dp_loss"] = m.fit(arrays["cnn_x"], arrays["cnn_y"], batch_size=7, epochs=2, shuffle=False,
+                               verbose=0).history["loss"]
+    ref["cnn_dp"] = m.get_weights()
+    for batch_size in (7, 8):
+        m = mp_models.act_mlp()
+        m.set_weights(init["mlp"])
+        mp_models.compile_mlp(m)
+        ref[f"act{batch_size}_history"] = m.fit(arrays["x"], arrays["y"], batch_size=batch_size, epochs=2,
+                                                shuffle=False, verbose=0).history
+        ref[f"act{batch_size}"] = m.get_weights()
+    m = dp_models.local_bn_model()
+    m.set_weights(init["bn"])
+    m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    ref["bn_dp7_loss"] = m.fit(arrays["x"], arrays["y"], batch_size=7, epochs=2, shuffle=False,
+                               verbose=0).history["loss"]
+    ref["bn_dp7"] = m.get_weights()
     return out, arrays, ranks, ref
 
 
@@ -179,6 +200,62 @@ def test_conv2d_and_embedding_shards_equal_one_process(job, name):
         for i, w in enumerate(ref[name]):
             _close(r[f"{name}_w{i}"], w, err_msg=f"weight {i}")
         _close(r[f"{name}_predict"], ref[f"{name}_predict"])
+
+
+@needs_dist
+def test_batch_norm_statistics_over_the_batch_axis_group(job):
+    """BatchNormalization's global statistics are summed over the batch
+    axis's process group only: on a (2, 1) mesh (uneven batches, an empty
+    share) they are the global batch's; on a (1, 2) mesh a `synchronized`
+    layer does not count the model axis's copy of the same rows twice; a
+    group of one keeps the local moments, the default group mixes both
+    processes' rows. Everything equals one process."""
+    _, arrays, ranks, ref = job
+    x = arrays["x"]
+    for rank, r in enumerate(ranks):
+        _close(r["cnn_dp_loss"], ref["cnn_dp_loss"])
+        for i, w in enumerate(ref["cnn_dp"]):
+            _close(r[f"cnn_dp_w{i}"], w, err_msg=f"(2, 1) weight {i}")
+        _close(r["cnn_sync_loss"], ref["cnn_loss"])
+        for i, w in enumerate(ref["cnn"]):
+            _close(r[f"cnn_sync_w{i}"], w, err_msg=f"(1, 2) synchronized weight {i}")
+        own = x[6 * rank:6 * rank + 6].astype("float64")
+        both = x[:12].astype("float64")
+        _close(r["bn_own_group_mean"], own.mean(0))
+        _close(r["bn_own_group_var"], own.var(0))
+        _close(r["bn_default_group_mean"], both.mean(0))
+        _close(r["bn_default_group_var"], both.var(0))
+
+
+@needs_dist
+@pytest.mark.parametrize("name", ["dp", "fsdp"])
+@pytest.mark.parametrize("batch_size", [7, 8])
+def test_activity_regularizers_and_add_loss_on_uneven_shares(job, name, batch_size):
+    """Activity regularizers (Keras divides them by the batch size) and a
+    mean `add_loss` term weigh each rank by its rows, under DataParallel
+    and under FSDP2 (kernels sharded along the batch axis): an uneven step
+    (batches of 7: 4 and 3 rows) and an empty share (batches of 8: the last
+    leaves rank 1 none) give one process's History and weights."""
+    _, _, ranks, ref = job
+    expected = ref[f"act{batch_size}_history"]
+    for r in ranks:
+        history = json.loads(str(r[f"act_{name}{batch_size}_history"]))
+        assert sorted(history) == sorted(expected)
+        for key, values in expected.items():
+            _close(history[key], values, err_msg=key)
+        for i, w in enumerate(ref[f"act{batch_size}"]):
+            _close(r[f"act_{name}{batch_size}_w{i}"], w, err_msg=f"weight {i}")
+
+
+@needs_dist
+def test_batch_norm_data_parallel_on_uneven_shares(job):
+    """BatchNormalization's global statistics couple the ranks' losses: on
+    uneven (non-empty) shares plain DataParallel still equals one process."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        _close(r["bn_dp7_loss"], ref["bn_dp7_loss"])
+        for i, w in enumerate(ref["bn_dp7"]):
+            _close(r[f"bn_dp7_w{i}"], w, err_msg=f"weight {i}")
 
 
 @needs_dist

@@ -350,7 +350,7 @@ class BatchNormalization(GammaBetaMixin, Layer):
             var = diff.square().sum(dim=dims) / count
         if ((self.synchronized or distribution_lib.sync_batch_stats()) and torch.distributed.is_available()
                 and torch.distributed.is_initialized()):
-            mean, var = _all_reduce_moments(x, mean, var, count, dims)
+            mean, var = _all_reduce_moments(x, mean, var, count, dims, distribution_lib.batch_stats_group())
         return mean, var
 
     def _bcast(self, v, x):
@@ -438,31 +438,38 @@ class BatchNormalization(GammaBetaMixin, Layer):
 
 
 class _SumOverProcesses(torch.autograd.Function):
-    """Sum of a tensor over the processes of the default group; the gradient
-    of every process's input is the sum of the output gradients (each process
-    uses the sum). torch's own `torch.distributed.nn.functional.all_reduce` is
-    deprecated and warns on every call."""
+    """Sum of a tensor over the processes of `group` (None: the default
+    group); the gradient of every process's input is the sum of the output
+    gradients (each process uses the sum). torch's own
+    `torch.distributed.nn.functional.all_reduce` is deprecated and warns on
+    every call."""
 
     @staticmethod
-    def forward(ctx, tensor):
+    def forward(ctx, tensor, group=None):
         import torch.distributed as dist
 
+        ctx.group = group
         out = tensor.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(out)
+        dist.all_reduce(out, group=group)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        return _SumOverProcesses.apply(grad)
+        return _SumOverProcesses.apply(grad, ctx.group), None
 
 
-def _all_reduce_moments(x, mean, var, count, dims):
-    """Global moments over every process of the default group (SyncBatchNorm
-    semantics), differentiable (the backward sums the gradients over processes)."""
+def _all_reduce_moments(x, mean, var, count, dims, group=None):
+    """Global moments over every process of `group` (None: the default
+    group; SyncBatchNorm semantics), differentiable (the backward sums the
+    gradients over those processes). Under `ModelParallel` the group is the
+    batch axis's: processes along a model axis hold the same rows."""
     import torch.distributed as dist
 
-    if dist.get_world_size() == 1:
+    if dist.get_world_size(group) == 1:
         return mean, var
+    from kerasish.distribution import distribution_lib
+
+    distribution_lib.mark_batch_stats_synced()
     n = count if count is not None else torch.full_like(mean, x.numel() / mean.numel())
     if x.numel() == 0:
         # an empty share of the batch (the last, small batch of a data-parallel
@@ -470,7 +477,7 @@ def _all_reduce_moments(x, mean, var, count, dims):
         # (nan_to_num keeps the autograd path: the backward all-reduce must run on every rank)
         mean, var = torch.nan_to_num(mean), torch.nan_to_num(var)
     stats = torch.stack([mean * n, (var + mean.square()) * n, n])
-    stats = _SumOverProcesses.apply(stats)
+    stats = _SumOverProcesses.apply(stats, group)
     total = stats[2]
     g_mean = stats[0] / total
     g_var = stats[1] / total - g_mean.square()
