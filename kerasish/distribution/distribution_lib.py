@@ -538,9 +538,14 @@ class ModelParallel(Distribution):
     With `auto_shard_dataset=False` each process feeds its own part of the
     global batch (Keras's rule): the processes of one batch shard (those
     that differ only along the model axes) must feed the same rows in the
-    same order; kerasish gives them the same shuffle seed and compares a
-    fingerprint of each loop's first batch, raising the same ValueError on
-    every rank when they differ.
+    same order; kerasish gives them the same shuffle seed and checks, raising
+    the same ValueError on every rank when they differ: each loop's first
+    batch (shape, dtype and sum of every leaf of `x`, `y` and
+    `sample_weight`, one small all-gather per loop) and, on a mesh whose
+    batch axis has one device, the shapes and dtypes of every later batch
+    (carried by the per-step all-reduce that keeps the processes in
+    lockstep). Later batches' values, and later batches on a mesh with
+    several batch shards, are not compared.
 
         mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"])
         layout_map = keras.distribution.LayoutMap(mesh)

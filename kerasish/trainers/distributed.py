@@ -250,7 +250,7 @@ class DataParallelRun:
         self.device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
 
     # ------------------------------------------------------------- weights
-    def sync_model(self, x) -> None:
+    def sync_model(self, x, batch=None) -> None:
         """Builds the model on `x` if needed, then broadcasts every
         parameter and buffer from rank 0 (once per loop)."""
         model = self.model
@@ -496,6 +496,14 @@ class DataParallelRun:
         return [np.concatenate(p) for p in pieces]
 
 
+def _same_digest(a, b) -> bool:
+    """Two batch fingerprints (`(shape, dtype, sum)` per leaf) agree (sums
+    to a relative 1e-6: processes may sum in another order)."""
+    return len(a) == len(b) and all(
+        sa == sb and da == db and math.isclose(xa, xb, rel_tol=1e-6, abs_tol=1e-6)
+        for (sa, da, xa), (sb, db, xb) in zip(a, b))
+
+
 def _total(tensors):
     """The sum of every element of `tensors` (0.0 for none)."""
     out = 0.0
@@ -550,7 +558,7 @@ class ModelParallelRun(DataParallelRun):
             # (along the model axes) must draw the same shuffles, so their RNG starts alike
             torch.manual_seed((self.shared_seed() + self.rank) % (2**63))
 
-    def sync_model(self, x) -> None:
+    def sync_model(self, x, batch=None) -> None:
         """Builds the model on `x` if needed, broadcasts rank 0's weights,
         lays them out per the LayoutMap, and gives every process of a
         model-parallel group the same random state (dropout masks must
@@ -564,7 +572,7 @@ class ModelParallelRun(DataParallelRun):
                 model(x, training=False)
         model_parallel.validate_layouts(model, self.dist)
         if self.check_feed:
-            self._check_same_rows(x)
+            self._check_same_rows(x if batch is None else batch)
         seed = self.shared_seed()
         if not model_parallel.is_sharded(model) and not model_parallel.is_fully_sharded_by(model, self.dist):
             # (distribute_tensor takes rank 0's values too; plain buffers outside layouts included)
@@ -603,31 +611,72 @@ class ModelParallelRun(DataParallelRun):
             self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
                            if p.requires_grad]
 
-    def _check_same_rows(self, x) -> None:
+    def _check_same_rows(self, batch) -> None:
         """With per-process data, the processes that differ only along the
-        model axes compute on the same rows: compares a fingerprint (rows,
-        sum) of each process's first batch, on every rank (one small
-        all-gather per loop), and raises the same ValueError everywhere."""
-        leaves = [t for t in _flat_leaves(x) if isinstance(t, torch.Tensor)]
-        rows = int(leaves[0].shape[0]) if leaves and leaves[0].dim() else 0
-        total = float(sum(t.detach().double().sum().item() for t in leaves))
+        model axes compute on the same rows: compares a fingerprint of each
+        process's first batch of the loop (every leaf of `x`, `y` and
+        `sample_weight`: shape, dtype and sum), on every rank (one small
+        all-gather per loop), and raises the same ValueError everywhere.
+        Later batches are compared by `steps_in_lockstep` (shapes and
+        dtypes only) where that is free."""
+        leaves = [t for t in _flat_leaves(batch) if isinstance(t, torch.Tensor)]
+        digest = [(tuple(t.shape), str(t.dtype).replace("torch.", ""),
+                   round(float(t.detach().double().sum().item()), 6) if t.numel() else 0.0) for t in leaves]
         gathered = [None] * distribution_lib.num_processes()
-        torch.distributed.all_gather_object(gathered, (self.rank, rows, total))
+        torch.distributed.all_gather_object(gathered, (self.rank, digest))
         by_shard = {}
-        for rank, (shard, n, s) in enumerate(gathered):
-            by_shard.setdefault(shard, []).append((rank, n, s))
+        for rank, (shard, d) in enumerate(gathered):
+            by_shard.setdefault(shard, []).append((rank, d))
         for shard, feeds in by_shard.items():
-            n0, s0 = feeds[0][1], feeds[0][2]
-            if any(n != n0 or not math.isclose(s, s0, rel_tol=1e-6, abs_tol=1e-6) for _, n, s in feeds):
+            first = feeds[0][1]
+            if any(not _same_digest(d, first) for _, d in feeds):
                 raise ValueError(
                     "With `ModelParallel(auto_shard_dataset=False)` each process feeds its own part of the global "
                     "batch, and the processes of one batch shard (those that differ only along the model axes, "
                     "which compute on the same rows) must feed the same data in the same order. Processes "
-                    f"{[r for r, _, _ in feeds]} (batch shard {shard} of axis {self.dist.batch_dim_name!r}) fed "
-                    f"different first batches: (rows, sum) = {[(n, s) for _, n, s in feeds]}. Feed them the same "
-                    "data (shuffles drawn by kerasish agree), or pass the global data to every process with "
-                    "`auto_shard_dataset=True`."
+                    f"{[r for r, _ in feeds]} (batch shard {shard} of axis {self.dist.batch_dim_name!r}) fed "
+                    "different first batches: (shape, dtype, sum) of each leaf of x, y, sample_weight = "
+                    f"{[d for _, d in feeds]}. Feed them the same data (shuffles drawn by kerasish agree), or pass "
+                    "the global data to every process with `auto_shard_dataset=True`."
                 )
+
+    def steps_in_lockstep(self, iterator):
+        """As `DataParallelRun.steps_in_lockstep`; with per-process data on
+        a mesh whose batch axis has one device (every process is one batch
+        shard and must feed the same rows), the flag all-reduce of each step
+        also carries a digest of the batch's shapes and dtypes, so a process
+        feeding a differently shaped batch later in the loop (another
+        batch size, a missing `sample_weight`) raises the same ValueError
+        on every rank instead of training on mismatched rows. Values after
+        the first batch are not compared (that would cost a host sync per
+        step); on a mesh with several batch shards only the first batch is."""
+        if not (self.check_feed and self.world == 1):
+            yield from super().steps_in_lockstep(iterator)
+            return
+        import zlib
+
+        it = iter(iterator)
+        while True:
+            item = next(it, None)
+            if item is None:
+                d = 0
+            else:
+                leaves = [t for t in _flat_leaves(item[1]) if isinstance(t, torch.Tensor)]
+                d = 1 + zlib.crc32(repr([(tuple(t.shape), str(t.dtype)) for t in leaves]).encode())
+            t = torch.tensor([d, -d], dtype=torch.int64, device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+            low, high = t[0].item(), -t[1].item()
+            if low == 0:
+                return
+            if low != high:
+                raise ValueError(
+                    "With `ModelParallel(auto_shard_dataset=False)` on a mesh whose batch axis "
+                    f"{self.dist.batch_dim_name!r} has one device, every process computes on the same rows and "
+                    f"must feed the same batches, but at step {item[0]} the processes fed batches of different "
+                    "shapes or dtypes (x, y or sample_weight). Feed every process the same data, or pass the global "
+                    "data with `auto_shard_dataset=True`."
+                )
+            yield item
 
     def all_reduce_grads(self, weights, n_local: int) -> None:
         if self.managed:

@@ -100,7 +100,7 @@ class TrainerLoops:
 
         def step(batch):
             if run.pending_sync:
-                run.sync_model(unpack_x_y_sample_weight(batch)[0])
+                run.sync_model(unpack_x_y_sample_weight(batch)[0], batch)
             return step_fn(batch)
 
         return step

@@ -219,6 +219,19 @@ def main(out):
     except ValueError as e:
         result["own_data_error"] = str(e)
     result["own_after_error_w0"] = model.get_weights()[0]
+    # the fingerprint covers y and sample_weight too, and later batches' shapes
+    sw = np.ones(len(x), "float32")
+    feeds = {
+        "own_y_error": dict(x=x, y=y * (1 + rank)),
+        "own_sw_error": dict(x=x, y=y, sample_weight=sw if rank == 0 else None),
+        "own_later_error": dict(x=x[:16] if rank == 0 else x[:12], y=y[:16] if rank == 0 else y[:12]),
+    }
+    for key, feed in feeds.items():
+        try:
+            model.fit(batch_size=8, epochs=1, shuffle=False, verbose=0, **feed)
+            result[key] = ""
+        except ValueError as e:
+            result[key] = str(e)
     dist.set_distribution(dist.ModelParallel(layout_map=bad))
 
     # a model laid out by one ModelParallel refuses to run under another

@@ -329,6 +329,11 @@ def test_a_layout_that_does_not_fit_raises_on_every_rank(job):
         assert "was laid out by <ModelParallel" in str(r["other_dist_error"])
         assert "fed different first batches" in str(r["own_data_error"])
         assert "Processes [0, 1] (batch shard 0 of axis 'batch')" in str(r["own_data_error"])
+        assert "fed different first batches" in str(r["own_y_error"])  # y is compared too
+        # a sample_weight on one process only: the step's digest of shapes and dtypes differs at once
+        assert "at step 0 the processes fed batches of different shapes" in str(r["own_sw_error"])
+        # same first batch (8 rows), then 8 rows on rank 0 and 4 on rank 1: the step's shape digest differs
+        assert "at step 1 the processes fed batches of different shapes" in str(r["own_later_error"])
 
 
 @needs_dist
