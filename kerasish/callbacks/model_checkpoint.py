@@ -39,6 +39,19 @@ class ModelCheckpoint(MonitorCallback):
         mode: "auto", "min" or "max". Defaults to "auto".
         save_freq: "epoch" or an integer number of batches.
         initial_value_threshold: Initial best value for `save_best_only`.
+        sharded: kerasish only. True writes each checkpoint with
+            `kerasish.distribution.model_parallel.save_sharded_checkpoint`:
+            a `torch.distributed.checkpoint` directory where every process
+            writes its own shards of a model laid out by
+            `keras.distribution.ModelParallel` (tensor parallel or FSDP2)
+            or `fully_shard`ed, with the optimizer's moments and step count
+            (resume with `load_sharded_checkpoint`); nothing is gathered,
+            so a model too large for one device checkpoints too. Needs
+            `save_weights_only=True` (there is no architecture in it).
+            False (default): rank 0 writes the file `filepath` names, with
+            whole weights (under tensor parallelism every process gathers
+            each weight for it; a `fully_shard`ed model writes its
+            `state_dict` shards to a directory, as before).
 
     Format: weights are written with `torch.save(model.state_dict())`
     (load them with `model.load_state_dict(torch.load(path))`), or with
@@ -50,8 +63,15 @@ class ModelCheckpoint(MonitorCallback):
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+                 mode="auto", save_freq="epoch", initial_value_threshold=None, sharded=False):
         super().__init__(monitor, mode, initial_value_threshold)
+        if sharded and not save_weights_only:
+            raise ValueError(
+                "`ModelCheckpoint(sharded=True)` writes the weights and optimizer state as a sharded "
+                "torch.distributed.checkpoint, with no model architecture: pass `save_weights_only=True`. "
+                f"Received: sharded={sharded}, save_weights_only={save_weights_only}"
+            )
+        self.sharded = bool(sharded)
         self.verbose = verbose
         self.filepath = os.fspath(filepath)
         self.save_best_only = save_best_only
@@ -131,6 +151,11 @@ class ModelCheckpoint(MonitorCallback):
         logs being all-reduced); the others wait for the file at a barrier."""
         from kerasish.trainers.distributed import _is_fully_sharded, barrier, is_rank_zero
 
+        if self.sharded:
+            from kerasish.distribution import model_parallel
+
+            model_parallel.save_sharded_checkpoint(self.model, filepath)  # every rank writes its shards
+            return
         if _is_fully_sharded(self.model) and torch.distributed.is_initialized():
             # FSDP2 weights: every rank writes its own shards (torch.distributed.checkpoint, a directory);
             # read back with `torch.distributed.checkpoint.load({"model": model.state_dict()}, checkpoint_id=...)`
@@ -154,7 +179,7 @@ class ModelCheckpoint(MonitorCallback):
     def _sharded(self) -> bool:
         from kerasish.trainers.distributed import _is_fully_sharded
 
-        return _is_fully_sharded(self.model) and torch.distributed.is_initialized()
+        return self.sharded or (_is_fully_sharded(self.model) and torch.distributed.is_initialized())
 
     def _write_file(self, filepath):
         model = self.model

@@ -1,11 +1,19 @@
 """Sharded checkpoints (`torch.distributed.checkpoint`) of models laid out
 by `keras.distribution.ModelParallel` (DTensor weights, or FSDP2 along the
 batch axis) or `fully_shard`ed: every process writes and reads its own
-shards, the optimizer's moments and step count included."""
+shards, the optimizer's moments and step count included. Also written by
+`keras.callbacks.ModelCheckpoint(..., sharded=True)`. In a single process
+(no process group) the same format is written and read whole."""
 
 from __future__ import annotations
 
 import torch
+
+def _no_dist() -> bool:
+    """No process group: one process writes/reads the whole checkpoint
+    (the same directory format, so a job can resume on another count)."""
+    return not (torch.distributed.is_available() and torch.distributed.is_initialized())
+
 
 def _checkpoint_state(model) -> dict:
     """What a sharded checkpoint holds: the model's state_dict and its
@@ -47,7 +55,7 @@ def save_sharded_checkpoint(model, checkpoint_id) -> None:
     """
     import torch.distributed.checkpoint as dcp
 
-    dcp.save(_checkpoint_state(model), checkpoint_id=checkpoint_id)
+    dcp.save(_checkpoint_state(model), checkpoint_id=checkpoint_id, no_dist=_no_dist())
 
 
 def load_sharded_checkpoint(model, checkpoint_id) -> None:
@@ -77,7 +85,7 @@ def load_sharded_checkpoint(model, checkpoint_id) -> None:
     if opt is not None and hasattr(opt, "build") and not getattr(opt, "built", True):
         opt.build(model.trainable_weights)
     state = _checkpoint_state(model)
-    dcp.load(state, checkpoint_id=checkpoint_id)
+    dcp.load(state, checkpoint_id=checkpoint_id, no_dist=_no_dist())
     if "optimizer" in state:
         set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
     else:

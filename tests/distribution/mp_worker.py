@@ -44,6 +44,8 @@ def main(out):
     history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, validation_data=(xv, yv),
                         callbacks=[keras.callbacks.ModelCheckpoint(os.path.join(out, "ckpt.weights.h5"),
                                                                    save_weights_only=True),
+                                   keras.callbacks.ModelCheckpoint(os.path.join(out, "tp_ckpt_{epoch}"),
+                                                                   save_weights_only=True, sharded=True),
                                    keras.callbacks.BackupAndRestore(os.path.join(out, "backup"),
                                                                     delete_checkpoint=False),
                                    keras.callbacks.TensorBoard(os.path.join(out, "tb"), histogram_freq=1)])
@@ -104,7 +106,12 @@ def main(out):
     model_parallel.load_sharded_checkpoint(fresh, sharded_dir)
     laid_out = resumed  # laid out and trained above, holding other values
     model_parallel.load_sharded_checkpoint(laid_out, sharded_dir)
-    for name, m in (("cont", tp_model), ("fresh", fresh), ("laid", laid_out)):
+    # ModelCheckpoint(sharded=True) wrote the same state at the end of epoch 2 (every rank its shards)
+    from_callback = mp_models.mlp()
+    mp_models.compile_mlp(from_callback)
+    from_callback.build((None, 5))
+    model_parallel.load_sharded_checkpoint(from_callback, os.path.join(out, "tp_ckpt_2"))
+    for name, m in (("cont", tp_model), ("fresh", fresh), ("laid", laid_out), ("callback", from_callback)):
         m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
         for i, w in enumerate(m.get_weights()):
             result[f"dcp_{name}_w{i}"] = w

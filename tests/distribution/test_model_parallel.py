@@ -171,10 +171,15 @@ def test_sharded_checkpoint_resumes_to_the_same_next_step(job):
     its shards, Adam's moments and step count included), read back into a
     fresh model and into one already laid out, on the tensor-parallel
     (1, 2) mesh and with kernels sharded along the batch axis (FSDP2): the
-    next epoch equals the model that wrote it."""
+    next epoch equals the model that wrote it. `ModelCheckpoint(sharded=True)`
+    writes the same format during fit (every rank its shards): its epoch-2
+    directory resumes like rank 0's whole-file checkpoint of that epoch."""
     _, _, ranks, ref = job
     for r in ranks:
         for i in range(len(ref["mlp"])):
+            # ModelCheckpoint(sharded=True)'s epoch-2 directory resumes like rank 0's whole-file checkpoint
+            np.testing.assert_allclose(r[f"dcp_callback_w{i}"], r[f"resumed_w{i}"], rtol=1e-6, atol=1e-7,
+                                       err_msg=f"callback weight {i}")
             for name in ("fresh", "laid"):
                 np.testing.assert_allclose(r[f"dcp_{name}_w{i}"], r[f"dcp_cont_w{i}"], rtol=1e-6, atol=1e-7,
                                            err_msg=f"{name} weight {i}")
@@ -413,6 +418,32 @@ def test_single_process_model_parallel_is_plain_fit_and_checks_layouts():
         with pytest.raises(ValueError, match="does not match its rank"):
             unbuilt.fit(x, y, epochs=1, verbose=0)  # checked once the first call built it
     assert not unbuilt._forward_hooks
+
+
+def test_sharded_model_checkpoint_in_one_process(tmp_path):
+    """`ModelCheckpoint(sharded=True)` writes `save_sharded_checkpoint`'s
+    format in a single process too (no process group): a fresh model
+    resumes from it to the same next epoch (weights and Adam's moments);
+    without `save_weights_only` it is a ValueError."""
+    from kerasish.distribution import model_parallel
+
+    with pytest.raises(ValueError, match="pass `save_weights_only=True`"):
+        keras.callbacks.ModelCheckpoint(str(tmp_path / "c"), sharded=True)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 5)).astype("float32"), rng.normal(size=(16, 3)).astype("float32")
+    model = mp_models.mlp()
+    mp_models.compile_mlp(model)
+    ckpt = keras.callbacks.ModelCheckpoint(str(tmp_path / "ckpt_{epoch}"), save_weights_only=True, sharded=True)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[ckpt])
+    assert (tmp_path / "ckpt_2").is_dir()
+    fresh = mp_models.mlp()
+    mp_models.compile_mlp(fresh)
+    fresh.build((None, 5))
+    model_parallel.load_sharded_checkpoint(fresh, str(tmp_path / "ckpt_2"))
+    for m in (model, fresh):
+        m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), fresh.get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7)
 
 
 def test_batch_axis_sharding_with_a_model_axis_raises():
