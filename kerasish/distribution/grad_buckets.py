@@ -1,6 +1,7 @@
 """Data-parallel gradient averaging during backward, as DDP's reducer does
-it (used by `fit` under `keras.distribution.DataParallel`, see
-`kerasish.trainers.distributed`)."""
+it (used by `fit` under `keras.distribution.DataParallel`, and over the
+batch axis under `ModelParallel`, where DTensor weights contribute their
+local shards; see `kerasish.trainers.distributed`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import torch
 # DDP's bucket sizes: a small first bucket starts communicating early in backward
 _FIRST_BUCKET_BYTES = 1 << 20
 _BUCKET_BYTES = 25 << 20
+
+
+def _local(t):
+    """This process's part of `t` (its local shard when `t` is a DTensor)."""
+    return t._local_tensor if hasattr(t, "_local_tensor") else t
 
 
 class _Bucket:
@@ -23,7 +29,7 @@ class _Bucket:
         offset = 0
         for p in params:
             self.offsets.append(offset)
-            offset += p.numel()
+            offset += _local(p).numel()
         self.size = offset
         self.buffer = torch.zeros(offset + 1 + len(params), dtype=dtype, device=device)
         self.ready = set()  # indices of the parameters whose gradient arrived in this backward
@@ -52,13 +58,13 @@ class GradientBuckets:
         self.where = {}
         by_kind = {}
         for p in reversed(params):
-            by_kind.setdefault((p.dtype, p.device), []).append(p)
+            by_kind.setdefault((p.dtype, _local(p).device), []).append(p)
         for (dtype, device), group_params in by_kind.items():
             reduce_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
             cap, current, size = _FIRST_BUCKET_BYTES, [], 0
             for p in group_params:
                 current.append(p)
-                size += p.numel() * p.element_size()
+                size += _local(p).numel() * p.element_size()
                 if size >= cap:
                     self.buckets.append(_Bucket(current, reduce_dtype, device))
                     cap, current, size = _BUCKET_BYTES, [], 0
@@ -71,14 +77,26 @@ class GradientBuckets:
         self.next = 0  # the next bucket to start
         self.active = False  # a backward is filling the buckets
         self.pending = False  # the default step announced a backward (`expect`)
-        self.hooks = [p.register_post_accumulate_grad_hook(self._on_grad) for p in params]
+        # DTensor weights (ModelParallel): the local shards travel, each gradient first laid out like its
+        # weight (a separate hook, so plain weights pay nothing for it)
+        self.hooks = [p.register_post_accumulate_grad_hook(
+            self._on_sharded_grad if hasattr(p, "_local_tensor") else self._on_grad) for p in params]
 
     def remove(self) -> None:
         for h in self.hooks:
             h.remove()
         self.hooks = []
 
+    def _on_sharded_grad(self, p) -> None:
+        g = p.grad
+        if tuple(g.placements) != tuple(p.placements):  # e.g. a replicated bias's gradient pending a sum
+            p.grad = g.redistribute(p.device_mesh, p.placements)
+        self._arrive(p, p.grad._local_tensor)
+
     def _on_grad(self, p) -> None:
+        self._arrive(p, p.grad)
+
+    def _arrive(self, p, grad) -> None:
         if not self.active:
             self.active = True
             torch.autograd.Variable._execution_engine.queue_callback(self.finish)
@@ -86,7 +104,7 @@ class GradientBuckets:
         bucket = self.buckets[b]
         bucket.ready.add(i)
         offset = bucket.offsets[i]
-        bucket.buffer[offset:offset + p.numel()].copy_(p.grad.reshape(-1))
+        bucket.buffer[offset:offset + grad.numel()].copy_(grad.reshape(-1))
         if len(bucket.ready) == len(bucket.params):
             while self.next < len(self.buckets) and len(self.buckets[self.next].ready) == len(
                     self.buckets[self.next].params):
@@ -98,7 +116,7 @@ class GradientBuckets:
         if len(bucket.ready) != k:  # missing gradients count as zeros
             for i, p in enumerate(bucket.params):
                 if i not in bucket.ready:
-                    buf[bucket.offsets[i]:bucket.offsets[i] + p.numel()].zero_()
+                    buf[bucket.offsets[i]:bucket.offsets[i] + _local(p).numel()].zero_()
             buf[n + 1:].copy_(torch.tensor([1.0 if i in bucket.ready else 0.0 for i in range(k)]))
         else:
             buf[n + 1:].fill_(1.0)
@@ -130,14 +148,20 @@ class GradientBuckets:
             buf[:n].div_(buf[n].clamp(min=1))
             had = None
             for i, p in enumerate(bucket.params):
-                g = buf[bucket.offsets[i]:bucket.offsets[i] + p.numel()].view(p.shape)
+                local = _local(p)
+                g = buf[bucket.offsets[i]:bucket.offsets[i] + local.numel()].view(local.shape)
                 if i in bucket.ready:
-                    p.grad.copy_(g)
+                    _local(p.grad).copy_(g)
                     continue
                 if had is None:  # a host sync, only when this rank missed a gradient
                     had = buf[n + 1:].tolist()
                 if had[i] and p.grad is None:
-                    p.grad = g.to(p.dtype).clone()
+                    g = g.to(p.dtype).clone()
+                    if local is not p:  # a DTensor weight: a gradient laid out like it
+                        from torch.distributed.tensor import DTensor
+
+                        g = DTensor.from_local(g, p.device_mesh, p.placements, run_check=False)
+                    p.grad = g
             bucket.ready.clear()
             bucket.work = None
         self.next = 0

@@ -598,18 +598,16 @@ class ModelParallelRun(DataParallelRun):
             # along the model axes hold the same rows: counting them again would double the gradient
             # of a `synchronized=True` layer); a group of one process keeps its local statistics
             self._global_batch_stats(self.group if self.group is not None else mesh_group(self.dist))
-        if self.hook_grads and not self._hooks and not self.managed:
-            world, group = self.world, self.group
-
-            def average(p):
-                _align_grad(p)
-                g = _local(p.grad)
-                if group is not None:
-                    torch.distributed.all_reduce(g, group=group)
-                    g.div_(world)
-
-            self._hooks = [p.register_post_accumulate_grad_hook(average) for p in model.parameters()
-                           if p.requires_grad]
+        if self.trains and not self.managed:
+            params = [p for p in model.parameters() if p.requires_grad]
+            if self.group is not None and self._buckets is None:
+                # one mechanism for the default and a custom train step, as under DataParallel: the local
+                # shards' gradients (laid out like their weights) averaged over the batch axis in DDP-style
+                # buckets during backward (weighted by rows for the default step, unweighted for a custom one)
+                self._buckets = GradientBuckets(params, self.group)
+            elif self.group is None and self.hook_grads and not self._hooks:
+                # no batch axis to average over: a custom step's gradients are only laid out like their weights
+                self._hooks = [p.register_post_accumulate_grad_hook(_align_grad) for p in params]
 
     def _check_same_rows(self, batch) -> None:
         """With per-process data, the processes that differ only along the

@@ -81,3 +81,32 @@ def act_mlp():
                            activity_regularizer=keras.regularizers.L1(0.02))(h)
     out = keras.layers.Dense(3, name="out", activity_regularizer=keras.regularizers.L2(0.01))(h)
     return keras.Model(inp, out, name="act_mlp")
+
+
+class GuideStep(keras.Model):
+    """The custom `train_step` of Keras 3's "customizing fit() with
+    PyTorch" guide (`zero_grad`, `compute_loss`, `backward`,
+    `optimizer.apply` on the weights' `.value.grad`)."""
+
+    def train_step(self, data):
+        x, y = data
+        self.zero_grad()
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(y=y, y_pred=y_pred)
+        loss.backward()
+        trainable_weights = list(self.trainable_weights)
+        gradients = [v.value.grad for v in trainable_weights]
+        with torch.no_grad():
+            self.optimizer.apply(gradients, trainable_weights)
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(y, y_pred)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def guide_step_mlp():
+    """`mlp` (same weights and layer names) with `GuideStep`'s custom step."""
+    ref = mlp()
+    return GuideStep(ref.inputs, ref.outputs, name="guide_step_mlp")

@@ -300,6 +300,20 @@ def main(out):
             result[f"act_{name}{batch_size}_history"] = json.dumps(h.history)
             for i, w in enumerate(model.get_weights()):
                 result[f"act_{name}{batch_size}_w{i}"] = w
+    # 8. a custom train_step (Keras 3's torch guide) under tensor parallelism: on a (2, 1) mesh its
+    # gradients are averaged over the batch axis by the same buckets as the default step's (even shares:
+    # the unweighted mean is the global batch's), on a (1, 2) mesh only laid out like their weights
+    for shape in ((2, 1), (1, 2)):
+        dist.set_distribution(dist.ModelParallel(
+            layout_map=mp_models.mlp_layout(dist.DeviceMesh(shape, ["batch", "model"])), batch_dim_name="batch"))
+        model = mp_models.guide_step_mlp()
+        model.set_weights(weights_of(data, "mlp"))
+        model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+        h = model.fit(x[:32], y[:32], batch_size=8, epochs=2, shuffle=False, verbose=0)
+        tag = "x".join(map(str, shape))
+        result[f"step_{tag}_loss"] = np.array(h.history["loss"])
+        for i, w in enumerate(model.get_weights()):
+            result[f"step_{tag}_w{i}"] = w
     # ... and BatchNormalization's global statistics under plain DataParallel on uneven shares (its
     # gradient flows into every rank's rows: the losses are weighted before backward)
     import dp_models

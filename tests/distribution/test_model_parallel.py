@@ -87,6 +87,12 @@ def job(tmp_path_factory):
         ref[f"act{batch_size}_history"] = m.fit(arrays["x"], arrays["y"], batch_size=batch_size, epochs=2,
                                                 shuffle=False, verbose=0).history
         ref[f"act{batch_size}"] = m.get_weights()
+    m = mp_models.mlp()
+    m.set_weights(init["mlp"])
+    m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    ref["step_loss"] = m.fit(arrays["x"][:32], arrays["y"][:32], batch_size=8, epochs=2, shuffle=False,
+                             verbose=0).history["loss"]
+    ref["step"] = m.get_weights()
     m = dp_models.local_bn_model()
     m.set_weights(init["bn"])
     m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
@@ -250,6 +256,20 @@ def test_activity_regularizers_and_add_loss_on_uneven_shares(job, name, batch_si
             _close(history[key], values, err_msg=key)
         for i, w in enumerate(ref[f"act{batch_size}"]):
             _close(r[f"act_{name}{batch_size}_w{i}"], w, err_msg=f"weight {i}")
+
+
+@needs_dist
+@pytest.mark.parametrize("tag", ["2x1", "1x2"])
+def test_custom_train_step_under_tensor_parallel(job, tag):
+    """Keras 3's torch-guide `train_step` (backward, `optimizer.apply` on
+    `.value.grad`) on sharded weights: averaged over the batch axis by the
+    default step's buckets on a (2, 1) mesh, laid out like the weights on a
+    (1, 2) one; both equal one process."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        _close(r[f"step_{tag}_loss"], ref["step_loss"])
+        for i, w in enumerate(ref["step"]):
+            _close(r[f"step_{tag}_w{i}"], w, err_msg=f"weight {i}")
 
 
 @needs_dist
