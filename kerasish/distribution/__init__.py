@@ -26,11 +26,27 @@ FSDP2 (`fully_shard`). Sharded checkpoints:
 `model_parallel.save_sharded_checkpoint` / `load_sharded_checkpoint`.
 `fit` in a multi-rank process group with no distribution set raises a
 RuntimeError saying so. Gradients are averaged in DDP-style buckets while
-backward runs; a custom `train_step` (calling `backward`) gets them averaged
-unweighted, as DDP does (exact when every rank's share of each batch has
-the same size; the default step weights ranks by their samples). A custom
-step that takes gradients with `torch.autograd.grad` instead of `backward`
-is not averaged.
+backward runs (over the batch axis under `ModelParallel`, DTensor weights
+contributing their shards); a custom `train_step` (calling `backward`) gets
+them averaged unweighted, as DDP does (exact when every rank's share of
+each batch has the same size; the default step weights ranks by their
+samples). A custom step that updates the weights without `backward` (e.g.
+gradients from `torch.autograd.grad`) raises instead of diverging.
+
+Losses: the default step weighs each rank by its rows, so the compiled
+loss, activity regularizers (which Keras divides by the batch size) and
+`add_loss` terms that are means over the rows equal one process on the
+global batch, as Keras on JAX computes them; a weight penalty added with
+`add_loss` is also exact. An `add_loss` term that *sums* over the rows gets
+the row-weighted mean of the ranks' sums instead (Keras on JAX would sum
+it over the global batch): write such terms as means.
+
+Launch: `torchrun --nproc_per_node=N train.py`, or one process per host
+started some other way calling `keras.distribution.initialize(job_addresses=
+"host0:port,host1:port", num_processes=2, process_id=i)` (or setting
+Keras's `KERAS_DISTRIBUTION_JOB_ADDRESSES` / `_NUM_PROCESSES` /
+`_PROCESS_ID`). Keras 3's distribution guide runs ported
+(tests/distribution/test_guide.py).
 """
 
 from kerasish.distribution.distribution_lib import DataParallel

@@ -469,7 +469,13 @@ class DataParallel(Distribution):
     across ranks per step; every rank runs the same number of steps.
     BatchNormalization layers normalize with the global batch's statistics
     while `fit` trains (Keras on JAX computes them on the whole batch), so
-    they equal one process, also when the last batch leaves a rank no rows.
+    they equal one process, also on uneven shares and when the last batch
+    leaves a rank no rows (the statistics carry each rank's gradient into
+    the others' rows, so the step then weighs each rank's loss by its rows
+    before backward, with one extra 1-element all-reduce per step).
+    Activity regularizers and `add_loss` terms are weighted by rows like
+    the compiled loss (exact for means over the rows; see the package
+    docstring for sums).
     Metric states are summed over ranks before logs are read at epoch end
     (and per batch when a callback reads batch logs), so History,
     EarlyStopping, ReduceLROnPlateau and batch-level callbacks agree

@@ -31,8 +31,16 @@ How a Keras layout becomes torch (one process per device, `torchrun`):
   process; non-trainable weights it updates (moving statistics) are
   written back to their shards.
 - Gradients are laid out like their weights before the batch-axis
-  all-reduce and the optimizer step; an optimizer built before the layout
-  (compile + `load_weights`) has its state moved onto the DTensors.
+  all-reduce (DDP-style buckets of the local shards, `grad_buckets`, for
+  the default and a custom train step) and the optimizer step; an
+  optimizer built before the layout (compile + `load_weights`) has its
+  state moved onto the DTensors.
+- BatchNormalization's global statistics are summed over the batch axis's
+  process group only (processes along the model axes hold the same rows).
+- Under FSDP2 (weights on the batch axis) an uneven step weighs the
+  compiled loss and the per-call `add_loss` terms by each rank's rows in
+  the loss itself; weight-regularization terms, whose gradients land on
+  each rank's shards unaveraged, are left whole.
 - Outside a step the weights keep the Keras variable API: `numpy()`,
   `assign`, `path`; `get_weights`/`set_weights`, `save`, `save_weights` and
   `load_weights` see whole weights (gathered on every process; rank 0
@@ -44,7 +52,8 @@ How a Keras layout becomes torch (one process per device, `torchrun`):
 - Sharded checkpoints: `save_sharded_checkpoint` / `load_sharded_checkpoint`
   (from `sharded_checkpoint`; torch.distributed.checkpoint: every process
   writes and reads its own shards; the optimizer's moments and step count
-  included).
+  included), also during `fit` with `ModelCheckpoint(path,
+  save_weights_only=True, sharded=True)`.
 """
 
 from __future__ import annotations

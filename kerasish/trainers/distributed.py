@@ -12,7 +12,12 @@ is set and the process group has more than one rank. It
   processes on a global batch compute the gradient of one process on that
   batch;
 - makes BatchNormalization use the global batch's statistics while `fit`
-  trains (Keras's data-parallel step on JAX sees the whole batch);
+  trains (Keras's data-parallel step on JAX sees the whole batch), summed
+  over the processes holding distinct rows (the batch axis's group under
+  `ModelParallel`); as those statistics carry each rank's gradient into the
+  other ranks' rows, a step whose BatchNormalization synced weighs each
+  rank's loss by its rows before backward and averages the gradients
+  unweighted;
 - sums metric states across ranks whenever logs are materialized at the end
   of an epoch / evaluation, and per batch only when a callback reads batch
   logs (Keras metric variables aggregate by "sum"), and ORs
