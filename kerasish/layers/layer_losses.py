@@ -70,7 +70,9 @@ class LayerLossesMixin:
         trainable weights, computed now so gradients flow."""
         out = []
         for layer in self._flatten_layers(include_self=True):
-            out.extend(layer._own_call_losses())
+            for loss in layer._own_call_losses():
+                # an activity regularizer of a sharded layer's output (ModelParallel) is a DTensor: its whole value
+                out.append(loss.full_tensor() if hasattr(loss, "full_tensor") else loss)
         for weight in self.trainable_weights:
             reg = weight.__dict__.get("regularizer")
             if reg is not None:

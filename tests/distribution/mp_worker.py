@@ -290,9 +290,11 @@ def main(out):
     # (ModelParallel with the kernels on the batch axis), as Keras on JAX computes them
     fsdp_act = dist.ModelParallel(layout_map=mp_models.fsdp_layout(dist.DeviceMesh((2, 1), ["batch", "model"])),
                                   batch_dim_name="batch")
-    for name, distribution in (("dp", dist.DataParallel()), ("fsdp", fsdp_act)):
+    tp_act = dist.ModelParallel(layout_map=mp_models.mlp_layout(dist.DeviceMesh((1, 2), ["batch", "model"])),
+                                batch_dim_name="batch")  # (an activity regularizer on a sharded output)
+    for name, distribution in (("dp", dist.DataParallel()), ("fsdp", fsdp_act), ("tp", tp_act)):
         dist.set_distribution(distribution)
-        for batch_size in (7, 8):
+        for batch_size in (7, 8) if name != "tp" else (8,):
             model = mp_models.act_mlp()
             model.set_weights(weights_of(data, "mlp"))
             mp_models.compile_mlp(model)

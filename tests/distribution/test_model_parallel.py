@@ -239,14 +239,15 @@ def test_batch_norm_statistics_over_the_batch_axis_group(job):
 
 
 @needs_dist
-@pytest.mark.parametrize("name", ["dp", "fsdp"])
-@pytest.mark.parametrize("batch_size", [7, 8])
+@pytest.mark.parametrize("name,batch_size", [("dp", 7), ("dp", 8), ("fsdp", 7), ("fsdp", 8), ("tp", 8)])
 def test_activity_regularizers_and_add_loss_on_uneven_shares(job, name, batch_size):
     """Activity regularizers (Keras divides them by the batch size) and a
     mean `add_loss` term weigh each rank by its rows, under DataParallel
     and under FSDP2 (kernels sharded along the batch axis): an uneven step
     (batches of 7: 4 and 3 rows) and an empty share (batches of 8: the last
-    leaves rank 1 none) give one process's History and weights."""
+    leaves rank 1 none) give one process's History and weights. Under
+    tensor parallelism ((1, 2) mesh) the activity regularizer of a
+    column-sharded output joins the loss whole."""
     _, _, ranks, ref = job
     expected = ref[f"act{batch_size}_history"]
     for r in ranks:
