@@ -9,6 +9,7 @@ environment, as in test_data_parallel.py); the models and layouts are in
 
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -25,6 +26,7 @@ import mp_models  # noqa: E402
 from test_data_parallel import run_ranks  # noqa: E402
 
 WORKER = os.path.join(os.path.dirname(__file__), "mp_worker.py")
+WORKER4 = os.path.join(os.path.dirname(__file__), "mp4_worker.py")
 dist = keras.distribution
 
 needs_dist = pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
@@ -282,6 +284,25 @@ def test_batch_norm_data_parallel_on_uneven_shares(job):
         _close(r["bn_dp7_loss"], ref["bn_dp7_loss"])
         for i, w in enumerate(ref["bn_dp7"]):
             _close(r[f"bn_dp7_w{i}"], w, err_msg=f"weight {i}")
+
+
+@needs_dist
+def test_batch_norm_on_a_two_by_two_mesh_four_processes(job, tmp_path):
+    """Four processes on a (2, 2) mesh (model axes of two devices and two
+    batch shards): Conv2D with sharded output channels feeding a local and
+    a `synchronized` BatchNormalization whose statistics are summed over
+    the batch axis's group only, on uneven shares (4/3, then 1/0 rows),
+    equal one process."""
+    out, _, _, ref = job
+    shutil.copy(out / "inputs.npz", tmp_path / "inputs.npz")
+    run_ranks(WORKER4, tmp_path, world=4, timeout=240)
+    for rank in range(4):
+        r = dict(np.load(tmp_path / f"rank{rank}.npz"))
+        for tag in ("local", "sync"):
+            assert json.loads(str(r[f"{tag}_placements"])) == "(Shard(dim=3),)"
+            _close(r[f"{tag}_loss"], ref["cnn_dp_loss"])
+            for i, w in enumerate(ref["cnn_dp"]):
+                _close(r[f"{tag}_w{i}"], w, err_msg=f"rank {rank} {tag} weight {i}")
 
 
 @needs_dist
