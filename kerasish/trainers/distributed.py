@@ -352,7 +352,9 @@ class DataParallelRun:
         if not self.managed and distribution_lib.take_batch_stats_synced() and self.world > 1:
             rows = torch.tensor([float(n_local)], device=self.device)
             torch.distributed.all_reduce(rows, group=self.group)
-            loss = loss * (n_local * self.world / max(rows.item(), 1.0)) if n_local else loss.sum() * 0.0
+            # (a tensor scale: no host sync per step on a GPU)
+            scale = (n_local * self.world / rows.clamp(min=1.0))[0].to(loss.device)
+            loss = loss * scale if n_local else loss.sum() * 0.0
             weight = 1
         self._weight = weight
         if self._buckets is not None:
