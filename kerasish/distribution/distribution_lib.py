@@ -47,6 +47,7 @@ import math
 import os
 import re
 import threading
+import warnings
 
 import numpy as np
 import torch
@@ -484,6 +485,9 @@ class DataParallel(Distribution):
 
     Args:
         device_mesh: Optional 1-D `DeviceMesh` (one device per process).
+            A mesh of more axes is accepted when its other axes have one
+            device each (Keras warns and splits along the first axis);
+            otherwise a ValueError points to `ModelParallel`.
         devices: Optional list of devices (instead of `device_mesh`).
         auto_shard_dataset: Defaults to True (see `Distribution`).
     """
@@ -496,9 +500,18 @@ class DataParallel(Distribution):
                     f"(of type {type(device_mesh)})"
                 )
             if len(device_mesh.shape) != 1:
-                raise ValueError(
-                    "`DataParallel` needs a 1-D `DeviceMesh` here (one replica per process). "
-                    f"Received: device_mesh.shape={device_mesh.shape}"
+                if any(size > 1 for size in device_mesh.shape[1:]):
+                    raise ValueError(
+                        "`DataParallel` splits the batch along the mesh's first axis and holds one replica per "
+                        "process; a mesh whose other axes have more than one device would replicate the "
+                        "computation along them, which kerasish does with `ModelParallel(layout_map="
+                        "LayoutMap(device_mesh), batch_dim_name=device_mesh.axis_names[0])`. "
+                        f"Received: device_mesh.shape={device_mesh.shape}"
+                    )
+                warnings.warn(  # Keras's warning; the other axes have one device each
+                    f"Expect the input mesh to be 1D, but received mesh.devices.ndim={len(device_mesh.shape)}. "
+                    "The first axis will be used for data-parallel sharding.",
+                    stacklevel=2,
                 )
             super().__init__(device_mesh, device_mesh.axis_names[0], auto_shard_dataset)
             return

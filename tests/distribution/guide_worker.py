@@ -24,6 +24,7 @@ import io
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -101,6 +102,12 @@ def run_guide(data, result):
     dist.set_distribution(None)
     with dist.DataParallel(device_mesh=mesh_1d).scope():
         fit_and_record(result, "dp", guide_functional(dropout=0.0), data, "f", verbose=0)
+    # a (2, 1) mesh: Keras's DataParallel warns and splits along the first axis
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tall = dist.DataParallel(device_mesh=dist.DeviceMesh((2, 1), ["data", "model"], devices=devices))
+    with tall.scope():
+        fit_and_record(result, "dp2d", guide_functional(dropout=0.0), data, "f", verbose=0)
 
     # --- ModelParallel with the guide's LayoutMap: "d1/kernel" on the model axis of a (1, 2) mesh
     layout_map = dist.LayoutMap(mesh_2d)

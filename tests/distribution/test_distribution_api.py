@@ -139,3 +139,22 @@ def test_initialize_checks_its_arguments_like_keras(monkeypatch):
         monkeypatch.delenv(name)
     dist.initialize()
     assert not torch.distributed.is_initialized()
+
+
+def test_data_parallel_on_a_mesh_of_more_axes():
+    """Keras's DataParallel documents that a mesh of more than one axis is
+    split along its first axis with a warning (Keras 3.15's `warnings.warn`
+    call passes the dimension count as the category and raises TypeError
+    instead); kerasish warns with Keras's message when the other axes have
+    one device, and points to ModelParallel otherwise."""
+    devices = ["cpu:0", "cpu:1"]
+    tall = dist.DeviceMesh((2, 1), ["data", "model"], devices=devices)
+    with pytest.warns(UserWarning, match=r"Expect the input mesh to be 1D, but received mesh.devices.ndim=2\. The "
+                      r"first axis will be used for data-parallel sharding\."):
+        dp = dist.DataParallel(device_mesh=tall)
+    assert dp.batch_dim_name == "data"
+    assert dp.num_model_replicas == 2
+    assert dp.get_data_layout((8, 3)).axes == ("data", None)
+    wide = dist.DeviceMesh((1, 2), ["data", "model"], devices=devices)
+    with pytest.raises(ValueError, match=r"ModelParallel\(layout_map=LayoutMap\(device_mesh\).*shape=\(1, 2\)"):
+        dist.DataParallel(device_mesh=wide)

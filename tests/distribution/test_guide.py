@@ -125,14 +125,16 @@ def test_guide_data_parallel_with_dropout_keeps_ranks_identical(guide_job):
     assert np.isfinite(r0["dp_dropout_loss"]).all()
 
 
-def test_guide_data_parallel_equals_one_process(guide_job, inputs):
+@pytest.mark.parametrize("name", ["dp", "dp2d"])
+def test_guide_data_parallel_equals_one_process(guide_job, inputs, name):
+    """From the guide's 1-D mesh (in a scope), and from a (2, 1) mesh."""
     ranks, _ = guide_job
     loss, evaluate, weights = _reference(inputs, guide_worker.guide_functional(dropout=0.0), "f")
     for r in ranks:
-        _close(r["dp_loss"], loss)
-        _close(r["dp_evaluate"], evaluate)
+        _close(r[f"{name}_loss"], loss)
+        _close(r[f"{name}_evaluate"], evaluate)
         for i, w in enumerate(weights):
-            _close(r[f"dp_w{i}"], w, err_msg=f"weight {i}")
+            _close(r[f"{name}_w{i}"], w, err_msg=f"weight {i}")
 
 
 def test_guide_model_parallel_shards_d1_and_equals_one_process(guide_job, inputs):
