@@ -118,6 +118,10 @@ def run_guide(data, result):
     dist.set_distribution(model_parallel)
     model = guide_functional(dropout=0.0, use_bias=False, names=("d1", "d2"))
     fit_and_record(result, "mp", model, data, "m", verbose=0)
+    summary = io.StringIO()
+    with contextlib.redirect_stdout(summary):
+        model.summary()  # on sharded (DTensor) weights: whole shapes are counted
+    result["mp_summary"] = summary.getvalue()
     result["mp_d1_placements"] = str(model.get_layer("d1").kernel.placements)
     result["mp_d1_local_shape"] = np.array(model.get_layer("d1").kernel.to_local().shape)
 

@@ -144,6 +144,7 @@ def test_guide_model_parallel_shards_d1_and_equals_one_process(guide_job, inputs
     for r in ranks:
         assert str(r["mp_d1_placements"]) == "(Shard(dim=1),)"
         assert tuple(r["mp_d1_local_shape"]) == (784, 100)  # each rank holds half of d1's 200 units
+        assert "Trainable params: 158,810" in str(r["mp_summary"])  # 784 * 200 + 200 * 10 + 10, whole
         _close(r["mp_loss"], loss)
         _close(r["mp_evaluate"], evaluate)
         for i, w in enumerate(weights):
