@@ -110,3 +110,23 @@ def guide_step_mlp():
     """`mlp` (same weights and layer names) with `GuideStep`'s custom step."""
     ref = mlp()
     return GuideStep(ref.inputs, ref.outputs, name="guide_step_mlp")
+
+
+def mha():
+    """Self-attention (EinsumDense projections), LayerNormalization and a head."""
+    inp = keras.Input((6, 8))
+    h = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(inp, inp)
+    h = keras.layers.LayerNormalization(name="ln")(h)
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    return keras.Model(inp, keras.layers.Dense(3, name="head")(h), name="attn")
+
+
+def mha_layout(mesh):
+    """A keras_hub-style LayoutMap (as Gemma's `get_layout_map`): regex keys
+    over the attention projections, heads on "model", the batch axis named
+    on a dimension (one device here, so nothing is sharded along it)."""
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*mha/(query|key|value)/kernel"] = ("batch", "model", None)  # (in, heads, head_dim)
+    layout_map[".*mha/(query|key|value)/bias"] = ("model", None)
+    layout_map[".*mha/attention_output/kernel"] = ("model", None, "batch")  # (heads, head_dim, out)
+    return keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")

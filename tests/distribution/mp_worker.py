@@ -316,6 +316,16 @@ def main(out):
         result[f"step_{tag}_loss"] = np.array(h.history["loss"])
         for i, w in enumerate(model.get_weights()):
             result[f"step_{tag}_w{i}"] = w
+    # 9. a keras_hub-style LayoutMap over MultiHeadAttention's projections on the (1, 2) mesh
+    dist.set_distribution(mp_models.mha_layout(dist.DeviceMesh((1, 2), ["batch", "model"])))
+    model = mp_models.mha()
+    model.set_weights(weights_of(data, "mha"))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    h = model.fit(data["mha_x"], data["mha_y"], batch_size=4, epochs=2, shuffle=False, verbose=0)
+    result["mha_loss"] = np.array(h.history["loss"])
+    for i, w in enumerate(model.get_weights()):
+        result[f"mha_w{i}"] = w
+    result["mha_placements"] = json.dumps([str(getattr(w, "placements", None)) for w in model.weights[:4]])
     # ... and BatchNormalization's global statistics under plain DataParallel on uneven shares (its
     # gradient flows into every rank's rows: the losses are weighted before backward)
     import dp_models

@@ -50,7 +50,9 @@ def job(tmp_path_factory):
         "emb_x": rng.integers(0, 12, size=(8, 5)).astype("int32"), "emb_y": rng.normal(size=(8, 2)).astype("float32"),
     }
     torch.manual_seed(0)
-    init = {name: getattr(mp_models, name)().get_weights() for name in ("mlp", "cnn", "emb")}
+    init = {name: getattr(mp_models, name)().get_weights() for name in ("mlp", "cnn", "emb", "mha")}
+    arrays["mha_x"] = rng.normal(size=(8, 6, 8)).astype("float32")
+    arrays["mha_y"] = rng.normal(size=(8, 3)).astype("float32")
     init["bn"] = dp_models.local_bn_model().get_weights()
     for name, ws in init.items():
         arrays.update({f"{name}_w{i}": w for i, w in enumerate(ws)})
@@ -89,6 +91,13 @@ def job(tmp_path_factory):
         ref[f"act{batch_size}_history"] = m.fit(arrays["x"], arrays["y"], batch_size=batch_size, epochs=2,
                                                 shuffle=False, verbose=0).history
         ref[f"act{batch_size}"] = m.get_weights()
+    m = mp_models.mha()
+    m.set_weights(init["mha"])
+    # (SGD: the key bias's gradient is zero up to rounding, which Adam would blow up to its step size)
+    m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    ref["mha_loss"] = m.fit(arrays["mha_x"], arrays["mha_y"], batch_size=4, epochs=2, shuffle=False,
+                            verbose=0).history["loss"]
+    ref["mha"] = m.get_weights()
     m = mp_models.mlp()
     m.set_weights(init["mlp"])
     m.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
@@ -273,6 +282,21 @@ def test_custom_train_step_under_tensor_parallel(job, tag):
         _close(r[f"step_{tag}_loss"], ref["step_loss"])
         for i, w in enumerate(ref["step"]):
             _close(r[f"step_{tag}_w{i}"], w, err_msg=f"weight {i}")
+
+
+@needs_dist
+def test_keras_hub_style_attention_layout_equals_one_process(job):
+    """Regex keys over MultiHeadAttention's query/key/value/output kernels
+    (heads on "model", the one-device batch axis named on a dimension, as
+    keras_hub's layout maps do): the projections are sharded by heads and
+    the fit equals one process."""
+    _, _, ranks, ref = job
+    for r in ranks:
+        # query kernel (in, heads, head_dim) and bias (heads, head_dim), then the key's: heads sharded
+        assert json.loads(str(r["mha_placements"])) == ["(Shard(dim=1),)", "(Shard(dim=0),)"] * 2
+        _close(r["mha_loss"], ref["mha_loss"])
+        for i, w in enumerate(ref["mha"]):
+            _close(r[f"mha_w{i}"], w, err_msg=f"weight {i}")
 
 
 @needs_dist
