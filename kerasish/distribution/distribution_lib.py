@@ -69,7 +69,7 @@ def batch_stats_group():
     """The process group `BatchNormalization`'s global statistics are summed
     over in this thread (None: the default group). Under `ModelParallel` it
     is the batch axis's group: the processes along the model axes hold the
-    same rows, which must count once."""
+    same rows, so summing over them too adds nothing but traffic."""
     return getattr(_FIT, "batch_stats_group", None)
 
 

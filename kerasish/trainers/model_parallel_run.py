@@ -123,9 +123,10 @@ class ModelParallelRun(DataParallelRun):
             self._weigh_fsdp_gradients()
         torch.manual_seed((seed + self.rank) % (2**63))
         if self.trains:
-            # BatchNormalization sums its statistics over the batch axis's group only (the processes
-            # along the model axes hold the same rows: counting them again would double the gradient
-            # of a `synchronized=True` layer); a group of one process keeps its local statistics
+            # BatchNormalization uses the global batch's statistics, summed over the batch axis's group
+            # only (the processes along the model axes hold the same rows: summing over them too would give
+            # the same numbers, counts duplicated alike, for a larger all-reduce); a group of one process
+            # keeps its local statistics
             self._global_batch_stats(self.group if self.group is not None else mesh_group(self.dist))
         if self.trains and not self.managed:
             params = [p for p in model.parameters() if p.requires_grad]

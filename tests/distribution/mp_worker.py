@@ -258,8 +258,8 @@ def main(out):
     result["cnn_dp_loss"] = np.array(h.history["loss"])
     for i, w in enumerate(model.get_weights()):
         result[f"cnn_dp_w{i}"] = w
-    # ... and `synchronized=True` on the (1, 2) mesh (batch group of one: the two processes hold the same
-    # rows, which must not count twice)
+    # ... and `synchronized=True` on the (1, 2) mesh (a batch group of one: the two processes hold the same
+    # rows, their statistics are local)
     dist.set_distribution(mp_models.other_distribution(dist.DeviceMesh((1, 2), ["batch", "model"])))
     model = mp_models.cnn(synchronized=True)
     model.set_weights(weights_of(data, "cnn"))

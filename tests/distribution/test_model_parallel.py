@@ -228,8 +228,8 @@ def test_conv2d_and_embedding_shards_equal_one_process(job, name):
 def test_batch_norm_statistics_over_the_batch_axis_group(job):
     """BatchNormalization's global statistics are summed over the batch
     axis's process group only: on a (2, 1) mesh (uneven batches, an empty
-    share) they are the global batch's; on a (1, 2) mesh a `synchronized`
-    layer does not count the model axis's copy of the same rows twice; a
+    share) they are the global batch's; on a (1, 2) mesh (a batch group of
+    one) a `synchronized` layer keeps its local statistics; a
     group of one keeps the local moments, the default group mixes both
     processes' rows. Everything equals one process."""
     _, arrays, ranks, ref = job
