@@ -154,7 +154,9 @@ class ModelCheckpoint(MonitorCallback):
         if self.sharded:
             from kerasish.distribution import model_parallel
 
-            model_parallel.save_sharded_checkpoint(self.model, filepath)  # every rank writes its shards
+            with warnings.catch_warnings():  # overwriting the same path each epoch is the intent, as for files
+                warnings.filterwarnings("ignore", message="Detected an existing checkpoint")
+                model_parallel.save_sharded_checkpoint(self.model, filepath)  # every rank writes its shards
             return
         if _is_fully_sharded(self.model) and torch.distributed.is_initialized():
             # FSDP2 weights: every rank writes its own shards (torch.distributed.checkpoint, a directory);

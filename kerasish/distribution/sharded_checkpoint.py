@@ -7,12 +7,25 @@ shards, the optimizer's moments and step count included. Also written by
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+
 import torch
+
 
 def _no_dist() -> bool:
     """No process group: one process writes/reads the whole checkpoint
     (the same directory format, so a job can resume on another count)."""
     return not (torch.distributed.is_available() and torch.distributed.is_initialized())
+
+
+@contextlib.contextmanager
+def _single_process_quiet():
+    """torch warns on every single-process save/load that it assumes one
+    process; here that is the documented intent, not a surprise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        yield
 
 
 def _checkpoint_state(model) -> dict:
@@ -55,7 +68,8 @@ def save_sharded_checkpoint(model, checkpoint_id) -> None:
     """
     import torch.distributed.checkpoint as dcp
 
-    dcp.save(_checkpoint_state(model), checkpoint_id=checkpoint_id, no_dist=_no_dist())
+    with _single_process_quiet():
+        dcp.save(_checkpoint_state(model), checkpoint_id=checkpoint_id, no_dist=_no_dist())
 
 
 def load_sharded_checkpoint(model, checkpoint_id) -> None:
@@ -85,7 +99,8 @@ def load_sharded_checkpoint(model, checkpoint_id) -> None:
     if opt is not None and hasattr(opt, "build") and not getattr(opt, "built", True):
         opt.build(model.trainable_weights)
     state = _checkpoint_state(model)
-    dcp.load(state, checkpoint_id=checkpoint_id, no_dist=_no_dist())
+    with _single_process_quiet():
+        dcp.load(state, checkpoint_id=checkpoint_id, no_dist=_no_dist())
     if "optimizer" in state:
         set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
     else:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -500,8 +501,19 @@ def test_sharded_model_checkpoint_in_one_process(tmp_path):
     model = mp_models.mlp()
     mp_models.compile_mlp(model)
     ckpt = keras.callbacks.ModelCheckpoint(str(tmp_path / "ckpt_{epoch}"), save_weights_only=True, sharded=True)
-    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[ckpt])
+    last = keras.callbacks.ModelCheckpoint(str(tmp_path / "last"), save_weights_only=True, sharded=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0, callbacks=[ckpt, last])
+    # (torch's notes on a single-process save and on overwriting "last" each epoch are expected, not shown)
+    assert not [str(w.message) for w in caught if "checkpoint" in str(w.message) or "torch.distributed" in
+                str(w.message)]
     assert (tmp_path / "ckpt_2").is_dir()
+    overwritten = mp_models.mlp()
+    overwritten.build((None, 5))
+    model_parallel.load_sharded_checkpoint(overwritten, str(tmp_path / "last"))
+    for a, b in zip(model.get_weights(), overwritten.get_weights()):
+        np.testing.assert_array_equal(b, a)  # the last epoch's weights
     fresh = mp_models.mlp()
     mp_models.compile_mlp(fresh)
     fresh.build((None, 5))
