@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from kerasish import initializers
 from kerasish.distribution import distribution_lib
+from kerasish.layers import call_context
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSILON
@@ -326,7 +327,12 @@ class BatchNormalization(GammaBetaMixin, Layer):
 
     def _update_moving(self, mean, var):
         """Keras's rule, in place (buffers, detached operands: no autograd and
-        no Python side effect, so it compiles)."""
+        no Python side effect, so it compiles). Not again when
+        `torch.utils.checkpoint` recomputes the call in the backward pass:
+        one update per training step, as Keras (torch's `_BatchNorm` updates
+        twice there)."""
+        if call_context.in_backward():
+            return
         m = self._momentum_now()
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
             moving.copy_(moving.float() * m + batch * (1.0 - m))
@@ -395,6 +401,8 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if beta is not None:
             new_beta = new_beta + beta
         mean_d, stddev_d = mean.detach(), stddev.detach()
+        if call_context.in_backward():  # a checkpoint's recomputation: updated once already
+            return new_gamma.to(dtype), new_beta.to(dtype)
         rm, m = self.renorm_momentum, self._momentum_now()
         self.renorm_mean.copy_(self.renorm_mean.float() * rm + mean_d * (1.0 - rm))
         self.renorm_stddev.copy_(self.renorm_stddev.float() * rm + stddev_d * (1.0 - rm))

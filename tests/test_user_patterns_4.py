@@ -1,0 +1,166 @@
+"""Habits PyTorch users bring to kerasish layers (round 4): gradient
+checkpointing, meta-device loading, default dtype and device contexts,
+torch.func transforms, torch's model converters (SyncBatchNorm, quantization,
+conv-bn fusion), parameter groups and clipping, share_memory / Hogwild,
+whole-module pickles, torch.compile(dynamic=True), inference-mode tensors.
+References: an equivalent `torch.nn` model with the same weights, real torch
+on that model, or NumPy from the maths."""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.checkpoint import checkpoint
+
+import kerasish
+
+L = kerasish.layers
+
+
+def _copy_dense(linear, dense):
+    with torch.no_grad():
+        linear.weight.copy_(dense.kernel.T)
+        linear.bias.copy_(dense.bias)
+
+
+# ------------------------------------------------- torch.utils.checkpoint
+class _BnBlock(kerasish.layers.Layer):
+    """Dense -> BatchNormalization -> relu -> Dense, an `add_loss` and an `add_metric` in the middle."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.d1 = L.Dense(8)
+        self.bn = L.BatchNormalization(momentum=0.9)
+        self.d2 = L.Dense(3)
+
+    def call(self, x, training=None):
+        h = self.bn(self.d1(x), training=training)
+        self.add_metric(h.mean(), name="h_mean")
+        y = self.d2(torch.relu(h))
+        self.add_loss(y.square().mean())
+        return y
+
+
+def _bn_pair():
+    torch.manual_seed(0)
+    ours = _BnBlock()
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    ours(x)
+    ref = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8, eps=1e-3, momentum=0.1),
+                              torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    _copy_dense(ref[0], ours.d1)
+    _copy_dense(ref[3], ours.d2)
+    return ours, ref, x
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_checkpointed_block_trains_like_torch_and_counts_its_side_effects_once(reentrant):
+    """torch's checkpoint recomputes the block in the backward pass. The reference is the same torch.nn
+    block run without checkpointing: equal outputs and gradients, the moving statistics updated once
+    (torch's own BatchNorm updates twice under checkpoint; Keras's rule is one update per step), the
+    metric counted once, and `layer.losses` still the forward's one loss after the backward (the
+    recomputation used to drop it, or to update the statistics a second time when it ran past them)."""
+    ours, ref, x = _bn_pair()
+    ours.train()
+    ref.train()
+    xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reentrant add_loss warning, tested below
+        y = checkpoint(ours, xo, use_reentrant=reentrant)
+    y_ref = ref(xr)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
+    (losses,) = ours.losses
+    y.sum().backward()
+    y_ref.sum().backward()
+    assert ours.losses == [losses]
+    torch.testing.assert_close(xo.grad, xr.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.d1.kernel.grad, ref[0].weight.grad.T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.bn.gamma.grad, ref[1].weight.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.d2.kernel.grad, ref[3].weight.grad.T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.bn.moving_mean.detach(), ref[1].running_mean, rtol=1e-5, atol=1e-6)
+    h = ref[0](x).detach()
+    torch.testing.assert_close(ours.bn.moving_variance.detach(), 0.9 + 0.1 * h.var(0, unbiased=False),
+                               rtol=1e-5, atol=1e-6)
+    assert float(ours.metrics[0].count) == 2.0  # the first (build) call and the checkpointed one
+
+
+def test_checkpointed_add_loss_keeps_its_gradient_without_reentrant_and_warns_with_it():
+    ours, ref, x = _bn_pair()
+    ours.train()
+    ref.train()
+    y = checkpoint(ours, x, use_reentrant=False)
+    (y.sum() + sum(ours.losses)).backward()
+    y_ref = ref(x)
+    (y_ref.sum() + y_ref.square().mean()).backward()
+    torch.testing.assert_close(ours.d2.kernel.grad, ref[3].weight.grad.T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.d1.kernel.grad, ref[0].weight.grad.T, rtol=1e-5, atol=1e-6)
+    # reentrant checkpointing runs the forward under no_grad: the added loss cannot train anything
+    with pytest.warns(UserWarning, match=r"_bn_block.*use_reentrant=True.*no gradient.*use_reentrant=False"):
+        checkpoint(ours, x, use_reentrant=True)
+    assert not ours.losses[0].requires_grad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with torch.no_grad():  # an ordinary no_grad call is no checkpoint: no warning
+            ours(x)
+
+
+class _DropBlock(kerasish.layers.Layer):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.d = L.Dense(16)
+        self.drop = L.Dropout(0.5)
+
+    def call(self, x, training=None):
+        return self.drop(self.d(x), training=training)
+
+
+class _Outer(kerasish.layers.Layer):
+    """A custom layer checkpointing its sublayer, as a torch user writes it."""
+
+    def __init__(self, reentrant, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = _DropBlock()
+        self.reentrant = reentrant
+
+    def call(self, x, training=None):
+        return checkpoint(self.inner, x, use_reentrant=self.reentrant)
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_checkpoint_recomputation_sees_the_training_mode_of_the_outer_call(reentrant):
+    """`outer(x, training=True)` on a layer in inference mode: the checkpointed sublayer inherits
+    training=True in the forward; the recomputation runs in the backward pass with no call in progress
+    and must apply the same dropout (torch restores the RNG state), else the gradients are those of
+    another function (non-reentrant torch raised a CheckpointError, reentrant was silently wrong).
+    Reference: the sublayer called directly with the same seed, no checkpoint."""
+    outer = _Outer(reentrant)
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    outer(x)
+    torch.manual_seed(3)
+    y = outer(x, training=True)
+    assert (y == 0).any()  # dropout ran
+    y.sum().backward()
+    got = x.grad.clone()
+    x.grad = None
+    torch.manual_seed(3)
+    y_ref = outer.inner(x, training=True)
+    y_ref.sum().backward()
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(got, x.grad)
+
+
+def test_checkpointed_spectral_normalization_recomputes_with_the_kernel_its_forward_used():
+    torch.manual_seed(0)
+    sn = L.SpectralNormalization(L.Dense(4), power_iterations=2)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    sn(x)
+    twin = copy.deepcopy(sn)
+    y = checkpoint(sn, x, training=True, use_reentrant=False)
+    y.sum().backward()
+    y_ref = twin(x, training=True)
+    y_ref.sum().backward()
+    torch.testing.assert_close(y, y_ref)
+    torch.testing.assert_close(sn.layer.kernel.detach(), twin.layer.kernel.detach())
+    torch.testing.assert_close(sn.layer.kernel.grad, twin.layer.kernel.grad)
