@@ -164,3 +164,57 @@ def test_checkpointed_spectral_normalization_recomputes_with_the_kernel_its_forw
     torch.testing.assert_close(y, y_ref)
     torch.testing.assert_close(sn.layer.kernel.detach(), twin.layer.kernel.detach())
     torch.testing.assert_close(sn.layer.kernel.grad, twin.layer.kernel.grad)
+
+
+# ------------------------------------------------------ torch's converters
+def test_convert_sync_batchnorm_synchronizes_kerasish_batchnorm_under_ddp(tmp_path):
+    """Two gloo processes, DDP over a converted model, half the batch each. Reference: one torch.nn model
+    (Linear, BatchNorm1d with Keras's epsilon, Linear) trained one SGD step on the whole batch in one
+    process: the statistics of the global batch, the same updated weights. Before, the converter left the
+    kerasish layer alone and each process normalized with its own half."""
+    import os
+
+    pytest.importorskip("torch.distributed")
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed not built")
+    from tests.distribution.sync_bn_worker import build
+    from tests.distribution.test_data_parallel import run_ranks
+
+    torch.manual_seed(0)
+    ours = build()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 4, generator=g) * 2 + 1, torch.randn(8, 2, generator=g)
+    torch.save({"weights": [torch.from_numpy(w) for w in ours.get_weights()], "x": x, "y": y}, tmp_path / "init.pt")
+    run_ranks(os.path.join(os.path.dirname(__file__), "distribution", "sync_bn_worker.py"), tmp_path, timeout=120)
+    got = torch.load(tmp_path / "final.pt", weights_only=True)
+
+    ref = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6, eps=1e-3, momentum=0.1),
+                              torch.nn.Linear(6, 2))
+    _copy_dense(ref[0], ours.layers[0])
+    _copy_dense(ref[2], ours.layers[2])
+    ref.train()
+    h = ref[0](x).detach()
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    torch.nn.functional.mse_loss(ref(x), y).backward()
+    opt.step()
+    torch.testing.assert_close(got["batch_normalization.moving_mean"], ref[1].running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["batch_normalization.moving_variance"], 0.9 + 0.1 * h.var(0, unbiased=False),
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["dense.kernel"], ref[0].weight.detach().T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["batch_normalization.gamma"], ref[1].weight.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got["dense_1.kernel"], ref[2].weight.detach().T, rtol=1e-5, atol=1e-6)
+
+
+def test_convert_sync_batchnorm_marks_nested_layers_and_refuses_another_group():
+    inner = kerasish.Sequential([kerasish.Input((3,)), L.BatchNormalization(), L.Dense(2)])
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), inner, torch.nn.BatchNorm1d(2))
+    bn = inner.layers[0]
+    list(model.modules())  # other walks change nothing
+    assert not bn.synchronized
+    converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert converted[1].layers[0] is bn and bn.synchronized
+    assert bn.get_config()["synchronized"] is True
+    assert isinstance(converted[2], torch.nn.SyncBatchNorm)  # torch's own layer converted as before
+    with pytest.raises(ValueError, match=r"convert_sync_batchnorm.*batch_normalization.*default process group"):
+        torch.nn.SyncBatchNorm.convert_sync_batchnorm(kerasish.Sequential([L.BatchNormalization()]),
+                                                      process_group=object())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSILON
 from kerasish.layers.normalization.base_normalization import GammaBetaMixin
 from kerasish.layers.normalization import swa_update_bn
+from kerasish.layers.normalization import sync_convert
 from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
 from kerasish.utils.argument_validation import check_number
@@ -47,7 +49,9 @@ class BatchNormalization(GammaBetaMixin, Layer):
     0.01), epsilon defaults to 1e-3, the moving variance uses the biased batch
     variance, the channel axis is the last one by default, and layers start in
     inference mode. It is not a `torch.nn.modules.batchnorm._BatchNorm` (torch
-    helpers such as `SyncBatchNorm.convert_sync_batchnorm` leave it alone), but
+    helpers that swap `_BatchNorm` modules for others leave it alone), but
+    `torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)` sets
+    `synchronized=True` on it (see `sync_convert.py`), and
     `torch.optim.swa_utils.update_bn` does recompute its moving statistics:
     the mean of the batch means and biased batch variances, see
     `swa_update_bn.py`. torch's protocol for that is here too:
@@ -301,6 +305,12 @@ class BatchNormalization(GammaBetaMixin, Layer):
         saved = self.__dict__.pop("_keras_momentum_before_cumulative", None)
         self._cumulative_batches = None
         self.momentum = saved if saved is not None and value == 1.0 - saved else 1.0 - float(value)
+
+    def named_children(self):
+        """torch's walk; when `SyncBatchNorm.convert_sync_batchnorm` walks here the layer becomes
+        `synchronized` (see `sync_convert.py`)."""
+        sync_convert.on_named_children(self, sys._getframe(1))
+        return super().named_children()
 
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         """torch's walk; inside `torch.optim.swa_utils.update_bn` it lists a `_BatchNorm` view of this layer
