@@ -7,6 +7,7 @@ References: an equivalent `torch.nn` model with the same weights, real torch
 on that model, or NumPy from the maths."""
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -218,3 +219,52 @@ def test_convert_sync_batchnorm_marks_nested_layers_and_refuses_another_group():
     with pytest.raises(ValueError, match=r"convert_sync_batchnorm.*batch_normalization.*default process group"):
         torch.nn.SyncBatchNorm.convert_sync_batchnorm(kerasish.Sequential([L.BatchNormalization()]),
                                                       process_group=object())
+
+
+def _quantize_dynamic(model, spec):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization itself is deprecated
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
+
+
+def test_torch_dynamic_quantization_says_it_leaves_kerasish_layers_in_float():
+    """torch swaps nn.Linear / nn.LSTM by type; a kerasish model comes back unchanged in float. Reference:
+    the same torch.nn model, whose Linear torch does quantize. The warning names the supported way."""
+    torch.manual_seed(0)
+    ours = kerasish.Sequential([kerasish.Input((6,)), L.Dense(16, activation="relu"), L.Dense(3)])
+    ref = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    _copy_dense(ref[0], ours.layers[0])
+    _copy_dense(ref[2], ours.layers[1])
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
+    with pytest.warns(UserWarning, match=r"swaps `torch.nn.Linear` modules only: kerasish Dense.*'dense'.*"
+                                          r"stay in float.*model.quantize\(\"int8\"\)") as record:
+        q_ours = _quantize_dynamic(ours, {torch.nn.Linear})
+    named = sorted(re.findall(r"\(here '(\w+)'\)", " ".join(str(w.message) for w in record)))
+    assert named == ["dense", "dense_1"]
+    q_ref = _quantize_dynamic(ref, {torch.nn.Linear})
+    assert type(q_ref[0]).__module__.startswith("torch.ao.nn.quantized")  # torch quantized its own Linear
+    torch.testing.assert_close(q_ours(x), ours(x))  # kerasish's came back in float: hence the warning
+    # the supported way: Keras's int8 quantization, close to the float model
+    ours.quantize("int8")
+    assert ours.layers[0].quantization_mode == "int8"
+    torch.testing.assert_close(ours(x), ref(x), rtol=0.05, atol=0.05)
+    with pytest.warns(UserWarning, match=r"torch.nn.LSTM` modules only: kerasish LSTM.*no quantized version"):
+        _quantize_dynamic(kerasish.Sequential([kerasish.Input((3, 2)), L.LSTM(4)]), {torch.nn.LSTM})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        _quantize_dynamic(kerasish.Sequential([kerasish.Input((3, 2)), L.LSTM(4)]), {torch.nn.Linear})  # not asked
+
+
+def test_torch_conv_bn_fusion_on_kerasish_layers_fails_loudly():
+    """torch's fusion helpers read torch's attribute names and layouts; on kerasish layers they raise
+    (never a silently wrong fused layer). Fold BatchNormalization into the convolution by hand, or
+    keep the two layers."""
+    model = kerasish.Sequential([kerasish.Input((6, 6, 2)), L.Conv2D(3, 3), L.BatchNormalization()])
+    model.eval()
+    with pytest.raises(AssertionError, match="did not find fuser method.*Conv2D.*BatchNormalization"):
+        torch.ao.quantization.fuse_modules(model, [["conv2d", "batch_normalization"]])
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    with pytest.raises(AttributeError, match="running_mean"):
+        fuse_conv_bn_eval(model.layers[0], model.layers[1])
