@@ -268,3 +268,94 @@ def test_torch_conv_bn_fusion_on_kerasish_layers_fails_loudly():
 
     with pytest.raises(AttributeError, match="running_mean"):
         fuse_conv_bn_eval(model.layers[0], model.layers[1])
+
+
+# ------------------------------------------------ meta device, assign=True
+def _mlp():
+    return kerasish.Sequential([kerasish.Input((4,)), L.Dense(6, activation="relu"), L.LayerNormalization(),
+                                L.Dense(3)])
+
+
+def _torch_twin(model):
+    ref = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.LayerNorm(6, eps=1e-3),
+                              torch.nn.Linear(6, 3))
+    _copy_dense(ref[0], model.layers[0])
+    _copy_dense(ref[3], model.layers[2])
+    return ref
+
+
+def _torch_loop(model, opt, x, y, steps=3):
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+
+
+def test_meta_device_build_then_assign_load_trains_like_torch():
+    """The LLM loading habit: build model and optimizer on the meta device, `load_state_dict(sd,
+    assign=True)`, train. Reference: the torch.nn twin with the same weights and the same (kerasish)
+    optimizer. The Keras views follow the assigned Parameters, and the optimizer built on the meta
+    weights now updates the loaded ones (before, its `step()` silently updated nothing and `fit` raised
+    "Unknown variable")."""
+    torch.manual_seed(0)
+    source = _mlp()
+    ref = _torch_twin(source)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 4, generator=g), torch.randn(8, 3, generator=g)
+    with torch.device("meta"):
+        model = _mlp()
+    opt = kerasish.optimizers.Adam(0.05)
+    opt.build(model.trainable_variables)  # moments on the meta device, like the weights
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    paths = [w.path for w in model.weights]
+    assert model.load_state_dict(source.state_dict(), assign=True).missing_keys == []
+    params = dict(model.named_parameters())
+    assert model.layers[0].kernel is params["dense.kernel"] and model.weights[0] is params["dense.kernel"]
+    assert [w.path for w in model.weights] == paths  # the Keras identity carried over
+    torch.testing.assert_close(model(x), ref(x), rtol=1e-5, atol=1e-6)
+    ref_opt = kerasish.optimizers.Adam(0.05)
+    ref_opt.build(list(ref.parameters()))
+    _torch_loop(model, opt, x, y)
+    _torch_loop(ref, ref_opt, x, y)
+    torch.testing.assert_close(model.layers[0].kernel.detach(), ref[0].weight.detach().T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.layers[2].bias.detach(), ref[3].bias.detach(), rtol=1e-5, atol=1e-6)
+    assert all(v.device.type == "cpu" for v in opt.variables)
+    assert int(opt.iterations) == 3
+
+
+def test_assign_load_into_a_trained_model_keeps_the_optimizer_moments():
+    """fit, then `load_state_dict(new, assign=True)`, then fit on: the optimizer's moments move to the
+    new Parameters. Reference: the same program loading in place (`assign=False`), where nothing is
+    replaced."""
+    torch.manual_seed(0)
+    new = _mlp().state_dict()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 4, generator=g).numpy(), torch.randn(8, 3, generator=g).numpy()
+    runs = []
+    for assign in (True, False):
+        torch.manual_seed(5)
+        model = _mlp()
+        model.compile(kerasish.optimizers.Adam(0.05), "mse")
+        model.fit(x, y, batch_size=4, shuffle=False, verbose=0)
+        model.load_state_dict({k: v.clone() for k, v in new.items()}, assign=assign)  # (assign shares storage)
+        model.fit(x, y, batch_size=4, shuffle=False, verbose=0)
+        runs.append((model.get_weights(), [np.asarray(v.detach()) for v in model.optimizer.variables]))
+    for a, b in zip(runs[0][0] + runs[0][1], runs[1][0] + runs[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_meta_build_then_to_empty_and_load_trains_like_torch():
+    torch.manual_seed(0)
+    source = _mlp()
+    ref = _torch_twin(source)
+    with torch.device("meta"):
+        model = _mlp()
+    model.to_empty(device="cpu")
+    model.load_state_dict(source.state_dict())
+    assert model.layers[0].kernel is dict(model.named_parameters())["dense.kernel"]
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 4, generator=g), torch.randn(8, 3, generator=g)
+    _torch_loop(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y)
+    _torch_loop(ref, torch.optim.SGD(ref.parameters(), lr=0.1), x, y)
+    torch.testing.assert_close(model.layers[0].kernel.detach(), ref[0].weight.detach().T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model(x), ref(x), rtol=1e-5, atol=1e-6)

@@ -21,6 +21,7 @@ from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
 from kerasish.variables import Variable
 from kerasish.variables import VariableSynchronization
+from kerasish.variables import record_replacement
 from kerasish.variables import _is_live_variable
 from kerasish.variables import forget_autocast_casts
 from kerasish.variables import rewrap_like
@@ -490,6 +491,8 @@ class LayerWeightsMixin:
                 old = old if isinstance(old, Variable) else old_buffers.get(key)
                 if isinstance(old, Variable):
                     self._parameters[key] = rewrap_like(p, old)
+                    if old_params.get(key) is old:
+                        record_replacement(old, self._parameters[key])  # optimizers bound to `old` follow
 
 
 def _is_ml_dtypes_float(dtype) -> bool:
