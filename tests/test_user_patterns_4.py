@@ -359,3 +359,46 @@ def test_meta_build_then_to_empty_and_load_trains_like_torch():
     _torch_loop(ref, torch.optim.SGD(ref.parameters(), lr=0.1), x, y)
     torch.testing.assert_close(model.layers[0].kernel.detach(), ref[0].weight.detach().T, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(model(x), ref(x), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------- default dtype / device contexts
+def test_torch_default_dtype_leaves_floatx_in_charge_as_in_keras(keras_ref):
+    """`torch.set_default_dtype(torch.float64)` is torch's switch; Keras 3 on torch still creates floatx
+    (float32) weights and computes in float32 (its variables name the dtype). kerasish follows Keras
+    (documented in the README); `keras.config.set_floatx("float64")` is the switch for kerasish, and
+    then a Dense equals torch's float64 Linear."""
+    x64 = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        seen = []
+        for lib in (keras_ref, kerasish):
+            dense, bn = lib.layers.Dense(3), lib.layers.BatchNormalization()
+            y = dense(x64)
+            z = bn(x64, training=True)
+            seen.append([str(t.dtype).replace("torch.", "") for t in (
+                dense.kernel, y, bn.moving_mean, z, lib.ops.ones((2,)), lib.ops.convert_to_tensor([1.0]),
+                lib.random.normal((2,)))])
+        assert seen[0] == seen[1] == ["float32"] * 7
+        ref = torch.nn.Linear(4, 3)  # float64 under the default dtype
+        kerasish.config.set_floatx("float64")
+        dense = L.Dense(3)
+        dense.build((None, 4))
+    finally:
+        torch.set_default_dtype(previous)
+        kerasish.config.set_floatx("float32")
+    assert ref.weight.dtype == dense.kernel.dtype == torch.float64
+    _copy_dense(ref, dense)
+    torch.testing.assert_close(dense(x64), ref(x64), rtol=1e-12, atol=1e-12)
+
+
+def test_default_device_context_places_weights_built_inside():
+    with torch.device("meta"):
+        model = _mlp()
+        lazy = L.Dense(3)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    y = lazy(torch.ones(2, 4))  # built on its first call, next to its input
+    assert lazy.kernel.device.type == "cpu" and y.device.type == "cpu"
+    with torch.device("cpu"):
+        model = _mlp()
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
