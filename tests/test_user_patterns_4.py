@@ -402,3 +402,142 @@ def test_default_device_context_places_weights_built_inside():
     with torch.device("cpu"):
         model = _mlp()
     assert {p.device.type for p in model.parameters()} == {"cpu"}
+
+
+# ----------------------------------------------------------- torch.func
+def _per_sample_grads(model, x, y):
+    from torch.func import functional_call, grad, vmap
+
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def loss(p, xi, yi):
+        out = functional_call(model, p, (xi.unsqueeze(0),))
+        return torch.nn.functional.mse_loss(out, yi.unsqueeze(0))
+
+    return vmap(grad(loss), in_dims=(None, 0, 0))(params, x, y)
+
+
+def test_vmap_grad_per_sample_gradients_match_the_torch_twin():
+    """Opacus-style per-sample gradients: vmap(grad(loss)) over `functional_call` of the model."""
+    torch.manual_seed(0)
+    model = _mlp()
+    ref = _torch_twin(model)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(5, 4, generator=g), torch.randn(5, 3, generator=g)
+    ours, theirs = _per_sample_grads(model, x, y), _per_sample_grads(ref, x, y)
+    assert ours["dense.kernel"].shape == (5, 4, 6)
+    torch.testing.assert_close(ours["dense.kernel"], theirs["0.weight"].transpose(1, 2), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours["layer_normalization.gamma"], theirs["2.weight"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours["dense_1.bias"], theirs["3.bias"], rtol=1e-5, atol=1e-6)
+
+
+def test_vmap_grad_per_sample_gradients_of_an_lstm_equal_one_sample_at_a_time():
+    torch.manual_seed(0)
+    model = kerasish.Sequential([kerasish.Input((3, 2)), L.LSTM(4), L.Dense(2)])
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(3, 3, 2, generator=g), torch.randn(3, 2, generator=g)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*batching rule.*")  # torch's vmap fallback for the RNN op
+        ours = _per_sample_grads(model, x, y)
+    for i in range(3):
+        model.zero_grad()
+        torch.nn.functional.mse_loss(model(x[i:i + 1]), y[i:i + 1]).backward()
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(ours[name][i], p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_jacrev_and_hessian_match_the_torch_twin():
+    from torch.func import functional_call, hessian, jacrev
+
+    torch.manual_seed(0)
+    model = _mlp()
+    ref = _torch_twin(model)
+    x = torch.randn(2, 4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(jacrev(model)(x), jacrev(ref)(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(hessian(lambda v: model(v).square().sum())(x),
+                               hessian(lambda v: ref(v).square().sum())(x), rtol=1e-4, atol=1e-5)
+    h_ours = hessian(lambda b: functional_call(model, {"dense_1.bias": b}, (x,)).square().sum())(
+        model.layers[2].bias.detach())
+    h_ref = hessian(lambda b: functional_call(ref, {"3.bias": b}, (x,)).square().sum())(ref[3].bias.detach())
+    torch.testing.assert_close(h_ours, h_ref)
+
+
+# ------------------------------------- parameter groups, clipping, accumulation
+def test_no_decay_groups_adamw_clipping_and_accumulation_match_the_torch_twin():
+    """The transformer fine-tuning loop: AdamW groups by parameter name (no decay for biases and the
+    norm's weights; kerasish names them Keras's way, `layer_normalization.gamma`), two micro-batches
+    accumulated per step, `clip_grad_norm_`, `zero_grad(set_to_none=True)`."""
+    torch.manual_seed(0)
+    model = _mlp()
+    ref = _torch_twin(model)
+
+    def groups(net, no_decay):
+        named = list(net.named_parameters())
+        return [{"params": [p for n, p in named if not any(k in n for k in no_decay)], "weight_decay": 0.1},
+                {"params": [p for n, p in named if any(k in n for k in no_decay)], "weight_decay": 0.0}]
+
+    ours_groups = groups(model, ["bias", "layer_normalization.gamma", "layer_normalization.beta"])
+    ref_groups = groups(ref, ["bias", "2.weight"])
+    assert [len(g["params"]) for g in ours_groups] == [len(g["params"]) for g in ref_groups] == [2, 4]
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(3, 8, 4, generator=g), torch.randn(3, 8, 3, generator=g)
+    norms = []
+    for net, grp in ((model, ours_groups), (ref, ref_groups)):
+        opt = torch.optim.AdamW(grp, lr=0.05)
+        seen = []
+        for step in range(3):
+            opt.zero_grad(set_to_none=True)
+            for half in (slice(0, 4), slice(4, 8)):
+                (torch.nn.functional.mse_loss(net(x[step, half]), y[step, half]) / 2).backward()
+            seen.append(float(torch.nn.utils.clip_grad_norm_(net.parameters(), 0.3)))
+            opt.step()
+        norms.append(seen)
+    np.testing.assert_allclose(norms[0], norms[1], rtol=1e-5)
+    assert norms[0][0] > 0.3  # the clipping did something
+    torch.testing.assert_close(model.layers[0].kernel.detach(), ref[0].weight.detach().T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.layers[1].gamma.detach(), ref[2].weight.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model(x[0]), ref(x[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_keras_optimizer_step_after_set_to_none_skips_weights_without_gradients_like_torch():
+    """`zero_grad(set_to_none=True)`, a backward that reaches only part of the model, then a kerasish
+    optimizer's `step()`: the weights without a gradient stay, as with torch's SGD on the twin."""
+    torch.manual_seed(0)
+    model = _mlp()
+    ref = _torch_twin(model)
+    x, y = torch.randn(8, 4, generator=torch.Generator().manual_seed(1)), torch.randn(8, 3)
+    ours_opt = kerasish.optimizers.SGD(0.1, momentum=0.9)
+    ours_opt.build(model.trainable_variables)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    first = model.layers[0].kernel.detach().clone()
+    for _ in range(2):
+        for net, opt in ((model, ours_opt), (ref, ref_opt)):
+            opt.zero_grad(set_to_none=True)
+            net.zero_grad(set_to_none=True)
+            for p in list(net.parameters())[:2]:  # the first Dense frozen for this loop
+                p.requires_grad_(False)
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            for p in list(net.parameters())[:2]:
+                p.requires_grad_(True)
+            assert list(net.parameters())[0].grad is None
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                opt.step()
+    torch.testing.assert_close(model.layers[0].kernel.detach(), first)
+    torch.testing.assert_close(model.layers[2].kernel.detach(), ref[3].weight.detach().T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.layers[1].beta.detach(), ref[2].bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_detect_anomaly_names_the_nan_backward_inside_a_kerasish_model_like_torch():
+    torch.manual_seed(0)
+    model = _mlp()
+    ref = _torch_twin(model)
+    x = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    with torch.autograd.set_detect_anomaly(True):
+        model(x).square().sum().backward()  # a clean backward passes, with torch's gradients
+        ref(x).square().sum().backward()
+        # (float32 sums of gradients of size ~1: a few ulps apart)
+        torch.testing.assert_close(model.layers[0].kernel.grad, ref[0].weight.grad.T, rtol=1e-4, atol=1e-5)
+        bad = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3), L.Lambda(torch.sqrt)])
+        with pytest.raises(RuntimeError, match="SqrtBackward0.*returned nan"):
+            bad(-x.abs() - 1).sum().backward()
