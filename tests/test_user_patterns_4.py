@@ -541,3 +541,72 @@ def test_detect_anomaly_names_the_nan_backward_inside_a_kerasish_model_like_torc
         bad = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3), L.Lambda(torch.sqrt)])
         with pytest.raises(RuntimeError, match="SqrtBackward0.*returned nan"):
             bad(-x.abs() - 1).sum().backward()
+
+
+# ------------------------------------ share_memory, Hogwild, whole-module pickles
+def _hogwild_worker(model, seed):
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(8, 4, generator=g), torch.randn(8, 3, generator=g)
+    _torch_loop(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, steps=2)
+
+
+def test_share_memory_hogwild_workers_train_the_parents_weights():
+    """`model.share_memory()` then torch.multiprocessing workers training it (Hogwild). The workers run
+    one after the other so that the result is exact: the torch.nn twin trained with the same two
+    workers' steps in the same order."""
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(0)
+    model = _mlp()
+    ref = _torch_twin(model)
+    model.share_memory()
+    assert all(p.is_shared() for p in model.parameters())
+    ctx = mp.get_context("fork")
+    for seed in (1, 2):
+        proc = ctx.Process(target=_hogwild_worker, args=(model, seed))
+        proc.start()
+        proc.join(60)
+        assert proc.exitcode == 0
+        _hogwild_worker(ref, seed)
+    torch.testing.assert_close(model.layers[0].kernel.detach(), ref[0].weight.detach().T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.layers[2].bias.detach(), ref[3].bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_whole_module_pickle_loads_in_a_fresh_process_and_state_dicts_load_weights_only(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    model = kerasish.Sequential([kerasish.Input((5, 3)), L.LSTM(4, return_sequences=True), L.BatchNormalization(),
+                                 L.GlobalAveragePooling1D(), L.Dense(2)])
+    x = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(1))
+    model.train()
+    model(x)  # moving statistics away from their initial values
+    model.eval()
+    torch.save(model, tmp_path / "model.pt")
+    torch.save({"x": x, "y": model(x).detach()}, tmp_path / "io.pt")
+    code = (
+        "import torch, sys\n"
+        f"m = torch.load({str(tmp_path / 'model.pt')!r}, weights_only=False)\n"
+        f"io = torch.load({str(tmp_path / 'io.pt')!r}, weights_only=True)\n"
+        "assert type(m).__module__.startswith('kerasish') and not m.training\n"
+        "torch.testing.assert_close(m(io['x']), io['y'], rtol=0, atol=0)\n"
+        "print(m.layers[0].cell.kernel.path)\n"
+    )
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=repo,
+                         env=dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("lstm/lstm_cell/kernel")
+    # a state_dict holds plain tensors only: torch's safe loader takes it
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    sd = torch.load(tmp_path / "sd.pt", weights_only=True)
+    assert {type(v) for v in sd.values()} == {torch.Tensor}
+    twin = kerasish.Sequential([kerasish.Input((5, 3)), L.LSTM(4, return_sequences=True), L.BatchNormalization(),
+                                L.GlobalAveragePooling1D(), L.Dense(2)])
+    twin.load_state_dict(sd)
+    torch.testing.assert_close(twin(x), model(x))
+    with pytest.raises(Exception, match="weights_only"):  # torch refuses a whole-module pickle there
+        torch.load(tmp_path / "model.pt", weights_only=True)
