@@ -610,3 +610,89 @@ def test_whole_module_pickle_loads_in_a_fresh_process_and_state_dicts_load_weigh
     torch.testing.assert_close(twin(x), model(x))
     with pytest.raises(Exception, match="weights_only"):  # torch refuses a whole-module pickle there
         torch.load(tmp_path / "model.pt", weights_only=True)
+
+
+# ------------------------------------ compile(dynamic=True), inference mode, profiler
+def test_compile_dynamic_true_does_not_recompile_per_batch_size():
+    """Reference: the torch.nn twin compiled the same way (same outputs). kerasish's first compiled call
+    compiles twice (the layer derives its hot-path flag on the first call, a guard the second frame
+    replaces); every further batch size reuses that code."""
+    torch.manual_seed(0)
+    model = _mlp()
+    ref = _torch_twin(model)
+    frames = []
+
+    def backend(gm, example_inputs):
+        frames.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model, dynamic=True, backend=backend)
+    compiled_ref = torch.compile(ref, dynamic=True, backend="eager")
+    for batch in (2, 3):
+        compiled(torch.randn(batch, 4))
+    warm = len(frames)
+    assert warm <= 2
+    for batch in (5, 7, 11, 16):
+        x = torch.randn(batch, 4, generator=torch.Generator().manual_seed(batch))
+        torch.testing.assert_close(compiled(x), compiled_ref(x), rtol=1e-5, atol=1e-6)
+    assert len(frames) == warm
+    torch._dynamo.reset()
+
+
+def test_inference_mode_features_feed_fit_and_a_direct_backward_raises_like_torch():
+    """Features computed under `torch.inference_mode()` (a frozen backbone) are data for fit: it trains
+    exactly as on an ordinary copy of them, as arrays in order, shuffled, or from a generator. Before,
+    unshuffled batches and generator batches (views of inference tensors) failed inside a layer with
+    torch's autograd error. Differentiating through them directly still raises torch's own error, as
+    for the torch.nn twin."""
+    torch.manual_seed(0)
+    backbone = _mlp()
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        feats = backbone(x)
+        y = torch.randn(8, 1, generator=torch.Generator().manual_seed(2))
+    assert feats.is_inference() and y.is_inference()
+
+    def generator(a, b):
+        while True:
+            for start in (0, 4):
+                yield a[start:start + 4], b[start:start + 4]
+
+    for how in ("arrays", "shuffled", "generator"):
+        weights = []
+        for a, b in ((feats, y), (feats.clone(), y.clone())):  # (a clone made outside inference mode)
+            torch.manual_seed(3)
+            head = kerasish.Sequential([kerasish.Input((3,)), L.Dense(1)])
+            head.compile(kerasish.optimizers.SGD(0.1), "mse")
+            if how == "generator":
+                head.fit(generator(a, b), steps_per_epoch=2, epochs=2, verbose=0)
+            else:
+                head.fit(a, b, batch_size=4, shuffle=how == "shuffled", epochs=2, verbose=0)
+            weights.append(head.get_weights())
+        for got, want in zip(*weights):
+            np.testing.assert_array_equal(got, want)
+    head = L.Dense(1)
+    twin = torch.nn.Linear(3, 1)
+    for net in (head, twin):
+        with pytest.raises(RuntimeError, match="Inference tensors cannot be saved for backward"):
+            net(feats).sum().backward()
+
+
+def test_profiler_names_kerasish_layers_like_torch_modules():
+    from torch.profiler import profile
+    from torch.profiler import record_function
+
+    model = _mlp()
+    x = torch.randn(3, 4)
+    model(x)
+    ref = torch.nn.Sequential(torch.nn.Linear(4, 6))
+    names = []
+    for net in (model, ref):
+        with profile(with_stack=True) as prof:
+            with record_function("my_block"):
+                net(x)
+        names.append({e.name for e in prof.events()})
+    assert {"my_block", "nn.Module: Linear_0", "aten::addmm"} <= names[1]  # what torch shows for its modules
+    assert {"my_block", "nn.Module: Dense_0", "nn.Module: Dense_1", "nn.Module: LayerNormalization_0",
+            "aten::addmm"} <= names[0]
