@@ -44,9 +44,13 @@ class _BnBlock(kerasish.layers.Layer):
         return y
 
 
-def _bn_pair():
+def _bn_pair(remat=False):
     torch.manual_seed(0)
-    ours = _BnBlock()
+    if remat:
+        with kerasish.RematScope("full"):  # kerasish's own checkpointing, torch's checkpoint underneath
+            ours = _BnBlock()
+    else:
+        ours = _BnBlock()
     x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
     ours(x)
     ref = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8, eps=1e-3, momentum=0.1),
@@ -56,20 +60,21 @@ def _bn_pair():
     return ours, ref, x
 
 
-@pytest.mark.parametrize("reentrant", [False, True])
+@pytest.mark.parametrize("reentrant", [False, True, "keras.RematScope"])
 def test_checkpointed_block_trains_like_torch_and_counts_its_side_effects_once(reentrant):
     """torch's checkpoint recomputes the block in the backward pass. The reference is the same torch.nn
     block run without checkpointing: equal outputs and gradients, the moving statistics updated once
     (torch's own BatchNorm updates twice under checkpoint; Keras's rule is one update per step), the
     metric counted once, and `layer.losses` still the forward's one loss after the backward (the
     recomputation used to drop it, or to update the statistics a second time when it ran past them)."""
-    ours, ref, x = _bn_pair()
+    remat = reentrant == "keras.RematScope"
+    ours, ref, x = _bn_pair(remat)
     ours.train()
     ref.train()
     xo, xr = x.clone().requires_grad_(), x.clone().requires_grad_()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the reentrant add_loss warning, tested below
-        y = checkpoint(ours, xo, use_reentrant=reentrant)
+        y = ours(xo) if remat else checkpoint(ours, xo, use_reentrant=reentrant)
     y_ref = ref(xr)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)
     (losses,) = ours.losses
@@ -365,8 +370,8 @@ def test_meta_build_then_to_empty_and_load_trains_like_torch():
 def test_torch_default_dtype_leaves_floatx_in_charge_as_in_keras(keras_ref):
     """`torch.set_default_dtype(torch.float64)` is torch's switch; Keras 3 on torch still creates floatx
     (float32) weights and computes in float32 (its variables name the dtype). kerasish follows Keras
-    (documented in the README); `keras.config.set_floatx("float64")` is the switch for kerasish, and
-    then a Dense equals torch's float64 Linear."""
+    (documented in the README); a float64 dtype policy is the switch for kerasish, and then a Dense
+    equals torch's float64 Linear."""
     x64 = torch.randn(2, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -381,12 +386,10 @@ def test_torch_default_dtype_leaves_floatx_in_charge_as_in_keras(keras_ref):
                 lib.random.normal((2,)))])
         assert seen[0] == seen[1] == ["float32"] * 7
         ref = torch.nn.Linear(4, 3)  # float64 under the default dtype
-        kerasish.config.set_floatx("float64")
-        dense = L.Dense(3)
+        dense = L.Dense(3, dtype="float64")  # (or keras.config.set_floatx("float64") in a fresh program)
         dense.build((None, 4))
     finally:
         torch.set_default_dtype(previous)
-        kerasish.config.set_floatx("float32")
     assert ref.weight.dtype == dense.kernel.dtype == torch.float64
     _copy_dense(ref, dense)
     torch.testing.assert_close(dense(x64), ref(x64), rtol=1e-12, atol=1e-12)
@@ -696,3 +699,28 @@ def test_profiler_names_kerasish_layers_like_torch_modules():
     assert {"my_block", "nn.Module: Linear_0", "aten::addmm"} <= names[1]  # what torch shows for its modules
     assert {"my_block", "nn.Module: Dense_0", "nn.Module: Dense_1", "nn.Module: LayerNormalization_0",
             "aten::addmm"} <= names[0]
+
+
+def test_checkpoint_sequential_over_model_layers_gives_the_models_gradients():
+    """`checkpoint_sequential` takes an `nn.Sequential` or a list of modules; a kerasish Sequential is
+    neither (torch raises `TypeError: ... has no len()`), its `.layers` list is. Reference: the same
+    model without checkpointing."""
+    from torch.utils.checkpoint import checkpoint_sequential
+
+    torch.manual_seed(0)
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(6, activation="relu"), L.BatchNormalization(),
+                                 L.Dense(3)])
+    twin = copy.deepcopy(model)
+    model.train()
+    twin.train()
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(TypeError, match="has no len"):
+        checkpoint_sequential(model, 2, x, use_reentrant=False)
+    y = checkpoint_sequential(model.layers, 2, x, use_reentrant=False)
+    y_ref = twin(x)
+    y.square().sum().backward()
+    y_ref.square().sum().backward()
+    torch.testing.assert_close(y, y_ref)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
+    torch.testing.assert_close(model.layers[1].moving_mean, twin.layers[1].moving_mean)

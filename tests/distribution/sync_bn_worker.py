@@ -20,8 +20,10 @@ def build():
 
 
 def main(out):
-    dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
+    # a rendezvous file in this test's own folder: no TCP port that another job on the machine may take
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(out, 'rendezvous')}", rank=rank,
+                            world_size=world)
     init = torch.load(os.path.join(out, "init.pt"))
     model = build()
     model.set_weights([w.numpy() for w in init["weights"]])
