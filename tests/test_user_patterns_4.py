@@ -724,3 +724,21 @@ def test_checkpoint_sequential_over_model_layers_gives_the_models_gradients():
     for p, q in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(p.grad, q.grad)
     torch.testing.assert_close(model.layers[1].moving_mean, twin.layers[1].moving_mean)
+
+
+def test_to_empty_after_a_meta_build_refills_the_constants_layers_keep_outside_the_state_dict():
+    """`to_empty` gives every tensor uninitialized memory and `load_state_dict` restores the state_dict;
+    constants that layers keep in non-persistent buffers (Rescaling's scale, Discretization's
+    boundaries, a stateful RNN's carried states) are not in it and used to stay garbage, silently.
+    References: the maths (`x * scale + offset`, NumPy's digitize) and the zeros of `reset_states()`."""
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    with torch.device("meta"):
+        rescale = L.Rescaling(0.5, offset=-1.0)
+        bins = L.Discretization(bin_boundaries=[-0.5, 0.0, 0.5])
+        rnn = L.SimpleRNN(2, stateful=True)
+        rnn(torch.empty(3, 5, 4))  # (a meta run: creates the carried states)
+    for layer in (rescale, bins, rnn):
+        layer.to_empty(device="cpu")
+    torch.testing.assert_close(rescale(x), x * 0.5 - 1.0)
+    np.testing.assert_array_equal(bins(x).numpy(), np.digitize(x.numpy(), [-0.5, 0.0, 0.5]))
+    assert all(torch.count_nonzero(s) == 0 for s in rnn.states)

@@ -822,6 +822,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         """`.to()`, `.half()`, `.cuda()`...: see `layer_moves.apply`."""
         return layer_moves.apply(self, fn, recurse, super()._apply)
 
+    def _constant_buffer_value(self, name):
+        """The value of the non-persistent buffer `name`, computed again from the layer's config (a
+        tensor or a Python scalar); None when the layer cannot. Used after `to_empty()`."""
+        return None
+
     def extra_repr(self) -> str:
         try:
             config = self.get_config()

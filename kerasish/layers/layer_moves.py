@@ -1,7 +1,10 @@
 """How a layer follows `.to()`, `.half()`, `.cuda()`, `.double()`: its
 buffers keep their Keras class, its uninitialized parameters keep their
 identity, its dtype policy follows the real dtype of its weights, and an
-unbuilt layer remembers the device it was moved to."""
+unbuilt layer remembers the device it was moved to. Constants a layer keeps
+in non-persistent buffers (not in its state_dict) are refilled when they
+leave the meta device (`model.to_empty(device=...)` after building on the
+meta device), since no `load_state_dict` brings them back."""
 
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ def apply(layer, fn, recurse, super_apply):
     d = layer.__dict__
     quantized_target = _quantized_policy_after(d["_dtype_policy"], fn)  # (checked before anything is cast)
     old_buffers = dict(layer._buffers)
+    meta_constants = [k for k in layer._non_persistent_buffers_set
+                      if old_buffers.get(k) is not None and old_buffers[k].is_meta]
     before = _float_dtypes(layer)
     lazy = {k: p for k, p in layer._parameters.items() if lazy_weights.is_lazy(p)}
     if lazy:
@@ -46,6 +51,8 @@ def apply(layer, fn, recurse, super_apply):
     else:
         super_apply(fn, recurse)
     rewrap_buffers(layer, old_buffers)
+    if meta_constants:
+        _refill_constants(layer, meta_constants)
     weights = own_weights(layer)
     policy = d["_dtype_policy"]
     changed = {dtype for key, dtype in _float_dtypes(layer).items() if before.get(key, dtype) != dtype}
@@ -69,6 +76,21 @@ def apply(layer, fn, recurse, super_apply):
             else:
                 layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
     return layer
+
+
+@torch.no_grad()
+def _refill_constants(layer, names) -> None:
+    """Non-persistent buffers that left the meta device hold uninitialized memory (torch's `to_empty`):
+    each gets the value the layer computes from its config (`_constant_buffer_value`)."""
+    for key in names:
+        buffer = layer._buffers.get(key)
+        if buffer is None or buffer.is_meta:
+            continue
+        value = layer._constant_buffer_value(key)
+        if value is None:
+            continue
+        value = torch.as_tensor(value, dtype=buffer.dtype, device=buffer.device)
+        buffer.copy_(value.expand_as(buffer) if value.ndim == 0 else value.reshape(buffer.shape))
 
 
 def _quantized_policy_after(policy, fn):
