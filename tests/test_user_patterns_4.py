@@ -742,3 +742,20 @@ def test_to_empty_after_a_meta_build_refills_the_constants_layers_keep_outside_t
     torch.testing.assert_close(rescale(x), x * 0.5 - 1.0)
     np.testing.assert_array_equal(bins(x).numpy(), np.digitize(x.numpy(), [-0.5, 0.0, 0.5]))
     assert all(torch.count_nonzero(s) == 0 for s in rnn.states)
+
+
+def test_assign_load_after_a_meta_build_places_the_constants_next_to_the_loaded_weights():
+    """The same constants with `load_state_dict(sd, assign=True)`: they stayed on the meta device and the
+    first call raised torch's device error. Reference: the model built normally."""
+    def make():
+        return kerasish.Sequential([kerasish.Input((4,)), L.Rescaling(0.5, offset=-1.0), L.Dense(3),
+                                    L.Discretization(bin_boundaries=[-0.5, 0.0, 0.5])])
+
+    torch.manual_seed(0)
+    source = make()
+    with torch.device("meta"):
+        model = make()
+    model.load_state_dict(source.state_dict(), assign=True)
+    assert {t.device.type for t in list(model.parameters()) + list(model.buffers())} == {"cpu"}
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(model(x), source(x))

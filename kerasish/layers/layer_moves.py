@@ -4,9 +4,13 @@ identity, its dtype policy follows the real dtype of its weights, and an
 unbuilt layer remembers the device it was moved to. Constants a layer keeps
 in non-persistent buffers (not in its state_dict) are refilled when they
 leave the meta device (`model.to_empty(device=...)` after building on the
-meta device), since no `load_state_dict` brings them back."""
+meta device), since no `load_state_dict` brings them back; and by
+`load_state_dict(sd, assign=True)` into a layer built on the meta device,
+which puts them next to the loaded tensors."""
 
 from __future__ import annotations
+
+import threading
 
 import torch
 
@@ -76,6 +80,33 @@ def apply(layer, fn, recurse, super_apply):
             else:
                 layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
     return layer
+
+
+_LOAD = threading.local()  # `device`: where the tensors of this thread's latest state_dict load are
+
+
+def note_load_device(state_dict) -> None:
+    """Remembers the device of the tensors a layer is loading (torch loads a parent before its
+    children, and a child without weights of its own, like Rescaling, gets an empty dict)."""
+    for v in state_dict.values():
+        if isinstance(v, torch.Tensor) and not v.is_meta:
+            _LOAD.device = v.device
+            return
+
+
+def place_meta_constants(layer) -> None:
+    """After `load_state_dict` into a layer whose constant buffers are still on the meta device: the
+    buffers, computed again, on the device of the loaded tensors (assign=True leaves them on meta)."""
+    names = [k for k in layer._non_persistent_buffers_set
+             if layer._buffers.get(k) is not None and layer._buffers[k].is_meta]
+    device = getattr(_LOAD, "device", None)
+    if not names or device is None:
+        return
+    old_buffers = {key: layer._buffers[key] for key in names}
+    for key, old in old_buffers.items():
+        layer._buffers[key] = torch.empty(old.shape, dtype=old.dtype, device=device)
+    rewrap_buffers(layer, old_buffers)
+    _refill_constants(layer, names)
 
 
 @torch.no_grad()

@@ -483,6 +483,11 @@ class LayerWeightsMixin:
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
         rewrap_buffers(self, old_buffers)
+        from kerasish.layers import layer_moves
+
+        layer_moves.note_load_device(state_dict)
+        if self._non_persistent_buffers_set:
+            layer_moves.place_meta_constants(self)
         for key, p in list(self._parameters.items()):
             if p is not None and not _is_live_variable(p):
                 # `load_state_dict(assign=True)` puts plain Parameters (or the
