@@ -531,6 +531,27 @@ def test_keras_optimizer_step_after_set_to_none_skips_weights_without_gradients_
     torch.testing.assert_close(model.layers[1].beta.detach(), ref[2].bias.detach(), rtol=1e-5, atol=1e-6)
 
 
+def test_torch_grad_scaler_drives_a_kerasish_optimizer_like_torch_sgd():
+    """`torch.amp.GradScaler`: scale, `scaler.step(opt)` (unscales, skips non-finite steps), update."""
+    torch.manual_seed(0)
+    model = _mlp()
+    ref = _torch_twin(model)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(8, 4, generator=g), torch.randn(8, 3, generator=g)
+    ours_opt = kerasish.optimizers.SGD(0.1)
+    ours_opt.build(model.trainable_variables)
+    for net, opt in ((model, ours_opt), (ref, torch.optim.SGD(ref.parameters(), lr=0.1))):
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        for blow_up in (1.0, float("inf"), 1.0):
+            opt.zero_grad()
+            scaler.scale(torch.nn.functional.mse_loss(net(x), y) * blow_up).backward()
+            scaler.step(opt)
+            scaler.update()
+        assert scaler.get_scale() == 512.0  # the infinite step was skipped and the scale halved
+    torch.testing.assert_close(model.layers[0].kernel.detach(), ref[0].weight.detach().T, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.layers[2].bias.detach(), ref[3].bias.detach(), rtol=1e-5, atol=1e-6)
+
+
 def test_detect_anomaly_names_the_nan_backward_inside_a_kerasish_model_like_torch():
     torch.manual_seed(0)
     model = _mlp()
