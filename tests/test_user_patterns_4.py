@@ -112,6 +112,42 @@ def test_checkpointed_add_loss_keeps_its_gradient_without_reentrant_and_warns_wi
             ours(x)
 
 
+class _MetricBlock(kerasish.layers.Layer):
+    """Keras 3's way to track a statistic in a layer: a Metric attribute updated in `call`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.d = L.Dense(3)
+        self.act_mean = kerasish.metrics.Mean(name="act_mean")
+
+    def call(self, x):
+        h = self.d(x)
+        self.act_mean.update_state(h)
+        return torch.relu(h) * 2.0
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_checkpointed_metric_attribute_counts_each_batch_once(reentrant):
+    """Reference: NumPy's mean of the two batches' activations. A metric updated from a gradient hook
+    (no layer call in progress) still counts."""
+    block = _MetricBlock()
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(4, 2, generator=g, requires_grad=True) for _ in range(2)]
+    block(batches[0])
+    block.act_mean.reset_state()
+    for xb in batches:
+        checkpoint(block, xb, use_reentrant=reentrant).sum().backward()
+    acts = np.concatenate([block.d(xb).detach().numpy().ravel() for xb in batches])
+    np.testing.assert_allclose(float(block.act_mean.result()), acts.mean(), rtol=1e-5)
+    # one count per sample, as Keras's Mean (a batch counted twice leaves the mean alone, not the count)
+    assert float(block.act_mean.count) == sum(xb.shape[0] for xb in batches)
+    grad_norms = kerasish.metrics.Mean()
+    x = torch.randn(3, requires_grad=True)
+    x.register_hook(lambda grad: grad_norms.update_state(grad.norm()))
+    (x * 2).sum().backward()
+    assert float(grad_norms.count) == 1.0
+
+
 class _DropBlock(kerasish.layers.Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
