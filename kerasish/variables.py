@@ -17,6 +17,7 @@ Differences from Keras worth knowing:
 from __future__ import annotations
 
 import copy
+import weakref
 
 import numpy as np
 import torch
@@ -314,3 +315,36 @@ def rewrap_like(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
     cls = type(old)
     requires_grad = new.requires_grad if isinstance(old, torch.nn.Parameter) else False
     return _rebuild_variable(cls, new.detach() if not requires_grad else new.data, requires_grad, old._keras_meta())
+
+
+# id(old weight) -> (weakref to it, weakref to the Parameter that replaced it in its layer), written by
+# `load_state_dict(assign=True)`, so that an optimizer bound to the old one follows (see
+# `Optimizer._follow_replaced`). Kept outside the variables' own `__dict__`, which pickles with them;
+# keyed by id (tensors compare elementwise), the entry dropped when the old weight is collected.
+_REPLACED: dict = {}
+
+
+def record_replacement(old: torch.Tensor, new: torch.Tensor) -> None:
+    """Notes that `new` took `old`'s place as a layer weight."""
+    key = id(old)
+
+    def drop(ref):
+        held = _REPLACED.get(key)
+        if held is not None and held[0] is ref:
+            del _REPLACED[key]
+
+    _REPLACED[key] = (weakref.ref(old, drop), weakref.ref(new))
+
+
+def replacement_of(old: torch.Tensor):
+    """The weight that replaced `old` (following repeated replacements), or None."""
+    out = None
+    while _REPLACED:
+        held = _REPLACED.get(id(old))
+        if held is None or held[0]() is not old:
+            break
+        new = held[1]()
+        if new is None:
+            break
+        out = old = new
+    return out

@@ -50,6 +50,8 @@ from __future__ import annotations
 import threading
 import weakref
 
+import torch
+
 
 class _CallState:
     """One thread's call state (see the module docstring)."""
@@ -94,6 +96,34 @@ def current_training():
     return stack[-1] if stack else None
 
 
+def in_backward() -> bool:
+    """Whether this code runs inside torch's backward pass. A layer called
+    there is `torch.utils.checkpoint` recomputing a forward already done (both
+    `use_reentrant=False` and `True`): the recomputation must repeat that
+    forward's numbers (its training mode) and none of its side effects (its
+    `add_loss` tensors, `add_metric` updates, moving statistics). Always False
+    while torch.compile traces (its own recomputation is side-effect free)."""
+    return not torch.compiler.is_compiling() and torch._C._current_graph_task_id() != -1
+
+
+def in_reentrant_checkpoint() -> bool:
+    """Whether a caller up the stack is the forward of
+    `torch.utils.checkpoint(..., use_reentrant=True)`, which runs the
+    checkpointed function under `no_grad`. Walks the Python frames: call it
+    only where grad mode is off, never on the per-call path."""
+    import sys
+
+    from torch.utils.checkpoint import CheckpointFunction
+
+    code = CheckpointFunction.forward.__code__
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def begin_outermost(layer) -> None:
     """Runs when `layer`'s call starts with no other call in progress (in this
     thread): drops the loss tensors that this call replaces and the weight
@@ -102,9 +132,12 @@ def begin_outermost(layer) -> None:
     state = LOCAL.state
     state.cast_cache.clear()
     losses = state.losses
-    state.dirty = False
     if not losses:
+        state.dirty = False
         return
+    if in_backward():
+        return  # a checkpoint's recomputation: the losses of the forward it repeats stay
+    state.dirty = False
     own = id(layer)
     below = None
     for key, held in list(losses.items()):
@@ -119,7 +152,10 @@ def begin_outermost(layer) -> None:
 
 
 def record_loss(layer, loss) -> None:
-    """Keeps `loss` (a tensor added by `layer.add_loss` during a call)."""
+    """Keeps `loss` (a tensor added by `layer.add_loss` during a call); a
+    checkpoint's recomputation adds nothing (its forward added it already)."""
+    if in_backward():
+        return
     state = LOCAL.state
     key = id(layer)
     entry = state.entry if state.stack else key

@@ -536,7 +536,19 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         if takes_training or not fast or d["_modules"]:
             training = kwargs.get("training") if kwargs else None
             if training is None:
-                training = stack[-1] if stack else (d["training"] if d.get("_training_set") else None)
+                if stack:
+                    training = stack[-1]
+                    if not torch.compiler.is_compiling():
+                        # for torch.utils.checkpoint's recomputation of this call, which runs
+                        # in the backward pass with no call in progress
+                        d["_inherited_training"] = training
+                else:
+                    training = d["training"] if d.get("_training_set") else None
+                    if not torch.compiler.is_compiling() and "_inherited_training" in d:
+                        if ctx.in_backward():
+                            training = d["_inherited_training"]  # the mode the recomputed forward had
+                        else:
+                            del d["_inherited_training"]
                 if training is None:
                     training = cls._call_training_default
             if takes_training:
@@ -809,6 +821,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     def _apply(self, fn, recurse=True):
         """`.to()`, `.half()`, `.cuda()`...: see `layer_moves.apply`."""
         return layer_moves.apply(self, fn, recurse, super()._apply)
+
+    def _constant_buffer_value(self, name):
+        """The value of the non-persistent buffer `name`, computed again from the layer's config (a
+        tensor or a Python scalar); None when the layer cannot. Used after `to_empty()`."""
+        return None
 
     def extra_repr(self) -> str:
         try:

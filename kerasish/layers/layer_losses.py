@@ -4,6 +4,8 @@ access), activity regularization, `add_metric` / `metrics`."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from kerasish.backend.keras_tensor import KerasTensor
@@ -49,6 +51,14 @@ class LayerLossesMixin:
                 continue
             if not isinstance(loss, torch.Tensor):
                 loss = torch.as_tensor(loss, dtype=torch.float32)
+            elif not torch.is_grad_enabled() and not torch.compiler.is_compiling() and ctx.in_reentrant_checkpoint():
+                warnings.warn(
+                    f"Layer '{self.name}': `add_loss` inside `torch.utils.checkpoint.checkpoint(..., "
+                    "use_reentrant=True)`. Reentrant checkpointing runs the forward pass under `no_grad`, so "
+                    "this loss (and every loss in `layer.losses` from this call) carries no gradient: adding "
+                    "it to the training loss would not train anything. Use `use_reentrant=False`.",
+                    stacklevel=2,
+                )
             ctx.record_loss(self, loss)
             scope = ctx.state().stateless
             if scope is not None and scope.collect_losses:
@@ -86,8 +96,8 @@ class LayerLossesMixin:
         from kerasish.metrics import Mean
         from kerasish.metrics import Metric
 
-        if ctx.state().symbolic:
-            return
+        if ctx.state().symbolic or ctx.in_backward():
+            return  # (in the backward pass: a checkpoint's recomputation of a call already counted)
         if isinstance(value, KerasTensor):
             from kerasish.models import symbolic_ops
 

@@ -1,9 +1,16 @@
 """How a layer follows `.to()`, `.half()`, `.cuda()`, `.double()`: its
 buffers keep their Keras class, its uninitialized parameters keep their
 identity, its dtype policy follows the real dtype of its weights, and an
-unbuilt layer remembers the device it was moved to."""
+unbuilt layer remembers the device it was moved to. Constants a layer keeps
+in non-persistent buffers (not in its state_dict) are refilled when they
+leave the meta device (`model.to_empty(device=...)` after building on the
+meta device), since no `load_state_dict` brings them back; and by
+`load_state_dict(sd, assign=True)` into a layer built on the meta device,
+which puts them next to the loaded tensors."""
 
 from __future__ import annotations
+
+import threading
 
 import torch
 
@@ -27,6 +34,8 @@ def apply(layer, fn, recurse, super_apply):
     d = layer.__dict__
     quantized_target = _quantized_policy_after(d["_dtype_policy"], fn)  # (checked before anything is cast)
     old_buffers = dict(layer._buffers)
+    meta_constants = [k for k in layer._non_persistent_buffers_set
+                      if old_buffers.get(k) is not None and old_buffers[k].is_meta]
     before = _float_dtypes(layer)
     lazy = {k: p for k, p in layer._parameters.items() if lazy_weights.is_lazy(p)}
     if lazy:
@@ -46,6 +55,8 @@ def apply(layer, fn, recurse, super_apply):
     else:
         super_apply(fn, recurse)
     rewrap_buffers(layer, old_buffers)
+    if meta_constants:
+        _refill_constants(layer, meta_constants)
     weights = own_weights(layer)
     policy = d["_dtype_policy"]
     changed = {dtype for key, dtype in _float_dtypes(layer).items() if before.get(key, dtype) != dtype}
@@ -69,6 +80,48 @@ def apply(layer, fn, recurse, super_apply):
             else:
                 layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
     return layer
+
+
+_LOAD = threading.local()  # `device`: where the tensors of this thread's latest state_dict load are
+
+
+def note_load_device(state_dict) -> None:
+    """Remembers the device of the tensors a layer is loading (torch loads a parent before its
+    children, and a child without weights of its own, like Rescaling, gets an empty dict)."""
+    for v in state_dict.values():
+        if isinstance(v, torch.Tensor) and not v.is_meta:
+            _LOAD.device = v.device
+            return
+
+
+def place_meta_constants(layer) -> None:
+    """After `load_state_dict` into a layer whose constant buffers are still on the meta device: the
+    buffers, computed again, on the device of the loaded tensors (assign=True leaves them on meta)."""
+    names = [k for k in layer._non_persistent_buffers_set
+             if layer._buffers.get(k) is not None and layer._buffers[k].is_meta]
+    device = getattr(_LOAD, "device", None)
+    if not names or device is None:
+        return
+    old_buffers = {key: layer._buffers[key] for key in names}
+    for key, old in old_buffers.items():
+        layer._buffers[key] = torch.empty(old.shape, dtype=old.dtype, device=device)
+    rewrap_buffers(layer, old_buffers)
+    _refill_constants(layer, names)
+
+
+@torch.no_grad()
+def _refill_constants(layer, names) -> None:
+    """Non-persistent buffers that left the meta device hold uninitialized memory (torch's `to_empty`):
+    each gets the value the layer computes from its config (`_constant_buffer_value`)."""
+    for key in names:
+        buffer = layer._buffers.get(key)
+        if buffer is None or buffer.is_meta:
+            continue
+        value = layer._constant_buffer_value(key)
+        if value is None:
+            continue
+        value = torch.as_tensor(value, dtype=buffer.dtype, device=buffer.device)
+        buffer.copy_(value.expand_as(buffer) if value.ndim == 0 else value.reshape(buffer.shape))
 
 
 def _quantized_policy_after(policy, fn):

@@ -1,11 +1,73 @@
 """The quantization API every Layer has (`quantize`, `quantization_mode`),
 as in Keras 3: layers that Keras quantizes (`Dense`, `EinsumDense`,
-`Embedding`) override `quantize`; the others raise `NotImplementedError`."""
+`Embedding`) override `quantize`; the others raise `NotImplementedError`.
+
+torch's eager-mode quantization (`torch.ao.quantization.quantize_dynamic`,
+`prepare` / `convert`) swaps modules by their torch type (`nn.Linear`,
+`nn.LSTM`, ...), so it leaves kerasish layers in float, silently: the model
+it returns runs, and nothing says that the Dense layers were not quantized.
+Its first pass, `propagate_qconfig_`, walks every module with
+`named_children()`; when that walk reaches a kerasish layer whose torch
+counterpart the user asked to quantize, the layer warns and names the
+supported way (`layer.quantize("int8")` / `model.quantize("int8")`, Keras's
+API) or says that kerasish has no quantized version of it."""
 
 from __future__ import annotations
 
+import sys
+import warnings
+
+# torch module types that torch.ao.quantization quantizes -> the kerasish class names that do the same
+# work, and whether kerasish's own `quantize()` quantizes them
+_TORCH_TWINS = {
+    "Linear": (("Dense", "EinsumDense"), True),
+    "Embedding": (("Embedding",), True),
+    "EmbeddingBag": (("Embedding",), True),
+    "LSTM": (("LSTM",), False),
+    "LSTMCell": (("LSTMCell",), False),
+    "GRU": (("GRU",), False),
+    "GRUCell": (("GRUCell",), False),
+    "RNNCell": (("SimpleRNN", "SimpleRNNCell"), False),
+    "Conv1d": (("Conv1D",), False),
+    "Conv2d": (("Conv2D",), False),
+    "Conv3d": (("Conv3D",), False),
+}
+
+
+def _warn_if_torch_quantization_skips(layer, frame) -> None:
+    """Warns when `frame` is torch's `_propagate_qconfig_helper` asking for the children of `layer`
+    and the quantization it prepares covers `layer`'s torch counterpart."""
+    quantize = sys.modules.get("torch.ao.quantization.quantize")
+    helper = getattr(quantize, "_propagate_qconfig_helper", None)
+    if frame is None or helper is None or frame.f_code is not helper.__code__:
+        return
+    qconfig_dict = frame.f_locals.get("qconfig_dict") or {}
+    names = {type(layer).__name__, *(c.__name__ for c in type(layer).__mro__)}
+    for key, qconfig in qconfig_dict.items():
+        if not isinstance(key, type) or qconfig is None or key.__module__.split(".")[0] != "torch":
+            continue
+        twins, supported = _TORCH_TWINS.get(key.__name__, ((), False))
+        if not names.intersection(twins):
+            continue
+        how = (
+            "Quantize them with Keras's API instead: `layer.quantize(\"int8\")` or `model.quantize(\"int8\")`."
+            if supported else "kerasish has no quantized version of them."
+        )
+        warnings.warn(
+            f"torch.ao.quantization swaps `torch.nn.{key.__name__}` modules only: kerasish "
+            f"{type(layer).__name__} layers (here '{layer.name}') stay in float. {how}",
+            UserWarning,
+            stacklevel=4,
+        )
+        return
+
 
 class LayerQuantizationMixin:
+    def named_children(self):
+        """torch's walk (see the module docstring for what torch's quantization walk is told)."""
+        _warn_if_torch_quantization_skips(self, sys._getframe(1))
+        return super().named_children()
+
     @property
     def quantization_mode(self):
         """The quantization mode of this layer, `None` if not quantized.

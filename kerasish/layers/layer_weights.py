@@ -21,6 +21,7 @@ from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
 from kerasish.variables import Variable
 from kerasish.variables import VariableSynchronization
+from kerasish.variables import record_replacement
 from kerasish.variables import _is_live_variable
 from kerasish.variables import forget_autocast_casts
 from kerasish.variables import rewrap_like
@@ -482,6 +483,11 @@ class LayerWeightsMixin:
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
         rewrap_buffers(self, old_buffers)
+        from kerasish.layers import layer_moves
+
+        layer_moves.note_load_device(state_dict)
+        if self._non_persistent_buffers_set:
+            layer_moves.place_meta_constants(self)
         for key, p in list(self._parameters.items()):
             if p is not None and not _is_live_variable(p):
                 # `load_state_dict(assign=True)` puts plain Parameters (or the
@@ -490,6 +496,8 @@ class LayerWeightsMixin:
                 old = old if isinstance(old, Variable) else old_buffers.get(key)
                 if isinstance(old, Variable):
                     self._parameters[key] = rewrap_like(p, old)
+                    if old_params.get(key) is old:
+                        record_replacement(old, self._parameters[key])  # optimizers bound to `old` follow
 
 
 def _is_ml_dtypes_float(dtype) -> bool:

@@ -4,11 +4,29 @@ where it is an attribute; it is never part of a layer's `weights` (Keras 3)."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from kerasish.utils import tree
 
+from kerasish.layers import call_context
 from kerasish.layers.layer import Layer
+
+
+def _not_in_recomputation(update_state):
+    """`update_state` that does nothing while `torch.utils.checkpoint` recomputes a layer call in the
+    backward pass (a layer call in progress inside the backward): the forward it repeats counted the
+    batch already. An update from a gradient hook (no layer call in progress) still counts."""
+
+    @functools.wraps(update_state)
+    def wrapper(self, *args, **kwargs):
+        if call_context.in_call() and call_context.in_backward():
+            return None
+        return update_state(self, *args, **kwargs)
+
+    wrapper._skips_recomputation = True
+    return wrapper
 
 
 class Metric(Layer):
@@ -28,6 +46,9 @@ class Metric(Layer):
         super().__init_subclass__(**kwargs)
         # built-ins serialize as module "keras.metrics"; user subclasses keep theirs
         cls._keras_module = "keras.metrics" if cls.__module__.startswith("kerasish.metrics") else None
+        own = cls.__dict__.get("update_state")
+        if callable(own) and not getattr(own, "_skips_recomputation", False):
+            cls.update_state = _not_in_recomputation(own)
 
     def __init__(self, name=None, dtype=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)

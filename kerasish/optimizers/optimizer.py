@@ -31,6 +31,7 @@ import torch
 
 from kerasish.optimizers import schedules as lr_schedules
 from kerasish.variables import forget_autocast_casts
+from kerasish.variables import replacement_of
 from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
@@ -456,7 +457,7 @@ class Optimizer(torch.optim.Optimizer):
             if not self.built:
                 self.build(variables)
             for v in variables:
-                if id(v) not in self._param_index:
+                if id(v) not in self._param_index and not self._follow_replaced(v):
                     raise ValueError(
                         f"Unknown variable: {getattr(v, 'name', None) or tuple(v.shape)}. This optimizer can only be "
                         "called for the variables it was originally built with. When working with a new set of "
@@ -481,12 +482,41 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if any(p.grad is None and replacement_of(p) is not None for g in self.param_groups for p in g["params"]):
+            self._follow_replaced()
         pairs = [
             (p.grad, p) for g in self.param_groups for p in g["params"] if p.grad is not None and p.requires_grad
         ]
         if pairs:
             self._apply_pairs(pairs)
         return loss
+
+    @torch.no_grad()
+    def _follow_replaced(self, variable=None) -> bool:
+        """Rebinds the optimizer from weights that a layer replaced (`load_state_dict(assign=True)`, e.g.
+        after building on the meta device) to their replacements, with their state (moments on the new
+        weight's device; fresh, zero moments where the old state was on the meta device). Returns whether
+        `variable` (if given) is now bound. torch's own optimizers keep updating the replaced tensors."""
+        found = False
+        for gi, group in enumerate(self.param_groups):
+            for pi, old in enumerate(group["params"]):
+                new = replacement_of(old)
+                if new is None:
+                    continue
+                group["params"][pi] = new
+                self._param_index.pop(id(old), None)
+                self._param_index[id(new)] = (gi, pi)
+                state = self.state.pop(old, {})
+                if any(isinstance(t, torch.Tensor) and t.is_meta for t in state.values()):
+                    state = {}
+                self.state[new] = {k: t.to(new.device) if isinstance(t, torch.Tensor) and t.shape == new.shape
+                                   else t for k, t in state.items()}
+                self._init_state(new)
+                if id(old) in self._exclude_ids:
+                    self._exclude_vars = [new if v is old else v for v in self._exclude_vars]
+                    self._exclude_ids = {id(v) for v in self._exclude_vars}
+                found = found or new is variable
+        return found
 
     @torch.no_grad()
     def _apply_pairs(self, pairs) -> None:

@@ -115,9 +115,14 @@ def can_convert_arrays(data) -> bool:
 
 
 def to_tensor(x):
-    """An array-like as a torch tensor (float64 NumPy -> floatx, like Keras)."""
-    if x is None or isinstance(x, torch.Tensor):
+    """An array-like as a torch tensor (float64 NumPy -> floatx, like Keras). A
+    tensor made under `torch.inference_mode()` (features from a frozen model)
+    is copied once into an ordinary tensor: data for `fit`, whose batches
+    (views of it) autograd would refuse."""
+    if x is None:
         return x
+    if isinstance(x, torch.Tensor):
+        return x.clone() if x.is_inference() else x
     if hasattr(x, "to_numpy") and not isinstance(x, np.ndarray):  # pandas
         x = x.to_numpy()
     arr = np.asarray(x)
@@ -156,7 +161,7 @@ def move_to_device(batch, device):
     """Moves every tensor of a nested batch to `device` (NumPy leaves are
     converted first)."""
     if isinstance(batch, torch.Tensor):
-        return host_to_device(batch, device)
+        return host_to_device(batch.clone() if batch.is_inference() else batch, device)
     if isinstance(batch, (list, tuple)):
         return type(batch)(move_to_device(b, device) for b in batch)
     if isinstance(batch, dict):
@@ -463,7 +468,10 @@ class IterableDataAdapter(DataAdapter):
 
 
 def _has_numpy(batch) -> bool:
-    return any(isinstance(leaf, np.ndarray) for leaf in _flatten(batch))
+    """Whether a batch needs `move_to_device` on the host: NumPy leaves, or tensors made under
+    `torch.inference_mode()` (copied into ordinary ones, which autograd accepts)."""
+    return any(isinstance(leaf, np.ndarray) or (isinstance(leaf, torch.Tensor) and leaf.is_inference())
+               for leaf in _flatten(batch))
 
 
 def _unsupported(arg, what, kind):

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 import torch.nn.functional as F
 
 from kerasish import initializers
 from kerasish.distribution import distribution_lib
+from kerasish.layers import call_context
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSILON
 from kerasish.layers.normalization.base_normalization import GammaBetaMixin
 from kerasish.layers.normalization import swa_update_bn
+from kerasish.layers.normalization import sync_convert
 from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
 from kerasish.utils.argument_validation import check_number
@@ -46,7 +49,9 @@ class BatchNormalization(GammaBetaMixin, Layer):
     0.01), epsilon defaults to 1e-3, the moving variance uses the biased batch
     variance, the channel axis is the last one by default, and layers start in
     inference mode. It is not a `torch.nn.modules.batchnorm._BatchNorm` (torch
-    helpers such as `SyncBatchNorm.convert_sync_batchnorm` leave it alone), but
+    helpers that swap `_BatchNorm` modules for others leave it alone), but
+    `torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)` sets
+    `synchronized=True` on it (see `sync_convert.py`), and
     `torch.optim.swa_utils.update_bn` does recompute its moving statistics:
     the mean of the batch means and biased batch variances, see
     `swa_update_bn.py`. torch's protocol for that is here too:
@@ -301,6 +306,12 @@ class BatchNormalization(GammaBetaMixin, Layer):
         self._cumulative_batches = None
         self.momentum = saved if saved is not None and value == 1.0 - saved else 1.0 - float(value)
 
+    def named_children(self):
+        """torch's walk; when `SyncBatchNorm.convert_sync_batchnorm` walks here the layer becomes
+        `synchronized` (see `sync_convert.py`)."""
+        sync_convert.on_named_children(self, sys._getframe(1))
+        return super().named_children()
+
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         """torch's walk; inside `torch.optim.swa_utils.update_bn` it lists a `_BatchNorm` view of this layer
         instead (see `swa_update_bn.py`)."""
@@ -326,7 +337,12 @@ class BatchNormalization(GammaBetaMixin, Layer):
 
     def _update_moving(self, mean, var):
         """Keras's rule, in place (buffers, detached operands: no autograd and
-        no Python side effect, so it compiles)."""
+        no Python side effect, so it compiles). Not again when
+        `torch.utils.checkpoint` recomputes the call in the backward pass:
+        one update per training step, as Keras (torch's `_BatchNorm` updates
+        twice there)."""
+        if call_context.in_backward():
+            return
         m = self._momentum_now()
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
             moving.copy_(moving.float() * m + batch * (1.0 - m))
@@ -395,6 +411,8 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if beta is not None:
             new_beta = new_beta + beta
         mean_d, stddev_d = mean.detach(), stddev.detach()
+        if call_context.in_backward():  # a checkpoint's recomputation: updated once already
+            return new_gamma.to(dtype), new_beta.to(dtype)
         rm, m = self.renorm_momentum, self._momentum_now()
         self.renorm_mean.copy_(self.renorm_mean.float() * rm + mean_d * (1.0 - rm))
         self.renorm_stddev.copy_(self.renorm_stddev.float() * rm + stddev_d * (1.0 - rm))

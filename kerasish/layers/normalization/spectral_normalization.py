@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from kerasish import initializers
+from kerasish.layers import call_context
 from kerasish.layers.core.wrapper import Wrapper
 from kerasish.layers.input_spec import InputSpec
 
@@ -116,7 +117,9 @@ class SpectralNormalization(Wrapper):
         return u.to(self.vector_u.dtype), (kernel.detach() / sigma).reshape(self.kernel_shape).to(kernel.dtype)
 
     def call(self, inputs, training=False):
-        if training:
+        # (not again when torch.utils.checkpoint recomputes the call in the backward pass: the
+        # recomputation must see the kernel the forward used)
+        if training and not call_context.in_backward():
             kernel = self._target()
             with torch.no_grad():
                 new_u, new_kernel = self.normalized_weights()

@@ -100,6 +100,9 @@ class Discretization(Layer):
         # a buffer, so `.to(device)` moves it; not a weight (Keras saves none either)
         self.register_buffer("_boundaries", torch.tensor(values, dtype=torch.float64), persistent=False)
 
+    def _constant_buffer_value(self, name):
+        return torch.tensor(self.bin_boundaries or [], dtype=torch.float64) if name == "_boundaries" else None
+
     def adapt(self, data, steps=None):
         """Learns `num_bins` quantile boundaries from `data` (an array, a
         tensor, or an iterable of batches)."""

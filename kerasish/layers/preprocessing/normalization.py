@@ -118,6 +118,10 @@ class Normalization(Layer):
             self.register_buffer("_fixed_mean", self._broadcast(self.input_mean).to(dtype), persistent=False)
             self.register_buffer("_fixed_variance", self._broadcast(self.input_variance).to(dtype), persistent=False)
 
+    def _constant_buffer_value(self, name):
+        values = {"_fixed_mean": self.input_mean, "_fixed_variance": self.input_variance}
+        return self._broadcast(values[name]) if values.get(name) is not None else None
+
     def _broadcast(self, value) -> torch.Tensor:
         """A fixed mean/variance aligned with the kept axes (Keras's rules)."""
         t = torch.as_tensor(np.asarray(value, dtype=np.float64) if not isinstance(value, torch.Tensor) else value)

@@ -63,6 +63,9 @@ class Rescaling(Layer):
             t = t.reshape(tuple(t.shape) + (1,) * (3 - t.ndim))
         return t
 
+    def _constant_buffer_value(self, name):
+        return self._as_tensor(self.scale if name == "_scale" else self.offset)
+
     def call(self, inputs):
         dtype = self._compute_torch_dtype
         scale = self._scale.to(dtype)

@@ -204,6 +204,10 @@ class RNN(Layer):
         cell = self.cell
         return cell._compute_torch_dtype if isinstance(cell, Layer) else like.dtype
 
+    def _constant_buffer_value(self, name):
+        # a stateful layer's carried states after `to_empty()`: the zeros `reset_states()` gives
+        return 0.0 if name.startswith("_rnn_state_") else None
+
     def _zero_states(self, batch_size, like) -> list:
         dtype = self._state_dtype(like)
         return [s.to(device=like.device, dtype=dtype) for s in tree.flatten(self.get_initial_state(batch_size))]
