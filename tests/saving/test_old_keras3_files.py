@@ -1,0 +1,203 @@
+"""`.keras` and `.weights.h5` files written by older Keras 3 releases
+(3.0.5, 3.3.3, 3.6.0, 3.9.2, 3.12.4), recorded by
+tools/fixtures/make_keras3_version_fixtures.py into
+tests/fixtures/keras3_versions/<version>/ with the predictions, fit losses
+and next training step that release computed.
+
+kerasish must load each file to that release's numbers, restore the compile
+config and the optimizer state (one more step equals what that release did
+next), and re-save it so that the installed Keras 3 loads it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish
+
+pytest.importorskip("h5py")
+HERE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "keras3_versions")
+def _release(version):
+    return tuple(int(p) for p in version.split("-")[0].split("."))
+
+
+# "<version>" folders were written on the torch backend, "<version>-<backend>" on another
+VERSIONS = sorted(os.listdir(HERE), key=lambda v: (_release(v), v))
+MODELS = ["mlp", "shared", "cnn_bn", "lstm_mask", "custom", "compiled", "nested", "mixed", "int8"]
+TOL = {"rtol": 1e-5, "atol": 1e-6}
+
+
+@kerasish.saving.register_keras_serializable(package="kfix")
+class Scale(kerasish.layers.Layer):
+    """The fixture's registered custom layer (`kfix>Scale`), written for kerasish."""
+
+    def __init__(self, factor=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def build(self, input_shape):
+        self.s = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="s")
+
+    def call(self, x):
+        return x * self.s * self.factor
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _record(version):
+    d = os.path.join(HERE, version)
+    with open(os.path.join(d, "record.json")) as f:
+        meta = json.load(f)
+    return d, meta, dict(np.load(os.path.join(d, "record.npz"), allow_pickle=False))
+
+
+def _inputs(rec, name):
+    if f"{name}_x0" in rec:
+        return [rec[f"{name}_x0"], rec[f"{name}_x1"]]
+    return rec[f"{name}_x"]
+
+
+def _preds(rec, name):
+    if f"{name}_pred" in rec:
+        return [rec[f"{name}_pred"]]
+    return [rec[f"{name}_pred{i}"] for i in range(2)]
+
+
+def _predict(model, x):
+    out = model.predict(x, verbose=0)
+    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("name", MODELS)
+def test_old_file_predicts_what_that_keras_recorded(version, name):
+    d, meta, rec = _record(version)
+    assert meta["keras"] == version.split("-")[0]
+    if f"{name}.keras" not in meta["files"]:
+        pytest.skip(f"Keras {version} has no {name} model (int8 quantization came in Keras 3.4)")
+    model = kerasish.saving.load_model(os.path.join(d, f"{name}.keras"))
+    for got, want in zip(_predict(model, _inputs(rec, name)), _preds(rec, name), strict=True):
+        np.testing.assert_allclose(got, want, **_tol(name))
+    if name == "mixed":
+        assert model.layers[0].dtype_policy.name == "mixed_float16"
+        assert _predict(model, _inputs(rec, name))[0].dtype == np.float16
+    if name == "int8":
+        assert model.layers[0].dtype_policy.quantization_mode == "int8"
+        assert model.layers[0]._kernel.dtype == torch.int8
+
+
+def _tol(name):
+    # float16 outputs (mixed) round to 2**-11 relative
+    return {"rtol": 2e-3, "atol": 2e-3} if name == "mixed" else TOL
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_old_legacy_h5_from_keras3_predicts_what_that_keras_recorded(version):
+    d, _, rec = _record(version)
+    model = kerasish.saving.load_model(os.path.join(d, "cnn_bn.h5"))
+    np.testing.assert_allclose(_predict(model, rec["cnn_bn_x"])[0], rec["cnn_bn_pred"], **TOL)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_old_per_output_compile_config_evaluates_and_trains_as_that_keras_did(version):
+    d, meta, rec = _record(version)
+    model = kerasish.saving.load_model(os.path.join(d, "compiled_multi.keras"))
+    xs, ys = _inputs(rec, "shared"), [rec["compiled_multi_y0"], rec["compiled_multi_y1"]]
+    for got, want in zip(_predict(model, xs), [rec["compiled_multi_pred0"], rec["compiled_multi_pred1"]], strict=True):
+        np.testing.assert_allclose(got, want, **TOL)
+    assert type(model.optimizer).__name__ == "SGD"
+    logs = model.evaluate(xs, ys, verbose=0, return_dict=True)
+    want = dict(meta["compiled_multi_eval"])
+    # The file is the same; the logs are each release's own: Keras 3.0-3.5 log no
+    # per-output losses, 3.6 logs them multiplied by their loss weights, 3.9 and
+    # later (and kerasish, following the installed Keras) log them unweighted.
+    assert set(logs) == {"loss", "out_a_loss", "out_b_loss", "out_a_mae", "out_b_acc"}
+    weights = {"out_a_loss": 0.5, "out_b_loss": 2.0}
+    if _release(version) < (3, 9, 0):
+        for k, w in weights.items():
+            if k in want:
+                want[k] /= w
+    for k, v in want.items():
+        np.testing.assert_allclose(float(logs[k]), v, rtol=1e-5, atol=1e-6, err_msg=k)
+    np.testing.assert_allclose(float(logs["loss"]), sum(float(logs[k]) * w for k, w in weights.items()), rtol=1e-5)
+    model.reset_metrics()
+    loss = model.train_on_batch(xs, ys, return_dict=True)["loss"]
+    np.testing.assert_allclose(float(loss), meta["compiled_multi_next_loss"], rtol=1e-5)
+    for i, got in enumerate(model.get_weights()):
+        np.testing.assert_allclose(got, rec[f"compiled_multi_next_w{i}"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_old_weights_file_loads_into_the_same_architecture(version):
+    d, _, rec = _record(version)
+    model = kerasish.saving.load_model(os.path.join(d, "shared.keras"))
+    fresh = kerasish.models.clone_model(model)
+    fresh.load_weights(os.path.join(d, "shared.weights.h5"))
+    for got, want in zip(_predict(fresh, _inputs(rec, "shared")), _preds(rec, "shared"), strict=True):
+        np.testing.assert_allclose(got, want, **TOL)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_old_compiled_file_continues_training_as_that_keras_did(version):
+    d, meta, rec = _record(version)
+    model = kerasish.saving.load_model(os.path.join(d, "compiled.keras"))
+    opt = model.optimizer
+    assert type(opt).__name__ == "Adam"
+    np.testing.assert_allclose(float(opt.learning_rate), 0.01, rtol=1e-6)
+    assert int(opt.iterations) == meta["compiled_iterations"]
+    assert isinstance(model.loss, kerasish.losses.MeanSquaredError)
+    loss = model.train_on_batch(rec["compiled_next_x"], rec["compiled_next_y"], return_dict=True)["loss"]
+    np.testing.assert_allclose(float(loss), meta["compiled_next_loss"], rtol=1e-5)
+    want = [rec[f"compiled_next_w{i}"] for i in range(len(model.get_weights()))]
+    for got, w in zip(model.get_weights(), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+    assert int(opt.iterations) == meta["compiled_iterations"] + 1
+    logs = model.evaluate(rec["compiled_x"], rec["compiled_y"], verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "mae", "rmse"}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("name", MODELS)
+def test_resaved_old_file_loads_in_installed_keras(keras_ref, version, name, tmp_path):
+    d, meta, rec = _record(version)
+    if f"{name}.keras" not in meta["files"]:
+        pytest.skip(f"Keras {version} has no {name} model (int8 quantization came in Keras 3.4)")
+    model = kerasish.saving.load_model(os.path.join(d, f"{name}.keras"))
+    model.save(tmp_path / "resaved.keras")
+    custom = {}
+    if name == "custom":
+
+        class RefScale(keras_ref.layers.Layer):
+            def __init__(self, factor=2.0, **kwargs):
+                super().__init__(**kwargs)
+                self.factor = factor
+
+            def build(self, input_shape):
+                self.s = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="s")
+
+            def call(self, x):
+                return x * self.s * self.factor
+
+            def get_config(self):
+                return {**super().get_config(), "factor": self.factor}
+
+        # Keras files a layer's weights under its class's snake_case name
+        RefScale.__name__ = RefScale.__qualname__ = "Scale"
+        custom = {"kfix>Scale": RefScale}
+    ref = keras_ref.saving.load_model(tmp_path / "resaved.keras", custom_objects=custom)
+    out = ref.predict(_inputs(rec, name), verbose=0)
+    out = out if isinstance(out, (list, tuple)) else [out]
+    for got, want in zip(out, _preds(rec, name), strict=True):
+        np.testing.assert_allclose(np.asarray(got), want, **_tol(name))
+    if name == "compiled":
+        assert int(ref.optimizer.iterations) == int(model.optimizer.iterations)
+        assert ref.jit_compile == model.jit_compile  # True in a file from the jax backend
+        ref.jit_compile = False  # the same step, without torch.compile's start-up time
+        loss = ref.train_on_batch(rec["compiled_next_x"], rec["compiled_next_y"], return_dict=True)["loss"]
+        _, meta, _ = _record(version)
+        np.testing.assert_allclose(float(loss), meta["compiled_next_loss"], rtol=1e-5)
