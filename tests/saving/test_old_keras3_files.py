@@ -21,13 +21,19 @@ import kerasish
 
 pytest.importorskip("h5py")
 HERE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "keras3_versions")
+@kerasish.saving.register_keras_serializable(package="kfix")
+def scaled_tanh(x):
+    """The fixture's registered activation function (`kfix>scaled_tanh`)."""
+    return 1.5 * torch.tanh(x)
+
+
 def _release(version):
     return tuple(int(p) for p in version.split("-")[0].split("."))
 
 
 # "<version>" folders were written on the torch backend, "<version>-<backend>" on another
-VERSIONS = sorted(os.listdir(HERE), key=lambda v: (_release(v), v))
-MODELS = ["mlp", "shared", "cnn_bn", "lstm_mask", "custom", "compiled", "nested", "mixed", "int8"]
+VERSIONS = sorted((v for v in os.listdir(HERE) if os.path.isdir(os.path.join(HERE, v))), key=lambda v: (_release(v), v))
+MODELS = ["mlp", "shared", "cnn_bn", "lstm_mask", "custom", "compiled", "nested", "mixed", "int8", "zoo"]
 TOL = {"rtol": 1e-5, "atol": 1e-6}
 
 
@@ -189,6 +195,8 @@ def test_resaved_old_file_loads_in_installed_keras(keras_ref, version, name, tmp
         # Keras files a layer's weights under its class's snake_case name
         RefScale.__name__ = RefScale.__qualname__ = "Scale"
         custom = {"kfix>Scale": RefScale}
+    if name == "zoo":
+        custom = {"kfix>scaled_tanh": lambda x: 1.5 * keras_ref.ops.tanh(x)}
     ref = keras_ref.saving.load_model(tmp_path / "resaved.keras", custom_objects=custom)
     out = ref.predict(_inputs(rec, name), verbose=0)
     out = out if isinstance(out, (list, tuple)) else [out]
