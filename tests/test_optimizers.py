@@ -66,6 +66,12 @@ def test_matches_keras(keras_ref, name, kwargs):
     clone = type(to).from_config(cfg)
     assert clone.get_config() == cfg
     assert len(to.variables) == len(ko.variables)
+    # the same variables in the same order: `.keras` files store them by index
+    for i, (t, k) in enumerate(zip(to.variables, ko.variables)):
+        t = t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+        np.testing.assert_allclose(
+            t, keras_ref.ops.convert_to_numpy(k), rtol=RTOL, atol=ATOL, err_msg=f"optimizer variable {i} ({k.path})"
+        )
 
 
 @pytest.mark.parametrize(

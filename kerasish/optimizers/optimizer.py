@@ -162,6 +162,11 @@ class Optimizer(torch.optim.Optimizer):
 
     _keras_module = "keras.optimizers"
     _slot_names: tuple[str, ...] = ()
+    # How Keras orders the slots in `variables` (and so in a `.keras` file's
+    # `optimizer/vars/<i>`): each `add_optimizer_variables(var_list, names)`
+    # call in Keras's `build` is one group, interleaved per variable (m0, v0,
+    # m1, v1, ...); groups follow each other. None: one group of `_slot_names`.
+    _slot_groups: tuple[tuple[str, ...], ...] | None = None
     _slot_initial_values: ClassVar[dict[str, float]] = {}
 
     def __init_subclass__(cls, **kwargs):
@@ -415,8 +420,9 @@ class Optimizer(torch.optim.Optimizer):
         params = self._trainable_variables
         for key in ("average", "gradient_accumulator"):
             out += [self.state[p][key] for p in params if key in self.state[p]]
-        for p in params:
-            out += [self.state[p][k] for k in self._slot_names if k in self.state[p]]
+        for group in self._slot_groups or (self._slot_names,):
+            for p in params:
+                out += [self.state[p][k] for k in group if k in self.state[p]]
         return out + self._extra_variables()
 
     def _extra_variables(self) -> list:

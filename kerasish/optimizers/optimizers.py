@@ -105,6 +105,8 @@ class Adam(Optimizer):
         self.amsgrad = amsgrad
         if amsgrad:
             self._slot_names = ("momentum", "velocity", "velocity_hat")
+            # Keras builds the maxima after all the moments: m0, v0, m1, v1, ..., vhat0, vhat1, ...
+            self._slot_groups = (("momentum", "velocity"), ("velocity_hat",))
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
@@ -183,6 +185,8 @@ class RMSprop(Optimizer):
         if centered:
             names.append("average_gradient")
         self._slot_names = tuple(names)
+        # Keras builds each kind for every variable in turn: all velocities, then momentums, then averages
+        self._slot_groups = tuple((n,) for n in names)
 
     def _update(self, params, grads, slots, lr, step):
         rho = self.rho
