@@ -21,6 +21,30 @@ import kerasish
 
 pytest.importorskip("h5py")
 HERE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "keras3_versions")
+
+
+@kerasish.saving.register_keras_serializable(package="kfix")
+class Tower(kerasish.Model):
+    """The fixture's registered subclassed model (`kfix>Tower`), written for kerasish."""
+
+    def __init__(self, units=4, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.d1 = kerasish.layers.Dense(units, activation="relu")
+        self.blocks = [kerasish.layers.Dense(units), kerasish.layers.Dense(units)]
+        self.bn = kerasish.layers.BatchNormalization()
+        self.head = kerasish.layers.Dense(2)
+
+    def call(self, x, training=False):
+        h = self.d1(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.head(self.bn(h, training=training))
+
+    def get_config(self):
+        return {"units": self.units, "name": self.name}
+
+
 @kerasish.saving.register_keras_serializable(package="kfix")
 def scaled_tanh(x):
     """The fixture's registered activation function (`kfix>scaled_tanh`)."""
@@ -33,7 +57,7 @@ def _release(version):
 
 # "<version>" folders were written on the torch backend, "<version>-<backend>" on another
 VERSIONS = sorted((v for v in os.listdir(HERE) if os.path.isdir(os.path.join(HERE, v))), key=lambda v: (_release(v), v))
-MODELS = ["mlp", "shared", "cnn_bn", "lstm_mask", "custom", "compiled", "nested", "mixed", "int8", "zoo"]
+MODELS = ["mlp", "shared", "cnn_bn", "lstm_mask", "custom", "compiled", "nested", "mixed", "int8", "zoo", "subclassed"]
 TOL = {"rtol": 1e-5, "atol": 1e-6}
 
 
@@ -53,6 +77,12 @@ class Scale(kerasish.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
+
+
+def _need(meta, version, fname):
+    if fname not in meta["files"]:
+        why = "int8 quantization came in Keras 3.4" if fname.startswith("int8") else "kept small: see its README"
+        pytest.skip(f"no {fname} from Keras {version} ({why})")
 
 
 def _record(version):
@@ -84,8 +114,7 @@ def _predict(model, x):
 def test_old_file_predicts_what_that_keras_recorded(version, name):
     d, meta, rec = _record(version)
     assert meta["keras"] == version.split("-")[0]
-    if f"{name}.keras" not in meta["files"]:
-        pytest.skip(f"Keras {version} has no {name} model (int8 quantization came in Keras 3.4)")
+    _need(meta, version, f"{name}.keras")
     model = kerasish.saving.load_model(os.path.join(d, f"{name}.keras"))
     for got, want in zip(_predict(model, _inputs(rec, name)), _preds(rec, name), strict=True):
         np.testing.assert_allclose(got, want, **_tol(name))
@@ -104,7 +133,8 @@ def _tol(name):
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_old_legacy_h5_from_keras3_predicts_what_that_keras_recorded(version):
-    d, _, rec = _record(version)
+    d, meta, rec = _record(version)
+    _need(meta, version, "cnn_bn.h5")
     model = kerasish.saving.load_model(os.path.join(d, "cnn_bn.h5"))
     np.testing.assert_allclose(_predict(model, rec["cnn_bn_x"])[0], rec["cnn_bn_pred"], **TOL)
 
@@ -140,7 +170,8 @@ def test_old_per_output_compile_config_evaluates_and_trains_as_that_keras_did(ve
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_old_weights_file_loads_into_the_same_architecture(version):
-    d, _, rec = _record(version)
+    d, meta, rec = _record(version)
+    _need(meta, version, "shared.weights.h5")
     model = kerasish.saving.load_model(os.path.join(d, "shared.keras"))
     fresh = kerasish.models.clone_model(model)
     fresh.load_weights(os.path.join(d, "shared.weights.h5"))
@@ -171,8 +202,7 @@ def test_old_compiled_file_continues_training_as_that_keras_did(version):
 @pytest.mark.parametrize("name", MODELS)
 def test_resaved_old_file_loads_in_installed_keras(keras_ref, version, name, tmp_path):
     d, meta, rec = _record(version)
-    if f"{name}.keras" not in meta["files"]:
-        pytest.skip(f"Keras {version} has no {name} model (int8 quantization came in Keras 3.4)")
+    _need(meta, version, f"{name}.keras")
     model = kerasish.saving.load_model(os.path.join(d, f"{name}.keras"))
     model.save(tmp_path / "resaved.keras")
     custom = {}
@@ -197,6 +227,8 @@ def test_resaved_old_file_loads_in_installed_keras(keras_ref, version, name, tmp
         custom = {"kfix>Scale": RefScale}
     if name == "zoo":
         custom = {"kfix>scaled_tanh": lambda x: 1.5 * keras_ref.ops.tanh(x)}
+    if name == "subclassed":
+        custom = {"kfix>Tower": _ref_tower(keras_ref)}
     ref = keras_ref.saving.load_model(tmp_path / "resaved.keras", custom_objects=custom)
     out = ref.predict(_inputs(rec, name), verbose=0)
     out = out if isinstance(out, (list, tuple)) else [out]
@@ -209,3 +241,97 @@ def test_resaved_old_file_loads_in_installed_keras(keras_ref, version, name, tmp
         loss = ref.train_on_batch(rec["compiled_next_x"], rec["compiled_next_y"], return_dict=True)["loss"]
         _, meta, _ = _record(version)
         np.testing.assert_allclose(float(loss), meta["compiled_next_loss"], rtol=1e-5)
+
+
+def _ref_tower(keras):
+    class Tower(keras.Model):
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.d1 = keras.layers.Dense(units, activation="relu")
+            self.blocks = [keras.layers.Dense(units), keras.layers.Dense(units)]
+            self.bn = keras.layers.BatchNormalization()
+            self.head = keras.layers.Dense(2)
+
+        def call(self, x, training=False):
+            h = self.d1(x)
+            for block in self.blocks:
+                h = h + block(h)
+            return self.head(self.bn(h, training=training))
+
+        def get_config(self):
+            return {"units": self.units, "name": self.name}
+
+    return Tower
+
+
+def _optimizer_cases():
+    for version in VERSIONS:
+        _, meta, _ = _record(version)
+        for oname in sorted(meta.get("optimizers", {})):
+            yield pytest.param(version, oname, id=f"{version}-{oname}")
+
+
+@pytest.mark.parametrize(("version", "oname"), list(_optimizer_cases()))
+def test_old_optimizer_state_continues_as_that_keras_did(version, oname):
+    """Each built-in optimizer's slots, saved by an older release after two steps,
+    land on the right variables: one more step equals that release's."""
+    d, meta, rec = _record(version)
+    want = meta["optimizers"][oname]
+    model = kerasish.saving.load_model(os.path.join(d, "optimizers", f"{oname}.keras"))
+    assert int(model.optimizer.iterations) == want["iterations"]
+    model.reset_metrics()
+    loss = model.train_on_batch(rec["opt_x"][:4], rec["opt_y"][:4], return_dict=True)["loss"]
+    # loss_scale's first Dense runs in float16: Keras rounds after the matmul and again after the
+    # bias, kerasish's fused addmm once, so its outputs may differ by one float16 ulp
+    tol = {"rtol": 2e-3, "atol": 2e-4} if oname == "loss_scale" else {"rtol": 1e-5, "atol": 1e-6}
+    np.testing.assert_allclose(float(loss), want["next_loss"], rtol=tol["rtol"])
+    for i, got in enumerate(model.get_weights()):
+        np.testing.assert_allclose(got, rec[f"opt_{oname}_next_w{i}"], **tol, err_msg=f"weight {i}")
+
+
+def test_old_nadam_state_in_a_bare_weights_file_is_read_by_its_shapes(tmp_path):
+    """A `.weights.h5` has no metadata naming its Keras: Keras 3.0-3.9's Nadam
+    layout (u_product before the moments) is told apart by the shapes."""
+    import zipfile
+
+    d, meta, rec = _record("3.0.5")
+    archive = os.path.join(d, "optimizers", "nadam.keras")
+    with zipfile.ZipFile(archive) as zf:
+        (tmp_path / "nadam.weights.h5").write_bytes(zf.read("model.weights.h5"))
+    model = kerasish.saving.load_model(archive)
+    # a model in another state: other weights, other moments, another step count
+    model.fit(rec["opt_x"][::-1], rec["opt_y"][::-1] * 3, batch_size=2, epochs=1, verbose=0)
+    model.load_weights(tmp_path / "nadam.weights.h5")
+    assert int(model.optimizer.iterations) == meta["optimizers"]["nadam"]["iterations"]
+    model.reset_metrics()
+    loss = model.train_on_batch(rec["opt_x"][:4], rec["opt_y"][:4], return_dict=True)["loss"]
+    np.testing.assert_allclose(float(loss), meta["optimizers"]["nadam"]["next_loss"], rtol=1e-5)
+    for i, got in enumerate(model.get_weights()):
+        np.testing.assert_allclose(got, rec[f"opt_nadam_next_w{i}"], rtol=1e-5, atol=1e-6)
+
+
+def test_nadam_layout_that_both_orders_fit_warns_and_reads_the_current_one(tmp_path):
+    """Only scalar weights: both Keras orders fit the shapes of a bare weights
+    file, so kerasish reads the current (3.10+) one and says so."""
+
+    class Gain(kerasish.layers.Layer):
+        def build(self, input_shape):
+            self.g = self.add_weight(shape=(), initializer="ones", name="g")
+
+        def call(self, x):
+            return x * self.g
+
+    inp = kerasish.Input((2,))
+    model = kerasish.Model(inp, Gain()(inp))
+    model.compile(optimizer=kerasish.optimizers.Nadam(0.1), loss="mse")
+    x, y = np.ones((4, 2), "float32"), np.full((4, 2), 3.0, "float32")
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "g.weights.h5")
+    want = [np.asarray(v.detach() if isinstance(v, torch.Tensor) else v) for v in model.optimizer.variables]
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="fit both Keras 3.0-3.9's order"):
+        model.load_weights(tmp_path / "g.weights.h5")
+    got = [np.asarray(v.detach() if isinstance(v, torch.Tensor) else v) for v in model.optimizer.variables]
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
