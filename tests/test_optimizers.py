@@ -47,6 +47,9 @@ CASES = [
     ("Adagrad", {}), ("Adagrad", {"initial_accumulator_value": 0.5, "learning_rate": 0.1}),
     ("Adadelta", {"learning_rate": 1.0}), ("Adamax", {}), ("Nadam", {}), ("Nadam", {"weight_decay": 0.01}),
     ("Lion", {}), ("SGD", {"momentum": 0.5, "global_clipnorm": 1.0, "weight_decay": 0.01}),
+    ("Ftrl", {"learning_rate": 0.1, "l1_regularization_strength": 0.01}), ("Adafactor", {}), ("Lamb", {}),
+    ("Adam", {"amsgrad": True, "use_ema": True, "gradient_accumulation_steps": 2}),
+    ("RMSprop", {"centered": True, "momentum": 0.5, "use_ema": True}),
 ]
 
 
