@@ -296,6 +296,7 @@ _KERAS3_ONLY_ARGS = {
     "quantization_config": (None,), "lora_rank": (None,), "lora_alpha": (None,), "rms_scaling": (False,),
     "sliding_window": (None,), "use_gate": (False,), "input_axes": (None,), "output_axes": (None,),
     "flash_attention": (None,),
+    "optional": (False,),  # Keras 3.x InputLayer; Keras 2.12's InputLayer refuses the unknown keyword
 }
 _SEEDED_WITHOUT_SEED_IN_KERAS2 = {"GRU", "LSTM", "SimpleRNN", "GRUCell", "LSTMCell", "SimpleRNNCell",
                                   "MultiHeadAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
