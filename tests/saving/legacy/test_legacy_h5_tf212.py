@@ -111,3 +111,44 @@ def test_kerasish_keras2_input_layer_config_has_no_keras3_only_keys(tmp_path):
     inputs = [x for x in config["config"]["layers"] if x["class_name"] == "InputLayer"]
     assert inputs and all("optional" not in x["config"] for x in inputs)
     assert all("batch_input_shape" in x["config"] for x in inputs)
+
+
+with open(os.path.join(HERE, "keras2_config_keys.json")) as _f:
+    _KEYS = json.load(_f)
+_INT_INPUT = {"Embedding", "IntegerLookup", "CategoryEncoding"}
+
+
+@pytest.mark.parametrize("entry", _KEYS["layers"], ids=lambda e: e["class_name"])
+def test_keras2_layer_configs_use_only_keys_keras_2_12_knows(entry, tmp_path):
+    """Keras 2.12 refuses unknown keyword arguments, so a kerasish-written
+    Keras 2 `.h5` may only use the keys Keras 2.12's own `get_config` writes
+    for that class (recorded by tools/fixtures/make_keras2_config_keys.py)."""
+    dtype = "int64" if entry["class_name"] in _INT_INPUT else "float32"
+    layer = getattr(keras.layers, entry["class_name"])(**entry["kwargs"])
+    model = keras.Sequential([keras.Input(tuple(entry["input_shape"]), dtype=dtype), layer])
+    model.save(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    (written,) = [x for x in config["config"]["layers"] if x["class_name"] == entry["class_name"]]
+    unknown = set(written["config"]) - set(entry["keras2_keys"]) - {"batch_input_shape"}
+    assert not unknown, f"{entry['class_name']}: Keras 2.12 does not know {sorted(unknown)}"
+    if entry["class_name"] == "LeakyReLU":
+        assert written["config"]["alpha"] == pytest.approx(0.3)
+    if entry["class_name"] == "IntegerLookup":
+        assert written["config"]["dtype"] == "int64"  # Keras 2 refuses a float dtype for integer indices
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape", "argument"),
+    [
+        (lambda: keras.layers.ZeroPadding1D(1, data_format="channels_first"), (6, 2), "data_format"),
+        (lambda: keras.layers.RandomFlip(data_format="channels_first"), (3, 6, 6), "data_format"),
+        (lambda: keras.layers.RandomContrast(0.1, value_range=(0, 1)), (6, 6, 3), "value_range"),
+        (lambda: keras.layers.Resizing(4, 4, pad_to_aspect_ratio=True), (6, 6, 3), "pad_to_aspect_ratio"),
+    ],
+)
+def test_keras3_only_settings_are_refused_for_keras2_h5(layer, shape, argument, tmp_path):
+    """Settings Keras 2 has no equivalent for: a clear error, not a file Keras 2 would read differently."""
+    model = keras.Sequential([keras.Input(shape), layer()])
+    with pytest.raises(ValueError, match=f"`{argument}="):
+        model.save(tmp_path / "m.h5")
