@@ -335,3 +335,15 @@ def test_nadam_layout_that_both_orders_fit_warns_and_reads_the_current_one(tmp_p
     got = [np.asarray(v.detach() if isinstance(v, torch.Tensor) else v) for v in model.optimizer.variables]
     for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize("version", [v for v in VERSIONS if os.path.exists(os.path.join(HERE, v, "lambda.keras"))])
+def test_old_lambda_layer_needs_safe_mode_false_then_runs(version):
+    """A Lambda's Python bytecode from an older Keras 3 is refused in safe mode,
+    as Keras refuses it, and runs to that release's numbers with safe_mode=False."""
+    path = os.path.join(HERE, version, "lambda.keras")
+    with pytest.raises(ValueError, match="safe_mode"):
+        kerasish.saving.load_model(path)
+    model = kerasish.saving.load_model(path, safe_mode=False)
+    with np.load(os.path.join(HERE, version, "lambda_record.npz"), allow_pickle=False) as rec:
+        np.testing.assert_allclose(_predict(model, rec["x"])[0], rec["pred"], **TOL)
