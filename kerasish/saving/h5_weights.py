@@ -436,12 +436,14 @@ def _var_name(v) -> str:
     return str(getattr(v, "name", None) or "variable")
 
 
-def read_weights(root, h5file, skip_mismatch=False, keras_version=None) -> list[str]:
+def read_weights(root, h5file, skip_mismatch=False, keras_version=None, store_for=None) -> list[str]:
     """Loads the state of `root` from an open h5py File in Keras 3's layout.
 
     `keras_version` (a tuple, from the archive's metadata.json) is the release
     that wrote the file, for objects whose layout changed between releases
-    (Nadam's variables before Keras 3.10).
+    (Nadam's variables before Keras 3.10). `store_for(h5py, h5file, path,
+    keras_version)` replaces the one-file lookup of an object's `vars`
+    (sharded weight files).
 
     All layer variables are checked before any is assigned, so a file that
     does not match leaves the model unchanged. Returns the warnings (skipped
@@ -457,7 +459,7 @@ def read_weights(root, h5file, skip_mismatch=False, keras_version=None) -> list[
     hooks = []
     errors = []
     for path, obj in iter_saveables(root):
-        store = _store_for(h5py, h5file, path, keras_version)
+        store = (store_for or _store_for)(h5py, h5file, path, keras_version)
         if hasattr(obj, "load_own_variables"):
             if len(store):
                 _maybe_build_optimizer(root, obj, store)

@@ -347,3 +347,77 @@ def test_old_lambda_layer_needs_safe_mode_false_then_runs(version):
     model = kerasish.saving.load_model(path, safe_mode=False)
     with np.load(os.path.join(HERE, version, "lambda_record.npz"), allow_pickle=False) as rec:
         np.testing.assert_allclose(_predict(model, rec["x"])[0], rec["pred"], **TOL)
+
+
+def _sharded_model(lib):
+    layers = lib.layers
+    return lib.Sequential(
+        [
+            lib.Input((4,)),
+            layers.Dense(16, name="s1"),
+            layers.BatchNormalization(name="sbn"),
+            layers.Dense(2, name="s2"),
+        ]
+    )
+
+
+def test_sharded_weights_from_keras_3_12_load():
+    """`save_weights("x.weights.json", max_shard_size=...)` of Keras 3.12: an index
+    and two shards, BatchNormalization's variables split between them."""
+    d = os.path.join(HERE, "3.12.4", "sharded")
+    model = _sharded_model(kerasish)
+    model.load_weights(os.path.join(d, "sharded.weights.json"))
+    with np.load(os.path.join(d, "record.npz"), allow_pickle=False) as rec:
+        np.testing.assert_allclose(_predict(model, rec["x"])[0], rec["pred"], **TOL)
+
+
+def test_sharded_weights_from_installed_keras_load(keras_ref, tmp_path):
+    ref = _sharded_model(keras_ref)
+    rng = np.random.default_rng(5)
+    ref.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in ref.get_weights()])
+    ref.save_weights(tmp_path / "m.weights.json", max_shard_size=4.3e-7)
+    assert len(list(tmp_path.glob("m_*.weights.h5"))) > 1
+    model = _sharded_model(kerasish)
+    model.load_weights(tmp_path / "m.weights.json")
+    x = rng.normal(size=(3, 4)).astype("float32")
+    np.testing.assert_allclose(_predict(model, x)[0], np.asarray(ref.predict(x, verbose=0)), **TOL)
+
+
+def _copy_sharded(tmp_path):
+    import shutil
+
+    src = os.path.join(HERE, "3.12.4", "sharded")
+    for name in os.listdir(src):
+        shutil.copy(os.path.join(src, name), tmp_path / name)
+    with open(tmp_path / "sharded.weights.json") as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["weight_map"].__setitem__("/layers/dense/vars", ["../sharded_00000.weights.h5"]), "Not allowed"),
+        (lambda m: m["weight_map"].__setitem__("/layers/dense/vars", ["gone_00000.weights.h5"]), "does not exist"),
+        (lambda m: m.pop("weight_map"), "weight_map"),
+        (lambda m: m["weight_map"].__setitem__("/layers/dense/vars", 3), "expected a list of shard file names"),
+    ],
+)
+def test_damaged_sharded_index_is_refused(tmp_path, edit, message):
+    index = _copy_sharded(tmp_path)
+    edit(index)
+    with open(tmp_path / "sharded.weights.json", "w") as f:
+        json.dump(index, f)
+    model = _sharded_model(kerasish)
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=message):
+        model.load_weights(tmp_path / "sharded.weights.json")
+    for a, b in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sharded_weights_into_another_architecture_name_the_layer(tmp_path):
+    _copy_sharded(tmp_path)
+    layers = kerasish.layers
+    other = kerasish.Sequential([kerasish.Input((4,)), layers.Dense(8), layers.BatchNormalization(), layers.Dense(2)])
+    with pytest.raises(ValueError, match="dense"):
+        other.load_weights(tmp_path / "sharded.weights.json")
