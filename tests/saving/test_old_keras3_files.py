@@ -421,3 +421,16 @@ def test_sharded_weights_into_another_architecture_name_the_layer(tmp_path):
     other = kerasish.Sequential([kerasish.Input((4,)), layers.Dense(8), layers.BatchNormalization(), layers.Dense(2)])
     with pytest.raises(ValueError, match="dense"):
         other.load_weights(tmp_path / "sharded.weights.json")
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_file_editor_reads_old_files(version):
+    """`KerasFileEditor` opens an older release's archive and finds every weight of
+    the model kerasish loads from it."""
+    d, meta, _ = _record(version)
+    for name in ("compiled", "zoo"):
+        if f"{name}.keras" not in meta["files"]:
+            continue
+        path = os.path.join(d, f"{name}.keras")
+        result = kerasish.saving.KerasFileEditor(path).compare(kerasish.saving.load_model(path))
+        assert result["status"] == "success" and result["error_count"] == 0, (name, result)
