@@ -56,7 +56,10 @@ def _release(version):
 
 
 # "<version>" folders were written on the torch backend, "<version>-<backend>" on another
-VERSIONS = sorted((v for v in os.listdir(HERE) if os.path.isdir(os.path.join(HERE, v))), key=lambda v: (_release(v), v))
+_FOLDERS = sorted((v for v in os.listdir(HERE) if os.path.isdir(os.path.join(HERE, v))), key=lambda v: (_release(v), v))
+# releases with the full set (record.json); 3.4.1 holds only its quantized models
+VERSIONS = [v for v in _FOLDERS if os.path.exists(os.path.join(HERE, v, "record.json"))]
+QUANT_VERSIONS = [v for v in _FOLDERS if os.path.exists(os.path.join(HERE, v, "quant_record.npz"))]
 MODELS = ["mlp", "shared", "cnn_bn", "lstm_mask", "custom", "compiled", "nested", "mixed", "int8", "zoo", "subclassed"]
 TOL = {"rtol": 1e-5, "atol": 1e-6}
 
@@ -434,3 +437,28 @@ def test_file_editor_reads_old_files(version):
         path = os.path.join(d, f"{name}.keras")
         result = kerasish.saving.KerasFileEditor(path).compare(kerasish.saving.load_model(path))
         assert result["status"] == "success" and result["error_count"] == 0, (name, result)
+
+
+@pytest.mark.parametrize("version", QUANT_VERSIONS)
+@pytest.mark.parametrize("mode", ["int8", "float8"])
+def test_old_quantized_files_predict_what_that_keras_recorded(version, mode):
+    """`quantize("int8")` / `quantize("float8")` models from Keras 3.4 (the first
+    release with them) and 3.12: quantized weights and scales (float8: its
+    scale and amax-history variables) load to that release's predictions."""
+    path = os.path.join(HERE, version, f"quant_{mode}.keras")
+    model = kerasish.saving.load_model(path)
+    assert model.layers[0].dtype_policy.quantization_mode == mode
+    with np.load(os.path.join(HERE, version, "quant_record.npz"), allow_pickle=False) as rec:
+        got = _predict(model, rec[f"{mode}_x"])[0]
+        np.testing.assert_allclose(got, rec[f"{mode}_pred"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("version", QUANT_VERSIONS)
+@pytest.mark.parametrize("mode", ["int8", "float8"])
+def test_resaved_old_quantized_files_load_in_installed_keras(keras_ref, version, mode, tmp_path):
+    model = kerasish.saving.load_model(os.path.join(HERE, version, f"quant_{mode}.keras"))
+    model.save(tmp_path / "q.keras")
+    ref = keras_ref.saving.load_model(tmp_path / "q.keras")
+    with np.load(os.path.join(HERE, version, "quant_record.npz"), allow_pickle=False) as rec:
+        got = np.asarray(ref.predict(rec[f"{mode}_x"], verbose=0))
+        np.testing.assert_allclose(got, rec[f"{mode}_pred"], rtol=1e-5, atol=1e-5)
