@@ -462,3 +462,29 @@ def test_resaved_old_quantized_files_load_in_installed_keras(keras_ref, version,
     with np.load(os.path.join(HERE, version, "quant_record.npz"), allow_pickle=False) as rec:
         got = np.asarray(ref.predict(rec[f"{mode}_x"], verbose=0))
         np.testing.assert_allclose(got, rec[f"{mode}_pred"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "version", [v for v in VERSIONS if os.path.exists(os.path.join(HERE, v, "compiled_list_record.json"))]
+)
+def test_old_per_output_lists_in_compile_config_evaluate_and_train_as_that_keras_did(version):
+    """Losses (a string and an object with arguments), loss weights and
+    metrics given per output as lists come back from an older release's file."""
+    d = os.path.join(HERE, version)
+    with open(os.path.join(d, "compiled_list_record.json")) as f:
+        want = json.load(f)
+    with np.load(os.path.join(d, "compiled_list_record.npz"), allow_pickle=False) as data:
+        rec = dict(data)
+    xs, ys = [rec["x0"], rec["x1"]], [rec["y0"], rec["y1"]]
+    model = kerasish.saving.load_model(os.path.join(d, "compiled_list.keras"))
+    assert type(model.optimizer).__name__ == "RMSprop"
+    logs = model.evaluate(xs, ys, verbose=0, return_dict=True)
+    # (Keras 3.0-3.5 logged no per-output losses; the rest is the same in every release)
+    assert set(want["eval"]) - {"out_a_loss", "out_b_loss"} <= set(logs)
+    for k, v in want["eval"].items():
+        np.testing.assert_allclose(float(logs[k]), v, rtol=1e-5, atol=1e-6, err_msg=k)
+    model.reset_metrics()
+    loss = model.train_on_batch(xs, ys, return_dict=True)["loss"]
+    np.testing.assert_allclose(float(loss), want["next_loss"], rtol=1e-5)
+    for i, got in enumerate(model.get_weights()):
+        np.testing.assert_allclose(got, rec[f"next_w{i}"], rtol=1e-5, atol=1e-6)
