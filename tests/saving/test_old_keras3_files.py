@@ -488,3 +488,20 @@ def test_old_per_output_lists_in_compile_config_evaluate_and_train_as_that_keras
     np.testing.assert_allclose(float(loss), want["next_loss"], rtol=1e-5)
     for i, got in enumerate(model.get_weights()):
         np.testing.assert_allclose(got, rec[f"next_w{i}"], rtol=1e-5, atol=1e-6)
+
+
+def test_sharded_variable_stored_twice_is_refused(tmp_path):
+    """The same variable in two shards is ambiguous: refused, naming both shards."""
+    import h5py
+
+    index = _copy_sharded(tmp_path)
+    with (
+        h5py.File(tmp_path / "sharded_00000.weights.h5", "r") as src,
+        h5py.File(tmp_path / "sharded_00001.weights.h5", "a") as dst,
+    ):
+        dst.require_group("layers/dense/vars").create_dataset("0", data=src["layers/dense/vars/0"][()])
+    index["weight_map"]["/layers/dense/vars"] = ["sharded_00000.weights.h5", "sharded_00001.weights.h5"]
+    with open(tmp_path / "sharded.weights.json", "w") as f:
+        json.dump(index, f)
+    with pytest.raises(ValueError, match="more than one shard"):
+        _sharded_model(kerasish).load_weights(tmp_path / "sharded.weights.json")
