@@ -47,6 +47,9 @@ CASES = [
     ("Adagrad", {}), ("Adagrad", {"initial_accumulator_value": 0.5, "learning_rate": 0.1}),
     ("Adadelta", {"learning_rate": 1.0}), ("Adamax", {}), ("Nadam", {}), ("Nadam", {"weight_decay": 0.01}),
     ("Lion", {}), ("SGD", {"momentum": 0.5, "global_clipnorm": 1.0, "weight_decay": 0.01}),
+    ("Ftrl", {"learning_rate": 0.1, "l1_regularization_strength": 0.01}), ("Adafactor", {}), ("Lamb", {}),
+    ("Adam", {"amsgrad": True, "use_ema": True, "gradient_accumulation_steps": 2}),
+    ("RMSprop", {"centered": True, "momentum": 0.5, "use_ema": True}),
 ]
 
 
@@ -66,6 +69,12 @@ def test_matches_keras(keras_ref, name, kwargs):
     clone = type(to).from_config(cfg)
     assert clone.get_config() == cfg
     assert len(to.variables) == len(ko.variables)
+    # the same variables in the same order: `.keras` files store them by index
+    for i, (t, k) in enumerate(zip(to.variables, ko.variables)):
+        t = t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+        np.testing.assert_allclose(
+            t, keras_ref.ops.convert_to_numpy(k), rtol=RTOL, atol=ATOL, err_msg=f"optimizer variable {i} ({k.path})"
+        )
 
 
 @pytest.mark.parametrize(

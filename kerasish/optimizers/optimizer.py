@@ -111,6 +111,38 @@ def _loss_scale_layout(store, variables) -> bool:
     return all(shape(str(i + 4)) == tuple(v.shape) for i, v in enumerate(variables))
 
 
+class _ShiftedStore:
+    """A read view of `store` from index `offset` on (`"0"` is `store[str(offset)]`),
+    keeping its `keras_version`."""
+
+    def __init__(self, store, offset, count):
+        self._store = store
+        self._offset = offset
+        self._count = count
+        self.keras_version = getattr(store, "keras_version", None)
+
+    def keys(self):
+        return [str(i) for i in range(self._count)]
+
+    def __len__(self):
+        return self._count
+
+    def __contains__(self, key):
+        return str(key).isdigit() and int(key) < self._count
+
+    def __getitem__(self, key):
+        return self._store[str(int(key) + self._offset)]
+
+    def shape(self, key):
+        return store_shape(self._store, str(int(key) + self._offset))
+
+
+def store_shape(store, key) -> tuple:
+    """The shape of `store[key]`, read from the file's metadata when the store can."""
+    if hasattr(store, "shape"):
+        return tuple(store.shape(key))
+    return tuple(np.shape(np.asarray(store[key])))
+
 
 def _assign_learning_rate(optimizer, snapshot: torch.Tensor, op, value) -> torch.Tensor:
     """`optimizer.learning_rate.assign*(value)`: sets the optimizer's rate (and
@@ -163,6 +195,11 @@ class Optimizer(torch.optim.Optimizer):
 
     _keras_module = "keras.optimizers"
     _slot_names: tuple[str, ...] = ()
+    # How Keras orders the slots in `variables` (and so in a `.keras` file's
+    # `optimizer/vars/<i>`): each `add_optimizer_variables(var_list, names)`
+    # call in Keras's `build` is one group, interleaved per variable (m0, v0,
+    # m1, v1, ...); groups follow each other. None: one group of `_slot_names`.
+    _slot_groups: tuple[tuple[str, ...], ...] | None = None
     _slot_initial_values: ClassVar[dict[str, float]] = {}
 
     def __init_subclass__(cls, **kwargs):
@@ -416,8 +453,9 @@ class Optimizer(torch.optim.Optimizer):
         params = self._trainable_variables
         for key in ("average", "gradient_accumulator"):
             out += [self.state[p][key] for p in params if key in self.state[p]]
-        for p in params:
-            out += [self.state[p][k] for k in self._slot_names if k in self.state[p]]
+        for group in self._slot_groups or (self._slot_names,):
+            for p in params:
+                out += [self.state[p][k] for k in group if k in self.state[p]]
         return out + self._extra_variables()
 
     def _extra_variables(self) -> list:
@@ -728,6 +766,12 @@ class Optimizer(torch.optim.Optimizer):
             store[str(i)] = v.detach().cpu().numpy()
 
     @torch.no_grad()
+    def _variables_in_file_order(self, store) -> list:
+        """`variables` in the order the Keras release that wrote `store` kept
+        them (`store.keras_version`, None when unknown); the same as
+        `variables` unless a subclass's layout changed between releases."""
+        return self.variables
+
     def load_own_variables(self, store) -> None:
         """Inverse of `save_own_variables` (skipped with a warning on a count mismatch)."""
         variables = self.variables
@@ -735,7 +779,8 @@ class Optimizer(torch.optim.Optimizer):
             # Keras wraps the optimizer of a "mixed_float16" model in a LossScaleOptimizer and saves its 4
             # own variables (iteration, learning rate, step counter, scale) before this optimizer's; kerasish's
             # fit scales with a GradScaler (which starts again from 2**15): load this optimizer's part
-            store = {str(i): store[str(i + 4)] for i in range(len(variables))}
+            store = _ShiftedStore(store, 4, len(variables))
+        variables = self._variables_in_file_order(store)
         if len(store.keys()) != len(variables):
             warnings.warn(
                 f"Skipping variable loading for optimizer '{self.name}', because it has {len(variables)} variables "

@@ -6,13 +6,16 @@ class docstring says how; results match Keras 3 (torch backend), not torch.
 
 from __future__ import annotations
 
+import warnings
 
+import numpy as np
 import torch
 
 from kerasish.optimizers.optimizer import Optimizer
 from kerasish.optimizers.optimizer import _addcdiv_
 from kerasish.optimizers.optimizer import _scaled_add_
 from kerasish.optimizers.optimizer import _sqrt
+from kerasish.optimizers.optimizer import store_shape
 
 
 class SGD(Optimizer):
@@ -105,6 +108,8 @@ class Adam(Optimizer):
         self.amsgrad = amsgrad
         if amsgrad:
             self._slot_names = ("momentum", "velocity", "velocity_hat")
+            # Keras builds the maxima after all the moments: m0, v0, m1, v1, ..., vhat0, vhat1, ...
+            self._slot_groups = (("momentum", "velocity"), ("velocity_hat",))
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
@@ -183,6 +188,8 @@ class RMSprop(Optimizer):
         if centered:
             names.append("average_gradient")
         self._slot_names = tuple(names)
+        # Keras builds each kind for every variable in turn: all velocities, then momentums, then averages
+        self._slot_groups = tuple((n,) for n in names)
 
     def _update(self, params, grads, slots, lr, step):
         rho = self.rho
@@ -390,11 +397,54 @@ class Nadam(Optimizer):
         if "u_product" in extra:
             self._u_product.fill_(float(extra["u_product"]))
 
+    def _u_product_index(self, store):
+        """Where the file keeps `u_product` among `variables`' count of entries.
+
+        Keras 3.0-3.9 built it right after the base variables (iterations,
+        learning rate, EMA averages, gradient accumulators), before the
+        moments; Keras 3.10 and later after the moments, last. The release
+        comes from the archive's metadata; for a bare `.weights.h5` the
+        shapes decide, and where both layouts fit them (a model whose first
+        trainable weight is a scalar) the current one is read, with a warning.
+        """
+        variables = self.variables
+        last = len(variables) - 1
+        if not self.built or len(store) != len(variables):
+            return last
+        at = last - len(self._slot_names) * len(self._trainable_variables)
+        version = getattr(store, "keras_version", None)
+        if version is not None:
+            return at if tuple(version) < (3, 10) else last
+
+        def fits(order):
+            return all(store_shape(store, str(i)) == tuple(v.shape) for i, v in enumerate(order))
+
+        old = variables[:at] + variables[-1:] + variables[at:-1]
+        if fits(variables):
+            if at < last and fits(old):
+                warnings.warn(
+                    f"Nadam '{self.name}': the weights file does not say which Keras wrote it, and its optimizer "
+                    "variables fit both Keras 3.0-3.9's order (u_product before the moments) and 3.10+'s "
+                    "(u_product last); reading the 3.10+ order. Load the `.keras` archive to be sure.",
+                    stacklevel=4,
+                )
+            return last
+        return at if fits(old) else last
+
+    def _variables_in_file_order(self, store):
+        variables = self.variables
+        at = self._u_product_index(store)
+        return variables[:at] + variables[-1:] + variables[at:-1]
+
     def load_own_variables(self, store):
+        if self.built and len(store) == len(self.variables) + 4:  # inside Keras's LossScaleOptimizer layout
+            at = 4 + len(self.variables) - 1
+        else:
+            at = self._u_product_index(store)
         super().load_own_variables(store)
-        last = str(len(store.keys()) - 1)
-        if self.built and last in store:
-            self._u_product.fill_(float(store[last]))
+        if self.built and len(store) in (len(self.variables), len(self.variables) + 4) and str(at) in store:
+            # (the u_product entry of `variables` is a copy, see `_extra_variables`)
+            self._u_product.fill_(float(np.asarray(store[str(at)])))
 
     def get_config(self):
         config = super().get_config()

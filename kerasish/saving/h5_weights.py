@@ -316,10 +316,13 @@ class _ReadStore:
     """Read view of one object's `vars` group: `keys()`, `len()`, `store["0"]`
     (a NumPy array). Links, external and virtual datasets are refused."""
 
-    def __init__(self, h5py, group, path):
+    def __init__(self, h5py, group, path, keras_version=None):
         self._h5py = h5py
         self._group = group
         self.path = path
+        # the Keras release that wrote the file ((3, 9, 2)), from a `.keras`
+        # archive's metadata.json; None for a bare `.weights.h5`
+        self.keras_version = keras_version
 
     def keys(self):
         return list(self._group.keys()) if self._group is not None else []
@@ -363,12 +366,29 @@ class _ReadStore:
         return value
 
 
-def _store_for(h5py, h5file, path):
+def _store_for(h5py, h5file, path, keras_version=None):
     group = h5file if not path else _safe_group(h5py, h5file, path)
     vars_group = None
     if group is not None and "vars" in group:
         vars_group = _safe_group(h5py, group, "vars")
-    return _ReadStore(h5py, vars_group, path or "/")
+    return _ReadStore(h5py, vars_group, path or "/", keras_version)
+
+
+def parse_keras_version(text):
+    """`"3.9.2"` -> `(3, 9, 2)` (pre-release tails ignored); None when absent or unreadable."""
+    if not isinstance(text, str):
+        return None
+    parts = []
+    for piece in text.split(".")[:3]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts) if parts else None
 
 
 def _describe(obj, path) -> str:
@@ -416,8 +436,14 @@ def _var_name(v) -> str:
     return str(getattr(v, "name", None) or "variable")
 
 
-def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
+def read_weights(root, h5file, skip_mismatch=False, keras_version=None, store_for=None) -> list[str]:
     """Loads the state of `root` from an open h5py File in Keras 3's layout.
+
+    `keras_version` (a tuple, from the archive's metadata.json) is the release
+    that wrote the file, for objects whose layout changed between releases
+    (Nadam's variables before Keras 3.10). `store_for(h5py, h5file, path,
+    keras_version)` replaces the one-file lookup of an object's `vars`
+    (sharded weight files).
 
     All layer variables are checked before any is assigned, so a file that
     does not match leaves the model unchanged. Returns the warnings (skipped
@@ -433,7 +459,7 @@ def read_weights(root, h5file, skip_mismatch=False) -> list[str]:
     hooks = []
     errors = []
     for path, obj in iter_saveables(root):
-        store = _store_for(h5py, h5file, path)
+        store = (store_for or _store_for)(h5py, h5file, path, keras_version)
         if hasattr(obj, "load_own_variables"):
             if len(store):
                 _maybe_build_optimizer(root, obj, store)
@@ -476,7 +502,8 @@ def _check_hook_shapes(obj, store, path) -> None:
     """For an object that loads itself (an optimizer), checks the stored
     shapes against its `variables` before anything is read, so a hostile
     file cannot make it allocate a huge array (or half-load a model)."""
-    variables = getattr(obj, "variables", None)
+    in_file_order = getattr(obj, "_variables_in_file_order", None)
+    variables = in_file_order(store) if in_file_order is not None else getattr(obj, "variables", None)
     if not isinstance(variables, (list, tuple)) or len(store) != len(variables):
         return  # the object decides (optimizers skip with a warning)
     for i, v in enumerate(variables):

@@ -296,6 +296,23 @@ _KERAS3_ONLY_ARGS = {
     "quantization_config": (None,), "lora_rank": (None,), "lora_alpha": (None,), "rms_scaling": (False,),
     "sliding_window": (None,), "use_gate": (False,), "input_axes": (None,), "output_axes": (None,),
     "flash_attention": (None,),
+    "optional": (False,),  # Keras 3.x InputLayer; Keras 2.12's InputLayer refuses the unknown keyword
+}
+# Keras 3 argument names Keras 2 spelled otherwise (class -> {Keras 3 name: Keras 2 name})
+_KERAS2_ARG_NAMES = {"LeakyReLU": {"negative_slope": "alpha"}}
+# Arguments Keras 3 added to a Keras 2 class (class -> {name: values Keras 2's behaviour equals}).
+# Keras 2's image preprocessing layers are channels-last only; its RandomContrast clips to [0, 255];
+# its Resizing neither pads nor antialiases; its IntegerLookup hashes OOV values by floormod, unsalted.
+_CHANNELS_LAST = {"data_format": ("channels_last", None)}
+_KERAS3_ONLY_CLASS_ARGS = {
+    "ZeroPadding1D": _CHANNELS_LAST,
+    **{name: _CHANNELS_LAST for name in ("CenterCrop", "RandomBrightness", "RandomCrop", "RandomFlip",
+                                         "RandomRotation", "RandomTranslation", "RandomZoom")},
+    "RandomContrast": {**_CHANNELS_LAST, "value_range": ([0, 255], None)},
+    "Resizing": {**_CHANNELS_LAST, "pad_to_aspect_ratio": (False,), "antialias": (False,),
+                 # (only read when padding to the aspect ratio)
+                 "fill_mode": None, "fill_value": None},
+    "IntegerLookup": {"oov_method": ("floormod",), "salt": (None,)},
 }
 _SEEDED_WITHOUT_SEED_IN_KERAS2 = {"GRU", "LSTM", "SimpleRNN", "GRUCell", "LSTMCell", "SimpleRNNCell",
                                   "MultiHeadAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
@@ -333,6 +350,20 @@ def _downgrade(obj, where):
                         raise ValueError(f"Cannot save '{where}' ({class_name}) as Keras 2 HDF5: `{key}="
                                          f"{config[key]!r}` has no Keras 2 equivalent. Save as `.keras` instead.")
                     config.pop(key)
+            for key, defaults in _KERAS3_ONLY_CLASS_ARGS.get(class_name, {}).items():
+                if key in config:
+                    value = list(config[key]) if isinstance(config[key], tuple) else config[key]
+                    if defaults is not None and value not in defaults:
+                        raise ValueError(f"Cannot save '{where}' ({class_name}) as Keras 2 HDF5: `{key}="
+                                         f"{config[key]!r}` has no Keras 2 equivalent. Save as `.keras` instead.")
+                    config.pop(key)
+            if class_name in ("IntegerLookup", "StringLookup") and config.get("output_mode", "int") == "int":
+                # Keras 2's lookups compute in their dtype and refuse a float one for integer indices
+                # (Keras 3 writes the float32 policy and returns int64 anyway)
+                config["dtype"] = "int64"
+            for new_name, old_name in _KERAS2_ARG_NAMES.get(class_name, {}).items():
+                if new_name in config:
+                    config[old_name] = config.pop(new_name)
             if class_name in _SEEDED_WITHOUT_SEED_IN_KERAS2:
                 config.pop("seed", None)
             for key in _ACTIVATION_KEYS:

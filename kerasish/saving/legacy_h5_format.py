@@ -465,11 +465,37 @@ def _save_optimizer_weights(model, f):
     if not getattr(opt, "built", False) or not hasattr(opt, "_slot_names"):
         return
     params = list(model.trainable_weights)
-    state = [("iteration:0", np.asarray(int(opt.iterations), dtype=np.int64))]
     prefix = type(opt).__name__
-    for p in params:
+    if any(p not in opt.state or slot not in opt.state[p] for p in params for slot in opt._slot_names):
+        return
+    legacy_slots = _LEGACY_SLOT_NAMES.get(prefix, {})
+    if getattr(opt, "decay", 0) and all(slot in legacy_slots for slot in opt._slot_names):
+        # The training config names a tf.keras 2 *legacy* optimizer (the only ones taking `decay`): its
+        # `set_weights` wants `<Name>/iter:0`, then each slot for every weight in turn (all m, then all v)
+        state = [(f"{prefix}/iter:0", np.asarray(int(opt.iterations), dtype=np.int64))]
         for slot in opt._slot_names:
-            if p not in opt.state or slot not in opt.state[p]:
-                return
-            state.append((f"{prefix}/{slot}/{getattr(p, 'path', 'var')}:0", opt.state[p][slot].detach().cpu().numpy()))
+            short = legacy_slots[slot]
+            for p in params:
+                path = getattr(p, "path", "var")
+                state.append((f"{prefix}/{path}/{short}:0", opt.state[p][slot].detach().cpu().numpy()))
+    else:  # tf.keras 2.11+'s optimizers: `iteration:0`, then every slot of each weight
+        state = [("iteration:0", np.asarray(int(opt.iterations), dtype=np.int64))]
+        for p in params:
+            for slot in opt._slot_names:
+                path = getattr(p, "path", "var")
+                state.append((f"{prefix}/{slot}/{path}:0", opt.state[p][slot].detach().cpu().numpy()))
     _write_weights_group(f.create_group("optimizer_weights"), state)
+
+
+# tf.keras 2's legacy (OptimizerV2) slot names for kerasish's slots; its `_create_slots` makes them
+# in kerasish's `_slot_names` order. Nadam (its `momentum_cache` weight) and Ftrl are not here: their
+# legacy layouts hold more than the slots, so they are written in the 2.11+ layout (tf.keras then
+# warns and starts that optimizer fresh).
+_LEGACY_SLOT_NAMES = {
+    "SGD": {"momentum": "momentum"},
+    "Adam": {"momentum": "m", "velocity": "v", "velocity_hat": "vhat"},
+    "Adamax": {"momentum": "m", "norm": "v"},
+    "Adagrad": {"accumulator": "accumulator"},
+    "Adadelta": {"accumulated_grad": "accum_grad", "accumulated_delta_var": "accum_var"},
+    "RMSprop": {"velocity": "rms", "momentum": "momentum", "average_gradient": "mg"},
+}

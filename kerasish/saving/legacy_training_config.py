@@ -208,6 +208,9 @@ def training_config_from_model(model):
             inner["learning_rate"] = {"class_name": lr.get("class_name"), "config": lr.get("config")}
         inner["is_legacy_optimizer"] = bool(inner.get("decay"))
         if inner["is_legacy_optimizer"]:
+            # tf.keras 2 writes a legacy optimizer's config without the flag (its absence means legacy:
+            # `keras.optimizers.deserialize`); Keras 2.12's legacy optimizers refuse it as an argument.
+            del inner["is_legacy_optimizer"]
             # tf.keras 2's legacy optimizers (the only ones taking `decay`) refuse Keras 3's arguments.
             for key, default in _KERAS3_ONLY_LEGACY_ARGS.items():
                 if inner.get(key, default) != default:

@@ -185,7 +185,9 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
     The file is written atomically (temporary file, fsync, `os.replace`).
     """
     if max_shard_size is not None:
-        raise ValueError("Sharded weight files (`max_shard_size`) are not supported.")
+        raise ValueError(
+            "Saving sharded weight files (`max_shard_size`) is not supported; loading Keras's `*.weights.json` is."
+        )
     path = os.fspath(filepath)
     if _is_legacy_h5_name(path):
         _refuse_parametrized(model, "save the weights")
@@ -227,7 +229,9 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
 
     Args:
         model: The kerasish model or layer to load into (built, for h5 files).
-        filepath: `*.weights.h5`, `*.keras` (its weights), or `*.pt` / `*.pth`.
+        filepath: `*.weights.h5`, `*.keras` (its weights), `*.weights.json`
+            (Keras 3.12+'s sharded weights: the index next to its
+            `*_00000.weights.h5` shards), or `*.pt` / `*.pth`.
         skip_mismatch: Skip (with a warning) objects whose variable counts or
             shapes do not match, instead of raising. Defaults to False.
 
@@ -253,10 +257,10 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
     if path.endswith(_TORCH_SUFFIXES):
         _load_torch_state(model, path, skip_mismatch)
         return
-    if not path.endswith((".weights.h5", ".h5", ".keras")):
+    if not path.endswith((".weights.h5", ".h5", ".keras", ".weights.json")):
         raise ValueError(
-            f"File format not supported: filepath={path}. Keras 3 weight files end in `.weights.h5` (or `.keras`); "
-            "torch state_dicts in `.pt` / `.pth`."
+            f"File format not supported: filepath={path}. Keras 3 weight files end in `.weights.h5` (or `.keras`, "
+            "or `.weights.json` for sharded weights); torch state_dicts in `.pt` / `.pth`."
         )
     if not os.path.exists(path):
         raise ValueError(f"File not found: filepath={path}.")
@@ -267,6 +271,11 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
         )
     if path.endswith(".keras"):
         saving_lib.load_weights_from_keras_archive(model, path, skip_mismatch)
+    elif path.endswith(".weights.json"):
+        from kerasish.saving import sharded_weights
+
+        for problem in sharded_weights.load_weights(model, path, skip_mismatch):
+            warnings.warn(f"Skipping variable loading: {problem}", stacklevel=2)
     else:
         saving_lib.load_weights_h5(model, path, skip_mismatch)
 

@@ -420,9 +420,22 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if VARS_FILENAME not in zf.namelist():
             raise ValueError(f"The file '{where}' is not a valid `.keras` archive: it has no '{VARS_FILENAME}'.")
         weights = _read_member(zf, VARS_FILENAME, where)
+        has_metadata = METADATA_FILENAME in zf.namelist()
+        version = _writer_version(_read_member(zf, METADATA_FILENAME, where) if has_metadata else None)
         _read_assets(model, zf)
-    load_weights_h5(model, io.BytesIO(weights), where=f"{where}:{VARS_FILENAME}", h5py=h5py)
+    load_weights_h5(model, io.BytesIO(weights), where=f"{where}:{VARS_FILENAME}", h5py=h5py, keras_version=version)
     return model
+
+
+def _writer_version(raw):
+    """The Keras release named in a metadata.json (`(3, 9, 2)`), or None."""
+    if raw is None:
+        return None
+    try:
+        meta = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
+    return h5_weights.parse_keras_version(meta.get("keras_version")) if isinstance(meta, dict) else None
 
 
 def is_model_dir(path) -> bool:
@@ -441,12 +454,18 @@ def load_model_from_dir(dirpath, custom_objects=None, compile=True, safe_mode=Tr
     weights_path = os.path.join(dirpath, VARS_FILENAME)
     if not os.path.isfile(weights_path):
         raise ValueError(f"The model directory '{dirpath}' has no '{VARS_FILENAME}' (Keras 3's unzipped layout).")
-    load_weights_h5(model, weights_path, where=weights_path, h5py=h5py)
+    version = None
+    meta_path = os.path.join(dirpath, METADATA_FILENAME)
+    if os.path.isfile(meta_path):
+        with open(meta_path, "rb") as f:
+            version = _writer_version(f.read())
+    load_weights_h5(model, weights_path, where=weights_path, h5py=h5py, keras_version=version)
     return model
 
 
-def load_weights_h5(model, source, skip_mismatch=False, where=None, h5py=None) -> None:
-    """Loads Keras 3 layout weights from an h5 path or binary file object."""
+def load_weights_h5(model, source, skip_mismatch=False, where=None, h5py=None, keras_version=None) -> None:
+    """Loads Keras 3 layout weights from an h5 path or binary file object
+    (`keras_version`: the release that wrote it, when its archive says)."""
     h5py = h5py or h5_weights.require_h5py()
     where = where or str(source)
     try:
@@ -457,7 +476,7 @@ def load_weights_h5(model, source, skip_mismatch=False, where=None, h5py=None) -
         raise ValueError(f"The file '{where}' is not a valid HDF5 weights file: {e}") from e
     with f:
         try:
-            problems = h5_weights.read_weights(model, f, skip_mismatch=skip_mismatch)
+            problems = h5_weights.read_weights(model, f, skip_mismatch=skip_mismatch, keras_version=keras_version)
         except (KeyError, OSError, TypeError, RuntimeError) as e:
             raise ValueError(f"The HDF5 weights file '{where}' is damaged or not in Keras 3's layout: {e}") from e
     for problem in problems:

@@ -121,3 +121,34 @@ def test_lambda_bytecode_needs_safe_mode_false():
 def test_custom_layer_needs_custom_objects():
     with pytest.raises(ValueError, match="ScaleShift"):
         keras.models.load_model(path("custom.h5"))
+
+
+def test_kerasish_writes_a_decayed_optimizer_in_tf_keras_legacy_layout(tmp_path):
+    """An optimizer with Keras 2 `decay` is saved for tf.keras 2's legacy
+    optimizer (no `is_legacy_optimizer` flag, which Keras 2.12 refuses as an
+    argument; `Adam/iter:0`, then all m, then all v), in the order and shapes
+    of the file tf-keras itself wrote."""
+    import json
+
+    import h5py
+
+    model = _load("lstm_mask")
+    model.save(tmp_path / "again.h5")
+    with h5py.File(path("lstm_mask.h5"), "r") as ref, h5py.File(tmp_path / "again.h5", "r") as got:
+        ref_cfg = json.loads(ref.attrs["training_config"])["optimizer_config"]["config"]
+        got_cfg = json.loads(got.attrs["training_config"])["optimizer_config"]["config"]
+        assert "is_legacy_optimizer" not in ref_cfg and "is_legacy_optimizer" not in got_cfg
+        assert got_cfg["decay"] == pytest.approx(ref_cfg["decay"])
+
+        def layout(f):
+            g = f["optimizer_weights"]
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in g.attrs["weight_names"]]
+            return [(n.rsplit("/", 1)[-1], g[n].shape) for n in names]
+
+        assert layout(got) == layout(ref)
+    again = keras.models.load_model(tmp_path / "again.h5")
+    assert int(again.optimizer.iterations) == int(model.optimizer.iterations) == 1
+    entry = META["fixtures"]["lstm_mask"]
+    again.train_on_batch(inputs("lstm_mask", entry), targets("lstm_mask", entry))
+    for i, w in enumerate(again.get_weights()):
+        np.testing.assert_allclose(w, arrays("lstm_mask")[f"next_w{i}"], rtol=1e-5, atol=1e-5)
