@@ -95,7 +95,8 @@ class Variable(torch.Tensor):
         initial_value: a tensor, array, number, or an initializer callable
             (then `shape` is required).
         trainable: whether gradients flow to it. Defaults to True.
-        name: the variable's name. Defaults to "variable".
+        name: the variable's name. Defaults to a fresh "variable",
+            "variable_1", ... (one counter per session, as Keras's `auto_name`).
         dtype: its dtype. Defaults to the dtype of `initial_value` (floats:
             `floatx()`).
         shape: the shape, required when `initial_value` is a callable.
@@ -135,7 +136,8 @@ class Variable(torch.Tensor):
             data = data.to(scope_device)
         var = torch.Tensor._make_subclass(cls, data, bool(trainable) and data.is_floating_point())
         d = var.__dict__
-        d["_kname"] = name if name is not None else "variable"
+        # Keras: `name or auto_name("variable")`, so unnamed weights get distinct paths
+        d["_kname"] = name if name else naming.auto_name("variable")
         d["_kpath"] = naming.current_path(d["_kname"])
         d["regularizer"] = regularizer
         d["constraint"] = constraint

@@ -209,11 +209,11 @@ class LayerWeightsMixin:
             trainable = False
         cls = TrainableVariable if trainable else NonTrainableVariable
         if self.__dict__.get("_in_build"):
-            var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+            var = cls(value, trainable, name=name, autocast=autocast)
         else:
             # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w")
             with naming.name_scope(self.name):
-                var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+                var = cls(value, trainable, name=name, autocast=autocast)
         var.__dict__["regularizer"] = regularizers.get(regularizer)
         var.__dict__["constraint"] = constraints.get(constraint)
         var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
