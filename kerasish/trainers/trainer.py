@@ -306,7 +306,13 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             output_names = getattr(self, "output_names", None)
         except Exception:
             output_names = None
-        compile_loss = CompileLoss(loss, loss_weights, output_names=output_names) if loss is not None else None
+        # Keras 3 keeps the previous compile's loss (and `model.loss`) when recompiling without one
+        compile_loss = (
+            CompileLoss(loss, loss_weights, output_names=output_names)
+            if loss is not None
+            else self.__dict__.get("_compile_loss")
+        )
+        kept_loss = loss if loss is not None else self.__dict__.get("_loss")
         compile_metrics = (
             CompileMetrics(metrics, weighted_metrics, output_names=output_names)
             if metrics is not None or weighted_metrics is not None
@@ -327,7 +333,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             jit_compile = False
         user_opt = opt
         opt = self._wrap_for_loss_scaling(opt, auto_scale_loss)
-        for name, value in (("_optimizer", opt), ("_loss", loss), ("_compile_loss", compile_loss),
+        for name, value in (("_optimizer", opt), ("_loss", kept_loss), ("_compile_loss", compile_loss),
                             ("_compile_metrics", compile_metrics), ("_loss_tracker", Mean(name="loss"))):
             self._set_untracked(name, value)
         self._jit_compile = bool(jit_compile)
