@@ -205,7 +205,11 @@ class Variable(torch.Tensor):
 
     def __array__(self, dtype=None, copy=None):
         out = self.detach().cpu().numpy()
-        return out.astype(dtype) if dtype is not None else out
+        if dtype is not None and out.dtype != np.dtype(dtype):
+            return out.astype(dtype)
+        # NumPy's copy protocol: `np.array(v)` asks for a copy (copy=True) and must
+        # not get a view of the live weight; `np.asarray(v)` may share, as with a tensor
+        return out.copy() if copy else out
 
     def _check_assign(self, value) -> torch.Tensor:
         if dtypes.is_bfloat16_array(value):
