@@ -420,7 +420,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         in Keras on torch); say why up front. A custom `train_step` decides for itself."""
         if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
             return
-        if type(self).train_step is not Trainer.train_step:
+        if _overridden(self, "train_step"):
             return
         mode = "torch.inference_mode()" if torch.is_inference_mode_enabled() else "torch.no_grad()"
         raise RuntimeError(
@@ -729,9 +729,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             fns = self._step_fns = {}
         if kind in fns:
             return fns[kind]
-        cls = type(self)
         if kind == "train":
-            lazy = cls.train_step is Trainer.train_step and cls.get_metrics_result is Trainer.get_metrics_result
+            lazy = not _overridden(self, "train_step") and not _overridden(self, "get_metrics_result")
             if lazy:
 
                 def fn(data):
@@ -741,7 +740,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 def fn(data):
                     return self.train_step(data)
         elif kind == "test":
-            lazy = cls.test_step is Trainer.test_step and cls.get_metrics_result is Trainer.get_metrics_result
+            lazy = not _overridden(self, "test_step") and not _overridden(self, "get_metrics_result")
 
             def fn(data):
                 with torch.no_grad():
@@ -778,3 +777,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
 
 _COMPUTE_LOSS = Trainer.compute_loss
+
+
+def _overridden(model, name: str) -> bool:
+    """Whether `model.<name>` is not Trainer's own: overridden by its class, or
+    set on the instance (`model.train_step = fn`), which Keras calls too."""
+    return getattr(type(model), name) is not getattr(Trainer, name) or name in model.__dict__
