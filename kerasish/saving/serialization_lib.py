@@ -19,6 +19,22 @@ def _public_module(module: str) -> str:
     return module
 
 
+def _serialize_nested(value):
+    """A config's values with the Keras objects inside serialized (a layer
+    given to a custom layer's constructor and returned as is by its
+    `get_config`), as Keras's `serialize_dict` does, so that a `from_config`
+    written for Keras (`keras.layers.deserialize(config["sublayer"])`) gets
+    the dict it expects. Other values stay as they are."""
+    if isinstance(value, dict):
+        return {k: _serialize_nested(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        out = [_serialize_nested(v) for v in value]
+        return tuple(out) if isinstance(value, tuple) else out
+    if hasattr(value, "get_config") and not inspect.isclass(value):
+        return serialize_keras_object(value)
+    return value
+
+
 def serialize_keras_object(obj):
     """Serializes a Keras-style object (anything with `get_config`), a
     registered function (to its name) or a plain value."""
@@ -41,11 +57,11 @@ def serialize_keras_object(obj):
             # a user class, as Keras writes it: its module (None for "__main__") and its registered name
             # (the class name when not registered), by which Keras finds it in `custom_objects`
             return {"module": None if module == "__main__" else module, "class_name": cls.__name__,
-                    "config": obj.get_config(), "registered_name": registered}
+                    "config": _serialize_nested(obj.get_config()), "registered_name": registered}
         return {
             "module": public_module,
             "class_name": cls.__name__,
-            "config": obj.get_config(),
+            "config": _serialize_nested(obj.get_config()),
             "registered_name": registered if registered != cls.__name__ else None,
         }
     raise TypeError(f"Cannot serialize object {obj!r} of type {type(obj).__name__}")
