@@ -674,7 +674,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         if self.optimizer is None:
             raise ValueError("The model was compiled without an optimizer; `fit` needs one.")
         self._apply_gradients(loss, n)
-        if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
+        if want_logs or _overridden(self, "compute_metrics"):
             with torch.no_grad():
                 return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         cm = self._compile_metrics
@@ -696,7 +696,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         y_pred = self(x, training=False)
         loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=False)
         self._track_loss(x, loss)
-        if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
+        if want_logs or _overridden(self, "compute_metrics"):
             return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         cm = self._compile_metrics
         if cm is not None:

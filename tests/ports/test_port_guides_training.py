@@ -375,3 +375,36 @@ def test_callbacks_and_learning_rate_schedule(keras_ref, tmp_path):
     assert ours[3] == ref[3]  # History.params
     ours[3] = ref[3] = 0
     _assert_results(ours, ref)
+
+
+def test_step_methods_set_on_the_instance(keras_ref):
+    """Siblings of `model.train_step = fn`: `test_step`, `predict_step` and
+    `compute_metrics` set on the instance are called by evaluate / predict /
+    fit, as Keras calls them (kerasish's fit skipped an instance
+    `compute_metrics`)."""
+    counts = []
+    for K in (keras_ref, keras):
+        model = _compiled_model(K)
+        calls = {"test_step": 0, "predict_step": 0, "compute_metrics": 0}
+
+        def wrap(name):
+            built_in = getattr(model, name)
+
+            def method(*args, **kwargs):
+                calls[name] += 1
+                return built_in(*args, **kwargs)
+
+            setattr(model, name, method)
+
+        for name in calls:
+            wrap(name)
+        model.evaluate(X_VAL, Y_VAL, batch_size=8, verbose=0)
+        model.predict(X_VAL, batch_size=8, verbose=0)
+        model.fit(X_TRAIN, Y_TRAIN, batch_size=16, epochs=1, verbose=0, shuffle=False)
+        counts.append(calls)
+    ref, ours = counts
+    # one call per batch: 2 evaluate batches, 3 fit batches
+    assert ours == {"test_step": 2, "predict_step": 2, "compute_metrics": 5}
+    assert ref["test_step"] == 2 and ref["predict_step"] == 2
+    # Keras also calls it once on symbolic data to build the metrics before the first batch
+    assert ref["compute_metrics"] == 6
