@@ -123,3 +123,65 @@ def test_loop_with_a_keras_optimizer_and_metrics(keras_ref, with_activity_reg):
     assert_same(ours["losses"], ref["losses"])
     assert_same(ours["accuracies"], ref["accuracies"])
     assert_same(ours["weights"], ref["weights"])
+
+
+def _gan_program(K, real_images):
+    latent_dim, batch_size = 4, len(real_images)
+    discriminator = K.Sequential([
+        K.Input(shape=(8, 8, 1)),
+        K.layers.Conv2D(4, (3, 3), strides=(2, 2), padding="same"),
+        K.layers.LeakyReLU(negative_slope=0.2),
+        K.layers.GlobalMaxPooling2D(),
+        K.layers.Dense(1),
+    ], name="discriminator")
+    generator = K.Sequential([
+        K.Input(shape=(latent_dim,)),
+        K.layers.Dense(4 * 4 * 3),
+        K.layers.LeakyReLU(negative_slope=0.2),
+        K.layers.Reshape((4, 4, 3)),
+        K.layers.Conv2DTranspose(3, (4, 4), strides=(2, 2), padding="same"),
+        K.layers.LeakyReLU(negative_slope=0.2),
+        K.layers.Conv2D(1, (3, 3), padding="same", activation="sigmoid"),
+    ], name="generator")
+    for model in (discriminator, generator):
+        model.set_weights([np.random.default_rng(i).normal(0, 0.3, w.shape).astype("float32")
+                           for i, w in enumerate(model.get_weights())])
+    d_optimizer = K.optimizers.Adam(learning_rate=0.0003)
+    g_optimizer = K.optimizers.Adam(learning_rate=0.0004)
+    loss_fn = K.losses.BinaryCrossentropy(from_logits=True)
+    seed_generator = K.random.SeedGenerator(1337)
+    losses = []
+    for _ in range(2):
+        random_latent_vectors = K.random.normal(shape=(batch_size, latent_dim), seed=seed_generator)
+        generated_images = generator(random_latent_vectors)
+        combined_images = torch.cat([generated_images, real_images])
+        labels = torch.cat([torch.ones((batch_size, 1)), torch.zeros((real_images.shape[0], 1))], dim=0)
+        labels += 0.05 * K.random.uniform(labels.shape, seed=seed_generator)
+        predictions = discriminator(combined_images)
+        d_loss = loss_fn(labels, predictions)
+        discriminator.zero_grad()
+        d_loss.backward()
+        grads = [v.value.grad for v in discriminator.trainable_weights]
+        with torch.no_grad():
+            d_optimizer.apply(grads, discriminator.trainable_weights)
+
+        random_latent_vectors = K.random.normal(shape=(batch_size, latent_dim), seed=seed_generator)
+        misleading_labels = torch.zeros((batch_size, 1))
+        predictions = discriminator(generator(random_latent_vectors))
+        g_loss = loss_fn(misleading_labels, predictions)
+        generator.zero_grad()
+        g_loss.backward()
+        grads = [v.value.grad for v in generator.trainable_weights]
+        with torch.no_grad():
+            g_optimizer.apply(grads, generator.trainable_weights)
+        losses.append((float(d_loss.detach()), float(g_loss.detach())))
+    return losses, discriminator.get_weights(), generator.get_weights()
+
+
+def test_gan_training_step(keras_ref):
+    """The guide's end-to-end GAN step: two Keras optimizers, `keras.random`
+    draws from one SeedGenerator (equal in both frameworks), torch ops on the
+    generated images, `zero_grad` per model."""
+    real_images = torch.from_numpy(np.random.default_rng(5).random((3, 8, 8, 1)).astype("float32"))
+    ref, ours = _gan_program(keras_ref, real_images), _gan_program(keras, real_images)
+    assert_same(ours, ref)
