@@ -19,6 +19,13 @@ def _public_module(module: str) -> str:
     return module
 
 
+class UnknownObjectError(ValueError, TypeError):
+    """A config names a class that is neither registered nor in
+    `custom_objects`. Keras 3 raises TypeError ("Could not locate class"),
+    Keras 2 ValueError ("Unknown layer"): this is both, so either `except`
+    catches it."""
+
+
 def _serialize_nested(value):
     """A config's values with the Keras objects inside serialized (a layer
     given to a custom layer's constructor and returned as is by its
@@ -93,9 +100,9 @@ def deserialize_keras_object(config, module_objects=None, custom_objects=None, p
     if cls is None:
         cls = get_registered_object(class_name, custom_objects, module_objects)
     if cls is None:
-        raise ValueError(
-            f"Unknown {printable_module_name}: '{class_name}'. Please ensure you "
-            "are using a `keras.utils.custom_object_scope` and that this object "
+        raise UnknownObjectError(
+            f"Unknown {printable_module_name}: '{class_name}'. Could not locate class '{class_name}'. "
+            "Please ensure you are using a `keras.utils.custom_object_scope` and that this object "
             "is included in the scope, or registered with "
             "`keras.saving.register_keras_serializable`."
         )

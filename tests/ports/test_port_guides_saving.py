@@ -406,3 +406,30 @@ def test_model_with_layer_objects_in_config_saved_and_loaded(keras_ref, tmp_path
     for key, restored in _load_everywhere(keras_ref, files).items():
         assert_same(_np(restored(x)), expected)
         assert len(restored.losses) == 1, key
+
+
+def test_loading_an_unregistered_class_needs_custom_objects(keras_ref, tmp_path):
+    """The guide: a class neither registered nor passed in `custom_objects`
+    cannot be loaded. Keras 3 raises TypeError ("Could not locate class");
+    kerasish raised ValueError ("Unknown layer", Keras 2's type): its error is
+    now both, so either `except` clause catches it."""
+    for K in (keras_ref, keras):
+        objects = _guide_objects(K)
+
+        class Unregistered(K.layers.Layer):
+            def call(self, x):
+                return x
+
+        inputs = K.Input((3,))
+        model = K.Model(inputs, Unregistered()(objects["CustomLayer"](2.0)(inputs)))
+        path = str(tmp_path / f"{K.__name__}_unregistered.keras")
+        model.save(path)
+        with pytest.raises(TypeError, match="Could not locate class 'Unregistered'"):
+            K.saving.load_model(path)
+        restored = K.saving.load_model(path, custom_objects={"Unregistered": Unregistered})
+        assert [type(layer).__name__ for layer in restored.layers] == ["InputLayer", "CustomLayer", "Unregistered"]
+        with K.saving.custom_object_scope({"Unregistered": Unregistered}):
+            restored = K.saving.load_model(path)
+        assert_same(_np(restored(np.ones((1, 3), "float32"))), np.full((1, 3), 2.0, "float32"))
+    with pytest.raises(ValueError, match="Unknown layer: 'Unregistered'"):
+        keras.saving.load_model(str(tmp_path / "kerasish_unregistered.keras"))
