@@ -433,3 +433,15 @@ def test_loading_an_unregistered_class_needs_custom_objects(keras_ref, tmp_path)
         assert_same(_np(restored(np.ones((1, 3), "float32"))), np.full((1, 3), 2.0, "float32"))
     with pytest.raises(ValueError, match="Unknown layer: 'Unregistered'"):
         keras.saving.load_model(str(tmp_path / "kerasish_unregistered.keras"))
+
+
+def test_registered_function_as_an_activation_config(keras_ref):
+    configs = []
+    for K in (keras_ref, keras):
+        custom_fn = _guide_objects(K)["custom_fn"]
+        config = K.layers.Dense(2, activation=custom_fn).get_config()
+        configs.append(config["activation"])
+        assert K.layers.Dense.from_config(config).activation is custom_fn
+    # Keras writes the module of a function's class ("builtins"), not the function's
+    assert configs[1] == configs[0] == {"module": "builtins", "class_name": "function",
+                                        "config": "my_package>custom_fn", "registered_name": "function"}
