@@ -74,6 +74,21 @@ def serialize_keras_object(obj):
     raise TypeError(f"Cannot serialize object {obj!r} of type {type(obj).__name__}")
 
 
+_BUILTIN_MODULES = ("activations", "constraints", "initializers", "losses", "metrics", "optimizers", "regularizers")
+
+
+def _builtin_function(name: str):
+    """A public kerasish function named `name` (`mean_squared_error`), looked
+    up in Keras's order of built-in modules, or None."""
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        fn = getattr(importlib.import_module(f"kerasish.{module}"), name, None)
+        if inspect.isfunction(fn):
+            return fn
+    return None
+
+
 def deserialize_keras_object(config, module_objects=None, custom_objects=None, printable_module_name="object"):
     """Inverse of `serialize_keras_object`. Looks class names up in custom
     object scopes, `custom_objects`, the registry, then `module_objects`.
@@ -94,6 +109,19 @@ def deserialize_keras_object(config, module_objects=None, custom_objects=None, p
     class_name = config["class_name"]
     inner = config.get("config", {})
     registered = config.get("registered_name")
+    if class_name == "function" and isinstance(inner, str):
+        # Keras 3's form of a named function (`compile(loss=keras.losses.mean_squared_error)`,
+        # a custom activation): {"module": "builtins", "class_name": "function", "config": name}
+        fn = get_registered_object(inner, custom_objects, module_objects)
+        if fn is None and config.get("module") == "builtins":
+            fn = _builtin_function(inner)
+        if fn is None:
+            raise UnknownObjectError(
+                f"Unknown {printable_module_name}: '{inner}'. Could not locate function '{inner}'. "
+                "Please ensure you are using a `keras.utils.custom_object_scope` and that this object "
+                "is included in the scope, or registered with `keras.saving.register_keras_serializable`."
+            )
+        return fn
     cls = None
     if registered:
         cls = get_registered_object(registered, custom_objects, module_objects)

@@ -445,3 +445,27 @@ def test_registered_function_as_an_activation_config(keras_ref):
     # Keras writes the module of a function's class ("builtins"), not the function's
     assert configs[1] == configs[0] == {"module": "builtins", "class_name": "function",
                                         "config": "my_package>custom_fn", "registered_name": "function"}
+
+
+def test_keras_file_compiled_with_loss_and_metric_functions(keras_ref, tmp_path):
+    """Keras writes a loss/metric given as a function
+    (`compile(loss=keras.losses.mean_squared_error)`) as
+    `{"module": "builtins", "class_name": "function", "config": name}`;
+    kerasish could not read that form ("Unknown loss function: 'function'") and
+    loaded the model uncompiled, with a warning."""
+    x, y = np.ones((4, 3), "float32"), np.ones((4, 2), "float32")
+    model = keras_ref.Sequential([keras_ref.Input((3,)), keras_ref.layers.Dense(2)])
+    model.compile(optimizer="adam", loss=keras_ref.losses.mean_squared_error,
+                  metrics=[keras_ref.metrics.mean_absolute_error])
+    model.fit(x, y, verbose=0)
+    path = str(tmp_path / "function_loss.keras")
+    model.save(path)
+    ours = keras.saving.load_model(path)
+    assert ours.compiled
+    assert_same(ours.evaluate(x, y, verbose=0, return_dict=True), model.evaluate(x, y, verbose=0, return_dict=True))
+    form = {"module": "builtins", "class_name": "function", "config": "mean_squared_error",
+            "registered_name": "function"}
+    assert keras.saving.deserialize_keras_object(form) is keras.losses.mean_squared_error
+    assert keras.losses.get(form) is keras.losses.mean_squared_error
+    with pytest.raises(TypeError, match="Could not locate function 'nope'"):
+        keras.saving.deserialize_keras_object({**form, "config": "nope"})
