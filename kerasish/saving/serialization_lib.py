@@ -52,8 +52,9 @@ def serialize_keras_object(obj):
     if isinstance(obj, dict):
         return {k: serialize_keras_object(v) for k, v in obj.items()}
     if inspect.isfunction(obj) or inspect.isbuiltin(obj):
-        name = get_registered_name(obj)
-        return name
+        # Keras 3's form: the module and class of a function object, its (registered) name
+        return {"module": "builtins", "class_name": "function", "config": get_registered_name(obj),
+                "registered_name": "function"}
     if hasattr(obj, "get_config"):
         cls = type(obj)
         registered = get_registered_name(cls)

@@ -469,3 +469,20 @@ def test_keras_file_compiled_with_loss_and_metric_functions(keras_ref, tmp_path)
     assert keras.losses.get(form) is keras.losses.mean_squared_error
     with pytest.raises(TypeError, match="Could not locate function 'nope'"):
         keras.saving.deserialize_keras_object({**form, "config": "nope"})
+
+
+def test_functions_serialize_in_keras_form(keras_ref):
+    """`serialize_keras_object(fn)` (and `keras.losses.serialize(fn)`) give
+    Keras 3's dict, not the bare name kerasish returned."""
+    results = []
+    for K in (keras_ref, keras):
+        custom_fn = _guide_objects(K)["custom_fn"]
+        results.append([
+            K.saving.serialize_keras_object(custom_fn),
+            K.saving.serialize_keras_object(K.losses.mean_squared_error),
+            K.losses.serialize(K.losses.mean_squared_error),
+            K.saving.deserialize_keras_object(K.saving.serialize_keras_object(custom_fn)) is custom_fn,
+        ])
+    assert results[1] == results[0]
+    assert results[1][1] == {"module": "builtins", "class_name": "function", "config": "mean_squared_error",
+                             "registered_name": "function"}
