@@ -301,7 +301,7 @@ def test_vae_end_to_end(keras_ref):
         history = vae.fit(x, x, epochs=2, batch_size=8, verbose=0, shuffle=False)
         results.append({
             "paths": [w.path for w in vae.weights],
-            "params": [line for line in "\n".join(lines).splitlines() if "params" in line],
+            "summary": "\n".join(lines).splitlines(),
             "z": z,
             "history": history,
             "weights": vae.get_weights(),
@@ -309,7 +309,9 @@ def test_vae_end_to_end(keras_ref):
         })
     ref, ours = results
     assert ours["paths"] == ref["paths"]
-    assert ours["params"] == ref["params"]
+    # the custom Encoder/Decoder define no compute_output_shape: Keras shows "?" for
+    # them (kerasish showed the shapes of the eager call it had inferred)
+    assert ours["summary"] == ref["summary"]
     # the same SeedGenerator(1337) draws the same noise on both sides
     assert_same(ours["z"], ref["z"])
     assert_history(ours["history"], ref["history"])
