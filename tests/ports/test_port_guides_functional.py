@@ -34,7 +34,8 @@ def _summary(model, **kwargs):
 
 
 def _draw_weights(model, scale=0.2):
-    return [np.random.default_rng(i).normal(0, scale, w.shape).astype("float32") for i, w in enumerate(model.get_weights())]
+    return [np.random.default_rng(i).normal(0, scale, w.shape).astype("float32")
+            for i, w in enumerate(model.get_weights())]
 
 
 # ------------------------------------------------- intro, autoencoder, nesting

@@ -336,7 +336,8 @@ def test_get_build_config_and_build_from_config(keras_ref, tmp_path):
 
 def test_save_assets(keras_ref, tmp_path):
     def build(K, objects):
-        model = K.Sequential([K.Input((10,)), objects["LayerWithCustomAssets"](vocab="Mary had a <unk> lamb.", units=5)])
+        layer = objects["LayerWithCustomAssets"](vocab="Mary had a <unk> lamb.", units=5)
+        model = K.Sequential([K.Input((10,)), layer])
         model(X)
         return _set_drawn(model)
 

@@ -292,7 +292,8 @@ def test_vae_end_to_end(keras_ref):
         vae = _vae(K)
         vae(x[:1])
         vae.set_weights(
-            [np.random.default_rng(i).normal(0, 0.2, w.shape).astype("float32") for i, w in enumerate(vae.get_weights())]
+            [np.random.default_rng(i).normal(0, 0.2, w.shape).astype("float32")
+             for i, w in enumerate(vae.get_weights())]
         )
         lines = []
         vae.summary(print_fn=lambda s, *a, **k: lines.append(s))

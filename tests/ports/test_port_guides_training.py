@@ -37,7 +37,8 @@ Y_VAL = RNG.integers(0, 10, 16)
 
 def _set_drawn_weights(model, scale=0.3):
     model.set_weights(
-        [np.random.default_rng(i).normal(0, scale, w.shape).astype("float32") for i, w in enumerate(model.get_weights())]
+        [np.random.default_rng(i).normal(0, scale, w.shape).astype("float32")
+         for i, w in enumerate(model.get_weights())]
     )
     return model
 
