@@ -96,7 +96,8 @@ class Variable(torch.Tensor):
         initial_value: a tensor, array, number, or an initializer callable
             (then `shape` is required).
         trainable: whether gradients flow to it. Defaults to True.
-        name: the variable's name. Defaults to "variable".
+        name: the variable's name. Defaults to a fresh "variable",
+            "variable_1", ... (one counter per session, as Keras's `auto_name`).
         dtype: its dtype. Defaults to the dtype of `initial_value` (floats:
             `floatx()`).
         shape: the shape, required when `initial_value` is a callable.
@@ -136,7 +137,8 @@ class Variable(torch.Tensor):
             data = data.to(scope_device)
         var = torch.Tensor._make_subclass(cls, data, bool(trainable) and data.is_floating_point())
         d = var.__dict__
-        d["_kname"] = name if name is not None else "variable"
+        # Keras: `name or auto_name("variable")`, so unnamed weights get distinct paths
+        d["_kname"] = name if name else naming.auto_name("variable")
         d["_kpath"] = naming.current_path(d["_kname"])
         d["regularizer"] = regularizer
         d["constraint"] = constraint
@@ -204,7 +206,11 @@ class Variable(torch.Tensor):
 
     def __array__(self, dtype=None, copy=None):
         out = self.detach().cpu().numpy()
-        return out.astype(dtype) if dtype is not None else out
+        if dtype is not None and out.dtype != np.dtype(dtype):
+            return out.astype(dtype)
+        # NumPy's copy protocol: `np.array(v)` asks for a copy (copy=True) and must
+        # not get a view of the live weight; `np.asarray(v)` may share, as with a tensor
+        return out.copy() if copy else out
 
     def _check_assign(self, value) -> torch.Tensor:
         if dtypes.is_bfloat16_array(value):

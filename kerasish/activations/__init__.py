@@ -117,7 +117,8 @@ def serialize(activation) -> str | dict:
                 "the references defined in activations.py or use "
                 "`@keras.saving.register_keras_serializable()` to register any custom activations."
             )
-        return {"module": activation.__module__, "class_name": "function", "config": name, "registered_name": "function"}
+        # "builtins": the module of a function's class, which Keras's serializer writes
+        return {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
     if hasattr(activation, "get_config"):
         return serialize_keras_object(activation)
     raise ValueError(

@@ -210,11 +210,11 @@ class LayerWeightsMixin:
             trainable = False
         cls = TrainableVariable if trainable else NonTrainableVariable
         if self.__dict__.get("_in_build"):
-            var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+            var = cls(value, trainable, name=name, autocast=autocast)
         else:
             # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w")
             with naming.name_scope(self.name):
-                var = cls(value, trainable, name=name if name is not None else "variable", autocast=autocast)
+                var = cls(value, trainable, name=name, autocast=autocast)
         var.__dict__["regularizer"] = regularizers.get(regularizer)
         var.__dict__["constraint"] = constraints.get(constraint)
         var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
@@ -431,6 +431,52 @@ class LayerWeightsMixin:
                     value = distribute_tensor(value, target.device_mesh, target.placements)
                 target.copy_(value)
         forget_autocast_casts()
+
+    def save_own_variables(self, store) -> None:
+        """Keras 3's saving hook: writes this layer's own variables (not its
+        sublayers') as `store["0"]`, `store["1"]`, ... in Keras's file order.
+        A subclass may override it, call `super().save_own_variables(store)`
+        and add its own entries, as in Keras."""
+        from kerasish.saving import h5_weights
+
+        for i, value in enumerate(h5_weights._values_to_save(self)):
+            store[str(i)] = value
+
+    def load_own_variables(self, store) -> None:
+        """Inverse of `save_own_variables`: assigns `store["0"]`, ... to this
+        layer's own variables; ValueError (as Keras) when the count or a
+        shape does not match."""
+        from kerasish.saving import h5_weights
+
+        targets = h5_weights._variables_to_load(self)
+        count = len(list(store.keys()))
+        if count != len(targets):
+            if not targets and not self.built:
+                raise ValueError(
+                    f"Layer '{self.name}' was never built and thus it doesn't have any variables. However the "
+                    f"weights file lists {count} variables for this layer. In most cases, this error indicates "
+                    "that either: 1. The layer is owned by a parent layer that implements a `build()` method, "
+                    "but calling the parent's `build()` method did NOT create the state of the child layer. "
+                    "2. You need to implement the `def build_from_config(self, config)` method on the layer."
+                )
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(targets)} variables, but received {count} variables during "
+                f"loading. Expected: {[getattr(v, 'name', '?') for v in targets]}"
+            )
+        values = []
+        for i, target in enumerate(targets):
+            value = store[str(i)]
+            value = dtypes.bfloat16_array_to_tensor(value) if dtypes.is_bfloat16_array(value) else (
+                value if isinstance(value, torch.Tensor) else torch.as_tensor(np.asarray(value)))
+            if tuple(value.shape) != tuple(target.shape):
+                raise ValueError(
+                    f"Layer '{self.name}' weight shape {tuple(target.shape)} is not compatible with the stored "
+                    f"shape {tuple(value.shape)} (variable {i})."
+                )
+            values.append(value)
+        with torch.no_grad():
+            for target, value in zip(targets, values):
+                target.copy_(value.to(device=target.device, dtype=target.dtype))
 
     def apply_constraints(self) -> None:
         """Applies each weight's `constraint` in place (kerasish optimizers

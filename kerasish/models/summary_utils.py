@@ -128,7 +128,7 @@ def format_layer_shape(layer) -> str:
         shapes = [_format_shape(t.shape) for t in nodes[-1].outputs]
         return shapes[0] if len(shapes) == 1 else str(shapes).replace("'", "")
     build_shape = layer.__dict__.get("_build_input_shape")
-    if not layer.built or build_shape is None:
+    if not layer.built or build_shape is None or not _declares_output_shape(layer):
         return "?"
     try:
         out = layer.compute_output_shape(build_shape)
@@ -139,6 +139,24 @@ def format_layer_shape(layer) -> str:
         return _format_shape(out)
     flat = [_format_shape(s) for s in _flat_shapes(out)]
     return flat[0] if len(flat) == 1 else str(flat).replace("'", "")
+
+
+def _declares_output_shape(layer) -> bool:
+    """Whether Keras would know this layer's output shape outside a graph:
+    its class (or a built-in layer it extends) has `compute_output_shape`.
+    A custom layer or subclassed model that does not define it shows "?" in
+    Keras's summary (Keras's base `compute_output_shape` raises), though
+    kerasish could infer it on the meta device."""
+    from kerasish.layers.layer import Layer
+    from kerasish.layers.layer_graph import LayerGraphMixin
+    from kerasish.models.model import Model
+
+    for klass in type(layer).__mro__:
+        if klass in (Layer, Model, LayerGraphMixin):
+            return False
+        if "compute_output_shape" in vars(klass) or klass.__module__.startswith("kerasish."):
+            return True
+    return False
 
 
 def _flat_shapes(x) -> list:

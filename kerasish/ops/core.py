@@ -59,11 +59,13 @@ def convert_to_tensor(x, dtype=None, sparse=None, ragged=None):
 
 
 def convert_to_numpy(x):
-    """`x` as a NumPy array (detached, on the CPU)."""
+    """`x` as a NumPy array (detached, on the CPU): a copy, as Keras's
+    (`np.array`), never a view of a live weight or tensor."""
     if isinstance(x, KerasTensor):
         raise ValueError("A KerasTensor is symbolic: it has no value to convert to NumPy.")
     if isinstance(x, torch.Tensor):
-        return _dtypes.tensor_to_numpy(x)
+        out = _dtypes.tensor_to_numpy(x)
+        return out.copy() if x.device.type == "cpu" else out  # off the CPU, .cpu() copied already
     return np.asarray(x)
 
 

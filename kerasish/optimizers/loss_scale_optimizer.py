@@ -100,7 +100,7 @@ class LossScaleOptimizer(Optimizer):
         self.dynamic_growth_steps = dynamic_growth_steps
         # the inner optimizer must not unscale a second time
         self.inner_optimizer.loss_scale_factor = None
-        self.step_counter = torch.zeros((), dtype=torch.int64)
+        self.step_counter = torch.zeros((), dtype=torch.int32)  # Keras's dtype "int"
         self.dynamic_scale = torch.tensor(float(initial_scale), dtype=torch.float32)
 
     # ----------------------------------------------------------- delegation

@@ -265,7 +265,8 @@ class Optimizer(torch.optim.Optimizer):
         self.ema_overwrite_frequency = ema_overwrite_frequency
         self.loss_scale_factor = loss_scale_factor
         self.gradient_accumulation_steps = gradient_accumulation_steps
-        self._iterations = torch.zeros((), dtype=torch.int64)
+        # int32, as Keras 3's `iteration` variable (dtype "int"): summaries' optimizer bytes, saved files
+        self._iterations = torch.zeros((), dtype=torch.int32)
         self._param_index: dict[int, tuple[int, int]] = {}
         self._exclude_ids: set[int] = set()
         self._exclude_pattern = None
@@ -369,7 +370,7 @@ class Optimizer(torch.optim.Optimizer):
 
     @property
     def iterations(self) -> torch.Tensor:
-        """Number of updates applied (int64 tensor); counts accumulated steps when
+        """Number of updates applied (int32 tensor, as Keras); counts accumulated steps when
         `gradient_accumulation_steps` is set, as Keras does."""
         if self.gradient_accumulation_steps:
             return self._iterations // self.gradient_accumulation_steps

@@ -272,11 +272,22 @@ def write_weights(root, h5file) -> None:
         if isinstance(obj, nn.Module) and not isinstance(obj, Layer) and not own_variables(obj):
             continue  # a plain torch container: Keras would not know it
         store = _WriteStore(h5file, path, _object_name(obj))
-        if hasattr(obj, "save_own_variables"):  # optimizers, custom layers
+        if _own_hook(obj, "save_own_variables"):  # optimizers, custom layers
             obj.save_own_variables(store)
             continue
         for i, v in enumerate(_values_to_save(obj)):
             store[str(i)] = v
+
+
+def _own_hook(obj, name: str) -> bool:
+    """Whether `obj` saves/loads itself through `name`: an optimizer, or a
+    layer overriding Layer's default hook (the default is the plain path
+    below, checked and loaded atomically)."""
+    from kerasish.layers.layer import Layer
+
+    if not hasattr(obj, name):
+        return False
+    return not isinstance(obj, Layer) or getattr(type(obj), name) is not getattr(Layer, name)
 
 
 def _values_to_save(obj) -> list:
@@ -460,7 +471,7 @@ def read_weights(root, h5file, skip_mismatch=False, keras_version=None, store_fo
     errors = []
     for path, obj in iter_saveables(root):
         store = (store_for or _store_for)(h5py, h5file, path, keras_version)
-        if hasattr(obj, "load_own_variables"):
+        if _own_hook(obj, "load_own_variables"):
             if len(store):
                 _maybe_build_optimizer(root, obj, store)
                 try:

@@ -19,6 +19,29 @@ def _public_module(module: str) -> str:
     return module
 
 
+class UnknownObjectError(ValueError, TypeError):
+    """A config names a class that is neither registered nor in
+    `custom_objects`. Keras 3 raises TypeError ("Could not locate class"),
+    Keras 2 ValueError ("Unknown layer"): this is both, so either `except`
+    catches it."""
+
+
+def _serialize_nested(value):
+    """A config's values with the Keras objects inside serialized (a layer
+    given to a custom layer's constructor and returned as is by its
+    `get_config`), as Keras's `serialize_dict` does, so that a `from_config`
+    written for Keras (`keras.layers.deserialize(config["sublayer"])`) gets
+    the dict it expects. Other values stay as they are."""
+    if isinstance(value, dict):
+        return {k: _serialize_nested(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        out = [_serialize_nested(v) for v in value]
+        return tuple(out) if isinstance(value, tuple) else out
+    if hasattr(value, "get_config") and not inspect.isclass(value):
+        return serialize_keras_object(value)
+    return value
+
+
 def serialize_keras_object(obj):
     """Serializes a Keras-style object (anything with `get_config`), a
     registered function (to its name) or a plain value."""
@@ -29,8 +52,9 @@ def serialize_keras_object(obj):
     if isinstance(obj, dict):
         return {k: serialize_keras_object(v) for k, v in obj.items()}
     if inspect.isfunction(obj) or inspect.isbuiltin(obj):
-        name = get_registered_name(obj)
-        return name
+        # Keras 3's form: the module and class of a function object, its (registered) name
+        return {"module": "builtins", "class_name": "function", "config": get_registered_name(obj),
+                "registered_name": "function"}
     if hasattr(obj, "get_config"):
         cls = type(obj)
         registered = get_registered_name(cls)
@@ -41,14 +65,29 @@ def serialize_keras_object(obj):
             # a user class, as Keras writes it: its module (None for "__main__") and its registered name
             # (the class name when not registered), by which Keras finds it in `custom_objects`
             return {"module": None if module == "__main__" else module, "class_name": cls.__name__,
-                    "config": obj.get_config(), "registered_name": registered}
+                    "config": _serialize_nested(obj.get_config()), "registered_name": registered}
         return {
             "module": public_module,
             "class_name": cls.__name__,
-            "config": obj.get_config(),
+            "config": _serialize_nested(obj.get_config()),
             "registered_name": registered if registered != cls.__name__ else None,
         }
     raise TypeError(f"Cannot serialize object {obj!r} of type {type(obj).__name__}")
+
+
+_BUILTIN_MODULES = ("activations", "constraints", "initializers", "losses", "metrics", "optimizers", "regularizers")
+
+
+def _builtin_function(name: str):
+    """A public kerasish function named `name` (`mean_squared_error`), looked
+    up in Keras's order of built-in modules, or None."""
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        fn = getattr(importlib.import_module(f"kerasish.{module}"), name, None)
+        if inspect.isfunction(fn):
+            return fn
+    return None
 
 
 def deserialize_keras_object(config, module_objects=None, custom_objects=None, printable_module_name="object"):
@@ -71,15 +110,28 @@ def deserialize_keras_object(config, module_objects=None, custom_objects=None, p
     class_name = config["class_name"]
     inner = config.get("config", {})
     registered = config.get("registered_name")
+    if class_name == "function" and isinstance(inner, str):
+        # Keras 3's form of a named function (`compile(loss=keras.losses.mean_squared_error)`,
+        # a custom activation): {"module": "builtins", "class_name": "function", "config": name}
+        fn = get_registered_object(inner, custom_objects, module_objects)
+        if fn is None and config.get("module") == "builtins":
+            fn = _builtin_function(inner)
+        if fn is None:
+            raise UnknownObjectError(
+                f"Unknown {printable_module_name}: '{inner}'. Could not locate function '{inner}'. "
+                "Please ensure you are using a `keras.utils.custom_object_scope` and that this object "
+                "is included in the scope, or registered with `keras.saving.register_keras_serializable`."
+            )
+        return fn
     cls = None
     if registered:
         cls = get_registered_object(registered, custom_objects, module_objects)
     if cls is None:
         cls = get_registered_object(class_name, custom_objects, module_objects)
     if cls is None:
-        raise ValueError(
-            f"Unknown {printable_module_name}: '{class_name}'. Please ensure you "
-            "are using a `keras.utils.custom_object_scope` and that this object "
+        raise UnknownObjectError(
+            f"Unknown {printable_module_name}: '{class_name}'. Could not locate class '{class_name}'. "
+            "Please ensure you are using a `keras.utils.custom_object_scope` and that this object "
             "is included in the scope, or registered with "
             "`keras.saving.register_keras_serializable`."
         )

@@ -406,9 +406,9 @@ class TrainerLoops:
         gradients are then averaged (unweighted, as DDP does) by hooks run
         as each gradient is accumulated, since the step calls the
         optimizer itself."""
-        from kerasish.trainers.trainer import Trainer
+        from kerasish.trainers.trainer import _overridden
 
-        return type(self).train_step is not Trainer.train_step
+        return _overridden(self, "train_step")
 
     def _skip_empty(self, step_fn, lazy, run=None):
         """`step_fn`, doing nothing on a rank whose share of the (last,

@@ -306,7 +306,13 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             output_names = getattr(self, "output_names", None)
         except Exception:
             output_names = None
-        compile_loss = CompileLoss(loss, loss_weights, output_names=output_names) if loss is not None else None
+        # Keras 3 keeps the previous compile's loss (and `model.loss`) when recompiling without one
+        compile_loss = (
+            CompileLoss(loss, loss_weights, output_names=output_names)
+            if loss is not None
+            else self.__dict__.get("_compile_loss")
+        )
+        kept_loss = loss if loss is not None else self.__dict__.get("_loss")
         compile_metrics = (
             CompileMetrics(metrics, weighted_metrics, output_names=output_names)
             if metrics is not None or weighted_metrics is not None
@@ -327,7 +333,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             jit_compile = False
         user_opt = opt
         opt = self._wrap_for_loss_scaling(opt, auto_scale_loss)
-        for name, value in (("_optimizer", opt), ("_loss", loss), ("_compile_loss", compile_loss),
+        for name, value in (("_optimizer", opt), ("_loss", kept_loss), ("_compile_loss", compile_loss),
                             ("_compile_metrics", compile_metrics), ("_loss_tracker", Mean(name="loss"))):
             self._set_untracked(name, value)
         self._jit_compile = bool(jit_compile)
@@ -414,7 +420,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         in Keras on torch); say why up front. A custom `train_step` decides for itself."""
         if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
             return
-        if type(self).train_step is not Trainer.train_step:
+        if _overridden(self, "train_step"):
             return
         mode = "torch.inference_mode()" if torch.is_inference_mode_enabled() else "torch.no_grad()"
         raise RuntimeError(
@@ -668,7 +674,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         if self.optimizer is None:
             raise ValueError("The model was compiled without an optimizer; `fit` needs one.")
         self._apply_gradients(loss, n)
-        if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
+        if want_logs or _overridden(self, "compute_metrics"):
             with torch.no_grad():
                 return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         cm = self._compile_metrics
@@ -690,7 +696,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         y_pred = self(x, training=False)
         loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=False)
         self._track_loss(x, loss)
-        if want_logs or type(self).compute_metrics is not Trainer.compute_metrics:
+        if want_logs or _overridden(self, "compute_metrics"):
             return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         cm = self._compile_metrics
         if cm is not None:
@@ -723,9 +729,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             fns = self._step_fns = {}
         if kind in fns:
             return fns[kind]
-        cls = type(self)
         if kind == "train":
-            lazy = cls.train_step is Trainer.train_step and cls.get_metrics_result is Trainer.get_metrics_result
+            lazy = not _overridden(self, "train_step") and not _overridden(self, "get_metrics_result")
             if lazy:
 
                 def fn(data):
@@ -735,7 +740,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 def fn(data):
                     return self.train_step(data)
         elif kind == "test":
-            lazy = cls.test_step is Trainer.test_step and cls.get_metrics_result is Trainer.get_metrics_result
+            lazy = not _overridden(self, "test_step") and not _overridden(self, "get_metrics_result")
 
             def fn(data):
                 with torch.no_grad():
@@ -772,3 +777,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
 
 _COMPUTE_LOSS = Trainer.compute_loss
+
+
+def _overridden(model, name: str) -> bool:
+    """Whether `model.<name>` is not Trainer's own: overridden by its class, or
+    set on the instance (`model.train_step = fn`), which Keras calls too."""
+    return getattr(type(model), name) is not getattr(Trainer, name) or name in model.__dict__
