@@ -841,6 +841,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def __setstate__(self, state):
         nn.Module.__setstate__(self, state)
+        if "_plain" in self.__dict__:
+            # derived again on the next call (a layer pickled by an older version holds another form)
+            self.__dict__["_plain"] = None
+            self.__dict__.pop("_fast_spec", None)
 
     # Keras 2 name; same object in Keras 3
     @property

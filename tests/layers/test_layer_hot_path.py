@@ -193,3 +193,19 @@ def test_compiled_hot_call_sends_tensor_subclasses_to_the_full_path():
     layer, compiled, x = _compiled_hot_dense()
     v = keras.Variable(x, trainable=False)
     torch.testing.assert_close(compiled(v), layer(x))
+
+
+def test_unpickled_layer_derives_its_plan_again():
+    """The plan is derived again after unpickling (a pickle from an older version held
+    `_plain=True`, a form the hot path no longer reads)."""
+    import pickle
+
+    layer, x = _hot_dense()
+    state = layer.__getstate__()
+    state["_plain"] = True  # an older pickle's form
+    state["_fast_spec"] = None
+    old = pickle.loads(pickle.dumps(layer))
+    old.__setstate__(state)
+    assert old.__dict__["_plain"] is None and "_fast_spec" not in old.__dict__
+    torch.testing.assert_close(old(x), layer(x))
+    assert _hot(old)
