@@ -68,9 +68,7 @@ class RNN(Layer):
     Masks with holes, recurrent dropout, other activations and custom cells
     run a Python loop over time steps calling the cell. Under `torch.export`
     (and so ONNX export) the time loop is one `scan` over the cell's step,
-    so exported programs take any number of time steps; under
-    `torch.compile` too (for cells that are Layers), so that one graph
-    serves every sequence length.
+    so exported programs take any number of time steps.
 
     Example:
         >>> layer = keras.layers.RNN(keras.layers.LSTMCell(4), return_sequences=True)
@@ -299,9 +297,7 @@ class RNN(Layer):
             result = self._fused_call(sequences, states, mask, training)
         if result is None:
             self._check_loop_allowed()
-            # under torch.compile the time loop is one `scan` too: unrolled, it is a new graph per length
-            scan_size = self._scan_output_size(sequences, symbolic, compiling=True)
-            result = self._loop_call(sequences, states, mask, training, scan_size)
+            result = self._loop_call(sequences, states, mask, training)
         last_output, outputs, new_states = result
         dtype = sequences.dtype
         if outputs.dtype != dtype:  # a cell with another dtype policy
@@ -367,16 +363,12 @@ class RNN(Layer):
         outputs = outputs.view_as(outputs)
         return outputs[:, -1], outputs, [h[0] for h in final]
 
-    def _scan_output_size(self, sequences, symbolic, compiling=False):
+    def _scan_output_size(self, sequences, symbolic):
         """The step output size when the time loop should be one `scan`
-        (see `rnn_scan`), else None: while exporting a symbolic length, or
-        (`compiling`) under `torch.compile` for a cell that is a Layer."""
-        wanted = rnn_scan.compiling() if compiling else rnn_scan.wanted(sequences)
-        if symbolic or self.stateful or not wanted:
+        (see `rnn_scan`), else None."""
+        if symbolic or self.stateful or not rnn_scan.wanted(sequences):
             return None
         cell = self.cell
-        if compiling and not isinstance(cell, Layer):
-            return None  # a plain Python cell may have side effects a scan body cannot have: unrolled
         if isinstance(cell, Layer):
             # the traced step calls `cell.call`, whose (leaf) cells may not
             # write per-call state: their lazily derived "plain" flag, or
@@ -418,14 +410,9 @@ class RNN(Layer):
         }
         try:
             if scan_size is not None:
-                compiling = rnn_scan.compiling()
-                # (an export in inference mode detaches the weights, see `rnn_scan`; compiled code keeps autograd)
-                keep_grad = (compiling or bool(training)) and torch.is_grad_enabled()
-                # a dropout cell draws its masks in its first step and caches them for the others:
-                # that step runs before the scan, whose body may not write the cell's state
-                peel = bool(training) and any(c.dropout or c.recurrent_dropout for c in dropout_cells)
+                keep_grad = bool(training) and torch.is_grad_enabled()
                 return rnn_scan.rnn_scan(
-                    step, sequences, states, scan_size, training=keep_grad, weights_of=cell, peel_first=peel, **options
+                    step, sequences, states, scan_size, training=keep_grad, weights_of=cell, **options
                 )
             return rnn_loop(step, sequences, states, **options)
         finally:

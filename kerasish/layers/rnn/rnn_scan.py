@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from torch.utils._pytree import tree_map
 
 
 def wanted(sequences: torch.Tensor) -> bool:
@@ -37,15 +36,6 @@ def wanted(sequences: torch.Tensor) -> bool:
     return torch.compiler.is_dynamo_compiling() or not isinstance(sequences.shape[1], int)
 
 
-def compiling() -> bool:
-    """True while `torch.compile` (not `torch.export`) traces: `RNN` runs
-    the time loop of a cell without a fused kernel as one scan, so that one
-    graph with a symbolic length serves every sequence length (an unrolled
-    loop is a new graph per length, then eager after dynamo's recompile
-    limit)."""
-    return torch.compiler.is_compiling() and not torch.compiler.is_exporting()
-
-
 def rnn_scan(
     step,
     inputs,
@@ -57,7 +47,6 @@ def rnn_scan(
     return_all_outputs=True,
     training=False,
     weights_of=None,
-    peel_first=False,
 ):
     """`rnn_loop` as one `scan` over axis 1 of `inputs`.
 
@@ -83,13 +72,8 @@ def rnn_scan(
             rather than slicing them (a slice's backward saves the input's
             size); a custom cell that slices may still fail there with a
             dynamic batch: export it in eval mode (as `Model.export` does)
-            or under `torch.no_grad()`. Under `torch.compile` the loop keeps
-            autograd whenever it is on (the batch is not symbolic there
-            unless marked dynamic).
+            or under `torch.no_grad()`.
         weights_of: The module whose parameters the step reads.
-        peel_first: Run the first step outside the scan (a step that
-            draws and caches dropout masks writes the cell's state, which a
-            scan body may not); the others read the cached masks.
 
     Returns:
         `(last_output, outputs, final_states)` as `rnn_loop`.
@@ -98,22 +82,12 @@ def rnn_scan(
         inputs, states = inputs.detach(), [s.detach() for s in states]
         with torch.no_grad(), _detached_weights(weights_of):
             return _scan(step, inputs, states, output_size, mask, go_backwards, zero_output_for_mask,
-                         return_all_outputs, peel_first)
-    return _scan(step, inputs, states, output_size, mask, go_backwards, zero_output_for_mask, return_all_outputs,
-                 peel_first)
+                         return_all_outputs)
+    return _scan(step, inputs, states, output_size, mask, go_backwards, zero_output_for_mask, return_all_outputs)
 
 
-def _scan(step, inputs, states, output_size, mask, go_backwards, zero_output_for_mask, return_all_outputs,
-          peel_first=False):
-    from torch._higher_order_ops.scan import scan as torch_scan
-
-    def scan(body, init, xs):
-        if not peel_first:
-            return torch_scan(body, init, xs)
-        # the first step as a plain call of the same body, then the scan over the rest
-        carry, first = body(init, tree_map(lambda t: t[0], xs))
-        carry, rest = torch_scan(body, carry, tree_map(lambda t: t[1:], xs))
-        return carry, torch.cat([first[None], rest], dim=0)
+def _scan(step, inputs, states, output_size, mask, go_backwards, zero_output_for_mask, return_all_outputs):
+    from torch._higher_order_ops.scan import scan
 
     xs = inputs.transpose(0, 1)  # scan runs over the leading axis
     if go_backwards:
