@@ -283,7 +283,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         d["_device_hint"] = None
         d["_build_input_shape"] = None
         d["_plain"] = None  # derived on the first call (`_derive_plain`)
-        d["_fast_spec"] = None
         d["_container_attrs"] = set()  # attributes holding tracked Python containers
         d["_remat_mode"] = remat.get_current_remat_mode()  # `keras.RematScope` open at creation
         from kerasish import regularizers
@@ -320,7 +319,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 # a property raised AttributeError: surface its own message
                 return prop.fget(self)
             return nn.Module.__getattr__(self, name)
-        if d["_mixed"] and value is not None:
+        # (a hot-path layer is never mixed: `_plain`, which its compiled call guards anyway, first)
+        if not d["_plain"] and d["_mixed"] and value is not None:
             return self._cast_weight(name, value)
         return value
 
@@ -430,6 +430,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         d["_compute_torch_dtype"] = policy.compute_torch_dtype
         d["_cast_inputs"] = d["autocast"] and policy.compute_torch_dtype.is_floating_point
         d["_mixed"] = policy.compute_torch_dtype != policy.variable_torch_dtype
+        d["_plain"] = None  # the hot path's plan holds the compute dtype: derive it again
 
     @property
     def dtype_policy(self):
@@ -499,13 +500,18 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 "raises here too; masks set on the inputs (`_keras_mask`) propagate without `mask=`.")
         d = self.__dict__
         x = args[0] if args else None
+        # `_plain` is the hot path's plan: a tuple of constants (compute dtype, passes masks,
+        # input check; see `_derive_plain`). Any tensor qualifies: a tensor subclass (a Keras
+        # Variable, a DTensor) would take the full path to the same result, and compiled code
+        # guards an `isinstance` for free where `type(x) is torch.Tensor` costs a Python guard
+        plan = d["_plain"]
         if (
-            d["_plain"]
-            and type(x) is torch.Tensor
-            and (x.dtype is d["_compute_torch_dtype"] or not (x.is_floating_point() or self._float_inputs or x.is_complex()))
+            plan
+            and isinstance(x, torch.Tensor)
+            and (x.dtype is plan[0] or not (x.is_floating_point() or self._float_inputs or x.is_complex()))
         ):
             fast = True
-            spec = d["_fast_spec"]
+            spec = plan[2]
             if spec is not None:
                 ndim, min_ndim, max_ndim, axes = spec
                 n = x.dim()
@@ -557,7 +563,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 kwargs.pop("training", None)
         elif kwargs:
             kwargs.pop("training", None)
-        if not stack and state.dirty:
+        if state.dirty and not stack:
             ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
 
         if fast:
@@ -575,7 +581,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 self._raise_none_output()
             # a hot-path layer has no activity regularizer, no `compute_mask` and no `mask=`
             # (`_derive_plain`): at most the input mask passes through
-            if d["supports_masking"]:
+            if plan[1]:  # supports_masking
                 previous = tree.get_mask(x)
                 if previous is not None:
                     tree.set_mask(outputs, previous)
@@ -724,8 +730,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             spec = spec[0]
         if isinstance(spec, InputSpec) and spec.dtype is None and spec.shape is None and not spec.name and not spec.allow_last_axis_squeeze:
             fast_spec = (spec.ndim, spec.min_ndim, spec.max_ndim, tuple((a, v) for a, v in spec.axes.items() if v is not None))
-        d["_fast_spec"] = fast_spec
-        d["_plain"] = bool(
+        plain = (
             d.get("built")
             and (spec is None or fast_spec is not None)
             and d.get("activity_regularizer") is None
@@ -736,6 +741,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             and d.get("_initial_weights") is None
             and d.get("_remat_mode") is None
         )
+        # the plan `forward` reads: only constants (dynamo guards a tuple of them with one check)
+        d["_plain"] = (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec) if plain else False
 
     def _build_on_first_call(self, inputs):
         shapes = tree.map_shapes(inputs)
@@ -851,6 +858,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def __setstate__(self, state):
         nn.Module.__setstate__(self, state)
+        if "_plain" in self.__dict__:
+            # derived again on the next call (a layer pickled by an older version holds another form)
+            self.__dict__["_plain"] = None
+            self.__dict__.pop("_fast_spec", None)
 
     # Keras 2 name; same object in Keras 3
     @property

@@ -194,10 +194,28 @@ def _export_torch(module, filepath, args, specs, verbose, kwargs):
         kwargs["dynamic_shapes"] = _dynamic_shapes(module, specs)
     program = torch.export.export(module, args, **kwargs)
     _warn_specialized(program, specs)
+    _contiguous_state(program)
     torch.export.save(program, filepath)
     if verbose is None or verbose:
         print(f"Saved PyTorch ExportedProgram at '{filepath}'.")
     return filepath
+
+
+def _contiguous_state(program) -> None:
+    """Gives the program contiguous copies of its strided weights (LSTM's
+    kernels are stored as transposed views, see `store_transposed`), so that
+    `torch.export.save` writes each as a whole tensor: it groups weights by
+    storage and, for a view that does not cover its storage in order, warns
+    "No complete tensor found in the group!" and saves the storage instead.
+    The model keeps its own weights; the program computes the same values
+    (its ops take any strides)."""
+    state = program.state_dict
+    for name, value in list(state.items()):
+        if isinstance(value, torch.Tensor) and not value.is_contiguous():
+            copy = torch.Tensor.detach(value).contiguous()
+            if isinstance(value, torch.nn.Parameter):
+                copy = torch.nn.Parameter(copy, requires_grad=value.requires_grad)
+            state[name] = copy
 
 
 def _export_onnx(module, filepath, args, specs, verbose, kwargs):

@@ -279,8 +279,7 @@ def test_onnx_export_with_a_fixed_length_keeps_the_lstm_op():
 def test_training_mode_export_under_no_grad(fmt):
     """A model left in training mode (`model.train()`), exported under
     `torch.no_grad()`: the loop needs no autograd, so it exports as an
-    inference loop. (With autograd on, a training-mode GRU with a dynamic
-    batch hits torch's scan-autograd limitation in strict export and ONNX.)"""
+    inference loop. (With autograd on, see the next tests.)"""
     model = _make("gru_masked_state")
     model.train()
     x = _data("gru_masked_state", 2, 5)
@@ -302,3 +301,66 @@ def test_training_mode_export_under_no_grad(fmt):
     for batch, steps in SIZES:
         x = _data("gru_masked_state", batch, steps, seed=8)
         _assert_all_close(_flat(run(x)), _eager(model, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["nonstrict", "strict", pytest.param("onnx", marks=needs_onnx)])
+@pytest.mark.parametrize("case", ["gru_masked_state", "gru_v1_seq_backwards"])
+def test_training_mode_gru_export_with_autograd_and_dynamic_batch(case, fmt):
+    """A GRU model in training mode exported with autograd on and a dynamic batch: the scan's
+    traced step keeps no batch size for its backward (GRUCell splits its recurrent projection
+    instead of slicing it), which torch's scan autograd cannot carry (it failed with "'SymInt'
+    object has no attribute 'unsqueeze'"). The program equals eager; the exported torch
+    program also trains (its gradients equal eager's)."""
+    model = _make(case)
+    model.train()
+    x = _data(case, 2, 5)
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(_Call(model), (x,), dynamo=True, dynamic_shapes=_dims(), verbose=False)
+        session = ort.InferenceSession(program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        for batch, steps in SIZES:
+            x = _data(case, batch, steps, seed=9)
+            got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+            _assert_all_close(got, _eager(model, x), rtol=1e-4, atol=1e-5)
+        return
+    program = torch.export.export(_Call(model), (x,), dynamic_shapes=_dims(), strict=fmt == "strict")
+    run = program.module()
+    for batch, steps in SIZES:
+        x = _data(case, batch, steps, seed=9)
+        got, want = run(x), model(x)
+        got, want = (list(o) if isinstance(o, (list, tuple)) else [o] for o in (got, want))
+        _assert_all_close(_flat(got), _flat(want), rtol=1e-5, atol=1e-6)
+        params = dict(run.named_parameters())
+        got_grads = torch.autograd.grad(sum(g.square().sum() for g in got), list(params.values()))
+        want_params = dict(model.named_parameters())
+        want_grads = torch.autograd.grad(sum(w.square().sum() for w in want), [want_params[n.replace("model.", "", 1)]
+                                                                                for n in params])
+        for g, w in zip(got_grads, want_grads):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("steps", [None, 6], ids=["dynamic_length", "fixed_length"])
+def test_model_export_saves_lstm_kernels_whole(steps, tmp_path):
+    """LSTM kernels are transposed views of their storage (torch's layout, see
+    `store_transposed`); `Model.export(format="torch")` gives the program contiguous copies,
+    so `torch.export.save` writes whole tensors ("No complete tensor found in the group!"
+    before) and the loaded program equals eager. The model keeps its own weights and layout."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((steps, FEATURES)), L.LSTM(5, return_sequences=True),
+                              L.LSTM(3, go_backwards=True)])
+    model.eval()
+    before = {n: (p, p.stride()) for n, p in model.named_parameters()}
+    assert any(not p.is_contiguous() for p, _ in before.values())  # the case this test is about
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = model.export(tmp_path / "m.pt2", format="torch", verbose=False)
+        program = torch.export.load(path)
+    partial = [str(w.message) for w in caught if "complete tensor" in str(w.message)]
+    assert not partial, partial
+    assert all(p is before[n][0] and p.stride() == before[n][1] for n, p in model.named_parameters())
+    for batch, length in (SIZES if steps is None else [(2, steps), (3, steps)]):
+        x = _data("lstm", batch, length, seed=10)
+        _assert_all_close(_flat(program.module()(x)), _eager(model, x), rtol=1e-5, atol=1e-6)

@@ -13,8 +13,13 @@ def _hot_dense():
     x = torch.ones(2, 4)
     layer(x)
     layer(x)
-    assert layer.__dict__["_plain"] is True  # calls take the hot path
+    assert _hot(layer)  # calls take the hot path
     return layer, x
+
+
+def _hot(layer) -> bool:
+    """Whether calls take the hot path: `_plain` holds the path's plan (a tuple), not None/False."""
+    return isinstance(layer.__dict__["_plain"], tuple)
 
 
 def test_activity_regularizer_set_after_hot_calls_adds_its_loss():
@@ -53,7 +58,7 @@ def test_unbuilt_again_rebuilds_on_the_next_call():
     layer.built = False
     assert layer.__dict__["_plain"] is None
     layer(torch.ones(2, 4))
-    assert layer.built and layer.__dict__["_plain"] is True
+    assert layer.built and _hot(layer)
 
 
 class _Outer(keras.layers.Layer):
@@ -72,7 +77,7 @@ def test_hot_container_without_training_argument_passes_the_mode_to_sublayers():
     x = torch.ones(64, 32)
     outer(x)
     outer(x)
-    assert outer.__dict__["_plain"] is True
+    assert _hot(outer)
     # the explicit mode reaches Dropout through the call stack (Keras rule), on the hot path too
     torch.manual_seed(0)
     y = outer(x, training=True)
@@ -105,3 +110,102 @@ def test_hot_leaf_layer_accepts_and_drops_an_explicit_training_argument():
     torch.manual_seed(0)
     out = wrap(torch.ones(64, 4), training=True)  # the hot leaf inside a training call leaves the stack intact
     assert (out == 0).any()
+
+
+# -- compiled hot-path calls: every attribute the plan depends on is guarded ---------------------
+
+
+def _compiled_hot_dense(fullgraph=True):
+    torch._dynamo.reset()
+    layer, x = _hot_dense()
+    compiled = torch.compile(layer, fullgraph=fullgraph, backend="eager")
+    torch.testing.assert_close(compiled(x), layer(x))
+    assert _hot(layer)
+    return layer, compiled, x
+
+
+def test_compiled_hot_call_follows_a_later_supports_masking():
+    layer, compiled, x = _compiled_hot_dense()
+    layer.supports_masking = True
+    x = x.clone()
+    x._keras_mask = torch.tensor([True, False])
+    out = compiled(x)
+    assert torch.equal(out._keras_mask, x._keras_mask)
+
+
+def test_compiled_hot_call_follows_a_later_dtype_policy():
+    layer, compiled, x = _compiled_hot_dense()
+    layer.dtype_policy = "mixed_bfloat16"
+    out = compiled(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, layer(x))
+
+
+def test_compiled_hot_call_follows_a_cast_of_the_layer():
+    """`.double()` changes the policy without `__setattr__` (layer_moves): the plan holds the
+    compute dtype, so it is derived again and the compiled call computes in float64."""
+    layer, compiled, x = _compiled_hot_dense()
+    layer.double()
+    out = compiled(x.double())
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, x.double() @ layer.kernel.detach() + layer.bias.detach())
+    assert _hot(layer) and layer.__dict__["_plain"][0] is torch.float64
+
+
+def test_compiled_hot_call_follows_a_later_input_spec():
+    layer, compiled, x = _compiled_hot_dense(fullgraph=False)  # (a raise inside is a graph break)
+    layer.input_spec = keras.InputSpec(ndim=3)
+    with pytest.raises(ValueError, match="expected ndim=3"):
+        compiled(x)
+    layer.input_spec = keras.InputSpec(axes={-1: 4})
+    torch.testing.assert_close(compiled(x), layer(x))
+    assert _hot(layer)  # a simple spec keeps the hot path; its check is part of the plan
+    with pytest.raises(ValueError, match="expected axis -1"):
+        compiled(torch.ones(2, 5))
+
+
+def test_compiled_hot_call_follows_a_later_activity_regularizer():
+    layer, compiled, x = _compiled_hot_dense()
+    layer.activity_regularizer = keras.regularizers.L2(0.1)
+    y = compiled(x)
+    assert len(layer.losses) == 1
+    torch.testing.assert_close(layer.losses[0], 0.1 * y.pow(2).sum() / 2)
+
+
+def test_compiled_hot_call_follows_a_later_trainable_flag():
+    layer, compiled, x = _compiled_hot_dense()
+    assert compiled(x).requires_grad
+    layer.trainable = False
+    assert not compiled(x).requires_grad
+    layer.trainable = True
+    assert compiled(x).requires_grad
+
+
+def test_compiled_hot_call_follows_an_instance_call_override():
+    layer, compiled, x = _compiled_hot_dense()
+    layer.call = lambda inputs, **kwargs: inputs * 2.0
+    torch.testing.assert_close(compiled(x), x * 2.0)
+
+
+def test_compiled_hot_call_sends_tensor_subclasses_to_the_full_path():
+    """The plain-tensor check (`x.__class__ is torch.Tensor`) under compile: a subclass input
+    (a Keras Variable) takes the full path, as eager, with the same result."""
+    layer, compiled, x = _compiled_hot_dense()
+    v = keras.Variable(x, trainable=False)
+    torch.testing.assert_close(compiled(v), layer(x))
+
+
+def test_unpickled_layer_derives_its_plan_again():
+    """The plan is derived again after unpickling (a pickle from an older version held
+    `_plain=True`, a form the hot path no longer reads)."""
+    import pickle
+
+    layer, x = _hot_dense()
+    state = layer.__getstate__()
+    state["_plain"] = True  # an older pickle's form
+    state["_fast_spec"] = None
+    old = pickle.loads(pickle.dumps(layer))
+    old.__setstate__(state)
+    assert old.__dict__["_plain"] is None and "_fast_spec" not in old.__dict__
+    torch.testing.assert_close(old(x), layer(x))
+    assert _hot(old)

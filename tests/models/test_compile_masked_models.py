@@ -201,3 +201,33 @@ def test_masked_op_passes_opcheck():
     for w in weights:
         w.requires_grad_()
     torch.library.opcheck(masked_rnn_op.fused_rnn_masked, ("lstm", x, mask, hx, weights, True, True, False))
+
+
+
+def test_compiled_recurrent_dropout_does_not_recompile_per_call():
+    """An unseeded dropout cell no longer counts its mask draws: a count changing every call
+    was a new graph every training call under torch.compile (it guards a cell's int
+    attributes). Outputs and gradients equal eager with the same draws."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 4)), L.LSTM(5, dropout=0.2, recurrent_dropout=0.3)])
+    model.train()
+    x = torch.randn(3, 6, 4)
+    model(x)
+    counter = CompileCounterWithBackend("aot_eager")
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=counter, fullgraph=True)
+    for seed in range(4):
+        torch.manual_seed(seed)
+        got = compiled(x)
+        got.square().sum().backward()
+        got_grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        torch.manual_seed(seed)
+        want = model(x)
+        want.square().sum().backward()
+        want_grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        for g, w in zip(got_grads, want_grads):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+    assert counter.frame_count == 1, counter.frame_count

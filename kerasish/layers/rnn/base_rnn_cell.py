@@ -108,7 +108,10 @@ class DropoutRNNCell:
     def _new_mask(self, like, rate):
         d = self.__dict__
         calls = d.get("_dropout_calls", 0)
-        d["_dropout_calls"] = calls + 1
+        if self.seed is not None:
+            # (only a seeded mask needs the count; unseeded, a count changing every call would
+            # be a new graph per call under torch.compile, which guards the cell's int attributes)
+            d["_dropout_calls"] = calls + 1
         return dropout_mask(like, rate, self.dropout_mask_count, self.seed, calls)
 
     def get_dropout_mask(self, step_input):

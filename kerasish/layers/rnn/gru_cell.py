@@ -135,10 +135,13 @@ class GRUCell(BaseRNNCell):
                 inner = inner[:, : 2 * u]
         if recurrent_bias is not None:
             inner = inner + recurrent_bias[: inner.shape[-1]]
-        z = self.recurrent_activation(x_z + inner[:, :u])
-        r = self.recurrent_activation(x_r + inner[:, u : 2 * u])
+        # (`split`, not slices of `inner`: a slice's backward keeps the batch size, which a scan over
+        # the steps of an exported training-mode program with a dynamic batch cannot carry)
+        inner = inner.split(u, dim=-1)
+        z = self.recurrent_activation(x_z + inner[0])
+        r = self.recurrent_activation(x_r + inner[1])
         if self.reset_after:
-            recurrent_h = r * inner[:, 2 * u :]
+            recurrent_h = r * inner[2]
         else:
             recurrent_h = torch.matmul(r * h_h, rk[:, 2 * u :])
         hh = self.activation(x_h + recurrent_h)

@@ -67,9 +67,12 @@ def rnn_scan(
             SymInt sizes a step's backward saves) under strict export, and
             in the ONNX exporter's passes, which re-run the exported graph
             with autograd on (detached weights are in the graph; `no_grad`
-            is not). That failure remains for training-mode exports of
-            some cells (GRU) with a dynamic batch: export in eval mode (as
-            `Model.export` does) or under `torch.no_grad()`.
+            is not). With `training`, the step must keep no batch size for
+            its backward: the built-in cells split batch-sized tensors
+            rather than slicing them (a slice's backward saves the input's
+            size); a custom cell that slices may still fail there with a
+            dynamic batch: export it in eval mode (as `Model.export` does)
+            or under `torch.no_grad()`.
         weights_of: The module whose parameters the step reads.
 
     Returns:

@@ -1,0 +1,57 @@
+"""Counts the guards torch.compile installs for the compiled tiny-Dense row of
+`bench_overhead.py`: the kerasish layer and the hand-written `nn.Module`
+(deterministic, unlike the timings; the guards are evaluated on every call).
+
+    python tools/count_guards.py [--show]
+
+`--show` prints every guard (as `TORCH_LOGS=guards` does, one per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_overhead import KerasLinear  # noqa: E402
+from bench_overhead import TorchLinear  # noqa: E402
+
+
+def guards(module, x) -> list[str]:
+    """The leaf guards of `module`'s compiled forward (one cache entry)."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    torch._dynamo.reset()
+    compiled = torch.compile(module, fullgraph=True, backend="eager")
+    compiled(x)
+    compiled(x)
+    entries = _debug_get_cache_entry_list(type(module).forward.__code__)
+    if len(entries) != 1:
+        raise RuntimeError(f"expected one compiled entry, found {len(entries)}")
+    lines = str(entries[0].guard_manager).splitlines()
+    return [line.split("#")[0].rstrip() for line in lines if re.search(r"\+- (?!GuardManager|RootGuardManager)", line)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--show", action="store_true")
+    args = parser.parse_args(argv)
+    x = torch.randn(4, 16)
+    ours = KerasLinear(16)
+    ours(x)
+    counts = {}
+    for name, module in (("kerasish layer", ours), ("torch module", TorchLinear(ours.w, ours.b))):
+        found = guards(module, x)
+        counts[name] = len(found)
+        print(f"{name}: {len(found)} guards")
+        if args.show:
+            print("\n".join(found))
+    return counts
+
+
+if __name__ == "__main__":
+    main()
