@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 import warnings
 
+import torch
+
 # torch module types that torch.ao.quantization quantizes -> the kerasish class names that do the same
 # work, and whether kerasish's own `quantize()` quantizes them
 _TORCH_TWINS = {
@@ -65,7 +67,8 @@ def _warn_if_torch_quantization_skips(layer, frame) -> None:
 class LayerQuantizationMixin:
     def named_children(self):
         """torch's walk (see the module docstring for what torch's quantization walk is told)."""
-        _warn_if_torch_quantization_skips(self, sys._getframe(1))
+        if not torch.compiler.is_compiling():  # dynamo cannot trace a frame read; torch's walk runs eagerly
+            _warn_if_torch_quantization_skips(self, sys._getframe(1))
         return super().named_children()
 
     @property

@@ -309,13 +309,14 @@ class BatchNormalization(GammaBetaMixin, Layer):
     def named_children(self):
         """torch's walk; when `SyncBatchNorm.convert_sync_batchnorm` walks here the layer becomes
         `synchronized` (see `sync_convert.py`)."""
-        sync_convert.on_named_children(self, sys._getframe(1))
+        if not torch.compiler.is_compiling():  # dynamo cannot trace a frame read; the conversion runs eagerly
+            sync_convert.on_named_children(self, sys._getframe(1))
         return super().named_children()
 
     def named_modules(self, memo=None, prefix="", remove_duplicate=True):
         """torch's walk; inside `torch.optim.swa_utils.update_bn` it lists a `_BatchNorm` view of this layer
         instead (see `swa_update_bn.py`)."""
-        if not swa_update_bn.called_from_update_bn():
+        if torch.compiler.is_compiling() or not swa_update_bn.called_from_update_bn():
             return super().named_modules(memo, prefix, remove_duplicate)
         return self._update_bn_walk(memo, prefix, remove_duplicate)
 

@@ -378,7 +378,7 @@ class RNN(Layer):
             # write per-call state: their lazily derived "plain" flag, or
             # mixed precision weight casts (those keep the unrolled loop)
             for layer in cell.modules():
-                if not isinstance(layer, Layer) or any(isinstance(m, Layer) for m in layer.children()):
+                if not isinstance(layer, Layer) or any(isinstance(m, Layer) for m in layer._modules.values()):
                     continue
                 if layer.__dict__.get("_plain") is None:
                     layer._derive_plain()
