@@ -42,6 +42,15 @@ def forget_autocast_casts() -> None:
         torch.clear_autocast_cache()
 
 
+def _snapshot(cpu: torch.Tensor, variable: torch.Tensor) -> torch.Tensor:
+    """`cpu` (the variable's value on the CPU) as a tensor that owns its memory:
+    a CPU variable's value is its own storage, so it is cloned; `.cpu()` of a
+    device variable is already a fresh copy. A `variable.detach()` view is the
+    torch idiom for a view of the storage (`w.detach().numpy()`): it shares."""
+    if variable.device.type != "cpu" or variable.__dict__.get("_detached"):
+        return cpu  # (a `detach()` view converts as a torch tensor does: sharing its storage)
+    return cpu.clone()
+
 class VariableSynchronization:
     """Accepted for `add_weight(synchronization=...)` compatibility."""
 
@@ -179,15 +188,17 @@ class Variable(torch.Tensor):
     def numpy(self, *, force: bool = False) -> np.ndarray:
         """The value as a NumPy array (torch's signature, `force` accepted).
 
-        Unlike `torch.Tensor.numpy`, a variable that requires grad or lives
-        on an accelerator converts without `force=True` (Keras semantics:
-        `variable.numpy()` always works); on the CPU the array shares memory
-        with the variable, as torch's does.
+        Keras semantics, not torch's: a variable that requires grad or lives
+        on an accelerator converts without `force=True`, and the array is a
+        snapshot (a copy), so writing into it never changes the weight and the
+        next update never changes an array already taken. (torch's `numpy()`
+        refuses a tensor that requires grad; a torch user who wants a view
+        of a weight's storage has `variable.detach().numpy()`.)
         """
         out = torch.Tensor.detach(self).cpu()
         if force:
             out = out.resolve_conj().resolve_neg()
-        return dtypes.tensor_to_numpy(out)  # bfloat16: ml_dtypes.bfloat16, as Keras
+        return dtypes.tensor_to_numpy(_snapshot(out, self))  # bfloat16: ml_dtypes.bfloat16, as Keras
 
     def detach(self):
         """A view of the same storage, cut from the autograd graph, of the
@@ -205,12 +216,16 @@ class Variable(torch.Tensor):
         return out
 
     def __array__(self, dtype=None, copy=None):
-        out = self.detach().cpu().numpy()
+        if copy is False and not self.__dict__.get("_detached"):
+            raise ValueError(
+                f"Variable '{self.name}': a NumPy array of a variable is always a copy (as in Keras); "
+                "`copy=False` cannot be honoured. Use `variable.detach().numpy()` for a view of its storage."
+            )
+        out = dtypes.tensor_to_numpy(_snapshot(torch.Tensor.detach(self).cpu(), self))
         if dtype is not None and out.dtype != np.dtype(dtype):
             return out.astype(dtype)
-        # NumPy's copy protocol: `np.array(v)` asks for a copy (copy=True) and must
-        # not get a view of the live weight; `np.asarray(v)` may share, as with a tensor
-        return out.copy() if copy else out
+        # `np.array(v)` and `np.asarray(v)` are snapshots, as in Keras: never a view of the live weight
+        return out.copy() if copy and self.__dict__.get("_detached") else out
 
     def _check_assign(self, value) -> torch.Tensor:
         if dtypes.is_bfloat16_array(value):

@@ -85,10 +85,16 @@ def test_numpy_takes_force_and_matches_torch():
     # Keras semantics kept: a variable requiring grad converts without force
     assert v.requires_grad
     np.testing.assert_array_equal(v.numpy(), plain.numpy())
-    # shares memory on the CPU, as torch's numpy() does
+    # a snapshot, as in Keras (torch's numpy() would share memory, but refuses a tensor requiring grad)
     arr = v.numpy()
     v.assign(torch.ones(2, 3))
-    np.testing.assert_array_equal(arr, np.ones((2, 3), "float32"))
+    np.testing.assert_array_equal(arr, plain.numpy())
+    arr[0, 0] = 7.0
+    np.testing.assert_array_equal(v.numpy(), np.ones((2, 3), "float32"))
+    # the storage view torch users know is one detach() away
+    view = v.detach().numpy()
+    v.assign(torch.zeros(2, 3))
+    np.testing.assert_array_equal(view, np.zeros((2, 3), "float32"))
     with pytest.raises(TypeError):
         v.numpy(True)  # keyword-only, as in torch
 
