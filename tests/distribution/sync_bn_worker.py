@@ -4,6 +4,7 @@ environment by tests/test_user_patterns_4.py): each rank trains one SGD step
 on its half of the batch; rank 0 saves the state_dict. Reads `init.pt`
 (initial weights and data) from the output folder, writes `final.pt`."""
 
+import gc
 import os
 import sys
 
@@ -38,6 +39,10 @@ def main(out):
     opt.step()
     if rank == 0:
         torch.save(model.state_dict(), os.path.join(out, "final.pt"))
+    # DDP's reducer holds the gloo group: drop it before the group goes (a DDP object collected after
+    # destroy_process_group can hang the process at exit under load)
+    del ddp, opt, loss
+    gc.collect()
     dist.barrier()
     dist.destroy_process_group()
 
