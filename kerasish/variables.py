@@ -282,7 +282,7 @@ class Variable(torch.Tensor):
 
     def __reduce_ex__(self, proto):
         d = self.__dict__
-        if d.get("_detached") and not d.get("_is_param"):
+        if (d.get("_detached") or d.get("_state_view")) and not d.get("_is_param"):
             # a detached view (e.g. a `state_dict()` value): a plain tensor
             return torch.Tensor._make_subclass(torch.Tensor, self, False).__reduce_ex__(proto)
         return (_rebuild_variable, (type(self), self.data, self.requires_grad, self._keras_meta()))
@@ -293,6 +293,15 @@ class Variable(torch.Tensor):
             f"<Variable path={self.path}, shape={tuple(self.shape)}, dtype={dtypes.standardize_dtype(self.dtype)}, "
             f"{kind}, value={self.detach().cpu().numpy()!r}>"
         )
+
+
+def state_view(tensor: torch.Tensor, name: str, path: str) -> "NonTrainableVariable":
+    """A non-trainable Keras variable sharing `tensor`'s storage (optimizer state seen through
+    `optimizer.variables`). Pickled, it is a plain tensor, as the state itself is."""
+    view = torch.Tensor._make_subclass(NonTrainableVariable, torch.Tensor.detach(tensor), False)
+    view.__dict__.update(_kname=name, _kpath=path, regularizer=None, constraint=None, _auto_key=False,
+                         _autocast=False, _state_view=True)
+    return view
 
 
 def _rebuild_variable(cls, data, requires_grad, meta):

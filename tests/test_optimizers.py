@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import kerasish
 import kerasish.optimizers as optimizers
 from kerasish.optimizers import schedules
 
@@ -225,6 +226,7 @@ def test_get_serialize_deserialize():
         optimizers.AdamW(weight_decay=None)
     with pytest.raises(ValueError, match="not recognized"):
         optimizers.Adam(foo=1)
+    kerasish.utils.clear_session()  # optimizer names count per session, as Keras's auto_name
     assert optimizers.RMSprop().name == "rm_sprop" and optimizers.Adam().name == "adam"
 
 

@@ -135,6 +135,8 @@ class LossScaleOptimizer(Optimizer):
         for the file layout), `step_counter`, `dynamic_scale`, then the inner
         optimizer's variables."""
         own = [self._iterations, torch.zeros((), dtype=torch.float32), self.step_counter, self.dynamic_scale]
+        own = [self._state_view(t, n) for t, n in zip(own, ("iteration", "learning_rate", "step_counter",
+                                                          "dynamic_scale"))]
         return own + self.inner_optimizer.variables
 
     def build(self, var_list):

@@ -175,7 +175,8 @@ class MultiOptimizer(Optimizer):
     @property
     def variables(self) -> list:
         """Its own iteration and (unused) learning rate, then each inner optimizer's variables, as Keras."""
-        out = [self._iterations, torch.zeros((), dtype=torch.float32)]
+        out = [self._state_view(self._iterations, "iteration"),
+               self._state_view(torch.zeros((), dtype=torch.float32), "learning_rate")]
         for opt in self._inner_optimizers:
             out += opt.variables
         return out

@@ -23,6 +23,7 @@ import operator
 import numbers
 import re
 import warnings
+import weakref
 from collections import defaultdict
 from typing import ClassVar
 
@@ -30,6 +31,8 @@ import numpy as np
 import torch
 
 from kerasish.optimizers import schedules as lr_schedules
+from kerasish import variables as kvars
+from kerasish.utils import naming
 from kerasish.variables import forget_autocast_casts
 from kerasish.variables import replacement_of
 from kerasish.saving.serialization_lib import (
@@ -253,7 +256,8 @@ class Optimizer(torch.optim.Optimizer):
         self._bootstrapping = False
         self.param_groups = []
         self.state = defaultdict(dict)
-        self.name = name or _to_snake_case(self.__class__.__name__)
+        # Keras's `auto_name`: "adam", "adam_1", ... per session (`clear_session` restarts the count)
+        self.name = name or naming.auto_name(_to_snake_case(self.__class__.__name__))
         self._lr_value = lr_value
         self.decay = decay
         self.weight_decay = weight_decay
@@ -448,16 +452,37 @@ class Optimizer(torch.optim.Optimizer):
     def variables(self) -> list:
         """Optimizer state in Keras's order: iterations, learning rate (float
         only), EMA averages, gradient accumulators, then per-variable slots."""
-        out = [self._iterations]
+        named = [(self._iterations, "iteration")]
         if self._schedule is None:
-            out.append(self.learning_rate)
+            named.append((self.learning_rate, "learning_rate"))
         params = self._trainable_variables
+        refs = [_reference_name(p, i) for i, p in enumerate(params)]
         for key in ("average", "gradient_accumulator"):
-            out += [self.state[p][key] for p in params if key in self.state[p]]
+            named += [(self.state[p][key], f"{ref}_{key}") for p, ref in zip(params, refs) if key in self.state[p]]
         for group in self._slot_groups or (self._slot_names,):
-            for p in params:
-                out += [self.state[p][k] for k in group if k in self.state[p]]
-        return out + self._extra_variables()
+            for p, ref in zip(params, refs):
+                named += [(self.state[p][k], f"{ref}_{k}") for k in group if k in self.state[p]]
+        return [self._state_view(t, name) for t, name in named] + self._extra_variables()
+
+    def _state_view(self, tensor: torch.Tensor, name: str):
+        """`tensor` (a piece of optimizer state) seen as a Keras variable named as Keras names
+        it (`name`, path `<optimizer>/<name>`): it shares the state's storage, so `assign` and
+        `copy_` write the optimizer's state. One view per state tensor while it lives."""
+        views = self.__dict__.setdefault("_state_views", {})
+        hit = views.get(id(tensor))
+        if hit is not None and hit[0]() is tensor and hit[1].name == name:
+            return hit[1]
+        for key in [k for k, (ref, _) in views.items() if ref() is None]:
+            del views[key]  # state replaced (load_state_dict, a rebuilt optimizer)
+        view = kvars.state_view(tensor, name, f"{self.name}/{name}")
+        assign = tensor.__dict__.get("assign")
+        if assign is not None:  # the learning rate: its assign methods write through to the optimizer
+            for method in ("assign", "assign_add", "assign_sub"):
+                view.__dict__[method] = tensor.__dict__[method]
+            view.__dict__["_kerasish_lr_owner"] = tensor.__dict__.get("_kerasish_lr_owner")
+            return view  # (a fresh snapshot each call: nothing to keep)
+        views[id(tensor)] = (weakref.ref(tensor), view)
+        return view
 
     def _extra_variables(self) -> list:
         return []
@@ -833,3 +858,10 @@ class Optimizer(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} name={self.name!r} learning_rate={self._current_lr():g}>"
+
+
+def _reference_name(param, index: int) -> str:
+    """Keras's prefix for the optimizer variables of `param`: its path with '/' as '_' (a torch
+    parameter without a Keras path: `param_<index in the optimizer's list>`)."""
+    path = getattr(param, "path", None)
+    return path.replace("/", "_") if isinstance(path, str) else f"param_{index}"
