@@ -16,6 +16,12 @@ Covered here (not in the other port files):
    (depthwise) Conv2D, gelu, BatchNormalization, residual Add, AdamW,
    best-only ModelCheckpoint reloaded before evaluate, and the example's
    `layer.get_config()["kernel_size"] == (5, 5)` layer lookup.
+3. "Image classification with modern MLP models" (vision/mlp_image_classification):
+   MLP-Mixer, FNet (`ops.fft2` on a (real, imag) pair) and gMLP blocks over
+   `ops.image.extract_patches`, an adapted Normalization, a hand-written
+   PositionEmbedding (`ops.slice`, `ops.broadcast_to`), AdamW, top-k metric,
+   ReduceLROnPlateau and EarlyStopping(restore_best_weights) on a
+   validation_split.
 """
 
 from __future__ import annotations
@@ -272,3 +278,202 @@ def test_conv_mixer(keras_ref, tmp_path):
                 if isinstance(layer, conv2d) and layer.get_config()["kernel_size"] == (5, 5)]
 
     assert depthwise(ours, kerasish.layers.Conv2D) == depthwise(ref, keras_ref.layers.Conv2D) != []
+
+
+# ------------------------------------------- 3. MLP-Mixer, FNet and gMLP
+def _mlp_models(keras, blocks_kind, x_train, num_classes=4, image_size=8, patch_size=2, embedding_dim=8,
+                num_blocks=2, dropout_rate=0.0):
+    layers = keras.layers
+    num_patches = (image_size // patch_size) ** 2
+    input_shape = x_train.shape[1:]
+
+    data_augmentation = keras.Sequential(
+        [
+            layers.Normalization(),
+            layers.Resizing(image_size, image_size),
+            # (the example's RandomFlip/RandomZoom draw unseeded noise: left out)
+        ],
+        name="data_augmentation",
+    )
+    # Compute the mean and the variance of the training data for normalization.
+    data_augmentation.layers[0].adapt(x_train)
+
+    class Patches(layers.Layer):
+        def __init__(self, patch_size, **kwargs):
+            super().__init__(**kwargs)
+            self.patch_size = patch_size
+
+        def call(self, x):
+            patches = keras.ops.image.extract_patches(x, self.patch_size)
+            batch_size = keras.ops.shape(patches)[0]
+            num_patches = keras.ops.shape(patches)[1] * keras.ops.shape(patches)[2]
+            patch_dim = keras.ops.shape(patches)[3]
+            out = keras.ops.reshape(patches, (batch_size, num_patches, patch_dim))
+            return out
+
+    class PositionEmbedding(keras.layers.Layer):
+        def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
+            super().__init__(**kwargs)
+            if sequence_length is None:
+                raise ValueError("`sequence_length` must be an Integer, received `None`.")
+            self.sequence_length = int(sequence_length)
+            self.initializer = keras.initializers.get(initializer)
+
+        def build(self, input_shape):
+            feature_size = input_shape[-1]
+            self.position_embeddings = self.add_weight(
+                name="embeddings", shape=[self.sequence_length, feature_size],
+                initializer=self.initializer, trainable=True,
+            )
+            super().build(input_shape)
+
+        def call(self, inputs, start_index=0):
+            shape = keras.ops.shape(inputs)
+            feature_length = shape[-1]
+            sequence_length = shape[-2]
+            position_embeddings = keras.ops.convert_to_tensor(self.position_embeddings)
+            position_embeddings = keras.ops.slice(
+                position_embeddings, (start_index, 0), (sequence_length, feature_length)
+            )
+            return keras.ops.broadcast_to(position_embeddings, shape)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    class MLPMixerLayer(layers.Layer):
+        def __init__(self, num_patches, hidden_units, dropout_rate, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.mlp1 = keras.Sequential([
+                layers.Dense(units=num_patches, activation="gelu"),
+                layers.Dense(units=num_patches),
+                layers.Dropout(rate=dropout_rate),
+            ])
+            self.mlp2 = keras.Sequential([
+                layers.Dense(units=num_patches, activation="gelu"),
+                layers.Dense(units=hidden_units),
+                layers.Dropout(rate=dropout_rate),
+            ])
+            self.normalize = layers.LayerNormalization(epsilon=1e-6)
+
+        def build(self, input_shape):
+            return super().build(input_shape)
+
+        def call(self, inputs):
+            x = self.normalize(inputs)
+            x_channels = keras.ops.transpose(x, axes=(0, 2, 1))
+            mlp1_outputs = self.mlp1(x_channels)
+            mlp1_outputs = keras.ops.transpose(mlp1_outputs, axes=(0, 2, 1))
+            x = mlp1_outputs + inputs
+            x_patches = self.normalize(x)
+            mlp2_outputs = self.mlp2(x_patches)
+            x = x + mlp2_outputs
+            return x
+
+    class FNetLayer(layers.Layer):
+        def __init__(self, embedding_dim, dropout_rate, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.ffn = keras.Sequential([
+                layers.Dense(units=embedding_dim, activation="gelu"),
+                layers.Dropout(rate=dropout_rate),
+                layers.Dense(units=embedding_dim),
+            ])
+            self.normalize1 = layers.LayerNormalization(epsilon=1e-6)
+            self.normalize2 = layers.LayerNormalization(epsilon=1e-6)
+
+        def call(self, inputs):
+            real_part = inputs
+            im_part = keras.ops.zeros_like(inputs)
+            x = keras.ops.fft2((real_part, im_part))[0]
+            x = x + inputs
+            x = self.normalize1(x)
+            x_ffn = self.ffn(x)
+            x = x + x_ffn
+            return self.normalize2(x)
+
+    class gMLPLayer(layers.Layer):
+        def __init__(self, num_patches, embedding_dim, dropout_rate, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.channel_projection1 = keras.Sequential([
+                layers.Dense(units=embedding_dim * 2, activation="gelu"),
+                layers.Dropout(rate=dropout_rate),
+            ])
+            self.channel_projection2 = layers.Dense(units=embedding_dim)
+            self.spatial_projection = layers.Dense(units=num_patches, bias_initializer="Ones")
+            self.normalize1 = layers.LayerNormalization(epsilon=1e-6)
+            self.normalize2 = layers.LayerNormalization(epsilon=1e-6)
+
+        def spatial_gating_unit(self, x):
+            u, v = keras.ops.split(x, indices_or_sections=2, axis=2)
+            v = self.normalize2(v)
+            v_channels = keras.ops.transpose(v, axes=(0, 2, 1))
+            v_projected = self.spatial_projection(v_channels)
+            v_projected = keras.ops.transpose(v_projected, axes=(0, 2, 1))
+            return u * v_projected
+
+        def call(self, inputs):
+            x = self.normalize1(inputs)
+            x_projected = self.channel_projection1(x)
+            x_spatial = self.spatial_gating_unit(x_projected)
+            x_projected = self.channel_projection2(x_spatial)
+            return x + x_projected
+
+    def build_classifier(blocks, positional_encoding=False):
+        inputs = layers.Input(shape=input_shape)
+        augmented = data_augmentation(inputs)
+        patches = Patches(patch_size)(augmented)
+        x = layers.Dense(units=embedding_dim)(patches)
+        if positional_encoding:
+            x = x + PositionEmbedding(sequence_length=num_patches)(x)
+        x = blocks(x)
+        representation = layers.GlobalAveragePooling1D()(x)
+        representation = layers.Dropout(rate=dropout_rate)(representation)
+        logits = layers.Dense(num_classes)(representation)
+        return keras.Model(inputs=inputs, outputs=logits)
+
+    if blocks_kind == "mlpmixer":
+        blocks = keras.Sequential([MLPMixerLayer(num_patches, embedding_dim, dropout_rate) for _ in range(num_blocks)])
+        return build_classifier(blocks)
+    if blocks_kind == "fnet":
+        blocks = keras.Sequential([FNetLayer(embedding_dim, dropout_rate) for _ in range(num_blocks)])
+        return build_classifier(blocks, positional_encoding=True)
+    blocks = keras.Sequential([gMLPLayer(num_patches, embedding_dim, dropout_rate) for _ in range(num_blocks)])
+    return build_classifier(blocks)
+
+
+def _run_mlp_experiment(keras, model, x_train, y_train, x_test, y_test):
+    optimizer = keras.optimizers.AdamW(learning_rate=0.005, weight_decay=0.0001)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="acc"),
+            keras.metrics.SparseTopKCategoricalAccuracy(2, name="top2-acc"),
+        ],
+    )
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=1)
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    history = model.fit(x_train, y_train, batch_size=16, epochs=4, validation_split=0.25,
+                        callbacks=[early_stopping, reduce_lr], shuffle=False, verbose=0)
+    _, accuracy, top_2_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    return history, accuracy, top_2_accuracy
+
+
+@pytest.mark.parametrize("kind", ["mlpmixer", "fnet", "gmlp"])
+def test_mlp_mixer_fnet_gmlp(keras_ref, kind):
+    rng = np.random.default_rng(3)
+    x_train = rng.integers(0, 256, (64, 8, 8, 3)).astype("float32")
+    y_train = rng.integers(0, 4, (64, 1))
+    x_test = rng.integers(0, 256, (16, 8, 8, 3)).astype("float32")
+    y_test = rng.integers(0, 4, (16, 1))
+    ref = _mlp_models(keras_ref, kind, x_train)
+    ours = _mlp_models(kerasish, kind, x_train)
+    # the adapted Normalization statistics come first in both weight lists
+    assert_same(ours.get_weights()[:3], ref.get_weights()[:3], rtol=1e-6, atol=1e-6)
+    copy_weights(ours, ref)
+    h_ref, acc_ref, top2_ref = _run_mlp_experiment(keras_ref, ref, x_train, y_train, x_test, y_test)
+    h_ours, acc_ours, top2_ours = _run_mlp_experiment(kerasish, ours, x_train, y_train, x_test, y_test)
+    # ReduceLROnPlateau's "learning_rate" entry is part of both histories
+    assert_history(h_ours, h_ref, rtol=1e-4, atol=1e-5)
+    assert (acc_ours, top2_ours) == pytest.approx((acc_ref, top2_ref), abs=1e-6)
+    assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
+    assert_same(ours.predict(x_test, verbose=0), ref.predict(x_test, verbose=0), rtol=1e-4, atol=1e-5)
