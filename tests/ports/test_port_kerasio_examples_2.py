@@ -22,6 +22,15 @@ Covered here (not in the other port files):
    PositionEmbedding (`ops.slice`, `ops.broadcast_to`), AdamW, top-k metric,
    ReduceLROnPlateau and EarlyStopping(restore_best_weights) on a
    validation_split.
+4. "Named Entity Recognition using Transformers" (nlp/ner_transformers): a
+   subclassed model (TokenAndPositionEmbedding, TransformerBlock with
+   MultiHeadAttention) and the example's `CustomNonPaddingTokenLoss`
+   (`SparseCategoricalCrossentropy(reduction=None)` masked by hand).
+5. "OCR model for reading Captchas" (vision/captcha_ocr): Conv2D/Reshape/
+   bidirectional LSTMs, a `CTCLayer` adding its loss (`tf.compat.v1.nn.
+   ctc_loss` -> `keras.ops.ctc_loss`), a model compiled without a loss, dict
+   inputs, EarlyStopping, the inference sub-model `Model(model.input[0],
+   model.get_layer("dense2").output)` and `keras.ops.ctc_decode`.
 """
 
 from __future__ import annotations
@@ -477,3 +486,179 @@ def test_mlp_mixer_fnet_gmlp(keras_ref, kind):
     assert (acc_ours, top2_ours) == pytest.approx((acc_ref, top2_ref), abs=1e-6)
     assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
     assert_same(ours.predict(x_test, verbose=0), ref.predict(x_test, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------ 4. NER with a Transformer
+def _ner(keras, num_tags, vocab_size, maxlen, embed_dim=8, num_heads=2, ff_dim=8, rate=0.0):
+    layers, ops = keras.layers, keras.ops
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self, embed_dim, num_heads, ff_dim, rate=0.1):
+            super().__init__()
+            self.att = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+            self.ffn = keras.Sequential(
+                [keras.layers.Dense(ff_dim, activation="relu"), keras.layers.Dense(embed_dim)]
+            )
+            self.layernorm1 = keras.layers.LayerNormalization(epsilon=1e-6)
+            self.layernorm2 = keras.layers.LayerNormalization(epsilon=1e-6)
+            self.dropout1 = keras.layers.Dropout(rate)
+            self.dropout2 = keras.layers.Dropout(rate)
+
+        def call(self, inputs, training=False):
+            attn_output = self.att(inputs, inputs)
+            attn_output = self.dropout1(attn_output, training=training)
+            out1 = self.layernorm1(inputs + attn_output)
+            ffn_output = self.ffn(out1)
+            ffn_output = self.dropout2(ffn_output, training=training)
+            return self.layernorm2(out1 + ffn_output)
+
+    class TokenAndPositionEmbedding(layers.Layer):
+        def __init__(self, maxlen, vocab_size, embed_dim):
+            super().__init__()
+            self.token_emb = keras.layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+            self.pos_emb = keras.layers.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+        def call(self, inputs):
+            maxlen = ops.shape(inputs)[-1]
+            positions = ops.arange(start=0, stop=maxlen, step=1)
+            position_embeddings = self.pos_emb(positions)
+            token_embeddings = self.token_emb(inputs)
+            return token_embeddings + position_embeddings
+
+    class NERModel(keras.Model):
+        def __init__(self, num_tags, vocab_size, maxlen=128, embed_dim=32, num_heads=2, ff_dim=32):
+            super().__init__()
+            self.embedding_layer = TokenAndPositionEmbedding(maxlen, vocab_size, embed_dim)
+            self.transformer_block = TransformerBlock(embed_dim, num_heads, ff_dim, rate)
+            self.dropout1 = layers.Dropout(rate)
+            self.ff = layers.Dense(ff_dim, activation="relu")
+            self.dropout2 = layers.Dropout(rate)
+            self.ff_final = layers.Dense(num_tags, activation="softmax")
+
+        def call(self, inputs, training=False):
+            x = self.embedding_layer(inputs)
+            x = self.transformer_block(x)
+            x = self.dropout1(x, training=training)
+            x = self.ff(x)
+            x = self.dropout2(x, training=training)
+            x = self.ff_final(x)
+            return x
+
+    class CustomNonPaddingTokenLoss(keras.losses.Loss):
+        def __init__(self, name="custom_ner_loss"):
+            super().__init__(name=name)
+
+        def call(self, y_true, y_pred):
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=False, reduction=None)
+            loss = loss_fn(y_true, y_pred)
+            mask = ops.cast((y_true > 0), dtype="float32")
+            loss = loss * mask
+            return ops.sum(loss) / ops.sum(mask)
+
+    model = NERModel(num_tags, vocab_size, maxlen=maxlen, embed_dim=embed_dim, num_heads=num_heads, ff_dim=ff_dim)
+    return model, CustomNonPaddingTokenLoss()
+
+
+def test_ner_transformer_masked_custom_loss(keras_ref):
+    rng = np.random.default_rng(4)
+    num_tags, vocab_size, maxlen = 5, 30, 10
+    # padded token ids (0 = padding) with tags 1..4 on real tokens, 0 on padding
+    lengths = rng.integers(4, maxlen + 1, 48)
+    x = np.zeros((48, maxlen), "int64")
+    y = np.zeros((48, maxlen), "int64")
+    for i, n in enumerate(lengths):
+        x[i, :n] = rng.integers(1, vocab_size, n)
+        y[i, :n] = 1 + x[i, :n] % 4
+    (ref, loss_ref), (ours, loss_ours) = _ner(keras_ref, num_tags, vocab_size, maxlen), _ner(kerasish, num_tags, vocab_size, maxlen)
+    ref(x[:2])
+    ours(x[:2])
+    copy_weights(ours, ref)
+    ref.compile(optimizer="adam", loss=loss_ref)
+    ours.compile(optimizer="adam", loss=loss_ours)
+    h_ref = ref.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    h_ours = ours.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    assert_history(h_ours, h_ref, rtol=1e-4, atol=1e-5)
+    assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
+    assert ours.evaluate(x, y, verbose=0) == pytest.approx(ref.evaluate(x, y, verbose=0), rel=1e-5)
+    # the example's inference: argmax over the tag probabilities
+    p_ref, p_ours = ref.predict(x[:8], verbose=0), ours.predict(x[:8], verbose=0)
+    assert_same(p_ours, p_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(np.argmax(p_ours, axis=-1), np.argmax(p_ref, axis=-1))
+    # the loss ignores padding: the same loss whatever the padded predictions are
+    y_pred = torch.softmax(torch.randn(2, maxlen, num_tags, generator=torch.Generator().manual_seed(0)), -1)
+    y_pad = y_pred.clone()
+    y_pad[torch.from_numpy(y[:2] == 0)] = 1.0 / num_tags
+    assert float(loss_ours(torch.from_numpy(y[:2]), y_pred)) == pytest.approx(float(loss_ours(torch.from_numpy(y[:2]), y_pad)), rel=1e-6)
+
+
+# ---------------------------------------------- 5. Captcha OCR with CTC
+def _ocr(keras, img_width=24, img_height=8, num_classes=6):
+    layers, ops = keras.layers, keras.ops
+
+    class CTCLayer(layers.Layer):
+        def __init__(self, name=None):
+            super().__init__(name=name)
+            # (tf.compat.v1.nn.ctc_loss on log(y_pred + eps) -> keras.ops.ctc_loss,
+            # which takes logits: log-probabilities are their own log_softmax)
+            self.loss_fn = keras.ops.ctc_loss
+
+        def call(self, y_true, y_pred):
+            batch_len = ops.shape(y_true)[0]
+            input_length = ops.shape(y_pred)[1] * ops.ones((batch_len,), dtype="int32")
+            label_length = ops.sum(ops.cast(y_true > 0, "int32"), axis=-1)
+            loss = self.loss_fn(ops.cast(y_true, "int32"), ops.log(y_pred + keras.backend.epsilon()),
+                                label_length, input_length, mask_index=0)
+            self.add_loss(ops.mean(loss))
+            # At test time, just return the computed predictions
+            return y_pred
+
+    input_img = layers.Input(shape=(img_width, img_height, 1), name="image", dtype="float32")
+    labels = layers.Input(name="label", shape=(None,), dtype="float32")
+    x = layers.Conv2D(4, (3, 3), activation="relu", kernel_initializer="he_normal", padding="same", name="Conv1")(input_img)
+    x = layers.MaxPooling2D((2, 2), name="pool1")(x)
+    x = layers.Conv2D(8, (3, 3), activation="relu", kernel_initializer="he_normal", padding="same", name="Conv2")(x)
+    x = layers.MaxPooling2D((2, 2), name="pool2")(x)
+    new_shape = ((img_width // 4), (img_height // 4) * 8)
+    x = layers.Reshape(target_shape=new_shape, name="reshape")(x)
+    x = layers.Dense(8, activation="relu", name="dense1")(x)
+    x = layers.Dropout(0.0)(x)  # (0.2 in the example: unseeded noise)
+    x = layers.Bidirectional(layers.LSTM(8, return_sequences=True, dropout=0.0))(x)
+    x = layers.Bidirectional(layers.LSTM(4, return_sequences=True, dropout=0.0))(x)
+    x = layers.Dense(num_classes + 1, activation="softmax", name="dense2")(x)
+    output = CTCLayer(name="ctc_loss")(labels, x)
+    model = keras.models.Model(inputs=[input_img, labels], outputs=output, name="ocr_model_v1")
+    model.compile(optimizer=keras.optimizers.Adam())
+    return model
+
+
+def test_captcha_ocr_ctc(keras_ref):
+    rng = np.random.default_rng(5)
+    max_length = 3
+    images = rng.random((40, 24, 8, 1)).astype("float32")
+    label_ids = rng.integers(1, 7, (40, max_length)).astype("float32")
+    label_ids[::4, -1] = 0  # some shorter labels, padded with 0
+    train = {"image": images[:32], "label": label_ids[:32]}
+    val = {"image": images[32:], "label": label_ids[32:]}
+    ref, ours = _ocr(keras_ref), _ocr(kerasish)
+    copy_weights(ours, ref)
+    runs = []
+    for keras, model in ((keras_ref, ref), (kerasish, ours)):
+        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+        runs.append(model.fit(train, validation_data=(val,), batch_size=8, epochs=2, shuffle=False,
+                              callbacks=[early_stopping], verbose=0))
+    assert_history(runs[1], runs[0], rtol=1e-4, atol=1e-5)
+    assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
+    assert ours.evaluate(val, verbose=0) == pytest.approx(ref.evaluate(val, verbose=0), rel=1e-5)
+
+    # the example's inference model and greedy decoding
+    def decode_batch_predictions(keras, model, images):
+        prediction_model = keras.models.Model(model.input[0], model.get_layer(name="dense2").output)
+        pred = prediction_model.predict(images, verbose=0)
+        input_len = np.ones(pred.shape[0]) * pred.shape[1]
+        decoded = keras.ops.ctc_decode(pred, sequence_lengths=input_len, strategy="greedy")[0][0][:, :max_length]
+        return pred, np.asarray(keras.ops.convert_to_numpy(decoded))
+
+    p_ref, d_ref = decode_batch_predictions(keras_ref, ref, images[32:])
+    p_ours, d_ours = decode_batch_predictions(kerasish, ours, images[32:])
+    assert_same(p_ours, p_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(d_ours, d_ref)
