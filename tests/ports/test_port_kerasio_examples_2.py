@@ -662,3 +662,203 @@ def test_captcha_ocr_ctc(keras_ref):
     p_ours, d_ours = decode_batch_predictions(kerasish, ours, images[32:])
     assert_same(p_ours, p_ref, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(d_ours, d_ref)
+
+
+# --------------------------------------------------------- 6. PixelCNN
+def _pixel_cnn(keras, input_shape=(6, 6, 1), filters=8, n_residual_blocks=2):
+    layers, ops = keras.layers, keras.ops
+
+    class PixelConvLayer(layers.Layer):
+        def __init__(self, mask_type, **kwargs):
+            super().__init__()
+            self.mask_type = mask_type
+            self.conv = layers.Conv2D(**kwargs)
+
+        def build(self, input_shape):
+            # Build the conv2d layer to initialize kernel variables
+            self.conv.build(input_shape)
+            # Use the initialized kernel to create the mask
+            kernel_shape = ops.shape(self.conv.kernel)
+            self.mask = np.zeros(shape=kernel_shape)
+            self.mask[: kernel_shape[0] // 2, ...] = 1.0
+            self.mask[kernel_shape[0] // 2, : kernel_shape[1] // 2, ...] = 1.0
+            if self.mask_type == "B":
+                self.mask[kernel_shape[0] // 2, kernel_shape[1] // 2, ...] = 1.0
+
+        def call(self, inputs):
+            self.conv.kernel.assign(self.conv.kernel * self.mask)
+            return self.conv(inputs)
+
+    class ResidualBlock(keras.layers.Layer):
+        def __init__(self, filters, **kwargs):
+            super().__init__(**kwargs)
+            self.conv1 = keras.layers.Conv2D(filters=filters, kernel_size=1, activation="relu")
+            self.pixel_conv = PixelConvLayer(
+                mask_type="B", filters=filters // 2, kernel_size=3, activation="relu", padding="same"
+            )
+            self.conv2 = keras.layers.Conv2D(filters=filters, kernel_size=1, activation="relu")
+
+        def call(self, inputs):
+            x = self.conv1(inputs)
+            x = self.pixel_conv(x)
+            x = self.conv2(x)
+            return keras.layers.add([inputs, x])
+
+    inputs = keras.Input(shape=input_shape, batch_size=16)
+    x = PixelConvLayer(mask_type="A", filters=filters, kernel_size=5, activation="relu", padding="same")(inputs)
+    for _ in range(n_residual_blocks):
+        x = ResidualBlock(filters=filters)(x)
+    for _ in range(2):
+        x = PixelConvLayer(mask_type="B", filters=filters, kernel_size=1, strides=1, activation="relu",
+                           padding="valid")(x)
+    out = keras.layers.Conv2D(filters=1, kernel_size=1, strides=1, activation="sigmoid", padding="valid")(x)
+    pixel_cnn = keras.Model(inputs, out)
+    adam = keras.optimizers.Adam(learning_rate=0.0005)
+    pixel_cnn.compile(optimizer=adam, loss="binary_crossentropy")
+    return pixel_cnn
+
+
+def test_pixel_cnn_masked_kernel_assign(keras_ref):
+    rng = np.random.default_rng(6)
+    data = (rng.random((40, 6, 6, 1)) > 0.5).astype("float32")
+    ref, ours = _pixel_cnn(keras_ref), _pixel_cnn(kerasish)
+    copy_weights(ours, ref)
+    # (batch_size=16 in Input, 36 training rows: the last batch has 4)
+    h_ref = ref.fit(x=data, y=data, batch_size=16, epochs=2, validation_split=0.1, shuffle=False, verbose=0)
+    h_ours = ours.fit(x=data, y=data, batch_size=16, epochs=2, validation_split=0.1, shuffle=False, verbose=0)
+    assert_history(h_ours, h_ref, rtol=1e-4, atol=1e-5)
+    # the masked kernel entries get gradients and Adam steps after the
+    # last assign: both keep them the same way
+    assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
+    assert ours.input_shape == ref.input_shape == (16, 6, 6, 1)
+
+    # the example's pixel-by-pixel sampling (seeded here), 4 images
+    def sample(keras, pixel_cnn):
+        seed = keras.random.SeedGenerator(7)
+        pixels = np.zeros(shape=(4,) + (pixel_cnn.input_shape)[1:])
+        batch, rows, cols, channels = pixels.shape
+        for row in range(rows):
+            for col in range(cols):
+                for channel in range(channels):
+                    probs = pixel_cnn.predict(pixels, verbose=0)[:, row, col, channel]
+                    # (`probs - keras.random.uniform(...)`, NumPy minus a torch
+                    # tensor, is a TypeError on Keras's torch backend too)
+                    pixels[:, row, col, channel] = keras.ops.convert_to_numpy(
+                        keras.ops.ceil(keras.ops.subtract(probs, keras.random.uniform(probs.shape, seed=seed))))
+        return pixels
+
+    s_ref, s_ours = sample(keras_ref, ref), sample(kerasish, ours)
+    np.testing.assert_array_equal(s_ours, s_ref)
+    assert 0 < s_ref.mean() < 1
+
+
+# ------------------------------------------- 7. Actor-critic (CartPole)
+class _CartPole:
+    """A small deterministic cart-pole (the classic equations of motion,
+    Euler steps), standing in for gym's CartPole-v0: `reset()` and `step()`
+    return what gym's do."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def reset(self):
+        self.state = self.rng.uniform(-0.05, 0.05, 4)
+        return self.state.astype("float32"), {}
+
+    def step(self, action):
+        x, x_dot, theta, theta_dot = self.state
+        force = 10.0 if action == 1 else -10.0
+        total_mass, pole_mass_length, length = 1.1, 0.05, 0.5
+        temp = (force + pole_mass_length * theta_dot**2 * np.sin(theta)) / total_mass
+        theta_acc = (9.8 * np.sin(theta) - np.cos(theta) * temp) / (
+            length * (4.0 / 3.0 - 0.1 * np.cos(theta) ** 2 / total_mass))
+        x_acc = temp - pole_mass_length * theta_acc * np.cos(theta) / total_mass
+        tau = 0.02
+        self.state = np.array([x + tau * x_dot, x_dot + tau * x_acc, theta + tau * theta_dot,
+                               theta_dot + tau * theta_acc])
+        done = bool(abs(self.state[0]) > 2.4 or abs(self.state[2]) > 12 * 2 * np.pi / 360)
+        return self.state.astype("float32"), 1.0, done, False, {}
+
+
+def _actor_critic(keras, env, episodes=4, max_steps_per_episode=25, num_hidden=16, weights=None):
+    layers, ops = keras.layers, keras.ops
+    gamma = 0.99
+    eps = np.finfo(np.float32).eps.item()
+    num_inputs, num_actions = 4, 2
+
+    inputs = layers.Input(shape=(num_inputs,))
+    common = layers.Dense(num_hidden, activation="relu")(inputs)
+    action = layers.Dense(num_actions, activation="softmax")(common)
+    critic = layers.Dense(1)(common)
+    model = keras.Model(inputs=inputs, outputs=[action, critic])
+    if weights is not None:
+        model.set_weights(weights)
+    initial = model.get_weights()
+
+    optimizer = keras.optimizers.Adam(learning_rate=0.01)
+    huber_loss = keras.losses.Huber()
+    action_probs_history, critic_value_history, rewards_history = [], [], []
+    running_reward, losses, actions = 0, [], []
+    rng = np.random.RandomState(0)  # (np.random.choice, seeded)
+
+    for _ in range(episodes):
+        state = env.reset()[0]
+        episode_reward = 0
+        # (tf.GradientTape -> torch autograd: the graph is recorded anyway)
+        for timestep in range(1, max_steps_per_episode):
+            state = ops.convert_to_tensor(state)
+            state = ops.expand_dims(state, 0)
+            # Predict action probabilities and estimated future rewards
+            action_probs, critic_value = model(state)
+            critic_value_history.append(critic_value[0, 0])
+            # Sample action from action probability distribution
+            # (np.squeeze of a tensor that requires grad fails on torch: detach)
+            action = rng.choice(num_actions, p=np.squeeze(action_probs.detach().cpu().numpy()))
+            actions.append(action)
+            action_probs_history.append(ops.log(action_probs[0, action]))
+            state, reward, done, *_ = env.step(action)
+            rewards_history.append(reward)
+            episode_reward += reward
+            if done:
+                break
+        running_reward = 0.05 * episode_reward + (1 - 0.05) * running_reward
+
+        returns, discounted_sum = [], 0
+        for r in rewards_history[::-1]:
+            discounted_sum = r + gamma * discounted_sum
+            returns.insert(0, discounted_sum)
+        returns = np.array(returns)
+        returns = (returns - np.mean(returns)) / (np.std(returns) + eps)
+        returns = returns.tolist()
+
+        history = zip(action_probs_history, critic_value_history, returns)
+        actor_losses, critic_losses = [], []
+        for log_prob, value, ret in history:
+            diff = ret - value
+            actor_losses.append(-log_prob * diff)
+            critic_losses.append(huber_loss(ops.expand_dims(value, 0), ops.expand_dims(ret, 0)))
+
+        loss_value = sum(actor_losses) + sum(critic_losses)
+        # (tape.gradient -> backward; the gradients are the variables' .grad)
+        for v in model.trainable_variables:
+            v.value.grad = None
+        loss_value.backward()
+        grads = [v.value.grad for v in model.trainable_variables]
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        losses.append(float(loss_value))
+
+        action_probs_history.clear()
+        critic_value_history.clear()
+        rewards_history.clear()
+    return model, initial, running_reward, losses, actions
+
+
+def test_actor_critic_hand_written_loop(keras_ref):
+    ref, initial, reward_ref, losses_ref, actions_ref = _actor_critic(keras_ref, _CartPole(0))
+    ours, _, reward_ours, losses_ours, actions_ours = _actor_critic(kerasish, _CartPole(0), weights=initial)
+    assert actions_ours == actions_ref
+    assert reward_ours == reward_ref
+    np.testing.assert_allclose(losses_ours, losses_ref, rtol=1e-4, atol=1e-5)
+    assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
+    state = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
+    assert_same(ours.predict(state, verbose=0), ref.predict(state, verbose=0), rtol=1e-4, atol=1e-5)
