@@ -31,6 +31,17 @@ Covered here (not in the other port files):
    ctc_loss` -> `keras.ops.ctc_loss`), a model compiled without a loss, dict
    inputs, EarlyStopping, the inference sub-model `Model(model.input[0],
    model.get_layer("dense2").output)` and `keras.ops.ctc_decode`.
+6. "PixelCNN" (generative/pixelcnn): a layer that re-masks its Conv2D kernel
+   with `kernel.assign(kernel * mask)` inside `call`, `Input(batch_size=...)`
+   with a smaller last batch, and the pixel-by-pixel sampling loop (seeded).
+7. "Actor Critic Method" (rl/actor_critic_cartpole): the hand-written episode
+   loop (`tf.GradientTape` -> `backward()`, `apply_gradients`), a two-output
+   model, Huber loss on scalars, against a small deterministic cart-pole.
+8. "Compact Convolutional Transformers" (vision/cct): a Sequential built
+   with `.add` inside a layer, `encoded_patches += PositionEmbedding(...)`
+   on KerasTensors, `activation=keras.ops.gelu`, StochasticDepth drawing
+   seeded `keras.random.uniform`, label smoothing, a top-k metric, a
+   best-only weights checkpoint reloaded before evaluate.
 """
 
 from __future__ import annotations
@@ -862,3 +873,161 @@ def test_actor_critic_hand_written_loop(keras_ref):
     assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
     state = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
     assert_same(ours.predict(state, verbose=0), ref.predict(state, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------- 8. Compact Convolutional Transformer
+def _cct(keras, image_size=8, num_classes=4, projection_dim=8, num_heads=2, transformer_layers=2,
+         stochastic_depth_rate=0.3):
+    layers = keras.layers
+    transformer_units = [projection_dim, projection_dim]
+    input_shape = (image_size, image_size, 3)
+
+    class CCTTokenizer(layers.Layer):
+        def __init__(self, kernel_size=3, stride=1, padding=1, pooling_kernel_size=3, pooling_stride=2,
+                     num_conv_layers=2, num_output_channels=[4, 8], positional_emb=True, **kwargs):
+            super().__init__(**kwargs)
+            self.conv_model = keras.Sequential()
+            for i in range(num_conv_layers):
+                self.conv_model.add(layers.Conv2D(num_output_channels[i], kernel_size, stride, padding="valid",
+                                                  use_bias=False, activation="relu", kernel_initializer="he_normal"))
+                self.conv_model.add(layers.ZeroPadding2D(padding))
+                self.conv_model.add(layers.MaxPooling2D(pooling_kernel_size, pooling_stride, "same"))
+            self.positional_emb = positional_emb
+
+        def call(self, images):
+            outputs = self.conv_model(images)
+            reshaped = keras.ops.reshape(
+                outputs, (-1, keras.ops.shape(outputs)[1] * keras.ops.shape(outputs)[2], keras.ops.shape(outputs)[-1])
+            )
+            return reshaped
+
+    class PositionEmbedding(keras.layers.Layer):
+        def __init__(self, sequence_length, initializer="glorot_uniform", **kwargs):
+            super().__init__(**kwargs)
+            self.sequence_length = int(sequence_length)
+            self.initializer = keras.initializers.get(initializer)
+
+        def build(self, input_shape):
+            feature_size = input_shape[-1]
+            self.position_embeddings = self.add_weight(
+                name="embeddings", shape=[self.sequence_length, feature_size],
+                initializer=self.initializer, trainable=True,
+            )
+            super().build(input_shape)
+
+        def call(self, inputs, start_index=0):
+            shape = keras.ops.shape(inputs)
+            feature_length, sequence_length = shape[-1], shape[-2]
+            position_embeddings = keras.ops.convert_to_tensor(self.position_embeddings)
+            position_embeddings = keras.ops.slice(position_embeddings, (start_index, 0),
+                                                  (sequence_length, feature_length))
+            return keras.ops.broadcast_to(position_embeddings, shape)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    class SequencePooling(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.attention = layers.Dense(1)
+
+        def call(self, x):
+            attention_weights = keras.ops.softmax(self.attention(x), axis=1)
+            attention_weights = keras.ops.transpose(attention_weights, axes=(0, 2, 1))
+            weighted_representation = keras.ops.matmul(attention_weights, x)
+            return keras.ops.squeeze(weighted_representation, -2)
+
+    class StochasticDepth(layers.Layer):
+        def __init__(self, drop_prop, **kwargs):
+            super().__init__(**kwargs)
+            self.drop_prob = drop_prop
+            self.seed_generator = keras.random.SeedGenerator(1337)
+
+        def call(self, x, training=None):
+            if training:
+                keep_prob = 1 - self.drop_prob
+                shape = (keras.ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+                random_tensor = keep_prob + keras.random.uniform(shape, 0, 1, seed=self.seed_generator)
+                random_tensor = keras.ops.floor(random_tensor)
+                return (x / keep_prob) * random_tensor
+            return x
+
+    def mlp(x, hidden_units, dropout_rate):
+        for units in hidden_units:
+            x = layers.Dense(units, activation=keras.ops.gelu)(x)
+            x = layers.Dropout(dropout_rate)(x)
+        return x
+
+    data_augmentation = keras.Sequential(
+        [
+            layers.Rescaling(scale=1.0 / 255),
+            layers.RandomCrop(image_size, image_size),
+            # (RandomFlip("horizontal") draws unseeded noise: left out)
+        ],
+        name="data_augmentation",
+    )
+
+    inputs = layers.Input(input_shape)
+    augmented = data_augmentation(inputs)
+    cct_tokenizer = CCTTokenizer()
+    encoded_patches = cct_tokenizer(augmented)
+    sequence_length = encoded_patches.shape[1]
+    encoded_patches += PositionEmbedding(sequence_length=sequence_length)(encoded_patches)
+    dpr = [x for x in np.linspace(0, stochastic_depth_rate, transformer_layers)]
+    for i in range(transformer_layers):
+        x1 = layers.LayerNormalization(epsilon=1e-5)(encoded_patches)
+        # (dropout=0.1 / Dropout(0.1) in the example: unseeded noise, 0 here)
+        attention_output = layers.MultiHeadAttention(num_heads=num_heads, key_dim=projection_dim, dropout=0.0)(x1, x1)
+        attention_output = StochasticDepth(dpr[i])(attention_output)
+        x2 = layers.Add()([attention_output, encoded_patches])
+        x3 = layers.LayerNormalization(epsilon=1e-5)(x2)
+        x3 = mlp(x3, hidden_units=transformer_units, dropout_rate=0.0)
+        x3 = StochasticDepth(dpr[i])(x3)
+        encoded_patches = layers.Add()([x3, x2])
+    representation = layers.LayerNormalization(epsilon=1e-5)(encoded_patches)
+    weighted_representation = SequencePooling()(representation)
+    logits = layers.Dense(num_classes)(weighted_representation)
+    return keras.Model(inputs=inputs, outputs=logits)
+
+
+def _run_cct(keras, model, x_train, y_train, x_test, y_test, checkpoint_filepath):
+    optimizer = keras.optimizers.AdamW(learning_rate=0.001, weight_decay=0.0001)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+        metrics=[
+            keras.metrics.CategoricalAccuracy(name="accuracy"),
+            keras.metrics.TopKCategoricalAccuracy(2, name="top-2-accuracy"),
+        ],
+    )
+    checkpoint_callback = keras.callbacks.ModelCheckpoint(
+        checkpoint_filepath, monitor="val_accuracy", save_best_only=True, save_weights_only=True
+    )
+    history = model.fit(x=x_train, y=y_train, batch_size=16, epochs=3, validation_split=0.25,
+                        callbacks=[checkpoint_callback], shuffle=False, verbose=0)
+    model.load_weights(checkpoint_filepath)
+    _, accuracy, top_2_accuracy = model.evaluate(x_test, y_test, verbose=0)
+    return history, accuracy, top_2_accuracy
+
+
+def test_compact_convolutional_transformer(keras_ref, tmp_path):
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, (80, 8, 8, 3)).astype("float32")
+    y = np.eye(4, dtype="float32")[rng.integers(0, 4, 80)]
+    ref, ours = _cct(keras_ref), _cct(kerasish)
+    copy_weights(ours, ref)
+    h_ref, acc_ref, top2_ref = _run_cct(keras_ref, ref, x[:64], y[:64], x[64:], y[64:], str(tmp_path / "r.weights.h5"))
+    h_ours, acc_ours, top2_ours = _run_cct(kerasish, ours, x[:64], y[:64], x[64:], y[64:], str(tmp_path / "o.weights.h5"))
+    # StochasticDepth draws keras.random.uniform from its SeedGenerator: the
+    # same numbers in both frameworks, so the noisy training matches
+    assert_history(h_ours, h_ref, rtol=1e-4, atol=1e-5)
+    assert (acc_ours, top2_ours) == pytest.approx((acc_ref, top2_ref), abs=1e-6)
+    # SequencePooling's Dense(1) bias shifts every score before a softmax over
+    # the sequence: its gradient is zero in exact arithmetic, and AdamW turns
+    # the float32 rounding noise into steps of up to lr (9 steps here), in
+    # both frameworks differently. Every other weight agrees to 1e-5.
+    pooling_bias = [i for i, w in enumerate(ref.weights) if w.path.startswith("sequence_pooling")][-1]
+    for i, (a, b) in enumerate(zip(ours.get_weights(), ref.get_weights())):
+        atol = 9 * 0.001 if i == pooling_bias else 1e-5
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol, err_msg=f"weight {i}")
+    assert_same(ours.predict(x[64:], verbose=0), ref.predict(x[64:], verbose=0), rtol=1e-4, atol=1e-5)
