@@ -7,6 +7,7 @@ import numpy as np
 from kerasish.callbacks.callback import Callback
 from kerasish.callbacks.monitor_callback import get_learning_rate
 from kerasish.callbacks.monitor_callback import set_learning_rate
+from kerasish.utils.io_utils import print_msg
 
 
 class LearningRateScheduler(Callback):
@@ -38,7 +39,7 @@ class LearningRateScheduler(Callback):
             raise ValueError(f"The output of the `schedule` function should be a float. Got: {lr}")
         set_learning_rate(optimizer, float(lr))
         if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+            print_msg(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

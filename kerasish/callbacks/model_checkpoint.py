@@ -11,6 +11,7 @@ import torch
 
 from kerasish.callbacks.callback import _default
 from kerasish.callbacks.monitor_callback import MonitorCallback
+from kerasish.utils.io_utils import print_msg
 
 
 def atomic_save(write, filepath: str) -> None:
@@ -120,7 +121,7 @@ class ModelCheckpoint(MonitorCallback):
     def _should_save_model(self, epoch, logs, filepath) -> bool:
         if not self.save_best_only:
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: saving model to {filepath}")
+                print_msg(f"\nEpoch {epoch + 1}: saving model to {filepath}")
             return True
         current = (logs or {}).get(self.monitor)
         if current is None:
@@ -138,12 +139,12 @@ class ModelCheckpoint(MonitorCallback):
         best_str = "None" if self.best is None else f"{self.best:.5f}"
         if self._is_improvement(current, self.best):
             if self.verbose > 0:
-                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, "
-                      f"saving model to {filepath}")
+                print_msg(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, "
+                          f"saving model to {filepath}")
             self.best = current
             return True
         if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
+            print_msg(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}")
         return False
 
     def _write(self, filepath):
@@ -208,6 +209,8 @@ class ModelCheckpoint(MonitorCallback):
             if dirname:
                 os.makedirs(dirname, exist_ok=True)
             self._write(filepath)
+            if self.verbose > 0:  # Keras 3.15 confirms each write
+                print_msg(f"\nEpoch {epoch + 1}: finished saving model to {filepath}")
 
     def _get_file_path(self, epoch, batch, logs):
         try:

@@ -9,6 +9,7 @@ import numpy as np
 from kerasish.callbacks.monitor_callback import MonitorCallback
 from kerasish.callbacks.monitor_callback import get_learning_rate
 from kerasish.callbacks.monitor_callback import set_learning_rate
+from kerasish.utils.io_utils import print_msg
 
 
 class ReduceLROnPlateau(MonitorCallback):
@@ -77,6 +78,6 @@ class ReduceLROnPlateau(MonitorCallback):
                     new_lr = max(old_lr * self.factor, self.min_lr)
                     set_learning_rate(optimizer, new_lr)
                     if self.verbose > 0:
-                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.")
+                        print_msg(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.")
                     self.cooldown_counter = self.cooldown
                     self.wait = 0

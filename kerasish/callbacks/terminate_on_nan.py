@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from kerasish.callbacks.callback import Callback
+from kerasish.utils.io_utils import print_msg
 
 
 class TerminateOnNaN(Callback):
@@ -30,5 +31,5 @@ class TerminateOnNaN(Callback):
                     f"NaN or Inf loss encountered at batch {batch}. Loss value: {loss}. "
                     "Terminating training immediately."
                 )
-            print(f"Batch {batch}: Invalid loss, terminating training")
+            print_msg(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True

@@ -32,6 +32,25 @@ class TimeseriesDataset:
             return x
         return x, torch.as_tensor(np.asarray(self._targets)[starts])
 
+    def take(self, count):
+        """The first `count` elements (batches, or windows when `batch_size`
+        is None) as a dataset of the same kind; `count=-1` keeps them all.
+
+        The subset of `tf.data.Dataset.take` that Keras programs use on what
+        `timeseries_dataset_from_array` returns (`for x, y in ds.take(1)`).
+        """
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < -1:
+            raise ValueError(
+                f"`count` must be a non-negative integer or -1 (all elements). Received: count={count}"
+            )
+        starts = self._starts
+        if count != -1:
+            starts = starts[: count * (self._batch_size or 1)]
+        taken = TimeseriesDataset.__new__(TimeseriesDataset)
+        taken.__dict__.update(self.__dict__)
+        taken._starts = starts
+        return taken
+
     def __iter__(self):
         if self._batch_size is None:
             for s in self._starts:

@@ -319,3 +319,50 @@ def test_callback_list_and_history_object():
         model.fit(x, y, epochs=1, verbose=0, callbacks=[object()])
     cbl = callbacks.CallbackList([callbacks.History()], add_progbar=True, model=model, verbose=0, epochs=1, steps=1)
     assert [type(c).__name__ for c in cbl] == ["History", "ProgbarLogger"]
+
+
+def _seq_model(K):
+    model = K.Sequential([K.Input((3,)), K.layers.Dense(4, activation="tanh"), K.layers.Dense(1)])
+    model.compile(optimizer=K.optimizers.SGD(0.05), loss="mse")
+    return model
+
+
+def test_verbose_callback_messages_match_keras(tmp_path, keras_ref, capsys, caplog):
+    """ModelCheckpoint(verbose=1) says "improved ... saving" and then, as Keras
+    3.15 does, "finished saving model to ..."; EarlyStopping and
+    ReduceLROnPlateau print Keras's lines; all of them go through
+    `print_msg`, so `disable_interactive_logging()` sends them to the logger."""
+    x, y = data()
+    val = (x[:8], y[:8])
+
+    def run(K, model, name):
+        cbs = [
+            K.callbacks.ModelCheckpoint(str(tmp_path / name), monitor="val_loss", verbose=1, save_best_only=True,
+                                        save_weights_only=True),
+            K.callbacks.ModelCheckpoint(str(tmp_path / ("all_" + name)), verbose=1, save_weights_only=True),
+            # (min_delta=1e3: no epoch after the first improves, whatever the weights)
+            K.callbacks.EarlyStopping(monitor="val_loss", min_delta=1e3, patience=1, verbose=1,
+                                      restore_best_weights=True),
+            K.callbacks.ReduceLROnPlateau(monitor="loss", patience=0, factor=0.5, min_delta=10.0, verbose=1),
+        ]
+        capsys.readouterr()
+        model.fit(x, y, batch_size=8, epochs=6, validation_data=val, shuffle=False, callbacks=cbs, verbose=0)
+        return capsys.readouterr().out.replace(name, "NAME")
+
+    ref = _seq_model(keras_ref)
+    ours = _seq_model(keras)
+    ours.set_weights(ref.get_weights())
+    out_ref = run(keras_ref, ref, "ref.weights.h5")
+    out_ours = run(keras, ours, "ours.weights.h5")
+    assert "finished saving model to" in out_ref and "early stopping" in out_ref and "ReduceLROnPlateau" in out_ref
+    assert out_ours == out_ref
+
+    keras.config.disable_interactive_logging()
+    try:
+        with caplog.at_level("INFO", logger="kerasish"):
+            quiet = run(keras, _seq_model(keras), "q.weights.h5")
+    finally:
+        keras.config.enable_interactive_logging()
+    assert quiet == ""
+    assert any("finished saving model to" in r.getMessage() for r in caplog.records)
+    assert any("early stopping" in r.getMessage() for r in caplog.records)

@@ -104,6 +104,28 @@ def test_timeseries_dataset_from_array_matches_keras3():
         keras.utils.timeseries_dataset_from_array(series, None, 4, sampling_rate=0)
 
 
+def test_timeseries_dataset_take_keeps_keras3_first_batches():
+    """`ds.take(n)` (tf.data's, used by the keras.io weather-forecasting
+    example) gives Keras 3's first n batches, or windows when batch_size=None."""
+    series = np.arange(50, dtype="float32").reshape(25, 2)
+    targets = np.arange(25, dtype="float32") * 10
+    ds = keras.utils.timeseries_dataset_from_array(series, targets, sequence_length=4, sequence_stride=2,
+                                                   sampling_rate=2, batch_size=3, start_index=2, end_index=23)
+    taken = ds.take(2)
+    assert len(taken) == 2 and len(ds.take(-1)) == len(ds) == META["tsds_len"] and len(ds.take(99)) == len(ds)
+    for i, (bx, by) in enumerate(taken):
+        np.testing.assert_array_equal(bx.numpy(), REC[f"tsds_{i}_x"])
+        np.testing.assert_array_equal(by.numpy(), REC[f"tsds_{i}_y"])
+    assert list(ds.take(0)) == []
+    windows = keras.utils.timeseries_dataset_from_array(series, None, 4, batch_size=None)
+    first = list(windows.take(3))
+    assert len(first) == 3 and first[2].shape == (4, 2)
+    np.testing.assert_array_equal(first[2].numpy(), series[2:6])
+    for bad in (-2, 1.5, "1", True):
+        with pytest.raises(ValueError, match="count"):
+            ds.take(bad)
+
+
 @pytest.mark.parametrize("mode", ["nearest", "constant", "reflect", "wrap"])
 def test_image_apply_transform_matches_tf_keras(mode):
     pytest.importorskip("scipy", reason="ImageDataGenerator's affine transforms need SciPy, as in Keras 2")
