@@ -572,10 +572,15 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 if not stack:
                     state.entry = id(self)  # the outermost call of the calls below
                 stack.append(training)  # sublayers inherit this call's training mode
+                # a sublayer first used in a later call (a branch, another thread's first call)
+                # builds in here: its weights' paths need this layer's name, as in Keras
+                scope = state.scope
+                scope.append(d["name"])
                 try:
                     outputs = self.call(*args, **kwargs)
                 finally:
                     stack.pop()
+                    scope.pop()
             else:
                 outputs = self.call(*args, **kwargs)
             if outputs is None:
