@@ -459,3 +459,170 @@ def test_autograd_functional_jacobian_and_hessian_of_a_conv_model_match_the_torc
     torch.testing.assert_close(jac_v.detach(), jac, rtol=1e-5, atol=1e-6)
     jac_v.square().sum().backward()
     assert model.layers[2].kernel.grad is not None and model.layers[0].kernel.grad is not None
+
+
+# -------------------------------------------------- hooks, parametrizations, init functions, modes
+def test_forward_pre_hook_with_kwargs_sees_and_changes_training_like_a_torch_kwarg():
+    """`register_forward_pre_hook(hook, with_kwargs=True)` gets the call's keyword arguments (Keras's
+    `training=`) and may rewrite them; a full backward hook on the model sees torch's gradients."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3), L.Dropout(0.5)])
+    seen = []
+
+    def record(module, args, kwargs):
+        seen.append(dict(kwargs))
+        return (args[0] * 2,), kwargs
+
+    handle = model.register_forward_pre_hook(record, with_kwargs=True)
+    x = torch.ones(2, 4)
+    torch.testing.assert_close(model(x, training=False), model.layers[0](2 * x))
+    handle.remove()
+    assert seen == [{"training": False}]
+    handle = model.layers[1].register_forward_pre_hook(
+        lambda m, args, kwargs: (args, {**kwargs, "training": True}), with_kwargs=True)
+    out = model(torch.ones(400, 4))  # inference call, but the hook turns this dropout on
+    handle.remove()
+    assert 0.4 < float((out == 0).float().mean()) < 0.6
+    grads = []
+    handle = model.register_full_backward_hook(lambda m, gin, gout: grads.append((gin[0], gout[0])))
+    xr = torch.randn(2, 4, requires_grad=True)
+    model(xr).sum().backward()
+    handle.remove()
+    torch.testing.assert_close(grads[0][0], xr.grad)
+    torch.testing.assert_close(grads[0][1], torch.ones(2, 3))
+
+
+def test_structured_pruning_and_orthogonal_use_the_keras_kernel_layout():
+    """torch's `dim` arguments index the tensor they are given: on a Keras Dense kernel `(in, out)` the
+    output units are `dim=1` (torch's nn.Linear: `dim=0`), on a Conv2D kernel `(kh, kw, in, out)` the
+    filters are `dim=3`. Pruning then zeroes the same units/filters as on the torch twin."""
+    from torch.nn.utils import prune
+    from torch.nn.utils.parametrizations import orthogonal
+
+    torch.manual_seed(0)
+    dense, linear = L.Dense(6), torch.nn.Linear(4, 6)
+    dense.build((None, 4))
+    _copy_dense(linear, dense)
+    prune.ln_structured(dense, "kernel", amount=0.5, n=2, dim=1)
+    prune.ln_structured(linear, "weight", amount=0.5, n=2, dim=0)
+    torch.testing.assert_close(dense.kernel, linear.weight.T)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(dense(x), linear(x), rtol=1e-5, atol=1e-6)
+
+    conv, conv_ref = L.Conv2D(4, 3), torch.nn.Conv2d(2, 4, 3)
+    conv.build((None, 5, 5, 2))
+    _copy_conv(conv_ref, conv)
+    prune.ln_structured(conv, "kernel", amount=0.5, n=1, dim=3)
+    prune.ln_structured(conv_ref, "weight", amount=0.5, n=1, dim=0)
+    assert int((conv.kernel.abs().sum((0, 1, 2)) == 0).sum()) == 2
+    xc = torch.randn(1, 5, 5, 2)
+    torch.testing.assert_close(conv(xc), conv_ref(xc.permute(0, 3, 1, 2)).permute(0, 2, 3, 1), rtol=1e-5, atol=1e-5)
+
+    # orthogonal on a tall (in, out) kernel: orthonormal columns, the output units (a Linear's rows)
+    ortho = L.Dense(3)
+    ortho.build((None, 5))
+    orthogonal(ortho, "kernel")
+    torch.testing.assert_close(ortho.kernel.T @ ortho.kernel, torch.eye(3), rtol=1e-5, atol=1e-5)
+    ortho(torch.randn(2, 5)).sum().backward()
+    assert ortho.parametrizations.kernel.original.grad is not None
+
+
+def test_clip_grad_value_clips_every_kerasish_gradient_like_the_torch_twin():
+    torch.manual_seed(0)
+    model, twin = _conv_model_and_twin()
+    x = torch.randn(4, 6, 6, 2, generator=torch.Generator().manual_seed(1)) * 50
+    for net, inp in ((model, x), (twin, x.permute(0, 3, 1, 2))):
+        net(inp).square().sum().backward()
+        torch.nn.utils.clip_grad_value_(net.parameters(), 0.5)
+    assert max(float(p.grad.abs().max()) for p in model.parameters()) == 0.5
+    torch.testing.assert_close(model.layers[0].kernel.grad, twin[0].weight.grad.permute(2, 3, 1, 0))
+    torch.testing.assert_close(model.layers[2].bias.grad, twin[3].bias.grad)
+
+
+def test_torch_init_functions_need_the_torch_layout_view_of_a_keras_kernel():
+    """`model.apply(init)` with `isinstance(m, nn.Linear)` matches no kerasish layer (a Dense is not an
+    nn.Linear: its kernel is `(in, out)`), so such an init function changes nothing. torch's fan-based
+    initializers read fans from the layout (`fan_in = size(1)` for 2-D), so they must be given the torch
+    layout view (`kernel.T`, `kernel.permute(3, 2, 0, 1)`): then the weights have nn.Linear's/nn.Conv2d's
+    statistics, as the README says."""
+    model = kerasish.Sequential([kerasish.Input((256,)), L.Dense(16)])
+    before = model.layers[0].kernel.detach().clone()
+    model.apply(lambda m: torch.nn.init.zeros_(m.weight) if isinstance(m, torch.nn.Linear) else None)
+    assert torch.equal(model.layers[0].kernel, before)  # nothing matched
+
+    torch.manual_seed(0)
+    dense = L.Dense(512)
+    dense.build((None, 8))
+    torch.nn.init.kaiming_normal_(dense.kernel.T)  # fan_in = 8, as for nn.Linear(8, 512)
+    assert abs(float(dense.kernel.std()) - (2 / 8) ** 0.5) < 0.03
+    torch.nn.init.kaiming_normal_(dense.kernel)  # the mistake: fan_in read as 512
+    assert abs(float(dense.kernel.std()) - (2 / 512) ** 0.5) < 0.005
+    conv = L.Conv2D(64, 3)
+    conv.build((None, 8, 8, 16))
+    torch.nn.init.kaiming_normal_(conv.kernel.permute(3, 2, 0, 1))  # fan_in = 16 * 3 * 3
+    assert abs(float(conv.kernel.std()) - (2 / 144) ** 0.5) < 0.01
+
+
+def test_eval_then_fit_trains_in_training_mode_and_restores_eval():
+    """A torch user's `model.eval()` left on before `fit`: Keras's fit trains in training mode (dropout
+    on, BatchNormalization moving its statistics) whatever the torch mode, and gives the mode back."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(8), L.Dropout(0.5), L.BatchNormalization(),
+                                 L.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.eval()
+    modes = []
+
+    class Probe(kerasish.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            modes.append((model.training, model.layers[1].training))
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 1)).astype("float32")
+    mean0 = model.layers[2].moving_mean.numpy().copy()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[Probe()])
+    assert modes == [(True, True)] * 2
+    assert not model.training and not model.layers[1].training
+    assert not np.allclose(model.layers[2].moving_mean.numpy(), mean0)
+
+
+def test_deepcopies_of_an_unbuilt_model_build_and_train_apart():
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Dense(3), L.BatchNormalization(), L.Dense(2)])
+    clone = copy.deepcopy(model)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, clone)]
+    x = torch.randn(4, 5)
+    model(x), clone(x)
+    clone.set_weights(model.get_weights())
+    start = [w.copy() for w in clone.get_weights()]
+    model.train()
+    for _ in range(2):
+        opts[0].zero_grad()
+        model(x).square().sum().backward()
+        opts[0].step()
+    assert not any(p.data_ptr() == q.data_ptr() for p in model.parameters() for q in clone.parameters())
+    assert all(np.array_equal(a, b) for a, b in zip(clone.get_weights(), start))
+    assert not np.array_equal(model.get_weights()[0], start[0])
+
+
+class _Normalized(torch.utils.data.Dataset):
+    """A torch Dataset that runs an adapted kerasish Normalization per item (in DataLoader workers)."""
+
+    def __init__(self, layer, x):
+        self.layer, self.x = layer, x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.layer(self.x[i:i + 1])[0]
+
+
+def test_preprocessing_layer_inside_dataloader_workers_gives_the_main_process_numbers():
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(8, 3)).astype("float32")
+    norm = L.Normalization()
+    norm.adapt(x)
+    loader = torch.utils.data.DataLoader(_Normalized(norm, x), batch_size=4, num_workers=2, timeout=60)
+    got = torch.cat(list(loader))
+    want = (x - x.mean(0)) / np.sqrt(x.var(0))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)
