@@ -306,7 +306,7 @@ class RNN(Layer):
         last_output, outputs, new_states = result
         dtype = sequences.dtype
         # a cell with another dtype policy; under the user's torch.autocast the ops chose the
-        # dtype (bfloat16 out of the fused kernel, as nn.LSTM/nn.GRU give): kept
+        # dtype (bfloat16 out of the fused LSTM kernel, as nn.LSTM gives): kept
         if outputs.dtype != dtype and not torch_autocast_on(sequences):
             last_output, outputs = last_output.to(dtype), outputs.to(dtype)
             new_states = [s.to(dtype) for s in new_states]
