@@ -27,6 +27,7 @@ from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
+from kerasish.layers.layer_call import BUILD_LOCK
 from kerasish.layers.layer_call import axes_match
 from kerasish.layers.layer_call import cast_int_input
 from kerasish.layers.layer_call import eager_call
@@ -571,10 +572,15 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 if not stack:
                     state.entry = id(self)  # the outermost call of the calls below
                 stack.append(training)  # sublayers inherit this call's training mode
+                # a sublayer first used in a later call (a branch, another thread's first call)
+                # builds in here: its weights' paths need this layer's name, as in Keras
+                scope = state.scope
+                scope.append(d["name"])
                 try:
                     outputs = self.call(*args, **kwargs)
                 finally:
                     stack.pop()
+                    scope.pop()
             else:
                 outputs = self.call(*args, **kwargs)
             if outputs is None:
@@ -632,7 +638,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         elif inputs.dtype.is_complex:
             input_checks.check_complex(self, inputs)
         if not d["built"]:
-            self._build_on_first_call(inputs)
+            self._build_once(inputs)
         if d["_input_spec"] is not None:
             assert_input_compatibility(d["_input_spec"], inputs, d["name"])
         # under the user's torch.autocast the ops choose their dtypes: no
@@ -743,6 +749,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         )
         # the plan `forward` reads: only constants (dynamo guards a tuple of them with one check)
         d["_plain"] = (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec) if plain else False
+
+    def _build_once(self, inputs):
+        """The first call's build, one thread at a time: a thread that finds
+        the layer built by another while it waited uses those weights."""
+        if torch.compiler.is_compiling():
+            self._build_on_first_call(inputs)
+            return
+        with BUILD_LOCK:
+            if not self.__dict__["built"]:
+                self._build_on_first_call(inputs)
 
     def _build_on_first_call(self, inputs):
         shapes = tree.map_shapes(inputs)

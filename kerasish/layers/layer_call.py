@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import threading
 import types
 
 import torch
@@ -29,6 +30,14 @@ def forward_for(cls, base):
     fn.__qualname__ = f"{cls.__qualname__}.forward"
     fn.__kwdefaults__ = base.__kwdefaults__
     return fn
+
+
+# First-call builds run one at a time (re-entrant: a model's build builds its
+# sublayers). Two threads making the first call of the same unbuilt model
+# otherwise both build it: duplicate Input layers, weights created twice and
+# one thread's weights on the meta device of the other's shape inference.
+# Built layers never take it (only `not built` reaches it).
+BUILD_LOCK = threading.RLock()
 
 
 def cast_int_input(x, dtype):

@@ -36,7 +36,7 @@ def symbolic_layer_call(layer, args, kwargs):
     checks its `input_spec`, infers the outputs and records a `Node`."""
     inputs = args[0] if args else None
     if not layer.built:
-        layer._build_on_first_call(inputs)
+        layer._build_once(inputs)
     spec = layer.input_spec
     if spec is not None and inputs is not None:
         assert_input_compatibility(spec, inputs, layer.name)

@@ -11,6 +11,7 @@ from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers import call_context as ctx
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.layers.layer_call import torch_autocast_on
 from kerasish.layers.rnn import fused_rnn
 from kerasish.layers.rnn import masked_rnn_op
 from kerasish.layers.rnn import rnn_scan
@@ -304,7 +305,9 @@ class RNN(Layer):
             result = self._loop_call(sequences, states, mask, training)
         last_output, outputs, new_states = result
         dtype = sequences.dtype
-        if outputs.dtype != dtype:  # a cell with another dtype policy
+        # a cell with another dtype policy; under the user's torch.autocast the ops chose the
+        # dtype (bfloat16 out of the fused LSTM kernel, as nn.LSTM gives): kept
+        if outputs.dtype != dtype and not torch_autocast_on(sequences):
             last_output, outputs = last_output.to(dtype), outputs.to(dtype)
             new_states = [s.to(dtype) for s in new_states]
         if self.stateful and not symbolic:
