@@ -45,8 +45,8 @@ class RNN(Layer):
         stateful: Reuse the last states of each batch as the initial states
             of the next one (fixed batch size). `reset_state()` zeroes them.
             Defaults to False.
-        unroll: Accepted for compatibility; the Python time loop is always
-            unrolled. Defaults to False.
+        unroll: Accepted for compatibility; ignored (eager runs a Python
+            loop, `torch.compile` an opaque op). Defaults to False.
         zero_output_for_mask: Masked steps output zeros instead of the
             previous output. Defaults to False.
 
@@ -69,7 +69,11 @@ class RNN(Layer):
     Masks with holes, recurrent dropout, other activations and custom cells
     run a Python loop over time steps calling the cell. Under `torch.export`
     (and so ONNX export) the time loop is one `scan` over the cell's step,
-    so exported programs take any number of time steps.
+    so exported programs take any number of time steps. Under
+    `torch.compile` the loop is one opaque op (`rnn_loop_op`) with a
+    symbolic length: one graph for every sequence length. Cells that are
+    not `torch.nn.Module`s, or whose `output_size` is not an int, still
+    unroll (a graph per length): bucket the lengths for those.
 
     Example:
         >>> layer = keras.layers.RNN(keras.layers.LSTMCell(4), return_sequences=True)
