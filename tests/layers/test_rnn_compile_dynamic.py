@@ -280,3 +280,14 @@ def test_compiled_masked_loop_equals_keras(keras_ref):
         expected = ref(x.numpy()).detach().cpu().numpy()
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
     assert counter.frame_count <= 2, counter.frame_count
+
+
+def test_loop_op_passes_opcheck():
+    """Schema, fake implementation and autograd registration of the op agree."""
+    layer = L.GRU(4, reset_after=False, return_sequences=True)
+    x = torch.randn(2, 5, 3, requires_grad=True)
+    layer(x)
+    weights = [owner._parameters[name] for owner, name in rnn_loop_op.weight_slots(layer.cell)]
+    mask = torch.tensor([[1, 1, 0, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    states = [torch.zeros(2, 4, requires_grad=True)]
+    torch.library.opcheck(rnn_loop_op.rnn_time_loop, (layer._loop_op_handle, x, mask, states, weights, None, True))
