@@ -14,6 +14,7 @@ from kerasish.layers.layer import Layer
 from kerasish.layers.layer_call import torch_autocast_on
 from kerasish.layers.rnn import fused_rnn
 from kerasish.layers.rnn import masked_rnn_op
+from kerasish.layers.rnn import rnn_loop_op
 from kerasish.layers.rnn import rnn_scan
 from kerasish.layers.rnn.base_rnn_cell import DropoutRNNCell
 from kerasish.layers.rnn.rnn_loop import rnn_loop
@@ -45,8 +46,8 @@ class RNN(Layer):
         stateful: Reuse the last states of each batch as the initial states
             of the next one (fixed batch size). `reset_state()` zeroes them.
             Defaults to False.
-        unroll: Accepted for compatibility; the Python time loop is always
-            unrolled. Defaults to False.
+        unroll: Accepted for compatibility; ignored (eager runs a Python
+            loop, `torch.compile` an opaque op). Defaults to False.
         zero_output_for_mask: Masked steps output zeros instead of the
             previous output. Defaults to False.
 
@@ -69,7 +70,11 @@ class RNN(Layer):
     Masks with holes, recurrent dropout, other activations and custom cells
     run a Python loop over time steps calling the cell. Under `torch.export`
     (and so ONNX export) the time loop is one `scan` over the cell's step,
-    so exported programs take any number of time steps.
+    so exported programs take any number of time steps. Under
+    `torch.compile` the loop is one opaque op (`rnn_loop_op`) with a
+    symbolic length: one graph for every sequence length. Cells that are
+    not `torch.nn.Module`s, or whose `output_size` is not an int, still
+    unroll (a graph per length): bucket the lengths for those.
 
     Example:
         >>> layer = keras.layers.RNN(keras.layers.LSTMCell(4), return_sequences=True)
@@ -128,6 +133,11 @@ class RNN(Layer):
             self._cell_training = "training" in params
         self._state_keys: list[str] = []
         self._expected_batch_size = None
+        rnn_loop_op.register(self)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        rnn_loop_op.register(self)  # a copy gets its own handle
 
     # ------------------------------------------------------ Keras 2 calls
     def _prepare_inputs(self, args, kwargs):
@@ -302,7 +312,10 @@ class RNN(Layer):
             result = self._fused_call(sequences, states, mask, training)
         if result is None:
             self._check_loop_allowed()
-            result = self._loop_call(sequences, states, mask, training)
+            if rnn_loop_op.wanted(self, sequences, self._loop_output_size()):
+                result = self._compiled_loop_call(sequences, states, mask, training)
+            else:
+                result = self._loop_call(sequences, states, mask, training)
         last_output, outputs, new_states = result
         dtype = sequences.dtype
         # a cell with another dtype policy; under the user's torch.autocast the ops chose the
@@ -369,6 +382,28 @@ class RNN(Layer):
         # (a view: dynamo cannot set `_keras_mask` on a list-returning custom op's own output)
         outputs = outputs.view_as(outputs)
         return outputs[:, -1], outputs, [h[0] for h in final]
+
+    def _loop_output_size(self):
+        """The cell's step output size (`output_size`, else the first state size)."""
+        size = getattr(self.cell, "output_size", None)
+        return self.state_size[0] if size is None else size
+
+    def _compiled_loop_call(self, sequences, states, mask, training):
+        """Under `torch.compile`: the time loop as one opaque op with a
+        symbolic length (`rnn_loop_op`), instead of the unrolled loop, which
+        is a graph per sequence length."""
+        cell = self.cell
+        if mask is not None:
+            mask = mask.to(torch.bool)
+        seed = None
+        if rnn_loop_op.draws_masks(cell, training):
+            seed = torch.randint(0, 2**62, (), dtype=torch.int64)  # a fresh draw per call, in the graph
+        weights = [owner._parameters[name] for owner, name in rnn_loop_op.weight_slots(cell)]
+        outputs, *final, _ = rnn_loop_op.rnn_time_loop(
+            self._loop_op_handle, sequences, mask, states, weights, seed, bool(training)
+        )
+        outputs = outputs.view_as(outputs)  # (a view: dynamo cannot tag a list-returning op's own output)
+        return outputs[:, -1], outputs, final
 
     def _scan_output_size(self, sequences, symbolic):
         """The step output size when the time loop should be one `scan`
