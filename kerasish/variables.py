@@ -297,7 +297,10 @@ class Variable(torch.Tensor):
 
 def state_view(tensor: torch.Tensor, name: str, path: str) -> "NonTrainableVariable":
     """A non-trainable Keras variable sharing `tensor`'s storage (optimizer state seen through
-    `optimizer.variables`). Pickled, it is a plain tensor, as the state itself is."""
+    `optimizer.variables`). Pickled, it is a plain tensor, as the state itself is. State held in
+    another tensor subclass (a sharded DTensor under ModelParallel/FSDP2) is returned as it is."""
+    if type(tensor) is not torch.Tensor:
+        return tensor
     view = torch.Tensor._make_subclass(NonTrainableVariable, torch.Tensor.detach(tensor), False)
     view.__dict__.update(_kname=name, _kpath=path, regularizer=None, constraint=None, _auto_key=False,
                          _autocast=False, _state_view=True)

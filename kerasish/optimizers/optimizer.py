@@ -475,6 +475,8 @@ class Optimizer(torch.optim.Optimizer):
         for key in [k for k, (ref, _) in views.items() if ref() is None]:
             del views[key]  # state replaced (load_state_dict, a rebuilt optimizer)
         view = kvars.state_view(tensor, name, f"{self.name}/{name}")
+        if view is tensor:
+            return tensor  # (sharded state keeps its own type)
         assign = tensor.__dict__.get("assign")
         if assign is not None:  # the learning rate: its assign methods write through to the optimizer
             for method in ("assign", "assign_add", "assign_sub"):
