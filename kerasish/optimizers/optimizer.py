@@ -468,7 +468,9 @@ class Optimizer(torch.optim.Optimizer):
         """`tensor` (a piece of optimizer state) seen as a Keras variable named as Keras names
         it (`name`, path `<optimizer>/<name>`): it shares the state's storage, so `assign` and
         `copy_` write the optimizer's state. One view per state tensor while it lives."""
-        views = self.__dict__.setdefault("_state_views", {})
+        views = _STATE_VIEWS.get(self)
+        if views is None:
+            views = _STATE_VIEWS[self] = {}
         hit = views.get(id(tensor))
         if hit is not None and hit[0]() is tensor and hit[1].name == name:
             return hit[1]
@@ -867,3 +869,8 @@ def _reference_name(param, index: int) -> str:
     parameter without a Keras path: `param_<index in the optimizer's list>`)."""
     path = getattr(param, "path", None)
     return path.replace("/", "_") if isinstance(path, str) else f"param_{index}"
+
+
+# optimizer -> {id(state tensor): (weakref to it, its variable view)}: outside the optimizer's
+# __dict__, so pickling and copying an optimizer never meet the weak references
+_STATE_VIEWS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

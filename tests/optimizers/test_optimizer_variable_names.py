@@ -90,6 +90,19 @@ def test_variables_are_the_state():
     assert not np.array_equal(snap, momentum.numpy())
 
 
+def test_optimizer_pickles_and_copies_after_reading_variables():
+    import copy
+    import pickle
+
+    opt = _fit_one_step(keras, CASES["adam"])
+    names = [v.name for v in opt.variables]
+    for clone in (pickle.loads(pickle.dumps(opt)), copy.deepcopy(opt)):
+        assert [v.name for v in clone.variables] == names
+        for mine, theirs in zip(clone.variables[2:], opt.variables[2:]):
+            torch.testing.assert_close(mine.detach(), theirs.detach())
+            assert mine.untyped_storage().data_ptr() != theirs.untyped_storage().data_ptr()
+
+
 def test_torch_parameters_get_positional_names_and_plain_pickles(tmp_path):
     linear = torch.nn.Linear(3, 2)
     opt = keras.optimizers.Adam(0.01)
