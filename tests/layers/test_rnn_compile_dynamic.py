@@ -222,6 +222,19 @@ def _fit(model, jit, batches, epochs=1):
     return model.fit(torch.utils.data.DataLoader(data, batch_size=None), epochs=epochs, verbose=0)
 
 
+def _fit_compiled_and_eager(kind, batches):
+    """Fits a masked `kind` model with jit_compile and its deep copy eagerly on `batches`; asserts
+    equal losses and weights and returns (compiled-fit model, eager-fit model)."""
+    model = _model(kind, mask_zero=True)
+    twin = copy.deepcopy(model)
+    history = _fit(model, True, batches)
+    eager = _fit(twin, False, batches)
+    np.testing.assert_allclose(history.history["loss"], eager.history["loss"], rtol=1e-5)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    return model, twin
+
+
 def test_fit_jit_compile_varying_lengths(monkeypatch):
     """fit(jit_compile=True) over 10 lengths between 5 and 50: eager's
     losses and weights, and a bounded number of graphs (the trainer marks
@@ -230,13 +243,7 @@ def test_fit_jit_compile_varying_lengths(monkeypatch):
     monkeypatch.setattr(trainer_mod, "_compile_backend", lambda: counter)
     torch._dynamo.reset()
     batches = _batches(np.linspace(5, 50, 10).astype(int).tolist(), batch=4)
-    model = _model("stacked_cells", mask_zero=True)
-    twin = copy.deepcopy(model)
-    history = _fit(model, True, batches)
-    eager = _fit(twin, False, batches)
-    np.testing.assert_allclose(history.history["loss"], eager.history["loss"], rtol=1e-5)
-    for a, b in zip(model.get_weights(), twin.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    model, twin = _fit_compiled_and_eager("stacked_cells", batches)
     assert counter.frame_count <= 3, counter.frame_count  # 2 static lengths, then a dynamic one
     preds = model.predict(batches[-1], verbose=0)
     np.testing.assert_allclose(preds, twin.predict(batches[-1], verbose=0), rtol=1e-5, atol=1e-6)
@@ -247,13 +254,7 @@ def test_inductor_masked_loop_equals_eager():
     """Inductor (the real backend of jit_compile) around the opaque loop."""
     torch._dynamo.reset()
     batches = _batches([5, 11, 17, 23], batch=4)
-    model = _model("gru_reset_before", mask_zero=True)
-    twin = copy.deepcopy(model)
-    history = _fit(model, True, batches)
-    eager = _fit(twin, False, batches)
-    np.testing.assert_allclose(history.history["loss"], eager.history["loss"], rtol=1e-5)
-    for a, b in zip(model.get_weights(), twin.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    _fit_compiled_and_eager("gru_reset_before", batches)
 
 
 def test_compiled_masked_loop_equals_keras(keras_ref):

@@ -42,23 +42,9 @@ from tests.ports.test_port_programs import assert_same
 from tests.ports.test_port_programs import assert_weights
 from tests.ports.test_port_programs import copy_weights
 
-
-@pytest.fixture(autouse=True)
-def _seeded(keras_ref):
-    """Keras's unseeded initializers draw from the global RNGs: seeded, each
-    run starts from the same weights (kerasish gets Keras's weights anyway)."""
-    keras_ref.utils.set_random_seed(1337)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These programs run many tiny kernels; on the shared 2-core machine two
-    intra-op threads per kernel made them ~30x slower than one (measured on
-    the WGAN-GP test: 7 s vs 0.25 s per fit). The numbers do not depend on it."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# the same autouse fixtures as the first file: Keras seeded, one torch thread
+from tests.ports.test_port_kerasio_examples_2 import _one_thread  # noqa: F401
+from tests.ports.test_port_kerasio_examples_2 import _seeded  # noqa: F401
 
 
 # --------------------------------------------------------- 6. PixelCNN
