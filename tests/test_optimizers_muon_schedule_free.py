@@ -81,7 +81,14 @@ def _keras_kwargs(keras_ref, kwargs):
     return out
 
 
-@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=lambda v: str(v))
+def _case_id(v):
+    """Deterministic ids (pytest-xdist workers must collect the same names): schedules by class."""
+    if isinstance(v, dict):
+        return str({k: (type(x).__name__ if hasattr(x, "get_config") else x) for k, x in v.items()})
+    return str(v)
+
+
+@pytest.mark.parametrize(("name", "kwargs"), CASES, ids=_case_id)
 def test_matches_keras(keras_ref, name, kwargs):
     to, ko = _compare(keras_ref, name, kwargs, _keras_kwargs(keras_ref, kwargs))
     cfg, ref_cfg = to.get_config(), ko.get_config()

@@ -58,7 +58,7 @@ def _dict_in_dict(s):
     return False
 
 
-@pytest.mark.parametrize("structure", CORPUS, ids=lambda s: type(s).__name__ + str(id(s) % 97))
+@pytest.mark.parametrize("structure", CORPUS, ids=[f"{type(s).__name__}{i}" for i, s in enumerate(CORPUS)])
 def test_structure_functions_match_keras(keras_ref, structure):
     kt, ot = keras_ref.tree, kerasish.tree
     order_ref = kt
