@@ -50,6 +50,18 @@ Covered here:
     `keras.utils.PyDataset` yielding `((unlabeled, _), (labeled, labels))`
     in place of `tf.data.Dataset.zip`. (Found: `ops.normalize` differed from
     Keras's by ~1 ulp, fixed.)
+15. "A Vision Transformer without Attention" (vision/shiftvit): layers
+    creating their sublayers in `build` (MLP, ShiftViTBlock, PatchMerging,
+    StackedShiftBlocks with `get_config`), the channel shift with
+    `ops.split`, `ops.image.crop_images` and `ops.image.pad_images`, an
+    adapted `Normalization` inside a Sequential, a subclassed Model with a
+    hand-written `train_step`/`test_step` (gradients of every sub-part's
+    `trainable_variables` zipped into `apply_gradients`), a
+    `LearningRateSchedule` subclass (warm-up + cosine, `ops.where`) driving
+    AdamW, a top-k metric and EarlyStopping; a callback reads
+    `self.model.optimizer.learning_rate` at every step. (The example's
+    `self.compiled_loss` / `self.compiled_metrics` do not exist in Keras 3:
+    ported to `self.compute_loss` and the Keras 3 guides' metric loop.)
 """
 
 from __future__ import annotations
@@ -809,3 +821,297 @@ def test_semisupervised_simclr(keras_ref, capsys):
     for part in ("encoder", "projection_head", "linear_probe"):
         assert_weights(getattr(ours, part), getattr(ref, part))
     assert_same(ours.evaluate(*validation, verbose=0), ref.evaluate(*validation, verbose=0))
+
+
+# ------------------------------------------------------------- 15. ShiftViT
+def _shiftvit(keras, x_train, num_classes=4, projected_dim=8, patch_size=2, num_shift_blocks_per_stages=(1, 1),
+              epsilon=1e-5, num_div=2, shift_pixel=1, mlp_expand_ratio=2):
+    layers, ops = keras.layers, keras.ops
+
+    def get_augmentation_model():
+        # (the example's random crop/flip draw random numbers: only its adapted Normalization is kept)
+        data_augmentation = keras.Sequential([layers.Normalization()], name="data_augmentation")
+        data_augmentation.layers[0].adapt(x_train)
+        return data_augmentation
+
+    class MLP(layers.Layer):
+        def __init__(self, mlp_expand_ratio, mlp_dropout_rate, **kwargs):
+            super().__init__(**kwargs)
+            self.mlp_expand_ratio = mlp_expand_ratio
+            self.mlp_dropout_rate = mlp_dropout_rate
+
+        def build(self, input_shape):
+            input_channels = input_shape[-1]
+            initial_filters = int(self.mlp_expand_ratio * input_channels)
+            self.mlp = keras.Sequential([
+                layers.Dense(units=initial_filters, activation="gelu"),
+                layers.Dropout(rate=self.mlp_dropout_rate),
+                layers.Dense(units=input_channels),
+                layers.Dropout(rate=self.mlp_dropout_rate),
+            ])
+
+        def call(self, x):
+            x = self.mlp(x)
+            return x
+
+    class ShiftViTBlock(layers.Layer):
+        def __init__(self, epsilon, drop_path_prob, mlp_dropout_rate, num_div=12, shift_pixel=1, mlp_expand_ratio=2,
+                     **kwargs):
+            super().__init__(**kwargs)
+            self.shift_pixel = shift_pixel
+            self.mlp_expand_ratio = mlp_expand_ratio
+            self.mlp_dropout_rate = mlp_dropout_rate
+            self.num_div = num_div
+            self.epsilon = epsilon
+            self.drop_path_prob = drop_path_prob
+
+        def build(self, input_shape):
+            self.H = input_shape[1]
+            self.W = input_shape[2]
+            self.C = input_shape[3]
+            self.layer_norm = layers.LayerNormalization(epsilon=self.epsilon)
+            # (drop_path_prob is 0 here: the example's DropPath is then this Activation)
+            self.drop_path = layers.Activation("linear")
+            self.mlp = MLP(mlp_expand_ratio=self.mlp_expand_ratio, mlp_dropout_rate=self.mlp_dropout_rate)
+
+        def get_shift_pad(self, x, mode):
+            if mode == "left":
+                offset_height, offset_width, target_height, target_width = 0, 0, 0, self.shift_pixel
+            elif mode == "right":
+                offset_height, offset_width, target_height, target_width = 0, self.shift_pixel, 0, self.shift_pixel
+            elif mode == "up":
+                offset_height, offset_width, target_height, target_width = 0, 0, self.shift_pixel, 0
+            else:
+                offset_height, offset_width, target_height, target_width = self.shift_pixel, 0, self.shift_pixel, 0
+            crop = ops.image.crop_images(x, top_cropping=offset_height, left_cropping=offset_width,
+                                         target_height=self.H - target_height, target_width=self.W - target_width)
+            shift_pad = ops.image.pad_images(crop, top_padding=offset_height, left_padding=offset_width,
+                                             target_height=self.H, target_width=self.W)
+            return shift_pad
+
+        def call(self, x, training=False):
+            x_splits = ops.split(x, indices_or_sections=self.C // self.num_div, axis=-1)
+            x_splits[0] = self.get_shift_pad(x_splits[0], mode="left")
+            x_splits[1] = self.get_shift_pad(x_splits[1], mode="right")
+            x_splits[2] = self.get_shift_pad(x_splits[2], mode="up")
+            x_splits[3] = self.get_shift_pad(x_splits[3], mode="down")
+            x = ops.concatenate(x_splits, axis=-1)
+            shortcut = x
+            x = shortcut + self.drop_path(self.mlp(self.layer_norm(x)), training=training)
+            return x
+
+    class PatchMerging(layers.Layer):
+        def __init__(self, epsilon, **kwargs):
+            super().__init__(**kwargs)
+            self.epsilon = epsilon
+
+        def build(self, input_shape):
+            filters = 2 * input_shape[-1]
+            self.reduction = layers.Conv2D(filters=filters, kernel_size=2, strides=2, padding="same", use_bias=False)
+            self.layer_norm = layers.LayerNormalization(epsilon=self.epsilon)
+
+        def call(self, x):
+            x = self.layer_norm(x)
+            x = self.reduction(x)
+            return x
+
+    class StackedShiftBlocks(layers.Layer):
+        def __init__(self, epsilon, mlp_dropout_rate, num_shift_blocks, stochastic_depth_rate, is_merge, num_div=12,
+                     shift_pixel=1, mlp_expand_ratio=2, **kwargs):
+            super().__init__(**kwargs)
+            self.epsilon = epsilon
+            self.mlp_dropout_rate = mlp_dropout_rate
+            self.num_shift_blocks = num_shift_blocks
+            self.stochastic_depth_rate = stochastic_depth_rate
+            self.is_merge = is_merge
+            self.num_div = num_div
+            self.shift_pixel = shift_pixel
+            self.mlp_expand_ratio = mlp_expand_ratio
+
+        def build(self, input_shapes):
+            dpr = [x for x in np.linspace(start=0, stop=self.stochastic_depth_rate, num=self.num_shift_blocks)]
+            self.shift_blocks = list()
+            for num in range(self.num_shift_blocks):
+                self.shift_blocks.append(ShiftViTBlock(
+                    num_div=self.num_div, epsilon=self.epsilon, drop_path_prob=dpr[num],
+                    mlp_dropout_rate=self.mlp_dropout_rate, shift_pixel=self.shift_pixel,
+                    mlp_expand_ratio=self.mlp_expand_ratio))
+            if self.is_merge:
+                self.patch_merge = PatchMerging(epsilon=self.epsilon)
+
+        def call(self, x, training=False):
+            for shift_block in self.shift_blocks:
+                x = shift_block(x, training=training)
+            if self.is_merge:
+                x = self.patch_merge(x)
+            return x
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({
+                "epsilon": self.epsilon, "mlp_dropout_rate": self.mlp_dropout_rate,
+                "num_shift_blocks": self.num_shift_blocks, "stochastic_depth_rate": self.stochastic_depth_rate,
+                "is_merge": self.is_merge, "num_div": self.num_div, "shift_pixel": self.shift_pixel,
+                "mlp_expand_ratio": self.mlp_expand_ratio,
+            })
+            return config
+
+    class ShiftViTModel(keras.Model):
+        def __init__(self, data_augmentation, projected_dim, patch_size, num_shift_blocks_per_stages, epsilon,
+                     mlp_dropout_rate, stochastic_depth_rate, num_div=12, shift_pixel=1, mlp_expand_ratio=2, **kwargs):
+            super().__init__(**kwargs)
+            self.data_augmentation = data_augmentation
+            self.patch_projection = layers.Conv2D(filters=projected_dim, kernel_size=patch_size, strides=patch_size,
+                                                  padding="same")
+            self.stages = list()
+            for index, num_shift_blocks in enumerate(num_shift_blocks_per_stages):
+                is_merge = index != len(num_shift_blocks_per_stages) - 1
+                self.stages.append(StackedShiftBlocks(
+                    epsilon=epsilon, mlp_dropout_rate=mlp_dropout_rate, num_shift_blocks=num_shift_blocks,
+                    stochastic_depth_rate=stochastic_depth_rate, is_merge=is_merge, num_div=num_div,
+                    shift_pixel=shift_pixel, mlp_expand_ratio=mlp_expand_ratio))
+            self.global_avg_pool = layers.GlobalAveragePooling2D()
+            self.classifier = layers.Dense(num_classes)
+
+        def _calculate_loss(self, data, training=False):
+            (images, labels) = data
+            augmented_images = self.data_augmentation(images, training=training)
+            projected_patches = self.patch_projection(augmented_images)
+            x = projected_patches
+            for stage in self.stages:
+                x = stage(x, training=training)
+            x = self.global_avg_pool(x)
+            logits = self.classifier(x)
+            # (`self.compiled_loss` / `self.compiled_metrics` are gone in Keras 3:
+            # `compute_loss`, and the metrics updated as the Keras 3 guides do)
+            total_loss = self.compute_loss(x=images, y=labels, y_pred=logits)
+            return total_loss, labels, logits
+
+        def train_step(self, inputs):
+            # (tf.GradientTape -> torch autograd)
+            total_loss, labels, logits = self._calculate_loss(data=inputs, training=True)
+            train_vars = [
+                self.data_augmentation.trainable_variables,
+                self.patch_projection.trainable_variables,
+                self.global_avg_pool.trainable_variables,
+                self.classifier.trainable_variables,
+            ]
+            train_vars = train_vars + [stage.trainable_variables for stage in self.stages]
+            self.zero_grad()
+            total_loss.backward()
+            grads = [[v.value.grad for v in var] for var in train_vars]
+            trainable_variable_list = []
+            for grad, var in zip(grads, train_vars):
+                for g, v in zip(grad, var):
+                    trainable_variable_list.append((g, v))
+            self.optimizer.apply_gradients(trainable_variable_list)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(total_loss)
+                else:
+                    metric.update_state(labels, logits)
+            return {m.name: m.result() for m in self.metrics}
+
+        def test_step(self, data):
+            total_loss, labels, logits = self._calculate_loss(data=data, training=False)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(total_loss)
+                else:
+                    metric.update_state(labels, logits)
+            return {m.name: m.result() for m in self.metrics}
+
+        def call(self, images):
+            augmented_images = self.data_augmentation(images)
+            x = self.patch_projection(augmented_images)
+            for stage in self.stages:
+                x = stage(x, training=False)
+            x = self.global_avg_pool(x)
+            logits = self.classifier(x)
+            return logits
+
+    class WarmUpCosine(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, lr_start, lr_max, warmup_steps, total_steps):
+            super().__init__()
+            self.lr_start = lr_start
+            self.lr_max = lr_max
+            self.warmup_steps = warmup_steps
+            self.total_steps = total_steps
+            self.pi = ops.array(np.pi)
+
+        def __call__(self, step):
+            if self.total_steps < self.warmup_steps:
+                raise ValueError(f"Total number of steps {self.total_steps} must be"
+                                 + f"larger or equal to warmup steps {self.warmup_steps}.")
+            cos_annealed_lr = ops.cos(self.pi * (ops.cast(step, dtype="float32") - self.warmup_steps)
+                                      / ops.cast(self.total_steps - self.warmup_steps, dtype="float32"))
+            learning_rate = 0.5 * self.lr_max * (1 + cos_annealed_lr)
+            if self.warmup_steps > 0:
+                if self.lr_max < self.lr_start:
+                    raise ValueError(f"lr_start {self.lr_start} must be smaller or" + f"equal to lr_max {self.lr_max}.")
+                slope = (self.lr_max - self.lr_start) / self.warmup_steps
+                warmup_rate = slope * ops.cast(step, dtype="float32") + self.lr_start
+                learning_rate = ops.where(step < self.warmup_steps, warmup_rate, learning_rate)
+            return ops.where(step > self.total_steps, 0.0, learning_rate)
+
+        def get_config(self):
+            return {"lr_start": self.lr_start, "lr_max": self.lr_max, "total_steps": self.total_steps,
+                    "warmup_steps": self.warmup_steps}
+
+    model = ShiftViTModel(data_augmentation=get_augmentation_model(), projected_dim=projected_dim,
+                          patch_size=patch_size, num_shift_blocks_per_stages=num_shift_blocks_per_stages,
+                          epsilon=epsilon, mlp_dropout_rate=0.0, stochastic_depth_rate=0.0, num_div=num_div,
+                          shift_pixel=shift_pixel, mlp_expand_ratio=mlp_expand_ratio)
+    return model, WarmUpCosine
+
+
+def test_shiftvit_warmup_cosine(keras_ref):
+    keras_ref.utils.clear_session()  # (weight paths are compared: Keras's layer-name counters restart)
+    rng = np.random.default_rng(15)
+    x_train = rng.random((40, 8, 8, 3)).astype("float32") * 255
+    y_train = rng.integers(0, 4, 40)
+    x_val = rng.random((16, 8, 8, 3)).astype("float32") * 255
+    y_val = rng.integers(0, 4, 16)
+    (ref, WarmUpCosineRef), (ours, WarmUpCosine) = _shiftvit(keras_ref, x_train), _shiftvit(kerasish, x_train)
+    # "pass sample data to the model so that input shape is available"
+    ref(x_train[:4], training=False)
+    ours(x_train[:4], training=False)
+    assert [w.path for w in ours.weights] == [w.path for w in ref.weights]
+    # the adapted Normalization statistics (before any weights are copied)
+    assert_same(ours.data_augmentation.layers[0].mean, ref.data_augmentation.layers[0].mean, rtol=1e-6)
+    assert_same(ours.data_augmentation.layers[0].variance, ref.data_augmentation.layers[0].variance, rtol=1e-5)
+    copy_weights(ours, ref)
+
+    batch_size, epochs = 8, 3
+    total_steps = int((len(x_train) / batch_size) * epochs)
+    warmup_steps = int(total_steps * 0.15)
+    histories, lrs = [], []
+    for model, keras, schedule_class in ((ref, keras_ref, WarmUpCosineRef), (ours, kerasish, WarmUpCosine)):
+        scheduled_lrs = schedule_class(lr_start=1e-5, lr_max=1e-2, warmup_steps=warmup_steps, total_steps=total_steps)
+        optimizer = keras.optimizers.AdamW(learning_rate=scheduled_lrs, weight_decay=1e-4)
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                               keras.metrics.SparseTopKCategoricalAccuracy(2, name="top-2-accuracy")])
+        seen = []
+
+        class LearningRateLogger(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                seen.append(float(self.model.optimizer.learning_rate))
+
+        histories.append(model.fit(
+            x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
+            callbacks=[keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=5, mode="auto"),
+                       LearningRateLogger()],
+            shuffle=False, verbose=0))
+        lrs.append(seen)
+    h_ref, h_ours = histories
+    assert sorted(h_ref.history) == ["accuracy", "loss", "top-2-accuracy", "val_accuracy", "val_loss",
+                                     "val_top-2-accuracy"]
+    assert_history(h_ours, h_ref)
+    assert_weights(ours, ref)
+    # the warm-up then cosine learning rates, step by step, as the optimizer reports them
+    assert len(lrs[1]) == total_steps
+    np.testing.assert_allclose(lrs[1], lrs[0], rtol=1e-6)
+    assert lrs[0][0] == pytest.approx(1e-5) and max(lrs[0]) == pytest.approx(1e-2, rel=1e-6)
+    assert_same(ours.evaluate(x_val, y_val, batch_size=8, verbose=0), ref.evaluate(x_val, y_val, batch_size=8, verbose=0))
+    assert_same(ours.predict(x_val, verbose=0), ref.predict(x_val, verbose=0))
