@@ -37,12 +37,25 @@ Covered here:
     inside `call`, a functional model over a dict of scalar Inputs, and
     EarlyStopping(restore_best_weights). (The example's StringLookup needs
     TensorFlow in Keras 3: the categorical features arrive as indices.)
+18. "Metric learning for image similarity search" (vision/metric_learning):
+    a functional `Model` subclass (`EmbeddingModel(inputs, embeddings)`)
+    overriding only `train_step` (`ops.einsum` similarities over a
+    temperature, `self.compute_loss(y=..., y_pred=...)` without `x`, the
+    Keras 3 guides' metric loop), `UnitNormalization`, a
+    `keras.utils.Sequence` of (anchor, positive) pairs, and the example's
+    nearest-neighbour search on the predicted embeddings. The example as
+    published does not run on Keras 3.15 (torch): `self.num_batches = ...`
+    hits PyDataset's read-only property (kerasish too), `fit` traces the
+    model on a whole (2, classes, ...) batch, and a bare-array batch reaches
+    `train_step` as a 1-element list; the port works around each (see the
+    comments), kerasish needs only the first.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 import kerasish
 
@@ -591,3 +604,113 @@ def test_classification_with_grn_and_vsn(keras_ref):
     assert_history(histories[1], histories[0])
     assert_weights(ours, ref)
     assert_same(ours.evaluate(x_val, y_val, verbose=0), ref.evaluate(x_val, y_val, verbose=0))
+
+
+# ----------------------------------------------------- 18. Metric learning
+def _metric_learning(keras, height_width=8, num_classes=4, embedding_dim=8):
+    layers = keras.layers
+
+    class EmbeddingModel(keras.Model):
+        def train_step(self, data):
+            # Note: Workaround for open issue, to be removed.
+            # (a list too: Keras 3.15's torch backend hands a PyDataset's bare-array
+            # batch to train_step as a 1-element list, kerasish as the array itself)
+            if isinstance(data, (tuple, list)):
+                data = data[0]
+            anchors, positives = data[0], data[1]
+            # (tf.GradientTape -> the Keras 3 torch idiom)
+            self.zero_grad()
+            anchor_embeddings = self(anchors, training=True)
+            positive_embeddings = self(positives, training=True)
+            similarities = keras.ops.einsum("ae,pe->ap", anchor_embeddings, positive_embeddings)
+            temperature = 0.2
+            similarities /= temperature
+            sparse_labels = keras.ops.arange(num_classes)
+            loss = self.compute_loss(y=sparse_labels, y_pred=similarities)
+            loss.backward()
+            trainable_weights = [v for v in self.trainable_weights]
+            gradients = [v.value.grad for v in trainable_weights]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, trainable_weights)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(sparse_labels, similarities)
+            return {m.name: m.result() for m in self.metrics}
+
+    inputs = layers.Input(shape=(height_width, height_width, 3))
+    x = layers.Conv2D(filters=8, kernel_size=3, strides=2, activation="relu")(inputs)
+    x = layers.Conv2D(filters=8, kernel_size=3, strides=1, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    embeddings = layers.Dense(units=embedding_dim, activation=None)(x)
+    embeddings = layers.UnitNormalization()(embeddings)
+    model = EmbeddingModel(inputs, embeddings)
+    return model
+
+def _anchor_positive_pairs(keras, x_train, class_idx_to_train_idxs, num_batches, num_classes, seed):
+    class AnchorPositivePairs(keras.utils.PyDataset):
+        def __init__(self, num_batches):
+            super().__init__()
+            # (the example's `self.num_batches = ...` fails in Keras 3.15 and kerasish alike:
+            # `num_batches` is a read-only PyDataset property now)
+            self.batches = num_batches
+            # (random.choice, seeded here so that both runs see the same pairs)
+            self.rng = np.random.default_rng(seed)
+
+        def __len__(self):
+            return self.batches
+
+        def __getitem__(self, _idx):
+            x = np.empty((2, num_classes, *x_train.shape[1:]), dtype=np.float32)
+            for class_idx in range(num_classes):
+                examples_for_class = class_idx_to_train_idxs[class_idx]
+                anchor_idx = self.rng.choice(examples_for_class)
+                positive_idx = self.rng.choice(examples_for_class)
+                while positive_idx == anchor_idx:
+                    positive_idx = self.rng.choice(examples_for_class)
+                x[0, class_idx] = x_train[anchor_idx]
+                x[1, class_idx] = x_train[positive_idx]
+            return x
+
+    return AnchorPositivePairs(num_batches=num_batches)
+
+
+def test_metric_learning(keras_ref):
+    from collections import defaultdict
+
+    rng = np.random.default_rng(18)
+    num_classes = 4
+    y_train = np.repeat(np.arange(num_classes), 10)
+    x_train = ((rng.random((40, 8, 8, 3)) + y_train[:, None, None, None] * 0.3) / 2).astype("float32")
+    y_test = np.repeat(np.arange(num_classes), 5)
+    x_test = ((rng.random((20, 8, 8, 3)) + y_test[:, None, None, None] * 0.3) / 2).astype("float32")
+    class_idx_to_train_idxs = defaultdict(list)
+    for y_train_idx, y in enumerate(y_train):
+        class_idx_to_train_idxs[y].append(y_train_idx)
+
+    ref = _metric_learning(keras_ref, num_classes=num_classes)
+    ours = _metric_learning(kerasish, num_classes=num_classes)
+    copy_weights(ours, ref)
+    histories = []
+    for model, keras in ((ref, keras_ref), (ours, kerasish)):
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-3),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        # (Keras 3.15 first traces the model on a whole batch, (2, classes, ...), and
+        # fails; a first `compute_loss` builds the compiled loss and skips that)
+        model.compute_loss(y=keras.ops.arange(num_classes), y_pred=keras.ops.zeros((num_classes, num_classes)))
+        pairs = _anchor_positive_pairs(keras, x_train, class_idx_to_train_idxs, 10, num_classes, seed=0)
+        histories.append(model.fit(pairs, epochs=2, verbose=0))
+    assert_history(histories[1], histories[0])
+    assert_weights(ours, ref)
+
+    # the example's evaluation: nearest neighbours in the embedding space
+    near_neighbours_per_example = 3
+    found = []
+    for model in (ref, ours):
+        embeddings = model.predict(x_test, verbose=0)
+        np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)  # UnitNormalization
+        gram_matrix = np.einsum("ae,be->ab", embeddings, embeddings)
+        found.append((embeddings, np.argsort(gram_matrix.T)[:, -(near_neighbours_per_example + 1):]))
+    assert_same(found[1][0], found[0][0])
+    np.testing.assert_array_equal(found[1][1], found[0][1])
