@@ -49,9 +49,18 @@ Covered here:
     model on a whole (2, classes, ...) batch, and a bare-array batch reaches
     `train_step` as a 1-element list; the port works around each (see the
     comments), kerasish needs only the first.
+19. "Traffic forecasting using graph neural networks and LSTM" (timeseries/
+    timeseries_traffic_forecasting): a GraphConv layer with an unnamed
+    `add_weight` in `__init__`, neighbour gathering with `ops.take` and
+    aggregation with `ops.segment_sum` / `ops.segment_max` over 4-D
+    (node, batch, time, feature) tensors, an LSTMGC layer reshaping by the
+    dynamic `ops.shape` before an LSTM, RMSprop and EarlyStopping; the
+    windows of the example's tf.data pipeline come from NumPy.
 """
 
 from __future__ import annotations
+
+import typing
 
 import numpy as np
 import pytest
@@ -714,3 +723,131 @@ def test_metric_learning(keras_ref):
         found.append((embeddings, np.argsort(gram_matrix.T)[:, -(near_neighbours_per_example + 1):]))
     assert_same(found[1][0], found[0][0])
     np.testing.assert_array_equal(found[1][1], found[0][1])
+
+
+# -------------------------------------------------- 19. Traffic forecasting
+class _GraphInfo:
+    def __init__(self, edges: typing.Tuple[list, list], num_nodes: int):
+        self.edges = edges
+        self.num_nodes = num_nodes
+
+
+def _traffic_forecasting(keras, graph_info, in_feat=1, out_feat=4, lstm_units=8, input_sequence_length=6,
+                         forecast_horizon=2, aggregation_type="mean"):
+    layers, ops = keras.layers, keras.ops
+
+    class GraphConv(layers.Layer):
+        def __init__(self, in_feat, out_feat, graph_info, aggregation_type="mean", combination_type="concat",
+                     activation=None, **kwargs):
+            super().__init__(**kwargs)
+            self.in_feat = in_feat
+            self.out_feat = out_feat
+            self.graph_info = graph_info
+            self.aggregation_type = aggregation_type
+            self.combination_type = combination_type
+            self.weight = self.add_weight(initializer=keras.initializers.GlorotUniform(), shape=(in_feat, out_feat),
+                                          dtype="float32", trainable=True)
+            self.activation = layers.Activation(activation)
+
+        def aggregate(self, neighbour_representations):
+            # (tf.math.unsorted_segment_* -> ops.segment_*; the mean as sum / count)
+            segment_ids = ops.convert_to_tensor(self.graph_info.edges[0])
+            sums = ops.segment_sum(neighbour_representations, segment_ids, num_segments=self.graph_info.num_nodes)
+            if self.aggregation_type == "sum":
+                return sums
+            if self.aggregation_type == "max":
+                return ops.segment_max(neighbour_representations, segment_ids, num_segments=self.graph_info.num_nodes)
+            counts = np.bincount(self.graph_info.edges[0], minlength=self.graph_info.num_nodes).astype("float32")
+            counts = ops.reshape(ops.convert_to_tensor(np.maximum(counts, 1.0)), (-1, 1, 1, 1))
+            return sums / counts
+
+        def compute_nodes_representation(self, features):
+            return ops.matmul(features, self.weight)
+
+        def compute_aggregated_messages(self, features):
+            neighbour_representations = ops.take(features, ops.convert_to_tensor(self.graph_info.edges[1]), axis=0)
+            aggregated_messages = self.aggregate(neighbour_representations)
+            return ops.matmul(aggregated_messages, self.weight)
+
+        def update(self, nodes_representation, aggregated_messages):
+            if self.combination_type == "concat":
+                h = ops.concatenate([nodes_representation, aggregated_messages], axis=-1)
+            elif self.combination_type == "add":
+                h = nodes_representation + aggregated_messages
+            else:
+                raise ValueError(f"Invalid combination_type: {self.combination_type}.")
+            return self.activation(h)
+
+        def call(self, features):
+            nodes_representation = self.compute_nodes_representation(features)
+            aggregated_messages = self.compute_aggregated_messages(features)
+            return self.update(nodes_representation, aggregated_messages)
+
+    class LSTMGC(layers.Layer):
+        def __init__(self, in_feat, out_feat, lstm_units, input_seq_len, output_seq_len, graph_info,
+                     graph_conv_params=None, **kwargs):
+            super().__init__(**kwargs)
+            if graph_conv_params is None:
+                graph_conv_params = {"aggregation_type": "mean", "combination_type": "concat", "activation": None}
+            self.graph_conv = GraphConv(in_feat, out_feat, graph_info, **graph_conv_params)
+            self.lstm = layers.LSTM(lstm_units, activation="relu")
+            self.dense = layers.Dense(output_seq_len)
+            self.input_seq_len, self.output_seq_len = input_seq_len, output_seq_len
+
+        def call(self, inputs):
+            inputs = ops.transpose(inputs, [2, 0, 1, 3])
+            gcn_out = self.graph_conv(inputs)
+            shape = ops.shape(gcn_out)
+            num_nodes, batch_size, input_seq_len, out_feat = shape[0], shape[1], shape[2], shape[3]
+            gcn_out = ops.reshape(gcn_out, (batch_size * num_nodes, input_seq_len, out_feat))
+            lstm_out = self.lstm(gcn_out)
+            dense_output = self.dense(lstm_out)
+            output = ops.reshape(dense_output, (num_nodes, batch_size, self.output_seq_len))
+            return ops.transpose(output, [1, 2, 0])
+
+    graph_conv_params = {"aggregation_type": aggregation_type, "combination_type": "concat", "activation": None}
+    st_gcn = LSTMGC(in_feat, out_feat, lstm_units, input_sequence_length, forecast_horizon, graph_info,
+                    graph_conv_params)
+    inputs = layers.Input((input_sequence_length, graph_info.num_nodes, in_feat))
+    outputs = st_gcn(inputs)
+    model = keras.models.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.002), loss=keras.losses.MeanSquaredError())
+    return model
+
+
+def _traffic_windows(data, input_sequence_length=6, forecast_horizon=2):
+    """The example's `create_tf_dataset` windows (timeseries_dataset_from_array,
+    TensorFlow-only in Keras), in NumPy: `input_sequence_length` steps in,
+    the next `forecast_horizon` steps out, every offset."""
+    xs, ys = [], []
+    for i in range(len(data) - input_sequence_length - forecast_horizon + 1):
+        xs.append(data[i:i + input_sequence_length])
+        ys.append(data[i + input_sequence_length:i + input_sequence_length + forecast_horizon])
+    return np.stack(xs)[..., None], np.stack(ys)
+
+
+@pytest.mark.parametrize("aggregation_type", ["mean", "max"])
+def test_traffic_forecasting_graph_lstm(keras_ref, aggregation_type):
+    keras_ref.utils.clear_session()  # (weight paths are compared: Keras's layer-name counters restart)
+    rng = np.random.default_rng(19)
+    num_nodes = 5
+    edges = (np.array([0, 0, 1, 2, 3, 4, 4, 1]), np.array([1, 2, 0, 3, 4, 0, 3, 2]))
+    graph = _GraphInfo(edges=edges, num_nodes=num_nodes)
+    t = np.arange(120)
+    speeds = np.sin(t[:, None] / 6.0 + np.arange(num_nodes)[None, :]) + 0.1 * rng.normal(size=(120, num_nodes))
+    (x_train, y_train), (x_val, y_val) = _traffic_windows(speeds[:80].astype("float32")), _traffic_windows(
+        speeds[80:].astype("float32"))
+    ref = _traffic_forecasting(keras_ref, graph, aggregation_type=aggregation_type)
+    ours = _traffic_forecasting(kerasish, graph, aggregation_type=aggregation_type)
+    # (the unnamed weight made in GraphConv's `__init__` is "graph_conv/variable" in both)
+    assert [w.path for w in ours.weights] == [w.path for w in ref.weights]
+    copy_weights(ours, ref)
+    histories = []
+    for model, keras in ((ref, keras_ref), (ours, kerasish)):
+        histories.append(model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=2, batch_size=16,
+                                   callbacks=[keras.callbacks.EarlyStopping(patience=10)], shuffle=False, verbose=0))
+    assert_history(histories[1], histories[0])
+    assert_weights(ours, ref)
+    y_pred = ours.predict(x_val, verbose=0)
+    assert y_pred.shape == (len(x_val), 2, num_nodes)
+    assert_same(y_pred, ref.predict(x_val, verbose=0))
