@@ -9,7 +9,7 @@ compiled loss and metrics, a Keras optimizer) are stored with
 `state_dict()` holds only the model's own weights and buffers.
 
 The default train step is Keras 3's torch step: forward with
-`training=True`, `zero_grad`, `loss = compiled loss + sum(model.losses)`,
+`training=True` (plain `self(x)` when `call` takes no `training`), `zero_grad`, `loss = compiled loss + sum(model.losses)`,
 `backward`, `optimizer.apply(grads, trainable_weights)` (a plain
 `torch.optim.Optimizer` gets `step()`), then the metric updates. Metric
 values stay device tensors: they are read back (one sync) only when a
