@@ -47,8 +47,10 @@ Covered here:
     published does not run on Keras 3.15 (torch): `self.num_batches = ...`
     hits PyDataset's read-only property (kerasish too), `fit` traces the
     model on a whole (2, classes, ...) batch, and a bare-array batch reaches
-    `train_step` as a 1-element list; the port works around each (see the
-    comments), kerasish needs only the first.
+    `train_step` as a 1-element list, not the example's tuple; the port works
+    around each (see the comments), kerasish needs only the first. (Found:
+    kerasish handed `train_step` the bare array, so the example's `data[0]`
+    was its first row pair; it now gets `(x,)` as Keras standardizes it.)
 
 Programs 19-20 are in test_port_kerasio_examples_6.py.
 """
@@ -616,7 +618,7 @@ def _metric_learning(keras, height_width=8, num_classes=4, embedding_dim=8):
         def train_step(self, data):
             # Note: Workaround for open issue, to be removed.
             # (a list too: Keras 3.15's torch backend hands a PyDataset's bare-array
-            # batch to train_step as a 1-element list, kerasish as the array itself)
+            # batch to train_step as `[x]`, kerasish as `(x,)`, as Keras on TensorFlow)
             if isinstance(data, (tuple, list)):
                 data = data[0]
             anchors, positives = data[0], data[1]
