@@ -49,8 +49,9 @@ Covered here:
     model on a whole (2, classes, ...) batch, and a bare-array batch reaches
     `train_step` as a 1-element list, not the example's tuple; the port works
     around each (see the comments), kerasish needs only the first. (Found:
-    kerasish handed `train_step` the bare array, so the example's `data[0]`
-    was its first row pair; it now gets `(x,)` as Keras standardizes it.)
+    kerasish handed `train_step` the bare array where Keras gives a
+    1-element sequence, so code taking `data[0]` as the batch got its first
+    row; it now gets `(x,)` as Keras standardizes it.)
 
 Programs 19-20 are in test_port_kerasio_examples_6.py.
 """
