@@ -281,8 +281,13 @@ def normalize(x, axis=-1, order=2, epsilon=None):
         x = x.unsqueeze(0)
     epsilon = _config.epsilon() if epsilon is None else epsilon
     if order == 2:
+        floor = epsilon * epsilon
+        if floor < torch.finfo(x.dtype).tiny:
+            # the floor underflows (float16/bfloat16, epsilon=1e-7): float32 maths, where it
+            # does not (Keras's formula there gives inf * 0 = NaN for an all-zero slice)
+            return normalize(x.float(), axis=axis, order=2, epsilon=epsilon).to(x.dtype)
         square_sum = torch.sum(torch.square(x), dim=axis, keepdim=True)
-        return x * torch.rsqrt(torch.clamp(square_sum, min=epsilon * epsilon))
+        return x * torch.rsqrt(torch.clamp(square_sum, min=floor))
     norm = torch.linalg.vector_norm(x, ord=order, dim=axis, keepdim=True)
     return x / torch.clamp(norm, min=epsilon)
 

@@ -55,3 +55,12 @@ def test_invalid_order_raises_value_error_as_keras(keras_ref, order):
     with pytest.raises(ValueError, match="`order` must be an int >= 1") as our_err:
         kerasish.ops.normalize(x, order=order)
     assert f"Received: order={order}" in str(our_err.value) and f"Received: order={order}" in str(ref_err.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_zero_slice_stays_finite(dtype):
+    """epsilon**2 underflows in half precision: the maths runs in float32 there."""
+    x = torch.tensor([[0.0, 0.0], [3.0, 4.0]], dtype=dtype)
+    out = kerasish.ops.normalize(x, axis=1)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), torch.tensor([[0.0, 0.0], [0.6, 0.8]]), rtol=1e-2, atol=1e-3)
