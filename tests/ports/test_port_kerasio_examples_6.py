@@ -24,6 +24,14 @@ Covered here:
     `load_weights` overrides saving the inner DCE-Net (`.weights.h5` files
     read by both frameworks). (The overrides drop the `save_format` /
     `options` arguments Keras 3's methods no longer take.)
+21. "Classification using Attention-based Deep Multiple Instance Learning"
+    (vision/attention_mil_classification): a layer with regularized
+    `add_weight`s made in `build` from a list input shape, taking a list of
+    tensors and returning a list (`ops.tensordot`, `ops.softmax` across the
+    bag), shared Dense layers over several Inputs, `layers.multiply` /
+    `layers.concatenate` on the list's items, `class_weight` with
+    `batch_size=1`, a best-only weights checkpoint reloaded after `fit`, and
+    the intermediate model on `get_layer("alpha").output` (a list).
 """
 
 from __future__ import annotations
@@ -370,3 +378,120 @@ def test_zero_dce_custom_losses(keras_ref, tmp_path):
             fresh = cls()
             fresh.load_weights(path)
             assert_same(fresh.predict(x_val, verbose=0), expected)
+
+
+# ------------------------------------------- 21. Attention-based deep MIL
+def _mil_attention(keras, instance_shape=(4, 4), bag_size=3):
+    layers, ops = keras.layers, keras.ops
+
+    class MILAttentionLayer(layers.Layer):
+        def __init__(self, weight_params_dim, kernel_initializer="glorot_uniform", kernel_regularizer=None,
+                     use_gated=False, **kwargs):
+            super().__init__(**kwargs)
+            self.weight_params_dim = weight_params_dim
+            self.use_gated = use_gated
+            self.kernel_initializer = keras.initializers.get(kernel_initializer)
+            self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+            self.v_init = self.kernel_initializer
+            self.w_init = self.kernel_initializer
+            self.u_init = self.kernel_initializer
+            self.v_regularizer = self.kernel_regularizer
+            self.w_regularizer = self.kernel_regularizer
+            self.u_regularizer = self.kernel_regularizer
+
+        def build(self, input_shape):
+            input_dim = input_shape[0][1]
+            self.v_weight_params = self.add_weight(shape=(input_dim, self.weight_params_dim), initializer=self.v_init,
+                                                   name="v", regularizer=self.v_regularizer, trainable=True)
+            self.w_weight_params = self.add_weight(shape=(self.weight_params_dim, 1), initializer=self.w_init,
+                                                   name="w", regularizer=self.w_regularizer, trainable=True)
+            if self.use_gated:
+                self.u_weight_params = self.add_weight(shape=(input_dim, self.weight_params_dim),
+                                                       initializer=self.u_init, name="u",
+                                                       regularizer=self.u_regularizer, trainable=True)
+            else:
+                self.u_weight_params = None
+            self.input_built = True
+
+        def call(self, inputs):
+            instances = [self.compute_attention_scores(instance) for instance in inputs]
+            instances = ops.stack(instances)
+            alpha = ops.softmax(instances, axis=0)
+            return [alpha[i] for i in range(alpha.shape[0])]
+
+        def compute_attention_scores(self, instance):
+            original_instance = instance
+            instance = ops.tanh(ops.tensordot(instance, self.v_weight_params, axes=1))
+            if self.use_gated:
+                instance = instance * ops.sigmoid(ops.tensordot(original_instance, self.u_weight_params, axes=1))
+            return ops.tensordot(instance, self.w_weight_params, axes=1)
+
+    inputs, embeddings = [], []
+    shared_dense_layer_1 = layers.Dense(16, activation="relu")
+    shared_dense_layer_2 = layers.Dense(8, activation="relu")
+    for _ in range(bag_size):
+        inp = layers.Input(instance_shape)
+        flatten = layers.Flatten()(inp)
+        dense_1 = shared_dense_layer_1(flatten)
+        dense_2 = shared_dense_layer_2(dense_1)
+        inputs.append(inp)
+        embeddings.append(dense_2)
+    alpha = MILAttentionLayer(weight_params_dim=8, kernel_regularizer=keras.regularizers.L2(0.01), use_gated=True,
+                              name="alpha")(embeddings)
+    multiply_layers = [layers.multiply([alpha[i], embeddings[i]]) for i in range(len(alpha))]
+    concat = layers.concatenate(multiply_layers, axis=1)
+    output = layers.Dense(2, activation="softmax")(concat)
+    return keras.Model(inputs, output)
+
+def _compute_class_weights(labels):
+    negative_count = len(np.where(labels == 0)[0])
+    positive_count = len(np.where(labels == 1)[0])
+    total_count = negative_count + positive_count
+    return {0: (1 / negative_count) * (total_count / 2), 1: (1 / positive_count) * (total_count / 2)}
+
+
+def test_attention_mil_classification(keras_ref, tmp_path):
+    keras_ref.utils.clear_session()  # (weight paths are compared: Keras's layer-name counters restart)
+    rng = np.random.default_rng(21)
+
+    def bags(n, bag_size=3):
+        """Bags of 3 instances; a positive bag has one brightened instance."""
+        data = [rng.random((n, 4, 4)).astype("float32") for _ in range(bag_size)]
+        labels = (rng.random(n) < 0.3).astype("int64")
+        for i in np.where(labels == 1)[0]:
+            data[rng.integers(0, bag_size)][i] += 0.8
+        return data, labels
+
+    (train_data, train_labels), (val_data, val_labels) = bags(24), bags(8)
+    ref, ours = _mil_attention(keras_ref), _mil_attention(kerasish)
+    assert [w.path for w in ours.weights] == [w.path for w in ref.weights]
+    copy_weights(ours, ref)
+    histories = []
+    for model, keras, name in ((ref, keras_ref, "ref"), (ours, kerasish, "ours")):
+        file_path = str(tmp_path / f"{name}_best_model.weights.h5")
+        model_checkpoint = keras.callbacks.ModelCheckpoint(file_path, monitor="val_loss", verbose=0, mode="min",
+                                                           save_best_only=True, save_weights_only=True)
+        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, mode="min")
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        histories.append(model.fit(train_data, train_labels, validation_data=(val_data, val_labels), epochs=3,
+                                   class_weight=_compute_class_weights(train_labels), batch_size=1,
+                                   callbacks=[early_stopping, model_checkpoint], shuffle=False, verbose=0))
+        model.load_weights(file_path)
+    assert_history(histories[1], histories[0])
+    assert_weights(ours, ref)
+    # the L2 regularizers of the attention weights
+    assert len(ours.losses) == len(ref.losses) == 3
+    assert_same(sum(ours.losses), sum(ref.losses))
+
+    # the example's predictions and attention weights (a list output of the "alpha" layer)
+    results = []
+    for model, keras in ((ref, keras_ref), (ours, kerasish)):
+        predictions = model.predict(val_data, verbose=0)
+        intermediate_model = keras.Model(model.input, model.get_layer("alpha").output)
+        intermediate_predictions = intermediate_model.predict(val_data, verbose=0)
+        assert isinstance(intermediate_predictions, list) and len(intermediate_predictions) == 3
+        attention_weights = np.squeeze(np.swapaxes(intermediate_predictions, 1, 0))
+        results.append((predictions, attention_weights, model.evaluate(val_data, val_labels, verbose=0)))
+    assert results[0][1].shape == (8, 3)
+    np.testing.assert_allclose(results[0][1].sum(axis=1), 1.0, rtol=1e-5)
+    assert_same(results[1], results[0])
