@@ -455,9 +455,11 @@ class Functional(Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from kerasish.models.functional_config import functional_from_config
-
-        return functional_from_config(cls, config, custom_objects=custom_objects)
+        # `Model.from_config`'s rule, as in Keras (Functional has no override
+        # there): a functional config revives a functional-like class as a graph;
+        # a subclass with its own constructor (`MyModel(**kwargs)` building its
+        # graph in `__init__`) is `cls(**config)`
+        return Model.from_config.__func__(cls, config, custom_objects=custom_objects)
 
 
 def graph_computable(inputs, tensors) -> bool:
@@ -471,7 +473,14 @@ def graph_computable(inputs, tensors) -> bool:
 
 
 def functional_like_constructor(cls) -> bool:
-    spec = inspect.getfullargspec(cls.__init__)
+    """Whether `cls(inputs, outputs, name=..., trainable=...)` (or `*args,
+    **kwargs`) is the constructor, read from the class's own `__init__` (not
+    from the wrapper `Layer.__init_subclass__` puts around it, whose `*args,
+    **kwargs` made every functional subclass look functional-like)."""
+    init = cls.__init__
+    if getattr(init, "_kerasish_init_wrapper", False):
+        init = init.__wrapped__
+    spec = inspect.getfullargspec(init)
     args = spec.args[1:]
     if args[:2] == ["inputs", "outputs"] and set(args[2:]) <= {"name", "trainable"}:
         return True

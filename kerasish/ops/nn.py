@@ -264,9 +264,30 @@ def rms_normalization(x, scale=None, axis=-1, epsilon=None):
 
 @keras_op
 def normalize(x, axis=-1, order=2, epsilon=None):
-    """`x` divided by its `order`-norm over `axis` (floored at `epsilon`)."""
+    """`x` divided by its `order`-norm over `axis` (floored at `epsilon`).
+
+    As Keras 3: `order` must be an int >= 1 (ValueError otherwise), a scalar
+    becomes a 1-element vector, and the L2 case is computed as Keras's is,
+    `x * min(rsqrt(sum(x**2)), 1 / epsilon)`, so that results and gradients
+    agree with Keras's bit for bit (a division by the norm differs in the last
+    bits, which a contrastive loss with a small temperature amplifies). The
+    floor is taken before `rsqrt` here, which gives the same values; an
+    all-zero slice gets the gradient `1 / epsilon` instead of Keras's NaN.
+    """
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"Argument `order` must be an int >= 1. Received: order={order}")
     x = _float(x)
+    if x.dim() == 0:
+        x = x.unsqueeze(0)
     epsilon = _config.epsilon() if epsilon is None else epsilon
+    if order == 2:
+        floor = epsilon * epsilon
+        if floor < torch.finfo(x.dtype).tiny:
+            # the floor underflows (float16/bfloat16, epsilon=1e-7): float32 maths, where it
+            # does not (Keras's formula there gives inf * 0 = NaN for an all-zero slice)
+            return normalize(x.float(), axis=axis, order=2, epsilon=epsilon).to(x.dtype)
+        square_sum = torch.sum(torch.square(x), dim=axis, keepdim=True)
+        return x * torch.rsqrt(torch.clamp(square_sum, min=floor))
     norm = torch.linalg.vector_norm(x, ord=order, dim=axis, keepdim=True)
     return x / torch.clamp(norm, min=epsilon)
 

@@ -60,7 +60,12 @@ def serialize_keras_object(obj):
         registered = get_registered_name(cls)
         module = cls.__module__
         # public module name as Keras writes it: "keras.layers", "keras.initializers"
-        public_module = getattr(cls, "_keras_module", None) or _public_module(module)
+        # (a `_keras_module` set on a kerasish base class, Functional's or Metric's, is not inherited
+        # by a user's subclass: Keras writes the user's module and the registered name for those)
+        keras_module = cls.__dict__.get("_keras_module")
+        if keras_module is None and module.startswith("kerasish."):
+            keras_module = getattr(cls, "_keras_module", None)
+        public_module = keras_module or _public_module(module)
         if not public_module.startswith("keras"):
             # a user class, as Keras writes it: its module (None for "__main__") and its registered name
             # (the class name when not registered), by which Keras finds it in `custom_objects`

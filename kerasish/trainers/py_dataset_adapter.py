@@ -39,6 +39,10 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
         self.num_batches = dataset.num_batches
 
     def _standardize(self, batch):
+        if isinstance(batch, (np.ndarray, torch.Tensor)):
+            # a bare `x` is `(x,)`, as Keras standardizes it: a custom `train_step` gets a
+            # 1-element sequence (`data[0]` is the batch, as in Keras), not the array itself
+            batch = (batch,)
         if isinstance(batch, list):
             batch = tuple(batch)
         if not isinstance(batch, (tuple, dict, np.ndarray, torch.Tensor)):

@@ -9,7 +9,7 @@ compiled loss and metrics, a Keras optimizer) are stored with
 `state_dict()` holds only the model's own weights and buffers.
 
 The default train step is Keras 3's torch step: forward with
-`training=True`, `zero_grad`, `loss = compiled loss + sum(model.losses)`,
+`training=True` (plain `self(x)` when `call` takes no `training`), `zero_grad`, `loss = compiled loss + sum(model.losses)`,
 `backward`, `optimizer.apply(grads, trainable_weights)` (a plain
 `torch.optim.Optimizer` gets `step()`), then the metric updates. Metric
 values stay device tensors: they are read back (one sync) only when a
@@ -667,7 +667,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         # sharded parameters (which receive the gradients) are the registered ones
         for p in self._grad_params():
             p.grad = None
-        y_pred = self(x, training=True)
+        # as Keras 3's trainers: `training=True` only to a `call` that takes it; a subclassed
+        # model whose `call` has no `training` runs its layers in their default (inference) mode
+        y_pred = self(x, training=True) if self._call_has_training else self(x)
         loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=True)
         n = _batch_size_of(x)
         self._track_loss(x, loss, n)
@@ -693,7 +695,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
     def _test_step_impl(self, data, want_logs=True):
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        y_pred = self(x, training=False)
+        y_pred = self(x, training=False) if self._call_has_training else self(x)
         loss = self._compute_loss_compat(x, y, y_pred, sample_weight, training=False)
         self._track_loss(x, loss)
         if want_logs or _overridden(self, "compute_metrics"):
@@ -708,9 +710,10 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         return self._test_step_impl(data, want_logs=True)
 
     def predict_step(self, data):
-        """One prediction step: `self(x, training=False)`."""
+        """One prediction step: `self(x, training=False)` (`self(x)` when
+        `call` takes no `training`, as in Keras 3)."""
         x, _, _ = unpack_x_y_sample_weight(data)
-        return self(x, training=False)
+        return self(x, training=False) if self._call_has_training else self(x)
 
     def __getstate__(self):
         # the per-batch step functions are closures over this very model: a

@@ -79,3 +79,43 @@ def test_sequence_is_the_keras2_name_and_targets_are_refused():
     model, _ = _pair()
     with pytest.raises(ValueError, match="`y` should not be passed"):
         model.fit(Batches(x, y, 6), y, verbose=0)
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_bare_x_batches_reach_train_step_as_a_one_element_sequence(keras_ref, as_tensor):
+    """Keras standardizes a bare `x` batch of a PyDataset to `(x,)` (its torch
+    backend hands train_step the DataLoader's `[x]`): `data[0]` is the batch,
+    as in Keras, never its first row (keras.io's metric_learning example
+    indexes it so). kerasish gives the tuple, as Keras on TensorFlow/JAX."""
+    import torch
+
+    seen = {}
+    for lib in (keras_ref, keras):
+
+        class XOnly(lib.utils.PyDataset):
+            def __len__(self):
+                return 2
+
+            def __getitem__(self, i):
+                x = np.full((4, 3), float(i), "float32")
+                return torch.from_numpy(x) if as_tensor and lib is keras else x
+
+        class Probe(lib.Model):
+            def __init__(self):
+                super().__init__()
+                self.dense = lib.layers.Dense(1)
+
+            def call(self, x):
+                return self.dense(x)
+
+            def train_step(self, data):
+                seen.setdefault(lib.__name__, []).append((type(data).__name__, len(data), tuple(data[0].shape)))
+                return {}
+
+        model = Probe()
+        model(np.zeros((1, 3), "float32"))
+        model.compile(optimizer="sgd")
+        model.fit(XOnly(), epochs=1, verbose=0)
+        assert model.predict(XOnly(), verbose=0).shape == (8, 1)
+    assert [s[1:] for s in seen["kerasish"]] == [s[1:] for s in seen["keras"]] == [(1, (4, 3))] * 2
+    assert [s[0] for s in seen["kerasish"]] == ["tuple", "tuple"]

@@ -27,7 +27,7 @@ class Net(Trainer, keras.layers.Layer):
         super().__init__(**kwargs)
         self.body = nn.ModuleList(layers)
 
-    def call(self, x):
+    def call(self, x, training=None):  # (takes `training`: fit passes training=True, as Keras 3 does)
         for layer in self.body:
             x = layer(x)
         return x
@@ -176,6 +176,21 @@ def test_training_flag_reaches_layers_only_in_fit(keras_ref):
     seen.clear()
     model.evaluate(x, y, verbose=0)
     model.predict(x, verbose=0)
+    assert seen == [False, False]
+
+    class NoTrainingArg(Net):
+        def call(self, x):
+            for layer in self.body:
+                x = layer(x)
+            return x
+
+    # a `call` without `training`: Keras 3's trainers call `self(x)`, the
+    # layers get their default (tests/trainers/test_training_arg_propagation.py
+    # compares this with Keras)
+    seen.clear()
+    model = NoTrainingArg([keras.layers.Dense(1), Probe()])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, validation_data=(x, y))
     assert seen == [False, False]
 
 
