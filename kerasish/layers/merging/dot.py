@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from kerasish.utils.argument_validation import check_axis_range
 
 from kerasish.layers.merging.base_merge import Merge
 
-# Keras normalizes with `x * min(rsqrt(sum(x**2)), 1 / epsilon)`, epsilon =
-# 1e-7: the same as F.normalize's `x / max(norm, eps)` with eps = 1e-7.
+# Keras normalizes with `ops.normalize`: `x * min(rsqrt(sum(x**2)), 1 / epsilon)`,
+# epsilon = 1e-7 (`F.normalize`'s `x / max(norm, eps)` differs in the last bit).
 _NORMALIZE_EPSILON = 1e-7
 
 
@@ -119,8 +118,10 @@ class Dot(Merge):
         x1, x2 = inputs
         axes = self._resolve_axes(x1.ndim, x2.ndim)
         if self.normalize:
-            x1 = F.normalize(x1, p=2.0, dim=axes[0], eps=_NORMALIZE_EPSILON)
-            x2 = F.normalize(x2, p=2.0, dim=axes[1], eps=_NORMALIZE_EPSILON)
+            from kerasish.ops.nn import normalize  # kerasish.ops imports the layers
+
+            x1 = normalize(x1, axis=axes[0], order=2, epsilon=_NORMALIZE_EPSILON)
+            x2 = normalize(x2, axis=axes[1], order=2, epsilon=_NORMALIZE_EPSILON)
         return batch_dot(x1, x2, axes)
 
     def compute_output_shape(self, input_shape):

@@ -1,15 +1,13 @@
-"""`UnitNormalization`: L2-normalizes along axes, on `F.normalize`."""
+"""`UnitNormalization`: L2-normalizes along axes with Keras's formula (`ops.normalize`)."""
 
 from __future__ import annotations
-
-import torch.nn.functional as F
 
 from kerasish.layers.layer import Layer
 from kerasish.layers.normalization.base_normalization import canonical_axes
 from kerasish.layers.normalization.base_normalization import check_axis_arg
 
-# Keras's `ops.normalize(..., epsilon=1e-12)`: x * min(rsqrt(sum(x^2)), 1/eps),
-# the same as torch's x / max(||x||, eps).
+# Keras's `ops.normalize(..., epsilon=1e-12)`: x * min(rsqrt(sum(x^2)), 1/eps).
+# torch's `F.normalize` (x / max(||x||, eps)) differs from it in the last bit.
 _UNIT_NORM_EPSILON = 1e-12
 
 
@@ -40,7 +38,9 @@ class UnitNormalization(Layer):
         self.built = True
 
     def call(self, inputs):
-        return F.normalize(inputs, p=2.0, dim=self._dim, eps=_UNIT_NORM_EPSILON)
+        from kerasish.ops.nn import normalize  # kerasish.ops imports the layers
+
+        return normalize(inputs, axis=self._dim, order=2, epsilon=_UNIT_NORM_EPSILON)
 
     def compute_output_shape(self, input_shape):
         canonical_axes("UnitNormalization", self.axis, input_shape)

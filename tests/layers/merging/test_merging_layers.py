@@ -145,3 +145,14 @@ def test_dot_errors():
         L.Dot(axes=1)([torch.ones(2, 3), torch.ones(2, 4)])
     with pytest.raises(ValueError, match="should be called on a list of 2 inputs"):
         L.Dot(axes=1)([torch.ones(2, 3)] * 3)
+
+
+@pytest.mark.parametrize("axes", [1, 2, (1, 2)])
+def test_dot_normalize_is_bitwise_keras(keras_ref, axes):
+    """`Dot(normalize=True)` uses Keras's `ops.normalize` formula (`x * rsqrt(max(sum(x^2), eps^2))`), not torch's
+    `x / max(norm, eps)`, which differs in the last bit and shifts cosine-similarity losses."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((64, 6, 6)).astype("float32") for _ in range(2))
+    ours = keras.layers.Dot(axes=axes, normalize=True)([torch.tensor(a), torch.tensor(b)])
+    theirs = keras_ref.layers.Dot(axes=axes, normalize=True)([a, b])
+    np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
