@@ -14,6 +14,7 @@ Everything that can be decided once per class (does `call` take `training`?
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import sys
@@ -871,6 +872,19 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def __repr__(self):
         return nn.Module.__repr__(self)
+
+    def __deepcopy__(self, memo):
+        """`copy.deepcopy`: the copy Python's default protocol makes; an unbuilt
+        copy also remembers its original weakly (see `lazy_weights`:
+        pairing it with that original once built fails loudly)."""
+        new = copy._reconstruct(self, memo, *self.__reduce_ex__(4))
+        lazy_weights.remember_source(new, self)
+        return new
+
+    def __getstate__(self):
+        state = nn.Module.__getstate__(self)
+        state.pop("_copied_from", None)  # (a weak reference: neither picklable nor meaningful elsewhere)
+        return state
 
     def __setstate__(self, state):
         nn.Module.__setstate__(self, state)

@@ -12,6 +12,7 @@ from kerasish.backend import dtypes
 from kerasish.layers import call_context as ctx
 from kerasish.layers.lazy_weights import is_lazy
 from kerasish.layers.lazy_weights import materialize
+from kerasish.layers.lazy_weights import check_unbuilt_copy
 from kerasish.layers.lazy_weights import save_without_placeholders
 from kerasish.layers.tracking import keras_child_order
 from kerasish.layers.tracking import split_holders
@@ -496,6 +497,8 @@ class LayerWeightsMixin:
         return None
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
+        if not self.__dict__.get("built"):
+            check_unbuilt_copy(self)
         save_without_placeholders(self, super()._save_to_state_dict, destination, prefix, keep_vars)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):

@@ -1,0 +1,156 @@
+"""Habits PyTorch users bring to kerasish layers (round 6): EMA copies
+(`AveragedModel`, a hand-written EMA over `parameters()` / `state_dict()`)
+and the other parameter-list consumers (optimizers, `requires_grad_`,
+`parameters_to_vector`, DDP) used before the first call of a model with an
+unbuilt custom layer; first calls under `torch.inference_mode()` then
+training; `torch.fx.symbolic_trace`; kerasish layers in `nn.ModuleList` /
+`nn.ModuleDict` under `train()` / `eval()`; padded batches from a
+`collate_fn` into `mask_zero=True` Embedding + LSTM; `IterableDataset`s
+without `__len__` in `fit`; anomaly detection around masked models.
+References: the same pattern on `torch.nn` modules holding the same weights,
+or torch's own behaviour for the equivalent lazy module."""
+
+import copy
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch.optim.swa_utils import AveragedModel
+from torch.optim.swa_utils import get_ema_multi_avg_fn
+
+import kerasish
+
+L = kerasish.layers
+
+
+class _Scale(kerasish.layers.Layer):
+    """A custom layer: its weight exists only once `build` ran (no placeholder)."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1],), initializer="random_normal", name="w")
+
+    def call(self, x):
+        return x * self.w
+
+
+class _ScaleTwin(torch.nn.Module):
+    """`Sequential([_Scale(), Dense(2)])` in plain torch."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.w = torch.nn.Parameter(model.layers[0].w.detach().clone())
+        self.linear = torch.nn.Linear(3, 2)
+        with torch.no_grad():
+            self.linear.weight.copy_(model.layers[1].kernel.T)
+            self.linear.bias.copy_(model.layers[1].bias)
+
+    def forward(self, x):
+        return self.linear(x * self.w)
+
+
+def _scale_model():
+    return kerasish.Sequential([_Scale(), L.Dense(2)])
+
+
+def _batches(n, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(6, 3, generator=g), torch.randn(6, 2, generator=g)) for _ in range(n)]
+
+
+# ------------------------------------------------- EMA copies before the first call
+@pytest.mark.parametrize("layers", ["custom only", "custom and Dense"])
+def test_averaged_model_made_before_the_first_call_fails_loudly_naming_the_fix(layers):
+    """Round 5 left this averaging nothing after a warning (a custom layer has no placeholder weights, so
+    the copy's parameter list was empty or shorter than the model's, and `zip` truncated it)."""
+    model = kerasish.Sequential([_Scale()] if layers == "custom only" else [_Scale(), L.Dense(2)])
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.9))
+    model(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"_scale' \(_Scale\) is not built yet.*AveragedModel\.update_parameters.*run one batch"):
+        ema.update_parameters(model)
+
+
+def test_hand_written_ema_over_a_copy_made_before_the_first_call_fails_loudly():
+    """`ema = copy.deepcopy(model)` before training, then timm-style `zip(ema.state_dict().values(),
+    model.state_dict().values())`: the unbuilt copy's state_dict was empty, so the EMA silently averaged
+    nothing (built-in layers too: their placeholders are not saved). Now both walks raise, naming the fix;
+    the copy itself still pickles and builds on its own batch."""
+    for make in (_scale_model, lambda: kerasish.Sequential([L.Dense(3), L.BatchNormalization()])):
+        model = make()
+        ema = copy.deepcopy(model)
+        model(torch.randn(2, 3))
+        with pytest.raises(ValueError, match=r"copy .*made before the first call.*`state_dict\(\)`.*after the model's first call"):
+            ema.state_dict()
+        assert pickle.loads(pickle.dumps(ema)) is not None
+        ema(torch.randn(2, 3))  # a copy that ran its own batch is a model like any other
+        assert list(ema.state_dict()) == list(model.state_dict())
+    model = _scale_model()
+    ema = copy.deepcopy(model)
+    model(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"copy .*made before the first call.*`parameters\(\)`"):
+        list(zip(ema.parameters(), model.parameters()))
+
+
+def test_ema_copies_made_after_the_first_call_match_the_torch_twin():
+    """The fix the errors name: copy after the first call. AveragedModel and a hand-written state_dict EMA
+    then equal the same EMAs of the torch twin, step by step."""
+    torch.manual_seed(0)
+    model = _scale_model()
+    model(torch.randn(1, 3))
+    twin = _ScaleTwin(model)
+    avg = [AveragedModel(m, multi_avg_fn=get_ema_multi_avg_fn(0.8)) for m in (model, twin)]
+    hand = [copy.deepcopy(m) for m in (model, twin)]
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, twin)]
+    for x, y in _batches(3):
+        for i, m in enumerate((model, twin)):
+            opts[i].zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+            opts[i].step()
+            avg[i].update_parameters(m)
+            with torch.no_grad():
+                for e, v in zip(hand[i].state_dict().values(), m.state_dict().values()):
+                    e.mul_(0.8).add_(v, alpha=0.2)
+    tol = {"rtol": 1e-6, "atol": 1e-6}
+    for ours, theirs in ((avg[0].module, avg[1].module), (hand[0], hand[1])):
+        torch.testing.assert_close(ours.layers[0].w.detach(), theirs.w.detach(), **tol)
+        torch.testing.assert_close(ours.layers[1].kernel.detach(), theirs.linear.weight.detach().T, **tol)
+        torch.testing.assert_close(ours.layers[1].bias.detach(), theirs.linear.bias.detach(), **tol)
+
+
+def test_parameter_list_consumers_before_the_first_call_fail_loudly_and_user_lists_warn():
+    """Consumers that keep the walked list (an optimizer, `parameters_to_vector`) or change every entry
+    (`requires_grad_`) raise before the first call of an unbuilt custom layer, whose weights would never
+    train / be frozen; a list the user only looks at warns. `zero_grad` and `fit` stay quiet."""
+    consumers = {
+        "SGD(...)": lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+        "Sequential.requires_grad_": lambda m: m.requires_grad_(False),
+        "parameters_to_vector": lambda m: torch.nn.utils.parameters_to_vector(m.parameters()),
+    }
+    for name, use in consumers.items():
+        with pytest.raises(ValueError, match=rf"not built yet.*`{re.escape(name)}`.*build\(input_shape\)"):
+            use(kerasish.Sequential([_Scale()]))
+    with pytest.warns(UserWarning, match="not built yet"):
+        list(_scale_model().parameters())
+    model = _scale_model()
+    model.compile(optimizer="sgd", loss="mse")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(np.ones((4, 3), "float32"), np.zeros((4, 2), "float32"), verbose=0)  # (warned twice before)
+        torch.optim.SGD(model.parameters(), lr=0.1)
+        model.requires_grad_(False)
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_register_hook_and_vector_of_built_in_placeholders_fail_as_torch_lazy_modules_do():
+    """Built-in layers hold torch `UninitializedParameter`s before the first call: hooks and vector
+    utilities on them give torch's own error, exactly as for `nn.LazyLinear`."""
+    errors = []
+    for module in (torch.nn.Sequential(torch.nn.LazyLinear(2)), kerasish.Sequential([L.Dense(2)])):
+        for use in (lambda p: p.register_hook(lambda g: g), lambda p: torch.nn.utils.parameters_to_vector([p])):
+            with pytest.raises(ValueError, match="uninitialized parameter") as info:
+                use(next(iter(module.parameters())))
+            errors.append(str(info.value))
+    assert errors[:2] == errors[2:]
+
