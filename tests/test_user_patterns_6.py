@@ -154,3 +154,75 @@ def test_register_hook_and_vector_of_built_in_placeholders_fail_as_torch_lazy_mo
             errors.append(str(info.value))
     assert errors[:2] == errors[2:]
 
+
+# ------------------------------------------------------- inference_mode first calls
+def _lstm_bn_twin(model):
+    """`[LSTM(3, stateful), BatchNormalization, Dense(1)]` as torch modules with the same weights
+    (Keras's LSTM gate order i, f, c, o is torch's i, f, g, o; Keras has one bias)."""
+    lstm, bn, dense = model.layers
+    cell = lstm.cell
+    twin = torch.nn.ModuleDict({
+        "lstm": torch.nn.LSTM(3, 3, batch_first=True),
+        "bn": torch.nn.BatchNorm1d(3, eps=1e-3, momentum=0.01),  # Keras momentum 0.99
+        "linear": torch.nn.Linear(3, 1),
+    })
+    with torch.no_grad():
+        twin["lstm"].weight_ih_l0.copy_(cell.kernel.T)
+        twin["lstm"].weight_hh_l0.copy_(cell.recurrent_kernel.T)
+        twin["lstm"].bias_ih_l0.copy_(cell.bias)
+        twin["lstm"].bias_hh_l0.zero_()
+        twin["bn"].weight.copy_(bn.gamma)
+        twin["bn"].bias.copy_(bn.beta)
+        twin["linear"].weight.copy_(dense.kernel.T)
+        twin["linear"].bias.copy_(dense.bias)
+    twin["lstm"].bias_hh_l0.requires_grad_(False)  # (Keras's one bias: torch's two would each move)
+    return twin
+
+
+def test_first_call_under_inference_mode_then_training_matches_the_torch_twin():
+    """The first call, made under `torch.inference_mode()`, builds the model and sets a stateful LSTM's
+    carried state. Weights and that state were inference tensors, so the next training step failed
+    ("Inference tensors cannot be saved for backward"; `nn.LazyLinear` builds normal tensors). Now training
+    goes on from the carried state exactly as the torch twin does."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([kerasish.Input(batch_shape=(4, 5, 3)), L.LSTM(3, stateful=True),
+                                 L.BatchNormalization(), L.Dense(1)])
+    g = torch.Generator().manual_seed(2)
+    xs = [torch.randn(4, 5, 3, generator=g) for _ in range(3)]
+    y = torch.randn(4, 1, generator=g)
+    with torch.inference_mode():
+        first = model(xs[0])
+    assert not any(t.is_inference() for t in [*model.parameters(), *model.buffers()])
+    twin = _lstm_bn_twin(model).eval()
+    with torch.no_grad():
+        seq, state = twin["lstm"](xs[0])
+        torch.testing.assert_close(first, twin["linear"](twin["bn"](seq[:, -1])), rtol=1e-5, atol=1e-5)
+    model.train()
+    twin.train()
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (model, twin)]
+    for x in xs[1:]:
+        seq, state = twin["lstm"](x, state)
+        state = tuple(s.detach() for s in state)
+        losses = [torch.nn.functional.mse_loss(model(x), y),
+                  torch.nn.functional.mse_loss(twin["linear"](twin["bn"](seq[:, -1])), y)]
+        for opt, loss in zip(opts, losses):
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    tol = {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(model.layers[0].cell.kernel.detach(), twin["lstm"].weight_ih_l0.detach().T, **tol)
+    torch.testing.assert_close(model.layers[2].kernel.detach(), twin["linear"].weight.detach().T, **tol)
+    torch.testing.assert_close(model.layers[1].moving_mean.detach(), twin["bn"].running_mean, **tol)
+    torch.testing.assert_close(model.layers[0].states[0], state[0][0], **tol)
+
+
+def test_fit_after_a_first_call_under_inference_mode_trains_every_weight():
+    torch.manual_seed(0)
+    model = _scale_model()
+    with torch.inference_mode():
+        model(torch.randn(2, 3))
+    before = [w.detach().clone() for w in model.trainable_weights]
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(np.ones((8, 3), "float32"), np.zeros((8, 2), "float32"), verbose=0)
+    assert all(not torch.equal(w.detach(), b) for w, b in zip(model.trainable_weights, before))
+

@@ -105,7 +105,9 @@ def _wrap_build(build):
         if previous_device is None:
             state.build_device = d.get("_device_hint")
         try:
-            with naming.name_scope(self.name):
+            # weights built by a first call under `torch.inference_mode()` are normal tensors (as
+            # `nn.LazyLinear`'s are): inference tensors could never be trained or saved for backward
+            with naming.name_scope(self.name), torch.inference_mode(False):
                 out = build(self, *args, **kwargs)
         finally:
             state.build_device = previous_device
