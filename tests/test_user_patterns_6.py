@@ -226,3 +226,27 @@ def test_fit_after_a_first_call_under_inference_mode_trains_every_weight():
     model.fit(np.ones((8, 3), "float32"), np.zeros((8, 2), "float32"), verbose=0)
     assert all(not torch.equal(w.detach(), b) for w, b in zip(model.trainable_weights, before))
 
+
+# ------------------------------------------------------------------- torch.fx
+def test_fx_symbolic_trace_says_what_to_use_and_a_leaf_tracer_keeps_kerasish_layers_whole():
+    """`torch.fx.symbolic_trace` of a kerasish model (or of a torch module holding a kerasish layer) failed
+    deep in the Keras pipeline with fx's "symbolically traced variables cannot be used as inputs to control
+    flow". It now names the layer and the alternatives; the leaf-module recipe it names gives an FX graph
+    that computes what the module computes."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Dense(3), L.BatchNormalization(), L.Dense(2)])
+    x = torch.randn(4, 5)
+    model(x)
+    for root, name in ((model, "sequential"), (torch.nn.Sequential(L.Dense(3), torch.nn.ReLU()), "dense")):
+        with pytest.raises(RuntimeError, match=rf"symbolic_trace cannot trace through the kerasish layer '{name}.*is_leaf_module"):
+            torch.fx.symbolic_trace(root)
+
+    class KerasLeaves(torch.fx.Tracer):
+        def is_leaf_module(self, module, qualname):
+            return isinstance(module, kerasish.Layer) or super().is_leaf_module(module, qualname)
+
+    root = torch.nn.Sequential(model, torch.nn.Tanh())
+    graph = torch.fx.GraphModule(root, KerasLeaves().trace(root))
+    assert [n.op for n in graph.graph.nodes] == ["placeholder", "call_module", "call_module", "output"]
+    torch.testing.assert_close(graph(x), torch.tanh(model(x)), rtol=0, atol=0)
+

@@ -89,6 +89,17 @@ def _shapes_of(value):
     return value
 
 
+def _fx_error(layer):
+    return RuntimeError(
+        f"torch.fx.symbolic_trace cannot trace through the kerasish layer '{layer.name}' "
+        f"({type(layer).__name__}): its call is the Keras pipeline (building on the first call, masks, "
+        "training mode), Python control flow on its inputs. Use torch.compile(model), torch.export.export "
+        "(or model.export(path, format=\"torch\")) or torch.jit.trace; or keep kerasish layers whole in "
+        "an FX graph with a `torch.fx.Tracer` whose `is_leaf_module(m, name)` returns True for "
+        "`isinstance(m, keras.Layer)`, tracing a torch module that holds them."
+    )
+
+
 def _wrap_build(build):
     """Wraps a subclass's `build` so that an explicit `layer.build(shape)` gets
     the same name scope, device and `built = True` as the automatic build."""
@@ -497,7 +508,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         Every rule both kinds of call follow (training, arguments, outermost
         call, outputs) is written once, below.
         """
-        if kwargs and "mask" in kwargs and not self._call_has_mask:
+        try:  # (free unless it raises)
+            unexpected_mask = kwargs and "mask" in kwargs and not self._call_has_mask
+        except torch.fx.proxy.TraceError:  # `torch.fx.symbolic_trace(layer)`: `kwargs` is a Proxy
+            raise _fx_error(self) from None
+        if unexpected_mask:
             raise TypeError(
                 f"{type(self).__name__}.call() got an unexpected keyword argument 'mask' (layer "
                 f"'{self.name}'): its `call` takes no `mask`, so an explicit mask would be ignored. Keras "
@@ -621,6 +636,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         d = self.__dict__
         if args:
             inputs = args[0]
+            if isinstance(inputs, torch.fx.Proxy):  # traced by torch.fx inside a torch module
+                raise _fx_error(self)
         else:
             first = self._call_first_arg
             if first not in kwargs:
