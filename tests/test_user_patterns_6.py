@@ -250,3 +250,150 @@ def test_fx_symbolic_trace_says_what_to_use_and_a_leaf_tracer_keeps_kerasish_lay
     assert [n.op for n in graph.graph.nodes] == ["placeholder", "call_module", "call_module", "output"]
     torch.testing.assert_close(graph(x), torch.tanh(model(x)), rtol=0, atol=0)
 
+
+# ------------------------------------- padded batches from a collate_fn into masked layers
+class _Sentences(torch.utils.data.Dataset):
+    """Token sequences of different lengths (no zeros: 0 is the padding id) and a target each."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(3)
+        self.items = [(torch.randint(1, 12, (int(n),), generator=g), torch.randn(1, generator=g))
+                      for n in torch.randint(1, 7, (12,), generator=g)]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def _pad_collate(batch):
+    tokens = torch.nn.utils.rnn.pad_sequence([t for t, _ in batch], batch_first=True, padding_value=0)
+    return tokens, torch.stack([y for _, y in batch])
+
+
+class _PackedTwin(torch.nn.Module):
+    """Embedding -> LSTM over `pack_padded_sequence` -> Linear: the torch way to skip the padding."""
+
+    def __init__(self, model):
+        super().__init__()
+        emb, lstm, dense = model.layers
+        self.emb = torch.nn.Embedding(12, 4)
+        self.lstm = torch.nn.LSTM(4, 3, batch_first=True)
+        self.linear = torch.nn.Linear(3, 1)
+        with torch.no_grad():
+            self.emb.weight.copy_(emb.embeddings)
+            self.lstm.weight_ih_l0.copy_(lstm.cell.kernel.T)
+            self.lstm.weight_hh_l0.copy_(lstm.cell.recurrent_kernel.T)
+            self.lstm.bias_ih_l0.copy_(lstm.cell.bias)
+            self.lstm.bias_hh_l0.zero_()
+            self.linear.weight.copy_(dense.kernel.T)
+            self.linear.bias.copy_(dense.bias)
+        self.lstm.bias_hh_l0.requires_grad_(False)  # (Keras's one bias)
+
+    def forward(self, tokens):
+        lengths = (tokens != 0).sum(1)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(self.emb(tokens), lengths, batch_first=True,
+                                                         enforce_sorted=False)
+        _, (h, _) = self.lstm(packed)
+        return self.linear(h[-1])
+
+
+def test_padded_dataloader_batches_into_mask_zero_embedding_and_lstm_fit_like_a_packed_torch_lstm():
+    """A `collate_fn` pads each batch to its own longest sequence; `fit` on that DataLoader (the time
+    length changes per batch) trains a `mask_zero=True` Embedding + LSTM exactly as torch trains the same
+    weights over `pack_padded_sequence`, under `set_detect_anomaly(True)` (no false NaN alarm from the
+    masked steps, nor from a batch row that is all padding)."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Embedding(12, 4, mask_zero=True), L.LSTM(3), L.Dense(1)])
+    loader = torch.utils.data.DataLoader(_Sentences(), batch_size=4, collate_fn=_pad_collate)
+    model(next(iter(loader))[0])
+    twin = _PackedTwin(model)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    model.compile(optimizer=kerasish.optimizers.SGD(0.1), loss="mse")
+    with torch.autograd.set_detect_anomaly(True):
+        history = model.fit(loader, epochs=2, shuffle=False, verbose=0)
+        losses = []
+        for _ in range(2):
+            epoch = []
+            for tokens, y in loader:
+                opt.zero_grad()
+                loss = torch.nn.functional.mse_loss(twin(tokens), y)
+                loss.backward()
+                opt.step()
+                epoch.append(loss.item())
+            losses.append(np.mean(epoch))
+        np.testing.assert_allclose(history.history["loss"], losses, rtol=1e-5)
+        tol = {"rtol": 1e-5, "atol": 1e-6}
+        torch.testing.assert_close(model.layers[0].embeddings.detach(), twin.emb.weight.detach(), **tol)
+        torch.testing.assert_close(model.layers[1].cell.recurrent_kernel.detach(), twin.lstm.weight_hh_l0.detach().T, **tol)
+        padded_row = torch.tensor([[3, 4, 0], [0, 0, 0]])  # (an all-padding row: Keras gives the initial state)
+        model(padded_row).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+# ----------------------------------------------- kerasish layers in torch containers
+class _Blocks(torch.nn.Module):
+    """A torch model keeping kerasish layers in `nn.ModuleList` / `nn.ModuleDict` (or, for the twin, the
+    torch layers)."""
+
+    def __init__(self, blocks, head):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList(blocks)
+        self.heads = torch.nn.ModuleDict({"out": head})
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.heads["out"](x)
+
+
+def test_module_list_and_dict_of_kerasish_layers_follow_train_eval_and_dtype_moves_like_torch_layers():
+    """`train()` / `eval()` on the torch parent decide BatchNormalization's and Dropout's behaviour as they
+    decide torch's (batch statistics and a 1/(1-rate) scaled mask, moving averages with Keras's momentum;
+    inference: the moving averages, no dropout); `state_dict` keys are the containers' names;
+    `zero_grad(set_to_none=True)` and `.double()` after the build act as on the twin."""
+    torch.manual_seed(0)
+    ours = _Blocks([L.Dense(6), L.BatchNormalization(), L.Dropout(0.5)], L.Dense(2))
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(4))
+    ours(x)
+    twin = _Blocks([torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6, eps=1e-3, momentum=0.01), torch.nn.Identity()],
+                   torch.nn.Linear(6, 2))
+    with torch.no_grad():
+        for k, t in ((ours.blocks[0], twin.blocks[0]), (ours.heads["out"], twin.heads["out"])):
+            t.weight.copy_(k.kernel.T)
+            t.bias.copy_(k.bias)
+        twin.blocks[1].weight.copy_(ours.blocks[1].gamma)
+        twin.blocks[1].bias.copy_(ours.blocks[1].beta)
+    assert list(ours.state_dict()) == ["blocks.0.kernel", "blocks.0.bias", "blocks.1.gamma", "blocks.1.beta",
+                                       "blocks.1.moving_mean", "blocks.1.moving_variance", "heads.out.kernel",
+                                       "heads.out.bias"]
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in twin.named_modules()]
+
+    masks = []
+    ours.blocks[2].register_forward_hook(lambda m, args, out: masks.append((out != 0).to(out.dtype)))
+    ours.train()
+    twin.train()
+    out = ours(x)
+    assert all(m.training for m in ours.modules())
+    mask = masks[-1]
+    assert 0 < mask.mean() < 1  # dropout ran
+    want = twin.heads["out"](twin.blocks[1](twin.blocks[0](x)) * mask / 0.5)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ours.blocks[1].moving_mean, twin.blocks[1].running_mean, rtol=1e-5, atol=1e-6)
+    out.square().sum().backward()
+    ours.zero_grad(set_to_none=True)
+    assert all(p.grad is None for p in ours.parameters())
+
+    ours.eval()
+    twin.eval()
+    # (the moving means agree to float32 rounding, checked above; Keras's variance is the biased one)
+    twin.blocks[1].running_mean.copy_(ours.blocks[1].moving_mean)
+    twin.blocks[1].running_var.copy_(ours.blocks[1].moving_variance)
+    torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-5)
+    assert len(masks) == 2 and torch.equal(masks[-1], (ours.blocks[1](ours.blocks[0](x)) != 0).to(x.dtype))
+    ours.double()
+    twin.double()
+    out64 = ours(x.double())
+    assert out64.dtype == torch.float64 and {p.dtype for p in ours.parameters()} == {torch.float64}
+    torch.testing.assert_close(out64, twin(x.double()), rtol=1e-10, atol=1e-10)
