@@ -153,6 +153,8 @@ class Variable(torch.Tensor):
         d["constraint"] = constraint
         d["_auto_key"] = False
         d["_autocast"] = kwargs.get("autocast", True)
+        if callable(initial_value) and not isinstance(initial_value, torch.Tensor):
+            d["_initializer"] = initial_value  # (for `Layer.reset_parameters`)
         return var
 
     def __init__(self, *args, **kwargs):  # the work happens in __new__

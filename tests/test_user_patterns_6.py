@@ -397,3 +397,78 @@ def test_module_list_and_dict_of_kerasish_layers_follow_train_eval_and_dtype_mov
     out64 = ours(x.double())
     assert out64.dtype == torch.float64 and {p.dtype for p in ours.parameters()} == {torch.float64}
     torch.testing.assert_close(out64, twin(x.double()), rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------- meta-device construction, then re-initialization
+def _meta_model():
+    i = kerasish.Input((5, 4))
+    x = L.Conv1D(4, 2, padding="same")(i)
+    x = L.BatchNormalization()(x)
+    x = L.MultiHeadAttention(2, 3)(x, x)  # (built symbolically on the meta device: it failed there)
+    x = L.LSTM(4)(x)
+    return kerasish.Model(i, L.Dense(2)(x))
+
+
+def test_meta_build_then_to_empty_and_reset_parameters_reinitializes_every_weight():
+    """torch's meta-device recipe (FSDP's default `param_init_fn` too): build on meta, `to_empty`, then
+    `reset_parameters()` on every module that has it. kerasish layers had no `reset_parameters`, so every
+    weight stayed uninitialized memory, silently; `to_empty` also turned the weights into plain
+    `nn.Parameter`s (no `path`, no `assign`), and MultiHeadAttention could not be built symbolically on
+    meta. Now each weight is drawn again from its Keras initializer: the constant ones equal a normal
+    build, the Glorot kernels lie within +-sqrt(6 / (fan_in + fan_out)), the recurrent kernel is
+    orthogonal, and the LSTM computes what torch's nn.LSTM computes with those weights."""
+    torch.manual_seed(0)
+    normal = _meta_model()
+    with torch.device("meta"):
+        model = _meta_model()
+    model.to_empty(device="cpu")
+    for module in model.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    assert [(w.name, w.shape) for w in model.weights] == [(w.name, w.shape) for w in normal.weights]
+    assert all(isinstance(w, kerasish.Variable) and w.device.type == "cpu" for w in model.weights)
+    assert model.layers[-1].kernel.path.endswith("/kernel")
+    for ours, ref in zip(model.weights, normal.weights):
+        if ref.name in ("bias", "gamma", "beta", "moving_mean", "moving_variance"):
+            torch.testing.assert_close(ours.detach(), ref.detach(), rtol=0, atol=0)
+    for layer, fans in ((model.layers[1], (2 * 4, 2 * 4)), (model.layers[-1], (4, 2))):
+        kernel = layer.kernel.detach()
+        assert kernel.abs().max() <= np.sqrt(6 / sum(fans)) and kernel.std() > 0
+    lstm = model.layers[4]
+    rk = lstm.cell.recurrent_kernel.detach()
+    torch.testing.assert_close(rk @ rk.T, torch.eye(4), rtol=0, atol=1e-5)  # Keras's Orthogonal: orthonormal rows
+
+    twin = torch.nn.LSTM(4, 4, batch_first=True)
+    with torch.no_grad():
+        twin.weight_ih_l0.copy_(lstm.cell.kernel.T)
+        twin.weight_hh_l0.copy_(rk.T)
+        twin.bias_ih_l0.copy_(lstm.cell.bias)
+        twin.bias_hh_l0.zero_()
+    x = torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(lstm(x), twin(x)[0][:, -1], rtol=1e-5, atol=1e-6)
+    model.layers[-1].kernel.assign(np.zeros((4, 2), "float32"))  # the Keras variable API is back
+    out = model(torch.randn(2, 5, 4))
+    torch.testing.assert_close(out, model.layers[-1].bias.detach().expand(2, 2))
+
+
+def test_reset_parameters_keeps_the_objects_an_optimizer_holds_and_redraws_like_the_initializer():
+    """`reset_parameters()` of a built layer draws in place (a torch optimizer keeps training the same
+    tensors) from the layer's own initializers, in weight order: the same global-RNG draws as calling those
+    initializers (reference: `kerasish.initializers` from the layer's config, same seed)."""
+    layer = L.Dense(3, bias_initializer="random_normal")
+    layer(torch.randn(2, 4))
+    held = list(layer.parameters())
+    torch.manual_seed(7)
+    layer.reset_parameters()
+    assert [id(p) for p in layer.parameters()] == [id(p) for p in held]
+    torch.manual_seed(7)
+    config = layer.get_config()
+    kernel = kerasish.initializers.get(config["kernel_initializer"])((4, 3), dtype="float32")
+    bias = kerasish.initializers.get(config["bias_initializer"])((3,), dtype="float32")
+    torch.testing.assert_close(layer.kernel.detach(), kernel, rtol=0, atol=0)
+    torch.testing.assert_close(layer.bias.detach(), bias, rtol=0, atol=0)
+    valued = L.Layer()
+    valued.w = kerasish.Variable(np.ones(3, "float32"))
+    with pytest.raises(ValueError, match="cannot reset its weight .*made from a value"):
+        valued.reset_parameters()
+

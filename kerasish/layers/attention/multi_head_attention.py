@@ -328,8 +328,10 @@ class MultiHeadAttention(Layer):
         # so unknown dimensions stay None in the build config, as in Keras.
         if not self._projections_built and isinstance(value, KerasTensor):
             with naming.name_scope(self.name):
+                # (no device of its own: a `torch.device(...)` / `keras.device(...)` scope decides, as for
+                # every other layer built symbolically; meta included)
                 self._build_from_shapes(
-                    query.shape, value.shape, key.shape if isinstance(key, KerasTensor) else None, torch.device("cpu")
+                    query.shape, value.shape, key.shape if isinstance(key, KerasTensor) else None, None
                 )
         return super().compute_output_spec(query, value, key, *args, **kwargs)
 
