@@ -472,3 +472,25 @@ def test_reset_parameters_keeps_the_objects_an_optimizer_holds_and_redraws_like_
     with pytest.raises(ValueError, match="cannot reset its weight .*made from a value"):
         valued.reset_parameters()
 
+
+def test_a_packed_sequence_is_refused_with_the_mask_recipe_which_equals_torchs_packed_lstm():
+    """A torch user hands a kerasish LSTM the `PackedSequence` an `nn.LSTM` takes: it was read as a tuple of
+    four inputs and failed while building ("shape of weight 'kernel' must be fully defined"). The error now
+    gives the padded-batch-plus-mask recipe, and that recipe equals torch's LSTM over the packed batch."""
+    torch.manual_seed(0)
+    lstm = L.LSTM(3)
+    x = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(1))
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor([5, 2, 4]), batch_first=True,
+                                                     enforce_sorted=False)
+    with pytest.raises(TypeError, match=r"'lstm.*received a torch PackedSequence.*pad_packed_sequence.*mask="):
+        lstm(packed)
+    padded, lengths = torch.nn.utils.rnn.pad_packed_sequence(packed, batch_first=True)
+    out = lstm(padded, mask=torch.arange(padded.shape[1]) < lengths[:, None])
+    twin = torch.nn.LSTM(4, 3, batch_first=True)
+    with torch.no_grad():
+        twin.weight_ih_l0.copy_(lstm.cell.kernel.T)
+        twin.weight_hh_l0.copy_(lstm.cell.recurrent_kernel.T)
+        twin.bias_ih_l0.copy_(lstm.cell.bias)
+        twin.bias_hh_l0.zero_()
+    torch.testing.assert_close(out, twin(packed)[1][0][0], rtol=1e-5, atol=1e-6)
+

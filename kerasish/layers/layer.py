@@ -638,6 +638,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             inputs = args[0]
             if isinstance(inputs, torch.fx.Proxy):  # traced by torch.fx inside a torch module
                 raise _fx_error(self)
+            if isinstance(inputs, torch.nn.utils.rnn.PackedSequence):  # (a tuple: would be read as 4 inputs)
+                raise TypeError(
+                    f"Layer '{d['name']}' ({type(self).__name__}) received a torch PackedSequence. Keras layers "
+                    "take the padded batch (batch, timesteps, features) and skip the padding with a mask: "
+                    "`x, lengths = torch.nn.utils.rnn.pad_packed_sequence(packed, batch_first=True)`, then "
+                    "`layer(x, mask=torch.arange(x.shape[1]) < lengths[:, None])` (or a `Masking` layer, or "
+                    "`Embedding(mask_zero=True)`)."
+                )
         else:
             first = self._call_first_arg
             if first not in kwargs:
