@@ -494,3 +494,25 @@ def test_a_packed_sequence_is_refused_with_the_mask_recipe_which_equals_torchs_p
         twin.bias_hh_l0.zero_()
     torch.testing.assert_close(out, twin(packed)[1][0][0], rtol=1e-5, atol=1e-6)
 
+
+def test_hooks_that_replace_outputs_or_inputs_keep_the_keras_mask_like_the_packed_torch_lstm():
+    """A forward hook returning a new tensor (`out * 2`) after a `mask_zero=True` Embedding, or a pre-hook
+    returning new inputs to the LSTM, dropped the Keras mask that rides on the tensor: the LSTM ran over the
+    padding, silently. The mask now survives the user's hooks; reference: torch's LSTM over the packed
+    batch of the doubled embeddings. Removing the hooks leaves no kerasish hook behind."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Embedding(12, 4, mask_zero=True), L.LSTM(3), L.Dense(1)])
+    tokens = torch.tensor([[3, 5, 0, 0], [7, 2, 9, 0], [4, 0, 0, 0]])
+    model(tokens)
+    twin = _PackedTwin(model)
+    with torch.no_grad():
+        twin.emb.weight.mul_(2)
+    want = twin(tokens)
+    emb, lstm = model.layers[0], model.layers[1]
+    for hooked, register in ((emb, lambda: emb.register_forward_hook(lambda m, args, out: out * 2)),
+                             (lstm, lambda: lstm.register_forward_pre_hook(lambda m, args: (args[0] * 2,)))):
+        handle = register()
+        torch.testing.assert_close(model(tokens), want, rtol=1e-5, atol=1e-6)
+        handle.remove()
+        model(tokens)
+        assert not hooked._forward_hooks and not hooked._forward_pre_hooks

@@ -26,6 +26,7 @@ from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
+from kerasish.layers import hook_masks
 from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
 from kerasish.layers.layer_call import BUILD_LOCK
@@ -858,6 +859,20 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         if not self.__dict__.get("built"):  # (built: nothing to check per step)
             lazy_weights.warn_if_partial(self)
         return nn.Module.named_modules(self, memo, prefix, remove_duplicate)
+
+    def register_forward_hook(self, hook, *args, **kwargs):
+        """torch's `register_forward_hook`. A hook that returns a new output
+        keeps the Keras mask of the output it replaces (see `hook_masks`)."""
+        handle = nn.Module.register_forward_hook(self, hook, *args, **kwargs)
+        hook_masks.bracket(self, "forward_hook")
+        return handle
+
+    def register_forward_pre_hook(self, hook, *args, **kwargs):
+        """torch's `register_forward_pre_hook`. A hook that returns new inputs
+        keeps the Keras mask of the first input it replaces (see `hook_masks`)."""
+        handle = nn.Module.register_forward_pre_hook(self, hook, *args, **kwargs)
+        hook_masks.bracket(self, "forward_pre_hook")
+        return handle
 
     def __prepare_scriptable__(self):
         """`torch.jit.script` calls this first: say plainly that TorchScript cannot compile a Keras layer
