@@ -1,14 +1,18 @@
 """Habits PyTorch users bring to kerasish layers (round 6): EMA copies
 (`AveragedModel`, a hand-written EMA over `parameters()` / `state_dict()`)
-and the other parameter-list consumers (optimizers, `requires_grad_`,
-`parameters_to_vector`, DDP) used before the first call of a model with an
-unbuilt custom layer; first calls under `torch.inference_mode()` then
-training; `torch.fx.symbolic_trace`; kerasish layers in `nn.ModuleList` /
-`nn.ModuleDict` under `train()` / `eval()`; padded batches from a
-`collate_fn` into `mask_zero=True` Embedding + LSTM; `IterableDataset`s
-without `__len__` in `fit`; anomaly detection around masked models.
-References: the same pattern on `torch.nn` modules holding the same weights,
-or torch's own behaviour for the equivalent lazy module."""
+and the other parameter-list consumers (torch and kerasish optimizers,
+`requires_grad_`, `parameters_to_vector`) used before the first call of
+a model with an unbuilt custom layer; first calls under
+`torch.inference_mode()` then training; `torch.fx.symbolic_trace`; padded
+batches from a `collate_fn` into `mask_zero=True` Embedding + LSTM under
+anomaly detection; kerasish layers in `nn.ModuleList` / `nn.ModuleDict`
+under `train()` / `eval()`; meta-device construction, `to_empty` and
+`reset_parameters()`; `PackedSequence` inputs; forward hooks and pre-hooks
+that replace tensors carrying a Keras mask; `torch.distributed.checkpoint`
+of a model and its torch optimizer in one process.
+References: the same pattern on `torch.nn` modules holding the same weights
+(`pack_padded_sequence` LSTMs for masks), torch's own behaviour for the
+equivalent lazy module, or the maths of the initializers."""
 
 import copy
 import pickle
@@ -120,13 +124,14 @@ def test_ema_copies_made_after_the_first_call_match_the_torch_twin():
 
 
 def test_parameter_list_consumers_before_the_first_call_fail_loudly_and_user_lists_warn():
-    """Consumers that keep the walked list (an optimizer, `parameters_to_vector`) or change every entry
+    """Consumers that keep the walked list (a torch or kerasish optimizer, `parameters_to_vector`) or change every entry
     (`requires_grad_`) raise before the first call of an unbuilt custom layer, whose weights would never
     train / be frozen; a list the user only looks at warns. `zero_grad` and `fit` stay quiet."""
     consumers = {
         "SGD(...)": lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
         "Sequential.requires_grad_": lambda m: m.requires_grad_(False),
         "parameters_to_vector": lambda m: torch.nn.utils.parameters_to_vector(m.parameters()),
+        "Adam.build": lambda m: kerasish.optimizers.Adam().build(m.parameters()),  # (kerasish's own keeps it too)
     }
     for name, use in consumers.items():
         with pytest.raises(ValueError, match=rf"not built yet.*`{re.escape(name)}`.*build\(input_shape\)"):
@@ -516,3 +521,61 @@ def test_hooks_that_replace_outputs_or_inputs_keep_the_keras_mask_like_the_packe
         handle.remove()
         model(tokens)
         assert not hooked._forward_hooks and not hooked._forward_pre_hooks
+
+
+# ------------------------------------------------- torch.distributed.checkpoint, one process
+def test_distributed_checkpoint_of_model_and_torch_adam_resumes_like_the_torch_twin(tmp_path):
+    """`dcp.save` of `get_state_dict(model, optimizer)` after two Adam steps, `dcp.load` + `set_state_dict`
+    into a fresh model and optimizer, two more steps: the weights equal the torch twin's after the same four
+    steps, and every state_dict entry the uninterrupted run's."""
+    dcp = pytest.importorskip("torch.distributed.checkpoint", reason="needs torch.distributed.checkpoint")
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    def make():
+        return kerasish.Sequential([kerasish.Input((3,)), L.Dense(4), L.BatchNormalization(), L.Dense(2)])
+
+    torch.manual_seed(0)
+    model = make()
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4, eps=1e-3, momentum=0.01),
+                               torch.nn.Linear(4, 2))
+    with torch.no_grad():
+        for i in (0, 2):
+            twin[i].weight.copy_(model.layers[i].kernel.T)
+            twin[i].bias.copy_(model.layers[i].bias)
+    batches = _batches(4, seed=5)
+    straight = copy.deepcopy(model)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=0.05)
+
+    def steps(m, o, data):
+        m.train()
+        for x, y in data:
+            o.zero_grad()
+            torch.nn.functional.mse_loss(m(x), y).backward()
+            o.step()
+
+    steps(model, opt, batches[:2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.distributed.checkpoint's own notes: no process group)
+        msd, osd = get_state_dict(model, opt)
+        dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp_path))
+        resumed = make()
+        resumed_opt = torch.optim.Adam(resumed.parameters(), lr=0.05)
+        msd, osd = get_state_dict(resumed, resumed_opt)
+        state = {"model": msd, "optim": osd}
+        dcp.load(state, checkpoint_id=str(tmp_path))
+        set_state_dict(resumed, resumed_opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    steps(resumed, resumed_opt, batches[2:])
+    steps(twin, twin_opt, batches)
+    steps(straight, torch.optim.Adam(straight.parameters(), lr=0.05), batches)
+    tol = {"rtol": 1e-5, "atol": 1e-6}
+    for i in (0, 2):
+        torch.testing.assert_close(resumed.layers[i].kernel.detach(), twin[i].weight.detach().T, **tol)
+    # (not the bias before BatchNormalization: its exact gradient is zero, and Adam scales the float32
+    # rounding noise standing in for it up to full steps, differently in two equal models)
+    torch.testing.assert_close(resumed.layers[2].bias.detach(), twin[2].bias.detach(), **tol)
+    torch.testing.assert_close(resumed.layers[1].gamma.detach(), twin[1].weight.detach(), **tol)
+    for ours, theirs in zip(resumed.state_dict().values(), straight.state_dict().values()):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)  # and everything as the uninterrupted run
+    assert resumed_opt.state_dict()["state"][0]["step"] == 4

@@ -144,6 +144,7 @@ def _parameter_walk_caller(layer):
 _NAMED_MEMBERS = nn.Module._named_members.__code__
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 _KERASISH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_KERASISH_OPTIMIZERS = _KERASISH_DIR + "optimizers" + os.sep
 # torch code that keeps the parameter list it walks (optimizers, AveragedModel, DDP / FSDP, the
 # vector utilities) or changes every parameter in it (`requires_grad_`): a partial list there means
 # weights that silently never train, never average or never synchronize.
@@ -160,6 +161,14 @@ def _keeping_consumer(torch_frames):
             name = code.co_name if owner is None else f"{type(owner).__name__}.{code.co_name}"
             return name.replace(".__init__", "(...)")
     return None
+
+
+def _kerasish_keeper(caller):
+    """A kerasish optimizer's `build(model.parameters())` keeps the list too."""
+    if caller is None or not os.path.abspath(caller.f_code.co_filename).startswith(_KERASISH_OPTIMIZERS):
+        return None
+    owner = caller.f_locals.get("self")
+    return caller.f_code.co_name if owner is None else f"{type(owner).__name__}.{caller.f_code.co_name}"
 
 
 def copied_from(layer):
@@ -197,8 +206,8 @@ def warn_if_partial(layer) -> None:
     """A `parameters()` walk over `layer` (called on it, or on a torch
     module holding it) that misses weights unbuilt custom layers below it
     will only create in `build`: raises `ValueError` where torch keeps the
-    list (an optimizer, `AveragedModel.update_parameters`, DDP,
-    `parameters_to_vector`, `requires_grad_`) or where the layer is an
+    list (an optimizer, torch's or kerasish's, `AveragedModel.update_parameters`,
+    DDP, `parameters_to_vector`, `requires_grad_`) or where the layer is an
     unbuilt copy of a layer built since (an EMA pairing them); otherwise
     warns (a list the user looks at)."""
     from kerasish.layers.layer import Layer
@@ -218,7 +227,7 @@ def warn_if_partial(layer) -> None:
             "do not exist, so they are missing from this `parameters()` list"
         )
         fix = "Call `build(input_shape)` on the model or run one batch through it first."
-        consumer = _keeping_consumer(torch_frames)
+        consumer = _keeping_consumer(torch_frames) or _kerasish_keeper(caller)
         if consumer is not None:
             raise ValueError(f"{missing}, and `{consumer}` would act on this list only (the missing weights "
                              f"would never be trained, averaged, synchronized or frozen). {fix}")
