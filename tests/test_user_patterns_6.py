@@ -579,3 +579,30 @@ def test_distributed_checkpoint_of_model_and_torch_adam_resumes_like_the_torch_t
     for ours, theirs in zip(resumed.state_dict().values(), straight.state_dict().values()):
         torch.testing.assert_close(ours, theirs, rtol=0, atol=0)  # and everything as the uninterrupted run
     assert resumed_opt.state_dict()["state"][0]["step"] == 4
+
+
+# ----------------------------------------------------------------- torch.jit.trace
+def test_jit_trace_of_masked_models_follows_each_inputs_padding():
+    """`torch.jit.trace` of a model with MultiHeadAttention crashed (`hasattr` on its `_gate_dense`
+    accessor raised KeyError instead of AttributeError); a traced masked LSTM/GRU baked the example's
+    sequence lengths into the trace (the fused path reads them on the host), so another padding pattern
+    gave wrong numbers with only torch's generic TracerWarnings. Traced now, both follow the mask of each
+    input as the eager model does."""
+    torch.manual_seed(0)
+    tokens = kerasish.Input((None,), dtype="int64")
+    embedded = L.Embedding(12, 4, mask_zero=True)(tokens)
+    attended = L.MultiHeadAttention(2, 2)(embedded, embedded)
+    models = [kerasish.Model(tokens, L.GlobalAveragePooling1D()(attended)),
+              kerasish.Sequential([L.Embedding(12, 4, mask_zero=True), L.LSTM(3)]),
+              kerasish.Sequential([L.Embedding(12, 4, mask_zero=True), L.GRU(3, go_backwards=True)])]
+    example = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    other = torch.tensor([[1, 0, 0, 0], [4, 5, 6, 7]])
+    assert not hasattr(models[0].layers[2], "_gate_dense")
+    for model in models:
+        model(example)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (torch's deprecation and shape-check TracerWarnings)
+            traced = torch.jit.trace(model, (example,), check_trace=False)
+        for x in (example, other):
+            torch.testing.assert_close(traced(x), model(x), rtol=1e-5, atol=1e-6)
+

@@ -354,8 +354,9 @@ class RNN(Layer):
         if mask is not None:
             if torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not ctx.state().symbolic:
                 return self._compiled_masked_call(sequences, states, mask, training)
-            if torch.compiler.is_compiling() or ctx.state().symbolic or sequences.device.type == "meta":
-                return None
+            if (torch.compiler.is_compiling() or ctx.state().symbolic or sequences.device.type == "meta"
+                    or torch.jit.is_tracing()):  # (the fused path reads the lengths on the host: traced, a
+                return None                      # constant; the loop's masked steps stay traced tensors)
             mask = mask.to(torch.bool)
             if self.go_backwards:
                 mask = mask.flip(1)
