@@ -606,3 +606,46 @@ def test_jit_trace_of_masked_models_follows_each_inputs_padding():
         for x in (example, other):
             torch.testing.assert_close(traced(x), model(x), rtol=1e-5, atol=1e-6)
 
+
+def test_lbfgs_over_an_lstm_needs_contiguous_kernels_then_trains_like_the_torch_twin():
+    """`torch.optim.LBFGS` (and any flat-gradient code, `p.grad.view(-1)`) views every gradient as a vector;
+    an LSTM's kernels are transposed views of `nn.LSTM`'s storage (the fused kernel reads them without a
+    copy), so torch refuses with its "view size is not compatible" error. The README's remedy,
+    `contiguous_kernels(model)`, makes LBFGS train exactly like it trains the torch twin."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.LSTM(3), L.Dense(1)])
+    g = torch.Generator().manual_seed(6)
+    x, y = torch.randn(4, 5, 2, generator=g), torch.randn(4, 1, generator=g)
+    model(x)
+
+    def fit_lbfgs(m, forward):
+        opt = torch.optim.LBFGS(m.parameters(), max_iter=5)
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(forward(x), y)
+            loss.backward()
+            return loss
+
+        return opt.step(closure)
+
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        fit_lbfgs(model, model)
+    kerasish.layers.rnn.contiguous_kernels(model)
+    lstm, dense = model.layers
+    twin = torch.nn.ModuleDict({"lstm": torch.nn.LSTM(2, 3, batch_first=True), "linear": torch.nn.Linear(3, 1)})
+    with torch.no_grad():
+        twin["lstm"].weight_ih_l0.copy_(lstm.cell.kernel.T)
+        twin["lstm"].weight_hh_l0.copy_(lstm.cell.recurrent_kernel.T)
+        twin["lstm"].bias_ih_l0.copy_(lstm.cell.bias)
+        twin["lstm"].bias_hh_l0.zero_()
+        twin["linear"].weight.copy_(dense.kernel.T)
+        twin["linear"].bias.copy_(dense.bias)
+    twin["lstm"].bias_hh_l0.requires_grad_(False)
+    model.zero_grad(set_to_none=True)
+    fit_lbfgs(model, model)
+    fit_lbfgs(twin, lambda t: twin["linear"](twin["lstm"](t)[0][:, -1]))
+    tol = {"rtol": 1e-4, "atol": 1e-5}
+    torch.testing.assert_close(lstm.cell.kernel.detach(), twin["lstm"].weight_ih_l0.detach().T, **tol)
+    torch.testing.assert_close(dense.kernel.detach(), twin["linear"].weight.detach().T, **tol)
+
