@@ -194,7 +194,8 @@ def _copy_error(layer, source, what):
         f"model) made before the first call of the layer it copies, '{source.name}', which has been built "
         f"since; the copy has not, so its {what} lacks the weights the original now has, and averaging or "
         "copying weights between the two would silently skip them. Make the copy after the model's first "
-        "call (or after `model.build(input_shape)`), or run one batch through the copy first."
+        "call (or after `model.build(input_shape)`), or run one batch through the copy (or load the original's "
+        "`state_dict()` into it) first."
     )
 
 
@@ -245,13 +246,19 @@ def warn_if_partial(layer) -> None:
         return
 
 
+def _own_count(layer) -> int:
+    d = layer.__dict__
+    return sum(1 for v in d["_parameters"].values() if v is not None and not is_lazy(v)) + sum(
+        1 for k, v in d["_buffers"].items() if v is not None and k not in d["_non_persistent_buffers_set"])
+
+
 def check_unbuilt_copy(layer) -> None:
-    """`state_dict()` of an unbuilt copy whose original is built now raises
-    (a hand-written EMA over `state_dict()` would silently average nothing);
-    kerasish's own code may still read it."""
+    """`state_dict()` of an unbuilt copy that lacks weights its original,
+    built since, has now raises (a hand-written EMA over `state_dict()` would
+    silently average nothing); kerasish's own code may still read it."""
     source = copied_from(layer)
-    if source is None:
-        return
+    if source is None or _own_count(layer) >= _own_count(source):
+        return  # (a container of built copies, or a copy built by `load_state_dict`: nothing missing)
     frame = sys._getframe(2)  # (1: the layer's `_save_to_state_dict`)
     while frame is not None and (frame.f_code.co_filename.startswith(_TORCH_DIR)
                                  or frame.f_code.co_name == "_save_to_state_dict"):
