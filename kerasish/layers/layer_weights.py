@@ -276,7 +276,8 @@ class LayerWeightsMixin:
                 if init is None:
                     raise ValueError(
                         f"Layer '{self.name}' cannot reset its weight '{weight.path}': it was made from a value, "
-                        "not an initializer. Assign it yourself after `reset_parameters()` of the other layers."
+                        "not an initializer (or its initializer, a lambda, did not survive pickling). Assign it "
+                        "yourself after `reset_parameters()` of the other layers."
                     )
                 dtype = dtypes.standardize_dtype(weight.dtype)
                 with torch.no_grad(), torch.device(weight.device):
