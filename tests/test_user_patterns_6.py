@@ -9,7 +9,10 @@ anomaly detection; kerasish layers in `nn.ModuleList` / `nn.ModuleDict`
 under `train()` / `eval()`; meta-device construction, `to_empty` and
 `reset_parameters()`; `PackedSequence` inputs; forward hooks and pre-hooks
 that replace tensors carrying a Keras mask; `torch.distributed.checkpoint`
-of a model and its torch optimizer in one process.
+of a model and its torch optimizer in one process; `torch.jit.trace` of
+masked models; `torch.optim.LBFGS` over an LSTM; seeded Dropout under
+`torch.utils.checkpoint` (a known bug, xfail); a torch module called on a
+Keras tensor.
 References: the same pattern on `torch.nn` modules holding the same weights
 (`pack_padded_sequence` LSTMs for masks), torch's own behaviour for the
 equivalent lazy module, or the maths of the initializers."""
@@ -675,3 +678,39 @@ def test_checkpointed_dropout_backpropagates_through_the_mask_of_its_forward(see
         out = torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=reentrant)
         out.sum().backward()
         torch.testing.assert_close(x.grad, (out != 0).to(x.dtype) * 2.0, rtol=0, atol=0)
+
+
+# ------------------------------------------------ a torch module called on a Keras tensor
+def test_torch_module_on_a_keras_tensor_is_refused_and_torch_module_wrapper_trains_like_torch():
+    """`nn.Linear(4, 2)(keras_tensor)` in a functional model was recorded as an op with the module's weight
+    as a constant: not among the model's weights, never trained by `fit`, silently (Keras's torch backend
+    raises a TypeError). Now a TypeError names `TorchModuleWrapper`, and the wrapped module trains in
+    `fit` exactly as the torch twin trains with SGD."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(4, 2)
+    inputs = kerasish.Input((3,))
+    hidden = L.Dense(4, activation="relu")(inputs)
+    with pytest.raises(TypeError, match=r"linear got a trainable torch tensor .*TorchModuleWrapper"):
+        linear(hidden)
+    assert (hidden * torch.tensor(2.0)).shape == (None, 4)  # (constants stay fine)
+    model = kerasish.Model(inputs, L.TorchModuleWrapper(linear)(hidden))
+    assert sum(w.numel() for w in model.trainable_weights) == 3 * 4 + 4 + 4 * 2 + 2
+    dense = model.layers[1]
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), copy.deepcopy(linear))
+    with torch.no_grad():
+        twin[0].weight.copy_(dense.kernel.T)
+        twin[0].bias.copy_(dense.bias)
+    g = torch.Generator().manual_seed(8)
+    x, y = torch.randn(8, 3, generator=g), torch.randn(8, 2, generator=g)
+    model.compile(optimizer=kerasish.optimizers.SGD(0.1), loss="mse")
+    history = model.fit(x.numpy(), y.numpy(), batch_size=8, epochs=3, shuffle=False, verbose=0)
+    opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(twin(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    np.testing.assert_allclose(history.history["loss"], losses, rtol=1e-5)
+    torch.testing.assert_close(linear.weight.detach(), twin[2].weight.detach(), rtol=1e-5, atol=1e-6)
