@@ -12,7 +12,8 @@ that replace tensors carrying a Keras mask; `torch.distributed.checkpoint`
 of a model and its torch optimizer in one process; `torch.jit.trace` of
 masked models; `torch.optim.LBFGS` over an LSTM; seeded Dropout under
 `torch.utils.checkpoint` (a known bug, xfail); a torch module called on a
-Keras tensor.
+Keras tensor; an IterableDataset of weighted samples in `fit` (against
+real Keras 3).
 References: the same pattern on `torch.nn` modules holding the same weights
 (`pack_padded_sequence` LSTMs for masks), torch's own behaviour for the
 equivalent lazy module, or the maths of the initializers."""
@@ -714,3 +715,34 @@ def test_torch_module_on_a_keras_tensor_is_refused_and_torch_module_wrapper_trai
         losses.append(loss.item())
     np.testing.assert_allclose(history.history["loss"], losses, rtol=1e-5)
     torch.testing.assert_close(linear.weight.detach(), twin[2].weight.detach(), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------ torch data habits into fit, against Keras
+class _Stream(torch.utils.data.IterableDataset):
+    """An IterableDataset without `__len__`: ten (x, y, sample_weight) samples per pass."""
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(0)
+        for i in range(10):
+            yield torch.randn(3, generator=g), torch.randn(1, generator=g), torch.tensor(float(i % 3))
+
+
+@pytest.mark.parametrize("kwargs", [{"epochs": 2}, {"epochs": 3, "steps_per_epoch": 2}])
+def test_iterable_dataset_of_weighted_samples_fits_like_keras(keras_ref, kwargs):
+    """A DataLoader over an IterableDataset with no `__len__`, yielding (x, y, sample_weight), with and
+    without `steps_per_epoch` (3 batches per pass, so 2 steps per epoch run out of data mid-way): the
+    per-epoch losses, and how many epochs ran, equal real Keras 3's with the same weights."""
+    histories = []
+    weights = None
+    for lib in (keras_ref, kerasish):
+        model = lib.Sequential([lib.Input((3,)), lib.layers.Dense(1)])
+        if weights is None:
+            weights = model.get_weights()
+        model.set_weights(weights)
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss="mse")
+        loader = torch.utils.data.DataLoader(_Stream(), batch_size=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (both warn that the data ran out; Keras also about shuffle)
+            histories.append(model.fit(loader, verbose=0, **kwargs).history["loss"])
+    assert len(histories[0]) == len(histories[1])
+    np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
