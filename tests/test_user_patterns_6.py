@@ -13,7 +13,8 @@ of a model and its torch optimizer in one process; `torch.jit.trace` of
 masked models; `torch.optim.LBFGS` over an LSTM; seeded Dropout under
 `torch.utils.checkpoint` (a known bug, xfail); a torch module called on a
 Keras tensor; an IterableDataset of weighted samples in `fit` (against
-real Keras 3).
+real Keras 3); torch's model-ensembling recipe (`stack_module_state`, a meta
+base copy, `vmap`).
 References: the same pattern on `torch.nn` modules holding the same weights
 (`pack_padded_sequence` LSTMs for masks), torch's own behaviour for the
 equivalent lazy module, or the maths of the initializers."""
@@ -746,3 +747,33 @@ def test_iterable_dataset_of_weighted_samples_fits_like_keras(keras_ref, kwargs)
             histories.append(model.fit(loader, verbose=0, **kwargs).history["loss"])
     assert len(histories[0]) == len(histories[1])
     np.testing.assert_allclose(histories[1], histories[0], rtol=1e-5)
+
+
+def test_torch_model_ensembling_recipe_with_a_meta_base_copy_gives_each_models_outputs_and_gradients():
+    """torch's "model ensembling" tutorial: `stack_module_state(models)`, a base copy moved to the meta
+    device, `vmap` over `functional_call`. On kerasish models it gives each model's own outputs and, through
+    `torch.func.grad`, each model's own gradients (the meta move now keeps the Keras weight class)."""
+    from torch.func import functional_call
+    from torch.func import stack_module_state
+
+    torch.manual_seed(0)
+    models = [kerasish.Sequential([L.Dense(4, activation="tanh"), L.BatchNormalization(), L.Dense(2)])
+              for _ in range(3)]
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(2))
+    for m in models:
+        m(x)
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    assert isinstance(base.layers[0].kernel, kerasish.Variable) and base.layers[0].kernel.is_meta
+
+    def loss(p, b, x):
+        return functional_call(base, (p, b), (x,)).square().sum()
+
+    outs = torch.vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), in_dims=(0, 0, None))(params, buffers, x)
+    grads = torch.vmap(torch.func.grad(loss), in_dims=(0, 0, None))(params, buffers, x)
+    for i, m in enumerate(models):
+        torch.testing.assert_close(outs[i], m(x), rtol=1e-6, atol=1e-6)
+        m.zero_grad()
+        m(x).square().sum().backward()
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(grads[name][i], p.grad, rtol=1e-5, atol=1e-6)
