@@ -231,6 +231,22 @@ def test_first_call_under_inference_mode_then_training_matches_the_torch_twin():
     torch.testing.assert_close(model.layers[0].states[0], state[0][0], **tol)
 
 
+def test_reset_states_under_inference_mode_then_training_starts_from_zeros():
+    """`model.reset_states()` inside an evaluation loop under `torch.inference_mode()` stored inference-tensor
+    zeros, and the next training call failed; now it trains from zero states like a fresh stateless call."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([kerasish.Input(batch_shape=(2, 4, 3)), L.LSTM(3, stateful=True)])
+    x = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(3))
+    model(x)
+    with torch.inference_mode():
+        model.reset_states()
+    assert not any(s.is_inference() for s in model.layers[0].states)
+    model.train()
+    out = model(x)
+    out.sum().backward()
+    torch.testing.assert_close(out, model.layers[0](x, initial_state=[torch.zeros(2, 3)] * 2), rtol=0, atol=0)
+
+
 def test_fit_after_a_first_call_under_inference_mode_trains_every_weight():
     torch.manual_seed(0)
     model = _scale_model()

@@ -281,8 +281,9 @@ class RNN(Layer):
 
     def reset_state(self):
         """Zeroes the states of a stateful layer."""
-        for key in self._state_keys:
-            self._buffers[key] = torch.zeros_like(self._buffers[key])
+        with torch.inference_mode(False):  # (under inference_mode too: kept for training calls)
+            for key in self._state_keys:
+                self._buffers[key] = torch.zeros_like(self._buffers[key])
 
     def reset_states(self):
         """Keras 2 name of `reset_state`."""
