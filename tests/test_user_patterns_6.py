@@ -545,8 +545,10 @@ def test_hooks_that_replace_outputs_or_inputs_keep_the_keras_mask_like_the_packe
         handle = register()
         torch.testing.assert_close(model(tokens), want, rtol=1e-5, atol=1e-6)
         handle.remove()
-        model(tokens)
         assert not hooked._forward_hooks and not hooked._forward_pre_hooks
+    with emb.register_forward_hook(lambda m, args, out: out * 2):  # (torch's handle as a context manager)
+        torch.testing.assert_close(model(tokens), want, rtol=1e-5, atol=1e-6)
+    assert not emb._forward_hooks
 
 
 # ------------------------------------------------- torch.distributed.checkpoint, one process

@@ -8,9 +8,9 @@ padding, silently. When a user registers such a hook on a kerasish layer,
 two hooks of kerasish's own bracket the user's: the first notes the mask of
 the tensor the layer produced (or received), the last puts it back on the
 tensor the user's hooks returned, when that one has none and its leading
-dimensions still fit the mask. They go away by themselves once the user's
-hooks are removed (the next call finds no other hook), so a layer without
-user hooks keeps torch's hook-free fast path.
+dimensions still fit the mask. They go away with the user's last hook (its
+handle's `remove()`, or the next call finding no other hook), so a layer
+without user hooks keeps torch's hook-free fast path.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 _NOTED = threading.local()  # `masks`: id(layer) -> (the tensor, its mask), within one hooked call
 
@@ -40,15 +41,30 @@ def _restore(noted, tensor) -> None:
         tensor._keras_mask = noted[1]
 
 
-def _alone(layer, registry) -> bool:
-    """Whether only kerasish's own hooks are left in `registry`: then they leave too."""
-    hooks = getattr(layer, "_" + registry + "s")
-    first, last = _KINDS[registry]
-    if any(h is not first and h is not last for h in hooks.values()):
+def _drop_if_alone(hooks) -> bool:
+    """When only kerasish's own hooks are left in the hook registry `hooks`, removes them; says whether
+    it did."""
+    ours = (_output_first, _output_last, _input_first, _input_last)
+    if any(h not in ours for h in hooks.values()):
         return False
-    for key in [k for k, h in hooks.items() if h is first or h is last]:
+    for key in [k for k, h in hooks.items() if h in ours]:
         del hooks[key]
     return True
+
+
+def _alone(layer, registry) -> bool:
+    return _drop_if_alone(getattr(layer, "_" + registry + "s"))
+
+
+class MaskKeepingHandle(RemovableHandle):
+    """The handle `Layer.register_forward_hook` returns: removing the user's hook also removes
+    kerasish's bracketing hooks when no other hook is left (`_forward_hooks` is empty again)."""
+
+    def remove(self) -> None:
+        super().remove()
+        hooks = self.hooks_dict_ref()
+        if hooks is not None:
+            _drop_if_alone(hooks)
 
 
 def _output_first(layer, args, output):
@@ -79,9 +95,11 @@ def _input_last(layer, args):
 _KINDS = {"forward_hook": (_output_first, _output_last), "forward_pre_hook": (_input_first, _input_last)}
 
 
-def bracket(layer, registry: str) -> None:
+def bracket(layer, registry: str, handle) -> RemovableHandle:
     """After the user registered a hook in `registry` ("forward_hook" or
-    "forward_pre_hook") of `layer`: kerasish's hooks first and last."""
+    "forward_pre_hook") of `layer`: kerasish's hooks first and last. Returns
+    the user's `handle`, now a `MaskKeepingHandle`."""
+    handle.__class__ = MaskKeepingHandle
     hooks = getattr(layer, "_" + registry + "s")
     first, last = _KINDS[registry]
     keys = {h: k for k, h in hooks.items() if h is first or h is last}
@@ -92,3 +110,4 @@ def bracket(layer, registry: str) -> None:
         keys[last] = register(layer, last).id
     hooks.move_to_end(keys[first], last=False)
     hooks.move_to_end(keys[last])
+    return handle

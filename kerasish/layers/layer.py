@@ -863,16 +863,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     def register_forward_hook(self, hook, *args, **kwargs):
         """torch's `register_forward_hook`. A hook that returns a new output
         keeps the Keras mask of the output it replaces (see `hook_masks`)."""
-        handle = nn.Module.register_forward_hook(self, hook, *args, **kwargs)
-        hook_masks.bracket(self, "forward_hook")
-        return handle
+        return hook_masks.bracket(
+            self, "forward_hook", nn.Module.register_forward_hook(self, hook, *args, **kwargs)
+        )
 
     def register_forward_pre_hook(self, hook, *args, **kwargs):
         """torch's `register_forward_pre_hook`. A hook that returns new inputs
         keeps the Keras mask of the first input it replaces (see `hook_masks`)."""
-        handle = nn.Module.register_forward_pre_hook(self, hook, *args, **kwargs)
-        hook_masks.bracket(self, "forward_pre_hook")
-        return handle
+        return hook_masks.bracket(
+            self, "forward_pre_hook", nn.Module.register_forward_pre_hook(self, hook, *args, **kwargs)
+        )
 
     def __prepare_scriptable__(self):
         """`torch.jit.script` calls this first: say plainly that TorchScript cannot compile a Keras layer
