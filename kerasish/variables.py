@@ -153,6 +153,8 @@ class Variable(torch.Tensor):
         d["constraint"] = constraint
         d["_auto_key"] = False
         d["_autocast"] = kwargs.get("autocast", True)
+        if callable(initial_value) and not isinstance(initial_value, torch.Tensor):
+            d["_initializer"] = initial_value  # (for `Layer.reset_parameters`)
         return var
 
     def __init__(self, *args, **kwargs):  # the work happens in __new__
@@ -285,7 +287,12 @@ class Variable(torch.Tensor):
         if (d.get("_detached") or d.get("_state_view")) and not d.get("_is_param"):
             # a detached view (e.g. a `state_dict()` value): a plain tensor
             return torch.Tensor._make_subclass(torch.Tensor, self, False).__reduce_ex__(proto)
-        return (_rebuild_variable, (type(self), self.data, self.requires_grad, self._keras_meta()))
+        meta = self._keras_meta()
+        if "<" in getattr(meta.get("_initializer"), "__qualname__", ""):
+            # a lambda or a layer's own local initializer (int4 packing): not picklable; a loaded copy's
+            # `reset_parameters()` then says it cannot redraw this weight
+            meta.pop("_initializer")
+        return (_rebuild_variable, (type(self), self.data, self.requires_grad, meta))
 
     def __repr__(self, *, tensor_contents=None):
         kind = "trainable" if self.requires_grad else "non-trainable"

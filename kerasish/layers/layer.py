@@ -14,6 +14,7 @@ Everything that can be decided once per class (does `call` take `training`?
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import sys
@@ -25,6 +26,7 @@ from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
+from kerasish.layers import hook_masks
 from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
 from kerasish.layers.layer_call import BUILD_LOCK
@@ -88,6 +90,17 @@ def _shapes_of(value):
     return value
 
 
+def _fx_error(layer):
+    return RuntimeError(
+        f"torch.fx.symbolic_trace cannot trace through the kerasish layer '{layer.name}' "
+        f"({type(layer).__name__}): its call is the Keras pipeline (building on the first call, masks, "
+        "training mode), Python control flow on its inputs. Use torch.compile(model), torch.export.export "
+        "(or model.export(path, format=\"torch\")) or torch.jit.trace; or keep kerasish layers whole in "
+        "an FX graph with a `torch.fx.Tracer` whose `is_leaf_module(m, name)` returns True for "
+        "`isinstance(m, keras.Layer)`, tracing a torch module that holds them."
+    )
+
+
 def _wrap_build(build):
     """Wraps a subclass's `build` so that an explicit `layer.build(shape)` gets
     the same name scope, device and `built = True` as the automatic build."""
@@ -104,7 +117,9 @@ def _wrap_build(build):
         if previous_device is None:
             state.build_device = d.get("_device_hint")
         try:
-            with naming.name_scope(self.name):
+            # weights built by a first call under `torch.inference_mode()` are normal tensors (as
+            # `nn.LazyLinear`'s are): inference tensors could never be trained or saved for backward
+            with naming.name_scope(self.name), torch.inference_mode(False):
                 out = build(self, *args, **kwargs)
         finally:
             state.build_device = previous_device
@@ -494,7 +509,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         Every rule both kinds of call follow (training, arguments, outermost
         call, outputs) is written once, below.
         """
-        if kwargs and "mask" in kwargs and not self._call_has_mask:
+        try:  # (free unless it raises)
+            unexpected_mask = kwargs and "mask" in kwargs and not self._call_has_mask
+        except torch.fx.proxy.TraceError:  # `torch.fx.symbolic_trace(layer)`: `kwargs` is a Proxy
+            raise _fx_error(self) from None
+        if unexpected_mask:
             raise TypeError(
                 f"{type(self).__name__}.call() got an unexpected keyword argument 'mask' (layer "
                 f"'{self.name}'): its `call` takes no `mask`, so an explicit mask would be ignored. Keras "
@@ -618,6 +637,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         d = self.__dict__
         if args:
             inputs = args[0]
+            if isinstance(inputs, torch.fx.Proxy):  # traced by torch.fx inside a torch module
+                raise _fx_error(self)
+            if isinstance(inputs, torch.nn.utils.rnn.PackedSequence):  # (a tuple: would be read as 4 inputs)
+                raise TypeError(
+                    f"Layer '{d['name']}' ({type(self).__name__}) received a torch PackedSequence. Keras layers "
+                    "take the padded batch (batch, timesteps, features) and skip the padding with a mask: "
+                    "`x, lengths = torch.nn.utils.rnn.pad_packed_sequence(packed, batch_first=True)`, then "
+                    "`layer(x, mask=torch.arange(x.shape[1]) < lengths[:, None])` (or a `Masking` layer, or "
+                    "`Embedding(mask_zero=True)`)."
+                )
         else:
             first = self._call_first_arg
             if first not in kwargs:
@@ -831,6 +860,20 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             lazy_weights.warn_if_partial(self)
         return nn.Module.named_modules(self, memo, prefix, remove_duplicate)
 
+    def register_forward_hook(self, hook, *args, **kwargs):
+        """torch's `register_forward_hook`. A hook that returns a new output
+        keeps the Keras mask of the output it replaces (see `hook_masks`)."""
+        return hook_masks.bracket(
+            self, "forward_hook", nn.Module.register_forward_hook(self, hook, *args, **kwargs)
+        )
+
+    def register_forward_pre_hook(self, hook, *args, **kwargs):
+        """torch's `register_forward_pre_hook`. A hook that returns new inputs
+        keeps the Keras mask of the first input it replaces (see `hook_masks`)."""
+        return hook_masks.bracket(
+            self, "forward_pre_hook", nn.Module.register_forward_pre_hook(self, hook, *args, **kwargs)
+        )
+
     def __prepare_scriptable__(self):
         """`torch.jit.script` calls this first: say plainly that TorchScript cannot compile a Keras layer
         (its call is the Keras pipeline: `*args, **kwargs`, masks, Python objects) instead of a
@@ -871,6 +914,19 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def __repr__(self):
         return nn.Module.__repr__(self)
+
+    def __deepcopy__(self, memo):
+        """`copy.deepcopy`: the copy Python's default protocol makes; an unbuilt
+        copy also remembers its original weakly (see `lazy_weights`:
+        pairing it with that original once built fails loudly)."""
+        new = copy._reconstruct(self, memo, *self.__reduce_ex__(4))
+        lazy_weights.remember_source(new, self)
+        return new
+
+    def __getstate__(self):
+        state = nn.Module.__getstate__(self)
+        state.pop("_copied_from", None)  # (a weak reference: neither picklable nor meaningful elsewhere)
+        return state
 
     def __setstate__(self, state):
         nn.Module.__setstate__(self, state)

@@ -1,5 +1,6 @@
 """How a layer follows `.to()`, `.half()`, `.cuda()`, `.double()`: its
-buffers keep their Keras class, its uninitialized parameters keep their
+weights keep their Keras class (also where torch makes new parameters:
+leaving the meta device with `to_empty`), its uninitialized parameters keep their
 identity, its dtype policy follows the real dtype of its weights, and an
 unbuilt layer remembers the device it was moved to. Constants a layer keeps
 in non-persistent buffers (not in its state_dict) are refilled when they
@@ -17,6 +18,7 @@ import torch
 from kerasish import dtype_policies
 from kerasish.layers import lazy_weights
 from kerasish.layers.layer_weights import rewrap_buffers
+from kerasish.layers.layer_weights import rewrap_parameters
 from kerasish.layers.tracking import own_weights
 
 
@@ -34,6 +36,7 @@ def apply(layer, fn, recurse, super_apply):
     d = layer.__dict__
     quantized_target = _quantized_policy_after(d["_dtype_policy"], fn)  # (checked before anything is cast)
     old_buffers = dict(layer._buffers)
+    old_params = dict(layer._parameters)
     meta_constants = [k for k in layer._non_persistent_buffers_set
                       if old_buffers.get(k) is not None and old_buffers[k].is_meta]
     before = _float_dtypes(layer)
@@ -55,6 +58,7 @@ def apply(layer, fn, recurse, super_apply):
     else:
         super_apply(fn, recurse)
     rewrap_buffers(layer, old_buffers)
+    rewrap_parameters(layer, old_params)
     if meta_constants:
         _refill_constants(layer, meta_constants)
     weights = own_weights(layer)

@@ -10,6 +10,7 @@ from torch import nn
 
 from kerasish.backend import dtypes
 from kerasish.layers import call_context as ctx
+from kerasish.layers.lazy_weights import check_unbuilt_copy
 from kerasish.layers.lazy_weights import is_lazy
 from kerasish.layers.lazy_weights import materialize
 from kerasish.layers.lazy_weights import save_without_placeholders
@@ -40,6 +41,17 @@ def rewrap_buffers(module: nn.Module, old_buffers: dict) -> None:
         old = old_buffers.get(key)
         if buf is not old and isinstance(old, Variable) and not _is_live_variable(buf):
             bufs[key] = rewrap_like(buf, old)
+
+
+def rewrap_parameters(module: nn.Module, old_params: dict) -> None:
+    """After torch replaced parameters by new `nn.Parameter`s (a move it
+    cannot make in place: off the meta device, `to_empty`), give them back
+    their Keras class and metadata (`path`, `assign`, initializer...)."""
+    params = module._parameters
+    for key, param in params.items():
+        old = old_params.get(key)
+        if param is not old and isinstance(old, Variable) and param is not None and not _is_live_variable(param):
+            params[key] = rewrap_like(param, old)
 
 
 def _replace_key(registry: dict, old_key: str, new_key: str) -> None:
@@ -215,6 +227,7 @@ class LayerWeightsMixin:
             # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w")
             with naming.name_scope(self.name):
                 var = cls(value, trainable, name=name, autocast=autocast)
+        var.__dict__["_initializer"] = init  # (for `reset_parameters`)
         var.__dict__["regularizer"] = regularizers.get(regularizer)
         var.__dict__["constraint"] = constraints.get(constraint)
         var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
@@ -239,6 +252,41 @@ class LayerWeightsMixin:
         if not autocast:
             self.__dict__["_no_autocast"].add(key)
         return var
+
+    def reset_parameters(self) -> None:
+        """torch's re-initialization hook (as `nn.Linear.reset_parameters`):
+        draws this layer's own weights again from the initializers they were
+        created with (`kernel_initializer`, `moving_variance_initializer`,
+        ...), in place, so optimizers keep holding them. Sublayers are left
+        alone, as torch modules leave theirs: torch's meta-device recipe
+        `model.to_empty(device=...)` then
+        `for m in model.modules(): m.reset_parameters()` (FSDP's default
+        `param_init_fn` does the same) calls every module. An unbuilt layer
+        has nothing to reset.
+
+        Raises:
+            ValueError: a weight made from a value rather than an initializer
+                (`keras.Variable(np.zeros(3))`): nothing to draw it from.
+        """
+        for registry in (self._parameters, self._buffers):
+            for key, weight in registry.items():
+                if not isinstance(weight, Variable):
+                    continue  # (a placeholder, a constant buffer, a plain torch parameter)
+                init = weight.__dict__.get("_initializer")
+                if init is None:
+                    raise ValueError(
+                        f"Layer '{self.name}' cannot reset its weight '{weight.path}': it was made from a value, "
+                        "not an initializer (or its initializer, a lambda, did not survive pickling). Assign it "
+                        "yourself after `reset_parameters()` of the other layers."
+                    )
+                dtype = dtypes.standardize_dtype(weight.dtype)
+                with torch.no_grad(), torch.device(weight.device):
+                    value = init(tuple(weight.shape), dtype=dtype)
+                    if not isinstance(value, torch.Tensor):
+                        value = torch.as_tensor(np.asarray(value))
+                    weight.copy_(value.to(device=weight.device, dtype=weight.dtype))
+        if self._parameters:
+            forget_autocast_casts()
 
     def _unique_weight_key(self, base: str) -> str:
         base = base.replace(".", "_").replace("/", "_") or "variable"
@@ -496,6 +544,8 @@ class LayerWeightsMixin:
         return None
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
+        if not self.__dict__.get("built"):
+            check_unbuilt_copy(self)
         save_without_placeholders(self, super()._save_to_state_dict, destination, prefix, keep_vars)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):

@@ -13,7 +13,14 @@ Keras semantics are kept: an unbuilt layer has no `weights`, no
 `state_dict()` entries and `count_params()` raises; placeholders a build
 did not use are dropped. A layer whose weights cannot exist before `build`
 (a custom layer, or a built-in one with input-dependent sublayers) has no
-placeholders; `Layer.parameters()` then warns that the list is partial.
+placeholders; `Layer.parameters()` then warns that the list is partial, and
+raises where a partial list is silently wrong (see `warn_if_partial`).
+
+A deep copy of an unbuilt layer (`AveragedModel(model)`, an EMA model made
+with `copy.deepcopy`) stays unbuilt when its original builds. Pairing the two
+weight by weight would skip whatever the copy lacks, so once the original is
+built, walking the copy's parameters or `state_dict()` from user code raises
+(see `check_unbuilt_copy`).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+import weakref
 
 import torch
 from torch import nn
@@ -110,36 +118,102 @@ def has_placeholders(module) -> bool:
 def _parameter_walk_caller(layer):
     """When `layer.named_modules()` runs as part of a `parameters()` /
     `named_parameters()` walk (torch's `_named_members`) whose outermost
-    kerasish layer is `layer`, the frame to attribute a warning to; else
-    None (a `modules()` walk, or an outer kerasish layer checks instead)."""
+    kerasish layer is `layer`: the frame to attribute a warning to and the
+    torch frames between the walk and it (an optimizer, `AveragedModel`...);
+    else (None, ()) (a `modules()` walk, or an outer kerasish layer checks
+    instead)."""
     from kerasish.layers.layer import Layer
 
     frame = sys._getframe(3)  # (1: warn_if_partial, 2: Layer.named_modules)
     while frame is not None and frame.f_code.co_name == "named_modules":
         if isinstance(frame.f_locals.get("self"), Layer):
-            return None  # an outer kerasish layer's walk: it checked its whole tree
+            return None, ()  # an outer kerasish layer's walk: it checked its whole tree
         frame = frame.f_back
     if frame is None or frame.f_code is not _NAMED_MEMBERS:
-        return None
+        return None, ()
     if frame.f_back is None or frame.f_back.f_code.co_name != "named_parameters":
-        return None  # named_buffers()
+        return None, ()  # named_buffers()
     frame = frame.f_back
+    torch_frames = []
     while frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR):
-        frame = frame.f_back  # (parameters(), torch.optim, DDP...: point at the user's line)
-    return frame
+        torch_frames.append(frame)  # (parameters(), torch.optim, DDP...: point at the user's line)
+        frame = frame.f_back
+    return frame, torch_frames
 
 
 _NAMED_MEMBERS = nn.Module._named_members.__code__
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_KERASISH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_KERASISH_OPTIMIZERS = _KERASISH_DIR + "optimizers" + os.sep
+# torch code that keeps the parameter list it walks (optimizers, AveragedModel, DDP / FSDP, the
+# vector utilities) or changes every parameter in it (`requires_grad_`): a partial list there means
+# weights that silently never train, never average or never synchronize.
+_KEEPING_DIRS = tuple(_TORCH_DIR + d + os.sep for d in ("optim", "distributed", os.path.join("nn", "parallel"),
+                                                       os.path.join("nn", "utils")))
+
+
+def _keeping_consumer(torch_frames):
+    """The name of the torch function in `torch_frames` that keeps (or changes) the walked list."""
+    for frame in reversed(torch_frames):  # (outermost first: `SGD.__init__` rather than `Optimizer.__init__`)
+        code = frame.f_code
+        if code.co_filename.startswith(_KEEPING_DIRS) or code.co_name == "requires_grad_":
+            owner = frame.f_locals.get("self")
+            name = code.co_name if owner is None else f"{type(owner).__name__}.{code.co_name}"
+            return name.replace(".__init__", "(...)")
+    return None
+
+
+def _kerasish_keeper(caller):
+    """A kerasish optimizer's `build(model.parameters())` keeps the list too."""
+    if caller is None or not os.path.abspath(caller.f_code.co_filename).startswith(_KERASISH_OPTIMIZERS):
+        return None
+    owner = caller.f_locals.get("self")
+    return caller.f_code.co_name if owner is None else f"{type(owner).__name__}.{caller.f_code.co_name}"
+
+
+def copied_from(layer):
+    """The layer `layer` is an unbuilt deep copy of, when that one is built now; else None."""
+    ref = layer.__dict__.get("_copied_from")
+    source = ref() if ref is not None else None
+    if source is None or not source.__dict__.get("built") or layer.__dict__.get("built"):
+        return None
+    return source
+
+
+def remember_source(copy, source) -> None:
+    """Called by `Layer.__deepcopy__`: an unbuilt copy keeps a weak reference to its original."""
+    if not source.__dict__.get("built"):
+        copy.__dict__["_copied_from"] = weakref.ref(source)
+    else:
+        copy.__dict__.pop("_copied_from", None)
+
+
+def _copy_error(layer, source, what):
+    return ValueError(
+        f"Layer '{layer.name}' ({type(layer).__name__}) is a copy (`copy.deepcopy`, `AveragedModel`, an EMA "
+        f"model) made before the first call of the layer it copies, '{source.name}', which has been built "
+        f"since; the copy has not, so its {what} lacks the weights the original now has, and averaging or "
+        "copying weights between the two would silently skip them. Make the copy after the model's first "
+        "call (or after `model.build(input_shape)`), or run one batch through the copy (or load the original's "
+        "`state_dict()` into it) first."
+    )
+
+
+def _from_kerasish(frame) -> bool:
+    return frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_KERASISH_DIR)
 
 
 def warn_if_partial(layer) -> None:
-    """Warns when a `parameters()` walk over `layer` (called on it, or on a
-    torch module holding it) misses weights that unbuilt custom layers below
-    it will only create in `build`."""
+    """A `parameters()` walk over `layer` (called on it, or on a torch
+    module holding it) that misses weights unbuilt custom layers below it
+    will only create in `build`: raises `ValueError` where torch keeps the
+    list (an optimizer, torch's or kerasish's, `AveragedModel.update_parameters`,
+    DDP, `parameters_to_vector`, `requires_grad_`) or where the layer is an
+    unbuilt copy of a layer built since (an EMA pairing them); otherwise
+    warns (a list the user looks at)."""
     from kerasish.layers.layer import Layer
 
-    caller = _parameter_walk_caller(layer)
+    caller, torch_frames = _parameter_walk_caller(layer)
     if caller is None:
         return
     for sub in layer._flatten_layers(include_self=True):
@@ -149,11 +223,20 @@ def warn_if_partial(layer) -> None:
         build_owner = _defining_class(type(sub), "build")
         if build_owner is Layer or build_owner.__module__.startswith("kerasish."):
             continue
-        warnings.warn_explicit(
+        missing = (
             f"Layer '{sub.name}' ({type(sub).__name__}) is not built yet: the weights its `build()` creates "
-            "do not exist, so they are missing from this `parameters()` list (an optimizer or DDP made "
-            "from it would never train them). Call `build(input_shape)` on the model or run one batch "
-            "through it first.",
+            "do not exist, so they are missing from this `parameters()` list"
+        )
+        fix = "Call `build(input_shape)` on the model or run one batch through it first."
+        consumer = _keeping_consumer(torch_frames) or _kerasish_keeper(caller)
+        if consumer is not None:
+            raise ValueError(f"{missing}, and `{consumer}` would act on this list only (the missing weights "
+                             f"would never be trained, averaged, synchronized or frozen). {fix}")
+        source = copied_from(sub) or copied_from(layer)
+        if source is not None and not _from_kerasish(caller):
+            raise _copy_error(sub, source, "`parameters()` list")
+        warnings.warn_explicit(
+            f"{missing} (an optimizer or DDP made from it would never train them). {fix}",
             UserWarning,
             caller.f_code.co_filename,
             caller.f_lineno,
@@ -161,6 +244,27 @@ def warn_if_partial(layer) -> None:
             registry=caller.f_globals.setdefault("__warningregistry__", {}),
         )
         return
+
+
+def _own_count(layer) -> int:
+    d = layer.__dict__
+    return sum(1 for v in d["_parameters"].values() if v is not None and not is_lazy(v)) + sum(
+        1 for k, v in d["_buffers"].items() if v is not None and k not in d["_non_persistent_buffers_set"])
+
+
+def check_unbuilt_copy(layer) -> None:
+    """`state_dict()` of an unbuilt copy that lacks weights its original,
+    built since, has now raises (a hand-written EMA over `state_dict()` would
+    silently average nothing); kerasish's own code may still read it."""
+    source = copied_from(layer)
+    if source is None or _own_count(layer) >= _own_count(source):
+        return  # (a container of built copies, or a copy built by `load_state_dict`: nothing missing)
+    frame = sys._getframe(2)  # (1: the layer's `_save_to_state_dict`)
+    while frame is not None and (frame.f_code.co_filename.startswith(_TORCH_DIR)
+                                 or frame.f_code.co_name == "_save_to_state_dict"):
+        frame = frame.f_back  # (torch's recursive `state_dict()`: point at its caller)
+    if not _from_kerasish(frame):
+        raise _copy_error(layer, source, "`state_dict()`")
 
 
 def save_without_placeholders(module, save, destination, prefix, keep_vars) -> None:

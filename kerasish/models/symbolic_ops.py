@@ -8,6 +8,8 @@ KerasTensor land in `add_symbolic_loss` / `add_symbolic_metric`.
 
 from __future__ import annotations
 
+import torch
+
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.input_spec import assert_input_compatibility
 from kerasish.models.node import Node
@@ -105,6 +107,7 @@ def torch_function_call(func, args, kwargs):
     from kerasish.models.torch_op_layer import TorchOpLambda
     from kerasish.models.torch_op_layer import op_output_spec
 
+    _refuse_captured_parameters(func, args, kwargs)
     outputs = op_output_spec(func, args, kwargs)
     flat = tree.flatten(outputs)
     if not any(isinstance(t, KerasTensor) for t in flat):
@@ -118,6 +121,24 @@ def torch_function_call(func, args, kwargs):
     outputs = _fresh_outputs(outputs, [list(args), kwargs])
     Node(layer, args, kwargs, outputs)
     return outputs
+
+
+def _refuse_captured_parameters(func, args, kwargs):
+    """A trainable torch tensor next to a KerasTensor (`nn.Linear(4, 2)(keras_tensor)`: the module's
+    weight goes to `F.linear`) would be recorded as a constant of the graph: no model weight, never
+    trained by `fit`, silently. Keras's torch backend refuses the call with a TypeError too."""
+    from kerasish.variables import Variable
+
+    for t in tree.flatten([list(args), kwargs]):
+        if isinstance(t, torch.Tensor) and t.requires_grad and not isinstance(t, Variable):
+            raise TypeError(
+                f"The torch function {getattr(func, '__name__', func)} got a trainable torch tensor (shape "
+                f"{tuple(t.shape)}, e.g. a torch module's parameter) with a KerasTensor: a functional model "
+                "would record it as a constant, never among its weights, so `fit` would never train it. "
+                "Wrap the torch module in `keras.layers.TorchModuleWrapper(module)` and call that on the "
+                "KerasTensor (its parameters become the layer's weights), or pass a tensor that does not "
+                "require grad for a constant."
+            )
 
 
 def add_symbolic_loss(layer, tensor):

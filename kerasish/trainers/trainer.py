@@ -598,7 +598,19 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
     def _grad_params(self) -> list:
         """The parameters `nn.Module.zero_grad` would reset."""
-        return self._cached_params("_zero_grad_params", lambda: [p for p in self.parameters() if p.requires_grad])
+        return self._cached_params("_zero_grad_params", lambda: [p for p in self._walk_params() if p.requires_grad])
+
+    def _walk_params(self) -> list:
+        """`self.parameters()` for the trainer's own use: the same list, without the warning an unbuilt
+        custom layer gives a user's `parameters()` walk (the lists kept are made after the first batch
+        built the model; before it, a partial list has nothing to miss)."""
+        seen, out = set(), []
+        for module in self.modules():
+            for p in module._parameters.values():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
 
     def _apply_gradients(self, loss, n_samples=1):
         """backward + optimizer update (with dynamic loss scaling under
@@ -719,7 +731,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         # the per-batch step functions are closures over this very model: a
         # copy (deepcopy, pickle, torch.save) builds its own on its first step
         # instead of training the original through them
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state["_step_fns"] = None
         return state
 
@@ -761,7 +773,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
     # ------------------------------------------------------------- helpers
     def _model_device(self) -> torch.device:
-        for p in self.parameters():
+        for p in self._walk_params():
             return p.device
         for b in self.buffers():
             return b.device

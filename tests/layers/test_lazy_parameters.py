@@ -276,10 +276,13 @@ _NESTED = [
 def test_unbuilt_custom_layer_inside_torch_module_warns(make):
     """The partial-list warning fires for a kerasish layer or model nested in
     a plain torch module (torch walks into it without `Layer.parameters`),
-    at the user's line, including through `torch.optim`."""
+    at the user's line; `torch.optim`, which would keep the partial list,
+    gets a ValueError instead."""
     module = make()
-    with pytest.warns(UserWarning, match=r"not built yet.*build\(input_shape\).*one batch") as record:
+    with pytest.raises(ValueError, match=r"not built yet.*`Adam\(...\)`.*build\(input_shape\).*one batch"):
         torch.optim.Adam(module.parameters())
+    with pytest.warns(UserWarning, match=r"not built yet.*build\(input_shape\).*one batch") as record:
+        list(module.parameters())
     assert any(w.filename == __file__ for w in record), [w.filename for w in record]
     with pytest.warns(UserWarning, match="not built yet"):
         dict(module.named_parameters())
@@ -311,8 +314,8 @@ def test_ddp_before_first_call_of_nested_layers(tmp_path):
         # built-in layers: torch's own refusal (uninitialized parameters)
         with pytest.raises(RuntimeError, match="uninitialized parameters"):
             nn.parallel.DistributedDataParallel(nn.Sequential(L.Dense(3), nn.Linear(3, 1)))
-        # a custom layer, whose weights cannot exist yet: the partial-list warning
-        with pytest.warns(UserWarning, match="not built yet"):
+        # a custom layer, whose weights cannot exist yet: DDP would never synchronize them
+        with pytest.raises(ValueError, match="not built yet.*DistributedDataParallel"):
             nn.parallel.DistributedDataParallel(nn.Sequential(_Custom(), nn.Linear(2, 1)))
     finally:
         dist.destroy_process_group()

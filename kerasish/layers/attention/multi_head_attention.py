@@ -36,6 +36,20 @@ def _positive_int(name, value, allow_none=False):
         )
 
 
+
+def _sublayer(key, attr):
+    """A read-only accessor of the projection sublayer `key`; AttributeError (never KeyError) when the
+    layer has none (`_gate_dense` without `use_gate`), as Keras, so `hasattr` and torch's module walks
+    (`torch.jit.trace` probes `hasattr`) work."""
+
+    def get(self):
+        sub = self._modules.get(key)
+        if sub is None:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{attr}'")
+        return sub
+
+    return property(get)
+
 class MultiHeadAttention(Layer):
     """Multi-head attention (Vaswani et al., 2017), Keras 3's layer.
 
@@ -211,11 +225,11 @@ class MultiHeadAttention(Layer):
         return self._num_heads
 
     # Keras's accessors for the projection sublayers
-    query_dense = _query_dense = property(lambda self: self._modules["query"])
-    key_dense = _key_dense = property(lambda self: self._modules["key"])
-    value_dense = _value_dense = property(lambda self: self._modules["value"])
-    output_dense = _output_dense = property(lambda self: self._modules["attention_output"])
-    _gate_dense = property(lambda self: self._modules["gate"])
+    query_dense = _query_dense = _sublayer("query", "_query_dense")
+    key_dense = _key_dense = _sublayer("key", "_key_dense")
+    value_dense = _value_dense = _sublayer("value", "_value_dense")
+    output_dense = _output_dense = _sublayer("attention_output", "_output_dense")
+    _gate_dense = _sublayer("gate", "_gate_dense")
     num_heads = property(lambda self: self._num_heads)
     key_dim = property(lambda self: self._key_dim)
     value_dim = property(lambda self: self._value_dim)
@@ -328,8 +342,10 @@ class MultiHeadAttention(Layer):
         # so unknown dimensions stay None in the build config, as in Keras.
         if not self._projections_built and isinstance(value, KerasTensor):
             with naming.name_scope(self.name):
+                # (no device of its own: a `torch.device(...)` / `keras.device(...)` scope decides, as for
+                # every other layer built symbolically; meta included)
                 self._build_from_shapes(
-                    query.shape, value.shape, key.shape if isinstance(key, KerasTensor) else None, torch.device("cpu")
+                    query.shape, value.shape, key.shape if isinstance(key, KerasTensor) else None, None
                 )
         return super().compute_output_spec(query, value, key, *args, **kwargs)
 

@@ -31,6 +31,13 @@ def _dropout_cells(cell) -> list:
     return []
 
 
+
+def _kept_state(state):
+    """A stateful layer's carried state computed under `torch.inference_mode()`: a normal tensor (a later
+    training call starts from it, and autograd cannot save an inference tensor)."""
+    with torch.inference_mode(False):
+        return state.clone()
+
 class RNN(Layer):
     """Base class for recurrent layers: applies `cell` along the time axis.
 
@@ -257,7 +264,9 @@ class RNN(Layer):
     def _stateful_states(self, sequences) -> list:
         batch = sequences.shape[0]
         if not self._state_keys:
-            for i, s in enumerate(self._zero_states(batch, sequences)):
+            with torch.inference_mode(False):  # (kept across calls: never an inference tensor)
+                zeros = self._zero_states(batch, sequences)
+            for i, s in enumerate(zeros):
                 key = f"_rnn_state_{i}"
                 self.register_buffer(key, s, persistent=False)
                 self._state_keys.append(key)
@@ -272,8 +281,9 @@ class RNN(Layer):
 
     def reset_state(self):
         """Zeroes the states of a stateful layer."""
-        for key in self._state_keys:
-            self._buffers[key] = torch.zeros_like(self._buffers[key])
+        with torch.inference_mode(False):  # (under inference_mode too: kept for training calls)
+            for key in self._state_keys:
+                self._buffers[key] = torch.zeros_like(self._buffers[key])
 
     def reset_states(self):
         """Keras 2 name of `reset_state`."""
@@ -326,8 +336,9 @@ class RNN(Layer):
         if self.stateful and not symbolic:
             if not self._state_keys:
                 self._stateful_states(sequences)
+            keep = _kept_state if torch.is_inference_mode_enabled() else torch.Tensor.detach
             for key, s in zip(self._state_keys, new_states):
-                self._buffers[key] = s.detach()
+                self._buffers[key] = keep(s)
         output = outputs if self.return_sequences else last_output
         if self.return_state:
             return (output, *self._pack_states(new_states))
@@ -344,8 +355,9 @@ class RNN(Layer):
         if mask is not None:
             if torch.compiler.is_compiling() and not torch.compiler.is_exporting() and not ctx.state().symbolic:
                 return self._compiled_masked_call(sequences, states, mask, training)
-            if torch.compiler.is_compiling() or ctx.state().symbolic or sequences.device.type == "meta":
-                return None
+            if (torch.compiler.is_compiling() or ctx.state().symbolic or sequences.device.type == "meta"
+                    or torch.jit.is_tracing()):  # (the fused path reads the lengths on the host: traced, a
+                return None                      # constant; the loop's masked steps stay traced tensors)
             mask = mask.to(torch.bool)
             if self.go_backwards:
                 mask = mask.flip(1)
