@@ -21,6 +21,7 @@ from kerasish.layers.attention.base_attention import common_sublayer_args
 from kerasish.layers.attention.base_attention import masked_softmax
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.layers.regularization.base_random import attach_seed_generator
 from kerasish.utils import naming
 from kerasish.utils import tree
 
@@ -252,6 +253,10 @@ class MultiHeadAttention(Layer):
             if proj is not None:
                 proj.configure((shape[-1], self._projection_heads(name), size))
                 proj.build(shape)
+        if self._dropout > 0:
+            # Keras builds its Dropout(seed=self.seed) here, between the value and
+            # output projections: its SeedGenerator takes a default seed now
+            attach_seed_generator(self, self.seed)
         out = tuple(self._output_shape) if self._output_shape else (query_shape[-1],)
         self._modules["attention_output"].configure((h, vd, *out))
         self._modules["attention_output"].build(None)

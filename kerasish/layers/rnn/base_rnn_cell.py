@@ -18,6 +18,7 @@ from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers import lazy_weights
 from kerasish.layers.layer import Layer
+from kerasish.layers.regularization.base_random import attach_seed_generator
 from kerasish.utils.argument_validation import as_int
 
 
@@ -147,6 +148,10 @@ class BaseRNNCell(Layer, DropoutRNNCell):
     _gates = 1
     # kernels whose storage is torch's `(G * units, in)` layout (see `store_transposed`)
     _torch_layout_kernels = False
+    # Keras creates the cell's SeedGenerator (a default seed drawn from Python's
+    # `random`) before its initializers in SimpleRNNCell and ConvLSTMCell, after
+    # them in LSTMCell and GRUCell: the same order keeps later layers' seeds equal
+    _seed_generator_first = False
 
     def __init__(
         self,
@@ -171,6 +176,8 @@ class BaseRNNCell(Layer, DropoutRNNCell):
         units = check_units(units)
         implementation = kwargs.pop("implementation", 2)
         super().__init__(**kwargs)
+        if self._seed_generator_first:
+            attach_seed_generator(self, seed)
         self.units = units
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
@@ -187,6 +194,8 @@ class BaseRNNCell(Layer, DropoutRNNCell):
         self.dropout = clip_rate(dropout)
         self.recurrent_dropout = clip_rate(recurrent_dropout)
         self.seed = seed
+        if not self._seed_generator_first:
+            attach_seed_generator(self, seed)
         # Keras: recurrent dropout switches LSTM/GRU cells to the per-gate
         # "implementation 1", which draws one dropout mask per gate.
         self.implementation = 1 if self.recurrent_dropout != 0.0 else implementation
