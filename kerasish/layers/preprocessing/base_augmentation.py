@@ -10,8 +10,10 @@ and apply it with backend ops. Here they are torch modules that:
   when such a layer is called on its own; kerasish layers start in
   inference mode, so call with `training=True` to augment outside `fit`.)
 - draw from their own `torch.Generator` when built with `seed=`
-  (reproducible), else from the global torch RNG (see `BaseRandomLayer`);
-  random draws never match Keras's bit for bit, their distributions do;
+  (reproducible), else from the global torch RNG; random draws do not match
+  Keras's bit for bit (their distributions do), but with `seed=None` the
+  constructor consumes Python's `random` as Keras's does, so the layers
+  created after it still get Keras's seeds after `set_random_seed`;
 - take a 4-D batch or a 3-D single image, `channels_last` or
   `channels_first`.
 
@@ -28,6 +30,7 @@ from kerasish.layers.preprocessing.image_affine import INTERPOLATIONS
 from kerasish.layers.preprocessing.image_affine import affine_transform
 from kerasish.layers.regularization.base_random import BaseRandomLayer
 from kerasish.layers.reshaping.base_utils import standardize_data_format
+from kerasish.random.seed_generator import make_default_seed
 
 
 def check_factor_pair(factor, name: str, bounds=(-1.0, 1.0), layer: str = "", message: str = "") -> tuple:
@@ -64,8 +67,17 @@ class BaseImageAugmentation(BaseRandomLayer):
     """A random image layer (see module doc). Subclasses implement
     `_augment(images)` on a 4-D batch in `self.data_format`."""
 
+    # Python-random draws Keras's constructor makes with seed=None (its
+    # SeedGenerator's default seed; RandomCrop makes two)
+    _keras_default_seed_draws = 1
+
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
+        if seed is None:
+            # consumed as Keras does, so that the layers built after this one get
+            # Keras's seeds after set_random_seed; this layer's own draws are not Keras's
+            for _ in range(self._keras_default_seed_draws):
+                make_default_seed()
         self.data_format = standardize_data_format(data_format)
         self._channels_last = self.data_format == "channels_last"
         # axes of a 4-D batch

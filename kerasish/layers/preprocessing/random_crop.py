@@ -39,6 +39,8 @@ class RandomCrop(BaseImageAugmentation):
         torch.Size([2, 4, 4, 3])
     """
 
+    _keras_default_seed_draws = 2  # (Keras 3.15: its own default seed and its SeedGenerator's)
+
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         for arg, value in (("height", height), ("width", width)):

@@ -67,13 +67,21 @@ class BaseRandomLayer(Layer):
 
     def _generator(self, device: torch.device):
         """A fresh generator for this call's draw (Keras's way, see module
-        doc), or None for torch's global RNG."""
-        gen = self.__dict__["seed_generator"]
-        if gen is None or (self.seed is None and not keras_seeding()) or torch.compiler.is_compiling():
+        doc), or None for torch's global RNG. A subclass without a
+        `seed_generator` (the image augmentation layers) keeps one
+        generator per device seeded with `seed`, advancing call after call."""
+        if torch.compiler.is_compiling() or (self.seed is None and not keras_seeding()):
             return None
-        if ctx.state().symbolic:
-            return None  # shape inference on probe tensors: no seed consumed (Keras draws on "meta")
-        return seeded_generator(gen.next_seed(), device)
+        if self.__dict__["seed_generator"] is None:
+            if self.seed is None:
+                return None
+            gens = self.__dict__.setdefault("_generators", {})
+            gen = gens.get(device)
+            if gen is None:
+                gen = gens[device] = torch.Generator(device=device)
+                gen.manual_seed(self.seed)
+            return gen
+        return seeded_generator_for(self, device)
 
     def _uniform(self, shape, like: torch.Tensor) -> torch.Tensor:
         return torch.rand(shape, generator=self._generator(like.device), device=like.device, dtype=like.dtype)
@@ -88,6 +96,26 @@ class BaseRandomLayer(Layer):
         low-precision inputs get the same keep probability)."""
         gen = self._generator(like.device)
         return torch.rand(shape, generator=gen, device=like.device) >= rate
+
+
+def seeded_generator_for(layer, device):
+    """A fresh generator on `device` seeded from `layer.seed_generator`'s next
+    state (advancing it), or None when the layer has none or runs on probe
+    tensors for shape inference (no seed consumed: Keras draws on "meta")."""
+    gen = layer.__dict__.get("seed_generator")
+    if gen is None or ctx.state().symbolic:
+        return None
+    return seeded_generator(gen.next_seed(), device)
+
+
+def keras_seeded_dropout(inputs: torch.Tensor, rate: float, generator, noise_shape=None) -> torch.Tensor:
+    """Keras's seeded dropout on torch: a float32 Bernoulli(1 - rate) mask of
+    `noise_shape` (default the input's) from `generator`, broadcast, then
+    `where(mask, inputs / keep, 0)`."""
+    keep_prob = 1.0 - rate
+    shape = tuple(inputs.shape) if noise_shape is None else tuple(noise_shape)
+    keep = torch.bernoulli(torch.full(shape, keep_prob, device=inputs.device), generator=generator).bool()
+    return torch.where(keep, inputs / keep_prob, torch.zeros((), dtype=inputs.dtype, device=inputs.device))
 
 
 def attach_seed_generator(layer, seed) -> None:

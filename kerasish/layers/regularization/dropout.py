@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from kerasish.layers.regularization.base_random import BaseRandomLayer
 from kerasish.layers.regularization.base_random import check_rate
 from kerasish.layers.regularization.base_random import concrete_noise_shape
+from kerasish.layers.regularization.base_random import keras_seeded_dropout
 from kerasish.layers.regularization.base_random import validate_noise_shape
 
 
@@ -73,11 +74,7 @@ class Dropout(BaseRandomLayer):
                 return F.dropout(inputs, p=rate, training=True)
             keep = self._keep_mask(self._noise_shape(inputs), rate, inputs)
             return torch.where(keep, inputs / (1.0 - rate), torch.zeros((), dtype=inputs.dtype, device=inputs.device))
-        # Keras's seeded draw: a float32 Bernoulli(keep_prob) mask, then where(mask, x / keep_prob, 0)
-        keep_prob = 1.0 - rate
-        probs = torch.full(self._noise_shape(inputs), keep_prob, device=inputs.device)
-        keep = torch.bernoulli(probs, generator=gen).bool()
-        return torch.where(keep, inputs / keep_prob, torch.zeros((), dtype=inputs.dtype, device=inputs.device))
+        return keras_seeded_dropout(inputs, rate, gen, self._noise_shape(inputs))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

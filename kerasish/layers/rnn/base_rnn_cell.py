@@ -40,17 +40,27 @@ def clip_rate(rate) -> float:
 
 def dropout_mask(like: torch.Tensor, rate: float, count: int | None, seed: int | None, calls: int) -> torch.Tensor:
     """A Keras dropout mask of ones scaled by 1/(1 - rate), with `count`
-    independent masks stacked first when `count` is not None."""
+    independent masks stacked first when `count` is not None. Seeded, mask
+    `i` is drawn with seed `seed + calls + i` (the caller advances `calls`
+    by `count`): Keras draws each of the `count` masks with its own
+    `SeedGenerator` step."""
     shape = tuple(like.shape) if count is None else (count, *like.shape)
     keep = 1.0 - rate
     if keep <= 0.0:
         return torch.zeros(shape, dtype=like.dtype, device=like.device)
-    mask = torch.empty(shape, dtype=like.dtype, device=like.device)
     if seed is None:
+        # (the draws of Keras's unseeded F.dropout(ones): bernoulli_ with a scalar probability)
+        mask = torch.empty(shape, dtype=like.dtype, device=like.device)
         mask.bernoulli_(keep)
     else:
-        gen = torch.Generator(device=like.device).manual_seed(int(seed) + calls)
-        mask.bernoulli_(keep, generator=gen)
+        # Keras's seeded dropout: SeedGenerator(seed) advanced once per mask, a
+        # generator seeded with seed + counter, Bernoulli of a float32 full tensor
+        probs = torch.full(tuple(like.shape), keep, device=like.device)
+        masks = [
+            torch.bernoulli(probs, generator=torch.Generator(device=like.device).manual_seed((int(seed) + c) & 0xFFFFFFFF))
+            for c in range(calls, calls + (count or 1))
+        ]
+        mask = (masks[0] if count is None else torch.stack(masks)).to(like.dtype)
     return mask / keep
 
 
@@ -112,7 +122,7 @@ class DropoutRNNCell:
         if self.seed is not None:
             # (only a seeded mask needs the count; unseeded, a count changing every call would
             # be a new graph per call under torch.compile, which guards the cell's int attributes)
-            d["_dropout_calls"] = calls + 1
+            d["_dropout_calls"] = calls + (self.dropout_mask_count or 1)
         return dropout_mask(like, rate, self.dropout_mask_count, self.seed, calls)
 
     def get_dropout_mask(self, step_input):
