@@ -108,9 +108,10 @@ class RandomInitializer(Initializer):
             if keras_seeding():
                 seed = make_default_seed()  # Keras's draw, at construction (module doc)
         elif isinstance(seed, dict):
+            from kerasish.random.seed_generator import SeedGenerator
             from kerasish.saving import deserialize_keras_object
 
-            seed = deserialize_keras_object(seed)
+            seed = deserialize_keras_object(seed, module_objects={"SeedGenerator": SeedGenerator})
         if seed is not None and not (isinstance(seed, int) or getattr(seed, "_is_seed_generator", False)):
             raise ValueError(
                 "`seed` argument should be an instance of "
