@@ -161,11 +161,17 @@ def _fit(k):
     first = m.fit(x, y, batch_size=8, epochs=2, shuffle=True, validation_split=0.25, verbose=0).history
     second = m.fit(torch.from_numpy(x), torch.from_numpy(y), batch_size=8, epochs=1, shuffle="batch",
                    verbose=0).history
-    return first, second, [_np(w) for w in m.get_weights()]
+    weights = [_np(w) for w in m.get_weights()]
+    m.evaluate(x, y, batch_size=16, verbose=0)
+    m.predict(x, batch_size=16, verbose=0)
+    m.fit(x, y, batch_size=8, epochs=1, steps_per_epoch=3, verbose=0)
+    # every global-RNG draw of the loops happened as in Keras: the next draws agree
+    return first, second, weights, torch.rand(4).numpy()
 
 
 def test_fit_with_dropout_and_shuffle_equals_keras(keras_ref):
-    (ref1, ref2, ref_w), (got1, got2, got_w) = _fit(keras_ref), _fit(kerasish)
+    (ref1, ref2, ref_w, ref_next), (got1, got2, got_w, got_next) = _fit(keras_ref), _fit(kerasish)
+    np.testing.assert_array_equal(got_next, ref_next)
     for ref, got in ((ref1, got1), (ref2, got2)):
         assert ref.keys() == got.keys()
         for key in ref:
