@@ -217,3 +217,26 @@ def test_initializer_seeded_by_a_seed_generator_round_trips_through_keras_config
     for _ in range(2):  # the generator advances: a new draw per call, as in Keras
         np.testing.assert_array_equal(_np(got((3,))), _np(again((3,))))
     assert kerasish.initializers.RandomNormal.from_config(got.get_config()).get_config()["seed"]["config"]["seed"] == 5
+
+
+def test_compiled_noise_layers_after_set_random_seed_have_no_graph_breaks():
+    """Under torch.compile the noise layers use torch's global RNG (documented):
+    seeded or not, Keras seeding mode adds no graph break and no recompile."""
+    from torch._dynamo.testing import CompileCounter
+
+    kerasish.utils.set_random_seed(1)
+    model = kerasish.Sequential([
+        kerasish.layers.Dense(4), kerasish.layers.Dropout(0.5), kerasish.layers.Dropout(0.5, seed=3),
+        kerasish.layers.SpatialDropout1D(0.2, seed=1), kerasish.layers.GaussianNoise(0.2),
+        kerasish.layers.AlphaDropout(0.1, seed=2),
+    ])
+    x = torch.ones(2, 3, 3)
+    model(x)
+    model.train()
+    counter = CompileCounter()
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=counter, fullgraph=True)
+    first, second = compiled(x), compiled(x)
+    assert counter.frame_count == 1
+    assert not torch.equal(first, second)  # still random call after call
+    assert model.layers[2].seed_generator.state.tolist() == [3, 0]  # (the counter does not advance when compiled)
