@@ -608,10 +608,16 @@ def _seed_states(layer) -> list:
     `layer`: a noise layer's own (held outside the module tree) and any a
     user layer registered as a submodule."""
     out = []
-    for i, module in enumerate(layer.modules()):
+    modules = list(layer.modules())
+    for i, module in enumerate(modules):
         gen = module.__dict__.get("seed_generator")
         if gen is None and getattr(module, "_is_seed_generator", False):
             gen = module
         if getattr(gen, "_is_seed_generator", False):
+            after = module.__dict__.get("_seed_state_after")  # the sublayer Keras creates it after
+            if after is not None and after in module._modules:
+                last = list(module._modules[after].modules())[-1]
+                i = next(j for j, m in enumerate(modules) if m is last)
             out.append((i, gen.state_variable()))
+    out.sort(key=lambda pair: pair[0])
     return out

@@ -87,11 +87,13 @@ class SeedGenerator(nn.Module):
             seed = make_default_seed()
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"Argument `seed` must be an integer. Received: seed={seed}")
-        if name is None:
-            from kerasish.utils.naming import auto_name  # (naming imports the layers package)
+        from kerasish.utils import naming  # (naming imports the layers package)
 
-            name = auto_name("seed_generator")
+        if name is None:
+            name = naming.auto_name("seed_generator")
         self.name = name
+        # Keras creates the state inside `name_scope(name)`: its path has the scopes open now
+        self._path = naming.current_path(name)
         # a layer's own generator (Dropout's) is not saved: Keras writes no seed
         # state to weight files, and older state_dicts have no such key
         self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64), persistent=_persistent)
@@ -129,7 +131,7 @@ class SeedGenerator(nn.Module):
 
         view = self.__dict__.get("_state_view")
         if view is None or view.data_ptr() != self.state.data_ptr() or view.device != self.state.device:
-            view = state_view(self.state, "seed_generator_state", f"{self.name}/seed_generator_state")
+            view = state_view(self.state, "seed_generator_state", f"{self._path}/seed_generator_state")
             self.__dict__["_state_view"] = view
         return view
 

@@ -240,3 +240,15 @@ def test_compiled_noise_layers_after_set_random_seed_have_no_graph_breaks():
     assert counter.frame_count == 1
     assert not torch.equal(first, second)  # still random call after call
     assert model.layers[2].seed_generator.state.tolist() == [3, 0]  # (the counter does not advance when compiled)
+
+
+def test_model_variables_list_every_seed_state_where_keras_does(keras_ref):
+    def paths(k):
+        k.utils.clear_session()
+        i = k.Input((3, 4))
+        h = k.layers.Dropout(0.2)(k.layers.LSTM(2, return_sequences=True)(i))
+        a = k.layers.MultiHeadAttention(1, 2, dropout=0.1)(h, h)  # its Dropout is made in build, under its scope
+        m = k.Model(i, k.layers.GaussianNoise(0.1)(a))
+        return [v.path for v in m.variables], [v.path for v in m.non_trainable_variables], len(m.weights)
+
+    assert paths(kerasish) == paths(keras_ref)

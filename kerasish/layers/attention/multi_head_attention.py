@@ -259,6 +259,7 @@ class MultiHeadAttention(Layer):
             # Keras builds its Dropout(seed=self.seed) here, between the value and
             # output projections: its SeedGenerator takes a default seed now
             attach_seed_generator(self, self.seed)
+            self.__dict__["_seed_state_after"] = "value"  # (Keras's `variables` order)
         out = tuple(self._output_shape) if self._output_shape else (query_shape[-1],)
         self._modules["attention_output"].configure((h, vd, *out))
         self._modules["attention_output"].build(None)
