@@ -252,3 +252,19 @@ def test_model_variables_list_every_seed_state_where_keras_does(keras_ref):
         return [v.path for v in m.variables], [v.path for v in m.non_trainable_variables], len(m.weights)
 
     assert paths(kerasish) == paths(keras_ref)
+
+
+def test_weight_files_hold_no_seed_state_as_in_keras(keras_ref, tmp_path):
+    h5py = pytest.importorskip("h5py", reason="weight files need h5py")
+
+    def entries(k, path):
+        k.utils.clear_session()
+        m = k.Sequential([k.Input((4,)), k.layers.Dense(3), k.layers.Dropout(0.5, seed=3), k.layers.GaussianNoise(0.1)])
+        m(np.ones((2, 4), "float32"), training=True)  # (advances the seed counters)
+        m.save_weights(path)
+        names = []
+        with h5py.File(path) as f:
+            f.visit(names.append)
+        return names
+
+    assert entries(kerasish, tmp_path / "j.weights.h5") == entries(keras_ref, tmp_path / "k.weights.h5")
