@@ -9,11 +9,12 @@ and apply it with backend ops. Here they are torch modules that:
   are only cast to the compute dtype. (Keras 3 defaults `training=True`
   when such a layer is called on its own; kerasish layers start in
   inference mode, so call with `training=True` to augment outside `fit`.)
-- draw from their own `torch.Generator` when built with `seed=`
-  (reproducible), else from the global torch RNG; random draws do not match
-  Keras's bit for bit (their distributions do), but with `seed=None` the
-  constructor consumes Python's `random` as Keras's does, so the layers
-  created after it still get Keras's seeds after `set_random_seed`;
+- own Keras's `SeedGenerator` and draw as `BaseRandomLayer` does: with
+  `seed=`, or with `seed=None` after `keras.utils.set_random_seed`, from a
+  fresh generator per draw seeded with `seed + counter`, which gives Keras's
+  transformations bit for bit on the CPU for most layers (see
+  `tests/random/test_keras_seed_parity.py`; not `RandomCrop`); otherwise
+  from the global torch RNG;
 - take a 4-D batch or a 3-D single image, `channels_last` or
   `channels_first`.
 
@@ -74,10 +75,12 @@ class BaseImageAugmentation(BaseRandomLayer):
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
         if seed is None:
-            # consumed as Keras does, so that the layers built after this one get
-            # Keras's seeds after set_random_seed; this layer's own draws are not Keras's
-            for _ in range(self._keras_default_seed_draws):
-                make_default_seed()
+            for _ in range(self._keras_default_seed_draws - 1):
+                make_default_seed()  # (RandomCrop's extra default seed)
+        # Keras's `self.generator = SeedGenerator(seed)`: a default seed drawn from
+        # Python's random now, as Keras does, so the layers built after this one get
+        # Keras's seeds after set_random_seed
+        self._init_seed_generator()
         self.data_format = standardize_data_format(data_format)
         self._channels_last = self.data_format == "channels_last"
         # axes of a 4-D batch
