@@ -13,7 +13,7 @@ and apply it with backend ops. Here they are torch modules that:
   `seed=`, or with `seed=None` after `keras.utils.set_random_seed`, from a
   fresh generator per draw seeded with `seed + counter`, which gives Keras's
   transformations bit for bit on the CPU for most layers (see
-  `tests/random/test_keras_seed_parity.py`; not `RandomCrop`); otherwise
+  `tests/random/test_keras_seed_parity.py`); otherwise
   from the global torch RNG;
 - take a 4-D batch or a 3-D single image, `channels_last` or
   `channels_first`.
