@@ -271,7 +271,7 @@ def test_weight_files_hold_no_seed_state_as_in_keras(keras_ref, tmp_path):
 
 
 _AUGMENTATIONS = {  # layer -> constructor args
-    "RandomFlip": (), "RandomCrop": (4, 5), "RandomRotation": (0.2,), "RandomZoom": (0.2,), "RandomTranslation": (0.2, 0.2),
+    "RandomFlip": (), "RandomCrop": (4, 5), "MixUp": (), "CutMix": (), "RandomRotation": (0.2,), "RandomZoom": (0.2,), "RandomTranslation": (0.2, 0.2),
     "RandomContrast": (0.5,), "RandomBrightness": (0.3,), "RandomHue": (0.3,), "RandomSaturation": (0.3,),
     "RandomShear": (0.2,), "RandomErasing": (), "RandomGaussianBlur": (), "RandomColorJitter": (),
     "RandomInvert": (), "RandomGrayscale": (), "Solarization": (), "RandomPerspective": (),

@@ -83,6 +83,17 @@ class BaseRandomLayer(Layer):
             return gen
         return seeded_generator_for(self, device)
 
+    def _keras_seed(self):
+        """The int seed of this draw (`seed + counter`, advancing the layer's
+        SeedGenerator), or None for torch's global RNG (same rules as
+        `_generator`), for samplers that take no generator."""
+        if torch.compiler.is_compiling() or (self.seed is None and not keras_seeding()):
+            return None
+        gen = self.__dict__["seed_generator"]
+        if gen is None or ctx.state().symbolic:
+            return None
+        return gen.next_seed()
+
     def _uniform(self, shape, like: torch.Tensor) -> torch.Tensor:
         return torch.rand(shape, generator=self._generator(like.device), device=like.device, dtype=like.dtype)
 
