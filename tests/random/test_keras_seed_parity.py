@@ -131,7 +131,8 @@ def _recurrent_and_attention_outputs(k, seed):
     k.utils.set_random_seed(11)
     x = np.linspace(-1, 1, 2 * 5 * 3).reshape(2, 5, 3).astype("float32")
     q = np.linspace(0, 1, 2 * 3 * 4).reshape(2, 3, 4).astype("float32")
-    layers = [cls(4, dropout=0.2, recurrent_dropout=0.3, seed=seed) for cls in (k.layers.SimpleRNN, k.layers.GRU, k.layers.LSTM)]
+    layers = [cls(4, dropout=0.2, recurrent_dropout=0.3, seed=seed)
+              for cls in (k.layers.SimpleRNN, k.layers.GRU, k.layers.LSTM)]
     mha = k.layers.MultiHeadAttention(2, 4, dropout=0.5, seed=seed)
     out = []
     for _ in range(2):  # masks are drawn anew on every call
@@ -182,8 +183,9 @@ def test_fit_with_dropout_and_shuffle_equals_keras(keras_ref):
 
 def test_dropout_variables_match_keras(keras_ref):
     keras_ref.utils.clear_session()  # (kerasish's names are reset by conftest)
-    ref = keras_ref.Sequential([keras_ref.Input((4,)), keras_ref.layers.Dense(3), keras_ref.layers.Dropout(0.5, seed=3)])
-    got = kerasish.Sequential([kerasish.Input((4,)), kerasish.layers.Dense(3), kerasish.layers.Dropout(0.5, seed=3)])
+    ref, got = (
+        k.Sequential([k.Input((4,)), k.layers.Dense(3), k.layers.Dropout(0.5, seed=3)]) for k in (keras_ref, kerasish)
+    )
     for attr in ("variables", "non_trainable_variables", "weights", "non_trainable_weights", "trainable_variables"):
         assert [v.path for v in getattr(got, attr)] == [v.path for v in getattr(ref, attr)], attr
     drop_ref, drop = ref.layers[1], got.layers[1]
@@ -271,7 +273,8 @@ def test_weight_files_hold_no_seed_state_as_in_keras(keras_ref, tmp_path):
 
 
 _AUGMENTATIONS = {  # layer -> constructor args
-    "RandomFlip": (), "RandomCrop": (4, 5), "MixUp": (), "CutMix": (), "RandomRotation": (0.2,), "RandomZoom": (0.2,), "RandomTranslation": (0.2, 0.2),
+    "RandomFlip": (), "RandomCrop": (4, 5), "MixUp": (), "CutMix": (), "RandomRotation": (0.2,),
+    "RandomZoom": (0.2,), "RandomTranslation": (0.2, 0.2),
     "RandomContrast": (0.5,), "RandomBrightness": (0.3,), "RandomHue": (0.3,), "RandomSaturation": (0.3,),
     "RandomShear": (0.2,), "RandomErasing": (), "RandomGaussianBlur": (), "RandomColorJitter": (),
     "RandomInvert": (), "RandomGrayscale": (), "Solarization": (), "RandomPerspective": (),

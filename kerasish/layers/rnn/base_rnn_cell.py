@@ -56,10 +56,10 @@ def dropout_mask(like: torch.Tensor, rate: float, count: int | None, seed: int |
         # Keras's seeded dropout: SeedGenerator(seed) advanced once per mask, a
         # generator seeded with seed + counter, Bernoulli of a float32 full tensor
         probs = torch.full(tuple(like.shape), keep, device=like.device)
-        masks = [
-            torch.bernoulli(probs, generator=torch.Generator(device=like.device).manual_seed((int(seed) + c) & 0xFFFFFFFF))
-            for c in range(calls, calls + (count or 1))
-        ]
+        masks = []
+        for c in range(calls, calls + (count or 1)):
+            gen = torch.Generator(device=like.device).manual_seed((int(seed) + c) & 0xFFFFFFFF)
+            masks.append(torch.bernoulli(probs, generator=gen))
         mask = (masks[0] if count is None else torch.stack(masks)).to(like.dtype)
     return mask / keep
 
