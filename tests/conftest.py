@@ -38,6 +38,10 @@ def _fresh_names():
     yield
     if hasattr(kerasish, "mixed_precision"):
         kerasish.mixed_precision.set_global_policy("float32")
+    # a test's set_random_seed must not switch later tests to Keras-exact seeding
+    from kerasish.random import seed_generator
+
+    seed_generator._RANDOM_SEED[0] = None
 
 
 @pytest.fixture

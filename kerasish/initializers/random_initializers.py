@@ -4,7 +4,15 @@ Glorot/He/Lecun presets, and Orthogonal.
 Seeding: an int `seed` makes every call (of this or any new instance with the
 same seed) return the same values; the draw uses a `torch.Generator` seeded
 like Keras's torch backend does, so values match Keras bit for bit for the
-normal and uniform draws. `seed=None` draws from torch's global RNG (so
+normal and uniform draws. A `keras.random.SeedGenerator` seed gives new
+values on each call (its counter advances), as in Keras.
+
+`seed=None` follows Keras 3 once `keras.utils.set_random_seed` was called: the
+initializer takes an int seed from Python's `random` when it is constructed
+(so a layer's initial weights depend on the program order of layer
+constructions, exactly as in Keras, not on when kerasish builds lazily), and
+every call of that instance returns the same values. Before any
+`set_random_seed`, `seed=None` draws from torch's global RNG (so
 `torch.manual_seed` controls it) and gives new values on every call.
 """
 
@@ -15,22 +23,28 @@ import math
 import torch
 
 from kerasish.initializers.initializer import Initializer, _dtype, _shape
+from kerasish.random.seed_generator import keras_seeding
+from kerasish.random.seed_generator import make_default_seed
+from kerasish.random.seed_generator import seeded_generator
 
 # stddev of a unit normal truncated to [-2, 2]; dividing by it keeps the
 # requested variance after truncation (same constant as Keras).
 _TRUNCATION_STDDEV = 0.87962566103423978
 
 
-def _generator(seed: int | None) -> torch.Generator | None:
+def _generator(seed) -> torch.Generator | None:
     """A seeded generator on the default device: a weight built for CUDA
     (`add_weight` runs its initializer under `torch.device(device)`) is
     drawn there, as Keras's torch backend does, never on the CPU and then
-    copied; CPU draws match Keras bit for bit."""
+    copied; CPU draws match Keras bit for bit. `seed` is None (global RNG),
+    an int or a `SeedGenerator` (whose counter then advances)."""
     if seed is None:
         return None
     device = torch.get_default_device()
     if device.type == "meta":
         return None  # shapes only: no values to seed
+    if getattr(seed, "_is_seed_generator", False):
+        return seeded_generator(seed.next(), device)
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed) & 0xFFFFFFFF)
     return generator
@@ -89,7 +103,16 @@ class RandomInitializer(Initializer):
     """
 
     def __init__(self, seed: int | None = None):
-        if seed is not None and not isinstance(seed, int):
+        self._init_seed = seed
+        if seed is None:
+            if keras_seeding():
+                seed = make_default_seed()  # Keras's draw, at construction (module doc)
+        elif isinstance(seed, dict):
+            from kerasish.random.seed_generator import SeedGenerator
+            from kerasish.saving import deserialize_keras_object
+
+            seed = deserialize_keras_object(seed, module_objects={"SeedGenerator": SeedGenerator})
+        if seed is not None and not (isinstance(seed, int) or getattr(seed, "_is_seed_generator", False)):
             raise ValueError(
                 "`seed` argument should be an instance of "
                 "`keras.random.SeedGenerator()` or an integer. "
@@ -98,7 +121,12 @@ class RandomInitializer(Initializer):
         self.seed = seed
 
     def get_config(self) -> dict:
-        return {"seed": self.seed}
+        seed = self._init_seed
+        if getattr(seed, "_is_seed_generator", False):
+            from kerasish.saving import serialize_keras_object
+
+            seed = serialize_keras_object(seed)
+        return {"seed": seed}
 
 
 class RandomNormal(RandomInitializer):
@@ -263,6 +291,18 @@ class VarianceScaling(RandomInitializer):
         }
 
 
+def with_fan_axes(init, input_axes, output_axes):
+    """Keras's `EinsumDense._update_kernel_initializer`: a VarianceScaling
+    initializer without fan axes, cloned with them and with its concrete
+    seed (so the clone draws what the original would, consuming no new
+    default seed); any other initializer is returned unchanged."""
+    if not isinstance(init, VarianceScaling) or (init.input_axes is not None and init.output_axes is not None):
+        return init
+    config = dict(init.get_config(), input_axes=list(input_axes), output_axes=list(output_axes))
+    config["seed"] = init.seed  # (a SeedGenerator object passes through as is)
+    return type(init).from_config(config)
+
+
 class _Preset(VarianceScaling):
     _preset: tuple[float, str, str] = (1.0, "fan_in", "truncated_normal")
 
@@ -271,7 +311,7 @@ class _Preset(VarianceScaling):
         super().__init__(scale, mode, distribution, seed=seed, input_axes=input_axes, output_axes=output_axes)
 
     def get_config(self) -> dict:
-        return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
+        return {**RandomInitializer.get_config(self), "input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
 class GlorotUniform(_Preset):

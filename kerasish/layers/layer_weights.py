@@ -414,7 +414,26 @@ class LayerWeightsMixin:
 
     @property
     def variables(self) -> list:
-        return self.weights
+        """`weights` plus each SeedGenerator's state (Keras 3 lists a noise
+        layer's `seed_generator_state` in `variables`, not in `weights`),
+        placed after the weights of the layer holding it."""
+        weights = self.weights
+        seeds = _seed_states(self)
+        if not seeds:
+            return weights
+        owner_index = {}
+        for i, module in enumerate(self.modules()):
+            for t in (*module._parameters.values(), *module._buffers.values()):
+                if t is not None:
+                    owner_index.setdefault(id(t), i)
+        out, pending = [], list(seeds)
+        for w in weights:
+            index = owner_index.get(id(w), -1)
+            while pending and pending[0][0] < index:
+                out.append(pending.pop(0)[1])
+            out.append(w)
+        out.extend(state for _, state in pending)
+        return out
 
     @property
     def trainable_variables(self) -> list:
@@ -422,7 +441,9 @@ class LayerWeightsMixin:
 
     @property
     def non_trainable_variables(self) -> list:
-        return self.non_trainable_weights
+        if not self.trainable:
+            return self.variables
+        return [v for v in self.variables if not v.requires_grad]
 
     def count_params(self) -> int:
         """Total number of scalars in the weights. ValueError if unbuilt."""
@@ -630,3 +651,23 @@ def _full(w) -> torch.Tensor:
     """`w` detached, gathered whole when it is a sharded DTensor (FSDP2)."""
     w = w.detach()
     return w.full_tensor() if hasattr(w, "full_tensor") else w
+
+
+def _seed_states(layer) -> list:
+    """`(pre-order module index, state variable)` of every SeedGenerator in
+    `layer`: a noise layer's own (held outside the module tree) and any a
+    user layer registered as a submodule."""
+    out = []
+    modules = list(layer.modules())
+    for i, module in enumerate(modules):
+        gen = module.__dict__.get("seed_generator")
+        if gen is None and getattr(module, "_is_seed_generator", False):
+            gen = module
+        if getattr(gen, "_is_seed_generator", False):
+            after = module.__dict__.get("_seed_state_after")  # the sublayer Keras creates it after
+            if after is not None and after in module._modules:
+                last = list(module._modules[after].modules())[-1]
+                i = next(j for j, m in enumerate(modules) if m is last)
+            out.append((i, gen.state_variable()))
+    out.sort(key=lambda pair: pair[0])
+    return out

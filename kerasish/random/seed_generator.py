@@ -7,6 +7,13 @@ state and advances the counter in place, as Keras's `SeedGenerator.next()`
 does; under `torch.compile` that is an in-graph buffer update (no graph
 break). It is not a Keras weight: it is left out of `layer.weights` and
 `get_weights()`, as in Keras.
+
+Keras-exact seeding: after `keras.utils.set_random_seed(s)` (as in Keras 3)
+every unseeded initializer and SeedGenerator takes its seed from Python's
+`random` at construction, in Keras's order, and the global generator behind
+`seed=None` draws is recreated; `keras_seeding()` says whether that mode is on.
+Before any `set_random_seed`, unseeded draws keep using torch's global RNG
+(so `torch.manual_seed` alone still makes a program reproducible).
 """
 
 from __future__ import annotations
@@ -15,6 +22,37 @@ import random as _py_random
 
 import torch
 from torch import nn
+
+
+# the seed given to `keras.utils.set_random_seed`, None until it is called
+_RANDOM_SEED: list = [None]
+
+
+def set_global_random_seed(seed: int) -> None:
+    """Records `seed` (Keras's `GLOBAL_RANDOM_SEED`) and drops the global
+    generator so that the next `seed=None` draw recreates it from `random`."""
+    _RANDOM_SEED[0] = seed
+    _GLOBAL.clear()
+
+
+def get_random_seed():
+    """The seed given to `set_random_seed`, or None if it was never called."""
+    return _RANDOM_SEED[0]
+
+
+def keras_seeding() -> bool:
+    """True once `set_random_seed` was called: unseeded layers and
+    initializers then draw as Keras 3 does (see module docstring)."""
+    return _RANDOM_SEED[0] is not None
+
+
+def seeded_generator(state, device) -> torch.Generator:
+    """A fresh generator on `device` seeded with `(seed + counter) mod 2**32`
+    from a `[seed, counter]` state (or that int itself), as Keras's torch
+    backend seeds each draw."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(state if isinstance(state, int) else int(state[0] + state[1]) & 0xFFFFFFFF)
+    return gen
 
 
 def make_default_seed() -> int:
@@ -40,7 +78,7 @@ class SeedGenerator(nn.Module):
 
     _is_seed_generator = True
 
-    def __init__(self, seed=None, name=None, **kwargs):
+    def __init__(self, seed=None, name=None, *, _persistent=True, **kwargs):
         super().__init__()
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to SeedGenerator: {kwargs}")
@@ -49,8 +87,16 @@ class SeedGenerator(nn.Module):
             seed = make_default_seed()
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"Argument `seed` must be an integer. Received: seed={seed}")
-        self.name = name or "seed_generator"
-        self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64))
+        from kerasish.utils import naming  # (naming imports the layers package)
+
+        if name is None:
+            name = naming.auto_name("seed_generator")
+        self.name = name
+        # Keras creates the state inside `name_scope(name)`: its path has the scopes open now
+        self._path = naming.current_path(name)
+        # a layer's own generator (Dropout's) is not saved: Keras writes no seed
+        # state to weight files, and older state_dicts have no such key
+        self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64), persistent=_persistent)
 
     def next(self, ordered=True) -> torch.Tensor:
         """The current state `[seed, counter]` (a copy); then advances it."""
@@ -59,9 +105,35 @@ class SeedGenerator(nn.Module):
             if ordered:
                 self.state[1] += 1
             else:
-                # Keras's sequence of near-unique values in [0, 1e6)
-                self.state.copy_((self.state + 1) * 5387 % 933199)
+                # Keras's sequence of near-unique values in [0, 1e6), computed
+                # as its int32 state does (the product wraps around)
+                self.state.copy_(torch.remainder(_wrap_int32(_wrap_int32(self.state + 1) * 5387), 933199))
         return value
+
+    def next_seed(self) -> int:
+        """`(seed + counter) mod 2**32` for the next draw, then advances the
+        counter (the eager fast path of `next()` for one layer draw)."""
+        state = self.state
+        if state.device.type == "cpu":
+            values = state.numpy()  # (shares the storage: a few times cheaper than tensor indexing)
+            seed, counter = int(values[0]), int(values[1])
+            values[1] = counter + 1
+        else:
+            seed, counter = state.tolist()
+            with torch.no_grad():
+                state[1] += 1
+        return (seed + counter) & 0xFFFFFFFF
+
+    def state_variable(self):
+        """The state as a non-trainable Keras variable sharing its storage
+        (`seed_generator_state`, path `<name>/seed_generator_state`)."""
+        from kerasish.variables import state_view
+
+        view = self.__dict__.get("_state_view")
+        if view is None or view.data_ptr() != self.state.data_ptr() or view.device != self.state.device:
+            view = state_view(self.state, "seed_generator_state", f"{self._path}/seed_generator_state")
+            self.__dict__["_state_view"] = view
+        return view
 
     def get_config(self) -> dict:
         return {"seed": self._initial_seed, "name": self.name}
@@ -72,6 +144,11 @@ class SeedGenerator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"seed={self._initial_seed}"
+
+
+def _wrap_int32(x: torch.Tensor) -> torch.Tensor:
+    """int64 values wrapped to int32's range (Keras's torch seed state is int32)."""
+    return torch.remainder(x + 2**31, 2**32) - 2**31
 
 
 _GLOBAL: list = []

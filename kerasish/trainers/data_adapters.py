@@ -35,6 +35,7 @@ import torch
 from kerasish.backend import dtypes
 from kerasish.backend.dtypes import floatx
 from kerasish.backend.dtypes import to_torch_dtype
+from kerasish.random.seed_generator import keras_seeding
 from kerasish.trainers.device_feed import Prefetcher
 from kerasish.trainers.device_feed import is_cuda
 from kerasish.trainers.device_feed import host_to_device
@@ -309,9 +310,32 @@ class ArrayDataAdapter(DataAdapter):
         if shard is not None:
             self._seed, self._epoch = shard.shared_seed(), 0
 
+    def keras_peek_draws(self) -> None:
+        """After set_random_seed: the global-RNG draws of Keras's first-fit
+        "symbolic build", which opens a DataLoader iterator and takes its
+        first batch (the base seed, then the sampler's seed or the first
+        batch's in-batch permutation)."""
+        if self._shard is not None or not keras_seeding():
+            return
+        torch.empty((), dtype=torch.int64).random_()
+        if self._shuffle is True:
+            torch.empty((), dtype=torch.int64).random_()
+        elif self._shuffle == "batch":
+            torch.randperm(min(self.batch_size, self._num_samples))
+
+    def keras_epoch_end_draw(self) -> None:
+        """After set_random_seed: Keras's epoch iterator opens a new (unused)
+        DataLoader iterator when an epoch ends, drawing its base seed."""
+        if self._shard is None and keras_seeding():
+            torch.empty((), dtype=torch.int64).random_()
+
     def __iter__(self):
         device = self._device
         move = device is not None and any(isinstance(t, torch.Tensor) and t.device != device for t in self._flat)
+        if self._shard is None and keras_seeding():
+            # after set_random_seed: the global-RNG draws of Keras's torch
+            # DataLoader: the loader iterator's base seed, now
+            torch.empty((), dtype=torch.int64).random_()
         if not (move and is_cuda(device)):
             return self._batches(move)  # (what the Prefetcher would be: one generator level less per batch)
         # batches gathered on the host go to the accelerator one step ahead
@@ -325,7 +349,12 @@ class ArrayDataAdapter(DataAdapter):
             yield from self._iter_shard(move)
             return
         if self._shuffle is True:
-            perm = torch.randperm(n)
+            if keras_seeding():
+                # ... and RandomSampler's permutation from a generator seeded by the global RNG
+                gen = torch.Generator().manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
+                perm = torch.randperm(n, generator=gen)
+            else:
+                perm = torch.randperm(n)
             by_device = {}
             for t in flat:
                 if isinstance(t, torch.Tensor) and t.device not in by_device:
@@ -346,7 +375,9 @@ class ArrayDataAdapter(DataAdapter):
                 yield move_to_device(batch, device) if move else batch
             return
         starts = list(range(0, n, bs))
-        if self._shuffle == "batch":
+        if self._shuffle == "batch" and not keras_seeding():
+            # (after set_random_seed Keras's torch loader keeps the batches in order
+            # and shuffles within each one only)
             starts = [starts[i] for i in torch.randperm(len(starts)).tolist()]
         for start in starts:
             out = [None if t is None else t[start:start + bs] for t in flat]
@@ -572,6 +603,8 @@ class EpochIterator:
             step = -1
             for step, batch in enumerate(self.adapter):
                 yield step, batch
+            if self._num_batches and step + 1 >= self._num_batches and isinstance(self.adapter, ArrayDataAdapter):
+                self.adapter.keras_epoch_end_draw()
             if step < 0 and getattr(self.adapter, "_is_generator", False):
                 self.exhausted = True
             elif self._num_batches and step + 1 < self._num_batches:

@@ -84,6 +84,15 @@ class TrainerLoops:
         )
         return data_adapters.EpochIterator(adapter, steps)
 
+    def _keras_peek_draws(self, iterator) -> None:
+        """Keras's first fit/evaluate after `compile` peeks at a batch to build
+        its metrics (`_symbolic_build`); after set_random_seed its RNG draws are
+        repeated here so that the global torch RNG stays in step with Keras's."""
+        if self.__dict__.pop("_keras_peek_pending", False) and isinstance(
+            iterator.adapter, data_adapters.ArrayDataAdapter
+        ):
+            iterator.adapter.keras_peek_draws()
+
     @staticmethod
     def _batches(iterator, run):
         """The `(step, batch)` pairs of one epoch; with per-rank data
@@ -188,6 +197,7 @@ class TrainerLoops:
         run = distributed.current_run(self)
         iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight,
                                         device, run)
+        self._keras_peek_draws(iterator)
         cbs = self._callback_list(callbacks, verbose, epochs, iterator.num_batches, add_history=True)
         self._metrics_to(device)
         self.stop_training = False
@@ -293,6 +303,7 @@ class TrainerLoops:
         else:
             run = distributed.current_run(self)
             iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps, False, None, device, run)
+            self._keras_peek_draws(iterator)
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         self._metrics_to(device)
         modes = ModeSnapshot(self)

@@ -295,6 +295,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
             ValueError: unknown optimizer, loss or metric names (checked now,
                 Keras finds out at the first batch), bad `loss_weights`.
         """
+        self.__dict__["_keras_peek_pending"] = True  # (see TrainerLoops._keras_peek_draws)
         from kerasish import optimizers
         from kerasish.metrics import Mean
 

@@ -17,9 +17,13 @@ def clear_session(free_memory: bool = True) -> None:
     """Resets the layer-name counters (so the next Dense is `dense` again)
     and the calling thread's call state, as `keras.utils.clear_session()`."""
     from kerasish.layers import call_context
+    from kerasish.random import seed_generator
 
     _reset_uids()
     call_context.reset()
+    # Keras drops its global SeedGenerator (recreated from `random` on the next
+    # unseeded draw); the Keras-exact seeding mode of set_random_seed stays on
+    seed_generator._GLOBAL.clear()
     if free_memory:
         import gc
 

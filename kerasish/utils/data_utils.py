@@ -112,9 +112,20 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
 
 
 def set_random_seed(seed: int) -> None:
-    """Seeds Python's `random`, NumPy and torch (CPU and CUDA) at once."""
+    """Seeds Python's `random`, NumPy and torch (CPU and CUDA) at once.
+
+    As in Keras 3, it also resets the global `SeedGenerator` behind
+    `keras.random` draws with `seed=None`, and from then on unseeded
+    initializers and noise layers take their seeds from Python's `random`
+    the way Keras does, so a program ported from Keras 3 (torch backend)
+    starts from the same weights and draws the same masks on the CPU (see
+    the README's "Random seeds").
+    """
     if not isinstance(seed, int):
         raise ValueError(f"Expected `seed` argument to be an integer. Received: seed={seed} (of type {type(seed)})")
+    from kerasish.random.seed_generator import set_global_random_seed
+
+    set_global_random_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

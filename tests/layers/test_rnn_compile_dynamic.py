@@ -181,7 +181,8 @@ def test_seeded_recurrent_dropout_draws_the_eager_masks():
         for g, e in zip(_grads(model), _grads(twin)):
             torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-6)
     cell, twin_cell = model.layers[1].cell, twin.layers[1].cell
-    assert cell.__dict__["_dropout_calls"] == twin_cell.__dict__["_dropout_calls"] == 6  # 2 masks per call
+    # 2 masks per call, each of the GRU's 3 per-gate masks one SeedGenerator step (as in Keras)
+    assert cell.__dict__["_dropout_calls"] == twin_cell.__dict__["_dropout_calls"] == 3 * 2 * 3
 
 
 class ClosureCell(MinimalCell):
@@ -246,7 +247,9 @@ def test_fit_jit_compile_varying_lengths(monkeypatch):
     model, twin = _fit_compiled_and_eager("stacked_cells", batches)
     assert counter.frame_count <= 3, counter.frame_count  # 2 static lengths, then a dynamic one
     preds = model.predict(batches[-1], verbose=0)
-    np.testing.assert_allclose(preds, twin.predict(batches[-1], verbose=0), rtol=1e-5, atol=1e-6)
+    # (2e-6: the two fits' weights differ by float rounding within the 1e-4/1e-6 checked above,
+    # and the set_random_seed(0) weights give predictions near 0, where rtol does not help)
+    np.testing.assert_allclose(preds, twin.predict(batches[-1], verbose=0), rtol=1e-5, atol=2e-6)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from kerasish import constraints
 from kerasish import initializers
+from kerasish.initializers.random_initializers import with_fan_axes
 from kerasish import regularizers
 from kerasish.layers.layer import Layer
 
@@ -106,7 +107,13 @@ class EinsumProjection(Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=self._kernel_shape,
-            initializer=clone_initializer(c["kernel_initializer"]),
+            # Keras 3's EinsumDense: fans from the contracted (input) and the
+            # other (output) kernel axes, e.g. fan_in=dim, fan_out=heads*size
+            initializer=with_fan_axes(
+                clone_initializer(c["kernel_initializer"]),
+                range(self._contracted),
+                range(self._contracted, len(self._kernel_shape)),
+            ),
             regularizer=c["kernel_regularizer"],
             constraint=c["kernel_constraint"],
         )

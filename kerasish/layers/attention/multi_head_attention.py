@@ -21,6 +21,9 @@ from kerasish.layers.attention.base_attention import common_sublayer_args
 from kerasish.layers.attention.base_attention import masked_softmax
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.layers.regularization.base_random import attach_seed_generator
+from kerasish.layers.regularization.base_random import keras_seeded_dropout
+from kerasish.layers.regularization.base_random import seeded_generator_for
 from kerasish.utils import naming
 from kerasish.utils import tree
 
@@ -266,6 +269,11 @@ class MultiHeadAttention(Layer):
             if proj is not None:
                 proj.configure((shape[-1], self._projection_heads(name), size))
                 proj.build(shape)
+        if self._dropout > 0:
+            # Keras builds its Dropout(seed=self.seed) here, between the value and
+            # output projections: its SeedGenerator takes a default seed now
+            attach_seed_generator(self, self.seed)
+            self.__dict__["_seed_state_after"] = "value"  # (Keras's `variables` order)
         out = tuple(self._output_shape) if self._output_shape else (query_shape[-1],)
         self._modules["attention_output"].configure((h, vd, *out))
         self._modules["attention_output"].build(None)
@@ -498,6 +506,17 @@ class MultiHeadAttention(Layer):
             out = out * mask.any(-1, keepdim=True).transpose(1, 2).to(out.dtype)
         return out
 
+    def _attention_dropout(self, scores):
+        """Keras's `Dropout(rate, seed=self.seed)` on the attention weights:
+        unseeded, the fused F.dropout on the global RNG (as Keras's torch
+        backend); seeded, Keras's draw from the layer's SeedGenerator."""
+        gen = None
+        if self.seed is not None and not torch.compiler.is_compiling():
+            gen = seeded_generator_for(self, scores.device)
+        if gen is None:
+            return F.dropout(scores, self._dropout, training=True)
+        return keras_seeded_dropout(scores, self._dropout, gen)
+
     def _explicit(self, q, k, v, mask, causal_only, dropout_active):
         if causal_only:
             t, s = q.shape[1], k.shape[1]
@@ -511,7 +530,7 @@ class MultiHeadAttention(Layer):
             while mask.ndim < scores.ndim:
                 mask = mask.unsqueeze(self._mask_axis)
         scores = masked_softmax(scores, mask, self._norm_axes)
-        weights = F.dropout(scores, self._dropout, training=True) if dropout_active else scores
+        weights = self._attention_dropout(scores) if dropout_active else scores
         if self._standard:
             out = torch.matmul(weights, v.transpose(1, 2)).transpose(1, 2)
         else:

@@ -10,7 +10,7 @@ from kerasish import activations
 from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
-from kerasish.initializers.random_initializers import VarianceScaling
+from kerasish.initializers.random_initializers import with_fan_axes
 from kerasish.layers.core.dense import deserialize_quantization_config
 from kerasish.layers.core.einsum_dense_quantization import EinsumDenseQuantization
 from kerasish.layers.input_spec import InputSpec
@@ -187,11 +187,8 @@ class EinsumDense(EinsumDenseQuantization, Layer):
             self.equation, self.bias_axes, input_shape, self.partial_output_shape
         )
         self.input_spec = InputSpec(ndim=len(input_shape), axes=_kernel_input_axes(self.equation, input_shape))
-        init = self.kernel_initializer
-        if isinstance(init, VarianceScaling) and (init.input_axes is None or init.output_axes is None):
-            # Keras: the fans come from the kernel axes matched to input/output
-            config = dict(init.get_config(), input_axes=input_axes, output_axes=output_axes)
-            init = type(init).from_config(config)
+        # Keras: the fans come from the kernel axes matched to input/output
+        init = with_fan_axes(self.kernel_initializer, input_axes, output_axes)
         mode = self.quantization_mode
         if mode:  # a quantized layer being loaded: its quantized variables
             self._quantized_build(kernel_shape, mode, self.quantization_config)

@@ -9,9 +9,12 @@ and apply it with backend ops. Here they are torch modules that:
   are only cast to the compute dtype. (Keras 3 defaults `training=True`
   when such a layer is called on its own; kerasish layers start in
   inference mode, so call with `training=True` to augment outside `fit`.)
-- draw from their own `torch.Generator` when built with `seed=`
-  (reproducible), else from the global torch RNG (see `BaseRandomLayer`);
-  random draws never match Keras's bit for bit, their distributions do;
+- own Keras's `SeedGenerator` and draw as `BaseRandomLayer` does: with
+  `seed=`, or with `seed=None` after `keras.utils.set_random_seed`, from a
+  fresh generator per draw seeded with `seed + counter`, which gives Keras's
+  transformations bit for bit on the CPU for most layers (see
+  `tests/random/test_keras_seed_parity.py`); otherwise
+  from the global torch RNG;
 - take a 4-D batch or a 3-D single image, `channels_last` or
   `channels_first`.
 
@@ -28,6 +31,7 @@ from kerasish.layers.preprocessing.image_affine import INTERPOLATIONS
 from kerasish.layers.preprocessing.image_affine import affine_transform
 from kerasish.layers.regularization.base_random import BaseRandomLayer
 from kerasish.layers.reshaping.base_utils import standardize_data_format
+from kerasish.random.seed_generator import make_default_seed
 
 
 def check_factor_pair(factor, name: str, bounds=(-1.0, 1.0), layer: str = "", message: str = "") -> tuple:
@@ -64,8 +68,19 @@ class BaseImageAugmentation(BaseRandomLayer):
     """A random image layer (see module doc). Subclasses implement
     `_augment(images)` on a 4-D batch in `self.data_format`."""
 
+    # Python-random draws Keras's constructor makes with seed=None (its
+    # SeedGenerator's default seed; RandomCrop makes two)
+    _keras_default_seed_draws = 1
+
     def __init__(self, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
+        if seed is None:
+            for _ in range(self._keras_default_seed_draws - 1):
+                make_default_seed()  # (RandomCrop's extra default seed)
+        # Keras's `self.generator = SeedGenerator(seed)`: a default seed drawn from
+        # Python's random now, as Keras does, so the layers built after this one get
+        # Keras's seeds after set_random_seed
+        self._init_seed_generator()
         self.data_format = standardize_data_format(data_format)
         self._channels_last = self.data_format == "channels_last"
         # axes of a 4-D batch

@@ -131,17 +131,26 @@ class BaseTransformAugmentation(BaseImageAugmentation):
         return torch.randint(int(low), int(high), shape, generator=self._generator(like.device), device=like.device)
 
     def _permutation(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        return torch.randperm(n, generator=self._generator(like.device), device=like.device)
+        """A random order of `range(n)`, drawn as Keras's torch `random.shuffle`
+        (the argsort of `n` uniform draws)."""
+        return torch.rand((n,), generator=self._generator(like.device), device=like.device).argsort(0)
 
     def _sample(self, distribution, like: torch.Tensor) -> torch.Tensor:
         """One sample of a `torch.distributions` object (whose parameters
         live on `like`'s device). torch's Beta/Gamma samplers take no
         generator: a seeded layer draws a seed from its generator and samples
         under a forked, reseeded global RNG (the caller's RNG is untouched)."""
-        gen = self._generator(like.device)
-        if gen is None:
-            return distribution.sample()
-        seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=like.device))
+        if self.__dict__.get("seed_generator") is not None:
+            # Keras's torch beta/gamma: the global RNG reseeded with this draw's seed
+            # (seed + counter), then restored
+            seed = self._keras_seed()
+            if seed is None:
+                return distribution.sample()
+        else:
+            gen = self._generator(like.device)
+            if gen is None:
+                return distribution.sample()
+            seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=like.device))
         devices = [like.device] if like.device.type != "cpu" else []
         with torch.random.fork_rng(devices=devices, device_type=like.device.type if devices else "cuda"):
             torch.manual_seed(seed)

@@ -39,6 +39,8 @@ class RandomCrop(BaseImageAugmentation):
         torch.Size([2, 4, 4, 3])
     """
 
+    _keras_default_seed_draws = 2  # (Keras 3.15: its own default seed and its SeedGenerator's)
+
     def __init__(self, height, width, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         for arg, value in (("height", height), ("width", width)):
@@ -56,14 +58,20 @@ class RandomCrop(BaseImageAugmentation):
         out = self._crop(images, bool(training))
         return out.squeeze(0) if squeeze else out
 
+    def _offset(self, count, device):
+        """An offset in [0, count), drawn as Keras draws it (shape (1,), int64)."""
+        u = torch.rand((1,), generator=self._generator(device), device=device)
+        # (clamped: a float32 draw just below 1 can round up to `count`)
+        return (float(count) * u).to(torch.int64).clamp_(max=count - 1)
+
     def _crop(self, images, training):
         in_h, in_w = images.shape[self._h_axis], images.shape[self._w_axis]
         if training and in_h > self.height and in_w > self.width:
             # one random window for the batch; offsets stay tensors (index_select)
             # so torch.compile traces this without a data-dependent graph break
-            gen = self._generator(images.device)
-            h0 = torch.randint(0, in_h - self.height + 1, (1,), generator=gen, device=images.device)
-            w0 = torch.randint(0, in_w - self.width + 1, (1,), generator=gen, device=images.device)
+            # Keras: each offset is int(uniform(0, n + 1)), a float32 draw with its own seed step
+            h0 = self._offset(in_h - self.height + 1, images.device)
+            w0 = self._offset(in_w - self.width + 1, images.device)
             rows = h0 + torch.arange(self.height, device=images.device)
             cols = w0 + torch.arange(self.width, device=images.device)
             return images.index_select(self._h_axis, rows).index_select(self._w_axis, cols)

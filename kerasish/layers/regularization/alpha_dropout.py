@@ -42,6 +42,8 @@ class AlphaDropout(BaseRandomLayer):
         self.noise_shape = noise_shape
         self.supports_masking = True
         self.built = True
+        if rate > 0:
+            self._init_seed_generator()
         alpha_p = -_SELU_ALPHA * _SELU_SCALE
         self._alpha_p = alpha_p
         if rate < 1:

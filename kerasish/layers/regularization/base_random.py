@@ -1,19 +1,40 @@
 """`BaseRandomLayer`: the random-number plumbing of the noise layers.
 
-Keras draws from a `SeedGenerator`; here a layer built with `seed=...` owns a
-`torch.Generator` per device (seeded with `seed`, advancing on every call), so
-its training-mode results are reproducible. With `seed=None` the global torch
-RNG is used (`torch.manual_seed` controls it). Under `torch.compile` the
-global RNG is always used: dynamo cannot trace a `torch.Generator`, and this
-keeps compiled calls free of graph breaks. Random draws never match Keras's
-bit for bit (Keras's own torch backend uses other streams); statistics do.
+As in Keras 3, a layer that draws (rate or stddev > 0) owns a
+`SeedGenerator` (`layer.seed_generator`), created in `__init__`: seeded with
+`seed`, or with `seed=None` from Python's `random` (which
+`keras.utils.set_random_seed` seeds). Each training call then draws from a
+fresh `torch.Generator` on the input's device seeded with
+`(seed + counter) mod 2**32` and advances the counter, which is exactly what
+Keras's torch backend does: with `seed=` given, or with `seed=None` after
+`keras.utils.set_random_seed`, the masks and noise equal Keras 3's bit for
+bit on the CPU (on CUDA, torch's CUDA generator is used, as Keras does, but
+this is untested). `Dropout` with `seed=None` and no `noise_shape` uses
+torch's fused `F.dropout` on the global RNG, as Keras's torch backend does,
+so it too matches Keras after `set_random_seed` when the program draws in
+the same order.
+
+With `seed=None` and no `set_random_seed` call, the global torch RNG is used
+(`torch.manual_seed` controls it; the fast path, no generator per call).
+Under `torch.compile` the global RNG is always used and the seed counter
+does not advance: dynamo cannot trace a `torch.Generator`, and this keeps
+compiled calls free of graph breaks; compiled draws are random but not
+Keras's.
+
+The seed generator's state is not saved in `state_dict()` or weight files
+(Keras writes none either) and is kept on the CPU (reading it never syncs
+an accelerator).
 """
 
 from __future__ import annotations
 
 import torch
 
+from kerasish.layers import call_context as ctx
 from kerasish.layers.layer import Layer
+from kerasish.random.seed_generator import SeedGenerator
+from kerasish.random.seed_generator import keras_seeding
+from kerasish.random.seed_generator import seeded_generator
 
 
 def check_rate(rate, name: str = "rate") -> None:
@@ -37,31 +58,82 @@ class BaseRandomLayer(Layer):
         super().__init__(**kwargs)
         check_seed(seed)
         self.seed = seed
-        self.__dict__["_generators"] = {}
+        self.__dict__["seed_generator"] = None
+
+    def _init_seed_generator(self) -> None:
+        """Keras's `self.seed_generator = SeedGenerator(seed)` (subclasses
+        call it at the end of `__init__` when they draw at all)."""
+        attach_seed_generator(self, self.seed)
 
     def _generator(self, device: torch.device):
-        """This layer's generator on `device`, or None for the global RNG."""
-        if self.seed is None or torch.compiler.is_compiling():
+        """A fresh generator for this call's draw (Keras's way, see module
+        doc), or None for torch's global RNG. A subclass without a
+        `seed_generator` (the image augmentation layers) keeps one
+        generator per device seeded with `seed`, advancing call after call."""
+        if torch.compiler.is_compiling() or (self.seed is None and not keras_seeding()):
             return None
-        gens = self.__dict__["_generators"]
-        gen = gens.get(device)
-        if gen is None:
-            gen = torch.Generator(device=device)
-            gen.manual_seed(self.seed)
-            gens[device] = gen
-        return gen
+        if self.__dict__["seed_generator"] is None:
+            if self.seed is None:
+                return None
+            gens = self.__dict__.setdefault("_generators", {})
+            gen = gens.get(device)
+            if gen is None:
+                gen = gens[device] = torch.Generator(device=device)
+                gen.manual_seed(self.seed)
+            return gen
+        return seeded_generator_for(self, device)
+
+    def _keras_seed(self):
+        """The int seed of this draw (`seed + counter`, advancing the layer's
+        SeedGenerator), or None for torch's global RNG (same rules as
+        `_generator`), for samplers that take no generator."""
+        if torch.compiler.is_compiling() or (self.seed is None and not keras_seeding()):
+            return None
+        gen = self.__dict__["seed_generator"]
+        if gen is None or ctx.state().symbolic:
+            return None
+        return gen.next_seed()
 
     def _uniform(self, shape, like: torch.Tensor) -> torch.Tensor:
         return torch.rand(shape, generator=self._generator(like.device), device=like.device, dtype=like.dtype)
 
-    def _normal(self, shape, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(shape, generator=self._generator(like.device), device=like.device, dtype=like.dtype)
+    def _normal(self, shape, like: torch.Tensor, mean: float = 0.0, stddev: float = 1.0) -> torch.Tensor:
+        """Normal noise as Keras's torch backend draws it (`torch.normal(mean, stddev)`)."""
+        gen = self._generator(like.device)
+        return torch.normal(mean, stddev, size=tuple(shape), generator=gen, device=like.device, dtype=like.dtype)
 
     def _keep_mask(self, shape, rate: float, like: torch.Tensor) -> torch.Tensor:
         """Boolean mask, True with probability `1 - rate` (drawn in float32 so
         low-precision inputs get the same keep probability)."""
         gen = self._generator(like.device)
         return torch.rand(shape, generator=gen, device=like.device) >= rate
+
+
+def seeded_generator_for(layer, device):
+    """A fresh generator on `device` seeded from `layer.seed_generator`'s next
+    state (advancing it), or None when the layer has none or runs on probe
+    tensors for shape inference (no seed consumed: Keras draws on "meta")."""
+    gen = layer.__dict__.get("seed_generator")
+    if gen is None or ctx.state().symbolic:
+        return None
+    return seeded_generator(gen.next_seed(), device)
+
+
+def keras_seeded_dropout(inputs: torch.Tensor, rate: float, generator, noise_shape=None) -> torch.Tensor:
+    """Keras's seeded dropout on torch: a float32 Bernoulli(1 - rate) mask of
+    `noise_shape` (default the input's) from `generator`, broadcast, then
+    `where(mask, inputs / keep, 0)`."""
+    keep_prob = 1.0 - rate
+    shape = tuple(inputs.shape) if noise_shape is None else tuple(noise_shape)
+    keep = torch.bernoulli(torch.full(shape, keep_prob, device=inputs.device), generator=generator).bool()
+    return torch.where(keep, inputs / keep_prob, torch.zeros((), dtype=inputs.dtype, device=inputs.device))
+
+
+def attach_seed_generator(layer, seed) -> None:
+    """Gives `layer` Keras's `seed_generator` (seed None: from Python's
+    `random`, drawn now, in Keras's program order). Kept out of the module
+    tree: no state_dict key, no `.to()` (its state stays on the CPU)."""
+    layer.__dict__["seed_generator"] = SeedGenerator(seed, _persistent=False)
 
 
 def concrete_noise_shape(noise_shape, inputs: torch.Tensor) -> tuple:

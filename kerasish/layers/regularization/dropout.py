@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from kerasish.layers.regularization.base_random import BaseRandomLayer
 from kerasish.layers.regularization.base_random import check_rate
 from kerasish.layers.regularization.base_random import concrete_noise_shape
+from kerasish.layers.regularization.base_random import keras_seeded_dropout
 from kerasish.layers.regularization.base_random import validate_noise_shape
 
 
@@ -25,8 +26,9 @@ class Dropout(BaseRandomLayer):
             input; None entries take the input's size (e.g. `(None, 1, F)`
             drops the same features at every timestep). Defaults to None
             (the input's shape).
-        seed: Integer seed: the layer then owns a generator and its masks
-            are reproducible. Defaults to None (the global torch RNG).
+        seed: Integer seed of the layer's `seed_generator`: its masks are
+            Keras 3's (see `base_random`). Defaults to None (the fused
+            `F.dropout` on torch's global RNG, as Keras's torch backend).
 
     Input shape: any. Output shape: same as the input. Masks pass through.
 
@@ -49,6 +51,8 @@ class Dropout(BaseRandomLayer):
         self._elementwise = self.noise_shape is None
         self.supports_masking = True
         self.built = True
+        if rate > 0:
+            self._init_seed_generator()
 
     def _noise_shape(self, inputs):
         if self.noise_shape is None:
@@ -61,10 +65,16 @@ class Dropout(BaseRandomLayer):
             return inputs
         if rate == 1:
             return torch.zeros_like(inputs)
-        if self._elementwise and self._generator(inputs.device) is None:
+        if self._elementwise and self.seed is None:
+            # Keras's torch backend: F.dropout on the global RNG here, also after set_random_seed
             return F.dropout(inputs, p=rate, training=True)
-        keep = self._keep_mask(self._noise_shape(inputs), rate, inputs)
-        return torch.where(keep, inputs / (1.0 - rate), torch.zeros((), dtype=inputs.dtype, device=inputs.device))
+        gen = self._generator(inputs.device)
+        if gen is None:
+            if self._elementwise:
+                return F.dropout(inputs, p=rate, training=True)
+            keep = self._keep_mask(self._noise_shape(inputs), rate, inputs)
+            return torch.where(keep, inputs / (1.0 - rate), torch.zeros((), dtype=inputs.dtype, device=inputs.device))
+        return keras_seeded_dropout(inputs, rate, gen, self._noise_shape(inputs))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

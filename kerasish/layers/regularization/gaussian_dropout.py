@@ -32,13 +32,15 @@ class GaussianDropout(BaseRandomLayer):
         self.rate = rate
         self.supports_masking = True
         self.built = True
+        if rate > 0:
+            self._init_seed_generator()
         # rate == 1 gives an infinite stddev, as in Keras
         self._stddev = math.sqrt(rate / (1.0 - rate)) if rate < 1 else math.inf
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
-        return inputs * (self._normal(inputs.shape, inputs) * self._stddev + 1.0)
+        return inputs * self._normal(inputs.shape, inputs, 1.0, self._stddev)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -28,11 +28,13 @@ class GaussianNoise(BaseRandomLayer):
         self.stddev = stddev
         self.supports_masking = True
         self.built = True
+        if stddev > 0:
+            self._init_seed_generator()
 
     def call(self, inputs, training=False):
         if not training or self.stddev == 0:
             return inputs
-        return inputs + self._normal(inputs.shape, inputs) * self.stddev
+        return inputs + self._normal(inputs.shape, inputs, 0.0, self.stddev)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -26,6 +26,8 @@ class ConvLSTMCell(BaseRNNCell):
     """One step of a convolutional LSTM (see `ConvLSTM2D` for the arguments;
     `rank` is the number of spatial dimensions, 1 to 3)."""
 
+    _seed_generator_first = True
+
     _gates = 4
 
     def __init__(

@@ -18,6 +18,7 @@ from kerasish import initializers
 from kerasish import regularizers
 from kerasish.layers import lazy_weights
 from kerasish.layers.layer import Layer
+from kerasish.layers.regularization.base_random import attach_seed_generator
 from kerasish.utils.argument_validation import as_int
 
 
@@ -39,17 +40,27 @@ def clip_rate(rate) -> float:
 
 def dropout_mask(like: torch.Tensor, rate: float, count: int | None, seed: int | None, calls: int) -> torch.Tensor:
     """A Keras dropout mask of ones scaled by 1/(1 - rate), with `count`
-    independent masks stacked first when `count` is not None."""
+    independent masks stacked first when `count` is not None. Seeded, mask
+    `i` is drawn with seed `seed + calls + i` (the caller advances `calls`
+    by `count`): Keras draws each of the `count` masks with its own
+    `SeedGenerator` step."""
     shape = tuple(like.shape) if count is None else (count, *like.shape)
     keep = 1.0 - rate
     if keep <= 0.0:
         return torch.zeros(shape, dtype=like.dtype, device=like.device)
-    mask = torch.empty(shape, dtype=like.dtype, device=like.device)
     if seed is None:
+        # (the draws of Keras's unseeded F.dropout(ones): bernoulli_ with a scalar probability)
+        mask = torch.empty(shape, dtype=like.dtype, device=like.device)
         mask.bernoulli_(keep)
     else:
-        gen = torch.Generator(device=like.device).manual_seed(int(seed) + calls)
-        mask.bernoulli_(keep, generator=gen)
+        # Keras's seeded dropout: SeedGenerator(seed) advanced once per mask, a
+        # generator seeded with seed + counter, Bernoulli of a float32 full tensor
+        probs = torch.full(tuple(like.shape), keep, device=like.device)
+        masks = []
+        for c in range(calls, calls + (count or 1)):
+            gen = torch.Generator(device=like.device).manual_seed((int(seed) + c) & 0xFFFFFFFF)
+            masks.append(torch.bernoulli(probs, generator=gen))
+        mask = (masks[0] if count is None else torch.stack(masks)).to(like.dtype)
     return mask / keep
 
 
@@ -111,7 +122,7 @@ class DropoutRNNCell:
         if self.seed is not None:
             # (only a seeded mask needs the count; unseeded, a count changing every call would
             # be a new graph per call under torch.compile, which guards the cell's int attributes)
-            d["_dropout_calls"] = calls + 1
+            d["_dropout_calls"] = calls + (self.dropout_mask_count or 1)
         return dropout_mask(like, rate, self.dropout_mask_count, self.seed, calls)
 
     def get_dropout_mask(self, step_input):
@@ -147,6 +158,10 @@ class BaseRNNCell(Layer, DropoutRNNCell):
     _gates = 1
     # kernels whose storage is torch's `(G * units, in)` layout (see `store_transposed`)
     _torch_layout_kernels = False
+    # Keras creates the cell's SeedGenerator (a default seed drawn from Python's
+    # `random`) before its initializers in SimpleRNNCell and ConvLSTMCell, after
+    # them in LSTMCell and GRUCell: the same order keeps later layers' seeds equal
+    _seed_generator_first = False
 
     def __init__(
         self,
@@ -171,6 +186,8 @@ class BaseRNNCell(Layer, DropoutRNNCell):
         units = check_units(units)
         implementation = kwargs.pop("implementation", 2)
         super().__init__(**kwargs)
+        if self._seed_generator_first:
+            attach_seed_generator(self, seed)
         self.units = units
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
@@ -187,6 +204,8 @@ class BaseRNNCell(Layer, DropoutRNNCell):
         self.dropout = clip_rate(dropout)
         self.recurrent_dropout = clip_rate(recurrent_dropout)
         self.seed = seed
+        if not self._seed_generator_first:
+            attach_seed_generator(self, seed)
         # Keras: recurrent dropout switches LSTM/GRU cells to the per-gate
         # "implementation 1", which draws one dropout mask per gate.
         self.implementation = 1 if self.recurrent_dropout != 0.0 else implementation

@@ -43,6 +43,8 @@ class SimpleRNNCell(BaseRNNCell):
         torch.Size([2, 4])
     """
 
+    _seed_generator_first = True
+
     def __init__(
         self,
         units,

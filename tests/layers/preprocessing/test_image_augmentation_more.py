@@ -183,11 +183,12 @@ def test_random_layers_match_keras_given_its_transformation(keras_ref, data_form
 @pytest.mark.parametrize("name", RANDOM)
 def test_random_layer_properties(name):
     kwargs = LAYERS[name]
-    layer = getattr(L, name)(**kwargs, seed=11)
+    # (seed 12: with Keras's per-draw seeding, seed 11 draws CutMix's identity permutation first)
+    layer = getattr(L, name)(**kwargs, seed=12)
     y = layer(X, training=True)
     assert y.shape == X.shape and y.dtype == X.dtype
     assert not torch.equal(y, X)
-    assert torch.equal(getattr(L, name)(**kwargs, seed=11)(X, training=True), y)  # same seed, same draws
+    assert torch.equal(getattr(L, name)(**kwargs, seed=12)(X, training=True), y)  # same seed, same draws
     assert not torch.equal(layer(X, training=True), y)  # the generator advances
     low, high = kwargs.get("value_range", (0, 255))
     # mixing and resampling keep values, not ranges; RandomSaturation clips the
@@ -196,7 +197,7 @@ def test_random_layer_properties(name):
         assert float(y.min()) >= low - 1e-3 and float(y.max()) <= high + 1e-3
     if name in NOT_LAYOUT_FREE or name == "RandomErasing":
         return
-    cf = getattr(L, name)(**kwargs, seed=11, data_format="channels_first")(_cf(X), training=True)
+    cf = getattr(L, name)(**kwargs, seed=12, data_format="channels_first")(_cf(X), training=True)
     assert_close(cf, _cf(y), rtol=1e-5, atol=1e-3)
 
 
