@@ -171,6 +171,15 @@ def _wrap_init(init):
     return wrapped
 
 
+
+def _positional_training_error(layer, value):
+    """`layer(x, True)`: `training` given positionally (Keras raises this ValueError before calling)."""
+    raise ValueError(
+        f"Exception encountered when calling {type(layer).__name__}.call(): only input tensors may be passed as "
+        "positional arguments. The following argument value should be passed as a keyword argument: "
+        f"{value!r} (of type {type(value)}). Use `{layer.name}(inputs, training={value!r})`."
+    )
+
 class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGraphMixin, LayerConfigMixin, nn.Module):
     """This is the class from which all layers inherit (`keras.layers.Layer`).
 
@@ -252,6 +261,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         default = None if param is None or param.default is inspect.Parameter.empty else param.default
         cls._call_training_default = default
         cls._call_training_unset = bool(default) if cls.__module__.startswith("kerasish.") else default
+        # where `training` would land if given positionally (`layer(x, True)`: Keras's ValueError)
+        cls._call_training_pos = (
+            names.index("training") if param is not None and param.kind is param.POSITIONAL_OR_KEYWORD else None
+        )
         cls._call_has_mask = "mask" in params
         cls._call_first_arg = names[0] if names else "inputs"
         cls._has_compute_mask = cls.compute_mask is not Layer.compute_mask
@@ -578,6 +591,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 if training is None:
                     training = cls._call_training_default
             if takes_training:
+                pos = cls._call_training_pos
+                if pos is not None and len(args) > pos:
+                    _positional_training_error(self, args[pos])
                 kwargs["training"] = cls._call_training_unset if training is None else training
             elif kwargs:
                 kwargs.pop("training", None)

@@ -18,7 +18,11 @@ Before any `set_random_seed`, unseeded draws keep using torch's global RNG
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import random as _py_random
+import threading
+import weakref
 
 import torch
 from torch import nn
@@ -99,7 +103,14 @@ class SeedGenerator(nn.Module):
         self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64), persistent=_persistent)
 
     def next(self, ordered=True) -> torch.Tensor:
-        """The current state `[seed, counter]` (a copy); then advances it."""
+        """The current state `[seed, counter]` (a copy); then advances it.
+        Inside `torch.utils.checkpoint` the recomputation gets the states the
+        forward got (see `checkpoint_replay`)."""
+        if torch.compiler.is_compiling():
+            return self._advance(ordered)
+        return checkpoint_replay(self, lambda: self._advance(ordered), self._path)
+
+    def _advance(self, ordered) -> torch.Tensor:
         value = self.state.clone()
         with torch.no_grad():
             if ordered:
@@ -112,7 +123,11 @@ class SeedGenerator(nn.Module):
 
     def next_seed(self) -> int:
         """`(seed + counter) mod 2**32` for the next draw, then advances the
-        counter (the eager fast path of `next()` for one layer draw)."""
+        counter (the eager fast path of `next()` for one layer draw; replayed
+        under `torch.utils.checkpoint` as `next()` is)."""
+        return checkpoint_replay(self, self._advance_seed, self._path)
+
+    def _advance_seed(self) -> int:
         state = self.state
         if state.device.type == "cpu":
             values = state.numpy()  # (shares the storage: a few times cheaper than tensor indexing)
@@ -144,6 +159,106 @@ class SeedGenerator(nn.Module):
 
     def extra_repr(self) -> str:
         return f"seed={self._initial_seed}"
+
+
+# ---------------------------------------------------------------- checkpoint replay
+# `torch.utils.checkpoint` runs a forward again during the backward pass and
+# restores torch's global RNG for it, so unseeded draws repeat. A seeded draw
+# advances a SeedGenerator instead, and the recomputation would draw another
+# mask (its gradient silently wrong). So draws made inside a non-reentrant
+# checkpoint's forward are recorded per checkpoint frame and generator, and
+# the recomputation of that frame gets them back in order (every
+# recomputation pass from the start: `retain_graph` backwards repeat it).
+# The frame is read from torch's saved-tensor hooks (`_checkpoint_hook` in the
+# forward, `_recomputation_hook` in the recomputation), private names: if a
+# torch version changes them, seeded draws under checkpoint are refused in
+# the backward pass below rather than silently redrawn.
+_CHECKPOINT_DRAWS = weakref.WeakKeyDictionary()  # frame -> {id(owner): [draws]}
+_REPLAY_PASSES = weakref.WeakKeyDictionary()  # frame -> (weakref to the pass's hook, {id(owner): next index})
+
+
+def _closure_value(fn, name):
+    code = getattr(fn, "__code__", None)
+    if code is None or name not in code.co_freevars:
+        return None
+    try:
+        return fn.__closure__[code.co_freevars.index(name)].cell_contents
+    except (ValueError, IndexError, TypeError):
+        return None
+
+
+def _checkpoint_phase():
+    """`("forward", frame, None)` inside a non-reentrant checkpoint's forward,
+    `("recompute", frame, hook)` while it is recomputed, else None."""
+    hooks = torch._C._autograd._top_saved_tensors_default_hooks(False)
+    if hooks is None:
+        return None
+    hook = hooks[0]
+    inner = inspect.unwrap(hook)
+    name = getattr(inner, "__qualname__", "")
+    if name.startswith("_checkpoint_hook."):
+        frame = _closure_value(inner, "frame")
+        return None if frame is None else ("forward", frame, None)
+    if name.startswith("_recomputation_hook."):
+        ref = _closure_value(inner, "target_frame_ref")
+        frame = ref() if callable(ref) else None
+        return None if frame is None else ("recompute", frame, hook)
+    return None
+
+
+_OWN_REPLAY = threading.local()  # .depth > 0: the caller has set the counters (see `own_replay`)
+
+
+@contextlib.contextmanager
+def own_replay():
+    """For code that recomputes a forward itself with the draw counters it
+    recorded (the compiled RNN loop's backward): `checkpoint_replay` stands
+    aside."""
+    _OWN_REPLAY.depth = getattr(_OWN_REPLAY, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _OWN_REPLAY.depth -= 1
+
+
+def checkpoint_replay(owner, draw, what: str):
+    """`draw()` (which advances `owner`'s random state: a SeedGenerator, an
+    RNN cell's mask counter), recorded inside a checkpointed forward and
+    given back in its recomputation (see above). `what` names it in errors."""
+    if getattr(_OWN_REPLAY, "depth", 0):
+        return draw()
+    phase = _checkpoint_phase()
+    if phase is None:
+        if torch._C._current_graph_task_id() != -1 and torch.is_grad_enabled():
+            # a forward run by the backward pass: torch.utils.checkpoint(use_reentrant=True)
+            raise RuntimeError(
+                f"A seeded random draw ({what}) is being recomputed in the backward pass "
+                "(torch.utils.checkpoint with use_reentrant=True): it cannot draw the mask/noise of its forward "
+                "again, so its gradient would be wrong. Use torch.utils.checkpoint(..., use_reentrant=False) "
+                "(kerasish replays seeded draws there), or leave the layer unseeded (seed=None without "
+                "keras.utils.set_random_seed draws from torch's global RNG, which checkpoint restores)."
+            )
+        return draw()
+    kind, frame, hook = phase
+    if kind == "forward":
+        value = draw()
+        _CHECKPOINT_DRAWS.setdefault(frame, {}).setdefault(id(owner), []).append(value)
+        return value
+    recorded = _CHECKPOINT_DRAWS.get(frame, {}).get(id(owner))
+    passes = _REPLAY_PASSES.get(frame)
+    if passes is None or passes[0]() is not hook:
+        passes = (weakref.ref(hook), {})
+        _REPLAY_PASSES[frame] = passes
+    index = passes[1].get(id(owner), 0)
+    if recorded is None or index >= len(recorded):
+        raise RuntimeError(
+            f"The recomputation of a torch.utils.checkpoint region drew from {what} more often than "
+            "its forward did: its random numbers cannot be replayed (is the checkpointed function "
+            "non-deterministic in which layers it calls?)."
+        )
+    passes[1][id(owner)] = index + 1
+    value = recorded[index]
+    return value.clone() if isinstance(value, torch.Tensor) else value
 
 
 def _wrap_int32(x: torch.Tensor) -> torch.Tensor:

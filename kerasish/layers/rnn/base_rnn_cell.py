@@ -19,6 +19,7 @@ from kerasish import regularizers
 from kerasish.layers import lazy_weights
 from kerasish.layers.layer import Layer
 from kerasish.layers.regularization.base_random import attach_seed_generator
+from kerasish.random.seed_generator import checkpoint_replay
 from kerasish.utils.argument_validation import as_int
 
 
@@ -122,7 +123,15 @@ class DropoutRNNCell:
         if self.seed is not None:
             # (only a seeded mask needs the count; unseeded, a count changing every call would
             # be a new graph per call under torch.compile, which guards the cell's int attributes)
-            d["_dropout_calls"] = calls + (self.dropout_mask_count or 1)
+            step = self.dropout_mask_count or 1
+
+            def advance():
+                first = d.get("_dropout_calls", 0)
+                d["_dropout_calls"] = first + step
+                return first
+
+            # torch.utils.checkpoint's recomputation gets the forward's masks back
+            calls = advance() if torch.compiler.is_compiling() else checkpoint_replay(self, advance, self.name)
         return dropout_mask(like, rate, self.dropout_mask_count, self.seed, calls)
 
     def get_dropout_mask(self, step_input):

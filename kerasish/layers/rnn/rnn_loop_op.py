@@ -41,6 +41,7 @@ import weakref
 import torch
 
 from kerasish.layers.rnn import rnn_op
+from kerasish.random import seed_generator
 
 _LAYERS: dict = {}  # handle -> weakref to the RNN layer
 _HANDLES = itertools.count(1)
@@ -120,12 +121,15 @@ def _seeded(device, seed, cells, counts):
         gen = torch.cuda.default_generators[device.index or 0] if device.type == "cuda" else torch.default_generator
         saved = gen.get_state()
         gen.manual_seed(int(seed))
+    replay = contextlib.nullcontext()
     if counts is not None:  # (a recomputation: the counters are left as they were)
         current = [c.__dict__.get("_dropout_calls", 0) for c in cells]
         for c, n in zip(cells, counts):
             c.__dict__["_dropout_calls"] = n
+        replay = seed_generator.own_replay()  # (it runs in the backward pass: no checkpoint replay)
     try:
-        yield
+        with replay:
+            yield
     finally:
         if gen is not None:
             gen.set_state(saved)
