@@ -21,6 +21,10 @@ does not advance: dynamo cannot trace a `torch.Generator`, and this keeps
 compiled calls free of graph breaks; compiled draws are random but not
 Keras's.
 
+Under `torch.utils.checkpoint(use_reentrant=False)` the recomputed forward
+replays the draws of the original one (`seed_generator.checkpoint_replay`);
+under the reentrant variant a seeded draw in the backward pass raises.
+
 The seed generator's state is not saved in `state_dict()` or weight files
 (Keras writes none either) and is kept on the CPU (reading it never syncs
 an accelerator).
