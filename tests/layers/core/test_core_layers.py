@@ -140,7 +140,9 @@ def test_einsum_dense_initializer_fans():
     layer = L.EinsumDense("abc,cde->abde", output_shape=(None, 64, 64), kernel_initializer="glorot_uniform")
     layer(torch.ones(1, 2, 256))
     limit = np.sqrt(6.0 / (256 + 64 * 64))
-    assert float(layer.kernel.detach().abs().max()) <= limit
+    # float32 draws: the largest can round to float32(limit), a hair above the float64 limit
+    # (2 torch seeds in 40 draw it; which one a test gets depends on the tests run before it)
+    assert float(layer.kernel.detach().abs().max()) <= float(np.float32(limit))
     assert float(layer.kernel.detach().abs().max()) > 0.9 * limit
 
 
