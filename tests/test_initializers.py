@@ -101,7 +101,7 @@ def test_glorot_uniform_bounds_and_std():
         fan_in, fan_out = _fans(shape)
         limit = math.sqrt(6 / (fan_in + fan_out))
         x = initializers.GlorotUniform()(shape).double()
-        assert x.abs().max() <= limit
+        assert x.abs().max() <= float(np.float32(limit))  # float32 draws may round up to float32(limit)
         assert x.abs().max() > 0.99 * limit  # fills the interval
         assert abs(x.std().item() - limit / math.sqrt(3)) < 0.02 * limit / math.sqrt(3)
         assert abs(x.mean().item()) < 5 * limit / math.sqrt(3 * x.numel())
@@ -126,7 +126,7 @@ def test_fan_in_uniform_presets():
         fan_in, _ = _fans(shape)
         limit = math.sqrt(scale / fan_in)
         x = getattr(initializers, name)()(shape)
-        assert x.abs().max() <= limit and x.abs().max() > 0.99 * limit
+        assert x.abs().max() <= float(np.float32(limit)) and x.abs().max() > 0.99 * limit  # (float32 rounding)
 
 
 def test_random_normal_uniform_truncated_stats():
