@@ -111,6 +111,9 @@ class SeedGenerator(nn.Module):
         return checkpoint_replay(self, lambda: self._advance(ordered), self._path)
 
     def _advance(self, ordered) -> torch.Tensor:
+        scope = _stateless_scope()
+        if scope is not None:
+            return self._advance_stateless(scope, ordered)
         value = self.state.clone()
         with torch.no_grad():
             if ordered:
@@ -128,6 +131,10 @@ class SeedGenerator(nn.Module):
         return checkpoint_replay(self, self._advance_seed, self._path)
 
     def _advance_seed(self) -> int:
+        scope = _stateless_scope()
+        if scope is not None:
+            seed, counter = self._advance_stateless(scope, True).tolist()
+            return (seed + counter) & 0xFFFFFFFF
         state = self.state
         if state.device.type == "cpu":
             values = state.numpy()  # (shares the storage: a few times cheaper than tensor indexing)
@@ -138,6 +145,25 @@ class SeedGenerator(nn.Module):
             with torch.no_grad():
                 state[1] += 1
         return (seed + counter) & 0xFFFFFFFF
+
+    def _advance_stateless(self, scope, ordered) -> torch.Tensor:
+        """Inside a `StatelessScope` (`stateless_call`), as Keras: the draw
+        reads the state's value in the scope (the one given, or the one a
+        previous draw in the scope left) and the advanced state is recorded
+        in the scope; `self.state` is not changed."""
+        # the cached view: the scope's mapping is keyed by that object (reading its
+        # data_ptr here would go through the scope's torch-function mode)
+        view = self.__dict__.get("_state_view")
+        if view is None:
+            view = self.state_variable()
+        current = scope.get_current_value(view)
+        value = (self.state if current is None else current).detach().to(torch.int64).clone()
+        if ordered:
+            new = value + torch.tensor([0, 1], dtype=torch.int64, device=value.device)
+        else:
+            new = torch.remainder(_wrap_int32(_wrap_int32(value + 1) * 5387), 933199)
+        scope.add_update((view, new.to(dtype=self.state.dtype, device=self.state.device)))
+        return value
 
     def state_variable(self):
         """The state as a non-trainable Keras variable sharing its storage
@@ -264,6 +290,18 @@ def checkpoint_replay(owner, draw, what: str):
 def _wrap_int32(x: torch.Tensor) -> torch.Tensor:
     """int64 values wrapped to int32's range (Keras's torch seed state is int32)."""
     return torch.remainder(x + 2**31, 2**32) - 2**31
+
+
+_CALL_CONTEXT: list = []
+
+
+def _stateless_scope():
+    """The innermost open `keras.StatelessScope`, or None."""
+    if not _CALL_CONTEXT:
+        from kerasish.layers import call_context  # (imported late: kerasish.layers imports this module)
+
+        _CALL_CONTEXT.append(call_context)
+    return _CALL_CONTEXT[0].state().stateless
 
 
 _GLOBAL: list = []

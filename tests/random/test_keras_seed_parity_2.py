@@ -1,0 +1,148 @@
+"""Seeded randomness equals real Keras 3 (torch backend), continued:
+`stateless_call` with seed-generator states.
+
+As in test_keras_seed_parity.py, each program runs once in `keras` (the
+reference) and once in `kerasish`; the same values are given to both.
+Draws must be equal exactly; trained/normalized numbers get 1e-6.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish
+
+
+def _np(t):
+    return np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t)
+
+
+def _stateless_run(k, make, x, states, trainable=None, training=True, repeat=2):
+    """Builds `make(k)`, then threads the given non-trainable values through
+    `repeat` stateless calls (a JAX-style loop). Returns the outputs, the
+    returned non-trainable values after each call, the paths, and the
+    layer's own non-trainable values afterwards (must be unchanged)."""
+    k.utils.set_random_seed(5)
+    layer = make(k)
+    layer(torch.as_tensor(x))  # build (inference: draws nothing)
+    own_before = [_np(v).astype(np.int64) for v in layer.non_trainable_variables]
+    tv = [torch.as_tensor(w) for w in (trainable if trainable is not None else [_np(v) for v in layer.trainable_variables])]
+    nt = [torch.as_tensor(s) for s in states(layer)]
+    outs, returned = [], []
+    for _ in range(repeat):
+        y, nt = layer.stateless_call(tv, nt, torch.as_tensor(x), training=training)
+        outs.append(_np(y))
+        returned.append([_np(v).astype(np.float64) for v in nt])
+    own_after = [_np(v).astype(np.int64) for v in layer.non_trainable_variables]
+    # (Keras's name counters run on across tests: compare names without their numbers)
+    paths = [re.sub(r"_\d+", "", v.path) for v in layer.non_trainable_variables]
+    return outs, returned, paths, own_before, own_after, [_np(v) for v in layer.trainable_variables]
+
+
+def _assert_same(ref, got, atol=0.0):
+    r_outs, r_ret, r_paths, r_before, r_after, _ = ref
+    g_outs, g_ret, g_paths, g_before, g_after, _ = got
+    assert g_paths == r_paths
+    for a, b in zip(r_outs, g_outs):
+        np.testing.assert_allclose(b, a, rtol=0, atol=atol)
+    for ra, ga in zip(r_ret, g_ret):
+        assert len(ra) == len(ga)
+        for a, b in zip(ra, ga):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(b, a, rtol=0, atol=atol)
+    # stateless: the layer's own states do not move, in Keras and here
+    for a, b in zip(r_before, r_after):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(g_before, g_after):
+        np.testing.assert_array_equal(a, b)
+
+
+X = np.linspace(-1.0, 2.0, 48, dtype="float32").reshape(4, 12)
+
+
+def _given_states(layer):
+    # a state unlike the layer's own: the draws must come from it
+    return [np.array([1000 + 7 * i, 3 + i], dtype="int32") for i, _ in enumerate(layer.non_trainable_variables)]
+
+
+@pytest.mark.parametrize("make", [
+    lambda k: k.layers.Dropout(0.4, seed=3),
+    lambda k: k.layers.Dropout(0.4, noise_shape=(1, 12), seed=3),
+    lambda k: k.layers.GaussianNoise(0.5, seed=4),
+    lambda k: k.layers.GaussianDropout(0.3, seed=4),
+    lambda k: k.layers.AlphaDropout(0.3, seed=4),
+], ids=["dropout", "dropout_noise_shape", "gaussian_noise", "gaussian_dropout", "alpha_dropout"])
+def test_stateless_call_noise_layer_draws_from_given_state(keras_ref, make):
+    ref = _stateless_run(keras_ref, make, X, _given_states)
+    got = _stateless_run(kerasish, make, X, _given_states)
+    _assert_same(ref, got)
+    # the returned state is the given one advanced once per call
+    assert got[1][0][0].tolist() == [1000.0, 4.0] and got[1][1][0].tolist() == [1000.0, 5.0]
+
+
+def test_stateless_call_inference_returns_given_state(keras_ref):
+    make = lambda k: k.layers.Dropout(0.4, seed=3)  # noqa: E731
+    ref = _stateless_run(keras_ref, make, X, _given_states, training=False)
+    got = _stateless_run(kerasish, make, X, _given_states, training=False)
+    _assert_same(ref, got)
+    assert got[1][1][0].tolist() == [1000.0, 3.0]
+    np.testing.assert_array_equal(got[0][0], X)
+
+
+def test_stateless_call_unseeded_dropout_after_set_random_seed(keras_ref):
+    # Keras's torch backend: unseeded Dropout is F.dropout on torch's global RNG;
+    # its seed state is returned as given
+    make = lambda k: k.layers.Dropout(0.4)  # noqa: E731
+    ref = _stateless_run(keras_ref, make, X, _given_states)
+    got = _stateless_run(kerasish, make, X, _given_states)
+    _assert_same(ref, got)
+    assert got[1][1][0].tolist() == [1000.0, 3.0]
+
+
+def _model(k):
+    return k.Sequential([
+        k.Input((12,)), k.layers.Dense(6), k.layers.Dropout(0.5, seed=1),
+        k.layers.BatchNormalization(), k.layers.GaussianNoise(0.2, seed=2), k.layers.Dense(3),
+    ])
+
+
+def test_stateless_call_model_with_dropout_bn_and_noise(keras_ref):
+    keras_ref.utils.set_random_seed(5)
+    ref_model = _model(keras_ref)
+    weights = [_np(v) for v in ref_model.trainable_variables]
+
+    def states(layer):
+        out = []
+        for v in layer.non_trainable_variables:
+            if v.path.endswith("seed_generator_state"):
+                out.append(np.array([40 + len(out), 2], dtype="int32"))
+            else:
+                out.append(np.full(tuple(v.shape), 0.5 if "variance" in v.path else 0.1, dtype="float32"))
+        return out
+
+    ref = _stateless_run(keras_ref, _model, X, states, trainable=weights)
+    got = _stateless_run(kerasish, _model, X, states, trainable=weights)
+    _assert_same(ref, got, atol=1e-6)
+    # seed states advanced from the given ones, in Keras's order of non-trainable variables
+    assert got[2][0].endswith("seed_generator_state") and got[2][3].endswith("seed_generator_state")
+    assert got[1][1][0].tolist() == [40.0, 4.0] and got[1][1][3].tolist() == [43.0, 4.0]
+
+
+def test_stateless_call_gradient_reaches_given_weights(keras_ref):
+    # the mask from the given state multiplies the gradient, as in Keras
+    def run(k):
+        k.utils.set_random_seed(5)
+        m = k.Sequential([k.Input((12,)), k.layers.Dense(4, use_bias=False), k.layers.Dropout(0.5, seed=9)])
+        m(torch.as_tensor(X))
+        w = torch.tensor(np.arange(48, dtype="float32").reshape(12, 4) / 48, requires_grad=True)
+        y, _ = m.stateless_call([w], [torch.tensor([77, 1], dtype=torch.int32)], torch.as_tensor(X), training=True)
+        y.sum().backward()
+        return _np(y), _np(w.grad)
+
+    (ry, rg), (gy, gg) = run(keras_ref), run(kerasish)
+    np.testing.assert_allclose(gy, ry, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(gg, rg, rtol=0, atol=1e-6)
