@@ -81,6 +81,26 @@ def scale_and_translate(images, output_shape, scale, translation, spatial_dims, 
     return out
 
 
+def elastic_warp(x, noise_x, noise_y, alpha, sigma, interpolation, fill_mode, fill_value):
+    """The elastic transform of a channels-last batch `x` (b, h, w, c) with
+    the given standard-normal fields `noise_x`, `noise_y` (b, h, w): each
+    times `sigma`, blurred with a Gaussian of `sigma` (kernel
+    `int(6 sigma) | 1`), scaled by `alpha`; then `map_coordinates`."""
+    b, h, w, c = x.shape
+    dt = noise_x.dtype
+    size = int(6 * float(sigma)) | 1
+    dx, dy = (gaussian_blur.__wrapped_op__((n * sigma).unsqueeze(-1), (size, size), (sigma, sigma),
+                                           "channels_last")[..., 0] for n in (noise_x, noise_y))
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=dt, device=x.device), torch.arange(w, dtype=dt, device=x.device),
+                            indexing="ij")
+    order = 0 if interpolation == "nearest" else 1
+    return torch.stack([
+        torch.stack([map_coordinates.__wrapped_op__(x[i, ..., ch], [yy + alpha * dy[i], xx + alpha * dx[i]], order,
+                                                    fill_mode, fill_value) for ch in range(c)], dim=-1)
+        for i in range(b)
+    ])
+
+
 @keras_op(name="image.elastic_transform")
 def elastic_transform(images, alpha=20.0, sigma=5.0, interpolation="bilinear", fill_mode="reflect", fill_value=0.0,
                       seed=None, data_format=None):
@@ -108,23 +128,11 @@ def elastic_transform(images, alpha=20.0, sigma=5.0, interpolation="bilinear", f
         x = x.permute(0, 2, 3, 1)
     b, h, w, c = x.shape
     dt = x.dtype if x.is_floating_point() else torch.float32
-    size = int(6 * float(sigma)) | 1
     from kerasish.random.seed_generator import SeedGenerator
 
     gen_seed = SeedGenerator(seed) if isinstance(seed, int) and not isinstance(seed, bool) else seed
-    fields = []
-    for _ in range(2):
-        noise = normal((b, h, w, 1), dtype=dt, seed=gen_seed) * sigma
-        fields.append(gaussian_blur.__wrapped_op__(noise, (size, size), (sigma, sigma), "channels_last")[..., 0])
-    dx, dy = fields
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=dt, device=x.device), torch.arange(w, dtype=dt, device=x.device),
-                            indexing="ij")
-    order = 0 if interpolation == "nearest" else 1
-    out = torch.stack([
-        torch.stack([map_coordinates.__wrapped_op__(x[i, ..., ch], [yy + alpha * dy[i], xx + alpha * dx[i]], order,
-                                                    fill_mode, fill_value) for ch in range(c)], dim=-1)
-        for i in range(b)
-    ])
+    noise = [normal((b, h, w), dtype=dt, seed=gen_seed) for _ in range(2)]
+    out = elastic_warp(x, noise[0], noise[1], alpha, sigma, interpolation, fill_mode, fill_value)
     if data_format == "channels_first":
         out = out.permute(0, 3, 1, 2)
     return out.squeeze(0) if squeeze else out

@@ -146,3 +146,80 @@ def test_stateless_call_gradient_reaches_given_weights(keras_ref):
     (ry, rg), (gy, gg) = run(keras_ref), run(kerasish)
     np.testing.assert_allclose(gy, ry, rtol=0, atol=1e-6)
     np.testing.assert_allclose(gg, rg, rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------- AugMix, RandAugment, RandomElasticTransform
+
+IMAGES = np.linspace(0, 255, 2 * 8 * 8 * 3, dtype="float32").reshape(2, 8, 8, 3)
+
+
+def _augment_twice(k, make, seed):
+    k.utils.set_random_seed(11)
+    layer = make(k, seed)
+    x = torch.as_tensor(IMAGES)
+    return [_np(layer(x, training=True)) for _ in range(2)]
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_aug_mix_equals_keras(keras_ref, seed):
+    # Python's random picks the operations; the layer's seed generator draws their parameters
+    make = lambda k, s: k.layers.AugMix(value_range=(0, 255), seed=s)  # noqa: E731
+    for a, b in zip(_augment_twice(keras_ref, make, seed), _augment_twice(kerasish, make, seed)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)  # (0..255 pixels, float32 maths)
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_random_elastic_transform_equals_keras(keras_ref, seed):
+    # parameters from the seed generator, displacement noise from torch's global RNG (as Keras)
+    make = lambda k, s: k.layers.RandomElasticTransform(factor=(0.5, 1.0), scale=0.5, seed=s)  # noqa: E731
+    for a, b in zip(_augment_twice(keras_ref, make, seed), _augment_twice(kerasish, make, seed)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)
+
+
+def test_auto_contrast_and_equalization_draw_no_default_seed(keras_ref):
+    # Keras's AutoContrast/Equalization have no SeedGenerator: constructing them
+    # consumes nothing from Python's random, so the layers after them get Keras's seeds
+    import random
+
+    def next_after(k, name):
+        k.utils.set_random_seed(11)
+        getattr(k.layers, name)(value_range=(0, 255))
+        return random.random()
+
+    for name in ("AutoContrast", "Equalization"):
+        assert next_after(kerasish, name) == next_after(keras_ref, name)
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_rand_augment_draws_equal_keras(keras_ref, seed):
+    # the picks and every operation's transformation equal Keras's; the output equals
+    # Keras's operations applied in the picked order. (Keras 3.15's own
+    # RandAugment.transform_images on torch adds RandomBrightness's delta in place to
+    # the images whether or not it was picked; kerasish applies only the picked ones.)
+    x = torch.as_tensor(IMAGES)
+    keras_ref.utils.set_random_seed(11)
+    ref = keras_ref.layers.RandAugment(value_range=(0, 255), num_ops=2, seed=seed)
+    kerasish.utils.set_random_seed(11)
+    got = kerasish.layers.RandAugment(value_range=(0, 255), num_ops=2, seed=seed)
+    for _ in range(2):
+        rt = ref.get_random_transformation(x)
+        names = [ref._AUGMENT_LAYERS[i] for i in _np(rt["layer_idxes"]).tolist()]
+        gt = got.get_random_transformation(x)
+        assert gt["layer_names"] == names
+        expected = x
+        for name in names:
+            expected = getattr(ref, name).transform_images(expected.clone(), rt["transforms"][name])
+        np.testing.assert_allclose(_np(got.transform_images(x, gt)), _np(expected), rtol=0, atol=1e-4)
+    # the parameters of every operation, picked or not
+    for name, value in rt["transforms"].items():
+        mine = gt["transforms"][name]
+        if name == "random_brightness":  # kerasish keeps the fraction of the value range
+            np.testing.assert_allclose(_np(mine).ravel() * 255, _np(value["rgb_delta"]).ravel(), rtol=1e-6)
+        elif name == "random_contrast":
+            np.testing.assert_array_equal(_np(mine).ravel(), _np(value["contrast_factor"]).ravel())
+        elif name == "random_rotation":
+            np.testing.assert_allclose(_np(mine)[:, :6], _np(value["rotation_matrix"])[:, :6], atol=1e-5)
+        elif isinstance(value, dict) and isinstance(mine, dict):
+            for key, v in value.items():
+                if isinstance(v, torch.Tensor) and v.is_floating_point() and key in mine:
+                    np.testing.assert_array_equal(_np(mine[key]), _np(v))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random as _py_random
+
 import torch
 
 from kerasish.layers.preprocessing.augment_ops import build_augment_layers
 from kerasish.layers.preprocessing.base_augmentation import check_factor_pair
 from kerasish.layers.preprocessing.base_transform import BaseTransformAugmentation
+from kerasish.layers.regularization.base_random import draw_from
+from kerasish.layers.regularization.base_random import keras_exact_draws
 
 AUGMENT_LAYERS = ["random_shear", "random_translation", "random_rotation", "random_posterization", "solarization",
                   "auto_contrast", "equalization"]
@@ -28,9 +32,14 @@ class AugMix(BaseTransformAugmentation):
     returned cast to the compute dtype.
 
     The operations of a call are the same for the whole batch (their random
-    parameters are drawn per image by each operation), as in Keras. Unlike
-    Keras (which picks them with Python's global `random`), a layer built
-    with `seed=` picks them reproducibly.
+    parameters are drawn per image by each operation), as in Keras. With
+    `seed=` or after `keras.utils.set_random_seed` it draws as Keras 3 on
+    torch: the Dirichlet/Beta weights and every picked operation's parameters
+    from the layer's seed generator, the operations picked with Python's
+    global `random` (so `seed=` alone does not fix the picks; `random.seed`
+    or `set_random_seed` does). Otherwise (and under `torch.compile`) the
+    picks come from the layer's generator and each operation draws from its
+    own.
 
     Args:
         value_range: `(low, high)` of the pixel values. Defaults to `(0, 255)`.
@@ -74,6 +83,17 @@ class AugMix(BaseTransformAugmentation):
         gamma = self._gamma((self.num_chains,), self.alpha, data)
         chain_weights = gamma / gamma.sum(-1, keepdim=True)
         weight_sample = self._beta((), self.alpha, data)
+        if keras_exact_draws(self):
+            # Keras: the operations picked with Python's `random.choice` (None: nothing),
+            # each drawing its transformation now from this layer's seed generator
+            options = [*self._augment_layers, None]
+            chains = []
+            with draw_from(self._ops.values(), self.seed_generator):
+                for _ in range(self.num_chains):
+                    names = (_py_random.choice(options) for _ in range(self.chain_depth))
+                    chains.append([(name, self._ops[name]._draw(data)) for name in names if name is not None])
+            return {"chain_mixing_weights": chain_weights, "weight_sample": weight_sample,
+                    "chain_transforms": chains}
         # the operations are picked on the host (no device sync): index len(ops) means "nothing"
         cpu = torch.device("cpu")
         picks = torch.randint(0, len(self._augment_layers) + 1, (self.num_chains, self.chain_depth),
@@ -87,10 +107,14 @@ class AugMix(BaseTransformAugmentation):
         weights = transformation["chain_mixing_weights"].to(images.dtype)
         blend = transformation["weight_sample"].to(images.dtype)
         mixed = torch.zeros_like(images)
-        for index, chain in enumerate(transformation["chain_layers"]):
+        drawn = transformation.get("chain_transforms")
+        for index, chain in enumerate(transformation["chain_layers"] if drawn is None else drawn):
             chained = images
-            for name in chain:
-                chained = self._ops[name]._augment(chained)
+            for step in chain:
+                if drawn is None:
+                    chained = self._ops[step]._augment(chained)
+                else:
+                    chained = self._ops[step[0]]._apply_drawn(chained, step[1])
             mixed = mixed + chained * weights[index]
         out = blend * images + (1 - blend) * mixed
         return out.clamp(self.value_range[0], self.value_range[1])

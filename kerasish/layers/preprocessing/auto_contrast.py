@@ -35,6 +35,8 @@ class AutoContrast(BaseTransformAugmentation):
         >>> y = layer(torch.rand(2, 8, 8, 3) * 0.5)  # each channel now spans [0, 1]
     """
 
+    _keras_default_seed_draws = 0  # Keras's layer has no SeedGenerator
+
     _ALWAYS_ACTIVE = True
 
     def __init__(self, value_range=(0, 255), data_format=None, **kwargs):

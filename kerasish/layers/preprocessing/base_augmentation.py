@@ -69,7 +69,8 @@ class BaseImageAugmentation(BaseRandomLayer):
     `_augment(images)` on a 4-D batch in `self.data_format`."""
 
     # Python-random draws Keras's constructor makes with seed=None (its
-    # SeedGenerator's default seed; RandomCrop makes two)
+    # SeedGenerator's default seed; RandomCrop makes two; AutoContrast and
+    # Equalization, which draw nothing, have no SeedGenerator: none)
     _keras_default_seed_draws = 1
 
     def __init__(self, seed=None, data_format=None, **kwargs):
@@ -80,7 +81,8 @@ class BaseImageAugmentation(BaseRandomLayer):
         # Keras's `self.generator = SeedGenerator(seed)`: a default seed drawn from
         # Python's random now, as Keras does, so the layers built after this one get
         # Keras's seeds after set_random_seed
-        self._init_seed_generator()
+        if seed is not None or self._keras_default_seed_draws:
+            self._init_seed_generator()
         self.data_format = standardize_data_format(data_format)
         self._channels_last = self.data_format == "channels_last"
         # axes of a 4-D batch
@@ -104,6 +106,14 @@ class BaseImageAugmentation(BaseRandomLayer):
         return self._augment(images)
 
     def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # `_augment` split into its draw and its application (RandAugment/AugMix draw
+    # every operation's transformation first, as Keras does); not all layers have it
+    def _draw(self, images: torch.Tensor):
+        raise NotImplementedError
+
+    def _apply_drawn(self, images: torch.Tensor, transformation) -> torch.Tensor:
         raise NotImplementedError
 
     def _uniform_range(self, shape, low, high, like) -> torch.Tensor:
@@ -140,8 +150,14 @@ class BaseAffineAugmentation(BaseImageAugmentation):
         raise NotImplementedError
 
     def _augment(self, images):
-        return affine_transform(images, self._transforms(images), self.interpolation, self.fill_mode,
-                                self.fill_value, self._channels_last)
+        return self._apply_drawn(images, self._transforms(images))
+
+    def _draw(self, images):
+        return self._transforms(images)
+
+    def _apply_drawn(self, images, transforms):
+        return affine_transform(images, transforms, self.interpolation, self.fill_mode, self.fill_value,
+                                self._channels_last)
 
     def get_config(self):
         config = super().get_config()

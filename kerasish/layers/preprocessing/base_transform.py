@@ -112,6 +112,12 @@ class BaseTransformAugmentation(BaseImageAugmentation):
         composite layers and `BaseImageAugmentation`)."""
         return self.transform_images(images, self.get_random_transformation(images, training=True), training=True)
 
+    def _draw(self, images):
+        return self.get_random_transformation(images, training=True)
+
+    def _apply_drawn(self, images, transformation):
+        return self.transform_images(images, transformation, training=True)
+
     def get_random_transformation(self, data, training=True, seed=None):
         """The random parameters for this batch (a dict of tensors), or None.
         `seed` is accepted for Keras's signature; draws come from the layer's

@@ -63,6 +63,8 @@ class Equalization(BaseTransformAugmentation):
         >>> y = layer(torch.rand(2, 8, 8, 3) * 0.3, training=True)
     """
 
+    _keras_default_seed_draws = 0  # Keras's layer has no SeedGenerator
+
     def __init__(self, value_range=(0, 255), bins=256, data_format=None, **kwargs):
         super().__init__(data_format=data_format, **kwargs)
         self.bins = bins

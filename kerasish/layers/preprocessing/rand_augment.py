@@ -7,6 +7,8 @@ import torch
 from kerasish.layers.preprocessing.augment_ops import build_augment_layers
 from kerasish.layers.preprocessing.base_augmentation import check_factor_pair
 from kerasish.layers.preprocessing.base_transform import BaseTransformAugmentation
+from kerasish.layers.regularization.base_random import draw_from
+from kerasish.layers.regularization.base_random import keras_exact_draws
 
 AUGMENT_LAYERS = ["random_shear", "random_translation", "random_rotation", "random_brightness",
                   "random_color_degeneration", "random_contrast", "random_sharpness", "random_posterization",
@@ -23,8 +25,13 @@ class RandAugment(BaseTransformAugmentation):
     mode the input is returned cast to the compute dtype.
 
     The picks are the same for the whole batch (the operations' parameters
-    are drawn per image), as in Keras. kerasish runs only the picked
-    operations (Keras computes all eleven and selects).
+    are drawn per image), as in Keras. With `seed=` or after
+    `keras.utils.set_random_seed` it draws as Keras 3 on torch: the picks,
+    then every operation's parameters (picked or not, in the order above),
+    from the layer's seed generator. kerasish runs only the picked
+    operations (Keras computes all eleven and selects; on torch its
+    RandomBrightness also adds its delta in place whether picked or not,
+    a Keras 3.15 bug kerasish does not reproduce).
 
     Args:
         value_range: `(low, high)` of the pixel values. Defaults to `(0, 255)`.
@@ -60,13 +67,22 @@ class RandAugment(BaseTransformAugmentation):
         # picked on the host (no device sync)
         picks = torch.randint(0, len(AUGMENT_LAYERS), (self.num_ops,),
                               generator=self._generator(torch.device("cpu"))).tolist()
-        return {"layer_names": [AUGMENT_LAYERS[i] for i in picks]}
+        names = [AUGMENT_LAYERS[i] for i in picks]
+        if not keras_exact_draws(self):
+            return {"layer_names": names}
+        # Keras: every operation draws its transformation once per batch, from this
+        # layer's seed generator, in AUGMENT_LAYERS order (a pick repeated reuses it)
+        with draw_from(self._ops.values(), self.seed_generator):
+            transforms = {name: op._draw(data) for name, op in self._ops.items()}
+        return {"layer_names": names, "transforms": transforms}
 
     def transform_images(self, images, transformation=None, training=True):
         if not training or transformation is None:
             return images
+        transforms = transformation.get("transforms")
         for name in transformation["layer_names"]:
-            images = self._ops[name]._augment(images)
+            op = self._ops[name]
+            images = op._augment(images) if transforms is None else op._apply_drawn(images, transforms[name])
         return images
 
     def get_config(self):

@@ -39,8 +39,13 @@ class RandomBrightness(BaseImageAugmentation):
         self.value_range = sorted(value_range)
 
     def _augment(self, images):
+        return self._apply_drawn(images, self._draw(images))
+
+    def _draw(self, images):
+        return self._uniform_range((images.shape[0], 1, 1, 1), self.factor[0], self.factor[1], images)
+
+    def _apply_drawn(self, images, delta):
         low, high = self.value_range
-        delta = self._uniform_range((images.shape[0], 1, 1, 1), self.factor[0], self.factor[1], images)
         return (images + (delta * (high - low)).to(images.dtype)).clamp(low, high)
 
     def get_config(self):

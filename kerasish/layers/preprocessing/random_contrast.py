@@ -38,7 +38,12 @@ class RandomContrast(BaseImageAugmentation):
         self.value_range = value_range
 
     def _augment(self, images):
-        c = self._uniform_range((images.shape[0], 1, 1, 1), 1.0 - self.factor[0], 1.0 + self.factor[1], images)
+        return self._apply_drawn(images, self._draw(images))
+
+    def _draw(self, images):
+        return self._uniform_range((images.shape[0], 1, 1, 1), 1.0 - self.factor[0], 1.0 + self.factor[1], images)
+
+    def _apply_drawn(self, images, c):
         c = c.to(images.dtype)
         mean = images.mean(dim=self._h_axis, keepdim=True).mean(dim=self._w_axis, keepdim=True)
         out = (images - mean) * c + mean

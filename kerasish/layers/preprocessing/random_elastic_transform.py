@@ -24,8 +24,12 @@ class RandomElasticTransform(BaseTransformAugmentation):
     `value_range`. In inference mode the input is returned cast to the
     compute dtype.
 
-    Unlike Keras 3.15 on torch (whose elastic transform ignores the seed), a
-    layer built with `seed=` draws reproducible fields.
+    Draws as Keras 3 on torch: `p`, the thresholds and `d` come from the
+    layer's seed generator (equal to Keras's with `seed=` or after
+    `keras.utils.set_random_seed`); the displacement noise comes from torch's
+    global RNG, as Keras's torch backend draws it (its elastic transform
+    ignores the seed), so `seed=` alone does not fix the field:
+    `torch.manual_seed` or `keras.utils.set_random_seed` does.
 
     Args:
         factor: A float `f` (the range `(0, f)`) or a pair in `[0, 1]`.
@@ -69,23 +73,23 @@ class RandomElasticTransform(BaseTransformAugmentation):
         probability = self._uniform_range((batch,), self.factor[0], self.factor[1], data)
         threshold = self._uniform_range((batch,), 0.0, 1.0, data)
         distortion = self._uniform_range((), self.scale[0], self.scale[1], data)
-        gen = self._generator(data.device)
-        field_seed = None if gen is None else int(torch.randint(0, 2**31 - 1, (1,), generator=gen, device=data.device))
-        return {"apply_transform": threshold < probability, "distortion_factor": distortion, "seed": field_seed}
+        return {"apply_transform": threshold < probability, "distortion_factor": distortion, "seed": None}
 
     def transform_images(self, images, transformation=None, training=True):
         if not training or transformation is None:
             return images
-        from kerasish.ops.image import elastic_transform  # noqa: PLC0415 (ops import layers)
+        from kerasish.ops.image_resample import elastic_warp  # noqa: PLC0415 (ops import layers)
 
         height, width = images.shape[self._h_axis], images.shape[self._w_axis]
         distortion = float(transformation["distortion_factor"])
         alpha, sigma = max(height, width) * 0.1 * distortion, min(height, width) * 0.05 * distortion
-        seed = transformation.get("seed")
-        seed = seed if isinstance(seed, int) else None  # a Keras SeedGenerator is not ours to use
-        warped = elastic_transform(images, alpha=alpha, sigma=sigma, interpolation=self.interpolation,
-                                   fill_mode=self.fill_mode, fill_value=self.fill_value, seed=seed,
-                                   data_format=self.data_format)
+        x = images if self._channels_last else images.permute(0, 2, 3, 1)
+        # Keras's torch backend: two standard-normal fields from torch's global RNG
+        # (a given `transformation["seed"]` is not used there either)
+        noise = [torch.normal(0.0, 1.0, size=tuple(x.shape[:3]), dtype=x.dtype, device=x.device) for _ in range(2)]
+        warped = elastic_warp(x, noise[0], noise[1], alpha, sigma, self.interpolation, self.fill_mode,
+                              self.fill_value)
+        warped = warped if self._channels_last else warped.permute(0, 3, 1, 2)
         apply = as_tensor(transformation["apply_transform"], images, torch.bool).reshape(-1, 1, 1, 1)
         return torch.where(apply, warped, images).clamp(self.value_range[0], self.value_range[1])
 

@@ -32,6 +32,8 @@ an accelerator).
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from kerasish.layers import call_context as ctx
@@ -74,7 +76,12 @@ class BaseRandomLayer(Layer):
         doc), or None for torch's global RNG. A subclass without a
         `seed_generator` (the image augmentation layers) keeps one
         generator per device seeded with `seed`, advancing call after call."""
-        if torch.compiler.is_compiling() or (self.seed is None and not keras_seeding()):
+        if torch.compiler.is_compiling():
+            return None
+        override = self.__dict__.get("_seed_override")
+        if override is not None:  # drawing for a composite layer (see `draw_from`)
+            return None if ctx.state().symbolic else seeded_generator(override.next_seed(), device)
+        if self.seed is None and not keras_seeding():
             return None
         if self.__dict__["seed_generator"] is None:
             if self.seed is None:
@@ -91,9 +98,13 @@ class BaseRandomLayer(Layer):
         """The int seed of this draw (`seed + counter`, advancing the layer's
         SeedGenerator), or None for torch's global RNG (same rules as
         `_generator`), for samplers that take no generator."""
-        if torch.compiler.is_compiling() or (self.seed is None and not keras_seeding()):
+        if torch.compiler.is_compiling():
             return None
-        gen = self.__dict__["seed_generator"]
+        gen = self.__dict__.get("_seed_override")
+        if gen is None:
+            if self.seed is None and not keras_seeding():
+                return None
+            gen = self.__dict__["seed_generator"]
         if gen is None or ctx.state().symbolic:
             return None
         return gen.next_seed()
@@ -111,6 +122,27 @@ class BaseRandomLayer(Layer):
         low-precision inputs get the same keep probability)."""
         gen = self._generator(like.device)
         return torch.rand(shape, generator=gen, device=like.device) >= rate
+
+
+def keras_exact_draws(layer) -> bool:
+    """Whether `layer` draws as Keras does now (seeded, or after
+    `set_random_seed`; not compiled)."""
+    return not torch.compiler.is_compiling() and (layer.seed is not None or keras_seeding())
+
+
+@contextlib.contextmanager
+def draw_from(layers, generator):
+    """Inside, every draw of `layers` advances `generator` instead of their
+    own generators: Keras's composite layers (RandAugment, AugMix) pass their
+    own `SeedGenerator` as the `seed` of their sublayers' draws."""
+    layers = list(layers)
+    for layer in layers:
+        layer.__dict__["_seed_override"] = generator
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("_seed_override", None)
 
 
 def seeded_generator_for(layer, device):
