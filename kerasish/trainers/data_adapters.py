@@ -435,6 +435,13 @@ def _make_packer(structure):
     return lambda flat: _pack(structure, flat)
 
 
+def keras_loader_iterator_draw() -> None:
+    """The global-RNG draw of a new torch DataLoader iterator (its base
+    seed), which Keras's torch backend makes each time it opens one over a
+    PyDataset or a generator."""
+    torch.empty((), dtype=torch.int64).random_()
+
+
 # Keras's NUM_BATCHES_FOR_TENSOR_SPEC: the batches a generator adapter peeks at and replays
 _GENERATOR_PEEK_BATCHES = 2
 # False inside Keras 2's `fit_generator`/`evaluate_generator`/`predict_generator`
@@ -473,6 +480,14 @@ class IterableDataAdapter(DataAdapter):
             self.num_batches = None if self._is_generator else len(data)
         except TypeError:
             self.num_batches = None
+        # a generator is read through a torch DataLoader by Keras (see `keras_loader_iterator_draw`)
+        self.keras_loader_draws = self._is_generator and shard is None
+
+    def keras_peek_draws(self) -> None:
+        """After set_random_seed: Keras's first fit/evaluate after `compile`
+        opens a loader iterator over a generator to peek at a batch."""
+        if self.keras_loader_draws and keras_seeding():
+            keras_loader_iterator_draw()
 
     def __iter__(self):
         if self._is_generator or self._device is None:
@@ -589,6 +604,7 @@ class EpochIterator:
         cached validation iterator before every evaluation)."""
         self._current = None
         self._seen = 0
+        self.__dict__.pop("_predrawn", None)
 
     def _warn_ran_out(self):
         warnings.warn(
@@ -599,12 +615,19 @@ class EpochIterator:
 
     def __iter__(self):
         steps = self.steps_per_epoch
+        # after set_random_seed: Keras opens a DataLoader iterator (a global-RNG draw)
+        # over a PyDataset or generator where this opens a pass (`_loader_draw`)
+        loader_draws = getattr(self.adapter, "keras_loader_draws", False) and keras_seeding()
         if steps is None:
             step = -1
+            if loader_draws:
+                keras_loader_iterator_draw()
             for step, batch in enumerate(self.adapter):
                 yield step, batch
             if self._num_batches and step + 1 >= self._num_batches and isinstance(self.adapter, ArrayDataAdapter):
                 self.adapter.keras_epoch_end_draw()
+            elif loader_draws and self._num_batches and step + 1 >= self._num_batches:
+                keras_loader_iterator_draw()  # Keras opens the next pass's iterator at once
             if step < 0 and getattr(self.adapter, "_is_generator", False):
                 self.exhausted = True
             elif self._num_batches and step + 1 < self._num_batches:
@@ -614,6 +637,8 @@ class EpochIterator:
         if self._current is None:
             self._current = iter(self.adapter)
             self._seen = 0
+            if loader_draws and not self.__dict__.pop("_predrawn", False):
+                keras_loader_iterator_draw()
         for step in range(steps):
             if self._num_batches and self._seen >= self._num_batches:
                 self._warn_ran_out()
@@ -629,6 +654,9 @@ class EpochIterator:
             yield step, batch
         if self._num_batches and self._seen >= self._num_batches:
             self._current = None  # a finite source starts over next epoch
+            if loader_draws:
+                keras_loader_iterator_draw()  # (Keras opens the next iterator now)
+                self._predrawn = True
 
 
 @contextlib.contextmanager

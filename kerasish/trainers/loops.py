@@ -88,10 +88,10 @@ class TrainerLoops:
         """Keras's first fit/evaluate after `compile` peeks at a batch to build
         its metrics (`_symbolic_build`); after set_random_seed its RNG draws are
         repeated here so that the global torch RNG stays in step with Keras's."""
-        if self.__dict__.pop("_keras_peek_pending", False) and isinstance(
-            iterator.adapter, data_adapters.ArrayDataAdapter
-        ):
-            iterator.adapter.keras_peek_draws()
+        if self.__dict__.pop("_keras_peek_pending", False):
+            peek = getattr(iterator.adapter, "keras_peek_draws", None)
+            if peek is not None:
+                peek()
 
     @staticmethod
     def _batches(iterator, run):

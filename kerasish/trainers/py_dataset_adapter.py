@@ -17,6 +17,7 @@ import random
 import numpy as np
 import torch
 
+from kerasish.random.seed_generator import keras_seeding
 from kerasish.trainers import data_adapters
 
 
@@ -64,6 +65,21 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
         )
         device = self._device if self._device is not None else torch.device("cpu")
         return data_adapters.move_to_device(batch, device)
+
+    # After set_random_seed, the RNG draws of Keras's torch backend around a
+    # PyDataset, which it reads through a torch DataLoader: each new DataLoader
+    # iterator draws its base seed from torch's global RNG, and each pass of a
+    # shuffled dataset `random.shuffle`s the batch indices when it starts.
+    keras_loader_draws = True
+
+    def keras_peek_draws(self) -> None:
+        """Keras's first fit/evaluate after `compile` opens a loader iterator
+        and takes its first batch (a shuffled pass starts: one shuffle)."""
+        if self._shard is not None or not keras_seeding():
+            return
+        data_adapters.keras_loader_iterator_draw()
+        if self._shuffle and self.num_batches:
+            random.shuffle(list(range(self.num_batches)))
 
     def _indices(self):
         n = self.num_batches
