@@ -146,7 +146,7 @@ class SeedGenerator(nn.Module):
                 state[1] += 1
         return (seed + counter) & 0xFFFFFFFF
 
-    def _advance_stateless(self, scope, ordered) -> torch.Tensor:
+    def _advance_stateless(self, scope, ordered, steps=1) -> torch.Tensor:
         """Inside a `StatelessScope` (`stateless_call`), as Keras: the draw
         reads the state's value in the scope (the one given, or the one a
         previous draw in the scope left) and the advanced state is recorded
@@ -159,7 +159,7 @@ class SeedGenerator(nn.Module):
         current = scope.get_current_value(view)
         value = (self.state if current is None else current).detach().to(torch.int64).clone()
         if ordered:
-            new = value + torch.tensor([0, 1], dtype=torch.int64, device=value.device)
+            new = value + torch.tensor([0, steps], dtype=torch.int64, device=value.device)
         else:
             new = torch.remainder(_wrap_int32(_wrap_int32(value + 1) * 5387), 933199)
         scope.add_update((view, new.to(dtype=self.state.dtype, device=self.state.device)))

@@ -275,3 +275,33 @@ def test_fit_py_dataset_and_generator_equal_keras(keras_ref, kind, dropout_seed)
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(got[2], ref[2])
     assert got[3] == ref[3]
+
+
+@pytest.mark.parametrize("make", [
+    lambda k: k.layers.SimpleRNN(3, dropout=0.5, seed=5),
+    lambda k: k.layers.LSTM(3, dropout=0.3, recurrent_dropout=0.4, seed=5),
+    lambda k: k.layers.GRU(3, dropout=0.3, recurrent_dropout=0.4, seed=5),
+], ids=["simple_rnn", "lstm", "gru"])
+def test_stateless_call_rnn_dropout_draws_from_given_state(keras_ref, make):
+    # the cell's (recurrent) dropout masks come from the given seed state, advanced
+    # once per mask in the returned state; the layer's own state does not move
+    x = np.linspace(-1, 1, 2 * 3 * 4, dtype="float32").reshape(2, 3, 4)
+
+    def run(k):
+        k.utils.set_random_seed(1)
+        layer = make(k)
+        layer(torch.as_tensor(x))
+        own = [_np(v).astype(np.int64) for v in layer.non_trainable_variables]
+        tv = [torch.as_tensor(_np(v)) for v in layer.trainable_variables]
+        nt = [torch.tensor([100, 4], dtype=torch.int32) for _ in layer.non_trainable_variables]
+        outs = []
+        for _ in range(2):
+            y, nt = layer.stateless_call(tv, nt, torch.as_tensor(x), training=True)
+            outs.append((_np(y), [_np(v).astype(np.int64) for v in nt]))
+        assert all(np.array_equal(a, _np(b)) for a, b in zip(own, layer.non_trainable_variables))
+        return outs
+
+    for (ry, rs), (gy, gs) in zip(run(keras_ref), run(kerasish)):
+        np.testing.assert_allclose(gy, ry, rtol=0, atol=1e-6)
+        for a, b in zip(rs, gs):
+            np.testing.assert_array_equal(b, a)

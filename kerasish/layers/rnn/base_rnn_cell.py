@@ -19,6 +19,7 @@ from kerasish import regularizers
 from kerasish.layers import lazy_weights
 from kerasish.layers.layer import Layer
 from kerasish.layers.regularization.base_random import attach_seed_generator
+from kerasish.random.seed_generator import _stateless_scope
 from kerasish.random.seed_generator import checkpoint_replay
 from kerasish.utils.argument_validation import as_int
 
@@ -124,6 +125,13 @@ class DropoutRNNCell:
             # (only a seeded mask needs the count; unseeded, a count changing every call would
             # be a new graph per call under torch.compile, which guards the cell's int attributes)
             step = self.dropout_mask_count or 1
+            scope = _stateless_scope()
+            gen = d.get("seed_generator")
+            if scope is not None and gen is not None and not torch.compiler.is_compiling():
+                # `stateless_call` (Keras): the mask comes from the seed state in the scope
+                # (the one given), which is advanced there; the cell's counter stays
+                seed, calls = gen._advance_stateless(scope, True, step).tolist()
+                return dropout_mask(like, rate, self.dropout_mask_count, seed, calls)
 
             def advance():
                 first = d.get("_dropout_calls", 0)
