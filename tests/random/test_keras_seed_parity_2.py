@@ -30,7 +30,9 @@ def _stateless_run(k, make, x, states, trainable=None, training=True, repeat=2):
     layer = make(k)
     layer(torch.as_tensor(x))  # build (inference: draws nothing)
     own_before = [_np(v).astype(np.int64) for v in layer.non_trainable_variables]
-    tv = [torch.as_tensor(w) for w in (trainable if trainable is not None else [_np(v) for v in layer.trainable_variables])]
+    if trainable is None:
+        trainable = [_np(v) for v in layer.trainable_variables]
+    tv = [torch.as_tensor(w) for w in trainable]
     nt = [torch.as_tensor(s) for s in states(layer)]
     outs, returned = [], []
     for _ in range(repeat):
