@@ -233,7 +233,7 @@ _FX = np.random.default_rng(0).normal(size=(40, 5)).astype("float32")
 _FY = np.random.default_rng(1).normal(size=(40, 1)).astype("float32")
 
 
-def _fit_run(k, kind, dropout_seed):
+def _fit_run(k, kind, dropout_seed, validation=False):
     """An MLP with Dropout trained 2 epochs on a shuffled PyDataset or a
     generator, after set_random_seed: History, weights, and the next draws of
     torch's global RNG and Python's random (both must be left as Keras leaves them)."""
@@ -257,10 +257,12 @@ def _fit_run(k, kind, dropout_seed):
                           k.layers.Dropout(0.5, seed=dropout_seed), k.layers.Dense(1)])
     model.compile("sgd", "mse")
     if kind == "py_dataset":
-        history = model.fit(Batches(), epochs=2, shuffle=True, verbose=0)
+        history = model.fit(Batches(), epochs=2, shuffle=True, verbose=0,
+                            validation_data=Batches() if validation else None)
     else:
         history = model.fit(batches(), steps_per_epoch=5, epochs=2, shuffle=True, verbose=0)
-    return history.history["loss"], [_np(w) for w in model.get_weights()], _np(torch.rand(3)), random.random()
+    losses = history.history["loss"] + history.history.get("val_loss", [])
+    return losses, [_np(w) for w in model.get_weights()], _np(torch.rand(3)), random.random()
 
 
 @pytest.mark.parametrize("kind", ["py_dataset", "generator"])
@@ -307,3 +309,15 @@ def test_stateless_call_rnn_dropout_draws_from_given_state(keras_ref, make):
         np.testing.assert_allclose(gy, ry, rtol=0, atol=1e-6)
         for a, b in zip(rs, gs):
             np.testing.assert_array_equal(b, a)
+
+
+def test_fit_py_dataset_with_py_dataset_validation_equals_keras(keras_ref):
+    # the validation pass opens its own loader iterators between the epochs' masks
+    ref = _fit_run(keras_ref, "py_dataset", None, validation=True)
+    got = _fit_run(kerasish, "py_dataset", None, validation=True)
+    assert len(got[0]) == 4
+    np.testing.assert_allclose(got[0], ref[0], rtol=0, atol=1e-6)
+    for a, b in zip(ref[1], got[1]):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got[2], ref[2])
+    assert got[3] == ref[3]
