@@ -321,3 +321,21 @@ def test_fit_py_dataset_with_py_dataset_validation_equals_keras(keras_ref):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(got[2], ref[2])
     assert got[3] == ref[3]
+
+
+@pytest.mark.parametrize("cls", ["SimpleRNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("seed", [7, None])
+def test_rnn_seed_state_in_variables_advances_as_keras(keras_ref, cls, seed):
+    """A seeded RNN's listed seed state (`variables`) advances by one per dropout mask, as Keras's does; an
+    unseeded one after set_random_seed (global-RNG masks) stays at its initial counter in both."""
+    x = np.random.default_rng(0).standard_normal((2, 4, 3)).astype("float32")
+    states = []
+    for lib in (keras_ref, kerasish):
+        lib.utils.set_random_seed(3)
+        layer = getattr(lib.layers, cls)(5, dropout=0.3, recurrent_dropout=0.2, seed=seed)
+        layer(x if lib is keras_ref else torch.tensor(x), training=True)
+        layer(x if lib is keras_ref else torch.tensor(x), training=True)
+        states.append([np.array(v.numpy()).tolist() for v in layer.variables if "seed" in v.path])
+    assert states[1] == states[0]
+    if seed is not None:
+        assert states[1][0][1] > 0

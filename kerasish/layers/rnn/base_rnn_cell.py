@@ -136,6 +136,10 @@ class DropoutRNNCell:
             def advance():
                 first = d.get("_dropout_calls", 0)
                 d["_dropout_calls"] = first + step
+                if gen is not None and not torch.compiler.is_compiling():
+                    # the listed seed state (`variables`) follows the counter, as Keras's advances
+                    with torch.no_grad():
+                        gen.state[1] = first + step
                 return first
 
             # torch.utils.checkpoint's recomputation gets the forward's masks back
