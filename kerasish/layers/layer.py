@@ -171,7 +171,6 @@ def _wrap_init(init):
     return wrapped
 
 
-
 def _positional_training_error(layer, value):
     """`layer(x, True)`: `training` given positionally (Keras raises this ValueError before calling)."""
     raise ValueError(
@@ -179,6 +178,7 @@ def _positional_training_error(layer, value):
         "positional arguments. The following argument value should be passed as a keyword argument: "
         f"{value!r} (of type {type(value)}). Use `{layer.name}(inputs, training={value!r})`."
     )
+
 
 class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGraphMixin, LayerConfigMixin, nn.Module):
     """This is the class from which all layers inherit (`keras.layers.Layer`).

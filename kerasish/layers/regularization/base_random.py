@@ -72,40 +72,33 @@ class BaseRandomLayer(Layer):
         attach_seed_generator(self, self.seed)
 
     def _generator(self, device: torch.device):
-        """A fresh generator for this call's draw (Keras's way, see module
-        doc), or None for torch's global RNG. A subclass without a
-        `seed_generator` (the image augmentation layers) keeps one
-        generator per device seeded with `seed`, advancing call after call."""
-        if torch.compiler.is_compiling():
-            return None
-        override = self.__dict__.get("_seed_override")
-        if override is not None:  # drawing for a composite layer (see `draw_from`)
-            return None if ctx.state().symbolic else seeded_generator(override.next_seed(), device)
-        if self.seed is None and not keras_seeding():
-            return None
-        if self.__dict__["seed_generator"] is None:
-            if self.seed is None:
-                return None
-            gens = self.__dict__.setdefault("_generators", {})
-            gen = gens.get(device)
-            if gen is None:
-                gen = gens[device] = torch.Generator(device=device)
-                gen.manual_seed(self.seed)
-            return gen
-        return seeded_generator_for(self, device)
+        """A fresh generator on `device` for this call's draw, seeded with
+        `_keras_seed()` (Keras's way, see module doc), or None for torch's
+        global RNG."""
+        seed = self._keras_seed()
+        return None if seed is None else seeded_generator(seed, device)
 
     def _keras_seed(self):
-        """The int seed of this draw (`seed + counter`, advancing the layer's
-        SeedGenerator), or None for torch's global RNG (same rules as
-        `_generator`), for samplers that take no generator."""
+        """The int seed of this draw (`seed + counter`, advancing the
+        SeedGenerator: a composite layer's while it draws for this one (see
+        `draw_from`), else the layer's own), or None for torch's global RNG:
+        compiled, on shape-inference probes (Keras draws on "meta"), and for
+        an unseeded layer before any `set_random_seed`."""
         if torch.compiler.is_compiling():
             return None
-        gen = self.__dict__.get("_seed_override")
+        d = self.__dict__
+        gen = d.get("_seed_override")
         if gen is None:
             if self.seed is None and not keras_seeding():
                 return None
-            gen = self.__dict__["seed_generator"]
-        if gen is None or ctx.state().symbolic:
+            gen = d["seed_generator"]
+            if gen is None:
+                if self.seed is None:
+                    return None
+                # (a layer with nothing to draw at construction, e.g. rate 0 changed later)
+                attach_seed_generator(self, self.seed)
+                gen = d["seed_generator"]
+        if ctx.state().symbolic:
             return None
         return gen.next_seed()
 
