@@ -622,11 +622,15 @@ def test_share_memory_hogwild_workers_train_the_parents_weights():
     ref = _torch_twin(model)
     model.share_memory()
     assert all(p.is_shared() for p in model.parameters())
-    ctx = mp.get_context("fork")
+    # spawn, as torch's Hogwild example: a fork of pytest-xdist's threaded worker can deadlock
+    ctx = mp.get_context("spawn")
     for seed in (1, 2):
         proc = ctx.Process(target=_hogwild_worker, args=(model, seed))
         proc.start()
-        proc.join(60)
+        proc.join(120)
+        if proc.is_alive():
+            proc.kill()
+            pytest.fail("the Hogwild worker did not finish within 120 s")
         assert proc.exitcode == 0
         _hogwild_worker(ref, seed)
     torch.testing.assert_close(model.layers[0].kernel.detach(), ref[0].weight.detach().T, rtol=1e-5, atol=1e-6)
