@@ -482,12 +482,27 @@ class IterableDataAdapter(DataAdapter):
             self.num_batches = None
         # a generator is read through a torch DataLoader by Keras (see `keras_loader_iterator_draw`)
         self.keras_loader_draws = self._is_generator and shard is None
+        # a user's DataLoader: Keras opens iterators over it that this adapter does not need
+        self._keras_loader = isinstance(data, torch.utils.data.DataLoader) and shard is None
 
     def keras_peek_draws(self) -> None:
         """After set_random_seed: Keras's first fit/evaluate after `compile`
-        opens a loader iterator over a generator to peek at a batch."""
-        if self.keras_loader_draws and keras_seeding():
+        opens a loader iterator to peek at a batch. Over a user's DataLoader
+        the peek is made for real (an iterator and its first batch), which
+        draws what Keras's draws from the global RNG or the loader's and
+        sampler's own generators, whatever the loader's sampler and workers."""
+        if not keras_seeding():
+            return
+        if self.keras_loader_draws:
             keras_loader_iterator_draw()
+        elif self._keras_loader:
+            next(iter(self._data), None)
+
+    def keras_epoch_end_draw(self) -> None:
+        """After set_random_seed: when a pass over a user's DataLoader ends,
+        Keras's epoch iterator opens the next (unused) iterator at once."""
+        if self._keras_loader and keras_seeding():
+            iter(self._data)
 
     def __iter__(self):
         if self._is_generator or self._device is None:
@@ -500,6 +515,10 @@ class IterableDataAdapter(DataAdapter):
             self._sampler.generator = torch.Generator().manual_seed(self._seed + self._epoch)
             self._epoch += 1
         source = itertools.chain(self._first_batches, self._data) if self._is_generator else iter(self._data)
+        if self._keras_loader and self.num_batches is not None:
+            # as Keras, stop after len(loader) batches without asking for one more: the end of a
+            # RandomSampler's pass draws another permutation from the loader's own generator
+            source = itertools.islice(source, self.num_batches)
         shard = self._shard
         for batch in source:
             if isinstance(batch, list):
@@ -624,7 +643,8 @@ class EpochIterator:
                 keras_loader_iterator_draw()
             for step, batch in enumerate(self.adapter):
                 yield step, batch
-            if self._num_batches and step + 1 >= self._num_batches and isinstance(self.adapter, ArrayDataAdapter):
+            if self._num_batches and step + 1 >= self._num_batches and isinstance(
+                    self.adapter, (ArrayDataAdapter, IterableDataAdapter)):
                 self.adapter.keras_epoch_end_draw()
             elif loader_draws and self._num_batches and step + 1 >= self._num_batches:
                 keras_loader_iterator_draw()  # Keras opens the next pass's iterator at once

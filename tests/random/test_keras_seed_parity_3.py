@@ -1,0 +1,130 @@
+"""Seeded randomness equals real Keras 3 (torch backend), continued: `fit`,
+`evaluate` and `predict` on a user's torch `DataLoader` after
+`keras.utils.set_random_seed`.
+
+Keras's torch backend iterates the DataLoader itself and opens iterators over
+it that a training loop does not need: one to peek at a batch before the first
+fit/evaluate/predict after `compile`, and one at once whenever a pass ends.
+Each iterator draws its base seed (from torch's global RNG, or from the
+loader's `generator=`), and a shuffling `RandomSampler` draws its permutation
+when its first batch is read. Keras also never reads past `len(loader)`
+batches, which matters to a loader with its own generator: a RandomSampler
+that is read to its end draws one more permutation from it.
+
+Each program runs once in `keras` (the reference) and once in `kerasish`, with
+no weights copied (set_random_seed makes them equal). Losses, weights and the
+next draws of torch's global RNG, Python's random and the loader's generator
+must equal Keras's; trained numbers get 1e-6.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish
+
+_X = np.random.default_rng(0).normal(size=(40, 5)).astype("float32")
+_Y = np.random.default_rng(1).normal(size=(40, 1)).astype("float32")
+
+
+def _np(t):
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def _run(k, *, dropout_seed=None, loader_generator=False, validation=False, steps_per_epoch=None,
+         before_fit=None):
+    k.utils.set_random_seed(7)
+    generator = torch.Generator().manual_seed(5) if loader_generator else None
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(_X), torch.from_numpy(_Y))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=True, generator=generator)
+    model = k.Sequential([k.Input((5,)), k.layers.Dense(8, activation="relu"),
+                          k.layers.Dropout(0.5, seed=dropout_seed), k.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    before = []
+    if before_fit == "evaluate":
+        before.append(model.evaluate(loader, verbose=0))
+    elif before_fit == "predict":
+        before.append(_np(model.predict(loader, verbose=0)))
+    history = model.fit(loader, epochs=2 if steps_per_epoch is None else 3, steps_per_epoch=steps_per_epoch,
+                        validation_data=loader if validation else None, verbose=0)
+    after = model.evaluate(loader, verbose=0)
+    return {
+        "history": history.history,
+        "before": before,
+        "after": after,
+        "weights": [_np(w) for w in model.get_weights()],
+        "torch_rng": _np(torch.rand(3)),
+        "python_rng": random.random(),
+        "loader_rng": _np(torch.rand(3, generator=generator)) if generator is not None else None,
+    }
+
+
+def _assert_same(ref, got):
+    assert got["history"].keys() == ref["history"].keys()
+    for key, values in ref["history"].items():
+        np.testing.assert_allclose(got["history"][key], values, rtol=0, atol=1e-6, err_msg=key)
+    for a, b in zip(ref["before"], got["before"]):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got["after"], ref["after"], rtol=0, atol=1e-6)
+    for a, b in zip(ref["weights"], got["weights"]):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(got["torch_rng"], ref["torch_rng"])
+    assert got["python_rng"] == ref["python_rng"]
+    if ref["loader_rng"] is not None:
+        np.testing.assert_array_equal(got["loader_rng"], ref["loader_rng"])
+
+
+@pytest.mark.parametrize("dropout_seed", [None, 3])
+@pytest.mark.parametrize("validation", [False, True])
+def test_fit_on_a_shuffled_data_loader_equals_keras(keras_ref, dropout_seed, validation):
+    # the loader's base seeds and sampler seeds come from torch's global RNG, between the
+    # unseeded dropout masks (also from it after set_random_seed)
+    _assert_same(_run(keras_ref, dropout_seed=dropout_seed, validation=validation),
+                 _run(kerasish, dropout_seed=dropout_seed, validation=validation))
+
+
+def test_fit_on_a_data_loader_with_its_own_generator_equals_keras(keras_ref):
+    # every iterator Keras opens draws from the loader's generator, and the sampler's
+    # permutations too; a pass read to its end would draw one permutation more
+    ref = _run(keras_ref, loader_generator=True, validation=True)
+    got = _run(kerasish, loader_generator=True, validation=True)
+    _assert_same(ref, got)
+
+
+def test_fit_on_a_data_loader_with_steps_per_epoch_equals_keras(keras_ref):
+    # 3 steps of a 5-batch loader per epoch: an iterator is continued across epochs
+    # and a new one opens when a pass ends mid-epoch
+    with pytest.warns(UserWarning):
+        ref = _run(keras_ref, steps_per_epoch=3, validation=True)
+    with pytest.warns(UserWarning):
+        got = _run(kerasish, steps_per_epoch=3, validation=True)
+    _assert_same(ref, got)
+
+
+@pytest.mark.parametrize("first", ["evaluate", "predict"])
+def test_evaluate_or_predict_before_fit_on_a_data_loader_equals_keras(keras_ref, first):
+    _assert_same(_run(keras_ref, before_fit=first, loader_generator=first == "predict"),
+                 _run(kerasish, before_fit=first, loader_generator=first == "predict"))
+
+
+def test_a_data_loader_pass_stops_at_its_length():
+    """Without set_random_seed too, fit reads len(loader) batches per pass and
+    no more: a RandomSampler with the loader's generator draws one permutation
+    per pass (and its iterator one base seed), never the extra one that
+    reading the sampler to its end draws."""
+    generator = torch.Generator().manual_seed(11)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(_X), torch.from_numpy(_Y))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8, shuffle=True, generator=generator)
+    model = kerasish.Sequential([kerasish.Input((5,)), kerasish.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(loader, epochs=2, verbose=0)
+    # the same draws by hand: per pass an iterator's base seed, then one permutation
+    expected = torch.Generator().manual_seed(11)
+    for _ in range(2):
+        torch.empty((), dtype=torch.int64).random_(generator=expected)
+        torch.randperm(len(dataset), generator=expected)
+    np.testing.assert_array_equal(_np(torch.rand(4, generator=generator)), _np(torch.rand(4, generator=expected)))
