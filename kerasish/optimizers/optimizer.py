@@ -103,11 +103,19 @@ def _keras2_lr_and_decay(learning_rate, kwargs: dict):
     return learning_rate, float(decay)
 
 
+def _stored_tensor(value) -> torch.Tensor:
+    """A stored optimizer variable as a tensor: weight stores hand bfloat16 back as a torch tensor
+    (NumPy has no bfloat16), everything else as an array."""
+    if isinstance(value, torch.Tensor):
+        return value
+    return torch.as_tensor(np.asarray(value))
+
+
 def _loss_scale_layout(store, variables) -> bool:
     """Whether `store` is Keras's LossScaleOptimizer layout around optimizer `variables`: 4 scalars,
     then arrays shaped exactly like `variables`."""
     def shape(key):
-        return tuple(np.shape(np.asarray(store[key])))
+        return tuple(_stored_tensor(store[key]).shape)
 
     if any(shape(str(i)) != () for i in range(4)):
         return False
@@ -824,7 +832,7 @@ class Optimizer(torch.optim.Optimizer):
             self.learning_rate = float(np.asarray(store["1"]))
             offset = 2
         for i, v in enumerate(variables[offset:], start=offset):
-            v.copy_(torch.as_tensor(np.asarray(store[str(i)]), device=v.device, dtype=v.dtype))
+            v.copy_(_stored_tensor(store[str(i)]).to(device=v.device, dtype=v.dtype))
 
     def get_config(self) -> dict:
         """Keras config: learning rate (float or serialized schedule) and the common arguments."""
