@@ -1,0 +1,407 @@
+"""Habits PyTorch users bring to kerasish layers (round 7): the global dtype
+policy set in one thread while another builds layers (per thread, as Keras 3
+keeps it); threads calling one model built in another thread with their own
+`training=` flags, grad modes and name scopes, and a thread pool of
+`predict` calls; `.double()` / `.bfloat16()` after building, then
+fit / evaluate / predict, configs and `.keras` files both ways with Keras
+(Adam's bfloat16 moments could not be loaded back); `functional_call` with
+BatchNormalization buffers in training mode; per-layer learning rates and
+weight-decay exclusions chosen from `named_parameters()` names, and
+`add_param_group` for a layer built later; `torch.compiler.disable` on one
+kerasish layer's `call` under `torch.compile(dynamic=True)`; DDP with an
+unused branch (`find_unused_parameters=True`), `no_sync()` accumulation and
+`static_graph=True` on two gloo ranks.
+References: real Keras 3, the same pattern on `torch.nn` modules holding the
+same weights (Keras kernels are (in, out), torch's (out, in)), the same calls
+made one after the other, or NumPy from the maths."""
+
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call
+
+import kerasish
+
+L = kerasish.layers
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ----------------------------------------------------------------- threads
+def test_the_global_dtype_policy_is_per_thread_as_in_keras(keras_ref):
+    """Before, kerasish kept one process-wide policy: a thread that set "mixed_bfloat16" changed the
+    dtype of the layers every other thread created. Keras 3 keeps it per thread (and `floatx` per
+    process)."""
+
+    def probe(lib):
+        seen = {}
+        both_set = threading.Barrier(2)
+
+        def worker(policy):
+            seen[f"{policy} thread starts with"] = lib.mixed_precision.global_policy().name
+            lib.mixed_precision.set_global_policy(policy)
+            both_set.wait(timeout=30)
+            seen[f"{policy} thread builds"] = lib.layers.Dense(2).dtype_policy.name
+
+        lib.mixed_precision.set_global_policy("float16")
+        try:
+            threads = [threading.Thread(target=worker, args=(p,)) for p in ("mixed_bfloat16", "float64")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            seen["main keeps"] = lib.mixed_precision.global_policy().name
+            seen["main builds"] = lib.layers.Dense(2).dtype_policy.name
+        finally:
+            lib.mixed_precision.set_global_policy("float32")
+        return seen
+
+    ours, theirs = probe(kerasish), probe(keras_ref)
+    assert ours == theirs
+    assert ours == {
+        "mixed_bfloat16 thread starts with": "float32", "float64 thread starts with": "float32",
+        "mixed_bfloat16 thread builds": "mixed_bfloat16", "float64 thread builds": "float64",
+        "main keeps": "float16", "main builds": "float16",
+    }
+
+
+def _bn_model():
+    # momentum=1.0 keeps the moving statistics (Keras: moving = moving * momentum + batch * (1 - momentum)),
+    # so every call's output is fixed whatever the order the threads run in
+    return kerasish.Sequential([kerasish.Input((4,)), L.Dense(6, activation="relu"),
+                                L.BatchNormalization(momentum=1.0), L.Dense(3)])
+
+
+def test_threads_with_their_own_training_flags_grad_modes_and_name_scopes_equal_serial_calls():
+    built = {}
+
+    def build():
+        model = _bn_model()
+        bn = model.layers[1]
+        bn.moving_mean.assign(torch.linspace(-0.5, 0.5, 6))
+        bn.moving_variance.assign(torch.linspace(0.5, 2.0, 6))
+        built["model"] = model
+
+    t = threading.Thread(target=build)
+    t.start()
+    t.join(timeout=60)
+    model = built["model"]  # built in another thread, used here and in 8 more
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(5, 4, generator=g) for _ in range(8)]
+    serial = {(i, training): model(x, training=training).detach() for i, x in enumerate(xs)
+              for training in (True, False)}
+    assert not torch.allclose(serial[0, True], serial[0, False])  # the flag matters
+
+    start = threading.Barrier(8)
+    results, errors = {}, []
+
+    def worker(i):
+        try:
+            training = i % 2 == 0
+            start.wait(timeout=30)
+            with kerasish.name_scope(f"thread{i}"):
+                for rep in range(10):
+                    if i % 4 == 1:
+                        with torch.no_grad():
+                            out = model(xs[i], training=training)
+                        assert not out.requires_grad
+                    else:
+                        out = model(xs[i], training=training)
+                        assert out.requires_grad
+                    results[i, rep] = out.detach()
+                extra = L.Dense(2)
+                extra(xs[i])
+                results[i, "path"] = extra.kernel.path
+        except Exception as e:  # noqa: BLE001  (reported below, with the thread)
+            errors.append((i, e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    for i in range(8):
+        for rep in range(10):
+            torch.testing.assert_close(results[i, rep], serial[i, i % 2 == 0], rtol=1e-6, atol=1e-6)
+        assert results[i, "path"].startswith(f"thread{i}/dense")
+    assert not model.training and torch.is_grad_enabled()
+
+
+def test_a_thread_pool_of_predict_calls_equals_predicting_one_after_the_other():
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(8, activation="relu"), L.BatchNormalization(),
+                                 L.Dropout(0.5), L.Dense(2)])
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(int(n), 4)).astype("float32") for n in rng.integers(1, 40, size=12)]
+    serial = [model.predict(x, batch_size=8, verbose=0) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        pooled = list(pool.map(lambda x: model.predict(x, batch_size=8, verbose=0), xs))
+    for a, b in zip(serial, pooled):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+
+
+# ------------------------------------------------------- dtype moves after building
+class _MlpTwin(torch.nn.Module):
+    def __init__(self, model, dtype):
+        super().__init__()
+        self.l1, self.l2 = torch.nn.Linear(4, 5, dtype=dtype), torch.nn.Linear(5, 2, dtype=dtype)
+        with torch.no_grad():
+            for lin, layer in ((self.l1, model.layers[0]), (self.l2, model.layers[1])):
+                lin.weight.copy_(layer.kernel.T)
+                lin.bias.copy_(layer.bias)
+
+    def forward(self, x):
+        return self.l2(torch.relu(self.l1(x)))
+
+
+def test_double_after_building_computes_in_float64_trains_like_keras_float64_and_reports_its_config(keras_ref):
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(5, activation="relu"), L.Dense(2)])
+    model.double()
+    ref = keras_ref.Sequential([keras_ref.Input((4,)), keras_ref.layers.Dense(5, activation="relu", dtype="float64"),
+                                keras_ref.layers.Dense(2, dtype="float64")])
+    ref.set_weights(model.get_weights())
+    # the config says float64, as that of a Keras model made with dtype="float64"
+    assert [c["config"]["dtype"] for c in model.get_config()["layers"]] == \
+        [c["config"]["dtype"] for c in ref.get_config()["layers"]]
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(12, 4)), rng.normal(size=(12, 2))  # float64 data
+    for m, lib in ((model, kerasish), (ref, keras_ref)):
+        m.compile(lib.optimizers.SGD(0.1), "mse")
+        m.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+    # Keras computes the loss in floatx (float32) and keeps the learning rate in float32: training agrees
+    # to float32 rounding only, in Keras as in kerasish
+    for ours, theirs in zip(model.get_weights(), ref.get_weights()):
+        assert ours.dtype == np.float64
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    # a direct call is float64 through and through (the torch twin holding the trained weights); fit /
+    # evaluate / predict cast float64 NumPy arrays to floatx() first, as Keras's data adapters do, unless
+    # floatx is float64
+    twin = _MlpTwin(model, torch.float64)
+    x32 = x.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(model(torch.from_numpy(x)).detach().numpy(), twin(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-13, atol=1e-13)
+    pred = model.predict(x, verbose=0)
+    assert pred.dtype == np.float64
+    np.testing.assert_allclose(pred, twin(torch.from_numpy(x32)).detach().numpy(), rtol=1e-13, atol=1e-13)
+    kerasish.backend.set_floatx("float64")
+    try:
+        pred = model.predict(x, verbose=0)
+    finally:
+        kerasish.backend.set_floatx("float32")
+    np.testing.assert_allclose(pred, twin(torch.from_numpy(x)).detach().numpy(), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), ref.evaluate(x, y, verbose=0), rtol=1e-6)
+
+
+def test_a_bfloat16_model_trained_with_adam_saves_and_loads_both_ways_with_keras(keras_ref, tmp_path):
+    """Adam's bfloat16 moments were written as untagged 2-byte blobs (Keras refused the file) and Keras's
+    tagged ones failed to load ("can't convert np.ndarray of type numpy.void")."""
+    ours = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3, activation="relu"), L.Dense(2)])
+    ours.bfloat16()
+    theirs = keras_ref.Sequential([keras_ref.Input((4,)),
+                                   keras_ref.layers.Dense(3, activation="relu", dtype="bfloat16"),
+                                   keras_ref.layers.Dense(2, dtype="bfloat16")])
+    theirs.set_weights(ours.get_weights())
+    assert [c["config"]["dtype"] for c in ours.get_config()["layers"]] == \
+        [c["config"]["dtype"] for c in theirs.get_config()["layers"]]
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
+    for model, lib in ((ours, kerasish), (theirs, keras_ref)):
+        model.compile(lib.optimizers.Adam(0.01), "mse")
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    ours.save(tmp_path / "ours.keras")
+    theirs.save(tmp_path / "theirs.keras")
+
+    def as_f32(values):
+        return [np.asarray(keras_ref.ops.convert_to_numpy(v), dtype=np.float32) for v in values]
+
+    for saved, source, loader in ((tmp_path / "ours.keras", ours, keras_ref.saving.load_model),
+                                  (tmp_path / "theirs.keras", theirs, kerasish.saving.load_model)):
+        loaded = loader(saved)
+        src_opt, new_opt = source.optimizer.variables, loaded.optimizer.variables
+        assert len(src_opt) == len(new_opt) == 2 + 2 * 4
+        assert [str(v.dtype).replace("torch.", "") for v in new_opt[2:]] == ["bfloat16"] * 8
+        for a, b in zip(as_f32(src_opt), as_f32(new_opt)):
+            np.testing.assert_array_equal(b, a)  # bit for bit
+        for a, b in zip(as_f32(source.weights), as_f32(loaded.weights)):
+            np.testing.assert_array_equal(b, a)
+
+
+# ------------------------------------------------------------------ torch.func
+def test_functional_call_with_batchnorm_buffers_in_training_updates_the_passed_buffers_like_torch():
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3), L.BatchNormalization(), L.Dense(2)])
+    dense, bn, head = model.layers
+    # Keras's BatchNormalization(momentum=0.99, epsilon=1e-3) is torch's (momentum=0.01, eps=1e-3)
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3, eps=1e-3, momentum=0.01),
+                               torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        twin[0].weight.copy_(dense.kernel.T), twin[0].bias.copy_(dense.bias)
+        twin[2].weight.copy_(head.kernel.T), twin[2].bias.copy_(head.bias)
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(3))
+    ours_state = {k: v.detach().clone() for k, v in (*model.named_parameters(), *model.named_buffers())}
+    twin_state = {k: v.detach().clone() for k, v in (*twin.named_parameters(), *twin.named_buffers())}
+    own_before = {k: v.detach().clone() for k, v in model.named_buffers()}
+    model.train(), twin.train()
+
+    out = functional_call(model, ours_state, (x,))
+    ref = functional_call(twin, twin_state, (x,))
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for k, v in model.named_buffers():  # the module's own buffers stay as they were
+        assert torch.equal(v, own_before[k])
+    torch.testing.assert_close(ours_state["batch_normalization.moving_mean"], twin_state["1.running_mean"])
+    # the variance: Keras's moving average takes the biased batch variance (torch's takes the unbiased one)
+    h = (x @ dense.kernel + dense.bias).detach().double().numpy()
+    np.testing.assert_allclose(ours_state["batch_normalization.moving_variance"].numpy(),
+                               0.99 * 1.0 + 0.01 * h.var(axis=0), rtol=1e-6)
+    # an explicit training=False reads the passed (updated) statistics, not the module's
+    out = functional_call(model, ours_state, (x,), {"training": False})
+    twin.eval()
+    torch.testing.assert_close(out, functional_call(twin, {**twin_state, "1.running_var": ours_state[
+        "batch_normalization.moving_variance"]}, (x,)), rtol=1e-5, atol=1e-5)
+
+
+# -------------------------------------------------- optimizers and parameter names
+class _Tagger(kerasish.Model):
+    def __init__(self):
+        super().__init__()
+        self.embed = L.Embedding(20, 8)
+        self.encoder = L.LSTM(8, return_sequences=True)
+        self.attention = L.MultiHeadAttention(2, 4)
+        self.norm = L.LayerNormalization()
+        self.head = L.Dense(3)
+
+    def call(self, tokens):
+        h = self.encoder(self.embed(tokens))
+        return self.head(self.norm(h + self.attention(h, h)))
+
+
+def _no_decay(name):
+    return name.endswith("bias") or name.split(".")[-1] in ("gamma", "beta")
+
+
+def test_per_layer_learning_rates_and_decay_exclusions_by_name_then_add_param_group_match_torch_adamw():
+    """Groups chosen by `named_parameters()` prefixes and suffixes ("encoder.", "bias", the norm's
+    "gamma"/"beta") select the same tensors a torch user expects; `p.ndim < 2` does not single out
+    biases here: MultiHeadAttention's query/key/value biases are (heads, key_dim), as in Keras."""
+    torch.manual_seed(0)
+    model = _Tagger()
+    tokens = torch.randint(0, 20, (4, 6))
+    model(tokens)
+    names = dict(model.named_parameters())
+    assert sorted(n for n, p in names.items() if _no_decay(n) and p.ndim >= 2) == \
+        ["attention.key.bias", "attention.query.bias", "attention.value.bias"]
+    extra = L.Dense(3)  # a head built after the optimizer exists
+    extra(torch.zeros(1, 3))
+
+    def groups(params):
+        out = []
+        for prefix, lr in (("encoder.", 1e-2), ("attention.", 5e-3), ("", 2e-3)):
+            chosen = [(n, p) for n, p in params if n.startswith(prefix) and all(
+                not n.startswith(g) for g in ("encoder.", "attention.") if g != prefix)]
+            out.append({"params": [p for n, p in chosen if not _no_decay(n)], "lr": lr, "weight_decay": 0.1})
+            out.append({"params": [p for n, p in chosen if _no_decay(n)], "lr": lr, "weight_decay": 0.0})
+        return out
+
+    # the twin: plain tensors holding the same values, the same computation through torch.func
+    twin_params = {n: p.detach().clone().requires_grad_() for n, p in model.named_parameters()}
+    twin_extra = {n: p.detach().clone().requires_grad_() for n, p in extra.named_parameters()}
+    opt = torch.optim.AdamW(groups(list(model.named_parameters())))
+    twin_opt = torch.optim.AdamW(groups(list(twin_params.items())))
+    assert [len(g["params"]) for g in opt.param_groups] == [len(g["params"]) for g in twin_opt.param_groups]
+    y = torch.randn(4, 6, 3, generator=torch.Generator().manual_seed(1))
+
+    def step(i):
+        opt.zero_grad(), twin_opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(extra(model(tokens)) if i >= 2 else model(tokens), y)
+        twin_out = functional_call(model, twin_params, (tokens,))
+        if i >= 2:
+            twin_out = functional_call(extra, twin_extra, (twin_out,))
+        twin_loss = torch.nn.functional.mse_loss(twin_out, y)
+        loss.backward(), twin_loss.backward()
+        opt.step(), twin_opt.step()
+
+    for i in range(4):
+        if i == 2:
+            opt.add_param_group({"params": list(extra.parameters()), "lr": 1e-2, "weight_decay": 0.0})
+            twin_opt.add_param_group({"params": list(twin_extra.values()), "lr": 1e-2, "weight_decay": 0.0})
+        step(i)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), twin_params[n].detach(), rtol=1e-5, atol=1e-6)
+    for n, p in extra.named_parameters():
+        torch.testing.assert_close(p.detach(), twin_extra[n].detach(), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------- torch.compile
+class _EagerOnly(kerasish.layers.Layer):
+    """A layer whose `call` reads a value back to Python, kept out of the graph."""
+
+    calls = 0
+
+    @torch.compiler.disable
+    def call(self, x):
+        type(self).calls += 1
+        return x * (2.0 if float(x.sum()) > 0 else 3.0)
+
+
+class _EagerOnlyTwin(torch.nn.Module):
+    @torch.compiler.disable
+    def forward(self, x):
+        return x * (2.0 if float(x.sum()) > 0 else 3.0)
+
+
+def test_compiler_disable_on_one_layers_call_runs_it_eagerly_every_call_under_dynamic_compile():
+    import torch._dynamo.testing
+
+    torch._dynamo.reset()
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3), _EagerOnly(), L.Dense(2)])
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 3), _EagerOnlyTwin(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        twin[0].weight.copy_(model.layers[0].kernel.T), twin[0].bias.copy_(model.layers[0].bias)
+        twin[2].weight.copy_(model.layers[2].kernel.T), twin[2].bias.copy_(model.layers[2].bias)
+    counter = torch._dynamo.testing.CompileCounter()
+    compiled = torch.compile(model, backend=counter, dynamic=True)
+    g = torch.Generator().manual_seed(4)
+    _EagerOnly.calls = 0
+    frames = []
+    for batch in (2, 3, 5, 7, 11, 13):
+        x = torch.randn(batch, 4, generator=g) * (1 if batch % 2 else -1)
+        out = compiled(x)
+        torch.testing.assert_close(out, twin(x), rtol=1e-5, atol=1e-5)
+        out.sum().backward()
+        frames.append(counter.frame_count)
+    assert _EagerOnly.calls == 6  # the Python body ran on every call
+    assert frames[1] == frames[-1]  # no recompiles once the batch size is symbolic
+    assert all(p.grad is not None for p in model.parameters())
+    torch._dynamo.reset()
+
+
+# ----------------------------------------------------------------------- DDP
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
+def test_ddp_unused_branch_no_sync_accumulation_and_static_graph_train_like_the_torch_twin(tmp_path):
+    """Two gloo ranks run tests/user_patterns_7_ddp_worker.py (subprocesses, never a fork of this
+    process); each trains the kerasish model and its `torch.nn` twin the same way."""
+    sys.path.insert(0, os.path.join(HERE, "distribution"))
+    from test_data_parallel import run_ranks
+
+    g = torch.Generator().manual_seed(5)
+    weights = [torch.randn(4, 6, generator=g) * 0.5, torch.randn(6, generator=g) * 0.1,
+               torch.randn(6, 2, generator=g) * 0.5, torch.randn(2, generator=g) * 0.1,
+               torch.randn(6, 3, generator=g) * 0.5, torch.randn(3, generator=g) * 0.1]
+    torch.save({"weights": weights, "x": torch.randn(36, 4, generator=g), "y": torch.randn(36, 2, generator=g)},
+               tmp_path / "init.pt")
+    run_ranks(os.path.join(HERE, "user_patterns_7_ddp_worker.py"), tmp_path, world=2, timeout=90)
+    finals = [torch.load(tmp_path / f"final_{rank}.pt") for rank in range(2)]
+    for how in ("find_unused", "static_graph"):
+        for rank in range(2):
+            ours, ours_unused_untouched = finals[rank][how]["kerasish"]
+            ref, ref_unused_untouched = finals[rank][how]["torch"]
+            assert ours_unused_untouched and ref_unused_untouched
+            for a, b in zip(ours, ref):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            for a, b in zip(ours, finals[0][how]["kerasish"][0]):  # the ranks agree
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert not torch.allclose(ours[0], weights[0])  # the trunk trained
+        torch.testing.assert_close(ours[4], weights[4], rtol=0, atol=0)  # the unused branch did not move
