@@ -5,7 +5,8 @@ keeps it); threads calling one model built in another thread with their own
 `predict` calls; `.double()` / `.bfloat16()` after building, then
 fit / evaluate / predict, configs and `.keras` files both ways with Keras
 (Adam's bfloat16 moments could not be loaded back); `functional_call` with
-BatchNormalization buffers in training mode; per-layer learning rates and
+BatchNormalization buffers in training mode; a seeded Dropout inside
+`vmap(grad(...))` (it failed inside torch.func); per-layer learning rates and
 weight-decay exclusions chosen from `named_parameters()` names, and
 `add_param_group` for a layer built later; `torch.compiler.disable` on one
 kerasish layer's `call` under `torch.compile(dynamic=True)`; DDP with an
@@ -261,6 +262,47 @@ def test_functional_call_with_batchnorm_buffers_in_training_updates_the_passed_b
     twin.eval()
     torch.testing.assert_close(out, functional_call(twin, {**twin_state, "1.running_var": ours_state[
         "batch_normalization.moving_variance"]}, (x,)), rtol=1e-5, atol=1e-5)
+
+
+def test_seeded_dropout_inside_vmap_of_grad_follows_vmaps_randomness_like_torch_dropout():
+    """Per-sample gradients (the Opacus recipe) through a `Dropout(seed=...)`: its seed counter was
+    advanced through `.numpy()` and an in-place write, which torch.func refuses ("Cannot access data
+    pointer of Tensor that doesn't have storage"). Now the draw follows vmap's `randomness` as
+    `nn.Dropout` does: "error" raises torch's error, "same" gives every sample the mask one call
+    with that seed state draws, "different" gives each sample its own."""
+    dropout = L.Dropout(0.5, seed=7)
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(6), dropout, L.Dense(1)])
+    model(torch.zeros(1, 4))
+    model.train()
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Dropout(0.5), torch.nn.Linear(6, 1)).train()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    twin_params = {k: v.detach() for k, v in twin.named_parameters()}
+
+    def loss(module):
+        return lambda p, x, y: ((functional_call(module, p, (x[None],)) - y) ** 2).sum()
+
+    g = torch.Generator().manual_seed(6)
+    x, y = torch.randn(5, 4, generator=g), torch.randn(5, 1, generator=g)
+    for module, p in ((model, params), (twin, twin_params)):
+        with pytest.raises(RuntimeError, match="randomness error mode"):
+            torch.func.vmap(torch.func.grad(loss(module)), in_dims=(None, 0, 0), randomness="error")(p, x, y)
+
+    state = dropout.seed_generator.state
+    start = state.clone()
+    same = torch.func.vmap(torch.func.grad(loss(model)), in_dims=(None, 0, 0), randomness="same")(params, x, y)
+    assert state[1] == start[1] + 1  # one draw for the whole vmapped call
+    for i in range(5):  # one sample at a time, each from the same seed state
+        state.copy_(start)
+        one = torch.func.grad(loss(model))(params, x[i], y[i])
+        for k in params:
+            torch.testing.assert_close(same[k][i], one[k], rtol=1e-5, atol=1e-6)
+
+    rows = x[:1].repeat(4, 1), y[:1].repeat(4, 1)
+    different = torch.func.vmap(torch.func.grad(loss(model)), in_dims=(None, 0, 0), randomness="different")(
+        params, *rows)
+    kernels = different["dense.kernel"]
+    assert torch.isfinite(kernels).all()
+    assert any(not torch.equal(kernels[0], kernels[i]) for i in range(1, 4))  # identical rows, own masks
 
 
 # -------------------------------------------------- optimizers and parameter names
