@@ -1,6 +1,6 @@
 """Habits PyTorch users bring to kerasish layers (round 7): the global dtype
-policy set in one thread while another builds layers (per thread, as Keras 3
-keeps it); threads calling one model built in another thread with their own
+policy and the `keras.distribution` scope set in one thread while another
+builds or runs layers (per thread, as Keras 3 keeps them); threads calling one model built in another thread with their own
 `training=` flags, grad modes and name scopes, and a thread pool of
 `predict` calls; `.double()` / `.bfloat16()` after building, then
 fit / evaluate / predict, configs and `.keras` files both ways with Keras
@@ -68,6 +68,31 @@ def test_the_global_dtype_policy_is_per_thread_as_in_keras(keras_ref):
         "mixed_bfloat16 thread builds": "mixed_bfloat16", "float64 thread builds": "float64",
         "main keeps": "float16", "main builds": "float16",
     }
+
+
+def test_a_distribution_scope_stays_in_its_thread_as_keras_global_state_keeps_it():
+    """Before, `set_distribution` / `scope()` were process-wide: a thread serving predictions saw the
+    DataParallel another thread had entered (Keras 3 keeps the distribution in its per-thread
+    `global_state`; its torch backend has no distribution to compare with)."""
+    dp = kerasish.distribution.DataParallel(devices=kerasish.distribution.list_devices()[:1])
+    seen = {}
+
+    def worker():
+        seen["thread starts with"] = kerasish.distribution.distribution()
+        kerasish.distribution.set_distribution(dp)
+        seen["thread set"] = kerasish.distribution.distribution()
+
+    try:
+        with dp.scope():
+            t = threading.Thread(target=worker)
+            t.start()
+            t.join(timeout=60)
+            seen["main inside its scope"] = kerasish.distribution.distribution()
+        seen["main after its scope"] = kerasish.distribution.distribution()
+    finally:
+        kerasish.distribution.set_distribution(None)
+    assert seen == {"thread starts with": None, "thread set": dp, "main inside its scope": dp,
+                    "main after its scope": None}
 
 
 def _bn_model():
