@@ -8,7 +8,9 @@ fit / evaluate / predict, configs and `.keras` files both ways with Keras
 BatchNormalization buffers in training mode; a seeded Dropout inside
 `vmap(grad(...))` (it failed inside torch.func); per-layer learning rates and
 weight-decay exclusions chosen from `named_parameters()` names, and
-`add_param_group` for a layer built later; `torch.compiler.disable` on one
+`add_param_group` for a layer built later; torch lr schedulers on an
+optimizer with a Keras schedule (silently ignored, now refused) and
+ReduceLROnPlateau on a float rate; `torch.compiler.disable` on one
 kerasish layer's `call` under `torch.compile(dynamic=True)`; DDP with an
 unused branch (`find_unused_parameters=True`), `no_sync()` accumulation and
 `static_graph=True` on two gloo ranks.
@@ -399,6 +401,46 @@ def test_per_layer_learning_rates_and_decay_exclusions_by_name_then_add_param_gr
         torch.testing.assert_close(p.detach(), twin_params[n].detach(), rtol=1e-5, atol=1e-6)
     for n, p in extra.named_parameters():
         torch.testing.assert_close(p.detach(), twin_extra[n].detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_torch_lr_scheduler_on_an_optimizer_with_a_keras_schedule_is_refused_and_drives_a_float_rate():
+    """With a Keras `LearningRateSchedule` the optimizer's rate is the schedule's and `param_groups`' "lr"
+    (0.0) is never read: a torch StepLR multiplied 0.0 and training silently followed the Keras
+    schedule. Now the step raises and names the fix; with a float rate, torch's schedulers (also
+    ReduceLROnPlateau) drive the kerasish optimizer as they drive torch's."""
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(2)])
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(8))
+    schedule = kerasish.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    opt = kerasish.optimizers.SGD(schedule)
+    opt.build(model.trainable_variables)
+    torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.1)
+    model(x).sum().backward()
+    before = [v.detach().clone() for v in model.trainable_variables]
+    with pytest.raises(ValueError, match=r"SGD 'sgd.*' takes its learning rate from its Keras schedule "
+                                         r"\(ExponentialDecay\).*float `learning_rate`.*initial_lr"):
+        opt.step()
+    assert all(torch.equal(a, b.detach()) for a, b in zip(before, model.trainable_variables))
+    opt = kerasish.optimizers.SGD(schedule)
+    opt.build([{"params": [model.layers[0].kernel], "lr": 0.5}, {"params": [model.layers[0].bias]}])
+    with pytest.raises(ValueError, match=r"Received: param_groups lr=0.5"):
+        opt.step()
+    opt = kerasish.optimizers.SGD(0.1)  # a float rate swapped for a schedule after building: still steps
+    opt.build(model.trainable_variables)
+    opt.learning_rate = schedule
+    opt.step()
+    torch.testing.assert_close(model.layers[0].bias.detach(), before[1] - 0.1 * model.layers[0].bias.grad)
+
+    # a float rate: the kerasish and torch optimizers follow one plateau scheduler's decisions alike
+    ours = kerasish.optimizers.SGD(0.1)
+    ours.build(model.trainable_variables)
+    theirs = torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1)
+    plateaus = [torch.optim.lr_scheduler.ReduceLROnPlateau(o, patience=0, factor=0.5) for o in (ours, theirs)]
+    for loss in (1.0, 0.9, 0.95, 0.97, 0.5, 0.6):
+        for plateau in plateaus:
+            plateau.step(loss)
+        assert ours.param_groups[0]["lr"] == theirs.param_groups[0]["lr"]
+        np.testing.assert_allclose(float(ours.learning_rate), theirs.param_groups[0]["lr"], rtol=1e-7)
+    assert theirs.param_groups[0]["lr"] == pytest.approx(0.1 / 8)
 
 
 # ----------------------------------------------------------------- torch.compile

@@ -339,10 +339,9 @@ class Optimizer(torch.optim.Optimizer):
                 "to be settable, you should instantiate the optimizer with a float `learning_rate` argument."
             )
         value = self._check_learning_rate(learning_rate)
-        if self._schedule is None:
-            self._lr_value = value
-            for group in self.param_groups:
-                group["lr"] = value
+        self._lr_value = value
+        for group in self.param_groups:
+            group["lr"] = value  # (0.0 for a schedule: the groups' rate is then not read)
 
     @property
     def lr(self) -> torch.Tensor:
@@ -555,6 +554,8 @@ class Optimizer(torch.optim.Optimizer):
         skipped. Returns `closure()`'s loss when a closure is given.
         """
         loss = None
+        if self._schedule is not None:
+            self._check_no_torch_lr(self.param_groups)
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
@@ -566,6 +567,21 @@ class Optimizer(torch.optim.Optimizer):
         if pairs:
             self._apply_pairs(pairs)
         return loss
+
+    def _check_no_torch_lr(self, groups) -> None:
+        """With a Keras schedule the learning rate is the schedule's, and `param_groups`' "lr" (0.0) is never
+        read: refuse a torch lr_scheduler attached to this optimizer (every one but ReduceLROnPlateau leaves
+        "initial_lr" in the groups) or an "lr" written into a group, which would be silently ignored."""
+        for group in groups:
+            if "initial_lr" in group or group["lr"] != 0.0:
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}' takes its learning rate from its Keras schedule "
+                    f"({type(self._schedule).__name__}); `param_groups`' 'lr' is not read, so a torch lr_scheduler or "
+                    "a per-group 'lr' would be silently ignored. Create the optimizer with a float `learning_rate` to "
+                    "drive it with a torch lr_scheduler (or per-group rates), or use the Keras schedule alone. "
+                    f"Received: param_groups lr={group['lr']}" + (", initial_lr (a torch lr_scheduler is attached)="
+                                                                  f"{group['initial_lr']}" if "initial_lr" in group else "")
+                )
 
     @torch.no_grad()
     def _follow_replaced(self, variable=None) -> bool:
