@@ -50,6 +50,9 @@ def keras_seeding() -> bool:
     return _RANDOM_SEED[0] is not None
 
 
+_func_transform_stack = torch._C._functorch.peek_interpreter_stack  # None outside torch.func transforms
+
+
 def _outside_func_transforms():
     """A context where the seed counter advances as plain state even inside `torch.func.grad` / `vmap`
     (which refuse in-place writes to a tensor the transformed function did not take as an input): the
@@ -121,7 +124,7 @@ class SeedGenerator(nn.Module):
         scope = _stateless_scope()
         if scope is not None:
             return self._advance_stateless(scope, ordered)
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or _func_transform_stack() is None:
             return self._advance_state(ordered)
         with _outside_func_transforms():
             return self._advance_state(ordered)
@@ -158,7 +161,14 @@ class SeedGenerator(nn.Module):
                 seed, counter = int(values[0]), int(values[1])
                 values[1] = counter + 1
                 return (seed + counter) & 0xFFFFFFFF
-        with _outside_func_transforms(), torch.no_grad():
+        if _func_transform_stack() is None:
+            return self._advance_seed_tensor(state)
+        with _outside_func_transforms():
+            return self._advance_seed_tensor(state)
+
+    @staticmethod
+    def _advance_seed_tensor(state) -> int:
+        with torch.no_grad():
             seed, counter = state.tolist()
             state[1] += 1
         return (seed + counter) & 0xFFFFFFFF
