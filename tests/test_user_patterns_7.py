@@ -1,18 +1,19 @@
 """Habits PyTorch users bring to kerasish layers (round 7): the global dtype
 policy and the `keras.distribution` scope set in one thread while another
-builds or runs layers (per thread, as Keras 3 keeps them); threads calling one model built in another thread with their own
-`training=` flags, grad modes and name scopes, and a thread pool of
-`predict` calls; `.double()` / `.bfloat16()` after building, then
-fit / evaluate / predict, configs and `.keras` files both ways with Keras
-(Adam's bfloat16 moments could not be loaded back); `functional_call` with
-BatchNormalization buffers in training mode; a seeded Dropout inside
-`vmap(grad(...))` (it failed inside torch.func); per-layer learning rates and
-weight-decay exclusions chosen from `named_parameters()` names, and
-`add_param_group` for a layer built later; torch lr schedulers on an
-optimizer with a Keras schedule (silently ignored, now refused) and
-ReduceLROnPlateau on a float rate; `torch.compiler.disable` on one
-kerasish layer's `call` under `torch.compile(dynamic=True)`; DDP with an
-unused branch (`find_unused_parameters=True`), `no_sync()` accumulation and
+builds or runs layers (per thread, as Keras 3 keeps them); threads calling
+one model built in another thread with their own `training=` flags, grad
+modes and name scopes, and a thread pool of `predict` calls; `.double()` /
+`.bfloat16()` after building and `.to(torch.bfloat16)` before the first
+call, then fit / evaluate / predict, configs and `.keras` files both ways
+with Keras (Adam's bfloat16 moments could not be loaded back);
+`functional_call` with BatchNormalization buffers in training mode; a seeded
+Dropout inside `vmap(grad(...))` (it failed inside torch.func); per-layer
+learning rates and weight-decay exclusions chosen from `named_parameters()`
+names, and `add_param_group` for a layer built later; torch lr schedulers on
+an optimizer with a Keras schedule (silently ignored, now refused) and
+ReduceLROnPlateau on a float rate; `torch.compiler.disable` on one kerasish
+layer's `call` under `torch.compile(dynamic=True)`; DDP with an unused
+branch (`find_unused_parameters=True`), `no_sync()` accumulation and
 `static_graph=True` on two gloo ranks.
 References: real Keras 3, the same pattern on `torch.nn` modules holding the
 same weights (Keras kernels are (in, out), torch's (out, in)), the same calls
@@ -256,6 +257,35 @@ def test_a_bfloat16_model_trained_with_adam_saves_and_loads_both_ways_with_keras
             np.testing.assert_array_equal(b, a)  # bit for bit
         for a, b in zip(as_f32(source.weights), as_f32(loaded.weights)):
             np.testing.assert_array_equal(b, a)
+
+
+def test_to_bfloat16_before_the_first_call_builds_in_bfloat16_and_reports_keras_bfloat16_configs(keras_ref):
+    # (no recurrent layer: Keras 3.15's bfloat16 LSTM on torch fails to build, "'LSTMCell' object has no
+    # attribute 'recurrent_kernel'"; kerasish's is checked on its own below)
+    def layers(lib, **kw):
+        return [lib.layers.Embedding(10, 4, **kw), lib.layers.LayerNormalization(**kw),
+                lib.layers.Conv1D(2, 2, **kw), lib.layers.Dense(2, **kw)]
+
+    ours = kerasish.Sequential(layers(kerasish))
+    ours.to(torch.bfloat16)  # unbuilt: nothing to convert yet
+    tokens = torch.randint(0, 10, (3, 5), generator=torch.Generator().manual_seed(9))
+    out = ours(tokens)
+    assert out.dtype == torch.bfloat16
+    assert {v.dtype for v in ours.weights} == {torch.bfloat16}
+    ref = keras_ref.Sequential([keras_ref.Input((5,), dtype="int32"), *layers(keras_ref, dtype="bfloat16")])
+    assert [c["config"]["dtype"] for c in ours.get_config()["layers"][1:]] == \
+        [c["config"]["dtype"] for c in ref.get_config()["layers"][1:]]
+    ref.set_weights(ours.get_weights())
+    torch.testing.assert_close(out.float(), ref(tokens).float(), rtol=2e-2, atol=2e-2)  # bfloat16 arithmetic
+    again = kerasish.Sequential(layers(kerasish))
+    again.bfloat16()
+    again.load_state_dict(ours.state_dict())  # builds from the weights, in bfloat16
+    assert torch.equal(again(tokens), out)
+    rnn = kerasish.Sequential([L.Embedding(10, 4), L.LSTM(3), L.Dense(2)])
+    rnn.to(torch.bfloat16)
+    assert rnn(tokens).dtype == torch.bfloat16
+    assert {v.dtype for v in rnn.weights} == {torch.bfloat16}
+    assert {layer.dtype_policy.name for layer in rnn.layers} == {"bfloat16"}
 
 
 # ------------------------------------------------------------------ torch.func
