@@ -9,7 +9,8 @@ with Keras (Adam's bfloat16 moments could not be loaded back);
 `functional_call` with BatchNormalization buffers in training mode; a seeded
 Dropout inside `vmap(grad(...))` (it failed inside torch.func); per-layer
 learning rates and weight-decay exclusions chosen from `named_parameters()`
-names, and `add_param_group` for a layer built later; torch lr schedulers on
+names, and `add_param_group` for a layer built later (other per-group torch
+keys were silently ignored, now refused); torch lr schedulers on
 an optimizer with a Keras schedule (silently ignored, now refused) and
 ReduceLROnPlateau on a float rate; `torch.compiler.disable` on one kerasish
 layer's `call` under `torch.compile(dynamic=True)`; DDP with an unused
@@ -471,6 +472,32 @@ def test_a_torch_lr_scheduler_on_an_optimizer_with_a_keras_schedule_is_refused_a
         assert ours.param_groups[0]["lr"] == theirs.param_groups[0]["lr"]
         np.testing.assert_allclose(float(ours.learning_rate), theirs.param_groups[0]["lr"], rtol=1e-7)
     assert theirs.param_groups[0]["lr"] == pytest.approx(0.1 / 8)
+
+
+def test_param_groups_of_a_keras_optimizer_take_lr_and_weight_decay_and_refuse_other_torch_keys():
+    """torch users set "momentum", "betas", "eps" per group; a Keras optimizer's other settings are
+    optimizer-wide, and those keys were silently ignored (SGD moved a bias 0.8 instead of torch's 0.71)."""
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(2)])
+    dense = model.layers[0]
+    dense.bias.assign(torch.ones(2))
+    opt = kerasish.optimizers.AdamW(0.1, weight_decay=0.5)
+    opt.build([{"params": [dense.kernel]}, {"params": [dense.bias], "weight_decay": 0.0, "lr": 0.05}])
+    kernel = dense.kernel.detach().clone()
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # zero gradients: only the decoupled decay moves a weight (Keras: w -= lr * wd * w)
+    torch.testing.assert_close(dense.kernel.detach(), kernel * (1 - 0.1 * 0.5))
+    torch.testing.assert_close(dense.bias.detach(), torch.ones(2))
+    for cls, key, value in ((kerasish.optimizers.SGD, "momentum", 0.9), (kerasish.optimizers.Adam, "betas", (0.5, 0.5)),
+                            (kerasish.optimizers.Adam, "eps", 1e-3)):
+        opt = cls(0.1)
+        with pytest.raises(ValueError, match=rf"reads only 'lr' and 'weight_decay'.*\['{key}'\].*"
+                                             rf"Received: param_group keys=\['{key}', 'params'\]"):
+            opt.build([{"params": [dense.kernel]}, {"params": [dense.bias], key: value}])
+        opt = cls(0.1)
+        opt.build([dense.kernel])
+        with pytest.raises(ValueError, match=rf"\['{key}'\]"):
+            opt.add_param_group({"params": [dense.bias], key: value})
 
 
 # ----------------------------------------------------------------- torch.compile

@@ -103,6 +103,11 @@ def _keras2_lr_and_decay(learning_rate, kwargs: dict):
     return learning_rate, float(decay)
 
 
+# the param-group keys a kerasish optimizer honours ("param_names": torch's own, from named_parameters();
+# "initial_lr": a torch lr_scheduler's bookkeeping)
+_GROUP_KEYS_READ = frozenset({"params", "lr", "weight_decay", "param_names", "initial_lr"})
+
+
 def _stored_tensor(value) -> torch.Tensor:
     """A stored optimizer variable as a tensor: weight stores hand bfloat16 back as a torch tensor
     (NumPy has no bfloat16), everything else as an array."""
@@ -414,7 +419,18 @@ class Optimizer(torch.optim.Optimizer):
         return self
 
     def add_param_group(self, param_group: dict) -> None:
-        """Adds a torch param group and creates its Keras state."""
+        """Adds a torch param group and creates its Keras state. A group may set "lr" and
+        "weight_decay" (read per group); other torch keys ("momentum", "betas", "eps", ...) are refused:
+        a Keras optimizer's other settings are optimizer-wide and would be silently ignored."""
+        if not self._bootstrapping and isinstance(param_group, dict):
+            unread = sorted(k for k in param_group if k not in _GROUP_KEYS_READ)
+            if unread:
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}' reads only 'lr' and 'weight_decay' from a param group; "
+                    f"its other settings are optimizer-wide (constructor arguments), so {unread} would be silently "
+                    "ignored. Give those parameters their own optimizer (or use keras.optimizers.MultiOptimizer). "
+                    f"Received: param_group keys={sorted(param_group)}"
+                )
         super().add_param_group(param_group)
         if self._bootstrapping:
             return
@@ -574,13 +590,14 @@ class Optimizer(torch.optim.Optimizer):
         "initial_lr" in the groups) or an "lr" written into a group, which would be silently ignored."""
         for group in groups:
             if "initial_lr" in group or group["lr"] != 0.0:
+                attached = f", initial_lr={group['initial_lr']} (a torch lr_scheduler is attached)" if (
+                    "initial_lr" in group) else ""
                 raise ValueError(
                     f"{type(self).__name__} '{self.name}' takes its learning rate from its Keras schedule "
                     f"({type(self._schedule).__name__}); `param_groups`' 'lr' is not read, so a torch lr_scheduler or "
                     "a per-group 'lr' would be silently ignored. Create the optimizer with a float `learning_rate` to "
                     "drive it with a torch lr_scheduler (or per-group rates), or use the Keras schedule alone. "
-                    f"Received: param_groups lr={group['lr']}" + (", initial_lr (a torch lr_scheduler is attached)="
-                                                                  f"{group['initial_lr']}" if "initial_lr" in group else "")
+                    f"Received: param_groups lr={group['lr']}{attached}"
                 )
 
     @torch.no_grad()
