@@ -2,7 +2,7 @@
 policy and the `keras.distribution` scope set in one thread while another
 builds or runs layers (per thread, as Keras 3 keeps them); threads calling
 one model built in another thread with their own `training=` flags, grad
-modes and name scopes, and a thread pool of `predict` calls; `.double()` /
+modes and name scopes, and thread pools of `predict` and `fit` calls; `.double()` /
 `.bfloat16()` after building and `.to(torch.bfloat16)` before the first
 call, then fit / evaluate / predict, configs and `.keras` files both ways
 with Keras (Adam's bfloat16 moments could not be loaded back);
@@ -172,6 +172,31 @@ def test_a_thread_pool_of_predict_calls_equals_predicting_one_after_the_other():
         pooled = list(pool.map(lambda x: model.predict(x, batch_size=8, verbose=0), xs))
     for a, b in zip(serial, pooled):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+
+
+def test_models_fitted_in_a_thread_pool_equal_the_same_fits_one_after_the_other():
+    import copy
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(48, 4)).astype("float32"), rng.normal(size=(48, 1)).astype("float32")
+    models = [kerasish.Sequential([kerasish.Input((4,)), L.Dense(8, activation="relu"), L.BatchNormalization(),
+                                   L.Dense(1)]) for _ in range(4)]
+    copies = [copy.deepcopy(m) for m in models]
+
+    def train(model):
+        model.compile(kerasish.optimizers.Adam(0.01), "mse", metrics=["mae"])
+        history = model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0).history
+        return history, model.evaluate(x, y, verbose=0), model.predict(x, verbose=0)
+
+    serial = [train(m) for m in copies]
+    with ThreadPoolExecutor(4) as pool:
+        pooled = list(pool.map(train, models))
+    for (h1, e1, p1), (h2, e2, p2) in zip(serial, pooled):
+        assert h1.keys() == h2.keys()
+        for key in h1:
+            np.testing.assert_allclose(h2[key], h1[key], rtol=1e-6)
+        np.testing.assert_allclose(e2, e1, rtol=1e-6)
+        np.testing.assert_allclose(p2, p1, rtol=1e-6, atol=1e-7)
 
 
 # ------------------------------------------------------- dtype moves after building
