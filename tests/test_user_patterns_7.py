@@ -388,6 +388,34 @@ def test_seeded_dropout_inside_vmap_of_grad_follows_vmaps_randomness_like_torch_
     assert any(not torch.equal(kernels[0], kernels[i]) for i in range(1, 4))  # identical rows, own masks
 
 
+def test_seeded_lstm_dropout_inside_vmap_of_grad_gives_each_sample_the_masks_of_a_call_on_its_own():
+    """An LSTM(dropout=..., recurrent_dropout=..., seed=...) writes its seed state in place per call;
+    inside torch.func that write was refused ("mutate a captured Tensor")."""
+    import copy
+
+    model = kerasish.Sequential([kerasish.Input((5, 2)), L.LSTM(3, dropout=0.3, recurrent_dropout=0.3, seed=4),
+                                 L.Dense(1)])
+    model(torch.zeros(1, 5, 2))
+    model.train()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    x = torch.randn(3, 5, 2, generator=torch.Generator().manual_seed(10))
+    fresh = [copy.deepcopy(model) for _ in range(3)]  # the seed state before the vmapped call
+
+    def loss(module):
+        return lambda p, xi: functional_call(module, p, (xi[None],)).sum()
+
+    same = torch.func.vmap(torch.func.grad(loss(model)), in_dims=(None, 0), randomness="same")(params, x)
+    for i in range(3):
+        one = torch.func.grad(loss(fresh[i]))(params, x[i])
+        for k in params:
+            torch.testing.assert_close(same[k][i], one[k], rtol=1e-5, atol=1e-6)
+    rows = x[:1].repeat(3, 1, 1)
+    different = torch.func.vmap(torch.func.grad(loss(model)), in_dims=(None, 0), randomness="different")(params, rows)
+    kernels = different["lstm.cell.kernel"]
+    assert torch.isfinite(kernels).all()
+    assert any(not torch.equal(kernels[0], kernels[i]) for i in (1, 2))
+
+
 # -------------------------------------------------- optimizers and parameter names
 class _Tagger(kerasish.Model):
     def __init__(self):

@@ -60,6 +60,14 @@ def _outside_func_transforms():
     return torch._C._DisableFuncTorch()
 
 
+def outside_func_transforms():
+    """`_outside_func_transforms()` inside a torch.func transform, else a no-op context: for code that
+    writes a seed counter in place (RNN cells' dropout-mask counters)."""
+    if _func_transform_stack() is None:
+        return contextlib.nullcontext()
+    return _outside_func_transforms()
+
+
 def seeded_generator(state, device) -> torch.Generator:
     """A fresh generator on `device` seeded with `(seed + counter) mod 2**32`
     from a `[seed, counter]` state (or that int itself), as Keras's torch
