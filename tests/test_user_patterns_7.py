@@ -7,7 +7,8 @@ modes and name scopes, and thread pools of `predict` and `fit` calls; `.double()
 call, then fit / evaluate / predict, configs and `.keras` files both ways
 with Keras (Adam's bfloat16 moments could not be loaded back);
 `functional_call` with BatchNormalization buffers in training mode; a seeded
-Dropout inside `vmap(grad(...))` (it failed inside torch.func); per-layer
+Dropout and seeded LSTM dropout inside `vmap(grad(...))` (they failed
+inside torch.func); per-layer
 learning rates and weight-decay exclusions chosen from `named_parameters()`
 names, and `add_param_group` for a layer built later (other per-group torch
 keys were silently ignored, now refused); torch lr schedulers on
