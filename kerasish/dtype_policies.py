@@ -8,6 +8,8 @@ precision, as in Keras.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
 from kerasish.backend import dtypes
@@ -95,14 +97,23 @@ class DTypePolicy:
 
 
 Policy = DTypePolicy
-_global_policy: DTypePolicy | None = None
+
+
+class _GlobalPolicy(threading.local):
+    """The global policy, one per thread as in Keras 3 (its `global_state` is a `threading.local`):
+    a thread that sets "mixed_bfloat16" never changes the layers another thread creates, and a new
+    thread starts from `floatx()`."""
+
+    policy: DTypePolicy | None = None
+
+
+_GLOBAL = _GlobalPolicy()
 
 
 def set_global_policy(policy) -> None:
-    """Sets the default policy of layers created afterwards."""
-    global _global_policy
+    """Sets the default policy of layers this thread creates afterwards (per thread, as in Keras 3)."""
     if policy is None:
-        _global_policy = None
+        _GLOBAL.policy = None
         return
     if isinstance(policy, str):
         policy = get(policy)  # (quantized names such as "int8_from_float32" too, as Keras)
@@ -116,14 +127,15 @@ def set_global_policy(policy) -> None:
             "set_global_policy can only be used to set the global policy to "
             f"floating-point policies, such as 'float32' and 'mixed_float16', but got policy: {policy.name}"
         )
-    _global_policy = policy
+    _GLOBAL.policy = policy
 
 
 def global_policy() -> DTypePolicy:
-    """The global policy (float32, i.e. `floatx()`, unless set)."""
-    if _global_policy is None:
+    """This thread's global policy (`floatx()`, float32 by default, unless set in this thread)."""
+    policy = _GLOBAL.policy
+    if policy is None:
         return DTypePolicy(dtypes.floatx())
-    return _global_policy
+    return policy
 
 
 def get(identifier) -> DTypePolicy:

@@ -54,7 +54,16 @@ import torch
 
 DEFAULT_BATCH_DIM_NAME = "batch"
 
-_STATE = {"distribution": None}
+
+class _CurrentDistribution(threading.local):
+    """The global distribution, one per thread as in Keras 3 (its `global_state` is a
+    `threading.local`): a `scope()` or `set_distribution` in one thread never makes another
+    thread's `fit` distributed."""
+
+    value = None
+
+
+_STATE = _CurrentDistribution()
 _FIT = threading.local()  # per thread: another thread's model never joins this fit's collectives
 
 
@@ -666,14 +675,14 @@ def distribute_tensor(tensor, layout):
 
 
 def distribution():
-    """The current global `Distribution` (None when unset)."""
-    return _STATE["distribution"]
+    """This thread's global `Distribution` (None when unset; per thread, as in Keras 3)."""
+    return _STATE.value
 
 
 def set_distribution(value) -> None:
-    """Sets the global distribution (a `Distribution` or None)."""
+    """Sets this thread's global distribution (a `Distribution` or None; per thread, as in Keras 3)."""
     if value is not None and not isinstance(value, Distribution):
         raise ValueError(
             f"Expected a `keras.distribution.Distribution` instance or None. Received: value={value!r}"
         )
-    _STATE["distribution"] = value
+    _STATE.value = value

@@ -103,11 +103,24 @@ def _keras2_lr_and_decay(learning_rate, kwargs: dict):
     return learning_rate, float(decay)
 
 
+# the param-group keys a kerasish optimizer honours ("param_names": torch's own, from named_parameters();
+# "initial_lr": a torch lr_scheduler's bookkeeping)
+_GROUP_KEYS_READ = frozenset({"params", "lr", "weight_decay", "param_names", "initial_lr"})
+
+
+def _stored_tensor(value) -> torch.Tensor:
+    """A stored optimizer variable as a tensor: weight stores hand bfloat16 back as a torch tensor
+    (NumPy has no bfloat16), everything else as an array."""
+    if isinstance(value, torch.Tensor):
+        return value
+    return torch.as_tensor(np.asarray(value))
+
+
 def _loss_scale_layout(store, variables) -> bool:
     """Whether `store` is Keras's LossScaleOptimizer layout around optimizer `variables`: 4 scalars,
     then arrays shaped exactly like `variables`."""
     def shape(key):
-        return tuple(np.shape(np.asarray(store[key])))
+        return tuple(_stored_tensor(store[key]).shape)
 
     if any(shape(str(i)) != () for i in range(4)):
         return False
@@ -331,10 +344,9 @@ class Optimizer(torch.optim.Optimizer):
                 "to be settable, you should instantiate the optimizer with a float `learning_rate` argument."
             )
         value = self._check_learning_rate(learning_rate)
-        if self._schedule is None:
-            self._lr_value = value
-            for group in self.param_groups:
-                group["lr"] = value
+        self._lr_value = value
+        for group in self.param_groups:
+            group["lr"] = value  # (0.0 for a schedule: the groups' rate is then not read)
 
     @property
     def lr(self) -> torch.Tensor:
@@ -407,7 +419,18 @@ class Optimizer(torch.optim.Optimizer):
         return self
 
     def add_param_group(self, param_group: dict) -> None:
-        """Adds a torch param group and creates its Keras state."""
+        """Adds a torch param group and creates its Keras state. A group may set "lr" and
+        "weight_decay" (read per group); other torch keys ("momentum", "betas", "eps", ...) are refused:
+        a Keras optimizer's other settings are optimizer-wide and would be silently ignored."""
+        if not self._bootstrapping and isinstance(param_group, dict):
+            unread = sorted(k for k in param_group if k not in _GROUP_KEYS_READ)
+            if unread:
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}' reads only 'lr' and 'weight_decay' from a param group; "
+                    f"its other settings are optimizer-wide (constructor arguments), so {unread} would be silently "
+                    "ignored. Give those parameters their own optimizer (or use keras.optimizers.MultiOptimizer). "
+                    f"Received: param_group keys={sorted(param_group)}"
+                )
         super().add_param_group(param_group)
         if self._bootstrapping:
             return
@@ -547,6 +570,8 @@ class Optimizer(torch.optim.Optimizer):
         skipped. Returns `closure()`'s loss when a closure is given.
         """
         loss = None
+        if self._schedule is not None:
+            self._check_no_torch_lr(self.param_groups)
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
@@ -558,6 +583,22 @@ class Optimizer(torch.optim.Optimizer):
         if pairs:
             self._apply_pairs(pairs)
         return loss
+
+    def _check_no_torch_lr(self, groups) -> None:
+        """With a Keras schedule the learning rate is the schedule's, and `param_groups`' "lr" (0.0) is never
+        read: refuse a torch lr_scheduler attached to this optimizer (every one but ReduceLROnPlateau leaves
+        "initial_lr" in the groups) or an "lr" written into a group, which would be silently ignored."""
+        for group in groups:
+            if "initial_lr" in group or group["lr"] != 0.0:
+                attached = f", initial_lr={group['initial_lr']} (a torch lr_scheduler is attached)" if (
+                    "initial_lr" in group) else ""
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}' takes its learning rate from its Keras schedule "
+                    f"({type(self._schedule).__name__}); `param_groups`' 'lr' is not read, so a torch lr_scheduler or "
+                    "a per-group 'lr' would be silently ignored. Create the optimizer with a float `learning_rate` to "
+                    "drive it with a torch lr_scheduler (or per-group rates), or use the Keras schedule alone. "
+                    f"Received: param_groups lr={group['lr']}{attached}"
+                )
 
     @torch.no_grad()
     def _follow_replaced(self, variable=None) -> bool:
@@ -824,7 +865,7 @@ class Optimizer(torch.optim.Optimizer):
             self.learning_rate = float(np.asarray(store["1"]))
             offset = 2
         for i, v in enumerate(variables[offset:], start=offset):
-            v.copy_(torch.as_tensor(np.asarray(store[str(i)]), device=v.device, dtype=v.dtype))
+            v.copy_(_stored_tensor(store[str(i)]).to(device=v.device, dtype=v.dtype))
 
     def get_config(self) -> dict:
         """Keras config: learning rate (float or serialized schedule) and the common arguments."""

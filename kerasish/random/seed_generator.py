@@ -50,6 +50,24 @@ def keras_seeding() -> bool:
     return _RANDOM_SEED[0] is not None
 
 
+_func_transform_stack = torch._C._functorch.peek_interpreter_stack  # None outside torch.func transforms
+
+
+def _outside_func_transforms():
+    """A context where the seed counter advances as plain state even inside `torch.func.grad` / `vmap`
+    (which refuse in-place writes to a tensor the transformed function did not take as an input): the
+    counter is not differentiable data, and the draw itself still follows vmap's `randomness`."""
+    return torch._C._DisableFuncTorch()
+
+
+def outside_func_transforms():
+    """`_outside_func_transforms()` inside a torch.func transform, else a no-op context: for code that
+    writes a seed counter in place (RNN cells' dropout-mask counters)."""
+    if _func_transform_stack() is None:
+        return contextlib.nullcontext()
+    return _outside_func_transforms()
+
+
 def seeded_generator(state, device) -> torch.Generator:
     """A fresh generator on `device` seeded with `(seed + counter) mod 2**32`
     from a `[seed, counter]` state (or that int itself), as Keras's torch
@@ -114,8 +132,14 @@ class SeedGenerator(nn.Module):
         scope = _stateless_scope()
         if scope is not None:
             return self._advance_stateless(scope, ordered)
-        value = self.state.clone()
+        if torch.compiler.is_compiling() or _func_transform_stack() is None:
+            return self._advance_state(ordered)
+        with _outside_func_transforms():
+            return self._advance_state(ordered)
+
+    def _advance_state(self, ordered) -> torch.Tensor:
         with torch.no_grad():
+            value = self.state.clone()
             if ordered:
                 self.state[1] += 1
             else:
@@ -137,13 +161,24 @@ class SeedGenerator(nn.Module):
             return (seed + counter) & 0xFFFFFFFF
         state = self.state
         if state.device.type == "cpu":
-            values = state.numpy()  # (shares the storage: a few times cheaper than tensor indexing)
-            seed, counter = int(values[0]), int(values[1])
-            values[1] = counter + 1
-        else:
+            try:
+                values = state.numpy()  # (shares the storage: a few times cheaper than tensor indexing)
+            except RuntimeError:
+                values = None  # inside a torch.func transform (grad, vmap, jacrev): the path below
+            if values is not None:
+                seed, counter = int(values[0]), int(values[1])
+                values[1] = counter + 1
+                return (seed + counter) & 0xFFFFFFFF
+        if _func_transform_stack() is None:
+            return self._advance_seed_tensor(state)
+        with _outside_func_transforms():
+            return self._advance_seed_tensor(state)
+
+    @staticmethod
+    def _advance_seed_tensor(state) -> int:
+        with torch.no_grad():
             seed, counter = state.tolist()
-            with torch.no_grad():
-                state[1] += 1
+            state[1] += 1
         return (seed + counter) & 0xFFFFFFFF
 
     def _advance_stateless(self, scope, ordered, steps=1) -> torch.Tensor:

@@ -260,7 +260,12 @@ def _to_numpy(value):
             # raw 2-byte values, as Keras writes ml_dtypes.bfloat16 (opaque "V2")
             return (t.cpu().contiguous().view(torch.int16).numpy().view("V2"),)
         return t.cpu().numpy()
-    return np.asarray(value)
+    array = np.asarray(value)
+    if array.dtype.name == "bfloat16" and array.dtype.itemsize == 2:
+        # an ml_dtypes.bfloat16 array (what a bfloat16 Variable's `numpy()` gives): the same raw, tagged bits;
+        # h5py alone would store it untagged, and it would read back as opaque bytes
+        return (array.view("V2"),)
+    return array
 
 
 def write_weights(root, h5file) -> None:

@@ -21,6 +21,7 @@ from kerasish.layers.layer import Layer
 from kerasish.layers.regularization.base_random import attach_seed_generator
 from kerasish.random.seed_generator import _stateless_scope
 from kerasish.random.seed_generator import checkpoint_replay
+from kerasish.random.seed_generator import outside_func_transforms
 from kerasish.utils.argument_validation import as_int
 
 
@@ -138,7 +139,8 @@ class DropoutRNNCell:
                 d["_dropout_calls"] = first + step
                 if gen is not None and not torch.compiler.is_compiling():
                     # the listed seed state (`variables`) follows the counter, as Keras's advances
-                    with torch.no_grad():
+                    # (inside torch.func.grad / vmap too: the counter is plain state, not differentiable data)
+                    with outside_func_transforms(), torch.no_grad():
                         gen.state[1] = first + step
                 return first
 
