@@ -15,7 +15,15 @@ _MEL_HIGH_FREQUENCY_Q = 1127.0
 
 
 def hertz_to_mel(frequencies: torch.Tensor) -> torch.Tensor:
-    return _MEL_HIGH_FREQUENCY_Q * torch.log1p(frequencies / _MEL_BREAK_FREQUENCY_HERTZ)
+    # log(1 + f / 700), not log1p: Keras's formula, so the band edges round as Keras's do
+    return _MEL_HIGH_FREQUENCY_Q * torch.log(1.0 + frequencies / _MEL_BREAK_FREQUENCY_HERTZ)
+
+
+def _keras_linspace(start: torch.Tensor, stop: torch.Tensor, num: int) -> torch.Tensor:
+    """`start + (k / (num - 1)) * (stop - start)`: Keras's torch-backend linspace of tensor
+    endpoints, which rounds differently from `torch.linspace` (up to 2e-4 on mel edges)."""
+    steps = torch.arange(num, dtype=start.dtype, device=start.device) / (num - 1)
+    return start + steps * (stop - start)
 
 
 def linear_to_mel_weight_matrix(
@@ -32,14 +40,12 @@ def linear_to_mel_weight_matrix(
     DC bin gets no weight. Same construction as Keras (and TensorFlow)."""
     kw = {"dtype": dtype, "device": device}
     nyquist = float(sampling_rate) / 2.0
-    linear = torch.linspace(0.0, nyquist, num_spectrogram_bins, **kw)[1:]
+    linear = _keras_linspace(torch.tensor(0.0, **kw), torch.tensor(nyquist, **kw), num_spectrogram_bins)[1:]
     bins_mel = hertz_to_mel(linear).unsqueeze(1)
-    edges = torch.linspace(
-        _MEL_HIGH_FREQUENCY_Q * math.log1p(float(lower_edge_hertz) / _MEL_BREAK_FREQUENCY_HERTZ),
-        _MEL_HIGH_FREQUENCY_Q * math.log1p(float(upper_edge_hertz) / _MEL_BREAK_FREQUENCY_HERTZ),
-        num_mel_bins + 2,
-        **kw,
-    )
+    # the edges' mel values in the matrix's dtype (float32 by default), as Keras computes them:
+    # float64 edges moved the filters' weights by up to ~2e-5 and the dB output by up to ~1e-3
+    lower_mel, upper_mel = hertz_to_mel(torch.tensor([float(lower_edge_hertz), float(upper_edge_hertz)], **kw))
+    edges = _keras_linspace(lower_mel, upper_mel, num_mel_bins + 2)
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
     lower_slopes = (bins_mel - lower) / (center - lower)
     upper_slopes = (upper - bins_mel) / (upper - center)

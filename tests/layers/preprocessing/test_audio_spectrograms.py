@@ -156,3 +156,18 @@ def test_errors():
         L.MelSpectrogram(window="blackman")
     with pytest.raises(ValueError, match=r"`num_mel_bins` must be a positive integer.*num_mel_bins=0"):
         L.MelSpectrogram(num_mel_bins=0)
+
+
+@pytest.mark.parametrize("args", [(128, 129, 16000, 100.0, 3000.0), (40, 257, 8000, 20.0, 4000.0),
+                                  (16, 65, 22050, 300.0, 11025.0)], ids=["band", "full", "high"])
+def test_mel_weight_matrix_equals_keras_bitwise(keras_ref, args):
+    """The filter bank is Keras's bit for bit: band edges from Keras's
+    float32 `1127 * log(1 + f / 700)` and its tensor-endpoint linspace
+    (`start + k / (n - 1) * (stop - start)`); float64 edges and
+    `torch.linspace` moved weights by up to 2e-5 and, with `min_freq` /
+    `max_freq` and a dB output, single values by ~1e-3 of the range."""
+    from kerasish.layers.preprocessing.mel_spectrogram import linear_to_mel_weight_matrix
+
+    expected = keras_ref.ops.convert_to_numpy(keras_ref.layers.MelSpectrogram().linear_to_mel_weight_matrix(*args))
+    got = linear_to_mel_weight_matrix(*args).numpy()
+    np.testing.assert_array_equal(got, expected)
