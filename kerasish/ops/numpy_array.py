@@ -126,18 +126,34 @@ def tri(N, M=None, k=0, dtype=None):  # noqa: N803 - Keras names
 
 @keras_op
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
-    """`num` evenly spaced values from `start` to `stop`."""
+    """`num` evenly spaced values from `start` to `stop`, rounded as Keras's
+    torch backend rounds them: scalar ends go through `torch.linspace`; tensor
+    or array ends (0-d too) are `start + (k / (num - 1)) * (stop - start)`;
+    without the endpoint, `stop` first moves back by one step. Unlike Keras's
+    torch backend, `axis` may be given and `num=1` gives `start` (not NaN)."""
     dt = _td(dtype)
-    start_t = to_tensor(start).to(torch.float32 if dt in (torch.float16, torch.bfloat16) or not dt.is_floating_point
-                                  else dt)
-    stop_t = to_tensor(stop).to(start_t.dtype)
+    work = torch.float32 if dt in (torch.float16, torch.bfloat16) or not dt.is_floating_point else dt
+    if _scalar_ends(start, stop):  # Python / NumPy scalars: their own arithmetic, as Keras does it
+        span = stop - start
+        step = span / (num - 1) if endpoint and num > 1 else span / num if not endpoint and num > 0 else float("nan")
+        if not endpoint and num > 1:
+            stop = stop - span / num
+        out = torch.linspace(float(start), float(stop), num, dtype=work, device=_device_of(start, stop))
+        out = out.to(dt)
+        return (out, step) if retstep else out  # (the step as Keras gives it: a Python float here)
+    start_t = to_tensor(start).to(work)
+    stop_t = to_tensor(stop).to(work)
+    span = stop_t - start_t
     div = (num - 1) if endpoint else num
-    steps = torch.arange(num, dtype=start_t.dtype)
-    shape = (num,) + (1,) * builtins.max(start_t.ndim, stop_t.ndim)
-    step = (stop_t - start_t) / div if div > 0 else torch.full_like(stop_t - start_t, float("nan"))
-    out = start_t + steps.reshape(shape) * step
-    if endpoint and num > 1:
-        out[-1] = stop_t
+    step = span / div if div > 0 else torch.full_like(span, float("nan"))
+    if not endpoint and num > 1:
+        stop_t = stop_t - span / num
+    ndim = builtins.max(start_t.ndim, stop_t.ndim)
+    if num == 1:
+        out = torch.broadcast_to(start_t, torch.broadcast_shapes(start_t.shape, stop_t.shape))[None]
+    else:
+        frac = (torch.arange(num, dtype=work, device=start_t.device) / (num - 1)).reshape((num,) + (1,) * ndim)
+        out = start_t[None] + frac * (stop_t - start_t)[None]
     out = torch.moveaxis(out, 0, axis) if out.ndim > 1 else out
     out = out.to(dt)
     return (out, step) if retstep else out
@@ -145,17 +161,60 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
 
 @keras_op
 def logspace(start, stop, num=50, endpoint=True, base=10, dtype=None, axis=0):
-    """`base ** linspace(start, stop, num)`."""
-    exps = linspace.__wrapped_op__(start, stop, num, endpoint, False, "float32", axis)
-    return torch.pow(torch.as_tensor(float(base)), exps).to(_td(dtype))
+    """`base ** linspace(start, stop, num)`, rounded as Keras's torch backend
+    rounds it: scalar ends through `torch.logspace`, tensor or array ends as
+    `base ** (start + k / (num - 1) * (stop - start))`."""
+    dt = _td(dtype)
+    work = torch.float32 if dt in (torch.float16, torch.bfloat16) or not dt.is_floating_point else dt
+    if _scalar_ends(start, stop):
+        if not endpoint:
+            stop = stop - (stop - start) / num
+        out = torch.logspace(float(start), float(stop), num, base=base, dtype=work, device=_device_of(start, stop))
+        return out.to(dt)
+    start_t, stop_t = to_tensor(start).to(work), to_tensor(stop).to(work)
+    if not endpoint:
+        stop_t = stop_t - (stop_t - start_t) / num
+    return _power_grid(start_t, stop_t, num, base, axis).to(dt)
+
+
+def _scalar_ends(start, stop) -> bool:
+    """Keras's torch backend sends ends that are not both sized (`__len__`: tensors and arrays, 0-d
+    ones too) through torch.linspace/logspace; here only 0-d ones can go that way."""
+    if hasattr(start, "__len__") and hasattr(stop, "__len__"):
+        return False
+    return all(getattr(v, "ndim", 0) == 0 for v in (start, stop))
+
+
+def _device_of(*values):
+    return next((v.device for v in values if isinstance(v, torch.Tensor)), None)
+
+
+def _power_grid(start_t, stop_t, num, base, axis):
+    """`base ** (start + k / (num - 1) * (stop - start))` for tensor ends (num=1: `base ** start`)."""
+    if num == 1:
+        exps = torch.broadcast_to(start_t, torch.broadcast_shapes(start_t.shape, stop_t.shape))[None]
+    else:
+        ndim = builtins.max(start_t.ndim, stop_t.ndim)
+        frac = (torch.arange(num, dtype=start_t.dtype, device=start_t.device) / (num - 1)).reshape((num,) + (1,) * ndim)
+        exps = start_t[None] + frac * (stop_t - start_t)[None]
+    out = base ** exps
+    return torch.moveaxis(out, 0, axis) if out.ndim > 1 else out
 
 
 @keras_op
 def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
-    """`num` values spaced evenly on a log scale from `start` to `stop`."""
-    start_t, stop_t = to_tensor(start).float(), to_tensor(stop).float()
-    exps = linspace.__wrapped_op__(torch.log(start_t), torch.log(stop_t), num, endpoint, False, "float32", axis)
-    return torch.exp(exps).to(_td(dtype))
+    """`num` values spaced evenly on a log scale from `start` to `stop`, as
+    Keras computes them: `sign(start) * 10 ** linspace(log10|start|, log10|stop|)`
+    (so negative ends work too)."""
+    dt = _td(dtype)
+    work = torch.float32 if dt in (torch.float16, torch.bfloat16) or not dt.is_floating_point else dt
+    start_t, stop_t = to_tensor(start).to(work), to_tensor(stop).to(work)
+    log_start, log_stop = torch.log10(torch.abs(start_t)), torch.log10(torch.abs(stop_t))
+    if not endpoint:
+        log_stop = log_stop - (log_stop - log_start) / num
+    out = _power_grid(log_start, log_stop, num, 10, 0) * torch.sign(start_t)
+    out = torch.moveaxis(out, 0, axis) if out.ndim > 1 else out
+    return out.to(dt)
 
 
 @keras_op
