@@ -544,6 +544,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             and (x.dtype is plan[0] or not (x.is_floating_point() or self._float_inputs or x.is_complex()))
         ):
             fast = True
+            takes_training = plan[3]
             spec = plan[2]
             if spec is not None:
                 ndim, min_ndim, max_ndim, axes = spec
@@ -560,6 +561,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             args, x, cast_weights = self._prepare_inputs(args, kwargs)
             if args is None:
                 return x  # a symbolic call: the output KerasTensors
+            takes_training = type(self)._call_has_training
 
         # training: an explicit `training=` wins, then the call in progress
         # (this thread's), then `module.training` once train()/eval() set
@@ -568,11 +570,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         # when it takes it; an explicit `mask=` to a call without one is a TypeError (as Keras)
         state = _LOCAL.state
         stack = state.stack
-        cls = type(self)  # (class-level flags read from the class: fewer guards under torch.compile)
-        takes_training = cls._call_has_training
         # the resolved mode goes to `call`, to sublayers (the stack) or to the full path; a hot
-        # call of a leaf layer whose `call` takes no `training` has no use for it
+        # call of a leaf layer whose `call` takes no `training` has no use for it (nor for the
+        # class: under torch.compile every class attribute read is a guard checked per call)
         if takes_training or not fast or d["_modules"]:
+            cls = type(self)  # (class-level flags read from the class: fewer guards under torch.compile)
             training = kwargs.get("training") if kwargs else None
             if training is None:
                 if stack:
@@ -792,8 +794,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             and d.get("_initial_weights") is None
             and d.get("_remat_mode") is None
         )
-        # the plan `forward` reads: only constants (dynamo guards a tuple of them with one check)
-        d["_plain"] = (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec) if plain else False
+        # the plan `forward` reads: only constants (dynamo guards a tuple of them with one check);
+        # the class's `_call_has_training` rides along so that a hot call reads no class attribute
+        d["_plain"] = (
+            (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec, type(self)._call_has_training)
+            if plain else False
+        )
 
     def _build_once(self, inputs):
         """The first call's build, one thread at a time: a thread that finds

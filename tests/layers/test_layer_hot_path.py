@@ -209,3 +209,52 @@ def test_unpickled_layer_derives_its_plan_again():
     assert old.__dict__["_plain"] is None and "_fast_spec" not in old.__dict__
     torch.testing.assert_close(old(x), layer(x))
     assert _hot(old)
+
+
+class _Scaled(keras.layers.Layer):
+    """A leaf layer whose `call` takes `training` (doubles in training)."""
+
+    def call(self, inputs, training=None):
+        return inputs * 2.0 if training else inputs
+
+
+def test_compiled_hot_call_of_a_layer_taking_training_resolves_it():
+    """The plan carries the class's `call takes training` flag: a compiled hot call still
+    passes an explicit `training=`, the module mode and the default, as eager does."""
+    torch._dynamo.reset()
+    layer = _Scaled()
+    x = torch.ones(2, 3)
+    layer(x)
+    assert _hot(layer) and layer.__dict__["_plain"][3] is True
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), x)  # Keras's default: inference
+    torch.testing.assert_close(compiled(x, training=True), x * 2.0)
+    layer.train()
+    torch.testing.assert_close(compiled(x), x * 2.0)
+    torch.testing.assert_close(compiled(x, training=False), x)
+    assert not keras.layers.Dense(2).__dict__.get("_plain")  # (unbuilt: no plan yet)
+
+
+def test_compiled_hot_call_of_a_leaf_layer_guards_no_class_attribute():
+    """Every guard is checked on every compiled call: the hot call of a leaf layer whose `call`
+    takes no `training` guards its plan, not its class's flags (`tools/count_guards.py`)."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    class Affine(keras.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 3), initializer="ones")
+
+        def call(self, inputs):
+            return inputs @ self.w
+
+    torch._dynamo.reset()
+    layer = Affine()
+    x = torch.ones(2, 4)
+    layer(x)
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), torch.full((2, 3), 4.0))
+    entries = _debug_get_cache_entry_list(type(layer).forward.__code__)
+    assert len(entries) == 1
+    guards = str(entries[0].guard_manager)
+    assert "_plain" in guards  # (the guards are readable: the plan is among them)
+    assert "type(L['self'])" not in guards
