@@ -398,3 +398,24 @@ def test_custom_step_without_backward_raises_instead_of_diverging(job):
     _, ranks, _, _ = job
     for r in ranks:
         assert "updated the weights without calling `backward()`" in str(r["autograd_grad_error"])
+
+
+def test_store_ports_avoid_ephemeral_ports_and_the_other_xdist_worker(monkeypatch):
+    """The helper's ports: below the kernel's ephemeral range (an outgoing
+    connection cannot take one between choosing and binding) and in disjoint
+    bands for pytest-xdist's workers (two multi-process tests at once never
+    pick the same port)."""
+    low = _ephemeral_low()
+    if low - 10000 < 200:
+        pytest.skip(f"the ephemeral range starts at {low}: no room below it for two bands")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    bands = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        bands[worker] = {_free_port() for _ in range(20)}
+        assert all(10000 <= p < low for p in bands[worker])
+    assert max(bands["gw0"]) < min(bands["gw1"])
+    # torch's TCPStore message for a port bound by someone else
+    assert port_was_taken("The server socket has failed to listen on any local network address. port: 29500, "
+                          "useIpv6: false, code: -98, name: EADDRINUSE, message: address already in use")
+    assert not port_was_taken("RuntimeError: Connection reset by peer")
