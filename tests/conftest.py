@@ -98,6 +98,18 @@ def _reseed():
         global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _reseed_module():
+    """Module-scoped fixtures (set up before `_fresh_names`, autouse fixtures
+    first within their scope) also start from the same random state."""
+    _reseed()
+
+
+@pytest.fixture(autouse=True, scope="class")
+def _reseed_class():
+    _reseed()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_names():
     """Every test starts with fresh layer-name counters, the same random
