@@ -55,6 +55,9 @@ def _global_state():
          torch.use_deterministic_algorithms),
         ("torch threads", torch.get_num_threads(), torch.set_num_threads),
     ]
+    if torch.distributed.is_available():  # a default process group left behind puts later fits "in a group"
+        state.append(("torch.distributed default process group", torch.distributed.is_initialized(),
+                      lambda v: v or torch.distributed.destroy_process_group()))
     keras = sys.modules.get("keras")
     if keras is not None and hasattr(keras, "config"):  # the parity oracle, when a test has imported it
         state += [
