@@ -101,11 +101,50 @@ def _reseed():
         global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
 
 
+_MODULE_GENERATORS = {}
+
+
+def _module_generators(module):
+    """The random generators a test module keeps in its globals (`RNG =
+    np.random.default_rng(0)`, a `torch.Generator`, a `random.Random`), with
+    their states when first seen: every test of the module then draws from
+    those states, not from wherever the tests before it (in this worker, in
+    this order) left them."""
+    import random
+
+    key = getattr(module, "__name__", None)
+    if key is None:
+        return []
+    if key not in _MODULE_GENERATORS:
+        found = []
+        for name, value in vars(module).items():
+            if isinstance(value, np.random.Generator):
+                found.append((value.bit_generator, "state", value.bit_generator.state))
+            elif isinstance(value, np.random.RandomState):
+                found.append((value, "set_state", value.get_state()))
+            elif isinstance(value, torch.Generator):
+                found.append((value, "set_state", value.get_state()))
+            elif isinstance(value, random.Random):
+                found.append((value, "setstate", value.getstate()))
+        _MODULE_GENERATORS[key] = found
+    return _MODULE_GENERATORS[key]
+
+
+def _rewind(module):
+    for owner, how, state in _module_generators(module):
+        if how == "state":
+            owner.state = state
+        else:
+            getattr(owner, how)(state)
+
+
 @pytest.fixture(autouse=True, scope="module")
-def _reseed_module():
+def _reseed_module(request):
     """Module-scoped fixtures (set up before `_fresh_names`, autouse fixtures
-    first within their scope) also start from the same random state."""
+    first within their scope) also start from the same random state, and
+    the module's own generators are recorded before any test draws."""
     _reseed()
+    _rewind(request.module)
 
 
 @pytest.fixture(autouse=True, scope="class")
@@ -114,7 +153,7 @@ def _reseed_class():
 
 
 @pytest.fixture(autouse=True)
-def _fresh_names():
+def _fresh_names(request):
     """Every test starts with fresh layer-name counters, the same random
     state, and ends with the process-wide settings it found (floatx, data
     format, dtype policies, the distribution, torch's default dtype, device,
@@ -127,6 +166,7 @@ def _fresh_names():
     if hasattr(kerasish, "utils") and hasattr(kerasish.utils, "clear_session"):
         kerasish.utils.clear_session(free_memory=False)
     _reseed()
+    _rewind(request.module)
     from kerasish import dtype_policies
 
     policy = dtype_policies._global_policy
@@ -138,6 +178,8 @@ def _fresh_names():
     from kerasish.random import seed_generator
 
     seed_generator._RANDOM_SEED[0] = None
+    # the next module-scoped fixture set up (before the next test's rewind) sees the recorded states too
+    _rewind(request.module)
     after = {name: value for name, value, _ in _global_state()}
     leaked = []
     for name, value, restore in before:
