@@ -75,7 +75,7 @@ def test_fit_caps_match_keras(keras_ref, max_epochs, max_steps, fit_kwargs):
 def test_caps_default_and_environment_variables(keras_ref):
     assert kerasish.config.max_epochs() is keras_ref.config.max_epochs() is None
     assert kerasish.config.max_steps_per_epoch() is keras_ref.config.max_steps_per_epoch() is None
-    env = dict(os.environ, KERAS_MAX_EPOCHS="2", KERAS_MAX_STEPS_PER_EPOCH="3", PYTHONPATH=os.getcwd())
+    env = dict(os.environ, KERAS_MAX_EPOCHS="2", KERAS_MAX_STEPS_PER_EPOCH="3", PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     code = ("import kerasish as k, numpy as np; m = k.Sequential([k.Input((1,)), k.layers.Dense(1)]); "
             "m.compile('sgd', 'mse'); h = m.fit(np.ones((20, 1)), np.ones((20, 1)), epochs=9, batch_size=2, "
             "verbose=0); print(k.config.max_epochs(), k.config.max_steps_per_epoch(), len(h.epoch), "

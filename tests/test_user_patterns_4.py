@@ -604,8 +604,12 @@ def test_detect_anomaly_names_the_nan_backward_inside_a_kerasish_model_like_torc
 
 
 # ------------------------------------ share_memory, Hogwild, whole-module pickles
+def _hogwild_child(model, seed):
+    torch.set_num_threads(1)  # in the spawned worker only: the parent's thread count is left alone
+    _hogwild_worker(model, seed)
+
+
 def _hogwild_worker(model, seed):
-    torch.set_num_threads(1)
     g = torch.Generator().manual_seed(seed)
     x, y = torch.randn(8, 4, generator=g), torch.randn(8, 3, generator=g)
     _torch_loop(model, torch.optim.SGD(model.parameters(), lr=0.1), x, y, steps=2)
@@ -625,7 +629,7 @@ def test_share_memory_hogwild_workers_train_the_parents_weights():
     # spawn, as torch's Hogwild example: a fork of pytest-xdist's threaded worker can deadlock
     ctx = mp.get_context("spawn")
     for seed in (1, 2):
-        proc = ctx.Process(target=_hogwild_worker, args=(model, seed))
+        proc = ctx.Process(target=_hogwild_child, args=(model, seed))
         proc.start()
         proc.join(120)
         if proc.is_alive():

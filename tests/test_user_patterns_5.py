@@ -622,7 +622,9 @@ def test_preprocessing_layer_inside_dataloader_workers_gives_the_main_process_nu
     x = np.random.default_rng(0).normal(3.0, 2.0, size=(8, 3)).astype("float32")
     norm = L.Normalization()
     norm.adapt(x)
-    loader = torch.utils.data.DataLoader(_Normalized(norm, x), batch_size=4, num_workers=2, timeout=60)
+    # spawned workers: DataLoader's default on Linux forks pytest-xdist's worker, which runs threads of its own
+    loader = torch.utils.data.DataLoader(_Normalized(norm, x), batch_size=4, num_workers=2, timeout=60,
+                                         multiprocessing_context="spawn")
     got = torch.cat(list(loader))
     want = (x - x.mean(0)) / np.sqrt(x.var(0))
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-5)

@@ -9,9 +9,13 @@ is exercised as under `torchrun --nproc_per_node=2`.
 import csv
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 import numpy as np
 import pytest
@@ -29,34 +33,127 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="needs torch.distributed")
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def _free_port() -> int:
+    """A port to bind a rendezvous store on. Not one the kernel hands out as
+    an ephemeral port (an outgoing connection, e.g. another rank's gloo pair,
+    can take a port freed by `bind(0)` before our rank 0 binds it), and a
+    separate band per pytest-xdist worker, so that two workers running
+    multi-process tests at once never pick the same port. The caller still
+    retries on EADDRINUSE (another program on the machine may bind it)."""
+    import random
+
+    low = min(_ephemeral_low(), 32768)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), index + 1)
+    band = (low - 10000) // count
+    if band >= 100:
+        first = 10000 + index * band
+        for _ in range(50):
+            port = random.randrange(first, first + band)
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def run_ranks(script, out, world=2, timeout=90):
-    """Runs `script out` once per rank with torchrun's environment; fails
-    (and kills every rank) when one fails or the job hangs."""
-    port = _free_port()
-    procs = []
-    for rank in range(world):
-        env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                   LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                   OMP_NUM_THREADS="1", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        procs.append(subprocess.Popen([sys.executable, script, str(out)], env=env, cwd=REPO,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = []
+def port_was_taken(text: str) -> bool:
+    """Whether a failed job's output says its store's port was already bound."""
+    return "EADDRINUSE" in text or "Address already in use" in text or "address already in use" in text
+
+
+def start_process(args, env, log_path):
+    """Starts `args` in a new session (so that a kill reaches its children,
+    e.g. torchrun's ranks), its output going to `log_path`."""
+    with open(log_path, "w") as log:
+        return subprocess.Popen(args, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+
+
+def _kill(procs):
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def wait_processes(procs, log_paths, timeout, what="the processes", grace=15):
+    """Waits for every process with one deadline; returns their outputs and
+    return codes. On the deadline, or `grace` seconds after one failed (the
+    others then wait in a collective that never completes), kills every
+    process group. Never leaves a process behind."""
+    deadline = time.monotonic() + timeout
+    hung = False
     try:
-        for p in procs:
-            outputs.append(p.communicate(timeout=timeout)[0])
-    except subprocess.TimeoutExpired:
-        for p in procs:
-            p.kill()
-        pytest.fail(f"the {world} ranks did not finish within {timeout} s (a collective hung)")
-    failed = [rank for rank, p in enumerate(procs) if p.returncode != 0]
-    assert not failed, "\n".join(f"rank {r} failed:\n{outputs[r][-12000:]}" for r in failed)
-    return outputs
+        while True:
+            codes = [p.poll() for p in procs]
+            if all(c is not None for c in codes):
+                break
+            now = time.monotonic()
+            if any(c not in (None, 0) for c in codes):
+                deadline = min(deadline, now + grace)
+            if now > deadline:
+                hung = not any(c not in (None, 0) for c in codes)
+                break
+            time.sleep(0.1)
+    finally:
+        _kill(procs)
+    outputs = []
+    for path in log_paths:
+        with open(path) as f:
+            outputs.append(f.read())
+    if hung:
+        tails = "\n".join(f"process {i} output:\n{o[-4000:]}" for i, o in enumerate(outputs))
+        pytest.fail(f"{what} did not finish within {timeout} s (a collective hung); killed\n{tails}")
+    return outputs, [p.returncode for p in procs]
+
+
+def check_processes(outputs, codes, what="process"):
+    failed = [i for i, c in enumerate(codes) if c != 0]
+    assert not failed, "\n".join(f"{what} {i} failed (exit {codes[i]}):\n{outputs[i][-12000:]}" for i in failed)
+
+
+def run_ranks(script, out, world=2, timeout=90, attempts=3):
+    """Runs `script out` once per rank with torchrun's environment; fails
+    (and kills every rank) when one fails or the job hangs. Retries on a
+    fresh port when the store's port was taken between choosing and binding."""
+    for attempt in range(attempts):
+        port = _free_port()
+        procs, logs, log_dir = [], [], tempfile.mkdtemp(prefix="ranks-")
+        for rank in range(world):
+            env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                       LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                       OMP_NUM_THREADS="1", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            logs.append(os.path.join(log_dir, f"rank{rank}.log"))
+            procs.append(start_process([sys.executable, script, str(out)], env, logs[-1]))
+        try:
+            outputs, codes = wait_processes(procs, logs, timeout, f"the {world} ranks")
+        finally:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        if any(codes) and attempt + 1 < attempts and any(port_was_taken(o) for o in outputs):
+            continue
+        check_processes(outputs, codes, "rank")
+        return outputs
 
 
 def build_model():
@@ -301,3 +398,24 @@ def test_custom_step_without_backward_raises_instead_of_diverging(job):
     _, ranks, _, _ = job
     for r in ranks:
         assert "updated the weights without calling `backward()`" in str(r["autograd_grad_error"])
+
+
+def test_store_ports_avoid_ephemeral_ports_and_the_other_xdist_worker(monkeypatch):
+    """The helper's ports: below the kernel's ephemeral range (an outgoing
+    connection cannot take one between choosing and binding) and in disjoint
+    bands for pytest-xdist's workers (two multi-process tests at once never
+    pick the same port)."""
+    low = _ephemeral_low()
+    if low - 10000 < 200:
+        pytest.skip(f"the ephemeral range starts at {low}: no room below it for two bands")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    bands = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        bands[worker] = {_free_port() for _ in range(20)}
+        assert all(10000 <= p < low for p in bands[worker])
+    assert max(bands["gw0"]) < min(bands["gw1"])
+    # torch's TCPStore message for a port bound by someone else
+    assert port_was_taken("The server socket has failed to listen on any local network address. port: 29500, "
+                          "useIpv6: false, code: -98, name: EADDRINUSE, message: address already in use")
+    assert not port_was_taken("RuntimeError: Connection reset by peer")

@@ -10,7 +10,6 @@ process_id=...)` themselves (Keras's multi-host form).
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -24,6 +23,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 import guide_worker  # noqa: E402
 from test_data_parallel import REPO  # noqa: E402
 from test_data_parallel import _free_port  # noqa: E402
+from test_data_parallel import check_processes  # noqa: E402
+from test_data_parallel import port_was_taken  # noqa: E402
+from test_data_parallel import start_process  # noqa: E402
+from test_data_parallel import wait_processes  # noqa: E402
 
 WORKER = os.path.join(os.path.dirname(__file__), "guide_worker.py")
 TORCHRUN = shutil.which("torchrun")
@@ -45,18 +48,21 @@ def _clean_env():
     return env
 
 
-def _wait(procs, timeout):
-    outputs = []
-    try:
-        for p in procs:
-            outputs.append(p.communicate(timeout=timeout)[0])
-    except subprocess.TimeoutExpired:
-        for p in procs:
-            p.kill()
-        pytest.fail(f"the job did not finish within {timeout} s (a collective hung)")
-    failed = [i for i, p in enumerate(procs) if p.returncode != 0]
-    assert not failed, "\n".join(f"process {i} failed:\n{outputs[i][-12000:]}" for i in failed)
-    return outputs
+def _run(commands, timeout, log_dir, attempts=3):
+    """Runs `commands()` (a list of (args, env), fresh ports each call) at
+    once, bounded by `timeout`; retries when a store's port was taken between
+    choosing and binding. Every process (and its children) is killed on a
+    hang or a failure."""
+    for attempt in range(attempts):
+        procs, logs = [], []
+        for i, (args, env) in enumerate(commands()):
+            logs.append(os.path.join(str(log_dir), f"try{attempt}_process{i}.log"))
+            procs.append(start_process(args, env, logs[-1]))
+        outputs, codes = wait_processes(procs, logs, timeout, "the job")
+        if any(codes) and attempt + 1 < attempts and any(port_was_taken(o) for o in outputs):
+            continue
+        check_processes(outputs, codes)
+        return outputs
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +92,11 @@ def _reference(data, model, prefix, epochs=3):
 def guide_job(inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("guide")
     np.savez(out / "inputs.npz", **inputs)
-    port = _free_port()
     # the `torchrun` console script, or the module it runs where the script is not on PATH
     launcher = [TORCHRUN] if TORCHRUN is not None else [sys.executable, "-m", "torch.distributed.run"]
-    proc = subprocess.Popen(
-        [*launcher, "--nnodes=1", "--nproc_per_node=2", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
-         WORKER, str(out), "torchrun"],
-        env=_clean_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = _wait([proc], timeout=150)[0]
+    log = _run(lambda: [([*launcher, "--nnodes=1", "--nproc_per_node=2", "--rdzv-backend=c10d",
+                          f"--rdzv-endpoint=127.0.0.1:{_free_port()}", WORKER, str(out), "torchrun"], _clean_env())],
+               timeout=150, log_dir=tmp_path_factory.mktemp("guide_logs"))[0]
     return [dict(np.load(out / f"rank{r}.npz")) for r in range(2)], log
 
 
@@ -178,13 +181,15 @@ def test_initialize_with_explicit_job_addresses(inputs, tmp_path):
     `num_processes` and `process_id`; rank 1 sets the same through
     `KERAS_DISTRIBUTION_*`; no torchrun environment at all."""
     np.savez(tmp_path / "inputs.npz", **inputs)
-    addresses = f"127.0.0.1:{_free_port()},127.0.0.1:{_free_port()}"
-    procs = []
-    for rank in range(2):
-        env = dict(_clean_env(), GUIDE_RANK=str(rank))
-        procs.append(subprocess.Popen([sys.executable, WORKER, str(tmp_path), "explicit", addresses], env=env,
-                                      cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    _wait(procs, timeout=120)
+
+    def commands():
+        addresses = f"127.0.0.1:{_free_port()},127.0.0.1:{_free_port()}"
+        return [([sys.executable, WORKER, str(tmp_path), "explicit", addresses], dict(_clean_env(), GUIDE_RANK=str(rank)))
+                for rank in range(2)]
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    _run(commands, timeout=120, log_dir=logs)
     loss, evaluate, weights = _reference(inputs, guide_worker.guide_functional(dropout=0.0), "f")
     for rank in range(2):
         r = dict(np.load(tmp_path / f"rank{rank}.npz"))

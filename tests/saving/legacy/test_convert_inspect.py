@@ -61,11 +61,11 @@ def test_convert_errors(tmp_path, src, dst, message):
 def test_convert_cli_exit_codes(tmp_path):
     env = {**os.environ, "PYTHONPATH": REPO}
     ok = subprocess.run([sys.executable, "-m", "kerasish.convert", path("mlp.h5"), str(tmp_path / "m.keras")],
-                        capture_output=True, text=True, env=env, cwd=REPO)
+                        capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "m.keras").exists()
     bad = subprocess.run([sys.executable, "-m", "kerasish.convert", path("lambda.h5"), str(tmp_path / "l.keras")],
-                         capture_output=True, text=True, env=env, cwd=REPO)
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert bad.returncode == 2 and "safe_mode" in bad.stderr
 
 

@@ -189,7 +189,7 @@ def test_keras2_hard_sigmoid_survives_a_keras_archive_in_a_fresh_process(tmp_pat
             "print(float(m.get_layer('dense_1').activation(torch.tensor(2.0))))" % out)
     repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo,
-                          env={**os.environ, "PYTHONPATH": repo})
+                          env={**os.environ, "PYTHONPATH": repo}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(0.9)  # 0.2 * 2 + 0.5 (Keras 3: 0.8333)
 
