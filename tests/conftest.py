@@ -46,7 +46,7 @@ def _global_state():
     state += [
         ("kerasish floatx", dtypes._floatx, lambda v: setattr(dtypes, "_floatx", v)),
         ("kerasish interactive logging", dict(io_utils._settings), lambda v: io_utils._settings.update(v)),
-        ("kerasish distribution", dict(distribution_lib._STATE), lambda v: distribution_lib._STATE.update(v)),
+        ("kerasish distribution", distribution_lib.distribution(), distribution_lib.set_distribution),
         ("torch default dtype", torch.get_default_dtype(), torch.set_default_dtype),
         ("torch default device", torch.get_default_device(), torch.set_default_device),
         ("torch grad mode", torch.is_grad_enabled(), torch.set_grad_enabled),
@@ -169,11 +169,11 @@ def _fresh_names(request):
     _rewind(request.module)
     from kerasish import dtype_policies
 
-    policy = dtype_policies._global_policy
+    policy = dtype_policies._GLOBAL.policy  # (this thread's; None means floatx)
     before = _global_state()
     yield
     # tests may set kerasish's global dtype policy and leave it: it goes back quietly, as it always has
-    dtype_policies._global_policy = policy
+    dtype_policies._GLOBAL.policy = policy
     # a test's set_random_seed must not switch later tests to Keras-exact seeding
     from kerasish.random import seed_generator
 

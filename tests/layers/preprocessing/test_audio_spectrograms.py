@@ -84,14 +84,9 @@ MEL_CASES = [
     {"fft_length": 512, "sequence_stride": 256},
     {"num_mel_bins": 40, "sampling_rate": 8000, "sequence_stride": 128, "fft_length": 512, "sequence_length": 400,
      "window": "hamming", "power_to_db": False, "mag_exp": 1.0},
-    # A real difference, not float32 noise: with min_freq/max_freq kerasish's output is up to ~2e-3 dB from
-    # Keras's (float32, 60 random signals: median 8e-4), while Keras float32 is within 1e-5 dB of Keras float64;
-    # about 1 signal in 5 exceeds the tolerance below. It passed only on the draws that the tests before it
-    # happened to leave in the module's generator; every test now gets the same draw, which fails.
-    pytest.param({"fft_length": 256, "sequence_stride": 64, "top_db": 20.0, "ref_power": 2.0, "min_freq": 100,
-                  "max_freq": 3000},
-                 marks=pytest.mark.xfail(reason="MelSpectrogram with min_freq/max_freq differs from Keras by up to "
-                                                "~2e-3 dB (see the comment above)", strict=False)),
+    # with min_freq/max_freq this case was ~1e-3 of the dB range off Keras (float64 band edges); the filter bank is
+    # now Keras's bit for bit (test_mel_weight_matrix_equals_keras_bitwise)
+    {"fft_length": 256, "sequence_stride": 64, "top_db": 20.0, "ref_power": 2.0, "min_freq": 100, "max_freq": 3000},
     {"fft_length": 128, "sequence_stride": 32, "window": None, "num_mel_bins": 16},
 ]
 
