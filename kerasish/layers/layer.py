@@ -630,6 +630,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                     tree.set_mask(outputs, previous)
             return outputs
         outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
+        if d["_plain"] is None and d["built"]:
+            # a layer that finished building inside its call (MultiHeadAttention sets its
+            # input_spec there): its plan now, not one call later, when a model compiled
+            # after one warm-up call would see the plan change and recompile
+            self._derive_plain()
 
         if outputs is None:
             self._raise_none_output()

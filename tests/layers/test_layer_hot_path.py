@@ -258,3 +258,25 @@ def test_compiled_hot_call_of_a_leaf_layer_guards_no_class_attribute():
     guards = str(entries[0].guard_manager)
     assert "_plain" in guards  # (the guards are readable: the plan is among them)
     assert "type(L['self'])" not in guards
+
+
+def test_layer_that_builds_inside_its_call_has_its_plan_after_the_first_call():
+    """MultiHeadAttention sets its input_spec while its first call runs (after the call's own
+    plan was derived): the plan is derived again when that call ends, so a model compiled after
+    one warm-up call does not recompile on its second compiled call (the plan used to appear
+    one eager call later, changing under the compiled code)."""
+    torch._dynamo.reset()
+    mha = keras.layers.MultiHeadAttention(2, 4)
+    x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(0))
+    expected = mha(x, x)
+    assert mha.__dict__["_plain"]  # derived by the first call
+    counts = []
+
+    def backend(gm, example_inputs):
+        counts.append(1)
+        return gm.forward
+
+    compiled = torch.compile(mha, backend=backend)
+    for _ in range(3):
+        torch.testing.assert_close(compiled(x, x), expected)
+    assert len(counts) == 1
