@@ -10,8 +10,12 @@ Supported inputs (Keras 3 semantics):
 - a map-style or iterable `torch.utils.data.Dataset`, batched here with a
   `DataLoader(batch_size, shuffle)`.
 
-Arrays become torch tensors once (float64 NumPy arrays become `floatx()`,
-as Keras's data adapters do), batches are gathered with one `index_select`
+Arrays become torch tensors once, and every floating array (NumPy, torch;
+float16, bfloat16, float64, float8) whose dtype is not `floatx()` is cast to
+`floatx()` then, as Keras 3's array adapter does for `x`, `y` and
+`sample_weight` (`cast_to_floatx`); integer, bool, complex and string data
+keep their dtype. Batches of generators, PyDatasets and DataLoaders are not
+cast (Keras 3 leaves them alone too). Batches are gathered with one `index_select`
 per array, and each batch is moved to the model's device. When the model is
 on an accelerator and the arrays are small (`_DEVICE_RESIDENT_BYTES`), the
 whole dataset is moved there once, so batching costs no host-to-device copy.
@@ -137,6 +141,20 @@ def to_tensor(x):
             return strings  # for `dtype="string"` model inputs: torch has no string tensors
         raise ValueError(f"Cannot convert an array of dtype object to a tensor. Received: {type(x).__name__}")
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def cast_to_floatx(t):
+    """A floating tensor whose dtype is not `floatx()` cast to `floatx()`;
+    any other leaf (a `floatx()` tensor: no copy; integer, bool, complex,
+    host strings, None) as it is. Keras 3's `ArrayDataAdapter` does this to
+    every array of `x`, `y` and `sample_weight` when the adapter is made
+    ("Normalize floats to floatx"), not to batches of generators, PyDatasets
+    or DataLoaders."""
+    if isinstance(t, torch.Tensor) and t.is_floating_point():
+        target = to_torch_dtype(floatx())
+        if t.dtype != target:
+            return t.to(target)
+    return t
 
 
 def host_strings(arr: np.ndarray):
@@ -280,7 +298,8 @@ class ArrayDataAdapter(DataAdapter):
                 raise ValueError("`class_weight` requires targets `y`.")
             sample_weight = class_weight_to_sample_weights(y, class_weight)
         data = pack_x_y_sample_weight(x, y, sample_weight)
-        data = map_structure(to_tensor, data)
+        # once, here, as Keras's array adapter: every non-floatx float array becomes floatx
+        data = map_structure(lambda v: cast_to_floatx(to_tensor(v)), data)
         check_data_cardinality(data if isinstance(data, tuple) else (data,))
         leaves = [t for t in _flatten(data) if t is not None]
         if not leaves:
