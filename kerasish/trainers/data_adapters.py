@@ -120,8 +120,9 @@ def can_convert_arrays(data) -> bool:
 
 
 def to_tensor(x):
-    """An array-like as a torch tensor (float64 NumPy -> floatx, like Keras). A
-    tensor made under `torch.inference_mode()` (features from a frozen model)
+    """An array-like as a torch tensor of its own dtype (the array adapter
+    casts to floatx after, `cast_to_floatx`; a generator's or PyDataset's
+    NumPy batches keep their dtype, as in Keras). A tensor made under `torch.inference_mode()` (features from a frozen model)
     is copied once into an ordinary tensor: data for `fit`, whose batches
     (views of it) autograd would refuse."""
     if x is None:
@@ -133,8 +134,6 @@ def to_tensor(x):
     arr = np.asarray(x)
     if dtypes.is_bfloat16_array(arr):
         return dtypes.bfloat16_array_to_tensor(arr)
-    if arr.dtype == np.float64:
-        arr = arr.astype(floatx())
     if arr.dtype.kind in "USO":
         strings = host_strings(arr)
         if strings is not None:

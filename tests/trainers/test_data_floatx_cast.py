@@ -1,7 +1,8 @@
 """fit/evaluate/predict cast non-floatx float arrays to floatx, as Keras 3's
 ArrayDataAdapter does ("Normalize floats to floatx"): NumPy and torch, float16,
 bfloat16 and float64, in x, y and sample_weight. Integer and bool data keep
-their dtype. Every case runs real Keras (torch backend) on the same weights."""
+their dtype; batches of generators and DataLoaders are not cast (neither
+does Keras). Every case runs real Keras (torch backend) on the same weights."""
 
 import numpy as np
 import pytest
@@ -154,6 +155,36 @@ def test_float32_tensor_is_not_copied():
     adapter = ArrayDataAdapter(x, batch_size=8)
     (batch,) = list(adapter)
     assert batch.data_ptr() == x.data_ptr()
+
+
+def _source(kind, k):
+    """A float64 source of two batches of 4, for `fit` of kerasish (k=kerasish) or Keras (k=keras_ref)."""
+    x, y = np.ones((8, 3)), np.ones((8, 1))
+    if kind == "generator":
+        return (b for b in [(x[:4], y[:4]), (x[4:], y[4:])])
+    if kind == "pydataset":
+        class Batches(k.utils.PyDataset):
+            def __len__(self):
+                return 2
+
+            def __getitem__(self, i):
+                return x[4 * i:4 * i + 4], y[4 * i:4 * i + 4]
+
+        return Batches()
+    ds = torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y))
+    return torch.utils.data.DataLoader(ds, batch_size=4)
+
+
+@pytest.mark.parametrize("kind", ["generator", "pydataset", "dataloader"])
+def test_generator_pydataset_dataloader_batches_are_not_cast(keras_ref, kind):
+    """Keras casts arrays only: float64 batches (NumPy or torch) of a
+    generator, PyDataset or DataLoader reach `train_step` as float64."""
+    (ours, seen_ours), (ref, seen_ref) = _recording_models(keras_ref)
+    for m, seen, k in ((ours, seen_ours, keras), (ref, seen_ref, keras_ref)):
+        m.compile(optimizer="sgd", loss="mse")
+        m.fit(_source(kind, k), epochs=1, steps_per_epoch=2 if kind == "generator" else None, verbose=0)
+    assert seen_ref == [("float64", "float64", None)] * 2
+    assert seen_ours == seen_ref
 
 
 def test_float64_model_against_keras_float64_model(keras_ref):
