@@ -227,3 +227,49 @@ def test_set_floatx_float64_keeps_float64_data(keras_ref):
         keras.config.set_floatx(old_ours)
         keras_ref.config.set_floatx(old_ref)
         keras_ref.config.set_dtype_policy(old_policy)
+
+
+def _recording_eval_models(keras_ref):
+    """Models whose `test_step` records the dtypes it receives."""
+    (ours, _), (ref, _) = _recording_models(keras_ref)
+    seen = {"ours": [], "ref": []}
+
+    def recorder(model, key, unpack):
+        def test_step(data):
+            x, y, sw = unpack(data)
+            seen[key].append(tuple(None if t is None else str(t.dtype).replace("torch.", "") for t in (x, y, sw)))
+            return {}
+        model.test_step = test_step
+
+    recorder(ours, "ours", keras.utils.unpack_x_y_sample_weight)
+    recorder(ref, "ref", keras_ref.utils.unpack_x_y_sample_weight)
+    return ours, ref, seen
+
+
+@pytest.mark.parametrize("how", ["validation_data", "validation_split"])
+def test_validation_arrays_are_cast(keras_ref, how):
+    """`validation_data` tuples and the `validation_split` part go through the array adapter: cast, as in Keras."""
+    ours, ref, seen = _recording_eval_models(keras_ref)
+    x32, y32 = np.ones((8, 3), np.float32), np.ones((8, 1), np.float32)
+    x64, y16 = torch.ones(8, 3, dtype=torch.float64), torch.ones(8, 1, dtype=torch.float16)
+    for m in (ours, ref):
+        m.compile(optimizer="sgd", loss="mse")
+        if how == "validation_data":
+            m.fit(x32, y32, validation_data=(x64, y16, np.ones(8)), batch_size=4, epochs=1, verbose=0)
+        else:
+            m.fit(x64, y16, validation_split=0.5, batch_size=4, epochs=1, verbose=0)
+    assert seen["ref"] and seen["ref"][0][:2] == ("float32", "float32")
+    assert seen["ours"] == seen["ref"]
+
+
+def test_train_on_batch_float64_numpy_matches_keras(keras_ref):
+    """`train_on_batch` (no data adapter, in Keras or here) on float64 NumPy data: same loss as Keras."""
+    rng = np.random.default_rng(3)
+    x, y, sw = rng.normal(size=(6, D)), rng.normal(size=(6, 2)), rng.uniform(0.5, 2, size=(6,))
+    ours, ref = _pair(keras_ref)
+    got = [ours.train_on_batch(x, y, sample_weight=sw, return_dict=True) for _ in range(2)]
+    want = [ref.train_on_batch(x, y, sample_weight=sw, return_dict=True) for _ in range(2)]
+    for g, w in zip(got, want):
+        assert set(g) == set(w)
+        for k in w:
+            np.testing.assert_allclose(g[k], w[k], rtol=ATOL, atol=ATOL, err_msg=k)
