@@ -46,9 +46,11 @@ _activation("softsign", F.softsign, "`x / (1 + |x|)`.")
 _activation("silu", F.silu, "`x * sigmoid(x)` (swish).")
 _activation("swish", F.silu, "`x * sigmoid(x)` (same as `silu`).")
 _activation("log_sigmoid", F.logsigmoid, "`log(sigmoid(x))`, computed stably.")
-_activation("hard_sigmoid", lambda x: torch.clamp(x / 6.0 + 0.5, 0.0, 1.0), "`clip(x / 6 + 0.5, 0, 1)`.")
-_activation("hard_silu", lambda x: x * torch.clamp(x / 6.0 + 0.5, 0.0, 1.0), "`x * hard_sigmoid(x)`.")
-_activation("hard_swish", lambda x: x * torch.clamp(x / 6.0 + 0.5, 0.0, 1.0), "`x * hard_sigmoid(x)`.")
+# torch's fused hardsigmoid / hardswish kernels (as Keras's torch backend): bit-equal
+# to Keras, where `x / 6 + 0.5` composed rounds differently (up to ~1e3 ulp near 0)
+_activation("hard_sigmoid", F.hardsigmoid, "`clip(x / 6 + 0.5, 0, 1)`.")
+_activation("hard_silu", F.hardswish, "`x * hard_sigmoid(x)`.")
+_activation("hard_swish", F.hardswish, "`x * hard_sigmoid(x)`.")
 _activation("selu", F.selu, "Scaled exponential linear unit.")
 _activation("hard_tanh", lambda x: torch.clamp(x, -1.0, 1.0), "`clip(x, -1, 1)`.")
 _activation("tanh_shrink", lambda x: x - torch.tanh(x), "`x - tanh(x)`.")
@@ -237,11 +239,14 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, **kwarg
     epsilon = _config.epsilon() if epsilon is None else epsilon
     if kwargs.get("rms_scaling"):
         return rms_normalization.__wrapped_op__(x, gamma, axis, epsilon)
-    if isinstance(axis, int) and axis % x.ndim == x.ndim - 1:
+    dims = (axis,) if isinstance(axis, int) else tuple(axis)
+    trailing = sorted(d % x.ndim for d in dims) == list(range(x.ndim - len(dims), x.ndim)) if dims else False
+    if trailing:
+        # the trailing axes (one or several): torch's fused kernel, as Keras's torch backend
+        # (bit-equal to it; mean/var composed differ by a few ulp)
         w = None if gamma is None else to_tensor(gamma).to(x.dtype)
         bias = None if beta is None else to_tensor(beta).to(x.dtype)
-        return F.layer_norm(x, (x.shape[-1],), w, bias, epsilon)
-    dims = (axis,) if isinstance(axis, int) else tuple(axis)
+        return F.layer_norm(x, tuple(x.shape[len(x.shape) - len(dims):]), w, bias, epsilon)
     mean = torch.mean(x, dim=dims, keepdim=True)
     var = torch.mean(torch.square(x - mean), dim=dims, keepdim=True)
     out = (x - mean) * torch.rsqrt(var + epsilon)
@@ -313,7 +318,12 @@ def binary_crossentropy(target, output, from_logits=False):
         return F.binary_cross_entropy_with_logits(output, target, reduction="none")
     eps = _config.epsilon()
     output = torch.clamp(output, eps, 1.0 - eps)
-    return -(target * torch.log(output) + (1.0 - target) * torch.log(1.0 - output))
+    if target.requires_grad:
+        # torch's fused BCE has no gradient w.r.t. the target
+        return -(target * torch.log(output) + (1.0 - target) * torch.log1p(-output))
+    # torch's fused kernel, as Keras's torch backend: bit-equal to Keras (the composed
+    # formula differs by up to ~100 ulp), and one kernel instead of six
+    return F.binary_cross_entropy(output, target, reduction="none")
 
 
 @keras_op

@@ -1,0 +1,89 @@
+"""Ops that now equal Keras 3's (torch backend) bit for bit, because kerasish
+computes them with the same torch kernel as Keras's torch backend:
+`hard_sigmoid` / `hard_silu` / `hard_swish` (torch's fused `hardsigmoid` /
+`hardswish`; `x / 6 + 0.5` composed was up to ~1e3 ulp off near 0), `std`
+(torch's fused `std`; `sqrt(var)` was an ulp off), `binary_crossentropy` on
+probabilities (torch's fused BCE after the clip; the composed logs were up to
+~100 ulp off) and `layer_normalization` over several trailing axes (torch's
+`layer_norm`; mean/var composed were a few ulp off).
+
+The inputs are random normal (and probabilities) of a size where the
+composed formulas did round differently; the comparison is
+`np.testing.assert_array_equal` (NaN-aware), no tolerance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish.ops as kops
+
+RNG = np.random.default_rng(7)
+
+
+def normal(*shape, scale=3.0):
+    return torch.tensor((RNG.standard_normal(shape) * scale).astype("float32"))
+
+
+N = normal(32, 65)
+N2 = normal(32, 65)
+P = torch.sigmoid(N)
+Q = torch.sigmoid(N2)
+# 0 and 1 targets and outputs at and beyond the clip, too
+P_EDGE = torch.tensor([[0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 0.3]], dtype=torch.float32)
+T_EDGE = torch.tensor([[0.0, 1.0, 0.0, 1.0, 1.0, 0.7]], dtype=torch.float32)
+X3 = normal(4, 9, 11)
+
+CASES = [
+    ("hard_sigmoid", (N,), {}),
+    ("hard_silu", (N,), {}),
+    ("hard_swish", (N,), {}),
+    ("hard_sigmoid", (torch.tensor([-3.0, -2.999, 0.0, 1e-8, 2.999, 3.0, float("nan")]),), {}),
+    ("hard_silu", (torch.tensor([-3.0, -2.999, 0.0, 1e-8, 2.999, 3.0, float("nan")]),), {}),
+    ("std", (N,), {}),
+    ("std", (N,), {"axis": 0}),
+    ("std", (N,), {"axis": -1, "keepdims": True}),
+    ("std", (X3,), {"axis": (0, 2)}),
+    ("binary_crossentropy", (Q, P), {}),
+    ("binary_crossentropy", (T_EDGE, P_EDGE), {}),
+    ("binary_crossentropy", ((Q > 0.5).float(), P), {}),
+    ("layer_normalization", (X3,), {"axis": (1, 2)}),
+    ("layer_normalization", (X3,), {"axis": [-2, -1]}),
+    ("layer_normalization", (X3, normal(9, 11), normal(9, 11)), {"axis": (1, 2), "epsilon": 1e-5}),
+    ("layer_normalization", (N, normal(65), normal(65)), {"axis": -1}),
+]
+
+
+@pytest.mark.parametrize("name,args,kwargs", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_op_equals_keras_bitwise(keras_ref, name, args, kwargs):
+    expected = keras_ref.ops.convert_to_numpy(getattr(keras_ref.ops, name)(*args, **kwargs))
+    got = getattr(kops, name)(*args, **kwargs)
+    assert isinstance(got, torch.Tensor)
+    assert got.numpy().dtype == expected.dtype
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
+def test_binary_crossentropy_keeps_a_gradient_for_the_target():
+    # torch's fused BCE has none; a differentiable target takes the composed
+    # formula, whose values agree with the fused one to rounding
+    target = Q.clone().requires_grad_(True)
+    out = kops.binary_crossentropy(target, P)
+    out.sum().backward()
+    assert target.grad is not None
+    # d/dt of -(t log p + (1 - t) log(1 - p)) is log(1 - p) - log(p)
+    p = P.double().clamp(1e-7, 1 - 1e-7)
+    np.testing.assert_allclose(target.grad.numpy(), (torch.log1p(-p) - torch.log(p)).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.detach().numpy(), kops.binary_crossentropy(Q, P).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_layer_normalization_over_leading_axes_is_still_the_maths():
+    # axes that are not the trailing ones: Keras's torch backend hands them to
+    # F.layer_norm as if they were (wrong shape); kerasish normalizes over them
+    x = normal(6, 5, 4).double()
+    out = kops.layer_normalization(x, axis=(0, 1), epsilon=1e-3).numpy()
+    xn = x.numpy()
+    mean = xn.mean(axis=(0, 1), keepdims=True)
+    var = xn.var(axis=(0, 1), keepdims=True)
+    np.testing.assert_allclose(out, (xn - mean) / np.sqrt(var + 1e-3), rtol=1e-10, atol=1e-12)
