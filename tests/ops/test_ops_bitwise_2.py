@@ -5,7 +5,9 @@ computes them with the same torch kernel as Keras's torch backend:
 (torch's fused `std`; `sqrt(var)` was an ulp off), `binary_crossentropy` on
 probabilities (torch's fused BCE after the clip; the composed logs were up to
 ~100 ulp off) and `layer_normalization` over several trailing axes (torch's
-`layer_norm`; mean/var composed were a few ulp off).
+`layer_norm`; mean/var composed were a few ulp off) and `average_pool` with
+"same" padding that is even on both sides (torch's pooling with
+`count_include_pad=False`; dividing two poolings was an ulp off).
 
 The inputs are random normal (and probabilities) of a size where the
 composed formulas did round differently; the comparison is
@@ -53,6 +55,11 @@ CASES = [
     ("layer_normalization", (X3,), {"axis": [-2, -1]}),
     ("layer_normalization", (X3, normal(9, 11), normal(9, 11)), {"axis": (1, 2), "epsilon": 1e-5}),
     ("layer_normalization", (N, normal(65), normal(65)), {"axis": -1}),
+    ("average_pool", (normal(2, 7, 7, 3), 3), {"strides": 2, "padding": "same"}),
+    ("average_pool", (normal(2, 8, 8, 3), 3), {"strides": 1, "padding": "same"}),
+    ("average_pool", (normal(2, 10, 3), 3), {"strides": 3, "padding": "same"}),
+    ("average_pool", (normal(1, 5, 7, 7, 2), 3), {"strides": 2, "padding": "same"}),
+    ("average_pool", (normal(2, 3, 9, 9), 5), {"strides": 2, "padding": "same", "data_format": "channels_first"}),
 ]
 
 
@@ -87,3 +94,15 @@ def test_layer_normalization_over_leading_axes_is_still_the_maths():
     mean = xn.mean(axis=(0, 1), keepdims=True)
     var = xn.var(axis=(0, 1), keepdims=True)
     np.testing.assert_allclose(out, (xn - mean) / np.sqrt(var + 1e-3), rtol=1e-10, atol=1e-12)
+
+
+def test_average_pool_with_uneven_same_padding_leaves_the_padding_out():
+    # TF's rule (and kerasish's AveragePooling layers): the mean of the real
+    # values under the window. Keras 3.15's torch backend pads by replicating
+    # the border here instead, so the reference is NumPy.
+    x = normal(2, 9, 3)
+    out = kops.average_pool(x, 4, strides=2, padding="same").numpy()
+    xn = x.numpy().astype("float64")
+    # length 9, window 4, stride 2: 5 outputs, total padding 3 = 1 before, 2 after
+    ref = np.stack([xn[:, max(0, 2 * i - 1):min(9, 2 * i - 1 + 4)].mean(axis=1) for i in range(5)], axis=1)
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
