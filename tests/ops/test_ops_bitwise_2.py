@@ -7,7 +7,10 @@ probabilities (torch's fused BCE after the clip; the composed logs were up to
 ~100 ulp off) and `layer_normalization` over several trailing axes (torch's
 `layer_norm`; mean/var composed were a few ulp off) and `average_pool` with
 "same" padding that is even on both sides (torch's pooling with
-`count_include_pad=False`; dividing two poolings was an ulp off).
+`count_include_pad=False`; dividing two poolings was an ulp off), and
+`image.map_coordinates` (each tap's weights multiplied together before the
+value, Keras's order; up to ~30 ulp off before), hence `image.affine_transform`
+and `image.perspective_transform` built on it.
 
 The inputs are random normal (and probabilities) of a size where the
 composed formulas did round differently; the comparison is
@@ -68,6 +71,33 @@ def test_op_equals_keras_bitwise(keras_ref, name, args, kwargs):
     expected = keras_ref.ops.convert_to_numpy(getattr(keras_ref.ops, name)(*args, **kwargs))
     got = getattr(kops, name)(*args, **kwargs)
     assert isinstance(got, torch.Tensor)
+    assert got.numpy().dtype == expected.dtype
+    np.testing.assert_array_equal(got.numpy(), expected)
+
+
+IMG = torch.tensor(RNG.uniform(0, 1, (2, 17, 19, 3)).astype("float32"))
+TRANSFORMS = torch.tensor([[1.1, 0.2, -1.0, -0.1, 0.9, 0.5, 0.0, 0.0],
+                           [0.8, -0.3, 2.0, 0.2, 1.2, -1.5, 0.0, 0.0]], dtype=torch.float32)
+IMAGE_CASES = (
+    [("map_coordinates", (normal(5, 6), normal(2, 3, 4, scale=3.0) + 2.5, order),
+      {"fill_mode": mode, "fill_value": 0.5})
+     for order in (0, 1) for mode in ("constant", "nearest", "wrap", "mirror", "reflect")]
+    + [("affine_transform", (IMG, TRANSFORMS), {"interpolation": interp, "fill_mode": mode})
+       for interp in ("nearest", "bilinear") for mode in ("constant", "nearest", "wrap", "reflect")]
+    + [("perspective_transform", (IMG, torch.tensor([[0, 0], [18, 0], [0, 16], [18, 16]], dtype=torch.float32),
+                                  torch.tensor([[1, 0.5], [17, 1], [0, 16], [18.5, 15]], dtype=torch.float32)), {})]
+)
+
+
+def _copies(args):
+    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+
+
+@pytest.mark.parametrize("name,args,kwargs", IMAGE_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(IMAGE_CASES)])
+def test_image_op_equals_keras_bitwise(keras_ref, name, args, kwargs):
+    # each gets its own copies: Keras's affine_transform writes into its transform
+    expected = keras_ref.ops.convert_to_numpy(getattr(keras_ref.ops.image, name)(*_copies(args), **kwargs))
+    got = getattr(kops.image, name)(*_copies(args), **kwargs)
     assert got.numpy().dtype == expected.dtype
     np.testing.assert_array_equal(got.numpy(), expected)
 
