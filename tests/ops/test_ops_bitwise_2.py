@@ -10,7 +10,9 @@ probabilities (torch's fused BCE after the clip; the composed logs were up to
 `count_include_pad=False`; dividing two poolings was an ulp off), and
 `image.map_coordinates` (each tap's weights multiplied together before the
 value, Keras's order; up to ~30 ulp off before), hence `image.affine_transform`
-and `image.perspective_transform` built on it.
+and `image.perspective_transform` built on it; `image.scale_and_translate`
+with the Lanczos kernels (`r sin(pi x) sin(pi x / r) / (pi x)**2` written
+out, as Keras/JAX evaluate it; `sinc(x) sinc(x / r)` was up to ~100 ulp off).
 
 The inputs are random normal (and probabilities) of a size where the
 composed formulas did round differently; the comparison is
@@ -84,6 +86,9 @@ IMAGE_CASES = (
      for order in (0, 1) for mode in ("constant", "nearest", "wrap", "mirror", "reflect")]
     + [("affine_transform", (IMG, TRANSFORMS), {"interpolation": interp, "fill_mode": mode})
        for interp in ("nearest", "bilinear") for mode in ("constant", "nearest", "wrap", "reflect")]
+    + [("scale_and_translate", (IMG, (2, 29, 7, 3), torch.tensor([29 / 17, 7 / 19]), torch.tensor([0.5, -0.25]),
+                                (1, 2), method), {"antialias": aa})
+       for method in ("linear", "cubic", "lanczos3", "lanczos5") for aa in (True, False)]
     + [("perspective_transform", (IMG, torch.tensor([[0, 0], [18, 0], [0, 16], [18, 16]], dtype=torch.float32),
                                   torch.tensor([[1, 0.5], [17, 1], [0, 16], [18.5, 15]], dtype=torch.float32)), {})]
 )
