@@ -12,7 +12,9 @@ probabilities (torch's fused BCE after the clip; the composed logs were up to
 value, Keras's order; up to ~30 ulp off before), hence `image.affine_transform`
 and `image.perspective_transform` built on it; `image.scale_and_translate`
 with the Lanczos kernels (`r sin(pi x) sin(pi x / r) / (pi x)**2` written
-out, as Keras/JAX evaluate it; `sinc(x) sinc(x / r)` was up to ~100 ulp off).
+out, as Keras/JAX evaluate it; `sinc(x) sinc(x / r)` was up to ~100 ulp off),
+and `image.ssim` (each channel blurred as its own image and averaged over
+space before channels, as Keras does; a few ulp off before).
 
 The inputs are random normal (and probabilities) of a size where the
 composed formulas did round differently; the comparison is
@@ -89,6 +91,10 @@ IMAGE_CASES = (
     + [("scale_and_translate", (IMG, (2, 29, 7, 3), torch.tensor([29 / 17, 7 / 19]), torch.tensor([0.5, -0.25]),
                                 (1, 2), method), {"antialias": aa})
        for method in ("linear", "cubic", "lanczos3", "lanczos5") for aa in (True, False)]
+    + [("ssim", (IMG, torch.tensor(RNG.uniform(0, 1, (2, 17, 19, 3)).astype("float32"))), {}),
+       ("ssim", (IMG, IMG.flip(1)), {"filter_size": 5, "filter_sigma": 0.8}),
+       ("ssim", (IMG[0], IMG[1]), {"max_val": 2.0, "filter_size": 3}),
+       ("ssim", (IMG.permute(0, 3, 1, 2), IMG.flip(2).permute(0, 3, 1, 2)), {"data_format": "channels_first"})]
     + [("perspective_transform", (IMG, torch.tensor([[0, 0], [18, 0], [0, 16], [18, 16]], dtype=torch.float32),
                                   torch.tensor([[1, 0.5], [17, 1], [0, 16], [18.5, 15]], dtype=torch.float32)), {})]
 )
