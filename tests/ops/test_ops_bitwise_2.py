@@ -14,7 +14,9 @@ and `image.perspective_transform` built on it; `image.scale_and_translate`
 with the Lanczos kernels (`r sin(pi x) sin(pi x / r) / (pi x)**2` written
 out, as Keras/JAX evaluate it; `sinc(x) sinc(x / r)` was up to ~100 ulp off),
 and `image.ssim` (each channel blurred as its own image and averaged over
-space before channels, as Keras does; a few ulp off before).
+space before channels, as Keras does; a few ulp off before), and
+`associative_scan` (JAX's odd/even recursion, which Keras follows, instead of
+a step-by-step loop).
 
 The inputs are random normal (and probabilities) of a size where the
 composed formulas did round differently; the comparison is
@@ -147,3 +149,45 @@ def test_average_pool_with_uneven_same_padding_leaves_the_padding_out():
     # length 9, window 4, stride 2: 5 outputs, total padding 3 = 1 before, 2 after
     ref = np.stack([xn[:, max(0, 2 * i - 1):min(9, 2 * i - 1 + 4)].mean(axis=1) for i in range(5)], axis=1)
     np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+
+
+SCAN_FNS = {"add": lambda a, b: a + b, "mul": lambda a, b: a * b, "max": torch.maximum}
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 33])
+@pytest.mark.parametrize("axis,reverse", [(0, False), (1, True), (-1, False)])
+@pytest.mark.parametrize("fn", sorted(SCAN_FNS))
+def test_associative_scan_equals_keras_bitwise(keras_ref, n, axis, reverse, fn):
+    x = normal(3, n, 2) if axis == 1 else (normal(n, 3) if axis == 0 else normal(2, n))
+    got = kops.associative_scan(SCAN_FNS[fn], x, reverse=reverse, axis=axis)
+    expected = keras_ref.ops.associative_scan(SCAN_FNS[fn], x.clone(), reverse=reverse, axis=axis)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+def test_associative_scan_of_a_structure_equals_keras_bitwise(keras_ref):
+    # the first-order linear recurrence h_t = a_t h_{t-1} + b_t as a scan of pairs
+    a, b = normal(11, 3, scale=0.5), normal(11, 3)
+
+    def fn(p, q):
+        return (p[0] * q[0], p[1] * q[0] + q[1])
+
+    got = kops.associative_scan(fn, (a, b))
+    expected = keras_ref.ops.associative_scan(fn, (a.clone(), b.clone()))
+    assert isinstance(got, tuple)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+    h, ref = torch.zeros(3, dtype=torch.float64), []
+    for t in range(11):
+        h = a[t].double() * h + b[t].double()
+        ref.append(h)
+    np.testing.assert_allclose(got[1].numpy(), torch.stack(ref).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_associative_scan_keeps_the_dtype_and_negative_zeros():
+    # Keras's torch backend returns float32 and 0.0 here (it interleaves by adding zeros)
+    ints = torch.arange(1, 8, dtype=torch.int32)
+    out = kops.associative_scan(lambda a, b: a + b, ints)
+    assert out.dtype == torch.int32
+    np.testing.assert_array_equal(out.numpy(), np.cumsum(np.arange(1, 8)))
+    zeros = torch.tensor([-0.0, -0.0, -0.0, -0.0])
+    assert bool(torch.signbit(kops.associative_scan(lambda a, b: a + b, zeros)).all())
