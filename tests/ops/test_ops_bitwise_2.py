@@ -191,3 +191,23 @@ def test_associative_scan_keeps_the_dtype_and_negative_zeros():
     np.testing.assert_array_equal(out.numpy(), np.cumsum(np.arange(1, 8)))
     zeros = torch.tensor([-0.0, -0.0, -0.0, -0.0])
     assert bool(torch.signbit(kops.associative_scan(lambda a, b: a + b, zeros)).all())
+
+
+@pytest.mark.parametrize("sequence_length,stride,fft_length,window,length", [
+    (64, 16, 64, "hann", None), (64, 16, 64, "hann", 400), (60, 16, 64, "hamming", None),
+    (64, 16, 128, "hann", None), (32, 8, 32, "hann", 300), (64, 16, 64, None, None)])
+def test_istft_without_centering_equals_keras(keras_ref, sequence_length, stride, fft_length, window, length):
+    # torch.istft refuses center=False (the uncentred window envelope is zero at
+    # the ends; kerasish raised torch's RuntimeError); TF's/Keras's overlap-add
+    # with a constant window normalization instead
+    x = normal(2, 3, 400, scale=1.0)
+    spec = kops.stft(x, sequence_length, stride, fft_length, window=window, center=False)
+    got = kops.istft(spec, sequence_length, stride, fft_length, length=length, window=window, center=False)
+    expected = keras_ref.ops.istft(spec, sequence_length, stride, fft_length, length=length, window=window,
+                                   center=False)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    if window is not None:
+        # away from the ends (where the frames' windows do not overlap fully) the signal comes back
+        n = got.shape[-1]
+        np.testing.assert_allclose(got[..., fft_length:n - fft_length].numpy(),
+                                   x[..., fft_length:n - fft_length].numpy(), rtol=1e-5, atol=1e-5)
