@@ -11,6 +11,7 @@ dim)` tensors. Convolutions and pooling live in `nn_conv.py`.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -237,9 +238,23 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, **kwarg
     """Normalises over `axis`, then `* gamma + beta` (Keras's LayerNorm maths)."""
     x = _float(x)
     epsilon = _config.epsilon() if epsilon is None else epsilon
-    if kwargs.get("rms_scaling"):
-        return rms_normalization.__wrapped_op__(x, gamma, axis, epsilon)
     dims = (axis,) if isinstance(axis, int) else tuple(axis)
+    if kwargs.get("rms_scaling"):
+        # Keras's deprecated option (and kerasish's LayerNormalization(rms_scaling=True)):
+        # scales by rsqrt(variance + epsilon), not by the root mean square
+        warnings.warn(
+            "You passed `rms_scaling=True`, which is deprecated. This argument incorrectly scales the input by "
+            "the variance, not the root mean square. To correctly use RMS Normalization, please use "
+            "`keras.ops.rms_normalization` / `keras.ops.nn.rms_normalization` instead.",
+            stacklevel=2,
+        )
+        out = x * torch.rsqrt(torch.var(x, dim=dims, correction=0, keepdim=True) + epsilon)
+        if gamma is None:
+            return out
+        gamma = to_tensor(gamma).to(x.dtype)
+        if gamma.ndim != x.ndim and [d % x.ndim for d in dims] != [x.ndim - 1]:
+            gamma = gamma.reshape([x.shape[d] if d in {a % x.ndim for a in dims} else 1 for d in range(x.ndim)])
+        return out * gamma
     trailing = sorted(d % x.ndim for d in dims) == list(range(x.ndim - len(dims), x.ndim)) if dims else False
     if trailing:
         # the trailing axes (one or several): torch's fused kernel, as Keras's torch backend

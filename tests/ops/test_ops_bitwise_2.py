@@ -211,3 +211,24 @@ def test_istft_without_centering_equals_keras(keras_ref, sequence_length, stride
         n = got.shape[-1]
         np.testing.assert_allclose(got[..., fft_length:n - fft_length].numpy(),
                                    x[..., fft_length:n - fft_length].numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("axis,gamma_shape", [(-1, (6,)), (-1, None), ((1, 2), (7, 6)), (1, (7,))])
+def test_layer_normalization_rms_scaling_is_keras_s_variance_scaling(keras_ref, axis, gamma_shape):
+    # Keras's deprecated option scales by rsqrt(variance + eps) (its warning says
+    # so); kerasish's op computed a true RMS normalization instead (up to 1.3 off)
+    x = normal(4, 7, 6, scale=1.0) + 0.5
+    gamma = None if gamma_shape is None else normal(*gamma_shape)
+    with pytest.warns(UserWarning, match="rms_scaling=True"):
+        got = kops.layer_normalization(x, gamma, axis=axis, rms_scaling=True)
+    with pytest.warns(UserWarning, match="rms_scaling=True"):
+        expected = keras_ref.ops.layer_normalization(x, gamma, axis=axis, rms_scaling=True)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    xn = x.double().numpy()
+    ref = xn / np.sqrt(xn.var(axis=axis, keepdims=True) + 1e-7)  # keras.backend.epsilon()
+    if gamma is not None:
+        shape = [1, 1, 1]
+        for a in (axis if isinstance(axis, tuple) else (axis,)):
+            shape[a] = x.shape[a]
+        ref = ref * gamma.double().numpy().reshape(shape)
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-5)
