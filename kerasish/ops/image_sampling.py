@@ -216,15 +216,10 @@ def ssim(image1, image2, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
     g = torch.arange(filter_size, dtype=compute, device=a.device) - (filter_size - 1) / 2.0
     g = torch.exp(-(g**2) / (2.0 * filter_sigma**2))
     g = g / g.sum()
-    kernel = torch.outer(g, g).reshape(1, 1, filter_size, filter_size)
-    # every channel as its own one-channel image, held (n * c, h, w, 1) as Keras does:
-    # torch picks its conv algorithm by the strides of such inputs, and the statistics are
-    # averaged over space per channel first, then over channels (bit-equal to Keras)
-    h, w = a.shape[2:]
-    a, b = a.reshape(n * c, h, w, 1), b.reshape(n * c, h, w, 1)
+    kernel = torch.outer(g, g).expand(c, 1, filter_size, filter_size)
 
     def blur(t):
-        return F.conv2d(t.permute(0, 3, 1, 2), kernel).permute(0, 2, 3, 1)
+        return F.conv2d(t, kernel, groups=c)
 
     mu1, mu2 = blur(a), blur(b)
     var1 = blur(a * a) - mu1 * mu1
@@ -232,7 +227,7 @@ def ssim(image1, image2, max_val=1.0, filter_size=11, filter_sigma=1.5, k1=0.01,
     cov = blur(a * b) - mu1 * mu2
     c1, c2 = (k1 * max_val) ** 2, (k2 * max_val) ** 2
     ssim_map = ((2 * mu1 * mu2 + c1) * (2 * cov + c2)) / ((mu1 * mu1 + mu2 * mu2 + c1) * (var1 + var2 + c2))
-    out = ssim_map.mean(dim=(1, 2, 3)).reshape(n, c).mean(dim=-1)
+    out = ssim_map.mean(dim=(1, 2, 3))
     return (out[0] if unbatched else out).to(out_dtype)
 
 

@@ -2,9 +2,7 @@
 computes them with the same torch kernel as Keras's torch backend:
 `hard_sigmoid` / `hard_silu` / `hard_swish` (torch's fused `hardsigmoid` /
 `hardswish`; `x / 6 + 0.5` composed was up to ~1e3 ulp off near 0), `std`
-(torch's fused `std`; `sqrt(var)` was an ulp off), `binary_crossentropy` on
-probabilities (torch's fused BCE after the clip; the composed logs were up to
-~100 ulp off) and `layer_normalization` over several trailing axes (torch's
+(torch's fused `std`; `sqrt(var)` was an ulp off) and `layer_normalization` over several trailing axes (torch's
 `layer_norm`; mean/var composed were a few ulp off) and `average_pool` with
 "same" padding that is even on both sides (torch's pooling with
 `count_include_pad=False`; dividing two poolings was an ulp off), and
@@ -13,9 +11,7 @@ value, Keras's order; up to ~30 ulp off before), hence `image.affine_transform`
 and `image.perspective_transform` built on it; `image.scale_and_translate`
 with the Lanczos kernels (`r sin(pi x) sin(pi x / r) / (pi x)**2` written
 out, as Keras/JAX evaluate it; `sinc(x) sinc(x / r)` was up to ~100 ulp off),
-and `image.ssim` (each channel blurred as its own image and averaged over
-space before channels, as Keras does; a few ulp off before), and
-`associative_scan` (JAX's odd/even recursion, which Keras follows, instead of
+and `associative_scan` (JAX's odd/even recursion, which Keras follows, instead of
 a step-by-step loop).
 
 The inputs are random normal (and probabilities) of a size where the
@@ -42,7 +38,7 @@ N = normal(32, 65)
 N2 = normal(32, 65)
 P = torch.sigmoid(N)
 Q = torch.sigmoid(N2)
-# 0 and 1 targets and outputs at and beyond the clip, too
+# 0 and 1 targets and outputs at and beyond the clip
 P_EDGE = torch.tensor([[0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 0.3]], dtype=torch.float32)
 T_EDGE = torch.tensor([[0.0, 1.0, 0.0, 1.0, 1.0, 0.7]], dtype=torch.float32)
 X3 = normal(4, 9, 11)
@@ -57,9 +53,6 @@ CASES = [
     ("std", (N,), {"axis": 0}),
     ("std", (N,), {"axis": -1, "keepdims": True}),
     ("std", (X3,), {"axis": (0, 2)}),
-    ("binary_crossentropy", (Q, P), {}),
-    ("binary_crossentropy", (T_EDGE, P_EDGE), {}),
-    ("binary_crossentropy", ((Q > 0.5).float(), P), {}),
     ("layer_normalization", (X3,), {"axis": (1, 2)}),
     ("layer_normalization", (X3,), {"axis": [-2, -1]}),
     ("layer_normalization", (X3, normal(9, 11), normal(9, 11)), {"axis": (1, 2), "epsilon": 1e-5}),
@@ -93,10 +86,6 @@ IMAGE_CASES = (
     + [("scale_and_translate", (IMG, (2, 29, 7, 3), torch.tensor([29 / 17, 7 / 19]), torch.tensor([0.5, -0.25]),
                                 (1, 2), method), {"antialias": aa})
        for method in ("linear", "cubic", "lanczos3", "lanczos5") for aa in (True, False)]
-    + [("ssim", (IMG, torch.tensor(RNG.uniform(0, 1, (2, 17, 19, 3)).astype("float32"))), {}),
-       ("ssim", (IMG, IMG.flip(1)), {"filter_size": 5, "filter_sigma": 0.8}),
-       ("ssim", (IMG[0], IMG[1]), {"max_val": 2.0, "filter_size": 3}),
-       ("ssim", (IMG.permute(0, 3, 1, 2), IMG.flip(2).permute(0, 3, 1, 2)), {"data_format": "channels_first"})]
     + [("perspective_transform", (IMG, torch.tensor([[0, 0], [18, 0], [0, 16], [18, 16]], dtype=torch.float32),
                                   torch.tensor([[1, 0.5], [17, 1], [0, 16], [18.5, 15]], dtype=torch.float32)), {})]
 )
@@ -115,17 +104,19 @@ def test_image_op_equals_keras_bitwise(keras_ref, name, args, kwargs):
     np.testing.assert_array_equal(got.numpy(), expected)
 
 
-def test_binary_crossentropy_keeps_a_gradient_for_the_target():
-    # torch's fused BCE has none; a differentiable target takes the composed
-    # formula, whose values agree with the fused one to rounding
-    target = Q.clone().requires_grad_(True)
-    out = kops.binary_crossentropy(target, P)
-    out.sum().backward()
-    assert target.grad is not None
-    # d/dt of -(t log p + (1 - t) log(1 - p)) is log(1 - p) - log(p)
-    p = P.double().clamp(1e-7, 1 - 1e-7)
+def test_binary_crossentropy_stays_composed_and_matches_the_maths():
+    # deliberately not Keras's fused torch kernel (a scalar loop on CPU, 4-5x
+    # slower; glibc's log there differs from torch's vectorized log by an ulp
+    # in ~5% of values): checked against the formula in float64 instead
+    target = torch.cat([Q.flatten(), T_EDGE.flatten()]).requires_grad_(True)
+    probs = torch.cat([P.flatten(), P_EDGE.flatten()])
+    out = kops.binary_crossentropy(target, probs)
+    p = probs.clamp(1e-7, 1 - 1e-7).double()  # the float32 clip, as the op's
+    t = target.detach().double()
+    ref = -(t * torch.log(p) + (1 - t) * torch.log1p(-p))
+    np.testing.assert_allclose(out.detach().numpy(), ref.numpy(), rtol=2e-6, atol=1e-6)
+    out.sum().backward()  # the target gets a gradient, log(1 - p) - log(p)
     np.testing.assert_allclose(target.grad.numpy(), (torch.log1p(-p) - torch.log(p)).numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(out.detach().numpy(), kops.binary_crossentropy(Q, P).numpy(), rtol=1e-6, atol=1e-6)
 
 
 def test_layer_normalization_over_leading_axes_is_still_the_maths():
