@@ -164,7 +164,8 @@ def _pool(inputs, pool_size, strides, padding, data_format, mode):
             x = _same_pad(x, pool, strides, (1,) * rank, value=float("-inf"))
         y = _MAX_POOL[rank](x, pool, strides)
     else:
-        pads = [same_padding(int(n), k, st) for n, k, st in zip(x.shape[2:], pool, strides)] if padding == "same" else ()
+        pads = ([same_padding(int(n), k, st) for n, k, st in zip(x.shape[2:], pool, strides)]
+                if padding == "same" else ())
         if pads and all(a == b for a, b in pads):
             # even padding: torch's kernel pads and leaves the padding out of the mean itself,
             # as Keras's torch backend does (bit-equal to it, and one pooling instead of two)
