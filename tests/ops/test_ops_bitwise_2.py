@@ -1,22 +1,26 @@
-"""Ops that now equal Keras 3's (torch backend) bit for bit, because kerasish
-computes them with the same torch kernel as Keras's torch backend:
-`hard_sigmoid` / `hard_silu` / `hard_swish` (torch's fused `hardsigmoid` /
-`hardswish`; `x / 6 + 0.5` composed was up to ~1e3 ulp off near 0), `std`
-(torch's fused `std`; `sqrt(var)` was an ulp off) and `layer_normalization` over several trailing axes (torch's
-`layer_norm`; mean/var composed were a few ulp off) and `average_pool` with
-"same" padding that is even on both sides (torch's pooling with
-`count_include_pad=False`; dividing two poolings was an ulp off), and
-`image.map_coordinates` (each tap's weights multiplied together before the
-value, Keras's order; up to ~30 ulp off before), hence `image.affine_transform`
-and `image.perspective_transform` built on it; `image.scale_and_translate`
-with the Lanczos kernels (`r sin(pi x) sin(pi x / r) / (pi x)**2` written
-out, as Keras/JAX evaluate it; `sinc(x) sinc(x / r)` was up to ~100 ulp off),
-and `associative_scan` (JAX's odd/even recursion, which Keras follows, instead of
-a step-by-step loop).
+"""Ops that now equal Keras 3's (torch backend) bit for bit:
 
-The inputs are random normal (and probabilities) of a size where the
-composed formulas did round differently; the comparison is
-`np.testing.assert_array_equal` (NaN-aware), no tolerance.
+- `hard_sigmoid` / `hard_silu` / `hard_swish`: torch's fused `hardsigmoid` /
+  `hardswish` (`x / 6 + 0.5` composed was up to ~1e3 ulp off near 0);
+- `std`: torch's fused `std` (`sqrt(var)` was an ulp off);
+- `layer_normalization` over several trailing axes: torch's `layer_norm`
+  (mean/var composed were a few ulp off); `rms_scaling=True`: Keras's
+  variance scaling (it was a true RMS norm);
+- `average_pool` with "same" padding even on both sides: torch's pooling with
+  `count_include_pad=False` (dividing two poolings was an ulp off);
+- `image.map_coordinates`: each tap's weights multiplied together before the
+  value, Keras's order (up to ~30 ulp off), hence `image.affine_transform`
+  and `image.perspective_transform`;
+- `image.scale_and_translate` with the Lanczos kernels:
+  `r sin(pi x) sin(pi x / r) / (pi x)**2` as Keras/JAX evaluate it
+  (`sinc(x) sinc(x / r)` was up to ~100 ulp off);
+- `associative_scan`: JAX's odd/even recursion, which Keras follows;
+- `istft(center=False)`: TF's/Keras's overlap-add (it raised).
+
+`binary_crossentropy` on probabilities stays composed on purpose (checked
+against the maths below). Inputs are random normal (and probabilities) of a
+size where the old formulas did round differently; the comparison is
+`np.testing.assert_array_equal`, no tolerance.
 """
 
 from __future__ import annotations
