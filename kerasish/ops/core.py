@@ -187,20 +187,61 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
 
 def associative_scan(f, elems, reverse=False, axis=0):
     """Inclusive prefix scan of `elems` along `axis` with the associative
-    binary function `f` (sequential here; same result as Keras)."""
-    flat = tree.flatten(elems)
-    n = flat[0].shape[axis]
-    order = list(range(n - 1, -1, -1)) if reverse else list(range(n))
+    binary function `f`.
 
-    def at(i):
-        return _pack(elems, [t.select(axis, i) for t in flat])
+    The odd/even recursion of `jax.lax.associative_scan` (which Keras's torch
+    backend also follows): about `2 log2(n)` calls of `f` on halves of the
+    sequence instead of `n` calls on single steps, and the same pairings as
+    Keras, so floating-point results equal Keras's bit for bit. (Keras's
+    torch backend interleaves by adding zeros, which turns -0.0 into 0.0 and
+    any dtype into float32; kerasish keeps both.)
+    """
+    if not callable(f):
+        raise TypeError(f"`f` should be a callable. Received: f={f}")
+    flat = [to_tensor(t) for t in tree.flatten(elems)]
+    n = int(flat[0].shape[axis])
+    if any(int(t.shape[axis]) != n for t in flat[1:]):
+        raise ValueError("Array inputs to associative_scan must have the same first dimension. "
+                         f"(saw: {[tuple(t.shape) for t in flat]})")
+    if reverse:
+        flat = [torch.flip(t, (axis,)) for t in flat]
 
-    acc, outs = None, {}
-    for i in order:
-        cur = at(i)
-        acc = cur if acc is None else f(acc, cur)
-        outs[i] = acc
-    return _stack_structures([outs[i] for i in range(n)], dim=axis)
+    def part(t, start, stop=None, step=1):
+        index = [builtins.slice(None)] * t.ndim
+        index[axis] = builtins.slice(start, stop, step)
+        return t[tuple(index)]
+
+    def combine(a, b):
+        return tree.flatten(f(_pack(elems, a), _pack(elems, b)))
+
+    def interleave(even, odd):
+        # even -> positions 0, 2, 4, ...; odd -> 1, 3, ...
+        shape = list(even.shape)
+        shape[axis] = even.shape[axis] + odd.shape[axis]
+        out = torch.empty(shape, dtype=torch.promote_types(even.dtype, odd.dtype), device=even.device)
+        index = [builtins.slice(None)] * out.ndim
+        index[axis] = builtins.slice(0, None, 2)
+        out[tuple(index)] = even
+        index[axis] = builtins.slice(1, None, 2)
+        out[tuple(index)] = odd
+        return out
+
+    def scan(ts):
+        count = int(ts[0].shape[axis])
+        if count < 2:
+            return ts
+        # pairs (0, 1), (2, 3), ... give the odd positions' prefixes, recursively
+        odd = scan(combine([part(t, 0, -1, 2) for t in ts], [part(t, 1, None, 2) for t in ts]))
+        # each even position past 0 is the odd prefix before it combined with itself
+        before = odd if count % 2 else [part(t, 0, -1) for t in odd]
+        even = combine(before, [part(t, 2, None, 2) for t in ts])
+        even = [torch.cat([part(t, 0, 1), e], dim=axis) for t, e in zip(ts, even)]
+        return [interleave(e, o) for e, o in zip(even, odd)]
+
+    out = scan(flat)
+    if reverse:
+        out = [torch.flip(t, (axis,)) for t in out]
+    return _pack(elems, out)
 
 
 def map(f, xs):  # noqa: A001 - Keras name

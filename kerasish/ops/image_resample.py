@@ -10,6 +10,8 @@ normalised to sum to one, and zero for samples outside the input.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from kerasish.ops.image import _fmt
@@ -32,9 +34,15 @@ def _keys_cubic(x, a=-0.5):
 
 
 def _lanczos(radius):
+    # sinc(x) sinc(x / r) written out as r sin(pi x) sin(pi x / r) / (pi x)**2, evaluated in
+    # that order (as JAX and Keras do: bit-equal to them; torch.sinc's product is up to
+    # ~100 ulp away), 1 near 0 and 0 beyond the radius
     def kernel(x):
-        inside = torch.abs(x) < radius
-        return torch.where(inside, torch.sinc(x) * torch.sinc(x / radius), torch.zeros_like(x))
+        x = torch.abs(x)
+        num = radius * torch.sin(math.pi * x) * torch.sin(math.pi * x / radius)
+        safe = torch.where(x != 0, math.pi**2 * x**2, torch.ones_like(x))
+        out = torch.where(x > 1e-3, num / safe, torch.ones_like(x))
+        return torch.where(x > radius, torch.zeros_like(x), out)
 
     return kernel
 

@@ -88,9 +88,13 @@ def map_coordinates(inputs, coordinates, order, fill_mode="constant", fill_value
             for v in valids[1:]:
                 ok = ok & v
             value = torch.where(ok, value, torch.as_tensor(fill_value, dtype=compute))
+        # the weights' product first, then times the value (Keras's order: bit-equal to it)
+        weight = None
         for t in combo:
             if t[2] is not None:
-                value = value * t[2].to(compute)
+                weight = t[2].to(compute) if weight is None else weight * t[2].to(compute)
+        if weight is not None:
+            value = weight * value
         out = value if out is None else out + value
     if not x.is_floating_point():
         out = torch.round(out)

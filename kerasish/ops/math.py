@@ -197,14 +197,46 @@ def stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=
     return _pair(spec.reshape(lead + spec.shape[1:]))
 
 
+def _overlap_add_istft(z, w, sequence_stride, fft_length, length):
+    """TF's `inverse_stft` for `center=False` (which Keras's torch backend
+    follows): each frame's inverse FFT times the window divided by the sum of
+    the squared window over its `fft_length / stride` shifts (a constant
+    normalization, not the per-sample envelope torch.istft divides by, which
+    is zero at the uncentred ends), then overlap-added."""
+    frames = torch.fft.irfft(z, n=fft_length)  # (batch, frames, fft_length)
+    if w is not None:
+        shifts = -(-fft_length // sequence_stride)
+        square = torch.nn.functional.pad(w * w, (0, shifts * sequence_stride - fft_length))
+        per_phase = square.reshape(shifts, sequence_stride).sum(dim=0)
+        frames = frames * (w / per_phase.repeat(shifts)[:fft_length])
+    n = frames.shape[-2]
+    total = fft_length + sequence_stride * (n - 1)
+    out = torch.nn.functional.fold(frames.transpose(-1, -2), output_size=(1, total), kernel_size=(1, fft_length),
+                                   stride=(1, sequence_stride))
+    out = out.reshape(frames.shape[0], total)
+    return out if length is None else out[:, :length]
+
+
 @keras_op
 def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="hann", center=True):
-    """Inverse short-time Fourier transform of `(real, imag)`."""
+    """Inverse short-time Fourier transform of `(real, imag)`.
+
+    `center=True` runs `torch.istft` (the frames' window envelope divides the
+    overlap-add, sample by sample). `center=False` follows TF/Keras
+    (`_overlap_add_istft`): torch.istft refuses it, as the envelope of
+    uncentred frames is zero at the ends.
+    """
     z = _complex(x)
     w = _window(window, sequence_length, z.real.dtype, z.device)
+    pad_l = (fft_length - sequence_length) // 2
+    if not center:
+        if w is not None:
+            w = torch.nn.functional.pad(w, (pad_l, fft_length - sequence_length - pad_l))
+        lead = z.shape[:-2]
+        out = _overlap_add_istft(z.reshape((-1,) + z.shape[-2:]), w, sequence_stride, fft_length, length)
+        return out.reshape(lead + out.shape[-1:])
     if w is None:
         w = torch.ones(sequence_length, dtype=z.real.dtype, device=z.device)
-    pad_l = (fft_length - sequence_length) // 2
     w_full = torch.nn.functional.pad(w, (pad_l, fft_length - sequence_length - pad_l))
     lead = z.shape[:-2]
     spec = z.reshape((-1,) + z.shape[-2:])

@@ -11,6 +11,7 @@ dim)` tensors. Convolutions and pooling live in `nn_conv.py`.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -46,9 +47,11 @@ _activation("softsign", F.softsign, "`x / (1 + |x|)`.")
 _activation("silu", F.silu, "`x * sigmoid(x)` (swish).")
 _activation("swish", F.silu, "`x * sigmoid(x)` (same as `silu`).")
 _activation("log_sigmoid", F.logsigmoid, "`log(sigmoid(x))`, computed stably.")
-_activation("hard_sigmoid", lambda x: torch.clamp(x / 6.0 + 0.5, 0.0, 1.0), "`clip(x / 6 + 0.5, 0, 1)`.")
-_activation("hard_silu", lambda x: x * torch.clamp(x / 6.0 + 0.5, 0.0, 1.0), "`x * hard_sigmoid(x)`.")
-_activation("hard_swish", lambda x: x * torch.clamp(x / 6.0 + 0.5, 0.0, 1.0), "`x * hard_sigmoid(x)`.")
+# torch's fused hardsigmoid / hardswish kernels (as Keras's torch backend): bit-equal
+# to Keras, where `x / 6 + 0.5` composed rounds differently (up to ~1e3 ulp near 0)
+_activation("hard_sigmoid", F.hardsigmoid, "`clip(x / 6 + 0.5, 0, 1)`.")
+_activation("hard_silu", F.hardswish, "`x * hard_sigmoid(x)`.")
+_activation("hard_swish", F.hardswish, "`x * hard_sigmoid(x)`.")
 _activation("selu", F.selu, "Scaled exponential linear unit.")
 _activation("hard_tanh", lambda x: torch.clamp(x, -1.0, 1.0), "`clip(x, -1, 1)`.")
 _activation("tanh_shrink", lambda x: x - torch.tanh(x), "`x - tanh(x)`.")
@@ -235,13 +238,30 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, **kwarg
     """Normalises over `axis`, then `* gamma + beta` (Keras's LayerNorm maths)."""
     x = _float(x)
     epsilon = _config.epsilon() if epsilon is None else epsilon
+    dims = (axis,) if isinstance(axis, int) else tuple(axis)
     if kwargs.get("rms_scaling"):
-        return rms_normalization.__wrapped_op__(x, gamma, axis, epsilon)
-    if isinstance(axis, int) and axis % x.ndim == x.ndim - 1:
+        # Keras's deprecated option (and kerasish's LayerNormalization(rms_scaling=True)):
+        # scales by rsqrt(variance + epsilon), not by the root mean square
+        warnings.warn(
+            "You passed `rms_scaling=True`, which is deprecated. This argument incorrectly scales the input by "
+            "the variance, not the root mean square. To correctly use RMS Normalization, please use "
+            "`keras.ops.rms_normalization` / `keras.ops.nn.rms_normalization` instead.",
+            stacklevel=2,
+        )
+        out = x * torch.rsqrt(torch.var(x, dim=dims, correction=0, keepdim=True) + epsilon)
+        if gamma is None:
+            return out
+        gamma = to_tensor(gamma).to(x.dtype)
+        if gamma.ndim != x.ndim and [d % x.ndim for d in dims] != [x.ndim - 1]:
+            gamma = gamma.reshape([x.shape[d] if d in {a % x.ndim for a in dims} else 1 for d in range(x.ndim)])
+        return out * gamma
+    trailing = sorted(d % x.ndim for d in dims) == list(range(x.ndim - len(dims), x.ndim)) if dims else False
+    if trailing:
+        # the trailing axes (one or several): torch's fused kernel, as Keras's torch backend
+        # (bit-equal to it; mean/var composed differ by a few ulp)
         w = None if gamma is None else to_tensor(gamma).to(x.dtype)
         bias = None if beta is None else to_tensor(beta).to(x.dtype)
-        return F.layer_norm(x, (x.shape[-1],), w, bias, epsilon)
-    dims = (axis,) if isinstance(axis, int) else tuple(axis)
+        return F.layer_norm(x, tuple(x.shape[len(x.shape) - len(dims):]), w, bias, epsilon)
     mean = torch.mean(x, dim=dims, keepdim=True)
     var = torch.mean(torch.square(x - mean), dim=dims, keepdim=True)
     out = (x - mean) * torch.rsqrt(var + epsilon)
@@ -313,6 +333,8 @@ def binary_crossentropy(target, output, from_logits=False):
         return F.binary_cross_entropy_with_logits(output, target, reduction="none")
     eps = _config.epsilon()
     output = torch.clamp(output, eps, 1.0 - eps)
+    # composed, not torch's fused `binary_cross_entropy` (Keras's choice): that CPU kernel is a
+    # scalar loop with glibc's log, 4-5x slower here and up to ~100 ulp away from this
     return -(target * torch.log(output) + (1.0 - target) * torch.log(1.0 - output))
 
 

@@ -164,7 +164,15 @@ def _pool(inputs, pool_size, strides, padding, data_format, mode):
             x = _same_pad(x, pool, strides, (1,) * rank, value=float("-inf"))
         y = _MAX_POOL[rank](x, pool, strides)
     else:
-        if padding == "same":
+        pads = ([same_padding(int(n), k, st) for n, k, st in zip(x.shape[2:], pool, strides)]
+                if padding == "same" else ())
+        if pads and all(a == b for a, b in pads):
+            # even padding: torch's kernel pads and leaves the padding out of the mean itself,
+            # as Keras's torch backend does (bit-equal to it, and one pooling instead of two)
+            y = _AVG_POOL[rank](x, pool, strides, [a for a, _ in pads], count_include_pad=False)
+        elif padding == "same":
+            # uneven padding: zeros in, divided by the count of real values (TF's rule; Keras's
+            # torch backend pads by replicating the border, which counts border values twice)
             ones = _same_pad(torch.ones_like(x[:1, :1]), pool, strides, (1,) * rank)
             x = _same_pad(x, pool, strides, (1,) * rank)
             y = _AVG_POOL[rank](x, pool, strides) / _AVG_POOL[rank](ones, pool, strides)

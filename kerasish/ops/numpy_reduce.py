@@ -133,12 +133,12 @@ def any(x, axis=None, keepdims=False):  # noqa: A001 - Keras name
     return _reduce(torch.any, x, axis, keepdims)
 
 
-def _var(x, axis, keepdims):
+def _var(x, axis, keepdims, fn=torch.var):
     x = _as_float(to_tensor(x))
     dims = _dims(axis)
     if dims is None:
         dims = tuple(range(x.ndim))
-    return torch.var(x, dim=dims, correction=0, keepdim=keepdims)
+    return fn(x, dim=dims, correction=0, keepdim=keepdims)
 
 
 @keras_op
@@ -149,8 +149,9 @@ def var(x, axis=None, keepdims=False):
 
 @keras_op
 def std(x, axis=None, keepdims=False):
-    """Population standard deviation over `axis`."""
-    return torch.sqrt(_var(x, axis, keepdims))
+    """Population standard deviation over `axis` (torch's fused `std`, as Keras's torch
+    backend: `sqrt(var)` differs from it by an ulp)."""
+    return _var(x, axis, keepdims, fn=torch.std)
 
 
 def _arg(fn, x, axis, keepdims):
