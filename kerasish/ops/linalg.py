@@ -142,8 +142,19 @@ def lstsq(a, b, rcond=None):
     """Least-squares solution of `a @ x = b`."""
     a, b = _float(a), _float(b)
     vector = b.ndim == 1
-    sol = torch.linalg.lstsq(a, b.unsqueeze(-1) if vector else b, rcond=rcond, driver="gelsd").solution
+    rhs = b.unsqueeze(-1) if vector else b
+    if a.device.type == "cpu":
+        sol = torch.linalg.lstsq(a, rhs, rcond=rcond, driver="gelsd").solution
+    else:
+        sol = _lstsq_pinv(a, rhs, rcond)
     return sol.squeeze(-1) if vector else sol
+
+
+def _lstsq_pinv(a, rhs, rcond):
+    """NumPy's minimum-norm least-squares solution through the SVD pseudo-inverse: off the CPU
+    torch's lstsq has only the `gels` driver, which needs a full-rank, tall `a` (`gelsd` raises
+    there). Singular values below `rcond` (default: eps * max(M, N)) times the largest count as 0."""
+    return torch.linalg.pinv(a, rtol=rcond) @ rhs
 
 
 @keras_op

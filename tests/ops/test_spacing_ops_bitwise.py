@@ -70,3 +70,24 @@ def test_one_value_from_tensor_ends_is_start_and_axis_is_honoured():
     np.testing.assert_array_equal(kops.logspace(_f32(1.0), _f32(3.0), 1).numpy(), [10.0])
     grid = kops.linspace(_f32([0.0, 10.0]), _f32([1.0, 20.0]), 3, axis=1)
     np.testing.assert_allclose(grid.numpy(), [[0.0, 0.5, 1.0], [10.0, 15.0, 20.0]])
+
+
+@pytest.mark.parametrize("shape_a,shape_b,rank", [((6, 3), (6,), 3), ((3, 6), (3, 2), 3), ((6, 4), (6, 2), 2)],
+                         ids=["tall", "wide", "rank_deficient"])
+def test_lstsq_off_the_cpu_path_is_numpys_minimum_norm_solution(shape_a, shape_b, rank):
+    """(Not a spacing op: lstsq's non-CPU path, runnable here.) Off the CPU torch's lstsq has only
+    the `gels` driver, which needs a full-rank tall matrix; kerasish solves there with the SVD
+    pseudo-inverse. Checked on the CPU against NumPy's lstsq, wide and rank-deficient cases too."""
+    from kerasish.ops.linalg import _lstsq_pinv
+
+    g = torch.Generator().manual_seed(0)
+    if rank < min(shape_a):
+        a = torch.randn(shape_a[0], rank, generator=g, dtype=torch.float64) @ torch.randn(
+            rank, shape_a[1], generator=g, dtype=torch.float64)
+    else:
+        a = torch.randn(*shape_a, generator=g, dtype=torch.float64)
+    b = torch.randn(*shape_b, generator=g, dtype=torch.float64)
+    rhs = b.unsqueeze(-1) if b.ndim == 1 else b
+    expected = np.linalg.lstsq(a.numpy(), rhs.numpy(), rcond=None)[0]
+    np.testing.assert_allclose(_lstsq_pinv(a, rhs, None).numpy(), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(kops.lstsq(a, b).numpy().reshape(expected.shape), expected, rtol=0, atol=1e-12)
