@@ -132,7 +132,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     without the endpoint, `stop` first moves back by one step. Unlike Keras's
     torch backend, `axis` may be given and `num=1` gives `start` (not NaN)."""
     dt = _td(dtype)
-    work = torch.float32 if dt in (torch.float16, torch.bfloat16) or not dt.is_floating_point else dt
+    work = _work_dtype(dt)
     if _scalar_ends(start, stop):  # Python / NumPy scalars: their own arithmetic, as Keras does it
         span = stop - start
         step = span / (num - 1) if endpoint and num > 1 else span / num if not endpoint and num > 0 else float("nan")
@@ -148,12 +148,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     step = span / div if div > 0 else torch.full_like(span, float("nan"))
     if not endpoint and num > 1:
         stop_t = stop_t - span / num
-    ndim = builtins.max(start_t.ndim, stop_t.ndim)
-    if num == 1:
-        out = torch.broadcast_to(start_t, torch.broadcast_shapes(start_t.shape, stop_t.shape))[None]
-    else:
-        frac = (torch.arange(num, dtype=work, device=start_t.device) / (num - 1)).reshape((num,) + (1,) * ndim)
-        out = start_t[None] + frac * (stop_t - start_t)[None]
+    out = spaced_grid(start_t, stop_t, num)
     out = torch.moveaxis(out, 0, axis) if out.ndim > 1 else out
     out = out.to(dt)
     return (out, step) if retstep else out
@@ -165,7 +160,7 @@ def logspace(start, stop, num=50, endpoint=True, base=10, dtype=None, axis=0):
     rounds it: scalar ends through `torch.logspace`, tensor or array ends as
     `base ** (start + k / (num - 1) * (stop - start))`."""
     dt = _td(dtype)
-    work = torch.float32 if dt in (torch.float16, torch.bfloat16) or not dt.is_floating_point else dt
+    work = _work_dtype(dt)
     if _scalar_ends(start, stop):
         if not endpoint:
             stop = stop - (stop - start) / num
@@ -189,15 +184,25 @@ def _device_of(*values):
     return next((v.device for v in values if isinstance(v, torch.Tensor)), None)
 
 
-def _power_grid(start_t, stop_t, num, base, axis):
-    """`base ** (start + k / (num - 1) * (stop - start))` for tensor ends (num=1: `base ** start`)."""
+def _work_dtype(dt):
+    """The dtype the spacing ops compute in: float32 for half precision and non-float results."""
+    return torch.float32 if dt in (torch.float16, torch.bfloat16) or not dt.is_floating_point else dt
+
+
+def spaced_grid(start_t: torch.Tensor, stop_t: torch.Tensor, num: int) -> torch.Tensor:
+    """`start + (k / (num - 1)) * (stop - start)` for k in [0, num), stacked on a new first axis:
+    Keras's torch-backend linspace of tensor ends, which rounds differently from `torch.linspace`
+    (num=1: `start`, where Keras divides by zero)."""
     if num == 1:
-        exps = torch.broadcast_to(start_t, torch.broadcast_shapes(start_t.shape, stop_t.shape))[None]
-    else:
-        ndim = builtins.max(start_t.ndim, stop_t.ndim)
-        frac = (torch.arange(num, dtype=start_t.dtype, device=start_t.device) / (num - 1)).reshape((num,) + (1,) * ndim)
-        exps = start_t[None] + frac * (stop_t - start_t)[None]
-    out = base ** exps
+        return torch.broadcast_to(start_t, torch.broadcast_shapes(start_t.shape, stop_t.shape))[None]
+    ndim = builtins.max(start_t.ndim, stop_t.ndim)
+    frac = (torch.arange(num, dtype=start_t.dtype, device=start_t.device) / (num - 1)).reshape((num,) + (1,) * ndim)
+    return start_t[None] + frac * (stop_t - start_t)[None]
+
+
+def _power_grid(start_t, stop_t, num, base, axis):
+    """`base ** spaced_grid(start, stop, num)`, the grid's axis moved to `axis`."""
+    out = base ** spaced_grid(start_t, stop_t, num)
     return torch.moveaxis(out, 0, axis) if out.ndim > 1 else out
 
 
@@ -207,7 +212,7 @@ def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
     Keras computes them: `sign(start) * 10 ** linspace(log10|start|, log10|stop|)`
     (so negative ends work too)."""
     dt = _td(dtype)
-    work = torch.float32 if dt in (torch.float16, torch.bfloat16) or not dt.is_floating_point else dt
+    work = _work_dtype(dt)
     start_t, stop_t = to_tensor(start).to(work), to_tensor(stop).to(work)
     log_start, log_stop = torch.log10(torch.abs(start_t)), torch.log10(torch.abs(stop_t))
     if not endpoint:

@@ -517,9 +517,14 @@ class IterableDataAdapter(DataAdapter):
             next(iter(self._data), None)
 
     def keras_epoch_end_draw(self) -> None:
-        """After set_random_seed: when a pass over a user's DataLoader ends,
-        Keras's epoch iterator opens the next (unused) iterator at once."""
-        if self._keras_loader and keras_seeding():
+        """After set_random_seed: when a pass ends, Keras's epoch iterator opens
+        the next (unused) loader iterator at once: its base-seed draw for a
+        generator, the user's own DataLoader iterator for real."""
+        if not keras_seeding():
+            return
+        if self.keras_loader_draws:
+            keras_loader_iterator_draw()
+        elif self._keras_loader:
             iter(self._data)
 
     def __iter__(self):
@@ -661,11 +666,10 @@ class EpochIterator:
                 keras_loader_iterator_draw()
             for step, batch in enumerate(self.adapter):
                 yield step, batch
-            if self._num_batches and step + 1 >= self._num_batches and isinstance(
-                    self.adapter, (ArrayDataAdapter, IterableDataAdapter)):
-                self.adapter.keras_epoch_end_draw()
-            elif loader_draws and self._num_batches and step + 1 >= self._num_batches:
-                keras_loader_iterator_draw()  # Keras opens the next pass's iterator at once
+            if self._num_batches and step + 1 >= self._num_batches:
+                end_draw = getattr(self.adapter, "keras_epoch_end_draw", None)
+                if end_draw is not None:
+                    end_draw()  # after set_random_seed: Keras opens the next pass's iterator at once
             if step < 0 and getattr(self.adapter, "_is_generator", False):
                 self.exhausted = True
             elif self._num_batches and step + 1 < self._num_batches:

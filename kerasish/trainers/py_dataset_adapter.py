@@ -81,6 +81,11 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
         if self._shuffle and self.num_batches:
             random.shuffle(list(range(self.num_batches)))
 
+    def keras_epoch_end_draw(self) -> None:
+        """When a pass ends, Keras opens the next loader iterator at once (its base seed)."""
+        if keras_seeding():
+            data_adapters.keras_loader_iterator_draw()
+
     def _indices(self):
         n = self.num_batches
         if n is None:

@@ -84,36 +84,28 @@ def test_fit_evaluate_predict_non_floatx_floats_match_keras(keras_ref, kind, dty
     assert got[2].dtype == np.float32
 
 
+def _recording_model(lib):
+    """A one-Dense model of `lib` (kerasish or Keras) whose train_step records the dtypes it receives."""
+    seen = []
+
+    class Recording(lib.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = lib.layers.Dense(1)
+
+        def call(self, x):
+            return self.d(x)
+
+        def train_step(self, data):
+            x, y, sw = lib.utils.unpack_x_y_sample_weight(data)
+            seen.append(tuple(None if t is None else str(t.dtype).replace("torch.", "") for t in (x, y, sw)))
+            return {}
+
+    return Recording(), seen
+
+
 def _recording_models(keras_ref):
-    seen_ours, seen_ref = [], []
-
-    class Ours(keras.Model):
-        def __init__(self):
-            super().__init__()
-            self.d = keras.layers.Dense(1)
-
-        def call(self, x):
-            return self.d(x)
-
-        def train_step(self, data):
-            x, y, sw = keras.utils.unpack_x_y_sample_weight(data)
-            seen_ours.append(tuple(None if t is None else str(t.dtype).replace("torch.", "") for t in (x, y, sw)))
-            return {}
-
-    class Ref(keras_ref.Model):
-        def __init__(self):
-            super().__init__()
-            self.d = keras_ref.layers.Dense(1)
-
-        def call(self, x):
-            return self.d(x)
-
-        def train_step(self, data):
-            x, y, sw = keras_ref.utils.unpack_x_y_sample_weight(data)
-            seen_ref.append(tuple(None if t is None else str(t.dtype).replace("torch.", "") for t in (x, y, sw)))
-            return {}
-
-    return (Ours(), seen_ours), (Ref(), seen_ref)
+    return _recording_model(keras), _recording_model(keras_ref)
 
 
 CASES = {

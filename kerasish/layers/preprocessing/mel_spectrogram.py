@@ -19,12 +19,6 @@ def hertz_to_mel(frequencies: torch.Tensor) -> torch.Tensor:
     return _MEL_HIGH_FREQUENCY_Q * torch.log(1.0 + frequencies / _MEL_BREAK_FREQUENCY_HERTZ)
 
 
-def _keras_linspace(start: torch.Tensor, stop: torch.Tensor, num: int) -> torch.Tensor:
-    """`start + (k / (num - 1)) * (stop - start)`: Keras's torch-backend linspace of tensor
-    endpoints, which rounds differently from `torch.linspace` (up to 2e-4 on mel edges)."""
-    steps = torch.arange(num, dtype=start.dtype, device=start.device) / (num - 1)
-    return start + steps * (stop - start)
-
 
 def linear_to_mel_weight_matrix(
     num_mel_bins=20,
@@ -38,14 +32,16 @@ def linear_to_mel_weight_matrix(
     """`(num_spectrogram_bins, num_mel_bins)` matrix of triangular mel
     filters (peak 1.0) over the linear bins `[0, sampling_rate / 2]`; the
     DC bin gets no weight. Same construction as Keras (and TensorFlow)."""
+    from kerasish.ops.numpy_array import spaced_grid  # (here: the ops package imports the layers)
+
     kw = {"dtype": dtype, "device": device}
     nyquist = float(sampling_rate) / 2.0
-    linear = _keras_linspace(torch.tensor(0.0, **kw), torch.tensor(nyquist, **kw), num_spectrogram_bins)[1:]
+    linear = spaced_grid(torch.tensor(0.0, **kw), torch.tensor(nyquist, **kw), num_spectrogram_bins)[1:]
     bins_mel = hertz_to_mel(linear).unsqueeze(1)
     # the edges' mel values in the matrix's dtype (float32 by default), as Keras computes them:
     # float64 edges moved the filters' weights by up to ~2e-5 and the dB output by up to ~1e-3
     lower_mel, upper_mel = hertz_to_mel(torch.tensor([float(lower_edge_hertz), float(upper_edge_hertz)], **kw))
-    edges = _keras_linspace(lower_mel, upper_mel, num_mel_bins + 2)
+    edges = spaced_grid(lower_mel, upper_mel, num_mel_bins + 2)
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
     lower_slopes = (bins_mel - lower) / (center - lower)
     upper_slopes = (upper - bins_mel) / (upper - center)
@@ -166,15 +162,25 @@ class MelSpectrogram(Layer):
             return_complex=True,
         )  # (n, freq, frames)
         magnitude = torch.pow(spec.abs(), self.mag_exp)
-        matrix = linear_to_mel_weight_matrix(
-            self.num_mel_bins, magnitude.shape[-2], self.sampling_rate, self.min_freq, self.max_freq,
-            dtype=dtype, device=x.device,
-        )
+        matrix = self._mel_matrix(magnitude.shape[-2], dtype, x.device)
         mel = torch.einsum("nft,fm->nmt", magnitude, matrix)
         if self.power_to_db:
             mel = self._to_db(mel)
         mel = mel.reshape(*lead, *mel.shape[-2:])
         return mel.to(self._compute_torch_dtype)
+
+    def _mel_matrix(self, num_freq, dtype, device):
+        """The filter bank, made once per layer (and dtype/device), not per call: it depends
+        only on the layer's settings. Under torch.compile it is made in the graph (constant-folded)."""
+        args = (self.num_mel_bins, num_freq, self.sampling_rate, self.min_freq, self.max_freq)
+        if torch.compiler.is_compiling():
+            return linear_to_mel_weight_matrix(*args, dtype=dtype, device=device)
+        key = (args, dtype, device)
+        cached = self.__dict__.get("_mel_matrix_cache")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_mel_matrix_cache"] = (key, linear_to_mel_weight_matrix(*args, dtype=dtype,
+                                                                                             device=device))
+        return cached[1]
 
     def _to_db(self, power):
         db = 10.0 * torch.log10(torch.clamp(power, min=self.min_power))

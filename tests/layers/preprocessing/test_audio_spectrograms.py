@@ -173,3 +173,17 @@ def test_mel_weight_matrix_equals_keras_bitwise(keras_ref, args):
     expected = keras_ref.ops.convert_to_numpy(keras_ref.layers.MelSpectrogram().linear_to_mel_weight_matrix(*args))
     got = linear_to_mel_weight_matrix(*args).numpy()
     np.testing.assert_array_equal(got, expected)
+
+
+def test_mel_filter_bank_made_once_and_follows_changed_settings():
+    """The filter bank is cached on the layer (not rebuilt every call); a setting changed
+    after a call is honoured: the output equals a fresh layer made with that setting."""
+    x = torch.as_tensor(RNG.normal(size=(1, 2000)).astype("float32"))
+    layer = L.MelSpectrogram(fft_length=256, sequence_stride=64)
+    layer(x)
+    cached = layer.__dict__["_mel_matrix_cache"][1]
+    layer(x)
+    assert layer.__dict__["_mel_matrix_cache"][1] is cached
+    layer.min_freq, layer.max_freq = 300.0, 3000.0
+    fresh = L.MelSpectrogram(fft_length=256, sequence_stride=64, min_freq=300.0, max_freq=3000.0)
+    np.testing.assert_array_equal(layer(x).numpy(), fresh(x).numpy())
