@@ -142,6 +142,46 @@ def to_tensor(x):
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
+def _pandas_kind(x) -> str | None:
+    """"frame" or "series" for a pandas DataFrame / Series (checked by the
+    module name: pandas is never imported here), else None."""
+    module = type(x).__module__ or ""
+    if not module.startswith("pandas"):
+        return None
+    name = type(x).__name__
+    return "frame" if name == "DataFrame" else "series" if name == "Series" else None
+
+
+def _is_non_floatx_float(dtype) -> bool:
+    np_dtype = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+    return np_dtype.kind == "f" and np_dtype != np.dtype(floatx())
+
+
+def adapter_leaf(x):
+    """One leaf of `x`, `y` or `sample_weight` as Keras 3's array adapter
+    takes it: a non-floatx float array or tensor becomes floatx; a pandas
+    DataFrame is cast to floatx as a whole when any of its columns is a
+    non-floatx float, and then read with `to_numpy()` (so a frame of int64
+    and float32 columns gives float64 batches, as in Keras); a pandas Series
+    becomes a column, shape `(n, 1)`."""
+    kind = _pandas_kind(x)
+    if kind is None:
+        return cast_to_floatx(to_tensor(x))
+    if kind == "frame":
+        if any(_is_non_floatx_float(d) for d in x.dtypes.values if d != object):
+            x = x.astype(floatx())
+        return to_tensor(_writable(x.to_numpy()))
+    if x.dtype != object and _is_non_floatx_float(x.dtype):
+        x = x.astype(floatx())
+    return to_tensor(np.expand_dims(_writable(x.to_numpy()), axis=-1))
+
+
+def _writable(arr: np.ndarray) -> np.ndarray:
+    """pandas' copy-on-write hands out read-only views, which torch warns
+    about sharing: those are copied (once, when the adapter is made)."""
+    return arr if arr.flags.writeable else arr.copy()
+
+
 def cast_to_floatx(t):
     """A floating tensor whose dtype is not `floatx()` cast to `floatx()`;
     any other leaf (a `floatx()` tensor: no copy; integer, bool, complex,
@@ -241,7 +281,8 @@ def _class_weighted_batches(batches, class_weight):
 def train_validation_split(arrays, validation_split: float):
     """Splits the last `validation_split` fraction off (before shuffling), as Keras."""
     flat = _flatten(arrays)
-    bad = [type(t) for t in flat if t is not None and not isinstance(t, (np.ndarray, torch.Tensor))]
+    bad = [type(t) for t in flat if t is not None and not isinstance(t, (np.ndarray, torch.Tensor))
+           and not hasattr(t, "__array__")]
     if bad:
         raise ValueError(
             "Argument `validation_split` is only supported for tensors or NumPy arrays."
@@ -257,9 +298,16 @@ def train_validation_split(arrays, validation_split: float):
             f"training set as specified by `validation_split={validation_split}`. Either provide more data, or a "
             "different value for the `validation_split` argument."
         )
-    train = map_structure(lambda t: None if t is None else t[:split_at], arrays)
-    val = map_structure(lambda t: None if t is None else t[split_at:], arrays)
-    return train, val
+    def part(t, start, stop):
+        if t is None:
+            return t
+        if _pandas_kind(t) is not None:
+            return t.iloc[start:stop]  # kept a frame/series: the adapter converts it as Keras does
+        if not isinstance(t, (np.ndarray, torch.Tensor)):
+            t = np.asarray(t)
+        return t[start:stop]
+
+    return map_structure(lambda t: part(t, 0, split_at), arrays), map_structure(lambda t: part(t, split_at, n), arrays)
 
 
 # ---------------------------------------------------------------- adapters
@@ -298,7 +346,7 @@ class ArrayDataAdapter(DataAdapter):
             sample_weight = class_weight_to_sample_weights(y, class_weight)
         data = pack_x_y_sample_weight(x, y, sample_weight)
         # once, here, as Keras's array adapter: every non-floatx float array becomes floatx
-        data = map_structure(lambda v: cast_to_floatx(to_tensor(v)), data)
+        data = map_structure(adapter_leaf, data)
         check_data_cardinality(data if isinstance(data, tuple) else (data,))
         leaves = [t for t in _flatten(data) if t is not None]
         if not leaves:
