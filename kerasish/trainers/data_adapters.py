@@ -110,13 +110,46 @@ def _is_array_like(x) -> bool:
     return x is None or isinstance(x, (np.ndarray, torch.Tensor)) or hasattr(x, "__array__") or np.isscalar(x)
 
 
+def _is_scipy_sparse(x) -> bool:
+    """A scipy.sparse matrix or array (scipy is never imported here)."""
+    return (type(x).__module__ or "").startswith("scipy.sparse") and hasattr(x, "tocsr")
+
+
 def can_convert_arrays(data) -> bool:
-    """True when every leaf of `data` is an array, a tensor or None."""
+    """True when every leaf of `data` is an array, a tensor, a scipy.sparse
+    matrix or None."""
     leaves = _flatten(data)
     return all(
-        leaf is None or isinstance(leaf, (np.ndarray, torch.Tensor)) or (hasattr(leaf, "__array__") and not callable(leaf))
+        leaf is None or isinstance(leaf, (np.ndarray, torch.Tensor)) or _is_scipy_sparse(leaf)
+        or (hasattr(leaf, "__array__") and not callable(leaf))
         for leaf in leaves
     )
+
+
+class SparseRows:
+    """A scipy.sparse matrix kept sparse on the host (CSR) by the array
+    adapter, whose batches are its rows made dense, one batch at a time, as
+    Keras 3's torch backend makes them (so a large TF-IDF matrix never
+    becomes dense as a whole). Non-floatx float matrices are cast to floatx
+    first, as Keras."""
+
+    def __init__(self, matrix):
+        csr = matrix.tocsr()
+        if csr.dtype.kind == "f" and csr.dtype != np.dtype(floatx()):
+            csr = csr.astype(floatx())
+        self.csr = csr
+        self.shape = tuple(int(d) for d in csr.shape)
+        self.ndim = len(self.shape)
+        self.dtype = csr.dtype
+
+    def _dense(self, rows) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(rows.toarray()))
+
+    def __getitem__(self, index: slice) -> torch.Tensor:
+        return self._dense(self.csr[index])
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        return self._dense(self.csr[idx.cpu().numpy()])
 
 
 def to_tensor(x):
@@ -164,6 +197,8 @@ def adapter_leaf(x):
     non-floatx float, and then read with `to_numpy()` (so a frame of int64
     and float32 columns gives float64 batches, as in Keras); a pandas Series
     becomes a column, shape `(n, 1)`."""
+    if _is_scipy_sparse(x):
+        return SparseRows(x)
     kind = _pandas_kind(x)
     if kind is None:
         return cast_to_floatx(to_tensor(x))
@@ -212,6 +247,8 @@ def _take(t, idx):
     """Rows `idx` (a CPU index tensor) of a tensor or a host string array."""
     if isinstance(t, np.ndarray):
         return t[idx.numpy()]
+    if isinstance(t, SparseRows):
+        return t.take(idx)
     return t.index_select(0, idx.to(t.device))
 
 
@@ -282,7 +319,7 @@ def train_validation_split(arrays, validation_split: float):
     """Splits the last `validation_split` fraction off (before shuffling), as Keras."""
     flat = _flatten(arrays)
     bad = [type(t) for t in flat if t is not None and not isinstance(t, (np.ndarray, torch.Tensor))
-           and not hasattr(t, "__array__")]
+           and not hasattr(t, "__array__") and not _is_scipy_sparse(t)]
     if bad:
         raise ValueError(
             "Argument `validation_split` is only supported for tensors or NumPy arrays."
@@ -303,6 +340,8 @@ def train_validation_split(arrays, validation_split: float):
             return t
         if _pandas_kind(t) is not None:
             return t.iloc[start:stop]  # kept a frame/series: the adapter converts it as Keras does
+        if _is_scipy_sparse(t):
+            return t.tocsr()[start:stop]
         if not isinstance(t, (np.ndarray, torch.Tensor)):
             t = np.asarray(t)
         return t[start:stop]
@@ -397,7 +436,9 @@ class ArrayDataAdapter(DataAdapter):
 
     def __iter__(self):
         device = self._device
-        move = device is not None and any(isinstance(t, torch.Tensor) and t.device != device for t in self._flat)
+        move = device is not None and any(
+            (isinstance(t, torch.Tensor) and t.device != device) or (isinstance(t, SparseRows) and device.type != "cpu")
+            for t in self._flat)
         if self._shard is None and keras_seeding():
             # after set_random_seed: the global-RNG draws of Keras's torch
             # DataLoader: the loader iterator's base seed, now
