@@ -58,6 +58,12 @@ _LAZY = {
 
 
 def __getattr__(name):
+    if name == "wrappers":  # scikit-learn wrappers: imported on first use, never by `import kerasish`
+        import importlib
+
+        value = importlib.import_module("kerasish.wrappers")
+        globals()[name] = value
+        return value
     if name in _LAZY:
         import importlib
 
@@ -69,7 +75,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"wrappers"})
 
 
 def version() -> str:

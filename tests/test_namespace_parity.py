@@ -27,7 +27,7 @@ NAMESPACES = [
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
     "preprocessing", "preprocessing.image", "preprocessing.sequence", "utils.bounding_boxes", "distillation",
-    "tree", "utils.legacy", "quantizers",
+    "tree", "utils.legacy", "quantizers", "wrappers",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -37,7 +37,6 @@ MODULES_ALLOWED = {
     "export": (OTHER_BACKEND, "ExportArchive writes TensorFlow SavedModels"),
     "legacy": (OTHER_BACKEND, "keras.legacy.saving is tf.keras's SavedModel-era serialization"),
     "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
-    "wrappers": (NEEDS_DEPS, "SKLearn* wrappers need scikit-learn"),
 }
 
 ALLOWED = {
