@@ -268,15 +268,20 @@ def _to_numpy(value):
     return array
 
 
-def write_weights(root, h5file) -> None:
+def write_weights(root, h5file, make_store=None) -> None:
     """Writes the state of `root` and everything below it into an open,
-    writable h5py File in Keras 3's layout."""
+    writable h5py File in Keras 3's layout (or into the stores that
+    `make_store(path, name)` makes: the sharded writer's)."""
     from kerasish.layers.layer import Layer
+
+    if make_store is None:
+        def make_store(path, name):
+            return _WriteStore(h5file, path, name)
 
     for path, obj in iter_saveables(root):
         if isinstance(obj, nn.Module) and not isinstance(obj, Layer) and not own_variables(obj):
             continue  # a plain torch container: Keras would not know it
-        store = _WriteStore(h5file, path, _object_name(obj))
+        store = make_store(path, _object_name(obj))
         if _own_hook(obj, "save_own_variables"):  # optimizers, custom layers
             obj.save_own_variables(store)
             continue

@@ -179,16 +179,31 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
         model: A kerasish model or layer.
         filepath: `*.weights.h5` (Keras 3's layout, loadable by
             `keras.Model.load_weights`) or `*.pt` / `*.pth` (a torch
-            `state_dict`).
+            `state_dict`); with `max_shard_size`, `*.weights.json` (the
+            index, written next to its `*_00000.weights.h5` shards).
         overwrite: Whether to replace an existing file. Defaults to True.
+        max_shard_size: With a number, the weights are split into shard
+            files of at most this many gigabytes each, as Keras 3 does.
 
     The file is written atomically (temporary file, fsync, `os.replace`).
     """
-    if max_shard_size is not None:
-        raise ValueError(
-            "Saving sharded weight files (`max_shard_size`) is not supported; loading Keras's `*.weights.json` is."
-        )
     path = os.fspath(filepath)
+    if max_shard_size is not None:
+        if not path.endswith(("weights.h5", "weights.json")):
+            raise ValueError(
+                f"The filename must end in `.weights.json` when `max_shard_size` is specified. Received: filepath={path}"
+            )
+        _refuse_parametrized(model, "save the weights")
+        if not getattr(model, "built", True):
+            raise ValueError(
+                "You are saving a model that has not yet been built. Try building the model first by calling it "
+                "on some data or by using `build()`."
+            )
+        _check_overwrite(path, overwrite)
+        from kerasish.saving import sharded_weights
+
+        sharded_weights.save_weights(model, path, max_shard_size)
+        return
     if _is_legacy_h5_name(path):
         _refuse_parametrized(model, "save the weights")
         if not getattr(model, "built", True):
