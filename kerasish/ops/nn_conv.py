@@ -230,16 +230,29 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
 @keras_op
 def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_paths=1, merge_repeated=True,
                mask_index=0):
-    """Greedy CTC decoding: returns `(decoded, scores)` where `decoded` is
-    `(1, batch, time)` int32 padded with -1 and `scores` is minus the sum of
-    the best input value per valid step (Keras's convention)."""
-    if strategy != "greedy":
-        raise NotImplementedError(
-            f"kerasish `ctc_decode` implements strategy='greedy' only. Received: strategy={strategy}"
-        )
+    """CTC decoding of `(batch, time, classes)` scores; returns `(decoded,
+    scores)`.
+
+    - `strategy="greedy"`: `decoded` is `(1, batch, time)` int32 padded with
+      -1 (repeats merged unless `merge_repeated=False`, `mask_index` dropped)
+      and `scores` is minus the sum of the best input value per valid step
+      (Keras's convention), shape `(batch, 1)`.
+    - `strategy="beam_search"`: prefix beam search over the log-softmax of
+      `inputs` keeping `beam_width` prefixes, each with the log-probability
+      of its paths ending in a label and ending in the blank (`mask_index`);
+      `decoded` is `(top_paths, batch, time)` int32 padded with -1 and
+      `scores` `(batch, top_paths)` the paths' total log-probabilities, best
+      first (repeats are always merged, as in Keras). As Keras, step 0 is
+      read even for a zero length.
+    """
     x = to_tensor(inputs)
     if not x.is_floating_point():
         x = x.to(torch.float32)
+    if strategy == "beam_search":
+        return _ctc_beam_search(x, to_tensor(sequence_lengths).to(torch.int64), int(beam_width), int(top_paths),
+                                int(mask_index) if mask_index is not None else None)
+    if strategy != "greedy":
+        raise ValueError(f"Invalid strategy {strategy}. Supported values are 'greedy' and 'beam_search'.")
     lengths = to_tensor(sequence_lengths).to(torch.int64)
     # the score is minus the summed best input values, as Keras computes it
     best, idx = torch.max(x, dim=-1)
@@ -255,3 +268,80 @@ def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_
         kept = idx[b][keep[b]]
         out[b, : kept.shape[0]] = kept
     return out.unsqueeze(0).to(torch.int32), score
+
+
+def _scatter_logsumexp(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """`log(sum(exp(values)))` of each group `index` (of `size` groups), with
+    each group's own maximum subtracted (-inf for a group of -infs)."""
+    peak = torch.full((size,), float("-inf"), dtype=values.dtype, device=values.device)
+    peak = peak.scatter_reduce(0, index, values, reduce="amax", include_self=True)
+    safe_peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+    total = torch.zeros(size, dtype=values.dtype, device=values.device)
+    total.scatter_add_(0, index, torch.exp(values - safe_peak[index]))
+    return torch.log(total) + safe_peak
+
+
+def _ctc_beam_search(x, lengths, beam_width, top_paths, mask_index):
+    """Prefix beam search (see `ctc_decode`). Each beam is a label prefix
+    (a row padded with -1) with two log-probabilities: paths ending in a
+    label (`emit`) and paths ending in the blank (`blank`). At each step a
+    prefix is extended by every class: the blank keeps the prefix (blank
+    track); the prefix's last label again keeps it from the emit track
+    (a merged repeat) and appends it from the blank track; any other label
+    appends it. Equal prefixes are merged in log space and the
+    `beam_width` best totals kept."""
+    batch, steps, classes = x.shape
+    if mask_index is None:
+        mask_index = classes - 1
+    if not 0 <= mask_index < classes:
+        raise ValueError(f"ctc_decode: `mask_index` must be in [0, {classes}). Received: mask_index={mask_index}")
+    if beam_width < 1 or top_paths < 1:
+        raise ValueError(f"ctc_decode: `beam_width` and `top_paths` must be >= 1. Received: beam_width={beam_width}, "
+                         f"top_paths={top_paths}")
+    logp = torch.log_softmax(x, dim=-1)
+    device, neg_inf = x.device, float("-inf")
+    labels = torch.tensor([c for c in range(classes) if c != mask_index], dtype=torch.int64, device=device)
+    decoded = torch.full((top_paths, batch, steps), -1, dtype=torch.int32, device=device)
+    scores_out = torch.full((batch, top_paths), neg_inf, dtype=x.dtype, device=device)
+    for b, n in enumerate(lengths.tolist()):
+        lp = logp[b]
+        # step 0: the empty prefix (blank) and each one-label prefix, best `beam_width` kept
+        prefixes = torch.full((classes, max(steps, 1)), -1, dtype=torch.int64, device=device)
+        prefixes[: labels.numel(), 0] = labels
+        emit = torch.full((classes,), neg_inf, dtype=x.dtype, device=device)
+        blank = emit.clone()
+        emit[: labels.numel()] = lp[0, labels]
+        blank[-1] = lp[0, mask_index]
+        keep = torch.topk(torch.logaddexp(emit, blank), min(beam_width, classes)).indices
+        prefixes, emit, blank = prefixes[keep], emit[keep], blank[keep]
+        for t in range(1, n):
+            k = prefixes.shape[0]
+            size = (prefixes != -1).sum(dim=1)
+            tail = torch.where(size > 0, prefixes.gather(1, (size - 1).clamp(min=0)[:, None])[:, 0],
+                               torch.full_like(size, -1))
+            total = torch.logaddexp(emit, blank)
+            # the prefix kept: by the blank, or by repeating its last label from the emit track
+            same_blank = total + lp[t, mask_index]
+            same_emit = torch.where(tail >= 0, emit + lp[t, tail.clamp(min=0)], torch.full_like(emit, neg_inf))
+            # the prefix extended by each label (its last label only from the blank track)
+            grown = prefixes.repeat_interleave(labels.numel(), dim=0)
+            new_label = labels.repeat(k)
+            grown[torch.arange(grown.shape[0], device=device), size.repeat_interleave(labels.numel())] = new_label
+            source = torch.where(new_label == tail.repeat_interleave(labels.numel()),
+                                 blank.repeat_interleave(labels.numel()), total.repeat_interleave(labels.numel()))
+            grown_emit = source + lp[t, new_label]
+            rows = torch.cat([prefixes, grown])
+            cand_emit = torch.cat([same_emit, grown_emit])
+            cand_blank = torch.cat([same_blank, torch.full_like(grown_emit, neg_inf)])
+            unique, inverse = torch.unique(rows, dim=0, return_inverse=True)
+            emit = _scatter_logsumexp(cand_emit, inverse, unique.shape[0])
+            blank = _scatter_logsumexp(cand_blank, inverse, unique.shape[0])
+            keep = torch.topk(torch.logaddexp(emit, blank), min(beam_width, unique.shape[0])).indices
+            prefixes, emit, blank = unique[keep], emit[keep], blank[keep]
+        total = torch.logaddexp(emit, blank)
+        order = torch.argsort(total, descending=True, stable=True)[:top_paths]
+        order = order[torch.isfinite(total[order])]  # an impossible prefix (probability 0) is no path
+        m = order.numel()
+        decoded[:m, b, :] = prefixes[order, :steps].to(torch.int32)
+        scores_out[b, :m] = total[order]
+    return decoded, scores_out
