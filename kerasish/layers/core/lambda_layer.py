@@ -167,6 +167,8 @@ class Lambda(Layer):
         only with an explicit `safe_mode=False`; anything else raises
         `ValueError` before any code from the config runs."""
         config = dict(config)
+        if safe_mode is None:  # an enclosing `deserialize_keras_object(..., safe_mode=...)` decides
+            safe_mode = serialization_lib.in_safe_mode()
         safe = safe_mode is not False
         config["function"] = _deserialize_fn(config["function"], custom_objects, safe)
         if "output_shape" in config:

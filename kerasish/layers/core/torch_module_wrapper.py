@@ -147,6 +147,10 @@ class TorchModuleWrapper(Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None, safe_mode=None):
         config = dict(config)
+        if safe_mode is None:  # an enclosing `deserialize_keras_object(..., safe_mode=...)` decides
+            from kerasish.saving import serialization_lib
+
+            safe_mode = serialization_lib.in_safe_mode()
         if isinstance(config.get("module"), str):
             if safe_mode is not False and not backend_config.is_unsafe_deserialization_enabled():
                 raise ValueError(
