@@ -185,7 +185,8 @@ def _upgrade_lambda(config):
     if isinstance(fn, (list, tuple)) and config.get("function_type", "lambda") == "lambda":
         code, defaults, closure = (list(fn) + [None, None])[:3]
         config["function"] = {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults,
-                                                                     "closure": closure}}
+                                                                     "closure": closure,
+                                                                     "module": config.get("module")}}
     elif config.get("function_type") == "function" and isinstance(fn, str):
         config["function"] = {"module": "builtins", "class_name": "function", "config": fn,
                               "registered_name": "function"}

@@ -155,6 +155,37 @@ def test_unsupported_keras2_options_name_the_layer(key, value):
         legacy_config.upgrade_model_config(config)
 
 
+def _keras2_helper(t):
+    return t * 10.0
+
+
+def test_keras2_lambda_bytecode_resolves_globals_from_its_module():
+    """Keras 2 writes a Lambda's `module` beside its bytecode and, on loading, gives the bytecode that
+    module's globals when it is imported (a script that saves and reloads its own model): kerasish
+    keeps the key through the legacy upgrade and does the same (only with `safe_mode=False`)."""
+    import base64
+    import marshal
+    import sys
+
+    from kerasish.saving.saving_lib import model_from_config
+
+    def fn(t):
+        return _keras2_helper(t) + 1.0
+
+    code = base64.encodebytes(marshal.dumps(fn.__code__)).decode("ascii")
+    assert __name__ in sys.modules
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 2], "name": "in"}},
+        {"class_name": "Lambda", "config": {"name": "lam", "function": [code, None, None],
+                                            "function_type": "lambda", "module": __name__,
+                                            "output_shape": None, "arguments": {}}}]}}
+    model = model_from_config(legacy_config.upgrade_model_config(config), compile=False, safe_mode=False)
+    np.testing.assert_allclose(model(np.array([[1.0, 2.0]], "float32")).numpy(), [[11.0, 21.0]])
+    config["config"]["layers"][1]["config"]["module"] = "a_module_not_imported"
+    with pytest.raises(NameError, match="_keras2_helper"):  # (raised while building the model)
+        model_from_config(legacy_config.upgrade_model_config(config), compile=False, safe_mode=False)
+
+
 def test_keras22_list_config_and_policy_dicts():
     config = {"class_name": "Sequential", "config": [
         {"class_name": "Dense", "config": {"name": "d", "units": 2, "batch_input_shape": [None, 3],
