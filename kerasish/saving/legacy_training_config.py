@@ -34,9 +34,9 @@ def compile_args_from_training_config(training_config: dict, custom_objects=None
     optimizer = None
     if opt_config is not None:
         optimizer = optimizer_from_keras2(opt_config, custom_objects)
-    loss = _map_losses(training_config.get("loss"))
-    metrics = _metrics(training_config.get("metrics"))
-    weighted = _metrics(training_config.get("weighted_metrics"))
+    loss = _map_losses(training_config.get("loss"), custom_objects)
+    metrics = _metrics(training_config.get("metrics"), custom_objects)
+    weighted = _metrics(training_config.get("weighted_metrics"), custom_objects)
     args = {"optimizer": optimizer or optimizers.get("rmsprop"), "loss": loss,
             "loss_weights": training_config.get("loss_weights")}
     if metrics:
@@ -46,47 +46,71 @@ def compile_args_from_training_config(training_config: dict, custom_objects=None
     return args
 
 
-def _map_losses(loss):
+def _custom(name, custom_objects):
+    """A loss/metric function saved by name: a custom object in effect
+    (`custom_objects=`, `CustomObjectScope`, registered) wins over a built-in
+    of the same name, as in Keras 2's `losses.get` / `metrics.get`."""
+    from kerasish.saving.object_registration import get_registered_object
+
+    return get_registered_object(name, custom_objects) if isinstance(name, str) else None
+
+
+def _map_losses(loss, custom_objects=None):
     if isinstance(loss, str):
-        return _LOSS_NAMES.get(loss, loss)
+        custom = _custom(loss, custom_objects)
+        return custom if custom is not None else _LOSS_NAMES.get(loss, loss)
     if isinstance(loss, list):
-        return [_map_losses(x) for x in loss]
+        return [_map_losses(x, custom_objects) for x in loss]
     if isinstance(loss, dict) and "class_name" not in loss:
-        return {k: _map_losses(v) for k, v in loss.items()}
+        return {k: _map_losses(v, custom_objects) for k, v in loss.items()}
     if isinstance(loss, dict):
         from kerasish import losses
 
         inner = dict(loss.get("config") or {})
         name = loss["class_name"]
         if name == "LossFunctionWrapper" or "fn" in inner:
-            return _LOSS_NAMES.get(inner.get("fn"), inner.get("fn"))
+            return _map_losses(inner.get("fn"), custom_objects)
+        custom = _custom(name, custom_objects)
+        if custom is not None:  # a custom `Loss` subclass
+            return custom.from_config(inner) if hasattr(custom, "from_config") else custom(**inner)
         inner.pop("reduction", None) if inner.get("reduction") in ("auto", "sum_over_batch_size") else None
         return losses.deserialize({"class_name": name, "config": inner})
     return loss
 
 
-def _metrics(metrics):
+def _metrics(metrics, custom_objects=None):
     """Keras 2 nests metrics per output (`[[m1, m2], [m3]]`) or flat; a
-    `MeanMetricWrapper` becomes its function name (`categorical_accuracy`)."""
+    `MeanMetricWrapper` becomes its function name (`categorical_accuracy`),
+    or the custom function of that name (custom objects in effect)."""
     if metrics is None:
         return None
     if isinstance(metrics, dict):
-        return {k: _metrics(v) for k, v in metrics.items()}
+        return {k: _metrics(v, custom_objects) for k, v in metrics.items()}
     if isinstance(metrics, list):
         if len(metrics) == 1 and isinstance(metrics[0], list):
-            return _metrics(metrics[0])
-        return [_metrics(m) if isinstance(m, list) else _metric(m) for m in metrics]
-    return _metric(metrics)
+            return _metrics(metrics[0], custom_objects)
+        return [_metrics(m, custom_objects) if isinstance(m, list) else _metric(m, custom_objects) for m in metrics]
+    return _metric(metrics, custom_objects)
 
 
-def _metric(metric):
+def _metric(metric, custom_objects=None):
+    from kerasish import metrics
+
     if isinstance(metric, dict) and metric.get("class_name") == "MeanMetricWrapper":
         inner = metric.get("config") or {}
-        return inner.get("fn") if inner.get("name") in (None, inner.get("fn")) else inner.get("name")
+        fn, name = inner.get("fn"), inner.get("name")
+        custom = _custom(fn, custom_objects)
+        if custom is not None:
+            return metrics.MeanMetricWrapper(custom, name=name or fn, dtype=inner.get("dtype"))
+        return fn if name in (None, fn) else name
     if isinstance(metric, dict):
-        from kerasish import metrics
-
+        custom = _custom(metric.get("class_name"), custom_objects)
+        if custom is not None:  # a custom `Metric` subclass
+            return custom.from_config(metric.get("config") or {})
         return metrics.deserialize(metric)
+    if isinstance(metric, str):
+        custom = _custom(metric, custom_objects)
+        return custom if custom is not None else metric
     return metric
 
 

@@ -186,6 +186,46 @@ def test_keras2_lambda_bytecode_resolves_globals_from_its_module():
         model_from_config(legacy_config.upgrade_model_config(config), compile=False, safe_mode=False)
 
 
+def _abs_cubed(y_true, y_pred):
+    return keras.ops.mean(keras.ops.abs(y_pred - y_true) ** 3, axis=-1)
+
+
+def test_keras2_training_config_custom_loss_and_metric_functions():
+    """tf.keras 2 saves a custom loss function by name and a custom metric function as a
+    `MeanMetricWrapper` (`fn`, `name`): with the functions in `custom_objects=` or a
+    `CustomObjectScope` the model loads compiled with them, as in tf.keras 2 (the port in
+    tests/ports/test_port_keras2_programs_3.py loads a real file). NumPy reference for the logs."""
+    training_config = {
+        "loss": "_abs_cubed", "loss_weights": None, "weighted_metrics": None,
+        "metrics": [[{"class_name": "MeanMetricWrapper", "config": {"name": "cubed", "dtype": "float32",
+                                                                   "fn": "_abs_cubed"}},
+                     {"class_name": "MeanMetricWrapper", "config": {"name": "mae", "dtype": "float32",
+                                                                   "fn": "mean_absolute_error"}}]],
+        "optimizer_config": {"class_name": "Custom>SGD", "config": {"name": "SGD", "learning_rate": 0.1,
+                                                                    "is_legacy_optimizer": False}}}
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(6, 3)).astype("float32"), rng.normal(size=(6, 2)).astype("float32")
+    for how in ("custom_objects", "scope"):
+        if how == "custom_objects":
+            args = legacy_training_config.compile_args_from_training_config(
+                training_config, {"_abs_cubed": _abs_cubed})
+        else:
+            with keras.saving.CustomObjectScope({"_abs_cubed": _abs_cubed}):
+                args = legacy_training_config.compile_args_from_training_config(training_config)
+        assert args["loss"] is _abs_cubed
+        model = keras.Sequential([keras.Input((3,)), L.Dense(2)])
+        model.compile(**args)
+        kernel, bias = model.get_weights()
+        err = np.abs(x @ kernel + bias - y)
+        logs = model.evaluate(x, y, batch_size=6, verbose=0, return_dict=True)
+        np.testing.assert_allclose([logs["loss"], logs["cubed"], logs["mae"]],
+                                   [(err ** 3).mean(), (err ** 3).mean(), err.mean()], rtol=1e-5)
+    # without them the name is looked up among the built-ins, and fails there
+    with pytest.raises(ValueError, match="_abs_cubed"):
+        keras.Sequential([keras.Input((3,)), L.Dense(2)]).compile(
+            **legacy_training_config.compile_args_from_training_config(training_config))
+
+
 def test_keras22_list_config_and_policy_dicts():
     config = {"class_name": "Sequential", "config": [
         {"class_name": "Dense", "config": {"name": "d", "units": 2, "batch_input_shape": [None, 3],
