@@ -70,10 +70,10 @@ def _map_losses(loss, custom_objects=None):
         name = loss["class_name"]
         if name == "LossFunctionWrapper" or "fn" in inner:
             return _map_losses(inner.get("fn"), custom_objects)
+        inner.pop("reduction", None) if inner.get("reduction") in ("auto", "sum_over_batch_size") else None
         custom = _custom(name, custom_objects)
         if custom is not None:  # a custom `Loss` subclass
             return custom.from_config(inner) if hasattr(custom, "from_config") else custom(**inner)
-        inner.pop("reduction", None) if inner.get("reduction") in ("auto", "sum_over_batch_size") else None
         return losses.deserialize({"class_name": name, "config": inner})
     return loss
 

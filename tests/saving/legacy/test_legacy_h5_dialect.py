@@ -226,6 +226,48 @@ def test_keras2_training_config_custom_loss_and_metric_functions():
             **legacy_training_config.compile_args_from_training_config(training_config))
 
 
+def test_keras2_training_config_custom_loss_and_metric_classes():
+    """A custom `Loss` / `Metric` subclass in a tf.keras 2 training config (`{"class_name", "config"}`,
+    the loss with Keras 2's `reduction: "auto"`) is rebuilt from `custom_objects` with its config."""
+
+    class ScaledMSE(keras.losses.Loss):
+        def __init__(self, scale=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = scale
+
+        def call(self, y_true, y_pred):
+            return self.scale * keras.ops.mean((y_pred - y_true) ** 2, axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "scale": self.scale}
+
+    class MaxAbs(keras.metrics.Metric):
+        def __init__(self, name="max_abs", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.value.assign(keras.ops.maximum(self.value, keras.ops.max(keras.ops.abs(y_pred - y_true))))
+
+        def result(self):
+            return self.value
+
+    training_config = {
+        "loss": {"class_name": "ScaledMSE", "config": {"reduction": "auto", "name": "scaled_mse", "scale": 3.0}},
+        "metrics": [[{"class_name": "MaxAbs", "config": {"name": "worst", "dtype": "float32"}}]],
+        "optimizer_config": {"class_name": "SGD", "config": {"name": "SGD", "learning_rate": 0.1}}}
+    args = legacy_training_config.compile_args_from_training_config(
+        training_config, {"ScaledMSE": ScaledMSE, "MaxAbs": MaxAbs})
+    model = keras.Sequential([keras.Input((3,)), L.Dense(2)])
+    model.compile(**args)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(6, 3)).astype("float32"), rng.normal(size=(6, 2)).astype("float32")
+    kernel, bias = model.get_weights()
+    err = np.abs(x @ kernel + bias - y)
+    logs = model.evaluate(x, y, batch_size=6, verbose=0, return_dict=True)
+    np.testing.assert_allclose([logs["loss"], logs["worst"]], [3.0 * (err ** 2).mean(), err.max()], rtol=1e-5)
+
+
 def test_keras22_list_config_and_policy_dicts():
     config = {"class_name": "Sequential", "config": [
         {"class_name": "Dense", "config": {"name": "d", "units": 2, "batch_input_shape": [None, 3],
