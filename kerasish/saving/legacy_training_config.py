@@ -16,6 +16,7 @@ Where Keras 2 and Keras 3 differ:
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 from kerasish.saving.legacy_config import _downgrade
@@ -100,9 +101,19 @@ def _metric(metric, custom_objects=None):
         inner = metric.get("config") or {}
         fn, name = inner.get("fn"), inner.get("name")
         custom = _custom(fn, custom_objects)
-        if custom is not None:
+        if custom is not None:  # the function, or a wrapper that keeps another saved name
+            if name in (None, fn) and getattr(custom, "__name__", None) == fn:
+                return custom
             return metrics.MeanMetricWrapper(custom, name=name or fn, dtype=inner.get("dtype"))
-        return fn if name in (None, fn) else name
+        if name in (None, fn):
+            return fn
+        # e.g. "accuracy" saved as `sparse_categorical_accuracy`: keep the function tf.keras resolved
+        # (written back so; a bare "accuracy" in a Keras 2 file is resolved by tf.keras against the
+        # model's outputs, i.e. as one-hot labels)
+        builtin = getattr(metrics, fn, None) if isinstance(fn, str) and not fn.startswith("_") else None
+        if not inspect.isfunction(builtin):
+            return name
+        return metrics.MeanMetricWrapper(builtin, name=name, dtype=inner.get("dtype"))
     if isinstance(metric, dict):
         custom = _custom(metric.get("class_name"), custom_objects)
         if custom is not None:  # a custom `Metric` subclass
@@ -202,11 +213,23 @@ def _keras2_object(value, what):
         return [_keras2_object(v, what) for v in value]
     if isinstance(value, dict):
         return {k: _keras2_object(v, what) for k, v in value.items()}
-    data = serialize_keras_object(value)
+    data = _functions_as_names(serialize_keras_object(value))
     if isinstance(data, str):
         return data
     return _downgrade({"class_name": data.get("registered_name") or data["class_name"],
                        "config": data.get("config")}, what)
+
+
+def _functions_as_names(data):
+    """Keras 2 saves a (custom) loss/metric function by its name, also as a `MeanMetricWrapper`'s `fn`;
+    Keras 3's `{"class_name": "function", "config": name}` is unknown to Keras 2."""
+    if isinstance(data, dict):
+        if data.get("class_name") == "function":
+            return data.get("config")
+        return {k: _functions_as_names(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_functions_as_names(v) for v in data]
+    return data
 
 
 def training_config_from_model(model):
@@ -252,8 +275,54 @@ def training_config_from_model(model):
                 "dynamic_growth_steps": int(lso.dynamic_growth_steps)}}
     return {
         "loss": _keras2_object(compile_config.get("loss"), "loss"),
-        "metrics": _keras2_object(compile_config.get("metrics"), "metrics"),
-        "weighted_metrics": _keras2_object(compile_config.get("weighted_metrics"), "weighted_metrics"),
+        "metrics": _keras2_object(_resolved_metrics(model, compile_config, "metrics"), "metrics"),
+        "weighted_metrics": _keras2_object(_resolved_metrics(model, compile_config, "weighted_metrics"),
+                                           "weighted_metrics"),
         "loss_weights": compile_config.get("loss_weights"),
         "optimizer_config": optimizer_config,
     }
+
+
+# the function each resolved "accuracy" / "crossentropy" metric class computes, by Keras 2 name
+_RESOLVED_FUNCTIONS = {
+    "BinaryAccuracy": "binary_accuracy", "CategoricalAccuracy": "categorical_accuracy",
+    "SparseCategoricalAccuracy": "sparse_categorical_accuracy", "BinaryCrossentropy": "binary_crossentropy",
+    "CategoricalCrossentropy": "categorical_crossentropy",
+    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+}
+
+
+def _resolved_metrics(model, compile_config, key):
+    """The `metrics` / `weighted_metrics` to write, with "accuracy"/"acc"/"crossentropy"/"ce" as the
+    function training resolved them to (a `MeanMetricWrapper` named as the user spelled it), as tf.keras
+    2 writes them once built: a bare "accuracy" in a Keras 2 file is resolved by tf.keras against the
+    model's outputs (as if labels were one-hot), which is wrong for sparse labels. Unbuilt metrics, and
+    nested per-output specs, are written as given."""
+    from kerasish.trainers.compile_utils import _ACCURACY
+    from kerasish.trainers.compile_utils import _CROSSENTROPY
+
+    spec = compile_config.get(key)
+    compiled = model.__dict__.get("_compile_metrics")
+    if spec is None or compiled is None or not compiled.built:
+        return spec
+    sets = compiled._flat_metrics if key == "metrics" else compiled._flat_weighted_metrics
+    names = compiled._names or []
+
+    def resolve(leaves, built):
+        if not isinstance(leaves, (list, tuple)) or built is None or len(leaves) != len(built.metrics):
+            return leaves
+        out = []
+        for leaf, metric in zip(leaves, built.metrics):
+            fn = _RESOLVED_FUNCTIONS.get(type(metric).__name__)
+            if isinstance(leaf, str) and leaf.lower() in _ACCURACY + _CROSSENTROPY and fn is not None:
+                leaf = {"class_name": "MeanMetricWrapper", "config": {"name": leaf, "dtype": "float32", "fn": fn}}
+            out.append(leaf)
+        return out
+
+    if len(sets) == 1:
+        return resolve(spec, sets[0])
+    if isinstance(spec, dict) and all(k in names for k in spec):
+        return {k: resolve(v if isinstance(v, (list, tuple)) else [v], sets[names.index(k)]) for k, v in spec.items()}
+    if isinstance(spec, (list, tuple)) and len(spec) == len(sets) and all(isinstance(v, (list, tuple)) for v in spec):
+        return [resolve(v, built) for v, built in zip(spec, sets)]
+    return spec
