@@ -392,3 +392,15 @@ def test_generator_resume_program(tmp_path):
     assert sorted(h3.history) == sorted(meta["nan_history"])
     assert [math.isnan(v) for v in h3.history["loss"]] == [math.isnan(v) for v in meta["nan_history"]["loss"]]
     np.testing.assert_allclose(np.asarray(batches), arrays["nan_batches"], equal_nan=True, **TOL)
+
+
+def test_tf_keras_loaded_the_files_kerasish_wrote():
+    """Recorded by the generator: kerasish loaded each `.h5` above and saved it again as Keras 2
+    `.h5`; tf.keras 2 loaded those files compiled (custom objects included), with the optimizer's
+    step count, and predicted and evaluated exactly as on its own files."""
+    record = json.load(open(os.path.join(HERE, "metadata.json")))["tf_keras_loads_kerasish"]
+    assert sorted(record) == sorted(META)
+    for name, entry in record.items():
+        assert entry["written"] and entry["loads"] and entry["compiled"], (name, entry)
+        assert entry["max_abs_pred_diff"] == 0.0 and entry["max_abs_evaluate_diff"] == 0.0, (name, entry)
+        assert entry["optimizer_iterations"] > 0, name
