@@ -143,6 +143,11 @@ def _upgrade_layer(layer: dict) -> dict:
         return layer
     if not isinstance(config, dict):
         return layer
+    if class_name in ("CuDNNLSTM", "CuDNNGRU"):  # Keras 2's GPU-only layers: the LSTM/GRU computing the same
+        from kerasish.saving import cudnn_weights
+
+        class_name, config = cudnn_weights.upgrade_config(class_name, config)
+        layer["class_name"], layer["config"] = class_name, config
     name = config.get("name", class_name)
     batch_input_shape = config.pop("batch_input_shape", None)
     if class_name == "InputLayer":

@@ -212,6 +212,15 @@ def _assign(layer, weights, datasets, where, skip_mismatch):
         if skip_mismatch:
             return [msg]
         raise ValueError(f"Weight count mismatch for {msg}")
+    from kerasish.saving import cudnn_weights
+
+    # Keras 2 `CuDNNLSTM` / `CuDNNGRU` weights into LSTM / GRU layers, converted as Keras 2 does
+    values = cudnn_weights.convert(layer, weights, datasets,
+                                   lambda ds, shape, what: _read_dataset(ds, shape, where, f"{what} of {label}"))
+    if values is not None:
+        for w, value in zip(weights, values):
+            w.assign(value)
+        return []
     values = []
     for w, (name, ds) in zip(weights, datasets):
         shape = tuple(w.shape)
@@ -338,6 +347,8 @@ def _load_optimizer_weights(model, group, training_config, where):
     extra = len(datasets) - 1 - n * k
     if datasets and legacy and extra == n and all(tuple(d.shape) == (1,) for _, d in datasets[-n:]):
         datasets, extra = datasets[:-n], 0  # multi-backend Keras Adam's unused `vhat`s
+    if len(datasets) == 1 and not legacy and _read_dataset(datasets[0][1], (), where, "optimizer iterations") == 0:
+        return  # compiled, never trained (tf.keras 2 writes only `iteration` = 0): the fresh state is the file's
     if not datasets or extra != 0:
         warnings.warn(
             f"Skipping loading optimizer weights from '{where}': the optimizer '{opt.name}' has {n * k + 1} "
