@@ -268,6 +268,34 @@ def test_keras2_training_config_custom_loss_and_metric_classes():
     np.testing.assert_allclose([logs["loss"], logs["worst"]], [3.0 * (err ** 2).mean(), err.max()], rtol=1e-5)
 
 
+def test_tf_keras_sgd_without_momentum_keeps_its_step_count(tmp_path):
+    """tf.keras 2.11+'s `SGD(momentum=0)` saves a momentum slot `m` per weight that it never uses;
+    kerasish's (and Keras 3's) has no slot. Loading keeps the step count (it warned and started
+    fresh at 0), and kerasish writes the unused slots back as zeros, so tf.keras restores the count
+    (tests/fixtures/keras2_programs_3/metadata.json, `stateful_h5`)."""
+    import os
+    import shutil
+    import warnings
+
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "keras2_programs_3", "stateful_h5.h5")
+    shutil.copy(src, tmp_path / "in.h5")
+    with h5py.File(tmp_path / "in.h5", "r") as f:
+        tf_names = [n.decode() if isinstance(n, bytes) else n for n in f["optimizer_weights"].attrs["weight_names"]]
+        tf_shapes = [f["optimizer_weights"][n].shape for n in tf_names]
+    assert tf_names[0] == "iteration:0" and all("/m/" in n for n in tf_names[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = keras.models.load_model(str(tmp_path / "in.h5"))
+    assert int(model.optimizer.iterations) == 6 and model.optimizer.momentum == 0
+    model.save(str(tmp_path / "out.h5"))
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        group = f["optimizer_weights"]
+        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+        assert [group[n].shape for n in names] == tf_shapes
+        assert int(group[names[0]][()]) == 6 and all(not np.any(group[n][()]) for n in names[1:])
+    assert int(keras.models.load_model(str(tmp_path / "out.h5")).optimizer.iterations) == 6
+
+
 def test_keras22_list_config_and_policy_dicts():
     config = {"class_name": "Sequential", "config": [
         {"class_name": "Dense", "config": {"name": "d", "units": 2, "batch_input_shape": [None, 3],
