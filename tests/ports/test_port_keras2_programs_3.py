@@ -394,6 +394,40 @@ def test_generator_resume_program(tmp_path):
     np.testing.assert_allclose(np.asarray(batches), arrays["nan_batches"], equal_nan=True, **TOL)
 
 
+def test_stateful_h5_program(tmp_path):
+    from kerasish.layers import LSTM, Dense, Flatten, TimeDistributed
+    from kerasish.models import Sequential, load_model
+
+    arrays, meta, listed = _expected("stateful_h5")
+    rng = np.random.RandomState(6)
+    x = rng.randn(4, 3, 2).astype("float32")
+    y = np.cumsum(x[..., 0], axis=1).astype("float32")
+    model = Sequential([LSTM(4, stateful=True, batch_input_shape=(2, 3, 2), return_sequences=True),
+                        TimeDistributed(Dense(1)), Flatten()])
+    model.set_weights(listed("init"))
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss="mse")
+    losses = []
+    for _ in range(3):
+        losses += model.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0).history["loss"]
+        model.reset_states()
+    np.testing.assert_allclose(losses, meta["losses"], **TOL)
+    _assert_list(model.get_weights(), listed("final"))
+    for path in (str(tmp_path / "kerasish.h5"), _fixture(tmp_path, "stateful_h5.h5")):
+        if "kerasish" in path:
+            model.save(path)
+        loaded = load_model(path)
+        assert loaded.layers[0].stateful and loaded.input_shape == (2, 3, 2)
+        assert int(loaded.optimizer.iterations) == 6
+        tol = TOL if "kerasish" in path else LOADED
+        np.testing.assert_allclose(loaded.predict(x[:2], batch_size=2, verbose=0), arrays["predict_1"], **tol)
+        np.testing.assert_allclose(loaded.predict(x[2:], batch_size=2, verbose=0), arrays["predict_2"], **tol)
+        loaded.reset_states()
+        np.testing.assert_allclose(loaded.predict(x[2:], batch_size=2, verbose=0), arrays["predict_after_reset"],
+                                   **tol)
+        with pytest.raises(ValueError, match="batch size"):
+            loaded.predict(x[:3], batch_size=3, verbose=0)
+
+
 def test_tf_keras_loaded_the_files_kerasish_wrote():
     """Recorded by the generator: kerasish loaded each `.h5` above (and the `CuDNNLSTM`/`CuDNNGRU`
     file of tests/saving/legacy/test_keras2_cudnn_h5.py) and saved it again as Keras 2 `.h5`; tf.keras 2
@@ -404,6 +438,7 @@ def test_tf_keras_loaded_the_files_kerasish_wrote():
     for name, entry in record.items():
         assert entry["written"] and entry["loads"] and entry["compiled"], (name, entry)
         assert entry["max_abs_pred_diff"] == 0.0 and entry["max_abs_evaluate_diff"] == 0.0, (name, entry)
-        # (the cuDNN file was saved compiled but never trained: tf.keras cannot run it on a CPU)
+        # (the cuDNN file was saved compiled but never trained: tf.keras cannot run it on a CPU; the
+        # stateful model's SGD: its step count, kept through tf.keras's unused momentum slots)
         assert entry["optimizer_iterations"] > 0 or name == "cudnn_lstm_gru", name
     assert record["cudnn_lstm_gru"]["layers"] == ["Bidirectional", "GRU", "Dense"]
