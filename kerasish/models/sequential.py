@@ -138,8 +138,12 @@ class Sequential(Model):
         first = layers[0]
         if isinstance(first, InputLayer):
             self.build(first.batch_shape)
-        elif first.__dict__.get("_inbound_nodes") and _has_attr(first, "input_shape"):
-            self.build(first.input_shape)
+        elif (first.__dict__.get("_inbound_nodes") or isinstance(first, Model)) and _has_attr(first, "input_shape"):
+            # a called layer, or a model with its own inputs (Keras 2's transfer-learning
+            # `Sequential([base_model, Dense(...)])`): built at once, as in Keras 2 and 3
+            shape = first.input_shape
+            if isinstance(shape, tuple):  # (one input only: a multi-input model is a list of shapes)
+                self.build(shape)
 
     # ----------------------------------------------------------- building
     def build(self, input_shape=None):

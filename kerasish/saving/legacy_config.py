@@ -143,6 +143,11 @@ def _upgrade_layer(layer: dict) -> dict:
         return layer
     if not isinstance(config, dict):
         return layer
+    if class_name in ("CuDNNLSTM", "CuDNNGRU"):  # Keras 2's GPU-only layers: the LSTM/GRU computing the same
+        from kerasish.saving import cudnn_weights
+
+        class_name, config = cudnn_weights.upgrade_config(class_name, config)
+        layer["class_name"], layer["config"] = class_name, config
     name = config.get("name", class_name)
     batch_input_shape = config.pop("batch_input_shape", None)
     if class_name == "InputLayer":
@@ -185,7 +190,8 @@ def _upgrade_lambda(config):
     if isinstance(fn, (list, tuple)) and config.get("function_type", "lambda") == "lambda":
         code, defaults, closure = (list(fn) + [None, None])[:3]
         config["function"] = {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults,
-                                                                     "closure": closure}}
+                                                                     "closure": closure,
+                                                                     "module": config.get("module")}}
     elif config.get("function_type") == "function" and isinstance(fn, str):
         config["function"] = {"module": "builtins", "class_name": "function", "config": fn,
                               "registered_name": "function"}

@@ -212,6 +212,15 @@ def _assign(layer, weights, datasets, where, skip_mismatch):
         if skip_mismatch:
             return [msg]
         raise ValueError(f"Weight count mismatch for {msg}")
+    from kerasish.saving import cudnn_weights
+
+    # Keras 2 `CuDNNLSTM` / `CuDNNGRU` weights into LSTM / GRU layers, converted as Keras 2 does
+    values = cudnn_weights.convert(layer, weights, datasets,
+                                   lambda ds, shape, what: _read_dataset(ds, shape, where, f"{what} of {label}"))
+    if values is not None:
+        for w, value in zip(weights, values):
+            w.assign(value)
+        return []
     values = []
     for w, (name, ds) in zip(weights, datasets):
         shape = tuple(w.shape)
@@ -338,6 +347,11 @@ def _load_optimizer_weights(model, group, training_config, where):
     extra = len(datasets) - 1 - n * k
     if datasets and legacy and extra == n and all(tuple(d.shape) == (1,) for _, d in datasets[-n:]):
         datasets, extra = datasets[:-n], 0  # multi-backend Keras Adam's unused `vhat`s
+    if (not legacy and k == 0 and extra == n and n and _is_plain_sgd(opt)
+            and all(tuple(d.shape) == tuple(p.shape) for (_, d), p in zip(datasets[1:], params))):
+        datasets, extra = datasets[:1], 0  # tf.keras 2.11+'s SGD keeps a momentum `m` even at momentum=0, unused
+    if len(datasets) == 1 and not legacy and _read_dataset(datasets[0][1], (), where, "optimizer iterations") == 0:
+        return  # compiled, never trained (tf.keras 2 writes only `iteration` = 0): the fresh state is the file's
     if not datasets or extra != 0:
         warnings.warn(
             f"Skipping loading optimizer weights from '{where}': the optimizer '{opt.name}' has {n * k + 1} "
@@ -484,7 +498,16 @@ def _save_optimizer_weights(model, f):
             for slot in opt._slot_names:
                 path = getattr(p, "path", "var")
                 state.append((f"{prefix}/{slot}/{path}:0", opt.state[p][slot].detach().cpu().numpy()))
+            if _is_plain_sgd(opt):  # tf.keras 2.11+'s SGD has its (unused) momentum `m` at momentum=0 too
+                state.append((f"{prefix}/m/{getattr(p, 'path', 'var')}:0", np.zeros(tuple(p.shape), np.float32)))
     _write_weights_group(f.create_group("optimizer_weights"), state)
+
+
+def _is_plain_sgd(opt) -> bool:
+    """An SGD without momentum (kerasish and Keras 3 make no slot for it; tf.keras 2.11+ makes `m`)."""
+    from kerasish.optimizers import SGD
+
+    return isinstance(opt, SGD) and not opt._slot_names
 
 
 # tf.keras 2's legacy (OptimizerV2) slot names for kerasish's slots; its `_create_slots` makes them

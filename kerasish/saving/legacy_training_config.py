@@ -16,6 +16,7 @@ Where Keras 2 and Keras 3 differ:
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 from kerasish.saving.legacy_config import _downgrade
@@ -34,9 +35,9 @@ def compile_args_from_training_config(training_config: dict, custom_objects=None
     optimizer = None
     if opt_config is not None:
         optimizer = optimizer_from_keras2(opt_config, custom_objects)
-    loss = _map_losses(training_config.get("loss"))
-    metrics = _metrics(training_config.get("metrics"))
-    weighted = _metrics(training_config.get("weighted_metrics"))
+    loss = _map_losses(training_config.get("loss"), custom_objects)
+    metrics = _metrics(training_config.get("metrics"), custom_objects)
+    weighted = _metrics(training_config.get("weighted_metrics"), custom_objects)
     args = {"optimizer": optimizer or optimizers.get("rmsprop"), "loss": loss,
             "loss_weights": training_config.get("loss_weights")}
     if metrics:
@@ -46,47 +47,81 @@ def compile_args_from_training_config(training_config: dict, custom_objects=None
     return args
 
 
-def _map_losses(loss):
+def _custom(name, custom_objects):
+    """A loss/metric function saved by name: a custom object in effect
+    (`custom_objects=`, `CustomObjectScope`, registered) wins over a built-in
+    of the same name, as in Keras 2's `losses.get` / `metrics.get`."""
+    from kerasish.saving.object_registration import get_registered_object
+
+    return get_registered_object(name, custom_objects) if isinstance(name, str) else None
+
+
+def _map_losses(loss, custom_objects=None):
     if isinstance(loss, str):
-        return _LOSS_NAMES.get(loss, loss)
+        custom = _custom(loss, custom_objects)
+        return custom if custom is not None else _LOSS_NAMES.get(loss, loss)
     if isinstance(loss, list):
-        return [_map_losses(x) for x in loss]
+        return [_map_losses(x, custom_objects) for x in loss]
     if isinstance(loss, dict) and "class_name" not in loss:
-        return {k: _map_losses(v) for k, v in loss.items()}
+        return {k: _map_losses(v, custom_objects) for k, v in loss.items()}
     if isinstance(loss, dict):
         from kerasish import losses
 
         inner = dict(loss.get("config") or {})
         name = loss["class_name"]
         if name == "LossFunctionWrapper" or "fn" in inner:
-            return _LOSS_NAMES.get(inner.get("fn"), inner.get("fn"))
+            return _map_losses(inner.get("fn"), custom_objects)
         inner.pop("reduction", None) if inner.get("reduction") in ("auto", "sum_over_batch_size") else None
+        custom = _custom(name, custom_objects)
+        if custom is not None:  # a custom `Loss` subclass
+            return custom.from_config(inner) if hasattr(custom, "from_config") else custom(**inner)
         return losses.deserialize({"class_name": name, "config": inner})
     return loss
 
 
-def _metrics(metrics):
+def _metrics(metrics, custom_objects=None):
     """Keras 2 nests metrics per output (`[[m1, m2], [m3]]`) or flat; a
-    `MeanMetricWrapper` becomes its function name (`categorical_accuracy`)."""
+    `MeanMetricWrapper` becomes its function name (`categorical_accuracy`),
+    or the custom function of that name (custom objects in effect)."""
     if metrics is None:
         return None
     if isinstance(metrics, dict):
-        return {k: _metrics(v) for k, v in metrics.items()}
+        return {k: _metrics(v, custom_objects) for k, v in metrics.items()}
     if isinstance(metrics, list):
         if len(metrics) == 1 and isinstance(metrics[0], list):
-            return _metrics(metrics[0])
-        return [_metrics(m) if isinstance(m, list) else _metric(m) for m in metrics]
-    return _metric(metrics)
+            return _metrics(metrics[0], custom_objects)
+        return [_metrics(m, custom_objects) if isinstance(m, list) else _metric(m, custom_objects) for m in metrics]
+    return _metric(metrics, custom_objects)
 
 
-def _metric(metric):
+def _metric(metric, custom_objects=None):
+    from kerasish import metrics
+
     if isinstance(metric, dict) and metric.get("class_name") == "MeanMetricWrapper":
         inner = metric.get("config") or {}
-        return inner.get("fn") if inner.get("name") in (None, inner.get("fn")) else inner.get("name")
+        fn, name = inner.get("fn"), inner.get("name")
+        custom = _custom(fn, custom_objects)
+        if custom is not None:  # the function, or a wrapper that keeps another saved name
+            if name in (None, fn) and getattr(custom, "__name__", None) == fn:
+                return custom
+            return metrics.MeanMetricWrapper(custom, name=name or fn, dtype=inner.get("dtype"))
+        if name in (None, fn):
+            return fn
+        # e.g. "accuracy" saved as `sparse_categorical_accuracy`: keep the function tf.keras resolved
+        # (written back so; a bare "accuracy" in a Keras 2 file is resolved by tf.keras against the
+        # model's outputs, i.e. as one-hot labels)
+        builtin = getattr(metrics, fn, None) if isinstance(fn, str) and not fn.startswith("_") else None
+        if not inspect.isfunction(builtin):
+            return name
+        return metrics.MeanMetricWrapper(builtin, name=name, dtype=inner.get("dtype"))
     if isinstance(metric, dict):
-        from kerasish import metrics
-
+        custom = _custom(metric.get("class_name"), custom_objects)
+        if custom is not None:  # a custom `Metric` subclass
+            return custom.from_config(metric.get("config") or {})
         return metrics.deserialize(metric)
+    if isinstance(metric, str):
+        custom = _custom(metric, custom_objects)
+        return custom if custom is not None else metric
     return metric
 
 
@@ -178,11 +213,23 @@ def _keras2_object(value, what):
         return [_keras2_object(v, what) for v in value]
     if isinstance(value, dict):
         return {k: _keras2_object(v, what) for k, v in value.items()}
-    data = serialize_keras_object(value)
+    data = _functions_as_names(serialize_keras_object(value))
     if isinstance(data, str):
         return data
     return _downgrade({"class_name": data.get("registered_name") or data["class_name"],
                        "config": data.get("config")}, what)
+
+
+def _functions_as_names(data):
+    """Keras 2 saves a (custom) loss/metric function by its name, also as a `MeanMetricWrapper`'s `fn`;
+    Keras 3's `{"class_name": "function", "config": name}` is unknown to Keras 2."""
+    if isinstance(data, dict):
+        if data.get("class_name") == "function":
+            return data.get("config")
+        return {k: _functions_as_names(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_functions_as_names(v) for v in data]
+    return data
 
 
 def training_config_from_model(model):
@@ -228,8 +275,54 @@ def training_config_from_model(model):
                 "dynamic_growth_steps": int(lso.dynamic_growth_steps)}}
     return {
         "loss": _keras2_object(compile_config.get("loss"), "loss"),
-        "metrics": _keras2_object(compile_config.get("metrics"), "metrics"),
-        "weighted_metrics": _keras2_object(compile_config.get("weighted_metrics"), "weighted_metrics"),
+        "metrics": _keras2_object(_resolved_metrics(model, compile_config, "metrics"), "metrics"),
+        "weighted_metrics": _keras2_object(_resolved_metrics(model, compile_config, "weighted_metrics"),
+                                           "weighted_metrics"),
         "loss_weights": compile_config.get("loss_weights"),
         "optimizer_config": optimizer_config,
     }
+
+
+# the function each resolved "accuracy" / "crossentropy" metric class computes, by Keras 2 name
+_RESOLVED_FUNCTIONS = {
+    "BinaryAccuracy": "binary_accuracy", "CategoricalAccuracy": "categorical_accuracy",
+    "SparseCategoricalAccuracy": "sparse_categorical_accuracy", "BinaryCrossentropy": "binary_crossentropy",
+    "CategoricalCrossentropy": "categorical_crossentropy",
+    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+}
+
+
+def _resolved_metrics(model, compile_config, key):
+    """The `metrics` / `weighted_metrics` to write, with "accuracy"/"acc"/"crossentropy"/"ce" as the
+    function training resolved them to (a `MeanMetricWrapper` named as the user spelled it), as tf.keras
+    2 writes them once built: a bare "accuracy" in a Keras 2 file is resolved by tf.keras against the
+    model's outputs (as if labels were one-hot), which is wrong for sparse labels. Unbuilt metrics, and
+    nested per-output specs, are written as given."""
+    from kerasish.trainers.compile_utils import _ACCURACY
+    from kerasish.trainers.compile_utils import _CROSSENTROPY
+
+    spec = compile_config.get(key)
+    compiled = model.__dict__.get("_compile_metrics")
+    if spec is None or compiled is None or not compiled.built:
+        return spec
+    sets = compiled._flat_metrics if key == "metrics" else compiled._flat_weighted_metrics
+    names = compiled._names or []
+
+    def resolve(leaves, built):
+        if not isinstance(leaves, (list, tuple)) or built is None or len(leaves) != len(built.metrics):
+            return leaves
+        out = []
+        for leaf, metric in zip(leaves, built.metrics):
+            fn = _RESOLVED_FUNCTIONS.get(type(metric).__name__)
+            if isinstance(leaf, str) and leaf.lower() in _ACCURACY + _CROSSENTROPY and fn is not None:
+                leaf = {"class_name": "MeanMetricWrapper", "config": {"name": leaf, "dtype": "float32", "fn": fn}}
+            out.append(leaf)
+        return out
+
+    if len(sets) == 1:
+        return resolve(spec, sets[0])
+    if isinstance(spec, dict) and all(k in names for k in spec):
+        return {k: resolve(v if isinstance(v, (list, tuple)) else [v], sets[names.index(k)]) for k, v in spec.items()}
+    if isinstance(spec, (list, tuple)) and len(spec) == len(sets) and all(isinstance(v, (list, tuple)) for v in spec):
+        return [resolve(v, built) for v, built in zip(spec, sets)]
+    return spec

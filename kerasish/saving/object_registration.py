@@ -54,6 +54,17 @@ def get_registered_object(name: str, custom_objects: dict | None = None, module_
     return None
 
 
+def custom_objects_in_effect(custom_objects: dict | None = None) -> dict:
+    """Every custom object a deserialization sees, by name: the global
+    registry, then the active scopes (innermost last), then `custom_objects`
+    (later ones win, as in `get_registered_object`)."""
+    merged = dict(_GLOBAL_CUSTOM_OBJECTS)
+    for scope in getattr(_scope, "stack", []):
+        merged.update(scope)
+    merged.update(custom_objects or {})
+    return merged
+
+
 def get_custom_objects() -> dict:
     """The global registry dict (mutable, as in Keras)."""
     return _GLOBAL_CUSTOM_OBJECTS

@@ -7,6 +7,28 @@ from __future__ import annotations
 import torch
 
 
+def check_keras2_compile_kwargs(kwargs):
+    """Keras 2's extra `compile` arguments: `sample_weight_mode` is accepted
+    and ignored, as tf.keras 2 does (its v2 loop, like Keras 3's, weighs each
+    timestep by a 2-D `sample_weight` without it); tf.keras 2 ignores any
+    value, kerasish refuses values Keras 2 never meant (`None`, `"temporal"`,
+    or a list/dict of those per output). Anything else is a `TypeError`, as
+    in Keras."""
+    kwargs = dict(kwargs)
+    if "sample_weight_mode" in kwargs:
+        mode = kwargs.pop("sample_weight_mode")
+        modes = list(mode.values()) if isinstance(mode, dict) else list(mode) if isinstance(mode, (list, tuple)) \
+            else [mode]
+        if not all(m is None or m == "temporal" for m in modes):
+            raise ValueError(
+                "Invalid `sample_weight_mode` passed to `compile()`: expected None, \"temporal\", or a list or "
+                f"dict of those (one per output). Received: sample_weight_mode={mode!r}"
+            )
+    if kwargs:
+        raise TypeError(f"Invalid keyword argument(s) in `compile()`: {tuple(sorted(kwargs))}. Valid keyword "
+                        "arguments include \"sample_weight_mode\" (Keras 2, ignored).")
+
+
 class _CompiledLoss:
     """What Keras 2's `model.compiled_loss` was, over the Keras 3 pieces."""
 

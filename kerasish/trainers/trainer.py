@@ -261,7 +261,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
     # ------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True, **kwargs):
         """Configures the model for training.
 
         Args:
@@ -290,11 +290,21 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
                 global policy; Keras would not scale), is scaled by fit with
                 a `torch.amp.GradScaler` of the same policy instead.
                 Defaults to True.
+            **kwargs: Keras 2's `sample_weight_mode` only (`None`,
+                `"temporal"`, or a list/dict of those per output), accepted
+                and ignored as tf.keras 2 does: a 2-D `sample_weight` weighs
+                each timestep of a sequence output without it.
 
         Raises:
             ValueError: unknown optimizer, loss or metric names (checked now,
-                Keras finds out at the first batch), bad `loss_weights`.
+                Keras finds out at the first batch), bad `loss_weights`, a
+                bad `sample_weight_mode`.
+            TypeError: any other keyword argument.
         """
+        if kwargs:
+            from kerasish.trainers.keras2_compat import check_keras2_compile_kwargs
+
+            check_keras2_compile_kwargs(kwargs)
         self.__dict__["_keras_peek_pending"] = True  # (see TrainerLoops._keras_peek_draws)
         from kerasish import optimizers
         from kerasish.metrics import Mean

@@ -235,6 +235,31 @@ def test_nested_sequential_and_clone():
         clone_model(model, call_function=lambda layer, *a: layer(*a))
 
 
+def test_model_with_inputs_as_first_layer_builds_at_once(keras_ref):
+    """Keras 2's transfer-learning idiom `Sequential([base_model, Dense(...)])` (base truncated with
+    `Model(base.input, base.layers[-2].output)`): built at once, as Keras 2 and 3 do, so the head's
+    weights exist for `set_weights` before any call; same outputs as Keras with the same weights."""
+
+    def make(lib):
+        inp = lib.Input((6,))
+        base = lib.Model(inp, lib.layers.Dense(2)(lib.layers.Dense(4, activation="relu")(inp)))
+        feature = lib.Model(base.input, base.layers[-2].output)
+        return base, lib.Sequential([feature, lib.layers.Dense(3, activation="softmax")])
+
+    (base, model), (ref_base, ref) = make(keras), make(keras_ref)
+    assert model.built and ref.built
+    assert model.output_shape == tuple(ref.output_shape) == (None, 3)
+    assert [w.shape for w in model.layers[-1].get_weights()] == [(4, 3), (3,)]
+    ref_base.set_weights(base.get_weights())
+    ref.layers[-1].set_weights(model.layers[-1].get_weights())
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
+    np.testing.assert_allclose(model.predict(x, verbose=0), ref.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    # a multi-input model first (a list of input shapes) still waits for a call
+    a, b = keras.Input((2,)), keras.Input((3,))
+    two = keras.Model([a, b], keras.layers.Concatenate()([a, b]))
+    assert not Sequential([two, L.Dense(1)]).built
+
+
 def test_compile_fullgraph_and_copy():
     import torch._dynamo as dynamo
 

@@ -1,6 +1,6 @@
 """Keras 2 training API kept for ported programs: `compiled_loss` /
-`compiled_metrics` in custom `train_step`s, the `*_generator` aliases and
-`Model.reset_states`."""
+`compiled_metrics` in custom `train_step`s, the `*_generator` aliases,
+`compile(sample_weight_mode=...)` and `Model.reset_states`."""
 
 import numpy as np
 import pytest
@@ -67,6 +67,28 @@ def test_generator_aliases_warn_and_delegate():
     with pytest.warns(DeprecationWarning, match="predict_generator"):
         pred = model.predict_generator((x[i:i + 8] for i in range(0, 24, 8)), verbose=0)
     np.testing.assert_allclose(pred, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_compile_accepts_keras2_sample_weight_mode():
+    """tf.keras 2's `compile(sample_weight_mode="temporal")` (accepted and ignored there): per-timestep
+    weights come from a 2-D `sample_weight` either way. NumPy reference: Keras's weighted mean squared
+    error, `sum(w * mean_f(err**2)) / (batch * steps)` (sum_over_batch_size)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 5, 3)).astype("float32")
+    y = rng.normal(size=(4, 5, 2)).astype("float32")
+    w = (rng.random((4, 5)) > 0.3).astype("float32")
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.TimeDistributed(keras.layers.Dense(2))])
+    model.compile(optimizer="sgd", loss="mse", sample_weight_mode="temporal")
+    kernel, bias = model.get_weights()
+    per_step = (((x @ kernel + bias) - y) ** 2).mean(axis=-1)
+    got = model.evaluate(x, y, sample_weight=w, batch_size=4, verbose=0)
+    np.testing.assert_allclose(got, (per_step * w).sum() / w.size, rtol=1e-5)
+    for mode in (None, ["temporal"], {"time_distributed": None}):
+        model.compile(optimizer="sgd", loss="mse", sample_weight_mode=mode)
+    with pytest.raises(ValueError, match="sample_weight_mode='samplewise'"):
+        model.compile(optimizer="sgd", loss="mse", sample_weight_mode="samplewise")
+    with pytest.raises(TypeError, match="target_tensors"):
+        model.compile(optimizer="sgd", loss="mse", target_tensors=[y])
 
 
 def test_reset_states_resets_stateful_rnns(keras_ref):

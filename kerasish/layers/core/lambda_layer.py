@@ -6,11 +6,13 @@ import base64
 import builtins
 import inspect
 import marshal
+import sys
 import types
 
 from kerasish.layers.layer import Layer
 from kerasish.saving import serialization_lib
 from kerasish.saving.object_registration import get_registered_name
+from kerasish.saving.object_registration import custom_objects_in_effect
 from kerasish.saving.object_registration import get_registered_object
 from kerasish.utils import tree
 
@@ -26,7 +28,14 @@ def _func_dump(fn) -> dict:
     return {"class_name": "__lambda__", "config": {"code": code, "defaults": fn.__defaults__, "closure": closure}}
 
 
-def _func_load(config: dict):
+def _func_load(config: dict, custom_objects=None):
+    """The function from its bytecode. Its global names resolve as Keras 2's
+    `Lambda` resolves them: `torch` and `keras` (kerasish), then the globals of
+    the module that wrote it when that module is imported here (Keras 2's
+    `module` key, kept by the legacy-config upgrade), then every custom object
+    in effect (registered, `CustomObjectScope`, `custom_objects=`): a lambda
+    calling a helper function by name runs when the helper is passed as a
+    custom object, as in tf.keras 2."""
     code = marshal.loads(base64.decodebytes(config["code"].encode("ascii")))
     defaults = config.get("defaults")
     closure = config.get("closure")
@@ -37,6 +46,10 @@ def _func_load(config: dict):
     import kerasish
 
     globs = {"__builtins__": builtins, "torch": torch, "keras": kerasish}
+    module = config.get("module")
+    if isinstance(module, str) and module in sys.modules:
+        globs.update(vars(sys.modules[module]))
+    globs.update(custom_objects_in_effect(custom_objects))
     return types.FunctionType(code, globs, name=code.co_name, argdefs=tuple(defaults) if defaults else None, closure=closure)
 
 
@@ -60,7 +73,7 @@ def _deserialize_fn(config, custom_objects, safe_mode):
                 "default. If you trust the source of the artifact, you can override this error by passing "
                 "`safe_mode=False` to the loading function."
             )
-        return _func_load(config["config"])
+        return _func_load(config["config"], custom_objects)
     if isinstance(config, dict) and config.get("class_name") == "function":
         name = config.get("config")
         fn = get_registered_object(name, custom_objects)

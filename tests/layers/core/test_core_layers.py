@@ -285,6 +285,26 @@ def test_lambda_refuses_lambda_bytecode_by_default():
     torch.testing.assert_close(clone(torch.ones(2)), torch.full((2,), 3.0))
 
 
+def _soft_clip(t):
+    return t / (1.0 + abs(t))
+
+
+def test_lambda_bytecode_sees_custom_objects_as_globals():
+    """A lambda calling a helper by its global name (Keras 2's `Lambda(lambda t: helper(t))`): loaded
+    with `safe_mode=False`, the name resolves from `custom_objects=` or a `CustomObjectScope`, as in
+    Keras 2's `Lambda.from_config`; without it, the call raises Python's NameError naming it."""
+    config = L.Lambda(lambda t: _soft_clip(t) * 2.0).get_config()
+    x = torch.tensor([-3.0, 0.0, 1.0])
+    want = torch.tensor([-1.5, 0.0, 1.0])
+    layer = L.Lambda.from_config(dict(config), custom_objects={"_soft_clip": _soft_clip}, safe_mode=False)
+    torch.testing.assert_close(layer(x), want)
+    with keras.saving.CustomObjectScope({"_soft_clip": _soft_clip}):
+        layer = L.Lambda.from_config(dict(config), safe_mode=False)
+    torch.testing.assert_close(layer(x), want)
+    with pytest.raises(NameError, match="_soft_clip"):
+        L.Lambda.from_config(dict(config), safe_mode=False)(x)
+
+
 def test_lambda_loads_keras_lambda_config_only_unsafe(keras_ref):
     config = keras_ref.layers.Lambda(lambda x: x + 1.0).get_config()
     with pytest.raises(ValueError, match="Python lambda"):

@@ -155,6 +155,147 @@ def test_unsupported_keras2_options_name_the_layer(key, value):
         legacy_config.upgrade_model_config(config)
 
 
+def _keras2_helper(t):
+    return t * 10.0
+
+
+def test_keras2_lambda_bytecode_resolves_globals_from_its_module():
+    """Keras 2 writes a Lambda's `module` beside its bytecode and, on loading, gives the bytecode that
+    module's globals when it is imported (a script that saves and reloads its own model): kerasish
+    keeps the key through the legacy upgrade and does the same (only with `safe_mode=False`)."""
+    import base64
+    import marshal
+    import sys
+
+    from kerasish.saving.saving_lib import model_from_config
+
+    def fn(t):
+        return _keras2_helper(t) + 1.0
+
+    code = base64.encodebytes(marshal.dumps(fn.__code__)).decode("ascii")
+    assert __name__ in sys.modules
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 2], "name": "in"}},
+        {"class_name": "Lambda", "config": {"name": "lam", "function": [code, None, None],
+                                            "function_type": "lambda", "module": __name__,
+                                            "output_shape": None, "arguments": {}}}]}}
+    model = model_from_config(legacy_config.upgrade_model_config(config), compile=False, safe_mode=False)
+    np.testing.assert_allclose(model(np.array([[1.0, 2.0]], "float32")).numpy(), [[11.0, 21.0]])
+    config["config"]["layers"][1]["config"]["module"] = "a_module_not_imported"
+    with pytest.raises(NameError, match="_keras2_helper"):  # (raised while building the model)
+        model_from_config(legacy_config.upgrade_model_config(config), compile=False, safe_mode=False)
+
+
+def _abs_cubed(y_true, y_pred):
+    return keras.ops.mean(keras.ops.abs(y_pred - y_true) ** 3, axis=-1)
+
+
+def test_keras2_training_config_custom_loss_and_metric_functions():
+    """tf.keras 2 saves a custom loss function by name and a custom metric function as a
+    `MeanMetricWrapper` (`fn`, `name`): with the functions in `custom_objects=` or a
+    `CustomObjectScope` the model loads compiled with them, as in tf.keras 2 (the port in
+    tests/ports/test_port_keras2_programs_3.py loads a real file). NumPy reference for the logs."""
+    training_config = {
+        "loss": "_abs_cubed", "loss_weights": None, "weighted_metrics": None,
+        "metrics": [[{"class_name": "MeanMetricWrapper", "config": {"name": "cubed", "dtype": "float32",
+                                                                   "fn": "_abs_cubed"}},
+                     {"class_name": "MeanMetricWrapper", "config": {"name": "mae", "dtype": "float32",
+                                                                   "fn": "mean_absolute_error"}}]],
+        "optimizer_config": {"class_name": "Custom>SGD", "config": {"name": "SGD", "learning_rate": 0.1,
+                                                                    "is_legacy_optimizer": False}}}
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(6, 3)).astype("float32"), rng.normal(size=(6, 2)).astype("float32")
+    for how in ("custom_objects", "scope"):
+        if how == "custom_objects":
+            args = legacy_training_config.compile_args_from_training_config(
+                training_config, {"_abs_cubed": _abs_cubed})
+        else:
+            with keras.saving.CustomObjectScope({"_abs_cubed": _abs_cubed}):
+                args = legacy_training_config.compile_args_from_training_config(training_config)
+        assert args["loss"] is _abs_cubed
+        model = keras.Sequential([keras.Input((3,)), L.Dense(2)])
+        model.compile(**args)
+        kernel, bias = model.get_weights()
+        err = np.abs(x @ kernel + bias - y)
+        logs = model.evaluate(x, y, batch_size=6, verbose=0, return_dict=True)
+        np.testing.assert_allclose([logs["loss"], logs["cubed"], logs["mae"]],
+                                   [(err ** 3).mean(), (err ** 3).mean(), err.mean()], rtol=1e-5)
+    # without them the name is looked up among the built-ins, and fails there
+    with pytest.raises(ValueError, match="_abs_cubed"):
+        keras.Sequential([keras.Input((3,)), L.Dense(2)]).compile(
+            **legacy_training_config.compile_args_from_training_config(training_config))
+
+
+def test_keras2_training_config_custom_loss_and_metric_classes():
+    """A custom `Loss` / `Metric` subclass in a tf.keras 2 training config (`{"class_name", "config"}`,
+    the loss with Keras 2's `reduction: "auto"`) is rebuilt from `custom_objects` with its config."""
+
+    class ScaledMSE(keras.losses.Loss):
+        def __init__(self, scale=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = scale
+
+        def call(self, y_true, y_pred):
+            return self.scale * keras.ops.mean((y_pred - y_true) ** 2, axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "scale": self.scale}
+
+    class MaxAbs(keras.metrics.Metric):
+        def __init__(self, name="max_abs", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.value = self.add_variable(shape=(), initializer="zeros", name="value")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.value.assign(keras.ops.maximum(self.value, keras.ops.max(keras.ops.abs(y_pred - y_true))))
+
+        def result(self):
+            return self.value
+
+    training_config = {
+        "loss": {"class_name": "ScaledMSE", "config": {"reduction": "auto", "name": "scaled_mse", "scale": 3.0}},
+        "metrics": [[{"class_name": "MaxAbs", "config": {"name": "worst", "dtype": "float32"}}]],
+        "optimizer_config": {"class_name": "SGD", "config": {"name": "SGD", "learning_rate": 0.1}}}
+    args = legacy_training_config.compile_args_from_training_config(
+        training_config, {"ScaledMSE": ScaledMSE, "MaxAbs": MaxAbs})
+    model = keras.Sequential([keras.Input((3,)), L.Dense(2)])
+    model.compile(**args)
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(6, 3)).astype("float32"), rng.normal(size=(6, 2)).astype("float32")
+    kernel, bias = model.get_weights()
+    err = np.abs(x @ kernel + bias - y)
+    logs = model.evaluate(x, y, batch_size=6, verbose=0, return_dict=True)
+    np.testing.assert_allclose([logs["loss"], logs["worst"]], [3.0 * (err ** 2).mean(), err.max()], rtol=1e-5)
+
+
+def test_tf_keras_sgd_without_momentum_keeps_its_step_count(tmp_path):
+    """tf.keras 2.11+'s `SGD(momentum=0)` saves a momentum slot `m` per weight that it never uses;
+    kerasish's (and Keras 3's) has no slot. Loading keeps the step count (it warned and started
+    fresh at 0), and kerasish writes the unused slots back as zeros, so tf.keras restores the count
+    (tests/fixtures/keras2_programs_3/metadata.json, `stateful_h5`)."""
+    import os
+    import shutil
+    import warnings
+
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "keras2_programs_3", "stateful_h5.h5")
+    shutil.copy(src, tmp_path / "in.h5")
+    with h5py.File(tmp_path / "in.h5", "r") as f:
+        tf_names = [n.decode() if isinstance(n, bytes) else n for n in f["optimizer_weights"].attrs["weight_names"]]
+        tf_shapes = [f["optimizer_weights"][n].shape for n in tf_names]
+    assert tf_names[0] == "iteration:0" and all("/m/" in n for n in tf_names[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = keras.models.load_model(str(tmp_path / "in.h5"))
+    assert int(model.optimizer.iterations) == 6 and model.optimizer.momentum == 0
+    model.save(str(tmp_path / "out.h5"))
+    with h5py.File(tmp_path / "out.h5", "r") as f:
+        group = f["optimizer_weights"]
+        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+        assert [group[n].shape for n in names] == tf_shapes
+        assert int(group[names[0]][()]) == 6 and all(not np.any(group[n][()]) for n in names[1:])
+    assert int(keras.models.load_model(str(tmp_path / "out.h5")).optimizer.iterations) == 6
+
+
 def test_keras22_list_config_and_policy_dicts():
     config = {"class_name": "Sequential", "config": [
         {"class_name": "Dense", "config": {"name": "d", "units": 2, "batch_input_shape": [None, 3],
