@@ -50,8 +50,6 @@ ALLOWED = {
         "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
         "get_file": (DOWNLOADS, "downloads files"),
-        "model_to_dot": (NEEDS_DEPS, "needs pydot and graphviz"),
-        "plot_model": (NEEDS_DEPS, "needs pydot and graphviz"),
     },
     "callbacks": {
         "OrbaxCheckpoint": (OTHER_BACKEND, "Orbax (JAX) checkpoints"),
