@@ -155,12 +155,44 @@ def _attention_scores(k):
     return k.Model(q, [out, scores], name="m")
 
 
+def _layer_from_another_model(k):
+    """A layer first called in another graph: only this model's nodes are drawn."""
+    L = k.layers
+    dense = L.Dense(3, name="reused")
+    other = k.Input((4,), name="other_in")
+    k.Model(other, L.Dense(2, name="other_out")(dense(other)), name="other")
+    x = k.Input((4,), name="x")
+    return k.Model(x, L.Dense(1, name="out")(dense(L.Dense(4, name="pre")(x))), name="second")
+
+
+def _from_config(k):
+    """A nested graph rebuilt by `Model.from_config`."""
+    model = _multi_input_nested(k)
+    return k.Model.from_config(model.get_config())
+
+
+def _catalogue(k):
+    """Layers whose labels read their activation, weights and dtypes."""
+    L = k.layers
+    x = k.Input((6, 4), name="seq_in")
+    h = L.Conv1D(3, 2, activation="swish", name="conv1d")(x)
+    h = L.LSTM(3, return_sequences=True, name="lstm")(h)
+    h = L.GRU(2, name="gru")(L.SeparableConv1D(2, 2, name="sep")(h))
+    h = L.EinsumDense("ab,bc->ac", output_shape=4, activation="relu", name="einsum")(h)
+    h = L.LayerNormalization(name="ln")(L.PReLU(name="prelu")(L.Dense(3, activation="gelu", name="dense")(h)))
+    img = k.Input((8, 8, 3), name="img_in")
+    g = L.DepthwiseConv2D(3, activation="tanh", name="dw")(L.Conv2D(3, 3, activation="relu", name="conv2d")(img))
+    g = L.GlobalMaxPooling2D(name="gmp")(L.GroupNormalization(groups=1, name="gn")(g))
+    return k.Model([x, img], L.Softmax(name="softmax")(L.Concatenate(name="cat")([h, g])), name="catalogue")
+
+
 MODELS = {
     "sequential": _sequential, "built_sequential": _built_sequential, "cnn": _cnn,
     "multi_io_shared": _multi_io_shared, "dict_io": _dict_io, "rnn": _rnn, "nested": _nested,
     "nested_sequential": _nested_sequential, "shared_nested": _shared_nested,
     "multi_input_nested": _multi_input_nested, "subclassed": _subclassed, "subclassed_inside": _subclassed_inside,
     "ops": _ops, "mixed_precision": _mixed_precision, "attention_scores": _attention_scores,
+    "layer_from_another_model": _layer_from_another_model, "from_config": _from_config, "catalogue": _catalogue,
 }
 ALL_ON = dict(show_shapes=True, show_dtype=True, show_layer_activations=True, show_trainable=True)
 OPTIONS = {
