@@ -155,6 +155,14 @@ def _attention_scores(k):
     return k.Model(q, [out, scores], name="m")
 
 
+def _called_sequential(k):
+    """A Sequential without Input, built by a call on data, then nested."""
+    inner = k.Sequential([k.layers.Dense(3, name="d1"), k.layers.Dense(2, name="d2")], name="cs")
+    inner(np.ones((2, 5), "float32"))
+    x = k.Input((5,), name="x")
+    return k.Model(x, k.layers.Dense(1, name="out")(inner(x)), name="wrap")
+
+
 def _layer_from_another_model(k):
     """A layer first called in another graph: only this model's nodes are drawn."""
     L = k.layers
@@ -192,7 +200,7 @@ MODELS = {
     "nested_sequential": _nested_sequential, "shared_nested": _shared_nested,
     "multi_input_nested": _multi_input_nested, "subclassed": _subclassed, "subclassed_inside": _subclassed_inside,
     "ops": _ops, "mixed_precision": _mixed_precision, "attention_scores": _attention_scores,
-    "layer_from_another_model": _layer_from_another_model, "from_config": _from_config, "catalogue": _catalogue,
+    "called_sequential": _called_sequential, "layer_from_another_model": _layer_from_another_model, "from_config": _from_config, "catalogue": _catalogue,
 }
 ALL_ON = dict(show_shapes=True, show_dtype=True, show_layer_activations=True, show_trainable=True)
 OPTIONS = {
@@ -393,6 +401,24 @@ def test_plot_model_writes_what_keras_writes(K, tmp_path, capture_render, name):
     else:
         assert isinstance(result, display.Image) and isinstance(ref_result, display.Image)
         assert result.data == ref_result.data and result.format == ref_result.format
+
+
+def test_plot_model_with_the_real_graphviz_or_without_it(K, tmp_path, monkeypatch):
+    """Unpatched: with Graphviz's `dot` both write a PNG; without it both
+    raise the same ImportError."""
+    import shutil
+
+    monkeypatch.delitem(sys.modules, IPYTHON_MARKER, raising=False)
+    ref_path, path = tmp_path / "k.png", tmp_path / "q.png"
+    if shutil.which("dot") is None:
+        expected = _error(K.utils.plot_model, _sequential(K), ref_path)
+        assert expected[0] is ImportError and "graphviz" in expected[1]
+        assert _error(kerasish.utils.plot_model, _sequential(kerasish), path) == expected
+        assert not path.exists()
+    else:
+        K.utils.plot_model(_sequential(K), ref_path)
+        kerasish.utils.plot_model(_sequential(kerasish), path)
+        assert path.read_bytes()[:8] == ref_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_plot_model_default_file_name(K, tmp_path, monkeypatch, capture_render):
