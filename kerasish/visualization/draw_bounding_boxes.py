@@ -41,15 +41,15 @@ def _as_uint8(images: np.ndarray) -> np.ndarray:
 
 def draw_bounding_boxes(
     images,
-    bounding_boxes,
-    bounding_box_format,
-    class_mapping=None,
+    bounding_boxes: dict,
+    bounding_box_format: str,
+    class_mapping: dict | None = None,
     color=(128, 128, 128),
-    line_thickness=2,
-    text_thickness=1,
-    font_scale=1.0,
-    data_format=None,
-):
+    line_thickness: int = 2,
+    text_thickness: int | None = 1,
+    font_scale: float = 1.0,
+    data_format: str | None = None,
+) -> np.ndarray:
     """Draws bounding boxes (and class labels) on a batch of images.
 
     Args:

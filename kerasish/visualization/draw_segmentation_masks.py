@@ -27,12 +27,12 @@ def _palette(num_classes: int) -> list:
 def draw_segmentation_masks(
     images,
     segmentation_masks,
-    num_classes=None,
-    color_mapping=None,
-    alpha=0.8,
-    blend=True,
-    ignore_index=-1,
-    data_format=None,
+    num_classes: int | None = None,
+    color_mapping: dict | None = None,
+    alpha: float = 0.8,
+    blend: bool = True,
+    ignore_index: int = -1,
+    data_format: str | None = None,
 ):
     """Overlays segmentation masks on a batch of images.
 

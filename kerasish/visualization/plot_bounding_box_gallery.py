@@ -19,25 +19,25 @@ _NO_MATPLOTLIB = (
 
 def plot_bounding_box_gallery(
     images,
-    bounding_box_format,
+    bounding_box_format: str,
     y_true=None,
     y_pred=None,
     value_range=(0, 255),
     true_color=(0, 188, 212),
     pred_color=(255, 235, 59),
-    line_thickness=2,
-    font_scale=1.0,
-    text_thickness=None,
+    line_thickness: int = 2,
+    font_scale: float = 1.0,
+    text_thickness: int | None = None,
     class_mapping=None,
     ground_truth_mapping=None,
     prediction_mapping=None,
-    legend=False,
+    legend: bool = False,
     legend_handles=None,
-    rows=None,
-    cols=None,
-    data_format=None,
+    rows: int | None = None,
+    cols: int | None = None,
+    data_format: str | None = None,
     **kwargs,
-):
+) -> None:
     """Plots a gallery of images with ground-truth and predicted boxes.
 
     Args:

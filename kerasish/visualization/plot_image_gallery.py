@@ -41,18 +41,18 @@ def plot_image_gallery(
     images,
     y_true=None,
     y_pred=None,
-    label_map=None,
-    rows=None,
-    cols=None,
+    label_map: dict | None = None,
+    rows: int | None = None,
+    cols: int | None = None,
     value_range=(0, 255),
-    scale=2,
+    scale: float = 2,
     path=None,
-    show=None,
-    transparent=True,
-    dpi=60,
+    show: bool | None = None,
+    transparent: bool = True,
+    dpi: int = 60,
     legend_handles=None,
-    data_format=None,
-):
+    data_format: str | None = None,
+) -> None:
     """Shows (or saves) a grid of images, optionally titled with labels.
 
     Args:

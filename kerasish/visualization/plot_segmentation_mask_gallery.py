@@ -22,17 +22,17 @@ def _int32(masks):
 
 def plot_segmentation_mask_gallery(
     images,
-    num_classes,
+    num_classes: int,
     value_range=(0, 255),
     y_true=None,
     y_pred=None,
     color_mapping=None,
-    blend=True,
-    alpha=0.8,
-    ignore_index=-1,
-    data_format=None,
+    blend: bool = True,
+    alpha: float = 0.8,
+    ignore_index: int = -1,
+    data_format: str | None = None,
     **kwargs,
-):
+) -> None:
     """Plots each image next to its ground-truth and/or predicted masks.
 
     One row per image: the image, then `y_true` drawn on it, then `y_pred`

@@ -263,6 +263,16 @@ def test_graph_content_is_what_was_asked(K):
     assert "idense -> sd1" in text and "bn -> ii" in text and "<b>Non-trainable</b>" in text
 
 
+@pytest.mark.parametrize("name", ["model_to_dot", "plot_model"])
+def test_signatures_equal_keras(K, name):
+    import inspect
+
+    def params(fn):
+        return [(p.name, p.default, p.kind) for p in inspect.signature(fn).parameters.values()]
+
+    assert params(getattr(kerasish.utils, name)) == params(getattr(K.utils, name))
+
+
 # ------------------------------------------------------------------ errors
 def _error(fn, *args, **kwargs):
     with pytest.raises(Exception) as info:

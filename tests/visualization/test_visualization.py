@@ -326,3 +326,14 @@ def test_gallery_errors_equal_keras(plt, tmp_path):
         assert expected[0] is ValueError
         assert _error(getattr(QV, fn), *args, **kwargs) == expected
         plt.close("all")
+
+
+@pytest.mark.parametrize("name", ["draw_bounding_boxes", "draw_segmentation_masks", "plot_image_gallery",
+                                  "plot_bounding_box_gallery", "plot_segmentation_mask_gallery"])
+def test_signatures_equal_keras(name):
+    import inspect
+
+    def params(fn):
+        return [(p.name, p.default, p.kind) for p in inspect.signature(fn).parameters.values()]
+
+    assert params(getattr(QV, name)) == params(getattr(KV, name))
