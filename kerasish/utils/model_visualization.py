@@ -146,9 +146,7 @@ def _layer_label(layer, show_layer_names, show_layer_activations, show_dtype, sh
     width = int(show_dtype) + int(show_trainable) + (2 if show_shapes else 0)
     colspan = max(1, width)
     title = f"<b>{layer.name}</b> ({class_name})" if show_layer_names else f"<b>{class_name}</b>"
-    rows = [
-        f'<tr><td colspan="{colspan}" bgcolor="black"><font point-size="16" color="white">{title}</font></td></tr>'
-    ]
+    rows = [f'<tr><td colspan="{colspan}" bgcolor="black"><font point-size="16" color="white">{title}</font></td></tr>']
     activation = getattr(layer, "activation", None)
     if show_layer_activations and activation is not None:
         rows.append(
@@ -411,8 +409,10 @@ def plot_model(
     if not model.built:
         raise ValueError(_NOT_BUILT)
     pydot = _pydot()
-    for missing, message in ((pydot is None, _PYDOT_PLOT), (pydot is not None and not _graphviz_works(pydot),
-                                                            _GRAPHVIZ_PLOT)):
+    for missing, message in (
+        (pydot is None, _PYDOT_PLOT),
+        (pydot is not None and not _graphviz_works(pydot), _GRAPHVIZ_PLOT),
+    ):
         if missing:
             if _IPYTHON_MARKER in sys.modules:
                 io_utils.print_msg(message)

@@ -92,8 +92,14 @@ def plot_bounding_box_gallery(
     def draw(images, boxes, color, mapping):
         # the images are channels_last from here on, whatever the global default
         return draw_bounding_boxes(
-            images, boxes, color=color, class_mapping=mapping, bounding_box_format=bounding_box_format,
-            line_thickness=line_thickness, text_thickness=text_thickness, font_scale=font_scale,
+            images,
+            boxes,
+            color=color,
+            class_mapping=mapping,
+            bounding_box_format=bounding_box_format,
+            line_thickness=line_thickness,
+            text_thickness=text_thickness,
+            font_scale=font_scale,
             data_format="channels_last",
         )
 

@@ -74,8 +74,14 @@ def plot_segmentation_mask_gallery(
         if data_format == "channels_first" and len(np.shape(masks)) == 4:
             masks = to_channels_last(masks)
         drawn = draw_segmentation_masks(
-            images_np, _int32(masks), num_classes=num_classes, color_mapping=color_mapping, alpha=alpha,
-            ignore_index=ignore_index, blend=blend, data_format="channels_last",
+            images_np,
+            _int32(masks),
+            num_classes=num_classes,
+            color_mapping=color_mapping,
+            alpha=alpha,
+            ignore_index=ignore_index,
+            blend=blend,
+            data_format="channels_last",
         )
         return to_numpy(drawn)
 

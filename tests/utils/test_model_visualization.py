@@ -43,8 +43,15 @@ def _built_sequential(k):
 def _cnn(k):
     L = k.layers
     return k.Sequential(
-        [k.Input((8, 8, 3), name="img"), L.Conv2D(4, 3, activation="relu", name="conv"), L.MaxPooling2D(name="pool"),
-         L.Flatten(name="flat"), L.Dropout(0.1, name="drop"), L.Activation("softmax", name="act"), L.ReLU(name="relu")],
+        [
+            k.Input((8, 8, 3), name="img"),
+            L.Conv2D(4, 3, activation="relu", name="conv"),
+            L.MaxPooling2D(name="pool"),
+            L.Flatten(name="flat"),
+            L.Dropout(0.1, name="drop"),
+            L.Activation("softmax", name="act"),
+            L.ReLU(name="relu"),
+        ],
         name="cnn",
     )
 
@@ -143,8 +150,9 @@ def _mixed_precision(k):
     L = k.layers
     k.mixed_precision.set_global_policy("mixed_float16")
     try:
-        return k.Sequential([k.Input((4,), name="i"), L.Dense(3, name="d1"), L.Dense(2, name="d2", dtype="float32")],
-                            name="mp")
+        return k.Sequential(
+            [k.Input((4,), name="i"), L.Dense(3, name="d1"), L.Dense(2, name="d2", dtype="float32")], name="mp"
+        )
     finally:
         k.mixed_precision.set_global_policy("float32")
 
@@ -195,12 +203,25 @@ def _catalogue(k):
 
 
 MODELS = {
-    "sequential": _sequential, "built_sequential": _built_sequential, "cnn": _cnn,
-    "multi_io_shared": _multi_io_shared, "dict_io": _dict_io, "rnn": _rnn, "nested": _nested,
-    "nested_sequential": _nested_sequential, "shared_nested": _shared_nested,
-    "multi_input_nested": _multi_input_nested, "subclassed": _subclassed, "subclassed_inside": _subclassed_inside,
-    "ops": _ops, "mixed_precision": _mixed_precision, "attention_scores": _attention_scores,
-    "called_sequential": _called_sequential, "layer_from_another_model": _layer_from_another_model, "from_config": _from_config, "catalogue": _catalogue,
+    "sequential": _sequential,
+    "built_sequential": _built_sequential,
+    "cnn": _cnn,
+    "multi_io_shared": _multi_io_shared,
+    "dict_io": _dict_io,
+    "rnn": _rnn,
+    "nested": _nested,
+    "nested_sequential": _nested_sequential,
+    "shared_nested": _shared_nested,
+    "multi_input_nested": _multi_input_nested,
+    "subclassed": _subclassed,
+    "subclassed_inside": _subclassed_inside,
+    "ops": _ops,
+    "mixed_precision": _mixed_precision,
+    "attention_scores": _attention_scores,
+    "called_sequential": _called_sequential,
+    "layer_from_another_model": _layer_from_another_model,
+    "from_config": _from_config,
+    "catalogue": _catalogue,
 }
 ALL_ON = dict(show_shapes=True, show_dtype=True, show_layer_activations=True, show_trainable=True)
 OPTIONS = {

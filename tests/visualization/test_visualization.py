@@ -67,7 +67,8 @@ def test_draw_segmentation_masks_bitwise(case, as_torch):
 def test_draw_segmentation_masks_uint8_and_channels_first():
     images, masks = _images(dtype="uint8"), _masks()
     np.testing.assert_array_equal(
-        QV.draw_segmentation_masks(images, masks, num_classes=4), KV.draw_segmentation_masks(images, masks, num_classes=4)
+        QV.draw_segmentation_masks(images, masks, num_classes=4),
+        KV.draw_segmentation_masks(images, masks, num_classes=4),
     )
     cf_images, cf_masks = images.transpose(0, 3, 1, 2), masks.transpose(0, 3, 1, 2)
     expected = KV.draw_segmentation_masks(cf_images, cf_masks, num_classes=4, data_format="channels_first")
@@ -117,9 +118,14 @@ def _boxes(fmt="xyxy", ref=None):
         [[[2, 30, 40, 38], [0, 0, 10, 10], [12, 20, 55, 39]], [[1, 25, 18, 35], [6, 4, 50, 30], [0, 0, 0, 0]]],
         "float32",
     )
-    boxes = xyxy if fmt == "xyxy" else _np(ref.utils.bounding_boxes.convert_format(xyxy, "xyxy", fmt, height=H, width=W))
-    return {"boxes": boxes, "labels": np.array([[0, 1, 2], [1, 0, -1]]), "confidences": np.array([[.9, .5, .25],
-                                                                                                   [.1, .99, 0]])}
+    boxes = (
+        xyxy if fmt == "xyxy" else _np(ref.utils.bounding_boxes.convert_format(xyxy, "xyxy", fmt, height=H, width=W))
+    )
+    return {
+        "boxes": boxes,
+        "labels": np.array([[0, 1, 2], [1, 0, -1]]),
+        "confidences": np.array([[0.9, 0.5, 0.25], [0.1, 0.99, 0]]),
+    }
 
 
 BOX_CASES = {
@@ -149,8 +155,9 @@ def test_draw_bounding_boxes_value_ranges_and_input_untouched():
     for images in (_images() / 255.0, _images() * 2 - 100, _images(dtype="uint8")):
         before = images.copy()
         expected = KV.draw_bounding_boxes(images, _boxes(), "xyxy", class_mapping={1: "x"})
-        np.testing.assert_array_equal(QV.draw_bounding_boxes(images, _boxes(), "xyxy", class_mapping={1: "x"}),
-                                      expected)
+        np.testing.assert_array_equal(
+            QV.draw_bounding_boxes(images, _boxes(), "xyxy", class_mapping={1: "x"}), expected
+        )
         np.testing.assert_array_equal(images, before)
 
 
@@ -160,8 +167,9 @@ def test_draw_bounding_boxes_channels_first():
     pytest.importorskip("cv2", reason="draw_bounding_boxes needs OpenCV")
     images = _images()
     expected = KV.draw_bounding_boxes(images, _boxes(), "xyxy", class_mapping={0: "a"})
-    got = QV.draw_bounding_boxes(images.transpose(0, 3, 1, 2), _boxes(), "xyxy", class_mapping={0: "a"},
-                                 data_format="channels_first")
+    got = QV.draw_bounding_boxes(
+        images.transpose(0, 3, 1, 2), _boxes(), "xyxy", class_mapping={0: "a"}, data_format="channels_first"
+    )
     np.testing.assert_array_equal(got, expected.transpose(0, 3, 1, 2))
 
 
@@ -252,14 +260,25 @@ def _same_gallery(plt, monkeypatch, tmp_path, name, *args, **kwargs):
 @pytest.mark.filterwarnings("ignore:This figure was using a layout engine")
 def test_plot_image_gallery_equals_keras(plt, monkeypatch, tmp_path):
     images = _images(batch=5)
-    got = _same_gallery(plt, monkeypatch, tmp_path, "plot_image_gallery", torch.from_numpy(images) / 255.0,
-                        y_true=np.array([0, 1, 2, 0, 1]), y_pred=np.array([1, 1, 7, 0, 1]),
-                        label_map={0: "cat", 1: "dog", 2: "bird"}, value_range=(0, 1), scale=1, dpi=30)
+    got = _same_gallery(
+        plt,
+        monkeypatch,
+        tmp_path,
+        "plot_image_gallery",
+        torch.from_numpy(images) / 255.0,
+        y_true=np.array([0, 1, 2, 0, 1]),
+        y_pred=np.array([1, 1, 7, 0, 1]),
+        label_map={0: "cat", 1: "dog", 2: "bird"},
+        value_range=(0, 1),
+        scale=1,
+        dpi=30,
+    )
     # 5 images: rows = ceil(sqrt(5)) = 3, cols = 5 // 3 = 1 (Keras's rule)
     assert got["axes"] == 3 and got["size"] == (1.0, 3.0)
     assert got["titles"] == ["Label: cat  Pred: dog", "Label: dog  Pred: dog", "Label: bird  Pred: Unknown"]
-    got = _same_gallery(plt, monkeypatch, tmp_path, "plot_image_gallery", images, rows=2, cols=2, dpi=30,
-                        transparent=False)
+    got = _same_gallery(
+        plt, monkeypatch, tmp_path, "plot_image_gallery", images, rows=2, cols=2, dpi=30, transparent=False
+    )
     assert got["axes"] == 4 and got["images"] == [1, 1, 1, 1] and got["titles"] == [""] * 4
 
 
@@ -271,23 +290,66 @@ def test_plot_bounding_box_gallery_equals_keras(ref, plt, monkeypatch, tmp_path)
     y_pred["boxes"] = y_pred["boxes"] + 3
     y_true = {k: np.concatenate([v, v]) for k, v in _boxes().items()}
     y_pred = {k: np.concatenate([v, v]) for k, v in y_pred.items()}
-    got = _same_gallery(plt, monkeypatch, tmp_path, "plot_bounding_box_gallery", images, "xyxy", y_true=y_true,
-                        y_pred=y_pred, class_mapping={0: "cat", 1: "dog"}, prediction_mapping={1: "DOG"},
-                        legend=True, font_scale=0.4, dpi=30)
+    got = _same_gallery(
+        plt,
+        monkeypatch,
+        tmp_path,
+        "plot_bounding_box_gallery",
+        images,
+        "xyxy",
+        y_true=y_true,
+        y_pred=y_pred,
+        class_mapping={0: "cat", 1: "dog"},
+        prediction_mapping={1: "DOG"},
+        legend=True,
+        font_scale=0.4,
+        dpi=30,
+    )
     assert got["axes"] == 4 and got["legend"] == ["Ground Truth", "Prediction"]
     cf = images.transpose(0, 3, 1, 2)
-    _same_gallery(plt, monkeypatch, tmp_path, "plot_bounding_box_gallery", cf, "xyxy", y_true=y_true,
-                  data_format="channels_first", rows=1, cols=4, dpi=30)
+    _same_gallery(
+        plt,
+        monkeypatch,
+        tmp_path,
+        "plot_bounding_box_gallery",
+        cf,
+        "xyxy",
+        y_true=y_true,
+        data_format="channels_first",
+        rows=1,
+        cols=4,
+        dpi=30,
+    )
 
 
 @pytest.mark.filterwarnings("ignore:This figure was using a layout engine")
 def test_plot_segmentation_mask_gallery_equals_keras(plt, monkeypatch, tmp_path):
     images = _images(batch=2)
-    got = _same_gallery(plt, monkeypatch, tmp_path, "plot_segmentation_mask_gallery", images, 4,
-                        y_true=_masks(), y_pred=_masks(seed=5), alpha=0.5, dpi=30)
+    got = _same_gallery(
+        plt,
+        monkeypatch,
+        tmp_path,
+        "plot_segmentation_mask_gallery",
+        images,
+        4,
+        y_true=_masks(),
+        y_pred=_masks(seed=5),
+        alpha=0.5,
+        dpi=30,
+    )
     assert got["axes"] == 6 and got["size"] == (6.0, 4.0)  # one row per image: image, truth, prediction
-    _same_gallery(plt, monkeypatch, tmp_path, "plot_segmentation_mask_gallery", images.transpose(0, 3, 1, 2), 4,
-                  y_pred=_masks().transpose(0, 3, 1, 2), data_format="channels_first", blend=False, dpi=30)
+    _same_gallery(
+        plt,
+        monkeypatch,
+        tmp_path,
+        "plot_segmentation_mask_gallery",
+        images.transpose(0, 3, 1, 2),
+        4,
+        y_pred=_masks().transpose(0, 3, 1, 2),
+        data_format="channels_first",
+        blend=False,
+        dpi=30,
+    )
 
 
 @pytest.mark.filterwarnings("ignore:This figure was using a layout engine")
@@ -300,8 +362,15 @@ def test_plot_image_gallery_deliberate_differences(plt, monkeypatch, tmp_path):
         KV.plot_image_gallery(images.transpose(0, 3, 1, 2), data_format="channels_first", path=str(tmp_path / "x.png"))
     plt.close("all")
     expected, expected_pixels = _render(plt, monkeypatch, KV.plot_image_gallery, tmp_path / "k.png", images, dpi=30)
-    got, pixels = _render(plt, monkeypatch, QV.plot_image_gallery, tmp_path / "q.png", images.transpose(0, 3, 1, 2),
-                          data_format="channels_first", dpi=30)
+    got, pixels = _render(
+        plt,
+        monkeypatch,
+        QV.plot_image_gallery,
+        tmp_path / "q.png",
+        images.transpose(0, 3, 1, 2),
+        data_format="channels_first",
+        dpi=30,
+    )
     assert got == expected
     np.testing.assert_array_equal(pixels, expected_pixels)
     with pytest.raises(IndexError):
@@ -328,8 +397,16 @@ def test_gallery_errors_equal_keras(plt, tmp_path):
         plt.close("all")
 
 
-@pytest.mark.parametrize("name", ["draw_bounding_boxes", "draw_segmentation_masks", "plot_image_gallery",
-                                  "plot_bounding_box_gallery", "plot_segmentation_mask_gallery"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "draw_bounding_boxes",
+        "draw_segmentation_masks",
+        "plot_image_gallery",
+        "plot_bounding_box_gallery",
+        "plot_segmentation_mask_gallery",
+    ],
+)
 def test_signatures_equal_keras(name):
     import inspect
 
