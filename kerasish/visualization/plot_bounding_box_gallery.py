@@ -73,6 +73,10 @@ def plot_bounding_box_gallery(
         ValueError: If `images` is not 4D, or both `legend` and
             `legend_handles` are given.
 
+    Unlike Keras 3.15, the drawing and the plotting inside read the images as
+    channels_last once they are transposed, so a global
+    `image_data_format() == "channels_first"` works (Keras transposes twice).
+
     Example:
         >>> keras.visualization.plot_bounding_box_gallery(
         ...     images, "xyxy", y_true=boxes, class_mapping={0: "cat"}, path="boxes.png")
@@ -117,5 +121,11 @@ def plot_bounding_box_gallery(
             patches.Patch(color=np.array(pred_color) / 255.0, label="Prediction"),
         ]
     return plot_image_gallery(
-        plotted, value_range=value_range, legend_handles=legend_handles, rows=rows, cols=cols, **kwargs
+        plotted,
+        value_range=value_range,
+        legend_handles=legend_handles,
+        rows=rows,
+        cols=cols,
+        data_format="channels_last",  # transposed above
+        **kwargs,
     )

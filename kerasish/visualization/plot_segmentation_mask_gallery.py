@@ -58,6 +58,10 @@ def plot_segmentation_mask_gallery(
         ValueError: If `images` is not 4D.
         ImportError: If matplotlib is not installed.
 
+    Unlike Keras 3.15, the drawing and the plotting inside read the images as
+    channels_last once they are transposed, so a global
+    `image_data_format() == "channels_first"` works (Keras transposes twice).
+
     Example:
         >>> keras.visualization.plot_segmentation_mask_gallery(
         ...     images, num_classes=3, y_true=masks, path="masks.png")
@@ -94,4 +98,11 @@ def plot_segmentation_mask_gallery(
             gallery.append(true_drawn[i])
         if pred_drawn is not None:
             gallery.append(pred_drawn[i])
-    return plot_image_gallery(np.stack(gallery, axis=0), value_range=value_range, rows=batch_size, cols=cols, **kwargs)
+    return plot_image_gallery(
+        np.stack(gallery, axis=0),
+        value_range=value_range,
+        rows=batch_size,
+        cols=cols,
+        data_format="channels_last",  # transposed above
+        **kwargs,
+    )

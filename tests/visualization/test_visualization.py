@@ -414,3 +414,57 @@ def test_signatures_equal_keras(name):
         return [(p.name, p.default, p.kind) for p in inspect.signature(fn).parameters.values()]
 
     assert params(getattr(QV, name)) == params(getattr(KV, name))
+
+
+@pytest.mark.filterwarnings("ignore:This figure was using a layout engine")
+def test_galleries_follow_a_global_channels_first(plt, monkeypatch, tmp_path):
+    """With `image_data_format() == "channels_first"` the galleries read the
+    images as channels_first and draw on the transposed images (Keras 3.15
+    lets the inner drawing transpose them a second time): the same figure as
+    Keras's with an explicit `data_format="channels_first"`."""
+    pytest.importorskip("cv2", reason="the box gallery draws with OpenCV")
+    from kerasish.backend import config
+
+    images = _images(batch=2).transpose(0, 3, 1, 2)
+    kwargs = dict(data_format="channels_first", dpi=30)
+    expected = [
+        _render(
+            plt,
+            monkeypatch,
+            KV.plot_segmentation_mask_gallery,
+            tmp_path / "k1.png",
+            images,
+            4,
+            y_true=_masks().transpose(0, 3, 1, 2),
+            **kwargs,
+        ),
+        _render(
+            plt,
+            monkeypatch,
+            KV.plot_bounding_box_gallery,
+            tmp_path / "k2.png",
+            images,
+            "xyxy",
+            y_true=_boxes(),
+            **kwargs,
+        ),
+    ]
+    monkeypatch.setattr(config, "_image_data_format", "channels_first")
+    got = [
+        _render(
+            plt,
+            monkeypatch,
+            QV.plot_segmentation_mask_gallery,
+            tmp_path / "q1.png",
+            images,
+            4,
+            y_true=_masks().transpose(0, 3, 1, 2),
+            dpi=30,
+        ),
+        _render(
+            plt, monkeypatch, QV.plot_bounding_box_gallery, tmp_path / "q2.png", images, "xyxy", y_true=_boxes(), dpi=30
+        ),
+    ]
+    for (seen, pixels), (ref_seen, ref_pixels) in zip(got, expected):
+        assert seen == ref_seen
+        np.testing.assert_array_equal(pixels, ref_pixels)
