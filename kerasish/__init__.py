@@ -26,6 +26,7 @@ from kerasish import regularizers
 from kerasish import saving
 from kerasish import tree
 from kerasish import utils
+from kerasish import visualization
 from kerasish.dtype_policies import DTypePolicy
 from kerasish.layers import Input
 from kerasish.layers import InputSpec
@@ -116,4 +117,5 @@ __all__ = [
     "saving",
     "tree",
     "utils",
+    "visualization",
 ]

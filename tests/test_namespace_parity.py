@@ -27,7 +27,7 @@ NAMESPACES = [
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
     "preprocessing", "preprocessing.image", "preprocessing.sequence", "utils.bounding_boxes", "distillation",
-    "tree", "utils.legacy", "quantizers", "wrappers",
+    "tree", "utils.legacy", "quantizers", "wrappers", "visualization",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -36,7 +36,6 @@ MODULES_ALLOWED = {
     "datasets": (DOWNLOADS, "mnist, cifar10, imdb, ... download their data"),
     "export": (OTHER_BACKEND, "ExportArchive writes TensorFlow SavedModels"),
     "legacy": (OTHER_BACKEND, "keras.legacy.saving is tf.keras's SavedModel-era serialization"),
-    "visualization": (NEEDS_DEPS, "bounding-box and gallery plots need matplotlib"),
 }
 
 ALLOWED = {
@@ -50,8 +49,6 @@ ALLOWED = {
         "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
         "get_file": (DOWNLOADS, "downloads files"),
-        "model_to_dot": (NEEDS_DEPS, "needs pydot and graphviz"),
-        "plot_model": (NEEDS_DEPS, "needs pydot and graphviz"),
     },
     "callbacks": {
         "OrbaxCheckpoint": (OTHER_BACKEND, "Orbax (JAX) checkpoints"),

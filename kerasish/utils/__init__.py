@@ -73,6 +73,8 @@ _LAZY = {
     "img_to_array": ("kerasish.preprocessing.image", "img_to_array"),
     "load_img": ("kerasish.preprocessing.image", "load_img"),
     "save_img": ("kerasish.preprocessing.image", "save_img"),
+    "model_to_dot": ("kerasish.utils.model_visualization", "model_to_dot"),
+    "plot_model": ("kerasish.utils.model_visualization", "plot_model"),
 }
 
 
