@@ -355,11 +355,81 @@ def custom_gradient(f):
     return wrapper
 
 
+_GUFUNC_ARG = r"\((?:\w+(?:,\s*\w+)*)?\)"
+_GUFUNC_SIGNATURE = rf"^\s*{_GUFUNC_ARG}(?:\s*,\s*{_GUFUNC_ARG})*\s*->\s*{_GUFUNC_ARG}(?:\s*,\s*{_GUFUNC_ARG})*\s*$"
+
+
+def _parse_gufunc_signature(signature: str):
+    """NumPy's generalized-ufunc signature `"(m,n),(n)->(m)"` as the core
+    dimension names of each input and each output."""
+    import re
+
+    if not re.match(_GUFUNC_SIGNATURE, signature):
+        raise ValueError(f"Not a valid gufunc signature: {signature}")
+    inputs, outputs = signature.split("->")
+
+    def dims(part):
+        return [tuple(d.strip() for d in group.split(",") if d.strip()) for group in re.findall(r"\(([^()]*)\)", part)]
+
+    return dims(inputs), dims(outputs)
+
+
+def _vectorize_with_signature(pyfunc, excluded, signature):
+    in_core, out_core = _parse_gufunc_signature(signature)
+
+    def wrapper(*args):
+        active = [i for i in range(len(args)) if i not in excluded]
+        if len(active) != len(in_core):
+            raise TypeError(f"wrong number of positional arguments: expected {len(in_core)}, got {len(active)}")
+        tensors = {i: to_tensor(args[i]) for i in active}
+        sizes, loop_shapes = {}, []
+        for i, core in zip(active, in_core):
+            t = tensors[i]
+            if t.ndim < len(core):
+                raise ValueError(f"input with shape {tuple(t.shape)} does not have enough dimensions for all core "
+                                 f"dimensions {core!r}")
+            for name, size in zip(core, t.shape[t.ndim - len(core):]):
+                if sizes.setdefault(name, int(size)) != int(size):
+                    raise ValueError(f"inconsistent size for core dimension {name!r}: {int(size)} vs {sizes[name]}")
+            loop_shapes.append(tuple(t.shape[: t.ndim - len(core)]))
+        loop = torch.broadcast_shapes(*loop_shapes) if loop_shapes else torch.Size()
+        for i, core in zip(active, in_core):
+            t = tensors[i]
+            tensors[i] = t.expand(*loop, *t.shape[t.ndim - len(core):])
+
+        def checked(*inner):
+            out = pyfunc(*inner)
+            outs = out if isinstance(out, tuple) else (out,)
+            if len(outs) != len(out_core):
+                raise TypeError(f"wrong number of output arguments: expected {len(out_core)}, got {len(outs)}")
+            for o, core in zip(outs, out_core):
+                shape = tuple(to_tensor(o).shape)
+                if len(shape) != len(core):
+                    raise ValueError(f"output shape {shape} does not match core dimensions {core!r}")
+                for name, size in zip(core, shape):
+                    if sizes.setdefault(name, size) != size:
+                        raise ValueError(f"inconsistent size for core dimension {name!r}: {size} vs {sizes[name]}")
+            return out
+
+        dims = tuple(None if i in excluded else 0 for i in range(len(args)))
+        fn = checked
+        for _ in range(len(loop)):
+            fn = torch.vmap(fn, in_dims=dims)
+        return fn(*(tensors[i] if i in tensors else args[i] for i in range(len(args))))
+
+    return wrapper
+
+
 def vectorize(pyfunc, *, excluded=None, signature=None):
-    """`pyfunc` vectorised over the leading axes of its tensor arguments."""
-    if signature is not None:
-        raise NotImplementedError("kerasish `vectorize` does not support `signature`.")
+    """`pyfunc` vectorised over the leading axes of its tensor arguments
+    (`torch.vmap` once per axis, the arguments broadcast). With a NumPy
+    gufunc `signature` (`"(m,n),(n)->(m)"`) the trailing core dimensions of
+    each argument go to `pyfunc` whole and only the leading (broadcast) loop
+    axes are mapped; core dimension sizes are checked as NumPy does.
+    Arguments whose positions are in `excluded` are passed as they are."""
     excluded = set(excluded or ())
+    if signature is not None:
+        return _vectorize_with_signature(pyfunc, excluded, signature)
 
     def wrapper(*args):
         dims = tuple(None if i in excluded else 0 for i in range(len(args)))
