@@ -287,6 +287,7 @@ class Optimizer(torch.optim.Optimizer):
         self._param_index: dict[int, tuple[int, int]] = {}
         self._exclude_ids: set[int] = set()
         self._exclude_pattern = None
+        self._custom_variables = []  # Keras 3 style subclasses' `add_variable` slots, in creation order
         self.built = False
 
     # ------------------------------------------------------------ learning rate
@@ -485,7 +486,8 @@ class Optimizer(torch.optim.Optimizer):
         for group in self._slot_groups or (self._slot_names,):
             for p, ref in zip(params, refs):
                 named += [(self.state[p][k], f"{ref}_{k}") for k in group if k in self.state[p]]
-        return [self._state_view(t, name) for t, name in named] + self._extra_variables()
+        return ([self._state_view(t, name) for t, name in named] + list(self.__dict__.get("_custom_variables", ()))
+                + self._extra_variables())
 
     def _state_view(self, tensor: torch.Tensor, name: str):
         """`tensor` (a piece of optimizer state) seen as a Keras variable named as Keras names
@@ -720,7 +722,120 @@ class Optimizer(torch.optim.Optimizer):
         """Hook for per-step global state (Nadam's momentum product)."""
 
     def _update(self, params, grads, slots, lr: float, step: float) -> None:
+        if type(self).update_step is Optimizer.update_step:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement `update_step(gradient, variable, learning_rate)` "
+                "(Keras 3's way to write an optimizer)."
+            )
+        # a Keras 3 style subclass: one `update_step` per variable, the learning rate as a float32 tensor
+        rate = None
+        for p, g in zip(params, grads):
+            if rate is None or rate.device != p.device:
+                rate = torch.as_tensor(lr, dtype=torch.float32, device=p.device)
+            self.update_step(g, p, rate)
+
+    # ------------------------------------------ Keras 3's subclassing API
+    # A custom optimizer written for Keras 3 creates its slots in `build` with
+    # `add_variable_from_reference` / `add_variable` / `add_optimizer_variables`,
+    # updates them in `update_step(gradient, variable, learning_rate)` with
+    # `assign` / `assign_add` / `assign_sub`, and finds a variable's slots with
+    # `_get_variable_index`. Those slots are kerasish variables kept in creation
+    # order: in `variables` (after Keras's own), saved files and `state_dict()`.
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Updates one variable (override in a Keras 3 style subclass)."""
         raise NotImplementedError
+
+    def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="none", layout=None, name=None):
+        """A non-trainable optimizer variable of `shape`, drawn from
+        `initializer`, tracked in `variables` (path `<optimizer name>/<name>`)."""
+        from kerasish import initializers
+        from kerasish import variables as kvariables
+        from kerasish.backend import floatx
+
+        if not hasattr(self, "_custom_variables"):
+            raise RuntimeError(
+                f"It looks like you forgot to call `super().__init__()` in the constructor of {type(self).__name__}."
+            )
+        init = initializers.get(initializer)
+        dtype = dtype or floatx()
+        shape = tuple(int(d) for d in shape)
+        device = getattr(self, "_variable_device", None)
+        value = init(shape, dtype=dtype)
+        value = torch.as_tensor(value) if not isinstance(value, torch.Tensor) else value
+        if device is not None:
+            value = value.to(device)
+        variable = kvariables.Variable(value.detach(), trainable=False, name=name or "variable", dtype=dtype)
+        variable.__dict__["_kpath"] = f"{self.name}/{name or 'variable'}"
+        self._custom_variables.append(variable)
+        return variable
+
+    def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
+        """A variable shaped and typed as `reference_variable` (Keras names it
+        `<reference path with "/" as "_">_<name>`), on its device."""
+        name = name or "var"
+        path = getattr(reference_variable, "path", None)
+        prefix = path.replace("/", "_") if isinstance(path, str) else (
+            str(getattr(reference_variable, "name", "variable")).replace("/", "_").replace(":", "_"))
+        self._variable_device = reference_variable.device
+        try:
+            from kerasish.backend import standardize_dtype
+
+            return self.add_variable(tuple(reference_variable.shape), initializer=initializer,
+                                     dtype=standardize_dtype(reference_variable.dtype), name=f"{prefix}_{name}")
+        finally:
+            self._variable_device = None
+
+    def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
+        """`add_variable_from_reference` for each variable: a list for one
+        `name`, a tuple of lists for a list of names (each with its own or a
+        shared `initializer`). Variables marked `overwrite_with_gradient` get None."""
+        names = [name] if isinstance(name, str) else list(name)
+        inits = [initializer] if isinstance(name, str) else (
+            list(initializer) if isinstance(initializer, (list, tuple)) else [initializer] * len(names))
+        if len(names) != len(inits):
+            raise ValueError("The number of provided names must match the number of provided initializers.  "
+                             f"Received name='{name}', initializer='{initializer}'")
+        out = tuple([] for _ in names)
+        for variable in trainable_variables:
+            for i, (n, init) in enumerate(zip(names, inits)):
+                out[i].append(None if getattr(variable, "overwrite_with_gradient", False)
+                              else self.add_variable_from_reference(variable, name=n, initializer=init))
+        return out[0] if isinstance(name, str) else out
+
+    @torch.no_grad()
+    def assign(self, variable, value):
+        """`variable[...] = value` in place (a model or an optimizer variable)."""
+        variable.copy_(torch.as_tensor(value, device=variable.device))
+
+    @torch.no_grad()
+    def assign_add(self, variable, value):
+        variable.add_(torch.as_tensor(value, device=variable.device).to(variable.dtype))
+
+    @torch.no_grad()
+    def assign_sub(self, variable, value):
+        variable.sub_(torch.as_tensor(value, device=variable.device).to(variable.dtype))
+
+    def _get_variable_index(self, variable) -> int:
+        """The position of `variable` among the variables the optimizer was built on."""
+        for i, p in enumerate(self._trainable_variables):
+            if p is variable:
+                return i
+        raise KeyError(f"{type(self).__name__} '{self.name}' was not built on the variable {getattr(variable, 'path', variable)!r}")
+
+    def set_weights(self, weights) -> None:
+        """Sets `variables` from a list of arrays (Keras's order and shapes)."""
+        if not self.built:
+            raise ValueError(
+                "You are calling `set_weights()` on an optimizer that has not yet been built. Please call "
+                "`optimizer.build(trainable_variables)` to create the optimizer weights before calling "
+                "`set_weights()`."
+            )
+        for variable, weight in zip(self.variables, weights):
+            if tuple(variable.shape) != tuple(np.shape(weight)):
+                raise ValueError(f"Optimizer variable {variable.path} has shape {tuple(variable.shape)} not "
+                                 f"compatible with provided weight shape {tuple(np.shape(weight))}.")
+            variable.assign(weight)
 
     def _clip_gradients(self, grads):
         if self.clipnorm and self.clipnorm > 0:
@@ -811,6 +926,8 @@ class Optimizer(torch.optim.Optimizer):
         """torch's state dict plus a `"keras"` entry (iterations, global state)."""
         sd = super().state_dict()
         sd["keras"] = {"iterations": int(self._iterations), **self._extra_state()}
+        if self.__dict__.get("_custom_variables"):
+            sd["keras"]["custom_variables"] = [v.detach().clone() for v in self._custom_variables]
         return sd
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -820,6 +937,15 @@ class Optimizer(torch.optim.Optimizer):
         super().load_state_dict(state_dict)
         if "iterations" in extra:
             self._iterations.fill_(int(extra.pop("iterations")))
+        custom = extra.pop("custom_variables", None)
+        if custom is not None:
+            own = self.__dict__.get("_custom_variables", [])
+            if len(custom) != len(own):
+                raise ValueError(f"{type(self).__name__} '{self.name}' has {len(own)} variables of its own "
+                                 f"(add_variable), the state dict {len(custom)}.")
+            with torch.no_grad():
+                for v, value in zip(own, custom):
+                    v.copy_(value.to(v.device))  # in place: the subclass's own lists keep pointing at them
         self._load_extra_state(extra)
         if self.param_groups:
             self._lr_value = float(self.param_groups[0]["lr"])

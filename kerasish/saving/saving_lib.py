@@ -393,8 +393,13 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
     except (TypeError, KeyError, AttributeError, IndexError) as e:
         raise ValueError(f"Could not rebuild the model from '{where}': {type(e).__name__}: {e}") from e
     if compile and compile_config and hasattr(model, "compile_from_config"):
+        from kerasish.saving.serialization_lib import SafeModeScope
+
         try:
-            model.compile_from_config(compile_config)
+            # as Keras, the user's custom objects are in scope for the compile config too (a custom loss,
+            # metric or optimizer passed in `custom_objects`)
+            with CustomObjectScope(dict(custom_objects or {})), SafeModeScope(safe_mode):
+                model.compile_from_config(compile_config)
         except Exception as e:  # as Keras: the model still loads, uncompiled
             warnings.warn(
                 f"`compile()` was not called as part of model loading because `compile_from_config()` failed: {e}",

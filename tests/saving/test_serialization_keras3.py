@@ -147,3 +147,30 @@ def test_custom_objects_and_registered_names():
     with keras.saving.custom_object_scope({"twice": twice}):
         assert keras.saving.deserialize_keras_object(config) is twice
     assert keras.saving.deserialize_keras_object("twice", custom_objects={"twice": twice}) is twice
+
+
+def test_load_model_custom_objects_reach_the_compile_config(tmp_path):
+    """`load_model(path, custom_objects={...})` with an unregistered custom loss
+    and metric: Keras keeps the custom objects in scope while it compiles the
+    model from its `compile_config`; kerasish loaded such a model uncompiled
+    (with a warning)."""
+
+    def my_loss(y_true, y_pred):
+        return keras.ops.mean(keras.ops.abs(y_true - y_pred), axis=-1)
+
+    def my_metric(y_true, y_pred):
+        return keras.ops.max(keras.ops.abs(y_true - y_pred), axis=-1)
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss=my_loss, metrics=[my_metric])
+    x, y = np.ones((4, 3), "float32"), np.zeros((4, 2), "float32")
+    model.fit(x, y, verbose=0)
+    model.save(tmp_path / "m.keras")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restored = keras.saving.load_model(tmp_path / "m.keras",
+                                           custom_objects={"my_loss": my_loss, "my_metric": my_metric})
+    assert restored.compiled
+    assert restored.evaluate(x, y, verbose=0, return_dict=True) == model.evaluate(x, y, verbose=0, return_dict=True)
