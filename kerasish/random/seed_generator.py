@@ -196,7 +196,8 @@ class SeedGenerator(nn.Module):
             return
         with torch.no_grad():
             seed, counter = self.state.tolist()
-            mixed = int(np.random.SeedSequence([seed & 0xFFFFFFFF, worker_seed & 0xFFFFFFFFFFFFFFFF]).generate_state(1)[0])
+            key = np.random.SeedSequence([seed & 0xFFFFFFFF, worker_seed & 0xFFFFFFFFFFFFFFFF])
+            mixed = int(key.generate_state(1)[0])
             # a new tensor, not an in-place write: with "spawn" the old storage is the main process's
             self.state = torch.tensor([mixed, counter], dtype=self.state.dtype, device=self.state.device)
         self.__dict__.pop("_state_view", None)
