@@ -10,7 +10,9 @@ modules holding the same weights (Keras kernels are (in, out), torch's
 """
 
 import numpy as np
+import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import kerasish
 
@@ -81,3 +83,345 @@ def test_seeded_augmentation_in_spawned_dataloader_workers_is_reproducible_and_p
     # the main process's layers did not move (spawn shared their state's storage with the workers)
     torch.testing.assert_close(dropout.seed_generator.state, states[0], rtol=0, atol=0)
     torch.testing.assert_close(flip.seed_generator.state, states[1], rtol=0, atol=0)
+
+
+# ------------------------------------------------ weight tying, nanoGPT style
+_V, _D = 11, 6
+
+
+class _TiedLM(torch.nn.Module):
+    """nanoGPT's tying on a kerasish Embedding: a torch `lm_head` whose weight *is* the embedding matrix
+    (`(vocab, dim)` is `nn.Linear(dim, vocab)`'s `(out, in)`), a kerasish LayerNormalization between."""
+
+    def __init__(self):
+        super().__init__()
+        self.wte = L.Embedding(_V, _D)
+        self.ln = L.LayerNormalization()
+        self.wte.build((None, 1))
+        self.ln.build((None, 1, _D))
+        self.lm_head = torch.nn.Linear(_D, _V, bias=False)
+        self.lm_head.weight = self.wte.embeddings
+
+    def forward(self, ids):
+        return self.lm_head(self.ln(self.wte(ids)))
+
+
+class _TiedLMTwin(torch.nn.Module):
+    def __init__(self, ours):
+        super().__init__()
+        self.wte = torch.nn.Embedding(_V, _D)
+        self.ln = torch.nn.LayerNorm(_D, eps=1e-3)  # Keras's epsilon
+        self.lm_head = torch.nn.Linear(_D, _V, bias=False)
+        self.lm_head.weight = self.wte.weight
+        with torch.no_grad():
+            self.wte.weight.copy_(ours.wte.embeddings)
+            self.ln.weight.copy_(ours.ln.gamma)
+            self.ln.bias.copy_(ours.ln.beta)
+
+    def forward(self, ids):
+        return self.lm_head(self.ln(self.wte(ids)))
+
+
+def test_lm_head_tied_to_a_kerasish_embedding_trains_and_checkpoints_like_the_torch_twin(tmp_path):
+    """`lm_head.weight = wte.embeddings`: named_parameters lists the tied matrix once (so AdamW steps it
+    once per step, with the gradients of both uses summed), state_dict holds both names on one storage,
+    `torch.save`/`load_state_dict` into a fresh tied model and safetensors' `save_model`/`load_model` keep
+    it, and `safetensors.torch.save_file(state_dict)` refuses the shared tensors as it does for the twin."""
+    st = pytest.importorskip("safetensors.torch", reason="safetensors (a test extra) checks the ecosystem files")
+    torch.manual_seed(0)
+    ours = _TiedLM()
+    twin = _TiedLMTwin(ours)
+    assert [n for n, _ in ours.named_parameters()] == ["wte.embeddings", "ln.gamma", "ln.beta"]
+    assert len(list(twin.parameters())) == len(list(ours.parameters())) == 3
+    g = torch.Generator().manual_seed(1)
+    ids, targets = torch.randint(0, _V, (4, 5), generator=g), torch.randint(0, _V, (4, 5), generator=g)
+    for model in (ours, twin):
+        opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.1)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), targets.flatten()).backward()
+            opt.step()
+    tol = {"rtol": 1e-5, "atol": 1e-6}
+    torch.testing.assert_close(ours.wte.embeddings.detach(), twin.wte.weight.detach(), **tol)
+    assert ours.lm_head.weight is ours.wte.embeddings
+    state = ours.state_dict()
+    assert list(state) == ["wte.embeddings", "ln.gamma", "ln.beta", "lm_head.weight"]
+    assert state["wte.embeddings"].data_ptr() == state["lm_head.weight"].data_ptr()
+    torch.save(state, tmp_path / "lm.pt")
+    fresh = _TiedLM()
+    fresh.load_state_dict(torch.load(tmp_path / "lm.pt", weights_only=True))
+    assert fresh.lm_head.weight is fresh.wte.embeddings
+    torch.testing.assert_close(fresh(ids), ours(ids), rtol=0, atol=0)
+    for model in (ours, twin):
+        with pytest.raises(RuntimeError, match="share memory"):
+            st.save_file(model.state_dict(), tmp_path / "shared.safetensors")
+    st.save_model(ours, tmp_path / "lm.safetensors")
+    fresh = _TiedLM()
+    missing, unexpected = st.load_model(fresh, tmp_path / "lm.safetensors")
+    assert (set(missing), unexpected) == (set(), [])
+    assert fresh.lm_head.weight is fresh.wte.embeddings
+    torch.testing.assert_close(fresh(ids), twin(ids), **tol)
+
+
+class _Autoencoder(kerasish.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.enc = L.Dense(_D, use_bias=False)
+        self.dec = L.Dense(_D, use_bias=False)
+
+    def call(self, x):
+        return self.dec(self.enc(x))
+
+
+def test_a_kernel_tied_by_attribute_assignment_after_build_fits_saves_and_loads_like_the_torch_twin(tmp_path):
+    """The torch way on kerasish layers: `model.dec.kernel = model.enc.kernel` after the first call. The
+    model then has one weight (`weights`, `parameters()`, the kerasish optimizer's variables), `fit` with SGD
+    steps it once with the summed gradient, as torch SGD steps the twin's tied `nn.Linear` weights; the
+    state_dict round trip and the `.keras` file give the same predictions."""
+    torch.manual_seed(0)
+    model = _Autoencoder()
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(16, _D, generator=g), torch.randn(16, _D, generator=g)
+    model(x[:1])
+    model.dec.kernel = model.enc.kernel
+    assert len(model.weights) == len(list(model.parameters())) == 1
+    enc, dec = torch.nn.Linear(_D, _D, bias=False), torch.nn.Linear(_D, _D, bias=False)
+    with torch.no_grad():
+        enc.weight.copy_(model.enc.kernel.T)
+    dec.weight = enc.weight
+    opt = torch.optim.SGD(enc.parameters(), lr=0.1)
+    for i in range(0, 16, 8):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(dec(enc(x[i:i + 8])), y[i:i + 8]).backward()
+        opt.step()
+    model.compile(optimizer=kerasish.optimizers.SGD(0.1), loss="mse")
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert model.dec.kernel is model.enc.kernel
+    torch.testing.assert_close(model.enc.kernel.detach(), enc.weight.detach().T, rtol=1e-5, atol=1e-6)
+    want = model.predict(x, verbose=0)
+    copy = _Autoencoder()
+    copy.load_state_dict(model.state_dict())
+    np.testing.assert_allclose(copy.predict(x, verbose=0), want, rtol=0, atol=0)
+    model.save(tmp_path / "tied.keras")
+    loaded = kerasish.saving.load_model(tmp_path / "tied.keras", custom_objects={"_Autoencoder": _Autoencoder})
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), want, rtol=0, atol=0)
+
+
+# ------------------------------------------------ ecosystem files and tools
+def _seq_model():
+    return kerasish.Sequential([L.Embedding(10, 4), L.LSTM(5, return_sequences=True), L.BatchNormalization(),
+                                L.GRU(3), L.Dense(2)])
+
+
+def test_safetensors_files_of_an_lstm_model_load_into_a_never_called_model(tmp_path):
+    """`safetensors.torch.save_file(model.state_dict())` refuses the LSTM kernels (transposed views of
+    torch's layout, README) naming the tensor; `contiguous_kernels(model)` (the README's remedy) makes it
+    work, `save_model` works as it is, and both files load into a model that was never called (with
+    `load_state_dict` / `load_model`) to the same outputs, BatchNormalization statistics included."""
+    st = pytest.importorskip("safetensors.torch", reason="safetensors (a test extra) checks the ecosystem files")
+    torch.manual_seed(0)
+    model = _seq_model()
+    ids = torch.randint(0, 10, (3, 7), generator=torch.Generator().manual_seed(3))
+    model(ids, training=True)  # moves the BatchNormalization statistics
+    want = model(ids)
+    st.save_model(model, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match=r"non contiguous tensor: `layers\.1\.cell\.kernel`|non contiguous"):
+        st.save_file(model.state_dict(), tmp_path / "state.safetensors")
+    kerasish.layers.rnn.contiguous_kernels(model)
+    st.save_file(model.state_dict(), tmp_path / "state.safetensors")
+    fresh = _seq_model()
+    assert fresh.load_state_dict(st.load_file(tmp_path / "state.safetensors")) is not None
+    torch.testing.assert_close(fresh(ids), want, rtol=0, atol=0)
+    fresh = _seq_model()
+    missing, unexpected = st.load_model(fresh, tmp_path / "model.safetensors")
+    assert (set(missing), unexpected) == (set(), [])
+    torch.testing.assert_close(fresh(ids), want, rtol=0, atol=0)
+
+
+def test_flop_counter_counts_what_it_counts_for_the_torch_twin():
+    """`torch.utils.flop_counter.FlopCounterMode` over a Conv2D / Dense / MultiHeadAttention model counts the
+    flops of the equivalent torch modules (`nn.MultiheadAttention(need_weights=False)`: SDPA, as kerasish)."""
+    conv, dense, mha = L.Conv2D(4, 3, padding="same"), L.Dense(8), L.MultiHeadAttention(2, 4)
+    image, seq = torch.randn(2, 6, 6, 3), torch.randn(2, 5, 8)
+    t_conv, t_dense = torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.Linear(4, 8)
+    t_mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def ours():
+        h = dense(conv(image))
+        return mha(seq, seq), h
+
+    def theirs():
+        h = t_dense(t_conv(image.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
+        return t_mha(seq, seq, seq, need_weights=False), h
+
+    counts = []
+    for run in (ours, theirs):
+        run()
+        with FlopCounterMode(display=False) as counter:
+            run()
+        counts.append(counter.get_total_flops())
+    # 2 * multiply-adds: the convolution, the Dense, MHA's four projections; torch's counter registers
+    # the attention product itself (2 * 2 * batch * heads * 5 * 5 * 4) for some SDPA kernels only
+    base = 2 * (2 * 6 * 6 * 4 * 3 * 3 * 3 + 2 * 6 * 6 * 4 * 8 + 4 * 2 * 5 * 8 * 8)
+    assert counts[0] == counts[1]
+    assert counts[0] in (base, base + 2 * 2 * 2 * 2 * 5 * 5 * 4)
+
+
+def test_tensorboard_add_graph_and_parameter_histograms_like_torch_modules(tmp_path):
+    """`SummaryWriter.add_graph(model, x)` (a `torch.jit.trace`) and `add_histogram` over
+    `named_parameters()` write the graph and one histogram per weight, named like the state_dict keys; each
+    histogram holds the weight's values as the twin `nn.Linear` weight's histogram holds them."""
+    pytest.importorskip("tensorboard", reason="tensorboard (a test extra) reads the event files back")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.manual_seed(0)
+    inputs = kerasish.Input((4,))
+    outputs = L.Dense(2)(L.BatchNormalization()(L.Dense(8, activation="relu")(inputs)))
+    model = kerasish.Model(inputs, outputs)
+    x = torch.randn(5, 4)
+    model(x)
+    twin = torch.nn.Linear(4, 8)
+    with torch.no_grad():
+        twin.weight.copy_(model.layers[1].kernel.T)
+    writer = SummaryWriter(str(tmp_path / "ours"))
+    writer.add_graph(model, x)
+    for name, p in model.named_parameters():
+        writer.add_histogram(name, p, 0)
+    writer.close()
+    twin_writer = SummaryWriter(str(tmp_path / "twin"))
+    twin_writer.add_histogram("weight", twin.weight, 0)
+    twin_writer.close()
+    ours = EventAccumulator(str(tmp_path / "ours")).Reload()
+    assert sorted(ours.Tags()["histograms"]) == sorted(n for n, _ in model.named_parameters())
+    assert ours.Tags()["graph"]
+    ref = EventAccumulator(str(tmp_path / "twin")).Reload().Histograms("weight")[0].histogram_value
+    got = ours.Histograms("dense.kernel")[0].histogram_value
+    assert (got.num, got.min, got.max) == (ref.num, ref.min, ref.max)
+    np.testing.assert_allclose([got.sum, got.sum_squares], [ref.sum, ref.sum_squares], rtol=1e-6)
+
+
+# ------------------------------------------------ autograd habits: gradient penalties (double backward)
+def _penalty(forward, x):
+    """WGAN-GP's penalty: (||d critic / d x|| - 1)^2 with `create_graph=True`, then backward."""
+    x = x.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(forward(x).sum(), x, create_graph=True)
+    penalty = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    penalty.backward()
+    return penalty.detach()
+
+
+class _CriticTwin(torch.nn.Module):
+    """Conv2D -> LayerNormalization -> LeakyReLU -> BatchNormalization -> Flatten -> Dense in NHWC torch."""
+
+    def __init__(self, critic):
+        super().__init__()
+        conv, norm, _, bn, _, dense = critic.layers
+        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+        self.norm = torch.nn.LayerNorm(4, eps=1e-3)
+        self.bn = torch.nn.BatchNorm2d(4, eps=1e-3)
+        self.dense = torch.nn.Linear(4 * 5 * 5, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(conv.kernel.permute(3, 2, 0, 1))
+            self.conv.bias.copy_(conv.bias)
+            self.norm.weight.copy_(norm.gamma)
+            self.norm.bias.copy_(norm.beta)
+            self.bn.weight.copy_(bn.gamma)
+            self.bn.bias.copy_(bn.beta)
+            self.dense.weight.copy_(dense.kernel.T)
+            self.dense.bias.copy_(dense.bias)
+
+    def forward(self, x):
+        h = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        h = torch.nn.functional.leaky_relu(self.norm(h), 0.2)
+        h = self.bn(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.dense(h.flatten(1))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_wgan_gp_penalty_through_conv_layernorm_batchnorm_dense_gives_the_twins_gradients(training):
+    torch.manual_seed(0)
+    critic = kerasish.Sequential([L.Conv2D(4, 3, padding="same"), L.LayerNormalization(), L.LeakyReLU(0.2),
+                                  L.BatchNormalization(), L.Flatten(), L.Dense(1)])
+    x = torch.randn(3, 5, 5, 2, generator=torch.Generator().manual_seed(4))
+    critic(x)
+    twin = _CriticTwin(critic)
+    twin.train(training)
+    ours = _penalty(lambda t: critic(t, training=training), x)
+    ref = _penalty(twin, x)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+    conv, norm, _, bn, _, dense = critic.layers
+    pairs = [(conv.kernel.grad, twin.conv.weight.grad.permute(2, 3, 1, 0)), (norm.gamma.grad, twin.norm.weight.grad),
+             (bn.gamma.grad, twin.bn.weight.grad), (bn.beta.grad, twin.bn.bias.grad),
+             (dense.kernel.grad, twin.dense.weight.grad.T)]
+    for got, want in pairs:
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def _rnn_pair(kind):
+    ours = (L.LSTM if kind == "lstm" else L.GRU)(4)
+    ours.build((None, 5, 3))
+    cell, u = ours.cell, 4
+    ref = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(3, 4, batch_first=True)
+    with torch.no_grad():
+        if kind == "lstm":  # Keras gates i, f, c, o = torch's i, f, g, o; one bias
+            ref.weight_ih_l0.copy_(cell.kernel.T)
+            ref.weight_hh_l0.copy_(cell.recurrent_kernel.T)
+            ref.bias_ih_l0.copy_(cell.bias)
+            ref.bias_hh_l0.zero_()
+        else:  # Keras z, r, h -> torch r, z, n; reset_after=True: bias rows are (input, recurrent)
+            def order(w):
+                return torch.cat((w[..., u:2 * u], w[..., :u], w[..., 2 * u:]), dim=-1)
+
+            ref.weight_ih_l0.copy_(order(cell.kernel).T)
+            ref.weight_hh_l0.copy_(order(cell.recurrent_kernel).T)
+            ref.bias_ih_l0.copy_(order(cell.bias[0]))
+            ref.bias_hh_l0.copy_(order(cell.bias[1]))
+    return ours, ref
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_double_backward_through_lstm_and_gru_gives_the_torch_rnns_gradients(kind):
+    """A gradient penalty over a recurrent critic: double backward through kerasish LSTM / GRU gives the
+    penalty and kernel gradients of `nn.LSTM` / `nn.GRU` holding the same weights."""
+    torch.manual_seed(0)
+    ours, ref = _rnn_pair(kind)
+    x = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(5))
+    got = _penalty(ours, x)
+    want = _penalty(lambda t: ref(t)[0][:, -1], x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    if kind == "lstm":
+        torch.testing.assert_close(ours.cell.kernel.grad, ref.weight_ih_l0.grad.T, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(ours.cell.recurrent_kernel.grad, ref.weight_hh_l0.grad.T, rtol=1e-4, atol=1e-6)
+    else:
+        u = 4
+        grad = ref.weight_ih_l0.grad.T  # torch r, z, n -> Keras z, r, h
+        keras_order = torch.cat((grad[:, u:2 * u], grad[:, :u], grad[:, 2 * u:]), 1)
+        torch.testing.assert_close(ours.cell.kernel.grad, keras_order, rtol=1e-4, atol=1e-6)
+
+
+def _attention_reference(mha, x):
+    """Multi-head self-attention from the maths on MultiHeadAttention's Keras-layout weights."""
+    q = torch.einsum("btd,dhk->bthk", x, mha.query_dense.kernel) + mha.query_dense.bias
+    k = torch.einsum("btd,dhk->bthk", x, mha.key_dense.kernel) + mha.key_dense.bias
+    v = torch.einsum("btd,dhk->bthk", x, mha.value_dense.kernel) + mha.value_dense.bias
+    scores = torch.einsum("bqhk,bshk->bhqs", q, k) / q.shape[-1] ** 0.5
+    out = torch.einsum("bhqs,bshk->bqhk", scores.softmax(-1), v)
+    return torch.einsum("bqhk,hkd->bqd", out, mha.output_dense.kernel) + mha.output_dense.bias
+
+
+def test_double_backward_through_multi_head_attention_needs_flash_attention_off_then_matches_the_maths():
+    """torch's CPU flash kernel (which SDPA picks, for Keras 3 on torch too) has no double backward; with
+    `flash_attention=False` (README) a gradient penalty through MultiHeadAttention gives the penalty and
+    the weight gradients of attention written from the maths."""
+    torch.manual_seed(0)
+    mha = L.MultiHeadAttention(2, 4, flash_attention=False)
+    x = torch.randn(2, 3, 8, generator=torch.Generator().manual_seed(6))
+    mha(x, x)
+    got = _penalty(lambda t: mha(t, t), x)
+    grads = [mha.query_dense.kernel.grad.clone(), mha.output_dense.kernel.grad.clone()]
+    mha.zero_grad()
+    want = _penalty(lambda t: _attention_reference(mha, t), x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[0], mha.query_dense.kernel.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(grads[1], mha.output_dense.kernel.grad, rtol=1e-4, atol=1e-6)
