@@ -425,3 +425,148 @@ def test_double_backward_through_multi_head_attention_needs_flash_attention_off_
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(grads[0], mha.query_dense.kernel.grad, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(grads[1], mha.output_dense.kernel.grad, rtol=1e-4, atol=1e-6)
+
+
+# ------------------------------------------------ optimizer flavours
+def _conv_model():
+    return kerasish.Sequential([L.Conv2D(3, 3), L.BatchNormalization(), L.Flatten(), L.Dense(4),
+                                L.LayerNormalization(), L.Dense(2)])
+
+
+_FLAVOURS = [(torch.optim.Adam, {"foreach": True}), (torch.optim.Adam, {"foreach": False}),
+             (torch.optim.Adam, {"fused": True}), (torch.optim.AdamW, {"foreach": True}),
+             (torch.optim.AdamW, {"fused": True}), (torch.optim.SGD, {"momentum": 0.9, "foreach": True}),
+             (torch.optim.SGD, {"momentum": 0.9, "fused": True})]
+
+
+@pytest.mark.parametrize("opt_cls,flavour", _FLAVOURS, ids=lambda v: v.__name__ if isinstance(v, type) else str(v))
+def test_foreach_and_fused_torch_optimizers_step_kerasish_weights_like_plain_parameters(opt_cls, flavour):
+    """kerasish weights are Parameter subclasses; torch's foreach (multi-tensor) and fused kernels step them
+    bit for bit as they step plain Parameters holding the same values (the model run through
+    `functional_call` with those Parameters)."""
+    torch.manual_seed(0)
+    model = _conv_model()
+    g = torch.Generator().manual_seed(7)
+    x, y = torch.randn(8, 6, 6, 2, generator=g), torch.randn(8, 2, generator=g)
+    model(x)
+    model.train()
+    plain = {n: torch.nn.Parameter(p.detach().clone()) for n, p in model.named_parameters()}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+
+    def train(params, forward):
+        opt = opt_cls(params, lr=0.01, **flavour)
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(forward(x), y).backward()
+            opt.step()
+
+    twin = _conv_model()
+    twin(x)
+    twin.train()
+    train(list(plain.values()), lambda t: torch.func.functional_call(twin, {**plain, **buffers}, (t,)))
+    train(model.parameters(), model)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), plain[name].detach(), rtol=0, atol=0)
+    assert all(type(p) is not torch.nn.Parameter for p in model.parameters())
+
+
+class _Tagger(kerasish.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.emb = L.Embedding(10, 4)
+        self.lstm = L.LSTM(5, return_sequences=True)
+        self.mha = L.MultiHeadAttention(2, 3)
+        self.norm = L.LayerNormalization()
+        self.out = L.Dense(3)
+
+    def call(self, ids):
+        h = self.lstm(self.emb(ids))
+        return self.out(self.norm(h + self.mha(h, h))[:, -1])
+
+
+def test_torch_optimizer_and_sequential_lr_checkpoint_resume_into_a_never_called_model(tmp_path):
+    """The torch resume recipe: `torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched":
+    sched.state_dict()})`, then a fresh model (never called), `load_state_dict`, a fresh AdamW over its
+    `parameters()` and SequentialLR(LinearLR, LambdaLR) loading theirs: the optimizer's parameter ids follow
+    kerasish's parameter order, so the resumed run equals the uninterrupted one bit for bit."""
+    g = torch.Generator().manual_seed(8)
+    ids, y = torch.randint(0, 10, (4, 6), generator=g), torch.randn(4, 3, generator=g)
+
+    def make(model):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        warmup = torch.optim.lr_scheduler.LinearLR(opt, 0.1, 1.0, total_iters=2)
+        decay = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.9 ** epoch)
+        return opt, torch.optim.lr_scheduler.SequentialLR(opt, [warmup, decay], milestones=[2])
+
+    def step(model, opt, sched):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(ids), y).backward()
+        opt.step()
+        sched.step()
+
+    torch.manual_seed(0)
+    model = _Tagger()
+    model(ids)
+    model.train()
+    opt, sched = make(model)
+    for _ in range(3):
+        step(model, opt, sched)
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()},
+               tmp_path / "ckpt.pt")
+    for _ in range(2):
+        step(model, opt, sched)
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    resumed = _Tagger()
+    resumed.load_state_dict(ckpt["model"])
+    resumed.train()
+    r_opt, r_sched = make(resumed)
+    r_opt.load_state_dict(ckpt["opt"])
+    r_sched.load_state_dict(ckpt["sched"])
+    for _ in range(2):
+        step(resumed, r_opt, r_sched)
+    assert [n for n, _ in resumed.named_parameters()] == [n for n, _ in model.named_parameters()]
+    for p, q in zip(model.parameters(), resumed.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert r_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+
+
+def test_an_unbuilt_keras_optimizer_refuses_a_torch_step_and_a_state_dict_instead_of_doing_nothing():
+    """`opt = keras.optimizers.Adam(); loss.backward(); opt.step()`: a Keras optimizer is bound to its
+    variables by `build` (or `apply_gradients`); unbuilt, `step()` updated nothing, silently, and
+    `load_state_dict` failed with torch's "different number of parameter groups". Both now raise a
+    ValueError naming `build`; built, the same loop and a resumed copy train as torch's Adam would."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Dense(4, activation="relu"), L.Dense(2)])
+    g = torch.Generator().manual_seed(9)
+    x, y = torch.randn(8, 5, generator=g), torch.randn(8, 2, generator=g)
+    model(x)
+    start = [p.detach().clone() for p in model.parameters()]
+    opt = kerasish.optimizers.Adam(0.01)
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    with pytest.raises(ValueError, match=r"Adam 'adam.*' has no variables to update.*optimizer\.build\("):
+        opt.step()
+    assert all(torch.equal(p, s) for p, s in zip(model.parameters(), start))
+    opt.build(model.trainable_variables)
+    params = [s.clone() for s in start]
+    moments = [[torch.zeros_like(s), torch.zeros_like(s)] for s in start]
+    names = [n for n, _ in model.named_parameters()]
+    for t in range(1, 4):
+        if t > 1:
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+        # Keras's Adam from the maths (epsilon outside the bias correction, unlike torch.optim.Adam)
+        leaves = [q.clone().requires_grad_() for q in params]
+        loss = torch.nn.functional.mse_loss(torch.func.functional_call(model, dict(zip(names, leaves)), (x,)), y)
+        for q, (m, v), grad in zip(params, moments, torch.autograd.grad(loss, leaves)):
+            m.mul_(0.9).add_(0.1 * grad)
+            v.mul_(0.999).add_(0.001 * grad * grad)
+            q.sub_(0.01 * (1 - 0.999 ** t) ** 0.5 / (1 - 0.9 ** t) * m / (v.sqrt() + 1e-7))
+    for p, q in zip(model.parameters(), params):
+        torch.testing.assert_close(p.detach(), q, rtol=1e-5, atol=1e-6)
+    fresh = kerasish.optimizers.Adam(0.01)
+    with pytest.raises(ValueError, match=r"is not built.*optimizer\.build\(model\.trainable_variables\)"):
+        fresh.load_state_dict(opt.state_dict())
+    fresh.build(model.trainable_variables)
+    fresh.load_state_dict(opt.state_dict())
+    assert int(fresh.iterations) == 3

@@ -569,6 +569,7 @@ class Optimizer(torch.optim.Optimizer):
         Parameters whose `.grad` is None or with `requires_grad=False` are
         skipped. Returns `closure()`'s loss when a closure is given.
         """
+        self._check_built_for_step()
         loss = None
         if self._schedule is not None:
             self._check_no_torch_lr(self.param_groups)
@@ -583,6 +584,17 @@ class Optimizer(torch.optim.Optimizer):
         if pairs:
             self._apply_pairs(pairs)
         return loss
+
+    def _check_built_for_step(self) -> None:
+        """A torch-style `step()` updates the variables given to `build`; unbuilt, it used to update
+        nothing, silently (torch refuses an optimizer without parameters at construction)."""
+        if not self.built:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' has no variables to update: `step()` applies the `.grad` of "
+                "the variables the optimizer was built on. Build it first, e.g. "
+                "`optimizer.build(model.trainable_variables)` (or `model.parameters()`), or pass the variables "
+                "with `apply_gradients(zip(grads, variables))`. Received: optimizer.built=False"
+            )
 
     def _check_no_torch_lr(self, groups) -> None:
         """With a Keras schedule the learning rate is the schedule's, and `param_groups`' "lr" (0.0) is never
@@ -816,6 +828,13 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         """Restores `state_dict()`'s output (the optimizer must be built on matching parameters)."""
         state_dict = dict(state_dict)
+        if not self.built and state_dict.get("param_groups"):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' is not built: `load_state_dict` restores the state of the "
+                "variables it was built on, in order. Build it on the model's variables first, e.g. "
+                "`optimizer.build(model.trainable_variables)`, then load. Received: a state dict with "
+                f"{len(state_dict['param_groups'])} parameter group(s) for an optimizer with none"
+            )
         extra = dict(state_dict.pop("keras", {}))
         super().load_state_dict(state_dict)
         if "iterations" in extra:
