@@ -9,6 +9,8 @@ modules holding the same weights (Keras kernels are (in, out), torch's
 (out, in)), or the layer called in the main process.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -199,9 +201,9 @@ def test_a_kernel_tied_by_attribute_assignment_after_build_fits_saves_and_loads_
     assert model.dec.kernel is model.enc.kernel
     torch.testing.assert_close(model.enc.kernel.detach(), enc.weight.detach().T, rtol=1e-5, atol=1e-6)
     want = model.predict(x, verbose=0)
-    copy = _Autoencoder()
-    copy.load_state_dict(model.state_dict())
-    np.testing.assert_allclose(copy.predict(x, verbose=0), want, rtol=0, atol=0)
+    clone = _Autoencoder()
+    clone.load_state_dict(model.state_dict())
+    np.testing.assert_allclose(clone.predict(x, verbose=0), want, rtol=0, atol=0)
     model.save(tmp_path / "tied.keras")
     loaded = kerasish.saving.load_model(tmp_path / "tied.keras", custom_objects={"_Autoencoder": _Autoencoder})
     np.testing.assert_allclose(loaded.predict(x, verbose=0), want, rtol=0, atol=0)
@@ -530,43 +532,212 @@ def test_torch_optimizer_and_sequential_lr_checkpoint_resume_into_a_never_called
     assert r_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
 
 
+def _keras_adam(reference, x, y, steps, lr=0.01):
+    """Keras's Adam from the maths (epsilon outside the bias correction, unlike torch.optim.Adam) on plain
+    tensors fed through `functional_call(reference, ...)` (a copy of the model holding the start weights)."""
+    names = [n for n, _ in reference.named_parameters()]
+    params = [p.detach().clone() for p in reference.parameters()]
+    moments = [[torch.zeros_like(p), torch.zeros_like(p)] for p in params]
+    for t in range(1, steps + 1):
+        leaves = [q.clone().requires_grad_() for q in params]
+        loss = torch.nn.functional.mse_loss(torch.func.functional_call(reference, dict(zip(names, leaves)), (x,)), y)
+        for q, (m, v), grad in zip(params, moments, torch.autograd.grad(loss, leaves)):
+            m.mul_(0.9).add_(0.1 * grad)
+            v.mul_(0.999).add_(0.001 * grad * grad)
+            q.sub_(lr * (1 - 0.999 ** t) ** 0.5 / (1 - 0.9 ** t) * m / (v.sqrt() + 1e-7))
+    return params
+
+
 def test_an_unbuilt_keras_optimizer_refuses_a_torch_step_and_a_state_dict_instead_of_doing_nothing():
     """`opt = keras.optimizers.Adam(); loss.backward(); opt.step()`: a Keras optimizer is bound to its
-    variables by `build` (or `apply_gradients`); unbuilt, `step()` updated nothing, silently, and
-    `load_state_dict` failed with torch's "different number of parameter groups". Both now raise a
-    ValueError naming `build`; built, the same loop and a resumed copy train as torch's Adam would."""
+    variables by `build` (or `apply_gradients`); unbuilt, or built on the empty `trainable_variables` of a
+    model not built yet, `step()` updated nothing, silently, and `load_state_dict` failed with torch's
+    "different number of parameter groups". Both now raise a ValueError naming `build`; built, the same loop
+    trains as Keras's Adam does and a fresh optimizer resumes from its state dict."""
     torch.manual_seed(0)
     model = kerasish.Sequential([L.Dense(4, activation="relu"), L.Dense(2)])
     g = torch.Generator().manual_seed(9)
     x, y = torch.randn(8, 5, generator=g), torch.randn(8, 2, generator=g)
+    early = kerasish.optimizers.Adam(0.01).build(model.trainable_variables)  # [] before the first call
     model(x)
     start = [p.detach().clone() for p in model.parameters()]
+    want = _keras_adam(copy.deepcopy(model), x, y, steps=3)
     opt = kerasish.optimizers.Adam(0.01)
     torch.nn.functional.mse_loss(model(x), y).backward()
-    with pytest.raises(ValueError, match=r"Adam 'adam.*' has no variables to update.*optimizer\.build\("):
-        opt.step()
+    for unbound in (opt, early):
+        with pytest.raises(ValueError, match=r"Adam 'adam.*' has no variables to update.*optimizer\.build\(model"):
+            unbound.step()
     assert all(torch.equal(p, s) for p, s in zip(model.parameters(), start))
     opt.build(model.trainable_variables)
-    params = [s.clone() for s in start]
-    moments = [[torch.zeros_like(s), torch.zeros_like(s)] for s in start]
-    names = [n for n, _ in model.named_parameters()]
-    for t in range(1, 4):
-        if t > 1:
+    for t in range(3):
+        if t:
             opt.zero_grad()
             torch.nn.functional.mse_loss(model(x), y).backward()
         opt.step()
-        # Keras's Adam from the maths (epsilon outside the bias correction, unlike torch.optim.Adam)
-        leaves = [q.clone().requires_grad_() for q in params]
-        loss = torch.nn.functional.mse_loss(torch.func.functional_call(model, dict(zip(names, leaves)), (x,)), y)
-        for q, (m, v), grad in zip(params, moments, torch.autograd.grad(loss, leaves)):
-            m.mul_(0.9).add_(0.1 * grad)
-            v.mul_(0.999).add_(0.001 * grad * grad)
-            q.sub_(0.01 * (1 - 0.999 ** t) ** 0.5 / (1 - 0.9 ** t) * m / (v.sqrt() + 1e-7))
-    for p, q in zip(model.parameters(), params):
+    for p, q in zip(model.parameters(), want):
         torch.testing.assert_close(p.detach(), q, rtol=1e-5, atol=1e-6)
     fresh = kerasish.optimizers.Adam(0.01)
-    with pytest.raises(ValueError, match=r"is not built.*optimizer\.build\(model\.trainable_variables\)"):
+    with pytest.raises(ValueError, match=r"has no variables: .*optimizer\.build\(model\.parameters\(\)\)"):
         fresh.load_state_dict(opt.state_dict())
     fresh.build(model.trainable_variables)
     fresh.load_state_dict(opt.state_dict())
     assert int(fresh.iterations) == 3
+
+
+def test_a_keras_optimizer_built_on_parameters_before_the_first_call_trains_every_weight_like_keras_adam():
+    """`keras.optimizers.Adam(...).build(model.parameters())` before the model ever ran (the torch habit
+    that works for torch optimizers, README) failed with torch's "uninitialized parameter" error: it made
+    the moments of the placeholders. Now the placeholders' moments are made at their first update, and the
+    loop whose first call builds the model trains every weight as Keras's Adam does."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Dense(4, activation="relu"), L.LayerNormalization(), L.Dense(2)])
+    g = torch.Generator().manual_seed(10)
+    x, y = torch.randn(8, 5, generator=g), torch.randn(8, 2, generator=g)
+    opt = kerasish.optimizers.Adam(0.01).build(model.parameters())
+    want = None
+    for _ in range(3):
+        out = model(x)
+        if want is None:  # the weights the first call built
+            want = _keras_adam(copy.deepcopy(model), x, y, steps=3)
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(out, y).backward()
+        opt.step()
+    assert len(opt.variables) == 2 + 2 * 6  # iterations, learning rate, two moments per weight
+    for p, q in zip(model.parameters(), want):
+        torch.testing.assert_close(p.detach(), q, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------ data habits: a dict collate_fn into a multi-input model
+class _Rows(torch.utils.data.Dataset):
+    def __init__(self, a, b, y):
+        self.a, self.b, self.y = a, b, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return {"a": self.a[i], "b": self.b[i]}, self.y[i]
+
+
+def _dict_collate(items):
+    """What a torch user's collate_fn builds: a dict of stacked tensors, and the stacked targets."""
+    features = {key: torch.stack([torch.as_tensor(f[key]) for f, _ in items]) for key in ("a", "b")}
+    return features, torch.stack([torch.as_tensor(t) for _, t in items])
+
+
+def test_a_dict_collate_fn_feeds_a_multi_input_functional_model_in_fit_like_keras(keras_ref):
+    """A DataLoader whose collate_fn yields `({"a": ..., "b": ...}, y)` feeds a functional model with named
+    inputs `a`, `b` (given in the other order) in `fit` / `evaluate`: history and weights equal Keras 3 fed
+    the same DataLoader, from the same weights."""
+
+    def build(k):
+        b = k.Input((2,), name="b")
+        a = k.Input((3,), name="a")
+        h = k.layers.Concatenate()([k.layers.Dense(4, activation="tanh")(a), b])
+        return k.Model({"b": b, "a": a}, k.layers.Dense(1)(h))
+
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(size=(10, 3)).astype("float32"), rng.normal(size=(10, 2)).astype("float32")
+    y = rng.normal(size=(10, 1)).astype("float32")
+    models = [build(kerasish), build(keras_ref)]
+    models[1].set_weights(models[0].get_weights())
+    results = []
+    for model in models:
+        loader = torch.utils.data.DataLoader(_Rows(a, b, y), batch_size=4, collate_fn=_dict_collate)
+        model.compile(optimizer="sgd", loss="mse")
+        history = model.fit(loader, epochs=2, verbose=0)
+        results.append((history.history["loss"], model.evaluate(loader, verbose=0), model.get_weights()))
+    (ours_loss, ours_eval, ours_w), (ref_loss, ref_eval, ref_w) = results
+    np.testing.assert_allclose(ours_loss, ref_loss, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours_eval, ref_eval, rtol=1e-5, atol=1e-6)
+    for w, r in zip(ours_w, ref_w):
+        np.testing.assert_allclose(w, np.asarray(r), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------ modes: moving statistics under inference_mode
+def test_batchnorm_moving_statistics_update_inside_inference_mode_and_training_goes_on():
+    """`with torch.inference_mode(): model(x, training=True)` (statistics re-estimation without autograd):
+    BatchNormalization's moving mean and variance move by Keras's rule (momentum 0.99, the biased batch
+    variance), its buffers stay normal tensors, and `fit` trains afterwards."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Dense(3), L.BatchNormalization()])
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(12))
+    model(x)
+    bn = model.layers[1]
+    mean0, var0 = bn.moving_mean.clone().numpy(), bn.moving_variance.clone().numpy()
+    h = model.layers[0](x).detach().numpy().astype(np.float64)
+    with torch.inference_mode():
+        model(x, training=True)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 0.99 * mean0 + 0.01 * h.mean(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), 0.99 * var0 + 0.01 * h.var(0), rtol=1e-5, atol=1e-7)
+    assert not any(t.is_inference() for t in model.state_dict().values())
+    kernel = model.layers[0].kernel.detach().clone()
+    model.compile(optimizer=kerasish.optimizers.SGD(0.1), loss="mse")
+    model.fit(x.numpy(), np.ones((16, 3), "float32"), batch_size=8, verbose=0)
+    assert not torch.equal(kernel, model.layers[0].kernel)
+
+
+# ------------------------------------------------ autograd habits: hooks, clipping, saliency
+def test_weight_hook_foreach_clipping_and_input_saliency_match_the_torch_twin():
+    """`kernel.register_hook` (gradient masking), `clip_grad_norm_(..., foreach=True)` and saliency maps
+    from `x.requires_grad_()` give the gradients, the total norm and the input gradients of the same
+    Conv/Dense model in torch modules."""
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Conv2D(3, 3, activation="relu"), L.GlobalAveragePooling2D(), L.Dense(4)])
+    x = torch.randn(2, 6, 6, 1, generator=torch.Generator().manual_seed(13))
+    model(x)
+    conv, _, dense = model.layers
+    t_conv, t_dense = torch.nn.Conv2d(1, 3, 3), torch.nn.Linear(3, 4)
+    with torch.no_grad():
+        t_conv.weight.copy_(conv.kernel.permute(3, 2, 0, 1))
+        t_conv.bias.copy_(conv.bias)
+        t_dense.weight.copy_(dense.kernel.T)
+        t_dense.bias.copy_(dense.bias)
+
+    def twin(t):
+        return t_dense(torch.relu(t_conv(t.permute(0, 3, 1, 2))).mean((2, 3)))
+
+    mask = torch.zeros(4)
+    mask[::2] = 1.0
+    dense.kernel.register_hook(lambda grad: grad * mask)
+    t_dense.weight.register_hook(lambda grad: grad * mask[:, None])
+    saliency = []
+    for forward in (model, twin):
+        inputs = x.clone().requires_grad_()
+        out = forward(inputs)
+        out[torch.arange(2), out.argmax(1)].sum().backward()
+        saliency.append(inputs.grad)
+    torch.testing.assert_close(saliency[0], saliency[1], rtol=1e-5, atol=1e-6)
+    assert torch.all(dense.kernel.grad[:, 1::2] == 0)
+    norms = [torch.nn.utils.clip_grad_norm_(params, 0.05, foreach=True)
+             for params in (model.parameters(), [t_conv.weight, t_conv.bias, t_dense.weight, t_dense.bias])]
+    torch.testing.assert_close(norms[0], norms[1], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(dense.kernel.grad, t_dense.weight.grad.T, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(conv.kernel.grad, t_conv.weight.grad.permute(2, 3, 1, 0), rtol=1e-5, atol=1e-7)
+
+
+def test_vector_to_parameters_round_trip_after_contiguous_kernels_is_seen_by_the_keras_views():
+    """`parameters_to_vector` / `vector_to_parameters` (evolution strategies, flat-weight tools) over an
+    LSTM/GRU/Conv/BatchNormalization model: after `contiguous_kernels(model)` (README), writing a vector
+    rebinds every weight; calls, `get_weights()` and a state_dict-loaded copy all see the new values."""
+    from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+    torch.manual_seed(0)
+
+    def make():
+        return kerasish.Sequential([L.Conv1D(4, 2), L.BatchNormalization(), L.LSTM(3, return_sequences=True),
+                                    L.GRU(2)])
+
+    model = make()
+    x = torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(14))
+    model(x)
+    kerasish.layers.rnn.contiguous_kernels(model)
+    vector = parameters_to_vector(model.parameters())
+    new = torch.randn(vector.shape, generator=torch.Generator().manual_seed(15)) * 0.3
+    vector_to_parameters(new, model.parameters())
+    torch.testing.assert_close(parameters_to_vector(model.parameters()), new, rtol=0, atol=0)
+    clone = make()
+    clone.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    torch.testing.assert_close(model(x), clone(x), rtol=0, atol=0)
+    flat = np.concatenate([w.ravel() for w, v in zip(model.get_weights(), model.weights) if v.trainable])
+    assert flat.size == new.numel() and set(np.round(flat, 6)) == set(np.round(new.numpy(), 6))
