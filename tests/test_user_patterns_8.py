@@ -10,6 +10,7 @@ modules holding the same weights (Keras kernels are (in, out), torch's
 """
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ _TEXTS = ["the cat sat", "a dog ran far", "the dog sat down", "cat ran", "a cat"
 
 class _Augmented(torch.utils.data.Dataset):
     """Per item: a seeded kerasish Dropout and RandomFlip, torch's own `torch.rand` (the reference habit),
-    and a fitted TextVectorization (a string layer pickled to the workers)."""
+    a fitted TextVectorization (a string layer pickled to the workers) and the worker's seed."""
 
     def __init__(self, dropout, flip, vectorize):
         self.dropout, self.flip, self.vectorize = dropout, flip, vectorize
@@ -36,55 +37,52 @@ class _Augmented(torch.utils.data.Dataset):
         return len(_TEXTS)
 
     def __getitem__(self, i):
-        ones = torch.ones(64)
-        image = torch.arange(12.0).reshape(3, 4, 1)
-        return (self.dropout(ones, training=True), self.flip(image, training=True), torch.rand(8),
-                torch.as_tensor(self.vectorize(np.array([_TEXTS[i]]))[0]))
+        return (self.dropout(torch.ones(64), training=True), self.flip(_IMAGE, training=True), torch.rand(8),
+                torch.as_tensor(self.vectorize(np.array([_TEXTS[i]]))[0]),
+                str(torch.utils.data.get_worker_info().seed))
 
 
-def _epochs(loader, n):
-    out = []
-    for _ in range(n):
-        out.append([torch.cat(parts) for parts in zip(*loader)])
-    return out
+_IMAGE = torch.arange(12.0).reshape(3, 4, 1)
 
 
-def test_seeded_augmentation_in_spawned_dataloader_workers_is_reproducible_and_per_worker_like_torch_rand():
+def test_seeded_augmentation_in_spawned_dataloader_workers_draws_per_worker_streams_like_torch_rand(monkeypatch):
     """A seeded Dropout / RandomFlip inside `Dataset.__getitem__` with `num_workers=2`: "spawn" pickles the
     dataset, which moves the layers' seed-state tensors into shared memory, so both workers advanced the main
-    process's counter in whatever order they ran (outputs changed run to run; the main process's layer moved
-    on too). Now, like torch's `torch.rand` in a worker (seeded per worker from the loader's base seed): the
-    same `torch.manual_seed` gives the same samples, items differ across workers and across epochs, and the
-    main process's layer is untouched. The TextVectorization output equals the main process's call."""
+    process's counter in whatever order they ran (samples changed run to run; the main process's layer
+    moved on too). Now, like torch's `torch.rand` in a worker (seeded from the worker's seed, which the
+    loader draws from torch's RNG): every sample is a function of the layer's seed, the worker's seed and
+    the worker's call count (recomputed here in the main process from the seeds the workers report), items
+    differ across workers and epochs, and the main process's layers are untouched. The TextVectorization
+    output equals the main process's call. (One spawn: persistent workers over two epochs.)"""
     dropout, flip = L.Dropout(0.5, seed=3), L.RandomFlip("horizontal", seed=4)
     vectorize = L.TextVectorization(output_sequence_length=4)
     vectorize.adapt(np.array(_TEXTS))
     states = [dropout.seed_generator.state.clone(), flip.seed_generator.state.clone()]
-    dataset = _Augmented(dropout, flip, vectorize)
-
-    def loader(**kwargs):
-        # spawned workers, bounded waits: forking pytest-xdist's threaded worker can hang
-        return torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2, multiprocessing_context="spawn",
-                                           timeout=120, **kwargs)
-
+    # spawned workers, bounded waits: forking pytest-xdist's threaded worker can hang
+    loader = torch.utils.data.DataLoader(_Augmented(dropout, flip, vectorize), batch_size=2, num_workers=2,
+                                         multiprocessing_context="spawn", timeout=120, persistent_workers=True)
     torch.manual_seed(0)
-    first, second = _epochs(loader(persistent_workers=True), 2)
-    torch.manual_seed(0)
-    (again,) = _epochs(loader(), 1)
-    for ours, repeat in zip(first, again):  # reproducible under torch.manual_seed, like torch.rand
-        torch.testing.assert_close(ours, repeat, rtol=0, atol=0)
-    masks, flips, rands, tokens = first
-    assert len({tuple(r.tolist()) for r in rands}) == len(_TEXTS)  # (torch.rand: every item its own numbers)
-    assert len({tuple(m.tolist()) for m in masks}) == len(_TEXTS)  # batches 0 and 1 come from different workers
-    assert set(torch.unique(masks).tolist()) == {0.0, 2.0}
-    assert not torch.equal(first[0], second[0]) and not torch.equal(first[2], second[2])  # epochs differ
-    image = torch.arange(12.0).reshape(3, 4, 1)
-    flips = flips.reshape(len(_TEXTS), 3, 4, 1)
-    assert all(torch.equal(f, image) or torch.equal(f, image.flip(1)) for f in flips)
-    torch.testing.assert_close(tokens.reshape(len(_TEXTS), 4), torch.as_tensor(vectorize(np.array(_TEXTS))))
+    epochs = [list(loader) for _ in range(2)]
     # the main process's layers did not move (spawn shared their state's storage with the workers)
     torch.testing.assert_close(dropout.seed_generator.state, states[0], rtol=0, atol=0)
     torch.testing.assert_close(flip.seed_generator.state, states[1], rtol=0, atol=0)
+    items = [(m, f, r, t, seed) for batches in epochs for batch in batches for m, f, r, t, seed in zip(*batch)]
+    assert len({seed for *_, seed in items}) == 2
+    for rows in ([m for m, *_ in items], [r for _, _, r, _, _ in items]):  # torch.rand: its own numbers too
+        assert len({tuple(row.tolist()) for row in rows}) == len(items)
+    # each worker's copies from the main process's layers, called in the worker's order
+    from kerasish.random import seed_generator
+
+    copies = {seed: copy.deepcopy((dropout, flip)) for *_, seed in items}
+    for mask, flipped, _, tokens, seed in items:
+        monkeypatch.setattr(seed_generator, "_worker_info", lambda seed=seed: SimpleNamespace(seed=int(seed)))
+        worker_dropout, worker_flip = copies[seed]
+        torch.testing.assert_close(mask, worker_dropout(torch.ones(64), training=True), rtol=0, atol=0)
+        torch.testing.assert_close(flipped, worker_flip(_IMAGE, training=True), rtol=0, atol=0)
+        assert torch.equal(flipped, _IMAGE) or torch.equal(flipped, _IMAGE.flip(1))
+    assert {tuple(m.unique().tolist()) for m, *_ in items} == {(0.0, 2.0)}
+    tokens = torch.stack([t for _, _, _, t, _ in items[:len(_TEXTS)]])
+    torch.testing.assert_close(tokens, torch.as_tensor(vectorize(np.array(_TEXTS))))
 
 
 # ------------------------------------------------ weight tying, nanoGPT style
