@@ -207,6 +207,80 @@ def test_a_kernel_tied_by_attribute_assignment_after_build_fits_saves_and_loads_
     np.testing.assert_allclose(loaded.predict(x, verbose=0), want, rtol=0, atol=0)
 
 
+class _TiedByTheEmbedding(torch.nn.Module):
+    """The other direction: the kerasish Embedding takes a torch Linear's weight
+    (`wte.embeddings = lm_head.weight`), with an `embeddings_regularizer`."""
+
+    def __init__(self):
+        super().__init__()
+        self.wte = L.Embedding(_V, _D, embeddings_regularizer="l2")
+        self.wte.build((None, 1))
+        self.lm_head = torch.nn.Linear(_D, _V, bias=False)
+        self.wte.embeddings = self.lm_head.weight
+
+    def forward(self, ids):
+        return self.lm_head(self.wte(ids))
+
+
+def test_a_torch_parameter_assigned_in_place_of_a_keras_weight_becomes_that_weight():
+    """`wte.embeddings = lm_head.weight` put a plain `nn.Parameter` among the layer's Keras weights: no
+    `path` / `assign`, and the layer's `embeddings_regularizer` silently stopped counting. Now the Parameter
+    itself (still tied: the same object in both modules) becomes the Keras weight, with the replaced one's
+    path and regularizer, and trains like the torch twin (nn.Embedding tied the same way) plus the L2 term."""
+    torch.manual_seed(0)
+    ours = _TiedByTheEmbedding()
+    twin = torch.nn.Module()
+    twin.wte, twin.lm_head = torch.nn.Embedding(_V, _D), torch.nn.Linear(_D, _V, bias=False)
+    twin.wte.weight = twin.lm_head.weight
+    with torch.no_grad():
+        twin.lm_head.weight.copy_(ours.lm_head.weight)
+    assert ours.wte.embeddings is ours.lm_head.weight
+    assert [w.path for w in ours.wte.weights] == [ours.wte.name + "/embeddings"]
+    ids = torch.randint(0, _V, (4, 5), generator=torch.Generator().manual_seed(16))
+    for model in (ours, twin):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        assert len(opt.param_groups[0]["params"]) == 1
+        for _ in range(2):
+            opt.zero_grad()
+            logits = model.lm_head(model.wte(ids))
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids.flatten())
+            weight = model.lm_head.weight
+            if model is ours:
+                assert len(ours.wte.losses) == 1
+                torch.testing.assert_close(ours.wte.losses[0], 0.01 * (weight ** 2).sum())  # Keras's L2 (0.01)
+                loss = loss + ours.wte.losses[0]
+            else:
+                loss = loss + 0.01 * (weight ** 2).sum()
+            loss.backward()
+            opt.step()
+    torch.testing.assert_close(ours.wte.embeddings.detach(), twin.wte.weight.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_tying_a_layer_normalization_gamma_keeps_keras_weight_order_in_files(tmp_path):
+    """`ln2.gamma = ln1.gamma` re-registered the tied gamma after `beta`: `get_weights()` and `.weights.h5`
+    files of the tying layer listed beta first, so a fresh model loaded them swapped, silently (both have
+    shape (units,)). Now the tied weight takes the replaced one's place, in Keras's order [gamma, beta]."""
+    inputs = kerasish.Input((4,))
+    first, second = L.LayerNormalization(), L.LayerNormalization()
+    model = kerasish.Model(inputs, second(first(inputs)))
+    with torch.no_grad():
+        first.gamma.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+        first.beta.fill_(0.5)
+        second.beta.fill_(-0.5)
+    second.gamma = first.gamma
+    assert second.gamma is first.gamma
+    assert [w.path.rsplit("/", 1)[1] for w in second.weights] == ["gamma", "beta"]
+    np.testing.assert_array_equal(second.get_weights()[0], [1.0, 2.0, 3.0, 4.0])
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(17))
+    model.save_weights(tmp_path / "tied.weights.h5")
+    fresh_first, fresh_second = L.LayerNormalization(), L.LayerNormalization()
+    fresh_inputs = kerasish.Input((4,))
+    fresh = kerasish.Model(fresh_inputs, fresh_second(fresh_first(fresh_inputs)))
+    fresh.load_weights(tmp_path / "tied.weights.h5")
+    np.testing.assert_array_equal(fresh_second.beta.detach().numpy(), np.full(4, -0.5, "float32"))
+    torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+
+
 # ------------------------------------------------ ecosystem files and tools
 def _seq_model():
     return kerasish.Sequential([L.Embedding(10, 4), L.LSTM(5, return_sequences=True), L.BatchNormalization(),

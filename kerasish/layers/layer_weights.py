@@ -307,6 +307,8 @@ class LayerWeightsMixin:
         """Handles `self.<name> = <Variable or Parameter>`. Returns True when
         the assignment has been fully handled here."""
         if not isinstance(value, Variable):
+            if type(value) is nn.Parameter:
+                self._adopt_parameter(name, value)
             return False
         d = self.__dict__
         params, bufs = d["_parameters"], d["_buffers"]
@@ -340,13 +342,37 @@ class LayerWeightsMixin:
             # second attribute for an already-registered weight: an alias
             object.__setattr__(self, name, value)
             return True
+        if not self._trainable and value.requires_grad:
+            value.requires_grad_(False)
+        same = params if isinstance(value, nn.Parameter) else bufs
+        if isinstance(same.get(name), Variable):
+            # another weight in place of one of ours (`dec.kernel = enc.kernel`, weight tying): it takes the
+            # replaced weight's place, so `get_weights()` and saved files keep Keras's order (re-registering
+            # moved it last: a tied LayerNormalization `gamma` then swapped places with `beta` in files)
+            same[name] = value
+            return True
         for reg in (params, bufs, d["_modules"]):
             reg.pop(name, None)
         d.pop(name, None)
-        if not self._trainable and value.requires_grad:
-            value.requires_grad_(False)
         self._register_weight(name, value)
         return True
+
+    def _adopt_parameter(self, name: str, value: nn.Parameter) -> None:
+        """`layer.kernel = nn.Parameter(t)` (torch's way to swap or tie a weight: nanoGPT's
+        `lm_head.weight = wte.weight`, a cropped embedding): a plain Parameter put in place of one of
+        the layer's Keras weights becomes that weight, in place (its identity is what ties it to other
+        modules): it takes the Keras class and the replaced weight's name, path, regularizer and
+        constraint (a plain Parameter lacked `path`/`assign` and silently dropped the layer's
+        regularizer), and kerasish optimizers bound to the replaced weight follow, as after
+        `load_state_dict(assign=True)`. nn.Module then registers it in the replaced weight's place."""
+        old = self.__dict__["_parameters"].get(name)
+        if not isinstance(old, TrainableVariable) or old is value:
+            return
+        value.__class__ = type(old)
+        value.__dict__.update(old._keras_meta())
+        if not self._trainable and value.requires_grad:
+            value.requires_grad_(False)
+        record_replacement(old, value)
 
     # --------------------------------------------------------- weight lists
     @property
