@@ -1,12 +1,27 @@
 """Habits PyTorch users bring to kerasish layers (round 8): seeded random
 preprocessing layers (and a fitted TextVectorization) inside a torch
 `Dataset` read by spawned `DataLoader` workers (the workers shared the main
-process's seed counter and raced on it: not reproducible, and the main
-process's layer advanced too; now each worker has its own stream, as torch's
-own random ops do).
+process's seed counter and raced on it; now each worker draws its own
+stream, as torch's own random ops do); nanoGPT-style weight tying both ways
+(a torch `lm_head` taking a kerasish Embedding's matrix, a kerasish layer
+taking a torch `nn.Parameter`: it stayed a plain Parameter without the
+layer's regularizer, now it becomes the Keras weight; `dec.kernel =
+enc.kernel`, whose re-registration reordered the layer's weights in files);
+safetensors `save_file` / `save_model` / `load_model`; `FlopCounterMode`;
+TensorBoard's `add_graph` and `add_histogram`; gradient penalties (double
+backward) through Conv / LayerNormalization / BatchNormalization / Dense,
+LSTM / GRU and MultiHeadAttention; foreach and fused torch optimizers; the
+torch resume recipe with SequentialLR into a never-called model; Keras
+optimizers in a torch loop (an unbuilt one's `step()` silently did nothing;
+`build(model.parameters())` before the first call failed); a dict
+`collate_fn` into a multi-input model's `fit` (against real Keras 3);
+moving statistics under `inference_mode`; weight hooks, foreach clipping,
+saliency maps; `vector_to_parameters`; `fit` under anomaly detection and
+the profiler.
 References: the same pattern with torch's own random ops or `torch.nn`
 modules holding the same weights (Keras kernels are (in, out), torch's
-(out, in)), or the layer called in the main process.
+(out, in)), real Keras 3, the maths (Keras's Adam, L2, moving statistics,
+flop counts), or the same calls made without the tool around them.
 """
 
 import copy
@@ -813,3 +828,33 @@ def test_vector_to_parameters_round_trip_after_contiguous_kernels_is_seen_by_the
     torch.testing.assert_close(model(x), clone(x), rtol=0, atol=0)
     flat = np.concatenate([w.ravel() for w, v in zip(model.get_weights(), model.weights) if v.trainable])
     assert flat.size == new.numel() and set(np.round(flat, 6)) == set(np.round(new.numpy(), 6))
+
+
+# ------------------------------------------------ tools around fit: anomaly detection and the profiler
+def test_fit_under_detect_anomaly_and_the_profiler_trains_as_without_them():
+    """`torch.autograd.set_detect_anomaly(True)` and `torch.profiler.profile` with a user
+    `record_function` around `fit` change nothing in the numbers (the same history and weights as a plain
+    fit from the same weights); the profile holds the user's range and one forward `aten::addmm` per Dense
+    per step, as for torch modules."""
+
+    def make():
+        torch.manual_seed(0)
+        model = kerasish.Sequential([L.Dense(8, activation="relu"), L.BatchNormalization(), L.Dense(2)])
+        model.build((None, 3))  # (fit's build of an unbuilt model runs two more forwards, once, off the record)
+        model.compile(optimizer=kerasish.optimizers.SGD(0.1), loss="mse")
+        return model
+
+    rng = np.random.default_rng(18)
+    x, y = rng.normal(size=(12, 3)).astype("float32"), rng.normal(size=(12, 2)).astype("float32")
+    plain = make()
+    want = plain.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history
+    model = make()
+    with torch.autograd.set_detect_anomaly(True), torch.profiler.profile() as prof:
+        with torch.profiler.record_function("user_fit"):
+            got = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(got["loss"], want["loss"], rtol=0, atol=0)
+    for w, r in zip(model.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(w, r)
+    counts = {e.key: e.count for e in prof.key_averages()}
+    assert counts.get("user_fit") == 1
+    assert counts.get("aten::addmm") == 3 * 2  # 3 steps, 2 Dense
