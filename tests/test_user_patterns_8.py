@@ -858,3 +858,33 @@ def test_fit_under_detect_anomaly_and_the_profiler_trains_as_without_them():
     counts = {e.key: e.count for e in prof.key_averages()}
     assert counts.get("user_fit") == 1
     assert counts.get("aten::addmm") == 3 * 2  # 3 steps, 2 Dense
+
+
+# ------------------------------------------------ modes and building: meta default device, seeded layers
+def _seeded_noise_model():
+    inputs = kerasish.Input((4, 6))
+    h = L.GaussianNoise(0.1, seed=5)(L.Dropout(0.5, seed=7)(L.Dense(6)(inputs)))
+    h = L.LSTM(4, dropout=0.3, recurrent_dropout=0.3, seed=2, return_sequences=True)(h)
+    h = L.MultiHeadAttention(2, 2, dropout=0.5, seed=4)(h, h)
+    return kerasish.Model(inputs, L.Dense(3)(h))
+
+
+def test_seeded_noise_layers_built_under_a_meta_default_device_draw_their_seeds_after_to_empty():
+    """`torch.set_default_device("meta")` while building (torch's meta-init recipe), then `to_empty` and
+    `load_state_dict`: the seeded Dropout / GaussianNoise / LSTM dropout / attention dropout kept their
+    seed state on the meta device, out of `to_empty`'s reach, and the first training call failed ("Cannot
+    copy out of meta tensor"). Their state now stays on the CPU, as the layers' docs say, and the model
+    draws the masks of the same model built normally, call after call."""
+    x = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(19))
+    torch.manual_seed(0)
+    ref = _seeded_noise_model()
+    torch.set_default_device("meta")
+    try:
+        model = _seeded_noise_model()
+    finally:
+        torch.set_default_device(None)
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    model.to_empty(device="cpu")
+    model.load_state_dict(ref.state_dict())
+    for _ in range(2):
+        torch.testing.assert_close(model(x, training=True), ref(x, training=True), rtol=0, atol=0)

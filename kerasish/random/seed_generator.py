@@ -115,7 +115,13 @@ class SeedGenerator(nn.Module):
         self._path = naming.current_path(name)
         # a layer's own generator (Dropout's) is not saved: Keras writes no seed
         # state to weight files, and older state_dicts have no such key
-        self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64), persistent=_persistent)
+        # a layer's own generator lives outside the module tree, on the CPU, whatever device context it is
+        # built in: under `torch.device("meta")` (torch's meta-init recipe) its state had no data and no
+        # `to_empty` / `load_state_dict` reached it (the seeded layer could not run); under a CUDA default
+        # device every draw read it back from the GPU
+        device = None if _persistent else "cpu"
+        self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64, device=device),
+                             persistent=_persistent)
 
     def next(self, ordered=True) -> torch.Tensor:
         """The current state `[seed, counter]` (a copy); then advances it.
