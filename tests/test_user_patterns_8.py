@@ -296,6 +296,35 @@ def test_tying_a_layer_normalization_gamma_keeps_keras_weight_order_in_files(tmp
     torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
 
 
+def test_torch_pruning_keeps_keras_weight_order_so_files_load_unswapped(tmp_path):
+    """`torch.nn.utils.prune` re-registers the weight as `<name>_orig` and `prune.remove` puts it back: the
+    weight came back last, so a pruned Dense listed `[bias, kernel]` and a pruned LayerNormalization `gamma`
+    `[beta, gamma]`, and the `.weights.h5` file of the latter loaded back swapped, silently. Now the weight
+    keeps its place during pruning and after `remove`; the saved values are the pruned ones (torch's mask)."""
+    from torch.nn.utils import prune
+
+    inputs = kerasish.Input((4,))
+    dense, norm = L.Dense(4), L.LayerNormalization()
+    model = kerasish.Model(inputs, norm(dense(inputs)))
+    with torch.no_grad():
+        norm.gamma.copy_(torch.tensor([0.1, 2.0, 0.2, 3.0]))
+        norm.beta.fill_(0.5)
+    prune.l1_unstructured(dense, "kernel", amount=0.5)
+    prune.l1_unstructured(norm, "gamma", amount=0.5)
+    assert [w.path.rsplit("/", 1)[1] for w in dense.weights[:2]] == ["kernel", "bias"]
+    prune.remove(dense, "kernel")
+    prune.remove(norm, "gamma")
+    assert [w.path.rsplit("/", 1)[1] for w in dense.weights] == ["kernel", "bias"]
+    assert [w.path.rsplit("/", 1)[1] for w in norm.weights] == ["gamma", "beta"]
+    np.testing.assert_array_equal(norm.get_weights()[0], [0.0, 2.0, 0.0, 3.0])
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(20))
+    model.save_weights(tmp_path / "pruned.weights.h5")
+    fresh_inputs = kerasish.Input((4,))
+    fresh = kerasish.Model(fresh_inputs, L.LayerNormalization()(L.Dense(4)(fresh_inputs)))
+    fresh.load_weights(tmp_path / "pruned.weights.h5")
+    torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+
+
 # ------------------------------------------------ ecosystem files and tools
 def _seq_model():
     return kerasish.Sequential([L.Embedding(10, 4), L.LSTM(5, return_sequences=True), L.BatchNormalization(),

@@ -87,6 +87,20 @@ def restore_vacated_weight(layer, registry: dict, name: str) -> None:
             registry[k] = items[k]
 
 
+def take_place_of(layer, registry: dict, new_key: str, old_key: str) -> None:
+    """`registry[new_key]` (just registered, last) moves to the position of `old_key`, the same weight's
+    earlier name; `old_key` is remembered as vacated, so the weight coming back under it (`prune.remove`)
+    returns to that position (see `restore_vacated_weight`)."""
+    keys = list(registry)
+    layer.__dict__.setdefault("_vacated_weights", {})[old_key] = (registry[new_key], keys[:-1])
+    items = dict(registry)
+    registry.clear()
+    for k in keys[:-1]:
+        registry[k] = items[k]
+        if k == old_key:
+            registry[new_key] = items[new_key]
+
+
 class LayerWeightsMixin:
     """Weight creation and bookkeeping for `Layer` (see module docstring)."""
 
