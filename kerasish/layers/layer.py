@@ -432,9 +432,18 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         nn.Module.__delattr__(self, name)
 
     def register_parameter(self, name, param):
+        params = self.__dict__.get("_parameters")
+        moved = None
+        if isinstance(param, layer_weights.Variable) and params is not None and name not in params:
+            moved = next((k for k, v in params.items() if v is param), None)
         nn.Module.register_parameter(self, name, param)
         if name in self.__dict__.get("_vacated_weights", ()):
             layer_weights.restore_vacated_weight(self, self._parameters, name)
+        elif moved is not None:
+            # one of our weights re-registered under a new name (torch's pruning: `kernel` -> `kernel_orig`,
+            # then `kernel` deleted, and `prune.remove` puts it back): the new name takes its place in
+            # Keras's weight order, and the old name gets it back when the weight returns
+            layer_weights.take_place_of(self, params, name, moved)
 
     def register_buffer(self, name, tensor, persistent=True):
         nn.Module.register_buffer(self, name, tensor, persistent)

@@ -87,6 +87,20 @@ def restore_vacated_weight(layer, registry: dict, name: str) -> None:
             registry[k] = items[k]
 
 
+def take_place_of(layer, registry: dict, new_key: str, old_key: str) -> None:
+    """`registry[new_key]` (just registered, last) moves to the position of `old_key`, the same weight's
+    earlier name; `old_key` is remembered as vacated, so the weight coming back under it (`prune.remove`)
+    returns to that position (see `restore_vacated_weight`)."""
+    keys = list(registry)
+    layer.__dict__.setdefault("_vacated_weights", {})[old_key] = (registry[new_key], keys[:-1])
+    items = dict(registry)
+    registry.clear()
+    for k in keys[:-1]:
+        registry[k] = items[k]
+        if k == old_key:
+            registry[new_key] = items[new_key]
+
+
 class LayerWeightsMixin:
     """Weight creation and bookkeeping for `Layer` (see module docstring)."""
 
@@ -307,6 +321,8 @@ class LayerWeightsMixin:
         """Handles `self.<name> = <Variable or Parameter>`. Returns True when
         the assignment has been fully handled here."""
         if not isinstance(value, Variable):
+            if type(value) is nn.Parameter:
+                self._adopt_parameter(name, value)
             return False
         d = self.__dict__
         params, bufs = d["_parameters"], d["_buffers"]
@@ -340,13 +356,37 @@ class LayerWeightsMixin:
             # second attribute for an already-registered weight: an alias
             object.__setattr__(self, name, value)
             return True
+        if not self._trainable and value.requires_grad:
+            value.requires_grad_(False)
+        same = params if isinstance(value, nn.Parameter) else bufs
+        if isinstance(same.get(name), Variable):
+            # another weight in place of one of ours (`dec.kernel = enc.kernel`, weight tying): it takes the
+            # replaced weight's place, so `get_weights()` and saved files keep Keras's order (re-registering
+            # moved it last: a tied LayerNormalization `gamma` then swapped places with `beta` in files)
+            same[name] = value
+            return True
         for reg in (params, bufs, d["_modules"]):
             reg.pop(name, None)
         d.pop(name, None)
-        if not self._trainable and value.requires_grad:
-            value.requires_grad_(False)
         self._register_weight(name, value)
         return True
+
+    def _adopt_parameter(self, name: str, value: nn.Parameter) -> None:
+        """`layer.kernel = nn.Parameter(t)` (torch's way to swap or tie a weight: nanoGPT's
+        `lm_head.weight = wte.weight`, a cropped embedding): a plain Parameter put in place of one of
+        the layer's Keras weights becomes that weight, in place (its identity is what ties it to other
+        modules): it takes the Keras class and the replaced weight's name, path, regularizer and
+        constraint (a plain Parameter lacked `path`/`assign` and silently dropped the layer's
+        regularizer), and kerasish optimizers bound to the replaced weight follow, as after
+        `load_state_dict(assign=True)`. nn.Module then registers it in the replaced weight's place."""
+        old = self.__dict__["_parameters"].get(name)
+        if not isinstance(old, TrainableVariable) or old is value:
+            return
+        value.__class__ = type(old)
+        value.__dict__.update(old._keras_meta())
+        if not self._trainable and value.requires_grad:
+            value.requires_grad_(False)
+        record_replacement(old, value)
 
     # --------------------------------------------------------- weight lists
     @property

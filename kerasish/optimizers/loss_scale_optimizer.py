@@ -264,6 +264,7 @@ class LossScaleOptimizer(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """torch-style step from the bound parameters' `.grad` (scaled by `scale_loss`)."""
+        self._check_built_for_step()
         loss = None
         if closure is not None:
             with torch.enable_grad():

@@ -268,6 +268,7 @@ class MultiOptimizer(Optimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """torch-style step: each bound parameter's `.grad` goes to its optimizer."""
+        self._check_built_for_step()
         loss = None
         if closure is not None:
             with torch.enable_grad():

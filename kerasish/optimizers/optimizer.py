@@ -29,6 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from torch.nn.parameter import is_lazy
 
 from kerasish.optimizers import schedules as lr_schedules
 from kerasish import variables as kvars
@@ -438,7 +439,11 @@ class Optimizer(torch.optim.Optimizer):
         gi = len(self.param_groups) - 1
         for pi, p in enumerate(self.param_groups[gi]["params"]):
             self._param_index[id(p)] = (gi, pi)
-            self._init_state(p)
+            if not is_lazy(p):
+                # (a placeholder of a layer not built yet, e.g. `build(model.parameters())` before the first
+                # call: filled in place when the layer builds; its state is made at its first update, as
+                # torch optimizers make theirs)
+                self._init_state(p)
 
     def __getstate__(self) -> dict:
         # torch's Optimizer pickles only defaults/state/param_groups: the
@@ -571,6 +576,7 @@ class Optimizer(torch.optim.Optimizer):
         Parameters whose `.grad` is None or with `requires_grad=False` are
         skipped. Returns `closure()`'s loss when a closure is given.
         """
+        self._check_built_for_step()
         loss = None
         if self._schedule is not None:
             self._check_no_torch_lr(self.param_groups)
@@ -585,6 +591,18 @@ class Optimizer(torch.optim.Optimizer):
         if pairs:
             self._apply_pairs(pairs)
         return loss
+
+    def _check_built_for_step(self) -> None:
+        """A torch-style `step()` updates the variables given to `build`; unbuilt, it used to update
+        nothing, silently (torch refuses an optimizer without parameters at construction)."""
+        if not self.built or not any(g["params"] for g in self.param_groups):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' has no variables to update: `step()` applies the `.grad` of "
+                "the variables the optimizer was built on. Build it first, e.g. "
+                "`optimizer.build(model.parameters())`, or pass the variables with "
+                "`apply_gradients(zip(grads, variables))` (a model's `trainable_variables` is empty until the "
+                f"model is built). Received: optimizer.built={self.built}, variables=[]"
+            )
 
     def _check_no_torch_lr(self, groups) -> None:
         """With a Keras schedule the learning rate is the schedule's, and `param_groups`' "lr" (0.0) is never
@@ -933,6 +951,15 @@ class Optimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         """Restores `state_dict()`'s output (the optimizer must be built on matching parameters)."""
         state_dict = dict(state_dict)
+        saved = sum(len(g.get("params", ())) for g in state_dict.get("param_groups", ()))
+        if saved and not any(g["params"] for g in self.param_groups):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' has no variables: `load_state_dict` restores the state of "
+                "the variables the optimizer was built on, in order. Build it on the model's variables first, "
+                "e.g. `optimizer.build(model.parameters())` (a model's `trainable_variables` is empty until the "
+                f"model is built), then load. Received: a state dict for {saved} variable(s), "
+                f"optimizer.built={self.built}"
+            )
         extra = dict(state_dict.pop("keras", {}))
         super().load_state_dict(state_dict)
         if "iterations" in extra:

@@ -24,8 +24,10 @@ import random as _py_random
 import threading
 import weakref
 
+import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import get_worker_info as _worker_info
 
 
 # the seed given to `keras.utils.set_random_seed`, None until it is called
@@ -113,7 +115,13 @@ class SeedGenerator(nn.Module):
         self._path = naming.current_path(name)
         # a layer's own generator (Dropout's) is not saved: Keras writes no seed
         # state to weight files, and older state_dicts have no such key
-        self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64), persistent=_persistent)
+        # a layer's own generator lives outside the module tree, on the CPU, whatever device context it is
+        # built in: under `torch.device("meta")` (torch's meta-init recipe) its state had no data and no
+        # `to_empty` / `load_state_dict` reached it (the seeded layer could not run); under a CUDA default
+        # device every draw read it back from the GPU
+        device = None if _persistent else "cpu"
+        self.register_buffer("state", torch.tensor([seed, 0], dtype=torch.int64, device=device),
+                             persistent=_persistent)
 
     def next(self, ordered=True) -> torch.Tensor:
         """The current state `[seed, counter]` (a copy); then advances it.
@@ -129,6 +137,8 @@ class SeedGenerator(nn.Module):
             return self._advance_stateless(scope, ordered)
         if torch.compiler.is_compiling():
             return self._advance_state(ordered)
+        if _worker_info() is not None:
+            self._enter_worker()
         with outside_func_transforms():
             return self._advance_state(ordered)
 
@@ -154,6 +164,8 @@ class SeedGenerator(nn.Module):
         if scope is not None:
             seed, counter = self._advance_stateless(scope, True).tolist()
             return (seed + counter) & 0xFFFFFFFF
+        if _worker_info() is not None:
+            self._enter_worker()
         state = self.state
         if state.device.type == "cpu":
             try:
@@ -173,6 +185,29 @@ class SeedGenerator(nn.Module):
             seed, counter = state.tolist()
             state[1] += 1
         return (seed + counter) & 0xFFFFFFFF
+
+    def _enter_worker(self) -> None:
+        """Inside a `torch.utils.data.DataLoader` worker, the first draw (and the first of
+        each new worker seed) gives this copy its own stream: the seed becomes a hash of
+        the seed and the worker's seed (torch's `base_seed + worker_id`, drawn from the
+        loader's generator or torch's global RNG when the loader's iterator starts), in a
+        new buffer. Without it every worker drew the stream of the main process's copy:
+        samples from different workers got the same masks and transformations, and with
+        "spawn" (which moves pickled tensors into shared memory) the workers advanced one
+        shared counter in whatever order they ran, so a seeded pipeline was not
+        reproducible. Unseeded draws before `set_random_seed` use torch's global RNG,
+        which torch already seeds per worker."""
+        worker_seed = _worker_info().seed
+        if self.__dict__.get("_worker_seed") == worker_seed:
+            return
+        with torch.no_grad():
+            seed, counter = self.state.tolist()
+            key = np.random.SeedSequence([seed & 0xFFFFFFFF, worker_seed & 0xFFFFFFFFFFFFFFFF])
+            mixed = int(key.generate_state(1)[0])
+            # a new tensor, not an in-place write: with "spawn" the old storage is the main process's
+            self.state = torch.tensor([mixed, counter], dtype=self.state.dtype, device=self.state.device)
+        self.__dict__.pop("_state_view", None)
+        self.__dict__["_worker_seed"] = worker_seed
 
     def _advance_stateless(self, scope, ordered, steps=1) -> torch.Tensor:
         """Inside a `StatelessScope` (`stateless_call`), as Keras: the draw
