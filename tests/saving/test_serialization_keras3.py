@@ -61,7 +61,8 @@ def test_compiled_model_keeps_its_compile_config(keras_ref):
     configs = []
     for k in (keras, keras_ref):
         model = k.Sequential([k.Input((3,)), k.layers.Dense(2, name="out")], name="net")
-        model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+        # (named: Keras numbers unnamed optimizers per session, "sgd_1", ...)
+        model.compile(optimizer=k.optimizers.SGD(name="sgd"), loss="mse", metrics=["mae"])
         configs.append(k.saving.serialize_keras_object(model))
     ours, ref = (dict(c["compile_config"]) for c in configs)
     # Keras on torch names its backend subclass's module (keras.src.backend.torch.optimizers.torch_sgd);
