@@ -134,15 +134,19 @@ def get_training_or_validation_split(samples, labels, validation_split, subset):
     if not validation_split:
         return samples, labels
     num_val = int(validation_split * len(samples))
+    start = len(samples) - num_val
+    # Keras slices `[:-num_val]` / `[-num_val:]`: when `validation_split`
+    # is too small for one file (num_val == 0) that makes the training
+    # subset empty and the validation subset every file. Here the training
+    # subset is then every file and the validation subset empty (an error).
     if subset == "training":
-        io_utils.print_msg(f"Using {len(samples) - num_val} files for training.")
-        # Keras slices `[:-num_val]`: with num_val == 0 that is empty
-        samples = samples[:-num_val]
-        labels = labels[:-num_val] if labels is not None else None
+        io_utils.print_msg(f"Using {start} files for training.")
+        samples = samples[:start]
+        labels = labels[:start] if labels is not None else None
     elif subset == "validation":
         io_utils.print_msg(f"Using {num_val} files for validation.")
-        samples = samples[-num_val:]
-        labels = labels[-num_val:] if labels is not None else None
+        samples = samples[start:]
+        labels = labels[start:] if labels is not None else None
     else:
         raise ValueError(f'`subset` must be either "training" or "validation", received: {subset}')
     return samples, labels
@@ -239,17 +243,24 @@ def _rescale_split_sizes(left_size, right_size, total_length):
         raise ValueError(
             "Both `left_size` and `right_size` are zero. At least one of the split sizes must be non-zero."
         )
-    for name, size, kind in (("left_size", left_size, lt), ("right_size", right_size, rt)):
-        if (kind is int and (size <= 0 or size >= total_length)) or (kind is float and (size <= 0 or size >= 1)):
-            raise ValueError(
-                f"`{name}` should be either a positive integer smaller than {total_length}, or a float within "
-                f"the range `[0, 1]`. Received: {name}={size}"
-            )
+    if (lt is int and (left_size <= 0 or left_size >= total_length)) or (
+            lt is float and (left_size <= 0 or left_size >= 1)):
+        raise ValueError(
+            f"`left_size` should be either a positive integer smaller than {total_length}, or a float within the "
+            f"range `[0, 1]`. Received: left_size={left_size}"
+        )
+    if (rt is int and (right_size <= 0 or right_size >= total_length)) or (
+            rt is float and (right_size <= 0 or right_size >= 1)):
+        raise ValueError(
+            f"`right_size` should be either a positive integer and smaller than {total_length} or a float within "
+            f"the range `[0, 1]`. Received: right_size={right_size}"
+        )
     if lt is float and rt is float and left_size + right_size > 1:
         raise ValueError("The sum of `left_size` and `right_size` is greater than 1. It must be less than or "
                          "equal to 1.")
-    left = round(left_size * total_length) if lt is float else left_size
-    right = round(right_size * total_length) if rt is float else right_size
+    # as Keras: fractions rounded, counts made floats (its messages show them so)
+    left = round(left_size * total_length) if lt is float else (float(left_size) if lt is int else None)
+    right = round(right_size * total_length) if rt is float else (float(right_size) if rt is int else None)
     if left is None:
         left = total_length - right
     elif right is None:
