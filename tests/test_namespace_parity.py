@@ -44,7 +44,6 @@ ALLOWED = {
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
     },
     "utils": {
-        "audio_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
         "get_file": (DOWNLOADS, "downloads files"),
     },
     "callbacks": {

@@ -62,7 +62,7 @@ class TorchFolder(torch.utils.data.Dataset):
 def one_pass(iterable):
     t0 = _clock()
     n = 0
-    for x, y in iterable:
+    for x, _y in iterable:
         n += x.shape[0]
     return _clock() - t0, n
 

@@ -78,6 +78,7 @@ _LAZY = {
     "image_dataset_from_directory": ("kerasish.utils.image_dataset_utils", "image_dataset_from_directory"),
     "text_dataset_from_directory": ("kerasish.utils.text_dataset_utils", "text_dataset_from_directory"),
     "split_dataset": ("kerasish.utils.dataset_utils", "split_dataset"),
+    "audio_dataset_from_directory": ("kerasish.utils.audio_dataset_utils", "audio_dataset_from_directory"),
 }
 
 

@@ -67,8 +67,10 @@ class _DatasetOps(PyDataset):
     """What every dataset of this module has: iteration, `len()`, the
     `tf.data` idioms, and `class_names` / `file_paths` of its source."""
 
-    # batch size of the elements (None: single samples) and samples in all
+    # batch size of the elements (None: single samples)
     _element_batch: int | None = None
+    # how samples are stacked into a batch (the source's, kept through map/take/...)
+    _collate_fn = staticmethod(_collate)
 
     def _num_samples(self) -> int:
         raise NotImplementedError
@@ -142,6 +144,14 @@ class _DatasetOps(PyDataset):
         """Accepted for `tf.data` compatibility; returns this dataset."""
         return self
 
+    def _derive(self, parent):
+        """Set up a dataset made from `parent` (map, take, ...): it batches
+        and stacks samples as `parent` does."""
+        PyDataset.__init__(self)
+        self._parent = parent
+        self._element_batch = parent._element_batch
+        self._collate_fn = parent._collate_fn
+
     def on_epoch_begin(self):
         parent = self.__dict__.get("_parent")
         if parent is not None:
@@ -164,8 +174,11 @@ class FileDataset(_DatasetOps):
         batch_size: Samples per batch (None: single samples).
     """
 
-    def __init__(self, file_paths, loader, labels, label_mode, num_classes, batch_size, shuffle, seed, class_names):
+    def __init__(self, file_paths, loader, labels, label_mode, num_classes, batch_size, shuffle, seed, class_names,
+                 collate=None):
         super().__init__()
+        if collate is not None:
+            self._collate_fn = collate
         self.file_paths = list(file_paths)
         self.class_names = class_names
         self.batch_size = batch_size
@@ -187,7 +200,7 @@ class FileDataset(_DatasetOps):
 
     def _element(self, indices):
         xs = [self._loader(self.file_paths[k]) for k in indices]
-        x = _collate(xs)
+        x = self._collate_fn(xs)
         if self._label_mode is None:
             return x
         return x, encode_labels(self._labels[indices], self._label_mode, self._num_classes)
@@ -206,9 +219,8 @@ class FileDataset(_DatasetOps):
 
 class _Mapped(_DatasetOps):
     def __init__(self, parent, fn):
-        super().__init__()
-        self._parent, self._fn = parent, fn
-        self._element_batch = parent._element_batch
+        self._derive(parent)
+        self._fn = fn
 
     def _num_samples(self):
         return self._parent._num_samples()
@@ -220,9 +232,8 @@ class _Mapped(_DatasetOps):
 
 class _Taken(_DatasetOps):
     def __init__(self, parent, count):
-        super().__init__()
-        self._parent, self._count = parent, count
-        self._element_batch = parent._element_batch
+        self._derive(parent)
+        self._count = count
 
     def _num_samples(self):
         n = self._parent._num_samples()
@@ -236,8 +247,7 @@ class _Taken(_DatasetOps):
 
 class _Unbatched(_DatasetOps):
     def __init__(self, parent):
-        super().__init__()
-        self._parent = parent
+        self._derive(parent)
         self._element_batch = None
         self._last = (None, None)  # the parent batch read last (sequential reads load each batch once)
 
@@ -265,8 +275,8 @@ class _Unbatched(_DatasetOps):
 
 class _Batched(_DatasetOps):
     def __init__(self, parent, batch_size, drop_remainder):
-        super().__init__()
-        self._parent, self._drop = parent, drop_remainder
+        self._derive(parent)
+        self._drop = drop_remainder
         self._element_batch = batch_size
 
     def _num_samples(self):
@@ -277,14 +287,13 @@ class _Batched(_DatasetOps):
         index = self._check_index(int(index))
         b = self._element_batch
         stop = min((index + 1) * b, self._num_samples())
-        return _collate([self._parent[j] for j in range(index * b, stop)])
+        return self._collate_fn([self._parent[j] for j in range(index * b, stop)])
 
 
 class _Cached(_DatasetOps):
     def __init__(self, parent):
-        super().__init__()
-        self._parent, self._memory = parent, {}
-        self._element_batch = parent._element_batch
+        self._derive(parent)
+        self._memory = {}
 
     def _num_samples(self):
         return self._parent._num_samples()

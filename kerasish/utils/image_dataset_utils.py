@@ -67,11 +67,12 @@ def check_labels_args(labels, label_mode, class_names, what):
     `(labels, label_mode)` with both None when either is."""
     if not (isinstance(labels, str) and labels == "inferred") and labels is not None:
         if not isinstance(labels, (list, tuple)):
+            contents = {"image": "images", "text": "text samples", "audio": "audio samples"}[what]
             raise ValueError(
-                "`labels` argument should be a list/tuple of integer labels, of the same size as the number of "
-                f"{what} files in the target directory. If you wish to infer the labels from the subdirectory "
-                'names in the target directory, pass `labels="inferred"`. If you wish to get a dataset that only '
-                f"contains {'images' if what == 'image' else 'text samples'} (no labels), pass `labels=None`. "
+                f"{'The ' if what == 'audio' else ''}`labels` argument should be a list/tuple of integer labels, of "
+                f"the same size as the number of {what} files in the target directory. If you wish to infer the "
+                'labels from the subdirectory names in the target directory, pass `labels="inferred"`. If you wish '
+                f"to get a dataset that only contains {contents} (no labels), pass `labels=None`. "
                 f"Received: labels={labels}"
             )
         if class_names:
@@ -101,13 +102,14 @@ def check_batch_size(batch_size):
 
 
 def make_datasets(directory, file_paths, labels, class_names, label_mode, batch_size, shuffle, seed,
-                  validation_split, subset, loader, what, allowed):
+                  validation_split, subset, loader, what, allowed, collate=None):
     """The dataset (or `[training, validation]` for `subset="both"`) over
     the indexed files, with Keras's split and its empty-split errors."""
     num_classes = len(class_names) if class_names else 0
 
     def build(paths, labs, shuffled):
-        return FileDataset(paths, loader, labs, label_mode, num_classes, batch_size, shuffled, seed, class_names)
+        return FileDataset(paths, loader, labs, label_mode, num_classes, batch_size, shuffled, seed, class_names,
+                           collate=collate)
 
     if subset == "both":
         train = dataset_utils.get_training_or_validation_split(file_paths, labels, validation_split, "training")
