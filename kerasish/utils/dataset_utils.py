@@ -279,6 +279,20 @@ def _rescale_split_sizes(left_size, right_size, total_length):
     return int(left), int(right)
 
 
+def _split_order(total, shuffle, seed) -> list:
+    """The order the samples are split in: Keras's `random_split` draws
+    `torch.randperm(left + right)` from `torch.Generator().manual_seed(seed)`;
+    with `left + right == total` that is this permutation."""
+    if not shuffle:
+        return list(range(total))
+    generator = torch.Generator()
+    if seed is not None:
+        generator.manual_seed(seed)
+    else:
+        generator.seed()
+    return torch.randperm(total, generator=generator).tolist()
+
+
 def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=None, preferred_backend=None):
     """Splits a dataset into a left and a right part (e.g. train / test).
 
@@ -307,12 +321,21 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=
         on torch then fails in `random_split`), `left` is the first
         `left_size` samples of the (shuffled) order and `right` the last
         `right_size`, as Keras's TensorFlow path does.
+
+        A dataset made by `image_dataset_from_directory` & co. (or derived
+        from one by `map`, `take`, ...) is read once into memory, as Keras
+        reads a `tf.data` dataset, and split into two in-memory datasets
+        batched as it was (each with its `class_names`).
     """
     if preferred_backend not in (None, "torch"):
         raise ValueError(
             "kerasish runs on torch only: `preferred_backend` must be None or 'torch'. "
             f"Received: preferred_backend={preferred_backend}"
         )
+    from kerasish.utils import file_dataset
+
+    if isinstance(dataset, file_dataset._DatasetOps):
+        return _split_file_dataset(dataset, left_size, right_size, shuffle, seed)
     data = _to_torch_dataset(dataset)
     if left_size is None and right_size is None:
         raise ValueError(
@@ -321,16 +344,25 @@ def split_dataset(dataset, left_size=None, right_size=None, shuffle=False, seed=
         )
     total = len(data)
     left, right = _rescale_split_sizes(left_size, right_size, total)
-    if shuffle:
-        generator = torch.Generator()
-        if seed is not None:
-            generator.manual_seed(seed)
-        else:
-            generator.seed()
-        # torch.utils.data.random_split draws randperm(sum(lengths)); with
-        # left + right == total that is this permutation
-        order = torch.randperm(total, generator=generator).tolist()
-    else:
-        order = list(range(total))
+    order = _split_order(total, shuffle, seed)
     Subset = torch.utils.data.Subset
     return Subset(data, order[:left]), Subset(data, order[total - right:])
+
+
+def _split_file_dataset(dataset, left_size, right_size, shuffle, seed):
+    from kerasish.utils.file_dataset import InMemoryDataset
+
+    if left_size is None and right_size is None:
+        raise ValueError(
+            "At least one of the `left_size` or `right_size` must be specified. Received: left_size=None and "
+            "right_size=None"
+        )
+    samples = list(dataset.unbatch() if dataset._element_batch is not None else dataset)
+    if not samples:
+        raise ValueError("Received an empty dataset. Argument `dataset` must be a non-empty dataset.")
+    total = len(samples)
+    left, right = _rescale_split_sizes(left_size, right_size, total)
+    order = _split_order(total, shuffle, seed)
+    names = getattr(dataset, "class_names", None)
+    parts = [[samples[i] for i in order[:left]], [samples[i] for i in order[total - right:]]]
+    return tuple(InMemoryDataset(p, dataset._element_batch, dataset._collate_fn, names) for p in parts)

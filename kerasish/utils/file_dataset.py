@@ -262,9 +262,11 @@ class _Unbatched(_DatasetOps):
         index = self._check_index(int(index))
         size = self._parent._element_batch
         b, r = divmod(index, size)
-        if self._last[0] != b:
-            self._last = (b, self._parent[b])
-        batch = self._last[1]
+        last = self._last  # read once: with `workers` threads another read may replace it
+        if last[0] != b:
+            last = (b, self._parent[b])
+            self._last = last
+        batch = last[1]
         if r >= _batch_length(batch):
             raise ValueError(
                 f"A batch of the dataset before `unbatch()` has {_batch_length(batch)} elements, fewer than its "
@@ -309,3 +311,26 @@ class _Cached(_DatasetOps):
         if index not in self._memory:
             self._memory[index] = self._parent[index]
         return self._memory[index]
+
+
+class InMemoryDataset(_DatasetOps):
+    """Samples held in a list, batched like the dataset they came from
+    (what `split_dataset` returns for a dataset of this module, as Keras
+    returns new in-memory `tf.data` datasets for a `tf.data` one)."""
+
+    def __init__(self, samples, batch_size, collate_fn, class_names=None):
+        PyDataset.__init__(self)
+        self._samples = list(samples)
+        self._element_batch = batch_size
+        self._collate_fn = collate_fn
+        self.class_names = class_names
+
+    def _num_samples(self):
+        return len(self._samples)
+
+    def __getitem__(self, index):
+        index = self._check_index(int(index))
+        b = self._element_batch
+        if b is None:
+            return self._samples[index]
+        return self._collate_fn(self._samples[index * b:(index + 1) * b])

@@ -477,6 +477,21 @@ def test_split_dataset_unshuffled_dicts_and_torch_datasets():
     assert len(t_left) == 2 and t_right.dataset is tds
 
 
+def test_split_dataset_of_a_directory_dataset(image_dir):
+    ds = keras.utils.image_dataset_from_directory(image_dir, image_size=(4, 4), shuffle=False, batch_size=4,
+                                                  verbose=False)
+    x, y = _all(ds)
+    left, right = keras.utils.split_dataset(ds, left_size=0.6)
+    assert (len(left), len(right)) == (3, 2) and left.class_names == ds.class_names  # 9 and 6 samples, batches of 4
+    lx, ly = _all(left)
+    rx, ry = _all(right)
+    np.testing.assert_array_equal(torch.cat([lx, rx]).numpy(), x.numpy())
+    np.testing.assert_array_equal(torch.cat([ly, ry]).numpy(), y.numpy())
+    left, right = keras.utils.split_dataset(ds.map(lambda a, b: (a / 255.0, b)), right_size=5, shuffle=True, seed=3)
+    order = torch.randperm(15, generator=torch.Generator().manual_seed(3)).tolist()
+    np.testing.assert_allclose(_all(right)[0].numpy(), x.numpy()[order[10:]] / 255.0, rtol=1e-6)
+
+
 @pytest.mark.parametrize("dataset,kw", [
     (np.arange(10), {}),
     (np.arange(10), {"left_size": 0, "right_size": 0}),
