@@ -10,7 +10,7 @@ as a `tf.data` dataset reshuffles on each iteration.
 
 The `tf.data.Dataset` methods Keras tutorials chain on these datasets are
 provided with the same meaning: `map(fn)` (lazy; `fn(*element)` for a
-tuple element, as tf.data unpacks it), `take(n)`, `unbatch()`,
+tuple element, as tf.data unpacks it), `take(n)`, `shuffle(n)`, `unbatch()`,
 `batch(k)` (of an unbatched dataset), `cache()` (in memory: after the first
 pass, elements come from memory in the order and with the content of that
 pass, as tf.data's cache does; a `filename` is accepted and ignored) and
@@ -139,6 +139,16 @@ class _DatasetOps(PyDataset):
         module docstring: the order and content of the first pass are kept).
         `filename` is accepted; the cache is always in memory."""
         return _Cached(self)
+
+    def shuffle(self, buffer_size, seed=None, reshuffle_each_iteration=True, name=None):
+        """The elements (batches, for a batched dataset, as in tf.data) in
+        a random order, a new one on each pass unless
+        `reshuffle_each_iteration=False`. The order is a full permutation
+        drawn from `np.random.RandomState(seed)`, not tf.data's buffer of
+        `buffer_size` elements."""
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, (int, np.integer)) or buffer_size < 1:
+            raise ValueError(f"`buffer_size` must be a positive integer. Received: buffer_size={buffer_size}")
+        return _Shuffled(self, seed, bool(reshuffle_each_iteration))
 
     def prefetch(self, buffer_size, name=None):
         """Accepted for `tf.data` compatibility; returns this dataset."""
@@ -290,6 +300,30 @@ class _Batched(_DatasetOps):
         b = self._element_batch
         stop = min((index + 1) * b, self._num_samples())
         return self._collate_fn([self._parent[j] for j in range(index * b, stop)])
+
+
+class _Shuffled(_DatasetOps):
+    def __init__(self, parent, seed, reshuffle):
+        self._derive(parent)
+        self._rng = np.random.RandomState(seed)
+        self._reshuffle = reshuffle
+        self._perm = None
+
+    def _num_samples(self):
+        return self._parent._num_samples()
+
+    def on_epoch_begin(self):
+        super().on_epoch_begin()
+        if self._perm is None or self._reshuffle:
+            self._perm = self._rng.permutation(len(self))
+
+    def __getitem__(self, index):
+        index = self._check_index(int(index))
+        if self._perm is None:
+            self._perm = self._rng.permutation(len(self))
+        # a shuffled batched dataset is a permutation of whole batches: the
+        # last (smaller) batch may come anywhere, as in tf.data
+        return self._parent[int(self._perm[index])]
 
 
 class _Cached(_DatasetOps):

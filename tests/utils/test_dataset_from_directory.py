@@ -419,6 +419,22 @@ def test_cache_keeps_the_first_pass(image_dir):
     assert not torch.equal(third[0], first[0])  # the uncached dataset reshuffles
 
 
+def test_cache_then_shuffle_reorders_cached_batches(image_dir):
+    # the tf.data tutorial idiom `ds.cache().shuffle(1000).prefetch(AUTOTUNE)`
+    ds = keras.utils.image_dataset_from_directory(image_dir, image_size=(3, 3), shuffle=False, batch_size=2,
+                                                  verbose=False)
+    batches = [b[0] for b in ds]
+    pipeline = ds.cache().shuffle(1000, seed=4).prefetch(-1)
+    passes = [[b[0] for b in pipeline] for _ in range(3)]
+    for p in passes:  # each pass: every batch once, whole
+        assert sorted(int(b.sum()) for b in p) == sorted(int(b.sum()) for b in batches)
+    assert [int(b.sum()) for b in passes[0]] != [int(b.sum()) for b in passes[1]]
+    fixed = ds.shuffle(8, seed=4, reshuffle_each_iteration=False)
+    assert [int(b[0].sum()) for b in fixed] == [int(b[0].sum()) for b in fixed]
+    with pytest.raises(ValueError, match="buffer_size=0"):
+        ds.shuffle(0)
+
+
 # ------------------------------------------------------------------- fit
 
 
