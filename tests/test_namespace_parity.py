@@ -44,10 +44,6 @@ ALLOWED = {
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},
     },
     "utils": {
-        "audio_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
-        "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
-        "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
-        "split_dataset": (OTHER_BACKEND, "splits tf.data.Datasets"),
         "get_file": (DOWNLOADS, "downloads files"),
     },
     "callbacks": {
@@ -59,10 +55,6 @@ ALLOWED = {
     "config": {
         "is_nnx_enabled": (OTHER_BACKEND, "Flax NNX (JAX)"),
         "set_backend": (TORCH_ONLY, "there is no other backend to switch to"),
-    },
-    "preprocessing": {
-        "image_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
-        "text_dataset_from_directory": (OTHER_BACKEND, "returns a tf.data.Dataset"),
     },
 }
 

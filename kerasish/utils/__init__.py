@@ -75,6 +75,10 @@ _LAZY = {
     "save_img": ("kerasish.preprocessing.image", "save_img"),
     "model_to_dot": ("kerasish.utils.model_visualization", "model_to_dot"),
     "plot_model": ("kerasish.utils.model_visualization", "plot_model"),
+    "image_dataset_from_directory": ("kerasish.utils.image_dataset_utils", "image_dataset_from_directory"),
+    "text_dataset_from_directory": ("kerasish.utils.text_dataset_utils", "text_dataset_from_directory"),
+    "split_dataset": ("kerasish.utils.dataset_utils", "split_dataset"),
+    "audio_dataset_from_directory": ("kerasish.utils.audio_dataset_utils", "audio_dataset_from_directory"),
 }
 
 
