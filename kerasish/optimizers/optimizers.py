@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from kerasish.optimizers.optimizer import Optimizer
+from kerasish.optimizers.optimizer import _adam_alpha
 from kerasish.optimizers.optimizer import _addcdiv_
 from kerasish.optimizers.optimizer import _scaled_add_
 from kerasish.optimizers.optimizer import _sqrt
@@ -74,9 +75,14 @@ class Adam(Optimizer):
     whereas `torch.optim.Adam` uses `lr / (1 - beta_1^t) * m / (sqrt(v / (1 - beta_2^t)) + eps)`;
     Keras's default epsilon is also 1e-7 (torch: 1e-8).
 
+    `alpha` is computed in float32 with Keras's roundings, so float32 weights
+    follow Keras's numbers (the second moment is updated with `addcmul`, which
+    can differ from Keras's `v + (g * g) * (1 - beta_2)` by an ulp now and
+    then: Keras's order costs a temporary copy of the gradients).
+
     bfloat16 weights (a `"bfloat16"` dtype policy) differ from Keras 3 on
-    purpose: kerasish computes `alpha` from the Python-float hyperparameters and
-    keeps the moments in the weight's dtype, so bfloat16 weights train. Keras 3
+    purpose: kerasish computes `alpha` in float32, not in the weight's dtype,
+    and keeps the moments in the weight's dtype, so bfloat16 weights train. Keras 3
     casts `beta_2` (and `learning_rate`, the step count) to the weight's dtype
     first; 0.999 rounds to 1.0 in bfloat16, so `1 - beta_2**t` is 0, `alpha`
     is 0 and Keras's Adam/AdamW never move a bfloat16 weight (no error, no
@@ -113,18 +119,20 @@ class Adam(Optimizer):
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
-        alpha = lr * _sqrt(1 - b2**step) / (1 - b1**step)
+        alpha = _adam_alpha(lr, b1, b2, step)
         m, v = slots["momentum"], slots["velocity"]
         torch._foreach_mul_(m, b1)
         torch._foreach_add_(m, grads, alpha=1 - b1)
         torch._foreach_mul_(v, b2)
+        # Keras rounds g * g before scaling it (addcmul scales g first: an ulp apart
+        # now and then); Keras's order costs a temporary list, +2% on a fit step
         torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
         if self.amsgrad:
             torch._foreach_maximum_(slots["velocity_hat"], v)
             v = slots["velocity_hat"]
         denom = torch._foreach_sqrt(v)
         torch._foreach_add_(denom, self.epsilon)
-        _addcdiv_(params, m, denom, -alpha)
+        _addcdiv_(params, m, denom, -alpha)  # (-alpha * m) / denom: Keras's (m * alpha) / denom
 
     def get_config(self):
         config = super().get_config()
