@@ -77,6 +77,12 @@ ULP_CASES = [  # (name, kwargs, max ulp): kept torch kernels, see the module doc
     ("Adam", {"global_clipnorm": 1.0}, 2),
     ("Adam", {"use_ema": True}, 2),
     ("SGD", {"use_ema": True, "ema_momentum": 0.9, "ema_overwrite_frequency": 3}, 6),
+    # float32 schedule/bias corrections now (were float64: 74 / 8 / 234 ulp on the sweep);
+    # the rest is the `addcmul`-style fused updates and Muon's Newton-Schulz matmuls
+    ("Nadam", {}, 2),
+    ("Lamb", {}, 1),
+    ("Muon", {}, 6),
+    ("Adagrad", {}, 1),
 ]
 
 
@@ -91,6 +97,13 @@ BITWISE_OPTIMIZER_CASES = [
     # `1 - weight_decay * lr` in float32 (was float64, rounded once: differs for larger lr * wd)
     ("SGD", {"learning_rate": 0.1775585510895973, "weight_decay": 0.3}),
     ("SGD", {"learning_rate": 0.45160948098812503, "weight_decay": 0.01, "momentum": 0.9}),
+    # the power through torch's general `pow` (a 0.5 exponent took the sqrt fast path) and
+    # `l2 + beta / (2 lr)` in float32: up to ~340 ulp off before
+    ("Ftrl", {}),
+    ("Ftrl", {"l1_regularization_strength": 0.01, "l2_regularization_strength": 0.01,
+              "l2_shrinkage_regularization_strength": 0.01, "beta": 0.1}),
+    # `1 - beta_1**t` in float32 (was float64: 4 ulp)
+    ("Adamax", {}),
     # already equal, pinned
     ("SGD", {"momentum": 0.9, "nesterov": True}),
     ("Adadelta", {}),

@@ -64,6 +64,14 @@ def _adam_alpha(lr, beta_1: float, beta_2: float, step):
 _ONE = np.float32(1.0)
 
 
+def _bias_correction(beta: float, step):
+    """`1 - beta**t` in float32 as Keras rounds it (a float in eager mode,
+    the float32 tensor formula under `torch.compile`)."""
+    if isinstance(step, torch.Tensor):
+        return 1 - beta**step
+    return float(_ONE - np.float32(beta) ** np.float32(step))
+
+
 _scratch = threading.local()
 
 

@@ -11,9 +11,11 @@ import warnings
 import numpy as np
 import torch
 
+from kerasish.optimizers.optimizer import _ONE
 from kerasish.optimizers.optimizer import Optimizer
 from kerasish.optimizers.optimizer import _adam_alpha
 from kerasish.optimizers.optimizer import _addcdiv_
+from kerasish.optimizers.optimizer import _bias_correction
 from kerasish.optimizers.optimizer import _scaled_add_
 from kerasish.optimizers.optimizer import _sqrt
 from kerasish.optimizers.optimizer import store_shape
@@ -327,7 +329,7 @@ class Adamax(Optimizer):
         torch._foreach_mul_(u, self.beta_2)
         torch._foreach_maximum_(u, torch._foreach_abs(grads))
         denom = torch._foreach_add(u, self.epsilon)
-        torch._foreach_mul_(denom, 1 - self.beta_1**step)
+        torch._foreach_mul_(denom, _bias_correction(self.beta_1, step))
         _addcdiv_(params, m, denom, -lr)
 
     def get_config(self):
@@ -371,13 +373,15 @@ class Nadam(Optimizer):
             u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
             prod = self._u_product.to(step.device) * u_t
             self._u_product.copy_(prod)
-        else:
-            u_t = b1 * (1.0 - 0.5 * 0.96**step)
-            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
-            prod = float(self._u_product) * u_t
+        else:  # in float32 with Keras's roundings (its schedule and product are float32 tensors)
+            f32 = np.float32
+            u_t = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** f32(step)))
+            u_t1 = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** f32(step + 1)))
+            prod = float(f32(float(self._u_product)) * f32(u_t))
             self._u_product.fill_(prod)
         self._u_t, self._u_t1 = u_t, u_t1
-        self._u_product_t, self._u_product_t1 = prod, prod * u_t1
+        self._u_product_t = prod
+        self._u_product_t1 = prod * u_t1 if isinstance(step, torch.Tensor) else float(np.float32(prod) * np.float32(u_t1))
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
@@ -388,7 +392,7 @@ class Nadam(Optimizer):
         torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
         m_hat = torch._foreach_mul(m, self._u_t1 / (1 - self._u_product_t1))
         _scaled_add_(m_hat, grads, (1 - self._u_t) / (1 - self._u_product_t))
-        denom = torch._foreach_sqrt(torch._foreach_div(v, 1 - b2**step))
+        denom = torch._foreach_sqrt(torch._foreach_div(v, _bias_correction(b2, step)))
         torch._foreach_add_(denom, self.epsilon)
         _addcdiv_(params, m_hat, denom, -lr)
 
