@@ -12,7 +12,8 @@ What these pin:
 - `GroupNormalization` on channels-last data: Keras's moments
   (`E[x^2] - E[x]^2`) and op order (a two-pass variance and `addcmul` were up
   to ~7000 ulp off near zero);
-- `Conv2D`/`Conv3D`/`DepthwiseConv1D/2D`/`SeparableConv2D` gradients: a
+- `Conv2D`/`Conv3D`/`DepthwiseConv1D/2D`/`SeparableConv2D`/`Conv*DTranspose`
+  gradients: a
   bias that needs a gradient is added after the convolution as Keras adds it
   (torch's fused bias gradient sums in another order: up to ~300 ulp; the
   fused bias stays where no gradient is wanted: same values, faster);
@@ -106,6 +107,9 @@ CASES = [
      [_normal(2, 9, 9, 5)], {}),
     ("SeparableConv2D", {"filters": 7, "kernel_size": 3, "padding": "same", "depth_multiplier": 2},
      [_normal(2, 9, 9, 5)], {}),
+    ("Conv2DTranspose", {"filters": 7, "kernel_size": 3, "strides": 2, "padding": "same"}, [_normal(2, 6, 6, 5)], {}),
+    ("Conv3DTranspose", {"filters": 4, "kernel_size": 3, "strides": 2}, [_normal(2, 4, 4, 4, 3)], {}),
+    ("Conv1DTranspose", {"filters": 7, "kernel_size": 3, "strides": 2, "padding": "same"}, [_normal(2, 9, 5)], {}),
 ]
 
 
@@ -141,6 +145,9 @@ FUSED_CASES = [
     # rank 1 runs through the 2-D channels-last kernel (Keras copies to N-C-L for conv1d: ~30% slower)
     ("Conv1D", {"filters": 7, "kernel_size": 3, "padding": "causal", "dilation_rate": 2}, (2, 17, 5), False, None, 1e-5),
     ("SeparableConv1D", {"filters": 7, "kernel_size": 3}, (2, 17, 5), False, None, 1e-5),
+    # the transposed conv runs on the channels-last view (Keras copies to NCHW first: ~35% slower);
+    # the kernels can round the forward differently (gradients equal here)
+    ("Conv2DTranspose", {"filters": 7, "kernel_size": 3}, (2, 6, 6, 5), False, None, 1e-5),
     # torch's fused batch-norm kernels (Keras composes ~8 ops and takes E[x^2] - E[x]^2)
     ("BatchNormalization", {}, (4, 5, 5, 6), True, None, 1e-5),
     ("BatchNormalization", {"axis": 1, "momentum": 0.9, "epsilon": 1e-5}, (4, 6, 5, 5), False, None, 1e-5),
