@@ -17,7 +17,6 @@ from kerasish.optimizers.optimizer import _adam_alpha
 from kerasish.optimizers.optimizer import _addcdiv_
 from kerasish.optimizers.optimizer import _bias_correction
 from kerasish.optimizers.optimizer import _scaled_add_
-from kerasish.optimizers.optimizer import _sqrt
 from kerasish.optimizers.optimizer import store_shape
 
 
