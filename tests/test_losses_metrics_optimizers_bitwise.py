@@ -83,6 +83,9 @@ ULP_CASES = [  # (name, kwargs, max ulp): kept torch kernels, see the module doc
     ("Lamb", {}, 1),
     ("Muon", {}, 6),
     ("Adagrad", {}, 1),
+    # float32 scalars (`1 - beta_1` is 0.100000024 in Keras): 24-94 ulp before
+    ("ScheduleFreeAdamW", {}, 2),
+    ("ScheduleFreeAdamW", {"warmup_steps": 3}, 2),
 ]
 
 
