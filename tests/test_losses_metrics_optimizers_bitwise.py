@@ -174,3 +174,38 @@ def test_loss_equals_keras_bitwise(keras_ref, name, y_true, y_pred, kwargs, redu
     got = _loss_and_grad(kerasish, name, y_true, y_pred, kwargs, reduction, sample_weight)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+# ------------------------------------------------------------------ metrics (all matched; pinned)
+REG_T, REG_P = LOGITS[::-1].copy(), LOGITS
+METRIC_CASES = [
+    ("AUC", BIN_T, BIN_P, {}),
+    ("AUC", BIN_T, BIN_P, {"curve": "PR", "num_thresholds": 50, "summation_method": "minoring"}),
+    ("AUC", BIN_T, LOGITS, {"from_logits": True, "multi_label": True}),
+    ("Precision", BIN_T, BIN_P, {"thresholds": [0.3, 0.5, 0.7]}),
+    ("Recall", BIN_T, BIN_P, {"top_k": 2}),
+    ("MeanIoU", SPARSE, RNG.integers(0, C, B), {"num_classes": C}),
+    ("R2Score", REG_T, REG_P, {"class_aggregation": "variance_weighted_average"}),
+    ("F1Score", ONE_HOT, PROBS, {"average": "macro", "threshold": 0.3}),
+    ("FBetaScore", ONE_HOT, PROBS, {"beta": 2.0, "average": "weighted"}),
+    ("CategoricalAccuracy", ONE_HOT, PROBS, {}),
+    ("SparseTopKCategoricalAccuracy", SPARSE, PROBS, {"k": 3}),
+    ("PearsonCorrelation", REG_T, REG_P, {}),
+]
+
+
+def _metric_result(lib, name, y_true, y_pred, kwargs, sample_weight):
+    metric = getattr(lib.metrics, name)(**kwargs)
+    for sl in (slice(0, 5), slice(5, 11), slice(11, None)):
+        weight = None if sample_weight is None else torch.tensor(sample_weight[sl])
+        metric.update_state(torch.tensor(y_true[sl]), torch.tensor(y_pred[sl]), sample_weight=weight)
+    return np.asarray(metric.result())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("name,y_true,y_pred,kwargs", METRIC_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(METRIC_CASES)])
+def test_metric_equals_keras_bitwise(keras_ref, name, y_true, y_pred, kwargs, weighted):
+    sample_weight = SAMPLE_W if weighted else None
+    want = _metric_result(keras_ref, name, y_true, y_pred, kwargs, sample_weight)
+    got = _metric_result(kerasish, name, y_true, y_pred, kwargs, sample_weight)
+    np.testing.assert_array_equal(got, want)
