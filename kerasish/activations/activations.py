@@ -107,6 +107,8 @@ def _softmax_like(x, axis, fn) -> torch.Tensor:
     dtype = x.dtype
     if dtype == torch.float16 and x.device.type == "cpu":
         x = x.float()  # as Keras: no float16 softmax kernels on CPU
+    if isinstance(axis, int):  # torch's kernel over that axis, as Keras calls it (moving it last rounds differently)
+        return fn(x, dim=axis).to(dtype)
     return _over_axes(lambda t: fn(t, dim=-1), x, axis).to(dtype)
 
 

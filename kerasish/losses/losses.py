@@ -30,6 +30,24 @@ def _device(x):
     return None if isinstance(x, KerasTensor) else x.device
 
 
+def keras_power(x: torch.Tensor, exponent) -> torch.Tensor:
+    """`x ** exponent` as `keras.ops.power` computes it on torch: a number
+    exponent becomes a 0-d float32 tensor, so torch's general `pow` kernel
+    runs (a Python-number exponent takes torch's scalar fast paths, e.g.
+    `x * x` for 2, which round differently, forward and backward)."""
+    if not isinstance(exponent, torch.Tensor):
+        exponent = torch.tensor(float(exponent), dtype=torch.float32, device=_device(x))
+    return torch.pow(x, exponent)
+
+
+def _smooth_one_hot(y_true: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """`y_true * (1 - ls) + ls / num_classes`, with `ls / num_classes` rounded
+    as Keras computes it on torch: the class count a 0-d tensor of the targets'
+    dtype, divided by torch's `__rtruediv__` (`reciprocal() * ls`)."""
+    num_classes = torch.tensor(float(y_true.shape[-1]), dtype=to_torch_dtype(y_true.dtype))
+    return y_true * (1.0 - label_smoothing) + num_classes.reciprocal() * label_smoothing
+
+
 def _pair(y_true, y_pred, dtype_from_pred: bool = True):
     """Converts both to tensors; `y_true` takes `y_pred`'s dtype and device."""
     y_pred = to_tensor(y_pred)
@@ -215,8 +233,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_sm
     y_true = to_tensor(y_true, dtype=y_pred.dtype, device=_device(y_pred))
     _warn_single_class("categorical_crossentropy", y_pred)
     if label_smoothing:
-        num_classes = y_true.shape[-1]
-        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / num_classes
+        y_true = _smooth_one_hot(y_true, label_smoothing)
     return _categorical_crossentropy_op(y_true, y_pred, from_logits, axis)
 
 
@@ -230,14 +247,13 @@ def categorical_focal_crossentropy(
     y_true = to_tensor(y_true, dtype=y_pred.dtype, device=_device(y_pred))
     _warn_single_class("categorical_focal_crossentropy", y_pred)
     if label_smoothing:
-        num_classes = y_true.shape[-1]
-        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / num_classes
+        y_true = _smooth_one_hot(y_true, label_smoothing)
     if from_logits:
         y_pred = torch.softmax(y_pred, dim=axis)
     output = y_pred / torch.sum(y_pred, dim=axis, keepdim=True)
     output = torch.clamp(output, EPSILON, 1.0 - EPSILON)
     cce = -y_true * torch.log(output)
-    focal = torch.pow(1.0 - output, gamma) * alpha * cce
+    focal = keras_power(1.0 - output, gamma) * alpha * cce
     return torch.sum(focal, dim=axis)
 
 
@@ -328,7 +344,7 @@ def binary_focal_crossentropy(
         y_pred = torch.sigmoid(y_pred)
     bce = _binary_crossentropy_op(y_true, y_pred, from_logits=False)
     p_t = y_true * y_pred + (1 - y_true) * (1 - y_pred)
-    focal_bce = torch.pow(1.0 - p_t, gamma) * bce
+    focal_bce = keras_power(1.0 - p_t, gamma) * bce
     if apply_class_balancing:
         focal_bce = (y_true * alpha + (1 - y_true) * (1 - alpha)) * focal_bce
     return torch.mean(focal_bce, dim=axis)

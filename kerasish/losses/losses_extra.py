@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from kerasish.losses.loss import Loss, to_tensor
 from kerasish.losses.losses import LossFunctionWrapper
+from kerasish.losses.losses import keras_power
 
 
 def ctc(y_true, y_pred):
@@ -76,7 +77,7 @@ def categorical_generalized_cross_entropy(y_true, y_pred, q):
     labels = to_tensor(y_true, device=y_pred.device).to(torch.int64)
     one_hot = F.one_hot(labels, num_classes=y_pred.shape[-1]).to(y_pred.dtype)
     p = torch.sum(y_pred * one_hot, dim=-1)
-    return (1 - torch.pow(p, q)) / q
+    return (1 - keras_power(p, q)) / q
 
 
 class CTC(LossFunctionWrapper):

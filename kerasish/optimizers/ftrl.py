@@ -58,11 +58,19 @@ class Ftrl(Optimizer):
         self._slot_initial_values = {"accumulator": float(initial_accumulator_value)}
 
     def _update(self, params, grads, slots, lr, step):
-        power = -self.learning_rate_power
         l1 = self.l1_regularization_strength
-        l2 = self.l2_regularization_strength + self.beta / (2.0 * lr)
         shrink = self.l2_shrinkage_regularization_strength
+        # Keras's roundings: `l2 + beta / (2 * lr)` on float32 0-d tensors (a number
+        # divided by a tensor is `reciprocal() * number` in torch), and the power
+        # through torch's general `pow` with a tensor exponent (a number exponent
+        # of 0.5 takes the `sqrt` fast path, which rounds differently)
+        if isinstance(lr, torch.Tensor) or torch.compiler.is_compiling():
+            l2 = self.l2_regularization_strength + self.beta / (2.0 * lr)
+        else:
+            lr32 = torch.tensor(lr, dtype=torch.float32)
+            l2 = (self.l2_regularization_strength + (2.0 * lr32).reciprocal() * self.beta).item()
         for w, g, n, z in zip(params, grads, slots["accumulator"], slots["linear"]):
+            power = torch.tensor(-self.learning_rate_power, dtype=torch.float32, device=w.device)
             new_n = n + g * g
             new_n_pow = torch.pow(new_n, power)
             z.add_(g + 2 * shrink * w - (new_n_pow - torch.pow(n, power)) / lr * w)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from kerasish.optimizers.optimizer import Optimizer
+from kerasish.optimizers.optimizer import _bias_correction
 
 
 class Lamb(Optimizer):
@@ -43,8 +44,8 @@ class Lamb(Optimizer):
         torch._foreach_add_(m, grads, alpha=1 - b1)
         torch._foreach_mul_(v, b2)
         torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
-        m_hat = torch._foreach_div(m, 1.0 - b1**step)
-        denom = torch._foreach_sqrt(torch._foreach_div(v, 1.0 - b2**step))
+        m_hat = torch._foreach_div(m, _bias_correction(b1, step))  # float32, as Keras
+        denom = torch._foreach_sqrt(torch._foreach_div(v, _bias_correction(b2, step)))
         torch._foreach_add_(denom, self.epsilon)
         updates = torch._foreach_div(m_hat, denom)
         w_norms = torch._foreach_norm(params)

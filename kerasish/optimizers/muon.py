@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import torch
 
 from kerasish.optimizers.optimizer import Optimizer
+from kerasish.optimizers.optimizer import _adam_alpha
 from kerasish.optimizers.optimizer import _sqrt
 
 # Keras's Newton-Schulz normalisation: x / (||x||_F + 1e-7)
@@ -141,8 +143,10 @@ class Muon(Optimizer):
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.adam_beta_1, self.adam_beta_2
-        adam_lr = lr * self.adam_lr_ratio
-        alpha = adam_lr * _sqrt(1 - b2**step) / (1 - b1**step)
+        if isinstance(lr, torch.Tensor) or isinstance(step, torch.Tensor):
+            alpha = lr * self.adam_lr_ratio * _sqrt(1 - b2**step) / (1 - b1**step)
+        else:  # float32 with Keras's roundings (its learning rate is a float32 tensor)
+            alpha = _adam_alpha(float(np.float32(lr) * np.float32(self.adam_lr_ratio)), b1, b2, step)
         for p, g, m, v in zip(params, grads, slots["momentum"], slots["velocity"]):
             if v is not None:  # Keras's Adam step
                 m.lerp_(g, 1 - b1)

@@ -11,10 +11,12 @@ import warnings
 import numpy as np
 import torch
 
+from kerasish.optimizers.optimizer import _ONE
 from kerasish.optimizers.optimizer import Optimizer
+from kerasish.optimizers.optimizer import _adam_alpha
 from kerasish.optimizers.optimizer import _addcdiv_
+from kerasish.optimizers.optimizer import _bias_correction
 from kerasish.optimizers.optimizer import _scaled_add_
-from kerasish.optimizers.optimizer import _sqrt
 from kerasish.optimizers.optimizer import store_shape
 
 
@@ -74,9 +76,14 @@ class Adam(Optimizer):
     whereas `torch.optim.Adam` uses `lr / (1 - beta_1^t) * m / (sqrt(v / (1 - beta_2^t)) + eps)`;
     Keras's default epsilon is also 1e-7 (torch: 1e-8).
 
+    `alpha` is computed in float32 with Keras's roundings, so float32 weights
+    follow Keras's numbers (the second moment is updated with `addcmul`, which
+    can differ from Keras's `v + (g * g) * (1 - beta_2)` by an ulp now and
+    then: Keras's order costs a temporary copy of the gradients).
+
     bfloat16 weights (a `"bfloat16"` dtype policy) differ from Keras 3 on
-    purpose: kerasish computes `alpha` from the Python-float hyperparameters and
-    keeps the moments in the weight's dtype, so bfloat16 weights train. Keras 3
+    purpose: kerasish computes `alpha` in float32, not in the weight's dtype,
+    and keeps the moments in the weight's dtype, so bfloat16 weights train. Keras 3
     casts `beta_2` (and `learning_rate`, the step count) to the weight's dtype
     first; 0.999 rounds to 1.0 in bfloat16, so `1 - beta_2**t` is 0, `alpha`
     is 0 and Keras's Adam/AdamW never move a bfloat16 weight (no error, no
@@ -113,18 +120,20 @@ class Adam(Optimizer):
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
-        alpha = lr * _sqrt(1 - b2**step) / (1 - b1**step)
+        alpha = _adam_alpha(lr, b1, b2, step)
         m, v = slots["momentum"], slots["velocity"]
         torch._foreach_mul_(m, b1)
         torch._foreach_add_(m, grads, alpha=1 - b1)
         torch._foreach_mul_(v, b2)
+        # Keras rounds g * g before scaling it (addcmul scales g first: an ulp apart
+        # now and then); Keras's order costs a temporary list, +2% on a fit step
         torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
         if self.amsgrad:
             torch._foreach_maximum_(slots["velocity_hat"], v)
             v = slots["velocity_hat"]
         denom = torch._foreach_sqrt(v)
         torch._foreach_add_(denom, self.epsilon)
-        _addcdiv_(params, m, denom, -alpha)
+        _addcdiv_(params, m, denom, -alpha)  # (-alpha * m) / denom: Keras's (m * alpha) / denom
 
     def get_config(self):
         config = super().get_config()
@@ -319,7 +328,7 @@ class Adamax(Optimizer):
         torch._foreach_mul_(u, self.beta_2)
         torch._foreach_maximum_(u, torch._foreach_abs(grads))
         denom = torch._foreach_add(u, self.epsilon)
-        torch._foreach_mul_(denom, 1 - self.beta_1**step)
+        torch._foreach_mul_(denom, _bias_correction(self.beta_1, step))
         _addcdiv_(params, m, denom, -lr)
 
     def get_config(self):
@@ -363,13 +372,15 @@ class Nadam(Optimizer):
             u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
             prod = self._u_product.to(step.device) * u_t
             self._u_product.copy_(prod)
-        else:
-            u_t = b1 * (1.0 - 0.5 * 0.96**step)
-            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
-            prod = float(self._u_product) * u_t
+        else:  # in float32 with Keras's roundings (its schedule and product are float32 tensors)
+            f32 = np.float32
+            u_t = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** f32(step)))
+            u_t1 = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** f32(step + 1)))
+            prod = float(f32(float(self._u_product)) * f32(u_t))
             self._u_product.fill_(prod)
         self._u_t, self._u_t1 = u_t, u_t1
-        self._u_product_t, self._u_product_t1 = prod, prod * u_t1
+        self._u_product_t = prod
+        self._u_product_t1 = prod * u_t1 if isinstance(step, torch.Tensor) else float(np.float32(prod) * np.float32(u_t1))
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
@@ -380,7 +391,7 @@ class Nadam(Optimizer):
         torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
         m_hat = torch._foreach_mul(m, self._u_t1 / (1 - self._u_product_t1))
         _scaled_add_(m_hat, grads, (1 - self._u_t) / (1 - self._u_product_t))
-        denom = torch._foreach_sqrt(torch._foreach_div(v, 1 - b2**step))
+        denom = torch._foreach_sqrt(torch._foreach_div(v, _bias_correction(b2, step)))
         torch._foreach_add_(denom, self.epsilon)
         _addcdiv_(params, m_hat, denom, -lr)
 

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 
+from kerasish.optimizers.optimizer import _ONE
 from kerasish.optimizers.optimizer import Optimizer
+
+
+@functools.lru_cache(maxsize=16)
+def _float32_constants(beta_1: float, beta_2: float, epsilon: float) -> tuple:
+    """`beta_1`, `epsilon`, `1 - beta_1`, `1 - beta_2` as Keras has them: float32
+    tensors first, then subtracted in float32 (`1 - beta_1` is 0.100000024)."""
+    f32 = np.float32
+    return float(f32(beta_1)), float(f32(epsilon)), float(_ONE - f32(beta_1)), float(_ONE - f32(beta_2))
 
 
 class ScheduleFreeAdamW(Optimizer):
@@ -72,19 +84,38 @@ class ScheduleFreeAdamW(Optimizer):
         super()._init_state(p)
 
     def _update(self, params, grads, slots, lr, step):
-        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
-        if self.warmup_steps > 0:
-            factor = step / self.warmup_steps
-            lr = lr * (torch.clamp(factor, max=1.0) if isinstance(factor, torch.Tensor) else min(factor, 1.0))
-        bias_correction_2 = 1 - b2**step
-        weight = 1.0 / step
+        if isinstance(step, torch.Tensor) or isinstance(lr, torch.Tensor):
+            b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+            if self.warmup_steps > 0:
+                factor = step / self.warmup_steps
+                lr = lr * (torch.clamp(factor, max=1.0) if isinstance(factor, torch.Tensor) else min(factor, 1.0))
+            one_b1, one_b2, bias_correction_2 = 1 - b1, 1 - b2, 1 - b2**step
+            weight = 1.0 / step
+            one_weight = 1 - weight
+        else:
+            # the scalars in float32 with Keras's roundings: Keras casts lr, the step and the
+            # betas to float32 tensors first (`1 - beta_1` is then 0.100000024, not 0.1), and a
+            # number divided by a tensor is torch's `reciprocal() * number`; NumPy's float32
+            # scalars round these operations as torch's 0-d CPU kernels do (powers: see
+            # `_adam_alpha`; division and reciprocal are correctly rounded in both)
+            f32 = np.float32
+            b1, eps, one_b1, one_b2 = _float32_constants(self.beta_1, self.beta_2, self.epsilon)
+            t = f32(step)
+            lr32 = f32(lr)
+            if self.warmup_steps > 0:
+                lr32 = lr32 * min(t / f32(self.warmup_steps), _ONE)
+            weight32 = _ONE / t
+            lr, weight, one_weight = float(lr32), float(weight32), float(_ONE - weight32)
+            bias_correction_2 = float(_ONE - f32(self.beta_2) ** t)
         for y, g, z, v in zip(params, grads, slots["momentum"], slots["velocity"]):
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            # Keras updates `v += (g^2 - v) * (1 - beta_2)`: two more passes per weight for an
+            # ulp now and then (as Adam's `addcmul`, see `Adam`)
+            v.mul_(self.beta_2).addcmul_(g, g, value=one_b2)
             denom = (v / bias_correction_2).sqrt_().add_(eps)
             z.sub_(lr * g / denom)
-            x = (y - (1 - b1) * z) / b1
-            x = (1 - weight) * x + weight * z
-            y.copy_((1 - b1) * z + b1 * x)
+            x = (y - one_b1 * z) / b1
+            x = one_weight * x + weight * z
+            y.copy_(one_b1 * z + b1 * x)
 
     def get_config(self):
         config = super().get_config()

@@ -19,9 +19,11 @@ class Attention(Layer):
 
     `scores = query @ key^T` (times `scale` when `use_scale`), or for
     `score_mode="concat"` `concat_score_weight * sum(tanh(scale * (q + k)))`;
-    `output = softmax(scores) @ value`. Without scores or active dropout,
-    dot mode runs on `F.scaled_dot_product_attention` (the learned scale is
-    folded into the query).
+    `output = softmax(scores) @ value`. Without a learned scale, returned
+    scores or active dropout, dot mode runs on
+    `F.scaled_dot_product_attention` (the same numbers as Keras's matmul,
+    softmax, matmul; a learned scale folded into the query would round
+    differently, so `use_scale=True` runs Keras's explicit formula).
 
     Args:
         use_scale: If True, a scalar `scale` weight scales the scores.
@@ -185,7 +187,9 @@ class Attention(Layer):
         score_mask = self._score_mask(q.shape[-2], k.shape[-2], v_mask, use_causal_mask, q.device)
         dropout_active = bool(training) and self.dropout > 0
         try:
-            if self.score_mode == "dot" and not return_attention_scores and not dropout_active:
+            # a learned `scale` multiplies the scores, as Keras does: folded into the query for SDPA
+            # it rounds differently (up to ~30 ulp), so that case takes the explicit path
+            if self.score_mode == "dot" and self.scale is None and not return_attention_scores and not dropout_active:
                 out = self._sdpa(q, k, v, score_mask)
                 weights = None
             else:
@@ -209,8 +213,6 @@ class Attention(Layer):
         return out
 
     def _sdpa(self, q, k, v, score_mask):
-        if self.scale is not None:
-            q = q * self.scale
         attn_mask = None
         if score_mask is not None:
             if score_mask.ndim == 2:

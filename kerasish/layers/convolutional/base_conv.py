@@ -110,6 +110,25 @@ class ConvSetupMixin:
             x = F.pad(x, self._pre_pad)
         return x, self._op_padding
 
+    def _fused_bias(self):
+        """The bias for torch's op to add, or None when it is added after it.
+
+        A bias that needs a gradient is added to the Keras-layout output, as
+        Keras adds it: torch's fused bias has its own gradient kernel, which
+        sums in another order (Keras's gradients bit for bit; fwd+bwd time
+        unchanged). Without a gradient the fused bias gives the same values
+        and a ~10-20% faster forward, so inference keeps it."""
+        bias = self.bias
+        if bias is not None and bias.requires_grad and torch.is_grad_enabled():
+            return None
+        return bias
+
+    def _add_bias_unless_fused(self, y: torch.Tensor, fused_bias) -> torch.Tensor:
+        bias = self.bias
+        if bias is None or fused_bias is not None:
+            return y
+        return y + (bias if self._channel_axis == -1 else bias.view(-1, *(1,) * self.rank))
+
     def _torch_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
         """Keras `(*k, a, b)` -> torch `(b, a, *k)` as a view (unit height when lifted)."""
         w = kernel.permute(self._kernel_perm)
@@ -255,12 +274,15 @@ class BaseConv(ConvSetupMixin, Layer):
         if type(self).convolution_op is not BaseConv.convolution_op:
             return self._call_custom_convolution_op(inputs)
         x, padding = self._torch_input(inputs)
+        fused_bias = self._fused_bias()
         try:
-            y = CONV_OPS[self._op_rank](x, self._torch_kernel(self.kernel), self.bias, self._op_strides, padding, self._op_dilation, self.groups)
+            y = CONV_OPS[self._op_rank](
+                x, self._torch_kernel(self.kernel), fused_bias, self._op_strides, padding, self._op_dilation, self.groups
+            )
         except RuntimeError:
             self._raise_if_too_small(inputs)  # a torch size error, explained
             raise
-        y = self._layout.from_torch(y)
+        y = self._add_bias_unless_fused(self._layout.from_torch(y), fused_bias)
         return self.activation(y) if self._apply_activation else y
 
     def convolution_op(self, inputs, kernel):

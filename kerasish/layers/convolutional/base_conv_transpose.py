@@ -174,10 +174,11 @@ class BaseConvTranspose(ConvSetupMixin, Layer):
         x = self._layout.to_torch(inputs)
         tail = self._t_tail_pad
         bias = self.bias
+        fused_bias = self._fused_bias()  # None when a gradient is wanted: added after, as Keras does
         y = CONV_TRANSPOSE_OPS[self._op_rank](
             x,
             self._torch_kernel(self.kernel),
-            bias if tail is None else None,
+            fused_bias if tail is None else None,
             self._op_strides,
             self._t_padding,
             self._t_output_padding,
@@ -188,9 +189,9 @@ class BaseConvTranspose(ConvSetupMixin, Layer):
             y = y[self._t_slices]
         if tail is not None:
             y = F.pad(y, tail)
-            if bias is not None:
+            if fused_bias is not None:
                 y = y + bias.reshape((-1,) + (1,) * self._op_rank)
-        y = self._layout.from_torch(y)
+        y = self._add_bias_unless_fused(self._layout.from_torch(y), fused_bias)
         return self.activation(y) if self._apply_activation else y
 
     def compute_output_shape(self, input_shape):

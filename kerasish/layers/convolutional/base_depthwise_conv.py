@@ -111,10 +111,12 @@ class BaseDepthwiseConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
     def call(self, inputs):
         x, padding = self._torch_input(inputs)
         try:
-            y = self._layout.from_torch(self._depthwise(x, self.kernel, self.bias, padding))
+            fused_bias = self._fused_bias()
+            y = self._layout.from_torch(self._depthwise(x, self.kernel, fused_bias, padding))
         except RuntimeError:
             self._raise_if_too_small(inputs)  # a torch size error, explained
             raise
+        y = self._add_bias_unless_fused(y, fused_bias)
         return self.activation(y) if self._apply_activation else y
 
     def compute_output_shape(self, input_shape):

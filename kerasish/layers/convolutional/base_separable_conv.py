@@ -112,8 +112,9 @@ class BaseSeparableConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
             self._raise_if_too_small(inputs)  # a torch size error, explained
             raise
         unit = self._unit
-        y = CONV_OPS[self._op_rank](y, self._torch_kernel(self.pointwise_kernel), self.bias, unit, 0, unit, 1)
-        y = self._layout.from_torch(y)
+        fused_bias = self._fused_bias()
+        y = CONV_OPS[self._op_rank](y, self._torch_kernel(self.pointwise_kernel), fused_bias, unit, 0, unit, 1)
+        y = self._add_bias_unless_fused(self._layout.from_torch(y), fused_bias)
         return self.activation(y) if self._apply_activation else y
 
     def compute_output_shape(self, input_shape):
