@@ -127,6 +127,8 @@ class ConvSetupMixin:
         bias = self.bias
         if bias is None or fused_bias is not None:
             return y
+        if bias.dtype != y.dtype:  # a lower-precision output under torch.autocast: the bias follows it, as fused
+            bias = bias.to(y.dtype)
         return y + (bias if self._channel_axis == -1 else bias.view(-1, *(1,) * self.rank))
 
     def _torch_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
