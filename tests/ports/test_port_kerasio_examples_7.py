@@ -22,7 +22,10 @@ Covered here:
     are, NumPy normalization, confusion-matrix metrics (`FalseNegatives` ...
     `Recall`), `class_weight`, a `ModelCheckpoint("..._{epoch}.keras")`
     whose files both frameworks load, and the example's `verbose=2` epoch
-    lines.
+    lines. (Found in Keras 3.15, not kerasish: Keras logs the validation
+    counts as the training `fn`/`fp`/`tn`/`tp`, as a count's `result()` is
+    a view of its variable that the epoch's evaluation resets; those four
+    keys are checked against the training set's size instead.)
 """
 
 from __future__ import annotations
@@ -163,3 +166,113 @@ def test_ctc_asr_deepspeech2_beam_search(keras_ref):
                                       keras_ref.ops.convert_to_numpy(decoded_ref))
         np.testing.assert_allclose(kerasish.ops.convert_to_numpy(log_probs),
                                    keras_ref.ops.convert_to_numpy(log_probs_ref), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------- 23. Imbalanced classification
+def _fraud_model(keras, input_shape, width=16):
+    model = keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Dense(width, activation="relu"),  # (256 in the example)
+        keras.layers.Dense(width, activation="relu"),
+        keras.layers.Dropout(0.0),  # (0.3 in the example)
+        keras.layers.Dense(width, activation="relu"),
+        keras.layers.Dropout(0.0),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])
+    metrics = [
+        keras.metrics.FalseNegatives(name="fn"),
+        keras.metrics.FalsePositives(name="fp"),
+        keras.metrics.TrueNegatives(name="tn"),
+        keras.metrics.TruePositives(name="tp"),
+        keras.metrics.Precision(name="precision"),
+        keras.metrics.Recall(name="recall"),
+    ]
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="binary_crossentropy", metrics=metrics)
+    return model
+
+
+def _normalize_times(text):
+    """The parts of a `verbose=2` line that depend on the clock."""
+    import re
+
+    return re.sub(r"\d+(\.\d+)?(ms|s|us)(/step)?", "T", text)
+
+
+def test_imbalanced_classification_pandas(keras_ref, tmp_path, capsys):
+    pd = pytest.importorskip("pandas", reason="the example reads its CSV with pandas")
+    keras_ref.utils.clear_session()
+    rng = np.random.default_rng(23)
+    # a creditcard.csv-like file: "Time", V1..V6, "Amount", "Class" (about 5% frauds)
+    n = 240
+    labels = (rng.random(n) < 0.05).astype("int64")
+    features = rng.normal(size=(n, 8)) + labels[:, None] * np.linspace(0.5, 2.0, 8)[None, :]
+    features[:, 0] = np.arange(n) * 3.0
+    features[:, -1] = np.abs(features[:, -1]) * 50.0
+    columns = ["Time"] + [f"V{i}" for i in range(1, 7)] + ["Amount"]
+    frame = pd.DataFrame(features, columns=columns)
+    frame["Class"] = labels
+    csv = tmp_path / "creditcard.csv"
+    frame.to_csv(csv, index=False)
+
+    # the example's preparation (it parses the CSV by hand into NumPy; pandas users keep the frame)
+    df = pd.read_csv(csv)
+    features_df = df.drop(columns=["Class"]).astype("float32")
+    targets = df["Class"]
+    num_val_samples = int(len(features_df) * 0.2)
+    train_features, train_targets = features_df[:-num_val_samples], targets[:-num_val_samples]
+    val_features, val_targets = features_df[-num_val_samples:], targets[-num_val_samples:]
+    counts = np.bincount(train_targets)
+    assert counts[1] > 0
+    weight_for_0 = 1.0 / counts[0]
+    weight_for_1 = 1.0 / counts[1]
+    mean = np.mean(train_features, axis=0)
+    train_features = train_features - mean
+    val_features = val_features - mean
+    std = np.std(train_features, axis=0)
+    train_features = train_features / std
+    val_features = val_features / std
+    assert isinstance(train_features, pd.DataFrame) and isinstance(train_targets, pd.Series)
+
+    ref = _fraud_model(keras_ref, train_features.shape[1:])
+    ours = _fraud_model(kerasish, train_features.shape[1:])
+    copy_weights(ours, ref)
+    class_weight = {0: weight_for_0, 1: weight_for_1}
+    histories, logs = [], []
+    for model, keras, name in ((ref, keras_ref, "ref"), (ours, kerasish, "ours")):
+        callbacks = [keras.callbacks.ModelCheckpoint(str(tmp_path / (name + "_fraud_model_at_epoch_{epoch}.keras")))]
+        capsys.readouterr()
+        histories.append(model.fit(train_features, train_targets, batch_size=64, epochs=2, verbose=2,
+                                   callbacks=callbacks, validation_data=(val_features, val_targets),
+                                   class_weight=class_weight, shuffle=False))
+        logs.append(capsys.readouterr().out)
+    # Keras 3.15 (torch) logs the *validation* counts as the training `fn`/`fp`/`tn`/`tp` of each
+    # epoch: a single-threshold count's `result()` is a view of the metric's variable, which the
+    # epoch's evaluation resets and refills before the History reads it (here train "tn" was 37 of
+    # the 48 validation rows; Precision/Recall, computed anew by `result()`, are right). kerasish
+    # logs the training counts: they add up to the 192 training rows and to its 9 frauds, and
+    # every other key equals Keras's.
+    train_counts = ("fn", "fp", "tn", "tp")
+    history_ours, history_ref = histories[1].history, histories[0].history
+    for epoch in range(2):
+        assert sum(history_ours[k][epoch] for k in train_counts) == len(train_features)
+        assert history_ours["tp"][epoch] + history_ours["fn"][epoch] == counts[1]
+    assert sorted(history_ours) == sorted(history_ref)
+    for key in sorted(set(history_ref) - set(train_counts)):
+        np.testing.assert_allclose(history_ours[key], history_ref[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    assert_weights(ours, ref)
+    # the epoch lines (`verbose=2`) read as Keras's, up to the clock and the last digits of the numbers
+    ours_lines, ref_lines = _normalize_times(logs[1]).splitlines(), _normalize_times(logs[0]).splitlines()
+    assert len(ours_lines) == len(ref_lines) == 4
+    for a, b in zip(ours_lines, ref_lines):
+        assert a.split(" - ")[0] == b.split(" - ")[0]
+        assert [part.split(":")[0] for part in a.split(" - ")] == [part.split(":")[0] for part in b.split(" - ")]
+    # the per-epoch `.keras` checkpoints load in both frameworks and predict as the trained models
+    for name in ("ref", "ours"):
+        for epoch in (1, 2):
+            assert (tmp_path / f"{name}_fraud_model_at_epoch_{epoch}.keras").exists()
+        path = str(tmp_path / f"{name}_fraud_model_at_epoch_2.keras")
+        expected = ref.predict(val_features, verbose=0)
+        assert_same(kerasish.saving.load_model(path).predict(val_features, verbose=0), expected)
+        assert_same(keras_ref.saving.load_model(path).predict(val_features, verbose=0), expected)
+    results = [m.evaluate(val_features, val_targets, verbose=0, return_dict=True) for m in (ref, ours)]
+    assert_same(results[1], results[0])
