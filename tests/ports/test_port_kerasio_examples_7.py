@@ -276,3 +276,81 @@ def test_imbalanced_classification_pandas(keras_ref, tmp_path, capsys):
         assert_same(keras_ref.saving.load_model(path).predict(val_features, verbose=0), expected)
     results = [m.evaluate(val_features, val_targets, verbose=0, return_dict=True) for m in (ref, ours)]
     assert_same(results[1], results[0])
+
+
+# ------------------------------------------- 24. Next-frame prediction (ConvLSTM)
+def _conv_lstm(keras, frame_shape, filters=4):
+    layers = keras.layers
+    inp = layers.Input(shape=(None, *frame_shape))
+    # (64 filters in the example)
+    x = layers.ConvLSTM2D(filters=filters, kernel_size=(5, 5), padding="same", return_sequences=True,
+                          activation="relu")(inp)
+    x = layers.BatchNormalization()(x)
+    x = layers.ConvLSTM2D(filters=filters, kernel_size=(3, 3), padding="same", return_sequences=True,
+                          activation="relu")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ConvLSTM2D(filters=filters, kernel_size=(1, 1), padding="same", return_sequences=True,
+                          activation="relu")(x)
+    x = layers.Conv3D(filters=1, kernel_size=(3, 3, 3), activation="sigmoid", padding="same")(x)
+    model = keras.models.Model(inp, x)
+    model.compile(loss=keras.losses.binary_crossentropy, optimizer=keras.optimizers.Adam())
+    return model
+
+
+def _moving_squares(rng, n, frames=6, size=8):
+    """Moving MNIST in miniature: a 2x2 square walking one pixel a frame."""
+    data = np.zeros((n, frames, size, size, 1), "float32")
+    for i in range(n):
+        r, c = rng.integers(0, size - 2, size=2)
+        dr, dc = rng.choice([-1, 1], size=2)
+        for t in range(frames):
+            data[i, t, r:r + 2, c:c + 2, 0] = 1.0
+            if not 0 <= r + dr <= size - 2:
+                dr = -dr
+            if not 0 <= c + dc <= size - 2:
+                dc = -dc
+            r, c = r + dr, c + dc
+    return data
+
+
+def _create_shifted_frames(data):
+    x = data[:, 0: data.shape[1] - 1, :, :]
+    y = data[:, 1: data.shape[1], :, :]
+    return x, y
+
+
+def test_conv_lstm_next_frame_prediction(keras_ref):
+    keras_ref.utils.clear_session()
+    rng = np.random.default_rng(24)
+    dataset = _moving_squares(rng, 20)
+    train_dataset, val_dataset = dataset[:16], dataset[16:]
+    x_train, y_train = _create_shifted_frames(train_dataset)
+    x_val, y_val = _create_shifted_frames(val_dataset)
+    ref, ours = _conv_lstm(keras_ref, x_train.shape[2:]), _conv_lstm(kerasish, x_train.shape[2:])
+    assert [w.path for w in ours.weights] == [w.path for w in ref.weights]
+    copy_weights(ours, ref)
+    histories = []
+    for model, keras in ((ref, keras_ref), (ours, kerasish)):
+        early_stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10)
+        # (patience 5 in the example: 1 here, so that the learning rate is cut in the second epoch)
+        reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=1, min_delta=1.0)
+        histories.append(model.fit(x_train, y_train, batch_size=8, epochs=2, validation_data=(x_val, y_val),
+                                   callbacks=[early_stopping, reduce_lr], shuffle=False, verbose=0))
+    assert_history(histories[1], histories[0])
+    for model in (ref, ours):
+        np.testing.assert_allclose(float(model.optimizer.learning_rate), 1e-4, rtol=1e-6)  # (0.001 * 0.1)
+    assert_weights(ours, ref)
+
+    # the example's frame-by-frame prediction: the first 3 frames in, 2 frames predicted
+    predicted = []
+    for model in (ref, ours):
+        example = val_dataset[0]
+        frames = example[:3, ...]
+        for _ in range(2):
+            new_prediction = model.predict(np.expand_dims(frames, axis=0), verbose=0)
+            new_prediction = np.squeeze(new_prediction, axis=0)
+            predicted_frame = np.expand_dims(new_prediction[-1, ...], axis=0)
+            frames = np.concatenate((frames, predicted_frame), axis=0)
+        predicted.append(frames)
+    assert predicted[0].shape == (5, 8, 8, 1)
+    assert_same(predicted[1], predicted[0])
