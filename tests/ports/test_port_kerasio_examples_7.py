@@ -354,3 +354,144 @@ def test_conv_lstm_next_frame_prediction(keras_ref):
         predicted.append(frames)
     assert predicted[0].shape == (5, 8, 8, 1)
     assert_same(predicted[1], predicted[0])
+
+
+# ------------------------------------------------------------ 25. Antirectifier
+def _antirectifier(keras, width=16):
+    layers, ops = keras.layers, keras.ops
+
+    class Antirectifier(layers.Layer):
+        def __init__(self, initializer="he_normal", **kwargs):
+            super().__init__(**kwargs)
+            self.initializer = keras.initializers.get(initializer)
+
+        def build(self, input_shape):
+            output_dim = input_shape[-1]
+            self.kernel = self.add_weight(shape=(output_dim * 2, output_dim), initializer=self.initializer,
+                                          name="kernel", trainable=True)
+
+        def call(self, inputs):
+            inputs -= ops.mean(inputs, axis=-1, keepdims=True)
+            pos = ops.relu(inputs)
+            neg = ops.relu(-inputs)
+            concatenated = ops.concatenate([pos, neg], axis=-1)
+            mixed = ops.matmul(concatenated, self.kernel)
+            return mixed
+
+        def get_config(self):
+            # Implement get_config to enable serialization. This is optional.
+            base_config = super().get_config()
+            config = {"initializer": keras.initializers.serialize(self.initializer)}
+            return dict(list(base_config.items()) + list(config.items()))
+
+    model = keras.Sequential([
+        keras.Input(shape=(64,)),  # (784 MNIST pixels in the example)
+        layers.Dense(width),  # (256)
+        Antirectifier(),
+        layers.Dense(width),
+        Antirectifier(),
+        layers.Dropout(0.0),  # (0.5)
+        layers.Dense(10),
+    ])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  optimizer=keras.optimizers.RMSprop(), metrics=[keras.metrics.SparseCategoricalAccuracy()])
+    return model, Antirectifier
+
+
+def _residual_block_class(keras, Antirectifier):
+    """(Added) a custom layer holding other layers, serialized the Keras 3
+    way: `get_config` stores them with `serialize_keras_object`, `from_config`
+    rebuilds them with `deserialize_keras_object`."""
+
+    class ResidualAntirectifier(keras.layers.Layer):
+        def __init__(self, inner, projection, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = inner
+            self.projection = projection
+
+        def call(self, inputs):
+            return inputs + self.projection(self.inner(inputs))
+
+        def get_config(self):
+            config = super().get_config()
+            config.update({"inner": keras.saving.serialize_keras_object(self.inner),
+                           "projection": keras.saving.serialize_keras_object(self.projection)})
+            return config
+
+        @classmethod
+        def from_config(cls, config):
+            config["inner"] = keras.saving.deserialize_keras_object(config["inner"])
+            config["projection"] = keras.saving.deserialize_keras_object(config["projection"])
+            return cls(**config)
+
+    return ResidualAntirectifier
+
+
+def _strip_module(config):
+    """Serialized configs name where a class lives: `keras.layers` in Keras,
+    `kerasish.layers` in kerasish; the rest must be equal."""
+    if isinstance(config, dict):
+        return {k: ("<module>" if k == "module" else _strip_module(v)) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_strip_module(v) for v in config]
+    return config
+
+
+def test_antirectifier_and_nested_layer_serialization(keras_ref, tmp_path):
+    keras_ref.utils.clear_session()
+    rng = np.random.default_rng(25)
+    x_train = rng.random((120, 64)).astype("float32")
+    y_train = (x_train[:, :10].argmax(axis=1)).astype("int64")
+    x_test = rng.random((30, 64)).astype("float32")
+    y_test = (x_test[:, :10].argmax(axis=1)).astype("int64")
+    (ref, AntirectifierRef), (ours, Antirectifier) = _antirectifier(keras_ref), _antirectifier(kerasish)
+    assert [w.path for w in ours.weights] == [w.path for w in ref.weights]
+    copy_weights(ours, ref)
+    histories = [model.fit(x_train, y_train, batch_size=32, epochs=2, validation_split=0.15, shuffle=False,
+                           verbose=0) for model in (ref, ours)]
+    assert_history(histories[1], histories[0])
+    assert_weights(ours, ref)
+    assert_same(ours.evaluate(x_test, y_test, verbose=0), ref.evaluate(x_test, y_test, verbose=0))
+    # `inputs -= ...` changes the layer's input tensor in place (a torch tensor): the Dense output
+    # it came from is not needed for the backward pass, and the result is the same as Keras's
+    assert_same(ours.predict(x_test, verbose=0), ref.predict(x_test, verbose=0))
+
+    # the example's get_config: equal configs, and a `.keras` round trip with custom_objects
+    layer_ref, layer = ref.layers[1], ours.layers[1]
+    assert layer.get_config() == layer_ref.get_config()
+    assert _strip_module(kerasish.saving.serialize_keras_object(layer)) == _strip_module(
+        keras_ref.saving.serialize_keras_object(layer_ref))
+    expected = ref.predict(x_test, verbose=0)
+    for saver, name in ((ref, "ref"), (ours, "ours")):
+        path = str(tmp_path / f"antirectifier_{name}.keras")
+        saver.save(path)
+        for loader, cls in ((keras_ref, AntirectifierRef), (kerasish, Antirectifier)):
+            loaded = loader.saving.load_model(path, custom_objects={"Antirectifier": cls})
+            assert type(loaded.layers[1]) is cls
+            assert_same(loaded.predict(x_test, verbose=0), expected)
+
+    # (added) a custom layer holding layers, serialized with serialize_keras_object
+    blocks = []
+    for keras, cls in ((keras_ref, AntirectifierRef), (kerasish, Antirectifier)):
+        Residual = _residual_block_class(keras, cls)
+        block = Residual(cls(initializer="glorot_uniform", name="inner"), keras.layers.Dense(64, name="proj"),
+                         name="residual")
+        block(x_test)
+        blocks.append((keras, cls, Residual, block))
+    (_, _, ResidualRef, block_ref), (_, _, Residual, block) = blocks
+    block.set_weights(block_ref.get_weights())
+    config_ref = keras_ref.saving.serialize_keras_object(block_ref)
+    config = kerasish.saving.serialize_keras_object(block)
+    assert _strip_module(config) == _strip_module(config_ref)
+    assert config["config"]["inner"]["class_name"] == "Antirectifier"
+    assert config["config"]["projection"]["config"]["units"] == 64
+    # each framework rebuilds the other's config (with the custom classes in scope)
+    for keras, cls, cls_residual, source in ((kerasish, Antirectifier, Residual, config_ref),
+                                             (keras_ref, AntirectifierRef, ResidualRef, config)):
+        with keras.saving.custom_object_scope({"Antirectifier": cls, "ResidualAntirectifier": cls_residual}):
+            rebuilt = keras.saving.deserialize_keras_object(source)
+        assert type(rebuilt) is cls_residual and type(rebuilt.inner) is cls
+        assert rebuilt.inner.get_config()["initializer"]["class_name"] == "GlorotUniform"
+        rebuilt(x_test)
+        rebuilt.set_weights(block_ref.get_weights())
+        assert_same(rebuilt(x_test), block_ref(x_test))
