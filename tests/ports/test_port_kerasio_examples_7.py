@@ -646,3 +646,237 @@ def test_conditional_gan(keras_ref):
                                                                                    (kerasish, ours))]
     assert fake[0].shape == (4, 8, 8, 1)
     assert_same(fake[1], fake[0])
+
+
+# ---------------------------------------------------- 27. Denoising Diffusion Implicit Models
+def _ddim(keras, image_size=8, widths=(4, 8), block_depth=1, embedding_dims=8, embedding_max_frequency=1000.0,
+          min_signal_rate=0.02, max_signal_rate=0.95, ema=0.999):
+    layers, ops = keras.layers, keras.ops
+    import math
+
+    @keras.saving.register_keras_serializable(package="ports7_ddim")
+    def sinusoidal_embedding(x):
+        embedding_min_frequency = 1.0
+        frequencies = ops.exp(ops.linspace(ops.log(embedding_min_frequency), ops.log(embedding_max_frequency),
+                                           embedding_dims // 2))
+        angular_speeds = ops.cast(2.0 * math.pi * frequencies, "float32")
+        embeddings = ops.concatenate([ops.sin(angular_speeds * x), ops.cos(angular_speeds * x)], axis=3)
+        return embeddings
+
+    def ResidualBlock(width):
+        def apply(x):
+            input_width = x.shape[3]
+            if input_width == width:
+                residual = x
+            else:
+                residual = layers.Conv2D(width, kernel_size=1)(x)
+            x = layers.BatchNormalization(center=False, scale=False)(x)
+            x = layers.Conv2D(width, kernel_size=3, padding="same", activation="swish")(x)
+            x = layers.Conv2D(width, kernel_size=3, padding="same")(x)
+            x = layers.Add()([x, residual])
+            return x
+
+        return apply
+
+    def DownBlock(width, block_depth):
+        def apply(x):
+            x, skips = x
+            for _ in range(block_depth):
+                x = ResidualBlock(width)(x)
+                skips.append(x)
+            x = layers.AveragePooling2D(pool_size=2)(x)
+            return x
+
+        return apply
+
+    def UpBlock(width, block_depth):
+        def apply(x):
+            x, skips = x
+            x = layers.UpSampling2D(size=2, interpolation="bilinear")(x)
+            for _ in range(block_depth):
+                x = layers.Concatenate()([x, skips.pop()])
+                x = ResidualBlock(width)(x)
+            return x
+
+        return apply
+
+    def get_network(image_size, widths, block_depth):
+        noisy_images = keras.Input(shape=(image_size, image_size, 3))
+        noise_variances = keras.Input(shape=(1, 1, 1))
+        e = layers.Lambda(sinusoidal_embedding, output_shape=(1, 1, embedding_dims))(noise_variances)
+        e = layers.UpSampling2D(size=image_size, interpolation="nearest")(e)
+        x = layers.Conv2D(widths[0], kernel_size=1)(noisy_images)
+        x = layers.Concatenate()([x, e])
+        skips = []
+        for width in widths[:-1]:
+            x = DownBlock(width, block_depth)([x, skips])
+        for _ in range(block_depth):
+            x = ResidualBlock(widths[-1])(x)
+        for width in reversed(widths[:-1]):
+            x = UpBlock(width, block_depth)([x, skips])
+        x = layers.Conv2D(3, kernel_size=1, kernel_initializer="zeros")(x)
+        return keras.Model([noisy_images, noise_variances], x, name="residual_unet")
+
+    class DiffusionModel(keras.Model):
+        def __init__(self, image_size, widths, block_depth):
+            super().__init__()
+            self.normalizer = layers.Normalization()
+            self.network = get_network(image_size, widths, block_depth)
+            self.ema_network = keras.models.clone_model(self.network)
+            # (the example draws unseeded; a SeedGenerator makes the runs comparable)
+            self.seed_generator = keras.random.SeedGenerator(27)
+
+        def compile(self, **kwargs):
+            super().compile(**kwargs)
+            self.noise_loss_tracker = keras.metrics.Mean(name="n_loss")
+            self.image_loss_tracker = keras.metrics.Mean(name="i_loss")
+            # (the KID metric needs a pretrained InceptionV3: left out)
+
+        @property
+        def metrics(self):
+            return [self.noise_loss_tracker, self.image_loss_tracker]
+
+        def denormalize(self, images):
+            images = self.normalizer.mean + images * self.normalizer.variance**0.5
+            return ops.clip(images, 0.0, 1.0)
+
+        def diffusion_schedule(self, diffusion_times):
+            start_angle = ops.cast(ops.arccos(max_signal_rate), "float32")
+            end_angle = ops.cast(ops.arccos(min_signal_rate), "float32")
+            diffusion_angles = start_angle + diffusion_times * (end_angle - start_angle)
+            signal_rates = ops.cos(diffusion_angles)
+            noise_rates = ops.sin(diffusion_angles)
+            return noise_rates, signal_rates
+
+        def denoise(self, noisy_images, noise_rates, signal_rates, training):
+            if training:
+                network = self.network
+            else:
+                network = self.ema_network
+            pred_noises = network([noisy_images, noise_rates**2], training=training)
+            pred_images = (noisy_images - noise_rates * pred_noises) / signal_rates
+            return pred_noises, pred_images
+
+        def reverse_diffusion(self, initial_noise, diffusion_steps):
+            num_images = initial_noise.shape[0]
+            step_size = 1.0 / diffusion_steps
+            next_noisy_images = initial_noise
+            for step in range(diffusion_steps):
+                noisy_images = next_noisy_images
+                diffusion_times = ops.ones((num_images, 1, 1, 1)) - step * step_size
+                noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+                pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=False)
+                next_diffusion_times = diffusion_times - step_size
+                next_noise_rates, next_signal_rates = self.diffusion_schedule(next_diffusion_times)
+                next_noisy_images = next_signal_rates * pred_images + next_noise_rates * pred_noises
+            return pred_images
+
+        def generate(self, num_images, diffusion_steps):
+            initial_noise = keras.random.normal(shape=(num_images, image_size, image_size, 3),
+                                                seed=self.seed_generator)
+            generated_images = self.reverse_diffusion(initial_noise, diffusion_steps)
+            generated_images = self.denormalize(generated_images)
+            return generated_images
+
+        def train_step(self, images):
+            images = self.normalizer(images, training=True)
+            noises = keras.random.normal(shape=(ops.shape(images)[0], image_size, image_size, 3),
+                                         seed=self.seed_generator)
+            diffusion_times = keras.random.uniform(shape=(ops.shape(images)[0], 1, 1, 1), minval=0.0, maxval=1.0,
+                                                   seed=self.seed_generator)
+            noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+            noisy_images = signal_rates * images + noise_rates * noises
+
+            # (tf.GradientTape -> torch autograd)
+            self.zero_grad()
+            pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=True)
+            noise_loss = self.loss(noises, pred_noises)  # used for training
+            image_loss = self.loss(images, pred_images)  # only used as metric
+            # (`self.loss` is the compiled `mean_absolute_error`: one loss per pixel; tape.gradient
+            # of a non-scalar is the gradient of its sum)
+            ops.sum(noise_loss).backward()
+            gradients = [v.value.grad for v in self.network.trainable_weights]
+            self.optimizer.apply_gradients(zip(gradients, self.network.trainable_weights))
+
+            self.noise_loss_tracker.update_state(noise_loss)
+            self.image_loss_tracker.update_state(image_loss)
+
+            # track the exponential moving averages of the weights
+            for weight, ema_weight in zip(self.network.weights, self.ema_network.weights):
+                ema_weight.assign(ema * ema_weight + (1 - ema) * weight)
+
+            return {m.name: m.result() for m in self.metrics}
+
+        def test_step(self, images):
+            images = self.normalizer(images, training=False)
+            noises = keras.random.normal(shape=(ops.shape(images)[0], image_size, image_size, 3),
+                                         seed=self.seed_generator)
+            diffusion_times = keras.random.uniform(shape=(ops.shape(images)[0], 1, 1, 1), minval=0.0, maxval=1.0,
+                                                   seed=self.seed_generator)
+            noise_rates, signal_rates = self.diffusion_schedule(diffusion_times)
+            noisy_images = signal_rates * images + noise_rates * noises
+            pred_noises, pred_images = self.denoise(noisy_images, noise_rates, signal_rates, training=False)
+            noise_loss = self.loss(noises, pred_noises)
+            image_loss = self.loss(images, pred_images)
+            self.image_loss_tracker.update_state(image_loss)
+            self.noise_loss_tracker.update_state(noise_loss)
+            return {m.name: m.result() for m in self.metrics}
+
+    return DiffusionModel(image_size, widths, block_depth)
+
+
+def test_ddim_diffusion(keras_ref):
+    rng = np.random.default_rng(27)
+    # (flowers 64x64 in the example: smooth 8x8 colour blobs here)
+    yy, xx = np.mgrid[0:8, 0:8] / 7.0
+    centres = rng.random((24, 2))
+    colours = rng.random((24, 1, 1, 3))
+    blobs = np.exp(-((xx[None] - centres[:, :1, None]) ** 2 + (yy[None] - centres[:, 1:, None]) ** 2) * 4)
+    images = (blobs[..., None] * colours).astype("float32")
+    train_images, val_images = images[:16], images[16:]
+    models = []
+    for keras in (keras_ref, kerasish):
+        model = _ddim(keras)
+        if keras is kerasish:
+            model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4),
+                          loss=keras.losses.mean_absolute_error)
+        else:
+            # Keras 3.15 (torch) cannot fit the example as written: a model compiled with a loss is
+            # built by running its `call` (this one has none: "Unable to automatically build the
+            # model") and the compiled loss on the batch's `y`, here None ("Invalid dtype: object").
+            # The Keras run keeps the loss out of `compile` and is marked built (its parts are).
+            model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3, weight_decay=1e-4))
+            model.loss = keras.losses.mean_absolute_error
+            model.built = True
+        # calculate mean and variance of training dataset for normalization
+        model.normalizer.adapt(train_images)
+        models.append(model)
+    ref, ours = models
+    assert_same(ours.normalizer.mean, ref.normalizer.mean, rtol=1e-6, atol=1e-7)
+    assert_same(ours.normalizer.variance, ref.normalizer.variance, rtol=1e-6, atol=1e-7)
+    copy_weights(ours.network, ref.network)
+    copy_weights(ours.ema_network, ref.ema_network)
+    ema_start = ref.ema_network.get_weights()
+
+    generated = {}
+
+    def plot_images(keras, model, key):
+        # (the example's LambdaCallback(on_epoch_end=model.plot_images): the generated images kept)
+        def on_epoch_end(epoch, logs=None):
+            generated.setdefault(key, []).append(keras.ops.convert_to_numpy(model.generate(4, 3)))
+
+        return keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)
+
+    histories = [model.fit(train_images, epochs=2, batch_size=8, validation_data=(val_images,), shuffle=False,
+                           callbacks=[plot_images(keras, model, key)], verbose=0)
+                 for model, keras, key in ((ref, keras_ref, "ref"), (ours, kerasish, "ours"))]
+    assert sorted(histories[0].history) == ["i_loss", "n_loss", "val_i_loss", "val_n_loss"]
+    assert_history(histories[1], histories[0])
+    assert_weights(ours.network, ref.network)
+    # the EMA network moved away from its start by (1 - ema) steps, as Keras's did
+    assert max(np.abs(a - b).max() for a, b in zip(ours.ema_network.get_weights(), ema_start)) > 1e-4
+    assert_weights(ours.ema_network, ref.ema_network)
+    assert len(generated["ours"]) == len(generated["ref"]) == 2
+    for a, b in zip(generated["ours"], generated["ref"]):
+        assert a.shape == (4, 8, 8, 3) and a.min() >= 0.0 and a.max() <= 1.0
+        assert_same(a, b)
