@@ -880,3 +880,162 @@ def test_ddim_diffusion(keras_ref):
     for a, b in zip(generated["ours"], generated["ref"]):
         assert a.shape == (4, 8, 8, 3) and a.min() >= 0.0 and a.max() <= 1.0
         assert_same(a, b)
+
+
+# ------------------------------------------------------------- 28. Involution
+def _involution_models(keras, image_size=8):
+    ops = keras.ops
+
+    class Involution(keras.layers.Layer):
+        def __init__(self, channel, group_number, kernel_size, stride, reduction_ratio, name):
+            super().__init__(name=name)
+            self.channel = channel
+            self.group_number = group_number
+            self.kernel_size = kernel_size
+            self.stride = stride
+            self.reduction_ratio = reduction_ratio
+
+        def build(self, input_shape):
+            (_, height, width, num_channels) = input_shape
+            height = height // self.stride
+            width = width // self.stride
+            # (tf.identity -> keras.layers.Identity(): `keras.ops.identity(n)` is NumPy's identity
+            # matrix, not tf.identity)
+            self.stride_layer = (
+                keras.layers.AveragePooling2D(pool_size=self.stride, strides=self.stride, padding="same")
+                if self.stride > 1 else keras.layers.Identity()
+            )
+            self.kernel_gen = keras.Sequential([
+                keras.layers.Conv2D(filters=self.channel // self.reduction_ratio, kernel_size=1),
+                keras.layers.BatchNormalization(),
+                keras.layers.ReLU(),
+                keras.layers.Conv2D(filters=self.kernel_size * self.kernel_size * self.group_number, kernel_size=1),
+            ])
+            self.kernel_reshape = keras.layers.Reshape(
+                target_shape=(height, width, self.kernel_size * self.kernel_size, 1, self.group_number))
+            self.input_patches_reshape = keras.layers.Reshape(
+                target_shape=(height, width, self.kernel_size * self.kernel_size, num_channels // self.group_number,
+                              self.group_number))
+            self.output_reshape = keras.layers.Reshape(target_shape=(height, width, num_channels))
+
+        def call(self, x):
+            kernel_input = self.stride_layer(x)
+            kernel = self.kernel_gen(kernel_input)
+            kernel = self.kernel_reshape(kernel)
+            # (tf.image.extract_patches(images=x, sizes=[1, k, k, 1], strides=[1, s, s, 1],
+            # rates=[1, 1, 1, 1], padding="SAME") -> keras.ops.image.extract_patches)
+            input_patches = ops.image.extract_patches(x, size=(self.kernel_size, self.kernel_size),
+                                                      strides=(self.stride, self.stride), dilation_rate=1,
+                                                      padding="same")
+            input_patches = self.input_patches_reshape(input_patches)
+            output = ops.multiply(kernel, input_patches)
+            output = ops.sum(output, axis=3)
+            output = self.output_reshape(output)
+            return output, kernel
+
+    conv_model = keras.Sequential([
+        keras.Input(shape=(image_size, image_size, 3)),  # (input_shape= on the first layer in the example)
+        keras.layers.Conv2D(8, (3, 3), padding="same"),  # (32, 64, 64 filters)
+        keras.layers.ReLU(name="relu1"),
+        keras.layers.MaxPooling2D((2, 2)),
+        keras.layers.Conv2D(8, (3, 3), padding="same"),
+        keras.layers.ReLU(name="relu2"),
+        keras.layers.MaxPooling2D((2, 2)),
+        keras.layers.Conv2D(8, (3, 3), padding="same"),
+        keras.layers.ReLU(name="relu3"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+    inputs = keras.Input(shape=(image_size, image_size, 3))
+    x, _ = Involution(channel=3, group_number=1, kernel_size=3, stride=1, reduction_ratio=2, name="inv_1")(inputs)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x, _ = Involution(channel=3, group_number=1, kernel_size=3, stride=1, reduction_ratio=2, name="inv_2")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D((2, 2))(x)
+    x, _ = Involution(channel=3, group_number=1, kernel_size=3, stride=1, reduction_ratio=2, name="inv_3")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16, activation="relu")(x)
+    outputs = keras.layers.Dense(10)(x)
+    inv_model = keras.Model(inputs=[inputs], outputs=[outputs], name="inv_model")
+    for model in (conv_model, inv_model):
+        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+    return conv_model, inv_model, Involution
+
+
+def _summary_lines(model):
+    lines = []
+    model.summary(print_fn=lambda line, **kwargs: lines.append(line))
+    return "\n".join(lines).splitlines()
+
+
+def test_involution(keras_ref):
+    keras_ref.utils.clear_session()
+    rng = np.random.default_rng(28)
+    train_images = rng.random((32, 8, 8, 3)).astype("float32")
+    train_labels = rng.integers(0, 10, size=(32, 1))
+    test_images = rng.random((16, 8, 8, 3)).astype("float32")
+    test_labels = rng.integers(0, 10, size=(16, 1))
+    (conv_ref, inv_ref, InvolutionRef), (conv, inv, Involution) = _involution_models(keras_ref), \
+        _involution_models(kerasish)
+
+    # the example's stand-alone checks of the layer (strides 1 and 2, 16 channels, reduction 2)
+    input_tensor = rng.normal(size=(2, 8, 8, 3)).astype("float32")
+    for kwargs in (dict(channel=3, group_number=1, kernel_size=5, stride=1, reduction_ratio=1),
+                   dict(channel=3, group_number=1, kernel_size=5, stride=2, reduction_ratio=1),
+                   dict(channel=16, group_number=1, kernel_size=5, stride=1, reduction_ratio=2)):
+        layer_ref, layer = InvolutionRef(name="inv", **kwargs), Involution(name="inv", **kwargs)
+        layer_ref(input_tensor)
+        layer(input_tensor)
+        layer.set_weights(layer_ref.get_weights())
+        assert_same(layer(input_tensor), layer_ref(input_tensor))
+        assert tuple(layer(input_tensor)[0].shape) == (2, 8 // kwargs["stride"], 8 // kwargs["stride"], 3)
+
+    histories = []
+    for ref, ours in ((conv_ref, conv), (inv_ref, inv)):
+        copy_weights(ours, ref)
+        for model in (ref, ours):
+            histories.append(model.fit(train_images, train_labels, batch_size=8, epochs=2, shuffle=False,
+                                       validation_data=(test_images, test_labels), verbose=0))
+        assert_history(histories[-1], histories[-2])
+        # The bias of each kernel generator's first Conv2D feeds a BatchNormalization, which takes
+        # the batch mean out: its true gradient is 0 and the computed one float32 round-off (of
+        # either sign), which Adam scales to steps of up to its learning rate. Those
+        # biases differ by round-off amplified so (seen: 4e-4); each stays within Adam's bound
+        # of lr per step (8 steps of 1e-3), and the BatchNormalization's moving mean, an average
+        # of batch means that include the bias, within (1 - 0.99**8) of that. Every other weight
+        # equals Keras's.
+        paths = [w.path for w in ref.weights]
+        pre_bn = [i for i, path in enumerate(paths[:-1])
+                  if path.endswith("/bias") and "/batch_normalization" in paths[i + 1]
+                  and paths[i + 1].endswith("/gamma")]
+        assert len(pre_bn) == (3 if ref is inv_ref else 0)
+        for i, (a, b) in enumerate(zip(ours.get_weights(), ref.get_weights())):
+            if i in pre_bn:
+                assert np.abs(a - b).max() <= 8 * 1e-3
+            elif i - 3 in pre_bn:
+                assert paths[i].endswith("/moving_mean")
+                assert np.abs(a - b).max() <= 8 * 1e-3 * (1 - 0.99**8)
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=paths[i])
+    # the example's `summary()` of both models: the same table as Keras's
+    for ours, ref in ((conv, conv_ref), (inv, inv_ref)):
+        assert _summary_lines(ours) == _summary_lines(ref)
+
+    # the kernels' visualisation model: each involution's (output, kernel) pair (from Keras's trained
+    # weights: the pre-BatchNormalization biases above differ, and in inference they count)
+    inv.set_weights(inv_ref.get_weights())
+    kernels = []
+    for keras, model in ((keras_ref, inv_ref), (kerasish, inv)):
+        layer_names = ["inv_1", "inv_2", "inv_3"]
+        outputs = [model.get_layer(name).output for name in layer_names]
+        vis_model = keras.Model(model.input, outputs)
+        (inv1_out, inv2_out, inv3_out) = vis_model.predict(test_images[:1], verbose=0)
+        # (tf.reduce_sum -> keras.ops.sum)
+        kernels.append([keras.ops.convert_to_numpy(keras.ops.sum(out[1], axis=[-1, -2, -3]))
+                        for out in (inv1_out, inv2_out, inv3_out)])
+    assert [k.shape for k in kernels[0]] == [(1, 8, 8), (1, 4, 4), (1, 2, 2)]
+    assert_same(kernels[1], kernels[0])
