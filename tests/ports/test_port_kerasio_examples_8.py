@@ -34,6 +34,20 @@ Covered here:
     `tf.identity`, the example's conv and involution classifiers, their
     `summary()` tables (equal to Keras's), and the visualisation model on
     the three layers' tuple outputs.
+29. "Feature engineering using Keras Functional API and custom Feature
+    layer" (structured_data/feature_engineering_with_custom_layer): a dict
+    of `Input(shape=(1,), name=..., dtype=...)`, a layer computing features
+    from the dict (`ops.logical_and`, comparisons cast to float, ratios) and
+    joining them with `keras.layers.concatenate` inside `call`,
+    BatchNormalization, `BinaryAccuracy` and `AUC`, the example's
+    `plot_model(model, to_file=...)` (no Graphviz here: the same message
+    from both), training on `dict(dataframe)` of pandas Series read from a
+    CSV (the example's `make_csv_dataset` needs TensorFlow), and the saved
+    `.keras` pipeline loaded by both with `custom_objects` and evaluated as
+    the example does, `dict(zip(model.metrics_names, model.evaluate(...)))`
+    (Keras 3's names are ["loss", "compile_metrics"]; kerasish's too). The
+    string feature "thal" arrives as its category's index (no string tensors
+    in Keras 3 without TensorFlow).
 """
 
 from __future__ import annotations
@@ -595,3 +609,131 @@ def test_involution(keras_ref):
                         for out in (inv1_out, inv2_out, inv3_out)])
     assert [k.shape for k in kernels[0]] == [(1, 8, 8), (1, 4, 4), (1, 2, 2)]
     assert_same(kernels[1], kernels[0])
+
+
+# ------------------------------------------- 29. Feature engineering with a custom layer
+_BINARY = ["sex", "fbs", "exang"]
+_NUMERIC = ["trestbps", "chol", "thalach", "oldpeak", "slope", "cp", "restecg", "ca"]
+_THAL = {"fixed": 0, "normal": 1, "reversible": 2}
+
+
+def _feature_engineering_model(keras):
+    ops = keras.ops
+    # (tf.float32 / tf.string: Keras 3 has no string tensors without TensorFlow, so "thal" arrives
+    # as its category's index, _THAL)
+    dtype_mapper = {"age": "float32", "sex": "float32", "cp": "float32", "trestbps": "float32", "chol": "float32",
+                    "fbs": "float32", "restecg": "float32", "thalach": "float32", "exang": "float32",
+                    "oldpeak": "float32", "slope": "float32", "ca": "float32", "thal": "int64"}
+
+    def create_inputs(data_type_mapper):
+        return {feature: keras.Input(shape=(1,), name=feature, dtype=dtype)
+                for feature, dtype in data_type_mapper.items()}
+
+    class FeatureLayer(keras.layers.Layer):
+        """Custom Layer for Feature engineering steps"""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+
+        def call(self, inputs):
+            # (tf.cast / tf.math.logical_and -> keras.ops; `inputs["thal"] == "fixed"` -> the index)
+            age_and_gender = ops.cast(ops.logical_and(inputs["age"] > 50, inputs["sex"] == 1), dtype="float32")
+            thal_fixed_category = ops.cast(inputs["thal"] == _THAL["fixed"], dtype="float32")
+            thal_reversible_category = ops.cast(inputs["thal"] == _THAL["reversible"], dtype="float32")
+            thal_normal_category = ops.cast(inputs["thal"] == _THAL["normal"], dtype="float32")
+            trest_chol_ratio = inputs["trestbps"] / inputs["chol"]
+            trest_cross_thalach = inputs["trestbps"] * inputs["thalach"]
+            feature_list = [thal_fixed_category, thal_reversible_category, thal_normal_category, age_and_gender,
+                            trest_chol_ratio, trest_cross_thalach]
+            engineered_feature_layer = keras.layers.concatenate(feature_list)
+            numeric_feature_layer = keras.layers.concatenate([inputs[feature] for feature in _NUMERIC])
+            binary_feature_layer = keras.layers.concatenate([inputs[feature] for feature in _BINARY])
+            feature_layer = keras.layers.concatenate(
+                [engineered_feature_layer, numeric_feature_layer, binary_feature_layer])
+            return feature_layer
+
+    feature_layer_inputs = create_inputs(dtype_mapper)
+    feature_layer = FeatureLayer(name="feature_layer")(feature_layer_inputs)
+    x = keras.layers.BatchNormalization(name="batch_norm")(feature_layer)
+    output = keras.layers.Dense(1, activation="sigmoid", name="target")(x)
+    model = keras.Model(inputs=feature_layer_inputs, outputs=output)
+    model.compile(loss=keras.losses.BinaryCrossentropy(), optimizer=keras.optimizers.Adam(learning_rate=0.01),
+                  metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")])
+    return model, FeatureLayer
+
+
+def _heart_csv(path, rng, n=96):
+    """A heart.csv-like file (the example downloads it)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "age": rng.integers(29, 78, n), "sex": rng.integers(0, 2, n), "cp": rng.integers(0, 5, n),
+        "trestbps": rng.integers(94, 200, n), "chol": rng.integers(126, 565, n), "fbs": rng.integers(0, 2, n),
+        "restecg": rng.integers(0, 3, n), "thalach": rng.integers(71, 203, n), "exang": rng.integers(0, 2, n),
+        "oldpeak": np.round(rng.random(n) * 6.2, 1), "slope": rng.integers(1, 4, n), "ca": rng.integers(0, 4, n),
+        "thal": rng.choice(list(_THAL), n),
+    })
+    frame["target"] = ((frame["age"] > 55) ^ (frame["thal"] == "reversible")).astype("int64")
+    frame.to_csv(path, index=False)
+
+
+def test_feature_engineering_custom_layer(keras_ref, tmp_path, capsys):
+    import pytest
+
+    pd = pytest.importorskip("pandas", reason="the port reads the CSV with pandas")
+    rng = np.random.default_rng(29)
+    _heart_csv(tmp_path / "heart.csv", rng)
+    # (tf.data.experimental.make_csv_dataset(heart_dir, batch_size=64, label_name="target") -> pandas)
+    dataframe = pd.read_csv(tmp_path / "heart.csv")
+    dataframe["thal"] = dataframe["thal"].map(_THAL)
+    target = dataframe.pop("target")
+    features = {name: column for name, column in dict(dataframe).items()}
+    features = {name: (column.astype("float32") if name != "thal" else column) for name, column in features.items()}
+    (ref, FeatureLayerRef), (ours, FeatureLayer) = _feature_engineering_model(keras_ref), \
+        _feature_engineering_model(kerasish)
+    copy_weights(ours, ref)
+
+    # the example's `plot_model(model, to_file=...)`: no Graphviz here, and both say so the same way
+    printed = []
+    for keras, model in ((keras_ref, ref), (kerasish, ours)):
+        capsys.readouterr()
+        try:
+            keras.utils.plot_model(model, to_file=str(tmp_path / "complete_model_graph.png"))
+            printed.append(("printed", capsys.readouterr().out))
+        except ImportError as e:  # (raised where not under IPython)
+            printed.append(("raised", str(e)))
+    assert printed[1] == printed[0]
+    assert "graphviz" in printed[0][1]
+
+    histories = [model.fit(features, target, batch_size=64, epochs=2, shuffle=False, verbose=0)
+                 for model in (ref, ours)]
+    assert sorted(histories[0].history) == ["accuracy", "auc", "loss"]
+    assert_history(histories[1], histories[0])
+    assert_weights(ours, ref)
+
+    # the saved model is the whole inference pipeline: raw columns in, probabilities out
+    expected = ref.evaluate(features, target, verbose=0, return_dict=True)
+    assert sorted(expected) == ["accuracy", "auc", "loss"]
+    assert_same(ours.evaluate(features, target, verbose=0, return_dict=True), expected)
+    # Keras 3's `metrics_names` is ["loss", "compile_metrics"] (the compiled metrics as one
+    # object), fitted or loaded; kerasish's too
+    assert ours.metrics_names == ref.metrics_names == ["loss", "compile_metrics"]
+    for saver, name in ((ref, "ref"), (ours, "ours")):
+        path = str(tmp_path / f"{name}_heart.keras")
+        saver.save(path)
+        for keras, cls in ((keras_ref, FeatureLayerRef), (kerasish, FeatureLayer)):
+            loaded_model = keras.models.load_model(path, custom_objects={"FeatureLayer": cls})
+            # the example's last line: with those names the zip pairs "compile_metrics" with the
+            # accuracy and drops the AUC, in both
+            results = dict(zip(loaded_model.metrics_names, loaded_model.evaluate(features, target, verbose=0)))
+            assert list(results) == ["loss", "compile_metrics"]
+            assert_same(results, {"loss": expected["loss"], "compile_metrics": expected["accuracy"]})
+            assert_same(loaded_model.evaluate(features, target, verbose=0, return_dict=True), expected)
+    # the engineered features themselves, against NumPy
+    engineered = ours.get_layer("feature_layer")({k: np.asarray(v)[:, None] for k, v in features.items()})
+    engineered = kerasish.ops.convert_to_numpy(engineered)
+    column = {k: np.asarray(v, dtype="float64") for k, v in features.items()}
+    np.testing.assert_array_equal(engineered[:, 0], column["thal"] == 0)
+    np.testing.assert_array_equal(engineered[:, 3], (column["age"] > 50) & (column["sex"] == 1))
+    np.testing.assert_allclose(engineered[:, 4], column["trestbps"] / column["chol"], rtol=1e-6)
+    np.testing.assert_allclose(engineered[:, 6:14], np.stack([column[k] for k in _NUMERIC], axis=1), rtol=1e-7)
