@@ -48,6 +48,16 @@ Covered here:
     (Keras 3's names are ["loss", "compile_metrics"]; kerasish's too). The
     string feature "thal" arrives as its category's index (no string tensors
     in Keras 3 without TensorFlow).
+30. "Graph attention network (GAT) for node classification" (graph/
+    gat_node_classification, Keras 3 version): GraphAttention layers
+    (`add_weight` in `build` from a list input shape, `ops.take`,
+    `ops.leaky_relu`, `ops.clip`, `ops.segment_sum` attention
+    normalisation), a multi-head layer holding a list of them, a
+    `keras.Model` keeping the graph as tensors and called on node indices,
+    SGD with momentum, `validation_split` with EarlyStopping on
+    `val_accuracy` (restore_best_weights), the `verbose=2` epoch lines, and
+    softmax probabilities from `predict`; the Cora tables are small pandas
+    frames prepared as the example does.
 """
 
 from __future__ import annotations
@@ -737,3 +747,147 @@ def test_feature_engineering_custom_layer(keras_ref, tmp_path, capsys):
     np.testing.assert_array_equal(engineered[:, 3], (column["age"] > 50) & (column["sex"] == 1))
     np.testing.assert_allclose(engineered[:, 4], column["trestbps"] / column["chol"], rtol=1e-6)
     np.testing.assert_allclose(engineered[:, 6:14], np.stack([column[k] for k in _NUMERIC], axis=1), rtol=1e-7)
+
+
+# ------------------------------------------- 30. Graph attention networks (GAT)
+def _gat(keras, node_states, edges, hidden_units=4, num_heads=2, num_layers=2, output_dim=3):
+    layers, ops = keras.layers, keras.ops
+
+    class GraphAttention(layers.Layer):
+        def __init__(self, units, kernel_initializer="glorot_uniform", kernel_regularizer=None, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.kernel_initializer = keras.initializers.get(kernel_initializer)
+            self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[0][-1], self.units), trainable=True,
+                                          initializer=self.kernel_initializer,
+                                          regularizer=self.kernel_regularizer, name="kernel")
+            self.kernel_attention = self.add_weight(shape=(self.units * 2, 1), trainable=True,
+                                                    initializer=self.kernel_initializer,
+                                                    regularizer=self.kernel_regularizer, name="kernel_attention")
+            self.built = True
+
+        def call(self, inputs):
+            node_states, edges = inputs
+            z = ops.matmul(node_states, self.kernel)
+            source_indices = edges[:, 1]
+            target_indices = edges[:, 0]
+            z_target = ops.take(z, target_indices, axis=0)
+            z_source = ops.take(z, source_indices, axis=0)
+            z_concat = ops.concatenate([z_target, z_source], axis=-1)
+            attention_scores = ops.leaky_relu(ops.matmul(z_concat, self.kernel_attention))
+            attention_scores = ops.squeeze(attention_scores, -1)
+            attention_scores = ops.exp(ops.clip(attention_scores, -2, 2))
+            num_nodes = ops.shape(node_states)[0]
+            attention_sum = ops.segment_sum(attention_scores, target_indices, num_segments=num_nodes)
+            attention_sum_per_edge = ops.take(attention_sum, target_indices, axis=0)
+            attention_norm = attention_scores / (attention_sum_per_edge + 1e-8)
+            node_states_neighbors = ops.take(z, source_indices, axis=0)
+            weighted_neighbors = node_states_neighbors * ops.expand_dims(attention_norm, axis=-1)
+            return ops.segment_sum(weighted_neighbors, target_indices, num_segments=num_nodes)
+
+    class MultiHeadGraphAttention(layers.Layer):
+        def __init__(self, units, num_heads=8, merge_type="concat", **kwargs):
+            super().__init__(**kwargs)
+            self.num_heads = num_heads
+            self.merge_type = merge_type
+            self.attention_layers = [GraphAttention(units) for _ in range(num_heads)]
+
+        def call(self, inputs):
+            node_states, edges = inputs
+            outputs = [layer([node_states, edges]) for layer in self.attention_layers]
+            if self.merge_type == "concat":
+                outputs = ops.concatenate(outputs, axis=-1)
+            else:
+                outputs = ops.mean(ops.stack(outputs, axis=0), axis=0)
+            return ops.relu(outputs)
+
+    class GraphAttentionNetwork(keras.Model):
+        def __init__(self, node_states, edges, hidden_units, num_heads, num_layers, output_dim, **kwargs):
+            super().__init__(**kwargs)
+            self.node_states = node_states
+            self.edges = edges
+            self.preprocess = layers.Dense(hidden_units * num_heads, activation="relu")
+            self.attention_layers = [MultiHeadGraphAttention(hidden_units, num_heads) for _ in range(num_layers)]
+            self.output_layer = layers.Dense(output_dim)
+
+        def call(self, inputs, training=False):
+            indices = inputs
+            x = self.preprocess(self.node_states)
+            for attention_layer in self.attention_layers:
+                x = attention_layer([x, self.edges]) + x
+            outputs = self.output_layer(x)
+            return ops.take(outputs, indices, axis=0)
+
+    node_states = ops.convert_to_tensor(node_states, dtype="float32")
+    edges = ops.convert_to_tensor(edges)
+    gat_model = GraphAttentionNetwork(node_states, edges, hidden_units, num_heads, num_layers, output_dim)
+    gat_model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      optimizer=keras.optimizers.SGD(learning_rate=0.03, momentum=0.9),  # (0.003)
+                      metrics=["accuracy"])
+    return gat_model
+
+
+def test_gat_node_classification(keras_ref, capsys):
+    import pytest
+
+    pd = pytest.importorskip("pandas", reason="the example prepares the Cora tables with pandas")
+    rng = np.random.default_rng(30)
+    num_papers, num_words, num_classes = 40, 12, 3
+    # Cora in miniature: papers (id, word flags, subject) and citations (target, source)
+    subjects = rng.integers(0, num_classes, num_papers)
+    words = (rng.random((num_papers, num_words)) < 0.2) | (np.arange(num_words)[None] % num_classes
+                                                           == subjects[:, None])
+    papers = pd.DataFrame(words.astype("int64"), columns=[f"term_{i}" for i in range(num_words)])
+    papers.insert(0, "paper_id", rng.permutation(num_papers) + 1000)
+    papers["subject"] = subjects
+    pairs = rng.integers(0, num_papers, size=(90, 2))
+    citations = pd.DataFrame({"target": papers["paper_id"].to_numpy()[pairs[:, 0]],
+                              "source": papers["paper_id"].to_numpy()[pairs[:, 1]]})
+    # the example's preparation: ids and subjects to indices, papers sorted by id
+    paper_idx = {name: idx for idx, name in enumerate(sorted(papers["paper_id"].unique()))}
+    papers["paper_id"] = papers["paper_id"].apply(lambda name: paper_idx[name])
+    citations["source"] = citations["source"].apply(lambda name: paper_idx[name])
+    citations["target"] = citations["target"].apply(lambda name: paper_idx[name])
+    train_data, test_data = papers.iloc[:30], papers.iloc[30:]
+    train_indices, test_indices = train_data["paper_id"].to_numpy(), test_data["paper_id"].to_numpy()
+    train_labels, test_labels = train_data["subject"].to_numpy(), test_data["subject"].to_numpy()
+    edges = citations[["target", "source"]].to_numpy()
+    node_states = papers.sort_values("paper_id").iloc[:, 1:-1].to_numpy()
+
+    ref, ours = _gat(keras_ref, node_states, edges), _gat(kerasish, node_states, edges)
+    ref(train_indices[:2])
+    ours(train_indices[:2])
+    assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in ref.weights]
+    copy_weights(ours, ref)
+    histories, logs = [], []
+    for model, keras in ((ref, keras_ref), (ours, kerasish)):
+        capsys.readouterr()
+        histories.append(model.fit(x=train_indices, y=train_labels, validation_split=0.1, batch_size=8, epochs=3,
+                                   callbacks=[keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=5,
+                                                                            restore_best_weights=True)],
+                                   shuffle=False, verbose=2))
+        logs.append(capsys.readouterr().out)
+    assert_history(histories[1], histories[0])
+    assert_weights(ours, ref)
+    # the `verbose=2` epoch lines read as Keras's, values to the printed 4 digits (clock parts aside;
+    # the runs are deterministic, so a rounding tie cannot flicker)
+    import re
+
+    def numbers(log):
+        return [re.sub(r"\d+m?s(/step)?", "T", line) for line in log.splitlines()]
+
+    assert len(numbers(logs[0])) == 6
+    assert numbers(logs[1]) == numbers(logs[0])
+    results = [model.evaluate(x=test_indices, y=test_labels, verbose=0) for model in (ref, ours)]
+    assert_same(results[1], results[0])
+    probs = []
+    for model, keras in ((ref, keras_ref), (ours, kerasish)):
+        test_logits = model.predict(x=test_indices, verbose=0)
+        test_probs = keras.ops.softmax(test_logits)
+        probs.append(keras.ops.convert_to_numpy(test_probs))
+    assert probs[0].shape == (10, num_classes)
+    np.testing.assert_allclose(probs[0].sum(axis=1), 1.0, rtol=1e-5)
+    assert_same(probs[1], probs[0])
