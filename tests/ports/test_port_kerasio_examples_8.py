@@ -58,11 +58,23 @@ Covered here:
     `val_accuracy` (restore_best_weights), the `verbose=2` epoch lines, and
     softmax probabilities from `predict`; the Cora tables are small pandas
     frames prepared as the example does.
+31. "Reproducibility in Keras Models" (keras_recipes/reproducibility_recipes):
+    `keras.utils.set_random_seed`, the eleven built-in initializers called
+    twice with `seed=42`, two seeded and two unseeded GlorotNormal objects,
+    and the recipe's seeded training (a Sequential with no Input, Dropout,
+    `fit(shuffle=True)`, `jit_compile=False`) run twice and compared through
+    a JSON file. No weights are copied: the seed alone must give Keras's
+    numbers. The initializers do, and the rerun is identical; the training
+    does not yet (xfail, strict): unseeded `Dropout` after `MaxPooling2D`
+    draws other masks than Keras, as `F.dropout` fills its mask in memory
+    order and Keras's pooling output is a permuted NCHW-contiguous view
+    where kerasish's is NHWC-contiguous.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import kerasish
@@ -688,8 +700,6 @@ def _heart_csv(path, rng, n=96):
 
 
 def test_feature_engineering_custom_layer(keras_ref, tmp_path, capsys):
-    import pytest
-
     pd = pytest.importorskip("pandas", reason="the port reads the CSV with pandas")
     rng = np.random.default_rng(29)
     _heart_csv(tmp_path / "heart.csv", rng)
@@ -831,8 +841,6 @@ def _gat(keras, node_states, edges, hidden_units=4, num_heads=2, num_layers=2, o
 
 
 def test_gat_node_classification(keras_ref, capsys):
-    import pytest
-
     pd = pytest.importorskip("pandas", reason="the example prepares the Cora tables with pandas")
     rng = np.random.default_rng(30)
     num_papers, num_words, num_classes = 40, 12, 3
@@ -891,3 +899,103 @@ def test_gat_node_classification(keras_ref, capsys):
     assert probs[0].shape == (10, num_classes)
     np.testing.assert_allclose(probs[0].sum(axis=1), 1.0, rtol=1e-5)
     assert_same(probs[1], probs[0])
+
+
+# ------------------------------------------------- 31. Reproducibility recipes
+_INITIALIZERS = ["RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling", "GlorotNormal",
+                 "GlorotUniform", "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "Orthogonal"]
+
+
+def _reproducible_run(keras, train, test):
+    """The recipe's `train_model`, after `keras.utils.set_random_seed(812)`:
+    no weights are copied between the frameworks here, the seed alone must
+    give the same initial weights, dropout masks and shuffles."""
+    layers = keras.layers
+    keras.utils.set_random_seed(812)
+    # (the recipe's initializer checks)
+    results = {}
+    for name in _INITIALIZERS:
+        initializer = getattr(keras.initializers, name)
+        results[name] = [float(keras.ops.convert_to_numpy(initializer(seed=42)(shape=(1, 1)))[0, 0])
+                         for _ in range(2)]
+    glorot_normal_1 = keras.initializers.GlorotNormal(seed=42)
+    glorot_normal_2 = keras.initializers.GlorotNormal(seed=42)
+    results["seeded"] = [keras.ops.convert_to_numpy(init(shape=(3, 5))) for init in (glorot_normal_1,
+                                                                                      glorot_normal_2)]
+    glorot_normal_3 = keras.initializers.GlorotNormal()
+    glorot_normal_4 = keras.initializers.GlorotNormal()
+    results["unseeded"] = [keras.ops.convert_to_numpy(init(shape=(3, 5))) for init in (glorot_normal_3,
+                                                                                        glorot_normal_4)]
+
+    model = keras.Sequential([
+        layers.Conv2D(4, (3, 3), activation="relu"),  # (32 filters, 32x32 images)
+        layers.MaxPooling2D((2, 2)),
+        layers.Dropout(0.2),
+        layers.Conv2D(4, (3, 3), activation="relu"),
+        layers.MaxPooling2D((2, 2)),
+        layers.Dropout(0.2),
+        layers.GlobalAveragePooling2D(),  # (a third Conv2D in the recipe: 12x12 images here)
+        layers.Dense(8, activation="relu"),
+        layers.Dropout(0.2),
+        layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=False)
+    # (a tf.data pipeline shuffled with the seed in the recipe: `fit(shuffle=True)` on arrays here)
+    history = model.fit(*train, batch_size=16, epochs=2, validation_data=test, verbose=0)
+    results["history"] = history.history
+    results["test"] = model.evaluate(*test, verbose=0)
+    results["weights"] = model.get_weights()
+    return results
+
+
+def _reproducibility_data():
+    rng = np.random.default_rng(31)
+    train = (rng.random((64, 12, 12, 1)).astype("float32"), rng.integers(0, 10, 64))
+    test = (rng.random((32, 12, 12, 1)).astype("float32"), rng.integers(0, 10, 32))
+    return train, test
+
+
+def test_reproducibility_recipes_initializers_and_rerun(keras_ref, tmp_path):
+    import json
+
+    train, test = _reproducibility_data()
+    ref = _reproducible_run(keras_ref, train, test)
+    ours = _reproducible_run(kerasish, train, test)
+    for name in _INITIALIZERS:
+        # the same seed draws the same value each time, and Keras's value
+        assert ours[name][0] == ours[name][1], name
+        np.testing.assert_allclose(ours[name], ref[name], rtol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(ours["seeded"][0], ours["seeded"][1])
+    np.testing.assert_allclose(ours["seeded"], ref["seeded"], rtol=1e-6)
+    # unseeded initializers differ from each other, and each equals Keras's after the same global seed
+    assert not np.allclose(ours["unseeded"][0], ours["unseeded"][1])
+    np.testing.assert_allclose(ours["unseeded"], ref["unseeded"], rtol=1e-6)
+    # the recipe's point: a second run is the first one again (compared through a JSON file)
+    with open(tmp_path / "history.json", "w") as fp:
+        json.dump(ours["history"], fp)
+    again = _reproducible_run(kerasish, train, test)
+    with open(tmp_path / "history.json") as fp:
+        history_loaded = json.load(fp)
+    for key in again["history"]:
+        for i in range(len(again["history"][key])):
+            assert again["history"][key][i] == history_loaded[key][i], key
+    for a, b in zip(again["weights"], ours["weights"]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "unseeded Dropout after a pooling layer draws other masks than Keras 3 (torch): both call F.dropout, "
+    "which fills its mask in the input's memory order; Keras's pooling returns a permuted NCHW-contiguous "
+    "view, kerasish's an NHWC-contiguous tensor (giving kerasish's MaxPooling2D output Keras's strides "
+    "makes this run equal Keras's)"))
+def test_reproducibility_recipes_training_equals_keras(keras_ref):
+    train, test = _reproducibility_data()
+    ref = _reproducible_run(keras_ref, train, test)
+    ours = _reproducible_run(kerasish, train, test)
+    # the initial weights are Keras's (no copy: the seed alone)
+    # and the seeded training (dropout masks, shuffled batches) should be Keras's too
+    assert_same(ours["history"], ref["history"])
+    assert_same(ours["test"], ref["test"])
+    for a, b in zip(ours["weights"], ref["weights"]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
