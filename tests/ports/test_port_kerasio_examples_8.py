@@ -69,6 +69,16 @@ Covered here:
     draws other masks than Keras, as `F.dropout` fills its mask in memory
     order and Keras's pooling output is a permuted NCHW-contiguous view
     where kerasish's is NHWC-contiguous.
+32. "Text generation with a miniature GPT" (generative/
+    text_generation_with_miniature_gpt): a causal mask built with
+    `ops.arange` / `ops.expand_dims` on the dynamic batch size /
+    `ops.tile`, `MultiHeadAttention(attention_mask=...)`, a token and
+    position embedding layer, a two-output model `[logits, embeddings]`
+    compiled with `loss=[loss_fn, None]` and fitted on one `y`, and the
+    example's top-k sampling loop (`ops.top_k`, `keras.activations.softmax`,
+    NumPy's choice seeded). (Found: kerasish raised "y_true and y_pred have
+    different structures" for the one `y`, which Keras gives to the outputs
+    that have a loss; fixed.)
 """
 
 from __future__ import annotations
@@ -999,3 +1009,124 @@ def test_reproducibility_recipes_training_equals_keras(keras_ref):
     assert_same(ours["test"], ref["test"])
     for a, b in zip(ours["weights"], ref["weights"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------ 32. Text generation with a miniature GPT
+def _miniature_gpt(keras, vocab_size=30, maxlen=10, embed_dim=8, num_heads=2, feed_forward_dim=16):
+    layers, ops = keras.layers, keras.ops
+
+    def causal_attention_mask(batch_size, n_dest, n_src, dtype):
+        i = ops.arange(n_dest)[:, None]
+        j = ops.arange(n_src)
+        m = i >= j - n_src + n_dest
+        mask = ops.cast(m, dtype)
+        mask = ops.reshape(mask, [1, n_dest, n_src])
+        mult = ops.concatenate([ops.expand_dims(batch_size, -1), ops.convert_to_tensor([1, 1])], 0)
+        return ops.tile(mask, mult)
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self, embed_dim, num_heads, ff_dim, rate=0.0):  # (rate 0.1 in the example)
+            super().__init__()
+            self.att = layers.MultiHeadAttention(num_heads, embed_dim)
+            self.ffn = keras.Sequential([layers.Dense(ff_dim, activation="relu"), layers.Dense(embed_dim)])
+            self.layernorm1 = layers.LayerNormalization(epsilon=1e-6)
+            self.layernorm2 = layers.LayerNormalization(epsilon=1e-6)
+            self.dropout1 = layers.Dropout(rate)
+            self.dropout2 = layers.Dropout(rate)
+
+        def call(self, inputs):
+            input_shape = ops.shape(inputs)
+            batch_size = input_shape[0]
+            seq_len = input_shape[1]
+            causal_mask = causal_attention_mask(batch_size, seq_len, seq_len, "bool")
+            attention_output = self.att(inputs, inputs, attention_mask=causal_mask)
+            attention_output = self.dropout1(attention_output)
+            out1 = self.layernorm1(inputs + attention_output)
+            ffn_output = self.ffn(out1)
+            ffn_output = self.dropout2(ffn_output)
+            return self.layernorm2(out1 + ffn_output)
+
+    class TokenAndPositionEmbedding(layers.Layer):
+        def __init__(self, maxlen, vocab_size, embed_dim):
+            super().__init__()
+            self.token_emb = layers.Embedding(input_dim=vocab_size, output_dim=embed_dim)
+            self.pos_emb = layers.Embedding(input_dim=maxlen, output_dim=embed_dim)
+
+        def call(self, x):
+            maxlen = ops.shape(x)[-1]
+            positions = ops.arange(0, maxlen, 1)
+            positions = self.pos_emb(positions)
+            x = self.token_emb(x)
+            return x + positions
+
+    inputs = layers.Input(shape=(maxlen,), dtype="int32")
+    embedding_layer = TokenAndPositionEmbedding(maxlen, vocab_size, embed_dim)
+    x = embedding_layer(inputs)
+    transformer_block = TransformerBlock(embed_dim, num_heads, feed_forward_dim)
+    x = transformer_block(x)
+    outputs = layers.Dense(vocab_size)(x)
+    model = keras.Model(inputs=inputs, outputs=[outputs, x])
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile("adam", loss=[loss_fn, None])  # No loss and optimization based on word embeddings
+    return model, causal_attention_mask
+
+
+def _generate(keras, model, start_tokens, max_tokens, maxlen=10, k=5, seed=0):
+    """The example's TextGenerator callback: top-k sampling from the first
+    output, NumPy's choice seeded here (the example's is global)."""
+    ops = keras.ops
+    rng = np.random.default_rng(seed)
+
+    def sample_from(logits):
+        logits, indices = ops.top_k(logits, k=k, sorted=True)
+        indices = np.asarray(ops.convert_to_numpy(indices)).astype("int32")
+        preds = keras.activations.softmax(ops.expand_dims(logits, 0))[0]
+        preds = np.asarray(ops.convert_to_numpy(preds)).astype("float64")
+        preds = preds / preds.sum()
+        return rng.choice(indices, p=preds)
+
+    start_tokens = list(start_tokens)
+    num_tokens_generated, tokens_generated = 0, []
+    while num_tokens_generated <= max_tokens:
+        pad_len = maxlen - len(start_tokens)
+        sample_index = len(start_tokens) - 1
+        if pad_len < 0:
+            x = start_tokens[:maxlen]
+            sample_index = maxlen - 1
+        elif pad_len > 0:
+            x = start_tokens + [0] * pad_len
+        else:
+            x = start_tokens
+        x = np.array([x])
+        y, _ = model.predict(x, verbose=0)
+        sample_token = sample_from(y[0][sample_index])
+        tokens_generated.append(int(sample_token))
+        start_tokens.append(sample_token)
+        num_tokens_generated = len(tokens_generated)
+    return tokens_generated
+
+
+def test_miniature_gpt_text_generation(keras_ref):
+    rng = np.random.default_rng(32)
+    # (IMDB text through TextVectorization, a TensorFlow layer in Keras 3: token ids here; the
+    # example's `prepare_lm_inputs_labels` shifts them by one)
+    tokens = rng.integers(1, 30, size=(40, 11))
+    x, y = tokens[:, :-1].astype("int32"), tokens[:, 1:]
+    (ref, mask_ref), (ours, mask) = _miniature_gpt(keras_ref), _miniature_gpt(kerasish)
+    # the causal mask: lower triangular, tiled over the batch
+    expected = np.tril(np.ones((4, 4), bool))[None].repeat(3, axis=0)
+    np.testing.assert_array_equal(kerasish.ops.convert_to_numpy(mask(3, 4, 4, "bool")), expected)
+    np.testing.assert_array_equal(keras_ref.ops.convert_to_numpy(mask_ref(3, 4, 4, "bool")), expected)
+    copy_weights(ours, ref)
+    # `fit` with one target for two outputs: the `None` loss leaves the second out
+    histories = [model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0) for model in (ref, ours)]
+    assert_history(histories[1], histories[0])
+    assert_weights(ours, ref)
+    predictions = [model.predict(x[:4], verbose=0) for model in (ref, ours)]
+    assert isinstance(predictions[1], list) and len(predictions[1]) == 2
+    assert predictions[0][0].shape == (4, 10, 30) and predictions[0][1].shape == (4, 10, 8)
+    assert_same(predictions[1], predictions[0])
+    # the example's generation from a prompt (top-k sampling, NumPy's choice seeded the same)
+    generated = [_generate(keras, model, [3, 7], 12) for keras, model in ((keras_ref, ref), (kerasish, ours))]
+    assert len(generated[0]) == 13
+    assert generated[1] == generated[0]
