@@ -44,7 +44,7 @@ Covered here:
     with `deserialize_keras_object`, each framework rebuilding the other's
     config.
 
-Programs 26-32 are in test_port_kerasio_examples_8.py.
+Programs 26-28 are in test_port_kerasio_examples_8.py, 29-32 in _9.py.
 """
 
 from __future__ import annotations
