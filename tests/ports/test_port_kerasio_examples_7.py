@@ -13,9 +13,10 @@ Covered here:
     BatchNormalization, `Reshape((-1, x.shape[-2] * x.shape[-1]))`), stacked
     `Bidirectional(GRU(reset_after=True))`, a CTC loss function given to
     `compile` (`keras.backend.ctc_batch_cost` -> `keras.ops.ctc_loss` with
-    the blank last), and the example's decoding with beam search
-    (`keras.backend.ctc_decode(greedy=False)` -> `keras.ops.ctc_decode(
-    strategy="beam_search", mask_index=blank)`) inside a callback.
+    the blank last), and the example's decoding callback, here with the beam
+    search its comment suggests (`keras.backend.ctc_decode(greedy=True)` in
+    the example -> `keras.ops.ctc_decode(strategy="beam_search",
+    mask_index=blank)`), checked against Keras's decoder on the same outputs.
 23. "Imbalanced classification: credit card fraud detection"
     (structured_data/imbalanced_classification): the CSV read with pandas
     and the DataFrame (features) and Series (targets) given to `fit` as they
@@ -110,7 +111,8 @@ def _deepspeech2(keras, input_dim, output_dim, rnn_layers=2, rnn_units=8, filter
 
 def _decode_batch_predictions(keras, pred, blank, beam_width=4, top_paths=1):
     """The example's decoding (`keras.backend.ctc_decode(pred, input_length=input_len,
-    greedy=False, beam_width=..., top_paths=...)[0][0]`), with `keras.ops`."""
+    greedy=True)[0][0]`, "for complex tasks, you can use beam search"), with
+    `keras.ops` and beam search."""
     input_len = np.ones(pred.shape[0]) * pred.shape[1]
     decoded, log_probs = keras.ops.ctc_decode(keras.ops.log(pred), sequence_lengths=input_len,
                                               strategy="beam_search", beam_width=beam_width, top_paths=top_paths,
