@@ -153,6 +153,23 @@ def _align_targets(y_true, names, num_outputs, what="y_true"):
     )
 
 
+def _targets_for_defined_losses(y_true, loss, num_outputs):
+    """Keras 3: a loss list with `None` entries (`loss=[fn, None]`) may get
+    targets for the outputs that have a loss only, in order (one `y` for a
+    two-output model); those outputs get them, the others None. None where
+    `y_true` does not fit that pattern."""
+    if not isinstance(loss, (list, tuple)) or len(loss) != num_outputs or isinstance(y_true, dict):
+        return None
+    defined = [i for i, fn in enumerate(loss) if fn is not None]
+    values = list(y_true) if isinstance(y_true, (list, tuple)) else [y_true]
+    if len(values) != len(defined) or len(defined) == num_outputs:
+        return None
+    targets = [None] * num_outputs
+    for i, value in zip(defined, values):
+        targets[i] = value
+    return targets
+
+
 def _per_output(spec, names, num_outputs, argument):
     """Spreads a loss/metric/weight spec over the outputs (list or dict)."""
     if isinstance(spec, dict):
@@ -200,10 +217,19 @@ class CompileLoss:
         self._names = None
         self._num_outputs = None
 
+    def _targets(self, y_true, names, n):
+        try:
+            return _align_targets(y_true, names, n)
+        except ValueError:
+            targets = _targets_for_defined_losses(y_true, self._user_loss, n)
+            if targets is None:
+                raise
+            return targets
+
     def build(self, y_true, y_pred):
         names, preds = _flat_outputs(y_pred, self.output_names)
         n = len(preds)
-        targets = _align_targets(y_true, names, n)
+        targets = self._targets(y_true, names, n)
         loss = self._user_loss
         weights = self._user_loss_weights
         if n == 1:
@@ -257,7 +283,7 @@ class CompileLoss:
             value = fn(y_true, y_pred, sample_weight)  # (`call_loss`, inlined: once per step)
             return value if w is None else value * w
         _, preds = _flat_outputs(y_pred, self._names)
-        targets = _align_targets(y_true, self._names, n)
+        targets = self._targets(y_true, self._names, n)
         if sample_weight is not None and isinstance(sample_weight, (list, tuple, dict)):
             weights = _align_targets(sample_weight, self._names, n, "sample_weight")
         else:
