@@ -94,7 +94,17 @@ def round(x, decimals=0):  # noqa: A001 - Keras name
 
 
 def _pair(x1, x2):
-    return to_tensor(x1), to_tensor(x2)
+    a, b = to_tensor(x1), to_tensor(x2)
+    # a Python scalar becomes a CPU tensor; next to the meta tensors of
+    # symbolic shape inference (`7 // x` on a KerasTensor) some torch
+    # decompositions refuse it, so it goes to meta too (CUDA kernels take a
+    # CPU scalar as is: no copy there)
+    if not isinstance(x1, torch.Tensor):
+        if b.is_meta:
+            a = a.to("meta")
+    elif not isinstance(x2, torch.Tensor) and a.is_meta:
+        b = b.to("meta")
+    return a, b
 
 
 def _binary(name, torch_fn, to_float=False):
