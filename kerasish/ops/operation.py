@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import inspect
 
+import torch
+
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.models.torch_op_layer import TorchOpLambda
 from kerasish.ops.keras_op_classes import KERAS_OP_CLASSES
@@ -176,7 +178,9 @@ def _graph_get_item(x, key):
     """`x[key]` in a graph: Keras's `GetItem` reads a list key as a tuple (a
     saved tuple key comes back from JSON as a list), so `x[[0, 2]]` is
     `x[0, 2]` there, unlike eager `ops.get_item`."""
-    return OPS["get_item"](x, tuple(key) if isinstance(key, list) else key)
+    if isinstance(key, list):
+        key = tuple(key)
+    return x[key] if type(x) is torch.Tensor else OPS["get_item"](x, key)
 
 
 def _bind_config(fn, config):

@@ -305,3 +305,30 @@ def test_squeeze_of_a_non_unit_axis_raises_as_keras():
     with pytest.raises(ValueError, match="Cannot squeeze axis 1"):
         a.squeeze(1)
     assert a.squeeze(dim=2).shape == (None, 4, 6)
+
+
+SCALAR_OPS = ["add", "subtract", "multiply", "divide", "true_divide", "equal", "not_equal", "greater",
+              "greater_equal", "less", "less_equal", "mod", "floor_divide"]
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "float32", "float64", "float16", "uint8", "bool"])
+def test_ops_with_a_python_scalar_equal_keras(keras_ref, dtype):
+    # `x * 2` in a graph runs `ops.multiply(x, 2)`; where torch's own scalar rule gives Keras's
+    # dtype and values, kerasish hands the 2 to torch as is (no tensor per call): bit for bit Keras's
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((4, 5)) * 5).astype(dtype)
+    x.reshape(-1)[0] = 0
+    scalars = [2, -3, 0, 7, 2**31 - 1, 0.1, -2.5, 1e-8, 3.0, float("inf"), float("nan"), -0.0, True]
+    for name in SCALAR_OPS:
+        for s in scalars:
+            try:
+                want = keras_ref.ops.convert_to_numpy(getattr(keras_ref.ops, name)(torch.tensor(x), s))
+            except Exception as e:  # noqa: BLE001 - the same error type is asserted below
+                with pytest.raises(type(e)):
+                    getattr(kerasish.ops, name)(torch.tensor(x), s)
+                continue
+            got = getattr(kerasish.ops, name)(torch.tensor(x), s).numpy()
+            assert got.dtype == want.dtype, (name, s, got.dtype, want.dtype)
+            np.testing.assert_array_equal(got, want, err_msg=f"{name}(x, {s!r}) {dtype}")
+            if got.dtype.kind == "f":
+                np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=f"{name} sign")
