@@ -145,7 +145,18 @@ class KerasOpLayer(TorchOpLambda):
         super().__init__(fn, name=name or naming.auto_name(prefix), **kwargs)
         self.__dict__["op"] = op
         self.__dict__["op_config"] = op_config
-        self.__dict__["function"] = _graph_get_item if op == "get_item" else _bind_config(fn, op_config)
+        self.__dict__["function"] = _node_function(op, op_config)
+
+    def __getstate__(self):
+        # the undecorated op function cannot be pickled by name (its module
+        # attribute is the decorated op): rebuilt from `op` and `op_config`
+        state = super().__getstate__()
+        state.pop("function", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__["function"] = _node_function(self.op, self.op_config)
 
     def get_config(self) -> dict:
         return {"name": self.name, **self.op_config}
@@ -172,6 +183,11 @@ class KerasOpLayer(TorchOpLambda):
             if key not in params:
                 config.pop(key)  # e.g. a Keras-only `sparse=False`
         return cls(op, config, name=name)
+
+
+def _node_function(op, op_config):
+    """What a graph node of the op `op` runs, its configuration bound."""
+    return _graph_get_item if op == "get_item" else _bind_config(OPS[op], op_config)
 
 
 def _graph_get_item(x, key):

@@ -332,3 +332,16 @@ def test_ops_with_a_python_scalar_equal_keras(keras_ref, dtype):
             np.testing.assert_array_equal(got, want, err_msg=f"{name}(x, {s!r}) {dtype}")
             if got.dtype.kind == "f":
                 np.testing.assert_array_equal(np.signbit(got), np.signbit(want), err_msg=f"{name} sign")
+
+
+def test_operator_models_pickle_and_deepcopy():
+    import copy
+    import pickle
+
+    a, b = kerasish.Input((3,)), kerasish.Input((3,))
+    model = kerasish.Model([a, b], [(a * 2 + 1) / b, a[:, 1:] != 0, round(a, 1), kerasish.ops.sum(a, axis=-1)])
+    x = [torch.tensor([[1.0, -2.0, 0.25]]), torch.tensor([[0.5, 4.0, -1.0]])]
+    want = [t.numpy() for t in model(x)]
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        _assert_same_outputs([t.numpy() for t in clone(x)], want, "copy")
+        assert [op.name for op in clone.operations] == [op.name for op in model.operations]
