@@ -154,6 +154,18 @@ class Functional(Model):
         if trainable is not None and not trainable:
             self.trainable = False
 
+    def __getstate__(self):
+        state = super().__getstate__()
+        # the plan holds the nodes' functions, some of which pickle cannot
+        # name (a `keras.ops` node's undecorated op): compiled again on loading
+        state.pop("_steps", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "_steps" not in self.__dict__ and "_nodes_by_depth" in self.__dict__:
+            self._compile()
+
     # --------------------------------------------------------- compilation
     def _compile(self):
         """Builds the execution plan, the input checks and the output packing."""

@@ -108,6 +108,9 @@ def torch_function_call(func, args, kwargs):
     from kerasish.models.torch_op_layer import op_output_spec
 
     _refuse_captured_parameters(func, args, kwargs)
+    operator = _keras_operator(func, args, kwargs)
+    if operator is not None:
+        return operator()
     outputs = op_output_spec(func, args, kwargs)
     flat = tree.flatten(outputs)
     if not any(isinstance(t, KerasTensor) for t in flat):
@@ -121,6 +124,48 @@ def torch_function_call(func, args, kwargs):
     outputs = _fresh_outputs(outputs, [list(args), kwargs])
     Node(layer, args, kwargs, outputs)
     return outputs
+
+
+# `torch_tensor + keras_tensor` reaches `__torch_function__` as torch's
+# `Tensor.add(torch_tensor, keras_tensor)` (`Tensor.lt` for `<`, ...). In
+# Keras 3 torch's operator gives up and Python calls the KerasTensor's
+# reflected operator (`__radd__`, `__gt__` for `<`); the same op is recorded
+# here. torch method -> the KerasTensor operator Python would call.
+_REFLECTED_NAMES = {
+    ("add", "__add__"): "__radd__", ("sub", "__sub__"): "__rsub__", ("mul", "__mul__"): "__rmul__",
+    ("div", "__truediv__"): "__rtruediv__", ("__floordiv__",): "__rfloordiv__", ("remainder", "__mod__"): "__rmod__",
+    ("__pow__",): "__rpow__", ("matmul", "__matmul__"): "__rmatmul__", ("lt", "__lt__"): "__gt__",
+    ("le", "__le__"): "__ge__", ("gt", "__gt__"): "__lt__", ("ge", "__ge__"): "__le__", ("ne", "__ne__"): "__ne__",
+    ("__and__",): "__rand__", ("__or__",): "__ror__", ("__xor__",): "__rxor__",
+}
+_REFLECTED: dict = {}
+
+
+def _keras_operator(func, args, kwargs):
+    """A zero-argument callable recording the KerasTensor operator that the
+    torch call stands for, or None (an ordinary torch function)."""
+    from kerasish.backend.keras_tensor import OPERATOR_OPS
+    from kerasish.backend.keras_tensor import UNARY_OPERATOR_OPS
+
+    if kwargs:
+        return None
+    if not _REFLECTED:
+        for names, reflected in _REFLECTED_NAMES.items():
+            for n in names:
+                _REFLECTED[getattr(torch.Tensor, n)] = reflected
+    name = getattr(func, "__name__", None)
+    if args and isinstance(args[0], KerasTensor):
+        # `torch.Tensor.__add__(keras_tensor, y)` spelled out: the operator itself
+        if getattr(torch.Tensor, name or "_", None) is not func:
+            return None
+        if (name in OPERATOR_OPS and len(args) == 2) or (name in UNARY_OPERATOR_OPS and len(args) == 1):
+            return lambda: getattr(KerasTensor, name)(*args)
+        return None
+    if len(args) == 2 and isinstance(args[1], KerasTensor) and isinstance(args[0], torch.Tensor):
+        reflected = _REFLECTED.get(func)
+        if reflected is not None:
+            return lambda: getattr(KerasTensor, reflected)(args[1], args[0])
+    return None
 
 
 def _refuse_captured_parameters(func, args, kwargs):

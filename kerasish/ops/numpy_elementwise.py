@@ -94,11 +94,78 @@ def round(x, decimals=0):  # noqa: A001 - Keras name
 
 
 def _pair(x1, x2):
-    return to_tensor(x1), to_tensor(x2)
+    a, b = to_tensor(x1), to_tensor(x2)
+    # a Python scalar becomes a CPU tensor; next to the meta tensors of
+    # symbolic shape inference (`7 // x` on a KerasTensor) some torch
+    # decompositions refuse it, so it goes to meta too (CUDA kernels take a
+    # CPU scalar as is: no copy there)
+    if not isinstance(x1, torch.Tensor):
+        if b.is_meta:
+            a = a.to("meta")
+    elif not isinstance(x2, torch.Tensor) and a.is_meta:
+        b = b.to("meta")
+    return a, b
+
+
+# Tensor dtypes for which torch's own Python-scalar rule gives `x <op> s`
+# the dtype and the values Keras's conversion of `s` (an int32 or floatx 0-dim
+# tensor, see `to_tensor`) gives, so the scalar can go to torch as is and the
+# conversion (a tensor made at every call: most of the cost of `x * 2` in a
+# functional model) is skipped. Not float16/bfloat16/float64 (the scalar's
+# rounding could differ), not bool or narrow integers (category, overflow).
+_INT_SCALAR_OK = frozenset({torch.int32, torch.int64, torch.float32, torch.float64})
+_FLOAT_SCALAR_OK = frozenset({torch.float32})
+
+
+def _plain_scalar(x, t) -> bool:
+    """Whether the Python scalar `x` can be passed to torch next to `t` as is."""
+    kind = type(x)
+    if kind is int:
+        return t.dtype in _INT_SCALAR_OK and -(2**31) <= x < 2**31 and t.ndim > 0
+    if kind is float:
+        return t.dtype in _FLOAT_SCALAR_OK and t.ndim > 0
+    return False
+
+
+def _subtract(a, b):
+    # torch refuses `-` on bool tensors; Keras's torch backend gives a bool
+    # operand the other operand's dtype first (`mask - 1`, `x - True`)
+    if a.dtype == torch.bool:
+        a = a.to(b.dtype)
+    if isinstance(b, torch.Tensor) and b.dtype == torch.bool:
+        b = b.to(a.dtype)
+    return torch.subtract(a, b)
+
+
+def _int_if_both_bool(torch_fn):
+    # torch has no bool `remainder`/`fmod`; Keras's torch backend computes
+    # them on int32 when both operands are bool
+    def fn(a, b):
+        if a.dtype == torch.bool and b.dtype == torch.bool:
+            a, b = a.to(torch.int32), b.to(torch.int32)
+        return torch_fn(a, b)
+
+    return fn
+
+
+# the ops whose torch function takes a Python scalar second operand
+_SCALAR_OPS = frozenset({
+    "add", "subtract", "multiply", "divide", "true_divide", "equal", "not_equal", "greater", "greater_equal", "less",
+    "less_equal", "mod",
+})
 
 
 def _binary(name, torch_fn, to_float=False):
+    scalar_ok = name in _SCALAR_OPS
+
     def fn(x1, x2):
+        if scalar_ok and type(x1) is torch.Tensor:
+            if to_float:
+                if isinstance(x2, (int, float)) and x1.is_floating_point():
+                    # Keras's torch backend hands a Python number to torch's divide as is
+                    return torch_fn(x1, x2)
+            elif _plain_scalar(x2, x1):
+                return torch_fn(x1, x2)  # (`x * 2`: same dtype and values as converting the 2)
         a, b = _pair(x1, x2)
         if to_float:
             dt = _dtypes.to_torch_dtype(result_type(dtype_of(x1), dtype_of(x2), float))
@@ -110,11 +177,11 @@ def _binary(name, torch_fn, to_float=False):
 
 
 for _name, _fn in {
-    "add": torch.add, "subtract": torch.subtract, "multiply": torch.multiply, "maximum": torch.maximum,
+    "add": torch.add, "subtract": _subtract, "multiply": torch.multiply, "maximum": torch.maximum,
     "minimum": torch.minimum, "equal": torch.eq, "not_equal": torch.ne, "greater": torch.gt,
     "greater_equal": torch.ge, "less": torch.lt, "less_equal": torch.le, "logical_and": torch.logical_and,
-    "logical_or": torch.logical_or, "logical_xor": torch.logical_xor, "mod": torch.remainder,
-    "floor_divide": torch.floor_divide, "fmod": torch.fmod, "gcd": torch.gcd, "lcm": torch.lcm,
+    "logical_or": torch.logical_or, "logical_xor": torch.logical_xor, "mod": _int_if_both_bool(torch.remainder),
+"fmod": _int_if_both_bool(torch.fmod), "gcd": torch.gcd, "lcm": torch.lcm,
     "heaviside": torch.heaviside,
 }.items():
     _binary(_name, _fn)
@@ -125,6 +192,30 @@ for _name, _fn in {
     "nextafter": torch.nextafter, "fmax": torch.fmax, "fmin": torch.fmin,
 }.items():
     _binary(_name, _fn, to_float=True)
+
+
+@keras_op
+def floor_divide(x1, x2):
+    """`x1 // x2` element-wise, in Keras's result dtype (`int64 // 2` is int32,
+    as in Keras 3); Python numbers go to torch as they are, as Keras's torch
+    backend passes them.
+
+    Args:
+        x1: First tensor (or number).
+        x2: Second tensor (or number).
+
+    Returns:
+        Output tensor.
+    """
+    dtype = _dtypes.to_torch_dtype(result_type(dtype_of(x1), dtype_of(x2)))
+    a = x1 if isinstance(x1, (int, float)) else to_tensor(x1)
+    b = x2 if isinstance(x2, (int, float)) else to_tensor(x2)
+    if not isinstance(a, torch.Tensor) and not isinstance(b, torch.Tensor):
+        a = to_tensor(a)
+    elif isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        a, b = _pair(a, b)
+    out = torch.floor_divide(a, b)
+    return out if out.dtype == dtype else out.to(dtype)
 
 
 def _bitwise(name, torch_fn):

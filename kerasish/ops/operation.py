@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import inspect
 
+import torch
+
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.models.torch_op_layer import TorchOpLambda
 from kerasish.ops.keras_op_classes import KERAS_OP_CLASSES
@@ -101,6 +103,9 @@ def symbolic_call(op_name, fn, signature, args, kwargs):
     from kerasish.models.node import Node
     from kerasish.models.symbolic_ops import _fresh_outputs
 
+    from kerasish.models.symbolic_ops import _refuse_captured_parameters
+
+    _refuse_captured_parameters(fn, args, kwargs)
     call_args, call_kwargs, config = _split(op_name, signature, args, kwargs)
     layer = KerasOpLayer(op_name, config)
     try:
@@ -125,7 +130,9 @@ class KerasOpLayer(TorchOpLambda):
     Args:
         op: The public op name ("sum", "image.resize").
         op_config: The op's non-tensor arguments (`{"axis": -1}`).
-        name: Node name. Defaults to the op's short name.
+        name: Node name. Defaults to the snake-case name of the Keras
+            operation class, made unique, as Keras 3 names it
+            (`ops.abs` -> "absolute", `ops.swish` -> "silu").
     """
 
     def __init__(self, op, op_config=None, name=None, **kwargs):
@@ -133,11 +140,23 @@ class KerasOpLayer(TorchOpLambda):
             raise ValueError(f"Unknown kerasish op: {op!r}.")
         fn = OPS[op]
         op_config = dict(op_config or {})
-        short = op.rsplit(".", 1)[-1]
-        super().__init__(fn, name=name or naming.auto_name(short), **kwargs)
+        entry = KERAS_OP_CLASSES.get(op)
+        prefix = entry[1] if entry is not None else op.rsplit(".", 1)[-1]
+        super().__init__(fn, name=name or naming.auto_name(prefix), **kwargs)
         self.__dict__["op"] = op
         self.__dict__["op_config"] = op_config
-        self.__dict__["function"] = _bind_config(fn, op_config)
+        self.__dict__["function"] = _node_function(op, op_config)
+
+    def __getstate__(self):
+        # the undecorated op function cannot be pickled by name (its module
+        # attribute is the decorated op): rebuilt from `op` and `op_config`
+        state = super().__getstate__()
+        state.pop("function", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__["function"] = _node_function(self.op, self.op_config)
 
     def get_config(self) -> dict:
         return {"name": self.name, **self.op_config}
@@ -164,6 +183,20 @@ class KerasOpLayer(TorchOpLambda):
             if key not in params:
                 config.pop(key)  # e.g. a Keras-only `sparse=False`
         return cls(op, config, name=name)
+
+
+def _node_function(op, op_config):
+    """What a graph node of the op `op` runs, its configuration bound."""
+    return _graph_get_item if op == "get_item" else _bind_config(OPS[op], op_config)
+
+
+def _graph_get_item(x, key):
+    """`x[key]` in a graph: Keras's `GetItem` reads a list key as a tuple (a
+    saved tuple key comes back from JSON as a list), so `x[[0, 2]]` is
+    `x[0, 2]` there, unlike eager `ops.get_item`."""
+    if isinstance(key, list):
+        key = tuple(key)
+    return x[key] if type(x) is torch.Tensor else OPS["get_item"](x, key)
 
 
 def _bind_config(fn, config):
