@@ -253,3 +253,28 @@ def test_input_output_attributes_before_connection():
         _ = layer.input
     with pytest.raises(AttributeError, match="has never been called"):
         _ = layer.output
+
+
+def test_add_variable_is_keras_3s_alias_of_add_weight(keras_ref):
+    """`Layer.add_variable(shape, initializer, dtype, trainable, ...)` (Keras 3;
+    kerasish lacked it): the same variables as Keras makes."""
+    import numpy as np
+
+    import kerasish
+
+    made = {}
+    for lib in (kerasish, keras_ref):
+        class WithVariables(lib.layers.Layer):
+            def build(self, shape):
+                self.w = self.add_variable((shape[-1], 2), "ones", name="w")
+                self.s = self.add_variable((), "zeros", "int32", False, name="s")
+
+            def call(self, x):
+                return lib.ops.matmul(x, self.w)
+
+        layer = WithVariables(name="with_variables")
+        out = lib.ops.convert_to_numpy(layer(np.ones((1, 3), "float32")))
+        made[lib.__name__] = ([(v.path, tuple(v.shape), lib.backend.standardize_dtype(v.dtype), v.trainable)
+                               for v in layer.weights], out)
+    assert made["kerasish"][0] == made["keras"][0]
+    np.testing.assert_array_equal(made["kerasish"][1], made["keras"][1])
