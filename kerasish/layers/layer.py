@@ -119,6 +119,8 @@ def _wrap_build(build):
         try:
             # weights built by a first call under `torch.inference_mode()` are normal tensors (as
             # `nn.LazyLinear`'s are): inference tensors could never be trained or saved for backward
+            if d.get("_layer_path") is None:
+                d["_layer_path"] = naming.current_path(self.name)  # Keras 3's `layer.path`: the scope it is built in
             with naming.name_scope(self.name), torch.inference_mode(False):
                 out = build(self, *args, **kwargs)
         finally:

@@ -30,6 +30,24 @@ class LayerGraphMixin:
 
         return shape_inference.compute_output_signature(self, input_signature)
 
+    # ---------------------------------------------------------------- path
+    @property
+    def path(self):
+        """Keras 3's path of the layer: its name under the name scopes it was
+        built in (`"outer/dense"`, `"sequential/dense"` for a layer a
+        Sequential builds); None until it is built (a built layer that never
+        went through `build`, a functional model, has its name)."""
+        d = self.__dict__
+        recorded = d.get("_layer_path")
+        if recorded is None and d.get("built"):
+            return d.get("name")
+        return recorded
+
+    @path.setter
+    def path(self, value):
+        # Keras's property is read-only; a torch module of a user's may keep its own `path`
+        self.__dict__["_layer_path"] = value
+
     # -------------------------------------------------------- connectivity
     def _single_node_attr(self, attr, what):
         nodes = self.__dict__["_inbound_nodes"]

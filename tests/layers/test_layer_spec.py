@@ -278,3 +278,45 @@ def test_add_variable_is_keras_3s_alias_of_add_weight(keras_ref):
                                for v in layer.weights], out)
     assert made["kerasish"][0] == made["keras"][0]
     np.testing.assert_array_equal(made["kerasish"][1], made["keras"][1])
+
+
+def test_layer_path_is_keras_3s(keras_ref):
+    """`layer.path` (Keras 3; kerasish lacked it): None until built, then the
+    layer's name under the scopes it was built in, for standalone, scoped,
+    nested, functional and Sequential layers."""
+    import numpy as np
+
+    import kerasish
+
+    def paths(k):
+        out = []
+        e = k.layers.Dense(2, name="ee")
+        out.append(e.path)
+        e(np.ones((1, 3), "float32"))
+        out.append(e.path)
+        with k.name_scope("outer"):
+            g = k.layers.Dense(2, name="gg")
+            g.build((None, 3))
+        out.append(g.path)
+
+        class Block(k.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.inner = k.layers.Dense(2, name="inner")
+
+            def call(self, x):
+                return self.inner(x)
+
+        b = Block(name="blk")
+        b(np.ones((1, 3), "float32"))
+        out += [b.path, b.inner.path]
+        inputs = k.Input((3,))
+        model = k.Model(inputs, k.layers.Dense(2, name="hd")(inputs), name="fm")
+        out += [model.layers[1].path, model.path]
+        seq = k.Sequential([k.layers.Dense(2, name="lazy")], name="sq")
+        out.append(seq.layers[0].path)
+        seq(np.ones((1, 3), "float32"))
+        out += [seq.layers[0].path, seq.path]
+        return out
+
+    assert paths(kerasish) == paths(keras_ref)
