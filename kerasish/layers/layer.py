@@ -499,6 +499,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         return self._dtype_policy.compute_dtype
 
     @property
+    def input_dtype(self) -> str:
+        """The dtype floating inputs are converted to (Keras 3): the compute dtype."""
+        return self._dtype_policy.compute_dtype
+
+    @property
     def input_spec(self):
         return self.__dict__["_input_spec"]
 

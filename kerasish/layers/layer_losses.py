@@ -121,6 +121,11 @@ class LayerLossesMixin:
         self._metrics.append(metric)
 
     @property
+    def metrics_variables(self) -> list:
+        """The variables of `metrics` (Keras 3), in their order."""
+        return [v for metric in self.metrics for v in metric.variables]
+
+    @property
     def metrics(self) -> list:
         """Metrics added with `add_metric` and Metric attributes, sublayers included."""
         from kerasish.metrics import Metric

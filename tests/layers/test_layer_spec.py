@@ -320,3 +320,32 @@ def test_layer_path_is_keras_3s(keras_ref):
         return out
 
     assert paths(kerasish) == paths(keras_ref)
+
+
+def test_input_dtype_and_metrics_variables_as_keras_3(keras_ref):
+    """`layer.input_dtype` (the compute dtype; floatx for Discretization; a
+    Sequential's Input dtype) and `metrics_variables` (Keras 3; kerasish
+    lacked both on layers)."""
+    import numpy as np
+
+    import kerasish
+
+    def dtypes(k):
+        layers = [k.layers.Dense(2), k.layers.Dense(2, dtype="mixed_float16"),
+                  k.layers.Discretization(bin_boundaries=[0.0, 1.0]), k.layers.Embedding(5, 2),
+                  k.layers.Dense(2, dtype="float64")]
+        seq = k.Sequential([k.Input((3,), dtype="int32"), k.layers.Dense(2)])
+        inputs = k.Input((3,))
+        functional = k.Model(inputs, k.layers.Dense(2)(inputs))
+        return [layer.input_dtype for layer in layers] + [seq.input_dtype, functional.input_dtype]
+
+    assert dtypes(kerasish) == dtypes(keras_ref)
+    counts = []
+    for k in (kerasish, keras_ref):
+        model = k.Sequential([k.Input((3,)), k.layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+        model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), verbose=0)
+        variables = model.metrics_variables
+        assert [id(v) for v in variables] == [id(v) for m in model.metrics for v in m.variables]
+        counts.append([tuple(v.shape) for v in variables])
+    assert counts[0] == counts[1]

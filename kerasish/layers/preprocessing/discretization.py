@@ -156,6 +156,13 @@ class Discretization(Layer):
         depth = len(self.bin_boundaries) + 1 if self.bin_boundaries is not None else self.num_bins
         return encoded_shape(input_shape, self.output_mode, depth)
 
+    @property
+    def input_dtype(self) -> str:
+        """Keras 3: inputs are read as floatx (the bins are float boundaries)."""
+        from kerasish.backend import floatx
+
+        return floatx()
+
     def get_config(self):
         config = super().get_config()
         config.pop("trainable", None)  # Keras 3's Discretization config has none and its __init__ refuses it
