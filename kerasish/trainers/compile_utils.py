@@ -407,8 +407,18 @@ class CompileMetrics(Metric):
         targets = _align_targets(y_true, names, len(preds))
         d = self.__dict__
         d["_names"] = names
-        d["_flat_metrics"] = self._build_set(self._user_metrics, names, targets, preds)
-        d["_flat_weighted_metrics"] = self._build_set(self._user_weighted_metrics, names, targets, preds)
+        # the metrics named by strings are made outside this container's name scope, as in Keras (whose
+        # metrics are not layers): their variables' paths are "mean_absolute_error/total", not
+        # "compile_metrics/mean_absolute_error/total"
+        from kerasish.layers import call_context
+
+        state = call_context.state()
+        enclosing, state.scope = state.scope, []
+        try:
+            d["_flat_metrics"] = self._build_set(self._user_metrics, names, targets, preds)
+            d["_flat_weighted_metrics"] = self._build_set(self._user_weighted_metrics, names, targets, preds)
+        finally:
+            state.scope = enclosing
         self.built = True
         device = getattr(preds[0], "device", None)
         if device is not None and device.type != "cpu":
