@@ -345,27 +345,6 @@ def _find_lambdas(config) -> bool:
     return False
 
 
-class _UnsafeLambda:
-    """Stands in for `Lambda` during `load_model(..., safe_mode=False)`."""
-
-    @classmethod
-    def from_config(cls, config):
-        from kerasish.layers import Lambda
-
-        return Lambda.from_config(config, safe_mode=False)
-
-
-class _UnsafeTorchModuleWrapper:
-    """Stands in for `TorchModuleWrapper` during `load_model(..., safe_mode=False)`
-    (its config holds a pickled torch module)."""
-
-    @classmethod
-    def from_config(cls, config):
-        from kerasish.layers import TorchModuleWrapper
-
-        return TorchModuleWrapper.from_config(config, safe_mode=False)
-
-
 def model_from_config(config, custom_objects=None, compile=True, safe_mode=True, where="config.json"):
     """Rebuilds a model from a parsed `config.json` (kerasish classes and
     registered/custom objects only), then compiles it from `compile_config`."""
@@ -383,18 +362,19 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
             "trust the source of the artifact, you can override this error by passing `safe_mode=False` to the "
             "loading function."
         )
-    scope = {} if safe_mode else {"Lambda": _UnsafeLambda, "TorchModuleWrapper": _UnsafeTorchModuleWrapper}
+    from kerasish.saving.serialization_lib import SafeModeScope
+
     compile_config = config.get("compile_config")
     try:
-        with CustomObjectScope(scope):
+        # Lambda and TorchModuleWrapper read the safe mode from the scope (their code or pickle runs
+        # only with safe_mode=False)
+        with SafeModeScope(safe_mode):
             model = deserialize_layer(config, custom_objects=custom_objects)
     except ValueError:
         raise
     except (TypeError, KeyError, AttributeError, IndexError) as e:
         raise ValueError(f"Could not rebuild the model from '{where}': {type(e).__name__}: {e}") from e
     if compile and compile_config and hasattr(model, "compile_from_config"):
-        from kerasish.saving.serialization_lib import SafeModeScope
-
         try:
             # as Keras, the user's custom objects are in scope for the compile config too (a custom loss,
             # metric or optimizer passed in `custom_objects`)

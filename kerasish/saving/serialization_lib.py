@@ -77,20 +77,28 @@ def _func_dump(fn):
     return code, fn.__defaults__, closure
 
 
-def _func_load(value):
-    """A function from `_func_dump`'s output (Keras's `__lambda__` value). Runs
-    code from the config: only called when safe mode is off."""
+def _func_load(value, module=None, custom_objects=None):
+    """A function from `_func_dump`'s `(code, defaults, closure)`. Runs code
+    from a config: only called when safe mode is off. Its global names
+    resolve as Keras 2's `Lambda` resolves them: `torch`, `keras` (kerasish)
+    and `np`, then the globals of `module` (the module that wrote it) when
+    that module is already imported here (nothing is imported), then every
+    custom object in effect (registered, `CustomObjectScope`,
+    `custom_objects=`)."""
+    import builtins
+    import sys
+
+    import kerasish
+    from kerasish.saving.object_registration import custom_objects_in_effect
+
     code, defaults, closure = value
     raw = marshal.loads(base64.decodebytes(code.encode("ascii")))
     if closure is not None:
         closure = tuple(types.CellType(v) for v in closure)
-    import builtins
-
-    import torch
-
-    import kerasish
-
     globs = {"__builtins__": builtins, "torch": torch, "keras": kerasish, "np": np}
+    if isinstance(module, str) and module in sys.modules:
+        globs.update(vars(sys.modules[module]))
+    globs.update(custom_objects_in_effect(custom_objects))
     return types.FunctionType(raw, globs, name=raw.co_name, argdefs=tuple(defaults) if defaults else None,
                               closure=closure)
 
@@ -367,7 +375,9 @@ def _retrieve(name, registered_name, module, kind, full_config, custom_objects):
         if found is not None:
             return found
         if ">" not in name:  # a registered function saved by its bare name
-            for key, value in {**(custom_objects or {}), **get_custom_objects_view()}.items():
+            from kerasish.saving.object_registration import custom_objects_in_effect
+
+            for key, value in custom_objects_in_effect(custom_objects).items():
                 if key.endswith(">" + name):
                     return value
     if kind == "class" and registered_name != name:
@@ -379,12 +389,6 @@ def _retrieve(name, registered_name, module, kind, full_config, custom_objects):
         "`@keras.saving.register_keras_serializable()`. If they are already decorated, make sure they are all "
         f"imported so that the decorator is run before trying to load them. Full object config: {full_config}"
     )
-
-
-def get_custom_objects_view() -> dict:
-    from kerasish.saving.object_registration import get_custom_objects
-
-    return get_custom_objects()
 
 
 def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwargs):
@@ -461,7 +465,7 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
                 "override this error by passing `safe_mode=False` to the loading function, or calling "
                 "`keras.config.enable_unsafe_deserialization()."
             )
-        return _func_load(inner["value"])
+        return _func_load(inner["value"], custom_objects=custom_objects)
     module = config.get("module")
     registered_name = config.get("registered_name") or class_name
     if class_name == "function":

@@ -186,7 +186,10 @@ def _pandas_kind(x) -> str | None:
 
 
 def _is_non_floatx_float(dtype) -> bool:
-    np_dtype = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:  # a pandas extension dtype (category, nullable Int64, string): not a float column
+        return False
     return np_dtype.kind == "f" and np_dtype != np.dtype(floatx())
 
 
@@ -203,10 +206,10 @@ def adapter_leaf(x):
     if kind is None:
         return cast_to_floatx(to_tensor(x))
     if kind == "frame":
-        if any(_is_non_floatx_float(d) for d in x.dtypes.values if d != object):
+        if any(_is_non_floatx_float(d) for d in x.dtypes.values):
             x = x.astype(floatx())
         return to_tensor(_writable(x.to_numpy()))
-    if x.dtype != object and _is_non_floatx_float(x.dtype):
+    if _is_non_floatx_float(x.dtype):
         x = x.astype(floatx())
     return to_tensor(np.expand_dims(_writable(x.to_numpy()), axis=-1))
 

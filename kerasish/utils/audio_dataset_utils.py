@@ -16,8 +16,7 @@ import wave
 import numpy as np
 import torch
 
-from kerasish.utils import dataset_utils
-from kerasish.utils.image_dataset_utils import check_batch_size
+from kerasish.utils.image_dataset_utils import index_files
 from kerasish.utils.image_dataset_utils import make_datasets
 
 ALLOWED_FORMATS = (".wav",)
@@ -133,19 +132,9 @@ def audio_dataset_from_directory(
             f"`output_sequence_length` must be a positive integer or None. Received: "
             f"output_sequence_length={output_sequence_length}"
         )
-    check_batch_size(batch_size)
-    dataset_utils.check_validation_split_arg(validation_split, subset, shuffle, seed)
-    if seed is None:
-        seed = np.random.randint(1e6)
-    file_paths, labels, class_names = dataset_utils.index_directory(
-        directory, labels, formats=ALLOWED_FORMATS, class_names=class_names, shuffle=shuffle, seed=seed,
-        follow_links=follow_links, verbose=verbose,
-    )
-    if label_mode == "binary" and len(class_names) != 2:
-        raise ValueError(
-            f'When passing `label_mode="binary"`, there must be exactly 2 class_names. Received: '
-            f"class_names={class_names}"
-        )
+    file_paths, labels, class_names, seed = index_files(
+        directory, labels, label_mode, class_names, ALLOWED_FORMATS, batch_size, validation_split, subset, shuffle, seed,
+        follow_links, verbose)
     loader = functools.partial(read_wav, output_sequence_length=output_sequence_length)
     return make_datasets(directory, file_paths, labels, class_names, label_mode, batch_size, shuffle, seed,
                          validation_split, subset, loader, "audio files", f"Allowed format(s): {ALLOWED_FORMATS}",

@@ -101,6 +101,27 @@ def check_batch_size(batch_size):
         raise ValueError(f"`batch_size` must be a positive integer or None. Received: batch_size={batch_size}")
 
 
+def index_files(directory, labels, label_mode, class_names, formats, batch_size, validation_split, subset, shuffle,
+                seed, follow_links, verbose):
+    """The argument checks and file indexing the image, text and audio
+    directory datasets share, in Keras's order: `(file_paths, labels,
+    class_names, seed)`, the seed drawn when None (as Keras does)."""
+    check_batch_size(batch_size)
+    dataset_utils.check_validation_split_arg(validation_split, subset, shuffle, seed)
+    if seed is None:
+        seed = np.random.randint(1e6)
+    file_paths, labels, class_names = dataset_utils.index_directory(
+        directory, labels, formats=formats, class_names=class_names, shuffle=shuffle, seed=seed,
+        follow_links=follow_links, verbose=verbose,
+    )
+    if label_mode == "binary" and len(class_names) != 2:
+        raise ValueError(
+            f'When passing `label_mode="binary"`, there must be exactly 2 class_names. Received: '
+            f"class_names={class_names}"
+        )
+    return file_paths, labels, class_names, seed
+
+
 def make_datasets(directory, file_paths, labels, class_names, label_mode, batch_size, shuffle, seed,
                   validation_split, subset, loader, what, allowed, collate=None):
     """The dataset (or `[training, validation]` for `subset="both"`) over
@@ -235,19 +256,9 @@ def image_dataset_from_directory(
     check_format(format)
     if crop_to_aspect_ratio and pad_to_aspect_ratio:
         raise ValueError("Only one of `pad_to_aspect_ratio`, `crop_to_aspect_ratio` can be set to `True`.")
-    check_batch_size(batch_size)
-    dataset_utils.check_validation_split_arg(validation_split, subset, shuffle, seed)
-    if seed is None:
-        seed = np.random.randint(1e6)
-    file_paths, labels, class_names = dataset_utils.index_directory(
-        directory, labels, formats=ALLOWLIST_FORMATS, class_names=class_names, shuffle=shuffle, seed=seed,
-        follow_links=follow_links, verbose=verbose,
-    )
-    if label_mode == "binary" and len(class_names) != 2:
-        raise ValueError(
-            f'When passing `label_mode="binary"`, there must be exactly 2 class_names. Received: '
-            f"class_names={class_names}"
-        )
+    file_paths, labels, class_names, seed = index_files(
+        directory, labels, label_mode, class_names, ALLOWLIST_FORMATS, batch_size, validation_split, subset, shuffle, seed,
+        follow_links, verbose)
     data_format = standardize_data_format(data_format)
     loader = functools.partial(
         load_image, image_size=image_size, num_channels=channels[color_mode], interpolation=interpolation,

@@ -6,10 +6,9 @@ import functools
 
 import numpy as np
 
-from kerasish.utils import dataset_utils
-from kerasish.utils.image_dataset_utils import check_batch_size
 from kerasish.utils.image_dataset_utils import check_format
 from kerasish.utils.image_dataset_utils import check_labels_args
+from kerasish.utils.image_dataset_utils import index_files
 from kerasish.utils.image_dataset_utils import make_datasets
 
 
@@ -76,19 +75,9 @@ def text_dataset_from_directory(
     if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer))
                                    or max_length < 0):
         raise ValueError(f"`max_length` must be a non-negative integer or None. Received: max_length={max_length}")
-    check_batch_size(batch_size)
-    dataset_utils.check_validation_split_arg(validation_split, subset, shuffle, seed)
-    if seed is None:
-        seed = np.random.randint(1e6)
-    file_paths, labels, class_names = dataset_utils.index_directory(
-        directory, labels, formats=(".txt",), class_names=class_names, shuffle=shuffle, seed=seed,
-        follow_links=follow_links, verbose=verbose,
-    )
-    if label_mode == "binary" and len(class_names) != 2:
-        raise ValueError(
-            f'When passing `label_mode="binary"`, there must be exactly 2 class_names. Received: '
-            f"class_names={class_names}"
-        )
+    file_paths, labels, class_names, seed = index_files(
+        directory, labels, label_mode, class_names, (".txt",), batch_size, validation_split, subset, shuffle, seed,
+        follow_links, verbose)
     loader = functools.partial(read_text, max_length=max_length)
     return make_datasets(directory, file_paths, labels, class_names, label_mode, batch_size, shuffle, seed,
                          validation_split, subset, loader, "text files", "Allowed format: .txt")

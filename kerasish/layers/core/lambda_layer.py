@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import builtins
 import inspect
-import marshal
-import sys
 import types
 
 from kerasish.layers.layer import Layer
 from kerasish.saving import serialization_lib
 from kerasish.saving.object_registration import get_registered_name
-from kerasish.saving.object_registration import custom_objects_in_effect
 from kerasish.saving.object_registration import get_registered_object
 from kerasish.utils import tree
 
@@ -22,35 +17,18 @@ def _is_python_lambda(fn) -> bool:
 
 
 def _func_dump(fn) -> dict:
-    """Keras's `__lambda__` config: base64 marshalled bytecode, defaults, closure."""
-    code = base64.encodebytes(marshal.dumps(fn.__code__)).decode("ascii")
-    closure = tuple(c.cell_contents for c in fn.__closure__) if fn.__closure__ else None
-    return {"class_name": "__lambda__", "config": {"code": code, "defaults": fn.__defaults__, "closure": closure}}
+    """Keras's `__lambda__` config of a Lambda's function: base64 marshalled
+    bytecode, defaults, closure."""
+    code, defaults, closure = serialization_lib._func_dump(fn)
+    return {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults, "closure": closure}}
 
 
 def _func_load(config: dict, custom_objects=None):
-    """The function from its bytecode. Its global names resolve as Keras 2's
-    `Lambda` resolves them: `torch` and `keras` (kerasish), then the globals of
-    the module that wrote it when that module is imported here (Keras 2's
-    `module` key, kept by the legacy-config upgrade), then every custom object
-    in effect (registered, `CustomObjectScope`, `custom_objects=`): a lambda
-    calling a helper function by name runs when the helper is passed as a
-    custom object, as in tf.keras 2."""
-    code = marshal.loads(base64.decodebytes(config["code"].encode("ascii")))
-    defaults = config.get("defaults")
-    closure = config.get("closure")
-    if closure is not None:
-        closure = tuple(types.CellType(v) for v in closure)
-    import torch
-
-    import kerasish
-
-    globs = {"__builtins__": builtins, "torch": torch, "keras": kerasish}
-    module = config.get("module")
-    if isinstance(module, str) and module in sys.modules:
-        globs.update(vars(sys.modules[module]))
-    globs.update(custom_objects_in_effect(custom_objects))
-    return types.FunctionType(code, globs, name=code.co_name, argdefs=tuple(defaults) if defaults else None, closure=closure)
+    """The function from its bytecode, its globals resolved as Keras 2's
+    `Lambda` resolves them (`serialization_lib._func_load`; Keras 2's
+    `module` key is kept by the legacy-config upgrade)."""
+    return serialization_lib._func_load((config["code"], config.get("defaults"), config.get("closure")),
+                                        module=config.get("module"), custom_objects=custom_objects)
 
 
 def _serialize_fn(fn):
