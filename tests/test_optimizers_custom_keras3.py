@@ -131,3 +131,16 @@ def test_an_optimizer_without_update_step_says_what_to_write():
     model.compile(optimizer=Incomplete(learning_rate=0.1), loss="mse")
     with pytest.raises(NotImplementedError, match="update_step"):
         model.fit(X, Y, verbose=0)
+
+
+def test_building_on_lazy_weights_says_to_call_the_model_first():
+    """A torch user's habit: the optimizer built on `model.parameters()` before
+    the first call. A Keras 3 style `build` makes slots shaped like the
+    variables, which do not have shapes yet: a clear error, not torch's."""
+    model = keras.Sequential([keras.layers.Dense(4), keras.layers.Dense(1)])
+    opt = _optimizer_classes(keras)["MomentumSGD"]()
+    with pytest.raises(ValueError, match="Call the model once"):
+        opt.build(list(model.parameters()))
+    model(torch.zeros(2, 3))
+    opt.build(list(model.parameters()))
+    assert len(opt.momentums) == 4

@@ -455,6 +455,11 @@ class Optimizer(torch.optim.Optimizer):
             groups = var_list
         else:
             groups = [{"params": var_list}]
+        if type(self).update_step is not Optimizer.update_step:
+            # a Keras 3 style subclass makes its slots in its own `build`, shaped like the variables
+            for group in groups:
+                for p in group["params"]:
+                    self._refuse_lazy(p)
         self.defaults["lr"] = self._lr_value
         for group in groups:
             self.add_param_group(dict(group))
@@ -829,10 +834,19 @@ class Optimizer(torch.optim.Optimizer):
         self._custom_variables.append(variable)
         return variable
 
+    def _refuse_lazy(self, variable) -> None:
+        if isinstance(variable, torch.nn.parameter.UninitializedTensorMixin):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' makes its slots shaped like the variables it is built on, "
+                "and one is a lazy weight of a model that has not been called yet. Call the model once (or "
+                "`model.build(input_shape)`) before building the optimizer on `model.parameters()`."
+            )
+
     def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
         """A variable shaped and typed as `reference_variable` (Keras names it
         `<reference path with "/" as "_">_<name>`), on its device."""
         name = name or "var"
+        self._refuse_lazy(reference_variable)
         path = getattr(reference_variable, "path", None)
         prefix = path.replace("/", "_") if isinstance(path, str) else (
             str(getattr(reference_variable, "name", "variable")).replace("/", "_").replace(":", "_"))

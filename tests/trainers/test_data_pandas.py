@@ -141,3 +141,18 @@ def test_validation_split_keeps_keras_error_for_unsliceable_data():
     model = _sequential(keras, 3, "mse")
     with pytest.raises(ValueError, match="only supported for tensors or NumPy arrays"):
         model.fit([object()] * 4, np.zeros((4, 1)), validation_split=0.5, verbose=0)
+
+
+def test_pandas_extension_dtypes_do_not_break_the_floatx_rule():
+    """A nullable `Int64` column beside a float64 one: the frame is cast to floatx
+    as a whole (the extension dtype is not a float), as plain int64 would be."""
+    df = _frame(3)
+    nullable = df[["a", "c"]].astype({"c": "Int64"})
+    plain = df[["a", "c"]]
+    preds = []
+    for x in (nullable, plain):
+        model = _sequential(keras, 2, "mse")
+        model.set_weights([np.full(w.shape, 0.1, "float32") for w in model.get_weights()])
+        model.fit(x, df["r"], batch_size=8, epochs=1, shuffle=False, verbose=0)
+        preds.append(model.predict(x, verbose=0))
+    np.testing.assert_array_equal(preds[0], preds[1])
