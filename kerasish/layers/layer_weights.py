@@ -244,8 +244,13 @@ class LayerWeightsMixin:
         if self.__dict__.get("_in_build"):
             var = cls(value, trainable, name=name, autocast=autocast)
         else:
-            # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w")
-            with naming.name_scope(self.name):
+            # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w");
+            # after the build (`enable_lora`), under the scopes it was built in ("sequential/dense/w"),
+            # as Keras's `name_scope(caller=layer)` reopens its `_parent_path`
+            built_path = self.__dict__.get("_layer_path")
+            scope = naming.name_scope(self.name) if built_path is None else naming.NameScope(
+                self.name, caller=self, override_parent=built_path.rpartition("/")[0])
+            with scope:
                 var = cls(value, trainable, name=name, autocast=autocast)
         var.__dict__["_initializer"] = init  # (for `reset_parameters`)
         var.__dict__["regularizer"] = regularizers.get(regularizer)
@@ -592,6 +597,9 @@ class LayerWeightsMixin:
         with torch.no_grad():
             for target, value in zip(targets, values):
                 target.copy_(value.to(device=target.device, dtype=target.dtype))
+        after = getattr(self, "_after_keras_load", None)
+        if after is not None:  # as a weights file's load: e.g. a LoRA layer zeroes its factors, as Keras's
+            after()
 
     def apply_constraints(self) -> None:
         """Applies each weight's `constraint` in place (kerasish optimizers
