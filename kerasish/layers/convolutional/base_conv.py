@@ -19,6 +19,7 @@ from kerasish import activations
 from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
+from kerasish.layers.convolutional.conv_lora import ConvLoRA
 from kerasish.layers.convolutional.conv_utils import SpatialLayout
 from kerasish.layers.convolutional.conv_utils import check_output_shape
 from kerasish.layers.convolutional.conv_utils import conv_output_length
@@ -164,7 +165,7 @@ class ConvSetupMixin:
         }
 
 
-class BaseConv(ConvSetupMixin, Layer):
+class BaseConv(ConvLoRA, ConvSetupMixin, Layer):
     """Abstract N-D convolution (cross-correlation) layer; see `Conv2D`.
 
     Args:
@@ -185,8 +186,12 @@ class BaseConv(ConvSetupMixin, Layer):
         bias_initializer: Defaults to "zeros".
         kernel_regularizer, bias_regularizer, activity_regularizer,
         kernel_constraint, bias_constraint: Defaults to None.
-        lora_rank, lora_alpha: accepted for signature compatibility; LoRA is
-            not implemented (a value other than None raises NotImplementedError).
+        lora_rank: If set, the layer is built with LoRA enabled at this rank
+            (`enable_lora`, see `conv_lora.py`): the kernel is frozen and a
+            trainable low-rank update `lora_kernel_a @ lora_kernel_b` is
+            added. Defaults to None.
+        lora_alpha: LoRA scale numerator (the update is scaled by
+            `lora_alpha / lora_rank`). Defaults to `lora_rank`.
     """
 
     def __init__(
@@ -213,8 +218,6 @@ class BaseConv(ConvSetupMixin, Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if lora_rank is not None:
-            raise NotImplementedError(f"{type(self).__name__}: LoRA (`lora_rank`) is not supported by kerasish yet.")
         self._setup_conv(rank, kernel_size, strides, padding, data_format, dilation_rate, activation, allow_causal=rank == 1)
         self.filters = filters
         self.groups = groups
@@ -225,8 +228,9 @@ class BaseConv(ConvSetupMixin, Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
-        self.lora_rank = None
-        self.lora_alpha = None
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+        self.lora_enabled = False
         check_positive(filters, "filters", "value")
         if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
             raise ValueError(f"The number of groups must be a positive integer. Received: groups={groups}.")
@@ -252,7 +256,7 @@ class BaseConv(ConvSetupMixin, Layer):
                 f"(full input shape is {tuple(input_shape)})."
             )
         self.compute_output_shape(input_shape)
-        self.kernel = self.add_weight(
+        self._kernel = self.add_weight(
             name="kernel",
             shape=self.kernel_size + (channels // self.groups, self.filters),
             initializer=self.kernel_initializer,
@@ -271,15 +275,24 @@ class BaseConv(ConvSetupMixin, Layer):
             )
         else:
             self.bias = None
+        if self.lora_rank:
+            self.built = True
+            self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
 
     def call(self, inputs):
         if type(self).convolution_op is not BaseConv.convolution_op:
             return self._call_custom_convolution_op(inputs)
         x, padding = self._torch_input(inputs)
         fused_bias = self._fused_bias()
+        # the stored kernel read straight from the registry (the hot path); the
+        # `kernel` property when it computes (LoRA merged, mixed precision cast)
+        d = self.__dict__
+        kernel = d["_parameters"].get("kernel")
+        if kernel is None or d["_mixed"] or d["lora_enabled"]:
+            kernel = self.kernel
         try:
             y = CONV_OPS[self._op_rank](
-                x, self._torch_kernel(self.kernel), fused_bias, self._op_strides, padding, self._op_dilation, self.groups
+                x, self._torch_kernel(kernel), fused_bias, self._op_strides, padding, self._op_dilation, self.groups
             )
         except RuntimeError:
             self._raise_if_too_small(inputs)  # a torch size error, explained
@@ -337,4 +350,7 @@ class BaseConv(ConvSetupMixin, Layer):
                 "bias_constraint": constraints.serialize(self.bias_constraint),
             }
         )
+        if self.lora_rank:
+            config["lora_rank"] = self.lora_rank
+            config["lora_alpha"] = self.lora_alpha
         return config

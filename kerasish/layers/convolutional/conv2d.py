@@ -32,8 +32,8 @@ class Conv2D(BaseConv):
         activity_regularizer: Defaults to None.
         kernel_constraint: Defaults to None.
         bias_constraint: Defaults to None.
-        **kwargs: Base layer arguments (`name`, `dtype`, ...). `lora_rank`
-            must stay None: LoRA is not implemented in kerasish.
+        **kwargs: Base layer arguments (`name`, `dtype`, ...), and `lora_rank`
+            / `lora_alpha` (LoRA built in, as Keras; see `enable_lora`).
 
     Input shape: `(batch, height, width, channels)` (channels_last) or `(batch, channels, height, width)` (channels_first).
     Output shape: `(batch, new_height, new_width, filters)` or `(batch, filters, new_height, new_width)`.

@@ -32,8 +32,8 @@ class Conv3D(BaseConv):
         activity_regularizer: Defaults to None.
         kernel_constraint: Defaults to None.
         bias_constraint: Defaults to None.
-        **kwargs: Base layer arguments (`name`, `dtype`, ...). `lora_rank`
-            must stay None: LoRA is not implemented in kerasish.
+        **kwargs: Base layer arguments (`name`, `dtype`, ...), and `lora_rank`
+            / `lora_alpha` (LoRA built in, as Keras; see `enable_lora`).
 
     Input shape: `(batch, d1, d2, d3, channels)` (channels_last) or `(batch, channels, d1, d2, d3)` (channels_first).
     Output shape: `(batch, new_d1, new_d2, new_d3, filters)` or `(batch, filters, new_d1, new_d2, new_d3)`.

@@ -308,8 +308,6 @@ def test_bad_inputs():
     layer(_x((1, 5, 5, 2)))
     with pytest.raises(ValueError):
         layer(_x((1, 5, 5, 3)))  # channel axis fixed at build
-    with pytest.raises(NotImplementedError, match="LoRA"):
-        L.Conv2D(4, 3, lora_rank=2)
 
 
 def test_mixed_precision_outputs_match_float32(keras_ref):
