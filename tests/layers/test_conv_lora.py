@@ -346,19 +346,7 @@ def test_lora_weight_paths_follow_the_build_scope_as_keras(keras_ref):
     layer was built in (Keras's `name_scope(caller=layer)`), also for Dense."""
     paths = []
     for lib in (keras_ref, kerasish):
-
-        class MyModel(lib.Model):
-            def __init__(self):
-                super().__init__(name="mymodel")
-                self.conv2d = lib.layers.Conv2D(4, 3, name="conv2d")
-
-            def build(self, input_shape):
-                self.conv2d.build(input_shape)
-
-            def call(self, x):
-                return self.conv2d(x)
-
-        model = MyModel()
+        model = _subclassed_model(lib)
         model.build((None, 5, 5, 4))
         model.conv2d.enable_lora(2)
         seq = lib.Sequential([lib.Input((5, 5, 4)), lib.layers.Conv2D(2, 3, name="c"), lib.layers.Flatten(),
@@ -372,3 +360,18 @@ def test_lora_weight_paths_follow_the_build_scope_as_keras(keras_ref):
         paths.append([w.path for w in model.weights + seq.weights + standalone.weights])
     assert "mymodel/conv2d/lora_kernel_a" in paths[0] and "seq/d/lora_kernel_b" in paths[0]
     assert paths[1] == paths[0]
+
+
+def _subclassed_model(lib):
+    class MyModel(lib.Model):
+        def __init__(self):
+            super().__init__(name="mymodel")
+            self.conv2d = lib.layers.Conv2D(4, 3, name="conv2d")
+
+        def build(self, input_shape):
+            self.conv2d.build(input_shape)
+
+        def call(self, x):
+            return self.conv2d(x)
+
+    return MyModel()
