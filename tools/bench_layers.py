@@ -64,6 +64,12 @@ def cases(small: bool):
         x = torch.randn(256 // s, 1024 // s)
         return ours, ref, x, x
 
+    def conv1d():
+        ours = keras.layers.Conv1D(128 // s, 3, padding="same")
+        ref = nn.Conv1d(128 // s, 128 // s, 3, padding=1)
+        x = torch.randn(b, 256 // s, 128 // s)
+        return ours, ref, x, x.permute(0, 2, 1)
+
     def conv2d():
         ours = keras.layers.Conv2D(64, 3, padding="same")
         ref = nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
@@ -107,7 +113,7 @@ def cases(small: bool):
         return ours, ref, x, x
 
     for name, make in [
-        ("Dense", dense), ("Conv2D", conv2d), ("DepthwiseConv2D", depthwise), ("LSTM", lstm), ("GRU", gru),
+        ("Dense", dense), ("Conv1D", conv1d), ("Conv2D", conv2d), ("DepthwiseConv2D", depthwise), ("LSTM", lstm), ("GRU", gru),
         ("MultiHeadAttention", mha), ("BatchNormalization", batchnorm), ("LayerNormalization", layernorm),
     ]:
         out.append((name, make))
@@ -174,7 +180,8 @@ def main(argv=None):
         x_ours, x_ref = x_ours.to(device), x_ref.to(device)
         ours_mod.to(device), ref_mod.to(device)
         ours_fn(x_ours)  # build
-        x_ref = x_ours.permute(0, 3, 1, 2) if x_ours.dim() == 4 else x_ours  # same bytes
+        # same bytes: NHWC seen as NCHW (channels_last), NLC seen as NCL
+        x_ref = x_ours.permute(0, 3, 1, 2) if x_ours.dim() == 4 else x_ours.transpose(1, 2) if name == "Conv1D" else x_ours
         for mode in ("forward", "fwd+bwd"):
             training = mode == "fwd+bwd"
             ours_mod.train(training)
