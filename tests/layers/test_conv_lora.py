@@ -357,8 +357,11 @@ def test_lora_weight_paths_follow_the_build_scope_as_keras(keras_ref):
             standalone = lib.layers.Conv1D(2, 2, name="solo")
             standalone.build((None, 4, 2))
         standalone.enable_lora(1)
-        paths.append([w.path for w in model.weights + seq.weights + standalone.weights])
+        quantized = lib.Sequential([lib.Input((4,)), lib.layers.Dense(2, name="q")], name="qseq")
+        quantized.quantize("int8")  # (the same mechanism: weights made after the build)
+        paths.append([w.path for w in model.weights + seq.weights + standalone.weights + quantized.weights])
     assert "mymodel/conv2d/lora_kernel_a" in paths[0] and "seq/d/lora_kernel_b" in paths[0]
+    assert "qseq/q/kernel_scale" in paths[0]
     assert paths[1] == paths[0]
 
 
