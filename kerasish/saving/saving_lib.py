@@ -364,7 +364,7 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
         )
     from kerasish.saving.serialization_lib import SafeModeScope
 
-    compile_config = config.get("compile_config")
+    compile_config = _upgrade_tf_keras_compile_config(config.get("compile_config"), custom_objects)
     try:
         # Lambda and TorchModuleWrapper read the safe mode from the scope (their code or pickle runs
         # only with safe_mode=False)
@@ -386,6 +386,22 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
                 stacklevel=3,
             )
     return model
+
+
+def _upgrade_tf_keras_compile_config(compile_config, custom_objects=None):
+    """tf-keras 2.13+ writes `.keras` archives too: its `compile_config` names optimizers with Keras 2
+    arguments (`jit_compile`, `is_legacy_optimizer`, a legacy optimizer's `decay`), which Keras 3's
+    optimizers refuse; such an optimizer is rebuilt as a Keras 2 one (`legacy_training_config`)."""
+    opt = compile_config.get("optimizer") if isinstance(compile_config, dict) else None
+    inner = opt.get("config") if isinstance(opt, dict) else None
+    if not isinstance(inner, dict) or "is_legacy_optimizer" not in inner:
+        return compile_config
+    from kerasish.saving import legacy_training_config
+
+    # tf-keras also writes `steps_per_execution` / `jit_compile` / `run_eagerly` as None (its defaults)
+    compile_config = {k: v for k, v in compile_config.items()
+                      if v is not None or k not in ("steps_per_execution", "jit_compile", "run_eagerly")}
+    return {**compile_config, "optimizer": legacy_training_config.optimizer_from_keras2(opt, custom_objects)}
 
 
 def _parse_config(raw: bytes, where: str):
