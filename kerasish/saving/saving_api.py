@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 
 import torch
@@ -48,6 +49,36 @@ def _is_legacy_h5_file(path: str) -> bool:
     from kerasish.saving import legacy_h5_format
 
     return os.path.exists(path) and legacy_h5_format.is_legacy_h5(path)
+
+
+_CONVERTER = "tools/convert_tf_keras_files.py (kerasish's repository)"
+_TF_DATA_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def _tf_only_format_error(path: str, action: str):
+    """A `ValueError` naming a TensorFlow-only file (a SavedModel directory, a TF checkpoint written by
+    tf.keras's `save_weights("ckpt")`) and how to convert it, or None for any other path. These files
+    are TensorFlow graphs and tensor bundles: kerasish has no reader for them (no TensorFlow, ever)."""
+    if not path:
+        return None
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return ValueError(
+            f"Cannot {action} '{path}': it is a TensorFlow SavedModel directory (`model.save('{os.path.basename(path)}')` "
+            "in tf.keras 2 without an extension, or `save_format='tf'`), which needs TensorFlow to read. In the "
+            f"environment that wrote it run `python {_CONVERTER} {path} model.h5` (or `tf.keras.models.load_model"
+            "(path).save('model.h5')`), then load `model.h5` with kerasish."
+        )
+    prefix = path[: -len(".index")] if path.endswith(".index") else _TF_DATA_SHARD.sub("", path)
+    if prefix != path or (os.path.isfile(path + ".index") and not os.path.isfile(path)):
+        return ValueError(
+            f"Cannot {action} '{path}': it is a TensorFlow checkpoint (`{os.path.basename(prefix)}.index` + "
+            f"`.data-*` files, written by tf.keras 2's `save_weights('{os.path.basename(prefix)}')` without an `.h5` "
+            "suffix), which needs TensorFlow to read. In the environment that wrote it, build the model, "
+            f"`model.load_weights('{prefix}')` and `model.save_weights('model.weights.h5', save_format='h5')` "
+            f"(`python {_CONVERTER} {prefix} model.weights.h5 --build module:function` does this), then "
+            "`model.load_weights('model.weights.h5')` with kerasish."
+        )
+    return None
 
 
 def _refuse_parametrized(model, action: str) -> None:
@@ -157,12 +188,9 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
         from kerasish.saving import legacy_h5_format
 
         return legacy_h5_format.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
-    if path and os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ValueError(
-            f"'{path}' is a TensorFlow SavedModel directory, which needs TensorFlow to read. In an environment with "
-            "TensorFlow run `tf.keras.models.load_model(path).save('model.h5')` (or `.keras`), then load that file "
-            "with kerasish."
-        )
+    error = _tf_only_format_error(path, "load a model from")
+    if error is not None:
+        raise error
     if path and saving_lib.is_model_dir(path):
         return saving_lib.load_model_from_dir(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
     if path:
@@ -259,6 +287,9 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
     path = os.fspath(filepath)
+    error = _tf_only_format_error(path, "load weights from")
+    if error is not None:
+        raise error
     if not path.endswith(_TORCH_SUFFIXES):
         _refuse_parametrized(model, "load the weights")
     if path.endswith((".h5", ".hdf5")) and _is_legacy_h5_file(path):
