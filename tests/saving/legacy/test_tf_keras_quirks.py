@@ -71,6 +71,18 @@ def test_tf_keras_archive_compiles_and_restores_adam_in_its_order(tmp_path):
         np.testing.assert_array_equal(opt.state[p]["velocity"].cpu().numpy(), stored[2 + 2 * j])
 
 
+def test_tf_keras_archive_with_a_legacy_optimizer_compiles(tmp_path):
+    """tf-keras writes `keras.optimizers.legacy` with `decay` and `steps_per_execution: null`, and no
+    optimizer state, for a legacy optimizer; metadata.json says 2.21.0. It loads compiled, fresh."""
+    path = _unpacked(tmp_path, "tfkeras_archive_legacy.keras")
+    with zipfile.ZipFile(path) as z:
+        opt_config = json.loads(z.read("config.json"))["compile_config"]["optimizer"]
+    assert opt_config["module"] == "keras.optimizers.legacy" and "is_legacy_optimizer" not in opt_config["config"]
+    model = keras.models.load_model(path)
+    assert type(model.optimizer).__name__ == "Adam" and int(model.optimizer.iterations) == 0
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.01, rtol=1e-6)
+
+
 def test_legacy_ftrl_slots_are_read_per_weight(tmp_path):
     """Legacy Ftrl writes accumulator0, linear0, accumulator1, ... (other legacy optimizers: slot by slot)."""
     path = _unpacked(tmp_path, "legacy_optimizers_ftrl.h5")
