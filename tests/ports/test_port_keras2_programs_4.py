@@ -145,9 +145,21 @@ def test_tfkeras_archive_program(tmp_path):
     _assert_history(loaded.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0), meta["history_resumed"])
     _assert_list(loaded.get_weights(), listed("resumed_final"))
 
+    # kerasish re-saved it as Keras 2 `.h5`: tf.keras loads it with its Adam state (metadata.json)
+    entry = _written_back("tfkeras_archive")
+    assert entry["optimizer_iterations"] == entry["own_iterations"] == meta["loaded_iterations"]
+
     fresh = _archive_model()
     fresh.load_weights(_fixture(tmp_path, "tfkeras_archive.weights.h5"))
     _assert_list(fresh.get_weights(), listed("final"), EXACT)
+
+    # compiled with `optimizers.legacy.Adam`: tf-keras writes no optimizer state; both start it fresh
+    legacy = load_model(_fixture(tmp_path, "tfkeras_archive_legacy.keras"))
+    _assert_list(legacy.get_weights(), listed("legacy_saved"), EXACT)
+    assert int(legacy.optimizer.iterations) == meta["legacy_loaded_iterations"] == 0
+    _assert_history(legacy.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0),
+                    meta["legacy_history_resumed"])
+    _assert_list(legacy.get_weights(), listed("legacy_resumed_final"))
 
 
 def test_tf_formats_refused_with_a_way_out(tmp_path):
@@ -176,6 +188,10 @@ def test_tf_formats_refused_with_a_way_out(tmp_path):
     _assert_list(converted.get_weights(), listed("weights"), EXACT)
     np.testing.assert_allclose(converted.predict(arrays["x"], verbose=0), arrays["predict"], **LOADED)
     _written_back("tf_formats_converted")
+    assert meta["converter_checkpoint"]["returncode"] == 0
+    model.load_weights(_fixture(tmp_path, "tf_formats_ckpt_converted.h5"))
+    _assert_list(model.get_weights(), listed("weights"), EXACT)
+    np.testing.assert_allclose(model.predict(arrays["x"], verbose=0), arrays["predict"], **LOADED)
 
 
 def test_multi_output_dicts_program(tmp_path):
