@@ -40,7 +40,7 @@ def convert_saved_model(src, dest):
 
 
 def convert_checkpoint(src, dest, build):
-    keras = _tf_keras()
+    _tf_keras()  # TF_USE_LEGACY_KERAS set before the user's module imports tf.keras
     module, _, function = build.partition(":")
     if not function:
         raise SystemExit(f"--build must be `module:function`. Received: {build!r}")
