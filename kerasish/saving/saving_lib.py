@@ -367,6 +367,12 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
     from kerasish.saving.serialization_lib import SafeModeScope
 
     compile_config = _upgrade_tf_keras_compile_config(config.get("compile_config"), custom_objects, keras_version)
+    if keras_version is not None and keras_version < (3,):
+        # tf-keras 2.13+'s archives: Keras 3's file layout around Keras 2 layer configs (`time_major`,
+        # Keras 2's `hard_sigmoid`, ...), read as the legacy `.h5` files' configs are
+        from kerasish.saving import legacy_config
+
+        config = legacy_config.upgrade_model_config(config, ".".join(str(v) for v in keras_version))
     try:
         # Lambda and TorchModuleWrapper read the safe mode from the scope (their code or pickle runs
         # only with safe_mode=False)

@@ -71,6 +71,23 @@ def test_tf_keras_archive_compiles_and_restores_adam_in_its_order(tmp_path):
         np.testing.assert_array_equal(opt.state[p]["velocity"].cpu().numpy(), stored[2 + 2 * j])
 
 
+def test_tf_keras_archive_rmsprop_state_is_read_slot_by_slot(tmp_path):
+    """tf-keras's RMSprop makes every velocity, then every momentum, then every average gradient (its
+    Adam interleaves m/v): the archive's vars follow that order. Its layers' configs are Keras 2's
+    (`time_major` on the LSTM/GRU), read as a legacy `.h5`'s are."""
+    path = _unpacked(tmp_path, "tfkeras_archives_more_rnn.keras")
+    with zipfile.ZipFile(path) as z:
+        with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
+            stored = [np.asarray(f["optimizer/vars"][str(i)]) for i in range(len(f["optimizer/vars"]))]
+    model = keras.models.load_model(path)
+    opt, params = model.optimizer, list(model.trainable_weights)
+    n = len(params)
+    assert type(opt).__name__ == "RMSprop" and len(stored) == 1 + 3 * n and int(opt.iterations) == 2
+    for j, p in enumerate(params):
+        for block, slot in enumerate(("velocity", "momentum", "average_gradient")):
+            np.testing.assert_array_equal(opt.state[p][slot].cpu().numpy(), stored[1 + block * n + j], err_msg=slot)
+
+
 def test_tf_keras_archive_with_a_legacy_optimizer_compiles(tmp_path):
     """tf-keras writes `keras.optimizers.legacy` with `decay` and `steps_per_execution: null`, and no
     optimizer state, for a legacy optimizer; metadata.json says 2.21.0. It loads compiled, fresh."""
