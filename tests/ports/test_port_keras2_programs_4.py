@@ -162,6 +162,30 @@ def test_tfkeras_archive_program(tmp_path):
     _assert_list(legacy.get_weights(), listed("legacy_resumed_final"))
 
 
+@pytest.mark.parametrize("name", ["rnn", "nested", "amsgrad"])
+def test_tfkeras_archives_more_resume(tmp_path, name):
+    """More tf-keras `.keras` archives: Keras 2 layer configs inside (RNNs, masking, a nested Sequential)
+    and optimizers whose tf-keras variable order is not plain interleaving (centered RMSprop with
+    momentum: slot by slot; Adam(amsgrad=True): its `vhat`s last; SGD with Nesterov momentum). Each was
+    saved after 1 epoch; kerasish and tf-keras resume 1 more."""
+    from kerasish.models import load_model
+
+    arrays, meta, listed = _expected("tfkeras_archives_more")
+    rng = np.random.RandomState(8)
+    tokens = rng.randint(0, 20, (8, 5)).astype("int32")
+    tokens[:3, 3:] = 0
+    x2 = rng.randn(8, 3).astype("float32")
+    y = rng.randn(8, 2).astype("float32")
+    x = tokens if name == "rnn" else x2
+    loaded = load_model(_fixture(tmp_path, f"tfkeras_archives_more_{name}.keras"))
+    _assert_list(loaded.get_weights(), listed(f"{name}_saved"), EXACT)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), arrays[f"{name}_loaded_predict"], **LOADED)
+    assert int(loaded.optimizer.iterations) == meta[f"{name}_loaded_iterations"] == 2
+    _assert_history(loaded.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0),
+                    meta[f"{name}_history_resumed"])
+    _assert_list(loaded.get_weights(), listed(f"{name}_resumed_final"))
+
+
 def test_tf_formats_refused_with_a_way_out(tmp_path):
     """TensorFlow-only files: a TF checkpoint (`save_weights("ckpt")`) and a SavedModel directory. kerasish
     names what the file is and how to convert it (tools/convert_tf_keras_files.py), never an h5py/zipfile
