@@ -190,3 +190,32 @@ def test_tf_checkpoint_and_saved_model_say_what_they_are(tmp_path):
     # a plain missing file is still "not found", not a checkpoint
     with pytest.raises(ValueError, match="File format not supported"):
         model.load_weights(tmp_path / "nothing_here")
+
+
+def test_keras2_save_format_argument(tmp_path):
+    """Keras 2 programs pass `save_format=`: "h5" writes Keras 2 HDF5 under any name (read back by
+    kerasish as such), "tf" needs TensorFlow and says so, anything else is refused (it was dropped
+    silently by `save`, a TypeError in `save_weights`)."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), verbose=0)
+    x = np.arange(6, dtype="float32").reshape(2, 3)
+    model.save_weights(tmp_path / "weights_no_suffix", save_format="h5")
+    assert h5py.is_hdf5(tmp_path / "weights_no_suffix")
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    other.load_weights(tmp_path / "weights_no_suffix")
+    np.testing.assert_array_equal(other.predict(x, verbose=0), model.predict(x, verbose=0))
+    model.save(tmp_path / "model_no_suffix", save_format="h5")
+    loaded = keras.models.load_model(tmp_path / "model_no_suffix")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert int(loaded.optimizer.iterations) == 1
+    for call in (lambda: model.save(tmp_path / "m", save_format="tf"),
+                 lambda: model.save_weights(tmp_path / "ckpt", save_format="tf")):
+        with pytest.raises(ValueError, match=r"save_format='tf'.*needs TensorFlow"):
+            call()
+    with pytest.raises(ValueError, match=r"Unknown `save_format`.*Received: save_format='pickle'"):
+        model.save(tmp_path / "m.keras", save_format="pickle")
+    with pytest.raises(ValueError, match=r"`save_format='h5'` with a `.keras` name"):
+        model.save(tmp_path / "m.keras", save_format="h5")
+    with pytest.raises(ValueError, match=r"TensorFlow checkpoint.*ckpt\.weights\.h5"):
+        model.save_weights(tmp_path / "ckpt")
