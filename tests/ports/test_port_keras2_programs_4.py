@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import warnings
 
@@ -254,6 +255,12 @@ def test_multi_output_dicts_program(tmp_path):
     for key, want in zip(meta["loaded_metrics_names"], meta["loaded_evaluate"]):
         np.testing.assert_allclose(logs[key], want, err_msg=key, **LOADED)
     _written_back("multi_output_dicts")
+
+    # class_weight with several outputs: refused, as tf.keras 2 refused it (recorded message)
+    kind_error, _, message = meta["multi_output_class_weight_error"].partition(": ")
+    assert kind_error == "ValueError"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.fit(x, yd, class_weight={0: 1.0, 1: 3.0, 2: 0.5}, batch_size=8, epochs=1, verbose=0)
 
     c = layers.Input((5,), name="num")
     clf = Model(c, layers.Dense(3, activation="softmax", name="kind")(layers.Dense(6, activation="tanh")(c)))
