@@ -307,16 +307,18 @@ class Model(Trainer, Layer):
         return export_model(self, filepath, format=format, verbose=verbose, input_signature=input_signature,
                             **kwargs)
 
-    def save_weights(self, filepath, overwrite=True, max_shard_size=None):
-        """Saves the weights: `.weights.h5` (Keras 3 layout) or `.pt`/`.pth` (torch state_dict)."""
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None, **kwargs):
+        """Saves the weights: `.weights.h5` (Keras 3 layout), `.h5` (Keras 2) or `.pt`/`.pth` (torch
+        state_dict); Keras 2's `save_format=` / `options=` are accepted (see `keras.saving.save_weights`)."""
         from kerasish.saving import saving_api
 
         if _model_parallel(self):
             from kerasish.distribution import model_parallel
 
             return model_parallel.save_on_rank_zero(
-                self, lambda: saving_api.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size))
-        return saving_api.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+                self, lambda: saving_api.save_weights(self, filepath, overwrite=overwrite,
+                                                      max_shard_size=max_shard_size, **kwargs))
+        return saving_api.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size, **kwargs)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
         """Loads weights from `.weights.h5`, `.keras` or `.pt`/`.pth` (see `keras.saving.load_weights`)."""

@@ -387,6 +387,89 @@ class _ReadStore:
         return value
 
 
+class _TfKerasOptimizerStore:
+    """A tf-keras 2.13+ `.keras` archive's optimizer `vars` seen in Keras 3's layout.
+
+    tf-keras writes `iteration`, then its slots in the order its `build` made them (see
+    `_TF_KERAS_SLOT_BLOCKS`), and no `learning_rate` (that lives in the compile config); Keras 3 (and
+    kerasish) keep `iteration`, `learning_rate`, then the slots in their own order. `order[i]` is the
+    file key of kerasish variable `i`, or None for the learning rate (the optimizer's own value)."""
+
+    def __init__(self, store, order, learning_rate):
+        self._store, self._order, self._lr = store, order, learning_rate
+        self.path = getattr(store, "path", "")
+        self.keras_version = getattr(store, "keras_version", None)
+
+    def keys(self):
+        return [str(i) for i in range(len(self._order))]
+
+    def __len__(self):
+        return len(self._order)
+
+    def __contains__(self, key):
+        return key in self.keys()
+
+    def shape(self, key) -> tuple:
+        source = self._order[int(key)]
+        return () if source is None else self._store.shape(source)
+
+    def __getitem__(self, key):
+        source = self._order[int(key)]
+        return np.asarray(self._lr, dtype=np.float32) if source is None else self._store[source]
+
+
+def _interleaved(slots):
+    return [list(slots)]
+
+
+# tf-keras 2.11+'s optimizers' `build`, per class: blocks of kerasish slot names; each block is made
+# for every weight in turn with its slots interleaved (Adam: m0, v0, m1, v1, ..., then vhat0, vhat1, ...;
+# RMSprop: every velocity, then every momentum, then every average gradient). tf-keras's SGD makes
+# its `m` even at momentum=0 (kerasish then has no slot: the file's are unused zeros).
+_TF_KERAS_SLOT_BLOCKS = {
+    "SGD": _interleaved, "Adamax": _interleaved, "Adagrad": _interleaved, "Adadelta": _interleaved,
+    "Ftrl": _interleaved, "Nadam": _interleaved, "Lion": _interleaved,
+    "Adam": lambda slots: [[s for s in slots if s != "velocity_hat"]] + [["velocity_hat"]] * ("velocity_hat" in slots),
+    "AdamW": lambda slots: [[s for s in slots if s != "velocity_hat"]] + [["velocity_hat"]] * ("velocity_hat" in slots),
+    "RMSprop": lambda slots: [[s] for s in slots],
+}
+
+
+def _tf_keras_optimizer_store(opt, store):
+    """`store` unchanged unless it is a tf-keras (Keras 2) archive's state of an optimizer class tf-keras
+    has, holding one `iteration` and exactly the slots that class makes (see `_TfKerasOptimizerStore`);
+    any other layout is left to the optimizer, which skips it with a warning."""
+    version = getattr(store, "keras_version", None)
+    blocks_of = _TF_KERAS_SLOT_BLOCKS.get(type(opt).__name__)
+    slots = list(getattr(opt, "_slot_names", ()) or ())
+    params = list(getattr(opt, "_trainable_variables", ()) or ())
+    if version is None or version >= (3,) or blocks_of is None or not params or not getattr(opt, "built", False):
+        return store
+    n = len(params)
+    if not slots and type(opt).__name__ == "SGD" and len(store) == 1 + n:
+        blocks = []  # plain SGD: only the step count matters (the file's `m`s are zeros)
+    else:
+        blocks = blocks_of(slots)
+        if len(store) != 1 + n * len(slots) or any(slot not in opt.state[p] for p in params for slot in slots):
+            return store
+    key_of, i = {}, 1
+    for block in blocks:
+        for j in range(n):
+            for slot in block:
+                key_of[j, slot] = str(i)
+                i += 1
+    order = ["0"]
+    if getattr(opt, "_schedule", None) is None:
+        order.append(None)
+    for group in getattr(opt, "_slot_groups", None) or (slots,):
+        for j, p in enumerate(params):
+            order += [key_of[j, slot] for slot in group if slot in opt.state[p]]
+    if len(order) != len(opt.variables):  # EMA averages, accumulators, ...: not a layout this knows
+        return store
+    return _TfKerasOptimizerStore(store, order, opt._current_lr() if getattr(opt, "_schedule", None) is None
+                                  else None)
+
+
 def _store_for(h5py, h5file, path, keras_version=None):
     group = h5file if not path else _safe_group(h5py, h5file, path)
     vars_group = None
@@ -484,6 +567,7 @@ def read_weights(root, h5file, skip_mismatch=False, keras_version=None, store_fo
         if _own_hook(obj, "load_own_variables"):
             if len(store):
                 _maybe_build_optimizer(root, obj, store)
+                store = _tf_keras_optimizer_store(obj, store)
                 try:
                     _check_hook_shapes(obj, store, path)
                 except ValueError as e:

@@ -85,6 +85,40 @@ _INHERITED_CONV_ARGS = {"groups": (1,), "kernel_initializer": None, "kernel_regu
                         "kernel_constraint": (None,)}
 _NO_PLAIN_KERNEL = {"SeparableConv1D", "SeparableConv2D", "SeparableConvolution1D", "SeparableConvolution2D",
                     "DepthwiseConv1D", "DepthwiseConv2D"}
+# Keras 2's transposed convolutions write the `groups` of the Conv class they
+# derive from (always 1: they have no grouped form); Keras 3's take no `groups`.
+_TRANSPOSE_CONV_ARGS = {"groups": (1,)}
+_TRANSPOSE_CONV = {"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Convolution1DTranspose",
+                   "Convolution2DTranspose", "Convolution3DTranspose", "Deconvolution2D", "Deconvolution3D"}
+
+
+# Keras 2 layers Keras 3 removed and kerasish does not have: what to do instead.
+_REMOVED_LAYERS = {
+    "LocallyConnected1D": "a `Conv1D` has the same receptive field with shared weights",
+    "LocallyConnected2D": "a `Conv2D` has the same receptive field with shared weights",
+}
+
+
+def removed_layer_error(config: dict, custom_objects=None):
+    """A `ValueError` naming the first layer of `config` (an upgraded model config) whose class Keras 3
+    removed (`LocallyConnected1D/2D`) and that `custom_objects` does not supply, or None."""
+    from kerasish.saving.object_registration import get_registered_object
+
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            name = item.get("class_name")
+            if name in _REMOVED_LAYERS and get_registered_object(name, custom_objects) is None:
+                layer = (item.get("config") or {}).get("name", name) if isinstance(item.get("config"), dict) else name
+                return _error(layer, f"`{name}` is a Keras 2 layer that was removed in Keras 3, and kerasish has "
+                                     f"no such layer ({_REMOVED_LAYERS[name]}). To load this file anyway, pass "
+                                     f"your own implementation: `load_model(path, custom_objects={{'{name}': ...}})` "
+                                     "(its weights are read in Keras 2's order).")
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _error(layer_name, message):
@@ -157,7 +191,8 @@ def _upgrade_layer(layer: dict) -> dict:
             config["batch_shape"] = config.pop("input_shape")
     elif batch_input_shape is not None:
         layer["_batch_input_shape"] = batch_input_shape  # consumed by _sequential_layers
-    dropped = {**_DROPPED_ARGS, **(_INHERITED_CONV_ARGS if class_name in _NO_PLAIN_KERNEL else {})}
+    dropped = {**_DROPPED_ARGS, **(_INHERITED_CONV_ARGS if class_name in _NO_PLAIN_KERNEL else {}),
+               **(_TRANSPOSE_CONV_ARGS if class_name in _TRANSPOSE_CONV else {})}
     for key, allowed in dropped.items():
         if key in config:
             value = config.pop(key)

@@ -297,6 +297,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             raise ValueError(f"No model config found in the file at '{where}': it holds weights only; build the "
                              "model in code and call `model.load_weights(...)`.")
         config = legacy_config.upgrade_model_config(config, _attr(f, "keras_version", where))
+        removed = legacy_config.removed_layer_error(config, custom_objects)
+        if removed is not None:
+            raise removed
         objects = {"TFOpLambda": tf_op_mapping.TFOpLambda, "SlicingOpLambda": tf_op_mapping.SlicingOpLambda,
                    **(custom_objects or {})}
         model = saving_lib.model_from_config(config, objects, compile=False, safe_mode=safe_mode,
@@ -317,7 +320,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 def _compile(model, training_config, f, where, custom_objects):
     try:
-        args = legacy_training_config.compile_args_from_training_config(training_config, custom_objects)
+        args = legacy_training_config.compile_args_from_training_config(
+            training_config, custom_objects, output_names=getattr(model, "output_names", None))
         model.compile(**args)
     except (ValueError, TypeError, KeyError) as e:
         warnings.warn(f"The model from '{where}' loads uncompiled: its Keras 2 training configuration could not "
@@ -340,6 +344,9 @@ def _load_optimizer_weights(model, group, training_config, where):
     slots = list(opt._slot_names)
     n, k = len(params), len(slots)
     legacy = not (names and names[0].split("/")[-1].split(":")[0] == "iteration")
+    # most legacy (OptimizerV2) optimizers make each slot for all weights in turn (m0, m1, ..., v0, v1, ...);
+    # legacy Ftrl makes both slots of one weight before the next (accumulator0, linear0, accumulator1, ...)
+    interleaved = legacy and _optimizer_class(training_config) in _LEGACY_INTERLEAVED_SLOTS
     lr_value = None
     if len(names) > 1 and names[1].split("/")[-1].split(":")[0] == "learning_rate":  # Keras 3 writes it second
         lr_value = _read_dataset(datasets[1][1], (), where, "optimizer learning rate")
@@ -361,7 +368,7 @@ def _load_optimizer_weights(model, group, training_config, where):
     values = []
     for j, p in enumerate(params):
         for s, slot in enumerate(slots):
-            i = 1 + (s * n + j if legacy else j * k + s)
+            i = 1 + (s * n + j if legacy and not interleaved else j * k + s)
             name, ds = datasets[i]
             value = _read_dataset(ds, tuple(p.shape), where, f"optimizer weight '{name}'")
             if value is None:
@@ -472,6 +479,14 @@ def save_model(model, filepath, include_optimizer=True) -> None:
         if training is not None:
             f.attrs["training_config"] = json.dumps(training, default=saving_lib._json_default).encode("utf8")
             _save_optimizer_weights(model, f)
+
+
+_LEGACY_INTERLEAVED_SLOTS = {"Ftrl"}
+
+
+def _optimizer_class(training_config) -> str:
+    opt = training_config.get("optimizer_config") if isinstance(training_config, dict) else None
+    return str(opt.get("class_name", "")).split(">", 1)[-1] if isinstance(opt, dict) else ""
 
 
 def _save_optimizer_weights(model, f):

@@ -27,8 +27,8 @@ _LOSS_NAMES = {"logcosh": "log_cosh", "kld": "kl_divergence", "kullback_leibler_
                "huber_loss": "huber"}
 
 
-def compile_args_from_training_config(training_config: dict, custom_objects=None) -> dict:
-    """`model.compile` arguments from a Keras 2 `training_config`."""
+def compile_args_from_training_config(training_config: dict, custom_objects=None, output_names=None) -> dict:
+    """`model.compile` arguments from a Keras 2 `training_config` (`output_names`: the model's, in order)."""
     from kerasish import optimizers
 
     opt_config = training_config.get("optimizer_config")
@@ -36,8 +36,8 @@ def compile_args_from_training_config(training_config: dict, custom_objects=None
     if opt_config is not None:
         optimizer = optimizer_from_keras2(opt_config, custom_objects)
     loss = _map_losses(training_config.get("loss"), custom_objects)
-    metrics = _metrics(training_config.get("metrics"), custom_objects)
-    weighted = _metrics(training_config.get("weighted_metrics"), custom_objects)
+    metrics = _metrics(_unprefixed(training_config.get("metrics"), output_names), custom_objects)
+    weighted = _metrics(_unprefixed(training_config.get("weighted_metrics"), output_names), custom_objects)
     args = {"optimizer": optimizer or optimizers.get("rmsprop"), "loss": loss,
             "loss_weights": training_config.get("loss_weights")}
     if metrics:
@@ -45,6 +45,29 @@ def compile_args_from_training_config(training_config: dict, custom_objects=None
     if weighted:
         args["weighted_metrics"] = weighted
     return args
+
+
+def _unprefixed(metrics, output_names):
+    """tf.keras 2 writes a multi-output model's built metrics under their logged names (`price_mae` for
+    output `price`'s "mae", per output in a list, or keyed by output); compile prefixes the output name
+    itself, so the saved prefix is taken off (else the logs say `price_price_mae`). A new structure."""
+    names = list(output_names or ())
+    if len(names) < 2 or not isinstance(metrics, (list, dict)):
+        return metrics
+    per_output = metrics.items() if isinstance(metrics, dict) else zip(names, metrics)
+    if isinstance(metrics, list) and (len(metrics) != len(names) or not all(isinstance(m, list) for m in metrics)):
+        return metrics
+
+    def strip(entry, prefix):
+        config = entry.get("config") if isinstance(entry, dict) else None
+        name = config.get("name") if isinstance(config, dict) else None
+        if isinstance(name, str) and name.startswith(prefix) and len(name) > len(prefix):
+            return {**entry, "config": {**config, "name": name[len(prefix):]}}
+        return entry
+
+    out = {out_name: [strip(e, f"{out_name}_") for e in (entries if isinstance(entries, list) else [entries])]
+           for out_name, entries in per_output}
+    return out if isinstance(metrics, dict) else [out[n] for n in names]
 
 
 def _custom(name, custom_objects):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import warnings
 
 import torch
@@ -48,6 +49,63 @@ def _is_legacy_h5_file(path: str) -> bool:
     from kerasish.saving import legacy_h5_format
 
     return os.path.exists(path) and legacy_h5_format.is_legacy_h5(path)
+
+
+_CONVERTER = "tools/convert_tf_keras_files.py (kerasish's repository)"
+_TF_DATA_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def _tf_only_format_error(path: str, action: str):
+    """A `ValueError` naming a TensorFlow-only file (a SavedModel directory, a TF checkpoint written by
+    tf.keras's `save_weights("ckpt")`) and how to convert it, or None for any other path. These files
+    are TensorFlow graphs and tensor bundles: kerasish has no reader for them (no TensorFlow, ever)."""
+    if not path:
+        return None
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return ValueError(
+            f"Cannot {action} '{path}': it is a TensorFlow SavedModel directory (`model.save('{os.path.basename(path)}')` "
+            "in tf.keras 2 without an extension, or `save_format='tf'`), which needs TensorFlow to read. In the "
+            f"environment that wrote it run `python {_CONVERTER} {path} model.h5` (or `tf.keras.models.load_model"
+            "(path).save('model.h5')`), then load `model.h5` with kerasish."
+        )
+    prefix = path[: -len(".index")] if path.endswith(".index") else _TF_DATA_SHARD.sub("", path)
+    if prefix != path or (os.path.isfile(path + ".index") and not os.path.isfile(path)):
+        return ValueError(
+            f"Cannot {action} '{path}': it is a TensorFlow checkpoint (`{os.path.basename(prefix)}.index` + "
+            f"`.data-*` files, written by tf.keras 2's `save_weights('{os.path.basename(prefix)}')` without an `.h5` "
+            "suffix), which needs TensorFlow to read. In the environment that wrote it, build the model, "
+            f"`model.load_weights('{prefix}')` and `model.save_weights('model.weights.h5', save_format='h5')` "
+            f"(`python {_CONVERTER} {prefix} model.weights.h5 --build module:function` does this), then "
+            "`model.load_weights('model.weights.h5')` with kerasish."
+        )
+    return None
+
+
+def _save_format(save_format, action: str):
+    """Keras 2's `save_format=` ("h5"/"hdf5", "tf"/"tensorflow", "keras"), normalized; "tf" needs
+    TensorFlow and is refused naming the alternatives."""
+    if save_format is None:
+        return None
+    fmt = str(save_format).lower()
+    if fmt in ("h5", "hdf5"):
+        return "h5"
+    if fmt in ("keras", "keras_v3"):
+        return "keras"
+    if fmt in ("tf", "tensorflow"):
+        raise ValueError(
+            f"`{action}(..., save_format='tf')` is TensorFlow's format (a SavedModel / a TF checkpoint), which "
+            "needs TensorFlow. Use a `.keras` / `.weights.h5` path (Keras 3) or `.h5` (Keras 2 HDF5, loadable by "
+            f"tf.keras). Received: save_format={save_format!r}"
+        )
+    raise ValueError(f"Unknown `save_format` argument. Expected one of 'keras', 'tf', or 'h5'. "
+                     f"Received: save_format={save_format!r}")
+
+
+def _is_unnamed_legacy_h5(path: str) -> bool:
+    """A Keras 2 HDF5 file whose name has none of the known suffixes (tf.keras 2 wrote one with
+    `save(path, save_format="h5")` / `save_weights(path, save_format="h5")`)."""
+    known = (".keras", ".h5", ".hdf5", ".json", ".pt", ".pth")
+    return bool(path) and not path.endswith(known) and os.path.isfile(path) and _is_legacy_h5_file(path)
 
 
 def _refuse_parametrized(model, action: str) -> None:
@@ -93,11 +151,23 @@ def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = No
         >>> restored = keras.saving.load_model("model.keras")
     """
     include_optimizer = kwargs.pop("include_optimizer", True)
-    kwargs.pop("save_format", None)
+    save_format = _save_format(kwargs.pop("save_format", None), "model.save")
     _refuse_parametrized(model, "save the model")
     if kwargs:
         raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
     path = _path_str(filepath)
+    if save_format == "h5" and path and not _is_legacy_h5_name(path):
+        # Keras 2 writes HDF5 under any name with save_format="h5" (kerasish's load_model reads it back)
+        if path.endswith((".keras", ".weights.h5")):
+            raise ValueError(f"`save_format='h5'` with a `{os.path.splitext(path)[1]}` name: name the Keras 2 "
+                             f"HDF5 file `.h5`. Received: filepath={path}")
+        _check_overwrite(path, overwrite)
+        from kerasish.saving import legacy_h5_format
+
+        legacy_h5_format.save_model(model, path, include_optimizer=include_optimizer)
+        return
+    if save_format == "keras" and path and not path.endswith(".keras") and zipped is not False:
+        raise ValueError(f"`save_format='keras'` needs a `.keras` path. Received: filepath={path}")
     legacy = bool(path) and _is_legacy_h5_name(path) and zipped is not False
     if not include_optimizer and not legacy:
         raise ValueError("`include_optimizer=False` is not supported by the `.keras` format.")
@@ -153,16 +223,14 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
             weights that do not fit the model.
     """
     path = _path_str(filepath)
-    if path and (_is_legacy_h5_name(path) or (path.endswith(".weights.h5") and _is_legacy_h5_file(path))):
+    if path and (_is_legacy_h5_name(path) or (path.endswith(".weights.h5") and _is_legacy_h5_file(path))
+                 or _is_unnamed_legacy_h5(path)):
         from kerasish.saving import legacy_h5_format
 
         return legacy_h5_format.load_model(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
-    if path and os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ValueError(
-            f"'{path}' is a TensorFlow SavedModel directory, which needs TensorFlow to read. In an environment with "
-            "TensorFlow run `tf.keras.models.load_model(path).save('model.h5')` (or `.keras`), then load that file "
-            "with kerasish."
-        )
+    error = _tf_only_format_error(path, "load a model from")
+    if error is not None:
+        raise error
     if path and saving_lib.is_model_dir(path):
         return saving_lib.load_model_from_dir(path, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
     if path:
@@ -172,7 +240,8 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
     return saving_lib.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
-def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None, save_format=None,
+                 options=None) -> None:
     """Saves the weights of a model or layer.
 
     Args:
@@ -184,10 +253,27 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
         overwrite: Whether to replace an existing file. Defaults to True.
         max_shard_size: With a number, the weights are split into shard
             files of at most this many gigabytes each, as Keras 3 does.
+        save_format: Keras 2's argument: "h5" writes Keras 2 HDF5 under any
+            name (but `.weights.h5`, Keras 3's layout, as tf-keras does);
+            "tf" (a TF checkpoint) raises a `ValueError`. Defaults to None
+            (the name decides).
+        options: Keras 2's `tf.train.CheckpointOptions` (TF checkpoints
+            only); must be None.
 
     The file is written atomically (temporary file, fsync, `os.replace`).
     """
     path = os.fspath(filepath)
+    save_format = _save_format(save_format, "model.save_weights")
+    if options is not None:
+        raise ValueError(f"`options` (tf.train.CheckpointOptions) applies to TF checkpoints only, which need "
+                         f"TensorFlow. Received: options={options!r}")
+    if save_format == "h5" and not _is_legacy_h5_name(path) and not path.endswith(".weights.h5"):
+        _refuse_parametrized(model, "save the weights")
+        _check_overwrite(path, overwrite)
+        from kerasish.saving import legacy_h5_format
+
+        legacy_h5_format.save_weights(model, path)
+        return
     if max_shard_size is not None:
         if not path.endswith(("weights.h5", "weights.json")):
             raise ValueError(
@@ -226,8 +312,11 @@ def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -
         return
     _refuse_parametrized(model, "save the weights")
     if not path.endswith(".weights.h5"):
+        hint = ("" if os.path.splitext(path)[1] else
+                f" (without a suffix tf.keras 2 wrote a TensorFlow checkpoint, which needs TensorFlow: name it "
+                f"`{path}.weights.h5`, or `{path}.h5` for Keras 2's HDF5)")
         raise ValueError(
-            "The filename must end in `.weights.h5` (or `.pt` / `.pth` for a torch state_dict). "
+            f"The filename must end in `.weights.h5` (or `.pt` / `.pth` for a torch state_dict){hint}. "
             f"Received: filepath={path}"
         )
     if not getattr(model, "built", True):
@@ -259,9 +348,12 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
     path = os.fspath(filepath)
+    error = _tf_only_format_error(path, "load weights from")
+    if error is not None:
+        raise error
     if not path.endswith(_TORCH_SUFFIXES):
         _refuse_parametrized(model, "load the weights")
-    if path.endswith((".h5", ".hdf5")) and _is_legacy_h5_file(path):
+    if (path.endswith((".h5", ".hdf5")) and _is_legacy_h5_file(path)) or _is_unnamed_legacy_h5(path):
         from kerasish.saving import legacy_h5_format
 
         legacy_h5_format.load_weights(model, path, by_name=by_name, skip_mismatch=skip_mismatch)

@@ -345,9 +345,11 @@ def _find_lambdas(config) -> bool:
     return False
 
 
-def model_from_config(config, custom_objects=None, compile=True, safe_mode=True, where="config.json"):
+def model_from_config(config, custom_objects=None, compile=True, safe_mode=True, where="config.json",
+                      keras_version=None):
     """Rebuilds a model from a parsed `config.json` (kerasish classes and
-    registered/custom objects only), then compiles it from `compile_config`."""
+    registered/custom objects only), then compiles it from `compile_config`
+    (`keras_version`: the release that wrote it, from its metadata.json)."""
     from kerasish.models.functional_config import deserialize_layer
     from kerasish.saving.object_registration import CustomObjectScope
 
@@ -364,7 +366,13 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
         )
     from kerasish.saving.serialization_lib import SafeModeScope
 
-    compile_config = config.get("compile_config")
+    compile_config = _upgrade_tf_keras_compile_config(config.get("compile_config"), custom_objects, keras_version)
+    if keras_version is not None and keras_version < (3,):
+        # tf-keras 2.13+'s archives: Keras 3's file layout around Keras 2 layer configs (`time_major`,
+        # Keras 2's `hard_sigmoid`, ...), read as the legacy `.h5` files' configs are
+        from kerasish.saving import legacy_config
+
+        config = legacy_config.upgrade_model_config(config, ".".join(str(v) for v in keras_version))
     try:
         # Lambda and TorchModuleWrapper read the safe mode from the scope (their code or pickle runs
         # only with safe_mode=False)
@@ -388,6 +396,27 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
     return model
 
 
+def _upgrade_tf_keras_compile_config(compile_config, custom_objects=None, keras_version=None):
+    """tf-keras 2.13+ writes `.keras` archives too (metadata.json's `keras_version` 2.x): its
+    `compile_config` names optimizers with Keras 2 arguments (`jit_compile`, `is_legacy_optimizer`, a
+    legacy optimizer's `decay`, module `keras.optimizers.legacy`), which Keras 3's optimizers refuse;
+    such an optimizer is rebuilt as a Keras 2 one (`legacy_training_config`)."""
+    opt = compile_config.get("optimizer") if isinstance(compile_config, dict) else None
+    inner = opt.get("config") if isinstance(opt, dict) else None
+    from_tf_keras = keras_version is not None and keras_version < (3,)
+    if not isinstance(inner, dict) or not (from_tf_keras or "is_legacy_optimizer" in inner):
+        if from_tf_keras and isinstance(compile_config, dict):
+            return {k: v for k, v in compile_config.items()
+                    if v is not None or k not in ("steps_per_execution", "jit_compile", "run_eagerly")}
+        return compile_config
+    from kerasish.saving import legacy_training_config
+
+    # tf-keras also writes `steps_per_execution` / `jit_compile` / `run_eagerly` as None (its defaults)
+    compile_config = {k: v for k, v in compile_config.items()
+                      if v is not None or k not in ("steps_per_execution", "jit_compile", "run_eagerly")}
+    return {**compile_config, "optimizer": legacy_training_config.optimizer_from_keras2(opt, custom_objects)}
+
+
 def _parse_config(raw: bytes, where: str):
     try:
         return json.loads(raw.decode("utf-8"))
@@ -401,12 +430,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     zf, where = _open_zip(filepath)
     with zf:
         config = _parse_config(_read_member(zf, CONFIG_FILENAME, where), where)
-        model = model_from_config(config, custom_objects, compile, safe_mode, where=f"{where}:{CONFIG_FILENAME}")
+        has_metadata = METADATA_FILENAME in zf.namelist()
+        version = _writer_version(_read_member(zf, METADATA_FILENAME, where) if has_metadata else None)
+        model = model_from_config(config, custom_objects, compile, safe_mode, where=f"{where}:{CONFIG_FILENAME}",
+                                  keras_version=version)
         if VARS_FILENAME not in zf.namelist():
             raise ValueError(f"The file '{where}' is not a valid `.keras` archive: it has no '{VARS_FILENAME}'.")
         weights = _read_member(zf, VARS_FILENAME, where)
-        has_metadata = METADATA_FILENAME in zf.namelist()
-        version = _writer_version(_read_member(zf, METADATA_FILENAME, where) if has_metadata else None)
         _read_assets(model, zf)
     load_weights_h5(model, io.BytesIO(weights), where=f"{where}:{VARS_FILENAME}", h5py=h5py, keras_version=version)
     return model
@@ -435,15 +465,15 @@ def load_model_from_dir(dirpath, custom_objects=None, compile=True, safe_mode=Tr
     config_path = os.path.join(dirpath, CONFIG_FILENAME)
     with open(config_path, "rb") as f:
         config = _parse_config(f.read(), config_path)
-    model = model_from_config(config, custom_objects, compile, safe_mode, where=config_path)
-    weights_path = os.path.join(dirpath, VARS_FILENAME)
-    if not os.path.isfile(weights_path):
-        raise ValueError(f"The model directory '{dirpath}' has no '{VARS_FILENAME}' (Keras 3's unzipped layout).")
     version = None
     meta_path = os.path.join(dirpath, METADATA_FILENAME)
     if os.path.isfile(meta_path):
         with open(meta_path, "rb") as f:
             version = _writer_version(f.read())
+    model = model_from_config(config, custom_objects, compile, safe_mode, where=config_path, keras_version=version)
+    weights_path = os.path.join(dirpath, VARS_FILENAME)
+    if not os.path.isfile(weights_path):
+        raise ValueError(f"The model directory '{dirpath}' has no '{VARS_FILENAME}' (Keras 3's unzipped layout).")
     load_weights_h5(model, weights_path, where=weights_path, h5py=h5py, keras_version=version)
     return model
 
