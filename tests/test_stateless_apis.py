@@ -234,6 +234,10 @@ def test_optimizer_stateless_apply_matches_keras(keras_ref, rng, which):
         if which == "loss_scale":
             finite = [torch.ones(2), torch.tensor([1.0, np.nan])]
             assert bool(opt.check_finite(finite[:1])) and not bool(opt.check_finite(finite))
+            # a stateless step scales the loss by the scale it was given (Keras's JAX trainer does this)
+            with lib.StatelessScope(state_mapping=list(zip(opt.variables, ov))):
+                scaled = opt.scale_loss(torch.tensor(2.0))
+            steps.append([scaled, opt.scale_loss(torch.tensor(2.0))])
         if lib is kerasish or which != "loss_scale":  # (Keras's LossScaleOptimizer does not check)
             with pytest.raises(ValueError, match="`optimizer_variables` must be a list of tensors"):
                 opt.stateless_apply(ov[:-1], grads[0], tv)

@@ -742,6 +742,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             statistics), plus `losses` when `return_losses=True`. The call
             goes through the layer's usual pipeline (`layer(*args)`), so
             `training=` reaches the sublayers.
+
+        Gradients reach the given values, the torch way of `jax.grad`:
+
+            >>> tv = [v.detach().clone().requires_grad_() for v in layer.trainable_variables]
+            >>> out, ntv = layer.stateless_call(tv, ntv, x, training=True)
+            >>> grads = torch.autograd.grad(loss_fn(out), tv)
+
+        or `torch.func.grad(lambda tv: loss_fn(layer.stateless_call(tv, ntv, x)[0]))(tv)`.
         """
         from kerasish.backend import stateless_scope
 
