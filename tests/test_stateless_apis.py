@@ -193,11 +193,14 @@ def _optimizer(lib, which):
         return lib.optimizers.Adam(learning_rate=0.1)
     if which == "sgd_momentum":
         return lib.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
+    if which == "multi":  # the map's optimizer (for w1) before the default one (w0)
+        return lib.optimizers.MultiOptimizer(lib.optimizers.OptimizerMap(
+            lib.optimizers.SGD(learning_rate=0.1, momentum=0.5), {"w1": lib.optimizers.Adam(learning_rate=0.1)}))
     return lib.optimizers.LossScaleOptimizer(lib.optimizers.Adam(learning_rate=0.1), initial_scale=8.0,
                                              dynamic_growth_steps=2)
 
 
-@pytest.mark.parametrize("which", ["adam", "sgd_momentum", "loss_scale"])
+@pytest.mark.parametrize("which", ["adam", "sgd_momentum", "loss_scale", "multi"])
 def test_optimizer_stateless_apply_matches_keras(keras_ref, rng, which):
     shapes = [(3, 2), (2,)]
     start = [rng.standard_normal(s).astype("float32") for s in shapes]
@@ -238,7 +241,7 @@ def test_optimizer_stateless_apply_matches_keras(keras_ref, rng, which):
             with lib.StatelessScope(state_mapping=list(zip(opt.variables, ov))):
                 scaled = opt.scale_loss(torch.tensor(2.0))
             steps.append([scaled, opt.scale_loss(torch.tensor(2.0))])
-        if lib is kerasish or which != "loss_scale":  # (Keras's LossScaleOptimizer does not check)
+        if lib is kerasish or which not in ("loss_scale", "multi"):  # (Keras's wrappers do not check)
             with pytest.raises(ValueError, match="`optimizer_variables` must be a list of tensors"):
                 opt.stateless_apply(ov[:-1], grads[0], tv)
         results.append(steps)
