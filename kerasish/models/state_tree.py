@@ -77,8 +77,12 @@ def set_state_tree(model, state_tree) -> None:
             by_path.setdefault(v.path, []).append(v)
         unknown = sorted(p for p in values if p not in by_path)
         if unknown:
-            hint = (" Build the optimizer first (`model.optimizer.build(model.trainable_variables)`, or train "
-                    "one step) so that its slot variables exist.") if kind == "optimizer_variables" else ""
+            hint = {
+                "optimizer_variables": " Build the optimizer first (`model.optimizer.build(model.trainable_variables)`, "
+                                       "or train one step) so that its slot variables exist.",
+                "metrics_variables": " Compiled metrics make their variables at their first update: train or "
+                                     "evaluate one batch first.",
+            }.get(kind, "")
             raise ValueError(
                 f"`set_state_tree`: no variable of the model's `{kind}` has the path {unknown[0]!r} "
                 f"({len(unknown)} unmatched path(s): {unknown[:5]}). Keras 3 skips such values silently; "
