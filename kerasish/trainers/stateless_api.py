@@ -141,10 +141,13 @@ class StatelessTrainerAPI:
         model's device. Metrics accumulate across calls until
         `reset_metrics()`.
 
+        As in Keras, `fit` and `train_on_batch` call `make_train_function()`
+        and, when it (overridden) or the user made `train_function` another
+        function, run that one per batch (`train_function([batch])`); with
+        kerasish's own function they run the same step directly.
+
         Keras 3.15 on torch returns None from the call that makes the
         function (and the function afterwards); kerasish always returns it.
-        `fit` keeps its own per-batch function: replacing `train_function`
-        does not change what `fit` runs (override `train_step` for that).
         """
         return self._make_function("train_function", force)
 
@@ -173,8 +176,27 @@ class StatelessTrainerAPI:
             return logs
 
         function.__name__ = function.__qualname__ = f"one_step_on_data_{kind}"
+        function._kerasish_made = True
         self._set_made_function(attr, function)
         return function
+
+    def _keras_step_function(self, kind):
+        """The per-batch function of `fit` / `evaluate` / `predict` (and the
+        `*_on_batch` methods), as `_step_function(kind)`: `(fn, lazy)`. Like
+        Keras's torch trainer they call `make_<kind>_function()` first; when
+        that (overridden) method or the user made `<kind>_function` something
+        else than kerasish's own, that function runs each batch, given as
+        Keras gives it (`[batch]`)."""
+        attr = f"{kind}_function"
+        getattr(self, f"make_{attr}")()
+        made = self._get_made_function(attr)
+        if made is None or getattr(made, "_kerasish_made", False):
+            return self._step_function(kind)
+
+        def step(data):
+            return made([data])
+
+        return step, False
 
 
 def _batches(model, data, attr):
