@@ -337,6 +337,25 @@ def test_make_train_function_and_calling_it_as_keras_does(keras_ref, rng):
         for a, b in zip(w_r, w_o):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
 
+    # fit makes the function as Keras does, and runs a function the user put in its place
+    for model in (ref, ours):
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+        assert model.train_function is not None
+        seen = []
+        made = model.train_function
+
+        def counting(data, made=made, seen=seen):
+            seen.append(len(data))
+            return made(data)
+
+        model.train_function = counting
+        model.fit(x, y, batch_size=2, epochs=1, verbose=0)
+        assert seen == [1, 1, 1, 1]
+        model.train_function = made
+        model.evaluate(x, y, verbose=0)
+        assert model.test_function is not None
+
     # also an iterator of batches (Keras's TF/JAX backends), NumPy batches moved to tensors
     logs_iter = ours.make_test_function(force=True)(iter([(x, y)]))
     assert set(logs_iter) == {"loss", "mae"}
@@ -438,3 +457,40 @@ def test_layer_symbolic_call_rematerialized_call_and_signature(keras_ref, rng):
     with pytest.warns(UserWarning, match="Model doesn't support `jit_compile=True`"):
         model.compile(optimizer="adam", loss="mse", jit_compile=True)
     assert model.jit_compile is False
+
+
+def test_stateless_compute_loss_multi_output_updates_loss_trackers_as_keras(keras_ref, rng):
+    """With two losses, compute_loss updates the per-output loss trackers: new values come back, and
+    their variables have Keras's paths (`compile_loss/a_loss/total`), so state trees agree."""
+    models = []
+    for lib in (keras_ref, kerasish):
+        inp = lib.Input((3,), name="x")
+        outputs = {"a": lib.layers.Dense(2, name="a")(inp), "b": lib.layers.Dense(1, name="b")(inp)}
+        model = lib.Model(inp, outputs)
+        model.compile(optimizer="sgd", loss={"a": "mse", "b": "mae"})
+        models.append(model)
+    ref, ours = models
+    weights = [rng.standard_normal(w.shape).astype("float32") for w in ref.get_weights()]
+    ref.set_weights(weights)
+    ours.set_weights(weights)
+    x = rng.standard_normal((4, 3)).astype("float32")
+    y = {"a": rng.standard_normal((4, 2)).astype("float32"), "b": rng.standard_normal((4, 1)).astype("float32")}
+    results = []
+    for model in (ref, ours):
+        model.fit(x, y, epochs=1, verbose=0)
+        tv = [torch.as_tensor(_np(v)) for v in model.trainable_variables]
+        mv = [torch.as_tensor(_np(v)) for v in model.metrics_variables]
+        y_pred, ntv = model.stateless_call(tv, [], torch.as_tensor(x))
+        loss, (_, _, new_mv) = model.stateless_compute_loss(
+            tv, ntv, mv, x=torch.as_tensor(x), y={k: torch.as_tensor(v) for k, v in y.items()}, y_pred=y_pred)
+        results.append(([v.path for v in model.metrics_variables], loss, new_mv,
+                         [_np(v).copy() for v in model.metrics_variables], mv))
+    (paths_r, loss_r, new_r, _, _), (paths_o, loss_o, new_o, own_o, given_o) = results
+    assert paths_o == paths_r
+    assert "compile_loss/a_loss/total" in paths_o
+    _close(loss_o, loss_r, rtol=1e-5)
+    for a, b in zip(new_r, new_o):
+        _close(b, a, rtol=1e-5)
+    assert any(not np.array_equal(_np(n), g) for n, g in zip(new_o, own_o))  # the trackers did update...
+    for v, v0 in zip(ours.metrics_variables, own_o):  # ...in the returned values only
+        np.testing.assert_array_equal(_np(v), v0)
