@@ -299,6 +299,11 @@ def test_state_tree_matches_keras_and_round_trips(keras_ref, rng):
             lib_model.get_state_tree("list")
     with pytest.raises(ValueError, match="no variable of the model's `trainable_variables` has the path 'd9/kernel'"):
         ours.set_state_tree({"trainable_variables": {"d9": {"kernel": np.zeros((4, 5), "float32")}}})
+    torch_opt = _model(kerasish)
+    torch_opt.compile(optimizer=torch.optim.SGD(torch_opt.parameters(), lr=0.1), loss="mse")
+    assert torch_opt.get_state_tree()["optimizer_variables"] == {}
+    with pytest.raises(ValueError, match="torch optimizer with no Keras variables"):
+        torch_opt.set_state_tree({"optimizer_variables": tree_ref["optimizer_variables"]})
     # an uncompiled model: no optimizer entry to restore, skipped as in Keras
     bare = _model(kerasish)
     bare.__dict__["_optimizer"] = None

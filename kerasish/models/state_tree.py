@@ -70,6 +70,13 @@ def set_state_tree(model, state_tree) -> None:
             raise TypeError(f"`state_tree['{kind}']` must be a nested dict of values. Received: {type(subtree)}")
         values = _flatten(subtree)
         variables = _variables_of(model, kind)
+        optimizer = getattr(model, "optimizer", None)
+        if (kind == "optimizer_variables" and values and optimizer is not None
+                and not hasattr(optimizer, "variables")):
+            raise ValueError(
+                f"`set_state_tree`: the model's optimizer ({type(optimizer).__name__}) is a torch optimizer with "
+                "no Keras variables to assign `optimizer_variables` to; restore it with its `load_state_dict`."
+            )
         if not variables and kind in ("optimizer_variables", "metrics_variables"):
             continue  # as Keras: no optimizer (not compiled) or no metric variables yet, nothing to restore
         by_path = {}
