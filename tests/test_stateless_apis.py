@@ -499,3 +499,30 @@ def test_stateless_compute_loss_multi_output_updates_loss_trackers_as_keras(kera
     assert any(not np.array_equal(_np(n), g) for n, g in zip(new_o, own_o))  # the trackers did update...
     for v, v0 in zip(ours.metrics_variables, own_o):  # ...in the returned values only
         np.testing.assert_array_equal(_np(v), v0)
+
+
+def test_stateless_call_losses_stay_out_of_the_layer_as_keras(keras_ref, rng):
+    """`add_loss` inside `stateless_call` goes to the returned losses only: the model's `losses` do
+    not change, so `stateless_compute_loss` adds no activity loss (the caller adds the returned ones),
+    as in Keras 3 on torch."""
+    models = []
+    for lib in (keras_ref, kerasish):
+        inp = lib.Input((3,))
+        model = lib.Model(inp, lib.layers.Dense(2, activity_regularizer="l2", name="d")(inp))
+        model.compile(optimizer="sgd", loss="mse")
+        models.append(model)
+    weights = [rng.standard_normal(w.shape).astype("float32") for w in models[0].get_weights()]
+    x = torch.as_tensor(rng.standard_normal((4, 3)).astype("float32"))
+    y = torch.zeros(4, 2)
+    results = []
+    for model in models:
+        model.set_weights(weights)
+        tv = [torch.as_tensor(w) * 2 for w in weights]
+        mv = [torch.as_tensor(_np(v)) for v in model.metrics_variables]
+        y_pred, ntv, losses = model.stateless_call(tv, [], x, return_losses=True)
+        assert len(losses) == 1 and len(model.losses) == 0
+        loss, _ = model.stateless_compute_loss(tv, ntv, mv, x=x, y=y, y_pred=y_pred)
+        results.append((loss, losses[0]))
+    _close(results[1][0], results[0][0])
+    _close(results[1][1], results[0][1])
+    _close(results[1][0], torch.mean(torch.as_tensor(_np(y_pred)) ** 2))
