@@ -739,9 +739,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         Returns:
             `(outputs, non_trainable_variables)`, with the updated
             non-trainable values (e.g. BatchNormalization's moving
-            statistics), plus `losses` when `return_losses=True`. The call
-            goes through the layer's usual pipeline (`layer(*args)`), so
-            `training=` reaches the sublayers.
+            statistics), plus `losses` when `return_losses=True` (the
+            `add_loss` losses of this call; as in Keras they are not left in
+            `layer.losses`). The call goes through the layer's usual pipeline
+            (`layer(*args)`), so `training=` reaches the sublayers.
 
         Gradients reach the given values, the torch way of `jax.grad`:
 
