@@ -253,6 +253,8 @@ def test_optimizer_stateless_apply_matches_keras(keras_ref, rng, which):
         ours.stateless_apply([_np(v) for v in ours.variables], grads[0], [start[0]])
     with pytest.raises(ValueError, match=r"shaped like the variables.*\(3, 2\)"):
         ours.stateless_apply([_np(v) for v in ours.variables], grads[0], [start[1], start[1]])
+    with kerasish.StatelessScope(), pytest.raises(RuntimeError, match="outside the scope"):
+        ours.stateless_apply([_np(v) for v in ours.variables], grads[0], start)
 
 
 # -------------------------------------------------------------- state tree

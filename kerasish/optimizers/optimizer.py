@@ -640,6 +640,8 @@ class Optimizer(torch.optim.Optimizer):
         Raises:
             ValueError: the optimizer is not built, or a list's length or a
                 tensor's shape does not match.
+            RuntimeError: called inside a `keras.StatelessScope` (Keras
+                allows it; call it outside the scope, the result is the same).
 
         Example (a JAX-style step on torch):
             >>> opt_vars = [v.detach().clone() for v in optimizer.variables]

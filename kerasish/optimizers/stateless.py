@@ -48,6 +48,14 @@ def _read(variable) -> torch.Tensor:
 def stateless_apply(optimizer, optimizer_variables, grads, trainable_variables):
     """See `Optimizer.stateless_apply`."""
     name = type(optimizer).__name__
+    from kerasish.backend.stateless_scope import get_stateless_scope
+
+    if get_stateless_scope() is not None:
+        # its writes into the variables would be collected by the scope instead of made
+        raise RuntimeError(
+            f"{name}.stateless_apply cannot run inside a `keras.StatelessScope` in kerasish. Call it outside "
+            "the scope: its result depends only on the values it is given."
+        )
     if not optimizer.built:
         raise ValueError(
             f"To call `stateless_apply`, {name} must be built (i.e. its variables must have been created). "
