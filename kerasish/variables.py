@@ -51,6 +51,33 @@ def _snapshot(cpu: torch.Tensor, variable: torch.Tensor) -> torch.Tensor:
         return cpu  # (a `detach()` view converts as a torch tensor does: sharing its storage)
     return cpu.clone()
 
+_AGGREGATIONS = (None, "none", "mean", "sum", "only_first_replica")
+_SYNCHRONIZATIONS = (None, "none", "on_read", "on_write", "auto")
+
+
+def check_aggregation(aggregation, synchronization) -> tuple:
+    """`(aggregation, synchronization)` validated and standardized as Keras 3's
+    `Variable` does (None becomes "none"; tf.keras 2 enum members are read
+    by their name)."""
+    aggregation = getattr(aggregation, "name", aggregation)
+    synchronization = getattr(synchronization, "name", synchronization)
+    if isinstance(aggregation, str):
+        aggregation = aggregation.lower()
+    if isinstance(synchronization, str):
+        synchronization = synchronization.lower()
+    if aggregation not in _AGGREGATIONS:
+        raise ValueError(
+            "Invalid value for argument `aggregation`. Expected one of `None`, `'none'`, `'mean'`, `'sum'`, "
+            f"`'only_first_replica'`. Received: aggregation={aggregation}"
+        )
+    if synchronization not in _SYNCHRONIZATIONS:
+        raise ValueError(
+            "Invalid value for argument `synchronization`. Expected one of `None`, `'none'`, `'on_read'`, "
+            f"`'on_write'`, `'auto'`. Received: synchronization={synchronization}"
+        )
+    return aggregation or "none", synchronization or "none"
+
+
 class VariableSynchronization:
     """Accepted for `add_weight(synchronization=...)` compatibility."""
 
@@ -130,8 +157,11 @@ class Variable(torch.Tensor):
         initializer=None,
         regularizer=None,
         constraint=None,
+        aggregation="none",
+        synchronization="auto",
         **kwargs,
     ):
+        aggregation, synchronization = check_aggregation(aggregation, synchronization)
         if initial_value is None:
             initial_value = initializer
         if initial_value is None:
@@ -153,6 +183,10 @@ class Variable(torch.Tensor):
         d["constraint"] = constraint
         d["_auto_key"] = False
         d["_autocast"] = kwargs.get("autocast", True)
+        if aggregation != "none":
+            d["_aggregation"] = aggregation
+        if synchronization != "auto":
+            d["_synchronization"] = synchronization
         if callable(initial_value) and not isinstance(initial_value, torch.Tensor):
             d["_initializer"] = initial_value  # (for `Layer.reset_parameters`)
         return var
@@ -173,6 +207,34 @@ class Variable(torch.Tensor):
     def value(self) -> torch.Tensor:
         """The current value (the tensor itself, for use in computations)."""
         return self
+
+    @property
+    def aggregation(self) -> str:
+        """How a distributed variable is aggregated across replicas (Keras 3):
+        "none" (the default), "mean", "sum" (metric variables) or
+        "only_first_replica" (an optimizer's iteration and learning rate).
+        kerasish's `keras.distribution` reduces by its own rules; the value is
+        kept for Keras code that reads it."""
+        return self.__dict__.get("_aggregation", "none")
+
+    @property
+    def synchronization(self) -> str:
+        """When a distributed variable is synchronized (Keras 3): "auto" (the
+        default), "on_read" (metric variables), "on_write" or "none"."""
+        return self.__dict__.get("_synchronization", "auto")
+
+    @property
+    def overwrite_with_gradient(self) -> bool:
+        """Whether an optimizer overwrites this variable with its gradient
+        instead of a descent step (float8 scales, as Keras 3). Defaults to
+        False."""
+        return self.__dict__.get("overwrite_with_gradient", False)
+
+    @overwrite_with_gradient.setter
+    def overwrite_with_gradient(self, value) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"`overwrite_with_gradient` must be a boolean. Received: {value}")
+        self.__dict__["overwrite_with_gradient"] = value
 
     @property
     def trainable(self) -> bool:
@@ -311,6 +373,8 @@ def state_view(tensor: torch.Tensor, name: str, path: str) -> "NonTrainableVaria
     view = torch.Tensor._make_subclass(NonTrainableVariable, torch.Tensor.detach(tensor), False)
     view.__dict__.update(_kname=name, _kpath=path, regularizer=None, constraint=None, _auto_key=False,
                          _autocast=False, _state_view=True)
+    if name in ("iteration", "learning_rate"):  # Keras makes both with aggregation="only_first_replica"
+        view.__dict__["_aggregation"] = "only_first_replica"
     return view
 
 

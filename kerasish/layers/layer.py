@@ -739,14 +739,45 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         Returns:
             `(outputs, non_trainable_variables)`, with the updated
             non-trainable values (e.g. BatchNormalization's moving
-            statistics), plus `losses` when `return_losses=True`. The call
-            goes through the layer's usual pipeline (`layer(*args)`), so
-            `training=` reaches the sublayers.
+            statistics), plus `losses` when `return_losses=True` (the
+            `add_loss` losses of this call; as in Keras they are not left in
+            `layer.losses`). The call goes through the layer's usual pipeline
+            (`layer(*args)`), so `training=` reaches the sublayers.
+
+        Gradients reach the given values, the torch way of `jax.grad`:
+
+            >>> tv = [v.detach().clone().requires_grad_() for v in layer.trainable_variables]
+            >>> out, ntv = layer.stateless_call(tv, ntv, x, training=True)
+            >>> grads = torch.autograd.grad(loss_fn(out), tv)
+
+        or `torch.func.grad(lambda tv: loss_fn(layer.stateless_call(tv, ntv, x)[0]))(tv)`.
         """
         from kerasish.backend import stateless_scope
 
         return stateless_scope.stateless_call(self, trainable_variables, non_trainable_variables, *args,
                                               return_losses=return_losses, **kwargs)
+
+    def rematerialized_call(self, layer_call, *args, **kwargs):
+        """`layer_call` (the layer's `call`, or another function of it) as the
+        layer's `keras.RematScope` mode runs it (Keras 3): recomputed in the
+        backward pass (`torch.utils.checkpoint`) for "full", for
+        "list_of_layers" naming this layer, for "larger_than" with an output
+        over the threshold (inferred from `*args, **kwargs`), or with only the
+        `activation` recomputed for "activations"; `layer_call` itself when
+        the layer was not created in a RematScope. The training mode and the
+        mixed-precision weight cast of the call in progress are restored
+        during the recomputation."""
+        if self.__dict__.get("_remat_mode") is None:
+            return layer_call
+        state = ctx.state()
+        training = state.stack[-1] if state.stack else None
+        cast_dtype = state.casts.get(id(self))
+
+        @functools.wraps(layer_call)
+        def call(*a, **k):
+            return remat.layer_call(self, layer_call, a, k, training, cast_dtype)
+
+        return call
 
     def _full_call(self, d, state, args, kwargs, inputs, training, cast_weights):
         """`call` with what the shortcut skips: the input mask passed as

@@ -24,6 +24,31 @@ class LayerGraphMixin:
 
         return shape_inference.compute_output_spec(self, *args, **kwargs)
 
+    def symbolic_call(self, *args, **kwargs):
+        """Output KerasTensor(s) of a call on KerasTensor `args` (Keras 3):
+        `compute_output_spec(*args, **kwargs)`. As in Keras, no graph node
+        is recorded (`layer(keras_tensor)` records one)."""
+        return self.compute_output_spec(*args, **kwargs)
+
+    @property
+    def call_signature_parameters(self) -> list:
+        """The parameter names of `call` (Keras 3), e.g.
+        `["inputs", "training"]`."""
+        import inspect
+
+        return [p.name for p in inspect.signature(self.call).parameters.values()]
+
+    @property
+    def supports_jit(self) -> bool:
+        """Whether the layer may run under `jit_compile=True` (Keras 3).
+        Defaults to True; a model with a layer set to False compiles with
+        `jit_compile=False` (with Keras's warning)."""
+        return self.__dict__.get("_supports_jit", True)
+
+    @supports_jit.setter
+    def supports_jit(self, value):
+        self.__dict__["_supports_jit"] = bool(value)
+
     def compute_output_signature(self, input_signature):
         """Output TensorSpec(s) (shape and dtype) for TensorSpec-like inputs."""
         from kerasish.layers import shape_inference

@@ -59,10 +59,14 @@ class LayerLossesMixin:
                     "it to the training loss would not train anything. Use `use_reentrant=False`.",
                     stacklevel=2,
                 )
-            ctx.record_loss(self, loss)
             scope = ctx.state().stateless
-            if scope is not None and scope.collect_losses:
-                scope.add_loss(loss)  # `keras.StatelessScope(collect_losses=True)`
+            if scope is not None:
+                # as Keras: inside a `StatelessScope` the layer's own losses stay as they were (stateless);
+                # the loss goes to the scope when it collects them (`stateless_call(return_losses=True)`)
+                if scope.collect_losses:
+                    scope.add_loss(loss)
+                continue
+            ctx.record_loss(self, loss)
 
     def _own_call_losses(self):
         out = ctx.call_losses(self)

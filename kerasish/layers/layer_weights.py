@@ -22,6 +22,7 @@ from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
 from kerasish.variables import Variable
 from kerasish.variables import VariableSynchronization
+from kerasish.variables import check_aggregation
 from kerasish.variables import record_replacement
 from kerasish.variables import _is_live_variable
 from kerasish.variables import forget_autocast_casts
@@ -147,9 +148,16 @@ class LayerWeightsMixin:
                 `optimizer.step()`.
             name: The weight's name and state_dict key (unless assigned to
                 an attribute, whose name then becomes the key).
+            aggregation: "none", "mean", "sum" or "only_first_replica",
+                read back as `variable.aggregation` (Keras 3). Defaults to
+                "none".
+            synchronization: "auto", "none", "on_read" or "on_write" (Keras
+                2's argument; Keras 3 variables have it too), read back as
+                `variable.synchronization`. Defaults to "auto".
 
         Raises:
-            ValueError: no initializer for a dtype that has no default, or
+            ValueError: no initializer for a dtype that has no default, an
+                unknown `aggregation` / `synchronization`, or
                 `trainable=True` with `synchronization=ON_READ`.
         """
         if "_keras_init" not in self.__dict__:
@@ -186,8 +194,8 @@ class LayerWeightsMixin:
                 f"Layer '{self.name}': the shape of weight '{name}' must be fully defined with non-negative "
                 f"sizes. Received: shape={shape}"
             )
-        sync = getattr(synchronization, "name", synchronization)
-        on_read = isinstance(sync, str) and sync.lower() == VariableSynchronization.ON_READ
+        aggregation, sync = check_aggregation(aggregation, "auto" if synchronization is None else synchronization)
+        on_read = sync == VariableSynchronization.ON_READ
         if on_read:
             if trainable:
                 raise ValueError(
@@ -255,7 +263,11 @@ class LayerWeightsMixin:
         var.__dict__["_initializer"] = init  # (for `reset_parameters`)
         var.__dict__["regularizer"] = regularizers.get(regularizer)
         var.__dict__["constraint"] = constraints.get(constraint)
-        var.__dict__["overwrite_with_gradient"] = overwrite_with_gradient
+        var.overwrite_with_gradient = overwrite_with_gradient
+        if aggregation != "none":
+            var.__dict__["_aggregation"] = aggregation
+        if sync != "auto":
+            var.__dict__["_synchronization"] = sync
         if not self._trainable and trainable:
             var.requires_grad_(False)
         base = (name if name is not None else "variable").replace(".", "_").replace("/", "_") or "variable"

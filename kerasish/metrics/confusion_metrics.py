@@ -457,7 +457,7 @@ class AUC(Metric):
     def reset_state(self):
         if self._built:
             for name in ("true_positives", "false_positives", "true_negatives", "false_negatives"):
-                getattr(self, name).detach().zero_()
+                getattr(self, name).zero_()  # (on the variable: a StatelessScope collects it)
 
     def get_config(self):
         lw = self.label_weights

@@ -136,7 +136,7 @@ class FBetaScore(Metric):
 
     def reset_state(self):
         for var in self.variables:
-            var.detach().zero_()
+            var.zero_()  # (on the variable: a StatelessScope collects it)
 
     def get_config(self):
         config = super().get_config()

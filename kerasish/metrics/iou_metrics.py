@@ -77,10 +77,11 @@ class _IoUBase(Metric):
         zero = torch.zeros((), dtype=dtype, device=device)
         index = (torch.where(valid, y_true, zero) * n + torch.where(valid, y_pred, zero)).to(torch.int64)
         with torch.no_grad():
-            cm.view(-1).index_add_(0, index, torch.where(valid, sample_weight, zero))
+            # into the variable itself (not a view of it), so that a StatelessScope collects the update
+            cm.index_put_((index // n, index % n), torch.where(valid, sample_weight, zero), accumulate=True)
 
     def reset_state(self):
-        self.total_cm.detach().zero_()
+        self.total_cm.zero_()  # (on the variable: a StatelessScope collects it)
 
 
 class IoU(_IoUBase):

@@ -60,7 +60,7 @@ class Metric(Layer):
         `reset_state`."""
         var = self.add_weight(
             shape=shape, initializer=initializer, dtype=dtype or self.dtype, trainable=False,
-            name=name, aggregation=aggregation,
+            name=name, aggregation=aggregation, synchronization="on_read",
         )
         var.__dict__["_initializer"] = initializer
         self.__dict__["_state_names"].append(var)
@@ -82,6 +82,53 @@ class Metric(Layer):
 
     def reset_states(self):  # Keras 2 name
         self.reset_state()
+
+    # ------------------------------------------------- stateless API (Keras 3)
+    def _check_metric_variables(self, metric_variables) -> list:
+        metric_variables = list(metric_variables)
+        if len(metric_variables) != len(self.variables):
+            raise ValueError(
+                "Argument `metric_variables` must be a list of tensors corresponding 1:1 to "
+                f"{type(self).__name__}().variables. Received list with length {len(metric_variables)}, but "
+                f"expected {len(self.variables)} variables."
+            )
+        return metric_variables
+
+    def _stateless(self, mapping, fn, *args, **kwargs):
+        from kerasish.backend.stateless_scope import StatelessScope
+
+        with StatelessScope(state_mapping=mapping) as scope:
+            out = fn(*args, **kwargs)
+        return out, [scope.get_current_value(v) for v in self.variables]
+
+    def stateless_update_state(self, metric_variables, *args, **kwargs):
+        """`update_state(*args, **kwargs)` from the state `metric_variables`
+        (tensors, one per `self.variables`, in order); returns the new state
+        as a list of tensors. The metric's own variables do not change, and
+        neither do the given tensors (Keras 3.15 on torch writes into some of
+        them).
+
+        Example:
+            >>> state = [v.detach().clone() for v in metric.variables]
+            >>> state = metric.stateless_update_state(state, y_true, y_pred)
+            >>> metric.stateless_result(state)
+        """
+        mapping = list(zip(self.variables, self._check_metric_variables(metric_variables)))
+        _, new = self._stateless(mapping, self.update_state, *args, **kwargs)
+        return new
+
+    def stateless_result(self, metric_variables):
+        """`result()` computed from the state `metric_variables` (one tensor per
+        `self.variables`), without reading or changing the metric's own."""
+        mapping = list(zip(self.variables, self._check_metric_variables(metric_variables)))
+        out, _ = self._stateless(mapping, self.result)
+        return out
+
+    def stateless_reset_state(self):
+        """The state `reset_state()` would set, as a list of tensors (one per
+        `self.variables`); the metric's own variables do not change."""
+        _, new = self._stateless(None, self.reset_state)
+        return new
 
     @property
     def variables(self):

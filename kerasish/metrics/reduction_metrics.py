@@ -81,7 +81,7 @@ class Sum(Metric):
         return self.total.detach().clone()
 
     def reset_state(self):
-        self.total.detach().zero_()
+        self.total.zero_()
 
 
 class Mean(Metric):
@@ -129,8 +129,8 @@ class Mean(Metric):
         return _divide_no_nan(self.total.detach(), self.count.detach())
 
     def reset_state(self):
-        self.total.detach().zero_()
-        self.count.detach().zero_()
+        self.total.zero_()
+        self.count.zero_()
 
 
 class MeanMetricWrapper(Mean):

@@ -134,7 +134,7 @@ class R2Score(Metric):
 
     def reset_state(self):
         for var in self.variables:
-            var.detach().zero_()
+            var.zero_()  # (on the variable: a StatelessScope collects it)
 
     def get_config(self):
         config = super().get_config()

@@ -244,6 +244,46 @@ class Model(Trainer, Layer):
 
         return json.dumps(serialize_keras_object(self), default=_json_default, **kwargs)
 
+    # ----------------------------------------------------------- state tree
+    def get_state_tree(self, value_format="backend_tensor") -> dict:
+        """The model's variables as nested dicts keyed by the parts of their
+        paths (Keras 3): `{"trainable_variables": {"dense": {"kernel": ...}},
+        "non_trainable_variables": ..., "optimizer_variables": {"adam":
+        {"iteration": ..., ...}}, "metrics_variables": {"loss": {"total":
+        ..., "count": ...}}}`.
+
+        Args:
+            value_format: "backend_tensor" (default): torch tensors that share
+                the variables' storage (as `variable.value` on Keras's torch
+                backend), so later training shows in them; "numpy_array":
+                NumPy copies.
+
+        Without an optimizer (not compiled) `"optimizer_variables"` is `{}`
+        (Keras 3.15 raises AttributeError).
+
+        Raises:
+            ValueError: an unknown `value_format`, or two variables with one
+                path.
+        """
+        from kerasish.models.state_tree import get_state_tree
+
+        return get_state_tree(self, value_format)
+
+    def set_state_tree(self, state_tree) -> None:
+        """Assigns the values of a `get_state_tree()`-shaped dict (or part of
+        one) to the variables with those paths (Keras 3). As Keras, an
+        `"optimizer_variables"` / `"metrics_variables"` entry is skipped when
+        the model has no such variables (not compiled).
+
+        Raises:
+            ValueError: an unknown top-level key, or (unlike Keras, which skips
+                it silently) a path no variable of that kind has; nothing is
+                assigned then.
+        """
+        from kerasish.models.state_tree import set_state_tree
+
+        set_state_tree(self, state_tree)
+
     # -------------------------------------------------------- quantization
     def quantize(self, mode=None, config=None, filters=None, **kwargs):
         """Quantizes every layer that supports it (`Dense`, `EinsumDense`,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kerasish.backend.stateless_scope import get_stateless_scope
 from kerasish.optimizers.optimizer import Optimizer
 
 # base-optimizer arguments Keras's LossScaleOptimizer accepts (from old configs) only at their defaults
@@ -156,9 +157,18 @@ class LossScaleOptimizer(Optimizer):
     # -------------------------------------------------------------- updates
 
     def scale_loss(self, loss):
-        """`loss * scale` (in float32 at least, so a float16 loss cannot overflow)."""
+        """`loss * scale` (in float32 at least, so a float16 loss cannot overflow).
+
+        Inside a `keras.StatelessScope` that maps this optimizer's
+        `dynamic_scale` variable (from `optimizer.variables`), the mapped value
+        is the scale, as in Keras 3's stateless training steps."""
         self._loss_scaled = True
         scale = self.dynamic_scale if self.built else torch.tensor(float(self.initial_scale))
+        scope = get_stateless_scope() if self.built else None
+        if scope is not None:
+            mapped = scope.get_current_value(self._state_view(self.dynamic_scale, "dynamic_scale"))
+            if mapped is not None:
+                scale = mapped
         if isinstance(loss, torch.Tensor):
             if loss.dtype in (torch.float16, torch.bfloat16):
                 loss = loss.float()
@@ -200,6 +210,15 @@ class LossScaleOptimizer(Optimizer):
         grads, variables = zip(*grads_and_vars)
         self.apply(grads, variables)
         return self.iterations
+
+    def check_finite(self, grads) -> torch.Tensor:
+        """Whether every (not None) gradient in `grads` is finite, as a boolean
+        0-d tensor (Keras 3); True for no gradients."""
+        flags = [torch.isfinite(torch.as_tensor(g)).all() for g in grads if g is not None]
+        if not flags:
+            return torch.tensor(True)
+        device = flags[0].device
+        return torch.stack([f.to(device) for f in flags]).all()
 
     # the skip-or-apply decision reads the finiteness on the host: under `torch.compile` (fit's
     # jit_compile=True) the update runs eagerly instead of breaking the graph with warnings

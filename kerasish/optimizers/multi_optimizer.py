@@ -183,6 +183,11 @@ class MultiOptimizer(Optimizer):
 
     @property
     def _trainable_variables(self) -> list:
+        # the order `build` was given (Keras's): `apply(grads)` pairs the gradients with it; the param
+        # groups are grouped by inner optimizer, another order when the map's optimizers come first
+        order = self.__dict__.get("_build_order")
+        if order is not None:
+            return list(order)
         return [p for g in self.param_groups for p in g["params"]]
 
     # --------------------------------------------------------------- build
@@ -212,6 +217,7 @@ class MultiOptimizer(Optimizer):
                 idx = len(self._inner_optimizers) - 1
             self._var_to_optimizer_idx[id(var)] = idx
             per_optimizer[idx].append(var)
+        self._build_order = var_list
         self.param_groups = []
         for opt, variables in zip(self._inner_optimizers, per_optimizer):
             if variables:

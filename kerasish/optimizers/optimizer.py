@@ -615,6 +615,42 @@ class Optimizer(torch.optim.Optimizer):
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss.", stacklevel=2)
         self._apply_pairs(pairs)
 
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+        """The update `apply(grads)` would make, computed from given values and
+        returned instead of applied (Keras 3).
+
+        Args:
+            optimizer_variables: Tensors, one per `self.variables` (in order),
+                holding the optimizer's state to start from.
+            grads: Gradients, one per trainable variable the optimizer was
+                built on.
+            trainable_variables: Tensors, one per variable the optimizer was
+                built on, holding the model values to update.
+
+        Returns:
+            `(new_trainable_variables, new_optimizer_variables)`: lists of new
+            tensors. The optimizer's own state, the model's variables and the
+            given tensors are left unchanged (Keras 3.15 on torch writes into
+            some of the given tensors; kerasish never does). The update runs
+            on the optimizer's own variables, which hold the given values
+            meanwhile and are restored afterwards: it is not differentiable
+            with respect to the given values, and no other thread should use
+            the optimizer or the model during the call.
+
+        Raises:
+            ValueError: the optimizer is not built, or a list's length or a
+                tensor's shape does not match.
+            RuntimeError: called inside a `keras.StatelessScope` (Keras
+                allows it; call it outside the scope, the result is the same).
+
+        Example (a JAX-style step on torch):
+            >>> opt_vars = [v.detach().clone() for v in optimizer.variables]
+            >>> new_tv, opt_vars = optimizer.stateless_apply(opt_vars, grads, tv)
+        """
+        from kerasish.optimizers.stateless import stateless_apply
+
+        return stateless_apply(self, optimizer_variables, grads, trainable_variables)
+
     @torch.no_grad()
     def step(self, closure=None):
         """torch-style update from each bound parameter's `.grad`.
@@ -829,7 +865,8 @@ class Optimizer(torch.optim.Optimizer):
         value = torch.as_tensor(value) if not isinstance(value, torch.Tensor) else value
         if device is not None:
             value = value.to(device)
-        variable = kvariables.Variable(value.detach(), trainable=False, name=name or "variable", dtype=dtype)
+        variable = kvariables.Variable(value.detach(), trainable=False, name=name or "variable", dtype=dtype,
+                                       aggregation=aggregation)
         variable.__dict__["_kpath"] = f"{self.name}/{name or 'variable'}"
         self._custom_variables.append(variable)
         return variable

@@ -21,6 +21,7 @@ from kerasish import metrics as metrics_module
 from kerasish.metrics.metric import Metric
 from kerasish.metrics.reduction_metrics import Mean
 from kerasish.metrics.reduction_metrics import MeanMetricWrapper
+from kerasish.utils import naming
 
 _ACCURACY = ("accuracy", "acc")
 _CROSSENTROPY = ("crossentropy", "ce")
@@ -261,7 +262,8 @@ class CompileLoss:
             self.metrics = []
             labels = _unique_labels([names[i] if names[i] is not None else fn.name for i, fn, _ in self._entries])
             for (i, fn, _), label in zip(self._entries, labels):
-                tracker = Mean(name=f"{label}_loss")
+                with naming.name_scope("compile_loss"):  # Keras builds them in CompileLoss's scope
+                    tracker = Mean(name=f"{label}_loss")  # (variable paths "compile_loss/<output>_loss/total")
                 device = getattr(preds[i], "device", None)
                 if device is not None and device.type != "cpu":
                     tracker.to(device)

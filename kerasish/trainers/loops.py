@@ -202,7 +202,7 @@ class TrainerLoops:
         self._metrics_to(device)
         self.stop_training = False
         self._eval_epoch_iterator = None
-        step_fn, lazy = self._step_function("train")
+        step_fn, lazy = self._keras_step_function("train")
         if run is not None:
             run.hook_grads = self._custom_train_step()
             run.trains = True
@@ -308,7 +308,7 @@ class TrainerLoops:
         self._metrics_to(device)
         modes = ModeSnapshot(self)
         switch_mode(self, False)
-        step_fn, lazy = self._step_function("test")
+        step_fn, lazy = self._keras_step_function("test")
         if run is not None:
             step_fn = self._synced_step(self._skip_empty(step_fn, lazy, run), run)
         self._stop_evaluating = False
@@ -350,7 +350,7 @@ class TrainerLoops:
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         modes = ModeSnapshot(self)
         switch_mode(self, False)
-        step_fn, _ = self._step_function("predict")
+        step_fn, _ = self._keras_step_function("predict")
         if run is not None:
             return self._predict_distributed(iterator, cbs, self._synced_step(step_fn, run), run, modes)
         self._stop_predicting = False
@@ -513,7 +513,7 @@ class TrainerLoops:
         modes = ModeSnapshot(self)
         switch_mode(self, True)
         try:
-            step_fn, lazy = self._step_function("train")
+            step_fn, lazy = self._keras_step_function("train")
             logs = step_fn(data)
         finally:
             modes.restore()
@@ -528,7 +528,7 @@ class TrainerLoops:
         modes = ModeSnapshot(self)
         switch_mode(self, False)
         try:
-            step_fn, lazy = self._step_function("test")
+            step_fn, lazy = self._keras_step_function("test")
             logs = step_fn(data)
         finally:
             modes.restore()
@@ -544,7 +544,7 @@ class TrainerLoops:
         modes = ModeSnapshot(self)
         switch_mode(self, False)
         try:
-            step_fn, _ = self._step_function("predict")
+            step_fn, _ = self._keras_step_function("predict")
             out = step_fn((data[0],))
         finally:
             modes.restore()

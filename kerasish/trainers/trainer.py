@@ -29,6 +29,7 @@ from kerasish.layers.layer import Layer
 from kerasish.trainers import data_adapters
 from kerasish.trainers.keras2_compat import Keras2TrainerAPI
 from kerasish.trainers.loops import TrainerLoops
+from kerasish.trainers.stateless_api import StatelessTrainerAPI
 from kerasish.trainers.compile_utils import CompileLoss
 from kerasish.trainers.compile_utils import CompileMetrics
 from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
@@ -165,7 +166,7 @@ def _accepts_training(fn) -> bool:
     return any(p.name == "training" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
-class Trainer(TrainerLoops, Keras2TrainerAPI):
+class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
     """The Keras training API, mixed into `keras.Model` (the loops live in
     `kerasish/trainers/loops.py`)."""
 
@@ -244,8 +245,16 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
 
     @jit_compile.setter
     def jit_compile(self, value):
-        self._jit_compile = bool(value)
+        self._jit_compile = bool(value) and self._supports_jit_compile()
         self._step_fns = {}
+
+    def _supports_jit_compile(self) -> bool:
+        """Keras 3's rule: a layer with `supports_jit = False` turns
+        `jit_compile=True` off, with its warning."""
+        if all(getattr(layer, "supports_jit", True) for layer in self._flatten_layers(include_self=True)):
+            return True
+        warnings.warn("Model doesn't support `jit_compile=True`. Proceeding with `jit_compile=False`.", stacklevel=3)
+        return False
 
     @property
     def run_eagerly(self) -> bool:
@@ -347,7 +356,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI):
         for name, value in (("_optimizer", opt), ("_loss", kept_loss), ("_compile_loss", compile_loss),
                             ("_compile_metrics", compile_metrics), ("_loss_tracker", Mean(name="loss"))):
             self._set_untracked(name, value)
-        self._jit_compile = bool(jit_compile)
+        self._jit_compile = bool(jit_compile) and self._supports_jit_compile()
         self._run_eagerly = bool(run_eagerly)
         self._steps_per_execution = steps_per_execution
         self._auto_scale_loss = auto_scale_loss
