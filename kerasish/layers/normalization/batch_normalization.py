@@ -386,6 +386,11 @@ class BatchNormalization(GammaBetaMixin, Layer):
         inv = torch.rsqrt(var + self.epsilon)
         if gamma is not None:
             inv = inv * gamma
+        if mask is not None or self.renorm:
+            # Keras's `ops.batch_normalization` order, `(x - mean) * inv + beta` (bit for bit with
+            # Keras; the fused `addcmul` below, kept for synchronized moments, is an ulp off)
+            y = (x - self._bcast(mean, x)) * self._bcast(inv, x)
+            return y if beta is None else y + self._bcast(beta, x)
         shift = -mean * inv
         if beta is not None:
             shift = shift + beta
