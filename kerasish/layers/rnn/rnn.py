@@ -314,6 +314,9 @@ class RNN(Layer):
             states = self._stateful_states(sequences)
         else:
             states = self._zero_states(batch, sequences)
+        if not training and not symbolic:
+            for c in _dropout_cells(self.cell):  # Keras draws (unused) seeded masks in inference too
+                c.skip_unused_masks()
         result = None
         scan_size = self._scan_output_size(sequences, symbolic)
         if scan_size is not None:  # exporting with a dynamic number of time steps
