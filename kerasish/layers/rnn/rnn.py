@@ -315,7 +315,8 @@ class RNN(Layer):
         else:
             states = self._zero_states(batch, sequences)
         if not training and not symbolic:
-            for c in _dropout_cells(self.cell):  # Keras draws (unused) seeded masks in inference too
+            # Keras draws (unused) seeded masks in inference too (`_modules`: `self.cell` costs ~3us)
+            for c in _dropout_cells(self._modules["cell"]):
                 c.skip_unused_masks()
         result = None
         scan_size = self._scan_output_size(sequences, symbolic)
