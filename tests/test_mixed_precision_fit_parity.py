@@ -19,6 +19,7 @@ the same initial weights in both.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import kerasish
@@ -103,3 +104,47 @@ def test_mixed_bfloat16_cnn_fit_matches_keras_without_loss_scaling(keras_ref):
     pred_q, pred_k = ours.predict(x[:4], verbose=0), theirs.predict(x[:4], verbose=0)
     assert pred_q.dtype == pred_k.dtype
     np.testing.assert_allclose(np.asarray(pred_q, np.float32), np.asarray(pred_k, np.float32), atol=2e-2)
+
+
+def _model_with_a_float16_layer(k, policy="float32"):
+    k.mixed_precision.set_global_policy(policy)
+    try:
+        return k.Sequential([
+            k.Input((6,)),
+            k.layers.Dense(8, activation="relu", dtype="mixed_float16"),
+            k.layers.Dense(3, dtype="float16"),
+        ])
+    finally:
+        k.mixed_precision.set_global_policy("float32")
+
+
+def test_float32_model_with_float16_and_mixed_float16_layers_fits_unscaled_as_keras(keras_ref):
+    """A float32 model holding a mixed_float16 layer and a `dtype="float16"` layer (float16 variables):
+    Keras scales no loss there (its optimizer stays unwrapped). kerasish's fit gave such models a
+    torch GradScaler, which refuses float16 gradients: fit raised "Attempting to unscale FP16
+    gradients". Now it trains unscaled, as Keras."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 6)).astype("float32"), rng.standard_normal((16, 3)).astype("float32")
+    ours, theirs = _model_with_a_float16_layer(kerasish), _model_with_a_float16_layer(keras_ref)
+    assert [str(v.dtype).replace("torch.", "") for v in ours.weights] == [v.dtype for v in theirs.weights]
+    ours.compile(optimizer=kerasish.optimizers.SGD(0.1), loss="mse")
+    theirs.compile(optimizer=keras_ref.optimizers.SGD(0.1), loss="mse")
+    assert type(ours.optimizer).__name__ == type(theirs.optimizer).__name__ == "SGD"
+    before = ours.get_weights()
+    history = ours.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+    assert ours._grad_scaler is None
+    assert np.isfinite(history).all() and history[1] < history[0]
+    for a, b in zip(before, ours.get_weights()):
+        assert a.dtype == b.dtype and not np.array_equal(a, b)
+
+
+def test_mixed_float16_model_with_float16_weights_and_torch_optimizer_warns_and_trains():
+    """The same model under a mixed_float16 policy with a torch optimizer (fit's GradScaler would
+    scale it): torch's GradScaler cannot unscale float16 gradients, so fit says it does not scale."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 6)).astype("float32"), rng.standard_normal((16, 3)).astype("float32")
+    model = _model_with_a_float16_layer(kerasish, "mixed_float16")
+    model.compile(optimizer=torch.optim.SGD(model.parameters(), lr=0.1), loss="mse")
+    with pytest.warns(UserWarning, match="GradScaler cannot unscale"):
+        history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]
+    assert np.isfinite(history).all() and history[1] < history[0]
