@@ -684,14 +684,35 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
             # gradients would otherwise underflow unscaled
             if any(getattr(getattr(m, "dtype_policy", None), "name", None) == "mixed_float16"
                    for m in self.modules()):
-                scaler = self._grad_scaler = torch.amp.GradScaler(
-                    loss.device.type, init_scale=2.0**15, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000
-                )
+                if not self._has_float16_weights():
+                    scaler = self._grad_scaler = torch.amp.GradScaler(
+                        loss.device.type, init_scale=2.0**15, growth_factor=2.0, backoff_factor=0.5,
+                        growth_interval=2000
+                    )
+                elif self._in_fit:
+                    self._no_fp16_layers = True  # (no scaler for this fit: checked, warned once)
             elif self._in_fit:
                 # decided once per `fit` call (Keras decides once, at compile): the module walk
                 # cost ~3 us a step, a few percent of a small model's step
                 self._no_fp16_layers = True
         return scaler
+
+    def _has_float16_weights(self):
+        """A trainable float16 variable (a `dtype="float16"` layer) rules fit's GradScaler out: torch's
+        GradScaler refuses to unscale float16 gradients ("Attempting to unscale FP16 gradients"). A
+        float32 model is then not loss-scaled, as Keras scales none; a "mixed_float16" model with a
+        torch optimizer is not either, with a warning (a Keras optimizer gets Keras's
+        LossScaleOptimizer at compile, which unscales float16 gradients)."""
+        if not any(w.dtype == torch.float16 for w in self._trainable_variables_cached()):
+            return False
+        if getattr(getattr(self, "dtype_policy", None), "name", None) == "mixed_float16":
+            warnings.warn(
+                "The model has float16 trainable variables, whose gradients torch's GradScaler cannot "
+                "unscale: `fit` does not scale the loss of this mixed_float16 model's torch optimizer. Use a "
+                "Keras optimizer (wrapped in a LossScaleOptimizer by `compile`) for dynamic loss scaling.",
+                stacklevel=4,
+            )
+        return True
 
     def _train_step_impl(self, data, want_logs=True):
         x, y, sample_weight = unpack_x_y_sample_weight(data)

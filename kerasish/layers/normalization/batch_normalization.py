@@ -355,6 +355,12 @@ class BatchNormalization(GammaBetaMixin, Layer):
             # warning), still on the autograd path, weighted 0 by the all-reduce below
             mean = x.sum(dim=dims)
             var, count = mean * 0.0, None
+        elif mask is None and self.renorm:
+            # Keras's `ops.moments`: E[x^2] - E[x]^2 (bit for bit with Keras's renorm; the
+            # two-pass `var_mean` below was up to ~1000 ulp off near zero)
+            mean = x.mean(dim=dims)
+            var = x.square().mean(dim=dims) - mean.square()
+            count = None
         elif mask is None:
             var, mean = torch.var_mean(x, dim=dims, correction=0)
             count = None
@@ -386,6 +392,11 @@ class BatchNormalization(GammaBetaMixin, Layer):
         inv = torch.rsqrt(var + self.epsilon)
         if gamma is not None:
             inv = inv * gamma
+        if mask is not None or self.renorm:
+            # Keras's `ops.batch_normalization` order, `(x - mean) * inv + beta` (bit for bit with
+            # Keras; the fused `addcmul` below, kept for synchronized moments, is an ulp off)
+            y = (x - self._bcast(mean, x)) * self._bcast(inv, x)
+            return y if beta is None else y + self._bcast(beta, x)
         shift = -mean * inv
         if beta is not None:
             shift = shift + beta

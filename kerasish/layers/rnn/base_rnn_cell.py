@@ -120,33 +120,51 @@ class DropoutRNNCell:
     dropout_mask_count = None
 
     def _new_mask(self, like, rate):
-        d = self.__dict__
-        calls = d.get("_dropout_calls", 0)
         if self.seed is not None:
             # (only a seeded mask needs the count; unseeded, a count changing every call would
             # be a new graph per call under torch.compile, which guards the cell's int attributes)
-            step = self.dropout_mask_count or 1
-            scope = _stateless_scope()
-            gen = d.get("seed_generator")
-            if scope is not None and gen is not None and not torch.compiler.is_compiling():
-                # `stateless_call` (Keras): the mask comes from the seed state in the scope
-                # (the one given), which is advanced there; the cell's counter stays
-                seed, calls = gen._advance_stateless(scope, True, step).tolist()
-                return dropout_mask(like, rate, self.dropout_mask_count, seed, calls)
+            seed, calls = self._advance_seed(self.dropout_mask_count or 1)
+            return dropout_mask(like, rate, self.dropout_mask_count, seed, calls)
+        return dropout_mask(like, rate, self.dropout_mask_count, None, self.__dict__.get("_dropout_calls", 0))
 
-            def advance():
-                first = d.get("_dropout_calls", 0)
-                d["_dropout_calls"] = first + step
-                if gen is not None and not torch.compiler.is_compiling():
-                    # the listed seed state (`variables`) follows the counter, as Keras's advances
-                    # (inside torch.func.grad / vmap too: the counter is plain state, not differentiable data)
-                    with outside_func_transforms(), torch.no_grad():
-                        gen.state[1] = first + step
-                return first
+    def _advance_seed(self, step):
+        """Advances the seeded mask counter by `step` draws; returns `(seed, first_draw)`."""
+        d = self.__dict__
+        scope = _stateless_scope()
+        gen = d.get("seed_generator")
+        if scope is not None and gen is not None and not torch.compiler.is_compiling():
+            # `stateless_call` (Keras): the mask comes from the seed state in the scope
+            # (the one given), which is advanced there; the cell's counter stays
+            seed, calls = gen._advance_stateless(scope, True, step).tolist()
+            return seed, calls
 
-            # torch.utils.checkpoint's recomputation gets the forward's masks back
-            calls = advance() if torch.compiler.is_compiling() else checkpoint_replay(self, advance, self.name)
-        return dropout_mask(like, rate, self.dropout_mask_count, self.seed, calls)
+        def advance():
+            first = d.get("_dropout_calls", 0)
+            d["_dropout_calls"] = first + step
+            if gen is not None and not torch.compiler.is_compiling():
+                # the listed seed state (`variables`) follows the counter, as Keras's advances
+                # (inside torch.func.grad / vmap too: the counter is plain state, not differentiable data)
+                with outside_func_transforms(), torch.no_grad():
+                    gen.state[1] = first + step
+            return first
+
+        # torch.utils.checkpoint's recomputation gets the forward's masks back
+        calls = advance() if torch.compiler.is_compiling() else checkpoint_replay(self, advance, self.name)
+        return self.seed, calls
+
+    def skip_unused_masks(self):
+        """A call that uses no mask (inference) still advances the seeded
+        counter as Keras's does: Keras 3's `RNN.call` draws the cell's masks
+        (`count` per rate in (0, 1)) on every eager call, training or not, so
+        a seeded layer's training masks depend on how many inference calls
+        (`predict`, validation) came before. kerasish moves the counter
+        without drawing. Not under `torch.compile` (a counter changing every
+        call would be a new graph per call)."""
+        if self.seed is None or torch.compiler.is_compiling():
+            return
+        draws = (0.0 < self.dropout < 1.0) + (0.0 < self.recurrent_dropout < 1.0)
+        if draws:
+            self._advance_seed(draws * (self.dropout_mask_count or 1))
 
     def get_dropout_mask(self, step_input):
         d = self.__dict__
