@@ -1,0 +1,183 @@
+"""More keras.io examples (Keras 3 versions; continued from
+test_port_kerasio_examples_9.py), ported the same way: the example's code
+with `import keras` changed to `import kerasish as keras` (one builder runs
+with real Keras 3 on torch and with kerasish), `tf.*` rewritten with
+`keras.ops` or `torch.*`, small deterministic synthetic data, shrunk sizes,
+the same initial weights and the same batches (shuffle=False) in both runs.
+
+Covered here:
+
+33. "Image Super-Resolution using an Efficient Sub-Pixel CNN" (vision/
+    super_resolution_sub_pixel): a fully convolutional model over
+    `Input(shape=(None, None, 1))` with the string initializer
+    "Orthogonal", the example's `DepthToSpace` layer (`ops.shape` unpacked
+    into four dynamic sizes, `ops.reshape` / `ops.transpose`) and the
+    built-in `ops.depth_to_space`, a PSNR callback reading `logs["loss"]`
+    in `on_test_batch_end`, EarlyStopping on `loss`, a weights-only best
+    ModelCheckpoint reloaded with `load_weights`, and the example's
+    `upscale_image` (PIL YCbCr, `img_to_array`, `predict` on an image of
+    another size).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import kerasish
+
+from tests.ports.test_port_programs import assert_history
+from tests.ports.test_port_programs import assert_same
+from tests.ports.test_port_programs import assert_weights
+from tests.ports.test_port_programs import copy_weights
+
+# the same autouse fixtures as the earlier files: Keras seeded, one torch thread
+from tests.ports.test_port_kerasio_examples_2 import _one_thread  # noqa: F401
+from tests.ports.test_port_kerasio_examples_2 import _seeded  # noqa: F401
+
+
+# --------------------------------------------- 33. Super-resolution with a sub-pixel CNN
+_UPSCALE = 3
+
+
+def _espcn_model(keras, builtin_depth_to_space=False):
+    layers, ops = keras.layers, keras.ops
+
+    class DepthToSpace(layers.Layer):
+        def __init__(self, block_size):
+            super().__init__()
+            self.block_size = block_size
+
+        def call(self, input):
+            batch, height, width, depth = ops.shape(input)
+            depth = depth // (self.block_size**2)
+            x = ops.reshape(input, [batch, height, width, self.block_size, self.block_size, depth])
+            x = ops.transpose(x, [0, 1, 3, 2, 4, 5])
+            x = ops.reshape(x, [batch, height * self.block_size, width * self.block_size, depth])
+            return x
+
+    conv_args = {"activation": "relu", "kernel_initializer": "Orthogonal", "padding": "same"}
+    inputs = keras.Input(shape=(None, None, 1))
+    x = layers.Conv2D(16, 5, **conv_args)(inputs)  # (64, 64, 32 in the example)
+    x = layers.Conv2D(16, 3, **conv_args)(x)
+    x = layers.Conv2D(8, 3, **conv_args)(x)
+    x = layers.Conv2D(1 * (_UPSCALE**2), 3, **conv_args)(x)
+    if builtin_depth_to_space:
+        outputs = ops.depth_to_space(x, _UPSCALE)
+    else:
+        outputs = DepthToSpace(_UPSCALE)(x)
+    return keras.Model(inputs, outputs)
+
+
+def _rgb_to_y(rgb):
+    """The Y channel of `tf.image.rgb_to_yuv` (its first kernel row)."""
+    return rgb @ np.array([[0.299], [0.587], [0.114]], "float32")
+
+
+def _espcn_run(keras, initial, data, tmp_path):
+    import PIL.Image
+
+    (x_train, y_train), (x_val, y_val), test_img = data
+    model = _espcn_model(keras)
+    model.set_weights(initial)
+
+    class ESPCNCallback(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs_psnr = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.psnr = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs_psnr.append(np.mean(self.psnr))
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.psnr.append(10 * math.log10(1 / logs["loss"]))
+
+    early_stopping_callback = keras.callbacks.EarlyStopping(monitor="loss", patience=10)
+    # (the example's "/tmp/checkpoint": Keras 3 wants a `.weights.h5` name for weights only)
+    checkpoint_filepath = str(tmp_path / f"{keras.__name__}_checkpoint.weights.h5")
+    model_checkpoint_callback = keras.callbacks.ModelCheckpoint(
+        filepath=checkpoint_filepath, save_weights_only=True, monitor="loss", mode="min", save_best_only=True)
+    espcn = ESPCNCallback()
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001), loss=keras.losses.MeanSquaredError())
+    history = model.fit(x_train, y_train, epochs=3, batch_size=8, shuffle=False,
+                        callbacks=[espcn, early_stopping_callback, model_checkpoint_callback],
+                        validation_data=(x_val, y_val), verbose=0)
+    trained = model.get_weights()
+    model.load_weights(checkpoint_filepath)
+
+    def upscale_image(model, img):
+        ycbcr = img.convert("YCbCr")
+        y, cb, cr = ycbcr.split()
+        y = keras.utils.img_to_array(y)
+        y = y.astype("float32") / 255.0
+        input = np.expand_dims(y, axis=0)
+        out = np.asarray(model.predict(input, verbose=0))
+        out_img_y = out[0]
+        out_img_y *= 255.0
+        out_img_y = out_img_y.clip(0, 255)
+        out_img_y = out_img_y.reshape((np.shape(out_img_y)[0], np.shape(out_img_y)[1]))
+        out_img_y = PIL.Image.fromarray(np.uint8(out_img_y), mode="L")
+        out_img_cb = cb.resize(out_img_y.size, PIL.Image.BICUBIC)
+        out_img_cr = cr.resize(out_img_y.size, PIL.Image.BICUBIC)
+        return PIL.Image.merge("YCbCr", (out_img_y, out_img_cb, out_img_cr)).convert("RGB")
+
+    raw = np.asarray(model.predict(x_val, verbose=0))
+    upscaled = keras.utils.img_to_array(upscale_image(model, test_img))
+    return history, espcn.epochs_psnr, trained, model.get_weights(), raw, upscaled, model.output.shape
+
+
+def test_super_resolution_sub_pixel(keras_ref, tmp_path):
+    import PIL.Image
+
+    rng = np.random.default_rng(33)
+    crop, small = 12, 12 // _UPSCALE
+
+    def pairs(n):
+        images = rng.random((n, crop, crop, 3)).astype("float32")
+        target = _rgb_to_y(images)
+        # tf.image.resize(y, ..., method="area") at an integer factor: the mean of each 3x3 block
+        lowres = target.reshape(n, small, _UPSCALE, small, _UPSCALE, 1).mean(axis=(2, 4))
+        return lowres, target, images
+
+    x_train, y_train, train_images = pairs(32)
+    x_val, y_val, _ = pairs(16)
+    # kerasish's ops.image.resize(area) (Keras's torch backend has no "area") equals that block mean
+    np.testing.assert_allclose(
+        kerasish.ops.image.resize(_rgb_to_y(train_images), [small, small], interpolation="area").numpy(),
+        x_train, rtol=1e-6, atol=1e-6)
+    test_img = PIL.Image.fromarray((rng.random((5, 7, 3)) * 255).astype("uint8"))
+    data = (x_train, y_train), (x_val, y_val), test_img
+
+    theirs_model = _espcn_model(keras_ref)
+    initial = theirs_model.get_weights()
+    # "Orthogonal" resolved to an orthogonal initializer in both: each kernel's (kh*kw*in, out)
+    # matrix has orthonormal columns
+    ours_model = _espcn_model(kerasish)
+    for w in ours_model.get_weights()[0::2]:
+        flat = w.reshape(-1, w.shape[-1])
+        np.testing.assert_allclose(flat.T @ flat, np.eye(w.shape[-1]), atol=1e-5)
+
+    theirs = _espcn_run(keras_ref, initial, data, tmp_path)
+    ours = _espcn_run(kerasish, initial, data, tmp_path)
+    assert ours[-1] == theirs[-1] == (None, None, None, 1)
+    assert_history(ours[0], theirs[0])
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5)  # the PSNR of each epoch
+    assert_weights_list = list(zip(ours[2], theirs[2])) + list(zip(ours[3], theirs[3]))
+    for a, b in assert_weights_list:
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert_same(ours[4], theirs[4])
+    assert ours[5].shape == theirs[5].shape == (15, 21, 3)
+    # uint8 pixels: a prediction within 1e-5 of Keras's may still round to the next integer
+    np.testing.assert_allclose(ours[5], theirs[5], atol=1)
+
+    # ops.depth_to_space equals the example's layer (the same weights)
+    builtin = _espcn_model(kerasish, builtin_depth_to_space=True)
+    builtin.set_weights(initial)
+    ours_model.set_weights(initial)
+    x = rng.random((2, 5, 6, 1)).astype("float32")
+    np.testing.assert_allclose(builtin.predict(x, verbose=0), ours_model.predict(x, verbose=0), rtol=1e-6)
