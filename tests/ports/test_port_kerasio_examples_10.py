@@ -181,3 +181,93 @@ def test_super_resolution_sub_pixel(keras_ref, tmp_path):
     ours_model.set_weights(initial)
     x = rng.random((2, 5, 6, 1)).astype("float32")
     np.testing.assert_allclose(builtin.predict(x, verbose=0), ours_model.predict(x, verbose=0), rtol=1e-6)
+
+
+def _summary_lines(model):
+    lines = []
+    model.summary(print_fn=lambda line, **kwargs: lines.append(line))
+    return "\n".join(lines).splitlines()
+
+
+# ------------------------------------------------------- 34. Gradient centralization
+def _gc_program(keras, initial, x, y, fit=True, centralize=True):
+    import time
+
+    layers, ops = keras.layers, keras.ops
+    keras.utils.clear_session()  # (the same auto names in both: "sequential", "conv2d", ...)
+    # (tf.keras.Sequential; Dropout rates 0.5 -> 0, input (300, 300, 3) -> (20, 20, 3))
+    model = keras.Sequential([
+        layers.Conv2D(4, (3, 3), activation="relu", input_shape=(20, 20, 3)),
+        layers.MaxPooling2D(2, 2),
+        layers.Conv2D(8, (3, 3), activation="relu"),
+        layers.Dropout(0.0),
+        layers.MaxPooling2D(2, 2),
+        layers.Flatten(),
+        layers.Dropout(0.0),
+        layers.Dense(16, activation="relu"),
+        layers.Dense(1, activation="sigmoid"),
+    ])
+    if initial is not None:
+        model.set_weights(initial)
+
+    # The example overrides tf.keras 2's `get_gradients`, which Keras 3's optimizers never call
+    # (the override would be silently unused); the Keras 3 hook every trainer calls is `apply`.
+    class GCRMSprop(keras.optimizers.RMSprop):
+        def apply(self, grads, trainable_variables=None):
+            if not centralize:  # (the test's control run)
+                return super().apply(grads, trainable_variables)
+            centralized = []
+            for grad in grads:
+                grad_len = len(grad.shape)
+                if grad_len > 1:
+                    axis = list(range(grad_len - 1))
+                    grad -= ops.mean(grad, axis=axis, keepdims=True)
+                centralized.append(grad)
+            return super().apply(centralized, trainable_variables)
+
+    optimizer = GCRMSprop(learning_rate=1e-3)
+    if not fit:
+        return (model,)
+
+    class TimeHistory(keras.callbacks.Callback):
+        def on_train_begin(self, logs={}):
+            self.times = []
+
+        def on_epoch_begin(self, batch, logs={}):
+            self.epoch_time_start = time.time()
+
+        def on_epoch_end(self, batch, logs={}):
+            self.times.append(time.time() - self.epoch_time_start)
+
+    time_callback_no_gc = TimeHistory()
+    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.RMSprop(learning_rate=1e-3),
+                  metrics=["accuracy"])
+    summary = _summary_lines(model)
+    history_no_gc = model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
+                              callbacks=[time_callback_no_gc])
+    after_no_gc = model.get_weights()
+    time_callback_gc = TimeHistory()
+    model.compile(loss="binary_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+    history_gc = model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False, callbacks=[time_callback_gc])
+    assert len(time_callback_no_gc.times) == len(time_callback_gc.times) == 2
+    return model, summary, history_no_gc, after_no_gc, history_gc, optimizer
+
+
+def test_gradient_centralization_optimizer_subclass(keras_ref):
+    rng = np.random.default_rng(34)
+    x = rng.random((64, 20, 20, 3)).astype("float32")
+    y = (x[:, :10].mean(axis=(1, 2, 3)) > x[:, 10:].mean(axis=(1, 2, 3))).astype("float32")
+    initial = _gc_program(keras_ref, None, x[:0], y[:0], fit=False)[0].get_weights()
+    theirs = _gc_program(keras_ref, initial, x, y)
+    ours = _gc_program(kerasish, initial, x, y)
+    assert ours[1] == theirs[1]  # the summary table (a Sequential built from `input_shape=`)
+    assert_history(ours[2], theirs[2])
+    assert_history(ours[4], theirs[4])
+    for a, b in zip(ours[3], theirs[3]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert_weights(ours[0], theirs[0])
+    assert int(ours[5].iterations) == int(theirs[5].iterations) == 8
+    # the override ran: without it the second fit would have moved the weights elsewhere
+    plain = _gc_program(kerasish, initial, x, y, centralize=False)
+    assert_history(plain[2], theirs[2])
+    assert not np.allclose(plain[0].get_weights()[0], ours[0].get_weights()[0], rtol=1e-3, atol=1e-5)
