@@ -271,3 +271,78 @@ def test_gradient_centralization_optimizer_subclass(keras_ref):
     plain = _gc_program(kerasish, initial, x, y, centralize=False)
     assert_history(plain[2], theirs[2])
     assert not np.allclose(plain[0].get_weights()[0], ours[0].get_weights()[0], rtol=1e-3, atol=1e-5)
+
+
+# ------------------------------------------------------- 35. 3D image classification
+def _cnn3d_model(keras, img_size):
+    layers = keras.layers
+    inputs = keras.Input(img_size)
+    x = layers.Conv3D(filters=4, kernel_size=3, activation="relu")(inputs)
+    x = layers.MaxPool3D(pool_size=2)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Conv3D(filters=8, kernel_size=3, activation="relu")(x)
+    x = layers.MaxPool3D(pool_size=2)(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.GlobalAveragePooling3D()(x)
+    x = layers.Dense(units=16, activation="relu")(x)
+    x = layers.Dropout(0.0)(x)  # (0.3)
+    outputs = layers.Dense(units=1, activation="sigmoid")(x)
+    return keras.Model(inputs, outputs, name="3dcnn")
+
+
+def _cnn3d_run(keras, initial, data, tmp_path):
+    (x_train, y_train), (x_test, y_test) = data
+    model = _cnn3d_model(keras, x_train.shape[1:])
+    model.set_weights(initial)
+    initial_learning_rate = 0.0001
+    lr_schedule = keras.optimizers.schedules.ExponentialDecay(
+        initial_learning_rate, decay_steps=3, decay_rate=0.5, staircase=True)  # (100000, 0.96)
+    model.compile(loss="binary_crossentropy", optimizer=keras.optimizers.Adam(learning_rate=lr_schedule),
+                  metrics=["acc"])
+    path = str(tmp_path / f"{keras.__name__}_3d_image_classification.keras")
+    checkpoint_cb = keras.callbacks.ModelCheckpoint(path, save_best_only=True)
+    early_stopping_cb = keras.callbacks.EarlyStopping(monitor="val_acc", patience=1)
+    model.fit(x_train, y_train, validation_data=(x_test, y_test), epochs=6, batch_size=4, shuffle=False,
+              verbose=0, callbacks=[checkpoint_cb, early_stopping_cb])
+    history = model.history  # (the example plots `model.history.history[met]`)
+    trained = model.get_weights()
+    learning_rate = float(np.asarray(model.optimizer.learning_rate))
+    model.load_weights(path)  # (the example's `load_weights` of the whole-model checkpoint)
+    prediction = np.asarray(model.predict(np.expand_dims(x_test[0], axis=0), verbose=0))[0]
+    scores = [1 - prediction[0], prediction[0]]
+    return history, trained, model.get_weights(), scores, learning_rate, early_stopping_cb.stopped_epoch, path
+
+
+def test_3d_image_classification(keras_ref, tmp_path):
+    rng = np.random.default_rng(35)
+
+    def scans(n):
+        volume = rng.random((n, 12, 12, 12, 1)).astype("float32")
+        labels = np.arange(n) % 2
+        volume[labels == 1, :, 6:] += 0.5  # "cancer in the right side"
+        return np.clip(volume, 0, 1), labels
+
+    data = scans(24), scans(8)
+    initial = _cnn3d_model(keras_ref, (12, 12, 12, 1)).get_weights()
+    theirs = _cnn3d_run(keras_ref, initial, data, tmp_path)
+    ours = _cnn3d_run(kerasish, initial, data, tmp_path)
+    assert sorted(ours[0].history) == ["acc", "loss", "val_acc", "val_loss"]
+    assert_history(ours[0], theirs[0])
+    assert ours[5] == theirs[5]  # the epoch EarlyStopping stopped at (0: it ran all 6)
+    # Each Conv3D's bias and the first BatchNormalization's beta feed a BatchNormalization (through
+    # a "valid" Conv3D for beta), which removes any per-channel constant: their true gradient is 0
+    # and the computed one is rounding noise of either sign, which Adam normalises into steps of up
+    # to the learning rate (1e-4). Those three get atol = lr * the 12 steps; the rest 1e-4/1e-5.
+    noise_driven = {1, 3, 7}
+    for weights_ours, weights_theirs in ((ours[1], theirs[1]), (ours[2], theirs[2])):
+        for i, (a, b) in enumerate(zip(weights_ours, weights_theirs)):
+            atol = 1e-4 * 12 if i in noise_driven else 1e-5
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=atol, err_msg=f"weight {i}")
+    np.testing.assert_allclose(ours[3], theirs[3], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours[4], theirs[4], rtol=1e-6)  # the decayed learning rate after fit
+    # each framework loads the other's best checkpoint: the same weights, the same prediction
+    x0 = data[1][0][:2]
+    for path in (theirs[6], ours[6]):
+        mine, other = kerasish.saving.load_model(path), keras_ref.saving.load_model(path)
+        assert_weights(mine, other, rtol=0, atol=0)
+        assert_same(mine.predict(x0, verbose=0), other.predict(x0, verbose=0), rtol=1e-5, atol=1e-6)
