@@ -17,6 +17,30 @@ Covered here:
     ModelCheckpoint reloaded with `load_weights`, and the example's
     `upscale_image` (PIL YCbCr, `img_to_array`, `predict` on an image of
     another size).
+34. "Gradient Centralization for Better Training Performance" (vision/
+    gradient_centralization): the example overrides tf.keras 2's
+    `get_gradients`, which Keras 3 never calls; ported to the Keras 3 hook,
+    an `RMSprop` subclass overriding `apply(grads, trainable_variables)`
+    (`ops.mean(..., keepdims=True)` per gradient of rank > 1); a Sequential
+    whose first Conv2D gets `input_shape=`, its `summary()`, a TimeHistory
+    callback with the example's `logs={}` signatures, and the model compiled
+    a second time with the new optimizer and trained on.
+35. "3D image classification from CT scans" (vision/3D_image_classification):
+    Conv3D / MaxPool3D / BatchNormalization over 5-D volumes, a staircase
+    `ExponentialDecay` schedule, `metrics=["acc"]` (History keys "acc" and
+    "val_acc"), EarlyStopping on "val_acc", a best-only `.keras`
+    ModelCheckpoint reloaded with `load_weights` (each framework loads the
+    other's file), `model.history.history`, and a prediction on one scan.
+36. "Deep Deterministic Policy Gradient (DDPG)" (rl/ddpg_pendulum): actor and
+    critic (two Inputs, Concatenate, `outputs * upper_bound` on a
+    KerasTensor, a `RandomUniform` last-layer initializer), target networks
+    softly updated by `assign` over `model.variables`, two tapes rewritten
+    as `zero_grad` / `backward` / `apply_gradients` on `.value.grad`,
+    an Ornstein-Uhlenbeck noise and replay sampling from NumPy's seeded
+    global RNG, against gym's pendulum dynamics written in NumPy. The
+    example's `Input(shape=(num_states))` (an int) raises Keras 3's error in
+    both; its `save_weights("pendulum_actor.h5")` raises in Keras 3, while
+    kerasish writes Keras 2's HDF5 layout there, which Keras 3 loads.
 """
 
 from __future__ import annotations
@@ -346,3 +370,213 @@ def test_3d_image_classification(keras_ref, tmp_path):
         mine, other = kerasish.saving.load_model(path), keras_ref.saving.load_model(path)
         assert_weights(mine, other, rtol=0, atol=0)
         assert_same(mine.predict(x0, verbose=0), other.predict(x0, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------- 36. DDPG on a pendulum
+class _Pendulum:
+    """gym's Pendulum-v1 dynamics (g=10, m=l=1, dt=0.05, |torque| <= 2), deterministic start."""
+
+    max_speed, max_torque, dt = 8.0, 2.0, 0.05
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def reset(self, episode):
+        self.theta, self.theta_dot, self.t = np.pi - 0.3 * (episode + 1), 0.5 * episode, 0
+        return self._obs()
+
+    def _obs(self):
+        return np.array([np.cos(self.theta), np.sin(self.theta), self.theta_dot], "float32")
+
+    def step(self, action):
+        u = float(np.clip(action[0], -self.max_torque, self.max_torque))
+        angle = ((self.theta + np.pi) % (2 * np.pi)) - np.pi
+        cost = angle**2 + 0.1 * self.theta_dot**2 + 0.001 * u**2
+        self.theta_dot = np.clip(self.theta_dot + (3 * 10 / 2 * np.sin(self.theta) + 3.0 * u) * self.dt,
+                                 -self.max_speed, self.max_speed)
+        self.theta = self.theta + self.theta_dot * self.dt
+        self.t += 1
+        return self._obs(), -cost, self.t >= self.steps, {}
+
+
+def _ddpg_program(keras, initial, episodes=2, steps=12):
+    import torch
+
+    layers, ops = keras.layers, keras.ops
+    env = _Pendulum(steps)
+    num_states, num_actions, upper_bound, lower_bound = 3, 1, 2.0, -2.0
+    np.random.seed(36)  # (the example's unseeded np.random: the OU noise and the replay sampling)
+
+    class OUActionNoise:
+        def __init__(self, mean, std_deviation, theta=0.15, dt=1e-2, x_initial=None):
+            self.theta = theta
+            self.mean = mean
+            self.std_dev = std_deviation
+            self.dt = dt
+            self.x_initial = x_initial
+            self.reset()
+
+        def __call__(self):
+            x = (self.x_prev + self.theta * (self.mean - self.x_prev) * self.dt
+                 + self.std_dev * np.sqrt(self.dt) * np.random.normal(size=self.mean.shape))
+            self.x_prev = x
+            return x
+
+        def reset(self):
+            self.x_prev = self.x_initial if self.x_initial is not None else np.zeros_like(self.mean)
+
+    class Buffer:
+        def __init__(self, buffer_capacity=100000, batch_size=64):
+            self.buffer_capacity = buffer_capacity
+            self.batch_size = batch_size
+            self.buffer_counter = 0
+            self.state_buffer = np.zeros((self.buffer_capacity, num_states))
+            self.action_buffer = np.zeros((self.buffer_capacity, num_actions))
+            self.reward_buffer = np.zeros((self.buffer_capacity, 1))
+            self.next_state_buffer = np.zeros((self.buffer_capacity, num_states))
+
+        def record(self, obs_tuple):
+            index = self.buffer_counter % self.buffer_capacity
+            self.state_buffer[index] = obs_tuple[0]
+            self.action_buffer[index] = obs_tuple[1]
+            self.reward_buffer[index] = obs_tuple[2]
+            self.next_state_buffer[index] = obs_tuple[3]
+            self.buffer_counter += 1
+
+        # (@tf.function and two tf.GradientTape blocks -> torch autograd, the Keras torch guide's
+        # `zero_grad` / `backward` / `apply` on the weights' `.value.grad`)
+        def update(self, state_batch, action_batch, reward_batch, next_state_batch):
+            with torch.no_grad():  # (the tape did not differentiate through the targets either)
+                target_actions = target_actor(next_state_batch, training=True)
+                y = reward_batch + gamma * target_critic([next_state_batch, target_actions], training=True)
+            critic_model.zero_grad()
+            critic_value = critic_model([state_batch, action_batch], training=True)
+            critic_loss = ops.mean(ops.square(y - critic_value))
+            critic_loss.backward()
+            critic_grad = [v.value.grad for v in critic_model.trainable_variables]
+            with torch.no_grad():
+                critic_optimizer.apply_gradients(zip(critic_grad, critic_model.trainable_variables))
+
+            actor_model.zero_grad()
+            critic_model.zero_grad()
+            actions = actor_model(state_batch, training=True)
+            critic_value = critic_model([state_batch, actions], training=True)
+            actor_loss = -ops.mean(critic_value)
+            actor_loss.backward()
+            actor_grad = [v.value.grad for v in actor_model.trainable_variables]
+            with torch.no_grad():
+                actor_optimizer.apply_gradients(zip(actor_grad, actor_model.trainable_variables))
+            losses.append((float(critic_loss), float(actor_loss)))
+
+        def learn(self):
+            record_range = min(self.buffer_counter, self.buffer_capacity)
+            batch_indices = np.random.choice(record_range, self.batch_size)
+            state_batch = ops.convert_to_tensor(self.state_buffer[batch_indices], dtype="float32")
+            action_batch = ops.convert_to_tensor(self.action_buffer[batch_indices], dtype="float32")
+            reward_batch = ops.convert_to_tensor(self.reward_buffer[batch_indices])
+            reward_batch = ops.cast(reward_batch, dtype="float32")
+            next_state_batch = ops.convert_to_tensor(self.next_state_buffer[batch_indices], dtype="float32")
+            self.update(state_batch, action_batch, reward_batch, next_state_batch)
+
+    def update_target(target_weights, weights, tau):
+        for a, b in zip(target_weights, weights):
+            a.assign(b * tau + a * (1 - tau))
+
+    def get_actor():
+        # (tf.random_uniform_initializer -> keras.initializers.RandomUniform)
+        last_init = keras.initializers.RandomUniform(minval=-0.003, maxval=0.003)
+        inputs = layers.Input(shape=(num_states,))
+        out = layers.Dense(32, activation="relu")(inputs)  # (256)
+        out = layers.Dense(32, activation="relu")(out)
+        outputs = layers.Dense(1, activation="tanh", kernel_initializer=last_init)(out)
+        outputs = outputs * upper_bound
+        return keras.Model(inputs, outputs)
+
+    def get_critic():
+        # (the example's `shape=(num_states)` is an int, which Keras 3 refuses: see the test)
+        state_input = layers.Input(shape=(num_states,))
+        state_out = layers.Dense(16, activation="relu")(state_input)
+        state_out = layers.Dense(32, activation="relu")(state_out)
+        action_input = layers.Input(shape=(num_actions,))
+        action_out = layers.Dense(32, activation="relu")(action_input)
+        concat = layers.Concatenate()([state_out, action_out])
+        out = layers.Dense(32, activation="relu")(concat)
+        out = layers.Dense(32, activation="relu")(out)
+        outputs = layers.Dense(1)(out)
+        return keras.Model([state_input, action_input], outputs)
+
+    def policy(state, noise_object):
+        sampled_actions = ops.squeeze(actor_model(state))
+        noise = noise_object()
+        # (`.numpy()` of a torch tensor that requires grad fails: convert_to_numpy)
+        sampled_actions = ops.convert_to_numpy(sampled_actions) + noise
+        legal_action = np.clip(sampled_actions, lower_bound, upper_bound)
+        return [np.squeeze(legal_action)]
+
+    ou_noise = OUActionNoise(mean=np.zeros(1), std_deviation=float(0.2) * np.ones(1))
+    actor_model, critic_model = get_actor(), get_critic()
+    target_actor, target_critic = get_actor(), get_critic()
+    if initial is None:
+        return actor_model, critic_model
+    actor_model.set_weights(initial[0])
+    critic_model.set_weights(initial[1])
+    target_actor.set_weights(actor_model.get_weights())
+    target_critic.set_weights(critic_model.get_weights())
+    critic_optimizer = keras.optimizers.Adam(0.002)
+    actor_optimizer = keras.optimizers.Adam(0.001)
+    gamma, tau = 0.99, 0.05  # (tau 0.005: a larger step, so that the targets visibly move)
+    buffer = Buffer(50000, 8)
+    losses, ep_reward_list, avg_reward_list = [], [], []
+    for ep in range(episodes):
+        prev_state = env.reset(ep)
+        episodic_reward = 0
+        while True:
+            tf_prev_state = ops.expand_dims(ops.convert_to_tensor(prev_state), 0)
+            action = policy(tf_prev_state, ou_noise)
+            state, reward, done, info = env.step(action)
+            buffer.record((prev_state, action, reward, state))
+            episodic_reward += reward
+            buffer.learn()
+            update_target(target_actor.variables, actor_model.variables, tau)
+            update_target(target_critic.variables, critic_model.variables, tau)
+            if done:
+                break
+            prev_state = state
+        ep_reward_list.append(episodic_reward)
+        avg_reward_list.append(np.mean(ep_reward_list[-40:]))
+    models = (actor_model, critic_model, target_actor, target_critic)
+    return losses, avg_reward_list, [m.get_weights() for m in models], models
+
+
+def test_ddpg_pendulum_hand_written_loop(keras_ref, tmp_path):
+    actor, critic = _ddpg_program(keras_ref, None)
+    initial = actor.get_weights(), critic.get_weights()
+    theirs = _ddpg_program(keras_ref, initial)
+    ours = _ddpg_program(kerasish, initial)
+    assert len(ours[0]) == len(theirs[0]) == 24
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-4, atol=1e-5)  # critic / actor loss per step
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5)  # the average episodic rewards
+    for model_ours, model_theirs in zip(ours[2], theirs[2]):
+        for a, b in zip(model_ours, model_theirs):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # the targets moved (update_target's `assign` on `.variables`) but are not the trained models
+    assert not np.allclose(ours[2][2][0], initial[0][0]) and not np.allclose(ours[2][2][0], ours[2][0][0])
+    # the example's `save_weights("pendulum_actor.h5")`: Keras 3 refuses the name (it wants
+    # `.weights.h5`); kerasish, which also reads and writes Keras 2's files, writes Keras 2's
+    # HDF5 weights layout there, and Keras 3's `load_weights` reads that file
+    with pytest.raises(ValueError, match="must end in `.weights.h5`"):
+        theirs[3][0].save_weights(str(tmp_path / "pendulum_actor.h5"))
+    ours[3][0].save_weights(str(tmp_path / "pendulum_actor.h5"))
+    reloaded = _ddpg_program(keras_ref, None)[0]
+    reloaded.load_weights(str(tmp_path / "pendulum_actor.h5"))
+    assert_weights(reloaded, ours[3][0], rtol=0, atol=0)
+    # `Input(shape=(num_states))` (an int) as the example writes it: the same error as Keras 3's
+    errors = []
+    for keras in (keras_ref, kerasish):
+        with pytest.raises(ValueError) as info:
+            keras.layers.Input(shape=(3))
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    ours[3][0].save_weights(str(tmp_path / "pendulum_actor.weights.h5"))
+    theirs[3][0].load_weights(str(tmp_path / "pendulum_actor.weights.h5"))
+    assert_weights(ours[3][0], theirs[3][0], rtol=0, atol=0)
