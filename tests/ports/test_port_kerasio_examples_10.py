@@ -41,6 +41,18 @@ Covered here:
     example's `Input(shape=(num_states))` (an int) raises Keras 3's error in
     both; its `save_weights("pendulum_actor.h5")` raises in Keras 3, while
     kerasish writes Keras 2's HDF5 layout there, which Keras 3 loads.
+37. "Approximating non-Function Mappings with Mixture Density Networks"
+    (keras_recipes/approximating_non_function_mappings): Sequentials with
+    no Input built by `build((None, 1))`, a layer making Dense sublayers in
+    `__init__`, building them in its own `build` and overriding the
+    `trainable_weights` / `non_trainable_weights` properties, a plain
+    function as an activation (`keras.backend.epsilon()`), `call(x,
+    mask=None)` with `layers.concatenate(..., name=...)`, the example's
+    tfp mixture log-likelihood rewritten with `ops.split` / `ops.logsumexp`
+    / `ops.log_softmax` (checked against NumPy), `validation_split`,
+    EarlyStopping(restore_best_weights) stopping early, ReduceLROnPlateau
+    cutting the rate (History's "learning_rate"), and the example's NumPy
+    sampling from the predicted mixtures.
 """
 
 from __future__ import annotations
@@ -580,3 +592,163 @@ def test_ddpg_pendulum_hand_written_loop(keras_ref, tmp_path):
     ours[3][0].save_weights(str(tmp_path / "pendulum_actor.weights.h5"))
     theirs[3][0].load_weights(str(tmp_path / "pendulum_actor.weights.h5"))
     assert_weights(ours[3][0], theirs[3][0], rtol=0, atol=0)
+
+
+# ------------------------------------------------------- 37. Mixture density network
+_N_HIDDEN, _OUTPUT_DIMS, _N_MIXES = 16, 1, 5
+
+
+def _mdn_models(keras):
+    layers = keras.layers
+
+    model = keras.Sequential([
+        layers.Dense(_N_HIDDEN, activation="relu"),
+        layers.Dense(_N_HIDDEN, activation="relu"),
+        layers.Dense(1),
+    ])
+
+    def elu_plus_one_plus_epsilon(x):
+        return keras.activations.elu(x) + 1 + keras.backend.epsilon()
+
+    class MixtureDensityOutput(layers.Layer):
+        def __init__(self, output_dimension, num_mixtures, **kwargs):
+            super().__init__(**kwargs)
+            self.output_dim = output_dimension
+            self.num_mix = num_mixtures
+            self.mdn_mus = layers.Dense(self.num_mix * self.output_dim, name="mdn_mus")
+            self.mdn_sigmas = layers.Dense(self.num_mix * self.output_dim, activation=elu_plus_one_plus_epsilon,
+                                           name="mdn_sigmas")
+            self.mdn_pi = layers.Dense(self.num_mix, name="mdn_pi")
+
+        def build(self, input_shape):
+            self.mdn_mus.build(input_shape)
+            self.mdn_sigmas.build(input_shape)
+            self.mdn_pi.build(input_shape)
+            super().build(input_shape)
+
+        @property
+        def trainable_weights(self):
+            return self.mdn_mus.trainable_weights + self.mdn_sigmas.trainable_weights + self.mdn_pi.trainable_weights
+
+        @property
+        def non_trainable_weights(self):
+            return (self.mdn_mus.non_trainable_weights + self.mdn_sigmas.non_trainable_weights
+                    + self.mdn_pi.non_trainable_weights)
+
+        def call(self, x, mask=None):
+            return layers.concatenate([self.mdn_mus(x), self.mdn_sigmas(x), self.mdn_pi(x)], name="mdn_outputs")
+
+    mdn_network = keras.Sequential([
+        layers.Dense(_N_HIDDEN, activation="relu"),
+        layers.Dense(_N_HIDDEN, activation="relu"),
+        MixtureDensityOutput(_OUTPUT_DIMS, _N_MIXES),
+    ])
+    return model, mdn_network
+
+
+def _get_mixture_loss_func(keras, output_dim, num_mixes):
+    ops = keras.ops
+
+    def mdn_loss_func(y_true, y_pred):
+        y_pred = ops.reshape(y_pred, [-1, (2 * num_mixes * output_dim) + num_mixes])
+        y_true = ops.reshape(y_true, [-1, output_dim])
+        # (tf.split by sizes -> ops.split at indices)
+        out_mu, out_sigma, out_pi = ops.split(y_pred, [num_mixes * output_dim, 2 * num_mixes * output_dim], axis=-1)
+        # (tfd.Mixture(Categorical(logits), [MultivariateNormalDiag(...)]).log_prob -> its formula)
+        mus = ops.reshape(out_mu, [-1, num_mixes, output_dim])
+        sigs = ops.reshape(out_sigma, [-1, num_mixes, output_dim])
+        z = (ops.expand_dims(y_true, 1) - mus) / sigs
+        component_log_prob = ops.sum(-0.5 * ops.square(z) - ops.log(sigs) - 0.5 * np.log(2 * np.pi), axis=-1)
+        loss = ops.logsumexp(ops.log_softmax(out_pi, axis=-1) + component_log_prob, axis=-1)
+        loss = ops.negative(loss)
+        return ops.mean(loss)
+
+    return mdn_loss_func
+
+
+def _mdn_numpy_nll(y_pred, y_true):
+    """-log p(y) of the mixture, written from the maths in float64 (the example's tfp Mixture)."""
+    y_pred, y_true = y_pred.astype("float64"), y_true.astype("float64").reshape(-1, 1)
+    mus, sigs, logits = y_pred[:, :_N_MIXES], y_pred[:, _N_MIXES:2 * _N_MIXES], y_pred[:, 2 * _N_MIXES:]
+    pis = np.exp(logits - logits.max(axis=1, keepdims=True))
+    pis /= pis.sum(axis=1, keepdims=True)
+    densities = np.exp(-0.5 * ((y_true - mus) / sigs) ** 2) / (sigs * np.sqrt(2 * np.pi))
+    return -np.log((pis * densities).sum(axis=1)).mean()
+
+
+def _mdn_run(keras, initial, x, y):
+    model, mdn_network = _mdn_models(keras)
+    model.build((None, 1))
+    mdn_network.build((None, 1))
+    model.set_weights(initial[0])
+    mdn_network.set_weights(initial[1])
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(x, y, epochs=3, batch_size=32, validation_split=0.15, shuffle=False, verbose=0,
+                        callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=5)])
+    y_pred = np.asarray(model.predict(x, verbose=0))
+    loss_fn = _get_mixture_loss_func(keras, _OUTPUT_DIMS, _N_MIXES)
+    mdn_network.compile(loss=loss_fn, optimizer=keras.optimizers.Adam(learning_rate=0.05))  # ("adam")
+    mdn_history = mdn_network.fit(
+        x, y, epochs=6, batch_size=32, validation_split=0.15, shuffle=False, verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="loss", patience=1, restore_best_weights=True),
+                   keras.callbacks.ReduceLROnPlateau(monitor="loss", patience=0)])
+    y_pred_mixture = np.asarray(mdn_network.predict(x, verbose=0))
+    return (history, y_pred, mdn_history, y_pred_mixture, model.get_weights(), mdn_network.get_weights(),
+            len(mdn_network.layers[-1].trainable_weights), len(mdn_network.trainable_weights),
+            float(np.asarray(mdn_network.optimizer.learning_rate)))
+
+
+def test_mixture_density_network(keras_ref):
+    rng = np.random.default_rng(37)
+
+    def create_noisy_spiral(n, jitter_std=0.2, revolutions=2):
+        angle_step = 2 * np.pi / n * revolutions
+        t = np.arange(n) * angle_step
+        out = np.stack([t * np.cos(t), t * np.sin(t)], axis=1) + rng.normal(0, jitter_std, (n, 2))
+        out = out.astype("float32")
+
+        def normalize(v):
+            return (v - v.min()) / (v.max() - v.min())
+
+        return (normalize(out[:, 0]) * 10) - 5, (normalize(out[:, 1]) * 10) - 5
+
+    x, y = create_noisy_spiral(320)
+    x = np.expand_dims(x, axis=1)
+    ref_model, ref_mdn = _mdn_models(keras_ref)
+    ref_model.build((None, 1))
+    ref_mdn.build((None, 1))
+    initial = ref_model.get_weights(), ref_mdn.get_weights()
+    theirs = _mdn_run(keras_ref, initial, x, y)
+    ours = _mdn_run(kerasish, initial, x, y)
+    assert_history(ours[0], theirs[0])
+    assert_same(ours[1], theirs[1])
+    assert sorted(ours[2].history) == ["learning_rate", "loss", "val_loss"]
+    assert_history(ours[2], theirs[2])
+    assert ours[3].shape == (320, 2 * _N_MIXES * _OUTPUT_DIMS + _N_MIXES)
+    assert_same(ours[3], theirs[3])
+    for a, b in list(zip(ours[4], theirs[4])) + list(zip(ours[5], theirs[5])):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # the overridden `trainable_weights` property: 6 weights in the layer, 10 in the model
+    assert ours[6:8] == theirs[6:8] == (6, 10)
+    assert ours[8] == pytest.approx(theirs[8], rel=1e-6)
+    # the ops-written loss is the mixture's negative log-likelihood (NumPy, float64)
+    loss_fn = _get_mixture_loss_func(kerasish, _OUTPUT_DIMS, _N_MIXES)
+    np.testing.assert_allclose(float(loss_fn(y, ours[3])), _mdn_numpy_nll(ours[3], y), rtol=1e-5)
+
+    # the example's sampling, NumPy's global RNG seeded: the same samples from both predictions
+    def sample_from_output(params, output_dim, num_mixes, temp=1.0, sigma_temp=1.0):
+        mus, sigs, pi_logits = (params[: num_mixes * output_dim],
+                                params[num_mixes * output_dim: 2 * num_mixes * output_dim], params[-num_mixes:])
+        e = np.array(pi_logits) / temp
+        e -= e.max()
+        pis = np.exp(e) / np.sum(np.exp(e))
+        m = int(np.searchsorted(np.cumsum(pis), np.random.rand(1))[0])
+        scale_matrix = np.identity(output_dim) * sigs[m * output_dim: (m + 1) * output_dim]
+        cov_matrix = np.matmul(scale_matrix, scale_matrix.T) * sigma_temp
+        return np.random.multivariate_normal(mus[m * output_dim: (m + 1) * output_dim], cov_matrix, 1)
+
+    samples = []
+    for prediction in (ours[3], theirs[3]):
+        np.random.seed(37)
+        samples.append(np.apply_along_axis(sample_from_output, 1, prediction, 1, _N_MIXES, temp=1.0))
+    np.testing.assert_allclose(samples[0], samples[1], rtol=1e-4, atol=1e-4)
