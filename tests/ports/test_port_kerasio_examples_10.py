@@ -64,6 +64,16 @@ Covered here:
     MultiHeadAttention it is xfail (strict): kerasish cannot yet quantize
     MultiHeadAttention's projections (see the marker). The example's first
     run under the global "mixed_bfloat16" policy is not ported.
+39. "Enhanced Deep Residual Networks for single-image super-resolution"
+    (vision/edsr): a functional `keras.Model` subclass overriding
+    `train_step` (the example's `compiled_loss` / `compiled_metrics` ->
+    `compute_loss` and the Keras 3 guides' metric loop, the tape -> torch)
+    and `predict_step`, called directly on one uint8 image (`ops.cast`,
+    `ops.clip`, `ops.round`, a uint8 result); residual blocks with `Add`,
+    `Rescaling` in and out, `ops.depth_to_space` twice, a PSNR metric
+    function (`tf.image.psnr` -> `ops.psnr`), `PiecewiseConstantDecay`, and
+    an endless generator with `steps_per_epoch`. (Found: kerasish logged the
+    metric function `PSNR` as "PSNR"; Keras snake-cases it, "psnr"; fixed.)
 """
 
 from __future__ import annotations
@@ -853,3 +863,110 @@ def test_float8_training_and_inference(keras_ref, attention):
     np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5)
     for a, b in zip(ours[5], theirs[5]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------- 39. EDSR super-resolution
+def _edsr_model(keras, num_filters=8, num_of_residual_blocks=2):
+    import torch
+
+    layers, ops = keras.layers, keras.ops
+
+    def PSNR(super_resolution, high_resolution):
+        """Compute the peak signal-to-noise ratio, measures quality of image."""
+        # (tf.image.psnr(...)[0], the first image's -> ops.psnr over the batch)
+        return ops.psnr(high_resolution, super_resolution, max_val=255)
+
+    class EDSRModel(keras.Model):
+        def train_step(self, data):
+            # (tf.GradientTape -> the Keras torch guide; `compiled_loss` / `compiled_metrics` are
+            # gone in Keras 3 -> `compute_loss` and the guide's metric loop)
+            x, y = data
+            self.zero_grad()
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(y=y, y_pred=y_pred)
+            loss.backward()
+            trainable_vars = self.trainable_weights
+            gradients = [v.value.grad for v in trainable_vars]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, trainable_vars)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(y, y_pred)
+            return {m.name: m.result() for m in self.metrics}
+
+        def predict_step(self, x):
+            x = ops.cast(ops.expand_dims(x, axis=0), "float32")
+            super_resolution_img = self(x, training=False)
+            super_resolution_img = ops.clip(super_resolution_img, 0, 255)
+            super_resolution_img = ops.round(super_resolution_img)
+            return ops.squeeze(ops.cast(super_resolution_img, "uint8"), axis=0)
+
+    def ResBlock(inputs):
+        x = layers.Conv2D(num_filters, 3, padding="same", activation="relu")(inputs)
+        x = layers.Conv2D(num_filters, 3, padding="same")(x)
+        return layers.Add()([inputs, x])
+
+    def Upsampling(inputs, factor=2, **kwargs):
+        x = layers.Conv2D(num_filters * (factor**2), 3, padding="same", **kwargs)(inputs)
+        x = ops.depth_to_space(x, block_size=factor)  # (tf.nn.depth_to_space)
+        x = layers.Conv2D(num_filters * (factor**2), 3, padding="same", **kwargs)(x)
+        x = ops.depth_to_space(x, block_size=factor)
+        return x
+
+    input_layer = layers.Input(shape=(None, None, 3))
+    x = layers.Rescaling(scale=1.0 / 255)(input_layer)
+    x = x_new = layers.Conv2D(num_filters, 3, padding="same")(x)
+    for _ in range(num_of_residual_blocks):
+        x_new = ResBlock(x_new)
+    x_new = layers.Conv2D(num_filters, 3, padding="same")(x_new)
+    x = layers.Add()([x, x_new])
+    x = Upsampling(x)
+    x = layers.Conv2D(3, 3, padding="same")(x)
+    output_layer = layers.Rescaling(scale=255)(x)
+    return EDSRModel(input_layer, output_layer), PSNR
+
+
+def _edsr_run(keras, initial, data):
+    (lowres, highres), (val_lowres, val_highres), test_image = data
+    model, PSNR = _edsr_model(keras)
+    model.set_weights(initial)
+
+    def train_ds():  # (the example's repeated tf.data pipeline: endless batches of 8)
+        while True:
+            for i in range(0, len(lowres), 8):
+                yield lowres[i:i + 8], highres[i:i + 8]
+
+    optim_edsr = keras.optimizers.Adam(learning_rate=keras.optimizers.schedules.PiecewiseConstantDecay(
+        boundaries=[5], values=[1e-3, 5e-4]))  # ([5000], [1e-4, 5e-5])
+    model.compile(optimizer=optim_edsr, loss="mae", metrics=[PSNR])
+    history = model.fit(train_ds(), epochs=2, steps_per_epoch=4, validation_data=(val_lowres, val_highres),
+                        verbose=0)
+    preds = keras.ops.convert_to_numpy(model.predict_step(test_image))
+    learning_rate = float(np.asarray(model.optimizer.learning_rate))
+    return history, model.get_weights(), preds, learning_rate, int(model.optimizer.iterations)
+
+
+def test_edsr_super_resolution(keras_ref):
+    rng = np.random.default_rng(39)
+
+    def images(n):
+        highres = (rng.random((n, 16, 16, 3)) * 255).astype("float32")
+        lowres = highres.reshape(n, 4, 4, 4, 4, 3).mean(axis=(2, 4))  # (the example's 4x-downscaled DIV2K)
+        return lowres, highres
+
+    test_image = (rng.random((6, 5, 3)) * 255).astype("uint8")
+    data = images(16), images(8), test_image
+    initial = _edsr_model(keras_ref)[0].get_weights()
+    theirs = _edsr_run(keras_ref, initial, data)
+    ours = _edsr_run(kerasish, initial, data)
+    assert sorted(ours[0].history) == ["loss", "psnr", "val_loss", "val_psnr"]  # (Keras snake-cases `PSNR`)
+    assert_history(ours[0], theirs[0])
+    for a, b in zip(ours[1], theirs[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    # `predict_step` called on one uint8 image: a (24, 20, 3) uint8 image (rounding may flip one step)
+    assert ours[2].dtype == theirs[2].dtype == np.uint8 and ours[2].shape == theirs[2].shape == (24, 20, 3)
+    np.testing.assert_allclose(ours[2].astype(int), theirs[2].astype(int), atol=1)
+    assert ours[3:] == theirs[3:]  # PiecewiseConstantDecay past its boundary after 8 steps
+    assert ours[3] == pytest.approx(5e-4) and ours[4] == 8
