@@ -1,0 +1,191 @@
+"""More keras.io examples (Keras 3 versions; continued from
+test_port_kerasio_examples_10.py), ported the same way: the example's code
+with `import keras` changed to `import kerasish as keras` (one builder runs
+with real Keras 3 on torch and with kerasish), `tf.*` rewritten with
+`keras.ops` or `torch.*`, small deterministic synthetic data, shrunk sizes,
+the same initial weights and the same batches (shuffle=False) in both runs.
+
+Covered here:
+
+40. "Structured data learning with TabTransformer" (structured_data/
+    tabtransformer): a dict of scalar `Input(shape=(), dtype="float32")`
+    features, categorical ones fed to `Embedding` as float indices (the
+    example's StringLookup needs TensorFlow: the CSV's strings arrive as
+    their vocabulary index), `ops.expand_dims` / `ops.stack` on
+    KerasTensors, MultiHeadAttention blocks with named `Add` /
+    `LayerNormalization(epsilon=1e-6)` layers, Sequential MLP blocks built
+    from a `functools.partial` normalization layer and `keras.activations.
+    gelu` / `selu`, `AdamW(weight_decay=...)`, per-example weights (the
+    example's dataset yields `(x, y, weights)`), `count_params()`, the
+    baseline MLP model and the TabTransformer.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+import kerasish
+
+from tests.ports.test_port_programs import assert_history
+from tests.ports.test_port_programs import assert_same
+
+# the same autouse fixtures as the earlier files: Keras seeded, one torch thread
+from tests.ports.test_port_kerasio_examples_2 import _one_thread  # noqa: F401
+from tests.ports.test_port_kerasio_examples_2 import _seeded  # noqa: F401
+
+
+# ------------------------------------------------------------ 40. TabTransformer
+_NUMERIC_FEATURE_NAMES = ["age", "education_num", "hours_per_week"]
+_CATEGORICAL_FEATURES_WITH_VOCABULARY = {
+    "workclass": ["Private", "Self-emp", "Gov"],
+    "marital_status": ["Married", "Never-married", "Divorced", "Widowed"],
+    "occupation": ["Tech", "Sales", "Craft", "Service", "Other"],
+}
+_FEATURE_NAMES = _NUMERIC_FEATURE_NAMES + list(_CATEGORICAL_FEATURES_WITH_VOCABULARY)
+
+
+def _tabtransformer_models(keras, embedding_dims=4, dropout_rate=0.0):
+    layers, ops = keras.layers, keras.ops
+    keras.utils.clear_session()  # (the same auto names in both)
+
+    def create_model_inputs():
+        return {name: layers.Input(name=name, shape=(), dtype="float32") for name in _FEATURE_NAMES}
+
+    def encode_inputs(inputs, embedding_dims):
+        encoded_categorical_feature_list = []
+        numerical_feature_list = []
+        for feature_name in inputs:
+            if feature_name in _CATEGORICAL_FEATURES_WITH_VOCABULARY:
+                vocabulary = _CATEGORICAL_FEATURES_WITH_VOCABULARY[feature_name]
+                embedding = layers.Embedding(input_dim=len(vocabulary), output_dim=embedding_dims)
+                encoded_categorical_feature_list.append(embedding(inputs[feature_name]))
+            else:
+                numerical_feature_list.append(ops.expand_dims(inputs[feature_name], -1))
+        return encoded_categorical_feature_list, numerical_feature_list
+
+    def create_mlp(hidden_units, dropout_rate, activation, normalization_layer, name=None):
+        mlp_layers = []
+        for units in hidden_units:
+            mlp_layers.append(normalization_layer())
+            mlp_layers.append(layers.Dense(units, activation=activation))
+            mlp_layers.append(layers.Dropout(dropout_rate))
+        return keras.Sequential(mlp_layers, name=name)
+
+    def create_baseline_model(embedding_dims, num_mlp_blocks, mlp_hidden_units_factors, dropout_rate):
+        inputs = create_model_inputs()
+        encoded_categorical_feature_list, numerical_feature_list = encode_inputs(inputs, embedding_dims)
+        features = layers.concatenate(encoded_categorical_feature_list + numerical_feature_list)
+        feedforward_units = [features.shape[-1]]
+        for layer_idx in range(num_mlp_blocks):
+            features = create_mlp(hidden_units=feedforward_units, dropout_rate=dropout_rate,
+                                  activation=keras.activations.gelu, normalization_layer=layers.LayerNormalization,
+                                  name=f"feedforward_{layer_idx}")(features)
+        mlp_hidden_units = [factor * features.shape[-1] for factor in mlp_hidden_units_factors]
+        features = create_mlp(hidden_units=mlp_hidden_units, dropout_rate=dropout_rate,
+                              activation=keras.activations.selu, normalization_layer=layers.BatchNormalization,
+                              name="MLP")(features)
+        outputs = layers.Dense(units=1, activation="sigmoid", name="sigmoid")(features)
+        return keras.Model(inputs=inputs, outputs=outputs)
+
+    def create_tabtransformer_classifier(num_transformer_blocks, num_heads, embedding_dims,
+                                         mlp_hidden_units_factors, dropout_rate):
+        inputs = create_model_inputs()
+        encoded_categorical_feature_list, numerical_feature_list = encode_inputs(inputs, embedding_dims)
+        encoded_categorical_features = ops.stack(encoded_categorical_feature_list, axis=1)
+        numerical_features = layers.concatenate(numerical_feature_list)
+        for block_idx in range(num_transformer_blocks):
+            attention_output = layers.MultiHeadAttention(
+                num_heads=num_heads, key_dim=embedding_dims, dropout=dropout_rate,
+                name=f"multihead_attention_{block_idx}",
+            )(encoded_categorical_features, encoded_categorical_features)
+            x = layers.Add(name=f"skip_connection1_{block_idx}")([attention_output, encoded_categorical_features])
+            x = layers.LayerNormalization(name=f"layer_norm1_{block_idx}", epsilon=1e-6)(x)
+            feedforward_output = create_mlp(
+                hidden_units=[embedding_dims], dropout_rate=dropout_rate, activation=keras.activations.gelu,
+                normalization_layer=functools.partial(layers.LayerNormalization, epsilon=1e-6),
+                name=f"feedforward_{block_idx}",
+            )(x)
+            x = layers.Add(name=f"skip_connection2_{block_idx}")([feedforward_output, x])
+            encoded_categorical_features = layers.LayerNormalization(
+                name=f"layer_norm2_{block_idx}", epsilon=1e-6)(x)
+        categorical_features = layers.Flatten()(encoded_categorical_features)
+        numerical_features = layers.LayerNormalization(epsilon=1e-6)(numerical_features)
+        features = layers.concatenate([categorical_features, numerical_features])
+        mlp_hidden_units = [factor * features.shape[-1] for factor in mlp_hidden_units_factors]
+        features = create_mlp(hidden_units=mlp_hidden_units, dropout_rate=dropout_rate,
+                              activation=keras.activations.selu, normalization_layer=layers.BatchNormalization,
+                              name="MLP")(features)
+        outputs = layers.Dense(units=1, activation="sigmoid", name="sigmoid")(features)
+        return keras.Model(inputs=inputs, outputs=outputs)
+
+    baseline = create_baseline_model(embedding_dims=embedding_dims, num_mlp_blocks=2,
+                                     mlp_hidden_units_factors=[2, 1], dropout_rate=dropout_rate)
+    tabtransformer = create_tabtransformer_classifier(num_transformer_blocks=2, num_heads=2,
+                                                      embedding_dims=embedding_dims, mlp_hidden_units_factors=[2, 1],
+                                                      dropout_rate=dropout_rate)
+    return baseline, tabtransformer
+
+
+def _tabtransformer_run(keras, initial, data):
+    (x_train, y_train, w_train), (x_test, y_test, w_test) = data
+    results = []
+    for model, weights in zip(_tabtransformer_models(keras), initial):
+        model.set_weights(weights)
+        optimizer = keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.0001)
+        model.compile(optimizer=optimizer, loss=keras.losses.BinaryCrossentropy(),
+                      metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
+        history = model.fit(x_train, y_train, sample_weight=w_train, batch_size=32, epochs=2, shuffle=False,
+                            validation_data=(x_test, y_test, w_test), verbose=0)
+        _, accuracy = model.evaluate(x_test, y_test, sample_weight=w_test, verbose=0)
+        results.append((history, accuracy, model.count_params(),
+                        {w.path: np.array(keras.ops.convert_to_numpy(w.value)) for w in model.weights},
+                        np.asarray(model.predict(x_test, verbose=0))))
+    return results
+
+
+def test_tabtransformer(keras_ref):
+    rng = np.random.default_rng(40)
+
+    def census(n):
+        x = {"age": rng.integers(17, 90, n).astype("float32"),
+             "education_num": rng.integers(1, 16, n).astype("float32"),
+             "hours_per_week": rng.integers(1, 99, n).astype("float32")}
+        for name, vocabulary in _CATEGORICAL_FEATURES_WITH_VOCABULARY.items():
+            x[name] = rng.integers(0, len(vocabulary), n).astype("float32")  # (StringLookup's index)
+        y = ((x["age"] > 40) & (x["marital_status"] == 0)).astype("float32")
+        # (the example's instance weights, the census's "fnlwgt" column scaled)
+        weights = rng.uniform(0.5, 1.5, n).astype("float32")
+        return x, y, weights
+
+    data = census(96), census(32)
+    initial = [model.get_weights() for model in _tabtransformer_models(keras_ref)]
+    theirs = _tabtransformer_run(keras_ref, initial, data)
+    ours = _tabtransformer_run(kerasish, initial, data)
+    # Weights whose true gradient is 0, so that AdamW turns the rounding noise of their computed
+    # gradient (either sign, ~1e-9) into steps of up to the learning rate: the attention's key bias
+    # (q.(k + b) adds the same q.b to every key's score, which the softmax removes) and the betas of
+    # the LayerNormalizations feeding the final MLP's BatchNormalization (which removes any constant
+    # per feature). They get atol = lr * steps = 0.06; the moving means and everything evaluated in
+    # inference mode see them through the BatchNormalization's moving mean: val_loss and accuracy get
+    # rtol 2e-3 (measured 2.4e-4), predictions 5e-3 (measured 1.8e-3). The attention weights see the key bias in their
+    # gradients' rounding (the query kernel's gradient holds sum_j dL/ds_j * b_key, zero only up to
+    # rounding), which AdamW's normalisation turns into differences of ~1e-5 on small entries: the
+    # other weights get atol 1e-4 (measured 4.2e-5); the training History keeps 1e-4 / 1e-5.
+    noise_driven = ("key/bias", "layer_norm2_1/beta", "layer_normalization_4/beta")
+    for mine, ref in zip(ours, theirs):
+        assert sorted(mine[0].history) == sorted(ref[0].history)
+        for key in ("loss", "accuracy"):
+            np.testing.assert_allclose(mine[0].history[key], ref[0].history[key], rtol=1e-4, atol=1e-5)
+        for key in ("val_loss", "val_accuracy"):
+            np.testing.assert_allclose(mine[0].history[key], ref[0].history[key], rtol=2e-3, atol=1e-5)
+        assert mine[1] == pytest.approx(ref[1], rel=2e-3)
+        assert mine[2] == ref[2]  # count_params()
+        assert sorted(mine[3]) == sorted(ref[3])  # the same weight paths
+        for path, value in ref[3].items():
+            noisy = path.endswith(noise_driven)
+            np.testing.assert_allclose(mine[3][path], value, rtol=1e-4, atol=0.06 if noisy else 1e-4,
+                                       err_msg=path)
+        assert_same(mine[4], ref[4], rtol=5e-3, atol=1e-5)
