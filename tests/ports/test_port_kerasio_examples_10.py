@@ -88,7 +88,6 @@ import kerasish
 from tests.ports.test_port_programs import assert_history
 from tests.ports.test_port_programs import assert_same
 from tests.ports.test_port_programs import assert_weights
-from tests.ports.test_port_programs import copy_weights
 
 # the same autouse fixtures as the earlier files: Keras seeded, one torch thread
 from tests.ports.test_port_kerasio_examples_2 import _one_thread  # noqa: F401
@@ -287,13 +286,13 @@ def _gc_program(keras, initial, x, y, fit=True, centralize=True):
         return (model,)
 
     class TimeHistory(keras.callbacks.Callback):
-        def on_train_begin(self, logs={}):
+        def on_train_begin(self, logs={}):  # noqa: B006 (the example's signatures)
             self.times = []
 
-        def on_epoch_begin(self, batch, logs={}):
+        def on_epoch_begin(self, batch, logs={}):  # noqa: B006
             self.epoch_time_start = time.time()
 
-        def on_epoch_end(self, batch, logs={}):
+        def on_epoch_end(self, batch, logs={}):  # noqa: B006
             self.times.append(time.time() - self.epoch_time_start)
 
     time_callback_no_gc = TimeHistory()
@@ -546,7 +545,7 @@ def _ddpg_program(keras, initial, episodes=2, steps=12):
         legal_action = np.clip(sampled_actions, lower_bound, upper_bound)
         return [np.squeeze(legal_action)]
 
-    ou_noise = OUActionNoise(mean=np.zeros(1), std_deviation=float(0.2) * np.ones(1))
+    ou_noise = OUActionNoise(mean=np.zeros(1), std_deviation=0.2 * np.ones(1))
     actor_model, critic_model = get_actor(), get_critic()
     target_actor, target_critic = get_actor(), get_critic()
     if initial is None:

@@ -29,7 +29,6 @@ import pytest
 
 import kerasish
 
-from tests.ports.test_port_programs import assert_history
 from tests.ports.test_port_programs import assert_same
 
 # the same autouse fixtures as the earlier files: Keras seeded, one torch thread
