@@ -18,6 +18,16 @@ Covered here:
     gelu` / `selu`, `AdamW(weight_decay=...)`, per-example weights (the
     example's dataset yields `(x, y, weights)`), `count_params()`, the
     baseline MLP model and the TabTransformer.
+41. "CutMix data augmentation for image classification" (vision/cutmix):
+    the example's `cutmix` over pairs of (image, label) with a Beta sample
+    made of two seeded `keras.random.gamma` draws, a box from seeded
+    `keras.random.randint`, `ops.image.crop_images` / `ops.image.pad_images`
+    in place of `tf.image.crop_to_bounding_box` / `pad_to_bounding_box`
+    (kerasish's mixed images and labels are identical to Keras's), and the
+    example's ResNet-20 (shrunk to depth 8: he_normal, l2-regularized
+    Conv2D, BatchNormalization, `keras.layers.add`, AveragePooling2D) trained
+    on the CutMix data and on the plain data, both runs loading the initial
+    `.weights.h5` file Keras saved.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import pytest
 
 import kerasish
 
+from tests.ports.test_port_programs import assert_history as assert_history_close
 from tests.ports.test_port_programs import assert_same
 
 # the same autouse fixtures as the earlier files: Keras seeded, one torch thread
@@ -188,3 +199,159 @@ def test_tabtransformer(keras_ref):
             np.testing.assert_allclose(mine[3][path], value, rtol=1e-4, atol=0.06 if noisy else 1e-4,
                                        err_msg=path)
         assert_same(mine[4], ref[4], rtol=5e-3, atol=1e-5)
+
+
+# ------------------------------------------------------------ 41. CutMix
+_IMG_SIZE = 16
+
+
+def _cutmix_dataset(keras, pairs, seed):
+    """The example's `cutmix` map over `Dataset.zip((train_ds_one, train_ds_two))`, one pair at a
+    time: `tf.random.gamma` / `tf.random.uniform(dtype=tf.int32)` -> `keras.random.gamma` /
+    `keras.random.randint` on a SeedGenerator, `tf.image.crop_to_bounding_box` /
+    `pad_to_bounding_box` -> `ops.image.crop_images` / `ops.image.pad_images`."""
+    ops = keras.ops
+    seed_generator = keras.random.SeedGenerator(seed)
+
+    def sample_beta_distribution(size, concentration_0=0.2, concentration_1=0.2):
+        gamma_1_sample = keras.random.gamma(shape=[size], alpha=concentration_1, seed=seed_generator)
+        gamma_2_sample = keras.random.gamma(shape=[size], alpha=concentration_0, seed=seed_generator)
+        return gamma_1_sample / (gamma_1_sample + gamma_2_sample)
+
+    def get_box(lambda_value):
+        cut_rat = ops.sqrt(1.0 - lambda_value)
+        cut_w = ops.cast(_IMG_SIZE * cut_rat, "int32")
+        cut_h = ops.cast(_IMG_SIZE * cut_rat, "int32")
+        cut_x = keras.random.randint((1,), minval=0, maxval=_IMG_SIZE, dtype="int32", seed=seed_generator)
+        cut_y = keras.random.randint((1,), minval=0, maxval=_IMG_SIZE, dtype="int32", seed=seed_generator)
+        boundaryx1 = ops.clip(cut_x[0] - cut_w // 2, 0, _IMG_SIZE)
+        boundaryy1 = ops.clip(cut_y[0] - cut_h // 2, 0, _IMG_SIZE)
+        bbx2 = ops.clip(cut_x[0] + cut_w // 2, 0, _IMG_SIZE)
+        bby2 = ops.clip(cut_y[0] + cut_h // 2, 0, _IMG_SIZE)
+        target_h = bby2 - boundaryy1
+        if target_h == 0:
+            target_h += 1
+        target_w = bbx2 - boundaryx1
+        if target_w == 0:
+            target_w += 1
+        return int(boundaryx1), int(boundaryy1), int(target_h), int(target_w)
+
+    def cutmix(train_ds_one, train_ds_two):
+        (image1, label1), (image2, label2) = train_ds_one, train_ds_two
+        image1, image2 = ops.convert_to_tensor(image1), ops.convert_to_tensor(image2)  # (tf.data gave tensors)
+        lambda_value = sample_beta_distribution(1, 0.25, 0.25)[0]
+        boundaryx1, boundaryy1, target_h, target_w = get_box(lambda_value)
+        crop2 = ops.image.crop_images(image2, boundaryy1, boundaryx1, target_height=target_h, target_width=target_w)
+        image2 = ops.image.pad_images(crop2, boundaryy1, boundaryx1, target_height=_IMG_SIZE,
+                                      target_width=_IMG_SIZE)
+        crop1 = ops.image.crop_images(image1, boundaryy1, boundaryx1, target_height=target_h, target_width=target_w)
+        img1 = ops.image.pad_images(crop1, boundaryy1, boundaryx1, target_height=_IMG_SIZE, target_width=_IMG_SIZE)
+        image1 = image1 - img1
+        image = image1 + image2
+        lambda_value = 1 - (target_w * target_h) / (_IMG_SIZE * _IMG_SIZE)
+        label = lambda_value * label1 + (1 - lambda_value) * label2
+        return ops.convert_to_numpy(image), ops.convert_to_numpy(label)
+
+    mixed = [cutmix(one, two) for one, two in pairs]
+    return np.stack([m[0] for m in mixed]), np.stack([m[1] for m in mixed]).astype("float32")
+
+
+def _resnet_v20(keras, input_shape, depth, num_classes=10):
+    keras.utils.clear_session()  # (the same auto names, "conv2d" ..., in both)
+
+    def resnet_layer(inputs, num_filters=4, kernel_size=3, strides=1, activation="relu", batch_normalization=True,
+                     conv_first=True):
+        conv = keras.layers.Conv2D(num_filters, kernel_size=kernel_size, strides=strides, padding="same",
+                                   kernel_initializer="he_normal", kernel_regularizer=keras.regularizers.l2(1e-4))
+        x = inputs
+        if conv_first:
+            x = conv(x)
+            if batch_normalization:
+                x = keras.layers.BatchNormalization()(x)
+            if activation is not None:
+                x = keras.layers.Activation(activation)(x)
+        else:
+            if batch_normalization:
+                x = keras.layers.BatchNormalization()(x)
+            if activation is not None:
+                x = keras.layers.Activation(activation)(x)
+            x = conv(x)
+        return x
+
+    if (depth - 2) % 6 != 0:
+        raise ValueError("depth should be 6n+2 (eg 20, 32, 44 in [a])")
+    num_filters = 4  # (16)
+    num_res_blocks = int((depth - 2) / 6)
+    inputs = keras.layers.Input(shape=input_shape)
+    x = resnet_layer(inputs=inputs)
+    for stack in range(3):
+        for res_block in range(num_res_blocks):
+            strides = 1
+            if stack > 0 and res_block == 0:
+                strides = 2
+            y = resnet_layer(inputs=x, num_filters=num_filters, strides=strides)
+            y = resnet_layer(inputs=y, num_filters=num_filters, activation=None)
+            if stack > 0 and res_block == 0:
+                x = resnet_layer(inputs=x, num_filters=num_filters, kernel_size=1, strides=strides, activation=None,
+                                 batch_normalization=False)
+            x = keras.layers.add([x, y])
+            x = keras.layers.Activation("relu")(x)
+        num_filters *= 2
+    x = keras.layers.AveragePooling2D(pool_size=4)(x)  # (8, for 32x32 images)
+    y = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", kernel_initializer="he_normal")(y)
+    return keras.models.Model(inputs=inputs, outputs=outputs)
+
+
+def _cutmix_run(keras, weights_path, train_cmu, train_simple, test):
+    results = []
+    for x, y in (train_cmu, train_simple):
+        model = _resnet_v20(keras, (_IMG_SIZE, _IMG_SIZE, 3), 8)  # (20)
+        model.load_weights(weights_path)
+        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        history = model.fit(x, y, batch_size=16, validation_data=test, epochs=2, shuffle=False, verbose=0)
+        test_loss, test_accuracy = model.evaluate(*test, verbose=0)
+        results.append((history, test_loss, test_accuracy,
+                        {w.path: np.array(keras.ops.convert_to_numpy(w.value)) for w in model.weights},
+                        len(model.losses)))
+    return results
+
+
+def test_cutmix(keras_ref, tmp_path):
+    rng = np.random.default_rng(41)
+    x_train = rng.random((48, _IMG_SIZE, _IMG_SIZE, 3)).astype("float32")
+    y_train = np.eye(10, dtype="float32")[rng.integers(0, 10, 48)]
+    x_test = rng.random((16, _IMG_SIZE, _IMG_SIZE, 3)).astype("float32")
+    y_test = np.eye(10, dtype="float32")[rng.integers(0, 10, 16)]
+    order = rng.permutation(48)  # (train_ds_two: another shuffle of the same data)
+    pairs = [((x_train[i], y_train[i]), (x_train[j], y_train[j])) for i, j in zip(range(48), order)]
+
+    theirs_cmu = _cutmix_dataset(keras_ref, pairs, seed=41)
+    ours_cmu = _cutmix_dataset(kerasish, pairs, seed=41)
+    # the same seeded boxes and mixing ratios: identical images and labels
+    np.testing.assert_array_equal(ours_cmu[0], theirs_cmu[0])
+    np.testing.assert_array_equal(ours_cmu[1], theirs_cmu[1])
+    assert not np.array_equal(ours_cmu[0], x_train)  # (some patches were pasted)
+    np.testing.assert_allclose(ours_cmu[1].sum(axis=1), 1.0, rtol=1e-6)
+
+    # (the example's `save_weights("initial_weights.h5")`: a `.weights.h5` name in Keras 3); both
+    # frameworks start from the file Keras wrote
+    initial_model = _resnet_v20(keras_ref, (_IMG_SIZE, _IMG_SIZE, 3), 8)
+    weights_path = str(tmp_path / "initial_weights.weights.h5")
+    initial_model.save_weights(weights_path)
+    test = (x_test, y_test)
+    theirs = _cutmix_run(keras_ref, weights_path, theirs_cmu, (x_train, y_train), test)
+    ours = _cutmix_run(kerasish, weights_path, ours_cmu, (x_train, y_train), test)
+    # The Conv2D biases feeding a BatchNormalization have a true gradient of 0 (it removes any
+    # per-channel constant); Adam turns their rounding-noise gradients into steps of up to lr = 1e-3
+    # (measured 5e-4 apart): conv biases get atol = lr * 6 steps; the moving means, which carry those
+    # biases in at (1 - momentum) = 1% a step, 1e-4 (measured 1.3e-5); everything else 1e-4 / 1e-5.
+    for mine, ref in zip(ours, theirs):
+        assert_history_close(mine[0], ref[0])
+        assert mine[1:3] == pytest.approx(ref[1:3], rel=1e-4)
+        assert sorted(mine[3]) == sorted(ref[3])
+        for path, value in ref[3].items():
+            atol = 6e-3 if path.startswith("conv2d") and path.endswith("/bias") else 1e-5
+            atol = 1e-4 if path.endswith("/moving_mean") else atol
+            np.testing.assert_allclose(mine[3][path], value, rtol=1e-4, atol=atol, err_msg=path)
+        assert mine[4] == ref[4] == 9  # one l2 loss per Conv2D
