@@ -101,6 +101,25 @@ def take_place_of(layer, registry: dict, new_key: str, old_key: str) -> None:
             registry[new_key] = items[new_key]
 
 
+
+def _built_parent_path(layer):
+    """The path a built layer's scope was opened under (Keras's
+    `Layer._parent_path`), read from its own build-time weights' paths
+    ("outer/dense/kernel" -> "outer"); None when it has none."""
+    if not getattr(layer, "built", False):
+        return None
+    suffix = f"/{layer.name}"
+    for tensor in (*layer._parameters.values(), *layer._buffers.values()):
+        path = getattr(tensor, "path", None)
+        if not isinstance(path, str) or "/" not in path:
+            continue
+        owner = path.rsplit("/", 1)[0]
+        if owner == layer.name:
+            return ""
+        if owner.endswith(suffix):
+            return owner[: -len(suffix)]
+    return None
+
 class LayerWeightsMixin:
     """Weight creation and bookkeeping for `Layer` (see module docstring)."""
 
@@ -244,8 +263,13 @@ class LayerWeightsMixin:
         if self.__dict__.get("_in_build"):
             var = cls(value, trainable, name=name, autocast=autocast)
         else:
-            # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w")
-            with naming.name_scope(self.name):
+            # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w");
+            # after the build (`quantize`'s variables) under the path the layer was built at, as Keras's
+            # remembered `_parent_path` does ("outer/dense/inputs_scale", not "dense/inputs_scale")
+            parent = _built_parent_path(self)
+            scope = naming.name_scope(self.name) if parent is None else naming.NameScope(
+                self.name, caller=self, deduplicate=False, override_parent=parent)
+            with scope:
                 var = cls(value, trainable, name=name, autocast=autocast)
         var.__dict__["_initializer"] = init  # (for `reset_parameters`)
         var.__dict__["regularizer"] = regularizers.get(regularizer)
