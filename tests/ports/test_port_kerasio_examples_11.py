@@ -28,6 +28,14 @@ Covered here:
     Conv2D, BatchNormalization, `keras.layers.add`, AveragePooling2D) trained
     on the CutMix data and on the plain data, both runs loading the initial
     `.weights.h5` file Keras saved.
+42. "Evaluating and exporting scikit-learn metrics in a Keras callback"
+    (keras_recipes/sklearn_metric_callbacks): a Callback whose `__init__`
+    does not call `super().__init__()`, calling `self.model.predict` inside
+    `on_epoch_end` during `fit` (with `validation_split`), a standalone
+    `keras.metrics.Mean` reset / updated with sklearn's per-class
+    `jaccard_score` and read with `.result().numpy()`; the example's
+    `tf.summary` writer becomes a list, and the score is also written into
+    `logs`, where both frameworks' History picks it up.
 """
 
 from __future__ import annotations
@@ -355,3 +363,76 @@ def test_cutmix(keras_ref, tmp_path):
             atol = 1e-4 if path.endswith("/moving_mean") else atol
             np.testing.assert_allclose(mine[3][path], value, rtol=1e-4, atol=atol, err_msg=path)
         assert mine[4] == ref[4] == 9  # one l2 loss per Conv2D
+
+
+# ------------------------------------------------------------ 42. sklearn metric callbacks
+def _jaccard_program(keras, initial, data, log_dir):
+    from sklearn.metrics import jaccard_score
+
+    layers = keras.layers
+    (x_train, y_train), (x_test, y_test) = data
+
+    class JaccardScoreCallback(keras.callbacks.Callback):
+        """Computes the Jaccard score and logs the results (to TensorBoard in the example)."""
+
+        def __init__(self, name, x_test, y_test, log_dir):
+            # (no `super().__init__()`, as in the example)
+            self.x_test = x_test
+            self.y_test = y_test
+            self.keras_metric = keras.metrics.Mean("jaccard_score")
+            self.epoch = 0
+            # (tf.summary.create_file_writer(os.path.join(log_dir, name)) -> a list of records)
+            self.summary = (log_dir, name, [])
+
+        def on_epoch_end(self, batch, logs=None):
+            self.epoch += 1
+            self.keras_metric.reset_state()
+            predictions = self.model.predict(self.x_test, verbose=0)
+            jaccard_value = jaccard_score(np.argmax(predictions, axis=-1), self.y_test, average=None)
+            self.keras_metric.update_state(jaccard_value)
+            self._write_metric(self.keras_metric.name, self.keras_metric.result().numpy().astype(float))
+            logs[self.keras_metric.name] = float(self.keras_metric.result())  # (added: into History)
+
+        def _write_metric(self, name, value):
+            self.summary[2].append((name, float(value), self.epoch))
+
+    model = keras.Sequential([
+        keras.Input(shape=(12, 12, 1)),
+        layers.Conv2D(4, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Conv2D(8, kernel_size=(3, 3), activation="relu"),
+        layers.MaxPooling2D(pool_size=(2, 2)),
+        layers.Flatten(),
+        layers.Dropout(0.0),  # (0.5)
+        layers.Dense(4, activation="softmax"),
+    ])
+    model.set_weights(initial)
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    callback = JaccardScoreCallback(model.name, x_test, np.argmax(y_test, axis=-1), log_dir)
+    history = model.fit(x_train, y_train, batch_size=16, epochs=3, validation_split=0.1, shuffle=False,
+                        callbacks=[callback], verbose=0)
+    return history, callback.summary, model.get_weights()
+
+
+def test_sklearn_metric_callback(keras_ref, tmp_path):
+    rng = np.random.default_rng(42)
+    x = rng.random((90, 12, 12, 1)).astype("float32")
+    labels = (x[:, :6].mean(axis=(1, 2, 3)) > x[:, 6:].mean(axis=(1, 2, 3))).astype(int) * 2
+    labels += (x[:, :, :6].mean(axis=(1, 2, 3)) > 0.5).astype(int)
+    y = keras_ref.utils.to_categorical(labels, 4)
+    assert np.array_equal(kerasish.utils.to_categorical(labels, 4), y)
+    data = (x[:70], y[:70]), (x[70:], y[70:])
+    keras_ref.utils.clear_session()
+    initial_model = keras_ref.Sequential([
+        keras_ref.Input(shape=(12, 12, 1)), keras_ref.layers.Conv2D(4, 3), keras_ref.layers.MaxPooling2D(2),
+        keras_ref.layers.Conv2D(8, 3), keras_ref.layers.MaxPooling2D(2), keras_ref.layers.Flatten(),
+        keras_ref.layers.Dense(4)])
+    initial = initial_model.get_weights()
+    theirs = _jaccard_program(keras_ref, initial, data, str(tmp_path))
+    ours = _jaccard_program(kerasish, initial, data, str(tmp_path))
+    assert "jaccard_score" in ours[0].history
+    assert_history_close(ours[0], theirs[0])
+    assert [r[0] for r in ours[1][2]] == ["jaccard_score"] * 3 and [r[2] for r in ours[1][2]] == [1, 2, 3]
+    np.testing.assert_allclose([r[1] for r in ours[1][2]], [r[1] for r in theirs[1][2]], rtol=1e-6)
+    for a, b in zip(ours[2], theirs[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
