@@ -79,6 +79,8 @@ Covered here:
     function (`tf.image.psnr` -> `ops.psnr`), `PiecewiseConstantDecay`, and
     an endless generator with `steps_per_epoch`. (Found: kerasish logged the
     metric function `PSNR` as "PSNR"; Keras snake-cases it, "psnr"; fixed.)
+
+Programs 40-42 are in test_port_kerasio_examples_11.py.
 """
 
 from __future__ import annotations
