@@ -80,7 +80,7 @@ Covered here:
     an endless generator with `steps_per_epoch`. (Found: kerasish logged the
     metric function `PSNR` as "PSNR"; Keras snake-cases it, "psnr"; fixed.)
 
-Programs 40-42 are in test_port_kerasio_examples_11.py.
+Programs 40-43 are in test_port_kerasio_examples_11.py.
 """
 
 from __future__ import annotations

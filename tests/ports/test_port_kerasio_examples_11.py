@@ -36,6 +36,15 @@ Covered here:
     `jaccard_score` and read with `.result().numpy()`; the example's
     `tf.summary` writer becomes a list, and the score is also written into
     `logs`, where both frameworks' History picks it up.
+43. "Using pre-trained word embeddings" (nlp/pretrained_word_embeddings):
+    an `Embedding(..., trainable=False)` built by hand with `build((1,))`
+    and given the (GloVe-like, synthetic) matrix by `set_weights`, then
+    called on an `Input(shape=(None,), dtype="int32")`; Conv1D /
+    MaxPooling1D / GlobalMaxPooling1D, "sparse_categorical_crossentropy"
+    with `metrics=["acc"]`, RMSprop by name, the summary's trainable and
+    non-trainable counts, and the frozen matrix left unchanged by `fit`.
+    (The example's TextVectorization needs TensorFlow: the texts arrive as
+    token ids.)
 """
 
 from __future__ import annotations
@@ -436,3 +445,62 @@ def test_sklearn_metric_callback(keras_ref, tmp_path):
     np.testing.assert_allclose([r[1] for r in ours[1][2]], [r[1] for r in theirs[1][2]], rtol=1e-6)
     for a, b in zip(ours[2], theirs[2]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------ 43. Pre-trained word embeddings
+def _word_embeddings_run(keras, initial, embedding_matrix, data):
+    layers = keras.layers
+    (x_train, y_train), (x_val, y_val) = data
+    num_tokens, embedding_dim = embedding_matrix.shape
+    keras.utils.clear_session()
+    embedding_layer = layers.Embedding(num_tokens, embedding_dim, trainable=False)
+    embedding_layer.build((1,))
+    embedding_layer.set_weights([embedding_matrix])
+    int_sequences_input = keras.Input(shape=(None,), dtype="int32")
+    embedded_sequences = embedding_layer(int_sequences_input)
+    x = layers.Conv1D(8, 3, activation="relu")(embedded_sequences)  # (128, 5)
+    x = layers.MaxPooling1D(2)(x)  # (5)
+    x = layers.Conv1D(8, 3, activation="relu")(x)
+    x = layers.GlobalMaxPooling1D()(x)
+    x = layers.Dense(8, activation="relu")(x)
+    x = layers.Dropout(0.0)(x)  # (0.5)
+    preds = layers.Dense(3, activation="softmax")(x)
+    model = keras.Model(int_sequences_input, preds)
+    trainable_count = len(model.trainable_weights)
+    model.set_weights([embedding_matrix] + initial)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="rmsprop", metrics=["acc"])
+    history = model.fit(x_train, y_train, batch_size=16, epochs=2, validation_data=(x_val, y_val), shuffle=False,
+                        verbose=0)
+    probabilities = np.asarray(model.predict(x_val[:4], verbose=0))
+    return history, model.get_weights(), probabilities, trainable_count, _summary_lines(model)
+
+
+def _summary_lines(model):
+    lines = []
+    model.summary(print_fn=lambda line, **kwargs: lines.append(line))
+    return "\n".join(lines).splitlines()
+
+
+def test_pretrained_word_embeddings(keras_ref):
+    rng = np.random.default_rng(43)
+    # (the example's GloVe matrix: a vector per known word, zeros for the words GloVe lacks)
+    embedding_matrix = rng.normal(size=(30, 6)).astype("float32")
+    embedding_matrix[[0, 1, 17]] = 0.0
+    x = rng.integers(2, 30, (64, 12)).astype("int32")
+    y = (x[:, :4].mean(axis=1) // 10).astype("int32")
+    data = (x[:48], y[:48]), (x[48:], y[48:])
+    probe = keras_ref.Sequential([keras_ref.Input((12,), dtype="int32"), keras_ref.layers.Embedding(30, 6),
+                                  keras_ref.layers.Conv1D(8, 3), keras_ref.layers.MaxPooling1D(2),
+                                  keras_ref.layers.Conv1D(8, 3), keras_ref.layers.GlobalMaxPooling1D(),
+                                  keras_ref.layers.Dense(8), keras_ref.layers.Dense(3)])
+    initial = probe.get_weights()[1:]
+    theirs = _word_embeddings_run(keras_ref, initial, embedding_matrix, data)
+    ours = _word_embeddings_run(kerasish, initial, embedding_matrix, data)
+    assert sorted(ours[0].history) == ["acc", "loss", "val_acc", "val_loss"]
+    assert_history_close(ours[0], theirs[0])
+    for a, b in zip(ours[1], theirs[1]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(ours[1][0], embedding_matrix)  # the frozen embeddings did not move
+    assert_same(ours[2], theirs[2])
+    assert ours[3] == theirs[3] == 8  # the frozen Embedding's matrix is not trainable
+    assert ours[4] == theirs[4]  # the summary: trainable and non-trainable counts
