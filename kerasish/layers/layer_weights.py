@@ -101,25 +101,6 @@ def take_place_of(layer, registry: dict, new_key: str, old_key: str) -> None:
             registry[new_key] = items[new_key]
 
 
-
-def _built_parent_path(layer):
-    """The path a built layer's scope was opened under (Keras's
-    `Layer._parent_path`), read from its own build-time weights' paths
-    ("outer/dense/kernel" -> "outer"); None when it has none."""
-    if not getattr(layer, "built", False):
-        return None
-    suffix = f"/{layer.name}"
-    for tensor in (*layer._parameters.values(), *layer._buffers.values()):
-        path = getattr(tensor, "path", None)
-        if not isinstance(path, str) or "/" not in path:
-            continue
-        owner = path.rsplit("/", 1)[0]
-        if owner == layer.name:
-            return ""
-        if owner.endswith(suffix):
-            return owner[: -len(suffix)]
-    return None
-
 class LayerWeightsMixin:
     """Weight creation and bookkeeping for `Layer` (see module docstring)."""
 
@@ -264,11 +245,11 @@ class LayerWeightsMixin:
             var = cls(value, trainable, name=name, autocast=autocast)
         else:
             # made outside build (e.g. in __init__): Keras 3 still scopes the path by the layer ("blk/w");
-            # after the build (`quantize`'s variables) under the path the layer was built at, as Keras's
-            # remembered `_parent_path` does ("outer/dense/inputs_scale", not "dense/inputs_scale")
-            parent = _built_parent_path(self)
-            scope = naming.name_scope(self.name) if parent is None else naming.NameScope(
-                self.name, caller=self, deduplicate=False, override_parent=parent)
+            # after the build (`enable_lora`), under the scopes it was built in ("sequential/dense/w"),
+            # as Keras's `name_scope(caller=layer)` reopens its `_parent_path`
+            built_path = self.__dict__.get("_layer_path")
+            scope = naming.name_scope(self.name) if built_path is None else naming.NameScope(
+                self.name, caller=self, override_parent=built_path.rpartition("/")[0])
             with scope:
                 var = cls(value, trainable, name=name, autocast=autocast)
         var.__dict__["_initializer"] = init  # (for `reset_parameters`)
