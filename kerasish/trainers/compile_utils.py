@@ -21,7 +21,7 @@ from kerasish import metrics as metrics_module
 from kerasish.metrics.metric import Metric
 from kerasish.metrics.reduction_metrics import Mean
 from kerasish.metrics.reduction_metrics import MeanMetricWrapper
-from kerasish.utils.naming import to_snake_case
+from kerasish.utils import naming
 
 _ACCURACY = ("accuracy", "acc")
 _CROSSENTROPY = ("crossentropy", "ce")
@@ -50,8 +50,8 @@ def _object_name(obj) -> str:
     if hasattr(obj, "name") and isinstance(obj.name, str):
         return obj.name
     if hasattr(obj, "__name__"):
-        return to_snake_case(obj.__name__)
-    return to_snake_case(type(obj).__name__)
+        return naming.to_snake_case(obj.__name__)
+    return naming.to_snake_case(type(obj).__name__)
 
 
 def check_identifier(identifier, kind: str) -> None:
