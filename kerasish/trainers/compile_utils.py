@@ -44,11 +44,14 @@ def is_binary_or_sparse_categorical(y_true, y_pred):
 
 
 def _object_name(obj) -> str:
+    """The name Keras 3 gives a compiled metric or loss object
+    (`keras.src.utils.naming.get_object_name`): its `name`, else its function
+    or class name in snake case (`def PSNR` logs as "psnr")."""
     if hasattr(obj, "name") and isinstance(obj.name, str):
         return obj.name
     if hasattr(obj, "__name__"):
-        return obj.__name__
-    return type(obj).__name__.lower()
+        return naming.to_snake_case(obj.__name__)
+    return naming.to_snake_case(type(obj).__name__)
 
 
 def check_identifier(identifier, kind: str) -> None:

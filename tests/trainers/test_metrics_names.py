@@ -69,3 +69,30 @@ def test_metrics_names_match_keras(keras_ref, scenario):
     scenario(keras_ref, ref)
     scenario(keras, got)
     assert got == ref
+
+
+def test_metric_function_and_callable_names_are_snake_case_as_keras(keras_ref):
+    """A metric given as a function or a callable object logs under Keras's
+    `get_object_name`: the snake-cased function or class name (`def PSNR` ->
+    "psnr", keras-io's EDSR example), in History and in `evaluate`."""
+    x, y, _ = _data()
+
+    def run(lib):
+        def PSNR(y_true, y_pred):
+            return lib.ops.psnr(y_true, y_pred, max_val=1.0)
+
+        def meanAbs(y_true, y_pred):
+            return lib.ops.mean(lib.ops.abs(y_true - y_pred))
+
+        class MaxError:
+            def __call__(self, y_true, y_pred):
+                return lib.ops.max(lib.ops.abs(y_true - y_pred))
+
+        m = lib.Sequential([lib.Input((4,)), lib.layers.Dense(3, activation="softmax")])
+        m.compile(optimizer="sgd", loss="mse", metrics=[PSNR, meanAbs, MaxError()])
+        history = m.fit(x, y, validation_data=(x, y), verbose=0)
+        return sorted(history.history), sorted(m.evaluate(x, y, verbose=0, return_dict=True))
+
+    logs = [run(keras_ref), run(keras)]
+    assert logs[1] == logs[0]
+    assert "psnr" in logs[1][0] and "val_mean_abs" in logs[1][0] and "max_error" in logs[1][1]

@@ -127,7 +127,58 @@ class EinsumProjection(Layer):
                 constraint=c["bias_constraint"],
             )
 
+    def quantize(self, mode=None, config=None, type_check=True):
+        """`model.quantize("float8")` on a MultiHeadAttention quantizes its
+        projections as Keras quantizes the EinsumDense layers it holds: the
+        float kernel stays, with Keras's `inputs_` / `kernel_` /
+        `outputs_grad_` `scale` and `amax_history` variables beside it, and
+        the policy becomes "float8_from_<policy>". int8 / int4 are not
+        implemented for these projections (NotImplementedError, which
+        `model.quantize` turns into a warning and leaves the layer float)."""
+        from kerasish import dtype_policies
+        from kerasish.layers.core.dense_quantization import float8_build
+        from kerasish.quantizers.quantization_config import validate_and_resolve_config
+
+        config = validate_and_resolve_config(mode, config)
+        mode = config.mode
+        self._check_quantize_args(mode, self.compute_dtype)
+        if mode != "float8":
+            raise NotImplementedError(
+                f"Layer '{self.name}': {mode} quantization of an attention layer's projections is not implemented "
+                f"in kerasish (float8 only); `model.quantize('{mode}')` leaves this layer in float with this warning."
+            )
+        self.quantization_config = config
+        float8_build(self)
+        self.__dict__["_is_quantized"] = True
+        if self.dtype_policy.quantization_mode is None:
+            self.__dict__["_dtype_policy"] = dtype_policies.get(f"float8_from_{self.dtype_policy.name}")
+            self._set_dtype_fast_path()
+
+    def _float8_project(self, x: torch.Tensor) -> torch.Tensor:
+        """Keras's EinsumDense `_float8_call`: inputs and kernel through
+        float8 quantize-dequantize (their amax histories updated in training),
+        the output's gradient too, then the bias (through bfloat16 under a
+        float32 policy, as Keras)."""
+        from kerasish.layers import call_context
+        from kerasish.layers.core.dense_quantization import float8_bias
+        from kerasish.quantizers import quantized_ops
+
+        compute = self.compute_dtype
+        training = bool(call_context.current_training()) and self.trainable
+        x = quantized_ops.float8_qdq_inputs(x, self.inputs_scale, self.inputs_amax_history, compute, training)
+        kernel = quantized_ops.float8_qdq_inputs(
+            self._parameters["kernel"], self.kernel_scale, self.kernel_amax_history, compute, training)
+        if self._contracted == 2:
+            x = x.flatten(-2)
+        y = F.linear(x, kernel.reshape(self._flat_in, -1).t()).unflatten(-1, self._out_shape)
+        y = quantized_ops.float8_qdq_outputs_grad(
+            y, self.outputs_grad_scale, self.outputs_grad_amax_history, compute, training)
+        bias = self._parameters.get("bias")
+        return y if bias is None else y + float8_bias(self, bias)
+
     def project(self, x: torch.Tensor) -> torch.Tensor:
+        if self.__dict__.get("_is_quantized"):
+            return self._float8_project(x)
         kernel = self._parameters["kernel"]
         bias = self._parameters.get("bias")
         if kernel.dtype != x.dtype:

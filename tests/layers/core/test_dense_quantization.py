@@ -1,6 +1,8 @@
 """Dense.quantize / Model.quantize / LoRA vs real Keras 3 (torch backend):
 the same variables, outputs, gradients, configs, files and training."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -262,3 +264,17 @@ def test_custom_int8_quantizers_match_keras(keras_ref):
     for r, o in zip(*results):
         np.testing.assert_array_equal(o, r)
     assert isinstance(q.get("int8_quantization_config"), q.Int8QuantizationConfig)
+
+
+def test_nested_quantized_variables_carry_the_outer_path(keras_ref):
+    paths = []
+    for lib in (keras_ref, kerasish):
+        inputs = lib.Input((4,))
+        inner = lib.Sequential([lib.layers.Dense(3, name="dense")], name="inner")
+        model = lib.Model(inputs, inner(inputs))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.quantize("float8")
+        paths.append([w.path for w in model.weights])
+    assert paths[1] == paths[0]
+    assert "inner/dense/outputs_grad_scale" in paths[1]
