@@ -18,6 +18,7 @@ from kerasish.optimizers.optimizer import _addcdiv_
 from kerasish.optimizers.optimizer import _bias_correction
 from kerasish.optimizers.optimizer import _scaled_add_
 from kerasish.optimizers.optimizer import store_shape
+from kerasish import variables as kvars
 
 
 class SGD(Optimizer):
@@ -358,11 +359,14 @@ class Nadam(Optimizer):
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
-        self._u_product = torch.ones((), dtype=torch.float64)
+        # the running product of the momentum schedule, float32 as Keras's (a float32 model's) variable;
+        # `variables` exposes it as Keras's last optimizer variable (name and path "variable")
+        self._u_product = torch.ones((), dtype=torch.float32)
+        self._u_product_view = None
         self._u_t = self._u_product_t = self._u_product_t1 = self._u_t1 = 1.0
 
     def _begin_step(self, step):
-        # the running product of the momentum schedule is a float64 0-d tensor updated in place: read
+        # the running product of the momentum schedule is a float32 0-d tensor updated in place: read
         # on the host in eager mode (no device sync), traced under torch.compile (not a constant the
         # graph would be specialized on), where `step` is a 0-d tensor on the weights' device
         b1 = self.beta_1
@@ -370,7 +374,7 @@ class Nadam(Optimizer):
             step = step.double()
             u_t = b1 * (1.0 - 0.5 * 0.96**step)
             u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
-            prod = self._u_product.to(step.device) * u_t
+            prod = (self._u_product.to(step.device) * u_t).float()
             self._u_product.copy_(prod)
         else:  # in float32 with Keras's roundings (its schedule and product are float32 tensors)
             f32 = np.float32
@@ -396,7 +400,14 @@ class Nadam(Optimizer):
         _addcdiv_(params, m_hat, denom, -lr)
 
     def _extra_variables(self):
-        return [torch.tensor(float(self._u_product), dtype=torch.float32)] if self.built else []
+        if not self.built:
+            return []
+        view = self._u_product_view
+        if view is None or view.data_ptr() != self._u_product.data_ptr():
+            # a Keras variable sharing the product's storage: `assign` / `set_state_tree` /
+            # `stateless_apply` write the optimizer's own state (Keras: an unnamed backend.Variable)
+            view = self._u_product_view = kvars.state_view(self._u_product, "variable", "variable")
+        return [view]
 
     def _step_state_tensors(self):
         return [self._u_product]
@@ -454,7 +465,6 @@ class Nadam(Optimizer):
             at = self._u_product_index(store)
         super().load_own_variables(store)
         if self.built and len(store) in (len(self.variables), len(self.variables) + 4) and str(at) in store:
-            # (the u_product entry of `variables` is a copy, see `_extra_variables`)
             self._u_product.fill_(float(np.asarray(store[str(at)])))
 
     def get_config(self):
