@@ -118,6 +118,65 @@ class Sequential(Model):
             self._maybe_rebuild()
         return layer
 
+    # ------------------------------------------- torch-style child surgery
+    # `model.head = Dense(10)` (torchvision's `model.fc = ...`, timm's
+    # `reset_classifier`, PEFT's `setattr(parent, name, new)`) replaces the
+    # child a torch `nn.Sequential` runs. The stack is what this model runs,
+    # so the layer under that key is replaced in it too; before, the new
+    # layer was registered but never called, and the old one was called but
+    # no longer in `parameters()` / `state_dict()`.
+    def _set_attribute(self, name, value):
+        old = self._stack_layer_under(name)
+        if old is None or value is old:
+            return super()._set_attribute(name, value)
+        if not isinstance(value, Layer) or isinstance(value, InputLayer):
+            raise ValueError(
+                f"`{name}` is layer '{old.name}' of Sequential model '{self.name}': it can only be "
+                "replaced by another `keras.Layer` (wrap a torch module in "
+                "`keras.layers.TorchModuleWrapper`; remove the layer with `del model."
+                f"{name}` or `model.pop()`). Received: {name}={value!r} (of type {type(value)})"
+            )
+        d = self.__dict__
+        for ref in d["_seq_layers"]:
+            if ref.name == value.name and ref is not old and ref is not value:
+                raise ValueError(
+                    "All layers added to a Sequential model should have unique names. Name "
+                    f"'{value.name}' is already the name of a layer in this model. Update the `name` "
+                    "argument to pass a unique name."
+                )
+        layers = d["_seq_layers"]
+        layers[next(i for i, ref in enumerate(layers) if ref is old)] = value
+        del d["_layer_keys"][id(old)]
+        d["_layer_keys"][id(value)] = name
+        super()._set_attribute(name, value)  # the same key, in the same place of the state_dict
+        self._refresh_call_layers()
+        self._maybe_rebuild()
+
+    def __delattr__(self, name):
+        old = self._stack_layer_under(name)
+        if old is None:
+            return super().__delattr__(name)
+        d = self.__dict__
+        layers = d["_seq_layers"]
+        del layers[next(i for i, ref in enumerate(layers) if ref is old)]
+        del d["_layer_keys"][id(old)]
+        del self._modules[name]
+        self._refresh_call_layers()
+        self._maybe_rebuild()
+
+    def add_module(self, name, module):
+        old = self._stack_layer_under(name)
+        if old is not None and module is not old:
+            return self._set_attribute(name, module)
+        return super().add_module(name, module)
+
+    def _stack_layer_under(self, name):
+        """The layer of the stack registered under the torch key `name`, or None."""
+        d = self.__dict__
+        keys = d.get("_layer_keys")
+        old = d["_modules"].get(name) if keys else None
+        return old if old is not None and keys.get(id(old)) == name else None
+
     def _refresh_call_layers(self):
         d = self.__dict__
         d["_call_layers"] = tuple(layer for layer in d["_seq_layers"] if not isinstance(layer, InputLayer))

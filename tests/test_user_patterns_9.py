@@ -1,0 +1,112 @@
+"""Habits PyTorch users bring to kerasish layers (round 9): torch-style
+module surgery on Keras models (torchvision's `model.fc = nn.Linear(...)`,
+timm's `reset_classifier`, PEFT's `setattr(parent, name, new)`): replacing
+or deleting a child of a Sequential by attribute now replaces it in the
+stack it runs (before, the new layer was registered but never called, and
+the old one was called but gone from `parameters()` and `state_dict()`),
+and on a functional model's graph layer it is refused, naming the Keras way.
+References: the same pattern on `torch.nn` modules holding the same weights
+(Keras kernels are (in, out), torch's (out, in)), or the documented error."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import kerasish
+
+L = kerasish.layers
+
+
+def _copy_dense(lin, dense):
+    with torch.no_grad():
+        lin.weight.copy_(dense.kernel.T)
+        lin.bias.copy_(dense.bias)
+
+
+# ------------------------------------------------------------ module surgery
+@pytest.mark.parametrize("declared", [True, False], ids=["input", "built_on_first_call"])
+def test_replacing_a_sequential_child_by_attribute_trains_the_new_head_like_torch_sequential(declared):
+    """torchvision's fine-tuning recipe: a trained body, the head replaced by attribute, then a torch
+    optimizer over `parameters()`. Before, kerasish kept calling the old head (outputs of width 3, not
+    5) while `parameters()` held only the new one's weights."""
+    torch.manual_seed(0)
+    x, y = torch.randn(16, 4), torch.randn(16, 5)
+    first = [kerasish.Input((4,))] if declared else []
+    model = kerasish.Sequential(first + [L.Dense(6, activation="relu", name="body"), L.Dense(3, name="head")])
+    model(x)
+    keys = list(model.state_dict())
+
+    model.head = L.Dense(5, name="new_head")
+    assert model(x).shape == (16, 5)
+    assert [layer.name for layer in model.layers] == ["body", "new_head"]
+    assert list(model.state_dict()) == keys  # the same key, in the same place
+    assert [n for n, _ in model.named_parameters()] == ["body.kernel", "body.bias", "head.kernel", "head.bias"]
+
+    twin = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3))
+    twin[2] = nn.Linear(6, 5)
+    _copy_dense(twin[0], model.body), _copy_dense(twin[2], model.head)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    opt_t = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    for _ in range(3):
+        for m, o in ((model, opt), (twin, opt_t)):
+            o.zero_grad()
+            nn.functional.mse_loss(m(x), y).backward()
+            o.step()
+    torch.testing.assert_close(model(x), twin(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.head.kernel.T, twin[2].weight, rtol=1e-5, atol=1e-6)
+
+    # `fit` trains the new head too, and the model saves what it runs
+    model.compile(optimizer="sgd", loss="mse")
+    before = model.head.kernel.detach().clone()
+    model.fit(x.numpy(), y.numpy(), epochs=1, batch_size=8, verbose=0)
+    assert not torch.equal(before, model.head.kernel.detach())
+    copy = kerasish.Sequential(first + [L.Dense(6, activation="relu", name="b"), L.Dense(5, name="h")])
+    copy(x)
+    copy.set_weights(model.get_weights())
+    torch.testing.assert_close(copy(x), model(x))
+
+
+def test_deleting_a_sequential_child_removes_it_and_other_values_are_refused():
+    x = torch.randn(3, 4)
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(6, name="a"), L.Dropout(0.5, name="drop"),
+                                 L.Dense(2, name="b")])
+    twin = nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 2))
+    _copy_dense(twin[0], model.a), _copy_dense(twin[1], model.b)
+    del model.drop  # torch's `del seq[1]`
+    assert [layer.name for layer in model.layers] == ["a", "b"] and "drop" not in dict(model.named_children())
+    torch.testing.assert_close(model(x, training=True), twin(x))
+
+    with pytest.raises(ValueError, match=r"`b` is layer 'b' of Sequential model .*TorchModuleWrapper.*"
+                                         r"Received: b=Linear"):
+        model.b = nn.Linear(6, 2)
+    with pytest.raises(ValueError, match="should have unique names"):
+        model.b = L.Dense(2, name="a")
+    assert model.b in model.layers and model(x).shape == (3, 2)  # nothing changed
+    wrapped = L.TorchModuleWrapper(nn.Linear(6, 7), name="torch_head")
+    model.b = wrapped  # the torch head, wrapped, is run
+    torch.testing.assert_close(model(x), wrapped.module(twin[0](x)))
+
+
+def test_replacing_a_functional_models_graph_layer_is_refused_naming_the_keras_way():
+    x = torch.randn(3, 4)
+    inputs = kerasish.Input((4,))
+    outputs = L.Dense(2, name="head")(L.Dense(6, name="body")(inputs))
+    model = kerasish.Model(inputs, outputs)
+    expected = model(x)
+    new_head = L.Dense(5, name="new_head")
+    with pytest.raises(ValueError, match=r"`head` is layer 'head' of the graph of functional model .*"
+                                         r"keras.Model\(model.inputs, .*Received: head=Dense"):
+        model.head = new_head
+    with pytest.raises(ValueError, match="cannot be replaced or removed.*Received: del model.head"):
+        del model.head
+    with pytest.raises(ValueError, match="Received: add_module"):
+        model.add_module("head", new_head)
+    torch.testing.assert_close(model(x), expected)  # untouched
+    model.head = model.head  # assigning the same layer is fine
+    model.extra = L.Dense(1)  # and new attributes are ordinary torch children
+    # the recipe the message names
+    rebuilt = kerasish.Model(model.inputs, new_head(model.layers[-2].output))
+    assert rebuilt(x).shape == (3, 5)
+    torch.testing.assert_close(rebuilt.body(x), model.body(x))
+    assert np.allclose(rebuilt.layers[1].get_weights()[0], model.body.get_weights()[0])
