@@ -110,3 +110,29 @@ def test_replacing_a_functional_models_graph_layer_is_refused_naming_the_keras_w
     assert rebuilt(x).shape == (3, 5)
     torch.testing.assert_close(rebuilt.body(x), model.body(x))
     assert np.allclose(rebuilt.layers[1].get_weights()[0], model.body.get_weights()[0])
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_pop_and_child_replacement_on_a_copied_sequential_change_what_it_runs_and_saves(how):
+    """`copy.deepcopy` / pickle then surgery (a common fine-tuning start: copy the pretrained model,
+    cut its head). Before, the copy kept its layers' torch keys by the original's `id()`s: `pop()`
+    left the removed layer in `parameters()` and `state_dict()`, and a replaced head was not run."""
+    import copy
+    import pickle
+
+    x = torch.randn(2, 4)
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3, name="a"), L.Dense(2, name="b")])
+    model(x)
+    clone = (lambda: copy.deepcopy(model)) if how == "deepcopy" else (lambda: pickle.loads(pickle.dumps(model)))
+
+    cut = clone()
+    cut.pop()
+    assert list(cut.state_dict()) == ["a.kernel", "a.bias"] and len(list(cut.parameters())) == 2
+    torch.testing.assert_close(cut(x), model.a(x))
+    cut.add(L.Dense(4, name="c"))
+    assert list(cut.state_dict()) == ["a.kernel", "a.bias", "c.kernel", "c.bias"]
+
+    swapped = clone()
+    swapped.b = L.Dense(5, name="c")
+    assert swapped(x).shape == (2, 5) and [layer.name for layer in swapped.layers] == ["a", "c"]
+    assert model(x).shape == (2, 2) and [layer.name for layer in model.layers] == ["a", "b"]  # untouched

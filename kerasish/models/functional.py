@@ -183,7 +183,10 @@ class Functional(Model):
         d = self.__dict__
         operations = d.get("_operations")
         old = d["_modules"].get(name) if operations else None
-        return old if old is not None and any(op is old for op in operations) else None
+        if old is None or not any(op is old for op in operations):
+            return None
+        # (only its own key: not a second name the user gave it)
+        return old if next(k for k, m in d["_modules"].items() if m is old) == name else None
 
     def _refuse_surgery(self, name, old, received):
         raise ValueError(

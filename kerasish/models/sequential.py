@@ -46,7 +46,6 @@ class Sequential(Model):
         d = self.__dict__
         d["_seq_layers"] = []
         d["_call_layers"] = ()
-        d["_layer_keys"] = {}
         self._reset_graph()
         if layers:
             for layer in layers:
@@ -92,9 +91,7 @@ class Sequential(Model):
         if not isinstance(layer, InputLayer):
             from kerasish.models.functional import _module_key
 
-            key = _module_key(self, layer)
-            self.add_module(key, layer)
-            d["_layer_keys"][id(layer)] = key
+            self.add_module(_module_key(self, layer), layer)
         self._refresh_call_layers()
         if rebuild:
             self._maybe_rebuild()
@@ -108,7 +105,7 @@ class Sequential(Model):
         if not self.layers:
             raise TypeError("There are no layers in the model.")
         layer = d["_seq_layers"].pop()
-        key = d["_layer_keys"].pop(id(layer), None)
+        key = self._key_of(layer)
         if key is not None:
             del self._modules[key]
         self._refresh_call_layers()
@@ -146,8 +143,6 @@ class Sequential(Model):
                 )
         layers = d["_seq_layers"]
         layers[next(i for i, ref in enumerate(layers) if ref is old)] = value
-        del d["_layer_keys"][id(old)]
-        d["_layer_keys"][id(value)] = name
         super()._set_attribute(name, value)  # the same key, in the same place of the state_dict
         self._refresh_call_layers()
         self._maybe_rebuild()
@@ -159,7 +154,6 @@ class Sequential(Model):
         d = self.__dict__
         layers = d["_seq_layers"]
         del layers[next(i for i, ref in enumerate(layers) if ref is old)]
-        del d["_layer_keys"][id(old)]
         del self._modules[name]
         self._refresh_call_layers()
         self._maybe_rebuild()
@@ -173,9 +167,15 @@ class Sequential(Model):
     def _stack_layer_under(self, name):
         """The layer of the stack registered under the torch key `name`, or None."""
         d = self.__dict__
-        keys = d.get("_layer_keys")
-        old = d["_modules"].get(name) if keys else None
-        return old if old is not None and keys.get(id(old)) == name else None
+        old = d["_modules"].get(name) if "_seq_layers" in d else None
+        if old is None or not any(ref is old for ref in d["_seq_layers"]):
+            return None
+        return old if self._key_of(old) == name else None  # (not a second name the user gave it)
+
+    def _key_of(self, layer):
+        """The torch key a layer of the stack is registered under: found by identity, never kept by
+        `id()`, which a deep copy or an unpickled model does not share."""
+        return next((key for key, module in self._modules.items() if module is layer), None)
 
     def _refresh_call_layers(self):
         d = self.__dict__
