@@ -136,3 +136,51 @@ def test_pop_and_child_replacement_on_a_copied_sequential_change_what_it_runs_an
     swapped.b = L.Dense(5, name="c")
     assert swapped(x).shape == (2, 5) and [layer.name for layer in swapped.layers] == ["a", "c"]
     assert model(x).shape == (2, 2) and [layer.name for layer in model.layers] == ["a", "b"]  # untouched
+
+
+class _CountingDense(L.Dense):
+    def call(self, inputs):
+        self.calls = getattr(self, "calls", 0) + 1
+        return super().call(inputs)
+
+
+class _Block(kerasish.Model):
+    def __init__(self):
+        super().__init__()
+        self.a = _CountingDense(6, activation="tanh")
+        self.norm = L.LayerNormalization()
+        self.b = L.Dense(2)
+
+    def call(self, x):
+        return self.b(self.norm(self.a(x)))
+
+
+def test_apply_activation_checkpointing_wraps_a_subclassed_models_layers_and_a_sequential_refuses_it():
+    """torchtune's recipe: `apply_activation_checkpointing(model, check_fn=...)` replaces the chosen children
+    by `CheckpointWrapper`s (`setattr`). On a subclassed model the wrapped layers are recomputed in
+    backward and give the torch twin's gradients, with the same state_dict keys; a Sequential refuses
+    the non-Layer child with the ways that work (before, the wrappers were silently never called)."""
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
+
+    torch.manual_seed(0)
+    x = torch.randn(5, 4)
+    model = _Block()
+    model(x)
+    twin = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.LayerNorm(6, eps=1e-3), nn.Linear(6, 2))
+    _copy_dense(twin[0], model.a), _copy_dense(twin[3], model.b)
+    keys = list(model.state_dict())
+    model.a.calls = 0
+    apply_activation_checkpointing(model, check_fn=lambda m: isinstance(m, L.Dense))
+    assert type(model.a).__name__ == "CheckpointWrapper" and list(model.state_dict()) == keys
+    nn.functional.mse_loss(model(x), x[:, :2]).backward()
+    nn.functional.mse_loss(twin(x), x[:, :2]).backward()
+    assert model.a._checkpoint_wrapped_module.calls == 2  # the forward, then its recomputation in backward
+    torch.testing.assert_close(model.b.kernel.grad.T, twin[3].weight.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model.a._checkpoint_wrapped_module.kernel.grad.T, twin[0].weight.grad,
+                               rtol=1e-5, atol=1e-6)
+    assert len(model.trainable_weights) == 6
+
+    seq = kerasish.Sequential([kerasish.Input((4,)), L.Dense(6), L.Dense(2)])
+    with pytest.raises(ValueError, match=r"apply_activation_checkpointing.*checkpoint_sequential.*"
+                                         r"Received: dense=CheckpointWrapper"):
+        apply_activation_checkpointing(seq, check_fn=lambda m: isinstance(m, L.Dense))

@@ -131,7 +131,10 @@ class Sequential(Model):
                 f"`{name}` is layer '{old.name}' of Sequential model '{self.name}': it can only be "
                 "replaced by another `keras.Layer` (wrap a torch module in "
                 "`keras.layers.TorchModuleWrapper`; remove the layer with `del model."
-                f"{name}` or `model.pop()`). Received: {name}={value!r} (of type {type(value)})"
+                f"{name}` or `model.pop()`). torch's module wrappers (`apply_activation_checkpointing`, "
+                "FSDP's `auto_wrap_policy`) cannot take a Sequential's layers: apply them to a subclassed "
+                "model, or use `torch.utils.checkpoint.checkpoint_sequential(model.layers, ...)`. "
+                f"Received: {name}={value!r} (of type {type(value)})"
             )
         d = self.__dict__
         for ref in d["_seq_layers"]:
