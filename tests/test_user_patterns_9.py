@@ -4,7 +4,11 @@ timm's `reset_classifier`, PEFT's `setattr(parent, name, new)`): replacing
 or deleting a child of a Sequential by attribute now replaces it in the
 stack it runs (before, the new layer was registered but never called, and
 the old one was called but gone from `parameters()` and `state_dict()`),
-and on a functional model's graph layer it is refused, naming the Keras way.
+and on a functional model's graph layer it is refused, naming the Keras way;
+`pop()` on a deep-copied or unpickled Sequential (it left the popped layer
+registered); torchtune's `apply_activation_checkpointing` on a subclassed
+model (and refused by a Sequential); `DDP(broadcast_buffers=True/False)`
+with BatchNormalization on two gloo ranks.
 References: the same pattern on `torch.nn` modules holding the same weights
 (Keras kernels are (in, out), torch's (out, in)), or the documented error."""
 
@@ -184,3 +188,38 @@ def test_apply_activation_checkpointing_wraps_a_subclassed_models_layers_and_a_s
     with pytest.raises(ValueError, match=r"apply_activation_checkpointing.*checkpoint_sequential.*"
                                          r"Received: dense=CheckpointWrapper"):
         apply_activation_checkpointing(seq, check_fn=lambda m: isinstance(m, L.Dense))
+
+
+# ----------------------------------------------------- DDP details
+def test_ddp_broadcast_buffers_gives_every_rank_rank_zeros_batchnorm_statistics_like_the_torch_twin(tmp_path):
+    """Two gloo ranks run tests/user_patterns_9_ddp_worker.py (subprocesses started by `run_ranks`, never a
+    fork of this process, bounded by a timeout). DDP broadcasts rank 0's buffers before each forward: the
+    kerasish BatchNormalization's moving statistics are those buffers (updated in place), so each rank
+    ends where the twin with Keras's BatchNormalization maths ends; without broadcasting they differ."""
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, os.path.join(here, "distribution"))
+    from test_data_parallel import run_ranks
+
+    g = torch.Generator().manual_seed(9)
+    weights = [torch.randn(4, 6, generator=g) * 0.5, torch.randn(6, generator=g) * 0.1,
+               1 + 0.1 * torch.randn(6, generator=g), 0.1 * torch.randn(6, generator=g),
+               torch.zeros(6), torch.ones(6), torch.randn(6, 2, generator=g) * 0.5, torch.randn(2, generator=g) * 0.1]
+    x = torch.randn(30, 4, generator=g)
+    x[1::2] = 2 * x[1::2] + 1  # rank 1's rows have other statistics
+    torch.save({"weights": weights, "x": x, "y": torch.randn(30, 2, generator=g)}, tmp_path / "init.pt")
+    run_ranks(os.path.join(here, "user_patterns_9_ddp_worker.py"), tmp_path, world=2, timeout=120)
+    finals = [torch.load(tmp_path / f"final_{rank}.pt") for rank in range(2)]
+    for broadcast in (True, False):
+        for rank in range(2):
+            (ours, ours_out), (ref, ref_out) = finals[rank][broadcast]["kerasish"], finals[rank][broadcast]["torch"]
+            for a, b in zip(ours, ref):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(ours_out, ref_out, rtol=1e-5, atol=1e-5)
+            for i in (0, 1, 2, 3, 6, 7):  # the gradients were averaged: the ranks' weights agree
+                torch.testing.assert_close(ours[i], finals[0][broadcast]["kerasish"][0][i], rtol=0, atol=0)
+    moving = lambda rank, broadcast: finals[rank][broadcast]["kerasish"][0][4]  # noqa: E731
+    assert not torch.allclose(moving(1, True), moving(1, False))  # rank 1 started from rank 0's statistics
+    torch.testing.assert_close(moving(0, True), moving(0, False), rtol=1e-5, atol=1e-6)
