@@ -190,6 +190,46 @@ def test_apply_activation_checkpointing_wraps_a_subclassed_models_layers_and_a_s
         apply_activation_checkpointing(seq, check_fn=lambda m: isinstance(m, L.Dense))
 
 
+# ----------------------------------------------------------------- threads
+def _seeded_draws_with_a_thread(lib, reseed_in_thread):
+    """Main thread: seed, draw; a worker thread draws (optionally after its own `set_random_seed`); the main
+    thread draws again and makes an unseeded Dropout, whose seed comes from Python's `random`."""
+    import threading
+
+    to_numpy = lib.ops.convert_to_numpy
+    lib.utils.set_random_seed(1)
+    out = {"main_1": to_numpy(lib.random.normal((3,)))}
+
+    def worker():
+        if reseed_in_thread:
+            lib.utils.set_random_seed(2)
+        out["thread"] = [to_numpy(lib.random.normal((3,))) for _ in range(4)]
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(timeout=60)
+    out["main_2"] = to_numpy(lib.random.normal((3,)))
+    out["main_3"] = to_numpy(lib.random.uniform((2,)))
+    return out
+
+
+@pytest.mark.parametrize("reseed_in_thread", [False, True], ids=["thread_draws", "thread_reseeds"])
+def test_the_global_seed_generator_is_per_thread_as_in_keras(keras_ref, reseed_in_thread):
+    """`keras.random.*(seed=None)` draws from a global SeedGenerator that Keras 3 keeps per thread: a worker
+    thread's draws (or its `set_random_seed`) never move the main thread's stream. kerasish kept one
+    process-wide generator, so the main thread's next draws changed when another thread drew."""
+    ours, ref = _seeded_draws_with_a_thread(kerasish, reseed_in_thread), _seeded_draws_with_a_thread(
+        keras_ref, reseed_in_thread)
+    for key in ("main_1", "main_2", "main_3"):
+        np.testing.assert_array_equal(ours[key], ref[key], err_msg=key)
+    for a, b in zip(ours["thread"], ref["thread"]):
+        np.testing.assert_array_equal(a, b)
+    # the main thread's stream is the one it draws with no other thread at all
+    kerasish.utils.set_random_seed(1)
+    alone = [kerasish.random.normal((3,)).numpy() for _ in range(2)]
+    np.testing.assert_array_equal(ours["main_2"], alone[1])
+
+
 # ----------------------------------------------------- DDP details
 def test_ddp_broadcast_buffers_gives_every_rank_rank_zeros_batchnorm_statistics_like_the_torch_twin(tmp_path):
     """Two gloo ranks run tests/user_patterns_9_ddp_worker.py (subprocesses started by `run_ranks`, never a
