@@ -87,6 +87,10 @@ def test_deleting_a_sequential_child_removes_it_and_other_values_are_refused():
     with pytest.raises(ValueError, match="should have unique names"):
         model.b = L.Dense(2, name="a")
     assert model.b in model.layers and model(x).shape == (3, 2)  # nothing changed
+    with pytest.raises(ValueError, match=r"keras.layers.Identity\(\)"):
+        model.b = nn.Identity()  # torchvision's feature-extraction recipe
+    model.b = L.Identity()  # its Keras spelling
+    torch.testing.assert_close(model(x), twin[0](x))
     wrapped = L.TorchModuleWrapper(nn.Linear(6, 7), name="torch_head")
     model.b = wrapped  # the torch head, wrapped, is run
     torch.testing.assert_close(model(x), wrapped.module(twin[0](x)))

@@ -130,8 +130,8 @@ class Sequential(Model):
             raise ValueError(
                 f"`{name}` is layer '{old.name}' of Sequential model '{self.name}': it can only be "
                 "replaced by another `keras.Layer` (wrap a torch module in "
-                "`keras.layers.TorchModuleWrapper`; remove the layer with `del model."
-                f"{name}` or `model.pop()`). torch's module wrappers (`apply_activation_checkpointing`, "
+                "`keras.layers.TorchModuleWrapper`; for torch's `nn.Identity()` recipe use "
+                f"`keras.layers.Identity()`, or remove the layer with `del model.{name}`). torch's module wrappers (`apply_activation_checkpointing`, "
                 "FSDP's `auto_wrap_policy`) cannot take a Sequential's layers: apply them to a subclassed "
                 "model, or use `torch.utils.checkpoint.checkpoint_sequential(model.layers, ...)`. "
                 f"Received: {name}={value!r} (of type {type(value)})"
