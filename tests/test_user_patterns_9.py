@@ -120,6 +120,40 @@ def test_replacing_a_functional_models_graph_layer_is_refused_naming_the_keras_w
     assert np.allclose(rebuilt.layers[1].get_weights()[0], model.body.get_weights()[0])
 
 
+def _fit_then_swap_head(lib, how):
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 5)).astype("float32")
+    model = lib.Sequential([lib.Input((4,)), lib.layers.Dense(6, name="body"), lib.layers.Dense(5, name="head")])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    if how == "setattr":
+        model.head = lib.layers.Dense(5, name="new_head")
+    else:
+        model.pop()
+        model.add(lib.layers.Dense(5, name="new_head"))
+    return model, x, y
+
+
+@pytest.mark.parametrize("how", ["setattr", "pop_add"])
+def test_fit_after_swapping_a_layer_refuses_the_old_optimizer_like_keras_and_trains_after_recompiling(keras_ref, how):
+    """Before, the trainer's cached weight list survived the swap: `fit` silently went on updating the
+    removed head (with a "Gradients do not exist" warning) and never trained the new one. Keras 3 raises
+    "Unknown variable" (the optimizer was built for the old variables); so does kerasish now, and after
+    `compile` with a new optimizer the new head trains."""
+    # (Keras's Sequential runs its stack whatever its attributes say: its reference is `pop()` + `add()`)
+    for lib in (keras_ref, kerasish) if how == "pop_add" else (kerasish,):
+        model, x, y = _fit_then_swap_head(lib, how)
+        with pytest.raises(ValueError, match="Unknown variable"):
+            model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model, x, y = _fit_then_swap_head(kerasish, how)
+    with pytest.raises(ValueError, match="Unknown variable.*recreate a new optimizer instance"):
+        model.train_on_batch(x[:8], y[:8])
+    model.compile(optimizer="adam", loss="mse")
+    before = model.layers[-1].kernel.detach().clone()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert not torch.equal(before, model.layers[-1].kernel.detach())
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_pop_and_child_replacement_on_a_copied_sequential_change_what_it_runs_and_saves(how):
     """`copy.deepcopy` / pickle then surgery (a common fine-tuning start: copy the pretrained model,

@@ -402,6 +402,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             return
         if isinstance(value, nn.Module):
             tracking.note_tracked(value)  # Keras's sublayer (and weight) order: when first tracked
+            tracking.structure_changed()
+        elif name in d["_modules"]:
+            tracking.structure_changed()  # a submodule replaced by something else
         if value is None and lazy_weights.is_lazy(d["_parameters"].get(name)):
             return  # (`self.gamma = None` before `add_weight`: the placeholder stays until build ends)
         if isinstance(value, (list, tuple, dict)) and name not in _MODULE_CALL_ATTRS:
@@ -425,6 +428,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             return
         if name in d.get("_no_autocast", ()):
             d["_no_autocast"].discard(name)
+        if name in d.get("_modules", ()):
+            tracking.structure_changed()
         if layer_weights.deleted_by_parametrization(sys._getframe(1)):
             # torch's register_parametrization takes the weight away (and `remove_parametrizations` puts a
             # plain tensor back under the same name): remember its place and Keras identity

@@ -9,6 +9,7 @@ from kerasish.backend import dtypes
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.input_layer import InputLayer
 from kerasish.layers.input_layer import standardize_shape
+from kerasish.layers import tracking
 from kerasish.layers.layer import Layer
 from kerasish.models.model import Model
 from kerasish.models.shape_mismatch import warn_incompatible_shape
@@ -92,6 +93,7 @@ class Sequential(Model):
             from kerasish.models.functional import _module_key
 
             self.add_module(_module_key(self, layer), layer)
+            tracking.structure_changed()
         self._refresh_call_layers()
         if rebuild:
             self._maybe_rebuild()
@@ -108,6 +110,7 @@ class Sequential(Model):
         key = self._key_of(layer)
         if key is not None:
             del self._modules[key]
+            tracking.structure_changed()
         self._refresh_call_layers()
         self.built = False
         self._reset_graph()
@@ -158,6 +161,7 @@ class Sequential(Model):
         layers = d["_seq_layers"]
         del layers[next(i for i, ref in enumerate(layers) if ref is old)]
         del self._modules[name]
+        tracking.structure_changed()
         self._refresh_call_layers()
         self._maybe_rebuild()
 
