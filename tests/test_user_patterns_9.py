@@ -154,6 +154,26 @@ def test_fit_after_swapping_a_layer_refuses_the_old_optimizer_like_keras_and_tra
     assert not torch.equal(before, model.layers[-1].kernel.detach())
 
 
+def test_unfreezing_without_recompiling_raises_like_keras_instead_of_silently_not_training(keras_ref):
+    """The fine-tuning recipe says "recompile after changing `trainable`". Without it, Keras 3 raises
+    "Unknown variable" for the unfrozen weights; kerasish silently kept training the head only."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(16, 4)).astype("float32"), rng.normal(size=(16, 2)).astype("float32")
+    for lib in (keras_ref, kerasish):
+        body = lib.layers.Dense(6, name="body")
+        model = lib.Sequential([lib.Input((4,)), body, lib.layers.Dense(2, name="head")])
+        body.trainable = False
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+        body.trainable = True
+        with pytest.raises(ValueError, match="Unknown variable"):
+            model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    model.compile(optimizer="adam", loss="mse")  # the recipe
+    before = body.kernel.detach().clone()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert not torch.equal(before, body.kernel.detach())
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_pop_and_child_replacement_on_a_copied_sequential_change_what_it_runs_and_saves(how):
     """`copy.deepcopy` / pickle then surgery (a common fine-tuning start: copy the pretrained model,
