@@ -8,7 +8,10 @@ and on a functional model's graph layer it is refused, naming the Keras way;
 `pop()` on a deep-copied or unpickled Sequential (it left the popped layer
 registered); torchtune's `apply_activation_checkpointing` on a subclassed
 model (and refused by a Sequential); `DDP(broadcast_buffers=True/False)`
-with BatchNormalization on two gloo ranks.
+with BatchNormalization on two gloo ranks; the global SeedGenerator per
+thread (against Keras); `fit` after a layer swap or an unfreeze without
+recompiling (it silently trained the old weights; now Keras's error);
+`torch.compile(model)` before the first call (it failed inside dynamo).
 References: the same pattern on `torch.nn` modules holding the same weights
 (Keras kernels are (in, out), torch's (out, in)), or the documented error."""
 
@@ -321,3 +324,48 @@ def test_ddp_broadcast_buffers_gives_every_rank_rank_zeros_batchnorm_statistics_
     moving = lambda rank, broadcast: finals[rank][broadcast]["kerasish"][0][4]  # noqa: E731
     assert not torch.allclose(moving(1, True), moving(1, False))  # rank 1 started from rank 0's statistics
     torch.testing.assert_close(moving(0, True), moving(0, False), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------ compiled before the first call
+def _fresh_models():
+    return {
+        "sequential": kerasish.Sequential([L.Dense(6, activation="tanh"), L.BatchNormalization(), L.Dense(2)]),
+        "subclassed": _Block(),
+    }
+
+
+@pytest.mark.parametrize("kind", ["sequential", "subclassed"])
+def test_torch_compile_before_the_first_call_builds_eagerly_then_trains_like_the_eager_model(kind):
+    """torch's habit `model = torch.compile(model)` right after construction. Before, dynamo traced the
+    model's build and failed with an unrelated error (a Sequential: "you forgot to call
+    `super().__init__()`" about its InputLayer; a subclassed model: a fake-tensor error). Now the build
+    runs eagerly at a graph break, as dynamo initializes torch's own lazy modules, and the compiled
+    model computes and trains as the same model uncompiled; under `fullgraph=True` the graph break is
+    refused with the reason (call the model once first)."""
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    x, y = torch.randn(8, 4), torch.randn(8, 2)
+    model = _fresh_models()[kind]
+    compiled = torch.compile(model, backend="eager")
+    model.train()
+    out = compiled(x)
+    assert model.built
+    twin = _fresh_models()[kind]
+    twin(x)
+    twin.load_state_dict(model.state_dict())
+    twin.train()
+    torch.testing.assert_close(out, twin(x))  # (the first call ran with the weights it built)
+    twin.load_state_dict(model.state_dict())  # (before that call's update of the moving statistics)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt_t = torch.optim.SGD(twin.parameters(), lr=0.1)
+    for _ in range(2):
+        for m, o in ((compiled, opt), (twin, opt_t)):
+            o.zero_grad()
+            nn.functional.mse_loss(m(x), y).backward()
+            o.step()
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+    torch._dynamo.reset()
+    with pytest.raises(Exception, match=r"(?s)torch.compiler.disable.*(fullgraph=True\) call it once|$)"):
+        torch.compile(_fresh_models()[kind], fullgraph=True, backend="eager")(x)
