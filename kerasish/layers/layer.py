@@ -379,6 +379,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     # which stays registered under `<name>` (the state_dict key)
     _computed_weights: frozenset = frozenset()
 
+    # a model builds its first call outside a torch.compile trace (see `_build_outside_the_trace`)
+    _builds_outside_compile: bool = False
+
     def __setattr__(self, name, value):
         if name[:1] == "_" and name[1:] in type(self)._computed_weights:
             name = name[1:]  # `self._kernel = v`: the stored variable, under `kernel`
@@ -402,6 +405,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             return
         if isinstance(value, nn.Module):
             tracking.note_tracked(value)  # Keras's sublayer (and weight) order: when first tracked
+            tracking.structure_changed()
+        elif name in d["_modules"]:
+            tracking.structure_changed()  # a submodule replaced by something else
         if value is None and lazy_weights.is_lazy(d["_parameters"].get(name)):
             return  # (`self.gamma = None` before `add_weight`: the placeholder stays until build ends)
         if isinstance(value, (list, tuple, dict)) and name not in _MODULE_CALL_ATTRS:
@@ -425,6 +431,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             return
         if name in d.get("_no_autocast", ()):
             d["_no_autocast"].discard(name)
+        if name in d.get("_modules", ()):
+            tracking.structure_changed()
         if layer_weights.deleted_by_parametrization(sys._getframe(1)):
             # torch's register_parametrization takes the weight away (and `remove_parametrizations` puts a
             # plain tensor back under the same name): remember its place and Keras identity
@@ -857,7 +865,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         """The first call's build, one thread at a time: a thread that finds
         the layer built by another while it waited uses those weights."""
         if torch.compiler.is_compiling():
-            self._build_on_first_call(inputs)
+            if self._modules or type(self)._builds_outside_compile or type(self).build is not Layer.build:
+                # making weights and sublayers: dynamo traced it only in simple cases
+                _build_outside_the_trace(self, inputs)
+            else:
+                self._build_on_first_call(inputs)  # nothing to make: traced, no graph break
             return
         with BUILD_LOCK:
             if not self.__dict__["built"]:
@@ -1020,3 +1032,23 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
 
 Layer.build = _wrap_build(Layer.__dict__["build"])
+
+
+def _build_outside_the_trace(layer, inputs) -> None:
+    """The first call's build under `torch.compile` of a model or a layer with sublayers (compiled before
+    its first call, torch's habit): run eagerly, at a graph break, as dynamo initializes torch's own lazy
+    modules outside the graph. Traced, a model's build (which makes an `InputLayer` and sublayers) failed
+    inside dynamo with an unrelated error; the calls after it trace the built model."""
+    with BUILD_LOCK:
+        if not layer.__dict__["built"]:
+            layer._build_on_first_call(inputs)
+
+
+_FULLGRAPH_BUILD = (
+    "a kerasish layer or model builds its weights on its first call, outside the graph: under "
+    "torch.compile(fullgraph=True) call it once (or `model.build(input_shape)`) before compiling"
+)
+try:  # (torch >= 2.7 shows a reason in the graph-break message)
+    _build_outside_the_trace = torch.compiler.disable(_build_outside_the_trace, reason=_FULLGRAPH_BUILD)
+except TypeError:
+    _build_outside_the_trace = torch.compiler.disable(_build_outside_the_trace)

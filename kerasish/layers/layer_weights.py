@@ -16,6 +16,7 @@ from kerasish.layers.lazy_weights import materialize
 from kerasish.layers.lazy_weights import save_without_placeholders
 from kerasish.layers.tracking import keras_child_order
 from kerasish.layers.tracking import split_holders
+from kerasish.layers.tracking import structure_changed
 from kerasish.layers.tracking import own_weights
 from kerasish.utils import naming
 from kerasish.variables import NonTrainableVariable
@@ -421,6 +422,8 @@ class LayerWeightsMixin:
         """Freezing a layer freezes its sublayers: `requires_grad` goes off on
         every weight and they move to `non_trainable_weights`."""
         value = bool(value)
+        if self.__dict__.get("_trainable", value) != value:
+            structure_changed()  # the trainer's cached weight lists are out of date (as Keras: recompile)
         for layer in self._flatten_layers(include_self=True):
             layer.__dict__["_trainable"] = value
             for holder in split_holders(layer)[0]:  # (variables in its containers too)

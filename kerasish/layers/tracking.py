@@ -131,6 +131,20 @@ def build_mirror(value, training: bool):
 
 _TRACK_SEQ = itertools.count()
 
+# Bumped whenever the submodules of a kerasish layer change: an attribute set to a module or away from
+# one, a tracked container mutated, a Sequential edited (`model.head = Dense(5)`, `pop()`, `add()`). The
+# trainer's cached weight lists carry the number they were made at, so a layer replaced or added between
+# two training steps is seen at the next one.
+_STRUCTURE = [0]
+
+
+def structure_changed() -> None:
+    _STRUCTURE[0] += 1
+
+
+def structure_version() -> int:
+    return _STRUCTURE[0]
+
 
 def note_tracked(value) -> None:
     """Stamps each module in `value` (a module, or a container of them, nested at will) with when it was
@@ -167,6 +181,7 @@ def sync_mirror(owner, name) -> None:
         return
     modules = d["_modules"]
     note_tracked(d[name])
+    structure_changed()
     slots = build_mirror(d[name], bool(d.get("training", False)))
     if slots is not None:
         modules[name] = slots

@@ -154,6 +154,48 @@ class Functional(Model):
         if trainable is not None and not trainable:
             self.trainable = False
 
+    # ------------------------------------------- torch-style child surgery
+    # `model.head = Dense(10)` (torchvision's `model.fc = ...`, PEFT's
+    # `setattr(parent, name, new)`) on a layer of the graph: the graph calls
+    # the layers it was built with, so the new one would be registered but
+    # never called, and the old one called but gone from `parameters()`.
+    # Refused, naming the Keras way to edit a graph.
+    def _set_attribute(self, name, value):
+        old = self._graph_layer_under(name)
+        if old is not None and value is not old:
+            self._refuse_surgery(name, old, f"Received: {name}={value!r} (of type {type(value)})")
+        return super()._set_attribute(name, value)
+
+    def __delattr__(self, name):
+        old = self._graph_layer_under(name)
+        if old is not None:
+            self._refuse_surgery(name, old, f"Received: del model.{name}")
+        return super().__delattr__(name)
+
+    def add_module(self, name, module):
+        old = self._graph_layer_under(name)
+        if old is not None and module is not old:
+            self._refuse_surgery(name, old, f"Received: add_module({name!r}, {module!r})")
+        return super().add_module(name, module)
+
+    def _graph_layer_under(self, name):
+        """The layer of the built graph registered under the torch key `name`, or None."""
+        d = self.__dict__
+        operations = d.get("_operations")
+        old = d["_modules"].get(name) if operations else None
+        if old is None or not any(op is old for op in operations):
+            return None
+        # (only its own key: not a second name the user gave it)
+        return old if next(k for k, m in d["_modules"].items() if m is old) == name else None
+
+    def _refuse_surgery(self, name, old, received):
+        raise ValueError(
+            f"`{name}` is layer '{old.name}' of the graph of functional model '{self.name}', which calls "
+            "the layers it was built with: a layer of it cannot be replaced or removed. Build a new model "
+            "from the graph's tensors instead, e.g. `keras.Model(model.inputs, new_head(model.layers[-2]."
+            "output))`, or `keras.models.clone_model(model, clone_function=...)`. " + received
+        )
+
     def __getstate__(self):
         state = super().__getstate__()
         # the plan holds the nodes' functions, some of which pickle cannot

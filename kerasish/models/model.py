@@ -67,6 +67,8 @@ class Model(Trainer, Layer):
         >>> model = MyModel()
     """
 
+    _builds_outside_compile = True  # its build makes layers: eagerly, under torch.compile too
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and functional_init_arguments(args, kwargs):
             from kerasish.models.functional import Functional

@@ -9,6 +9,7 @@ from kerasish.backend import dtypes
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.input_layer import InputLayer
 from kerasish.layers.input_layer import standardize_shape
+from kerasish.layers import tracking
 from kerasish.layers.layer import Layer
 from kerasish.models.model import Model
 from kerasish.models.shape_mismatch import warn_incompatible_shape
@@ -46,7 +47,6 @@ class Sequential(Model):
         d = self.__dict__
         d["_seq_layers"] = []
         d["_call_layers"] = ()
-        d["_layer_keys"] = {}
         self._reset_graph()
         if layers:
             for layer in layers:
@@ -92,9 +92,8 @@ class Sequential(Model):
         if not isinstance(layer, InputLayer):
             from kerasish.models.functional import _module_key
 
-            key = _module_key(self, layer)
-            self.add_module(key, layer)
-            d["_layer_keys"][id(layer)] = key
+            self.add_module(_module_key(self, layer), layer)
+            tracking.structure_changed()
         self._refresh_call_layers()
         if rebuild:
             self._maybe_rebuild()
@@ -108,15 +107,82 @@ class Sequential(Model):
         if not self.layers:
             raise TypeError("There are no layers in the model.")
         layer = d["_seq_layers"].pop()
-        key = d["_layer_keys"].pop(id(layer), None)
+        key = self._key_of(layer)
         if key is not None:
             del self._modules[key]
+            tracking.structure_changed()
         self._refresh_call_layers()
         self.built = False
         self._reset_graph()
         if rebuild:
             self._maybe_rebuild()
         return layer
+
+    # ------------------------------------------- torch-style child surgery
+    # `model.head = Dense(10)` (torchvision's `model.fc = ...`, timm's
+    # `reset_classifier`, PEFT's `setattr(parent, name, new)`) replaces the
+    # child a torch `nn.Sequential` runs. The stack is what this model runs,
+    # so the layer under that key is replaced in it too; before, the new
+    # layer was registered but never called, and the old one was called but
+    # no longer in `parameters()` / `state_dict()`.
+    def _set_attribute(self, name, value):
+        old = self._stack_layer_under(name)
+        if old is None or value is old:
+            return super()._set_attribute(name, value)
+        if not isinstance(value, Layer) or isinstance(value, InputLayer):
+            raise ValueError(
+                f"`{name}` is layer '{old.name}' of Sequential model '{self.name}': it can only be "
+                "replaced by another `keras.Layer` (wrap a torch module in "
+                "`keras.layers.TorchModuleWrapper`; for torch's `nn.Identity()` recipe use "
+                f"`keras.layers.Identity()`, or remove the layer with `del model.{name}`). torch's module wrappers (`apply_activation_checkpointing`, "
+                "FSDP's `auto_wrap_policy`) cannot take a Sequential's layers: apply them to a subclassed "
+                "model, or use `torch.utils.checkpoint.checkpoint_sequential(model.layers, ...)`. "
+                f"Received: {name}={value!r} (of type {type(value)})"
+            )
+        d = self.__dict__
+        for ref in d["_seq_layers"]:
+            if ref.name == value.name and ref is not old and ref is not value:
+                raise ValueError(
+                    "All layers added to a Sequential model should have unique names. Name "
+                    f"'{value.name}' is already the name of a layer in this model. Update the `name` "
+                    "argument to pass a unique name."
+                )
+        layers = d["_seq_layers"]
+        layers[next(i for i, ref in enumerate(layers) if ref is old)] = value
+        super()._set_attribute(name, value)  # the same key, in the same place of the state_dict
+        self._refresh_call_layers()
+        self._maybe_rebuild()
+
+    def __delattr__(self, name):
+        old = self._stack_layer_under(name)
+        if old is None:
+            return super().__delattr__(name)
+        d = self.__dict__
+        layers = d["_seq_layers"]
+        del layers[next(i for i, ref in enumerate(layers) if ref is old)]
+        del self._modules[name]
+        tracking.structure_changed()
+        self._refresh_call_layers()
+        self._maybe_rebuild()
+
+    def add_module(self, name, module):
+        old = self._stack_layer_under(name)
+        if old is not None and module is not old:
+            return self._set_attribute(name, module)
+        return super().add_module(name, module)
+
+    def _stack_layer_under(self, name):
+        """The layer of the stack registered under the torch key `name`, or None."""
+        d = self.__dict__
+        old = d["_modules"].get(name) if "_seq_layers" in d else None
+        if old is None or not any(ref is old for ref in d["_seq_layers"]):
+            return None
+        return old if self._key_of(old) == name else None  # (not a second name the user gave it)
+
+    def _key_of(self, layer):
+        """The torch key a layer of the stack is registered under: found by identity, never kept by
+        `id()`, which a deep copy or an unpickled model does not share."""
+        return next((key for key, module in self._modules.items() if module is layer), None)
 
     def _refresh_call_layers(self):
         d = self.__dict__

@@ -35,8 +35,9 @@ _RANDOM_SEED: list = [None]
 
 
 def set_global_random_seed(seed: int) -> None:
-    """Records `seed` (Keras's `GLOBAL_RANDOM_SEED`) and drops the global
-    generator so that the next `seed=None` draw recreates it from `random`."""
+    """Records `seed` (Keras's `GLOBAL_RANDOM_SEED`) and drops the calling
+    thread's global generator so that its next `seed=None` draw recreates it
+    from `random`."""
     _RANDOM_SEED[0] = seed
     _GLOBAL.clear()
 
@@ -367,14 +368,27 @@ def _stateless_scope():
     return _CALL_CONTEXT[0].state().stateless
 
 
-_GLOBAL: list = []
+class _PerThreadGenerator(threading.local):
+    """The global generator behind unseeded random ops, one per thread, as Keras 3 keeps it in its
+    thread-local global state: another thread's draws (an inference server's workers, a data thread)
+    never move this thread's stream, and `set_random_seed` / `clear_session` drop only the calling
+    thread's generator."""
+
+    generator = None
+
+    def clear(self):
+        self.generator = None
+
+
+_GLOBAL = _PerThreadGenerator()
 
 
 def global_seed_generator() -> SeedGenerator:
-    """The process-wide generator behind unseeded random ops."""
-    if not _GLOBAL:
-        _GLOBAL.append(SeedGenerator())
-    return _GLOBAL[0]
+    """The calling thread's generator behind unseeded random ops (made from `random` on first use)."""
+    generator = _GLOBAL.generator
+    if generator is None:
+        generator = _GLOBAL.generator = SeedGenerator()
+    return generator
 
 
 def draw_seed(seed) -> torch.Tensor:

@@ -25,6 +25,7 @@ import warnings
 import torch
 
 from kerasish.layers import call_context
+from kerasish.layers import tracking
 from kerasish.layers.layer import Layer
 from kerasish.trainers import data_adapters
 from kerasish.trainers.keras2_compat import Keras2TrainerAPI
@@ -599,8 +600,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
 
     def _cached_params(self, attr, collect) -> list:
         cached = getattr(self, attr)
-        if cached is not None:
-            params, slots = cached
+        version = tracking.structure_version()
+        if cached is not None and cached[2] == version:  # (no layer added, removed or replaced since)
+            params, slots, _ = cached
             for owner, name, p in slots:
                 if owner.get(name) is not p:
                     break
@@ -610,7 +612,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
         if self.built:
             mine = {id(p) for p in params}
             slots = [s for s in self._param_slots() if id(s[2]) in mine]
-            self._set_untracked(attr, (params, slots))
+            self._set_untracked(attr, (params, slots, version))
         return params
 
     def _trainable_variables_cached(self) -> list:
