@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import warnings
@@ -448,3 +449,69 @@ def test_count_params_and_summary_of_unbuilt_models(keras_ref):
     ref = run(keras_ref)
     assert run(keras) == ref
     assert "isn't built" in ref[0][0] and "0 (unbuilt)" in ref[1]
+
+
+# ----------------------------------------------------------- BackupAndRestore
+def _interrupt_at(lib, epoch, batch):
+    class Interrupt(lib.callbacks.Callback):
+        def on_epoch_begin(self, e, logs=None):
+            self.e = e
+
+        def on_train_batch_end(self, b, logs=None):
+            if (self.e, b) == (epoch, batch):
+                raise RuntimeError("interrupted")
+
+    return Interrupt()
+
+
+def _backup_run(lib, init, folder, save_freq, at):
+    """Interrupted fit, then a fresh model resuming from `folder`."""
+    model = _model(lib)
+    model.set_weights(init)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(_X[:16], _Y[:16], batch_size=4, epochs=3, shuffle=False, verbose=0,
+                  callbacks=[lib.callbacks.BackupAndRestore(str(folder), save_freq=save_freq, delete_checkpoint=False),
+                             _interrupt_at(lib, *at)])
+    meta = json.loads((folder / "training_metadata.json").read_text())
+    files = sorted(os.listdir(folder))
+    again = _model(lib)
+    history = again.fit(_X[:16], _Y[:16], batch_size=4, epochs=3, shuffle=False, verbose=0,
+                        callbacks=[lib.callbacks.BackupAndRestore(str(folder), save_freq=save_freq,
+                                                                  delete_checkpoint=False)])
+    return meta, files, history, again, sorted(os.listdir(folder))
+
+
+@pytest.mark.parametrize("save_freq, at", [(2, (1, 2)), (3, (1, 1))])
+def test_backup_and_restore_int_freq_keeps_its_files(keras_ref, tmp_path, save_freq, at):
+    """An integer `save_freq` with `delete_checkpoint=False`, interrupted mid-epoch:
+    the backup written before the exception (metadata, files) equals Keras's and
+    stays after the resumed fit. Resuming differs on purpose (see
+    BackupAndRestore's docstring): kerasish goes on at the batch after the
+    backup and ends on the uninterrupted run's weights; Keras 3.15 restarts the
+    epoch from its first batch, from the mid-epoch weights."""
+    init = _model(keras_ref).get_weights()
+    ref = _backup_run(keras_ref, init, tmp_path / "ref", save_freq, at)
+    ours = _backup_run(keras, init, tmp_path / "ours", save_freq, at)
+    assert ours[0] == ref[0] and ours[1] == ref[1] == ["latest.weights.h5", "training_metadata.json"]
+    assert ours[2].epoch == ref[2].epoch == [1, 2]
+    assert ours[4] == ref[4]
+    straight = _model(keras)
+    straight.set_weights(init)
+    straight.fit(_X[:16], _Y[:16], batch_size=4, epochs=3, shuffle=False, verbose=0)
+    for a, b in zip(ours[3].get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert int(ours[3].optimizer.iterations) == int(straight.optimizer.iterations) == 12
+
+
+def test_backup_and_restore_resumed_empty_epoch_logs_no_fake_loss(tmp_path):
+    """Regression: interrupted after the last batch of the last epoch (before
+    its end), the resumed fit had no batch left to run and logged that epoch's
+    loss as 0.0 (freshly reset metrics), which `EarlyStopping` /
+    `ModelCheckpoint(monitor="loss")` took for an improvement. Now that epoch
+    logs no training metrics (they are unknown).
+    (Keras 3.15 restarts the epoch from its first batch, training it twice.)"""
+    init = _model(keras).get_weights()
+    meta, _, history, model, _ = _backup_run(keras, init, tmp_path / "ours", 1, (2, 3))
+    assert meta == {"epoch": 2, "batch": 3}
+    assert history.epoch == [2] and "loss" not in history.history
+    assert int(model.optimizer.iterations) == 12
