@@ -132,19 +132,64 @@ _RUNS = {
 }
 
 
-def test_fit_evaluate_predict_print_what_keras_prints(keras_ref):
+@pytest.mark.parametrize("name", list(_RUNS))
+def test_fit_evaluate_predict_print_what_keras_prints(keras_ref, name):
     """verbose=1 / 2 / "auto", with and without validation data, with
     `steps_per_epoch`, with generators of unknown length: epoch headers, step
     counters, bars, redraw backspaces and padding, metric names and formats,
     `val_` entries and the final newline, character for character."""
-    for name, run in _RUNS.items():
-        ref, ours = _pair(keras_ref)
-        expected = _printed(keras_ref, lambda: run(ref, [_quiet_batch_hooks(keras_ref)]), keras_ref)
-        got = _printed(keras, lambda: run(ours, [_quiet_batch_hooks(keras)]), keras_ref)
-        assert got == expected, name
-        assert expected.endswith("\n"), name
-        if name == "fit_v1":  # the fake clock reaches the text: a redraw of step 1, then the final bar
-            assert "\r\x1b[1m1/3\x1b[0m" in expected and "\r\x1b[1m3/3\x1b[0m" in expected
+    run = _RUNS[name]
+    ref, ours = _pair(keras_ref)
+    expected = _printed(keras_ref, lambda: run(ref, [_quiet_batch_hooks(keras_ref)]), keras_ref)
+    got = _printed(keras, lambda: run(ours, [_quiet_batch_hooks(keras)]), keras_ref)
+    assert got == expected
+    assert expected.endswith("\n")
+    if name == "fit_v1":  # the fake clock reaches the text: a redraw of step 1, then the final bar
+        assert "\r\x1b[1m1/3\x1b[0m" in expected and "\r\x1b[1m3/3\x1b[0m" in expected
+
+
+def _two_outputs(lib):
+    lib.utils.clear_session()
+    inputs = lib.Input((3,), name="inp")
+    h = lib.layers.Dense(4, activation="tanh", name="h")(inputs)
+    model = lib.Model(inputs, [lib.layers.Dense(1, name="reg")(h),
+                               lib.layers.Dense(2, activation="softmax", name="cls")(h)])
+    model.compile(optimizer=lib.optimizers.SGD(0.05), loss=["mse", "sparse_categorical_crossentropy"],
+                  metrics=[["mae"], ["accuracy"]], loss_weights=[1.0, 0.5])
+    return model
+
+
+_LABELS = (_X[:, 0] > 0).astype("int64")
+_MORE_RUNS = {
+    "validation_freq": (_model, lambda m, cb: m.fit(_X, _Y, batch_size=8, epochs=3, shuffle=False, verbose=2,
+                                                    validation_data=(_X[:5], _Y[:5]), validation_freq=2,
+                                                    callbacks=cb)),
+    "validation_split": (_model, lambda m, cb: m.fit(_X, _Y, batch_size=8, epochs=2, shuffle=False, verbose=1,
+                                                     validation_split=0.25, callbacks=cb)),
+    "two_outputs_v2": (_two_outputs, lambda m, cb: m.fit(_X, [_Y, _LABELS], batch_size=8, epochs=2, shuffle=False,
+                                                         verbose=2, callbacks=cb,
+                                                         validation_data=(_X[:5], [_Y[:5], _LABELS[:5]]))),
+    "two_outputs_evaluate_v1": (_two_outputs, lambda m, cb: m.evaluate(_X, [_Y, _LABELS], batch_size=8, verbose=1,
+                                                                       callbacks=cb)),
+    "zero_loss": (_model, lambda m, cb: m.fit(_X, _Y, batch_size=8, epochs=1, shuffle=False, verbose=2,
+                                              sample_weight=np.zeros(len(_X)), callbacks=cb)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MORE_RUNS))
+def test_more_printed_runs(keras_ref, name):
+    """`validation_freq`, `validation_split`, a two-output model's per-output
+    names, and a zero loss (printed as `0.0000e+00`)."""
+    make, run = _MORE_RUNS[name]
+    ref = make(keras_ref)
+    ours = make(keras)
+    ours.set_weights(ref.get_weights())
+    expected = _printed(keras_ref, lambda: run(ref, [_quiet_batch_hooks(keras_ref)]), keras_ref)
+    assert _printed(keras, lambda: run(ours, [_quiet_batch_hooks(keras)]), keras_ref) == expected
+    if name == "zero_loss":
+        assert "- loss: 0.0000e+00" in expected
+    if name == "two_outputs_v2":
+        assert "val_cls_accuracy" in expected
 
 
 def test_epoch_line_keeps_the_order_of_the_logs(keras_ref):
