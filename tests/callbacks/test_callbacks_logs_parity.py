@@ -321,6 +321,26 @@ def test_model_checkpoint_files_and_messages(keras_ref, tmp_path, kwargs, patter
     assert ours == ref
 
 
+@pytest.mark.parametrize("name", ["best.h5", "weights.{epoch:02d}.hdf5"])
+def test_model_checkpoint_weights_only_keras2_h5_name_loads_back(keras_ref, tmp_path, name):
+    """Regression: `ModelCheckpoint("best.h5", save_weights_only=True)` (the
+    Keras 2 idiom; Keras 3 refuses the name) wrote a torch zip file under the
+    `.h5` name, which `load_weights` could not read. It now writes Keras 2's
+    HDF5 weights, read back by kerasish and by Keras 3's legacy loader."""
+    with pytest.raises(ValueError, match="must end in `.weights.h5`"):
+        keras_ref.callbacks.ModelCheckpoint(str(tmp_path / name), save_weights_only=True)
+    model = _model(keras)
+    model.fit(_X, _Y, batch_size=8, epochs=1, shuffle=False, verbose=0,
+              callbacks=[keras.callbacks.ModelCheckpoint(str(tmp_path / name), save_weights_only=True)])
+    path = tmp_path / name.format(epoch=1)
+    assert path.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
+    for lib in (keras, keras_ref):
+        again = _model(lib)
+        again.load_weights(str(path))
+        for a, b in zip(again.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_csv_logger_separator_bytes(keras_ref, tmp_path):
     """The file's bytes (header, separator, `\\r\\n`, "NA" for a missing
     validation entry when appending) equal Keras's; the values agree to float32
