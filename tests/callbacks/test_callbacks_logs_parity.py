@@ -366,6 +366,38 @@ def test_csv_logger_separator_bytes(keras_ref, tmp_path):
                                    [float(v) for v in b[1:] if v != b"NA"], rtol=1e-5)
 
 
+def test_csv_logger_odd_values_and_late_keys(keras_ref, tmp_path):
+    """Arrays, lists, strings with the separator and ints in the logs; a key
+    that appears after the first epoch (dropped: the header is fixed then);
+    `stop_training` with a key missing ("NA"). Values agree to float32
+    rounding; everything else byte for byte."""
+
+    def run(lib, model):
+        class Odd(lib.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                logs["vec"] = np.array([1.5, 2.0]) if epoch == 0 else [3, 4]
+                logs["txt"] = "a,b" if epoch == 0 else "c"
+                logs["i"] = epoch * 2
+                if epoch == 1:
+                    logs["late"] = 1.0
+                if epoch == 2:
+                    self.model.stop_training = True
+                    del logs["txt"]
+
+        path = tmp_path / f"{lib.__name__}.csv"
+        model.fit(_X, _Y, batch_size=8, epochs=4, shuffle=False, verbose=0,
+                  callbacks=[Odd(), lib.callbacks.CSVLogger(str(path))])
+        return path.read_bytes()
+
+    ref, ours = _both(keras_ref, run)
+    long_number = re.compile(rb"\d+\.\d{6,}")
+    assert long_number.sub(b"N", ours) == long_number.sub(b"N", ref)
+    # Keras's quirks, kept: "val_" columns for every key when the first epoch has none, iterables
+    # written as a quoted "[...]" string (quoted again by the csv module)
+    assert ref.startswith(b"epoch,i,loss,mae,txt,vec,val_i,val_loss,val_mae,val_txt,val_vec\r\n")
+    assert b',"a,b","""[1.5, 2.0]""",NA,' in ref and b"late" not in ref and ref.endswith(b',NA,"""[3, 4]""",NA,NA,NA,NA,NA\r\n')
+
+
 def test_terminate_on_nan_history_initial_epoch_and_batch_logs(keras_ref):
     x_nan = _X[:16].copy()
     x_nan[9, 0] = np.nan
