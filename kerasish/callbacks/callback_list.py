@@ -110,8 +110,9 @@ class CallbackList(Callback):
         for cb in lazy:
             getattr(cb, hook)(batch, logs)
         if plain:
-            # Keras hands every hook a dict (`{}` at a predict batch's begin), never None
-            values = (logs if logs is not None else {}) if hook.startswith("on_predict") else materialize_logs(logs)
+            # Keras hands every hook a dict (`{}` at a predict batch's begin), never None, through
+            # `pythonify_logs`: a predict batch's `outputs` arrive as NumPy arrays, not tensors
+            values = materialize_logs(logs)
             for cb in plain:
                 getattr(cb, hook)(batch, logs=values)
 

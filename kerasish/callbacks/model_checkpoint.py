@@ -57,7 +57,8 @@ class ModelCheckpoint(MonitorCallback):
     Format: weights are written with `torch.save(model.state_dict())`
     (load them with `model.load_state_dict(torch.load(path))`), or with
     `model.save_weights(path)` when the model has it and the path ends in
-    ".weights.h5"; the full model with `model.save(path)` when the model has
+    ".weights.h5" (Keras 3's layout) or ".h5" / ".hdf5" (Keras 2's HDF5
+    weights, which Keras 3 refuses here); the full model with `model.save(path)` when the model has
     a `save` method, otherwise its `state_dict` too. Unlike Keras, any file
     extension is accepted. Every write goes to a temporary file renamed over
     the target (`os.replace`), so the checkpoint is never half-written.
@@ -187,7 +188,9 @@ class ModelCheckpoint(MonitorCallback):
     def _write_file(self, filepath):
         model = self.model
         if self.save_weights_only:
-            if filepath.endswith(".weights.h5") and callable(getattr(model, "save_weights", None)):
+            # ".h5"/".hdf5" other than ".weights.h5": Keras 2's HDF5 weights, as its ModelCheckpoint wrote
+            # them (Keras 3 refuses the name), so that `load_weights` reads the file back
+            if filepath.endswith((".h5", ".hdf5")) and callable(getattr(model, "save_weights", None)):
                 atomic_save(lambda p: model.save_weights(p, overwrite=True), filepath)
             else:
                 atomic_save(lambda p: torch.save(model.state_dict(), p), filepath)

@@ -54,6 +54,20 @@ def materialize_logs(logs) -> dict:
     return result
 
 
+def _items_in_order(logs) -> list:
+    """`(name, value)` pairs of a dict of logs in the dict's own order (nested
+    dicts flattened in place): Keras's ProgbarLogger shows an epoch's logs as
+    `list(logs.items())`, unsorted, so the entries that callbacks add to them
+    (`learning_rate`) come last."""
+    items = []
+    for key, value in logs.items():
+        if isinstance(value, dict):
+            items.extend(_items_in_order(value))
+        else:
+            items.append((key, _to_float(value)))
+    return items
+
+
 class Progbar:
     """Displays a progress bar.
 
@@ -123,8 +137,10 @@ class Progbar:
         ) or (self.verbose == 2 and finalize)
         lazy = callable(values) or isinstance(values, dict)
         if redraw or not lazy:
-            if lazy:
+            if callable(values):  # a step's lazy logs: Keras's `pythonify_logs` (sorted)
                 values = list(materialize_logs(values).items())
+            elif lazy:
+                values = _items_in_order(values)
             for k, v in values or []:
                 if k not in self._values_order:
                     self._values_order.append(k)

@@ -219,6 +219,14 @@ def summary_text(model, line_length=None, positions=None, expand_nested=False, s
         default_length, positions = 108, positions or [0.3, 0.56, 0.74, 1.0]
         header = ["Layer (type)", "Output Shape", "Param #", "Connected to"]
         alignment = ["left", "left", "right", "left"]
+    if len(positions) < len(header):
+        # Keras 3.15 fails here with an IndexError; name the argument instead
+        # (extra entries are accepted, as Keras does).
+        raise ValueError(
+            f"`positions` must give the end of each of the {len(header)} columns of this summary "
+            f"({', '.join(header)}), before the `show_trainable` column. "
+            f"Received: positions={list(positions)}"
+        )
     if show_trainable:
         default_length += 12
         positions = [p * 0.90 for p in positions] + [1.0]
@@ -234,6 +242,7 @@ def summary_text(model, line_length=None, positions=None, expand_nested=False, s
             raise ValueError("Insufficient console width to print summary.")
         widths.append(end - current)
         current = end
+    widths = widths[: len(header)]  # Keras sizes every entry but draws one column per header
     cells = [w + 2 for w in widths]  # with the one-space padding each side
     available = line_length - (len(widths) + 1)
     if sum(cells) > available:

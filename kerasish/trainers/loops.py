@@ -240,10 +240,11 @@ class TrainerLoops:
             self.reset_metrics()
             cbs.on_epoch_begin(epoch)
             switch_mode(self, True)
-            logs, steps_run = None, 0
+            logs, steps_run, steps_skipped = None, 0, 0
             for begin, end, batches in _chunks(self._batches(iterator, run), spe):
                 if end < skip_steps:  # trained before the interruption
                     steps_run += len(batches)
+                    steps_skipped += len(batches)
                     continue
                 cbs.on_train_batch_begin(begin)
                 for batch in batches:
@@ -264,7 +265,13 @@ class TrainerLoops:
                     iterator._warn_ran_out()
                 self.stop_training = True
                 break
-            epoch_logs = self._reduced_logs(logs, lazy, run)
+            if steps_skipped and steps_skipped == steps_run:
+                # a resumed epoch all of whose batches ran before the interruption: its training
+                # metrics are unknown (their states were not backed up); log none rather than
+                # the zeros of freshly reset metrics
+                epoch_logs = {}
+            else:
+                epoch_logs = self._reduced_logs(logs, lazy, run)
             if val_x is not None and self._should_eval(epoch, validation_freq):
                 if self._eval_epoch_iterator is None:
                     self._eval_epoch_iterator = self._epoch_iterator(
