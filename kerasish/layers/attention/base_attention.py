@@ -191,7 +191,10 @@ class EinsumProjection(EinsumDenseQuantization, Layer):
         if self.__dict__.get("_is_quantized"):
             if self.quantization_mode == "float8":
                 return self._float8_project(x)
-            return self._quantized_call(x)  # int8 / int4: EinsumDense's quantized einsum
+            # int8 / int4: EinsumDense's quantized einsum, through this layer's own call (as Keras's MHA
+            # calls its EinsumDense projections), so a mixed-precision bias and scale are read in the
+            # compute dtype
+            return self(x)
         # (with LoRA on: Keras's merged kernel `kernel + (alpha / rank) * a @ b`)
         kernel = self._merged_kernel() if self.lora_enabled else self._parameters["kernel"]
         bias = self._parameters.get("bias")
@@ -213,6 +216,8 @@ class EinsumProjection(EinsumDenseQuantization, Layer):
             raise
 
     def call(self, inputs):
+        if self.__dict__.get("_is_quantized") and self.quantization_mode != "float8":
+            return self._quantized_call(inputs)
         return self.project(inputs)
 
     def get_config(self):

@@ -98,6 +98,28 @@ def test_int_quantized_attention_matches_keras(keras_ref, kind, mode):
     np.testing.assert_array_equal(ours.get_weights()[kernel], frozen)  # the quantized kernel did not move
 
 
+def test_int8_mixed_bfloat16_attention_matches_keras_bit_for_bit(keras_ref):
+    """The projections' bias and scales in bfloat16 inside the call, as Keras autocasts them (a float32
+    bias added to the bfloat16 einsum moved outputs by a bfloat16 ulp)."""
+    import torch
+
+    x, _ = _data("mha")
+    outputs, initial = [], None
+    for lib in (keras_ref, kerasish):
+        lib.utils.clear_session()
+        inputs = lib.Input((5, 8))
+        mha = lib.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha", dtype="mixed_bfloat16")
+        model = lib.Model(inputs, mha(inputs, inputs))
+        initial = model.get_weights() if initial is None else initial
+        model.set_weights(initial)
+        with warnings.catch_warnings(), mock.patch("gc.collect", lambda *args: 0):
+            warnings.simplefilter("ignore")
+            model.quantize("int8")
+        assert mha.query_dense.dtype_policy.name == "int8_from_mixed_bfloat16"
+        outputs.append(torch.as_tensor(model(torch.tensor(x))).float().detach().numpy())
+    np.testing.assert_array_equal(outputs[1], outputs[0])
+
+
 def test_int8_attention_gradients_reach_the_inputs(keras_ref):
     """Keras's custom gradient: through the dequantized kernel to the inputs."""
     import torch
