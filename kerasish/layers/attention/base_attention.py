@@ -84,7 +84,10 @@ class EinsumProjection(EinsumDenseQuantization, Layer):
     Quantization (`quantize("int8" | "int4" | "float8")`) is EinsumDense's
     (`EinsumDenseQuantization`), over Keras's einsum equation of this
     projection (`equation`), so the variables, outputs and saved files are
-    those of Keras's quantized EinsumDense projections."""
+    those of Keras's quantized EinsumDense projections. A quantized projection
+    runs through its own `__call__` (Keras's MHA calls its EinsumDense
+    layers), so under a mixed policy its bias and scales are autocast as
+    Keras's are."""
 
     _built_by_owner = True  # (an unbuilt owner's `load_state_dict` builds it)
     _act = None  # (no activation: read by EinsumDense's quantized call)
@@ -163,37 +166,10 @@ class EinsumProjection(EinsumDenseQuantization, Layer):
         the layer float)."""
         return super().quantize(mode, config, type_check=False)
 
-    def _float8_project(self, x: torch.Tensor) -> torch.Tensor:
-        """Keras's EinsumDense `_float8_call`: inputs and kernel through
-        float8 quantize-dequantize (their amax histories updated in training),
-        the output's gradient too, then the bias (through bfloat16 under a
-        float32 policy, as Keras)."""
-        from kerasish.layers import call_context
-        from kerasish.layers.core.dense_quantization import float8_bias
-        from kerasish.quantizers import quantized_ops
-
-        if self.lora_enabled:
-            raise NotImplementedError("Currently, `_float8_call` doesn't support LoRA")  # (Keras's error)
-        compute = self.compute_dtype
-        training = bool(call_context.current_training()) and self.trainable
-        x = quantized_ops.float8_qdq_inputs(x, self.inputs_scale, self.inputs_amax_history, compute, training)
-        kernel = quantized_ops.float8_qdq_inputs(
-            self._parameters["kernel"], self.kernel_scale, self.kernel_amax_history, compute, training)
-        if self._contracted == 2:
-            x = x.flatten(-2)
-        y = F.linear(x, kernel.reshape(self._flat_in, -1).t()).unflatten(-1, self._out_shape)
-        y = quantized_ops.float8_qdq_outputs_grad(
-            y, self.outputs_grad_scale, self.outputs_grad_amax_history, compute, training)
-        bias = self._parameters.get("bias")
-        return y if bias is None else y + float8_bias(self, bias)
-
     def project(self, x: torch.Tensor) -> torch.Tensor:
         if self.__dict__.get("_is_quantized"):
-            if self.quantization_mode == "float8":
-                return self._float8_project(x)
-            # int8 / int4: EinsumDense's quantized einsum, through this layer's own call (as Keras's MHA
-            # calls its EinsumDense projections), so a mixed-precision bias and scale are read in the
-            # compute dtype
+            # EinsumDense's quantized call, through this layer's own `__call__` (as Keras's MHA calls its
+            # EinsumDense projections), so a mixed-precision bias and scales are read in the compute dtype
             return self(x)
         # (with LoRA on: Keras's merged kernel `kernel + (alpha / rank) * a @ b`)
         kernel = self._merged_kernel() if self.lora_enabled else self._parameters["kernel"]
@@ -216,8 +192,10 @@ class EinsumProjection(EinsumDenseQuantization, Layer):
             raise
 
     def call(self, inputs):
-        if self.__dict__.get("_is_quantized") and self.quantization_mode != "float8":
-            return self._quantized_call(inputs)
+        if self.__dict__.get("_is_quantized"):
+            from kerasish.layers import call_context
+
+            return self._quantized_call(inputs, call_context.current_training())
         return self.project(inputs)
 
     def get_config(self):

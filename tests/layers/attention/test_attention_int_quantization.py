@@ -98,9 +98,11 @@ def test_int_quantized_attention_matches_keras(keras_ref, kind, mode):
     np.testing.assert_array_equal(ours.get_weights()[kernel], frozen)  # the quantized kernel did not move
 
 
-def test_int8_mixed_bfloat16_attention_matches_keras_bit_for_bit(keras_ref):
-    """The projections' bias and scales in bfloat16 inside the call, as Keras autocasts them (a float32
-    bias added to the bfloat16 einsum moved outputs by a bfloat16 ulp)."""
+@pytest.mark.parametrize("mode", ["int8", "float8"])
+def test_mixed_bfloat16_quantized_attention_matches_keras_bit_for_bit(keras_ref, mode):
+    """The projections' bias and scales in bfloat16 inside the call, as Keras autocasts them (int8: a
+    float32 bias added to the bfloat16 einsum moved outputs by a bfloat16 ulp; float8: its own F.linear
+    over float32 weights moved them by ~3%)."""
     import torch
 
     x, _ = _data("mha")
@@ -114,8 +116,8 @@ def test_int8_mixed_bfloat16_attention_matches_keras_bit_for_bit(keras_ref):
         model.set_weights(initial)
         with warnings.catch_warnings(), mock.patch("gc.collect", lambda *args: 0):
             warnings.simplefilter("ignore")
-            model.quantize("int8")
-        assert mha.query_dense.dtype_policy.name == "int8_from_mixed_bfloat16"
+            model.quantize(mode)
+        assert mha.query_dense.dtype_policy.name == f"{mode}_from_mixed_bfloat16"
         outputs.append(torch.as_tensor(model(torch.tensor(x))).float().detach().numpy())
     np.testing.assert_array_equal(outputs[1], outputs[0])
 
