@@ -12,6 +12,8 @@ from kerasish import constraints
 from kerasish import initializers
 from kerasish.initializers.random_initializers import with_fan_axes
 from kerasish import regularizers
+from kerasish.layers.core.einsum_dense_quantization import EinsumDenseQuantization
+from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 
 # Keras's torch `dot_product_attention` turns a boolean mask into an additive
@@ -68,7 +70,7 @@ def attention_equations(rank: int, attn_axes: tuple) -> tuple[str, str, int]:
     return f"{source},{target}->{product}", f"{product},{source}->{target}", len(product)
 
 
-class EinsumProjection(Layer):
+class EinsumProjection(EinsumDenseQuantization, Layer):
     """The weights of one Keras `EinsumDense` projection of `MultiHeadAttention`
     (`query`, `key`, `value`, `gate`: kernel `(dim, heads, size)`, bias
     `(heads, size)`; `attention_output`: kernel `(heads, size, *out)`, bias
@@ -76,27 +78,51 @@ class EinsumProjection(Layer):
 
     Created unbuilt with its owner (so its weights are uninitialized
     parameters an early optimizer holds); the owner's `build` gives it the
-    kernel shape (`configure`) and builds it. The bias has the kernel's
-    trailing `kernel_shape[contracted:]` shape."""
+    kernel shape and its input rank (`configure`) and builds it. The bias has
+    the kernel's trailing `kernel_shape[contracted:]` shape.
+
+    Quantization (`quantize("int8" | "int4" | "float8")`) is EinsumDense's
+    (`EinsumDenseQuantization`), over Keras's einsum equation of this
+    projection (`equation`), so the variables, outputs and saved files are
+    those of Keras's quantized EinsumDense projections. A quantized projection
+    runs through its own `__call__` (Keras's MHA calls its EinsumDense
+    layers), so under a mixed policy its bias and scales are autocast as
+    Keras's are."""
 
     _built_by_owner = True  # (an unbuilt owner's `load_state_dict` builds it)
+    _act = None  # (no activation: read by EinsumDense's quantized call)
 
     def __init__(self, contracted, common, use_bias=True, kernel_shape=None, **kwargs):
         super().__init__(**kwargs)
         self._contracted = contracted  # 1: input projection, 2: output projection
         self._common = common
         self._use_bias = bool(use_bias)
+        self.lora_enabled = False
+        self.__dict__["_is_quantized"] = False
         if kernel_shape is not None:
             self.configure(kernel_shape)
 
-    def configure(self, kernel_shape) -> None:
-        """Sets the kernel shape `build` will create (before `build`)."""
+    kernel_regularizer = property(lambda self: self._common["kernel_regularizer"])
+    kernel_constraint = property(lambda self: self._common["kernel_constraint"])
+
+    def configure(self, kernel_shape, input_rank=None) -> None:
+        """Sets the kernel shape `build` will create (before `build`) and,
+        given the rank of the projection's input, Keras's einsum equation
+        (`_build_proj_equation`: free axes, then the contracted ones, then the
+        kernel's output axes; e.g. "abc,cde->abde", "abcd,cde->abe")."""
         self._kernel_shape = tuple(kernel_shape)
         self._out_shape = self._kernel_shape[self._contracted:]
         self._bias_shape = self._out_shape if self._use_bias else None
         self._flat_in = 1
         for n in self._kernel_shape[: self._contracted]:
             self._flat_in *= n
+        if input_rank is not None:
+            letters = string.ascii_lowercase
+            free = input_rank - self._contracted
+            outs = letters[input_rank: input_rank + len(self._out_shape)]
+            self.equation = f"{letters[:input_rank]},{letters[free:input_rank]}{outs}->{letters[:free]}{outs}"
+            self.__dict__.pop("_qinfo", None)
+            self.input_spec = InputSpec(ndim=input_rank)
 
     def _lazy_trainable_weights(self):
         """Trainable weights `build` creates (uninitialized parameters until then)."""
@@ -128,58 +154,25 @@ class EinsumProjection(Layer):
             )
 
     def quantize(self, mode=None, config=None, type_check=True):
-        """`model.quantize("float8")` on a MultiHeadAttention quantizes its
-        projections as Keras quantizes the EinsumDense layers it holds: the
-        float kernel stays, with Keras's `inputs_` / `kernel_` /
-        `outputs_grad_` `scale` and `amax_history` variables beside it, and
-        the policy becomes "float8_from_<policy>". int8 / int4 are not
-        implemented for these projections (NotImplementedError, which
-        `model.quantize` turns into a warning and leaves the layer float)."""
-        from kerasish import dtype_policies
-        from kerasish.layers.core.dense_quantization import float8_build
-        from kerasish.quantizers.quantization_config import validate_and_resolve_config
-
-        config = validate_and_resolve_config(mode, config)
-        mode = config.mode
-        self._check_quantize_args(mode, self.compute_dtype)
-        if mode != "float8":
-            raise NotImplementedError(
-                f"Layer '{self.name}': {mode} quantization of an attention layer's projections is not implemented "
-                f"in kerasish (float8 only); `model.quantize('{mode}')` leaves this layer in float with this warning."
-            )
-        self.quantization_config = config
-        float8_build(self)
-        self.__dict__["_is_quantized"] = True
-        if self.dtype_policy.quantization_mode is None:
-            self.__dict__["_dtype_policy"] = dtype_policies.get(f"float8_from_{self.dtype_policy.name}")
-            self._set_dtype_fast_path()
-
-    def _float8_project(self, x: torch.Tensor) -> torch.Tensor:
-        """Keras's EinsumDense `_float8_call`: inputs and kernel through
-        float8 quantize-dequantize (their amax histories updated in training),
-        the output's gradient too, then the bias (through bfloat16 under a
-        float32 policy, as Keras)."""
-        from kerasish.layers import call_context
-        from kerasish.layers.core.dense_quantization import float8_bias
-        from kerasish.quantizers import quantized_ops
-
-        compute = self.compute_dtype
-        training = bool(call_context.current_training()) and self.trainable
-        x = quantized_ops.float8_qdq_inputs(x, self.inputs_scale, self.inputs_amax_history, compute, training)
-        kernel = quantized_ops.float8_qdq_inputs(
-            self._parameters["kernel"], self.kernel_scale, self.kernel_amax_history, compute, training)
-        if self._contracted == 2:
-            x = x.flatten(-2)
-        y = F.linear(x, kernel.reshape(self._flat_in, -1).t()).unflatten(-1, self._out_shape)
-        y = quantized_ops.float8_qdq_outputs_grad(
-            y, self.outputs_grad_scale, self.outputs_grad_amax_history, compute, training)
-        bias = self._parameters.get("bias")
-        return y if bias is None else y + float8_bias(self, bias)
+        """`model.quantize("int8" | "int4" | "float8")` on a MultiHeadAttention
+        quantizes its projections as Keras quantizes the EinsumDense layers it
+        holds (EinsumDense's own `quantize`, over this projection's equation):
+        int8 / int4 replace the float kernel by Keras's int8 (int4: packed)
+        `kernel` and `kernel_scale` (int4 with a block size: `kernel_zero`,
+        `g_idx`), frozen; float8 keeps the float kernel with Keras's
+        `*_scale` / `*_amax_history` variables; the policy becomes
+        "<mode>_from_<policy>". GPTQ / AWQ are not implemented for these
+        projections (NotImplementedError: `model.quantize` warns and leaves
+        the layer float)."""
+        return super().quantize(mode, config, type_check=False)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         if self.__dict__.get("_is_quantized"):
-            return self._float8_project(x)
-        kernel = self._parameters["kernel"]
+            # EinsumDense's quantized call, through this layer's own `__call__` (as Keras's MHA calls its
+            # EinsumDense projections), so a mixed-precision bias and scales are read in the compute dtype
+            return self(x)
+        # (with LoRA on: Keras's merged kernel `kernel + (alpha / rank) * a @ b`)
+        kernel = self._merged_kernel() if self.lora_enabled else self._parameters["kernel"]
         bias = self._parameters.get("bias")
         if kernel.dtype != x.dtype:
             kernel = kernel.to(x.dtype)
@@ -199,6 +192,10 @@ class EinsumProjection(Layer):
             raise
 
     def call(self, inputs):
+        if self.__dict__.get("_is_quantized"):
+            from kerasish.layers import call_context
+
+            return self._quantized_call(inputs, call_context.current_training())
         return self.project(inputs)
 
     def get_config(self):

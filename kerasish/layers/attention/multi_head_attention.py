@@ -267,7 +267,7 @@ class MultiHeadAttention(Layer):
                                   ("value", value_shape, vd)):
             proj = self._modules.get(name)
             if proj is not None:
-                proj.configure((shape[-1], self._projection_heads(name), size))
+                proj.configure((shape[-1], self._projection_heads(name), size), len(shape))
                 proj.build(shape)
         if self._dropout > 0:
             # Keras builds its Dropout(seed=self.seed) here, between the value and
@@ -275,7 +275,7 @@ class MultiHeadAttention(Layer):
             attach_seed_generator(self, self.seed)
             self.__dict__["_seed_state_after"] = "value"  # (Keras's `variables` order)
         out = tuple(self._output_shape) if self._output_shape else (query_shape[-1],)
-        self._modules["attention_output"].configure((h, vd, *out))
+        self._modules["attention_output"].configure((h, vd, *out), len(query_shape) + 1)
         self._modules["attention_output"].build(None)
         rank = len(query_shape) + 1  # projected rank: (..., heads, size)
         if self._attention_axes is None:
@@ -550,6 +550,16 @@ class MultiHeadAttention(Layer):
         if self._output_shape:
             return query_shape[:-1] + tuple(self._output_shape)
         return query_shape
+
+    def quantize(self, mode=None, config=None, type_check=True):
+        """Keras quantizes the projections (`model.quantize(...)`, or
+        `layer.query_dense.quantize(...)`), not the attention layer itself:
+        after Keras's argument checks (an unbuilt layer, an unknown mode:
+        ValueError) this raises Keras's NotImplementedError."""
+        from kerasish.quantizers.quantization_config import validate_and_resolve_config
+
+        self._check_quantize_args(validate_and_resolve_config(mode, config).mode, self.compute_dtype)
+        raise self._not_implemented_error(self.quantize)
 
     def get_config(self):
         config = super().get_config()

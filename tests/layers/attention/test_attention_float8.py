@@ -1,14 +1,12 @@
 """`model.quantize("float8")` over MultiHeadAttention, against Keras 3: its
 query/key/value/attention_output projections are quantized as Keras's
 EinsumDense projections are (variables, paths, policies, outputs, a fit step
-and its scale / amax-history updates, `.weights.h5` files both ways); int8
-on them is not implemented (a warning from `model.quantize`, the layer stays
-float)."""
+and its scale / amax-history updates, `.weights.h5` files both ways). int8 /
+int4: tests/layers/attention/test_attention_int_quantization.py."""
 
 import warnings
 
 import numpy as np
-import pytest
 
 import kerasish
 
@@ -63,13 +61,3 @@ def test_float8_multi_head_attention_matches_keras(keras_ref, tmp_path):
         dst.load_weights(path)
         for a, b in zip(dst.get_weights(), src.get_weights()):
             np.testing.assert_array_equal(a, b)
-
-
-def test_int8_leaves_multi_head_attention_float_with_a_warning(keras_ref):
-    ours, messages = _quantized(kerasish, "int8")
-    assert any("'query'" in m and "not implemented" in m for m in messages)
-    assert ours.get_layer("mha").get_weights()[0].dtype == np.float32
-    projection = ours.get_layer("mha")._modules["key"]
-    with pytest.raises(NotImplementedError, match="float8 only"):
-        projection.quantize("int8")
-
