@@ -139,7 +139,7 @@ def test_fit_of_a_cnn_with_lora_on_a_pretrained_conv_matches_keras(keras_ref):
     y = rng.standard_normal((16, 2)).astype("float32")
     models = []
     for lib in (keras_ref, kerasish):
-        models.append(lib.Sequential([
+        models.append(lib.Sequential(name="lora_cnn", layers=[
             lib.Input((6, 6, 2)), lib.layers.Conv2D(4, 3, activation="relu", name="conv"),
             lib.layers.Conv2D(3, 2, name="conv_2"), lib.layers.Flatten(), lib.layers.Dense(2, name="head"),
         ]))
