@@ -173,6 +173,24 @@ def _wrap_init(init):
     return wrapped
 
 
+def _wrap_user_quantize(quantize):
+    """Wraps the `quantize` of a user's quantization-compatible layer as Keras
+    does: the mode/config pair is resolved and checked (`quantize()` on an
+    unbuilt or already quantized layer raises) before the user's code runs,
+    which is called with `mode=` and `config=` keywords."""
+
+    @functools.wraps(quantize)
+    def wrapped(self, mode=None, config=None, **kwargs):
+        from kerasish.quantizers.quantization_config import validate_and_resolve_config
+
+        config = validate_and_resolve_config(mode, config)
+        mode = config.mode
+        self._check_quantize_args(mode, self.compute_dtype)
+        return quantize(self, mode=mode, config=config, **kwargs)
+
+    return wrapped
+
+
 def _positional_training_error(layer, value):
     """`layer(x, True)`: `training` given positionally (Keras raises this ValueError before calling)."""
     raise ValueError(
@@ -249,6 +267,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             cls.build = _wrap_build(cls.__dict__["build"])
         if "__init__" in cls.__dict__ and not getattr(cls.__dict__["__init__"], "_kerasish_init_wrapper", False):
             cls.__init__ = _wrap_init(cls.__dict__["__init__"])
+        if "quantize" in cls.__dict__ and not cls.__module__.startswith("kerasish."):
+            # a user's quantization-compatible layer: Keras checks and resolves the arguments first
+            cls.quantize = _wrap_user_quantize(cls.__dict__["quantize"])
         if "forward" not in cls.__dict__ and cls.forward is Layer.forward:
             cls.forward = forward_for(cls, Layer.forward)
         call = cls.call
@@ -478,6 +499,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         d["_compute_torch_dtype"] = policy.compute_torch_dtype
         d["_cast_inputs"] = d["autocast"] and policy.compute_torch_dtype.is_floating_point
         d["_mixed"] = policy.compute_torch_dtype != policy.variable_torch_dtype
+        # Keras's Layer.__call__ runs `quantized_call` (-> `_int8_call`, ...) instead of `call`
+        # under a quantized policy; kerasish's own quantizable layers branch inside their `call`
+        d["_quantized_dispatch"] = (
+            not type(self)._quantizes_in_call and getattr(policy, "quantization_mode", None) is not None)
         d["_plain"] = None  # the hot path's plan holds the compute dtype: derive it again
 
     @property
@@ -810,10 +835,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         try:
             if d["dynamic"]:
                 return eager_call(self, args, kwargs)
+            call = self.quantized_call if d.get("_quantized_dispatch") else self.call
             if d.get("_remat_mode") is not None:  # created inside a `keras.RematScope`
-                return remat.layer_call(self, self.call, args, kwargs, training,
+                return remat.layer_call(self, call, args, kwargs, training,
                                         d["_compute_torch_dtype"] if cast_weights else None)
-            return self.call(*args, **kwargs)
+            return call(*args, **kwargs)
         finally:
             stack.pop()
             scope.pop()
@@ -853,6 +879,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             and not self._call_has_mask
             and d.get("_initial_weights") is None
             and d.get("_remat_mode") is None
+            and not d.get("_quantized_dispatch")
         )
         # the plan `forward` reads: only constants (dynamo guards a tuple of them with one check);
         # the class's `_call_has_training` rides along so that a hot call reads no class attribute

@@ -65,6 +65,11 @@ def _warn_if_torch_quantization_skips(layer, frame) -> None:
 
 
 class LayerQuantizationMixin:
+    # kerasish's own quantizable layers (Dense, EinsumDense, Embedding, the attention layers)
+    # branch on their quantization mode inside `call`; any other layer under a quantized dtype
+    # policy is called through `quantized_call`, as Keras's `Layer.__call__` does
+    _quantizes_in_call = False
+
     def named_children(self):
         """torch's walk (see the module docstring for what torch's quantization walk is told)."""
         if not torch.compiler.is_compiling():  # dynamo cannot trace a frame read; torch's walk runs eagerly
@@ -87,6 +92,36 @@ class LayerQuantizationMixin:
 
     def quantize(self, mode=None, config=None, type_check=True):
         raise self._not_implemented_error(self.quantize)
+
+    def quantized_build(self, input_shape, mode):
+        raise self._not_implemented_error(self.quantized_build)
+
+    def quantized_call(self, *args, **kwargs):
+        """What a call runs instead of `call` when the layer's dtype policy is
+        quantized: the mode's hook (`_int8_call`, `_int4_call`, `_float8_call`,
+        `_gptq_call`, `_awq_call`), which a quantization-compatible layer
+        implements (Keras's "Writing quantization-compatible layers" guide)."""
+        mode = self.quantization_mode
+        hook = {"int8": "_int8_call", "int4": "_int4_call", "float8": "_float8_call",
+                "gptq": "_gptq_call", "awq": "_awq_call"}.get(mode)
+        if hook is None:
+            raise self._quantization_mode_error(mode)
+        return getattr(self, hook)(*args, **kwargs)
+
+    def _int8_call(self, *args, **kwargs):
+        raise self._not_implemented_error(self._int8_call)
+
+    def _int4_call(self, *args, **kwargs):
+        raise self._not_implemented_error(self._int4_call)
+
+    def _float8_call(self, *args, **kwargs):
+        raise self._not_implemented_error(self._float8_call)
+
+    def _gptq_call(self, *args, **kwargs):
+        raise self._not_implemented_error(self._gptq_call)
+
+    def _awq_call(self, *args, **kwargs):
+        raise self._not_implemented_error(self._awq_call)
 
     def _check_quantize_args(self, mode, compute_dtype):
         from kerasish.quantizers.quantization_config import QUANTIZATION_MODES

@@ -66,6 +66,8 @@ def float8_bias(layer, bias):
 class DenseQuantization:
     """Quantization and LoRA for `Dense` (mixed into the layer)."""
 
+    _quantizes_in_call = True  # `call` branches on the quantization mode itself (see LayerQuantizationMixin)
+
     # ------------------------------------------------- the computed `kernel`
     _computed_weights = frozenset({"kernel"})
     _kernel = stored_property("kernel")

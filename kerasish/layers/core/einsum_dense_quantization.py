@@ -126,6 +126,8 @@ def _einsum_int8(equation, a, b):
 class EinsumDenseQuantization:
     """Quantization and LoRA for `EinsumDense` (mixed into the layer)."""
 
+    _quantizes_in_call = True  # `call` branches on the quantization mode itself (see LayerQuantizationMixin)
+
     # ------------------------------------------------- the computed `kernel`
     _computed_weights = frozenset({"kernel"})
     _kernel = stored_property("kernel")

@@ -37,6 +37,8 @@ SERIALIZATION_SPEC = {
 class EmbeddingQuantization:
     """Quantization and LoRA for `Embedding` (mixed into the layer)."""
 
+    _quantizes_in_call = True  # `call` branches on the quantization mode itself (see LayerQuantizationMixin)
+
     # --------------------------------------------- the computed `embeddings`
     _computed_weights = frozenset({"embeddings"})
     _embeddings = stored_property("embeddings")
