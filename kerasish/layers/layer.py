@@ -173,6 +173,9 @@ def _wrap_init(init):
     return wrapped
 
 
+_QUANTIZED_HOOKS = frozenset({"quantized_call", "_int8_call", "_int4_call", "_float8_call", "_gptq_call", "_awq_call"})
+
+
 def _wrap_user_quantize(quantize):
     """Wraps the `quantize` of a user's quantization-compatible layer as Keras
     does: the mode/config pair is resolved and checked (`quantize()` on an
@@ -267,9 +270,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             cls.build = _wrap_build(cls.__dict__["build"])
         if "__init__" in cls.__dict__ and not getattr(cls.__dict__["__init__"], "_kerasish_init_wrapper", False):
             cls.__init__ = _wrap_init(cls.__dict__["__init__"])
-        if "quantize" in cls.__dict__ and not cls.__module__.startswith("kerasish."):
-            # a user's quantization-compatible layer: Keras checks and resolves the arguments first
-            cls.quantize = _wrap_user_quantize(cls.__dict__["quantize"])
+        if not cls.__module__.startswith("kerasish."):
+            if "quantize" in cls.__dict__:
+                # a user's quantization-compatible layer: Keras checks and resolves the arguments first
+                cls.quantize = _wrap_user_quantize(cls.__dict__["quantize"])
+            if _QUANTIZED_HOOKS.intersection(cls.__dict__):
+                # a user subclass of Dense/Embedding/... with its own `_int8_call`: Keras calls it
+                cls._quantizes_in_call = False
         if "forward" not in cls.__dict__ and cls.forward is Layer.forward:
             cls.forward = forward_for(cls, Layer.forward)
         call = cls.call

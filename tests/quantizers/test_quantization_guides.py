@@ -258,3 +258,51 @@ def test_customizing_quantization_guide_equals_keras(keras_ref, which):
         assert type(ours.layers[0].inputs_quantizer).__name__ == "PercentileQuantizer"
     x = rng.normal(size=(8, 10)).astype("float32")
     np.testing.assert_allclose(_np(kerasish, ours(x)), _np(keras_ref, ref_model(x)), rtol=1e-6, atol=1e-6)
+
+
+def _subclasses(lib):
+    class ScaledDense(lib.layers.Dense):
+        """A user Dense whose quantized path post-processes Keras's (`super()._int8_call`)."""
+
+        def _int8_call(self, inputs, training=None):
+            return super()._int8_call(inputs, training) * 2.0
+
+        def _int4_call(self, inputs, training=None):
+            return super()._int4_call(inputs, training) - 1.0
+
+    class OffsetEmbedding(lib.layers.Embedding):
+        def _int8_call(self, inputs, training=None):
+            return super()._int8_call(inputs) + 0.5
+
+    return ScaledDense, OffsetEmbedding
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_subclass_overriding_the_mode_hook_is_called_as_keras(keras_ref, mode):
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 6)).astype("float32")
+    ids = rng.integers(0, 10, size=(3, 4))
+    (ref_dense, ref_emb), (our_dense, our_emb) = _subclasses(keras_ref), _subclasses(kerasish)
+    pairs = [(ref_dense(5), our_dense(5), x)]
+    if mode == "int8":
+        pairs.append((ref_emb(10, 3), our_emb(10, 3), ids))
+    for ref, ours, inputs in pairs:
+        ref(inputs), ours(inputs)
+        ours.set_weights([_np(keras_ref, w) for w in ref.weights])
+        plain = _np(kerasish, ours(inputs))
+        for layer in (ref, ours):  # Keras refuses subclasses unless told `type_check=False`
+            with pytest.raises(NotImplementedError, match="does not have a `quantize` method implemented"):
+                layer.quantize(mode)
+        ref.quantize(mode, type_check=False)
+        ours.quantize(mode, type_check=False)
+        expected = _np(keras_ref, ref(inputs))
+        got = _np(kerasish, ours(inputs))
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+        # the override ran: a quantized plain layer would be within quantization error of `plain`
+        offset = {"ScaledDense": None, "OffsetEmbedding": 0.5}[type(ours).__name__]
+        if offset is not None:
+            np.testing.assert_allclose(got - offset, plain, atol=0.05)
+        elif mode == "int8":
+            np.testing.assert_allclose(got / 2.0, plain, atol=0.1)
+        else:
+            np.testing.assert_allclose(got + 1.0, plain, atol=0.5)

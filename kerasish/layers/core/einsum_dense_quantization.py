@@ -128,6 +128,13 @@ class EinsumDenseQuantization:
 
     _quantizes_in_call = True  # `call` branches on the quantization mode itself (see LayerQuantizationMixin)
 
+    # Keras's per-mode hooks, for a user subclass that overrides one and calls `super()`:
+    # `_quantized_call` branches on the mode (float8 through `_float8_call`)
+    def _int8_call(self, inputs, training=None):
+        return self._quantized_call(inputs, training)
+
+    _int4_call = _gptq_call = _awq_call = _int8_call
+
     # ------------------------------------------------- the computed `kernel`
     _computed_weights = frozenset({"kernel"})
     _kernel = stored_property("kernel")

@@ -39,6 +39,13 @@ class EmbeddingQuantization:
 
     _quantizes_in_call = True  # `call` branches on the quantization mode itself (see LayerQuantizationMixin)
 
+    # Keras's per-mode hooks, for a user subclass that overrides one and calls `super()`
+    def _int8_call(self, inputs, training=None):
+        out = self._quantized_call(inputs)
+        return out if out.dtype is self._compute_torch_dtype else out.to(self._compute_torch_dtype)
+
+    _int4_call = _int8_call
+
     # --------------------------------------------- the computed `embeddings`
     _computed_weights = frozenset({"embeddings"})
     _embeddings = stored_property("embeddings")

@@ -23,6 +23,14 @@ from kerasish.quantizers.quantizers import dequantize_with_sz_map
 class ReversibleEmbeddingQuantization:
     """Quantization of `ReversibleEmbedding` (mixed in before `Embedding`)."""
 
+    def _int8_call(self, inputs, reverse=False):
+        """Keras's hook (a user subclass overriding it calls `super()`): the quantized lookup or logits."""
+        if reverse:
+            return self._quantized_reverse(inputs)
+        return super()._int8_call(inputs)
+
+    _int4_call = _int8_call
+
     def _quantizable_class(self):
         from kerasish.layers.core.reversible_embedding import ReversibleEmbedding
 
