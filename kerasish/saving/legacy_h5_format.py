@@ -29,6 +29,7 @@ temporary file moved into place (`saving_lib.atomic_path`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -54,6 +55,30 @@ def _where(source) -> str:
     return os.fspath(source) if isinstance(source, (str, os.PathLike)) else getattr(source, "name", "<file>")
 
 
+def _raised_by_h5py(e) -> bool:
+    """Whether `e` comes out of h5py's own code (a damaged file's structure
+    surfaces as RuntimeError / OSError / KeyError from any h5py call), not
+    from a user's custom object run while loading."""
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    # (h5py's compiled modules report paths like "h5py/h5g.pyx")
+    return last is not None and "/h5py/" in "/" + last.tb_frame.f_code.co_filename.replace(os.sep, "/")
+
+
+@contextlib.contextmanager
+def _damaged_file_errors(where, what="file"):
+    """Turns h5py's low-level errors on a damaged file into a ValueError naming it."""
+    try:
+        yield
+    except (RuntimeError, OSError, KeyError, UnicodeDecodeError) as e:  # (h5py decodes damaged names too)
+        if not _raised_by_h5py(e):
+            raise
+        raise ValueError(f"The {what} '{where}' is damaged: {type(e).__name__}: {e}") from e
+
+
 def open_file(source, mode="r"):
     """Opens an HDF5 file for reading, with a `ValueError` naming the file
     when it is missing, truncated or not HDF5, and refuses files holding
@@ -67,7 +92,8 @@ def open_file(source, mode="r"):
     except (OSError, ValueError) as e:
         raise ValueError(f"The file '{where}' is not a valid HDF5 file (truncated or damaged?): {e}") from e
     try:
-        _check_links(f, f, where, h5py)
+        with _damaged_file_errors(where):
+            _check_links(f, f, where, h5py)
     except BaseException:
         f.close()
         raise
@@ -112,7 +138,11 @@ def _attr(obj, name, where, default=None):
     except (OSError, TypeError, ValueError) as e:
         raise ValueError(f"The file '{where}' is damaged: cannot read attribute '{name}' of '{obj.name}' "
                          f"({e}).") from e
-    return _decode(value)
+    try:
+        return _decode(value)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"The file '{where}' is damaged: attribute '{name}' of '{obj.name}' is not UTF-8 "
+                         f"text ({e}).") from e
 
 
 def _decode(value):
@@ -152,11 +182,12 @@ def is_legacy_h5(source) -> bool:
     contents, not its name)."""
     h5py = h5_weights.require_h5py()
     try:
-        with h5py.File(source, "r") as f:
-            return "model_config" in f.attrs or "layer_names" in f.attrs or (
-                "model_weights" in f and "layer_names" in f["model_weights"].attrs)
-    except (OSError, ValueError):
+        f = h5py.File(source, "r")
+    except (OSError, ValueError):  # not HDF5: the other loaders say what it is
         return False
+    with f, _damaged_file_errors(_where(source)):  # an HDF5 file whose structure is damaged
+        return "model_config" in f.attrs or "layer_names" in f.attrs or (
+            "model_weights" in f and "layer_names" in f["model_weights"].attrs)
 
 
 # ------------------------------------------------------------ weights order
@@ -273,7 +304,7 @@ def load_weights_from_group(model, group, where, by_name=False, skip_mismatch=Fa
 def load_weights(model, filepath, by_name=False, skip_mismatch=False) -> None:
     """`model.load_weights("w.h5")` for a Keras 2 weights or full-model file."""
     where = _where(filepath)
-    with open_file(filepath) as f:
+    with open_file(filepath) as f, _damaged_file_errors(where, "Keras 2 weights file"):
         group = f["model_weights"] if "model_weights" in f and "layer_names" not in f.attrs else f
         try:
             problems = load_weights_from_group(model, group, where, by_name, skip_mismatch)
@@ -291,7 +322,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     from kerasish.saving import tf_op_mapping
 
     where = _where(filepath)
-    with open_file(filepath) as f:
+    with open_file(filepath) as f, _damaged_file_errors(where, "Keras 2 model file"):
         config = _json_attr(f, "model_config", where)
         if config is None:
             raise ValueError(f"No model config found in the file at '{where}': it holds weights only; build the "
