@@ -397,8 +397,8 @@ def _load_torch_state(model, path: str, skip_mismatch: bool) -> None:
             f"Refusing to load '{path}': it is not a plain tensor state_dict (only `weights_only=True` "
             f"loading is allowed, so no code from the file runs). {str(e).splitlines()[0]}"
         ) from e
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as e:
-        raise ValueError(f"The file '{path}' is not a valid torch weights file: {e}") from e
+    except Exception as e:  # noqa: BLE001 - a damaged file makes torch's reader fail in any way (AssertionError, ...)
+        raise ValueError(f"The file '{path}' is not a valid torch weights file: {type(e).__name__}: {e}") from e
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
         raise ValueError(
             f"The file '{path}' does not hold a state_dict (a dict of name -> tensor). Got {type(state).__name__}."

@@ -418,3 +418,38 @@ def test_links_and_bad_datasets_in_h5_are_refused(tmp_path):
         f["layers/dense/vars/0"] = np.array([b"a", b"b"] * 4).reshape(4, 2)
     with pytest.raises(ValueError, match="damaged or not in Keras 3's layout"):
         keras.saving.load_weights(model, path)
+
+
+@pytest.mark.parametrize("ext", [".weights.h5", ".pt"])
+def test_byte_flipped_weight_files_load_or_raise_value_error(tmp_path, ext):
+    """Seeded truncations and byte flips of a Keras 3 `.weights.h5` and a torch
+    `.pt` state_dict: each `load_weights` succeeds (flips in unused bytes or in
+    unchecksummed tensor data) or raises ValueError naming the file. torch's
+    weights-only reader raised a bare AssertionError ("saved_id must be a
+    tuple") on one damaged `.pt`."""
+    import random
+
+    def make():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
+                                 keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+
+    src = tmp_path / f"src{ext}"
+    make().save_weights(src)
+    data = src.read_bytes()
+    rng = random.Random(1)  # (seed 1 reaches torch's AssertionError on the `.pt`)
+    refused = 0
+    for i in range(150):
+        b = bytearray(data)
+        if i % 3 == 0:
+            b = b[: rng.randrange(len(b))]
+        else:
+            for _ in range(rng.randrange(1, 20)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        damaged = tmp_path / f"d{i}{ext}"
+        damaged.write_bytes(bytes(b))
+        try:
+            make().load_weights(damaged)
+        except ValueError as e:  # (a damaged group name gives Keras's variable-count mismatch error)
+            assert damaged.name in str(e) or "in the file) expected" in str(e), e
+            refused += 1
+    assert refused >= 50  # every truncation is refused, at least
