@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_same
+from dataset_parity import assert_same
 
 import keras_dataset_files as files
 

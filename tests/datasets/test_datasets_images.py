@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import assert_same
+from dataset_parity import assert_same
 
 import kerasish
 import keras_dataset_files as files

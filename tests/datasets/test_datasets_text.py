@@ -4,7 +4,7 @@ as in Keras's files), over every argument that changes the output."""
 
 import numpy as np
 import pytest
-from conftest import assert_same
+from dataset_parity import assert_same
 
 import kerasish
 import keras_dataset_files as files
