@@ -199,7 +199,8 @@ def test_cached_file_with_wrong_hash_is_downloaded_again(tmp_path, capsys, keras
 def test_uppercase_digest_and_explicit_algorithms(tmp_path):
     src = _write(tmp_path / "srv" / "e.bin", PAYLOAD)
     sha, md5 = hashlib.sha256(PAYLOAD).hexdigest(), hashlib.md5(PAYLOAD).hexdigest()
-    for digest, algorithm in ((sha.upper(), "auto"), (sha, "sha256"), (md5, "md5"), (md5.upper(), "auto")):
+    for digest, algorithm in ((sha.upper(), "auto"), (sha, "sha256"), (md5, "md5"), (md5.upper(), "auto"),
+                              (sha, "SHA256")):
         path = kerasish.utils.get_file("e.bin", origin=_file_url(src), file_hash=digest, hash_algorithm=algorithm,
                                        cache_dir=str(tmp_path / "c"), force_download=True)
         assert open(path, "rb").read() == PAYLOAD
@@ -375,6 +376,21 @@ def test_not_an_archive_and_unknown_format(tmp_path, keras_ref):
         with pytest.warns(UserWarning, match="Could not extract"):
             kerasish.utils.get_file("plain", origin=_file_url(src), extract=True, archive_format=None,
                                     cache_dir=str(tmp_path / "ki"))
+
+
+def test_truncated_archive_raises_and_leaves_no_extraction(tmp_path):
+    whole = _tar_bytes([("big.bin", os.urandom(200_000))])
+    src = _write(tmp_path / "srv" / "cut.tar.gz", whole[: len(whole) // 2])
+    with pytest.raises((tarfile.TarError, EOFError, OSError)):
+        kerasish.utils.get_file("cut.tar.gz", origin=_file_url(src), extract=True, cache_dir=str(tmp_path))
+    assert sorted(os.listdir(tmp_path / "datasets")) == ["cut.tar.gz"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="on Windows these names are a drive and a separator")
+def test_member_names_that_only_look_like_drives_extract(tmp_path):
+    src = _write(tmp_path / "srv" / "odd.tar", _tar_bytes([("C:notes.txt", b"x"), ("a\\b.txt", b"y")], "w"))
+    path = kerasish.utils.get_file("odd.tar", origin=_file_url(src), extract=True, cache_dir=str(tmp_path))
+    assert _tree(path) == {"C:notes.txt": b"x", "a\\b.txt": b"y"}  # plain file names on POSIX
 
 
 def test_archive_with_internal_symlink_extracts(tmp_path):

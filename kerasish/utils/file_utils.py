@@ -74,7 +74,9 @@ def _writable_dir(path: str) -> bool:
 def _hasher(algorithm: str, file_hash: str | None = None):
     """Keras's choice: sha256 when asked, or for `"auto"` with a 64-character
     digest; md5 otherwise (md5 is legacy)."""
-    if algorithm not in _HASH_ALGORITHMS:
+    if isinstance(algorithm, str) and algorithm.lower() in _HASH_ALGORITHMS:
+        algorithm = algorithm.lower()
+    else:
         raise ValueError(
             f"Unknown `hash_algorithm`: expected one of {', '.join(map(repr, _HASH_ALGORITHMS))}. "
             f"Received: hash_algorithm={algorithm!r}"
@@ -113,7 +115,9 @@ def _member_error(archive_path, member, why):
 def _inside(name: str) -> str | None:
     """`name` as a normalised relative path, or None when it is absolute or
     climbs out of the directory it is relative to."""
-    if not name or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+    if os.sep == "\\":  # on Windows a backslash separates too
+        name = name.replace("\\", "/")
+    if not name or name.startswith("/") or os.path.isabs(name) or os.path.splitdrive(name)[0]:
         return None
     norm = posixpath.normpath(name)
     if norm == ".." or norm.startswith("../"):
@@ -361,8 +365,7 @@ def get_file(
         cache_dir = _keras_home()
     if md5_hash is not None and file_hash is None:
         file_hash, hash_algorithm = md5_hash, "md5"
-    if hash_algorithm not in _HASH_ALGORITHMS:
-        _hasher(hash_algorithm)  # raises
+    _hasher(hash_algorithm)  # an unknown name raises here, before any download
     datadir_base = os.path.expanduser(os.fspath(cache_dir))
     if not _writable_dir(datadir_base):
         datadir_base = _tmp_keras_dir()
