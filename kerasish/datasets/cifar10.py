@@ -35,12 +35,33 @@ def load_data():
         extract=True,
         file_hash="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
     )
-    batches = [_cifar.load_batch(_cifar.batch_path(path, "cifar-10-batches-py", f"data_batch_{i}"))
-               for i in range(1, 6)]
-    # Keras fills preallocated uint8 arrays (10,000 rows a batch): the same
-    # values and dtypes, for batches of any size
-    x_train = np.concatenate([x for x, _ in batches]).astype("uint8", copy=False)
-    y_train = np.concatenate([np.asarray(y) for _, y in batches]).astype("uint8")
+    x_train, y_train = _fill(_cifar.load_batch(_cifar.batch_path(path, "cifar-10-batches-py", f"data_batch_{i}"))
+                             for i in range(1, 6))
     x_test, y_test = _cifar.load_batch(_cifar.batch_path(path, "cifar-10-batches-py", "test_batch"))
     (x_train, y_train), (x_test, y_test) = _cifar.finish(x_train, y_train, np.asarray(x_test), y_test)
     return (x_train, y_train), (x_test.astype(x_train.dtype), y_test.astype(y_train.dtype))
+
+
+def _fill(batches, count=5):
+    """The batches' rows in one uint8 array, filled in place as Keras does
+    (its arrays hold 10,000 rows a batch; here the first batch's size sets
+    the room, which grows if later batches are larger, and is cut to what
+    was filled)."""
+    x_out = y_out = None
+    filled = 0
+    for x, y in batches:
+        y = np.asarray(y)
+        if x_out is None:
+            x_out = np.empty((len(x) * count, *x.shape[1:]), dtype="uint8")
+            y_out = np.empty((len(x) * count,), dtype="uint8")
+        if filled + len(x) > len(x_out):
+            extra = filled + len(x) - len(x_out)
+            x_out = np.concatenate([x_out, np.empty((extra, *x_out.shape[1:]), dtype="uint8")])
+            y_out = np.concatenate([y_out, np.empty((extra,), dtype="uint8")])
+        x_out[filled : filled + len(x)] = x
+        y_out[filled : filled + len(x)] = y
+        filled += len(x)
+        del x, y  # free this batch before the next one is read (its memory is reused)
+    if filled < len(x_out):
+        x_out, y_out = x_out[:filled].copy(), y_out[:filled].copy()
+    return x_out, y_out

@@ -158,3 +158,17 @@ def test_cifar_batch_without_labels_is_a_clear_error(home):
     files.write_tar_gz(str(home / "datasets" / "cifar-100-python-target_archive"), members)
     with pytest.MonkeyPatch.context() as mp, pytest.raises(ValueError, match=r"has no \['fine_labels'\]"):
         _load_unverified(mp, kerasish.datasets.cifar100.load_data)
+
+
+@pytest.mark.parametrize("sizes", [(3, 5, 2, 4, 1), (4, 1, 1, 1, 1)])
+def test_cifar10_batches_of_uneven_sizes(home, sizes):
+    train = [files.cifar_batch(n, i, ["labels"]) for i, n in enumerate(sizes, start=1)]
+    members = {f"cifar-10-batches-py/data_batch_{i}": b for i, b in enumerate(train, start=1)}
+    members["cifar-10-batches-py/test_batch"] = files.cifar_batch(2, 99, ["labels"])
+    files.write_tar_gz(str(home / "datasets" / "cifar-10-batches-py-target_archive"), members)
+    with pytest.MonkeyPatch.context() as mp:
+        (x_train, y_train), _ = _load_unverified(mp, kerasish.datasets.cifar10.load_data)
+    x_ref, y_ref = _reference_cifar([pickle.loads(b, encoding="bytes") for b in train], "labels")
+    assert x_train.shape == (sum(sizes), 32, 32, 3) and y_train.shape == (sum(sizes), 1)
+    np.testing.assert_array_equal(x_train, x_ref)
+    np.testing.assert_array_equal(y_train, y_ref)
