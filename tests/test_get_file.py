@@ -286,6 +286,9 @@ def test_http_download_with_progress(tmp_path, server, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"Downloading data from {server}/data/g.bin\n")
     assert f"{len(PAYLOAD)}/{len(PAYLOAD)}" in out  # the bar reaches the Content-Length
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # as a plainly written file (not 0600)
 
 
 def test_http_errors_match_keras_and_leave_nothing(tmp_path, server, keras_ref):

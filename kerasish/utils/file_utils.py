@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -267,13 +268,27 @@ class _DownloadProgress:
         self.progbar.update(current if self.total is None else self.total, finalize=True)
 
 
+def _create_part_file(target):
+    """A new, empty temporary file beside `target` (`.name.<random>.part`),
+    created with the umask's permissions as the final file would be (not
+    mkstemp's owner-only 0600, which would hide a shared cache's files from
+    other users)."""
+    directory, name = os.path.split(target)
+    for _ in range(100):
+        part = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.part")
+        try:
+            return os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), part
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"Could not create a temporary file beside '{target}'.")
+
+
 def _fetch(origin: str, target: str, file_hash, hash_algorithm) -> None:
     """Downloads `origin` to a temporary file beside `target`, checks its hash
     and renames it to `target`; on any failure (or Ctrl-C) the temporary file
     is removed and `target` is left as it was."""
     error_msg = "URL fetch failure on {}: {} -- {}"
-    directory = os.path.dirname(target)
-    fd, part = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".part", dir=directory)
+    fd, part = _create_part_file(target)
     try:
         with os.fdopen(fd, "wb") as out:
             try:
@@ -294,6 +309,8 @@ def _fetch(origin: str, target: str, file_hash, hash_algorithm) -> None:
                 raise Exception(error_msg.format(origin, e.code, e.msg)) from e
             except urllib.error.URLError as e:
                 raise Exception(error_msg.format(origin, getattr(e, "errno", None), e.reason)) from e
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the rename makes it the cached file
         if file_hash is not None and not validate_file(part, file_hash, algorithm=hash_algorithm):
             raise ValueError(
                 f"Incomplete or corrupted file detected. The {hash_algorithm} file hash does not match the "
