@@ -49,7 +49,8 @@ def load_data(path="reuters.npz", num_words=None, skip_top=0, maxlen=None, test_
         (`get_label_names()[y]`).
 
     Raises:
-        ValueError: `maxlen` leaves no sequence (Keras raises an unrelated
+        ValueError: `test_split` outside [0, 1] (Keras 3.15 does not check),
+            or `maxlen` leaves no sequence (Keras raises an unrelated
             `max()` error there, or returns empty arrays when `num_words` is
             set).
 
@@ -59,6 +60,8 @@ def load_data(path="reuters.npz", num_words=None, skip_top=0, maxlen=None, test_
     (x_train, y_train), (x_test, y_test) = keras.datasets.reuters.load_data(num_words=10000)
     ```
     """
+    if not 0 <= test_split <= 1:  # Keras 3.15 does not check: 1.5 slices from the end
+        raise ValueError(f"Invalid `test_split` argument: {test_split}. It must be between 0 and 1.")
     path = file_utils.get_file(
         fname=path,
         origin=f"{ORIGIN_FOLDER}reuters.npz",

@@ -37,7 +37,7 @@ def test_imdb_matches_keras(both, home, kwargs):
     assert x_train.dtype == object and x_train.ndim == 1 and isinstance(x_train[0], list)
 
 
-@pytest.mark.parametrize("kwargs", SEQUENCE_ARGS + [{"test_split": 0.5}, {"test_split": 0.0, "seed": 2},
+@pytest.mark.parametrize("kwargs", SEQUENCE_ARGS + [{"test_split": 0.5}, {"test_split": 0.0, "seed": 2}, {"test_split": 1.0},
                                                     {"test_split": 0.35, "maxlen": 11}], ids=str)
 def test_reuters_matches_keras(both, home, kwargs):
     files.write_reuters(home / "datasets")
@@ -84,6 +84,13 @@ def test_reuters_maxlen_keeping_nothing_with_num_words_raises(home):
     files.write_reuters(home / "datasets")
     with pytest.MonkeyPatch.context() as mp, pytest.raises(ValueError, match=r"maxlen=2, no sequence was kept"):
         _load_unverified(mp, kerasish.datasets.reuters.load_data, maxlen=2, num_words=10)  # Keras: empty arrays
+
+
+@pytest.mark.parametrize("test_split", [1.5, -0.2])
+def test_reuters_test_split_out_of_range_raises(home, test_split):
+    files.write_reuters(home / "datasets")
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(ValueError, match=f"test_split` argument: {test_split}"):
+        _load_unverified(mp, kerasish.datasets.reuters.load_data, test_split=test_split)
 
 
 def test_equal_length_sequences_stay_a_1d_array_of_lists(home):
