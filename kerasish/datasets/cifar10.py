@@ -15,7 +15,10 @@ def load_data():
 
     The archive is cached as `~/.keras/datasets/cifar-10-batches-py-target_archive`
     and extracted to `cifar-10-batches-py-target/`, where Keras 3.15 puts
-    them. The batches are Python pickles, read without running code from them.
+    them. The batches are Python pickles, read without running code from them
+    (as Python 2 wrote them, or re-pickled by Python 3 with protocols 2 to 5;
+    Keras 3.15 refuses protocols 2 and 5 from Python 3). Unlike Keras, which
+    needs exactly 10,000 images per batch, batches of any size load.
 
     Returns:
         `(x_train, y_train), (x_test, y_test)`: uint8 NumPy arrays of shapes
