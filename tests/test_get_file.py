@@ -196,6 +196,22 @@ def test_cached_file_with_wrong_hash_is_downloaded_again(tmp_path, capsys, keras
     assert outs[1][1] == f"Downloading data from {_file_url(src)}"
 
 
+def test_pathlike_fname_and_messages_to_logging(tmp_path, capsys, caplog):
+    import logging
+    import pathlib
+
+    src = _write(tmp_path / "srv" / "p.bin", PAYLOAD)
+    kerasish.config.disable_interactive_logging()
+    try:
+        with caplog.at_level(logging.INFO, logger="kerasish"):
+            path = kerasish.utils.get_file(pathlib.Path("p.bin"), origin=_file_url(src), cache_dir=tmp_path)
+    finally:
+        kerasish.config.enable_interactive_logging()
+    assert path == str(tmp_path / "datasets" / "p.bin")
+    assert any(r.getMessage() == f"Downloading data from {_file_url(src)}" for r in caplog.records)
+    assert "Downloading" not in capsys.readouterr().out
+
+
 def test_uppercase_digest_and_explicit_algorithms(tmp_path):
     src = _write(tmp_path / "srv" / "e.bin", PAYLOAD)
     sha, md5 = hashlib.sha256(PAYLOAD).hexdigest(), hashlib.md5(PAYLOAD).hexdigest()
