@@ -172,3 +172,15 @@ def test_cifar10_batches_of_uneven_sizes(home, sizes):
     assert x_train.shape == (sum(sizes), 32, 32, 3) and y_train.shape == (sum(sizes), 1)
     np.testing.assert_array_equal(x_train, x_ref)
     np.testing.assert_array_equal(y_train, y_ref)
+
+
+def test_cached_file_failing_the_real_hash_is_fetched_again_from_keras_origin(home):
+    """No monkeypatching of get_file: a cached mnist.npz that is not the real
+    one fails Keras's sha256, so kerasish goes to Keras's URL (stopped here by
+    the offline guard) and leaves the cached file as it was."""
+    path = files.write_mnist(home / "datasets")
+    before = open(path, "rb").read()
+    with pytest.raises(RuntimeError, match="internet: https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+                                           "mnist.npz"):
+        kerasish.datasets.mnist.load_data()
+    assert open(path, "rb").read() == before and os.listdir(home / "datasets") == ["mnist.npz"]
