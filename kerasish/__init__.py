@@ -8,6 +8,7 @@ from kerasish import backend
 from kerasish import callbacks
 from kerasish import config
 from kerasish import constraints
+from kerasish import datasets
 from kerasish import distillation
 from kerasish import distribution
 from kerasish import dtype_policies
@@ -99,6 +100,7 @@ __all__ = [
     "callbacks",
     "config",
     "constraints",
+    "datasets",
     "distillation",
     "distribution",
     "dtype_policies",

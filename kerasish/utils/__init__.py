@@ -6,6 +6,7 @@ from kerasish.utils.data_utils import normalize
 from kerasish.utils.data_utils import pad_sequences
 from kerasish.utils.data_utils import set_random_seed
 from kerasish.utils.data_utils import to_categorical
+from kerasish.utils.file_utils import get_file
 from kerasish.utils import legacy
 from kerasish.utils.naming import reset_uids as _reset_uids
 from kerasish.utils.py_dataset import PyDataset
@@ -106,6 +107,7 @@ __all__ = [
     "Sequence",
     "clear_session",
     "custom_object_scope",
+    "get_file",
     "get_custom_objects",
     "normalize",
     "pad_sequences",
