@@ -721,6 +721,11 @@ class EpochIterator:
     """Yields `(step, batch)` for one epoch, honouring `steps_per_epoch` (a
     generator/finite source then continues across epochs, as Keras)."""
 
+    # under a distribution: whether each rank reads its own data (not shares of global batches), and
+    # the DataLoader's `DistributedSampler` if it has one (see `TrainerLoops._epoch_iterator`)
+    per_rank = False
+    sampler = None
+
     def __init__(self, adapter: DataAdapter, steps_per_epoch=None):
         self.adapter = adapter
         self.steps_per_epoch = steps_per_epoch

@@ -58,6 +58,20 @@ def is_rank_zero() -> bool:
     return distribution_lib.process_id() == 0
 
 
+def distributed_sampler(data):
+    """The `torch.utils.data.DistributedSampler` that a DataLoader `data`
+    draws its indices from (its `sampler`, or its `batch_sampler`'s), or
+    None. Such a loader already yields this rank's share of the data."""
+    if not isinstance(data, torch.utils.data.DataLoader):
+        return None
+    from torch.utils.data.distributed import DistributedSampler
+
+    for sampler in (getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None)):
+        if isinstance(sampler, DistributedSampler):
+            return sampler
+    return None
+
+
 def barrier() -> None:
     """`torch.distributed.barrier()` when a process group exists."""
     if distribution_lib.num_processes() > 1:
@@ -471,6 +485,24 @@ class DataParallelRun:
         t = t.to(self.device)
         torch.distributed.broadcast(t, src=0)
         return int(t.item())
+
+    def check_sampler(self, sampler) -> None:
+        """A user's `DistributedSampler` must split the data like the run:
+        one share per rank of the group data is split over, this rank's
+        share here; anything else trains silently on the wrong rows.
+
+        Raises:
+            ValueError: `num_replicas`/`rank` differ from the run's.
+        """
+        if sampler.num_replicas != self.world or sampler.rank != self.rank:
+            raise ValueError(
+                f"The DataLoader's `DistributedSampler` splits the data into num_replicas={sampler.num_replicas} "
+                f"shares and reads share rank={sampler.rank}, but this `fit`/`evaluate`/`predict` of model "
+                f"'{self.model.name}' splits its batches over {self.world} processes and this process holds share "
+                f"{self.rank}. Build it as `DistributedSampler(dataset, num_replicas={self.world}, rank={self.rank})` "
+                "(the defaults under `DataParallel`), or pass a loader without it and let "
+                "`auto_shard_dataset=True` split each global batch."
+            )
 
     def steps_in_lockstep(self, iterator):
         """`(step, batch)` of `iterator` while every rank still has a batch
