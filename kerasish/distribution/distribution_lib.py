@@ -524,6 +524,13 @@ class DataParallel(Distribution):
     EarlyStopping, ReduceLROnPlateau and batch-level callbacks agree
     everywhere; the rank-0 progress bar shows rank 0's running values
     within an epoch.
+    A DataLoader over a `torch.utils.data.DistributedSampler` is already
+    split per rank: it is read as per-rank data (never split again), and
+    `fit` calls `sampler.set_epoch(epoch)` before each epoch.
+    Random layers (Dropout, random augmentation) draw on each rank's rows
+    from that rank's generator, not one draw for the global batch as Keras
+    on JAX: seed ranks apart (`keras.utils.set_random_seed(seed + rank)`;
+    weights and shuffles come from rank 0 either way).
 
     Args:
         device_mesh: Optional 1-D `DeviceMesh` (one device per process).

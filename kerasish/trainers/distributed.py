@@ -486,6 +486,29 @@ class DataParallelRun:
         torch.distributed.broadcast(t, src=0)
         return int(t.item())
 
+    def check_same_start(self, epoch: int, step: int) -> None:
+        """`fit` starts (or resumes, after `BackupAndRestore`) at the same
+        epoch and step on every rank; otherwise the ranks would pair
+        collectives of different steps and train silently wrong or hang.
+
+        Raises:
+            RuntimeError: the ranks' starting points differ (a backup read
+                on some ranks only: a `backup_dir` not shared by all ranks,
+                or the callback given to some ranks only).
+        """
+        here = torch.tensor([epoch, step], dtype=torch.int64, device=self.device)
+        low, high = here.clone(), here.clone()
+        torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+        torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+        if not torch.equal(low, high):
+            raise RuntimeError(
+                f"The ranks would start `fit` of model '{self.model.name}' at different points: this rank "
+                f"(process {distribution_lib.process_id()}) at epoch {epoch}, step {step}; the ranks' epochs "
+                f"range over {int(low[0])}..{int(high[0])} and steps over {int(low[1])}..{int(high[1])}. A "
+                "`BackupAndRestore` backup was restored on some ranks only: put its `backup_dir` on a filesystem "
+                "every rank reads, and give every rank the same callbacks."
+            )
+
     def check_sampler(self, sampler) -> None:
         """A user's `DistributedSampler` must split the data like the run:
         one share per rank of the group data is split over, this rank's

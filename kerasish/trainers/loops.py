@@ -245,6 +245,8 @@ class TrainerLoops:
         # BackupAndRestore sets where a resumed fit starts (Keras's `_initial_epoch`; the step is kerasish's)
         initial_epoch = self.__dict__.pop("_initial_epoch", None) or initial_epoch
         skip_steps = self.__dict__.pop("_initial_step", 0)
+        if run is not None:
+            run.check_same_start(initial_epoch, skip_steps)
         training_logs = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()

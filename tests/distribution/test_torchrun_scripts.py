@@ -159,6 +159,11 @@ def test_torchrun_script_trains_like_one_process(tmp_path):
     # 8. Dropout with `set_random_seed(seed + rank)`: the ranks' weights stay identical
     assert_weights(got[1]["dropout"], [np.array(w) for w in got[0]["dropout"]], rtol=0, atol=0, what="dropout")
 
+    # 9. a backup restored on rank 0 only: both ranks raise, naming the cause
+    for rank, r in enumerate(got):
+        assert f"(process {rank}) at epoch {1 - rank}, step 0" in r["unshared_backup"]
+        assert "epochs range over 0..1" in r["unshared_backup"] and "backup_dir" in r["unshared_backup"]
+
 
 def test_sampler_detection_and_set_epoch_in_one_process():
     """The detection logic, without a process group: a DataLoader over a

@@ -119,6 +119,18 @@ model = fresh("mse", keras.layers.Dropout(0.5))
 model.fit(X, Y, batch_size=8, epochs=1, shuffle=True, verbose=0)
 put(result, "dropout", model)
 
+# 9. a BackupAndRestore backup that only rank 0 can read (per-rank directories, as node-local disks
+#    would be): the second fit would resume on rank 0 only; every rank raises instead
+backup = os.path.join(OUT, f"backup{RANK}")
+model = fresh()
+model.fit(X, Y, batch_size=8, epochs=1, verbose=0, callbacks=[
+    keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
+try:
+    model.fit(X, Y, batch_size=8, epochs=2, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(backup)])
+    result["unshared_backup"] = ""
+except RuntimeError as e:
+    result["unshared_backup"] = str(e)
+
 with open(os.path.join(OUT, f"rank{RANK}.json"), "w") as f:
     json.dump(result, f)
 '''
