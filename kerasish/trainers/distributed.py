@@ -527,16 +527,34 @@ class DataParallelRun:
                 "`auto_shard_dataset=True` split each global batch."
             )
 
-    def steps_in_lockstep(self, iterator):
+    def steps_in_lockstep(self, iterator, same_data=False):
         """`(step, batch)` of `iterator` while every rank still has a batch
         (for per-rank data, `auto_shard_dataset=False`): ranks with more
-        batches stop with the others instead of hanging in a collective."""
+        batches stop with the others instead of hanging in a collective.
+
+        With `same_data` (a source of unknown length split per global
+        batch, which every rank must read alike), running out on some
+        ranks only raises ValueError on every rank instead."""
         it = iter(iterator)
+        steps = 0
         while True:
             item = next(it, None)
-            if not self.all(item is not None):
-                return
-            yield item
+            have = torch.tensor([0 if item is None else 1], dtype=torch.int32, device=self.device)
+            torch.distributed.all_reduce(have)
+            have = int(have.item())
+            if have == self.world:
+                steps += 1
+                yield item
+                continue
+            if have and same_data:
+                raise ValueError(
+                    f"The data of model '{self.model.name}' ran out on {self.world - have} of {self.world} ranks "
+                    f"after {steps} steps while the others still had batches. Under "
+                    "`auto_shard_dataset=True` every rank reads the same data and keeps its share of each global "
+                    "batch; for a generator yielding each rank's own data use "
+                    "`keras.distribution.DataParallel(auto_shard_dataset=False)`."
+                )
+            return
 
     def gather_predictions(self, local_parts, local_sizes):
         """Reassembles the global order from every rank's per-leaf arrays.

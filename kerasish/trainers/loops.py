@@ -106,9 +106,14 @@ class TrainerLoops:
     def _batches(iterator, run):
         """The `(step, batch)` pairs of one epoch; with per-rank data
         (`auto_shard_dataset=False`, a `DistributedSampler`) they stop when
-        any rank runs out."""
+        any rank runs out; from a split source of unknown length they stop
+        when all do, and raise when only some do."""
         if run is not None and iterator.per_rank:
             return run.steps_in_lockstep(iterator)
+        if run is not None and iterator.adapter.num_batches is None:
+            # a generator of unknown length, split per global batch: a rank running out alone would
+            # leave the others in a collective
+            return run.steps_in_lockstep(iterator, same_data=True)
         return iterator
 
     @staticmethod

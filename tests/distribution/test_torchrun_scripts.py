@@ -164,6 +164,10 @@ def test_torchrun_script_trains_like_one_process(tmp_path):
         assert f"(process {rank}) at epoch {1 - rank}, step 0" in r["unshared_backup"]
         assert "epochs range over 0..1" in r["unshared_backup"] and "backup_dir" in r["unshared_backup"]
 
+    # 10. generators running out on one rank under auto_shard_dataset=True: both ranks raise
+    for r in got:
+        assert "ran out on 1 of 2 ranks after 3 steps" in r["ran_out"] and "auto_shard_dataset=False" in r["ran_out"]
+
 
 def test_sampler_detection_and_set_epoch_in_one_process():
     """The detection logic, without a process group: a DataLoader over a

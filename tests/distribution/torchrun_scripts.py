@@ -131,6 +131,19 @@ try:
 except RuntimeError as e:
     result["unshared_backup"] = str(e)
 
+# 10. per-rank generators of unequal length under auto_shard_dataset=True (a rank-local pipeline left
+#     on the default): every rank raises when one runs out, instead of the others hanging
+def own_batches():
+    for i in range(4 if RANK == 0 else 3):
+        yield X[8 * i:8 * i + 8], Y[8 * i:8 * i + 8]
+
+
+try:
+    fresh().fit(own_batches(), epochs=1, verbose=0)
+    result["ran_out"] = ""
+except ValueError as e:
+    result["ran_out"] = str(e)
+
 with open(os.path.join(OUT, f"rank{RANK}.json"), "w") as f:
     json.dump(result, f)
 '''
