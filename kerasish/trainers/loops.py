@@ -80,8 +80,9 @@ class TrainerLoops:
             steps = cap
         # a DataLoader over a `DistributedSampler` already yields this rank's share: read as per-rank data
         # (slicing its batches again would train on 1/world of the data), its sampler's epoch set by `fit`
-        sampler = distributed.distributed_sampler(x) if run is not None else None
-        if sampler is not None:
+        # (also in one process, e.g. `torchrun --nproc_per_node=1`: else every epoch repeats one order)
+        sampler = distributed.distributed_sampler(x)
+        if sampler is not None and run is not None:
             run.check_sampler(sampler)
         shard = run if run is not None and run.auto_shard and sampler is None else None
         adapter = data_adapters.get_data_adapter(

@@ -198,6 +198,11 @@ def test_sampler_detection_and_set_epoch_in_one_process():
     assert iterator.per_rank and iterator.sampler is by_sampler.sampler
     rows = torch.cat([b[0] for _, b in iterator])
     np.testing.assert_array_equal(rows.numpy(), X[list(by_sampler.sampler)])  # rank 1's whole share
+    class PerRankRun(Run):  # auto_shard_dataset=False: the sampler is found (and its epoch set) all the same
+        auto_shard = False
+
+    iterator = model._epoch_iterator(by_batches, run=PerRankRun())
+    assert iterator.per_rank and iterator.sampler is by_batches.batch_sampler.sampler
     plain = model._epoch_iterator(X, Y, batch_size=8, run=Run())
     assert not plain.per_rank and plain.sampler is None
     assert torch.cat([b[0] for _, b in plain]).shape[0] == 16  # arrays: rank 1's half of each global batch
@@ -208,6 +213,29 @@ def test_sampler_detection_and_set_epoch_in_one_process():
     wrong = DataLoader(ds, sampler=DistributedSampler(ds, num_replicas=2, rank=0), batch_size=4)
     with pytest.raises(ValueError, match=r"reads share rank=0.*holds share 1"):
         model._epoch_iterator(wrong, run=Run())
+
+
+def test_fit_sets_a_distributed_samplers_epoch_in_one_process_too():
+    """`torchrun --nproc_per_node=1` (no DataParallel run): `fit` still calls
+    `set_epoch(epoch)` before each epoch's callbacks, so the sampler
+    reshuffles every epoch as torch's loop with `set_epoch` does."""
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    ds = TensorDataset(torch.from_numpy(X), torch.from_numpy(Y))
+    sampler = DistributedSampler(ds, num_replicas=1, rank=0, seed=5)
+    seen = []
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(sampler.epoch))
+    w0 = model_fn().get_weights()
+    model = fresh(w0)
+    model.fit(DataLoader(ds, sampler=sampler, batch_size=8), epochs=3, initial_epoch=1, verbose=0,
+              callbacks=[record])
+    assert seen == [1, 2]
+    ref = fresh(w0)
+    for epoch in (1, 2):
+        order = sampler_order(5, epoch)
+        ref.fit(X[order], Y[order], batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert_weights(model.get_weights(), ref.get_weights(), what="one process")
 
 
 def test_failures_end_each_attempt_and_restarts_resume_to_the_uninterrupted_run(tmp_path):
