@@ -37,6 +37,7 @@ an empty share), and nothing depends on wall-clock time.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -486,6 +487,57 @@ class DataParallelRun:
         torch.distributed.broadcast(t, src=0)
         return int(t.item())
 
+    def check_same_length(self, num_batches, what: str) -> None:
+        """A source split per global batch (`auto_shard_dataset=True`) has
+        the same number of batches on every rank (each rank's share of one
+        global batch per step); else the ranks with more would wait in a
+        collective forever.
+
+        Raises:
+            ValueError: the ranks' lengths differ (each rank reads its own
+                data: `auto_shard_dataset=False` is meant).
+        """
+        if self.world <= 1:  # (a ModelParallel mesh whose batch axis has one process)
+            return
+        lengths = [None] * self.world
+        torch.distributed.all_gather_object(lengths, num_batches, group=self.group)
+        if any(n != lengths[0] for n in lengths):
+            raise ValueError(
+                f"The {what} passed to model '{self.model.name}' has a different number of batches on each rank "
+                f"({lengths}). Under `auto_shard_dataset=True` every rank reads the same data and keeps its share "
+                "of each global batch; for data split per rank already (a rank's own subset or generator) use "
+                "`keras.distribution.DataParallel(auto_shard_dataset=False)`."
+            )
+
+    def check_same_batch(self, batch, what: str) -> None:
+        """Warns when the first global batch differs between the ranks
+        under `auto_shard_dataset=True`: each rank would keep its share of a
+        different batch, training on 1/world of data that was probably
+        split per rank already. (Random augmentation that draws differently
+        on each rank also makes batches differ; the warning then says so.)"""
+        if self.world <= 1:
+            return
+        summary = []
+        for leaf in _flat_leaves(batch):
+            try:
+                t = leaf if isinstance(leaf, torch.Tensor) else torch.as_tensor(np.asarray(leaf))
+                t = t.detach().to("cpu", torch.float64)
+            except (TypeError, ValueError, RuntimeError):
+                continue  # strings and other non-numeric leaves
+            summary.append((tuple(t.shape), float(t.sum()), float((t * t).sum())))
+        gathered = [None] * self.world
+        torch.distributed.all_gather_object(gathered, summary, group=self.group)
+        if any(len(g) != len(gathered[0]) or any(a[0] != b[0] or not np.allclose(a[1:], b[1:], rtol=1e-9, atol=0)
+                                                 for a, b in zip(g, gathered[0])) for g in gathered):
+            warnings.warn(
+                f"The first batch of the {what} passed to model '{self.model.name}' differs between the ranks. "
+                "Under `auto_shard_dataset=True` every rank must read the same global batches (each keeps its "
+                "share of every batch), so data already split per rank trains on 1/world of it: use "
+                "`keras.distribution.DataParallel(auto_shard_dataset=False)` for per-rank data. (Random "
+                "augmentation drawing differently on each rank also makes the batches differ.)",
+                stacklevel=2,
+            )
+
     def check_same_start(self, epoch: int, step: int) -> None:
         """`fit` starts (or resumes, after `BackupAndRestore`) at the same
         epoch and step on every rank; otherwise the ranks would pair
@@ -537,18 +589,19 @@ class DataParallelRun:
         ranks only raises ValueError on every rank instead."""
         it = iter(iterator)
         steps = 0
+        ranks = torch.distributed.get_world_size()  # (the flags are summed over every process)
         while True:
             item = next(it, None)
             have = torch.tensor([0 if item is None else 1], dtype=torch.int32, device=self.device)
             torch.distributed.all_reduce(have)
             have = int(have.item())
-            if have == self.world:
+            if have == ranks:
                 steps += 1
                 yield item
                 continue
             if have and same_data:
                 raise ValueError(
-                    f"The data of model '{self.model.name}' ran out on {self.world - have} of {self.world} ranks "
+                    f"The data of model '{self.model.name}' ran out on {ranks - have} of {ranks} ranks "
                     f"after {steps} steps while the others still had batches. Under "
                     "`auto_shard_dataset=True` every rank reads the same data and keeps its share of each global "
                     "batch; for a generator yielding each rank's own data use "

@@ -47,6 +47,9 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
         self._shard = shard
         if shard is not None:
             self._seed, self._epoch = shard.shared_seed(), 0
+            if dataset.num_batches is not None:
+                shard.check_same_length(dataset.num_batches, type(dataset).__name__)
+        self._compare_first = shard is not None  # the ranks' first batches are compared once
         self._shuffle = bool(shuffle)  # True or "batch": the order of batch indices
         self._class_weight = class_weight
         self._device = torch.device(device) if device is not None else None
@@ -72,6 +75,9 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
                 sw = data_adapters.class_weight_to_sample_weights(data_adapters.to_tensor(y), self._class_weight)
             batch = (x, y, sw)
         if self._shard is not None:
+            if self._compare_first:
+                self._compare_first = False
+                self._shard.check_same_batch(batch, type(self._dataset).__name__)
             batch = data_adapters._slice_batch(batch, self._shard)
         batch = data_adapters.map_structure(
             lambda v: data_adapters.to_tensor(v) if isinstance(v, np.ndarray) else v, batch

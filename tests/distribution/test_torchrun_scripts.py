@@ -168,6 +168,14 @@ def test_torchrun_script_trains_like_one_process(tmp_path):
     for r in got:
         assert "ran out on 1 of 2 ranks after 3 steps" in r["ran_out"] and "auto_shard_dataset=False" in r["ran_out"]
 
+    # 11. a DataLoader over each rank's own subset: a warning when the lengths agree, an error when not
+    for r in got:
+        assert len(r["own_subset_warnings"]) == 1 and "auto_shard_dataset=False" in r["own_subset_warnings"][0]
+        assert "different number of batches on each rank ([2, 4])" in r["own_subset_lengths"]
+    # ... and none of the data read alike by the ranks above (DistributedSampler, PyDataset, ...) warned
+    for r in got:
+        assert r["quiet"] == [], r["quiet"]
+
 
 def test_sampler_detection_and_set_epoch_in_one_process():
     """The detection logic, without a process group: a DataLoader over a

@@ -44,8 +44,14 @@ def put(result, name, model, history=None):
 
 # fit / files / data pipelines as one process would, DataParallel over 2 ranks
 PARITY = COMMON + r'''
+import warnings
+
 keras.distribution.set_distribution(keras.distribution.DataParallel())
 result = {}
+differ = []  # warnings that the ranks' data differ, from the data the ranks read alike (1.-10.)
+show = warnings.showwarning
+warnings.showwarning = lambda message, *args, **kwargs: (
+    differ.append(str(message)) if "differs between the ranks" in str(message) else show(message, *args, **kwargs))
 
 # 1. the torch habit: a DataLoader over a DistributedSampler (per-rank batches of 4), with
 #    auto_shard_dataset=True; fit sets the sampler's epoch; rank 0 writes the CSV and checkpoint
@@ -143,6 +149,21 @@ try:
     result["ran_out"] = ""
 except ValueError as e:
     result["ran_out"] = str(e)
+
+# 11. a DataLoader over each rank's own subset (torch's habit without a DistributedSampler) under
+#     auto_shard_dataset=True: equal lengths warn (the first batches differ), unequal lengths raise
+result["quiet"] = list(differ)
+warnings.showwarning = show
+own = torch.utils.data.Subset(ds, list(range(RANK, len(ds), 2)))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    fresh().fit(torch.utils.data.DataLoader(own, batch_size=8), epochs=1, verbose=0)
+result["own_subset_warnings"] = [str(w.message) for w in caught if "differs between the ranks" in str(w.message)]
+try:
+    fresh().fit(torch.utils.data.DataLoader(own, batch_size=8 if RANK == 0 else 4), epochs=1, verbose=0)
+    result["own_subset_lengths"] = ""
+except ValueError as e:
+    result["own_subset_lengths"] = str(e)
 
 with open(os.path.join(OUT, f"rank{RANK}.json"), "w") as f:
     json.dump(result, f)
