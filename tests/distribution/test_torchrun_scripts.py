@@ -95,8 +95,12 @@ def sampler_order(seed, epoch):
 
 
 def test_torchrun_script_trains_like_one_process(tmp_path):
-    torchrun(tmp_path, torchrun_scripts.PARITY, timeout=240)
-    got = ranks(tmp_path)
+    start = time.monotonic()
+    output, code, _ = torchrun(tmp_path, torchrun_scripts.PARITY, timeout=240, expect_ok=False)
+    got = ranks(tmp_path)  # (written before the script's last fit)
+    # 12. the last fit's callback raising on rank 0 only ends the job with that error, not a hang
+    assert code != 0 and "checkpoint storage unavailable (on purpose)" in output, output[-6000:]
+    assert time.monotonic() - start < 240
     w0 = list(np.load(tmp_path / "inputs.npz")[f"w{i}"] for i in range(4))
 
     # 1. DistributedSampler under auto_shard_dataset=True: all the data, reshuffled each epoch
@@ -247,20 +251,18 @@ def test_fit_sets_a_distributed_samplers_epoch_in_one_process_too():
 
 
 def test_failures_end_each_attempt_and_restarts_resume_to_the_uninterrupted_run(tmp_path):
-    """`torchrun --max-restarts=3` on a 3-epoch fit of 12 steps with
+    """`torchrun --max-restarts=2` on a 3-epoch fit of 12 steps with
     BackupAndRestore (every 2 steps): attempt 0 meets a bad batch on rank 1
-    only (step 4), attempt 1 a callback raising on rank 0 only (step 7),
-    attempt 2 a crash of rank 1 (`os._exit`, step 11). Each error is raised
-    at once on its rank (not swallowed, no hang in a collective: the agent
-    then stops the other rank), each restart resumes from the last backup,
-    and the job ends where an uninterrupted run ends."""
+    only (step 4), attempt 1 a crash of rank 1 (`os._exit`, step 7). The
+    error is raised at once on its rank (not swallowed, no hang in a
+    collective: the agent then stops the other rank), each restart resumes
+    from the last backup, and the job ends where an uninterrupted run ends."""
     start = time.monotonic()
-    output, _, w0 = torchrun(tmp_path, torchrun_scripts.RESTARTS, "--max-restarts=3", timeout=300)
+    output, _, w0 = torchrun(tmp_path, torchrun_scripts.RESTARTS, "--max-restarts=2", timeout=300)
     assert "expected axis -1 of input shape to have value 5, but received input with shape (4, 4)" in output
-    assert "checkpoint storage unavailable (on purpose)" in output
     assert "exitcode: 17" in output.replace("exitcode  : 17", "exitcode: 17")
     got = ranks(tmp_path)
-    assert [r["attempt"] for r in got] == [3, 3], output[-4000:]
+    assert [r["attempt"] for r in got] == [2, 2], output[-4000:]
     ref, means = fresh(w0), []
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: means[-1].append(logs["loss"]))
     for epoch in range(3):
