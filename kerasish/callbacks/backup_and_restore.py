@@ -135,9 +135,17 @@ class BackupAndRestore(Callback):
         if self.double_checkpoint and os.path.exists(self._training_metadata_path):
             shutil.copy(self._training_metadata_path, self._prev_training_metadata_path)
         self.model.save_weights(self._weights_path, overwrite=True)
-        with open(self._training_metadata_path, "w") as f:
+        # (moved into place whole: a process killed while writing, e.g. by torchrun's agent when
+        # another rank died, leaves the previous position, never a truncated file)
+        from kerasish.saving.saving_lib import atomic_path
+
+        with atomic_path(self._training_metadata_path) as tmp, open(tmp, "w") as f:
             json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self.backup_dir):
+        from kerasish.trainers.distributed import is_rank_zero
+
+        # under a distribution rank 0 wrote the backup and alone removes it (every rank removing the
+        # same files at once fails on the ranks that find them gone)
+        if self.delete_checkpoint and is_rank_zero() and os.path.exists(self.backup_dir):
             shutil.rmtree(self.backup_dir)

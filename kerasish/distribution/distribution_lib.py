@@ -236,7 +236,40 @@ def initialize(job_addresses=None, num_processes=None, process_id=None) -> None:
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(int(env.get("LOCAL_RANK", rank % torch.cuda.device_count())))
-    torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo", rank=rank, world_size=world)
+    backend = "nccl" if use_cuda else "gloo"
+    store = None if coordinator is not None else _restart_store(env, world)
+    if store is not None:
+        torch.distributed.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
+    else:
+        torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world)
+
+
+# the store prefix of one attempt of a torchrun job (see `_restart_store`)
+_ATTEMPT_PREFIX = "kerasish_attempt_{}"
+
+
+def _restart_store(env, world):
+    """The process group's store for a single-node torchrun job: the
+    agent's store (which outlives the workers) under a prefix naming this
+    attempt (`TORCHELASTIC_RESTART_COUNT`), or None elsewhere.
+
+    torchrun's workers share its agent's TCPStore, whose keys survive a
+    restart (`--max-restarts`): a restarted rank can read a dead rank's
+    gloo/NCCL address from the previous attempt and fail to connect
+    (pytorch/pytorch#135712). On one node a single agent restarts every
+    worker at once, so the restart count names the attempt on every rank;
+    across nodes each agent counts its own restarts, and torch's default
+    is kept.
+    """
+    attempt = env.get("TORCHELASTIC_RESTART_COUNT")
+    if (attempt is None or env.get("TORCHELASTIC_USE_AGENT_STORE") != "True"
+            or env.get("LOCAL_WORLD_SIZE") != str(world) or "MASTER_PORT" not in env):
+        return None
+    from torch.distributed.constants import default_pg_timeout
+
+    agent = torch.distributed.TCPStore(env["MASTER_ADDR"], int(env["MASTER_PORT"]), world, is_master=False,
+                                       timeout=default_pg_timeout)
+    return torch.distributed.PrefixStore(_ATTEMPT_PREFIX.format(attempt), agent)
 
 
 # ------------------------------------------------------------------ mesh
@@ -491,6 +524,13 @@ class DataParallel(Distribution):
     EarlyStopping, ReduceLROnPlateau and batch-level callbacks agree
     everywhere; the rank-0 progress bar shows rank 0's running values
     within an epoch.
+    A DataLoader over a `torch.utils.data.DistributedSampler` is already
+    split per rank: it is read as per-rank data (never split again), and
+    `fit` calls `sampler.set_epoch(epoch)` before each epoch.
+    Random layers (Dropout, random augmentation) draw on each rank's rows
+    from that rank's generator, not one draw for the global batch as Keras
+    on JAX: seed ranks apart (`keras.utils.set_random_seed(seed + rank)`;
+    weights and shuffles come from rank 0 either way).
 
     Args:
         device_mesh: Optional 1-D `DeviceMesh` (one device per process).

@@ -594,6 +594,10 @@ class IterableDataAdapter(DataAdapter):
         self.keras_loader_draws = self._is_generator and shard is None
         # a user's DataLoader: Keras opens iterators over it that this adapter does not need
         self._keras_loader = isinstance(data, torch.utils.data.DataLoader) and shard is None
+        self._compare_first = shard is not None  # the ranks' first batches are compared once
+        if shard is not None and self.num_batches is not None:
+            shard.check_same_length(self.num_batches, "DataLoader" if isinstance(
+                data, torch.utils.data.DataLoader) else type(data).__name__)
 
     def keras_peek_draws(self) -> None:
         """After set_random_seed: Keras's first fit/evaluate after `compile`
@@ -639,6 +643,10 @@ class IterableDataAdapter(DataAdapter):
             if isinstance(batch, list):
                 batch = tuple(batch)
             if shard is not None:
+                if self._compare_first:
+                    self._compare_first = False
+                    shard.check_same_batch(batch, "DataLoader" if isinstance(
+                        self._data, torch.utils.data.DataLoader) else "generator")
                 batch = _slice_batch(batch, shard)
             if self._device is not None:
                 batch = move_to_device(batch, self._device)
@@ -720,6 +728,11 @@ def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_e
 class EpochIterator:
     """Yields `(step, batch)` for one epoch, honouring `steps_per_epoch` (a
     generator/finite source then continues across epochs, as Keras)."""
+
+    # under a distribution: whether each rank reads its own data (not shares of global batches), and
+    # the DataLoader's `DistributedSampler` if it has one (see `TrainerLoops._epoch_iterator`)
+    per_rank = False
+    sampler = None
 
     def __init__(self, adapter: DataAdapter, steps_per_epoch=None):
         self.adapter = adapter

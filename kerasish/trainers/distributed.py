@@ -37,6 +37,7 @@ an empty share), and nothing depends on wall-clock time.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -56,6 +57,20 @@ def shard_bounds(size: int, rank: int, world: int) -> tuple:
 def is_rank_zero() -> bool:
     """True outside a process group, and on rank 0 inside one."""
     return distribution_lib.process_id() == 0
+
+
+def distributed_sampler(data):
+    """The `torch.utils.data.DistributedSampler` that a DataLoader `data`
+    draws its indices from (its `sampler`, or its `batch_sampler`'s), or
+    None. Such a loader already yields this rank's share of the data."""
+    if not isinstance(data, torch.utils.data.DataLoader):
+        return None
+    from torch.utils.data.distributed import DistributedSampler
+
+    for sampler in (getattr(data, "sampler", None), getattr(getattr(data, "batch_sampler", None), "sampler", None)):
+        if isinstance(sampler, DistributedSampler):
+            return sampler
+    return None
 
 
 def barrier() -> None:
@@ -472,16 +487,127 @@ class DataParallelRun:
         torch.distributed.broadcast(t, src=0)
         return int(t.item())
 
-    def steps_in_lockstep(self, iterator):
+    def check_same_length(self, num_batches, what: str) -> None:
+        """A source split per global batch (`auto_shard_dataset=True`) has
+        the same number of batches on every rank (each rank's share of one
+        global batch per step); else the ranks with more would wait in a
+        collective forever.
+
+        Raises:
+            ValueError: the ranks' lengths differ (each rank reads its own
+                data: `auto_shard_dataset=False` is meant).
+        """
+        if self.world <= 1:  # (a ModelParallel mesh whose batch axis has one process)
+            return
+        lengths = [None] * self.world
+        torch.distributed.all_gather_object(lengths, num_batches, group=self.group)
+        if any(n != lengths[0] for n in lengths):
+            raise ValueError(
+                f"The {what} passed to model '{self.model.name}' has a different number of batches on each rank "
+                f"({lengths}). Under `auto_shard_dataset=True` every rank reads the same data and keeps its share "
+                "of each global batch; for data split per rank already (a rank's own subset or generator) use "
+                "`keras.distribution.DataParallel(auto_shard_dataset=False)`."
+            )
+
+    def check_same_batch(self, batch, what: str) -> None:
+        """Warns when the first global batch differs between the ranks
+        under `auto_shard_dataset=True`: each rank would keep its share of a
+        different batch, training on 1/world of data that was probably
+        split per rank already. (Random augmentation that draws differently
+        on each rank also makes batches differ; the warning then says so.)"""
+        if self.world <= 1:
+            return
+        summary = []
+        for leaf in _flat_leaves(batch):
+            try:
+                t = leaf if isinstance(leaf, torch.Tensor) else torch.as_tensor(np.asarray(leaf))
+                t = t.detach().to("cpu", torch.float64)
+            except (TypeError, ValueError, RuntimeError):
+                continue  # strings and other non-numeric leaves
+            summary.append((tuple(t.shape), float(t.sum()), float((t * t).sum())))
+        gathered = [None] * self.world
+        torch.distributed.all_gather_object(gathered, summary, group=self.group)
+        if any(len(g) != len(gathered[0]) or any(a[0] != b[0] or not np.allclose(a[1:], b[1:], rtol=1e-9, atol=0)
+                                                 for a, b in zip(g, gathered[0])) for g in gathered):
+            warnings.warn(
+                f"The first batch of the {what} passed to model '{self.model.name}' differs between the ranks. "
+                "Under `auto_shard_dataset=True` every rank must read the same global batches (each keeps its "
+                "share of every batch), so data already split per rank trains on 1/world of it: use "
+                "`keras.distribution.DataParallel(auto_shard_dataset=False)` for per-rank data. (Random "
+                "augmentation drawing differently on each rank also makes the batches differ.)",
+                stacklevel=2,
+            )
+
+    def check_same_start(self, epoch: int, step: int) -> None:
+        """`fit` starts (or resumes, after `BackupAndRestore`) at the same
+        epoch and step on every rank; otherwise the ranks would pair
+        collectives of different steps and train silently wrong or hang.
+
+        Raises:
+            RuntimeError: the ranks' starting points differ (a backup read
+                on some ranks only: a `backup_dir` not shared by all ranks,
+                or the callback given to some ranks only).
+        """
+        here = torch.tensor([epoch, step], dtype=torch.int64, device=self.device)
+        low, high = here.clone(), here.clone()
+        torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+        torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
+        if not torch.equal(low, high):
+            raise RuntimeError(
+                f"The ranks would start `fit` of model '{self.model.name}' at different points: this rank "
+                f"(process {distribution_lib.process_id()}) at epoch {epoch}, step {step}; the ranks' epochs "
+                f"range over {int(low[0])}..{int(high[0])} and steps over {int(low[1])}..{int(high[1])}. A "
+                "`BackupAndRestore` backup was restored on some ranks only: put its `backup_dir` on a filesystem "
+                "every rank reads, and give every rank the same callbacks."
+            )
+
+    def check_sampler(self, sampler) -> None:
+        """A user's `DistributedSampler` must split the data like the run:
+        one share per rank of the group data is split over, this rank's
+        share here; anything else trains silently on the wrong rows.
+
+        Raises:
+            ValueError: `num_replicas`/`rank` differ from the run's.
+        """
+        if sampler.num_replicas != self.world or sampler.rank != self.rank:
+            raise ValueError(
+                f"The DataLoader's `DistributedSampler` splits the data into num_replicas={sampler.num_replicas} "
+                f"shares and reads share rank={sampler.rank}, but this `fit`/`evaluate`/`predict` of model "
+                f"'{self.model.name}' splits its batches over {self.world} processes and this process holds share "
+                f"{self.rank}. Build it as `DistributedSampler(dataset, num_replicas={self.world}, rank={self.rank})` "
+                "(the defaults under `DataParallel`), or pass a loader without it and let "
+                "`auto_shard_dataset=True` split each global batch."
+            )
+
+    def steps_in_lockstep(self, iterator, same_data=False):
         """`(step, batch)` of `iterator` while every rank still has a batch
         (for per-rank data, `auto_shard_dataset=False`): ranks with more
-        batches stop with the others instead of hanging in a collective."""
+        batches stop with the others instead of hanging in a collective.
+
+        With `same_data` (a source of unknown length split per global
+        batch, which every rank must read alike), running out on some
+        ranks only raises ValueError on every rank instead."""
         it = iter(iterator)
+        steps = 0
+        ranks = torch.distributed.get_world_size()  # (the flags are summed over every process)
         while True:
             item = next(it, None)
-            if not self.all(item is not None):
-                return
-            yield item
+            have = torch.tensor([0 if item is None else 1], dtype=torch.int32, device=self.device)
+            torch.distributed.all_reduce(have)
+            have = int(have.item())
+            if have == ranks:
+                steps += 1
+                yield item
+                continue
+            if have and same_data:
+                raise ValueError(
+                    f"The data of model '{self.model.name}' ran out on {ranks - have} of {ranks} ranks "
+                    f"after {steps} steps while the others still had batches. Under "
+                    "`auto_shard_dataset=True` every rank reads the same data and keeps its share of each global "
+                    "batch; for a generator yielding each rank's own data use "
+                    "`keras.distribution.DataParallel(auto_shard_dataset=False)`."
+                )
+            return
 
     def gather_predictions(self, local_parts, local_sizes):
         """Reassembles the global order from every rank's per-leaf arrays.

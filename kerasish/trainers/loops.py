@@ -78,11 +78,21 @@ class TrainerLoops:
         if cap and (not steps or cap < steps):
             warnings.warn(f"Limiting steps_per_epoch to {cap}", stacklevel=3)
             steps = cap
+        # a DataLoader over a `DistributedSampler` already yields this rank's share: read as per-rank data
+        # (slicing its batches again would train on 1/world of the data), its sampler's epoch set by `fit`
+        # (also in one process, e.g. `torchrun --nproc_per_node=1`: else every epoch repeats one order)
+        sampler = distributed.distributed_sampler(x)
+        if sampler is not None and run is not None:
+            run.check_sampler(sampler)
+        shard = run if run is not None and run.auto_shard and sampler is None else None
         adapter = data_adapters.get_data_adapter(
             x, y, sample_weight=sample_weight, batch_size=batch_size, steps_per_epoch=steps, shuffle=shuffle,
-            class_weight=class_weight, device=device, shard=run if run is not None and run.auto_shard else None,
+            class_weight=class_weight, device=device, shard=shard,
         )
-        return data_adapters.EpochIterator(adapter, steps)
+        iterator = data_adapters.EpochIterator(adapter, steps)
+        iterator.per_rank = run is not None and shard is None
+        iterator.sampler = sampler
+        return iterator
 
     def _keras_peek_draws(self, iterator) -> None:
         """Keras's first fit/evaluate after `compile` peeks at a batch to build
@@ -96,9 +106,15 @@ class TrainerLoops:
     @staticmethod
     def _batches(iterator, run):
         """The `(step, batch)` pairs of one epoch; with per-rank data
-        (`auto_shard_dataset=False`) they stop when any rank runs out."""
-        if run is not None and not run.auto_shard:
+        (`auto_shard_dataset=False`, a `DistributedSampler`) they stop when
+        any rank runs out; from a split source of unknown length they stop
+        when all do, and raise when only some do."""
+        if run is not None and iterator.per_rank:
             return run.steps_in_lockstep(iterator)
+        if run is not None and iterator.adapter.num_batches is None:
+            # a generator of unknown length, split per global batch: a rank running out alone would
+            # leave the others in a collective
+            return run.steps_in_lockstep(iterator, same_data=True)
         return iterator
 
     @staticmethod
@@ -235,9 +251,13 @@ class TrainerLoops:
         # BackupAndRestore sets where a resumed fit starts (Keras's `_initial_epoch`; the step is kerasish's)
         initial_epoch = self.__dict__.pop("_initial_epoch", None) or initial_epoch
         skip_steps = self.__dict__.pop("_initial_step", 0)
+        if run is not None:
+            run.check_same_start(initial_epoch, skip_steps)
         training_logs = {}
         for epoch in range(initial_epoch, epochs):
             self.reset_metrics()
+            if iterator.sampler is not None:  # (before the callbacks: a user's `set_epoch` there wins)
+                iterator.sampler.set_epoch(epoch)
             cbs.on_epoch_begin(epoch)
             switch_mode(self, True)
             logs, steps_run, steps_skipped = None, 0, 0
@@ -480,7 +500,7 @@ class TrainerLoops:
         run.after_inference()
         modes.restore()
         local = [np.concatenate(p) for p in parts] if parts is not None else []
-        if not run.auto_shard:  # each rank fed its own data: it gets its own predictions
+        if iterator.per_rank:  # each rank fed its own data: it gets its own predictions
             if parts is None:
                 raise ValueError("Unexpected result of `predict_function` (Empty batch_outputs).")
             return data_adapters._pack(structure, local)

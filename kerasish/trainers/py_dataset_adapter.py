@@ -25,6 +25,19 @@ def _get_item(dataset, index):
     return dataset[index]
 
 
+# a forked worker's dataset: inherited from the parent when the pool starts (`_executor`)
+_WORKER_DATASET = None
+
+
+def _set_worker_dataset(dataset) -> None:
+    global _WORKER_DATASET
+    _WORKER_DATASET = dataset
+
+
+def _get_forked_item(index):
+    return _WORKER_DATASET[index]
+
+
 class PyDatasetAdapter(data_adapters.DataAdapter):
     def __init__(self, dataset, shuffle=False, class_weight=None, device=None, shard=None):
         self._dataset = dataset
@@ -34,6 +47,9 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
         self._shard = shard
         if shard is not None:
             self._seed, self._epoch = shard.shared_seed(), 0
+            if dataset.num_batches is not None:
+                shard.check_same_length(dataset.num_batches, type(dataset).__name__)
+        self._compare_first = shard is not None  # the ranks' first batches are compared once
         self._shuffle = bool(shuffle)  # True or "batch": the order of batch indices
         self._class_weight = class_weight
         self._device = torch.device(device) if device is not None else None
@@ -59,6 +75,9 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
                 sw = data_adapters.class_weight_to_sample_weights(data_adapters.to_tensor(y), self._class_weight)
             batch = (x, y, sw)
         if self._shard is not None:
+            if self._compare_first:
+                self._compare_first = False
+                self._shard.check_same_batch(batch, type(self._dataset).__name__)
             batch = data_adapters._slice_batch(batch, self._shard)
         batch = data_adapters.map_structure(
             lambda v: data_adapters.to_tensor(v) if isinstance(v, np.ndarray) else v, batch
@@ -104,12 +123,21 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
         yield from order
 
     def _executor(self):
+        """The pool and the function `(index) -> batch` to submit to it.
+        Processes started by fork inherit the dataset, as Keras's worker
+        pool's initializer does: only indices and batches are pickled (a
+        dataset class defined in a function works, and its arrays are not
+        sent with every batch); elsewhere the dataset is sent per batch."""
         ds = self._dataset
         workers = max(1, ds.workers)
         if ds.use_multiprocessing:
-            ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-            return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        return concurrent.futures.ThreadPoolExecutor(max_workers=workers)
+            if "fork" in multiprocessing.get_all_start_methods():
+                pool = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                    initializer=_set_worker_dataset, initargs=(ds,))
+                return pool, lambda i: (_get_forked_item, i)
+            return concurrent.futures.ProcessPoolExecutor(max_workers=workers), lambda i: (_get_item, ds, i)
+        return concurrent.futures.ThreadPoolExecutor(max_workers=workers), lambda i: (_get_item, ds, i)
 
     def __iter__(self):
         ds = self._dataset
@@ -125,15 +153,16 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
         ds = self._dataset
         ahead = max(1, ds.max_queue_size)
         pending = collections.deque()
-        with self._executor() as pool:
+        pool, task = self._executor()
+        with pool:
             indices = self._indices()
             for i in indices:
-                pending.append(pool.submit(_get_item, ds, i))
+                pending.append(pool.submit(*task(i)))
                 if len(pending) >= ahead:
                     break
             while pending:
                 batch = pending.popleft().result()
                 nxt = next(indices, None)
                 if nxt is not None:
-                    pending.append(pool.submit(_get_item, ds, nxt))
+                    pending.append(pool.submit(*task(nxt)))
                 yield self._standardize(batch)

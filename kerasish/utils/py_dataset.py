@@ -5,8 +5,9 @@ subclass it, implement `__getitem__(index)` and `__len__()` (or the
 `num_batches` property; None means infinite), and optionally
 `on_epoch_begin()` / `on_epoch_end()`. `fit` / `evaluate` / `predict` take it
 directly. `workers > 1` prepares batches in that many threads;
-`use_multiprocessing=True` in processes (the dataset is sent to the worker
-processes, so it must pickle); batches always arrive in index order. With
+`use_multiprocessing=True` in processes (forked where the platform forks,
+inheriting the dataset as Keras's workers do; elsewhere the dataset is sent
+to them, so it must pickle); batches always arrive in index order. With
 `fit(shuffle=True)` the *order of batch indices* is shuffled each epoch, as
 Keras does.
 """

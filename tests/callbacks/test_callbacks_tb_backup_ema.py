@@ -148,6 +148,41 @@ def _interrupt_for(lib, epoch, batch):
     return Interrupt()
 
 
+def test_backup_and_restore_is_written_whole_and_removed_by_rank_zero_only(tmp_path, monkeypatch):
+    """Under torchrun another rank's crash gets this one killed at any
+    point: the training position is moved into place whole (a write that
+    fails midway leaves the previous one); and at the end of a distributed
+    fit rank 0 alone removes the backup (every rank removing the same files
+    at once failed on the rank that found them gone)."""
+    from kerasish.trainers import distributed
+
+    x, y = _data()
+    model = _model(keras)
+    backup = keras.callbacks.BackupAndRestore(tmp_path / "backup", save_freq=2, delete_checkpoint=True)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, callbacks=[backup, _Interrupt(1, 2)])
+    meta_path = tmp_path / "backup" / "training_metadata.json"
+    before = meta_path.read_text()
+
+    def dump_then_die(obj, f):
+        f.write('{"epoch": ')
+        raise KeyboardInterrupt  # (a kill mid-write)
+
+    monkeypatch.setattr(json, "dump", dump_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        backup._write_backup()
+    monkeypatch.undo()
+    assert meta_path.read_text() == before and json.loads(before) == {"epoch": 1, "batch": 1}
+    assert sorted(os.listdir(tmp_path / "backup")) == ["latest.weights.h5", "training_metadata.json"]
+
+    monkeypatch.setattr(distributed, "is_rank_zero", lambda: False)
+    backup.on_train_end()
+    assert meta_path.exists()  # left to rank 0
+    monkeypatch.undo()
+    backup.on_train_end()
+    assert not (tmp_path / "backup").exists()
+
+
 def test_backup_and_restore_bad_arguments():
     with pytest.raises(ValueError, match="backup_dir"):
         keras.callbacks.BackupAndRestore("")

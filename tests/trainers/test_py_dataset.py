@@ -1,11 +1,14 @@
 """`keras.utils.PyDataset` / `Sequence` in `fit`, `evaluate` and `predict`."""
 
+import os
+import pickle
 import threading
 
 import numpy as np
 import pytest
 
 import kerasish as keras
+from kerasish.trainers.py_dataset_adapter import PyDatasetAdapter
 
 
 class Batches(keras.utils.PyDataset):
@@ -57,6 +60,41 @@ def test_fit_on_a_py_dataset_equals_fit_on_arrays(workers):
         assert threading.get_ident() not in ds.threads  # fetched by the worker threads
     np.testing.assert_allclose(model.evaluate(ds, verbose=0), ref.evaluate(x, y, batch_size=6, verbose=0), rtol=1e-6)
     np.testing.assert_allclose(model.predict(Batches(x, None, 6), verbose=0), ref.predict(x, verbose=0), rtol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forked workers inherit the dataset only where processes fork")
+def test_multiprocessing_workers_inherit_a_dataset_defined_in_a_function():
+    """As Keras's worker pool (fork, the dataset passed to its initializer):
+    a PyDataset class defined in a function, which cannot pickle, works
+    with `use_multiprocessing=True`, and its batches come from the workers."""
+    x, y = _data()
+    ref, model = _pair()
+    h_ref = ref.fit(x, y, batch_size=6, epochs=2, shuffle=False, verbose=0)
+
+    class Local(keras.utils.PyDataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return x[6 * i:6 * i + 6], y[6 * i:6 * i + 6], np.full(len(x[6 * i:6 * i + 6]), os.getpid(), "float32")
+
+    with pytest.raises(Exception, match="pickle"):
+        pickle.dumps(Local())
+    # the third element of each batch is the pid of the process that made it
+    batches = list(PyDatasetAdapter(Local(workers=2, use_multiprocessing=True)))
+    pids = {int(b[2][0]) for b in batches}
+    assert os.getpid() not in pids and len(batches) == 4
+    for i, b in enumerate(batches):
+        np.testing.assert_array_equal(b[0].numpy(), x[6 * i:6 * i + 6])
+
+    class Pairs(Local):
+        def __getitem__(self, i):
+            return x[6 * i:6 * i + 6], y[6 * i:6 * i + 6]
+
+    h = model.fit(Pairs(workers=2, use_multiprocessing=True), epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(ref.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(h.history["loss"], h_ref.history["loss"], rtol=1e-6)
 
 
 def test_shuffled_py_dataset_visits_every_batch_once_per_epoch():
