@@ -390,6 +390,10 @@ def functional_from_config(cls, config, custom_objects=None):
             return get_tensor(t[0], t[1], t[2])
         if isinstance(t, dict):
             return {k: map_tensors(v) for k, v in t.items()}
+        if not isinstance(t, (list, tuple)):
+            raise ValueError(
+                "Invalid Functional model configuration: `input_layers` / `output_layers` hold "
+                f"[layer_name, node_index, tensor_index] references, lists or dicts of them. Received: {t!r}")
         return [map_tensors(v) for v in t]
 
     inputs = map_tensors(input_layers)

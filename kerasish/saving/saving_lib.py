@@ -380,7 +380,9 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
             model = deserialize_layer(config, custom_objects=custom_objects)
     except ValueError:
         raise
-    except (TypeError, KeyError, AttributeError, IndexError) as e:
+    except (TypeError, KeyError, AttributeError, IndexError, RuntimeError, RecursionError) as e:
+        # (a damaged or hand-edited config: a node's kwargs of the wrong type reach torch, a nested
+        # structure where a tensor reference belongs recurses, a shape asks for terabytes)
         raise ValueError(f"Could not rebuild the model from '{where}': {type(e).__name__}: {e}") from e
     if compile and compile_config and hasattr(model, "compile_from_config"):
         try:

@@ -453,3 +453,67 @@ def test_byte_flipped_weight_files_load_or_raise_value_error(tmp_path, ext):
             assert damaged.name in str(e) or "in the file) expected" in str(e), e
             refused += 1
     assert refused >= 50  # every truncation is refused, at least
+
+
+def _rewrite_config(src, dst, edit):
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config)
+    return _write_zip(dst, {**members, "config.json": json.dumps(config)})
+
+
+def test_hand_edited_configs_raise_value_or_type_errors(tmp_path):
+    """A seeded sweep replacing one leaf of a functional model's config.json
+    (Conv2D, BatchNormalization, LSTM fed a mask, MultiHeadAttention) by a value
+    of another type: each load works or raises ValueError / TypeError. A
+    string in `output_layers` recursed without end (RecursionError) and a dict
+    as a node's `mask` kwarg reached torch ("Could not infer dtype of dict")."""
+    import random
+
+    inp = keras.Input((6, 4))
+    x = keras.layers.Masking()(inp)
+    x = keras.layers.LSTM(5, return_sequences=True)(x)
+    x = keras.layers.MultiHeadAttention(2, 4)(x, x)
+    x = keras.layers.Reshape((6, 5, 1))(x)
+    x = keras.layers.Conv2D(2, 3, padding="same")(x)
+    x = keras.layers.BatchNormalization()(x)
+    out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    src = tmp_path / "src.keras"
+    keras.Model(inp, out).save(src)
+    with zipfile.ZipFile(src) as zf:
+        config = json.loads(zf.read("config.json"))
+
+    def leaves(o, path=()):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                yield from leaves(v, path + (k,))
+        elif isinstance(o, list):
+            for i, v in enumerate(o):
+                yield from leaves(v, path + (i,))
+        else:
+            yield path
+
+    paths = [p for p in leaves(config) if "input_shape" not in p and "batch_shape" not in p]
+    rng = random.Random(0)
+    values = ["abc", -1, 0, None, [1, 2], 2.5, True, {"a": 1}, ""]
+
+    def set_leaf(path, value):
+        def edit(c):
+            for k in path[:-1]:
+                c = c[k]
+            c[path[-1]] = value
+        return edit
+
+    cases = [(("config", "output_layers", 0), "abc"), (("config", "output_layers", 0), {"a": "x"})]
+    mask_kwargs = [p for p in paths if "kwargs" in p and "mask" in p]
+    assert mask_kwargs  # the LSTM's node records the Masking layer's mask
+    cases += [(mask_kwargs[0], {"a": 1})]
+    cases += [(rng.choice(paths), rng.choice(values)) for _ in range(50)]
+    x = np.zeros((2, 6, 4), "float32")
+    for i, (path, value) in enumerate(cases):
+        damaged = _rewrite_config(src, tmp_path / f"c{i}.keras", set_leaf(path, value))
+        try:
+            keras.models.load_model(damaged).predict(x, verbose=0)
+        except (ValueError, TypeError):
+            pass
