@@ -1,0 +1,199 @@
+"""Habits PyTorch users bring to kerasish layers (round 10): freezing and
+unfreezing with `requires_grad_` between and during `fit` calls (before,
+`fit` kept the weight lists of its first step: an unfrozen weight was
+skipped silently, or trained on gradients never reset) and torch-side edits
+of `nn.ModuleList` / `_modules` after a `fit` (silently untrained, now
+Keras's "Unknown variable"); Keras optimizer slots after `model.double()` /
+`.half()` / `.bfloat16()` (they stayed float32); MultiHeadAttention under
+`torch.compile` before its first call (it failed inside dynamo).
+References: the same pattern on `torch.nn` modules holding the same weights
+(Keras kernels are (in, out), torch Linear weights (out, in)), real Keras 3,
+or the documented error.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish
+from kerasish import layers as L
+
+
+def _data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 4)).astype("float32"), rng.normal(size=(n, 2)).astype("float32")
+
+
+def _mlp_and_twin():
+    torch.manual_seed(0)
+    ours = kerasish.Sequential([kerasish.Input((4,)), L.Dense(6, activation="tanh", name="body"),
+                                L.Dense(2, name="head")])
+    twin = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 2))
+    with torch.no_grad():
+        for lin, dense in ((twin[0], ours.layers[0]), (twin[2], ours.layers[1])):
+            lin.weight.copy_(dense.kernel.T)
+            lin.bias.copy_(dense.bias)
+    return ours, twin
+
+
+def _twin_epoch(twin, opt, x, y, batch_size, before_step=None):
+    for step, start in enumerate(range(0, len(x), batch_size)):
+        if before_step is not None:
+            before_step(step)
+        opt.zero_grad()
+        xb, yb = torch.from_numpy(x[start:start + batch_size]), torch.from_numpy(y[start:start + batch_size])
+        torch.nn.functional.mse_loss(twin(xb), yb).backward()
+        opt.step()
+
+
+def _assert_twin_weights(ours, twin):
+    for lin, dense in ((twin[0], ours.layers[0]), (twin[2], ours.layers[1])):
+        torch.testing.assert_close(dense.kernel.detach(), lin.weight.detach().T, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(dense.bias.detach(), lin.bias.detach(), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------- freezing the torch way
+def test_requires_grad_flips_between_and_during_fit_train_like_the_torch_twin():
+    """A torch optimizer in `compile`, the body frozen with `requires_grad_(False)` before the first fit
+    (the fine-tuning start), unfrozen in a callback in the middle of the next one, frozen again by
+    attribute (`p.requires_grad = False`, the torchvision fine-tuning tutorial's way): the same weights as
+    the torch loop doing the same. Before, `fit` kept its first step's lists: the unfrozen body's
+    gradients were never reset (each step added to the last) and it drifted away from the twin."""
+    ours, twin = _mlp_and_twin()
+    x, y = _data()
+    ours.compile(optimizer=torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9), loss="mse")
+    t_opt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    ours.layers[0].requires_grad_(False)
+    twin[0].requires_grad_(False)
+    frozen = ours.layers[0].kernel.detach().clone()
+    ours.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    _twin_epoch(twin, t_opt, x, y, 4)
+    torch.testing.assert_close(ours.layers[0].kernel.detach(), frozen, rtol=0, atol=0)
+    _assert_twin_weights(ours, twin)
+
+    class UnfreezeAtStep2(kerasish.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                ours.layers[0].requires_grad_(True)
+
+    ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0, callbacks=[UnfreezeAtStep2()])
+    unfreeze = lambda step: twin[0].requires_grad_(True) if step == 2 else None  # noqa: E731 (after batch 1)
+    _twin_epoch(twin, t_opt, x, y, 4, before_step=unfreeze)
+    _twin_epoch(twin, t_opt, x, y, 4)
+    assert not torch.equal(ours.layers[0].kernel.detach(), frozen)
+    _assert_twin_weights(ours, twin)
+
+    for p in ours.layers[0].parameters():
+        p.requires_grad = False
+    for p in twin[0].parameters():
+        p.requires_grad = False
+    frozen = ours.layers[0].kernel.detach().clone()
+    ours.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    _twin_epoch(twin, t_opt, x, y, 4)
+    torch.testing.assert_close(ours.layers[0].kernel.detach(), frozen, rtol=0, atol=0)
+    _assert_twin_weights(ours, twin)
+
+
+def test_requires_grad_flips_after_fit_train_like_keras_trainable_flips_and_unknown_weights_raise(keras_ref):
+    """With a Keras optimizer: `requires_grad_(False)` on the body after a first fit trains the head only,
+    as Keras 3 does after `body.trainable = False` (its trainer reads the trainable variables every step),
+    with no "Gradients do not exist" warning (kerasish gave one per step); `requires_grad_(True)` trains the
+    body again, as `trainable = True` does in Keras. A body frozen before the optimizer was built and then
+    unfrozen raises Keras's "Unknown variable" in both (before, kerasish silently left it untrained)."""
+    x, y = _data(seed=1)
+    ref = keras_ref.Sequential([keras_ref.Input((4,)), keras_ref.layers.Dense(6, activation="tanh", name="body"),
+                                keras_ref.layers.Dense(2, name="head")])
+    ours = kerasish.Sequential([kerasish.Input((4,)), L.Dense(6, activation="tanh", name="body"),
+                                L.Dense(2, name="head")])
+    ours.set_weights(ref.get_weights())
+    ref.compile(optimizer=keras_ref.optimizers.Adam(0.01), loss="mse")
+    ours.compile(optimizer=kerasish.optimizers.Adam(0.01), loss="mse")
+
+    def fit_both(epochs):
+        ref.fit(x, y, batch_size=4, epochs=epochs, shuffle=False, verbose=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ours.fit(x, y, batch_size=4, epochs=epochs, shuffle=False, verbose=0)
+        for a, b in zip(ours.get_weights(), ref.get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+    fit_both(1)
+    frozen = ours.get_layer("body").kernel.detach().clone()
+    ref.get_layer("body").trainable = False
+    ours.get_layer("body").requires_grad_(False)
+    fit_both(2)
+    assert torch.equal(frozen, ours.get_layer("body").kernel.detach())
+    ref.get_layer("body").trainable = True
+    ours.get_layer("body").requires_grad_(True)
+    fit_both(1)
+    assert not torch.equal(frozen, ours.get_layer("body").kernel.detach())
+
+    for lib in (keras_ref, kerasish):
+        model = lib.Sequential([lib.Input((4,)), lib.layers.Dense(6, name="body"), lib.layers.Dense(2)])
+        if lib is kerasish:
+            model.get_layer("body").requires_grad_(False)
+        else:
+            model.get_layer("body").trainable = False
+        model.compile(optimizer="adam", loss="mse")
+        model.fit(x, y, batch_size=8, verbose=0)
+        if lib is kerasish:
+            model.get_layer("body").requires_grad_(True)
+        else:
+            model.get_layer("body").trainable = True
+        with pytest.raises(ValueError, match="Unknown variable"):
+            model.fit(x, y, batch_size=8, verbose=0)
+    with pytest.raises(ValueError, match="Unknown variable.*recreate a new optimizer instance"):
+        model.train_on_batch(x[:8], y[:8])
+
+
+class _Blocks(kerasish.Model):
+    def __init__(self):
+        super().__init__()
+        self.blocks = torch.nn.ModuleList([L.Dense(4, activation="tanh"), L.Dense(4, activation="tanh")])
+        self.out = L.Dense(2)
+
+    def call(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.out(x)
+
+
+@pytest.mark.parametrize("edit", ["append", "setitem", "modules_dict", "delitem"])
+def test_module_list_and_modules_edits_after_fit_are_followed(edit):
+    """torch-side edits kerasish's tracking does not see, made between two fits: a block appended to or
+    replaced in an `nn.ModuleList`, a child put in `_modules` directly. Before, the second fit trained the
+    first fit's weights (the new layer silently never trained); now the Keras optimizer raises Keras's
+    "Unknown variable" and, after recompiling, the new layer trains. A deleted block leaves the step (no
+    "Gradients do not exist" warning for its weights)."""
+    x, y = _data(seed=2)
+    model = _Blocks()
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, batch_size=8, verbose=0)
+    if edit == "append":
+        model.blocks.append(L.Dense(4))
+        new = model.blocks[2]
+    elif edit == "setitem":
+        model.blocks[1] = L.Dense(4)
+        new = model.blocks[1]
+    elif edit == "modules_dict":
+        model._modules["out"] = new = L.Dense(2)
+    else:
+        del model.blocks[1]
+        new = None
+    model(x[:2])  # builds the new layer
+    if new is None:
+        kept = [w.detach().clone() for w in model.trainable_weights]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model.fit(x, y, batch_size=8, verbose=0)
+        assert all(not torch.equal(a, b.detach()) for a, b in zip(kept, model.trainable_weights))
+        return
+    with pytest.raises(ValueError, match="Unknown variable"):
+        model.fit(x, y, batch_size=8, verbose=0)
+    model.compile(optimizer="adam", loss="mse")
+    before = new.kernel.detach().clone()
+    model.fit(x, y, batch_size=8, verbose=0)
+    assert not torch.equal(before, new.kernel.detach())
+
