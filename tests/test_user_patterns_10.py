@@ -197,3 +197,66 @@ def test_module_list_and_modules_edits_after_fit_are_followed(edit):
     model.fit(x, y, batch_size=8, verbose=0)
     assert not torch.equal(before, new.kernel.detach())
 
+
+# ------------------------------------------- optimizer slots after a dtype move
+@pytest.mark.parametrize("move,dtype", [("double", "float64"), ("half", "float16"), ("bfloat16", "bfloat16")])
+def test_optimizer_slots_follow_a_dtype_move_after_fit_as_keras_makes_them(keras_ref, move, dtype):
+    """`model.double()` (or `.half()`, `.bfloat16()`) after a fit: Keras makes a variable's slots in its
+    dtype (`add_variable_from_reference`), so a Keras model of `dtype` layers has Adam moments, EMA
+    averages and accumulators of `dtype`. kerasish's stayed float32; now they follow the move."""
+    x, y = _data(n=8)
+    ours = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3), L.Dense(2)])
+    ours.compile(optimizer=kerasish.optimizers.Adam(use_ema=True, gradient_accumulation_steps=2), loss="mse")
+    ours.fit(x, y, batch_size=4, verbose=0)
+    getattr(ours, move)()
+    tdt = getattr(torch, dtype)
+    ours.fit(torch.from_numpy(x).to(tdt), torch.from_numpy(y).to(tdt), batch_size=4, verbose=0)
+
+    ref = keras_ref.Sequential([keras_ref.Input((4,)), keras_ref.layers.Dense(3, dtype=dtype),
+                                keras_ref.layers.Dense(2, dtype=dtype)])
+    ref.compile(optimizer=keras_ref.optimizers.Adam(use_ema=True, gradient_accumulation_steps=2), loss="mse")
+    ref.optimizer.build(ref.trainable_variables)
+    got = [(v.path.split("/", 1)[1].split("_", 2)[-1], str(v.dtype).replace("torch.", ""))
+           for v in ours.optimizer.variables]
+    want = [(v.path.split("/", 1)[1].split("_", 2)[-1], keras_ref.backend.standardize_dtype(v.dtype))
+            for v in ref.optimizer.variables]
+    assert [d for _, d in got] == [d for _, d in want]
+    assert {d for _, d in got[2:]} == {dtype}
+
+
+def test_momentum_after_double_steps_in_float64_like_torch_sgd_with_its_state_cast():
+    """The step maths after `.double()`, in a torch loop: kerasish SGD(momentum) equals torch
+    SGD(momentum) whose state was cast to float64 the torch way (`load_state_dict` casts state to the
+    parameter's dtype; without it torch's SGD step raises on the mismatch). With float32 moments the
+    weights were ~1e-8 off."""
+    ours, twin = _mlp_and_twin()
+    x, y = _data(n=8, seed=3)
+    # (a learning rate float32 holds exactly: Keras keeps it in a float32 variable)
+    k_opt = kerasish.optimizers.SGD(0.125, momentum=0.9)
+    k_opt.build(ours.trainable_weights)
+    t_opt = torch.optim.SGD(twin.parameters(), lr=0.125, momentum=0.9)
+    ours_twin = torch.nn.Sequential(ours)  # the same loop drives both
+    _twin_epoch(ours_twin, k_opt, x, y, 4)
+    _twin_epoch(twin, t_opt, x, y, 4)
+    ours.double()
+    twin.double()
+    t_opt.load_state_dict(t_opt.state_dict())
+    # the same starting point on both sides (Keras's momentum is torch's buffer times -lr)
+    moments = [v for v in k_opt.variables if v.path.endswith("_momentum")]
+    with torch.no_grad():
+        for (lin, dense), (m_k, m_b) in zip(((twin[0], ours.layers[0]), (twin[2], ours.layers[1])),
+                                            zip(moments[::2], moments[1::2])):
+            assert m_k.dtype == torch.float64
+            lin.weight.copy_(dense.kernel.T)
+            lin.bias.copy_(dense.bias)
+            t_opt.state[lin.weight]["momentum_buffer"].copy_(m_k.T / -0.125)
+            t_opt.state[lin.bias]["momentum_buffer"].copy_(m_b / -0.125)
+    x64, y64 = x.astype("float64"), y.astype("float64")
+    for _ in range(3):
+        _twin_epoch(ours_twin, k_opt, x64, y64, 4)
+        _twin_epoch(twin, t_opt, x64, y64, 4)
+    for lin, dense in ((twin[0], ours.layers[0]), (twin[2], ours.layers[1])):
+        assert dense.kernel.dtype == torch.float64
+        torch.testing.assert_close(dense.kernel.detach(), lin.weight.detach().T, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(dense.bias.detach(), lin.bias.detach(), rtol=1e-12, atol=1e-12)
+

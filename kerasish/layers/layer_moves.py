@@ -22,6 +22,17 @@ from kerasish.layers.layer_weights import rewrap_parameters
 from kerasish.layers.tracking import own_weights
 
 
+# Bumped by every `.to()` / `.half()` / `.double()` / `.cuda()` of a kerasish layer: a Keras optimizer
+# compares it with the number it last saw and, when it moved, converts its slots to the dtype and device
+# of their weights (Keras makes slots in their variable's dtype; torch's optimizers fail on the
+# mismatch, and their `load_state_dict` casts state to the parameter's dtype).
+_MOVES = [0]
+
+
+def moves_version() -> int:
+    return _MOVES[0]
+
+
 def apply(layer, fn, recurse, super_apply):
     """`.to()`, `.half()`, `.cuda()`...: buffers keep their Keras class, a
     float dtype change of the weights (`.half()`, `.to(torch.bfloat16)`)
@@ -34,6 +45,7 @@ def apply(layer, fn, recurse, super_apply):
     move (`.to("cpu")`, `.cuda()`) never touches the policy, whatever the
     weights' dtype."""
     d = layer.__dict__
+    _MOVES[0] += 1  # optimizers bound to these weights bring their slots along (see `moves_version`)
     quantized_target = _quantized_policy_after(d["_dtype_policy"], fn)  # (checked before anything is cast)
     old_buffers = dict(layer._buffers)
     old_params = dict(layer._parameters)
