@@ -260,3 +260,54 @@ def test_momentum_after_double_steps_in_float64_like_torch_sgd_with_its_state_ca
         torch.testing.assert_close(dense.kernel.detach(), lin.weight.detach().T, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(dense.bias.detach(), lin.bias.detach(), rtol=1e-12, atol=1e-12)
 
+
+# ------------------------------------------- attention compiled before its first call
+def _attention(kind):
+    if kind == "mha":
+        return L.MultiHeadAttention(num_heads=2, key_dim=4)
+    return L.GroupedQueryAttention(head_dim=4, num_query_heads=4, num_key_value_heads=2)
+
+
+class _AttentionBlock(torch.nn.Module):
+    def __init__(self, attention):
+        super().__init__()
+        self.attention = attention
+        self.proj = torch.nn.Linear(8, 3)
+
+    def forward(self, q, v):
+        return self.proj(self.attention(q, v))
+
+
+@pytest.mark.parametrize("kind", ["mha", "gqa"])
+def test_attention_compiled_before_its_first_call_builds_eagerly_and_fullgraph_names_the_way_out(kind):
+    """`torch.compile(block)` before the first call (torch's habit: compile right after construction).
+    MultiHeadAttention (and GroupedQueryAttention) build their projections inside `call`, which dynamo
+    traced: it failed on fake tensors drawing the initializers' kernels. Now the build runs eagerly at a
+    graph break; outputs and gradients equal the eager block holding the same weights. `fullgraph=True`
+    refuses that graph break with a message naming the way out, which then works."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    q, v = torch.randn(2, 5, 8), torch.randn(2, 6, 8)
+    block = _AttentionBlock(_attention(kind))
+    compiled = torch.compile(block, backend="eager")
+    out = compiled(q, v)
+    eager = _AttentionBlock(_attention(kind))
+    eager(q, v)
+    eager.load_state_dict(block.state_dict())
+    torch.testing.assert_close(out, eager(q, v), rtol=1e-6, atol=1e-6)
+    compiled(q, v).square().sum().backward()
+    eager(q, v).square().sum().backward()
+    for (name, p), e in zip(block.named_parameters(), eager.parameters()):
+        torch.testing.assert_close(p.grad, e.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+    torch._dynamo.reset()
+    fresh = _AttentionBlock(_attention(kind))
+    with pytest.raises(Exception, match=r"call it once .* before compiling"):
+        torch.compile(fresh, backend="eager", fullgraph=True)(q, v)
+    if kind == "mha":  # an explicit build is the other way out
+        fresh = _AttentionBlock(_attention(kind))
+        fresh.attention.build((2, 5, 8), (2, 6, 8))
+        assert torch.compile(fresh, backend="eager", fullgraph=True)(q, v).shape == (2, 5, 3)
+    fresh(q, v)
+    torch._dynamo.reset()
+    assert torch.compile(fresh, backend="eager", fullgraph=True)(q, v).shape == (2, 5, 3)
