@@ -311,3 +311,50 @@ def test_attention_compiled_before_its_first_call_builds_eagerly_and_fullgraph_n
     fresh(q, v)
     torch._dynamo.reset()
     assert torch.compile(fresh, backend="eager", fullgraph=True)(q, v).shape == (2, 5, 3)
+
+
+# ------------------------------------------- torch's swap-on-conversion future flag
+@pytest.fixture
+def swap_on_conversion():
+    previous = torch.__future__.get_swap_module_params_on_conversion()
+    torch.__future__.set_swap_module_params_on_conversion(True)
+    yield
+    torch.__future__.set_swap_module_params_on_conversion(previous)
+
+
+def test_swap_on_conversion_keeps_each_weight_object_and_its_keras_identity_like_torch_modules(swap_on_conversion):
+    """`torch.__future__.set_swap_module_params_on_conversion(True)` (torch's recommended mode for tensor
+    subclasses): `.double()` and `load_state_dict` swap each parameter's contents in place
+    (`torch.utils.swap_tensors`), keeping the objects an optimizer holds. torch swaps the class and
+    `__dict__` too: kerasish weights came back plain Parameters without `path` / `assign` /
+    regularizer, and a load left weak references that made the next swap fail ("Cannot swap t1 because
+    it has weakref associated with it"). Now they keep their object and their Keras identity, and the
+    model computes and trains like the torch twin under the same flag."""
+    ours, twin = _mlp_and_twin()
+    ours.compile(optimizer=kerasish.optimizers.SGD(0.125, momentum=0.9), loss="mse")
+    x, y = _data(n=8, seed=5)
+    ours.fit(x, y, batch_size=4, verbose=0)
+    held = list(ours.parameters())
+    t_held = list(twin.parameters())
+    ours.double()
+    twin.double()
+    assert [p is q for p, q in zip(ours.parameters(), held)] == [True] * 4
+    assert [p is q for p, q in zip(twin.parameters(), t_held)] == [True] * 4  # torch's promise
+    kernel = ours.layers[0].kernel
+    assert isinstance(kernel, kerasish.Variable) and kernel.path.endswith("body/kernel")
+    assert kernel.dtype == torch.float64 and ours.get_weights()[0].dtype == np.float64
+
+    twin_sd = {"body.kernel": twin[0].weight.T, "body.bias": twin[0].bias,
+               "head.kernel": twin[2].weight.T, "head.bias": twin[2].bias}
+    for assign in (False, True):
+        ours.load_state_dict({k: v.detach().clone() for k, v in twin_sd.items()}, assign=assign)
+        assert ours.layers[0].kernel is held[0] or assign  # (assign may put new objects in place)
+        kernel = ours.layers[0].kernel
+        assert isinstance(kernel, kerasish.Variable) and kernel.path.endswith("body/kernel")
+        kernel.assign(kernel + 0)  # the Keras variable API still answers
+        x64 = torch.from_numpy(x).double()
+        torch.testing.assert_close(ours(x64), twin(x64), rtol=1e-12, atol=1e-12)
+    ours.double()  # a second swap (it failed after a load)
+    ours.fit(x.astype("float64"), y.astype("float64"), batch_size=4, verbose=0)
+    assert {str(v.dtype) for v in ours.optimizer.variables if v.path.endswith("_momentum")} == {"torch.float64"}
+
