@@ -358,3 +358,109 @@ def test_swap_on_conversion_keeps_each_weight_object_and_its_keras_identity_like
     ours.fit(x.astype("float64"), y.astype("float64"), batch_size=4, verbose=0)
     assert {str(v.dtype) for v in ours.optimizer.variables if v.path.endswith("_momentum")} == {"torch.float64"}
 
+
+# ------------------------------------------- patterns that work (guarded against the torch twin)
+def test_accelerate_style_forward_patch_runs_under_autocast_and_trains_like_the_torch_twin():
+    """HF accelerate's `prepare(model)` with mixed precision replaces the instance's `forward` by an
+    autocast-wrapped one (`model.forward = MethodType(autocast(...)(forward), model)`) and keeps
+    `model._original_forward`; `model(x)` must go through it, as `nn.Module.__call__` does."""
+    from types import MethodType
+
+    ours, twin = _mlp_and_twin()
+    for m in (ours, twin):
+        m._original_forward = m.forward
+        m.forward = MethodType(torch.autocast("cpu", dtype=torch.bfloat16)(m.forward.__func__), m)
+    x = torch.randn(6, 4)
+    out, ref = ours(x), twin(x)
+    assert out.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
+    out.float().square().sum().backward()
+    ref.float().square().sum().backward()
+    torch.testing.assert_close(ours.layers[0].kernel.grad, twin[0].weight.grad.T, rtol=5e-2, atol=5e-2)
+    assert ours._original_forward(x).dtype == torch.float32  # accelerate's unwrap
+
+
+def test_global_module_hooks_backward_pre_hooks_and_state_dict_hooks_fire_like_on_torch_modules():
+    """Hooks torch code installs without knowing the model: `register_module_forward_hook` (global, as
+    profilers and activation-statistics tools use), `register_full_backward_pre_hook` that rescales the
+    gradient flowing into a layer, and the state_dict / load hooks checkpoint converters use (timm /
+    PEFT rename keys in a load pre-hook)."""
+    ours, twin = _mlp_and_twin()
+    x = torch.randn(5, 4)
+    seen = {"ours": [], "twin": []}
+    current = []
+    handle = torch.nn.modules.module.register_module_forward_hook(
+        lambda mod, args, out: seen[current[0]].append(tuple(out.shape)))
+    try:
+        for tag, m in (("ours", ours), ("twin", twin)):
+            current[:] = [tag]
+            m(x)
+    finally:
+        handle.remove()
+    # after each module's forward, innermost first (torch's twin has a Tanh module; kerasish's body Dense
+    # applies its tanh inside)
+    assert seen["ours"] == [(5, 6), (5, 2), (5, 2)] and seen["twin"] == [(5, 6), (5, 6), (5, 2), (5, 2)]
+
+    ours.layers[1].register_full_backward_pre_hook(lambda mod, grad_out: (grad_out[0] * 3.0,))
+    twin[2].register_full_backward_pre_hook(lambda mod, grad_out: (grad_out[0] * 3.0,))
+    ours(x).square().sum().backward()
+    twin(x).square().sum().backward()
+    torch.testing.assert_close(ours.layers[0].kernel.grad, twin[0].weight.grad.T, rtol=1e-5, atol=1e-6)
+
+    # a torch-named checkpoint (`weight` in (out, in)) loaded through a user's load pre-hook
+    def torch_names_to_keras(state_dict, prefix, *args):
+        for key in [k for k in state_dict if k.startswith(prefix) and k.endswith("weight")]:
+            state_dict[key[:-len("weight")] + "kernel"] = state_dict.pop(key).T
+
+    fresh, _ = _mlp_and_twin()
+    with torch.no_grad():
+        for p in fresh.parameters():
+            p.zero_()
+    for layer in fresh.layers:
+        layer._register_load_state_dict_pre_hook(torch_names_to_keras)
+    twin_sd = {f"{name}.{k}": v for name, lin in (("body", twin[0]), ("head", twin[2]))
+               for k, v in lin.state_dict().items()}
+    assert str(fresh.load_state_dict(twin_sd)) == "<All keys matched successfully>"
+    torch.testing.assert_close(fresh(x), twin(x), rtol=1e-5, atol=1e-6)
+    calls = []
+    fresh.register_state_dict_post_hook(lambda mod, sd, prefix, meta: calls.append(sorted(sd)))
+    fresh.state_dict()
+    assert calls == [["body.bias", "body.kernel", "head.bias", "head.kernel"]]
+
+
+def test_submodule_paths_strict_false_loads_and_zero_grad_without_none_like_torch():
+    """`named_modules()` / `get_submodule("a.b")` / `get_parameter` / `set_submodule` (torch's surgery
+    call), `load_state_dict(strict=False)` reporting missing and unexpected keys (also into a never-called
+    model), the size-mismatch error strict=False does not silence, and `zero_grad(set_to_none=False)`."""
+    inner = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3, name="a"), L.Dense(2, name="b")], name="inner")
+    outer = kerasish.Sequential([kerasish.Input((4,)), inner, L.Dense(1, name="c")])
+    x = torch.randn(5, 4)
+    outer(x)
+    assert [n for n, _ in outer.named_modules()] == ["", "inner", "inner.a", "inner.b", "c"]
+    assert outer.get_submodule("inner.b") is inner.b
+    assert outer.get_parameter("inner.a.kernel") is inner.a.kernel
+    assert list(outer.state_dict()) == ["inner.a.kernel", "inner.a.bias", "inner.b.kernel", "inner.b.bias",
+                                        "c.kernel", "c.bias"]
+    outer.set_submodule("inner.b", L.Dense(2, name="b2"))
+    assert outer(x).shape == (5, 1) and inner.layers[-1].name == "b2" and inner.b.built
+    assert [n for n, _ in outer.named_modules()] == ["", "inner", "inner.a", "inner.b", "c"]
+
+    src = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3, name="a"), L.Dense(2, name="b")])
+    src(x)
+    sd = src.state_dict()
+    del sd["b.bias"]
+    sd["extra.kernel"] = torch.zeros(2)
+    fresh = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3, name="a"), L.Dense(2, name="b")])  # never called
+    result = fresh.load_state_dict(sd, strict=False)
+    assert result.missing_keys == ["b.bias"] and result.unexpected_keys == ["extra.kernel"]
+    torch.testing.assert_close(fresh.a.kernel, src.a.kernel, rtol=0, atol=0)
+    torch.testing.assert_close(fresh.b.kernel, src.b.kernel, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match='(?s)Missing key.*"b.bias".*Unexpected key.*"extra.kernel"'):
+        fresh.load_state_dict(sd)
+    bad = dict(src.state_dict(), **{"a.kernel": torch.zeros(3, 4)})
+    with pytest.raises(RuntimeError, match="size mismatch for a.kernel"):
+        fresh.load_state_dict(bad, strict=False)
+
+    fresh(x).sum().backward()
+    fresh.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.any() for p in fresh.parameters())
