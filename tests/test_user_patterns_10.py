@@ -464,3 +464,53 @@ def test_submodule_paths_strict_false_loads_and_zero_grad_without_none_like_torc
     fresh(x).sum().backward()
     fresh.zero_grad(set_to_none=False)
     assert all(p.grad is not None and not p.grad.any() for p in fresh.parameters())
+
+
+class _SelfAttending(torch.nn.Module):
+    def __init__(self, attention):
+        super().__init__()
+        self.attention = attention
+
+    def forward(self, x):
+        return self.attention(x, x)
+
+
+def test_activation_offloading_with_saved_tensors_hooks_gives_the_gradients_without_them():
+    """torchtune's activation offloading (`torch.autograd.graph.saved_tensors_hooks`, torch's
+    `save_on_cpu`) around kerasish layers: every saved activation goes through the hooks, and the
+    gradients equal those without hooks (and the torch twin's under the same hooks)."""
+    import contextlib
+
+    def grads(model, ctx, x):
+        model.zero_grad()
+        with ctx:
+            out = model(x)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        out.square().sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    packed = []
+
+    def offload():
+        return torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(1) or t.clone(), lambda t: t)
+
+    ours, twin = _mlp_and_twin()
+    x = torch.randn(5, 4)
+    for ctx in (offload, torch.autograd.graph.save_on_cpu):
+        g_ours, g_twin = grads(ours, ctx(), x), grads(twin, ctx(), x)
+        torch.testing.assert_close(g_ours[0], g_twin[0].T, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(g_ours[3], g_twin[3], rtol=1e-5, atol=1e-6)
+    assert packed
+    for make, inputs in ((lambda: L.LSTM(5, return_sequences=True), torch.randn(2, 6, 4)),
+                         (lambda: L.MultiHeadAttention(2, 4), torch.randn(2, 3, 8)),
+                         (lambda: L.BatchNormalization(), torch.randn(4, 3))):
+        layer = make()
+        module = _SelfAttending(layer) if isinstance(layer, L.MultiHeadAttention) else layer
+        module(inputs)
+        layer.train()
+        packed.clear()
+        ref = grads(module, contextlib.nullcontext(), inputs)
+        for ctx in (offload, torch.autograd.graph.save_on_cpu):
+            for a, b in zip(grads(module, ctx(), inputs), ref):
+                torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+        assert packed, type(layer).__name__
