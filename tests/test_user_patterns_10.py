@@ -261,6 +261,19 @@ def test_momentum_after_double_steps_in_float64_like_torch_sgd_with_its_state_ca
         torch.testing.assert_close(dense.bias.detach(), lin.bias.detach(), rtol=1e-12, atol=1e-12)
 
 
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: slots following a device move")
+def test_optimizer_slots_follow_the_model_to_cuda_after_fit():
+    """`model.cuda()` after a CPU fit: the Keras optimizer's moments move with the weights (torch's own
+    optimizers fail on the device mismatch until their state is loaded again)."""
+    x, y = _data(n=8)
+    model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3), L.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, batch_size=4, verbose=0)
+    model.cuda()
+    model.fit(x, y, batch_size=4, verbose=0)
+    assert {v.device.type for v in model.optimizer.variables if v.path.endswith(("_momentum", "_velocity"))} == {"cuda"}
+
 # ------------------------------------------- attention compiled before its first call
 def _attention(kind):
     if kind == "mha":
