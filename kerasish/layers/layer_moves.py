@@ -20,6 +20,18 @@ from kerasish.layers import lazy_weights
 from kerasish.layers.layer_weights import rewrap_buffers
 from kerasish.layers.layer_weights import rewrap_parameters
 from kerasish.layers.tracking import own_weights
+from kerasish.variables import Variable
+
+
+# Bumped by every `.to()` / `.half()` / `.double()` / `.cuda()` of a kerasish layer: a Keras optimizer
+# compares it with the number it last saw and, when it moved, converts its slots to the dtype and device
+# of their weights (Keras makes slots in their variable's dtype; torch's optimizers fail on the
+# mismatch, and their `load_state_dict` casts state to the parameter's dtype).
+_MOVES = [0]
+
+
+def moves_version() -> int:
+    return _MOVES[0]
 
 
 def apply(layer, fn, recurse, super_apply):
@@ -34,9 +46,14 @@ def apply(layer, fn, recurse, super_apply):
     move (`.to("cpu")`, `.cuda()`) never touches the policy, whatever the
     weights' dtype."""
     d = layer.__dict__
+    _MOVES[0] += 1  # optimizers bound to these weights bring their slots along (see `moves_version`)
     quantized_target = _quantized_policy_after(d["_dtype_policy"], fn)  # (checked before anything is cast)
     old_buffers = dict(layer._buffers)
     old_params = dict(layer._parameters)
+    # under `torch.__future__.set_swap_module_params_on_conversion(True)` torch keeps each parameter object
+    # but swaps its class and `__dict__` with the converted tensor's (`torch.utils.swap_tensors`): the
+    # weight came back a plain Parameter without its Keras metadata (`path`, `assign`, regularizer...)
+    swapped = swap_snapshot(old_params)
     meta_constants = [k for k in layer._non_persistent_buffers_set
                       if old_buffers.get(k) is not None and old_buffers[k].is_meta]
     before = _float_dtypes(layer)
@@ -57,6 +74,8 @@ def apply(layer, fn, recurse, super_apply):
             lazy_weights.convert_placeholder(p, fn)
     else:
         super_apply(fn, recurse)
+    if swapped:
+        restore_swapped(layer, old_params, swapped)
     rewrap_buffers(layer, old_buffers)
     rewrap_parameters(layer, old_params)
     if meta_constants:
@@ -84,6 +103,25 @@ def apply(layer, fn, recurse, super_apply):
             else:
                 layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
     return layer
+
+
+def swap_snapshot(params: dict):
+    """The Keras class and metadata of `params` when torch swaps parameters in place (`.to()`,
+    `load_state_dict`: `torch.__future__.set_swap_module_params_on_conversion(True)`), else None."""
+    if not torch.__future__.get_swap_module_params_on_conversion():
+        return None
+    return {k: (type(p), dict(p.__dict__)) for k, p in params.items() if isinstance(p, Variable)}
+
+
+def restore_swapped(layer, old_params: dict, swapped: dict) -> None:
+    """Gives the parameters torch swapped in place their Keras class and metadata back."""
+    for key, p in layer._parameters.items():
+        if p is not None and p is old_params.get(key) and key in swapped:
+            cls, meta = swapped[key]
+            if type(p) is not cls:
+                p.__class__ = cls
+            p.__dict__.clear()  # (the swapped-in tensor's: a `detach()` view's marks)
+            p.__dict__.update(meta)
 
 
 _LOAD = threading.local()  # `device`: where the tensors of this thread's latest state_dict load are

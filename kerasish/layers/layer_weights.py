@@ -663,13 +663,17 @@ class LayerWeightsMixin:
                         f"weights to load {sorted(own)} into, and their input shape cannot be inferred. "
                         "Call `layer.build(input_shape)` (or call the layer on data) before `load_state_dict`."
                     )
+        from kerasish.layers import layer_moves
+
         old_buffers = dict(self._buffers)
         old_params = dict(self._parameters)
+        swapped = layer_moves.swap_snapshot(old_params)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
+        if swapped:  # (swapped in place: the same objects, which optimizers keep holding)
+            layer_moves.restore_swapped(self, old_params, swapped)
         rewrap_buffers(self, old_buffers)
-        from kerasish.layers import layer_moves
 
         layer_moves.note_load_device(state_dict)
         if self._non_persistent_buffers_set:

@@ -527,6 +527,7 @@ class Optimizer(torch.optim.Optimizer):
     def variables(self) -> list:
         """Optimizer state in Keras's order: iterations, learning rate (float
         only), EMA averages, gradient accumulators, then per-variable slots."""
+        self._follow_moved_variables()
         named = [(self._iterations, "iteration")]
         if self._schedule is None:
             named.append((self.learning_rate, "learning_rate"))
@@ -730,6 +731,29 @@ class Optimizer(torch.optim.Optimizer):
         return found
 
     @torch.no_grad()
+    def _follow_moved_variables(self) -> None:
+        """After `model.double()` / `.half()` / `.bfloat16()` / `.to(device)` of a model whose optimizer
+        already holds state: each variable's slots (moments, EMA average, gradient accumulator) take the
+        variable's dtype and device, the dtype Keras gives the slots of a variable of that dtype
+        (`add_variable_from_reference`). Before, they stayed float32 and the step ran in float32 for
+        float64 weights. (Slots of a Keras-3-style subclass, made with `add_variable_from_reference`,
+        are not converted.)"""
+        if torch.compiler.is_compiling():
+            return  # (a compiled step: the eager first step and `variables` did it)
+        moves = _moves_version()
+        if self.__dict__.get("_moves_seen") == moves:
+            return
+        self.__dict__["_moves_seen"] = moves
+        for p in self._trainable_variables:
+            state = self.state.get(p)
+            if not state or is_lazy(p):
+                continue
+            for key, t in list(state.items()):
+                if (isinstance(t, torch.Tensor) and t.shape == p.shape and t.is_floating_point()
+                        and (t.dtype != p.dtype or t.device != p.device)):
+                    state[key] = t.to(device=p.device, dtype=p.dtype)
+
+    @torch.no_grad()
     def _apply_pairs(self, pairs) -> None:
         pairs = [(g, v) for g, v in pairs if getattr(v, "requires_grad", True) or not isinstance(v, torch.nn.Parameter)]
         if not pairs:
@@ -741,6 +765,7 @@ class Optimizer(torch.optim.Optimizer):
             if g.dtype != v.dtype:
                 g = g.to(v.dtype)
             grads.append(g)
+        self._follow_moved_variables()
         for v in variables:
             if v not in self.state or not self.state[v]:
                 self._init_state(v)
@@ -1157,6 +1182,12 @@ class Optimizer(torch.optim.Optimizer):
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} name={self.name!r} learning_rate={self._current_lr():g}>"
+
+
+def _moves_version() -> int:
+    from kerasish.layers.layer_moves import moves_version
+
+    return moves_version()
 
 
 def _reference_name(param, index: int) -> str:

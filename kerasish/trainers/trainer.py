@@ -19,7 +19,9 @@ at the end of each epoch.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
 import warnings
 
 import torch
@@ -80,6 +82,9 @@ def _is_builtin_losses(cls) -> bool:
 # share one symbolic graph instead of recompiling until dynamo's
 # `recompile_limit` (8) sends the step back to eager mode.
 _STATIC_SIZES_PER_DIM = 2
+
+_REQUIRES_GRAD = operator.attrgetter("requires_grad")
+_IS_NONE = functools.partial(operator.is_, None)
 
 
 def _compile_backend():
@@ -191,6 +196,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
     _step_fns = None
     _train_vars = None
     _zero_grad_params = None
+    _rg_watch = None  # (parameters, their requires_grad) when the cached weight lists were made
     _loss_sources = None
     _loss_takes_training = None
     _dist_run = None
@@ -365,6 +371,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
         self._step_fns = {}
         self._train_vars = None
         self._zero_grad_params = None
+        self._rg_watch = None
         self._loss_sources = None
         self._loss_takes_training = None
         self._stop_training = False
@@ -619,8 +626,46 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
         return self._cached_params("_train_vars", lambda: list(self.trainable_weights))
 
     def _grad_params(self) -> list:
-        """The parameters `nn.Module.zero_grad` would reset."""
-        return self._cached_params("_zero_grad_params", lambda: [p for p in self._walk_params() if p.requires_grad])
+        """The parameters `nn.Module.zero_grad` would reset (all of them); read first in every training
+        step. `requires_grad` flips (`p.requires_grad_(False)` / `p.requires_grad = True`, torch's way to
+        freeze and unfreeze, which no kerasish code sees) make the cached weight lists be made again:
+        checked in full when `fit` / `train_on_batch` start (`_notice_module_edits`), and step by step
+        for the weights frozen when the lists were made (an unfrozen one joins the step; a Keras optimizer
+        built without it raises Keras's "Unknown variable", as after `trainable = True` without
+        recompiling) and, in `_apply_gradients`, for a weight frozen since (it leaves the step). Before,
+        `fit` went on with the lists of its first step."""
+        watch = self._rg_watch
+        if watch is not None and watch[2] and any(map(_REQUIRES_GRAD, watch[2])):
+            self._weight_lists_changed()
+        return self._cached_params("_zero_grad_params", self._all_params_watched)
+
+    def _all_params_watched(self) -> list:
+        # every parameter, as `nn.Module.zero_grad`: a weight frozen after a step keeps that step's
+        # gradient otherwise, which a torch optimizer holding it would apply at every later step
+        params = self._walk_params()
+        if self.built:
+            flags = tuple(map(_REQUIRES_GRAD, params))
+            frozen = [p for p, flag in zip(params, flags) if not flag]
+            self._set_untracked("_rg_watch", (params, flags, frozen))
+        return params
+
+    def _weight_lists_changed(self) -> None:
+        tracking.structure_changed()
+        self._loss_sources = None  # (the regularized weights are the trainable ones)
+
+    def _notice_module_edits(self) -> None:
+        """At the start of `fit` / `train_on_batch`: parameters added, removed or replaced by torch-side
+        edits the layer tracking does not see (`nn.ModuleList.append` / `insert` / `del`, `nn.ModuleDict`
+        updates, `_modules[name] = layer`), or frozen / unfrozen, make the cached weight lists be made
+        again. (Within one `fit`, kerasish-tracked edits and `requires_grad` flips are followed step by
+        step; torch-side module edits from a callback are not.)"""
+        watch = self._rg_watch
+        if watch is None:
+            return
+        params, known = self._walk_params(), watch[0]
+        if (len(params) != len(known) or any(a is not b for a, b in zip(params, known))
+                or tuple(map(_REQUIRES_GRAD, params)) != watch[1]):
+            self._weight_lists_changed()
 
     def _walk_params(self) -> list:
         """`self.parameters()` for the trainer's own use: the same list, without the warning an unbuilt
@@ -671,8 +716,15 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
         if run is not None:
             run.all_reduce_grads(weights, n_samples)
         if keras_opt:
+            grads = [w.grad for w in weights]
+            if any(map(_IS_NONE, grads)) and not all(map(_REQUIRES_GRAD, weights)):
+                # a weight frozen with `requires_grad_(False)` since the list was made: it leaves the step
+                # (as Keras's trainer reads the trainable variables every step), without a warning
+                self._weight_lists_changed()
+                weights = self._trainable_variables_cached()
+                grads = [w.grad for w in weights]
             with torch.no_grad():
-                opt.apply([w.grad for w in weights], weights)
+                opt.apply(grads, weights)
         else:
             opt.step()
             forget_autocast_casts()  # a torch optimizer wrote the weights in place
@@ -782,6 +834,8 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
         """The function the loops call per batch (`torch.compile`d when
         `jit_compile=True`). Returns `(fn, lazy)`: `lazy` means `fn` returns
         None and the logs are `get_metrics_result()`."""
+        if kind == "train":
+            self._notice_module_edits()
         fns = self._step_fns
         if fns is None:
             fns = self._step_fns = {}

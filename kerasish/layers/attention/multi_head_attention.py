@@ -378,7 +378,10 @@ class MultiHeadAttention(Layer):
         if key is not None and not isinstance(key, torch.Tensor):
             key = torch.as_tensor(key, device=query.device)
         if not self._projections_built:
-            self._build_from_call(query, value, key)
+            if torch.compiler.is_compiling():
+                _build_outside_the_trace(self, query, value, key)
+            else:
+                self._build_from_call(query, value, key)
         if key is None:
             key = value
         if value.dtype != query.dtype:  # only the first argument is autocast
@@ -586,3 +589,22 @@ class MultiHeadAttention(Layer):
             }
         )
         return config
+
+
+def _build_outside_the_trace(layer, query, value, key) -> None:
+    """The projections' build in a first call under `torch.compile` (a model compiled before its first
+    call, torch's habit): run eagerly at a graph break, as dynamo initializes torch's own lazy modules.
+    Traced, it failed inside dynamo (fake tensors cannot draw the initializers' random kernels). Under
+    `fullgraph=True` the graph break is refused with the way out in its message."""
+    if not layer._projections_built:
+        layer._build_from_call(query, value, key)
+
+
+_FULLGRAPH_BUILD = (
+    "MultiHeadAttention builds its projections on its first call, outside the graph: under "
+    "torch.compile(fullgraph=True) call it once (or `layer.build(query_shape, value_shape)`) before compiling"
+)
+try:  # (torch >= 2.7 shows a reason in the graph-break message)
+    _build_outside_the_trace = torch.compiler.disable(_build_outside_the_trace, reason=_FULLGRAPH_BUILD)
+except TypeError:  # pragma: no cover - older torch
+    _build_outside_the_trace = torch.compiler.disable(_build_outside_the_trace)
