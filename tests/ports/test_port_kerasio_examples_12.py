@@ -36,6 +36,35 @@ Covered here:
     arrive as indices), `Embedding` for the deep part, `x0 * x + cross` on
     KerasTensors, `ReLU`, Dropout(0.1) with Keras's seeded draws, and
     `SparseCategoricalCrossentropy`.
+47. "Image classification with EANet (External Attention Transformer)"
+    (vision/eanet): a functional model whose external-attention blocks
+    reshape and transpose KerasTensors with `ops.reshape` /
+    `ops.transpose`, `Softmax(axis=2)` then a division by `ops.sum(...,
+    keepdims=True)`, a patch layer over `ops.image.extract_patches`, a
+    patch embedding adding `Embedding(ops.arange(...))`, a Sequential
+    holding an adapted `Normalization`, `GlobalAvgPool1D`,
+    `CategoricalCrossentropy(label_smoothing=0.1)`, `AdamW` (tfa's in the
+    example), `TopKCategoricalAccuracy(5, name="top-5-accuracy")`,
+    `validation_split` and a three-value `evaluate`; with Dropout 0 and
+    with the example's 0.2 (Keras's seeded masks).
+48. "Density estimation using Real NVP" (generative/real_nvp): a
+    `keras.Model` whose `call(x, training=True)` defaults to training (the
+    inverse direction when called plainly and in `train_step` /
+    `test_step`, the generative one in `predict`), couplings made of
+    functional two-output Models with l2-regularized Dense layers held in
+    a list, a Mean tracker listed by an overridden `metrics` property,
+    x-only data with `validation_split`, an adapted `Normalization`, and a
+    torch `train_step` (`zero_grad` / `backward` / `optimizer.apply`). The
+    tfp MultivariateNormalDiag is written out with `ops` and seeded
+    `keras.random.normal`. Two lines of the TensorFlow example fail on
+    torch (in Keras as in kerasish) and are rewritten, see the comments:
+    `s *= mask` is in place on a torch tensor, and a NumPy mask on the
+    left of `*` turns the tensor into an array.
+
+(Found: "sparse_categorical_crossentropy" on the U-Net's per-pixel
+probabilities failed in backward, "grad_input must be contiguous", in
+kerasish and in Keras 3.15 on torch; kerasish fixed, the Keras reference
+computes the same losses on flat rows.)
 """
 
 from __future__ import annotations
