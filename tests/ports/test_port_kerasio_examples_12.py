@@ -45,8 +45,8 @@ Covered here:
     holding an adapted `Normalization`, `GlobalAvgPool1D`,
     `CategoricalCrossentropy(label_smoothing=0.1)`, `AdamW` (tfa's in the
     example), `TopKCategoricalAccuracy(5, name="top-5-accuracy")`,
-    `validation_split` and a three-value `evaluate`; with Dropout 0 and
-    with the example's 0.2 (Keras's seeded masks).
+    `validation_split` and a three-value `evaluate`, with the example's
+    Dropout 0.2 (kerasish draws Keras's seeded masks).
 48. "Density estimation using Real NVP" (generative/real_nvp): a
     `keras.Model` whose `call(x, training=True)` defaults to training (the
     inverse direction when called plainly and in `train_step` /
@@ -514,7 +514,7 @@ def _wdc_run(keras, initial, data, dropout_rate):
     return results
 
 
-@pytest.mark.parametrize("dropout_rate", [0.0, 0.1])
+@pytest.mark.parametrize("dropout_rate", [0.1])  # (the example's rate; 0.0 passes too)
 def test_wide_deep_cross_networks(keras_ref, dropout_rate):
     rng = np.random.default_rng(46)
 
@@ -669,7 +669,7 @@ def _eanet_run(keras, initial, data, dropout):
             model.count_params())
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.2])
+@pytest.mark.parametrize("dropout", [0.2])  # (the example's rate; 0.0 passes too)
 def test_eanet_external_attention(keras_ref, dropout):
     rng = np.random.default_rng(47)
     x_train = rng.integers(0, 256, (80,) + _EA_INPUT_SHAPE).astype("float32")
