@@ -55,6 +55,24 @@ Covered here:
     the first input's mask; the reference's decoder takes that mask itself.
     (The example's `padding_mask` is unbound without a mask: `None` then.)
 
+52. "Audio Classification with the STFTSpectrogram layer" (audio/stft,
+    written for JAX): a Sequential starting with `InputLayer((None, 1))`
+    and a non-trainable `STFTSpectrogram(mode="log")`, Conv1D /
+    LayerNormalization / MaxPooling1D / GlobalMaxPooling1D, Dropout 0.5;
+    a functional model over three trainable `STFTSpectrogram(padding=
+    "same", expand_dims=True)` layers of different frame lengths joined by
+    `Concatenate(axis=-1)` into image channels (the example's pretrained
+    MobileNet becomes a small Sequential convnet ending in
+    `GlobalMaxPooling2D`, its `pooling="max"`), EarlyStopping with
+    `restore_best_weights`, the summaries, and the example's two plotted
+    spectrogram arrays. (Found: on the unknown-length input kerasish gave
+    the spectrogram a fixed 6 frames, so the strided Conv2D refused the
+    model; fixed.)
+
+(Found while porting FNet: a user layer whose `call` takes several tensors
+and `<argument>_mask` arguments got None there, where Keras 3 passes each
+tensor's mask; fixed.)
+
 (Found: `add_weight` with a dimension that is not an int (that list) raised
 a TypeError from `int()`, and took "3" or 3.0; it raises Keras's
 ValueError "Cannot convert '...' to a shape. Found invalid dimension".)
@@ -715,3 +733,112 @@ def test_fnet_text_generation(keras_ref, dropout):
     assert_same(ours[2], theirs[2], rtol=1e-4, atol=1e-6)
     assert ours[3] == theirs[3]
     assert ours[4] == theirs[4]
+
+
+# ------------------------------------------------------------ 52. STFTSpectrogram audio classification
+_STFT_SAMPLE_RATE = 1000  # (16000)
+_STFT_CLASSES = 4  # (10)
+
+
+def _stft_models(keras, dropout=0.5):
+    layers = keras.layers
+    keras.utils.clear_session()
+    SAMPLE_RATE, NUM_CLASSES = _STFT_SAMPLE_RATE, _STFT_CLASSES
+    model1d = keras.Sequential([
+        layers.InputLayer((None, 1)),
+        layers.STFTSpectrogram(mode="log", frame_length=SAMPLE_RATE * 40 // 1000,
+                               frame_step=SAMPLE_RATE * 15 // 1000, trainable=False),
+        layers.Conv1D(8, 8, activation="relu"),  # (64, 64)
+        layers.Conv1D(8, 4, activation="relu"),  # (128, 16)
+        layers.LayerNormalization(),
+        layers.MaxPooling1D(4),
+        layers.Conv1D(8, 2, activation="relu"),  # (128, 8), (256, 8), (512, 4)
+        layers.LayerNormalization(),
+        layers.Dropout(dropout),
+        layers.GlobalMaxPooling1D(),
+        layers.Dense(16, activation="relu"),  # (256)
+        layers.Dense(16, activation="relu"),
+        layers.Dropout(dropout),
+        layers.Dense(NUM_CLASSES, activation="softmax"),
+    ], name="model_1d_non_trainble_stft")
+
+    input = layers.Input((None, 1))
+    spectrograms = [
+        layers.STFTSpectrogram(mode="log", frame_length=SAMPLE_RATE * frame_size // 1000,
+                               frame_step=SAMPLE_RATE * 15 // 1000, fft_length=64,  # (2048)
+                               padding="same", expand_dims=True)(input)
+        for frame_size in [30, 40, 50]
+    ]
+    multi_spectrograms = layers.Concatenate(axis=-1)(spectrograms)
+    # (keras.applications.MobileNet(include_top=False, pooling="max") -> a small convnet ending in
+    # the same global max pooling: no pretrained weights here)
+    img_model = keras.Sequential([layers.Conv2D(4, 3, strides=2, activation="relu"),
+                                  layers.Conv2D(8, 3, strides=2, activation="relu"),
+                                  layers.GlobalMaxPooling2D()], name="img_model")
+    output = img_model(multi_spectrograms)
+    output = layers.Dropout(dropout)(output)
+    output = layers.Dense(16, activation="relu")(output)
+    output = layers.Dense(16, activation="relu")(output)
+    output = layers.Dense(NUM_CLASSES, activation="softmax")(output)
+    model2d = keras.Model(input, output, name="model_2d_trainble_stft")
+    return model1d, model2d
+
+
+def _stft_program(keras, initial, data):
+    (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = data
+    layers = keras.layers
+    SAMPLE_RATE = _STFT_SAMPLE_RATE
+    sample_wav_data = train_x[0]
+    single = np.asarray(layers.STFTSpectrogram(mode="log", frame_length=SAMPLE_RATE * 20 // 1000,
+                                               frame_step=SAMPLE_RATE * 5 // 1000, fft_length=64,  # (1024)
+                                               trainable=False)(sample_wav_data[None, ...])[0, ...])
+    # (np.concatenate over the layers' outputs in the example, run on JAX; on torch the trainable
+    # layers' outputs require grad and NumPy refuses them, in Keras as in kerasish: convert_to_numpy)
+    multi = np.concatenate([
+        keras.ops.convert_to_numpy(layers.STFTSpectrogram(mode="log", frame_length=SAMPLE_RATE * x // 1000,
+                                          frame_step=SAMPLE_RATE * 5 // 1000, fft_length=64, padding="same",
+                                          expand_dims=True)(sample_wav_data[None, ...])[0, ...])
+        for x in [5, 10, 20]], axis=-1).transpose([1, 0, 2])
+    results = [single, multi]
+    for model, weights, lr in zip(_stft_models(keras), initial, (1e-3, 1e-3)):  # ((1e-5, 1e-4))
+        model.set_weights(weights)
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        summary = []
+        model.summary(print_fn=lambda line, **kwargs: summary.append(line))
+        keras.utils.set_random_seed(52)  # (the Dropout draws)
+        history = model.fit(train_x, train_y, batch_size=16, validation_data=(valid_x, valid_y), epochs=3,
+                            shuffle=False, verbose=0,
+                            callbacks=[keras.callbacks.EarlyStopping(monitor="val_loss", patience=3,
+                                                                     restore_best_weights=True)])
+        _, test_acc = model.evaluate(test_x, test_y, verbose=0)
+        results.append((history, test_acc, _weights_by_path(keras, model), "\n".join(summary),
+                        [len(layer.trainable_weights) for layer in model.layers]))
+    return results
+
+
+def test_stft_spectrogram_audio_classification(keras_ref):
+    rng = np.random.default_rng(52)
+
+    def esc(n):
+        """Half-second "recordings": a class-dependent tone plus noise, (n, samples, 1) float32 as the
+        example's `read_wav_file` returns them, with integer targets."""
+        targets = rng.integers(0, _STFT_CLASSES, n)
+        t = np.arange(_STFT_SAMPLE_RATE // 2) / _STFT_SAMPLE_RATE
+        waves = np.sin(2 * np.pi * (60 + 80 * targets[:, None]) * t) + 0.3 * rng.normal(size=(n, t.size))
+        return (0.5 * waves[..., None]).astype("float32"), targets
+
+    data = esc(48), esc(16), esc(16)
+    initial = [model.get_weights() for model in _stft_models(keras_ref)]
+    theirs = _stft_program(keras_ref, initial, data)
+    ours = _stft_program(kerasish, initial, data)
+    assert_same(ours[0], theirs[0], rtol=1e-5, atol=1e-5)  # plot_single_spectrogram's array
+    assert_same(ours[1], theirs[1], rtol=1e-5, atol=1e-5)  # plot_multi_bandwidth_spectrogram's
+    for mine, ref in zip(ours[2:], theirs[2:]):
+        assert_history_close(mine[0], ref[0], rtol=1e-5, atol=1e-6)
+        assert mine[1] == pytest.approx(ref[1], rel=1e-6)
+        assert sorted(mine[2]) == sorted(ref[2])
+        for path, value in ref[2].items():
+            np.testing.assert_allclose(mine[2][path], value, rtol=1e-4, atol=1e-5, err_msg=path)
+        assert mine[3] == ref[3]  # summaries
+        assert mine[4] == ref[4]  # trainable weights per layer (the 1-D model's STFT has none)
