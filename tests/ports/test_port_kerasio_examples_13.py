@@ -838,7 +838,7 @@ def test_stft_spectrogram_audio_classification(keras_ref):
         assert_history_close(mine[0], ref[0], rtol=1e-5, atol=1e-6)
         assert mine[1] == pytest.approx(ref[1], rel=1e-6)
         assert sorted(mine[2]) == sorted(ref[2])
-        for path, value in ref[2].items():
-            np.testing.assert_allclose(mine[2][path], value, rtol=1e-4, atol=1e-5, err_msg=path)
+        for path, value in ref[2].items():  # (measured at most 9e-8 apart)
+            np.testing.assert_allclose(mine[2][path], value, rtol=1e-5, atol=1e-6, err_msg=path)
         assert mine[3] == ref[3]  # summaries
         assert mine[4] == ref[4]  # trainable weights per layer (the 1-D model's STFT has none)
