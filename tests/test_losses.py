@@ -281,3 +281,25 @@ def test_sparse_cce_fused_mean_matches_keras_and_the_general_path(keras_ref, rng
         fused.backward()
         general.backward()
         torch.testing.assert_close(a.grad, b.grad)
+
+
+def test_sparse_cce_per_pixel_probabilities_backward(keras_ref, rng):
+    """Per-pixel softmax probabilities (batch, h, w, classes) with uint8 (batch, h, w, 1) masks, as
+    a segmentation model trains: torch's nll_loss on the class-moved (permuted) view failed in
+    backward ("grad_input must be contiguous", torch 2.13; Keras 3.15 on torch still does). The
+    values equal Keras's, and the gradient equals the one of the same losses on flat rows."""
+    p = rng.uniform(0.05, 1, (2, 5, 4, 3)).astype("float32")
+    p /= p.sum(axis=-1, keepdims=True)
+    y_true = rng.integers(0, 3, (2, 5, 4, 1)).astype("uint8")
+    want = keras_ref.losses.sparse_categorical_crossentropy(y_true, p)
+    pred = torch.tensor(p, requires_grad=True)
+    got = losses.sparse_categorical_crossentropy(torch.as_tensor(y_true), pred)
+    np.testing.assert_allclose(got.detach().numpy(), keras_ref.ops.convert_to_numpy(want), rtol=RTOL, atol=ATOL)
+    loss = losses.SparseCategoricalCrossentropy()(torch.as_tensor(y_true), pred)
+    loss.backward()
+    # the reference gradient: the same losses computed row by row on a contiguous (n, classes) copy
+    flat = torch.tensor(p.reshape(-1, 3), requires_grad=True)
+    probs = flat / flat.sum(-1, keepdim=True)
+    picked = probs[torch.arange(flat.shape[0]), torch.as_tensor(y_true.reshape(-1).astype("int64"))]
+    (-torch.log(picked.clamp(1e-7, 1 - 1e-7))).mean().backward()
+    np.testing.assert_allclose(pred.grad.numpy(), flat.grad.numpy().reshape(p.shape), rtol=1e-5, atol=1e-7)

@@ -257,6 +257,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     _call_training_default = None
     _call_training_unset = False
     _call_has_mask = False
+    _call_arg_masks = ()
     _call_first_arg = "inputs"
     _has_compute_mask = False
     _init_signature = None
@@ -296,6 +297,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             names.index("training") if param is not None and param.kind is param.POSITIONAL_OR_KEYWORD else None
         )
         cls._call_has_mask = "mask" in params
+        # Keras 3: a call taking several tensors gets each one's mask as `<argument>_mask` when its
+        # signature has that argument (`call(self, query, value, query_mask=None, value_mask=None)`).
+        # kerasish's own layers (MultiHeadAttention, ...) read their inputs' masks themselves and
+        # keep the hot path; user layers, subclasses of those too, get the Keras 3 rule.
+        cls._call_arg_masks = () if cls.__module__.startswith("kerasish.") else tuple(
+            (position, name) for position, name in enumerate(names) if f"{name}_mask" in params
+        )
         cls._call_first_arg = names[0] if names else "inputs"
         cls._has_compute_mask = cls.compute_mask is not Layer.compute_mask
         cls._init_signature = None
@@ -828,6 +836,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             mask = tree.get_mask(inputs)
             if mask is not None:
                 kwargs["mask"] = mask
+        if self._call_arg_masks:
+            _populate_argument_masks(self._call_arg_masks, args, kwargs)
         stack = state.stack
         casts = state.casts
         key = id(self)
@@ -884,6 +894,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             and not d.get("_mixed")
             and not type(self)._has_compute_mask
             and not self._call_has_mask
+            and not type(self)._call_arg_masks
             and d.get("_initial_weights") is None
             and d.get("_remat_mode") is None
             and not d.get("_quantized_dispatch")
@@ -1086,3 +1097,19 @@ try:  # (torch >= 2.7 shows a reason in the graph-break message)
     _build_outside_the_trace = torch.compiler.disable(_build_outside_the_trace, reason=_FULLGRAPH_BUILD)
 except TypeError:
     _build_outside_the_trace = torch.compiler.disable(_build_outside_the_trace)
+
+
+def _populate_argument_masks(arg_masks, args, kwargs):
+    """Keras 3's rule for a call with more than one tensor argument: each argument `<name>` whose
+    `<name>_mask` the signature takes (and the caller left None) gets the mask its tensor carries."""
+    values = {name: (args[position] if position < len(args) else kwargs.get(name)) for position, name in arg_masks}
+    tensors = sum(isinstance(v, torch.Tensor) for v in args) + sum(
+        isinstance(v, torch.Tensor) for k, v in kwargs.items() if not k.endswith("_mask") and k != "mask")
+    if tensors < 2:
+        return
+    for name, value in values.items():
+        key = f"{name}_mask"
+        if kwargs.get(key) is None and value is not None:
+            mask = tree.get_mask(value)
+            if mask is not None:
+                kwargs[key] = mask

@@ -190,7 +190,8 @@ class LayerWeightsMixin:
         if unknown:
             raise TypeError(f"Unknown keyword argument(s) passed to `add_weight`: {sorted(unknown)}")
         shape = () if shape is None else (tuple(shape) if isinstance(shape, (list, tuple, torch.Size)) else (shape,))
-        if any(s is None or int(s) < 0 for s in shape):
+        shape = _standardize_weight_shape(shape)
+        if any(s is None or s < 0 for s in shape):
             raise ValueError(
                 f"Layer '{self.name}': the shape of weight '{name}' must be fully defined with non-negative "
                 f"sizes. Received: shape={shape}"
@@ -744,3 +745,23 @@ def _seed_states(layer) -> list:
             out.append((i, gen.state_variable()))
     out.sort(key=lambda pair: pair[0])
     return out
+
+
+def _standardize_weight_shape(shape: tuple) -> tuple:
+    """Each dimension as an int (NumPy ints and 0-d tensors too) or None, as Keras's
+    `standardize_shape` does for `add_weight`: a dimension that is a string, a float or anything
+    `int()` refuses (a list, e.g. a config's `kernel_size` read back from JSON) raises Keras's
+    ValueError, not a TypeError from deep inside."""
+    dims = []
+    for dim in shape:
+        if dim is not None:
+            if isinstance(dim, (str, float)):
+                raise ValueError(f"Cannot convert '{shape}' to a shape. Found invalid dimension '{dim}' of type "
+                                 f"'{type(dim)}'.")
+            try:
+                dim = int(dim)
+            except Exception as error:
+                raise ValueError(f"Cannot convert '{shape}' to a shape. Found invalid dimension '{dim}' of type "
+                                 f"'{type(dim)}'.") from error
+        dims.append(dim)
+    return tuple(dims)

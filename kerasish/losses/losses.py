@@ -281,7 +281,16 @@ def _sparse_categorical_crossentropy_op(target, output, from_logits, axis):
         result = F.cross_entropy(output, target, reduction="none")
     else:
         output = output / torch.sum(output, dim=1, keepdim=True)
-        result = F.nll_loss(torch.log(torch.clamp(output, EPSILON, 1.0 - EPSILON)), target, reduction="none")
+        log_prob = torch.log(torch.clamp(output, EPSILON, 1.0 - EPSILON))
+        if log_prob.dim() > 2:
+            # torch's nll_loss on a (N, C, d1, ...) input that is a permuted view (the class axis of
+            # a channels-last per-pixel softmax moved to 1) fails in backward with "grad_input must
+            # be contiguous" (torch 2.13, CPU). The losses are per element: take them from flat
+            # (N * d1 * ..., C) rows, which for that layout is a view of the original memory.
+            flat = log_prob.movedim(1, -1).reshape(-1, log_prob.shape[1])
+            result = F.nll_loss(flat, target.reshape(-1), reduction="none").reshape(target.shape)
+        else:
+            result = F.nll_loss(log_prob, target, reduction="none")
     return result.squeeze(0) if squeeze else result
 
 

@@ -741,3 +741,46 @@ def test_masking_layer_called_on_a_list_passes_the_first_mask_on(keras_ref):
         a2, b2 = torch.tensor(x), torch.tensor(x)
         b2._keras_mask = torch.tensor(mask)
         assert getattr(Pair()([a2, b2]), "_keras_mask", None) is None  # first mask None: none
+
+
+def test_argument_masks_filled_for_calls_taking_several_tensors(keras_ref):
+    """Keras 3 gives a `call` with more than one tensor argument each tensor's mask as
+    `<argument>_mask=` when the signature has it (kerasish left those None); eagerly and inside a
+    functional model. An explicit `<argument>_mask=` wins, and a call taking one tensor gets none."""
+
+    def run(keras):
+        seen = []
+
+        class Pair(keras.layers.Layer):
+            def call(self, a, b, a_mask=None, b_mask=None):
+                if keras.backend.is_keras_tensor(a) or str(getattr(a, "device", "")) == "meta":
+                    return a + b  # (the functional model's symbolic pass)
+                seen.append(tuple(None if m is None else np.asarray(keras.ops.convert_to_numpy(m)).tolist()
+                                  for m in (a_mask, b_mask)))
+                return a + b
+
+        class One(keras.layers.Layer):
+            def call(self, a, a_mask=None):
+                seen.append(("one", a_mask is None))
+                return a
+
+        ids = np.array([[1, 2, 0]])
+        embedded = keras.layers.Embedding(10, 4, mask_zero=True)(ids)
+        other = keras.ops.ones((1, 3, 4))
+        Pair()(embedded, other)
+        Pair()(other, b=embedded)
+        Pair()(embedded, other, a_mask=keras.ops.convert_to_tensor([[True, False, False]]))
+        One()(embedded)
+        i = keras.Input((None,), dtype="int32")
+        j = keras.Input((None, 4))
+        model = keras.Model([i, j], Pair()(keras.layers.Embedding(10, 4, mask_zero=True)(i), j))
+        model([ids, np.ones((1, 3, 4), "float32")])
+        return seen
+
+    ours, theirs = run(keras), run(keras_ref)
+    assert ours == theirs
+    assert ours[0] == ([[True, True, False]], None)
+    assert ours[1] == (None, [[True, True, False]])
+    assert ours[2] == ([[True, False, False]], None)
+    assert ours[3] == ("one", True)
+    assert ours[-1] == ([[True, True, False]], None)

@@ -350,3 +350,18 @@ def test_input_dtype_and_metrics_variables_as_keras_3(keras_ref):
         counts.append([(v.path, tuple(v.shape)) for v in variables])
     # ("mean_absolute_error/total": kerasish put the compiled metrics' variables under "compile_metrics/")
     assert counts[0] == counts[1]
+
+
+def test_add_weight_invalid_dimension_raises_keras_value_error(keras_ref):
+    """A dimension that is not an int (a list, as a custom layer's `kernel_size` tuple comes back
+    from a `.keras` config; a string; a float) raises Keras's ValueError naming the shape and the
+    dimension (kerasish raised a TypeError from `int()`); NumPy ints are taken."""
+    for shape in (([3, 3], [3, 3], 2, 4), (2, "3"), (2, 3.0)):
+        with pytest.raises(ValueError) as theirs:
+            keras_ref.layers.Layer().add_weight(shape=shape)
+        with pytest.raises(ValueError) as ours:
+            Layer().add_weight(shape=shape)
+        assert str(ours.value).startswith(f"Cannot convert '{shape}' to a shape. Found invalid dimension")
+        assert str(ours.value).split(" of type")[0] == str(theirs.value).split(" of type")[0]
+    w = Layer().add_weight(shape=(np.int64(2), torch.tensor(3)))
+    assert tuple(w.shape) == (2, 3)

@@ -184,6 +184,16 @@ class STFTSpectrogram(Layer):
             return magnitude
         return torch.log(torch.clamp(magnitude, min=eps))
 
+    def compute_output_spec(self, inputs):
+        # As Keras (its Layer.compute_output_spec uses an overridden compute_output_shape): probing
+        # an unknown time axis at two lengths gives the same frame count when `frame_step` is large
+        # (83 and 89 samples are both 6 frames of 15 with padding="same"), read as a known length.
+        from kerasish.backend.keras_tensor import KerasTensor
+
+        if not isinstance(inputs, KerasTensor):
+            return super().compute_output_spec(inputs)
+        return KerasTensor(self.compute_output_shape(tuple(inputs.shape)), dtype=self.compute_dtype)
+
     def compute_output_shape(self, input_shape):
         channels_last = self.data_format == "channels_last"
         channels = input_shape[-1] if channels_last else input_shape[1]

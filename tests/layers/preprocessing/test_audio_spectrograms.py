@@ -187,3 +187,20 @@ def test_mel_filter_bank_made_once_and_follows_changed_settings():
     layer.min_freq, layer.max_freq = 300.0, 3000.0
     fresh = L.MelSpectrogram(fft_length=256, sequence_stride=64, min_freq=300.0, max_freq=3000.0)
     np.testing.assert_array_equal(layer(x).numpy(), fresh(x).numpy())
+
+
+@pytest.mark.parametrize("kwargs", [dict(padding="same"), dict(padding="same", expand_dims=True),
+                                    dict(expand_dims=True, fft_length=64), dict(data_format="channels_first")])
+def test_stft_symbolic_unknown_time_axis_stays_unknown(keras_ref, kwargs):
+    """On `Input((None, 1))` the number of frames is unknown, as in Keras. kerasish probed the time
+    axis at 83 and 89 samples, which give the same frame count for a large `frame_step` (6 frames of
+    15 with padding "same"), and so reported a fixed 6; a later strided Conv2D then refused the
+    shape. A known length gives Keras's count."""
+    for shape in ((None, 1), (500, 1)):
+        if kwargs.get("data_format") == "channels_first":
+            shape = shape[::-1]
+        theirs = keras_ref.layers.STFTSpectrogram(mode="log", frame_length=30, frame_step=15, **kwargs)(
+            keras_ref.Input(shape))
+        ours = keras.layers.STFTSpectrogram(mode="log", frame_length=30, frame_step=15, **kwargs)(keras.Input(shape))
+        assert tuple(ours.shape) == tuple(theirs.shape)
+        assert ours.dtype == "float32"
