@@ -377,6 +377,7 @@ def test_input_tensor_mismatch_errors_equal_keras(keras_ref):
 def test_input_tensor_keeps_layers_before_it(keras_ref):
     """`input_tensor=` from earlier layers: the model starts at their Input,
     as Keras's (get_source_inputs)."""
+    keras_ref.utils.clear_session()
     ref_in = keras_ref.Input((40, 40, 3))
     ours_in = kerasish.Input((40, 40, 3))
     ref = keras_ref.applications.MobileNetV2(weights=None, include_top=False, alpha=0.35, pooling="max",

@@ -34,6 +34,7 @@ def test_vgg16_top(keras_ref):
 
 
 def test_vgg19_features_input_tensor_and_default_shape(keras_ref):
+    keras_ref.utils.clear_session()
     ref_in, ours_in = keras_ref.Input((48, 40, 3), name="img"), kerasish.Input((48, 40, 3), name="img")
     ref = keras_ref.applications.VGG19(weights=None, include_top=False, input_tensor=ref_in)
     ours = kerasish.applications.VGG19(weights=None, include_top=False, input_tensor=ours_in)
