@@ -102,7 +102,7 @@ def MobileNet(input_shape=None, alpha=1.0, depth_multiplier=1, dropout=1e-3, inc
     if weights == "imagenet":
         alpha_text = {1.0: "1_0", 0.75: "7_5", 0.50: "5_0"}.get(alpha, "2_5")
         suffix = "" if include_top else "_no_top"
-        model_name = "mobilenet_%s_%d_tf%s.h5" % (alpha_text, rows, suffix)
+        model_name = f"mobilenet_{alpha_text}_{int(rows)}_tf{suffix}.h5"
         _weights.load_application_weights(model, weights, model_name, BASE_WEIGHT_PATH + model_name)
     elif weights is not None:
         model.load_weights(weights)
@@ -125,16 +125,16 @@ def _depthwise_conv_block(inputs, pointwise_conv_filters, alpha, depth_multiplie
     pointwise_conv_filters = int(pointwise_conv_filters * alpha)
     x = inputs
     if strides != (1, 1):
-        x = layers.ZeroPadding2D(((0, 1), (0, 1)), name="conv_pad_%d" % block_id)(x)
+        x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{block_id}")(x)
     x = layers.DepthwiseConv2D((3, 3), padding="same" if strides == (1, 1) else "valid",
                                depth_multiplier=depth_multiplier, strides=strides, use_bias=False,
-                               name="conv_dw_%d" % block_id)(x)
-    x = layers.BatchNormalization(axis=channel_axis, name="conv_dw_%d_bn" % block_id)(x)
-    x = layers.ReLU(6.0, name="conv_dw_%d_relu" % block_id)(x)
+                               name=f"conv_dw_{block_id}")(x)
+    x = layers.BatchNormalization(axis=channel_axis, name=f"conv_dw_{block_id}_bn")(x)
+    x = layers.ReLU(6.0, name=f"conv_dw_{block_id}_relu")(x)
     x = layers.Conv2D(pointwise_conv_filters, (1, 1), padding="same", use_bias=False, strides=(1, 1),
-                      name="conv_pw_%d" % block_id)(x)
-    x = layers.BatchNormalization(axis=channel_axis, name="conv_pw_%d_bn" % block_id)(x)
-    return layers.ReLU(6.0, name="conv_pw_%d_relu" % block_id)(x)
+                      name=f"conv_pw_{block_id}")(x)
+    x = layers.BatchNormalization(axis=channel_axis, name=f"conv_pw_{block_id}_bn")(x)
+    return layers.ReLU(6.0, name=f"conv_pw_{block_id}_relu")(x)
 
 
 def preprocess_input(x, data_format=None):
