@@ -258,6 +258,18 @@ def test_weights_path_reads_tf_keras_application_files(keras_ref, keras_mobilene
     np.testing.assert_allclose(ours(torch.from_numpy(x)).detach().numpy(), want, rtol=0, atol=1e-5 * abs(want).max())
 
 
+def test_weights_path_reads_keras_legacy_h5_writer_files(keras_ref, keras_mobilenet_v2, tmp_path):
+    # Keras 3's own writer of the tf.keras HDF5 layout (what `save_weights("w.h5")` wrote in Keras 2)
+    from keras.src.legacy.saving import legacy_h5_format
+
+    path = str(tmp_path / "legacy.h5")
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, keras_mobilenet_v2)
+    ours = kerasish.applications.MobileNetV2(weights=path, **V2_KWARGS)
+    theirs, mine = outputs(keras_mobilenet_v2, ours, images((96, 96, 3), seed=2), training=False)
+    np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-5 * abs(theirs).max())
+
+
 def test_weights_path_reads_keras3_weight_files(keras_ref, keras_mobilenet_v2, tmp_path):
     ref = keras_mobilenet_v2
     path = str(tmp_path / "m.weights.h5")
