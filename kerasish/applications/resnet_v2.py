@@ -58,4 +58,6 @@ decode_predictions.__doc__ = imagenet_utils.decode_predictions.__doc__
 
 for _fn in (ResNet50V2, ResNet101V2, ResNet152V2):
     _fn.__doc__ += resnet.DOC.replace("resnet.preprocess_input", "resnet_v2.preprocess_input").replace(
-        '"caffe" mode: RGB to BGR, then the\n    ImageNet channel means subtracted', '"tf" mode: scaled to [-1, 1]')
+        '"caffe" mode: RGB to BGR, then the\n    ImageNet channel means subtracted', '"tf" mode: scaled to [-1, 1]').replace(
+        "[Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385) (CVPR 2015)",
+        "[Identity Mappings in Deep Residual Networks](https://arxiv.org/abs/1603.05027) (ECCV 2016)")
