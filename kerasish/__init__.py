@@ -4,6 +4,7 @@
 """
 
 from kerasish import activations
+from kerasish import applications
 from kerasish import backend
 from kerasish import callbacks
 from kerasish import config

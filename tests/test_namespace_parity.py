@@ -20,6 +20,7 @@ OTHER_BACKEND = "belongs to another backend (TensorFlow / JAX / Orbax)"
 TORCH_ONLY = "kerasish is torch-only by design"
 NEEDS_DEPS = "needs third-party packages kerasish does not depend on"
 PRIVATE = "Keras's private implementation package"
+APPS_PART_2 = "keras.applications part 2 (EfficientNet/V2, DenseNet, ConvNeXt, InceptionResNetV2, NASNet): another branch"
 
 # namespaces compared name by name (relative to `keras`)
 NAMESPACES = [
@@ -27,17 +28,27 @@ NAMESPACES = [
     "metrics", "optimizers", "optimizers.schedules", "backend", "activations", "initializers", "regularizers",
     "constraints", "models", "saving", "mixed_precision", "distribution", "config", "dtype_policies",
     "preprocessing", "preprocessing.image", "preprocessing.sequence", "utils.bounding_boxes", "distillation",
-    "tree", "utils.legacy", "quantizers", "wrappers", "visualization",
+    "tree", "utils.legacy", "quantizers", "wrappers", "visualization", "applications",
+    "applications.imagenet_utils", "applications.resnet", "applications.resnet50", "applications.resnet_v2",
+    "applications.vgg16", "applications.vgg19", "applications.mobilenet", "applications.mobilenet_v2",
+    "applications.mobilenet_v3", "applications.xception", "applications.inception_v3",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
 MODULES_ALLOWED = {
-    "applications": (DOWNLOADS, "the model zoo is only useful with its pretrained ImageNet weights"),
     "export": (OTHER_BACKEND, "ExportArchive writes TensorFlow SavedModels"),
     "legacy": (OTHER_BACKEND, "keras.legacy.saving is tf.keras's SavedModel-era serialization"),
 }
 
 ALLOWED = {
+    "applications": {
+        n: (APPS_PART_2, "being written by another engineer")
+        for n in ["ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge", "DenseNet121",
+                  "DenseNet169", "DenseNet201", *[f"EfficientNetB{i}" for i in range(8)],
+                  *[f"EfficientNetV2B{i}" for i in range(4)], "EfficientNetV2L", "EfficientNetV2M",
+                  "EfficientNetV2S", "InceptionResNetV2", "NASNetLarge", "NASNetMobile", "convnext", "densenet",
+                  "efficientnet", "efficientnet_v2", "inception_resnet_v2", "nasnet"]
+    },
     "": {
         "src": (PRIVATE, "keras.src"),
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},

@@ -54,7 +54,6 @@ class Rescaling(Layer):
         self.supports_masking = True
         self.register_buffer("_scale", self._as_tensor(scale), persistent=False)
         self.register_buffer("_offset", self._as_tensor(offset), persistent=False)
-        self.built = True
 
     def _as_tensor(self, value):
         t = torch.as_tensor(np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value))

@@ -1,0 +1,156 @@
+"""kerasish's `applications.ResNet50` vs the same network hand-written in
+PyTorch (nn.Conv2d / nn.BatchNorm2d / nn.MaxPool2d on channels_last memory),
+with the same weights, in the same process.
+
+Forward in inference mode, and forward+backward in training mode, timed in
+interleaved rounds after a warm-up; the ratio is the median of per-round
+ratios. The outputs are checked equal before timing.
+
+    PYTHONPATH=. python tools/bench_applications.py [--threads 1] [--clock cpu] [--size 128] [--batch 4]
+        [--rounds 5] [--device cpu]
+
+`--clock cpu` (with `--threads 1` on the CPU) times the calling thread's CPU
+time, so other processes' load on a shared machine does not count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+import kerasish as keras
+
+DEPTHS = (3, 4, 6, 3)
+EPS = 1.001e-5  # Keras's ResNet BatchNormalization epsilon
+
+
+class TorchResNet50(nn.Module):
+    """ResNet50 (v1, Keras's layout: stride on the first 1x1 of a block)."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.convs = nn.ModuleDict()
+        self.bns = nn.ModuleDict()
+
+        def conv_bn(name, cin, cout, k, stride=1, padding=0):
+            self.convs[name] = nn.Conv2d(cin, cout, k, stride, padding)
+            self.bns[name] = nn.BatchNorm2d(cout, eps=EPS, momentum=0.01)
+
+        conv_bn("conv1", 3, 64, 7, 2, 3)
+        self.blocks = []
+        cin = 64
+        for stage, (filters, blocks) in enumerate(zip((64, 128, 256, 512), DEPTHS), start=2):
+            for b in range(1, blocks + 1):
+                name = f"conv{stage}_block{b}"
+                stride = 2 if b == 1 and stage > 2 else 1
+                if b == 1:
+                    conv_bn(f"{name}_0", cin, 4 * filters, 1, stride)
+                conv_bn(f"{name}_1", cin, filters, 1, stride)
+                conv_bn(f"{name}_2", filters, filters, 3, 1, 1)
+                conv_bn(f"{name}_3", filters, 4 * filters, 1)
+                self.blocks.append((name, b == 1))
+                cin = 4 * filters
+        self.pool = nn.MaxPool2d(3, 2, padding=1)  # after a ReLU: equal to Keras's zero padding + valid pool
+        self.fc = nn.Linear(2048, classes)
+
+    def _cb(self, name, x):
+        return self.bns[name](self.convs[name](x))
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self._cb("conv1", x)))
+        for name, has_shortcut in self.blocks:
+            shortcut = self._cb(f"{name}_0", x) if has_shortcut else x
+            h = torch.relu(self._cb(f"{name}_1", x))
+            h = torch.relu(self._cb(f"{name}_2", h))
+            x = torch.relu(shortcut + self._cb(f"{name}_3", h))
+        return torch.softmax(self.fc(x.mean((2, 3))), dim=-1)
+
+    @torch.no_grad()
+    def copy_from(self, model):
+        for name, conv in self.convs.items():
+            layer = model.get_layer(f"{name}_conv")
+            conv.weight.copy_(layer.kernel.detach().permute(3, 2, 0, 1))
+            conv.bias.copy_(layer.bias.detach())
+            bn = model.get_layer(f"{name}_bn")
+            self.bns[name].weight.copy_(bn.gamma.detach())
+            self.bns[name].bias.copy_(bn.beta.detach())
+            self.bns[name].running_mean.copy_(bn.moving_mean.detach())
+            self.bns[name].running_var.copy_(bn.moving_variance.detach())
+        dense = model.get_layer("predictions")
+        self.fc.weight.copy_(dense.kernel.detach().t())
+        self.fc.bias.copy_(dense.bias.detach())
+
+
+def _timer(clock):
+    return time.thread_time if clock == "cpu" else time.perf_counter
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    now = _timer(args.clock)
+    device = torch.device(args.device)
+
+    ours = keras.applications.ResNet50(weights=None, input_shape=(args.size, args.size, 3), classes=100)
+    ref = TorchResNet50(100)
+    ref.copy_from(ours)
+    ours.to(device)
+    ref.to(device).to(memory_format=torch.channels_last)
+    x = torch.randn(args.batch, args.size, args.size, 3, device=device)
+    x_ref = x.permute(0, 3, 1, 2)  # the same bytes, NCHW view in channels_last memory
+    y = torch.randint(0, 100, (args.batch,), device=device)
+
+    ours.eval()
+    ref.eval()
+    with torch.no_grad():
+        diff = (ours(x) - ref(x_ref)).abs().max().item()
+    print(f"ResNet50 {args.size}x{args.size} batch {args.batch}, {args.device}, {args.threads} thread(s), "
+          f"{args.clock} clock; max |kerasish - torch| = {diff:.2e}")
+
+    def infer(model, inp):
+        with torch.no_grad():
+            model(inp)
+
+    def train_step(model, inp):
+        out = model(inp, training=True) if model is ours else model(inp)
+        torch.nn.functional.nll_loss(torch.log(out), y).backward()
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for label, fn, mode in (("inference", infer, "eval"), ("train step", train_step, "train")):
+        getattr(ours, mode)()
+        getattr(ref, mode)()
+        for model, inp in ((ours, x), (ref, x_ref)):  # warm-up
+            fn(model, inp)
+        ratios, t_ours, t_ref = [], [], []
+        for _ in range(args.rounds):
+            sync()
+            t0 = now()
+            fn(ours, x)
+            sync()
+            t1 = now()
+            fn(ref, x_ref)
+            sync()
+            t2 = now()
+            t_ours.append(t1 - t0)
+            t_ref.append(t2 - t1)
+            ratios.append((t1 - t0) / (t2 - t1))
+        print(f"  {label:10s} kerasish {statistics.median(t_ours) * 1e3:8.1f} ms  torch "
+              f"{statistics.median(t_ref) * 1e3:8.1f} ms  ratio {statistics.median(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
