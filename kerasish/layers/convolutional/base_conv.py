@@ -6,8 +6,13 @@ Keras keeps a conv kernel as `(*kernel_size, in_channels // groups, filters)`;
 torch's `F.conv*d` wants `(filters, in_channels // groups, *kernel_size)`. The
 kernel is stored once, in the Keras layout (so `get_weights()`, `state_dict()`
 and `parameters()` all show Keras's layout), and torch gets a `permute` view
-of it on each call (torch copies a few KB of weights when it needs to; measured
-as fast as keeping a contiguous torch-layout copy, with one source of truth).
+of it on each call. On channels_last data (NHWC memory) that view is made
+channels_last-contiguous, so torch's CPU conv takes its mkldnn path (the raw
+permuted view made it copy and, for 3x3x512x512 kernels, run ~40 % slower
+forward+backward). The copy itself is the remaining cost: for large kernels on
+small activations (ResNet50's last stages at batch 2) a conv is still up to 2x
+a torch-layout weight's time (tools/bench_applications.py); a weight stored in
+torch's memory order behind the Keras-shaped view would remove it.
 """
 
 from __future__ import annotations
@@ -63,6 +68,8 @@ class ConvSetupMixin:
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
         layout = self._layout
         self._op_rank = 2 if layout.lift else rank
+        # plain 1-D/2-D convolutions on channels_last data hand torch a channels_last weight (`_torch_kernel`)
+        self._channels_last_weight = layout.channels_last and self._op_rank == 2 and isinstance(self, BaseConv)
         self._op_strides = layout.op_tuple(self.strides)
         self._op_dilation = layout.op_tuple(self.dilation_rate)
         self._op_kernel_size = layout.op_tuple(self.kernel_size)
@@ -135,7 +142,12 @@ class ConvSetupMixin:
     def _torch_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
         """Keras `(*k, a, b)` -> torch `(b, a, *k)` as a view (unit height when lifted)."""
         w = kernel.permute(self._kernel_perm)
-        return w.unsqueeze(2) if self._layout.lift else w
+        w = w.unsqueeze(2) if self._layout.lift else w
+        if self._channels_last_weight:
+            # channels_last inputs (NHWC memory): a channels_last weight lets torch's CPU conv take its
+            # mkldnn path; the permuted view of the Keras layout made it copy and fall back
+            w = w.contiguous(memory_format=torch.channels_last)
+        return w
 
     def _spatial_output_shape(self, input_shape, channels_out):
         input_shape = tuple(input_shape)
