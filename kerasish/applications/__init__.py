@@ -1,0 +1,14 @@
+"""`keras.applications`: Keras's image models, built from kerasish layers.
+
+`weights="imagenet"` reads Keras's pretrained files from the Keras cache
+(`~/.keras/models`, or `$KERAS_HOME/models`); kerasish never downloads.
+"""
+
+from kerasish.applications import imagenet_utils  # noqa: F401
+
+# --- apps2 ---
+from kerasish.applications import efficientnet  # noqa: F401
+from kerasish.applications.efficientnet import (  # noqa: F401
+    EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3,
+    EfficientNetB4, EfficientNetB5, EfficientNetB6, EfficientNetB7,
+)
