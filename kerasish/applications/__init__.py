@@ -12,3 +12,5 @@ from kerasish.applications.efficientnet import (  # noqa: F401
     EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3,
     EfficientNetB4, EfficientNetB5, EfficientNetB6, EfficientNetB7,
 )
+from kerasish.applications import densenet  # noqa: F401
+from kerasish.applications.densenet import DenseNet121, DenseNet169, DenseNet201  # noqa: F401
