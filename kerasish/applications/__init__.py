@@ -14,3 +14,8 @@ from kerasish.applications.efficientnet import (  # noqa: F401
 )
 from kerasish.applications import densenet  # noqa: F401
 from kerasish.applications.densenet import DenseNet121, DenseNet169, DenseNet201  # noqa: F401
+from kerasish.applications import efficientnet_v2  # noqa: F401
+from kerasish.applications.efficientnet_v2 import (  # noqa: F401
+    EfficientNetV2B0, EfficientNetV2B1, EfficientNetV2B2, EfficientNetV2B3,
+    EfficientNetV2L, EfficientNetV2M, EfficientNetV2S,
+)
