@@ -19,3 +19,7 @@ from kerasish.applications.efficientnet_v2 import (  # noqa: F401
     EfficientNetV2B0, EfficientNetV2B1, EfficientNetV2B2, EfficientNetV2B3,
     EfficientNetV2L, EfficientNetV2M, EfficientNetV2S,
 )
+from kerasish.applications import convnext  # noqa: F401
+from kerasish.applications.convnext import (  # noqa: F401
+    ConvNeXtBase, ConvNeXtLarge, ConvNeXtSmall, ConvNeXtTiny, ConvNeXtXLarge,
+)
