@@ -23,3 +23,5 @@ from kerasish.applications import convnext  # noqa: F401
 from kerasish.applications.convnext import (  # noqa: F401
     ConvNeXtBase, ConvNeXtLarge, ConvNeXtSmall, ConvNeXtTiny, ConvNeXtXLarge,
 )
+from kerasish.applications import inception_resnet_v2  # noqa: F401
+from kerasish.applications.inception_resnet_v2 import InceptionResNetV2  # noqa: F401
