@@ -11,7 +11,6 @@ a nested Sequential (kerasish: `{}`), and Keras writes the registered name
 `from_config` needs `custom_objects`).
 """
 
-import json
 
 import numpy as np
 import pytest
@@ -26,8 +25,11 @@ from tests.applications.test_apps2_efficientnet import (
 )
 
 
+_without_rescaling_build = helpers._config_without_rescaling_build
+
+
 def _normalized(config):
-    config = json.loads(json.dumps(config, default=str))
+    config = _without_rescaling_build(config)
     for layer in config["layers"]:
         for node in layer.get("inbound_nodes", []):
             if layer["class_name"] == "Sequential" and node.get("kwargs") == {"mask": None}:
@@ -161,3 +163,21 @@ def test_channels_first_is_refused_as_keras(monkeypatch):
     monkeypatch.setattr(config, "_image_data_format", "channels_first")
     with pytest.raises(ValueError, match="ConvNeXt does not support the `channels_first` image data format"):
         apps.ConvNeXtTiny(weights=None)
+
+
+def test_input_tensor_matches_keras(keras_ref, monkeypatch):
+    """`input_tensor=` a tensor computed from the user's Input: the model takes that
+    Input and includes the user's layers, as in Keras (the shared helper's path
+    for the other families is the same `get_source_inputs`)."""
+    models = []
+    for lib, fn in ((keras_ref, keras_ref.applications.ConvNeXtTiny), (kerasish, apps.ConvNeXtTiny)):
+        lib.backend.clear_session()
+        inp = lib.Input((32, 32, 3), name="img")
+        x = lib.layers.Rescaling(2.0, name="pre")(inp)
+        models.append(fn(include_top=False, weights=None, input_tensor=x, pooling="avg"))
+    theirs, ours = models
+    _assert_same_convnext(theirs, ours, monkeypatch)
+    assert [t.name for t in ours.inputs] == ["img"]
+    assert [layer.name for layer in ours.layers[:3]] == ["img", "pre", "convnext_tiny_prestem_normalization"]
+    ours.set_weights(_randomize(theirs, seed=5))
+    _assert_same_outputs(theirs, ours, _images(seed=5) / 2.0)
