@@ -299,8 +299,47 @@ def test_classifier_activation_with_pretrained_weights(b0_top, tmp_path):
         "pretrained weights, with `include_top=True`; Received: classifier_activation=")
 
 
-def test_preprocess_and_decode(keras_ref):
+def test_preprocess_and_decode(keras_ref, tmp_path, monkeypatch):
+    from keras.src.applications import imagenet_utils as theirs_utils
+
+    from kerasish.applications import imagenet_utils as ours_utils
+
     x = _images()
     assert apps.efficientnet.preprocess_input(x) is x
     with pytest.raises(ValueError, match=r"expects a batch of predictions.*Received array with shape: \(2, 10\)"):
         apps.efficientnet.decode_predictions(np.zeros((2, 10)))
+    # the class index is read from the Keras cache; none there: a clear error
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(ours_utils, "CLASS_INDEX", None)
+    with pytest.raises(FileNotFoundError, match="imagenet_class_index.json"):
+        apps.efficientnet.decode_predictions(np.zeros((2, 1000)))
+    # with the same (made-up) index on both sides, the same decoded lists
+    index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    monkeypatch.setattr(ours_utils, "CLASS_INDEX", index)
+    monkeypatch.setattr(theirs_utils, "CLASS_INDEX", index)
+    preds = np.random.RandomState(0).dirichlet(np.ones(1000), size=3).astype("float32")
+    expected = keras_ref.applications.efficientnet.decode_predictions(preds, top=4)
+    assert apps.efficientnet.decode_predictions(preds, top=4) == expected
+    assert apps.efficientnet.decode_predictions(torch.as_tensor(preds), top=4) == expected
+
+
+@pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_imagenet_utils_preprocess_input_matches_keras(keras_ref, mode, data_format):
+    from kerasish.applications import imagenet_utils as ours_utils
+
+    x = _images((5, 4, 3), batch=2, seed=9)
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    for sample in (x, x[0]):  # 4D and 3D
+        expected = keras_ref.applications.imagenet_utils.preprocess_input(sample.copy(), data_format, mode)
+        got = ours_utils.preprocess_input(sample.copy(), data_format=data_format, mode=mode)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-4)
+        got = ours_utils.preprocess_input(torch.as_tensor(sample), data_format=data_format, mode=mode)
+        np.testing.assert_allclose(_to_numpy(got), expected, rtol=1e-6, atol=1e-4)
+    uint8 = x.astype("uint8")
+    np.testing.assert_allclose(ours_utils.preprocess_input(uint8, data_format, mode),
+                               keras_ref.applications.imagenet_utils.preprocess_input(uint8, data_format, mode),
+                               rtol=1e-6, atol=1e-4)
+    with pytest.raises(ValueError, match="Expected mode to be one of `caffe`, `tf` or `torch`. Received: mode=x"):
+        ours_utils.preprocess_input(x, mode="x")
