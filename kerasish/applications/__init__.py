@@ -41,3 +41,31 @@ __all__ = [
 ]
 
 # --- apps2 ---
+from kerasish.applications import convnext  # noqa: E402
+from kerasish.applications import densenet  # noqa: E402
+from kerasish.applications import efficientnet  # noqa: E402
+from kerasish.applications import efficientnet_v2  # noqa: E402
+from kerasish.applications import inception_resnet_v2  # noqa: E402
+from kerasish.applications.convnext import (  # noqa: E402
+    ConvNeXtBase, ConvNeXtLarge, ConvNeXtSmall, ConvNeXtTiny, ConvNeXtXLarge,
+)
+from kerasish.applications.densenet import DenseNet121, DenseNet169, DenseNet201  # noqa: E402
+from kerasish.applications.efficientnet import (  # noqa: E402
+    EfficientNetB0, EfficientNetB1, EfficientNetB2, EfficientNetB3,
+    EfficientNetB4, EfficientNetB5, EfficientNetB6, EfficientNetB7,
+)
+from kerasish.applications.efficientnet_v2 import (  # noqa: E402
+    EfficientNetV2B0, EfficientNetV2B1, EfficientNetV2B2, EfficientNetV2B3,
+    EfficientNetV2L, EfficientNetV2M, EfficientNetV2S,
+)
+from kerasish.applications.inception_resnet_v2 import InceptionResNetV2  # noqa: E402
+
+__all__ += [
+    "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
+    "DenseNet121", "DenseNet169", "DenseNet201",
+    "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4", "EfficientNetB5",
+    "EfficientNetB6", "EfficientNetB7",
+    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L",
+    "EfficientNetV2M", "EfficientNetV2S", "InceptionResNetV2",
+    "convnext", "densenet", "efficientnet", "efficientnet_v2", "inception_resnet_v2",
+]
