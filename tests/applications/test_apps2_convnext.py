@@ -147,6 +147,7 @@ def test_argument_errors_match_keras(keras_ref, kwargs):
 def test_imagenet_name_check_matches_keras(keras_ref, tmp_path, monkeypatch):
     """With weights="imagenet" Keras checks the model name before looking for the file."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delattr(kerasish.utils, "get_file", raising=False)  # the cache-only path: no download
     kwargs = dict(include_top=False, weights="imagenet", input_shape=(32, 32, 3), name="mine")
     with pytest.raises(ValueError) as theirs:
         keras_ref.applications.ConvNeXtTiny(**kwargs)
