@@ -159,6 +159,9 @@ def record_loss(layer, loss) -> None:
     state = LOCAL.state
     key = id(layer)
     entry = state.entry if state.stack else key
+    # a layer that never added a loss has none to drop: its hot leaf calls skip `begin_outermost`
+    # (and, under torch.compile, the guards on this thread's call state)
+    layer.__dict__["_added_losses"] = True
     losses = state.losses
     state.dirty = True
     held = losses.get(key)

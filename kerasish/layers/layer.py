@@ -599,15 +599,20 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         x = args[0] if args else None
         # `_plain` is the hot path's plan: a tuple of constants (compute dtype, passes masks,
         # input check; see `_derive_plain`). Any tensor qualifies: a tensor subclass (a Keras
-        # Variable, a DTensor) would take the full path to the same result, and compiled code
-        # guards an `isinstance` for free where `type(x) is torch.Tensor` costs a Python guard
+        # Variable, a DTensor) would take the full path to the same result. A tensor of the
+        # compute dtype is recognised by its dtype alone (no other input has a torch dtype there:
+        # a KerasTensor's is a string, an array's a NumPy dtype): under torch.compile each global
+        # name read here (`isinstance`, `torch`) would be a guard checked on every call
         plan = d["_plain"]
-        if (
-            plan
-            and isinstance(x, torch.Tensor)
-            and (x.dtype is plan[0] or not (x.is_floating_point() or self._float_inputs or x.is_complex()))
-        ):
-            fast = True
+        fast = False
+        if plan:
+            try:
+                fast = x.dtype is plan[0]
+            except AttributeError:  # not a tensor (a list, a number, None)
+                pass
+            if not fast and isinstance(x, torch.Tensor):  # an integer input of a layer that takes it as is
+                fast = not (x.is_floating_point() or self._float_inputs or x.is_complex())
+        if fast:
             takes_training = plan[3]
             spec = plan[2]
             if spec is not None:
@@ -621,7 +626,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 ):
                     assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
         else:
-            fast = False
             args, x, cast_weights = self._prepare_inputs(args, kwargs)
             if args is None:
                 return x  # a symbolic call: the output KerasTensors
@@ -632,12 +636,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         # it, then the call signature's default (None passes on: inner
         # layers apply their own defaults, as in Keras). `call` gets it only
         # when it takes it; an explicit `mask=` to a call without one is a TypeError (as Keras)
-        state = _LOCAL.state
-        stack = state.stack
         # the resolved mode goes to `call`, to sublayers (the stack) or to the full path; a hot
-        # call of a leaf layer whose `call` takes no `training` has no use for it (nor for the
-        # class: under torch.compile every class attribute read is a guard checked per call)
+        # call of a leaf layer whose `call` takes no `training` has no use for it, nor for the
+        # call state (under torch.compile every class attribute or global read is a guard
+        # checked per call, and a thread-local read among the dearest)
         if takes_training or not fast or d["_modules"]:
+            state = _LOCAL.state
+            stack = state.stack
             cls = type(self)  # (class-level flags read from the class: fewer guards under torch.compile)
             training = kwargs.get("training") if kwargs else None
             if training is None:
@@ -663,10 +668,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 kwargs["training"] = cls._call_training_unset if training is None else training
             elif kwargs:
                 kwargs.pop("training", None)
-        elif kwargs:
-            kwargs.pop("training", None)
-        if state.dirty and not stack:
-            ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
+            if state.dirty and not stack:
+                ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
+        else:
+            if kwargs:
+                kwargs.pop("training", None)
+            # an outermost call drops the losses it replaces: a leaf's own only (`begin_outermost`),
+            # and only a layer that ever added one has any (`record_loss` marks it)
+            if d.get("_added_losses"):
+                state = _LOCAL.state
+                if state.dirty and not state.stack:
+                    ctx.begin_outermost(self)
 
         if fast:
             if d["_modules"]:

@@ -280,3 +280,72 @@ def test_layer_that_builds_inside_its_call_has_its_plan_after_the_first_call():
     for _ in range(3):
         torch.testing.assert_close(compiled(x, x), expected)
     assert len(counts) == 1
+
+
+def test_compiled_hot_call_of_a_leaf_layer_guards_no_global():
+    """A hot call of a leaf layer whose `call` takes no `training` reads no global name (no
+    `isinstance`, `torch`, thread-local call state): each would be a guard checked on every
+    compiled call, the thread-local one among the dearest."""
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    class Affine(keras.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], 3), initializer="ones")
+
+        def call(self, inputs):
+            return inputs @ self.w
+
+    torch._dynamo.reset()
+    layer = Affine()
+    x = torch.ones(2, 4)
+    layer(x)
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    torch.testing.assert_close(compiled(x), torch.full((2, 3), 4.0))
+    entries = _debug_get_cache_entry_list(type(layer).forward.__code__)
+    assert len(entries) == 1
+    guards = str(entries[0].guard_manager)
+    assert "_plain" in guards
+    assert "G[" not in guards, guards
+
+
+class _SelfRegularized(keras.layers.Layer):
+    """A leaf layer adding a loss in its `call` (takes the hot path)."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], 2), initializer="ones")
+
+    def call(self, inputs):
+        out = inputs @ self.w
+        self.add_loss(out.abs().mean())
+        return out
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_hot_leaf_layer_adding_losses_replaces_them_on_each_outermost_call(compiled):
+    """A hot leaf layer skips the call state unless it ever added a loss: one that adds a loss in
+    its `call` still has exactly this call's loss after each call, eager and compiled (the
+    compiled call compiles once more after its first loss, then stays)."""
+    torch._dynamo.reset()
+    layer = _SelfRegularized()
+    x = torch.ones(2, 3)
+    layer(x)
+    assert _hot(layer)
+    fn = torch.compile(layer, fullgraph=True, backend="eager") if compiled else layer
+    for scale in (1.0, 2.0, 3.0):
+        fn(x * scale)
+        assert len(layer.losses) == 1
+        torch.testing.assert_close(layer.losses[0], torch.tensor(3.0 * scale))
+
+
+def test_hot_layer_takes_symbolic_and_integer_inputs_by_the_full_path():
+    """The hot path recognises a tensor of the compute dtype by its dtype: a KerasTensor (string
+    dtype), a NumPy array and an integer tensor still take the full path, as before."""
+    import numpy as np
+
+    layer, x = _hot_dense()
+    symbolic = layer(keras.Input((4,)))
+    assert isinstance(symbolic, keras.KerasTensor) and tuple(symbolic.shape) == (None, 3)
+    torch.testing.assert_close(layer(x.numpy()), layer(x))
+    torch.testing.assert_close(layer(torch.ones(2, 4, dtype=torch.int64)), layer(x))
+    torch.testing.assert_close(layer(np.ones((2, 4), dtype=np.float64)), layer(x))
+    assert _hot(layer)
