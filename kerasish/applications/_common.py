@@ -32,6 +32,11 @@ def channels_last() -> bool:
     return _config.image_data_format() == "channels_last"
 
 
+def channel_axis() -> int:
+    """The channel axis of 4-D images under the global data format."""
+    return 3 if channels_last() else 1
+
+
 def image_input(input_tensor, input_shape):
     """A new `Input(shape=input_shape)`, or `input_tensor` when it is a
     KerasTensor (anything else raises Input's ValueError, as in Keras)."""
@@ -63,5 +68,9 @@ def make_model(input_tensor, img_input, outputs, name):
     (so layers before it stay part of the model), as Keras does."""
     from kerasish.models.functional import Functional
 
-    inputs = get_source_inputs(input_tensor) if input_tensor is not None else img_input
-    return Functional(inputs, outputs, name=name)
+    return Functional(model_inputs(input_tensor, img_input), outputs, name=name)
+
+
+def model_inputs(input_tensor, img_input):
+    """What the model takes: the Inputs `input_tensor` depends on (Keras's list), or `img_input`."""
+    return get_source_inputs(input_tensor) if input_tensor is not None else img_input

@@ -9,8 +9,9 @@ is a pass-through, as in Keras. Layer names, weights, defaults and errors
 follow Keras, so Keras's weight files (`weights=` a path, or the cached
 `"imagenet"` files) load as they are.
 
-This module also holds the small helpers the other apps2 families share
-(weights argument check, input tensor handling, `correct_pad`, loading).
+The helpers the EfficientNetV2, DenseNet, ConvNeXt and InceptionResNetV2
+modules import from here are the shared ones of `_common` / `imagenet_utils`
+/ `_weights`, plus this family's weights-argument wording.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import copy
 import math
 
 from kerasish import layers
+from kerasish.applications import _common
+from kerasish.applications import _weights
 from kerasish.applications import imagenet_utils
 from kerasish.applications._weights import resolve_weights
 from kerasish.backend import config as _config
-from kerasish.backend.keras_tensor import is_keras_tensor
 from kerasish.models.functional import Functional
-from kerasish.utils.graph_utils import get_source_inputs
 
 __all__ = [
     "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
@@ -40,20 +41,9 @@ _WEIGHTS_ERROR = (
 )
 
 
-def _weights_ok(weights) -> bool:
-    import os
-
-    if weights is None or (isinstance(weights, str) and weights == "imagenet"):
-        return True
-    try:
-        return os.path.exists(weights)
-    except TypeError:
-        return False
-
-
 def _check_weights(weights, include_top, classes, message=None):
     """Keras's two up-front checks of `weights` and `classes` (ValueError)."""
-    if not _weights_ok(weights):
+    if not _weights.weights_argument_is_valid(weights):
         raise ValueError(_WEIGHTS_ERROR + f" Received: weights={weights}")
     if weights == "imagenet" and include_top and classes != 1000:
         raise ValueError(
@@ -61,41 +51,16 @@ def _check_weights(weights, include_top, classes, message=None):
         )
 
 
-def _channel_axis() -> int:
-    return 3 if _config.image_data_format() == "channels_last" else 1
-
-
-def _image_input(input_tensor, input_shape):
-    """The model's image tensor: a new Input, or the user's `input_tensor`."""
-    if input_tensor is None:
-        return layers.Input(shape=input_shape)
-    if not is_keras_tensor(input_tensor):
-        return layers.Input(tensor=input_tensor, shape=input_shape)
-    return input_tensor
-
-
-def _model_inputs(input_tensor, img_input):
-    """What the model takes: the Inputs `input_tensor` depends on (Keras's list), or `img_input`."""
-    return get_source_inputs(input_tensor) if input_tensor is not None else img_input
-
-
-def _correct_pad(x, kernel_size):
-    """Keras's `imagenet_utils.correct_pad`: the ZeroPadding2D before a stride-2
-    'valid' conv that reproduces TF's "same" padding (one less on the top/left
-    for even sizes; (1, 1) less when the size is unknown)."""
-    dim = 2 if _config.image_data_format() == "channels_first" else 1
-    size = tuple(x.shape[dim:dim + 2])
-    kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-    adjust = (1, 1) if size[0] is None else (1 - size[0] % 2, 1 - size[1] % 2)
-    correct = (kernel[0] // 2, kernel[1] // 2)
-    return ((correct[0] - adjust[0], correct[0]), (correct[1] - adjust[1], correct[1]))
+# the helpers every family shares (kerasish/applications/_common.py, imagenet_utils)
+_channel_axis = _common.channel_axis
+_image_input = _common.image_input
+_model_inputs = _common.model_inputs
+_correct_pad = imagenet_utils.correct_pad
 
 
 def _load_weights(model, weights, fname, origin, file_hash=None):
     """Loads `weights` ("imagenet" from the Keras cache, or a file) into `model`."""
-    path = resolve_weights(weights, fname, origin, file_hash=file_hash, cache_subdir="models")
-    if path is not None:
-        model.load_weights(path)
+    _weights.load_application_weights(model, weights, fname, origin, file_hash)
     return model
 
 

@@ -21,9 +21,9 @@ import math
 from kerasish import initializers, layers
 from kerasish.applications import imagenet_utils
 from kerasish.applications._weights import resolve_weights
+from kerasish.applications._weights import weights_argument_is_valid
 from kerasish.applications.efficientnet import (
     CONV_KERNEL_INITIALIZER, DENSE_KERNEL_INITIALIZER, _channel_axis, _image_input, _load_weights, _model_inputs,
-    _weights_ok,
 )
 from kerasish.backend import config as _config
 from kerasish.models.functional import Functional
@@ -183,7 +183,7 @@ def EfficientNetV2(width_coefficient, depth_coefficient, default_size, dropout_r
     """
     if blocks_args == "default":
         blocks_args = DEFAULT_BLOCKS_ARGS[name]
-    if not _weights_ok(weights):
+    if not weights_argument_is_valid(weights):
         # Keras's message, missing space before "Received" included
         raise ValueError(
             "The `weights` argument should be either `None` (random initialization), `imagenet` "

@@ -9,6 +9,7 @@ Input at least 75x75.
 from __future__ import annotations
 
 from kerasish import layers
+from kerasish.applications import _common
 from kerasish.applications import imagenet_utils
 from kerasish.applications._weights import resolve_weights
 from kerasish.applications.efficientnet import _check_weights, _image_input, _load_weights, _model_inputs
@@ -25,8 +26,7 @@ _WEIGHT_FILES = {  # include_top -> (file, md5)
 }
 
 
-def _channel_axis():
-    return 1 if _config.image_data_format() == "channels_first" else 3
+_channel_axis = _common.channel_axis
 
 
 def conv2d_bn(x, filters, kernel_size, strides=1, padding="same", activation="relu", use_bias=False, name=None):
