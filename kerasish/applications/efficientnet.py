@@ -73,11 +73,7 @@ def _top_or_pooling(x, include_top, pooling, classes, classifier_activation, wei
             x = layers.Dropout(dropout_rate, name="top_dropout")(x)
         imagenet_utils.validate_activation(classifier_activation, weights)
         return layers.Dense(classes, activation=classifier_activation, name="predictions", **(dense_kwargs or {}))(x)
-    if pooling == "avg":
-        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    if pooling == "max":
-        return layers.GlobalMaxPooling2D(name="max_pool")(x)
-    return x
+    return _common.pooling_head(x, pooling, avg_name="avg_pool", max_name="max_pool")
 
 
 # --- EfficientNet ------------------------------------------------------------
