@@ -516,8 +516,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         d["_mixed"] = policy.compute_torch_dtype != policy.variable_torch_dtype
         # Keras's Layer.__call__ runs `quantized_call` (-> `_int8_call`, ...) instead of `call`
         # under a quantized policy; kerasish's own quantizable layers branch inside their `call`
-        d["_quantized_dispatch"] = (
-            not type(self)._quantizes_in_call and getattr(policy, "quantization_mode", None) is not None)
+        # (the `quantization_mode` property: a DTypePolicyMap answers per layer name)
+        d["_quantized_dispatch"] = not type(self)._quantizes_in_call and (
+            self.quantization_mode if "name" in d else policy.quantization_mode) is not None
         d["_plain"] = None  # the hot path's plan holds the compute dtype: derive it again
 
     @property

@@ -157,6 +157,12 @@ def test_quantized_policy_without_the_hook_raises_as_keras(keras_ref):
         layer = Plain(dtype="int8_from_float32")
         with pytest.raises(NotImplementedError, match="does not have a `_int8_call` method implemented"):
             layer(X)
+        # a DTypePolicyMap answers per layer: only the layer it quantizes takes the quantized path
+        policy_map = lib.dtype_policies.DTypePolicyMap(default_policy="float32")
+        policy_map["quantized_plain"] = "int8_from_float32"
+        with pytest.raises(NotImplementedError, match="does not have a `_int8_call` method implemented"):
+            Plain(name="quantized_plain", dtype=policy_map)(X)
+        np.testing.assert_array_equal(_np(lib, Plain(name="float_plain", dtype=policy_map)(X)), X * 2.0)
 
 
 def test_quantized_model_saves_and_loads_across_libraries(keras_ref, classes, tmp_path):
