@@ -357,9 +357,19 @@ class DataAdapter:
     """Yields batches (nested structures of tensors on `device`) for one epoch."""
 
     num_batches: int | None = None
+    _shard = None  # under a distribution: the run whose ranks share each global batch
 
     def __iter__(self):
         raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Under a distribution, an adapter shuffles each pass from a seed
+        shared by the ranks plus a pass counter; this sets the counter to
+        fit's epoch (as `DistributedSampler.set_epoch`), so a fit resumed at
+        epoch k (BackupAndRestore, a torchrun restart) replays the
+        uninterrupted run's order rather than epoch 0's."""
+        if self._shard is not None:
+            self._epoch = int(epoch)
 
 
 class ArrayDataAdapter(DataAdapter):

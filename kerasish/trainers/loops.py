@@ -258,6 +258,10 @@ class TrainerLoops:
             self.reset_metrics()
             if iterator.sampler is not None:  # (before the callbacks: a user's `set_epoch` there wins)
                 iterator.sampler.set_epoch(epoch)
+            elif run is not None and iterator.steps_per_epoch is None:
+                # a pass per epoch over data split across ranks: shuffled as epoch `epoch` of the run,
+                # so a resumed fit replays the uninterrupted order
+                iterator.adapter.set_epoch(epoch)
             cbs.on_epoch_begin(epoch)
             switch_mode(self, True)
             logs, steps_run, steps_skipped = None, 0, 0

@@ -165,6 +165,22 @@ try:
 except ValueError as e:
     result["own_subset_lengths"] = str(e)
 
+# 13. shuffled arrays and a shuffled PyDataset: a fit resumed at epoch 2 (`initial_epoch`, where
+#     BackupAndRestore and a torchrun restart resume, the RNG as a restarted script has it) shuffles
+#     epoch 2 as the uninterrupted fit does, not as epoch 0
+for name, data in (("arrays", (X, Y)), ("pydataset", (Batches(),))):
+    keras.utils.set_random_seed(5)
+    model = fresh()
+    model.fit(*data, batch_size=None if name == "pydataset" else 8, epochs=3, shuffle=True, verbose=0)
+    put(result, "whole_" + name, model)
+    keras.utils.set_random_seed(5)
+    model = fresh()
+    model.fit(*data, batch_size=None if name == "pydataset" else 8, epochs=2, shuffle=True, verbose=0)
+    keras.utils.set_random_seed(5)
+    model.fit(*data, batch_size=None if name == "pydataset" else 8, epochs=3, initial_epoch=2, shuffle=True,
+              verbose=0)
+    put(result, "resumed_" + name, model)
+
 with open(os.path.join(OUT, f"rank{RANK}.json"), "w") as f:
     json.dump(result, f)
 
