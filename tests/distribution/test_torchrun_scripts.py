@@ -176,9 +176,9 @@ def test_torchrun_script_trains_like_one_process(tmp_path):
     for r in got:
         assert len(r["own_subset_warnings"]) == 1 and "auto_shard_dataset=False" in r["own_subset_warnings"][0]
         assert "different number of batches on each rank ([2, 4])" in r["own_subset_lengths"]
-    # 13. shuffled arrays / PyDataset: a fit resumed at epoch 2 ends where the uninterrupted one does
+    # 13. shuffled arrays / PyDataset / DataLoader: a fit resumed at epoch 2 ends where the uninterrupted one does
     for r in got:
-        for name in ("arrays", "pydataset"):
+        for name in ("arrays", "pydataset", "loader"):
             assert_weights(r["resumed_" + name], [np.array(w) for w in r["whole_" + name]], rtol=1e-6, atol=1e-7,
                            what=f"shuffled {name} resumed at epoch 2")
     # ... and none of the data read alike by the ranks above (DistributedSampler, PyDataset, ...) warned

@@ -165,19 +165,28 @@ try:
 except ValueError as e:
     result["own_subset_lengths"] = str(e)
 
-# 13. shuffled arrays and a shuffled PyDataset: a fit resumed at epoch 2 (`initial_epoch`, where
+# 13. shuffled arrays, a shuffled PyDataset and a DataLoader(shuffle=True): a fit resumed at epoch 2 (`initial_epoch`, where
 #     BackupAndRestore and a torchrun restart resume, the RNG as a restarted script has it) shuffles
 #     epoch 2 as the uninterrupted fit does, not as epoch 0
-for name, data in (("arrays", (X, Y)), ("pydataset", (Batches(),))):
+class Quarters(keras.utils.PyDataset):  # 8 global batches of 4 (8! orders)
+    def __len__(self):
+        return len(X) // 4
+
+    def __getitem__(self, i):
+        return X[4 * i:4 * i + 4], Y[4 * i:4 * i + 4]
+
+
+for name, data in (("arrays", (X, Y)), ("pydataset", (Quarters(),)),
+                   ("loader", (torch.utils.data.DataLoader(ds, batch_size=8, shuffle=True),))):
     keras.utils.set_random_seed(5)
     model = fresh()
-    model.fit(*data, batch_size=None if name == "pydataset" else 8, epochs=3, shuffle=True, verbose=0)
+    model.fit(*data, batch_size=None if name != "arrays" else 8, epochs=3, shuffle=True, verbose=0)
     put(result, "whole_" + name, model)
     keras.utils.set_random_seed(5)
     model = fresh()
-    model.fit(*data, batch_size=None if name == "pydataset" else 8, epochs=2, shuffle=True, verbose=0)
+    model.fit(*data, batch_size=None if name != "arrays" else 8, epochs=2, shuffle=True, verbose=0)
     keras.utils.set_random_seed(5)
-    model.fit(*data, batch_size=None if name == "pydataset" else 8, epochs=3, initial_epoch=2, shuffle=True,
+    model.fit(*data, batch_size=None if name != "arrays" else 8, epochs=3, initial_epoch=2, shuffle=True,
               verbose=0)
     put(result, "resumed_" + name, model)
 
