@@ -54,9 +54,6 @@ ALLOWED = {
     "callbacks": {
         "OrbaxCheckpoint": (OTHER_BACKEND, "Orbax (JAX) checkpoints"),
     },
-    "optimizers": {
-        "legacy": (OTHER_BACKEND, "tf.keras legacy optimizers (Keras 3 raises there too)"),
-    },
     "config": {
         "is_nnx_enabled": (OTHER_BACKEND, "Flax NNX (JAX)"),
         "set_backend": (TORCH_ONLY, "there is no other backend to switch to"),

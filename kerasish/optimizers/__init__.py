@@ -25,6 +25,7 @@ from kerasish.optimizers.optimizers import (
     RMSprop,
 )
 from kerasish.optimizers.schedule_free_adamw import ScheduleFreeAdamW
+from kerasish.optimizers import legacy  # noqa: E402  (tf.keras 2's legacy optimizers)
 from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
@@ -49,6 +50,9 @@ def deserialize(config: dict, custom_objects: dict | None = None):
         ValueError: for unknown class names.
     """
     config = dict(config)
+    if config.get("module") == "keras.optimizers.legacy" and config.get("class_name") in legacy.ALL_OBJECTS_DICT:
+        # tf.keras 2's legacy optimizers (what kerasish writes for them, and tf-keras for its own)
+        return legacy.ALL_OBJECTS_DICT[config["class_name"]].from_config(config.get("config") or {}, custom_objects)
     if str(config.get("class_name", "")).lower() in ALL_OBJECTS_DICT:
         config["class_name"] = config["class_name"].lower()
     return deserialize_keras_object(

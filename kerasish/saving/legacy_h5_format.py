@@ -382,6 +382,12 @@ def _load_optimizer_weights(model, group, training_config, where):
     if len(names) > 1 and names[1].split("/")[-1].split(":")[0] == "learning_rate":  # Keras 3 writes it second
         lr_value = _read_dataset(datasets[1][1], (), where, "optimizer learning rate")
         datasets = [datasets[0], *datasets[2:]]
+    momentum_cache = None
+    if (legacy and len(datasets) > 1 and datasets[1][0].split("/")[-1].split(":")[0] == "momentum_cache"
+            and hasattr(opt, "schedule_decay")):
+        # a legacy Nadam's running product of its momentum schedule (kerasish's legacy Nadam keeps it)
+        momentum_cache = _read_dataset(datasets[1][1], (), where, "optimizer momentum_cache")
+        datasets = [datasets[0], *datasets[2:]]
     extra = len(datasets) - 1 - n * k
     if datasets and legacy and extra == n and all(tuple(d.shape) == (1,) for _, d in datasets[-n:]):
         datasets, extra = datasets[:-n], 0  # multi-backend Keras Adam's unused `vhat`s
@@ -412,6 +418,8 @@ def _load_optimizer_weights(model, group, training_config, where):
         target.copy_(torch.as_tensor(value, dtype=target.dtype))
     if iterations is not None:
         opt.iterations = int(iterations)
+    if momentum_cache is not None:
+        opt._u_product.fill_(float(momentum_cache))
     if lr_value is not None and getattr(opt, "_schedule", None) is None:
         opt.learning_rate = float(lr_value)
 
@@ -467,7 +475,7 @@ def save_weights_to_group(model, group) -> None:
 
 
 def _numpy(w):
-    t = w.value if hasattr(w, "value") and isinstance(getattr(w, "value"), torch.Tensor) else w
+    t = w.value if hasattr(w, "value") and isinstance(w.value, torch.Tensor) else w
     return t.detach().cpu().numpy()
 
 
@@ -528,16 +536,23 @@ def _save_optimizer_weights(model, f):
     prefix = type(opt).__name__
     if any(p not in opt.state or slot not in opt.state[p] for p in params for slot in opt._slot_names):
         return
-    legacy_slots = _LEGACY_SLOT_NAMES.get(prefix, {})
-    if getattr(opt, "decay", 0) and all(slot in legacy_slots for slot in opt._slot_names):
-        # The training config names a tf.keras 2 *legacy* optimizer (the only ones taking `decay`): its
-        # `set_weights` wants `<Name>/iter:0`, then each slot for every weight in turn (all m, then all v)
+    from kerasish.optimizers import legacy as legacy_optimizers
+
+    is_legacy = isinstance(opt, legacy_optimizers.ALL_OBJECTS)
+    legacy_slots = (_LEGACY_SLOT_NAMES_OF_LEGACY if is_legacy else _LEGACY_SLOT_NAMES).get(prefix, {})
+    if (is_legacy or getattr(opt, "decay", 0)) and all(slot in legacy_slots for slot in opt._slot_names):
+        # The training config names a tf.keras 2 *legacy* optimizer (`keras.optimizers.legacy`, or one
+        # given `decay`, which only they took): its `set_weights` wants `<Name>/iter:0` (Nadam: then its
+        # `momentum_cache`), then each slot for every weight in turn (all m, then all v; Ftrl: both
+        # slots of one weight before the next)
         state = [(f"{prefix}/iter:0", np.asarray(int(opt.iterations), dtype=np.int64))]
-        for slot in opt._slot_names:
-            short = legacy_slots[slot]
-            for p in params:
-                path = getattr(p, "path", "var")
-                state.append((f"{prefix}/{path}/{short}:0", opt.state[p][slot].detach().cpu().numpy()))
+        if is_legacy and hasattr(opt, "schedule_decay"):
+            state.append((f"{prefix}/momentum_cache:0", np.asarray(float(opt._u_product), dtype=np.float32)))
+        order = ([(slot, p) for p in params for slot in opt._slot_names] if prefix in _LEGACY_INTERLEAVED_SLOTS
+                 else [(slot, p) for slot in opt._slot_names for p in params])
+        for slot, p in order:
+            path = getattr(p, "path", "var")
+            state.append((f"{prefix}/{path}/{legacy_slots[slot]}:0", opt.state[p][slot].detach().cpu().numpy()))
     else:  # tf.keras 2.11+'s optimizers: `iteration:0`, then every slot of each weight
         state = [("iteration:0", np.asarray(int(opt.iterations), dtype=np.int64))]
         for p in params:
@@ -567,4 +582,10 @@ _LEGACY_SLOT_NAMES = {
     "Adagrad": {"accumulator": "accumulator"},
     "Adadelta": {"accumulated_grad": "accum_grad", "accumulated_delta_var": "accum_var"},
     "RMSprop": {"velocity": "rms", "momentum": "momentum", "average_gradient": "mg"},
+}
+# ... and for `keras.optimizers.legacy`'s optimizers, whose files hold their whole legacy state
+_LEGACY_SLOT_NAMES_OF_LEGACY = {
+    **_LEGACY_SLOT_NAMES,
+    "Nadam": {"momentum": "m", "velocity": "v"},
+    "Ftrl": {"accumulator": "accumulator", "linear": "linear"},
 }

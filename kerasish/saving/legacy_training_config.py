@@ -6,9 +6,10 @@ Where Keras 2 and Keras 3 differ:
   was removed in Keras 3; kerasish optimizers take it as an argument and
   apply it as tf.keras 2 did (written back as a legacy optimizer); tf-keras writes `Custom>Adam` class names and
   `is_legacy_optimizer`;
-- legacy RMSprop / Adagrad / Adadelta / Adamax / Nadam update differently from
-  Keras 3 (epsilon outside the square root, Nadam's momentum schedule): they
-  load with Keras 3's rule and a warning (SGD and Adam are the same);
+- legacy optimizers (RMSprop / Adagrad: epsilon outside the square root;
+  Nadam: its momentum schedule, `decay` being that schedule's rate) load as
+  `keras.optimizers.legacy`'s, which keep tf.keras 2's rules and are written
+  back as legacy optimizers;
 - losses `logcosh`, `kld` / `kullback_leibler_divergence`, `huber_loss`
   (Keras 3 spells them `log_cosh`, `kl_divergence`, `huber`);
 - metrics are nested per output and written as `MeanMetricWrapper`s.
@@ -17,12 +18,9 @@ Where Keras 2 and Keras 3 differ:
 from __future__ import annotations
 
 import inspect
-import warnings
 
 from kerasish.saving.legacy_config import _downgrade
 
-# Legacy (Keras 2 / `optimizers.legacy`) optimizers whose update equals Keras 3's.
-_SAME_UPDATE_AS_KERAS3 = {"SGD", "Adam"}
 _LOSS_NAMES = {"logcosh": "log_cosh", "kld": "kl_divergence", "kullback_leibler_divergence": "kl_divergence",
                "huber_loss": "huber"}
 
@@ -160,11 +158,16 @@ def optimizer_from_keras2(opt_config: dict, custom_objects=None):
     if class_name in _KERAS2_LOSS_SCALE_OPTIMIZERS:
         return _loss_scale_optimizer_from_keras2(class_name, inner, custom_objects)
     legacy = inner.get("is_legacy_optimizer", "lr" in inner or "decay" in inner)
-    if legacy and class_name not in _SAME_UPDATE_AS_KERAS3:
-        warnings.warn(
-            f"The Keras 2 file's optimizer is the legacy `{class_name}`, whose update rule differs from Keras 3's "
-            "(e.g. epsilon outside the square root); kerasish continues training with Keras 3's rule, so steps "
-            "after loading are close to, not equal to, the original framework's.", stacklevel=4)
+    if legacy and class_name in optimizers.legacy.ALL_OBJECTS_DICT and not (custom_objects or {}).get(class_name):
+        # tf.keras 2's legacy optimizer, rebuilt as one: its own update rule (RMSprop's and Adagrad's
+        # epsilon, Nadam's schedule and `decay`), arguments and config
+        inner.pop("jit_compile", None)
+        if isinstance(inner.get("learning_rate"), dict):
+            inner["learning_rate"] = schedules.deserialize(inner["learning_rate"])
+        try:
+            return optimizers.legacy.ALL_OBJECTS_DICT[class_name].from_config(inner)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"Could not rebuild the Keras 2 optimizer '{class_name}' from {inner}: {e}") from e
     if "lr" in inner:
         inner["learning_rate"] = inner.pop("lr")
     if not inner.get("decay"):
@@ -276,7 +279,10 @@ def training_config_from_model(model):
         if isinstance(inner.get("learning_rate"), dict):
             lr = inner["learning_rate"]
             inner["learning_rate"] = {"class_name": lr.get("class_name"), "config": lr.get("config")}
-        inner["is_legacy_optimizer"] = bool(inner.get("decay"))
+        from kerasish.optimizers import legacy as legacy_optimizers
+
+        # a `keras.optimizers.legacy` optimizer, or one given Keras 2's `decay` (which only those took)
+        inner["is_legacy_optimizer"] = isinstance(opt, legacy_optimizers.ALL_OBJECTS) or bool(inner.get("decay"))
         if inner["is_legacy_optimizer"]:
             # tf.keras 2 writes a legacy optimizer's config without the flag (its absence means legacy:
             # `keras.optimizers.deserialize`); Keras 2.12's legacy optimizers refuse it as an argument.

@@ -107,13 +107,19 @@ def _public_module(module: str, class_name: str) -> str:
     if not module.startswith("keras.") or module.startswith("keras.src"):
         return module
     parts = module.split(".")
+    try:  # the class the full path names: a shorter module must export that class, not a namesake
+        # (`keras.optimizers.legacy.RMSprop` is not `keras.optimizers.RMSprop`)
+        named = getattr(importlib.import_module("kerasish" + module[len("keras"):]), class_name, None)
+    except ImportError:
+        named = None
     for n in range(2, len(parts)):
         candidate = ".".join(parts[:n])
         try:
             mod = importlib.import_module("kerasish" + candidate[len("keras") :])
         except ImportError:
             continue
-        if isinstance(getattr(mod, class_name, None), type):
+        found = getattr(mod, class_name, None)
+        if isinstance(found, type) and (not isinstance(named, type) or found is named):
             return candidate
     return module
 

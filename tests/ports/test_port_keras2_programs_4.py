@@ -350,22 +350,18 @@ LEGACY_OPTIMIZERS = {
 }
 
 
-NADAM_GAP = ("tf-keras's legacy Nadam is another algorithm than Keras 3's: its momentum schedule is "
-             "0.96 ** (0.004 * t) with lr / (1 + 0.004 * t) (its `schedule_decay`, written as `decay`), and its state "
-             "holds a `momentum_cache`; kerasish starts a fresh Keras 3 Nadam")
-
-
-@pytest.mark.parametrize("key", [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=NADAM_GAP))
-                                 if k == "nadam" else k for k in LEGACY_OPTIMIZERS])
+@pytest.mark.parametrize("key", list(LEGACY_OPTIMIZERS))
 def test_legacy_optimizer_state_resumed(tmp_path, key):
-    """A tf-keras legacy optimizer's state in `.h5`, resumed by kerasish for 2 epochs as tf-keras resumed it."""
+    """A tf-keras legacy optimizer's state in `.h5` (legacy Nadam's `momentum_cache` too), resumed by
+    kerasish's `keras.optimizers.legacy` optimizer for 2 epochs as tf-keras resumed it."""
     from kerasish.models import load_model
 
     arrays, meta, listed = _expected("legacy_optimizers")
     x, y = regression_data(5, n=16, d=4)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "the legacy `RMSprop`'s update rule differs from Keras 3's"
+        warnings.simplefilter("error")  # (no "Skipping loading optimizer weights", no other warning)
         loaded = load_model(_fixture(tmp_path, f"legacy_optimizers_{key}.h5"))
+    assert type(loaded.optimizer) is getattr(keras.optimizers.legacy, LEGACY_OPTIMIZERS[key][0])
     _assert_list(loaded.get_weights(), listed(f"{key}_saved"), EXACT)
     assert int(loaded.optimizer.iterations) == 4
     h = loaded.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)

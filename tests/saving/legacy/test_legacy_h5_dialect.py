@@ -12,6 +12,7 @@ with `lr` / `decay`, no `epsilon`); `model_weights` without the InputLayer;
 """
 
 import json
+import warnings
 
 import h5py
 import numpy as np
@@ -335,12 +336,17 @@ def test_keras2_hard_sigmoid_survives_a_keras_archive_in_a_fresh_process(tmp_pat
     assert float(proc.stdout.strip().splitlines()[-1]) == pytest.approx(0.9)  # 0.2 * 2 + 0.5 (Keras 3: 0.8333)
 
 
-def test_legacy_rmsprop_warns_that_its_update_rule_differs():
-    with pytest.warns(UserWarning, match="legacy `RMSprop`.*differs"):
+def test_legacy_rmsprop_is_rebuilt_as_the_legacy_optimizer():
+    """A Keras 2 config's legacy RMSprop (its epsilon outside the square root) is
+    `keras.optimizers.legacy.RMSprop`, with no warning (tests/optimizers/test_legacy_optimizers.py checks
+    its steps against tf-keras)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         opt = legacy_training_config.optimizer_from_keras2(
             {"class_name": "RMSprop", "config": {"lr": 0.01, "rho": 0.9, "decay": 0.0, "epsilon": 1e-7}})
-    assert isinstance(opt, keras.optimizers.RMSprop)
+    assert type(opt) is keras.optimizers.legacy.RMSprop
     assert float(opt.learning_rate) == pytest.approx(0.01)
+    assert opt.get_config()["name"] == "RMSprop"
 
 
 def test_keras22_functional_model_class_and_shared_layer():

@@ -108,9 +108,9 @@ def test_legacy_ftrl_slots_are_read_per_weight(tmp_path):
         names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
         stored = {n: np.asarray(group[n]) for n in names}
     assert names[1].endswith("kernel/accumulator:0") and names[2].endswith("kernel/linear:0")
-    with pytest.warns(UserWarning, match="legacy `Ftrl`"):
-        model = keras.models.load_model(path)
+    model = keras.models.load_model(path)
     opt = model.optimizer
+    assert type(opt) is keras.optimizers.legacy.Ftrl
     assert int(opt.iterations) == 4
     params = list(model.trainable_weights)
     for j, p in enumerate(params):
