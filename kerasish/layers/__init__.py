@@ -48,3 +48,5 @@ for _mod in (_a, _at, _c, _co, _m, _n, _p, _pr, _r, _re, _rn):
     __all__ += list(_mod.__all__)
 if "Input" in globals():
     __all__ += ["Input", "InputLayer"]
+
+from kerasish.layers import experimental  # noqa: E402,F401  (tf.keras 2's experimental names)

@@ -142,7 +142,32 @@ def get(identifier):
     raise ValueError(f"Could not interpret loss identifier: {identifier}")
 
 
+class Reduction:
+    """tf.keras 2's `keras.losses.Reduction` constants, for ported Keras 2 code
+    (`reduction=keras.losses.Reduction.NONE`); Keras 3 takes the strings.
+
+    `AUTO` is tf.keras 2's default, which meant `SUM_OVER_BATCH_SIZE` wherever
+    no `tf.distribute` strategy was in charge (the only case kerasish has): it
+    is that string here, as Keras 3 refuses `"auto"`.
+    """
+
+    AUTO = "sum_over_batch_size"
+    NONE = "none"
+    SUM = "sum"
+    SUM_OVER_BATCH_SIZE = "sum_over_batch_size"
+
+    @classmethod
+    def all(cls):
+        return ("auto", cls.NONE, cls.SUM, cls.SUM_OVER_BATCH_SIZE)
+
+    @classmethod
+    def validate(cls, key):
+        if key not in cls.all():
+            raise ValueError(f'Invalid Reduction Key: {key}. Expected keys are "{cls.all()}"')
+
+
 __all__ = [
+    "Reduction",
     "BCE", "KLD", "MAE", "MAPE", "MSE", "MSLE",
     "BinaryCrossentropy", "BinaryFocalCrossentropy", "CategoricalCrossentropy", "CategoricalFocalCrossentropy",
     "CategoricalHinge", "CosineSimilarity", "Dice", "Hinge", "Huber", "KLDivergence", "LogCosh", "Loss",

@@ -26,6 +26,7 @@ from kerasish.optimizers.optimizers import (
 )
 from kerasish.optimizers.schedule_free_adamw import ScheduleFreeAdamW
 from kerasish.optimizers import legacy  # noqa: E402  (tf.keras 2's legacy optimizers)
+from kerasish.optimizers import experimental  # noqa: E402  (tf.keras 2.9-2.15's names for these)
 from kerasish.saving.serialization_lib import (
     deserialize_keras_object,
     serialize_keras_object,
