@@ -92,12 +92,18 @@ def _map_losses(loss, custom_objects=None):
 
         inner = dict(loss.get("config") or {})
         name = loss["class_name"]
-        if name == "LossFunctionWrapper" or "fn" in inner:
+        if name == "LossFunctionWrapper":  # a loss function (with its keyword arguments, if any)
             return _map_losses(inner.get("fn"), custom_objects)
+        # tf-keras >= 2.13 also writes `fn` (the function's name) in the config of its built-in loss
+        # classes (`LossFunctionWrapper` subclasses): the class with the rest of the config is the loss
+        # (`CategoricalCrossentropy(label_smoothing=0.1)`, `from_logits=True`, ...), never the bare function
+        fn = inner.pop("fn", None)
         inner.pop("reduction", None) if inner.get("reduction") in ("auto", "sum_over_batch_size") else None
         custom = _custom(name, custom_objects)
         if custom is not None:  # a custom `Loss` subclass
             return custom.from_config(inner) if hasattr(custom, "from_config") else custom(**inner)
+        if fn is not None and not inspect.isclass(getattr(losses, name, None)):
+            return _map_losses(fn, custom_objects)  # an unknown wrapper class: its function
         return losses.deserialize({"class_name": name, "config": inner})
     return loss
 
