@@ -557,3 +557,87 @@ def test_stateful_tbptt_program(tmp_path):
     _assert_list([loaded.predict_on_batch(x[1, :, 3 * c:3 * c + 3]) for c in range(3)], listed("loaded_chunks"),
                  LOADED)
     _written_back("stateful_tbptt")
+
+
+# Where a tf-keras 2.21 default differs from kerasish's (Keras 3's): (class, config key) -> why. A port that
+# relied on one of these defaults computes something else unless it writes the Keras 2 value out.
+KERAS2_DEFAULT_DIFFERENCES = {
+    ("ConvLSTM1D", "recurrent_activation"): "tf.keras 2: its hard_sigmoid, clip(0.2 x + 0.5); Keras 3: sigmoid",
+    ("ConvLSTM2D", "recurrent_activation"): "tf.keras 2: its hard_sigmoid, clip(0.2 x + 0.5); Keras 3: sigmoid",
+    ("ConvLSTM3D", "recurrent_activation"): "tf.keras 2: its hard_sigmoid, clip(0.2 x + 0.5); Keras 3: sigmoid",
+    ("Lion", "learning_rate"): "tf.keras 2: 1e-4; Keras 3: 1e-3",
+    ("RMSprop", "ema_overwrite_frequency"): "tf.keras 2: 100; Keras 3: None (only with use_ema=True)",
+    ("MeanIoU", "dtype"): "tf.keras 2: float32; Keras 3: int32 (its confusion-matrix counts; same result)",
+    ("RandomContrast", "factor"): "spelling only: Keras 3 writes 0.2 as (0, 0.2), the same range",
+    ("RandomRotation", "factor"): "spelling only: Keras 3 writes 0.2 as (-0.2, 0.2), the same range",
+    ("StringLookup", "dtype"): "config only: tf.keras 2 writes the int64 output as the layer dtype; Keras 3 float32",
+    ("IntegerLookup", "dtype"): "config only: tf.keras 2 writes the int64 output as the layer dtype; Keras 3 float32",
+    ("TextVectorization", "dtype"): "config only: tf.keras 2 writes `string`; Keras 3 float32",
+}
+# tf-keras layers kerasish does not have (Keras 3 removed them), and those Keras 3 builds otherwise
+KERAS2_ONLY_LAYERS = {"AbstractRNNCell", "LocallyConnected1D", "LocallyConnected2D", "RandomHeight", "RandomWidth",
+                      "ThresholdedReLU"}
+KERAS3_REQUIRES = {"AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D", "AvgPool3D",
+                   "Discretization", "InputLayer"}  # `pool_size` / `bin_boundaries or num_bins` / `shape` required
+
+
+def _config_diffs(tf_value, ours, path=""):
+    """Where two configs disagree, comparing only the keys both have (Keras 3 added keys such as an
+    initializer's `input_axes`); numbers with float32 tolerance, loss reduction "auto" as Keras 3's default."""
+    if isinstance(tf_value, dict) and isinstance(ours, dict):
+        if {"class_name", "config"} <= set(tf_value) and {"class_name", "config"} <= set(ours):
+            if tf_value["class_name"] in ("Policy", "DTypePolicy"):
+                return _config_diffs(tf_value["config"].get("name"), ours["config"].get("name"), path)
+            if tf_value["class_name"] != ours["class_name"]:
+                return [path]
+            return _config_diffs(tf_value["config"], ours["config"], path)
+        if ours.get("class_name") in ("DTypePolicy",) and isinstance(tf_value, str):
+            return _config_diffs(tf_value, ours["config"]["name"], path)
+        return [d for k in tf_value if k in ours and k not in ("name", "seed")
+                for d in _config_diffs(tf_value[k], ours[k], f"{path}.{k}" if path else k)]
+    if isinstance(ours, dict) and ours.get("class_name") == "DTypePolicy":
+        return _config_diffs(tf_value, ours["config"]["name"], path)
+    if isinstance(tf_value, (list, tuple)) and isinstance(ours, (list, tuple)):
+        if len(tf_value) != len(ours):
+            return [path]
+        return [d for a, b in zip(tf_value, ours) for d in _config_diffs(a, b, path)]
+    if isinstance(tf_value, bool) or isinstance(ours, bool):
+        return [] if tf_value == ours else [path]
+    if isinstance(tf_value, (int, float)) and isinstance(ours, (int, float)):
+        return [] if np.isclose(tf_value, ours, rtol=1e-6, atol=0) else [path]
+    if path.endswith("reduction") and {tf_value, ours} <= {"auto", "sum_over_batch_size"}:
+        return []
+    return [] if tf_value == ours else [path]
+
+
+def test_keras2_defaults_differ_only_where_documented():
+    """Every tf-keras 2.21 layer built with only its required arguments, and its optimizers, metrics and
+    losses built with none (recorded configs): kerasish's defaults equal them except the documented
+    `KERAS2_DEFAULT_DIFFERENCES` (README: "Porting tf.keras 2 code")."""
+    import json as _json
+
+    with gzip.open(os.path.join(HERE, "defaults_sweep.json.gz"), "rt") as f:
+        recorded = _json.load(f)
+    found, missing, refused = {}, set(), set()
+    cases = [("layers", keras.layers, n, e["args"], e["config"]) for n, e in recorded["layers"].items()]
+    cases += [("optimizers", keras.optimizers, n, {}, c) for n, c in recorded["optimizers"].items()]
+    cases += [("metrics", keras.metrics, n, e["args"], e["config"]) for n, e in recorded["metrics"].items()]
+    cases += [("losses", keras.losses, n, {}, c) for n, c in recorded["losses"].items()]
+    assert len(cases) > 150
+    for _, module, name, args, tf_config in cases:
+        cls = getattr(module, name, None)
+        if cls is None:
+            missing.add(name)
+            continue
+        try:
+            obj = cls(**args)
+        except (TypeError, ValueError):
+            refused.add(name)
+            continue
+        ours = _json.loads(_json.dumps(obj.get_config(), default=lambda v: list(v) if isinstance(v, tuple) else str(v)))
+        for key in _config_diffs({k: v for k, v in tf_config.items() if k not in ("trainable", "batch_input_shape")},
+                                 ours):
+            found[(name, key.split(".")[0])] = (tf_config.get(key.split(".")[0]), ours.get(key.split(".")[0]))
+    assert missing == KERAS2_ONLY_LAYERS
+    assert refused == KERAS3_REQUIRES
+    assert set(found) == set(KERAS2_DEFAULT_DIFFERENCES), found
