@@ -5,10 +5,11 @@ from __future__ import annotations
 from kerasish.callbacks.callback import Callback
 
 
-class _HistoryDict(dict):
-    """`History.history`: a plain dict of the logged columns that also answers Keras 2's `"lr"` for the
+class Keras2LrDict(dict):
+    """A plain dict (`History.history`, `fit`'s epoch logs) that also answers Keras 2's `"lr"` for the
     learning rate that Keras 3 (and kerasish) log as `"learning_rate"` (LearningRateScheduler,
-    ReduceLROnPlateau), so a ported `history.history["lr"]` reads it; `keys()` stay Keras 3's."""
+    ReduceLROnPlateau), so a ported `history.history["lr"]` or a Keras 2 callback's `logs["lr"]` reads
+    it; `keys()` stay Keras 3's."""
 
     def __missing__(self, key):
         if key == "lr" and dict.__contains__(self, "learning_rate"):
@@ -39,7 +40,7 @@ class History(Callback):
 
     def __init__(self):
         super().__init__()
-        self.history = _HistoryDict()
+        self.history = Keras2LrDict()
         self.epoch = []
 
     def on_train_begin(self, logs=None):
