@@ -418,7 +418,7 @@ def _upgrade_tf_keras_compile_config(compile_config, custom_objects=None, keras_
     compile_config = {k: v for k, v in compile_config.items()
                       if v is not None or k not in ("steps_per_execution", "jit_compile", "run_eagerly")}
     if from_tf_keras and compile_config.get("loss") is not None:
-        compile_config["loss"] = legacy_training_config._map_losses(compile_config["loss"], custom_objects)
+        compile_config["loss"] = legacy_training_config.tf_keras_archive_loss(compile_config["loss"])
     if isinstance(inner, dict):
         compile_config["optimizer"] = legacy_training_config.optimizer_from_keras2(opt, custom_objects)
     return compile_config

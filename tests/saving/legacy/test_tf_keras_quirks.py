@@ -248,3 +248,20 @@ def test_tf_keras_loss_class_config_keeps_its_arguments(saved, probs):
         want = np.mean(-logp[np.arange(6), labels])
         got = loss(labels, logits)
     np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def test_tf_keras_archive_loss_only_takes_fn_out_of_builtin_classes():
+    """In a tf-keras `.keras` compile_config only the built-in loss classes lose Keras 2's `fn` (and
+    `reduction: "auto"`); a serialized function (`class_name: "function"`), a registered custom class and
+    per-output structures pass through to `losses.get` as before (a custom-function archive loaded compiled)."""
+    builtin = {"module": "keras.losses", "class_name": "SparseCategoricalCrossentropy", "registered_name": None,
+               "config": {"reduction": "auto", "name": "scce", "from_logits": True, "ignore_class": None,
+                          "fn": "sparse_categorical_crossentropy"}}
+    function = {"module": "builtins", "class_name": "function", "config": "my>my_loss", "registered_name": "function"}
+    custom = {"module": None, "class_name": "MyLoss", "config": {"fn": "x", "scale": 2.0}, "registered_name": "my>MyLoss"}
+    mapped = legacy_training_config.tf_keras_archive_loss([builtin, {"a": function, "b": custom}])
+    assert mapped[0]["config"] == {"name": "scce", "from_logits": True, "ignore_class": None}
+    assert mapped[1] == {"a": function, "b": custom}
+    assert keras.losses.get(mapped[0]).get_config()["from_logits"] is True
+    # the `.h5` reader: a function serialized as a dict is its name
+    assert legacy_training_config._map_losses({"class_name": "function", "config": "mse"}) == "mse"
