@@ -9,4 +9,5 @@ from kerasish.models.cloning import clone_model
 from kerasish.saving.saving_api import load_model
 from kerasish.saving.saving_api import save_model
 
-__all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model", "model_from_json", "model_from_yaml", "save_model"]
+__all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model", "model_from_json", "model_from_yaml",
+           "save_model"]

@@ -402,9 +402,9 @@ def _upgrade_tf_keras_compile_config(compile_config, custom_objects=None, keras_
     """tf-keras 2.13+ writes `.keras` archives too (metadata.json's `keras_version` 2.x): its
     `compile_config` names optimizers with Keras 2 arguments (`jit_compile`, `is_legacy_optimizer`, a
     legacy optimizer's `decay`, module `keras.optimizers.legacy`), which Keras 3's optimizers refuse;
-    such an optimizer is rebuilt as a Keras 2 one (`legacy_training_config`). Its loss classes carry a
-    Keras 2 `fn` (and `reduction="auto"`) in their config: they are read as the `.h5` files' losses are,
-    keeping their arguments (`from_logits`, `label_smoothing`)."""
+    such an optimizer is rebuilt as a Keras 2 one (`legacy_training_config`). Its built-in loss classes carry a
+    Keras 2 `fn` (and `reduction="auto"`) in their config, which Keras 3's refuse: taken out, so the loss
+    keeps its arguments (`from_logits`, `label_smoothing`) instead of failing the compile."""
     opt = compile_config.get("optimizer") if isinstance(compile_config, dict) else None
     inner = opt.get("config") if isinstance(opt, dict) else None
     from_tf_keras = keras_version is not None and keras_version < (3,)
