@@ -11,6 +11,7 @@ from __future__ import annotations
 from kerasish.callbacks.callback import Callback
 from kerasish.callbacks.callback import is_default
 from kerasish.callbacks.history import History
+from kerasish.callbacks.history import Keras2LrDict
 from kerasish.callbacks.progbar_logger import ProgbarLogger
 from kerasish.callbacks.progbar_logger import materialize_logs
 
@@ -156,8 +157,9 @@ class CallbackList(Callback):
         self._all("on_epoch_begin", epoch, logs=logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        # callbacks may add entries (e.g. "learning_rate"): they share one dict
-        logs = materialize_logs(logs)
+        # callbacks may add entries (e.g. "learning_rate"): they share one dict, which also answers
+        # Keras 2's "lr" for it (a Keras 2 callback reads `logs["lr"]`)
+        logs = Keras2LrDict(materialize_logs(logs))
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 

@@ -246,6 +246,11 @@ class Model(Trainer, Layer):
 
         return json.dumps(serialize_keras_object(self), default=_json_default, **kwargs)
 
+    def to_yaml(self, **kwargs):
+        """Removed, as in tf.keras 2.6+ (Keras 3 has no such method): raises tf.keras's RuntimeError,
+        which points at `to_json()`."""
+        raise RuntimeError(_TO_YAML_REMOVED)
+
     # ----------------------------------------------------------- state tree
     def get_state_tree(self, value_format="backend_tensor") -> dict:
         """The model's variables as nested dicts keyed by the parts of their
@@ -391,6 +396,19 @@ def _json_default(obj):
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# tf.keras 2.6+'s messages, word for word (YAML configs could run arbitrary code when loaded)
+_TO_YAML_REMOVED = ("Method `model.to_yaml()` has been removed due to security risk of arbitrary code execution. "
+                    "Please use `model.to_json()` instead.")
+_FROM_YAML_REMOVED = ("Method `model_from_yaml()` has been removed due to security risk of arbitrary code "
+                      "execution. Please use `Model.to_json()` and `model_from_json()` instead.")
+
+
+def model_from_yaml(yaml_string, custom_objects=None):
+    """Removed, as in tf.keras 2.6+ (Keras 3 has no such function): raises tf.keras's RuntimeError,
+    which points at `model_from_json()`."""
+    raise RuntimeError(_FROM_YAML_REMOVED)
 
 
 def model_from_json(json_string: str, custom_objects=None):

@@ -88,16 +88,43 @@ def _map_losses(loss, custom_objects=None):
     if isinstance(loss, dict):
         from kerasish import losses
 
+        if not isinstance(loss.get("config") or {}, dict):  # a function serialized as a name
+            return _map_losses(loss.get("config"), custom_objects)
         inner = dict(loss.get("config") or {})
         name = loss["class_name"]
-        if name == "LossFunctionWrapper" or "fn" in inner:
+        if name == "LossFunctionWrapper":  # a loss function (with its keyword arguments, if any)
             return _map_losses(inner.get("fn"), custom_objects)
+        # tf-keras >= 2.13 also writes `fn` (the function's name) in the config of its built-in loss
+        # classes (`LossFunctionWrapper` subclasses): the class with the rest of the config is the loss
+        # (`CategoricalCrossentropy(label_smoothing=0.1)`, `from_logits=True`, ...), never the bare function
+        fn = inner.pop("fn", None)
         inner.pop("reduction", None) if inner.get("reduction") in ("auto", "sum_over_batch_size") else None
         custom = _custom(name, custom_objects)
         if custom is not None:  # a custom `Loss` subclass
             return custom.from_config(inner) if hasattr(custom, "from_config") else custom(**inner)
+        if fn is not None and not inspect.isclass(getattr(losses, name, None)):
+            return _map_losses(fn, custom_objects)  # an unknown wrapper class: its function
         return losses.deserialize({"class_name": name, "config": inner})
     return loss
+
+
+def tf_keras_archive_loss(loss):
+    """The `loss` of a tf-keras `.keras` archive's `compile_config` with Keras 2's `fn` (and `reduction:
+    "auto"`) taken out of its built-in loss classes' configs, which Keras 3's constructors refuse (a new
+    structure). Everything else (functions, custom and registered classes) is left to `losses.get`."""
+    from kerasish import losses
+
+    if isinstance(loss, list):
+        return [tf_keras_archive_loss(v) for v in loss]
+    if isinstance(loss, dict) and "class_name" not in loss:
+        return {k: tf_keras_archive_loss(v) for k, v in loss.items()}
+    if not isinstance(loss, dict) or not isinstance(loss.get("config"), dict) or "fn" not in loss["config"]:
+        return loss
+    if not inspect.isclass(getattr(losses, loss["class_name"], None)) or loss.get("module") not in (
+            None, "keras.losses"):
+        return loss
+    config = {k: v for k, v in loss["config"].items() if k != "fn" and (k, v) != ("reduction", "auto")}
+    return {**loss, "config": config}
 
 
 def _metrics(metrics, custom_objects=None):

@@ -408,21 +408,26 @@ def _upgrade_tf_keras_compile_config(compile_config, custom_objects=None, keras_
     """tf-keras 2.13+ writes `.keras` archives too (metadata.json's `keras_version` 2.x): its
     `compile_config` names optimizers with Keras 2 arguments (`jit_compile`, `is_legacy_optimizer`, a
     legacy optimizer's `decay`, module `keras.optimizers.legacy`), which Keras 3's optimizers refuse;
-    such an optimizer is rebuilt as a Keras 2 one (`legacy_training_config`)."""
+    such an optimizer is rebuilt as a Keras 2 one (`legacy_training_config`). Its built-in loss classes carry a
+    Keras 2 `fn` (and `reduction="auto"`) in their config, which Keras 3's refuse: taken out, so the loss
+    keeps its arguments (`from_logits`, `label_smoothing`) instead of failing the compile."""
     opt = compile_config.get("optimizer") if isinstance(compile_config, dict) else None
     inner = opt.get("config") if isinstance(opt, dict) else None
     from_tf_keras = keras_version is not None and keras_version < (3,)
-    if not isinstance(inner, dict) or not (from_tf_keras or "is_legacy_optimizer" in inner):
-        if from_tf_keras and isinstance(compile_config, dict):
-            return {k: v for k, v in compile_config.items()
-                    if v is not None or k not in ("steps_per_execution", "jit_compile", "run_eagerly")}
+    if not from_tf_keras and not (isinstance(inner, dict) and "is_legacy_optimizer" in inner):
+        return compile_config
+    if not isinstance(compile_config, dict):
         return compile_config
     from kerasish.saving import legacy_training_config
 
     # tf-keras also writes `steps_per_execution` / `jit_compile` / `run_eagerly` as None (its defaults)
     compile_config = {k: v for k, v in compile_config.items()
                       if v is not None or k not in ("steps_per_execution", "jit_compile", "run_eagerly")}
-    return {**compile_config, "optimizer": legacy_training_config.optimizer_from_keras2(opt, custom_objects)}
+    if from_tf_keras and compile_config.get("loss") is not None:
+        compile_config["loss"] = legacy_training_config.tf_keras_archive_loss(compile_config["loss"])
+    if isinstance(inner, dict):
+        compile_config["optimizer"] = legacy_training_config.optimizer_from_keras2(opt, custom_objects)
+    return compile_config
 
 
 def _parse_config(raw: bytes, where: str):

@@ -366,3 +366,27 @@ def test_verbose_callback_messages_match_keras(tmp_path, keras_ref, capsys, capl
     assert quiet == ""
     assert any("finished saving model to" in r.getMessage() for r in caplog.records)
     assert any("early stopping" in r.getMessage() for r in caplog.records)
+
+
+def test_keras2_lr_key_reads_the_logged_learning_rate():
+    """Keras 2 logged the learning rate as `lr`; Keras 3 (and kerasish) as `learning_rate`. A Keras 2
+    callback placed after ReduceLROnPlateau reads `logs["lr"]` / `logs.get("lr")`, and a Keras 2 program
+    `history.history["lr"]`: the same values, while the keys stay Keras 3's."""
+    import kerasish as keras
+
+    seen = []
+
+    class LrReader(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((logs["lr"], logs.get("lr"), "lr" in logs, "lr" in logs.keys()))
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+    h = model.fit(x, y, epochs=3, verbose=0, callbacks=[
+        keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1)), LrReader()])
+    np.testing.assert_allclose([s[0] for s in seen], [0.1, 0.05, 0.1 / 3], rtol=1e-6)
+    assert all(s[0] == s[1] and s[2] and not s[3] for s in seen)
+    assert h.history["lr"] is h.history["learning_rate"] and "lr" not in list(h.history)
+    with pytest.raises(KeyError):
+        keras.callbacks.History().history["lr"]

@@ -189,8 +189,21 @@ class Bidirectional(Layer):
         self.forward_layer.reset_state()
         self.backward_layer.reset_state()
 
-    def reset_states(self):
-        self.reset_state()
+    def reset_states(self, states=None):
+        """Keras 2 name of `reset_state`, with Keras 2's `states`: a list of the forward layer's state
+        values followed by the backward layer's (None zeroes them)."""
+        if states is None:
+            self.reset_state()
+            return
+        if not self.stateful:
+            raise AttributeError("Layer must be stateful.")
+        if not isinstance(states, (list, tuple)):
+            raise ValueError(
+                f"Unrecognized value for `states`. Expected `states` to be list or tuple. Received: {states}"
+            )
+        half = len(states) // 2
+        self.forward_layer.reset_states(list(states[:half]))
+        self.backward_layer.reset_states(list(states[half:]))
 
     def get_config(self) -> dict:
         from kerasish.saving import serialize_keras_object

@@ -285,9 +285,54 @@ class RNN(Layer):
             for key in self._state_keys:
                 self._buffers[key] = torch.zeros_like(self._buffers[key])
 
-    def reset_states(self):
-        """Keras 2 name of `reset_state`."""
-        self.reset_state()
+    def reset_states(self, states=None):
+        """Keras 2 name of `reset_state`, with Keras 2's `states` argument.
+
+        Args:
+            states: None (default) zeroes the states; otherwise the new state
+                values (NumPy arrays or tensors of shape `(batch_size, ...)`,
+                one per state, a list for several), as Keras 2 takes them.
+                The layer must be stateful.
+        """
+        if states is None:
+            self.reset_state()
+            return
+        if not self.stateful:
+            raise AttributeError("Layer must be stateful.")
+        values = list(states) if isinstance(states, (list, tuple)) else [states]
+        like = next(iter(self._buffers[k] for k in self._state_keys), None)
+        if like is None:
+            device = next((p.device for p in self.parameters()), torch.device("cpu"))
+            like = torch.empty(0, dtype=self._state_dtype(torch.empty(0)), device=device)
+        values = [torch.as_tensor(v).to(like.device) for v in values]
+        batch = values[0].shape[0] if values and values[0].ndim else None
+        expected = [tuple(s.shape) for s in self._zero_states(batch or 1, like)]
+        if len(values) != len(expected):
+            raise ValueError(
+                f"Layer {self.name} expects {len(expected)} states, but it received {len(values)} state "
+                f"values. States received: {states}"
+            )
+        for i, (value, shape) in enumerate(zip(values, expected)):
+            if tuple(value.shape) != shape:
+                raise ValueError(
+                    f"State {i} is incompatible with layer {self.name}: expected shape={shape} but found "
+                    f"shape={tuple(value.shape)}"
+                )
+        if self._state_keys and batch != self._expected_batch_size:
+            raise ValueError(
+                f"Layer {self.name} is stateful with batch size {self._expected_batch_size}: its states must "
+                f"have that batch size. Received: states with batch size {batch}"
+            )
+        with torch.inference_mode(False), torch.no_grad():
+            if not self._state_keys:
+                for i, value in enumerate(values):
+                    key = f"_rnn_state_{i}"
+                    self.register_buffer(key, value.to(like.dtype).clone(), persistent=False)
+                    self._state_keys.append(key)
+                self._expected_batch_size = batch
+            else:
+                for key, value in zip(self._state_keys, values):
+                    self._buffers[key] = value.to(self._buffers[key].dtype).clone()
 
     # --------------------------------------------------------------- call
     def call(self, sequences, initial_state=None, mask=None, training=False):

@@ -500,3 +500,50 @@ def test_conv_lstm_symbolic_call_takes_shapes_not_cell_steps(return_state, retur
     # a mixed-precision ConvLSTM1D: its outputs are in its compute dtype
     y = keras.layers.ConvLSTM1D(2, 3, dtype="mixed_float16")(keras.Input((None, 6, 3)))
     assert (y.shape, y.dtype) == ((None, 4, 2), "float16")
+
+
+def test_reset_states_with_values_as_keras2():
+    """Keras 2's `layer.reset_states(states=...)` sets a stateful layer's states (before or after its
+    first call); the next call starts from them. NumPy reference: one SimpleRNN step
+    tanh(x W + h0 U + b). Wrong counts, shapes or batch sizes and non-stateful layers are refused."""
+    from kerasish import layers
+
+    rng = np.random.RandomState(0)
+    x = rng.randn(2, 1, 3).astype("float32")
+    h0 = rng.randn(2, 4).astype("float32")
+    for call_first in (False, True):
+        rnn = layers.SimpleRNN(4, stateful=True)
+        rnn.build((2, 1, 3))
+        if call_first:
+            rnn(x)
+        rnn.reset_states(states=h0)
+        kernel, recurrent, bias = rnn.get_weights()
+        want = np.tanh(x[:, 0] @ kernel + h0 @ recurrent + bias)
+        np.testing.assert_allclose(to_numpy(rnn(x)), want, rtol=1e-5, atol=1e-6)
+        states = rnn.states
+        np.testing.assert_allclose(to_numpy(states[0] if isinstance(states, (list, tuple)) else states), want,
+                                   rtol=1e-5, atol=1e-6)
+    lstm = layers.LSTM(4, stateful=True)
+    lstm(x)
+    with pytest.raises(ValueError, match="expects 2 states, but it received 1"):
+        lstm.reset_states(states=[h0])
+    with pytest.raises(ValueError, match=r"State 1 is incompatible .* expected shape=\(2, 4\) but found shape=\(2, 3\)"):
+        lstm.reset_states(states=[h0, h0[:, :3]])
+    with pytest.raises(ValueError, match="batch size 2"):
+        lstm.reset_states(states=[np.zeros((3, 4), "float32")] * 2)
+    with pytest.raises(AttributeError, match="Layer must be stateful"):
+        layers.GRU(4).reset_states(states=[h0])
+
+
+def test_bidirectional_reset_states_with_values_as_keras2():
+    """Keras 2's `Bidirectional.reset_states(states)`: the forward layer's values, then the backward's."""
+    from kerasish import layers
+
+    bi = layers.Bidirectional(layers.GRU(2, stateful=True, return_sequences=True))
+    bi(np.ones((1, 2, 3), "float32"))
+    fwd, bwd = np.full((1, 2), 0.5, "float32"), np.full((1, 2), -0.25, "float32")
+    bi.reset_states([fwd, bwd])
+    np.testing.assert_array_equal(to_numpy(bi.forward_layer.states[0]), fwd)
+    np.testing.assert_array_equal(to_numpy(bi.backward_layer.states[0]), bwd)
+    with pytest.raises(ValueError, match="Expected `states` to be list or tuple"):
+        bi.reset_states(fwd)

@@ -219,3 +219,49 @@ def test_keras2_save_format_argument(tmp_path):
         model.save(tmp_path / "m.keras", save_format="h5")
     with pytest.raises(ValueError, match=r"TensorFlow checkpoint.*ckpt\.weights\.h5"):
         model.save_weights(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize("saved, probs", [
+    ({"class_name": "SparseCategoricalCrossentropy",
+      "config": {"reduction": "auto", "name": "sparse_categorical_crossentropy", "from_logits": True,
+                 "ignore_class": None, "fn": "sparse_categorical_crossentropy"}}, False),
+    ({"class_name": "CategoricalCrossentropy",
+      "config": {"reduction": "auto", "name": "categorical_crossentropy", "from_logits": False,
+                 "label_smoothing": 0.1, "axis": -1, "fn": "categorical_crossentropy"}}, True),
+])
+def test_tf_keras_loss_class_config_keeps_its_arguments(saved, probs):
+    """tf-keras >= 2.13 writes `fn` into its built-in loss classes' configs: the loss is that class with
+    its arguments (`from_logits=True`, `label_smoothing=0.1`), not the bare function (which silently
+    trained logits as probabilities / without smoothing). Found by test_port_keras2_programs_5.py."""
+    loss = legacy_training_config.compile_args_from_training_config({"loss": saved})["loss"]
+    assert type(loss).__name__ == saved["class_name"]
+    rng = np.random.RandomState(0)
+    logits = rng.randn(6, 3).astype("float32")
+    labels = rng.randint(0, 3, 6)
+    onehot = np.eye(3, dtype="float32")[labels]
+    if probs:  # NumPy: smoothed one-hot against softmax probabilities
+        p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+        want = np.mean(-np.sum((onehot * 0.9 + 0.1 / 3) * np.log(p), axis=-1))
+        got = loss(onehot, p)
+    else:  # NumPy: log-softmax of the logits at the label
+        logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        want = np.mean(-logp[np.arange(6), labels])
+        got = loss(labels, logits)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5)
+
+
+def test_tf_keras_archive_loss_only_takes_fn_out_of_builtin_classes():
+    """In a tf-keras `.keras` compile_config only the built-in loss classes lose Keras 2's `fn` (and
+    `reduction: "auto"`); a serialized function (`class_name: "function"`), a registered custom class and
+    per-output structures pass through to `losses.get` as before (a custom-function archive loaded compiled)."""
+    builtin = {"module": "keras.losses", "class_name": "SparseCategoricalCrossentropy", "registered_name": None,
+               "config": {"reduction": "auto", "name": "scce", "from_logits": True, "ignore_class": None,
+                          "fn": "sparse_categorical_crossentropy"}}
+    function = {"module": "builtins", "class_name": "function", "config": "my>my_loss", "registered_name": "function"}
+    custom = {"module": None, "class_name": "MyLoss", "config": {"fn": "x", "scale": 2.0}, "registered_name": "my>MyLoss"}
+    mapped = legacy_training_config.tf_keras_archive_loss([builtin, {"a": function, "b": custom}])
+    assert mapped[0]["config"] == {"name": "scce", "from_logits": True, "ignore_class": None}
+    assert mapped[1] == {"a": function, "b": custom}
+    assert keras.losses.get(mapped[0]).get_config()["from_logits"] is True
+    # the `.h5` reader: a function serialized as a dict is its name
+    assert legacy_training_config._map_losses({"class_name": "function", "config": "mse"}) == "mse"
