@@ -91,8 +91,9 @@ def _gradcheck_function(layer, args):
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
 def test_gradcheck_in_float64_by_reverse_and_forward_mode_over_the_catalogue(case):
     """A torch user checks gradients with `gradcheck` in float64 after `.double()`: finite differences
-    against the backward pass and against forward-mode AD (the engine of `jvp` / `jacfwd` / `hessian`),
-    with respect to every parameter and every floating input, in inference mode. The functional model
+    against the backward pass, against forward-mode AD (the engine of `jvp` / `jacfwd` / `hessian`) and,
+    by `gradgradcheck`, against the double backward, with respect to every parameter and every floating
+    input, in inference mode (fast mode: random projections of the Jacobians). The functional model
     failed: `.double()` left it casting its inputs to its float32 `Input` first."""
     torch.manual_seed(0)
     layer = case.make().eval()
@@ -110,6 +111,9 @@ def test_gradcheck_in_float64_by_reverse_and_forward_mode_over_the_catalogue(cas
         with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
             assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=False,
                                             check_undefined_grad=False, check_batched_grad=False, **tol)
+            # double backward (gradient penalties, hessian-vector products), where an output is differentiable
+            if any(out.requires_grad for out in f(*leaves)):
+                assert torch.autograd.gradgradcheck(f, leaves, **tol)
 
 
 # ------------------------------------------------------- a functional model moved by .double()
