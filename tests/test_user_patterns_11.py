@@ -4,7 +4,8 @@ engine), over the whole layer catalogue (a functional model moved by
 `.double()` cast its float64 inputs to its float32 `Input` dtype first: every
 number carried float32 rounding, silently; now the inputs follow the move as
 a floating buffer would); `torch.use_deterministic_algorithms(True)` with
-torch's NaN fill of uninitialized memory over the catalogue; torch's in-place
+torch's NaN fill of uninitialized memory over the catalogue, and seeded
+`fit`s repeating bit for bit under torch's reproducibility flags; torch's in-place
 `nn.Module.compile()` on a kerasish layer; optimizer steps inside the backward
 pass (`register_post_accumulate_grad_hook`); snapshots of a model taken in a
 callback in the middle of `fit` (`copy.deepcopy`, pickle, `torch.save`, a
@@ -200,6 +201,38 @@ def test_deterministic_algorithms_with_the_nan_fill_of_uninitialized_memory_chan
                                            msg=lambda m: f"{case.name} (training={training}): {m}")
             checked += 1
     assert checked > 130
+
+
+@pytest.mark.parametrize("seed", ["torch.manual_seed", "keras.utils.set_random_seed"])
+def test_seeded_fits_with_dropout_noise_and_shuffling_repeat_bit_for_bit_under_the_deterministic_flags(seed):
+    """The torch reproducibility recipe (a seed, `use_deterministic_algorithms(True)`,
+    `cudnn.deterministic = True`, `cudnn.benchmark = False`) around `fit` with Dropout, GaussianNoise,
+    shuffling and a validation split: the weights equal bit for bit those of the same seeded fit without
+    the flags, and of that fit again; another seed gives other weights."""
+    x, y = _data(40)
+
+    def run(value, flags):
+        (torch.manual_seed if seed == "torch.manual_seed" else kerasish.utils.set_random_seed)(value)
+        cudnn = torch.backends.cudnn
+        saved = (cudnn.deterministic, cudnn.benchmark)
+        if flags:
+            torch.use_deterministic_algorithms(True)
+            cudnn.deterministic, cudnn.benchmark = True, False
+        try:
+            model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(16, activation="relu"), L.Dropout(0.3),
+                                         L.GaussianNoise(0.1), L.Dense(2)])
+            model.compile(kerasish.optimizers.Adam(0.01), "mse")
+            model.fit(x, y, batch_size=8, epochs=2, shuffle=True, validation_split=0.2, verbose=0)
+            return model.get_weights()
+        finally:
+            torch.use_deterministic_algorithms(False)
+            cudnn.deterministic, cudnn.benchmark = saved
+
+    first = run(3, flags=True)
+    for again in (run(3, flags=False), run(3, flags=True)):
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(first, run(4, flags=True)))
 
 
 # ------------------------------------------------------- torch's in-place compile
