@@ -125,7 +125,8 @@ def test_a_functional_model_moved_to_float64_computes_float64_inputs_like_the_to
     float64 twin, gradcheck failing), silently. The inputs now follow the move as a floating buffer of the
     model would (also of a functional model nested in another, and through pickling and deep copies);
     the model's config reports the moved `Input` dtype, so a saved `.keras` file loads back computing the
-    same; `.float()` moves them back."""
+    same, and `clone_model` gives a clone that does (its float64 layers had a float32 `Input`);
+    `.float()` moves them back."""
     ours, twin = _mlp_and_twin(functional=True)
     if nested:
         inputs = kerasish.Input((4,))
@@ -136,7 +137,9 @@ def test_a_functional_model_moved_to_float64_computes_float64_inputs_like_the_to
     want = twin(x).detach()
     ours.save(str(tmp_path / "m.keras"))
     loaded = kerasish.saving.load_model(str(tmp_path / "m.keras"))
-    for model in (ours, pickle.loads(pickle.dumps(ours)), copy.deepcopy(ours), loaded):
+    clone = kerasish.models.clone_model(ours)
+    clone.set_weights(ours.get_weights())
+    for model in (ours, pickle.loads(pickle.dumps(ours)), copy.deepcopy(ours), loaded, clone):
         out = model(x)
         assert out.dtype == torch.float64
         torch.testing.assert_close(out.detach(), want, rtol=1e-13, atol=1e-13)

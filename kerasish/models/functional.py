@@ -230,6 +230,17 @@ class Functional(Model):
             self._compile()
         return out
 
+    def _input_cast_dtype(self, x) -> str:
+        """The dtype this model casts its input `x` (one of `self.inputs`) to:
+        the `Input` dtype, or the one a `.double()` / `.half()` / `.to(dtype)`
+        moved it to (for configs and clones, which must compute the same)."""
+        casts = self.__dict__.get("_input_casts")
+        if casts:
+            for i, ref in enumerate(self._inputs):
+                if ref is x and i in casts:
+                    return dtypes.standardize_dtype(casts[i])
+        return x.dtype
+
     # --------------------------------------------------------- compilation
     def _compile(self):
         """Builds the execution plan, the input checks and the output packing."""

@@ -219,12 +219,11 @@ def _moved_input_dtype(model, input_layer):
     """The dtype a model moved by `.double()` / `.half()` / `.to(dtype)` casts
     this `Input` to (see `Functional._apply`), or None: the config says what
     the model computes, so a saved and loaded model casts as the saved one."""
-    casts = model.__dict__.get("_input_casts")
-    if not casts:
+    if not model.__dict__.get("_input_casts"):
         return None
-    for i, x in enumerate(model._inputs):
-        if i in casts and x._keras_history.operation is input_layer:
-            return dtypes.standardize_dtype(casts[i])
+    for x in model._inputs:
+        if x._keras_history.operation is input_layer:
+            return model._input_cast_dtype(x)
     return None
 
 
