@@ -145,6 +145,10 @@ def test_a_functional_model_moved_to_float64_computes_float64_inputs_like_the_to
         torch.testing.assert_close(out.detach(), want, rtol=1e-13, atol=1e-13)
     assert ours.get_config()["layers"][0]["config"]["dtype"] == "float64"
     assert ours.inputs[0].dtype == "float32"  # (the Input object other models may share is left alone)
+    if not nested:  # `model.export(format="torch")` takes float64 inputs (it took float32 ones)
+        ours.export(str(tmp_path / "m.pt2"), format="torch", verbose=False)
+        exported = torch.export.load(str(tmp_path / "m.pt2")).module()
+        torch.testing.assert_close(exported(x), want, rtol=1e-13, atol=1e-13)
     ours.float()
     twin.float()
     out = ours(x)  # back in float32: the float64 input is cast to float32 first, as Keras casts it
