@@ -89,12 +89,40 @@ def _gradcheck_function(layer, args):
     return f, tuple(params.values()) + tuple(inputs)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
+def _variant_rows():
+    """Argument variants the catalogue's default rows do not take: channels_first, strides, causal and
+    dilated convolutions, transposed RNN directions, merge modes, unrolling."""
+    from test_torch_citizen_catalogue import Case
+    from test_torch_citizen_catalogue import one
+
+    cf = {"data_format": "channels_first"}
+    return [
+        Case("Conv2D cf strides", lambda: L.Conv2D(2, 3, strides=2, padding="same", **cf), one(2, 3, 5, 6)),
+        Case("Conv2DTranspose cf", lambda: L.Conv2DTranspose(2, 3, strides=2, padding="same", **cf), one(2, 3, 5, 6)),
+        Case("DepthwiseConv2D cf", lambda: L.DepthwiseConv2D(3, **cf), one(2, 3, 5, 6)),
+        Case("SeparableConv2D cf", lambda: L.SeparableConv2D(2, 3, **cf), one(2, 3, 5, 6)),
+        Case("Conv1D causal dilated", lambda: L.Conv1D(2, 3, padding="causal", dilation_rate=2), one(2, 7, 3)),
+        Case("Conv1D cf", lambda: L.Conv1D(2, 3, padding="same", **cf), one(2, 3, 7)),
+        Case("BatchNormalization axis=1", lambda: L.BatchNormalization(axis=1), one(2, 3, 5, 6)),
+        Case("AveragePooling2D cf same", lambda: L.AveragePooling2D(3, strides=2, padding="same", **cf),
+             one(2, 3, 5, 6)),
+        Case("UpSampling2D cf bilinear", lambda: L.UpSampling2D(2, interpolation="bilinear", **cf), one(2, 3, 5, 6)),
+        Case("ConvLSTM2D cf sequences", lambda: L.ConvLSTM2D(2, 3, return_sequences=True, **cf), one(1, 2, 3, 5, 5)),
+        Case("GroupNormalization axis=1", lambda: L.GroupNormalization(groups=1, axis=1), one(2, 3, 5, 6)),
+        Case("LSTM go_backwards", lambda: L.LSTM(3, go_backwards=True, return_sequences=True), one(2, 7, 3)),
+        Case("GRU reset_after=False", lambda: L.GRU(3, reset_after=False), one(2, 7, 3)),
+        Case("Bidirectional LSTM concat", lambda: L.Bidirectional(L.LSTM(2, return_sequences=True)), one(2, 7, 3)),
+        Case("SimpleRNN unroll", lambda: L.SimpleRNN(2, unroll=True), one(2, 7, 3)),
+    ]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES + _variant_rows()])
 def test_gradcheck_in_float64_by_reverse_and_forward_mode_over_the_catalogue(case):
     """A torch user checks gradients with `gradcheck` in float64 after `.double()`: finite differences
     against the backward pass, against forward-mode AD (the engine of `jvp` / `jacfwd` / `hessian`) and,
     by `gradgradcheck`, against the double backward, with respect to every parameter and every floating
-    input, in inference mode (fast mode: random projections of the Jacobians). The functional model
+    input, in inference mode (fast mode: random projections of the Jacobians); the catalogue's rows and
+    some argument variants. The functional model
     failed: `.double()` left it casting its inputs to its float32 `Input` first."""
     torch.manual_seed(0)
     layer = case.make().eval()
@@ -202,10 +230,10 @@ def test_deterministic_algorithms_with_the_nan_fill_of_uninitialized_memory_chan
             finally:
                 torch.use_deterministic_algorithms(False)
                 torch.utils.deterministic.fill_uninitialized_memory = fill
+            where = f"{case.name} (training={training})"
             for w, g in zip(_flat(want), _flat(got)):
-                assert torch.equal(w.isnan(), g.isnan()), f"{case.name} (training={training})"
-                torch.testing.assert_close(g, w, rtol=0, atol=0, equal_nan=True,
-                                           msg=lambda m: f"{case.name} (training={training}): {m}")
+                assert torch.equal(w.isnan(), g.isnan()), where
+                torch.testing.assert_close(g, w, rtol=0, atol=0, equal_nan=True, msg=lambda m, where=where: f"{where}: {m}")
             checked += 1
     assert checked > 130
 
