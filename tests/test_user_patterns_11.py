@@ -1,6 +1,7 @@
 """Habits PyTorch users bring to kerasish layers (round 11): `gradcheck`
 in float64, by reverse and by forward mode (`torch.func.jvp`/`jacfwd`'s
-engine), over the whole layer catalogue (a functional model moved by
+engine) and `gradgradcheck`, over the whole layer catalogue, some argument
+variants and masked padded batches (a functional model moved by
 `.double()` cast its float64 inputs to its float32 `Input` dtype first: every
 number carried float32 rounding, silently; now the inputs follow the move as
 a floating buffer would); `torch.use_deterministic_algorithms(True)` with
@@ -143,6 +144,42 @@ def test_gradcheck_in_float64_by_reverse_and_forward_mode_over_the_catalogue(cas
             # double backward (gradient penalties, hessian-vector products), where an output is differentiable
             if any(out.requires_grad for out in f(*leaves)):
                 assert torch.autograd.gradgradcheck(f, leaves, **tol)
+
+
+_MASKED = {
+    "LSTM": lambda: L.LSTM(3, return_sequences=True),
+    "GRU": lambda: L.GRU(3),
+    "Bidirectional": lambda: L.Bidirectional(L.LSTM(2)),
+    "SimpleRNN go_backwards": lambda: L.SimpleRNN(3, go_backwards=True),
+    "Dense + GlobalAveragePooling1D": lambda: (L.Dense(3), L.GlobalAveragePooling1D()),
+}
+
+
+@pytest.mark.parametrize("name", list(_MASKED))
+def test_gradcheck_of_the_weights_through_masked_padded_batches(name):
+    """The same three checks on padded batches behind `Masking` (the mask is carried between layers and
+    skips the padded steps), with respect to the weights (a finite difference of a padded zero would move
+    the mask itself)."""
+    x = torch.randn(3, 6, 4, generator=torch.Generator().manual_seed(0))
+    x[0, 4:] = 0.0
+    x[1, 2:] = 0.0
+    made = _MASKED[name]()
+    torch.manual_seed(0)
+    model = kerasish.Sequential([L.Masking(0.0), *(made if isinstance(made, tuple) else (made,))]).eval()
+    model(x)
+    model.double()
+    x = x.double()
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
+
+    def f(*leaves):
+        return torch.func.functional_call(model, dict(zip(params, leaves)), (x,))
+
+    leaves = tuple(params.values())
+    tol = {"atol": 1e-5, "rtol": 1e-3, "fast_mode": True}
+    assert torch.autograd.gradcheck(f, leaves, **tol)
+    assert torch.autograd.gradcheck(f, leaves, check_forward_ad=True, check_backward_ad=False,
+                                    check_undefined_grad=False, check_batched_grad=False, **tol)
+    assert torch.autograd.gradgradcheck(f, leaves, **tol)
 
 
 # ------------------------------------------------------- a functional model moved by .double()
