@@ -367,7 +367,7 @@ def test_optimizer_steps_in_post_accumulate_grad_hooks_train_like_the_torch_twin
 
 # ------------------------------------------------------- snapshots in the middle of fit
 def test_snapshots_taken_in_a_callback_mid_fit_go_on_training_like_the_original():
-    """"Keep the best model" habits, in a callback at the end of the first epoch: `copy.deepcopy(model)`,
+    """The "keep the best model" habits, in a callback at the end of the first epoch: `copy.deepcopy(model)`,
     pickle, `torch.save(model)` / `torch.load(weights_only=False)`, and `copy.deepcopy(model.state_dict())`.
     Each copy, fitted one more epoch, gives the original's second epoch (loss, metric and weights: the
     optimizer's moments and iteration count came along); the state_dict snapshot loads into a fresh model
