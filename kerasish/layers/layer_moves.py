@@ -187,6 +187,17 @@ def _quantized_policy_after(policy, fn):
     return type(policy).from_config(config)
 
 
+def dtype_after(fn, dtype: torch.dtype) -> torch.dtype:
+    """The dtype a `_apply` function gives a tensor of `dtype` (probed on an
+    empty tensor; `dtype` itself when the function cannot be probed)."""
+    for device in ("meta", "cpu"):
+        try:
+            return fn(torch.empty(0, dtype=dtype, device=device)).dtype
+        except (NotImplementedError, RuntimeError):
+            continue
+    return dtype
+
+
 def _moves_to_cpu(fn) -> bool:
     """Whether a `_apply` function that keeps CPU tensors on the CPU is a
     move to the CPU (`.to("cpu")`, `.cpu()`) rather than a cast alone: a

@@ -136,7 +136,7 @@ def _clone_functional(model, clone_function, input_tensors, call_function):
             )
     else:
         input_tensors = tree.map_structure(
-            lambda x: Input(batch_shape=x.shape, dtype=x.dtype, name=x.name), model.input
+            lambda x: Input(batch_shape=x.shape, dtype=model._input_cast_dtype(x), name=x.name), model.input
         )
     mapping = {id(ref): new for ref, new in zip(model.inputs, tree.flatten(input_tensors))}
 

@@ -20,6 +20,7 @@ from kerasish.backend import dtypes
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.input_layer import Input
 from kerasish.layers.input_layer import InputLayer
+from kerasish.layers import layer_moves
 from kerasish.layers.layer import Layer
 from kerasish.models import graph
 from kerasish.models.shape_mismatch import warn_incompatible_shape
@@ -208,6 +209,38 @@ class Functional(Model):
         if "_steps" not in self.__dict__ and "_nodes_by_depth" in self.__dict__:
             self._compile()
 
+    def _apply(self, fn, recurse=True):
+        """`.double()`, `.half()`, `.to(dtype)`: the floating inputs are cast
+        to the dtype the move gives (as a floating buffer of the model would
+        be), not to the `Input` dtype any more: a float64 input to a model
+        moved by `.double()` was cast to float32 first and lost its precision,
+        silently. The `Input` object (which other models may share) keeps
+        its dtype; this model's config reports the moved one, so that the
+        model a saved file gives back casts as this one does."""
+        out = super()._apply(fn, recurse)
+        d = self.__dict__
+        casts = dict(d.get("_input_casts", {}))
+        for _, i, torch_dtype, *_ in d.get("_input_checks", ()):
+            if torch_dtype is not None and torch_dtype.is_floating_point:
+                moved = layer_moves.dtype_after(fn, torch_dtype)
+                if moved != torch_dtype and moved.is_floating_point:
+                    casts[i] = moved
+        if casts != d.get("_input_casts", {}):
+            d["_input_casts"] = casts
+            self._compile()
+        return out
+
+    def _input_cast_dtype(self, x) -> str:
+        """The dtype this model casts its input `x` (one of `self.inputs`) to:
+        the `Input` dtype, or the one a `.double()` / `.half()` / `.to(dtype)`
+        moved it to (for configs and clones, which must compute the same)."""
+        casts = self.__dict__.get("_input_casts")
+        if casts:
+            for i, ref in enumerate(self._inputs):
+                if ref is x and i in casts:
+                    return dtypes.standardize_dtype(casts[i])
+        return x.dtype
+
     # --------------------------------------------------------- compilation
     def _compile(self):
         """Builds the execution plan, the input checks and the output packing."""
@@ -226,6 +259,7 @@ class Functional(Model):
         for i, (x, slot) in enumerate(zip(d["_inputs"], input_slots)):
             # a "string" input stays a NumPy object array (torch has no strings)
             torch_dtype = None if x.dtype == dtypes.STRING else dtypes.to_torch_dtype(x.dtype)
+            torch_dtype = d.get("_input_casts", {}).get(i, torch_dtype)  # (moved by `.double()`...)
             fixed = tuple((axis, size) for axis, size in enumerate(x.shape) if axis > 0 and size is not None)
             layer = x._keras_history.operation
             optional = isinstance(layer, InputLayer) and layer.optional

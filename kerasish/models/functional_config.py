@@ -215,6 +215,18 @@ def _resolved_call_context(node) -> dict:
     return out
 
 
+def _moved_input_dtype(model, input_layer):
+    """The dtype a model moved by `.double()` / `.half()` / `.to(dtype)` casts
+    this `Input` to (see `Functional._apply`), or None: the config says what
+    the model computes, so a saved and loaded model casts as the saved one."""
+    if not model.__dict__.get("_input_casts"):
+        return None
+    for x in model._inputs:
+        if x._keras_history.operation is input_layer:
+            return model._input_cast_dtype(x)
+    return None
+
+
 def functional_config(model) -> dict:
     """`model.get_config()` of a functional model (Keras 3 layout)."""
     from kerasish.layers.input_layer import InputLayer
@@ -246,7 +258,11 @@ def functional_config(model) -> dict:
         if keras_op is not None and layer_config.get("class_name") == "TorchOpLambda":
             layer_config = {"module": "keras.src.ops.numpy", "class_name": keras_op,
                             "config": {"name": op.name}, "registered_name": keras_op}
-        if not isinstance(op, InputLayer):
+        if isinstance(op, InputLayer):
+            moved = _moved_input_dtype(model, op)
+            if moved is not None:
+                layer_config["config"] = dict(layer_config["config"], dtype=moved)
+        else:
             build_config = op.get_build_config()
             if build_config is not None:
                 layer_config["build_config"] = build_config

@@ -62,6 +62,8 @@ def _specs(model, input_signature) -> list:
             from kerasish.backend.dtypes import to_torch_dtype
 
             dtype = getattr(spec, "dtype", None) or "float32"
+            if input_signature is None and hasattr(model, "_input_cast_dtype"):
+                dtype = model._input_cast_dtype(spec)  # (a functional model moved by `.double()`: float64)
             out.append((tuple(shape), to_torch_dtype(dtype) if not isinstance(dtype, torch.dtype) else dtype,
                         getattr(spec, "name", None)))
         else:
