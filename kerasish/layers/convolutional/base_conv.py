@@ -35,6 +35,7 @@ from kerasish.layers.convolutional.conv_utils import standardize_tuple
 from kerasish.layers.convolutional.conv_utils import static_padding
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.layers.weight_layout import store_in_order
 
 # torch conv ops by the rank they run at (rank 1 runs lifted to 2-D)
 CONV_OPS = {2: F.conv2d, 3: F.conv3d}
@@ -276,6 +277,7 @@ class BaseConv(ConvLoRA, ConvSetupMixin, Layer):
             constraint=self.kernel_constraint,
             trainable=True,
         )
+        store_in_order(self, "kernel", self._kernel_memory_order())
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
@@ -290,6 +292,17 @@ class BaseConv(ConvLoRA, ConvSetupMixin, Layer):
         if self.lora_rank:
             self.built = True
             self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
+
+    def _kernel_memory_order(self):
+        """The kernel's storage order (dimensions of `(*kernel_size, in, filters)`,
+        outermost first): the one in which `_torch_kernel`'s view is contiguous
+        in the memory format torch's conv wants, so no call copies it: on
+        channels_last data torch's channels_last weight `(filters, *kernel_size,
+        in)`, else `(filters, in, *kernel_size)`."""
+        rank = self.rank
+        if self._layout.channels_last:
+            return (rank + 1, *range(rank), rank)
+        return self._kernel_perm
 
     def call(self, inputs):
         if type(self).convolution_op is not BaseConv.convolution_op:
