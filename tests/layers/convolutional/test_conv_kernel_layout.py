@@ -118,6 +118,59 @@ def test_a_conv2d_call_makes_no_copy_of_its_kernel(training):
     assert mode.seen == []
 
 
+def _other_conv(kind, rank, data_format):
+    """(layer, {weight name: torch view of it}) for the transposed, depthwise and separable convs."""
+    name = {1: "1D", 2: "2D", 3: "3D"}[rank]
+    if kind == "transpose":
+        layer = getattr(L, f"Conv{name}Transpose")(5, 3, strides=2, data_format=data_format)
+    elif kind == "depthwise":
+        layer = getattr(L, f"DepthwiseConv{name}")(3, depth_multiplier=2, data_format=data_format)
+    else:
+        layer = getattr(L, f"SeparableConv{name}")(5, 3, depth_multiplier=2, data_format=data_format)
+    layer(_input(rank, data_format))
+    if kind == "transpose":
+        views = {"kernel": layer._torch_kernel(layer.kernel)}
+    elif kind == "depthwise":
+        views = {"kernel": layer._torch_depthwise_kernel(layer.kernel)}
+    else:
+        views = {"depthwise_kernel": layer._torch_depthwise_kernel(layer.depthwise_kernel),
+                 "pointwise_kernel": layer._torch_kernel(layer.pointwise_kernel)}
+    return layer, views
+
+
+OTHER = [(kind, rank, f) for kind, ranks in (("transpose", (1, 2, 3)), ("depthwise", (1, 2)), ("separable", (1, 2)))
+         for rank in ranks for f in ("channels_last", "channels_first")]
+
+
+@pytest.mark.parametrize("kind,rank,data_format", OTHER, ids=[f"{k}{r}d-{f}" for k, r, f in OTHER])
+def test_transposed_depthwise_separable_kernels_are_read_without_a_copy(kind, rank, data_format):
+    """The view each layer hands torch shares the stored kernel and is contiguous (channels_last for a
+    transposed conv on channels_last data); outputs and gradients equal the same layer with Keras's
+    contiguous storage (`contiguous_kernels`)."""
+    layer, views = _other_conv(kind, rank, data_format)
+    for name, view in views.items():
+        weight = layer._parameters[name]
+        assert view.data_ptr() == weight.data_ptr(), name
+        if kind == "transpose" and data_format == "channels_last":
+            fmt = torch.channels_last if view.dim() == 4 else torch.channels_last_3d
+            assert view.is_contiguous(memory_format=fmt)
+        else:
+            assert view.is_contiguous(), name
+    twin, _ = _other_conv(kind, rank, data_format)
+    keras.layers.rnn.contiguous_kernels(twin)
+    twin.set_weights(layer.get_weights())
+    assert all(p.is_contiguous() for p in twin.parameters())
+    x = _input(rank, data_format, seed=5)
+    y, y_twin = layer(x, training=True), twin(x, training=True)
+    torch.testing.assert_close(y, y_twin, rtol=1e-5, atol=1e-6)
+    g = _x(*y.shape, seed=6)
+    (y * g).sum().backward()
+    (y_twin * g).sum().backward()
+    for (name, p), q in zip(layer.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-5, msg=name)
+        assert p.grad.stride() == p.stride(), name
+
+
 @pytest.mark.parametrize("cls,rank,data_format,groups", CASES, ids=IDS)
 def test_outputs_and_gradients_equal_a_contiguous_kernel_and_numpy(cls, rank, data_format, groups):
     """Same outputs and kernel gradients as the same layer with Keras's contiguous storage
