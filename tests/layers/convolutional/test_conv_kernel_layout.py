@@ -449,7 +449,7 @@ def test_ddp_and_fully_shard_train_as_one_process(tmp_path):
     def train(pairs):
         optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m, _ in pairs]
         for _ in range(2):
-            for (model, call), optimizer in zip(pairs, optimizers):
+            for (_model, call), optimizer in zip(pairs, optimizers):
                 optimizer.zero_grad()
                 call(x, training=True).pow(2).sum().backward()
                 optimizer.step()
