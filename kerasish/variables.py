@@ -46,10 +46,14 @@ def _snapshot(cpu: torch.Tensor, variable: torch.Tensor) -> torch.Tensor:
     """`cpu` (the variable's value on the CPU) as a tensor that owns its memory:
     a CPU variable's value is its own storage, so it is cloned; `.cpu()` of a
     device variable is already a fresh copy. A `variable.detach()` view is the
-    torch idiom for a view of the storage (`w.detach().numpy()`): it shares."""
-    if variable.device.type != "cpu" or variable.__dict__.get("_detached"):
+    torch idiom for a view of the storage (`w.detach().numpy()`): it shares.
+    The snapshot is C-contiguous, as Keras's arrays are, also for a weight
+    stored in another memory order (`kerasish.layers.weight_layout`)."""
+    if variable.__dict__.get("_detached"):
         return cpu  # (a `detach()` view converts as a torch tensor does: sharing its storage)
-    return cpu.clone()
+    if variable.device.type != "cpu":
+        return cpu.contiguous()
+    return cpu.clone(memory_format=torch.contiguous_format)
 
 _AGGREGATIONS = (None, "none", "mean", "sum", "only_first_replica")
 _SYNCHRONIZATIONS = (None, "none", "on_read", "on_write", "auto")

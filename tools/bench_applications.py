@@ -7,7 +7,12 @@ interleaved rounds after a warm-up; the ratio is the median of per-round
 ratios. The outputs are checked equal before timing.
 
     PYTHONPATH=. python tools/bench_applications.py [--threads 1] [--clock cpu] [--size 128] [--batch 4]
-        [--rounds 5] [--device cpu]
+        [--rounds 5] [--device cpu] [--ab]
+
+`--ab` also times a copy of the kerasish model whose conv kernels are stored
+in Keras's contiguous order (`contiguous_kernels`, the layout before
+`kerasish.layers.weight_layout`), interleaved in the same rounds: the
+before/after of keeping kernels in torch's memory order.
 
 `--clock cpu` (with `--threads 1` on the CPU) times the calling thread's CPU
 time, so other processes' load on a shared machine does not count.
@@ -97,6 +102,7 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ab", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     now = _timer(args.clock)
@@ -107,6 +113,13 @@ def main():
     ref.copy_from(ours)
     ours.to(device)
     ref.to(device).to(memory_format=torch.channels_last)
+    models = [ours, ref]
+    if args.ab:
+        old = keras.applications.ResNet50(weights=None, input_shape=(args.size, args.size, 3), classes=100)
+        keras.layers.rnn.contiguous_kernels(old)
+        old.set_weights(ours.get_weights())
+        old.to(device)
+        models.append(old)
     x = torch.randn(args.batch, args.size, args.size, 3, device=device)
     x_ref = x.permute(0, 3, 1, 2)  # the same bytes, NCHW view in channels_last memory
     y = torch.randint(0, 100, (args.batch,), device=device)
@@ -123,7 +136,7 @@ def main():
             model(inp)
 
     def train_step(model, inp):
-        out = model(inp, training=True) if model is ours else model(inp)
+        out = model(inp) if model is ref else model(inp, training=True)
         torch.nn.functional.nll_loss(torch.log(out), y).backward()
 
     def sync():
@@ -131,26 +144,25 @@ def main():
             torch.cuda.synchronize()
 
     for label, fn, mode in (("inference", infer, "eval"), ("train step", train_step, "train")):
-        getattr(ours, mode)()
-        getattr(ref, mode)()
-        for model, inp in ((ours, x), (ref, x_ref)):  # warm-up
+        for model in models:
+            getattr(model, mode)()
+        inputs = [x_ref if model is ref else x for model in models]
+        for model, inp in zip(models, inputs):  # warm-up
             fn(model, inp)
-        ratios, t_ours, t_ref = [], [], []
+        times = [[] for _ in models]
         for _ in range(args.rounds):
-            sync()
-            t0 = now()
-            fn(ours, x)
-            sync()
-            t1 = now()
-            fn(ref, x_ref)
-            sync()
-            t2 = now()
-            t_ours.append(t1 - t0)
-            t_ref.append(t2 - t1)
-            ratios.append((t1 - t0) / (t2 - t1))
-        print(f"  {label:10s} kerasish {statistics.median(t_ours) * 1e3:8.1f} ms  torch "
-              f"{statistics.median(t_ref) * 1e3:8.1f} ms  ratio {statistics.median(ratios):.3f}")
-
+            for model, inp, t in zip(models, inputs, times):
+                sync()
+                t0 = now()
+                fn(model, inp)
+                sync()
+                t.append(now() - t0)
+        ratios = [statistics.median(a / b for a, b in zip(t, times[1])) for t in times]
+        line = (f"  {label:10s} kerasish {statistics.median(times[0]) * 1e3:8.1f} ms  torch "
+                f"{statistics.median(times[1]) * 1e3:8.1f} ms  ratio {ratios[0]:.3f}")
+        if args.ab:
+            line += f"  | Keras-order kernels {statistics.median(times[2]) * 1e3:8.1f} ms  ratio {ratios[2]:.3f}"
+        print(line, flush=True)
 
 if __name__ == "__main__":
     main()

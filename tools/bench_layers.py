@@ -76,6 +76,24 @@ def cases(small: bool):
         x = torch.randn(b, 56 // s, 56 // s, 64)
         return ours, ref, x, x.permute(0, 3, 1, 2)
 
+    def conv2d_wide():  # ResNet50's last stage at batch 2, 96x96 input: large kernel, small activation
+        ours = keras.layers.Conv2D(512 // s, 3, padding="same")
+        ref = nn.Conv2d(512 // s, 512 // s, 3, padding=1).to(memory_format=torch.channels_last)
+        x = torch.randn(2, 12, 12, 512 // s)
+        return ours, ref, x, x.permute(0, 3, 1, 2)
+
+    def conv2d_1x1():  # ResNet50's last expansion: 1x1, 512 -> 2048 at 3x3
+        ours = keras.layers.Conv2D(2048 // s, 1)
+        ref = nn.Conv2d(512 // s, 2048 // s, 1).to(memory_format=torch.channels_last)
+        x = torch.randn(2, 3, 3, 512 // s)
+        return ours, ref, x, x.permute(0, 3, 1, 2)
+
+    def conv2d_transpose():  # a U-Net decoder upsampling
+        ours = keras.layers.Conv2DTranspose(256 // s, 2, strides=2)
+        ref = nn.ConvTranspose2d(512 // s, 256 // s, 2, stride=2).to(memory_format=torch.channels_last)
+        x = torch.randn(2, 12, 12, 512 // s)
+        return ours, ref, x, x.permute(0, 3, 1, 2)
+
     def depthwise():
         ours = keras.layers.DepthwiseConv2D(3, padding="same")
         ref = nn.Conv2d(64, 64, 3, padding=1, groups=64).to(memory_format=torch.channels_last)
@@ -113,7 +131,9 @@ def cases(small: bool):
         return ours, ref, x, x
 
     for name, make in [
-        ("Dense", dense), ("Conv1D", conv1d), ("Conv2D", conv2d), ("DepthwiseConv2D", depthwise), ("LSTM", lstm), ("GRU", gru),
+        ("Dense", dense), ("Conv1D", conv1d), ("Conv2D", conv2d),
+        ("Conv2D 3x3 512 12x12", conv2d_wide), ("Conv2D 1x1 512->2048 3x3", conv2d_1x1),
+        ("Conv2DTranspose 2x2/2 512->256", conv2d_transpose), ("DepthwiseConv2D", depthwise), ("LSTM", lstm), ("GRU", gru),
         ("MultiHeadAttention", mha), ("BatchNormalization", batchnorm), ("LayerNormalization", layernorm),
     ]:
         out.append((name, make))

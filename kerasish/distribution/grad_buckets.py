@@ -104,7 +104,8 @@ class GradientBuckets:
         bucket = self.buckets[b]
         bucket.ready.add(i)
         offset = bucket.offsets[i]
-        bucket.buffer[offset:offset + grad.numel()].copy_(grad.reshape(-1))
+        # (one strided copy into the bucket: a conv kernel's gradient has its memory order, see weight_layout)
+        bucket.buffer[offset:offset + grad.numel()].view(grad.shape).copy_(grad)
         if len(bucket.ready) == len(bucket.params):
             while self.next < len(self.buckets) and len(self.buckets[self.next].ready) == len(
                     self.buckets[self.next].params):

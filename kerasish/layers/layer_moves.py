@@ -20,6 +20,7 @@ from kerasish.layers import lazy_weights
 from kerasish.layers.layer_weights import rewrap_buffers
 from kerasish.layers.layer_weights import rewrap_parameters
 from kerasish.layers.tracking import own_weights
+from kerasish.layers.weight_layout import restore_orders
 from kerasish.variables import Variable
 
 
@@ -78,6 +79,10 @@ def apply(layer, fn, recurse, super_apply):
         restore_swapped(layer, old_params, swapped)
     rewrap_buffers(layer, old_buffers)
     rewrap_parameters(layer, old_params)
+    if "_memory_orders" in d:
+        # (`.to(memory_format=torch.channels_last)` lays a Keras-shaped 4-D kernel out as if its
+        # first axis were a batch: back to the order torch's conv reads without a copy)
+        restore_orders(layer)
     if meta_constants:
         _refill_constants(layer, meta_constants)
     weights = own_weights(layer)

@@ -18,6 +18,7 @@ from kerasish.layers.tracking import keras_child_order
 from kerasish.layers.tracking import split_holders
 from kerasish.layers.tracking import structure_changed
 from kerasish.layers.tracking import own_weights
+from kerasish.layers.weight_layout import restore_orders
 from kerasish.utils import naming
 from kerasish.variables import NonTrainableVariable
 from kerasish.variables import TrainableVariable
@@ -689,6 +690,8 @@ class LayerWeightsMixin:
                     self._parameters[key] = rewrap_like(p, old)
                     if old_params.get(key) is old:
                         record_replacement(old, self._parameters[key])  # optimizers bound to `old` follow
+        if "_memory_orders" in self.__dict__:
+            restore_orders(self)  # `assign=True` took the file's tensors in the file's layout
 
 
 def _is_ml_dtypes_float(dtype) -> bool:

@@ -403,7 +403,8 @@ class DataParallelRun:
                 if w.grad is None or n_local == 0:
                     flat[offset:offset + n].zero_()
                 else:
-                    flat[offset:offset + n].copy_(_local(w.grad).reshape(-1)).mul_(n_local)
+                    grad = _local(w.grad)  # (strided for a conv kernel: one copy, not reshape + copy)
+                    flat[offset:offset + n].view(grad.shape).copy_(grad).mul_(n_local)
                 offset += n
             flat[-1] = n_local
             torch.distributed.all_reduce(flat, group=self.group)

@@ -4,15 +4,18 @@ depthwise and separable convolutions.
 
 Keras keeps a conv kernel as `(*kernel_size, in_channels // groups, filters)`;
 torch's `F.conv*d` wants `(filters, in_channels // groups, *kernel_size)`. The
-kernel is stored once, in the Keras layout (so `get_weights()`, `state_dict()`
-and `parameters()` all show Keras's layout), and torch gets a `permute` view
-of it on each call. On channels_last data (NHWC memory) that view is made
-channels_last-contiguous, so torch's CPU conv takes its mkldnn path (the raw
-permuted view made it copy and, for 3x3x512x512 kernels, run ~40 % slower
-forward+backward). The copy itself is the remaining cost: for large kernels on
-small activations (ResNet50's last stages at batch 2) a conv is still up to 2x
-a torch-layout weight's time (tools/bench_applications.py); a weight stored in
-torch's memory order behind the Keras-shaped view would remove it.
+kernel keeps Keras's shape (so `get_weights()`, `state_dict()`, saved files and
+`parameters()` all show Keras's layout) but is stored in torch's memory order
+(`kerasish.layers.weight_layout`): on channels_last data (NHWC memory) torch's
+channels_last weight `(filters, *kernel_size, in)`, else `(filters, in,
+*kernel_size)`. The `permute` view handed to torch on each call is then
+contiguous in the format torch's conv wants, and nothing is copied. Before,
+the permuted view of a contiguous Keras-layout kernel was copied every call
+(by torch, or by the layer to get torch's CPU mkldnn path): ResNet50 at batch
+2, 96x96, was 2.8x a hand-written torch one in inference, now ~1.2x
+(tools/bench_applications.py --ab). Where the layout was lost (FSDP2 shards,
+`contiguous_kernels`), channels_last 1-D/2-D calls still make the kernel
+channels_last-contiguous, a copy per call.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from kerasish.layers.convolutional.conv_utils import standardize_tuple
 from kerasish.layers.convolutional.conv_utils import static_padding
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
+from kerasish.layers.weight_layout import store_in_order
 
 # torch conv ops by the rank they run at (rank 1 runs lifted to 2-D)
 CONV_OPS = {2: F.conv2d, 3: F.conv3d}
@@ -148,6 +152,18 @@ class ConvSetupMixin:
             # mkldnn path; the permuted view of the Keras layout made it copy and fall back
             w = w.contiguous(memory_format=torch.channels_last)
         return w
+
+    def _kernel_memory_order(self):
+        """The storage order of a kernel that `_torch_kernel` permutes (its
+        dimensions, outermost first): the one in which the permuted view is
+        contiguous in the memory format torch's conv wants, so no call copies
+        it (see `kerasish.layers.weight_layout`). On channels_last data,
+        torch's channels_last weight (`(filters, *kernel_size, in)` for a
+        conv), else torch's contiguous one (`(filters, in, *kernel_size)`)."""
+        perm = self._kernel_perm
+        if self._layout.channels_last:
+            return (perm[0], *perm[2:], perm[1])
+        return perm
 
     def _spatial_output_shape(self, input_shape, channels_out):
         input_shape = tuple(input_shape)
@@ -276,6 +292,7 @@ class BaseConv(ConvLoRA, ConvSetupMixin, Layer):
             constraint=self.kernel_constraint,
             trainable=True,
         )
+        store_in_order(self, "kernel", self._kernel_memory_order())
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",

@@ -3,7 +3,9 @@
 
 Keras's kernel layout is `(*kernel_size, filters, in_channels)`; torch's
 `F.conv_transpose*d` wants `(in_channels, filters, *kernel_size)`: the same
-`permute` view as for `Conv*D`.
+`permute` view as for `Conv*D`, of a kernel stored in torch's memory order
+(channels_last `(in_channels, *kernel_size, filters)` on channels_last data;
+see `kerasish.layers.weight_layout`), so the view is contiguous.
 
 Output size and placement follow Keras/TF (`(in - 1) * stride + kernel`
 cropped by TF's "same"/"valid" padding, with `output_padding` added at the
@@ -27,6 +29,7 @@ from kerasish.layers.convolutional.base_conv import check_positive
 from kerasish.layers.convolutional.conv_utils import check_output_shape
 from kerasish.layers.convolutional.conv_utils import standardize_tuple
 from kerasish.layers.layer import Layer
+from kerasish.layers.weight_layout import store_in_order
 
 
 def transpose_output_length(length, kernel, stride, padding, output_padding, dilation):
@@ -158,6 +161,7 @@ class BaseConvTranspose(ConvSetupMixin, Layer):
             constraint=self.kernel_constraint,
             trainable=True,
         )
+        store_in_order(self, "kernel", self._kernel_memory_order())
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",

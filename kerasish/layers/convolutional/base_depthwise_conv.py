@@ -5,7 +5,9 @@ Keras's depthwise kernel is `(*kernel_size, in_channels, depth_multiplier)`
 and output channel `c * depth_multiplier + m` is input channel `c` convolved
 with `kernel[..., c, m]`. That is torch's grouped convolution with
 `groups=in_channels` and weight `(in_channels * depth_multiplier, 1, *k)`:
-a reshape + permute view of the Keras kernel.
+a reshape + permute view of the Keras kernel, which is stored in the order
+`(in_channels, depth_multiplier, *k)` (`kerasish.layers.weight_layout`) so
+that the view is contiguous and no call copies it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from kerasish.layers.convolutional.base_conv import CONV_OPS
 from kerasish.layers.convolutional.base_conv import ConvSetupMixin
 from kerasish.layers.convolutional.base_conv import check_positive
 from kerasish.layers.layer import Layer
+from kerasish.layers.weight_layout import store_in_order
 
 
 class DepthwiseKernelMixin:
@@ -34,6 +37,12 @@ class DepthwiseKernelMixin:
     def _set_depthwise_channels(self, channels: int):
         self._in_channels = channels
         self._dw_flat_shape = (*self.kernel_size, channels * self.depth_multiplier)
+
+    def _depthwise_memory_order(self):
+        """The depthwise kernel's storage order: `(in, dm, *k)`, in which
+        `_torch_depthwise_kernel`'s reshape and permute are a contiguous view
+        (see `kerasish.layers.weight_layout`)."""
+        return (self.rank, self.rank + 1, *range(self.rank))
 
     def _torch_depthwise_kernel(self, kernel: torch.Tensor) -> torch.Tensor:
         """Keras `(*k, in, dm)` -> torch `(in * dm, 1, *k)` as a view."""
@@ -96,6 +105,7 @@ class BaseDepthwiseConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
             constraint=self.depthwise_constraint,
             trainable=True,
         )
+        store_in_order(self, "kernel", self._depthwise_memory_order())
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",

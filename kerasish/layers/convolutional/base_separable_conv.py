@@ -19,6 +19,7 @@ from kerasish.layers.convolutional.base_conv import ConvSetupMixin
 from kerasish.layers.convolutional.base_conv import check_positive
 from kerasish.layers.convolutional.base_depthwise_conv import DepthwiseKernelMixin
 from kerasish.layers.layer import Layer
+from kerasish.layers.weight_layout import store_in_order
 
 
 class BaseSeparableConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
@@ -92,6 +93,8 @@ class BaseSeparableConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
             constraint=self.pointwise_constraint,
             trainable=True,
         )
+        store_in_order(self, "depthwise_kernel", self._depthwise_memory_order())
+        store_in_order(self, "pointwise_kernel", self._kernel_memory_order())
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",

@@ -19,6 +19,7 @@ from kerasish import regularizers
 from kerasish.layers import lazy_weights
 from kerasish.layers.layer import Layer
 from kerasish.layers.regularization.base_random import attach_seed_generator
+from kerasish.layers.weight_layout import keras_storage
 from kerasish.random.seed_generator import _stateless_scope
 from kerasish.random.seed_generator import checkpoint_replay
 from kerasish.random.seed_generator import outside_func_transforms
@@ -86,7 +87,10 @@ def contiguous_kernels(module):
     Keras's contiguous `(in, G * units)` storage, in place: LSTM's torch-layout
     kernels (later builds of those cells stay contiguous too), and any other
     kernel that is not contiguous (the orthogonal initializer returns square
-    matrices transposed, e.g. SimpleRNN's recurrent kernel). Values, shapes,
+    matrices transposed, e.g. SimpleRNN's recurrent kernel). Convolution
+    kernels, stored in torch's memory order (`kerasish.layers.weight_layout`),
+    go back to Keras's contiguous order too (later builds included); a
+    large-kernel conv on small inputs then pays a kernel copy per call. Values, shapes,
     names and `state_dict` are unchanged; LSTM's CPU training pays ~3% more
     (a transposed copy of each kernel per call and strided gradient adds).
 
@@ -99,6 +103,8 @@ def contiguous_kernels(module):
         >>> fully_shard(contiguous_kernels(model))  # doctest: +SKIP
     """
     for cell in module.modules():
+        if isinstance(cell, Layer):
+            keras_storage(cell)  # convolution kernels stored in torch's order (`weight_layout`)
         if not isinstance(cell, BaseRNNCell):
             continue
         cell.__dict__["_torch_layout_kernels"] = False
