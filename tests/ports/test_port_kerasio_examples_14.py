@@ -32,6 +32,33 @@ Covered here:
     images; the example's `tf.data` shuffle/batch/repeat becomes a seeded
     NumPy permutation. (The example's `tf.argmax(test_preds)` takes the
     argmax over the samples, axis 0; kept.)
+55. "Using Forward-Forward Algorithm for Image Classification" (vision/
+    forwardforward, a TensorFlow example): an `FFDense` layer holding a
+    Dense, a ReLU, its own optimizer and a `Mean` metric, trained inside
+    the layer (`tf.GradientTape` -> `torch.autograd.grad` on the inner
+    Dense's weights, `apply_gradients`, `update_state([mean_loss])` on a
+    list holding a tensor that requires grad, `ops.stop_gradient`); a
+    `keras.Model` with no `call()` whose `train_step` overlays the labels
+    on the images (`xla.dynamic_update_slice` under `tf.map_fn` -> a
+    batched `ops.one_hot` / `ops.concatenate`), draws the negatives with
+    `keras.random.shuffle` from a `SeedGenerator`, walks `self.layers`
+    (FFDense layers held in a Python list beside a `keras.Input`),
+    accumulates in `keras.Variable`s with `assign_add` and returns one
+    metric; its overridden `predict` (per sample, `ops.sum(list,
+    keepdims=True)`). Float64 images, as the example's. Three Keras 3.15
+    differences, worked around in the reference only: its fit refuses the
+    model compiled as the example compiles it (an unused loss and metric it
+    builds by calling the model, which has no `call()`); it needs the model
+    built first (in both runs: each FFDense called on a batch); and its
+    `ops.sum(x, keepdims=True)` without `axis` drops the kept dimensions on
+    torch (NumPy, TensorFlow and kerasish keep them). The example's one
+    optimizer shared by both FFDense layers is refused by both frameworks
+    ("Unknown variable"), checked; the port gives each layer its own.
+
+(Found porting Forward-Forward: metrics and losses given a list of tensors
+raised "only one element tensors can be converted to Python scalars" (or
+warned, for a scalar requiring grad), where Keras stacks them; fixed,
+tests/metrics/test_list_of_tensors.py.)
 """
 
 from __future__ import annotations
@@ -309,3 +336,179 @@ def test_reptile_few_shot(keras_ref):
     for path, value in theirs[3].items():
         if "moving_mean" in path:
             np.testing.assert_array_equal(ours[3][path], 0.0)
+
+
+# ------------------------------------------------------------ 55. Forward-Forward
+_FF_SIDE = 8  # (28: MNIST)
+
+
+def _ff_classes(keras, num_epochs, shared_optimizer=False):
+    ops = keras.ops
+
+    class FFDense(keras.layers.Layer):
+        def __init__(self, units, optimizer, loss_metric, num_epochs=50, use_bias=True,
+                     kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                     bias_regularizer=None, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(units=units, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                                            bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                                            bias_regularizer=bias_regularizer)
+            self.relu = keras.layers.ReLU()
+            self.optimizer = optimizer
+            self.loss_metric = loss_metric
+            self.threshold = 1.5
+            self.num_epochs = num_epochs
+
+        def call(self, x):
+            x_norm = ops.norm(x, ord=2, axis=1, keepdims=True)
+            x_norm = x_norm + 1e-4
+            x_dir = x / x_norm
+            res = self.dense(x_dir)
+            return self.relu(res)
+
+        def forward_forward(self, x_pos, x_neg):
+            for i in range(self.num_epochs):
+                # (tf.GradientTape -> torch.autograd.grad over the Dense's weights)
+                g_pos = ops.mean(ops.power(self.call(x_pos), 2), 1)
+                g_neg = ops.mean(ops.power(self.call(x_neg), 2), 1)
+                loss = ops.log(1 + ops.exp(ops.concatenate([-g_pos + self.threshold, g_neg - self.threshold], 0)))
+                mean_loss = ops.cast(ops.mean(loss), "float32")
+                self.loss_metric.update_state([mean_loss])
+                gradients = torch.autograd.grad(mean_loss, [v.value for v in self.dense.trainable_weights])
+                self.optimizer.apply_gradients(zip(gradients, self.dense.trainable_weights))
+            return (ops.stop_gradient(self.call(x_pos)), ops.stop_gradient(self.call(x_neg)),
+                    self.loss_metric.result())
+
+    class FFNetwork(keras.Model):
+        def __init__(self, dims, layer_optimizer=None, **kwargs):
+            super().__init__(**kwargs)
+            self.layer_optimizer = layer_optimizer
+            self.loss_var = keras.Variable(0.0, trainable=False, dtype="float32")  # (tf.Variable)
+            self.loss_count = keras.Variable(0.0, trainable=False, dtype="float32")
+            self.seed_generator = keras.random.SeedGenerator(55)  # (tf.random.shuffle's global seed)
+            self.layer_list = [keras.Input(shape=(dims[0],))]
+            for d in range(len(dims) - 1):
+                # The example gives every FFDense the model's one `layer_optimizer`; a Keras 3 optimizer
+                # refuses variables it was not built with ("Unknown variable", checked in the test):
+                # the port gives each layer its own Adam(0.03).
+                optimizer = self.layer_optimizer if shared_optimizer else keras.optimizers.Adam(learning_rate=0.03)
+                self.layer_list += [FFDense(dims[d + 1], optimizer=optimizer, loss_metric=keras.metrics.Mean(),
+                                            num_epochs=num_epochs)]
+
+        def overlay_y_on_x(self, data):
+            # (xla.dynamic_update_slice per sample under tf.map_fn -> one batched concatenate: the first
+            # 10 pixels become the one-hot label times the sample's maximum)
+            X_sample, y_sample = data
+            max_sample = ops.max(X_sample, axis=-1, keepdims=True)
+            X_update = ops.one_hot(y_sample, 10, dtype=X_sample.dtype) * max_sample
+            return ops.concatenate([X_update, X_sample[..., 10:]], axis=-1), y_sample
+
+        def predict_one_sample(self, x):
+            goodness_per_label = []
+            x = ops.reshape(x, [ops.shape(x)[0] * ops.shape(x)[1]])
+            for label in range(10):
+                h, label = self.overlay_y_on_x(data=(x, label))
+                h = ops.reshape(h, [-1, ops.shape(h)[0]])
+                goodness = []
+                for layer_idx in range(1, len(self.layer_list)):
+                    layer = self.layer_list[layer_idx]
+                    h = layer(h)
+                    goodness += [ops.mean(ops.power(h, 2), 1)]
+                total = ops.sum(goodness, keepdims=True)
+                if keras is not kerasish:
+                    # Keras 3.15 on torch drops `keepdims` when `axis` is None (`torch.sum(x)`: a scalar;
+                    # NumPy, TensorFlow and kerasish keep (1, 1)); the reference reshapes.
+                    total = ops.reshape(total, (1, 1))
+                goodness_per_label += [ops.expand_dims(total, 1)]
+            goodness_per_label = ops.concatenate(goodness_per_label, 1)
+            return ops.cast(ops.argmax(goodness_per_label, 1), "float64")
+
+        def predict(self, data):
+            # (tf.map_fn over the samples)
+            preds = ops.stack([self.predict_one_sample(x) for x in ops.convert_to_tensor(data)])
+            return np.asarray(ops.convert_to_numpy(preds), dtype=int)
+
+        def train_step(self, data):
+            x, y = data
+            x = ops.reshape(x, [-1, ops.shape(x)[1] * ops.shape(x)[2]])
+            x_pos, y = self.overlay_y_on_x((x, y))
+            random_y = keras.random.shuffle(y, seed=self.seed_generator)
+            x_neg, y = self.overlay_y_on_x((x, random_y))
+            h_pos, h_neg = x_pos, x_neg
+            for idx, layer in enumerate(self.layers):
+                if isinstance(layer, FFDense):
+                    h_pos, h_neg, loss = layer.forward_forward(h_pos, h_neg)
+                    self.loss_var.assign_add(loss)
+                    self.loss_count.assign_add(1.0)
+                else:
+                    x = layer(x)
+            mean_res = self.loss_var / self.loss_count
+            return {"FinalLoss": mean_res}
+
+    return FFNetwork, FFDense
+
+
+def _ff_model(keras, num_epochs, shared_optimizer=False, initial=None, compile_as_written=True):
+    keras.utils.clear_session()
+    FFNetwork, FFDense = _ff_classes(keras, num_epochs, shared_optimizer)
+    dims = [_FF_SIDE * _FF_SIDE, 16, 16]  # ([784, 500, 500])
+    model = FFNetwork(dims=dims, layer_optimizer=keras.optimizers.Adam(learning_rate=0.03))
+    if compile_as_written:
+        # (the example's jit_compile=True: torch.compile on torch, in Keras as in kerasish; off here
+        # for the test's time)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.03), loss="mse", jit_compile=False,
+                      metrics=[keras.metrics.Mean()])
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.03), jit_compile=False)
+    # The model has no call(): Keras 3's fit cannot build it by calling it (a RuntimeError, checked in
+    # the test), so the port builds each FFDense by calling it on a batch, which Keras's message advises,
+    # and marks the model built.
+    for layer, units_in in zip(model.layers, dims):
+        layer(np.zeros((1, units_in), "float32"))
+    model.built = True
+    if initial is not None:
+        for layer, weights in zip(model.layers, initial):
+            layer.set_weights(weights)
+    return model
+
+
+def _ff_run(keras, initial, data, num_epochs=5, epochs=3):
+    """The example's run, shrunk: 50 -> 5 FFDense epochs per batch, 250 -> 3 fit epochs, one batch of
+    60000 -> 32 images of 8x8, dims 500 -> 16."""
+    (x_train, y_train), (x_test, y_test) = data
+    # Keras 3 cannot fit the model compiled as the example compiles it (loss="mse", metrics=[Mean()],
+    # which its train_step never uses): it builds the compiled loss/metrics by calling the model, which
+    # has no call(). kerasish fits it as written (as tf.keras 2 did); the reference compiles the optimizer.
+    model = _ff_model(keras, num_epochs, initial=initial, compile_as_written=keras is kerasish)
+    history = model.fit(x_train, y_train, batch_size=len(x_train), epochs=epochs, shuffle=False, verbose=0)
+    preds = model.predict(x_test)
+    return (history, preds, [layer.get_weights() for layer in model.layers], float(model.loss_var.numpy()),
+            [float(layer.loss_metric.result()) for layer in model.layers])
+
+
+def test_forward_forward(keras_ref):
+    rng = np.random.default_rng(55)
+    x_train = rng.random((32, _FF_SIDE, _FF_SIDE))  # (float64, as the example's x_train.astype(float) / 255)
+    y_train = rng.integers(0, 10, 32)
+    x_test = rng.random((6, _FF_SIDE, _FF_SIDE))
+    y_test = rng.integers(0, 10, 6)
+    data = (x_train, y_train), (x_test, y_test)
+    initial = [layer.get_weights() for layer in _ff_model(keras_ref, 1, compile_as_written=False).layers]
+    theirs = _ff_run(keras_ref, initial, data)
+    ours = _ff_run(kerasish, initial, data)
+    assert_history_close(ours[0], theirs[0], rtol=1e-5, atol=1e-6)
+    assert list(ours[0].history) == ["FinalLoss"]
+    np.testing.assert_array_equal(ours[1], theirs[1])  # predicted labels, (6, 1, 1) as the example's map_fn
+    assert ours[1].shape == (6, 1, 1)
+    assert_same(ours[2], theirs[2], rtol=1e-4, atol=1e-5)  # each FFDense's kernel and bias
+    assert ours[3] == pytest.approx(theirs[3], rel=1e-5)
+    assert ours[4] == pytest.approx(theirs[4], rel=1e-5)
+    # The example as written: one Adam shared by both FFDense layers, refused by both frameworks when the
+    # second layer steps it; and Keras's fit of the model compiled with its unused loss and metric.
+    for framework in (keras_ref, kerasish):
+        model = _ff_model(framework, 1, shared_optimizer=True, initial=initial, compile_as_written=False)
+        with pytest.raises(ValueError, match="Unknown variable"):
+            model.fit(x_train, y_train, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    model = _ff_model(keras_ref, 1, initial=initial, compile_as_written=True)
+    with pytest.raises(RuntimeError, match="Unable to automatically build the model"):
+        model.fit(x_train, y_train, batch_size=32, epochs=1, shuffle=False, verbose=0)
