@@ -84,6 +84,21 @@ Covered here:
     held in attributes; fixed. Keras builds the compiled, unused optimizer
     when fit starts, kerasish does not: their `optimizer/vars` differ, and
     both files load either way.)
+58. "Supervised Contrastive Learning" (vision/supervised-contrastive-
+    learning, a TensorFlow example): a `Sequential` augmentation
+    (`Normalization` adapted on uint8 images, `RandomFlip("horizontal")`,
+    `RandomRotation(0.02)`; Keras 3 has no RandomWidth / RandomHeight)
+    inside an encoder (the example's ResNet50V2 becomes a small convnet
+    ending in global average pooling), a classifier with Dropout 0.5
+    compiled with `SparseCategoricalCrossentropy` /
+    `SparseCategoricalAccuracy` on (n, 1) uint8 labels, a
+    `keras.losses.Loss` subclass that overrides `__call__` (not `call`)
+    given to `compile` (`tf.math.l2_normalize` -> `keras.utils.normalize`,
+    tfa's `npairs_loss` written with ops), the encoder pretrained under a
+    projection head and then frozen layer by layer (`layer.trainable =
+    False`) under a new classifier. The layers' random draws (augmentation
+    and Dropout seeds taken from the global generator as they are built)
+    are Keras's: the histories match.
 
 (Found porting Forward-Forward: metrics and losses given a list of tensors
 raised "only one element tensors can be converted to Python scalars" (or
@@ -1003,3 +1018,131 @@ def test_cyclegan(keras_ref, tmp_path):
             for i, variable in enumerate(optimizer.variables):
                 np.testing.assert_array_equal(framework.ops.convert_to_numpy(variable),
                                               contents[other][f"{name}_optimizer/vars/{i}"])
+
+
+# ------------------------------------------------------------ 58. Supervised contrastive learning
+_SUPCON_SHAPE, _SUPCON_CLASSES = (8, 8, 3), 4  # ((32, 32, 3), 10)
+
+
+def _supcon_program(keras, x_train):
+    layers, ops = keras.layers, keras.ops
+    keras.utils.clear_session()
+    input_shape, num_classes = _SUPCON_SHAPE, _SUPCON_CLASSES
+    learning_rate, hidden_units, projection_units, dropout_rate, temperature = 0.001, 16, 8, 0.5, 0.05
+    # ((512, 128) units)
+
+    # (layers.experimental.preprocessing.* -> layers.*; Keras 3 has no RandomWidth / RandomHeight)
+    data_augmentation = keras.Sequential([
+        layers.Normalization(),
+        layers.RandomFlip("horizontal"),
+        layers.RandomRotation(0.02),
+    ])
+    data_augmentation.layers[0].adapt(x_train)
+
+    def create_encoder():
+        # (ResNet50V2(include_top=False, weights=None, pooling="avg") -> a small convnet ending in
+        # global average pooling)
+        resnet = keras.Sequential([
+            keras.Input(input_shape),
+            layers.Conv2D(8, 3, padding="same", activation="relu"),
+            layers.BatchNormalization(),
+            layers.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+            layers.GlobalAveragePooling2D(),
+        ], name="resnet50v2")
+        inputs = keras.Input(shape=input_shape)
+        augmented = data_augmentation(inputs)
+        outputs = resnet(augmented)
+        return keras.Model(inputs=inputs, outputs=outputs, name="cifar10-encoder")
+
+    def create_classifier(encoder, trainable=True):
+        for layer in encoder.layers:
+            layer.trainable = trainable
+        inputs = keras.Input(shape=input_shape)
+        features = encoder(inputs)
+        features = layers.Dropout(dropout_rate)(features)
+        features = layers.Dense(hidden_units, activation="relu")(features)
+        features = layers.Dropout(dropout_rate)(features)
+        outputs = layers.Dense(num_classes, activation="softmax")(features)
+        model = keras.Model(inputs=inputs, outputs=outputs, name="cifar10-classifier")
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=keras.losses.SparseCategoricalCrossentropy(),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy()])
+        return model
+
+    def npairs_loss(y_true, y_pred):
+        # (tfa.losses.npairs_loss: softmax cross-entropy of the logits against the rows of the label
+        # equality matrix, each normalised to sum 1)
+        y_true = ops.expand_dims(y_true, -1)
+        y_true = ops.cast(ops.equal(y_true, ops.transpose(y_true)), y_pred.dtype)
+        y_true = y_true / ops.sum(y_true, axis=1, keepdims=True)
+        return ops.mean(keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True))
+
+    class SupervisedContrastiveLoss(keras.losses.Loss):
+        def __init__(self, temperature=1, name=None):
+            super().__init__(name=name)
+            self.temperature = temperature
+
+        def __call__(self, labels, feature_vectors, sample_weight=None):
+            feature_vectors_normalized = keras.utils.normalize(feature_vectors, axis=1, order=2)
+            # (tf.math.l2_normalize -> keras.utils.normalize; tf.divide(tf.matmul(...)) -> ops)
+            logits = ops.divide(ops.matmul(feature_vectors_normalized, ops.transpose(feature_vectors_normalized)),
+                                self.temperature)
+            return npairs_loss(ops.squeeze(labels), logits)
+
+    def add_projection_head(encoder):
+        inputs = keras.Input(shape=input_shape)
+        features = encoder(inputs)
+        outputs = layers.Dense(projection_units, activation="relu")(features)
+        return keras.Model(inputs=inputs, outputs=outputs, name="cifar-encoder_with_projection-head")
+
+    return create_encoder, create_classifier, add_projection_head, SupervisedContrastiveLoss(temperature)
+
+
+def _supcon_run(keras, initial, data):
+    (x_train, y_train), (x_test, y_test) = data
+    keras.utils.set_random_seed(58)  # (the augmentation and Dropout layers' seeds)
+    create_encoder, create_classifier, add_projection_head, supcon_loss = _supcon_program(keras, x_train)
+    fit = dict(batch_size=16, epochs=2, shuffle=False, verbose=0)  # (batch 265, 50 epochs)
+    # Experiment 1: the baseline classifier
+    classifier = create_classifier(create_encoder())
+    classifier.set_weights(initial[0])
+    baseline = classifier.fit(x=x_train, y=y_train, **fit)
+    baseline_eval = classifier.evaluate(x_test, y_test, verbose=0)
+    # Experiment 2: the encoder pretrained with the contrastive loss, then frozen under a classifier
+    encoder = create_encoder()
+    encoder_with_projection_head = add_projection_head(encoder)
+    encoder_with_projection_head.set_weights(initial[1])
+    encoder_with_projection_head.compile(optimizer=keras.optimizers.Adam(0.001), loss=supcon_loss)
+    pretraining = encoder_with_projection_head.fit(x=x_train, y=y_train, **fit)
+    encoder_weights = encoder.get_weights()
+    classifier = create_classifier(encoder, trainable=False)
+    classifier.set_weights(encoder_weights + initial[2])
+    history = classifier.fit(x=x_train, y=y_train, **fit)
+    evaluation = classifier.evaluate(x_test, y_test, verbose=0)
+    return (baseline, baseline_eval, pretraining, encoder_weights, history, evaluation,
+            _weights_by_path(keras, classifier), len(classifier.trainable_weights))
+
+
+def test_supervised_contrastive_learning(keras_ref):
+    rng = np.random.default_rng(58)
+    x_train = rng.integers(0, 256, (48,) + _SUPCON_SHAPE).astype("uint8")  # (cifar10's uint8 images)
+    y_train = rng.integers(0, _SUPCON_CLASSES, (48, 1)).astype("uint8")
+    x_test = rng.integers(0, 256, (16,) + _SUPCON_SHAPE).astype("uint8")
+    y_test = rng.integers(0, _SUPCON_CLASSES, (16, 1)).astype("uint8")
+    data = (x_train, y_train), (x_test, y_test)
+    create_encoder, create_classifier, add_projection_head, _ = _supcon_program(keras_ref, x_train)
+    head = create_classifier(create_encoder()).get_weights()
+    projection = add_projection_head(create_encoder()).get_weights()
+    encoder_size = len(create_encoder().get_weights())
+    initial = (head, projection, head[encoder_size:])
+    theirs = _supcon_run(keras_ref, initial, data)
+    ours = _supcon_run(kerasish, initial, data)
+    assert_history_close(ours[0], theirs[0], rtol=1e-4, atol=1e-5)
+    assert ours[1] == pytest.approx(theirs[1], rel=1e-4)
+    assert sorted(theirs[2].history) == ["loss"]
+    assert_history_close(ours[2], theirs[2], rtol=1e-4, atol=1e-5)  # the contrastive loss's __call__
+    assert_same(ours[3], theirs[3], rtol=1e-4, atol=1e-5)
+    assert_history_close(ours[4], theirs[4], rtol=1e-4, atol=1e-5)
+    assert ours[5] == pytest.approx(theirs[5], rel=1e-4)
+    _assert_weights_by_path(ours[6], theirs[6], rtol=1e-4, atol=1e-5)
+    # the frozen encoder: only the two Dense layers train in the second classifier
+    assert ours[7] == theirs[7] == 4
