@@ -99,6 +99,23 @@ Covered here:
     False`) under a new classifier. The layers' random draws (augmentation
     and Dropout seeds taken from the global generator as they are built)
     are Keras's: the histories match.
+59. "Timeseries Classification with LSTM and CNN Models" (timeseries/
+    lstm_vs_cnn_timeseries_classification): two Sequential models, stacked
+    LSTMs with `dropout` and `recurrent_dropout` (no fused kernel) and a
+    Conv1D / BatchNormalization / MaxPooling1D / Dropout / GlobalAverage
+    Pooling1D stack, `validation_split`, a best-only `ModelCheckpoint` to
+    `.keras` with `EarlyStopping(restore_best_weights=True)`, the best file
+    loaded with `load_model` and evaluated, and each framework's file
+    loaded by the other. (Found: Keras draws an RNN's unseeded dropout
+    masks in inference calls too, so validation moves torch's RNG before
+    the next epoch's masks; kerasish drew nothing: fixed,
+    tests/layers/rnn/test_rnn_inference_draws.py. Not fixed: Keras's
+    unseeded `Dropout` (torch's `F.dropout`) draws its mask in its input's
+    memory order, and several Keras torch layers return channels-first
+    views (Conv1D, the 1D/2D pooling layers, MaxPooling3D, the transposed
+    and 1D depthwise/separable convolutions) where kerasish's outputs are
+    contiguous, so a Dropout after them draws other masks than Keras's;
+    the example's CNN Dropout(0.3) is an xfail case.)
 
 (Found porting Forward-Forward: metrics and losses given a list of tensors
 raised "only one element tensors can be converted to Python scalars" (or
@@ -1146,3 +1163,95 @@ def test_supervised_contrastive_learning(keras_ref):
     _assert_weights_by_path(ours[6], theirs[6], rtol=1e-4, atol=1e-5)
     # the frozen encoder: only the two Dense layers train in the second classifier
     assert ours[7] == theirs[7] == 4
+
+
+# ------------------------------------------------------------ 59. LSTM vs CNN timeseries classification
+def _lstm_cnn_models(keras, input_shape, num_classes, rate=0.3, cnn_rate=0.3):
+    layers = keras.layers
+    keras.utils.clear_session()
+
+    def build_lstm_model(input_shape, num_classes):
+        return keras.Sequential([
+            layers.Input(shape=input_shape),
+            layers.LSTM(8, return_sequences=True, dropout=rate, recurrent_dropout=rate),  # (64)
+            layers.LSTM(4, dropout=rate, recurrent_dropout=rate),  # (32)
+            layers.Dense(16, activation="relu"),
+            layers.Dense(num_classes, activation="softmax"),
+        ])
+
+    def build_cnn_model(input_shape, num_classes):
+        return keras.Sequential([
+            layers.Input(shape=input_shape),
+            layers.Conv1D(filters=8, kernel_size=7, padding="same", activation="relu"),  # (64)
+            layers.BatchNormalization(),
+            layers.MaxPooling1D(pool_size=2),
+            layers.Dropout(cnn_rate),
+            layers.Conv1D(filters=8, kernel_size=5, padding="same", activation="relu"),  # (128)
+            layers.BatchNormalization(),
+            layers.MaxPooling1D(pool_size=2),
+            layers.Dropout(cnn_rate),
+            layers.GlobalAveragePooling1D(),
+            layers.Dense(16, activation="relu"),
+            layers.Dense(num_classes, activation="softmax"),
+        ])
+
+    return build_lstm_model(input_shape, num_classes), build_cnn_model(input_shape, num_classes)
+
+
+def _lstm_cnn_run(keras, initial, data, directory, rate, cnn_rate):
+    x_train, y_train, x_test, y_test = data
+    epochs, batch_size = 4, 8  # (100, 32)
+    results = []
+    keras.utils.set_random_seed(59)
+    models = _lstm_cnn_models(keras, x_train.shape[1:], 2, rate, cnn_rate)
+    for model, weights, model_name in zip(models, initial, ("LSTM", "CNN")):
+        model.set_weights(weights)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["sparse_categorical_accuracy"])
+        keras.utils.set_random_seed(59)  # (the dropout masks)
+        path = str(directory / f"best_{model_name}_model.keras")
+        history = model.fit(
+            x_train, y_train, epochs=epochs, batch_size=batch_size, validation_split=0.2, shuffle=False,
+            callbacks=[
+                keras.callbacks.ModelCheckpoint(path, save_best_only=True, monitor="val_loss"),
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True),  # (20)
+            ],
+            verbose=0)
+        best_model = keras.models.load_model(path)
+        test_loss, test_acc = best_model.evaluate(x_test, y_test, verbose=0)
+        results.append((history, (test_loss, test_acc), model.get_weights(), path,
+                        np.asarray(best_model.predict(x_test, verbose=0))))
+    return results
+
+
+@pytest.mark.parametrize("rate,cnn_rate", [
+    (0.3, 0.0),  # the example's LSTM dropout and recurrent_dropout
+    pytest.param(0.3, 0.3, marks=pytest.mark.xfail(strict=True, reason=(
+        "the CNN's Dropout(0.3) after MaxPooling1D: Keras's unseeded dropout (torch's F.dropout) draws its "
+        "mask in its input's memory order, and Keras's pooling returns a channels-first view where "
+        "kerasish's output is contiguous: other masks (see the module docstring, 59); not fixed yet"))),
+])
+def test_lstm_vs_cnn_timeseries_classification(keras_ref, tmp_path, rate, cnn_rate):
+    rng = np.random.default_rng(59)
+    # (FordA: z-normalised univariate series of 500 steps, labels -1 / 1 mapped to 0 / 1)
+    x_train = rng.normal(size=(40, 24)).astype(np.float32).reshape((40, 24, 1))
+    y_train = np.where(rng.integers(0, 2, 40) == 0, -1, 1)
+    x_test = rng.normal(size=(12, 24)).astype(np.float32).reshape((12, 24, 1))
+    y_test = np.where(rng.integers(0, 2, 12) == 0, -1, 1)
+    y_train, y_test = np.where(y_train == -1, 0, y_train), np.where(y_test == -1, 0, y_test)
+    data = x_train, y_train, x_test, y_test
+    initial = [model.get_weights() for model in _lstm_cnn_models(keras_ref, (24, 1), 2, rate, cnn_rate)]
+    for directory in ("keras", "kerasish"):
+        (tmp_path / directory).mkdir()
+    theirs = _lstm_cnn_run(keras_ref, initial, data, tmp_path / "keras", rate, cnn_rate)
+    ours = _lstm_cnn_run(kerasish, initial, data, tmp_path / "kerasish", rate, cnn_rate)
+    for mine, ref in zip(ours, theirs):
+        # dropout and recurrent_dropout masks (Keras's draws), EarlyStopping's restored weights
+        assert_history_close(mine[0], ref[0], rtol=1e-4, atol=1e-5)
+        assert mine[1] == pytest.approx(ref[1], rel=1e-4)
+        assert_same(mine[2], ref[2], rtol=1e-4, atol=1e-5)
+        assert_same(mine[4], ref[4], rtol=1e-4, atol=1e-5)
+        # each framework's best checkpoint loaded by the other
+        for framework, path in ((kerasish, ref[3]), (keras_ref, mine[3])):
+            loaded = framework.models.load_model(path)
+            assert_same(loaded.predict(x_test, verbose=0), ref[4], rtol=1e-4, atol=1e-5)
