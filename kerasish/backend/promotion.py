@@ -183,6 +183,21 @@ def to_tensor(x, dtype=None) -> torch.Tensor:
     return torch.as_tensor(x, dtype=dtype)
 
 
+def as_tensor(x) -> torch.Tensor:
+    """`torch.as_tensor(x)`, except that a list or tuple holding tensors is
+    stacked (each item converted the same way), as Keras's torch
+    `convert_to_tensor` does: `metric.update_state([loss])` or
+    `mse([t1, t2], ...)` then work on tensors of any size, keep their device,
+    and never go through Python scalars (torch.as_tensor raised "only one
+    element tensors can be converted" for them and warned for one that
+    requires grad). Dtypes otherwise stay torch's, unlike `to_tensor`."""
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in x):
+        return torch.stack([as_tensor(v) for v in x])
+    return torch.as_tensor(x)
+
+
 def _flatten_scalars(x):
     out = []
     for v in x:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from kerasish.backend.dtypes import floatx, standardize_dtype, to_torch_dtype
+from kerasish.backend.promotion import as_tensor
 from kerasish.backend.keras_tensor import KerasTensor
 
 EPSILON = 1e-7
@@ -49,7 +50,7 @@ def to_tensor(x, dtype=None, device=None) -> torch.Tensor:
     if isinstance(x, np.ndarray) or np.isscalar(x) and isinstance(x, np.generic):
         t = torch.as_tensor(np.asarray(x))
     else:
-        t = torch.as_tensor(x)
+        t = as_tensor(x)
         if t.is_floating_point() and tdtype is None:
             t = t.to(to_torch_dtype(floatx()))
     return t.to(device=device, dtype=tdtype)

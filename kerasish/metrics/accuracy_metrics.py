@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.backend.promotion import as_tensor
 from kerasish.backend.dtypes import floatx
 from kerasish.backend.dtypes import to_torch_dtype
 from kerasish.losses.loss import squeeze_or_expand_to_same_rank
@@ -18,7 +19,7 @@ from kerasish.metrics.reduction_metrics import MeanMetricWrapper
 
 def _t(x, dtype=None, like=None) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(x)
+        x = as_tensor(x)
     device = like.device if like is not None else None
     if (dtype is not None and x.dtype != dtype) or (device is not None and x.device != device):
         x = x.to(device=device, dtype=dtype)

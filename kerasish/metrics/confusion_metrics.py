@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from kerasish.backend.promotion import as_tensor
 from kerasish.losses.loss import squeeze_or_expand_to_same_rank
 from kerasish.metrics.metric import Metric
 
@@ -118,12 +119,12 @@ def update_confusion_matrix_variables(
     `variables` (a dict with keys "tp", "fp", "tn", "fn")."""
     var = next(iter(variables.values()))
     dtype, device = var.dtype, var.device
-    y_pred = torch.as_tensor(y_pred).detach().to(device=device, dtype=dtype)
-    y_true = torch.as_tensor(y_true).to(device=device, dtype=dtype)
+    y_pred = as_tensor(y_pred).detach().to(device=device, dtype=dtype)
+    y_true = as_tensor(y_true).to(device=device, dtype=dtype)
     with_epsilon = thresholds_distributed_evenly and (thresholds[0] < 0.0 or thresholds[-1] > 1.0)
     y_pred, y_true = squeeze_or_expand_to_same_rank(y_pred, y_true)
     if sample_weight is not None:
-        sample_weight = torch.as_tensor(sample_weight).to(device=device, dtype=dtype).unsqueeze(-1)
+        sample_weight = as_tensor(sample_weight).to(device=device, dtype=dtype).unsqueeze(-1)
         _, sample_weight = squeeze_or_expand_to_same_rank(y_true, sample_weight, expand_rank_1=False)
     if top_k is not None:
         y_pred = _filter_top_k(y_pred, top_k)
@@ -136,7 +137,7 @@ def update_confusion_matrix_variables(
         y_true = y_true[..., class_id, None]
         y_pred = y_pred[..., class_id, None]
     if label_weights is not None:
-        label_weights = torch.as_tensor(label_weights).to(device=device, dtype=dtype)
+        label_weights = as_tensor(label_weights).to(device=device, dtype=dtype)
     if thresholds_distributed_evenly:
         return _update_evenly(
             variables, y_true, y_pred, thresholds, sample_weight, label_weights, multi_label, with_epsilon
@@ -390,7 +391,7 @@ class AUC(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Accumulates the confusion counts at every threshold."""
         if not isinstance(y_pred, torch.Tensor):
-            y_pred = torch.as_tensor(np.asarray(y_pred))
+            y_pred = as_tensor(y_pred if isinstance(y_pred, (list, tuple)) else np.asarray(y_pred))
         if not self._built:
             self._build(tuple(y_pred.shape))
         if self._from_logits:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.backend.promotion import as_tensor
 from kerasish.metrics.metric import Metric
 
 _EPSILON = 1e-7  # keras.backend.epsilon()
@@ -92,13 +93,13 @@ class FBetaScore(Metric):
         self.__dict__["_state_built"] = True
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = torch.as_tensor(y_pred).detach()
+        y_pred = as_tensor(y_pred).detach()
         if not self._state_built:
-            self._build_state(torch.as_tensor(y_true).shape, y_pred.shape, y_pred.device)
+            self._build_state(as_tensor(y_true).shape, y_pred.shape, y_pred.device)
         tp = self.true_positives
         dtype, device = tp.dtype, tp.device
         y_pred = y_pred.to(device=device, dtype=dtype)
-        y_true = torch.as_tensor(y_true).to(device=device, dtype=dtype)
+        y_true = as_tensor(y_true).to(device=device, dtype=dtype)
         if self.threshold is None:
             row_max = y_pred.amax(dim=-1, keepdim=True)
             y_pred = (y_pred >= row_max) & (y_pred.abs() > 1e-9)
@@ -106,7 +107,7 @@ class FBetaScore(Metric):
             y_pred = y_pred > self.threshold
         y_pred = y_pred.to(dtype)
         if sample_weight is not None:
-            sample_weight = torch.as_tensor(sample_weight).to(device=device, dtype=dtype).unsqueeze(1)
+            sample_weight = as_tensor(sample_weight).to(device=device, dtype=dtype).unsqueeze(1)
 
         def weighted_sum(val):
             if sample_weight is not None:

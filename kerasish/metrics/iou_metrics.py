@@ -15,6 +15,7 @@ import warnings
 
 import torch
 
+from kerasish.backend.promotion import as_tensor
 from kerasish.metrics.metric import Metric
 
 _EPSILON = 1e-7  # keras.backend.epsilon()
@@ -47,8 +48,8 @@ class _IoUBase(Metric):
         """
         cm = self.total_cm
         dtype, device = cm.dtype, cm.device
-        y_true = torch.as_tensor(y_true).detach()
-        y_pred = torch.as_tensor(y_pred).detach()
+        y_true = as_tensor(y_true).detach()
+        y_pred = as_tensor(y_pred).detach()
         # Keras casts boolean one-hot tensors to uint8 before the argmax
         if not self.sparse_y_true:
             y_true = torch.argmax(y_true.to(torch.uint8) if y_true.dtype == torch.bool else y_true, dim=self.axis)
@@ -59,7 +60,7 @@ class _IoUBase(Metric):
         if sample_weight is None:
             sample_weight = torch.ones((), dtype=dtype, device=device)
         else:
-            sample_weight = torch.as_tensor(sample_weight)
+            sample_weight = as_tensor(sample_weight)
             if sample_weight.is_floating_point() and not dtype.is_floating_point:
                 warnings.warn(
                     "You are passing weight as `float`, but dtype is `int`. This may result in an incorrect "
@@ -162,7 +163,7 @@ class BinaryIoU(IoU):
         self.threshold = threshold
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        y_pred = torch.as_tensor(y_pred).detach().to(torch.float32) >= self.threshold
+        y_pred = as_tensor(y_pred).detach().to(torch.float32) >= self.threshold
         return super().update_state(y_true, y_pred, sample_weight)
 
     def get_config(self):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.backend.promotion import as_tensor
 from kerasish.losses.loss import apply_mask
 from kerasish.losses.loss import squeeze_or_expand_to_same_rank
 from kerasish.metrics.metric import Metric
@@ -18,7 +19,7 @@ from kerasish.metrics.metric import Metric
 
 def _as_tensor(values, dtype, device=None) -> torch.Tensor:
     if not isinstance(values, torch.Tensor):
-        values = torch.as_tensor(values)
+        values = as_tensor(values)
     if values.requires_grad:
         values = values.detach()
     if values.dtype != dtype or (device is not None and values.device != device):
@@ -165,9 +166,9 @@ class MeanMetricWrapper(Mean):
                 y_pred = y_pred.detach()
         else:
             mask = None
-            y_pred = torch.as_tensor(y_pred)
+            y_pred = as_tensor(y_pred).detach()
         if not isinstance(y_true, torch.Tensor):
-            y_true = torch.as_tensor(y_true)
+            y_true = as_tensor(y_true)
         if y_true.device != y_pred.device:
             y_true = y_true.to(y_pred.device)
         if not y_pred.is_floating_point():

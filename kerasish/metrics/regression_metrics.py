@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.backend.promotion import as_tensor
 from kerasish.losses import losses as _losses
 from kerasish.losses.loss import squeeze_or_expand_to_same_rank
 from kerasish.metrics.reduction_metrics import Mean
@@ -91,8 +92,8 @@ class RootMeanSquaredError(_NameDtypeConfig, Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         dtype, device = self.total.dtype, self.total.device
-        y_pred = torch.as_tensor(y_pred).detach().to(device=device, dtype=dtype)
-        y_true = torch.as_tensor(y_true).to(device=device, dtype=dtype)
+        y_pred = as_tensor(y_pred).detach().to(device=device, dtype=dtype)
+        y_true = as_tensor(y_true).to(device=device, dtype=dtype)
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         return super().update_state(torch.square(y_pred - y_true), sample_weight=sample_weight)
 

@@ -11,6 +11,7 @@ import warnings
 
 import torch
 
+from kerasish.backend.promotion import as_tensor
 from kerasish.losses.loss import squeeze_or_expand_to_same_rank
 from kerasish.metrics.metric import Metric
 
@@ -81,15 +82,15 @@ class R2Score(Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         dtype, device = self.num_samples.dtype, self.num_samples.device
-        y_true = torch.as_tensor(y_true).detach().to(device=device, dtype=dtype)
-        y_pred = torch.as_tensor(y_pred).detach().to(device=device, dtype=dtype)
+        y_true = as_tensor(y_true).detach().to(device=device, dtype=dtype)
+        y_pred = as_tensor(y_pred).detach().to(device=device, dtype=dtype)
         y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
         if not self._state_built:
             self._build_state(y_true.shape, y_pred.shape)
         if sample_weight is None:
             sample_weight = torch.ones((), dtype=dtype, device=device)
         else:
-            sample_weight = torch.as_tensor(sample_weight).to(device=device, dtype=dtype)
+            sample_weight = as_tensor(sample_weight).to(device=device, dtype=dtype)
             if sample_weight.ndim == 1:
                 sample_weight = sample_weight.unsqueeze(1)
         sample_weight = torch.broadcast_to(sample_weight, y_true.shape)

@@ -13,7 +13,8 @@ creation order. The walk (Keras's `_walk_saveable`):
   sublayer attribute `proj` becomes `<path>/proj`; a list, tuple or dict of
   layers becomes `<path>/<attr>/<snake_case class name, uniquified>`
   (`dense`, `dense_1`; nested containers `container`, `container_1`);
-- a model's optimizer goes to `optimizer/vars`;
+- a model's optimizer goes to `optimizer/vars`; an optimizer held in any
+  other attribute of a layer or model goes to `<path>/<attr>/vars`;
 - an object reached twice is written once, at its first path.
 
 kerasish layers mirror Keras's attribute names for their sublayers; where a
@@ -156,6 +157,12 @@ def walk_children(obj):
         opt = obj.__dict__.get("_optimizer")
         if opt is not None and hasattr(opt, "save_own_variables"):
             children["optimizer"] = opt
+        for key, value in obj.__dict__.items():
+            # an optimizer held in an attribute (a GAN's `d_optimizer`, a layer's own optimizer): Keras's
+            # walk visits every attribute, and saves such an optimizer's state under the attribute's name
+            if (key not in children and key != "_optimizer" and key not in _SKIP_ATTRS
+                    and not isinstance(value, nn.Module) and _is_saveable(value)):
+                children[key] = value
     for key in sorted(children, key=_name_key):
         out.append((key, children[key]))
     return out
@@ -633,7 +640,10 @@ def _maybe_build_optimizer(root, obj, store) -> None:
     does in `compile_from_config`."""
     import torch.optim
 
-    if isinstance(obj, torch.optim.Optimizer) and not getattr(obj, "built", True) and len(store) > 2:
+    compiled = obj is getattr(root, "__dict__", {}).get("_optimizer")
+    if compiled and isinstance(obj, torch.optim.Optimizer) and not getattr(obj, "built", True) and len(store) > 2:
+        # (only the compiled optimizer: one held in another attribute steps weights Keras cannot know;
+        # unbuilt, it skips its state with Keras's warning)
         weights = getattr(root, "trainable_weights", None)
         if weights:
             obj.build(weights)

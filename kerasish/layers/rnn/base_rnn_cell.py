@@ -158,15 +158,24 @@ class DropoutRNNCell:
         calls = advance() if torch.compiler.is_compiling() else checkpoint_replay(self, advance, self.name)
         return self.seed, calls
 
-    def skip_unused_masks(self):
-        """A call that uses no mask (inference) still advances the seeded
-        counter as Keras's does: Keras 3's `RNN.call` draws the cell's masks
+    def skip_unused_masks(self, step_input=None, state=None):
+        """A call that uses no mask (inference) still advances the random
+        state as Keras's does: Keras 3's `RNN.call` draws the cell's masks
         (`count` per rate in (0, 1)) on every eager call, training or not, so
-        a seeded layer's training masks depend on how many inference calls
-        (`predict`, validation) came before. kerasish moves the counter
-        without drawing. Not under `torch.compile` (a counter changing every
-        call would be a new graph per call)."""
-        if self.seed is None or torch.compiler.is_compiling():
+        a layer's training masks depend on how many inference calls
+        (`predict`, validation) came before. Seeded, kerasish moves the
+        counter without drawing; unseeded (torch's global RNG), it draws and
+        discards masks shaped as Keras's (`step_input`, the first time step,
+        and `state`, the first state; a cell inside `StackedRNNCells` is not
+        given them and draws nothing). Not under `torch.compile` (a counter
+        changing every call would be a new graph per call)."""
+        if torch.compiler.is_compiling():
+            return
+        if self.seed is None:
+            if step_input is not None and 0.0 < self.dropout:
+                dropout_mask(step_input, self.dropout, self.dropout_mask_count, None, 0)
+            if state is not None and 0.0 < self.recurrent_dropout:
+                dropout_mask(state, self.recurrent_dropout, self.dropout_mask_count, None, 0)
             return
         draws = (0.0 < self.dropout < 1.0) + (0.0 < self.recurrent_dropout < 1.0)
         if draws:

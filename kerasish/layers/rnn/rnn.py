@@ -361,8 +361,12 @@ class RNN(Layer):
             states = self._zero_states(batch, sequences)
         if not training and not symbolic:
             # Keras draws (unused) seeded masks in inference too (`_modules`: `self.cell` costs ~3us)
-            for c in _dropout_cells(self._modules["cell"]):
-                c.skip_unused_masks()
+            cell = self._modules["cell"]
+            if isinstance(cell, DropoutRNNCell):
+                cell.skip_unused_masks(sequences[:, 0], states[0])
+            else:
+                for c in _dropout_cells(cell):
+                    c.skip_unused_masks()
         result = None
         scan_size = self._scan_output_size(sequences, symbolic)
         if scan_size is not None:  # exporting with a dynamic number of time steps
