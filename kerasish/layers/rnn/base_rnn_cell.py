@@ -22,6 +22,7 @@ from kerasish.layers.regularization.base_random import attach_seed_generator
 from kerasish.layers.weight_layout import keras_storage
 from kerasish.random.seed_generator import _stateless_scope
 from kerasish.random.seed_generator import checkpoint_replay
+from kerasish.random.seed_generator import keras_seeding
 from kerasish.random.seed_generator import outside_func_transforms
 from kerasish.utils.argument_validation import as_int
 
@@ -164,14 +165,20 @@ class DropoutRNNCell:
         (`count` per rate in (0, 1)) on every eager call, training or not, so
         a layer's training masks depend on how many inference calls
         (`predict`, validation) came before. Seeded, kerasish moves the
-        counter without drawing; unseeded (torch's global RNG), it draws and
-        discards masks shaped as Keras's (`step_input`, the first time step,
-        and `state`, the first state; a cell inside `StackedRNNCells` is not
-        given them and draws nothing). Not under `torch.compile` (a counter
-        changing every call would be a new graph per call)."""
+        counter without drawing; unseeded, after `keras.utils.set_random_seed`
+        (the only time torch's global RNG stream follows Keras's, as for the
+        other Keras-draw emulations), it draws and discards masks shaped as
+        Keras's (`step_input`, the first time step, and `state`, the first
+        state; a cell inside `StackedRNNCells` is not given them and draws
+        nothing): without it an inference call draws nothing (a draw would
+        cost ~40 % of a small LSTM's inference call). Not under
+        `torch.compile` (a counter changing every call would be a new graph
+        per call)."""
         if torch.compiler.is_compiling():
             return
         if self.seed is None:
+            if not keras_seeding():
+                return
             if step_input is not None and 0.0 < self.dropout:
                 dropout_mask(step_input, self.dropout, self.dropout_mask_count, None, 0)
             if state is not None and 0.0 < self.recurrent_dropout:

@@ -57,3 +57,19 @@ def test_fit_with_validation_trains_on_keras_masks(keras_ref):
         histories.append(history.history)
     for key, values in histories[0].items():
         np.testing.assert_allclose(histories[1][key], values, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_without_set_random_seed_inference_calls_draw_nothing():
+    """The emulated draws follow Keras's stream only after `set_random_seed` (as the other Keras-draw
+    emulations); without it an inference call leaves torch's global RNG alone (no wasted mask draws)."""
+    from kerasish.random import seed_generator
+
+    assert not seed_generator.keras_seeding()  # (conftest resets it after each test)
+    layer = kerasish.layers.LSTM(4, dropout=0.3, recurrent_dropout=0.2)
+    x = torch.randn(8, 6, 3)
+    layer(x)
+    before = torch.get_rng_state()
+    layer(x, training=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    layer(x, training=True)  # (training draws its masks)
+    assert not torch.equal(torch.get_rng_state(), before)
