@@ -40,16 +40,17 @@ class Lamb(Optimizer):
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
         m, v = slots["momentum"], slots["velocity"]
-        torch._foreach_mul_(m, b1)
-        torch._foreach_add_(m, grads, alpha=1 - b1)
-        torch._foreach_mul_(v, b2)
-        torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+        # Keras's roundings: `m += (g - m) * (1 - b1)`, `v += (g^2 - v) * (1 - b2)`
+        torch._foreach_add_(m, torch._foreach_mul(torch._foreach_sub(grads, m), 1 - b1))
+        torch._foreach_add_(v, torch._foreach_mul(torch._foreach_sub(torch._foreach_mul(grads, grads), v), 1 - b2))
         m_hat = torch._foreach_div(m, _bias_correction(b1, step))  # float32, as Keras
         denom = torch._foreach_sqrt(torch._foreach_div(v, _bias_correction(b2, step)))
         torch._foreach_add_(denom, self.epsilon)
         updates = torch._foreach_div(m_hat, denom)
-        w_norms = torch._foreach_norm(params)
-        u_norms = torch._foreach_norm(updates)
+        # `sqrt(sum(x ** 2))` as Keras computes the norms (`_foreach_norm` reduces in another order, which
+        # rounds differently on some CPUs)
+        w_norms = [torch.sqrt(torch.sum(torch.pow(p, 2))) for p in params]
+        u_norms = [torch.sqrt(torch.sum(torch.pow(u, 2))) for u in updates]
         for p, u, wn, un in zip(params, updates, w_norms, u_norms):
             ratio = torch.where((wn > 0) & (un > 0), wn / un, torch.ones_like(wn))
             p.sub_(u * (ratio * lr))
