@@ -848,6 +848,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         "outer/inner/kernel" paths), the mixed-precision weight cast, and
         `dynamic=True`."""
         if self._call_has_mask and kwargs.get("mask") is None:
+            # the first tensor's mask, also when `call` takes several tensors: tf.keras 2's rule (Keras 3
+            # passes none then); README "Design and conventions" says why
             mask = tree.get_mask(inputs)
             if mask is not None:
                 kwargs["mask"] = mask
