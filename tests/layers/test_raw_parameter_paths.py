@@ -119,3 +119,20 @@ def test_frozen_layer_freezes_a_new_parameter():
     layer(torch.ones(1, 3))
     assert not layer.alpha.requires_grad and not layer.beta.requires_grad
     assert [w.path for w in layer.non_trainable_weights] == ["frozen_scale/beta", "frozen_scale/alpha"]
+
+
+def test_state_tree_names_a_torch_submodules_parameter_it_cannot_key():
+    """A plain torch module inside a layer keeps plain Parameters (no Keras path): `get_state_tree`
+    raises a ValueError naming the parameter and the way out (was: AttributeError 'path')."""
+    class WithLinear(kerasish.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.lin = torch.nn.Linear(3, 2)
+
+        def call(self, x):
+            return self.lin(x)
+
+    inputs = kerasish.Input((3,))
+    model = kerasish.Model(inputs, WithLinear(name="with_linear")(inputs))
+    with pytest.raises(ValueError, match=r"'with_linear\.lin\.weight'.*TorchModuleWrapper"):
+        model.get_state_tree()
