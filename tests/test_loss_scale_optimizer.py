@@ -205,6 +205,42 @@ def test_custom_train_step_on_compile_wrapped_optimizer_matches_keras(keras_ref,
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)  # float16 forwards: a few float16 ulps
 
 
+@pytest.mark.parametrize("custom_step", [False, True], ids=["fit_step", "custom_train_step"])
+def test_jit_compile_fit_mixed_float16_says_nothing_and_matches_keras(keras_ref, monkeypatch, custom_step):
+    """`fit(jit_compile=True)` on a "mixed_float16" model: `scale_loss` runs inside the compiled step,
+    and dynamo drops attribute writes on an optimizer made there, so the LossScaleOptimizer used to
+    warn that `scale_loss` was never called (the weights were right). Nothing is said now; the weights
+    equal Keras's (Keras compiled none: its torch `jit_compile` is a different compiler run)."""
+    from kerasish.trainers import trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "_compile_backend", lambda: "eager")  # dynamo is what drops it
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((32, 5)).astype("float32"), rng.standard_normal((32, 1)).astype("float32") * 0.1
+    torch.manual_seed(4)
+    def build(m):
+        if custom_step:  # the Keras torch guide's train_step, backpropagating `scale_loss(loss)`
+            return _guide_model(m, True)
+        m.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            return m.Sequential([m.Input((5,)), m.layers.Dense(8, activation="relu"), m.layers.Dense(1)])
+        finally:
+            m.mixed_precision.set_global_policy("float32")
+
+    q, k = build(kerasish), build(keras_ref)
+    k.set_weights(q.get_weights())
+    q.compile(optimizer=optimizers.SGD(0.1), loss="mse", jit_compile=True)
+    k.compile(optimizer=keras_ref.optimizers.SGD(0.1), loss="mse")
+    assert type(q.optimizer).__name__ == "LossScaleOptimizer"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        q.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    k.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert [str(w.message) for w in caught if "scale_loss" in str(w.message)] == []
+    assert int(q.optimizer.iterations) == int(keras_ref.ops.convert_to_numpy(k.optimizer.iterations))
+    for a, b in zip(q.get_weights(), k.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-4)
+
+
 def test_float16_loss_is_scaled_in_float32():
     opt = optimizers.LossScaleOptimizer(optimizers.SGD())
     loss = torch.tensor(4.0, dtype=torch.float16)

@@ -67,7 +67,7 @@ class StochasticDepth(Layer):
         drop_path_rate: Probability of dropping a sample's branch, in [0, 1].
     """
 
-    # configs name Keras's module, as Keras writes it (`from_config` needs the class in `custom_objects`)
+    # configs name Keras's module, as Keras writes it; `from_config` finds the class there
     _keras_module = "keras.src.applications.convnext"
 
     def __init__(self, drop_path_rate, **kwargs):

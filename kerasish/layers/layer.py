@@ -482,6 +482,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         moved = None
         if isinstance(param, layer_weights.Variable) and params is not None and name not in params:
             moved = next((k for k, v in params.items() if v is param), None)
+        if type(param) is nn.Parameter and params is not None and not isinstance(params.get(name), layer_weights.Variable):
+            self._parameter_as_keras_weight(name, param)  # a new weight: Keras's name and path
         nn.Module.register_parameter(self, name, param)
         if name in self.__dict__.get("_vacated_weights", ()):
             layer_weights.restore_vacated_weight(self, self._parameters, name)
@@ -846,6 +848,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         "outer/inner/kernel" paths), the mixed-precision weight cast, and
         `dynamic=True`."""
         if self._call_has_mask and kwargs.get("mask") is None:
+            # the first tensor's mask, also when `call` takes several tensors: tf.keras 2's rule (Keras 3
+            # passes none then); README "Design and conventions" says why
             mask = tree.get_mask(inputs)
             if mask is not None:
                 kwargs["mask"] = mask

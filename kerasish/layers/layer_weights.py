@@ -406,13 +406,38 @@ class LayerWeightsMixin:
         regularizer), and kerasish optimizers bound to the replaced weight follow, as after
         `load_state_dict(assign=True)`. nn.Module then registers it in the replaced weight's place."""
         old = self.__dict__["_parameters"].get(name)
-        if not isinstance(old, TrainableVariable) or old is value:
+        if old is value:
+            return
+        if not isinstance(old, TrainableVariable):
+            self._parameter_as_keras_weight(name, value)
             return
         value.__class__ = type(old)
         value.__dict__.update(old._keras_meta())
         if not self._trainable and value.requires_grad:
             value.requires_grad_(False)
         record_replacement(old, value)
+
+    def _parameter_as_keras_weight(self, name: str, value: nn.Parameter) -> None:
+        """A plain `nn.Parameter` set on the layer as a new weight (`self.alpha = nn.Parameter(t)` in
+        `build` or `__init__`, `register_parameter("alpha", p)`) becomes a Keras weight in place, named
+        after its attribute with the path `add_weight(name="alpha")` would give it ("scale/alpha"):
+        before, it had no `name`/`path`/`assign`, so `get_state_tree` raised AttributeError and
+        optimizer slots were named "param_<i>_momentum" instead of Keras's "scale_alpha_momentum"."""
+        if type(value) is not nn.Parameter or name in self.__dict__.get("_vacated_weights", ()):
+            return  # (a DTensor parameter is not a plain Parameter; a vacated weight gets its own identity back)
+        built_path = self.__dict__.get("_layer_path")
+        if self.__dict__.get("_in_build"):
+            path = naming.current_path(name)
+        else:
+            scope = naming.name_scope(self.name) if built_path is None else naming.NameScope(
+                self.name, caller=self, override_parent=built_path.rpartition("/")[0])
+            with scope:
+                path = naming.current_path(name)
+        value.__class__ = TrainableVariable
+        value.__dict__.update(_kname=name, _kpath=path, regularizer=None, constraint=None, _auto_key=False,
+                              _autocast=True)
+        if not self._trainable and value.requires_grad:
+            value.requires_grad_(False)
 
     # --------------------------------------------------------- weight lists
     @property

@@ -5,9 +5,17 @@ copies of its weights): torch computes shapes and dtypes only. Unknown
 dimensions (None) are tried at two different sizes; an output dimension that
 differs between the two runs is unknown (None) too. If an op has no meta
 kernel, the same is done with small real zero tensors on the CPU.
+
+Two sizes can map to one output size (a stride or pool of 10 takes 83 and 89
+to 8), so where a layer has its own `compute_output_shape` (every built-in
+convolution, pooling, cropping, padding and spectrogram layer, and a user's)
+that shape marks which output dimensions are unknown, as Keras 3 takes a
+layer's shapes from its `compute_output_shape`.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import torch
@@ -103,7 +111,55 @@ def compute_output_spec(layer, *args, **kwargs):
                 break  # (the sizes played no part)
     if not outputs:
         raise errors[-1]
-    return _merge(outputs[0], outputs[1])
+    spec = _merge(outputs[0], outputs[1])
+    own = _own_output_shape(layer, args, kwargs) if _has_unknown(args) else None
+    return spec if own is None else _unknown_where_declared(spec, own)
+
+
+_in_own_shape = threading.local()
+
+
+def _own_output_shape(layer, args, kwargs):
+    """`layer.compute_output_shape` of the (single) tensor argument's shape,
+    when the layer overrides it; None otherwise, when the call has other tensor
+    arguments, or when it raises (the probe's shapes are kept then)."""
+    from kerasish.layers.layer_graph import LayerGraphMixin
+
+    method = type(layer).compute_output_shape
+    if method is LayerGraphMixin.compute_output_shape or len(args) != 1:
+        return None
+    if any(isinstance(t, KerasTensor) for key, value in kwargs.items() if key != "mask"
+           for t in tree.flatten(value)):
+        return None
+    active = _in_own_shape.__dict__.setdefault("layers", set())
+    if id(layer) in active:  # its compute_output_shape probes (a Lambda without `output_shape`)
+        return None
+    active.add(id(layer))
+    try:
+        shapes = tree.map_structure(lambda t: tuple(t.shape) if isinstance(t, KerasTensor) else t, args[0])
+        own = layer.compute_output_shape(shapes)
+    except Exception:
+        return None
+    finally:
+        active.discard(id(layer))
+    return tree.to_shape_tuples(own) if own is not None else None
+
+
+def _unknown_where_declared(spec, own):
+    """`spec` with None wherever the layer's own output shape says None, where
+    the structures and ranks agree; the probe's sizes are kept everywhere else."""
+    if isinstance(spec, KerasTensor):
+        if not _is_shape(own) or len(own) != len(spec.shape) or None not in own:
+            return spec
+        shape = tuple(None if o is None else d for d, o in zip(spec.shape, own))
+        return spec if shape == spec.shape else KerasTensor(shape, dtype=spec.dtype, sparse=spec.sparse)
+    if isinstance(spec, (list, tuple)) and isinstance(own, (list, tuple)) and not _is_shape(own):
+        if len(spec) != len(own):
+            return spec
+        return type(spec)(_unknown_where_declared(s, o) for s, o in zip(spec, own))
+    if isinstance(spec, dict) and isinstance(own, dict) and set(spec) == set(own):
+        return {k: _unknown_where_declared(v, own[k]) for k, v in spec.items()}
+    return spec
 
 
 def _has_unknown(args) -> bool:

@@ -16,9 +16,11 @@ def _variables_of(model, kind) -> list:
     return list(getattr(model, kind))
 
 
-def _nested(variables, value_format) -> dict:
+def _nested(variables, value_format, model=None) -> dict:
     flat = {}
     for v in variables:
+        if getattr(v, "path", None) is None:
+            raise ValueError(_no_path_message(model, v))
         if v.path in flat:
             raise ValueError(
                 f"The following variable path is found twice in the model: '{v.path}'. `get_state_tree()` can "
@@ -45,7 +47,19 @@ def get_state_tree(model, value_format="backend_tensor") -> dict:
             "Invalid `value_format` argument. Expected one of {'numpy_array', 'backend_tensor'}. Received: "
             f"value_format={value_format}"
         )
-    return {kind: _nested(_variables_of(model, kind), value_format) for kind in _KINDS}
+    return {kind: _nested(_variables_of(model, kind), value_format, model) for kind in _KINDS}
+
+
+def _no_path_message(model, variable) -> str:
+    """A weight without a Keras path: a parameter of a plain torch module inside a layer."""
+    name = next((n for n, p in model.named_parameters(remove_duplicate=False) if p is variable), None) if (
+        model is not None) else None
+    return (
+        f"`get_state_tree()` keys variables by their Keras path, and the weight '{name or tuple(variable.shape)}' "
+        f"(shape {tuple(variable.shape)}) has none: it is a parameter of a plain torch module inside a layer. "
+        "Wrap that module in `keras.layers.TorchModuleWrapper(module)` to give its parameters Keras paths. "
+        f"Received: a {type(variable).__name__} without a `path`."
+    )
 
 
 def _flatten(tree, prefix="", out=None) -> dict:

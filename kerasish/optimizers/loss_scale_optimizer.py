@@ -162,7 +162,10 @@ class LossScaleOptimizer(Optimizer):
         Inside a `keras.StatelessScope` that maps this optimizer's
         `dynamic_scale` variable (from `optimizer.variables`), the mapped value
         is the scale, as in Keras 3's stateless training steps."""
-        self._loss_scaled = True
+        if torch.compiler.is_compiling():
+            _note_loss_scaled(self)
+        else:
+            self._loss_scaled = True
         scale = self.dynamic_scale if self.built else torch.tensor(float(self.initial_scale))
         scope = get_stateless_scope() if self.built else None
         if scope is not None:
@@ -355,3 +358,12 @@ class LossScaleOptimizer(Optimizer):
     def __repr__(self) -> str:
         scale = float(self.dynamic_scale)
         return f"<LossScaleOptimizer name={self.name!r} inner={self.inner_optimizer!r} scale={scale:g}>"
+
+
+@torch.compiler.disable
+def _note_loss_scaled(optimizer) -> None:
+    """Records that `scale_loss` ran, from a compiled step: dynamo drops attribute writes on a
+    `torch.optim.Optimizer` made in traced code (pytorch/pytorch#171590), so the write runs eagerly.
+    Under fit's `jit_compile=True` with "mixed_float16" the flag was lost and `apply` warned that
+    `scale_loss` was never called."""
+    optimizer._loss_scaled = True

@@ -736,8 +736,9 @@ class Optimizer(torch.optim.Optimizer):
         already holds state: each variable's slots (moments, EMA average, gradient accumulator) take the
         variable's dtype and device, the dtype Keras gives the slots of a variable of that dtype
         (`add_variable_from_reference`). Before, they stayed float32 and the step ran in float32 for
-        float64 weights. (Slots of a Keras-3-style subclass, made with `add_variable_from_reference`,
-        are not converted.)"""
+        float64 weights. The slots a subclass makes in its own `build` with `add_variable_from_reference`
+        / `add_optimizer_variables` follow too, converted in place (the subclass's lists keep them);
+        ones made with plain `add_variable` keep the dtype they were given, as in Keras."""
         if torch.compiler.is_compiling():
             return  # (a compiled step: the eager first step and `variables` did it)
         moves = _moves_version()
@@ -752,6 +753,13 @@ class Optimizer(torch.optim.Optimizer):
                 if (isinstance(t, torch.Tensor) and t.shape == p.shape and t.is_floating_point()
                         and (t.dtype != p.dtype or t.device != p.device)):
                     state[key] = t.to(device=p.device, dtype=p.dtype)
+        for slot, reference in self.__dict__.get("_reference_slots", ()):
+            while (newer := replacement_of(reference)) is not None:
+                reference = newer
+            if (slot.is_floating_point() and reference.is_floating_point() and not is_lazy(reference)
+                    and slot.shape == reference.shape
+                    and (slot.dtype != reference.dtype or slot.device != reference.device)):
+                slot.data = slot.data.to(device=reference.device, dtype=reference.dtype)
 
     @torch.no_grad()
     def _apply_pairs(self, pairs) -> None:
@@ -916,10 +924,13 @@ class Optimizer(torch.optim.Optimizer):
         try:
             from kerasish.backend import standardize_dtype
 
-            return self.add_variable(tuple(reference_variable.shape), initializer=initializer,
+            slot = self.add_variable(tuple(reference_variable.shape), initializer=initializer,
                                      dtype=standardize_dtype(reference_variable.dtype), name=f"{prefix}_{name}")
         finally:
             self._variable_device = None
+        # the slot follows its variable's dtype and device after `model.double()` / `.half()` / `.to()`
+        self.__dict__.setdefault("_reference_slots", []).append((slot, reference_variable))
+        return slot
 
     def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
         """`add_variable_from_reference` for each variable: a list for one

@@ -19,6 +19,7 @@ from kerasish.optimizers.optimizer import _bias_correction
 from kerasish.optimizers.optimizer import _scaled_add_
 from kerasish.optimizers.optimizer import store_shape
 from kerasish import variables as kvars
+from kerasish.utils import naming
 
 
 class SGD(Optimizer):
@@ -360,10 +361,17 @@ class Nadam(Optimizer):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         # the running product of the momentum schedule, float32 as Keras's (a float32 model's) variable;
-        # `variables` exposes it as Keras's last optimizer variable (name and path "variable")
+        # `variables` exposes it as Keras's last optimizer variable, named as Keras names it (`build`)
         self._u_product = torch.ones((), dtype=torch.float32)
         self._u_product_view = None
         self._u_t = self._u_product_t = self._u_product_t1 = self._u_t1 = 1.0
+
+    def build(self, var_list):
+        if not self.built:
+            # Keras makes it in `build` as an unnamed variable: "variable", then "variable_1", ... per
+            # process, from the counter every unnamed `keras.Variable` draws from
+            self._u_product_name = naming.auto_name("variable")
+        return super().build(var_list)
 
     def _begin_step(self, step):
         # the running product of the momentum schedule is a float32 0-d tensor updated in place: read
@@ -406,7 +414,8 @@ class Nadam(Optimizer):
         if view is None or view.data_ptr() != self._u_product.data_ptr():
             # a Keras variable sharing the product's storage: `assign` / `set_state_tree` /
             # `stateless_apply` write the optimizer's own state (Keras: an unnamed backend.Variable)
-            view = self._u_product_view = kvars.state_view(self._u_product, "variable", "variable")
+            name = self.__dict__.get("_u_product_name", "variable")
+            view = self._u_product_view = kvars.state_view(self._u_product, name, name)
         return [view]
 
     def _step_state_tensors(self):

@@ -215,6 +215,11 @@ def _object_config(obj) -> dict:
         # (the class name when not registered), by which Keras finds it in `custom_objects`
         return {"module": None if module == "__main__" else module, "class_name": cls.__name__,
                 "config": _serialize_nested(inner), "registered_name": registered}
+    if public_module.startswith("keras.src."):
+        # a Keras class with no public `keras.*` name (Functional, ConvNeXt's LayerScale, FeatureSpace's
+        # Feature): Keras 3 writes its registered name, the class name, as for a custom class
+        return {"module": public_module, "class_name": cls.__name__, "config": _serialize_nested(inner),
+                "registered_name": registered}
     return {
         "module": public_module,
         "class_name": cls.__name__,
@@ -277,6 +282,8 @@ def deserialize_with_modules(config, module_objects=None, custom_objects=None, p
         cls = get_registered_object(registered, custom_objects, module_objects)
     if cls is None:
         cls = get_registered_object(class_name, custom_objects, module_objects)
+    if cls is None and isinstance(config.get("module"), str):
+        cls = _keras_internal_class(config["module"], class_name)
     if cls is None:
         raise UnknownObjectError(
             f"Unknown {printable_module_name}: '{class_name}'. Could not locate class '{class_name}'. "
@@ -332,6 +339,28 @@ def _namespace(name: str):
     return importlib.import_module("kerasish" + ("." + name if name else ""))
 
 
+# Keras-internal modules whose classes have no public `keras.*` name, and the
+# kerasish module holding each class's counterpart (it names Keras's module in
+# its `_keras_module`); only these are looked in for such a module path.
+_KERAS_INTERNAL_MODULES = {
+    "keras.src.applications.convnext": "kerasish.applications.convnext",
+    "keras.src.applications.inception_resnet_v2": "kerasish.applications.inception_resnet_v2",
+    "keras.src.layers.preprocessing.feature_space": "kerasish.layers.preprocessing.feature_space",
+}
+
+
+def _keras_internal_class(module: str, name: str):
+    """kerasish's counterpart of the Keras-internal class `module.name`
+    (`keras.src.applications.convnext` / `LayerScale`), or None."""
+    home = _KERAS_INTERNAL_MODULES.get(module)
+    if home is None:
+        return None
+    obj = vars(importlib.import_module(home)).get(name)
+    if isinstance(obj, type) and obj.__dict__.get("_keras_module") == module:
+        return obj
+    return None
+
+
 def _keras_symbol(module: str, name: str):
     """The kerasish object Keras's config names as `module.name` ("keras.layers"
     / "Dense", "keras" / "Sequential"), or None. Only kerasish's public
@@ -346,6 +375,9 @@ def _keras_symbol(module: str, name: str):
     if module == "keras":
         candidates = [""]
     elif module.startswith("keras.src"):
+        found = _keras_internal_class(module, name)
+        if found is not None:
+            return found
         candidates = ["", *_NAMESPACES]
     else:
         rest = module[len("keras."):]

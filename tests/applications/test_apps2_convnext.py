@@ -4,11 +4,9 @@ ConvNeXtTiny is built and run (32x32, batch 2). Small/Base/Large/XLarge
 differ only in the depths/widths they pass to the shared `ConvNeXt` builder,
 recorded on both sides (a build costs seconds).
 
-Two config differences are normalized (each a kerasish-wide behaviour outside
-these files, reported): Keras records `{"mask": None}` in the call kwargs of
-a nested Sequential (kerasish: `{}`), and Keras writes the registered name
-"LayerScale" for its unregistered LayerScale class (kerasish: None, so
-`from_config` needs `custom_objects`).
+One config difference is normalized (a kerasish-wide behaviour outside these
+files, reported): Keras records `{"mask": None}` in the call kwargs of a nested
+Sequential (kerasish: `{}`).
 """
 
 
@@ -34,8 +32,6 @@ def _normalized(config):
         for node in layer.get("inbound_nodes", []):
             if layer["class_name"] == "Sequential" and node.get("kwargs") == {"mask": None}:
                 node["kwargs"] = {}
-        if layer["class_name"] in ("LayerScale", "StochasticDepth"):
-            layer["registered_name"] = None
     return config
 
 
@@ -67,10 +63,8 @@ def test_tiny_top_matches_keras(tiny_top, monkeypatch):
 def test_tiny_config_round_trip(tiny_top):
     _, ours = tiny_top
     config = ours.get_config()
-    with pytest.raises(Exception, match="LayerScale"):
-        kerasish.Model.from_config(config)
-    custom = {"LayerScale": ours_convnext.LayerScale, "StochasticDepth": ours_convnext.StochasticDepth}
-    clone = kerasish.Model.from_config(config, custom_objects=custom)
+    clone = kerasish.Model.from_config(config)  # no custom_objects: LayerScale is found by its Keras module
+    assert isinstance(clone.get_layer("convnext_tiny_stage_0_block_0_layer_scale"), ours_convnext.LayerScale)
     clone.set_weights(ours.get_weights())
     x = torch.as_tensor(_images(seed=1))
     np.testing.assert_allclose(_to_numpy(clone(x)), _to_numpy(ours(x)), rtol=1e-6, atol=1e-7)

@@ -1,13 +1,6 @@
 """keras.applications.InceptionResNetV2 against Keras 3 (torch backend), at its
-minimum input (75x75), batch 2.
+minimum input (75x75), batch 2."""
 
-The config differs from Keras's in one field, normalized here: Keras writes
-the registered name "CustomScaleLayer" for its unregistered class (kerasish:
-None, so `from_config` needs `custom_objects`; a kerasish-wide serialization
-behaviour outside these files).
-"""
-
-import json
 
 import numpy as np
 import pytest
@@ -20,14 +13,6 @@ from tests.applications import test_apps2_efficientnet as helpers
 from tests.applications.test_apps2_efficientnet import _assert_same_outputs, _images, _pair, _randomize, _to_numpy
 
 
-def _normalized(config):
-    config = json.loads(json.dumps(config, default=str))
-    for layer in config["layers"]:
-        if layer["class_name"] == "CustomScaleLayer":
-            layer["registered_name"] = None
-    return config
-
-
 @pytest.fixture(scope="module")
 def irv2_top(keras_ref):
     theirs, ours = _pair(keras_ref, "InceptionResNetV2", include_top=True, input_shape=(75, 75, 3), classes=5)
@@ -35,9 +20,8 @@ def irv2_top(keras_ref):
     return theirs, ours
 
 
-def test_top_matches_keras(irv2_top, monkeypatch):
+def test_top_matches_keras(irv2_top):
     theirs, ours = irv2_top
-    monkeypatch.setattr(helpers, "_config_without_rescaling_build", _normalized)
     helpers._assert_same_model(theirs, ours)
     assert ours.get_layer("custom_scale_layer_39").get_config()["scale"] == 1.0  # block8_10, no activation
     x = apps.inception_resnet_v2.preprocess_input(_images((75, 75, 3)))

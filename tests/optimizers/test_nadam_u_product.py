@@ -1,8 +1,10 @@
 """Nadam's running momentum-schedule product (`u_product`) as Keras 3 shows it:
-the last entry of `optimizer.variables`, a float32 variable named and pathed
-"variable" (Keras: its default name for an unnamed variable, made unique per
-process: "variable_28"), that shares the optimizer's state (it was a detached copy with no
-`path`: `for v in optimizer.variables: v.path` raised, and writes to it were lost).
+the last entry of `optimizer.variables`, a float32 variable that Keras makes
+unnamed in `build`, so named from the process-wide counter of unnamed
+variables ("variable", then "variable_1", ...), and that shares the
+optimizer's state (it was a detached copy with no `path`: `for v in
+optimizer.variables: v.path` raised, and writes to it were lost). `.keras`
+files carry it both ways between kerasish and Keras.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def test_u_product_is_keras_last_optimizer_variable(keras_ref):
     for a, b in zip(ours.get_weights(), ref.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     last = ov[-1]
-    assert isinstance(last, kerasish.Variable) and last.name == "variable" and last.path == "variable"
+    assert isinstance(last, kerasish.Variable) and last.name == last.path and last.name.split("_")[0] == "variable"
     assert last.dtype == torch.float32 and str(rv[-1].dtype) == "float32"
     # same schedule product after the same number of steps (4), bit for bit
     assert np.asarray(last).tobytes() == np.asarray(rv[-1]).tobytes()
@@ -76,6 +78,48 @@ def test_nadam_stateless_apply_leaves_u_product_and_equals_keras(keras_ref):
     for a, b in zip(ko, ro):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert ko[-1] != 1.0 and ko[-1] < ro[-1] + 1e-6
+
+
+def test_u_product_named_from_the_unnamed_variable_counter_as_keras(keras_ref):
+    """After `clear_session()`, the first Nadam built names it "variable", the next "variable_1"; an
+    unnamed `keras.Variable` made in between takes its number from the same counter."""
+    names = {}
+    for keras in (keras_ref, kerasish):
+        keras.backend.clear_session()
+        made = []
+        for _ in range(2):
+            opt = keras.optimizers.Nadam()
+            opt.build([keras.Variable(np.ones((2,), "float32"), name="w")])
+            made.append(opt.variables[-1])
+        keras.Variable(np.zeros((1,), "float32"))  # unnamed: draws "variable_<n>" too
+        opt = keras.optimizers.Nadam()
+        opt.build([keras.Variable(np.ones((2,), "float32"), name="w")])
+        made.append(opt.variables[-1])
+        names[keras.__name__] = [(v.name, v.path) for v in made]
+    assert names["kerasish"] == names["keras"]
+    assert [n for n, _ in names["kerasish"]] == ["variable", "variable_1", "variable_3"]
+
+
+@pytest.mark.parametrize("saver", ["kerasish", "keras"])
+def test_keras_files_carry_u_product_both_ways(keras_ref, tmp_path, saver):
+    """A Nadam model fitted 2 epochs, saved by one and loaded by the other: `u_product` and the
+    moments come back, and one more epoch equals the saver's own continuation."""
+    init = keras_ref.Sequential([keras_ref.Input((3,)), keras_ref.layers.Dense(2)]).get_weights()
+    source, loader = (kerasish, keras_ref) if saver == "kerasish" else (keras_ref, kerasish)
+    model, x, y = _fitted(source, init)
+    path = str(tmp_path / "nadam.keras")
+    model.save(path)
+    loaded = loader.saving.load_model(path)
+    saved_u = float(np.asarray(model.optimizer.variables[-1]))
+    assert saved_u < 1.0
+    assert float(np.asarray(loaded.optimizer.variables[-1])) == saved_u
+    assert int(np.asarray(loaded.optimizer.iterations)) == int(np.asarray(model.optimizer.iterations)) == 4
+    for m in (model, loaded):
+        m.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(float(np.asarray(loaded.optimizer.variables[-1])),
+                               float(np.asarray(model.optimizer.variables[-1])), rtol=1e-7)
 
 
 if __name__ == "__main__":  # pragma: no cover
