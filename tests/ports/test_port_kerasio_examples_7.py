@@ -169,7 +169,16 @@ def test_ctc_asr_deepspeech2_beam_search(keras_ref):
                                                                    decoded_each_epoch["ref"]):
         assert_same(pred, pred_ref)
         texts_by_keras, scores_by_keras = _decode_batch_predictions(keras_ref, pred, blank=output_dim)
-        assert texts == texts_by_keras
+        # the same texts, except where Keras's two best beams tie (to 1e-5: which one wins then depends
+        # on float32 rounding, which differs between CPUs): then kerasish's text is one of the tied two
+        top2 = keras_ref.ops.ctc_decode(keras_ref.ops.log(pred), np.full(len(pred), pred.shape[1]),
+                                        strategy="beam_search", beam_width=4, top_paths=2, mask_index=output_dim)
+        paths = keras_ref.ops.convert_to_numpy(top2[0])
+        top2_scores = keras_ref.ops.convert_to_numpy(top2[1])
+        for i, (text, text_by_keras) in enumerate(zip(texts, texts_by_keras)):
+            if text != text_by_keras:
+                assert abs(top2_scores[i, 0] - top2_scores[i, 1]) < 1e-5, (i, text, text_by_keras, top2_scores[i])
+                assert text in ["".join(_CHARS[c] for c in paths[k][i] if c >= 0) for k in range(2)]
         np.testing.assert_allclose(scores, scores_by_keras, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(scores, scores_ref, rtol=1e-4, atol=1e-4)
         assert all(len(t) <= frames for t in texts)
