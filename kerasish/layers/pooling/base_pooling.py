@@ -109,6 +109,8 @@ class BasePooling(Layer):
         x = self._layout.to_torch(inputs)
         op = _POOL_OPS[self._pool]
         if self._same:
+            if self._is_avg and self._rank == 3 and any(int(n) < k for n, k in zip(x.shape[2:], self._op_pool)):
+                return self._layout.from_torch(self._avg_pool3d_window_over_input(x))
             padding = self._same_padding(x)
             if self._is_avg:
                 y = op(x, self._op_pool, self._op_strides, padding, True, False)
@@ -119,6 +121,21 @@ class BasePooling(Layer):
         else:
             y = op(x, self._op_pool, self._op_strides)
         return self._layout.from_torch(y)
+
+    def _avg_pool3d_window_over_input(self, x):
+        """"same" 3-D average pooling with a window larger than the input:
+        torch's `avg_pool3d` refuses such a window even where its padding
+        covers it (its 1-D/2-D kernels and `max_pool3d` take it). The input is
+        padded explicitly and each window's sum is divided by its number of
+        valid elements (TF's "same" average)."""
+        pads = [same_padding(int(n), k, s) for n, k, s in zip(x.shape[2:], self._op_pool, self._op_strides)]
+        flat = [p for lead, trail in reversed(pads) for p in (lead, trail)]
+        ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
+
+        def window_sums(t):
+            return F.avg_pool3d(F.pad(t, flat), self._op_pool, self._op_strides, 0, False, True, 1)
+
+        return window_sums(x) / window_sums(ones)
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)

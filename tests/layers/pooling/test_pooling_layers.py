@@ -138,6 +138,20 @@ def test_same_average_excludes_padding():
     np.testing.assert_allclose(y.numpy(), want, rtol=1e-6)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("pool,strides", [((12, 12, 12), (12, 1, 1)), ((6, 2, 8), (1, 2, 3)), ((5, 5, 5), (2, 2, 2))])
+def test_same_average_3d_window_larger_than_the_input(data_format, pool, strides):
+    """torch's avg_pool3d refuses a window larger than the input even where "same" padding covers it
+    (Keras returns a result); kerasish pads explicitly and averages the valid elements (TF's "same")."""
+    shape = (2, 4, 5, 3, 2) if data_format == "channels_last" else (2, 2, 4, 5, 3)
+    x = torch.from_numpy(np.random.default_rng(3).random(shape).astype("float32"))
+    layer = L.AveragePooling3D(pool, strides=strides, padding="same", data_format=data_format)
+    y = layer(x)
+    want = tf_pool_reference(x.numpy(), pool, strides, "same", "average", data_format)
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-6, atol=1e-7)
+    assert tuple(y.shape) == tuple(layer.compute_output_shape(tuple(x.shape)))
+
+
 @pytest.mark.parametrize("rank", [1, 2, 3])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("keepdims", [False, True])
