@@ -152,6 +152,12 @@ class Dense(DenseQuantization, Layer):
         kernel = weight_shapes.get("kernel")
         return None if kernel is None or len(kernel) != 2 else (None, kernel[0])
 
+    def _call_uses_training(self):
+        # `training` reaches only the quantized branch (float8's scale updates); a subclass's or an
+        # instance's own `call` gets it always
+        return (self.__dict__["_is_quantized"] or type(self).call is not Dense.call
+                or "call" in self.__dict__)
+
     def call(self, inputs, training=None):
         d = self.__dict__
         if d["lora_enabled"] or d["_is_quantized"]:

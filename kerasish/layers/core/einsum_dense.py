@@ -224,6 +224,12 @@ class EinsumDense(EinsumDenseQuantization, Layer):
         # input dims the kernel shares; the others (batch, ...) stay unknown
         return tuple(kernel[w_spec.index(d)] if d in w_spec else None for d in in_spec)
 
+    def _call_uses_training(self):
+        # `training` reaches only the quantized branch (float8's scale updates); a subclass's or an
+        # instance's own `call` gets it always
+        return (self.__dict__["_is_quantized"] or type(self).call is not EinsumDense.call
+                or "call" in self.__dict__)
+
     def call(self, inputs, training=None):
         if self._is_quantized:
             return self._quantized_call(inputs, training)
