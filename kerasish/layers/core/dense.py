@@ -155,7 +155,7 @@ class Dense(DenseQuantization, Layer):
     def _call_uses_training(self):
         # `training` reaches only the quantized branch (float8's scale updates); a subclass's or an
         # instance's own `call` gets it always
-        return (self.__dict__["_is_quantized"] or type(self).call is not Dense.call
+        return (self.__dict__.get("_is_quantized", False) or type(self).call is not Dense.call
                 or "call" in self.__dict__)
 
     def call(self, inputs, training=None):

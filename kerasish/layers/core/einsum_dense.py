@@ -227,7 +227,7 @@ class EinsumDense(EinsumDenseQuantization, Layer):
     def _call_uses_training(self):
         # `training` reaches only the quantized branch (float8's scale updates); a subclass's or an
         # instance's own `call` gets it always
-        return (self.__dict__["_is_quantized"] or type(self).call is not EinsumDense.call
+        return (self.__dict__.get("_is_quantized", False) or type(self).call is not EinsumDense.call
                 or "call" in self.__dict__)
 
     def call(self, inputs, training=None):
