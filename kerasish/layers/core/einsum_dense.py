@@ -17,6 +17,10 @@ from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.saving.serialization_lib import serialize_keras_object
 
+# the identity activation: a layer skips it (read at call time: `layer.activation` may be set after
+# construction, as in Keras)
+_LINEAR = activations.linear
+
 # The three equation forms Keras accepts ("..." is rewritten to "0" first):
 # "ab,bc->ac", "...b,bc->...c" (left-elided), "ab...,bc->ac..." (right-elided).
 _FORMS = (
@@ -174,7 +178,6 @@ class EinsumDense(EinsumDenseQuantization, Layer):
         self.gptq_unpacked_column_size = gptq_unpacked_column_size
         self.quantization_config = quantization_config
         self.__dict__["_is_quantized"] = False
-        self._act = None if self.activation is activations.linear else self.activation
 
     def _lazy_trainable_weights(self):
         """Trainable weights `build` creates (uninitialized parameters until then)."""
@@ -236,8 +239,9 @@ class EinsumDense(EinsumDenseQuantization, Layer):
         x = torch.einsum(self.equation, inputs, self._merged_kernel() if self.lora_enabled else self._kernel)
         if self.bias is not None:
             x = x + self.bias
-        if self._act is not None:
-            x = self._act(x)
+        act = self.activation
+        if act is not _LINEAR and act is not None:
+            x = act(x)
         return x
 
     def compute_output_shape(self, input_shape):
