@@ -17,7 +17,11 @@ variant). Variants:
 - `variables`: the same module holding kerasish `TrainableVariable`s (the
   weight class's share: torch's argument parser checks tensor subclasses for
   `__torch_function__` and runs `isinstance` through the metaclass);
-- `kerasish`: the kerasish layer (`Layer.__call__` pipeline, its guards).
+- `kerasish`: the kerasish layer (`Layer.__call__` pipeline, its guards);
+- `linear`: `torch.nn.Linear(16, 16)`;
+- `dense`: `keras.layers.Dense(16)` with the same weights (issue 10's goal:
+  compiled tiny Dense <= 1.05x compiled `nn.Linear`; its ratio is printed
+  against `linear`, the others against `torch`).
 
 Instruction counts are not time, but on this per-call path (no heavy kernel)
 they follow it; each variant takes 1-3 minutes. Needs Linux and valgrind.
@@ -33,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 
-VARIANTS = ("torch", "variables", "kerasish")
+VARIANTS = ("torch", "variables", "kerasish", "linear", "dense")
 
 
 def child(variant: str, calls: int) -> None:
@@ -47,6 +51,19 @@ def child(variant: str, calls: int) -> None:
 
     torch.set_num_threads(1)
     x = torch.randn(4, 16)
+    if variant in ("linear", "dense"):
+        import kerasish as keras
+
+        dense = keras.layers.Dense(16)
+        dense(x)
+        module = dense
+        if variant == "linear":
+            module = torch.nn.Linear(16, 16)
+            with torch.no_grad():
+                module.weight.copy_(dense.kernel.T)
+                module.bias.copy_(dense.bias)
+        _run(module, x, calls)
+        return
     ours = KerasLinear(16)
     ours(x)
     module = ours
@@ -55,6 +72,12 @@ def child(variant: str, calls: int) -> None:
         if variant == "variables":
             module.w = TrainableVariable(ours.w.detach().clone(), name="w")
             module.b = TrainableVariable(ours.b.detach().clone(), name="b")
+    _run(module, x, calls)
+
+
+def _run(module, x, calls: int) -> None:
+    import torch
+
     fn = torch.compile(module, fullgraph=True)
     for _ in range(50):  # compile, then warm every cache
         fn(x)
@@ -95,10 +118,10 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; expected some of {list(VARIANTS)}")
     per_call = {}
-    print(f"{'compiled 4x16':<14}{'instr/call':>12}{'vs torch':>10}")
+    print(f"{'compiled 4x16':<14}{'instr/call':>12}{'vs torch':>10}  (dense: vs linear)")
     for variant in chosen:
         per_call[variant] = count(variant, args.calls) / args.calls
-        base = per_call.get("torch")
+        base = per_call.get("linear" if variant == "dense" else "torch")
         ratio = f"{per_call[variant] / base:>10.4f}" if base else f"{'':>10}"
         print(f"{variant:<14}{per_call[variant]:>12.0f}{ratio}", flush=True)
     return per_call

@@ -1,6 +1,7 @@
-"""Counts the guards torch.compile installs for the compiled tiny-Dense row of
-`bench_overhead.py`: the kerasish layer and the hand-written `nn.Module`
-(deterministic, unlike the timings; the guards are evaluated on every call).
+"""Counts the guards torch.compile installs for the compiled 4x16 rows of
+`bench_overhead.py`: the kerasish layer and the hand-written `nn.Module`, and
+`keras.layers.Dense(16)` and `torch.nn.Linear(16, 16)` (deterministic, unlike
+the timings; the guards are evaluated on every call).
 
     python tools/count_guards.py [--show]
 
@@ -16,6 +17,8 @@ import sys
 
 import torch
 
+import kerasish as keras
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_overhead import KerasLinear  # noqa: E402
 from bench_overhead import TorchLinear  # noqa: E402
@@ -30,6 +33,10 @@ def guards(module, x) -> list[str]:
     compiled(x)
     compiled(x)
     entries = _debug_get_cache_entry_list(type(module).forward.__code__)
+    if not entries:  # a torch.nn module: torch.compile runs its `__call__` through a wrapper
+        from torch._dynamo import external_utils
+
+        entries = _debug_get_cache_entry_list(external_utils.wrap_inline(lambda: None).__code__)
     if len(entries) != 1:
         raise RuntimeError(f"expected one compiled entry, found {len(entries)}")
     lines = str(entries[0].guard_manager).splitlines()
@@ -43,8 +50,12 @@ def main(argv=None):
     x = torch.randn(4, 16)
     ours = KerasLinear(16)
     ours(x)
+    dense = keras.layers.Dense(16)
+    dense(x)
+    linear = torch.nn.Linear(16, 16)
     counts = {}
-    for name, module in (("kerasish layer", ours), ("torch module", TorchLinear(ours.w, ours.b))):
+    for name, module in (("kerasish layer", ours), ("torch module", TorchLinear(ours.w, ours.b)),
+                         ("kerasish Dense", dense), ("torch nn.Linear", linear)):
         found = guards(module, x)
         counts[name] = len(found)
         print(f"{name}: {len(found)} guards")

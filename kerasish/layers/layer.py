@@ -30,7 +30,6 @@ from kerasish.layers import hook_masks
 from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
 from kerasish.layers.layer_call import BUILD_LOCK
-from kerasish.layers.layer_call import axes_match
 from kerasish.layers.layer_call import cast_int_input
 from kerasish.layers.layer_call import eager_call
 from kerasish.layers.layer_call import forward_for
@@ -57,7 +56,8 @@ _ALLOWED_KWARGS = frozenset(
 # invalidates the decision (`Layer.__setattr__`); `dtype_policy` and
 # `input_spec` are properties, so their setters pass through there too.
 _PLAIN_KEYS = frozenset(
-    {"built", "supports_masking", "activity_regularizer", "dynamic", "autocast", "dtype_policy", "input_spec"}
+    {"built", "supports_masking", "activity_regularizer", "dynamic", "autocast", "dtype_policy", "input_spec",
+     "call"}  # (an instance's own `call`: `_call_uses_training` is asked again)
 )
 # Attributes nn.Module.__call__ reads first: missing means __init__ was skipped.
 _MODULE_CALL_ATTRS = frozenset(nn.Module().__dict__) | {"_compiled_call_impl", "name"}
@@ -616,23 +616,37 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             if not fast and isinstance(x, torch.Tensor):  # an integer input of a layer that takes it as is
                 fast = not (x.is_floating_point() or self._float_inputs or x.is_complex())
         if fast:
-            takes_training = plan[3]
             spec = plan[2]
             if spec is not None:
+                # the plan's input check, written out: a helper function would be a global name
                 ndim, min_ndim, max_ndim, axes = spec
                 n = x.dim()
-                if (
+                bad = (
                     (ndim is not None and n != ndim)
                     or (min_ndim is not None and n < min_ndim)
                     or (max_ndim is not None and n > max_ndim)
-                    or (axes and not axes_match(x, n, axes))
-                ):
+                )
+                if axes and not bad:
+                    shape = x.shape
+                    for axis, value in axes:
+                        if not -n <= axis < n or shape[axis] != value:
+                            bad = True
+                            break
+                if bad:
                     assert_input_compatibility(d["_input_spec"], x, d["name"])  # raises
+            # (pos, default, unset, uses) of `training` in `call`, or None when it takes none
+            training_plan = plan[3]
+            leaf = not d["_modules"]
         else:
             args, x, cast_weights = self._prepare_inputs(args, kwargs)
             if args is None:
                 return x  # a symbolic call: the output KerasTensors
-            takes_training = type(self)._call_has_training
+            cls = type(self)
+            training_plan = (
+                (cls._call_training_pos, cls._call_training_default, cls._call_training_unset, True)
+                if cls._call_has_training else None
+            )
+            leaf = False
 
         # training: an explicit `training=` wins, then the call in progress
         # (this thread's), then `module.training` once train()/eval() set
@@ -640,13 +654,26 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         # layers apply their own defaults, as in Keras). `call` gets it only
         # when it takes it; an explicit `mask=` to a call without one is a TypeError (as Keras)
         # the resolved mode goes to `call`, to sublayers (the stack) or to the full path; a hot
-        # call of a leaf layer whose `call` takes no `training` has no use for it, nor for the
-        # call state (under torch.compile every class attribute or global read is a guard
-        # checked per call, and a thread-local read among the dearest)
-        if takes_training or not fast or d["_modules"]:
+        # call of a leaf layer whose `call` takes no `training`, or ignores it (`_call_uses_training`),
+        # has no use for it, nor for the call state. Under torch.compile every global name, class
+        # attribute or thread-local read here is a guard checked on every call (the thread-local
+        # among the dearest): the hot path reads its class's flags from the plan
+        if leaf and (training_plan is None or not training_plan[3]):
+            if training_plan is not None:
+                pos = training_plan[0]
+                if pos is not None and args[pos:]:
+                    _positional_training_error(self, args[pos])
+            if kwargs:
+                kwargs.pop("training", None)
+            # an outermost call drops the losses it replaces: a leaf's own only (`begin_outermost`),
+            # and only a layer that ever added one has any (`record_loss` marks it)
+            if d.get("_added_losses"):
+                state = _LOCAL.state
+                if state.dirty and not state.stack:
+                    ctx.begin_outermost(self)
+        else:
             state = _LOCAL.state
             stack = state.stack
-            cls = type(self)  # (class-level flags read from the class: fewer guards under torch.compile)
             training = kwargs.get("training") if kwargs else None
             if training is None:
                 if stack:
@@ -657,34 +684,29 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                         d["_inherited_training"] = training
                 else:
                     training = d["training"] if d.get("_training_set") else None
-                    if not torch.compiler.is_compiling() and "_inherited_training" in d:
+                    # (the key first: `is_compiling` costs a call in eager and a guard when compiled)
+                    if "_inherited_training" in d and not torch.compiler.is_compiling():
                         if ctx.in_backward():
                             training = d["_inherited_training"]  # the mode the recomputed forward had
                         else:
                             del d["_inherited_training"]
-                if training is None:
-                    training = cls._call_training_default
-            if takes_training:
-                pos = cls._call_training_pos
-                if pos is not None and len(args) > pos:
+                if training is None and training_plan is not None:
+                    training = training_plan[1]  # the signature's default
+            if training_plan is not None:
+                pos = training_plan[0]
+                if pos is not None and args[pos:]:
                     _positional_training_error(self, args[pos])
-                kwargs["training"] = cls._call_training_unset if training is None else training
+                kwargs["training"] = training_plan[2] if training is None else training
             elif kwargs:
                 kwargs.pop("training", None)
-            if state.dirty and not stack:
+            # (a hot leaf: only one that ever added a loss has any to drop, as above)
+            if (not leaf or d.get("_added_losses")) and state.dirty and not stack:
                 ctx.begin_outermost(self)  # drops the losses and weight casts this call replaces
-        else:
-            if kwargs:
-                kwargs.pop("training", None)
-            # an outermost call drops the losses it replaces: a leaf's own only (`begin_outermost`),
-            # and only a layer that ever added one has any (`record_loss` marks it)
-            if d.get("_added_losses"):
-                state = _LOCAL.state
-                if state.dirty and not state.stack:
-                    ctx.begin_outermost(self)
 
         if fast:
-            if d["_modules"]:
+            if leaf:
+                outputs = self.call(*args, **kwargs)
+            else:
                 if not stack:
                     state.entry = id(self)  # the outermost call of the calls below
                 stack.append(training)  # sublayers inherit this call's training mode
@@ -697,14 +719,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 finally:
                     stack.pop()
                     scope.pop()
-            else:
-                outputs = self.call(*args, **kwargs)
             if outputs is None:
                 self._raise_none_output()
             # a hot-path layer has no activity regularizer, no `compute_mask` and no `mask=`
-            # (`_derive_plain`): at most the input mask passes through
+            # (`_derive_plain`): at most the input mask passes through (read with the builtin
+            # `getattr`: `tree.get_mask` would cost a global name and, in eager, a call)
             if plan[1]:  # supports_masking
-                previous = tree.get_mask(x)
+                previous = getattr(x, "_keras_mask", None)
                 if previous is not None:
                     tree.set_mask(outputs, previous)
             return outputs
@@ -890,6 +911,15 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             "an invalid value. It must return a tensor or a nested structure of tensors."
         )
 
+    def _call_uses_training(self) -> bool:
+        """Whether this layer's `call`, which takes `training`, reads it in the
+        layer's present state. A hot call of a leaf layer resolves the mode
+        only when it does (under torch.compile the resolution reads the
+        thread's call state: guards on every call). A class whose `call`
+        reads `training` only in some states (Dense: quantized) answers for
+        them; an instance's own `call` (in `_PLAIN_KEYS`) always gets it."""
+        return True
+
     def _derive_plain(self):
         """Decides whether calls can take the hot path in `forward`, from the
         attributes in `_PLAIN_KEYS` and the class's call signature. Run by
@@ -917,11 +947,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             and not d.get("_quantized_dispatch")
         )
         # the plan `forward` reads: only constants (dynamo guards a tuple of them with one check);
-        # the class's `_call_has_training` rides along so that a hot call reads no class attribute
-        d["_plain"] = (
-            (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec, type(self)._call_has_training)
-            if plain else False
+        # the class's `training` flags ride along so that a hot call reads no class attribute
+        cls = type(self)
+        training_plan = (
+            (cls._call_training_pos, cls._call_training_default, cls._call_training_unset,
+             bool(self._call_uses_training()))
+            if cls._call_has_training else None
         )
+        d["_plain"] = (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec, training_plan) if plain else False
 
     def _build_once(self, inputs):
         """The first call's build, one thread at a time: a thread that finds

@@ -56,14 +56,6 @@ def torch_autocast_on(inputs) -> bool:
     return device is not None and device.type != "meta" and torch.is_autocast_enabled(device.type)
 
 
-def axes_match(x, n, axes) -> bool:
-    shape = x.shape
-    for axis, value in axes:
-        if not -n <= axis < n or shape[axis] != value:
-            return False
-    return True
-
-
 def eager_call(layer, args, kwargs):
     return layer.call(*args, **kwargs)
 

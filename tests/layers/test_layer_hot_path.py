@@ -92,7 +92,7 @@ def test_hot_container_without_training_argument_passes_the_mode_to_sublayers():
 def test_hot_leaf_layer_accepts_and_drops_an_explicit_training_argument():
     layer, x = _hot_dense()
     expected = layer(x)
-    # Dense.call takes no `training`: the keyword is consumed, as in Keras, not passed on
+    # Dense.call reads `training` only when quantized: the keyword changes nothing here
     torch.testing.assert_close(layer(x, training=True), expected)
     torch.testing.assert_close(layer(x, training=False), expected)
     inner = keras.layers.Dropout(0.5)
@@ -225,7 +225,7 @@ def test_compiled_hot_call_of_a_layer_taking_training_resolves_it():
     layer = _Scaled()
     x = torch.ones(2, 3)
     layer(x)
-    assert _hot(layer) and layer.__dict__["_plain"][3] is True
+    assert _hot(layer) and layer.__dict__["_plain"][3][3] is True  # (pos, default, unset, uses)
     compiled = torch.compile(layer, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(x), x)  # Keras's default: inference
     torch.testing.assert_close(compiled(x, training=True), x * 2.0)
@@ -349,3 +349,218 @@ def test_hot_layer_takes_symbolic_and_integer_inputs_by_the_full_path():
     torch.testing.assert_close(layer(torch.ones(2, 4, dtype=torch.int64)), layer(x))
     torch.testing.assert_close(layer(np.ones((2, 4), dtype=np.float64)), layer(x))
     assert _hot(layer)
+
+
+# -- compiled hot calls of layers whose `call` takes `training` (Dense, EinsumDense, Dropout) ----
+
+
+def _guards(module, x, **kwargs) -> str:
+    """The guards of `module`'s one compiled entry (torch.compile, fullgraph, eager backend), one
+    per line, without the source lines dynamo appends as comments (as `tools/count_guards.py`)."""
+    import re
+
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    torch._dynamo.reset()
+    compiled = torch.compile(module, fullgraph=True, backend="eager")
+    compiled(x, **kwargs)
+    compiled(x, **kwargs)
+    entries = _debug_get_cache_entry_list(type(module).forward.__code__)
+    assert len(entries) == 1
+    lines = str(entries[0].guard_manager).splitlines()
+    return "\n".join(line.split("#")[0].rstrip() for line in lines
+                     if re.search(r"\+- (?!GuardManager|RootGuardManager)", line))
+
+
+def _global_roots(guards: str) -> set:
+    """The global names the guards read (`G['name']`), builtins as `builtins.<name>`."""
+    import re
+
+    roots = set()
+    for name, builtin in re.findall(r"G\['([^']+)'\](?:\['([^']+)'\])?", guards):
+        roots.add(f"builtins.{builtin}" if name.startswith("__builtins_dict__") else name)
+    return roots
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras.layers.Dense(8),
+    lambda: keras.layers.EinsumDense("ab,bc->ac", output_shape=8, bias_axes="c"),
+], ids=["Dense", "EinsumDense"])
+def test_compiled_hot_dense_reads_no_call_state_and_no_global_of_the_pipeline(make):
+    """Dense's `call` takes `training` but reads it only when quantized: its compiled hot call
+    resolves no mode, so it guards neither the thread's call state nor the module mode nor any
+    global name of the call pipeline (layer.py's globals are the frame's own: `G['name']`); what
+    remains are the globals its `call` reads in its own modules (the op, as `F.linear` is one of
+    nn.Linear's) and the builtin `getattr` of the mask check."""
+    layer = make()
+    x = torch.randn(4, 16)
+    layer(x)
+    guards = _guards(layer, x)
+    assert "_plain" in guards  # (the guards are readable)
+    roots = _global_roots(guards) - {"builtins.getattr"}
+    assert all(root.startswith("__import_kerasish_dot_layers_dot_core_dot_") for root in roots), roots
+    for needle in ("_LOCAL", "['training']", "_training_set", "type(L['self'])._call", "LAMBDA_GUARD: G["):
+        assert needle not in guards, needle
+
+
+def test_compiled_hot_dense_does_not_recompile_on_train_and_eval():
+    """A mode switch cannot change a non-quantized Dense's output: its compiled call is not
+    specialised on the module mode (one graph through train()/eval()), and gives the eager
+    numbers in every mode and with an explicit `training=` (a call with keywords is another
+    entry, as for any compiled function)."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    layer = keras.layers.Dense(8, activation="relu")
+    x = torch.randn(4, 16)
+    expected = layer(x)
+    counter = CompileCounter()
+    compiled = torch.compile(layer, fullgraph=True, backend=counter)
+    for step in (lambda: None, layer.train, layer.eval, layer.train):
+        step()
+        torch.testing.assert_close(compiled(x), expected)
+    assert counter.frame_count == 1
+    for step in (layer.eval, layer.train):
+        step()
+        torch.testing.assert_close(compiled(x, training=True), expected)
+        torch.testing.assert_close(compiled(x, training=False), expected)
+
+
+def test_compiled_hot_dropout_guards_only_the_call_stack():
+    """Dropout reads `training`: its compiled hot call reads the thread's call stack (the mode of
+    a call in progress) and its module mode, but no other global of the call pipeline and no class
+    attribute (`training`'s position, default: they are in the plan)."""
+    layer = keras.layers.Dropout(0.5)
+    x = torch.randn(4, 16)
+    layer(x)
+    guards = _guards(layer, x)
+    assert "_LOCAL" in guards
+    roots = _global_roots(guards) - {"_LOCAL", "builtins.getattr"}
+    assert all(root.startswith("__import_kerasish_dot_layers_dot_regularization_dot_") for root in roots), roots
+    assert "type(L['self'])" not in guards and "G['torch']" not in guards
+
+
+@pytest.mark.parametrize("layer_name", ["Dropout", "Dense"])
+def test_compiled_hot_leaf_follows_every_training_source_like_eager(layer_name):
+    """Explicit `training=` > module mode (train()/eval()) > Keras's default, for a compiled hot
+    leaf call, switched back and forth: the compiled layer equals its eager twin at every step."""
+    import copy
+
+    torch._dynamo.reset()
+    layer = keras.layers.Dropout(0.5) if layer_name == "Dropout" else keras.layers.Dense(16)
+    x = torch.randn(8, 16)
+    layer(x)
+    twin = copy.deepcopy(layer)
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    steps = [({}, None), ({"training": True}, None), ({"training": False}, None), ({}, "train"),
+             ({"training": False}, None), ({}, "eval"), ({"training": True}, None), ({}, None), ({}, "train")]
+    dropped = set()
+    for kwargs, mode in steps:
+        if mode is not None:
+            getattr(layer, mode)()
+            getattr(twin, mode)()
+        torch.manual_seed(1)
+        out = compiled(x, **kwargs)
+        torch.manual_seed(1)
+        torch.testing.assert_close(out, twin(x, **kwargs), rtol=0, atol=0)
+        dropped.add(bool((out == 0).any()))
+    if layer_name == "Dropout":
+        assert dropped == {True, False}  # (both modes were exercised)
+
+
+def _mode_model():
+    torch.manual_seed(0)
+    return keras.Sequential([
+        keras.Input((6,)), keras.layers.Dense(12), keras.layers.BatchNormalization(),
+        keras.layers.Dropout(0.3), keras.layers.Dense(3),
+    ])
+
+
+def test_compiled_model_switched_between_train_and_eval_equals_eager():
+    """A compiled model called with training=True, then False, then through model.train() /
+    model.eval(), then an explicit mode against the module mode: outputs and the BatchNorm
+    moving statistics equal the eager twin's at every step (no stale specialisation)."""
+    import copy
+
+    torch._dynamo.reset()
+    model = _mode_model()
+    twin = copy.deepcopy(model)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    x = torch.randn(10, 6, generator=torch.Generator().manual_seed(2))
+    steps = [({"training": True}, None), ({"training": False}, None), ({}, "train"), ({}, "eval"),
+             ({"training": True}, None), ({}, "train"), ({"training": False}, None), ({}, None)]
+    for kwargs, mode in steps:
+        if mode is not None:
+            getattr(model, mode)()
+            getattr(twin, mode)()
+        torch.manual_seed(3)
+        out = compiled(x, **kwargs)
+        torch.manual_seed(3)
+        torch.testing.assert_close(out, twin(x, **kwargs), rtol=1e-6, atol=1e-6)
+        for a, b in zip(model.layers[1].non_trainable_weights, twin.layers[1].non_trainable_weights):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+def test_fit_jit_compile_equals_eager_fit_with_dropout_and_batchnorm(monkeypatch):
+    """`fit(jit_compile=True)` (the steps compiled; eager backend, so that Dropout draws the same
+    masks) trains, evaluates and predicts like the eager fit of the same model."""
+    import copy
+
+    import numpy as np
+    from torch._dynamo.testing import CompileCounter
+
+    from kerasish.trainers import trainer as trainer_mod
+
+    counter = CompileCounter()
+    monkeypatch.setattr(trainer_mod, "_compile_backend", lambda: counter)
+    torch._dynamo.reset()
+    model = _mode_model()
+    twin = copy.deepcopy(model)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 6)).astype("float32")
+    y = rng.normal(size=(32, 3)).astype("float32")
+    results = []
+    for m, jit in ((model, True), (twin, False)):
+        m.compile(optimizer="adam", loss="mse", jit_compile=jit)
+        torch.manual_seed(5)
+        history = m.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)  # (3 compiled steps)
+        results.append((history.history["loss"], m.evaluate(x, y, verbose=0), m.predict(x, verbose=0)))
+    assert counter.frame_count >= 1  # (the jit fit compiled its steps)
+    (loss_a, eval_a, pred_a), (loss_b, eval_b, pred_b) = results
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-5)
+    np.testing.assert_allclose(eval_a, eval_b, rtol=1e-5)
+    np.testing.assert_allclose(pred_a, pred_b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(model.weights, twin.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_hot_dense_still_refuses_a_positional_training_argument():
+    """Dense's hot call resolves no mode, yet `layer(x, True)` is still Keras's ValueError, not
+    a silently ignored flag."""
+    layer, x = _hot_dense()
+    with pytest.raises(ValueError, match="should be passed as a keyword argument"):
+        layer(x, True)
+
+
+def test_hot_dense_passes_training_once_it_needs_it():
+    """A float8-quantized Dense reads `training` (its scale histories update in training only), an
+    instance's own `call` always gets it: the plan is derived again and the mode reaches `call`."""
+    layer, x = _hot_dense()
+    assert layer.__dict__["_plain"][3][3] is False  # (pos, default, unset, uses): not read
+    layer.quantize("float8")
+    layer(x)
+    assert _hot(layer) and layer.__dict__["_plain"][3][3] is True
+    history = layer.inputs_amax_history.detach().clone()
+    layer(x, training=False).sum().backward()  # (the backward pass writes the updates)
+    torch.testing.assert_close(layer.inputs_amax_history, history)
+    layer(x * 3.0, training=True).sum().backward()
+    assert not torch.equal(layer.inputs_amax_history, history)
+
+    other, x = _hot_dense()
+    seen = []
+    other.call = lambda inputs, training=None: seen.append(training) or inputs
+    other(x)
+    other(x, training=True)
+    other.train()
+    other(x)
+    assert seen == [False, True, True]

@@ -40,6 +40,10 @@ from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.weight_layout import store_in_order
 
+# the identity activation: a layer skips it (read at call time: `layer.activation` may be set after
+# construction, as in Keras)
+_LINEAR = activations.linear
+
 # torch conv ops by the rank they run at (rank 1 runs lifted to 2-D)
 CONV_OPS = {2: F.conv2d, 3: F.conv3d}
 CONV_TRANSPOSE_OPS = {2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -67,7 +71,6 @@ class ConvSetupMixin:
         self.padding = standardize_padding(padding, allow_causal=allow_causal)
         self.data_format = standardize_data_format(data_format)
         self.activation = activations.get(activation)
-        self._apply_activation = self.activation is not activations.get("linear")
         self._layout = SpatialLayout(rank, self.data_format)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
         layout = self._layout
@@ -327,7 +330,8 @@ class BaseConv(ConvLoRA, ConvSetupMixin, Layer):
             self._raise_if_too_small(inputs)  # a torch size error, explained
             raise
         y = self._add_bias_unless_fused(self._layout.from_torch(y), fused_bias)
-        return self.activation(y) if self._apply_activation else y
+        act = self.activation
+        return act(y) if act is not _LINEAR and act is not None else y
 
     def convolution_op(self, inputs, kernel):
         """Keras 3's hook: `inputs` convolved with a Keras-layout `kernel`

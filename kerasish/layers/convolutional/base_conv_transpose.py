@@ -31,6 +31,10 @@ from kerasish.layers.convolutional.conv_utils import standardize_tuple
 from kerasish.layers.layer import Layer
 from kerasish.layers.weight_layout import store_in_order
 
+# the identity activation: a layer skips it (read at call time: `layer.activation` may be set after
+# construction, as in Keras)
+_LINEAR = activations.linear
+
 
 def transpose_output_length(length, kernel, stride, padding, output_padding, dilation):
     """Keras's `conv_transpose` output length (None stays None)."""
@@ -196,7 +200,8 @@ class BaseConvTranspose(ConvSetupMixin, Layer):
             if fused_bias is not None:
                 y = y + bias.reshape((-1,) + (1,) * self._op_rank)
         y = self._add_bias_unless_fused(self._layout.from_torch(y), fused_bias)
-        return self.activation(y) if self._apply_activation else y
+        act = self.activation
+        return act(y) if act is not _LINEAR and act is not None else y
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)

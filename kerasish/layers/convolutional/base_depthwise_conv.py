@@ -24,6 +24,10 @@ from kerasish.layers.convolutional.base_conv import check_positive
 from kerasish.layers.layer import Layer
 from kerasish.layers.weight_layout import store_in_order
 
+# the identity activation: a layer skips it (read at call time: `layer.activation` may be set after
+# construction, as in Keras)
+_LINEAR = activations.linear
+
 
 class DepthwiseKernelMixin:
     """The depthwise part shared with the separable convolutions."""
@@ -127,7 +131,8 @@ class BaseDepthwiseConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
             self._raise_if_too_small(inputs)  # a torch size error, explained
             raise
         y = self._add_bias_unless_fused(y, fused_bias)
-        return self.activation(y) if self._apply_activation else y
+        act = self.activation
+        return act(y) if act is not _LINEAR and act is not None else y
 
     def compute_output_shape(self, input_shape):
         channels = tuple(input_shape)[self._channel_axis]

@@ -21,6 +21,10 @@ from kerasish.layers.convolutional.base_depthwise_conv import DepthwiseKernelMix
 from kerasish.layers.layer import Layer
 from kerasish.layers.weight_layout import store_in_order
 
+# the identity activation: a layer skips it (read at call time: `layer.activation` may be set after
+# construction, as in Keras)
+_LINEAR = activations.linear
+
 
 class BaseSeparableConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
     """Abstract N-D separable convolution layer; see `SeparableConv2D`."""
@@ -118,7 +122,8 @@ class BaseSeparableConv(DepthwiseKernelMixin, ConvSetupMixin, Layer):
         fused_bias = self._fused_bias()
         y = CONV_OPS[self._op_rank](y, self._torch_kernel(self.pointwise_kernel), fused_bias, unit, 0, unit, 1)
         y = self._add_bias_unless_fused(self._layout.from_torch(y), fused_bias)
-        return self.activation(y) if self._apply_activation else y
+        act = self.activation
+        return act(y) if act is not _LINEAR and act is not None else y
 
     def compute_output_shape(self, input_shape):
         return self._spatial_output_shape(input_shape, self.filters)

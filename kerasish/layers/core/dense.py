@@ -16,6 +16,10 @@ from kerasish.layers.layer import Layer
 from kerasish.saving.serialization_lib import serialize_keras_object
 from kerasish.utils.argument_validation import as_int
 
+# the identity activation: a layer skips it (read at call time: `layer.activation` may be set after
+# construction, as in Keras)
+_LINEAR = activations.linear
+
 
 class Dense(DenseQuantization, Layer):
     """Just your regular densely-connected NN layer.
@@ -107,8 +111,6 @@ class Dense(DenseQuantization, Layer):
         self.lora_enabled = False
         self.quantization_config = quantization_config
         self.__dict__["_is_quantized"] = False
-        # None for "linear": the call then skips the activation entirely
-        self._act = None if self.activation is activations.linear else self.activation
         self._input_dim = None
         self.input_spec = InputSpec(min_ndim=2)
         self.supports_masking = True
@@ -152,6 +154,12 @@ class Dense(DenseQuantization, Layer):
         kernel = weight_shapes.get("kernel")
         return None if kernel is None or len(kernel) != 2 else (None, kernel[0])
 
+    def _call_uses_training(self):
+        # `training` reaches only the quantized branch (float8's scale updates); a subclass's or an
+        # instance's own `call` gets it always
+        return (self.__dict__.get("_is_quantized", False) or type(self).call is not Dense.call
+                or "call" in self.__dict__)
+
     def call(self, inputs, training=None):
         d = self.__dict__
         if d["lora_enabled"] or d["_is_quantized"]:
@@ -171,8 +179,9 @@ class Dense(DenseQuantization, Layer):
             # kernel.T is a view: F.linear runs on the (in, out) kernel
             # directly, without materializing the transpose.
             x = F.linear(inputs, kernel.T, bias)
-        if self._act is not None:
-            x = self._act(x)
+        act = self.activation
+        if act is not _LINEAR and act is not None:
+            x = act(x)
         return x
 
     def compute_output_shape(self, input_shape):

@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from kerasish import activations
 from kerasish import initializers
 from kerasish import quantizers
 from kerasish.layers.core.stored_weights import lora_merged
@@ -61,6 +62,13 @@ def float8_bias(layer, bias):
     if layer.compute_dtype == "float32":
         return bias.to(torch.bfloat16).to(bias.dtype)
     return bias
+
+
+def apply_activation(layer, x):
+    """`layer.activation(x)`, the identity skipped; read at call time (as Keras: `layer.activation`
+    may be set after construction)."""
+    act = layer.activation
+    return x if act is None or act is activations.linear else act(x)
 
 
 class DenseQuantization:
@@ -297,7 +305,7 @@ class DenseQuantization:
             x = torch.matmul(inputs, kernel)
             if self.bias is not None:
                 x = x + self.bias
-            return self._act(x) if self._act is not None else x
+            return apply_activation(self, x)
         # float variables are autocast to the compute dtype, as Keras does
         scale = self.kernel_scale.to(self._compute_torch_dtype)
         if mode == "int8":
@@ -317,8 +325,7 @@ class DenseQuantization:
             x = (x + (self.lora_alpha / self.lora_rank) * lora_x).to(self._compute_torch_dtype)
         if self.bias is not None:
             x = x + self.bias
-        if self._act is not None:
-            x = self._act(x)
+        x = apply_activation(self, x)
         return x
 
     def _float8_call(self, inputs, training=None):
@@ -335,8 +342,7 @@ class DenseQuantization:
                                                   training)
         if self.bias is not None:
             x = x + float8_bias(self, self.bias)
-        if self._act is not None:
-            x = self._act(x)
+        x = apply_activation(self, x)
         return x
 
     # ------------------------------------------------------------------ LoRA

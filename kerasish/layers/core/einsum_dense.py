@@ -17,6 +17,10 @@ from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.saving.serialization_lib import serialize_keras_object
 
+# the identity activation: a layer skips it (read at call time: `layer.activation` may be set after
+# construction, as in Keras)
+_LINEAR = activations.linear
+
 # The three equation forms Keras accepts ("..." is rewritten to "0" first):
 # "ab,bc->ac", "...b,bc->...c" (left-elided), "ab...,bc->ac..." (right-elided).
 _FORMS = (
@@ -174,7 +178,6 @@ class EinsumDense(EinsumDenseQuantization, Layer):
         self.gptq_unpacked_column_size = gptq_unpacked_column_size
         self.quantization_config = quantization_config
         self.__dict__["_is_quantized"] = False
-        self._act = None if self.activation is activations.linear else self.activation
 
     def _lazy_trainable_weights(self):
         """Trainable weights `build` creates (uninitialized parameters until then)."""
@@ -224,14 +227,21 @@ class EinsumDense(EinsumDenseQuantization, Layer):
         # input dims the kernel shares; the others (batch, ...) stay unknown
         return tuple(kernel[w_spec.index(d)] if d in w_spec else None for d in in_spec)
 
+    def _call_uses_training(self):
+        # `training` reaches only the quantized branch (float8's scale updates); a subclass's or an
+        # instance's own `call` gets it always
+        return (self.__dict__.get("_is_quantized", False) or type(self).call is not EinsumDense.call
+                or "call" in self.__dict__)
+
     def call(self, inputs, training=None):
         if self._is_quantized:
             return self._quantized_call(inputs, training)
         x = torch.einsum(self.equation, inputs, self._merged_kernel() if self.lora_enabled else self._kernel)
         if self.bias is not None:
             x = x + self.bias
-        if self._act is not None:
-            x = self._act(x)
+        act = self.activation
+        if act is not _LINEAR and act is not None:
+            x = act(x)
         return x
 
     def compute_output_shape(self, input_shape):

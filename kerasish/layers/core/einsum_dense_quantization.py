@@ -20,6 +20,7 @@ import torch
 from kerasish import quantizers
 from kerasish.layers.core.dense_quantization import SERIALIZATION_SPEC
 from kerasish.layers.core.dense_quantization import add_lora
+from kerasish.layers.core.dense_quantization import apply_activation
 from kerasish.layers.core.dense_quantization import check_lora_allowed
 from kerasish.layers.core.dense_quantization import float8_bias
 from kerasish.layers.core.dense_quantization import float8_build
@@ -317,8 +318,7 @@ class EinsumDenseQuantization:
             x = (x + (self.lora_alpha / self.lora_rank) * lora_x).to(compute)
         if self.bias is not None:
             x = x + self.bias
-        if self._act is not None:
-            x = self._act(x)
+        x = apply_activation(self, x)
         return x
 
     def _float8_call(self, inputs, training=None):
@@ -336,8 +336,7 @@ class EinsumDenseQuantization:
                                                   training)
         if self.bias is not None:
             x = x + float8_bias(self, self.bias)
-        if self._act is not None:
-            x = self._act(x)
+        x = apply_activation(self, x)
         return x
 
     # ------------------------------------------------------------------ LoRA

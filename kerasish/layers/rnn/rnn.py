@@ -131,7 +131,6 @@ class RNN(Layer):
         self.state_size = [state_size] if self.single_state else list(state_size)
         # top-level structure of the states: None = one tensor, n = a list of n
         self._state_structure = [None if isinstance(s, int) else len(tree.flatten(s)) for s in self.state_size]
-        self._fused_mode = fused_rnn.fused_mode(cell)
         self._allow_fused = True
         if isinstance(cell, Layer):
             self._cell_training = cell._call_has_training
@@ -399,6 +398,13 @@ class RNN(Layer):
 
     def _check_loop_allowed(self):
         """Hook: LSTM/GRU with `use_cudnn=True` refuse the loop path."""
+
+    @property
+    def _fused_mode(self):
+        """The fused `torch._VF` kernel for the cell, or None; asked on each call, not once in
+        `__init__`: a cell's activation set after construction (`layer.cell.activation = relu`)
+        must leave the fused tanh/sigmoid kernel, as Keras's call reads it each time."""
+        return fused_rnn.fused_mode(self.__dict__["_modules"].get("cell"))
 
     def _fused_call(self, sequences, states, mask, training):
         cell = self.cell

@@ -357,3 +357,29 @@ def test_embedding_input_length_shapes_a_sequential():
     shared(a), shared(b)
     with pytest.raises(AttributeError, match="multiple inbound nodes"):
         shared.output_shape
+
+
+@pytest.mark.parametrize("make", [
+    lambda: keras.layers.Dense(3),
+    lambda: keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 3), bias_axes="d"),
+    lambda: keras.layers.Conv1D(3, 2),
+    lambda: keras.layers.Conv1DTranspose(3, 2),
+    lambda: keras.layers.DepthwiseConv1D(2),
+    lambda: keras.layers.SeparableConv1D(3, 2),
+], ids=["Dense", "EinsumDense", "Conv1D", "Conv1DTranspose", "DepthwiseConv1D", "SeparableConv1D"])
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_activation_set_after_construction_is_applied(make, compiled):
+    """Keras's call reads `self.activation` each time, so `layer.activation = relu` after
+    construction takes effect (kerasish used to decide once in `__init__`: the new activation was
+    silently ignored). Reference: relu of the same layer's linear output (NumPy)."""
+    torch._dynamo.reset()
+    layer = make()
+    x = torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(0))
+    layer(x)  # (built before compiling)
+    fn = torch.compile(layer, fullgraph=True, backend="eager") if compiled else layer
+    linear = fn(x).detach().numpy()
+    assert (linear < 0).any()  # (the relu below changes something)
+    layer.activation = keras.activations.relu
+    np.testing.assert_allclose(fn(x).detach().numpy(), np.maximum(linear, 0.0), rtol=1e-6, atol=1e-6)
+    layer.activation = None  # (Keras's call skips a None activation)
+    np.testing.assert_allclose(fn(x).detach().numpy(), linear, rtol=1e-6, atol=1e-6)

@@ -203,3 +203,22 @@ def test_gru_inference_projects_the_inputs_in_one_matmul():
     assert "aten.bmm.default" not in ops.seen, sorted(set(ops.seen))
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(h, expected_h[0])
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "SimpleRNN"])
+def test_cell_activation_set_after_construction_leaves_the_fused_kernel(name):
+    """The fused kernel computes tanh (or relu for SimpleRNN) cells only; it was chosen once in
+    `__init__`, so `layer.cell.activation = ...` set afterwards was silently ignored. Reference:
+    the same layer constructed with that activation, with the same weights."""
+    torch.manual_seed(0)
+    cls = getattr(keras.layers, name)
+    layer = cls(3)
+    x = torch.randn(2, 5, 4)
+    before = layer(x)
+    ref = cls(3, activation="sigmoid")
+    ref(x)
+    ref.set_weights(layer.get_weights())
+    layer.cell.activation = keras.activations.sigmoid
+    expected = ref(x)
+    assert not torch.allclose(before, expected)  # (the activation matters here)
+    torch.testing.assert_close(layer(x), expected)
