@@ -390,6 +390,16 @@ def test_torch_parametrizations_and_pruning_reach_the_computation(kind):
         with torch.no_grad():
             ref.cell.recurrent_kernel.mul_(0.5)
     else:
+        if kind == "Conv2D":
+            # a conv kernel is stored in torch's memory order behind its Keras shape (no per-call copy), and
+            # torch's pruning views it flat: torch's own error, as for a channels_last `nn.Conv2d`; the
+            # README's remedy, `contiguous_kernels`, lets the habit run
+            from kerasish.layers.rnn import contiguous_kernels
+
+            fresh = copy.deepcopy(layer)
+            with pytest.raises(RuntimeError, match="view size is not compatible"):
+                prune.l1_unstructured(fresh, "kernel", amount=0.5)
+            contiguous_kernels(layer)
         prune.l1_unstructured(layer, "kernel", amount=0.5)
         with torch.no_grad():
             ref.kernel.copy_(layer.kernel)

@@ -225,8 +225,13 @@ def _set_metadata(module, meta) -> None:
     params = module._parameters
     for name, values in meta.items():
         p = params.get(name)
-        if p is not None and "regularizer" not in p.__dict__ and "constraint" not in p.__dict__:
-            p.__dict__.update(values)
+        if p is None:
+            continue
+        # (a gathered parameter FSDP2 registers during a forward may already be a Keras weight, adopted
+        # with no regularizer / constraint by `Layer.register_parameter`: those are filled in too)
+        for kind, value in values.items():
+            if p.__dict__.get(kind) is None:
+                p.__dict__[kind] = value
 
 
 def _is_fully_sharded(model) -> bool:

@@ -169,7 +169,10 @@ def test_legacy_optimizer_trains_a_model_in_fit_and_saves(tmp_path):
             model.save(tmp_path / name)
             loaded = keras.models.load_model(tmp_path / name)
         assert type(loaded.optimizer) is keras.optimizers.legacy.RMSprop, name
-        assert loaded.optimizer.get_config() == pytest.approx(model.optimizer.get_config(), rel=1e-7), name
+        got, want = loaded.optimizer.get_config(), model.optimizer.get_config()
+        assert sorted(got) == sorted(want), name
+        for key, value in want.items():  # (the learning rate comes back through a float32 variable)
+            assert got[key] == (pytest.approx(value, rel=1e-7) if isinstance(value, float) else value), (name, key)
         assert int(loaded.optimizer.iterations) == 4
         for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

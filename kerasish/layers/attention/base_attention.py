@@ -91,6 +91,7 @@ class EinsumProjection(EinsumDenseQuantization, Layer):
 
     _built_by_owner = True  # (an unbuilt owner's `load_state_dict` builds it)
     _act = None  # (no activation: read by EinsumDense's quantized call)
+    activation = None  # (read at call time by the quantized call's `apply_activation`)
 
     def __init__(self, contracted, common, use_bias=True, kernel_shape=None, **kwargs):
         super().__init__(**kwargs)
