@@ -11,6 +11,8 @@ other modes fold the tap index back ("nearest" clamps, "wrap" is periodic,
 
 from __future__ import annotations
 
+import contextvars
+
 import itertools
 
 import torch
@@ -101,6 +103,10 @@ def map_coordinates(inputs, coordinates, order, fill_mode="constant", fill_value
     return out.to(x.dtype)
 
 
+# set by `perspective_transform` around its `affine_transform` call (its coordinates keep their own arithmetic)
+_PERSPECTIVE = contextvars.ContextVar("kerasish_perspective_transform", default=False)
+
+
 @keras_op(name="image.affine_transform")
 def affine_transform(images, transform, interpolation="bilinear", fill_mode="constant", fill_value=0,
                      data_format=None):
@@ -125,12 +131,28 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     t = t.to(x.device)
     yy, xx, cc = torch.meshgrid(*(torch.arange(n, dtype=t.dtype, device=x.device) for n in (h, w, c)),
                                 indexing="ij")
+    a0, a1, a2, b0, b1, b2, c0, c1 = t.unbind(-1)
+    projective = _PERSPECTIVE.get()
+    if not projective:
+        # the source coordinates as Keras's torch backend computes them (the same einsum over the
+        # (y, x, c) index grid, then the offsets), so that they round alike on every CPU (the composed
+        # `a0 * x + a1 * y + a2` rounds differently where the einsum's kernel fuses multiply-adds, and a
+        # sample on a pixel boundary then flips)
+        zero, one = torch.zeros_like(a0), torch.ones_like(a0)
+        matrix = torch.stack([torch.stack([b1, a1, zero], -1), torch.stack([b0, a0, zero], -1),
+                              torch.stack([zero, zero, one], -1)], -2)
+        grid = torch.stack([yy, xx, cc], -1).expand(x.shape[0], h, w, c, 3)
+        coords = torch.einsum("Bhwij, Bjk -> Bhwik", grid, matrix)
+        coords = torch.moveaxis(coords, -1, 1) + torch.stack([b2, a2, zero], -1).reshape(-1, 3, 1, 1, 1)
     outs = []
     for i in range(x.shape[0]):
-        a0, a1, a2, b0, b1, b2, c0, c1 = t[i]
-        k = c0 * xx + c1 * yy + 1.0
-        src_x = (a0 * xx + a1 * yy + a2) / k
-        src_y = (b0 * xx + b1 * yy + b2) / k
+        # TF's projective division by `k` (exactly 1 where c0 = c1 = 0; Keras's torch backend has none)
+        k = c0[i] * xx + c1[i] * yy + 1.0
+        if projective:  # perspective_transform: its own arithmetic, as Keras's
+            src_x = (a0[i] * xx + a1[i] * yy + a2[i]) / k
+            src_y = (b0[i] * xx + b1[i] * yy + b2[i]) / k
+        else:
+            src_y, src_x = coords[i, 0] / k, coords[i, 1] / k
         order = 0 if interpolation == "nearest" else 1
         outs.append(map_coordinates.__wrapped_op__(x[i], [src_y, src_x, cc], order, fill_mode, fill_value))
     y = torch.stack(outs)
@@ -173,8 +195,12 @@ def perspective_transform(images, start_points, end_points, interpolation="bilin
     batch = x.shape[0] if x.ndim == 4 else 1
     if coeffs.shape[0] == 1 and batch > 1:
         coeffs = coeffs.expand(batch, 8)
-    return affine_transform.__wrapped_op__(images, coeffs if x.ndim == 4 else coeffs[0], interpolation,
-                                           "constant", fill_value, data_format)
+    token = _PERSPECTIVE.set(True)
+    try:
+        return affine_transform.__wrapped_op__(images, coeffs if x.ndim == 4 else coeffs[0], interpolation,
+                                               "constant", fill_value, data_format)
+    finally:
+        _PERSPECTIVE.reset(token)
 
 
 @keras_op(name="image.sobel_edges")

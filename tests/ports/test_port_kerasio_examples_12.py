@@ -684,7 +684,11 @@ def test_eanet_external_attention(keras_ref, dropout):
                                          "val_top-5-accuracy"]
     assert_history_close(ours[0], theirs[0], rtol=1e-5, atol=1e-6)
     assert ours[1] == pytest.approx(theirs[1], rel=1e-5)
-    _assert_weights_by_path(ours[2], theirs[2], rtol=1e-4, atol=1e-5)
+    # (atol 3e-5: a weight whose gradient is float noise, e.g. a bias feeding a softmax whose classes
+    # are all but absent from the batch, moves by about the learning rate (1e-3) times the noise's sign
+    # under AdamW, and that noise's rounding differs between CPUs: such biases, ~1e-5 here, were seen
+    # 1.1e-5 apart on one machine while the History matched to 1e-5)
+    _assert_weights_by_path(ours[2], theirs[2], rtol=1e-4, atol=3e-5)
     assert_same(ours[3], theirs[3], rtol=1e-6, atol=1e-6)  # the adapted mean and variance
     assert ours[4] == theirs[4]
 

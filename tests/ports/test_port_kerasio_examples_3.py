@@ -481,8 +481,15 @@ def test_weather_forecasting_lstm(keras_ref, tmp_path, capsys):
     out_ours = capsys.readouterr().out
     assert_history(h_ours, h_ref, rtol=1e-4, atol=1e-5)
     assert_weights(ours, ref, rtol=1e-4, atol=1e-5)
-    # ModelCheckpoint(verbose=1) says the same thing (numbers to 4 digits)
-    assert out_ours.replace("ours.weights", "ref.weights") == out_ref != ""
+    # ModelCheckpoint(verbose=1) says the same thing; its numbers (5 decimals) equal to the History's
+    # tolerance (a loss 1e-6 apart can print 1.04380 / 1.04381)
+    import re
+
+    number = r"-?\d+\.\d+"
+    text_ours = out_ours.replace("ours.weights", "ref.weights")
+    assert re.sub(number, "#", text_ours) == re.sub(number, "#", out_ref) and out_ref != ""
+    np.testing.assert_allclose([float(v) for v in re.findall(number, text_ours)],
+                               [float(v) for v in re.findall(number, out_ref)], rtol=1e-4, atol=2e-5)
 
     for x, y in dataset_val.take(5):
         np.testing.assert_allclose(ours.predict(x, verbose=0)[0], ref.predict(x.numpy(), verbose=0)[0],

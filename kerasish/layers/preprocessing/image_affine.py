@@ -77,11 +77,7 @@ def affine_transform(
     if transforms.shape[0] == 1 and batch != 1:
         transforms = transforms.expand(batch, 8)
     t = transforms.to(torch.float32 if images.dtype in (torch.float16, torch.bfloat16) else images.dtype)
-    ys = torch.arange(height, dtype=t.dtype, device=t.device).view(1, height, 1)
-    xs = torch.arange(width, dtype=t.dtype, device=t.device).view(1, 1, width)
-    a0, a1, a2, b0, b1, b2 = (t[:, i].view(batch, 1, 1) for i in range(6))
-    x_in = (xs * a0 + ys * a1) + a2  # (B, H, W)
-    y_in = (xs * b0 + ys * b1) + b2
+    x_in, y_in = _source_points(t, height, width, channels)  # (B, H, W) each
     flat = images.reshape(batch, height * width, channels)
     base = None
     out = None
@@ -101,6 +97,22 @@ def affine_transform(
     if not channels_last:
         out = out.permute(0, 3, 1, 2)
     return out
+
+
+def _source_points(t: torch.Tensor, height: int, width: int, channels: int):
+    """`(x_in, y_in)` of every output pixel, computed as Keras's torch backend computes them: one einsum
+    of the `(y, x, c)` index grid of the whole image with the transform's 3x3 matrix, then the offsets.
+    The same kernel on the same shapes rounds alike on every CPU; the composed `a0 * x + a1 * y + a2`
+    rounded differently where the einsum's kernel fuses multiply-adds (1 ulp in the bilinear weights,
+    or a sample on a pixel boundary taking the neighbouring pixel)."""
+    a0, a1, a2, b0, b1, b2 = t[:, :6].unbind(-1)
+    zero, one = torch.zeros_like(a0), torch.ones_like(a0)
+    matrix = torch.stack([torch.stack([b1, a1, zero], -1), torch.stack([b0, a0, zero], -1),
+                          torch.stack([zero, zero, one], -1)], -2)
+    grid = torch.stack(torch.meshgrid(*(torch.arange(n, dtype=t.dtype, device=t.device)
+                                        for n in (height, width, channels)), indexing="ij"), -1)
+    coords = torch.einsum("Bhwij, Bjk -> Bhwik", grid.expand(t.shape[0], *grid.shape), matrix)[:, :, :, 0]
+    return coords[..., 1] + a2.view(-1, 1, 1), coords[..., 0] + b2.view(-1, 1, 1)
 
 
 def affine_matrix(angle_deg, translate_x, translate_y, scale, height: int, width: int) -> torch.Tensor:
