@@ -11,8 +11,6 @@ other modes fold the tap index back ("nearest" clamps, "wrap" is periodic,
 
 from __future__ import annotations
 
-import contextvars
-
 import itertools
 
 import torch
@@ -103,16 +101,18 @@ def map_coordinates(inputs, coordinates, order, fill_mode="constant", fill_value
     return out.to(x.dtype)
 
 
-# set by `perspective_transform` around its `affine_transform` call (its coordinates keep their own arithmetic)
-_PERSPECTIVE = contextvars.ContextVar("kerasish_perspective_transform", default=False)
-
-
 @keras_op(name="image.affine_transform")
 def affine_transform(images, transform, interpolation="bilinear", fill_mode="constant", fill_value=0,
                      data_format=None):
     """Applies projective transforms `[a0, a1, a2, b0, b1, b2, c0, c1]`: the
     output pixel `(x, y)` is read from input `((a0 x + a1 y + a2) / k,
     (b0 x + b1 y + b2) / k)` with `k = c0 x + c1 y + 1`."""
+    return _transform_images(images, transform, interpolation, fill_mode, fill_value, data_format, False)
+
+
+def _transform_images(images, transform, interpolation, fill_mode, fill_value, data_format, projective):
+    """`affine_transform`'s work; `projective` (perspective_transform's call) keeps that op's own
+    arithmetic for the source coordinates."""
     if interpolation not in ("nearest", "bilinear"):
         raise ValueError("Invalid value for argument `interpolation`. Expected of one {'nearest', 'bilinear'}. "
                          f"Received: interpolation={interpolation}")
@@ -132,7 +132,6 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     yy, xx, cc = torch.meshgrid(*(torch.arange(n, dtype=t.dtype, device=x.device) for n in (h, w, c)),
                                 indexing="ij")
     a0, a1, a2, b0, b1, b2, c0, c1 = t.unbind(-1)
-    projective = _PERSPECTIVE.get()
     if not projective:
         # the source coordinates as Keras's torch backend computes them (the same einsum over the
         # (y, x, c) index grid, then the offsets), so that they round alike on every CPU (the composed
@@ -195,12 +194,8 @@ def perspective_transform(images, start_points, end_points, interpolation="bilin
     batch = x.shape[0] if x.ndim == 4 else 1
     if coeffs.shape[0] == 1 and batch > 1:
         coeffs = coeffs.expand(batch, 8)
-    token = _PERSPECTIVE.set(True)
-    try:
-        return affine_transform.__wrapped_op__(images, coeffs if x.ndim == 4 else coeffs[0], interpolation,
-                                               "constant", fill_value, data_format)
-    finally:
-        _PERSPECTIVE.reset(token)
+    return _transform_images(images, coeffs if x.ndim == 4 else coeffs[0], interpolation, "constant", fill_value,
+                             data_format, True)
 
 
 @keras_op(name="image.sobel_edges")
