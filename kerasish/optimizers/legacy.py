@@ -213,25 +213,11 @@ class Nadam(_Legacy, _v3.Nadam):
             raise ValueError(f"decay cannot be less than 0. Received: decay={schedule_decay}.")
         self.schedule_decay = float(schedule_decay)
 
-    def _begin_step(self, step):
-        # Keras 3's `_begin_step` with the exponent `schedule_decay * t` (float32, as tf.keras 2's)
-        b1, sd = self.beta_1, self.schedule_decay
+    def _schedule_power(self, step):
+        # `schedule_decay * t` in float32, as tf.keras 2's legacy Nadam computes it
         if isinstance(step, torch.Tensor):
-            step = step.double()
-            u_t = b1 * (1.0 - 0.5 * 0.96 ** (step * sd).float().double())
-            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * sd).float().double())
-            prod = (self._u_product.to(step.device) * u_t).float()
-            self._u_product.copy_(prod)
-            self._u_t, self._u_t1, self._u_product_t = u_t, u_t1, prod
-            self._u_product_t1 = prod * u_t1
-            return
-        f32 = np.float32
-        u_t = float(f32(b1) * (f32(1.0) - f32(0.5) * f32(0.96) ** (f32(sd) * f32(step))))
-        u_t1 = float(f32(b1) * (f32(1.0) - f32(0.5) * f32(0.96) ** (f32(sd) * f32(step + 1))))
-        prod = float(f32(float(self._u_product)) * f32(u_t))
-        self._u_product.fill_(prod)
-        self._u_t, self._u_t1, self._u_product_t = u_t, u_t1, prod
-        self._u_product_t1 = float(f32(prod) * f32(u_t1))
+            return (step * self.schedule_decay).float().double()
+        return np.float32(self.schedule_decay) * np.float32(step)
 
     def get_config(self):
         config = self._legacy_config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)

@@ -380,19 +380,24 @@ class Nadam(Optimizer):
         b1 = self.beta_1
         if isinstance(step, torch.Tensor):
             step = step.double()
-            u_t = b1 * (1.0 - 0.5 * 0.96**step)
-            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (step + 1))
+            u_t = b1 * (1.0 - 0.5 * 0.96 ** self._schedule_power(step))
+            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** self._schedule_power(step + 1))
             prod = (self._u_product.to(step.device) * u_t).float()
             self._u_product.copy_(prod)
         else:  # in float32 with Keras's roundings (its schedule and product are float32 tensors)
             f32 = np.float32
-            u_t = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** f32(step)))
-            u_t1 = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** f32(step + 1)))
+            u_t = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** self._schedule_power(step)))
+            u_t1 = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** self._schedule_power(step + 1)))
             prod = float(f32(float(self._u_product)) * f32(u_t))
             self._u_product.fill_(prod)
         self._u_t, self._u_t1 = u_t, u_t1
         self._u_product_t = prod
         self._u_product_t1 = prod * u_t1 if isinstance(step, torch.Tensor) else float(np.float32(prod) * np.float32(u_t1))
+
+    def _schedule_power(self, step):
+        """The exponent of 0.96 in the momentum schedule at `step` (a float32 scalar, or a float64
+        0-d tensor under torch.compile): `t` (tf.keras 2's legacy Nadam: `schedule_decay * t`)."""
+        return step if isinstance(step, torch.Tensor) else np.float32(step)
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2
