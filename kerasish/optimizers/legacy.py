@@ -35,6 +35,8 @@ import torch
 
 from kerasish.optimizers import optimizers as _v3
 from kerasish.optimizers.ftrl import Ftrl as _Ftrl
+from kerasish.optimizers.legacy_base import Optimizer  # noqa: F401  (tf.keras 2's OptimizerV2 base, to subclass)
+from kerasish.optimizers.legacy_base import _WeightList
 from kerasish.optimizers.optimizer import Optimizer as _Optimizer
 from kerasish.optimizers.optimizer import _addcdiv_
 from kerasish.optimizers.schedules import LearningRateSchedule
@@ -62,6 +64,11 @@ def _check_kwargs(kwargs: dict) -> None:
 
 class _Legacy:
     """What every legacy optimizer shares: tf.keras 2's arguments and config."""
+
+    @property
+    def variables(self):
+        # tf.keras 2 code calls `optimizer.variables()` (a method there, a property in Keras 3)
+        return _WeightList(super().variables)
 
     def _legacy_config(self, **own) -> dict:
         config = {"name": self.name}

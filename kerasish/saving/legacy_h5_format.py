@@ -371,6 +371,9 @@ def _load_optimizer_weights(model, group, training_config, where):
     params = list(model.trainable_weights)
     opt.build(params)
     datasets = _weight_datasets(group, where)
+    if _is_optimizer_v2_subclass(opt):
+        _load_optimizer_v2_weights(opt, datasets, where)
+        return
     names = [n for n, _ in datasets]
     slots = list(opt._slot_names)
     n, k = len(params), len(slots)
@@ -528,8 +531,39 @@ def _optimizer_class(training_config) -> str:
     return str(opt.get("class_name", "")).split(">", 1)[-1] if isinstance(opt, dict) else ""
 
 
+def _is_optimizer_v2_subclass(opt) -> bool:
+    from kerasish.optimizers.legacy_base import Optimizer as OptimizerV2
+
+    return isinstance(opt, OptimizerV2)
+
+
+@torch.no_grad()
+def _load_optimizer_v2_weights(opt, datasets, where):
+    """A user's tf.keras 2 `OptimizerV2` subclass: tf.keras 2 wrote its `weights` (the iteration count, then
+    the slots in the order its `_create_slots` made them) and reads them back by position, as here."""
+    weights = opt.weights
+    values = []
+    for w, (name, ds) in zip(weights, datasets):
+        value = _read_dataset(ds, tuple(w.shape), where, f"optimizer weight '{name}'")
+        if value is None:
+            break
+        values.append(value)
+    if len(datasets) != len(weights) or len(values) != len(weights):
+        warnings.warn(
+            f"Skipping loading optimizer weights from '{where}': the optimizer '{opt.name}' has {len(weights)} "
+            f"weights of shapes {[tuple(w.shape) for w in weights]}, the file has {len(datasets)} of shapes "
+            f"{[tuple(ds.shape) for _, ds in datasets]}. The optimizer starts fresh.", stacklevel=5)
+        return
+    opt.set_weights(values)
+
+
 def _save_optimizer_weights(model, f):
     opt = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # tf.keras 2's LossScaleOptimizer layout
+    if _is_optimizer_v2_subclass(opt):
+        if getattr(opt, "built", False):  # tf.keras 2's names for a fit-made optimizer: `iter`, `<path>/<slot>`
+            _write_weights_group(f.create_group("optimizer_weights"),
+                                 [(f"{w.name}:0", w.detach().cpu().numpy()) for w in opt.weights])
+        return
     if not getattr(opt, "built", False) or not hasattr(opt, "_slot_names"):
         return
     params = list(model.trainable_weights)
