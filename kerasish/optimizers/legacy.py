@@ -65,10 +65,65 @@ def _check_kwargs(kwargs: dict) -> None:
 class _Legacy:
     """What every legacy optimizer shares: tf.keras 2's arguments and config."""
 
+    # tf.keras 2's slots in the order its `_create_slots` made them: (legacy name, kerasish slot name);
+    # each slot for every variable in turn, except `_legacy_interleaved` (Ftrl: both slots of a variable)
+    _legacy_slots: tuple = ()
+    _legacy_interleaved = False
+
     @property
     def variables(self):
         # tf.keras 2 code calls `optimizer.variables()` (a method there, a property in Keras 3)
         return _WeightList(super().variables)
+
+    @property
+    def weights(self):
+        """tf.keras 2's `weights`: the iteration count (Nadam: then its `momentum_cache`), then the slots
+        in the order tf.keras 2 made them (empty before the optimizer is built, as there)."""
+        if not self.built:
+            return _WeightList()
+        self._follow_moved_variables()
+        out = _WeightList([self._state_view(self._iterations, "iter")])
+        if hasattr(self, "_u_product"):
+            out.append(self._state_view(self._u_product, "momentum_cache"))
+        params = [p for p in self._trainable_variables if self.state.get(p)]
+        order = ([(p, slot) for p in params for slot in self._legacy_slots] if self._legacy_interleaved
+                 else [(p, slot) for slot in self._legacy_slots for p in params])
+        for p, (legacy_name, name) in order:
+            if name in self.state[p]:
+                prefix = getattr(p, "path", None) or f"param_{len(out)}"
+                out.append(self._state_view(self.state[p][name], f"{prefix}/{legacy_name}"))
+        return out
+
+    def get_weights(self):
+        """tf.keras 2's optimizer `get_weights()`: NumPy values of `weights` (the iteration count as int64)."""
+        values = [w.detach().cpu().numpy() for w in self.weights]
+        if values:
+            values[0] = np.asarray(values[0], dtype=np.int64)
+        return values
+
+    @torch.no_grad()
+    def set_weights(self, weights):
+        """Sets `weights` from a list in tf.keras 2's order (e.g. another tf.keras 2 optimizer's
+        `get_weights()`); the optimizer must be built (`_create_all_weights(model.trainable_variables)`,
+        as in tf.keras 2, or a first step)."""
+        params = self.weights
+        if len(params) != len(weights):
+            raise ValueError(
+                f"You called `set_weights(weights)` on optimizer {self.name} with a weight list of length "
+                f"{len(weights)}, but the optimizer was expecting {len(params)} weights. Provided weights: "
+                f"{str(weights)[:50]}..."
+            )
+        for p, w in zip(params, weights):
+            w = np.asarray(w)
+            if tuple(p.shape) != w.shape:
+                raise ValueError(f"Optimizer weight shape {tuple(p.shape)} not compatible with provided weight "
+                                 f"shape {w.shape}.")
+        for p, w in zip(params, weights):
+            p.copy_(torch.as_tensor(np.asarray(w)).to(device=p.device, dtype=p.dtype))
+
+    def _create_all_weights(self, var_list):
+        """tf.keras 2's way to make an optimizer's state before `set_weights`."""
+        self.build(list(var_list))
 
     def _legacy_config(self, **own) -> dict:
         config = {"name": self.name}
@@ -263,6 +318,16 @@ class Ftrl(_Legacy, _Ftrl):
             l2_shrinkage_regularization_strength=self.l2_shrinkage_regularization_strength,
         )
 
+
+SGD._legacy_slots = (("momentum", "momentum"),)
+Adam._legacy_slots = (("m", "momentum"), ("v", "velocity"), ("vhat", "velocity_hat"))
+RMSprop._legacy_slots = (("rms", "velocity"), ("momentum", "momentum"), ("mg", "average_gradient"))
+Adagrad._legacy_slots = (("accumulator", "accumulator"),)
+Adadelta._legacy_slots = (("accum_grad", "accumulated_grad"), ("accum_var", "accumulated_delta_var"))
+Adamax._legacy_slots = (("m", "momentum"), ("v", "norm"))
+Nadam._legacy_slots = (("m", "momentum"), ("v", "velocity"))
+Ftrl._legacy_slots = (("accumulator", "accumulator"), ("linear", "linear"))
+Ftrl._legacy_interleaved = True
 
 ALL_OBJECTS = (SGD, Adam, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Ftrl)
 for _cls in ALL_OBJECTS:

@@ -87,6 +87,33 @@ def test_legacy_optimizer_steps_like_tf_keras(case):
 
 
 @pytest.mark.parametrize("case", CASES)
+def test_legacy_get_weights_and_set_weights_follow_tf_keras_order(case):
+    """tf.keras 2 programs save an optimizer's state with `optimizer.get_weights()` and restore it with
+    `set_weights` (after `_create_all_weights`): the list is tf.keras 2's `weights`, in its order."""
+    opt = make(case, keras.optimizers.legacy)
+    w, b, _ = run(opt, case)
+    spec = META["cases"][case]
+    values = opt.get_weights()
+    assert len(values) == len(spec["weight_names"])
+    assert [v.name for v in opt.weights] == [n.split("/", 1)[1].split(":")[0] for n in spec["weight_names"]]
+    for i, name in enumerate(spec["weight_names"]):
+        np.testing.assert_allclose(values[i], ARRAYS[f"{case}/opt{i}"], rtol=1e-5, atol=1e-6, err_msg=name)
+    # a fresh optimizer given that list continues as the first one does
+    twin = make(case, keras.optimizers.legacy)
+    w2 = keras.Variable(w.numpy().copy(), name="w")
+    b2 = keras.Variable(b.numpy().copy(), name="b")
+    assert twin.weights == []
+    twin._create_all_weights([w2, b2])
+    twin.set_weights(values)
+    for o, (x, y) in ((opt, (w, b)), (twin, (w2, b2))):
+        o.apply_gradients([(torch.tensor(ARRAYS["g1"][1]), x), (torch.tensor(ARRAYS["g2"][1]), y)])
+    np.testing.assert_array_equal(w2.numpy(), w.numpy())
+    np.testing.assert_array_equal(b2.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="was expecting"):
+        twin.set_weights(values[:-1])
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_legacy_optimizer_config_is_tf_keras(case):
     spec = META["cases"][case]
     opt = make(case, keras.optimizers.legacy)
