@@ -387,7 +387,9 @@ def test_module_list_and_dict_of_kerasish_layers_follow_train_eval_and_dtype_mov
     torch.manual_seed(0)
     ours = _Blocks([L.Dense(6), L.BatchNormalization(), L.Dropout(0.5)], L.Dense(2))
     x = torch.randn(8, 4, generator=torch.Generator().manual_seed(4))
-    ours(x)
+    # registered in the user's torch containers, the kerasish layers start in training mode as torch's do
+    assert all(m.training for m in ours.modules())
+    ours.eval()(x)  # (builds the layers without moving the statistics)
     twin = _Blocks([torch.nn.Linear(4, 6), torch.nn.BatchNorm1d(6, eps=1e-3, momentum=0.01), torch.nn.Identity()],
                    torch.nn.Linear(6, 2))
     with torch.no_grad():

@@ -43,6 +43,7 @@ from kerasish.layers.layer_graph import LayerGraphMixin
 from kerasish.layers.layer_losses import LayerLossesMixin
 from kerasish.layers.layer_quantization import LayerQuantizationMixin
 from kerasish.layers.layer_weights import LayerWeightsMixin
+from kerasish.layers import torch_parent_mode
 from kerasish.layers import tracking
 from kerasish.utils import naming
 from kerasish.utils import tree
@@ -1163,3 +1164,7 @@ def _populate_argument_masks(arg_masks, args, kwargs):
             mask = tree.get_mask(value)
             if mask is not None:
                 kwargs[key] = mask
+
+
+# a kerasish layer registered under a user's torch module starts in training mode, as torch modules do
+torch_parent_mode.install()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedParameter
 
+from kerasish.layers import torch_parent_mode
 from kerasish.variables import Variable
 
 
@@ -361,12 +362,14 @@ def track_container(value, owner=None, name=None):
     container = value
     if isinstance(value, (list, tuple)) and value and type(value) in (list, tuple, TrackedList):
         if all(isinstance(v, nn.Module) for v in value):
-            container = nn.ModuleList(value)
+            with torch_parent_mode.kerasish_containers():
+                container = nn.ModuleList(value)
         elif all(isinstance(v, Variable) for v in value):
             container = VariableList(value)
     elif isinstance(value, dict) and value and type(value) in (dict, TrackedDict) and all(isinstance(k, str) and "." not in k and k for k in value):
         if all(isinstance(v, nn.Module) for v in value.values()):
-            container = nn.ModuleDict(value)
+            with torch_parent_mode.kerasish_containers():
+                container = nn.ModuleDict(value)
         elif all(isinstance(v, nn.Parameter) for v in value.values()):
             container = nn.ParameterDict(value)
     if container is not value:
