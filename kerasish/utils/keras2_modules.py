@@ -1,0 +1,67 @@
+"""The module paths of multi-backend Keras 2.0-2.4 and of `keras` 2.6-2.12.
+
+Old books, blog posts and Q&A answers import Keras's internal modules:
+`from keras.layers.core import Dense, Dropout`, `from keras.layers.recurrent
+import LSTM`, `from keras.utils.np_utils import to_categorical`, `from
+keras.engine.topology import Layer`. Multi-backend Keras (2.0-2.4, the
+keras-team/keras tags) had all of these; the `keras` package that was
+tf.keras's source (2.6-2.12) kept most of them as its own source files;
+tf.keras's public API (`tensorflow.keras`, tf-keras 2.21) never exported them,
+and Keras 3 dropped them.
+
+kerasish keeps each such module as a small alias module whose public names
+are the kerasish objects of the same name (the same classes as
+`keras.layers.*`, so configs and saved files are unchanged). Names Keras 3
+removed, and Keras 2 internals with no Keras 3 counterpart, raise an
+ImportError that says what to use instead. ImportError rather than
+AttributeError because these names are met in `from ... import` statements,
+where Python would replace an AttributeError's message with its own
+"cannot import name"; `getattr` and `hasattr` see the same ImportError.
+
+Each alias module calls `install(globals(), aliases, removed)`: `aliases`
+maps a name to `"module:attribute"` (resolved on first use and cached in the
+module), `removed` maps a name to the sentence telling what to do instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["install", "layer_aliases"]
+
+
+def layer_aliases(*names: str) -> dict[str, str]:
+    """`{name: "kerasish.layers:name"}` for Keras 2 layer modules whose names are `keras.layers` names."""
+    return {name: f"kerasish.layers:{name}" for name in names}
+
+
+def install(namespace: dict, aliases: dict[str, str], removed: dict[str, str] | None = None) -> None:
+    """Gives the module whose `globals()` is `namespace` a `__getattr__` / `__dir__` serving
+    `aliases` (name -> "module:attribute") and raising a clear ImportError for `removed`
+    (name -> what to use instead)."""
+    removed = dict(removed or {})
+    module_name = namespace["__name__"]
+    keras2_path = "keras" + module_name[len("kerasish"):]
+    previous = namespace.get("__getattr__")
+
+    def __getattr__(name: str):
+        target = aliases.get(name)
+        if target is not None:
+            module, attribute = target.split(":")
+            value = getattr(importlib.import_module(module), attribute)
+            namespace[name] = value
+            return value
+        if name in removed:
+            raise ImportError(f"`{keras2_path}.{name}` is a Keras 2 name with no kerasish (Keras 3) "
+                              f"counterpart: {removed[name]}.", name=module_name)
+        if previous is not None:
+            return previous(name)
+        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(namespace) | set(aliases))
+
+    namespace["__getattr__"] = __getattr__
+    namespace["__dir__"] = __dir__
+    namespace["_KERAS2_NAMES"] = tuple(sorted(aliases))  # what the tests check
+    namespace["_KERAS2_REMOVED"] = tuple(sorted(removed))
