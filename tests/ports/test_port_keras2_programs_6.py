@@ -28,7 +28,6 @@ import shutil
 import warnings
 
 import numpy as np
-import pytest
 
 import kerasish as keras
 
@@ -200,7 +199,7 @@ def test_batch_loops():
                   metrics=["accuracy", "mae"])
     assert meta["metrics_names_before#len"] == 0 and model.metrics_names == ["loss", "compile_metrics"]
     train_out = []
-    for epoch in range(2):
+    for _epoch in range(2):
         for b in range(4):
             sl = slice(4 * b, 4 * b + 4)
             train_out.append(np.ravel(model.train_on_batch(x[sl], y[sl], reset_metrics=False)).tolist())
