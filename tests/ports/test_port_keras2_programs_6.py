@@ -28,6 +28,7 @@ import shutil
 import warnings
 
 import numpy as np
+import pytest
 
 import kerasish as keras
 
@@ -224,13 +225,14 @@ def test_batch_loops():
 # ------------------------------------------------------------------------------------ class_weight_split
 def test_class_weight_split():
     """`fit(validation_split=0.25, shuffle=True, class_weight=...)` with `weighted_metrics`: the last quarter
-    validates (taken before shuffling); one batch per epoch, so the shuffle reorders only a sum."""
+    validates (taken before shuffling); one batch per epoch, so the shuffle reorders only a sum. Then
+    `class_weight` with `sample_weight` (a documented Keras 2 / Keras 3 difference)."""
     from kerasish import layers
     from kerasish.models import Sequential
 
     meta = META["class_weight_split"]
     arrays, listed = _arrays("class_weight_split")
-    x, y, _ = data.imbalanced_data()
+    x, y, sw = data.imbalanced_data()
     assert int(y.sum()) == meta["positives"]
     model = Sequential([layers.Input((5,)), layers.Dense(8, activation="relu"),
                         layers.Dense(1, activation="sigmoid")])
@@ -242,6 +244,19 @@ def test_class_weight_split():
     assert sorted(h.history) == sorted(meta["history"])
     _assert_history(h.history, meta["history"])
     _assert_list(model.get_weights(), listed("final"))
+    # `class_weight` with `sample_weight`: tf.keras 2 multiplies them, Keras 3 (and kerasish) refuse the
+    # pair; the port passes their product as `sample_weight` and gets tf.keras's numbers
+    model = Sequential([layers.Input((5,)), layers.Dense(8, activation="relu"),
+                        layers.Dense(1, activation="sigmoid")])
+    model.set_weights(listed("both_init"))
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss="binary_crossentropy",
+                  weighted_metrics=["accuracy"])
+    with pytest.raises(ValueError, match="You cannot `class_weight` and `sample_weight` at the same time"):
+        model.fit(x, y, class_weight={0: 1.0, 1: 4.0}, sample_weight=sw, verbose=0)
+    product = sw * np.where(y[:, 0] == 1, 4.0, 1.0).astype("float32")
+    h = model.fit(x, y, batch_size=10, epochs=2, shuffle=False, sample_weight=product, verbose=0)
+    _assert_history(h.history, meta["both_history"])
+    _assert_list(model.get_weights(), listed("both_final"))
 
 
 # ------------------------------------------------------------------------------------ transfer_mobilenet
