@@ -151,7 +151,20 @@ def test_removed_names_say_what_to_use_instead(module, name):
     with pytest.raises(ImportError, match=f"`{keras2_path}.{name}` is a Keras 2 name") as info:
         exec(f"from {module} import {name}", {})  # the message survives `from ... import`
     assert REMOVED[module, name] in str(info.value)
-    with pytest.raises(ImportError, match="no kerasish"):
+    mod = importlib.import_module(module)
+    with pytest.raises(AttributeError, match="no kerasish"):  # attribute access: the same words
+        getattr(mod, name)
+    assert not hasattr(mod, name) and name not in dir(mod)
+
+
+@pytest.mark.parametrize("module,name", [("kerasish.layers.experimental", "SyncBatchNormalization"),
+                                         ("kerasish.layers.experimental.preprocessing", "PreprocessingLayer")])
+def test_tf_keras_experimental_removed_names_keep_their_message_in_from_imports(module, name):
+    """`from tensorflow.keras.layers.experimental import SyncBatchNormalization`: the message saying what to
+    use survives the `from ... import` (Python used to replace it with "cannot import name")."""
+    with pytest.raises(ImportError, match="is a tf.keras 2"):
+        exec(f"from {module} import {name}", {})
+    with pytest.raises(AttributeError, match="is a tf.keras 2"):
         getattr(importlib.import_module(module), name)
 
 

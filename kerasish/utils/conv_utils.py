@@ -85,7 +85,10 @@ def conv_input_length(output_length, filter_size: int, padding: str, stride: int
 
 def __getattr__(name):
     if name == "convert_kernel":
-        raise ImportError("`keras.utils.conv_utils.convert_kernel` is a Keras 2 name with no kerasish (Keras 3) "
-                          "counterpart: it flipped Theano-era kernels, which kerasish never needs; "
-                          "`np.flip(kernel, axis=tuple(range(kernel.ndim - 2)))` does the same.", name=__name__)
+        from kerasish.utils.keras2_modules import removed_name_error
+
+        raise removed_name_error("`keras.utils.conv_utils.convert_kernel` is a Keras 2 name with no kerasish "
+                                 "(Keras 3) counterpart: it flipped Theano-era kernels, which kerasish never needs; "
+                                 "`np.flip(kernel, axis=tuple(range(kernel.ndim - 2)))` does the same.",
+                                 __name__, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

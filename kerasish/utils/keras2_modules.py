@@ -12,11 +12,11 @@ and Keras 3 dropped them.
 kerasish keeps each such module as a small alias module whose public names
 are the kerasish objects of the same name (the same classes as
 `keras.layers.*`, so configs and saved files are unchanged). Names Keras 3
-removed, and Keras 2 internals with no Keras 3 counterpart, raise an
-ImportError that says what to use instead. ImportError rather than
-AttributeError because these names are met in `from ... import` statements,
-where Python would replace an AttributeError's message with its own
-"cannot import name"; `getattr` and `hasattr` see the same ImportError.
+removed, and Keras 2 internals with no Keras 3 counterpart, raise an error
+that says what to use instead (`removed_name_error`): an ImportError in a
+`from ... import` statement (where Python would replace an AttributeError's
+message with its own "cannot import name"), an AttributeError for `getattr`
+and `hasattr` (which then answers False).
 
 Each alias module calls `install(globals(), aliases, removed)`: `aliases`
 maps a name to `"module:attribute"` (resolved on first use and cached in the
@@ -25,9 +25,29 @@ module), `removed` maps a name to the sentence telling what to do instead.
 
 from __future__ import annotations
 
+import dis
 import importlib
+import sys
 
-__all__ = ["install", "layer_aliases"]
+__all__ = ["install", "layer_aliases", "removed_name_error"]
+
+_IMPORT_FROM = dis.opmap["IMPORT_FROM"]
+
+
+def removed_name_error(message: str, module_name: str, name: str, depth: int = 2) -> Exception:
+    """The error for a removed `name` of `module_name`, made in a module `__getattr__` (`depth` 2:
+    called from it; 3: from a helper it calls): an ImportError when the code asking is a
+    `from module import name` statement (CPython: its frame's current instruction is IMPORT_FROM, and
+    Python would print "cannot import name" instead of an AttributeError's message), else an
+    AttributeError."""
+    try:
+        frame = sys._getframe(depth)
+        from_import = frame.f_code.co_code[frame.f_lasti] == _IMPORT_FROM
+    except (AttributeError, IndexError, ValueError):  # not CPython, or no such frame
+        from_import = False
+    if from_import:
+        return ImportError(message, name=module_name)
+    return AttributeError(message, name=name)
 
 
 def layer_aliases(*names: str) -> dict[str, str]:
@@ -52,8 +72,8 @@ def install(namespace: dict, aliases: dict[str, str], removed: dict[str, str] | 
             namespace[name] = value
             return value
         if name in removed:
-            raise ImportError(f"`{keras2_path}.{name}` is a Keras 2 name with no kerasish (Keras 3) "
-                              f"counterpart: {removed[name]}.", name=module_name)
+            raise removed_name_error(f"`{keras2_path}.{name}` is a Keras 2 name with no kerasish (Keras 3) "
+                                     f"counterpart: {removed[name]}.", module_name, name)
         if previous is not None:
             return previous(name)
         raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
