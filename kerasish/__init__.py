@@ -61,6 +61,12 @@ _LAZY = {
 
 
 def __getattr__(name):
+    if name in ("engine", "objectives"):  # Keras 2 module paths (kerasish/utils/keras2_modules.py)
+        import importlib
+
+        value = importlib.import_module(f"kerasish.{name}")
+        globals()[name] = value
+        return value
     if name == "wrappers":  # scikit-learn wrappers: imported on first use, never by `import kerasish`
         import importlib
 

@@ -55,3 +55,14 @@ __all__ = sorted(
         "standardize_dtype", "to_torch_dtype", *_keras2_names,
     }
 )
+
+
+# Keras 2's TensorFlow-1 session functions (`K.get_session()`, `K.set_session(tf.Session(config=...))` in GPU
+# memory snippets): a clear ImportError instead of a bare AttributeError (kerasish/utils/keras2_modules.py).
+from kerasish.utils.keras2_modules import install as _install  # noqa: E402
+
+_SESSION = ("kerasish runs on PyTorch, which has no TensorFlow session; GPU memory settings are "
+            "`torch.cuda.set_per_process_memory_fraction` (no allow_growth needed: PyTorch's caching allocator "
+            "grows on demand)")
+_TF_SESSION_REMOVED = {"get_session": _SESSION, "set_session": _SESSION}
+_install(globals(), {}, _TF_SESSION_REMOVED)

@@ -11,8 +11,30 @@ import numpy as np
 from kerasish.callbacks.callback import Callback
 
 
+# Keras 2 logged the learning rate as "lr", Keras 3 (and kerasish) as "learning_rate"
+_LR_SPELLINGS = {"lr": "learning_rate", "learning_rate": "lr", "val_lr": "val_learning_rate",
+                 "val_learning_rate": "val_lr"}
+
+
+def _logged(logs, key):
+    """`logs[key]`, reading the other spelling of the learning rate's key, or "NA"."""
+    if key in logs:
+        return logs[key]
+    other = _LR_SPELLINGS.get(key)
+    return logs[other] if other is not None and other in logs else "NA"
+
+
 class CSVLogger(Callback):
     """Streams the epoch results to a CSV file (`epoch` then the sorted keys).
+
+    The learning rate that LearningRateScheduler / ReduceLROnPlateau log is
+    written as Keras 3's `learning_rate` column (tf.keras 2 wrote `lr`).
+    With `append=True` and a file that already has a header, the rows follow
+    that header's columns (a key the header lacks is not written, a column
+    the logs lack gets "NA"), and a tf.keras 2 `lr` column receives the
+    learning rate: resuming a run that tf.keras 2 (or another kerasish run
+    with other metrics) started keeps every value under its own column.
+    Keras 3 writes its own sorted keys under the old header instead.
 
     Args:
         filename: Path of the CSV file.
@@ -40,10 +62,15 @@ class CSVLogger(Callback):
         self._writes = is_rank_zero()  # under a distribution, rank 0 alone writes the (identical) logs
         if not self._writes:
             return
+        self._header_keys = None
         if self.append:
             if os.path.exists(self.filename):
-                with open(self.filename) as f:
-                    self.append_header = not bool(len(f.readline()))
+                with open(self.filename, newline="") as f:
+                    first = f.readline()
+                self.append_header = not bool(len(first))
+                header = next(csv.reader([first], delimiter=self.sep)) if first.strip() else []
+                if header and header[0] == "epoch":
+                    self._header_keys = header[1:]
             mode = "a"
         else:
             mode = "w"
@@ -65,6 +92,8 @@ class CSVLogger(Callback):
                 return f'"[{", ".join(map(str, k))}]"'
             return k
 
+        if self.keys is None and getattr(self, "_header_keys", None) is not None:
+            self.keys = list(self._header_keys)  # appending: the existing file's columns
         if self.keys is None:
             self.keys = sorted(logs.keys())
             if self.keys and not any(k.startswith("val_") for k in self.keys):
@@ -79,7 +108,7 @@ class CSVLogger(Callback):
             if self.append_header:
                 self.writer.writeheader()
         row = collections.OrderedDict({"epoch": epoch})
-        row.update((key, handle_value(logs.get(key, "NA"))) for key in self.keys)
+        row.update((key, handle_value(_logged(logs, key))) for key in self.keys)
         self.writer.writerow(row)
         self.csv_file.flush()
 

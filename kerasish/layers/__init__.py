@@ -28,6 +28,19 @@ except ImportError:  # pragma: no cover - until the models package provides it
     pass
 
 
+# Keras 2's layer modules (`keras.layers.recurrent.LSTM` after `import keras`), imported on first use
+_KERAS2_SUBMODULES = {"recurrent", "embeddings", "merge", "advanced_activations", "noise", "wrappers", "local",
+                      "convolutional_recurrent", "cudnn_recurrent"}
+
+
+def __getattr__(name):
+    if name in _KERAS2_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"kerasish.layers.{name}")
+    raise AttributeError(f"module 'kerasish.layers' has no attribute '{name}'")
+
+
 def serialize(layer):
     """A layer's Keras 3 config dict (`{"module", "class_name", "config", ...}`)."""
     from kerasish.saving import serialize_keras_object

@@ -411,6 +411,23 @@ def model_from_yaml(yaml_string, custom_objects=None):
     raise RuntimeError(_FROM_YAML_REMOVED)
 
 
+def model_from_config(config: dict, custom_objects=None):
+    """Rebuilds a model from a serialized config dict (`{"class_name": ..., "config": ...}`, Keras 2's or
+    Keras 3's), as tf.keras 2's `keras.models.model_from_config` (Keras 3 dropped it); only kerasish
+    classes and registered custom objects are instantiated.
+
+    Raises:
+        TypeError: `config` is a list (tf.keras's message: a Sequential's old layer list needs
+            `Sequential.from_config(config)`).
+    """
+    if isinstance(config, list):
+        raise TypeError("`model_from_config` expects a dictionary, not a list. Received: config="
+                        f"{config}. Did you meant to use `Sequential.from_config(config)`?")
+    from kerasish.models.functional_config import deserialize_layer
+
+    return deserialize_layer(config, custom_objects=custom_objects)
+
+
 def model_from_json(json_string: str, custom_objects=None):
     """Rebuilds a model from `model.to_json()` (only kerasish classes and
     registered custom objects are instantiated)."""

@@ -4,6 +4,8 @@ half of `Trainer`): `compiled_loss` and `compiled_metrics` for custom
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 
@@ -65,8 +67,63 @@ class _NoMetrics:
         return None
 
 
+def _user_stacklevel() -> int:
+    """The `warnings.warn` stacklevel of the first caller outside kerasish (seen from the function
+    that calls this one)."""
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class Keras2TrainerAPI:
     """Mixed into `Trainer` (no `__init__`)."""
+
+    # [structure version when last checked, [(layer, trainable at compile)], warned]
+    _compiled_trainable = None
+
+    def _snapshot_compiled_trainable(self) -> None:
+        """At `compile`: each layer's `trainable`, which tf.keras 2 restores around every `fit` /
+        `train_on_batch` (its `RespectCompiledTrainableState`). Keras 3 and kerasish train what is
+        trainable at each step instead; the snapshot only serves `_check_compiled_trainable`'s warning."""
+        from kerasish.layers import tracking
+
+        state = [(layer, layer.trainable) for layer in self._flatten_layers(include_self=True)]
+        self._set_untracked("_compiled_trainable", [tracking.structure_version(), state, False])
+
+    def _check_compiled_trainable(self) -> None:
+        """When training starts (`fit`, each `train_on_batch`): if a layer's `trainable` differs from
+        its value at `compile`, warn once per compile: a ported Keras 2 program (the classic GAN:
+        `discriminator.trainable = False` after compiling it) would silently train other weights than
+        tf.keras 2 did. Costs one integer comparison unless layers changed since the last check."""
+        from kerasish.layers import tracking
+
+        snapshot = self._compiled_trainable
+        if snapshot is None:
+            return
+        version = tracking.structure_version()
+        if snapshot[0] == version:
+            return
+        snapshot[0] = version
+        if snapshot[2]:
+            return
+        changed = [layer for layer, was in snapshot[1] if layer.trainable != was]
+        if not changed:
+            return
+        snapshot[2] = True
+        names = ", ".join(f"'{layer.name}' ({'frozen' if not layer.trainable else 'unfrozen'})"
+                          for layer in changed[:5]) + (" ..." if len(changed) > 5 else "")
+        warnings.warn(
+            f"`trainable` changed since `compile()` on {names} of model '{self.name}': kerasish, as Keras 3, "
+            "trains the weights that are trainable now; tf.keras 2 (and Keras 2) kept training what was "
+            "trainable when the model was compiled. If this program relied on that (the Keras 2 GAN pattern: "
+            "`discriminator.trainable = False` after compiling the discriminator), set `trainable` back "
+            "before training this model, or compile it again after the change.",
+            UserWarning, stacklevel=_user_stacklevel())
 
     @property
     def compiled_loss(self):

@@ -526,9 +526,14 @@ class TrainerLoops:
                 data_adapters.map_structure(conv, sample_weight))
         return data_adapters.move_to_device(data, device), device
 
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False, *,
+                       reset_metrics=True):
         """One gradient update on one batch (metrics are reset first, as in
-        Keras 3); returns the loss/metrics like `evaluate`."""
+        Keras 3); returns the loss/metrics like `evaluate`.
+
+        `reset_metrics=False` (Keras 2's argument; Keras 3 dropped it) keeps
+        the metrics' state, so the values returned accumulate over the
+        batches since the last `reset_metrics()`, as in tf.keras 2."""
         self._assert_compile_called("train_on_batch")
         self._assert_grad_enabled("train_on_batch")
         if class_weight is not None:
@@ -540,7 +545,8 @@ class TrainerLoops:
             sample_weight = data_adapters.class_weight_to_sample_weights(y, class_weight)
         data, device = self._single_batch(x, y, sample_weight)
         self._metrics_to(device)
-        self.reset_metrics()
+        if reset_metrics:
+            self.reset_metrics()
         modes = ModeSnapshot(self)
         switch_mode(self, True)
         try:
@@ -550,12 +556,14 @@ class TrainerLoops:
             modes.restore()
         return self._single_batch_logs(None if lazy else logs, return_dict)
 
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        """Evaluates one batch (metrics reset first); returns like `evaluate`."""
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False, *, reset_metrics=True):
+        """Evaluates one batch (metrics reset first); returns like `evaluate`.
+        `reset_metrics=False` (Keras 2's) accumulates, as in `train_on_batch`."""
         self._assert_compile_called("test_on_batch")
         data, device = self._single_batch(x, y, sample_weight)
         self._metrics_to(device)
-        self.reset_metrics()
+        if reset_metrics:
+            self.reset_metrics()
         modes = ModeSnapshot(self)
         switch_mode(self, False)
         try:

@@ -381,6 +381,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
             "steps_per_execution": steps_per_execution, "jit_compile": jit_compile,
         })
         self._compiled = True
+        self._snapshot_compiled_trainable()
 
     def _wrap_for_loss_scaling(self, opt, auto_scale_loss):
         """Keras 3's `compile` rule: a model whose own policy is "mixed_float16" gets its Keras optimizer
@@ -836,6 +837,7 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
         None and the logs are `get_metrics_result()`."""
         if kind == "train":
             self._notice_module_edits()
+            self._check_compiled_trainable()
         fns = self._step_fns
         if fns is None:
             fns = self._step_fns = {}

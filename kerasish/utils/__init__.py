@@ -83,7 +83,15 @@ _LAZY = {
 }
 
 
+# Keras 2's utils submodules (`keras.utils.np_utils.to_categorical(y)`), imported on first use
+_KERAS2_SUBMODULES = {"np_utils", "generic_utils", "layer_utils", "vis_utils", "conv_utils", "multi_gpu_utils"}
+
+
 def __getattr__(name):
+    if name in _KERAS2_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"kerasish.utils.{name}")
     if name in _LAZY:
         import importlib
 

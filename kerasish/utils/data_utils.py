@@ -129,3 +129,17 @@ def set_random_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+# Keras 2's `keras.utils.data_utils` module held `Sequence` and `get_file`
+# (`from keras.utils.data_utils import Sequence`): served lazily as
+# `keras.utils`'s (kerasish/utils/keras2_modules.py).
+from kerasish.utils.keras2_modules import install as _install  # noqa: E402
+
+_ENQUEUER = ("`fit` / `evaluate` / `predict` take generators and `keras.utils.Sequence` (`PyDataset`) objects "
+             "directly; for parallel loading give the PyDataset `workers=` / `use_multiprocessing=`")
+_install(
+    globals(),
+    {"Sequence": "kerasish.utils:Sequence", "get_file": "kerasish.utils:get_file"},
+    {"GeneratorEnqueuer": _ENQUEUER, "OrderedEnqueuer": _ENQUEUER, "SequenceEnqueuer": _ENQUEUER},
+)

@@ -37,3 +37,14 @@ def print_msg(message: str, line_break: bool = True) -> None:
         sys.stdout.flush()
     else:
         _logger.info(message)
+
+
+# Keras 2's `keras.utils.io_utils` module held `HDF5Matrix` (removed in TensorFlow 2.4).
+from kerasish.utils.keras2_modules import install as _install  # noqa: E402
+
+_install(
+    globals(),
+    {},
+    {"HDF5Matrix": "TensorFlow 2.4 removed it; read the arrays with h5py (`h5py.File(path, 'r')['x'][:]`) or wrap "
+                   "the open dataset in a `keras.utils.PyDataset`"},
+)

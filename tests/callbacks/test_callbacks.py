@@ -390,3 +390,31 @@ def test_keras2_lr_key_reads_the_logged_learning_rate():
     assert h.history["lr"] is h.history["learning_rate"] and "lr" not in list(h.history)
     with pytest.raises(KeyError):
         keras.callbacks.History().history["lr"]
+
+
+def test_csv_logger_appending_follows_the_files_header(tmp_path):
+    """A new CSV gets Keras 3's `learning_rate` column; appending to a file tf.keras 2 started (header
+    `epoch,loss,lr`) writes each value under its own column, the learning rate under `lr` (the rows used to
+    follow kerasish's sorted keys under the old header: the learning rate landed in the `loss` column)."""
+    import csv
+
+    import kerasish as keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x, y = np.arange(8, dtype="float32").reshape(4, 2) / 8, np.ones((4, 1), "float32")
+    schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 0.1 / (epoch + 1))
+    fresh = tmp_path / "fresh.csv"
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[schedule, keras.callbacks.CSVLogger(str(fresh))])
+    assert fresh.read_text().splitlines()[0] == "epoch,learning_rate,loss,val_learning_rate,val_loss"
+
+    path = tmp_path / "log.csv"
+    path.write_text("epoch,loss,lr\n0,0.5,0.1\n")  # what tf.keras 2 wrote for its first epoch
+    h = model.fit(x, y, epochs=3, initial_epoch=1, verbose=0,
+                  callbacks=[schedule, keras.callbacks.CSVLogger(str(path), append=True)])
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "loss", "lr"] and len(rows) == 3
+    np.testing.assert_allclose([float(r["loss"]) for r in rows[1:]], h.history["loss"], rtol=1e-6)
+    np.testing.assert_allclose([float(r["lr"]) for r in rows[1:]], [0.05, 0.1 / 3], rtol=1e-6)
+    assert [r["epoch"] for r in rows] == ["0", "1", "2"]

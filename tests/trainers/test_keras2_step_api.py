@@ -110,3 +110,60 @@ def test_reset_states_resets_stateful_rnns(keras_ref):
         np.testing.assert_allclose(ours.numpy(), ref(x).detach().numpy(), rtol=1e-5, atol=1e-6)
     rnn.reset_state()
     np.testing.assert_allclose(first.numpy(), ref(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_test_on_batch_reset_metrics_false_accumulates_as_keras2():
+    """Keras 2's `reset_metrics=False` (Keras 3 dropped the argument): the values returned accumulate over
+    the batches since the last `reset_metrics()`, against a NumPy crossentropy / accuracy over all of them;
+    the default still resets first (Keras 3)."""
+    import kerasish as keras
+
+    rng = np.random.RandomState(0)
+    x = rng.randn(8, 4).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.randint(0, 3, 8)]
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    p = np.clip(np.asarray(model.predict(x, verbose=0)), 1e-7, 1 - 1e-7)
+    ce = -np.sum(y * np.log(p), axis=1)
+    hit = (p.argmax(1) == y.argmax(1)).astype("float64")
+    model.test_on_batch(x[:3], y[:3], reset_metrics=False)
+    got = model.test_on_batch(x[3:], y[3:], reset_metrics=False)
+    np.testing.assert_allclose(got, [ce.mean(), hit.mean()], rtol=1e-5)
+    got = model.test_on_batch(x[3:], y[3:])  # resets first
+    np.testing.assert_allclose(got, [ce[3:].mean(), hit[3:].mean()], rtol=1e-5)
+    model.reset_metrics()
+    first = model.train_on_batch(x[:3], y[:3], reset_metrics=False)
+    np.testing.assert_allclose(first, [ce[:3].mean(), hit[:3].mean()], rtol=1e-5)  # (before the update)
+    with pytest.raises(TypeError):
+        model.train_on_batch(x, y, None, None, False, False)  # keyword-only: Keras 3's positional order stays
+
+
+def test_trainable_changed_since_compile_warns_once():
+    """tf.keras 2 trained what was trainable at `compile`; kerasish (as Keras 3) what is trainable now.
+    A change after `compile` warns once per compile (naming the layer); compiling again, or setting it
+    back before training (the toggled GAN), does not warn."""
+    import warnings
+
+    import kerasish as keras
+
+    x, y = np.ones((4, 3), "float32"), np.zeros((4, 1), "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="body"), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.get_layer("body").trainable = False
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, verbose=0)
+        model.train_on_batch(x, y)
+        model.get_layer("body").trainable = True
+        model.get_layer("body").trainable = False
+        model.train_on_batch(x, y)
+    messages = [str(w.message) for w in caught if "changed since `compile()`" in str(w.message)]
+    assert len(messages) == 1 and "'body' (frozen)" in messages[0] and "tf.keras 2" in messages[0]
+    assert caught[0].filename == __file__  # points at the user's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.compile(optimizer="sgd", loss="mse")  # compiled frozen: nothing to say
+        model.fit(x, y, verbose=0)
+        model.get_layer("body").trainable = True
+        model.get_layer("body").trainable = False  # set back before training
+        model.train_on_batch(x, y)

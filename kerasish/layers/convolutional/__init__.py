@@ -41,3 +41,19 @@ __all__: list[str] = [
     "SeparableConvolution1D",
     "SeparableConvolution2D",
 ]
+
+# Keras 2's `keras.layers.convolutional` module also held the pooling, up-sampling, padding and cropping
+# layers and the `Deconvolution` aliases (`from keras.layers.convolutional import MaxPooling2D`): served
+# lazily as the `keras.layers` classes (kerasish/utils/keras2_modules.py).
+from kerasish.utils.keras2_modules import install as _install, layer_aliases as _layer_aliases  # noqa: E402
+
+_ATROUS = "Keras 2.0's legacy atrous convolutions; use `{conv}(dilation_rate=...)`"
+_install(
+    globals(),
+    {**_layer_aliases(*(f"{kind}{rank}D" for kind in ("MaxPooling", "AveragePooling", "UpSampling", "ZeroPadding",
+                                                      "Cropping") for rank in (1, 2, 3))),
+     "Deconvolution2D": "kerasish.layers:Conv2DTranspose", "Deconv2D": "kerasish.layers:Conv2DTranspose",
+     "Deconvolution3D": "kerasish.layers:Conv3DTranspose", "Deconv3D": "kerasish.layers:Conv3DTranspose"},
+    {"AtrousConvolution1D": _ATROUS.format(conv="Conv1D"), "AtrousConv1D": _ATROUS.format(conv="Conv1D"),
+     "AtrousConvolution2D": _ATROUS.format(conv="Conv2D"), "AtrousConv2D": _ATROUS.format(conv="Conv2D")},
+)

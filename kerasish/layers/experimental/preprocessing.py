@@ -36,8 +36,10 @@ _REMOVED = {
 
 def __getattr__(name):
     if name in _REMOVED:
-        raise AttributeError(
-            f"`keras.layers.experimental.preprocessing.{name}` is a tf.keras 2 name: {_REMOVED[name]}.")
+        from kerasish.utils.keras2_modules import removed_name_error  # (ImportError in `from ... import`)
+
+        raise removed_name_error(
+            f"`keras.layers.experimental.preprocessing.{name}` is a tf.keras 2 name: {_REMOVED[name]}.", __name__, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
