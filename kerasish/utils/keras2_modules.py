@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dis
 import importlib
+import importlib.util
 import sys
 
 __all__ = ["install", "layer_aliases", "removed_name_error"]
@@ -76,6 +77,11 @@ def install(namespace: dict, aliases: dict[str, str], removed: dict[str, str] | 
                                      f"counterpart: {removed[name]}.", module_name, name)
         if previous is not None:
             return previous(name)
+        if not name.startswith("_") and importlib.util.find_spec(f"{module_name}.{name}") is not None:
+            # a submodule (`keras.engine.topology`), reachable as an attribute as Keras 2's were
+            value = importlib.import_module(f"{module_name}.{name}")
+            namespace[name] = value
+            return value
         raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
 
     def __dir__():
