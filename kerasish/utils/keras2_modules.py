@@ -77,7 +77,8 @@ def install(namespace: dict, aliases: dict[str, str], removed: dict[str, str] | 
                                      f"counterpart: {removed[name]}.", module_name, name)
         if previous is not None:
             return previous(name)
-        if not name.startswith("_") and importlib.util.find_spec(f"{module_name}.{name}") is not None:
+        if ("__path__" in namespace and not name.startswith("_")
+                and importlib.util.find_spec(f"{module_name}.{name}") is not None):
             # a submodule (`keras.engine.topology`), reachable as an attribute as Keras 2's were
             value = importlib.import_module(f"{module_name}.{name}")
             namespace[name] = value
