@@ -310,7 +310,11 @@ class Optimizer(_Optimizer):
         self._prepare_local(var_device, var_dtype, apply_state)
         return apply_state[(var_device, var_dtype)]
 
+    @torch.compiler.disable
     def _update(self, params, grads, slots, lr, step) -> None:
+        # (eager under `fit(jit_compile=True)` / torch.compile: a tf.keras 2 subclass's update is arbitrary
+        # Python over dicts of coefficients and slot views that dynamo cannot trace; the model's step stays
+        # compiled, the update runs between its graphs)
         if type(self)._resource_apply_dense is Optimizer._resource_apply_dense:
             raise NotImplementedError(
                 f"{type(self).__name__} must implement `_resource_apply_dense(grad, var, apply_state)` "

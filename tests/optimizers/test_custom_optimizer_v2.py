@@ -292,3 +292,15 @@ def test_builtin_legacy_optimizers_variables_is_callable_too():
     opt = keras.optimizers.legacy.Adam(0.1)
     opt.apply_gradients([(torch.ones(2), w)])
     assert opt.variables() == opt.variables and len(opt.variables) > 1  # tf.keras 2: a method; Keras 3: a property
+
+
+def test_fit_jit_compile_runs_the_update_between_the_compiled_graphs(record):
+    """`fit(jit_compile=True)`: the model's step is compiled, the subclass's Python update runs eagerly
+    (dynamo cannot trace it) and gives tf.keras 2's numbers."""
+    meta, arrays = record
+    model = _fit_model(arrays, "fit_init")
+    model.compile(optimizer=AdamLike(0.01, decay=0.01), loss="mse", jit_compile=True)
+    history = model.fit(arrays["fit_x"], arrays["fit_y"], batch_size=8, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], meta["fit"]["history"], rtol=1e-5)
+    for j, w in enumerate(model.get_weights()):
+        np.testing.assert_allclose(w, arrays[f"fit_saved_{j}"], rtol=1e-5, atol=1e-6)
