@@ -116,7 +116,7 @@ def main():
     models = [ours, ref]
     if args.ab:
         old = keras.applications.ResNet50(weights=None, input_shape=(args.size, args.size, 3), classes=100)
-        keras.layers.rnn.contiguous_kernels(old)
+        keras.utils.contiguous_weights(old)
         old.set_weights(ours.get_weights())
         old.to(device)
         models.append(old)
