@@ -16,7 +16,6 @@ from kerasish import activations
 from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
-from kerasish.layers import lazy_weights
 from kerasish.layers.layer import Layer
 from kerasish.layers.regularization.base_random import attach_seed_generator
 from kerasish.layers.weight_layout import contiguous_weights
