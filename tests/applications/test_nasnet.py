@@ -20,11 +20,10 @@ from tests.applications.test_apps2_efficientnet import (
     _assert_same_model, _assert_same_outputs, _captured_args, _images, _randomize, _to_numpy,
 )
 
-MOBILE = dict(penultimate_filters=1056, num_blocks=4, stem_block_filters=32, skip_reduction=False,
-              filter_multiplier=2, default_size=224)
 # Large's branches (skip_reduction=True, stem 96/24 = 4 filters) on 8..32-filter stages, one normal cell each
 SMALL = dict(penultimate_filters=192, num_blocks=1, stem_block_filters=12, skip_reduction=True, filter_multiplier=2,
              default_size=331)
+SMALL_KWARGS = dict(SMALL, input_shape=(40, 48, 3), include_top=True, classes=5, weights=None, name="small")
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +54,13 @@ def _keras_mobile(kn, monkeypatch, **kwargs):
 
 @pytest.fixture(scope="module")
 def mobile(keras_ref, kn):
-    """Both NASNetMobiles with their defaults (224x224, top, 1000 classes), Keras's randomized weights in both."""
+    """Both NASNetMobiles with a top (1000 classes) at 96x96 (stem 47x47, cells down to 3x3: both `correct_pad`
+    parities; 224x224 costs ~5x the time), Keras's randomized weights in both."""
     keras_ref.backend.clear_session()
     with pytest.MonkeyPatch.context() as mp:
-        theirs = _keras_mobile(kn, mp, weights=None)
+        theirs = _keras_mobile(kn, mp, weights=None, input_shape=(96, 96, 3))
     kerasish.backend.clear_session()
-    ours = apps.NASNetMobile(weights=None)
+    ours = apps.NASNetMobile(weights=None, input_shape=(96, 96, 3))
     ours.set_weights(_randomize(theirs))
     return theirs, ours
 
@@ -72,18 +72,17 @@ def test_mobile_matches_keras(mobile):
     assert ours.get_layer("stem_bn1").momentum == 0.9997
     path = "normal_A_block_0/block_1/separable_conv_block_normal_left1_0/separable_conv_1_normal_left1_0/"
     assert ours.get_layer("separable_conv_1_normal_left1_0").depthwise_kernel.path == path + "depthwise_kernel"
-    x = apps.nasnet.preprocess_input(_images((224, 224, 3)))
+    x = apps.nasnet.preprocess_input(_images((96, 96, 3)))
     _assert_same_outputs(theirs, ours, x)
 
 
 @pytest.fixture(scope="module")
 def small(keras_ref, kn):
     """A small NASNet through both builders (Large's branches), static 40x48 input, randomized weights."""
-    kwargs = dict(SMALL, input_shape=(40, 48, 3), include_top=True, classes=5, weights=None, name="small")
     keras_ref.backend.clear_session()
-    theirs = kn.NASNet(**kwargs)
+    theirs = kn.NASNet(**SMALL_KWARGS)
     kerasish.backend.clear_session()
-    ours = ours_nasnet.NASNet(**kwargs)
+    ours = ours_nasnet.NASNet(**SMALL_KWARGS)
     ours.set_weights(_randomize(theirs, seed=2))
     return theirs, ours
 
@@ -139,18 +138,16 @@ def test_keras_files_both_ways(keras_ref, small, tmp_path):
     np.testing.assert_allclose(_to_numpy(back(x)), mine, rtol=0, atol=1e-5 * np.abs(mine).max())
 
 
-def test_weights_path_reads_the_imagenet_file_layout(keras_ref, kn, tmp_path):
+def test_weights_path_reads_the_imagenet_file_layout(small, tmp_path):
     """`weights=path` with a file laid out as Keras's ImageNet downloads (tf.keras 2 HDF5, layer by layer)."""
     from tests.applications.test_apps_core import _write_application_h5
 
-    kwargs = dict(SMALL, input_shape=(32, 32, 3), include_top=True, classes=3)
-    keras_ref.backend.clear_session()
-    theirs = kn.NASNet(weights=None, **kwargs)
-    _randomize(theirs, seed=4)
+    theirs, _ = small
     path = str(tmp_path / "nasnet.h5")
     _write_application_h5(theirs, path)
-    ours = ours_nasnet.NASNet(weights=path, **kwargs)
-    _assert_same_outputs(theirs, ours, apps.nasnet.preprocess_input(_images(seed=4)))
+    kerasish.backend.clear_session()
+    ours = ours_nasnet.NASNet(**dict(SMALL_KWARGS, weights=path))
+    _assert_same_outputs(theirs, ours, _small_images(batch=2, seed=4))
 
 
 def test_large_and_mobile_pass_keras_arguments_to_the_builder(kn, monkeypatch):
