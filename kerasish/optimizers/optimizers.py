@@ -383,14 +383,15 @@ class Nadam(Optimizer):
         return super().build(var_list)
 
     def _begin_step(self, step):
-        # the running product of the momentum schedule is a float32 0-d tensor updated in place: read
-        # on the host in eager mode (no device sync), traced under torch.compile (not a constant the
-        # graph would be specialized on), where `step` is a 0-d tensor on the weights' device
+        # the running product of the momentum schedule is a 0-d tensor (the first weight's dtype) updated
+        # in place: read on the host in eager mode (no device sync), traced under torch.compile (not a
+        # constant the graph would be specialized on), where `step` is a 0-d tensor on the weights' device
         b1 = self.beta_1
         if isinstance(step, torch.Tensor):
             step = step.double()
-            u_t = b1 * (1.0 - 0.5 * 0.96 ** self._schedule_power(step))
-            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** self._schedule_power(step + 1))
+            b1, base = (b1, 0.96) if self._u_product.dtype == torch.float32 else self._schedule_constants()
+            u_t = b1 * (1.0 - 0.5 * base ** self._schedule_power(step))
+            u_t1 = b1 * (1.0 - 0.5 * base ** self._schedule_power(step + 1))
             prod = (self._u_product.to(step.device) * u_t).to(self._u_product.dtype)
             self._u_product.copy_(prod)
         elif self._u_product.dtype != torch.float32:

@@ -105,3 +105,21 @@ def test_keras3_nadam_u_product_follows_the_first_weight_as_keras(keras_ref, dty
     rtol = {"float64": 1e-12, "float16": 1e-3}[dtype]
     np.testing.assert_allclose(float(ours._u_product), float(keras_ref.ops.convert_to_numpy(
         keras_ref.ops.cast(theirs._u_product.value, "float64"))), rtol=rtol)
+
+
+def test_compiled_step_keeps_the_dtype_and_the_recorded_schedule():
+    """`torch.compile(opt.apply)` (the path `fit(jit_compile=True)` takes after its first eager step): the
+    product stays float64 and follows the tf.keras 2 recording (its schedule is traced in float64; the exponent
+    `schedule_decay * t` is float32-rounded there, ~1e-12 of the product)."""
+    opt = keras.optimizers.legacy.Nadam(**META["cases"]["float64"]["kwargs"])
+    w = keras.Variable(torch.tensor(ARRAYS["w0"]).double(), name="w", dtype="float64")
+    b = keras.Variable(torch.tensor(ARRAYS["b0"]).double(), name="b", dtype="float64")
+    opt.build([w, b])
+    torch._dynamo.reset()
+    compiled = torch.compile(lambda grads: opt.apply(grads, [w, b]), backend="eager", fullgraph=True)
+    for t in range(4):
+        grads = [torch.tensor(ARRAYS["g1"][t]).double(), torch.tensor(ARRAYS["g2"][t]).double()]
+        (opt.apply if t == 0 else compiled)(grads, *([[w, b]] if t == 0 else []))
+        assert opt._u_product.dtype == torch.float64
+        np.testing.assert_allclose(float(opt._u_product), ARRAYS["float64/momentum_cache"][t], rtol=1e-10)
+    np.testing.assert_allclose(w.value.detach().numpy(), ARRAYS["float64/w"][3], rtol=1e-5, atol=1e-6)
