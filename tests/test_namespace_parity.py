@@ -33,7 +33,7 @@ NAMESPACES = [
     "applications.vgg16", "applications.vgg19", "applications.mobilenet", "applications.mobilenet_v2",
     "applications.mobilenet_v3", "applications.xception", "applications.inception_v3",
     "applications.convnext", "applications.densenet", "applications.efficientnet", "applications.efficientnet_v2",
-    "applications.inception_resnet_v2",
+    "applications.inception_resnet_v2", "applications.nasnet",
 ]
 
 # whole Keras submodules kerasish does not provide (each of their names counts as allowed)
@@ -43,10 +43,6 @@ MODULES_ALLOWED = {
 }
 
 ALLOWED = {
-    "applications": {
-        n: (NOT_YET, "NASNet: Keras 3.15 refuses NASNetMobile on the torch backend; not written yet")
-        for n in ["NASNetLarge", "NASNetMobile", "nasnet"]
-    },
     "": {
         "src": (PRIVATE, "keras.src"),
         **{m: MODULES_ALLOWED[m] for m in MODULES_ALLOWED if "." not in m},

@@ -16,11 +16,22 @@ before/after of keeping kernels in torch's memory order.
 
 `--clock cpu` (with `--threads 1` on the CPU) times the calling thread's CPU
 time, so other processes' load on a shared machine does not count.
+
+`--vs-keras NAME` instead times kerasish's `applications.NAME` against the
+same application in real Keras 3 (torch backend, `KERAS_BACKEND=torch` set
+here), built with the same arguments (`--size`, no top unless `--top`) and
+Keras's weights copied into kerasish, in the same interleaved rounds:
+
+    PYTHONPATH=. python tools/bench_applications.py --vs-keras NASNetMobile --size 224 --batch 1 --clock cpu
+
+(Keras 3.15 refuses `NASNetMobile` on torch; its `NASNet` builder with
+Mobile's numbers is used, the graph kerasish builds.)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -103,8 +114,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ab", action="store_true")
+    parser.add_argument("--vs-keras", metavar="NAME", default=None)
+    parser.add_argument("--top", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.vs_keras:
+        return vs_keras(args)
     now = _timer(args.clock)
     device = torch.device(args.device)
 
@@ -116,7 +131,7 @@ def main():
     models = [ours, ref]
     if args.ab:
         old = keras.applications.ResNet50(weights=None, input_shape=(args.size, args.size, 3), classes=100)
-        keras.layers.rnn.contiguous_kernels(old)
+        keras.utils.contiguous_weights(old)
         old.set_weights(ours.get_weights())
         old.to(device)
         models.append(old)
@@ -163,6 +178,57 @@ def main():
         if args.ab:
             line += f"  | Keras-order kernels {statistics.median(times[2]) * 1e3:8.1f} ms  ratio {ratios[2]:.3f}"
         print(line, flush=True)
+
+def _keras_application(name, kwargs):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras as real_keras
+
+    if real_keras.backend.backend() != "torch":
+        raise SystemExit(f"Keras runs on {real_keras.backend.backend()}; set KERAS_BACKEND=torch")
+    real_keras.backend.clear_session()
+    if name == "NASNetMobile":  # Keras 3.15 raises for it on torch; its builder makes the same graph
+        from keras.src.applications import nasnet
+
+        return nasnet.NASNet(kwargs.pop("input_shape"), penultimate_filters=1056, num_blocks=4,
+                             stem_block_filters=32, skip_reduction=False, filter_multiplier=2, default_size=224,
+                             name="nasnet_mobile", **kwargs)
+    return getattr(real_keras.applications, name)(**kwargs)
+
+
+def vs_keras(args):
+    """kerasish's application vs Keras 3's (torch backend), same weights, interleaved rounds."""
+    kwargs = {"weights": None, "include_top": args.top, "input_shape": (args.size, args.size, 3)}
+    theirs = _keras_application(args.vs_keras, dict(kwargs))
+    keras.backend.clear_session()
+    ours = getattr(keras.applications, args.vs_keras)(**kwargs)
+    ours.set_weights(theirs.get_weights())
+    now = _timer(args.clock)
+    x = torch.rand(args.batch, args.size, args.size, 3) * 2 - 1
+    with torch.no_grad():
+        diff = (ours(x) - theirs(x)).abs().max().item()
+    print(f"{args.vs_keras} {args.size}x{args.size} batch {args.batch}, top={args.top}, cpu, {args.threads} "
+          f"thread(s), {args.clock} clock; max |kerasish - Keras| = {diff:.2e}")
+
+    def infer(model):
+        with torch.no_grad():
+            model(x, training=False)
+
+    def train_step(model):
+        model(x, training=True).float().square().mean().backward()
+
+    for label, fn in (("inference", infer), ("train step", train_step)):
+        for model in (ours, theirs):  # warm-up
+            fn(model)
+        times = ([], [])
+        for _ in range(args.rounds):
+            for model, t in zip((ours, theirs), times):
+                t0 = now()
+                fn(model)
+                t.append(now() - t0)
+        ratio = statistics.median(a / b for a, b in zip(*times))
+        print(f"  {label:10s} kerasish {statistics.median(times[0]) * 1e3:8.1f} ms  Keras "
+              f"{statistics.median(times[1]) * 1e3:8.1f} ms  ratio {ratio:.3f}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -69,3 +69,9 @@ __all__ += [
     "EfficientNetV2M", "EfficientNetV2S", "InceptionResNetV2",
     "convnext", "densenet", "efficientnet", "efficientnet_v2", "inception_resnet_v2",
 ]
+
+# --- nasnet ---
+from kerasish.applications import nasnet  # noqa: E402
+from kerasish.applications.nasnet import NASNetLarge, NASNetMobile  # noqa: E402
+
+__all__ += ["NASNetLarge", "NASNetMobile", "nasnet"]

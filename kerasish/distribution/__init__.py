@@ -11,7 +11,7 @@
 
 Combining `fit` with your own wrapping. Supported: (1) `DataParallel` above
 and no wrapper; (2) FSDP2: `fully_shard(model)` (in place; a model with LSTM
-layers needs `kerasish.layers.rnn.contiguous_kernels(model)` first) then `model.fit`
+layers needs `kerasish.utils.contiguous_weights(model)` first) then `model.fit`
 with no distribution set: each rank feeds its own data, FSDP2 averages the
 gradients, metric states are summed over ranks, the weights' Keras
 regularizers and constraints (which `fully_shard` drops) are restored

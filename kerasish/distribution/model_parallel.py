@@ -223,9 +223,9 @@ def fully_shard_model(model, dist, dims) -> None:
 
     # FSDP2 registers new (DTensor) parameters: the Keras metadata (regularizer, constraint, name,
     # path) of each weight moves onto its replacement
-    from kerasish.layers.rnn import contiguous_kernels
+    from kerasish.layers.weight_layout import contiguous_weights
 
-    contiguous_kernels(model)  # FSDP2 refuses LSTM's torch-layout (strided) kernels
+    contiguous_weights(model)  # FSDP2 refuses strided kernels (LSTM's torch layout, conv's memory order)
     before = {(id(m), name): p for m in model.modules() for name, p in m._parameters.items() if p is not None}
     for layer, modules in list(_units(model)):
         if layer is not model and any(p is not None for m in modules for p in m._parameters.values()):

@@ -19,7 +19,7 @@ assign=True)` takes the file's tensor as it is). `copy_`-based writes
 
 torch tools that refuse non-contiguous parameters (FSDP2's `fully_shard`,
 `safetensors.torch.save_file`, `parameters_to_vector`, `torch.optim.LBFGS`)
-need `kerasish.layers.rnn.contiguous_kernels(model)` first, which lays such
+need `kerasish.utils.contiguous_weights(model)` first, which lays such
 weights back in Keras's contiguous order and drops the hint (see
 `keras_storage`).
 """
@@ -96,3 +96,46 @@ def keras_storage(layer) -> None:
         if _plain(p) and not p.is_contiguous():
             with torch.no_grad():
                 p.data = torch.Tensor.detach(p).contiguous()
+
+
+def contiguous_weights(module):
+    """Lays every kernel in `module` that kerasish stores in another memory
+    order back into Keras's contiguous storage, in place, and returns `module`.
+
+    Convolution kernels (`Conv*`, their `Transpose`s, `DepthwiseConv*`,
+    `SeparableConv*`), stored in torch's memory order (this module's doc), and
+    the kernels of recurrent cells (LSTM's torch-layout `(G * units, in)`
+    storage; any other non-contiguous kernel, e.g. the orthogonal
+    initializer's transposed square `recurrent_kernel`) become contiguous in
+    Keras's shape; layers built later keep Keras's order too. Values, shapes,
+    names and `state_dict` are unchanged. Costs: a large-kernel conv on small
+    inputs pays a kernel copy per call; LSTM's CPU training ~3% (a transposed
+    copy of each kernel per call and strided gradient adds).
+
+    For torch tools that refuse non-contiguous parameters: FSDP2's
+    `fully_shard` ("FSDP does not support non-contiguous parameters"),
+    `safetensors.torch.save_file`, `parameters_to_vector`,
+    `torch.optim.LBFGS`, `torch.nn.utils.prune`. Also reachable as
+    `kerasish.utils.contiguous_weights` and, under its first name,
+    `kerasish.layers.rnn.contiguous_kernels`.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((10, 8)), keras.layers.LSTM(16)])
+        >>> fully_shard(keras.utils.contiguous_weights(model))  # doctest: +SKIP
+    """
+    from kerasish.layers import lazy_weights
+    from kerasish.layers.layer import Layer
+    from kerasish.layers.rnn.base_rnn_cell import BaseRNNCell
+
+    for cell in module.modules():
+        if isinstance(cell, Layer):
+            keras_storage(cell)  # convolution kernels stored in torch's order
+        if not isinstance(cell, BaseRNNCell):
+            continue
+        cell.__dict__["_torch_layout_kernels"] = False
+        for name in ("kernel", "recurrent_kernel"):
+            var = getattr(cell, name, None)
+            if isinstance(var, torch.Tensor) and not lazy_weights.is_lazy(var) and not var.is_contiguous():
+                with torch.no_grad():
+                    var.data = var.data.contiguous()
+    return module

@@ -281,6 +281,15 @@ class Nadam(_Legacy, _v3.Nadam):
             return (step * self.schedule_decay).float().double()
         return np.float32(self.schedule_decay) * np.float32(step)
 
+    def _schedule_constants(self):
+        # tf.keras 2 reads `beta_1` from a float32 variable and makes the base with `tf.cast(0.96, dtype)`,
+        # which converts the Python float to float32 first: both float32-rounded, then cast
+        return float(np.float32(self.beta_1)), float(np.float32(0.96))
+
+    def _schedule_power_as(self, step, dtype):
+        # `schedule_decay * t` in the weights' dtype (a float64 / float16 / bfloat16 model), as tf.keras 2
+        return torch.tensor(self.schedule_decay, dtype=dtype) * torch.tensor(float(step), dtype=dtype)
+
     def get_config(self):
         config = self._legacy_config(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
         config["decay"] = self.schedule_decay

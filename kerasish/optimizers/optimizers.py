@@ -19,6 +19,7 @@ from kerasish.optimizers.optimizer import _bias_correction
 from kerasish.optimizers.optimizer import _scaled_add_
 from kerasish.optimizers.optimizer import store_shape
 from kerasish import variables as kvars
+from kerasish.backend import dtypes as _dtypes
 from kerasish.utils import naming
 
 
@@ -371,19 +372,45 @@ class Nadam(Optimizer):
             # Keras makes it in `build` as an unnamed variable: "variable", then "variable_1", ... per
             # process, from the counter every unnamed `keras.Variable` draws from
             self._u_product_name = naming.auto_name("variable")
+            # in the first weight's dtype (floatx without weights), as Keras 3's Nadam and tf.keras 2's
+            # legacy Nadam (`momentum_cache`) make it: float64 / float16 / bfloat16 in such models
+            var_list = list(var_list)
+            first = var_list[0]["params"] if var_list and isinstance(var_list[0], dict) else var_list
+            first = next(iter(first), None)
+            dtype = first.dtype if isinstance(first, torch.Tensor) else getattr(torch, _dtypes.floatx())
+            if dtype.is_floating_point and dtype != self._u_product.dtype:
+                self._u_product = self._u_product.to(dtype)
         return super().build(var_list)
 
     def _begin_step(self, step):
-        # the running product of the momentum schedule is a float32 0-d tensor updated in place: read
-        # on the host in eager mode (no device sync), traced under torch.compile (not a constant the
-        # graph would be specialized on), where `step` is a 0-d tensor on the weights' device
+        # the running product of the momentum schedule is a 0-d tensor (the first weight's dtype) updated
+        # in place: read on the host in eager mode (no device sync), traced under torch.compile (not a
+        # constant the graph would be specialized on), where `step` is a 0-d tensor on the weights' device
         b1 = self.beta_1
         if isinstance(step, torch.Tensor):
             step = step.double()
-            u_t = b1 * (1.0 - 0.5 * 0.96 ** self._schedule_power(step))
-            u_t1 = b1 * (1.0 - 0.5 * 0.96 ** self._schedule_power(step + 1))
-            prod = (self._u_product.to(step.device) * u_t).float()
+            b1, base = (b1, 0.96) if self._u_product.dtype == torch.float32 else self._schedule_constants()
+            u_t = b1 * (1.0 - 0.5 * base ** self._schedule_power(step))
+            u_t1 = b1 * (1.0 - 0.5 * base ** self._schedule_power(step + 1))
+            prod = (self._u_product.to(step.device) * u_t).to(self._u_product.dtype)
             self._u_product.copy_(prod)
+        elif self._u_product.dtype != torch.float32:
+            # a float64 / float16 / bfloat16 model: the schedule and the product in that dtype, each
+            # operation rounded to it, as Keras's tensors of that dtype compute them
+            dtype = self._u_product.dtype
+
+            def schedule(t):
+                beta_1, base = self._schedule_constants()
+                decay = torch.tensor(base, dtype=dtype) ** self._schedule_power_as(t, dtype)
+                return float(torch.tensor(beta_1, dtype=dtype) * (1.0 - 0.5 * decay))
+
+            u_t, u_t1 = schedule(step), schedule(step + 1)
+            prod_t = self._u_product * torch.tensor(u_t, dtype=dtype)
+            self._u_product.copy_(prod_t)
+            self._u_t, self._u_t1 = u_t, u_t1
+            self._u_product_t = float(prod_t)
+            self._u_product_t1 = float(prod_t * torch.tensor(u_t1, dtype=dtype))
+            return
         else:  # in float32 with Keras's roundings (its schedule and product are float32 tensors)
             f32 = np.float32
             u_t = float(f32(b1) * (_ONE - f32(0.5) * f32(0.96) ** self._schedule_power(step)))
@@ -398,6 +425,15 @@ class Nadam(Optimizer):
         """The exponent of 0.96 in the momentum schedule at `step` (a float32 scalar, or a float64
         0-d tensor under torch.compile): `t` (tf.keras 2's legacy Nadam: `schedule_decay * t`)."""
         return step if isinstance(step, torch.Tensor) else np.float32(step)
+
+    def _schedule_constants(self):
+        """`(beta_1, 0.96)` as the schedule reads them in a float64 / float16 / bfloat16 model (Keras 3:
+        the Python floats, cast to the weights' dtype)."""
+        return self.beta_1, 0.96
+
+    def _schedule_power_as(self, step, dtype):
+        """`_schedule_power` as a 0-d tensor of `dtype` (the product's dtype when it is not float32)."""
+        return torch.tensor(float(step), dtype=dtype)
 
     def _update(self, params, grads, slots, lr, step):
         b1, b2 = self.beta_1, self.beta_2

@@ -581,7 +581,10 @@ def _save_optimizer_weights(model, f):
         # slots of one weight before the next)
         state = [(f"{prefix}/iter:0", np.asarray(int(opt.iterations), dtype=np.int64))]
         if is_legacy and hasattr(opt, "schedule_decay"):
-            state.append((f"{prefix}/momentum_cache:0", np.asarray(float(opt._u_product), dtype=np.float32)))
+            # in the product's dtype, as tf.keras 2 made it (the first weight's); bfloat16, which HDF5
+            # has no type for, as float32
+            cache_dtype = {torch.float64: np.float64, torch.float16: np.float16}.get(opt._u_product.dtype, np.float32)
+            state.append((f"{prefix}/momentum_cache:0", np.asarray(float(opt._u_product), dtype=cache_dtype)))
         order = ([(slot, p) for p in params for slot in opt._slot_names] if prefix in _LEGACY_INTERLEAVED_SLOTS
                  else [(slot, p) for slot in opt._slot_names for p in params])
         for slot, p in order:

@@ -325,10 +325,17 @@ def training_config_from_model(model):
                     inner.pop(key, None)
         optimizer_config = {"class_name": type(opt).__name__, "config": inner}
         if lso is not None:  # a LossScaleOptimizer (compile's or the user's): tf.keras 2's layout
-            optimizer_config = {"class_name": "LossScaleOptimizerV3", "config": {
-                "inner_optimizer": {"module": "keras.optimizers", "registered_name": None, **optimizer_config},
-                "dynamic": True, "initial_scale": float(lso.initial_scale),
-                "dynamic_growth_steps": int(lso.dynamic_growth_steps)}}
+            # tf.keras 2 has two: `LossScaleOptimizerV3` around its (new) optimizers, and `LossScaleOptimizer`
+            # (V1) around a legacy `OptimizerV2`, which V3 refuses with a TypeError at load. The inner
+            # config is written as legacy when it has no `is_legacy_optimizer` flag (see above)
+            legacy_inner = "is_legacy_optimizer" not in inner
+            module = ("keras.optimizers.legacy" if isinstance(opt, legacy_optimizers.ALL_OBJECTS)
+                      else "keras.optimizers")
+            optimizer_config = {"class_name": "LossScaleOptimizer" if legacy_inner else "LossScaleOptimizerV3",
+                                "config": {
+                                    "inner_optimizer": {"module": module, "registered_name": None, **optimizer_config},
+                                    "dynamic": True, "initial_scale": float(lso.initial_scale),
+                                    "dynamic_growth_steps": int(lso.dynamic_growth_steps)}}
     return {
         "loss": _keras2_object(compile_config.get("loss"), "loss"),
         "metrics": _keras2_object(_resolved_metrics(model, compile_config, "metrics"), "metrics"),

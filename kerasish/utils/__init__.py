@@ -57,6 +57,8 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
 _LAZY = {
     "FeatureSpace": ("kerasish.layers.preprocessing.feature_space", "FeatureSpace"),
     "Config": ("kerasish.utils.config", "Config"),
+    # kerasish's own (no Keras name): kernels back in Keras's contiguous storage for torch tools
+    "contiguous_weights": ("kerasish.layers.weight_layout", "contiguous_weights"),
     "get_source_inputs": ("kerasish.utils.graph_utils", "get_source_inputs"),
     "disable_interactive_logging": ("kerasish.utils.io_utils", "disable_interactive_logging"),
     "enable_interactive_logging": ("kerasish.utils.io_utils", "enable_interactive_logging"),

@@ -16,10 +16,9 @@ from kerasish import activations
 from kerasish import constraints
 from kerasish import initializers
 from kerasish import regularizers
-from kerasish.layers import lazy_weights
 from kerasish.layers.layer import Layer
 from kerasish.layers.regularization.base_random import attach_seed_generator
-from kerasish.layers.weight_layout import keras_storage
+from kerasish.layers.weight_layout import contiguous_weights
 from kerasish.random.seed_generator import _stateless_scope
 from kerasish.random.seed_generator import checkpoint_replay
 from kerasish.random.seed_generator import keras_seeding
@@ -83,38 +82,8 @@ def store_transposed(var: torch.Tensor) -> None:
         var.data = var.data.t().contiguous().t()
 
 
-def contiguous_kernels(module):
-    """Lays the kernels of every recurrent cell in `module` back into
-    Keras's contiguous `(in, G * units)` storage, in place: LSTM's torch-layout
-    kernels (later builds of those cells stay contiguous too), and any other
-    kernel that is not contiguous (the orthogonal initializer returns square
-    matrices transposed, e.g. SimpleRNN's recurrent kernel). Convolution
-    kernels, stored in torch's memory order (`kerasish.layers.weight_layout`),
-    go back to Keras's contiguous order too (later builds included); a
-    large-kernel conv on small inputs then pays a kernel copy per call. Values, shapes,
-    names and `state_dict` are unchanged; LSTM's CPU training pays ~3% more
-    (a transposed copy of each kernel per call and strided gradient adds).
-
-    For torch tools that refuse non-contiguous parameters: FSDP2's
-    `fully_shard` ("FSDP does not support non-contiguous parameters"),
-    `safetensors.torch.save_file`, `parameters_to_vector`. Returns `module`.
-
-    Example:
-        >>> model = keras.Sequential([keras.Input((10, 8)), keras.layers.LSTM(16)])
-        >>> fully_shard(contiguous_kernels(model))  # doctest: +SKIP
-    """
-    for cell in module.modules():
-        if isinstance(cell, Layer):
-            keras_storage(cell)  # convolution kernels stored in torch's order (`weight_layout`)
-        if not isinstance(cell, BaseRNNCell):
-            continue
-        cell.__dict__["_torch_layout_kernels"] = False
-        for name in ("kernel", "recurrent_kernel"):
-            var = getattr(cell, name, None)
-            if isinstance(var, torch.Tensor) and not lazy_weights.is_lazy(var) and not var.is_contiguous():
-                with torch.no_grad():
-                    var.data = var.data.contiguous()
-    return module
+# the old name, kept: the function now covers convolution kernels too (`kerasish.utils.contiguous_weights`)
+contiguous_kernels = contiguous_weights
 
 
 class DropoutRNNCell:

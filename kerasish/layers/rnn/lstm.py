@@ -13,7 +13,7 @@ class LSTM(BaseRNNLayer):
     `(features, 4 * units)`, `cell.recurrent_kernel` `(units, 4 * units)`,
     `cell.bias` `(4 * units,)`; gate order i, f, c, o (torch's i, f, g, o).
     The kernels' storage is torch's layout (see `LSTMCell`): they are not
-    contiguous tensors; `kerasish.layers.rnn.contiguous_kernels(model)` lays
+    contiguous tensors; `kerasish.utils.contiguous_weights(model)` lays
     them back for FSDP2/safetensors.
 
     Args:

@@ -32,7 +32,7 @@ class LSTMCell(BaseRNNCell):
     are its transposed views, strides `(1, in)`), which the fused kernel
     reads without a copy. Torch tools that refuse non-contiguous parameters
     (FSDP2's `fully_shard`, safetensors) need
-    `kerasish.layers.rnn.contiguous_kernels(model)` first.
+    `kerasish.utils.contiguous_weights(model)` first.
 
     Args:
         units: Positive integer, dimensionality of the output space.

@@ -474,3 +474,24 @@ def test_ddp_and_fully_shard_train_as_one_process(tmp_path):
         torch.testing.assert_close(sharded(x), plain(x))
     finally:
         dist.destroy_process_group()
+
+
+def test_contiguous_weights_is_the_neutral_name_of_contiguous_kernels():
+    """`keras.utils.contiguous_weights` (conv and recurrent kernels alike) is the function the old name
+    `keras.layers.rnn.contiguous_kernels` still reaches; after it every parameter of a conv + LSTM model is
+    contiguous and `parameters_to_vector` (which refuses strided parameters) works, values unchanged."""
+    assert keras.utils.contiguous_weights is keras.layers.rnn.contiguous_kernels
+    torch.manual_seed(0)
+    model = keras.Sequential([keras.Input((5, 6, 3)), L.Conv2D(4, 3, padding="same"), L.Reshape((5, 24)),
+                              L.LSTM(3)])
+    assert not all(p.is_contiguous() for p in model.parameters())
+    before = [w.copy() for w in model.get_weights()]
+    x = _x(2, 5, 6, 3, seed=7)
+    y = model(x)
+    assert keras.utils.contiguous_weights(model) is model
+    assert all(p.is_contiguous() for p in model.parameters())
+    flat = torch.nn.utils.parameters_to_vector(model.parameters())
+    assert flat.numel() == model.count_params()
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    torch.testing.assert_close(model(x), y, rtol=1e-6, atol=1e-6)
