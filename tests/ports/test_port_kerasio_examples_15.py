@@ -44,6 +44,17 @@ Covered here:
     fit the example as written: it builds the unbuilt compiled loss by
     calling the model on the batch's x, the whole dict; checked. The
     reference builds its loss with one `compute_loss` first.)
+62. "Grad-CAM class activation visualization" (vision/grad_cam): the
+    ImageNet Xception shrunk to a few of its layers with Xception's names
+    (random weights and moving statistics, BatchNormalization in inference
+    mode), `keras.utils.load_img(target_size=)` / `img_to_array` /
+    `array_to_img` and `applications.xception.preprocess_input` on a PNG
+    written by the test, the softmax removed by `model.layers[-1].activation
+    = None` on the built model, a two-output `keras.models.Model(model.input,
+    [model.get_layer(name).output, model.output])`, the gradient of a class
+    score with respect to the intermediate activations (`tf.GradientTape` ->
+    `torch.autograd.grad`), the heatmaps for the top class and two chosen
+    ones, and the superimposed image saved as a JPEG and read back.
 
 (Found porting MPNN: kerasish ran `call` symbolically even for a layer with
 its own `compute_output_shape`, and raised the bare torch error where Keras
@@ -56,6 +67,8 @@ as Keras does, so the reshuffling dataset fed other batches
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -561,3 +574,113 @@ def test_transformer_asr(keras_ref):
     assert ours[2] == theirs[2] and len(theirs[2]) == 4  # the greedy decodings printed after epoch 0
     np.testing.assert_allclose(ours[3], theirs[3], rtol=1e-6)
     _assert_weights_by_path(ours[4], theirs[4], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------ 62. Grad-CAM
+_CAM_SIZE = 24  # (299)
+
+
+def _cam_model(keras):
+    """The example's ImageNet Xception, shrunk: its entry (strided Conv2D/BN/ReLU), one separable
+    residual block, and its exit ending in "block14_sepconv2_act", average pooling and the
+    softmax "predictions" Dense, with Xception's layer names."""
+    layers = keras.layers
+    keras.utils.clear_session()
+    img_input = layers.Input(shape=(_CAM_SIZE, _CAM_SIZE, 3))
+    x = layers.Conv2D(8, (3, 3), strides=(2, 2), use_bias=False, name="block1_conv1")(img_input)
+    x = layers.BatchNormalization(name="block1_conv1_bn")(x)
+    x = layers.Activation("relu", name="block1_conv1_act")(x)
+    residual = layers.Conv2D(16, (1, 1), strides=(2, 2), padding="same", use_bias=False)(x)
+    residual = layers.BatchNormalization()(residual)
+    x = layers.SeparableConv2D(16, (3, 3), padding="same", use_bias=False, name="block2_sepconv1")(x)
+    x = layers.BatchNormalization(name="block2_sepconv1_bn")(x)
+    x = layers.MaxPooling2D((3, 3), strides=(2, 2), padding="same", name="block2_pool")(x)
+    x = layers.add([x, residual])
+    x = layers.SeparableConv2D(24, (3, 3), padding="same", use_bias=False, name="block14_sepconv2")(x)
+    x = layers.BatchNormalization(name="block14_sepconv2_bn")(x)
+    x = layers.Activation("relu", name="block14_sepconv2_act")(x)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = layers.Dense(10, activation="softmax", name="predictions")(x)
+    return keras.Model(img_input, x, name="xception")
+
+
+def _cam_program(keras, initial, img_path, moving):
+    ops = keras.ops
+    last_conv_layer_name = "block14_sepconv2_act"
+    preprocess_input = keras.applications.xception.preprocess_input
+
+    def get_img_array(img_path, size):
+        img = keras.utils.load_img(img_path, target_size=size)
+        array = keras.utils.img_to_array(img)
+        array = np.expand_dims(array, axis=0)
+        return array
+
+    def make_gradcam_heatmap(img_array, model, last_conv_layer_name, pred_index=None):
+        grad_model = keras.models.Model(model.input, [model.get_layer(last_conv_layer_name).output, model.output])
+        # (tf.GradientTape -> torch.autograd.grad on the intermediate output)
+        last_conv_layer_output, preds = grad_model(img_array)
+        if pred_index is None:
+            pred_index = ops.argmax(preds[0])
+        class_channel = preds[:, pred_index]
+        grads = torch.autograd.grad(ops.sum(class_channel), last_conv_layer_output)[0]
+        pooled_grads = ops.mean(grads, axis=(0, 1, 2))
+        last_conv_layer_output = last_conv_layer_output[0]
+        heatmap = last_conv_layer_output @ pooled_grads[..., None]
+        heatmap = ops.squeeze(heatmap)
+        heatmap = ops.maximum(heatmap, 0) / ops.max(heatmap)
+        return ops.convert_to_numpy(heatmap)
+
+    def save_gradcam(img_path, heatmap, cam_path, alpha=0.4):
+        img = keras.utils.load_img(img_path)
+        img = keras.utils.img_to_array(img)
+        heatmap = np.uint8(255 * heatmap)
+        jet_colors = np.stack([np.linspace(0, 1, 256), np.abs(np.linspace(-1, 1, 256)), np.linspace(1, 0, 256)], -1)
+        jet_heatmap = jet_colors[heatmap]  # (matplotlib's "jet" colormap: a fixed ramp here)
+        jet_heatmap = keras.utils.array_to_img(jet_heatmap)
+        jet_heatmap = jet_heatmap.resize((img.shape[1], img.shape[0]))
+        jet_heatmap = keras.utils.img_to_array(jet_heatmap)
+        superimposed_img = jet_heatmap * alpha + img
+        superimposed_img = keras.utils.array_to_img(superimposed_img)
+        superimposed_img.save(cam_path)
+        return keras.utils.img_to_array(keras.utils.load_img(cam_path))
+
+    model = _cam_model(keras)
+    model.set_weights(initial)
+    for layer in model.layers:  # (ImageNet statistics: BatchNormalization in inference mode matters)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(moving[layer.name][0])
+            layer.moving_variance.assign(moving[layer.name][1])
+    img_array = preprocess_input(get_img_array(img_path, size=(_CAM_SIZE, _CAM_SIZE)))
+    probabilities = model.predict(img_array, verbose=0)
+    model.layers[-1].activation = None  # "Remove last layer's softmax"
+    preds = model.predict(img_array, verbose=0)
+    heatmaps = [make_gradcam_heatmap(img_array, model, last_conv_layer_name)]
+    for pred_index in (3, 7):  # (260 "chow", 285 "egyptian cat")
+        heatmaps.append(make_gradcam_heatmap(img_array, model, last_conv_layer_name, pred_index=pred_index))
+    cam = save_gradcam(img_path, heatmaps[0], os.path.join(os.path.dirname(img_path), f"cam_{keras.__name__}.jpg"))
+    return img_array, probabilities, preds, heatmaps, cam
+
+
+def test_grad_cam(keras_ref, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(62)
+    img_path = str(tmp_path / "elephant.png")
+    Image.fromarray(rng.integers(0, 256, (40, 32, 3), dtype=np.uint8)).save(img_path)
+    reference = _cam_model(keras_ref)
+    initial = [rng.normal(0, 0.3, w.shape).astype("float32") for w in reference.get_weights()]
+    moving = {layer.name: (rng.normal(0, 0.1, layer.moving_mean.shape).astype("float32"),
+                           rng.uniform(0.5, 1.5, layer.moving_variance.shape).astype("float32"))
+              for layer in reference.layers if isinstance(layer, keras_ref.layers.BatchNormalization)}
+    theirs = _cam_program(keras_ref, initial, img_path, moving)
+    ours = _cam_program(kerasish, initial, img_path, moving)
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)  # load_img(target_size) + preprocess_input
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
+    # the softmax removed by setting the attribute: logits now, in both
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(theirs[2].sum(-1), 1.0)
+    for a, b in zip(ours[3], theirs[3]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # (24 -> 11 by the valid stride-2 conv -> 6 by the "same" stride-2 pool)
+    assert theirs[3][0].shape == (6, 6) and not np.allclose(theirs[3][1], theirs[3][2])
+    np.testing.assert_array_equal(ours[4], theirs[4])  # the saved superimposed JPEG, decoded
