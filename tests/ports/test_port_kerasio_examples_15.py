@@ -55,6 +55,19 @@ Covered here:
     score with respect to the intermediate activations (`tf.GradientTape` ->
     `torch.autograd.grad`), the heatmaps for the top class and two chosen
     ones, and the superimposed image saved as a JPEG and read back.
+63. "Speaker Recognition" (audio/speaker_recognition_using_cnn, a
+    TensorFlow example): noisy waves turned into FFT magnitudes
+    (`tf.signal.fft` -> `keras.ops.fft` on a (real, imag) pair), five Conv1D
+    residual blocks (`Add`, `Activation`, `MaxPool1D`), `AveragePooling1D`,
+    `Flatten`, a softmax output, `compile(optimizer="Adam",
+    loss="sparse_categorical_crossentropy", metrics=["accuracy"])`, fit with
+    validation data, `EarlyStopping(restore_best_weights=True)` and a
+    best-only `ModelCheckpoint("model.h5", monitor="val_accuracy")` (legacy
+    HDF5), evaluate, predict, and each framework's `.h5` read by the other.
+    LibriSpeech-like speakers become harmonic waves per speaker plus shared
+    background noise. (kerasish writes legacy HDF5 in tf.keras 2's dialect:
+    Keras 3.15 refuses its `is_legacy_optimizer` optimizer flag, so it reads
+    kerasish's file with `compile=False`; checked.)
 
 (Found porting MPNN: kerasish ran `call` symbolically even for a layer with
 its own `compute_output_shape`, and raised the bare torch error where Keras
@@ -684,3 +697,106 @@ def test_grad_cam(keras_ref, tmp_path):
     # (24 -> 11 by the valid stride-2 conv -> 6 by the "same" stride-2 pool)
     assert theirs[3][0].shape == (6, 6) and not np.allclose(theirs[3][1], theirs[3][2])
     np.testing.assert_array_equal(ours[4], theirs[4])  # the saved superimposed JPEG, decoded
+
+
+# ------------------------------------------------------------ 63. Speaker recognition
+_SPEAKER_RATE, _SPEAKERS = 256, 3  # (16000 samples a second, 5 speakers)
+
+
+def _speaker_model(keras, input_shape, num_classes):
+    def residual_block(x, filters, conv_num=3, activation="relu"):
+        s = keras.layers.Conv1D(filters, 1, padding="same")(x)
+        for i in range(conv_num - 1):
+            x = keras.layers.Conv1D(filters, 3, padding="same")(x)
+            x = keras.layers.Activation(activation)(x)
+        x = keras.layers.Conv1D(filters, 3, padding="same")(x)
+        x = keras.layers.Add()([x, s])
+        x = keras.layers.Activation(activation)(x)
+        return keras.layers.MaxPool1D(pool_size=2, strides=2)(x)
+
+    inputs = keras.layers.Input(shape=input_shape, name="input")
+    x = residual_block(inputs, 4, 2)  # (16, 32, 64, 128, 128 filters)
+    x = residual_block(x, 8, 2)
+    x = residual_block(x, 8, 3)
+    x = residual_block(x, 16, 3)
+    x = residual_block(x, 16, 3)
+    x = keras.layers.AveragePooling1D(pool_size=3, strides=3)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(32, activation="relu")(x)  # (256)
+    x = keras.layers.Dense(16, activation="relu")(x)  # (128)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="output")(x)
+    return keras.models.Model(inputs=inputs, outputs=outputs)
+
+
+def _speaker_program(keras, initial, data, directory):
+    ops = keras.ops
+    train_audio, train_labels, valid_audio, valid_labels, noise = data
+
+    def audio_to_fft(audio):
+        # (tf.signal.fft of the complex signal -> keras.ops.fft of its (real, imag) pair)
+        audio = ops.squeeze(audio, axis=-1)
+        real, imag = ops.fft((audio, ops.zeros_like(audio)))
+        real, imag = ops.expand_dims(real, axis=-1), ops.expand_dims(imag, axis=-1)
+        half = audio.shape[1] // 2
+        return ops.sqrt(real[:, :half, :] ** 2 + imag[:, :half, :] ** 2)
+
+    train_x = ops.convert_to_numpy(audio_to_fft(ops.convert_to_tensor(train_audio + noise)))
+    valid_x = ops.convert_to_numpy(audio_to_fft(ops.convert_to_tensor(valid_audio)))
+    keras.utils.clear_session()
+    keras.utils.set_random_seed(63)  # (fit's shuffled batches)
+    model = _speaker_model(keras, (_SPEAKER_RATE // 2, 1), _SPEAKERS)
+    model.set_weights(initial)
+    model.compile(optimizer="Adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model_save_filename = os.path.join(directory, "model.h5")
+    earlystopping_cb = keras.callbacks.EarlyStopping(patience=1, restore_best_weights=True)  # (10)
+    mdlcheckpoint_cb = keras.callbacks.ModelCheckpoint(model_save_filename, monitor="val_accuracy",
+                                                       save_best_only=True)
+    # (the example's batched, shuffled tf.data pipelines -> arrays, shuffled by fit)
+    history = model.fit(train_x, train_labels, batch_size=8, epochs=4, validation_data=(valid_x, valid_labels),
+                        callbacks=[earlystopping_cb, mdlcheckpoint_cb], verbose=0)
+    evaluation = model.evaluate(valid_x, valid_labels, batch_size=32, verbose=0)
+    y_pred = model.predict(valid_x, verbose=0)
+    return train_x, history, evaluation, y_pred, model.get_weights(), model_save_filename
+
+
+def test_speaker_recognition(keras_ref, tmp_path):
+    rng = np.random.default_rng(63)
+    t = np.arange(_SPEAKER_RATE) / _SPEAKER_RATE
+
+    def voices(labels):  # a speaker's pitch and harmonics, random phases and loudness
+        waves = [rng.uniform(0.5, 1.0) * np.sin(2 * np.pi * (10 + 12 * label) * t + rng.uniform(0, 6))
+                 + 0.3 * np.sin(2 * np.pi * (30 + 7 * label) * t) for label in labels]
+        return np.asarray(waves, "float32")[..., None]
+
+    train_labels = rng.integers(0, _SPEAKERS, 24)
+    valid_labels = rng.integers(0, _SPEAKERS, 8)
+    train_audio, valid_audio = voices(train_labels), voices(valid_labels)
+    # add_noise: background noise rescaled by the peak ratio, scale 0.5 (tf.random -> NumPy, shared)
+    noises = rng.normal(0, 1, (5, _SPEAKER_RATE, 1)).astype("float32")
+    noise = noises[rng.integers(0, 5, len(train_audio))]
+    prop = train_audio.max(axis=1, keepdims=True) / noise.max(axis=1, keepdims=True)
+    data = (train_audio, train_labels, valid_audio, valid_labels, noise * prop * 0.5)
+    (tmp_path / "keras").mkdir()
+    (tmp_path / "kerasish").mkdir()
+    initial = _speaker_model(keras_ref, (_SPEAKER_RATE // 2, 1), _SPEAKERS).get_weights()
+    theirs = _speaker_program(keras_ref, initial, data, str(tmp_path / "keras"))
+    ours = _speaker_program(kerasish, initial, data, str(tmp_path / "kerasish"))
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-5)  # the FFT magnitudes
+    assert_history_close(ours[1], theirs[1], rtol=1e-4, atol=1e-5)
+    assert sorted(theirs[1].history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours[3], theirs[3], rtol=1e-4, atol=1e-5)
+    assert_same(ours[4], theirs[4], rtol=1e-4, atol=1e-5)
+    # the best-val_accuracy legacy .h5 checkpoints, each loaded by the other framework. kerasish writes
+    # legacy HDF5 in tf.keras 2's dialect, whose optimizer config carries `is_legacy_optimizer` (tf.keras 2
+    # reads a config without it as a legacy optimizer), which Keras 3.15 refuses as an Adam argument:
+    # checked; Keras 3 reads kerasish's file with compile=False.
+    with pytest.raises(ValueError, match="is_legacy_optimizer"):
+        keras_ref.models.load_model(ours[5])
+    # (both runs saved the same best epoch: each file read by the other framework predicts the same)
+    x = ours[0][:4]
+    ours_read_by_keras = keras_ref.models.load_model(ours[5], compile=False)
+    theirs_read_by_kerasish = kerasish.models.load_model(theirs[5])
+    assert theirs_read_by_kerasish.optimizer.iterations.numpy() > 0  # (the optimizer's state came too)
+    np.testing.assert_allclose(np.asarray(ours_read_by_keras.predict(x, verbose=0)),
+                               theirs_read_by_kerasish.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
