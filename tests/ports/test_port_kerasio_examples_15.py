@@ -68,6 +68,20 @@ Covered here:
     background noise. (kerasish writes legacy HDF5 in tf.keras 2's dialect:
     Keras 3.15 refuses its `is_legacy_optimizer` optimizer flag, so it reads
     kerasish's file with `compile=False`; checked.)
+64. "Introduction to Keras for Researchers" (guides/intro_to_keras_for_
+    researchers, a TensorFlow guide), four of its programs: a layer with a
+    non-trainable `keras.Variable` (tf.Variable) it `assign_add`s and
+    returns, with its weight lists; `add_loss` in a nested layer, losses
+    kept for the last forward pass only, and the hand-written loop adding
+    `sum(mlp.losses)` (`tf.GradientTape` -> `torch.autograd.grad`,
+    `SGD.apply_gradients`); a functional `Model` subclass holding its own
+    Adam, loss and metrics, compiled with no arguments (which replaces that
+    optimizer by the default RMSprop, in both) and trained by `fit`; and the
+    hypernetwork, whose generated weights the guide assigns to the main
+    network's Dense `kernel` / `bias` attributes: Keras 3 refuses that
+    (AttributeError: a property without a setter; kerasish raises torch's
+    TypeError), so the port calls the main network with the generated
+    weights through `stateless_call`, gradients flowing to the hypernetwork.
 
 (Found porting MPNN: kerasish ran `call` symbolically even for a layer with
 its own `compute_output_shape`, and raised the bare torch error where Keras
@@ -800,3 +814,199 @@ def test_speaker_recognition(keras_ref, tmp_path):
     assert theirs_read_by_kerasish.optimizer.iterations.numpy() > 0  # (the optimizer's state came too)
     np.testing.assert_allclose(np.asarray(ours_read_by_keras.predict(x, verbose=0)),
                                theirs_read_by_kerasish.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------ 64. Intro to Keras for researchers
+_R_DIM = 12  # (784: MNIST)
+
+
+def _researchers_classes(keras):
+    ops = keras.ops
+
+    class Linear(keras.layers.Layer):
+        def __init__(self, units=32):
+            super().__init__()
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="random_normal",
+                                     trainable=True)
+            self.b = self.add_weight(shape=(self.units,), initializer="random_normal", trainable=True)
+
+        def call(self, inputs):
+            return ops.matmul(inputs, self.w) + self.b
+
+    class ComputeSum(keras.layers.Layer):
+        def __init__(self, input_dim):
+            super().__init__()
+            # (tf.Variable -> keras.Variable)
+            self.total = keras.Variable(initializer=ops.zeros((input_dim,)), trainable=False)
+
+        def call(self, inputs):
+            self.total.assign_add(ops.sum(inputs, axis=0))
+            return self.total
+
+    class ActivityRegularization(keras.layers.Layer):
+        def __init__(self, rate=1e-2):
+            super().__init__()
+            self.rate = rate
+
+        def call(self, inputs):
+            self.add_loss(self.rate * ops.sum(inputs))
+            return inputs
+
+    class SparseMLP(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.linear_1 = Linear(8)  # (32)
+            self.regularization = ActivityRegularization(1e-2)
+            self.linear_3 = Linear(10)
+
+        def call(self, inputs):
+            x = self.linear_1(inputs)
+            x = ops.relu(x)
+            x = self.regularization(x)
+            return self.linear_3(x)
+
+    class CustomModel(keras.Model):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.loss_tracker = keras.metrics.Mean(name="loss")
+            self.accuracy = keras.metrics.SparseCategoricalAccuracy()
+            self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            self.optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+
+        def train_step(self, data):
+            x, y = data
+            self.zero_grad()  # (tf.GradientTape -> the torch guide's backward / apply)
+            y_pred = self(x, training=True)
+            loss = self.loss_fn(y, y_pred)
+            loss.backward()
+            gradients = [v.value.grad for v in self.trainable_weights]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, self.trainable_weights)
+            self.loss_tracker.update_state(loss)
+            self.accuracy.update_state(y, y_pred)
+            return {"loss": self.loss_tracker.result(), "accuracy": self.accuracy.result()}
+
+        @property
+        def metrics(self):
+            return [self.loss_tracker, self.accuracy]
+
+    return Linear, ComputeSum, SparseMLP, CustomModel
+
+
+def _researchers_program(keras, data, initial=None):
+    ops = keras.ops
+    Linear, ComputeSum, SparseMLP, CustomModel = _researchers_classes(keras)
+    x_train, y_train = data
+    out = {}
+    keras.utils.clear_session()
+    # "Layers can have non-trainable weights"
+    my_sum = ComputeSum(2)
+    x = ops.ones((2, 2))
+    out["sums"] = [ops.convert_to_numpy(my_sum(x)).copy(), ops.convert_to_numpy(my_sum(x)).copy()]
+    assert my_sum.weights == [my_sum.total] and my_sum.non_trainable_weights == [my_sum.total]
+    assert my_sum.trainable_weights == []
+    # "Tracking losses created by layers": losses belong to the last forward pass
+    mlp = SparseMLP()
+    mlp(ops.ones((10, _R_DIM)))
+    mlp(ops.ones((10, _R_DIM)))
+    out["n_losses"] = len(mlp.losses)
+    mlp = SparseMLP()
+    mlp(x_train[:1])
+    if initial is not None:
+        mlp.set_weights(initial["mlp"])
+    out["mlp_initial"] = mlp.get_weights()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = keras.optimizers.SGD(learning_rate=1e-1)  # (1e-3)
+    losses = []
+    for step in range(0, len(x_train), 8):  # (tf.data shuffle/batch(64) -> fixed batches)
+        x, y = x_train[step:step + 8], y_train[step:step + 8]
+        logits = mlp(x)
+        loss = loss_fn(y, logits)
+        loss += sum(mlp.losses)
+        gradients = torch.autograd.grad(loss, [v.value for v in mlp.trainable_weights])  # (tape.gradient)
+        optimizer.apply_gradients(zip(gradients, mlp.trainable_weights))
+        losses.append(float(loss.detach()))
+    out["loop_losses"], out["mlp"] = losses, mlp.get_weights()
+    # a Model subclass holding its own optimizer, compiled with no arguments, trained by fit
+    inputs = keras.Input(shape=(_R_DIM,), dtype="float32")
+    x = keras.layers.Dense(8, activation="relu")(inputs)
+    x = keras.layers.Dense(8, activation="relu")(x)
+    outputs = keras.layers.Dense(10)(x)
+    model = CustomModel(inputs, outputs)
+    if initial is not None:
+        model.set_weights(initial["model"])
+    out["model_initial"] = model.get_weights()
+    model.compile()
+    out["optimizer"] = (type(model.optimizer).__name__, float(model.optimizer.learning_rate))
+    out["history"] = model.fit(x_train, y_train, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    out["model"] = model.get_weights()
+    return out
+
+
+def _hypernetwork_program(keras, data, initial=None, input_dim=_R_DIM, classes=10):
+    """The guide's hypernetwork. It marks the main network's unbuilt Dense layers built and assigns
+    the generated tensors to their `kernel` / `bias` attributes, which Keras 3 refuses (`kernel` is a
+    property without a setter); Keras 3's way to call a model with other weights is `stateless_call`,
+    used here on a built main network."""
+    keras.utils.clear_session()
+    x_train, y_train = data
+    main_network = keras.Sequential([keras.Input((input_dim,)), keras.layers.Dense(6, activation="relu"),
+                                     keras.layers.Dense(classes)])  # (64)
+    num_weights_to_generate = (classes * 6 + classes) + (6 * input_dim + 6)
+    hypernetwork = keras.Sequential([keras.Input((input_dim,)), keras.layers.Dense(16, activation="relu"),
+                                     keras.layers.Dense(num_weights_to_generate, activation="sigmoid")])
+    if initial is not None:
+        hypernetwork.set_weights(initial)
+    weights_before, main_before = hypernetwork.get_weights(), main_network.get_weights()
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = keras.optimizers.Adam(learning_rate=1e-2)  # (1e-4)
+
+    def train_step(x, y):
+        weights_pred = hypernetwork(x)
+        start_index, generated = 0, []
+        for shape in ((input_dim, 6), (6,), (6, classes), (classes,)):
+            coeffs = weights_pred[:, start_index:start_index + int(np.prod(shape))]
+            generated.append(keras.ops.reshape(coeffs, shape))
+            start_index += int(np.prod(shape))
+        preds, _ = main_network.stateless_call(generated, [], x)
+        loss = loss_fn(y, preds)
+        grads = torch.autograd.grad(loss, [v.value for v in hypernetwork.trainable_weights])
+        optimizer.apply_gradients(zip(grads, hypernetwork.trainable_weights))
+        return loss
+
+    losses = [float(train_step(x_train[i:i + 1], y_train[i:i + 1]).detach()) for i in range(10)]  # (batch size 1)
+    return weights_before, losses, hypernetwork.get_weights(), (main_before, main_network.get_weights())
+
+
+def test_intro_to_keras_for_researchers(keras_ref):
+    rng = np.random.default_rng(64)
+    data = (rng.random((32, _R_DIM)).astype("float32"), rng.integers(0, 10, 32))
+    theirs = _researchers_program(keras_ref, data)
+    ours = _researchers_program(kerasish, data, {"mlp": theirs["mlp_initial"], "model": theirs["model_initial"]})
+    assert_same(ours["sums"], theirs["sums"])
+    np.testing.assert_array_equal(theirs["sums"], [[2.0, 2.0], [4.0, 4.0]])  # (the guide's printed values)
+    assert ours["n_losses"] == theirs["n_losses"] == 1  # (no accumulation)
+    np.testing.assert_allclose(ours["loop_losses"], theirs["loop_losses"], rtol=1e-5, atol=1e-6)
+    assert_same(ours["mlp"], theirs["mlp"], rtol=1e-5, atol=1e-6)
+    # compile() with no arguments replaces the optimizer set in __init__ by its default, in both
+    assert ours["optimizer"][0] == theirs["optimizer"][0]
+    assert ours["optimizer"] == pytest.approx(theirs["optimizer"])
+    assert_history_close(ours["history"], theirs["history"], rtol=1e-5, atol=1e-6)
+    assert sorted(theirs["history"].history) == ["accuracy", "loss"]
+    assert_same(ours["model"], theirs["model"], rtol=1e-5, atol=1e-6)
+    # the hypernetwork
+    for keras, error in ((keras_ref, AttributeError), (kerasish, TypeError)):
+        dense = keras.layers.Dense(3)
+        dense.built = True
+        with pytest.raises(error):
+            dense.kernel = torch.ones(2, 3, requires_grad=True)
+    theirs = _hypernetwork_program(keras_ref, data)
+    ours = _hypernetwork_program(kerasish, data, theirs[0])
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-5, atol=1e-6)
+    assert_same(ours[2], theirs[2], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(theirs[2][0], theirs[0][0])  # the hypernetwork trained
+    for before, after in (ours[3], theirs[3]):  # the main network's own weights never moved
+        assert_same(after, before, rtol=0, atol=0)
