@@ -82,6 +82,21 @@ Covered here:
     (AttributeError: a property without a setter; kerasish raises torch's
     TypeError), so the port calls the main network with the generated
     weights through `stateless_call`, gradients flowing to the hypernetwork.
+65. "Large-scale multi-label text classification" (nlp/
+    multi_label_classification): `StringLookup(output_mode="multi_hot")`
+    adapted on the abstracts' subject terms, `get_vocabulary()` and the
+    example's `invert_multi_hot`; `TextVectorization(max_tokens=<distinct
+    words>, ngrams=2, output_mode="tf_idf")` adapted on the abstracts; a
+    sigmoid MLP trained with binary crossentropy and `binary_accuracy`; and
+    the inference model `Sequential([text_vectorizer, mlp])` predicting on
+    raw strings. Keras's string layers need TensorFlow, so the vocabularies,
+    multi-hot rows and TF-IDF values are checked against a NumPy reference
+    written from Keras's rules (count order, ties by descending token, idf =
+    log(1 + documents / (1 + document frequency)), the OOV weight the mean
+    idf), and Keras 3.15 trains the same MLP on the reference arrays. (The
+    example's `tf.ragged.constant` term lists: kerasish refuses ragged
+    inputs, with a clear error; the port adapts on the flattened terms and
+    binarizes each abstract's terms.)
 
 (Found porting MPNN: kerasish ran `call` symbolically even for a layer with
 its own `compute_output_shape`, and raised the bare torch error where Keras
@@ -1010,3 +1025,137 @@ def test_intro_to_keras_for_researchers(keras_ref):
     assert not np.allclose(theirs[2][0], theirs[0][0])  # the hypernetwork trained
     for before, after in (ours[3], theirs[3]):  # the main network's own weights never moved
         assert_same(after, before, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------ 65. Multi-label text classification
+_ML_WORDS = ["graph", "neural", "network", "learning", "deep", "vision", "image", "language", "model", "data",
+             "robust", "attention", "sparse", "kernel", "optimal", "transport"]
+_ML_TERMS = ["cs.LG", "cs.CV", "stat.ML", "cs.CL", "cs.AI"]
+_PUNCTUATION = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\''
+
+
+def _ml_vocabulary(token_lists, max_tokens=None):
+    """Keras's adapted vocabulary, from its documented rule: tokens by count, most frequent first,
+    ties broken by the tokens' descending order; "[UNK]" first; at most `max_tokens` in all."""
+    counts = {}
+    for tokens in token_lists:
+        for token in tokens:
+            counts[token] = counts.get(token, 0) + 1
+    ordered = sorted(counts, key=lambda t: (counts[t], t.encode()), reverse=True)
+    if max_tokens is not None:
+        ordered = ordered[: max_tokens - 1]
+    return ["[UNK]"] + ordered
+
+
+def _ml_tokens(text):
+    """TextVectorization's defaults (lower_and_strip_punctuation, whitespace split) and ngrams=2."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    words = text.split()
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
+def _ml_tf_idf(texts, vocab, train_texts):
+    """TF-IDF as Keras computes it: count x idf, idf = log(1 + documents / (1 + document frequency)),
+    the OOV index weighted by the mean idf of the vocabulary."""
+    index = {token: i for i, token in enumerate(vocab)}
+    documents = [set(_ml_tokens(t)) for t in train_texts]
+    idf = np.array([np.log(1 + len(documents) / (1 + sum(token in d for d in documents))) for token in vocab[1:]])
+    idf = np.concatenate([[idf.mean()], idf])
+    out = np.zeros((len(texts), len(vocab)))
+    for row, text in enumerate(texts):
+        for token in _ml_tokens(text):
+            out[row, index.get(token, 0)] += 1
+    return (out * idf).astype("float32")
+
+
+def _ml_model(keras, vocab_size):
+    return keras.Sequential([
+        keras.layers.Dense(32, activation="relu"),  # (512)
+        keras.layers.Dense(16, activation="relu"),  # (256)
+        keras.layers.Dense(vocab_size, activation="sigmoid"),
+    ])
+
+
+def test_multi_label_text_classification(keras_ref):
+    rng = np.random.default_rng(65)
+
+    def abstract():
+        words = list(rng.choice(_ML_WORDS, int(rng.integers(4, 9))))
+        words[0] = words[0].capitalize()
+        return " ".join(words) + rng.choice([".", "!", ", and more."])
+
+    def terms():
+        return [str(t) for t in rng.choice(_ML_TERMS, int(rng.integers(1, 4)), replace=False)]
+
+    train_texts, val_texts = [abstract() for _ in range(24)], [abstract() for _ in range(8)]
+    train_terms, val_terms = [terms() for _ in range(24)], [terms() for _ in range(8)]
+    layers = kerasish.layers
+
+    # Multi-label binarization (kerasish; Keras's StringLookup needs TensorFlow: NumPy reference)
+    # (tf.ragged.constant: kerasish refuses ragged lists with Keras's words for a ragged input it
+    # cannot take, checked; the port adapts on the flattened terms, the same counts, and binarizes
+    # each abstract's 1-D list of terms)
+    with pytest.raises(ValueError, match="ragged inputs are not supported"):
+        layers.StringLookup(output_mode="multi_hot").adapt(train_terms)
+    lookup = layers.StringLookup(output_mode="multi_hot")
+    lookup.adapt([t for ts in train_terms for t in ts])
+    vocab = lookup.get_vocabulary()
+    assert vocab == _ml_vocabulary(train_terms)
+
+    def binarize(term_lists):
+        return np.stack([np.asarray(lookup(ts), "float32") for ts in term_lists])
+
+    train_labels = binarize(train_terms)
+    expected = np.zeros((len(train_terms), len(vocab)), "float32")
+    for row, ts in enumerate(train_terms):
+        expected[row, [vocab.index(t) for t in ts]] = 1.0
+    np.testing.assert_array_equal(train_labels, expected)
+    val_labels = binarize(val_terms)
+
+    def invert_multi_hot(encoded_labels):
+        hot_indices = np.argwhere(encoded_labels == 1.0)[..., 0]
+        return np.take(vocab, hot_indices)
+
+    assert sorted(invert_multi_hot(train_labels[0])) == sorted(train_terms[0])
+
+    # Vectorization: unigrams and bigrams as TF-IDF, max_tokens = the number of distinct words
+    vocabulary = set()
+    for text in train_texts:
+        vocabulary.update(text.lower().split())
+    text_vectorizer = layers.TextVectorization(max_tokens=len(vocabulary), ngrams=2, output_mode="tf_idf")
+    text_vectorizer.adapt(train_texts)
+    expected_vocab = _ml_vocabulary([_ml_tokens(t) for t in train_texts], len(vocabulary))
+    assert text_vectorizer.get_vocabulary() == expected_vocab
+    train_x = np.asarray(text_vectorizer(train_texts))
+    np.testing.assert_allclose(train_x, _ml_tf_idf(train_texts, expected_vocab, train_texts), rtol=1e-6, atol=1e-6)
+    val_x = np.asarray(text_vectorizer(val_texts))
+    np.testing.assert_allclose(val_x, _ml_tf_idf(val_texts, expected_vocab, train_texts), rtol=1e-6, atol=1e-6)
+
+    # The shallow MLP: binary crossentropy on the multi-hot labels; Keras trains on the reference arrays
+    def run(keras, initial, x, vx):
+        keras.utils.clear_session()
+        keras.utils.set_random_seed(65)
+        model = _ml_model(keras, len(vocab))
+        model.build((None, x.shape[1]))
+        if initial is not None:
+            model.set_weights(initial)
+        before = model.get_weights()
+        model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["binary_accuracy"])
+        history = model.fit(x, train_labels, validation_data=(vx, val_labels), batch_size=8, epochs=3, verbose=0)
+        return model, history, model.evaluate(vx, val_labels, verbose=0), before
+
+    theirs = run(keras_ref, None, _ml_tf_idf(train_texts, expected_vocab, train_texts),
+                 _ml_tf_idf(val_texts, expected_vocab, train_texts))
+    ours = run(kerasish, theirs[3], train_x, val_x)
+    assert_history_close(ours[1], theirs[1], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ours[2], theirs[2], rtol=1e-4, atol=1e-5)
+
+    # Inference on raw strings: the vectorizer on top of the trained MLP
+    model_for_inference = kerasish.Sequential([text_vectorizer, ours[0]])
+    predicted_probabilities = model_for_inference.predict(val_texts, verbose=0)
+    np.testing.assert_allclose(predicted_probabilities, theirs[0].predict(_ml_tf_idf(
+        val_texts, expected_vocab, train_texts), verbose=0), rtol=1e-4, atol=1e-5)
+    top_3_labels = [x for _, x in sorted(zip(predicted_probabilities[0], lookup.get_vocabulary()),
+                                         key=lambda pair: pair[0], reverse=True)][:3]
+    assert len(top_3_labels) == 3 and set(top_3_labels) <= set(vocab)
+
