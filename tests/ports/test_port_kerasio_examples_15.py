@@ -97,6 +97,19 @@ Covered here:
     example's `tf.ragged.constant` term lists: kerasish refuses ragged
     inputs, with a clear error; the port adapts on the flattened terms and
     binarizes each abstract's terms.)
+66. "Distributed training with Keras" (guides/distribution, the 2026
+    JAX-and-PyTorch version), its single-process parts: `initialize()` in
+    one process (no process group), `list_devices`, a `DeviceMesh` of
+    (devices, 1) with `TensorLayout`, `DataParallel()` set with
+    `set_distribution` around the guide's Dropout MLP, a `LayoutMap` with
+    the guide's keys (full-match regular expressions, as Keras's) and
+    `ModelParallel(layout_map, batch_dim_name="data")` around its "d1"/"d2"
+    Sequential, each model compiled and fit. Keras 3.15 has no torch
+    distribution backend (`keras.distribution.list_devices()` fails on a
+    None module; checked), so the reference is Keras fitting the same
+    models with no distribution: on one device the strategies must not
+    change a number (initial weights, Dropout draws, History, predictions,
+    weights).
 
 (Found porting MPNN: kerasish ran `call` symbolically even for a layer with
 its own `compute_output_shape`, and raised the bare torch error where Keras
@@ -1159,3 +1172,74 @@ def test_multi_label_text_classification(keras_ref):
                                          key=lambda pair: pair[0], reverse=True)][:3]
     assert len(top_3_labels) == 3 and set(top_3_labels) <= set(vocab)
 
+
+
+# ------------------------------------------------------------ 66. Distribution API guide
+def _distribution_models(keras, distribution=None):
+    """The guide's two models (a Dropout MLP built under DataParallel, the "d1"/"d2" Sequential built
+    under ModelParallel), fit on the same batches; `distribution` None: no distribution set."""
+    layers = keras.layers
+    out = []
+    for index, dist in enumerate(distribution or (None, None)):
+        keras.utils.clear_session()
+        keras.utils.set_random_seed(66)  # (the initial weights and the Dropout draws)
+        if dist is not None:
+            keras.distribution.set_distribution(dist)
+        try:
+            if index == 0:
+                inputs = layers.Input(shape=(8, 8, 1))  # (28, 28, 1)
+                y = layers.Flatten()(inputs)
+                y = layers.Dense(units=20, activation="relu")(y)  # (200)
+                y = layers.Dropout(0.4)(y)
+                outputs = layers.Dense(units=10, activation="softmax")(y)
+                model = keras.Model(inputs=inputs, outputs=outputs)
+                x = np.linspace(0, 1, 16 * 64, dtype="float32").reshape(16, 8, 8, 1)
+            else:
+                model = keras.Sequential([layers.Input(shape=(64,)), layers.Dense(20, activation="relu", name="d1"),
+                                          layers.Dense(10, activation="softmax", name="d2")])  # (784, 200)
+                x = np.cos(np.arange(16 * 64, dtype="float32")).reshape(16, 64)
+            y_true = np.eye(10, dtype="float32")[np.arange(16) % 10]
+            initial = model.get_weights()
+            model.compile(loss="mse", optimizer="adam")
+            history = model.fit(x, y_true, batch_size=4, epochs=2, shuffle=False, verbose=0)
+            out.append((initial, history, model.predict(x, verbose=0), model.get_weights()))
+        finally:
+            if dist is not None:
+                keras.distribution.set_distribution(None)
+    return out
+
+
+def test_distribution_guide_single_process(keras_ref):
+    keras = kerasish
+    # Keras 3.15 has no distribution backend for torch (`keras.distribution.initialize` /
+    # `list_devices` fail on a None backend module): checked; kerasish maps the API onto
+    # torch.distributed. In one process on the CPU, every strategy runs the guide's models as
+    # plain fit does, so Keras 3.15 without a distribution is the reference.
+    with pytest.raises(AttributeError):
+        keras_ref.distribution.list_devices()
+    keras.distribution.initialize()  # (the guide's try/except: one process, nothing to join)
+    assert not torch.distributed.is_initialized()
+    devices = keras.distribution.list_devices()
+    assert devices == ["cpu:0"]
+    mesh = keras.distribution.DeviceMesh(shape=(len(devices), 1), axis_names=["data", "model"], devices=devices)
+    layout_2d = keras.distribution.TensorLayout(axes=("model", "data"), device_mesh=mesh)
+    assert layout_2d.axes == ("model", "data") and layout_2d.device_mesh is mesh
+    data_parallel = keras.distribution.DataParallel()
+    assert data_parallel.device_mesh.axis_names == ["batch"] and data_parallel.device_mesh.shape == (1,)
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map["d1/kernel"] = (None, "model")
+    layout_map["d1/bias"] = ("model",)
+    layout_map["d2/output"] = ("data", None)
+    # (keys are regular expressions that must match a whole variable path, as in Keras 3.15)
+    assert layout_map["d1/kernel"].axes == (None, "model") and layout_map["sequential/d1/kernel"] is None
+    assert layout_map["d1/bias"].axes == ("model",) and layout_map["d3/kernel"] is None
+    model_parallel = keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="data")
+    assert keras.distribution.distribution() is None
+    theirs = _distribution_models(keras_ref)
+    ours = _distribution_models(keras, (data_parallel, model_parallel))
+    assert keras.distribution.distribution() is None  # (set_distribution(None) restored it)
+    for (i0, h0, p0, w0), (i1, h1, p1, w1) in zip(ours, theirs):
+        assert_same(i0, i1, rtol=0, atol=0)  # the seeded initializers: Keras's weights
+        assert_history_close(h0, h1, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(p0, p1, rtol=1e-5, atol=1e-6)
+        assert_same(w0, w1, rtol=1e-5, atol=1e-6)
