@@ -533,7 +533,7 @@ def _asr_classes(keras):
             enc = self.encoder(source)
             dec_input = ops.ones((bs, 1), dtype="int32") * target_start_token_idx
             dec_logits = []
-            for i in range(self.target_maxlen - 1):
+            for _ in range(self.target_maxlen - 1):
                 dec_out = self.decode(enc, dec_input)
                 logits = self.classifier(dec_out)
                 logits = ops.cast(ops.argmax(logits, axis=-1), "int32")
@@ -766,7 +766,7 @@ _SPEAKER_RATE, _SPEAKERS = 256, 3  # (16000 samples a second, 5 speakers)
 def _speaker_model(keras, input_shape, num_classes):
     def residual_block(x, filters, conv_num=3, activation="relu"):
         s = keras.layers.Conv1D(filters, 1, padding="same")(x)
-        for i in range(conv_num - 1):
+        for _ in range(conv_num - 1):
             x = keras.layers.Conv1D(filters, 3, padding="same")(x)
             x = keras.layers.Activation(activation)(x)
         x = keras.layers.Conv1D(filters, 3, padding="same")(x)
