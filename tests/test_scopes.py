@@ -37,6 +37,41 @@ def test_name_scope_paths_match_keras(keras_ref):
     assert _paths(kerasish) == _paths(keras_ref)
 
 
+def _late_built_paths(lib):
+    """A sublayer first built in a later call than its parent's first: Keras scopes every call of a
+    layer under the path of its first call (`Layer._parent_path`), so a LayerNormalization the
+    symbolic call never reached (the keras.io MPNN example's) is "block/layer_normalization/...",
+    not "functional/block/..." (kerasish stacked the names of the calls it ran in)."""
+
+    class Block(lib.layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = lib.layers.Dense(3)
+            self.norm = lib.layers.LayerNormalization()
+            self.use_norm = False
+
+        def call(self, x):
+            x = self.dense(x)
+            if self.use_norm:  # (a branch the symbolic call did not take)
+                x = self.norm(x)
+            return x
+
+    lib.utils.clear_session()
+    inputs = lib.Input((2,))
+    block = Block(name="block")
+    model = lib.Model(inputs, block(inputs), name="outer_model")
+    block.use_norm = True
+    with lib.name_scope("scoped"):
+        model(np.ones((1, 2), "float32"))
+    return [w.path for w in model.weights]
+
+
+def test_a_sublayer_built_in_a_later_call_has_the_keras_path(keras_ref):
+    theirs = _late_built_paths(keras_ref)
+    assert "block/layer_normalization/gamma" in theirs
+    assert _late_built_paths(kerasish) == theirs
+
+
 @pytest.mark.parametrize("bad", ["a/b", 3, None])
 def test_name_scope_rejects_bad_names(keras_ref, bad):
     with pytest.raises(ValueError, match="cannot contain character `/`") as ref:

@@ -10,6 +10,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from kerasish.layers import call_context as ctx
+from kerasish.utils import naming
 
 _MODES = ("full", "activations", "larger_than", "list_of_layers", None)
 
@@ -145,7 +146,8 @@ def layer_call(layer, call, args, kwargs, training, cast_dtype):
     def run(*a, **k):
         state = ctx.state()
         state.stack.append(training)
-        state.scope.append(layer.name)
+        entry = layer.__dict__.get("_call_scope")
+        state.scope.append(entry if entry is not None and entry.name is layer.name else naming.call_scope(layer))
         previous = state.casts.get(key)
         if cast_dtype is not None:
             state.casts[key] = cast_dtype

@@ -714,7 +714,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 # a sublayer first used in a later call (a branch, another thread's first call)
                 # builds in here: its weights' paths need this layer's name, as in Keras
                 scope = state.scope
-                scope.append(d["name"])
+                entry = d.get("_call_scope")
+                if entry is None or entry.name is not d["name"]:
+                    entry = naming.call_scope(self)
+                scope.append(entry)
                 try:
                     outputs = self.call(*args, **kwargs)
                 finally:
@@ -884,7 +887,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         if cast_weights:
             casts[key] = d["_compute_torch_dtype"]
         scope = state.scope
-        scope.append(d["name"])
+        entry = d.get("_call_scope")
+        if entry is None or entry.name is not d["name"]:
+            entry = naming.call_scope(self)
+        scope.append(entry)
         if not stack:
             state.entry = key  # the outermost call of the calls below
         stack.append(training)

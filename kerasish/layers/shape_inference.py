@@ -110,10 +110,33 @@ def compute_output_spec(layer, *args, **kwargs):
             if not _has_unknown(args) and device == "cpu":
                 break  # (the sizes played no part)
     if not outputs:
-        raise errors[-1]
+        # A call that cannot run on placeholder tensors (fixed row counts, data-dependent shapes):
+        # Keras 3 never runs `call` for a layer that overrides `compute_output_shape`, so its shape
+        # (in the compute dtype) is the answer here too.
+        own = _own_output_shape(layer, args, kwargs)
+        if own is not None:
+            return _shapes_to_keras_tensors(own, layer.compute_dtype)
+        raise _could_not_infer(layer, errors[-1])
     spec = _merge(outputs[0], outputs[1])
     own = _own_output_shape(layer, args, kwargs) if _has_unknown(args) else None
     return spec if own is None else _unknown_where_declared(spec, own)
+
+
+def _could_not_infer(layer, error):
+    """Keras's error when a layer's `call` cannot run symbolically (its `Operation.compute_output_spec`):
+    the original exception's type, a message naming the layer and the way out."""
+    name = type(layer).__name__
+    message = (
+        f"Could not automatically infer the output shape / dtype of '{layer.name}' (of type {name}). Either the "
+        f"`{name}.call()` method is incorrect, or you need to implement the `{name}.compute_output_spec() / "
+        f"compute_output_shape()` method. Error encountered:\n\n{error}"
+    )
+    try:
+        wrapped = type(error)(message)
+    except Exception:  # an exception type that takes other arguments: keep it as it is
+        return error
+    wrapped.__cause__ = error
+    return wrapped.with_traceback(error.__traceback__)
 
 
 _in_own_shape = threading.local()

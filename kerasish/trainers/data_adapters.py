@@ -362,6 +362,10 @@ class DataAdapter:
     def __iter__(self):
         raise NotImplementedError
 
+    def keras_reset(self) -> None:
+        """Keras's `EpochIterator.reset()`, which every fit and evaluate runs before their first
+        pass: it ends a pass (`data_adapter.on_epoch_end()`); only a PyDataset's hook sees it."""
+
     def set_epoch(self, epoch: int) -> None:
         """Under a distribution, an adapter shuffles each pass from a seed
         shared by the ranks plus a pass counter; this sets the counter to

@@ -214,6 +214,7 @@ class TrainerLoops:
         iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps_per_epoch, shuffle, class_weight,
                                         device, run)
         self._keras_peek_draws(iterator)
+        iterator.adapter.keras_reset()
         cbs = self._callback_list(callbacks, verbose, epochs, iterator.num_batches, add_history=True)
         self._metrics_to(device)
         self.stop_training = False
@@ -335,6 +336,7 @@ class TrainerLoops:
             run = distributed.current_run(self)
             iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps, False, None, device, run)
             self._keras_peek_draws(iterator)
+        iterator.adapter.keras_reset()
         cbs = self._callback_list(callbacks, verbose, 1, iterator.num_batches)
         self._metrics_to(device)
         modes = ModeSnapshot(self)

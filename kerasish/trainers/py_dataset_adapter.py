@@ -93,12 +93,20 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
 
     def keras_peek_draws(self) -> None:
         """Keras's first fit/evaluate after `compile` opens a loader iterator
-        and takes its first batch (a shuffled pass starts: one shuffle)."""
+        and takes its first batch (a shuffled pass starts: one shuffle), calling the dataset's
+        `on_epoch_begin()` (its `on_epoch_end()` follows: `keras_reset`)."""
+        self._dataset.on_epoch_begin()
         if self._shard is not None or not keras_seeding():
             return
         data_adapters.keras_loader_iterator_draw()
         if self._shuffle and self.num_batches:
             random.shuffle(list(range(self.num_batches)))
+
+    def keras_reset(self) -> None:
+        """Keras's fit and evaluate call the dataset's `on_epoch_end()` once before their first
+        pass (`epoch_iterator.reset()` after `_symbolic_build`; before every validation pass too):
+        a dataset that reshuffles there starts its first epoch on the reshuffled order."""
+        self._dataset.on_epoch_end()
 
     def keras_epoch_end_draw(self) -> None:
         """When a pass ends, Keras opens the next loader iterator at once (its base seed)."""

@@ -111,6 +111,31 @@ class NameScope:
             ctx.state().scope.pop()
 
 
+class _CallScope:
+    """A layer's entry on the path stack while it runs: its name under the path it was first called
+    in (Keras 3's `Layer._parent_path`), whatever the path of a later call. A sublayer first built in
+    a later call (one the symbolic call never reached, a branch) then gets the path Keras gives it:
+    "message_passing/layer_normalization/gamma", not "functional/message_passing/..."."""
+
+    __slots__ = ("name", "override_parent")
+
+    def __init__(self, name: str, override_parent: str):
+        self.name = name
+        self.override_parent = override_parent
+
+
+def call_scope(layer) -> _CallScope:
+    """The layer's `_CallScope`, made at its first call (or after a rename) from the open scopes."""
+    d = layer.__dict__
+    entry = d.get("_call_scope")
+    if entry is not None:
+        parent = entry.override_parent
+    else:
+        parent = current_path("").rstrip("/")
+    entry = d["_call_scope"] = _CallScope(d["name"], parent)
+    return entry
+
+
 class name_scope:
     """Pushes `name` on the path stack while building a layer."""
 

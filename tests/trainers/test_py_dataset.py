@@ -55,7 +55,7 @@ def test_fit_on_a_py_dataset_equals_fit_on_arrays(workers):
     for a, b in zip(ref.get_weights(), model.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(h.history["loss"], h_ref.history["loss"], rtol=1e-6)
-    assert ds.epochs_ended == 2
+    assert ds.epochs_ended == 3  # (as Keras: one more before the first epoch, see the test below)
     if workers > 1:
         assert threading.get_ident() not in ds.threads  # fetched by the worker threads
     np.testing.assert_allclose(model.evaluate(ds, verbose=0), ref.evaluate(x, y, batch_size=6, verbose=0), rtol=1e-6)
@@ -157,3 +157,47 @@ def test_bare_x_batches_reach_train_step_as_a_one_element_sequence(keras_ref, as
         assert model.predict(XOnly(), verbose=0).shape == (8, 1)
     assert [s[1:] for s in seen["kerasish"]] == [s[1:] for s in seen["keras"]] == [(1, (4, 3))] * 2
     assert [s[0] for s in seen["kerasish"]] == ["tuple", "tuple"]
+
+
+def test_fit_and_evaluate_end_a_pass_before_their_first_as_keras_does(keras_ref):
+    """Keras's fit and evaluate call the dataset's `on_epoch_end()` once before their first pass
+    (`epoch_iterator.reset()`), before every validation pass too: a dataset that reshuffles there
+    (the keras.io MPNN example's) trains its first epoch on the reshuffled order. kerasish did not,
+    so its batches came in another order and the whole History differed."""
+
+    def events(lib):
+        lib.utils.set_random_seed(3)
+
+        class Logged(lib.utils.PyDataset):
+            def __init__(self, tag, log):
+                super().__init__()
+                self.tag, self.log = tag, log
+                self.x = np.arange(12, dtype="float32").reshape(6, 2)
+
+            def __len__(self):
+                return 3
+
+            def __getitem__(self, i):
+                self.log.append((self.tag, "get"))
+                s = slice(2 * i, 2 * i + 2)
+                return self.x[s], self.x[s, :1]
+
+            def on_epoch_begin(self):
+                self.log.append((self.tag, "begin"))
+
+            def on_epoch_end(self):
+                self.log.append((self.tag, "end"))
+
+        log = []
+        model = lib.Sequential([lib.Input((2,)), lib.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        model.fit(Logged("train", log), validation_data=Logged("val", log), epochs=2, verbose=0, shuffle=False)
+        log.append(("-", "evaluate"))
+        model.evaluate(Logged("eval", log), verbose=0)
+        # (the peek at a first batch that builds the metrics comes before the extra end, in Keras a
+        # `get` from a torch DataLoader's prefetch: only the begin/end calls are compared)
+        return [e for e in log if e[1] != "get"]
+
+    theirs = events(keras_ref)
+    assert theirs[:3] == [("train", "begin"), ("train", "end"), ("train", "begin")]
+    assert events(keras) == theirs
