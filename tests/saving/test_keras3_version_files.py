@@ -154,9 +154,10 @@ BUILDERS = {
 COMPILERS = {"transformer": compile_transformer, "text": compile_text}
 
 
-# Keras 3.0-3.5 on torch computed other gradients for the embedding and the
-# attention of `transformer` (same loss, same predictions); Keras 3.6 and later,
-# Keras 3.15.1 resuming these very files, and kerasish agree (continued.npz).
+# Keras 3.0.5 and 3.3.3 on torch computed other gradients for the embedding and
+# the attention of `transformer` (same loss, same predictions; 3.4/3.5 not
+# recorded); Keras 3.6.0 and later, Keras 3.15.1 resuming these very files, and
+# kerasish agree (continued.npz).
 def _next_weights_want(version, name, d, rec, index, path):
     if _release(version) < (3, 6, 0) and name == "transformer" and path.split("/")[0] in ("emb", "mha"):
         return dict(np.load(os.path.join(d, "continued.npz"), allow_pickle=False))[f"{name}_w{index}"]
