@@ -341,11 +341,12 @@ def _deserialize_node(node_data, created):
     # Keras 3 records the training flag it resolved while building the graph
     # (Dropout: False, random augmentation: True) and overrides it at run
     # time with the model's: dropped here, so the model's mode decides (kept,
-    # it would switch Dropout off in `fit` for good). A mask that was None
-    # (no mask then) is dropped too: the input's mask, if any, is used.
+    # it would switch Dropout off in `fit` for good). A recorded `"mask": null`
+    # stays None in the node, as Keras 3 replays it (its `Layer.__call__`
+    # fills the mask in for that call only, as the call has keyword
+    # arguments): at run time the mask the input tensor carries then is used
+    # (`functional_from_config` keeps the symbolic call from recording one).
     kwargs.pop("training", None)
-    if "mask" in kwargs and not any(m is not None for m in tree.flatten(kwargs["mask"])):
-        del kwargs["mask"]
     return args, kwargs
 
 
@@ -380,8 +381,15 @@ def functional_from_config(cls, config, custom_objects=None):
                         args, kwargs = _deserialize_node(queue[0], created)
                     except IndexError:
                         break
+                    no_mask = "mask" in kwargs and not any(m is not None for m in tree.flatten(kwargs["mask"]))
+                    if no_mask and not getattr(layer, "_call_has_mask", False):
+                        del kwargs["mask"]  # (a model whose `call` takes no `mask=`: its layers read the masks)
+                        no_mask = False
                     if isinstance(layer, TorchOpLambda):
                         symbolic_ops.symbolic_layer_call(layer, args, kwargs)
+                    elif no_mask:
+                        with symbolic_ops.recorded_without_mask(layer):
+                            layer(*args, **kwargs)
                     else:
                         layer(*args, **kwargs)
                     queue.pop(0)

@@ -8,6 +8,9 @@ KerasTensor land in `add_symbolic_loss` / `add_symbolic_metric`.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 
 from kerasish.backend.keras_tensor import KerasTensor
@@ -48,6 +51,7 @@ def symbolic_layer_call(layer, args, kwargs):
         and getattr(layer, "_symbolic_mask_kwarg", True)
         and kwargs.get("mask") is None
         and _any_mask(input_masks)
+        and getattr(_REPLAY, "no_mask", None) is not layer
     ):
         # as Keras: the input's mask becomes the `mask=` argument of the
         # recorded call, a graph value computed at every run
@@ -60,6 +64,22 @@ def symbolic_layer_call(layer, args, kwargs):
     previous = kwargs.get("mask") if kwargs.get("mask") is not None else input_masks
     _attach_output_masks(layer, inputs, outputs, previous)
     return outputs
+
+
+_REPLAY = threading.local()
+
+
+@contextlib.contextmanager
+def recorded_without_mask(layer):
+    """Replays a node of a saved functional config that recorded `"mask": null`:
+    `layer`'s symbolic call records no mask (Keras 3 keeps the recorded
+    arguments in the node), so the run uses the mask its input carries then."""
+    previous = getattr(_REPLAY, "no_mask", None)
+    _REPLAY.no_mask = layer
+    try:
+        yield
+    finally:
+        _REPLAY.no_mask = previous
 
 
 def _masks_of(inputs):

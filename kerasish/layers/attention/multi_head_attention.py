@@ -409,6 +409,18 @@ class MultiHeadAttention(Layer):
             value_mask = tree.get_mask(value)
         if key_mask is None:
             key_mask = tree.get_mask(key)
+        own_mask = None
+        if not self._explicit_query_mask:
+            # Keras 3's MultiHeadAttention.call takes the Keras masks off its
+            # input tensors (`set_keras_mask(x, None)` on query, value, key)
+            # and puts the query's on its output: a layer after it that reads
+            # the same query tensor (a residual `Add()([x, attention(x, x)])`)
+            # sees no mask on it. Functional graphs from Keras 3.0-3.3 (with
+            # `"mask": null` recorded) take their numbers from this rule.
+            own_mask = query_mask
+            for t in (query, value, key):
+                if tree.get_mask(t) is not None:
+                    t._keras_mask = None
         causal_only = (
             use_causal_mask
             and query_mask is None
@@ -435,6 +447,8 @@ class MultiHeadAttention(Layer):
         if self._use_gate:
             out = out * gate
         out = self._project(m["attention_output"], out)
+        if own_mask is not None:
+            out._keras_mask = own_mask
         if return_attention_scores:
             return out, scores
         return out

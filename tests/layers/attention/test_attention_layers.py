@@ -121,6 +121,31 @@ def test_mha_key_and_query_mask_parity(keras_ref):
 
 
 
+def test_mha_takes_the_masks_off_its_inputs_as_keras(keras_ref):
+    """Keras 3's MultiHeadAttention.call removes the Keras masks from its query,
+    value and key tensors and puts the query's on its output: in eager code a
+    residual `Add()([x, attention(x, x)])` then carries no mask, and a masked
+    pooling after it averages over every step. kerasish kept the masks on the
+    inputs (the pooling masked: other numbers than Keras's)."""
+    ours, theirs = _mha_pair(keras_ref, {"num_heads": 2, "key_dim": 3}, Q, Q)
+    outs = {}
+    for lib, layer, q in ((keras, ours, torch.tensor(Q)), (keras_ref, theirs, torch.tensor(Q))):
+        q._keras_mask = torch.tensor(QMASK)
+        a = layer(q, q, use_causal_mask=True)
+        assert getattr(q, "_keras_mask", None) is None, lib.__name__
+        np.testing.assert_array_equal(to_numpy(a._keras_mask), QMASK)
+        r = lib.layers.Add()([q, a])
+        assert getattr(r, "_keras_mask", None) is None, lib.__name__
+        outs[lib.__name__] = lib.layers.GlobalAveragePooling1D()(r)
+    assert_close(outs["kerasish"], outs["keras"])
+    # a key other than the value loses its mask too; the layer's output keeps the query's
+    k = torch.tensor(V)
+    k._keras_mask = torch.tensor(VMASK)
+    v = torch.tensor(V)
+    out = ours(torch.tensor(Q), v, key=k)
+    assert getattr(k, "_keras_mask", None) is None and not hasattr(out, "_keras_mask")
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.5])
 def test_mha_explicit_query_mask_follows_keras(keras_ref, dropout):
     """Keras 3 reads the query mask from the query tensor only: an explicit
