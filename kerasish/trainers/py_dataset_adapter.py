@@ -105,7 +105,11 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
     def keras_reset(self) -> None:
         """Keras's fit and evaluate call the dataset's `on_epoch_end()` once before their first
         pass (`epoch_iterator.reset()` after `_symbolic_build`; before every validation pass too):
-        a dataset that reshuffles there starts its first epoch on the reshuffled order."""
+        a dataset that reshuffles there starts its first epoch on the reshuffled order.
+        Not under Keras 2's `fit_generator` / `evaluate_generator` (`keras2_generators`): tf.keras 2
+        called `on_epoch_end()` only after each pass."""
+        if not data_adapters._REPLAY_GENERATOR_START.get():
+            return
         self._dataset.on_epoch_end()
 
     def keras_epoch_end_draw(self) -> None:
