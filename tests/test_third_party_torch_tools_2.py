@@ -429,3 +429,19 @@ def test_torch_ema_averages_kerasish_weights_like_the_twins():
     assert not torch.allclose(k[0], km.layers[0].kernel)
     for a, b in pairs:
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_skorch_with_a_keras_optimizer_class_trains_like_the_twin():
+    """skorch makes its optimizer torch's way, `optimizer(params, lr=lr, **optimizer__kwargs)`. A Keras
+    optimizer class took the parameters for its `learning_rate` and `lr=` replaced them: an optimizer
+    with nothing to update (its `step` raised). It is now built on them, the same Keras Adam as on
+    the twin."""
+    x, y = _arrays(96)
+    km = _net(softmax=True)
+    twin = _Twin(km, softmax=True)
+    for net in (km, twin):
+        fitted = _skorch_net(net, optimizer=keras.optimizers.Adam, optimizer__beta_1=0.8).fit(x, y)
+        assert isinstance(fitted.optimizer_, keras.optimizers.Adam) and fitted.optimizer_.beta_1 == 0.8
+        assert float(fitted.optimizer_.learning_rate) == pytest.approx(0.05)
+        assert int(fitted.optimizer_.iterations) == 18  # 3 epochs x 6 batches
+    _assert_same_weights(km, twin, rtol=1e-5, atol=1e-6)
