@@ -264,6 +264,9 @@ def test_skorch_class_module_grid_search_pickle_and_params_round_trip(tmp_path):
     net = _skorch_net(_KerasClassifier, module__units=8).fit(x, y)
     proba = net.predict_proba(x)
     assert proba.shape == (96, 3)
+    # the optimizer, made before the first batch built the model, holds every weight the model ended with
+    held = [p for g in net.optimizer_.param_groups for p in g["params"]]
+    assert len(held) == 4 and {id(p) for p in held} == {id(p) for p in net.module_.parameters()}
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(net)).predict_proba(x), proba)
 
@@ -352,6 +355,26 @@ def test_ignite_model_checkpoint_resume_and_early_stopping(tmp_path):
         patience=2, score_function=lambda e: -e.state.metrics["loss"], trainer=trainer3))
     trainer3.run(_data(), max_epochs=10)
     assert trainer3.state.epoch == 3
+
+
+def test_ignite_ema_handler_averages_like_the_twins():
+    """ignite's `EMAHandler` (a deep copy of the model, parameters averaged, buffers copied): the kerasish
+    model's EMA copy holds the twin's EMA weights and BatchNormalization statistics."""
+    engine = _need("ignite.engine")
+    handlers = _need("ignite.handlers")
+    km = _net(bn=True)
+    twin = _Twin(km, bn=True)
+    emas = []
+    for net in (km, twin):
+        trainer = engine.create_supervised_trainer(net, torch.optim.SGD(net.parameters(), lr=0.1),
+                                                   torch.nn.functional.cross_entropy)
+        ema = handlers.EMAHandler(net, momentum=0.2)
+        ema.attach(trainer)
+        trainer.run(_data(), max_epochs=2)
+        emas.append(ema.ema_model)
+    _assert_same_weights(km, twin, bn=True)
+    _assert_same_weights(emas[0], emas[1], bn=True)
+    assert not np.allclose(emas[0].get_weights()[0], km.get_weights()[0])
 
 
 # ---------------------------------------------------------------- torchmetrics in Lightning
