@@ -295,3 +295,8 @@ def test_torch_style_construction_builds_on_the_parameters():
     with pytest.raises(TypeError, match=r"by keyword.*Keras's order"):
         optimizers.Adam(nets[0].parameters(), 0.1)  # would have been beta_1=0.1
     assert optimizers.SGD(nets[0].parameters()).learning_rate == pytest.approx(0.01)  # Keras's default
+    # a param group may repeat an optimizer-wide setting (ZeroRedundancyOptimizer copies the constructor's
+    # arguments into its groups); another value would be ignored, so it is refused
+    optimizers.Adam(beta_1=0.8).build([{"params": nets[0].parameters(), "beta_1": 0.8, "amsgrad": False}])
+    with pytest.raises(ValueError, match=r"\['beta_1'\] would be silently ignored"):
+        optimizers.Adam(beta_1=0.8).build([{"params": nets[0].parameters(), "beta_1": 0.9}])

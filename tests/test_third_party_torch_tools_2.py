@@ -468,3 +468,30 @@ def test_skorch_with_a_keras_optimizer_class_trains_like_the_twin():
         assert float(fitted.optimizer_.learning_rate) == pytest.approx(0.05)
         assert int(fitted.optimizer_.iterations) == 18  # 3 epochs x 6 batches
     _assert_same_weights(km, twin, rtol=1e-5, atol=1e-6)
+
+
+def test_zero_redundancy_optimizer_with_a_keras_optimizer_class(tmp_path):
+    """`ZeroRedundancyOptimizer(params, optimizer_class=keras.optimizers.Adam, lr=..., beta_1=...)` makes
+    its optimizer torch's way and copies the constructor's arguments into each param group: it trains
+    as the same Keras Adam built directly (one process, gloo)."""
+    dist = torch.distributed
+    if not dist.is_available() or dist.is_initialized():
+        pytest.skip("needs torch.distributed without a process group already set up")
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        km = _net()
+        twin = _Twin(km)
+        zero = ZeroRedundancyOptimizer(km.parameters(), optimizer_class=keras.optimizers.Adam, lr=1e-2, beta_1=0.8)
+        direct = keras.optimizers.Adam(learning_rate=1e-2, beta_1=0.8).build(twin.parameters())
+        for net, opt in ((km, zero), (twin, direct)):
+            net.train()
+            for x, y in _data():
+                torch.nn.functional.cross_entropy(net(x), y).backward()
+                opt.step()
+                opt.zero_grad()
+        assert isinstance(zero.optim, keras.optimizers.Adam) and int(zero.optim.iterations) == 4
+        _assert_same_weights(km, twin)
+    finally:
+        dist.destroy_process_group()

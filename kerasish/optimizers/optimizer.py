@@ -213,6 +213,18 @@ def _assign_learning_rate(optimizer, snapshot: torch.Tensor, op, value) -> torch
     return snapshot
 
 
+_MISSING = object()
+
+
+def _same_setting(current, value) -> bool:
+    """Whether a param group's `value` is the optimizer-wide setting `current` (numbers, bools, None)."""
+    if current is _MISSING:
+        return False
+    if current is None or value is None or isinstance(current, bool) or isinstance(value, bool):
+        return current is value
+    return isinstance(current, numbers.Number) and isinstance(value, numbers.Number) and current == value
+
+
 def _is_param_iterable(value) -> bool:
     """Whether an optimizer's first argument is torch's `params` (an iterator such as
     `model.parameters()`, or a list/tuple of tensors, `(name, tensor)` pairs or param-group dicts), which Keras's
@@ -518,7 +530,10 @@ class Optimizer(torch.optim.Optimizer):
         "weight_decay" (read per group); other torch keys ("momentum", "betas", "eps", ...) are refused:
         a Keras optimizer's other settings are optimizer-wide and would be silently ignored."""
         if not self._bootstrapping and isinstance(param_group, dict):
-            unread = sorted(k for k in param_group if k not in _GROUP_KEYS_READ)
+            # (a key holding the optimizer-wide value is not ignored: ZeroRedundancyOptimizer copies the
+            # constructor's arguments into each group it hands the optimizer it makes)
+            unread = sorted(k for k in param_group if k not in _GROUP_KEYS_READ
+                            and not _same_setting(self.__dict__.get(k, _MISSING), param_group[k]))
             if unread:
                 raise ValueError(
                     f"{type(self).__name__} '{self.name}' reads only 'lr' and 'weight_decay' from a param group; "
