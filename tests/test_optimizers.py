@@ -1,6 +1,7 @@
 """Optimizers vs real Keras 3 (torch backend): same weights, same gradients."""
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -265,3 +266,37 @@ def test_param_groups_and_devices_dtypes():
     assert a.dtype == torch.float64 and opt.state[a]["momentum"].dtype == torch.float64
     assert float(1 - a[0].detach()) == pytest.approx(0.1, rel=1e-5)
     assert float(1 - b[0].detach()) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_torch_style_construction_builds_on_the_parameters():
+    """`Adam(model.parameters(), lr=...)` (torch's order, as skorch and ZeroRedundancyOptimizer build
+    optimizers) is `Adam(learning_rate=...).build(params)`; the parameters used to be taken for
+    `learning_rate` and dropped for `lr=`, leaving an optimizer with nothing to update."""
+    torch.manual_seed(0)
+    nets = [torch.nn.Linear(3, 2) for _ in range(4)]
+    for net in nets[1:]:
+        net.load_state_dict(nets[0].state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (torch's `lr` here: no Keras 2 deprecation warning)
+        opts = [optimizers.Adam(learning_rate=0.1, beta_1=0.8).build(nets[0].parameters()),
+                optimizers.Adam(nets[1].parameters(), lr=0.1, beta_1=0.8),
+                optimizers.Adam(params=list(nets[2].named_parameters()), learning_rate=0.1, beta_1=0.8),
+                optimizers.Adam([{"params": nets[3].parameters()}], lr=0.1, beta_1=0.8)]
+    x = torch.randn(5, 3)
+    initial = nets[0].weight.detach().clone()
+    for net, opt in zip(nets, opts):
+        for _ in range(3):
+            net(x).square().sum().backward()
+            opt.step()
+            opt.zero_grad()
+    for net in nets[1:]:
+        torch.testing.assert_close(net.weight, nets[0].weight, rtol=0, atol=0)
+    assert not torch.allclose(nets[0].weight, initial)
+    with pytest.raises(TypeError, match=r"by keyword.*Keras's order"):
+        optimizers.Adam(nets[0].parameters(), 0.1)  # would have been beta_1=0.1
+    assert optimizers.SGD(nets[0].parameters()).learning_rate == pytest.approx(0.01)  # Keras's default
+    # a param group may repeat an optimizer-wide setting (ZeroRedundancyOptimizer copies the constructor's
+    # arguments into its groups); another value would be ignored, so it is refused
+    optimizers.Adam(beta_1=0.8).build([{"params": nets[0].parameters(), "beta_1": 0.8, "amsgrad": False}])
+    with pytest.raises(ValueError, match=r"\['beta_1'\] would be silently ignored"):
+        optimizers.Adam(beta_1=0.8).build([{"params": nets[0].parameters(), "beta_1": 0.9}])

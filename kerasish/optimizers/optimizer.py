@@ -17,6 +17,7 @@ parameters.
 
 from __future__ import annotations
 
+import collections.abc
 import functools
 import math
 import operator
@@ -212,6 +213,62 @@ def _assign_learning_rate(optimizer, snapshot: torch.Tensor, op, value) -> torch
     return snapshot
 
 
+_MISSING = object()
+
+
+def _same_setting(current, value) -> bool:
+    """Whether a param group's `value` is the optimizer-wide setting `current` (numbers, bools, None)."""
+    if current is _MISSING:
+        return False
+    if current is None or value is None or isinstance(current, bool) or isinstance(value, bool):
+        return current is value
+    return isinstance(current, numbers.Number) and isinstance(value, numbers.Number) and current == value
+
+
+def _is_param_iterable(value) -> bool:
+    """Whether an optimizer's first argument is torch's `params` (an iterator such as
+    `model.parameters()`, or a list/tuple of tensors, `(name, tensor)` pairs or param-group dicts), which Keras's
+    `learning_rate` never is."""
+    if isinstance(value, torch.Tensor | str | bytes | dict | numbers.Number) or callable(value):
+        return False
+    if isinstance(value, collections.abc.Iterator):
+        return True
+    return (isinstance(value, list | tuple) and bool(value)
+            and all(isinstance(v, torch.Tensor) or (isinstance(v, dict) and "params" in v)
+                    or (isinstance(v, tuple) and len(v) == 2 and isinstance(v[1], torch.Tensor)) for v in value))
+
+
+def _accepting_torch_construction(init):
+    """Wraps a kerasish optimizer's `__init__` to also take torch's construction,
+    `Adam(model.parameters(), lr=1e-3, ...)`, as torch tools do it (skorch's
+    `optimizer=`, `ZeroRedundancyOptimizer(optimizer_class=...)`): the optimizer is
+    built on those parameters, `lr` is the learning rate, and the other arguments
+    are Keras's, by keyword. (Keras's `learning_rate` came first: the parameters
+    were taken for it and `lr=` replaced them, leaving an optimizer with nothing
+    to update.)"""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        params = kwargs.pop("params", None) if "params" in kwargs else None
+        if params is None and args and _is_param_iterable(args[0]):
+            params, args = args[0], args[1:]
+        if params is None:
+            return init(self, *args, **kwargs)
+        if args:
+            raise TypeError(
+                f"{type(self).__name__}: after the parameters (torch's `{type(self).__name__}(params, lr=...)`), "
+                "pass the other arguments by keyword: positionally they would take Keras's order "
+                f"(learning_rate, ...), not torch's. Received {len(args)} more positional argument(s): {args}"
+            )
+        if "lr" in kwargs and "learning_rate" not in kwargs:
+            kwargs["learning_rate"] = kwargs.pop("lr")  # (torch's name here, not Keras 2's deprecated one)
+        init(self, **kwargs)
+        self.build(params)
+        return None
+
+    return __init__
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base class of Keras optimizers on torch.
 
@@ -263,6 +320,8 @@ class Optimizer(torch.optim.Optimizer):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._keras_module = "keras.optimizers" if cls.__module__.startswith("kerasish.optimizers") else None
+        if cls.__module__.startswith("kerasish.optimizers") and "__init__" in cls.__dict__:
+            cls.__init__ = _accepting_torch_construction(cls.__dict__["__init__"])
 
     def __init__(
         self,
@@ -471,7 +530,10 @@ class Optimizer(torch.optim.Optimizer):
         "weight_decay" (read per group); other torch keys ("momentum", "betas", "eps", ...) are refused:
         a Keras optimizer's other settings are optimizer-wide and would be silently ignored."""
         if not self._bootstrapping and isinstance(param_group, dict):
-            unread = sorted(k for k in param_group if k not in _GROUP_KEYS_READ)
+            # (a key holding the optimizer-wide value is not ignored: ZeroRedundancyOptimizer copies the
+            # constructor's arguments into each group it hands the optimizer it makes)
+            unread = sorted(k for k in param_group if k not in _GROUP_KEYS_READ
+                            and not _same_setting(self.__dict__.get(k, _MISSING), param_group[k]))
             if unread:
                 raise ValueError(
                     f"{type(self).__name__} '{self.name}' reads only 'lr' and 'weight_decay' from a param group; "
