@@ -1129,7 +1129,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     def __deepcopy__(self, memo):
         """`copy.deepcopy`: the copy Python's default protocol makes; an unbuilt
         copy also remembers its original weakly (see `lazy_weights`:
-        pairing it with that original once built fails loudly)."""
+        pairing it with that original once built fails loudly). Reached
+        through a wrapper that forwards attribute reads (`torch.compile`'s
+        OptimizedModule), the wrapper is copied, as torch copies it around
+        its own modules."""
+        caller = sys._getframe(1)
+        wrapper = caller.f_locals.get("x") if caller.f_code is copy.deepcopy.__code__ else None
+        if wrapper is not None and wrapper is not self and not isinstance(wrapper, Layer):
+            # `copy.deepcopy(torch.compile(layer))`: the OptimizedModule forwards attribute reads, this
+            # method's too, to the layer; torch copies the wrapper (a compiled copy of a copy of the
+            # module), not the module alone, which gave an uncompiled copy
+            return copy._reconstruct(wrapper, memo, *wrapper.__reduce_ex__(4))
         new = copy._reconstruct(self, memo, *self.__reduce_ex__(4))
         lazy_weights.remember_source(new, self)
         return new
