@@ -73,12 +73,33 @@ def substituted_dtype(layer, d):
         return None
     dtype = torch.Tensor.dtype.__get__(value) if isinstance(value, torch.Tensor) else None
     if isinstance(value, Variable) and dtype is variable_dtype or value is None or not value.is_floating_point():
-        d["_weight_anchor"] = None  # replaced for good: planned again (see `Layer.forward`)
-        d["_plain"] = None
+        _anchor_again(layer, d)  # replaced for good
         return None
     if dtype is variable_dtype or dtype is d["_compute_torch_dtype"]:
         return None  # (the same dtype: the values only)
     return dtype
+
+
+def _anchor_again(layer, d) -> None:
+    """A new anchor after the weight was replaced for good (`load_state_dict(assign=True)`, a
+    parametrization, an RNN's first-call weight layout), in the hot path's plan too. The plan is
+    not reset: a layer whose plan is derived only by its own calls (an RNN cell, which its layer
+    runs directly) would keep None, and torch.compile would see the plan change once more."""
+    new = d["_weight_anchor"] = anchor(layer, d)
+    plan = d["_plain"]
+    if plan:
+        d["_plain"] = (*plan[:4], *(new[:3] if new is not None else (None, None, None)))
+
+
+def anchor_again_after(module) -> None:
+    """After a `functional_call` of kerasish's own (shape inference on the meta device): the
+    layers whose plan was derived during it anchor their own weights again, so that their next
+    call takes the same path as the ones after it (`torch.jit.trace` compares two calls)."""
+    for m in module.modules():
+        d = m.__dict__
+        a = d.get("_weight_anchor")
+        if a is not None and a[2] is None:
+            _anchor_again(m, d)
 
 
 def call(layer, d, dtype, args, kwargs):
