@@ -619,8 +619,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             # a weight replaced behind the layer's back (`torch.func.functional_call`,
             # `torch.nn.utils.stateless`): the full path sees whether it computes in another dtype
             # (`weight_substitution`; an identity check: a Variable's `.dtype` costs far more)
-            if fast and plan[4] is not None and plan[4].get(plan[5]) is not plan[6]:
-                fast = False
+            if fast and plan[4] is not None:
+                try:
+                    fast = plan[4][plan[5]] is plan[6]
+                except KeyError:  # (taken away: a parametrization)
+                    fast = False
         if fast:
             spec = plan[2]
             if spec is not None:
