@@ -57,7 +57,7 @@ class _CallState:
     """One thread's call state (see the module docstring)."""
 
     __slots__ = ("stack", "entry", "losses", "build_device", "symbolic", "scope", "casts", "cast_cache", "dirty",
-                 "device", "stateless", "remat")
+                 "device", "stateless", "remat", "substituted")
 
     def __init__(self):
         self.stack = []
@@ -72,6 +72,9 @@ class _CallState:
         self.device = None
         self.stateless = None
         self.remat = []
+        # (variable dtype, dtype) of the calls in progress of models given weights of another
+        # dtype (`functional_call`): their layers without weights compute in it (`weight_substitution`)
+        self.substituted = []
 
 
 class _ThreadState(threading.local):

@@ -34,6 +34,7 @@ from kerasish.layers.layer_call import cast_int_input
 from kerasish.layers.layer_call import eager_call
 from kerasish.layers.layer_call import forward_for
 from kerasish.layers.layer_call import torch_autocast_on
+from kerasish.layers import weight_substitution
 from kerasish.layers import layer_moves
 from kerasish.layers import lazy_weights
 from kerasish.layers.input_spec import InputSpec
@@ -616,6 +617,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 pass
             if not fast and isinstance(x, torch.Tensor):  # an integer input of a layer that takes it as is
                 fast = not (x.is_floating_point() or self._float_inputs or x.is_complex())
+            # a weight replaced behind the layer's back (`torch.func.functional_call`,
+            # `torch.nn.utils.stateless`): the full path sees whether it computes in another dtype
+            # (`weight_substitution`; an identity check: a Variable's `.dtype` costs far more)
+            if fast and plan[4] is not None:
+                try:
+                    fast = plan[4][plan[5]] is plan[6]
+                except KeyError:  # (taken away: a parametrization)
+                    fast = False
         if fast:
             spec = plan[2]
             if spec is not None:
@@ -639,6 +648,18 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             training_plan = plan[3]
             leaf = not d["_modules"]
         else:
+            # weights of another dtype put in the layer's place (`weight_substitution`)
+            anchor = d.get("_weight_anchor")
+            if anchor is None and d["_plain"] is None and d["built"]:
+                self._derive_plain()  # (a model built before its first call: `functional_call` may be it)
+                anchor = d["_weight_anchor"]
+            if anchor is not None:
+                substituted = (None if anchor[0].get(anchor[1]) is anchor[2]
+                               else weight_substitution.substituted_dtype(self, d))
+            else:
+                substituted = weight_substitution.substituted_dtype(self, d) if _LOCAL.state.substituted else None
+            if substituted is not None:
+                return weight_substitution.call(self, d, substituted, args, kwargs)
             args, x, cast_weights = self._prepare_inputs(args, kwargs)
             if args is None:
                 return x  # a symbolic call: the output KerasTensors
@@ -738,6 +759,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             # a layer that finished building inside its call (MultiHeadAttention sets its
             # input_spec there): its plan now, not one call later, when a model compiled
             # after one warm-up call would see the plan change and recompile
+            self._derive_plain()
+        elif d.get("_anchor_pending"):
+            # a model planned before its layers were built (their weights: `weight_substitution`)
+            d["_anchor_pending"] = False
             self._derive_plain()
 
         if outputs is None:
@@ -961,7 +986,15 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
              bool(self._call_uses_training()))
             if cls._call_has_training else None
         )
-        d["_plain"] = (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec, training_plan) if plain else False
+        # the weight whose dtype tells a `functional_call` of other-dtype weights (see `weight_substitution`)
+        anchor = d["_weight_anchor"] = weight_substitution.anchor(self, d)
+        if anchor is None and d["_modules"] and "_anchor_pending" not in d:
+            d["_anchor_pending"] = True  # (once more after the call in progress, which may build its layers)
+        d["_plain"] = (
+            (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec, training_plan,
+             *(anchor[:3] if anchor is not None else (None, None, None)))
+            if plain else False
+        )
 
     def _build_once(self, inputs):
         """The first call's build, one thread at a time: a thread that finds
@@ -1106,7 +1139,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     def __deepcopy__(self, memo):
         """`copy.deepcopy`: the copy Python's default protocol makes; an unbuilt
         copy also remembers its original weakly (see `lazy_weights`:
-        pairing it with that original once built fails loudly)."""
+        pairing it with that original once built fails loudly). Reached
+        through a wrapper that forwards attribute reads (`torch.compile`'s
+        OptimizedModule), the wrapper is copied, as torch copies it around
+        its own modules."""
+        caller = sys._getframe(1)
+        wrapper = caller.f_locals.get("x") if caller.f_code is copy.deepcopy.__code__ else None
+        if wrapper is not None and wrapper is not self and not isinstance(wrapper, Layer):
+            # `copy.deepcopy(torch.compile(layer))`: the OptimizedModule forwards attribute reads, this
+            # method's too, to the layer; torch copies the wrapper (a compiled copy of a copy of the
+            # module), not the module alone, which gave an uncompiled copy
+            return copy._reconstruct(wrapper, memo, *wrapper.__reduce_ex__(4))
         new = copy._reconstruct(self, memo, *self.__reduce_ex__(4))
         lazy_weights.remember_source(new, self)
         return new
@@ -1114,6 +1157,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     def __getstate__(self):
         state = nn.Module.__getstate__(self)
         state.pop("_copied_from", None)  # (a weak reference: neither picklable nor meaningful elsewhere)
+        state.pop("_weight_anchor", None)  # (derived again with the plan)
         return state
 
     def __setstate__(self, state):

@@ -31,6 +31,29 @@ from kerasish.variables import forget_autocast_casts
 from kerasish.variables import rewrap_like
 
 # Keras 2 `add_weight` kwargs that have no meaning here but are accepted.
+_TORCH_REGISTER_PARAMETER = nn.Module.register_parameter
+
+
+def _intercepted_parameter_device(device, dtype):
+    """The device a trainable weight is made on while torch's
+    `nn.Module.register_parameter` is replaced by a function that moves
+    every parameter registered (Hugging Face accelerate's
+    `init_empty_weights()`: to the meta device): asked with an empty
+    parameter on a plain module, so that the weight is drawn there and no
+    memory is allocated for it. kerasish weights are materialized in place,
+    without a `register_parameter` call such a function would see."""
+    probe = nn.Module()
+    empty = nn.Parameter(torch.empty(0, dtype=dtypes.to_torch_dtype(dtype), device=device or "cpu"))
+    try:
+        nn.Module.register_parameter(probe, "probe", empty)
+        moved = probe._parameters.get("probe")
+    except Exception:  # (a replacement that is no device move, and fails on a bare module)
+        return device
+    if isinstance(moved, torch.Tensor) and moved.device != empty.device:
+        return moved.device
+    return device
+
+
 _LEGACY_ADD_WEIGHT_KWARGS = frozenset(
     {"getter", "collections", "experimental_autocast", "caching_device", "partitioner", "use_resource"}
 )
@@ -238,8 +261,11 @@ class LayerWeightsMixin:
         device = state.device or state.build_device or self.__dict__.get("_device_hint")
         if device is not None and torch.device(device).type == "meta":
             device = None  # built while shapes are inferred: real weights, never meta ones
+        if trainable and nn.Module.register_parameter is not _TORCH_REGISTER_PARAMETER:
+            device = _intercepted_parameter_device(device, dtype)
         if device is not None and torch.device(device).type != "cpu":
-            # drawn where the weight lives: no large CPU draw and copy per weight on a GPU
+            # drawn where the weight lives: no large CPU draw and copy per weight on a GPU (nothing
+            # allocated on the meta device)
             with torch.device(device):
                 value = init(shape, dtype=dtype)
         else:

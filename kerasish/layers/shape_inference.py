@@ -24,6 +24,7 @@ from kerasish.backend import dtypes
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.backend.tensor_spec import TensorSpec
 from kerasish.layers import call_context as ctx
+from kerasish.layers import weight_substitution
 from kerasish.utils import tree
 
 _PROBE_SIZES = (83, 89)  # unrelated primes, as Keras's torch backend uses
@@ -69,7 +70,10 @@ def _run(layer, args, kwargs, size, device):
     ctx.state().symbolic = True
     try:
         if state:
-            return torch.func.functional_call(layer, state, tuple(margs), mkwargs, strict=False, tie_weights=True)
+            try:
+                return torch.func.functional_call(layer, state, tuple(margs), mkwargs, strict=False, tie_weights=True)
+            finally:
+                weight_substitution.anchor_again_after(layer)
         return layer(*margs, **mkwargs)
     finally:
         ctx.state().symbolic = previous_symbolic

@@ -21,6 +21,7 @@ from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.input_layer import Input
 from kerasish.layers.input_layer import InputLayer
 from kerasish.layers import layer_moves
+from kerasish.layers import weight_substitution
 from kerasish.layers.layer import Layer
 from kerasish.models import graph
 from kerasish.models.shape_mismatch import warn_incompatible_shape
@@ -418,7 +419,11 @@ class Functional(Model):
         flat = self._flat_inputs(inputs)
         mask = kwargs.get("mask")
         masks = tree.flatten(mask) if mask is not None else None
-        for j, check in enumerate(d["_input_checks"]):
+        checks = d["_input_checks"]
+        if "_substituted_dtype" in d:  # called with weights of another dtype: see `weight_substitution`
+            checks = [(c[0], c[1], weight_substitution.input_dtype(d, c[2]) if c[2] is not None else None, *c[3:])
+                      for c in checks]
+        for j, check in enumerate(checks):
             x = self._check_input(flat[j], check)
             if masks is not None and masks[j] is not None:
                 x._keras_mask = masks[j]

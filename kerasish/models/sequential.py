@@ -9,7 +9,9 @@ from kerasish.backend import dtypes
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers.input_layer import InputLayer
 from kerasish.layers.input_layer import standardize_shape
+from kerasish.layers import layer_moves
 from kerasish.layers import tracking
+from kerasish.layers import weight_substitution
 from kerasish.layers.layer import Layer
 from kerasish.models.model import Model
 from kerasish.models.shape_mismatch import warn_incompatible_shape
@@ -58,6 +60,7 @@ class Sequential(Model):
         d["_graph_inputs"] = None
         d["_graph_outputs"] = None
         d["_input_check"] = None
+        d["_input_cast"] = None
 
     # ------------------------------------------------------------ editing
     def add(self, layer, rebuild=True):
@@ -254,6 +257,9 @@ class Sequential(Model):
             (axis, size) for axis, size in enumerate(inputs.shape) if axis > 0 and size is not None
         )
         d["_input_check"] = (len(inputs.shape), fixed)
+        # a declared `Input`'s dtype: Keras's Sequential runs its functional graph, which converts the
+        # inputs to it (a float64 `Input` keeps float64 data, a float16 one rounds, an int32 one truncates)
+        d["_input_cast"] = dtypes.to_torch_dtype(inputs.dtype) if declared and inputs.dtype != dtypes.STRING else None
 
     def _build_on_first_call(self, inputs):
         d = self.__dict__
@@ -287,12 +293,42 @@ class Sequential(Model):
                 if inputs.shape[axis] != size:
                     warn_incompatible_shape(self, d["_graph_inputs"], inputs)
                     break
+        cast = d.get("_input_cast")
+        if cast is not None and isinstance(inputs, torch.Tensor) and inputs.dtype is not cast:
+            inputs = self._cast_input(inputs, cast)
         mask = kwargs.get("mask")
         if mask is not None:
             inputs._keras_mask = mask
         for layer in d["_call_layers"]:
             inputs = layer(inputs)
         return inputs
+
+    def _cast_input(self, x, dtype):
+        """`x` converted to the declared `Input` dtype as Keras's functional graph does (floating
+        inputs of a model given weights of another dtype: to theirs, see `weight_substitution`)."""
+        dtype = weight_substitution.input_dtype(self.__dict__, dtype)
+        if x.dtype is dtype or x.dtype == torch.bool or dtype == torch.bool:
+            return x
+        if not (x.is_floating_point() or dtype.is_floating_point):
+            return x  # (integer to integer: the layers take any integer dtype, as Keras's ids)
+        mask = x.__dict__.get("_keras_mask") if x.__dict__ else None
+        x = x.to(dtype)
+        if mask is not None:
+            x._keras_mask = mask
+        return x
+
+    def _apply(self, fn, recurse=True):
+        """`.double()`, `.half()`, `.to(dtype)`: a floating declared `Input`
+        casts to the dtype the move gives (as a floating buffer of the model
+        would be), as `Functional._apply` does; the config reports it."""
+        out = super()._apply(fn, recurse)
+        d = self.__dict__
+        cast = d.get("_input_cast")
+        if cast is not None and cast.is_floating_point:
+            moved = layer_moves.dtype_after(fn, cast)
+            if moved.is_floating_point:
+                d["_input_cast"] = moved
+        return out
 
     def _raise_shape(self, x):
         ref = self.__dict__["_graph_inputs"]
@@ -383,6 +419,10 @@ class Sequential(Model):
         layer_configs = []
         for layer in self.__dict__["_seq_layers"]:
             layer_config = serialize_keras_object(layer)
+            cast = self.__dict__.get("_input_cast")
+            if isinstance(layer, InputLayer) and cast is not None and cast.is_floating_point:
+                # moved by `.double()`...: the loaded model casts as this one (see `_apply`)
+                layer_config["config"]["dtype"] = dtypes.standardize_dtype(cast)
             if not isinstance(layer, InputLayer):
                 build_config = layer.get_build_config()
                 if build_config is not None:

@@ -120,15 +120,18 @@ class LayerNormalization(GammaBetaMixin, Layer):
         gamma = as_float32(self.gamma)
         beta = as_float32(self.beta)
         eps = self.epsilon
+        # Keras computes in the input's dtype (float32 at least), the weights cast to it: float64
+        # weights given float32 inputs too (`.double()`; F.layer_norm would refuse the mix)
+        if gamma is not None and gamma.dtype is not x.dtype:
+            gamma = gamma.to(x.dtype)
+        if beta is not None and beta.dtype is not x.dtype:
+            beta = beta.to(x.dtype)
         if self.rms_scaling:
             var = torch.var(x, dim=self._norm_dims, correction=0, keepdim=True)
             out = x * torch.rsqrt(var + eps)
             if gamma is not None:
                 out = out * gamma.view(self._bshape)
         elif self._trailing:
-            if x.dtype is torch.float64:  # F.layer_norm needs one dtype; Keras promotes to float64 here
-                gamma = gamma.double() if gamma is not None else None
-                beta = beta.double() if beta is not None else None
             out = F.layer_norm(x, self._normalized_shape, gamma, beta, eps)
         else:
             var, mean = torch.var_mean(x, dim=self._norm_dims, correction=0, keepdim=True)

@@ -9,6 +9,7 @@ import torch
 
 from kerasish.backend.keras_tensor import KerasTensor
 from kerasish.layers import call_context as ctx
+from kerasish.layers import weight_substitution
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 from kerasish.layers.layer_call import torch_autocast_on
@@ -219,7 +220,8 @@ class RNN(Layer):
     def _state_dtype(self, like):
         """Keras converts the states to the cell's compute dtype."""
         cell = self.cell
-        return cell._compute_torch_dtype if isinstance(cell, Layer) else like.dtype
+        # (the dtype of weights put in the cell's place by `functional_call`, see `weight_substitution`)
+        return weight_substitution.call_dtype(cell) if isinstance(cell, Layer) else like.dtype
 
     def _constant_buffer_value(self, name):
         # a stateful layer's carried states after `to_empty()`: the zeros `reset_states()` gives
