@@ -223,6 +223,13 @@ class BatchNormalization(GammaBetaMixin, Layer):
         self._rank_free = self.axis == -1
         return (None, shape[0]) if self.axis == -1 else (None, shape[0], None)
 
+    def _hot_mask_mode(self):
+        # an unmasked call takes the hot path; a mask (the input's or `mask=`) the full one
+        cls = type(self)
+        if cls._has_compute_mask or not cls._call_has_mask:
+            return super()._hot_mask_mode()
+        return 2
+
     # ------------------------------------------------------------------ call
     def call(self, inputs, training=None, mask=None):
         if mask is not None and mask.ndim != inputs.ndim - 1:
@@ -230,17 +237,45 @@ class BatchNormalization(GammaBetaMixin, Layer):
                 "The mask provided should be one dimension less than the inputs. "
                 f"Received: mask.shape={tuple(mask.shape)}, inputs.shape={tuple(inputs.shape)}"
             )
+        d = self.__dict__
+        if not (training and d["_trainable"]):
+            # inference, written out with the weights read from the registries: the hot path of a
+            # ResNet (53 of these per call) and of a compiled call, where every helper function,
+            # global name or `nn.Module.__getattr__` read is a guard checked per call
+            params, buffers = d["_parameters"], d["_buffers"]
+            gamma = params["gamma"] if "gamma" in params else self.gamma  # (scale=False: None)
+            beta = params["beta"] if "beta" in params else self.beta
+            mean = buffers["moving_mean"] if "moving_mean" in buffers else self.moving_mean
+            var = buffers["moving_variance"] if "moving_variance" in buffers else self.moving_variance
+            out_dtype = inputs.dtype
+            # half-precision tensors in float32 (`as_float32`; the statistics overflow in 16 bits)
+            x = inputs.float() if out_dtype.itemsize == 2 and inputs.is_floating_point() else inputs
+            if gamma is not None and gamma.dtype.itemsize == 2:
+                gamma = gamma.float()
+            if beta is not None and beta.dtype.itemsize == 2:
+                beta = beta.float()
+            if mean.dtype.itemsize == 2:
+                mean, var = mean.float(), var.float()
+            eps = self.epsilon
+            if d["_channels_last"]:
+                if x.dim() == 4:
+                    # NHWC data as an NCHW channels_last view: torch's channels-last
+                    # batch-norm kernel, the one nn.BatchNorm2d uses, no copy
+                    y = F.batch_norm(x.permute(0, 3, 1, 2), mean, var, gamma, beta, False, 0.0, eps).permute(0, 2, 3, 1)
+                else:
+                    y = F.batch_norm(x.reshape(-1, x.shape[-1]), mean, var, gamma, beta, False, 0.0, eps).view(x.shape)
+            else:
+                y = self._from_channel_dim1(F.batch_norm(self._to_channel_dim1(x)[0], mean, var, gamma, beta, False,
+                                                         0.0, eps), None)
+            return y if y.dtype is out_dtype else y.to(out_dtype)
         out_dtype = inputs.dtype
         x = as_float32(inputs)
         gamma = as_float32(self.gamma)
         beta = as_float32(self.beta)
-        if training and self._trainable:
-            if mask is None and not self.renorm and not self.synchronized and not distribution_lib.sync_batch_stats():
-                out = self._fused_training(x, gamma, beta)
-            else:
-                out = self._explicit_training(x, gamma, beta, mask)
+        if mask is None and not self.renorm and not self.synchronized and not distribution_lib.sync_batch_stats():
+            out = self._fused_training(x, gamma, beta)
         else:
-            out = self._inference(x, gamma, beta)
+            out = self._explicit_training(x, gamma, beta, mask)
         return out.to(out_dtype)
 
     def _to_channel_dim1(self, x):
@@ -257,18 +292,6 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if self._caxis == 1:
             return y
         return y.movedim(1, self._caxis)
-
-    def _inference(self, x, gamma, beta):
-        mean = as_float32(self.moving_mean)
-        var = as_float32(self.moving_variance)
-        if self._channels_last and x.dim() == 4:
-            # NHWC data as an NCHW channels_last view: torch's channels-last
-            # batch-norm kernel, the one nn.BatchNorm2d uses, no copy
-            y = F.batch_norm(x.permute(0, 3, 1, 2), mean, var, gamma, beta, False, 0.0, self.epsilon)
-            return y.permute(0, 2, 3, 1)
-        xt, shape = self._to_channel_dim1(x)
-        y = F.batch_norm(xt, mean, var, gamma, beta, False, 0.0, self.epsilon)
-        return self._from_channel_dim1(y, shape)
 
     def _fused_training(self, x, gamma, beta):
         # One fused kernel normalizes with the batch moments and hands them back
