@@ -17,7 +17,6 @@ from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSIL
 from kerasish.layers.normalization.base_normalization import GammaBetaMixin
 from kerasish.layers.normalization import swa_update_bn
 from kerasish.layers.normalization import sync_convert
-from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
 from kerasish.utils.argument_validation import check_number
 
@@ -237,23 +236,24 @@ class BatchNormalization(GammaBetaMixin, Layer):
                 "The mask provided should be one dimension less than the inputs. "
                 f"Received: mask.shape={tuple(mask.shape)}, inputs.shape={tuple(inputs.shape)}"
             )
+        # the weights read from the registries, half-precision tensors in float32 (`as_float32`;
+        # the statistics overflow in 16 bits), written out: inference is the hot path of a ResNet
+        # (53 of these per call), and in a compiled call every helper function, global name or
+        # `nn.Module.__getattr__` read is a guard checked per call
         d = self.__dict__
+        params = d["_parameters"]
+        gamma = params["gamma"] if "gamma" in params else self.gamma  # (scale=False: None)
+        beta = params["beta"] if "beta" in params else self.beta
+        if gamma is not None and gamma.dtype.itemsize == 2:
+            gamma = gamma.float()
+        if beta is not None and beta.dtype.itemsize == 2:
+            beta = beta.float()
+        out_dtype = inputs.dtype
+        x = inputs.float() if out_dtype.itemsize == 2 and inputs.is_floating_point() else inputs
         if not (training and d["_trainable"]):
-            # inference, written out with the weights read from the registries: the hot path of a
-            # ResNet (53 of these per call) and of a compiled call, where every helper function,
-            # global name or `nn.Module.__getattr__` read is a guard checked per call
-            params, buffers = d["_parameters"], d["_buffers"]
-            gamma = params["gamma"] if "gamma" in params else self.gamma  # (scale=False: None)
-            beta = params["beta"] if "beta" in params else self.beta
+            buffers = d["_buffers"]
             mean = buffers["moving_mean"] if "moving_mean" in buffers else self.moving_mean
             var = buffers["moving_variance"] if "moving_variance" in buffers else self.moving_variance
-            out_dtype = inputs.dtype
-            # half-precision tensors in float32 (`as_float32`; the statistics overflow in 16 bits)
-            x = inputs.float() if out_dtype.itemsize == 2 and inputs.is_floating_point() else inputs
-            if gamma is not None and gamma.dtype.itemsize == 2:
-                gamma = gamma.float()
-            if beta is not None and beta.dtype.itemsize == 2:
-                beta = beta.float()
             if mean.dtype.itemsize == 2:
                 mean, var = mean.float(), var.float()
             eps = self.epsilon
@@ -268,15 +268,11 @@ class BatchNormalization(GammaBetaMixin, Layer):
                 y = self._from_channel_dim1(F.batch_norm(self._to_channel_dim1(x)[0], mean, var, gamma, beta, False,
                                                          0.0, eps), None)
             return y if y.dtype is out_dtype else y.to(out_dtype)
-        out_dtype = inputs.dtype
-        x = as_float32(inputs)
-        gamma = as_float32(self.gamma)
-        beta = as_float32(self.beta)
         if mask is None and not self.renorm and not self.synchronized and not distribution_lib.sync_batch_stats():
             out = self._fused_training(x, gamma, beta)
         else:
             out = self._explicit_training(x, gamma, beta, mask)
-        return out.to(out_dtype)
+        return out if out.dtype is out_dtype else out.to(out_dtype)
 
     def _to_channel_dim1(self, x):
         """(view, restore) with the channels at dim 1, as torch's kernels want."""
@@ -368,7 +364,9 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if call_context.in_backward():
             return
         m = self._momentum_now()
-        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+        buffers = self.__dict__["_buffers"]  # (read as `call` reads them: no `nn.Module.__getattr__`)
+        for name, batch in (("moving_mean", mean), ("moving_variance", var)):
+            moving = buffers[name] if name in buffers else getattr(self, name)
             moving.copy_(moving.float() * m + batch * (1.0 - m))
 
     def _moments(self, x, mask):
