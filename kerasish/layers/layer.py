@@ -610,20 +610,24 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         plan = d["_plain"]
         fast = False
         if plan:
+            mask_mode = plan[1]  # (see `_hot_mask_mode`; 0 and 1 cost the common call one test here)
             try:
                 fast = x.dtype is plan[0]
             except AttributeError:  # not a tensor (a list, a number, None)
                 pass
-            if not fast and plan[1] == 4 and isinstance(x, (list, tuple)) and x:
-                # a merge layer's list: tensors of the compute dtype, none masked
-                fast = True
-                for t in x:
-                    if not isinstance(t, torch.Tensor) or t.dtype is not plan[0] or getattr(t, "_keras_mask", None) is not None:
-                        fast = False
-                        break
-            if not fast and isinstance(x, torch.Tensor):  # an integer input of a layer that takes it as is
-                fast = not (x.is_floating_point() or self._float_inputs or x.is_complex())
-            if fast and plan[1] == 2 and (getattr(x, "_keras_mask", None) is not None or kwargs.get("mask") is not None):
+            if not fast:
+                if mask_mode == 4 and isinstance(x, (list, tuple)) and x:
+                    # a merge layer's list: tensors of the compute dtype, none masked
+                    fast = True
+                    for t in x:
+                        if (not isinstance(t, torch.Tensor) or t.dtype is not plan[0]
+                                or getattr(t, "_keras_mask", None) is not None):
+                            fast = False
+                            break
+                elif isinstance(x, torch.Tensor):  # an integer input of a layer that takes it as is
+                    fast = not (x.is_floating_point() or self._float_inputs or x.is_complex())
+            if fast and mask_mode == 2 and (getattr(x, "_keras_mask", None) is not None
+                                            or kwargs.get("mask") is not None):
                 fast = False  # a `call` taking `mask=` gets a mask: the full path passes it
         if fast:
             spec = plan[2]
@@ -735,15 +739,15 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             # `_hot_mask_mode`): the input mask passes through (1) or the layer's `compute_mask`
             # makes the output's (3). The input mask is read with the builtin `getattr`:
             # `tree.get_mask` would cost a global name and, in eager, a call
-            mask_mode = plan[1]
-            if mask_mode == 1:  # supports_masking
-                previous = getattr(x, "_keras_mask", None)
-                if previous is not None:
-                    tree.set_mask(outputs, previous)
-            elif mask_mode == 3:
-                mask = self.compute_mask(x, getattr(x, "_keras_mask", None))
-                if mask is not None:
-                    tree.set_mask(outputs, mask)
+            if mask_mode:
+                if mask_mode == 1:  # supports_masking
+                    previous = getattr(x, "_keras_mask", None)
+                    if previous is not None:
+                        tree.set_mask(outputs, previous)
+                elif mask_mode == 3:
+                    mask = self.compute_mask(x, getattr(x, "_keras_mask", None))
+                    if mask is not None:
+                        tree.set_mask(outputs, mask)
             return outputs
         outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
         if d["_plain"] is None and d["built"]:
