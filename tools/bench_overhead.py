@@ -24,6 +24,10 @@ compiled tiny Dense <= 1.05x compiled nn.Linear).
 The "eager 4x16, Sequential of 3 Dense" row times a container's call (the
 model's own pipeline around its layers' calls) against `nn.Sequential` of
 three `nn.Linear` with the same weights; no target (explanatory).
+`--layers` adds explanatory rows, eager and compiled, for
+`BatchNormalization` (4x16, inference and training) vs `nn.BatchNorm1d`
+(same statistics and epsilon), `Embedding(100, 16)` on 4x8 ids vs
+`nn.Embedding`, and `Add` on two 4x16 tensors vs a module adding them.
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ def main(argv=None):
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: this thread's CPU time (CPU device, --threads 1 only)")
+    parser.add_argument("--layers", action="store_true", help="also BatchNormalization, Embedding and Add rows")
+    parser.add_argument("--only-layers", action="store_true", help="only the --layers rows")
     args = parser.parse_args(argv)
     if args.clock == "cpu":
         if args.threads != 1 or args.device != "cpu":
@@ -109,6 +115,10 @@ def main(argv=None):
           + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else f", {args.threads} thread(s)"))
     print(f"{'case':<34}{'kerasish':>12}{'torch':>12}{'ratio':>8}  target")
     rows = []
+    if args.layers or args.only_layers:
+        _layer_rows(args, device, sync)
+        if args.only_layers:
+            return rows
     for (n, d), iters in (((4, 16), 2000), ((256, 1024), 40 if device.type == "cpu" else 500)):
         x = torch.randn(n, d, device=device)
         ours = KerasLinear(d).to(device)
@@ -163,6 +173,58 @@ def main(argv=None):
     ta, tb, ratio = compare(seq, ref, x, args.rounds, 2000, sync)
     print(f"{'eager 4x16, Sequential of 3 Dense':<34}{ta * 1e6:>10.1f}us{tb * 1e6:>10.1f}us{ratio:>8.3f}")
     return rows
+
+
+class _TorchAdd(nn.Module):
+    def forward(self, inputs):
+        return inputs[0] + inputs[1]
+
+
+def layer_pairs(device):
+    """(name, kerasish layer, torch module, input, mode) for the `--layers` rows (and
+    `count_guards.py`): the same weights and statistics in both."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 16, generator=g).to(device)
+    pairs = []
+    for mode in ("eval", "train"):
+        bn = keras.layers.BatchNormalization(epsilon=1e-3).to(device)
+        bn(x)
+        ref = nn.BatchNorm1d(16, eps=1e-3, momentum=0.01).to(device)
+        with torch.no_grad():
+            for w in bn.weights:
+                w.copy_(torch.rand(w.shape, generator=g) + 0.5)
+            ref.weight.copy_(bn.gamma)
+            ref.bias.copy_(bn.beta)
+            ref.running_mean.copy_(bn.moving_mean)
+            ref.running_var.copy_(bn.moving_variance)
+        getattr(bn, mode)()
+        getattr(ref, mode)()
+        pairs.append((f"BatchNormalization {mode}", bn, ref, x, mode))
+    ids = torch.randint(0, 100, (4, 8), generator=g).to(device)
+    emb = keras.layers.Embedding(100, 16).to(device)
+    emb(ids)
+    ref = nn.Embedding(100, 16).to(device)
+    with torch.no_grad():
+        ref.weight.copy_(emb.embeddings)
+    pairs.append(("Embedding 4x8 ids", emb, ref, ids, "eval"))
+    add = keras.layers.Add()
+    add([x, x])
+    pairs.append(("Add 2x(4x16)", add, _TorchAdd(), [x, x * 2.0], "eval"))
+    return pairs
+
+
+def _layer_rows(args, device, sync):
+    for name, ours, ref, x, mode in layer_pairs(device):
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+        cases = [("eager", ours, ref)]
+        if not args.no_compile:
+            cases.append(("compiled", torch.compile(ours, fullgraph=True), torch.compile(ref, fullgraph=True)))
+        for kind, a, b in cases:
+            context = torch.no_grad() if mode == "eval" else torch.enable_grad()
+            with context:
+                ta, tb, ratio = compare(a, b, x, args.rounds, 2000, sync)
+            label = f"{kind} {name}"
+            print(f"{label:<34}{ta * 1e6:>10.1f}us{tb * 1e6:>10.1f}us{ratio:>8.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,11 @@ variant). Variants:
 - `linear`: `torch.nn.Linear(16, 16)`;
 - `dense`: `keras.layers.Dense(16)` with the same weights (issue 10's goal:
   compiled tiny Dense <= 1.05x compiled `nn.Linear`; its ratio is printed
-  against `linear`, the others against `torch`).
+  against `linear`, the others against `torch`);
+- `batchnorm` / `bn`: `nn.BatchNorm1d(16)` / `keras.layers.BatchNormalization()`
+  in inference mode on the 4x16 input, the same statistics (`bn` vs `batchnorm`);
+- `nn_embedding` / `embedding`: `nn.Embedding(100, 16)` / `keras.layers.Embedding`
+  on 4x8 ids, the same table (`embedding` vs `nn_embedding`).
 
 Instruction counts are not time, but on this per-call path (no heavy kernel)
 they follow it; each variant takes 1-3 minutes. Needs Linux and valgrind.
@@ -37,7 +41,10 @@ import subprocess
 import sys
 import tempfile
 
-VARIANTS = ("torch", "variables", "kerasish", "linear", "dense")
+VARIANTS = ("torch", "variables", "kerasish", "linear", "dense", "batchnorm", "bn", "nn_embedding", "embedding")
+# the variant each one's ratio is printed against
+_BASE = {"dense": "linear", "bn": "batchnorm", "embedding": "nn_embedding", "linear": None, "batchnorm": None,
+         "nn_embedding": None}
 
 
 def child(variant: str, calls: int) -> None:
@@ -51,6 +58,13 @@ def child(variant: str, calls: int) -> None:
 
     torch.set_num_threads(1)
     x = torch.randn(4, 16)
+    if variant in ("batchnorm", "bn", "nn_embedding", "embedding"):
+        from bench_overhead import layer_pairs
+
+        pairs = {name: (ours, ref, inp) for name, ours, ref, inp, _ in layer_pairs(torch.device("cpu"))}
+        ours, ref, inp = pairs["BatchNormalization eval" if variant in ("batchnorm", "bn") else "Embedding 4x8 ids"]
+        _run(ours if variant in ("bn", "embedding") else ref, inp, calls)
+        return
     if variant in ("linear", "dense"):
         import kerasish as keras
 
@@ -121,7 +135,7 @@ def main(argv=None):
     print(f"{'compiled 4x16':<14}{'instr/call':>12}{'vs torch':>10}  (dense: vs linear)")
     for variant in chosen:
         per_call[variant] = count(variant, args.calls) / args.calls
-        base = per_call.get("linear" if variant == "dense" else "torch")
+        base = per_call.get(_BASE.get(variant, "torch"))
         ratio = f"{per_call[variant] / base:>10.4f}" if base else f"{'':>10}"
         print(f"{variant:<14}{per_call[variant]:>12.0f}{ratio}", flush=True)
     return per_call

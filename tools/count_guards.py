@@ -1,9 +1,11 @@
 """Counts the guards torch.compile installs for the compiled 4x16 rows of
 `bench_overhead.py`: the kerasish layer and the hand-written `nn.Module`, and
 `keras.layers.Dense(16)` and `torch.nn.Linear(16, 16)` (deterministic, unlike
-the timings; the guards are evaluated on every call).
+the timings; the guards are evaluated on every call). `--layers` adds the
+`--layers` pairs of `bench_overhead.py`: BatchNormalization (eval, train) vs
+`nn.BatchNorm1d`, Embedding vs `nn.Embedding`, Add vs a module adding.
 
-    python tools/count_guards.py [--show]
+    python tools/count_guards.py [--show] [--layers]
 
 `--show` prints every guard (as `TORCH_LOGS=guards` does, one per line).
 """
@@ -22,6 +24,7 @@ import kerasish as keras
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_overhead import KerasLinear  # noqa: E402
 from bench_overhead import TorchLinear  # noqa: E402
+from bench_overhead import layer_pairs  # noqa: E402
 
 
 def guards(module, x) -> list[str]:
@@ -46,6 +49,7 @@ def guards(module, x) -> list[str]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--show", action="store_true")
+    parser.add_argument("--layers", action="store_true")
     args = parser.parse_args(argv)
     x = torch.randn(4, 16)
     ours = KerasLinear(16)
@@ -61,6 +65,14 @@ def main(argv=None):
         print(f"{name}: {len(found)} guards")
         if args.show:
             print("\n".join(found))
+    if args.layers:
+        for name, ours, ref, x, _ in layer_pairs(torch.device("cpu")):
+            for label, module in ((f"kerasish {name}", ours), (f"torch {name}", ref)):
+                found = guards(module, x)
+                counts[label] = len(found)
+                print(f"{label}: {len(found)} guards")
+                if args.show:
+                    print("\n".join(found))
     return counts
 
 

@@ -59,7 +59,8 @@ _ALLOWED_KWARGS = frozenset(
 # `input_spec` are properties, so their setters pass through there too.
 _PLAIN_KEYS = frozenset(
     {"built", "supports_masking", "activity_regularizer", "dynamic", "autocast", "dtype_policy", "input_spec",
-     "call"}  # (an instance's own `call`: `_call_uses_training` is asked again)
+     "call",  # (an instance's own `call`: `_call_uses_training` is asked again)
+     "mask_zero"}  # (Embedding's `_hot_mask_mode`)
 )
 # Attributes nn.Module.__call__ reads first: missing means __init__ was skipped.
 _MODULE_CALL_ATTRS = frozenset(nn.Module().__dict__) | {"_compiled_call_impl", "name"}
@@ -611,12 +612,25 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         plan = d["_plain"]
         fast = False
         if plan:
+            mask_mode = plan[1]  # (see `_hot_mask_mode`; 0 and 1 cost the common call one test here)
             try:
                 fast = x.dtype is plan[0]
             except AttributeError:  # not a tensor (a list, a number, None)
                 pass
-            if not fast and isinstance(x, torch.Tensor):  # an integer input of a layer that takes it as is
-                fast = not (x.is_floating_point() or self._float_inputs or x.is_complex())
+            if not fast:
+                if mask_mode == 4 and isinstance(x, (list, tuple)) and x:
+                    # a merge layer's list: tensors of the compute dtype, none masked
+                    fast = True
+                    for t in x:
+                        if (not isinstance(t, torch.Tensor) or t.dtype is not plan[0]
+                                or getattr(t, "_keras_mask", None) is not None):
+                            fast = False
+                            break
+                elif isinstance(x, torch.Tensor):  # an integer input of a layer that takes it as is
+                    fast = not (x.is_floating_point() or self._float_inputs or x.is_complex())
+            if fast and mask_mode == 2 and (getattr(x, "_keras_mask", None) is not None
+                                            or kwargs.get("mask") is not None):
+                fast = False  # a `call` taking `mask=` gets a mask: the full path passes it
             # a weight replaced behind the layer's back (`torch.func.functional_call`,
             # `torch.nn.utils.stateless`): the full path sees whether it computes in another dtype
             # (`weight_substitution`; an identity check: a Variable's `.dtype` costs far more)
@@ -746,13 +760,19 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                     scope.pop()
             if outputs is None:
                 self._raise_none_output()
-            # a hot-path layer has no activity regularizer, no `compute_mask` and no `mask=`
-            # (`_derive_plain`): at most the input mask passes through (read with the builtin
-            # `getattr`: `tree.get_mask` would cost a global name and, in eager, a call)
-            if plan[1]:  # supports_masking
-                previous = getattr(x, "_keras_mask", None)
-                if previous is not None:
-                    tree.set_mask(outputs, previous)
+            # a hot-path layer has no activity regularizer and gets no mask (`_derive_plain`,
+            # `_hot_mask_mode`): the input mask passes through (1) or the layer's `compute_mask`
+            # makes the output's (3). The input mask is read with the builtin `getattr`:
+            # `tree.get_mask` would cost a global name and, in eager, a call
+            if mask_mode:
+                if mask_mode == 1:  # supports_masking
+                    previous = getattr(x, "_keras_mask", None)
+                    if previous is not None:
+                        tree.set_mask(outputs, previous)
+                elif mask_mode == 3:
+                    mask = self.compute_mask(x, getattr(x, "_keras_mask", None))
+                    if mask is not None:
+                        tree.set_mask(outputs, mask)
             return outputs
         outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
         if d["_plain"] is None and d["built"]:
@@ -952,6 +972,23 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         them; an instance's own `call` (in `_PLAIN_KEYS`) always gets it."""
         return True
 
+    def _hot_mask_mode(self):
+        """How a hot-path call treats masks (`_derive_plain`), or None when the
+        layer's calls take the full path. 0: no mask; 1: the input's mask
+        passes through (`supports_masking`); 2: `call` takes `mask=` and
+        `compute_mask` is Layer's: an input with a mask, or an explicit
+        `mask=`, takes the full path (which passes it), an unmasked call
+        needs nothing more; 3: the output's mask is `compute_mask(inputs,
+        input mask)` (a cheap, side-effect-free `compute_mask`); 4 (merge
+        layers): a list of tensors of the compute dtype, none masked, takes
+        the hot path (the output has no mask), anything else the full one. A class whose
+        `call` takes `mask=` or that overrides `compute_mask` stays on the
+        full path unless it answers here (BatchNormalization: 2, Embedding:
+        0 or 3)."""
+        if type(self)._has_compute_mask or self._call_has_mask:
+            return None
+        return 1 if self.__dict__.get("supports_masking") else 0
+
     def _derive_plain(self):
         """Decides whether calls can take the hot path in `forward`, from the
         attributes in `_PLAIN_KEYS` and the class's call signature. Run by
@@ -965,14 +1002,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             spec = spec[0]
         if isinstance(spec, InputSpec) and spec.dtype is None and spec.shape is None and not spec.name and not spec.allow_last_axis_squeeze:
             fast_spec = (spec.ndim, spec.min_ndim, spec.max_ndim, tuple((a, v) for a, v in spec.axes.items() if v is not None))
+        mask_mode = self._hot_mask_mode()
         plain = (
             d.get("built")
             and (spec is None or fast_spec is not None)
             and d.get("activity_regularizer") is None
             and not d.get("dynamic")
             and not d.get("_mixed")
-            and not type(self)._has_compute_mask
-            and not self._call_has_mask
+            and mask_mode is not None
             and not type(self)._call_arg_masks
             and d.get("_initial_weights") is None
             and d.get("_remat_mode") is None
@@ -991,7 +1028,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         if anchor is None and d["_modules"] and "_anchor_pending" not in d:
             d["_anchor_pending"] = True  # (once more after the call in progress, which may build its layers)
         d["_plain"] = (
-            (d["_compute_torch_dtype"], bool(d.get("supports_masking")), fast_spec, training_plan,
+            (d["_compute_torch_dtype"], mask_mode, fast_spec, training_plan,
              *(anchor[:3] if anchor is not None else (None, None, None)))
             if plain else False
         )

@@ -169,7 +169,13 @@ class Embedding(EmbeddingQuantization, Layer):
             if self._is_quantized or self.lora_enabled:
                 out = self._quantized_call(inputs) if self._is_quantized else F.embedding(inputs, self._merged_table())
             else:
-                out = F.embedding(inputs, self._embeddings)
+                # the stored table read straight from the registry (the hot path: no property, no
+                # helper global to guard when compiled); `_embeddings` when it computes (mixed)
+                d = self.__dict__
+                table = d["_parameters"].get("embeddings")
+                if table is None or d["_mixed"]:
+                    table = self._embeddings
+                out = F.embedding(inputs, table)
         except IndexError:
             raise IndexError(
                 f"Layer '{self.name}': Embedding ids must be in the range 0 <= id < input_dim with "
@@ -179,6 +185,12 @@ class Embedding(EmbeddingQuantization, Layer):
         if out.dtype is not self._compute_torch_dtype:
             out = out.to(self._compute_torch_dtype)
         return out
+
+    def _hot_mask_mode(self):
+        # the hot path computes `compute_mask` (mask_zero) or sets no mask, as the full path
+        if type(self).compute_mask is not Embedding.compute_mask:
+            return None
+        return 3 if self.mask_zero else 0
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

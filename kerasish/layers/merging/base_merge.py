@@ -87,6 +87,14 @@ class Merge(Layer):
     def _merge_function(self, inputs, masks=None):
         raise NotImplementedError
 
+    def _hot_mask_mode(self):
+        # a list of unmasked tensors of the compute dtype takes the hot path: no mask to pass to
+        # `call` and none for the output (`or_masks` of no masks); masked or other inputs the full one
+        cls = type(self)
+        if cls.compute_mask is not Merge.compute_mask or cls._call_arg_masks:
+            return None
+        return 4
+
     def build(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or not input_shape or not isinstance(input_shape[0], (tuple, list)):
             raise ValueError(

@@ -17,7 +17,6 @@ from kerasish.layers.normalization.base_normalization import KERAS_BACKEND_EPSIL
 from kerasish.layers.normalization.base_normalization import GammaBetaMixin
 from kerasish.layers.normalization import swa_update_bn
 from kerasish.layers.normalization import sync_convert
-from kerasish.layers.normalization.base_normalization import as_float32
 from kerasish.layers.normalization.base_normalization import canonical_axes
 from kerasish.utils.argument_validation import check_number
 
@@ -223,6 +222,13 @@ class BatchNormalization(GammaBetaMixin, Layer):
         self._rank_free = self.axis == -1
         return (None, shape[0]) if self.axis == -1 else (None, shape[0], None)
 
+    def _hot_mask_mode(self):
+        # an unmasked call takes the hot path; a mask (the input's or `mask=`) the full one
+        cls = type(self)
+        if cls._has_compute_mask or not cls._call_has_mask:
+            return super()._hot_mask_mode()
+        return 2
+
     # ------------------------------------------------------------------ call
     def call(self, inputs, training=None, mask=None):
         if mask is not None and mask.ndim != inputs.ndim - 1:
@@ -230,18 +236,43 @@ class BatchNormalization(GammaBetaMixin, Layer):
                 "The mask provided should be one dimension less than the inputs. "
                 f"Received: mask.shape={tuple(mask.shape)}, inputs.shape={tuple(inputs.shape)}"
             )
+        # the weights read from the registries, half-precision tensors in float32 (`as_float32`;
+        # the statistics overflow in 16 bits), written out: inference is the hot path of a ResNet
+        # (53 of these per call), and in a compiled call every helper function, global name or
+        # `nn.Module.__getattr__` read is a guard checked per call
+        d = self.__dict__
+        params = d["_parameters"]
+        gamma = params["gamma"] if "gamma" in params else self.gamma  # (scale=False: None)
+        beta = params["beta"] if "beta" in params else self.beta
+        if gamma is not None and gamma.dtype.itemsize == 2:
+            gamma = gamma.float()
+        if beta is not None and beta.dtype.itemsize == 2:
+            beta = beta.float()
         out_dtype = inputs.dtype
-        x = as_float32(inputs)
-        gamma = as_float32(self.gamma)
-        beta = as_float32(self.beta)
-        if training and self._trainable:
-            if mask is None and not self.renorm and not self.synchronized and not distribution_lib.sync_batch_stats():
-                out = self._fused_training(x, gamma, beta)
+        x = inputs.float() if out_dtype.itemsize == 2 and inputs.is_floating_point() else inputs
+        if not (training and d["_trainable"]):
+            buffers = d["_buffers"]
+            mean = buffers["moving_mean"] if "moving_mean" in buffers else self.moving_mean
+            var = buffers["moving_variance"] if "moving_variance" in buffers else self.moving_variance
+            if mean.dtype.itemsize == 2:
+                mean, var = mean.float(), var.float()
+            eps = self.epsilon
+            if d["_channels_last"]:
+                if x.dim() == 4:
+                    # NHWC data as an NCHW channels_last view: torch's channels-last
+                    # batch-norm kernel, the one nn.BatchNorm2d uses, no copy
+                    y = F.batch_norm(x.permute(0, 3, 1, 2), mean, var, gamma, beta, False, 0.0, eps).permute(0, 2, 3, 1)
+                else:
+                    y = F.batch_norm(x.reshape(-1, x.shape[-1]), mean, var, gamma, beta, False, 0.0, eps).view(x.shape)
             else:
-                out = self._explicit_training(x, gamma, beta, mask)
+                y = self._from_channel_dim1(F.batch_norm(self._to_channel_dim1(x)[0], mean, var, gamma, beta, False,
+                                                         0.0, eps), None)
+            return y if y.dtype is out_dtype else y.to(out_dtype)
+        if mask is None and not self.renorm and not self.synchronized and not distribution_lib.sync_batch_stats():
+            out = self._fused_training(x, gamma, beta)
         else:
-            out = self._inference(x, gamma, beta)
-        return out.to(out_dtype)
+            out = self._explicit_training(x, gamma, beta, mask)
+        return out if out.dtype is out_dtype else out.to(out_dtype)
 
     def _to_channel_dim1(self, x):
         """(view, restore) with the channels at dim 1, as torch's kernels want."""
@@ -257,18 +288,6 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if self._caxis == 1:
             return y
         return y.movedim(1, self._caxis)
-
-    def _inference(self, x, gamma, beta):
-        mean = as_float32(self.moving_mean)
-        var = as_float32(self.moving_variance)
-        if self._channels_last and x.dim() == 4:
-            # NHWC data as an NCHW channels_last view: torch's channels-last
-            # batch-norm kernel, the one nn.BatchNorm2d uses, no copy
-            y = F.batch_norm(x.permute(0, 3, 1, 2), mean, var, gamma, beta, False, 0.0, self.epsilon)
-            return y.permute(0, 2, 3, 1)
-        xt, shape = self._to_channel_dim1(x)
-        y = F.batch_norm(xt, mean, var, gamma, beta, False, 0.0, self.epsilon)
-        return self._from_channel_dim1(y, shape)
 
     def _fused_training(self, x, gamma, beta):
         # One fused kernel normalizes with the batch moments and hands them back
@@ -345,7 +364,9 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if call_context.in_backward():
             return
         m = self._momentum_now()
-        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, var)):
+        buffers = self.__dict__["_buffers"]  # (read as `call` reads them: no `nn.Module.__getattr__`)
+        for name, batch in (("moving_mean", mean), ("moving_variance", var)):
+            moving = buffers[name] if name in buffers else getattr(self, name)
             moving.copy_(moving.float() * m + batch * (1.0 - m))
 
     def _moments(self, x, mask):

@@ -493,7 +493,8 @@ class RNN(Layer):
                     continue
                 if layer.__dict__.get("_plain") is None:
                     layer._derive_plain()
-                if not layer.__dict__.get("_plain"):
+                plan = layer.__dict__.get("_plain")
+                if not plan or plan[1] == 2:  # (a `call` taking `mask=`, BatchNormalization: not in a scan)
                     return None
         size = getattr(cell, "output_size", None)
         if size is None:
