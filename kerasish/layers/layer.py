@@ -635,10 +635,19 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             # `torch.nn.utils.stateless`): the full path sees whether it computes in another dtype
             # (`weight_substitution`; an identity check: a Variable's `.dtype` costs far more)
             if fast and plan[4] is not None:
-                try:
-                    fast = plan[4][plan[5]] is plan[6]
-                except KeyError:  # (taken away: a parametrization)
-                    fast = False
+                if _is_compiling():  # (the one global a hot call reads: one guard, where the anchor costs ~10)
+                    # traced: the weight's dtype is a constant of the graph (its tensor guard, which the
+                    # call's own read of the weight has anyway, recompiles for another dtype)
+                    spot = plan[4]  # (registry name, key, variable dtype) of a leaf layer's anchor; () a model's
+                    if spot:
+                        w = d[spot[0]].get(spot[1])
+                        fast = w is not None and w.dtype is spot[2]
+                else:
+                    anchor = d["_weight_anchor"]
+                    try:
+                        fast = anchor[0][anchor[1]] is anchor[2]
+                    except KeyError:  # (taken away: a parametrization)
+                        fast = False
         if fast:
             spec = plan[2]
             if spec is not None:
@@ -1027,9 +1036,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         anchor = d["_weight_anchor"] = weight_substitution.anchor(self, d)
         if anchor is None and d["_modules"] and "_anchor_pending" not in d:
             d["_anchor_pending"] = True  # (once more after the call in progress, which may build its layers)
+        # in the plan only constants: where a leaf layer's anchor lives ("_parameters"/"_buffers", key) and
+        # its dtype, read under torch.compile (the anchor itself, a dict and a Variable, would cost ~10
+        # guards per compiled call); a model's anchor is checked in eager calls only (`_weight_anchor`)
         d["_plain"] = (
-            (d["_compute_torch_dtype"], mask_mode, fast_spec, training_plan,
-             *(anchor[:3] if anchor is not None else (None, None, None)))
+            (d["_compute_torch_dtype"], mask_mode, fast_spec, training_plan, weight_substitution.plan_spot(d, anchor))
             if plain else False
         )
 
@@ -1252,6 +1263,8 @@ def _populate_argument_masks(arg_masks, args, kwargs):
             if mask is not None:
                 kwargs[key] = mask
 
+
+_is_compiling = torch.compiler.is_compiling
 
 # a kerasish layer registered under a user's torch module starts in training mode, as torch modules do
 torch_parent_mode.install()

@@ -88,7 +88,21 @@ def _anchor_again(layer, d) -> None:
     new = d["_weight_anchor"] = anchor(layer, d)
     plan = d["_plain"]
     if plan:
-        d["_plain"] = (*plan[:4], *(new[:3] if new is not None else (None, None, None)))
+        d["_plain"] = (*plan[:4], plan_spot(d, new))
+
+
+def plan_spot(d, anchor):
+    """The hot path's constants for `anchor`: None without one; for a leaf layer
+    (registry name, key, variable dtype), which a compiled call reads (only constants in the
+    plan: the anchor itself, a dict and a Variable, would cost ~10 dynamo guards per call);
+    `()` for a model, whose anchor eager calls check (`_weight_anchor`)."""
+    if anchor is None:
+        return None
+    if not d["_modules"]:
+        for registry in ("_parameters", "_buffers"):
+            if d[registry] is anchor[0]:
+                return (registry, anchor[1], anchor[3])
+    return ()
 
 
 def anchor_again_after(module) -> None:
