@@ -48,6 +48,13 @@ def anchor(layer, d):
                 if value is None or not value.is_floating_point() or lazy_weights.is_lazy(value):
                     continue
                 if not isinstance(value, Variable):
+                    if registry is module._buffers:
+                        # a layer's own constant: an anchor in the variable dtype (Rescaling's scale, as a
+                        # Variable would be); one of another dtype is no weight (Discretization's float64
+                        # bin boundaries: a substitution must not be read from it)
+                        if value.dtype is dtype:
+                            return registry, key, value, dtype
+                        continue
                     return registry, key, None, dtype  # (put in by a `functional_call` in progress)
                 if value.dtype is dtype:
                     return registry, key, value, dtype
