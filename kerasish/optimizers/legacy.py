@@ -36,6 +36,7 @@ import torch
 from kerasish.optimizers import optimizers as _v3
 from kerasish.optimizers.ftrl import Ftrl as _Ftrl
 from kerasish.optimizers.legacy_base import Optimizer  # noqa: F401  (tf.keras 2's OptimizerV2 base, to subclass)
+from kerasish.optimizers.legacy_base import TfKeras2Weights
 from kerasish.optimizers.legacy_base import _WeightList
 from kerasish.optimizers.optimizer import Optimizer as _Optimizer
 from kerasish.optimizers.optimizer import _addcdiv_
@@ -62,7 +63,7 @@ def _check_kwargs(kwargs: dict) -> None:
         )
 
 
-class _Legacy:
+class _Legacy(TfKeras2Weights):
     """What every legacy optimizer shares: tf.keras 2's arguments and config."""
 
     # tf.keras 2's slots in the order its `_create_slots` made them: (legacy name, kerasish slot name);
@@ -93,33 +94,6 @@ class _Legacy:
                 prefix = getattr(p, "path", None) or f"param_{len(out)}"
                 out.append(self._state_view(self.state[p][name], f"{prefix}/{legacy_name}"))
         return out
-
-    def get_weights(self):
-        """tf.keras 2's optimizer `get_weights()`: NumPy values of `weights` (the iteration count as int64)."""
-        values = [w.detach().cpu().numpy() for w in self.weights]
-        if values:
-            values[0] = np.asarray(values[0], dtype=np.int64)
-        return values
-
-    @torch.no_grad()
-    def set_weights(self, weights):
-        """Sets `weights` from a list in tf.keras 2's order (e.g. another tf.keras 2 optimizer's
-        `get_weights()`); the optimizer must be built (`_create_all_weights(model.trainable_variables)`,
-        as in tf.keras 2, or a first step)."""
-        params = self.weights
-        if len(params) != len(weights):
-            raise ValueError(
-                f"You called `set_weights(weights)` on optimizer {self.name} with a weight list of length "
-                f"{len(weights)}, but the optimizer was expecting {len(params)} weights. Provided weights: "
-                f"{str(weights)[:50]}..."
-            )
-        for p, w in zip(params, weights):
-            w = np.asarray(w)
-            if tuple(p.shape) != w.shape:
-                raise ValueError(f"Optimizer weight shape {tuple(p.shape)} not compatible with provided weight "
-                                 f"shape {w.shape}.")
-        for p, w in zip(params, weights):
-            p.copy_(torch.as_tensor(np.asarray(w)).to(device=p.device, dtype=p.dtype))
 
     def _create_all_weights(self, var_list):
         """tf.keras 2's way to make an optimizer's state before `set_weights`."""

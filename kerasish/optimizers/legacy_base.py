@@ -86,7 +86,40 @@ class _WeightList(list):
         return self
 
 
-class Optimizer(_Optimizer):
+class TfKeras2Weights:
+    """tf.keras 2's optimizer `get_weights()` / `set_weights()` over the class's `weights` (the iteration
+    count first, then the optimizer's state in tf.keras 2's order): shared by the legacy optimizers and
+    `Optimizer` below."""
+
+    def get_weights(self):
+        """NumPy values of `weights` (the iteration count as int64, as tf.keras 2's)."""
+        values = [w.detach().cpu().numpy() for w in self.weights]
+        if values:
+            values[0] = np.asarray(values[0], dtype=np.int64)
+        return values
+
+    @torch.no_grad()
+    def set_weights(self, weights):
+        """Sets `weights` from a list in tf.keras 2's order (e.g. another tf.keras 2 optimizer's
+        `get_weights()`); the optimizer must be built (`_create_all_weights(model.trainable_variables)`,
+        as in tf.keras 2, or a first step). Nothing is written unless every shape matches."""
+        params = self.weights
+        if len(params) != len(weights):
+            raise ValueError(
+                f"You called `set_weights(weights)` on optimizer {self.name} with a weight list of length "
+                f"{len(weights)}, but the optimizer was expecting {len(params)} weights. Provided weights: "
+                f"{str(weights)[:50]}..."
+            )
+        values = [np.asarray(w) for w in weights]
+        for p, w in zip(params, values):
+            if tuple(p.shape) != w.shape:
+                raise ValueError(f"Optimizer weight shape {tuple(p.shape)} not compatible with provided weight "
+                                 f"shape {w.shape}.")
+        for p, w in zip(params, values):
+            p.copy_(torch.as_tensor(w).to(device=p.device, dtype=p.dtype))
+
+
+class Optimizer(TfKeras2Weights, _Optimizer):
     """tf.keras 2's `OptimizerV2` base class for custom optimizers (see the module docstring).
 
     Args:
@@ -288,9 +321,6 @@ class Optimizer(_Optimizer):
         self._create_slots(list(var_list))
         self.__dict__["_hypers_created"] = True
 
-    def _init_state(self, p):
-        super()._init_state(p)  # (EMA / accumulators: none for a tf.keras 2 optimizer)
-
     # -------------------------------------------------------------------- updates
 
     def _prepare(self, var_list):
@@ -346,14 +376,6 @@ class Optimizer(_Optimizer):
     # ---------------------------------------------------------- weights and state
 
     @property
-    def iterations(self):
-        return super().iterations
-
-    @iterations.setter
-    def iterations(self, value):
-        self._iterations.fill_(int(value))
-
-    @property
     def weights(self):
         """tf.keras 2's order: the iteration count, then the slots in creation order."""
         self._follow_moved_variables()
@@ -367,25 +389,6 @@ class Optimizer(_Optimizer):
     @property
     def variables(self):
         return self.weights
-
-    def get_weights(self):
-        return [w.detach().cpu().numpy() for w in self.weights]
-
-    @torch.no_grad()
-    def set_weights(self, weights):
-        params = self.weights
-        if len(params) != len(weights):
-            raise ValueError(
-                f"You called `set_weights(weights)` on optimizer {self._name} with a weight list of length "
-                f"{len(weights)}, but the optimizer was expecting {len(params)} weights. Provided weights: "
-                f"{str(weights)[:50]}..."
-            )
-        for p, w in zip(params, weights):
-            w = np.asarray(w)
-            if tuple(p.shape) != w.shape:
-                raise ValueError(f"Optimizer weight shape {tuple(p.shape)} not compatible with provided weight "
-                                 f"shape {w.shape}.")
-            p.copy_(torch.as_tensor(w).to(device=p.device, dtype=p.dtype))
 
     def save_own_variables(self, store) -> None:
         for i, v in enumerate(self.weights):
