@@ -202,3 +202,32 @@ def test_torchinfo_summary_counts_what_keras_counts():
     assert stats.total_params == stats.trainable_params == trainable
     assert km.count_params() == trainable + moving and moving == 16
     assert [tuple(s.output_size) for s in stats.summary_list if s.depth == 1][-1] == (4, 3)
+
+
+def test_only_a_users_torch_module_switches_kerasish_sublayers_to_training_mode():
+    """A kerasish layer registered in a user's torch module (or a fresh torch container) starts in
+    training mode, as torch submodules do; in a user's Keras layer or model it keeps Keras's "no mode"
+    state (its Dropout is off in a plain call), and torch's wrappers (`torch.compile`) change nothing."""
+
+    class TorchNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = keras.layers.Dropout(0.5)
+
+    class KerasBlock(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.drop = keras.layers.Dropout(0.5)
+
+        def call(self, x):
+            return self.drop(x)
+
+    assert TorchNet().drop.training
+    assert torch.nn.Sequential(keras.layers.Dropout(0.5))[0].training
+    block = KerasBlock()
+    assert not block.drop.training
+    x = torch.ones(4, 8)
+    torch.testing.assert_close(block(x), x)  # Keras's rule: a plain call is inference
+    model = _kerasish_net(dropout=0.5)
+    torch.compile(model)
+    assert not any(m.training for m in model.modules())

@@ -25,6 +25,7 @@ torch module. Not affected: kerasish layers inside kerasish layers and models
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 
 from torch import nn
@@ -32,15 +33,18 @@ from torch import nn
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
-def _is_user_torch_parent(parent) -> bool:
+@functools.lru_cache(maxsize=None)
+def _is_user_torch_parent(cls) -> bool:
+    """Decided once per parent class: a torch container, or a class defined outside torch and kerasish
+    that is no kerasish layer (a user's Keras layer or model keeps Keras's rule)."""
     from kerasish.layers.layer import Layer
 
-    if isinstance(parent, Layer):
+    if issubclass(cls, Layer):
         return False
-    if isinstance(parent, _CONTAINERS) and type(parent).__module__.startswith("torch.nn.modules"):
+    module = cls.__module__ or ""
+    if issubclass(cls, _CONTAINERS) and module.startswith("torch.nn.modules"):
         return True
-    module = type(parent).__module__ or ""
-    return not (module == "torch" or module.startswith(("torch.", "kerasish.", "kerasish")))
+    return not (module == "torch" or module.startswith(("torch.", "kerasish")))
 
 
 _LOCAL = threading.local()
@@ -62,7 +66,7 @@ def _on_register(parent, name, child):
     from kerasish.layers.layer import Layer
 
     if (not isinstance(child, Layer) or child.__dict__.get("_training_set") or parent is None
-            or getattr(_LOCAL, "depth", 0) or not _is_user_torch_parent(parent)):
+            or getattr(_LOCAL, "depth", 0) or not _is_user_torch_parent(type(parent))):
         return None
     if isinstance(parent, _CONTAINERS):
         # a torch container follows its own mode: a fresh one (the user's) is training; the ones a
