@@ -110,6 +110,27 @@ def apply(layer, fn, recurse, super_apply):
     return layer
 
 
+def follow_assigned_dtype(layer, before: dict) -> None:
+    """After `load_state_dict(sd, assign=True)`: torch put the state dict's tensors in place, in their
+    dtype. When all the layer's own floating weights now share one dtype other than its policy's (a
+    float64 state dict assigned into a float32 layer), that dtype becomes the layer's policy, as
+    `.double()` makes it, so `dtype`, `compute_dtype`, `get_config()` and saved files say what the
+    layer computes in. Quantized policies and mixed results are left as they are."""
+    d = layer.__dict__
+    policy = d.get("_dtype_policy")
+    if policy is None or policy.quantization_mode is not None:
+        return
+    now = _float_dtypes(layer)
+    dtypes_now = set(now.values())
+    if len(dtypes_now) != 1 or all(before.get(k, v) == v for k, v in now.items()):
+        return  # (mixed, or nothing changed: a weight made in its own dtype keeps the policy)
+    (dtype,) = dtypes_now
+    if dtype != policy.variable_torch_dtype and (
+        policy.variable_torch_dtype == policy.compute_torch_dtype or dtype == torch.float64
+    ):
+        layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
+
+
 def swap_snapshot(params: dict):
     """The Keras class and metadata of `params` when torch swaps parameters in place (`.to()`,
     `load_state_dict`: `torch.__future__.set_swap_module_params_on_conversion(True)`), else None."""

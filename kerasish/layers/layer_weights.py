@@ -720,6 +720,7 @@ class LayerWeightsMixin:
 
         old_buffers = dict(self._buffers)
         old_params = dict(self._parameters)
+        dtypes_before = layer_moves._float_dtypes(self)
         swapped = layer_moves.swap_snapshot(old_params)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
@@ -743,6 +744,7 @@ class LayerWeightsMixin:
                         record_replacement(old, self._parameters[key])  # optimizers bound to `old` follow
         if "_memory_orders" in self.__dict__:
             restore_orders(self)  # `assign=True` took the file's tensors in the file's layout
+        layer_moves.follow_assigned_dtype(self, dtypes_before)
 
 
 def _is_ml_dtypes_float(dtype) -> bool:
