@@ -193,9 +193,80 @@ def is_legacy_h5(source) -> bool:
 # ------------------------------------------------------------ weights order
 def legacy_weights(layer) -> list:
     """A layer's weights in Keras 2's `layer.weights` order (see module doc)."""
+    if _is_user_layer(layer):
+        trainable, non_trainable = _keras2_split(layer)
+        return _dedup(trainable + non_trainable)
     if getattr(layer, "trainable", True):
         return list(layer.trainable_weights) + list(layer.non_trainable_weights)
     return list(layer.weights)
+
+
+def _is_user_layer(layer) -> bool:
+    """A layer class written outside kerasish (a user's or a layer library's) holding sublayers."""
+    return (not type(layer).__module__.startswith("kerasish.")
+            and "_keras2_attr_order" in layer.__dict__ and bool(layer._layers))
+
+
+def _dedup(weights) -> list:
+    seen, out = set(), []
+    for w in weights:
+        if id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    return out
+
+
+def _keras2_children(layer) -> list:
+    """The direct sublayers in tf.keras 2's order: by the attributes holding them in the order they were
+    last set (`self.blocks = []` re-set in `build` moves behind the attributes set since), containers in
+    item order; sublayers reached otherwise follow in kerasish's order."""
+    from kerasish.layers.layer import Layer
+
+    out, seen = [], set()
+
+    def visit(value, depth=0):
+        if isinstance(value, Layer):
+            if id(value) not in seen and not getattr(value, "_is_metric", False):
+                seen.add(id(value))
+                out.append(value)
+        elif isinstance(value, (list, tuple)) and depth < 32:
+            for item in value:
+                visit(item, depth + 1)
+        elif isinstance(value, dict) and depth < 32:
+            for item in value.values():
+                visit(item, depth + 1)
+
+    for name in layer.__dict__["_keras2_attr_order"]:
+        try:
+            value = getattr(layer, name)
+        except AttributeError:
+            continue
+        visit(value)
+    for child in layer._layers:
+        visit(child)
+    return out
+
+
+def _keras2_split(layer):
+    """(trainable, non-trainable) weights as tf.keras 2 lists them: the layer's own, then each
+    sublayer's (Keras 2 order again for a user layer inside), sublayers in `_keras2_children` order;
+    a frozen layer's are all non-trainable."""
+    children = _keras2_children(layer)
+    below = {id(w) for child in layer._layers for w in child.weights}
+    own = [w for w in layer.weights if id(w) not in below]
+    own_trainable = [w for w in own if w.requires_grad]
+    own_frozen = [w for w in own if not w.requires_grad]
+    trainable, non_trainable = list(own_trainable), list(own_frozen)
+    for child in children:
+        if _is_user_layer(child):
+            t, n = _keras2_split(child)
+        else:
+            t, n = list(child.trainable_weights), list(child.non_trainable_weights)
+        trainable += t
+        non_trainable += n
+    if not getattr(layer, "trainable", True):
+        return [], _dedup(trainable + non_trainable)
+    return _dedup(trainable), _dedup(non_trainable)
 
 
 def _legacy_layers(model) -> list:
