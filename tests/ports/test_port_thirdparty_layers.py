@@ -23,6 +23,7 @@ atol 2e-5 (as the other Keras 2 program ports).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -94,11 +95,17 @@ def _trainable(model):
     return [w for w in models.library_weights(model) if id(w) in ids]
 
 
-def _built(name):
+def _fresh(name):
     keras.backend.clear_session()
     model, inputs, fit_model, fit_data = models.CASES[name](keras)
     _assign(model, _listed(name, "weight"))
     return model, _as_list(inputs), fit_model, fit_data
+
+
+@functools.lru_cache(maxsize=None)
+def _built(name):
+    """Built once per case for the tests that leave its weights alone (test_fit builds its own)."""
+    return _fresh(name)
 
 
 def _call(model, inputs):
@@ -146,7 +153,7 @@ def test_gradients(name):
 
 @pytest.mark.parametrize("name", FIT_CASES)
 def test_fit(name):
-    model, _, fit_model, (x, y, optimizer, learning_rate, loss, epochs, batch_size) = _built(name)
+    model, _, fit_model, (x, y, optimizer, learning_rate, loss, epochs, batch_size) = _fresh(name)
     _assign(fit_model, _listed(name, "fit_init"))
     optimizers = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}
     fit_model.compile(optimizer=optimizers[optimizer](learning_rate=learning_rate), loss=loss)
