@@ -28,7 +28,8 @@ cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cases)
 with np.load(os.path.join(HERE, "records.npz"), allow_pickle=False) as _f:
     RECORD = dict(_f)
-COUNTS = json.load(open(os.path.join(HERE, "records.json")))["counts"]
+with open(os.path.join(HERE, "records.json")) as _meta:
+    COUNTS = json.load(_meta)["counts"]
 TOL = {"rtol": 1e-5, "atol": 1e-5}
 
 
