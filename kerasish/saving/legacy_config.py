@@ -367,10 +367,26 @@ def _keras2_dtype(dtype):
     return dtype
 
 
-def downgrade_model_config(config: dict, model_name: str = "model") -> dict:
+_AUTO_MASKS = contextvars.ContextVar("kerasish_keras2_auto_masks", default=frozenset())
+
+
+def downgrade_model_config(config: dict, model_name: str = "model", auto_masks=frozenset()) -> dict:
     """A kerasish (Keras 3 form) model config in the Keras 2 dialect tf.keras
-    2.x reads. Raises ValueError for what Keras 2 would read differently."""
-    return _downgrade(copy.deepcopy(config), model_name)
+    2.x reads. Raises ValueError for what Keras 2 would read differently.
+    `auto_masks`: `(model name, layer name, node position)` of the calls
+    whose `mask=` is the propagated mask of their inputs (dropped: Keras 2
+    propagates it itself)."""
+    token = _AUTO_MASKS.set(frozenset(auto_masks))
+    try:
+        return _downgrade(copy.deepcopy(config), model_name)
+    finally:
+        _AUTO_MASKS.reset(token)
+
+
+def _is_keras_module(module) -> bool:
+    """Whether a serialized object's `module` is Keras's (`keras.layers`, `keras.src...`); configs
+    without one are taken as Keras's."""
+    return module is None or module == "keras" or str(module).startswith("keras.")
 
 
 def _downgrade(obj, where):
@@ -381,6 +397,9 @@ def _downgrade(obj, where):
     if "class_name" in obj and "config" in obj:
         class_name = obj["class_name"]
         config = obj["config"]
+        # the class rules below are for Keras's own classes: a user's or a layer library's class of the
+        # same name (keras-multi-head's MultiHeadAttention) keeps its config as it wrote it
+        keras_class = class_name if _is_keras_module(obj.get("module")) else None
         if isinstance(config, dict):
             where = config.get("name", where)
             if "dtype" in config:
@@ -391,21 +410,21 @@ def _downgrade(obj, where):
                         raise ValueError(f"Cannot save '{where}' ({class_name}) as Keras 2 HDF5: `{key}="
                                          f"{config[key]!r}` has no Keras 2 equivalent. Save as `.keras` instead.")
                     config.pop(key)
-            for key, defaults in _KERAS3_ONLY_CLASS_ARGS.get(class_name, {}).items():
+            for key, defaults in _KERAS3_ONLY_CLASS_ARGS.get(keras_class, {}).items():
                 if key in config:
                     value = list(config[key]) if isinstance(config[key], tuple) else config[key]
                     if defaults is not None and value not in defaults:
                         raise ValueError(f"Cannot save '{where}' ({class_name}) as Keras 2 HDF5: `{key}="
                                          f"{config[key]!r}` has no Keras 2 equivalent. Save as `.keras` instead.")
                     config.pop(key)
-            if class_name in ("IntegerLookup", "StringLookup") and config.get("output_mode", "int") == "int":
+            if keras_class in ("IntegerLookup", "StringLookup") and config.get("output_mode", "int") == "int":
                 # Keras 2's lookups compute in their dtype and refuse a float one for integer indices
                 # (Keras 3 writes the float32 policy and returns int64 anyway)
                 config["dtype"] = "int64"
-            for new_name, old_name in _KERAS2_ARG_NAMES.get(class_name, {}).items():
+            for new_name, old_name in _KERAS2_ARG_NAMES.get(keras_class, {}).items():
                 if new_name in config:
                     config[old_name] = config.pop(new_name)
-            if class_name in _SEEDED_WITHOUT_SEED_IN_KERAS2:
+            if keras_class in _SEEDED_WITHOUT_SEED_IN_KERAS2:
                 config.pop("seed", None)
             for key in _ACTIVATION_KEYS:
                 value = config.get(key)
@@ -419,14 +438,14 @@ def _downgrade(obj, where):
                     config[key] = _KERAS2_ACTIVATION_NAMES[value["config"]]
                 elif isinstance(value, str) and value in _KERAS2_ACTIVATION_NAMES:
                     config[key] = _KERAS2_ACTIVATION_NAMES[value]
-            if class_name == "MultiHeadAttention":  # tf-keras's from_config reads these keys
+            if keras_class == "MultiHeadAttention":  # tf-keras's from_config reads these keys
                 for key in ("query_shape", "key_shape", "value_shape"):
                     config.setdefault(key, None)
-            if class_name == "InputLayer" and "batch_shape" in config:
+            if keras_class == "InputLayer" and "batch_shape" in config:
                 config["batch_input_shape"] = config.pop("batch_shape")
                 config.setdefault("sparse", False)
                 config.setdefault("ragged", False)
-            if class_name == "Lambda" and isinstance(config.get("function"), dict):
+            if keras_class == "Lambda" and isinstance(config.get("function"), dict):
                 fn = config["function"]
                 if fn.get("class_name") == "__lambda__":
                     inner = fn["config"]
@@ -452,6 +471,7 @@ def _downgrade_nodes(config):
     """Keras 3 `{"args", "kwargs"}` nodes -> Keras 2 `[[name, node, tensor, kwargs]]`
     lists; nested models' calls shifted up by one (their node 0)."""
     _drop_propagated_masks(config)
+    _drop_auto_masks(config)
     layers = config.get("layers", [])
     nested = {x.get("name") for x in layers if x.get("class_name") in _MODEL_CLASSES}
     seq = {x.get("name") for x in layers if x.get("class_name") == "Sequential"}
@@ -545,6 +565,30 @@ def _drop_propagated_masks(config):
                       for h in _histories(x.get("inbound_nodes"))}
         still_used |= {r[0] for r in _flat_refs(config.get("output_layers"))}
         config["layers"] = [x for x in layers if x.get("name") not in dropped - still_used]
+
+
+def _drop_auto_masks(config):
+    """Drops the `mask` arguments the symbolic calls filled in from their inputs' masks (see
+    `downgrade_model_config`), then the op nodes (`keras.src.ops` classes: a mask's `NotEqual`,
+    `Any`, `LogicalOr`, ...) nothing refers to any more."""
+    auto = _AUTO_MASKS.get()
+    if not auto:
+        return
+    model = config.get("name")
+    layers = config.get("layers", [])
+    dropped = False
+    for layer in layers:
+        for j, node in enumerate(layer.get("inbound_nodes") or []):
+            if isinstance(node, dict) and "mask" in (node.get("kwargs") or {}) and (model, layer.get("name"), j) in auto:
+                node["kwargs"] = {k: v for k, v in node["kwargs"].items() if k != "mask"}
+                dropped = True
+    while dropped:
+        used = {h[0] for x in layers for h in _histories(x.get("inbound_nodes"))}
+        used |= {r[0] for key in ("output_layers", "input_layers") for r in _flat_refs(config.get(key))}
+        kept = [x for x in layers if x.get("name") in used or not str(x.get("module", "")).startswith("keras.src.ops")]
+        dropped = len(kept) != len(layers)
+        layers = kept
+    config["layers"] = layers
 
 
 def _histories(value):

@@ -568,7 +568,42 @@ def model_config_for_keras2(model) -> dict:
 
     serialized = saving_lib.serialize_model(model)
     return legacy_config.downgrade_model_config(
-        {"class_name": serialized["class_name"], "config": serialized["config"]}, getattr(model, "name", "model"))
+        {"class_name": serialized["class_name"], "config": serialized["config"]}, getattr(model, "name", "model"),
+        auto_masks=_propagated_mask_nodes(model))
+
+
+def _propagated_mask_nodes(model, out=None) -> set:
+    """`(model name, layer name, node position in the config)` of the calls in `model` (and the
+    functional models inside) whose `mask=` argument is just the mask their inputs carry, which
+    the symbolic call filled in: Keras 2 propagates those masks itself, so the Keras 2 config
+    leaves them (and the mask op nodes only they use) out."""
+    from kerasish.backend.keras_tensor import KerasTensor
+    from kerasish.models.functional import Functional
+    from kerasish.utils import tree
+
+    out = set() if out is None else out
+    own = getattr(model, "_nodes", None)
+    if own is None:
+        return out
+    from kerasish.models import graph
+
+    for op in getattr(model, "_operations", ()):
+        position = 0
+        for i, node in enumerate(op._inbound_nodes):
+            if graph.node_key(op, i) not in own or not node.input_tensors:
+                continue
+            if "mask" in node.call_kwargs and node.call_args:
+                tensors = tree.flatten(node.call_args[0])
+                masks = tree.flatten(node.call_kwargs["mask"])
+                if len(tensors) == len(masks) and all(
+                    isinstance(t, KerasTensor) and m is t.__dict__.get("_keras_mask")
+                    for t, m in zip(tensors, masks)
+                ):
+                    out.add((model.name, op.name, position))
+            position += 1
+        if isinstance(op, Functional):
+            _propagated_mask_nodes(op, out)
+    return out
 
 
 def save_model(model, filepath, include_optimizer=True) -> None:
