@@ -126,13 +126,44 @@ def _error(layer_name, message):
 
 
 # ------------------------------------------------------------------ upgrade
-def upgrade_model_config(config: dict, keras_version: str | None = None) -> dict:
+def upgrade_model_config(config: dict, keras_version: str | None = None, custom_objects=None) -> dict:
     """A legacy-HDF5 `model_config` in the form kerasish reads (a new dict).
 
     `keras_version` is the file's attribute: Keras 3 also writes this format
     (with Keras 3 meanings, e.g. its own `hard_sigmoid`), Keras 1/2 wrote it
     with Keras 2 meanings (the default when the version is unknown).
+    `custom_objects`: the user's classes; an argument their `__init__` names
+    is theirs and kept, even when Keras's own layers had one of that name
+    that kerasish drops (`implementation`, `input_length`, `sparse`, ...).
     """
+    custom_token = _CUSTOM_OBJECTS.set(dict(custom_objects or {}))
+    try:
+        return _upgrade_model_config(config, keras_version)
+    finally:
+        _CUSTOM_OBJECTS.reset(custom_token)
+
+
+_CUSTOM_OBJECTS = contextvars.ContextVar("kerasish_legacy_custom_objects", default={})
+
+
+def _own_init_args(class_name) -> frozenset:
+    """The named `__init__` parameters of a user's (or a layer library's) class called `class_name`
+    (from `custom_objects` or registered), else nothing."""
+    import inspect
+
+    from kerasish.saving.object_registration import get_registered_object
+
+    cls = get_registered_object(class_name, _CUSTOM_OBJECTS.get())
+    if not isinstance(cls, type) or cls.__module__.startswith("kerasish."):
+        return frozenset()
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _upgrade_model_config(config: dict, keras_version: str | None = None) -> dict:
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ValueError(f"Invalid Keras 2 model config: expected an object with a `class_name`. Received: "
                          f"{str(config)[:200]}")
@@ -193,8 +224,9 @@ def _upgrade_layer(layer: dict) -> dict:
         layer["_batch_input_shape"] = batch_input_shape  # consumed by _sequential_layers
     dropped = {**_DROPPED_ARGS, **(_INHERITED_CONV_ARGS if class_name in _NO_PLAIN_KERNEL else {}),
                **(_TRANSPOSE_CONV_ARGS if class_name in _TRANSPOSE_CONV else {})}
+    own = _own_init_args(layer["class_name"])
     for key, allowed in dropped.items():
-        if key in config:
+        if key in config and key not in own:
             value = config.pop(key)
             if allowed is not None and value not in allowed:
                 raise _error(name, f"`{key}={value!r}` (a Keras 2 option) is not supported by kerasish.")

@@ -398,7 +398,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if config is None:
             raise ValueError(f"No model config found in the file at '{where}': it holds weights only; build the "
                              "model in code and call `model.load_weights(...)`.")
-        config = legacy_config.upgrade_model_config(config, _attr(f, "keras_version", where))
+        config = legacy_config.upgrade_model_config(config, _attr(f, "keras_version", where), custom_objects)
         removed = legacy_config.removed_layer_error(config, custom_objects)
         if removed is not None:
             raise removed
