@@ -1,20 +1,23 @@
 """Third-party Keras 2 layer libraries ported to kerasish by changing their
-imports only: CyberZHG's keras-self-attention (SeqSelfAttention,
+imports: CyberZHG's keras-self-attention (SeqSelfAttention,
 SeqWeightedAttention, ScaledDotProductAttention), keras-multi-head,
 keras-layer-normalization, keras-position-wise-feed-forward, keras-pos-embd,
-keras-embed-sim, philipperemy's keras-tcn and keras-contrib's CRF (on `K.rnn`). They are written against
-Keras 2's backend API (`K.dot`, `K.batch_dot`, `K.shape`, `K.tile`,
-`K.permute_dimensions`, `K.in_train_phase`, `K.name_scope`, ...), `InputSpec`,
-`compute_mask`, `get_config` and the `*.get` / `*.serialize` helpers. The
-vendored copies and what was changed are in tests/fixtures/thirdparty/<lib>/.
+keras-embed-sim, philipperemy's keras-tcn and keras-contrib's CRF (on
+`K.rnn`). They are written against Keras 2's backend API (`K.dot`,
+`K.batch_dot`, `K.shape`, `K.tile`, `K.permute_dimensions`, `K.rnn`,
+`K.in_train_phase`, `K.name_scope`, ...), `InputSpec`, `compute_mask`,
+`get_config` and the `*.get` / `*.serialize` helpers. The vendored copies and
+every edit are listed in tests/fixtures/thirdparty/README.md.
 
 Each case (tests/fixtures/thirdparty/models.py, shared with the recorder
 tools/fixtures/make_thirdparty_layers.py) was run under tf-keras 2.21 with
 seeded weights; here kerasish builds the same model from the same library
-code, takes the recorded weights with `set_weights` (so the weight order must
-be tf.keras's) and must reproduce the predictions, the Keras masks, the added
-losses, the gradients, a few `fit` epochs, the layers' configs, and load the
-tf-keras `.h5` file with `custom_objects`.
+code, takes the recorded weights (assigned through `models.library_weights`,
+an order both frameworks agree on; `model.weights` order is tested on its
+own) and must reproduce the predictions, the Keras masks, the added losses,
+the gradients, three `fit` epochs, the layers' configs; it loads the tf-keras
+`.h5` file with `custom_objects`, and its own `.keras` / `.h5` files reload
+with the same predictions.
 
 Tolerances: float32 forward passes through different kernels rtol 1e-5 /
 atol 2e-6; gradients rtol 1e-4 / atol 1e-5; three fit epochs rtol 2e-4 /
