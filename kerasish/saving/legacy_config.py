@@ -143,7 +143,7 @@ def upgrade_model_config(config: dict, keras_version: str | None = None, custom_
         _CUSTOM_OBJECTS.reset(custom_token)
 
 
-_CUSTOM_OBJECTS = contextvars.ContextVar("kerasish_legacy_custom_objects", default={})
+_CUSTOM_OBJECTS = contextvars.ContextVar("kerasish_legacy_custom_objects", default=None)
 
 
 def _own_init_args(class_name) -> frozenset:
@@ -153,7 +153,7 @@ def _own_init_args(class_name) -> frozenset:
 
     from kerasish.saving.object_registration import get_registered_object
 
-    cls = get_registered_object(class_name, _CUSTOM_OBJECTS.get())
+    cls = get_registered_object(class_name, _CUSTOM_OBJECTS.get() or {})
     if not isinstance(cls, type) or cls.__module__.startswith("kerasish."):
         return frozenset()
     try:
