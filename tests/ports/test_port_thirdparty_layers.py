@@ -2,8 +2,8 @@
 imports: CyberZHG's keras-self-attention (SeqSelfAttention,
 SeqWeightedAttention, ScaledDotProductAttention), keras-multi-head,
 keras-layer-normalization, keras-position-wise-feed-forward, keras-pos-embd,
-keras-embed-sim, philipperemy's keras-tcn and keras-contrib's CRF (on
-`K.rnn`). They are written against Keras 2's backend API (`K.dot`,
+keras-embed-sim, philipperemy's keras-tcn, titu1994's keras-coordconv and
+keras-contrib's CRF (on `K.rnn`). They are written against Keras 2's backend API (`K.dot`,
 `K.batch_dot`, `K.shape`, `K.tile`, `K.permute_dimensions`, `K.rnn`,
 `K.in_train_phase`, `K.name_scope`, ...), `InputSpec`, `compute_mask`,
 `get_config` and the `*.get` / `*.serialize` helpers. The vendored copies and
@@ -80,9 +80,10 @@ def _custom_objects():
     import keras_self_attention
     import tcn
     from keras_contrib.layers import crf
+    from keras_coordconv import coord
 
     objects = {}
-    for module in (crf, keras_embed_sim, keras_layer_normalization, keras_multi_head, keras_pos_embd,
+    for module in (coord, crf, keras_embed_sim, keras_layer_normalization, keras_multi_head, keras_pos_embd,
                    keras_position_wise_feed_forward, keras_self_attention, tcn):
         objects.update({k: v for k, v in vars(module).items() if isinstance(v, type)})
     return objects
