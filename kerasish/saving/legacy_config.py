@@ -146,15 +146,24 @@ def upgrade_model_config(config: dict, keras_version: str | None = None, custom_
 _CUSTOM_OBJECTS = contextvars.ContextVar("kerasish_legacy_custom_objects", default=None)
 
 
+def _user_class(class_name):
+    """The user's (or a layer library's) class called `class_name`, from `custom_objects` or
+    registered; None for kerasish's own classes and unknown names."""
+    from kerasish.saving.object_registration import get_registered_object
+
+    cls = get_registered_object(class_name, _CUSTOM_OBJECTS.get() or {})
+    if not isinstance(cls, type) or cls.__module__.startswith("kerasish."):
+        return None
+    return cls
+
+
 def _own_init_args(class_name) -> frozenset:
     """The named `__init__` parameters of a user's (or a layer library's) class called `class_name`
     (from `custom_objects` or registered), else nothing."""
     import inspect
 
-    from kerasish.saving.object_registration import get_registered_object
-
-    cls = get_registered_object(class_name, _CUSTOM_OBJECTS.get() or {})
-    if not isinstance(cls, type) or cls.__module__.startswith("kerasish."):
+    cls = _user_class(class_name)
+    if cls is None:
         return frozenset()
     try:
         params = inspect.signature(cls.__init__).parameters
@@ -208,12 +217,16 @@ def _upgrade_layer(layer: dict) -> dict:
         return layer
     if not isinstance(config, dict):
         return layer
+    if _user_class(class_name) is not None:
+        # a user's or a layer library's class named like a Keras one (CyberZHG's LayerNormalization,
+        # a custom BatchNormalization): Keras's class rules below are not for its config
+        class_name = None
     if class_name in ("CuDNNLSTM", "CuDNNGRU"):  # Keras 2's GPU-only layers: the LSTM/GRU computing the same
         from kerasish.saving import cudnn_weights
 
         class_name, config = cudnn_weights.upgrade_config(class_name, config)
         layer["class_name"], layer["config"] = class_name, config
-    name = config.get("name", class_name)
+    name = config.get("name", layer["class_name"])
     batch_input_shape = config.pop("batch_input_shape", None)
     if class_name == "InputLayer":
         if batch_input_shape is not None:

@@ -399,3 +399,36 @@ def test_user_layer_arguments_named_like_dropped_keras2_ones_are_kept(tmp_path):
     assert (layer.implementation, layer.input_length, layer.sparse) == (2, 3, True)
     x = torch.ones(2, 3)
     torch.testing.assert_close(loaded(x), model(x))
+
+
+class _LibraryNorm(keras.layers.Layer):
+    """A layer library's own normalization class that happens to be called `BatchNormalization` and
+    keeps `axis` as a list (tf.keras 2 files carry only the class name, not its module)."""
+
+    def __init__(self, axis=(-1,), **kwargs):
+        super().__init__(**kwargs)
+        self.axis = list(axis)
+
+    def call(self, x):
+        return x - x.mean(dim=self.axis, keepdim=True)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+def test_user_class_named_like_a_keras_class_keeps_its_config(tmp_path):
+    """Keras's class rules (BatchNormalization's one-element `axis` list -> int) are for Keras's own
+    classes: a custom class of that name given in `custom_objects` gets its config as written."""
+    inp = L.Input((3, 4))
+    model = keras.Model(inp, _LibraryNorm(axis=[-1], name="norm")(inp))
+    path_ = str(tmp_path / "m.h5")
+    model.save(path_)
+    loaded = keras.models.load_model(path_, custom_objects={"_LibraryNorm": _LibraryNorm,
+                                                            "BatchNormalization": _LibraryNorm})
+    assert loaded.get_layer("norm").axis == [-1]
+    with h5py.File(path_, "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    config["config"]["layers"][1]["class_name"] = "BatchNormalization"  # as a library's file names it
+    upgraded = legacy_config.upgrade_model_config(config, "2.21.0", {"BatchNormalization": _LibraryNorm})
+    assert upgraded["config"]["layers"][1]["config"]["axis"] == [-1]
+    assert legacy_config.upgrade_model_config(config, "2.21.0")["config"]["layers"][1]["config"]["axis"] == -1
