@@ -149,6 +149,34 @@ def set_learning_phase(value) -> None:
     )
 
 
+def name_scope(name):
+    """Keras 2's `K.name_scope(name)` (TensorFlow's `tf.name_scope`): a
+    context manager that puts `name` on the path of the weights created
+    inside, as `keras.name_scope` does. Layer libraries open it in `build`
+    around their sublayers (keras-tcn). A name with "/" opens one level per
+    part; TensorFlow's trailing "/" (an absolute scope) is read as the same
+    levels under the open ones."""
+    from kerasish.utils import naming
+
+    if not isinstance(name, str):
+        raise TypeError(f"`K.name_scope` expects a string name. Received: name={name!r}")
+    parts = [p for p in name.split("/") if p]
+    if len(parts) == 1:
+        return naming.NameScope(parts[0])
+    import contextlib
+
+    stack = contextlib.ExitStack()
+
+    @contextlib.contextmanager
+    def scopes():
+        with stack:
+            for part in parts:
+                stack.enter_context(naming.NameScope(part))
+            yield
+
+    return scopes()
+
+
 def is_keras_tensor(x) -> bool:
     """True for symbolic tensors (`keras.Input(...)` and what layers return on them)."""
     return isinstance(x, KerasTensor)
@@ -987,6 +1015,7 @@ __all__ = [
     "logsumexp",
     "max",
     "maximum",
+    "name_scope",
     "mean",
     "min",
     "minimum",

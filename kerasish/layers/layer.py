@@ -434,6 +434,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def _set_attribute(self, name, value):
         d = self.__dict__
+        if isinstance(value, (nn.Module, list, tuple, dict)):
+            # tf.keras 2's attribute tracking order (`_self_tracked_trackables`): an attribute set to a
+            # layer or container goes last, also when it is re-set; read by the Keras 2 HDF5 weight order
+            order = d.get("_keras2_attr_order")
+            if order is None:
+                order = d["_keras2_attr_order"] = {}
+            order.pop(name, None)
+            order[name] = None
+        elif "_keras2_attr_order" in d:
+            d["_keras2_attr_order"].pop(name, None)
         if "_keras_init" not in d:
             if isinstance(value, (nn.Module, torch.Tensor)):
                 raise _super_init_error(type(self))

@@ -126,13 +126,53 @@ def _error(layer_name, message):
 
 
 # ------------------------------------------------------------------ upgrade
-def upgrade_model_config(config: dict, keras_version: str | None = None) -> dict:
+def upgrade_model_config(config: dict, keras_version: str | None = None, custom_objects=None) -> dict:
     """A legacy-HDF5 `model_config` in the form kerasish reads (a new dict).
 
     `keras_version` is the file's attribute: Keras 3 also writes this format
     (with Keras 3 meanings, e.g. its own `hard_sigmoid`), Keras 1/2 wrote it
     with Keras 2 meanings (the default when the version is unknown).
+    `custom_objects`: the user's classes; an argument their `__init__` names
+    is theirs and kept, even when Keras's own layers had one of that name
+    that kerasish drops (`implementation`, `input_length`, `sparse`, ...).
     """
+    custom_token = _CUSTOM_OBJECTS.set(dict(custom_objects or {}))
+    try:
+        return _upgrade_model_config(config, keras_version)
+    finally:
+        _CUSTOM_OBJECTS.reset(custom_token)
+
+
+_CUSTOM_OBJECTS = contextvars.ContextVar("kerasish_legacy_custom_objects", default=None)
+
+
+def _user_class(class_name):
+    """The user's (or a layer library's) class called `class_name`, from `custom_objects` or
+    registered; None for kerasish's own classes and unknown names."""
+    from kerasish.saving.object_registration import get_registered_object
+
+    cls = get_registered_object(class_name, _CUSTOM_OBJECTS.get() or {})
+    if not isinstance(cls, type) or cls.__module__.startswith("kerasish."):
+        return None
+    return cls
+
+
+def _own_init_args(class_name) -> frozenset:
+    """The named `__init__` parameters of a user's (or a layer library's) class called `class_name`
+    (from `custom_objects` or registered), else nothing."""
+    import inspect
+
+    cls = _user_class(class_name)
+    if cls is None:
+        return frozenset()
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
+def _upgrade_model_config(config: dict, keras_version: str | None = None) -> dict:
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ValueError(f"Invalid Keras 2 model config: expected an object with a `class_name`. Received: "
                          f"{str(config)[:200]}")
@@ -177,12 +217,16 @@ def _upgrade_layer(layer: dict) -> dict:
         return layer
     if not isinstance(config, dict):
         return layer
+    if _user_class(class_name) is not None:
+        # a user's or a layer library's class named like a Keras one (CyberZHG's LayerNormalization,
+        # a custom BatchNormalization): Keras's class rules below are not for its config
+        class_name = None
     if class_name in ("CuDNNLSTM", "CuDNNGRU"):  # Keras 2's GPU-only layers: the LSTM/GRU computing the same
         from kerasish.saving import cudnn_weights
 
         class_name, config = cudnn_weights.upgrade_config(class_name, config)
         layer["class_name"], layer["config"] = class_name, config
-    name = config.get("name", class_name)
+    name = config.get("name", layer["class_name"])
     batch_input_shape = config.pop("batch_input_shape", None)
     if class_name == "InputLayer":
         if batch_input_shape is not None:
@@ -193,8 +237,9 @@ def _upgrade_layer(layer: dict) -> dict:
         layer["_batch_input_shape"] = batch_input_shape  # consumed by _sequential_layers
     dropped = {**_DROPPED_ARGS, **(_INHERITED_CONV_ARGS if class_name in _NO_PLAIN_KERNEL else {}),
                **(_TRANSPOSE_CONV_ARGS if class_name in _TRANSPOSE_CONV else {})}
+    own = _own_init_args(layer["class_name"])
     for key, allowed in dropped.items():
-        if key in config:
+        if key in config and key not in own:
             value = config.pop(key)
             if allowed is not None and value not in allowed:
                 raise _error(name, f"`{key}={value!r}` (a Keras 2 option) is not supported by kerasish.")
@@ -367,10 +412,26 @@ def _keras2_dtype(dtype):
     return dtype
 
 
-def downgrade_model_config(config: dict, model_name: str = "model") -> dict:
+_AUTO_MASKS = contextvars.ContextVar("kerasish_keras2_auto_masks", default=frozenset())
+
+
+def downgrade_model_config(config: dict, model_name: str = "model", auto_masks=frozenset()) -> dict:
     """A kerasish (Keras 3 form) model config in the Keras 2 dialect tf.keras
-    2.x reads. Raises ValueError for what Keras 2 would read differently."""
-    return _downgrade(copy.deepcopy(config), model_name)
+    2.x reads. Raises ValueError for what Keras 2 would read differently.
+    `auto_masks`: `(model name, layer name, node position)` of the calls
+    whose `mask=` is the propagated mask of their inputs (dropped: Keras 2
+    propagates it itself)."""
+    token = _AUTO_MASKS.set(frozenset(auto_masks))
+    try:
+        return _downgrade(copy.deepcopy(config), model_name)
+    finally:
+        _AUTO_MASKS.reset(token)
+
+
+def _is_keras_module(module) -> bool:
+    """Whether a serialized object's `module` is Keras's (`keras.layers`, `keras.src...`); configs
+    without one are taken as Keras's."""
+    return module is None or module == "keras" or str(module).startswith("keras.")
 
 
 def _downgrade(obj, where):
@@ -381,6 +442,9 @@ def _downgrade(obj, where):
     if "class_name" in obj and "config" in obj:
         class_name = obj["class_name"]
         config = obj["config"]
+        # the class rules below are for Keras's own classes: a user's or a layer library's class of the
+        # same name (keras-multi-head's MultiHeadAttention) keeps its config as it wrote it
+        keras_class = class_name if _is_keras_module(obj.get("module")) else None
         if isinstance(config, dict):
             where = config.get("name", where)
             if "dtype" in config:
@@ -391,21 +455,21 @@ def _downgrade(obj, where):
                         raise ValueError(f"Cannot save '{where}' ({class_name}) as Keras 2 HDF5: `{key}="
                                          f"{config[key]!r}` has no Keras 2 equivalent. Save as `.keras` instead.")
                     config.pop(key)
-            for key, defaults in _KERAS3_ONLY_CLASS_ARGS.get(class_name, {}).items():
+            for key, defaults in _KERAS3_ONLY_CLASS_ARGS.get(keras_class, {}).items():
                 if key in config:
                     value = list(config[key]) if isinstance(config[key], tuple) else config[key]
                     if defaults is not None and value not in defaults:
                         raise ValueError(f"Cannot save '{where}' ({class_name}) as Keras 2 HDF5: `{key}="
                                          f"{config[key]!r}` has no Keras 2 equivalent. Save as `.keras` instead.")
                     config.pop(key)
-            if class_name in ("IntegerLookup", "StringLookup") and config.get("output_mode", "int") == "int":
+            if keras_class in ("IntegerLookup", "StringLookup") and config.get("output_mode", "int") == "int":
                 # Keras 2's lookups compute in their dtype and refuse a float one for integer indices
                 # (Keras 3 writes the float32 policy and returns int64 anyway)
                 config["dtype"] = "int64"
-            for new_name, old_name in _KERAS2_ARG_NAMES.get(class_name, {}).items():
+            for new_name, old_name in _KERAS2_ARG_NAMES.get(keras_class, {}).items():
                 if new_name in config:
                     config[old_name] = config.pop(new_name)
-            if class_name in _SEEDED_WITHOUT_SEED_IN_KERAS2:
+            if keras_class in _SEEDED_WITHOUT_SEED_IN_KERAS2:
                 config.pop("seed", None)
             for key in _ACTIVATION_KEYS:
                 value = config.get(key)
@@ -419,14 +483,14 @@ def _downgrade(obj, where):
                     config[key] = _KERAS2_ACTIVATION_NAMES[value["config"]]
                 elif isinstance(value, str) and value in _KERAS2_ACTIVATION_NAMES:
                     config[key] = _KERAS2_ACTIVATION_NAMES[value]
-            if class_name == "MultiHeadAttention":  # tf-keras's from_config reads these keys
+            if keras_class == "MultiHeadAttention":  # tf-keras's from_config reads these keys
                 for key in ("query_shape", "key_shape", "value_shape"):
                     config.setdefault(key, None)
-            if class_name == "InputLayer" and "batch_shape" in config:
+            if keras_class == "InputLayer" and "batch_shape" in config:
                 config["batch_input_shape"] = config.pop("batch_shape")
                 config.setdefault("sparse", False)
                 config.setdefault("ragged", False)
-            if class_name == "Lambda" and isinstance(config.get("function"), dict):
+            if keras_class == "Lambda" and isinstance(config.get("function"), dict):
                 fn = config["function"]
                 if fn.get("class_name") == "__lambda__":
                     inner = fn["config"]
@@ -452,6 +516,7 @@ def _downgrade_nodes(config):
     """Keras 3 `{"args", "kwargs"}` nodes -> Keras 2 `[[name, node, tensor, kwargs]]`
     lists; nested models' calls shifted up by one (their node 0)."""
     _drop_propagated_masks(config)
+    _drop_auto_masks(config)
     layers = config.get("layers", [])
     nested = {x.get("name") for x in layers if x.get("class_name") in _MODEL_CLASSES}
     seq = {x.get("name") for x in layers if x.get("class_name") == "Sequential"}
@@ -545,6 +610,30 @@ def _drop_propagated_masks(config):
                       for h in _histories(x.get("inbound_nodes"))}
         still_used |= {r[0] for r in _flat_refs(config.get("output_layers"))}
         config["layers"] = [x for x in layers if x.get("name") not in dropped - still_used]
+
+
+def _drop_auto_masks(config):
+    """Drops the `mask` arguments the symbolic calls filled in from their inputs' masks (see
+    `downgrade_model_config`), then the op nodes (`keras.src.ops` classes: a mask's `NotEqual`,
+    `Any`, `LogicalOr`, ...) nothing refers to any more."""
+    auto = _AUTO_MASKS.get()
+    if not auto:
+        return
+    model = config.get("name")
+    layers = config.get("layers", [])
+    dropped = False
+    for layer in layers:
+        for j, node in enumerate(layer.get("inbound_nodes") or []):
+            if isinstance(node, dict) and "mask" in (node.get("kwargs") or {}) and (model, layer.get("name"), j) in auto:
+                node["kwargs"] = {k: v for k, v in node["kwargs"].items() if k != "mask"}
+                dropped = True
+    while dropped:
+        used = {h[0] for x in layers for h in _histories(x.get("inbound_nodes"))}
+        used |= {r[0] for key in ("output_layers", "input_layers") for r in _flat_refs(config.get(key))}
+        kept = [x for x in layers if x.get("name") in used or not str(x.get("module", "")).startswith("keras.src.ops")]
+        dropped = len(kept) != len(layers)
+        layers = kept
+    config["layers"] = layers
 
 
 def _histories(value):

@@ -193,9 +193,80 @@ def is_legacy_h5(source) -> bool:
 # ------------------------------------------------------------ weights order
 def legacy_weights(layer) -> list:
     """A layer's weights in Keras 2's `layer.weights` order (see module doc)."""
+    if _is_user_layer(layer):
+        trainable, non_trainable = _keras2_split(layer)
+        return _dedup(trainable + non_trainable)
     if getattr(layer, "trainable", True):
         return list(layer.trainable_weights) + list(layer.non_trainable_weights)
     return list(layer.weights)
+
+
+def _is_user_layer(layer) -> bool:
+    """A layer class written outside kerasish (a user's or a layer library's) holding sublayers."""
+    return (not type(layer).__module__.startswith("kerasish.")
+            and "_keras2_attr_order" in layer.__dict__ and bool(layer._layers))
+
+
+def _dedup(weights) -> list:
+    seen, out = set(), []
+    for w in weights:
+        if id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    return out
+
+
+def _keras2_children(layer) -> list:
+    """The direct sublayers in tf.keras 2's order: by the attributes holding them in the order they were
+    last set (`self.blocks = []` re-set in `build` moves behind the attributes set since), containers in
+    item order; sublayers reached otherwise follow in kerasish's order."""
+    from kerasish.layers.layer import Layer
+
+    out, seen = [], set()
+
+    def visit(value, depth=0):
+        if isinstance(value, Layer):
+            if id(value) not in seen and not getattr(value, "_is_metric", False):
+                seen.add(id(value))
+                out.append(value)
+        elif isinstance(value, (list, tuple)) and depth < 32:
+            for item in value:
+                visit(item, depth + 1)
+        elif isinstance(value, dict) and depth < 32:
+            for item in value.values():
+                visit(item, depth + 1)
+
+    for name in layer.__dict__["_keras2_attr_order"]:
+        try:
+            value = getattr(layer, name)
+        except AttributeError:
+            continue
+        visit(value)
+    for child in layer._layers:
+        visit(child)
+    return out
+
+
+def _keras2_split(layer):
+    """(trainable, non-trainable) weights as tf.keras 2 lists them: the layer's own, then each
+    sublayer's (Keras 2 order again for a user layer inside), sublayers in `_keras2_children` order;
+    a frozen layer's are all non-trainable."""
+    children = _keras2_children(layer)
+    below = {id(w) for child in layer._layers for w in child.weights}
+    own = [w for w in layer.weights if id(w) not in below]
+    own_trainable = [w for w in own if w.requires_grad]
+    own_frozen = [w for w in own if not w.requires_grad]
+    trainable, non_trainable = list(own_trainable), list(own_frozen)
+    for child in children:
+        if _is_user_layer(child):
+            t, n = _keras2_split(child)
+        else:
+            t, n = list(child.trainable_weights), list(child.non_trainable_weights)
+        trainable += t
+        non_trainable += n
+    if not getattr(layer, "trainable", True):
+        return [], _dedup(trainable + non_trainable)
+    return _dedup(trainable), _dedup(non_trainable)
 
 
 def _legacy_layers(model) -> list:
@@ -327,7 +398,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if config is None:
             raise ValueError(f"No model config found in the file at '{where}': it holds weights only; build the "
                              "model in code and call `model.load_weights(...)`.")
-        config = legacy_config.upgrade_model_config(config, _attr(f, "keras_version", where))
+        config = legacy_config.upgrade_model_config(config, _attr(f, "keras_version", where), custom_objects)
         removed = legacy_config.removed_layer_error(config, custom_objects)
         if removed is not None:
             raise removed
@@ -497,7 +568,42 @@ def model_config_for_keras2(model) -> dict:
 
     serialized = saving_lib.serialize_model(model)
     return legacy_config.downgrade_model_config(
-        {"class_name": serialized["class_name"], "config": serialized["config"]}, getattr(model, "name", "model"))
+        {"class_name": serialized["class_name"], "config": serialized["config"]}, getattr(model, "name", "model"),
+        auto_masks=_propagated_mask_nodes(model))
+
+
+def _propagated_mask_nodes(model, out=None) -> set:
+    """`(model name, layer name, node position in the config)` of the calls in `model` (and the
+    functional models inside) whose `mask=` argument is just the mask their inputs carry, which
+    the symbolic call filled in: Keras 2 propagates those masks itself, so the Keras 2 config
+    leaves them (and the mask op nodes only they use) out."""
+    from kerasish.backend.keras_tensor import KerasTensor
+    from kerasish.models.functional import Functional
+    from kerasish.utils import tree
+
+    out = set() if out is None else out
+    own = getattr(model, "_nodes", None)
+    if own is None:
+        return out
+    from kerasish.models import graph
+
+    for op in getattr(model, "_operations", ()):
+        position = 0
+        for i, node in enumerate(op._inbound_nodes):
+            if graph.node_key(op, i) not in own or not node.input_tensors:
+                continue
+            if "mask" in node.call_kwargs and node.call_args:
+                tensors = tree.flatten(node.call_args[0])
+                masks = tree.flatten(node.call_kwargs["mask"])
+                if len(tensors) == len(masks) and all(
+                    isinstance(t, KerasTensor) and m is t.__dict__.get("_keras_mask")
+                    for t, m in zip(tensors, masks)
+                ):
+                    out.add((model.name, op.name, position))
+            position += 1
+        if isinstance(op, Functional):
+            _propagated_mask_nodes(op, out)
+    return out
 
 
 def save_model(model, filepath, include_optimizer=True) -> None:

@@ -378,7 +378,7 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
         # Keras 2's `hard_sigmoid`, ...), read as the legacy `.h5` files' configs are
         from kerasish.saving import legacy_config
 
-        config = legacy_config.upgrade_model_config(config, ".".join(str(v) for v in keras_version))
+        config = legacy_config.upgrade_model_config(config, ".".join(str(v) for v in keras_version), custom_objects)
     try:
         # Lambda and TorchModuleWrapper read the safe mode from the scope (their code or pickle runs
         # only with safe_mode=False)

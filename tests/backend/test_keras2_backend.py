@@ -173,3 +173,18 @@ def test_unsupported_graph_functions_say_what_to_do():
         K.gradients(torch.ones(1), [])
     with pytest.raises(NotImplementedError, match="training="):
         K.set_learning_phase(1)
+
+
+def test_name_scope_prefixes_weight_paths():
+    """`K.name_scope` (Keras 2's tf.name_scope), opened in `build` by layer libraries (keras-tcn):
+    the weights created inside get the scope on their path; "a/b" opens two levels."""
+    with K.name_scope("block"):
+        v = keras.Variable(1.0, name="w")
+    assert v.path == "block/w"
+    with K.name_scope("outer/inner/"):
+        layer = keras.layers.Dense(2, name="d")
+        layer.build((None, 3))
+    assert layer.kernel.path == "outer/inner/d/kernel"
+    assert keras.Variable(1.0, name="after").path == "after"
+    with pytest.raises(TypeError, match="name_scope"):
+        K.name_scope(3)

@@ -368,3 +368,67 @@ def test_keras22_functional_model_class_and_shared_layer():
     xa, xb = np.ones((1, 3), "float32"), np.full((1, 3), 2.0, "float32")
     expected = _keras2_hard_sigmoid(xa @ kernel) + _keras2_hard_sigmoid(xb @ kernel)
     np.testing.assert_allclose(model.predict([xa, xb], verbose=0), expected, rtol=1e-6, atol=1e-6)
+
+
+class _Scaled(keras.layers.Layer):
+    """A library layer whose own arguments share names with Keras 2 arguments kerasish drops from
+    Keras's own layers (`implementation`, `input_length`, `sparse`)."""
+
+    def __init__(self, implementation=1, input_length=None, sparse=False, **kwargs):
+        super().__init__(**kwargs)
+        self.implementation, self.input_length, self.sparse = implementation, input_length, sparse
+
+    def call(self, x):
+        return x * (10.0 if self.implementation == 2 else 1.0) + (1.0 if self.sparse else 0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "implementation": self.implementation,
+                "input_length": self.input_length, "sparse": self.sparse}
+
+
+def test_user_layer_arguments_named_like_dropped_keras2_ones_are_kept(tmp_path):
+    """The Keras 2 dialect drops `implementation` / `input_length` / `sparse` from Keras's own
+    layers; a user's class that names them in `__init__` keeps them (dropping them rebuilt the
+    layer with its defaults: silently different outputs)."""
+    inp = L.Input((3,))
+    model = keras.Model(inp, _Scaled(implementation=2, input_length=3, sparse=True, name="scaled")(inp))
+    path_ = str(tmp_path / "m.h5")
+    model.save(path_)
+    loaded = keras.models.load_model(path_, custom_objects={"_Scaled": _Scaled})
+    layer = loaded.get_layer("scaled")
+    assert (layer.implementation, layer.input_length, layer.sparse) == (2, 3, True)
+    x = torch.ones(2, 3)
+    torch.testing.assert_close(loaded(x), model(x))
+
+
+class _LibraryNorm(keras.layers.Layer):
+    """A layer library's own normalization class that happens to be called `BatchNormalization` and
+    keeps `axis` as a list (tf.keras 2 files carry only the class name, not its module)."""
+
+    def __init__(self, axis=(-1,), **kwargs):
+        super().__init__(**kwargs)
+        self.axis = list(axis)
+
+    def call(self, x):
+        return x - x.mean(dim=self.axis, keepdim=True)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+def test_user_class_named_like_a_keras_class_keeps_its_config(tmp_path):
+    """Keras's class rules (BatchNormalization's one-element `axis` list -> int) are for Keras's own
+    classes: a custom class of that name given in `custom_objects` gets its config as written."""
+    inp = L.Input((3, 4))
+    model = keras.Model(inp, _LibraryNorm(axis=[-1], name="norm")(inp))
+    path_ = str(tmp_path / "m.h5")
+    model.save(path_)
+    loaded = keras.models.load_model(path_, custom_objects={"_LibraryNorm": _LibraryNorm,
+                                                            "BatchNormalization": _LibraryNorm})
+    assert loaded.get_layer("norm").axis == [-1]
+    with h5py.File(path_, "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    config["config"]["layers"][1]["class_name"] = "BatchNormalization"  # as a library's file names it
+    upgraded = legacy_config.upgrade_model_config(config, "2.21.0", {"BatchNormalization": _LibraryNorm})
+    assert upgraded["config"]["layers"][1]["config"]["axis"] == [-1]
+    assert legacy_config.upgrade_model_config(config, "2.21.0")["config"]["layers"][1]["config"]["axis"] == -1
