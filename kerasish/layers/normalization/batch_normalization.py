@@ -93,6 +93,11 @@ class BatchNormalization(GammaBetaMixin, Layer):
         >>> y = bn(torch.randn(8, 4), training=True)  # updates the moving stats
     """
 
+    _no_mode_watch = True  # (`no_mode_warning`)
+
+    def _no_mode_matters(self):
+        return bool(self.__dict__["_trainable"])  # (a frozen one runs in inference mode whatever the mode)
+
     def __init__(
         self,
         axis=-1,

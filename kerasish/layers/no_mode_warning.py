@@ -1,0 +1,150 @@
+"""One warning for a model trained in Keras's "no mode set" state.
+
+A kerasish layer starts, as a Keras layer does, with no training mode: a call
+that nobody gave `training=` (no argument, no outer call passing one, no
+`train()` / `eval()` on the layer) uses its `call` signature's default, which
+for Dropout and BatchNormalization is inference (Dropout off,
+BatchNormalization on its moving statistics, never updating them). Real
+Keras 3 on torch does the same, without a word, and it ignores `model.train()`
+altogether. A torch module starts in training mode, so a torch user's loop
+over a standalone kerasish model (`loss = loss_fn(model(x), y);
+loss.backward(); opt.step()`, also Keras's own "training loop in torch"
+guide, which calls `model(inputs)`) trains with Dropout off and
+BatchNormalization frozen.
+
+The warning fires once per process, when both signs of training are there:
+
+1. a backward pass went through a Dropout-family layer (rate > 0) or a
+   trainable BatchNormalization that was called in that state (a tensor hook
+   on the layer's input, registered only for such calls under grad mode), and
+2. an optimizer then steps: a torch optimizer (torch's global step pre-hook,
+   installed when 1. first happens) or a Keras optimizer's `apply` / `step`.
+
+It never fires inside `fit` / `evaluate` / `predict` / `*_on_batch` (their
+own calls pass `training=`; a layer a custom `train_step` calls directly gets
+its call default, as in Keras, a GAN generator's for instance), when
+`training=` is passed, when a mode is set (`model.train()` / `model.eval()`,
+a kerasish model inside a user's torch module), under `torch.compile`, or for
+backward passes that no optimizer step follows (saliency maps, adversarial
+examples: gradients of the inputs of a model run in inference on purpose).
+Not seen: a Dropout or BatchNormalization applied to inputs that need no
+gradient (the model's raw inputs), since no backward pass reaches them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+import weakref
+
+import torch
+from torch.optim import optimizer as _torch_optimizer
+
+# [armed]: False once the warning was given (nothing is watched after that)
+WATCHING = [True]
+# the name and class of a layer a backward pass went through in the "no mode" state since the last step
+_PENDING = []
+_LOCAL = threading.local()  # .depth: fit / evaluate / predict calls in progress in this thread
+_HOOKED = [None]  # a weak reference to the last tensor hooked
+_STEP_HOOK = []  # the handle of torch's global optimizer step pre-hook, while installed
+
+
+@contextlib.contextmanager
+def keras_loop():
+    """Around fit / evaluate / predict: their steps and the layers their `train_step` calls are Keras's."""
+    depth = getattr(_LOCAL, "depth", 0)
+    _LOCAL.depth = depth + 1
+    _PENDING.clear()  # (a backward pass before it is no sign of the steps it takes)
+    try:
+        yield
+    finally:
+        _LOCAL.depth = depth
+
+
+def watch(layer, x) -> None:
+    """Called by the layer pipeline for a Dropout / BatchNormalization call that resolved to its
+    signature's default (inference) with no mode anywhere: hooks `x` so that a backward pass through
+    it records the layer. One tensor at a time: while the last one hooked is alive (the forward pass in
+    progress, a graph kept for a later backward) no other is, so a forward pass registers one hook
+    however many such layers it runs. Nothing more once the warning was given."""
+    try:
+        if not x.requires_grad:
+            return
+    except AttributeError:  # (not a tensor)
+        return
+    # (under torch.compile nothing else is read: the warning's state would be guards, its changes recompiles)
+    if torch.compiler.is_compiling() or not torch.is_grad_enabled() or not WATCHING[0] or _PENDING:
+        return
+    hooked = _HOOKED[0]
+    if hooked is not None and hooked() is not None:
+        return
+    if getattr(_LOCAL, "depth", 0) or not layer._no_mode_matters():
+        return
+    name, cls = layer.name, type(layer).__name__
+
+    def _seen(grad):
+        if WATCHING[0] and not _PENDING:
+            _PENDING.append((name, cls))
+            _install_step_hook()
+        return None
+
+    x.register_hook(_seen)
+    _HOOKED[0] = weakref.ref(x)
+
+
+def _install_step_hook() -> None:
+    if not _STEP_HOOK:
+        _STEP_HOOK.append(_torch_optimizer.register_optimizer_step_pre_hook(_torch_step))
+
+
+def _torch_step(optimizer, args, kwargs):
+    on_step()
+    return None
+
+
+def _user_stacklevel() -> int:
+    """The stack level of the first caller outside kerasish and torch (the user's `step()` line)."""
+    import os
+    import sys
+
+    level, frame = 1, sys._getframe(1)
+    roots = (os.path.dirname(os.path.dirname(__file__)), os.path.dirname(torch.__file__))
+    while frame is not None and frame.f_code.co_filename.startswith(roots):
+        level += 1
+        frame = frame.f_back
+    return level
+
+
+def on_step() -> None:
+    """An optimizer is about to update weights: warn if a backward pass since the last step went
+    through a layer running in the "no mode" state (outside Keras's own loops)."""
+    if not _PENDING:
+        return
+    pending = _PENDING[0]
+    _PENDING.clear()
+    if getattr(_LOCAL, "depth", 0) or not WATCHING[0]:
+        return
+    WATCHING[0] = False
+    if _STEP_HOOK:
+        _STEP_HOOK.pop().remove()
+    name, cls = pending
+    warnings.warn(
+        f"kerasish: an optimizer step follows a backward pass through {cls} '{name}', which was called with no "
+        "training mode set and no `training=` argument. As in Keras, such a call runs in inference mode "
+        "(Dropout off, BatchNormalization on its moving statistics, which it does not update), whereas a torch "
+        "module starts in training mode. To train, call `model.train()` once (and `model.eval()` for "
+        "inference), or pass `model(x, training=True)`; if inference mode is intended, pass `training=False` "
+        "or call `model.eval()`. (Shown once.)",
+        UserWarning,
+        stacklevel=_user_stacklevel(),
+    )
+
+
+def reset() -> None:
+    """Arms the warning again (tests)."""
+    WATCHING[0] = True
+    _PENDING.clear()
+    _HOOKED[0] = None
+    if _STEP_HOOK:
+        _STEP_HOOK.pop().remove()
