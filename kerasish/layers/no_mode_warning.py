@@ -46,7 +46,9 @@ WATCHING = [True]
 # the name and class of a layer a backward pass went through in the "no mode" state since the last step
 _PENDING = []
 _LOCAL = threading.local()  # .depth: fit / evaluate / predict calls in progress in this thread
-_HOOKED = [None]  # a weak reference to the last tensor hooked
+_SEEN = [None]  # a weak reference to the last tensor looked at (one per forward pass)
+_COUNT = [0]  # forward passes looked at
+_EVERY = 16  # of which the first of every _EVERY is hooked
 _STEP_HOOK = []  # the handle of torch's global optimizer step pre-hook, while installed
 
 
@@ -65,9 +67,12 @@ def keras_loop():
 def watch(layer, x) -> None:
     """Called by the layer pipeline for a Dropout / BatchNormalization call that resolved to its
     signature's default (inference) with no mode anywhere: hooks `x` so that a backward pass through
-    it records the layer. One tensor at a time: while the last one hooked is alive (the forward pass in
-    progress, a graph kept for a later backward) no other is, so a forward pass registers one hook
-    however many such layers it runs. Nothing more once the warning was given."""
+    it records the layer. Sampled, to keep a Keras user's `model(x)` predictions under grad mode
+    cheap: one tensor per forward pass (while the last one seen is alive, the forward pass in
+    progress, no other is looked at) and a hook on the first forward pass of every `_EVERY` (a hook
+    costs a few microseconds; so the warning comes at the latest `_EVERY` forward passes into a torch
+    loop that starts after such predictions, at once in one that does not). Nothing once the warning
+    was given."""
     try:
         if not x.requires_grad:
             return
@@ -76,21 +81,29 @@ def watch(layer, x) -> None:
     # (under torch.compile nothing else is read: the warning's state would be guards, its changes recompiles)
     if torch.compiler.is_compiling() or not torch.is_grad_enabled() or not WATCHING[0] or _PENDING:
         return
-    hooked = _HOOKED[0]
-    if hooked is not None and hooked() is not None:
+    seen = _SEEN[0]
+    if seen is not None and seen() is not None:
         return
     if getattr(_LOCAL, "depth", 0) or not layer._no_mode_matters():
         return
+    _SEEN[0] = weakref.ref(x)
+    count = _COUNT[0]
+    _COUNT[0] = count + 1
+    if count % _EVERY:
+        return
     name, cls = layer.name, type(layer).__name__
 
-    def _seen(grad):
+    def _seen(*_):
         if WATCHING[0] and not _PENDING:
             _PENDING.append((name, cls))
             _install_step_hook()
         return None
 
-    x.register_hook(_seen)
-    _HOOKED[0] = weakref.ref(x)
+    node = x.grad_fn
+    if node is not None:
+        node.register_prehook(_seen)  # (a third of a tensor hook's cost)
+    else:
+        x.register_hook(_seen)  # (a leaf that needs a gradient)
 
 
 def _install_step_hook() -> None:
@@ -145,6 +158,7 @@ def reset() -> None:
     """Arms the warning again (tests)."""
     WATCHING[0] = True
     _PENDING.clear()
-    _HOOKED[0] = None
+    _SEEN[0] = None
+    _COUNT[0] = 0
     if _STEP_HOOK:
         _STEP_HOOK.pop().remove()
