@@ -7,7 +7,11 @@ once when an optimizer steps after a backward pass through such a Dropout or
 BatchNormalization, and never inside fit / evaluate / predict (a GAN
 generator called directly in `train_step` included), with `training=`, with a
 mode set, inside a user's torch module, or for backward passes no step
-follows (saliency maps).
+follows (saliency maps); torch's older hook-based `weight_norm` /
+`spectral_norm` on kerasish kernels (Keras files silently held (bias,
+kernel_g, kernel_v), and after `remove_weight_norm` the kernel came back
+after the bias: files nobody could load; now saving refuses, naming the
+removal function, which puts the kernel back in its Keras place).
 References: real Keras 3 with the same weights, the same pattern on
 `torch.nn` modules holding the same weights (Keras kernels are (in, out),
 torch Linear weights (out, in)), or the same run without the tool around it.
@@ -208,3 +212,99 @@ def test_no_warning_for_frozen_or_inert_layers_or_backward_passes_no_step_follow
         model.fit(x.numpy(), y.numpy(), epochs=1, verbose=0)
     assert not _no_mode_warnings(record)
 
+
+# ------------------------------------------ torch's hook-based weight_norm / spectral_norm
+def _mlp_and_twin():
+    torch.manual_seed(0)
+    ours = kerasish.Sequential([kerasish.Input((4,)), L.Dense(3, kernel_regularizer="l2"), L.Dense(2)])
+    twin = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    with torch.no_grad():
+        for lin, dense in zip(twin, ours.layers):
+            lin.weight.copy_(dense.kernel.T)
+            lin.bias.copy_(dense.bias)
+    return ours, twin
+
+
+def _refuses_keras_files(model, tmp_path, match):
+    for action in (lambda: model.save(str(tmp_path / "m.keras")),
+                   lambda: model.save_weights(str(tmp_path / "w.weights.h5")),
+                   lambda: model.save(str(tmp_path / "m.h5"))):
+        with pytest.raises(ValueError, match=match):
+            action()
+    assert not list(tmp_path.glob("*.keras")) and not list(tmp_path.glob("*.h5"))
+
+
+def _folds_back_in_keras_order(model, tmp_path, keras_ref, x):
+    """After the removal: Keras's weight order and layouts, the kernel's Keras identity (path,
+    regularizer), and a `.keras` file real Keras loads to the same outputs."""
+    dense = model.layers[0]
+    assert [w.path.split("/", 1)[1] for w in model.weights] == ["dense/kernel", "dense/bias", "dense_1/kernel",
+                                                               "dense_1/bias"]
+    assert [w.shape for w in model.get_weights()] == [(4, 3), (3,), (3, 2), (2,)]
+    assert model.weights[0] is dense.kernel and dense.kernel.regularizer is not None
+    model(x)
+    assert len(model.losses) == 1  # the kernel's L2 penalty, as before
+    model.save(str(tmp_path / "m.keras"))
+    loaded = keras_ref.saving.load_model(str(tmp_path / "m.keras"))
+    np.testing.assert_allclose(loaded(x).detach().numpy(), model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
+def test_hook_based_weight_norm_trains_like_torch_refuses_keras_files_and_folds_back_in_keras_order(
+        tmp_path, keras_ref):
+    """torch's older `torch.nn.utils.weight_norm` (hooks, not parametrize) on a Dense kernel `(in, out)`
+    along dim=1 is torch's on the Linear weight along dim=0. Before, `get_weights` and the saved files
+    silently held (bias, kernel_g, kernel_v): a file Keras and kerasish could not load; and after
+    `remove_weight_norm` the kernel came back after the bias, so the saved files could not be loaded
+    either. Now saving refuses, naming `remove_weight_norm`, and the removal puts the kernel back in
+    its Keras place with its Keras identity."""
+    ours, twin = _mlp_and_twin()
+    torch.nn.utils.weight_norm(ours.layers[0], "kernel", dim=1)
+    torch.nn.utils.weight_norm(twin[0], "weight", dim=0)
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-6)
+    ours(x).square().sum().backward()
+    twin(x).square().sum().backward()
+    dense = ours.layers[0]
+    torch.testing.assert_close(dense.kernel_g.grad.reshape(-1), twin[0].weight_g.grad.reshape(-1), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(dense.kernel_v.grad, twin[0].weight_v.grad.T, rtol=1e-5, atol=1e-6)
+    _refuses_keras_files(ours, tmp_path, r"remove_weight_norm\(layer, 'kernel'\)")
+    ours.save_weights(str(tmp_path / "w.pt"))  # a torch state_dict holds them
+    with torch.no_grad():
+        dense.kernel_g.mul_(2.0)
+        twin[0].weight_g.mul_(2.0)
+    torch.nn.utils.remove_weight_norm(dense, "kernel")
+    torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-6)
+    _folds_back_in_keras_order(ours, tmp_path, keras_ref, x)
+
+
+def test_hook_based_spectral_norm_follows_the_modes_like_torch_refuses_keras_files_and_folds_back(
+        tmp_path, keras_ref):
+    """torch's older `torch.nn.utils.spectral_norm` reads `module.training` to decide on its power
+    iteration. A kerasish layer in Keras's "no mode" state reads False there, like an `eval()` torch
+    module (a fresh torch module would iterate): after `train()` both iterate alike, and `eval()`
+    freezes both. Saving refuses, naming `remove_spectral_norm`; the removal folds the kernel back in
+    its Keras place."""
+    ours, twin = _mlp_and_twin()
+    torch.manual_seed(3)
+    torch.nn.utils.spectral_norm(ours.layers[0], "kernel", dim=1)
+    torch.manual_seed(3)
+    torch.nn.utils.spectral_norm(twin[0], "weight")
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    assert not ours.layers[0].training
+    twin.eval()
+    torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-6)  # no iteration in either
+    ours.train()
+    twin.train()
+    for _ in range(3):
+        torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-6)
+    sigma = torch.linalg.matrix_norm(ours.layers[0].kernel.detach(), ord=2)
+    assert abs(float(sigma) - 1.0) < 0.05
+    _refuses_keras_files(ours, tmp_path, r"remove_spectral_norm\(layer, 'kernel'\)")
+    torch.nn.utils.remove_spectral_norm(ours.layers[0], "kernel")
+    torch.nn.utils.remove_spectral_norm(twin[0], "weight")
+    ours.eval()
+    twin.eval()
+    torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-6)
+    _folds_back_in_keras_order(ours, tmp_path, keras_ref, x)

@@ -486,6 +486,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def register_parameter(self, name, param):
         params = self.__dict__.get("_parameters")
+        if name.endswith("_g") and params is not None:
+            frame = sys._getframe(1)
+            if frame.f_code.co_name == "apply" and frame.f_code.co_filename.endswith("weight_norm.py"):
+                layer_weights.vacated_by_old_weight_norm(self, frame)
         moved = None
         if isinstance(param, layer_weights.Variable) and params is not None and name not in params:
             moved = next((k for k, v in params.items() if v is param), None)
