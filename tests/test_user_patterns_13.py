@@ -121,6 +121,59 @@ def test_keras_guide_loop_with_a_keras_optimizer_warns_once(armed):
         assert found[0].filename == __file__
 
 
+
+class _Seq(kerasish.Model):
+    """Embedding -> one layer under test (called on `[h, h]` for attention layers)."""
+
+    def __init__(self, layer, pair=False):
+        super().__init__()
+        self.embed = L.Embedding(10, 8)
+        self.inner = layer
+        self.pair = pair
+
+    def call(self, ids):
+        h = self.embed(ids)
+        out = self.inner([h, h]) if self.pair == "list" else self.inner(h, h) if self.pair else self.inner(h)
+        return out
+
+
+_WATCHED = {
+    "LSTM dropout": (lambda r: L.LSTM(3, dropout=r), False),
+    "GRU recurrent_dropout": (lambda r: L.GRU(3, recurrent_dropout=r), False),
+    "Bidirectional": (lambda r: L.Bidirectional(L.SimpleRNN(3, dropout=r)), False),
+    "MultiHeadAttention": (lambda r: L.MultiHeadAttention(2, 4, dropout=r), True),
+    "Attention": (lambda r: L.Attention(dropout=r), "list"),
+    "GaussianNoise": (lambda r: L.GaussianNoise(r), False),
+    "SpatialDropout1D": (lambda r: L.SpatialDropout1D(r), False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_WATCHED))
+def test_every_layer_whose_dropout_depends_on_the_mode_is_watched_and_only_with_a_rate(armed, case):
+    """The siblings of Dropout and BatchNormalization: RNN dropouts, attention dropout, noise and
+    spatial dropout (rate 0: nothing to say). A few predictions under grad mode first: the warning
+    still comes within the 16 forward passes of its sampling."""
+    make, pair = _WATCHED[case]
+    ids = torch.randint(1, 10, (4, 5), generator=torch.Generator().manual_seed(0))
+    for rate, expected in ((0.0, 0), (0.3, 1)):
+        no_mode_warning.reset()
+        model = _Seq(make(rate), pair)
+        for _ in range(3):
+            model(ids)  # predictions, no backward pass
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            for _ in range(17):
+                loss = model(ids).square().mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        found = _no_mode_warnings(record)
+        assert len(found) == expected, (case, rate, [str(w.message) for w in record])
+        if expected:
+            assert f"'{model.inner.name}'" in str(found[0].message)
+
+
 def _gan_trainer():
     class Trainer(kerasish.Model):
         def __init__(self):
@@ -308,3 +361,4 @@ def test_hook_based_spectral_norm_follows_the_modes_like_torch_refuses_keras_fil
     twin.eval()
     torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-6)
     _folds_back_in_keras_order(ours, tmp_path, keras_ref, x)
+

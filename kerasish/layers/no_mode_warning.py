@@ -14,9 +14,12 @@ BatchNormalization frozen.
 
 The warning fires once per process, when both signs of training are there:
 
-1. a backward pass went through a Dropout-family layer (rate > 0) or a
-   trainable BatchNormalization that was called in that state (a tensor hook
-   on the layer's input, registered only for such calls under grad mode), and
+1. a backward pass went through a layer called in that state whose
+   inference differs from its training: a Dropout-family layer (rate > 0), a
+   trainable BatchNormalization, an RNN (and Bidirectional) with dropout or
+   recurrent_dropout, MultiHeadAttention or Attention with dropout (classes
+   with `_no_mode_watch`, instances whose `_no_mode_matters()`); a hook on
+   the layer's input, sampled (see `watch`), and
 2. an optimizer then steps: a torch optimizer (torch's global step pre-hook,
    installed when 1. first happens) or a Keras optimizer's `apply` / `step`.
 
@@ -73,6 +76,8 @@ def watch(layer, x) -> None:
     costs a few microseconds; so the warning comes at the latest `_EVERY` forward passes into a torch
     loop that starts after such predictions, at once in one that does not). Nothing once the warning
     was given."""
+    if isinstance(x, (list, tuple)) and x:  # (Attention's [query, value]: the query)
+        x = x[0]
     try:
         if not x.requires_grad:
             return
