@@ -362,3 +362,38 @@ def test_hook_based_spectral_norm_follows_the_modes_like_torch_refuses_keras_fil
     torch.testing.assert_close(ours(x), twin(x), rtol=1e-5, atol=1e-6)
     _folds_back_in_keras_order(ours, tmp_path, keras_ref, x)
 
+
+# ------------------------------------------ vmap over BatchNormalization in training mode
+def test_vmap_of_batchnorm_in_training_names_the_way_out_and_the_stacked_recipe_updates_each_members_stats():
+    """Under `torch.func.vmap` in training mode one pair of moving statistics cannot take a batch of
+    updates: torch's BatchNorm refuses, and kerasish raised torch's internal "vmap: inplace
+    arithmetic" error from its update; now a RuntimeError names the layer and the ways out. The
+    ensembling recipe it names (`stack_module_state`, the buffers passed in) gives each member its
+    outputs and its moving statistics, as each model called on its own slice."""
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    def member(seed):
+        torch.manual_seed(seed)
+        model = kerasish.Sequential([kerasish.Input((4,)), L.Dense(8), L.BatchNormalization(momentum=0.9),
+                                     L.Dense(1)])
+        model.train()
+        return model
+
+    x = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(1))
+    twin = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+    with pytest.raises(RuntimeError, match="running_mean"):
+        vmap(twin)(x)
+    with pytest.raises(RuntimeError, match=r"BatchNormalization 'batch_normalization.*stack_module_state"):
+        vmap(member(0))(x)
+    models = [member(i) for i in range(3)]
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    out = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))(params, buffers, x)
+    for i, model in enumerate(models):
+        torch.testing.assert_close(out[i], model(x[i]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(buffers["batch_normalization.moving_mean"][i], model.layers[1].moving_mean,
+                                   rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(buffers["batch_normalization.moving_variance"][i],
+                                   model.layers[1].moving_variance, rtol=1e-5, atol=1e-7)
