@@ -30,8 +30,9 @@ its call default, as in Keras, a GAN generator's for instance), when
 a kerasish model inside a user's torch module), under `torch.compile`, or for
 backward passes that no optimizer step follows (saliency maps, adversarial
 examples: gradients of the inputs of a model run in inference on purpose).
-Not seen: a Dropout or BatchNormalization applied to inputs that need no
-gradient (the model's raw inputs), since no backward pass reaches them.
+Not seen: such a layer applied directly to the model's inputs (no backward
+pass reaches inputs that need no gradient; inputs that need one, as for a
+saliency map, are the user's tensors and get no hook).
 """
 
 from __future__ import annotations
@@ -105,10 +106,10 @@ def watch(layer, x) -> None:
         return None
 
     node = x.grad_fn
-    if node is not None:
-        node.register_prehook(_seen)  # (a third of a tensor hook's cost)
-    else:
-        x.register_hook(_seen)  # (a leaf that needs a gradient)
+    if node is not None:  # (a pre-hook on the node that made `x`: a third of a tensor hook's cost)
+        node.register_prehook(_seen)
+    # (a leaf: the user's own tensor, an input made to need a gradient, as for a saliency map: not
+    # hooked, a hook would stay on it)
 
 
 def _install_step_hook() -> None:
