@@ -3,15 +3,20 @@ kerasish model trained in a plain torch loop that never calls `model.train()`
 runs in Keras's "no mode set" state, i.e. in inference mode (Dropout off,
 BatchNormalization on its moving statistics, never updated), as real Keras 3
 on torch does (which ignores `model.train()` altogether); kerasish now warns
-once when an optimizer steps after a backward pass through such a Dropout or
-BatchNormalization, and never inside fit / evaluate / predict (a GAN
+once when an optimizer steps after a backward pass through such a Dropout,
+BatchNormalization, or RNN / attention layer with dropout (siblings
+watched too: noise, spatial dropout, Bidirectional), and never inside
+fit / evaluate / predict (a GAN
 generator called directly in `train_step` included), with `training=`, with a
 mode set, inside a user's torch module, or for backward passes no step
 follows (saliency maps); torch's older hook-based `weight_norm` /
 `spectral_norm` on kerasish kernels (Keras files silently held (bias,
 kernel_g, kernel_v), and after `remove_weight_norm` the kernel came back
 after the bias: files nobody could load; now saving refuses, naming the
-removal function, which puts the kernel back in its Keras place).
+removal function, which puts the kernel back in its Keras place);
+`torch.func.vmap` over BatchNormalization in training mode (torch's internal
+in-place error, now a clear one naming the ensembling recipe, which is
+checked).
 References: real Keras 3 with the same weights, the same pattern on
 `torch.nn` modules holding the same weights (Keras kernels are (in, out),
 torch Linear weights (out, in)), or the same run without the tool around it.
