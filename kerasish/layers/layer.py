@@ -261,7 +261,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     _call_training_default = None
     _call_training_unset = False
     # a call in Keras's "no mode" state runs this layer in inference mode: a torch loop training it that
-    # way gets one warning (`no_mode_warning`; Dropout, BatchNormalization)
+    # way gets one warning (`no_mode_warning`; Dropout, BatchNormalization, RNN and attention dropout)
     _no_mode_watch = False
     _call_has_mask = False
     _call_arg_masks = ()
@@ -746,7 +746,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                             del d["_inherited_training"]
                 if training is None and training_plan is not None:
                     training = training_plan[1]  # the signature's default
-                    if training_plan[4] and not training:  # (Dropout, BatchNormalization: `no_mode_warning`)
+                    if training_plan[4] and not training:  # (Dropout, BatchNormalization, ...: `no_mode_warning`)
                         no_mode_warning.watch(self, x)
             if training_plan is not None:
                 pos = training_plan[0]
