@@ -35,6 +35,7 @@ from kerasish.layers.layer_call import eager_call
 from kerasish.layers.layer_call import forward_for
 from kerasish.layers.layer_call import torch_autocast_on
 from kerasish.layers import weight_substitution
+from kerasish.layers import no_mode_warning
 from kerasish.layers import layer_moves
 from kerasish.layers import lazy_weights
 from kerasish.layers.input_spec import InputSpec
@@ -259,6 +260,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     _call_has_training = False
     _call_training_default = None
     _call_training_unset = False
+    # a call in Keras's "no mode" state runs this layer in inference mode: a torch loop training it that
+    # way gets one warning (`no_mode_warning`; Dropout, BatchNormalization, RNN and attention dropout)
+    _no_mode_watch = False
     _call_has_mask = False
     _call_arg_masks = ()
     _call_first_arg = "inputs"
@@ -492,6 +496,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def register_parameter(self, name, param):
         params = self.__dict__.get("_parameters")
+        if name.endswith("_g") and params is not None:
+            frame = sys._getframe(1)
+            if frame.f_code.co_name == "apply" and frame.f_code.co_filename.endswith("weight_norm.py"):
+                layer_weights.vacated_by_old_weight_norm(self, frame)
         moved = None
         if isinstance(param, layer_weights.Variable) and params is not None and name not in params:
             moved = next((k for k, v in params.items() if v is param), None)
@@ -698,7 +706,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 return x  # a symbolic call: the output KerasTensors
             cls = type(self)
             training_plan = (
-                (cls._call_training_pos, cls._call_training_default, cls._call_training_unset, True)
+                (cls._call_training_pos, cls._call_training_default, cls._call_training_unset, True,
+                 cls._no_mode_watch)
                 if cls._call_has_training else None
             )
             leaf = False
@@ -747,6 +756,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                             del d["_inherited_training"]
                 if training is None and training_plan is not None:
                     training = training_plan[1]  # the signature's default
+                    if training_plan[4] and not training:  # (Dropout, BatchNormalization, ...: `no_mode_warning`)
+                        no_mode_warning.watch(self, x)
             if training_plan is not None:
                 pos = training_plan[0]
                 if pos is not None and args[pos:]:
@@ -982,6 +993,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             "an invalid value. It must return a tensor or a nested structure of tensors."
         )
 
+    def _no_mode_matters(self) -> bool:
+        """Whether inference mode changes what this layer computes in its present state (a class
+        with `_no_mode_watch` answers: a Dropout of rate 0 or a frozen BatchNormalization does not)."""
+        return False
+
     def _call_uses_training(self) -> bool:
         """Whether this layer's `call`, which takes `training`, reads it in the
         layer's present state. A hot call of a leaf layer resolves the mode
@@ -1039,7 +1055,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         cls = type(self)
         training_plan = (
             (cls._call_training_pos, cls._call_training_default, cls._call_training_unset,
-             bool(self._call_uses_training()))
+             bool(self._call_uses_training()), cls._no_mode_watch)
             if cls._call_has_training else None
         )
         # the weight whose dtype tells a `functional_call` of other-dtype weights (see `weight_substitution`)

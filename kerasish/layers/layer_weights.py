@@ -89,10 +89,31 @@ def _replace_key(registry: dict, old_key: str, new_key: str) -> None:
 
 
 def deleted_by_parametrization(frame) -> bool:
-    """Whether the `delattr` being run was called by `torch.nn.utils.parametrize.register_parametrization`."""
+    """Whether the `delattr` being run was called by `torch.nn.utils.parametrize.register_parametrization`
+    or by the older hook-based `torch.nn.utils.spectral_norm` (`SpectralNorm.apply`)."""
     code = frame.f_code if frame is not None else None
-    return code is not None and code.co_name == "register_parametrization" and code.co_filename.endswith(
-        "parametrize.py")
+    if code is None:
+        return False
+    return (code.co_name == "register_parametrization" and code.co_filename.endswith("parametrize.py")) or (
+        code.co_name == "apply" and code.co_filename.endswith("spectral_norm.py"))
+
+
+def vacated_by_old_weight_norm(layer, frame) -> None:
+    """The older hook-based `torch.nn.utils.weight_norm` (`WeightNorm.apply`, the caller's `frame`) takes
+    the weight `name` out of `_parameters` directly, with no `delattr`, before registering `<name>_g`:
+    remember the weight (its Keras identity) and where it was, so that `remove_weight_norm` puts it back
+    in Keras's weight order (what `get_weights` and the saved files follow). Where it was is known when
+    it was the layer's anchor (its first floating weight: a Dense / Conv kernel, an Embedding's
+    matrix); otherwise it comes back last, as before."""
+    name, weight = frame.f_locals.get("name"), frame.f_locals.get("weight")
+    d = layer.__dict__
+    vacated = d.setdefault("_vacated_weights", {})
+    if not isinstance(weight, Variable) or not isinstance(name, str) or name in vacated:
+        return
+    params = d["_parameters"]
+    anchor = d.get("_weight_anchor")
+    first = anchor is not None and anchor[0] is params and anchor[2] is weight
+    vacated[name] = (weight, [name, *params] if first else [*params, name])
 
 
 def restore_vacated_weight(layer, registry: dict, name: str) -> None:

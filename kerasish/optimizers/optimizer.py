@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.nn.parameter import is_lazy
 
+from kerasish.layers import no_mode_warning
 from kerasish.optimizers import schedules as lr_schedules
 from kerasish import variables as kvars
 from kerasish.utils import naming
@@ -825,6 +826,8 @@ class Optimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def _apply_pairs(self, pairs) -> None:
+        if no_mode_warning._PENDING:  # a backward pass through a layer in the "no mode" state (warns once)
+            no_mode_warning.on_step()
         pairs = [(g, v) for g, v in pairs if getattr(v, "requires_grad", True) or not isinstance(v, torch.nn.Parameter)]
         if not pairs:
             return

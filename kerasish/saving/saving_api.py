@@ -118,6 +118,16 @@ def _refuse_parametrized(model, action: str) -> None:
     from torch.nn.utils import parametrize
 
     for name, module in model.named_modules():
+        old_style = _old_style_norms(module)
+        if old_style:
+            tensor, remove = old_style[0]
+            raise ValueError(
+                f"Cannot {action} in a Keras format: the layer '{getattr(module, 'name', name)}' has torch's "
+                f"hook-based `{remove.replace('remove_', '')}` on {tensor!r}: its Keras weight is then computed "
+                f"from other tensors ({tensor}_g / {tensor}_v or {tensor}_orig), which Keras files cannot hold. "
+                f"Fold it into a plain weight first with `torch.nn.utils.{remove}(layer, {tensor!r})` (it keeps "
+                "the current value), or save a torch `state_dict` (`save_weights('w.pt')`)."
+            )
         if parametrize.is_parametrized(module):
             tensors = sorted(module.parametrizations.keys())
             raise ValueError(
@@ -127,6 +137,19 @@ def _refuse_parametrized(model, action: str) -> None:
                 f"`torch.nn.utils.parametrize.remove_parametrizations(layer, {tensors[0]!r})` (it keeps the "
                 "current values), or save a torch `state_dict` (`save_weights('w.pt')`)."
             )
+
+
+def _old_style_norms(module) -> list:
+    """(tensor name, removal function) of the hook-based `torch.nn.utils.weight_norm` / `spectral_norm`
+    (torch's older API, deprecated but in wide use) on `module`."""
+    found = []
+    for hook in getattr(module, "_forward_pre_hooks", {}).values():
+        kind = type(hook).__module__
+        if kind == "torch.nn.utils.weight_norm" and type(hook).__name__ == "WeightNorm":
+            found.append((hook.name, "remove_weight_norm"))
+        elif kind == "torch.nn.utils.spectral_norm" and type(hook).__name__ == "SpectralNorm":
+            found.append((hook.name, "remove_spectral_norm"))
+    return found
 
 
 def save_model(model, filepath, overwrite: bool = True, zipped: bool | None = None, **kwargs) -> None:

@@ -9,6 +9,7 @@ batch unless a callback or the progress bar asks for them (lazy logs).
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -24,6 +25,7 @@ from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
 from kerasish.trainers.device_feed import DeviceToHost
 from kerasish.trainers.modes import ModeSnapshot
 from kerasish.trainers.modes import switch_mode
+from kerasish.layers import no_mode_warning
 
 
 def _chunks(iterator, size):
@@ -64,6 +66,19 @@ def _deprecated(old, new):
 
 def _to_numpy(t):
     return dtypes.tensor_to_numpy(t) if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def _keras_loop(method):
+    """fit / evaluate / predict and the `*_on_batch` methods: Keras's own loops, which never give the
+    "no mode" warning (`no_mode_warning`: a layer their `train_step` calls directly gets its call
+    default, as in Keras)."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with no_mode_warning.keras_loop():
+            return method(self, *args, **kwargs)
+
+    return run
 
 
 class TrainerLoops:
@@ -164,6 +179,7 @@ class TrainerLoops:
                             epochs=epochs, steps=steps, model=self)
 
     # ---------------------------------------------------------------- loops
+    @_keras_loop
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
             validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
@@ -318,6 +334,7 @@ class TrainerLoops:
         cbs.on_train_end(logs=training_logs)
         return self.history
 
+    @_keras_loop
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False, **kwargs):
         """Returns the loss and metric values on the data (in eval mode, no
@@ -374,6 +391,7 @@ class TrainerLoops:
             return logs
         return self._flatten_metrics_in_order(logs)
 
+    @_keras_loop
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Predictions for the input samples, batched, in eval mode, as NumPy
         arrays (the model's output structure for multi-output models)."""
@@ -528,6 +546,7 @@ class TrainerLoops:
                 data_adapters.map_structure(conv, sample_weight))
         return data_adapters.move_to_device(data, device), device
 
+    @_keras_loop
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False, *,
                        reset_metrics=True):
         """One gradient update on one batch (metrics are reset first, as in
@@ -558,6 +577,7 @@ class TrainerLoops:
             modes.restore()
         return self._single_batch_logs(None if lazy else logs, return_dict)
 
+    @_keras_loop
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False, *, reset_metrics=True):
         """Evaluates one batch (metrics reset first); returns like `evaluate`.
         `reset_metrics=False` (Keras 2's) accumulates, as in `train_on_batch`."""
@@ -579,6 +599,7 @@ class TrainerLoops:
         logs = materialize_logs(self._get_metrics_result_or_logs(logs))
         return logs if return_dict else self._flatten_metrics_in_order(logs)
 
+    @_keras_loop
     def predict_on_batch(self, x):
         """Predictions for one batch, as NumPy arrays."""
         data, _ = self._single_batch(x)

@@ -49,6 +49,11 @@ class Attention(Layer):
         >>> y = keras.layers.Attention()([q, v])
     """
 
+    _no_mode_watch = True  # (`no_mode_warning`)
+
+    def _no_mode_matters(self):
+        return bool(self.dropout)
+
     def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.use_scale = use_scale

@@ -115,6 +115,11 @@ class MultiHeadAttention(Layer):
         >>> y = mha(x, x)  # (3, 5, 8)
     """
 
+    _no_mode_watch = True  # (`no_mode_warning`)
+
+    def _no_mode_matters(self):
+        return bool(self._dropout)
+
     _float_inputs = True  # an integer/bool query is cast to the compute dtype (value/key follow it)
 
     def __init__(

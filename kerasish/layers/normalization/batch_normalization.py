@@ -93,6 +93,11 @@ class BatchNormalization(GammaBetaMixin, Layer):
         >>> y = bn(torch.randn(8, 4), training=True)  # updates the moving stats
     """
 
+    _no_mode_watch = True  # (`no_mode_warning`)
+
+    def _no_mode_matters(self):
+        return bool(self.__dict__["_trainable"])  # (a frozen one runs in inference mode whatever the mode)
+
     def __init__(
         self,
         axis=-1,
@@ -367,7 +372,19 @@ class BatchNormalization(GammaBetaMixin, Layer):
         buffers = self.__dict__["_buffers"]  # (read as `call` reads them: no `nn.Module.__getattr__`)
         for name, batch in (("moving_mean", mean), ("moving_variance", var)):
             moving = buffers[name] if name in buffers else getattr(self, name)
-            moving.copy_(moving.float() * m + batch * (1.0 - m))
+            try:
+                moving.copy_(moving.float() * m + batch * (1.0 - m))
+            except RuntimeError as e:
+                if "vmap" not in str(e):
+                    raise
+                raise RuntimeError(
+                    f"BatchNormalization '{self.name}' cannot update its moving statistics inside "
+                    "`torch.func.vmap` in training mode: one pair of statistics cannot take a batch of updates "
+                    "(torch's BatchNorm raises too, and `torch.func.replace_all_batch_norm_modules_` only "
+                    "knows torch's BatchNorm classes). Run it in inference mode inside vmap (`model.eval()` or "
+                    "`training=False`), or give each vmapped model its own statistics "
+                    "(`torch.func.stack_module_state` with `functional_call` and the buffers passed in)."
+                ) from e
 
     def _moments(self, x, mask):
         dims = self._reduce_dims

@@ -55,6 +55,11 @@ class Bidirectional(Layer):
         torch.Size([2, 5, 8])
     """
 
+    _no_mode_watch = True  # (`no_mode_warning`: it passes its resolved `training` to its two layers)
+
+    def _no_mode_matters(self):
+        return self.forward_layer._no_mode_matters() or self.backward_layer._no_mode_matters()
+
     _keras_module = "keras.layers"
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):

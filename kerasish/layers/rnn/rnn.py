@@ -90,6 +90,12 @@ class RNN(Layer):
         torch.Size([2, 10, 4])
     """
 
+    _no_mode_watch = True  # (`no_mode_warning`)
+
+    def _no_mode_matters(self):
+        cells = getattr(self.cell, "cells", None) or [self.cell]
+        return any(getattr(c, "dropout", 0) or getattr(c, "recurrent_dropout", 0) for c in cells)
+
     _float_inputs = True  # integer inputs are cast to the compute dtype
 
     _keras_module = "keras.layers"
