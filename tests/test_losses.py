@@ -303,3 +303,33 @@ def test_sparse_cce_per_pixel_probabilities_backward(keras_ref, rng):
     picked = probs[torch.arange(flat.shape[0]), torch.as_tensor(y_true.reshape(-1).astype("int64"))]
     (-torch.log(picked.clamp(1e-7, 1 - 1e-7))).mean().backward()
     np.testing.assert_allclose(pred.grad.numpy(), flat.grad.numpy().reshape(p.shape), rtol=1e-5, atol=1e-7)
+
+
+class _AbsErrorLoss(losses.Loss):
+    """A user loss written the book's way (`y_true - y_pred`, no reshaping)."""
+
+    def call(self, y_true, y_pred):
+        return torch.abs(y_true - y_pred)
+
+
+def test_custom_loss_subclass_gets_a_vector_target_as_a_column():
+    """A (batch,) target for a (batch, 1) prediction reaches a Loss subclass's `call` as (batch, 1), as tf.keras 2
+    passes it: `y_true - y_pred` is element by element, not a (batch, batch) broadcast (which Keras 3.15 computes,
+    silently: Hands-On ML 3rd ed.'s HuberLoss on 1-D regression targets). Direct call and `fit` alike."""
+    y_true = np.array([1.0, 2.0, 4.0], "float32")
+    y_pred = np.array([[0.5], [2.5], [1.0]], "float32")
+    expected = np.mean(np.abs(y_true - y_pred[:, 0]))  # 0.5, 0.5, 3.0 -> 4/3
+    assert not np.isclose(expected, np.mean(np.abs(y_true - y_pred)))  # the (3, 3) broadcast differs
+    loss = _AbsErrorLoss()
+    np.testing.assert_allclose(float(loss(torch.tensor(y_true), torch.tensor(y_pred))), expected, rtol=1e-6)
+    np.testing.assert_allclose(float(loss(torch.tensor(y_true), torch.tensor(y_pred), sample_weight=[1.0, 0.0, 1.0])),
+                               (0.5 + 3.0) / 3, rtol=1e-6)
+
+    import kerasish as keras
+
+    x = np.array([[1.0], [2.0], [3.0], [4.0]], "float32")
+    y = np.array([1.0, 3.0, 2.0, 6.0], "float32")
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="ones",
+                                                                     bias_initializer="zeros")])
+    model.compile(optimizer="sgd", loss=_AbsErrorLoss())
+    np.testing.assert_allclose(model.evaluate(x, y, verbose=0), np.mean(np.abs(y - x[:, 0])), rtol=1e-6)

@@ -90,6 +90,30 @@ def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1: bool = True):
     return x1, x2
 
 
+def expand_target_to_prediction(y_true, y_pred):
+    """A `(batch,)` target for a `(batch, 1)` prediction becomes `(batch, 1)`.
+
+    Without it a `Loss` subclass (or a `Metric` subclass) whose `call`
+    computes `y_true - y_pred` broadcasts the pair to `(batch, batch)` and
+    trains on a wrong number without an error (Keras 3.15 does, e.g. the
+    Huber loss class of "Hands-On Machine Learning", 3rd ed., ch. 12, on a
+    1-D regression target). tf.keras 2 expands a rank-1 target for a rank-2
+    prediction before any compiled loss or metric (its
+    `compile_utils.match_dtype_and_rank`); Keras 3 does the same inside its
+    function wrappers (`squeeze_or_expand_to_same_rank`). Only the
+    unambiguous case is changed: the prediction has exactly one more axis,
+    of size 1.
+    """
+    if (
+        isinstance(y_true, torch.Tensor)
+        and isinstance(y_pred, torch.Tensor)
+        and y_pred.ndim == y_true.ndim + 1
+        and y_pred.shape[-1] == 1
+    ):
+        return y_true.unsqueeze(-1)
+    return y_true
+
+
 def _divide_no_nan(x, y):
     safe = torch.where(y == 0, torch.ones_like(y), y)
     return torch.where(y == 0, torch.zeros_like(x), x / safe)
@@ -253,7 +277,7 @@ class Loss:
         if device is None and isinstance(y_pred, torch.Tensor):
             device = y_pred.device
         y_true = _map(lambda x: to_tensor(x, dtype=self.dtype, device=device), y_true)
-        losses = self.call(y_true, y_pred)
+        losses = self.call(expand_target_to_prediction(y_true, y_pred), y_pred)
         out_mask = get_keras_mask(losses)
         if in_mask is not None and out_mask is not None:
             mask = in_mask.bool() & out_mask.bool()
@@ -277,7 +301,7 @@ class Loss:
         if y_pred.dtype != dtype:
             y_pred = y_pred.to(dtype)
         y_true = _map(lambda x: to_tensor(x, dtype=dtype, device=y_pred.device), y_true)
-        values = self.call(y_true, y_pred)
+        values = self.call(expand_target_to_prediction(y_true, y_pred), y_pred)
         if isinstance(values, torch.Tensor) and values.ndim > 0 and getattr(values, "_keras_mask", None) is None:
             n = values.numel()
             if n:

@@ -58,13 +58,31 @@ class Metric(Layer):
     def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum", name=None):
         """Adds a state variable (a buffer) and remembers its initializer for
         `reset_state`."""
-        var = self.add_weight(
-            shape=shape, initializer=initializer, dtype=dtype or self.dtype, trainable=False,
+        var = Layer.add_weight(
+            self, shape=shape, initializer=initializer, dtype=dtype or self.dtype, trainable=False,
             name=name, aggregation=aggregation, synchronization="on_read",
         )
         var.__dict__["_initializer"] = initializer
         self.__dict__["_state_names"].append(var)
         return var
+
+    def add_weight(self, shape=(), initializer=None, dtype=None, name=None, aggregation="sum", synchronization=None):
+        """A state variable: Keras's alias of `add_variable` for metrics.
+
+        A metric's weights are non-trainable, summed state that `reset_state`
+        sets back to the initializer (Keras 3's `Metric.add_weight`, and
+        tf.keras 2's, whose first positional argument is the name:
+        `add_weight("total", initializer="zeros")` is taken too). Without it
+        the Layer's `add_weight` made a trainable Parameter that
+        `variables` and `reset_state` missed. `initializer` defaults to
+        "zeros"; `synchronization` (tf.distribute's) is accepted and ignored.
+        """
+        if isinstance(shape, str) and name is None:  # tf.keras 2: add_weight(name, shape=(), ...)
+            name, shape = shape, ()
+        return self.add_variable(
+            shape=shape, initializer="zeros" if initializer is None else initializer, dtype=dtype,
+            aggregation=aggregation, name=name,
+        )
 
     def update_state(self, *args, **kwargs):
         raise NotImplementedError(f"Metric {type(self).__name__} must implement `update_state()`.")

@@ -18,6 +18,7 @@ import torch
 
 from kerasish import losses as losses_module
 from kerasish import metrics as metrics_module
+from kerasish.losses.loss import expand_target_to_prediction
 from kerasish.metrics.metric import Metric
 from kerasish.metrics.reduction_metrics import Mean
 from kerasish.metrics.reduction_metrics import MeanMetricWrapper
@@ -335,6 +336,9 @@ class MetricsList(Metric):
         return self.__dict__["metrics_"]
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        # a (batch,) target for a (batch, 1) prediction reaches the metrics as (batch, 1), as in tf.keras 2, so a
+        # user Metric's update_state does not broadcast the pair to (batch, batch) (`expand_target_to_prediction`)
+        y_true = expand_target_to_prediction(y_true, y_pred)
         for m in self.metrics:
             m.update_state(y_true, y_pred, sample_weight=sample_weight)
 
