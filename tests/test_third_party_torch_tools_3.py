@@ -178,7 +178,7 @@ def test_timm_param_groups_of_an_unbuilt_model_are_refused():
         create_optimizer_v2(model, "adamw", weight_decay=0.05)
 
 
-def _fit_with_scheduler(make_scheduler, step_scheduler, epochs=3):
+def _fit_with_scheduler(make_scheduler, step_scheduler, epochs=3, loss_scale=False):
     """A kerasish model trained by `fit` with a Keras SGD driven by a scheduler made before the first
     step (the optimizer unbuilt), and its torch twin trained with torch SGD and the same scheduler."""
     x = np.random.default_rng(0).normal(size=(16, 6)).astype("float32")
@@ -186,14 +186,14 @@ def _fit_with_scheduler(make_scheduler, step_scheduler, epochs=3):
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, kernel_initializer=_glorot(6))])
     twin = _linear_from(model.layers[0])
     opt = keras.optimizers.SGD(0.1)
-    sched = make_scheduler(opt)
+    sched = make_scheduler(keras.optimizers.LossScaleOptimizer(opt) if loss_scale else opt)
     rates = []
 
     def on_epoch_end(epoch, logs):
         step_scheduler(sched, epoch)
         rates.append(float(opt.learning_rate))
 
-    model.compile(optimizer=opt, loss="mse")
+    model.compile(optimizer=sched.optimizer, loss="mse")
     model.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0,
               callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=on_epoch_end)])
     twin_opt = torch.optim.SGD(twin.parameters(), lr=0.1)
@@ -245,6 +245,14 @@ def test_timm_cosine_scheduler_with_warmup_per_update():
             s.step_update(step + 1)
         assert opt.param_groups[0]["lr"] == twin_opt.param_groups[0]["lr"]
     _close(model.layers[2].kernel.T, twin[2].weight, atol=1e-5)
+
+
+def test_a_torch_scheduler_made_on_an_unbuilt_loss_scale_optimizer_drives_the_inner_rate():
+    """The wrapper shares its inner optimizer's groups from the start: LambdaLR records the inner rate (0.1),
+    not the wrapper's own 0.0 (which would have scheduled the rate to 0 once built, silently)."""
+    rates = _fit_with_scheduler(lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 ** (e + 1)),
+                                lambda sched, epoch: sched.step(), loss_scale=True)
+    np.testing.assert_allclose(rates, [0.025, 0.0125, 0.00625], rtol=1e-6)
 
 
 def test_a_scheduler_attached_before_a_multi_group_build_is_refused():

@@ -128,6 +128,9 @@ class MultiOptimizer(Optimizer):
             )
         self._inner_optimizers = []
         super().__init__(learning_rate=0.0, loss_scale_factor=loss_scale_factor, name=name)
+        # no pending learning-rate group (see Optimizer.__init__): a MultiOptimizer has no learning rate of
+        # its own; its groups are the inner optimizers' once built
+        self.param_groups = []
         self._optimizer_map = optimizer_map
         candidates = list(optimizer_map.values()) if hasattr(optimizer_map, "values") else []
         default = getattr(optimizer_map, "default_optimizer", None)
