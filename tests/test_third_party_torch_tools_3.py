@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -710,3 +711,30 @@ def test_transformers_get_scheduler_made_before_the_first_step_drives_a_keras_op
         lambda opt: transformers.get_scheduler("linear", opt, num_warmup_steps=1, num_training_steps=4),
         lambda sched, epoch: sched.step(), epochs=3)
     np.testing.assert_allclose(rates, [0.1, 2 / 3 * 0.1, 1 / 3 * 0.1], rtol=1e-6)
+
+
+def test_transformers_trainer_resumes_a_kerasish_model_from_its_checkpoint(tmp_path, _no_hf_datasets):
+    """Trainer's checkpoints (model.safetensors of the kerasish state_dict, torch AdamW state, scheduler,
+    RNG): resuming from the epoch-2 checkpoint ends on the same weights as the uninterrupted run."""
+    from transformers import Trainer, TrainingArguments
+
+    rng = np.random.default_rng(6)
+    data = [{"x": torch.as_tensor(rng.normal(size=6), dtype=torch.float32), "labels": int(rng.integers(0, 3))}
+            for _ in range(16)]
+
+    def run(model, resume=None):
+        args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=3,
+                                 learning_rate=0.05, weight_decay=0.1, warmup_steps=2, logging_strategy="no",
+                                 save_strategy="epoch", report_to=[], use_cpu=True, seed=7, disable_tqdm=True)
+        Trainer(model=model, args=args, train_dataset=data).train(resume_from_checkpoint=resume)
+        return model
+
+    start = _LossLogits(_ln_model_named("layernorm"))
+    init = copy.deepcopy(start.state_dict())
+    full = run(start)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    resumed = _LossLogits(_ln_model_named("layernorm"))
+    resumed.load_state_dict(init)
+    run(resumed, resume=str(tmp_path / "checkpoint-4"))
+    for key, value in full.state_dict().items():
+        _close(resumed.state_dict()[key], value, atol=0, rtol=0)
