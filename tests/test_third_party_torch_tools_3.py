@@ -280,7 +280,7 @@ def test_timm_model_ema_v3_over_a_kerasish_model_with_batchnorm():
     assert "batch_normalization.moving_variance" in expected
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     model.train()
-    for step in range(4):
+    for _ in range(4):
         loss = F.cross_entropy(model(torch.randn(16, 6)), torch.randint(0, 3, (16,)))
         opt.zero_grad()
         loss.backward()

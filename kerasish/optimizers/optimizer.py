@@ -572,7 +572,9 @@ class Optimizer(torch.optim.Optimizer):
     def _pending_group(self) -> dict | None:
         """The parameterless group an unbuilt optimizer holds its learning rate in (see `__init__`)."""
         groups = self.param_groups
-        if not self.built and len(groups) == 1 and not groups[0]["params"]:
+        if self.built or self.__dict__.get("_pending_taken"):
+            return None
+        if len(groups) == 1 and not groups[0]["params"]:
             return groups[0]
         return None
 
@@ -583,6 +585,7 @@ class Optimizer(torch.optim.Optimizer):
         if pending is None:
             return param_group
         del self.param_groups[0]  # in place: a LossScaleOptimizer shares this list
+        self._pending_taken = True  # (a first group given with no parameters is a group, not the pending one)
         merged = {k: v for k, v in pending.items() if k != "params"}
         merged.update(param_group)
         return merged
