@@ -738,3 +738,31 @@ def test_transformers_trainer_resumes_a_kerasish_model_from_its_checkpoint(tmp_p
     run(resumed, resume=str(tmp_path / "checkpoint-4"))
     for key, value in full.state_dict().items():
         _close(resumed.state_dict()[key], value, atol=0, rtol=0)
+
+
+def test_transformers_trainer_with_a_keras_optimizer_and_its_schedule(tmp_path, _no_hf_datasets):
+    """`Trainer(optimizers=(keras_optimizer, None))`: Trainer schedules it (linear with warm-up) and steps it
+    the torch way. It must be built on the parameters first (Trainer never builds it): unbuilt, the first
+    step raises kerasish's "has no variables to update"."""
+    from transformers import Trainer, TrainingArguments
+
+    rng = np.random.default_rng(8)
+    data = [{"x": torch.as_tensor(rng.normal(size=6), dtype=torch.float32), "labels": int(rng.integers(0, 3))}
+            for _ in range(16)]
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=2,
+                             lr_scheduler_type="linear", warmup_steps=1, logging_strategy="no", save_strategy="no",
+                             report_to=[], use_cpu=True, seed=7, disable_tqdm=True, max_grad_norm=0)
+    km = _ln_model_named("layernorm")
+    model, twin = _LossLogits(km), _LossLogits(_ln_twin(km))
+    with pytest.raises(ValueError, match="has no variables to update"):
+        Trainer(model=model, args=args, train_dataset=data,
+                optimizers=(keras.optimizers.AdamW(0.05, weight_decay=0.1), None)).train()
+    rates = {}
+    for name, m in (("kerasish", model), ("twin", twin)):
+        opt = keras.optimizers.AdamW(0.05, weight_decay=0.1).build(m.parameters())
+        trainer = Trainer(model=m, args=args, train_dataset=data, optimizers=(opt, None))
+        trainer.train()
+        rates[name] = (trainer.lr_scheduler.get_last_lr(), int(opt.iterations))
+    assert rates["kerasish"] == rates["twin"] == ([0.0], 4)
+    _close(km.layers[0].kernel.T, twin.net[0].weight, atol=1e-6)
+    _close(km.layers[1].gamma, twin.net[1].weight, atol=1e-6)
