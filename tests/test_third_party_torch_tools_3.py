@@ -214,9 +214,9 @@ def _fit_with_scheduler(make_scheduler, step_scheduler, epochs=3, loss_scale=Fal
     return rates
 
 
-# kerasish's `fit` updates through the Keras `apply` path, not `optimizer.step()`, so torch's LR scheduler
-# (which counts `step()` calls) warns that it was stepped first; the rates are right (asserted)
-_STEP_ORDER_WARNING = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
+# kerasish's `fit` updates through the Keras `apply` path, not `optimizer.step()`: `apply` records the step as
+# torch's `step()` wrapper does, so torch's LR scheduler does not warn that it was stepped first (it did)
+_STEP_ORDER_WARNING = pytest.mark.filterwarnings("error:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")
 
 
 def test_timm_scheduler_made_before_the_first_step_drives_a_keras_optimizer():

@@ -238,6 +238,7 @@ class LossScaleOptimizer(Optimizer):
         grads = list(grads)
         if not grads:
             return
+        self.__dict__.setdefault("_opt_called", True)  # (as torch's step wrapper records it for an LR scheduler)
         if not self.built:
             if trainable_variables is None:
                 raise ValueError(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from kerasish.optimizers.loss_scale_optimizer import LossScaleOptimizer
-from kerasish.optimizers.optimizer import Optimizer
+from kerasish.optimizers.optimizer import Optimizer, _mark_stepped
 
 
 def _variable_path(variable) -> str:
@@ -242,6 +242,8 @@ class MultiOptimizer(Optimizer):
         grads = list(grads)
         if not grads:
             return
+        if "_opt_called" not in self.__dict__:
+            _mark_stepped(self)
         if trainable_variables is None:
             if not self.built:
                 raise ValueError(

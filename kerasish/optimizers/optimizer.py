@@ -44,6 +44,14 @@ from kerasish.saving.serialization_lib import (
 )
 
 
+def _mark_stepped(optimizer) -> None:
+    """What torch's `optimizer.step()` wrapper records for an attached LR scheduler (`_opt_called`): `fit` and
+    `apply` update without calling `step()`, and the scheduler warned that it was stepped first."""
+    d = optimizer.__dict__
+    if "_opt_called" not in d and not torch.compiler.is_compiling():  # (torch never resets it: once)
+        d["_opt_called"] = True
+
+
 def _sqrt(x):
     """`math.sqrt` for floats (eager), `Tensor.sqrt` for the traced 0-d step."""
     return x.sqrt() if isinstance(x, torch.Tensor) else math.sqrt(x)
@@ -713,6 +721,8 @@ class Optimizer(torch.optim.Optimizer):
         if len(pairs) != len(variables):
             missing = [getattr(v, "name", None) or f"#{i}" for i, (g, v) in enumerate(zip(grads, variables)) if g is None]
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss.", stacklevel=2)
+        if "_opt_called" not in self.__dict__:
+            _mark_stepped(self)
         self._apply_pairs(pairs)
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
