@@ -19,6 +19,43 @@ import torch  # noqa: E402
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
+def _torchvision_ops_schemas():
+    """The registry's torchvision wheels are CUDA builds: with the CPU torch that
+    CI runs, torchvision's compiled `_C` library cannot load, and `import
+    torchvision` then fails on its own fake-kernel registration ("operator
+    torchvision::nms does not exist") -- and with it every package that imports
+    torchvision: timm, torchmetrics, lightning. When (and only when) that
+    library cannot load, declare the two operator schemas torchvision's import
+    registers against, with kernels that raise; torchvision's Python (models,
+    transforms, fx feature extraction, StochasticDepth, FPN) then imports and
+    works, and its compiled box ops say they are unavailable."""
+    import glob
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    libs = glob.glob(os.path.join(list(spec.submodule_search_locations)[0], "_C.*"))
+    try:
+        for lib in libs:
+            torch.ops.load_library(lib)
+        return None
+    except OSError as e:
+        reason = f"torchvision's compiled ops did not load against torch {torch.__version__}: {e}"
+    lib = torch.library.Library("torchvision", "DEF")  # kept alive by the module global below
+
+    def unavailable(*args, **kwargs):
+        raise NotImplementedError(reason)
+
+    for name in ("nms", "qnms"):
+        lib.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        lib.impl(name, unavailable, "CompositeExplicitAutograd")
+    return lib
+
+
+_TORCHVISION_OPS = _torchvision_ops_schemas()
+
+
 @pytest.fixture(scope="session")
 def keras_ref():
     """The real Keras 3 package (torch backend), or a skip when absent."""

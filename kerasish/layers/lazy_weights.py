@@ -171,6 +171,19 @@ def _kerasish_keeper(caller):
     return caller.f_code.co_name if owner is None else f"{type(owner).__name__}.{caller.f_code.co_name}"
 
 
+# third-party code that keeps the walked list (it builds the optimizer's param groups from it) and decides
+# by each parameter's shape: timm's `param_groups_weight_decay` gives weight decay to `ndim > 1` only, so an
+# unbuilt placeholder (no shape yet) would silently land in the no-decay group.
+_SHAPE_DECIDING_KEEPERS = (os.sep + os.path.join("timm", "optim") + os.sep,)
+
+
+def _shape_deciding_keeper(caller):
+    if caller is None or not any(d in caller.f_code.co_filename for d in _SHAPE_DECIDING_KEEPERS):
+        return None
+    module = caller.f_globals.get("__name__", "")
+    return f"{module}.{caller.f_code.co_name}" if module else caller.f_code.co_name
+
+
 def copied_from(layer):
     """The layer `layer` is an unbuilt deep copy of, when that one is built now; else None."""
     ref = layer.__dict__.get("_copied_from")
@@ -216,8 +229,16 @@ def warn_if_partial(layer) -> None:
     caller, torch_frames = _parameter_walk_caller(layer)
     if caller is None:
         return
+    shape_keeper = _shape_deciding_keeper(caller)
     for sub in layer._flatten_layers(include_self=True):
         d = sub.__dict__
+        if shape_keeper is not None and not d.get("built") and has_placeholders(sub):
+            raise ValueError(
+                f"Layer '{sub.name}' ({type(sub).__name__}) is not built yet: its weights are placeholders with no "
+                f"shape, and `{shape_keeper}` decides each parameter's group by its shape (`ndim`), so its "
+                "kernel would silently get no weight decay. Call `build(input_shape)` on the model or run one "
+                "batch through it first."
+            )
         if d.get("built") or has_placeholders(sub):
             continue
         build_owner = _defining_class(type(sub), "build")
@@ -228,7 +249,7 @@ def warn_if_partial(layer) -> None:
             "do not exist, so they are missing from this `parameters()` list"
         )
         fix = "Call `build(input_shape)` on the model or run one batch through it first."
-        consumer = _keeping_consumer(torch_frames) or _kerasish_keeper(caller)
+        consumer = _keeping_consumer(torch_frames) or _kerasish_keeper(caller) or shape_keeper
         if consumer is not None:
             raise ValueError(f"{missing}, and `{consumer}` would act on this list only (the missing weights "
                              f"would never be trained, averaged, synchronized or frozen). {fix}")

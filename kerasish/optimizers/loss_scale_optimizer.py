@@ -97,6 +97,9 @@ class LossScaleOptimizer(Optimizer):
             )
         super().__init__(learning_rate=0.0, name=name)
         self.inner_optimizer = inner_optimizer
+        # the inner optimizer's groups from the start (before its build, its pending learning-rate group): an
+        # LR scheduler made on this optimizer then records and drives the inner learning rate, not this one's 0.0
+        self.param_groups = inner_optimizer.param_groups
         self.initial_scale = initial_scale
         self.dynamic_growth_steps = dynamic_growth_steps
         # the inner optimizer must not unscale a second time
@@ -235,6 +238,7 @@ class LossScaleOptimizer(Optimizer):
         grads = list(grads)
         if not grads:
             return
+        self.__dict__.setdefault("_opt_called", True)  # (as torch's step wrapper records it for an LR scheduler)
         if not self.built:
             if trainable_variables is None:
                 raise ValueError(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from kerasish.optimizers.loss_scale_optimizer import LossScaleOptimizer
-from kerasish.optimizers.optimizer import Optimizer
+from kerasish.optimizers.optimizer import Optimizer, _mark_stepped
 
 
 def _variable_path(variable) -> str:
@@ -128,6 +128,9 @@ class MultiOptimizer(Optimizer):
             )
         self._inner_optimizers = []
         super().__init__(learning_rate=0.0, loss_scale_factor=loss_scale_factor, name=name)
+        # no pending learning-rate group (see Optimizer.__init__): a MultiOptimizer has no learning rate of
+        # its own; its groups are the inner optimizers' once built
+        self.param_groups = []
         self._optimizer_map = optimizer_map
         candidates = list(optimizer_map.values()) if hasattr(optimizer_map, "values") else []
         default = getattr(optimizer_map, "default_optimizer", None)
@@ -239,6 +242,8 @@ class MultiOptimizer(Optimizer):
         grads = list(grads)
         if not grads:
             return
+        if "_opt_called" not in self.__dict__:
+            _mark_stepped(self)
         if trainable_variables is None:
             if not self.built:
                 raise ValueError(

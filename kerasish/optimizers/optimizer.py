@@ -45,6 +45,14 @@ from kerasish.saving.serialization_lib import (
 )
 
 
+def _mark_stepped(optimizer) -> None:
+    """What torch's `optimizer.step()` wrapper records for an attached LR scheduler (`_opt_called`): `fit` and
+    `apply` update without calling `step()`, and the scheduler warned that it was stepped first."""
+    d = optimizer.__dict__
+    if "_opt_called" not in d and not torch.compiler.is_compiling():  # (torch never resets it: once)
+        d["_opt_called"] = True
+
+
 def _sqrt(x):
     """`math.sqrt` for floats (eager), `Tensor.sqrt` for the traced 0-d step."""
     return x.sqrt() if isinstance(x, torch.Tensor) else math.sqrt(x)
@@ -369,7 +377,11 @@ class Optimizer(torch.optim.Optimizer):
         self._bootstrapping = True
         torch.optim.Optimizer.__init__(self, [torch.zeros(0, requires_grad=True)], {"lr": lr_value})
         self._bootstrapping = False
-        self.param_groups = []
+        # Until `build`, one pending group with no parameters holds the learning rate, so that an LR scheduler
+        # made before the first step (torch's, timm's, transformers' `get_scheduler`) has a group to record
+        # and drive; `build` fills it (keeping what the scheduler wrote) instead of adding a new group. With
+        # no group at all, timm's schedulers silently never changed the rate and torch's failed at `step()`.
+        self.param_groups = [{"params": [], "lr": lr_value}]
         self.state = defaultdict(dict)
         # Keras's `auto_name`: "adam", "adam_1", ... per session (`clear_session` restarts the count)
         self.name = name or naming.auto_name(_to_snake_case(self.__class__.__name__))
@@ -520,6 +532,16 @@ class Optimizer(torch.optim.Optimizer):
             for group in groups:
                 for p in group["params"]:
                     self._refuse_lazy(p)
+        pending = self._pending_group()
+        if pending is not None and len(groups) > 1 and (set(pending) - {"params", "lr"} or
+                                                        pending["lr"] != self._lr_value):
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' was given {len(groups)} param groups to build on, but an LR "
+                "scheduler was attached before the build, when the optimizer had one group: it would schedule "
+                "only the first group, silently. Build the optimizer first (e.g. "
+                "`optimizer.build(param_groups)`), then create the scheduler. "
+                f"Received: {len(groups)} param groups, pending group keys={sorted(pending)}"
+            )
         self.defaults["lr"] = self._lr_value
         for group in groups:
             self.add_param_group(dict(group))
@@ -542,6 +564,8 @@ class Optimizer(torch.optim.Optimizer):
                     "ignored. Give those parameters their own optimizer (or use keras.optimizers.MultiOptimizer). "
                     f"Received: param_group keys={sorted(param_group)}"
                 )
+        if not self._bootstrapping and isinstance(param_group, dict):
+            param_group = self._take_pending_group(param_group)
         super().add_param_group(param_group)
         if self._bootstrapping:
             return
@@ -553,6 +577,27 @@ class Optimizer(torch.optim.Optimizer):
                 # call: filled in place when the layer builds; its state is made at its first update, as
                 # torch optimizers make theirs)
                 self._init_state(p)
+
+    def _pending_group(self) -> dict | None:
+        """The parameterless group an unbuilt optimizer holds its learning rate in (see `__init__`)."""
+        groups = self.param_groups
+        if self.built or self.__dict__.get("_pending_taken"):
+            return None
+        if len(groups) == 1 and not groups[0]["params"]:
+            return groups[0]
+        return None
+
+    def _take_pending_group(self, param_group: dict) -> dict:
+        """The first real group replaces the pending one and inherits what an LR scheduler wrote into it
+        (its current "lr", "initial_lr", ...) unless the group sets its own value."""
+        pending = self._pending_group()
+        if pending is None:
+            return param_group
+        del self.param_groups[0]  # in place: a LossScaleOptimizer shares this list
+        self._pending_taken = True  # (a first group given with no parameters is a group, not the pending one)
+        merged = {k: v for k, v in pending.items() if k != "params"}
+        merged.update(param_group)
+        return merged
 
     def __getstate__(self) -> dict:
         # torch's Optimizer pickles only defaults/state/param_groups: the
@@ -677,6 +722,8 @@ class Optimizer(torch.optim.Optimizer):
         if len(pairs) != len(variables):
             missing = [getattr(v, "name", None) or f"#{i}" for i, (g, v) in enumerate(zip(grads, variables)) if g is None]
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing the loss.", stacklevel=2)
+        if "_opt_called" not in self.__dict__:
+            _mark_stepped(self)
         self._apply_pairs(pairs)
 
     def stateless_apply(self, optimizer_variables, grads, trainable_variables):
