@@ -128,3 +128,46 @@ def test_a_data_loader_pass_stops_at_its_length():
         torch.empty((), dtype=torch.int64).random_(generator=expected)
         torch.randperm(len(dataset), generator=expected)
     np.testing.assert_array_equal(_np(torch.rand(4, generator=generator)), _np(torch.rand(4, generator=expected)))
+
+
+def _custom_step_run(k, *, built):
+    """The book's ch07 torch `train_step` (no compiled loss or metrics): Keras
+    peeks at a batch only while something is unbuilt, here the model when
+    `built` is False."""
+    k.utils.set_random_seed(7)
+    loss_fn = k.losses.MeanSquaredError()
+
+    class CustomModel(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = k.layers.Dense(8, activation="relu")
+            self.dropout = k.layers.Dropout(0.5)
+            self.out = k.layers.Dense(1)
+
+        def call(self, inputs, training=False):
+            return self.out(self.dropout(self.hidden(inputs), training=training))
+
+        def train_step(self, data):
+            inputs, targets = data
+            self.zero_grad()
+            loss = loss_fn(targets, self(inputs, training=True))
+            loss.backward()
+            with torch.no_grad():
+                self.optimizer.apply([v.value.grad for v in self.trainable_weights], self.trainable_weights)
+            return {"loss": loss.detach()}
+
+    model = CustomModel()
+    if built:
+        model(_X[:2])
+    model.compile(optimizer=k.optimizers.SGD(0.1))
+    history = model.fit(_X, _Y, batch_size=8, epochs=2, verbose=0)
+    return {"history": history.history, "before": [], "after": model.predict(_X, verbose=0),
+            "weights": [_np(w) for w in model.get_weights()], "torch_rng": _np(torch.rand(3)),
+            "python_rng": random.random(), "loader_rng": None}
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["built", "unbuilt"])
+def test_fit_of_a_custom_train_step_compiled_without_loss_equals_keras(keras_ref, built):
+    # kerasish peeked after every compile: a built model compiled with an optimizer only got
+    # other Dropout masks (and shuffles) than Keras's
+    _assert_same(_custom_step_run(keras_ref, built=built), _custom_step_run(kerasish, built=built))
