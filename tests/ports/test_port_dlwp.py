@@ -1,0 +1,734 @@
+"""François Chollet's "Deep Learning with Python", 3rd edition (2025, Keras 3;
+fchollet/deep-learning-with-python-notebooks, chapter07..chapter18), ported:
+each program's code runs twice, once with real Keras 3 on its torch backend
+and once with `import kerasish as keras`, from `keras.utils.set_random_seed`
+(kerasish draws Keras's random streams, so the initial weights, Dropout masks,
+augmentations and `keras.random` samples are the same in both runs), on small
+synthetic data made here (the book downloads MNIST, IMDB, Jena climate, ...),
+with the model sizes shrunk. Where a chapter shows TensorFlow / JAX / PyTorch
+variants, the PyTorch one is ported.
+
+Covered:
+
+1. ch07 "A deep dive on Keras": the ticket classifier, a functional model with
+   three named inputs and two named outputs compiled with list and with dict
+   losses / metrics, fit / evaluate / predict; `model.layers`, `layer.input`,
+   `layer.output` and a new model with a third output made from an
+   intermediate output; the same model as a `keras.Model` subclass on dict
+   inputs; a subclassed `Classifier` called in a functional model and a
+   functional model inside a subclassed one.
+2. ch07: the MNIST MLP with Dropout, a custom `RootMeanSquaredError` metric
+   (`add_weight`, `ops.one_hot`, `assign_add`), `EarlyStopping(monitor=
+   "accuracy")`, a best-only `ModelCheckpoint(".keras")` read back by
+   `load_model`, and a `LossHistory` callback (`on_train_begin`,
+   `on_batch_end`, `on_epoch_end` logs).
+3. ch07, the PyTorch variants of the low-level training: `train_step` with
+   `loss.backward()`, `weight.value.grad`, `optimizer.apply` under
+   `torch.no_grad()` and `model.zero_grad()`; the metric API
+   (`update_state` / `result`, `Mean`, `stateless_update_state` /
+   `stateless_result` / `stateless_reset_state`); a `keras.Model` subclass
+   overriding `train_step` with a global `Mean` loss tracker exposed by a
+   `metrics` property; and one calling `self.compute_loss` and updating
+   `self.metrics` by name (the compiled metrics included), fit, evaluate,
+   `reset_metrics`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+
+SEED = 1337
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The book's models, shrunk, are too small for two threads: one is faster
+    (and much faster on a loaded machine, where two threads wait for each other)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_names(keras_ref):
+    keras_ref.utils.clear_session()
+    keras.utils.clear_session()
+
+
+def _np(x):
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def assert_same(ours, ref, rtol=1e-4, atol=1e-5, where="result"):
+    """Nested results equal: strings, names and shapes exactly, numbers within
+    the tolerances."""
+    if isinstance(ref, dict):
+        assert sorted(ours) == sorted(ref), where
+        for k in ref:
+            assert_same(ours[k], ref[k], rtol, atol, f"{where}[{k!r}]")
+    elif isinstance(ref, (list, tuple)):
+        assert len(ours) == len(ref), where
+        for i, (a, b) in enumerate(zip(ours, ref)):
+            assert_same(a, b, rtol, atol, f"{where}[{i}]")
+    elif ref is None or isinstance(ref, (str, bool)):
+        assert ours == ref, where
+    else:
+        np.testing.assert_allclose(_np(ours), _np(ref), rtol=rtol, atol=atol, err_msg=where)
+
+
+def _both(keras_ref, program, *args, **kwargs):
+    """The program's results under real Keras 3 and under kerasish."""
+    results = []
+    for K in (keras_ref, keras):
+        K.utils.clear_session()
+        K.utils.set_random_seed(SEED)
+        results.append(program(K, *args, **kwargs))
+    return results
+
+
+# ------------------------------------------------- 1. ch07 ticket classifier
+VOCAB, TAGS, DEPTS, N_TICKETS = 40, 12, 4, 48
+_rng = np.random.default_rng(7)
+TITLE = _rng.integers(0, 2, size=(N_TICKETS, VOCAB))
+TEXT_BODY = _rng.integers(0, 2, size=(N_TICKETS, VOCAB))
+TAGS_DATA = _rng.integers(0, 2, size=(N_TICKETS, TAGS))
+PRIORITY = _rng.random(size=(N_TICKETS, 1))
+DEPARTMENT = _rng.integers(0, DEPTS, size=(N_TICKETS, 1))
+
+
+def _ticket_functional(K):
+    layers = K.layers
+    title = K.Input(shape=(VOCAB,), name="title")
+    text_body = K.Input(shape=(VOCAB,), name="text_body")
+    tags = K.Input(shape=(TAGS,), name="tags")
+    features = layers.Concatenate()([title, text_body, tags])
+    features = layers.Dense(16, activation="relu", name="dense_features")(features)
+    priority = layers.Dense(1, activation="sigmoid", name="priority")(features)
+    department = layers.Dense(DEPTS, activation="softmax", name="department")(features)
+    model = K.Model(inputs=[title, text_body, tags], outputs=[priority, department])
+    out = {}
+    model.compile(optimizer="adam", loss=["mean_squared_error", "sparse_categorical_crossentropy"],
+                  metrics=[["mean_absolute_error"], ["accuracy"]])
+    h = model.fit([TITLE, TEXT_BODY, TAGS_DATA], [PRIORITY, DEPARTMENT], epochs=2, batch_size=16, verbose=0)
+    out["list_history"] = h.history
+    out["list_evaluate"] = model.evaluate([TITLE, TEXT_BODY, TAGS_DATA], [PRIORITY, DEPARTMENT], verbose=0)
+    out["list_predict"] = list(model.predict([TITLE, TEXT_BODY, TAGS_DATA], verbose=0))
+
+    model.compile(
+        optimizer="adam",
+        loss={"priority": "mean_squared_error", "department": "sparse_categorical_crossentropy"},
+        metrics={"priority": ["mean_absolute_error"], "department": ["accuracy"]},
+    )
+    inputs = {"title": TITLE, "text_body": TEXT_BODY, "tags": TAGS_DATA}
+    targets = {"priority": PRIORITY, "department": DEPARTMENT}
+    h = model.fit(inputs, targets, epochs=1, batch_size=16, verbose=0)
+    out["dict_history"] = h.history
+    out["dict_evaluate"] = model.evaluate(inputs, targets, verbose=0, return_dict=True)
+    out["dict_predict"] = list(model.predict(inputs, verbose=0))
+
+    # introspection: model.layers, layer.input / layer.output
+    out["layers"] = [(type(layer).__name__, layer.name) for layer in model.layers]
+    concat = model.layers[3]
+    out["concat_input"] = [(t.name, tuple(t.shape)) for t in concat.input]
+    out["concat_output"] = tuple(concat.output.shape)
+    features = model.layers[4].output
+    difficulty = layers.Dense(3, activation="softmax", name="difficulty")(features)
+    new_model = K.Model(inputs=[title, text_body, tags], outputs=[priority, department, difficulty])
+    out["new_model_layers"] = [layer.name for layer in new_model.layers]
+    out["new_model_predict"] = list(new_model.predict(inputs, verbose=0))
+    out["new_model_weights"] = len(new_model.weights)
+    return out
+
+
+def test_ch07_ticket_classifier_functional(keras_ref):
+    ref, ours = _both(keras_ref, _ticket_functional)
+    assert ours["layers"] == ref["layers"]
+    assert ours["concat_input"] == ref["concat_input"]
+    assert ours["concat_output"] == ref["concat_output"] == (None, 2 * VOCAB + TAGS)
+    assert ours["new_model_layers"] == ref["new_model_layers"]
+    assert ours["new_model_weights"] == ref["new_model_weights"] == 8
+    for key in ("list_history", "dict_history"):
+        assert sorted(ours[key]) == sorted(ref[key]), key
+    assert_same(ours, ref)
+
+
+def _ticket_subclassed(K):
+    layers = K.layers
+
+    class CustomerTicketModel(K.Model):
+        def __init__(self, num_departments):
+            super().__init__()
+            self.concat_layer = layers.Concatenate()
+            self.mixing_layer = layers.Dense(16, activation="relu")
+            self.priority_scorer = layers.Dense(1, activation="sigmoid")
+            self.department_classifier = layers.Dense(num_departments, activation="softmax")
+
+        def call(self, inputs):
+            title = inputs["title"]
+            text_body = inputs["text_body"]
+            tags = inputs["tags"]
+            features = self.concat_layer([title, text_body, tags])
+            features = self.mixing_layer(features)
+            priority = self.priority_scorer(features)
+            department = self.department_classifier(features)
+            return priority, department
+
+    inputs = {"title": TITLE, "text_body": TEXT_BODY, "tags": TAGS_DATA}
+    model = CustomerTicketModel(num_departments=DEPTS)
+    priority, department = model(inputs)
+    out = {"first_call": [priority, department]}
+    model.compile(optimizer="adam", loss=["mean_squared_error", "sparse_categorical_crossentropy"],
+                  metrics=[["mean_absolute_error"], ["accuracy"]])
+    out["history"] = model.fit(inputs, [PRIORITY, DEPARTMENT], epochs=2, batch_size=16, verbose=0).history
+    out["evaluate"] = model.evaluate(inputs, [PRIORITY, DEPARTMENT], verbose=0)
+    out["predict"] = list(model.predict(inputs, verbose=0))
+    out["weight_paths"] = [w.path for w in model.weights]
+
+    # a subclassed layer-like model inside a functional model, and the reverse
+    class Classifier(K.Model):
+        def __init__(self, num_classes=2):
+            super().__init__()
+            if num_classes == 2:
+                num_units, activation = 1, "sigmoid"
+            else:
+                num_units, activation = num_classes, "softmax"
+            self.dense = layers.Dense(num_units, activation=activation)
+
+        def call(self, inputs):
+            return self.dense(inputs)
+
+    x_in = K.Input(shape=(3,))
+    features = layers.Dense(8, activation="relu")(x_in)
+    outputs = Classifier(num_classes=10)(features)
+    model = K.Model(inputs=x_in, outputs=outputs)
+    x3 = np.random.default_rng(2).random((5, 3)).astype("float32")
+    out["classifier_in_functional"] = model(x3)
+    out["classifier_in_functional_weights"] = [w.path for w in model.weights]
+
+    b_in = K.Input(shape=(8,))
+    binary_classifier = K.Model(inputs=b_in, outputs=layers.Dense(1, activation="sigmoid")(b_in))
+
+    class MyModel(K.Model):
+        def __init__(self, num_classes=2):
+            super().__init__()
+            self.dense = layers.Dense(8, activation="relu")
+            self.classifier = binary_classifier
+
+        def call(self, inputs):
+            return self.classifier(self.dense(inputs))
+
+    model = MyModel()
+    out["functional_in_subclassed"] = model(x3)
+    out["functional_in_subclassed_weights"] = len(model.trainable_weights)
+    return out
+
+
+def test_ch07_ticket_classifier_subclassed(keras_ref):
+    ref, ours = _both(keras_ref, _ticket_subclassed)
+    assert ours["weight_paths"] == ref["weight_paths"]
+    assert ours["classifier_in_functional_weights"] == ref["classifier_in_functional_weights"]
+    assert_same(ours, ref)
+
+
+# ------------------------------------- 2. ch07 custom metric and callbacks
+N_MNIST = 96
+_rng = np.random.default_rng(11)
+MNIST_IMAGES = _rng.random((N_MNIST, 64)).astype("float32")
+MNIST_LABELS = _rng.integers(0, 10, N_MNIST)
+TRAIN_IMAGES, VAL_IMAGES = MNIST_IMAGES[32:], MNIST_IMAGES[:32]
+TRAIN_LABELS, VAL_LABELS = MNIST_LABELS[32:], MNIST_LABELS[:32]
+
+
+def _get_mnist_model(K, model_class=None):
+    layers = K.layers
+    inputs = K.Input(shape=(64,))
+    features = layers.Dense(32, activation="relu")(inputs)
+    features = layers.Dropout(0.5)(features)
+    outputs = layers.Dense(10, activation="softmax")(features)
+    return (model_class or K.Model)(inputs, outputs)
+
+
+def _metric_and_callbacks(K, tmp_path):
+    ops = K.ops
+
+    class RootMeanSquaredError(K.metrics.Metric):
+        def __init__(self, name="rmse", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.mse_sum = self.add_weight(name="mse_sum", initializer="zeros")
+            self.total_samples = self.add_weight(name="total_samples", initializer="zeros")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            y_true = ops.one_hot(y_true, num_classes=ops.shape(y_pred)[1])
+            mse = ops.sum(ops.square(y_true - y_pred))
+            self.mse_sum.assign_add(mse)
+            num_samples = ops.shape(y_pred)[0]
+            self.total_samples.assign_add(num_samples)
+
+        def result(self):
+            return ops.sqrt(self.mse_sum / self.total_samples)
+
+        def reset_state(self):
+            self.mse_sum.assign(0.0)
+            self.total_samples.assign(0.0)
+
+    out = {}
+    model = _get_mnist_model(K)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy", RootMeanSquaredError()])
+    h = model.fit(TRAIN_IMAGES, TRAIN_LABELS, epochs=3, batch_size=16,
+                  validation_data=(VAL_IMAGES, VAL_LABELS), verbose=0)
+    out["rmse_history"] = h.history
+    out["rmse_evaluate"] = model.evaluate(VAL_IMAGES, VAL_LABELS, verbose=0)
+
+    path = os.path.join(tmp_path, f"checkpoint_path_{K.__name__}.keras")
+    callbacks_list = [
+        K.callbacks.EarlyStopping(monitor="accuracy", patience=1),
+        K.callbacks.ModelCheckpoint(filepath=path, monitor="val_loss", save_best_only=True),
+    ]
+    model = _get_mnist_model(K)
+    model.compile(optimizer=K.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    h = model.fit(TRAIN_IMAGES, TRAIN_LABELS, epochs=12, batch_size=16, callbacks=callbacks_list,
+                  validation_data=(VAL_IMAGES, VAL_LABELS), verbose=0)
+    out["early_stopping_history"] = h.history
+    out["stopped_epoch"] = callbacks_list[0].stopped_epoch
+    best = int(np.argmin(h.history["val_loss"]))
+    loaded = K.models.load_model(path)
+    out["checkpoint_val_loss"] = loaded.evaluate(VAL_IMAGES, VAL_LABELS, verbose=0, return_dict=True)["loss"]
+    out["best_val_loss"] = h.history["val_loss"][best]
+
+    class LossHistory(K.callbacks.Callback):
+        def on_train_begin(self, logs):
+            self.per_batch_losses = []
+            self.per_epoch = []
+
+        def on_batch_end(self, batch, logs):
+            self.per_batch_losses.append(logs.get("loss"))
+
+        def on_epoch_end(self, epoch, logs):
+            self.per_epoch.append((epoch, self.per_batch_losses, sorted(logs)))
+            self.per_batch_losses = []
+
+    model = _get_mnist_model(K)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history_cb = LossHistory()
+    model.fit(TRAIN_IMAGES, TRAIN_LABELS, epochs=2, batch_size=16, callbacks=[history_cb],
+              validation_data=(VAL_IMAGES, VAL_LABELS), verbose=0)
+    out["per_epoch_keys"] = [(e, keys) for e, _, keys in history_cb.per_epoch]
+    out["per_batch_losses"] = [losses for _, losses, _ in history_cb.per_epoch]
+    return out
+
+
+def test_ch07_custom_metric_and_callbacks(keras_ref, tmp_path):
+    ref, ours = _both(keras_ref, _metric_and_callbacks, tmp_path)
+    assert sorted(ours["rmse_history"]) == sorted(ref["rmse_history"])
+    assert "val_rmse" in ours["rmse_history"]
+    assert ours["stopped_epoch"] == ref["stopped_epoch"]
+    assert ours["per_epoch_keys"] == ref["per_epoch_keys"]
+    assert [len(b) for b in ours["per_batch_losses"]] == [len(b) for b in ref["per_batch_losses"]] == [4, 4]
+    assert_same(ours["checkpoint_val_loss"], ours["best_val_loss"])
+    assert_same(ours, ref)
+
+
+# ---------------------------------------- 3. ch07 low-level training (torch)
+def _low_level(K):
+    ops = K.ops
+    out = {}
+    model = _get_mnist_model(K)
+    loss_fn = K.losses.SparseCategoricalCrossentropy()
+    optimizer = K.optimizers.Adam()
+
+    def train_step(inputs, targets):
+        predictions = model(inputs, training=True)
+        loss = loss_fn(targets, predictions)
+        loss.backward()
+        gradients = [weight.value.grad for weight in model.trainable_weights]
+        with torch.no_grad():
+            optimizer.apply(gradients, model.trainable_weights)
+        model.zero_grad()
+        return loss
+
+    batch_size = 16
+    out["loop_losses"] = [train_step(TRAIN_IMAGES[i:i + batch_size], TRAIN_LABELS[i:i + batch_size])
+                          for i in range(0, 64, batch_size)]
+    out["loop_weights"] = model.get_weights()
+    out["loop_iterations"] = int(optimizer.iterations)
+
+    metric = K.metrics.SparseCategoricalAccuracy()
+    targets = ops.array([0, 1, 2])
+    predictions = ops.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    metric.update_state(targets, predictions)
+    out["metric_result"] = f"{metric.result():.2f}"
+    values = ops.array([0, 1, 2, 3, 4])
+    mean_tracker = K.metrics.Mean()
+    for value in values:
+        mean_tracker.update_state(value)
+    out["mean_result"] = f"{mean_tracker.result():.2f}"
+    metric = K.metrics.SparseCategoricalAccuracy()
+    metric_variables = metric.variables
+    metric_variables = metric.stateless_update_state(metric_variables, targets, ops.array(
+        [[1, 0, 0], [0, 1, 0], [1, 0, 0]]))
+    out["stateless_result"] = f"{metric.stateless_result(metric_variables):.2f}"
+    out["stateless_reset"] = [_np(v) for v in metric.stateless_reset_state()]
+    out["metric_untouched"] = float(metric.result())
+
+    # a Model subclass overriding train_step, with a global loss tracker
+    loss_tracker = K.metrics.Mean(name="loss")
+
+    class CustomModel(K.Model):
+        def train_step(self, data):
+            inputs, targets = data
+            predictions = self(inputs, training=True)
+            loss = loss_fn(targets, predictions)
+            loss.backward()
+            trainable_weights = [v for v in self.trainable_weights]
+            gradients = [v.value.grad for v in trainable_weights]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, trainable_weights)
+            loss_tracker.update_state(loss)
+            return {"loss": loss_tracker.result()}
+
+        @property
+        def metrics(self):
+            return [loss_tracker]
+
+    model = _get_mnist_model(K, CustomModel)
+    model.compile(optimizer=K.optimizers.Adam())
+    out["tracker_history"] = model.fit(TRAIN_IMAGES, TRAIN_LABELS, epochs=3, batch_size=16, verbose=0).history
+    out["tracker_weights"] = model.get_weights()
+
+    # a train_step with compute_loss and the compiled metrics
+    class CustomModel2(K.Model):
+        def train_step(self, data):
+            inputs, targets = data
+            predictions = self(inputs, training=True)
+            loss = self.compute_loss(y=targets, y_pred=predictions)
+            loss.backward()
+            trainable_weights = [v for v in self.trainable_weights]
+            gradients = [v.value.grad for v in trainable_weights]
+            with torch.no_grad():
+                self.optimizer.apply(gradients, trainable_weights)
+            for metric in self.metrics:
+                if metric.name == "loss":
+                    metric.update_state(loss)
+                else:
+                    metric.update_state(targets, predictions)
+            return {m.name: m.result() for m in self.metrics}
+
+    model = _get_mnist_model(K, CustomModel2)
+    model.compile(optimizer=K.optimizers.Adam(), loss=K.losses.SparseCategoricalCrossentropy(),
+                  metrics=[K.metrics.SparseCategoricalAccuracy()])
+    out["compute_loss_history"] = model.fit(TRAIN_IMAGES, TRAIN_LABELS, epochs=3, batch_size=16,
+                                            verbose=0).history
+    out["metric_names"] = [m.name for m in model.metrics]
+    out["compute_loss_evaluate"] = model.evaluate(VAL_IMAGES, VAL_LABELS, verbose=0, return_dict=True)
+    model.reset_metrics()
+    out["after_reset"] = [_np(v) for m in model.metrics for v in m.variables]
+    out["compute_loss_weights"] = model.get_weights()
+    return out
+
+
+def test_ch07_low_level_training_torch(keras_ref):
+    ref, ours = _both(keras_ref, _low_level)
+    for key in ("metric_result", "mean_result", "stateless_result", "loop_iterations", "metric_names"):
+        assert ours[key] == ref[key], key
+    assert ours["metric_result"] == "1.00" and ours["mean_result"] == "2.00"
+    assert sorted(ours["compute_loss_history"]) == sorted(ref["compute_loss_history"])
+    assert_same(ours, ref)
+
+
+# ------------------------- 4. ch08 image classification, augmentation, transfer
+_rng = np.random.default_rng(21)
+CATS_DOGS = (_rng.random((40, 24, 24, 3)) * 255).astype("float32")
+CATS_DOGS_LABELS = (CATS_DOGS[:, :12].mean(axis=(1, 2, 3)) > CATS_DOGS[:, 12:].mean(axis=(1, 2, 3))).astype("int32")
+TRAIN_CD, VAL_CD = slice(0, 32), slice(32, 40)
+
+
+def _augmented_batches(K, data_augmentation_layers, batch_size=8):
+    """The book's `train_dataset.map(data_augmentation)`: the augmentation
+    layers called on each batch outside the model (training mode by default)."""
+
+    class AugmentedDataset(K.utils.PyDataset):
+        def __len__(self):
+            return 32 // batch_size
+
+        def __getitem__(self, idx):
+            images = CATS_DOGS[TRAIN_CD][idx * batch_size:(idx + 1) * batch_size]
+            targets = CATS_DOGS_LABELS[TRAIN_CD][idx * batch_size:(idx + 1) * batch_size]
+            for layer in data_augmentation_layers:
+                images = layer(images)
+            return images, targets
+
+    return AugmentedDataset()
+
+
+def _image_classification(K, tmp_path):
+    layers = K.layers
+    out = {}
+    data_augmentation_layers = [
+        layers.RandomFlip("horizontal"),
+        layers.RandomRotation(0.1),
+        layers.RandomZoom(0.2),
+    ]
+    augmented = [_np(img) for img in _augmented_batches(K, data_augmentation_layers)[0][0][:2]]
+    out["augmented_sample"] = augmented
+
+    inputs = K.Input(shape=(24, 24, 3))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.Conv2D(filters=8, kernel_size=3, activation="relu")(x)
+    x = layers.MaxPooling2D(pool_size=2)(x)
+    x = layers.Conv2D(filters=16, kernel_size=3, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = K.Model(inputs=inputs, outputs=outputs)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    path = os.path.join(tmp_path, f"convnet_from_scratch_with_augmentation_{K.__name__}.keras")
+    callbacks = [K.callbacks.ModelCheckpoint(filepath=path, save_best_only=True, monitor="val_loss")]
+    history = model.fit(_augmented_batches(K, data_augmentation_layers), epochs=3,
+                        validation_data=(CATS_DOGS[VAL_CD], CATS_DOGS_LABELS[VAL_CD]), callbacks=callbacks, verbose=0)
+    out["scratch_history"] = history.history
+    test_model = K.models.load_model(path)
+    out["scratch_test"] = test_model.evaluate(CATS_DOGS, CATS_DOGS_LABELS, verbose=0)
+
+    # a "pretrained" convnet base (keras_hub's Xception shrunk to a small functional model)
+    base_in = K.Input(shape=(24, 24, 3))
+    b = layers.Conv2D(8, 3, strides=2, use_bias=False, name="block1_conv1")(base_in)
+    b = layers.BatchNormalization(name="block1_conv1_bn")(b)
+    b = layers.Activation("relu", name="block1_conv1_act")(b)
+    b = layers.SeparableConv2D(16, 3, padding="same", use_bias=False, name="block2_sepconv1")(b)
+    b = layers.BatchNormalization(name="block2_sepconv1_bn")(b)
+    conv_base = K.Model(base_in, b, name="xception_backbone")
+    preprocessor = layers.Rescaling(scale=1 / 127.5, offset=-1)
+    conv_base.trainable = True
+    out["trainable_when_unfrozen"] = len(conv_base.trainable_weights)
+    conv_base.trainable = False
+    out["trainable_when_frozen"] = len(conv_base.trainable_weights)
+
+    # fast feature extraction: conv_base.predict, then a classifier on the features
+    features = conv_base.predict(preprocessor(CATS_DOGS), verbose=0)
+    out["features"] = features
+    f_in = K.Input(shape=features.shape[1:])
+    f = layers.GlobalAveragePooling2D()(f_in)
+    f = layers.Dense(8, activation="relu")(f)
+    f = layers.Dropout(0.25)(f)
+    model = K.Model(f_in, layers.Dense(1, activation="sigmoid")(f))
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    out["feature_history"] = model.fit(features[TRAIN_CD], CATS_DOGS_LABELS[TRAIN_CD], epochs=3, batch_size=8,
+                                       validation_data=(features[VAL_CD], CATS_DOGS_LABELS[VAL_CD]),
+                                       verbose=0).history
+
+    # feature extraction with augmentation through the frozen base, then fine-tuning
+    inputs = K.Input(shape=(24, 24, 3))
+    x = preprocessor(inputs)
+    x = conv_base(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dense(8)(x)
+    x = layers.Dropout(0.25)(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = K.Model(inputs, outputs)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    out["frozen_history"] = model.fit(_augmented_batches(K, data_augmentation_layers), epochs=2,
+                                      validation_data=(CATS_DOGS[VAL_CD], CATS_DOGS_LABELS[VAL_CD]),
+                                      verbose=0).history
+    out["frozen_base_weights"] = conv_base.get_weights()
+    out["model_trainable"] = [w.path for w in model.trainable_weights]
+    conv_base.trainable = True
+    for layer in conv_base.layers[:-2]:
+        layer.trainable = False
+    model.compile(loss="binary_crossentropy", optimizer=K.optimizers.Adam(learning_rate=1e-3),
+                  metrics=["accuracy"])
+    path = os.path.join(tmp_path, f"fine_tuning_{K.__name__}.keras")
+    callbacks = [K.callbacks.ModelCheckpoint(filepath=path, save_best_only=True, monitor="val_loss")]
+    out["fine_tune_history"] = model.fit(_augmented_batches(K, data_augmentation_layers), epochs=2,
+                                         validation_data=(CATS_DOGS[VAL_CD], CATS_DOGS_LABELS[VAL_CD]),
+                                         callbacks=callbacks, verbose=0).history
+    out["fine_tuned_trainable"] = [w.path for w in model.trainable_weights]
+    out["fine_tuned_base_weights"] = conv_base.get_weights()
+    out["fine_tuned_test"] = K.models.load_model(path).evaluate(CATS_DOGS, CATS_DOGS_LABELS, verbose=0)
+    return out
+
+
+def test_ch08_image_classification_augmentation_and_fine_tuning(keras_ref, tmp_path):
+    ref, ours = _both(keras_ref, _image_classification, tmp_path)
+    assert ours["trainable_when_unfrozen"] == ref["trainable_when_unfrozen"] == 7
+    assert ours["trainable_when_frozen"] == ref["trainable_when_frozen"] == 0
+    assert ours["model_trainable"] == ref["model_trainable"]
+    assert ours["fine_tuned_trainable"] == ref["fine_tuned_trainable"]
+    assert_same(ours, ref, rtol=2e-4, atol=2e-5)
+
+
+# ------------------------------------------ 5. ch09 residual / Xception-style
+def _convnet_patterns(K):
+    layers = K.layers
+    out = {}
+    inputs = K.Input(shape=(16, 16, 3))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+
+    def residual_block(x, filters, pooling=False):
+        residual = x
+        x = layers.Conv2D(filters, 3, activation="relu", padding="same")(x)
+        x = layers.Conv2D(filters, 3, activation="relu", padding="same")(x)
+        if pooling:
+            x = layers.MaxPooling2D(2, padding="same")(x)
+            residual = layers.Conv2D(filters, 1, strides=2)(residual)
+        elif filters != residual.shape[-1]:
+            residual = layers.Conv2D(filters, 1)(residual)
+        x = layers.add([x, residual])
+        return x
+
+    x = residual_block(x, filters=4, pooling=True)
+    x = residual_block(x, filters=8, pooling=True)
+    x = residual_block(x, filters=12, pooling=False)
+    x = layers.GlobalAveragePooling2D()(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = K.Model(inputs=inputs, outputs=outputs)
+    images, labels = CATS_DOGS[:, 4:20, 4:20], CATS_DOGS_LABELS
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    out["residual_shapes"] = [tuple(layer.output.shape) for layer in model.layers]
+    out["residual_history"] = model.fit(images, labels, epochs=2, batch_size=8, verbose=0).history
+
+    # the mini-Xception: BatchNormalization, SeparableConv2D, strided residuals, augmentation
+    inputs = K.Input(shape=(16, 16, 3))
+    x = layers.RandomFlip("horizontal")(inputs)
+    x = layers.RandomRotation(0.1)(x)
+    x = layers.RandomZoom(0.2)(x)
+    x = layers.Rescaling(1.0 / 255)(x)
+    x = layers.Conv2D(filters=8, kernel_size=5, use_bias=False)(x)
+    for size in [8, 16]:
+        residual = x
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.SeparableConv2D(size, 3, padding="same", use_bias=False)(x)
+        x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+        residual = layers.Conv2D(size, 1, strides=2, padding="same", use_bias=False)(residual)
+        x = layers.add([x, residual])
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = K.Model(inputs=inputs, outputs=outputs)
+    model.compile(loss="binary_crossentropy", optimizer="adam", metrics=["accuracy"])
+    out["xception_history"] = model.fit(images[:32], labels[:32], epochs=2, batch_size=8,
+                                        validation_data=(images[32:], labels[32:]), verbose=0).history
+    out["xception_weights"] = model.get_weights()
+    out["xception_predict"] = model.predict(images, verbose=0)
+    return out
+
+
+def test_ch09_residual_and_xception_convnets(keras_ref):
+    ref, ours = _both(keras_ref, _convnet_patterns)
+    assert ours["residual_shapes"] == ref["residual_shapes"]
+    assert_same(ours, ref, rtol=2e-4, atol=2e-5)
+
+
+# ------------------------- 6. ch10 activations, filter patterns, Grad-CAM
+def _interpretation(K):
+    layers, ops = K.layers, K.ops
+    out = {}
+    inputs = K.Input(shape=(24, 24, 3))
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.Conv2D(filters=8, kernel_size=3, activation="relu")(x)
+    x = layers.MaxPooling2D(pool_size=2)(x)
+    x = layers.Conv2D(filters=8, kernel_size=3, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = K.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
+    img_tensor = np.expand_dims(CATS_DOGS[0], axis=0)
+
+    layer_outputs, layer_names = [], []
+    for layer in model.layers:
+        if isinstance(layer, (layers.Conv2D, layers.MaxPooling2D)):
+            layer_outputs.append(layer.output)
+            layer_names.append(layer.name)
+    activation_model = K.Model(inputs=model.input, outputs=layer_outputs)
+    activations = activation_model.predict(img_tensor, verbose=0)
+    out["layer_names"] = layer_names
+    out["activations"] = list(activations)
+    out["first_layer_activation_shape"] = tuple(activations[0].shape)
+
+    # filter patterns by gradient ascent (the PyTorch variant)
+    feature_extractor = K.Model(inputs=model.input, outputs=model.get_layer(name=layer_names[-1]).output)
+
+    def compute_loss(image, filter_index):
+        activation = feature_extractor(image)
+        filter_activation = activation[:, 2:-2, 2:-2, filter_index]
+        return ops.mean(filter_activation)
+
+    def gradient_ascent_step(image, filter_index, learning_rate):
+        image = image.clone().detach().requires_grad_(True)
+        loss = compute_loss(image, filter_index)
+        loss.backward()
+        grads = image.grad
+        grads = ops.normalize(grads)
+        image = image + learning_rate * grads
+        return image
+
+    def generate_filter_pattern(filter_index):
+        image = K.random.uniform(minval=0.4, maxval=0.6, shape=(1, 24, 24, 3)) * 255
+        for _ in range(5):
+            image = gradient_ascent_step(image, filter_index, 10.0)
+        return image[0]
+
+    def deprocess_image(image):
+        image -= ops.mean(image)
+        image /= ops.std(image)
+        image *= 64
+        image += 128
+        image = ops.clip(image, 0, 255)
+        image = image[2:-2, 2:-2, :]
+        image = ops.cast(image, dtype="uint8")
+        return ops.convert_to_numpy(image)
+
+    patterns = [generate_filter_pattern(i) for i in (2, 5)]
+    out["patterns"] = [_np(p) for p in patterns]
+    out["deprocessed"] = [deprocess_image(p.detach().clone()) for p in patterns]
+
+    # Grad-CAM: the last conv layer's output, a classifier model on it, the class gradient
+    last_conv_layer = model.layers[4]
+    last_conv_layer_model = K.Model(model.inputs, last_conv_layer.output)
+    classifier_input = last_conv_layer.output
+    x = classifier_input
+    for layer_name in [model.layers[5].name, model.layers[6].name]:
+        x = model.get_layer(layer_name)(x)
+    classifier_model = K.Model(classifier_input, x)
+
+    def get_top_class_gradients(img_array):
+        last_conv_layer_output = last_conv_layer_model(img_array)
+        last_conv_layer_output = last_conv_layer_output.clone().detach().requires_grad_(True)
+        preds = classifier_model(last_conv_layer_output)
+        top_pred_index = ops.argmax(preds[0])
+        top_class_channel = preds[:, top_pred_index]
+        top_class_channel.backward()
+        grads = last_conv_layer_output.grad
+        return grads, last_conv_layer_output
+
+    grads, last_conv_layer_output = get_top_class_gradients(img_tensor)
+    grads = ops.convert_to_numpy(grads)
+    last_conv_layer_output = ops.convert_to_numpy(last_conv_layer_output)
+    pooled_grads = np.mean(grads, axis=(0, 1, 2))
+    last_conv_layer_output = last_conv_layer_output[0].copy()
+    for i in range(pooled_grads.shape[-1]):
+        last_conv_layer_output[:, :, i] *= pooled_grads[i]
+    heatmap = np.mean(last_conv_layer_output, axis=-1)
+    out["grads"] = grads
+    out["heatmap"] = heatmap
+    out["classifier_layers"] = [type(layer).__name__ for layer in classifier_model.layers]
+    return out
+
+
+def test_ch10_activations_filters_and_grad_cam(keras_ref):
+    ref, ours = _both(keras_ref, _interpretation)
+    assert ours["layer_names"] == ref["layer_names"]
+    assert ours["classifier_layers"] == ref["classifier_layers"]
+    assert np.abs(ours["grads"]).sum() > 0
+    assert_same(ours, ref, rtol=2e-4, atol=2e-5)
