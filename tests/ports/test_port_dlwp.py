@@ -35,6 +35,7 @@ Covered:
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -731,4 +732,226 @@ def test_ch10_activations_filters_and_grad_cam(keras_ref):
     assert ours["layer_names"] == ref["layer_names"]
     assert ours["classifier_layers"] == ref["classifier_layers"]
     assert np.abs(ours["grads"]).sum() > 0
+    assert_same(ours, ref, rtol=2e-4, atol=2e-5)
+
+
+# The TensorFlow-only utilities' results (timeseries_dataset_from_array, TextVectorization), recorded
+# with Keras 3.15.1 on TensorFlow 2.21 by tools/fixtures/make_dlwp_fixture.py
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "dlwp")
+
+
+def _record():
+    with open(os.path.join(FIXTURES, "record.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    with np.load(os.path.join(FIXTURES, "record.npz")) as npz:
+        arrays = dict(npz)
+    return meta, arrays
+
+
+META, REC = _record()
+
+
+# --------------------------------------------------------- 7. ch13 timeseries
+def test_ch13_timeseries_dataset_from_array_equals_keras_record():
+    dummy = list(keras.utils.timeseries_dataset_from_array(
+        data=np.arange(10)[:-3], targets=np.arange(10)[3:], sequence_length=3, batch_size=2))
+    assert len(dummy) == META["dummy_batches"] == 3
+    for i, (x, y) in enumerate(dummy):
+        np.testing.assert_array_equal(_np(x), REC[f"dummy_x_{i}"])
+        np.testing.assert_array_equal(_np(y), REC[f"dummy_y_{i}"])
+    jena = META["jena"]
+    raw_data, temperature, delay = REC["raw_data"], REC["temperature"], jena["delay"]
+    for split, start, end in (("train", 0, 200), ("val", 200, 300), ("test", 300, None)):
+        got = list(keras.utils.timeseries_dataset_from_array(
+            raw_data[:-delay], targets=temperature[delay:], sampling_rate=jena["sampling_rate"],
+            sequence_length=jena["sequence_length"], shuffle=False, batch_size=32, start_index=start, end_index=end))
+        assert [len(x) for x, _ in got] == META[f"jena_{split}_batch_sizes"], split
+        np.testing.assert_allclose(np.concatenate([_np(x) for x, _ in got]), REC[f"jena_{split}_x"], rtol=1e-12)
+        np.testing.assert_allclose(np.concatenate([_np(y) for _, y in got]), REC[f"jena_{split}_y"], rtol=1e-12)
+    # shuffled: the same windows, in another order
+    got = list(keras.utils.timeseries_dataset_from_array(
+        raw_data[:-delay], targets=temperature[delay:], sampling_rate=jena["sampling_rate"],
+        sequence_length=jena["sequence_length"], shuffle=True, seed=1, batch_size=32, end_index=200))
+    targets = np.concatenate([_np(y) for _, y in got])
+    assert not np.array_equal(targets, REC["jena_train_y"])
+    np.testing.assert_allclose(np.sort(targets), np.sort(REC["jena_train_y"]), rtol=1e-12)
+
+
+def _timeseries(K, tmp_path):
+    layers = K.layers
+    x_train, y_train = REC["jena_train_x"].astype("float32"), REC["jena_train_y"].astype("float32")
+    val = (REC["jena_val_x"].astype("float32"), REC["jena_val_y"].astype("float32"))
+    x_test, y_test = REC["jena_test_x"].astype("float32"), REC["jena_test_y"].astype("float32")
+    sequence_length, num_features = x_train.shape[1:]
+    out = {}
+
+    def train(name, outputs_fn, epochs=2, checkpoint=True):
+        inputs = K.Input(shape=(sequence_length, num_features))
+        model = K.Model(inputs, outputs_fn(inputs))
+        path = os.path.join(tmp_path, f"jena_{name}_{K.__name__}.keras")
+        callbacks = [K.callbacks.ModelCheckpoint(path, save_best_only=True)] if checkpoint else []
+        model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        history = model.fit(x_train, y_train, batch_size=32, epochs=epochs, validation_data=val,
+                            callbacks=callbacks, verbose=0)
+        out[f"{name}_history"] = history.history
+        if checkpoint:
+            model = K.models.load_model(path)
+        out[f"{name}_test_mae"] = model.evaluate(x_test, y_test, verbose=0)[1]
+        out[f"{name}_predict"] = model.predict(x_test[:4], verbose=0)
+
+    train("dense", lambda x: layers.Dense(1)(layers.Dense(16, activation="relu")(layers.Flatten()(x))))
+
+    def conv(x):
+        x = layers.Conv1D(8, 4, activation="relu")(x)
+        x = layers.MaxPooling1D(2)(x)
+        x = layers.Conv1D(8, 2, activation="relu")(x)
+        x = layers.GlobalAveragePooling1D()(x)
+        return layers.Dense(1)(x)
+
+    train("conv", conv)
+    train("lstm", lambda x: layers.Dense(1)(layers.LSTM(8)(x)))
+    train("lstm_dropout", lambda x: layers.Dense(1)(layers.Dropout(0.5)(layers.LSTM(8, recurrent_dropout=0.25)(x))))
+
+    def stacked_gru(x):
+        x = layers.GRU(8, recurrent_dropout=0.5, return_sequences=True)(x)
+        x = layers.GRU(8, recurrent_dropout=0.5)(x)
+        return layers.Dense(1)(layers.Dropout(0.5)(x))
+
+    train("stacked_gru_dropout", stacked_gru)
+    train("bidirectional", lambda x: layers.Dense(1)(layers.Bidirectional(layers.LSTM(8))(x)), checkpoint=False)
+
+    # SimpleRNN output shapes
+    inputs = K.Input(shape=(None, 14))
+    out["simple_rnn_any_length"] = tuple(layers.SimpleRNN(16)(inputs).shape)
+    inputs = K.Input(shape=(120, 14))
+    out["simple_rnn_last"] = tuple(layers.SimpleRNN(16, return_sequences=False)(inputs).shape)
+    out["simple_rnn_sequences"] = tuple(layers.SimpleRNN(16, return_sequences=True)(inputs).shape)
+    x = layers.SimpleRNN(16, return_sequences=True)(inputs)
+    x = layers.SimpleRNN(16, return_sequences=True)(x)
+    stacked = K.Model(inputs, layers.SimpleRNN(16)(x))
+    out["simple_rnn_stacked"] = stacked.predict(np.ones((2, 120, 14), "float32") * 0.1, verbose=0)
+    return out
+
+
+def test_ch13_timeseries_models(keras_ref, tmp_path):
+    ref, ours = _both(keras_ref, _timeseries, tmp_path)
+    assert ours["simple_rnn_any_length"] == ref["simple_rnn_any_length"] == (None, 16)
+    assert ours["simple_rnn_sequences"] == ref["simple_rnn_sequences"] == (None, 120, 16)
+    assert_same(ours, ref, rtol=2e-4, atol=2e-5)
+
+
+# ------------------------------------------------------ 8. ch14 text classification
+REVIEWS = META["reviews"]
+SENTIMENT = np.array([int(("great" in r.lower() or "loved" in r.lower()) and "not" not in r.lower())
+                      for r in REVIEWS])
+
+
+def test_ch14_text_vectorization_equals_keras_record():
+    for name, kwargs in (("multi_hot", dict(max_tokens=16, split="whitespace", output_mode="multi_hot")),
+                         ("bigrams", dict(max_tokens=30, split="whitespace", output_mode="multi_hot", ngrams=2)),
+                         ("int", dict(max_tokens=18, split="whitespace", output_mode="int",
+                                      output_sequence_length=10))):
+        text_vectorization = keras.layers.TextVectorization(**kwargs)
+        text_vectorization.adapt(REVIEWS)
+        assert text_vectorization.get_vocabulary() == META[f"vocab_{name}"], name
+        np.testing.assert_array_equal(_np(text_vectorization(REVIEWS)), REC[f"text_{name}"], err_msg=name)
+    tokenize_no_padding = keras.layers.TextVectorization(
+        vocabulary=text_vectorization.get_vocabulary(), split="whitespace", output_mode="int")
+    assert _np(tokenize_no_padding(REVIEWS[:1])).tolist() == META["no_padding_first"]
+
+
+def _text_classification(K):
+    layers, ops = K.layers, K.ops
+    out = {}
+    train, val = slice(0, 32), slice(32, 40)
+    bag_of_words, max_tokens = REC["text_multi_hot"].astype("float32"), 16
+
+    def build_linear_classifier(max_tokens, name):
+        inputs = K.Input(shape=(max_tokens,))
+        outputs = layers.Dense(1, activation="sigmoid")(inputs)
+        model = K.Model(inputs, outputs, name=name)
+        model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+        return model
+
+    early_stopping = K.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True, patience=2)
+    model = build_linear_classifier(max_tokens, "bag_of_words_classifier")
+    history = model.fit(bag_of_words[train], SENTIMENT[train], validation_data=(bag_of_words[val], SENTIMENT[val]),
+                        epochs=6, batch_size=8, callbacks=[early_stopping], verbose=0)
+    out["bag_of_words_history"] = history.history
+    out["bag_of_words_weights"] = model.get_weights()
+    out["bag_of_words_test"] = model.evaluate(bag_of_words, SENTIMENT, verbose=0)
+
+    sequences, max_length, max_tokens = REC["text_int"], 10, 18
+
+    class OneHotEncoding(K.Layer):
+        def __init__(self, depth, **kwargs):
+            super().__init__(**kwargs)
+            self.depth = depth
+
+        def call(self, inputs):
+            flat_inputs = ops.reshape(ops.cast(inputs, "int"), [-1])
+            one_hot_vectors = ops.eye(self.depth)
+            outputs = ops.take(one_hot_vectors, flat_inputs, axis=0)
+            return ops.reshape(outputs, ops.shape(inputs) + (self.depth,))
+
+    one_hot_encoding = OneHotEncoding(max_tokens)
+    out["one_hot_shape"] = tuple(one_hot_encoding(sequences[:3]).shape)
+    hidden_dim = 6
+    inputs = K.Input(shape=(max_length,), dtype="int32")
+    x = one_hot_encoding(inputs)
+    x = layers.Bidirectional(layers.LSTM(hidden_dim))(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = K.Model(inputs, outputs, name="lstm_with_one_hot")
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    out["one_hot_history"] = model.fit(sequences[train], SENTIMENT[train], epochs=2, batch_size=8,
+                                       validation_data=(sequences[val], SENTIMENT[val]), verbose=0).history
+
+    inputs = K.Input(shape=(max_length,), dtype="int32")
+    x = K.layers.Embedding(input_dim=max_tokens, output_dim=hidden_dim, mask_zero=True)(inputs)
+    x = K.layers.Bidirectional(K.layers.LSTM(hidden_dim))(x)
+    x = K.layers.Dropout(0.5)(x)
+    outputs = K.layers.Dense(1, activation="sigmoid")(x)
+    model = K.Model(inputs, outputs, name="lstm_with_embedding")
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    out["embedding_history"] = model.fit(sequences[train], SENTIMENT[train], epochs=2, batch_size=8,
+                                         validation_data=(sequences[val], SENTIMENT[val]), verbose=0).history
+    out["embedding_predict"] = model.predict(sequences, verbose=0)
+
+    # CBOW word embeddings (the chapter's tf.data windows, with NumPy), then reused by an LSTM
+    context_size = 2
+    windows = [row[i:i + 2 * context_size + 1] for row in sequences for i in range(len(row) - 2 * context_size)
+               if row[i + 2 * context_size] != 0]
+    windows = np.array(windows)
+    bags = np.concatenate([windows[:, :context_size], windows[:, context_size + 1:]], axis=1)
+    labels = windows[:, context_size]
+    inputs = K.Input(shape=(2 * context_size,))
+    cbow_embedding = layers.Embedding(max_tokens, hidden_dim)
+    x = cbow_embedding(inputs)
+    x = layers.GlobalAveragePooling1D()(x)
+    outputs = layers.Dense(max_tokens, activation="sigmoid")(x)
+    cbow_model = K.Model(inputs, outputs)
+    cbow_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                       metrics=["sparse_categorical_accuracy"])
+    out["cbow_history"] = cbow_model.fit(bags.astype("float32"), labels, batch_size=64, epochs=2, verbose=0).history
+
+    inputs = K.Input(shape=(max_length,))
+    lstm_embedding = layers.Embedding(input_dim=max_tokens, output_dim=hidden_dim, mask_zero=True)
+    x = lstm_embedding(inputs)
+    x = layers.Bidirectional(layers.LSTM(hidden_dim))(x)
+    x = layers.Dropout(0.5)(x)
+    outputs = layers.Dense(1, activation="sigmoid")(x)
+    model = K.Model(inputs, outputs, name="lstm_with_cbow")
+    lstm_embedding.embeddings.assign(cbow_embedding.embeddings)
+    out["assigned"] = ops.convert_to_numpy(lstm_embedding.embeddings)
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    out["cbow_lstm_history"] = model.fit(sequences[train].astype("float32"), SENTIMENT[train], epochs=2,
+                                         batch_size=8, verbose=0).history
+    return out
+
+
+def test_ch14_text_classification_models(keras_ref):
+    ref, ours = _both(keras_ref, _text_classification)
+    assert ours["one_hot_shape"] == ref["one_hot_shape"] == (3, 10, 18)
+    assert 0 < SENTIMENT.mean() < 1
     assert_same(ours, ref, rtol=2e-4, atol=2e-5)
