@@ -816,6 +816,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         casts floating inputs to the compute dtype. Returns `(args, inputs,
         cast_weights)`, or `(None, outputs, None)` for a symbolic call."""
         d = self.__dict__
+        first_kwarg = None  # the name the first argument was passed by, when not positional
         if args:
             inputs = args[0]
             if isinstance(inputs, torch.fx.Proxy):  # traced by torch.fx inside a torch module
@@ -837,11 +838,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 )
             inputs = kwargs.pop(first)
             args = (inputs,)
+            first_kwarg = first
         if type(inputs) is not torch.Tensor:
             if tree.any_symbolic(inputs) or tree.any_symbolic_args(args, kwargs):
                 from kerasish.models import symbolic_ops
 
-                return None, symbolic_ops.symbolic_layer_call(self, args, kwargs), None
+                return None, symbolic_ops.symbolic_layer_call(self, args, kwargs, first_kwarg), None
             input_checks.check_raw_inputs(self, inputs)
             inputs = tree.convert_inputs(inputs, d["_device_hint"] or _LOCAL.state.device)
             args = (inputs, *args[1:])
