@@ -399,8 +399,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         the layer's call runs in this thread; cast once per outermost call
         (and grad mode), however often `call` reads it."""
         state = _LOCAL.state
-        cast = state.casts.get(id(self))
-        if cast is None or value.dtype is cast or not value.is_floating_point():
+        casts = state.casts
+        cast = casts.get(id(self))
+        if cast is None:
+            if not casts:
+                return value
+            # read by another mixed layer's call in progress (a parent using its sublayer's weight:
+            # `ops.matmul(x, ops.transpose(self.token_embeddings.embeddings))`): Keras's autocast
+            # scope is the innermost mixed call's, whoever owns the variable
+            cast = next(reversed(casts.values()))
+        if value.dtype is cast or not value.is_floating_point():
             return value
         if name in self.__dict__["_no_autocast"]:
             return value
