@@ -35,8 +35,10 @@ Covered:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -954,4 +956,527 @@ def test_ch14_text_classification_models(keras_ref):
     ref, ours = _both(keras_ref, _text_classification)
     assert ours["one_hot_shape"] == ref["one_hot_shape"] == (3, 10, 18)
     assert 0 < SENTIMENT.mean() < 1
+    assert_same(ours, ref, rtol=2e-4, atol=2e-5)
+
+
+# --------------------------------------- 9. ch15 language models, seq2seq, Transformer
+def test_ch15_tokenizers_equal_keras_record():
+    import re
+    import string
+
+    tokenizer = keras.layers.TextVectorization(standardize=None, split="character", output_sequence_length=20)
+    tokenizer.adapt(META["char_features"])
+    assert tokenizer.get_vocabulary() == META["char_vocabulary"]
+    assert tokenizer.vocabulary_size() == META["char_vocabulary_size"]
+    np.testing.assert_array_equal(_np(tokenizer(META["char_features"])), REC["char_ids"])
+
+    english, spanish = _translation_tokenizers()
+    assert english.get_vocabulary() == META["english_vocabulary"]
+    assert spanish.get_vocabulary() == META["spanish_vocabulary"]
+    np.testing.assert_array_equal(_np(english([p[0] for p in META["pairs"]])), REC["english_ids"])
+    np.testing.assert_array_equal(_np(spanish([p[1] for p in META["pairs"]])), REC["spanish_ids"])
+    np.testing.assert_array_equal(_np(spanish(["[start]", "[start] la película"])), REC["spanish_decoded_start"])
+    assert re and string  # (used by the chapter's standardization)
+
+
+def _translation_tokenizers():
+    import re
+    import string
+
+    strip_chars = string.punctuation + "¿"
+    strip_chars = strip_chars.replace("[", "").replace("]", "")
+
+    def custom_standardization(input_strings):
+        # tf.strings.lower / regex_replace -> NumPy strings and `re`
+        return np.array([re.sub(f"[{re.escape(strip_chars)}]", "", s.lower()) for s in input_strings.tolist()])
+
+    english_tokenizer = keras.layers.TextVectorization(max_tokens=40, output_mode="int", output_sequence_length=8)
+    spanish_tokenizer = keras.layers.TextVectorization(max_tokens=30, output_mode="int", output_sequence_length=9,
+                                                       standardize=custom_standardization)
+    english_tokenizer.adapt([p[0] for p in META["pairs"]])
+    spanish_tokenizer.adapt([p[1] for p in META["pairs"]])
+    return english_tokenizer, spanish_tokenizer
+
+
+def _char_language_model(K):
+    layers, ops = K.layers, K.ops
+    out = {}
+    ids = REC["char_ids"]
+    features, labels = ids[:, :-1], ids[:, 1:]
+    vocabulary_size, embedding_dim, hidden_dim = META["char_vocabulary_size"], 8, 16
+    inputs = layers.Input(shape=(features.shape[1],), dtype="int", name="token_ids")
+    x = layers.Embedding(vocabulary_size, embedding_dim)(inputs)
+    x = layers.GRU(hidden_dim, return_sequences=True)(x)
+    x = layers.Dropout(0.1)(x)
+    outputs = layers.Dense(vocabulary_size, activation="softmax")(x)
+    model = K.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["sparse_categorical_accuracy"])
+    out["history"] = model.fit(features, labels, batch_size=8, epochs=2, verbose=0).history
+
+    inputs = K.Input(shape=(1,), dtype="int", name="token_ids")
+    input_state = K.Input(shape=(hidden_dim,), name="state")
+    x = layers.Embedding(vocabulary_size, embedding_dim)(inputs)
+    x, output_state = layers.GRU(hidden_dim, return_state=True)(x, initial_state=input_state)
+    outputs = layers.Dense(vocabulary_size, activation="softmax")(x)
+    generation_model = K.Model(inputs=(inputs, input_state), outputs=(outputs, output_state))
+    generation_model.set_weights(model.get_weights())
+
+    tokens = META["char_vocabulary"]
+    char_to_id = dict(zip(tokens, range(vocabulary_size)))
+    id_to_char = dict(zip(range(vocabulary_size), tokens))
+    prompt = "The plot "
+    state = ops.zeros(shape=(1, hidden_dim))
+    for token_id in [char_to_id[c] for c in prompt]:
+        inputs = ops.expand_dims([token_id], axis=0)
+        predictions, state = generation_model.predict((inputs, state), verbose=0)
+    generated_ids = []
+    for _ in range(12):
+        next_char = int(np.argmax(predictions, axis=-1)[0])
+        generated_ids.append(next_char)
+        inputs = ops.expand_dims([next_char], axis=0)
+        predictions, state = generation_model.predict((inputs, state), verbose=0)
+    out["generated"] = "".join(id_to_char[token_id] for token_id in generated_ids)
+    out["last_state"] = state
+    return out
+
+
+def test_ch15_character_language_model_and_generation(keras_ref):
+    ref, ours = _both(keras_ref, _char_language_model)
+    assert ours["generated"] == ref["generated"]
+    assert_same(ours, ref, rtol=2e-4, atol=2e-5)
+
+
+def _translation(K, english_tokenizer, spanish_tokenizer):
+    layers, ops = K.layers, K.ops
+    out = {}
+    eng = _np(english_tokenizer([p[0] for p in META["pairs"]]))
+    spa = _np(spanish_tokenizer([p[1] for p in META["pairs"]]))
+    features = {"english": eng, "spanish": spa[:, :-1]}
+    labels = spa[:, 1:]
+    sample_weights = labels != 0
+    vocab_size, sequence_length, embed_dim, hidden_dim = 40, 8, 8, 12
+
+    # the GRU sequence-to-sequence model
+    source = K.Input(shape=(None,), dtype="int32", name="english")
+    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True)(source)
+    rnn_layer = layers.Bidirectional(layers.GRU(hidden_dim), merge_mode="sum")
+    encoder_output = rnn_layer(x)
+    target = K.Input(shape=(None,), dtype="int32", name="spanish")
+    x = layers.Embedding(vocab_size, embed_dim, mask_zero=True)(target)
+    if K is keras:
+        x = layers.GRU(hidden_dim, return_sequences=True)(x, initial_state=encoder_output)
+    else:
+        # Keras 3 passes no mask to a layer called with two tensors (here the sequence and
+        # `initial_state`, neither with a `<name>_mask` argument), so its decoder GRU steps through
+        # the padding; kerasish keeps tf.keras 2's rule (the first tensor's mask, README "Design and
+        # conventions"): the reference gets the Embedding's mask explicitly
+        x = layers.GRU(hidden_dim, return_sequences=True)(x, initial_state=encoder_output, mask=target != 0)
+    x = layers.Dropout(0.5)(x)
+    target_predictions = layers.Dense(vocab_size, activation="softmax")(x)
+    seq2seq_rnn = K.Model([source, target], target_predictions)
+    seq2seq_rnn.compile(optimizer="adam", loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    out["rnn_history"] = seq2seq_rnn.fit(features, labels, sample_weight=sample_weights, batch_size=8, epochs=2,
+                                         validation_data=(features, labels, sample_weights), verbose=0).history
+
+    class TransformerEncoder(K.Layer):
+        def __init__(self, hidden_dim, intermediate_dim, num_heads):
+            super().__init__()
+            key_dim = hidden_dim // num_heads
+            self.self_attention = layers.MultiHeadAttention(num_heads, key_dim)
+            self.self_attention_layernorm = layers.LayerNormalization()
+            self.feed_forward_1 = layers.Dense(intermediate_dim, activation="relu")
+            self.feed_forward_2 = layers.Dense(hidden_dim)
+            self.feed_forward_layernorm = layers.LayerNormalization()
+
+        def call(self, source, source_mask):
+            residual = x = source
+            mask = source_mask[:, None, :]
+            x = self.self_attention(query=x, key=x, value=x, attention_mask=mask)
+            x = x + residual
+            x = self.self_attention_layernorm(x)
+            residual = x
+            x = self.feed_forward_1(x)
+            x = self.feed_forward_2(x)
+            x = x + residual
+            x = self.feed_forward_layernorm(x)
+            return x
+
+    class TransformerDecoder(K.Layer):
+        def __init__(self, hidden_dim, intermediate_dim, num_heads):
+            super().__init__()
+            key_dim = hidden_dim // num_heads
+            self.self_attention = layers.MultiHeadAttention(num_heads, key_dim)
+            self.self_attention_layernorm = layers.LayerNormalization()
+            self.cross_attention = layers.MultiHeadAttention(num_heads, key_dim)
+            self.cross_attention_layernorm = layers.LayerNormalization()
+            self.feed_forward_1 = layers.Dense(intermediate_dim, activation="relu")
+            self.feed_forward_2 = layers.Dense(hidden_dim)
+            self.feed_forward_layernorm = layers.LayerNormalization()
+
+        def call(self, target, source, source_mask):
+            residual = x = target
+            x = self.self_attention(query=x, key=x, value=x, use_causal_mask=True)
+            x = x + residual
+            x = self.self_attention_layernorm(x)
+            residual = x
+            mask = source_mask[:, None, :]
+            x = self.cross_attention(query=x, key=source, value=source, attention_mask=mask)
+            x = x + residual
+            x = self.cross_attention_layernorm(x)
+            residual = x
+            x = self.feed_forward_1(x)
+            x = self.feed_forward_2(x)
+            x = x + residual
+            x = self.feed_forward_layernorm(x)
+            return x
+
+    class PositionalEmbedding(K.Layer):
+        def __init__(self, sequence_length, input_dim, output_dim):
+            super().__init__()
+            self.token_embeddings = layers.Embedding(input_dim, output_dim)
+            self.position_embeddings = layers.Embedding(sequence_length, output_dim)
+
+        def call(self, inputs):
+            positions = ops.cumsum(ops.ones_like(inputs), axis=-1) - 1
+            embedded_tokens = self.token_embeddings(inputs)
+            embedded_positions = self.position_embeddings(positions)
+            return embedded_tokens + embedded_positions
+
+    hidden_dim, intermediate_dim, num_heads = 8, 16, 2
+    source = K.Input(shape=(None,), dtype="int32", name="english")
+    x = PositionalEmbedding(sequence_length, vocab_size, hidden_dim)(source)
+    encoder_output = TransformerEncoder(hidden_dim, intermediate_dim, num_heads)(source=x, source_mask=source != 0)
+    target = K.Input(shape=(None,), dtype="int32", name="spanish")
+    x = PositionalEmbedding(sequence_length, vocab_size, hidden_dim)(target)
+    x = TransformerDecoder(hidden_dim, intermediate_dim, num_heads)(
+        target=x, source=encoder_output, source_mask=source != 0)
+    x = layers.Dropout(0.5)(x)
+    target_predictions = layers.Dense(vocab_size, activation="softmax")(x)
+    transformer = K.Model([source, target], target_predictions)
+    transformer.compile(optimizer="adam", loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    out["transformer_history"] = transformer.fit(features, labels, sample_weight=sample_weights, batch_size=8,
+                                                 epochs=3, verbose=0).history
+    out["transformer_weight_paths"] = [w.path for w in transformer.weights]
+
+    spa_vocab = spanish_tokenizer.get_vocabulary()
+    spa_index_lookup = dict(zip(range(len(spa_vocab)), spa_vocab))
+
+    def generate_translation(input_sentence):
+        tokenized_input_sentence = english_tokenizer([input_sentence])
+        decoded_sentence = "[start]"
+        for i in range(sequence_length):
+            tokenized_target_sentence = spanish_tokenizer([decoded_sentence])
+            tokenized_target_sentence = tokenized_target_sentence[:, :-1]
+            inputs = [tokenized_input_sentence, tokenized_target_sentence]
+            next_token_predictions = transformer.predict(inputs, verbose=0)
+            sampled_token_index = np.argmax(next_token_predictions[0, i, :])
+            sampled_token = spa_index_lookup[sampled_token_index]
+            decoded_sentence += " " + sampled_token
+            if sampled_token == "[end]":
+                break
+        return decoded_sentence
+
+    out["translations"] = [generate_translation(p[0]) for p in META["pairs"][:3]]
+    out["transformer_predict"] = transformer.predict(features, verbose=0)
+    return out
+
+
+def test_ch15_seq2seq_rnn_and_transformer(keras_ref):
+    # the tokenizers need TensorFlow in Keras: kerasish's (equal to the record above) feed both runs
+    english, spanish = _translation_tokenizers()
+    ref, ours = _both(keras_ref, _translation, english, spanish)
+    assert ours["transformer_weight_paths"] == ref["transformer_weight_paths"]
+    assert ours["translations"] == ref["translations"]
+    assert all(t.startswith("[start]") for t in ours["translations"])
+    assert_same(ours, ref, rtol=2e-4, atol=2e-5)
+
+
+# --------------------------------------- 10. ch16 a mini GPT, mixed precision, sampling
+def _mini_gpt(K):
+    layers, ops = K.layers, K.ops
+    out = {}
+    tokens = REC["char_ids"].astype("int32")
+    x_data, y_data = tokens[:, :-1], tokens[:, 1:]
+    vocab_size, sequence_length = META["char_vocabulary_size"], x_data.shape[1]
+
+    class TransformerDecoder(K.Layer):
+        def __init__(self, hidden_dim, intermediate_dim, num_heads):
+            super().__init__()
+            key_dim = hidden_dim // num_heads
+            self.self_attention = layers.MultiHeadAttention(num_heads, key_dim, dropout=0.1)
+            self.self_attention_layernorm = layers.LayerNormalization()
+            self.feed_forward_1 = layers.Dense(intermediate_dim, activation="relu")
+            self.feed_forward_2 = layers.Dense(hidden_dim)
+            self.feed_forward_layernorm = layers.LayerNormalization()
+            self.dropout = layers.Dropout(0.1)
+
+        def call(self, inputs):
+            residual = x = inputs
+            x = self.self_attention(query=x, key=x, value=x, use_causal_mask=True)
+            x = self.dropout(x)
+            x = x + residual
+            x = self.self_attention_layernorm(x)
+            residual = x
+            x = self.feed_forward_1(x)
+            x = self.feed_forward_2(x)
+            x = self.dropout(x)
+            x = x + residual
+            x = self.feed_forward_layernorm(x)
+            return x
+
+    class PositionalEmbedding(K.Layer):
+        def __init__(self, sequence_length, input_dim, output_dim):
+            super().__init__()
+            self.token_embeddings = layers.Embedding(input_dim, output_dim)
+            self.position_embeddings = layers.Embedding(sequence_length, output_dim)
+
+        def call(self, inputs, reverse=False):
+            if reverse:
+                token_embeddings = self.token_embeddings.embeddings
+                return ops.matmul(inputs, ops.transpose(token_embeddings))
+            positions = ops.cumsum(ops.ones_like(inputs), axis=-1) - 1
+            embedded_tokens = self.token_embeddings(inputs)
+            embedded_positions = self.position_embeddings(positions)
+            return embedded_tokens + embedded_positions
+
+    class WarmupSchedule(K.optimizers.schedules.LearningRateSchedule):
+        def __init__(self):
+            self.rate = 2e-3
+            self.warmup_steps = 4.0
+
+        def __call__(self, step):
+            step = ops.cast(step, dtype="float32")
+            scale = ops.minimum(step / self.warmup_steps, 1.0)
+            return self.rate * scale
+
+    K.config.set_dtype_policy("mixed_float16")
+    try:
+        inputs = K.Input(shape=(None,), dtype="int32", name="inputs")
+        embedding = PositionalEmbedding(sequence_length, vocab_size, 16)
+        x = embedding(inputs)
+        x = layers.LayerNormalization()(x)
+        for _ in range(2):
+            x = TransformerDecoder(16, 32, 2)(x)
+        outputs = embedding(x, reverse=True)
+        mini_gpt = K.Model(inputs, outputs)
+    finally:
+        K.config.set_dtype_policy("float32")
+    out["dtypes"] = (str(mini_gpt.layers[1].compute_dtype), str(mini_gpt.layers[1].variable_dtype))
+    schedule = WarmupSchedule()
+    out["schedule"] = [float(ops.convert_to_numpy(schedule(step))) for step in range(0, 8, 2)]
+    mini_gpt.compile(optimizer=K.optimizers.Adam(schedule),
+                     loss=K.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    out["optimizer"] = type(mini_gpt.optimizer).__name__
+    history = mini_gpt.fit(x_data, y_data, batch_size=4, epochs=2, steps_per_epoch=3,
+                           validation_data=(x_data[:4], y_data[:4]), verbose=0)
+    out["history"] = history.history
+    out["output_dtype"] = str(mini_gpt(x_data[:1]).dtype)
+
+    prompt = list(x_data[0, :5])
+
+    def compiled_generate(sample_fn, max_length=12):
+        tokens = prompt + [0] * (max_length - len(prompt))
+        for i in range(len(prompt), max_length):
+            prediction = mini_gpt.predict(np.array([tokens]), verbose=0)
+            prediction = prediction[0, i - 1]
+            next_token = ops.convert_to_numpy(sample_fn(prediction))
+            tokens[i] = np.array(next_token).item()
+        return tokens
+
+    def greedy_search(preds):
+        return ops.argmax(preds)
+
+    def random_sample(preds, temperature=1.0):
+        preds = preds / temperature
+        return K.random.categorical(preds[None, :], num_samples=1)[0]
+
+    def top_k(preds, k=5, temperature=1.0):
+        preds = preds / temperature
+        top_preds, top_indices = ops.top_k(preds, k=k, sorted=False)
+        choice = K.random.categorical(top_preds[None, :], num_samples=1)[0]
+        return ops.take_along_axis(top_indices, choice, axis=-1)
+
+    out["greedy"] = compiled_generate(greedy_search)
+    out["eager_logits"] = mini_gpt(ops.convert_to_numpy([prompt]))[0, -1]
+    for temperature in (2.0, 0.2):
+        out[f"sample_{temperature}"] = compiled_generate(functools.partial(random_sample, temperature=temperature))
+    out["top_k"] = compiled_generate(functools.partial(top_k, k=3, temperature=0.5))
+    return out
+
+
+def test_ch16_mini_gpt_mixed_float16_and_sampling(keras_ref):
+    ref, ours = _both(keras_ref, _mini_gpt)
+    assert ours["dtypes"] == ref["dtypes"] == ("float16", "float32")
+    assert ours["optimizer"] == ref["optimizer"] == "LossScaleOptimizer"
+    assert ours["output_dtype"] == ref["output_dtype"]
+    for key in ("greedy", "sample_2.0", "sample_0.2", "top_k"):
+        assert ours[key] == ref[key], key
+    # float16 compute: CPU float16 kernels round alike in both, but not to float32's 1e-4
+    assert_same(ours, ref, rtol=2e-3, atol=2e-3)
+
+
+# --------------------------------------------- 11. ch17 VAE and a tiny diffusion model
+DIGITS = np.random.default_rng(31).random((32, 8, 8, 1)).astype("float32")
+
+
+def _image_generation(K, tmp_path):
+    layers, ops = K.layers, K.ops
+    out = {}
+    latent_dim = 2
+    image_inputs = K.Input(shape=(8, 8, 1))
+    x = layers.Conv2D(4, 3, activation="relu", strides=2, padding="same")(image_inputs)
+    x = layers.Conv2D(8, 3, activation="relu", strides=2, padding="same")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(8, activation="relu")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    encoder = K.Model(image_inputs, [z_mean, z_log_var], name="encoder")
+
+    class Sampler(K.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.seed_generator = K.random.SeedGenerator()
+            self.built = True
+
+        def call(self, z_mean, z_log_var):
+            batch_size = ops.shape(z_mean)[0]
+            z_size = ops.shape(z_mean)[1]
+            epsilon = K.random.normal((batch_size, z_size), seed=self.seed_generator)
+            return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    latent_inputs = K.Input(shape=(latent_dim,))
+    x = layers.Dense(2 * 2 * 8, activation="relu")(latent_inputs)
+    x = layers.Reshape((2, 2, 8))(x)
+    x = layers.Conv2DTranspose(8, 3, activation="relu", strides=2, padding="same")(x)
+    x = layers.Conv2DTranspose(4, 3, activation="relu", strides=2, padding="same")(x)
+    decoder_outputs = layers.Conv2D(1, 3, activation="sigmoid", padding="same")(x)
+    decoder = K.Model(latent_inputs, decoder_outputs, name="decoder")
+
+    class VAE(K.Model):
+        def __init__(self, encoder, decoder, **kwargs):
+            super().__init__(**kwargs)
+            self.encoder = encoder
+            self.decoder = decoder
+            self.sampler = Sampler()
+            self.reconstruction_loss_tracker = K.metrics.Mean(name="reconstruction_loss")
+            self.kl_loss_tracker = K.metrics.Mean(name="kl_loss")
+
+        def call(self, inputs):
+            return self.encoder(inputs)
+
+        def compute_loss(self, x, y, y_pred, sample_weight=None, training=True):
+            original = x
+            z_mean, z_log_var = y_pred
+            reconstruction = self.decoder(self.sampler(z_mean, z_log_var))
+            reconstruction_loss = ops.mean(
+                ops.sum(K.losses.binary_crossentropy(original, reconstruction), axis=(1, 2)))
+            kl_loss = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+            total_loss = reconstruction_loss + ops.mean(kl_loss)
+            self.reconstruction_loss_tracker.update_state(reconstruction_loss)
+            self.kl_loss_tracker.update_state(kl_loss)
+            return total_loss
+
+    vae = VAE(encoder, decoder)
+    vae.compile(optimizer=K.optimizers.Adam())
+    out["vae_history"] = vae.fit(DIGITS, epochs=2, batch_size=8, verbose=0).history
+    out["vae_metrics"] = [m.name for m in vae.metrics]
+    out["decoded"] = vae.decoder.predict(np.array([[0.5, -0.5], [0.0, 1.0]]), verbose=0)
+
+    # the denoising diffusion model, with a U-Net of two widths on 8x8 images
+    batch_size, image_size = 8, 8
+
+    def residual_block(x, width):
+        input_width = x.shape[3]
+        if input_width == width:
+            residual = x
+        else:
+            residual = layers.Conv2D(width, 1)(x)
+        x = layers.BatchNormalization(center=False, scale=False)(x)
+        x = layers.Conv2D(width, 3, padding="same", activation="swish")(x)
+        x = layers.Conv2D(width, 3, padding="same")(x)
+        x = x + residual
+        return x
+
+    def get_model(image_size, widths, block_depth):
+        noisy_images = K.Input(shape=(image_size, image_size, 3))
+        noise_rates = K.Input(shape=(1, 1, 1))
+        x = layers.Conv2D(widths[0], 1)(noisy_images)
+        n = layers.UpSampling2D(image_size, interpolation="nearest")(noise_rates)
+        x = layers.Concatenate()([x, n])
+        skips = []
+        for width in widths[:-1]:
+            for _ in range(block_depth):
+                x = residual_block(x, width)
+                skips.append(x)
+            x = layers.AveragePooling2D(pool_size=2)(x)
+        for _ in range(block_depth):
+            x = residual_block(x, widths[-1])
+        for width in reversed(widths[:-1]):
+            x = layers.UpSampling2D(size=2, interpolation="bilinear")(x)
+            for _ in range(block_depth):
+                x = layers.Concatenate()([x, skips.pop()])
+                x = residual_block(x, width)
+        pred_noise_masks = layers.Conv2D(3, 1, kernel_initializer="zeros")(x)
+        return K.Model([noisy_images, noise_rates], pred_noise_masks)
+
+    def diffusion_schedule(diffusion_times, min_signal_rate=0.02, max_signal_rate=0.95):
+        start_angle = ops.cast(ops.arccos(max_signal_rate), "float32")
+        end_angle = ops.cast(ops.arccos(min_signal_rate), "float32")
+        diffusion_angles = start_angle + diffusion_times * (end_angle - start_angle)
+        return ops.sin(diffusion_angles), ops.cos(diffusion_angles)
+
+    class DiffusionModel(K.Model):
+        def __init__(self, image_size, widths, block_depth, **kwargs):
+            super().__init__(**kwargs)
+            self.image_size = image_size
+            self.denoising_model = get_model(image_size, widths, block_depth)
+            self.seed_generator = K.random.SeedGenerator()
+            self.loss = K.losses.MeanAbsoluteError()
+            self.normalizer = K.layers.Normalization()
+
+        def denoise(self, noisy_images, noise_rates, signal_rates):
+            pred_noise_masks = self.denoising_model([noisy_images, noise_rates])
+            pred_images = (noisy_images - noise_rates * pred_noise_masks) / signal_rates
+            return pred_images, pred_noise_masks
+
+        def call(self, images):
+            images = self.normalizer(images)
+            noise_masks = K.random.normal((batch_size, self.image_size, self.image_size, 3),
+                                          seed=self.seed_generator)
+            diffusion_times = K.random.uniform((batch_size, 1, 1, 1), minval=0.0, maxval=1.0,
+                                               seed=self.seed_generator)
+            noise_rates, signal_rates = diffusion_schedule(diffusion_times)
+            noisy_images = signal_rates * images + noise_rates * noise_masks
+            pred_images, pred_noise_masks = self.denoise(noisy_images, noise_rates, signal_rates)
+            return pred_images, pred_noise_masks, noise_masks
+
+        def compute_loss(self, x, y, y_pred, sample_weight=None, training=True):
+            _, pred_noise_masks, noise_masks = y_pred
+            return self.loss(noise_masks, pred_noise_masks)
+
+    flowers = np.random.default_rng(32).random((16, 8, 8, 3)).astype("float32") * 255
+    model = DiffusionModel(image_size, widths=[4, 8], block_depth=1)
+    model.normalizer.adapt(flowers)
+    model.compile(optimizer=K.optimizers.AdamW(
+        learning_rate=K.optimizers.schedules.InverseTimeDecay(initial_learning_rate=1e-3, decay_steps=2,
+                                                               decay_rate=0.1),
+        use_ema=True, ema_overwrite_frequency=3))
+    path = os.path.join(tmp_path, f"diffusion_model_{K.__name__}.weights.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (no val_loss to monitor: Keras warns, so does kerasish)
+        history = model.fit(flowers, epochs=2, batch_size=batch_size, verbose=0, callbacks=[
+            K.callbacks.ModelCheckpoint(filepath=path, save_weights_only=True, save_best_only=True)])
+    out["diffusion_history"] = history.history
+    out["diffusion_weights"] = model.denoising_model.get_weights()
+    out["normalizer"] = [model.normalizer.mean, model.normalizer.variance]
+    out["ema_iterations"] = int(model.optimizer.iterations)
+    out["checkpoint_written"] = os.path.exists(path)
+    return out
+
+
+def test_ch17_vae_and_diffusion(keras_ref, tmp_path):
+    ref, ours = _both(keras_ref, _image_generation, tmp_path)
+    assert ours["vae_metrics"] == ref["vae_metrics"]
+    assert sorted(ours["vae_history"]) == sorted(ref["vae_history"]) == ["kl_loss", "loss", "reconstruction_loss"]
     assert_same(ours, ref, rtol=2e-4, atol=2e-5)
