@@ -1480,3 +1480,112 @@ def test_ch17_vae_and_diffusion(keras_ref, tmp_path):
     assert ours["vae_metrics"] == ref["vae_metrics"]
     assert sorted(ours["vae_history"]) == sorted(ref["vae_history"]) == ["kl_loss", "loss", "reconstruction_loss"]
     assert_same(ours, ref, rtol=2e-4, atol=2e-5)
+
+
+# -------------------------- 12. ch18 best practices: tuning loop, int8 maths, bfloat16, steps_per_execution
+def _best_practices(K):
+    layers, ops = K.layers, K.ops
+    out = {}
+    x_train_full, y_train_full = MNIST_IMAGES, MNIST_LABELS
+    x_train, x_val = x_train_full[:-32], x_train_full[-32:]
+    y_train, y_val = y_train_full[:-32], y_train_full[-32:]
+
+    def build_model(hp):
+        model = K.Sequential([layers.Dense(hp["units"], activation="relu"), layers.Dense(10, activation="softmax")])
+        model.compile(optimizer=hp["optimizer"], loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    # KerasTuner's search, as a plain loop over the same space
+    trials = []
+    for units in (8, 16):
+        for optimizer in ("rmsprop", "adam"):
+            hp = {"units": units, "optimizer": optimizer}
+            model = build_model(hp)
+            history = model.fit(x_train, y_train, batch_size=16, epochs=6, validation_data=(x_val, y_val),
+                                callbacks=[K.callbacks.EarlyStopping(monitor="val_loss", patience=2)], verbose=0)
+            trials.append((max(history.history["val_accuracy"]), -units, optimizer, hp))
+    trials.sort(key=lambda t: (t[0], t[1], t[2]), reverse=True)
+    best_hps = [t[3] for t in trials[:2]]
+    out["trial_scores"] = [t[0] for t in trials]
+    out["best_hps"] = [(hp["units"], hp["optimizer"]) for hp in best_hps]
+
+    def get_best_epoch(hp):
+        model = build_model(hp)
+        callbacks = [K.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=3)]
+        history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=8, batch_size=16,
+                            callbacks=callbacks, verbose=0)
+        val_loss_per_epoch = history.history["val_loss"]
+        return val_loss_per_epoch.index(min(val_loss_per_epoch)) + 1
+
+    def get_best_trained_model(hp):
+        best_epoch = get_best_epoch(hp)
+        model = build_model(hp)
+        model.fit(x_train_full, y_train_full, batch_size=16, epochs=int(best_epoch * 1.2), verbose=0)
+        return best_epoch, model
+
+    out["best_models"] = []
+    for hp in best_hps:
+        best_epoch, model = get_best_trained_model(hp)
+        out["best_models"].append((best_epoch, model.evaluate(x_val, y_val, verbose=0)))
+
+    # the chapter's int8 quantization, written with ops
+    x = ops.array([[0.1, 0.9], [1.2, -0.8]])
+    kernel = ops.array([[-0.1, -2.2], [1.1, 0.7]])
+
+    def abs_max_quantize(value):
+        abs_max = ops.max(ops.abs(value), keepdims=True)
+        scale = ops.divide(127, abs_max + 1e-7)
+        scaled_value = value * scale
+        scaled_value = ops.clip(ops.round(scaled_value), -127, 127)
+        scaled_value = ops.cast(scaled_value, dtype="int8")
+        return scaled_value, scale
+
+    int_x, x_scale = abs_max_quantize(x)
+    int_kernel, kernel_scale = abs_max_quantize(kernel)
+    int_y = ops.matmul(int_x, int_kernel)
+    y = ops.cast(int_y, dtype="float32") / (x_scale * kernel_scale)
+    out["int_dtypes"] = (str(int_x.dtype), str(int_y.dtype))
+    out["int_values"] = [int_x, int_kernel, int_y]
+    out["dequantized"] = y
+    out["float_matmul"] = ops.matmul(x, kernel)
+
+    # mixed precision (bfloat16 on the CPU) and several steps per execution
+    K.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = K.Sequential([K.Input((64,)), layers.Dense(16, activation="relu"), layers.Dense(10),
+                              layers.Activation("softmax", dtype="float32")])
+    finally:
+        K.config.set_dtype_policy("float32")
+    # (Keras 3.15 refuses steps_per_execution > 1 on torch, a ValueError, checked in the test: the
+    # reference runs one step per execution, which changes no number, only the batch callbacks)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=1 if K is not keras else 4)
+    seen = []
+    history = model.fit(x_train, y_train, batch_size=8, epochs=2, verbose=0,
+                        callbacks=[K.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(batch))])
+    out["bf16_history"] = history.history
+    out["bf16_batches_seen"] = seen
+    seen = None
+    out["bf16_output_dtype"] = str(model(x_val[:2]).dtype)
+    out["bf16_kernel_dtype"] = str(model.layers[0].kernel.dtype).replace("torch.", "")  # (Keras: "float32")
+    out["bf16_predict"] = model.predict(x_val, verbose=0)
+    return out
+
+
+def test_ch18_tuning_loop_quantization_bfloat16_steps_per_execution(keras_ref):
+    ref, ours = _both(keras_ref, _best_practices)
+    assert ours["best_hps"] == ref["best_hps"]
+    assert ours["int_dtypes"] == ref["int_dtypes"]
+    # four steps per execution: the batch callbacks see each execution's last batch, as Keras's
+    # TensorFlow and JAX trainers report it
+    assert ref["bf16_batches_seen"] == list(range(8)) * 2
+    assert ours["bf16_batches_seen"] == [3, 7] * 2
+    model = keras_ref.Sequential([keras_ref.Input((4,)), keras_ref.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", steps_per_execution=4)
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        model.fit(np.zeros((8, 4), "float32"), np.zeros((8, 1), "float32"), verbose=0)
+    assert ours["bf16_output_dtype"] == ref["bf16_output_dtype"]
+    np.testing.assert_allclose(_np(ours["dequantized"]), _np(ours["float_matmul"]), atol=0.02)
+    del ours["bf16_batches_seen"], ref["bf16_batches_seen"]
+    # bfloat16 compute rounds alike in both, not to float32's 1e-4
+    assert_same(ours, ref, rtol=1e-2, atol=1e-2)
