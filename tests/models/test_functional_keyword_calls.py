@@ -11,6 +11,7 @@ import kerasish as keras
 
 
 def _translation_graph(lib):
+    lib.utils.clear_session()  # (the weight paths hold auto-named sublayers: counters from zero)
     layers, ops = lib.layers, lib.ops
 
     class Encoder(lib.Layer):
