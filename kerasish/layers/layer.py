@@ -403,8 +403,16 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         the layer's call runs in this thread; cast once per outermost call
         (and grad mode), however often `call` reads it."""
         state = _LOCAL.state
-        cast = state.casts.get(id(self))
-        if cast is None or value.dtype is cast or not value.is_floating_point():
+        casts = state.casts
+        cast = casts.get(id(self))
+        if cast is None:
+            if not casts:
+                return value
+            # read by another mixed layer's call in progress (a parent using its sublayer's weight:
+            # `ops.matmul(x, ops.transpose(self.token_embeddings.embeddings))`): Keras's autocast
+            # scope is the innermost mixed call's, whoever owns the variable
+            cast = next(reversed(casts.values()))
+        if value.dtype is cast or not value.is_floating_point():
             return value
         if name in self.__dict__["_no_autocast"]:
             return value
@@ -837,6 +845,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         casts floating inputs to the compute dtype. Returns `(args, inputs,
         cast_weights)`, or `(None, outputs, None)` for a symbolic call."""
         d = self.__dict__
+        first_kwarg = None  # the name the first argument was passed by, when not positional
         if args:
             inputs = args[0]
             if isinstance(inputs, torch.fx.Proxy):  # traced by torch.fx inside a torch module
@@ -858,11 +867,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
                 )
             inputs = kwargs.pop(first)
             args = (inputs,)
+            first_kwarg = first
         if type(inputs) is not torch.Tensor:
             if tree.any_symbolic(inputs) or tree.any_symbolic_args(args, kwargs):
                 from kerasish.models import symbolic_ops
 
-                return None, symbolic_ops.symbolic_layer_call(self, args, kwargs), None
+                return None, symbolic_ops.symbolic_layer_call(self, args, kwargs, first_kwarg), None
             input_checks.check_raw_inputs(self, inputs)
             inputs = tree.convert_inputs(inputs, d["_device_hint"] or _LOCAL.state.device)
             args = (inputs, *args[1:])

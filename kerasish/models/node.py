@@ -26,8 +26,26 @@ class KerasHistory(collections.namedtuple("KerasHistory", ["operation", "node_in
         return self.operation
 
 
+def _flatten_as_keras(x) -> list:
+    """Keras 3's `tree.flatten` order: a plain dict's values (the call's
+    keyword arguments too) in sorted key order. The order of a node's input
+    tensors decides the graph walk, hence `model.layers`, `model.weights` and
+    `get_weights()` of a model whose layers take tensors by keyword (Deep
+    Learning with Python's `TransformerDecoder(target=, source=,
+    source_mask=)`), and what `layer.input` lists."""
+    if type(x) is dict:
+        try:
+            keys = sorted(x)
+        except TypeError:  # keys that do not sort: Keras's tree refuses them, keep their order
+            keys = list(x)
+        return [t for k in keys for t in _flatten_as_keras(x[k])]
+    if isinstance(x, (list, tuple, dict)):
+        return tree.flatten(type(x)(_flatten_as_keras(v) for v in (x.values() if isinstance(x, dict) else x)))
+    return [x]
+
+
 def _keras_tensors(structure) -> list:
-    return [x for x in tree.flatten(structure) if isinstance(x, KerasTensor)]
+    return [x for x in _flatten_as_keras(structure) if isinstance(x, KerasTensor)]
 
 
 class Node:

@@ -36,9 +36,12 @@ def _fresh_outputs(outputs, inputs):
     return tree.map_structure(one, outputs)
 
 
-def symbolic_layer_call(layer, args, kwargs):
+def symbolic_layer_call(layer, args, kwargs, first_kwarg=None):
     """`layer(*args, **kwargs)` on KerasTensors: builds the layer if needed,
-    checks its `input_spec`, infers the outputs and records a `Node`."""
+    checks its `input_spec`, infers the outputs and records a `Node`.
+    `first_kwarg`: the name the first argument `args[0]` was passed by, which
+    the node records as a keyword argument, as Keras does (the order of its
+    input tensors, hence the graph order, follows the sorted keywords)."""
     inputs = args[0] if args else None
     if not layer.built:
         layer._build_once(inputs)
@@ -60,7 +63,10 @@ def symbolic_layer_call(layer, args, kwargs):
     outputs = _fresh_outputs(outputs, [list(args), kwargs])
     if not tree.flatten(outputs) or not all(isinstance(t, KerasTensor) for t in tree.flatten(outputs)):
         return outputs
-    Node(layer, args, kwargs, outputs)
+    if first_kwarg is None:
+        Node(layer, args, kwargs, outputs)
+    else:
+        Node(layer, args[1:], {first_kwarg: args[0], **kwargs}, outputs)
     previous = kwargs.get("mask") if kwargs.get("mask") is not None else input_masks
     _attach_output_masks(layer, inputs, outputs, previous)
     return outputs

@@ -32,8 +32,13 @@ def _int_safe(fn, a, b, dt):
 
 @keras_op
 def matmul(x1, x2):
-    """Matrix product of the last two axes, broadcasting the rest."""
+    """Matrix product of the last two axes, broadcasting the rest. Two int8
+    operands give int32, as Keras 3 (and JAX) do: an int8 product would wrap
+    around (`100 * 100 * 3` is 48 in int8)."""
     a, b, dt = _product_pair(x1, x2)
+    if dt == torch.int8:
+        dt = torch.int32
+        a, b = a.to(dt), b.to(dt)
     return _int_safe(torch.matmul, a, b, dt)
 
 
@@ -63,6 +68,8 @@ def einsum(subscripts, *operands, **kwargs):
     """Einstein summation over `operands` described by `subscripts`."""
     ts = [to_tensor(o) for o in operands]
     dt = _td(result_type(*(t.dtype for t in ts)))
+    if all(t.dtype == torch.int8 for t in ts):
+        dt = torch.int32  # all-int8 operands sum in int32, as Keras 3 (and JAX): no wrap-around
     ts = [t.to(dt) for t in ts]
     if dt.is_floating_point or dt.is_complex:
         return torch.einsum(subscripts, *ts)

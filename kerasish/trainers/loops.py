@@ -111,9 +111,14 @@ class TrainerLoops:
 
     def _keras_peek_draws(self, iterator) -> None:
         """Keras's first fit/evaluate after `compile` peeks at a batch to build
-        its metrics (`_symbolic_build`); after set_random_seed its RNG draws are
-        repeated here so that the global torch RNG stays in step with Keras's."""
-        if self.__dict__.pop("_keras_peek_pending", False):
+        its compiled loss and metrics (`_symbolic_build`), and so does every
+        fit/evaluate while a layer of the model is unbuilt; after
+        set_random_seed its RNG draws are repeated here so that the global
+        torch RNG stays in step with Keras's. A model compiled with no loss
+        and no metrics (a custom `train_step`) whose layers are all built is
+        not peeked at."""
+        pending = self.__dict__.pop("_keras_peek_pending", False)
+        if pending or not all(layer.built for layer in self._flatten_layers()):
             peek = getattr(iterator.adapter, "keras_peek_draws", None)
             if peek is not None:
                 peek()

@@ -94,13 +94,27 @@ class PyDatasetAdapter(data_adapters.DataAdapter):
     def keras_peek_draws(self) -> None:
         """Keras's first fit/evaluate after `compile` opens a loader iterator
         and takes its first batch (a shuffled pass starts: one shuffle), calling the dataset's
-        `on_epoch_begin()` (its `on_epoch_end()` follows: `keras_reset`)."""
+        `on_epoch_begin()` (its `on_epoch_end()` follows: `keras_reset`). The batch is read for
+        real, as Keras reads it: a `__getitem__` that augments with Keras layers or draws random
+        numbers makes its draws, and the epochs after it see the same random streams as Keras's."""
         self._dataset.on_epoch_begin()
-        if self._shard is not None or not keras_seeding():
+        if self._shard is not None:
             return
-        data_adapters.keras_loader_iterator_draw()
-        if self._shuffle and self.num_batches:
-            random.shuffle(list(range(self.num_batches)))
+        index = 0
+        if keras_seeding():
+            data_adapters.keras_loader_iterator_draw()
+            if self._shuffle and self.num_batches:
+                order = list(range(self.num_batches))
+                random.shuffle(order)
+                index = order[0]
+        ds = self._dataset
+        if self.num_batches == 0 or (ds.workers > 0 and ds.use_multiprocessing):
+            return  # (Keras's worker processes read it: no draw in this process)
+        if ds.workers > 1:  # read by a worker thread, as Keras's enqueuer's
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(_get_item, ds, index).result()
+        else:
+            ds[index]
 
     def keras_reset(self) -> None:
         """Keras's fit and evaluate call the dataset's `on_epoch_end()` once before their first

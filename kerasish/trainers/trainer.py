@@ -321,7 +321,10 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
             from kerasish.trainers.keras2_compat import check_keras2_compile_kwargs
 
             check_keras2_compile_kwargs(kwargs)
-        self.__dict__["_keras_peek_pending"] = True  # (see TrainerLoops._keras_peek_draws)
+        if loss is not None or metrics is not None or weighted_metrics is not None:
+            # new, unbuilt compiled loss / metrics: Keras's next fit or evaluate peeks at a batch to
+            # build them (see TrainerLoops._keras_peek_draws); a compile with none keeps the old ones
+            self.__dict__["_keras_peek_pending"] = True
         from kerasish import optimizers
         from kerasish.metrics import Mean
 

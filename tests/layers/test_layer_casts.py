@@ -145,3 +145,38 @@ def test_per_thread_state_compiles_without_breaks_or_recompiles(make, n_losses):
         out = compiled(x)
     torch.testing.assert_close(out, expected)
     assert len(layer.losses) == n_losses  # the latest compiled call's, not an accumulation
+
+
+def test_a_parent_reading_a_sublayers_weight_gets_the_compute_dtype_as_keras(keras_ref):
+    """Keras's autocast scope is the call's, whoever owns the variable: a mixed_float16 parent that
+    reads its mixed sublayer's weight (Deep Learning with Python's tied-embedding GPT,
+    `ops.matmul(x, ops.transpose(self.token_embeddings.embeddings))`) computes in float16. kerasish
+    cast only a layer's own weights: that matmul promoted to float32 and the model's logits were
+    float32 where Keras's are float16."""
+
+    def run(k):
+        class TiedEmbedding(k.Layer):
+            def __init__(self):
+                super().__init__()
+                self.token_embeddings = k.layers.Embedding(10, 4)
+
+            def call(self, inputs, reverse=False):
+                if reverse:
+                    return k.ops.matmul(inputs, k.ops.transpose(self.token_embeddings.embeddings))
+                return self.token_embeddings(inputs)
+
+        k.config.set_dtype_policy("mixed_float16")
+        try:
+            k.utils.set_random_seed(1)
+            layer = TiedEmbedding()
+            ids = torch.tensor([[1, 2, 3]])
+            logits = layer(layer(ids), reverse=True)
+        finally:
+            k.config.set_dtype_policy("float32")
+        embeddings = layer.token_embeddings.embeddings
+        return logits, embeddings.dtype
+
+    (theirs, their_dtype), (ours, our_dtype) = run(keras_ref), run(keras)
+    assert ours.dtype == theirs.dtype == torch.float16
+    assert str(our_dtype).endswith("float32") and str(their_dtype).endswith("float32")  # stored in float32
+    torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-3)

@@ -54,3 +54,27 @@ def test_weak_types_follow_floatx(keras_ref, floatx):
     finally:
         dtypes.set_floatx(old_ours)
         keras_ref.backend.set_floatx(old_ref)
+
+
+@pytest.mark.parametrize("op", ["matmul", "einsum"])
+def test_int8_products_accumulate_in_int32_as_keras(keras_ref, op):
+    """Keras 3's `matmul` of two int8 operands and `einsum` of all-int8 operands give int32 (the
+    int8 quantization example of Deep Learning with Python's chapter 18); kerasish gave int8 and
+    wrapped around: `100 * 100 * 3` came out as 48."""
+    import torch
+
+    a = torch.full((2, 3), 100, dtype=torch.int8)
+    b = torch.full((3, 2), -100, dtype=torch.int8)
+
+    def run(k):
+        if op == "matmul":
+            eager, symbolic = k.ops.matmul(a, b), k.ops.matmul(k.KerasTensor((2, 3), "int8"), k.KerasTensor((3, 2), "int8"))
+        else:
+            eager = k.ops.einsum("ij,jk->ik", a, b)
+            symbolic = k.ops.einsum("ij,jk->ik", k.KerasTensor((2, 3), "int8"), k.KerasTensor((3, 2), "int8"))
+        return eager, str(symbolic.dtype)
+
+    (theirs, their_spec), (ours, our_spec) = run(keras_ref), run(kerasish)
+    assert ours.dtype == theirs.dtype == torch.int32
+    assert ours.tolist() == theirs.tolist() == [[-30000, -30000]] * 2
+    assert our_spec.replace("torch.", "") == their_spec.replace("torch.", "") == "int32"

@@ -128,3 +128,70 @@ def test_a_data_loader_pass_stops_at_its_length():
         torch.empty((), dtype=torch.int64).random_(generator=expected)
         torch.randperm(len(dataset), generator=expected)
     np.testing.assert_array_equal(_np(torch.rand(4, generator=generator)), _np(torch.rand(4, generator=expected)))
+
+
+def _custom_step_run(k, *, built):
+    """The book's ch07 torch `train_step` (no compiled loss or metrics): Keras
+    peeks at a batch only while something is unbuilt, here the model when
+    `built` is False."""
+    k.utils.set_random_seed(7)
+    loss_fn = k.losses.MeanSquaredError()
+
+    class CustomModel(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.hidden = k.layers.Dense(8, activation="relu")
+            self.dropout = k.layers.Dropout(0.5)
+            self.out = k.layers.Dense(1)
+
+        def call(self, inputs, training=False):
+            return self.out(self.dropout(self.hidden(inputs), training=training))
+
+        def train_step(self, data):
+            inputs, targets = data
+            self.zero_grad()
+            loss = loss_fn(targets, self(inputs, training=True))
+            loss.backward()
+            with torch.no_grad():
+                self.optimizer.apply([v.value.grad for v in self.trainable_weights], self.trainable_weights)
+            return {"loss": loss.detach()}
+
+    model = CustomModel()
+    if built:
+        model(_X[:2])
+    model.compile(optimizer=k.optimizers.SGD(0.1))
+    history = model.fit(_X, _Y, batch_size=8, epochs=2, verbose=0)
+    return {"history": history.history, "before": [], "after": model.predict(_X, verbose=0),
+            "weights": [_np(w) for w in model.get_weights()], "torch_rng": _np(torch.rand(3)),
+            "python_rng": random.random(), "loader_rng": None}
+
+
+@pytest.mark.parametrize("built", [True, False], ids=["built", "unbuilt"])
+def test_fit_of_a_custom_train_step_compiled_without_loss_equals_keras(keras_ref, built):
+    # kerasish peeked after every compile: a built model compiled with an optimizer only got
+    # other Dropout masks (and shuffles) than Keras's
+    _assert_same(_custom_step_run(keras_ref, built=built), _custom_step_run(kerasish, built=built))
+
+
+@pytest.mark.parametrize("rnn", ["GRU", "LSTM", "SimpleRNN"])
+@pytest.mark.parametrize("case", ["masked", "recurrent_dropout"])
+def test_dropout_after_a_sequence_rnn_draws_keras_masks(keras_ref, rnn, case):
+    """Keras's RNN outputs are time-major in memory (its loop stacks the steps, then transposes), and
+    `Dropout` fills its random mask in memory order: kerasish's masked and recurrent-dropout paths
+    returned batch-major outputs, so after set_random_seed the Dropout masks after them (Deep
+    Learning with Python's seq2seq decoder) fell on other elements than Keras's."""
+    ids = np.random.default_rng(0).integers(1, 20, (8, 6))
+    ids[:, 4:] = 0
+
+    def run(k):
+        k.utils.set_random_seed(3)
+        inputs = k.Input(shape=(None,), dtype="int32")
+        x = k.layers.Embedding(20, 4, mask_zero=case == "masked")(inputs)
+        kwargs = {"recurrent_dropout": 0.3} if case == "recurrent_dropout" else {}
+        x = getattr(k.layers, rnn)(5, return_sequences=True, **kwargs)(x)
+        model = k.Model(inputs, k.layers.Dropout(0.5)(x))
+        return _np(model(ids, training=True)), _np(torch.rand(3))
+
+    (theirs, their_rng), (ours, our_rng) = run(keras_ref), run(kerasish)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(our_rng, their_rng)

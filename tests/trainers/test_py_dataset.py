@@ -108,7 +108,8 @@ def test_shuffled_py_dataset_visits_every_batch_once_per_epoch():
 
     model, _ = _pair()
     model.fit(Recording(x, y, 6), epochs=1, shuffle=True, verbose=0)
-    assert sorted(seen) == [0, 1, 2, 3]
+    # (the first read is the peek before the first pass, as Keras's)
+    assert len(seen) == 5 and sorted(seen[1:]) == [0, 1, 2, 3]
 
 
 def test_sequence_is_the_keras2_name_and_targets_are_refused():
@@ -201,3 +202,42 @@ def test_fit_and_evaluate_end_a_pass_before_their_first_as_keras_does(keras_ref)
     theirs = events(keras_ref)
     assert theirs[:3] == [("train", "begin"), ("train", "end"), ("train", "begin")]
     assert events(keras) == theirs
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_peek_before_a_first_fit_reads_a_batch_as_keras_does(keras_ref, shuffle):
+    """Keras's first fit/evaluate after `compile` reads the first batch of a (shuffled) pass to
+    build the compiled metrics: `__getitem__` runs once more, before the epochs. kerasish made the
+    peek's RNG draws but did not read the batch, so a dataset augmenting in `__getitem__` (Deep
+    Learning with Python's ch08 `RandomFlip` / `RandomRotation` / `RandomZoom` pipeline) drew
+    other augmentations in every epoch than Keras: the whole History differed."""
+
+    def run(lib):
+        lib.utils.set_random_seed(3)
+        log = []
+        flip = lib.layers.RandomFlip("horizontal")
+        images = np.random.default_rng(0).random((6, 4, 4, 1)).astype("float32")
+
+        class Augmented(lib.utils.PyDataset):
+            def __len__(self):
+                return 3
+
+            def __getitem__(self, i):
+                log.append(i)
+                s = slice(2 * i, 2 * i + 2)
+                return flip(images[s]), images[s, 0, 0]
+
+        model = lib.Sequential([lib.Input((4, 4, 1)), lib.layers.Flatten(), lib.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        history = model.fit(Augmented(), epochs=2, verbose=0, shuffle=shuffle)
+        log.append("evaluate")
+        model.evaluate(Augmented(), verbose=0)
+        model.compile(optimizer="sgd", loss="mse")
+        log.append("evaluate after compile")
+        model.evaluate(Augmented(), verbose=0)
+        return log, history.history["loss"]
+
+    (their_log, their_loss), (our_log, our_loss) = run(keras_ref), run(keras)
+    assert len(their_log) == 1 + 6 + 1 + 3 + 1 + 4  # Keras reads a batch before fit's first pass
+    assert our_log == their_log
+    np.testing.assert_allclose(our_loss, their_loss, rtol=1e-6)

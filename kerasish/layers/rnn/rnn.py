@@ -399,7 +399,18 @@ class RNN(Layer):
             keep = _kept_state if torch.is_inference_mode_enabled() else torch.Tensor.detach
             for key, s in zip(self._state_keys, new_states):
                 self._buffers[key] = keep(s)
-        output = outputs if self.return_sequences else last_output
+        if self.return_sequences:
+            output = outputs
+            if (outputs.ndim > 2 and not symbolic and not outputs.transpose(0, 1).is_contiguous()
+                    and not torch.compiler.is_compiling()):
+                # Keras's layout: its loop stacks the steps time-major and transposes (torch's fused
+                # unmasked kernels give that layout already). The values are the same either way, but
+                # a following Dropout's `bernoulli_` fills its mask in memory order: without this, the
+                # masks after a masked or recurrent-dropout RNN fell on other elements than Keras's
+                # after `set_random_seed`
+                output = outputs.transpose(0, 1).contiguous().transpose(0, 1)
+        else:
+            output = last_output
         if self.return_state:
             return (output, *self._pack_states(new_states))
         return output
