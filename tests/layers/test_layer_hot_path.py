@@ -885,6 +885,69 @@ def test_merge_subclass_with_its_own_compute_mask_stays_on_the_full_path():
     assert torch.equal(layer([x, x])._keras_mask, torch.ones(2, dtype=torch.bool))
 
 
+def _torch_rnn_twin(layer):
+    """torch's nn.LSTM / nn.GRU holding a Keras LSTM / GRU's weights (Keras's LSTM gates i, f, c, o are
+    torch's i, f, g, o; Keras's GRU gates z, r, h (reset_after) are torch's r, z, n)."""
+    cell = layer.cell
+    units = cell.units
+    kernel, recurrent, bias = (w.detach() for w in (cell.kernel, cell.recurrent_kernel, cell.bias))
+    if isinstance(layer, keras.layers.LSTM):
+        twin = torch.nn.LSTM(kernel.shape[0], units, batch_first=True)
+        b_ih, b_hh = bias, torch.zeros_like(bias)
+        order = lambda t: t  # noqa: E731
+    else:
+        twin = torch.nn.GRU(kernel.shape[0], units, batch_first=True)
+        b_ih, b_hh = bias[0], bias[1]
+        order = lambda t: torch.cat([t[..., units:2 * units], t[..., :units], t[..., 2 * units:]], dim=-1)  # noqa: E731
+    with torch.no_grad():
+        twin.weight_ih_l0.copy_(order(kernel).T)
+        twin.weight_hh_l0.copy_(order(recurrent).T)
+        twin.bias_ih_l0.copy_(order(b_ih))
+        twin.bias_hh_l0.copy_(order(b_hh))
+    return twin
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_rnn_unmasked_call_takes_the_hot_path_and_masked_calls_the_full_one(name):
+    """An LSTM / GRU called on an unmasked tensor takes the hot path (perfeager5; it took the full
+    pipeline on every call: its `call` takes `mask=`, it overrides `compute_mask`); a mask on the
+    input or an explicit `mask=` still takes the full path, which passes it. Numbers against torch's
+    nn.LSTM / nn.GRU with the same weights: the whole sequence unmasked, each sample's valid prefix
+    masked."""
+    torch.manual_seed(0)
+    layer = getattr(keras.layers, name)(5)
+    x = torch.randn(3, 6, 4)
+    layer(x)
+    assert _hot(layer) and layer.__dict__["_plain"][1] == 2
+    twin = _torch_rnn_twin(layer)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), twin(x)[0][:, -1], rtol=1e-5, atol=1e-6)
+        lengths = [6, 3, 1]
+        mask = torch.arange(6)[None, :] < torch.tensor(lengths)[:, None]
+        expected = torch.cat([twin(x[i:i + 1, :n])[0][:, -1] for i, n in enumerate(lengths)])
+        torch.testing.assert_close(layer(x, mask=mask), expected, rtol=1e-5, atol=1e-6)
+        xm = x.clone()
+        xm._keras_mask = mask
+        torch.testing.assert_close(layer(xm), expected, rtol=1e-5, atol=1e-6)
+        sequences = getattr(keras.layers, name)(5, return_sequences=True)
+        sequences(x)
+        sequences.set_weights(layer.get_weights())
+        assert getattr(sequences(x), "_keras_mask", None) is None
+        assert torch.equal(sequences(xm)._keras_mask, mask)  # the full path's `compute_mask`
+
+
+def test_rnn_keras2_list_call_still_takes_the_full_path():
+    """`lstm([x, h, c])` (Keras 2's initial states in a list) is no tensor: the full path splits it."""
+    torch.manual_seed(0)
+    layer = keras.layers.LSTM(3)
+    x = torch.randn(2, 4, 5)
+    layer(x)
+    h, c = torch.randn(2, 3), torch.randn(2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(layer([x, h, c]), layer(x, initial_state=[h, c]))
+        assert not torch.allclose(layer([x, h, c]), layer(x))
+
+
 def test_compiled_hot_add_guards_no_global_of_the_pipeline():
     """Add on a list: no call state, no pipeline global (116 guards with torch 2.13 on the full
     path)."""
