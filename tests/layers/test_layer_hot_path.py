@@ -2,6 +2,7 @@
 attributes that matter and invalidated by setting any of them: a change
 made after calls already took the hot path is honoured by the next call."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -819,6 +820,132 @@ def test_merge_layers_take_the_hot_path_and_masked_lists_the_full_one(name):
     out = layer([am, bm])
     assert torch.equal(out._keras_mask, torch.tensor([True, False, True]))
     assert getattr(layer([a, b]), "_keras_mask", None) is None
+
+
+def _numpy_dot(a, b, axes):
+    """Keras's batch dot over (non-batch) `axes` from the maths: per sample, `tensordot` of the two axes."""
+    out = np.stack([np.tensordot(x, y, axes=(axes[0] - 1, axes[1] - 1)) for x, y in zip(a, b)])
+    return out.reshape(len(a), 1) if out.ndim == 1 else out
+
+
+@pytest.mark.parametrize("name, kwargs, shape", [
+    ("Concatenate", {}, (3, 5, 4)), ("Concatenate", {"axis": 1}, (3, 5, 4)), ("Dot", {"axes": 2}, (3, 5, 4)),
+    ("Dot", {"axes": 1}, (3, 4)), ("Dot", {"axes": (1, 2)}, (3, 4, 4)),
+])
+def test_concatenate_and_dot_take_the_hot_path_and_masked_lists_the_full_one(name, kwargs, shape):
+    """Concatenate and Dot (their own `compute_mask` gives no mask for unmasked inputs) take the hot
+    path on a list of unmasked tensors, like the elementwise merge layers (perfeager5; they took the
+    full pipeline on every call); masked inputs still take the full one, which makes Keras's output
+    mask (Concatenate: the masks concatenated and reduced with `any`; Dot: none). Numbers against
+    NumPy."""
+    torch._dynamo.reset()
+    layer = getattr(keras.layers, name)(**kwargs)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
+    if name == "Concatenate":
+        expected = np.concatenate([a.numpy(), b.numpy()], axis=kwargs.get("axis", -1))
+    else:
+        axes = kwargs["axes"] if isinstance(kwargs["axes"], tuple) else (kwargs["axes"],) * 2
+        expected = _numpy_dot(a.numpy().astype(np.float64), b.numpy().astype(np.float64), axes)
+    layer([a, b])
+    assert _hot(layer) and layer.__dict__["_plain"][1] == 4
+    out = layer([a, b])
+    assert getattr(out, "_keras_mask", None) is None
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")
+    np.testing.assert_allclose(compiled([a, b]).numpy(), expected, rtol=1e-5, atol=1e-6)
+    if len(shape) == 3:
+        am, bm = a.clone(), b.clone()
+        ma = torch.tensor([[True] * 5, [True, True, False, False, False], [False] * 5])
+        mb = torch.tensor([[False] * 5, [True, False, False, False, True], [True] * 5])
+        am._keras_mask, bm._keras_mask = ma, mb
+        out = layer([am, bm])
+        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-6)
+        if name == "Dot":
+            assert getattr(out, "_keras_mask", None) is None
+        elif kwargs.get("axis", -1) == -1:
+            assert torch.equal(out._keras_mask, ma | mb)
+        else:  # along the time axis: the masks, broadcast to the inputs, joined along it, then `any`
+            # over the (feature) last axis (Keras): the time masks joined
+            assert torch.equal(out._keras_mask, torch.cat([ma, mb], dim=1))
+
+
+def test_merge_subclass_with_its_own_compute_mask_stays_on_the_full_path():
+    """A subclass of Concatenate overriding `compute_mask` (here: a mask on every output) is not
+    assumed to give None for unmasked inputs: its calls take the full path, which sets its mask."""
+
+    class AlwaysMasked(keras.layers.Concatenate):
+        def compute_mask(self, inputs, mask=None):
+            return torch.ones(inputs[0].shape[0], dtype=torch.bool)
+
+    layer = AlwaysMasked()
+    x = torch.randn(2, 3)
+    layer([x, x])
+    assert not _hot(layer)
+    assert torch.equal(layer([x, x])._keras_mask, torch.ones(2, dtype=torch.bool))
+
+
+def _torch_rnn_twin(layer):
+    """torch's nn.LSTM / nn.GRU holding a Keras LSTM / GRU's weights (Keras's LSTM gates i, f, c, o are
+    torch's i, f, g, o; Keras's GRU gates z, r, h (reset_after) are torch's r, z, n)."""
+    cell = layer.cell
+    units = cell.units
+    kernel, recurrent, bias = (w.detach() for w in (cell.kernel, cell.recurrent_kernel, cell.bias))
+    if isinstance(layer, keras.layers.LSTM):
+        twin = torch.nn.LSTM(kernel.shape[0], units, batch_first=True)
+        b_ih, b_hh = bias, torch.zeros_like(bias)
+        order = lambda t: t  # noqa: E731
+    else:
+        twin = torch.nn.GRU(kernel.shape[0], units, batch_first=True)
+        b_ih, b_hh = bias[0], bias[1]
+        order = lambda t: torch.cat([t[..., units:2 * units], t[..., :units], t[..., 2 * units:]], dim=-1)  # noqa: E731
+    with torch.no_grad():
+        twin.weight_ih_l0.copy_(order(kernel).T)
+        twin.weight_hh_l0.copy_(order(recurrent).T)
+        twin.bias_ih_l0.copy_(order(b_ih))
+        twin.bias_hh_l0.copy_(order(b_hh))
+    return twin
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_rnn_unmasked_call_takes_the_hot_path_and_masked_calls_the_full_one(name):
+    """An LSTM / GRU called on an unmasked tensor takes the hot path (perfeager5; it took the full
+    pipeline on every call: its `call` takes `mask=`, it overrides `compute_mask`); a mask on the
+    input or an explicit `mask=` still takes the full path, which passes it. Numbers against torch's
+    nn.LSTM / nn.GRU with the same weights: the whole sequence unmasked, each sample's valid prefix
+    masked."""
+    torch.manual_seed(0)
+    layer = getattr(keras.layers, name)(5)
+    x = torch.randn(3, 6, 4)
+    layer(x)
+    assert _hot(layer) and layer.__dict__["_plain"][1] == 2
+    twin = _torch_rnn_twin(layer)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), twin(x)[0][:, -1], rtol=1e-5, atol=1e-6)
+        lengths = [6, 3, 1]
+        mask = torch.arange(6)[None, :] < torch.tensor(lengths)[:, None]
+        expected = torch.cat([twin(x[i:i + 1, :n])[0][:, -1] for i, n in enumerate(lengths)])
+        torch.testing.assert_close(layer(x, mask=mask), expected, rtol=1e-5, atol=1e-6)
+        xm = x.clone()
+        xm._keras_mask = mask
+        torch.testing.assert_close(layer(xm), expected, rtol=1e-5, atol=1e-6)
+        sequences = getattr(keras.layers, name)(5, return_sequences=True)
+        sequences(x)
+        sequences.set_weights(layer.get_weights())
+        assert getattr(sequences(x), "_keras_mask", None) is None
+        assert torch.equal(sequences(xm)._keras_mask, mask)  # the full path's `compute_mask`
+
+
+def test_rnn_keras2_list_call_still_takes_the_full_path():
+    """`lstm([x, h, c])` (Keras 2's initial states in a list) is no tensor: the full path splits it."""
+    torch.manual_seed(0)
+    layer = keras.layers.LSTM(3)
+    x = torch.randn(2, 4, 5)
+    layer(x)
+    h, c = torch.randn(2, 3), torch.randn(2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(layer([x, h, c]), layer(x, initial_state=[h, c]))
+        assert not torch.allclose(layer([x, h, c]), layer(x))
 
 
 def test_compiled_hot_add_guards_no_global_of_the_pipeline():

@@ -89,9 +89,12 @@ class Merge(Layer):
 
     def _hot_mask_mode(self):
         # a list of unmasked tensors of the compute dtype takes the hot path: no mask to pass to
-        # `call` and none for the output (`or_masks` of no masks); masked or other inputs the full one
+        # `call` and none for the output (`or_masks` of no masks; a class's own `compute_mask` that
+        # also gives None for unmasked inputs names itself in `_hot_compute_mask`: Concatenate, Dot);
+        # masked or other inputs the full one. A subclass overriding `compute_mask` again stays on
+        # the full path
         cls = type(self)
-        if cls.compute_mask is not Merge.compute_mask or cls._call_arg_masks:
+        if cls.compute_mask is not cls._hot_compute_mask or cls._call_arg_masks:
             return None
         return 4
 
@@ -141,6 +144,8 @@ class Merge(Layer):
 
     def compute_mask(self, inputs, mask=None):
         return or_masks(inputs, mask)
+
+    _hot_compute_mask = compute_mask  # (see `_hot_mask_mode`)
 
     def _apply_merge_op_and_or_mask(self, op, inputs, masks):
         """Keras's Maximum/Minimum: a masked-out value of one input never wins

@@ -100,6 +100,9 @@ class Concatenate(Merge):
                 masks.append(m)
         return torch.any(torch.cat(masks, dim=self.axis), dim=-1)
 
+    # no input masked: no output mask, so an unmasked call takes the layer call's hot path (`Merge`)
+    _hot_compute_mask = compute_mask
+
     def get_config(self):
         config = super().get_config()
         config["axis"] = self.axis

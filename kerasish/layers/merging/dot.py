@@ -43,17 +43,17 @@ def batch_dot(x: torch.Tensor, y: torch.Tensor, axes) -> torch.Tensor:
             f"Cannot do batch_dot on inputs with shapes {tuple(x.shape)} and {tuple(y.shape)} with axes={list(axes)}. "
             f"x.shape[{ax}] != y.shape[{ay}] ({x.shape[ax]} != {y.shape[ay]})."
         )
-    x = torch.movedim(x, ax, -1)  # (b, *x_rest, k)
-    y = torch.movedim(y, ay, 1)  # (b, k, *y_rest)
+    if ax != x_ndim - 1:  # (already in place: no movedim, which is an op even then)
+        x = torch.movedim(x, ax, -1)  # (b, *x_rest, k)
+    if ay != 1:
+        y = torch.movedim(y, ay, 1)  # (b, k, *y_rest)
     x_rest, y_rest = x.shape[1:-1], y.shape[2:]
     # explicit sizes, not -1: torch cannot infer a -1 next to a 0 (an empty batch)
     out = torch.bmm(
         x.reshape(x.shape[0], math.prod(x_rest), x.shape[-1]), y.reshape(y.shape[0], y.shape[1], math.prod(y_rest))
     )
-    out = out.reshape(out.shape[0], *x_rest, *y_rest)
-    if out.ndim == 1:
-        out = out.unsqueeze(1)
-    return out
+    # (a rank-1 result is (batch, 1): one reshape)
+    return out.reshape(out.shape[0], *x_rest, *y_rest) if x_rest or y_rest else out.reshape(out.shape[0], 1)
 
 
 class Dot(Merge):
@@ -139,6 +139,8 @@ class Dot(Merge):
 
     def compute_mask(self, inputs, mask=None):
         return None
+
+    _hot_compute_mask = compute_mask  # (an unmasked call takes the hot path: `Merge`)
 
     def get_config(self):
         config = super().get_config()

@@ -299,7 +299,8 @@ class BatchNormalization(GammaBetaMixin, Layer):
         # (mean and 1/sqrt(var + eps)); its backward is torch's fused one too.
         xt, shape = self._to_channel_dim1(x)
         y, mean, invstd = torch.native_batch_norm(xt, gamma, beta, None, None, True, 0.0, self.epsilon)
-        var = (invstd.detach().pow(-2) - self.epsilon).clamp_min(0.0)
+        var = invstd.detach().pow(-2)
+        var.sub_(self.epsilon).clamp_min_(0.0)  # (a fresh tensor: in place, the same values)
         self._update_moving(mean.detach(), var)
         return self._from_channel_dim1(y, shape)
 
@@ -370,21 +371,29 @@ class BatchNormalization(GammaBetaMixin, Layer):
             return
         m = self._momentum_now()
         buffers = self.__dict__["_buffers"]  # (read as `call` reads them: no `nn.Module.__getattr__`)
-        for name, batch in (("moving_mean", mean), ("moving_variance", var)):
-            moving = buffers[name] if name in buffers else getattr(self, name)
-            try:
+        mm = buffers["moving_mean"] if "moving_mean" in buffers else self.moving_mean
+        mv = buffers["moving_variance"] if "moving_variance" in buffers else self.moving_variance
+        try:
+            if mm.dtype is mean.dtype and mv.dtype is var.dtype:
+                # `moving * m + batch * (1 - m)` in place: the same roundings as written out below, three
+                # dispatched ops per statistic instead of four and a `float()` (a small BatchNormalization's
+                # training call is mostly dispatch; `torch._foreach_*` measured no cheaper on the CPU)
+                mm.mul_(m).add_(mean * (1.0 - m))
+                mv.mul_(m).add_(var * (1.0 - m))
+                return
+            for moving, batch in ((mm, mean), (mv, var)):  # (half-precision statistics: computed in float32)
                 moving.copy_(moving.float() * m + batch * (1.0 - m))
-            except RuntimeError as e:
-                if "vmap" not in str(e):
-                    raise
-                raise RuntimeError(
-                    f"BatchNormalization '{self.name}' cannot update its moving statistics inside "
-                    "`torch.func.vmap` in training mode: one pair of statistics cannot take a batch of updates "
-                    "(torch's BatchNorm raises too, and `torch.func.replace_all_batch_norm_modules_` only "
-                    "knows torch's BatchNorm classes). Run it in inference mode inside vmap (`model.eval()` or "
-                    "`training=False`), or give each vmapped model its own statistics "
-                    "(`torch.func.stack_module_state` with `functional_call` and the buffers passed in)."
-                ) from e
+        except RuntimeError as e:
+            if "vmap" not in str(e) and not torch._C._functorch.is_batchedtensor(mean):
+                raise
+            raise RuntimeError(
+                f"BatchNormalization '{self.name}' cannot update its moving statistics inside "
+                "`torch.func.vmap` in training mode: one pair of statistics cannot take a batch of updates "
+                "(torch's BatchNorm raises too, and `torch.func.replace_all_batch_norm_modules_` only "
+                "knows torch's BatchNorm classes). Run it in inference mode inside vmap (`model.eval()` or "
+                "`training=False`), or give each vmapped model its own statistics "
+                "(`torch.func.stack_module_state` with `functional_call` and the buffers passed in)."
+            ) from e
 
     def _moments(self, x, mask):
         dims = self._reduce_dims

@@ -117,8 +117,10 @@ class LayerNormalization(GammaBetaMixin, Layer):
 
     def call(self, inputs):
         x = as_float32(inputs)
-        gamma = as_float32(self.gamma)
-        beta = as_float32(self.beta)
+        # the weights read from the registry (no `__getattr__`: they are never autocast, see `build`)
+        params = self.__dict__["_parameters"]
+        gamma = as_float32(params["gamma"] if "gamma" in params else self.gamma)  # (scale=False: None)
+        beta = as_float32(params["beta"] if "beta" in params else self.beta)
         eps = self.epsilon
         # Keras computes in the input's dtype (float32 at least), the weights cast to it: float64
         # weights given float32 inputs too (`.double()`; F.layer_norm would refuse the mix)
@@ -142,7 +144,8 @@ class LayerNormalization(GammaBetaMixin, Layer):
             if beta is not None:
                 shift = shift + beta.view(self._bshape)
             out = torch.addcmul(shift, x, inv)
-        return out.to(self._compute_torch_dtype)
+        dtype = self._compute_torch_dtype
+        return out if out.dtype is dtype else out.to(dtype)
 
     def compute_output_shape(self, input_shape):
         canonical_axes("LayerNormalization", self.axis, input_shape)

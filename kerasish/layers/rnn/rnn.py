@@ -207,6 +207,17 @@ class RNN(Layer):
         out = (batch, length, output_size) if self.return_sequences else (batch, output_size)
         return (out, *states) if self.return_state else out
 
+    def _hot_mask_mode(self):
+        # an unmasked call on a tensor (no `_keras_mask` on it, no `mask=`) takes the layer call's hot
+        # path: `call` gets no mask and `compute_mask` of no mask is no mask (None, and None for the
+        # states). A masked call, a Keras 2 list input (`_prepare_inputs`) and a subclass with its own
+        # `compute_mask` or `_prepare_inputs` take the full path
+        cls = type(self)
+        if (cls.compute_mask is not RNN.compute_mask or cls._prepare_inputs is not RNN._prepare_inputs
+                or not cls._call_has_mask or cls._call_arg_masks):
+            return None
+        return 2
+
     def compute_mask(self, inputs, mask=None):
         mask = tree.flatten(mask)[0] if isinstance(mask, (list, tuple)) else mask
         output_mask = mask if self.return_sequences else None
