@@ -324,7 +324,10 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
         if loss is not None or metrics is not None or weighted_metrics is not None:
             # new, unbuilt compiled loss / metrics: Keras's next fit or evaluate peeks at a batch to
             # build them (see TrainerLoops._keras_peek_draws); a compile with none keeps the old ones
-            self.__dict__["_keras_peek_pending"] = True
+            # ("loss": only a compiled loss to build, which a `compute_loss` call before fit builds too)
+            self.__dict__["_keras_peek_pending"] = (
+                True if metrics is not None or weighted_metrics is not None else "loss"
+            )
         from kerasish import optimizers
         from kerasish.metrics import Mean
 
@@ -537,6 +540,9 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
         cl = self._compile_loss
         if cl is not None:
             total = cl(y, y_pred, sample_weight)
+            if self.__dict__.get("_keras_peek_pending") == "loss":
+                # Keras's compiled loss is built now: its next fit / evaluate skips the peek (`_symbolic_build`)
+                del self.__dict__["_keras_peek_pending"]
         for extra in self._additional_losses():
             if not extra.is_floating_point():
                 extra = extra.float()

@@ -86,11 +86,22 @@ class SpectralNormalization(Wrapper):
         """The wrapped layer's kernel (or embeddings) variable, or None (the
         stored variable of a Keras 3 computed `kernel`: `Dense._kernel`)."""
         for name in ("kernel", "embeddings"):
-            weight = getattr(self.layer, "_" + name if name in getattr(type(self.layer), "_computed_weights", ())
-                             else name, None)
+            key = "_" + name if name in getattr(type(self.layer), "_computed_weights", ()) else name
+            # the variable itself, from the registries: an attribute read inside this wrapper's mixed-precision
+            # call gives a cast copy (Keras's autocast scope), which the power iteration must not update
+            weight = self.layer._parameters.get(key)
+            if weight is None:
+                weight = self.layer._buffers.get(key)
+            if weight is None:
+                weight = getattr(self.layer, key, None)
             if isinstance(weight, torch.Tensor):
                 return weight
         return None
+
+    def _vector_u(self):
+        """The `vector_u` variable itself (an attribute read inside a mixed-precision call is a cast copy)."""
+        found = self._parameters.get("vector_u")
+        return found if found is not None else self._buffers.get("vector_u", self.vector_u)
 
     @property
     def kernel(self):
@@ -109,12 +120,13 @@ class SpectralNormalization(Wrapper):
         """(new vector_u, new kernel) by Keras's power iteration (no gradients)."""
         kernel = self._target()
         w = kernel.detach().reshape(-1, self.kernel_shape[-1])
-        u = self.vector_u.detach()
+        vector_u = self._vector_u()
+        u = vector_u.detach().to(w.dtype)
         for _ in range(self.power_iterations):
             v = _l2_normalize(u @ w.T)
             u = _l2_normalize(v @ w)
         sigma = (v @ w) @ u.T
-        return u.to(self.vector_u.dtype), (kernel.detach() / sigma).reshape(self.kernel_shape).to(kernel.dtype)
+        return u.to(vector_u.dtype), (kernel.detach() / sigma).reshape(self.kernel_shape).to(kernel.dtype)
 
     def call(self, inputs, training=False):
         # (not again when torch.utils.checkpoint recomputes the call in the backward pass: the
@@ -124,7 +136,8 @@ class SpectralNormalization(Wrapper):
             with torch.no_grad():
                 new_u, new_kernel = self.normalized_weights()
                 keep = torch.all(kernel == 0)  # Keras leaves an all-zero kernel (and u) alone
-                self.vector_u.copy_(torch.where(keep, self.vector_u, new_u))
+                vector_u = self._vector_u()
+                vector_u.copy_(torch.where(keep, vector_u, new_u))
                 kernel.copy_(torch.where(keep, kernel, new_kernel))
         output = self.layer(inputs)
         return output.to(inputs.dtype) if inputs.is_floating_point() else output
