@@ -261,7 +261,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     _call_training_default = None
     _call_training_unset = False
     # a call in Keras's "no mode" state runs this layer in inference mode: a torch loop training it that
-    # way gets one warning (`no_mode_warning`; Dropout, BatchNormalization, RNN and attention dropout)
+    # way gets one warning (`no_mode_warning`; Dropout, BatchNormalization, RNN and attention dropout).
+    # True, or the name of the rate attribute that decides it (`_no_mode_matters`: "rate" for Dropout)
     _no_mode_watch = False
     _call_has_mask = False
     _call_arg_masks = ()
@@ -1005,8 +1006,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 
     def _no_mode_matters(self) -> bool:
         """Whether inference mode changes what this layer computes in its present state (a class
-        with `_no_mode_watch` answers: a Dropout of rate 0 or a frozen BatchNormalization does not)."""
-        return False
+        with `_no_mode_watch` answers: a Dropout of rate 0 or a frozen BatchNormalization does not).
+        A class whose `_no_mode_watch` names a rate attribute is watched while that rate is positive."""
+        rate = type(self)._no_mode_watch
+        return isinstance(rate, str) and (getattr(self, rate, 0) or 0) > 0
 
     def _call_uses_training(self) -> bool:
         """Whether this layer's `call`, which takes `training`, reads it in the

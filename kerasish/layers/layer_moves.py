@@ -99,36 +99,38 @@ def apply(layer, fn, recurse, super_apply):
     if weights:
         d["_device_hint"] = weights[0].device
     if len(changed) == 1:
-        (dtype,) = changed
-        if dtype != policy.variable_torch_dtype or dtype != policy.compute_torch_dtype:
-            if policy.quantization_mode is not None:
-                # a quantized layer keeps its mode: "int8_from_float32" -> "int8_from_bfloat16"
-                d["_dtype_policy"] = quantized_target
-                layer._set_dtype_fast_path()
-            else:
-                layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
+        _adopt_weight_dtype(layer, next(iter(changed)), quantized_target)
     return layer
+
+
+def _adopt_weight_dtype(layer, dtype, quantized_target) -> None:
+    """The layer's weights are now `dtype` (a cast or an assignment): that becomes its dtype policy,
+    so inputs are cast to match them; a quantized layer keeps its mode ("int8_from_float32" ->
+    "int8_from_bfloat16", `quantized_target`)."""
+    d = layer.__dict__
+    policy = d["_dtype_policy"]
+    if dtype == policy.variable_torch_dtype and dtype == policy.compute_torch_dtype:
+        return
+    if policy.quantization_mode is not None:
+        if quantized_target is not None:
+            d["_dtype_policy"] = quantized_target
+            layer._set_dtype_fast_path()
+    else:
+        layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
 
 
 def follow_assigned_dtype(layer, before: dict) -> None:
     """After `load_state_dict(sd, assign=True)`: torch put the state dict's tensors in place, in their
-    dtype. When all the layer's own floating weights now share one dtype other than its policy's (a
-    float64 state dict assigned into a float32 layer), that dtype becomes the layer's policy, as
-    `.double()` makes it, so `dtype`, `compute_dtype`, `get_config()` and saved files say what the
-    layer computes in. Quantized policies and mixed results are left as they are."""
-    d = layer.__dict__
-    policy = d.get("_dtype_policy")
-    if policy is None or policy.quantization_mode is not None:
+    dtype. When the floating weights it changed all took one dtype and the layer's weights now share it
+    (a float64 state dict assigned into a float32 layer), that dtype becomes the layer's policy, as
+    `.double()` makes it, so `dtype`, `compute_dtype`, `get_config()` and saved files say what the layer
+    computes in. Mixed results and quantized layers are left as they are."""
+    if layer.__dict__.get("_dtype_policy") is None:
         return
     now = _float_dtypes(layer)
-    dtypes_now = set(now.values())
-    if len(dtypes_now) != 1 or all(before.get(k, v) == v for k, v in now.items()):
-        return  # (mixed, or nothing changed: a weight made in its own dtype keeps the policy)
-    (dtype,) = dtypes_now
-    if dtype != policy.variable_torch_dtype and (
-        policy.variable_torch_dtype == policy.compute_torch_dtype or dtype == torch.float64
-    ):
-        layer.dtype_policy = dtype_policies.DTypePolicy(dtype)
+    changed = {dtype for key, dtype in now.items() if before.get(key, dtype) != dtype}
+    if len(changed) == 1 and len(set(now.values())) == 1:
+        _adopt_weight_dtype(layer, next(iter(changed)), None)
 
 
 def swap_snapshot(params: dict):

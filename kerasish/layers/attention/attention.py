@@ -49,10 +49,7 @@ class Attention(Layer):
         >>> y = keras.layers.Attention()([q, v])
     """
 
-    _no_mode_watch = True  # (`no_mode_warning`)
-
-    def _no_mode_matters(self):
-        return bool(self.dropout)
+    _no_mode_watch = "dropout"  # (`no_mode_warning`: watched while `dropout` > 0)
 
     def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
         super().__init__(**kwargs)

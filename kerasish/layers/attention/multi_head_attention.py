@@ -115,10 +115,7 @@ class MultiHeadAttention(Layer):
         >>> y = mha(x, x)  # (3, 5, 8)
     """
 
-    _no_mode_watch = True  # (`no_mode_warning`)
-
-    def _no_mode_matters(self):
-        return bool(self._dropout)
+    _no_mode_watch = "_dropout"  # (`no_mode_warning`: watched while `_dropout` > 0)
 
     _float_inputs = True  # an integer/bool query is cast to the compute dtype (value/key follow it)
 

@@ -35,10 +35,7 @@ class AlphaDropout(BaseRandomLayer):
         >>> y = keras.layers.AlphaDropout(0.1)(torch.randn(4, 8), training=True)
     """
 
-    _no_mode_watch = True  # (`no_mode_warning`)
-
-    def _no_mode_matters(self):
-        return self.rate > 0
+    _no_mode_watch = "rate"  # (`no_mode_warning`: watched while `rate` > 0)
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)

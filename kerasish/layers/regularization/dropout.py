@@ -42,10 +42,7 @@ class Dropout(BaseRandomLayer):
     `F.dropout` kernel runs, as Keras's torch backend does.
     """
 
-    _no_mode_watch = True  # (`no_mode_warning`)
-
-    def _no_mode_matters(self):
-        return self.rate > 0
+    _no_mode_watch = "rate"  # (`no_mode_warning`: watched while `rate` > 0)
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)

@@ -26,10 +26,7 @@ class GaussianDropout(BaseRandomLayer):
         >>> y = keras.layers.GaussianDropout(0.2)(torch.ones(2, 3), training=True)
     """
 
-    _no_mode_watch = True  # (`no_mode_warning`)
-
-    def _no_mode_matters(self):
-        return self.rate > 0
+    _no_mode_watch = "rate"  # (`no_mode_warning`: watched while `rate` > 0)
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)

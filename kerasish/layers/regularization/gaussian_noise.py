@@ -22,10 +22,7 @@ class GaussianNoise(BaseRandomLayer):
         >>> y = keras.layers.GaussianNoise(0.1)(torch.zeros(2, 3), training=True)
     """
 
-    _no_mode_watch = True  # (`no_mode_warning`)
-
-    def _no_mode_matters(self):
-        return self.stddev > 0
+    _no_mode_watch = "stddev"  # (`no_mode_warning`: watched while `stddev` > 0)
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
