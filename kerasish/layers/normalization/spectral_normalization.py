@@ -89,9 +89,8 @@ class SpectralNormalization(Wrapper):
             key = "_" + name if name in getattr(type(self.layer), "_computed_weights", ()) else name
             # the variable itself, from the registries: an attribute read inside this wrapper's mixed-precision
             # call gives a cast copy (Keras's autocast scope), which the power iteration must not update
-            weight = self.layer._parameters.get(key)
-            if weight is None:
-                weight = self.layer._buffers.get(key)
+            registries = (self.layer._parameters, self.layer._buffers)
+            weight = next((r[k] for k in (key, name) for r in registries if r.get(k) is not None), None)
             if weight is None:
                 weight = getattr(self.layer, key, None)
             if isinstance(weight, torch.Tensor):
@@ -122,10 +121,13 @@ class SpectralNormalization(Wrapper):
         w = kernel.detach().reshape(-1, self.kernel_shape[-1])
         vector_u = self._vector_u()
         u = vector_u.detach().to(w.dtype)
-        for _ in range(self.power_iterations):
-            v = _l2_normalize(u @ w.T)
-            u = _l2_normalize(v @ w)
-        sigma = (v @ w) @ u.T
+        # in the variables' dtype: a mixed-precision call's autocast would run these matmuls in float16,
+        # whose range cannot hold the normalization's 1 / epsilon clamp
+        with torch.autocast(w.device.type, enabled=False):
+            for _ in range(self.power_iterations):
+                v = _l2_normalize(u @ w.T)
+                u = _l2_normalize(v @ w)
+            sigma = (v @ w) @ u.T
         return u.to(vector_u.dtype), (kernel.detach() / sigma).reshape(self.kernel_shape).to(kernel.dtype)
 
     def call(self, inputs, training=False):

@@ -115,3 +115,33 @@ def test_wrapper_base(keras_ref):
     assert config["layer"]["class_name"] == "Dense"
     clone = Doubled.from_config(config)
     assert clone.layer.units == 3 and clone.compute_output_shape((None, 4)) == (None, 3)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_training_call_updates_vector_u_and_kernel(policy):
+    """Under a mixed policy the weights read inside the call are cast copies: the power iteration must
+    update the float32 variables themselves (it updated a copy of `vector_u`, silently, raised on the
+    wrapped kernel under mixed_bfloat16, and overflowed float16 under mixed_float16). Reference: the
+    power iteration in float32 NumPy from the same weights. (Real Keras 3.15 is not the reference here:
+    under mixed_bfloat16 its `vector_u` after two training calls was not a unit vector, norm ~0.035.)"""
+    x = np.random.default_rng(1).normal(size=(2, 4)).astype("float32")
+    ours = L.SpectralNormalization(L.Dense(3, dtype=policy), dtype=policy)
+    ours(torch.from_numpy(x))
+    kernel = ours.layer.kernel.detach().numpy().astype("float64")
+    u = np.random.default_rng(2).normal(size=(1, 3)).astype("float32")
+    with torch.no_grad():
+        ours.vector_u.copy_(torch.from_numpy(u))
+    u = u.astype("float64")
+
+    def normalize(a):
+        return a / np.sqrt((a ** 2).sum())
+
+    for _ in range(2):
+        got = ours(torch.from_numpy(x), training=True)
+        v = normalize(u @ kernel.T)
+        u = normalize(v @ kernel)
+        kernel = kernel / ((v @ kernel) @ u.T)
+    assert got.dtype == (torch.bfloat16 if policy == "mixed_bfloat16" else torch.float16)
+    assert all(w.dtype == torch.float32 for w in ours.weights)
+    np.testing.assert_allclose(ours.vector_u.detach().numpy(), u, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.layer.kernel.detach().numpy(), kernel, rtol=1e-5, atol=1e-6)
