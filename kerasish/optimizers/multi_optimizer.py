@@ -128,9 +128,6 @@ class MultiOptimizer(Optimizer):
             )
         self._inner_optimizers = []
         super().__init__(learning_rate=0.0, loss_scale_factor=loss_scale_factor, name=name)
-        # no pending learning-rate group (see Optimizer.__init__): a MultiOptimizer has no learning rate of
-        # its own; its groups are the inner optimizers' once built
-        self.param_groups = []
         self._optimizer_map = optimizer_map
         candidates = list(optimizer_map.values()) if hasattr(optimizer_map, "values") else []
         default = getattr(optimizer_map, "default_optimizer", None)
@@ -141,6 +138,12 @@ class MultiOptimizer(Optimizer):
                 opt.loss_scale_factor = loss_scale_factor
                 self._inner_optimizers.append(opt)
         self._var_to_optimizer_idx: dict[int, int] = {}
+        # A MultiOptimizer has no learning rate of its own: its groups are its inner optimizers' groups, from
+        # the start. Before the build these are the inner optimizers' pending learning-rate groups (see
+        # Optimizer.__init__), so an LR scheduler made now records each inner rate and drives it; each inner
+        # build keeps what the scheduler wrote. (With no group at all, torch's LambdaLR failed at `step()` with
+        # a zip error and base_lrs-driven schedulers such as timm's silently never changed any rate.)
+        self.param_groups = self._inner_groups()
 
     # --------------------------------------------------------- properties
 
@@ -193,6 +196,12 @@ class MultiOptimizer(Optimizer):
             return list(order)
         return [p for g in self.param_groups for p in g["params"]]
 
+    def _inner_groups(self) -> list:
+        """The inner optimizers' param groups in order: a built optimizer's groups, an unbuilt one's pending
+        learning-rate group (kept after the build for an optimizer that got no variables, so that a scheduler
+        made before the build still lines up group for group)."""
+        return [g for opt in self._inner_optimizers for g in opt.param_groups]
+
     # --------------------------------------------------------------- build
 
     def build(self, var_list):
@@ -220,12 +229,22 @@ class MultiOptimizer(Optimizer):
                 idx = len(self._inner_optimizers) - 1
             self._var_to_optimizer_idx[id(var)] = idx
             per_optimizer[idx].append(var)
+        if (getattr(self.__dict__.get("step"), "_wrapped_by_lr_sched", False)
+                and len(self._inner_groups()) != len(self.param_groups)):
+            # a torch LR scheduler (it wraps `step`) recorded the groups known before the build; the map handed
+            # variables to optimizers it did not list (a callable map): their rates would never be scheduled
+            raise ValueError(
+                f"MultiOptimizer '{self.name}' found optimizers at its build that its optimizer_map did not list "
+                "before, but an LR scheduler was attached before the build, when the MultiOptimizer had "
+                f"{len(self.param_groups)} param groups: it would not schedule the new optimizers' learning rates. "
+                "Build the optimizer first (`optimizer.build(model.trainable_variables)`), then create the "
+                "scheduler, or pass an OptimizerMap that lists every optimizer."
+            )
         self._build_order = var_list
-        self.param_groups = []
         for opt, variables in zip(self._inner_optimizers, per_optimizer):
             if variables:
                 opt.build(variables)
-                self.param_groups += opt.param_groups
+        self.param_groups = self._inner_groups()
         self.built = True
         return self
 
@@ -317,7 +336,7 @@ class MultiOptimizer(Optimizer):
                 opt.load_state_dict(sd)
         self._iterations.fill_(int(state_dict.get("keras", {}).get("iterations", 0)))
         # torch's load_state_dict replaces each inner `param_groups` list: list the new groups
-        self.param_groups = [g for opt in self._inner_optimizers if opt.built for g in opt.param_groups]
+        self.param_groups = self._inner_groups()
 
     @torch.no_grad()
     def load_own_variables(self, store) -> None:
