@@ -8,7 +8,8 @@ Keras 3 names: `backend()` (always "torch"), `floatx` / `set_floatx`,
 Keras 2 programs use this module as `K` (`from keras import backend as K`):
 `K.mean`, `K.square`, `K.batch_dot`, `K.int_shape`, `K.set_value`, ... live in
 `kerasish.backend.keras2` (`K.rnn`, the convolution, pooling and
-batch-normalization functions in `kerasish.backend.keras2_nn`) and are re-exported here (see that module's
+batch-normalization functions in `kerasish.backend.keras2_nn`; the local convolutions, `K.ctc_decode`
+and the focal cross-entropies in `kerasish.backend.keras2_extra`) and are re-exported here (see that module's
 docstring for the few deliberate differences).
 """
 
@@ -25,6 +26,8 @@ from kerasish.backend.keras2 import *  # noqa: F401,F403 - Keras 2's K functions
 from kerasish.backend.keras2 import __all__ as _keras2_names
 from kerasish.backend.keras2 import backend
 from kerasish.backend.keras2 import is_keras_tensor
+from kerasish.backend.keras2_extra import *  # noqa: F401,F403 - Keras 2's local conv / CTC decoding / focal losses
+from kerasish.backend.keras2_extra import __all__ as _keras2_extra_names
 from kerasish.backend.keras2_nn import *  # noqa: F401,F403 - Keras 2's loop / conv / normalization K functions
 from kerasish.backend.keras2_nn import __all__ as _keras2_nn_names
 from kerasish.backend.promotion import result_type
@@ -55,7 +58,7 @@ __all__ = sorted(
     {
         "backend", "clear_session", "epsilon", "floatx", "get_uid", "image_data_format", "is_float_dtype",
         "is_int_dtype", "is_keras_tensor", "result_type", "set_epsilon", "set_floatx", "set_image_data_format",
-        "standardize_dtype", "to_torch_dtype", *_keras2_names, *_keras2_nn_names,
+        "standardize_dtype", "to_torch_dtype", *_keras2_names, *_keras2_nn_names, *_keras2_extra_names,
     }
 )
 
