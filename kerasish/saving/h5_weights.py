@@ -442,11 +442,15 @@ _TF_KERAS_SLOT_BLOCKS = {
 }
 
 
-def _tf_keras_optimizer_store(opt, store):
-    """`store` unchanged unless it is a tf-keras (Keras 2) archive's state of an optimizer class tf-keras
+def _tf_keras_optimizer_store(opt, store, tf_keras_file=False):
+    """`store` unchanged unless it is a tf-keras (Keras 2) file's state of an optimizer class tf-keras
     has, holding one `iteration` and exactly the slots that class makes (see `_TfKerasOptimizerStore`);
-    any other layout is left to the optimizer, which skips it with a warning."""
+    any other layout is left to the optimizer, which skips it with a warning. A `.keras` archive says
+    who wrote it (metadata.json); a bare `.weights.h5` does not, and `tf_keras_file` (see
+    `_written_by_tf_keras`) stands for it."""
     version = getattr(store, "keras_version", None)
+    if version is None and tf_keras_file:
+        version = (2,)
     blocks_of = _TF_KERAS_SLOT_BLOCKS.get(type(opt).__name__)
     slots = list(getattr(opt, "_slot_names", ()) or ())
     params = list(getattr(opt, "_trainable_variables", ()) or ())
@@ -475,6 +479,21 @@ def _tf_keras_optimizer_store(opt, store):
         return store
     return _TfKerasOptimizerStore(store, order, opt._current_lr() if getattr(opt, "_schedule", None) is None
                                   else None)
+
+
+def _written_by_tf_keras(h5py, h5file, keras_version) -> bool:
+    """A bare `.weights.h5` (no archive metadata) written by tf-keras 2.13+'s `save_weights`: its root
+    holds a `metrics` group (the compiled model's metrics, the loss tracker `mean` first), which no Keras 3
+    release writes (checked on the files of Keras 3.0.5 to 3.15.1), and its `vars` groups carry no `name`
+    attribute (Keras 3.6+ writes one). Its optimizer's `vars` then hold tf-keras's layout."""
+    if keras_version is not None:
+        return False
+    if h5file.get("metrics", getclass=True, getlink=True) is not h5py.HardLink:
+        return False
+    if not isinstance(h5file["metrics"], h5py.Group):
+        return False
+    root_vars = h5file.get("vars", getclass=True, getlink=True)
+    return not (root_vars is h5py.HardLink and "name" in h5file["vars"].attrs)
 
 
 def _store_for(h5py, h5file, path, keras_version=None):
@@ -569,12 +588,13 @@ def read_weights(root, h5file, skip_mismatch=False, keras_version=None, store_fo
     assignments = []
     hooks = []
     errors = []
+    tf_keras_file = store_for is None and _written_by_tf_keras(h5py, h5file, keras_version)
     for path, obj in iter_saveables(root):
         store = (store_for or _store_for)(h5py, h5file, path, keras_version)
         if _own_hook(obj, "load_own_variables"):
             if len(store):
                 _maybe_build_optimizer(root, obj, store)
-                store = _tf_keras_optimizer_store(obj, store)
+                store = _tf_keras_optimizer_store(obj, store, tf_keras_file)
                 try:
                     _check_hook_shapes(obj, store, path)
                 except ValueError as e:
