@@ -109,13 +109,15 @@ Covered here:
     loaded by the other. (Found: Keras draws an RNN's unseeded dropout
     masks in inference calls too, so validation moves torch's RNG before
     the next epoch's masks; kerasish drew nothing: fixed,
-    tests/layers/rnn/test_rnn_inference_draws.py. Not fixed: Keras's
-    unseeded `Dropout` (torch's `F.dropout`) draws its mask in its input's
-    memory order, and several Keras torch layers return channels-first
-    views (Conv1D, the 1D/2D pooling layers, MaxPooling3D, the transposed
-    and 1D depthwise/separable convolutions) where kerasish's outputs are
-    contiguous, so a Dropout after them draws other masks than Keras's;
-    the example's CNN Dropout(0.3) is an xfail case.)
+    tests/layers/rnn/test_rnn_inference_draws.py. Also: Keras's unseeded
+    `Dropout` (torch's `F.dropout`) draws its mask in its input's memory
+    order, and several Keras torch layers return channels-first views
+    (Conv1D, the pooling layers, the transposed and 1D depthwise/separable
+    convolutions) where kerasish's outputs are channels_last in memory, so
+    a Dropout after them drew other masks than Keras's; after
+    `set_random_seed` a Dropout called symbolically after them now draws
+    in Keras's order (the example's CNN Dropout(0.3) was an xfail case until
+    leftovers2; tests/random/test_keras_seed_parity_leftovers2.py).)
 
 (Found porting Forward-Forward: metrics and losses given a list of tensors
 raised "only one element tensors can be converted to Python scalars" (or
@@ -1226,10 +1228,7 @@ def _lstm_cnn_run(keras, initial, data, directory, rate, cnn_rate):
 
 @pytest.mark.parametrize("rate,cnn_rate", [
     (0.3, 0.0),  # the example's LSTM dropout and recurrent_dropout
-    pytest.param(0.3, 0.3, marks=pytest.mark.xfail(strict=True, reason=(
-        "the CNN's Dropout(0.3) after MaxPooling1D: Keras's unseeded dropout (torch's F.dropout) draws its "
-        "mask in its input's memory order, and Keras's pooling returns a channels-first view where "
-        "kerasish's output is contiguous: other masks (see the module docstring, 59); not fixed yet"))),
+    (0.3, 0.3),  # the CNN's Dropout(0.3) after MaxPooling1D: Keras's masks (see the module docstring, 59)
 ])
 def test_lstm_vs_cnn_timeseries_classification(keras_ref, tmp_path, rate, cnn_rate):
     rng = np.random.default_rng(59)

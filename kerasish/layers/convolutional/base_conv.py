@@ -62,6 +62,7 @@ class ConvSetupMixin:
     every convolution family (see module docstring)."""
 
     _float_inputs = True  # integer inputs are cast to the compute dtype
+    _transposed_conv = False
 
     def _setup_conv(self, rank, kernel_size, strides, padding, data_format, dilation_rate, activation, allow_causal=False):
         self.rank = rank
@@ -72,6 +73,9 @@ class ConvSetupMixin:
         self.data_format = standardize_data_format(data_format)
         self.activation = activations.get(activation)
         self._layout = SpatialLayout(rank, self.data_format)
+        # Keras 3's torch rank-1 and transposed convolutions return channels-first memory for channels_last
+        # data (a permuted view): an unseeded Dropout after one draws its mask in that order (see `Dropout`)
+        self._keras_channels_first_output = self._layout.channels_last and (rank == 1 or self._transposed_conv)
         self._channel_axis = -1 if self.data_format == "channels_last" else 1
         layout = self._layout
         self._op_rank = 2 if layout.lift else rank

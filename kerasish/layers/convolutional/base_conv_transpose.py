@@ -83,6 +83,8 @@ def transpose_plan(kernel, stride, dilation, padding, output_padding):
 class BaseConvTranspose(ConvSetupMixin, Layer):
     """Abstract N-D transposed convolution layer; see `Conv2DTranspose`."""
 
+    _transposed_conv = True
+
     def __init__(
         self,
         rank,

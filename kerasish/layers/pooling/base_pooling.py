@@ -69,6 +69,9 @@ class BasePooling(Layer):
         self.input_spec = InputSpec(ndim=rank + 2)
         self._rank = rank
         layout = self._layout = SpatialLayout(rank, self.data_format)
+        # Keras 3's torch pooling copies channels_last data to channels-first and returns a permuted view: an
+        # unseeded Dropout after it draws its mask in that order (see `Dropout`); kerasish pools without the copy
+        self._keras_channels_first_output = layout.channels_last
         op_rank = 2 if layout.lift else rank
         self._pool = (pool_mode, op_rank)
         self._op_pool = layout.op_tuple(self.pool_size)
