@@ -39,6 +39,10 @@ CASES = {
     "conv2d_unchanged": ((5, 5, 2), lambda k: [k.layers.Conv2D(4, 3), k.layers.Dropout(0.3)]),
     "maxpool2d_softmax": ((4, 4, 3), lambda k: [k.layers.MaxPooling2D(2), k.layers.Activation("softmax"),
                                                 k.layers.Dropout(0.5)]),
+    # channels_first data: Keras's outputs are contiguous there, as kerasish's
+    "channels_first": ((2, 9), lambda k: [k.layers.Conv1D(3, 3, data_format="channels_first"),
+                                          k.layers.MaxPooling1D(2, data_format="channels_first"),
+                                          k.layers.Dropout(0.4)]),
 }
 
 
