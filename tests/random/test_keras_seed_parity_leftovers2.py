@@ -30,6 +30,7 @@ CASES = {
     "maxpool2d": ((6, 6, 3), lambda k: [k.layers.Conv2D(4, 3, padding="same"), k.layers.MaxPooling2D(2),
                                         k.layers.Dropout(0.4)]),
     "avgpool1d": ((8, 3), lambda k: [k.layers.AveragePooling1D(2), k.layers.Dropout(0.3)]),
+    "adaptive_maxpool2d": ((6, 6, 3), lambda k: [k.layers.AdaptiveMaxPooling2D(3), k.layers.Dropout(0.3)]),
     "maxpool3d_relu_bn": ((4, 4, 4, 2), lambda k: [k.layers.MaxPooling3D(2), k.layers.ReLU(),
                                                    k.layers.BatchNormalization(), k.layers.Dropout(0.5)]),
     "conv1d": ((9, 2), lambda k: [k.layers.Conv1D(5, 3, activation="relu"), k.layers.Dropout(0.3),

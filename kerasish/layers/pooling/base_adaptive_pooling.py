@@ -65,6 +65,9 @@ class BaseAdaptivePooling(Layer):
         self.data_format = standardize_data_format(data_format)
         self.input_spec = InputSpec(ndim=self._rank + 2)
         self._channels_last = self.data_format == "channels_last"
+        # Keras 3's torch adaptive pooling returns channels-first memory for channels_last data: an unseeded
+        # Dropout after it draws its mask in that order (see `Dropout`)
+        self._keras_channels_first_output = self._channels_last
         # channels_last (N, *spatial, C) -> channels_first view (N, C, *spatial) and back
         self._to_first = (0, self._rank + 1, *range(1, self._rank + 1))
         self._to_last = (0, *range(2, self._rank + 2), 1)
