@@ -62,10 +62,11 @@ class Dropout(BaseRandomLayer):
     def compute_output_spec(self, inputs, *args, **kwargs):
         # a symbolic call (Sequential, functional): note the memory order Keras's torch backend gives this
         # input, which decides the masks an unseeded dropout draws (see `_keras_channels_first_memory`)
-        layouts = self.__dict__.setdefault("_input_layouts", set())
-        layouts.add(_keras_channels_first_memory(inputs))
-        # (a layer called on inputs of both kinds keeps torch's order: no single Keras order to follow)
-        self._keras_cf_input = layouts == {True}
+        if getattr(inputs, "_keras_history", None) is not None:  # (a graph edge, not a bare shape query)
+            layouts = self.__dict__.setdefault("_input_layouts", set())
+            layouts.add(_keras_channels_first_memory(inputs))
+            # (a layer called on inputs of both kinds keeps torch's order: no single Keras order to follow)
+            self._keras_cf_input = layouts == {True}
         return super().compute_output_spec(inputs, *args, **kwargs)
 
     def _noise_shape(self, inputs):
