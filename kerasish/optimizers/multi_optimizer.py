@@ -202,6 +202,11 @@ class MultiOptimizer(Optimizer):
         made before the build still lines up group for group)."""
         return [g for opt in self._inner_optimizers for g in opt.param_groups]
 
+    def _pending_group(self):
+        """None: the parameterless groups listed before the build are the inner optimizers' own pending groups,
+        which their builds fill; none of them is this optimizer's to take."""
+        return None
+
     # --------------------------------------------------------------- build
 
     def build(self, var_list):
