@@ -1284,3 +1284,199 @@ def test_load_weights_into_a_fresh_model_skips_the_optimizer_like_keras3(keras_r
         built.optimizer.build(built.trainable_variables)
         built.load_weights(path)
         assert int(built.optimizer.iterations) == 4, K.__name__
+
+
+def test_text_generation_states_one_step_and_custom_train_step():
+    """tensorflow/text's text_generation tutorial: character StringLookups (and the inverted one), a model whose
+    `__init__` calls `super().__init__(self)` (tf.keras 2 ignored the positional `self`; Keras 3 raises) and whose
+    `call` asks `self.gru.get_initial_state(x)` with a batch (tf.keras 2's spelling; Keras 3's takes
+    `batch_size`), the OneStep generator carrying GRU states (greedy: `tf.random.categorical` -> argmax in the
+    generator too), and `CustomTraining.train_step` with `tape.gradient` -> `torch.autograd.grad`, returning
+    `{'loss': loss}` (History holds each epoch's last batch loss, as tf.keras)."""
+    arrays, listed = _arrays("text_generation")
+    meta = META["text_generation"]
+    text = data.shakespeare()
+    vocab = sorted(set(text))
+    ids_from_chars = keras.layers.StringLookup(vocabulary=list(vocab), mask_token=None)
+    chars_from_ids = keras.layers.StringLookup(vocabulary=ids_from_chars.get_vocabulary(), invert=True,
+                                               mask_token=None)
+
+    def text_from_ids(ids):  # tf.strings.reduce_join(chars_from_ids(ids), axis=-1)
+        return "".join(np.asarray(chars_from_ids(ids)).tolist())
+
+    all_ids = _np(ids_from_chars(np.array(list(text))))  # tf.strings.unicode_split(text, 'UTF-8')
+    np.testing.assert_array_equal(all_ids, arrays["all_ids"])
+    seq_length, BATCH_SIZE = 10, 4
+    n_seq = len(all_ids) // (seq_length + 1)  # ids_dataset.batch(seq_length + 1, drop_remainder=True)
+    sequences = all_ids[:n_seq * (seq_length + 1)].reshape(n_seq, seq_length + 1)
+
+    def split_input_target(sequence):
+        input_text = sequence[:, :-1]
+        target_text = sequence[:, 1:]
+        return input_text, target_text
+
+    n_batches = n_seq // BATCH_SIZE  # .batch(BATCH_SIZE, drop_remainder=True)
+    inputs_all, targets_all = split_input_target(sequences[:n_batches * BATCH_SIZE])
+    assert text_from_ids(inputs_all[0]) == meta["first_text"]
+    vocab_size = len(ids_from_chars.get_vocabulary())
+    embedding_dim, rnn_units = 4, 8
+
+    class MyModel(keras.Model):
+        def __init__(self, vocab_size, embedding_dim, rnn_units):
+            super().__init__(self)
+            self.embedding = keras.layers.Embedding(vocab_size, embedding_dim)
+            self.gru = keras.layers.GRU(rnn_units, return_sequences=True, return_state=True)
+            self.dense = keras.layers.Dense(vocab_size)
+
+        def call(self, inputs, states=None, return_state=False, training=False):
+            x = inputs
+            x = self.embedding(x, training=training)
+            if states is None:
+                states = self.gru.get_initial_state(x)
+            x, states = self.gru(x, initial_state=states, training=training)
+            x = self.dense(x, training=training)
+            if return_state:
+                return x, states
+            else:
+                return x
+
+    model = MyModel(vocab_size=vocab_size, embedding_dim=embedding_dim, rnn_units=rnn_units)
+    assert model.trainable is True
+    example = inputs_all[:BATCH_SIZE]
+    model(example)
+    model.set_weights(listed("init"))
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer='adam', loss=loss)
+    _assert_history(model.fit(inputs_all, targets_all, batch_size=BATCH_SIZE, epochs=2, verbose=0, shuffle=False),
+                    meta["history"])
+    _assert_list(model.get_weights(), listed("final"), what="final")
+
+    class OneStep(keras.Model):
+        def __init__(self, model, chars_from_ids, ids_from_chars, temperature=1.0):
+            super().__init__()
+            self.temperature = temperature
+            self.model = model
+            self.chars_from_ids = chars_from_ids
+            self.ids_from_chars = ids_from_chars
+            skip_ids = self.ids_from_chars(['[UNK]'])[:, None]
+            # tf.SparseTensor(values=[-inf] * len(skip_ids), indices=skip_ids, dense_shape=[vocab]) -> to_dense
+            self.prediction_mask = torch.zeros(len(ids_from_chars.get_vocabulary()))
+            self.prediction_mask[skip_ids[:, 0]] = -float('inf')
+
+        def generate_one_step(self, inputs, states=None):
+            input_chars = np.array([list(s) for s in inputs])  # tf.strings.unicode_split(...).to_tensor()
+            input_ids = self.ids_from_chars(input_chars)
+            predicted_logits, states = self.model(inputs=input_ids, states=states, return_state=True)
+            predicted_logits = predicted_logits[:, -1, :]
+            predicted_logits = predicted_logits / self.temperature
+            predicted_logits = predicted_logits + self.prediction_mask
+            predicted_ids = torch.argmax(predicted_logits, dim=-1)  # as the generator: greedy
+            predicted_chars = self.chars_from_ids(predicted_ids)
+            return predicted_chars, states
+
+    one_step_model = OneStep(model, chars_from_ids, ids_from_chars)
+    states = None
+    next_char = np.array(['ROMEO:', 'All: s'])
+    result = [next_char]
+    for _n in range(8):
+        next_char, states = one_step_model.generate_one_step(next_char, states=states)
+        result.append(np.asarray(next_char))
+    result = ["".join(parts) for parts in zip(*[r.tolist() for r in result])]  # tf.strings.join
+    assert result == meta["generated"]
+
+    class CustomTraining(MyModel):
+        def train_step(self, inputs):
+            inputs, labels = inputs
+            predictions = self(inputs, training=True)
+            loss = self.loss(labels, predictions)
+            grads = torch.autograd.grad(loss, model.trainable_variables)  # tape.gradient
+            self.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            return {'loss': loss}
+
+    model = CustomTraining(vocab_size=len(ids_from_chars.get_vocabulary()), embedding_dim=embedding_dim,
+                           rnn_units=rnn_units)
+    model(example)
+    model.set_weights(listed("custom_init"))
+    model.compile(optimizer=keras.optimizers.Adam(),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _assert_history(model.fit(inputs_all, targets_all, batch_size=BATCH_SIZE, epochs=2, verbose=0, shuffle=False),
+                    meta["custom_history"])
+    _assert_list(model.get_weights(), listed("custom_final"), what="custom final")
+
+
+def test_custom_train_step_returning_loss_logs_it_where_keras3_logs_zero(keras_ref):
+    """text_generation's `CustomTraining.train_step` returns `{'loss': loss}` without updating the compiled loss
+    tracker. Keras 3 (`_get_metrics_result_or_logs`: same keys, so the metrics' results win) logs the empty
+    tracker's 0.0 every epoch; tf.keras 2 logged the step's loss. kerasish logs the step's loss (a History of
+    zeros is silently wrong), and still prefers the tracker once the step updates it."""
+    x = np.linspace(-1, 1, 16).reshape(8, 2).astype("float32")
+    y = np.ones((8, 1), "float32")
+
+    def run(K, update_tracker):
+        class CustomTraining(K.Model):
+            def __init__(self):
+                super().__init__()
+                self.d = K.layers.Dense(1)
+
+            def call(self, x):
+                return self.d(x)
+
+            def train_step(self, data):
+                x, y = data
+                loss = self.loss(y, self(x, training=True))
+                variables = self.trainable_variables
+                grads = torch.autograd.grad(loss, [getattr(v, "value", v) for v in variables])
+                self.optimizer.apply_gradients(zip(grads, variables))
+                if update_tracker:
+                    self.metrics[0].update_state(loss * 2)  # a mean the test can tell from the step's loss
+                return {"loss": loss}
+
+        model = CustomTraining()
+        model(x[:1])
+        model.set_weights([np.full((2, 1), 0.5, "float32"), np.zeros(1, "float32")])
+        model.compile(optimizer=K.optimizers.SGD(0.1), loss=K.losses.MeanSquaredError())
+        return model.fit(x, y, batch_size=4, epochs=2, verbose=0, shuffle=False).history["loss"]
+
+    # the reference: the last batch's MSE of each epoch, by hand (NumPy SGD on the same batches)
+    w, b, last = np.full((2, 1), 0.5), np.zeros(1), []
+    for _epoch in range(2):
+        for i in (0, 4):
+            xb, yb = x[i:i + 4].astype("float64"), y[i:i + 4]
+            err = xb @ w + b - yb
+            loss = float(np.mean(err ** 2))
+            w, b = w - 0.1 * 2 * xb.T @ err / 4, b - 0.1 * 2 * err.mean(0)
+        last.append(loss)
+    np.testing.assert_allclose(run(keras, False), last, rtol=1e-5)
+    np.testing.assert_allclose(run(keras_ref, False), [0.0, 0.0])  # Keras 3.15
+    np.testing.assert_allclose(run(keras, True), run(keras_ref, True), rtol=1e-5)  # tracker updated: the same
+
+
+def test_tf_keras2_spellings_in_text_generation():
+    """The two tf.keras 2 spellings text_generation relies on, on their own: `super().__init__(self)` in a
+    subclassed Model drops the positional model (it used to land in `trainable`, where a model defining
+    `__len__` made itself silently untrainable), and `rnn.get_initial_state(batch_of_inputs)` gives zero states
+    for the batch; anything else gets an error naming the layer and the argument."""
+
+    class Blocks(keras.Model):
+        def __init__(self):
+            super().__init__(self)
+            self.d = keras.layers.Dense(2)
+
+        def __len__(self):  # a model counting its blocks
+            return 0
+
+        def call(self, x):
+            return self.d(x)
+
+    model = Blocks()
+    model(np.zeros((1, 3), "float32"))
+    assert model.trainable is True and len(model.trainable_weights) == 2
+
+    gru = keras.layers.GRU(6, return_state=True)
+    lstm = keras.layers.LSTM(3)
+    (state,) = gru.get_initial_state(torch.ones(2, 5, 3))
+    assert tuple(state.shape) == (2, 6) and not state.any()
+    assert [tuple(s.shape) for s in lstm.get_initial_state(np.ones((7, 2, 2)))] == [(7, 3), (7, 3)]
+    assert [tuple(s.shape) for s in lstm.get_initial_state(4)] == [(4, 3), (4, 3)]
+    with pytest.raises(TypeError, match=r"Layer 'lstm.*get_initial_state.*batch_size.*Received: batch_size='x'"):
+        lstm.get_initial_state("x")
