@@ -232,7 +232,7 @@ class RNN(Layer):
         tf.keras 2's spelling `get_initial_state(inputs)` (a batch of inputs, whose first axis is the batch;
         tensorflow.org's text_generation tutorial) is accepted too: the states then follow the inputs' device."""
         device = None
-        if not isinstance(batch_size, int):
+        if not isinstance(batch_size, (int, torch.SymInt)):  # (a SymInt: a batch size under dynamic compile)
             inputs = batch_size
             shape = getattr(inputs, "shape", None)
             if shape is not None and len(shape) == 0:
