@@ -1480,3 +1480,91 @@ def test_tf_keras2_spellings_in_text_generation():
     assert [tuple(s.shape) for s in lstm.get_initial_state(4)] == [(4, 3), (4, 3)]
     with pytest.raises(TypeError, match=r"Layer 'lstm.*get_initial_state.*batch_size.*Received: batch_size='x'"):
         lstm.get_initial_state("x")
+
+
+def test_cvae_reparameterization_and_elbo_loop():
+    """generative/cvae: a subclassed CVAE whose Sequentials start with `InputLayer(input_shape=...)`, `tf.split`
+    -> `torch.split`, the reparameterization (its `tf.random.normal` noise drawn in data.py for both), the ELBO
+    from `log_normal_pdf` and `tf.nn.sigmoid_cross_entropy_with_logits` ->
+    `F.binary_cross_entropy_with_logits(reduction='none')`, a tape step -> autograd, `sample` with sigmoid."""
+    import torch.nn.functional as F
+
+    arrays, listed = _arrays("cvae")
+    meta = META["cvae"]
+    train_images, noise = data.cvae()
+    latent_dim = 2
+    eps_queue = list(noise)
+
+    class CVAE(keras.Model):
+        """Convolutional variational autoencoder."""
+
+        def __init__(self, latent_dim):
+            super(CVAE, self).__init__()  # noqa: UP008 (the tutorial's)
+            self.latent_dim = latent_dim
+            self.encoder = keras.Sequential([
+                keras.layers.InputLayer(input_shape=(8, 8, 1)),
+                keras.layers.Conv2D(filters=2, kernel_size=3, strides=(2, 2), activation='relu'),
+                keras.layers.Conv2D(filters=4, kernel_size=3, strides=(2, 2), activation='relu'),
+                keras.layers.Flatten(),
+                keras.layers.Dense(latent_dim + latent_dim)])
+            self.decoder = keras.Sequential([
+                keras.layers.InputLayer(input_shape=(latent_dim,)),
+                keras.layers.Dense(units=2 * 2 * 4, activation=F.relu),  # activation=tf.nn.relu
+                keras.layers.Reshape(target_shape=(2, 2, 4)),
+                keras.layers.Conv2DTranspose(filters=4, kernel_size=3, strides=2, padding='same', activation='relu'),
+                keras.layers.Conv2DTranspose(filters=2, kernel_size=3, strides=2, padding='same', activation='relu'),
+                keras.layers.Conv2DTranspose(filters=1, kernel_size=3, strides=1, padding='same')])
+
+        def sample(self, eps=None):
+            return self.decode(eps, apply_sigmoid=True)
+
+        def encode(self, x):
+            mean, logvar = torch.split(self.encoder(x), 2, dim=1)  # tf.split(..., num_or_size_splits=2, axis=1)
+            return mean, logvar
+
+        def reparameterize(self, mean, logvar):
+            eps = torch.as_tensor(eps_queue.pop(0))  # tf.random.normal(shape=mean.shape), drawn in data.py
+            return eps * torch.exp(logvar * .5) + mean
+
+        def decode(self, z, apply_sigmoid=False):
+            logits = self.decoder(z)
+            if apply_sigmoid:
+                probs = torch.sigmoid(logits)
+                return probs
+            return logits
+
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    def log_normal_pdf(sample, mean, logvar, raxis=1):
+        log2pi = np.log(2. * np.pi)  # tf.math.log
+        logvar = torch.as_tensor(logvar)
+        return torch.sum(-.5 * ((sample - mean) ** 2. * torch.exp(-logvar) + logvar + log2pi), dim=raxis)
+
+    def compute_loss(model, x):
+        x = torch.as_tensor(x)
+        mean, logvar = model.encode(x)
+        z = model.reparameterize(mean, logvar)
+        x_logit = model.decode(z)
+        cross_ent = F.binary_cross_entropy_with_logits(x_logit, x, reduction="none")
+        logpx_z = -torch.sum(cross_ent, dim=[1, 2, 3])
+        logpz = log_normal_pdf(z, 0., 0.)
+        logqz_x = log_normal_pdf(z, mean, logvar)
+        return -torch.mean(logpx_z + logpz - logqz_x)
+
+    def train_step(model, x, optimizer):
+        loss = compute_loss(model, x)
+        gradients = torch.autograd.grad(loss, model.trainable_variables)  # tape.gradient
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    with pytest.warns(UserWarning, match="`input_shape` is deprecated. Use `shape`"):  # Keras 3's InputLayer warning
+        model = CVAE(latent_dim)
+    model.set_weights(listed("init"))
+    losses = []
+    for _epoch in range(2):
+        for i in range(0, 16, 8):
+            losses.append(train_step(model, train_images[i:i + 8], optimizer).item())
+    np.testing.assert_allclose(losses, meta["losses"], **TOL)
+    _assert_list(model.get_weights(), listed("final"), what="final")
+    np.testing.assert_allclose(_np(model.sample(np.linspace(-1, 1, 6).reshape(3, 2).astype("float32"))),
+                               arrays["sample"], **TOL)
