@@ -1568,3 +1568,40 @@ def test_cvae_reparameterization_and_elbo_loop():
     _assert_list(model.get_weights(), listed("final"), what="final")
     np.testing.assert_allclose(_np(model.sample(np.linspace(-1, 1, 6).reshape(3, 2).astype("float32"))),
                                arrays["sample"], **TOL)
+
+
+def test_word2vec_pair_input_einsum_and_get_layer():
+    """tensorflow/text's word2vec: a subclassed model over a `(target, context)` pair, `tf.squeeze` / `tf.einsum`
+    -> torch, CategoricalCrossentropy(from_logits=True) with 'accuracy' on one-hot labels, the learnt vectors read
+    back by `get_layer('w2v_embedding')` (a name given to a layer of a subclassed model)."""
+    arrays, listed = _arrays("word2vec")
+    meta = META["word2vec"]
+    targets, contexts, labels = data.skipgrams()
+    vocab_size, embedding_dim = 16, 4
+    BATCH_SIZE = 16
+
+    class Word2Vec(keras.Model):
+        def __init__(self, vocab_size, embedding_dim):
+            super(Word2Vec, self).__init__()  # noqa: UP008 (the tutorial's)
+            self.target_embedding = layers.Embedding(vocab_size, embedding_dim, name="w2v_embedding")
+            self.context_embedding = layers.Embedding(vocab_size, embedding_dim)
+
+        def call(self, pair):
+            target, context = pair
+            if len(target.shape) == 2:
+                target = torch.squeeze(target, dim=1)  # tf.squeeze(target, axis=1)
+            word_emb = self.target_embedding(target)
+            context_emb = self.context_embedding(context)
+            dots = torch.einsum('be,bce->bc', word_emb, context_emb)  # tf.einsum
+            return dots
+
+    word2vec = Word2Vec(vocab_size, embedding_dim)
+    word2vec((targets[:2], contexts[:2]))
+    word2vec.set_weights(listed("init"))
+    word2vec.compile(optimizer='adam', loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+                     metrics=['accuracy'])
+    # Dataset.from_tensor_slices(((targets, contexts), labels)).batch(BATCH_SIZE, drop_remainder=True)
+    h = word2vec.fit((targets, contexts), labels, batch_size=BATCH_SIZE, epochs=3, verbose=0, shuffle=False)
+    _assert_history(h, meta["history"])
+    np.testing.assert_allclose(word2vec.get_layer('w2v_embedding').get_weights()[0], arrays["w2v_embedding"], **TOL)
+    _assert_list(word2vec.get_weights(), listed("final"), what="final")
