@@ -84,6 +84,11 @@ class Model(Trainer, Layer):
                 inject_functional_model_class(type(self))
             Functional.__init__(self, *args, **kwargs)
         else:
+            if args and args[0] is self:
+                # `super().__init__(self)` (tensorflow.org's text_generation tutorial): tf.keras 2 ignored
+                # positional arguments of a subclassed Model; Keras 3 raises. The model itself is no
+                # `trainable` flag: dropped, as tf.keras 2 did (bool(model) could even be False).
+                args = args[1:]
             Layer.__init__(self, *args, **kwargs)
 
     def call(self, *args, **kwargs):

@@ -288,7 +288,7 @@ class Sequential(Model):
         if check is not None and isinstance(inputs, torch.Tensor):
             ndim, fixed = check
             if inputs.ndim != ndim:
-                self._raise_shape(inputs)
+                inputs = self._adjust_rank(inputs, ndim)
             for axis, size in fixed:
                 if inputs.shape[axis] != size:
                     warn_incompatible_shape(self, d["_graph_inputs"], inputs)
@@ -329,6 +329,17 @@ class Sequential(Model):
             if moved.is_floating_point:
                 d["_input_cast"] = moved
         return out
+
+    def _adjust_rank(self, x, ndim):
+        """A rank one off the declared input's, through a last axis of size 1, is squeezed or expanded, as
+        Keras 3's functional graph does under its Sequential (`_adjust_input_rank`): `predict(x[:, 2])` into
+        `Normalization(input_shape=[1])` runs (tensorflow.org's regression tutorial). Any other rank raises."""
+        ref = self.__dict__["_graph_inputs"].shape
+        if x.ndim == ndim + 1 and x.shape[-1] == 1:
+            return x.squeeze(-1)
+        if x.ndim == ndim - 1 and ref and ref[-1] == 1:
+            return x.unsqueeze(-1)
+        self._raise_shape(x)
 
     def _raise_shape(self, x):
         ref = self.__dict__["_graph_inputs"]

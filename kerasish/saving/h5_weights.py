@@ -566,14 +566,19 @@ def _var_name(v) -> str:
     return str(getattr(v, "name", None) or "variable")
 
 
-def read_weights(root, h5file, skip_mismatch=False, keras_version=None, store_for=None) -> list[str]:
+def read_weights(root, h5file, skip_mismatch=False, keras_version=None, store_for=None,
+                 build_optimizer=False) -> list[str]:
     """Loads the state of `root` from an open h5py File in Keras 3's layout.
 
     `keras_version` (a tuple, from the archive's metadata.json) is the release
     that wrote the file, for objects whose layout changed between releases
     (Nadam's variables before Keras 3.10). `store_for(h5py, h5file, path,
     keras_version)` replaces the one-file lookup of an object's `vars`
-    (sharded weight files).
+    (sharded weight files). `build_optimizer`: build a compiled model's
+    unbuilt optimizer so that the file's slots load, as Keras's
+    `compile_from_config` does under `load_model` only; `load_weights` into a
+    model that has not trained yet leaves the optimizer unbuilt, and its state
+    is skipped with Keras's warning (tf.keras 2 and Keras 3 both).
 
     All layer variables are checked before any is assigned, so a file that
     does not match leaves the model unchanged. Returns the warnings (skipped
@@ -593,7 +598,8 @@ def read_weights(root, h5file, skip_mismatch=False, keras_version=None, store_fo
         store = (store_for or _store_for)(h5py, h5file, path, keras_version)
         if _own_hook(obj, "load_own_variables"):
             if len(store):
-                _maybe_build_optimizer(root, obj, store)
+                if build_optimizer:
+                    _maybe_build_optimizer(root, obj, store)
                 store = _tf_keras_optimizer_store(obj, store, tf_keras_file)
                 try:
                     _check_hook_shapes(obj, store, path)

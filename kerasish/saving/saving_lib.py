@@ -451,7 +451,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             raise ValueError(f"The file '{where}' is not a valid `.keras` archive: it has no '{VARS_FILENAME}'.")
         weights = _read_member(zf, VARS_FILENAME, where)
         _read_assets(model, zf)
-    load_weights_h5(model, io.BytesIO(weights), where=f"{where}:{VARS_FILENAME}", h5py=h5py, keras_version=version)
+    load_weights_h5(model, io.BytesIO(weights), where=f"{where}:{VARS_FILENAME}", h5py=h5py, keras_version=version,
+                    build_optimizer=True)
     return model
 
 
@@ -487,13 +488,15 @@ def load_model_from_dir(dirpath, custom_objects=None, compile=True, safe_mode=Tr
     weights_path = os.path.join(dirpath, VARS_FILENAME)
     if not os.path.isfile(weights_path):
         raise ValueError(f"The model directory '{dirpath}' has no '{VARS_FILENAME}' (Keras 3's unzipped layout).")
-    load_weights_h5(model, weights_path, where=weights_path, h5py=h5py, keras_version=version)
+    load_weights_h5(model, weights_path, where=weights_path, h5py=h5py, keras_version=version, build_optimizer=True)
     return model
 
 
-def load_weights_h5(model, source, skip_mismatch=False, where=None, h5py=None, keras_version=None) -> None:
+def load_weights_h5(model, source, skip_mismatch=False, where=None, h5py=None, keras_version=None,
+                    build_optimizer=False) -> None:
     """Loads Keras 3 layout weights from an h5 path or binary file object
-    (`keras_version`: the release that wrote it, when its archive says)."""
+    (`keras_version`: the release that wrote it, when its archive says;
+    `build_optimizer`: `load_model`'s, see `h5_weights.read_weights`)."""
     h5py = h5py or h5_weights.require_h5py()
     where = where or str(source)
     try:
@@ -504,7 +507,8 @@ def load_weights_h5(model, source, skip_mismatch=False, where=None, h5py=None, k
         raise ValueError(f"The file '{where}' is not a valid HDF5 weights file: {e}") from e
     with f:
         try:
-            problems = h5_weights.read_weights(model, f, skip_mismatch=skip_mismatch, keras_version=keras_version)
+            problems = h5_weights.read_weights(model, f, skip_mismatch=skip_mismatch, keras_version=keras_version,
+                                                build_optimizer=build_optimizer)
         except (KeyError, OSError, TypeError, RuntimeError) as e:
             raise ValueError(f"The HDF5 weights file '{where}' is damaged or not in Keras 3's layout: {e}") from e
     for problem in problems:

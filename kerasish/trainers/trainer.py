@@ -39,6 +39,13 @@ from kerasish.trainers.data_adapters import unpack_x_y_sample_weight
 from kerasish.variables import forget_autocast_casts
 
 
+
+def _never_updated(tracker) -> bool:
+    """Whether a `Mean` tracker has had no update since its last reset (its count is 0)."""
+    count = getattr(tracker, "count", None)
+    return count is not None and float(count) == 0.0
+
+
 class NotCompiledError(RuntimeError, ValueError):
     """`fit`/`evaluate` before `compile()`: a RuntimeError (Keras 2, torch
     users) and a ValueError (what Keras 3 raises)."""
@@ -514,6 +521,13 @@ class Trainer(TrainerLoops, Keras2TrainerAPI, StatelessTrainerAPI):
     def _get_metrics_result_or_logs(self, logs):
         metric_logs = self.get_metrics_result()
         if logs is None or (isinstance(logs, dict) and set(logs) == set(metric_logs)):
+            tracker = self._loss_tracker
+            if logs is not None and tracker is not None and "loss" in logs and _never_updated(tracker):
+                # a custom `train_step` / `test_step` returning `{"loss": loss}` without updating the loss
+                # tracker (tensorflow.org's text_generation `CustomTraining`): Keras 3 logs the tracker's
+                # empty 0.0 in its place, a silently wrong History; the step's own loss is logged instead,
+                # as tf.keras 2 did
+                metric_logs["loss"] = logs["loss"]
             return metric_logs
         return logs
 

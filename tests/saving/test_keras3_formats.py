@@ -243,6 +243,7 @@ def test_hostile_optimizer_dataset_is_refused_before_reading(tmp_path):
         f.create_dataset("optimizer/vars/2", shape=(1 << 31,), dtype="float32", chunks=(1 << 20,), compression="gzip")
     twin = _compiled(kerasish)
     _randomize(twin, 9)
+    twin.optimizer.build(twin.trainable_variables)  # built, so that it reads its slots (unbuilt, it skips them)
     before = _weights(twin)
     with pytest.raises(ValueError, match=r"optimizer.*shape \(2147483648,\)"):
         twin.load_weights(tmp_path / "m.weights.h5")

@@ -227,12 +227,35 @@ class RNN(Layer):
 
     # ------------------------------------------------------------- states
     def get_initial_state(self, batch_size):
-        """The cell's initial states (zeros) for `batch_size`, as a list."""
+        """The cell's initial states (zeros) for `batch_size`, as a list.
+
+        tf.keras 2's spelling `get_initial_state(inputs)` (a batch of inputs, whose first axis is the batch;
+        tensorflow.org's text_generation tutorial) is accepted too: the states then follow the inputs' device."""
+        device = None
+        if not isinstance(batch_size, (int, torch.SymInt)):  # (a SymInt: a batch size under dynamic compile)
+            inputs = batch_size
+            shape = getattr(inputs, "shape", None)
+            if shape is not None and len(shape) == 0:
+                batch_size = int(inputs)  # a 0-d tensor / NumPy integer
+            elif shape is not None and len(shape) >= 1 and shape[0] is not None:
+                batch_size = int(shape[0])
+                device = getattr(inputs, "device", None)
+                device = device if isinstance(device, torch.device) else None
+            else:
+                raise TypeError(
+                    f"Layer '{self.name}' (of type {type(self).__name__}): `get_initial_state` expected "
+                    "`batch_size`, an integer (Keras 3), or a batch of inputs whose first axis is the batch "
+                    f"(tf.keras 2). Received: batch_size={batch_size!r}"
+                )
         fn = getattr(self.cell, "get_initial_state", None)
         if fn is None:
-            return [torch.zeros((batch_size, d), dtype=self._compute_torch_dtype) for d in self.state_size]
-        state = fn(batch_size=batch_size)
-        return list(state) if isinstance(state, (list, tuple)) else [state]
+            states = [torch.zeros((batch_size, d), dtype=self._compute_torch_dtype) for d in self.state_size]
+        else:
+            state = fn(batch_size=batch_size)
+            states = list(state) if isinstance(state, (list, tuple)) else [state]
+        if device is not None:
+            states = [tree.map_structure(lambda t: t.to(device), s) for s in states]
+        return states
 
     def _state_dtype(self, like):
         """Keras converts the states to the cell's compute dtype."""
