@@ -26,6 +26,7 @@ from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
+from kerasish.layers import build_shapes
 from kerasish.layers import hook_masks
 from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
@@ -269,6 +270,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     _call_first_arg = "inputs"
     _has_compute_mask = False
     _init_signature = None
+    _kerasish_build_shape_names = ()  # `build_shapes.shape_names`: set per subclass
     # True on layers whose math needs floats (Dense, Conv, RNN, norms): an
     # integer/bool input tensor is cast to the compute dtype, as Keras's ops promote it
     _float_inputs = False
@@ -279,6 +281,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             cls.build = _wrap_build(cls.__dict__["build"])
         if "__init__" in cls.__dict__ and not getattr(cls.__dict__["__init__"], "_kerasish_init_wrapper", False):
             cls.__init__ = _wrap_init(cls.__dict__["__init__"])
+        cls._kerasish_build_shape_names = build_shapes.shape_names(cls)  # Keras's build-by-name rule
         if not cls.__module__.startswith("kerasish."):
             if "quantize" in cls.__dict__:
                 # a user's quantization-compatible layer: Keras checks and resolves the arguments first
@@ -880,7 +883,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         elif inputs.dtype.is_complex:
             input_checks.check_complex(self, inputs)
         if not d["built"]:
-            self._build_once(inputs)
+            self._build_once(inputs, (args, kwargs))
         if d["_input_spec"] is not None:
             assert_input_compatibility(d["_input_spec"], inputs, d["name"])
         # under the user's torch.autocast the ops choose their dtypes: no
@@ -1083,21 +1086,22 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             if plain else False
         )
 
-    def _build_once(self, inputs):
+    def _build_once(self, inputs, call=None):
         """The first call's build, one thread at a time: a thread that finds
-        the layer built by another while it waited uses those weights."""
+        the layer built by another while it waited uses those weights.
+        `call`: the call's `(args, kwargs)`, for a `build` taking several shapes."""
         if torch.compiler.is_compiling():
             if self._modules or type(self)._builds_outside_compile or type(self).build is not Layer.build:
                 # making weights and sublayers: dynamo traced it only in simple cases
-                _build_outside_the_trace(self, inputs)
+                _build_outside_the_trace(self, inputs, call)
             else:
-                self._build_on_first_call(inputs)  # nothing to make: traced, no graph break
+                self._build_on_first_call(inputs, call)  # nothing to make: traced, no graph break
             return
         with BUILD_LOCK:
             if not self.__dict__["built"]:
-                self._build_on_first_call(inputs)
+                self._build_on_first_call(inputs, call)
 
-    def _build_on_first_call(self, inputs):
+    def _build_on_first_call(self, inputs, call=None):
         shapes = tree.map_shapes(inputs)
         device = tree.first_device(inputs)
         hint = self.__dict__["_device_hint"]
@@ -1110,8 +1114,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         state = ctx.state()
         previous = state.build_device
         state.build_device = device
+        named = build_shapes.named_build_shapes(self, *call) if call is not None else None
         try:
-            self.build(shapes)
+            if named:
+                self.build(**named)
+            else:
+                self.build(shapes)
         finally:
             state.build_device = previous
         d = self.__dict__
@@ -1267,14 +1275,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 Layer.build = _wrap_build(Layer.__dict__["build"])
 
 
-def _build_outside_the_trace(layer, inputs) -> None:
+def _build_outside_the_trace(layer, inputs, call=None) -> None:
     """The first call's build under `torch.compile` of a model or a layer with sublayers (compiled before
     its first call, torch's habit): run eagerly, at a graph break, as dynamo initializes torch's own lazy
     modules outside the graph. Traced, a model's build (which makes an `InputLayer` and sublayers) failed
     inside dynamo with an unrelated error; the calls after it trace the built model."""
     with BUILD_LOCK:
         if not layer.__dict__["built"]:
-            layer._build_on_first_call(inputs)
+            layer._build_on_first_call(inputs, call)
 
 
 _FULLGRAPH_BUILD = (
