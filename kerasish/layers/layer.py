@@ -787,6 +787,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             else:
                 if not stack:
                     state.entry = id(self)  # the outermost call of the calls below
+                # the input mask as it is before the call, as Keras reads it: a sublayer may take it off
+                # the input tensor (MultiHeadAttention does, on its query, value and key)
+                premask = getattr(x, "_keras_mask", None) if mask_mode else None
                 stack.append(training)  # sublayers inherit this call's training mode
                 # a sublayer first used in a later call (a branch, another thread's first call)
                 # builds in here: its weights' paths need this layer's name, as in Keras
@@ -807,15 +810,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             # makes the output's (3). The input mask is read with the builtin `getattr`:
             # `tree.get_mask` would cost a global name and, in eager, a call
             if mask_mode:
+                previous = getattr(x, "_keras_mask", None) if leaf else premask
                 if mask_mode == 1:  # supports_masking
-                    previous = getattr(x, "_keras_mask", None)
                     if previous is not None:
                         tree.set_mask(outputs, previous)
                 elif mask_mode == 3:
-                    mask = self.compute_mask(x, getattr(x, "_keras_mask", None))
+                    mask = self.compute_mask(x, previous)
                     if mask is not None:
                         tree.set_mask(outputs, mask)
             return outputs
+        # read before the call, as Keras does: a sublayer may take the mask off the input tensor
+        premask = tree.get_mask(x) if d["supports_masking"] or self._has_compute_mask else None
         outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
         if d["_plain"] is None and d["built"]:
             # a layer that finished building inside its call (MultiHeadAttention sets its
@@ -835,11 +840,11 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         # its `call` takes `mask=`), else the input mask passed through
         if d["supports_masking"] or self._has_compute_mask:
             if self._has_compute_mask or self._call_has_mask:
-                previous = kwargs.get("mask") if self._call_has_mask else tree.get_mask(x)
+                previous = kwargs.get("mask") if self._call_has_mask else premask
                 if self._has_compute_mask or previous is not None:
                     tree.set_mask(outputs, self.compute_mask(x, previous))
             else:
-                previous = tree.get_mask(x)
+                previous = premask
                 if previous is not None:
                     tree.set_mask(outputs, previous)
         return outputs
