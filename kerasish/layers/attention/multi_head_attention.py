@@ -441,11 +441,18 @@ class MultiHeadAttention(Layer):
         q = self._project(m["query"], query)
         k = self._project(m["key"], key)
         v = self._project(m["value"], value)
-        dropout_active = bool(training) and self._dropout > 0.0
-        if self._standard and not return_attention_scores and not dropout_active:
-            out, scores = self._sdpa(q, k, v, mask, causal_only), None
+        if type(self)._custom_compute_attention:
+            # a subclass's own `_compute_attention` (Keras's override point) gets the projected q, k, v
+            out, scores = self._compute_attention(
+                q, k, v, attention_mask=None if causal_only else mask, training=training,
+                return_attention_scores=return_attention_scores, use_causal_mask=causal_only,
+            )
         else:
-            out, scores = self._explicit(q, k, v, mask, causal_only, dropout_active)
+            dropout_active = bool(training) and self._dropout > 0.0
+            if self._standard and not return_attention_scores and not dropout_active:
+                out, scores = self._sdpa(q, k, v, mask, causal_only), None
+            else:
+                out, scores = self._explicit(q, k, v, mask, causal_only, dropout_active)
         if self._use_gate:
             out = out * gate
         out = self._project(m["attention_output"], out)
@@ -454,6 +461,43 @@ class MultiHeadAttention(Layer):
         if return_attention_scores:
             return out, scores
         return out
+
+    _custom_compute_attention = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_compute_attention" in cls.__dict__:
+            cls._custom_compute_attention = True
+
+    def _compute_attention(
+        self, query, key, value, attention_mask=None, training=None, return_attention_scores=False,
+        use_causal_mask=False,
+    ):
+        """Keras's attention over projected heads, the override point of its
+        subclasses (KerasHub's CachedMultiHeadAttention calls it from its own
+        `call`; a subclass's own `_compute_attention` is what `call` runs).
+
+        Args:
+            query: projected query, `(B, T, num_heads, key_dim)`.
+            key: projected key, `(B, S, num_heads, key_dim)`.
+            value: projected value, `(B, S, num_heads, value_dim)`.
+            attention_mask: boolean, broadcastable to `(B, T, S)`; True attends.
+            training: dropout on the attention weights when True.
+            return_attention_scores: compute the scores (explicit softmax path).
+            use_causal_mask: a lower-triangular mask too (combined with `attention_mask`).
+
+        Returns:
+            `(attention_output (B, T, num_heads, value_dim), attention_scores or None)`.
+        """
+        mask = None if attention_mask is None else self._check_attention_mask(attention_mask, query, value)
+        causal_only = use_causal_mask and mask is None
+        if use_causal_mask and mask is not None:
+            t, s = query.shape[1], key.shape[1]
+            mask = mask & torch.ones(t, s, dtype=torch.bool, device=query.device).tril()
+        dropout_active = bool(training) and self._dropout > 0.0
+        if self._standard and not return_attention_scores and not dropout_active:
+            return self._sdpa(query, key, value, mask, causal_only), None
+        return self._explicit(query, key, value, mask, causal_only, dropout_active)
 
     def _project(self, dense, x):
         y = dense.project(x)
