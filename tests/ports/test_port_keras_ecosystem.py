@@ -397,11 +397,12 @@ def test_build_gets_the_shape_of_every_call_tensor(keras_ref, symbolic):
     assert results[1][1] == 2
 
 
-def test_multi_head_attention_subclass_compute_attention(keras_ref):
+def test_multi_head_attention_subclass_override_points(keras_ref):
     """`_compute_attention` is Keras's override point of MultiHeadAttention
-    ("users can override this function for customized attention"): a
-    subclass's own was never called by kerasish (silently ordinary attention),
-    and a subclass with its own `call` found no `_compute_attention` at all."""
+    ("users can override this function for customized attention"), as are
+    `_masked_softmax` and `_compute_attention_mask`: kerasish never called a
+    subclass's own (silently ordinary attention), and a subclass with its own
+    `call` found no `_compute_attention` at all."""
     outs, weights = [], {}
     for keras in (keras_ref, kerasish):
         class Temperature(keras.layers.MultiHeadAttention):
@@ -417,17 +418,30 @@ def test_multi_head_attention_subclass_compute_attention(keras_ref):
                     attention_mask=attention_mask, return_attention_scores=True)
                 return self._output_dense(out), scores
 
+        class HalfScores(keras.layers.MultiHeadAttention):
+            def _masked_softmax(self, attention_scores, attention_mask=None):
+                return super()._masked_softmax(attention_scores * 0.5, attention_mask)
+
+        class Banded(keras.layers.MultiHeadAttention):
+            def _compute_attention_mask(self, query, value, query_mask=None, value_mask=None, key_mask=None,
+                                        attention_mask=None, use_causal_mask=False):
+                band = np.abs(np.arange(T)[:, None] - np.arange(T)[None, :]) <= 1
+                return keras.ops.convert_to_tensor(np.broadcast_to(band, (B, T, T)))
+
         q = keras.ops.convert_to_tensor(_FLOATS)
         mask = keras.ops.convert_to_tensor(np.tril(np.ones((B, T, T), dtype=bool)))
         results = []
-        for cls in (Temperature, OwnCall):
+        for cls, kwargs in ((Temperature, {"attention_mask": mask}), (Temperature, {"use_causal_mask": True}),
+                            (OwnCall, {"attention_mask": mask}),
+                            (HalfScores, {"attention_mask": mask, "return_attention_scores": True}),
+                            (Banded, {})):
             layer = cls(num_heads=2, key_dim=4)
             layer(q, q)
             if cls.__name__ in weights:
                 layer.set_weights(weights[cls.__name__])
             else:
                 weights[cls.__name__] = layer.get_weights()
-            results.append(layer(q, q, attention_mask=mask))
+            results.append(layer(q, q, **kwargs))
         outs.append(_np(_flat(results)))
     for a, b in zip(outs[0], outs[1]):
         np.testing.assert_allclose(b, a, **FWD)
