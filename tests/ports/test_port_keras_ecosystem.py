@@ -423,10 +423,12 @@ def test_multi_head_attention_subclass_override_points(keras_ref):
                 return super()._masked_softmax(attention_scores * 0.5, attention_mask)
 
         class Banded(keras.layers.MultiHeadAttention):
+            convert = staticmethod(keras.ops.convert_to_tensor)
+
             def _compute_attention_mask(self, query, value, query_mask=None, value_mask=None, key_mask=None,
                                         attention_mask=None, use_causal_mask=False):
                 band = np.abs(np.arange(T)[:, None] - np.arange(T)[None, :]) <= 1
-                return keras.ops.convert_to_tensor(np.broadcast_to(band, (B, T, T)))
+                return self.convert(np.broadcast_to(band, (B, T, T)))
 
         q = keras.ops.convert_to_tensor(_FLOATS)
         mask = keras.ops.convert_to_tensor(np.tril(np.ones((B, T, T), dtype=bool)))
