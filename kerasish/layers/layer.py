@@ -809,11 +809,13 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             # `_hot_mask_mode`): the input mask passes through (1) or the layer's `compute_mask`
             # makes the output's (3). The input mask is read with the builtin `getattr`:
             # `tree.get_mask` would cost a global name and, in eager, a call
+            # (as Keras, a mask the call itself put on the outputs stays: `set_missing_mask`; mode 3 is
+            # kerasish's own Embedding, whose call puts none)
             if mask_mode:
                 previous = getattr(x, "_keras_mask", None) if leaf else premask
                 if mask_mode == 1:  # supports_masking
                     if previous is not None:
-                        tree.set_mask(outputs, previous)
+                        tree.set_missing_mask(outputs, previous)
                 elif mask_mode == 3:
                     mask = self.compute_mask(x, previous)
                     if mask is not None:
@@ -838,15 +840,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             self._add_activity_loss(outputs)
         # the output mask: `compute_mask` when the class overrides it (or
         # its `call` takes `mask=`), else the input mask passed through
+        # (as Keras's `_set_mask_metadata`: outputs that the call gave a mask keep it, and
+        # `compute_mask` is skipped when all have one)
         if d["supports_masking"] or self._has_compute_mask:
             if self._has_compute_mask or self._call_has_mask:
                 previous = kwargs.get("mask") if self._call_has_mask else premask
-                if self._has_compute_mask or previous is not None:
-                    tree.set_mask(outputs, self.compute_mask(x, previous))
+                if (self._has_compute_mask or previous is not None) and not tree.all_masked(outputs):
+                    tree.set_missing_mask(outputs, self.compute_mask(x, previous))
             else:
                 previous = premask
                 if previous is not None:
-                    tree.set_mask(outputs, previous)
+                    tree.set_missing_mask(outputs, previous)
         return outputs
 
     def _prepare_inputs(self, args, kwargs):

@@ -360,6 +360,41 @@ def test_output_mask_is_the_input_mask_before_the_call(keras_ref):
     np.testing.assert_allclose(outs[1], outs[0], **FWD)
 
 
+def test_a_mask_the_call_put_on_its_output_stays(keras_ref):
+    """Keras's `_set_mask_metadata` leaves alone an output the layer's `call`
+    gave a mask (KerasHub's TokenAndPositionEmbedding sets its own); kerasish
+    overwrote it with the input mask (or `compute_mask`'s), silently."""
+    ids = np.array([[1, 2, 0, 0], [3, 0, 0, 0]], dtype="int32")
+    masks = []
+    for keras in (keras_ref, kerasish):
+        class AllVisible(keras.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.supports_masking = True
+
+            def call(self, inputs):
+                out = inputs * 2.0
+                # (what Keras's `set_keras_mask` does on the torch backend)
+                out._keras_mask = keras.ops.ones(keras.ops.shape(inputs)[:2], dtype="bool")
+                return out
+
+        class OwnComputeMask(AllVisible):
+            def compute_mask(self, inputs, mask=None):
+                return None if mask is None else keras.ops.logical_not(mask)
+
+        got = []
+        for cls in (AllVisible, OwnComputeMask):
+            x = keras.layers.Embedding(5, 2, mask_zero=True)(keras.ops.convert_to_tensor(ids))
+            got.append(_np(cls()(x)._keras_mask))
+            inp = keras.Input((4,), dtype="int32")
+            model = keras.Model(inp, cls()(keras.layers.Embedding(5, 2, mask_zero=True)(inp)))
+            got.append(_np(model(keras.ops.convert_to_tensor(ids))._keras_mask))
+        masks.append(got)
+    for a, b in zip(masks[0], masks[1]):
+        np.testing.assert_array_equal(b, a)
+        assert b.all()
+
+
 def _two_input_class(keras, seen):
     class TwoShapes(keras.layers.Layer):
         def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
