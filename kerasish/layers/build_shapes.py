@@ -30,8 +30,9 @@ def shape_names(cls) -> tuple:
     class, from `Layer.__init_subclass__`: nothing to work out, nor a class
     attribute to write, inside a `torch.compile` trace)."""
     build = inspect.unwrap(cls.build)
-    if (getattr(build, "__module__", "kerasish.").startswith("kerasish.")
-            and getattr(cls.call, "__module__", "kerasish.").startswith("kerasish.")):
+    # (`__module__` is None for functions made by `exec` of a user's program)
+    if (str(getattr(build, "__module__", None)).startswith("kerasish.")
+            and str(getattr(cls.call, "__module__", None)).startswith("kerasish.")):
         return _NOT_NAMED
     try:
         params = [p for p in list(inspect.signature(build).parameters.values())[1:]
