@@ -27,7 +27,7 @@ _BATCH_HOOKS = {
 
 # What fit / evaluate / predict call on a callback. Keras's CallbackList takes any object and calls
 # these (duck typing): a callback written for real Keras or tf.keras (KerasTuner's, tensorflow_docs'
-# EpochDots, `keras.callbacks.EarlyStopping` of the keras package) works as it is.
+# EpochDots, `keras.callbacks.EarlyStopping` of the keras package) is called as it is.
 _INTERFACE = ("set_model", "set_params", "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
               "on_test_begin", "on_test_end", "on_predict_begin", "on_predict_end",
               *sorted({name for names in _BATCH_HOOKS.values() for name in names}))
@@ -68,7 +68,7 @@ class CallbackList(Callback):
                 if missing:
                     raise TypeError(
                         "Callbacks must be instances of `keras.callbacks.Callback` (or objects with its methods, "
-                        f"as Keras's own or tf.keras's callbacks). Received: {cb} of type {type(cb)}, which has "
+                        f"as the keras package's callbacks are). Received: {cb} of type {type(cb)}, which has "
                         f"no {', '.join(missing)}"
                     )
         self._history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
