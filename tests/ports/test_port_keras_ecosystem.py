@@ -638,3 +638,21 @@ def test_tensorflow_docs_history_plotter_reads_kerasish_history():
     np.testing.assert_array_equal(lines[0].get_xdata(), [0, 1, 2])
     np.testing.assert_allclose(lines[1].get_ydata(), histories["small"].history["val_loss"])
     plt.close("all")
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_gpt2_backbone_under_mixed_precision(hubs, policy):
+    """The GPT-2 backbone under a global mixed policy: the same output dtype
+    as Keras and the same numbers within the low-precision rounding (bf16 has
+    8 mantissa bits: rtol 1e-2; equal in practice on CPU)."""
+    keras = hubs["keras"][0]
+    keras.config.set_dtype_policy(policy)
+    kerasish.config.set_dtype_policy(policy)
+    try:
+        ref, ours, inputs, _, _ = _pair(hubs, "gpt2")
+        a, b = _call(ref, inputs, keras), _call(ours, inputs, kerasish)
+    finally:
+        keras.config.set_dtype_policy("float32")
+        kerasish.config.set_dtype_policy("float32")
+    assert b.dtype == a.dtype == getattr(torch, policy.split("_")[1])
+    np.testing.assert_allclose(b.detach().float().numpy(), a.detach().float().numpy(), rtol=1e-2, atol=1e-2)
