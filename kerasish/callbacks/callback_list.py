@@ -25,11 +25,19 @@ _BATCH_HOOKS = {
 }
 
 
+# What fit / evaluate / predict call on a callback. Keras's CallbackList takes any object and calls
+# these (duck typing): a callback written for real Keras or tf.keras (KerasTuner's, tensorflow_docs'
+# EpochDots, `keras.callbacks.EarlyStopping` of the keras package) is called as it is.
+_INTERFACE = ("set_model", "set_params", "on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+              "on_test_begin", "on_test_end", "on_predict_begin", "on_predict_end",
+              *sorted({name for names in _BATCH_HOOKS.values() for name in names}))
+
+
 def _flatten_callbacks(callbacks):
     if callbacks is None:
         return []
-    if isinstance(callbacks, Callback) and not isinstance(callbacks, CallbackList):
-        return [callbacks]
+    if not isinstance(callbacks, (list, tuple, CallbackList)):
+        return [callbacks]  # one callback, kerasish's or another Keras's (Keras flattens a single one too)
     out = []
     for cb in callbacks:
         if isinstance(cb, (list, tuple)):
@@ -56,9 +64,13 @@ class CallbackList(Callback):
         self.callbacks = _flatten_callbacks(callbacks)
         for cb in self.callbacks:
             if not isinstance(cb, Callback):
-                raise TypeError(
-                    f"Callbacks must be instances of `keras.callbacks.Callback`. Received: {cb} of type {type(cb)}"
-                )
+                missing = [name for name in _INTERFACE if not callable(getattr(cb, name, None))]
+                if missing:
+                    raise TypeError(
+                        "Callbacks must be instances of `keras.callbacks.Callback` (or objects with its methods, "
+                        f"as the keras package's callbacks are). Received: {cb} of type {type(cb)}, which has "
+                        f"no {', '.join(missing)}"
+                    )
         self._history = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
         self._progbar = next((cb for cb in self.callbacks if isinstance(cb, ProgbarLogger)), None)
         if self._history is None and add_history:

@@ -26,6 +26,7 @@ from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
+from kerasish.layers import build_shapes
 from kerasish.layers import hook_masks
 from kerasish.layers import input_checks
 from kerasish.layers import layer_weights
@@ -269,6 +270,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
     _call_first_arg = "inputs"
     _has_compute_mask = False
     _init_signature = None
+    _kerasish_build_shape_names = ()  # `build_shapes.shape_names`: set per subclass
     # True on layers whose math needs floats (Dense, Conv, RNN, norms): an
     # integer/bool input tensor is cast to the compute dtype, as Keras's ops promote it
     _float_inputs = False
@@ -279,6 +281,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             cls.build = _wrap_build(cls.__dict__["build"])
         if "__init__" in cls.__dict__ and not getattr(cls.__dict__["__init__"], "_kerasish_init_wrapper", False):
             cls.__init__ = _wrap_init(cls.__dict__["__init__"])
+        cls._kerasish_build_shape_names = build_shapes.shape_names(cls)  # Keras's build-by-name rule
         if not cls.__module__.startswith("kerasish."):
             if "quantize" in cls.__dict__:
                 # a user's quantization-compatible layer: Keras checks and resolves the arguments first
@@ -784,6 +787,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             else:
                 if not stack:
                     state.entry = id(self)  # the outermost call of the calls below
+                # the input mask as it is before the call, as Keras reads it: a sublayer may take it off
+                # the input tensor (MultiHeadAttention does, on its query, value and key)
+                premask = getattr(x, "_keras_mask", None) if mask_mode else None
                 stack.append(training)  # sublayers inherit this call's training mode
                 # a sublayer first used in a later call (a branch, another thread's first call)
                 # builds in here: its weights' paths need this layer's name, as in Keras
@@ -803,16 +809,20 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             # `_hot_mask_mode`): the input mask passes through (1) or the layer's `compute_mask`
             # makes the output's (3). The input mask is read with the builtin `getattr`:
             # `tree.get_mask` would cost a global name and, in eager, a call
+            # (as Keras, a mask the call itself put on the outputs stays: `set_missing_mask`; mode 3 is
+            # kerasish's own Embedding, whose call puts none)
             if mask_mode:
+                previous = getattr(x, "_keras_mask", None) if leaf else premask
                 if mask_mode == 1:  # supports_masking
-                    previous = getattr(x, "_keras_mask", None)
                     if previous is not None:
-                        tree.set_mask(outputs, previous)
+                        tree.set_missing_mask(outputs, previous)
                 elif mask_mode == 3:
-                    mask = self.compute_mask(x, getattr(x, "_keras_mask", None))
+                    mask = self.compute_mask(x, previous)
                     if mask is not None:
                         tree.set_mask(outputs, mask)
             return outputs
+        # read before the call, as Keras does: a sublayer may take the mask off the input tensor
+        premask = tree.get_mask(x) if d["supports_masking"] or self._has_compute_mask else None
         outputs = self._full_call(d, state, args, kwargs, x, training, cast_weights)
         if d["_plain"] is None and d["built"]:
             # a layer that finished building inside its call (MultiHeadAttention sets its
@@ -830,15 +840,17 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             self._add_activity_loss(outputs)
         # the output mask: `compute_mask` when the class overrides it (or
         # its `call` takes `mask=`), else the input mask passed through
+        # (as Keras's `_set_mask_metadata`: outputs that the call gave a mask keep it, and
+        # `compute_mask` is skipped when all have one)
         if d["supports_masking"] or self._has_compute_mask:
             if self._has_compute_mask or self._call_has_mask:
-                previous = kwargs.get("mask") if self._call_has_mask else tree.get_mask(x)
-                if self._has_compute_mask or previous is not None:
-                    tree.set_mask(outputs, self.compute_mask(x, previous))
+                previous = kwargs.get("mask") if self._call_has_mask else premask
+                if (self._has_compute_mask or previous is not None) and not tree.all_masked(outputs):
+                    tree.set_missing_mask(outputs, self.compute_mask(x, previous))
             else:
-                previous = tree.get_mask(x)
+                previous = premask
                 if previous is not None:
-                    tree.set_mask(outputs, previous)
+                    tree.set_missing_mask(outputs, previous)
         return outputs
 
     def _prepare_inputs(self, args, kwargs):
@@ -880,7 +892,7 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         elif inputs.dtype.is_complex:
             input_checks.check_complex(self, inputs)
         if not d["built"]:
-            self._build_once(inputs)
+            self._build_once(inputs, (args, kwargs))
         if d["_input_spec"] is not None:
             assert_input_compatibility(d["_input_spec"], inputs, d["name"])
         # under the user's torch.autocast the ops choose their dtypes: no
@@ -1083,21 +1095,22 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             if plain else False
         )
 
-    def _build_once(self, inputs):
+    def _build_once(self, inputs, call=None):
         """The first call's build, one thread at a time: a thread that finds
-        the layer built by another while it waited uses those weights."""
+        the layer built by another while it waited uses those weights.
+        `call`: the call's `(args, kwargs)`, for a `build` taking several shapes."""
         if torch.compiler.is_compiling():
             if self._modules or type(self)._builds_outside_compile or type(self).build is not Layer.build:
                 # making weights and sublayers: dynamo traced it only in simple cases
-                _build_outside_the_trace(self, inputs)
+                _build_outside_the_trace(self, inputs, call)
             else:
-                self._build_on_first_call(inputs)  # nothing to make: traced, no graph break
+                self._build_on_first_call(inputs, call)  # nothing to make: traced, no graph break
             return
         with BUILD_LOCK:
             if not self.__dict__["built"]:
-                self._build_on_first_call(inputs)
+                self._build_on_first_call(inputs, call)
 
-    def _build_on_first_call(self, inputs):
+    def _build_on_first_call(self, inputs, call=None):
         shapes = tree.map_shapes(inputs)
         device = tree.first_device(inputs)
         hint = self.__dict__["_device_hint"]
@@ -1110,8 +1123,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         state = ctx.state()
         previous = state.build_device
         state.build_device = device
+        named = build_shapes.named_build_shapes(self, *call) if call is not None else None
         try:
-            self.build(shapes)
+            if named:
+                self.build(**named)
+            else:
+                self.build(shapes)
         finally:
             state.build_device = previous
         d = self.__dict__
@@ -1267,14 +1284,14 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
 Layer.build = _wrap_build(Layer.__dict__["build"])
 
 
-def _build_outside_the_trace(layer, inputs) -> None:
+def _build_outside_the_trace(layer, inputs, call=None) -> None:
     """The first call's build under `torch.compile` of a model or a layer with sublayers (compiled before
     its first call, torch's habit): run eagerly, at a graph break, as dynamo initializes torch's own lazy
     modules outside the graph. Traced, a model's build (which makes an `InputLayer` and sublayers) failed
     inside dynamo with an unrelated error; the calls after it trace the built model."""
     with BUILD_LOCK:
         if not layer.__dict__["built"]:
-            layer._build_on_first_call(inputs)
+            layer._build_on_first_call(inputs, call)
 
 
 _FULLGRAPH_BUILD = (

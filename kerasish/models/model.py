@@ -125,7 +125,7 @@ class Model(Trainer, Layer):
         finally:
             ctx.state().symbolic = previous_symbolic
 
-    def _build_on_first_call(self, inputs):
+    def _build_on_first_call(self, inputs, call=None):
         if type(self).build is Model.build:
             # the real call is about to create the weights: no dry run
             d = self.__dict__
@@ -133,7 +133,7 @@ class Model(Trainer, Layer):
             if d["_build_input_shape"] is None:
                 d["_build_input_shape"] = tree.map_shapes(inputs)
             return
-        Layer._build_on_first_call(self, inputs)
+        Layer._build_on_first_call(self, inputs, call)
 
     # ----------------------------------------------------------- structure
     @property

@@ -261,7 +261,7 @@ class Sequential(Model):
         # inputs to it (a float64 `Input` keeps float64 data, a float16 one rounds, an int32 one truncates)
         d["_input_cast"] = dtypes.to_torch_dtype(inputs.dtype) if declared and inputs.dtype != dtypes.STRING else None
 
-    def _build_on_first_call(self, inputs):
+    def _build_on_first_call(self, inputs, call=None):
         d = self.__dict__
         if isinstance(inputs, torch.Tensor):
             d["_first_call_dtype"] = inputs.dtype
@@ -270,7 +270,7 @@ class Sequential(Model):
         else:
             d["_first_call_dtype"] = None
         try:
-            Layer._build_on_first_call(self, inputs)
+            Layer._build_on_first_call(self, inputs, call)
         finally:
             d["_first_call_dtype"] = None
 

@@ -44,7 +44,7 @@ def symbolic_layer_call(layer, args, kwargs, first_kwarg=None):
     input tensors, hence the graph order, follows the sorted keywords)."""
     inputs = args[0] if args else None
     if not layer.built:
-        layer._build_once(inputs)
+        layer._build_once(inputs, (args, kwargs))
     spec = layer.input_spec
     if spec is not None and inputs is not None:
         assert_input_compatibility(spec, inputs, layer.name)

@@ -151,6 +151,15 @@ def serialize_model(model) -> dict:
     return _keras_modules(config)
 
 
+def _config_json(model) -> str:
+    """config.json's text: objects met twice (a layer another layer's config
+    holds) written with a `shared_object_id`, as Keras's `save_model` does."""
+    from kerasish.saving.serialization_lib import ObjectSharingScope
+
+    with ObjectSharingScope():
+        return json.dumps(serialize_model(model), default=_json_default)
+
+
 def _metadata() -> dict:
     import kerasish
 
@@ -171,7 +180,7 @@ def _weights_bytes(model) -> bytes:
 
 
 def _write_archive(model, fileobj) -> None:
-    config_json = json.dumps(serialize_model(model), default=_json_default)
+    config_json = _config_json(model)
     metadata_json = json.dumps(_metadata())
     weights = _weights_bytes(model)
     with zipfile.ZipFile(fileobj, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -252,7 +261,7 @@ def save_model_to_dir(model, dirpath) -> None:
         raise ValueError(f"Cannot save the model directory: '{dirpath}' exists and is not a directory.")
     parent = os.path.dirname(dirpath)
     os.makedirs(parent, exist_ok=True)
-    config_json = json.dumps(serialize_model(model), default=_json_default)
+    config_json = _config_json(model)
     tmp = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(dirpath) + ".", suffix=".tmp")
     try:
         with open(os.path.join(tmp, METADATA_FILENAME), "w") as f:
@@ -370,6 +379,7 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
             "trust the source of the artifact, you can override this error by passing `safe_mode=False` to the "
             "loading function."
         )
+    from kerasish.saving.serialization_lib import ObjectSharingScope
     from kerasish.saving.serialization_lib import SafeModeScope
 
     compile_config = _upgrade_tf_keras_compile_config(config.get("compile_config"), custom_objects, keras_version)
@@ -382,7 +392,8 @@ def model_from_config(config, custom_objects=None, compile=True, safe_mode=True,
     try:
         # Lambda and TorchModuleWrapper read the safe mode from the scope (their code or pickle runs
         # only with safe_mode=False)
-        with SafeModeScope(safe_mode):
+        # (one object for the configs that share a `shared_object_id`, as Keras's `load_model`)
+        with SafeModeScope(safe_mode), ObjectSharingScope():
             model = deserialize_layer(config, custom_objects=custom_objects)
     except ValueError:
         raise

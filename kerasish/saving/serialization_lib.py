@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import contextvars
 import inspect
 import marshal
 import threading
@@ -109,6 +110,53 @@ def _dtype_name(dtype) -> str:
     return standardize_dtype(dtype)
 
 
+# ------------------------------------------------------- shared objects
+# Keras 3 writes an object met twice while serializing a model (a layer held
+# by another layer's config: KerasHub's `MaskedLMHead(token_embedding=...)`,
+# a tied embedding) with the same `"shared_object_id"` in both configs, and
+# loading gives both places one object. Active only inside `ObjectSharingScope`
+# (saving and loading `.keras` files), per thread / task.
+_SHARING: contextvars.ContextVar = contextvars.ContextVar("kerasish_object_sharing", default=None)
+
+
+class ObjectSharingScope:
+    """Scope to enable detection and reuse of previously seen objects (Keras's)."""
+
+    def __enter__(self):
+        self._token = _SHARING.set(({}, {}))  # (id -> object loaded, id -> config written)
+        return self
+
+    def __exit__(self, *args):
+        _SHARING.reset(self._token)
+
+
+def _record_serialized(obj, config: dict) -> None:
+    sharing = _SHARING.get()
+    if sharing is None:
+        return
+    configs = sharing[1]
+    key = id(obj)
+    if key not in configs:
+        configs[key] = (obj, config)  # (the object kept alive: its id stays its own during the save)
+    else:
+        config["shared_object_id"] = key
+        configs[key][1]["shared_object_id"] = key
+
+
+def _shared_object(config: dict):
+    """The object already loaded for this config's `shared_object_id`, or None."""
+    sharing = _SHARING.get()
+    if sharing is None or "shared_object_id" not in config:
+        return None
+    return sharing[0].get(config["shared_object_id"])
+
+
+def _record_deserialized(obj, config: dict) -> None:
+    sharing = _SHARING.get()
+    if sharing is not None and "shared_object_id" in config:
+        sharing[0][config["shared_object_id"]] = obj
+
+
 def serialize_keras_object(obj):
     """Keras 3's config of `obj` (the inverse of `deserialize_keras_object`):
 
@@ -182,6 +230,7 @@ def serialize_keras_object(obj):
                 extra = getattr(obj, hook)()
                 if extra is not None:
                     config[key] = _serialize_nested(extra)
+        _record_serialized(obj, config)
         return config
     raise TypeError(
         f"Cannot serialize object {obj!r} of type {type(obj)}. To be serializable, a class must implement the "
@@ -277,6 +326,9 @@ def deserialize_with_modules(config, module_objects=None, custom_objects=None, p
                 "is included in the scope, or registered with `keras.saving.register_keras_serializable`."
             )
         return fn
+    shared = _shared_object(config)
+    if shared is not None:
+        return shared
     cls = None
     if registered:
         cls = get_registered_object(registered, custom_objects, module_objects)
@@ -292,9 +344,9 @@ def deserialize_with_modules(config, module_objects=None, custom_objects=None, p
             "`keras.saving.register_keras_serializable`."
         )
     if inspect.isclass(cls):
-        if hasattr(cls, "from_config"):
-            return cls.from_config(inner)
-        return cls(**inner)
+        instance = cls.from_config(inner) if hasattr(cls, "from_config") else cls(**inner)
+        _record_deserialized(instance, config)
+        return instance
     # a function serialized with a config: return it as is
     return cls
 
@@ -508,6 +560,9 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     if not isinstance(inner, dict):
         raise TypeError(f"Expected 'config' to be a dict for {class_name},\\ninstead got {type(inner)}\\n"
                         f"Full config: {config}")
+    shared = _shared_object(config)
+    if shared is not None:
+        return shared
     cls = _retrieve(class_name, registered_name, module, "class", config, custom_objects)
     if isinstance(cls, types.FunctionType):
         return cls
@@ -531,6 +586,7 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
         compile_config = config.get("compile_config")
         if compile_config and hasattr(instance, "compile_from_config"):
             instance.compile_from_config(compile_config)
+    _record_deserialized(instance, config)
     return instance
 
 

@@ -142,6 +142,33 @@ def get_mask(x):
     return None
 
 
+def set_missing_mask(outputs, mask):
+    """`set_mask` on the outputs that carry no mask yet (Keras's
+    `_set_mask_metadata`: a mask the layer's `call` put on an output stays)."""
+    if mask is None:
+        return
+    if isinstance(outputs, torch.Tensor):
+        if getattr(outputs, "_keras_mask", None) is None:
+            set_mask(outputs, mask)
+        return
+    flat_out = flatten(outputs)
+    flat_mask = flatten(mask) if isinstance(mask, (list, tuple, dict)) else [mask] * len(flat_out)
+    if len(flat_mask) != len(flat_out):
+        flat_mask = [flat_mask[0]] * len(flat_out)
+    for out, m in zip(flat_out, flat_mask):
+        if isinstance(out, torch.Tensor) and m is not None and getattr(out, "_keras_mask", None) is None:
+            out._keras_mask = m
+
+
+def all_masked(outputs) -> bool:
+    """Whether every output tensor already carries a Keras mask (Keras then
+    skips `compute_mask`)."""
+    if isinstance(outputs, torch.Tensor):
+        return getattr(outputs, "_keras_mask", None) is not None
+    flat = flatten(outputs)
+    return bool(flat) and all(isinstance(t, torch.Tensor) and getattr(t, "_keras_mask", None) is not None for t in flat)
+
+
 def set_mask(outputs, mask):
     """Attaches `mask` (structure matching `outputs`, or one mask for all) as
     `_keras_mask` on each output tensor."""

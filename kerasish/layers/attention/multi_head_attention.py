@@ -430,22 +430,35 @@ class MultiHeadAttention(Layer):
             and key_mask is None
             and attention_mask is None
             and self._sliding_window is None
+            # (as Keras: a subclass's own `_compute_attention` gets the causal mask made)
+            and not type(self)._custom_compute_attention
         )
         if causal_only:
             mask = None
         else:
-            mask = self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
+            if type(self)._custom_attention_mask:
+                mask = self._compute_attention_mask(query, value, query_mask=query_mask, value_mask=value_mask,
+                                                    key_mask=key_mask, attention_mask=attention_mask,
+                                                    use_causal_mask=use_causal_mask)
+            else:
+                mask = self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask,
+                                            use_causal_mask)
         if self._use_gate:
             gate = torch.sigmoid(self._project(self._modules["gate"], query))
         m = self._modules
         q = self._project(m["query"], query)
         k = self._project(m["key"], key)
         v = self._project(m["value"], value)
-        dropout_active = bool(training) and self._dropout > 0.0
-        if self._standard and not return_attention_scores and not dropout_active:
-            out, scores = self._sdpa(q, k, v, mask, causal_only), None
+        if type(self)._custom_compute_attention:
+            # a subclass's own `_compute_attention` (Keras's override point) gets the projected q, k, v
+            # positional, as Keras calls it (overrides written with older signatures keep working)
+            out, scores = self._compute_attention(q, k, v, mask, training, return_attention_scores)
         else:
-            out, scores = self._explicit(q, k, v, mask, causal_only, dropout_active)
+            dropout_active = bool(training) and self._dropout > 0.0
+            if self._standard and not return_attention_scores and not dropout_active:
+                out, scores = self._sdpa(q, k, v, mask, causal_only), None
+            else:
+                out, scores = self._explicit(q, k, v, mask, causal_only, dropout_active)
         if self._use_gate:
             out = out * gate
         out = self._project(m["attention_output"], out)
@@ -454,6 +467,66 @@ class MultiHeadAttention(Layer):
         if return_attention_scores:
             return out, scores
         return out
+
+    # Keras's override points, each True on a subclass (and its subclasses) defining its own
+    _custom_compute_attention = False
+    _custom_attention_mask = False
+    _custom_masked_softmax = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_compute_attention" in cls.__dict__:
+            cls._custom_compute_attention = True
+        if "_compute_attention_mask" in cls.__dict__:
+            cls._custom_attention_mask = True
+        if "_masked_softmax" in cls.__dict__:
+            cls._custom_masked_softmax = True
+
+    def _compute_attention_mask(self, query, value, query_mask=None, value_mask=None, key_mask=None,
+                                attention_mask=None, use_causal_mask=False):
+        """Keras's combined boolean `(B, T, S)` attention mask from the Keras
+        masks, `attention_mask` and the causal mask (an override point: a
+        subclass's own is what `call` uses)."""
+        return self._attention_mask(query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
+
+    def _masked_softmax(self, attention_scores, attention_mask=None):
+        """Keras's softmax over the attention axes with masked keys left out
+        (an override point: a subclass's own runs where Keras runs it, on the
+        explicit path: attention scores returned or attention dropout)."""
+        if attention_mask is not None:
+            while attention_mask.ndim < attention_scores.ndim:
+                attention_mask = attention_mask.unsqueeze(self._mask_axis)
+        return masked_softmax(attention_scores, attention_mask, self._norm_axes)
+
+    def _compute_attention(
+        self, query, key, value, attention_mask=None, training=None, return_attention_scores=False,
+        use_causal_mask=False,
+    ):
+        """Keras's attention over projected heads, the override point of its
+        subclasses (KerasHub's CachedMultiHeadAttention calls it from its own
+        `call`; a subclass's own `_compute_attention` is what `call` runs).
+
+        Args:
+            query: projected query, `(B, T, num_heads, key_dim)`.
+            key: projected key, `(B, S, num_heads, key_dim)`.
+            value: projected value, `(B, S, num_heads, value_dim)`.
+            attention_mask: boolean, broadcastable to `(B, T, S)`; True attends.
+            training: dropout on the attention weights when True.
+            return_attention_scores: compute the scores (explicit softmax path).
+            use_causal_mask: a lower-triangular mask too (combined with `attention_mask`).
+
+        Returns:
+            `(attention_output (B, T, num_heads, value_dim), attention_scores or None)`.
+        """
+        mask = None if attention_mask is None else self._check_attention_mask(attention_mask, query, value)
+        causal_only = use_causal_mask and mask is None
+        if use_causal_mask and mask is not None:
+            t, s = query.shape[1], key.shape[1]
+            mask = mask & torch.ones(t, s, dtype=torch.bool, device=query.device).tril()
+        dropout_active = bool(training) and self._dropout > 0.0
+        if self._standard and not return_attention_scores and not dropout_active:
+            return self._sdpa(query, key, value, mask, causal_only), None
+        return self._explicit(query, key, value, mask, causal_only, dropout_active)
 
     def _project(self, dense, x):
         y = dense.project(x)
@@ -548,7 +621,10 @@ class MultiHeadAttention(Layer):
         if mask is not None:
             while mask.ndim < scores.ndim:
                 mask = mask.unsqueeze(self._mask_axis)
-        scores = masked_softmax(scores, mask, self._norm_axes)
+        if type(self)._custom_masked_softmax:
+            scores = self._masked_softmax(scores, mask)  # a subclass's own (Keras's explicit path calls it)
+        else:
+            scores = masked_softmax(scores, mask, self._norm_axes)
         weights = self._attention_dropout(scores) if dropout_active else scores
         if self._standard:
             out = torch.matmul(weights, v.transpose(1, 2)).transpose(1, 2)
