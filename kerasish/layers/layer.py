@@ -24,6 +24,7 @@ from torch import nn
 
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
+from kerasish.layers import cast_reads
 from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import hook_masks
@@ -49,6 +50,7 @@ from kerasish.layers import torch_parent_mode
 from kerasish.layers import tracking
 from kerasish.utils import naming
 from kerasish.utils import tree
+from kerasish.variables import Variable
 
 # Keras layer kwargs accepted by every layer (Keras 2 and Keras 3 spellings).
 _ALLOWED_KWARGS = frozenset(
@@ -424,6 +426,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         if cached is None or cached.dtype is not cast:
             cached = state.cast_cache[key] = value.to(cast)
             state.dirty = True
+            if isinstance(value, Variable):
+                # `self.count.assign_add(1)` in a mixed call writes the variable (`cast_reads`)
+                cast_reads.attach(cached, self, name, value)
         return cached
 
     # Keras 3's computed weights (`Dense.kernel`, `Embedding.embeddings`; see

@@ -1,0 +1,118 @@
+"""Habits PyTorch users bring to kerasish layers (round 14: mixed precision
+and dtypes first): a custom layer that updates a counter or a running
+statistic with `assign` / `assign_add` from its `call` under a mixed policy
+(the read is a cast copy: it raised AttributeError; it now writes the
+variable, where real Keras 3.15 on torch silently writes nothing);
+torch's LR schedulers (ReduceLROnPlateau, OneCycleLR, SequentialLR) driving
+a Keras optimizer; `torch.distributed.checkpoint` of a model with its Keras
+optimizer; `torch.autocast` around a float32-policy model trained with a
+Keras optimizer and gradient accumulation through `apply`.
+References: real Keras 3 with the same weights (for what it does), a NumPy
+reference from the maths, or the same pattern on `torch.nn` modules holding
+the same weights (Keras kernels are (in, out), torch Linear weights
+(out, in)).
+"""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import kerasish
+
+_MIXED = ["mixed_bfloat16", "mixed_float16"]
+
+
+def _stat_layer(lib):
+    class RunningStat(lib.layers.Layer):
+        """A custom layer keeping a call counter and a running mean of its inputs, updated in `call`."""
+
+        def build(self, input_shape):
+            self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+            self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False,
+                                        name="mean")
+            self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
+            self.ema = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="ema")
+
+        def call(self, x):
+            self.count.assign_add(1.0)
+            self.mean.assign(self.mean * 0.5 + lib.ops.mean(x, axis=0) * 0.5)
+            # a trainable weight written in the call (an EMA kept as a weight): read again after the write
+            self.ema.assign(self.ema * 0.5 + 0.25)
+            self.scale.assign_sub(lib.ops.ones_like(self.scale) * 0.125)
+            return x * self.scale + self.ema
+
+    return RunningStat
+
+
+def _numpy_run(batches):
+    """The same layer's maths in float64 NumPy: (outputs, count, mean, scale, ema)."""
+    count, mean, scale, ema = 0.0, np.zeros(3), np.ones(3), np.zeros(3)
+    outs = []
+    for x in batches:
+        count += 1.0
+        mean = mean * 0.5 + x.mean(0) * 0.5
+        ema = ema * 0.5 + 0.25
+        scale = scale - 0.125
+        outs.append(x * scale + ema)
+    return outs, count, mean, scale, ema
+
+
+def _batches():
+    g = np.random.default_rng(0)
+    # values exact in bfloat16 and float16 (multiples of 1/8 below 4): the casts lose nothing
+    return [np.round(g.uniform(-2, 2, (4, 3)) * 8) / 8 for _ in range(3)]
+
+
+@pytest.mark.parametrize("policy", _MIXED)
+def test_assign_in_a_mixed_precision_call_writes_the_variable(policy):
+    layer = _stat_layer(kerasish)(dtype=policy)
+    batches = _batches()
+    outs = [layer(torch.tensor(b, dtype=torch.float32)) for b in batches]
+    ref_outs, count, mean, scale, ema = _numpy_run(batches)
+    compute = torch.bfloat16 if policy == "mixed_bfloat16" else torch.float16
+    assert all(o.dtype == compute for o in outs)
+    tol = dict(rtol=0, atol=2e-2)  # the running mean of the inputs is read in the compute dtype
+    for out, ref in zip(outs, ref_outs):
+        np.testing.assert_allclose(out.float().detach().numpy(), ref, **tol)
+    # the variables: float32, updated (a write in the compute dtype would have lost the 1/8 steps)
+    for var, ref in [(layer.count, count), (layer.mean, mean), (layer.scale, scale), (layer.ema, ema)]:
+        assert var.dtype == torch.float32
+        np.testing.assert_allclose(var.numpy(), ref, **tol)
+    np.testing.assert_array_equal(layer.count.numpy(), 3.0)
+    np.testing.assert_array_equal(layer.scale.numpy(), np.full(3, 1 - 3 * 0.125))
+
+
+@pytest.mark.parametrize("policy", _MIXED)
+def test_a_cast_read_answers_as_its_variable_and_gradients_still_reach_the_weight(policy):
+    seen = {}
+
+    class Probe(kerasish.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="w")
+
+        def call(self, x):
+            read = self.w
+            seen.update(dtype=read.dtype, variable=read.variable, returned=read.assign_add(torch.zeros(3)))
+            return x * self.w
+
+    layer = Probe(dtype=policy)
+    x = torch.ones(2, 3)
+    layer(x).float().sum().backward()
+    assert seen["dtype"] != torch.float32
+    assert seen["variable"] is layer.w and seen["returned"] is layer.w
+    np.testing.assert_array_equal(layer.w.grad.numpy(), np.full(3, 2.0))
+
+
+@pytest.mark.parametrize("policy", _MIXED)
+def test_keras_on_torch_writes_nothing_from_a_mixed_call_and_kerasish_writes(keras_ref, policy):
+    """The evidence for the decision: real Keras 3 on torch runs the assigns of a mixed call without an
+    error and without an effect (its assign copies into the cast copy), updates them under float32;
+    kerasish updates under every policy, as Keras on TensorFlow and JAX do."""
+    batches = [torch.tensor(b, dtype=torch.float32) for b in _batches()]
+    for lib, expect_written in [(keras_ref, False), (kerasish, True)]:
+        for p, written in [("float32", True), (policy, expect_written)]:
+            layer = _stat_layer(lib)(dtype=p)
+            for b in batches:
+                layer(b)
+            assert float(np.asarray(layer.count.numpy())) == (3.0 if written else 0.0), (lib.__name__, p)
