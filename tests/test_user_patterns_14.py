@@ -116,3 +116,66 @@ def test_keras_on_torch_writes_nothing_from_a_mixed_call_and_kerasish_writes(ker
             for b in batches:
                 layer(b)
             assert float(np.asarray(layer.count.numpy())) == (3.0 if written else 0.0), (lib.__name__, p)
+
+
+# ------------------------------------------- torch.distributed.checkpoint with a Keras optimizer
+@pytest.mark.parametrize("wrap", [False, True], ids=["adam", "loss_scale_adam"])
+def test_dcp_state_dict_helpers_resume_a_keras_optimizer_like_the_uninterrupted_run(tmp_path, wrap):
+    """torch's `get_state_dict(model, optimizer)` / `set_state_dict` keep only an optimizer state dict's
+    `state` and `param_groups`: a Keras optimizer's iterations (Adam's bias correction) and a
+    LossScaleOptimizer's scale were dropped, and the resumed run silently took other steps. They now
+    travel in the first param group too."""
+    dcp = pytest.importorskip("torch.distributed.checkpoint", reason="needs torch.distributed.checkpoint")
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+    import copy
+    import warnings
+
+    def make_opt(model):
+        opt = kerasish.optimizers.Adam(0.05)
+        if wrap:
+            opt = kerasish.optimizers.LossScaleOptimizer(opt, initial_scale=2.0**7)
+        opt.build(model.trainable_variables)
+        return opt
+
+    def make():
+        return kerasish.Sequential([kerasish.Input((3,)), kerasish.layers.Dense(4), kerasish.layers.Dense(1)])
+
+    g = torch.Generator().manual_seed(3)
+    data = [(torch.randn(8, 3, generator=g), torch.randn(8, 1, generator=g)) for _ in range(4)]
+
+    def steps(model, opt, batches):
+        for x, y in batches:
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            grads = torch.autograd.grad(loss, model.trainable_variables)
+            opt.apply(grads, model.trainable_variables)
+
+    model = make()
+    straight = copy.deepcopy(model)
+    opt, straight_opt = make_opt(model), make_opt(straight)
+    steps(model, opt, data[:2])
+    steps(straight, straight_opt, data[:2])
+    if wrap:  # a scale of its own, not the initial one (LossScaleOptimizer.apply unscales by it)
+        for o in (opt, straight_opt):
+            o.dynamic_scale.fill_(2.0**5)  # (a plain tensor in kerasish: Keras has a Variable)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.distributed.checkpoint's own notes: no process group)
+        msd, osd = get_state_dict(model, opt)
+        dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp_path))
+        resumed = make()
+        resumed_opt = make_opt(resumed)
+        msd, osd = get_state_dict(resumed, resumed_opt)
+        state = {"model": msd, "optim": osd}
+        dcp.load(state, checkpoint_id=str(tmp_path))
+        set_state_dict(resumed, resumed_opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    assert int(resumed_opt.iterations) == 2
+    if wrap:
+        assert float(resumed_opt.dynamic_scale) == 2.0**5
+    steps(resumed, resumed_opt, data[2:])
+    steps(straight, straight_opt, data[2:])
+    for ours, theirs in zip(resumed.trainable_variables, straight.trainable_variables):
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=0, atol=0)
+    # the state dict itself still loads as before, from `torch.save` (the top-level "keras" entry)
+    again = make_opt(make())
+    again.load_state_dict(resumed_opt.state_dict())
+    assert int(again.iterations) == 4
