@@ -179,3 +179,42 @@ def test_dcp_state_dict_helpers_resume_a_keras_optimizer_like_the_uninterrupted_
     again = make_opt(make())
     again.load_state_dict(resumed_opt.state_dict())
     assert int(again.iterations) == 4
+
+
+# ------------------------------------ torch.autocast around a float32 model, Keras optimizer, accumulation
+def test_autocast_bfloat16_with_gradient_accumulation_through_apply_trains_like_the_torch_twin():
+    """A float32-policy model run under the user's `torch.autocast("cpu", torch.bfloat16)`, gradients of two
+    micro-batches summed and handed to a Keras SGD's `apply` once: the same weights as `nn.Linear` twins
+    under the same autocast with torch's SGD, which accumulates in `.grad`."""
+    model = kerasish.Sequential([kerasish.Input((6,)), kerasish.layers.Dense(8, activation="relu"),
+                                 kerasish.layers.Dense(2)])
+    twin = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
+    with torch.no_grad():
+        for ours, theirs in [(model.layers[0], twin[0]), (model.layers[1], twin[2])]:
+            theirs.weight.copy_(ours.kernel.T)
+            theirs.bias.copy_(ours.bias)
+    start = model.layers[0].kernel.detach().clone()
+    opt = kerasish.optimizers.SGD(0.1)
+    opt.build(model.trainable_variables)
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=0.1)
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randn(4, 6, generator=g), torch.randn(4, 2, generator=g)) for _ in range(6)]
+    for k in range(0, len(data), 2):
+        summed = None
+        for x, y in data[k:k + 2]:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out, twin_out = model(x), twin(x)
+            assert out.dtype == twin_out.dtype == torch.bfloat16
+            grads = torch.autograd.grad(nn.functional.mse_loss(out.float(), y) / 2, model.trainable_variables)
+            summed = grads if summed is None else [a + b for a, b in zip(summed, grads)]
+            (nn.functional.mse_loss(twin_out.float(), y) / 2).backward()
+        opt.apply(summed, model.trainable_variables)
+        twin_opt.step()
+        twin_opt.zero_grad()
+    assert int(opt.iterations) == 3
+    assert (model.layers[0].kernel.detach() - start).abs().max() > 1e-3  # it trained
+    tol = dict(rtol=1e-6, atol=1e-6)  # the same bfloat16 ops on the same values: float32 rounding only
+    for ours, theirs in [(model.layers[0], twin[0]), (model.layers[1], twin[2])]:
+        torch.testing.assert_close(ours.kernel.detach(), theirs.weight.detach().T, **tol)
+        torch.testing.assert_close(ours.bias.detach(), theirs.bias.detach(), **tol)
+        assert ours.kernel.dtype == torch.float32
