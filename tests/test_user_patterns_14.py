@@ -218,3 +218,102 @@ def test_autocast_bfloat16_with_gradient_accumulation_through_apply_trains_like_
         torch.testing.assert_close(ours.kernel.detach(), theirs.weight.detach().T, **tol)
         torch.testing.assert_close(ours.bias.detach(), theirs.bias.detach(), **tol)
         assert ours.kernel.dtype == torch.float32
+
+
+# ------------------------------------ a float32 layer's weights read inside another layer's mixed call
+def _tied_head(lib):
+    class TiedHead(lib.layers.Layer):
+        """A mixed-precision head over a float32 embedding it shares (a tied output projection)."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.emb = lib.layers.Embedding(10, 4, dtype="float32")
+            self.proj = lib.layers.Dense(4, dtype="float32")
+
+        def call(self, ids):
+            h = self.proj(self.emb(ids))  # the float32 sublayers' own calls: float32
+            table = self.emb.embeddings  # read here: Keras's autocast scope is this (mixed) call's
+            logits = lib.ops.matmul(lib.ops.cast(h, self.compute_dtype), lib.ops.transpose(table))
+            return h, logits, table.dtype
+
+    return TiedHead
+
+
+@pytest.mark.parametrize("policy", _MIXED)
+def test_a_float32_layers_weight_read_in_a_mixed_call_is_cast_as_keras_casts_it(keras_ref, policy):
+    """Real Keras casts a float32-policy layer's variable read inside a mixed layer's call (its
+    AutocastScope belongs to the innermost layer call, whoever owns the variable), and not inside the
+    float32 layer's own call. kerasish returned the float32 variable: the matmul raised torch's dtype error."""
+    ids = torch.tensor([[1, 2, 3], [4, 5, 9]])
+    results = {}
+    weights = None
+    for lib in (keras_ref, kerasish):
+        head = _tied_head(lib)(dtype=policy)
+        head(ids)  # (built by its first call)
+        if weights is None:
+            weights = [np.asarray(w) for w in head.get_weights()]
+        else:
+            head.set_weights(weights)
+        h, logits, table_dtype = head(ids)
+        results[lib] = (h, logits, str(table_dtype).replace("torch.", ""))
+    (kh, klogits, kdtype), (h, logits, dtype) = results[keras_ref], results[kerasish]
+    compute = "bfloat16" if policy == "mixed_bfloat16" else "float16"
+    assert kdtype == dtype == compute
+    assert h.dtype == kh.dtype == torch.float32 and logits.dtype == klogits.dtype
+    torch.testing.assert_close(h.detach(), kh.detach().cpu(), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(logits.detach().float(), klogits.detach().cpu().float(), rtol=0, atol=1e-2)
+
+
+def test_the_cast_read_of_a_float32_weight_backpropagates_into_the_float32_variable():
+    """The gradient of the tied logits reaches the float32 embedding table through the cast, as the same
+    maths written in torch (a bfloat16 copy of the table) gives it; the sublayers' own calls stay float32."""
+    head = _tied_head(kerasish)(dtype="mixed_bfloat16")
+    ids = torch.tensor([[1, 2, 3], [4, 5, 9]])
+    h, logits, _ = head(ids)
+    logits.float().square().sum().backward()
+    table = head.emb.embeddings
+    assert table.dtype == torch.float32 and table.grad is not None
+    leaf = table.detach().clone().requires_grad_()
+    kernel, bias = head.proj.kernel.detach(), head.proj.bias.detach()
+    twin_h = leaf[ids] @ kernel + bias
+    twin_logits = twin_h.to(torch.bfloat16) @ leaf.to(torch.bfloat16).T
+    twin_logits.float().square().sum().backward()
+    torch.testing.assert_close(logits.detach(), twin_logits.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(table.grad, leaf.grad, rtol=1e-2, atol=1e-2)
+
+
+def test_a_float32_layers_own_call_inside_a_mixed_call_reads_its_weights_uncast(keras_ref):
+    """The other half of Keras's rule: a float32 layer called inside a mixed layer's call computes with
+    its float32 variables, also when it reads them through attributes in its own `call` and on inputs
+    already float32 (kerasish's hot path, from the second call on)."""
+    def outer(lib):
+        class Affine(lib.layers.Layer):
+            def build(self, input_shape):
+                self.w = self.add_weight(shape=(input_shape[-1], 3), initializer="glorot_uniform", name="w")
+
+            def call(self, x):
+                return lib.ops.matmul(x, self.w)
+
+        class Outer(lib.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.affine = Affine(dtype="float32")
+
+            def call(self, x):
+                return self.affine(lib.ops.cast(x, "float32"))
+
+        return Outer
+
+    x = torch.randn(2, 5, generator=torch.Generator().manual_seed(0))
+    outs, weights = {}, None
+    for lib in (keras_ref, kerasish):
+        layer = outer(lib)(dtype="mixed_bfloat16")
+        layer(x)
+        if weights is None:
+            weights = [np.asarray(w) for w in layer.get_weights()]
+        else:
+            layer.set_weights(weights)
+        outs[lib] = [layer(x) for _ in range(2)]
+    for k_out, out in zip(outs[keras_ref], outs[kerasish]):
+        assert out.dtype == k_out.dtype == torch.float32
+        torch.testing.assert_close(out.detach(), k_out.detach().cpu(), rtol=1e-6, atol=1e-6)

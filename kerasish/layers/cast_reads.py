@@ -1,4 +1,6 @@
-"""The Keras variable API on a mixed-precision weight read.
+"""Weight reads inside a mixed-precision call, as Keras's `AutocastScope` makes them.
+
+1. The Keras variable API on a cast read.
 
 Inside the call of a mixed-precision layer (`mixed_bfloat16`, `mixed_float16`)
 a float trainable weight reads as a copy in the compute dtype
@@ -26,13 +28,42 @@ The writers are made once per weight and attached when the copy is made
 (once per weight and outermost call: a dict update), never on a float32
 read. Under `torch.compile` the read is a traced cast with nothing attached:
 `assign` on it in a compiled mixed call still raises `AttributeError`.
+
+2. A float32 layer's weight read by a mixed call (`read_in_mixed_call`).
+
+Keras's scope belongs to the innermost layer call, whoever owns the
+variable: a mixed layer reading a float32-policy layer's weight (a tied
+output projection over a float32 `Embedding`) gets it in its compute dtype,
+and the float32 layer's own call (a float32 scope) gets the variable. kerasish
+does this for the computed weights a layer hands to others, `Dense` /
+`EinsumDense` `kernel` and `Embedding` `embeddings` (`stored_weights.
+computed_variable`; the layers' own calls read the registry). Other weights
+of a float32 layer (`conv.kernel`, `dense.bias`, a custom layer's) read by a
+mixed call stay float32: every layer's hot call reads its own weights
+through `Layer.__getattr__`, where any check would cost each call (and be a
+guard on each compiled call). The innermost layer `call` on the Python stack
+tells whose read it is; a count of the mixed calls in progress
+(`MIXED_CALLS`) spares every other read that look. Eager only: under
+`torch.compile` the weight stays float32.
 """
 
 from __future__ import annotations
 
+import sys
 import weakref
 
+import torch
+
 from kerasish.layers.call_context import LOCAL as _LOCAL
+
+# mixed-precision layer calls in progress, all threads together (`Layer._full_call` counts them): only a
+# hint that lets a float32 layer's weight read skip everything below when none runs anywhere. The
+# decision is the reading thread's own (its call state and stack); a count that two threads race on can
+# only make a read look for nothing, or skip a cast while another thread's call ends
+MIXED_CALLS = [0]
+# the methods a layer call runs its maths in (`Layer.__call__` calls one of them)
+_CALL_NAMES = frozenset({"call", "quantized_call"})
+_MAX_FRAMES = 64
 
 # {(id(layer), name): (weak reference to the variable, the writers)}: made once per weight, not per cast.
 # The writers hold the variable weakly (the cache never keeps a model alive); an entry whose variable
@@ -81,3 +112,30 @@ def _writers(key, ref) -> dict:
         return variable
 
     return {"assign": assign, "assign_add": assign_add, "assign_sub": assign_sub}
+
+
+def read_in_mixed_call(layer, name: str, value):
+    """A float weight of a layer that is not mixed (a float32-policy layer), read while a mixed-precision
+    call runs in this thread, as Keras's `AutocastScope` reads it: the scope is the innermost layer call's,
+    whoever owns the variable. The innermost layer `call` on the stack decides: a mixed layer's (a parent
+    reading its float32 sublayer's kernel, a tied embedding) gets the copy in its compute dtype; the
+    owner's own call, or another float32 layer's, the variable itself. Not under `torch.compile`."""
+    if not value.is_floating_point() or torch.compiler.is_compiling():
+        return value
+    casts = _LOCAL.state.casts
+    if not casts:
+        return value
+    frame = sys._getframe(1)
+    for _ in range(_MAX_FRAMES):
+        if frame is None:
+            break
+        code = frame.f_code
+        if code.co_name in _CALL_NAMES and code.co_argcount and code.co_varnames[0] == "self":
+            reader = frame.f_locals.get("self")
+            if isinstance(reader, torch.nn.Module) and "_mixed" in reader.__dict__:
+                cast = casts.get(id(reader))
+                if cast is None or reader is layer:
+                    return value
+                return layer._cast_weight(name, value, cast)
+        frame = frame.f_back
+    return value

@@ -25,6 +25,7 @@ from torch import nn
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.layers import cast_reads
+from kerasish.layers.cast_reads import MIXED_CALLS as _MIXED_CALLS
 from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import hook_masks
@@ -401,20 +402,23 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             return self._cast_weight(name, value)
         return value
 
-    def _cast_weight(self, name, value):
+    def _cast_weight(self, name, value, cast=None):
         """A mixed-precision layer's float weight, as its compute dtype while
         the layer's call runs in this thread; cast once per outermost call
-        (and grad mode), however often `call` reads it."""
+        (and grad mode), however often `call` reads it. `cast`: the dtype
+        to cast to (a float32 layer's weight read by a mixed call,
+        `cast_reads.read_in_mixed_call`)."""
         state = _LOCAL.state
-        casts = state.casts
-        cast = casts.get(id(self))
         if cast is None:
-            if not casts:
-                return value
-            # read by another mixed layer's call in progress (a parent using its sublayer's weight:
-            # `ops.matmul(x, ops.transpose(self.token_embeddings.embeddings))`): Keras's autocast
-            # scope is the innermost mixed call's, whoever owns the variable
-            cast = next(reversed(casts.values()))
+            casts = state.casts
+            cast = casts.get(id(self))
+            if cast is None:
+                if not casts:
+                    return value
+                # read by another mixed layer's call in progress (a parent using its sublayer's weight:
+                # `ops.matmul(x, ops.transpose(self.token_embeddings.embeddings))`): Keras's autocast
+                # scope is the innermost mixed call's, whoever owns the variable
+                cast = next(reversed(casts.values()))
         if value.dtype is cast or not value.is_floating_point():
             return value
         if name in self.__dict__["_no_autocast"]:
@@ -975,8 +979,12 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         casts = state.casts
         key = id(self)
         previous_cast = casts.get(key)
+        # counted for `cast_reads` (eager only: traced calls never cast a float32 layer's weights there)
+        counted = cast_weights and not _is_compiling()
         if cast_weights:
             casts[key] = d["_compute_torch_dtype"]
+        if counted:
+            _MIXED_CALLS[0] += 1
         scope = state.scope
         entry = d.get("_call_scope")
         if entry is None or entry.name is not d["name"]:
@@ -996,6 +1004,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         finally:
             stack.pop()
             scope.pop()
+            if counted:
+                _MIXED_CALLS[0] -= 1
             if previous_cast is None:
                 casts.pop(key, None)
             else:
