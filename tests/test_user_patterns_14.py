@@ -294,13 +294,18 @@ def test_a_float32_layers_own_call_inside_a_mixed_call_reads_its_weights_uncast(
             def call(self, x):
                 return lib.ops.matmul(x, self.w)
 
+        class KernelDense(lib.layers.Dense):
+            def call(self, x):  # its own computed `kernel`, read in its own call
+                return lib.ops.matmul(x, self.kernel)
+
         class Outer(lib.layers.Layer):
             def __init__(self, **kwargs):
                 super().__init__(**kwargs)
                 self.affine = Affine(dtype="float32")
+                self.dense = KernelDense(2, dtype="float32")
 
             def call(self, x):
-                return self.affine(lib.ops.cast(x, "float32"))
+                return self.dense(self.affine(lib.ops.cast(x, "float32")))
 
         return Outer
 
