@@ -10,7 +10,6 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from kerasish.layers import call_context as ctx
-from kerasish.layers.cast_reads import MIXED_CALLS
 from kerasish.utils import naming
 
 _MODES = ("full", "activations", "larger_than", "list_of_layers", None)
@@ -150,18 +149,13 @@ def layer_call(layer, call, args, kwargs, training, cast_dtype):
         entry = layer.__dict__.get("_call_scope")
         state.scope.append(entry if entry is not None and entry.name is layer.name else naming.call_scope(layer))
         previous = state.casts.get(key)
-        counted = cast_dtype is not None and not torch.compiler.is_compiling()
         if cast_dtype is not None:
             state.casts[key] = cast_dtype
-        if counted:  # (the recomputation reads float32 weights as the forward did: `cast_reads`)
-            MIXED_CALLS[0] += 1
         try:
             return call(*a, **k)
         finally:
             state.stack.pop()
             state.scope.pop()
-            if counted:
-                MIXED_CALLS[0] -= 1
             if cast_dtype is not None:
                 if previous is None:
                     state.casts.pop(key, None)

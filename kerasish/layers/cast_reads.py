@@ -42,9 +42,8 @@ of a float32 layer (`conv.kernel`, `dense.bias`, a custom layer's) read by a
 mixed call stay float32: every layer's hot call reads its own weights
 through `Layer.__getattr__`, where any check would cost each call (and be a
 guard on each compiled call). The innermost layer `call` on the Python stack
-tells whose read it is; a count of the mixed calls in progress
-(`MIXED_CALLS`) spares every other read that look. Eager only: under
-`torch.compile` the weight stays float32.
+tells whose read it is, looked for only while a mixed call runs in the
+reading thread. Eager only: under `torch.compile` the weight stays float32.
 """
 
 from __future__ import annotations
@@ -56,11 +55,6 @@ import torch
 
 from kerasish.layers.call_context import LOCAL as _LOCAL
 
-# mixed-precision layer calls in progress, all threads together (`Layer._full_call` counts them): only a
-# hint that lets a float32 layer's weight read skip everything below when none runs anywhere. The
-# decision is the reading thread's own (its call state and stack); a count that two threads race on can
-# only make a read look for nothing, or skip a cast while another thread's call ends
-MIXED_CALLS = [0]
 # the methods a layer call runs its maths in (`Layer.__call__` calls one of them)
 _CALL_NAMES = frozenset({"call", "quantized_call"})
 _MAX_FRAMES = 64
@@ -120,10 +114,10 @@ def read_in_mixed_call(layer, name: str, value):
     whoever owns the variable. The innermost layer `call` on the stack decides: a mixed layer's (a parent
     reading its float32 sublayer's kernel, a tied embedding) gets the copy in its compute dtype; the
     owner's own call, or another float32 layer's, the variable itself. Not under `torch.compile`."""
-    if not value.is_floating_point() or torch.compiler.is_compiling():
+    if torch.compiler.is_compiling():
         return value
     casts = _LOCAL.state.casts
-    if not casts:
+    if not casts or not value.is_floating_point():  # (a method of a Variable, a tensor subclass: dear, last)
         return value
     frame = sys._getframe(1)
     for _ in range(_MAX_FRAMES):

@@ -25,7 +25,6 @@ from torch import nn
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
 from kerasish.layers import cast_reads
-from kerasish.layers.cast_reads import MIXED_CALLS as _MIXED_CALLS
 from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import hook_masks
@@ -979,12 +978,8 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         casts = state.casts
         key = id(self)
         previous_cast = casts.get(key)
-        # counted for `cast_reads` (eager only: traced calls never cast a float32 layer's weights there)
-        counted = cast_weights and not _is_compiling()
         if cast_weights:
             casts[key] = d["_compute_torch_dtype"]
-        if counted:
-            _MIXED_CALLS[0] += 1
         scope = state.scope
         entry = d.get("_call_scope")
         if entry is None or entry.name is not d["name"]:
@@ -1004,8 +999,6 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         finally:
             stack.pop()
             scope.pop()
-            if counted:
-                _MIXED_CALLS[0] -= 1
             if previous_cast is None:
                 casts.pop(key, None)
             else:

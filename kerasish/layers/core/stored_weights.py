@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import torch
 
-from kerasish.layers.cast_reads import MIXED_CALLS
 from kerasish.layers.cast_reads import read_in_mixed_call
 
 
@@ -65,9 +64,7 @@ def computed_variable(layer, name: str):
     output projection: `cast_reads.read_in_mixed_call`, Keras's autocast scope). The layers' own calls
     read `stored_weight` (or the registry) instead: no check on their hot paths."""
     value = stored_weight(layer, name)
-    if MIXED_CALLS[0] and not layer.__dict__["_mixed"] and isinstance(value, torch.Tensor):
-        return read_in_mixed_call(layer, name, value)
-    return value
+    return value if layer.__dict__["_mixed"] else read_in_mixed_call(layer, name, value)
 
 
 def stored_property(name: str) -> property:
