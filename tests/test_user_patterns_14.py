@@ -29,8 +29,7 @@ def _stat_layer(lib):
 
         def build(self, input_shape):
             self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
-            self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False,
-                                        name="mean")
+            self.mean = self.add_weight(shape=(input_shape[-1],), initializer="zeros", trainable=False, name="mean")
             self.scale = self.add_weight(shape=(input_shape[-1],), initializer="ones", name="scale")
             self.ema = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="ema")
 
@@ -186,8 +185,9 @@ def test_autocast_bfloat16_with_gradient_accumulation_through_apply_trains_like_
     """A float32-policy model run under the user's `torch.autocast("cpu", torch.bfloat16)`, gradients of two
     micro-batches summed and handed to a Keras SGD's `apply` once: the same weights as `nn.Linear` twins
     under the same autocast with torch's SGD, which accumulates in `.grad`."""
-    model = kerasish.Sequential([kerasish.Input((6,)), kerasish.layers.Dense(8, activation="relu"),
-                                 kerasish.layers.Dense(2)])
+    model = kerasish.Sequential(
+        [kerasish.Input((6,)), kerasish.layers.Dense(8, activation="relu"), kerasish.layers.Dense(2)]
+    )
     twin = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 2))
     with torch.no_grad():
         for ours, theirs in [(model.layers[0], twin[0]), (model.layers[1], twin[2])]:
@@ -201,7 +201,7 @@ def test_autocast_bfloat16_with_gradient_accumulation_through_apply_trains_like_
     data = [(torch.randn(4, 6, generator=g), torch.randn(4, 2, generator=g)) for _ in range(6)]
     for k in range(0, len(data), 2):
         summed = None
-        for x, y in data[k:k + 2]:
+        for x, y in data[k : k + 2]:
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out, twin_out = model(x), twin(x)
             assert out.dtype == twin_out.dtype == torch.bfloat16
@@ -286,6 +286,7 @@ def test_a_float32_layers_own_call_inside_a_mixed_call_reads_its_weights_uncast(
     """The other half of Keras's rule: a float32 layer called inside a mixed layer's call computes with
     its float32 variables, also when it reads them through attributes in its own `call` and on inputs
     already float32 (kerasish's hot path, from the second call on)."""
+
     def outer(lib):
         class Affine(lib.layers.Layer):
             def build(self, input_shape):
