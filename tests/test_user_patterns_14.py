@@ -1,15 +1,19 @@
 """Habits PyTorch users bring to kerasish layers (round 14: mixed precision
-and dtypes first): a custom layer that updates a counter or a running
-statistic with `assign` / `assign_add` from its `call` under a mixed policy
-(the read is a cast copy: it raised AttributeError; it now writes the
-variable, where real Keras 3.15 on torch silently writes nothing);
-torch's LR schedulers (ReduceLROnPlateau, OneCycleLR, SequentialLR) driving
-a Keras optimizer; `torch.distributed.checkpoint` of a model with its Keras
-optimizer; `torch.autocast` around a float32-policy model trained with a
-Keras optimizer and gradient accumulation through `apply`.
-References: real Keras 3 with the same weights (for what it does), a NumPy
-reference from the maths, or the same pattern on `torch.nn` modules holding
-the same weights (Keras kernels are (in, out), torch Linear weights
+and dtypes first): a custom layer that updates a weight with `assign` /
+`assign_add` from its `call` under a mixed policy (the read is a cast copy:
+it raised AttributeError; it now writes the variable, where real Keras 3.15
+on torch silently writes nothing); a mixed layer reading a float32 layer's
+`kernel` / `embeddings` (a tied output projection: Keras casts it to the
+reader's compute dtype, kerasish returned float32 and the matmul raised),
+while the float32 layer's own call keeps it float32;
+`torch.distributed.checkpoint`'s `get_state_dict` / `set_state_dict` with a
+Keras optimizer (they dropped its iterations and a LossScaleOptimizer's
+scale: the resume silently took other steps); `torch.autocast` around a
+float32-policy model trained with a Keras optimizer and gradient
+accumulation through `apply`.
+References: real Keras 3 with the same weights, a NumPy reference from the
+maths, the uninterrupted run, or the same pattern on `torch.nn` modules
+holding the same weights (Keras kernels are (in, out), torch Linear weights
 (out, in)).
 """
 
