@@ -429,8 +429,9 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         if cached is None or cached.dtype is not cast:
             cached = state.cast_cache[key] = value.to(cast)
             state.dirty = True
-            if isinstance(value, Variable):
-                # `self.count.assign_add(1)` in a mixed call writes the variable (`cast_reads`)
+            if cast_reads.WRITERS_FOR.get(type(self)) is not False and isinstance(value, Variable):
+                # `self.ema.assign(...)` in a mixed call writes the variable (`cast_reads`; not for the
+                # built-in layers, whose calls never write what they read)
                 cast_reads.attach(cached, self, name, value)
         return cached
 
