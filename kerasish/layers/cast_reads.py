@@ -30,7 +30,8 @@ read, and only to the reads of layers of the user's own classes (a
 subclass of a built-in layer included): kerasish's built-in layers never
 write what they read, so `self.dense.kernel.assign(...)` on a built-in
 sublayer's cast read in a mixed call still raises `AttributeError`; write
-it through `self.dense.weights`, which lists the variables themselves. Under `torch.compile` the read is a traced cast with nothing attached:
+it through `self.dense.weights`, which lists the variables themselves.
+Under `torch.compile` the read is a traced cast with nothing attached:
 `assign` on it in a compiled mixed call still raises `AttributeError`.
 
 2. A float32 layer's weight read by a mixed call (`read_in_mixed_call`).
