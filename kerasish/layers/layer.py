@@ -24,6 +24,7 @@ from torch import nn
 
 from kerasish import dtype_policies
 from kerasish.layers import call_context as ctx
+from kerasish.layers import cast_reads
 from kerasish.backend import remat
 from kerasish.layers.call_context import LOCAL as _LOCAL
 from kerasish.layers import build_shapes
@@ -50,6 +51,7 @@ from kerasish.layers import torch_parent_mode
 from kerasish.layers import tracking
 from kerasish.utils import naming
 from kerasish.utils import tree
+from kerasish.variables import Variable
 
 # Keras layer kwargs accepted by every layer (Keras 2 and Keras 3 spellings).
 _ALLOWED_KWARGS = frozenset(
@@ -402,20 +404,23 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
             return self._cast_weight(name, value)
         return value
 
-    def _cast_weight(self, name, value):
+    def _cast_weight(self, name, value, cast=None):
         """A mixed-precision layer's float weight, as its compute dtype while
         the layer's call runs in this thread; cast once per outermost call
-        (and grad mode), however often `call` reads it."""
+        (and grad mode), however often `call` reads it. `cast`: the dtype
+        to cast to (a float32 layer's weight read by a mixed call,
+        `cast_reads.read_in_mixed_call`)."""
         state = _LOCAL.state
-        casts = state.casts
-        cast = casts.get(id(self))
         if cast is None:
-            if not casts:
-                return value
-            # read by another mixed layer's call in progress (a parent using its sublayer's weight:
-            # `ops.matmul(x, ops.transpose(self.token_embeddings.embeddings))`): Keras's autocast
-            # scope is the innermost mixed call's, whoever owns the variable
-            cast = next(reversed(casts.values()))
+            casts = state.casts
+            cast = casts.get(id(self))
+            if cast is None:
+                if not casts:
+                    return value
+                # read by another mixed layer's call in progress (a parent using its sublayer's weight:
+                # `ops.matmul(x, ops.transpose(self.token_embeddings.embeddings))`): Keras's autocast
+                # scope is the innermost mixed call's, whoever owns the variable
+                cast = next(reversed(casts.values()))
         if value.dtype is cast or not value.is_floating_point():
             return value
         if name in self.__dict__["_no_autocast"]:
@@ -427,6 +432,10 @@ class Layer(LayerWeightsMixin, LayerLossesMixin, LayerQuantizationMixin, LayerGr
         if cached is None or cached.dtype is not cast:
             cached = state.cast_cache[key] = value.to(cast)
             state.dirty = True
+            if cast_reads.WRITERS_FOR.get(type(self)) is not False and isinstance(value, Variable):
+                # `self.ema.assign(...)` in a mixed call writes the variable (`cast_reads`; not for the
+                # built-in layers, whose calls never write what they read)
+                cast_reads.attach(cached, self, name, value)
         return cached
 
     # Keras 3's computed weights (`Dense.kernel`, `Embedding.embeddings`; see

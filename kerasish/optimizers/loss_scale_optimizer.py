@@ -306,11 +306,19 @@ class LossScaleOptimizer(Optimizer):
         """The inner optimizer's state dict plus `"loss_scale"` (`step_counter`, `dynamic_scale`)."""
         sd = self.inner_optimizer.state_dict()
         sd["loss_scale"] = {"step_counter": int(self.step_counter), "dynamic_scale": float(self.dynamic_scale)}
+        if sd["param_groups"]:  # (kept by torch's distributed-checkpoint helpers, as the inner "keras" state)
+            sd["param_groups"][0]["loss_scale"] = sd["loss_scale"]
         return sd
 
     def load_state_dict(self, state_dict: dict) -> None:
         state_dict = dict(state_dict)
-        extra = state_dict.pop("loss_scale", {})
+        groups = state_dict.get("param_groups")
+        in_group = None
+        if groups and any("loss_scale" in g for g in groups):
+            state_dict["param_groups"] = [dict(g) for g in groups]
+            for g in state_dict["param_groups"]:
+                in_group = g.pop("loss_scale", None) or in_group
+        extra = state_dict.pop("loss_scale", None) or in_group or {}
         self.inner_optimizer.load_state_dict(state_dict)
         # torch's load_state_dict replaces the inner `param_groups` and `state` objects: share the new ones
         self.param_groups = self.inner_optimizer.param_groups

@@ -158,6 +158,9 @@ def _keras2_lr_and_decay(learning_rate, kwargs: dict):
 # the param-group keys a kerasish optimizer honours ("param_names": torch's own, from named_parameters();
 # "initial_lr": a torch lr_scheduler's bookkeeping)
 _GROUP_KEYS_READ = frozenset({"params", "lr", "weight_decay", "param_names", "initial_lr"})
+# where `state_dict()` keeps the Keras state (iterations, ...) a second time: in the first param group,
+# which torch's distributed-checkpoint helpers keep (they drop every other top-level key)
+_GROUP_KEY = "keras_state"
 
 
 def _stored_tensor(value) -> torch.Tensor:
@@ -1190,11 +1193,16 @@ class Optimizer(torch.optim.Optimizer):
     # ------------------------------------------------------ state and configs
 
     def state_dict(self) -> dict:
-        """torch's state dict plus a `"keras"` entry (iterations, global state)."""
+        """torch's state dict plus a `"keras"` entry (iterations, global state), also kept in the first
+        param group: torch's `torch.distributed.checkpoint.state_dict.get_state_dict` /
+        `set_state_dict` (and FSDP's optimizer state dicts) keep only `state` and `param_groups`."""
         sd = super().state_dict()
-        sd["keras"] = {"iterations": int(self._iterations), **self._extra_state()}
+        keras_state = {"iterations": int(self._iterations), **self._extra_state()}
         if self.__dict__.get("_custom_variables"):
-            sd["keras"]["custom_variables"] = [v.detach().clone() for v in self._custom_variables]
+            keras_state["custom_variables"] = [v.detach().clone() for v in self._custom_variables]
+        sd["keras"] = keras_state
+        if sd["param_groups"]:
+            sd["param_groups"][0][_GROUP_KEY] = keras_state
         return sd
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -1209,7 +1217,13 @@ class Optimizer(torch.optim.Optimizer):
                 f"model is built), then load. Received: a state dict for {saved} variable(s), "
                 f"optimizer.built={self.built}"
             )
-        extra = dict(state_dict.pop("keras", {}))
+        groups = state_dict.get("param_groups")
+        in_group = None
+        if groups and any(_GROUP_KEY in g for g in groups):
+            state_dict["param_groups"] = [dict(g) for g in groups]  # (the caller's dicts stay as they are)
+            for g in state_dict["param_groups"]:
+                in_group = g.pop(_GROUP_KEY, None) or in_group
+        extra = dict(state_dict.pop("keras", None) or in_group or {})
         super().load_state_dict(state_dict)
         if "iterations" in extra:
             self._iterations.fill_(int(extra.pop("iterations")))

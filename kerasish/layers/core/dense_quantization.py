@@ -21,6 +21,7 @@ import torch
 from kerasish import activations
 from kerasish import initializers
 from kerasish import quantizers
+from kerasish.layers.core.stored_weights import computed_variable
 from kerasish.layers.core.stored_weights import lora_merged
 from kerasish.layers.core.stored_weights import plain_attribute
 from kerasish.layers.core.stored_weights import stored_property
@@ -90,7 +91,7 @@ class DenseQuantization:
     def _get_kernel(self):
         d = self.__dict__
         if not (d.get("lora_enabled") or d.get("_is_quantized")):
-            return stored_weight(self, "kernel")  # the variable itself
+            return computed_variable(self, "kernel")  # the variable itself
         mode = self.quantization_mode
         if mode in ("gptq", "awq") and not d.get("_calibration_pending", True):
             kernel = self._gptq_values()  # calibrated: not dequantized

@@ -24,6 +24,7 @@ from kerasish.layers.core.dense_quantization import apply_activation
 from kerasish.layers.core.dense_quantization import check_lora_allowed
 from kerasish.layers.core.dense_quantization import float8_bias
 from kerasish.layers.core.dense_quantization import float8_build
+from kerasish.layers.core.stored_weights import computed_variable
 from kerasish.layers.core.stored_weights import lora_merged
 from kerasish.layers.core.stored_weights import plain_attribute
 from kerasish.layers.core.stored_weights import stored_property
@@ -142,9 +143,9 @@ class EinsumDenseQuantization:
 
     def _get_kernel(self):
         d = self.__dict__
-        kernel = stored_weight(self, "kernel")
         if not (d.get("lora_enabled") or d.get("_is_quantized")):
-            return kernel  # the variable itself
+            return computed_variable(self, "kernel")  # the variable itself
+        kernel = stored_weight(self, "kernel")
         if self.quantization_mode == "int4":  # unpacked (not dequantized), in the kernel's own shape
             kernel = quantizers.unpack_int4(kernel, self._int4_columns, axis=-1).reshape(self.original_kernel_shape)
         return lora_merged(self, kernel, "lora_kernel")

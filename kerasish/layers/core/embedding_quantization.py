@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from kerasish import quantizers
 from kerasish.layers.core.dense_quantization import add_lora
 from kerasish.layers.core.dense_quantization import check_lora_allowed
+from kerasish.layers.core.stored_weights import computed_variable
 from kerasish.layers.core.stored_weights import lora_merged
 from kerasish.layers.core.stored_weights import plain_attribute
 from kerasish.layers.core.stored_weights import stored_property
@@ -52,9 +53,9 @@ class EmbeddingQuantization:
 
     def _get_embeddings(self):
         d = self.__dict__
-        table = stored_weight(self, "embeddings")
         if not (d.get("lora_enabled") or d.get("_is_quantized")):
-            return table  # the variable itself
+            return computed_variable(self, "embeddings")  # the variable itself
+        table = stored_weight(self, "embeddings")
         if self.quantization_mode == "int4":  # unpacked (not dequantized)
             table = quantizers.unpack_int4(table, self._orig_output_dim, axis=-1)
         return lora_merged(self, table, "lora_embeddings")

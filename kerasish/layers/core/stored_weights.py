@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import torch
 
+from kerasish.layers.cast_reads import read_in_mixed_call
+
 
 def stored_weight(layer, name: str):
     """The stored variable `name` of `layer` (a parameter or buffer; a
@@ -53,6 +55,16 @@ def stored_weight(layer, name: str):
     if not d.get("built"):
         raise AttributeError(f"You must build the layer before accessing `{name}`.")
     raise AttributeError(f"Layer '{d.get('name')}' of type {type(layer).__name__} has no stored `_{name}` variable.")
+
+
+def computed_variable(layer, name: str):
+    """The stored variable as the computed property (`layer.kernel`, `layer.embeddings`) hands it out
+    when the layer is neither quantized nor LoRA-enabled: `stored_weight`, and, for a layer that is not
+    mixed (a float32-policy one), cast to the compute dtype of a mixed layer's call that reads it (a tied
+    output projection: `cast_reads.read_in_mixed_call`, Keras's autocast scope). The layers' own calls
+    read `stored_weight` (or the registry) instead: no check on their hot paths."""
+    value = stored_weight(layer, name)
+    return value if layer.__dict__["_mixed"] else read_in_mixed_call(layer, name, value)
 
 
 def stored_property(name: str) -> property:
