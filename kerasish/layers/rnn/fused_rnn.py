@@ -20,10 +20,12 @@ Keras <-> torch conventions, all here:
   SimpleRNN (contiguous Keras storage) gets one transposed copy per weight:
   the oneDNN kernel reads torch's `(G * units, in)` layout fastest
   (transposed views +2%, the former flat `cat` +3.5-5%). GRU's copy also
-  reorders its gates. On CUDA, cuDNN wants one contiguous buffer (it would
-  otherwise compact the weights itself, with a warning), so the weights are
-  laid out into one buffer per call there. Without autograd (inference)
-  every re-laid layout is cached until a weight changes (version counter).
+  reorders its gates (a `chunk` and a `cat` per weight). On CUDA, cuDNN wants
+  one contiguous buffer (it would otherwise compact the weights itself, with
+  a warning), so the weights are laid out into one buffer per call there.
+  Nothing re-laid is kept across calls, with or without autograd: a weight
+  changed through `.data` (manual updates, weight clipping) bumps no version
+  counter, so a cache keyed on versions handed the kernel stale weights.
 - Under `torch.compile` the kernel is one opaque custom op
   (`kerasish::fused_rnn`, see `rnn_op.py`): inductor would otherwise unroll
   the time loop into per-step ops (a minute of compile time, slower steps).
@@ -98,24 +100,45 @@ def _gru_order(w: torch.Tensor, u: int) -> torch.Tensor:
 
 
 def flat_weights(mode: str, cell, like: torch.Tensor) -> list:
-    """`[w_ih, w_hh(, b_ih, b_hh)]` in torch's layout for inputs `like`.
+    """`[w_ih, w_hh(, b_ih, b_hh)]` in torch's layout for inputs `like`,
+    re-laid from the Keras-layout weights on every call (nothing cached: a
+    copy kept across calls goes stale when a weight changes through `.data`,
+    which no version counter sees).
 
-    Training (autograd on) on the CPU: one transposed copy per weight (no
-    flat buffer, whose slicing backward costs more than it saves); on CUDA
-    one contiguous buffer. Inference: the same layout, cached on the cell
-    until a weight changes (its version counter or storage moves)."""
+    On the CPU (eager): LSTM/SimpleRNN weights are transposed views or
+    copies (`_torch_layout_weights`), GRU's are reordered copies
+    (`_gru_torch_layout`). On CUDA and under
+    `torch.compile`: one contiguous buffer, as cuDNN wants it."""
     dtype = like.dtype
-    if torch.is_grad_enabled() or torch.compiler.is_compiling():
-        if mode != "gru" and like.device.type == "cpu":
-            return _torch_layout_weights(cell, dtype)
-        return _relaid_weights(mode, cell, dtype)
-    params = [p for p in (cell.kernel, cell.recurrent_kernel, cell.bias) if p is not None]
-    key = (mode, dtype, *((p.data_ptr(), p._version) for p in params))
-    cached = cell.__dict__.get("_flat_weight_cache")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    out = _relaid_weights(mode, cell, dtype)
-    cell.__dict__["_flat_weight_cache"] = (key, out)
+    compiling = torch.compiler.is_compiling()
+    if like.device.type == "cpu" and not compiling:
+        if mode == "gru":
+            return _gru_torch_layout(cell, dtype)
+        return _torch_layout_weights(cell, dtype)
+    if mode != "gru" and like.device.type == "cpu" and torch.is_grad_enabled():
+        return _torch_layout_weights(cell, dtype)
+    return _relaid_weights(mode, cell, dtype)
+
+
+def _gru_torch_layout(cell, dtype: torch.dtype) -> list:
+    """GRU weights in torch's layout and gate order, eager: Keras's
+    `(in, 3 * units)` kernel (gates z, r, h) transposed, split into its three
+    gate blocks (views) and concatenated r, z, h into one contiguous
+    `(3 * units, in)` copy; the `(2, 3 * units)` bias the same way along its
+    columns, then split into `b_ih`, `b_hh`. Three dispatched ops per weight
+    where slicing and concatenating took five, and a backward of views and one
+    `cat` where each slice's backward filled a zero buffer; the values are the
+    same copies."""
+    k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
+    out = []
+    for w in (k, rk):
+        z, r, h = w.t().chunk(3)
+        out.append(torch.cat((r, z, h)))
+    if b is not None:
+        z, r, h = b.chunk(3, dim=1)
+        out += torch.cat((r, z, h), dim=1).unbind(0)
+    if out[0].dtype != dtype:
+        out = [w.to(dtype) for w in out]
     return out
 
 
