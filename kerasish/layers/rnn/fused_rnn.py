@@ -105,35 +105,37 @@ def flat_weights(mode: str, cell, like: torch.Tensor) -> list:
     copy kept across calls goes stale when a weight changes through `.data`,
     which no version counter sees).
 
-    On the CPU (eager): LSTM/SimpleRNN weights are transposed views or
-    copies (`_torch_layout_weights`), GRU's are reordered copies
-    (`_gru_torch_layout`). On CUDA and under
-    `torch.compile`: one contiguous buffer, as cuDNN wants it."""
+    On the CPU: LSTM/SimpleRNN weights are transposed views or copies
+    (`_torch_layout_weights`); GRU's are reordered copies
+    (`_gru_torch_layout`, eager; `_relaid_weights` under `torch.compile`).
+    On CUDA: one contiguous buffer, as cuDNN wants it."""
     dtype = like.dtype
-    compiling = torch.compiler.is_compiling()
-    if like.device.type == "cpu" and not compiling:
-        if mode == "gru":
+    if like.device.type == "cpu":
+        if mode != "gru":
+            return _torch_layout_weights(cell, dtype)
+        if not torch.compiler.is_compiling():
             return _gru_torch_layout(cell, dtype)
-        return _torch_layout_weights(cell, dtype)
-    if mode != "gru" and like.device.type == "cpu" and torch.is_grad_enabled():
-        return _torch_layout_weights(cell, dtype)
     return _relaid_weights(mode, cell, dtype)
 
 
 def _gru_torch_layout(cell, dtype: torch.dtype) -> list:
-    """GRU weights in torch's layout and gate order, eager: Keras's
-    `(in, 3 * units)` kernel (gates z, r, h) transposed, split into its three
-    gate blocks (views) and concatenated r, z, h into one contiguous
-    `(3 * units, in)` copy; the `(2, 3 * units)` bias the same way along its
-    columns, then split into `b_ih`, `b_hh`. Three dispatched ops per weight
-    where slicing and concatenating took five, and a backward of views and one
-    `cat` where each slice's backward filled a zero buffer; the values are the
-    same copies."""
+    """GRU weights in torch's gate order, eager: Keras's `(in, 3 * units)`
+    kernel (gates z, r, h) split into its three column blocks (views) and
+    concatenated r, z, h (one contiguous copy, row by row), handed over
+    transposed (torch's `(3 * units, in)` shape, a view); the `(2, 3 * units)`
+    bias the same way, then split into `b_ih`, `b_hh`. Three dispatched ops
+    per weight where slicing and concatenating took five, and a backward of
+    views and one `cat` where each slice's backward filled a zero buffer; the
+    same values in the same layout as before, so the same numbers.
+    (Measured in instructions, GRU(64) on 8x20x32, 1 thread: a contiguous
+    `(3 * units, in)` copy instead costs a strided transposing copy per call,
+    1.058x nn.GRU's training step and 1.13x its no-grad call, against 1.037x
+    and 1.03x this way.)"""
     k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
     out = []
     for w in (k, rk):
-        z, r, h = w.t().chunk(3)
-        out.append(torch.cat((r, z, h)))
+        z, r, h = w.chunk(3, dim=1)
+        out.append(torch.cat((r, z, h), dim=1).t())
     if b is not None:
         z, r, h = b.chunk(3, dim=1)
         out += torch.cat((r, z, h), dim=1).unbind(0)
@@ -149,10 +151,16 @@ def _torch_layout_weights(cell, dtype: torch.dtype) -> list:
     storage); Keras's one bias is torch's `b_ih` and `b_hh` is zeros (kept on
     the cell)."""
     k, rk, b = cell.kernel, cell.recurrent_kernel, cell.bias
-    out = [k.t().contiguous().to(dtype), rk.t().contiguous().to(dtype)]
+    out = []
+    for w in (k, rk):  # (no `.contiguous()` / `.to()` call that would do nothing: each is a dispatched op)
+        w = w.t()
+        if w.dtype is not dtype:
+            w = w.to(dtype)
+        out.append(w if w.is_contiguous() else w.contiguous())
     if b is None:
         return out
-    b = b.to(dtype)
+    if b.dtype is not dtype:
+        b = b.to(dtype)
     if torch.compiler.is_compiling():
         return [*out, b, torch.zeros_like(b)]
     zeros = cell.__dict__.get("_zero_bias")
