@@ -17,7 +17,9 @@ kerasish NHWC convolutions). Rows:
   DenseNet-like feature stack) and a Dot of two heads, 8x32 input, vs the
   same with `torch.cat` and a batched dot product;
 - `bn_train`: one BatchNormalization in training mode on 8x4x4x16 vs
-  `nn.BatchNorm2d` (forward only, no_grad: the per-call cost).
+  `nn.BatchNorm2d` (forward only, no_grad: the per-call cost);
+- `gru_infer` / `lstm_infer`: one no-grad GRU(64) / LSTM(64) call on 8x20x32
+  vs `nn.GRU` / `nn.LSTM` (the weights re-laid per call: nothing is cached).
 
 The two sides run in interleaved rounds after a warm-up; a row reports the
 median time of each and the median of the per-round ratios (robust on a
@@ -211,6 +213,23 @@ def bn_train_pair():
     return a, b
 
 
+def rnn_infer_pair(kind):
+    layer = keras.layers.GRU(64) if kind == "gru" else keras.layers.LSTM(64)
+    ref = (nn.GRU if kind == "gru" else nn.LSTM)(32, 64, batch_first=True)
+    x = torch.randn(8, 20, 32)
+    layer(x)
+
+    def a():
+        with torch.no_grad():
+            layer(x)
+
+    def b():
+        with torch.no_grad():
+            ref(x)
+
+    return a, b
+
+
 # ----------------------------------------------------------------- timing
 def _time(fn, iters):
     start = _clock()
@@ -236,6 +255,8 @@ def compare(a, b, rounds, iters):
 def steps(name):
     if name == "bn_train":
         return bn_train_pair()
+    if name in ("gru_infer", "lstm_infer"):
+        return rnn_infer_pair(name[:-6])
     ours, ref, batch_ours, batch_ref, loss_fn = PAIRS[name]()
     ours(batch_ours[0])  # build
     return train_step_fn(ours, batch_ours, loss_fn), train_step_fn(ref, batch_ref, loss_fn)
@@ -270,7 +291,8 @@ def callgrind_count(name: str, side: str, n: int) -> float:
         return int(found.group(1)) / n
 
 
-ITERS = {"cnn": 20, "transformer": 20, "lstm": 20, "gru": 20, "concat": 50, "bn_train": 300}
+ITERS = {"cnn": 20, "transformer": 20, "lstm": 20, "gru": 20, "concat": 50, "bn_train": 300, "gru_infer": 50,
+         "lstm_infer": 50}
 
 
 def main(argv=None):

@@ -300,9 +300,39 @@ class BatchNormalization(GammaBetaMixin, Layer):
         xt, shape = self._to_channel_dim1(x)
         y, mean, invstd = torch.native_batch_norm(xt, gamma, beta, None, None, True, 0.0, self.epsilon)
         var = invstd.detach().pow(-2)
-        var.sub_(self.epsilon).clamp_min_(0.0)  # (a fresh tensor: in place, the same values)
-        self._update_moving(mean.detach(), var)
+        # (`is_compiling` first: a compiled call reads no method it does not need, each one a guard)
+        consts = None if torch.compiler.is_compiling() else self._update_constants(invstd)
+        # (a fresh tensor: in place; `relu_` is torch's `clamp_min_(0)` with the 0 not wrapped in Python)
+        var.sub_(self.epsilon if consts is None else consts[2]).relu_()
+        self._update_moving(mean.detach(), var, consts)
         return self._from_channel_dim1(y, shape)
+
+    def _update_constants(self, like):
+        """`(momentum, 1 - momentum, epsilon)` as 0-d tensors of `like`'s dtype
+        and device, kept on the layer while they stay the same (eager,
+        float32/float64 plain tensors). An op with a Python number wraps it in
+        a new tensor on every call (about half of a small training call's
+        update work); a 0-d operand of the same dtype is the same number to
+        the kernel, so the results are the same bit for bit. None (use the
+        numbers) for tensor subclasses (fake, distributed), half precision (the kernel
+        would see the number rounded to 16 bits first) and the cumulative
+        average (`torch_momentum = None`: a new momentum every batch). Eager
+        only: the caller passes None under `torch.compile` (numbers are
+        constants there, tensors on the layer would be guarded attributes)."""
+        if type(like) is not torch.Tensor or like.dtype not in (torch.float32, torch.float64):
+            return None
+        d = self.__dict__
+        if d.get("_cumulative_batches") is not None:
+            return None
+        m, eps = self.momentum, self.epsilon
+        cached = d.get("_update_constants_cache")
+        if (cached is not None and cached[0] == m and cached[1] == eps and cached[2] is like.dtype
+                and cached[3] == like.device):
+            return cached[4]
+        with torch.inference_mode(False):  # (made inside inference mode, they would be inference tensors)
+            consts = tuple(torch.tensor(v, dtype=like.dtype, device=like.device) for v in (m, 1.0 - m, eps))
+        d["_update_constants_cache"] = (m, eps, like.dtype, like.device, consts)
+        return consts
 
     # ------------------------------------------- torch's _BatchNorm protocol
     def reset_running_stats(self) -> None:
@@ -361,7 +391,7 @@ class BatchNormalization(GammaBetaMixin, Layer):
         self._cumulative_batches = n + 1
         return 1.0 - 1.0 / (n + 1)
 
-    def _update_moving(self, mean, var):
+    def _update_moving(self, mean, var, consts=None):
         """Keras's rule, in place (buffers, detached operands: no autograd and
         no Python side effect, so it compiles). Not again when
         `torch.utils.checkpoint` recomputes the call in the backward pass:
@@ -377,9 +407,14 @@ class BatchNormalization(GammaBetaMixin, Layer):
             if mm.dtype is mean.dtype and mv.dtype is var.dtype:
                 # `moving * m + batch * (1 - m)` in place: the same roundings as written out below, three
                 # dispatched ops per statistic instead of four and a `float()` (a small BatchNormalization's
-                # training call is mostly dispatch; `torch._foreach_*` measured no cheaper on the CPU)
-                mm.mul_(m).add_(mean * (1.0 - m))
-                mv.mul_(m).add_(var * (1.0 - m))
+                # training call is mostly dispatch; `torch._foreach_*` measured no cheaper on the CPU);
+                # `consts`: `m` and `1 - m` as 0-d tensors of this dtype (`_update_constants`)
+                if consts is None or consts[0].dtype is not mm.dtype:
+                    mm.mul_(m).add_(mean * (1.0 - m))
+                    mv.mul_(m).add_(var * (1.0 - m))
+                else:
+                    mm.mul_(consts[0]).add_(mean * consts[1])
+                    mv.mul_(consts[0]).add_(var * consts[1])
                 return
             for moving, batch in ((mm, mean), (mv, var)):  # (half-precision statistics: computed in float32)
                 moving.copy_(moving.float() * m + batch * (1.0 - m))

@@ -144,6 +144,39 @@ def test_batch_norm_compile_training_updates_stats():
     assert_close(layer.get_weights(), eager.get_weights())
 
 
+def test_batch_norm_moving_stats_follow_momentum_epsilon_and_dtype_changes():
+    """Eager training keeps momentum, 1 - momentum and epsilon as 0-d tensors
+    on the layer; they must follow a new momentum, a new epsilon, a dtype
+    move and calls made inside `torch.inference_mode`. Reference: Keras's rule
+    in float64 NumPy (biased batch variance, `moving * m + batch * (1 - m)`)."""
+    layer = keras.layers.BatchNormalization(momentum=0.9)
+    rs = np.random.RandomState(3)
+    xs = [(rs.randn(6, 5) * (i + 1) + i).astype("float32") for i in range(6)]
+    layer(torch.from_numpy(xs[0]))
+    mean, var = np.zeros(5), np.ones(5)
+    for i, x in enumerate(xs):
+        if i == 2:
+            layer.momentum = 0.5
+        if i == 3:
+            layer.epsilon = 0.5  # the batch variance comes back from 1/sqrt(var + epsilon)
+        if i == 4:
+            layer.double()
+        t = torch.from_numpy(x).to(layer.moving_mean.dtype)
+        if i == 5:
+            with torch.inference_mode():
+                layer(t, training=True)
+        else:
+            layer(t, training=True)
+        m = layer.momentum
+        mean = mean * m + x.astype("float64").mean(0) * (1 - m)
+        var = var * m + x.astype("float64").var(0) * (1 - m)
+        np.testing.assert_allclose(layer.moving_mean.detach().double().numpy(), mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.moving_variance.detach().double().numpy(), var, rtol=1e-5, atol=1e-6)
+    assert layer.moving_mean.dtype == torch.float64
+    layer(torch.from_numpy(xs[0]).double(), training=True)  # outside inference mode again: still updates
+    assert not layer.moving_mean.is_inference()
+
+
 def test_batch_norm_channels_last_no_copy():
     layer = keras.layers.BatchNormalization()
     x = torch.randn(2, 3, 3, 4)
