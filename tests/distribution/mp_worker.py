@@ -84,10 +84,12 @@ def main(out):
     result["tp_loaded_w0"] = model.get_weights()[0]
     col.assign(np.ones(tuple(col.shape), "float32"))
     result["tp_assign_local"] = col.to_local().detach().numpy().copy()
-    # a fresh model resumes from rank 0's checkpoint, optimizer state included (compiled first, so the
-    # optimizer is built on the unsharded weights and moves to the DTensors when fit lays them out)
+    # a fresh model resumes from rank 0's checkpoint, optimizer state included (compiled and its optimizer
+    # built first, on the unsharded weights: as in Keras, `load_weights` skips the state of an optimizer not
+    # built yet; the state moves to the DTensors when fit lays the weights out)
     resumed = mp_models.mlp()
     mp_models.compile_mlp(resumed)
+    resumed.optimizer.build(resumed.trainable_variables)
     resumed.load_weights(os.path.join(out, "ckpt.weights.h5"))
     resumed.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
     for i, w in enumerate(resumed.get_weights()):
