@@ -69,6 +69,9 @@ class _DatasetOps(PyDataset):
 
     # batch size of the elements (None: single samples)
     _element_batch: int | None = None
+    # like the tf.data dataset Keras returns, the dataset alone decides its order: `fit(shuffle=True)` (the
+    # default) must not permute the batches of an unshuffled dataset (see data_adapters.get_data_adapter)
+    _keeps_own_order = True
     # how samples are stacked into a batch (the source's, kept through map/take/...)
     _collate_fn = staticmethod(_collate)
 

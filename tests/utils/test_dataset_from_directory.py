@@ -461,6 +461,31 @@ def test_fit_a_small_cnn_on_image_dataset(tmp_path):
     assert model.predict(val.map(lambda x, y: x), verbose=0).shape == (3, 1)
 
 
+
+def test_fit_keeps_the_order_of_an_unshuffled_directory_dataset(image_dir):
+    """Keras returns a tf.data dataset, whose order `fit(shuffle=True)` (the default) leaves alone; kerasish's
+    dataset is a PyDataset, whose batch order fit permuted every epoch. An unshuffled dataset (and a `map`ped
+    view of it) must reach train_step in its own order (found porting tensorflow.org's images/classification:
+    History differed from tf.keras's until the order was kept)."""
+    seen = []
+
+    class Recorder(keras.Sequential):
+        def train_step(self, batch):
+            seen.append(int(keras.ops.convert_to_numpy(batch[1])[0]))
+            return {"loss": 0.0}
+
+    ds = keras.utils.image_dataset_from_directory(image_dir, shuffle=False, image_size=(4, 4), batch_size=1,
+                                                  verbose=False)
+    want = [int(keras.ops.convert_to_numpy(y)[0]) for _, y in ds]
+    assert want == sorted(want) and len(set(want)) == 3
+    model = Recorder([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    for dataset in (ds, ds.map(lambda x, y: (x * 2, y))):
+        seen.clear()
+        model.fit(dataset, epochs=2, verbose=0)
+        assert seen == want * 2
+
+
 # --------------------------------------------------------------- split_dataset
 
 
