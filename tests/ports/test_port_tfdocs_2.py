@@ -1,0 +1,384 @@
+"""The second round of tensorflow.org Keras tutorials (tensorflow/docs site/en/tutorials: images/classification,
+images/data_augmentation, images/transfer_learning, images/segmentation, audio/simple_audio), ported by changing
+`tf.keras` to `keras` (`import kerasish as keras`) and `tf.*` ops to torch / `keras.ops`. Each replays the tf.keras 2
+run recorded by tools/fixtures/make_tfdocs_programs_2.py (whose docstring lists the tutorials and what was shrunk)
+from the same initial weights on the same batches. The data is the fixture's data.py, shared with the generator.
+
+What the ports change besides the imports (each named where it happens):
+- `image_dataset_from_directory`: the tutorial's shuffled call is compared by its class names and file lists (both
+  shuffle the file list with NumPy's RandomState(seed)); training uses the same call with `shuffle=False`, in the
+  generator too (tf.data's per-epoch shuffle draws from TensorFlow's own generator);
+- `tf.signal.stft` -> `keras.ops.stft(center=False)` given TensorFlow's window explicitly (for an odd
+  frame_length, tf's "periodic" Hann window is the symmetric one; Keras 3's and kerasish's `"hann"` is not);
+- random augmentation layers: compared at inference (the identity in both) and by deterministic checks of what
+  they draw, since tf.keras's draws cannot be reproduced; Dropout rates are `DROP` (0.0).
+
+Initial and final weights are per leaf layer (`_leaf_weights`): tf.keras 2's `Model.get_weights()` puts all
+trainable weights before all non-trainable ones, Keras 3 (and kerasish) keep layer order.
+Tolerances: TensorFlow's float32 kernels against torch's over a few steps: rtol 2e-4 / atol 2e-5 unless a test
+says why; file names, counts and class names exactly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+from kerasish import layers
+
+HERE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "tfdocs2")
+META = json.load(open(os.path.join(HERE, "metadata.json")))["programs"]
+TOL = {"rtol": 2e-4, "atol": 2e-5}
+DROP = 0.0
+
+_spec = importlib.util.spec_from_file_location("tfdocs2_data", os.path.join(HERE, "data.py"))
+data = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(data)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one torch thread runs them fastest on the shared machine (see test_port_tfdocs.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _arrays(name):
+    with np.load(os.path.join(HERE, name + ".npz"), allow_pickle=False) as f:
+        arrays = dict(f)
+
+    def listed(key):
+        return [arrays[f"{key}.{i}"] for i in range(META[name][key + "#len"])]
+
+    return arrays, listed
+
+
+def _np(t):
+    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+
+
+def _leaves(layer):
+    if hasattr(layer, "layers"):
+        return [leaf for sub in layer.layers for leaf in _leaves(sub)]
+    return [layer] if layer.weights else []
+
+
+def _leaf_weights(model):
+    return [w for leaf in _leaves(model) for w in leaf.get_weights()]
+
+
+def _set_leaf_weights(model, weights):
+    weights = list(weights)
+    for leaf in _leaves(model):
+        n = len(leaf.weights)
+        leaf.set_weights(weights[:n])
+        weights = weights[n:]
+    assert not weights, "weights left over"
+
+
+def _assert_list(got, want, tol=TOL, what=""):
+    assert len(got) == len(want), what
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(_np(a), np.asarray(b), err_msg=f"{what}[{i}]", **tol)
+
+
+def _assert_history(history, want, tol=TOL):
+    assert sorted(history.history) == sorted(want)
+    for key, values in want.items():
+        np.testing.assert_allclose(history.history[key], values, err_msg=key, **tol)
+
+
+# ------------------------------------------------------------------------------------------------ images
+def test_classification_image_dataset_from_directory_and_cnn(tmp_path):
+    arrays, listed = _arrays("classification")
+    meta = META["classification"]
+    data_dir = data.write_flowers(str(tmp_path / "flower_photos"))
+    batch_size, img_height, img_width = 4, 8, 8
+    train_ds = keras.utils.image_dataset_from_directory(
+        data_dir, validation_split=0.2, subset="training", seed=123, image_size=(img_height, img_width),
+        batch_size=batch_size, verbose=False)
+    val_ds = keras.utils.image_dataset_from_directory(
+        data_dir, validation_split=0.2, subset="validation", seed=123, image_size=(img_height, img_width),
+        batch_size=batch_size, verbose=False)
+    assert list(train_ds.class_names) == meta["class_names"]
+    assert [os.path.relpath(p, data_dir) for p in train_ds.file_paths] == meta["train_files"]
+    assert [os.path.relpath(p, data_dir) for p in val_ds.file_paths] == meta["val_files"]
+
+    train_ds, val_ds = keras.utils.image_dataset_from_directory(  # shuffle=False: see the module docstring
+        data_dir, validation_split=0.2, subset="both", seed=123, shuffle=False, image_size=(img_height, img_width),
+        batch_size=batch_size, verbose=False)
+    assert [os.path.relpath(p, data_dir) for p in train_ds.file_paths] == meta["train_files_unshuffled"]
+    for image_batch, labels_batch in train_ds:
+        np.testing.assert_array_equal(_np(image_batch), arrays["first_batch"])
+        np.testing.assert_array_equal(_np(labels_batch), arrays["first_labels"])
+        break
+    num_classes = len(train_ds.class_names)
+    model = keras.Sequential([
+        layers.Rescaling(1. / 255, input_shape=(img_height, img_width, 3)),
+        layers.Conv2D(4, 3, padding='same', activation='relu'),
+        layers.MaxPooling2D(),
+        layers.Conv2D(8, 3, padding='same', activation='relu'),
+        layers.MaxPooling2D(),
+        layers.Flatten(),
+        layers.Dense(16, activation='relu'),
+        layers.Dense(num_classes)
+    ])
+    _set_leaf_weights(model, listed("init"))
+    model.compile(optimizer='adam', loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=['accuracy'])
+    _assert_history(model.fit(train_ds, validation_data=val_ds, epochs=3, verbose=0), meta["history"])
+    _assert_list(_leaf_weights(model), listed("final"), what="final")
+    val_images = np.concatenate([_np(x) for x, _ in val_ds])
+    np.testing.assert_allclose(_np(model.predict(val_images, verbose=0)), arrays["val_logits"], **TOL)
+
+
+def _augmentation_model(num_classes, img_height=8, img_width=8):
+    data_augmentation = keras.Sequential([
+        layers.RandomFlip("horizontal", input_shape=(img_height, img_width, 3)),
+        layers.RandomRotation(0.1),
+        layers.RandomZoom(0.1),
+    ])
+    model = keras.Sequential([
+        data_augmentation,
+        layers.Rescaling(1. / 255),
+        layers.Conv2D(4, 3, padding='same', activation='relu'),
+        layers.MaxPooling2D(),
+        layers.Conv2D(8, 3, padding='same', activation='relu'),
+        layers.MaxPooling2D(),
+        layers.Dropout(DROP),
+        layers.Flatten(),
+        layers.Dense(16, activation='relu'),
+        layers.Dense(num_classes, name="outputs")
+    ])
+    return data_augmentation, model
+
+
+def test_data_augmentation_model_is_the_identity_at_inference(tmp_path):
+    """The augmentation model's predictions / evaluate equal tf.keras's: RandomFlip / RandomRotation / RandomZoom
+    pass the images through untouched outside training."""
+    arrays, listed = _arrays("classification")
+    meta = META["classification"]
+    data_dir = data.write_flowers(str(tmp_path / "flower_photos"))
+    _, val_ds = keras.utils.image_dataset_from_directory(
+        data_dir, validation_split=0.2, subset="both", seed=123, shuffle=False, image_size=(8, 8), batch_size=4,
+        verbose=False)
+    val_images = np.concatenate([_np(x) for x, _ in val_ds])
+    _, model = _augmentation_model(len(meta["class_names"]))
+    _set_leaf_weights(model, listed("aug_init"))
+    model.compile(optimizer='adam', loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=['accuracy'])
+    logits = _np(model.predict(val_images, verbose=0))
+    np.testing.assert_allclose(logits, arrays["aug_val_logits"], **TOL)
+    np.testing.assert_allclose(model.evaluate(val_ds, verbose=0), meta["aug_evaluate"], **TOL)
+    score = _np(keras.ops.softmax(logits[0]))  # tf.nn.softmax
+    assert meta["class_names"][int(np.argmax(score))] == meta["aug_first_class"]
+    np.testing.assert_allclose(100 * np.max(score), meta["aug_first_confidence"], rtol=2e-4)
+
+
+def test_data_augmentation_draws_are_valid_augmentations():
+    """What the random layers draw in training cannot be compared with tf.keras's draws; check what they must be:
+    RandomFlip('horizontal') gives each image either unchanged or mirrored left-right, and both occur;
+    RandomRotation / RandomZoom change the images but keep them in the input's range; the Sequential of all three
+    is the identity with training=False."""
+    keras.utils.set_random_seed(7)
+    x = torch.from_numpy(np.random.RandomState(0).rand(64, 8, 8, 3).astype("float32") * 255)
+    flipped = _np(layers.RandomFlip("horizontal")(x, training=True))
+    xs = _np(x)
+    same = np.all(flipped == xs, axis=(1, 2, 3))
+    mirrored = np.all(flipped == xs[:, :, ::-1], axis=(1, 2, 3))
+    assert np.all(same | mirrored) and same.any() and mirrored.any()
+    for layer in (layers.RandomRotation(0.1), layers.RandomZoom(0.1)):
+        out = _np(layer(x, training=True))
+        assert out.shape == xs.shape
+        assert not np.allclose(out, xs)
+        assert out.min() >= -1e-3 and out.max() <= 255 + 1e-3
+    augmentation, _ = _augmentation_model(3)
+    np.testing.assert_array_equal(_np(augmentation(x, training=False)), xs)
+
+
+def _small_base(img_shape):
+    inputs = keras.Input(shape=img_shape)
+    x = layers.Conv2D(4, 3, strides=2, padding='same', use_bias=False, name="conv1")(inputs)
+    x = layers.BatchNormalization(name="bn1")(x)
+    x = layers.ReLU(6., name="relu1")(x)
+    x = layers.Conv2D(6, 3, padding='same', use_bias=False, name="conv2")(x)
+    x = layers.BatchNormalization(name="bn2")(x)
+    x = layers.ReLU(6., name="relu2")(x)
+    return keras.Model(inputs, x, name="small_base")
+
+
+def test_transfer_learning_frozen_base_then_fine_tuning():
+    """Frozen base called with training=False (its BatchNormalization uses the moving statistics and keeps them),
+    then `trainable = True` with the first layers frozen again, RMSprop at a tenth of the rate,
+    `initial_epoch=history.epoch[-1]`."""
+    arrays, listed = _arrays("transfer_learning")
+    meta = META["transfer_learning"]
+    x, y = data.pets()
+    x_val, y_val = data.pets(seed=25, n=8)
+    img_shape = (8, 8, 3)
+    preprocess_input = layers.Rescaling(1. / 127.5, offset=-1)
+    base_model = _small_base(img_shape)
+    inputs = keras.Input(shape=img_shape)
+    h = preprocess_input(inputs)
+    h = base_model(h, training=False)
+    h = layers.GlobalAveragePooling2D()(h)
+    h = layers.Dropout(DROP)(h)
+    outputs = layers.Dense(1)(h)
+    model = keras.Model(inputs, outputs)
+    _set_leaf_weights(model, listed("init"))
+    np.testing.assert_allclose(_np(base_model(preprocess_input(x[:4]))), arrays["feature_batch"], **TOL)
+    base_model.trainable = False
+    assert len(model.trainable_variables) == meta["n_trainable_frozen"]
+    base_learning_rate = 0.01
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=base_learning_rate),
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.BinaryAccuracy(threshold=0, name='accuracy')])
+    np.testing.assert_allclose(model.evaluate(x_val, y_val, batch_size=4, verbose=0), meta["initial_evaluate"], **TOL)
+    initial_epochs = 3
+    h1 = model.fit(x, y, batch_size=4, epochs=initial_epochs, validation_data=(x_val, y_val), shuffle=False,
+                   verbose=0)
+    _assert_history(h1, meta["history"])
+    _assert_list(_leaf_weights(model), listed("after_frozen"), what="after_frozen")
+
+    base_model.trainable = True
+    for layer in base_model.layers[:3]:
+        layer.trainable = False
+    model.compile(loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  optimizer=keras.optimizers.RMSprop(learning_rate=base_learning_rate / 10),
+                  metrics=[keras.metrics.BinaryAccuracy(threshold=0, name='accuracy')])
+    assert len(model.trainable_variables) == meta["n_trainable_fine"]
+    h2 = model.fit(x, y, batch_size=4, epochs=initial_epochs + 2, initial_epoch=h1.epoch[-1],
+                   validation_data=(x_val, y_val), shuffle=False, verbose=0)
+    assert list(h2.epoch) == meta["fine_epochs"]
+    _assert_history(h2, meta["fine_history"])
+    _assert_list(_leaf_weights(model), listed("final"), what="final")
+    np.testing.assert_allclose(model.evaluate(x_val, y_val, batch_size=4, verbose=0), meta["evaluate"], **TOL)
+    predictions = torch.sigmoid(torch.as_tensor(_np(model.predict_on_batch(x_val[:4])).flatten()))
+    np.testing.assert_allclose(_np(predictions), arrays["predictions"], **TOL)
+
+
+def _upsample(filters, size):
+    """pix2pix.upsample(filters, size, apply_dropout=False)."""
+    initializer = keras.initializers.RandomNormal(0., 0.02)  # tf.random_normal_initializer
+    result = keras.Sequential()
+    result.add(layers.Conv2DTranspose(filters, size, strides=2, padding='same', kernel_initializer=initializer,
+                                      use_bias=False))
+    result.add(layers.BatchNormalization())
+    result.add(layers.ReLU())
+    return result
+
+
+def test_segmentation_unet():
+    arrays, listed = _arrays("segmentation")
+    meta = META["segmentation"]
+    x, y = data.segmentation()
+    x_test, y_test = data.segmentation(seed=26, n=8)
+    base_in = keras.Input(shape=[8, 8, 3])
+    a = layers.Conv2D(4, 3, strides=2, padding='same', activation='relu', name="block_1_expand_relu")(base_in)
+    b = layers.Conv2D(8, 3, strides=2, padding='same', activation='relu', name="block_3_expand_relu")(a)
+    down_stack = keras.Model(inputs=base_in, outputs=[a, b])
+    down_stack.trainable = False
+    up_stack = [_upsample(4, 3)]
+
+    def unet_model(output_channels):
+        inputs = layers.Input(shape=[8, 8, 3])
+        skips = down_stack(inputs)
+        h = skips[-1]
+        skips = reversed(skips[:-1])
+        for up, skip in zip(up_stack, skips):
+            h = up(h)
+            h = layers.Concatenate()([h, skip])
+        last = layers.Conv2DTranspose(filters=output_channels, kernel_size=3, strides=2, padding='same')
+        return keras.Model(inputs=inputs, outputs=last(h))
+
+    model = unet_model(output_channels=3)
+    _set_leaf_weights(model, listed("init"))
+    model.compile(optimizer='adam', loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=['accuracy'])
+    _assert_history(model.fit(x, y, batch_size=4, epochs=3, validation_data=(x_test, y_test), shuffle=False,
+                              verbose=0), meta["history"])
+    _assert_list(_leaf_weights(model), listed("final"), what="final")
+    pred_mask = _np(model.predict(x_test[:2], verbose=0))
+    np.testing.assert_allclose(pred_mask, arrays["pred_logits"], **TOL)
+    np.testing.assert_array_equal(np.argmax(pred_mask, axis=-1)[..., None], arrays["create_mask"])
+    np.testing.assert_allclose(model.evaluate(x_test, y_test, batch_size=4, verbose=0), meta["evaluate"], **TOL)
+
+
+# ------------------------------------------------------------------------------------------------ audio
+# tf.signal.stft's default window, `hann_window(255, periodic=True)`: TensorFlow makes a "periodic" window of odd
+# length symmetric (cos(2 pi n / 254)), which is np.hanning(255); Keras 3's torch backend (scipy's get_window) and
+# kerasish make window="hann" truly periodic (cos(2 pi n / 255)): see test_stft_hann_window_is_keras3s
+TF_HANN_255 = np.hanning(255).astype("float32")
+
+
+def get_spectrogram(waveform):
+    """tf.signal.stft(frame_length=255, frame_step=128) -> keras.ops.stft(center=False) with TensorFlow's window:
+    each frame of 255 samples windowed and zero-padded to fft_length 256, no centring."""
+    real, imag = keras.ops.stft(waveform, sequence_length=255, sequence_stride=128, fft_length=256,
+                                window=TF_HANN_255, center=False)
+    spectrogram = torch.sqrt(real ** 2 + imag ** 2)  # tf.abs
+    return spectrogram[..., None]
+
+
+def test_stft_hann_window_is_keras3s(keras_ref):
+    """Documented difference: `window="hann"` follows Keras 3 (checked here against Keras 3.15's torch backend),
+    whose odd-length Hann window is not tf.signal's (the recorded spectrogram is ~0.16 away with it, about
+    6e-6 with TensorFlow's window passed explicitly, as the port does)."""
+    arrays, _ = _arrays("simple_audio")
+    x, _ = data.waveforms()
+    real, imag = keras.ops.stft(torch.from_numpy(x), 255, 128, 256, window="hann", center=False)
+    k_real, k_imag = keras_ref.ops.stft(x, 255, 128, 256, window="hann", center=False)
+    np.testing.assert_allclose(_np(real), keras_ref.ops.convert_to_numpy(k_real), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_np(imag), keras_ref.ops.convert_to_numpy(k_imag), rtol=1e-5, atol=1e-5)
+    magnitude = np.sqrt(_np(real) ** 2 + _np(imag) ** 2)
+    assert np.abs(magnitude - arrays["train_spec"][..., 0]).max() > 0.05
+    n = np.arange(255)
+    np.testing.assert_allclose(TF_HANN_255, 0.5 - 0.5 * np.cos(2 * np.pi * n / 254), atol=1e-6)
+
+
+def test_simple_audio_stft_resizing_normalization():
+    arrays, listed = _arrays("simple_audio")
+    meta = META["simple_audio"]
+    x, y = data.waveforms()
+    x_val, y_val = data.waveforms(seed=27, n=9)
+    train_spec = _np(get_spectrogram(torch.from_numpy(x)))
+    val_spec = _np(get_spectrogram(torch.from_numpy(x_val)))
+    np.testing.assert_allclose(train_spec, arrays["train_spec"], rtol=1e-4, atol=1e-4)  # float32 FFTs, |X| up to ~75
+    input_shape = train_spec.shape[1:]
+    norm_layer = layers.Normalization()
+    norm_layer.adapt(data=[train_spec[i:i + 6] for i in range(0, len(train_spec), 6)])  # Dataset.batch(6)
+    np.testing.assert_allclose(_np(norm_layer.mean), arrays["norm_mean"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_np(norm_layer.variance), arrays["norm_variance"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(_np(layers.Resizing(8, 8)(val_spec[:2])), arrays["resized"], rtol=1e-4, atol=1e-4)
+    model = keras.models.Sequential([
+        layers.Input(shape=input_shape),
+        layers.Resizing(8, 8),
+        norm_layer,
+        layers.Conv2D(4, 3, activation='relu'),
+        layers.Conv2D(8, 3, activation='relu'),
+        layers.MaxPooling2D(),
+        layers.Dropout(DROP),
+        layers.Flatten(),
+        layers.Dense(16, activation='relu'),
+        layers.Dropout(DROP),
+        layers.Dense(3),
+    ])
+    _set_leaf_weights(model, listed("init"))
+    model.compile(optimizer=keras.optimizers.Adam(), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=['accuracy'])
+    h = model.fit(train_spec, y, batch_size=6, validation_data=(val_spec, y_val), epochs=6, shuffle=False,
+                  callbacks=keras.callbacks.EarlyStopping(verbose=0, patience=2), verbose=0)
+    _assert_history(h, meta["history"])
+    _assert_list(_leaf_weights(model), listed("final"), what="final")
+    got = model.evaluate(val_spec, y_val, return_dict=True, verbose=0)
+    assert sorted(got) == sorted(meta["evaluate"])
+    np.testing.assert_allclose([got[k] for k in sorted(got)], [meta["evaluate"][k] for k in sorted(got)], **TOL)
+    np.testing.assert_allclose(_np(model.predict(val_spec, verbose=0)), arrays["y_pred"], **TOL)
