@@ -382,3 +382,180 @@ def test_simple_audio_stft_resizing_normalization():
     assert sorted(got) == sorted(meta["evaluate"])
     np.testing.assert_allclose([got[k] for k in sorted(got)], [meta["evaluate"][k] for k in sorted(got)], **TOL)
     np.testing.assert_allclose(_np(model.predict(val_spec, verbose=0)), arrays["y_pred"], **TOL)
+
+
+# ------------------------------------------------------------------------------------------------ text
+UNITS, VOCAB = 8, 12
+
+
+def _nmt(keras):
+    """The tutorial's classes and functions over a Keras module: kerasish, or real Keras 3 (torch backend) where
+    the two are compared."""
+
+    class Encoder(keras.layers.Layer):
+        def __init__(self, vocab_size, units):
+            super(Encoder, self).__init__()
+            self.vocab_size = vocab_size
+            self.units = units
+            self.embedding = keras.layers.Embedding(self.vocab_size, units, mask_zero=True)
+            self.rnn = keras.layers.Bidirectional(
+                merge_mode='sum', layer=keras.layers.GRU(units, return_sequences=True,
+                                                         recurrent_initializer='glorot_uniform'))
+
+        def call(self, x):
+            x = self.embedding(x)
+            x = self.rnn(x)
+            return x
+
+    class CrossAttention(keras.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__()
+            self.mha = keras.layers.MultiHeadAttention(key_dim=units, num_heads=1, **kwargs)
+            self.layernorm = keras.layers.LayerNormalization()
+            self.add = keras.layers.Add()
+
+        def call(self, x, context):
+            attn_output, attn_scores = self.mha(query=x, value=context, return_attention_scores=True)
+            attn_scores = keras.ops.mean(attn_scores, axis=1)  # tf.reduce_mean
+            self.last_attention_weights = attn_scores
+            x = self.add([x, attn_output])
+            x = self.layernorm(x)
+            return x
+
+    class Decoder(keras.layers.Layer):
+        def __init__(self, vocab_size, units):
+            super(Decoder, self).__init__()
+            self.vocab_size = vocab_size
+            self.units = units
+            self.embedding = keras.layers.Embedding(self.vocab_size, units, mask_zero=True)
+            self.rnn = keras.layers.GRU(units, return_sequences=True, return_state=True,
+                                        recurrent_initializer='glorot_uniform')
+            self.attention = CrossAttention(units)
+            self.output_layer = keras.layers.Dense(self.vocab_size)
+
+        def call(self, context, x, state=None, return_state=False):
+            x = self.embedding(x)
+            x, state = self.rnn(x, initial_state=state)
+            x = self.attention(x, context)
+            self.last_attention_weights = self.attention.last_attention_weights
+            logits = self.output_layer(x)
+            if return_state:
+                return logits, state
+            else:
+                return logits
+
+    class Translator(keras.Model):
+        def __init__(self, units, vocab_size):
+            super().__init__()
+            self.encoder = Encoder(vocab_size, units)
+            self.decoder = Decoder(vocab_size, units)
+
+        def call(self, inputs):
+            context, x = inputs
+            context = self.encoder(context)
+            logits = self.decoder(context, x)
+            try:
+                del logits._keras_mask
+            except AttributeError:
+                pass
+            return logits
+
+    def masked_loss(y_true, y_pred):
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction='none')
+        loss = loss_fn(y_true, y_pred)
+        mask = keras.ops.cast(y_true != 0, loss.dtype)
+        loss *= mask
+        return keras.ops.sum(loss) / keras.ops.sum(mask)
+
+    def masked_acc(y_true, y_pred):
+        y_pred = keras.ops.argmax(y_pred, axis=-1)
+        y_pred = keras.ops.cast(y_pred, y_true.dtype)
+        match = keras.ops.cast(y_true == y_pred, "float32")
+        mask = keras.ops.cast(y_true != 0, "float32")
+        return keras.ops.sum(match) / keras.ops.sum(mask)
+
+    return Translator, masked_loss, masked_acc
+
+
+def _nmt_leaves(model):
+    enc, dec = model.encoder, model.decoder
+    return [enc.embedding, enc.rnn, dec.embedding, dec.rnn, dec.attention.mha, dec.attention.layernorm,
+            dec.output_layer]
+
+
+def _nmt_model(keras_module, weights):
+    Translator, masked_loss, masked_acc = _nmt(keras_module)
+    context, target_in, _ = data.translation_pairs()
+    model = Translator(UNITS, VOCAB)
+    model((context[:4], target_in[:4]))
+    weights = list(weights)
+    for leaf in _nmt_leaves(model):
+        n = len(leaf.weights)
+        leaf.set_weights(weights[:n])
+        weights = weights[n:]
+    assert not weights
+    return model, masked_loss, masked_acc
+
+
+def _translate(model, context, steps=4, reencode=False):
+    """The tutorial's translate(): greedy (temperature 0.0) from [START], the decoder's GRU state carried;
+    `reencode` runs the encoder again before every step (see test_nmt_translate_loop_follows_keras3)."""
+    enc = model.encoder(context)
+    next_token = torch.full((len(context), 1), 2)  # tf.fill([batch, 1], start_token)
+    state, tokens, attention = None, [], []
+    for _ in range(steps):
+        if reencode:
+            enc = model.encoder(context)
+        logits, state = model.decoder(enc, next_token, state=state, return_state=True)
+        next_token = torch.argmax(torch.as_tensor(_np(logits))[:, -1:, :], dim=-1)  # tf.argmax
+        tokens.append(_np(next_token))
+        attention.append(_np(model.decoder.last_attention_weights))
+    return np.concatenate(tokens, axis=1), np.concatenate(attention, axis=1)
+
+
+def test_nmt_with_attention_translator():
+    """tensorflow/text's nmt_with_attention: Embedding(mask_zero) + Bidirectional(GRU, merge_mode='sum') encoder,
+    GRU decoder with a MultiHeadAttention cross attention whose padding mask comes from the encoder's output,
+    masked loss / accuracy as loss and metrics (the logits' mask deleted, as the tutorial does), then the greedy
+    translate() loop: its first step equals tf.keras's; the later ones follow Keras 3 (next test)."""
+    arrays, listed = _arrays("nmt_with_attention")
+    meta = META["nmt_with_attention"]
+    context, target_in, target_out = data.translation_pairs()
+    v_context, v_in, v_out = data.translation_pairs(seed=29, n=6)
+    model, masked_loss, masked_acc = _nmt_model(keras, listed("init"))
+    logits = model((context[:4], target_in[:4]))
+    np.testing.assert_allclose(_np(logits), arrays["first_logits"], **TOL)
+    np.testing.assert_allclose(_np(model.decoder.last_attention_weights), arrays["first_attention"], **TOL)
+    model.compile(optimizer='adam', loss=masked_loss, metrics=[masked_acc, masked_loss])
+    got = model.evaluate((v_context, v_in), v_out, batch_size=3, return_dict=True, verbose=0)
+    assert sorted(got) == sorted(meta["evaluate0"])
+    np.testing.assert_allclose([got[k] for k in sorted(got)], [meta["evaluate0"][k] for k in sorted(got)], **TOL)
+    h = model.fit((context, target_in), target_out, batch_size=4, epochs=3, shuffle=False,
+                  validation_data=((v_context, v_in), v_out), validation_batch_size=3,
+                  callbacks=[keras.callbacks.EarlyStopping(patience=3)], verbose=0)
+    _assert_history(h, meta["history"])
+    _assert_list([w for leaf in _nmt_leaves(model) for w in leaf.get_weights()], listed("final"), what="final")
+    tokens, attention = _translate(model, v_context[:3], steps=1)
+    np.testing.assert_array_equal(tokens, arrays["tokens"][:, :1])
+    np.testing.assert_allclose(attention, arrays["attention"][:, :1], **TOL)
+    # with the encoder run again before each step, every step is tf.keras's
+    tokens, attention = _translate(model, v_context[:3], reencode=True)
+    np.testing.assert_array_equal(tokens, arrays["tokens"])
+    np.testing.assert_allclose(attention, arrays["attention"], **TOL)
+
+
+def test_nmt_translate_loop_follows_keras3(keras_ref):
+    """Documented difference: Keras 3's MultiHeadAttention takes the Keras mask off its query / value / key
+    tensors (`set_keras_mask(value, None)`), so the tutorial's loop, which reuses one encoder output for every
+    step, masks the padded context only in the first step; from the second on the attention spreads over the
+    padding. tf.keras 2 kept the mask (recorded attention: 0 on padded keys at every step). kerasish follows
+    Keras 3 exactly (tokens and attention compared with Keras 3.15 from tf.keras's trained weights)."""
+    arrays, listed = _arrays("nmt_with_attention")
+    v_context, _, _ = data.translation_pairs(seed=29, n=6)
+    tokens, attention = _translate(_nmt_model(keras, listed("final"))[0], v_context[:3])
+    k_tokens, k_attention = _translate(_nmt_model(keras_ref, listed("final"))[0], v_context[:3])
+    np.testing.assert_array_equal(tokens, k_tokens)
+    np.testing.assert_allclose(attention, k_attention, **TOL)
+    padded = v_context[:3] == 0
+    assert np.all(arrays["attention"][:, 1:][np.broadcast_to(padded[:, None], arrays["attention"][:, 1:].shape)] == 0)
+    assert np.all(attention[:, 1:][np.broadcast_to(padded[:, None], attention[:, 1:].shape)] > 0.1)
