@@ -6,7 +6,9 @@ A `FileDataset` is a `keras.utils.PyDataset` (so `fit` / `evaluate` /
 batches in 4 threads there) that is also re-iterable in a plain loop.
 With `shuffle=True` every pass (each `for` loop, each epoch of `fit`)
 visits the files in a new order, drawn from `np.random.RandomState(seed)`,
-as a `tf.data` dataset reshuffles on each iteration.
+as a `tf.data` dataset reshuffles on each iteration. `fit`'s own
+`shuffle` argument leaves the order alone (Keras's fit does not reorder a
+`tf.data` dataset): `shuffle=False` here means the file order, every epoch.
 
 The `tf.data.Dataset` methods Keras tutorials chain on these datasets are
 provided with the same meaning: `map(fn)` (lazy; `fn(*element)` for a
