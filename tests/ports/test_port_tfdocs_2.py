@@ -10,8 +10,9 @@ What the ports change besides the imports (each named where it happens):
   generator too (tf.data's per-epoch shuffle draws from TensorFlow's own generator);
 - `tf.signal.stft` -> `keras.ops.stft(center=False)` given TensorFlow's window explicitly (for an odd
   frame_length, tf's "periodic" Hann window is the symmetric one; Keras 3's and kerasish's `"hann"` is not);
-- random augmentation layers: compared at inference (the identity in both) and by deterministic checks of what
-  they draw, since tf.keras's draws cannot be reproduced; Dropout rates are `DROP` (0.0).
+- random augmentation layers: tf.keras's draws cannot be reproduced, so they are compared at inference (the
+  identity in both), by deterministic checks of what they draw, and in training against real Keras 3 after the
+  same `set_random_seed` (kerasish draws Keras 3's streams); Dropout rates are `DROP` (0.0).
 
 Initial and final weights are per leaf layer (`_leaf_weights`): tf.keras 2's `Model.get_weights()` puts all
 trainable weights before all non-trainable ones, Keras 3 (and kerasish) keep layer order.
@@ -544,6 +545,7 @@ def test_nmt_with_attention_translator():
     np.testing.assert_allclose(attention, arrays["attention"], **TOL)
 
 
+@pytest.mark.filterwarnings("ignore:Layer .* does not support masking")  # Keras 3's own, for the custom layers
 def test_nmt_translate_loop_follows_keras3(keras_ref):
     """Documented difference: Keras 3's MultiHeadAttention takes the Keras mask off its query / value / key
     tensors (`set_keras_mask(value, None)`), so the tutorial's loop, which reuses one encoder output for every
@@ -559,3 +561,38 @@ def test_nmt_translate_loop_follows_keras3(keras_ref):
     padded = v_context[:3] == 0
     assert np.all(arrays["attention"][:, 1:][np.broadcast_to(padded[:, None], arrays["attention"][:, 1:].shape)] == 0)
     assert np.all(attention[:, 1:][np.broadcast_to(padded[:, None], attention[:, 1:].shape)] > 0.1)
+
+
+def test_data_augmentation_training_matches_keras3_seeded(tmp_path, keras_ref):
+    """Training through RandomFlip / RandomRotation / RandomZoom cannot reproduce tf.keras's draws; against real
+    Keras 3 (torch backend) after the same `set_random_seed`, kerasish draws the same augmentations: History and
+    final weights agree."""
+    _, listed = _arrays("classification")
+    data_dir = data.write_flowers(str(tmp_path / "flower_photos"))
+    train_ds, _ = keras.utils.image_dataset_from_directory(
+        data_dir, validation_split=0.2, subset="both", seed=123, shuffle=False, image_size=(8, 8), batch_size=4,
+        verbose=False)
+    x = np.concatenate([_np(a) for a, _ in train_ds])
+    y = np.concatenate([_np(b) for _, b in train_ds])
+    results = []
+    for k, seed in ((keras, 42), (keras_ref, 42), (keras, 43)):
+        k.utils.set_random_seed(seed)  # before the layers: an unseeded layer takes its seed when it is made
+        model = k.Sequential([
+            k.Sequential([layers_.RandomFlip("horizontal"), layers_.RandomRotation(0.1), layers_.RandomZoom(0.1)])
+            for layers_ in [k.layers]] + [
+            k.layers.Rescaling(1. / 255), k.layers.Conv2D(4, 3, padding='same', activation='relu'),
+            k.layers.MaxPooling2D(), k.layers.Conv2D(8, 3, padding='same', activation='relu'),
+            k.layers.MaxPooling2D(), k.layers.Dropout(DROP), k.layers.Flatten(),
+            k.layers.Dense(16, activation='relu'), k.layers.Dense(3, name="outputs")])
+        model.build((None, 8, 8, 3))
+        _set_leaf_weights(model, listed("aug_init"))
+        model.compile(optimizer='adam', loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=['accuracy'])
+        h = model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        results.append((h.history, [_np(k.ops.convert_to_numpy(w)) for w in _leaf_weights(model)]))
+    (h_ours, w_ours), (h_keras, w_keras), (h_other, _) = results
+    assert abs(h_other["loss"][0] - h_ours["loss"][0]) > 1e-3  # the draws matter: another seed, another loss
+    assert sorted(h_ours) == sorted(h_keras)
+    for key in h_keras:
+        np.testing.assert_allclose(h_ours[key], h_keras[key], err_msg=key, **TOL)
+    _assert_list(w_ours, w_keras, what="final")
