@@ -596,3 +596,27 @@ def test_data_augmentation_training_matches_keras3_seeded(tmp_path, keras_ref):
     for key in h_keras:
         np.testing.assert_allclose(h_ours[key], h_keras[key], err_msg=key, **TOL)
     _assert_list(w_ours, w_keras, what="final")
+
+
+@pytest.mark.parametrize("make", [
+    lambda k: k.layers.RandomFlip("horizontal_and_vertical"),
+    lambda k: k.layers.RandomRotation(0.2),
+    lambda k: k.layers.RandomContrast(0.5),
+    lambda k: k.layers.RandomZoom(0.2),
+    lambda k: k.Sequential([k.layers.Resizing(6, 6), k.layers.Rescaling(1. / 255),
+                            k.layers.RandomFlip("horizontal_and_vertical"), k.layers.RandomRotation(0.2)]),
+], ids=["flip_hv", "rotation", "contrast", "zoom", "resize_rescale_augment"])
+def test_data_augmentation_layers_draw_keras3s_augmentations(make, keras_ref):
+    """images/data_augmentation's layers (RandomContrast and 'horizontal_and_vertical' too, and its
+    `resize_and_rescale` + `data_augmentation` pipeline) called with training=True, twice: equal to Keras 3's
+    after the same `set_random_seed`, and the two calls differ."""
+    x = np.random.RandomState(1).rand(6, 8, 8, 3).astype("float32") * 255
+    outs = []
+    for k in (keras, keras_ref):
+        k.utils.set_random_seed(5)
+        layer = make(k)
+        outs.append([k.ops.convert_to_numpy(layer(x, training=True)) for _ in range(2)])
+    (a1, a2), (b1, b2) = outs
+    np.testing.assert_allclose(a1, b1, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(a2, b2, rtol=1e-5, atol=1e-3)
+    assert not np.allclose(a1, a2)
