@@ -12,7 +12,7 @@ as a `tf.data` dataset reshuffles on each iteration. `fit`'s own
 
 The `tf.data.Dataset` methods Keras tutorials chain on these datasets are
 provided with the same meaning: `map(fn)` (lazy; `fn(*element)` for a
-tuple element, as tf.data unpacks it), `take(n)`, `shuffle(n)`, `unbatch()`,
+tuple element, as tf.data unpacks it), `take(n)`, `shard(n, i)`, `shuffle(n)`, `unbatch()`,
 `batch(k)` (of an unbatched dataset), `cache()` (in memory: after the first
 pass, elements come from memory in the order and with the content of that
 pass, as tf.data's cache does; a `filename` is accepted and ignored) and
@@ -119,6 +119,19 @@ class _DatasetOps(PyDataset):
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < -1:
             raise ValueError(f"`count` must be a non-negative integer or -1 (all elements). Received: count={count}")
         return _Taken(self, int(count))
+
+    def shard(self, num_shards, index, name=None):
+        """Every `num_shards`-th element (batch, for a batched dataset)
+        starting at `index`, as `tf.data.Dataset.shard` (the tutorials split
+        a validation set into two with `shard(2, 0)` / `shard(2, 1)`)."""
+        for arg, value in (("num_shards", num_shards), ("index", index)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"`{arg}` must be an integer. Received: {arg}={value!r}")
+        if num_shards < 1:
+            raise ValueError(f"`num_shards` must be a positive integer. Received: num_shards={num_shards}")
+        if not 0 <= index < num_shards:
+            raise ValueError(f"`index` must be in [0, num_shards={num_shards}). Received: index={index}")
+        return _Sharded(self, int(num_shards), int(index))
 
     def unbatch(self, name=None):
         """A dataset of single samples (the batches split along their first axis)."""
@@ -258,6 +271,31 @@ class _Taken(_DatasetOps):
 
     def __getitem__(self, index):
         return self._parent[self._check_index(int(index))]
+
+
+class _Sharded(_DatasetOps):
+    def __init__(self, parent, num_shards, index):
+        self._derive(parent)
+        self._num_shards = num_shards
+        self._index = index
+
+    def _elements(self):
+        return range(self._index, len(self._parent), self._num_shards)
+
+    def __len__(self):
+        return len(self._elements())
+
+    def _num_samples(self):
+        # the parent's elements are full batches but its last (a reshuffled parent's sizes are
+        # per pass: this counts them in the parent's unshuffled layout)
+        b = self._element_batch
+        if b is None:
+            return len(self._elements())
+        n = self._parent._num_samples()
+        return sum(min(b, n - i * b) for i in self._elements())
+
+    def __getitem__(self, index):
+        return self._parent[self._elements()[self._check_index(int(index))]]
 
 
 class _Unbatched(_DatasetOps):

@@ -407,6 +407,28 @@ def test_map_take_cache_unbatch_batch(image_dir):
     np.testing.assert_array_equal(flipped[0][0].numpy(), x[0].flip(0).numpy())
 
 
+
+def test_shard_takes_every_nth_batch(image_dir):
+    """`shard(num_shards, index)`: elements index, index + num_shards, ... as tf.data's (tutorials split a
+    validation set with shard(2, 0) / shard(2, 1)); of a batched dataset whole batches, the partial last one
+    included; unbatch after it gives the shard's samples; bad arguments are refused."""
+    ds = keras.utils.image_dataset_from_directory(image_dir, shuffle=False, image_size=(4, 4), batch_size=4,
+                                                  verbose=False)
+    batches = [keras.ops.convert_to_numpy(y).tolist() for _, y in ds]
+    for num_shards in (1, 2, 3):
+        for index in range(num_shards):
+            shard = ds.shard(num_shards, index)
+            got = [keras.ops.convert_to_numpy(y).tolist() for _, y in shard]
+            assert got == batches[index::num_shards]
+            assert len(shard) == len(got)
+            assert [int(y) for _, y in shard.unbatch()] == [v for b in got for v in b]
+    assert ds.shard(2, 1).class_names == ds.class_names
+    for kwargs in ({"num_shards": 0, "index": 0}, {"num_shards": 2, "index": 2}, {"num_shards": 2, "index": -1},
+                   {"num_shards": 2.0, "index": 0}):
+        with pytest.raises(ValueError, match="num_shards|index"):
+            ds.shard(**kwargs)
+
+
 def test_cache_keeps_the_first_pass(image_dir):
     ds = keras.utils.image_dataset_from_directory(image_dir, image_size=(3, 3), seed=2, batch_size=5,
                                                   verbose=False)
