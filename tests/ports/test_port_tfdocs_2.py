@@ -385,6 +385,50 @@ def test_simple_audio_stft_resizing_normalization():
     np.testing.assert_allclose(_np(model.predict(val_spec, verbose=0)), arrays["y_pred"], **TOL)
 
 
+
+def test_simple_audio_input_pipeline_audio_dataset_from_directory(tmp_path):
+    """simple_audio's pipeline: audio_dataset_from_directory(validation_split, seed, output_sequence_length,
+    subset='both') on 16-bit WAVs (class names; the seeded split sends the same files to validation), then on the
+    unshuffled datasets `map(squeeze)`, `shard(2, 0)` / `shard(2, 1)`, `take(1)` and the spectrograms through
+    `map` equal tf.data's."""
+    arrays, _ = _arrays("speech_commands_dataset")
+    meta = META["speech_commands_dataset"]
+    data_dir = data.write_commands(str(tmp_path / "mini_speech_commands"))
+    train_ds, val_ds = keras.utils.audio_dataset_from_directory(
+        directory=data_dir, batch_size=2, validation_split=0.2, seed=0, output_sequence_length=1000, subset='both',
+        verbose=False)
+    assert [str(v) for v in np.array(train_ds.class_names)] == meta["label_names"]
+    members = sorted((int(l), float(_np(a).sum())) for x, y in val_ds for a, l in zip(x, _np(y)))
+    assert [m[0] for m in members] == [m[0] for m in meta["val_members"]]
+    np.testing.assert_allclose([m[1] for m in members], [m[1] for m in meta["val_members"]], atol=1e-3)
+    for x, _ in train_ds.take(1):
+        assert list(x.shape[1:]) == meta["element_spec_shape"][1:2] + [1]  # (batch, 1000, channels=1)
+
+    train_ds, val_ds = keras.utils.audio_dataset_from_directory(
+        directory=data_dir, batch_size=2, validation_split=0.2, seed=0, output_sequence_length=1000, subset='both',
+        shuffle=False, verbose=False)
+
+    def squeeze(audio, labels):
+        audio = torch.squeeze(audio, dim=-1)  # tf.squeeze
+        return audio, labels
+
+    train_ds = train_ds.map(squeeze)  # num_parallel_calls=tf.data.AUTOTUNE dropped
+    val_ds = val_ds.map(squeeze)
+    test_ds = val_ds.shard(num_shards=2, index=0)
+    val_ds = val_ds.shard(num_shards=2, index=1)
+    assert (len(test_ds), len(val_ds)) == (meta["test_batches"], meta["val_batches"])
+    for example_audio, example_labels in train_ds.take(1):
+        np.testing.assert_allclose(_np(example_audio), arrays["example_audio"], rtol=0, atol=1e-7)
+        np.testing.assert_array_equal(_np(example_labels), arrays["example_labels"])
+
+    def make_spec_ds(ds):
+        return ds.map(map_func=lambda audio, label: (get_spectrogram(audio), label))
+
+    test_spec = [(_np(s), _np(l)) for s, l in make_spec_ds(test_ds)]
+    np.testing.assert_allclose(np.concatenate([s for s, _ in test_spec]), arrays["test_spec"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(np.concatenate([l for _, l in test_spec]), arrays["test_labels"])
+
+
 # ------------------------------------------------------------------------------------------------ text
 UNITS, VOCAB = 8, 12
 
