@@ -12,7 +12,7 @@ as a `tf.data` dataset reshuffles on each iteration. `fit`'s own
 
 The `tf.data.Dataset` methods Keras tutorials chain on these datasets are
 provided with the same meaning: `map(fn)` (lazy; `fn(*element)` for a
-tuple element, as tf.data unpacks it), `take(n)`, `shard(n, i)`, `shuffle(n)`, `unbatch()`,
+tuple element, as tf.data unpacks it), `take(n)`, `skip(n)`, `shard(n, i)`, `cardinality()`, `shuffle(n)`, `unbatch()`,
 `batch(k)` (of an unbatched dataset), `cache()` (in memory: after the first
 pass, elements come from memory in the order and with the content of that
 pass, as tf.data's cache does; a `filename` is accepted and ignored) and
@@ -131,7 +131,19 @@ class _DatasetOps(PyDataset):
             raise ValueError(f"`num_shards` must be a positive integer. Received: num_shards={num_shards}")
         if not 0 <= index < num_shards:
             raise ValueError(f"`index` must be in [0, num_shards={num_shards}). Received: index={index}")
-        return _Sharded(self, int(num_shards), int(index))
+        return _Selected(self, int(index), int(num_shards))
+
+    def skip(self, count, name=None):
+        """The elements after the first `count` (`count=-1`: none), as
+        `tf.data.Dataset.skip` (transfer_learning's `validation_dataset.skip(val_batches // 5)`)."""
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < -1:
+            raise ValueError(f"`count` must be a non-negative integer or -1 (all elements). Received: count={count}")
+        return _Selected(self, len(self) if count == -1 else int(count), 1)
+
+    def cardinality(self):
+        """The number of elements (batches, for a batched dataset), as
+        `tf.data.Dataset.cardinality()` / `tf.data.experimental.cardinality(ds)` give it (an int here)."""
+        return len(self)
 
     def unbatch(self, name=None):
         """A dataset of single samples (the batches split along their first axis)."""
@@ -273,14 +285,16 @@ class _Taken(_DatasetOps):
         return self._parent[self._check_index(int(index))]
 
 
-class _Sharded(_DatasetOps):
-    def __init__(self, parent, num_shards, index):
+class _Selected(_DatasetOps):
+    """The parent's elements `start, start + step, ...` (`shard`, `skip`)."""
+
+    def __init__(self, parent, start, step):
         self._derive(parent)
-        self._num_shards = num_shards
-        self._index = index
+        self._start = start
+        self._step = step
 
     def _elements(self):
-        return range(self._index, len(self._parent), self._num_shards)
+        return range(self._start, len(self._parent), self._step)
 
     def __len__(self):
         return len(self._elements())

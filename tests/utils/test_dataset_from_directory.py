@@ -408,7 +408,7 @@ def test_map_take_cache_unbatch_batch(image_dir):
 
 
 
-def test_shard_takes_every_nth_batch(image_dir):
+def test_shard_skip_and_cardinality(image_dir):
     """`shard(num_shards, index)`: elements index, index + num_shards, ... as tf.data's (tutorials split a
     validation set with shard(2, 0) / shard(2, 1)); of a batched dataset whole batches, the partial last one
     included; unbatch after it gives the shard's samples; bad arguments are refused."""
@@ -423,6 +423,14 @@ def test_shard_takes_every_nth_batch(image_dir):
             assert len(shard) == len(got)
             assert [int(y) for _, y in shard.unbatch()] == [v for b in got for v in b]
     assert ds.shard(2, 1).class_names == ds.class_names
+    # transfer_learning's `take(val_batches // 5)` / `skip(val_batches // 5)` with `cardinality()`
+    assert ds.cardinality() == len(batches)
+    for count in (0, 1, len(batches) - 1, len(batches), len(batches) + 3, -1):
+        skipped = [keras.ops.convert_to_numpy(y).tolist() for _, y in ds.skip(count)]
+        assert skipped == ([] if count == -1 else batches[count:])
+        assert ds.skip(count).cardinality() == len(skipped)
+    with pytest.raises(ValueError, match="count"):
+        ds.skip(-2)
     for kwargs in ({"num_shards": 0, "index": 0}, {"num_shards": 2, "index": 2}, {"num_shards": 2, "index": -1},
                    {"num_shards": 2.0, "index": 0}):
         with pytest.raises(ValueError, match="num_shards|index"):
