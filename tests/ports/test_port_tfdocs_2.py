@@ -429,6 +429,71 @@ def test_simple_audio_input_pipeline_audio_dataset_from_directory(tmp_path):
     np.testing.assert_array_equal(np.concatenate([l for _, l in test_spec]), arrays["test_labels"])
 
 
+
+# ------------------------------------------------------------------------------------------------ structured
+def test_imbalanced_data_oversampling(tmp_path):
+    """imbalanced_data's "Oversample the minority class": NumPy oversampling, the resampled dataset as an endless
+    stream of batches (a generator in both frameworks, in place of `sample_from_datasets`), steps_per_epoch,
+    initial weights saved / loaded and the output bias set to 0, the 11 METRICS, EarlyStopping(val_prc, max,
+    restore_best_weights)."""
+    arrays, listed = _arrays("imbalanced_oversampling")
+    meta = META["imbalanced_oversampling"]
+    x, y = data.fraud()
+    train_features, train_labels = x[:150], y[:150]
+    val_features, val_labels = x[150:], y[150:]
+    neg, pos = np.bincount(train_labels.astype(int))
+    METRICS = [
+        keras.metrics.BinaryCrossentropy(name='cross entropy'),
+        keras.metrics.MeanSquaredError(name='Brier score'),
+        keras.metrics.TruePositives(name='tp'),
+        keras.metrics.FalsePositives(name='fp'),
+        keras.metrics.TrueNegatives(name='tn'),
+        keras.metrics.FalseNegatives(name='fn'),
+        keras.metrics.BinaryAccuracy(name='accuracy'),
+        keras.metrics.Precision(name='precision'),
+        keras.metrics.Recall(name='recall'),
+        keras.metrics.AUC(name='auc'),
+        keras.metrics.AUC(name='prc', curve='PR'),
+    ]
+
+    def make_model(metrics=METRICS, output_bias=None):
+        if output_bias is not None:
+            output_bias = keras.initializers.Constant(output_bias)
+        model = keras.Sequential([
+            keras.layers.Dense(8, activation='relu', input_shape=(train_features.shape[-1],)),
+            keras.layers.Dropout(DROP),
+            keras.layers.Dense(1, activation='sigmoid', bias_initializer=output_bias),
+        ])
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=1e-2), loss=keras.losses.BinaryCrossentropy(),
+                      metrics=metrics)
+        return model
+
+    BATCH_SIZE = 16
+    resampled_features, resampled_labels = data.oversampled(train_features, train_labels)
+    np.testing.assert_array_equal(resampled_labels, arrays["resampled_labels"])
+    resampled_ds = data.repeat_batches(resampled_features, resampled_labels, BATCH_SIZE)
+    resampled_steps_per_epoch = int(np.ceil(2.0 * neg / BATCH_SIZE))
+    assert resampled_steps_per_epoch == meta["steps_per_epoch"]
+    resampled_model = make_model(output_bias=np.log([pos / neg]))
+    resampled_model.set_weights(listed("init"))  # the first Dense's draw is tf.keras's
+    initial_weights = str(tmp_path / 'initial.weights.h5')
+    resampled_model.save_weights(initial_weights)
+    resampled_model = make_model()
+    resampled_model.load_weights(initial_weights)
+    output_layer = resampled_model.layers[-1]
+    output_layer.bias.assign([0])
+    early_stopping = keras.callbacks.EarlyStopping(monitor='val_prc', verbose=0, patience=2, mode='max',
+                                                   restore_best_weights=True)
+    h = resampled_model.fit(resampled_ds, epochs=8, steps_per_epoch=resampled_steps_per_epoch,
+                            callbacks=[early_stopping], validation_data=(val_features, val_labels), verbose=0)
+    _assert_history(h, meta["history"])
+    assert early_stopping.stopped_epoch == meta["stopped_epoch"]
+    _assert_list(resampled_model.get_weights(), listed("final"), what="final")
+    got = resampled_model.evaluate(val_features, val_labels, batch_size=BATCH_SIZE, verbose=0, return_dict=True)
+    assert sorted(got) == sorted(meta["evaluate"])
+    np.testing.assert_allclose([got[k] for k in sorted(got)], [meta["evaluate"][k] for k in sorted(got)], **TOL)
+
+
 # ------------------------------------------------------------------------------------------------ text
 UNITS, VOCAB = 8, 12
 
