@@ -702,6 +702,10 @@ def get_data_adapter(x, y=None, sample_weight=None, batch_size=None, steps_per_e
         for arg, value, what in (("y", y, "the targets"), ("sample_weights", sample_weight, "the sample weights")):
             if value is not None:
                 raise _unsupported(arg, what, "PyDataset")
+        # the `*_dataset_from_directory` datasets stand in for tf.data datasets, whose order fit's `shuffle`
+        # does not touch in Keras; a user's own PyDataset has its batch order shuffled, as in Keras
+        if getattr(x, "_keeps_own_order", False):
+            shuffle = False
         return PyDatasetAdapter(x, shuffle=shuffle, class_weight=class_weight, device=device, shard=shard)
     if can_convert_arrays((x, y, sample_weight)):
         return ArrayDataAdapter(

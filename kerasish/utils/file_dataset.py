@@ -6,11 +6,13 @@ A `FileDataset` is a `keras.utils.PyDataset` (so `fit` / `evaluate` /
 batches in 4 threads there) that is also re-iterable in a plain loop.
 With `shuffle=True` every pass (each `for` loop, each epoch of `fit`)
 visits the files in a new order, drawn from `np.random.RandomState(seed)`,
-as a `tf.data` dataset reshuffles on each iteration.
+as a `tf.data` dataset reshuffles on each iteration. `fit`'s own
+`shuffle` argument leaves the order alone (Keras's fit does not reorder a
+`tf.data` dataset): `shuffle=False` here means the file order, every epoch.
 
 The `tf.data.Dataset` methods Keras tutorials chain on these datasets are
 provided with the same meaning: `map(fn)` (lazy; `fn(*element)` for a
-tuple element, as tf.data unpacks it), `take(n)`, `shuffle(n)`, `unbatch()`,
+tuple element, as tf.data unpacks it), `take(n)`, `skip(n)`, `shard(n, i)`, `cardinality()`, `shuffle(n)`, `unbatch()`,
 `batch(k)` (of an unbatched dataset), `cache()` (in memory: after the first
 pass, elements come from memory in the order and with the content of that
 pass, as tf.data's cache does; a `filename` is accepted and ignored) and
@@ -69,6 +71,9 @@ class _DatasetOps(PyDataset):
 
     # batch size of the elements (None: single samples)
     _element_batch: int | None = None
+    # like the tf.data dataset Keras returns, the dataset alone decides its order: `fit(shuffle=True)` (the
+    # default) must not permute the batches of an unshuffled dataset (see data_adapters.get_data_adapter)
+    _keeps_own_order = True
     # how samples are stacked into a batch (the source's, kept through map/take/...)
     _collate_fn = staticmethod(_collate)
 
@@ -114,6 +119,31 @@ class _DatasetOps(PyDataset):
         if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < -1:
             raise ValueError(f"`count` must be a non-negative integer or -1 (all elements). Received: count={count}")
         return _Taken(self, int(count))
+
+    def shard(self, num_shards, index, name=None):
+        """Every `num_shards`-th element (batch, for a batched dataset)
+        starting at `index`, as `tf.data.Dataset.shard` (the tutorials split
+        a validation set into two with `shard(2, 0)` / `shard(2, 1)`)."""
+        for arg, value in (("num_shards", num_shards), ("index", index)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"`{arg}` must be an integer. Received: {arg}={value!r}")
+        if num_shards < 1:
+            raise ValueError(f"`num_shards` must be a positive integer. Received: num_shards={num_shards}")
+        if not 0 <= index < num_shards:
+            raise ValueError(f"`index` must be in [0, num_shards={num_shards}). Received: index={index}")
+        return _Selected(self, int(index), int(num_shards))
+
+    def skip(self, count, name=None):
+        """The elements after the first `count` (`count=-1`: none), as
+        `tf.data.Dataset.skip` (transfer_learning's `validation_dataset.skip(val_batches // 5)`)."""
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < -1:
+            raise ValueError(f"`count` must be a non-negative integer or -1 (all elements). Received: count={count}")
+        return _Selected(self, len(self) if count == -1 else int(count), 1)
+
+    def cardinality(self):
+        """The number of elements (batches, for a batched dataset), as
+        `tf.data.Dataset.cardinality()` / `tf.data.experimental.cardinality(ds)` give it (an int here)."""
+        return len(self)
 
     def unbatch(self, name=None):
         """A dataset of single samples (the batches split along their first axis)."""
@@ -253,6 +283,33 @@ class _Taken(_DatasetOps):
 
     def __getitem__(self, index):
         return self._parent[self._check_index(int(index))]
+
+
+class _Selected(_DatasetOps):
+    """The parent's elements `start, start + step, ...` (`shard`, `skip`)."""
+
+    def __init__(self, parent, start, step):
+        self._derive(parent)
+        self._start = start
+        self._step = step
+
+    def _elements(self):
+        return range(self._start, len(self._parent), self._step)
+
+    def __len__(self):
+        return len(self._elements())
+
+    def _num_samples(self):
+        # the parent's elements are full batches but its last (a reshuffled parent's sizes are
+        # per pass: this counts them in the parent's unshuffled layout)
+        b = self._element_batch
+        if b is None:
+            return len(self._elements())
+        n = self._parent._num_samples()
+        return sum(min(b, n - i * b) for i in self._elements())
+
+    def __getitem__(self, index):
+        return self._parent[self._elements()[self._check_index(int(index))]]
 
 
 class _Unbatched(_DatasetOps):

@@ -407,6 +407,36 @@ def test_map_take_cache_unbatch_batch(image_dir):
     np.testing.assert_array_equal(flipped[0][0].numpy(), x[0].flip(0).numpy())
 
 
+
+def test_shard_skip_and_cardinality(image_dir):
+    """`shard(num_shards, index)`: elements index, index + num_shards, ... as tf.data's (tutorials split a
+    validation set with shard(2, 0) / shard(2, 1)); of a batched dataset whole batches, the partial last one
+    included; unbatch after it gives the shard's samples; bad arguments are refused."""
+    ds = keras.utils.image_dataset_from_directory(image_dir, shuffle=False, image_size=(4, 4), batch_size=4,
+                                                  verbose=False)
+    batches = [keras.ops.convert_to_numpy(y).tolist() for _, y in ds]
+    for num_shards in (1, 2, 3):
+        for index in range(num_shards):
+            shard = ds.shard(num_shards, index)
+            got = [keras.ops.convert_to_numpy(y).tolist() for _, y in shard]
+            assert got == batches[index::num_shards]
+            assert len(shard) == len(got)
+            assert [int(y) for _, y in shard.unbatch()] == [v for b in got for v in b]
+    assert ds.shard(2, 1).class_names == ds.class_names
+    # transfer_learning's `take(val_batches // 5)` / `skip(val_batches // 5)` with `cardinality()`
+    assert ds.cardinality() == len(batches)
+    for count in (0, 1, len(batches) - 1, len(batches), len(batches) + 3, -1):
+        skipped = [keras.ops.convert_to_numpy(y).tolist() for _, y in ds.skip(count)]
+        assert skipped == ([] if count == -1 else batches[count:])
+        assert ds.skip(count).cardinality() == len(skipped)
+    with pytest.raises(ValueError, match="count"):
+        ds.skip(-2)
+    for kwargs in ({"num_shards": 0, "index": 0}, {"num_shards": 2, "index": 2}, {"num_shards": 2, "index": -1},
+                   {"num_shards": 2.0, "index": 0}):
+        with pytest.raises(ValueError, match="num_shards|index"):
+            ds.shard(**kwargs)
+
+
 def test_cache_keeps_the_first_pass(image_dir):
     ds = keras.utils.image_dataset_from_directory(image_dir, image_size=(3, 3), seed=2, batch_size=5,
                                                   verbose=False)
@@ -459,6 +489,31 @@ def test_fit_a_small_cnn_on_image_dataset(tmp_path):
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert model.evaluate(val, verbose=0)[1] == 1.0
     assert model.predict(val.map(lambda x, y: x), verbose=0).shape == (3, 1)
+
+
+
+def test_fit_keeps_the_order_of_an_unshuffled_directory_dataset(image_dir):
+    """Keras returns a tf.data dataset, whose order `fit(shuffle=True)` (the default) leaves alone; kerasish's
+    dataset is a PyDataset, whose batch order fit permuted every epoch. An unshuffled dataset (and a `map`ped
+    view of it) must reach train_step in its own order (found porting tensorflow.org's images/classification:
+    History differed from tf.keras's until the order was kept)."""
+    seen = []
+
+    class Recorder(keras.Sequential):
+        def train_step(self, batch):
+            seen.append(int(keras.ops.convert_to_numpy(batch[1])[0]))
+            return {"loss": 0.0}
+
+    ds = keras.utils.image_dataset_from_directory(image_dir, shuffle=False, image_size=(4, 4), batch_size=1,
+                                                  verbose=False)
+    want = [int(keras.ops.convert_to_numpy(y)[0]) for _, y in ds]
+    assert want == sorted(want) and len(set(want)) == 3
+    model = Recorder([keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    for dataset in (ds, ds.map(lambda x, y: (x * 2, y))):
+        seen.clear()
+        model.fit(dataset, epochs=2, verbose=0)
+        assert seen == want * 2
 
 
 # --------------------------------------------------------------- split_dataset
