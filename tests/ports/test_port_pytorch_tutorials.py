@@ -278,3 +278,140 @@ def test_polynomial_nn_and_optim():
             losses.append(loss.item())
         _close(losses[1], losses[0], rtol=1e-3)
     _close(ours[0].kernel, ref[0].weight.T, rtol=1e-3, atol=1e-4)
+
+
+# ---------------------------------------------------------------- CIFAR-10
+# beginner_source/blitz/cifar10_tutorial.py: LeNet-style convnet, SGD momentum.
+class TorchNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 24)
+        self.fc2 = nn.Linear(24, 16)
+        self.fc3 = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+class KerasishNet(nn.Module):
+    """channels_first keeps the torch program as is; channels_last (Keras's
+    default) needs NHWC inputs and a flatten in (h, w, c) order."""
+
+    def __init__(self, data_format):
+        super().__init__()
+        self.data_format = data_format
+        self.conv1 = keras.layers.Conv2D(6, 5, data_format=data_format)
+        self.pool = keras.layers.MaxPooling2D(2, 2, data_format=data_format)
+        self.conv2 = keras.layers.Conv2D(16, 5, data_format=data_format)
+        self.fc1 = keras.layers.Dense(24)
+        self.fc2 = keras.layers.Dense(16)
+        self.fc3 = keras.layers.Dense(10)
+
+    def forward(self, x):
+        if self.data_format == "channels_last":
+            x = x.permute(0, 2, 3, 1)
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_cifar10_convnet(data_format):
+    torch.manual_seed(0)
+    ref = TorchNet()
+    ours = KerasishNet(data_format)
+    shape = (None, 3, 32, 32) if data_format == "channels_first" else (None, 32, 32, 3)
+    copy_conv(ours.conv1, ref.conv1, shape)
+    copy_conv(ours.conv2, ref.conv2, (None, 6, 14, 14) if data_format == "channels_first" else (None, 14, 14, 6))
+    copy_linear(ours.fc1, ref.fc1)
+    if data_format == "channels_last":
+        # torch flattens (c, h, w), an NHWC tensor flattens (h, w, c): reorder fc1's input rows
+        rows = torch.arange(16 * 5 * 5).reshape(16, 5, 5).permute(1, 2, 0).reshape(-1)
+        _set(ours.fc1.kernel, ref.fc1.weight.T[rows])
+    copy_linear(ours.fc2, ref.fc2)
+    copy_linear(ours.fc3, ref.fc3)
+    g = torch.Generator().manual_seed(1)
+    inputs, labels = torch.randn(12, 3, 32, 32, generator=g), torch.randint(0, 10, (12,), generator=g)
+    criterion = nn.CrossEntropyLoss()
+    opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in (ref, ours)]
+    for step in range(3):
+        losses = []
+        for model, optimizer in zip((ref, ours), opts):
+            optimizer.zero_grad()
+            loss = criterion(model(inputs[step * 4 : step * 4 + 4]), labels[step * 4 : step * 4 + 4])
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        _close(losses[1], losses[0], msg=f"step {step}")
+    with torch.no_grad():
+        _close(ours(inputs), ref(inputs), rtol=1e-3, atol=1e-4)
+    _close(ours.conv1.kernel, ref.conv1.weight.permute(2, 3, 1, 0), rtol=1e-3, atol=1e-5)
+
+
+# ------------------------------------------------------- transfer learning
+# beginner_source/transfer_learning_tutorial.py, "ConvNet as fixed feature
+# extractor": a small local backbone frozen with requires_grad = False, a new
+# classifier head, SGD momentum + lr_scheduler.StepLR, train() / eval() phases.
+def test_transfer_learning_frozen_backbone_steplr():
+    torch.manual_seed(0)
+    t_conv, t_bn, t_fc = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8, eps=1e-3, momentum=0.01), nn.Linear(8, 2)
+    ref = nn.Sequential(t_conv, t_bn, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), t_fc)
+    k_conv = keras.layers.Conv2D(8, 3, data_format="channels_first")
+    k_bn = keras.layers.BatchNormalization(axis=1)  # Keras's momentum 0.99 == torch's 0.01, epsilon 1e-3
+    k_fc = keras.layers.Dense(2)
+    ours = nn.Sequential(k_conv, k_bn, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), k_fc)
+    copy_conv(k_conv, t_conv, (None, 3, 10, 10))
+    k_bn.build((None, 8, 8, 8))
+    copy_linear(k_fc, t_fc)
+    for model, head in ((ref, t_fc), (ours, k_fc)):
+        for param in model.parameters():
+            param.requires_grad = False
+        for param in head.parameters():
+            param.requires_grad = True
+    assert [p.requires_grad for p in ours.parameters()] == [p.requires_grad for p in ref.parameters()]
+    g = torch.Generator().manual_seed(2)
+    data = torch.randn(5, 6, 3, 10, 10, generator=g)
+    labels = torch.randint(0, 2, (5, 6), generator=g)
+    criterion = nn.CrossEntropyLoss()
+    runs = []
+    for model, head in ((ref, t_fc), (ours, k_fc)):
+        optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.1)
+        train_losses, val_losses, lrs = [], [], []
+        for epoch in range(4):
+            model.train()
+            for x, y in zip(data[:4], labels[:4]):
+                optimizer.zero_grad()
+                with torch.set_grad_enabled(True):
+                    loss = criterion(model(x), y)
+                    loss.backward()
+                    optimizer.step()
+                train_losses.append(loss.item())
+            scheduler.step()
+            lrs.append(scheduler.get_last_lr()[0])
+            model.eval()
+            with torch.no_grad():
+                val_losses.append(criterion(model(data[4]), labels[4]).item())
+        runs.append((train_losses, val_losses, lrs))
+    _close(runs[1][0], runs[0][0], rtol=1e-4, atol=1e-5)
+    _close(runs[1][1], runs[0][1], rtol=1e-4, atol=1e-5)
+    assert runs[1][2] == runs[0][2]
+    # the frozen backbone did not move; BatchNormalization's moving mean follows
+    # torch's running_mean (the mode comes from model.train() / model.eval())
+    _close(k_conv.kernel, t_conv.weight.permute(2, 3, 1, 0), rtol=0, atol=0)
+    _close(k_bn.moving_mean, t_bn.running_mean, rtol=1e-4, atol=1e-6)
+    # the documented difference: Keras averages the biased batch variance
+    moving_var = torch.ones(8)
+    with torch.no_grad():
+        for _epoch in range(4):
+            for x in data[:4]:
+                moving_var = 0.99 * moving_var + 0.01 * t_conv(x).var(dim=(0, 2, 3), unbiased=False)
+    _close(k_bn.moving_variance, moving_var, rtol=1e-4, atol=1e-6)
+    _close(k_fc.kernel, t_fc.weight.T, rtol=1e-4, atol=1e-5)
