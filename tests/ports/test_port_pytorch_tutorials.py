@@ -415,3 +415,188 @@ def test_transfer_learning_frozen_backbone_steplr():
                 moving_var = 0.99 * moving_var + 0.01 * t_conv(x).var(dim=(0, 2, 3), unbiased=False)
     _close(k_bn.moving_variance, moving_var, rtol=1e-4, atol=1e-6)
     _close(k_fc.kernel, t_fc.weight.T, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------ char-RNN classifier
+# intermediate_source/char_rnn_classification_tutorial.py: one-hot letters,
+# nn.RNN -> h2o Linear -> LogSoftmax, NLLLoss summed over a batch of names of
+# different lengths, clip_grad_norm_(3), SGD.  nn.RNN reads (seq, batch,
+# feature); Keras recurrent layers read (batch, seq, feature).
+class TorchCharRNN(nn.Module):
+    def __init__(self, input_size, hidden_size, output_size, cell="rnn"):
+        super().__init__()
+        self.rnn = (nn.RNN if cell == "rnn" else nn.GRU)(input_size, hidden_size)
+        self.h2o = nn.Linear(hidden_size, output_size)
+        self.softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, line_tensor):
+        _rnn_out, hidden = self.rnn(line_tensor)
+        return self.softmax(self.h2o(hidden[0]))
+
+
+class KerasishCharRNN(nn.Module):
+    def __init__(self, hidden_size, output_size, cell="rnn"):
+        super().__init__()
+        self.rnn = (keras.layers.SimpleRNN if cell == "rnn" else keras.layers.GRU)(hidden_size)
+        self.h2o = keras.layers.Dense(output_size)
+        self.softmax = nn.LogSoftmax(dim=1)
+
+    def forward(self, line_tensor):
+        hidden = self.rnn(line_tensor.transpose(0, 1))  # the last step's output is the hidden state
+        return self.softmax(self.h2o(hidden))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_char_rnn_name_classifier(cell):
+    n_letters, n_hidden, n_categories = 12, 16, 4
+    torch.manual_seed(0)
+    ref = TorchCharRNN(n_letters, n_hidden, n_categories, cell)
+    ours = KerasishCharRNN(n_hidden, n_categories, cell)
+    if cell == "rnn":
+        # Keras's SimpleRNN has one bias where nn.RNN has bias_ih + bias_hh: torch's
+        # sum moves at twice the SGD rate (both get the same gradient) and counts
+        # twice in clip_grad_norm_. The equivalent torch model keeps bias_hh at 0.
+        with torch.no_grad():
+            ref.rnn.bias_hh_l0.zero_()
+        ref.rnn.bias_hh_l0.requires_grad_(False)
+        ours.rnn.build((None, None, n_letters))
+        _set(ours.rnn.cell.kernel, ref.rnn.weight_ih_l0.T)
+        _set(ours.rnn.cell.recurrent_kernel, ref.rnn.weight_hh_l0.T)
+        _set(ours.rnn.cell.bias, ref.rnn.bias_ih_l0)
+    else:
+        copy_gru(ours.rnn, ref.rnn, n_letters)
+    copy_linear(ours.h2o, ref.h2o)
+    g = torch.Generator().manual_seed(3)
+    names = []
+    for length in (3, 7, 5, 4, 6, 2):
+        letters = torch.randint(0, n_letters, (length,), generator=g)
+        names.append(torch.eye(n_letters)[letters].unsqueeze(1))  # (seq, 1, n_letters), as lineToTensor
+    labels = torch.randint(0, n_categories, (len(names),), generator=g)
+    criterion = nn.NLLLoss()
+    opts = [torch.optim.SGD(m.parameters(), lr=0.15) for m in (ref, ours)]
+    for _epoch in range(3):
+        for start in (0, 3):
+            losses = []
+            for model, optimizer in zip((ref, ours), opts):
+                model.train()
+                batch_loss = 0
+                for i in range(start, start + 3):
+                    output = model(names[i])
+                    batch_loss = batch_loss + criterion(output, labels[i : i + 1])
+                batch_loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), 3)
+                optimizer.step()
+                optimizer.zero_grad()
+                losses.append(batch_loss.item() / 3)
+            _close(losses[1], losses[0])
+    ours.eval()
+    ref.eval()
+    with torch.no_grad():
+        for name in names:
+            _close(ours(name), ref(name), rtol=1e-4, atol=1e-5)
+
+
+# ---------------------------------------------- seq2seq with attention
+# intermediate_source/seq2seq_translation_tutorial.py: EncoderRNN
+# (Embedding + GRU, batch_first), BahdanauAttention, AttnDecoderRNN with
+# teacher forcing, NLLLoss over log_softmax outputs, Adam.
+SOS_TOKEN, MAX_LENGTH = 0, 5
+
+
+class BahdanauAttention(nn.Module):
+    def __init__(self, hidden_size, linear):
+        super().__init__()
+        self.Wa, self.Ua, self.Va = linear(hidden_size, hidden_size), linear(hidden_size, hidden_size), linear(hidden_size, 1)
+
+    def forward(self, query, keys):
+        scores = self.Va(torch.tanh(self.Wa(query) + self.Ua(keys)))
+        scores = scores.squeeze(2).unsqueeze(1)
+        weights = torch.softmax(scores, dim=-1)
+        return torch.bmm(weights, keys), weights
+
+
+class Seq2Seq(nn.Module):
+    """Encoder and attention decoder; `lib` picks torch.nn or kerasish layers.
+    The only code a torch user changes besides the constructors is the GRU call:
+    Keras returns (sequences, state) with a (batch, units) state, torch a
+    (1, batch, hidden) one."""
+
+    def __init__(self, lib, input_size, output_size, hidden_size):
+        super().__init__()
+        self.lib = lib
+        if lib == "torch":
+            linear = lambda i, o: nn.Linear(i, o)  # noqa: E731
+            self.enc_embedding = nn.Embedding(input_size, hidden_size)
+            self.enc_gru = nn.GRU(hidden_size, hidden_size, batch_first=True)
+            self.dec_embedding = nn.Embedding(output_size, hidden_size)
+            self.dec_gru = nn.GRU(2 * hidden_size, hidden_size, batch_first=True)
+        else:
+            linear = lambda i, o: keras.layers.Dense(o)  # noqa: E731
+            self.enc_embedding = keras.layers.Embedding(input_size, hidden_size)
+            self.enc_gru = keras.layers.GRU(hidden_size, return_sequences=True, return_state=True)
+            self.dec_embedding = keras.layers.Embedding(output_size, hidden_size)
+            self.dec_gru = keras.layers.GRU(hidden_size, return_sequences=True, return_state=True)
+        self.attention = BahdanauAttention(hidden_size, linear)
+        self.out = linear(hidden_size, output_size)
+        self.dropout = nn.Dropout(0.0)
+
+    def gru(self, layer, x, hidden=None):
+        if self.lib == "torch":
+            return layer(x, hidden)
+        output, state = layer(x, initial_state=None if hidden is None else [hidden[0]])
+        return output, state.unsqueeze(0)
+
+    def forward(self, input_tensor, target_tensor=None):
+        encoder_outputs, hidden = self.gru(self.enc_gru, self.dropout(self.enc_embedding(input_tensor)))
+        batch_size = input_tensor.size(0)
+        decoder_input = torch.full((batch_size, 1), SOS_TOKEN, dtype=torch.long)
+        decoder_outputs = []
+        for i in range(MAX_LENGTH):
+            embedded = self.dropout(self.dec_embedding(decoder_input))
+            context, _attn = self.attention(hidden.permute(1, 0, 2), encoder_outputs)
+            output, hidden = self.gru(self.dec_gru, torch.cat((embedded, context), dim=2), hidden)
+            output = self.out(output)
+            decoder_outputs.append(output)
+            if target_tensor is not None:
+                decoder_input = target_tensor[:, i].unsqueeze(1)  # teacher forcing
+            else:
+                decoder_input = output.topk(1)[1].squeeze(-1).detach()
+        return torch.log_softmax(torch.cat(decoder_outputs, dim=1), dim=-1)
+
+
+def test_seq2seq_translation_with_attention():
+    n_in, n_out, hidden = 11, 9, 8
+    torch.manual_seed(0)
+    ref = Seq2Seq("torch", n_in, n_out, hidden)
+    ours = Seq2Seq("kerasish", n_in, n_out, hidden)
+    ours.enc_embedding.build((None, None))
+    ours.dec_embedding.build((None, None))
+    _set(ours.enc_embedding.embeddings, ref.enc_embedding.weight)
+    _set(ours.dec_embedding.embeddings, ref.dec_embedding.weight)
+    copy_gru(ours.enc_gru, ref.enc_gru, hidden)
+    copy_gru(ours.dec_gru, ref.dec_gru, 2 * hidden)
+    for name in ("Wa", "Ua", "Va"):
+        copy_linear(getattr(ours.attention, name), getattr(ref.attention, name))
+    copy_linear(ours.out, ref.out)
+    assert len(list(ours.parameters())) == len(list(ref.parameters())) - 2  # one GRU bias each, not two
+    g = torch.Generator().manual_seed(4)
+    src = torch.randint(1, n_in, (6, MAX_LENGTH), generator=g)
+    tgt = torch.randint(1, n_out, (6, MAX_LENGTH), generator=g)
+    criterion = nn.NLLLoss()
+    opts = [torch.optim.Adam(m.parameters(), lr=0.01) for m in (ref, ours)]
+    for _epoch in range(4):
+        losses = []
+        for model, optimizer in zip((ref, ours), opts):
+            model.train()
+            optimizer.zero_grad()
+            decoder_outputs = model(src, tgt)
+            loss = criterion(decoder_outputs.view(-1, decoder_outputs.size(-1)), tgt.view(-1))
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        _close(losses[1], losses[0], rtol=1e-4, atol=1e-5)
+    for model in (ref, ours):
+        model.eval()
+    with torch.no_grad():  # greedy decoding, no target
+        _close(ours(src), ref(src), rtol=1e-3, atol=1e-4)
+    _close(ours.dec_embedding.embeddings, ref.dec_embedding.weight, rtol=1e-3, atol=1e-5)
