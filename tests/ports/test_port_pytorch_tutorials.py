@@ -600,3 +600,103 @@ def test_seq2seq_translation_with_attention():
     with torch.no_grad():  # greedy decoding, no target
         _close(ours(src), ref(src), rtol=1e-3, atol=1e-4)
     _close(ours.dec_embedding.embeddings, ref.dec_embedding.weight, rtol=1e-3, atol=1e-5)
+
+
+# ------------------------------------------------ transformer language model
+# beginner_source/transformer_tutorial.py: Embedding * sqrt(d_model),
+# sinusoidal PositionalEncoding, nn.TransformerEncoder (post-norm layers,
+# ReLU feed-forward, causal mask), a Linear decoder; CrossEntropyLoss, SGD,
+# clip_grad_norm_(0.5), StepLR.  The kerasish encoder layer is written from
+# MultiHeadAttention + LayerNormalization(epsilon=1e-5: Keras's default is
+# 1e-3) + Dense; the tutorial's (seq, batch) tensors become (batch, seq).
+def _positional_encoding(max_len, d_model):
+    position = torch.arange(max_len).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d_model, 2) * (-np.log(10000.0) / d_model))
+    pe = torch.zeros(max_len, d_model)
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+class KerasishEncoderLayer(nn.Module):
+    def __init__(self, d_model, nhead, d_hid):
+        super().__init__()
+        self.self_attn = keras.layers.MultiHeadAttention(nhead, d_model // nhead)
+        self.linear1 = keras.layers.Dense(d_hid, activation="relu")
+        self.linear2 = keras.layers.Dense(d_model)
+        self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5)
+        self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5)
+
+    def forward(self, x):
+        x = self.norm1(x + self.self_attn(x, x, use_causal_mask=True))
+        return self.norm2(x + self.linear2(self.linear1(x)))
+
+
+class TransformerModel(nn.Module):
+    def __init__(self, lib, ntoken, d_model, nhead, d_hid, nlayers):
+        super().__init__()
+        self.lib, self.d_model = lib, d_model
+        self.register_buffer("pe", _positional_encoding(64, d_model))
+        if lib == "torch":
+            layer = nn.TransformerEncoderLayer(d_model, nhead, d_hid, dropout=0.0, batch_first=True)
+            self.transformer_encoder = nn.TransformerEncoder(layer, nlayers, enable_nested_tensor=False)
+            self.embedding = nn.Embedding(ntoken, d_model)
+            self.linear = nn.Linear(d_model, ntoken)
+        else:
+            self.transformer_encoder = nn.Sequential(*[KerasishEncoderLayer(d_model, nhead, d_hid) for _ in range(nlayers)])
+            self.embedding = keras.layers.Embedding(ntoken, d_model)
+            self.linear = keras.layers.Dense(ntoken)
+
+    def forward(self, src):
+        src = self.embedding(src) * np.sqrt(self.d_model) + self.pe[: src.size(1)]
+        if self.lib == "torch":
+            mask = nn.Transformer.generate_square_subsequent_mask(src.size(1))
+            output = self.transformer_encoder(src, mask, is_causal=True)
+        else:
+            output = self.transformer_encoder(src)
+        return self.linear(output)
+
+
+def test_transformer_language_model():
+    ntoken, d_model, nhead, d_hid, nlayers = 13, 16, 2, 24, 2
+    torch.manual_seed(0)
+    ref = TransformerModel("torch", ntoken, d_model, nhead, d_hid, nlayers)
+    ours = TransformerModel("kerasish", ntoken, d_model, nhead, d_hid, nlayers)
+    ours.embedding.build((None, None))
+    _set(ours.embedding.embeddings, ref.embedding.weight)
+    copy_linear(ours.linear, ref.linear)
+    for k_layer, t_layer in zip(ours.transformer_encoder, ref.transformer_encoder.layers):
+        probe = torch.zeros(1, 3, d_model)
+        k_layer.self_attn(probe, probe)
+        copy_mha(k_layer.self_attn, t_layer.self_attn, d_model)
+        copy_linear(k_layer.linear1, t_layer.linear1)
+        copy_linear(k_layer.linear2, t_layer.linear2)
+        for k_norm, t_norm in ((k_layer.norm1, t_layer.norm1), (k_layer.norm2, t_layer.norm2)):
+            k_norm.build((None, None, d_model))
+            _set(k_norm.gamma, t_norm.weight)
+            _set(k_norm.beta, t_norm.bias)
+    g = torch.Generator().manual_seed(5)
+    data = torch.randint(0, ntoken, (4, 8, 7), generator=g)  # 4 batches of (batch 8, bptt 6 + 1)
+    criterion = nn.CrossEntropyLoss()
+    runs = []
+    for model in (ref, ours):
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1.0, gamma=0.95)
+        losses = []
+        for _epoch in range(2):
+            model.train()
+            for batch in data:
+                inputs, targets = batch[:, :-1], batch[:, 1:]
+                output = model(inputs)
+                loss = criterion(output.reshape(-1, ntoken), targets.reshape(-1))
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+                optimizer.step()
+                losses.append(loss.item())
+            scheduler.step()
+        model.eval()
+        with torch.no_grad():
+            runs.append((losses, model(data[0, :, :-1])))
+    _close(runs[1][0], runs[0][0], rtol=1e-4, atol=1e-5)
+    _close(runs[1][1], runs[0][1], rtol=1e-3, atol=1e-4)
