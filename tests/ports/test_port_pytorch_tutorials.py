@@ -700,3 +700,164 @@ def test_transformer_language_model():
             runs.append((losses, model(data[0, :, :-1])))
     _close(runs[1][0], runs[0][0], rtol=1e-4, atol=1e-5)
     _close(runs[1][1], runs[0][1], rtol=1e-3, atol=1e-4)
+
+
+# ------------------------------------------------------------------ AMP recipe
+# recipes_source/recipes/amp_recipe.py: a Linear/ReLU stack under
+# torch.autocast with GradScaler (scale, unscale_, clip, step, update), and the
+# scaler's state saved with the checkpoint.  On CPU, with float16 autocast.
+def test_amp_recipe_autocast_and_gradscaler():
+    in_size, out_size, num_layers = 16, 8, 3
+    torch.manual_seed(0)
+    t_layers, k_layers = [], []
+    for i in range(num_layers - 1):
+        t_layers += [nn.Linear(in_size, in_size), nn.ReLU()]
+        k_layers += [keras.layers.Dense(in_size), nn.ReLU()]
+    t_layers.append(nn.Linear(in_size, out_size))
+    k_layers.append(keras.layers.Dense(out_size))
+    ref, ours = nn.Sequential(*t_layers), nn.Sequential(*k_layers)
+    for k, t in zip(ours[::2], ref[::2]):
+        copy_linear(k, t)
+    g = torch.Generator().manual_seed(6)
+    data = [torch.randn(8, in_size, generator=g) for _ in range(4)]
+    targets = [torch.randn(8, out_size, generator=g) for _ in range(4)]
+    loss_fn = nn.MSELoss()
+    runs = []
+    for net in (ref, ours):
+        opt = torch.optim.SGD(net.parameters(), lr=0.05)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+        losses, dtypes = [], []
+        for _epoch in range(2):
+            for x, y in zip(data, targets):
+                with torch.autocast(device_type="cpu", dtype=torch.float16):
+                    output = net(x)
+                    dtypes.append(output.dtype)
+                    loss = loss_fn(output, y)
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm=0.1)
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+        checkpoint = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict()}
+        runs.append((losses, dtypes, checkpoint))
+    assert runs[1][1] == runs[0][1] == [torch.float16] * 8  # autocast reaches the Dense matmuls
+    _close(runs[1][0], runs[0][0], rtol=2e-3, atol=1e-3)  # float16 matmuls
+    assert runs[1][2]["scaler"] == runs[0][2]["scaler"]
+    for k, t in zip(ours[::2], ref[::2]):
+        assert k.kernel.dtype == torch.float32  # the weights stay float32
+        _close(k.kernel, t.weight.T, rtol=1e-2, atol=1e-3)
+    buffer = io.BytesIO()
+    torch.save(runs[1][2], buffer)
+    buffer.seek(0)
+    restored = torch.load(buffer, weights_only=True)
+    fresh_layers = [layer for _ in range(num_layers - 1) for layer in (keras.layers.Dense(in_size), nn.ReLU())]
+    fresh = nn.Sequential(*fresh_layers, keras.layers.Dense(out_size))  # never called before the load
+    fresh.load_state_dict(restored["model"])
+    with torch.no_grad():
+        _close(fresh(data[0]), ours(data[0]), rtol=0, atol=0)
+
+
+# ------------------------------------------------- What is torch.nn really?
+# beginner_source/nn_tutorial.py, its last refactor: nn.Sequential with a
+# Lambda preprocess, three stride-2 convolutions, AdaptiveAvgPool2d, the
+# fit() / loss_batch() helpers over DataLoaders, model.train() / model.eval().
+# A Dropout is added to check that the torch mode switches reach the kerasish
+# layer.  Conv2d(padding=1, stride=2) is ZeroPadding2D(1) + Conv2D("valid"):
+# Keras's padding="same" pads (0, 1) there, TensorFlow's rule, not torch's (1, 1).
+class Lambda(nn.Module):
+    def __init__(self, func):
+        super().__init__()
+        self.func = func
+
+    def forward(self, x):
+        return self.func(x)
+
+
+def _nn_really_models(dropout):
+    torch.manual_seed(0)
+    t_convs = [nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.Conv2d(8, 10, 3, stride=2, padding=1)]
+    ref = nn.Sequential(
+        Lambda(lambda x: x.view(-1, 1, 12, 12)),
+        t_convs[0], nn.ReLU(), t_convs[1], nn.ReLU(), nn.Dropout(dropout), t_convs[2], nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), Lambda(lambda x: x.view(x.size(0), -1)),
+    )
+    k_convs = [keras.layers.Conv2D(f, 3, strides=2, data_format="channels_first") for f in (8, 8, 10)]
+    pads = [keras.layers.ZeroPadding2D(1, data_format="channels_first") for _ in range(3)]
+    ours = nn.Sequential(
+        Lambda(lambda x: x.view(-1, 1, 12, 12)),
+        pads[0], k_convs[0], nn.ReLU(), pads[1], k_convs[1], nn.ReLU(), keras.layers.Dropout(dropout),
+        pads[2], k_convs[2], nn.ReLU(), nn.AdaptiveAvgPool2d(1), Lambda(lambda x: x.view(x.size(0), -1)),
+    )
+    for k, t, size in zip(k_convs, t_convs, (14, 8, 5)):
+        copy_conv(k, t, (None, t.in_channels, size, size))
+    return ref, ours, t_convs, k_convs
+
+
+def _loss_batch(model, loss_func, xb, yb, opt=None):
+    loss = loss_func(model(xb), yb)
+    if opt is not None:
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return loss.item(), len(xb)
+
+
+def _fit(epochs, model, loss_func, opt, train_dl, valid_dl):
+    history = []
+    for _epoch in range(epochs):
+        model.train()
+        train = [_loss_batch(model, loss_func, xb, yb, opt)[0] for xb, yb in train_dl]
+        model.eval()
+        with torch.no_grad():
+            losses, nums = zip(*[_loss_batch(model, loss_func, xb, yb) for xb, yb in valid_dl])
+        history.append((train, np.sum(np.multiply(losses, nums)) / np.sum(nums)))
+    return history
+
+
+def test_nn_really_sequential_fit_and_modes():
+    g = torch.Generator().manual_seed(7)
+    x_train, y_train = torch.rand(64, 144, generator=g), torch.randint(0, 10, (64,), generator=g)
+    x_valid, y_valid = torch.rand(32, 144, generator=g), torch.randint(0, 10, (32,), generator=g)
+    train_dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train, y_train), batch_size=16)
+    valid_dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_valid, y_valid), batch_size=32)
+    ref, ours, _t_convs, _k_convs = _nn_really_models(dropout=0.0)
+    histories = []
+    for model in (ref, ours):
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        histories.append(_fit(2, model, nn.functional.cross_entropy, opt, train_dl, valid_dl))
+    for (k_train, k_valid), (t_train, t_valid) in zip(histories[1], histories[0]):
+        _close(k_train, t_train, rtol=1e-4, atol=1e-5)
+        _close(k_valid, t_valid, rtol=1e-4, atol=1e-5)
+
+    # the mode switch reaches the kerasish Dropout inside nn.Sequential
+    ref, ours, _t_convs, _k_convs = _nn_really_models(dropout=0.5)
+    xb = x_valid[:8]
+    ours.train()
+    assert ours[7].training
+    with torch.no_grad():
+        a, b = ours(xb), ours(xb)
+    assert not torch.allclose(a, b)  # dropout draws new masks in train mode
+    ours.eval()
+    ref.eval()
+    with torch.no_grad():
+        _close(ours(xb), ref(xb), rtol=1e-4, atol=1e-6)
+        _close(ours(xb), ours(xb), rtol=0, atol=0)
+
+
+def test_conv_padding_same_is_not_torch_padding_one_at_stride_two():
+    """The documented difference the walk-through hits: padding="same" with
+    stride 2 on an even size pads only after (TensorFlow's rule)."""
+    torch.manual_seed(0)
+    t_conv = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+    same = keras.layers.Conv2D(4, 3, strides=2, padding="same", data_format="channels_first")
+    copy_conv(same, t_conv, (None, 1, 12, 12))
+    x = torch.rand(2, 1, 12, 12)
+    with torch.no_grad():
+        expected = t_conv(x)
+        got = same(x)
+        assert got.shape == expected.shape
+        assert not torch.allclose(got, expected, atol=1e-3)
+        # "same" here is torch's padding of (0, 1) rows and columns
+        _close(got, nn.functional.conv2d(nn.functional.pad(x, (0, 1, 0, 1)), t_conv.weight, t_conv.bias, stride=2))
