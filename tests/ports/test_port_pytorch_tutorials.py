@@ -861,3 +861,147 @@ def test_conv_padding_same_is_not_torch_padding_one_at_stride_two():
         assert not torch.allclose(got, expected, atol=1e-3)
         # "same" here is torch's padding of (0, 1) rows and columns
         _close(got, nn.functional.conv2d(nn.functional.pad(x, (0, 1, 0, 1)), t_conv.weight, t_conv.bias, stride=2))
+
+
+# ------------------------------------- polynomial_module.py / dynamic_net.py
+# The custom-module examples, written as a Keras layer a torch user would write:
+# scalar weights from add_weight(shape=()), trained by torch SGD over
+# parameters(); dynamic_net reuses the fourth weight 0-2 extra times per call.
+class KerasishPolynomial3(keras.layers.Layer):
+    def __init__(self, dynamic=False, **kwargs):
+        super().__init__(**kwargs)
+        self.dynamic = dynamic
+        self.a, self.b, self.c, self.d = (self.add_weight(shape=(), initializer="zeros", name=n) for n in "abcd")
+        self.e = self.add_weight(shape=(), initializer="zeros", name="e") if dynamic else None
+
+    def call(self, x, extra=0):
+        y = self.a + self.b * x + self.c * x**2 + self.d * x**3
+        for exp in range(4, 4 + extra):
+            y = y + self.e * x**exp
+        return y
+
+
+class TorchPolynomial3(nn.Module):
+    def __init__(self, dynamic=False):
+        super().__init__()
+        self.a, self.b, self.c, self.d = (nn.Parameter(torch.randn(())) for _ in range(4))
+        self.e = nn.Parameter(torch.randn(())) if dynamic else None
+
+    def forward(self, x, extra=0):
+        y = self.a + self.b * x + self.c * x**2 + self.d * x**3
+        for exp in range(4, 4 + extra):
+            y = y + self.e * x**exp
+        return y
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_polynomial_custom_module_and_dynamic_net(dynamic):
+    x = torch.linspace(-np.pi, np.pi, 100)
+    y = torch.sin(x)
+    torch.manual_seed(0)
+    ref = TorchPolynomial3(dynamic)
+    ours = KerasishPolynomial3(dynamic)
+    for name in "abcde"[: 5 if dynamic else 4]:
+        _set(getattr(ours, name), getattr(ref, name))
+    assert [n for n, _ in ours.named_parameters()] == list("abcde"[: 5 if dynamic else 4])
+    criterion = nn.MSELoss(reduction="sum")
+    lr, momentum = (1e-8, 0.9) if dynamic else (1e-6, 0.0)
+    opts = [torch.optim.SGD(m.parameters(), lr=lr, momentum=momentum) for m in (ref, ours)]
+    extras = np.random.default_rng(0).integers(0, 3, 40)  # dynamic_net's random.randint(4, 5) - 3
+    for t in range(40):
+        losses = []
+        for model, optimizer in zip((ref, ours), opts):
+            loss = criterion(model(x, int(extras[t]) if dynamic else 0), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        _close(losses[1], losses[0], rtol=1e-4, atol=1e-4, msg=f"step {t}")
+    _close([getattr(ours, n).item() for n in "abcd"], [getattr(ref, n).item() for n in "abcd"], rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------- profiler and TensorBoard recipes
+# recipes_source/recipes/profiler_recipe.py (record_function around inference,
+# key_averages grouped by input shape) and intermediate_source/tensorboard_tutorial.py
+# (add_graph, add_scalar of the running loss) on the kerasish CIFAR net.
+def test_profiler_and_tensorboard_recipes(tmp_path):
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    torch.manual_seed(0)
+    net = KerasishNet("channels_first")
+    inputs = torch.randn(2, 3, 32, 32)
+    net.eval()
+    with torch.no_grad():
+        expected = net(inputs)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True, profile_memory=True) as prof:
+            with record_function("model_inference"):
+                got = net(inputs)
+    _close(got, expected, rtol=0, atol=0)
+    events = {e.key for e in prof.key_averages(group_by_input_shape=True)}
+    assert "model_inference" in events
+    assert "aten::conv2d" in events  # the convolutions are torch's own kernels
+    assert "model_inference" in prof.key_averages().table(sort_by="cpu_time_total", row_limit=20)
+    prof.export_chrome_trace(str(tmp_path / "trace.json"))
+    assert (tmp_path / "trace.json").stat().st_size > 0
+
+    pytest.importorskip("tensorboard", reason="tensorboard (a test extra) writes and reads the event files")
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(tmp_path / "runs"))
+    writer.add_graph(net, inputs)
+    writer.add_scalar("training loss", float(expected.square().mean()), 0)
+    writer.close()
+    assert list((tmp_path / "runs").glob("events.out.tfevents.*"))
+    net.eval()
+    with torch.no_grad():
+        _close(net(inputs), expected, rtol=0, atol=0)  # tracing for the graph left the model as it was
+
+
+# `SummaryWriter.add_graph` is a `torch.jit.trace`, whose sanity check traces
+# again under `no_grad`: a layer whose graph followed the grad mode (the conv
+# bias added after the op when it needs a gradient, the RNN kernel's train
+# flag) or recorded a first-call cache (BatchNormalization's update constants)
+# failed it with "Graphs differed across invocations", so the TensorBoard
+# tutorial's convnet could not be drawn.
+_TRACED = {
+    "Conv2D": (lambda: keras.layers.Conv2D(4, 3), (2, 8, 8, 3)),
+    "Conv1D": (lambda: keras.layers.Conv1D(4, 3, data_format="channels_first"), (2, 3, 8)),
+    "Conv2DTranspose": (lambda: keras.layers.Conv2DTranspose(4, 3), (2, 6, 6, 3)),
+    "SeparableConv2D": (lambda: keras.layers.SeparableConv2D(4, 3), (2, 8, 8, 3)),
+    "DepthwiseConv2D": (lambda: keras.layers.DepthwiseConv2D(3), (2, 8, 8, 3)),
+    "LSTM": (lambda: keras.layers.LSTM(4, return_sequences=True), (2, 5, 3)),
+    "GRU": (lambda: keras.layers.GRU(4), (2, 5, 3)),
+    "SimpleRNN": (lambda: keras.layers.SimpleRNN(4), (2, 5, 3)),
+    "BatchNormalization": (lambda: keras.layers.BatchNormalization(), (6, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_TRACED))
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_jit_trace_sanity_check_passes(name, mode):
+    make, shape = _TRACED[name]
+    torch.manual_seed(0)
+    layer = make()
+    x = torch.randn(*shape)
+    layer(x)
+    getattr(layer, mode)()
+    traced = torch.jit.trace(layer, x)  # check_trace=True, torch's default
+    layer.eval()
+    with torch.no_grad():
+        if mode == "eval":
+            _close(traced(x), layer(x), rtol=1e-5, atol=1e-6)
+
+
+def test_tensorboard_add_graph_char_rnn(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard (a test extra) writes the event files")
+    from torch.utils.tensorboard import SummaryWriter
+
+    torch.manual_seed(0)
+    model = KerasishCharRNN(8, 3, "gru")
+    line = torch.eye(5)[torch.tensor([1, 3, 2])].unsqueeze(1)
+    model.train()
+    model(line)
+    writer = SummaryWriter(str(tmp_path))
+    writer.add_graph(model, line)
+    writer.close()
+    assert list(tmp_path.glob("events.out.tfevents.*"))

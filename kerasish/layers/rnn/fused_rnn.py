@@ -206,7 +206,10 @@ def _run(mode, x, states, weights, batch_sizes=None):
         # probe lengths); the shapes are known without running them
         return x.new_empty((*x.shape[:-1], states[0].shape[-1])), [s.new_empty(s.shape) for s in states]
     has_bias = len(weights) == 4
-    train = torch.is_grad_enabled()  # cuDNN keeps what backward needs only in train mode
+    # cuDNN keeps what backward needs only in train mode; a traced graph takes the train kernel in
+    # either grad mode (`jit.trace`'s check re-traces under no_grad: a graph that followed the grad
+    # mode failed it, and with it TensorBoard's `add_graph` on any RNN)
+    train = torch.is_grad_enabled() or torch.jit.is_tracing()
     hx = [s.unsqueeze(0).contiguous() for s in states]
     if batch_sizes is None and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
         # (torch.export keeps torch's own op: exported programs and ONNX must not need kerasish)
