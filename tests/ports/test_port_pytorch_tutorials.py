@@ -1005,3 +1005,24 @@ def test_tensorboard_add_graph_char_rnn(tmp_path):
     writer.add_graph(model, line)
     writer.close()
     assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("cell", [keras.layers.LSTM, keras.layers.SimpleRNN])
+def test_rnn_first_called_under_inference_mode_then_trained(cell):
+    """The tutorials' sanity check (a first prediction under
+    `torch.inference_mode()`) before training: the LSTM / SimpleRNN zero
+    `b_hh` kept on the cell was an inference tensor, and the first training
+    step raised "Inference tensors cannot be saved for backward"."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3)
+    layer, twin = cell(4), cell(4)
+    layer.build(x.shape)
+    twin.build(x.shape)
+    twin.set_weights(layer.get_weights())
+    with torch.inference_mode():
+        layer(x)
+    for model in (layer, twin):
+        model.train()
+        model(x).square().sum().backward()
+    for a, b in zip(layer.parameters(), twin.parameters()):
+        _close(a.grad, b.grad, rtol=0, atol=0)

@@ -165,7 +165,9 @@ def _torch_layout_weights(cell, dtype: torch.dtype) -> list:
         return [*out, b, torch.zeros_like(b)]
     zeros = cell.__dict__.get("_zero_bias")
     if zeros is None or zeros.dtype != b.dtype or zeros.device != b.device or zeros.shape != b.shape:
-        zeros = cell.__dict__["_zero_bias"] = torch.zeros(b.shape, dtype=b.dtype, device=b.device)
+        with torch.inference_mode(False):  # (kept for later calls: a first call under inference_mode made
+            # an inference tensor, which the next training call could not save for backward)
+            zeros = cell.__dict__["_zero_bias"] = torch.zeros(b.shape, dtype=b.dtype, device=b.device)
     return [*out, b, zeros]
 
 
