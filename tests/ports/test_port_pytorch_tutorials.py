@@ -242,6 +242,27 @@ def test_save_and_load_state_dict_and_whole_model():
         _close(a, b, rtol=0, atol=0)
 
 
+
+def test_warmstart_from_a_different_model_strict_false():
+    """saving_loading_models.py, "Warmstarting Model Using Parameters from a
+    Different Model": `load_state_dict(strict=False)` into a never-called
+    model with an extra layer; the loaded layers take the file's weights, the
+    extra one builds on its first call."""
+    _ref, source = _twin_mlps()
+    x = torch.rand(4, 1, 8, 8)
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    target = KerasishNeuralNetwork()
+    target.linear_relu_stack.append(nn.ReLU())
+    target.linear_relu_stack.append(keras.layers.Dense(3))
+    result = target.load_state_dict(torch.load(buffer, weights_only=True), strict=False)
+    assert result.missing_keys == ["linear_relu_stack.6.kernel", "linear_relu_stack.6.bias"]
+    assert result.unexpected_keys == []
+    assert target(x).shape == (4, 3)
+    with torch.no_grad():
+        _close(target.linear_relu_stack[:5](target.flatten(x)), source(x), rtol=0, atol=0)
+
 # ------------------------------------------------- learning with examples
 # beginner_source/examples_nn/polynomial_nn.py, polynomial_optim.py,
 # polynomial_module.py: y = sin(x) by a cubic, nn.Linear(3, 1) -> Dense(1).
