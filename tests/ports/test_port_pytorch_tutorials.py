@@ -202,9 +202,7 @@ def test_save_and_load_state_dict_and_whole_model():
     torch.save(ours.state_dict(), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
-    assert list(state) == [
-        f"linear_relu_stack.{i}.{w}" for i in (0, 2, 4) for w in ("kernel", "bias")
-    ]
+    assert list(state) == [f"linear_relu_stack.{i}.{w}" for i in (0, 2, 4) for w in ("kernel", "bias")]
     fresh = KerasishNeuralNetwork()  # never called: the deferred build takes the shapes from the file
     fresh.load_state_dict(state)
     fresh.eval()
@@ -227,7 +225,9 @@ def test_save_and_load_state_dict_and_whole_model():
     ours(x).sum().backward()
     optimizer.step()
     buffer = io.BytesIO()
-    torch.save({"epoch": 3, "model_state_dict": ours.state_dict(), "optimizer_state_dict": optimizer.state_dict()}, buffer)
+    torch.save(
+        {"epoch": 3, "model_state_dict": ours.state_dict(), "optimizer_state_dict": optimizer.state_dict()}, buffer
+    )
     buffer.seek(0)
     checkpoint = torch.load(buffer, weights_only=True)
     resumed = KerasishNeuralNetwork()
@@ -240,7 +240,6 @@ def test_save_and_load_state_dict_and_whole_model():
         opt.step()
     for a, b in zip(resumed.parameters(), ours.parameters()):
         _close(a, b, rtol=0, atol=0)
-
 
 
 def test_warmstart_from_a_different_model_strict_false():
@@ -262,6 +261,7 @@ def test_warmstart_from_a_different_model_strict_false():
     assert target(x).shape == (4, 3)
     with torch.no_grad():
         _close(target.linear_relu_stack[:5](target.flatten(x)), source(x), rtol=0, atol=0)
+
 
 # ------------------------------------------------- learning with examples
 # beginner_source/examples_nn/polynomial_nn.py, polynomial_optim.py,
@@ -406,7 +406,7 @@ def test_transfer_learning_frozen_backbone_steplr():
         optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.1)
         train_losses, val_losses, lrs = [], [], []
-        for epoch in range(4):
+        for _epoch in range(4):
             model.train()
             for x, y in zip(data[:4], labels[:4]):
                 optimizer.zero_grad()
@@ -527,7 +527,11 @@ SOS_TOKEN, MAX_LENGTH = 0, 5
 class BahdanauAttention(nn.Module):
     def __init__(self, hidden_size, linear):
         super().__init__()
-        self.Wa, self.Ua, self.Va = linear(hidden_size, hidden_size), linear(hidden_size, hidden_size), linear(hidden_size, 1)
+        self.Wa, self.Ua, self.Va = (
+            linear(hidden_size, hidden_size),
+            linear(hidden_size, hidden_size),
+            linear(hidden_size, 1),
+        )
 
     def forward(self, query, keys):
         scores = self.Va(torch.tanh(self.Wa(query) + self.Ua(keys)))
@@ -664,7 +668,9 @@ class TransformerModel(nn.Module):
             self.embedding = nn.Embedding(ntoken, d_model)
             self.linear = nn.Linear(d_model, ntoken)
         else:
-            self.transformer_encoder = nn.Sequential(*[KerasishEncoderLayer(d_model, nhead, d_hid) for _ in range(nlayers)])
+            self.transformer_encoder = nn.Sequential(
+                *[KerasishEncoderLayer(d_model, nhead, d_hid) for _ in range(nlayers)]
+            )
             self.embedding = keras.layers.Embedding(ntoken, d_model)
             self.linear = keras.layers.Dense(ntoken)
 
@@ -731,7 +737,7 @@ def test_amp_recipe_autocast_and_gradscaler():
     in_size, out_size, num_layers = 16, 8, 3
     torch.manual_seed(0)
     t_layers, k_layers = [], []
-    for i in range(num_layers - 1):
+    for _ in range(num_layers - 1):
         t_layers += [nn.Linear(in_size, in_size), nn.ReLU()]
         k_layers += [keras.layers.Dense(in_size), nn.ReLU()]
     t_layers.append(nn.Linear(in_size, out_size))
@@ -798,18 +804,39 @@ class Lambda(nn.Module):
 
 def _nn_really_models(dropout):
     torch.manual_seed(0)
-    t_convs = [nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.Conv2d(8, 10, 3, stride=2, padding=1)]
+    t_convs = [
+        nn.Conv2d(1, 8, 3, stride=2, padding=1),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1),
+        nn.Conv2d(8, 10, 3, stride=2, padding=1),
+    ]
     ref = nn.Sequential(
         Lambda(lambda x: x.view(-1, 1, 12, 12)),
-        t_convs[0], nn.ReLU(), t_convs[1], nn.ReLU(), nn.Dropout(dropout), t_convs[2], nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), Lambda(lambda x: x.view(x.size(0), -1)),
+        t_convs[0],
+        nn.ReLU(),
+        t_convs[1],
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        t_convs[2],
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        Lambda(lambda x: x.view(x.size(0), -1)),
     )
     k_convs = [keras.layers.Conv2D(f, 3, strides=2, data_format="channels_first") for f in (8, 8, 10)]
     pads = [keras.layers.ZeroPadding2D(1, data_format="channels_first") for _ in range(3)]
     ours = nn.Sequential(
         Lambda(lambda x: x.view(-1, 1, 12, 12)),
-        pads[0], k_convs[0], nn.ReLU(), pads[1], k_convs[1], nn.ReLU(), keras.layers.Dropout(dropout),
-        pads[2], k_convs[2], nn.ReLU(), nn.AdaptiveAvgPool2d(1), Lambda(lambda x: x.view(x.size(0), -1)),
+        pads[0],
+        k_convs[0],
+        nn.ReLU(),
+        pads[1],
+        k_convs[1],
+        nn.ReLU(),
+        keras.layers.Dropout(dropout),
+        pads[2],
+        k_convs[2],
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        Lambda(lambda x: x.view(x.size(0), -1)),
     )
     for k, t, size in zip(k_convs, t_convs, (14, 8, 5)):
         copy_conv(k, t, (None, t.in_channels, size, size))
