@@ -1074,3 +1074,33 @@ def test_rnn_first_called_under_inference_mode_then_trained(cell):
         model(x).square().sum().backward()
     for a, b in zip(layer.parameters(), twin.parameters()):
         _close(a.grad, b.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: keras.layers.LSTM(4, return_sequences=True),
+        lambda: keras.layers.GRU(4),
+        lambda: keras.layers.SimpleRNN(4),
+        lambda: keras.layers.Bidirectional(keras.layers.GRU(4)),
+    ],
+    ids=["LSTM", "GRU", "SimpleRNN", "Bidirectional"],
+)
+def test_traced_rnn_runs_other_batch_sizes(make):
+    """A traced RNN run on another batch size (and length), as a traced
+    nn.LSTM / nn.GRU is: the trace baked the example's batch into the zero
+    initial states, so a smaller batch silently gave the example's batch of
+    outputs (GRU / SimpleRNN: 2 rows for 1 input) and a larger one made
+    torch's CPU kernel corrupt memory (the process aborted)."""
+    torch.manual_seed(0)
+    layer = make()
+    example = torch.randn(2, 5, 3)
+    layer(example)
+    layer.eval()
+    traced = torch.jit.trace(layer, example)
+    for batch, steps in ((1, 4), (3, 7)):
+        x = torch.randn(batch, steps, 3)
+        with torch.no_grad():
+            got, expected = traced(x), layer(x)
+        assert got.shape == expected.shape
+        _close(got, expected, rtol=1e-5, atol=1e-6)
