@@ -1104,3 +1104,30 @@ def test_traced_rnn_runs_other_batch_sizes(make):
             got, expected = traced(x), layer(x)
         assert got.shape == expected.shape
         _close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: keras.layers.Conv1D(4, 3, padding="same", strides=2), (2, 6, 3)),
+        (lambda: keras.layers.Conv2D(4, 5, padding="same", strides=3), (2, 9, 9, 3)),
+        (lambda: keras.layers.SeparableConv2D(4, 3, padding="same", strides=2), (2, 6, 6, 3)),
+    ],
+    ids=["Conv1D", "Conv2D", "SeparableConv2D"],
+)
+def test_traced_strided_same_conv_pads_each_input_by_its_size(make, shape):
+    """Strided "same" padding depends on the input size (TensorFlow's split):
+    the trace kept the example's amounts, and an input of another size came
+    out with the wrong length (Conv1D traced on 6 steps gave 3 outputs for 7)."""
+    torch.manual_seed(0)
+    layer = make()
+    example = torch.randn(*shape)
+    layer(example)
+    layer.eval()
+    traced = torch.jit.trace(layer, example)
+    for extra in (1, 2):
+        x = torch.randn(shape[0], *(n + extra for n in shape[1:-1]), shape[-1])
+        with torch.no_grad():
+            got, expected = traced(x), layer(x)
+        assert got.shape == expected.shape
+        _close(got, expected, rtol=1e-5, atol=1e-5)
