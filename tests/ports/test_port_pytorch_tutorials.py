@@ -1131,3 +1131,25 @@ def test_traced_strided_same_conv_pads_each_input_by_its_size(make, shape):
             got, expected = traced(x), layer(x)
         assert got.shape == expected.shape
         _close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: keras.layers.MaxPooling2D(3, strides=2, padding="same"), (2, 6, 6, 3)),
+        (lambda: keras.layers.AveragePooling2D(3, strides=2, padding="same"), (2, 6, 6, 3)),
+        (lambda: keras.layers.AveragePooling1D(3, strides=2, padding="same"), (2, 6, 3)),
+    ],
+    ids=["MaxPooling2D", "AveragePooling2D", "AveragePooling1D"],
+)
+def test_traced_strided_same_pooling_pads_each_input_by_its_size(make, shape):
+    """The pooling sibling of the strided "same" convolution: the trace kept
+    the example's split (one step short on an input of the other parity)."""
+    layer = make()
+    layer(torch.randn(*shape))
+    traced = torch.jit.trace(layer, torch.randn(*shape))
+    for extra in (0, 1, 2):
+        x = torch.randn(shape[0], *(n + extra for n in shape[1:-1]), shape[-1])
+        got, expected = traced(x), layer(x)
+        assert got.shape == expected.shape
+        _close(got, expected, rtol=1e-6, atol=1e-6)
