@@ -1153,3 +1153,16 @@ def test_traced_strided_same_pooling_pads_each_input_by_its_size(make, shape):
         got, expected = traced(x), layer(x)
         assert got.shape == expected.shape
         _close(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_traced_bilinear_upsampling_follows_the_input_size():
+    """UpSampling2D(interpolation="bilinear") traced on 6x6: its output size
+    came from Python ints, so every other input size came out 12x12."""
+    layer = keras.layers.UpSampling2D(2, interpolation="bilinear")
+    layer(torch.randn(2, 6, 6, 3))
+    traced = torch.jit.trace(layer, torch.randn(2, 6, 6, 3))
+    for size in (6, 7, 9):
+        x = torch.randn(1, size, size, 3)
+        got, expected = traced(x), layer(x)
+        assert got.shape == expected.shape == (1, 2 * size, 2 * size, 3)
+        _close(got, expected, rtol=1e-6, atol=1e-6)
