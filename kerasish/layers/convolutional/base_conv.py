@@ -136,9 +136,15 @@ class ConvSetupMixin:
         Keras adds it: torch's fused bias has its own gradient kernel, which
         sums in another order (Keras's gradients bit for bit; fwd+bwd time
         unchanged). Without a gradient the fused bias gives the same values
-        and a ~10-20% faster forward, so inference keeps it."""
+        and a ~10-20% faster forward, so inference keeps it.
+
+        Under `torch.jit.trace` the bias is always fused, as `nn.Conv2d`'s is:
+        the trace's sanity check re-traces under `no_grad`, and a graph that
+        changed with the grad mode failed it ("Graphs differed across
+        invocations"), so `jit.trace` and TensorBoard's `add_graph` refused
+        every convnet."""
         bias = self.bias
-        if bias is not None and bias.requires_grad and torch.is_grad_enabled():
+        if bias is not None and bias.requires_grad and torch.is_grad_enabled() and not torch.jit.is_tracing():
             return None
         return bias
 

@@ -329,6 +329,10 @@ class BatchNormalization(GammaBetaMixin, Layer):
         if (cached is not None and cached[0] == m and cached[1] == eps and cached[2] is like.dtype
                 and cached[3] == like.device):
             return cached[4]
+        if torch.jit.is_tracing():
+            # (made inside a trace, the tensors' creation is recorded in the first graph only:
+            # `jit.trace`'s check, which traces again, found the graphs differed)
+            return None
         with torch.inference_mode(False):  # (made inside inference mode, they would be inference tensors)
             consts = tuple(torch.tensor(v, dtype=like.dtype, device=like.device) for v in (m, 1.0 - m, eps))
         d["_update_constants_cache"] = (m, eps, like.dtype, like.device, consts)

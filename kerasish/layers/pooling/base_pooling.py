@@ -112,6 +112,8 @@ class BasePooling(Layer):
         x = self._layout.to_torch(inputs)
         op = _POOL_OPS[self._pool]
         if self._same:
+            if torch.jit.is_tracing():
+                return self._layout.from_torch(self._same_pool_traced(x, op))
             if self._is_avg and self._rank == 3 and any(int(n) < k for n, k in zip(x.shape[2:], self._op_pool)):
                 return self._layout.from_torch(self._avg_pool3d_window_over_input(x))
             padding = self._same_padding(x)
@@ -124,6 +126,23 @@ class BasePooling(Layer):
         else:
             y = op(x, self._op_pool, self._op_strides)
         return self._layout.from_torch(y)
+
+    def _same_pool_traced(self, x, op):
+        """"same" pooling under `torch.jit.trace`: TF's pad split computed from
+        the traced sizes (tensors there), the input padded explicitly (-inf
+        for max; for average, each window's sum over its number of valid
+        elements), then a "valid" pool. With Python ints the trace kept the
+        example's split, and an input of the other parity came out one step
+        short, silently."""
+        flat = []
+        for n, k, s in reversed(list(zip(x.shape[2:], self._op_pool, self._op_strides))):
+            n = torch.as_tensor(n)
+            total = torch.clamp(((n + s - 1) // s - 1) * s + k - n, min=0)
+            flat.extend((total // 2, total - total // 2))
+        if not self._is_avg:
+            return op(F.pad(x, flat, value=float("-inf")), self._op_pool, self._op_strides)
+        ones = torch.ones_like(x[:1, :1])
+        return op(F.pad(x, flat), self._op_pool, self._op_strides) / op(F.pad(ones, flat), self._op_pool, self._op_strides)
 
     def _avg_pool3d_window_over_input(self, x):
         """"same" 3-D average pooling with a window larger than the input:

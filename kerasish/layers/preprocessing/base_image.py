@@ -64,9 +64,13 @@ def resize_nchw(
             images = F.pad(images, (w0, w0, h0, h0), value=float(fill_value))
     if antialias and interpolation not in ("bilinear", "bicubic"):
         antialias = False
+    if not (torch.jit.is_tracing() and isinstance(target_height, torch.Tensor)):
+        # (under `torch.jit.trace` a size computed from the input's traced shape stays traced:
+        # `UpSampling2D(interpolation="bilinear")`'s trace kept the example's output size)
+        target_height, target_width = int(target_height), int(target_width)
     return F.interpolate(
         images,
-        size=(int(target_height), int(target_width)),
+        size=(target_height, target_width),
         mode=INTERPOLATION_MODES[interpolation],
         align_corners=_ALIGN.get(interpolation),
         antialias=antialias,

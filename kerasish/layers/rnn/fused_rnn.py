@@ -165,7 +165,9 @@ def _torch_layout_weights(cell, dtype: torch.dtype) -> list:
         return [*out, b, torch.zeros_like(b)]
     zeros = cell.__dict__.get("_zero_bias")
     if zeros is None or zeros.dtype != b.dtype or zeros.device != b.device or zeros.shape != b.shape:
-        zeros = cell.__dict__["_zero_bias"] = torch.zeros(b.shape, dtype=b.dtype, device=b.device)
+        with torch.inference_mode(False):  # (kept for later calls: a first call under inference_mode made
+            # an inference tensor, which the next training call could not save for backward)
+            zeros = cell.__dict__["_zero_bias"] = torch.zeros(b.shape, dtype=b.dtype, device=b.device)
     return [*out, b, zeros]
 
 
@@ -206,7 +208,10 @@ def _run(mode, x, states, weights, batch_sizes=None):
         # probe lengths); the shapes are known without running them
         return x.new_empty((*x.shape[:-1], states[0].shape[-1])), [s.new_empty(s.shape) for s in states]
     has_bias = len(weights) == 4
-    train = torch.is_grad_enabled()  # cuDNN keeps what backward needs only in train mode
+    # cuDNN keeps what backward needs only in train mode; a traced graph takes the train kernel in
+    # either grad mode (`jit.trace`'s check re-traces under no_grad: a graph that followed the grad
+    # mode failed it, and with it TensorBoard's `add_graph` on any RNN)
+    train = torch.is_grad_enabled() or torch.jit.is_tracing()
     hx = [s.unsqueeze(0).contiguous() for s in states]
     if batch_sizes is None and torch.compiler.is_compiling() and not torch.compiler.is_exporting():
         # (torch.export keeps torch's own op: exported programs and ONNX must not need kerasish)

@@ -236,7 +236,11 @@ class RNN(Layer):
             inputs = batch_size
             shape = getattr(inputs, "shape", None)
             if shape is not None and len(shape) == 0:
-                batch_size = int(inputs)  # a 0-d tensor / NumPy integer
+                # a 0-d tensor / NumPy integer; under `torch.jit.trace`, the traced batch size that
+                # `sequences.shape[0]` gives, kept traced: made a Python int, the trace baked the example's
+                # batch into its zero states, and torch's CPU LSTM kernel, handed states of another
+                # batch, corrupted memory ("free(): invalid next size")
+                batch_size = inputs if torch.jit.is_tracing() and isinstance(inputs, torch.Tensor) else int(inputs)
             elif shape is not None and len(shape) >= 1 and shape[0] is not None:
                 batch_size = int(shape[0])
                 device = getattr(inputs, "device", None)
