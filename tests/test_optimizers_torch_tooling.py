@@ -1,0 +1,180 @@
+"""Keras optimizers inside torch's optimizer tooling (optleft round).
+
+1. torch's momentum-cycling schedulers (OneCycleLR's default `cycle_momentum=True`, CyclicLR) drive a Keras
+   optimizer's `beta_1` / `momentum` through the param groups' "betas" / "momentum", read back before the
+   next update as torch's own optimizers read them. Checked against torch's Adam / SGD under the same
+   scheduler (the lr and beta/momentum sequences, and Adam's weights) and against real Keras 3 fed the
+   same per-step learning rate and beta_1 / momentum through its own attributes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import kerasish as keras
+
+STEPS = 12
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(4, 3, generator=g), torch.randn(16, 4, generator=g), torch.randn(16, 3, generator=g)
+
+
+def _grad(w, x, y):
+    return 2.0 * x.T @ (x @ w - y) / y.numel()
+
+
+def _scheduler(kind, opt):
+    if kind == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS)
+    return torch.optim.lr_scheduler.CyclicLR(opt, base_lr=0.005, max_lr=0.05, step_size_up=4, cycle_momentum=True,
+                                             base_momentum=0.8, max_momentum=0.9)
+
+
+def _run_scheduled(make_opt, kind, key):
+    """Trains one weight matrix for STEPS steps under the scheduler; returns the final weight and the
+    (lr, betas-or-momentum) sequence each update ran with."""
+    w0, x, y = _data()
+    w = torch.nn.Parameter(w0.clone())
+    opt = make_opt([w])
+    sched = _scheduler(kind, opt)
+    seq = []
+    for _ in range(STEPS):
+        group = opt.param_groups[0]
+        seq.append((group["lr"], group[key]))
+        w.grad = _grad(w.detach(), x, y)
+        opt.step()
+        sched.step()
+    return w.detach().clone(), seq
+
+
+def _keras_reference(keras_ref, make_keras_opt, seq, attr):
+    """Real Keras 3 given the same per-step learning rate and beta_1 / momentum on its own attributes."""
+    w0, x, y = _data()
+    v = keras_ref.Variable(w0.numpy())
+    opt = make_keras_opt()
+    opt.build([v])
+    for lr, hp in seq:
+        opt.learning_rate.assign(lr)
+        setattr(opt, attr, hp[0] if isinstance(hp, tuple) else hp)
+        g = _grad(torch.as_tensor(np.asarray(v.numpy())), x, y)
+        opt.apply([g], [v])
+    return torch.as_tensor(np.asarray(v.numpy()))
+
+
+@pytest.mark.parametrize("kind", ["onecycle", "cyclic"])
+def test_cycled_betas_drive_keras_adam_as_torch_adam(kind, keras_ref):
+    ours, seq = _run_scheduled(lambda p: keras.optimizers.Adam(p, lr=0.01, epsilon=1e-8), kind, "betas")
+    theirs, torch_seq = _run_scheduled(lambda p: torch.optim.Adam(p, lr=0.01, eps=1e-8), kind, "betas")
+    assert seq == torch_seq  # the scheduler drove the same lr and betas
+    assert len({b[0] for _, b in seq}) > 3  # (beta_1 really moves)
+    # torch's Adam adds eps after the bias correction, Keras's before: otherwise the same maths
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=2e-5)
+    keras_w = _keras_reference(keras_ref, lambda: keras_ref.optimizers.Adam(0.01, epsilon=1e-8), seq, "beta_1")
+    torch.testing.assert_close(ours, keras_w, rtol=1e-5, atol=1e-6)
+    # the betas mattered: the same lr sequence with a constant beta_1 ends elsewhere
+    fixed, _ = _run_scheduled(lambda p: keras.optimizers.Adam(p, lr=0.01, epsilon=1e-8), kind, "betas")
+    const = _keras_reference(keras_ref, lambda: keras_ref.optimizers.Adam(0.01, epsilon=1e-8),
+                             [(lr, (0.9, 0.999)) for lr, _ in seq], "beta_1")
+    assert (fixed - const).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["onecycle", "cyclic"])
+@pytest.mark.parametrize("name", ["sgd", "rmsprop"])
+def test_cycled_momentum_drives_keras_momentum(kind, name, keras_ref):
+    make = {"sgd": lambda p: keras.optimizers.SGD(p, lr=0.01, momentum=0.9),
+            "rmsprop": lambda p: keras.optimizers.RMSprop(p, lr=0.01, momentum=0.9)}[name]
+    ours, seq = _run_scheduled(make, kind, "momentum")
+    _, torch_seq = _run_scheduled(lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9), kind, "momentum")
+    assert seq == torch_seq
+    assert len({m for _, m in seq}) > 3
+    ref_cls = {"sgd": keras_ref.optimizers.SGD, "rmsprop": keras_ref.optimizers.RMSprop}[name]
+    keras_w = _keras_reference(keras_ref, lambda: ref_cls(0.01, momentum=0.9), seq, "momentum")
+    torch.testing.assert_close(ours, keras_w, rtol=1e-5, atol=1e-6)
+    fixed_momentum = _keras_reference(keras_ref, lambda: ref_cls(0.01, momentum=0.9),
+                                      [(lr, 0.9) for lr, _ in seq], "momentum")
+    assert (ours - fixed_momentum).abs().max() > 1e-4
+
+
+def test_keras_attribute_write_reaches_groups_and_update(keras_ref):
+    """Keras's way (`optimizer.beta_1 = ...`) still drives the update, and the groups show it."""
+    w0, x, y = _data()
+    w = torch.nn.Parameter(w0.clone())
+    opt = keras.optimizers.Adam(learning_rate=0.01)
+    opt.build([w])
+    assert opt.defaults["betas"] == opt.param_groups[0]["betas"] == (0.9, 0.999)
+    opt.beta_1 = 0.5
+    w.grad = _grad(w.detach(), x, y)
+    opt.step()
+    assert opt.param_groups[0]["betas"] == (0.5, 0.999)
+    keras_w = _keras_reference(keras_ref, lambda: keras_ref.optimizers.Adam(0.01), [(0.01, (0.5, 0.999))], "beta_1")
+    torch.testing.assert_close(w.detach(), keras_w, rtol=1e-5, atol=1e-6)
+
+
+def test_scheduled_momentum_without_momentum_slots_is_refused():
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = keras.optimizers.SGD([w], lr=0.01)  # momentum=0: no momentum slot to drive
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=4)
+    w.grad = torch.ones(3)
+    with pytest.raises(ValueError, match=r"SGD .*momentum=0\.0.*cycle_momentum=False"):
+        opt.step()
+    assert torch.equal(w.detach(), torch.zeros(3))  # nothing updated
+    del sched
+
+
+def test_per_group_momenta_are_refused():
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = keras.optimizers.Adam([{"params": [a]}, {"params": [b]}], lr=0.01)
+    torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=4, max_momentum=[0.95, 0.9])
+    a.grad, b.grad = torch.ones(2), torch.ones(2)
+    with pytest.raises(ValueError, match=r"Adam .*different 'betas'"):
+        opt.step()
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)`:UserWarning")
+def test_cycled_betas_under_compiled_fullgraph_update_equal_eager():
+    """A compiled (fullgraph) update reads the scheduled betas too; each new value is a new graph, as a new
+    learning rate is (both are Python floats in the param groups)."""
+    from torch._dynamo.testing import CompileCounter
+
+    def make():
+        w = torch.nn.Parameter(torch.ones(3, 4))
+        opt = keras.optimizers.Adam([w], lr=0.01)
+        return w, opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=6)
+
+    (w, opt, sched), (ref_w, ref, ref_sched) = make(), make()
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    step = torch.compile(lambda g: opt.apply([g], [w]), backend=counter, fullgraph=True)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        g = torch.randn(3, 4, generator=gen)
+        step(g)
+        ref.apply([g], [ref_w])
+        sched.step()
+        ref_sched.step()
+    assert counter.frame_count >= 2  # (a constant-beta graph would not have seen the new betas)
+    torch.testing.assert_close(w.detach(), ref_w.detach(), rtol=1e-5, atol=1e-6)
+    # eager reference with the betas held constant ends elsewhere
+    const_w = torch.nn.Parameter(torch.ones(3, 4))
+    const = keras.optimizers.Adam([const_w], lr=0.01)
+    const_sched = torch.optim.lr_scheduler.OneCycleLR(const, max_lr=0.05, total_steps=6, cycle_momentum=False)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        const.apply([torch.randn(3, 4, generator=gen)], [const_w])
+        const_sched.step()
+    assert (const_w.detach() - ref_w.detach()).abs().max() > 1e-4
+
+
+def test_multi_group_build_and_unscheduled_groups_unchanged():
+    """Exposing "betas" keeps a plain multi-group build working and torch-style groups that carry the
+    optimizer's own betas accepted; a group with other betas is refused as before."""
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    opt = keras.optimizers.Adam(learning_rate=0.01)
+    opt.build([{"params": [a]}, {"params": [b], "lr": 0.1, "betas": (0.9, 0.999)}])
+    assert [g["betas"] for g in opt.param_groups] == [(0.9, 0.999)] * 2
+    with pytest.raises(ValueError, match="betas"):
+        keras.optimizers.Adam(learning_rate=0.01).build([{"params": [a], "betas": (0.5, 0.999)}])
