@@ -178,3 +178,78 @@ def test_multi_group_build_and_unscheduled_groups_unchanged():
     assert [g["betas"] for g in opt.param_groups] == [(0.9, 0.999)] * 2
     with pytest.raises(ValueError, match="betas"):
         keras.optimizers.Adam(learning_rate=0.01).build([{"params": [a], "betas": (0.5, 0.999)}])
+
+
+# ---------------------------------------------- 2. MultiOptimizer through torch.distributed.checkpoint
+def _multi_setup():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="first"), keras.layers.Dense(1, name="head")])
+    opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(
+        keras.optimizers.SGD(0.05, momentum=0.9), {".*first/.*": keras.optimizers.Adam(0.05)}))
+    opt.build(model.trainable_variables)
+    return model, opt
+
+
+def _multi_steps(model, opt, batches):
+    for x, y in batches:
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        opt.apply(torch.autograd.grad(loss, model.trainable_variables), model.trainable_variables)
+
+
+def test_multi_optimizer_resumes_through_dcp_state_dict_helpers(tmp_path):
+    """torch's `get_state_dict(model, optimizer)` / `set_state_dict` need a torch-layout optimizer state
+    dict (`state` + `param_groups`): a MultiOptimizer raised KeyError 'state'. Resumed == uninterrupted:
+    its iterations, each inner optimizer's iterations and slots, and the weights two steps later."""
+    import copy
+    import warnings
+
+    dcp = pytest.importorskip("torch.distributed.checkpoint", reason="needs torch.distributed.checkpoint")
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    g = torch.Generator().manual_seed(3)
+    data = [(torch.randn(8, 3, generator=g), torch.randn(8, 1, generator=g)) for _ in range(5)]
+    model, opt = _multi_setup()
+    straight = copy.deepcopy(model)
+    straight_opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(
+        keras.optimizers.SGD(0.05, momentum=0.9), {".*first/.*": keras.optimizers.Adam(0.05)}))
+    straight_opt.build(straight.trainable_variables)
+    _multi_steps(model, opt, data[:3])
+    _multi_steps(straight, straight_opt, data[:3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch.distributed.checkpoint's own notes: no process group)
+        msd, osd = get_state_dict(model, opt)
+        assert int(opt.iterations) == 3  # (no zero-lr step taken to create state)
+        dcp.save({"model": msd, "optim": osd}, checkpoint_id=str(tmp_path))
+        resumed, resumed_opt = _multi_setup()
+        msd, osd = get_state_dict(resumed, resumed_opt)
+        state = {"model": msd, "optim": osd}
+        dcp.load(state, checkpoint_id=str(tmp_path))
+        set_state_dict(resumed, resumed_opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    assert int(resumed_opt.iterations) == 3
+    assert [int(o.iterations) for o in resumed_opt.optimizers] == [int(o.iterations) for o in opt.optimizers] == [3, 3]
+    for ours, theirs in zip(resumed_opt.variables, opt.variables):
+        torch.testing.assert_close(torch.as_tensor(ours).detach(), torch.as_tensor(theirs).detach(), rtol=0, atol=0)
+    _multi_steps(resumed, resumed_opt, data[3:])
+    _multi_steps(straight, straight_opt, data[3:])
+    for ours, theirs in zip(resumed.trainable_variables, straight.trainable_variables):
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=0, atol=0)
+
+
+def test_multi_optimizer_state_dict_round_trip_and_old_layout(tmp_path):
+    model, opt = _multi_setup()
+    g = torch.Generator().manual_seed(4)
+    _multi_steps(model, opt, [(torch.randn(8, 3, generator=g), torch.randn(8, 1, generator=g)) for _ in range(2)])
+    sd = opt.state_dict()
+    assert sorted(sd["state"]) == list(range(4)) and sum(len(g["params"]) for g in sd["param_groups"]) == 4
+    path = tmp_path / "opt.pt"
+    torch.save(sd, path)
+    other_model, other = _multi_setup()
+    other.load_state_dict(torch.load(path, weights_only=True))
+    assert int(other.iterations) == 2 and [int(o.iterations) for o in other.optimizers] == [2, 2]
+    for ours, theirs in zip(other.variables, opt.variables):
+        torch.testing.assert_close(torch.as_tensor(ours).detach(), torch.as_tensor(theirs).detach(), rtol=0, atol=0)
+    # the layout written before (one state dict per inner optimizer) still loads
+    old = {"optimizers": [o.state_dict() for o in opt.optimizers], "keras": {"iterations": 2}}
+    third = _multi_setup()[1]
+    third.load_state_dict(old)
+    assert int(third.iterations) == 2 and [int(o.iterations) for o in third.optimizers] == [2, 2]
