@@ -253,3 +253,48 @@ def test_multi_optimizer_state_dict_round_trip_and_old_layout(tmp_path):
     third = _multi_setup()[1]
     third.load_state_dict(old)
     assert int(third.iterations) == 2 and [int(o.iterations) for o in third.optimizers] == [2, 2]
+
+
+# ------------------------------------------------ 3. LossScaleOptimizer.dynamic_scale is a Keras variable
+def test_loss_scale_dynamic_scale_is_a_keras_variable_like_keras(keras_ref):
+    """Keras users write the scale with `optimizer.dynamic_scale.assign(...)` and read it with `.numpy()`; it
+    is the variable in `optimizer.variables`. kerasish had a plain tensor (no `assign`)."""
+    w0, x, y = _data()
+
+    def run(k, variable, to_numpy):
+        opt = k.optimizers.LossScaleOptimizer(k.optimizers.SGD(0.1), initial_scale=2.0**7, dynamic_growth_steps=2)
+        opt.build([variable])
+        assert isinstance(opt.dynamic_scale, k.Variable)
+        assert any(v is opt.dynamic_scale for v in opt.variables)
+        assert any(v is opt.step_counter for v in opt.variables)
+        opt.dynamic_scale.assign(4.0)
+        seen = [float(np.asarray(opt.dynamic_scale.numpy()))]
+        for _ in range(3):
+            w = torch.as_tensor(to_numpy(variable))
+            opt.apply([_grad(w, x, y) * float(np.asarray(opt.dynamic_scale.numpy()))], [variable])
+            seen.append(float(np.asarray(opt.dynamic_scale.numpy())))
+        opt.apply([torch.full((4, 3), float("inf"))], [variable])  # a non-finite step halves it
+        seen.append(float(np.asarray(opt.dynamic_scale.numpy())))
+        seen.append(int(np.asarray(opt.step_counter.numpy())))
+        return seen, torch.as_tensor(to_numpy(variable))
+
+    ours = torch.nn.Parameter(w0.clone())
+    seen, w = run(keras, ours, lambda v: v.detach().numpy())
+    ref_seen, ref_w = run(keras_ref, keras_ref.Variable(w0.numpy()), lambda v: np.asarray(v.numpy()))
+    assert seen == ref_seen == [4.0, 4.0, 8.0, 8.0, 4.0, 0]
+    torch.testing.assert_close(w, ref_w, rtol=1e-6, atol=1e-7)
+
+
+def test_loss_scale_state_dict_keeps_plain_numbers_after_assign():
+    """The torch state dict (GradScaler-like plain numbers) is unchanged, and loads into the variable."""
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+    opt.build([w])
+    opt.dynamic_scale.assign(256.0)
+    sd = opt.state_dict()
+    assert sd["loss_scale"] == {"step_counter": 0, "dynamic_scale": 256.0}
+    other = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+    other.build([torch.nn.Parameter(torch.zeros(2))])
+    other.load_state_dict(sd)
+    assert float(other.dynamic_scale.numpy()) == 256.0
+    assert float(other.scale_loss(torch.tensor(1.0))) == 256.0
