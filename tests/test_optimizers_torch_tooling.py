@@ -298,3 +298,25 @@ def test_loss_scale_state_dict_keeps_plain_numbers_after_assign():
     other.load_state_dict(sd)
     assert float(other.dynamic_scale.numpy()) == 256.0
     assert float(other.scale_loss(torch.tensor(1.0))) == 256.0
+
+
+def test_cycled_betas_through_a_loss_scale_optimizer_equal_the_inner_one():
+    """LossScaleOptimizer shares its inner optimizer's groups and defaults: OneCycleLR drives the inner
+    Adam's betas through it (torch's scheduler refused it before: no "betas" in its defaults)."""
+    w0, x, y = _data()
+    runs = []
+    for wrap in (False, True):
+        w = torch.nn.Parameter(w0.clone())
+        opt = keras.optimizers.Adam(learning_rate=0.01)
+        if wrap:
+            opt = keras.optimizers.LossScaleOptimizer(opt, initial_scale=2.0**4)
+        opt.build([w])
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS)
+        for _ in range(STEPS - 1):
+            scale = float(opt.dynamic_scale.numpy()) if wrap else 1.0
+            w.grad = _grad(w.detach(), x, y) * scale
+            opt.step()
+            sched.step()
+        runs.append((w.detach().clone(), opt.param_groups[0]["betas"]))
+    assert runs[0][1] == runs[1][1] and runs[0][1][0] != 0.9
+    torch.testing.assert_close(runs[1][0], runs[0][0], rtol=1e-6, atol=1e-7)

@@ -100,6 +100,8 @@ class LossScaleOptimizer(Optimizer):
         # the inner optimizer's groups from the start (before its build, its pending learning-rate group): an
         # LR scheduler made on this optimizer then records and drives the inner learning rate, not this one's 0.0
         self.param_groups = inner_optimizer.param_groups
+        # and its defaults: torch's momentum-cycling schedulers look for "betas" / "momentum" there
+        self.defaults = inner_optimizer.defaults
         self.initial_scale = initial_scale
         self.dynamic_growth_steps = dynamic_growth_steps
         # the inner optimizer must not unscale a second time
