@@ -320,3 +320,27 @@ def test_cycled_betas_through_a_loss_scale_optimizer_equal_the_inner_one():
         runs.append((w.detach().clone(), opt.param_groups[0]["betas"]))
     assert runs[0][1] == runs[1][1] and runs[0][1][0] != 0.9
     torch.testing.assert_close(runs[1][0], runs[0][0], rtol=1e-6, atol=1e-7)
+
+
+def test_state_dict_round_trip_carries_scheduled_betas_and_old_dicts_still_schedule():
+    w0, x, y = _data()
+    w = torch.nn.Parameter(w0.clone())
+    opt = keras.optimizers.Adam([w], lr=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS)
+    for _ in range(3):
+        w.grad = _grad(w.detach(), x, y)
+        opt.step()
+        sched.step()
+    sd = opt.state_dict()
+    resumed = keras.optimizers.Adam([torch.nn.Parameter(w0.clone())], lr=0.01)
+    resumed.load_state_dict(sd)
+    assert resumed.beta_1 == sd["param_groups"][0]["betas"][0] != 0.9  # as torch's Adam restores its betas
+    # a state dict written before "betas" was exposed: the groups get the optimizer's own, a scheduler works
+    old = {**sd, "param_groups": [{k: v for k, v in g.items() if k not in ("betas", "initial_lr", "max_lr",
+                                                                          "min_lr", "max_momentum", "base_momentum")}
+                                  for g in sd["param_groups"]]}
+    again = keras.optimizers.Adam([torch.nn.Parameter(w0.clone())], lr=0.01)
+    again.load_state_dict(old)
+    assert again.beta_1 == 0.9 and again.param_groups[0]["betas"] == (0.9, 0.999)
+    torch.optim.lr_scheduler.OneCycleLR(again, max_lr=0.05, total_steps=STEPS)
+    assert again.param_groups[0]["betas"][0] == 0.95

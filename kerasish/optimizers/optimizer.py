@@ -1340,6 +1340,12 @@ class Optimizer(torch.optim.Optimizer):
         self._load_extra_state(extra)
         if self.param_groups:
             self._lr_value = float(self.param_groups[0]["lr"])
+        if self._group_hparam is not None and self.__dict__.get("_hparam_written") is not None:
+            # groups saved with "betas" / "momentum" set them, as in torch; groups saved without (before
+            # these were exposed) get the current value, which a momentum-cycling scheduler made later reads
+            for group in self.param_groups:
+                group.setdefault(self._group_hparam, self._hparam_written)
+            self._sync_group_hparam()
         self.built = True
 
     def _extra_state(self) -> dict:
