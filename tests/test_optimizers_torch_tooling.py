@@ -82,6 +82,18 @@ def test_cycled_betas_drive_keras_adam_as_torch_adam(kind, keras_ref):
     assert (fixed - const).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("name", ["AdamW", "Adamax", "Nadam", "Lion"])
+def test_cycled_betas_drive_the_other_beta_optimizers_as_keras(name, keras_ref):
+    """The other optimizers exposing "betas" against real Keras fed the same lr / beta_1 per step (Nadam's
+    momentum schedule and Lion's interpolation read the current beta_1 too)."""
+    ours, seq = _run_scheduled(lambda p: getattr(keras.optimizers, name)(p, lr=0.01), "onecycle", "betas")
+    keras_w = _keras_reference(keras_ref, lambda: getattr(keras_ref.optimizers, name)(0.01), seq, "beta_1")
+    torch.testing.assert_close(ours, keras_w, rtol=1e-5, atol=1e-6)
+    const = _keras_reference(keras_ref, lambda: getattr(keras_ref.optimizers, name)(0.01),
+                             [(lr, 0.9) for lr, _ in seq], "beta_1")
+    assert (ours - const).abs().max() > 1e-5
+
+
 @pytest.mark.parametrize("kind", ["onecycle", "cyclic"])
 @pytest.mark.parametrize("name", ["sgd", "rmsprop"])
 def test_cycled_momentum_drives_keras_momentum(kind, name, keras_ref):
