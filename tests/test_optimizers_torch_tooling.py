@@ -356,3 +356,34 @@ def test_state_dict_round_trip_carries_scheduled_betas_and_old_dicts_still_sched
     assert again.beta_1 == 0.9 and again.param_groups[0]["betas"] == (0.9, 0.999)
     torch.optim.lr_scheduler.OneCycleLR(again, max_lr=0.05, total_steps=STEPS)
     assert again.param_groups[0]["betas"][0] == 0.95
+
+
+def test_cycled_betas_through_a_multi_optimizer_of_adams_equal_one_adam():
+    """A MultiOptimizer whose inner optimizers all expose "betas" exposes it too (OneCycleLR refused it);
+    one of Adam and SGD exposes nothing, and torch's own refusal stays."""
+    w0, x, y = _data()
+    runs = []
+    for multi in (False, True):
+        a, b = keras.Variable(w0[:2].numpy(), name="first"), keras.Variable(w0[2:].numpy(), name="second")
+        if multi:
+            opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(
+                keras.optimizers.Adam(0.01), {"first": keras.optimizers.Adam(0.01)}))
+            assert opt.defaults["betas"] == (0.9, 0.999)
+        else:
+            opt = keras.optimizers.Adam(0.01)
+        opt.build([a, b])
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.05, total_steps=STEPS)
+        for _ in range(STEPS - 1):
+            w = torch.cat([a.detach(), b.detach()])
+            g = _grad(w, x, y)
+            a.grad, b.grad = g[:2], g[2:]
+            opt.step()
+            sched.step()
+        runs.append(torch.cat([a.detach(), b.detach()]))
+        if multi:
+            first, second = (o.beta_1 for o in opt.optimizers)  # (what the last update ran with)
+            assert first == second and 0.85 <= first < 0.95 and first != 0.9
+    torch.testing.assert_close(runs[1], runs[0], rtol=0, atol=0)
+    mixed = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(
+        keras.optimizers.SGD(0.01, momentum=0.9), {"x": keras.optimizers.Adam(0.01)}))
+    assert "betas" not in mixed.defaults and "momentum" not in mixed.defaults

@@ -146,6 +146,21 @@ class MultiOptimizer(Optimizer):
         # build keeps what the scheduler wrote. (With no group at all, torch's LambdaLR failed at `step()` with
         # a zip error and base_lrs-driven schedulers such as timm's silently never changed any rate.)
         self.param_groups = self._inner_groups()
+        self._expose_shared_hparam()
+
+    def _expose_shared_hparam(self) -> None:
+        """When every inner optimizer exposes the same "betas" / "momentum" (see `Optimizer._group_hparam`),
+        so does this one's `defaults`: torch's momentum-cycling schedulers (OneCycleLR, CyclicLR) look there,
+        then write every group, and each inner optimizer reads its own groups. Mixed kinds (Adam and SGD)
+        expose nothing: torch's schedulers take one of the two for all groups."""
+        self.defaults.pop("betas", None)
+        self.defaults.pop("momentum", None)
+        inner = self._inner_optimizers
+        keys = {opt._group_hparam for opt in inner}
+        if inner and len(keys) == 1 and None not in keys and all(
+                opt.__dict__.get("_hparam_written") is not None for opt in inner):
+            (key,) = keys
+            self.defaults[key] = inner[0].defaults[key]
 
     # --------------------------------------------------------- properties
 
@@ -252,6 +267,7 @@ class MultiOptimizer(Optimizer):
             if variables:
                 opt.build(variables)
         self.param_groups = self._inner_groups()
+        self._expose_shared_hparam()
         self.built = True
         return self
 
