@@ -160,7 +160,7 @@ def test_dcp_state_dict_helpers_resume_a_keras_optimizer_like_the_uninterrupted_
     steps(straight, straight_opt, data[:2])
     if wrap:  # a scale of its own, not the initial one (LossScaleOptimizer.apply unscales by it)
         for o in (opt, straight_opt):
-            o.dynamic_scale.fill_(2.0**5)  # (a plain tensor in kerasish: Keras has a Variable)
+            o.dynamic_scale.assign(2.0**5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (torch.distributed.checkpoint's own notes: no process group)
         msd, osd = get_state_dict(model, opt)

@@ -100,12 +100,14 @@ class LossScaleOptimizer(Optimizer):
         # the inner optimizer's groups from the start (before its build, its pending learning-rate group): an
         # LR scheduler made on this optimizer then records and drives the inner learning rate, not this one's 0.0
         self.param_groups = inner_optimizer.param_groups
+        # and its defaults: torch's momentum-cycling schedulers look for "betas" / "momentum" there
+        self.defaults = inner_optimizer.defaults
         self.initial_scale = initial_scale
         self.dynamic_growth_steps = dynamic_growth_steps
         # the inner optimizer must not unscale a second time
         self.inner_optimizer.loss_scale_factor = None
-        self.step_counter = torch.zeros((), dtype=torch.int32)  # Keras's dtype "int"
-        self.dynamic_scale = torch.tensor(float(initial_scale), dtype=torch.float32)
+        self._step_counter = torch.zeros((), dtype=torch.int32)  # Keras's dtype "int"
+        self._dynamic_scale = torch.tensor(float(initial_scale), dtype=torch.float32)
 
     # ----------------------------------------------------------- delegation
 
@@ -138,7 +140,7 @@ class LossScaleOptimizer(Optimizer):
         """Keras's order: its own iteration and learning rate (unused, kept
         for the file layout), `step_counter`, `dynamic_scale`, then the inner
         optimizer's variables."""
-        own = [self._iterations, torch.zeros((), dtype=torch.float32), self.step_counter, self.dynamic_scale]
+        own = [self._iterations, torch.zeros((), dtype=torch.float32), self._step_counter, self._dynamic_scale]
         own = [self._state_view(t, n) for t, n in zip(own, ("iteration", "learning_rate", "step_counter",
                                                           "dynamic_scale"))]
         return own + self.inner_optimizer.variables
@@ -169,10 +171,10 @@ class LossScaleOptimizer(Optimizer):
             _note_loss_scaled(self)
         else:
             self._loss_scaled = True
-        scale = self.dynamic_scale if self.built else torch.tensor(float(self.initial_scale))
+        scale = self._dynamic_scale if self.built else torch.tensor(float(self.initial_scale))
         scope = get_stateless_scope() if self.built else None
         if scope is not None:
-            mapped = scope.get_current_value(self._state_view(self.dynamic_scale, "dynamic_scale"))
+            mapped = scope.get_current_value(self._state_view(self._dynamic_scale, "dynamic_scale"))
             if mapped is not None:
                 scale = mapped
         if isinstance(loss, torch.Tensor):
@@ -184,6 +186,35 @@ class LossScaleOptimizer(Optimizer):
     # ------------------------------------------------ tf.keras 2 spellings
 
     @property
+    def dynamic_scale(self):
+        """The current loss scale: Keras's `dynamic_scale` variable (`assign`, `numpy()`, `value`; the same
+        object as in `variables`), sharing storage with the optimizer's scale, so writing it sets the scale."""
+        return self._state_view(self._dynamic_scale, "dynamic_scale")
+
+    @dynamic_scale.setter
+    def dynamic_scale(self, value) -> None:
+        with torch.no_grad():
+            self._dynamic_scale.copy_(torch.as_tensor(value, dtype=torch.float32))
+
+    @property
+    def step_counter(self):
+        """Finite steps since the scale last changed: Keras's `step_counter` variable (int32, as in
+        `variables`), sharing storage with the optimizer's counter."""
+        return self._state_view(self._step_counter, "step_counter")
+
+    @step_counter.setter
+    def step_counter(self, value) -> None:
+        with torch.no_grad():
+            self._step_counter.copy_(torch.as_tensor(value, dtype=torch.int32))
+
+    def __setstate__(self, state: dict) -> None:
+        # (pickled before the two became Keras variables: plain tensors under their public names)
+        for name in ("dynamic_scale", "step_counter"):
+            if name in state:
+                state[f"_{name}"] = state.pop(name)
+        super().__setstate__(state)
+
+    @property
     def dynamic(self) -> bool:
         """tf.keras 2: whether the scale is dynamic (always True; Keras 3 removed `dynamic=False`)."""
         return True
@@ -191,12 +222,12 @@ class LossScaleOptimizer(Optimizer):
     @property
     def loss_scale(self) -> torch.Tensor:
         """tf.keras 2 name of `dynamic_scale` (the current loss scale)."""
-        return self.dynamic_scale
+        return self._dynamic_scale
 
     @property
     def dynamic_counter(self) -> torch.Tensor:
         """tf.keras 2 name of `step_counter` (finite steps since the scale last changed)."""
-        return self.step_counter
+        return self._step_counter
 
     def get_scaled_loss(self, loss):
         """tf.keras 2 name of `scale_loss`."""
@@ -252,15 +283,15 @@ class LossScaleOptimizer(Optimizer):
         self._loss_scaled = False
         present = [torch.as_tensor(g) for g in grads if g is not None]
         if present and not _all_finite(present):
-            self.step_counter.zero_()
-            self.dynamic_scale.mul_(0.5)
+            self._step_counter.zero_()
+            self._dynamic_scale.mul_(0.5)
             return
         self.inner_optimizer.apply([None if g is None else self._unscale(g) for g in grads], trainable_variables)
-        if int(self.step_counter) == self.dynamic_growth_steps - 1:
-            self.step_counter.zero_()
-            self.dynamic_scale.mul_(2.0)
+        if int(self._step_counter) == self.dynamic_growth_steps - 1:
+            self._step_counter.zero_()
+            self._dynamic_scale.mul_(2.0)
         else:
-            self.step_counter += 1
+            self._step_counter += 1
 
     def _warn_unscaled_loss(self) -> None:
         """Once per optimizer that `compile` wrapped around the user's (who may not know it is there):
@@ -274,7 +305,7 @@ class LossScaleOptimizer(Optimizer):
 
         warnings.warn(
             f"LossScaleOptimizer '{self.name}' received gradients but `scale_loss` was not called since the "
-            f"last step: they are divided by the loss scale ({float(self.dynamic_scale):g}) as in Keras, so "
+            f"last step: they are divided by the loss scale ({float(self._dynamic_scale):g}) as in Keras, so "
             "gradients of an unscaled loss come out that many times too small. In a custom `train_step` "
             "(a \"mixed_float16\" model's optimizer is a LossScaleOptimizer), backpropagate "
             "`self.optimizer.scale_loss(loss)`.", stacklevel=3)
@@ -285,7 +316,7 @@ class LossScaleOptimizer(Optimizer):
         grad = torch.as_tensor(grad)
         if grad.dtype in (torch.float16, torch.bfloat16):
             grad = grad.float()
-        return grad / self.dynamic_scale.to(grad.device)
+        return grad / self._dynamic_scale.to(grad.device)
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -305,7 +336,7 @@ class LossScaleOptimizer(Optimizer):
     def state_dict(self) -> dict:
         """The inner optimizer's state dict plus `"loss_scale"` (`step_counter`, `dynamic_scale`)."""
         sd = self.inner_optimizer.state_dict()
-        sd["loss_scale"] = {"step_counter": int(self.step_counter), "dynamic_scale": float(self.dynamic_scale)}
+        sd["loss_scale"] = {"step_counter": int(self._step_counter), "dynamic_scale": float(self._dynamic_scale)}
         if sd["param_groups"]:  # (kept by torch's distributed-checkpoint helpers, as the inner "keras" state)
             sd["param_groups"][0]["loss_scale"] = sd["loss_scale"]
         return sd
@@ -326,9 +357,9 @@ class LossScaleOptimizer(Optimizer):
         self._param_index = self.inner_optimizer._param_index
         self.built = True
         if "step_counter" in extra:
-            self.step_counter.fill_(int(extra["step_counter"]))
+            self._step_counter.fill_(int(extra["step_counter"]))
         if "dynamic_scale" in extra:
-            self.dynamic_scale.fill_(float(extra["dynamic_scale"]))
+            self._dynamic_scale.fill_(float(extra["dynamic_scale"]))
 
     @torch.no_grad()
     def load_own_variables(self, store) -> None:
@@ -343,8 +374,8 @@ class LossScaleOptimizer(Optimizer):
                 stacklevel=2,
             )
             return
-        self.step_counter.fill_(int(np.asarray(store["2"])))
-        self.dynamic_scale.fill_(float(np.asarray(store["3"])))
+        self._step_counter.fill_(int(np.asarray(store["2"])))
+        self._dynamic_scale.fill_(float(np.asarray(store["3"])))
         self.inner_optimizer.load_own_variables({str(i): store[str(i + 4)] for i in range(n_inner)})
 
     def get_config(self) -> dict:
@@ -368,7 +399,7 @@ class LossScaleOptimizer(Optimizer):
         return cls(inner, **config)
 
     def __repr__(self) -> str:
-        scale = float(self.dynamic_scale)
+        scale = float(self._dynamic_scale)
         return f"<LossScaleOptimizer name={self.name!r} inner={self.inner_optimizer!r} scale={scale:g}>"
 
 

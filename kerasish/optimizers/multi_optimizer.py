@@ -12,6 +12,8 @@ import torch
 from kerasish.optimizers.loss_scale_optimizer import LossScaleOptimizer
 from kerasish.optimizers.optimizer import Optimizer, _mark_stepped
 
+_MULTI_KEY = "multi_optimizer"  # the param-group key holding a MultiOptimizer's own Keras state
+
 
 def _variable_path(variable) -> str:
     """A Keras variable's `path`; a plain torch parameter's `name`, or ""."""
@@ -144,6 +146,21 @@ class MultiOptimizer(Optimizer):
         # build keeps what the scheduler wrote. (With no group at all, torch's LambdaLR failed at `step()` with
         # a zip error and base_lrs-driven schedulers such as timm's silently never changed any rate.)
         self.param_groups = self._inner_groups()
+        self._expose_shared_hparam()
+
+    def _expose_shared_hparam(self) -> None:
+        """When every inner optimizer exposes the same "betas" / "momentum" (see `Optimizer._group_hparam`),
+        so does this one's `defaults`: torch's momentum-cycling schedulers (OneCycleLR, CyclicLR) look there,
+        then write every group, and each inner optimizer reads its own groups. Mixed kinds (Adam and SGD)
+        expose nothing: torch's schedulers take one of the two for all groups."""
+        self.defaults.pop("betas", None)
+        self.defaults.pop("momentum", None)
+        inner = self._inner_optimizers
+        keys = {opt._group_hparam for opt in inner}
+        if inner and len(keys) == 1 and None not in keys and all(
+                opt.__dict__.get("_hparam_written") is not None for opt in inner):
+            (key,) = keys
+            self.defaults[key] = inner[0].defaults[key]
 
     # --------------------------------------------------------- properties
 
@@ -250,6 +267,7 @@ class MultiOptimizer(Optimizer):
             if variables:
                 opt.build(variables)
         self.param_groups = self._inner_groups()
+        self._expose_shared_hparam()
         self.built = True
         return self
 
@@ -324,13 +342,77 @@ class MultiOptimizer(Optimizer):
 
     # --------------------------------------------------- state and configs
 
+    @property
+    def state(self) -> dict:
+        """torch's `optimizer.state`: the inner optimizers' per-variable states, keyed by variable (a new
+        dict each read; the per-variable dicts are the inner optimizers' own). torch tools read it to see
+        whether the optimizer has state: `torch.distributed.checkpoint`'s `get_state_dict` otherwise takes a
+        zero-learning-rate step to create it, which counted an update."""
+        merged = {}
+        for opt in self.__dict__.get("_inner_optimizers", ()):
+            merged.update(opt.state)
+        return merged
+
+    @state.setter
+    def state(self, value) -> None:
+        pass  # (torch's and Optimizer's constructors set an empty table of their own: the inner ones hold it)
+
     def state_dict(self) -> dict:
-        """`{"optimizers": [each inner optimizer's state dict], "keras": {"iterations": ...}}`."""
-        return {"optimizers": [opt.state_dict() for opt in self._inner_optimizers],
-                "keras": {"iterations": int(self._iterations)}}
+        """A torch-layout state dict over every inner optimizer: `state` and `param_groups` numbered across
+        the inner optimizers in `param_groups` order (each inner optimizer's Keras state, such as its
+        iterations, in its first group as its own `state_dict()` puts it), and this optimizer's iterations
+        with the number of groups of each inner optimizer under `"keras"`, also kept in the first group
+        (`"multi_optimizer"`): torch's `torch.distributed.checkpoint` helpers keep only `state` and
+        `param_groups`."""
+        state, groups, offset, counts = {}, [], 0, []
+        for opt in self._inner_optimizers:
+            sd = opt.state_dict()
+            counts.append(len(sd["param_groups"]))
+            size = 0
+            for group in sd["param_groups"]:
+                group = dict(group)
+                group["params"] = [offset + i for i in group["params"]]
+                size += len(group["params"])
+                groups.append(group)
+            for i, per_variable in sd["state"].items():
+                state[offset + i] = per_variable
+            offset += size
+        keras_state = {"iterations": int(self._iterations), "group_counts": counts}
+        if groups:
+            groups[0][_MULTI_KEY] = keras_state
+        return {"state": state, "param_groups": groups, "keras": keras_state}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        states = state_dict.get("optimizers", [])
+        """Restores `state_dict()`'s output (also the pre-torch-layout `{"optimizers": [...]}` form)."""
+        if "optimizers" in state_dict:  # the layout before: one state dict per inner optimizer
+            self._load_inner_state_dicts(state_dict["optimizers"], state_dict.get("keras", {}))
+            return
+        groups = [dict(g) for g in state_dict.get("param_groups", ())]
+        in_group = None
+        for g in groups:
+            in_group = g.pop(_MULTI_KEY, None) or in_group
+        keras_state = dict(state_dict.get("keras") or in_group or {})
+        counts = keras_state.get("group_counts") or [len(opt.param_groups) for opt in self._inner_optimizers]
+        if len(counts) != len(self._inner_optimizers) or sum(counts) != len(groups):
+            raise ValueError(
+                f"MultiOptimizer '{self.name}' has {len(self._inner_optimizers)} optimizers with "
+                f"{[len(opt.param_groups) for opt in self._inner_optimizers]} param groups; the state dict holds "
+                f"{len(groups)} param groups (per optimizer: {counts})."
+            )
+        saved_state = state_dict.get("state", {})
+        inner, start = [], 0
+        for n in counts:
+            own = groups[start:start + n]
+            start += n
+            ids = [i for g in own for i in g["params"]]
+            local = {old: new for new, old in enumerate(ids)}
+            inner.append({
+                "state": {local[i]: s for i, s in saved_state.items() if i in local},
+                "param_groups": [{**g, "params": [local[i] for i in g["params"]]} for g in own],
+            })
+        self._load_inner_state_dicts(inner, keras_state)
+
+    def _load_inner_state_dicts(self, states, keras_state) -> None:
         if len(states) != len(self._inner_optimizers):
             raise ValueError(
                 f"MultiOptimizer '{self.name}' has {len(self._inner_optimizers)} optimizers, the state dict "
@@ -339,7 +421,7 @@ class MultiOptimizer(Optimizer):
         for opt, sd in zip(self._inner_optimizers, states):
             if opt.built or sd.get("state"):
                 opt.load_state_dict(sd)
-        self._iterations.fill_(int(state_dict.get("keras", {}).get("iterations", 0)))
+        self._iterations.fill_(int(keras_state.get("iterations", 0)))
         # torch's load_state_dict replaces each inner `param_groups` list: list the new groups
         self.param_groups = self._inner_groups()
 

@@ -161,6 +161,8 @@ _GROUP_KEYS_READ = frozenset({"params", "lr", "weight_decay", "param_names", "in
 # where `state_dict()` keeps the Keras state (iterations, ...) a second time: in the first param group,
 # which torch's distributed-checkpoint helpers keep (they drop every other top-level key)
 _GROUP_KEY = "keras_state"
+# the Keras attributes behind a torch param-group key (`Optimizer._group_hparam`)
+_HPARAM_ATTRS = {"betas": ("beta_1", "beta_2"), "momentum": ("momentum",)}
 
 
 def _stored_tensor(value) -> torch.Tensor:
@@ -237,6 +239,14 @@ def _same_setting(current, value) -> bool:
     return isinstance(current, numbers.Number) and isinstance(value, numbers.Number) and current == value
 
 
+def _same_hparam(current, value) -> bool:
+    """Whether a param group's "betas" / "momentum" `value` is the optimizer's (`_group_hparam_value`)."""
+    if isinstance(current, tuple):
+        return isinstance(value, tuple | list) and len(value) == len(current) and all(
+            _same_setting(c, v) for c, v in zip(current, value, strict=True))
+    return current is not None and _same_setting(current, value)
+
+
 def _is_param_iterable(value) -> bool:
     """Whether an optimizer's first argument is torch's `params` (an iterator such as
     `model.parameters()`, or a list/tuple of tensors, `(name, tensor)` pairs or param-group dicts), which Keras's
@@ -265,7 +275,9 @@ def _accepting_torch_construction(init):
         if params is None and args and _is_param_iterable(args[0]):
             params, args = args[0], args[1:]
         if params is None:
-            return init(self, *args, **kwargs)
+            init(self, *args, **kwargs)
+            self._expose_group_hparam()
+            return None
         if args:
             raise TypeError(
                 f"{type(self).__name__}: after the parameters (torch's `{type(self).__name__}(params, lr=...)`), "
@@ -275,6 +287,7 @@ def _accepting_torch_construction(init):
         if "lr" in kwargs and "learning_rate" not in kwargs:
             kwargs["learning_rate"] = kwargs.pop("lr")  # (torch's name here, not Keras 2's deprecated one)
         init(self, **kwargs)
+        self._expose_group_hparam()
         self.build(params)
         return None
 
@@ -328,6 +341,12 @@ class Optimizer(torch.optim.Optimizer):
     # m1, v1, ...); groups follow each other. None: one group of `_slot_names`.
     _slot_groups: tuple[tuple[str, ...], ...] | None = None
     _slot_initial_values: ClassVar[dict[str, float]] = {}
+    # The torch param-group key of the setting torch's momentum-cycling schedulers drive (OneCycleLR /
+    # CyclicLR with `cycle_momentum=True`: "betas" for Adam-like optimizers, "momentum" for SGD / RMSprop;
+    # its Keras attribute(s) in `_HPARAM_ATTRS`). Exposed in `defaults` and every group; a value a scheduler
+    # writes there is read back before the next update (`_sync_group_hparam`), as torch's Adam reads
+    # `group["betas"]`. None: nothing exposed (torch's schedulers then refuse `cycle_momentum=True`).
+    _group_hparam: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -536,8 +555,10 @@ class Optimizer(torch.optim.Optimizer):
                 for p in group["params"]:
                     self._refuse_lazy(p)
         pending = self._pending_group()
-        if pending is not None and len(groups) > 1 and (set(pending) - {"params", "lr"} or
-                                                        pending["lr"] != self._lr_value):
+        hparam = self._group_hparam
+        if pending is not None and len(groups) > 1 and (
+                {k for k in pending if k != hparam or pending[k] != self.__dict__.get("_hparam_written")}
+                - {"params", "lr"} or pending["lr"] != self._lr_value):
             raise ValueError(
                 f"{type(self).__name__} '{self.name}' was given {len(groups)} param groups to build on, but an LR "
                 "scheduler was attached before the build, when the optimizer had one group: it would schedule "
@@ -558,8 +579,10 @@ class Optimizer(torch.optim.Optimizer):
         if not self._bootstrapping and isinstance(param_group, dict):
             # (a key holding the optimizer-wide value is not ignored: ZeroRedundancyOptimizer copies the
             # constructor's arguments into each group it hands the optimizer it makes)
+            hparam = self._group_hparam
             unread = sorted(k for k in param_group if k not in _GROUP_KEYS_READ
-                            and not _same_setting(self.__dict__.get(k, _MISSING), param_group[k]))
+                            and not _same_setting(self.__dict__.get(k, _MISSING), param_group[k])
+                            and not (k == hparam and _same_hparam(self._group_hparam_value(), param_group[k])))
             if unread:
                 raise ValueError(
                     f"{type(self).__name__} '{self.name}' reads only 'lr' and 'weight_decay' from a param group; "
@@ -580,6 +603,82 @@ class Optimizer(torch.optim.Optimizer):
                 # call: filled in place when the layer builds; its state is made at its first update, as
                 # torch optimizers make theirs)
                 self._init_state(p)
+
+    def _group_hparam_value(self):
+        """The current value of `_group_hparam`'s attribute(s) in torch's form (`(beta_1, beta_2)` or
+        `momentum`), or None where one is not a plain number (a callable / tensor beta: not exposed)."""
+        values = tuple(self.__dict__.get(a) for a in _HPARAM_ATTRS[self._group_hparam])
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+            return None
+        values = tuple(float(v) for v in values)
+        return values if self._group_hparam == "betas" else values[0]
+
+    def _expose_group_hparam(self) -> None:
+        """Puts `_group_hparam`'s current value in `defaults` and in every param group."""
+        key = self._group_hparam
+        if key is None:
+            return
+        value = self._group_hparam_value()
+        if value is None:
+            self.defaults.pop(key, None)
+            for group in self.param_groups:
+                group.pop(key, None)
+            self.__dict__["_hparam_written"] = None
+            return
+        self.defaults[key] = value
+        for group in self.param_groups:
+            group[key] = value
+        self.__dict__["_hparam_written"] = value
+
+    def _sync_group_hparam(self) -> None:
+        """Before an update: a "betas" / "momentum" that a torch scheduler (OneCycleLR, CyclicLR) wrote into
+        the param groups becomes the optimizer's `beta_1`/`beta_2` / `momentum` for this update; a value set
+        on the attribute (`optimizer.beta_1 = ...`, Keras's way) is written back into the groups.
+
+        The usual case (nothing changed) compares each group's value with the attributes the update reads
+        anyway: under torch.compile that adds only the groups' value guards."""
+        key = self._group_hparam
+        current = (self.beta_1, self.beta_2) if key == "betas" else self.momentum
+        for group in self.param_groups:
+            if group.get(key, current) != current:
+                self._adopt_group_hparam()
+                return
+
+    def _adopt_group_hparam(self) -> None:
+        key = self._group_hparam
+        written = self.__dict__.get("_hparam_written")
+        groups = self.param_groups
+        if written is None or all(group.get(key, written) == written for group in groups):
+            # no scheduler wrote (or nothing was exposed): the attribute was set, the groups follow it
+            self._expose_group_hparam()
+            return
+        attrs = _HPARAM_ATTRS[key]
+        values = {tuple(float(x) for x in group[key]) if key == "betas" else float(group[key])
+                  for group in groups if key in group}
+        if len(values) > 1:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' has one {' / '.join(attrs)} for all its variables (a Keras "
+                f"optimizer's settings are optimizer-wide), but its param groups were given different {key!r}: "
+                f"{sorted(values)}. Schedule them to the same value (one `max_momentum` / `base_momentum`), or "
+                "give each group its own optimizer (keras.optimizers.MultiOptimizer). "
+                f"Received: param_groups {key}={[group.get(key) for group in groups]}"
+            )
+        (value,) = values
+        if key == "momentum" and value != 0 and "momentum" not in self._slot_names:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' was created with momentum={self.momentum} and has no momentum "
+                f"slots, but its param groups were given momentum={value} (a torch scheduler with "
+                "`cycle_momentum=True`, e.g. OneCycleLR's default). Create the optimizer with a nonzero `momentum`, "
+                "or pass `cycle_momentum=False` to the scheduler."
+            )
+        # (plain attribute stores: torch.compile replays them on the optimizer, not `setattr` / `__dict__` ones)
+        if key == "betas":
+            self.beta_1, self.beta_2 = value
+        else:
+            self.momentum = value
+        for group in groups:
+            group[key] = value
+        self._hparam_written = value
 
     def _pending_group(self) -> dict | None:
         """The parameterless group an unbuilt optimizer holds its learning rate in (see `__init__`)."""
@@ -939,6 +1038,8 @@ class Optimizer(torch.optim.Optimizer):
         return []
 
     def _update_all(self, grads, variables) -> None:
+        if self._group_hparam is not None:
+            self._sync_group_hparam()
         grads = self._clip_gradients(grads)
         step = self._step_number(variables)
         self._begin_step(step)
@@ -1239,6 +1340,12 @@ class Optimizer(torch.optim.Optimizer):
         self._load_extra_state(extra)
         if self.param_groups:
             self._lr_value = float(self.param_groups[0]["lr"])
+        if self._group_hparam is not None and self.__dict__.get("_hparam_written") is not None:
+            # groups saved with "betas" / "momentum" set them, as in torch; groups saved without (before
+            # these were exposed) get the current value, which a momentum-cycling scheduler made later reads
+            for group in self.param_groups:
+                group.setdefault(self._group_hparam, self._hparam_written)
+            self._sync_group_hparam()
         self.built = True
 
     def _extra_state(self) -> dict:

@@ -38,6 +38,8 @@ class SGD(Optimizer):
         **kwargs: The common `Optimizer` arguments.
     """
 
+    _group_hparam = "momentum"
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, clipnorm=None,
                  clipvalue=None, global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
                  loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
@@ -100,6 +102,8 @@ class Adam(Optimizer):
         amsgrad: Use the running maximum of `v`.
         **kwargs: The common `Optimizer` arguments.
     """
+
+    _group_hparam = "betas"
 
     _slot_names = ("momentum", "velocity")
 
@@ -180,6 +184,8 @@ class RMSprop(Optimizer):
         centered: Normalise by the gradient variance estimate.
         **kwargs: The common `Optimizer` arguments.
     """
+
+    _group_hparam = "momentum"
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-07, centered=False,
                  weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
@@ -309,6 +315,8 @@ class Adamax(Optimizer):
     `torch.optim.Adamax` adds epsilon to `|g|` inside the max instead.
     """
 
+    _group_hparam = "betas"
+
     _slot_names = ("momentum", "norm")
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_decay=None,
@@ -346,6 +354,8 @@ class Nadam(Optimizer):
     `torch.optim.NAdam` uses `0.96^(t * momentum_decay)` with
     `momentum_decay=0.004` and puts epsilon after bias-correcting `sqrt(v)` differently.
     """
+
+    _group_hparam = "betas"
 
     _slot_names = ("momentum", "velocity")
 
@@ -525,6 +535,8 @@ class Nadam(Optimizer):
 
 class Lion(Optimizer):
     """Lion: `var -= lr * sign(beta_1 * m + (1 - beta_1) * g); m = beta_2 * m + (1 - beta_2) * g`."""
+
+    _group_hparam = "betas"
 
     _slot_names = ("momentum",)
 
