@@ -274,13 +274,22 @@ def test_learning_rate_assign_writes_through_like_keras(keras_ref, method, arg, 
 
 def test_torch_one_cycle_lr_drives_a_kerasish_optimizer():
     # torch's schedulers write param_groups' "lr": Keras's learning_rate and
-    # the step size follow. Momentum cycling needs torch's "momentum"/"betas"
-    # group keys, which Keras optimizers do not have: torch refuses it clearly.
+    # the step size follow. Momentum cycling (OneCycleLR's default) drives the
+    # "momentum" group key (tests/test_optimizers_torch_tooling.py); an SGD
+    # made without momentum has no slots for it: its first step says so.
     model = kerasish.Sequential([kerasish.Input((3,)), kerasish.layers.Dense(1, use_bias=False)])
     opt = kerasish.optimizers.SGD(0.1)
     opt.build(model.trainable_variables)
-    with pytest.raises(ValueError, match="momentum or beta1"):
-        torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=6)
+    cycling = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=6)
+    assert opt.param_groups[0]["momentum"] == pytest.approx(0.95)  # OneCycleLR's max_momentum
+    opt.zero_grad()
+    model(torch.ones(2, 3)).sum().backward()
+    before = model.get_weights()[0].copy()
+    with pytest.raises(ValueError, match="cycle_momentum=False"):
+        opt.step()
+    np.testing.assert_array_equal(model.get_weights()[0], before)  # nothing applied
+    del cycling
+    opt.param_groups[0]["momentum"] = 0.0
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=6, cycle_momentum=False)
     x = torch.ones(2, 3)
     seen = []
