@@ -373,6 +373,14 @@ class BaseConv(ConvLoRA, ConvSetupMixin, Layer):
         kernel = weight_shapes.get("kernel")
         if kernel is None or len(kernel) != self.rank + 2:
             return None
+        if tuple(kernel[:-2]) != tuple(self.kernel_size) or kernel[-1] != self.filters:
+            # checked before building (see Dense): a torch Conv weight is (out, in, *kernel_size)
+            raise ValueError(
+                f"Layer '{self.name}' ({type(self).__name__}, filters={self.filters}, "
+                f"kernel_size={tuple(self.kernel_size)}) cannot load a 'kernel' of shape {tuple(kernel)}: its "
+                f"kernel has shape {(*self.kernel_size, 'in_channels', self.filters)} (Keras's layout; a torch "
+                f"Conv{self.rank}d weight is (out, in, *kernel_size): permute it). The layer was left unbuilt."
+            )
         return self._build_shape_for(kernel[-2] * self.groups)
 
     def get_config(self):

@@ -152,7 +152,17 @@ class Dense(DenseQuantization, Layer):
 
     def _infer_build_shape(self, weight_shapes):
         kernel = weight_shapes.get("kernel")
-        return None if kernel is None or len(kernel) != 2 else (None, kernel[0])
+        if kernel is None or len(kernel) != 2:
+            return None
+        if kernel[1] != self.units:
+            # checked before building: a layer built from a wrong kernel's input width would refuse the
+            # corrected state dict too
+            raise ValueError(
+                f"Layer '{self.name}' (Dense, units={self.units}) cannot load a 'kernel' of shape "
+                f"{tuple(kernel)}: its kernel has shape (input_dim, {self.units}) (Keras's (in, out) layout; "
+                "a torch nn.Linear weight is (out, in): pass its transpose). The layer was left unbuilt."
+            )
+        return (None, kernel[0])
 
     def _call_uses_training(self):
         # `training` reaches only the quantized branch (float8's scale updates); a subclass's or an
