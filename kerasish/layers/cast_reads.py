@@ -109,25 +109,17 @@ def _writers(key, ref) -> dict:
         cache.pop((layer_id, name, True), None)
         cache.pop((layer_id, name, False), None)
 
-    def assign(value):
-        variable = ref()
-        variable.assign(value)
-        forget()
-        return variable
+    def writer(method):
+        def write(value):
+            variable = ref()
+            getattr(variable, method)(value)
+            forget()
+            return variable
 
-    def assign_add(delta):
-        variable = ref()
-        variable.assign_add(delta)
-        forget()
-        return variable
+        write.__name__ = method
+        return write
 
-    def assign_sub(delta):
-        variable = ref()
-        variable.assign_sub(delta)
-        forget()
-        return variable
-
-    return {"assign": assign, "assign_add": assign_add, "assign_sub": assign_sub}
+    return {method: writer(method) for method in ("assign", "assign_add", "assign_sub")}
 
 
 def read_in_mixed_call(layer, name: str, value):

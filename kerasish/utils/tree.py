@@ -145,19 +145,7 @@ def get_mask(x):
 def set_missing_mask(outputs, mask):
     """`set_mask` on the outputs that carry no mask yet (Keras's
     `_set_mask_metadata`: a mask the layer's `call` put on an output stays)."""
-    if mask is None:
-        return
-    if isinstance(outputs, torch.Tensor):
-        if getattr(outputs, "_keras_mask", None) is None:
-            set_mask(outputs, mask)
-        return
-    flat_out = flatten(outputs)
-    flat_mask = flatten(mask) if isinstance(mask, (list, tuple, dict)) else [mask] * len(flat_out)
-    if len(flat_mask) != len(flat_out):
-        flat_mask = [flat_mask[0]] * len(flat_out)
-    for out, m in zip(flat_out, flat_mask):
-        if isinstance(out, torch.Tensor) and m is not None and getattr(out, "_keras_mask", None) is None:
-            out._keras_mask = m
+    set_mask(outputs, mask, keep=True)
 
 
 def all_masked(outputs) -> bool:
@@ -169,12 +157,14 @@ def all_masked(outputs) -> bool:
     return bool(flat) and all(isinstance(t, torch.Tensor) and getattr(t, "_keras_mask", None) is not None for t in flat)
 
 
-def set_mask(outputs, mask):
+def set_mask(outputs, mask, keep=False):
     """Attaches `mask` (structure matching `outputs`, or one mask for all) as
-    `_keras_mask` on each output tensor."""
+    `_keras_mask` on each output tensor (`keep`: not on those that have one)."""
     if mask is None:
         return
     if isinstance(outputs, torch.Tensor):
+        if keep and getattr(outputs, "_keras_mask", None) is not None:
+            return
         if isinstance(mask, (list, tuple, dict)):
             # Keras zips the flat outputs with the flat masks: one output
             # takes the first mask (a layer called on `[x, y]` that supports
@@ -189,5 +179,5 @@ def set_mask(outputs, mask):
     if len(flat_mask) != len(flat_out):
         flat_mask = [flat_mask[0]] * len(flat_out)
     for out, m in zip(flat_out, flat_mask):
-        if isinstance(out, torch.Tensor) and m is not None:
+        if isinstance(out, torch.Tensor) and m is not None and not (keep and getattr(out, "_keras_mask", None) is not None):
             out._keras_mask = m

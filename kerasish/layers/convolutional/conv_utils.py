@@ -108,7 +108,7 @@ def pad_same_dynamic(x: torch.Tensor, kernels: tuple, strides: tuple):
     """Strided "same": the split depends on the input size. Returns the input
     (padded with `F.pad` only when a split is asymmetric) and torch's padding."""
     if torch.jit.is_tracing():
-        return _pad_same_traced(x, kernels, strides), 0
+        return F.pad(x, traced_same_pads(x, kernels, strides)), 0
     pads = [same_padding(int(n), k, s) for n, k, s in zip(x.shape[2:], kernels, strides)]
     if all(a == b for a, b in pads):
         return x, tuple(a for a, _ in pads)
@@ -118,9 +118,10 @@ def pad_same_dynamic(x: torch.Tensor, kernels: tuple, strides: tuple):
     return F.pad(x, flat), 0
 
 
-def _pad_same_traced(x: torch.Tensor, kernels: tuple, strides: tuple) -> torch.Tensor:
-    """`pad_same_dynamic` under `torch.jit.trace`: the amounts computed from the
-    traced sizes (tensors there), so the traced graph pads each input by its
+def traced_same_pads(x: torch.Tensor, kernels: tuple, strides: tuple) -> list:
+    """TF's "same" split as `F.pad` amounts (last spatial dim first) under
+    `torch.jit.trace` (conv `pad_same_dynamic`, "same" pooling): computed from
+    the traced sizes (tensors there), so the traced graph pads each input by its
     own size. With Python ints the trace kept the example's split, and an input
     of the other parity came out one step short."""
     flat = []
@@ -128,7 +129,7 @@ def _pad_same_traced(x: torch.Tensor, kernels: tuple, strides: tuple) -> torch.T
         n = torch.as_tensor(n)
         total = torch.clamp(((n + s - 1) // s - 1) * s + k - n, min=0)
         flat.extend((total // 2, total - total // 2))
-    return F.pad(x, flat)
+    return flat
 
 
 def static_padding(padding: str, kernels: tuple, strides: tuple, causal_dim: int | None = None):

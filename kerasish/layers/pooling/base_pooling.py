@@ -26,6 +26,7 @@ from kerasish.layers.convolutional.conv_utils import same_padding
 from kerasish.layers.convolutional.conv_utils import standardize_data_format
 from kerasish.layers.convolutional.conv_utils import standardize_padding
 from kerasish.layers.convolutional.conv_utils import standardize_tuple
+from kerasish.layers.convolutional.conv_utils import traced_same_pads
 from kerasish.layers.input_spec import InputSpec
 from kerasish.layers.layer import Layer
 
@@ -134,11 +135,7 @@ class BasePooling(Layer):
         elements), then a "valid" pool. With Python ints the trace kept the
         example's split, and an input of the other parity came out one step
         short, silently."""
-        flat = []
-        for n, k, s in reversed(list(zip(x.shape[2:], self._op_pool, self._op_strides))):
-            n = torch.as_tensor(n)
-            total = torch.clamp(((n + s - 1) // s - 1) * s + k - n, min=0)
-            flat.extend((total // 2, total - total // 2))
+        flat = traced_same_pads(x, self._op_pool, self._op_strides)
         if not self._is_avg:
             return op(F.pad(x, flat, value=float("-inf")), self._op_pool, self._op_strides)
         ones = torch.ones_like(x[:1, :1])
